@@ -1,0 +1,1 @@
+export { type Backoff, fullJitterBackoff } from './backoff';

@@ -1,0 +1,141 @@
+import { protocolDefaults } from '@livebus/protocol';
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+/**
+ * Every environment variable the gateway reads, with its default. Parsed once
+ * at start-up by {@link loadConfig}; docs/configuration.md lists the same.
+ */
+export const EnvSchema = z.object({
+  NODE_ENV: z.string().default('development'),
+  PORT: int(0, 65535).default(8080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  INSTANCE_ID: z.string().min(1).optional(),
+  DETACH_DELAY_MS: int(0).default(protocolDefaults.detachDelayMs),
+  PING_INTERVAL_MS: int(100).default(protocolDefaults.pingIntervalMs),
+  PING_TIMEOUT_MS: int(200).default(protocolDefaults.pingTimeoutMs),
+  HANDSHAKE_TIMEOUT_MS: int(100).default(protocolDefaults.handshakeTimeoutMs),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  AUTH_MODE: z.enum(['firebase', 'jwt', 'none']).default('none'),
+  JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  SERVICE_ROLE_CLAIM: z.string().min(1).default('livebus_service'),
+  FIREBASE_PROJECT_ID: z.string().min(1).optional(),
+  UNIFIED_REGISTRY_ENABLED: bool.default(false),
+  UNIFIED_REGISTRY_TTL_S: int(1).default(3600),
+  REGISTRY_DEBUG: bool.default(false),
+  LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+  LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
+  MAX_PAYLOAD_BYTES: int(1024).default(protocolDefaults.maxFrameBytes),
+  MAX_BUFFERED_BYTES: int(1024).default(4 * 1024 * 1024),
+  MAX_SESSIONS_PER_USER: int(1).default(20),
+  SHUTDOWN_GRACE_MS: int(0, 25_000).default(10_000),
+  METRICS_MAX_USERS: int(1).default(10_000),
+  STREAM_RETENTION_EVENTS: int(0).default(1_000),
+  STREAM_RETENTION_MS: int(0).default(5 * 60_000),
+  RPC_TIMEOUT_MS: int(1).default(10_000),
+});
+
+/** Resolved gateway configuration (camelCase, units in names). */
+export interface GatewayConfig {
+  production: boolean;
+  port: number;
+  host: string;
+  /** Names this process in logs, `welcome` frames and the registry. @default `gw-<random>` */
+  instanceId: string;
+  /** @default 5_000 */
+  detachDelayMs: number;
+  /** @default 20_000 */
+  pingIntervalMs: number;
+  /** @default 60_000 */
+  pingTimeoutMs: number;
+  /** @default 10_000 */
+  handshakeTimeoutMs: number;
+  redisUrl: string | undefined;
+  authMode: 'firebase' | 'jwt' | 'none';
+  jwtSecret: string | undefined;
+  adminToken: string | undefined;
+  /** Token claim that marks a service caller allowed to act for any user. @default 'livebus_service' */
+  serviceRoleClaim: string;
+  firebaseProjectId: string | undefined;
+  unifiedRegistryEnabled: boolean;
+  unifiedRegistryTtlS: number;
+  registryDebug: boolean;
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  logFormat: 'json' | 'pretty';
+  maxPayloadBytes: number;
+  maxBufferedBytes: number;
+  maxSessionsPerUser: number;
+  shutdownGraceMs: number;
+  metricsMaxUsers: number;
+  streamRetentionEvents: number;
+  streamRetentionMs: number;
+  rpcTimeoutMs: number;
+}
+
+/** A bad environment: the message names every offending variable and what it allows. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Defaults for {@link createGateway} when it is built from code rather than the environment. */
+export function defaultConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfig {
+  return { ...loadConfig({}), ...overrides };
+}
+
+/** Parses and checks the environment once; throws {@link ConfigError} naming each bad variable. */
+export function loadConfig(env: Record<string, string | undefined>): GatewayConfig {
+  // Empty strings mean "unset", as in most container environments.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  const production = e.NODE_ENV === 'production';
+  if (e.AUTH_MODE === 'none' && production) {
+    problems.push('  AUTH_MODE: "none" is for development only and is refused when NODE_ENV=production');
+  }
+  if (e.AUTH_MODE === 'jwt' && !e.JWT_SECRET) problems.push('  JWT_SECRET: required when AUTH_MODE=jwt');
+  if (production && !e.ADMIN_TOKEN) problems.push('  ADMIN_TOKEN: required when NODE_ENV=production');
+  if (e.PING_TIMEOUT_MS <= e.PING_INTERVAL_MS) {
+    problems.push(`  PING_TIMEOUT_MS: must be greater than PING_INTERVAL_MS (${e.PING_INTERVAL_MS})`);
+  }
+  if (problems.length) throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+
+  return {
+    production,
+    port: e.PORT,
+    host: e.HOST,
+    instanceId: e.INSTANCE_ID ?? `gw-${Math.random().toString(36).slice(2, 10)}`,
+    detachDelayMs: e.DETACH_DELAY_MS,
+    pingIntervalMs: e.PING_INTERVAL_MS,
+    pingTimeoutMs: e.PING_TIMEOUT_MS,
+    handshakeTimeoutMs: e.HANDSHAKE_TIMEOUT_MS,
+    redisUrl: e.REDIS_URL,
+    authMode: e.AUTH_MODE,
+    jwtSecret: e.JWT_SECRET,
+    adminToken: e.ADMIN_TOKEN,
+    serviceRoleClaim: e.SERVICE_ROLE_CLAIM,
+    firebaseProjectId: e.FIREBASE_PROJECT_ID,
+    unifiedRegistryEnabled: e.UNIFIED_REGISTRY_ENABLED,
+    unifiedRegistryTtlS: e.UNIFIED_REGISTRY_TTL_S,
+    registryDebug: e.REGISTRY_DEBUG,
+    logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
+    maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
+    maxBufferedBytes: e.MAX_BUFFERED_BYTES,
+    maxSessionsPerUser: e.MAX_SESSIONS_PER_USER,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    metricsMaxUsers: e.METRICS_MAX_USERS,
+    streamRetentionEvents: e.STREAM_RETENTION_EVENTS,
+    streamRetentionMs: e.STREAM_RETENTION_MS,
+    rpcTimeoutMs: e.RPC_TIMEOUT_MS,
+  };
+}

@@ -1,0 +1,76 @@
+import { deleteApp, initializeApp } from 'firebase-admin/app';
+import { Redis } from 'ioredis';
+import type { Authenticator } from './auth/authenticator';
+import { FirebaseAuthenticator } from './auth/firebase-authenticator';
+import { JwtAuthenticator } from './auth/jwt-authenticator';
+import { NoneAuthenticator } from './auth/none-authenticator';
+import type { GatewayConfig } from './config';
+import type { DependencyStatus, GatewayDeps } from './gateway';
+import type { Logger } from './logger';
+import { MemoryRegistryStore } from './registry/memory-registry-store';
+import { RedisRegistryStore } from './registry/redis-registry-store';
+import type { RegistryStore } from './registry/registry-store';
+
+/**
+ * Chooses the implementation of each port from the configuration: Redis when
+ * REDIS_URL is set, the embedded in-memory stores otherwise; the authenticator
+ * named by AUTH_MODE. Opens connections, so only main.ts (or a test) calls it.
+ */
+export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
+  const closers: Array<() => Promise<unknown>> = [];
+  let registry: RegistryStore = new MemoryRegistryStore();
+  let redisStatus: () => DependencyStatus = () => 'disabled';
+
+  if (config.redisUrl) {
+    const redis = new Redis(config.redisUrl, {
+      // Fail commands fast while Redis is away instead of queueing them without bound.
+      maxRetriesPerRequest: 2,
+      enableOfflineQueue: true,
+      connectTimeout: 5_000,
+      retryStrategy: (times) => Math.min(times * 200, 2_000),
+      connectionName: `livebus-${config.instanceId}`,
+    });
+    let last = '';
+    redis.on('error', () => {
+      // ioredis reconnects by itself; the status change below is what we log.
+    });
+    for (const event of ['ready', 'close', 'reconnecting', 'end']) {
+      redis.on(event, () => {
+        if (event !== last) logger.info('redis_status', { status: event });
+        last = event;
+      });
+    }
+    registry = new RedisRegistryStore(redis);
+    redisStatus = () => (redis.status === 'ready' ? 'ok' : 'down');
+    closers.push(() => redis.quit().catch(() => redis.disconnect()));
+  }
+
+  let auth: Authenticator;
+  switch (config.authMode) {
+    case 'firebase': {
+      const app = initializeApp(
+        config.firebaseProjectId ? { projectId: config.firebaseProjectId } : {},
+        `livebus-${config.instanceId}`,
+      );
+      auth = new FirebaseAuthenticator(app, config.serviceRoleClaim);
+      closers.push(() => deleteApp(app));
+      break;
+    }
+    case 'jwt':
+      auth = new JwtAuthenticator({ secret: config.jwtSecret ?? '', serviceRoleClaim: config.serviceRoleClaim });
+      break;
+    case 'none':
+      auth = new NoneAuthenticator();
+      break;
+  }
+
+  return {
+    logger,
+    registry,
+    auth,
+    redisStatus,
+    onClose: async () => {
+      await Promise.allSettled(closers.map((c) => c()));
+    },
+  };
+}

@@ -1,0 +1,222 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { type AppEvent, AppEventSchema, RpcErrorCode, toFrameIssues, UserIdSchema } from '@livebus/protocol';
+import { z } from 'zod';
+import { AuthError, type Authenticator, type Principal } from '../auth/authenticator';
+import type { StoredEvent } from '../bus/event-bus';
+import type { GatewayConfig } from '../config';
+import type { DependencyStatus, GatewayStats } from '../gateway';
+import type { ListenerCounters } from '../listeners/listeners-manager';
+import type { Logger } from '../logger';
+import type { DisconnectTracker } from '../metrics/disconnect-tracker';
+import type { GatewayMetrics } from '../metrics/prometheus';
+import type { RegistryStore } from '../registry/registry-store';
+import type { Dispatch } from '../rpc/dispatcher';
+import { httpStatusOf, toRpcError } from '../rpc/rpc-error';
+
+/** What the HTTP endpoints read from the gateway. */
+export interface HttpDeps {
+  config: GatewayConfig;
+  logger: Logger;
+  auth: Authenticator;
+  dispatch: Dispatch;
+  metrics: GatewayMetrics;
+  tracker: DisconnectTracker;
+  stats: () => GatewayStats;
+  listenerCounters: () => ListenerCounters;
+  redisStatus: () => DependencyStatus;
+  registry: RegistryStore;
+  publish: (userId: string, event: AppEvent) => Promise<StoredEvent>;
+  isDraining: () => boolean;
+  debugSessions: () => unknown;
+  startedAt: number;
+  version: string;
+}
+
+const RpcBodySchema = z.strictObject({ method: z.string().min(1), args: z.array(z.json()).default([]) });
+const PublishBodySchema = z.strictObject({ user_id: UserIdSchema, event: AppEventSchema });
+
+class HttpError extends Error {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+  constructor(status: number, code: string, message: string, extra: Record<string, unknown> = {}) {
+    super(message);
+    this.status = status;
+    this.body = { error: { code, message, ...extra } };
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+function bearer(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  return header?.startsWith('Bearer ') ? header.slice(7).trim() || undefined : undefined;
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) throw new HttpError(413, 'too_large', `body larger than ${maxBytes} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'bad_json', 'body is not valid JSON');
+  }
+}
+
+/** The gateway's HTTP endpoints (everything but the /ws upgrade). */
+export function createHttpHandler(deps: HttpDeps): RequestListener {
+  const { config } = deps;
+
+  /** Admin endpoints: the ADMIN_TOKEN when one is set (it must be in production). */
+  const requireAdmin = (req: IncomingMessage) => {
+    if (!config.adminToken) return;
+    const token = bearer(req);
+    if (!token || !safeEqual(token, config.adminToken))
+      throw new HttpError(401, 'unauthenticated', 'admin token required');
+  };
+
+  const principalOf = async (req: IncomingMessage): Promise<Principal> => {
+    const token = bearer(req);
+    if (!token) throw new HttpError(401, 'unauthenticated', 'bearer token required');
+    try {
+      return await deps.auth.authenticate({ token });
+    } catch (error) {
+      if (error instanceof AuthError) {
+        deps.logger.warn('ws_auth_failed', { transport: 'http', reason: error.reason, error: error.message });
+        throw new HttpError(401, 'unauthenticated', 'invalid token');
+      }
+      throw error;
+    }
+  };
+
+  const health = () => {
+    const c = deps.listenerCounters();
+    const s = deps.stats();
+    return {
+      status: 'ok',
+      version: deps.version,
+      instance_id: config.instanceId,
+      listeners_count: c.attached,
+      workflow_listeners_count: c.workflows,
+      redis: deps.redisStatus(),
+      uptime_s: Math.round((Date.now() - deps.startedAt) / 1000),
+      connections: s.connections,
+      sessions: s.sessions,
+      draining: s.draining,
+    };
+  };
+
+  const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void> = {
+    // Liveness never fails on a dependency blip: ECS would replace every task at once.
+    'GET /healthz': (_req, res) => send(res, 200, health()),
+    'GET /health/liveness': (_req, res) => send(res, 200, { status: 'ok' }),
+    'GET /health/readiness': (_req, res) => {
+      const redis = deps.redisStatus();
+      const ready = !deps.isDraining() && redis !== 'down';
+      send(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', draining: deps.isDraining(), redis });
+    },
+    'GET /ws-metrics': (req, res) => {
+      requireAdmin(req);
+      const c = deps.listenerCounters();
+      const decided = c.detachCancelled + c.detachExecuted;
+      send(res, 200, {
+        status: 'ok',
+        metrics: {
+          ...deps.tracker.snapshot(),
+          detach: {
+            cancelled: c.detachCancelled,
+            executed: c.detachExecuted,
+            pending: c.pendingDetaches,
+            cancel_ratio: decided === 0 ? 0 : c.detachCancelled / decided,
+          },
+          listeners_count: c.attached,
+          workflow_listeners_count: c.workflows,
+          registry_cleanup_errors: c.cleanupErrors,
+        },
+      });
+    },
+    'GET /metrics': async (req, res) => {
+      requireAdmin(req);
+      const text = await deps.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
+      res.end(text);
+    },
+    'GET /debug': (req, res) => {
+      requireAdmin(req);
+      const { jwtSecret, adminToken, redisUrl, ...safe } = config;
+      send(res, 200, {
+        stats: deps.stats(),
+        users: deps.debugSessions(),
+        config: {
+          ...safe,
+          jwtSecret: jwtSecret ? '[set]' : undefined,
+          adminToken: adminToken ? '[set]' : undefined,
+          redisUrl: redisUrl ? redisUrl.replace(/\/\/[^@/]*@/, '//***@') : undefined,
+        },
+      });
+    },
+    'POST /rpc': async (req, res) => {
+      const principal = await principalOf(req);
+      const body = RpcBodySchema.safeParse(await readJson(req, config.maxPayloadBytes));
+      if (!body.success)
+        throw new HttpError(400, 'bad_request', 'body must be { method, args }', { issues: toFrameIssues(body.error) });
+      try {
+        const result = await deps.dispatch({ principal, transport: 'http' }, body.data.method, body.data.args);
+        send(res, 200, { result });
+      } catch (error) {
+        const e = toRpcError(error);
+        send(res, httpStatusOf(e.code), { error: e.toWire() });
+      }
+    },
+    'POST /publish': async (req, res) => {
+      const token = bearer(req);
+      // Like the other admin endpoints, open when no ADMIN_TOKEN is set (never in production).
+      const isAdmin = !config.adminToken || Boolean(token && safeEqual(token, config.adminToken));
+      if (!isAdmin) {
+        const principal = await principalOf(req);
+        if (!principal.service)
+          throw new HttpError(403, RpcErrorCode.Forbidden, 'publishing needs the admin token or a service token');
+      }
+      const body = PublishBodySchema.safeParse(await readJson(req, config.maxPayloadBytes));
+      if (!body.success) {
+        throw new HttpError(400, 'invalid_event', 'body must be { user_id, event: { event, data } }', {
+          issues: toFrameIssues(body.error),
+        });
+      }
+      const stored = await deps.publish(body.data.user_id, body.data.event as AppEvent);
+      send(res, 202, { accepted: true, cursor: stored.cursor });
+    },
+  };
+
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const route = routes[`${req.method} ${path}`];
+    if (!route) {
+      send(res, 404, { error: { code: 'not_found', message: `no route ${req.method} ${path}` } });
+      return;
+    }
+    Promise.resolve()
+      .then(() => route(req, res))
+      .catch((error: unknown) => {
+        if (res.headersSent) return;
+        if (error instanceof HttpError) return send(res, error.status, error.body);
+        deps.logger.error('rpc_error', { transport: 'http', path, error: String(error) });
+        send(res, 500, { error: { code: 'internal', message: 'internal error' } });
+      });
+  };
+}

@@ -1,0 +1,17 @@
+export type { Authenticator, Principal } from './auth/authenticator';
+export { AuthError } from './auth/authenticator';
+export { FirebaseAuthenticator } from './auth/firebase-authenticator';
+export { JwtAuthenticator, signJwt } from './auth/jwt-authenticator';
+export { NoneAuthenticator } from './auth/none-authenticator';
+export type { EventBus, ReadResult, StoredEvent } from './bus/event-bus';
+export { MemoryEventBus } from './bus/memory-event-bus';
+export { ConfigError, defaultConfig, EnvSchema, type GatewayConfig, loadConfig } from './config';
+export { buildDeps } from './deps';
+export { createGateway, type DependencyStatus, type Gateway, type GatewayDeps, type GatewayStats } from './gateway';
+export type { Detach, ListenerSource } from './listeners/listener-source';
+export { createLogger, type LogEvent, type Logger } from './logger';
+export { MemoryRegistryStore } from './registry/memory-registry-store';
+export { RedisRegistryStore } from './registry/redis-registry-store';
+export type { RegistryStore } from './registry/registry-store';
+export { RpcError } from './rpc/rpc-error';
+export { VERSION } from './version';

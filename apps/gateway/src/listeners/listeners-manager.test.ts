@@ -1,0 +1,180 @@
+import type { AppEvent } from '@livebus/protocol';
+import fc from 'fast-check';
+import type { Logger } from '../logger';
+import type { ListenerSource } from './listener-source';
+import { ListenersManager } from './listeners-manager';
+
+/** A source that counts live attachments and catches overlapping attach/detach. */
+function countingSource(opDelayMs: number) {
+  const live = new Map<string, number>();
+  let inFlight = new Map<string, number>();
+  let overlaps = 0;
+  const enter = (uid: string) => {
+    const n = (inFlight.get(uid) ?? 0) + 1;
+    inFlight.set(uid, n);
+    if (n > 1) overlaps++;
+  };
+  const leave = (uid: string) => inFlight.set(uid, (inFlight.get(uid) ?? 1) - 1);
+  const source: ListenerSource = {
+    name: 'counting',
+    async attach(uid: string, _emit: (e: AppEvent) => void) {
+      enter(uid);
+      await new Promise((r) => setTimeout(r, opDelayMs));
+      live.set(uid, (live.get(uid) ?? 0) + 1);
+      leave(uid);
+      return async () => {
+        enter(uid);
+        await new Promise((r) => setTimeout(r, opDelayMs));
+        live.set(uid, (live.get(uid) ?? 0) - 1);
+        leave(uid);
+      };
+    },
+  };
+  return {
+    source,
+    live,
+    get overlaps() {
+      return overlaps;
+    },
+    reset() {
+      live.clear();
+      inFlight = new Map();
+      overlaps = 0;
+    },
+  };
+}
+
+const silent: Logger = { error() {}, warn() {}, info() {}, debug() {} };
+
+type Op = { kind: 'open'; user: number } | { kind: 'close'; user: number } | { kind: 'wait'; ms: number };
+
+describe('ListenersManager', () => {
+  it('ends every connect/disconnect storm with one listener set per connected user and no orphan timers', async () => {
+    const ops = fc.array(
+      fc.oneof(
+        fc.record({ kind: fc.constant('open' as const), user: fc.integer({ min: 0, max: 2 }) }),
+        fc.record({ kind: fc.constant('close' as const), user: fc.integer({ min: 0, max: 2 }) }),
+        fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 12 }) }),
+      ),
+      { minLength: 1, maxLength: 40 },
+    );
+    await fc.assert(
+      fc.asyncProperty(ops, async (script: Op[]) => {
+        const counting = countingSource(2);
+        const cleaned: string[] = [];
+        const manager = new ListenersManager({
+          sources: [counting.source],
+          detachDelayMs: 8,
+          logger: silent,
+          cleanupRegistry: async (uid) => {
+            cleaned.push(uid);
+          },
+          emit: () => {},
+        });
+        const open = new Map<string, number>();
+        let seq = 0;
+        for (const op of script) {
+          if (op.kind === 'wait') {
+            await new Promise((r) => setTimeout(r, op.ms));
+            continue;
+          }
+          const uid = `u${op.user}`;
+          if (op.kind === 'open') {
+            open.set(uid, (open.get(uid) ?? 0) + 1);
+            void manager.sessionOpened(uid, `s${seq++}`);
+          } else if ((open.get(uid) ?? 0) > 0) {
+            open.set(uid, (open.get(uid) ?? 0) - 1);
+            manager.sessionClosed(uid, `s${seq++}`);
+          }
+        }
+        // Let every timer fire and every queued step run.
+        await new Promise((r) => setTimeout(r, 30));
+        await manager.idle();
+
+        expect(counting.overlaps).toBe(0);
+        for (const user of [0, 1, 2]) {
+          const uid = `u${user}`;
+          const connected = (open.get(uid) ?? 0) > 0;
+          expect(counting.live.get(uid) ?? 0).toBe(connected ? 1 : 0);
+          expect(manager.isAttached(uid)).toBe(connected);
+        }
+        expect(manager.pendingDetaches()).toEqual([]);
+        const c = manager.counters();
+        expect(c.attached).toBe([...open.values()].filter((n) => n > 0).length);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('a session opening while the detach step waits its turn wins: nothing is released', async () => {
+    const counting = countingSource(20);
+    const cleaned: string[] = [];
+    const manager = new ListenersManager({
+      sources: [counting.source],
+      detachDelayMs: 5,
+      logger: silent,
+      cleanupRegistry: async (uid) => {
+        cleaned.push(uid);
+      },
+      emit: () => {},
+    });
+    void manager.sessionOpened('u', 's1'); // attach takes 20 ms
+    await new Promise((r) => setTimeout(r, 1)); // the attach is under way
+    manager.sessionClosed('u', 's1'); // timer 5 ms fires while the attach is still running
+    await new Promise((r) => setTimeout(r, 10));
+    void manager.sessionOpened('u', 's2'); // before the queued detach runs
+    await manager.idle();
+    expect(counting.live.get('u')).toBe(1);
+    expect(cleaned).toEqual([]);
+    expect(manager.counters()).toMatchObject({ attached: 1, detachCancelled: 1, detachExecuted: 0 });
+  });
+
+  it('flush() runs pending detaches at once (shutdown)', async () => {
+    const counting = countingSource(1);
+    const cleaned: string[] = [];
+    const manager = new ListenersManager({
+      sources: [counting.source],
+      detachDelayMs: 60_000,
+      logger: silent,
+      cleanupRegistry: async (uid) => {
+        cleaned.push(uid);
+      },
+      emit: () => {},
+    });
+    await manager.sessionOpened('a', 's1');
+    await manager.sessionOpened('b', 's2');
+    manager.sessionClosed('a', 's1');
+    manager.sessionClosed('b', 's2');
+    expect(manager.pendingDetaches().sort()).toEqual(['a', 'b']);
+    await manager.flush();
+    expect(cleaned.sort()).toEqual(['a', 'b']);
+    expect(manager.pendingDetaches()).toEqual([]);
+    expect(counting.live.get('a')).toBe(0);
+  });
+
+  it('a failing source is released and retried on the next session, never crashing', async () => {
+    let fail = true;
+    const errors: unknown[] = [];
+    const manager = new ListenersManager({
+      sources: [
+        {
+          name: 'flaky',
+          async attach() {
+            if (fail) throw new Error('firestore unavailable');
+            return async () => {};
+          },
+        },
+      ],
+      detachDelayMs: 5,
+      logger: { ...silent, error: (_e, f) => errors.push(f) },
+      cleanupRegistry: async () => {},
+      emit: () => {},
+    });
+    await manager.sessionOpened('u', 's1');
+    expect(manager.isAttached('u')).toBe(false);
+    expect(errors).toHaveLength(1);
+    fail = false;
+    await manager.sessionOpened('u', 's2');
+    expect(manager.isAttached('u')).toBe(true);
+  });
+});

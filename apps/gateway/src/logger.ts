@@ -1,0 +1,74 @@
+import winston from 'winston';
+
+/** Stable log event names; operators query them in CloudWatch Logs Insights. See docs/logs.md. */
+export type LogEvent =
+  | 'gateway_listening'
+  | 'gateway_shutdown_start'
+  | 'gateway_shutdown_complete'
+  | 'ws_connect'
+  | 'ws_disconnect'
+  | 'ws_auth_failed'
+  | 'ws_bad_frame'
+  | 'ws_slow_consumer'
+  | 'user_detach_delay_start'
+  | 'user_detach_cancelled'
+  | 'user_detach_executing'
+  | 'user_attach_error'
+  | 'REGISTRY_CLEANUP_START'
+  | 'REGISTRY_CLEANUP_SUCCESS'
+  | 'REGISTRY_CLEANUP_ERROR'
+  | 'ws_cleanup_complete'
+  | 'registry_op'
+  | 'fallback'
+  | 'rpc_error'
+  | 'redis_status'
+  | 'event_published';
+
+/** Structured fields of a log line (uid, session_id, code, ...). */
+export type LogFields = Record<string, unknown>;
+
+/** The gateway's logger: one JSON object per line with `event` and `instance_id`. */
+export interface Logger {
+  error(event: LogEvent, fields?: LogFields): void;
+  warn(event: LogEvent, fields?: LogFields): void;
+  info(event: LogEvent, fields?: LogFields): void;
+  debug(event: LogEvent, fields?: LogFields): void;
+}
+
+/** Options of {@link createLogger}. */
+export interface LoggerOptions {
+  level: 'error' | 'warn' | 'info' | 'debug';
+  format: 'json' | 'pretty';
+  instanceId: string;
+  /** Where lines go. @default process.stdout (through winston's Console transport) */
+  transport?: winston.transport;
+}
+
+/** Builds a winston logger writing JSON lines (or coloured lines with `format: 'pretty'`). */
+export function createLogger(options: LoggerOptions): Logger {
+  const format =
+    options.format === 'json'
+      ? winston.format.combine(winston.format.timestamp(), winston.format.json())
+      : winston.format.combine(
+          winston.format.timestamp(),
+          winston.format.colorize(),
+          winston.format.printf(({ timestamp, level, message, ...rest }) => {
+            const fields = Object.entries(rest)
+              .filter(([k]) => k !== 'instance_id')
+              .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+              .join(' ');
+            return `${timestamp} ${level} ${message} ${fields}`;
+          }),
+        );
+  const w = winston.createLogger({
+    level: options.level,
+    format,
+    defaultMeta: { instance_id: options.instanceId },
+    transports: [options.transport ?? new winston.transports.Console()],
+  });
+  const at =
+    (level: 'error' | 'warn' | 'info' | 'debug') =>
+    (event: LogEvent, fields: LogFields = {}) =>
+      w.log(level, event, { event, ...fields });
+  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
+}

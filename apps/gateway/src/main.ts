@@ -1,0 +1,43 @@
+// The gateway's CLI: the only place that reads the environment, listens and
+// installs signal handlers.
+import { ConfigError, loadConfig } from './config';
+import { buildDeps } from './deps';
+import { createGateway } from './gateway';
+import { createLogger } from './logger';
+import { VERSION } from './version';
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`livebus-gateway: ${error.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat, instanceId: config.instanceId });
+  const gateway = createGateway(config, { ...buildDeps(config, logger), version: VERSION });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    // Hard stop a little after the grace period, whatever is still pending.
+    setTimeout(() => process.exit(1), config.shutdownGraceMs + 1_000).unref();
+    gateway.shutdown(signal).then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
+  await gateway.listen();
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`livebus-gateway: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

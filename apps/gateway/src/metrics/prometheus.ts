@@ -1,0 +1,82 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Live values read at scrape time. */
+export interface GaugeSources {
+  connections: () => number;
+  sessions: () => number;
+  users: () => number;
+  listeners: () => number;
+  workflowListeners: () => number;
+  pendingDetaches: () => number;
+}
+
+/** The gateway's Prometheus metrics (GET /metrics). Labels never carry user ids. */
+export interface GatewayMetrics {
+  registry: Registry;
+  disconnects: Counter<'reason'>;
+  detaches: Counter<'outcome'>;
+  rpcCalls: Counter<'method' | 'outcome'>;
+  rpcSeconds: Histogram<'method'>;
+  eventsDelivered: Counter;
+  /** Starts default process metrics (event loop lag, memory, CPU); call from listen(). */
+  start(): void;
+}
+
+/** Builds the metrics on a registry of their own, so several gateways in one process never collide. */
+export function createMetrics(sources: GaugeSources): GatewayMetrics {
+  const registry = new Registry();
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  gauge('livebus_connections', 'Open WebSocket connections, authenticated or not', sources.connections);
+  gauge('livebus_sessions', 'Authenticated sessions', sources.sessions);
+  gauge('livebus_users', 'Users with at least one session', sources.users);
+  gauge('livebus_listeners_attached', 'Users whose listener set is attached', sources.listeners);
+  gauge('livebus_workflow_listeners', 'Workflow listeners (WORKFLOW.watch)', sources.workflowListeners);
+  gauge('livebus_pending_detaches', 'Users waiting for their detach delay', sources.pendingDetaches);
+  let started = false;
+  return {
+    registry,
+    disconnects: new Counter({
+      name: 'livebus_disconnects_total',
+      help: 'Closed connections by classified reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    detaches: new Counter({
+      name: 'livebus_detaches_total',
+      help: 'Detach timers by outcome (cancelled by a reconnect, or executed)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    rpcCalls: new Counter({
+      name: 'livebus_rpc_calls_total',
+      help: 'RPC calls by method and outcome',
+      labelNames: ['method', 'outcome'],
+      registers: [registry],
+    }),
+    rpcSeconds: new Histogram({
+      name: 'livebus_rpc_duration_seconds',
+      help: 'RPC latency by method',
+      labelNames: ['method'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: [registry],
+    }),
+    eventsDelivered: new Counter({
+      name: 'livebus_events_delivered_total',
+      help: 'Event frames written to sessions',
+      registers: [registry],
+    }),
+    start() {
+      if (started) return;
+      started = true;
+      collectDefaultMetrics({ register: registry, prefix: 'livebus_' });
+    },
+  };
+}

@@ -1,0 +1,85 @@
+import type { RegistryStore } from './registry-store';
+
+/**
+ * The contract every {@link RegistryStore} implementation passes. Run by
+ * test/registry-contract.int.test.ts against the in-memory and Redis stores.
+ */
+export function registryStoreContract(name: string, make: () => Promise<RegistryStore>): void {
+  describe(`RegistryStore contract: ${name}`, () => {
+    let store: RegistryStore;
+    let n = 0;
+    let uid: string;
+    beforeEach(async () => {
+      store = await make();
+      uid = `contract-${Date.now()}-${n++}`;
+    });
+    afterEach(() => store.close());
+
+    const session = (id: string, at: string) => ({
+      session_id: id,
+      route: `/r/${id}`,
+      instance_id: 'gw',
+      registered_at: at,
+    });
+
+    it('registers sessions idempotently and lists them oldest first', async () => {
+      await store.registerSession(uid, session('b', '2026-01-01T00:00:02.000Z'));
+      await store.registerSession(uid, session('a', '2026-01-01T00:00:01.000Z'));
+      await store.registerSession(uid, session('b', '2026-01-01T00:00:02.000Z'));
+      expect((await store.getSessions(uid)).map((s) => s.session_id)).toEqual(['a', 'b']);
+      expect((await store.getSessions(uid))[0]).toEqual(session('a', '2026-01-01T00:00:01.000Z'));
+    });
+
+    it('unregisters one session and says whether it was there', async () => {
+      await store.registerSession(uid, session('a', '2026-01-01T00:00:01.000Z'));
+      expect(await store.unregisterSession(uid, 'a')).toBe(true);
+      expect(await store.unregisterSession(uid, 'a')).toBe(false);
+      expect(await store.getSessions(uid)).toEqual([]);
+    });
+
+    it('keeps users apart', async () => {
+      await store.registerSession(uid, session('a', '2026-01-01T00:00:01.000Z'));
+      expect(await store.getSessions(`${uid}-other`)).toEqual([]);
+    });
+
+    it('stores, returns and expires the unified document', async () => {
+      expect(await store.getUnified(uid)).toBeUndefined();
+      const doc = {
+        user_info: { user_id: uid, status: 'online' as const },
+        companies: { current_company_id: null },
+        services: { inbox: { unread: 2 }, empty: {} },
+      };
+      await store.putUnified(uid, doc, 1);
+      expect(await store.getUnified(uid)).toEqual(doc);
+      await store.touchUnified(uid, 60);
+      await new Promise((r) => setTimeout(r, 1_100));
+      expect(await store.getUnified(uid)).toEqual(doc); // the touch extended it
+      await store.putUnified(uid, doc, 1);
+      await new Promise((r) => setTimeout(r, 1_100));
+      expect(await store.getUnified(uid)).toBeUndefined();
+    });
+
+    it('cleanup removes every session and marks the unified document offline', async () => {
+      await store.registerSession(uid, session('a', '2026-01-01T00:00:01.000Z'));
+      await store.registerSession(uid, session('b', '2026-01-01T00:00:02.000Z'));
+      await store.putUnified(
+        uid,
+        { user_info: { user_id: uid, status: 'online' }, companies: { current_company_id: 'acme' }, services: {} },
+        60,
+      );
+      await store.cleanupUser(uid);
+      expect(await store.getSessions(uid)).toEqual([]);
+      expect(await store.getUnified(uid)).toEqual({
+        user_info: { user_id: uid, status: 'offline' },
+        companies: { current_company_id: 'acme' },
+        services: {},
+      });
+      await store.cleanupUser(uid); // idempotent
+      await store.cleanupUser(`${uid}-never-seen`);
+    });
+
+    it('answers ping', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+  });
+}

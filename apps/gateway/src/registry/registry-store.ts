@@ -1,0 +1,50 @@
+import type { RegistrySession, UserRegistry, UserRegistryPatch } from '@livebus/protocol';
+
+/**
+ * Port: where the registry of who is online lives. Two implementations pass the
+ * same contract suite (registry-store.contract.ts): in-memory (embedded
+ * default) and Redis (keys under `registry:`).
+ */
+export interface RegistryStore {
+  readonly kind: 'memory' | 'redis';
+  /** Legacy registry: records one session of a user (idempotent per session id). */
+  registerSession(userId: string, session: RegistrySession): Promise<void>;
+  /** Legacy registry: removes one session; false when it was not there. */
+  unregisterSession(userId: string, sessionId: string): Promise<boolean>;
+  /** Legacy registry: the user's sessions, oldest first. */
+  getSessions(userId: string): Promise<RegistrySession[]>;
+  /** Unified registry document, or undefined when the user has none (or it expired). */
+  getUnified(userId: string): Promise<UserRegistry | undefined>;
+  /** Writes the unified document with a time to live. */
+  putUnified(userId: string, doc: UserRegistry, ttlS: number): Promise<void>;
+  /** Extends the unified document's time to live (live sessions call this on every heartbeat). */
+  touchUnified(userId: string, ttlS: number): Promise<void>;
+  /** Detach cleanup: removes every legacy session and marks the unified document offline. */
+  cleanupUser(userId: string): Promise<void>;
+  /** Cheap liveness probe for health endpoints. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** An empty unified document for a user who has none yet. */
+export function emptyUserRegistry(userId: string, online: boolean): UserRegistry {
+  return {
+    user_info: { user_id: userId, status: online ? 'online' : 'offline' },
+    companies: { current_company_id: null },
+    services: {},
+  };
+}
+
+/** Applies a patch: `services` keys merge and a `null` value removes the key. */
+export function applyRegistryPatch(doc: UserRegistry, patch: UserRegistryPatch): UserRegistry {
+  const services = { ...doc.services };
+  for (const [key, value] of Object.entries(patch.services ?? {})) {
+    if (value === null) delete services[key];
+    else services[key] = value;
+  }
+  return {
+    user_info: { ...doc.user_info, ...patch.user_info },
+    companies: { ...doc.companies, ...patch.companies },
+    services,
+  };
+}

@@ -1,0 +1,145 @@
+import { type AppEvent, RpcErrorCode, type UserRegistry } from '@livebus/protocol';
+import type { ListenersManager } from '../listeners/listeners-manager';
+import type { Logger } from '../logger';
+import { applyRegistryPatch, emptyUserRegistry, type RegistryStore } from '../registry/registry-store';
+import type { RpcContext, RpcHandlers } from './dispatcher';
+import { RpcError } from './rpc-error';
+
+/** What the handlers need from the gateway. */
+export interface HandlerDeps {
+  registry: RegistryStore;
+  listeners: ListenersManager;
+  logger: Logger;
+  instanceId: string;
+  unifiedRegistryEnabled: boolean;
+  unifiedRegistryTtlS: number;
+  registryDebug: boolean;
+  /** Whether the user has a live WebSocket session on this instance. */
+  hasLiveSession: (userId: string) => boolean;
+  publish: (userId: string, event: AppEvent) => Promise<unknown>;
+  now?: () => Date;
+}
+
+/** A user acts on their own id; a service caller may act for anyone. */
+function authorize(ctx: RpcContext, userId: string): void {
+  if (!ctx.principal.service && ctx.principal.uid !== userId) {
+    throw new RpcError(RpcErrorCode.Forbidden, 'you may only act on your own user_id');
+  }
+}
+
+const tasksUnavailable = async (): Promise<never> => {
+  throw new RpcError(RpcErrorCode.Unavailable, 'tasks are not enabled on this gateway');
+};
+
+/** The RPC method implementations. */
+export function createHandlers(deps: HandlerDeps): RpcHandlers {
+  const now = deps.now ?? (() => new Date());
+  const debug = (op: string, fields: Record<string, unknown>) => {
+    if (deps.registryDebug) deps.logger.info('registry_op', { op, store: deps.registry.kind, ...fields });
+  };
+  const notify = (userId: string, reason: string, registry?: UserRegistry) =>
+    deps.publish(userId, {
+      event: 'registry.updated',
+      data: registry ? { user_id: userId, reason, registry } : { user_id: userId, reason },
+    });
+
+  const requireUnified = () => {
+    if (!deps.unifiedRegistryEnabled) {
+      throw new RpcError(RpcErrorCode.Unavailable, 'the unified registry is disabled (UNIFIED_REGISTRY_ENABLED=false)');
+    }
+  };
+
+  /** The legacy view of a user, used when the unified store fails. */
+  const legacyView = async (userId: string): Promise<UserRegistry> => {
+    const sessions = await deps.registry.getSessions(userId);
+    return emptyUserRegistry(userId, sessions.length > 0 || deps.hasLiveSession(userId));
+  };
+
+  return {
+    'REGISTRY.register_user': async (ctx, userId, sessionId, route) => {
+      authorize(ctx, userId);
+      const registeredAt = now().toISOString();
+      await deps.registry.registerSession(userId, {
+        session_id: sessionId,
+        route,
+        instance_id: deps.instanceId,
+        registered_at: registeredAt,
+      });
+      debug('register_user', { uid: userId, session_id: sessionId, route });
+      await notify(userId, 'session_registered');
+      return { success: true, user_id: userId, session_id: sessionId, route, registered_at: registeredAt };
+    },
+
+    'REGISTRY.unregister_session': async (ctx, userId, sessionId) => {
+      authorize(ctx, userId);
+      const removed = await deps.registry.unregisterSession(userId, sessionId);
+      debug('unregister_session', { uid: userId, session_id: sessionId, removed });
+      if (removed) await notify(userId, 'session_unregistered');
+      return { success: true, removed };
+    },
+
+    'REGISTRY.get_sessions': async (ctx, userId) => {
+      authorize(ctx, userId);
+      const sessions = await deps.registry.getSessions(userId);
+      debug('get_sessions', { uid: userId, count: sessions.length });
+      return { user_id: userId, sessions };
+    },
+
+    'UNIFIED_REGISTRY.get_user_registry': async (ctx, userId) => {
+      authorize(ctx, userId);
+      requireUnified();
+      try {
+        const doc = await deps.registry.getUnified(userId);
+        debug('get_user_registry', { uid: userId, found: doc !== undefined });
+        return doc ?? emptyUserRegistry(userId, deps.hasLiveSession(userId));
+      } catch (error) {
+        deps.logger.warn('fallback', { uid: userId, op: 'get_user_registry', error: String(error) });
+        return legacyView(userId);
+      }
+    },
+
+    'UNIFIED_REGISTRY.update_user_registry': async (ctx, userId, patch) => {
+      authorize(ctx, userId);
+      requireUnified();
+      let updated: UserRegistry;
+      try {
+        const current =
+          (await deps.registry.getUnified(userId)) ?? emptyUserRegistry(userId, deps.hasLiveSession(userId));
+        updated = applyRegistryPatch(current, patch);
+        await deps.registry.putUnified(userId, updated, deps.unifiedRegistryTtlS);
+      } catch (error) {
+        // Writes do not fall back: the legacy registry has nowhere to keep the patch, and
+        // answering success would silently lose it.
+        deps.logger.warn('fallback', {
+          uid: userId,
+          op: 'update_user_registry',
+          error: String(error),
+          outcome: 'refused',
+        });
+        throw new RpcError(RpcErrorCode.Unavailable, 'the unified registry is unavailable; retry later', {
+          cause: error,
+        });
+      }
+      debug('update_user_registry', { uid: userId });
+      await notify(userId, 'registry_updated', updated);
+      return updated;
+    },
+
+    'TASK.start_document_analysis': tasksUnavailable,
+    'TASK.get_status': tasksUnavailable,
+    'TASK.cancel': tasksUnavailable,
+
+    'WORKFLOW.watch': async (ctx, jobId) => {
+      if (!deps.hasLiveSession(ctx.principal.uid)) {
+        throw new RpcError(RpcErrorCode.Unavailable, 'WORKFLOW.watch needs a live WebSocket session of the user');
+      }
+      deps.listeners.watchWorkflow(ctx.principal.uid, jobId);
+      return { success: true, job_id: jobId, watching: true };
+    },
+
+    'WORKFLOW.unwatch': async (ctx, jobId) => {
+      deps.listeners.unwatchWorkflow(ctx.principal.uid, jobId);
+      return { success: true, job_id: jobId, watching: false };
+    },
+  };
+}

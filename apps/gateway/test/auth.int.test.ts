@@ -1,0 +1,159 @@
+import { CloseCode } from '@livebus/protocol';
+import { type AuthEmulatorStub, startAuthEmulatorStub, unsignedIdToken } from '@livebus/test-support';
+import { deleteApp, initializeApp } from 'firebase-admin/app';
+import { FirebaseAuthenticator } from '../src/auth/firebase-authenticator';
+import { JwtAuthenticator, signJwt } from '../src/auth/jwt-authenticator';
+import { httpJson, startGateway, TestClient, type TestGateway } from './helpers';
+
+const SECRET = 'a-test-secret-that-is-long-enough-1234';
+const ADMIN = 'admin-token-for-tests-0001';
+const now = () => Math.floor(Date.now() / 1000);
+const token = (sub: string, extra: Record<string, unknown> = {}, secret = SECRET) =>
+  signJwt({ sub, exp: now() + 600, ...extra }, secret);
+
+describe('AUTH_MODE=jwt', () => {
+  let t: TestGateway;
+  beforeAll(async () => {
+    t = await startGateway(
+      { authMode: 'jwt', jwtSecret: SECRET, adminToken: ADMIN },
+      { auth: new JwtAuthenticator({ secret: SECRET, serviceRoleClaim: 'livebus_service' }) },
+    );
+  });
+  afterAll(() => t.close());
+
+  const refused = async (hello: Record<string, unknown>, headers: Record<string, string> = {}) => {
+    const c = new TestClient(t.url, headers);
+    await c.opened;
+    c.sendRaw(JSON.stringify({ type: 'hello', v: 1, ...hello }));
+    return (await c.closed).code;
+  };
+
+  it('refuses a missing, expired or wrongly signed token with 4001, without logging the token', async () => {
+    expect(await refused({})).toBe(CloseCode.AuthFailed);
+    const expired = signJwt({ sub: 'u1', exp: now() - 3600 }, SECRET);
+    expect(await refused({ token: expired })).toBe(CloseCode.AuthFailed);
+    const forged = token('u1', {}, 'another-secret-that-is-long-enough-xx');
+    expect(await refused({ token: forged })).toBe(CloseCode.AuthFailed);
+    const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"sub":"u1"}').toString('base64url')}.`;
+    expect(await refused({ token: none })).toBe(CloseCode.AuthFailed);
+    const failures = t.logs.of('ws_auth_failed');
+    expect(failures.map((f) => f.reason)).toEqual(['missing', 'expired', 'invalid', 'invalid']);
+    const text = JSON.stringify(t.logs.entries);
+    expect(text).not.toContain(expired);
+    expect(text).not.toContain(forged);
+  });
+
+  it('accepts a valid token in the hello frame or in the Authorization header', async () => {
+    const a = new TestClient(t.url);
+    expect((await a.hello({ token: token('u1') })).user_id).toBe('u1');
+    const b = new TestClient(t.url, { authorization: `Bearer ${token('u2')}` });
+    expect((await b.hello()).user_id).toBe('u2');
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('refuses a user acting for another user, allows a service token to', async () => {
+    const user = new TestClient(t.url);
+    await user.hello({ token: token('u1') });
+    const denied = await user.call('REGISTRY.register_user', ['u2', 's', '/']);
+    expect(denied).toMatchObject({ type: 'rpc_error', error: { code: 'forbidden' } });
+    const own = await user.call('REGISTRY.register_user', ['u1', 's', '/']);
+    expect(own.type).toBe('rpc_result');
+
+    const service = await httpJson(`${t.http}/rpc`, {
+      method: 'POST',
+      token: token('app-server', { livebus_service: true }),
+      body: JSON.stringify({ method: 'REGISTRY.get_sessions', args: ['u1'] }),
+    });
+    expect(service.status).toBe(200);
+    expect((service.body.result as { sessions: unknown[] }).sessions).toHaveLength(1);
+
+    const other = await httpJson(`${t.http}/rpc`, {
+      method: 'POST',
+      token: token('u2'),
+      body: JSON.stringify({ method: 'REGISTRY.get_sessions', args: ['u1'] }),
+    });
+    expect(other.status).toBe(403);
+    expect(other.body.error).toMatchObject({ code: 'forbidden' });
+    await user.close();
+  });
+
+  it('POST /rpc without a valid token is 401', async () => {
+    const res = await httpJson(`${t.http}/rpc`, {
+      method: 'POST',
+      body: '{"method":"REGISTRY.get_sessions","args":["u1"]}',
+    });
+    expect(res.status).toBe(401);
+    const bad = await httpJson(`${t.http}/rpc`, {
+      method: 'POST',
+      token: 'garbage',
+      body: '{"method":"REGISTRY.get_sessions","args":["u1"]}',
+    });
+    expect(bad.status).toBe(401);
+  });
+
+  it('admin endpoints refuse without the admin token and answer with it', async () => {
+    for (const path of ['/ws-metrics', '/debug', '/metrics']) {
+      expect((await httpJson(`${t.http}${path}`)).status).toBe(401);
+      expect((await httpJson(`${t.http}${path}`, { token: 'wrong-token-000000' })).status).toBe(401);
+      expect((await httpJson(`${t.http}${path}`, { token: token('u1') })).status).toBe(401);
+      expect((await httpJson(`${t.http}${path}`, { token: ADMIN })).status).toBe(200);
+    }
+    const debug = await httpJson(`${t.http}/debug`, { token: ADMIN });
+    expect(JSON.stringify(debug.body)).not.toContain(SECRET);
+    expect(JSON.stringify(debug.body)).not.toContain(ADMIN);
+  });
+
+  it('POST /publish needs the admin token or a service token', async () => {
+    const body = JSON.stringify({
+      user_id: 'u1',
+      event: { event: 'session.notice', data: { level: 'info', message: 'hi' } },
+    });
+    expect((await httpJson(`${t.http}/publish`, { method: 'POST', body })).status).toBe(401);
+    expect((await httpJson(`${t.http}/publish`, { method: 'POST', body, token: token('u1') })).status).toBe(403);
+    expect((await httpJson(`${t.http}/publish`, { method: 'POST', body, token: ADMIN })).status).toBe(202);
+    const svc = token('app', { livebus_service: true });
+    expect((await httpJson(`${t.http}/publish`, { method: 'POST', body, token: svc })).status).toBe(202);
+  });
+});
+
+describe('AUTH_MODE=firebase (firebase-admin against an Auth emulator stub)', () => {
+  let stub: AuthEmulatorStub;
+  let t: TestGateway;
+  let app: ReturnType<typeof initializeApp>;
+  const project = 'livebus-auth-test';
+
+  beforeAll(async () => {
+    stub = await startAuthEmulatorStub();
+    process.env.FIREBASE_AUTH_EMULATOR_HOST = stub.host;
+    stub.users.set('fb-user', { localId: 'fb-user' });
+    app = initializeApp({ projectId: project }, 'auth-test');
+    t = await startGateway({ authMode: 'firebase' }, { auth: new FirebaseAuthenticator(app, 'livebus_service') });
+  });
+  afterAll(async () => {
+    await t.close();
+    await deleteApp(app);
+    await stub.close();
+    delete process.env.FIREBASE_AUTH_EMULATOR_HOST;
+  });
+
+  it('accepts a valid ID token and looks the user up', async () => {
+    const c = new TestClient(t.url);
+    const welcome = await c.hello({ token: unsignedIdToken(project, 'fb-user') });
+    expect(welcome.user_id).toBe('fb-user');
+    expect(stub.lookups).toBeGreaterThan(0);
+    await c.close();
+  });
+
+  it('refuses an expired token, a token for another project and an unknown user with 4001', async () => {
+    for (const bad of [
+      unsignedIdToken(project, 'fb-user', {}, -3600),
+      unsignedIdToken('another-project', 'fb-user'),
+      unsignedIdToken(project, 'nobody'),
+    ]) {
+      const c = new TestClient(t.url);
+      await c.opened;
+      c.send({ type: 'hello', v: 1, token: bad });
+      expect((await c.closed).code).toBe(CloseCode.AuthFailed);
+    }
+  });
+});

@@ -1,0 +1,144 @@
+import { CloseCode } from '@livebus/protocol';
+import { startTcpProxy, waitFor } from '@livebus/test-support';
+import { connectAs, startGateway, TestClient, type TestGateway } from './helpers';
+
+describe('heartbeat', () => {
+  it('terminates a socket silent for the ping timeout and records ping_timeout', async () => {
+    const t = await startGateway({ pingIntervalMs: 100, pingTimeoutMs: 300 });
+    const proxy = await startTcpProxy(t.port);
+    try {
+      const c = new TestClient(`ws://127.0.0.1:${proxy.port}/ws`);
+      await c.hello({ user_id: 'silent' });
+      // An idle but healthy client survives several timeouts: the pongs keep it alive.
+      await new Promise((r) => setTimeout(r, 700));
+      expect(t.gw.stats().sessions).toBe(1);
+      proxy.freeze();
+      const entry = await t.logs.waitFor('ws_disconnect', 'silent', 3_000);
+      expect(entry).toMatchObject({ type: 'ping_timeout', code: 1006 });
+      proxy.dropAll();
+    } finally {
+      await proxy.close();
+      await t.close();
+    }
+  });
+
+  it('answers app-level ping frames (browsers) with pong echoing ts', async () => {
+    const t = await startGateway();
+    const { client } = await connectAs(t.url, 'pinger');
+    client.send({ type: 'ping', ts: 123 });
+    expect(await client.next('pong')).toEqual({ type: 'pong', ts: 123 });
+    await client.close();
+    await t.close();
+  });
+});
+
+describe('slow consumers', () => {
+  it('are closed with the slow-consumer code instead of buffering without bound', async () => {
+    const t = await startGateway({ maxBufferedBytes: 64 * 1024 });
+    const proxy = await startTcpProxy(t.port);
+    try {
+      const c = new TestClient(`ws://127.0.0.1:${proxy.port}/ws`);
+      await c.hello({ user_id: 'slow' });
+      proxy.freeze();
+      const message = 'x'.repeat(16 * 1024);
+      for (let i = 0; i < 2_000 && t.gw.stats().sessions > 0; i++) {
+        await t.gw.publish('slow', { event: 'session.notice', data: { level: 'info', message } });
+        if (i % 50 === 0) await new Promise((r) => setImmediate(r));
+      }
+      const entry = await t.logs.waitFor('ws_disconnect', 'slow', 5_000);
+      expect(entry.type).toBe('slow_consumer');
+      expect(t.logs.of('ws_slow_consumer', 'slow')).toHaveLength(1);
+      proxy.dropAll();
+    } finally {
+      await proxy.close();
+      await t.close();
+    }
+  });
+});
+
+describe('sessions', () => {
+  let t: TestGateway;
+  beforeAll(async () => {
+    t = await startGateway({ maxSessionsPerUser: 2 });
+  });
+  afterAll(() => t.close());
+
+  it('refuses a session beyond MAX_SESSIONS_PER_USER with 4006', async () => {
+    const a = await connectAs(t.url, 'many', { session_id: 'a' });
+    const b = await connectAs(t.url, 'many', { session_id: 'b' });
+    const c = new TestClient(t.url);
+    await c.opened;
+    c.send({ type: 'hello', v: 1, user_id: 'many', session_id: 'c' });
+    expect((await c.closed).code).toBe(CloseCode.TooManySessions);
+    await Promise.all([a.client.close(), b.client.close()]);
+  });
+
+  it('a reconnect with the same session id replaces the old socket (4008) without a detach', async () => {
+    const old = await connectAs(t.url, 'tab-user', { session_id: 'tab' });
+    const fresh = await connectAs(t.url, 'tab-user', { session_id: 'tab' });
+    expect((await old.client.closed).code).toBe(CloseCode.Replaced);
+    await waitFor(() => t.gw.stats().sessions === 1, 'one session left');
+    expect(t.gw.stats().listeners).toBeGreaterThanOrEqual(1);
+    await fresh.client.close();
+  });
+
+  it('logs ws_connect with uid and session id', async () => {
+    const { client } = await connectAs(t.url, 'logged', { session_id: 'tab-9' });
+    expect(t.logs.of('ws_connect', 'logged')[0]).toMatchObject({
+      uid: 'logged',
+      session_id: 'tab-9',
+      instance_id: 'gw-test',
+      level: 'info',
+    });
+    await client.close();
+  });
+});
+
+describe('resume', () => {
+  let t: TestGateway;
+  beforeAll(async () => {
+    t = await startGateway({ streamRetentionEvents: 5 });
+  });
+  afterAll(() => t.close());
+
+  const notice = (i: number) => ({
+    event: 'session.notice' as const,
+    data: { level: 'info' as const, message: `m${i}` },
+  });
+
+  it('replays what a client missed, exactly once and in order, then goes live', async () => {
+    const first = await connectAs(t.url, 'resumer');
+    await t.gw.publish('resumer', notice(1));
+    const got = await first.client.next('event');
+    await first.client.close();
+    for (let i = 2; i <= 4; i++) await t.gw.publish('resumer', notice(i));
+
+    const again = await connectAs(t.url, 'resumer', { last_cursor: got.cursor });
+    expect(again.welcome.resume).toMatchObject({ status: 'resumed', replayed: 3 });
+    await t.gw.publish('resumer', notice(5));
+    await waitFor(() => again.client.events().length === 4, 'four events');
+    const events = again.client.events();
+    expect(events.map((e) => (e.data as { message: string }).message)).toEqual(['m2', 'm3', 'm4', 'm5']);
+    expect(events.map((e) => e.cursor)).toEqual([1, 2, 3, 4].map((i) => got.cursor + i));
+    // The welcome comes before any replayed event.
+    expect(again.client.frames[0]?.type).toBe('welcome');
+    await again.client.close();
+  });
+
+  it('says gap when the missed events are no longer retained, and when the cursor is from elsewhere', async () => {
+    const first = await connectAs(t.url, 'gapper');
+    await t.gw.publish('gapper', notice(0));
+    const seen = await first.client.next('event');
+    await first.client.close();
+    for (let i = 1; i <= 8; i++) await t.gw.publish('gapper', notice(i)); // retention is 5
+    const again = await connectAs(t.url, 'gapper', { last_cursor: seen.cursor });
+    expect(again.welcome.resume.status).toBe('gap');
+    expect(again.welcome.resume.cursor).toBe(seen.cursor + 8);
+    expect(again.client.events()).toEqual([]);
+    await again.client.close();
+
+    const stranger = await connectAs(t.url, 'gapper', { last_cursor: 42 });
+    expect(stranger.welcome.resume.status).toBe('gap');
+    await stranger.client.close();
+  });
+});

@@ -1,0 +1,100 @@
+import { type RedisServerHandle, sleep, startRedisServer } from '@livebus/test-support';
+import { Redis } from 'ioredis';
+import { MemoryRegistryStore } from '../src/registry/memory-registry-store';
+import { RedisRegistryStore } from '../src/registry/redis-registry-store';
+import type { RegistryStore } from '../src/registry/registry-store';
+import { connectAs, startGateway, type TestGateway } from './helpers';
+
+let redisServer: RedisServerHandle;
+let redis: Redis;
+
+beforeAll(async () => {
+  redisServer = await startRedisServer();
+  redis = new Redis(redisServer.url);
+});
+afterAll(async () => {
+  redis.disconnect();
+  await redisServer.stop();
+});
+
+const stores: Array<[string, () => RegistryStore]> = [
+  ['embedded registry', () => new MemoryRegistryStore()],
+  ['Redis registry', () => new RedisRegistryStore(redis)],
+];
+
+describe.each(stores)('detach delay with the %s', (_name, makeStore) => {
+  let t: TestGateway;
+  let registry: RegistryStore;
+
+  beforeEach(async () => {
+    registry = makeStore();
+    t = await startGateway({ detachDelayMs: 300 }, { registry });
+  });
+  afterEach(() => t.close());
+
+  it('a client that reconnects within the delay cancels the cleanup', async () => {
+    const uid = `u-quick-${Date.now()}`;
+    const first = await connectAs(t.url, uid, { session_id: 'tab-1' });
+    const reg = await first.client.call('REGISTRY.register_user', [uid, 'tab-1', '/inbox']);
+    expect(reg.type).toBe('rpc_result');
+    await first.client.close();
+    await t.logs.waitFor('user_detach_delay_start', uid);
+
+    const again = await connectAs(t.url, uid, { session_id: 'tab-1' });
+    await t.logs.waitFor('user_detach_cancelled', uid);
+    await sleep(500); // well past the delay
+    expect(t.logs.of('user_detach_executing', uid)).toHaveLength(0);
+    expect(t.logs.of('REGISTRY_CLEANUP_START', uid)).toHaveLength(0);
+    expect(await registry.getSessions(uid)).toHaveLength(1);
+    expect(t.gw.stats().listeners).toBe(1);
+    expect(t.gw.stats().detachCancelled).toBe(1);
+    await again.client.close();
+  });
+
+  it('a client that stays away longer gets its listeners released and its registry entry cleaned', async () => {
+    const uid = `u-gone-${Date.now()}`;
+    const { client } = await connectAs(t.url, uid, { session_id: 'tab-1' });
+    await client.call('REGISTRY.register_user', [uid, 'tab-1', '/inbox']);
+    expect(await registry.getSessions(uid)).toHaveLength(1);
+    await client.close();
+
+    const executing = await t.logs.waitFor('user_detach_executing', uid);
+    const success = await t.logs.waitFor('REGISTRY_CLEANUP_SUCCESS', uid);
+    const complete = await t.logs.waitFor('ws_cleanup_complete', uid);
+    const order = [executing, t.logs.of('REGISTRY_CLEANUP_START', uid)[0], success, complete].map((e) =>
+      t.logs.entries.indexOf(e as never),
+    );
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(await registry.getSessions(uid)).toEqual([]);
+    expect(t.gw.stats().listeners).toBe(0);
+    expect(t.gw.stats().pendingDetaches).toEqual([]);
+    const disconnect = t.logs.of('ws_disconnect', uid)[0];
+    expect(disconnect).toMatchObject({ uid, session_id: 'tab-1', code: 1000, type: 'normal_closure' });
+  });
+});
+
+describe('registry cleanup failures', () => {
+  it('are logged with the error and retried until the cleanup succeeds', async () => {
+    const store = new MemoryRegistryStore();
+    let failures = 2;
+    const flaky: RegistryStore = Object.assign(Object.create(store), {
+      kind: 'memory' as const,
+      cleanupUser: async (uid: string) => {
+        if (failures-- > 0) throw new Error('registry unreachable');
+        return store.cleanupUser(uid);
+      },
+    });
+    const t = await startGateway({ detachDelayMs: 50 }, { registry: flaky });
+    try {
+      const { client } = await connectAs(t.url, 'u-flaky');
+      await client.close();
+      await t.logs.waitFor('REGISTRY_CLEANUP_SUCCESS', 'u-flaky', 5_000);
+      const errors = t.logs.of('REGISTRY_CLEANUP_ERROR', 'u-flaky');
+      expect(errors).toHaveLength(2);
+      expect(errors[0]).toMatchObject({ error: 'Error: registry unreachable', attempt: 1 });
+      expect(t.logs.of('ws_cleanup_complete', 'u-flaky')).toHaveLength(1);
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -1,0 +1,163 @@
+import type { AddressInfo } from 'node:net';
+import { type ClientFrame, parseServerFrame, type ServerFrame, serializeFrame } from '@livebus/protocol';
+import { waitFor } from '@livebus/test-support';
+import TransportStream from 'winston-transport';
+import { WebSocket } from 'ws';
+import { defaultConfig, type GatewayConfig } from '../src/config';
+import { createGateway, type Gateway, type GatewayDeps } from '../src/gateway';
+import { createLogger, type Logger } from '../src/logger';
+
+/** A captured log line. */
+export type LogEntry = Record<string, unknown> & { event: string };
+
+/** Collects the gateway's log lines in memory. */
+export class LogCapture extends TransportStream {
+  readonly entries: LogEntry[] = [];
+  override log(info: LogEntry, next: () => void): void {
+    this.entries.push(info);
+    next();
+  }
+  of(event: string, uid?: string): LogEntry[] {
+    return this.entries.filter((e) => e.event === event && (uid === undefined || e.uid === uid));
+  }
+  waitFor(event: string, uid?: string, timeoutMs = 5_000): Promise<LogEntry> {
+    return waitFor(() => this.of(event, uid)[0], `log ${event}${uid ? ` for ${uid}` : ''}`, timeoutMs);
+  }
+}
+
+/** A gateway on a free port with its logs captured. */
+export interface TestGateway {
+  gw: Gateway;
+  url: string;
+  http: string;
+  port: number;
+  logs: LogCapture;
+  close(): Promise<void>;
+}
+
+/** Starts a gateway on 127.0.0.1:0 with short delays suitable for tests. */
+export async function startGateway(
+  overrides: Partial<GatewayConfig> = {},
+  deps: GatewayDeps | ((config: GatewayConfig, logger: Logger) => GatewayDeps) = {},
+): Promise<TestGateway> {
+  const config = defaultConfig({
+    port: 0,
+    host: '127.0.0.1',
+    instanceId: 'gw-test',
+    detachDelayMs: 100,
+    shutdownGraceMs: 2_000,
+    logLevel: 'debug',
+    ...overrides,
+  });
+  const logs = new LogCapture();
+  const logger = createLogger({ level: 'debug', format: 'json', instanceId: config.instanceId, transport: logs });
+  const gw = createGateway(config, { logger, ...(typeof deps === 'function' ? deps(config, logger) : deps) });
+  const address: AddressInfo = await gw.listen();
+  return {
+    gw,
+    logs,
+    port: address.port,
+    url: `ws://127.0.0.1:${address.port}/ws`,
+    http: `http://127.0.0.1:${address.port}`,
+    close: () => gw.shutdown('test'),
+  };
+}
+
+/** A raw protocol client for tests: every frame received, in order, and helpers to wait for them. */
+export class TestClient {
+  readonly ws: WebSocket;
+  readonly frames: ServerFrame[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  readonly opened: Promise<void>;
+  #nextId = 1;
+
+  constructor(url: string, headers: Record<string, string> = {}) {
+    this.ws = new WebSocket(url, { headers });
+    this.ws.on('message', (data) => {
+      const parsed = parseServerFrame(data);
+      if (!parsed.ok) throw new Error(`gateway sent an invalid frame: ${parsed.error.message}`);
+      this.frames.push(parsed.value);
+    });
+    this.ws.on('error', () => {});
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+    });
+    this.closed = new Promise((resolve) =>
+      this.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
+  }
+
+  send(frame: ClientFrame): void {
+    this.ws.send(serializeFrame(frame));
+  }
+
+  sendRaw(data: string | Buffer, binary = false): void {
+    this.ws.send(data, { binary });
+  }
+
+  /** Waits for the first frame matching `pred` that arrived at or after index `from`. */
+  async next<T extends ServerFrame['type']>(
+    type: T,
+    pred: (f: Extract<ServerFrame, { type: T }>) => boolean = () => true,
+    timeoutMs = 5_000,
+  ): Promise<Extract<ServerFrame, { type: T }>> {
+    return waitFor(
+      () =>
+        this.frames.find(
+          (f): f is Extract<ServerFrame, { type: T }> =>
+            f.type === type && pred(f as Extract<ServerFrame, { type: T }>),
+        ),
+      `a ${type} frame`,
+      timeoutMs,
+    );
+  }
+
+  events(): Extract<ServerFrame, { type: 'event' }>[] {
+    return this.frames.filter((f): f is Extract<ServerFrame, { type: 'event' }> => f.type === 'event');
+  }
+
+  /** Sends hello and waits for welcome. */
+  async hello(fields: Omit<Extract<ClientFrame, { type: 'hello' }>, 'type' | 'v'> = {}) {
+    await this.opened;
+    this.send({ type: 'hello', v: 1, ...fields });
+    return this.next('welcome');
+  }
+
+  /** Calls a method and waits for its result or error frame. */
+  async call(method: string, args: unknown[]) {
+    const id = this.#nextId++;
+    this.send({ type: 'rpc', id, method, args: args as never });
+    return waitFor(
+      () => this.frames.find((f) => (f.type === 'rpc_result' || f.type === 'rpc_error') && f.id === id),
+      `answer to ${method}`,
+    ) as Promise<Extract<ServerFrame, { type: 'rpc_result' | 'rpc_error' }>>;
+  }
+
+  close(code = 1000): Promise<{ code: number; reason: string }> {
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code);
+    return this.closed;
+  }
+}
+
+/** Opens a client and completes the handshake as `uid` (AUTH_MODE=none). */
+export async function connectAs(url: string, uid: string, extra: { session_id?: string; last_cursor?: number } = {}) {
+  const client = new TestClient(url);
+  const welcome = await client.hello({ user_id: uid, ...extra });
+  return { client, welcome };
+}
+
+/** Convenience for HTTP calls. */
+export async function httpJson(url: string, init: RequestInit & { token?: string } = {}) {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (init.token) headers.authorization = `Bearer ${init.token}`;
+  const res = await fetch(url, { ...init, headers: { ...headers, ...(init.headers as Record<string, string>) } });
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // Prometheus text and the like
+  }
+  return { status: res.status, body: body as Record<string, unknown> & { [k: string]: unknown } };
+}

@@ -1,0 +1,28 @@
+// Shared jest preset: TypeScript through ts-jest in transpile-only mode (type
+// checking is the `typecheck` task's job, so tests start fast), unit tests beside
+// the code and integration tests under test/.
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/src', '<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  moduleFileExtensions: ['ts', 'js', 'json'],
+  transform: {
+    '^.+\\.ts$': [
+      require.resolve('ts-jest'),
+      {
+        tsconfig: {
+          module: 'commonjs',
+          moduleResolution: 'node10',
+          target: 'ES2022',
+          esModuleInterop: true,
+          isolatedModules: true,
+          strict: true,
+          sourceMap: true,
+        },
+        diagnostics: false,
+      },
+    ],
+  },
+  testTimeout: 30_000,
+};

@@ -1,0 +1,27 @@
+// Writes the JSON Schemas and docs/protocol.md from the built package, so both
+// come from the same zod schemas. Runs after tsup in `build`.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { renderProtocolDoc } from '../dist/docs.js';
+import { protocolJsonSchemas } from '../dist/index.js';
+
+const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
+const out = join(pkg, 'schema');
+const write = (file, value) => {
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
+};
+
+rmSync(out, { recursive: true, force: true });
+const schemas = protocolJsonSchemas();
+write(join(out, 'client-frame.json'), schemas.clientFrame);
+write(join(out, 'server-frame.json'), schemas.serverFrame);
+for (const [name, { params, result }] of Object.entries(schemas.methods)) {
+  write(join(out, 'methods', `${name}.params.json`), params);
+  write(join(out, 'methods', `${name}.result.json`), result);
+}
+for (const [name, schema] of Object.entries(schemas.events)) write(join(out, 'events', `${name}.json`), schema);
+
+writeFileSync(join(pkg, '..', '..', 'docs', 'protocol.md'), renderProtocolDoc());
+console.log(`wrote ${out} and docs/protocol.md`);

@@ -1,0 +1,45 @@
+import { CloseCode, classifyDisconnect, DISCONNECT_REASONS, reconnectPolicy } from './close-codes';
+
+describe('classifyDisconnect', () => {
+  it.each([
+    [1000, '', 'normal_closure'],
+    [1001, '', 'going_away'],
+    [1006, '', 'abnormal_closure'],
+    [1006, 'ping_timeout', 'ping_timeout'],
+    [1011, '', 'server_error'],
+    [1012, '', 'service_restart'],
+    [4001, '', 'auth_failed'],
+    [4004, '', 'protocol_error'],
+    [4005, '', 'rate_limited'],
+    [4007, '', 'slow_consumer'],
+    [4009, '', 'ping_timeout'],
+    [4999, '', 'unknown'],
+  ])('(%i, %j) is %s', (code, reason, expected) => {
+    expect(classifyDisconnect(code, reason)).toBe(expected);
+  });
+
+  it('maps every close code to a known reason', () => {
+    for (const code of Object.values(CloseCode).filter((c): c is number => typeof c === 'number')) {
+      expect(DISCONNECT_REASONS).toContain(classifyDisconnect(code));
+      expect(classifyDisconnect(code)).not.toBe('unknown');
+    }
+  });
+
+  it('keeps every application code in 4000-4999', () => {
+    const app = Object.values(CloseCode).filter((c): c is number => typeof c === 'number' && c >= 4000);
+    expect(app.length).toBeGreaterThan(5);
+    for (const code of app) expect(code).toBeLessThan(5000);
+  });
+});
+
+describe('reconnectPolicy', () => {
+  it('reconnects on transient closes, refreshes the token on auth failures, stops on fatal ones', () => {
+    expect(reconnectPolicy('abnormal_closure')).toBe('reconnect');
+    expect(reconnectPolicy('service_restart')).toBe('reconnect');
+    expect(reconnectPolicy('ping_timeout')).toBe('reconnect');
+    expect(reconnectPolicy('slow_consumer')).toBe('reconnect');
+    expect(reconnectPolicy('auth_failed')).toBe('refresh_token');
+    expect(reconnectPolicy('forbidden')).toBe('stop');
+    expect(reconnectPolicy('protocol_error')).toBe('stop');
+  });
+});

@@ -1,0 +1,142 @@
+/**
+ * WebSocket close codes used by livebus. Standard codes (1000-1015) keep their
+ * RFC 6455 meaning; application codes live in 4000-4999.
+ */
+export enum CloseCode {
+  /** Orderly close by either side; nothing to retry. */
+  NormalClosure = 1000,
+  /** The peer is going away (browser tab closed, server shutting down without notice). */
+  GoingAway = 1001,
+  /** The peer violated the WebSocket protocol. */
+  ProtocolError = 1002,
+  /** The peer sent a data type it must not (binary frames, for example). */
+  UnsupportedData = 1003,
+  /** Reserved: no close code was present. Never sent, only observed. */
+  NoStatus = 1005,
+  /** Reserved: the connection dropped without a close frame. Never sent, only observed. */
+  AbnormalClosure = 1006,
+  /** The payload was not valid UTF-8. */
+  InvalidPayload = 1007,
+  /** Generic policy violation. */
+  PolicyViolation = 1008,
+  /** A frame exceeded the maximum size. */
+  MessageTooBig = 1009,
+  /** The server hit an unexpected condition. */
+  InternalError = 1011,
+  /** The server is restarting (deploy, scale-in): reconnect, preferably elsewhere, after the hinted delay. */
+  ServiceRestart = 1012,
+  /** The server is overloaded: reconnect later. */
+  TryAgainLater = 1013,
+
+  /** The token was missing, invalid or expired. */
+  AuthFailed = 4001,
+  /** No valid `hello` frame arrived within the handshake timeout. */
+  AuthTimeout = 4002,
+  /** The credentials were valid but are not allowed here. */
+  Forbidden = 4003,
+  /** A frame could not be parsed or was not allowed at this point. */
+  BadFrame = 4004,
+  /** The peer sent too much, too fast. */
+  RateLimited = 4005,
+  /** The user already has the maximum number of sessions open. */
+  TooManySessions = 4006,
+  /** The peer did not read fast enough; its send buffer overflowed. */
+  SlowConsumer = 4007,
+  /** A newer connection with the same session id replaced this one. */
+  Replaced = 4008,
+  /** The peer stayed silent longer than the ping timeout. */
+  PingTimeout = 4009,
+  /** The client speaks a protocol version the server does not. */
+  UnsupportedVersion = 4010,
+}
+
+/** Stable names for why a connection ended; used as metric labels and in `ws_disconnect` logs. */
+export const DISCONNECT_REASONS = [
+  'normal_closure',
+  'going_away',
+  'abnormal_closure',
+  'no_status',
+  'server_error',
+  'service_restart',
+  'try_again_later',
+  'ping_timeout',
+  'auth_failed',
+  'auth_timeout',
+  'forbidden',
+  'protocol_error',
+  'policy_violation',
+  'message_too_big',
+  'rate_limited',
+  'too_many_sessions',
+  'slow_consumer',
+  'replaced',
+  'unsupported_version',
+  'unknown',
+] as const;
+
+/** One of {@link DISCONNECT_REASONS}. */
+export type DisconnectReason = (typeof DISCONNECT_REASONS)[number];
+
+const byCode: Record<number, DisconnectReason> = {
+  [CloseCode.NormalClosure]: 'normal_closure',
+  [CloseCode.GoingAway]: 'going_away',
+  [CloseCode.ProtocolError]: 'protocol_error',
+  [CloseCode.UnsupportedData]: 'protocol_error',
+  [CloseCode.NoStatus]: 'no_status',
+  [CloseCode.AbnormalClosure]: 'abnormal_closure',
+  [CloseCode.InvalidPayload]: 'protocol_error',
+  [CloseCode.PolicyViolation]: 'policy_violation',
+  [CloseCode.MessageTooBig]: 'message_too_big',
+  [CloseCode.InternalError]: 'server_error',
+  [CloseCode.ServiceRestart]: 'service_restart',
+  [CloseCode.TryAgainLater]: 'try_again_later',
+  [CloseCode.AuthFailed]: 'auth_failed',
+  [CloseCode.AuthTimeout]: 'auth_timeout',
+  [CloseCode.Forbidden]: 'forbidden',
+  [CloseCode.BadFrame]: 'protocol_error',
+  [CloseCode.RateLimited]: 'rate_limited',
+  [CloseCode.TooManySessions]: 'too_many_sessions',
+  [CloseCode.SlowConsumer]: 'slow_consumer',
+  [CloseCode.Replaced]: 'replaced',
+  [CloseCode.PingTimeout]: 'ping_timeout',
+  [CloseCode.UnsupportedVersion]: 'unsupported_version',
+};
+
+const reasonNames: ReadonlySet<string> = new Set(DISCONNECT_REASONS);
+
+/**
+ * Classifies a close into a stable reason name. The reason string only matters
+ * where the code alone is ambiguous: a socket the gateway terminated for silence
+ * is observed as 1006, so it is classified with the reason `ping_timeout`. A
+ * reason that is exactly one of {@link DISCONNECT_REASONS} wins over the code.
+ */
+export function classifyDisconnect(code: number, reason = ''): DisconnectReason {
+  if (reasonNames.has(reason) && reason !== 'unknown') return reason as DisconnectReason;
+  return byCode[code] ?? 'unknown';
+}
+
+/** What a client should do after a close of a given reason. */
+export type ReconnectPolicy = 'reconnect' | 'refresh_token' | 'stop';
+
+/**
+ * The close-code policy every client follows: transient failures reconnect with
+ * backoff, an auth failure retries once with a fresh token, and closes that
+ * would fail again identically stop.
+ */
+export function reconnectPolicy(reason: DisconnectReason): ReconnectPolicy {
+  switch (reason) {
+    case 'auth_failed':
+    case 'auth_timeout':
+      return 'refresh_token';
+    case 'forbidden':
+    case 'protocol_error':
+    case 'unsupported_version':
+    case 'message_too_big':
+    case 'policy_violation':
+    case 'replaced':
+    case 'too_many_sessions':
+      return 'stop';
+    default:
+      return 'reconnect';
+  }
+}

@@ -1,0 +1,93 @@
+import type { z } from 'zod';
+import { protocolDefaults } from './defaults';
+import { FrameError, type FrameIssue } from './errors';
+import { type ClientFrame, ClientFrameSchema, type Frame, type ServerFrame, ServerFrameSchema } from './frames';
+
+/** Outcome of a parse: the typed frame, or a {@link FrameError} saying what is wrong and where. */
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: FrameError };
+
+/** Options for the parsers. */
+export interface ParseOptions {
+  /** Reject input longer than this many bytes before parsing it. @default 1_048_576 */
+  maxBytes?: number;
+}
+
+/** Turns zod issues into `{ path, message }` pairs with dotted paths. */
+export function toFrameIssues(error: z.ZodError): FrameIssue[] {
+  return error.issues.map((issue) => ({ path: issue.path.map(String).join('.'), message: issue.message }));
+}
+
+function describe(issues: readonly FrameIssue[]): string {
+  const first = issues[0];
+  if (!first) return 'invalid frame';
+  const where = first.path === '' ? 'frame' : first.path;
+  const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
+  return `invalid frame: ${where}: ${first.message}${more}`;
+}
+
+function decodeText(data: unknown, maxBytes: number): ParseResult<string> {
+  if (typeof data === 'string') {
+    // A UTF-16 string is never shorter in UTF-8 than its length, so the cheap check runs first.
+    if (data.length > maxBytes || Buffer.byteLength(data, 'utf8') > maxBytes) {
+      return { ok: false, error: new FrameError('too_large', `frame larger than ${maxBytes} bytes`) };
+    }
+    return { ok: true, value: data };
+  }
+  let bytes: Uint8Array | undefined;
+  if (data instanceof Uint8Array) bytes = data;
+  else if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
+  else if (Array.isArray(data) && data.every((d) => d instanceof Uint8Array)) bytes = Buffer.concat(data);
+  if (!bytes) return { ok: false, error: new FrameError('not_text', 'frame must be a UTF-8 JSON text') };
+  if (bytes.byteLength > maxBytes) {
+    return { ok: false, error: new FrameError('too_large', `frame larger than ${maxBytes} bytes`) };
+  }
+  try {
+    return { ok: true, value: new TextDecoder('utf-8', { fatal: true }).decode(bytes) };
+  } catch (cause) {
+    return { ok: false, error: new FrameError('not_text', 'frame is not valid UTF-8', [], { cause }) };
+  }
+}
+
+function parseWith<T>(schema: z.ZodType<T>, data: unknown, options: ParseOptions): ParseResult<T> {
+  const text = decodeText(data, options.maxBytes ?? protocolDefaults.maxFrameBytes);
+  if (!text.ok) return text;
+  let json: unknown;
+  try {
+    json = JSON.parse(text.value);
+  } catch (cause) {
+    return { ok: false, error: new FrameError('bad_json', 'frame is not valid JSON', [], { cause }) };
+  }
+  const parsed = schema.safeParse(json);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  const issues = toFrameIssues(parsed.error);
+  return { ok: false, error: new FrameError('invalid', describe(issues), issues) };
+}
+
+/**
+ * Parses a frame received by a server. Accepts a string, a Buffer / Uint8Array,
+ * an ArrayBuffer or a list of Buffers (what `ws` hands over); never throws.
+ */
+export function parseClientFrame(data: unknown, options: ParseOptions = {}): ParseResult<ClientFrame> {
+  return parseWith(ClientFrameSchema, data, options);
+}
+
+/** Parses a frame received by a client. Never throws. */
+export function parseServerFrame(data: unknown, options: ParseOptions = {}): ParseResult<ServerFrame> {
+  return parseWith(ServerFrameSchema, data, options);
+}
+
+// `ping` and `pong` are shared by both directions; every other type belongs to one.
+const CLIENT_ONLY_TYPES: ReadonlySet<string> = new Set(['hello', 'rpc']);
+
+/**
+ * Validates a frame against the schema of its direction and serialises it to
+ * JSON text. Throws a {@link FrameError} when the frame is invalid: sending a
+ * malformed frame is a bug on the sending side, never something to put on the wire.
+ */
+export function serializeFrame(frame: Frame): string {
+  const schema: z.ZodType<Frame> = CLIENT_ONLY_TYPES.has(frame.type) ? ClientFrameSchema : ServerFrameSchema;
+  const parsed = schema.safeParse(frame);
+  if (parsed.success) return JSON.stringify(parsed.data);
+  const issues = toFrameIssues(parsed.error);
+  throw new FrameError('invalid', describe(issues), issues);
+}

@@ -1,0 +1,19 @@
+/**
+ * Protocol defaults shared by the gateway and every client. Changing one of these
+ * changes behaviour on both sides, which is why they live here.
+ */
+export const protocolDefaults = {
+  /** How often each side pings a quiet peer. @default 20_000 */
+  pingIntervalMs: 20_000,
+  /** How long a peer may stay silent before it is declared dead. @default 60_000 */
+  pingTimeoutMs: 60_000,
+  /** Delay between a user's last session closing and their listeners being released. @default 5_000 */
+  detachDelayMs: 5_000,
+  /** Time a new socket has to send a valid `hello` frame. @default 10_000 */
+  handshakeTimeoutMs: 10_000,
+  /** Largest frame either side accepts, in bytes of UTF-8. @default 1_048_576 */
+  maxFrameBytes: 1_048_576,
+} as const;
+
+/** The shape of {@link protocolDefaults}. */
+export type ProtocolDefaults = typeof protocolDefaults;

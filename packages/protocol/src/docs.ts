@@ -1,0 +1,135 @@
+/**
+ * Renders docs/protocol.md from the schemas and the documented examples, so the
+ * page a Python or Go developer reads is the protocol the code enforces.
+ */
+import { CloseCode, classifyDisconnect, reconnectPolicy } from './close-codes';
+import { protocolDefaults } from './defaults';
+import { RPC_ERROR_CODES } from './errors';
+import { EVENT_TYPES } from './events';
+import {
+  appEventExamples,
+  clientFrameExamples,
+  type FrameExample,
+  methodExamples,
+  serverFrameExamples,
+} from './examples';
+import { methodTable, RPC_METHODS } from './methods';
+import { PROTOCOL_VERSION } from './version';
+
+const json = (value: unknown) => ['```json', JSON.stringify(value), '```'].join('\n');
+
+function frames(examples: FrameExample<{ type: string }>[]): string {
+  return examples.map((e) => `**${e.frame.type}**: ${e.title}\n\n${json(e.frame)}`).join('\n\n');
+}
+
+function closeCodeRows(): string {
+  return Object.entries(CloseCode)
+    .filter(([, code]) => typeof code === 'number')
+    .map(([name, code]) => {
+      const reason = classifyDisconnect(code as number);
+      return `| ${code} | ${name} | \`${reason}\` | ${reconnectPolicy(reason)} |`;
+    })
+    .join('\n');
+}
+
+function methodSections(): string {
+  return RPC_METHODS.map((m) => {
+    const ex = methodExamples[m];
+    return [
+      `### \`${m}\``,
+      '',
+      methodTable[m].description,
+      '',
+      `Params: [\`schema/methods/${m}.params.json\`](../packages/protocol/schema/methods/${m}.params.json); result: [\`schema/methods/${m}.result.json\`](../packages/protocol/schema/methods/${m}.result.json).`,
+      '',
+      json({ type: 'rpc', id: 7, method: m, args: ex.args }),
+      '',
+      json({ type: 'rpc_result', id: 7, result: ex.result }),
+    ].join('\n');
+  }).join('\n\n');
+}
+
+/** The full text of docs/protocol.md. */
+export function renderProtocolDoc(): string {
+  return `<!-- Generated from packages/protocol/src by \`pnpm --filter @livebus/protocol build\`. Do not edit by hand. -->
+# livebus wire protocol, version ${PROTOCOL_VERSION}
+
+Everything a client says to a livebus gateway and hears back. Write a client in
+any language from this page; validate with the JSON Schemas in
+\`packages/protocol/schema/\` (\`client-frame.json\`, \`server-frame.json\`,
+\`methods/<method>.params.json\`, \`methods/<method>.result.json\`,
+\`events/<event>.json\`).
+
+## Transport
+- One WebSocket per client at \`ws(s)://HOST/ws\`. Every frame is one JSON
+  object in a text message; binary messages are refused (close 1003).
+- A frame may not exceed ${protocolDefaults.maxFrameBytes} bytes (the gateway's \`MAX_PAYLOAD_BYTES\`).
+- Every frame has a \`type\`. Unknown fields are rejected: the schemas are strict.
+
+## Handshake
+\`\`\`
+client                                   gateway
+  |--- WebSocket upgrade (opt. Authorization: Bearer) -->|
+  |--- hello { v, token?, session_id?, last_cursor? } -->|  verify token
+  |<-- welcome { session_id, resume.status, cursor } ----|  attach listeners
+  |<-- event (replayed, cursor > last_cursor) ... -------|  resume
+  |<-- event (live) ... / rpc_result / rpc_error --------|
+\`\`\`
+The first frame must be \`hello\`, within ${protocolDefaults.handshakeTimeoutMs} ms, or the gateway
+closes with 4002 (auth timeout). A bad token closes with 4001. Any other frame
+before \`hello\` is answered with an \`error\` frame and a 4004 close.
+
+## Heartbeat
+The gateway sends WebSocket pings every ${protocolDefaults.pingIntervalMs} ms and drops a peer silent for
+${protocolDefaults.pingTimeoutMs} ms. Clients ping at the same interval and treat a gateway silent for
+${protocolDefaults.pingTimeoutMs} ms as dead. Browsers, which cannot send protocol pings, send
+\`{"type":"ping"}\` frames; the gateway answers \`{"type":"pong"}\` echoing \`ts\`.
+
+## Events and resume
+Every event carries a per-user \`cursor\`: consecutive integers, one stream per
+user across all their sessions. A client remembers the cursor of the last event
+it handled and sends it as \`hello.last_cursor\` when it reconnects. The
+\`welcome.resume.status\` says what follows:
+- \`fresh\`: no cursor was sent; live events follow.
+- \`resumed\`: the \`replayed\` events after \`last_cursor\` follow, in order, then live ones.
+- \`gap\`: the events after \`last_cursor\` are no longer retained (or the
+  instance restarted): refetch your state, then continue from \`resume.cursor\`.
+A client that drops events with a cursor it has already handled gets each
+event exactly once and in order.
+
+## Client frames
+${frames(clientFrameExamples)}
+
+## Server frames
+${frames(serverFrameExamples)}
+
+## RPC
+\`rpc\` frames carry positional \`args\`, like \`rpc_call("NAMESPACE.method", args=[...])\`.
+The \`id\` (string or integer) comes back on the matching \`rpc_result\` or
+\`rpc_error\`. A user may act only on their own \`user_id\`; a service token may act
+for any user. The same calls are accepted over HTTP: \`POST /rpc\` with
+\`{"method": ..., "args": [...]}\` and a bearer token.
+
+Error codes (\`rpc_error.error.code\`): ${RPC_ERROR_CODES.map((c) => `\`${c}\``).join(', ')}.
+\`invalid_params\` carries \`data.issues\`: \`[{ path, message }]\`, with paths counted from the first argument.
+
+${methodSections()}
+
+## Events
+Event types: ${EVENT_TYPES.map((e) => `\`${e}\``).join(', ')}. A backend publishes
+one with \`POST /publish\` \`{ "user_id": ..., "event": ... }\`, for example:
+
+${appEventExamples.map((e) => json(e)).join('\n\n')}
+
+## Close codes
+\`reason\` is what \`classifyDisconnect(code, reason)\` returns (metric labels and
+\`ws_disconnect\` logs use it); \`policy\` is what a client does next:
+\`reconnect\` with jittered backoff, \`refresh_token\` once then stop, or \`stop\`.
+A close 1012 is preceded by a \`notice\` frame whose \`reconnect_after_ms\` the
+client waits before reconnecting.
+
+| code | name | reason | policy |
+|---|---|---|---|
+${closeCodeRows()}
+`;
+}

@@ -1,0 +1,89 @@
+import { z } from 'zod';
+import { JsonObjectSchema, JsonValueSchema, UserIdSchema } from './common';
+
+/** Lifecycle of a background task. */
+export const TaskStatusSchema = z.enum(['queued', 'running', 'completed', 'failed', 'cancelled']);
+export type TaskStatus = z.infer<typeof TaskStatusSchema>;
+
+/** Progress of a task started with `TASK.*`, pushed until it reaches a final status. */
+export const TaskProgressUpdateSchema = z.strictObject({
+  task_id: z.string().min(1),
+  status: TaskStatusSchema,
+  /** Percent complete, 0 to 100. */
+  progress: z.number().min(0).max(100),
+  message: z.string().optional(),
+  /** Present once `status` is `completed`. */
+  result: JsonValueSchema.optional(),
+  /** Present once `status` is `failed`. */
+  error: z.string().optional(),
+});
+export type TaskProgressUpdate = z.infer<typeof TaskProgressUpdateSchema>;
+
+/** A change seen by one of the user's listeners (a Firestore snapshot, a Redis channel, a workflow). */
+export const ListenerChangeSchema = z.strictObject({
+  /** Which listener produced it: `firestore`, `redis`, `workflow`, ... */
+  source: z.string().min(1),
+  /** Document path, channel or job id the listener watches. */
+  path: z.string().min(1),
+  change: z.enum(['added', 'modified', 'removed']),
+  data: JsonValueSchema.optional(),
+});
+export type ListenerChange = z.infer<typeof ListenerChangeSchema>;
+
+/** The user's registry entry changed (a session registered or left, a field was updated). */
+export const RegistryUpdatedSchema = z.strictObject({
+  user_id: UserIdSchema,
+  reason: z.string().min(1),
+  registry: JsonObjectSchema.optional(),
+});
+export type RegistryUpdated = z.infer<typeof RegistryUpdatedSchema>;
+
+/** A message for the user's sessions from the application or an operator. */
+export const SessionNoticeSchema = z.strictObject({
+  level: z.enum(['info', 'warning', 'error']),
+  message: z.string(),
+  code: z.string().optional(),
+});
+export type SessionNotice = z.infer<typeof SessionNoticeSchema>;
+
+/**
+ * The event table: every event type a user can receive and the schema of its
+ * `data`. Adding an event means adding a line here; everything else follows.
+ */
+export const eventTable = {
+  'task.progress_update': TaskProgressUpdateSchema,
+  'listener.change': ListenerChangeSchema,
+  'registry.updated': RegistryUpdatedSchema,
+  'session.notice': SessionNoticeSchema,
+} as const;
+
+/** Event type names. */
+export type EventType = keyof typeof eventTable;
+/** Every event type name, for iteration. */
+export const EVENT_TYPES = Object.keys(eventTable) as EventType[];
+/** The `data` of an event of type `E`. */
+export type EventData<E extends EventType> = z.infer<(typeof eventTable)[E]>;
+
+/** Builds the `{ event, data }` pair for one event type, extended with `extra` fields. */
+function eventShape<E extends EventType, X extends z.ZodRawShape>(name: E, extra: X) {
+  return z.strictObject({ ...extra, event: z.literal(name), data: eventTable[name] });
+}
+
+/** Builds the discriminated union of every event type, each extended with `extra` fields. */
+export function eventUnion<X extends z.ZodRawShape>(extra: X) {
+  return z.discriminatedUnion('event', [
+    eventShape('task.progress_update', extra),
+    eventShape('listener.change', extra),
+    eventShape('registry.updated', extra),
+    eventShape('session.notice', extra),
+  ]);
+}
+
+/** An event as a publisher hands it over: type and data, before the gateway assigns a cursor. */
+export const AppEventSchema = eventUnion({});
+export type AppEvent = z.infer<typeof AppEventSchema>;
+
+/** Whether `name` is a known event type. */
+export function isEventType(name: string): name is EventType {
+  return Object.hasOwn(eventTable, name);
+}

@@ -1,0 +1,11 @@
+export * from './close-codes';
+export * from './codec';
+export * from './common';
+export * from './defaults';
+export * from './errors';
+export * from './events';
+export * from './frames';
+export * from './json-schema';
+export * from './methods';
+export { validateRpcArgs, validateRpcResult } from './rpc';
+export * from './version';

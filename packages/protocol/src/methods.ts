@@ -1,0 +1,137 @@
+import { z } from 'zod';
+import { JsonObjectSchema, JsonValueSchema, SessionIdSchema, UserIdSchema } from './common';
+import { TaskStatusSchema } from './events';
+
+/** One registered session of a user, as the legacy registry stores it. */
+export const RegistrySessionSchema = z.strictObject({
+  session_id: SessionIdSchema,
+  route: z.string(),
+  instance_id: z.string().optional(),
+  /** ISO 8601 time of registration. */
+  registered_at: z.string(),
+});
+export type RegistrySession = z.infer<typeof RegistrySessionSchema>;
+
+/** The unified registry document of a user. */
+export const UserRegistrySchema = z.strictObject({
+  user_info: z.strictObject({ user_id: UserIdSchema, status: z.enum(['online', 'offline', 'away']) }),
+  companies: z.strictObject({ current_company_id: z.string().nullable() }),
+  services: JsonObjectSchema,
+});
+export type UserRegistry = z.infer<typeof UserRegistrySchema>;
+
+/** A partial update of a {@link UserRegistry}: `services` keys are merged, `null` removes one. */
+export const UserRegistryPatchSchema = z.strictObject({
+  user_info: z.strictObject({ status: z.enum(['online', 'offline', 'away']) }).optional(),
+  companies: z.strictObject({ current_company_id: z.string().nullable() }).optional(),
+  services: JsonObjectSchema.optional(),
+});
+export type UserRegistryPatch = z.infer<typeof UserRegistryPatchSchema>;
+
+const TaskIdSchema = z.string().min(1).max(256);
+const JobIdSchema = z.string().min(1).max(200);
+
+/** Snapshot of a task, as `TASK.get_status` returns it. */
+export const TaskInfoSchema = z.strictObject({
+  task_id: TaskIdSchema,
+  user_id: UserIdSchema,
+  status: TaskStatusSchema,
+  progress: z.number().min(0).max(100),
+  message: z.string().optional(),
+  result: JsonValueSchema.optional(),
+  error: z.string().optional(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+export type TaskInfo = z.infer<typeof TaskInfoSchema>;
+
+/** Declares one RPC method: its positional parameters and its result. */
+function method<P extends z.ZodTuple, R extends z.ZodType>(params: P, result: R, description: string) {
+  return { params, result, description } as const;
+}
+
+/**
+ * The RPC method table: for each `NAMESPACE.method`, its positional parameters
+ * (as sent in `rpc.args`) and its result. Names and shapes match the legacy
+ * `rpc_call("NAMESPACE.method", args=[...])` callers.
+ */
+export const methodTable = {
+  'REGISTRY.register_user': method(
+    z.tuple([UserIdSchema, SessionIdSchema, z.string().max(512)]),
+    z.strictObject({
+      success: z.literal(true),
+      user_id: UserIdSchema,
+      session_id: SessionIdSchema,
+      route: z.string(),
+      registered_at: z.string(),
+    }),
+    'Registers a session of the user under a route (the page or service it serves).',
+  ),
+  'REGISTRY.unregister_session': method(
+    z.tuple([UserIdSchema, SessionIdSchema]),
+    z.strictObject({ success: z.literal(true), removed: z.boolean() }),
+    'Removes one session from the user registry; `removed` is false when it was not registered.',
+  ),
+  'REGISTRY.get_sessions': method(
+    z.tuple([UserIdSchema]),
+    z.strictObject({ user_id: UserIdSchema, sessions: z.array(RegistrySessionSchema) }),
+    'Lists the registered sessions of the user.',
+  ),
+  'UNIFIED_REGISTRY.get_user_registry': method(
+    z.tuple([UserIdSchema]),
+    UserRegistrySchema,
+    'Returns the unified registry document of the user (requires UNIFIED_REGISTRY_ENABLED).',
+  ),
+  'UNIFIED_REGISTRY.update_user_registry': method(
+    z.tuple([UserIdSchema, UserRegistryPatchSchema]),
+    UserRegistrySchema,
+    'Applies a patch to the unified registry document and returns the result.',
+  ),
+  'TASK.start_document_analysis': method(
+    z.tuple([UserIdSchema, z.strictObject({ content: z.string() }), JobIdSchema]),
+    z.strictObject({
+      success: z.literal(true),
+      task_id: TaskIdSchema,
+      job_id: JobIdSchema,
+      status: z.literal('queued'),
+      created_at: z.string(),
+    }),
+    'Queues a document analysis; `task.progress_update` events follow until it completes.',
+  ),
+  'TASK.get_status': method(z.tuple([TaskIdSchema]), TaskInfoSchema, 'Returns the current state of a task.'),
+  'TASK.cancel': method(
+    z.tuple([TaskIdSchema]),
+    z.strictObject({ success: z.boolean(), task_id: TaskIdSchema, status: TaskStatusSchema }),
+    'Cancels a queued or running task; `success` is false when it had already finished.',
+  ),
+  'WORKFLOW.watch': method(
+    z.tuple([JobIdSchema]),
+    z.strictObject({ success: z.literal(true), job_id: JobIdSchema, watching: z.literal(true) }),
+    'Attaches a workflow listener: changes of the job arrive as `listener.change` events (source `workflow`).',
+  ),
+  'WORKFLOW.unwatch': method(
+    z.tuple([JobIdSchema]),
+    z.strictObject({ success: z.literal(true), job_id: JobIdSchema, watching: z.literal(false) }),
+    'Releases a workflow listener attached with `WORKFLOW.watch`.',
+  ),
+} as const;
+
+/** Every RPC method name. */
+export type RpcMethod = keyof typeof methodTable;
+/** Every RPC method name, for iteration. */
+export const RPC_METHODS = Object.keys(methodTable) as RpcMethod[];
+/** The positional parameters of method `M`, as a tuple type. */
+export type RpcParams<M extends RpcMethod> = z.infer<(typeof methodTable)[M]['params']>;
+/** The result of method `M`. */
+export type RpcResult<M extends RpcMethod> = z.infer<(typeof methodTable)[M]['result']>;
+
+/** Whether `name` is a known RPC method. */
+export function isRpcMethod(name: string): name is RpcMethod {
+  return Object.hasOwn(methodTable, name);
+}
+
+/**
+ * The signature of a typed RPC function: `rpc("TASK.start_document_analysis", uid, { content }, jobId)`
+ * checks the arguments against the method's params and types the promised result.
+ */
+export type RpcCaller = <M extends RpcMethod>(method: M, ...args: RpcParams<M>) => Promise<RpcResult<M>>;

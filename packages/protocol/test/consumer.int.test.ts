@@ -1,0 +1,31 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+
+const pkg = join(__dirname, '..');
+const tsc = require.resolve('typescript/bin/tsc');
+
+describe('the built package, as a consumer sees it', () => {
+  it('type-checks a consumer in both ESM and CJS resolution, and rejects wrong RPC params', () => {
+    // check.mts / check.cts resolve @livebus/protocol through its exports map
+    // (import -> .d.ts, require -> .d.cts); their @ts-expect-error lines fail
+    // the build if a wrong call were accepted.
+    const out = execFileSync(process.execPath, [tsc, '-p', join(pkg, 'test/consumer/tsconfig.json')], {
+      encoding: 'utf8',
+    });
+    expect(out).toBe('');
+  });
+
+  it('loads with import and with require', () => {
+    const script = `
+      const cjs = require('@livebus/protocol');
+      import('@livebus/protocol').then((esm) => {
+        const names = ['parseClientFrame', 'parseServerFrame', 'serializeFrame', 'classifyDisconnect', 'methodTable', 'eventTable', 'CloseCode', 'protocolDefaults'];
+        for (const n of names) { if (!cjs[n] || !esm[n]) throw new Error('missing export ' + n); }
+        if (cjs.protocolDefaults.pingTimeoutMs !== 60000 || esm.protocolDefaults.pingIntervalMs !== 20000) throw new Error('defaults');
+        const ex = require('@livebus/protocol/examples');
+        if (!ex.methodExamples) throw new Error('examples');
+        process.stdout.write('ok');
+      });`;
+    expect(execFileSync(process.execPath, ['-e', script], { cwd: pkg, encoding: 'utf8' })).toBe('ok');
+  });
+});

@@ -1,0 +1,6 @@
+export * from './auth-emulator-stub';
+export * from './firestore-emulator';
+export * from './free-port';
+export * from './redis-server';
+export * from './tcp-proxy';
+export * from './wait';

@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// The README's two commands (`npm start`, `npm test`) must work on a machine
+// that has only Node 20 and npm. This script finds pnpm (or fetches the pinned
+// version through npx, never through corepack), installs the workspace, builds
+// it, and then starts the gateway or runs every check.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const pinned = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).packageManager; // "pnpm@10.x.y"
+const pinnedVersion = pinned.split('@')[1];
+
+function run(cmd, args, opts = {}) {
+  const res = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
+  if (res.error) throw res.error;
+  return res.status ?? 1;
+}
+
+function pnpmCommand() {
+  const probe = spawnSync('pnpm', ['--version'], { encoding: 'utf8' });
+  if (probe.status === 0 && probe.stdout.trim().startsWith('10.')) return ['pnpm', []];
+  return ['npx', ['--yes', `pnpm@${pinnedVersion}`]];
+}
+
+// npm exports its own config to scripts as npm_config_* variables; pnpm would
+// read some of them as its own (e.g. a global prefix), so hand it a clean env.
+const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('npm_')));
+
+const [pnpm, pre] = pnpmCommand();
+const pn = (...args) => run(pnpm, [...pre, ...args], { env });
+
+const [, , mode, what] = process.argv;
+if (mode !== 'bootstrap' || !['start', 'test'].includes(what)) {
+  console.error('usage: node scripts/pnpm.mjs bootstrap start|test');
+  process.exit(2);
+}
+
+const frozen = process.env.CI ? ['--frozen-lockfile'] : [];
+let code = pn('install', ...frozen);
+if (code !== 0) process.exit(code);
+
+if (what === 'start') {
+  code = pn('exec', 'turbo', 'run', 'build', '--filter=@livebus/gateway...', '--output-logs=errors-only');
+  if (code !== 0) process.exit(code);
+  const gw = spawnSync(process.execPath, [join(root, 'apps/gateway/dist/main.js')], { stdio: 'inherit', env });
+  process.exit(gw.status ?? 0);
+}
+
+// Every check: lint, types, unit and integration tests, across the workspace.
+code = pn('exec', 'turbo', 'run', 'lint', 'typecheck', 'test', '--concurrency=1', '--output-logs=new-only');
+process.exit(code);
