@@ -3,8 +3,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { renderProtocolDoc } from '../dist/docs.js';
-import { protocolJsonSchemas } from '../dist/index.js';
+import { protocolJsonSchemas, renderProtocolDoc } from '../dist/docs.js';
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(pkg, 'schema');

@@ -25,10 +25,26 @@ function describe(issues: readonly FrameIssue[]): string {
   return `invalid frame: ${where}: ${first.message}${more}`;
 }
 
+// Node has Buffer (fast, no copy); browsers count through TextEncoder.
+const hasBuffer = typeof Buffer !== 'undefined';
+const utf8Length = (text: string) =>
+  hasBuffer ? Buffer.byteLength(text, 'utf8') : new TextEncoder().encode(text).length;
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
 function decodeText(data: unknown, maxBytes: number): ParseResult<string> {
   if (typeof data === 'string') {
-    // A UTF-16 string is never shorter in UTF-8 than its length, so the cheap check runs first.
-    if (data.length > maxBytes || Buffer.byteLength(data, 'utf8') > maxBytes) {
+    // UTF-8 is never shorter than the UTF-16 length, so the cheap check runs first; UTF-8 is
+    // at most 3 bytes per UTF-16 unit, so short strings skip the exact count.
+    if (data.length > maxBytes || (data.length * 3 > maxBytes && utf8Length(data) > maxBytes)) {
       return { ok: false, error: new FrameError('too_large', `frame larger than ${maxBytes} bytes`) };
     }
     return { ok: true, value: data };
@@ -36,7 +52,7 @@ function decodeText(data: unknown, maxBytes: number): ParseResult<string> {
   let bytes: Uint8Array | undefined;
   if (data instanceof Uint8Array) bytes = data;
   else if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
-  else if (Array.isArray(data) && data.every((d) => d instanceof Uint8Array)) bytes = Buffer.concat(data);
+  else if (Array.isArray(data) && data.every((d) => d instanceof Uint8Array)) bytes = concat(data);
   if (!bytes) return { ok: false, error: new FrameError('not_text', 'frame must be a UTF-8 JSON text') };
   if (bytes.byteLength > maxBytes) {
     return { ok: false, error: new FrameError('too_large', `frame larger than ${maxBytes} bytes`) };

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** A user id as the gateway and Firestore know it (Firebase uid, JWT `sub`). */
 export const UserIdSchema = z.string().min(1).max(128);

@@ -133,3 +133,4 @@ client waits before reconnecting.
 ${closeCodeRows()}
 `;
 }
+export { type JsonSchema, type ProtocolJsonSchemas, protocolJsonSchemas } from './json-schema';

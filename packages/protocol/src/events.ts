@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { JsonObjectSchema, JsonValueSchema, UserIdSchema } from './common';
 
 /** Lifecycle of a background task. */

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { CursorSchema, JsonValueSchema, SessionIdSchema, UserIdSchema } from './common';
 import { RPC_ERROR_CODES } from './errors';
 import { eventUnion } from './events';

@@ -5,7 +5,6 @@ export * from './defaults';
 export * from './errors';
 export * from './events';
 export * from './frames';
-export * from './json-schema';
 export * from './methods';
 export { validateRpcArgs, validateRpcResult } from './rpc';
 export * from './version';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { EVENT_TYPES, eventTable } from './events';
 import { ClientFrameSchema, ServerFrameSchema } from './frames';
 import { methodTable, RPC_METHODS } from './methods';

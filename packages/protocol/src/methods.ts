@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { JsonObjectSchema, JsonValueSchema, SessionIdSchema, UserIdSchema } from './common';
 import { TaskStatusSchema } from './events';
 

@@ -1,0 +1,16 @@
+// Browser entry: the global WebSocket, app-level ping frames (browsers cannot send protocol pings).
+import { BusConsumer as Core } from './consumer';
+import type { ConsumerOptions } from './options';
+import type { WebSocketLike } from './transport';
+
+/** The livebus client for browsers (uses the global WebSocket). */
+export class BusConsumer extends Core {
+  constructor(options: ConsumerOptions) {
+    super(options, (globalThis as { WebSocket?: new (url: string) => WebSocketLike }).WebSocket);
+  }
+}
+
+export { type Backoff, fullJitterBackoff } from './backoff';
+export type { ConsumerCounters, ConsumerEvents, ConsumerState, EventOf, GroupOptions } from './consumer';
+export { FatalCloseError, RpcError } from './errors';
+export { type ConsumerOptions, consumerDefaults, type TokenSource } from './options';

@@ -1,0 +1,560 @@
+import {
+  CloseCode,
+  classifyDisconnect,
+  type DisconnectReason,
+  type EventFrame,
+  type EventType,
+  type NoticeFrame,
+  PROTOCOL_VERSION,
+  parseServerFrame,
+  type RpcMethod,
+  type RpcParams,
+  type RpcResult,
+  reconnectPolicy,
+  type ServerFrame,
+  serializeFrame,
+  validateRpcResult,
+  type WelcomeFrame,
+} from '@livebus/protocol';
+import { type Backoff, fullJitterBackoff } from './backoff';
+import { Emitter } from './emitter';
+import { FatalCloseError, RpcError } from './errors';
+import { type ConsumerOptions, consumerDefaults } from './options';
+import { hasProtocolPing, OPEN, type WebSocketLike } from './transport';
+
+/** Connection state. Changed only by `setState`, which emits `state`. */
+export type ConsumerState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** An event frame of type `E`. */
+export type EventOf<E extends EventType> = Extract<EventFrame, { event: E }>;
+
+/** Options for grouped handlers: events of one key collected over a window and handled as one batch. */
+export interface GroupOptions<E extends EventType> {
+  /** How long to collect after the first event of a key. */
+  groupWindowMs: number;
+  /** The key events are grouped by. @default every event of the type in one group */
+  groupBy?: (event: EventOf<E>) => string;
+}
+
+/** Events the client emits. */
+export interface ConsumerEvents {
+  state: { oldState: ConsumerState; newState: ConsumerState };
+  open: WelcomeFrame;
+  close: { code: number; reason: DisconnectReason; willReconnect: boolean; delayMs?: number };
+  /** Continuity was lost (events after `lastCursor` are gone): refetch state. */
+  gap: { lastCursor: number; cursor: number };
+  notice: NoticeFrame;
+  /** Errors that do not stop the client (a throwing handler) and the fatal one that does. */
+  error: Error;
+}
+
+/** Counters for dashboards and tests. */
+export interface ConsumerCounters {
+  connects: number;
+  reconnects: number;
+  lastCloseCode: number | undefined;
+  lastCloseReason: DisconnectReason | undefined;
+  eventsReceived: number;
+  duplicatesDropped: number;
+  rpc: { ok: number; error: number; timeout: number };
+}
+
+interface PendingCall {
+  id: number;
+  method: string;
+  frame: string;
+  resolve: (value: unknown) => void;
+  reject: (error: RpcError) => void;
+  timer: ReturnType<typeof setTimeout>;
+  sent: boolean;
+}
+
+type Socket = WebSocketLike;
+
+/** Options with every default applied. */
+export type ResolvedOptions = ConsumerOptions &
+  Required<Omit<ConsumerOptions, 'token' | 'userId' | 'route' | 'lastCursor' | 'backoff' | 'WebSocket'>>;
+
+/*
+ *   idle --connect()--> connecting --welcome--> open
+ *                          ^   |                 |
+ *                          |   +---- close ------+--> reconnecting --timer--> connecting
+ *                          |                                 |
+ *   any --close() / fatal close code--> closed <-------------+
+ */
+
+/**
+ * The livebus client. Reconnects forever with jittered backoff, detects dead
+ * peers (ping every 20 s, dead after 60 s of silence), resumes from the last
+ * event cursor so handlers see every event exactly once and in order, and
+ * offers typed `rpc()` and `on()`.
+ */
+export class BusConsumer {
+  readonly #o: ResolvedOptions;
+  readonly #emitter = new Emitter<ConsumerEvents>((error) => this.#emitter.emit('error', toError(error)));
+  readonly #handlers = new Map<string, Set<(frame: EventFrame) => void>>();
+  readonly #any = new Set<(frame: EventFrame) => void>();
+  readonly #calls = new Map<number, PendingCall>();
+  readonly #backoff: Backoff;
+  readonly #WebSocket: new (
+    url: string,
+  ) => WebSocketLike;
+  #state: ConsumerState = 'idle';
+  #socket: Socket | undefined;
+  /** Identifies the current socket; callbacks from an older one are ignored. */
+  #connId = 0;
+  #lastCursor: number | undefined;
+  #attempt = 0;
+  #authRetried = false;
+  #reconnectHintMs: number | undefined;
+  #lastSeen = 0;
+  #timers: {
+    ping?: ReturnType<typeof setInterval>;
+    watchdog?: ReturnType<typeof setTimeout>;
+    handshake?: ReturnType<typeof setTimeout>;
+    reconnect?: ReturnType<typeof setTimeout>;
+  } = {};
+  #nextId = 1;
+  #welcome: WelcomeFrame | undefined;
+  readonly #counters: ConsumerCounters = {
+    connects: 0,
+    reconnects: 0,
+    lastCloseCode: undefined,
+    lastCloseReason: undefined,
+    eventsReceived: 0,
+    duplicatesDropped: 0,
+    rpc: { ok: 0, error: 0, timeout: 0 },
+  };
+
+  constructor(options: ConsumerOptions, defaultWebSocket?: new (url: string) => WebSocketLike) {
+    const o = { ...consumerDefaults, sessionId: randomId(), ...options };
+    if (!o.url) throw new TypeError('url is required');
+    if (o.pingTimeoutMs <= o.pingIntervalMs) {
+      throw new TypeError(
+        `pingTimeoutMs (${o.pingTimeoutMs}) must be greater than pingIntervalMs (${o.pingIntervalMs})`,
+      );
+    }
+    if (o.maxReconnectDelayMs < o.minReconnectDelayMs) {
+      throw new TypeError('maxReconnectDelayMs must be at least minReconnectDelayMs');
+    }
+    const WebSocketImpl = o.WebSocket ?? defaultWebSocket;
+    if (!WebSocketImpl) throw new TypeError('no WebSocket implementation: pass options.WebSocket');
+    this.#WebSocket = WebSocketImpl;
+    this.#o = o;
+    this.#backoff = o.backoff ?? fullJitterBackoff(o.minReconnectDelayMs, o.maxReconnectDelayMs);
+    this.#lastCursor = o.lastCursor;
+  }
+
+  /** The effective options, defaults applied. */
+  get options(): Readonly<ResolvedOptions> {
+    return this.#o;
+  }
+
+  get state(): ConsumerState {
+    return this.#state;
+  }
+
+  /** Cursor of the last event delivered to handlers (persist it to resume after a page reload). */
+  get lastCursor(): number | undefined {
+    return this.#lastCursor;
+  }
+
+  /** The welcome of the current connection, when open. */
+  get session(): WelcomeFrame | undefined {
+    return this.#welcome;
+  }
+
+  get counters(): Readonly<ConsumerCounters> {
+    return { ...this.#counters, rpc: { ...this.#counters.rpc } };
+  }
+
+  /** Starts connecting (no-op unless idle). Resolves when the first session opens or the client stops. */
+  connect(): Promise<void> {
+    if (this.#state === 'idle') this.#open();
+    return new Promise((resolve, reject) => {
+      if (this.#state === 'open') return resolve();
+      if (this.#state === 'closed') return reject(new Error('client is closed'));
+      const offOpen = this.#emitter.on('open', () => {
+        offOpen();
+        offState();
+        resolve();
+      });
+      const offState = this.#emitter.on('state', ({ newState }) => {
+        if (newState === 'closed') {
+          offOpen();
+          offState();
+          reject(new Error('client closed before connecting'));
+        }
+      });
+    });
+  }
+
+  /** Stops for good: closes the socket, cancels timers, fails pending calls. */
+  close(): void {
+    if (this.#state === 'closed') return;
+    this.#teardown(CloseCode.NormalClosure, 'client closed');
+    this.#failCalls(() => true, new RpcError('unavailable', 'client closed'));
+    this.#setState('closed');
+  }
+
+  /** Listens to client events (`state`, `open`, `close`, `gap`, `notice`, `error`). */
+  onClient<K extends keyof ConsumerEvents>(event: K, listener: (payload: ConsumerEvents[K]) => void): () => void {
+    return this.#emitter.on(event, listener);
+  }
+
+  /** Handles every event of type `E`; returns the unsubscribe function. */
+  on<E extends EventType>(type: E, handler: (data: EventOf<E>['data'], frame: EventOf<E>) => void): () => void;
+  /** Handles events of type `E` in batches: those of one key arriving within the window, together. */
+  on<E extends EventType>(type: E, handler: (batch: EventOf<E>[]) => void, group: GroupOptions<E>): () => void;
+  on<E extends EventType>(
+    type: E,
+    handler: ((data: EventOf<E>['data'], frame: EventOf<E>) => void) | ((batch: EventOf<E>[]) => void),
+    group?: GroupOptions<E>,
+  ): () => void {
+    let set = this.#handlers.get(type);
+    if (!set) {
+      set = new Set();
+      this.#handlers.set(type, set);
+    }
+    let listener: (frame: EventFrame) => void;
+    let flushAll = () => {};
+    if (group) {
+      if (!(group.groupWindowMs > 0)) throw new TypeError('groupWindowMs must be positive');
+      const batches = new Map<string, { events: EventOf<E>[]; timer: ReturnType<typeof setTimeout> }>();
+      const batchHandler = handler as (batch: EventOf<E>[]) => void;
+      const flush = (key: string) => {
+        const batch = batches.get(key);
+        if (!batch) return;
+        batches.delete(key);
+        clearTimeout(batch.timer);
+        this.#safely(() => batchHandler(batch.events));
+      };
+      flushAll = () => {
+        for (const key of [...batches.keys()]) flush(key);
+      };
+      listener = (frame) => {
+        const event = frame as EventOf<E>;
+        const key = group.groupBy ? group.groupBy(event) : '';
+        const batch = batches.get(key);
+        if (batch) batch.events.push(event);
+        else batches.set(key, { events: [event], timer: setTimeout(() => flush(key), group.groupWindowMs) });
+      };
+    } else {
+      const single = handler as (data: EventOf<E>['data'], frame: EventOf<E>) => void;
+      listener = (frame) => {
+        const event = frame as EventOf<E>;
+        single(event.data as EventOf<E>['data'], event);
+      };
+    }
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      flushAll(); // nothing collected is lost on unsubscribe
+    };
+  }
+
+  /** Handles every event, whatever its type. */
+  onAny(handler: (frame: EventFrame) => void): () => void {
+    this.#any.add(handler);
+    return () => {
+      this.#any.delete(handler);
+    };
+  }
+
+  /**
+   * Calls an RPC method: `rpc("TASK.start_document_analysis", uid, { content }, jobId)`.
+   * Arguments and result are typed from the protocol's method table. Rejects with
+   * an {@link RpcError}: the gateway's code, or `timeout` / `unavailable` locally.
+   */
+  rpc<M extends RpcMethod>(method: M, ...args: RpcParams<M>): Promise<RpcResult<M>> {
+    return new Promise<RpcResult<M>>((resolve, reject) => {
+      if (this.#state === 'closed') return reject(new RpcError('unavailable', 'client is closed'));
+      const open = this.#state === 'open';
+      if (!open && this.#o.whileDisconnected === 'fail') {
+        this.#counters.rpc.error++;
+        return reject(new RpcError('unavailable', 'not connected'));
+      }
+      const queued = [...this.#calls.values()].filter((c) => !c.sent).length;
+      if (!open && queued >= this.#o.maxQueuedCalls) {
+        this.#counters.rpc.error++;
+        return reject(new RpcError('unavailable', `not connected and ${queued} calls already queued`));
+      }
+      const id = this.#nextId++;
+      const call: PendingCall = {
+        id,
+        method,
+        frame: serializeFrame({ type: 'rpc', id, method, args: args as unknown[] as never }),
+        resolve: (value) => {
+          const checked = validateRpcResult(method, value);
+          if (checked.ok) resolve(checked.value as RpcResult<M>);
+          else
+            reject(
+              new RpcError('internal', `the gateway answered ${method} with an unexpected shape`, checked.error.issues),
+            );
+        },
+        reject,
+        sent: false,
+        timer: setTimeout(() => {
+          this.#calls.delete(id);
+          this.#counters.rpc.timeout++;
+          reject(new RpcError('timeout', `${method} timed out after ${this.#o.rpcTimeoutMs} ms`));
+        }, this.#o.rpcTimeoutMs),
+      };
+      this.#calls.set(id, call);
+      if (open) this.#sendCall(call);
+    });
+  }
+
+  // ---- internals -------------------------------------------------------------
+
+  #setState(next: ConsumerState): void {
+    const prev = this.#state;
+    if (prev === next) return;
+    this.#state = next;
+    this.#emitter.emit('state', { oldState: prev, newState: next });
+  }
+
+  #safely(fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.#emitter.emit('error', toError(error));
+    }
+  }
+
+  #open(): void {
+    const id = ++this.#connId;
+    this.#welcome = undefined;
+    this.#setState('connecting');
+    let socket: Socket;
+    try {
+      socket = new this.#WebSocket(this.#o.url);
+    } catch (error) {
+      this.#emitter.emit('error', toError(error));
+      this.#onSocketClose(id, CloseCode.AbnormalClosure, '');
+      return;
+    }
+    this.#socket = socket;
+    const current = () => id === this.#connId;
+    socket.onopen = () => {
+      if (!current()) return;
+      this.#lastSeen = Date.now();
+      void this.#sendHello(id, socket);
+    };
+    socket.onmessage = (event) => {
+      if (!current()) return;
+      this.#lastSeen = Date.now();
+      this.#safely(() => this.#onFrame(id, event.data));
+    };
+    socket.onerror = () => {
+      // A close event always follows; it carries the code.
+    };
+    socket.onclose = (event) => {
+      if (current()) this.#onSocketClose(id, event.code, event.reason);
+    };
+    if (hasProtocolPing(socket)) {
+      socket.on('pong', () => {
+        if (current()) this.#lastSeen = Date.now();
+      });
+    }
+    this.#timers.handshake = setTimeout(() => {
+      if (current() && this.#state === 'connecting') this.#abort(id, CloseCode.AuthTimeout, 'auth_timeout');
+    }, this.#o.handshakeTimeoutMs);
+  }
+
+  async #sendHello(id: number, socket: Socket): Promise<void> {
+    let token: string | undefined;
+    try {
+      token = typeof this.#o.token === 'function' ? await this.#o.token() : this.#o.token;
+    } catch (error) {
+      this.#emitter.emit('error', toError(error));
+      return this.#abort(id, CloseCode.AuthFailed, 'auth_failed');
+    }
+    if (id !== this.#connId || socket.readyState !== OPEN) return;
+    socket.send(
+      serializeFrame({
+        type: 'hello',
+        v: PROTOCOL_VERSION,
+        session_id: this.#o.sessionId,
+        ...(token ? { token } : {}),
+        ...(this.#o.userId ? { user_id: this.#o.userId } : {}),
+        ...(this.#o.route !== undefined ? { route: this.#o.route } : {}),
+        ...(this.#lastCursor !== undefined ? { last_cursor: this.#lastCursor } : {}),
+      }),
+    );
+  }
+
+  #onFrame(id: number, data: unknown): void {
+    const parsed = parseServerFrame(data);
+    if (!parsed.ok) {
+      this.#emitter.emit('error', parsed.error);
+      return;
+    }
+    const frame: ServerFrame = parsed.value;
+    switch (frame.type) {
+      case 'welcome':
+        this.#onWelcome(id, frame);
+        return;
+      case 'event':
+        this.#onEvent(frame);
+        return;
+      case 'rpc_result':
+      case 'rpc_error': {
+        const call = typeof frame.id === 'number' ? this.#calls.get(frame.id) : undefined;
+        if (!call) return; // timed out already
+        this.#calls.delete(call.id);
+        clearTimeout(call.timer);
+        if (frame.type === 'rpc_result') {
+          this.#counters.rpc.ok++;
+          call.resolve(frame.result);
+        } else {
+          this.#counters.rpc.error++;
+          call.reject(new RpcError(frame.error.code, frame.error.message, frame.error.data));
+        }
+        return;
+      }
+      case 'notice':
+        if (frame.reconnect_after_ms !== undefined) this.#reconnectHintMs = frame.reconnect_after_ms;
+        this.#emitter.emit('notice', frame);
+        return;
+      case 'ping':
+        this.#socket?.send(serializeFrame(frame.ts === undefined ? { type: 'pong' } : { type: 'pong', ts: frame.ts }));
+        return;
+      case 'pong':
+      case 'error':
+        if (frame.type === 'error') this.#emitter.emit('error', new Error(`gateway: ${frame.code}: ${frame.message}`));
+        return;
+    }
+  }
+
+  #onWelcome(id: number, welcome: WelcomeFrame): void {
+    clearTimeout(this.#timers.handshake);
+    this.#welcome = welcome;
+    if (welcome.resume.status === 'gap') {
+      this.#emitter.emit('gap', { lastCursor: this.#lastCursor ?? 0, cursor: welcome.resume.cursor });
+    }
+    // After a gap or a fresh start the stream continues from the gateway's head.
+    if (welcome.resume.status !== 'resumed') this.#lastCursor = welcome.resume.cursor;
+    if (this.#counters.connects > 0) this.#counters.reconnects++;
+    this.#counters.connects++;
+    this.#attempt = 0;
+    this.#authRetried = false;
+    this.#reconnectHintMs = undefined;
+    this.#startHeartbeat(id);
+    this.#setState('open');
+    this.#emitter.emit('open', welcome);
+    for (const call of this.#calls.values()) if (!call.sent) this.#sendCall(call);
+  }
+
+  #onEvent(frame: EventFrame): void {
+    // Replayed and live events can overlap around a reconnect: the cursor makes delivery exactly once.
+    if (this.#lastCursor !== undefined && frame.cursor <= this.#lastCursor) {
+      this.#counters.duplicatesDropped++;
+      return;
+    }
+    this.#lastCursor = frame.cursor;
+    this.#counters.eventsReceived++;
+    for (const handler of this.#handlers.get(frame.event) ?? []) this.#safely(() => handler(frame));
+    for (const handler of this.#any) this.#safely(() => handler(frame));
+  }
+
+  #sendCall(call: PendingCall): void {
+    if (!this.#socket || this.#socket.readyState !== OPEN) return;
+    this.#socket.send(call.frame);
+    call.sent = true;
+  }
+
+  #startHeartbeat(id: number): void {
+    const socket = this.#socket;
+    if (!socket) return;
+    this.#timers.ping = setInterval(() => {
+      if (id !== this.#connId || socket.readyState !== OPEN) return;
+      if (hasProtocolPing(socket)) socket.ping();
+      else socket.send(serializeFrame({ type: 'ping', ts: Date.now() }));
+    }, this.#o.pingIntervalMs);
+    const watch = () => {
+      if (id !== this.#connId) return;
+      const silentMs = Date.now() - this.#lastSeen;
+      if (silentMs >= this.#o.pingTimeoutMs) this.#abort(id, CloseCode.PingTimeout, 'ping_timeout');
+      else this.#timers.watchdog = setTimeout(watch, this.#o.pingTimeoutMs - silentMs);
+    };
+    this.#timers.watchdog = setTimeout(watch, this.#o.pingTimeoutMs);
+  }
+
+  /** Ends the current socket from our side (dead peer, handshake timeout) and handles it like a close. */
+  #abort(id: number, code: number, reason: DisconnectReason): void {
+    const socket = this.#socket;
+    if (socket && hasProtocolPing(socket)) socket.terminate();
+    else socket?.close(CloseCode.NormalClosure, reason);
+    this.#onSocketClose(id, code, reason);
+  }
+
+  #teardown(code: number, reason: string): void {
+    this.#connId++; // every callback of the old socket is now stale
+    for (const t of Object.values(this.#timers)) {
+      clearTimeout(t);
+      clearInterval(t);
+    }
+    this.#timers = {};
+    const socket = this.#socket;
+    this.#socket = undefined;
+    this.#welcome = undefined;
+    if (socket && socket.readyState <= OPEN) {
+      try {
+        socket.close(code, reason);
+      } catch {
+        // already closing
+      }
+    }
+  }
+
+  #failCalls(which: (c: PendingCall) => boolean, error: RpcError): void {
+    for (const call of [...this.#calls.values()]) {
+      if (!which(call)) continue;
+      this.#calls.delete(call.id);
+      clearTimeout(call.timer);
+      this.#counters.rpc.error++;
+      call.reject(error);
+    }
+  }
+
+  /** The one exit path of a connection: classify, then reconnect, refresh the token, or stop. */
+  #onSocketClose(id: number, code: number, rawReason: string): void {
+    if (id !== this.#connId || this.#state === 'closed') return;
+    this.#teardown(CloseCode.NormalClosure, '');
+    const reason = classifyDisconnect(code, rawReason);
+    this.#counters.lastCloseCode = code;
+    this.#counters.lastCloseReason = reason;
+    // Calls already sent may or may not have run: fail them rather than risk running them twice.
+    this.#failCalls((c) => c.sent, new RpcError('unavailable', 'connection lost before the answer'));
+
+    let policy = reconnectPolicy(reason);
+    if (policy === 'refresh_token') {
+      if (this.#authRetried) policy = 'stop';
+      else this.#authRetried = true;
+    }
+    if (policy === 'stop') {
+      this.#emitter.emit('close', { code, reason, willReconnect: false });
+      this.#failCalls(() => true, new RpcError('unavailable', `client stopped: ${reason}`));
+      this.#setState('closed');
+      this.#emitter.emit('error', new FatalCloseError(code, reason));
+      return;
+    }
+    const delayMs = policy === 'refresh_token' ? 0 : (this.#reconnectHintMs ?? this.#backoff(this.#attempt++));
+    this.#reconnectHintMs = undefined;
+    this.#emitter.emit('close', { code, reason, willReconnect: true, delayMs });
+    this.#setState('reconnecting');
+    this.#timers.reconnect = setTimeout(() => {
+      if (this.#state === 'reconnecting') this.#open();
+    }, delayMs);
+  }
+}
+
+function toError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+function randomId(): string {
+  const c = globalThis.crypto as { randomUUID?: () => string } | undefined;
+  return c?.randomUUID ? c.randomUUID() : `s-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}

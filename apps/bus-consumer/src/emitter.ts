@@ -1,0 +1,44 @@
+/** A listener of event `K` of an event map `M`. */
+export type Listener<M, K extends keyof M> = (payload: M[K]) => void;
+
+/**
+ * A tiny typed event emitter that runs in Node and browsers alike. A listener
+ * that throws does not stop the others; the error goes to `onListenerError`.
+ */
+export class Emitter<M> {
+  readonly #listeners = new Map<keyof M, Set<(payload: never) => void>>();
+  readonly #onListenerError: (error: unknown) => void;
+
+  constructor(onListenerError: (error: unknown) => void) {
+    this.#onListenerError = onListenerError;
+  }
+
+  /** Adds a listener; returns the function that removes it. */
+  on<K extends keyof M>(event: K, listener: Listener<M, K>): () => void {
+    let set = this.#listeners.get(event);
+    if (!set) {
+      set = new Set();
+      this.#listeners.set(event, set);
+    }
+    set.add(listener as (payload: never) => void);
+    return () => {
+      set.delete(listener as (payload: never) => void);
+    };
+  }
+
+  emit<K extends keyof M>(event: K, payload: M[K]): void {
+    const set = this.#listeners.get(event);
+    if (!set) return;
+    for (const listener of [...set]) {
+      try {
+        (listener as Listener<M, K>)(payload);
+      } catch (error) {
+        this.#onListenerError(error);
+      }
+    }
+  }
+
+  listenerCount(event: keyof M): number {
+    return this.#listeners.get(event)?.size ?? 0;
+  }
+}

@@ -1,0 +1,59 @@
+import { protocolDefaults } from '@livebus/protocol';
+import type { Backoff } from './backoff';
+import type { WebSocketLike } from './transport';
+
+/** A token, or where to get a fresh one. */
+export type TokenSource = string | (() => string | undefined | Promise<string | undefined>);
+
+/** Options of {@link BusConsumer}. */
+export interface ConsumerOptions {
+  /** The gateway's WebSocket URL, e.g. `wss://rt.example.com/ws`. */
+  url: string;
+  /**
+   * A Firebase ID token or JWT, or a function called on every (re)connect so
+   * tokens can be refreshed (e.g. `() => auth.currentUser?.getIdToken()`).
+   */
+  token?: TokenSource;
+  /** Only for gateways running with AUTH_MODE=none (development). */
+  userId?: string;
+  /** Stable id of this tab or process. @default a random UUID per client */
+  sessionId?: string;
+  /** The page or service this session serves, recorded in the registry. */
+  route?: string;
+  /** Ping the gateway this often. @default 20_000 */
+  pingIntervalMs?: number;
+  /** Declare the gateway dead after this long without hearing from it. @default 60_000 */
+  pingTimeoutMs?: number;
+  /** Ceiling of the first reconnect delay. @default 500 */
+  minReconnectDelayMs?: number;
+  /** Largest reconnect delay. @default 30_000 */
+  maxReconnectDelayMs?: number;
+  /** Time allowed from socket open to `welcome`. @default 10_000 */
+  handshakeTimeoutMs?: number;
+  /** Per-call RPC timeout, counted from the call (queue time included). @default 10_000 */
+  rpcTimeoutMs?: number;
+  /** What `rpc()` does while disconnected: queue until reconnected, or fail at once. @default 'queue' */
+  whileDisconnected?: 'queue' | 'fail';
+  /** Calls held while disconnected; beyond it `rpc()` fails. @default 100 */
+  maxQueuedCalls?: number;
+  /** Resume after this cursor on the first connect (e.g. persisted by the app). */
+  lastCursor?: number;
+  /** Reconnect delay function. @default full-jitter exponential backoff between the two delays above */
+  backoff?: Backoff;
+  /** WebSocket constructor. @default `ws` in Node, the global WebSocket in browsers */
+  WebSocket?: new (
+    url: string,
+  ) => WebSocketLike;
+}
+
+/** Defaults of {@link ConsumerOptions}. */
+export const consumerDefaults = {
+  pingIntervalMs: protocolDefaults.pingIntervalMs,
+  pingTimeoutMs: protocolDefaults.pingTimeoutMs,
+  minReconnectDelayMs: 500,
+  maxReconnectDelayMs: 30_000,
+  handshakeTimeoutMs: protocolDefaults.handshakeTimeoutMs,
+  rpcTimeoutMs: 10_000,
+  whileDisconnected: 'queue',
+  maxQueuedCalls: 100,
+} satisfies Partial<ConsumerOptions>;

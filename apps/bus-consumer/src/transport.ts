@@ -1,0 +1,29 @@
+/**
+ * The part of the WebSocket API the client uses: the browser's global
+ * WebSocket and the `ws` package both provide it.
+ */
+export interface WebSocketLike {
+  readonly readyState: number;
+  binaryType?: string;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+}
+
+/** `ws` sockets can send protocol pings and report pongs; browsers cannot. */
+export interface NodeSocketExtras {
+  ping(): void;
+  terminate(): void;
+  on(event: 'pong', listener: () => void): unknown;
+}
+
+export function hasProtocolPing(socket: WebSocketLike): socket is WebSocketLike & NodeSocketExtras {
+  const s = socket as Partial<NodeSocketExtras>;
+  return typeof s.ping === 'function' && typeof s.on === 'function' && typeof s.terminate === 'function';
+}
+
+/** WebSocket readyState OPEN. */
+export const OPEN = 1;

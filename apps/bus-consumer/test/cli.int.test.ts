@@ -1,0 +1,92 @@
+import { execFile, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { waitFor } from '@livebus/test-support';
+import { type GatewayHandle, numbered, startGateway } from './helpers';
+
+const cli = join(__dirname, '..', 'dist', 'cli.js');
+const run = promisify(execFile);
+
+let g: GatewayHandle;
+beforeAll(async () => {
+  g = await startGateway();
+});
+afterAll(() => g.stop());
+
+async function livebus(...args: string[]) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [cli, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('livebus CLI', () => {
+  it('--help explains the commands', async () => {
+    const res = await livebus('--help');
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain('livebus tail');
+    expect(res.stdout).toContain('livebus rpc');
+  });
+
+  it('rpc prints the result as JSON and exits 0', async () => {
+    const res = await livebus(
+      'rpc',
+      '--url',
+      g.url,
+      '--user',
+      'cli-user',
+      'REGISTRY.register_user',
+      '"cli-user"',
+      '"tab"',
+      '"/cli"',
+    );
+    expect(res.code).toBe(0);
+    expect(JSON.parse(res.stdout)).toMatchObject({
+      success: true,
+      user_id: 'cli-user',
+      session_id: 'tab',
+      route: '/cli',
+    });
+  });
+
+  it('rpc prints the typed error and exits non-zero', async () => {
+    const res = await livebus('rpc', '--url', g.url, '--user', 'cli-user', 'REGISTRY.get_sessions', '"another-user"');
+    expect(res.code).toBe(1);
+    expect(JSON.parse(res.stderr)).toMatchObject({ code: 'forbidden' });
+    const bad = await livebus('rpc', '--url', g.url, '--user', 'cli-user', 'REGISTRY.get_sessions', '42');
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.stderr)).toMatchObject({ code: 'invalid_params' });
+    const usage = await livebus('rpc', '--url', g.url, 'NOPE.method');
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('unknown method');
+  });
+
+  it('tail prints every event as a JSON line', async () => {
+    const child = spawn(process.execPath, [cli, 'tail', '--url', g.url, '--user', 'tail-user'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    try {
+      await waitFor(() => g.gw.stats().users > 0, 'tail connected');
+      await g.gw.publish('tail-user', numbered(1));
+      await g.gw.publish('tail-user', numbered(2));
+      await waitFor(() => out.split('\n').filter(Boolean).length === 2, 'two lines');
+      const lines = out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      expect(lines.map((l) => l.data.message)).toEqual(['1', '2']);
+      expect(lines[0]).toMatchObject({ type: 'event', event: 'session.notice', cursor: expect.any(Number) });
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGINT');
+      await exited;
+    }
+  });
+});
