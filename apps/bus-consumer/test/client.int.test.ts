@@ -54,7 +54,12 @@ describe('against a real gateway', () => {
     const total = 300;
     for (let i = 1; i <= total; i++) {
       await g.gw.publish('resume-user', numbered(i));
-      if (i === 100 || i === 200) proxy.dropAll(); // cut twice while publishing continues
+      // Cut twice while publishing continues; the second cut hits the resumed connection.
+      if (i === 100) proxy.dropAll();
+      if (i === 200) {
+        await waitOpen(c);
+        proxy.dropAll();
+      }
       if (i % 10 === 0) await new Promise((r) => setTimeout(r, 2));
     }
     await waitFor(() => got.length >= total, `${total} events`, 10_000);
@@ -176,6 +181,8 @@ describe('gateway restarts', () => {
       await waitFor(() => c.state === 'open' && c.counters.reconnects === 1, 'reconnected', 8_000);
       expect(closes[0]?.code).toBe(CloseCode.ServiceRestart);
       expect(notices).toHaveLength(1);
+      // The reconnect waited the jittered delay the gateway asked for, not the client's own backoff.
+      expect(closes[0]?.delayMs).toBe((notices[0] as { reconnect_after_ms: number }).reconnect_after_ms);
       expect(gaps).toHaveLength(1);
       await g.gw.publish('restart-user', numbered(2));
       await waitFor(() => got.length === 2, 'event after the restart');

@@ -203,3 +203,43 @@ describe('UNIFIED_REGISTRY_ENABLED', () => {
     await t.close();
   });
 });
+
+describe('RPC failures', () => {
+  it('a handler slower than RPC_TIMEOUT_MS answers timeout; an unexpected failure answers internal without details', async () => {
+    const store = new MemoryRegistryStore();
+    const registry: RegistryStore = {
+      kind: 'memory',
+      registerSession: () => Promise.reject(new Error('secret internals: connection string redis://user:pw@host')),
+      unregisterSession: (u, s) => store.unregisterSession(u, s),
+      getSessions: () => new Promise((r) => setTimeout(() => r([]), 500)),
+      getUnified: (u) => store.getUnified(u),
+      putUnified: (u, d, ttl) => store.putUnified(u, d, ttl),
+      touchUnified: (u, ttl) => store.touchUnified(u, ttl),
+      cleanupUser: (u) => store.cleanupUser(u),
+      ping: () => store.ping(),
+      close: () => store.close(),
+    };
+    const t = await startGateway({ rpcTimeoutMs: 100 }, { registry });
+    try {
+      const { client } = await connectAs(t.url, 'rpc-fail');
+      const slow = await client.call('REGISTRY.get_sessions', ['rpc-fail']);
+      expect(slow).toMatchObject({ type: 'rpc_error', error: { code: 'timeout' } });
+      const broken = await client.call('REGISTRY.register_user', ['rpc-fail', 's', '/']);
+      expect(broken).toEqual({
+        type: 'rpc_error',
+        id: expect.any(Number),
+        error: { code: 'internal', message: 'internal error' },
+      });
+      expect(t.logs.of('rpc_error')[0]).toMatchObject({ method: 'REGISTRY.register_user' });
+      const http = await httpJson(`${t.http}/rpc`, {
+        method: 'POST',
+        token: 'rpc-fail',
+        body: JSON.stringify({ method: 'REGISTRY.get_sessions', args: ['rpc-fail'] }),
+      });
+      expect(http.status).toBe(504);
+      await client.close();
+    } finally {
+      await t.close();
+    }
+  });
+});

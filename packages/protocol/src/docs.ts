@@ -86,8 +86,10 @@ ${protocolDefaults.pingTimeoutMs} ms as dead. Browsers, which cannot send protoc
 \`{"type":"ping"}\` frames; the gateway answers \`{"type":"pong"}\` echoing \`ts\`.
 
 ## Events and resume
-Every event carries a per-user \`cursor\`: consecutive integers, one stream per
-user across all their sessions. A client remembers the cursor of the last event
+Every event carries a per-user \`cursor\`: one stream per user across all their
+sessions, numbered by consecutive integers. A stream that starts anew (after a
+restart of an embedded gateway, or once an idle stream was dropped) begins above
+every cursor handed out before, so an old cursor can never be mistaken for a new one. A client remembers the cursor of the last event
 it handled and sends it as \`hello.last_cursor\` when it reconnects. The
 \`welcome.resume.status\` says what follows:
 - \`fresh\`: no cursor was sent; live events follow.
