@@ -75,7 +75,7 @@ export interface GatewayStats {
   users: number;
   listeners: number;
   workflowListeners: number;
-  pendingDetaches: string[];
+  pendingDetaches: number;
   detachCancelled: number;
   detachExecuted: number;
   draining: boolean;
@@ -436,7 +436,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       users: users.size,
       listeners: c.attached,
       workflowListeners: c.workflows,
-      pendingDetaches: listeners.pendingDetaches(),
+      pendingDetaches: c.pendingDetaches,
       detachCancelled: c.detachCancelled,
       detachExecuted: c.detachExecuted,
       draining,
@@ -459,11 +459,13 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       startedAt,
       version: deps.version ?? '0.0.0',
       isDraining: () => draining,
-      debugSessions: () =>
-        [...users].map(([uid, e]) => ({
+      debugSessions: () => ({
+        users: [...users].map(([uid, e]) => ({
           uid,
           sessions: [...e.sessions.values()].map((s) => ({ session_id: s.id, route: s.route, cursor: s.lastCursor })),
         })),
+        pending_detaches: listeners.pendingDetaches(),
+      }),
     }),
   );
   server.on('upgrade', onUpgrade);

@@ -68,7 +68,9 @@ export function createLogger(options: LoggerOptions): Logger {
   });
   const at =
     (level: 'error' | 'warn' | 'info' | 'debug') =>
-    (event: LogEvent, fields: LogFields = {}) =>
-      w.log(level, event, { event, ...fields });
+    (event: LogEvent, fields: LogFields = {}) => {
+      // winston formats a line before its transports filter by level: skip that work up front.
+      if (w.isLevelEnabled(level)) w.log(level, event, { event, ...fields });
+    };
   return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
 }

@@ -161,7 +161,7 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
       const { jwtSecret, adminToken, redisUrl, ...safe } = config;
       send(res, 200, {
         stats: deps.stats(),
-        users: deps.debugSessions(),
+        ...(deps.debugSessions() as object),
         config: {
           ...safe,
           jwtSecret: jwtSecret ? '[set]' : undefined,

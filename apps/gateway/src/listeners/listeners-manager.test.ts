@@ -101,6 +101,8 @@ describe('ListenersManager', () => {
         expect(manager.pendingDetaches()).toEqual([]);
         const c = manager.counters();
         expect(c.attached).toBe([...open.values()].filter((n) => n > 0).length);
+        expect(c.pendingDetaches).toBe(0);
+        expect(c.workflows).toBe(0);
       }),
       { numRuns: 60 },
     );

@@ -61,6 +61,10 @@ export class ListenersManager {
   readonly #o: Required<ListenersManagerOptions>;
   #cancelled = 0;
   #executed = 0;
+  // Maintained on every transition so /healthz and /metrics read them in O(1).
+  #attachedCount = 0;
+  #pendingCount = 0;
+  #workflowCount = 0;
   #cleanupErrors = 0;
   #closed = false;
 
@@ -102,6 +106,7 @@ export class ListenersManager {
     if (state.timer) {
       clearTimeout(state.timer);
       state.timer = undefined;
+      this.#pendingCount--;
       this.#cancelled++;
       this.#o.onDetachOutcome('cancelled');
       this.#o.logger.info('user_detach_cancelled', { uid: userId, session_id: sessionId });
@@ -120,20 +125,26 @@ export class ListenersManager {
       session_id: sessionId,
       delay_ms: this.#o.detachDelayMs,
     });
+    this.#pendingCount++;
     state.timer = setTimeout(() => {
       state.timer = undefined;
+      this.#pendingCount--;
       void this.#enqueue(userId, state, () => this.#detach(userId, state));
     }, this.#o.detachDelayMs);
   }
 
   /** Adds a workflow listener for the user (WORKFLOW.watch); released with the rest at detach. */
   watchWorkflow(userId: string, jobId: string): void {
-    this.#user(userId).workflows.add(jobId);
+    const workflows = this.#user(userId).workflows;
+    if (!workflows.has(jobId)) this.#workflowCount++;
+    workflows.add(jobId);
   }
 
   /** Removes a workflow listener; false when it was not watched. */
   unwatchWorkflow(userId: string, jobId: string): boolean {
-    return this.#users.get(userId)?.workflows.delete(jobId) ?? false;
+    const removed = this.#users.get(userId)?.workflows.delete(jobId) ?? false;
+    if (removed) this.#workflowCount--;
+    return removed;
   }
 
   async #attach(userId: string, state: UserState): Promise<void> {
@@ -149,6 +160,7 @@ export class ListenersManager {
     }
     state.detaches = attached;
     state.attached = true;
+    this.#attachedCount++;
   }
 
   async #detach(userId: string, state: UserState): Promise<void> {
@@ -165,7 +177,9 @@ export class ListenersManager {
     this.#o.logger.info('user_detach_executing', { uid: userId, listeners: state.detaches.length });
     const detaches = state.detaches;
     state.detaches = [];
+    if (state.attached) this.#attachedCount--;
     state.attached = false;
+    this.#workflowCount -= state.workflows.size;
     state.workflows.clear();
     const released = await Promise.allSettled(detaches.map((d) => d()));
     for (const r of released) {
@@ -220,6 +234,7 @@ export class ListenersManager {
       if (state.timer) {
         clearTimeout(state.timer);
         state.timer = undefined;
+        this.#pendingCount--;
         void this.#enqueue(userId, state, () => this.#detach(userId, state));
       }
     }
@@ -237,18 +252,10 @@ export class ListenersManager {
   }
 
   counters(): ListenerCounters {
-    let attached = 0;
-    let workflows = 0;
-    let pending = 0;
-    for (const s of this.#users.values()) {
-      if (s.attached) attached++;
-      if (s.timer) pending++;
-      workflows += s.workflows.size;
-    }
     return {
-      attached,
-      workflows,
-      pendingDetaches: pending,
+      attached: this.#attachedCount,
+      workflows: this.#workflowCount,
+      pendingDetaches: this.#pendingCount,
       detachCancelled: this.#cancelled,
       detachExecuted: this.#executed,
       cleanupErrors: this.#cleanupErrors,
