@@ -49,5 +49,15 @@ if (what === 'start') {
 }
 
 // Every check: lint, types, unit and integration tests, across the workspace.
-code = pn('exec', 'turbo', 'run', 'lint', 'typecheck', 'test', '--concurrency=1', '--output-logs=new-only');
+code = pn(
+  'exec',
+  'turbo',
+  'run',
+  'lint:root',
+  'lint',
+  'typecheck',
+  'test',
+  '--concurrency=1',
+  '--output-logs=new-only',
+);
 process.exit(code);

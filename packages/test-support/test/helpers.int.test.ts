@@ -1,0 +1,115 @@
+import { connect, createServer, type Socket } from 'node:net';
+import {
+  startAuthEmulatorStub,
+  startFirestoreEmulator,
+  startRedisServer,
+  startTcpProxy,
+  unsignedIdToken,
+  waitFor,
+} from '../src';
+
+async function echoServer() {
+  const server = createServer((s) => {
+    s.on('error', () => {}); // the proxy's cut resets this side too
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+function roundTrip(sock: Socket, text: string, timeoutMs = 300): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      sock.off('data', onData);
+      resolve(undefined);
+    }, timeoutMs);
+    const onData = (d: Buffer) => {
+      clearTimeout(t);
+      resolve(d.toString());
+    };
+    sock.once('data', onData);
+    sock.write(text);
+  });
+}
+
+describe('startTcpProxy', () => {
+  it('forwards, freezes (silence, connection kept), thaws, and cuts', async () => {
+    const echo = await echoServer();
+    const proxy = await startTcpProxy(echo.port);
+    const sock = connect(proxy.port, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    expect(await roundTrip(sock, 'a')).toBe('a');
+    proxy.freeze();
+    expect(await roundTrip(sock, 'b')).toBeUndefined();
+    expect(proxy.connections).toBe(1);
+    proxy.thaw();
+    await waitFor(() => proxy.connections === 1, 'still connected');
+    const closed = new Promise((r) => sock.once('close', r));
+    sock.on('error', () => {});
+    proxy.dropAll();
+    await closed;
+    expect(proxy.connections).toBe(0);
+    await proxy.close();
+    await new Promise((r) => echo.server.close(r));
+  });
+});
+
+describe('startRedisServer', () => {
+  it('starts on a free port, and can be killed and restarted on the same port', async () => {
+    const redis = await startRedisServer();
+    expect(redis.url).toBe(`redis://127.0.0.1:${redis.port}`);
+    await redis.kill();
+    const refused = connect(redis.port, '127.0.0.1');
+    await expect(new Promise((_, reject) => refused.once('error', reject))).rejects.toMatchObject({
+      code: 'ECONNREFUSED',
+    });
+    await redis.restart();
+    const sock = connect(redis.port, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    expect(await roundTrip(sock, 'PING\r\n', 2_000)).toBe('+PONG\r\n');
+    sock.destroy();
+    await redis.stop();
+  });
+});
+
+describe('waitFor', () => {
+  it('returns the first truthy value and names what it waited for on timeout', async () => {
+    let n = 0;
+    expect(await waitFor(() => ++n >= 3 && n, 'three')).toBe(3);
+    await expect(waitFor(() => false, 'the impossible', 50)).rejects.toThrow(/waiting for the impossible/);
+  });
+});
+
+describe('startAuthEmulatorStub', () => {
+  it('answers accounts:lookup for known users only', async () => {
+    const stub = await startAuthEmulatorStub();
+    stub.users.set('u1', { localId: 'u1' });
+    const lookup = (id: string) =>
+      fetch(`http://${stub.host}/identitytoolkit.googleapis.com/v1/projects/p/accounts:lookup`, {
+        method: 'POST',
+        body: JSON.stringify({ localId: [id] }),
+      }).then((r) => r.json());
+    expect(await lookup('u1')).toMatchObject({ users: [{ localId: 'u1' }] });
+    expect(await lookup('nobody')).toEqual({});
+    expect(stub.lookups).toBe(2);
+    expect(unsignedIdToken('p', 'u1').split('.')).toHaveLength(3);
+    await stub.close();
+  });
+});
+
+describe('startFirestoreEmulator', () => {
+  it('starts the emulator, answers Ok, clears documents, and stops', async () => {
+    const emulator = await startFirestoreEmulator('helpers-test');
+    const base = `http://${emulator.host}/v1/projects/helpers-test/databases/(default)/documents`;
+    const created = await fetch(`${base}/things?documentId=one`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer owner' },
+      body: JSON.stringify({ fields: { n: { integerValue: '1' } } }),
+    });
+    expect(created.status).toBe(200);
+    expect((await fetch(`${base}/things/one`, { headers: { authorization: 'Bearer owner' } })).status).toBe(200);
+    await emulator.clear();
+    expect((await fetch(`${base}/things/one`, { headers: { authorization: 'Bearer owner' } })).status).toBe(404);
+    await emulator.stop();
+  }, 90_000);
+});
