@@ -66,11 +66,22 @@ describe('the browser build in headless Chromium', () => {
     await page.evaluate(
       ({ url }) => {
         const w = globalThis as unknown as Record<string, unknown> & { Livebus: typeof import('../src/browser') };
+        // Record what the page sends, to see the app-level pings.
+        const sent: string[] = [];
+        w.sent = sent;
+        const ws = (globalThis as unknown as { WebSocket: { prototype: { send(d: string): void } } }).WebSocket;
+        const send = ws.prototype.send;
+        ws.prototype.send = function (this: unknown, d: string) {
+          sent.push(d);
+          send.call(this, d);
+        };
         const client = new w.Livebus.BusConsumer({
           url,
           userId: 'browser-user',
           minReconnectDelayMs: 20,
           maxReconnectDelayMs: 100,
+          pingIntervalMs: 100,
+          pingTimeoutMs: 1_000,
         });
         const received: string[] = [];
         w.received = received;
@@ -100,10 +111,15 @@ describe('the browser build in headless Chromium', () => {
     await g.gw.publish('browser-user', numbered(2));
     await waitFor(async () => (await received()).length === 2, 'event after the restart');
     expect(await received()).toEqual(['1', '2']);
-    // Browsers cannot send protocol pings: the client uses ping frames, and the gateway answers them.
-    const usesFrames = await page.evaluate(
-      () => typeof (globalThis as unknown as { WebSocket: { prototype: { ping?: unknown } } }).WebSocket.prototype.ping,
+    // Browsers cannot send protocol pings: the client sends ping frames, and the gateway's pongs keep
+    // it alive well past its 1 s ping timeout.
+    await new Promise((r) => setTimeout(r, 1_500));
+    const sent = await page.evaluate(() => (globalThis as unknown as { sent: string[] }).sent);
+    expect(sent.filter((f) => f.startsWith('{"type":"ping"')).length).toBeGreaterThan(5);
+    expect(await state()).toBe('open');
+    const reconnects = await page.evaluate(
+      () => (globalThis as unknown as { client: { counters: { reconnects: number } } }).client.counters.reconnects,
     );
-    expect(usesFrames).toBe('undefined');
+    expect(reconnects).toBe(1);
   });
 });

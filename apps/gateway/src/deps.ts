@@ -29,6 +29,8 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
       connectTimeout: 5_000,
       retryStrategy: (times) => Math.min(times * 200, 2_000),
       connectionName: `livebus-${config.instanceId}`,
+      // Heartbeats refresh many TTLs at once; batch them into one round trip per tick.
+      enableAutoPipelining: true,
     });
     let last = '';
     redis.on('error', () => {

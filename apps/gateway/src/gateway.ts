@@ -141,6 +141,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       metrics.rpcCalls.inc({ method, outcome });
       metrics.rpcSeconds.observe({ method }, seconds);
       if (error?.code === 'internal') logger.error('rpc_error', { method, error: String(error.cause ?? error) });
+      else if (error?.cause) logger.warn('rpc_error', { method, code: error.code, error: String(error.cause) });
     },
   });
 

@@ -132,6 +132,11 @@ describe('with Redis', () => {
     const ready = await httpJson(`${t.http}/health/readiness`);
     expect(ready.status).toBe(503);
     expect(ready.body).toMatchObject({ redis: 'down' });
+    // Registry calls during the outage fail as retryable, not as internal errors.
+    const during = await connectAs(t.url, 'during-blip');
+    const refused = await during.client.call('REGISTRY.register_user', ['during-blip', 's1', '/']);
+    expect(refused).toMatchObject({ type: 'rpc_error', error: { code: 'unavailable' } });
+    await during.client.close();
 
     await redis.restart();
     await waitFor(async () => (await httpJson(`${t.http}/health/readiness`)).status === 200, 'ready again', 10_000);
@@ -209,9 +214,13 @@ describe('RPC failures', () => {
     const store = new MemoryRegistryStore();
     const registry: RegistryStore = {
       kind: 'memory',
-      registerSession: () => Promise.reject(new Error('secret internals: connection string redis://user:pw@host')),
+      registerSession: (u, sess) => store.registerSession(u, sess),
       unregisterSession: (u, s) => store.unregisterSession(u, s),
-      getSessions: () => new Promise((r) => setTimeout(() => r([]), 500)),
+      // A slow store for one user; a corrupt answer (a bug, not an outage) for another.
+      getSessions: (u) =>
+        u === 'rpc-fail'
+          ? new Promise((r) => setTimeout(() => r([]), 500))
+          : Promise.resolve([{ secret: 'redis://user:pw@host' }] as never),
       getUnified: (u) => store.getUnified(u),
       putUnified: (u, d, ttl) => store.putUnified(u, d, ttl),
       touchUnified: (u, ttl) => store.touchUnified(u, ttl),
@@ -224,13 +233,16 @@ describe('RPC failures', () => {
       const { client } = await connectAs(t.url, 'rpc-fail');
       const slow = await client.call('REGISTRY.get_sessions', ['rpc-fail']);
       expect(slow).toMatchObject({ type: 'rpc_error', error: { code: 'timeout' } });
-      const broken = await client.call('REGISTRY.register_user', ['rpc-fail', 's', '/']);
+      const other = await connectAs(t.url, 'rpc-bad');
+      const broken = await other.client.call('REGISTRY.get_sessions', ['rpc-bad']);
+      await other.client.close();
+      expect(JSON.stringify(broken)).not.toContain('redis://');
       expect(broken).toEqual({
         type: 'rpc_error',
         id: expect.any(Number),
         error: { code: 'internal', message: 'internal error' },
       });
-      expect(t.logs.of('rpc_error')[0]).toMatchObject({ method: 'REGISTRY.register_user' });
+      expect(t.logs.of('rpc_error')[0]).toMatchObject({ method: 'REGISTRY.get_sessions', level: 'error' });
       const http = await httpJson(`${t.http}/rpc`, {
         method: 'POST',
         token: 'rpc-fail',

@@ -27,6 +27,15 @@ function authorize(ctx: RpcContext, userId: string): void {
   }
 }
 
+/** Runs a registry operation; a store failure (Redis away) is `unavailable`, which callers may retry. */
+async function store<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (error) {
+    throw new RpcError(RpcErrorCode.Unavailable, 'the registry is unavailable; retry later', { cause: error });
+  }
+}
+
 const tasksUnavailable = async (): Promise<never> => {
   throw new RpcError(RpcErrorCode.Unavailable, 'tasks are not enabled on this gateway');
 };
@@ -51,7 +60,7 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
 
   /** The legacy view of a user, used when the unified store fails. */
   const legacyView = async (userId: string): Promise<UserRegistry> => {
-    const sessions = await deps.registry.getSessions(userId);
+    const sessions = await store(() => deps.registry.getSessions(userId));
     return emptyUserRegistry(userId, sessions.length > 0 || deps.hasLiveSession(userId));
   };
 
@@ -59,12 +68,14 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
     'REGISTRY.register_user': async (ctx, userId, sessionId, route) => {
       authorize(ctx, userId);
       const registeredAt = now().toISOString();
-      await deps.registry.registerSession(userId, {
-        session_id: sessionId,
-        route,
-        instance_id: deps.instanceId,
-        registered_at: registeredAt,
-      });
+      await store(() =>
+        deps.registry.registerSession(userId, {
+          session_id: sessionId,
+          route,
+          instance_id: deps.instanceId,
+          registered_at: registeredAt,
+        }),
+      );
       debug('register_user', { uid: userId, session_id: sessionId, route });
       await notify(userId, 'session_registered');
       return { success: true, user_id: userId, session_id: sessionId, route, registered_at: registeredAt };
@@ -72,7 +83,7 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
 
     'REGISTRY.unregister_session': async (ctx, userId, sessionId) => {
       authorize(ctx, userId);
-      const removed = await deps.registry.unregisterSession(userId, sessionId);
+      const removed = await store(() => deps.registry.unregisterSession(userId, sessionId));
       debug('unregister_session', { uid: userId, session_id: sessionId, removed });
       if (removed) await notify(userId, 'session_unregistered');
       return { success: true, removed };
@@ -80,7 +91,7 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
 
     'REGISTRY.get_sessions': async (ctx, userId) => {
       authorize(ctx, userId);
-      const sessions = await deps.registry.getSessions(userId);
+      const sessions = await store(() => deps.registry.getSessions(userId));
       debug('get_sessions', { uid: userId, count: sessions.length });
       return { user_id: userId, sessions };
     },
