@@ -78,7 +78,14 @@ describe('sessions', () => {
     const fresh = await connectAs(t.url, 'tab-user', { session_id: 'tab' });
     expect((await old.client.closed).code).toBe(CloseCode.Replaced);
     await waitFor(() => t.gw.stats().sessions === 1, 'one session left');
-    expect(t.gw.stats().listeners).toBeGreaterThanOrEqual(1);
+    expect(t.logs.of('ws_disconnect', 'tab-user')[0]).toMatchObject({ code: CloseCode.Replaced, type: 'replaced' });
+    // The user never dropped to zero sessions: no detach was started, nothing was cancelled.
+    expect(t.logs.of('user_detach_delay_start', 'tab-user')).toHaveLength(0);
+    expect(t.logs.of('user_detach_cancelled', 'tab-user')).toHaveLength(0);
+    // Events reach the new socket only.
+    await t.gw.publish('tab-user', { event: 'session.notice', data: { level: 'info', message: 'after' } });
+    await fresh.client.next('event');
+    expect(old.client.events()).toHaveLength(0);
     await fresh.client.close();
   });
 

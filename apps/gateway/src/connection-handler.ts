@@ -1,0 +1,286 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  CloseCode,
+  classifyDisconnect,
+  type HelloFrame,
+  PROTOCOL_VERSION,
+  parseClientFrame,
+  type RpcRequestFrame,
+} from '@livebus/protocol';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { AuthError, type Authenticator, type Principal } from './auth/authenticator';
+import type { EventBus } from './bus/event-bus';
+import type { GatewayConfig } from './config';
+import type { ListenersManager } from './listeners/listeners-manager';
+import type { Logger } from './logger';
+import type { DisconnectTracker } from './metrics/disconnect-tracker';
+import type { GatewayMetrics } from './metrics/prometheus';
+import type { Dispatch } from './rpc/dispatcher';
+import { toRpcError } from './rpc/rpc-error';
+import { Connection, Session } from './session';
+import type { SessionHub } from './session-hub';
+
+/** What the connection handler works with. */
+export interface ConnectionHandlerDeps {
+  config: GatewayConfig;
+  logger: Logger;
+  auth: Authenticator;
+  bus: EventBus;
+  hub: SessionHub;
+  listeners: ListenersManager;
+  dispatch: Dispatch;
+  metrics: GatewayMetrics;
+  tracker: DisconnectTracker;
+  isDraining: () => boolean;
+}
+
+/*
+ * One connection, from upgrade to close:
+ *
+ *   upgrade --> handshake --hello--> authenticating --ok--> open --close--> closed
+ *                  |                      |                  |
+ *                  +-- bad frame: 4004    +-- bad token: 4001 +-- frames: rpc, ping
+ *                  +-- no hello in time: 4002 (timer covers authenticating too)
+ *
+ * Frames that arrive while the token is checked are held and handled after
+ * the welcome, so a client may pipeline its first calls behind its hello.
+ */
+export function createConnectionHandler(deps: ConnectionHandlerDeps) {
+  const { config, logger, auth, bus, hub, listeners, dispatch, metrics, tracker } = deps;
+  const connections = new Set<Connection>();
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.maxPayloadBytes,
+    perMessageDeflate: false,
+    clientTracking: false,
+  });
+
+  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = (req.url ?? '').split('?')[0];
+    const draining = deps.isDraining();
+    if (path !== '/ws' || draining) {
+      const status = draining ? '503 Service Unavailable' : '404 Not Found';
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      return;
+    }
+    const header = req.headers.authorization;
+    const bearer = header?.startsWith('Bearer ') ? header.slice(7).trim() || undefined : undefined;
+    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, bearer));
+  }
+
+  function onConnection(ws: WebSocket, bearer: string | undefined): void {
+    const conn = new Connection(ws, bearer);
+    connections.add(conn);
+    conn.handshakeTimer = setTimeout(() => {
+      if (conn.phase === 'handshake' || conn.phase === 'authenticating') {
+        ws.close(CloseCode.AuthTimeout, 'auth timeout');
+      }
+    }, config.handshakeTimeoutMs);
+    const touch = () => {
+      conn.lastSeen = Date.now();
+    };
+    ws.on('pong', touch);
+    ws.on('ping', touch);
+    ws.on('message', (data, isBinary) => {
+      touch();
+      onMessage(conn, data as Buffer, isBinary);
+    });
+    ws.on('error', () => {
+      // 'close' follows; oversize frames surface here as RangeError and close with 1009.
+    });
+    ws.on('close', (code, reason) => onClose(conn, code, reason.toString()));
+  }
+
+  function badFrame(conn: Connection, message: string, issues?: { path: string; message: string }[], close = false) {
+    logger.warn('ws_bad_frame', { uid: conn.session?.uid, session_id: conn.session?.id, message });
+    conn.send(
+      issues ? { type: 'error', code: 'bad_frame', message, issues } : { type: 'error', code: 'bad_frame', message },
+    );
+    if (close) conn.ws.close(CloseCode.BadFrame, 'bad frame');
+  }
+
+  function onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
+    if (conn.phase === 'closed') return;
+    if (isBinary) {
+      badFrame(conn, 'binary frames are not accepted');
+      conn.ws.close(CloseCode.UnsupportedData, 'binary frame');
+      return;
+    }
+    if (conn.phase === 'authenticating') {
+      if (conn.early.length >= 32) badFrame(conn, 'too many frames before welcome', undefined, true);
+      else conn.early.push(data);
+      return;
+    }
+    const parsed = parseClientFrame(data, { maxBytes: config.maxPayloadBytes });
+    if (!parsed.ok) {
+      // Before the handshake nothing is trusted: close. After it, report and keep the session.
+      badFrame(conn, parsed.error.message, [...parsed.error.issues], conn.phase === 'handshake');
+      return;
+    }
+    const frame = parsed.value;
+    if (conn.phase === 'handshake') {
+      if (frame.type === 'hello') void onHello(conn, frame);
+      else badFrame(conn, 'the first frame must be hello', undefined, true);
+      return;
+    }
+    const session = conn.session;
+    if (!session) return;
+    switch (frame.type) {
+      case 'hello':
+        badFrame(conn, 'hello was already received');
+        return;
+      case 'ping':
+        conn.send(frame.ts === undefined ? { type: 'pong' } : { type: 'pong', ts: frame.ts });
+        return;
+      case 'pong':
+        return;
+      case 'rpc':
+        void onRpc(session, frame);
+        return;
+    }
+  }
+
+  async function onRpc(session: Session, frame: RpcRequestFrame): Promise<void> {
+    try {
+      const ctx = { principal: session.principal, sessionId: session.id, transport: 'ws' as const };
+      const result = await dispatch(ctx, frame.method, frame.args);
+      session.connection.send({ type: 'rpc_result', id: frame.id, result });
+    } catch (error) {
+      session.connection.send({ type: 'rpc_error', id: frame.id, error: toRpcError(error).toWire() });
+    }
+  }
+
+  async function authenticate(conn: Connection, hello: HelloFrame): Promise<Principal | undefined> {
+    try {
+      return await auth.authenticate({ token: hello.token ?? conn.bearer, userId: hello.user_id });
+    } catch (error) {
+      // Never log the token itself.
+      if (error instanceof AuthError) {
+        logger.warn('ws_auth_failed', { reason: error.reason, error: error.message });
+      } else {
+        logger.error('ws_auth_failed', { reason: 'error', error: String(error) });
+      }
+      conn.ws.close(CloseCode.AuthFailed, 'auth failed');
+      return undefined;
+    }
+  }
+
+  async function onHello(conn: Connection, hello: HelloFrame): Promise<void> {
+    conn.phase = 'authenticating';
+    const principal = await authenticate(conn, hello);
+    if (!principal || conn.phase !== 'authenticating' || conn.ws.readyState !== conn.ws.OPEN) return;
+    if (deps.isDraining()) {
+      conn.ws.close(CloseCode.ServiceRestart, 'service restart');
+      return;
+    }
+    const uid = principal.uid;
+    const sessionId = hello.session_id ?? randomUUID();
+    const replaced = hub.get(uid, sessionId);
+    if (!replaced && hub.countOf(uid) >= config.maxSessionsPerUser) {
+      conn.ws.close(CloseCode.TooManySessions, 'too many sessions');
+      return;
+    }
+
+    const lastCursor = hello.last_cursor;
+    const session = new Session(sessionId, principal, hello.route ?? '', conn, lastCursor ?? 0);
+    conn.session = session;
+    conn.phase = 'open';
+    clearTimeout(conn.handshakeTimer);
+    hub.add(session);
+    const attached = listeners.sessionOpened(uid, sessionId);
+    if (replaced) {
+      // The same tab reconnecting before its old socket timed out: the new one takes its place.
+      // Opened before closed, so the user never drops to zero sessions and no detach starts.
+      listeners.sessionClosed(uid, sessionId);
+      replaced.connection.ws.close(CloseCode.Replaced, 'replaced');
+    }
+    logger.info('ws_connect', { uid, session_id: sessionId, service: principal.service, resume_from: lastCursor });
+
+    try {
+      // Live events wait in session.pending while the replay is read.
+      const read = lastCursor === undefined ? undefined : await bus.readSince(uid, lastCursor);
+      const head = read ? read.cursor : await bus.head(uid);
+      if (conn.session !== session || conn.phase !== 'open') return;
+      const status = read === undefined ? 'fresh' : read.status;
+      if (status !== 'resumed') session.lastCursor = head;
+      conn.send({
+        type: 'welcome',
+        v: PROTOCOL_VERSION,
+        session_id: sessionId,
+        user_id: uid,
+        instance_id: config.instanceId,
+        heartbeat: { ping_interval_ms: config.pingIntervalMs, ping_timeout_ms: config.pingTimeoutMs },
+        resume: { status, cursor: head, replayed: read?.events.length ?? 0 },
+      });
+      const backlog = [...(read?.events ?? []), ...(session.pending ?? [])];
+      session.pending = undefined;
+      for (const event of backlog) hub.deliver(session, event);
+    } catch (error) {
+      logger.error('ws_bad_frame', { uid, session_id: sessionId, error: String(error) });
+      conn.ws.close(CloseCode.InternalError, 'internal error');
+      return;
+    }
+    for (const early of conn.early.splice(0)) onMessage(conn, early, false);
+    await attached;
+  }
+
+  function onClose(conn: Connection, code: number, reason: string): void {
+    if (conn.phase === 'closed') return;
+    conn.phase = 'closed';
+    clearTimeout(conn.handshakeTimer);
+    connections.delete(conn);
+    const type = classifyDisconnect(code, conn.localCloseReason ?? reason);
+    metrics.disconnects.inc({ reason: type });
+    const session = conn.session;
+    if (!session) {
+      logger.info('ws_disconnect', { code, reason, type, authenticated: false });
+      return;
+    }
+    tracker.record(session.uid, type);
+    logger.info('ws_disconnect', { uid: session.uid, session_id: session.id, code, reason, type });
+    // A replaced session is no longer the hub's: its successor already took over its listeners.
+    if (hub.remove(session)) listeners.sessionClosed(session.uid, session.id);
+  }
+
+  /** Pings every socket and terminates those silent for longer than the ping timeout. */
+  function heartbeat(): void {
+    const now = Date.now();
+    for (const conn of connections) {
+      if (now - conn.lastSeen > config.pingTimeoutMs) {
+        conn.localCloseReason = 'ping_timeout';
+        conn.ws.terminate();
+      } else if (conn.ws.readyState === conn.ws.OPEN) {
+        conn.ws.ping();
+      }
+    }
+  }
+
+  /** Shutdown: a notice with a jittered reconnect hint, then close 1012, to every connection. */
+  function closeAll(spreadMs: number): void {
+    for (const conn of connections) {
+      conn.localCloseReason = 'service_restart';
+      const hint = Math.floor(Math.random() * spreadMs);
+      conn.send({ type: 'notice', kind: 'shutting_down', message: 'instance is restarting', reconnect_after_ms: hint });
+      conn.ws.close(CloseCode.ServiceRestart, 'service restart');
+    }
+  }
+
+  function terminateAll(): void {
+    for (const conn of connections) conn.ws.terminate();
+  }
+
+  return {
+    handleUpgrade,
+    heartbeat,
+    closeAll,
+    terminateAll,
+    get count() {
+      return connections.size;
+    },
+  };
+}
+
+/** The connection handler of a gateway. */
+export type ConnectionHandler = ReturnType<typeof createConnectionHandler>;

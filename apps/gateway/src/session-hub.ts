@@ -1,0 +1,135 @@
+import { CloseCode, serializeFrame } from '@livebus/protocol';
+import type { EventBus, StoredEvent } from './bus/event-bus';
+import type { Logger } from './logger';
+import type { Connection, Session } from './session';
+
+/** Options of {@link SessionHub}. */
+export interface SessionHubOptions {
+  bus: EventBus;
+  logger: Logger;
+  /** A socket with more unsent bytes than this is closed as a slow consumer. */
+  maxBufferedBytes: number;
+  /** Called for every event frame written to a session (metrics). */
+  onDelivered?: () => void;
+}
+
+interface UserSessions {
+  sessions: Map<string, Session>;
+  unsubscribe: () => void;
+}
+
+/**
+ * The live sessions of this instance, grouped by user, and the fan-out of
+ * each user's event stream to them. A user is subscribed to the bus while at
+ * least one of their sessions is open.
+ */
+export class SessionHub {
+  readonly #users = new Map<string, UserSessions>();
+  readonly #o: SessionHubOptions;
+  #count = 0;
+
+  constructor(options: SessionHubOptions) {
+    this.#o = options;
+  }
+
+  /** Number of open sessions. */
+  get sessionCount(): number {
+    return this.#count;
+  }
+
+  /** Number of users with at least one open session. */
+  get userCount(): number {
+    return this.#users.size;
+  }
+
+  has(userId: string): boolean {
+    return this.#users.has(userId);
+  }
+
+  /** The user's session with this id, if open. */
+  get(userId: string, sessionId: string): Session | undefined {
+    return this.#users.get(userId)?.sessions.get(sessionId);
+  }
+
+  /** Number of open sessions of the user. */
+  countOf(userId: string): number {
+    return this.#users.get(userId)?.sessions.size ?? 0;
+  }
+
+  userIds(): IterableIterator<string> {
+    return this.#users.keys();
+  }
+
+  /** Adds a session (replacing one with the same id); subscribes the user on their first. */
+  add(session: Session): void {
+    let user = this.#users.get(session.uid);
+    if (!user) {
+      const sessions = new Map<string, Session>();
+      const unsubscribe = this.#o.bus.subscribe(session.uid, (event) => {
+        // Validated and serialised once per event, whatever the number of sessions.
+        const text = serializeFrame(event);
+        for (const s of sessions.values()) this.deliver(s, event, text);
+      });
+      user = { sessions, unsubscribe };
+      this.#users.set(session.uid, user);
+    }
+    if (!user.sessions.has(session.id)) this.#count++;
+    user.sessions.set(session.id, session);
+  }
+
+  /** Removes a session if it is still the current one for its id; returns whether it was. */
+  remove(session: Session): boolean {
+    const user = this.#users.get(session.uid);
+    if (!user || user.sessions.get(session.id) !== session) return false;
+    user.sessions.delete(session.id);
+    this.#count--;
+    if (user.sessions.size === 0) {
+      user.unsubscribe();
+      this.#users.delete(session.uid);
+    }
+    return true;
+  }
+
+  /**
+   * Writes an event to a session, exactly once: events at or below the
+   * session's cursor were already written (replay and live overlap), and events
+   * arriving while the session's replay is prepared wait in `session.pending`.
+   */
+  deliver(session: Session, event: StoredEvent, text = serializeFrame(event)): void {
+    if (event.cursor <= session.lastCursor) return;
+    if (session.pending) {
+      session.pending.push(event);
+      return;
+    }
+    const conn = session.connection;
+    if (conn.ws.bufferedAmount > this.#o.maxBufferedBytes) {
+      this.#slowConsumer(conn);
+      return;
+    }
+    if (conn.sendText(text)) {
+      session.lastCursor = event.cursor;
+      this.#o.onDelivered?.();
+    }
+  }
+
+  #slowConsumer(conn: Connection): void {
+    if (conn.localCloseReason) return;
+    conn.localCloseReason = 'slow_consumer';
+    this.#o.logger.warn('ws_slow_consumer', {
+      uid: conn.session?.uid,
+      session_id: conn.session?.id,
+      buffered_bytes: conn.ws.bufferedAmount,
+    });
+    conn.ws.close(CloseCode.SlowConsumer, 'slow consumer');
+    // The close frame waits behind the full buffer; do not wait for it forever.
+    setTimeout(() => conn.ws.terminate(), 1_000).unref();
+  }
+
+  /** Sessions per user, for /debug. */
+  describe() {
+    return [...this.#users].map(([uid, u]) => ({
+      uid,
+      sessions: [...u.sessions.values()].map((s) => ({ session_id: s.id, route: s.route, cursor: s.lastCursor })),
+    }));
+  }
+}
