@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { JsonObjectSchema, JsonValueSchema, SessionIdSchema, UserIdSchema } from './common';
-import { TaskStatusSchema } from './events';
+import { TaskProgressUpdateSchema, TaskStatusSchema } from './events';
 
 /** One registered session of a user, as the legacy registry stores it. */
 export const RegistrySessionSchema = z.strictObject({
@@ -31,15 +31,10 @@ export type UserRegistryPatch = z.infer<typeof UserRegistryPatchSchema>;
 const TaskIdSchema = z.string().min(1).max(256);
 const JobIdSchema = z.string().min(1).max(200);
 
-/** Snapshot of a task, as `TASK.get_status` returns it. */
-export const TaskInfoSchema = z.strictObject({
+/** Snapshot of a task, as `TASK.get_status` returns it: its last progress update, with owner and times. */
+export const TaskInfoSchema = TaskProgressUpdateSchema.extend({
   task_id: TaskIdSchema,
   user_id: UserIdSchema,
-  status: TaskStatusSchema,
-  progress: z.number().min(0).max(100),
-  message: z.string().optional(),
-  result: JsonValueSchema.optional(),
-  error: z.string().optional(),
   created_at: z.string(),
   updated_at: z.string(),
 });

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const pkg = join(__dirname, '..');
@@ -6,6 +7,9 @@ const tsc = require.resolve('typescript/bin/tsc');
 
 describe('the built package, as a consumer sees it', () => {
   it('type-checks a consumer in both ESM and CJS resolution, and rejects wrong RPC params', () => {
+    // The same consumer under both resolutions: a .cts copy of check.mts resolves the require condition.
+    const mts = readFileSync(join(pkg, 'test/consumer/check.mts'), 'utf8');
+    writeFileSync(join(pkg, 'test/consumer/check.cts'), mts.replace('ESM (nodenext)', 'CommonJS (nodenext, .cts)'));
     // check.mts / check.cts resolve @livebus/protocol through its exports map
     // (import -> .d.ts, require -> .d.cts); their @ts-expect-error lines fail
     // the build if a wrong call were accepted.
