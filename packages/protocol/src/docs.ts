@@ -51,7 +51,7 @@ function methodSections(): string {
 
 /** The full text of docs/protocol.md. */
 export function renderProtocolDoc(): string {
-  return `<!-- Generated from packages/protocol/src by \`pnpm --filter @livebus/protocol build\`. Do not edit by hand. -->
+  return `<!-- Generated from packages/protocol/src by \`pnpm --filter @livebus/protocol gen:docs\`. Do not edit by hand. -->
 # livebus wire protocol, version ${PROTOCOL_VERSION}
 
 Everything a client says to a livebus gateway and hears back. Write a client in

@@ -48,7 +48,7 @@ describe('documented examples', () => {
 
   it('docs/protocol.md is the rendering of the current schemas and examples', () => {
     const committed = readFileSync(join(__dirname, '..', '..', '..', 'docs', 'protocol.md'), 'utf8');
-    // A mismatch means the schemas changed without `pnpm --filter @livebus/protocol build`.
+    // A mismatch means the schemas or examples changed: run `pnpm --filter @livebus/protocol gen:docs`.
     expect(committed).toBe(renderProtocolDoc());
   });
 });

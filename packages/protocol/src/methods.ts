@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { JsonObjectSchema, JsonValueSchema, SessionIdSchema, UserIdSchema } from './common';
+import { JsonObjectSchema, SessionIdSchema, UserIdSchema } from './common';
 import { TaskProgressUpdateSchema, TaskStatusSchema } from './events';
 
 /** One registered session of a user, as the legacy registry stores it. */
