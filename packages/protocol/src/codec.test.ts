@@ -88,6 +88,18 @@ describe('parseServerFrame', () => {
   });
 });
 
+describe('untrusted JSON', () => {
+  it('drops "__proto__" keys instead of letting them reach an object prototype', () => {
+    const text =
+      '{"type":"event","cursor":1,"ts":1,"event":"listener.change","data":{"source":"s","path":"p","change":"added","data":{"__proto__":{"polluted":true},"ok":1}}}';
+    const result = parseServerFrame(text);
+    expect(result.ok).toBe(true);
+    if (!result.ok || result.value.event !== 'listener.change') return;
+    expect(result.value.data.data).toEqual({ ok: 1 });
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
 describe('serializeFrame', () => {
   it('throws a FrameError naming the path instead of sending an invalid frame', () => {
     const bad = { type: 'rpc_error', id: 1, error: { code: 'bogus', message: 'x' } } as unknown as Frame;

@@ -5,7 +5,8 @@ import type { ClientFrame, ServerFrame } from './frames';
 
 const id = fc.oneof(fc.string({ minLength: 1, maxLength: 64 }), fc.nat());
 const nonEmpty = (max: number) => fc.string({ minLength: 1, maxLength: max });
-const json = fc.jsonValue({ maxDepth: 3 });
+// "__proto__" keys are dropped by the validator on purpose (see codec.test.ts), so they cannot round-trip.
+const json = fc.jsonValue({ maxDepth: 3 }).filter((v) => !JSON.stringify(v).includes('"__proto__"'));
 const cursor = fc.nat();
 const ts = fc.integer({ min: 0, max: 2 ** 48 });
 const percent = fc.double({ min: 0, max: 100, noNaN: true });
