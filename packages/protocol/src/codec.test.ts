@@ -94,7 +94,9 @@ describe('untrusted JSON', () => {
       '{"type":"event","cursor":1,"ts":1,"event":"listener.change","data":{"source":"s","path":"p","change":"added","data":{"__proto__":{"polluted":true},"ok":1}}}';
     const result = parseServerFrame(text);
     expect(result.ok).toBe(true);
-    if (!result.ok || result.value.event !== 'listener.change') return;
+    if (!result.ok || result.value.type !== 'event' || result.value.event !== 'listener.change') {
+      throw new Error('expected a listener.change event');
+    }
     expect(result.value.data.data).toEqual({ ok: 1 });
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
