@@ -13,4 +13,4 @@ export class BusConsumer extends Core {
 export { type Backoff, fullJitterBackoff } from './backoff';
 export type { ConsumerCounters, ConsumerEvents, ConsumerState, EventOf, GroupOptions } from './consumer';
 export { FatalCloseError, RpcError } from './errors';
-export { type ConsumerOptions, consumerDefaults, type TokenSource } from './options';
+export { type ConsumerOptions, consumerDefaults } from './options';

@@ -73,7 +73,7 @@ type Socket = WebSocketLike;
 
 /** Options with every default applied. */
 export type ResolvedOptions = ConsumerOptions &
-  Required<Omit<ConsumerOptions, 'token' | 'userId' | 'route' | 'lastCursor' | 'backoff' | 'WebSocket'>>;
+  Required<Omit<ConsumerOptions, 'token' | 'getToken' | 'userId' | 'route' | 'lastCursor' | 'backoff' | 'WebSocket'>>;
 
 /*
  *   idle --connect()--> connecting --welcome--> open
@@ -129,6 +129,7 @@ export class BusConsumer {
   constructor(options: ConsumerOptions, defaultWebSocket?: new (url: string) => WebSocketLike) {
     const o = { ...consumerDefaults, sessionId: randomId(), ...options };
     if (!o.url) throw new TypeError('url is required');
+    if (o.token !== undefined && o.getToken !== undefined) throw new TypeError('pass token or getToken, not both');
     if (o.pingTimeoutMs <= o.pingIntervalMs) {
       throw new TypeError(
         `pingTimeoutMs (${o.pingTimeoutMs}) must be greater than pingIntervalMs (${o.pingIntervalMs})`,
@@ -365,7 +366,7 @@ export class BusConsumer {
   async #sendHello(id: number, socket: Socket): Promise<void> {
     let token: string | undefined;
     try {
-      token = typeof this.#o.token === 'function' ? await this.#o.token() : this.#o.token;
+      token = this.#o.getToken ? await this.#o.getToken() : this.#o.token;
     } catch (error) {
       this.#emitter.emit('error', toError(error));
       return this.#abort(id, CloseCode.AuthFailed, 'auth_failed');

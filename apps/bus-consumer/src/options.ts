@@ -2,18 +2,17 @@ import { protocolDefaults } from '@livebus/protocol';
 import type { Backoff } from './backoff';
 import type { WebSocketLike } from './transport';
 
-/** A token, or where to get a fresh one. */
-export type TokenSource = string | (() => string | undefined | Promise<string | undefined>);
-
 /** Options of {@link BusConsumer}. */
 export interface ConsumerOptions {
   /** The gateway's WebSocket URL, e.g. `wss://rt.example.com/ws`. */
   url: string;
+  /** A Firebase ID token or JWT, used as is on every connect. Use `getToken` for tokens that expire. */
+  token?: string;
   /**
-   * A Firebase ID token or JWT, or a function called on every (re)connect so
-   * tokens can be refreshed (e.g. `() => auth.currentUser?.getIdToken()`).
+   * Called on every (re)connect for a fresh token, e.g. `() => auth.currentUser?.getIdToken()`.
+   * After an auth failure it is called once more before the client gives up.
    */
-  token?: TokenSource;
+  getToken?: () => string | undefined | Promise<string | undefined>;
   /** Only for gateways running with AUTH_MODE=none (development). */
   userId?: string;
   /** Stable id of this tab or process. @default a random UUID per client */

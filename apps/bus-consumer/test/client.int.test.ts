@@ -210,7 +210,7 @@ describe('auth and fatal closes', () => {
       signJwt({ sub: 'tok-user', exp: now() + 600 }, SECRET),
     ];
     let calls = 0;
-    const c = track(new BusConsumer({ url: g.url, token: async () => tokens[calls++], ...fast }));
+    const c = track(new BusConsumer({ url: g.url, getToken: async () => tokens[calls++], ...fast }));
     await c.connect();
     expect(calls).toBe(2);
     expect(c.session?.user_id).toBe('tok-user');
@@ -222,7 +222,7 @@ describe('auth and fatal closes', () => {
       calls++;
       return 'not-a-jwt';
     };
-    const c = track(new BusConsumer({ url: g.url, token, ...fast }));
+    const c = track(new BusConsumer({ url: g.url, getToken: token, ...fast }));
     const errors: Error[] = [];
     c.onClient('error', (e) => errors.push(e));
     await expect(c.connect()).rejects.toThrow();
