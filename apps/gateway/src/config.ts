@@ -38,6 +38,8 @@ export const EnvSchema = z.object({
   STREAM_RETENTION_EVENTS: int(0).default(1_000),
   STREAM_RETENTION_MS: int(0).default(5 * 60_000),
   RPC_TIMEOUT_MS: int(1).default(10_000),
+  RATE_LIMIT_FRAMES_PER_S: int(0).default(100),
+  RATE_LIMIT_BURST: int(1).default(200),
 });
 
 /** Resolved gateway configuration (camelCase, units in names). */
@@ -75,6 +77,10 @@ export interface GatewayConfig {
   streamRetentionEvents: number;
   streamRetentionMs: number;
   rpcTimeoutMs: number;
+  /** Frames a connection may send per second on average; 0 turns the limit off. @default 100 */
+  rateLimitFramesPerS: number;
+  /** Frames a connection may send at once above the average. @default 200 */
+  rateLimitBurst: number;
 }
 
 /** A bad environment: the message names every offending variable and what it allows. */
@@ -137,5 +143,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     streamRetentionEvents: e.STREAM_RETENTION_EVENTS,
     streamRetentionMs: e.STREAM_RETENTION_MS,
     rpcTimeoutMs: e.RPC_TIMEOUT_MS,
+    rateLimitFramesPerS: e.RATE_LIMIT_FRAMES_PER_S,
+    rateLimitBurst: e.RATE_LIMIT_BURST,
   };
 }

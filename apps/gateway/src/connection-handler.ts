@@ -17,6 +17,7 @@ import type { ListenersManager } from './listeners/listeners-manager';
 import type { Logger } from './logger';
 import type { DisconnectTracker } from './metrics/disconnect-tracker';
 import type { GatewayMetrics } from './metrics/prometheus';
+import { TokenBucket } from './rate-limiter';
 import type { Dispatch } from './rpc/dispatcher';
 import { toRpcError } from './rpc/rpc-error';
 import { Connection, Session } from './session';
@@ -71,7 +72,9 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
   }
 
   function onConnection(ws: WebSocket, bearer: string | undefined): void {
-    const conn = new Connection(ws, bearer);
+    const limiter =
+      config.rateLimitFramesPerS > 0 ? new TokenBucket(config.rateLimitFramesPerS, config.rateLimitBurst) : undefined;
+    const conn = new Connection(ws, bearer, limiter);
     connections.add(conn);
     conn.handshakeTimer = setTimeout(() => {
       if (conn.phase === 'handshake' || conn.phase === 'authenticating') {
@@ -101,6 +104,22 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     if (close) conn.ws.close(CloseCode.BadFrame, 'bad frame');
   }
 
+  /**
+   * Over the limit: the frame is dropped and the client told so, once; a client
+   * that keeps sending a whole burst's worth of frames into a full bucket is closed.
+   */
+  function rateLimited(conn: Connection): void {
+    conn.refused++;
+    if (conn.refused === 1) {
+      conn.send({ type: 'error', code: 'rate_limited', message: 'too many frames; slow down' });
+      logger.warn('ws_rate_limited', { uid: conn.session?.uid, session_id: conn.session?.id });
+    }
+    if (conn.refused >= config.rateLimitBurst && !conn.localCloseReason) {
+      conn.localCloseReason = 'rate_limited';
+      conn.ws.close(CloseCode.RateLimited, 'rate limited');
+    }
+  }
+
   function onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
     if (conn.phase === 'closed') return;
     if (isBinary) {
@@ -108,6 +127,11 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
       conn.ws.close(CloseCode.UnsupportedData, 'binary frame');
       return;
     }
+    if (conn.limiter && !conn.limiter.take()) {
+      rateLimited(conn);
+      return;
+    }
+    conn.refused = 0;
     if (conn.phase === 'authenticating') {
       if (conn.early.length >= 32) badFrame(conn, 'too many frames before welcome', undefined, true);
       else conn.early.push(data);

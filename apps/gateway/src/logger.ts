@@ -10,6 +10,7 @@ export type LogEvent =
   | 'ws_auth_failed'
   | 'ws_bad_frame'
   | 'ws_slow_consumer'
+  | 'ws_rate_limited'
   | 'user_detach_delay_start'
   | 'user_detach_cancelled'
   | 'user_detach_executing'

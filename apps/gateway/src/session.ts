@@ -3,9 +3,13 @@ import { serializeFrame } from '@livebus/protocol';
 import type { WebSocket } from 'ws';
 import type { Principal } from './auth/authenticator';
 import type { StoredEvent } from './bus/event-bus';
+import type { TokenBucket } from './rate-limiter';
 
 /** Why the server ended a connection, when the close code alone does not say (terminate is seen as 1006). */
-export type LocalCloseReason = Extract<DisconnectReason, 'ping_timeout' | 'slow_consumer' | 'service_restart'>;
+export type LocalCloseReason = Extract<
+  DisconnectReason,
+  'ping_timeout' | 'slow_consumer' | 'service_restart' | 'rate_limited'
+>;
 
 /** State of one WebSocket connection, from upgrade to close. */
 export class Connection {
@@ -19,10 +23,15 @@ export class Connection {
   /** Frames that arrived while the hello was being verified; processed once the session opens. */
   readonly early: Buffer[] = [];
   handshakeTimer: NodeJS.Timeout | undefined;
+  /** Undefined when rate limiting is off. */
+  readonly limiter: TokenBucket | undefined;
+  /** Frames refused by the limiter since the last accepted one. */
+  refused = 0;
 
-  constructor(ws: WebSocket, bearer: string | undefined) {
+  constructor(ws: WebSocket, bearer: string | undefined, limiter?: TokenBucket) {
     this.ws = ws;
     this.bearer = bearer;
+    this.limiter = limiter;
   }
 
   /** Sends a frame (validated by the protocol); returns false when the socket is not open. */

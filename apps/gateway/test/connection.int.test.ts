@@ -149,3 +149,27 @@ describe('resume', () => {
     await stranger.client.close();
   });
 });
+
+describe('rate limiting', () => {
+  it('drops frames over the limit with one rate_limited error, and closes a client that keeps flooding', async () => {
+    const t = await startGateway({ rateLimitFramesPerS: 20, rateLimitBurst: 10 });
+    try {
+      const { client } = await connectAs(t.url, 'flooder');
+      for (let i = 0; i < 15; i++) client.send({ type: 'ping', ts: i });
+      await client.next('error', (f) => f.code === 'rate_limited');
+      await waitFor(() => client.frames.filter((f) => f.type === 'pong').length >= 9, 'pongs within the burst');
+      expect(client.frames.filter((f) => f.type === 'error')).toHaveLength(1);
+      // A polite pace is served again once the bucket refills.
+      await new Promise((r) => setTimeout(r, 600));
+      client.send({ type: 'ping', ts: 999 });
+      await client.next('pong', (f) => f.ts === 999);
+      // A flood of more than a burst into an empty bucket is closed with 4005.
+      for (let i = 0; i < 100; i++) client.send({ type: 'ping', ts: 1000 + i });
+      expect((await client.closed).code).toBe(CloseCode.RateLimited);
+      const entry = await t.logs.waitFor('ws_disconnect', 'flooder');
+      expect(entry.type).toBe('rate_limited');
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -1,0 +1,15 @@
+import { TokenBucket } from './rate-limiter';
+
+describe('TokenBucket', () => {
+  it('allows a burst, then the average rate', () => {
+    let now = 0;
+    const bucket = new TokenBucket(10, 5, () => now);
+    const burst = Array.from({ length: 8 }, () => bucket.take());
+    expect(burst).toEqual([true, true, true, true, true, false, false, false]);
+    now += 100; // one token at 10/s
+    expect(bucket.take()).toBe(true);
+    expect(bucket.take()).toBe(false);
+    now += 10_000; // refills up to the burst, not beyond
+    expect(Array.from({ length: 6 }, () => bucket.take()).filter(Boolean)).toHaveLength(5);
+  });
+});
