@@ -245,6 +245,31 @@ describe('auth and fatal closes', () => {
   });
 });
 
+describe('handshake timeout', () => {
+  it('is transient: a gateway that never answers hello is retried with backoff, not given up on', async () => {
+    const { WebSocketServer } = await import('ws');
+    let connections = 0;
+    const silent = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    silent.on('connection', () => {
+      connections++; // accepts the socket, never sends welcome
+    });
+    await new Promise((r) => silent.once('listening', r));
+    const port = (silent.address() as { port: number }).port;
+    const c = track(
+      new BusConsumer({ url: `ws://127.0.0.1:${port}/ws`, userId: 'x', handshakeTimeoutMs: 100, ...fast }),
+    );
+    const closes: Array<{ reason: string; willReconnect: boolean }> = [];
+    c.onClient('close', (e) => closes.push(e));
+    void c.connect().catch(() => {});
+    await waitFor(() => closes.length >= 3, 'three handshake timeouts');
+    expect(closes.every((e) => e.reason === 'auth_timeout' && e.willReconnect)).toBe(true);
+    expect(connections).toBeGreaterThanOrEqual(3);
+    c.close();
+    for (const ws of silent.clients) ws.terminate();
+    await new Promise((r) => silent.close(r));
+  });
+});
+
 describe('close()', () => {
   it('during backoff stops for good: no further connection attempts', async () => {
     let attempts = 0;

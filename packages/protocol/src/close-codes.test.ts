@@ -39,6 +39,7 @@ describe('reconnectPolicy', () => {
     expect(reconnectPolicy('ping_timeout')).toBe('reconnect');
     expect(reconnectPolicy('slow_consumer')).toBe('reconnect');
     expect(reconnectPolicy('auth_failed')).toBe('refresh_token');
+    expect(reconnectPolicy('auth_timeout')).toBe('reconnect');
     expect(reconnectPolicy('forbidden')).toBe('stop');
     expect(reconnectPolicy('protocol_error')).toBe('stop');
   });

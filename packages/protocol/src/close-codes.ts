@@ -121,12 +121,12 @@ export type ReconnectPolicy = 'reconnect' | 'refresh_token' | 'stop';
 /**
  * The close-code policy every client follows: transient failures reconnect with
  * backoff, an auth failure retries once with a fresh token, and closes that
- * would fail again identically stop.
+ * would fail again identically stop. A handshake that timed out is transient (a
+ * slow network or token fetch), not a refused credential.
  */
 export function reconnectPolicy(reason: DisconnectReason): ReconnectPolicy {
   switch (reason) {
     case 'auth_failed':
-    case 'auth_timeout':
       return 'refresh_token';
     case 'forbidden':
     case 'protocol_error':
