@@ -4,7 +4,7 @@
 // version through npx, never through corepack), installs the workspace, builds
 // it, and then starts the gateway or runs every check.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,6 +16,10 @@ function run(cmd, args, opts = {}) {
   const res = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
   if (res.error) throw res.error;
   return res.status ?? 1;
+}
+
+function has(cmd, args) {
+  return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
 }
 
 function pnpmCommand() {
@@ -46,6 +50,24 @@ if (what === 'start') {
   if (code !== 0) process.exit(code);
   const gw = spawnSync(process.execPath, [join(root, 'apps/gateway/dist/main.js')], { stdio: 'inherit', env });
   process.exit(gw.status ?? 0);
+}
+
+// The integration tests start real services themselves; say up front what is missing.
+const FIRESTORE_JAR =
+  process.env.FIRESTORE_EMULATOR_JAR ??
+  '/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar';
+const missing = [
+  !has(process.env.REDIS_SERVER_BIN ?? 'redis-server', ['--version']) &&
+    'redis-server (Debian package redis-server, or set REDIS_SERVER_BIN)',
+  !existsSync(process.env.CHROMIUM_PATH ?? '/usr/bin/chromium') &&
+    'Chromium (Debian package chromium, or set CHROMIUM_PATH)',
+  !(has('java', ['-version']) && existsSync(FIRESTORE_JAR)) &&
+    'the Firestore emulator (java and the package google-cloud-cli-firestore-emulator, or set FIRESTORE_EMULATOR_JAR)',
+].filter(Boolean);
+if (missing.length > 0) {
+  console.error(`npm test needs, and could not find:\n${missing.map((m) => `  - ${m}`).join('\n')}`);
+  console.error('.ci/run installs redis-server and chromium on Debian when they are missing.');
+  process.exit(1);
 }
 
 // Every check: lint, types, unit and integration tests, across the workspace.
