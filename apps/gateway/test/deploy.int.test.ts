@@ -1,0 +1,60 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, waitFor } from '@livebus/test-support';
+
+// What docker/Dockerfile does, minus the base image: `pnpm deploy --prod` of the
+// gateway into a folder of its own, then `node dist/main.js` there. A Docker
+// engine is not available here, so the image's contents and command are tested instead.
+const pnpm = process.env.npm_execpath?.includes('pnpm') ? process.env.npm_execpath : undefined;
+const dockerfile = readFileSync(join(__dirname, '..', '..', '..', 'docker', 'Dockerfile'), 'utf8');
+
+describe('the production image contents', () => {
+  let out: string;
+  afterAll(() => {
+    if (out) rmSync(out, { recursive: true, force: true });
+  });
+
+  it('the Dockerfile deploys the gateway with pnpm and runs node dist/main.js', () => {
+    expect(dockerfile).toContain('pnpm --filter @livebus/gateway deploy --prod --legacy /out');
+    expect(dockerfile).toContain('CMD ["node", "dist/main.js"]');
+  });
+
+  it('a pnpm deploy of the gateway starts on its own and stops on SIGTERM', async () => {
+    if (!pnpm) throw new Error('run through pnpm (npm test does): npm_execpath does not point at pnpm');
+    out = mkdtempSync(join(tmpdir(), 'livebus-deploy-'));
+    execFileSync(process.execPath, [pnpm, '--filter', '@livebus/gateway', 'deploy', '--prod', '--legacy', out], {
+      cwd: join(__dirname, '..'),
+      stdio: 'ignore',
+    });
+    // Only production dependencies: no test tooling in the image.
+    expect(existsSync(join(out, 'node_modules', 'ws'))).toBe(true);
+    expect(existsSync(join(out, 'node_modules', '@livebus', 'protocol', 'dist'))).toBe(true);
+    expect(existsSync(join(out, 'node_modules', 'jest'))).toBe(false);
+    const port = await freePort();
+    const child = spawn(process.execPath, ['dist/main.js'], {
+      cwd: out,
+      env: {
+        PATH: process.env.PATH ?? '',
+        NODE_ENV: 'production',
+        AUTH_MODE: 'jwt',
+        JWT_SECRET: 'deploy-test-secret-0123456789abcdef',
+        ADMIN_TOKEN: 'deploy-test-admin-token',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+      },
+      stdio: 'ignore',
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const health = await waitFor(
+      async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.json(),
+      'the deployed gateway to answer /healthz',
+      15_000,
+      100,
+    );
+    expect(health).toMatchObject({ status: 'ok', redis: 'disabled', version: expect.any(String) });
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  }, 60_000);
+});
