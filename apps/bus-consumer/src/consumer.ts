@@ -354,9 +354,12 @@ export class BusConsumer {
       if (current()) this.#onSocketClose(id, event.code, event.reason);
     };
     if (hasProtocolPing(socket)) {
-      socket.on('pong', () => {
+      // Any sign of life counts: our pings' pongs and the gateway's own pings.
+      const alive = () => {
         if (current()) this.#lastSeen = Date.now();
-      });
+      };
+      socket.on('pong', alive);
+      socket.on('ping', alive);
     }
     this.#timers.handshake = setTimeout(() => {
       if (current() && this.#state === 'connecting') this.#abort(id, CloseCode.AuthTimeout, 'auth_timeout');

@@ -17,7 +17,7 @@ export interface WebSocketLike {
 export interface NodeSocketExtras {
   ping(): void;
   terminate(): void;
-  on(event: 'pong', listener: () => void): unknown;
+  on(event: 'pong' | 'ping', listener: () => void): unknown;
 }
 
 export function hasProtocolPing(socket: WebSocketLike): socket is WebSocketLike & NodeSocketExtras {

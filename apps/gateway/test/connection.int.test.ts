@@ -77,8 +77,10 @@ describe('sessions', () => {
     const old = await connectAs(t.url, 'tab-user', { session_id: 'tab' });
     const fresh = await connectAs(t.url, 'tab-user', { session_id: 'tab' });
     expect((await old.client.closed).code).toBe(CloseCode.Replaced);
-    await waitFor(() => t.gw.stats().sessions === 1, 'one session left');
-    expect(t.logs.of('ws_disconnect', 'tab-user')[0]).toMatchObject({ code: CloseCode.Replaced, type: 'replaced' });
+    // The client sees its close before the gateway logs it: wait for the log line.
+    const disconnect = await t.logs.waitFor('ws_disconnect', 'tab-user');
+    expect(disconnect).toMatchObject({ code: CloseCode.Replaced, type: 'replaced' });
+    expect(t.gw.stats().sessions).toBe(1);
     // The user never dropped to zero sessions: no detach was started, nothing was cancelled.
     expect(t.logs.of('user_detach_delay_start', 'tab-user')).toHaveLength(0);
     expect(t.logs.of('user_detach_cancelled', 'tab-user')).toHaveLength(0);

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,12 @@ import { freePort, waitFor } from '@livebus/test-support';
 // What docker/Dockerfile does, minus the base image: `pnpm deploy --prod` of the
 // gateway into a folder of its own, then `node dist/main.js` there. A Docker
 // engine is not available here, so the image's contents and command are tested instead.
-const pnpm = process.env.npm_execpath?.includes('pnpm') ? process.env.npm_execpath : undefined;
+/** pnpm as the test was started by it (npm test), else the one on the PATH. */
+function pnpmCommand(): [string, string[]] | undefined {
+  const execpath = process.env.npm_execpath;
+  if (execpath?.includes('pnpm')) return [process.execPath, [execpath]];
+  return spawnSync('pnpm', ['--version'], { stdio: 'ignore' }).status === 0 ? ['pnpm', []] : undefined;
+}
 const dockerfile = readFileSync(join(__dirname, '..', '..', '..', 'docker', 'Dockerfile'), 'utf8');
 
 describe('the production image contents', () => {
@@ -22,9 +27,11 @@ describe('the production image contents', () => {
   });
 
   it('a pnpm deploy of the gateway starts on its own and stops on SIGTERM', async () => {
-    if (!pnpm) throw new Error('run through pnpm (npm test does): npm_execpath does not point at pnpm');
+    const pnpm = pnpmCommand();
+    if (!pnpm) throw new Error('pnpm not found: run the tests through npm test, or install pnpm 10');
     out = mkdtempSync(join(tmpdir(), 'livebus-deploy-'));
-    execFileSync(process.execPath, [pnpm, '--filter', '@livebus/gateway', 'deploy', '--prod', '--legacy', out], {
+    const [cmd, pre] = pnpm;
+    execFileSync(cmd, [...pre, '--filter', '@livebus/gateway', 'deploy', '--prod', '--legacy', out], {
       cwd: join(__dirname, '..'),
       stdio: 'ignore',
     });
