@@ -1,4 +1,6 @@
-import { ConfigError, loadConfig } from './config';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, EnvSchema, loadConfig } from './config';
 
 describe('loadConfig', () => {
   it('has the documented defaults with an empty environment', () => {
@@ -53,5 +55,13 @@ describe('loadConfig', () => {
     );
     expect(() => loadConfig({ NODE_ENV: 'production', AUTH_MODE: 'firebase' })).toThrow(/ADMIN_TOKEN/);
     expect(() => loadConfig({ PING_INTERVAL_MS: '5000', PING_TIMEOUT_MS: '4000' })).toThrow(/PING_TIMEOUT_MS/);
+  });
+});
+
+describe('docs/configuration.md', () => {
+  it('documents every variable the gateway reads', () => {
+    const doc = readFileSync(join(__dirname, '..', '..', '..', 'docs', 'configuration.md'), 'utf8');
+    const documented = new Set([...doc.matchAll(/^\|\s*`([A-Z_]+)`\s*\|/gm)].map((m) => m[1]));
+    expect(Object.keys(EnvSchema.shape).filter((name) => !documented.has(name))).toEqual([]);
   });
 });

@@ -242,7 +242,7 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
       session.pending = undefined;
       for (const event of backlog) hub.deliver(session, event);
     } catch (error) {
-      logger.error('ws_bad_frame', { uid, session_id: sessionId, error: String(error) });
+      logger.error('ws_resume_error', { uid, session_id: sessionId, error: String(error) });
       conn.ws.close(CloseCode.InternalError, 'internal error');
       return;
     }

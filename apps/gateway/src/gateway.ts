@@ -93,7 +93,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     logger,
     cleanupRegistry: (uid) => registry.cleanupUser(uid),
     emit: (uid, event) => {
-      publish(uid, event).catch((error: unknown) => logger.error('event_published', { uid, error: String(error) }));
+      publish(uid, event).catch((error: unknown) => logger.error('listener_emit_error', { uid, error: String(error) }));
     },
     onDetachOutcome: (outcome) => metrics.detaches.inc({ outcome }),
   });

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import TransportStream from 'winston-transport';
-import { createLogger } from './logger';
+import { createLogger, LOG_EVENTS } from './logger';
 
 class Capture extends TransportStream {
   readonly lines: string[] = [];
@@ -46,5 +48,13 @@ describe('createLogger', () => {
     expect(line).toContain('uid=u1');
     expect(line).toContain('listeners=2');
     expect(() => JSON.parse(line)).toThrow();
+  });
+});
+
+describe('LOG_EVENTS', () => {
+  it('are all documented in the log table of docs/operations.md', () => {
+    const doc = readFileSync(join(__dirname, '..', '..', '..', 'docs', 'operations.md'), 'utf8');
+    const documented = new Set([...doc.matchAll(/^\|\s*`([A-Za-z_]+)`\s*\|/gm)].map((m) => m[1]));
+    expect(LOG_EVENTS.filter((e) => !documented.has(e))).toEqual([]);
   });
 });

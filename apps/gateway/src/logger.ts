@@ -1,29 +1,34 @@
 import winston from 'winston';
 
-/** Stable log event names; operators query them in CloudWatch Logs Insights. See docs/logs.md. */
-export type LogEvent =
-  | 'gateway_listening'
-  | 'gateway_shutdown_start'
-  | 'gateway_shutdown_complete'
-  | 'ws_connect'
-  | 'ws_disconnect'
-  | 'ws_auth_failed'
-  | 'ws_bad_frame'
-  | 'ws_slow_consumer'
-  | 'ws_rate_limited'
-  | 'user_detach_delay_start'
-  | 'user_detach_cancelled'
-  | 'user_detach_executing'
-  | 'user_attach_error'
-  | 'REGISTRY_CLEANUP_START'
-  | 'REGISTRY_CLEANUP_SUCCESS'
-  | 'REGISTRY_CLEANUP_ERROR'
-  | 'ws_cleanup_complete'
-  | 'registry_op'
-  | 'fallback'
-  | 'rpc_error'
-  | 'redis_status'
-  | 'event_published';
+/** Stable log event names; operators query them in CloudWatch Logs Insights. Each is documented in docs/operations.md. */
+export const LOG_EVENTS = [
+  'gateway_listening',
+  'gateway_shutdown_start',
+  'gateway_shutdown_complete',
+  'ws_connect',
+  'ws_disconnect',
+  'ws_auth_failed',
+  'ws_bad_frame',
+  'ws_slow_consumer',
+  'ws_rate_limited',
+  'user_detach_delay_start',
+  'user_detach_cancelled',
+  'user_detach_executing',
+  'user_attach_error',
+  'REGISTRY_CLEANUP_START',
+  'REGISTRY_CLEANUP_SUCCESS',
+  'REGISTRY_CLEANUP_ERROR',
+  'ws_cleanup_complete',
+  'registry_op',
+  'fallback',
+  'rpc_error',
+  'redis_status',
+  'ws_resume_error',
+  'listener_emit_error',
+] as const;
+
+/** One of {@link LOG_EVENTS}. */
+export type LogEvent = (typeof LOG_EVENTS)[number];
 
 /** Structured fields of a log line (uid, session_id, code, ...). */
 export type LogFields = Record<string, unknown>;
