@@ -65,6 +65,10 @@ any language from this page; validate with the JSON Schemas in
   object in a text message; binary messages are refused (close 1003).
 - A frame may not exceed ${protocolDefaults.maxFrameBytes} bytes (the gateway's \`MAX_PAYLOAD_BYTES\`).
 - Every frame has a \`type\`. Unknown fields are rejected: the schemas are strict.
+- A gateway limits how fast one connection may send (by default 100 frames a second,
+  bursts of 200). Frames over the limit are dropped and answered once with an
+  \`error\` frame of code \`rate_limited\`; a connection that keeps flooding is
+  closed with 4005.
 
 ## Handshake
 \`\`\`
