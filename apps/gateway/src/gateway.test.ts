@@ -1,0 +1,37 @@
+import { signJwt } from './auth/jwt-authenticator';
+import { defaultConfig } from './config';
+import { createGateway } from './gateway';
+
+const silent = { error() {}, warn() {}, info() {}, debug() {} };
+
+describe('createGateway', () => {
+  it('has no side effects: nothing listens until listen()', () => {
+    const gw = createGateway(defaultConfig({ port: 0 }), { logger: silent });
+    expect(gw.server.listening).toBe(false);
+    expect(gw.stats()).toMatchObject({ connections: 0, sessions: 0, draining: false });
+  });
+
+  it('never runs weaker than the configured auth mode', async () => {
+    expect(() => createGateway(defaultConfig({ authMode: 'firebase' }), { logger: silent })).toThrow(/deps\.auth/);
+    expect(() => createGateway(defaultConfig({ authMode: 'jwt' }), { logger: silent })).toThrow(/jwtSecret/);
+    expect(() => createGateway(defaultConfig({ production: true }), { logger: silent })).toThrow(/production/);
+
+    const secret = 'gateway-unit-test-secret-0123456789abc';
+    const gw = createGateway(defaultConfig({ port: 0, host: '127.0.0.1', authMode: 'jwt', jwtSecret: secret }), {
+      logger: silent,
+    });
+    const { port } = await gw.listen();
+    try {
+      const rpc = (token: string) =>
+        fetch(`http://127.0.0.1:${port}/rpc`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}` },
+          body: JSON.stringify({ method: 'REGISTRY.get_sessions', args: ['u1'] }),
+        }).then((r) => r.status);
+      expect(await rpc('u1')).toBe(401); // a bare user id is not a token here
+      expect(await rpc(signJwt({ sub: 'u1' }, secret))).toBe(200);
+    } finally {
+      await gw.shutdown();
+    }
+  });
+});
