@@ -282,8 +282,7 @@ describe('close()', () => {
       new BusConsumer({
         url: `ws://127.0.0.1:${port}/ws`,
         userId: 'x',
-        minReconnectDelayMs: 50,
-        maxReconnectDelayMs: 50,
+        backoff: () => 50, // fixed, so the test can find the client waiting in backoff
       }),
     );
     const states: string[] = [];
