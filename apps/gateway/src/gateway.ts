@@ -95,7 +95,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     sources: deps.sources ?? [],
     detachDelayMs: config.detachDelayMs,
     logger,
-    cleanupRegistry: (uid) => registry.cleanupUser(uid),
+    cleanupRegistry: (uid, detachStartedAt) => registry.cleanupUser(uid, detachStartedAt.toISOString()),
     emit: (uid, event) => {
       publish(uid, event).catch((error: unknown) => logger.error('listener_emit_error', { uid, error: String(error) }));
     },

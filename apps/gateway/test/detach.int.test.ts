@@ -79,9 +79,9 @@ describe('registry cleanup failures', () => {
     let failures = 2;
     const flaky: RegistryStore = Object.assign(Object.create(store), {
       kind: 'memory' as const,
-      cleanupUser: async (uid: string) => {
+      cleanupUser: async (uid: string, before: string) => {
         if (failures-- > 0) throw new Error('registry unreachable');
-        return store.cleanupUser(uid);
+        return store.cleanupUser(uid, before);
       },
     });
     const t = await startGateway({ detachDelayMs: 50 }, { registry: flaky });
@@ -93,6 +93,46 @@ describe('registry cleanup failures', () => {
       expect(errors).toHaveLength(2);
       expect(errors[0]).toMatchObject({ error: 'Error: registry unreachable', attempt: 1 });
       expect(t.logs.of('ws_cleanup_complete', 'u-flaky')).toHaveLength(1);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('a reconnect racing the registry cleanup', () => {
+  it('keeps what the reconnect registered while the cleanup was running', async () => {
+    const store = new MemoryRegistryStore();
+    const slow: RegistryStore = {
+      kind: 'memory',
+      registerSession: (u, sess) => store.registerSession(u, sess),
+      unregisterSession: (u, id) => store.unregisterSession(u, id),
+      getSessions: (u) => store.getSessions(u),
+      getUnified: (u) => store.getUnified(u),
+      putUnified: (u, d, ttl) => store.putUnified(u, d, ttl),
+      touchUnified: (u, ttl) => store.touchUnified(u, ttl),
+      // A slow store: the cleanup's write lands well after the reconnect registered.
+      cleanupUser: async (u, before) => {
+        await new Promise((r) => setTimeout(r, 300));
+        return store.cleanupUser(u, before);
+      },
+      ping: () => store.ping(),
+      close: () => store.close(),
+    };
+    const t = await startGateway({ detachDelayMs: 50 }, { registry: slow });
+    try {
+      const first = await connectAs(t.url, 'racer', { session_id: 'tab-1' });
+      await first.client.call('REGISTRY.register_user', ['racer', 'tab-1', '/a']);
+      await first.client.close();
+      await t.logs.waitFor('REGISTRY_CLEANUP_START', 'racer');
+
+      const again = await connectAs(t.url, 'racer', { session_id: 'tab-2' });
+      await again.client.call('REGISTRY.register_user', ['racer', 'tab-2', '/b']);
+      await t.logs.waitFor('REGISTRY_CLEANUP_SUCCESS', 'racer');
+
+      expect((await store.getSessions('racer')).map((x) => x.session_id)).toEqual(['tab-2']);
+      await t.gw.idle();
+      expect(t.gw.stats().listeners).toBe(1);
+      await again.client.close();
     } finally {
       await t.close();
     }

@@ -171,7 +171,7 @@ describe('UNIFIED_REGISTRY_ENABLED', () => {
       putUnified: (u, d, ttl) =>
         broken ? Promise.reject(new Error('unified store down')) : store.putUnified(u, d, ttl),
       touchUnified: (u, ttl) => store.touchUnified(u, ttl),
-      cleanupUser: (u) => store.cleanupUser(u),
+      cleanupUser: (u, before) => store.cleanupUser(u, before),
       ping: () => store.ping(),
       close: () => store.close(),
     };
@@ -224,7 +224,7 @@ describe('RPC failures', () => {
       getUnified: (u) => store.getUnified(u),
       putUnified: (u, d, ttl) => store.putUnified(u, d, ttl),
       touchUnified: (u, ttl) => store.touchUnified(u, ttl),
-      cleanupUser: (u) => store.cleanupUser(u),
+      cleanupUser: (u, before) => store.cleanupUser(u, before),
       ping: () => store.ping(),
       close: () => store.close(),
     };

@@ -180,3 +180,37 @@ describe('ListenersManager', () => {
     expect(manager.isAttached('u')).toBe(true);
   });
 });
+
+describe('ListenersManager while the chain is busy', () => {
+  it('keeps one user state while steps are queued, so a late session never races a queued detach', async () => {
+    const counting = countingSource(1);
+    const cleaned: string[] = [];
+    let failures = 1;
+    const manager = new ListenersManager({
+      sources: [counting.source],
+      detachDelayMs: 10,
+      cleanupRetryMs: 80,
+      logger: silent,
+      cleanupRegistry: async (uid) => {
+        if (failures-- > 0) throw new Error('registry down'); // keeps the chain busy ~80 ms
+        cleaned.push(uid);
+      },
+      emit: () => {},
+    });
+    await manager.sessionOpened('u', 's1');
+    manager.sessionClosed('u', 's1');
+    await new Promise((r) => setTimeout(r, 20)); // the detach runs and its cleanup is retrying
+    // Open and close at once: the attach step is queued behind the retry and will find no session.
+    void manager.sessionOpened('u', 's2');
+    manager.sessionClosed('u', 's2');
+    await new Promise((r) => setTimeout(r, 20)); // the new timer fires: a detach is queued too
+    void manager.sessionOpened('u', 's3'); // must join the same queue, not start a second one
+    await manager.idle();
+    await new Promise((r) => setTimeout(r, 30));
+    await manager.idle();
+    expect(counting.overlaps).toBe(0);
+    expect(counting.live.get('u')).toBe(1);
+    expect(manager.isAttached('u')).toBe(true);
+    expect(manager.counters()).toMatchObject({ attached: 1, pendingDetaches: 0 });
+  });
+});

@@ -8,8 +8,11 @@ export interface ListenersManagerOptions {
   /** @default 5_000 */
   detachDelayMs: number;
   logger: Logger;
-  /** Removes the user's registry entry once their listeners are released. */
-  cleanupRegistry: (userId: string) => Promise<void>;
+  /**
+   * Removes the user's registry entry once their listeners are released; `detachStartedAt`
+   * lets the store keep what a reconnect registered in the meantime.
+   */
+  cleanupRegistry: (userId: string, detachStartedAt: Date) => Promise<void>;
   /** Where events from the sources go. */
   emit: (userId: string, event: AppEvent) => void;
   /** Called for every detach outcome (metrics). */
@@ -94,7 +97,12 @@ export class ListenersManager {
     const next = state.chain.then(step).catch((error: unknown) => {
       this.#o.logger.error('user_attach_error', { uid: userId, error: String(error) });
     });
-    state.chain = next.then(() => this.#forgetIfIdle(userId, state));
+    // The state is forgotten only once nothing more is queued on it: a session opening
+    // meanwhile must join this chain, not start a second one beside it.
+    const tail: Promise<void> = next.then(() => {
+      if (state.chain === tail) this.#forgetIfIdle(userId, state);
+    });
+    state.chain = tail;
     return next;
   }
 
@@ -172,6 +180,7 @@ export class ListenersManager {
       return;
     }
     const epoch = state.epoch;
+    const startedAt = new Date();
     this.#executed++;
     this.#o.onDetachOutcome('executed');
     this.#o.logger.info('user_detach_executing', { uid: userId, listeners: state.detaches.length });
@@ -185,16 +194,16 @@ export class ListenersManager {
     for (const r of released) {
       if (r.status === 'rejected') this.#o.logger.warn('user_attach_error', { uid: userId, error: String(r.reason) });
     }
-    await this.#cleanup(userId, state, epoch);
+    await this.#cleanup(userId, state, epoch, startedAt);
     this.#o.logger.info('ws_cleanup_complete', { uid: userId });
   }
 
-  async #cleanup(userId: string, state: UserState, epoch: number): Promise<void> {
+  async #cleanup(userId: string, state: UserState, epoch: number, startedAt: Date): Promise<void> {
     let delay = this.#o.cleanupRetryMs;
     for (let attempt = 1; ; attempt++) {
       this.#o.logger.info('REGISTRY_CLEANUP_START', { uid: userId, attempt });
       try {
-        await this.#o.cleanupRegistry(userId);
+        await this.#o.cleanupRegistry(userId, startedAt);
         this.#o.logger.info('REGISTRY_CLEANUP_SUCCESS', { uid: userId, attempt });
         return;
       } catch (error) {

@@ -50,7 +50,12 @@ export class MemoryRegistryStore implements RegistryStore {
     if (entry) entry.expiresAt = this.#now() + ttlS * 1000;
   }
 
-  async cleanupUser(userId: string): Promise<void> {
+  async cleanupUser(userId: string, registeredBefore: string): Promise<void> {
+    const sessions = this.#sessions.get(userId);
+    for (const [id, session] of sessions ?? []) {
+      if (session.registered_at < registeredBefore) sessions?.delete(id);
+    }
+    if (sessions && sessions.size > 0) return;
     this.#sessions.delete(userId);
     const entry = this.#unified.get(userId);
     if (entry) entry.doc.user_info.status = 'offline';

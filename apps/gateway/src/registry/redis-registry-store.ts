@@ -60,19 +60,31 @@ export class RedisRegistryStore implements RegistryStore {
     await this.#redis.expire(this.#unifiedKey(userId), ttlS);
   }
 
-  async cleanupUser(userId: string): Promise<void> {
-    const key = this.#unifiedKey(userId);
-    // One round trip; the unified document keeps its TTL and only flips to offline.
+  async cleanupUser(userId: string, registeredBefore: string): Promise<void> {
+    // One atomic script: a session registering while it runs is either before it or after it.
+    // ISO 8601 times in UTC compare correctly as strings. Entries that do not parse are removed.
     const script = `
-      redis.call('DEL', KEYS[1])
-      local raw = redis.call('GET', KEYS[2])
-      if raw then
-        local doc = cjson.decode(raw)
-        doc['user_info']['status'] = 'offline'
-        redis.call('SET', KEYS[2], cjson.encode(doc), 'KEEPTTL')
+      local all = redis.call('HGETALL', KEYS[1])
+      local left = 0
+      for i = 1, #all, 2 do
+        local ok, session = pcall(cjson.decode, all[i + 1])
+        if ok and type(session) == 'table' and type(session['registered_at']) == 'string'
+            and session['registered_at'] >= ARGV[1] then
+          left = left + 1
+        else
+          redis.call('HDEL', KEYS[1], all[i])
+        end
       end
-      return 1`;
-    await this.#redis.eval(script, 2, this.#userKey(userId), key);
+      if left == 0 then
+        local raw = redis.call('GET', KEYS[2])
+        if raw then
+          local doc = cjson.decode(raw)
+          doc['user_info']['status'] = 'offline'
+          redis.call('SET', KEYS[2], cjson.encode(doc), 'KEEPTTL')
+        end
+      end
+      return left`;
+    await this.#redis.eval(script, 2, this.#userKey(userId), this.#unifiedKey(userId), registeredBefore);
   }
 
   async ping(): Promise<void> {
