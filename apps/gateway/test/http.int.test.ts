@@ -123,6 +123,40 @@ describe('with Redis', () => {
     await redis.stop();
   });
 
+  it('live sessions keep their unified registry document alive past its TTL; it expires once they leave', async () => {
+    const t2 = await startGateway(
+      {
+        redisUrl: redis.url,
+        unifiedRegistryEnabled: true,
+        unifiedRegistryTtlS: 1,
+        pingIntervalMs: 200,
+        pingTimeoutMs: 5_000,
+      },
+      (config, logger) => buildDeps(config, logger),
+    );
+    try {
+      await waitFor(async () => (await httpJson(`${t2.http}/healthz`)).body.redis === 'ok', 'redis ok');
+      const { client } = await connectAs(t2.url, 'ttl-user');
+      await client.call('UNIFIED_REGISTRY.update_user_registry', [
+        'ttl-user',
+        { companies: { current_company_id: 'acme' } },
+      ]);
+      await new Promise((r) => setTimeout(r, 1_600)); // past the 1 s TTL: the heartbeats refreshed it
+      const alive = await client.call('UNIFIED_REGISTRY.get_user_registry', ['ttl-user']);
+      expect(alive).toMatchObject({ type: 'rpc_result', result: { companies: { current_company_id: 'acme' } } });
+      await client.close();
+      await new Promise((r) => setTimeout(r, 1_600)); // no session refreshes it any more
+      const svc = await httpJson(`${t2.http}/rpc`, {
+        method: 'POST',
+        token: 'service:backend',
+        body: JSON.stringify({ method: 'UNIFIED_REGISTRY.get_user_registry', args: ['ttl-user'] }),
+      });
+      expect(svc.body.result).toMatchObject({ companies: { current_company_id: null } });
+    } finally {
+      await t2.close();
+    }
+  });
+
   it('a Redis outage keeps /healthz at 200 (saying so) and takes readiness to 503 until it is back', async () => {
     await redis.kill();
     await waitFor(async () => (await httpJson(`${t.http}/healthz`)).body.redis === 'down', 'redis down on healthz');
