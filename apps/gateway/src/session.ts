@@ -14,7 +14,6 @@ export type LocalCloseReason = Extract<
 /** State of one WebSocket connection, from upgrade to close. */
 export class Connection {
   readonly ws: WebSocket;
-  readonly connectedAt = Date.now();
   readonly bearer: string | undefined;
   lastSeen = Date.now();
   phase: 'handshake' | 'authenticating' | 'open' | 'closed' = 'handshake';
