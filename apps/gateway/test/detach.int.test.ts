@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { MemoryRegistryStore } from '../src/registry/memory-registry-store';
 import { RedisRegistryStore } from '../src/registry/redis-registry-store';
 import type { RegistryStore } from '../src/registry/registry-store';
-import { connectAs, startGateway, type TestGateway } from './helpers';
+import { connectAs, registryWith, startGateway, type TestGateway } from './helpers';
 
 let redisServer: RedisServerHandle;
 let redis: Redis;
@@ -75,11 +75,9 @@ describe.each(stores)('detach delay with the %s', (_name, makeStore) => {
 
 describe('registry cleanup failures', () => {
   it('are logged with the error and retried until the cleanup succeeds', async () => {
-    const store = new MemoryRegistryStore();
     let failures = 2;
-    const flaky: RegistryStore = Object.assign(Object.create(store), {
-      kind: 'memory' as const,
-      cleanupUser: async (uid: string, before: string) => {
+    const { store, registry: flaky } = registryWith({
+      cleanupUser: async (uid, before) => {
         if (failures-- > 0) throw new Error('registry unreachable');
         return store.cleanupUser(uid, before);
       },
@@ -101,23 +99,13 @@ describe('registry cleanup failures', () => {
 
 describe('a reconnect racing the registry cleanup', () => {
   it('keeps what the reconnect registered while the cleanup was running', async () => {
-    const store = new MemoryRegistryStore();
-    const slow: RegistryStore = {
-      kind: 'memory',
-      registerSession: (u, sess) => store.registerSession(u, sess),
-      unregisterSession: (u, id) => store.unregisterSession(u, id),
-      getSessions: (u) => store.getSessions(u),
-      getUnified: (u) => store.getUnified(u),
-      putUnified: (u, d, ttl) => store.putUnified(u, d, ttl),
-      touchUnified: (u, ttl) => store.touchUnified(u, ttl),
+    const { store, registry: slow } = registryWith({
       // A slow store: the cleanup's write lands well after the reconnect registered.
       cleanupUser: async (u, before) => {
         await new Promise((r) => setTimeout(r, 300));
         return store.cleanupUser(u, before);
       },
-      ping: () => store.ping(),
-      close: () => store.close(),
-    };
+    });
     const t = await startGateway({ detachDelayMs: 50 }, { registry: slow });
     try {
       const first = await connectAs(t.url, 'racer', { session_id: 'tab-1' });

@@ -6,6 +6,8 @@ import { WebSocket } from 'ws';
 import { defaultConfig, type GatewayConfig } from '../src/config';
 import { createGateway, type Gateway, type GatewayDeps } from '../src/gateway';
 import { createLogger, type Logger } from '../src/logger';
+import { MemoryRegistryStore } from '../src/registry/memory-registry-store';
+import type { RegistryStore } from '../src/registry/registry-store';
 
 /** A captured log line. */
 export type LogEntry = Record<string, unknown> & { event: string };
@@ -160,4 +162,29 @@ export async function httpJson(url: string, init: RequestInit & { token?: string
     // Prometheus text and the like
   }
   return { status: res.status, body: body as Record<string, unknown> & { [k: string]: unknown } };
+}
+
+/**
+ * A real in-memory registry with some operations replaced, for fault injection
+ * (slow, failing, corrupt). Returns the underlying store too, to inspect it.
+ */
+export function registryWith(overrides: Partial<Omit<RegistryStore, 'kind'>>): {
+  store: MemoryRegistryStore;
+  registry: RegistryStore;
+} {
+  const store = new MemoryRegistryStore();
+  const registry: RegistryStore = {
+    kind: 'memory',
+    registerSession: (u, s) => store.registerSession(u, s),
+    unregisterSession: (u, s) => store.unregisterSession(u, s),
+    getSessions: (u) => store.getSessions(u),
+    getUnified: (u) => store.getUnified(u),
+    putUnified: (u, d, ttl) => store.putUnified(u, d, ttl),
+    touchUnified: (u, ttl) => store.touchUnified(u, ttl),
+    cleanupUser: (u, before) => store.cleanupUser(u, before),
+    ping: () => store.ping(),
+    close: () => store.close(),
+    ...overrides,
+  };
+  return { store, registry };
 }

@@ -1,8 +1,6 @@
 import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
 import { buildDeps } from '../src/deps';
-import { MemoryRegistryStore } from '../src/registry/memory-registry-store';
-import type { RegistryStore } from '../src/registry/registry-store';
-import { connectAs, httpJson, startGateway, type TestGateway } from './helpers';
+import { connectAs, httpJson, registryWith, startGateway, type TestGateway } from './helpers';
 
 describe('health, metrics and publish on the embedded default', () => {
   let t: TestGateway;
@@ -199,21 +197,12 @@ describe('UNIFIED_REGISTRY_ENABLED', () => {
   });
 
   it('true: reads and patches the unified document, and falls back to the legacy view when it fails', async () => {
-    const store = new MemoryRegistryStore();
     let broken = false;
-    const registry: RegistryStore = {
-      kind: 'memory',
-      registerSession: (u, s) => store.registerSession(u, s),
-      unregisterSession: (u, s) => store.unregisterSession(u, s),
-      getSessions: (u) => store.getSessions(u),
-      getUnified: (u) => (broken ? Promise.reject(new Error('unified store down')) : store.getUnified(u)),
-      putUnified: (u, d, ttl) =>
-        broken ? Promise.reject(new Error('unified store down')) : store.putUnified(u, d, ttl),
-      touchUnified: (u, ttl) => store.touchUnified(u, ttl),
-      cleanupUser: (u, before) => store.cleanupUser(u, before),
-      ping: () => store.ping(),
-      close: () => store.close(),
-    };
+    const down = () => Promise.reject(new Error('unified store down'));
+    const { store, registry } = registryWith({
+      getUnified: (u) => (broken ? down() : store.getUnified(u)),
+      putUnified: (u, d, ttl) => (broken ? down() : store.putUnified(u, d, ttl)),
+    });
     const t = await startGateway({ unifiedRegistryEnabled: true, registryDebug: true }, { registry });
     const { client } = await connectAs(t.url, 'uni');
     const initial = await client.call('UNIFIED_REGISTRY.get_user_registry', ['uni']);
@@ -250,23 +239,13 @@ describe('UNIFIED_REGISTRY_ENABLED', () => {
 
 describe('RPC failures', () => {
   it('a handler slower than RPC_TIMEOUT_MS answers timeout; an unexpected failure answers internal without details', async () => {
-    const store = new MemoryRegistryStore();
-    const registry: RegistryStore = {
-      kind: 'memory',
-      registerSession: (u, sess) => store.registerSession(u, sess),
-      unregisterSession: (u, s) => store.unregisterSession(u, s),
+    const { registry } = registryWith({
       // A slow store for one user; a corrupt answer (a bug, not an outage) for another.
       getSessions: (u) =>
         u === 'rpc-fail'
           ? new Promise((r) => setTimeout(() => r([]), 500))
           : Promise.resolve([{ secret: 'redis://user:pw@host' }] as never),
-      getUnified: (u) => store.getUnified(u),
-      putUnified: (u, d, ttl) => store.putUnified(u, d, ttl),
-      touchUnified: (u, ttl) => store.touchUnified(u, ttl),
-      cleanupUser: (u, before) => store.cleanupUser(u, before),
-      ping: () => store.ping(),
-      close: () => store.close(),
-    };
+    });
     const t = await startGateway({ rpcTimeoutMs: 100 }, { registry });
     try {
       const { client } = await connectAs(t.url, 'rpc-fail');
