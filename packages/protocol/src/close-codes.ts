@@ -48,6 +48,8 @@ export enum CloseCode {
   PingTimeout = 4009,
   /** The client speaks a protocol version the server does not. */
   UnsupportedVersion = 4010,
+  /** The session's token expired and no fresh one arrived in time: get a fresh token and reconnect. */
+  TokenExpired = 4011,
 }
 
 /** Stable names for why a connection ended; used as metric labels and in `ws_disconnect` logs. */
@@ -71,6 +73,7 @@ export const DISCONNECT_REASONS = [
   'slow_consumer',
   'replaced',
   'unsupported_version',
+  'token_expired',
   'unknown',
 ] as const;
 
@@ -100,6 +103,7 @@ const byCode: Record<number, DisconnectReason> = {
   [CloseCode.Replaced]: 'replaced',
   [CloseCode.PingTimeout]: 'ping_timeout',
   [CloseCode.UnsupportedVersion]: 'unsupported_version',
+  [CloseCode.TokenExpired]: 'token_expired',
 };
 
 const reasonNames: ReadonlySet<string> = new Set(DISCONNECT_REASONS);
@@ -120,13 +124,15 @@ export type ReconnectPolicy = 'reconnect' | 'refresh_token' | 'stop';
 
 /**
  * The close-code policy every client follows: transient failures reconnect with
- * backoff, an auth failure retries once with a fresh token, and closes that
+ * backoff, an auth failure retries once with a fresh token (so does an expired
+ * session token: reconnect at once with a fresh one), and closes that
  * would fail again identically stop. A handshake that timed out is transient (a
  * slow network or token fetch), not a refused credential.
  */
 export function reconnectPolicy(reason: DisconnectReason): ReconnectPolicy {
   switch (reason) {
     case 'auth_failed':
+    case 'token_expired':
       return 'refresh_token';
     case 'forbidden':
     case 'protocol_error':

@@ -26,10 +26,10 @@ describe('parseClientFrame', () => {
   });
 
   it('names the path of a wrong field', () => {
-    expectIssue(parseClientFrame('{"type":"hello","v":2}'), 'v');
+    expectIssue(parseClientFrame('{"type":"hello","v":0}'), 'v');
     expectIssue(parseClientFrame('{"type":"rpc","method":"REGISTRY.get_sessions","args":[]}'), 'id');
     expectIssue(parseClientFrame('{"type":"rpc","id":1,"method":"X.y","args":"nope"}'), 'args');
-    expectIssue(parseClientFrame('{"type":"hello","v":1,"last_cursor":-1}'), 'last_cursor');
+    expectIssue(parseClientFrame('{"type":"hello","v":1,"last_cursor":"e1:-1"}'), 'last_cursor');
     expectIssue(parseClientFrame('{"type":"teleport"}'), 'type');
   });
 
@@ -71,7 +71,7 @@ describe('parseServerFrame', () => {
   it('validates event data against the event table', () => {
     const frame = {
       type: 'event',
-      cursor: 1,
+      cursor: 'e1:1',
       ts: 1,
       event: 'task.progress_update',
       data: { task_id: 't', status: 'running', progress: 150 },
@@ -82,7 +82,7 @@ describe('parseServerFrame', () => {
   });
 
   it('rejects unknown event types', () => {
-    const result = parseServerFrame('{"type":"event","cursor":1,"ts":1,"event":"nope","data":{}}');
+    const result = parseServerFrame('{"type":"event","cursor":"e1:1","ts":1,"event":"nope","data":{}}');
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.error.issues[0]?.path).toBe('event');
   });
@@ -91,7 +91,7 @@ describe('parseServerFrame', () => {
 describe('untrusted JSON', () => {
   it('drops "__proto__" keys instead of letting them reach an object prototype', () => {
     const text =
-      '{"type":"event","cursor":1,"ts":1,"event":"listener.change","data":{"source":"s","path":"p","change":"added","data":{"__proto__":{"polluted":true},"ok":1}}}';
+      '{"type":"event","cursor":"e1:1","ts":1,"event":"listener.change","data":{"source":"s","path":"p","change":"added","data":{"__proto__":{"polluted":true},"ok":1}}}';
     const result = parseServerFrame(text);
     expect(result.ok).toBe(true);
     if (!result.ok || result.value.type !== 'event' || result.value.event !== 'listener.change') {

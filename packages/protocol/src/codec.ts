@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { protocolDefaults } from './defaults';
 import { FrameError, type FrameIssue } from './errors';
 import { type ClientFrame, ClientFrameSchema, type Frame, type ServerFrame, ServerFrameSchema } from './frames';
+import { exceedsJsonDepth } from './json-depth';
 
 /** Outcome of a parse: the typed frame, or a {@link FrameError} saying what is wrong and where. */
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: FrameError };
@@ -10,6 +11,8 @@ export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: FrameE
 export interface ParseOptions {
   /** Reject input longer than this many bytes before parsing it. @default 1_048_576 */
   maxBytes?: number;
+  /** Reject input nesting arrays and objects deeper than this before parsing it. @default 64 */
+  maxDepth?: number;
 }
 
 /** Turns zod issues into `{ path, message }` pairs with dotted paths. */
@@ -64,19 +67,45 @@ function decodeText(data: unknown, maxBytes: number): ParseResult<string> {
   }
 }
 
-function parseWith<T>(schema: z.ZodType<T>, data: unknown, options: ParseOptions): ParseResult<T> {
-  const text = decodeText(data, options.maxBytes ?? protocolDefaults.maxFrameBytes);
-  if (!text.ok) return text;
-  let json: unknown;
+/**
+ * Parses JSON text after checking its nesting, so that neither JSON.parse nor a
+ * recursive validator ever sees hostile depth. Never throws: for HTTP bodies and
+ * any other JSON a peer sends, as well as frames.
+ */
+export function parseJsonText(text: string, maxDepth: number = protocolDefaults.maxJsonDepth): ParseResult<unknown> {
+  if (exceedsJsonDepth(text, maxDepth)) {
+    return { ok: false, error: new FrameError('too_deep', `JSON nested deeper than ${maxDepth} levels`) };
+  }
   try {
-    json = JSON.parse(text.value);
+    return { ok: true, value: JSON.parse(text) };
   } catch (cause) {
     return { ok: false, error: new FrameError('bad_json', 'frame is not valid JSON', [], { cause }) };
   }
-  const parsed = schema.safeParse(json);
+}
+
+/**
+ * Validates a parsed value against a schema; never throws. The depth check before
+ * it bounds zod's recursion, and the catch is the last resort should a schema
+ * throw anyway: a peer's input must never become an exception.
+ */
+export function validateWith<T>(schema: z.ZodType<T>, value: unknown): ParseResult<T> {
+  let parsed: ReturnType<typeof schema.safeParse>;
+  try {
+    parsed = schema.safeParse(value);
+  } catch (cause) {
+    return { ok: false, error: new FrameError('invalid', 'frame could not be validated', [], { cause }) };
+  }
   if (parsed.success) return { ok: true, value: parsed.data };
   const issues = toFrameIssues(parsed.error);
   return { ok: false, error: new FrameError('invalid', describe(issues), issues) };
+}
+
+function parseWith<T>(schema: z.ZodType<T>, data: unknown, options: ParseOptions): ParseResult<T> {
+  const text = decodeText(data, options.maxBytes ?? protocolDefaults.maxFrameBytes);
+  if (!text.ok) return text;
+  const json = parseJsonText(text.value, options.maxDepth);
+  if (!json.ok) return json;
+  return validateWith(schema, json.value);
 }
 
 /**
@@ -93,7 +122,7 @@ export function parseServerFrame(data: unknown, options: ParseOptions = {}): Par
 }
 
 // `ping` and `pong` are shared by both directions; every other type belongs to one.
-const CLIENT_ONLY_TYPES: ReadonlySet<string> = new Set(['hello', 'rpc']);
+const CLIENT_ONLY_TYPES: ReadonlySet<string> = new Set(['hello', 'rpc', 'auth']);
 
 /**
  * Validates a frame against the schema of its direction and serialises it to
@@ -102,8 +131,7 @@ const CLIENT_ONLY_TYPES: ReadonlySet<string> = new Set(['hello', 'rpc']);
  */
 export function serializeFrame(frame: Frame): string {
   const schema: z.ZodType<Frame> = CLIENT_ONLY_TYPES.has(frame.type) ? ClientFrameSchema : ServerFrameSchema;
-  const parsed = schema.safeParse(frame);
-  if (parsed.success) return JSON.stringify(parsed.data);
-  const issues = toFrameIssues(parsed.error);
-  throw new FrameError('invalid', describe(issues), issues);
+  const checked = validateWith(schema, frame);
+  if (!checked.ok) throw checked.error;
+  return JSON.stringify(checked.value);
 }

@@ -4,8 +4,14 @@ import * as z from 'zod';
 export const UserIdSchema = z.string().min(1).max(128);
 /** A client-chosen session id, stable across reconnects of one tab or process. */
 export const SessionIdSchema = z.string().min(1).max(128);
-/** A per-user event cursor: strictly increasing integers starting at 1. */
-export const CursorSchema = z.number().int().nonnegative();
+/**
+ * A position in a user's event stream, opaque to applications: `<epoch>:<offset>`.
+ * The epoch names one incarnation of the stream (a stream that was lost or reset
+ * gets a new one, so an old position is never mistaken for a new one); the offset
+ * counts events within it. Persist it as a string; compare with {@link compareCursors}.
+ */
+export const CursorSchema = z.string().regex(/^[0-9A-Za-z_-]{1,32}:[0-9]{1,16}$/, 'expected <epoch>:<offset>');
+export type Cursor = z.infer<typeof CursorSchema>;
 /** Any JSON value. */
 export const JsonValueSchema: z.ZodType<unknown> = z.json();
 /** A JSON object with string keys. */

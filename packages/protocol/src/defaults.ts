@@ -13,6 +13,10 @@ export const protocolDefaults = {
   handshakeTimeoutMs: 10_000,
   /** Largest frame either side accepts, in bytes of UTF-8. @default 1_048_576 */
   maxFrameBytes: 1_048_576,
+  /** Deepest nesting of arrays and objects either side accepts in a frame or HTTP body. @default 64 */
+  maxJsonDepth: 64,
+  /** How long before a session's token expires the gateway asks for a fresh one (`notice` `token_expiring`). @default 60_000 */
+  tokenRefreshLeadMs: 60_000,
 } as const;
 
 /** The shape of {@link protocolDefaults}. */

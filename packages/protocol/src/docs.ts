@@ -63,12 +63,17 @@ any language from this page; validate with the JSON Schemas in
 ## Transport
 - One WebSocket per client at \`ws(s)://HOST/ws\`. Every frame is one JSON
   object in a text message; binary messages are refused (close 1003).
-- A frame may not exceed ${protocolDefaults.maxFrameBytes} bytes (the gateway's \`MAX_PAYLOAD_BYTES\`).
+- A frame may not exceed ${protocolDefaults.maxFrameBytes} bytes (the gateway's \`MAX_PAYLOAD_BYTES\`), nor nest
+  arrays and objects deeper than ${protocolDefaults.maxJsonDepth} levels. Deeper frames are refused with an
+  \`error\` frame of code \`bad_frame\` before they are parsed (and a 4004 close before
+  \`hello\`); HTTP bodies nested too deep answer 400.
 - Every frame has a \`type\`. Unknown fields are rejected: the schemas are strict.
 - A gateway limits how fast one connection may send (by default 100 frames a second,
   bursts of 200). Frames over the limit are dropped and answered once with an
   \`error\` frame of code \`rate_limited\`; a connection that keeps flooding is
   closed with 4005.
+- A gateway may accept upgrades only from listed origins (\`ALLOWED_ORIGINS\`): another
+  \`Origin\` is refused with HTTP 403 before the WebSocket opens.
 
 ## Handshake
 \`\`\`
@@ -80,28 +85,53 @@ client                                   gateway
   |<-- event (live) ... / rpc_result / rpc_error --------|
 \`\`\`
 The first frame must be \`hello\`, within ${protocolDefaults.handshakeTimeoutMs} ms, or the gateway
-closes with 4002 (auth timeout). A bad token closes with 4001. Any other frame
-before \`hello\` is answered with an \`error\` frame and a 4004 close.
+closes with 4002 (auth timeout). A bad token closes with 4001, a \`hello.v\` the gateway does
+not speak with 4010. Any other frame before \`hello\` is answered with an \`error\` frame and a
+4004 close.
+
+## Token lifetime
+A session lives as long as its token. ${protocolDefaults.tokenRefreshLeadMs} ms before the token expires
+(\`TOKEN_REFRESH_LEAD_MS\`), the gateway sends \`notice\` \`token_expiring\` with \`expires_at_ms\`.
+The client gets a fresh token and sends it on the open socket:
+\`\`\`
+  |<-- notice { kind: token_expiring, expires_at_ms } ---|
+  |--- auth { token } ---------------------------------->|  verify: same user?
+  |<-- notice { kind: token_refreshed, expires_at_ms } --|  session extended
+\`\`\`
+Nothing is interrupted: events and RPCs keep flowing. A token for another user closes the
+session with 4003; an invalid one is answered with an \`error\` frame (\`not_authenticated\`)
+and the session keeps its current deadline. With no valid token by \`expires_at_ms\` plus
+the gateway's grace (\`TOKEN_EXPIRY_GRACE_MS\`), the session is closed with 4011
+(\`token_expired\`): get a fresh token and reconnect (the resume loses nothing).
 
 ## Heartbeat
 The gateway sends WebSocket pings every ${protocolDefaults.pingIntervalMs} ms and drops a peer silent for
-${protocolDefaults.pingTimeoutMs} ms. Clients ping at the same interval and treat a gateway silent for
-${protocolDefaults.pingTimeoutMs} ms as dead. Browsers, which cannot send protocol pings, send
-\`{"type":"ping"}\` frames; the gateway answers \`{"type":"pong"}\` echoing \`ts\`.
+${protocolDefaults.pingTimeoutMs} ms. Clients that can see protocol pings (Node) ping at the same interval
+and treat a gateway silent for ${protocolDefaults.pingTimeoutMs} ms as dead.
+
+Browsers cannot see protocol pings, and hidden tabs run timers about once a minute, so a
+browser's own ping timer cannot be trusted. A browser client sends \`hello.app_ping: true\`:
+the gateway then also sends it \`{"type":"ping","ts":...}\` frames every interval, which it
+answers with \`{"type":"pong"}\`. Any frame counts as a sign of life. A client whose watchdog
+wakes up late (throttled) does not give up at once: it sends a ping and waits a short grace
+for any frame before declaring the gateway dead. Clients may still send \`ping\` frames; the
+gateway answers \`pong\` echoing \`ts\`.
 
 ## Events and resume
-Every event carries a per-user \`cursor\`: one stream per user across all their
-sessions, numbered by consecutive integers. A stream that starts anew (after a
-restart of an embedded gateway, or once an idle stream was dropped) begins above
-every cursor handed out before, so an old cursor can never be mistaken for a new one. A client remembers the cursor of the last event
-it handled and sends it as \`hello.last_cursor\` when it reconnects. The
-\`welcome.resume.status\` says what follows:
+Every event carries a per-user \`cursor\` of the form \`<epoch>:<offset>\`, opaque to
+applications: one stream per user across all their sessions and every gateway instance.
+The offset counts events; the epoch names one incarnation of the stream. A stream that
+was lost or reset (retention expired, Redis flushed, an embedded gateway restarted)
+gets a new epoch, so an old cursor is recognised as such rather than mistaken for a new
+one. A client remembers the cursor of the last event it handled and sends it as
+\`hello.last_cursor\` when it reconnects, to any instance. The \`welcome.resume.status\` says
+what follows:
 - \`fresh\`: no cursor was sent; live events follow.
 - \`resumed\`: the \`replayed\` events after \`last_cursor\` follow, in order, then live ones.
-- \`gap\`: the events after \`last_cursor\` are no longer retained (or the
-  instance restarted): refetch your state, then continue from \`resume.cursor\`.
-A client that drops events with a cursor it has already handled gets each
-event exactly once and in order.
+- \`gap\`: the events after \`last_cursor\` are no longer retained (or the stream was
+  reset): refetch your state, then continue from \`resume.cursor\`.
+A client that drops events at or below a cursor it has already handled (same epoch, lower
+or equal offset) gets each event exactly once and in order.
 
 ## Client frames
 ${frames(clientFrameExamples)}
@@ -130,7 +160,8 @@ ${appEventExamples.map((e) => json(e)).join('\n\n')}
 ## Close codes
 \`reason\` is what \`classifyDisconnect(code, reason)\` returns (metric labels and
 \`ws_disconnect\` logs use it); \`policy\` is what a client does next:
-\`reconnect\` with jittered backoff, \`refresh_token\` once then stop, or \`stop\`.
+\`reconnect\` with jittered backoff, \`refresh_token\` (reconnect at once with a fresh token;
+stop if that one is refused too), or \`stop\`.
 A close 1012 is preceded by a \`notice\` frame whose \`reconnect_after_ms\` the
 client waits before reconnecting.
 

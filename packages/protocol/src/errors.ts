@@ -30,7 +30,7 @@ export type RpcErrorCode = (typeof RpcErrorCode)[keyof typeof RpcErrorCode];
 export const RPC_ERROR_CODES = Object.values(RpcErrorCode) as [RpcErrorCode, ...RpcErrorCode[]];
 
 /** Why a frame was refused by {@link parseClientFrame} / {@link parseServerFrame} / {@link serializeFrame}. */
-export type FrameErrorKind = 'too_large' | 'not_text' | 'bad_json' | 'invalid';
+export type FrameErrorKind = 'too_large' | 'too_deep' | 'not_text' | 'bad_json' | 'invalid';
 
 /** One problem found in a frame: where it is and what is wrong. */
 export interface FrameIssue {

@@ -29,7 +29,7 @@ describe('documented examples', () => {
   it('covers every frame type in both directions', () => {
     const server = new Set(serverFrameExamples.map((e) => e.frame.type));
     const client = new Set(clientFrameExamples.map((e) => e.frame.type));
-    expect([...client].sort()).toEqual(['hello', 'ping', 'pong', 'rpc']);
+    expect([...client].sort()).toEqual(['auth', 'hello', 'ping', 'pong', 'rpc']);
     expect([...server].sort()).toEqual([
       'error',
       'event',

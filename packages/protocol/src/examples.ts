@@ -16,8 +16,16 @@ export interface FrameExample<F> {
 /** Frames a client sends. */
 export const clientFrameExamples: FrameExample<ClientFrame>[] = [
   {
-    title: 'hello from a browser (token in the frame, resuming after cursor 41)',
-    frame: { type: 'hello', v: 1, token: 'eyJhbGciOi...', session_id: 'tab-7f3a', route: '/inbox', last_cursor: 41 },
+    title: 'hello from a browser (token in the frame, resuming after cursor k3x9q2:41, server-driven pings)',
+    frame: {
+      type: 'hello',
+      v: 1,
+      token: 'eyJhbGciOi...',
+      session_id: 'tab-7f3a',
+      route: '/inbox',
+      last_cursor: 'k3x9q2:41',
+      app_ping: true,
+    },
   },
   {
     title: 'hello from a server (token in the Authorization header)',
@@ -30,6 +38,10 @@ export const clientFrameExamples: FrameExample<ClientFrame>[] = [
   {
     title: 'rpc call',
     frame: { type: 'rpc', id: 1, method: 'REGISTRY.register_user', args: ['user-123', 'tab-7f3a', '/inbox'] },
+  },
+  {
+    title: 'a fresh token for the open session (answer to notice token_expiring)',
+    frame: { type: 'auth', token: 'eyJhbGciOi...' },
   },
   { title: 'app-level ping', frame: { type: 'ping', ts: 1763800000000 } },
   { title: 'app-level pong (answer to a server ping frame)', frame: { type: 'pong', ts: 1763800000000 } },
@@ -46,7 +58,7 @@ export const serverFrameExamples: FrameExample<ServerFrame>[] = [
       user_id: 'user-123',
       instance_id: 'gw-1a2b3c',
       heartbeat: { ping_interval_ms: 20000, ping_timeout_ms: 60000 },
-      resume: { status: 'resumed', cursor: 44, replayed: 3 },
+      resume: { status: 'resumed', cursor: 'k3x9q2:44', replayed: 3 },
     },
   },
   {
@@ -58,7 +70,7 @@ export const serverFrameExamples: FrameExample<ServerFrame>[] = [
       user_id: 'user-123',
       instance_id: 'gw-1a2b3c',
       heartbeat: { ping_interval_ms: 20000, ping_timeout_ms: 60000 },
-      resume: { status: 'gap', cursor: 0, replayed: 0 },
+      resume: { status: 'gap', cursor: 'p0w7ma:0', replayed: 0 },
     },
   },
   {
@@ -91,7 +103,7 @@ export const serverFrameExamples: FrameExample<ServerFrame>[] = [
     title: 'event: task progress',
     frame: {
       type: 'event',
-      cursor: 42,
+      cursor: 'k3x9q2:42',
       ts: 1763800000000,
       event: 'task.progress_update',
       data: { task_id: 'doc_analysis_job-9', status: 'running', progress: 40, message: 'reading pages' },
@@ -101,7 +113,7 @@ export const serverFrameExamples: FrameExample<ServerFrame>[] = [
     title: 'event: listener change',
     frame: {
       type: 'event',
-      cursor: 43,
+      cursor: 'k3x9q2:43',
       ts: 1763800000100,
       event: 'listener.change',
       data: { source: 'firestore', path: 'users/user-123/inbox/m1', change: 'added', data: { subject: 'Hi' } },
@@ -111,7 +123,7 @@ export const serverFrameExamples: FrameExample<ServerFrame>[] = [
     title: 'event: registry updated',
     frame: {
       type: 'event',
-      cursor: 44,
+      cursor: 'k3x9q2:44',
       ts: 1763800000200,
       event: 'registry.updated',
       data: { user_id: 'user-123', reason: 'session_registered' },
@@ -121,7 +133,7 @@ export const serverFrameExamples: FrameExample<ServerFrame>[] = [
     title: 'event: session notice',
     frame: {
       type: 'event',
-      cursor: 45,
+      cursor: 'k3x9q2:45',
       ts: 1763800000300,
       event: 'session.notice',
       data: { level: 'warning', message: 'Your plan expires tomorrow', code: 'plan_expiring' },
@@ -135,6 +147,19 @@ export const serverFrameExamples: FrameExample<ServerFrame>[] = [
       message: 'instance is restarting',
       reconnect_after_ms: 1830,
     },
+  },
+  {
+    title: 'notice: the token expires soon, send an auth frame',
+    frame: {
+      type: 'notice',
+      kind: 'token_expiring',
+      message: 'token expires soon; send an auth frame with a fresh token',
+      expires_at_ms: 1763803600000,
+    },
+  },
+  {
+    title: 'notice: the fresh token was accepted',
+    frame: { type: 'notice', kind: 'token_refreshed', message: 'token refreshed', expires_at_ms: 1763807200000 },
   },
   {
     title: 'frame-level error',

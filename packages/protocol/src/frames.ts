@@ -18,7 +18,11 @@ export type RpcId = z.infer<typeof RpcIdSchema>;
  */
 export const HelloFrameSchema = z.strictObject({
   type: z.literal('hello'),
-  v: z.literal(PROTOCOL_VERSION),
+  /**
+   * The protocol version the client speaks. Any positive integer parses, so that a
+   * gateway can answer a version it does not speak with close 4010 rather than 4004.
+   */
+  v: z.number().int().positive(),
   /** Firebase ID token or HS256 JWT, unless sent in the Authorization header. */
   token: z.string().min(1).max(8192).optional(),
   /** Only with `AUTH_MODE=none` (development): the user to act as. */
@@ -29,6 +33,12 @@ export const HelloFrameSchema = z.strictObject({
   route: z.string().max(512).optional(),
   /** Cursor of the last event the client handled: the gateway replays what followed. */
   last_cursor: CursorSchema.optional(),
+  /**
+   * The client cannot see WebSocket protocol pings (browsers): the gateway sends it
+   * app-level `ping` frames instead, which it answers with `pong`. Its own timers may
+   * be throttled (background tabs), so liveness is driven from the server side.
+   */
+  app_ping: z.boolean().optional(),
 });
 export type HelloFrame = z.infer<typeof HelloFrameSchema>;
 
@@ -40,6 +50,17 @@ export const RpcRequestFrameSchema = z.strictObject({
   args: z.array(JsonValueSchema),
 });
 export type RpcRequestFrame = z.infer<typeof RpcRequestFrameSchema>;
+
+/**
+ * A fresh token for the open session, sent when the gateway asks (`notice`
+ * `token_expiring`) or whenever the client has one: the session is extended
+ * without reconnecting. It must name the same user, else the gateway closes 4003.
+ */
+export const AuthFrameSchema = z.strictObject({
+  type: z.literal('auth'),
+  token: z.string().min(1).max(8192),
+});
+export type AuthFrame = z.infer<typeof AuthFrameSchema>;
 
 /** App-level ping (browsers cannot send protocol pings). Answered with `pong` echoing `ts`. */
 export const PingFrameSchema = z.strictObject({ type: z.literal('ping'), ts: z.number().optional() });
@@ -53,6 +74,7 @@ export type PongFrame = z.infer<typeof PongFrameSchema>;
 export const ClientFrameSchema = z.discriminatedUnion('type', [
   HelloFrameSchema,
   RpcRequestFrameSchema,
+  AuthFrameSchema,
   PingFrameSchema,
   PongFrameSchema,
 ]);
@@ -126,10 +148,18 @@ export type EventFrame = z.infer<typeof EventFrameSchema>;
 /** Something the client should know about its connection. */
 export const NoticeFrameSchema = z.strictObject({
   type: z.literal('notice'),
-  kind: z.enum(['shutting_down', 'reconnect', 'info']),
+  /**
+   * `shutting_down`: close 1012 follows, reconnect after `reconnect_after_ms`.
+   * `token_expiring`: send an `auth` frame with a fresh token before `expires_at_ms`
+   * (plus the gateway's grace), or the session is closed with 4011.
+   * `token_refreshed`: the `auth` frame was accepted; the session now lasts until `expires_at_ms`.
+   */
+  kind: z.enum(['shutting_down', 'reconnect', 'info', 'token_expiring', 'token_refreshed']),
   message: z.string(),
   /** Wait this long (already jittered by the server) before reconnecting. */
   reconnect_after_ms: z.number().int().nonnegative().optional(),
+  /** When the session's current token expires (ms since epoch). */
+  expires_at_ms: z.number().int().nonnegative().optional(),
 });
 export type NoticeFrame = z.infer<typeof NoticeFrameSchema>;
 

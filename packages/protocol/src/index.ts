@@ -1,10 +1,12 @@
 export * from './close-codes';
 export * from './codec';
 export * from './common';
+export * from './cursor';
 export * from './defaults';
 export * from './errors';
 export * from './events';
 export * from './frames';
+export { exceedsJsonDepth, exceedsValueDepth } from './json-depth';
 export * from './methods';
 export { validateRpcArgs, validateRpcResult } from './rpc';
 export * from './version';

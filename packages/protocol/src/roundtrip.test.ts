@@ -7,7 +7,9 @@ const id = fc.oneof(fc.string({ minLength: 1, maxLength: 64 }), fc.nat());
 const nonEmpty = (max: number) => fc.string({ minLength: 1, maxLength: max });
 // "__proto__" keys are dropped by the validator on purpose (see codec.test.ts), so they cannot round-trip.
 const json = fc.jsonValue({ maxDepth: 3 }).filter((v) => !JSON.stringify(v).includes('"__proto__"'));
-const cursor = fc.nat();
+const cursor = fc
+  .tuple(fc.stringMatching(/^[0-9A-Za-z_-]{1,32}$/), fc.integer({ min: 0, max: 2 ** 48 }))
+  .map(([epoch, offset]) => `${epoch}:${offset}`);
 const ts = fc.integer({ min: 0, max: 2 ** 48 });
 const percent = fc.double({ min: 0, max: 100, noNaN: true });
 
@@ -20,9 +22,11 @@ const hello = fc.record(
     session_id: nonEmpty(128),
     route: fc.string({ maxLength: 100 }),
     last_cursor: cursor,
+    app_ping: fc.boolean(),
   },
   { requiredKeys: ['type', 'v'] },
 );
+const auth = fc.record({ type: fc.constant('auth' as const), token: nonEmpty(200) });
 const rpc = fc.record({
   type: fc.constant('rpc' as const),
   id,
@@ -31,7 +35,7 @@ const rpc = fc.record({
 });
 const ping = fc.record({ type: fc.constant('ping' as const), ts }, { requiredKeys: ['type'] });
 const pong = fc.record({ type: fc.constant('pong' as const), ts }, { requiredKeys: ['type'] });
-const clientFrame = fc.oneof(hello, rpc, ping, pong) as unknown as fc.Arbitrary<ClientFrame>;
+const clientFrame = fc.oneof(hello, rpc, auth, ping, pong) as unknown as fc.Arbitrary<ClientFrame>;
 
 const welcome = fc.record({
   type: fc.constant('welcome' as const),
@@ -116,9 +120,16 @@ const noticeEvent = fc.record({
 const notice = fc.record(
   {
     type: fc.constant('notice' as const),
-    kind: fc.constantFrom('shutting_down' as const, 'reconnect' as const, 'info' as const),
+    kind: fc.constantFrom(
+      'shutting_down' as const,
+      'reconnect' as const,
+      'info' as const,
+      'token_expiring' as const,
+      'token_refreshed' as const,
+    ),
     message: fc.string(),
     reconnect_after_ms: fc.nat(),
+    expires_at_ms: fc.nat(),
   },
   { requiredKeys: ['type', 'kind', 'message'] },
 );

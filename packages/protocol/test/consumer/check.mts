@@ -26,7 +26,7 @@ export async function demo(): Promise<string> {
   await rpc('REGISTRY.register_user', 'user-1', 'session-1');
   const progress: EventData<'task.progress_update'> = { task_id: started.task_id, status: 'running', progress: 5 };
   const parsed = parseServerFrame(
-    serializeFrame({ type: 'event', cursor: 1, ts: 0, event: 'task.progress_update', data: progress }),
+    serializeFrame({ type: 'event', cursor: 'e1:1', ts: 0, event: 'task.progress_update', data: progress }),
   );
   return `${classifyDisconnect(CloseCode.ServiceRestart)} ${parsed.ok}`;
 }

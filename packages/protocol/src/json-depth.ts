@@ -1,0 +1,44 @@
+/**
+ * Depth of the most nested array or object in a JSON text, measured without
+ * recursion and without parsing, so hostile input (thousands of `[`) is refused
+ * before any recursive code (JSON.parse, schema validation) sees it.
+ *
+ * Returns `true` when the text nests deeper than `maxDepth`. Brackets inside
+ * strings do not count. The scan stops at the first level past the limit.
+ */
+export function exceedsJsonDepth(text: string, maxDepth: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      if (++depth > maxDepth) return true;
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/**
+ * Depth of the most nested array or object in an already parsed value,
+ * measured with an explicit stack (no recursion). For values that did not come
+ * from text: an event handed to a publisher in process, for example.
+ */
+export function exceedsValueDepth(value: unknown, maxDepth: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop() as [unknown, number];
+    if (v === null || typeof v !== 'object') continue;
+    if (d + 1 > maxDepth) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (child !== null && typeof child === 'object') stack.push([child, d + 1]);
+    }
+  }
+  return false;
+}
