@@ -1,13 +1,13 @@
 // `livebus`: tail a user's events or call an RPC method from a terminal.
 import { parseArgs } from 'node:util';
-import { isRpcMethod, type RpcMethod, type RpcParams } from '@livebus/protocol';
+import { CursorSchema, isRpcMethod, type RpcMethod, type RpcParams } from '@livebus/protocol';
 import { RpcError } from './errors';
 import { BusConsumer } from './index';
 
 const HELP = `livebus: a terminal client for a livebus gateway
 
 Usage:
-  livebus tail --url URL [--token TOKEN | --user USER_ID] [--cursor N]
+  livebus tail --url URL [--token TOKEN | --user USER_ID] [--cursor C]
       Prints every event as one JSON line; reconnects and resumes forever (Ctrl-C stops).
   livebus rpc --url URL [--token TOKEN | --user USER_ID] METHOD [JSON_ARG ...]
       Calls METHOD with positional JSON arguments; prints the result as JSON and exits 0,
@@ -17,7 +17,7 @@ Options:
   --url URL        the gateway's WebSocket URL, e.g. wss://rt.example.com/ws
   --token TOKEN    a Firebase ID token or JWT (default: $LIVEBUS_TOKEN)
   --user USER_ID   user id, for gateways running with AUTH_MODE=none
-  --cursor N       (tail) resume after this cursor
+  --cursor C       (tail) resume after this cursor
   --timeout MS     (rpc) call timeout, default 10000
   -h, --help       this help
 
@@ -61,8 +61,10 @@ async function main(): Promise<void> {
   };
 
   if (command === 'tail') {
-    const cursor = values.cursor === undefined ? undefined : Number(values.cursor);
-    if (cursor !== undefined && !Number.isInteger(cursor)) fail('--cursor must be an integer');
+    const cursor = values.cursor;
+    if (cursor !== undefined && !CursorSchema.safeParse(cursor).success) {
+      fail('--cursor must be a cursor as printed by livebus tail, like k3x9q2:41');
+    }
     const client = new BusConsumer({ ...common, ...(cursor !== undefined ? { lastCursor: cursor } : {}) });
     client.onAny((frame) => process.stdout.write(`${JSON.stringify(frame)}\n`));
     client.onClient('gap', (gap) => process.stderr.write(`livebus: gap: events after ${gap.lastCursor} are gone\n`));

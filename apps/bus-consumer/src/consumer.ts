@@ -1,6 +1,8 @@
 import {
   CloseCode,
+  type Cursor,
   classifyDisconnect,
+  compareCursors,
   type DisconnectReason,
   type EventFrame,
   type EventType,
@@ -42,7 +44,7 @@ export interface ConsumerEvents {
   open: WelcomeFrame;
   close: { code: number; reason: DisconnectReason; willReconnect: boolean; delayMs?: number };
   /** Continuity was lost (events after `lastCursor` are gone): refetch state. */
-  gap: { lastCursor: number; cursor: number };
+  gap: { lastCursor: Cursor | undefined; cursor: Cursor };
   notice: NoticeFrame;
   /** Errors that do not stop the client (a throwing handler) and the fatal one that does. */
   error: Error;
@@ -103,7 +105,7 @@ export class BusConsumer {
   #socket: Socket | undefined;
   /** Identifies the current socket; callbacks from an older one are ignored. */
   #connId = 0;
-  #lastCursor: number | undefined;
+  #lastCursor: Cursor | undefined;
   #attempt = 0;
   #authRetried = false;
   #reconnectHintMs: number | undefined;
@@ -156,7 +158,7 @@ export class BusConsumer {
   }
 
   /** Cursor of the last event delivered to handlers (persist it to resume after a page reload). */
-  get lastCursor(): number | undefined {
+  get lastCursor(): Cursor | undefined {
     return this.#lastCursor;
   }
 
@@ -435,7 +437,7 @@ export class BusConsumer {
     clearTimeout(this.#timers.handshake);
     this.#welcome = welcome;
     if (welcome.resume.status === 'gap') {
-      this.#emitter.emit('gap', { lastCursor: this.#lastCursor ?? 0, cursor: welcome.resume.cursor });
+      this.#emitter.emit('gap', { lastCursor: this.#lastCursor, cursor: welcome.resume.cursor });
     }
     // After a gap or a fresh start the stream continues from the gateway's head.
     if (welcome.resume.status !== 'resumed') this.#lastCursor = welcome.resume.cursor;
@@ -452,7 +454,8 @@ export class BusConsumer {
 
   #onEvent(frame: EventFrame): void {
     // Replayed and live events can overlap around a reconnect: the cursor makes delivery exactly once.
-    if (this.#lastCursor !== undefined && frame.cursor <= this.#lastCursor) {
+    // Same epoch and not past the last handled offset: a duplicate. Another epoch is a new stream.
+    if (this.#lastCursor !== undefined && (compareCursors(frame.cursor, this.#lastCursor) ?? 1) <= 0) {
       this.#counters.duplicatesDropped++;
       return;
     }

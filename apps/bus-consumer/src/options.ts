@@ -36,7 +36,7 @@ export interface ConsumerOptions {
   /** Calls held while disconnected; beyond it `rpc()` fails. @default 100 */
   maxQueuedCalls?: number;
   /** Resume after this cursor on the first connect (e.g. persisted by the app). */
-  lastCursor?: number;
+  lastCursor?: string;
   /** Reconnect delay function. @default full-jitter exponential backoff between the two delays above */
   backoff?: Backoff;
   /** WebSocket constructor. @default `ws` in Node, the global WebSocket in browsers */

@@ -82,7 +82,11 @@ describe('livebus CLI', () => {
         .split('\n')
         .map((l) => JSON.parse(l));
       expect(lines.map((l) => l.data.message)).toEqual(['1', '2']);
-      expect(lines[0]).toMatchObject({ type: 'event', event: 'session.notice', cursor: expect.any(Number) });
+      expect(lines[0]).toMatchObject({
+        type: 'event',
+        event: 'session.notice',
+        cursor: expect.stringMatching(/^[\w-]+:1$/),
+      });
     } finally {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGINT');

@@ -37,6 +37,10 @@ export const EnvSchema = z.object({
   METRICS_MAX_USERS: int(1).default(10_000),
   STREAM_RETENTION_EVENTS: int(0).default(1_000),
   STREAM_RETENTION_MS: int(0).default(5 * 60_000),
+  STREAM_RETENTION_BYTES: int(1024).default(1_048_576),
+  ALLOWED_ORIGINS: z.string().optional(),
+  TOKEN_REFRESH_LEAD_MS: int(0).default(protocolDefaults.tokenRefreshLeadMs),
+  TOKEN_EXPIRY_GRACE_MS: int(0).default(30_000),
   RPC_TIMEOUT_MS: int(1).default(10_000),
   RATE_LIMIT_FRAMES_PER_S: int(0).default(100),
   RATE_LIMIT_BURST: int(1).default(200),
@@ -76,6 +80,17 @@ export interface GatewayConfig {
   metricsMaxUsers: number;
   streamRetentionEvents: number;
   streamRetentionMs: number;
+  /** Bytes of serialised events retained per user for resume; the oldest go first. @default 1_048_576 */
+  streamRetentionBytes: number;
+  /**
+   * Origins allowed to open a WebSocket (exact `https://app.example.com`, or a
+   * `https://*.example.com` wildcard for subdomains). Undefined: any origin.
+   */
+  allowedOrigins: string[] | undefined;
+  /** How long before a session's token expires the gateway asks for a fresh one. @default 60_000 */
+  tokenRefreshLeadMs: number;
+  /** How long past its token's expiry a session may wait for a fresh token before close 4011. @default 30_000 */
+  tokenExpiryGraceMs: number;
   rpcTimeoutMs: number;
   /** Frames a connection may send per second on average; 0 turns the limit off. @default 100 */
   rateLimitFramesPerS: number;
@@ -113,6 +128,16 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
   if (e.PING_TIMEOUT_MS <= e.PING_INTERVAL_MS) {
     problems.push(`  PING_TIMEOUT_MS: must be greater than PING_INTERVAL_MS (${e.PING_INTERVAL_MS})`);
   }
+  const origins = e.ALLOWED_ORIGINS?.split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
+  for (const origin of origins ?? []) {
+    if (!/^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d+)?$/.test(origin)) {
+      problems.push(
+        `  ALLOWED_ORIGINS: "${origin}" is not an origin like https://app.example.com or https://*.example.com`,
+      );
+    }
+  }
   if (problems.length) throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
 
   return {
@@ -142,6 +167,10 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     metricsMaxUsers: e.METRICS_MAX_USERS,
     streamRetentionEvents: e.STREAM_RETENTION_EVENTS,
     streamRetentionMs: e.STREAM_RETENTION_MS,
+    streamRetentionBytes: e.STREAM_RETENTION_BYTES,
+    allowedOrigins: origins,
+    tokenRefreshLeadMs: e.TOKEN_REFRESH_LEAD_MS,
+    tokenExpiryGraceMs: e.TOKEN_EXPIRY_GRACE_MS,
     rpcTimeoutMs: e.RPC_TIMEOUT_MS,
     rateLimitFramesPerS: e.RATE_LIMIT_FRAMES_PER_S,
     rateLimitBurst: e.RATE_LIMIT_BURST,

@@ -145,8 +145,13 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     }
     const frame = parsed.value;
     if (conn.phase === 'handshake') {
-      if (frame.type === 'hello') void onHello(conn, frame);
-      else badFrame(conn, 'the first frame must be hello', undefined, true);
+      if (frame.type !== 'hello') badFrame(conn, 'the first frame must be hello', undefined, true);
+      else if (frame.v !== PROTOCOL_VERSION) {
+        badFrame(conn, `this gateway speaks protocol version ${PROTOCOL_VERSION}`, [
+          { path: 'v', message: `unsupported version ${frame.v}` },
+        ]);
+        conn.ws.close(CloseCode.UnsupportedVersion, 'unsupported version');
+      } else void onHello(conn, frame);
       return;
     }
     const session = conn.session;
@@ -208,11 +213,11 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     }
 
     const lastCursor = hello.last_cursor;
-    const session = new Session(sessionId, principal, hello.route ?? '', conn, lastCursor ?? 0);
+    const session = new Session(sessionId, principal, hello.route ?? '', conn, lastCursor);
     conn.session = session;
     conn.phase = 'open';
     clearTimeout(conn.handshakeTimer);
-    hub.add(session);
+    const subscribed = hub.add(session);
     const attached = listeners.sessionOpened(uid, sessionId);
     if (replaced) {
       // The same tab reconnecting before its old socket timed out: the new one takes its place.
@@ -223,7 +228,9 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     logger.info('ws_connect', { uid, session_id: sessionId, service: principal.service, resume_from: lastCursor });
 
     try {
-      // Live events wait in session.pending while the replay is read.
+      // Live events wait in session.pending while the replay is read; the replay is read
+      // only once the subscription is live, so nothing published in between is missed.
+      await subscribed;
       const read = lastCursor === undefined ? undefined : await bus.readSince(uid, lastCursor);
       const head = read ? read.cursor : await bus.head(uid);
       if (conn.session !== session || conn.phase !== 'open') return;

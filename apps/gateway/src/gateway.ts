@@ -80,7 +80,11 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
   const registry = deps.registry ?? new MemoryRegistryStore();
   const bus =
     deps.bus ??
-    new MemoryEventBus({ retentionEvents: config.streamRetentionEvents, retentionMs: config.streamRetentionMs });
+    new MemoryEventBus({
+      retentionEvents: config.streamRetentionEvents,
+      retentionMs: config.streamRetentionMs,
+      retentionBytes: config.streamRetentionBytes,
+    });
   const auth = deps.auth ?? defaultAuthenticator(config);
   if (config.production && auth.mode === 'none') {
     throw new TypeError('an AUTH_MODE=none authenticator is refused in production');
@@ -247,12 +251,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       });
       metrics.start();
       timers.push(setInterval(heartbeat, config.pingIntervalMs));
-      timers.push(
-        setInterval(() => {
-          bus.sweep();
-          tracker.sweep();
-        }, 30_000),
-      );
+      timers.push(setInterval(() => tracker.sweep(), 30_000));
       for (const t of timers) t.unref();
       const address = server.address() as AddressInfo;
       logger.info('gateway_listening', {

@@ -25,6 +25,7 @@ export const LOG_EVENTS = [
   'redis_status',
   'ws_resume_error',
   'listener_emit_error',
+  'bus_unsubscribe_error',
 ] as const;
 
 /** One of {@link LOG_EVENTS}. */

@@ -1,5 +1,5 @@
-import { CloseCode, serializeFrame } from '@livebus/protocol';
-import type { EventBus, StoredEvent } from './bus/event-bus';
+import { CloseCode, compareCursors, serializeFrame } from '@livebus/protocol';
+import type { EventBus, StoredEvent, Unsubscribe } from './bus/event-bus';
 import type { Logger } from './logger';
 import type { Connection, Session } from './session';
 
@@ -15,7 +15,8 @@ export interface SessionHubOptions {
 
 interface UserSessions {
   sessions: Map<string, Session>;
-  unsubscribe: () => void;
+  /** Settles once the bus subscription is live; rejects if it could not be made. */
+  subscribed: Promise<Unsubscribe>;
 }
 
 /**
@@ -60,21 +61,32 @@ export class SessionHub {
     return this.#users.keys();
   }
 
-  /** Adds a session (replacing one with the same id); subscribes the user on their first. */
-  add(session: Session): void {
+  /**
+   * Adds a session (replacing one with the same id); subscribes the user on their
+   * first. Resolves once the user's subscription is live, so that a replay read
+   * afterwards cannot miss an event published in between. Rejects (and removes
+   * the session) when the bus cannot subscribe.
+   */
+  async add(session: Session): Promise<void> {
     let user = this.#users.get(session.uid);
     if (!user) {
       const sessions = new Map<string, Session>();
-      const unsubscribe = this.#o.bus.subscribe(session.uid, (event) => {
+      const subscribed = this.#o.bus.subscribe(session.uid, (event) => {
         // Validated and serialised once per event, whatever the number of sessions.
         const text = serializeFrame(event);
         for (const s of sessions.values()) this.deliver(s, event, text);
       });
-      user = { sessions, unsubscribe };
+      user = { sessions, subscribed };
       this.#users.set(session.uid, user);
     }
     if (!user.sessions.has(session.id)) this.#count++;
     user.sessions.set(session.id, session);
+    try {
+      await user.subscribed;
+    } catch (error) {
+      this.remove(session);
+      throw error;
+    }
   }
 
   /** Removes a session if it is still the current one for its id; returns whether it was. */
@@ -84,8 +96,16 @@ export class SessionHub {
     user.sessions.delete(session.id);
     this.#count--;
     if (user.sessions.size === 0) {
-      user.unsubscribe();
       this.#users.delete(session.uid);
+      user.subscribed.then(
+        (unsubscribe) =>
+          unsubscribe().catch((error: unknown) =>
+            this.#o.logger.warn('bus_unsubscribe_error', { uid: session.uid, error: String(error) }),
+          ),
+        () => {
+          // Never subscribed: nothing to undo.
+        },
+      );
     }
     return true;
   }
@@ -96,7 +116,8 @@ export class SessionHub {
    * arriving while the session's replay is prepared wait in `session.pending`.
    */
   deliver(session: Session, event: StoredEvent, text = serializeFrame(event)): void {
-    if (event.cursor <= session.lastCursor) return;
+    // Same epoch and not past the session's position: already written. Another epoch is a new stream.
+    if (session.lastCursor !== undefined && (compareCursors(event.cursor, session.lastCursor) ?? 1) <= 0) return;
     if (session.pending) {
       session.pending.push(event);
       return;

@@ -1,4 +1,4 @@
-import type { DisconnectReason, ServerFrame } from '@livebus/protocol';
+import type { Cursor, DisconnectReason, ServerFrame } from '@livebus/protocol';
 import { serializeFrame } from '@livebus/protocol';
 import type { WebSocket } from 'ws';
 import type { Principal } from './auth/authenticator';
@@ -52,11 +52,11 @@ export class Session {
   readonly route: string;
   readonly connection: Connection;
   /** Cursor of the last event written to this session; later duplicates are dropped. */
-  lastCursor: number;
+  lastCursor: Cursor | undefined;
   /** Live events that arrived while the replay was being prepared, flushed after it. */
   pending: StoredEvent[] | undefined = [];
 
-  constructor(id: string, principal: Principal, route: string, connection: Connection, lastCursor: number) {
+  constructor(id: string, principal: Principal, route: string, connection: Connection, lastCursor: Cursor | undefined) {
     this.id = id;
     this.principal = principal;
     this.route = route;

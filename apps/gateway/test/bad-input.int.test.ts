@@ -45,13 +45,14 @@ describe('before the handshake', () => {
     );
   });
 
-  it('a hello with the wrong protocol version names the field', async () => {
+  it('a hello with a protocol version the gateway does not speak closes with 4010, naming the versions', async () => {
     const c = new TestClient(t.url);
     await c.opened;
     c.sendRaw(JSON.stringify({ type: 'hello', v: 99, user_id: 'x' }));
     const err = await c.next('error');
     expect(err.issues?.[0]?.path).toBe('v');
-    expect((await c.closed).code).toBe(CloseCode.BadFrame);
+    expect(err.message).toContain('version 1');
+    expect((await c.closed).code).toBe(CloseCode.UnsupportedVersion);
   });
 });
 

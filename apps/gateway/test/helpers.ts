@@ -1,5 +1,12 @@
 import type { AddressInfo } from 'node:net';
-import { type ClientFrame, parseServerFrame, type ServerFrame, serializeFrame } from '@livebus/protocol';
+import {
+  type ClientFrame,
+  formatCursor,
+  parseCursor,
+  parseServerFrame,
+  type ServerFrame,
+  serializeFrame,
+} from '@livebus/protocol';
 import { waitFor } from '@livebus/test-support';
 import TransportStream from 'winston-transport';
 import { WebSocket } from 'ws';
@@ -143,10 +150,17 @@ export class TestClient {
 }
 
 /** Opens a client and completes the handshake as `uid` (AUTH_MODE=none). */
-export async function connectAs(url: string, uid: string, extra: { session_id?: string; last_cursor?: number } = {}) {
+export async function connectAs(url: string, uid: string, extra: { session_id?: string; last_cursor?: string } = {}) {
   const client = new TestClient(url);
   const welcome = await client.hello({ user_id: uid, ...extra });
   return { client, welcome };
+}
+
+/** The cursor `n` events after `cursor` in the same epoch. */
+export function shift(cursor: string, n: number): string {
+  const at = parseCursor(cursor);
+  if (!at) throw new Error(`not a cursor: ${cursor}`);
+  return formatCursor(at.epoch, at.offset + n);
 }
 
 /** Convenience for HTTP calls. */

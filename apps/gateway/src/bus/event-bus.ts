@@ -1,33 +1,55 @@
-import type { AppEvent, EventFrame } from '@livebus/protocol';
+import type { AppEvent, Cursor, EventFrame } from '@livebus/protocol';
 
 /** An event with its place in the user's stream. */
 export type StoredEvent = EventFrame;
 
-/** What a reconnecting session gets for its `last_cursor`. */
+/** What a reconnecting session gets for its `last_cursor`. `cursor` is the stream's head. */
 export type ReadResult =
-  | { status: 'resumed'; events: StoredEvent[]; cursor: number }
-  | { status: 'gap'; events: []; cursor: number };
+  | { status: 'resumed'; events: StoredEvent[]; cursor: Cursor }
+  | { status: 'gap'; events: []; cursor: Cursor };
 
 /** Called for every event published to a user, in cursor order. */
 export type EventListener = (event: StoredEvent) => void;
 
+/** Ends a subscription; resolves once the bus will no longer call its listener. */
+export type Unsubscribe = () => Promise<void>;
+
+/** One event for one user, as {@link EventBus.publishMany} takes it. */
+export interface Publication {
+  userId: string;
+  event: AppEvent;
+}
+
+/** Figures shown on /debug and /metrics. */
+export interface EventBusStats {
+  /** Bytes of events this process retains for resume (0 where Redis holds them). */
+  retainedBytes: number;
+  /** Per-user streams this process holds in memory or is subscribed to. */
+  streams: number;
+}
+
 /**
- * Port: the per-user event streams. Assigns each published event the next
- * cursor of its user's stream, retains recent events (bounded by count and
- * age) for resume, and notifies live subscribers. The embedded implementation
- * is in memory; the Redis one (scale-out) shares streams across instances.
+ * Port: the per-user event streams.
+ *
+ * Each published event is validated, then gets the next cursor of its user's
+ * stream (`<epoch>:<offset>`), is retained for resume (bounded by count, age and
+ * bytes) and reaches live subscribers, in one step. A stream that was lost or
+ * reset starts a new epoch, so `readSince` answers `gap` for cursors of the old
+ * one instead of pretending continuity. Implementations trim themselves: the
+ * port has no housekeeping method.
  */
 export interface EventBus {
   readonly kind: 'memory' | 'redis';
-  /** Appends an event to the user's stream and delivers it to live subscribers. */
+  /** Validates and appends an event, notifying live subscribers. Rejects an invalid event with {@link InvalidEventError}. */
   publish(userId: string, event: AppEvent): Promise<StoredEvent>;
-  /** Live events of one user; returns the unsubscribe function. */
-  subscribe(userId: string, listener: EventListener): () => void;
-  /** Events after `afterCursor`, or `gap` when some of them are no longer retained. */
-  readSince(userId: string, afterCursor: number): Promise<ReadResult>;
+  /** Publishes many events (any users); results in the same order. All are validated before any is appended. */
+  publishMany(items: readonly Publication[]): Promise<StoredEvent[]>;
+  /** Live events of one user. Resolves once the subscription is live: every event published after that reaches `listener`. */
+  subscribe(userId: string, listener: EventListener): Promise<Unsubscribe>;
+  /** Events after `afterCursor`, or `gap` when some of them are gone (or the cursor is of another epoch). */
+  readSince(userId: string, afterCursor: Cursor): Promise<ReadResult>;
   /** The cursor of the user's latest event (where a fresh session starts). */
-  head(userId: string): Promise<number>;
-  /** Periodic housekeeping: applies retention by age, forgets idle streams. */
-  sweep(): void;
+  head(userId: string): Promise<Cursor>;
+  stats(): EventBusStats;
   close(): Promise<void>;
 }

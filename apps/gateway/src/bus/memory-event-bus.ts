@@ -1,5 +1,15 @@
-import type { AppEvent } from '@livebus/protocol';
-import type { EventBus, EventListener, ReadResult, StoredEvent } from './event-bus';
+import { randomBytes } from 'node:crypto';
+import { type AppEvent, type Cursor, formatCursor, parseCursor } from '@livebus/protocol';
+import type {
+  EventBus,
+  EventBusStats,
+  EventListener,
+  Publication,
+  ReadResult,
+  StoredEvent,
+  Unsubscribe,
+} from './event-bus';
+import { validatePublication } from './invalid-event-error';
 
 /** Options of {@link MemoryEventBus}. */
 export interface MemoryEventBusOptions {
@@ -7,97 +17,146 @@ export interface MemoryEventBusOptions {
   retentionEvents?: number;
   /** Age after which an event is no longer replayed. @default 300_000 */
   retentionMs?: number;
+  /** Bytes (of serialised events) kept per user for resume; the oldest go first. @default 1_048_576 */
+  retentionBytes?: number;
   now?: () => number;
 }
 
+/** Defaults of {@link MemoryEventBusOptions}. */
+export const memoryEventBusDefaults = {
+  retentionEvents: 1_000,
+  retentionMs: 300_000,
+  retentionBytes: 1_048_576,
+} satisfies MemoryEventBusOptions;
+
+interface Retained {
+  event: StoredEvent;
+  bytes: number;
+}
+
 interface Stream {
-  /** Cursor of the last event appended (the stream's base before the first one). */
+  epoch: string;
+  /** Offset of the last event appended (0 before the first). */
   head: number;
-  /** Retained events, oldest first; `events[0].cursor` is the oldest replayable cursor. */
-  events: StoredEvent[];
+  /** Retained events, oldest first. */
+  events: Retained[];
+  bytes: number;
   listeners: Set<EventListener>;
 }
+
+/** How often idle streams are trimmed by age and dropped. */
+const SWEEP_INTERVAL_MS = 30_000;
 
 /**
  * The embedded event bus: per-user streams in this process's memory.
  *
- * Each stream starts at a base derived from the clock (milliseconds x 1000), so
- * the cursors of a stream created after a restart (or after an idle stream was
- * dropped) are always above any cursor an earlier stream handed out. A client
- * resuming with a cursor from before the restart is therefore told `gap`,
- * never given unrelated events that happen to carry larger numbers.
+ * A stream gets a random epoch when it is created (first use, after a restart,
+ * or after an idle stream was dropped), so a cursor of an earlier incarnation is
+ * answered with `gap`, never mistaken for a position in the new one.
  */
 export class MemoryEventBus implements EventBus {
   readonly kind = 'memory' as const;
   readonly #streams = new Map<string, Stream>();
-  readonly #retentionEvents: number;
-  readonly #retentionMs: number;
-  readonly #now: () => number;
-  #lastBase = 0;
+  readonly #o: Required<MemoryEventBusOptions>;
+  #retainedBytes = 0;
+  #sweeper: NodeJS.Timeout | undefined;
 
   constructor(options: MemoryEventBusOptions = {}) {
-    this.#retentionEvents = options.retentionEvents ?? 1_000;
-    this.#retentionMs = options.retentionMs ?? 300_000;
-    this.#now = options.now ?? Date.now;
+    this.#o = { ...memoryEventBusDefaults, now: Date.now, ...options };
   }
 
   #stream(userId: string): Stream {
     let stream = this.#streams.get(userId);
     if (!stream) {
-      // Strictly increasing even for streams created within the same millisecond.
-      this.#lastBase = Math.max(this.#now() * 1000, this.#lastBase + 1);
-      stream = { head: this.#lastBase, events: [], listeners: new Set() };
+      stream = { epoch: randomBytes(6).toString('base64url'), head: 0, events: [], bytes: 0, listeners: new Set() };
       this.#streams.set(userId, stream);
+      // Housekeeping is the bus's own business: a timer that lives while streams exist.
+      this.#sweeper ??= setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS).unref();
     }
     return stream;
   }
 
   #trim(stream: Stream): void {
-    const oldest = this.#now() - this.#retentionMs;
-    let drop = Math.max(0, stream.events.length - this.#retentionEvents);
-    while (drop < stream.events.length && (stream.events[drop]?.ts ?? 0) < oldest) drop++;
-    if (drop > 0) stream.events.splice(0, drop);
+    const oldest = this.#o.now() - this.#o.retentionMs;
+    let drop = 0;
+    let bytes = stream.bytes;
+    const n = stream.events.length;
+    while (drop < n) {
+      const r = stream.events[drop] as Retained;
+      const over = n - drop > this.#o.retentionEvents || bytes > this.#o.retentionBytes || r.event.ts < oldest;
+      if (!over) break;
+      bytes -= r.bytes;
+      drop++;
+    }
+    if (drop === 0) return;
+    stream.events.splice(0, drop);
+    this.#retainedBytes -= stream.bytes - bytes;
+    stream.bytes = bytes;
   }
 
-  async publish(userId: string, event: AppEvent): Promise<StoredEvent> {
+  #append(userId: string, event: AppEvent): StoredEvent {
     const stream = this.#stream(userId);
-    const stored = { type: 'event', cursor: stream.head + 1, ts: this.#now(), ...event } as StoredEvent;
-    stream.head = stored.cursor;
-    if (this.#retentionEvents > 0) stream.events.push(stored);
-    this.#trim(stream);
+    stream.head++;
+    const stored = {
+      type: 'event',
+      cursor: formatCursor(stream.epoch, stream.head),
+      ts: this.#o.now(),
+      ...event,
+    } as StoredEvent;
+    if (this.#o.retentionEvents > 0) {
+      const bytes = Buffer.byteLength(JSON.stringify(stored));
+      stream.events.push({ event: stored, bytes });
+      stream.bytes += bytes;
+      this.#retainedBytes += bytes;
+      this.#trim(stream);
+    }
     for (const listener of stream.listeners) listener(stored);
-    this.#dropIfIdle(userId, stream);
     return stored;
   }
 
-  subscribe(userId: string, listener: EventListener): () => void {
+  async publish(userId: string, event: AppEvent): Promise<StoredEvent> {
+    return this.#append(userId, validatePublication(userId, event));
+  }
+
+  async publishMany(items: readonly Publication[]): Promise<StoredEvent[]> {
+    const valid = items.map((p) => ({ userId: p.userId, event: validatePublication(p.userId, p.event) }));
+    return valid.map((p) => this.#append(p.userId, p.event));
+  }
+
+  async subscribe(userId: string, listener: EventListener): Promise<Unsubscribe> {
     const stream = this.#stream(userId);
     stream.listeners.add(listener);
-    return () => {
+    return async () => {
       stream.listeners.delete(listener);
       this.#dropIfIdle(userId, stream);
     };
   }
 
-  async readSince(userId: string, afterCursor: number): Promise<ReadResult> {
+  async readSince(userId: string, afterCursor: Cursor): Promise<ReadResult> {
     const stream = this.#stream(userId);
     this.#trim(stream);
-    if (afterCursor === stream.head) return { status: 'resumed', events: [], cursor: stream.head };
+    const head = formatCursor(stream.epoch, stream.head);
+    const at = parseCursor(afterCursor);
+    // Another epoch (a restart, a dropped stream) or a position ahead of the stream: continuity is lost.
+    if (!at || at.epoch !== stream.epoch || at.offset > stream.head) return { status: 'gap', events: [], cursor: head };
+    if (at.offset === stream.head) return { status: 'resumed', events: [], cursor: head };
     const first = stream.events[0];
-    // Ahead of the stream (a cursor from another process) or older than what is retained: a gap.
-    if (afterCursor > stream.head || !first || afterCursor < first.cursor - 1) {
-      return { status: 'gap', events: [], cursor: stream.head };
-    }
-    return { status: 'resumed', events: stream.events.slice(afterCursor - first.cursor + 1), cursor: stream.head };
+    const firstOffset = stream.head - stream.events.length + 1;
+    if (!first || at.offset < firstOffset - 1) return { status: 'gap', events: [], cursor: head };
+    return {
+      status: 'resumed',
+      events: stream.events.slice(at.offset - firstOffset + 1).map((r) => r.event),
+      cursor: head,
+    };
   }
 
-  async head(userId: string): Promise<number> {
-    return this.#stream(userId).head;
+  async head(userId: string): Promise<Cursor> {
+    const stream = this.#stream(userId);
+    return formatCursor(stream.epoch, stream.head);
   }
 
-  /** Number of streams held (for /debug). */
-  get streamCount(): number {
-    return this.#streams.size;
+  stats(): EventBusStats {
+    return { retainedBytes: this.#retainedBytes, streams: this.#streams.size };
   }
 
   // A stream with no subscribers and nothing retained carries no information; dropping it bounds memory.
@@ -105,15 +164,21 @@ export class MemoryEventBus implements EventBus {
     if (stream.listeners.size === 0 && stream.events.length === 0) this.#streams.delete(userId);
   }
 
-  /** Trims every stream to its retention and drops streams that hold nothing. */
-  sweep(): void {
+  #sweep(): void {
     for (const [userId, stream] of this.#streams) {
       this.#trim(stream);
       this.#dropIfIdle(userId, stream);
     }
+    if (this.#streams.size === 0) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
     this.#streams.clear();
+    this.#retainedBytes = 0;
   }
 }
