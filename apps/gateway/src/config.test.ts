@@ -49,12 +49,45 @@ describe('loadConfig', () => {
   });
 
   it('refuses contradictions and unsafe production settings', () => {
-    expect(() => loadConfig({ AUTH_MODE: 'jwt' })).toThrow(/JWT_SECRET/);
+    expect(() => loadConfig({ AUTH_MODE: 'jwt' })).toThrow(/JWT_SECRET \/ JWT_JWKS_URL/);
     expect(() => loadConfig({ NODE_ENV: 'production', AUTH_MODE: 'none', ADMIN_TOKEN: 'x'.repeat(20) })).toThrow(
       /AUTH_MODE/,
     );
     expect(() => loadConfig({ NODE_ENV: 'production', AUTH_MODE: 'firebase' })).toThrow(/ADMIN_TOKEN/);
     expect(() => loadConfig({ PING_INTERVAL_MS: '5000', PING_TIMEOUT_MS: '4000' })).toThrow(/PING_TIMEOUT_MS/);
+  });
+});
+
+describe('loadConfig, AUTH_MODE=jwt', () => {
+  const secret = 's'.repeat(32);
+  const jwks = 'https://idp.example.com/.well-known/jwks.json';
+
+  it('takes a secret, a JWKS URL, or both, with optional issuer and audience', () => {
+    expect(loadConfig({ AUTH_MODE: 'jwt', JWT_SECRET: secret })).toMatchObject({
+      jwtSecret: secret,
+      jwtJwksUrl: undefined,
+      jwtIssuer: undefined,
+      jwtAudience: undefined,
+    });
+    expect(
+      loadConfig({ AUTH_MODE: 'jwt', JWT_JWKS_URL: jwks, JWT_ISSUER: 'https://idp', JWT_AUDIENCE: 'app' }),
+    ).toMatchObject({
+      jwtSecret: undefined,
+      jwtJwksUrl: jwks,
+      jwtIssuer: 'https://idp',
+      jwtAudience: 'app',
+    });
+    expect(loadConfig({ AUTH_MODE: 'jwt', JWT_SECRET: secret, JWT_JWKS_URL: 'http://127.0.0.1:9/jwks' })).toMatchObject(
+      {
+        jwtSecret: secret,
+        jwtJwksUrl: 'http://127.0.0.1:9/jwks',
+      },
+    );
+  });
+
+  it('refuses a JWKS URL that is not http(s)', () => {
+    expect(() => loadConfig({ AUTH_MODE: 'jwt', JWT_JWKS_URL: 'ftp://idp/jwks' })).toThrow(/JWT_JWKS_URL/);
+    expect(() => loadConfig({ AUTH_MODE: 'jwt', JWT_JWKS_URL: 'not a url' })).toThrow(/JWT_JWKS_URL/);
   });
 });
 

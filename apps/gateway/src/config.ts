@@ -22,6 +22,9 @@ export const EnvSchema = z.object({
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   AUTH_MODE: z.enum(['firebase', 'jwt', 'none']).default('none'),
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  JWT_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+  JWT_ISSUER: z.string().min(1).optional(),
+  JWT_AUDIENCE: z.string().min(1).optional(),
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   SERVICE_ROLE_CLAIM: z.string().min(1).default('livebus_service'),
   FIREBASE_PROJECT_ID: z.string().min(1).optional(),
@@ -63,7 +66,14 @@ export interface GatewayConfig {
   handshakeTimeoutMs: number;
   redisUrl: string | undefined;
   authMode: 'firebase' | 'jwt' | 'none';
+  /** Shared secret that verifies HS256 tokens in `jwt` mode. */
   jwtSecret: string | undefined;
+  /** JWKS URL of an identity provider whose keys verify RS256 / ES256 tokens in `jwt` mode. */
+  jwtJwksUrl: string | undefined;
+  /** Required `iss` of every token in `jwt` mode; unset: not checked. */
+  jwtIssuer: string | undefined;
+  /** Required `aud` of every token in `jwt` mode; unset: not checked. */
+  jwtAudience: string | undefined;
   adminToken: string | undefined;
   /** Token claim that marks a service caller allowed to act for any user. @default 'livebus_service' */
   serviceRoleClaim: string;
@@ -123,7 +133,9 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
   if (e.AUTH_MODE === 'none' && production) {
     problems.push('  AUTH_MODE: "none" is for development only and is refused when NODE_ENV=production');
   }
-  if (e.AUTH_MODE === 'jwt' && !e.JWT_SECRET) problems.push('  JWT_SECRET: required when AUTH_MODE=jwt');
+  if (e.AUTH_MODE === 'jwt' && !e.JWT_SECRET && !e.JWT_JWKS_URL) {
+    problems.push('  JWT_SECRET / JWT_JWKS_URL: AUTH_MODE=jwt needs at least one of them (HS256 secret, or JWKS URL)');
+  }
   if (production && !e.ADMIN_TOKEN) problems.push('  ADMIN_TOKEN: required when NODE_ENV=production');
   if (e.PING_TIMEOUT_MS <= e.PING_INTERVAL_MS) {
     problems.push(`  PING_TIMEOUT_MS: must be greater than PING_INTERVAL_MS (${e.PING_INTERVAL_MS})`);
@@ -152,6 +164,9 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     redisUrl: e.REDIS_URL,
     authMode: e.AUTH_MODE,
     jwtSecret: e.JWT_SECRET,
+    jwtJwksUrl: e.JWT_JWKS_URL,
+    jwtIssuer: e.JWT_ISSUER,
+    jwtAudience: e.JWT_AUDIENCE,
     adminToken: e.ADMIN_TOKEN,
     serviceRoleClaim: e.SERVICE_ROLE_CLAIM,
     firebaseProjectId: e.FIREBASE_PROJECT_ID,

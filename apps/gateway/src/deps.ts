@@ -1,9 +1,6 @@
-import { deleteApp, initializeApp } from 'firebase-admin/app';
+import { type App, deleteApp, initializeApp } from 'firebase-admin/app';
 import { Redis } from 'ioredis';
-import type { Authenticator } from './auth/authenticator';
-import { FirebaseAuthenticator } from './auth/firebase-authenticator';
-import { JwtAuthenticator } from './auth/jwt-authenticator';
-import { NoneAuthenticator } from './auth/none-authenticator';
+import { authenticatorFor } from './auth/authenticator-for';
 import type { GatewayConfig } from './config';
 import type { DependencyStatus, GatewayDeps } from './gateway';
 import type { Logger } from './logger';
@@ -47,24 +44,18 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
     closers.push(() => redis.quit().catch(() => redis.disconnect()));
   }
 
-  let auth: Authenticator;
-  switch (config.authMode) {
-    case 'firebase': {
-      const app = initializeApp(
-        config.firebaseProjectId ? { projectId: config.firebaseProjectId } : {},
-        `livebus-${config.instanceId}`,
-      );
-      auth = new FirebaseAuthenticator(app, config.serviceRoleClaim);
-      closers.push(() => deleteApp(app));
-      break;
-    }
-    case 'jwt':
-      auth = new JwtAuthenticator({ secret: config.jwtSecret ?? '', serviceRoleClaim: config.serviceRoleClaim });
-      break;
-    case 'none':
-      auth = new NoneAuthenticator();
-      break;
+  // The firebase-admin app is made here, not in authenticatorFor: it reads Google
+  // credentials and must be deleted on shutdown, which only this function arranges.
+  let firebaseApp: App | undefined;
+  if (config.authMode === 'firebase') {
+    const app = initializeApp(
+      config.firebaseProjectId ? { projectId: config.firebaseProjectId } : {},
+      `livebus-${config.instanceId}`,
+    );
+    closers.push(() => deleteApp(app));
+    firebaseApp = app;
   }
+  const auth = authenticatorFor(config, { firebaseApp });
 
   return {
     logger,

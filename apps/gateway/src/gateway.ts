@@ -2,8 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AppEvent } from '@livebus/protocol';
 import type { Authenticator } from './auth/authenticator';
-import { JwtAuthenticator } from './auth/jwt-authenticator';
-import { NoneAuthenticator } from './auth/none-authenticator';
+import { authenticatorFor } from './auth/authenticator-for';
 import type { EventBus, StoredEvent } from './bus/event-bus';
 import { MemoryEventBus } from './bus/memory-event-bus';
 import type { GatewayConfig } from './config';
@@ -85,7 +84,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       retentionMs: config.streamRetentionMs,
       retentionBytes: config.streamRetentionBytes,
     });
-  const auth = deps.auth ?? defaultAuthenticator(config);
+  const auth = deps.auth ?? authenticatorFor(config);
   if (config.production && auth.mode === 'none') {
     throw new TypeError('an AUTH_MODE=none authenticator is refused in production');
   }
@@ -265,24 +264,6 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       return address;
     },
   };
-}
-
-/**
- * The authenticator `config.authMode` names, when the caller passed none: never
- * silently weaker than the configuration says.
- */
-function defaultAuthenticator(config: GatewayConfig): Authenticator {
-  switch (config.authMode) {
-    case 'none':
-      return new NoneAuthenticator();
-    case 'jwt':
-      if (!config.jwtSecret) throw new TypeError('authMode jwt needs config.jwtSecret');
-      return new JwtAuthenticator({ secret: config.jwtSecret, serviceRoleClaim: config.serviceRoleClaim });
-    case 'firebase':
-      throw new TypeError(
-        'authMode firebase needs deps.auth (a FirebaseAuthenticator); buildDeps(config, logger) makes one',
-      );
-  }
 }
 
 function withDeadline(promise: Promise<unknown>, ms: number): Promise<void> {

@@ -1,8 +1,10 @@
 export type { Authenticator, Principal } from './auth/authenticator';
 export { AuthError } from './auth/authenticator';
+export { type AuthenticatorForOptions, authenticatorFor } from './auth/authenticator-for';
 export { FirebaseAuthenticator } from './auth/firebase-authenticator';
-export { JwtAuthenticator, signJwt } from './auth/jwt-authenticator';
+export { JwtAuthenticator, type JwtAuthOptions, signJwt } from './auth/jwt-authenticator';
 export { NoneAuthenticator } from './auth/none-authenticator';
+export { toPrincipal } from './auth/principal';
 export type { EventBus, ReadResult, StoredEvent } from './bus/event-bus';
 export { MemoryEventBus } from './bus/memory-event-bus';
 export { ConfigError, defaultConfig, EnvSchema, type GatewayConfig, loadConfig } from './config';

@@ -156,4 +156,31 @@ describe('AUTH_MODE=firebase (firebase-admin against an Auth emulator stub)', ()
       expect((await c.closed).code).toBe(CloseCode.AuthFailed);
     }
   });
+
+  it('refuses a uid of 129 characters with 4001 even though the user exists, accepts 128', async () => {
+    // The stub knows both users, so only the length can be the reason for a refusal. firebase-admin
+    // enforces the same 128 limit on `sub` before toPrincipal sees it; the gateway's own check is
+    // the second line, covered by the toPrincipal unit tests.
+    const [ok, tooLong] = ['f'.repeat(128), 'f'.repeat(129)];
+    stub.users.set(ok, { localId: ok });
+    stub.users.set(tooLong, { localId: tooLong });
+    const a = new TestClient(t.url);
+    expect((await a.hello({ token: unsignedIdToken(project, ok) })).user_id).toBe(ok);
+    await a.close();
+    const b = new TestClient(t.url);
+    await b.opened;
+    b.send({ type: 'hello', v: 1, token: unsignedIdToken(project, tooLong) });
+    expect((await b.closed).code).toBe(CloseCode.AuthFailed);
+    expect(t.logs.of('ws_auth_failed').at(-1)?.reason).toBe('invalid');
+  });
+
+  it('fills expiresAtMs from the ID token exp', async () => {
+    const token = unsignedIdToken(project, 'fb-user', { livebus_service: true }, 600);
+    const { exp } = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { exp: number };
+    expect(await new FirebaseAuthenticator(app, 'livebus_service').authenticate({ token })).toEqual({
+      uid: 'fb-user',
+      service: true,
+      expiresAtMs: exp * 1000,
+    });
+  });
 });

@@ -1,8 +1,14 @@
 /** Who is calling: the user id and whether the caller may act for any user. */
 export interface Principal {
+  /** The user id, already checked against the protocol's `UserIdSchema` (1..128 characters). */
   uid: string;
   /** A service caller (an app server) may act on any `user_id`. */
   service: boolean;
+  /**
+   * When the credential stops being valid, in ms since the epoch (the token's `exp`).
+   * Undefined when the credential does not expire (AUTH_MODE=none, a JWT without `exp`).
+   */
+  expiresAtMs?: number | undefined;
 }
 
 /**

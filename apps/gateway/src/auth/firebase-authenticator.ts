@@ -1,6 +1,7 @@
 import type { App } from 'firebase-admin/app';
-import { getAuth } from 'firebase-admin/auth';
+import { type DecodedIdToken, getAuth } from 'firebase-admin/auth';
 import { AuthError, type Authenticator, type Principal } from './authenticator';
+import { toPrincipal } from './principal';
 
 /** Verifies Firebase ID tokens with firebase-admin. */
 export class FirebaseAuthenticator implements Authenticator {
@@ -8,6 +9,10 @@ export class FirebaseAuthenticator implements Authenticator {
   readonly #app: App;
   readonly #serviceRoleClaim: string;
 
+  /**
+   * @param app - the firebase-admin app whose project the tokens must belong to
+   * @param serviceRoleClaim - custom claim whose truthy value marks a service caller
+   */
   constructor(app: App, serviceRoleClaim: string) {
     this.#app = app;
     this.#serviceRoleClaim = serviceRoleClaim;
@@ -15,10 +20,10 @@ export class FirebaseAuthenticator implements Authenticator {
 
   async authenticate({ token }: { token?: string | undefined }): Promise<Principal> {
     if (!token) throw new AuthError('missing', 'no token');
+    let decoded: DecodedIdToken;
     try {
       // checkRevoked=false: revocation needs a network lookup per connect; sessions are short-lived anyway.
-      const decoded = await getAuth(this.#app).verifyIdToken(token);
-      return { uid: decoded.uid, service: Boolean(decoded[this.#serviceRoleClaim]) };
+      decoded = await getAuth(this.#app).verifyIdToken(token);
     } catch (cause) {
       const code = (cause as { code?: string }).code ?? '';
       throw new AuthError(
@@ -29,5 +34,7 @@ export class FirebaseAuthenticator implements Authenticator {
         },
       );
     }
+    // Outside the try: a bad uid is our refusal, not a firebase verification failure.
+    return toPrincipal(decoded.uid, Boolean(decoded[this.#serviceRoleClaim]), decoded.exp * 1000);
   }
 }

@@ -21,11 +21,53 @@ describe('JwtAuthenticator', () => {
     expect(await auth.authenticate({ token: signJwt({ sub: 'u1', exp: NOW_S + 60 }, SECRET) })).toEqual({
       uid: 'u1',
       service: false,
+      expiresAtMs: (NOW_S + 60) * 1000,
     });
-    expect(await auth.authenticate({ token: signJwt({ sub: 'app', svc: true }, SECRET) })).toEqual({
-      uid: 'app',
-      service: true,
+    const service = await auth.authenticate({ token: signJwt({ sub: 'app', svc: true }, SECRET) });
+    expect(service).toEqual({ uid: 'app', service: true });
+    // A token without exp does not expire: the property is absent, not NaN or 0.
+    expect(service).not.toHaveProperty('expiresAtMs');
+  });
+
+  it('holds sub to the protocol user id: 128 characters pass, 129 and non-strings are refused', async () => {
+    expect((await auth.authenticate({ token: signJwt({ sub: 'x'.repeat(128) }, SECRET) })).uid).toHaveLength(128);
+    expect(await reason(signJwt({ sub: 'x'.repeat(129) }, SECRET))).toBe('invalid');
+    await expect(auth.authenticate({ token: signJwt({ sub: 'x'.repeat(129) }, SECRET) })).rejects.toThrow(/user id/);
+    expect(await reason(signJwt({ sub: 42 }, SECRET))).toBe('invalid');
+    expect(await reason(signJwt({ sub: '' }, SECRET))).toBe('invalid');
+  });
+
+  it('checks iss and aud when configured, on HS256 tokens too', async () => {
+    const pinned = new JwtAuthenticator({
+      secret: SECRET,
+      issuer: 'https://idp.example',
+      audience: 'livebus',
+      serviceRoleClaim: 'svc',
+      now: () => NOW_S * 1000,
     });
+    const check = (claims: Record<string, unknown>) =>
+      pinned.authenticate({ token: signJwt({ sub: 'u', ...claims }, SECRET) }).then(
+        (p) => p.uid,
+        (e: AuthError) => e.reason,
+      );
+    expect(await check({ iss: 'https://idp.example', aud: 'livebus' })).toBe('u');
+    expect(await check({ iss: 'https://idp.example', aud: ['other', 'livebus'] })).toBe('u');
+    expect(await check({ iss: 'https://evil.example', aud: 'livebus' })).toBe('invalid');
+    expect(await check({ iss: 'https://idp.example', aud: 'other' })).toBe('invalid');
+    expect(await check({})).toBe('invalid');
+  });
+
+  it('refuses HS256 when only a JWKS is configured, before fetching anything', async () => {
+    // Port 9 (discard) on loopback: a fetch would fail as "JWKS unavailable", not "alg not allowed".
+    const jwksOnly = new JwtAuthenticator({ jwksUrl: 'http://127.0.0.1:9/jwks.json', serviceRoleClaim: 'svc' });
+    await expect(jwksOnly.authenticate({ token: signJwt({ sub: 'u' }, SECRET) })).rejects.toMatchObject({
+      reason: 'invalid',
+      message: 'token alg not allowed',
+    });
+  });
+
+  it('needs a secret or a JWKS URL', () => {
+    expect(() => new JwtAuthenticator({ serviceRoleClaim: 'svc' })).toThrow(/secret or a jwksUrl/);
   });
 
   it('tolerates 30 s of clock skew on exp and nbf, not more', async () => {
@@ -54,8 +96,17 @@ describe('NoneAuthenticator (development)', () => {
   it('takes the user from the hello or the bearer; service:<name> acts as a service caller', async () => {
     const none = new NoneAuthenticator();
     expect(await none.authenticate({ userId: 'dev' })).toEqual({ uid: 'dev', service: false });
+    expect(await none.authenticate({ userId: 'dev' })).not.toHaveProperty('expiresAtMs');
     expect(await none.authenticate({ token: 'dev2' })).toEqual({ uid: 'dev2', service: false });
     expect(await none.authenticate({ token: 'service:backend' })).toEqual({ uid: 'backend', service: true });
     await expect(none.authenticate({})).rejects.toMatchObject({ reason: 'missing' });
+  });
+
+  it('refuses a claimed user id of 129 characters, however it is claimed', async () => {
+    const none = new NoneAuthenticator();
+    const long = 'x'.repeat(129);
+    for (const credentials of [{ userId: long }, { token: long }, { token: `service:${long}` }]) {
+      await expect(none.authenticate(credentials)).rejects.toMatchObject({ name: 'AuthError', reason: 'invalid' });
+    }
   });
 });

@@ -1,61 +1,131 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { AuthError, type Authenticator, type Principal } from './authenticator';
+import { toPrincipal } from './principal';
 
-/** Options of {@link JwtAuthenticator}. */
+/**
+ * Options of {@link JwtAuthenticator}. At least one of `secret` and `jwksUrl` is
+ * required; each one enables only its own algorithms.
+ */
 export interface JwtAuthOptions {
-  secret: string;
+  /** Shared secret: enables HS256. @default undefined (HS256 tokens are refused) */
+  secret?: string | undefined;
+  /**
+   * URL of the identity provider's JSON Web Key Set: enables RS256 and ES256.
+   * Keys are cached and fetched again when a token names an unknown `kid`.
+   * @default undefined (RS256 and ES256 tokens are refused)
+   */
+  jwksUrl?: string | URL | undefined;
+  /** Required `iss` of every token. @default undefined (not checked) */
+  issuer?: string | undefined;
+  /** Required `aud` of every token (one of them, if `aud` is a list). @default undefined (not checked) */
+  audience?: string | undefined;
   /** Claim whose truthy value marks a service caller. */
   serviceRoleClaim: string;
   /** Tolerated clock skew for `exp` / `nbf`, in seconds. @default 30 */
   clockToleranceS?: number;
+  /**
+   * Least time between two JWKS fetches. Bounds how often tokens with made-up
+   * `kid`s can make us call the identity provider; tests set it to 0.
+   * @default 30_000
+   */
+  jwksCooldownMs?: number;
+  /** Time allowed for one JWKS fetch. @default 5_000 */
+  jwksTimeoutMs?: number;
+  /** Clock, in ms since the epoch. @default Date.now */
   now?: () => number;
 }
 
-function decodeJson(part: string): Record<string, unknown> {
-  const value: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
-  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error('not an object');
-  return value as Record<string, unknown>;
+/** A JWKS that could not be fetched or read: the provider's trouble, not a bad token. */
+class JwksUnavailable extends Error {
+  override readonly name = 'JwksUnavailable';
 }
 
-/** Verifies HS256 JWTs signed with a shared secret; `sub` is the user id. */
+/** Algorithms each kind of key may verify. Never `none`, never the token's own choice. */
+const HMAC_ALGS = ['HS256'];
+const JWKS_ALGS = ['RS256', 'ES256'];
+
+/**
+ * Verifies JWTs with `jose`: HS256 against a shared secret and/or RS256 / ES256
+ * against an identity provider's JWKS. `sub` is the user id; `exp` becomes
+ * {@link Principal.expiresAtMs}.
+ */
 export class JwtAuthenticator implements Authenticator {
   readonly mode = 'jwt' as const;
-  readonly #secret: Buffer;
-  readonly #options: Required<JwtAuthOptions>;
+  readonly #options: JwtAuthOptions & { clockToleranceS: number; now: () => number };
+  readonly #algorithms: string[];
+  readonly #key: JWTVerifyGetKey;
 
+  /** @throws TypeError when neither `secret` nor `jwksUrl` is given. */
   constructor(options: JwtAuthOptions) {
-    this.#secret = Buffer.from(options.secret, 'utf8');
-    this.#options = { clockToleranceS: 30, now: Date.now, ...options };
+    const { secret, jwksUrl } = options;
+    if (!secret && !jwksUrl) throw new TypeError('JwtAuthenticator needs a secret or a jwksUrl');
+    this.#options = { ...options, clockToleranceS: options.clockToleranceS ?? 30, now: options.now ?? Date.now };
+    const hmacKey = secret ? new TextEncoder().encode(secret) : undefined;
+    // createRemoteJWKSet fetches nothing until the first token needs a key.
+    const jwks = jwksUrl
+      ? createRemoteJWKSet(new URL(jwksUrl), {
+          cooldownDuration: options.jwksCooldownMs ?? 30_000,
+          timeoutDuration: options.jwksTimeoutMs ?? 5_000,
+        })
+      : undefined;
+    this.#algorithms = [...(hmacKey ? HMAC_ALGS : []), ...(jwks ? JWKS_ALGS : [])];
+    // jose checks the header's alg against #algorithms before calling this, so the
+    // secret only ever verifies HS256 and the JWKS only RS256 / ES256.
+    this.#key = async (header, token) => {
+      if (header.alg && HMAC_ALGS.includes(header.alg) && hmacKey) return hmacKey;
+      if (jwks) {
+        try {
+          return await jwks(header, token);
+        } catch (cause) {
+          if (cause instanceof errors.JWKSNoMatchingKey || cause instanceof errors.JWKSMultipleMatchingKeys)
+            throw cause;
+          throw new JwksUnavailable(`JWKS unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, {
+            cause,
+          });
+        }
+      }
+      throw new errors.JOSEAlgNotAllowed(`no key for alg ${String(header.alg)}`);
+    };
   }
 
   async authenticate({ token }: { token?: string | undefined }): Promise<Principal> {
     if (!token) throw new AuthError('missing', 'no token');
-    const parts = token.split('.');
-    if (parts.length !== 3) throw new AuthError('invalid', 'token is not a JWT');
-    const [h, p, s] = parts as [string, string, string];
-    let header: Record<string, unknown>;
-    let payload: Record<string, unknown>;
+    let payload: JWTPayload;
     try {
-      header = decodeJson(h);
-      payload = decodeJson(p);
+      ({ payload } = await jwtVerify(token, this.#key, {
+        algorithms: this.#algorithms,
+        issuer: this.#options.issuer,
+        audience: this.#options.audience,
+        clockTolerance: this.#options.clockToleranceS,
+        currentDate: new Date(this.#options.now()),
+        requiredClaims: ['sub'],
+      }));
     } catch (cause) {
-      throw new AuthError('invalid', 'token is not a JWT', { cause });
+      throw toAuthError(cause);
     }
-    // Only HS256: accepting the header's choice would allow `alg: none` forgeries.
-    if (header.alg !== 'HS256') throw new AuthError('invalid', `unsupported alg ${String(header.alg)}`);
-    const expected = createHmac('sha256', this.#secret).update(`${h}.${p}`).digest();
-    const given = Buffer.from(s, 'base64url');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new AuthError('invalid', 'bad signature');
-    }
-    const nowS = this.#options.now() / 1000;
-    const tol = this.#options.clockToleranceS;
-    if (typeof payload.exp === 'number' && nowS > payload.exp + tol) throw new AuthError('expired', 'token expired');
-    if (typeof payload.nbf === 'number' && nowS < payload.nbf - tol)
-      throw new AuthError('invalid', 'token not yet valid');
-    if (typeof payload.sub !== 'string' || payload.sub === '') throw new AuthError('invalid', 'token has no sub');
-    return { uid: payload.sub, service: Boolean(payload[this.#options.serviceRoleClaim]) };
+    const expiresAtMs = typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
+    return toPrincipal(payload.sub, Boolean(payload[this.#options.serviceRoleClaim]), expiresAtMs);
   }
+}
+
+/** Maps a jose failure to the port's reasons; the message says which check failed, for the log. */
+function toAuthError(cause: unknown): AuthError {
+  if (cause instanceof errors.JWTExpired) return new AuthError('expired', 'token expired', { cause });
+  if (cause instanceof errors.JWTClaimValidationFailed) {
+    return new AuthError('invalid', `token claim ${cause.claim} refused: ${cause.reason}`, { cause });
+  }
+  if (cause instanceof errors.JOSEAlgNotAllowed) return new AuthError('invalid', 'token alg not allowed', { cause });
+  if (cause instanceof errors.JWSSignatureVerificationFailed)
+    return new AuthError('invalid', 'bad signature', { cause });
+  if (cause instanceof errors.JWKSNoMatchingKey || cause instanceof errors.JWKSMultipleMatchingKeys) {
+    return new AuthError('invalid', 'no single JWKS key matches the token', { cause });
+  }
+  // The identity provider being unreachable is not the client's fault, but the
+  // port has no reason for it: the token could not be verified, so it is refused.
+  if (cause instanceof JwksUnavailable) return new AuthError('invalid', cause.message, { cause });
+  const code = cause instanceof errors.JOSEError ? cause.code : 'unknown error';
+  return new AuthError('invalid', `token is not a valid JWT (${code})`, { cause });
 }
 
 /** Signs an HS256 JWT. For tests, tools and app servers minting service tokens. */

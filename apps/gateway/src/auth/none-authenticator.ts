@@ -1,4 +1,5 @@
 import { AuthError, type Authenticator, type Principal } from './authenticator';
+import { toPrincipal } from './principal';
 
 /**
  * Development only (refused with NODE_ENV=production): the client names its
@@ -15,9 +16,10 @@ export class NoneAuthenticator implements Authenticator {
     token?: string | undefined;
     userId?: string | undefined;
   }): Promise<Principal> {
-    if (token?.startsWith('service:')) return { uid: token.slice('service:'.length) || 'service', service: true };
+    if (token?.startsWith('service:')) return toPrincipal(token.slice('service:'.length) || 'service', true);
     const uid = userId ?? token;
     if (!uid) throw new AuthError('missing', 'AUTH_MODE=none needs hello.user_id or a bearer token naming the user');
-    return { uid, service: false };
+    // Nothing expires in this mode; the claimed id is still held to the protocol's limits.
+    return toPrincipal(uid, false);
   }
 }

@@ -1,0 +1,51 @@
+import type { App } from 'firebase-admin/app';
+import type { GatewayConfig } from '../config';
+import type { Authenticator } from './authenticator';
+import { FirebaseAuthenticator } from './firebase-authenticator';
+import { JwtAuthenticator } from './jwt-authenticator';
+import { NoneAuthenticator } from './none-authenticator';
+
+/** Options of {@link authenticatorFor}. */
+export interface AuthenticatorForOptions {
+  /**
+   * The firebase-admin app that verifies ID tokens when `authMode` is `firebase`.
+   * Passed in rather than created here because creating one looks up Google
+   * credentials and must be deleted on shutdown: {@link buildDeps} does both.
+   * @default undefined (AUTH_MODE=firebase then throws)
+   */
+  firebaseApp?: App | undefined;
+}
+
+/**
+ * The authenticator `config.authMode` names: the one place that chooses it, for
+ * both {@link buildDeps} (the CLI) and `createGateway` without `deps.auth`, so
+ * the two cannot disagree. Never silently weaker than the configuration says:
+ * a mode whose keys are missing throws instead of accepting anything.
+ *
+ * @throws TypeError when `jwt` has neither `jwtSecret` nor `jwtJwksUrl`, or
+ *   `firebase` has no `firebaseApp`
+ */
+export function authenticatorFor(config: GatewayConfig, options: AuthenticatorForOptions = {}): Authenticator {
+  switch (config.authMode) {
+    case 'none':
+      return new NoneAuthenticator();
+    case 'jwt':
+      if (!config.jwtSecret && !config.jwtJwksUrl) {
+        throw new TypeError('authMode jwt needs config.jwtSecret or config.jwtJwksUrl');
+      }
+      return new JwtAuthenticator({
+        secret: config.jwtSecret,
+        jwksUrl: config.jwtJwksUrl,
+        issuer: config.jwtIssuer,
+        audience: config.jwtAudience,
+        serviceRoleClaim: config.serviceRoleClaim,
+      });
+    case 'firebase':
+      if (!options.firebaseApp) {
+        throw new TypeError(
+          'authMode firebase needs a firebase-admin app: pass deps.auth (a FirebaseAuthenticator); buildDeps(config, logger) makes one',
+        );
+      }
+      return new FirebaseAuthenticator(options.firebaseApp, config.serviceRoleClaim);
+  }
+}
