@@ -99,7 +99,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     sources: deps.sources ?? [],
     detachDelayMs: config.detachDelayMs,
     logger,
-    cleanupRegistry: (uid, detachStartedAt) => registry.cleanupUser(uid, detachStartedAt.toISOString()),
+    cleanupRegistry: (uid, detachStartedAt) =>
+      registry.cleanupUser(uid, detachStartedAt.toISOString()).then(() => 'cleaned' as const),
     emit: (uid, event) => {
       publish(uid, event).catch((error: unknown) => logger.error('listener_emit_error', { uid, error: String(error) }));
     },

@@ -68,6 +68,7 @@ describe('ListenersManager', () => {
           logger: silent,
           cleanupRegistry: async (uid) => {
             cleaned.push(uid);
+            return 'cleaned' as const;
           },
           emit: () => {},
         });
@@ -117,6 +118,7 @@ describe('ListenersManager', () => {
       logger: silent,
       cleanupRegistry: async (uid) => {
         cleaned.push(uid);
+        return 'cleaned' as const;
       },
       emit: () => {},
     });
@@ -140,6 +142,7 @@ describe('ListenersManager', () => {
       logger: silent,
       cleanupRegistry: async (uid) => {
         cleaned.push(uid);
+        return 'cleaned' as const;
       },
       emit: () => {},
     });
@@ -169,7 +172,7 @@ describe('ListenersManager', () => {
       ],
       detachDelayMs: 5,
       logger: { ...silent, error: (_e, f) => errors.push(f) },
-      cleanupRegistry: async () => {},
+      cleanupRegistry: async () => 'cleaned' as const,
       emit: () => {},
     });
     await manager.sessionOpened('u', 's1');
@@ -194,6 +197,7 @@ describe('ListenersManager while the chain is busy', () => {
       cleanupRegistry: async (uid) => {
         if (failures-- > 0) throw new Error('registry down'); // keeps the chain busy ~80 ms
         cleaned.push(uid);
+        return 'cleaned' as const;
       },
       emit: () => {},
     });

@@ -10,9 +10,17 @@ export interface ListenersManagerOptions {
   logger: Logger;
   /**
    * Removes the user's registry entry once their listeners are released; `detachStartedAt`
-   * lets the store keep what a reconnect registered in the meantime.
+   * lets the store keep what a reconnect registered in the meantime. In a fleet the
+   * store decides atomically and answers `present` when another instance holds a
+   * session of the user: then nothing is removed.
    */
-  cleanupRegistry: (userId: string, detachStartedAt: Date) => Promise<void>;
+  cleanupRegistry: (userId: string, detachStartedAt: Date) => Promise<'cleaned' | 'present'>;
+  /**
+   * Whether another instance of the fleet holds a session of the user (the fleet's
+   * presence directory); a detach whose user is still present elsewhere releases
+   * this instance's listeners but cleans nothing. @default never (one instance)
+   */
+  presentElsewhere?: (userId: string) => Promise<boolean>;
   /** Where events from the sources go. */
   emit: (userId: string, event: AppEvent) => void;
   /** Called for every detach outcome (metrics). */
@@ -72,7 +80,7 @@ export class ListenersManager {
   #closed = false;
 
   constructor(options: ListenersManagerOptions) {
-    this.#o = { cleanupRetryMs: 250, onDetachOutcome: () => {}, ...options };
+    this.#o = { cleanupRetryMs: 250, onDetachOutcome: () => {}, presentElsewhere: async () => false, ...options };
   }
 
   #user(userId: string): UserState {
@@ -181,9 +189,29 @@ export class ListenersManager {
     }
     const epoch = state.epoch;
     const startedAt = new Date();
+    // A reconnect that landed on another instance within the delay cancels the cleanup there too.
+    const elsewhere = await this.#o.presentElsewhere(userId).catch((error: unknown) => {
+      this.#o.logger.warn('user_attach_error', { uid: userId, error: `presence: ${String(error)}` });
+      return false; // the cleanup below decides atomically anyway
+    });
+    if (state.sessions > 0) return this.#detach(userId, state);
+    if (elsewhere) {
+      this.#cancelled++;
+      this.#o.onDetachOutcome('cancelled');
+      this.#o.logger.info('user_detach_cancelled', { uid: userId, elsewhere: true });
+      await this.#release(userId, state);
+      return;
+    }
     this.#executed++;
     this.#o.onDetachOutcome('executed');
     this.#o.logger.info('user_detach_executing', { uid: userId, listeners: state.detaches.length });
+    await this.#release(userId, state);
+    await this.#cleanup(userId, state, epoch, startedAt);
+    this.#o.logger.info('ws_cleanup_complete', { uid: userId });
+  }
+
+  /** Releases the user's listeners on this instance. */
+  async #release(userId: string, state: UserState): Promise<void> {
     const detaches = state.detaches;
     state.detaches = [];
     if (state.attached) this.#attachedCount--;
@@ -194,8 +222,6 @@ export class ListenersManager {
     for (const r of released) {
       if (r.status === 'rejected') this.#o.logger.warn('user_attach_error', { uid: userId, error: String(r.reason) });
     }
-    await this.#cleanup(userId, state, epoch, startedAt);
-    this.#o.logger.info('ws_cleanup_complete', { uid: userId });
   }
 
   async #cleanup(userId: string, state: UserState, epoch: number, startedAt: Date): Promise<void> {
@@ -203,8 +229,9 @@ export class ListenersManager {
     for (let attempt = 1; ; attempt++) {
       this.#o.logger.info('REGISTRY_CLEANUP_START', { uid: userId, attempt });
       try {
-        await this.#o.cleanupRegistry(userId, startedAt);
-        this.#o.logger.info('REGISTRY_CLEANUP_SUCCESS', { uid: userId, attempt });
+        const outcome = await this.#o.cleanupRegistry(userId, startedAt);
+        // `present`: a session opened on another instance meanwhile; the atomic check kept the registry.
+        this.#o.logger.info('REGISTRY_CLEANUP_SUCCESS', { uid: userId, attempt, outcome });
         return;
       } catch (error) {
         this.#cleanupErrors++;
