@@ -1,4 +1,5 @@
 export * from './auth-emulator-stub';
+export * from './balancer';
 export * from './firestore-emulator';
 export * from './free-port';
 export * from './redis-server';
