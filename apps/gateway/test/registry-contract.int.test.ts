@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { MemoryRegistryStore } from '../src/registry/memory-registry-store';
 import { RedisRegistryStore } from '../src/registry/redis-registry-store';
 import { registryStoreContract } from '../src/registry/registry-store.contract';
+import { useFleetBackends } from './fleet-backends';
 
 let server: RedisServerHandle;
 const clients: Redis[] = [];
@@ -20,9 +21,11 @@ registryStoreContract('Redis', async () => {
   clients.push(redis);
   return new RedisRegistryStore(redis);
 });
+const backends = useFleetBackends();
+registryStoreContract('Redis Cluster', async () => new RedisRegistryStore(backends.cluster.connect()));
 
 describe('RedisRegistryStore keys', () => {
-  it('keeps the legacy registry under registry:user: and the unified one under registry:unified: with a TTL', async () => {
+  it('keeps the legacy registry under registry:user:{uid} and the unified one under registry:unified:{uid}, both with a TTL', async () => {
     const redis = new Redis(server.url);
     clients.push(redis);
     const store = new RedisRegistryStore(redis);
@@ -32,12 +35,13 @@ describe('RedisRegistryStore keys', () => {
       { user_info: { user_id: 'k1', status: 'online' }, companies: { current_company_id: null }, services: {} },
       120,
     );
-    expect(await redis.hkeys('registry:user:k1')).toEqual(['s']);
-    const ttl = await redis.ttl('registry:unified:k1');
+    expect(await redis.hkeys('registry:user:{k1}')).toEqual(['s']);
+    expect(await redis.ttl('registry:user:{k1}')).toBeGreaterThan(86_000); // backstop: no presence vouches for it
+    const ttl = await redis.ttl('registry:unified:{k1}');
     expect(ttl).toBeGreaterThan(100);
     expect(ttl).toBeLessThanOrEqual(120);
     await store.cleanupUser('k1', new Date().toISOString());
-    expect(await redis.exists('registry:user:k1')).toBe(0);
-    expect(await redis.ttl('registry:unified:k1')).toBeGreaterThan(100); // KEEPTTL
+    expect(await redis.exists('registry:user:{k1}')).toBe(0);
+    expect(await redis.ttl('registry:unified:{k1}')).toBeGreaterThan(100); // KEEPTTL
   });
 });

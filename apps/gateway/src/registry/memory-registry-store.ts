@@ -56,6 +56,15 @@ export class MemoryRegistryStore implements RegistryStore {
       if (session.registered_at < registeredBefore) sessions?.delete(id);
     }
     if (sessions && sessions.size > 0) return;
+    this.clearUser(userId);
+  }
+
+  /**
+   * Removes every legacy session of the user and marks the unified document
+   * offline, synchronously: {@link import('../fleet/memory-detach-decision').MemoryDetachDecision}
+   * calls it right after reading presence, with no await in between.
+   */
+  clearUser(userId: string): void {
     this.#sessions.delete(userId);
     const entry = this.#unified.get(userId);
     if (entry) entry.doc.user_info.status = 'offline';

@@ -1,0 +1,44 @@
+import { createHash } from 'node:crypto';
+import type { Cluster, Redis } from 'ioredis';
+
+/** A standalone Redis or a Redis Cluster connection: every fleet store accepts either. */
+export type RedisClient = Redis | Cluster;
+
+/**
+ * Lua prelude shared by the fleet scripts. Times come from the Redis server that
+ * owns the user's slot (`TIME`), never from a gateway's clock, so instances with
+ * skewed clocks still agree on what has expired. (Redis 7 replicates script
+ * effects, so `TIME` is allowed in scripts that write.)
+ */
+export const LUA_NOW_MS = `
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`;
+
+/**
+ * A Lua script run with EVALSHA, falling back to EVAL when the node does not
+ * know it yet (fresh node, failover, SCRIPT FLUSH). It does not use ioredis
+ * `defineCommand`, which would add methods to a connection that other parts of
+ * the gateway share.
+ */
+export class RedisScript {
+  readonly #source: string;
+  readonly #sha: string;
+
+  constructor(source: string) {
+    this.#source = source;
+    this.#sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  /** Runs the script; all `keys` must be in one slot (one user's {@link import('./user-keys').userKeys}). */
+  async run(redis: RedisClient, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    try {
+      return await redis.evalsha(this.#sha, keys.length, ...keys, ...args);
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return await redis.eval(this.#source, keys.length, ...keys, ...args);
+    }
+  }
+}

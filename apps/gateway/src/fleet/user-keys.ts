@@ -1,0 +1,53 @@
+/**
+ * Every Redis key the fleet keeps about one user, in one place. They all carry the
+ * user id as a Redis Cluster hash tag (`{uid}`), so they live in one slot and a
+ * single Lua script may touch any of them together (detach decision, presence
+ * pruning the legacy registry). docs/redis-keys.md lists them with their TTLs.
+ */
+export interface UserKeys {
+  /** Presence hash: session id -> {@link import('../presence/presence').SessionEntry} JSON. */
+  readonly presence: string;
+  /** Presence expiry index: zset of session id scored by expiry (Redis server ms). */
+  readonly presenceExpiry: string;
+  /** Lease value `owner|token` (PX ttl). */
+  readonly lease: string;
+  /** Lease fencing counter: the last token issued. */
+  readonly leaseFence: string;
+  /** Legacy registry hash: session id -> RegistrySession JSON. */
+  readonly registrySessions: string;
+  /** Unified registry document JSON. */
+  readonly registryUnified: string;
+}
+
+/** Key prefixes of {@link userKeys}. */
+export interface UserKeyPrefixes {
+  /** Prefix of the fleet's own keys (presence, lease). @default 'lb:' */
+  fleet?: string;
+  /** Prefix of the registry keys, which operators already know. @default 'registry:' */
+  registry?: string;
+}
+
+/** Thrown for a user id that cannot name a Redis key (empty, so no hash tag). */
+export class UserKeyError extends Error {
+  override readonly name = 'UserKeyError';
+}
+
+/**
+ * The keys of one user. An empty id is refused: `{}` is no hash tag, so the keys
+ * would scatter over slots. An id containing `}` still works: Redis hashes up to
+ * the first `}`, which is the same cut for every key of that user.
+ */
+export function userKeys(userId: string, prefixes: UserKeyPrefixes = {}): UserKeys {
+  if (userId.length === 0) throw new UserKeyError('user id must not be empty');
+  const fleet = prefixes.fleet ?? 'lb:';
+  const registry = prefixes.registry ?? 'registry:';
+  const tag = `{${userId}}`;
+  return {
+    presence: `${fleet}${tag}:p`,
+    presenceExpiry: `${fleet}${tag}:pz`,
+    lease: `${fleet}${tag}:l`,
+    leaseFence: `${fleet}${tag}:lf`,
+    registrySessions: `${registry}user:${tag}`,
+    registryUnified: `${registry}unified:${tag}`,
+  };
+}

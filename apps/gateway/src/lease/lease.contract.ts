@@ -1,0 +1,96 @@
+import { sleep, waitFor } from '@livebus/test-support';
+import type { Lease } from './lease';
+
+/**
+ * The contract every {@link Lease} implementation passes. Run by
+ * test/lease-contract.int.test.ts against memory, standalone Redis and Redis Cluster.
+ * `make` builds a backend for one test and returns a function giving views on it, one
+ * per simulated gateway instance (a memory backend may return the same object each time).
+ */
+export function leaseContract(name: string, make: () => Promise<() => Lease>): void {
+  describe(`Lease contract: ${name}`, () => {
+    let n = 0;
+    let key: string;
+    beforeEach(() => {
+      key = `lease-${Date.now()}-${n++}`;
+    });
+
+    it('one owner at a time; the holder is visible; release frees it', async () => {
+      const lease = (await make())();
+      expect(await lease.holder(key)).toBeUndefined();
+      const a = await lease.acquire(key, 'gw-a', 30_000);
+      expect(a?.token).toBeGreaterThan(0);
+      expect(await lease.acquire(key, 'gw-b', 30_000)).toBeUndefined();
+      expect(await lease.holder(key)).toEqual({ owner: 'gw-a', token: a!.token });
+      expect(await lease.release(key, 'gw-a', a!.token)).toBe(true);
+      expect(await lease.holder(key)).toBeUndefined();
+      const b = await lease.acquire(key, 'gw-b', 30_000);
+      expect(b!.token).toBeGreaterThan(a!.token);
+      expect(await lease.acquire(`${key}-other`, 'gw-a', 30_000)).toBeDefined();
+    });
+
+    it('is exclusive under concurrency: exactly one of many owners wins', async () => {
+      const view = await make();
+      const leases = [view(), view(), view()];
+      const results = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => leases[i % 3]!.acquire(key, `gw-${i}`, 30_000)),
+      );
+      const winners = results.flatMap((r, i) => (r ? [{ owner: `gw-${i}`, token: r.token }] : []));
+      expect(winners).toHaveLength(1);
+      expect(await leases[0]!.holder(key)).toEqual(winners[0]);
+    });
+
+    it('re-acquiring by the holder extends it and keeps its token', async () => {
+      const lease = (await make())();
+      const first = await lease.acquire(key, 'gw-a', 30_000);
+      expect(await lease.acquire(key, 'gw-a', 30_000)).toEqual(first);
+    });
+
+    it('fencing tokens strictly increase across acquisitions, also after expiry', async () => {
+      const lease = (await make())();
+      const tokens: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const got = await lease.acquire(key, `gw-${i}`, 30_000);
+        tokens.push(got!.token);
+        await lease.release(key, `gw-${i}`, got!.token);
+      }
+      const short = await lease.acquire(key, 'gw-short', 100);
+      tokens.push(short!.token);
+      await waitFor(async () => (await lease.holder(key)) === undefined, 'the lease to expire', 2_000);
+      tokens.push((await lease.acquire(key, 'gw-next', 30_000))!.token);
+      for (let i = 1; i < tokens.length; i++) expect(tokens[i]).toBeGreaterThan(tokens[i - 1]!);
+    });
+
+    it('renew and release by a stale owner or token fail and change nothing', async () => {
+      const lease = (await make())();
+      const old = await lease.acquire(key, 'gw-a', 100);
+      await sleep(200);
+      const next = await lease.acquire(key, 'gw-b', 30_000);
+      expect(next).toBeDefined();
+      expect(await lease.renew(key, 'gw-a', old!.token, 30_000)).toBe(false);
+      expect(await lease.release(key, 'gw-a', old!.token)).toBe(false);
+      expect(await lease.renew(key, 'gw-b', old!.token, 30_000)).toBe(false); // right owner, stale token
+      expect(await lease.release(key, 'gw-b', next!.token + 1)).toBe(false);
+      expect(await lease.holder(key)).toEqual({ owner: 'gw-b', token: next!.token });
+    });
+
+    it('renew keeps the lease past its first TTL; expiry lets another owner acquire', async () => {
+      const lease = (await make())();
+      const a = await lease.acquire(key, 'gw-a', 300);
+      for (let i = 0; i < 4; i++) {
+        await sleep(150);
+        expect(await lease.renew(key, 'gw-a', a!.token, 300)).toBe(true);
+      }
+      expect(await lease.acquire(key, 'gw-b', 300)).toBeUndefined();
+      await waitFor(async () => lease.acquire(key, 'gw-b', 30_000), 'gw-b to acquire after expiry', 2_000);
+      expect((await lease.holder(key))?.owner).toBe('gw-b');
+      expect(await lease.renew(key, 'gw-a', a!.token, 300)).toBe(false);
+    });
+
+    it('refuses an owner the store cannot represent', async () => {
+      const lease = (await make())();
+      await expect(lease.acquire(key, 'a|b', 1_000)).rejects.toMatchObject({ name: 'LeaseOwnerError' });
+      await expect(lease.acquire(key, '', 1_000)).rejects.toMatchObject({ name: 'LeaseOwnerError' });
+    });
+  });
+}

@@ -1,0 +1,43 @@
+/** Who holds a lease, and the fencing token of that acquisition. */
+export interface LeaseHolder {
+  owner: string;
+  token: number;
+}
+
+/**
+ * Port: one owner per key at a time, with expiry, renewal and fencing tokens
+ * (first use: each user's Firestore listeners attached once in the fleet, keyed
+ * by user id). Tokens strictly increase per key across acquisitions, so a
+ * resource that remembers the highest token it saw can refuse a stale holder
+ * that woke up after its lease expired. Implementations:
+ * {@link import('./memory-lease').MemoryLease} and
+ * {@link import('./redis-lease').RedisLease}; both pass lease.contract.ts.
+ */
+export interface Lease {
+  readonly kind: 'memory' | 'redis';
+  /**
+   * Takes the lease for `ttlMs` if it is free (or expired). When `owner` already
+   * holds it, it is extended and its current token returned: an acquire retried
+   * after a lost reply does not fence out its own first attempt.
+   * @returns the fencing token, or undefined when another owner holds it.
+   */
+  acquire(key: string, owner: string, ttlMs: number): Promise<{ token: number } | undefined>;
+  /** Extends the lease to `ttlMs` from now; false when `owner`/`token` no longer hold it (expired, taken over). */
+  renew(key: string, owner: string, token: number, ttlMs: number): Promise<boolean>;
+  /** Frees the lease now; false when `owner`/`token` no longer hold it (nothing is changed then). */
+  release(key: string, owner: string, token: number): Promise<boolean>;
+  /** The current holder, or undefined when the lease is free or expired. */
+  holder(key: string): Promise<LeaseHolder | undefined>;
+}
+
+/** Thrown for an owner that cannot be stored (empty, or containing the `|` separator of the Redis value). */
+export class LeaseOwnerError extends Error {
+  override readonly name = 'LeaseOwnerError';
+}
+
+/** @internal Checks an owner name before it is stored. */
+export function assertLeaseOwner(owner: string): void {
+  if (owner.length === 0 || owner.includes('|')) {
+    throw new LeaseOwnerError(`lease owner must be non-empty and without '|': ${JSON.stringify(owner)}`);
+  }
+}

@@ -1,0 +1,105 @@
+/** One live session of a user, as the fleet sees it. */
+export interface SessionEntry {
+  /** Session id, unique per user; a reconnect may reuse it on another instance. */
+  sessionId: string;
+  /** The gateway instance that holds the WebSocket. */
+  instanceId: string;
+  /** The client's route (informational). */
+  route: string;
+  /** When the session connected, ms since the epoch on the holding instance's clock (informational only: no decision reads it). */
+  connectedAt: number;
+}
+
+/** Options of {@link Presence.add}. */
+export interface PresenceAddOptions {
+  /**
+   * Session limit: the add is refused when the user already has this many live
+   * sessions other than `entry.sessionId`. Checked and written atomically, so
+   * concurrent adds on several instances never exceed it. `undefined` or 0: no limit.
+   */
+  maxSessions?: number;
+}
+
+/** What {@link Presence.add} did. */
+export type PresenceAddResult =
+  | {
+      refused: false;
+      /** The entry this one replaced: same session id, possibly on another instance (which should close its socket). */
+      replaced?: SessionEntry;
+      /** The user's live sessions after the add. */
+      count: number;
+    }
+  | {
+      /** The session limit was reached; nothing was written. */
+      refused: true;
+      /** The user's live sessions (unchanged). */
+      count: number;
+    };
+
+/** One gateway instance, as it announces itself on every heartbeat. */
+export interface InstanceInfo {
+  id: string;
+  /** Sessions it holds. */
+  sessions: number;
+  /** Users it holds sessions of. */
+  users: number;
+  /** ms since the epoch. */
+  startedAt: number;
+  version: string;
+  /** When it announced this, ms since the epoch on its own clock. Set by {@link Presence.announce}. */
+  lastSeen: number;
+}
+
+/**
+ * Port: the session directory of the fleet, i.e. which instance holds which
+ * sessions of a user. Every entry expires `instanceTtlMs` after its last add or
+ * {@link refresh}, so the sessions of a dead (SIGKILLed) instance disappear by
+ * themselves. Implementations: {@link import('./memory-presence').MemoryPresence}
+ * (embedded default, one instance) and {@link import('./redis-presence').RedisPresence}
+ * (standalone Redis or Cluster); both pass presence.contract.ts.
+ */
+export interface Presence {
+  readonly kind: 'memory' | 'redis';
+  /** Records a session held by `entry.instanceId`, or refuses it (see {@link PresenceAddOptions.maxSessions}). */
+  add(userId: string, entry: SessionEntry, options?: PresenceAddOptions): Promise<PresenceAddResult>;
+  /**
+   * Removes the session if `instanceId` still holds it. Fenced: when a reconnect
+   * moved the session id to another instance, that newer entry is kept and this
+   * returns false.
+   */
+  remove(userId: string, sessionId: string, instanceId: string): Promise<boolean>;
+  /** The user's live sessions, oldest `connectedAt` first. Expired entries are never returned. */
+  sessions(userId: string): Promise<SessionEntry[]>;
+  /**
+   * Heartbeat of `instanceId`: extends the expiry of each listed user's entries
+   * held by it (one atomic step per user). Resolves with the users of whom it
+   * holds no entry any more — its heartbeat came later than the TTL and the entries
+   * expired (another instance may have seen them absent): the caller adds them again.
+   */
+  refresh(instanceId: string, userIds: Iterable<string>): Promise<string[]>;
+  /** Announces an instance for `ttlMs` (call it on every heartbeat); `lastSeen` is set to now. */
+  announce(info: Omit<InstanceInfo, 'lastSeen'>, ttlMs: number): Promise<void>;
+  /** Instances whose announcement has not expired, by id. */
+  instances(): Promise<InstanceInfo[]>;
+  /** Forgets an instance now (graceful shutdown). */
+  retire(instanceId: string): Promise<void>;
+}
+
+/** Options shared by the presence implementations. */
+export interface PresenceOptions {
+  /**
+   * How long an entry lives after its last add or refresh: the sessions of an
+   * instance that stops heartbeating disappear within this. Heartbeat well inside
+   * it (a third is customary).
+   * @default 30_000
+   */
+  instanceTtlMs?: number;
+}
+
+/** @internal Default of {@link PresenceOptions.instanceTtlMs}. */
+export const DEFAULT_INSTANCE_TTL_MS = 30_000;
+
+/** Sort order of {@link Presence.sessions}: oldest first, ties by session id so the order is stable. */
+export function bySessionAge(a: SessionEntry, b: SessionEntry): number {
+  return a.connectedAt - b.connectedAt || (a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0);
+}

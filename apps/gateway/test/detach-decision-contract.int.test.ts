@@ -1,0 +1,94 @@
+import { sleep, waitFor } from '@livebus/test-support';
+import { detachDecisionContract } from '../src/fleet/detach-decision.contract';
+import { MemoryDetachDecision } from '../src/fleet/memory-detach-decision';
+import { RedisDetachDecision } from '../src/fleet/redis-detach-decision';
+import { MemoryPresence } from '../src/presence/memory-presence';
+import { RedisPresence } from '../src/presence/redis-presence';
+import { MemoryRegistryStore } from '../src/registry/memory-registry-store';
+import { RedisRegistryStore } from '../src/registry/redis-registry-store';
+import { useFleetBackends } from './fleet-backends';
+
+const backends = useFleetBackends();
+
+detachDecisionContract('in-memory', async (options) => {
+  const presence = new MemoryPresence(options);
+  const registry = new MemoryRegistryStore();
+  return { presence, registry, decision: new MemoryDetachDecision(presence, registry) };
+});
+
+for (const backend of [backends.standalone, backends.cluster]) {
+  detachDecisionContract(backend.name, async (options) => {
+    const redis = backend.connect();
+    return {
+      presence: new RedisPresence(redis, options),
+      registry: new RedisRegistryStore(redis),
+      decision: new RedisDetachDecision(redis),
+    };
+  });
+
+  describe(`registry ghosts on ${backend.name}`, () => {
+    const ttl = 1_000;
+    const session = (id: string, instance: string) => ({
+      session_id: id,
+      route: '/',
+      instance_id: instance,
+      registered_at: new Date().toISOString(),
+    });
+    const entry = (id: string, instance: string) => ({
+      sessionId: id,
+      instanceId: instance,
+      route: '/',
+      connectedAt: 1,
+    });
+
+    it("a dead instance's sessions expire within INSTANCE_TTL_MS, and with them its users' registry sessions", async () => {
+      const uid = `ghost-${Date.now()}`;
+      const alone = `${uid}-alone`;
+      const dead = new RedisPresence(backend.connect(), { instanceTtlMs: ttl });
+      const live = new RedisPresence(backend.connect(), { instanceTtlMs: ttl });
+      const redis = backend.connect();
+      const registry = new RedisRegistryStore(redis);
+      // Registration order varies in practice: presence first for one session, registry first for another.
+      await dead.add(uid, entry('dead-1', 'gw-dead'));
+      await registry.registerSession(uid, session('dead-1', 'gw-dead'));
+      await registry.registerSession(uid, session('live-1', 'gw-live'));
+      await live.add(uid, entry('live-1', 'gw-live'));
+      await registry.registerSession(alone, session('dead-2', 'gw-dead'));
+      await dead.add(alone, entry('dead-2', 'gw-dead'));
+      for (const key of [`registry:user:{${uid}}`, `registry:user:{${alone}}`]) {
+        const left = await redis.pttl(key);
+        expect([key, left > 0 && left <= ttl]).toEqual([key, true]);
+      }
+      const started = Date.now();
+      const beat = setInterval(() => void live.refresh('gw-live', [uid]), 200); // gw-dead was SIGKILLed: no heartbeat
+      try {
+        // The user nobody else holds: the whole legacy hash expires with the presence keys, no script needed.
+        await waitFor(async () => (await redis.exists(`registry:user:{${alone}}`)) === 0, 'the lone ghost', 2 * ttl);
+        expect(Date.now() - started).toBeLessThan(ttl + 300);
+        expect(await registry.getSessions(alone)).toEqual([]);
+        // The shared user: the live instance's heartbeat prunes the dead session from presence and registry.
+        await waitFor(
+          async () => (await registry.getSessions(uid)).every((s) => s.session_id !== 'dead-1'),
+          'the ghost in a shared user',
+          2 * ttl,
+        );
+        expect(Date.now() - started).toBeLessThan(ttl + 500);
+        await sleep(ttl);
+        expect((await registry.getSessions(uid)).map((s) => s.session_id)).toEqual(['live-1']);
+        expect((await live.sessions(uid)).map((s) => s.sessionId)).toEqual(['live-1']);
+        const left = await redis.pttl(`registry:user:{${uid}}`);
+        expect(left > 0 && left <= ttl).toBe(true);
+      } finally {
+        clearInterval(beat);
+      }
+    });
+
+    it('the legacy hash has a backstop TTL when no presence vouches for it', async () => {
+      const redis = backend.connect();
+      const registry = new RedisRegistryStore(redis, 'registry:', { sessionsTtlS: 600 });
+      await registry.registerSession('no-presence', session('s', 'gw'));
+      const left = await redis.pttl('registry:user:{no-presence}');
+      expect(left > 590_000 && left <= 600_000).toBe(true);
+    });
+  });
+}

@@ -1,0 +1,37 @@
+import { type RedisServerHandle, startRedisServer } from '@livebus/test-support';
+import { Cluster, Redis } from 'ioredis';
+import type { RedisClient } from '../src/fleet/redis-script';
+import { type FleetRedisCluster, startFleetRedisCluster } from './fleet-redis-cluster';
+
+/** The Redis backends every fleet contract runs against, started once per test file. */
+export interface FleetBackend {
+  readonly name: string;
+  /** A new connection (one per simulated instance); closed by {@link useFleetBackends}. */
+  connect(): RedisClient;
+}
+
+/**
+ * Starts a standalone Redis and a three-master Redis Cluster for the file, and
+ * returns them (filled in by beforeAll). Connections made with `connect` are
+ * closed, and the servers stopped, by afterAll.
+ */
+export function useFleetBackends(): { standalone: FleetBackend; cluster: FleetBackend } {
+  let server: RedisServerHandle;
+  let cluster: FleetRedisCluster;
+  const clients: RedisClient[] = [];
+  beforeAll(async () => {
+    [server, cluster] = await Promise.all([startRedisServer(), startFleetRedisCluster()]);
+  }, 60_000);
+  afterAll(async () => {
+    for (const c of clients) c.disconnect();
+    await Promise.all([server?.stop(), cluster?.stop()]);
+  });
+  const track = (c: RedisClient) => {
+    clients.push(c);
+    return c;
+  };
+  return {
+    standalone: { name: 'standalone Redis', connect: () => track(new Redis(server.url)) },
+    cluster: { name: 'Redis Cluster', connect: () => track(new Cluster([...cluster.nodes])) },
+  };
+}

@@ -1,0 +1,68 @@
+import type { Redis } from 'ioredis';
+import { userKeys } from '../src/fleet/user-keys';
+import { MemoryPresence } from '../src/presence/memory-presence';
+import { presenceContract } from '../src/presence/presence.contract';
+import { RedisPresence } from '../src/presence/redis-presence';
+import { useFleetBackends } from './fleet-backends';
+
+const backends = useFleetBackends();
+
+presenceContract('in-memory', async (options) => {
+  const presence = new MemoryPresence(options);
+  return () => presence;
+});
+for (const backend of [backends.standalone, backends.cluster]) {
+  presenceContract(backend.name, async (options) => () => new RedisPresence(backend.connect(), options));
+
+  describe(`RedisPresence keys on ${backend.name}`, () => {
+    it('keeps a user under lb:{uid}:p and lb:{uid}:pz, every key with a TTL', async () => {
+      const redis = backend.connect();
+      const presence = new RedisPresence(redis, { instanceTtlMs: 5_000 });
+      await presence.add('k1', { sessionId: 's', instanceId: 'gw', route: '/', connectedAt: 1 });
+      await presence.announce({ id: 'gw-k1', sessions: 1, users: 1, startedAt: 1, version: 'v' }, 5_000);
+      expect(await redis.hkeys('lb:{k1}:p')).toEqual(['s']);
+      expect(await redis.zrange('lb:{k1}:pz', 0, -1)).toEqual(['s']);
+      for (const key of ['lb:{k1}:p', 'lb:{k1}:pz', 'lb:instance:{gw-k1}']) {
+        const ttl = await redis.pttl(key);
+        expect([key, ttl > 0 && ttl <= 5_000]).toEqual([key, true]);
+      }
+      // Shared by all instances: it expires with its latest member (other tests announce for 30 s).
+      const listTtl = await redis.pttl('lb:instances');
+      expect(listTtl > 0 && listTtl <= 30_000).toBe(true);
+      await presence.remove('k1', 's', 'gw');
+      expect(await redis.exists('lb:{k1}:p', 'lb:{k1}:pz')).toBe(0); // no empty keys left behind
+    });
+
+    it('refreshes thousands of users in one heartbeat', async () => {
+      const presence = new RedisPresence(backend.connect(), { instanceTtlMs: 30_000 });
+      const users = Array.from({ length: 2_000 }, (_, i) => `bulk-${backend.name.length}-${i}`);
+      await Promise.all(
+        users.map((u) => presence.add(u, { sessionId: 's', instanceId: 'gw-bulk', route: '/', connectedAt: 1 })),
+      );
+      expect(await presence.refresh('gw-bulk', users)).toEqual([]);
+    });
+  });
+}
+
+describe('userKeys', () => {
+  it('puts every key of a user in the same hash slot', async () => {
+    const k = userKeys('alice');
+    expect(k).toEqual({
+      presence: 'lb:{alice}:p',
+      presenceExpiry: 'lb:{alice}:pz',
+      lease: 'lb:{alice}:l',
+      leaseFence: 'lb:{alice}:lf',
+      registrySessions: 'registry:user:{alice}',
+      registryUnified: 'registry:unified:{alice}',
+    });
+    expect(() => userKeys('')).toThrow(expect.objectContaining({ name: 'UserKeyError' }));
+  });
+
+  it('is refused by nothing in a cluster: one slot per user, also for odd ids', async () => {
+    const redis = backends.cluster.connect() as unknown as Redis;
+    for (const uid of ['alice', 'a}b', 'x{y', 'ünï']) {
+      const slots = await Promise.all(Object.values(userKeys(uid)).map((key) => redis.cluster('KEYSLOT', key)));
+      expect(new Set(slots).size).toBe(1);
+    }
+  });
+});
