@@ -8,7 +8,7 @@ import { sleep } from './wait';
 /** A real three-master Redis Cluster owned by a test, nothing persisted. */
 export interface RedisClusterHandle {
   /** The masters, as `{ host, port }` for ioredis `Cluster` seeds. */
-  readonly nodes: ReadonlyArray<{ host: string; port: number }>;
+  readonly nodes: Array<{ host: string; port: number }>;
   /** `redis://127.0.0.1:<port>` of the first node, a seed for clients that take a URL. */
   readonly url: string;
   /** Kills every node and removes their cluster config files. */
