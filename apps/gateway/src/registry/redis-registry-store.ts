@@ -1,5 +1,5 @@
 import { type RegistrySession, RegistrySessionSchema, type UserRegistry, UserRegistrySchema } from '@livebus/protocol';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { RegistryStore } from './registry-store';
 
 /**
@@ -9,11 +9,11 @@ import type { RegistryStore } from './registry-store';
  */
 export class RedisRegistryStore implements RegistryStore {
   readonly kind = 'redis' as const;
-  readonly #redis: Redis;
+  readonly #redis: Redis | Cluster;
   readonly #prefix: string;
 
   /** @param prefix key prefix. @default 'registry:' */
-  constructor(redis: Redis, prefix = 'registry:') {
+  constructor(redis: Redis | Cluster, prefix = 'registry:') {
     this.#redis = redis;
     this.#prefix = prefix;
   }
