@@ -1,6 +1,13 @@
-// `livebus`: tail a user's events or call an RPC method from a terminal.
+// `livebus`: tail a user's events, call an RPC method or publish an event from a terminal.
 import { parseArgs } from 'node:util';
-import { CursorSchema, isRpcMethod, type RpcMethod, type RpcParams } from '@livebus/protocol';
+import {
+  type AppEvent,
+  CursorSchema,
+  isEventType,
+  isRpcMethod,
+  type RpcMethod,
+  type RpcParams,
+} from '@livebus/protocol';
 import { RpcError } from './errors';
 import { BusConsumer } from './index';
 
@@ -12,6 +19,9 @@ Usage:
   livebus rpc --url URL [--token TOKEN | --user USER_ID] METHOD [JSON_ARG ...]
       Calls METHOD with positional JSON arguments; prints the result as JSON and exits 0,
       or prints the error ({ code, message, data }) on stderr and exits 1.
+  livebus publish --redis-url URL [--cluster] [--retries N] USER_ID EVENT_TYPE JSON_DATA
+      Publishes one event through Redis to every gateway of the fleet (no gateway URL
+      needed); prints the event's cursor and exits 0, or explains why not and exits 1.
 
 Options:
   --url URL        the gateway's WebSocket URL, e.g. wss://rt.example.com/ws
@@ -19,11 +29,15 @@ Options:
   --user USER_ID   user id, for gateways running with AUTH_MODE=none
   --cursor C       (tail) resume after this cursor
   --timeout MS     (rpc) call timeout, default 10000
+  --redis-url URL  (publish) the fleet's Redis, e.g. redis://localhost:6379
+  --cluster        (publish) the URL is one node of a Redis Cluster
+  --retries N      (publish) retries while Redis is unreachable (1 s, 2 s, 4 s, ...), default 3
   -h, --help       this help
 
 Examples:
   livebus tail --url ws://localhost:8080/ws --user alice
   livebus rpc --url ws://localhost:8080/ws --user alice REGISTRY.register_user '"alice"' '"tab-1"' '"/inbox"'
+  livebus publish --redis-url redis://localhost:6379 alice task.progress_update '{"task_id":"t1","status":"running","progress":40}'
 `;
 
 function fail(message: string): never {
@@ -39,6 +53,9 @@ async function main(): Promise<void> {
     user: { type: 'string' },
     cursor: { type: 'string' },
     timeout: { type: 'string' },
+    'redis-url': { type: 'string' },
+    cluster: { type: 'boolean' },
+    retries: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   } as const;
   try {
@@ -51,6 +68,10 @@ async function main(): Promise<void> {
   if (values.help || !command) {
     process.stdout.write(HELP);
     process.exit(values.help ? 0 : 2);
+  }
+  if (command === 'publish') {
+    await publish(values['redis-url'], values.cluster === true, values.retries, rest);
+    return;
   }
   if (!values.url) fail('--url is required');
   const token = values.token ?? process.env.LIVEBUS_TOKEN;
@@ -119,6 +140,42 @@ async function main(): Promise<void> {
     }
   }
   fail(`unknown command ${command}`);
+}
+
+/** Exit codes of `publish`: 2 for a wrong command line, 1 for an event or Redis that said no. */
+async function publish(redisUrl: string | undefined, cluster: boolean, retries: string | undefined, args: string[]) {
+  if (!redisUrl) fail('publish needs --redis-url');
+  const [userId, type, json, ...extra] = args;
+  if (!userId || !type || json === undefined || extra.length > 0) fail('publish needs USER_ID EVENT_TYPE JSON_DATA');
+  const count = retries === undefined ? 3 : Number(retries);
+  if (!Number.isInteger(count) || count < 0) fail('--retries must be a whole number, 0 or more');
+  const exit = (message: string): never => {
+    process.stderr.write(`livebus: ${message}\n`);
+    process.exit(1);
+  };
+  if (!isEventType(type)) exit(`unknown event type ${type}`);
+  let data: unknown;
+  try {
+    data = JSON.parse(json);
+  } catch (error) {
+    exit(`JSON_DATA is not JSON: ${(error as Error).message}`);
+  }
+  // Loaded here so that tail and rpc never load a Redis client.
+  const { createPublisher, InvalidEventError, PublishError } = await import('@livebus/publisher');
+  const retryDelaysMs = Array.from({ length: count }, (_, i) => 1_000 * 2 ** i);
+  const publisher = createPublisher({ redisUrl, cluster }, { retryDelaysMs });
+  try {
+    // The event is checked by the publisher (InvalidEventError), not by this cast.
+    const stored = await publisher.publish(userId, { event: type, data } as AppEvent);
+    process.stdout.write(`${stored.cursor}\n`);
+    await publisher.close();
+    process.exit(0);
+  } catch (error) {
+    await publisher.close();
+    if (error instanceof InvalidEventError) exit(error.message);
+    if (error instanceof PublishError) exit(`${error.code}: ${error.message}`);
+    exit(String(error));
+  }
 }
 
 void main();

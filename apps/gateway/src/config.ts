@@ -20,6 +20,7 @@ export const EnvSchema = z.object({
   PING_TIMEOUT_MS: int(200).default(protocolDefaults.pingTimeoutMs),
   HANDSHAKE_TIMEOUT_MS: int(100).default(protocolDefaults.handshakeTimeoutMs),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  REDIS_CLUSTER: bool.default(false),
   AUTH_MODE: z.enum(['firebase', 'jwt', 'none']).default('none'),
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   JWT_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
@@ -65,6 +66,8 @@ export interface GatewayConfig {
   /** @default 10_000 */
   handshakeTimeoutMs: number;
   redisUrl: string | undefined;
+  /** REDIS_URL is one seed node of a Redis Cluster (ioredis `Cluster`), not a standalone server. @default false */
+  redisCluster: boolean;
   authMode: 'firebase' | 'jwt' | 'none';
   /** Shared secret that verifies HS256 tokens in `jwt` mode. */
   jwtSecret: string | undefined;
@@ -162,6 +165,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     pingTimeoutMs: e.PING_TIMEOUT_MS,
     handshakeTimeoutMs: e.HANDSHAKE_TIMEOUT_MS,
     redisUrl: e.REDIS_URL,
+    redisCluster: e.REDIS_CLUSTER,
     authMode: e.AUTH_MODE,
     jwtSecret: e.JWT_SECRET,
     jwtJwksUrl: e.JWT_JWKS_URL,

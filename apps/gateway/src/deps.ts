@@ -1,6 +1,8 @@
 import { type App, deleteApp, initializeApp } from 'firebase-admin/app';
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { authenticatorFor } from './auth/authenticator-for';
+import type { EventBus } from './bus/event-bus';
+import { RedisEventBus } from './bus/redis-event-bus';
 import type { GatewayConfig } from './config';
 import type { DependencyStatus, GatewayDeps } from './gateway';
 import type { Logger } from './logger';
@@ -9,26 +11,35 @@ import { RedisRegistryStore } from './registry/redis-registry-store';
 import type { RegistryStore } from './registry/registry-store';
 
 /**
- * Chooses the implementation of each port from the configuration: Redis when
- * REDIS_URL is set, the embedded in-memory stores otherwise; the authenticator
- * named by AUTH_MODE. Opens connections, so only main.ts (or a test) calls it.
+ * Chooses the implementation of each port from the configuration: Redis (the
+ * registry and the event bus; a Cluster with REDIS_CLUSTER) when REDIS_URL is
+ * set, the embedded in-memory stores otherwise; the authenticator named by
+ * AUTH_MODE. Opens connections, so only main.ts (or a test) calls it.
  */
 export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
   const closers: Array<() => Promise<unknown>> = [];
   let registry: RegistryStore = new MemoryRegistryStore();
   let redisStatus: () => DependencyStatus = () => 'disabled';
+  // Unset: gateway.ts makes the embedded in-memory bus.
+  let bus: EventBus | undefined;
 
   if (config.redisUrl) {
-    const redis = new Redis(config.redisUrl, {
+    const options: RedisOptions = {
       // Fail commands fast while Redis is away instead of queueing them without bound.
       maxRetriesPerRequest: 2,
       enableOfflineQueue: true,
       connectTimeout: 5_000,
       retryStrategy: (times) => Math.min(times * 200, 2_000),
       connectionName: `livebus-${config.instanceId}`,
-      // Heartbeats refresh many TTLs at once; batch them into one round trip per tick.
-      enableAutoPipelining: true,
-    });
+    };
+    // Heartbeats refresh many TTLs at once; auto-pipelining batches them into one round trip per tick.
+    const redis = config.redisCluster
+      ? new Cluster([config.redisUrl], {
+          redisOptions: options,
+          enableAutoPipelining: true,
+          clusterRetryStrategy: (times) => Math.min(times * 200, 2_000),
+        })
+      : new Redis(config.redisUrl, { ...options, enableAutoPipelining: true });
     let last = '';
     redis.on('error', () => {
       // ioredis reconnects by itself; the status change below is what we log.
@@ -40,6 +51,12 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
       });
     }
     registry = new RedisRegistryStore(redis);
+    // The retention every instance (and every publisher) of the fleet must share.
+    bus = new RedisEventBus(redis, {
+      retentionEvents: config.streamRetentionEvents,
+      retentionMs: config.streamRetentionMs,
+      retentionBytes: config.streamRetentionBytes,
+    });
     redisStatus = () => (redis.status === 'ready' ? 'ok' : 'down');
     closers.push(() => redis.quit().catch(() => redis.disconnect()));
   }
@@ -60,6 +77,7 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
   return {
     logger,
     registry,
+    ...(bus ? { bus } : {}),
     auth,
     redisStatus,
     onClose: async () => {

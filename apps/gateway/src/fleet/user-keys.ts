@@ -1,3 +1,4 @@
+import { userTag } from '@livebus/publisher';
 /**
  * Every Redis key the fleet keeps about one user, in one place. They all carry the
  * user id as a Redis Cluster hash tag (`{uid}`), so they live in one slot and a
@@ -34,14 +35,14 @@ export class UserKeyError extends Error {
 
 /**
  * The keys of one user. An empty id is refused: `{}` is no hash tag, so the keys
- * would scatter over slots. An id containing `}` still works: Redis hashes up to
- * the first `}`, which is the same cut for every key of that user.
+ * would scatter over slots. Braces in an id are escaped by the publisher's
+ * `userTag`, the one tagging rule for every key of a user, event streams included.
  */
 export function userKeys(userId: string, prefixes: UserKeyPrefixes = {}): UserKeys {
   if (userId.length === 0) throw new UserKeyError('user id must not be empty');
   const fleet = prefixes.fleet ?? 'lb:';
   const registry = prefixes.registry ?? 'registry:';
-  const tag = `{${userId}}`;
+  const tag = `{${userTag(userId)}}`;
   return {
     presence: `${fleet}${tag}:p`,
     presenceExpiry: `${fleet}${tag}:pz`,

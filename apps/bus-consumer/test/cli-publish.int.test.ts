@@ -1,0 +1,69 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { RedisStreamReader } from '@livebus/publisher';
+import { type RedisServerHandle, startRedisServer } from '@livebus/test-support';
+import { Redis } from 'ioredis';
+
+const cli = join(__dirname, '..', 'dist', 'cli.js');
+const run = promisify(execFile);
+
+let server: RedisServerHandle;
+beforeAll(async () => {
+  server = await startRedisServer();
+});
+afterAll(() => server.stop());
+
+async function livebus(...args: string[]) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [cli, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('livebus publish', () => {
+  it('prints the cursor of the stored event and exits 0', async () => {
+    const data = '{"task_id":"t1","status":"running","progress":40}';
+    const res = await livebus('publish', '--redis-url', server.url, 'cli-pub', 'task.progress_update', data);
+    expect(res).toMatchObject({ code: 0, stderr: '' });
+    const cursor = res.stdout.trim();
+    expect(cursor).toMatch(/^[\w-]+:1$/);
+    const redis = new Redis(server.url);
+    try {
+      const read = await new RedisStreamReader(redis).readSince('cli-pub', cursor.replace(/:1$/, ':0'));
+      expect(read).toMatchObject({ status: 'resumed', events: [{ cursor, data: JSON.parse(data) }] });
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('explains a bad event type, bad JSON or invalid data, and exits 1', async () => {
+    const type = await livebus('publish', '--redis-url', server.url, 'u', 'task.nope', '{}');
+    expect(type).toMatchObject({ code: 1, stderr: expect.stringContaining('unknown event type task.nope') });
+    const json = await livebus('publish', '--redis-url', server.url, 'u', 'session.notice', '{level:');
+    expect(json).toMatchObject({ code: 1, stderr: expect.stringContaining('JSON_DATA is not JSON') });
+    const invalid = await livebus('publish', '--redis-url', server.url, 'u', 'session.notice', '{"level":"loud"}');
+    expect(invalid).toMatchObject({ code: 1, stderr: expect.stringContaining('invalid event') });
+    const usage = await livebus('publish', 'u', 'session.notice', '{}');
+    expect(usage).toMatchObject({ code: 2, stderr: expect.stringContaining('--redis-url') });
+  });
+
+  it('says Redis is unreachable after the retries (--retries 0: at once) and exits 1', async () => {
+    const started = Date.now();
+    const res = await livebus(
+      'publish',
+      '--redis-url',
+      'redis://127.0.0.1:1',
+      '--retries',
+      '0',
+      'u',
+      'session.notice',
+      '{"level":"info","message":"hi"}',
+    );
+    expect(res).toMatchObject({ code: 1, stderr: expect.stringContaining('redis_unavailable') });
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+});

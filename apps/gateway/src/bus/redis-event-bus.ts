@@ -1,0 +1,235 @@
+import { type Cursor, parseCursor } from '@livebus/protocol';
+import {
+  isCluster,
+  type RedisClient,
+  RedisStreamReader,
+  RedisStreamWriter,
+  type RetentionOptions,
+  userKeys,
+} from '@livebus/publisher';
+import type { Cluster, Redis } from 'ioredis';
+import type {
+  EventBus,
+  EventBusStats,
+  EventListener,
+  Publication,
+  ReadResult,
+  StoredEvent,
+  Unsubscribe,
+} from './event-bus';
+
+/** Options of {@link RedisEventBus}: the retention every publisher of the fleet must share. */
+export interface RedisEventBusOptions extends RetentionOptions {
+  /** Quit the client on close(): for a bus that was given a client of its own. @default false */
+  ownsClient?: boolean;
+}
+
+/** One user this process serves: its listeners and where live delivery stands. */
+interface Served {
+  userId: string;
+  channel: string;
+  listeners: Set<EventListener>;
+  /** Resolves once SSUBSCRIBE is acknowledged. */
+  ready: Promise<void>;
+  /** Position of the last event delivered, to deliver each event once and in order. */
+  epoch: string | undefined;
+  offset: number;
+  /** Live events held back while missed ones are read after a reconnect. */
+  held: string[] | undefined;
+}
+
+/**
+ * The fleet's event bus: per-user streams in Redis (standalone, ElastiCache or
+ * Cluster), written by the publisher's Lua function, which appends and
+ * SPUBLISHes in one atomic step, so every instance (and any backend using
+ * `@livebus/publisher`) publishes to the same streams.
+ *
+ * Live events come over one subscriber connection (a `duplicate()` of the
+ * client; for a cluster, one with `shardedSubscribers`, which holds a connection
+ * per master), with an SSUBSCRIBE per user served, ref-counted across that
+ * user's listeners. ioredis re-subscribes after a reconnect by itself; this bus
+ * then reads what was published meanwhile, so listeners miss nothing.
+ */
+export class RedisEventBus implements EventBus {
+  readonly kind = 'redis' as const;
+  readonly #client: RedisClient;
+  readonly #writer: RedisStreamWriter;
+  readonly #reader: RedisStreamReader;
+  readonly #ownsClient: boolean;
+  readonly #served = new Map<string, Served>();
+  readonly #byChannel = new Map<string, Served>();
+  /** Per user: the SUNSUBSCRIBE in flight, which a new SSUBSCRIBE must wait for. */
+  readonly #leaving = new Map<string, Promise<void>>();
+  #sub: Redis | Cluster | undefined;
+  #connectedOnce = false;
+  #closed = false;
+
+  constructor(client: RedisClient, options: RedisEventBusOptions = {}) {
+    const { ownsClient = false, ...retention } = options;
+    this.#client = client;
+    this.#ownsClient = ownsClient;
+    this.#writer = new RedisStreamWriter(client, retention);
+    this.#reader = new RedisStreamReader(client, retention);
+  }
+
+  publish(userId: string, event: Publication['event']): Promise<StoredEvent> {
+    return this.#writer.append(userId, event);
+  }
+
+  publishMany(items: readonly Publication[]): Promise<StoredEvent[]> {
+    return this.#writer.appendMany(items);
+  }
+
+  readSince(userId: string, afterCursor: Cursor): Promise<ReadResult> {
+    return this.#reader.readSince(userId, afterCursor);
+  }
+
+  head(userId: string): Promise<Cursor> {
+    return this.#reader.head(userId);
+  }
+
+  async subscribe(userId: string, listener: EventListener): Promise<Unsubscribe> {
+    if (this.#closed) throw new Error('the event bus is closed');
+    let served = this.#served.get(userId);
+    if (!served) {
+      const { channel } = userKeys(userId);
+      const sub = this.#subscriber();
+      const leaving = this.#leaving.get(userId) ?? Promise.resolve();
+      const s: Served = {
+        userId,
+        channel,
+        listeners: new Set(),
+        ready: leaving.then(() => sub.ssubscribe(channel)).then(() => undefined),
+        epoch: undefined,
+        offset: 0,
+        held: undefined,
+      };
+      this.#served.set(userId, s);
+      this.#byChannel.set(channel, s);
+      served = s;
+      s.ready.catch(() => {
+        // A failed SSUBSCRIBE leaves nothing to serve: the next subscribe starts over.
+        if (this.#served.get(userId) === s) this.#forget(s);
+      });
+    }
+    served.listeners.add(listener);
+    try {
+      await served.ready;
+    } catch (error) {
+      served.listeners.delete(listener);
+      throw error;
+    }
+    const s = served;
+    let done = false;
+    return async () => {
+      if (done) return;
+      done = true;
+      s.listeners.delete(listener);
+      if (s.listeners.size > 0 || this.#served.get(userId) !== s) return;
+      this.#forget(s);
+      const sub = this.#sub;
+      if (!sub || this.#closed) return;
+      const leaving = s.ready
+        .then(() => sub.sunsubscribe(s.channel))
+        .then(
+          () => undefined,
+          () => undefined,
+        );
+      this.#leaving.set(userId, leaving);
+      await leaving;
+      if (this.#leaving.get(userId) === leaving) this.#leaving.delete(userId);
+    };
+  }
+
+  #forget(s: Served): void {
+    this.#served.delete(s.userId);
+    this.#byChannel.delete(s.channel);
+  }
+
+  #subscriber(): Redis | Cluster {
+    if (this.#sub) return this.#sub;
+    const client = this.#client;
+    // Sharded pub/sub in a cluster needs a connection to the master of each
+    // channel's slot: ioredis keeps one per master with shardedSubscribers (read in its 5.11 source).
+    const sub = isCluster(client) ? client.duplicate([], { shardedSubscribers: true }) : client.duplicate();
+    sub.on('smessage', (channel: string, message: string) => this.#onMessage(channel, message));
+    sub.on('error', () => {
+      // ioredis reconnects and re-subscribes by itself; the main client's status is what deps.ts reports.
+    });
+    sub.on('ready', () => {
+      if (this.#connectedOnce) this.#catchUp();
+      this.#connectedOnce = true;
+    });
+    this.#sub = sub;
+    return sub;
+  }
+
+  #onMessage(channel: string, message: string): void {
+    const s = this.#byChannel.get(channel);
+    if (!s) return;
+    if (s.held) {
+      s.held.push(message);
+      return;
+    }
+    let event: StoredEvent;
+    try {
+      event = JSON.parse(message) as StoredEvent;
+    } catch {
+      return;
+    }
+    this.#deliver(s, event);
+  }
+
+  #deliver(s: Served, event: StoredEvent): void {
+    const at = parseCursor(event.cursor);
+    if (!at) return;
+    // Each event once: a catch-up read and the live channel can both carry it.
+    if (at.epoch === s.epoch && at.offset <= s.offset) return;
+    s.epoch = at.epoch;
+    s.offset = at.offset;
+    for (const listener of s.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // One listener's failure must not cost the others their events.
+      }
+    }
+  }
+
+  // Pub/sub is fire and forget: events published while the subscriber was
+  // reconnecting never reach it. Read them from the stream, holding back the
+  // live ones meanwhile, so listeners get every event in cursor order.
+  #catchUp(): void {
+    for (const s of this.#served.values()) {
+      if (!s.epoch || s.held) continue;
+      const held: string[] = [];
+      s.held = held;
+      this.#reader
+        .readSince(s.userId, `${s.epoch}:${s.offset}`)
+        .then((read) => {
+          if (read.status === 'resumed') for (const e of read.events) this.#deliver(s, e);
+        })
+        .catch(() => {})
+        .finally(() => {
+          s.held = undefined;
+          for (const message of held) this.#onMessage(s.channel, message);
+        });
+    }
+  }
+
+  stats(): EventBusStats {
+    // Retained events live in Redis: this process holds none of them.
+    return { retainedBytes: 0, streams: this.#served.size };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#served.clear();
+    this.#byChannel.clear();
+    const sub = this.#sub;
+    this.#sub = undefined;
+    sub?.disconnect();
+    if (this.#ownsClient) await this.#client.quit().catch(() => this.#client.disconnect());
+  }
+}

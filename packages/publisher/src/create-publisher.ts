@@ -1,0 +1,139 @@
+import type { AppEvent, EventData, EventType } from '@livebus/protocol';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { isConnectionError } from './connection-error';
+import { InvalidEventError } from './invalid-event-error';
+import { PublishError } from './publish-error';
+import type { RedisClient } from './redis-client';
+import { type Publication, RedisStreamWriter, type StoredEvent } from './redis-stream-writer';
+import type { RetentionOptions } from './retention';
+
+/** Where the publisher's Redis is: a URL (the publisher owns the connection) or a client you own. */
+export type PublisherConnection =
+  | {
+      /** `redis://` or `rediss://` URL; with `cluster`, one seed node of the cluster. */
+      redisUrl: string;
+      /** The URL is a node of a Redis Cluster. @default false */
+      cluster?: boolean;
+    }
+  | {
+      /** An ioredis `Redis` or `Cluster`; the publisher neither configures nor closes it. */
+      redis: RedisClient;
+    };
+
+/** Options of {@link createPublisher}. Retention must match the gateway's STREAM_RETENTION_*. */
+export interface PublisherOptions extends RetentionOptions {
+  /**
+   * Waits between attempts when Redis cannot be reached; one retry per entry,
+   * then the publish rejects with {@link PublishError} `redis_unavailable`.
+   * @default [1000, 2000, 4000]
+   */
+  retryDelaysMs?: readonly number[];
+}
+
+/** Defaults of {@link PublisherOptions} beyond retention. */
+export const publisherDefaults = { retryDelaysMs: [1_000, 2_000, 4_000] } as const;
+
+/** Publishes events to users of a livebus fleet through Redis. */
+export interface Publisher {
+  /** Validates and publishes one event; resolves with it as stored (its cursor and ts). */
+  publish(userId: string, event: AppEvent): Promise<StoredEvent>;
+  /** The same, with the event's type and data apart (typed by the protocol's event table). */
+  publish<E extends EventType>(userId: string, type: E, data: EventData<E>): Promise<StoredEvent>;
+  /** Validates all, then publishes all; results in the order given. */
+  publishMany(items: readonly Publication[]): Promise<StoredEvent[]>;
+  /** Closes the connection if the publisher opened it. Later publishes reject with `closed`. */
+  close(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// The publisher retries by itself (with the delays the caller chose), so ioredis
+// must fail a command as soon as a reconnect attempt fails instead of queueing it.
+const ownedClientOptions: RedisOptions = {
+  maxRetriesPerRequest: 0,
+  enableOfflineQueue: true,
+  connectTimeout: 2_000,
+  retryStrategy: (times) => Math.min(times * 100, 1_000),
+  connectionName: 'livebus-publisher',
+  lazyConnect: true,
+};
+
+function connect(connection: PublisherConnection): { client: RedisClient; owned: boolean } {
+  if ('redis' in connection) return { client: connection.redis, owned: false };
+  if (connection.cluster) {
+    const client = new Cluster([connection.redisUrl], {
+      redisOptions: ownedClientOptions,
+      clusterRetryStrategy: (times) => Math.min(times * 100, 1_000),
+      lazyConnect: true,
+    });
+    client.on('error', () => {});
+    return { client, owned: true };
+  }
+  const client = new Redis(connection.redisUrl, ownedClientOptions);
+  // Errors surface as rejected publishes; without a listener Node would print each reconnect failure.
+  client.on('error', () => {});
+  return { client, owned: true };
+}
+
+/**
+ * A publisher for a backend (a worker, an API) that sends events to users
+ * connected to any gateway of the fleet. Events are validated against the
+ * protocol before Redis sees them (`InvalidEventError`, never retried).
+ *
+ * Delivery is at least once: if the connection drops after Redis ran the
+ * append but before the reply arrived, the retry appends the event again.
+ */
+export function createPublisher(connection: PublisherConnection, options: PublisherOptions = {}): Publisher {
+  const { client, owned } = connect(connection);
+  const writer = new RedisStreamWriter(client, options);
+  const delays = options.retryDelaysMs ?? publisherDefaults.retryDelaysMs;
+  let closed = false;
+
+  const withRetries = async <T>(what: () => Promise<T>): Promise<T> => {
+    for (let attempt = 0; ; attempt++) {
+      if (closed) throw new PublishError('closed', 'the publisher is closed', { attempts: attempt });
+      try {
+        if (owned && client.status === 'wait') await client.connect();
+        return await what();
+      } catch (error) {
+        if (error instanceof InvalidEventError) throw error;
+        if (!isConnectionError(error)) {
+          throw new PublishError('redis_error', `Redis refused the publish: ${(error as Error).message}`, {
+            cause: error,
+            attempts: attempt + 1,
+          });
+        }
+        const delay = delays[attempt];
+        if (delay === undefined) {
+          throw new PublishError(
+            'redis_unavailable',
+            `Redis unreachable after ${attempt + 1} attempt(s): ${(error as Error).message}`,
+            { cause: error, attempts: attempt + 1 },
+          );
+        }
+        await sleep(delay);
+        // A client whose own retries gave up stays down until told to connect again.
+        if (client.status === 'end' || (owned && client.status === 'wait')) client.connect().catch(() => {});
+      }
+    }
+  };
+
+  function publish(userId: string, event: AppEvent): Promise<StoredEvent>;
+  function publish<E extends EventType>(userId: string, type: E, data: EventData<E>): Promise<StoredEvent>;
+  function publish(userId: string, eventOrType: AppEvent | EventType, data?: unknown): Promise<StoredEvent> {
+    const event = (typeof eventOrType === 'string' ? { event: eventOrType, data } : eventOrType) as AppEvent;
+    return withRetries(() => writer.append(userId, event));
+  }
+
+  return {
+    publish,
+    publishMany: (items) => withRetries(() => writer.appendMany(items)),
+    close: async () => {
+      closed = true;
+      if (!owned) return;
+      // quit() on a client that never connected (or gave up) would wait for a connection first.
+      if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
+      else client.disconnect();
+    },
+  };
+}

@@ -1,0 +1,143 @@
+/** Name of the Redis function library (FUNCTION LOAD) that holds the stream functions. */
+export const LIBRARY_NAME = 'livebus';
+
+/** Names of the functions in {@link LIVEBUS_LIBRARY}, for FCALL. */
+export const functionNames = {
+  appendAndNotify: 'append_and_notify',
+  readSince: 'read_since',
+  head: 'head',
+} as const;
+
+/**
+ * The Redis 7 function library. Everything that touches a user's keys runs in
+ * here, so each step is atomic on the shard that owns the user's slot.
+ *
+ * Stream entries: id `<offset>-0` (so XRANGE by offset is exact), fields `t`
+ * (ms, Redis TIME) and `d` (the stored event JSON, as sent to subscribers).
+ * Meta hash: `e` epoch, `o` last offset, `b` sum of `#d` over retained entries.
+ *
+ * append_and_notify KEYS: stream, meta. ARGV: epoch candidate, channel,
+ *   max events, retention ms, max bytes, stream ttl ms, meta ttl ms, event JSON...
+ *   Returns { epoch, first offset, ts }.
+ * read_since KEYS: stream, meta. ARGV: epoch candidate, meta ttl ms, retention ms,
+ *   cursor epoch, cursor offset. Returns { epoch, head, 'ok' | 'gap', d... }.
+ * head KEYS: stream, meta. ARGV: epoch candidate, meta ttl ms. Returns { epoch, head }.
+ */
+export const LIVEBUS_LIBRARY = `#!lua name=${LIBRARY_NAME}
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function offset_of(id)
+  return tonumber(string.match(id, '^(%d+)'))
+end
+
+-- The user's epoch and last offset. A missing meta (first use, expiry, FLUSHALL,
+-- eviction) starts a new epoch: cursors of the old one can never match it, so
+-- they answer gap. A stream left over from the lost epoch is dropped with it.
+local function ensure_meta(stream, meta, candidate)
+  local m = redis.call('HMGET', meta, 'e', 'o')
+  if m[1] then return m[1], tonumber(m[2] or '0') end
+  redis.call('DEL', stream)
+  redis.call('HSET', meta, 'e', candidate, 'o', 0, 'b', 0)
+  return candidate, 0
+end
+
+-- Drops the oldest entries while the stream is over its count, age or byte
+-- bound, keeping 'b' exact by subtracting the size of every entry dropped.
+local function trim(stream, meta, max_events, min_ts, max_bytes)
+  local len = redis.call('XLEN', stream)
+  local bytes = tonumber(redis.call('HGET', meta, 'b') or '0')
+  local last = nil
+  local start = '-'
+  local over = true
+  while over and len > 0 do
+    local batch = redis.call('XRANGE', stream, start, '+', 'COUNT', 64)
+    if #batch == 0 then break end
+    for _, entry in ipairs(batch) do
+      local f = entry[2]
+      local t, d = tonumber(f[2]), f[4]
+      if len > max_events or bytes > max_bytes or t < min_ts then
+        len = len - 1
+        bytes = bytes - #d
+        last = offset_of(entry[1])
+      else
+        over = false
+        break
+      end
+    end
+    if last then start = '(' .. last end
+  end
+  if last then
+    redis.call('XTRIM', stream, 'MINID', string.format('%.0f', last + 1))
+    if len == 0 then bytes = 0 end
+    redis.call('HSET', meta, 'b', bytes)
+  end
+end
+
+local function append_and_notify(keys, args)
+  local stream, meta = keys[1], keys[2]
+  local channel = args[2]
+  local max_events, retention_ms, max_bytes = tonumber(args[3]), tonumber(args[4]), tonumber(args[5])
+  local stream_ttl, meta_ttl = args[6], args[7]
+  local epoch, offset = ensure_meta(stream, meta, args[1])
+  -- The stream can vanish on its own (expiry, eviction) while the meta lives on:
+  -- then nothing is retained any more and 'b' must say so.
+  if redis.call('EXISTS', stream) == 0 then redis.call('HSET', meta, 'b', 0) end
+  local ts = now_ms()
+  local ts_s = string.format('%.0f', ts)
+  local first = offset + 1
+  local added = 0
+  for i = 8, #args do
+    offset = offset + 1
+    local off_s = string.format('%.0f', offset)
+    -- The event JSON comes as {"event":...}; the stored form puts type, cursor
+    -- and ts first, exactly as the in-memory bus serialises an EventFrame.
+    local stored = '{"type":"event","cursor":"' .. epoch .. ':' .. off_s .. '","ts":' .. ts_s .. ',' .. string.sub(args[i], 2)
+    if max_events > 0 then
+      redis.call('XADD', stream, off_s .. '-0', 't', ts_s, 'd', stored)
+      added = added + #stored
+    end
+    redis.call('SPUBLISH', channel, stored)
+  end
+  redis.call('HSET', meta, 'o', offset)
+  if added > 0 then redis.call('HINCRBY', meta, 'b', added) end
+  trim(stream, meta, max_events, ts - retention_ms, max_bytes)
+  redis.call('PEXPIRE', stream, stream_ttl)
+  redis.call('PEXPIRE', meta, meta_ttl)
+  return { epoch, first, ts }
+end
+
+local function head(keys, args)
+  local epoch, offset = ensure_meta(keys[1], keys[2], args[1])
+  redis.call('PEXPIRE', keys[2], args[2])
+  return { epoch, offset }
+end
+
+local function read_since(keys, args)
+  local stream, meta = keys[1], keys[2]
+  local epoch, top = ensure_meta(stream, meta, args[1])
+  redis.call('PEXPIRE', meta, args[2])
+  local min_ts = now_ms() - tonumber(args[3])
+  local after = tonumber(args[5])
+  if args[4] ~= epoch or after > top then return { epoch, top, 'gap' } end
+  if after == top then return { epoch, top, 'ok' } end
+  local entries = redis.call('XRANGE', stream, string.format('%.0f', after + 1) .. '-0', string.format('%.0f', top) .. '-0')
+  -- The entry right after the cursor must still be there (and not past the
+  -- retention age), else the client missed events: gap, never a partial replay.
+  local first = entries[1]
+  if not first or offset_of(first[1]) ~= after + 1 then return { epoch, top, 'gap' } end
+  local out = { epoch, top, 'ok' }
+  for _, entry in ipairs(entries) do
+    if tonumber(entry[2][2]) < min_ts then return { epoch, top, 'gap' } end
+    out[#out + 1] = entry[2][4]
+  end
+  return out
+end
+
+redis.register_function('append_and_notify', append_and_notify)
+redis.register_function('read_since', read_since)
+redis.register_function('head', head)
+`;

@@ -1,0 +1,61 @@
+import { type Cursor, formatCursor, parseCursor } from '@livebus/protocol';
+import { newEpoch } from './epoch';
+import { userKeys } from './keys';
+import { LivebusFunctions } from './livebus-functions';
+import { functionNames } from './livebus-library';
+import type { RedisClient } from './redis-client';
+import type { StoredEvent } from './redis-stream-writer';
+import { type ResolvedRetention, type RetentionOptions, resolveRetention } from './retention';
+
+/** What a resuming reader gets: the events after its cursor, or `gap`. `cursor` is the stream's head. */
+export type StreamRead =
+  | { status: 'resumed'; events: StoredEvent[]; cursor: Cursor }
+  | { status: 'gap'; events: []; cursor: Cursor };
+
+/**
+ * Reads users' Redis streams for resume. Both reads create the user's epoch when
+ * it is missing (atomically, in the Lua function): a head handed to a fresh
+ * session must still be the same epoch when that session later resumes from it.
+ */
+export class RedisStreamReader {
+  readonly #fns: LivebusFunctions;
+  readonly #r: ResolvedRetention;
+
+  constructor(client: RedisClient, options: RetentionOptions = {}) {
+    this.#fns = new LivebusFunctions(client);
+    this.#r = resolveRetention(options);
+  }
+
+  /** The cursor of the user's latest event (`<epoch>:0` for a stream with none yet). */
+  async head(userId: string): Promise<Cursor> {
+    const k = userKeys(userId);
+    const [epoch, offset] = (await this.#fns.call(
+      functionNames.head,
+      [k.stream, k.meta],
+      [newEpoch(), this.#r.metaTtlMs],
+    )) as [string, number];
+    return formatCursor(epoch, Number(offset));
+  }
+
+  /** Events after `afterCursor`, or `gap` when some are gone or the cursor is of another epoch. */
+  async readSince(userId: string, afterCursor: Cursor): Promise<StreamRead> {
+    const at = parseCursor(afterCursor);
+    const k = userKeys(userId);
+    const reply = (await this.#fns.call(
+      functionNames.readSince,
+      [k.stream, k.meta],
+      [
+        newEpoch(),
+        this.#r.metaTtlMs,
+        this.#r.retentionMs,
+        // An unparseable cursor gets an epoch no stream has ('' is never generated).
+        at?.epoch ?? '',
+        at?.offset ?? 0,
+      ],
+    )) as [string, number, 'ok' | 'gap', ...string[]];
+    const [epoch, top, status, ...data] = reply;
+    const cursor = formatCursor(epoch, Number(top));
+    if (status === 'gap') return { status: 'gap', events: [], cursor };
+    return { status: 'resumed', events: data.map((d) => JSON.parse(d) as StoredEvent), cursor };
+  }
+}

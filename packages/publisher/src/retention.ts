@@ -1,0 +1,43 @@
+/** How much of each user's stream Redis keeps for resume. */
+export interface RetentionOptions {
+  /** Events kept per user for resume; 0 keeps none (live delivery only). @default 1_000 */
+  retentionEvents?: number;
+  /** Age after which an event is no longer replayed (ms). @default 300_000 */
+  retentionMs?: number;
+  /** Bytes of stored event JSON kept per user; the oldest go first. @default 1_048_576 */
+  retentionBytes?: number;
+  /**
+   * How long a user's epoch and offset outlive the user's last event or read
+   * (ms), on top of the stream's own expiry. A session that resumes within it
+   * continues its cursor; later, the user gets a new epoch and the cursor a gap.
+   * Never shorter than the stream's expiry. @default 86_400_000
+   */
+  epochTtlMs?: number;
+}
+
+/** Defaults of {@link RetentionOptions}, the same as the gateway's STREAM_RETENTION_*. */
+export const retentionDefaults = {
+  retentionEvents: 1_000,
+  retentionMs: 300_000,
+  retentionBytes: 1_048_576,
+  epochTtlMs: 86_400_000,
+} satisfies Required<RetentionOptions>;
+
+/**
+ * Added to the retention age for the stream's PEXPIRE: the stream of an idle
+ * user vanishes by itself, but not while its newest events may still be replayed.
+ */
+export const STREAM_EXPIRY_MARGIN_MS = 60_000;
+
+/** Retention with defaults applied and the expiries derived from it. */
+export interface ResolvedRetention extends Required<RetentionOptions> {
+  streamTtlMs: number;
+  metaTtlMs: number;
+}
+
+/** Applies the defaults and derives the key expiries. */
+export function resolveRetention(options: RetentionOptions = {}): ResolvedRetention {
+  const r = { ...retentionDefaults, ...options };
+  const streamTtlMs = r.retentionMs + STREAM_EXPIRY_MARGIN_MS;
+  return { ...r, streamTtlMs, metaTtlMs: Math.max(streamTtlMs, r.epochTtlMs) };
+}

@@ -1,0 +1,151 @@
+import { parseCursor } from '@livebus/protocol';
+import {
+  type RedisClusterHandle,
+  type RedisServerHandle,
+  startRedisCluster,
+  startRedisServer,
+} from '@livebus/test-support';
+import { Cluster, Redis } from 'ioredis';
+import { createPublisher, InvalidEventError, PublishError, RedisStreamReader, userKeys } from '../src';
+
+const progress = (percent: number) => ({
+  event: 'task.progress_update' as const,
+  data: { task_id: 't1', status: 'running' as const, progress: percent },
+});
+
+let server: RedisServerHandle;
+let admin: Redis;
+beforeAll(async () => {
+  server = await startRedisServer();
+  admin = new Redis(server.url);
+});
+afterAll(async () => {
+  admin.disconnect();
+  await server.stop();
+});
+
+describe('createPublisher (standalone Redis)', () => {
+  it('publish and publishMany return the stored events with consecutive cursors', async () => {
+    const p = createPublisher({ redisUrl: server.url });
+    const a = await p.publish('pub-u1', progress(10));
+    const b = await p.publish('pub-u1', 'task.progress_update', { task_id: 't1', status: 'running', progress: 20 });
+    expect(a).toMatchObject({ type: 'event', event: 'task.progress_update', data: { progress: 10 } });
+    expect(parseCursor(b.cursor)).toEqual({ epoch: parseCursor(a.cursor)?.epoch, offset: 2 });
+    const many = await p.publishMany([
+      { userId: 'pub-u1', event: progress(30) },
+      { userId: 'pub-u2', event: progress(1) },
+      { userId: 'pub-u1', event: progress(40) },
+    ]);
+    expect(many.map((e) => parseCursor(e.cursor)?.offset)).toEqual([3, 1, 4]);
+    const read = await new RedisStreamReader(admin).readSince('pub-u1', a.cursor);
+    expect(read).toEqual({ status: 'resumed', events: [b, many[0], many[2]], cursor: many[2]?.cursor });
+    await expect(p.publish('pub-u1', { event: 'nope', data: {} } as never)).rejects.toBeInstanceOf(InvalidEventError);
+    await p.close();
+  });
+
+  it('sets the stream to expire after the retention age and the epoch later, and keeps the byte count exact', async () => {
+    const p = createPublisher({ redis: admin }, { retentionMs: 10_000, retentionBytes: 4_096, epochTtlMs: 120_000 });
+    const big = (i: number) => ({
+      event: 'session.notice' as const,
+      data: { level: 'info' as const, message: `${i}${'x'.repeat(1_500)}` },
+    });
+    const stored = [];
+    for (let i = 0; i < 5; i++) stored.push(await p.publish('pub-ttl', big(i)));
+    const k = userKeys('pub-ttl');
+    const streamTtl = await admin.pttl(k.stream);
+    expect(streamTtl).toBeGreaterThan(60_000);
+    expect(streamTtl).toBeLessThanOrEqual(70_000);
+    expect(await admin.pttl(k.meta)).toBeGreaterThan(110_000);
+    // 4 KB hold two of these; 'b' is the exact sum of what is left.
+    const left = (await admin.xrange(k.stream, '-', '+')).map(([, f]) => f[3] as string);
+    expect(left).toHaveLength(2);
+    expect(Number(await admin.hget(k.meta, 'b'))).toBe(left.reduce((n, d) => n + Buffer.byteLength(d), 0));
+    expect(left.map((d) => JSON.parse(d).cursor)).toEqual([stored[3]?.cursor, stored[4]?.cursor]);
+    await p.close();
+  });
+
+  it('reloads the Lua library after FUNCTION FLUSH', async () => {
+    const p = createPublisher({ redis: admin });
+    await p.publish('pub-flush', progress(1));
+    await admin.call('FUNCTION', 'FLUSH');
+    const after = await p.publish('pub-flush', progress(2));
+    expect(parseCursor(after.cursor)?.offset).toBe(2);
+    await p.close();
+  });
+
+  it('retries through a restart of Redis within the retry window, then succeeds', async () => {
+    const p = createPublisher({ redisUrl: server.url });
+    await p.publish('pub-restart', progress(1));
+    await server.kill();
+    const started = Date.now();
+    const publishing = p.publish('pub-restart', progress(2));
+    setTimeout(() => void server.restart(), 1_500);
+    const stored = await publishing;
+    // The restarted server is empty: a new epoch, offset 1.
+    expect(parseCursor(stored.cursor)?.offset).toBe(1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+    await p.close();
+    admin.disconnect();
+    admin = new Redis(server.url);
+  }, 20_000);
+
+  it('rejects with PublishError redis_unavailable once every retry failed (1 s, 2 s, 4 s)', async () => {
+    const p = createPublisher({ redisUrl: server.url });
+    await server.kill();
+    const started = Date.now();
+    try {
+      const error = await p.publish('pub-down', progress(1)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(PublishError);
+      expect(error).toMatchObject({ name: 'PublishError', code: 'redis_unavailable', attempts: 4 });
+      expect((error as PublishError).cause).toBeInstanceOf(Error);
+      const took = Date.now() - started;
+      expect(took).toBeGreaterThanOrEqual(7_000);
+      expect(took).toBeLessThan(12_000);
+    } finally {
+      await p.close();
+      await server.restart();
+      admin.disconnect();
+      admin = new Redis(server.url);
+    }
+  }, 20_000);
+
+  it('retryDelaysMs shrinks the window', async () => {
+    const p = createPublisher({ redisUrl: 'redis://127.0.0.1:1' }, { retryDelaysMs: [50] });
+    await expect(p.publish('pub-none', progress(1))).rejects.toMatchObject({ code: 'redis_unavailable', attempts: 2 });
+    await p.close();
+  });
+});
+
+describe('createPublisher (Redis Cluster)', () => {
+  let cluster: RedisClusterHandle;
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+  }, 60_000);
+  afterAll(() => cluster.stop());
+
+  it('publishes to users in different slots, the keys of each in one slot', async () => {
+    const p = createPublisher({ redisUrl: cluster.url, cluster: true });
+    const users = Array.from({ length: 12 }, (_, i) => `cluster-user-${i}`);
+    const out = await p.publishMany(users.map((userId) => ({ userId, event: progress(5) })));
+    expect(out.map((e) => parseCursor(e.cursor)?.offset)).toEqual(users.map(() => 1));
+    const seed = new Cluster(cluster.nodes);
+    try {
+      const slots = new Set<string>();
+      for (const u of users) {
+        const node = (await seed.cluster('KEYSLOT', userKeys(u).stream)) as number;
+        slots.add(String(node));
+        expect(await seed.xlen(userKeys(u).stream)).toBe(1);
+      }
+      expect(slots.size).toBeGreaterThan(1);
+      const reader = new RedisStreamReader(seed);
+      const read = await reader.readSince(users[0] as string, `${parseCursor(out[0]?.cursor ?? '')?.epoch}:0`);
+      expect(read).toMatchObject({ status: 'resumed', events: [out[0]] });
+    } finally {
+      seed.disconnect();
+      await p.close();
+    }
+  });
+});
