@@ -40,6 +40,8 @@ export interface ConsumerEvents {
   /** Continuity was lost (events after `lastCursor` are gone): refetch state. */
   gap: { lastCursor: Cursor | undefined; cursor: Cursor };
   notice: NoticeFrame;
+  /** The gateway accepted a fresh token (sent in-band after `token_expiring`): the session now lasts until `expiresAtMs`. */
+  token_refreshed: { expiresAtMs: number | undefined };
   /** Errors that do not stop the client (a throwing handler) and the fatal one that does. */
   error: Error;
 }
@@ -63,13 +65,17 @@ type Socket = WebSocketLike;
  *                          |   +---- close ------+--> reconnecting --timer--> connecting
  *                          |                                 |
  *   any --close() / fatal close code--> closed <-------------+
+ *
+ * While open, `notice token_expiring` → getToken() → `auth` frame on the same
+ * socket → `notice token_refreshed`: the state does not change.
  */
 
 /**
  * The livebus client. Reconnects forever with jittered backoff, detects dead
  * peers (ping every 20 s, dead after 60 s of silence, with a grace for
  * throttled timers), resumes from the last event cursor so handlers see every
- * event exactly once and in order, and offers typed `rpc()` and `on()`.
+ * event exactly once and in order, refreshes its token without reconnecting,
+ * and offers typed `rpc()` and `on()`.
  *
  * Pieces: {@link Heartbeat} (ping timer and watchdog), {@link CallQueue}
  * (pending RPCs), {@link groupedListener} (batched handlers). This class owns
@@ -176,7 +182,7 @@ export class BusConsumer {
     this.#setState('closed');
   }
 
-  /** Listens to client events (`state`, `open`, `close`, `gap`, `notice`, `error`). */
+  /** Listens to client events (`state`, `open`, `close`, `gap`, `notice`, `token_refreshed`, `error`). */
   onClient<K extends keyof ConsumerEvents>(event: K, listener: (payload: ConsumerEvents[K]) => void): () => void {
     return this.#emitter.on(event, listener);
   }
@@ -300,10 +306,15 @@ export class BusConsumer {
     }, this.#o.handshakeTimeoutMs);
   }
 
+  /** The token for a hello or an `auth` frame: from `getToken` when configured, else the static one. */
+  async #token(): Promise<string | undefined> {
+    return this.#o.getToken ? await this.#o.getToken() : this.#o.token;
+  }
+
   async #sendHello(id: number, socket: Socket): Promise<void> {
     let token: string | undefined;
     try {
-      token = this.#o.getToken ? await this.#o.getToken() : this.#o.token;
+      token = await this.#token();
     } catch (error) {
       this.#emitter.emit('error', toError(error));
       return this.#abort(id, CloseCode.AuthFailed, 'auth_failed');
@@ -323,6 +334,27 @@ export class BusConsumer {
         ...(hasProtocolPing(socket) ? {} : { app_ping: true }),
       }),
     );
+  }
+
+  /**
+   * Answers `token_expiring` with an `auth` frame on the same socket. A failure
+   * keeps the session: the gateway closes it with 4011 at the deadline and the
+   * client reconnects with a fresh token then.
+   */
+  async #refreshToken(id: number): Promise<void> {
+    let token: string | undefined;
+    try {
+      token = await this.#token();
+    } catch (error) {
+      this.#emitter.emit('error', toError(error));
+      return;
+    }
+    if (id !== this.#connId || this.#state !== 'open') return; // the session ended while we waited
+    if (!token) {
+      this.#emitter.emit('error', new Error('getToken returned no token: the session cannot be extended'));
+      return;
+    }
+    this.#send(serializeFrame({ type: 'auth', token }));
   }
 
   #onFrame(id: number, data: unknown): void {
@@ -357,9 +389,12 @@ export class BusConsumer {
     }
   }
 
-  #onNotice(_id: number, frame: NoticeFrame): void {
+  #onNotice(id: number, frame: NoticeFrame): void {
     if (frame.reconnect_after_ms !== undefined) this.#reconnectHintMs = frame.reconnect_after_ms;
     this.#emitter.emit('notice', frame);
+    // A static token cannot be refreshed: the gateway closes 4011 at the deadline.
+    if (frame.kind === 'token_expiring' && this.#o.getToken) void this.#refreshToken(id);
+    if (frame.kind === 'token_refreshed') this.#emitter.emit('token_refreshed', { expiresAtMs: frame.expires_at_ms });
   }
 
   #onWelcome(id: number, welcome: WelcomeFrame): void {
@@ -452,7 +487,8 @@ export class BusConsumer {
 
     let policy = reconnectPolicy(reason);
     if (policy === 'refresh_token') {
-      if (this.#authRetried) policy = 'stop';
+      // An expired static token cannot be replaced: a reconnect with it would only be refused (4001).
+      if (this.#authRetried || (reason === 'token_expired' && !this.#o.getToken)) policy = 'stop';
       else this.#authRetried = true;
     }
     if (policy === 'stop') {

@@ -6,11 +6,17 @@ import type { WebSocketLike } from './transport';
 export interface ConsumerOptions {
   /** The gateway's WebSocket URL, e.g. `wss://rt.example.com/ws`. */
   url: string;
-  /** A Firebase ID token or JWT, used as is on every connect. Use `getToken` for tokens that expire. */
+  /**
+   * A Firebase ID token or JWT, used as is on every connect. It cannot be
+   * refreshed: when it expires the gateway closes the session (4011) and the
+   * client stops. Use `getToken` for tokens that expire.
+   */
   token?: string;
   /**
-   * Called on every (re)connect for a fresh token, e.g. `() => auth.currentUser?.getIdToken()`.
-   * After an auth failure it is called once more before the client gives up.
+   * Called for a fresh token on every (re)connect and when the gateway says the
+   * session's token is about to expire (sent in-band, without reconnecting),
+   * e.g. `() => auth.currentUser?.getIdToken()`. After an auth failure it is
+   * called once more before the client gives up.
    */
   getToken?: () => string | undefined | Promise<string | undefined>;
   /** Only for gateways running with AUTH_MODE=none (development). */
