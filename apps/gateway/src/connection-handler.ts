@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
+  type AuthFrame,
   CloseCode,
   classifyDisconnect,
   type HelloFrame,
@@ -13,15 +14,18 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { AuthError, type Authenticator, type Principal } from './auth/authenticator';
 import type { EventBus } from './bus/event-bus';
 import type { GatewayConfig } from './config';
+import { fromWs } from './gateway-socket';
 import type { ListenersManager } from './listeners/listeners-manager';
 import type { Logger } from './logger';
 import type { DisconnectTracker } from './metrics/disconnect-tracker';
 import type { GatewayMetrics } from './metrics/prometheus';
+import { isOriginAllowed } from './origin-policy';
 import { TokenBucket } from './rate-limiter';
 import type { Dispatch } from './rpc/dispatcher';
 import { toRpcError } from './rpc/rpc-error';
 import { Connection, Session } from './session';
 import type { SessionHub } from './session-hub';
+import { TokenLifetime } from './token-lifetime';
 
 /** What the connection handler works with. */
 export interface ConnectionHandlerDeps {
@@ -41,12 +45,16 @@ export interface ConnectionHandlerDeps {
  * One connection, from upgrade to close:
  *
  *   upgrade --> handshake --hello--> authenticating --ok--> open --close--> closed
- *                  |                      |                  |
- *                  +-- bad frame: 4004    +-- bad token: 4001 +-- frames: rpc, ping
- *                  +-- no hello in time: 4002 (timer covers authenticating too)
+ *      |           |                      |                  |
+ *      |           +-- bad frame: 4004    +-- bad token: 4001 +-- frames: rpc, auth, ping, pong
+ *      |           +-- no hello in time: 4002 (timer covers authenticating too)
+ *      |           +-- other version: 4010                    +-- token expired: 4011
+ *      +-- other Origin: HTTP 403
  *
  * Frames that arrive while the token is checked are held and handled after
  * the welcome, so a client may pipeline its first calls behind its hello.
+ * Every handler runs behind a guard: an exception closes that one socket with
+ * 1011 and is logged as `ws_handler_error`; the process keeps serving.
  */
 export function createConnectionHandler(deps: ConnectionHandlerDeps) {
   const { config, logger, auth, bus, hub, listeners, dispatch, metrics, tracker } = deps;
@@ -57,29 +65,81 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     perMessageDeflate: false,
     clientTracking: false,
   });
+  const lifetime = new TokenLifetime({
+    refreshLeadMs: config.tokenRefreshLeadMs,
+    graceMs: config.tokenExpiryGraceMs,
+    onExpiring: (session, expiresAtMs) => {
+      session.connection.send({
+        type: 'notice',
+        kind: 'token_expiring',
+        message: 'token expires soon; send an auth frame with a fresh token',
+        expires_at_ms: expiresAtMs,
+      });
+    },
+    onExpired: (session) => {
+      logger.info('ws_token_expired', { uid: session.uid, session_id: session.id });
+      session.connection.close(CloseCode.TokenExpired, 'token expired', 'token_expired');
+    },
+  });
+
+  /** Last resort: whatever a handler throws ends only its own socket. */
+  function guarded(conn: Connection, where: string, run: () => void | Promise<void>): void {
+    const fail = (error: unknown) => {
+      logger.error('ws_handler_error', {
+        where,
+        uid: conn.session?.uid,
+        session_id: conn.session?.id,
+        error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+      });
+      try {
+        conn.close(CloseCode.InternalError, 'internal error');
+      } catch {
+        conn.terminate();
+      }
+    };
+    try {
+      const result = run();
+      if (result) result.catch(fail);
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  /** Why an upgrade is refused before the WebSocket opens, as an HTTP status line; undefined to accept. */
+  function upgradeRefusal(req: IncomingMessage): string | undefined {
+    if ((req.url ?? '').split('?')[0] !== '/ws') return '404 Not Found';
+    if (deps.isDraining()) return '503 Service Unavailable';
+    if (!isOriginAllowed(req.headers.origin, config.allowedOrigins)) {
+      logger.warn('ws_origin_refused', { origin: String(req.headers.origin).slice(0, 200) });
+      return '403 Forbidden';
+    }
+    return undefined;
+  }
 
   function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const path = (req.url ?? '').split('?')[0];
-    const draining = deps.isDraining();
-    if (path !== '/ws' || draining) {
-      const status = draining ? '503 Service Unavailable' : '404 Not Found';
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-      return;
+    try {
+      const refusal = upgradeRefusal(req);
+      if (refusal) {
+        socket.end(`HTTP/1.1 ${refusal}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+        return;
+      }
+      const header = req.headers.authorization;
+      const bearer = header?.startsWith('Bearer ') ? header.slice(7).trim() || undefined : undefined;
+      wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, bearer));
+    } catch (error) {
+      logger.error('ws_handler_error', { where: 'upgrade', error: String(error) });
+      socket.destroy();
     }
-    const header = req.headers.authorization;
-    const bearer = header?.startsWith('Bearer ') ? header.slice(7).trim() || undefined : undefined;
-    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, bearer));
   }
 
   function onConnection(ws: WebSocket, bearer: string | undefined): void {
     const limiter =
       config.rateLimitFramesPerS > 0 ? new TokenBucket(config.rateLimitFramesPerS, config.rateLimitBurst) : undefined;
-    const conn = new Connection(ws, bearer, limiter);
+    const conn = new Connection(fromWs(ws), bearer, limiter);
     connections.add(conn);
     conn.handshakeTimer = setTimeout(() => {
-      if (conn.phase === 'handshake' || conn.phase === 'authenticating') {
-        ws.close(CloseCode.AuthTimeout, 'auth timeout');
-      }
+      if (conn.phase === 'handshake' || conn.phase === 'authenticating')
+        conn.close(CloseCode.AuthTimeout, 'auth timeout');
     }, config.handshakeTimeoutMs);
     const touch = () => {
       conn.lastSeen = Date.now();
@@ -88,12 +148,12 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     ws.on('ping', touch);
     ws.on('message', (data, isBinary) => {
       touch();
-      onMessage(conn, data as Buffer, isBinary);
+      guarded(conn, 'message', () => onMessage(conn, data as Buffer, isBinary));
     });
     ws.on('error', () => {
       // 'close' follows; oversize frames surface here as RangeError and close with 1009.
     });
-    ws.on('close', (code, reason) => onClose(conn, code, reason.toString()));
+    ws.on('close', (code, reason) => guarded(conn, 'close', () => onClose(conn, code, reason.toString())));
   }
 
   function badFrame(conn: Connection, message: string, issues?: { path: string; message: string }[], close = false) {
@@ -101,7 +161,7 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     conn.send(
       issues ? { type: 'error', code: 'bad_frame', message, issues } : { type: 'error', code: 'bad_frame', message },
     );
-    if (close) conn.ws.close(CloseCode.BadFrame, 'bad frame');
+    if (close) conn.close(CloseCode.BadFrame, 'bad frame');
   }
 
   /**
@@ -114,17 +174,14 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
       conn.send({ type: 'error', code: 'rate_limited', message: 'too many frames; slow down' });
       logger.warn('ws_rate_limited', { uid: conn.session?.uid, session_id: conn.session?.id });
     }
-    if (conn.refused >= config.rateLimitBurst && !conn.localCloseReason) {
-      conn.localCloseReason = 'rate_limited';
-      conn.ws.close(CloseCode.RateLimited, 'rate limited');
-    }
+    if (conn.refused >= config.rateLimitBurst) conn.close(CloseCode.RateLimited, 'rate limited', 'rate_limited');
   }
 
   function onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
     if (conn.phase === 'closed') return;
     if (isBinary) {
       badFrame(conn, 'binary frames are not accepted');
-      conn.ws.close(CloseCode.UnsupportedData, 'binary frame');
+      conn.close(CloseCode.UnsupportedData, 'binary frame');
       return;
     }
     if (conn.limiter && !conn.limiter.take()) {
@@ -150,8 +207,8 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
         badFrame(conn, `this gateway speaks protocol version ${PROTOCOL_VERSION}`, [
           { path: 'v', message: `unsupported version ${frame.v}` },
         ]);
-        conn.ws.close(CloseCode.UnsupportedVersion, 'unsupported version');
-      } else void onHello(conn, frame);
+        conn.close(CloseCode.UnsupportedVersion, 'unsupported version');
+      } else guarded(conn, 'hello', () => onHello(conn, frame));
       return;
     }
     const session = conn.session;
@@ -166,7 +223,10 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
       case 'pong':
         return;
       case 'rpc':
-        void onRpc(session, frame);
+        guarded(conn, 'rpc', () => onRpc(session, frame));
+        return;
+      case 'auth':
+        guarded(conn, 'auth', () => onAuth(session, frame));
         return;
     }
   }
@@ -181,6 +241,44 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     }
   }
 
+  /** A fresh token on the open socket: same user, the session lives on; another user, close 4003. */
+  async function onAuth(session: Session, frame: AuthFrame): Promise<void> {
+    const conn = session.connection;
+    let principal: Principal;
+    try {
+      principal = await auth.authenticate({ token: frame.token });
+    } catch (error) {
+      logger.warn('ws_token_refresh_failed', {
+        uid: session.uid,
+        session_id: session.id,
+        reason: error instanceof AuthError ? error.reason : 'error',
+        error: error instanceof Error ? error.message : String(error),
+      });
+      // The session keeps its current deadline: the client may try again until then.
+      conn.send({ type: 'error', code: 'not_authenticated', message: 'the fresh token was refused' });
+      return;
+    }
+    if (conn.session !== session || conn.phase !== 'open') return;
+    if (principal.uid !== session.uid) {
+      logger.warn('ws_token_refresh_failed', { uid: session.uid, session_id: session.id, reason: 'other_user' });
+      conn.close(CloseCode.Forbidden, 'forbidden');
+      return;
+    }
+    session.principal = principal;
+    lifetime.track(session);
+    logger.info('ws_token_refreshed', {
+      uid: session.uid,
+      session_id: session.id,
+      expires_at_ms: principal.expiresAtMs,
+    });
+    conn.send({
+      type: 'notice',
+      kind: 'token_refreshed',
+      message: 'token refreshed',
+      ...(principal.expiresAtMs === undefined ? {} : { expires_at_ms: principal.expiresAtMs }),
+    });
+  }
+
   async function authenticate(conn: Connection, hello: HelloFrame): Promise<Principal | undefined> {
     try {
       return await auth.authenticate({ token: hello.token ?? conn.bearer, userId: hello.user_id });
@@ -191,7 +289,7 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
       } else {
         logger.error('ws_auth_failed', { reason: 'error', error: String(error) });
       }
-      conn.ws.close(CloseCode.AuthFailed, 'auth failed');
+      conn.close(CloseCode.AuthFailed, 'auth failed');
       return undefined;
     }
   }
@@ -199,16 +297,16 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
   async function onHello(conn: Connection, hello: HelloFrame): Promise<void> {
     conn.phase = 'authenticating';
     const principal = await authenticate(conn, hello);
-    if (!principal || conn.phase !== 'authenticating' || conn.ws.readyState !== conn.ws.OPEN) return;
+    if (!principal || conn.phase !== 'authenticating' || !conn.socket.isOpen) return;
     if (deps.isDraining()) {
-      conn.ws.close(CloseCode.ServiceRestart, 'service restart');
+      conn.close(CloseCode.ServiceRestart, 'service restart');
       return;
     }
     const uid = principal.uid;
     const sessionId = hello.session_id ?? randomUUID();
     const replaced = hub.get(uid, sessionId);
     if (!replaced && hub.countOf(uid) >= config.maxSessionsPerUser) {
-      conn.ws.close(CloseCode.TooManySessions, 'too many sessions');
+      conn.close(CloseCode.TooManySessions, 'too many sessions');
       return;
     }
 
@@ -216,14 +314,16 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     const session = new Session(sessionId, principal, hello.route ?? '', conn, lastCursor);
     conn.session = session;
     conn.phase = 'open';
+    conn.appPing = hello.app_ping === true;
     clearTimeout(conn.handshakeTimer);
     const subscribed = hub.add(session);
+    lifetime.track(session);
     const attached = listeners.sessionOpened(uid, sessionId);
     if (replaced) {
       // The same tab reconnecting before its old socket timed out: the new one takes its place.
       // Opened before closed, so the user never drops to zero sessions and no detach starts.
       listeners.sessionClosed(uid, sessionId);
-      replaced.connection.ws.close(CloseCode.Replaced, 'replaced');
+      replaced.connection.close(CloseCode.Replaced, 'replaced');
     }
     logger.info('ws_connect', { uid, session_id: sessionId, service: principal.service, resume_from: lastCursor });
 
@@ -250,10 +350,10 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
       for (const event of backlog) hub.deliver(session, event);
     } catch (error) {
       logger.error('ws_resume_error', { uid, session_id: sessionId, error: String(error) });
-      conn.ws.close(CloseCode.InternalError, 'internal error');
+      conn.close(CloseCode.InternalError, 'internal error');
       return;
     }
-    for (const early of conn.early.splice(0)) onMessage(conn, early, false);
+    for (const early of conn.early.splice(0)) guarded(conn, 'message', () => onMessage(conn, early, false));
     await attached;
   }
 
@@ -269,21 +369,26 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
       logger.info('ws_disconnect', { code, reason, type, authenticated: false });
       return;
     }
+    lifetime.untrack(session);
     tracker.record(session.uid, type);
     logger.info('ws_disconnect', { uid: session.uid, session_id: session.id, code, reason, type });
     // A replaced session is no longer the hub's: its successor already took over its listeners.
     if (hub.remove(session)) listeners.sessionClosed(session.uid, session.id);
   }
 
-  /** Pings every socket and terminates those silent for longer than the ping timeout. */
+  /**
+   * Pings every socket and terminates those silent for longer than the ping
+   * timeout. Clients that cannot see protocol pings (browsers) also get a `ping`
+   * frame: their liveness then does not depend on their own, possibly throttled, timers.
+   */
   function heartbeat(): void {
     const now = Date.now();
     for (const conn of connections) {
       if (now - conn.lastSeen > config.pingTimeoutMs) {
-        conn.localCloseReason = 'ping_timeout';
-        conn.ws.terminate();
-      } else if (conn.ws.readyState === conn.ws.OPEN) {
-        conn.ws.ping();
+        conn.terminate('ping_timeout');
+      } else if (conn.socket.isOpen) {
+        conn.socket.ping();
+        if (conn.appPing && conn.phase === 'open') conn.send({ type: 'ping', ts: now });
       }
     }
   }
@@ -291,15 +396,14 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
   /** Shutdown: a notice with a jittered reconnect hint, then close 1012, to every connection. */
   function closeAll(spreadMs: number): void {
     for (const conn of connections) {
-      conn.localCloseReason = 'service_restart';
       const hint = Math.floor(Math.random() * spreadMs);
       conn.send({ type: 'notice', kind: 'shutting_down', message: 'instance is restarting', reconnect_after_ms: hint });
-      conn.ws.close(CloseCode.ServiceRestart, 'service restart');
+      conn.close(CloseCode.ServiceRestart, 'service restart', 'service_restart');
     }
   }
 
   function terminateAll(): void {
-    for (const conn of connections) conn.ws.terminate();
+    for (const conn of connections) conn.terminate();
   }
 
   return {

@@ -7,6 +7,7 @@ import type { EventBus, StoredEvent } from './bus/event-bus';
 import { MemoryEventBus } from './bus/memory-event-bus';
 import type { GatewayConfig } from './config';
 import { createConnectionHandler } from './connection-handler';
+import { enforceHeaderDeadline } from './http/header-deadline';
 import { createHttpHandler } from './http/routes';
 import type { ListenerSource } from './listeners/listener-source';
 import { ListenersManager } from './listeners/listeners-manager';
@@ -112,6 +113,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     listeners: () => listeners.counters().attached,
     workflowListeners: () => listeners.counters().workflows,
     pendingDetaches: () => listeners.counters().pendingDetaches,
+    retainedBytes: () => bus.stats().retainedBytes,
   });
   const tracker = new DisconnectTracker({ maxUsers: config.metricsMaxUsers });
   const hub = new SessionHub({
@@ -198,6 +200,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       redisStatus,
       registry,
       publish,
+      publishMany: (items) => bus.publishMany(items),
+      busStats: () => bus.stats(),
       startedAt,
       version: deps.version ?? '0.0.0',
       isDraining: () => draining,
@@ -205,6 +209,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     }),
   );
   server.on('upgrade', connections.handleUpgrade);
+  // A peer that never completes its request or upgrade is dropped within the handshake timeout.
+  enforceHeaderDeadline(server, config.handshakeTimeoutMs);
   // Keep-alive longer than the ALB's idle timeout (60 s) so the ALB, not us, closes idle HTTP connections.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
@@ -253,6 +259,12 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       timers.push(setInterval(() => tracker.sweep(), 30_000));
       for (const t of timers) t.unref();
       const address = server.address() as AddressInfo;
+      if (config.production && !config.allowedOrigins) {
+        logger.warn('gateway_config_warning', {
+          variable: 'ALLOWED_ORIGINS',
+          message: 'unset: WebSocket upgrades are accepted from any Origin; list your front-end origins',
+        });
+      }
       logger.info('gateway_listening', {
         host: address.address,
         port: address.port,

@@ -26,6 +26,14 @@ export const LOG_EVENTS = [
   'ws_resume_error',
   'listener_emit_error',
   'bus_unsubscribe_error',
+  'ws_handler_error',
+  'http_handler_error',
+  'http_auth_failed',
+  'ws_origin_refused',
+  'ws_token_refreshed',
+  'ws_token_refresh_failed',
+  'ws_token_expired',
+  'gateway_config_warning',
 ] as const;
 
 /** One of {@link LOG_EVENTS}. */

@@ -123,7 +123,7 @@ export class SessionHub {
       return;
     }
     const conn = session.connection;
-    if (conn.ws.bufferedAmount > this.#o.maxBufferedBytes) {
+    if (conn.socket.bufferedAmount > this.#o.maxBufferedBytes) {
       this.#slowConsumer(conn);
       return;
     }
@@ -135,15 +135,14 @@ export class SessionHub {
 
   #slowConsumer(conn: Connection): void {
     if (conn.localCloseReason) return;
-    conn.localCloseReason = 'slow_consumer';
     this.#o.logger.warn('ws_slow_consumer', {
       uid: conn.session?.uid,
       session_id: conn.session?.id,
-      buffered_bytes: conn.ws.bufferedAmount,
+      buffered_bytes: conn.socket.bufferedAmount,
     });
-    conn.ws.close(CloseCode.SlowConsumer, 'slow consumer');
+    conn.close(CloseCode.SlowConsumer, 'slow consumer', 'slow_consumer');
     // The close frame waits behind the full buffer; do not wait for it forever.
-    setTimeout(() => conn.ws.terminate(), 1_000).unref();
+    setTimeout(() => conn.terminate(), 1_000).unref();
   }
 
   /** Sessions per user, for /debug. */

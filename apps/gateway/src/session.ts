@@ -1,19 +1,19 @@
 import type { Cursor, DisconnectReason, ServerFrame } from '@livebus/protocol';
 import { serializeFrame } from '@livebus/protocol';
-import type { WebSocket } from 'ws';
 import type { Principal } from './auth/authenticator';
 import type { StoredEvent } from './bus/event-bus';
+import type { GatewaySocket } from './gateway-socket';
 import type { TokenBucket } from './rate-limiter';
 
 /** Why the server ended a connection, when the close code alone does not say (terminate is seen as 1006). */
 export type LocalCloseReason = Extract<
   DisconnectReason,
-  'ping_timeout' | 'slow_consumer' | 'service_restart' | 'rate_limited'
+  'ping_timeout' | 'slow_consumer' | 'service_restart' | 'rate_limited' | 'token_expired'
 >;
 
 /** State of one WebSocket connection, from upgrade to close. */
 export class Connection {
-  readonly ws: WebSocket;
+  readonly socket: GatewaySocket;
   readonly bearer: string | undefined;
   lastSeen = Date.now();
   phase: 'handshake' | 'authenticating' | 'open' | 'closed' = 'handshake';
@@ -26,9 +26,11 @@ export class Connection {
   readonly limiter: TokenBucket | undefined;
   /** Frames refused by the limiter since the last accepted one. */
   refused = 0;
+  /** The client asked for app-level `ping` frames (it cannot see protocol pings). */
+  appPing = false;
 
-  constructor(ws: WebSocket, bearer: string | undefined, limiter?: TokenBucket) {
-    this.ws = ws;
+  constructor(socket: GatewaySocket, bearer: string | undefined, limiter?: TokenBucket) {
+    this.socket = socket;
     this.bearer = bearer;
     this.limiter = limiter;
   }
@@ -39,16 +41,33 @@ export class Connection {
   }
 
   sendText(text: string): boolean {
-    if (this.ws.readyState !== this.ws.OPEN) return false;
-    this.ws.send(text);
+    if (!this.socket.isOpen) return false;
+    this.socket.send(text);
     return true;
+  }
+
+  /**
+   * The one way the server ends a connection. `local` names the reason when the
+   * code alone would not (a terminated socket is observed as 1006). The first
+   * reason given wins; the close reason on the wire never carries internal detail.
+   */
+  close(code: number, reason: string, local?: LocalCloseReason): void {
+    if (local && !this.localCloseReason) this.localCloseReason = local;
+    if (this.socket.isOpen) this.socket.close(code, reason);
+  }
+
+  /** Drops the connection without a close handshake (a dead or stuck peer). */
+  terminate(local?: LocalCloseReason): void {
+    if (local && !this.localCloseReason) this.localCloseReason = local;
+    this.socket.terminate();
   }
 }
 
 /** An authenticated connection: a user's tab or process. */
 export class Session {
   readonly id: string;
-  readonly principal: Principal;
+  /** Replaced when the client sends a fresh token for the same user (`auth` frame). */
+  principal: Principal;
   readonly route: string;
   readonly connection: Connection;
   /** Cursor of the last event written to this session; later duplicates are dropped. */

@@ -157,6 +157,30 @@ describe('AUTH_MODE=firebase (firebase-admin against an Auth emulator stub)', ()
     }
   });
 
+  it('refreshes a live session in band with a fresh ID token, and closes 4011 without one', async () => {
+    stub.users.set('fb-other', { localId: 'fb-other' });
+    const short = await startGateway(
+      { authMode: 'firebase', tokenRefreshLeadMs: 1_500, tokenExpiryGraceMs: 300 },
+      { auth: new FirebaseAuthenticator(app, 'livebus_service') },
+    );
+    try {
+      const c = new TestClient(short.url);
+      await c.hello({ token: unsignedIdToken(project, 'fb-user', {}, 2) });
+      await c.next('notice', (n) => n.kind === 'token_expiring', 3_000);
+      c.send({ type: 'auth', token: unsignedIdToken(project, 'fb-user', {}, 3600) });
+      const refreshed = await c.next('notice', (n) => n.kind === 'token_refreshed');
+      expect(refreshed.expires_at_ms).toBeGreaterThan(Date.now() + 3_000_000);
+      c.send({ type: 'auth', token: unsignedIdToken(project, 'fb-other') });
+      expect((await c.closed).code).toBe(CloseCode.Forbidden);
+
+      const lazy = new TestClient(short.url);
+      await lazy.hello({ token: unsignedIdToken(project, 'fb-user', {}, 2) });
+      expect((await lazy.closed).code).toBe(CloseCode.TokenExpired);
+    } finally {
+      await short.close();
+    }
+  });
+
   it('refuses a uid of 129 characters with 4001 even though the user exists, accepts 128', async () => {
     // The stub knows both users, so only the length can be the reason for a refusal. firebase-admin
     // enforces the same 128 limit on `sub` before toPrincipal sees it; the gateway's own check is

@@ -154,7 +154,8 @@ describe('resume', () => {
 
 describe('rate limiting', () => {
   it('drops frames over the limit with one rate_limited error, and closes a client that keeps flooding', async () => {
-    const t = await startGateway({ rateLimitFramesPerS: 20, rateLimitBurst: 10 });
+    // One token a second: none refills during the burst, however slow the machine is.
+    const t = await startGateway({ rateLimitFramesPerS: 1, rateLimitBurst: 10 });
     try {
       const { client } = await connectAs(t.url, 'flooder');
       for (let i = 0; i < 15; i++) client.send({ type: 'ping', ts: i });
@@ -162,7 +163,7 @@ describe('rate limiting', () => {
       await waitFor(() => client.frames.filter((f) => f.type === 'pong').length >= 9, 'pongs within the burst');
       expect(client.frames.filter((f) => f.type === 'error')).toHaveLength(1);
       // A polite pace is served again once the bucket refills.
-      await new Promise((r) => setTimeout(r, 600));
+      await new Promise((r) => setTimeout(r, 1_100));
       client.send({ type: 'ping', ts: 999 });
       await client.next('pong', (f) => f.ts === 999);
       // A flood of more than a burst into an empty bucket is closed with 4005.

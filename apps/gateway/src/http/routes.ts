@@ -1,9 +1,18 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { type AppEvent, AppEventSchema, RpcErrorCode, toFrameIssues, UserIdSchema } from '@livebus/protocol';
+import {
+  type AppEvent,
+  AppEventSchema,
+  parseJsonText,
+  protocolDefaults,
+  RpcErrorCode,
+  toFrameIssues,
+  UserIdSchema,
+} from '@livebus/protocol';
 import { z } from 'zod';
 import { AuthError, type Authenticator, type Principal } from '../auth/authenticator';
-import type { StoredEvent } from '../bus/event-bus';
+import type { EventBusStats, Publication, StoredEvent } from '../bus/event-bus';
+import { InvalidEventError } from '../bus/invalid-event-error';
 import type { GatewayConfig } from '../config';
 import type { DependencyStatus, GatewayStats } from '../gateway';
 import type { ListenerCounters } from '../listeners/listeners-manager';
@@ -27,6 +36,8 @@ export interface HttpDeps {
   redisStatus: () => DependencyStatus;
   registry: RegistryStore;
   publish: (userId: string, event: AppEvent) => Promise<StoredEvent>;
+  publishMany: (items: readonly Publication[]) => Promise<StoredEvent[]>;
+  busStats: () => EventBusStats;
   isDraining: () => boolean;
   debugSessions: () => unknown;
   startedAt: number;
@@ -34,7 +45,13 @@ export interface HttpDeps {
 }
 
 const RpcBodySchema = z.strictObject({ method: z.string().min(1), args: z.array(z.json()).default([]) });
-const PublishBodySchema = z.strictObject({ user_id: UserIdSchema, event: AppEventSchema });
+const OnePublicationSchema = z.strictObject({ user_id: UserIdSchema, event: AppEventSchema });
+/** Largest batch one `POST /publish` may carry. */
+const MAX_BATCH = 1_000;
+const PublishBatchSchema = z.strictObject({ events: z.array(OnePublicationSchema).min(1).max(MAX_BATCH) });
+/** One schema per shape, picked by the `events` key, so that issues name the exact path. */
+const publishBodySchemaFor = (body: unknown) =>
+  body !== null && typeof body === 'object' && 'events' in body ? PublishBatchSchema : OnePublicationSchema;
 
 class HttpError extends Error {
   readonly status: number;
@@ -71,11 +88,13 @@ async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown
     if (size > maxBytes) throw new HttpError(413, 'too_large', `body larger than ${maxBytes} bytes`);
     chunks.push(chunk as Buffer);
   }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new HttpError(400, 'bad_json', 'body is not valid JSON');
+  // Depth is checked before JSON.parse and the schemas see the value: hostile nesting is a 400, never a crash.
+  const parsed = parseJsonText(Buffer.concat(chunks).toString('utf8'));
+  if (parsed.ok) return parsed.value;
+  if (parsed.error.kind === 'too_deep') {
+    throw new HttpError(400, 'too_deep', `body nested deeper than ${protocolDefaults.maxJsonDepth} levels`);
   }
+  throw new HttpError(400, 'bad_json', 'body is not valid JSON');
 }
 
 /** The gateway's HTTP endpoints (everything but the /ws upgrade). */
@@ -97,7 +116,7 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
       return await deps.auth.authenticate({ token });
     } catch (error) {
       if (error instanceof AuthError) {
-        deps.logger.warn('ws_auth_failed', { transport: 'http', reason: error.reason, error: error.message });
+        deps.logger.warn('http_auth_failed', { reason: error.reason, error: error.message });
         throw new HttpError(401, 'unauthenticated', 'invalid token');
       }
       throw error;
@@ -161,6 +180,7 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
       const { jwtSecret, adminToken, redisUrl, ...safe } = config;
       send(res, 200, {
         stats: deps.stats(),
+        bus: deps.busStats(),
         ...(deps.debugSessions() as object),
         config: {
           ...safe,
@@ -192,31 +212,61 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
         if (!principal.service)
           throw new HttpError(403, RpcErrorCode.Forbidden, 'publishing needs the admin token or a service token');
       }
-      const body = PublishBodySchema.safeParse(await readJson(req, config.maxPayloadBytes));
+      const raw = await readJson(req, config.maxPayloadBytes);
+      const body = publishBodySchemaFor(raw).safeParse(raw);
       if (!body.success) {
-        throw new HttpError(400, 'invalid_event', 'body must be { user_id, event: { event, data } }', {
-          issues: toFrameIssues(body.error),
-        });
+        throw new HttpError(
+          400,
+          'invalid_event',
+          `body must be { user_id, event: { event, data } } or { events: [ { user_id, event }, ... ] } (at most ${MAX_BATCH})`,
+          { issues: toFrameIssues(body.error) },
+        );
       }
-      const stored = await deps.publish(body.data.user_id, body.data.event as AppEvent);
-      send(res, 202, { accepted: true, cursor: stored.cursor });
+      try {
+        if ('events' in body.data) {
+          const items = body.data.events.map((e) => ({ userId: e.user_id, event: e.event as AppEvent }));
+          const stored = await deps.publishMany(items);
+          send(res, 202, { accepted: true, cursors: stored.map((e) => e.cursor) });
+        } else {
+          const stored = await deps.publish(body.data.user_id, body.data.event as AppEvent);
+          send(res, 202, { accepted: true, cursor: stored.cursor });
+        }
+      } catch (error) {
+        if (error instanceof InvalidEventError) {
+          throw new HttpError(400, 'invalid_event', error.message, { issues: error.issues });
+        }
+        throw error;
+      }
     },
   };
 
   return (req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    const route = routes[`${req.method} ${path}`];
-    if (!route) {
-      send(res, 404, { error: { code: 'not_found', message: `no route ${req.method} ${path}` } });
-      return;
+    // Last resort: whatever a route throws answers only this request, and the process keeps serving.
+    const fail = (error: unknown) => {
+      if (error instanceof HttpError) {
+        if (!res.headersSent) send(res, error.status, error.body);
+        return;
+      }
+      deps.logger.error('http_handler_error', { method: req.method, path: pathOf(req), error: String(error) });
+      if (res.headersSent) res.destroy();
+      else send(res, 500, { error: { code: 'internal', message: 'internal error' } });
+    };
+    try {
+      const path = pathOf(req);
+      const route = routes[`${req.method} ${path}`];
+      if (!route) {
+        send(res, 404, { error: { code: 'not_found', message: `no route ${req.method} ${path}` } });
+        return;
+      }
+      Promise.resolve()
+        .then(() => route(req, res))
+        .catch(fail);
+    } catch (error) {
+      fail(error);
     }
-    Promise.resolve()
-      .then(() => route(req, res))
-      .catch((error: unknown) => {
-        if (res.headersSent) return;
-        if (error instanceof HttpError) return send(res, error.status, error.body);
-        deps.logger.error('rpc_error', { transport: 'http', path, error: String(error) });
-        send(res, 500, { error: { code: 'internal', message: 'internal error' } });
-      });
   };
+}
+
+function pathOf(req: IncomingMessage): string {
+  return (req.url ?? '/').split('?')[0] ?? '/';
 }

@@ -8,6 +8,8 @@ export interface GaugeSources {
   listeners: () => number;
   workflowListeners: () => number;
   pendingDetaches: () => number;
+  /** Bytes of events this process retains for resume (0 where Redis holds them). */
+  retainedBytes: () => number;
 }
 
 /** The gateway's Prometheus metrics (GET /metrics). Labels never carry user ids. */
@@ -40,6 +42,7 @@ export function createMetrics(sources: GaugeSources): GatewayMetrics {
   gauge('livebus_listeners_attached', 'Users whose listener set is attached', sources.listeners);
   gauge('livebus_workflow_listeners', 'Workflow listeners (WORKFLOW.watch)', sources.workflowListeners);
   gauge('livebus_pending_detaches', 'Users waiting for their detach delay', sources.pendingDetaches);
+  gauge('livebus_retained_bytes', 'Bytes of events retained in this process for resume', sources.retainedBytes);
   let started = false;
   return {
     registry,
