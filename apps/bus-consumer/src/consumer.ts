@@ -15,28 +15,22 @@ import {
   reconnectPolicy,
   type ServerFrame,
   serializeFrame,
-  validateRpcResult,
   type WelcomeFrame,
 } from '@livebus/protocol';
 import { type Backoff, fullJitterBackoff } from './backoff';
+import { CallQueue } from './call-queue';
 import { Emitter } from './emitter';
 import { FatalCloseError, RpcError } from './errors';
-import { type ConsumerOptions, consumerDefaults } from './options';
+import { type EventOf, type GroupOptions, groupedListener } from './grouped-handlers';
+import { Heartbeat } from './heartbeat';
+import { type ConsumerOptions, type ResolvedOptions, resolveOptions } from './options';
 import { hasProtocolPing, OPEN, type WebSocketLike } from './transport';
+
+export type { EventOf, GroupOptions } from './grouped-handlers';
+export type { ResolvedOptions } from './options';
 
 /** Connection state. Changed only by `setState`, which emits `state`. */
 export type ConsumerState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
-
-/** An event frame of type `E`. */
-export type EventOf<E extends EventType> = Extract<EventFrame, { event: E }>;
-
-/** Options for grouped handlers: events of one key collected over a window and handled as one batch. */
-export interface GroupOptions<E extends EventType> {
-  /** How long to collect after the first event of a key. */
-  groupWindowMs: number;
-  /** The key events are grouped by. @default every event of the type in one group */
-  groupBy?: (event: EventOf<E>) => string;
-}
 
 /** Events the client emits. */
 export interface ConsumerEvents {
@@ -46,6 +40,8 @@ export interface ConsumerEvents {
   /** Continuity was lost (events after `lastCursor` are gone): refetch state. */
   gap: { lastCursor: Cursor | undefined; cursor: Cursor };
   notice: NoticeFrame;
+  /** The gateway accepted a fresh token (sent in-band after `token_expiring`): the session now lasts until `expiresAtMs`. */
+  token_refreshed: { expiresAtMs: number | undefined };
   /** Errors that do not stop the client (a throwing handler) and the fatal one that does. */
   error: Error;
 }
@@ -61,21 +57,7 @@ export interface ConsumerCounters {
   rpc: { ok: number; error: number; timeout: number };
 }
 
-interface PendingCall {
-  id: number;
-  method: string;
-  frame: string;
-  resolve: (value: unknown) => void;
-  reject: (error: RpcError) => void;
-  timer: ReturnType<typeof setTimeout>;
-  sent: boolean;
-}
-
 type Socket = WebSocketLike;
-
-/** Options with every default applied. */
-export type ResolvedOptions = ConsumerOptions &
-  Required<Omit<ConsumerOptions, 'token' | 'getToken' | 'userId' | 'route' | 'lastCursor' | 'backoff' | 'WebSocket'>>;
 
 /*
  *   idle --connect()--> connecting --welcome--> open
@@ -83,20 +65,28 @@ export type ResolvedOptions = ConsumerOptions &
  *                          |   +---- close ------+--> reconnecting --timer--> connecting
  *                          |                                 |
  *   any --close() / fatal close code--> closed <-------------+
+ *
+ * While open, `notice token_expiring` → getToken() → `auth` frame on the same
+ * socket → `notice token_refreshed`: the state does not change.
  */
 
 /**
  * The livebus client. Reconnects forever with jittered backoff, detects dead
- * peers (ping every 20 s, dead after 60 s of silence), resumes from the last
- * event cursor so handlers see every event exactly once and in order, and
- * offers typed `rpc()` and `on()`.
+ * peers (ping every 20 s, dead after 60 s of silence, with a grace for
+ * throttled timers), resumes from the last event cursor so handlers see every
+ * event exactly once and in order, refreshes its token without reconnecting,
+ * and offers typed `rpc()` and `on()`.
+ *
+ * Pieces: {@link Heartbeat} (ping timer and watchdog), {@link CallQueue}
+ * (pending RPCs), {@link groupedListener} (batched handlers). This class owns
+ * the socket, the state and the one exit path of a connection, `#onSocketClose`.
  */
 export class BusConsumer {
   readonly #o: ResolvedOptions;
   readonly #emitter = new Emitter<ConsumerEvents>((error) => this.#emitter.emit('error', toError(error)));
   readonly #handlers = new Map<string, Set<(frame: EventFrame) => void>>();
   readonly #any = new Set<(frame: EventFrame) => void>();
-  readonly #calls = new Map<number, PendingCall>();
+  readonly #calls: CallQueue;
   readonly #backoff: Backoff;
   readonly #WebSocket: new (
     url: string,
@@ -107,16 +97,15 @@ export class BusConsumer {
   #connId = 0;
   #lastCursor: Cursor | undefined;
   #attempt = 0;
+  /** A refresh_token close was already retried; a welcome resets it, so only back-to-back failures stop. */
   #authRetried = false;
   #reconnectHintMs: number | undefined;
-  #lastSeen = 0;
+  /** Ping timer and watchdog of the open session. */
+  #heartbeat: Heartbeat | undefined;
   #timers: {
-    ping?: ReturnType<typeof setInterval>;
-    watchdog?: ReturnType<typeof setTimeout>;
     handshake?: ReturnType<typeof setTimeout>;
     reconnect?: ReturnType<typeof setTimeout>;
   } = {};
-  #nextId = 1;
   #welcome: WelcomeFrame | undefined;
   readonly #counters: ConsumerCounters = {
     connects: 0,
@@ -129,23 +118,14 @@ export class BusConsumer {
   };
 
   constructor(options: ConsumerOptions, defaultWebSocket?: new (url: string) => WebSocketLike) {
-    const o = { ...consumerDefaults, sessionId: randomId(), ...options };
-    if (!o.url) throw new TypeError('url is required');
-    if (o.token !== undefined && o.getToken !== undefined) throw new TypeError('pass token or getToken, not both');
-    if (o.pingTimeoutMs <= o.pingIntervalMs) {
-      throw new TypeError(
-        `pingTimeoutMs (${o.pingTimeoutMs}) must be greater than pingIntervalMs (${o.pingIntervalMs})`,
-      );
-    }
-    if (o.maxReconnectDelayMs < o.minReconnectDelayMs) {
-      throw new TypeError('maxReconnectDelayMs must be at least minReconnectDelayMs');
-    }
+    const o = resolveOptions(options, randomId);
     const WebSocketImpl = o.WebSocket ?? defaultWebSocket;
     if (!WebSocketImpl) throw new TypeError('no WebSocket implementation: pass options.WebSocket');
     this.#WebSocket = WebSocketImpl;
     this.#o = o;
     this.#backoff = o.backoff ?? fullJitterBackoff(o.minReconnectDelayMs, o.maxReconnectDelayMs);
     this.#lastCursor = o.lastCursor;
+    this.#calls = new CallQueue(o, this.#counters.rpc);
   }
 
   /** The effective options, defaults applied. */
@@ -153,6 +133,7 @@ export class BusConsumer {
     return this.#o;
   }
 
+  /** The connection state; see {@link ConsumerState}. */
   get state(): ConsumerState {
     return this.#state;
   }
@@ -167,6 +148,7 @@ export class BusConsumer {
     return this.#welcome;
   }
 
+  /** A snapshot of the counters. */
   get counters(): Readonly<ConsumerCounters> {
     return { ...this.#counters, rpc: { ...this.#counters.rpc } };
   }
@@ -196,11 +178,11 @@ export class BusConsumer {
   close(): void {
     if (this.#state === 'closed') return;
     this.#teardown(CloseCode.NormalClosure, 'client closed');
-    this.#failCalls(() => true, new RpcError('unavailable', 'client closed'));
+    this.#calls.fail('all', new RpcError('unavailable', 'client closed'));
     this.#setState('closed');
   }
 
-  /** Listens to client events (`state`, `open`, `close`, `gap`, `notice`, `error`). */
+  /** Listens to client events (`state`, `open`, `close`, `gap`, `notice`, `token_refreshed`, `error`). */
   onClient<K extends keyof ConsumerEvents>(event: K, listener: (payload: ConsumerEvents[K]) => void): () => void {
     return this.#emitter.on(event, listener);
   }
@@ -214,40 +196,23 @@ export class BusConsumer {
     handler: ((data: EventOf<E>['data'], frame: EventOf<E>) => void) | ((batch: EventOf<E>[]) => void),
     group?: GroupOptions<E>,
   ): () => void {
-    let set = this.#handlers.get(type);
-    if (!set) {
-      set = new Set();
-      this.#handlers.set(type, set);
-    }
     let listener: (frame: EventFrame) => void;
     let flushAll = () => {};
     if (group) {
-      if (!(group.groupWindowMs > 0)) throw new TypeError('groupWindowMs must be positive');
-      const batches = new Map<string, { events: EventOf<E>[]; timer: ReturnType<typeof setTimeout> }>();
-      const batchHandler = handler as (batch: EventOf<E>[]) => void;
-      const flush = (key: string) => {
-        const batch = batches.get(key);
-        if (!batch) return;
-        batches.delete(key);
-        clearTimeout(batch.timer);
-        this.#safely(() => batchHandler(batch.events));
-      };
-      flushAll = () => {
-        for (const key of [...batches.keys()]) flush(key);
-      };
-      listener = (frame) => {
-        const event = frame as EventOf<E>;
-        const key = group.groupBy ? group.groupBy(event) : '';
-        const batch = batches.get(key);
-        if (batch) batch.events.push(event);
-        else batches.set(key, { events: [event], timer: setTimeout(() => flush(key), group.groupWindowMs) });
-      };
+      ({ listener, flushAll } = groupedListener(handler as (batch: EventOf<E>[]) => void, group, (fn) =>
+        this.#safely(fn),
+      ));
     } else {
       const single = handler as (data: EventOf<E>['data'], frame: EventOf<E>) => void;
       listener = (frame) => {
         const event = frame as EventOf<E>;
         single(event.data as EventOf<E>['data'], event);
       };
+    }
+    let set = this.#handlers.get(type);
+    if (!set) {
+      set = new Set();
+      this.#handlers.set(type, set);
     }
     set.add(listener);
     return () => {
@@ -270,42 +235,8 @@ export class BusConsumer {
    * an {@link RpcError}: the gateway's code, or `timeout` / `unavailable` locally.
    */
   rpc<M extends RpcMethod>(method: M, ...args: RpcParams<M>): Promise<RpcResult<M>> {
-    return new Promise<RpcResult<M>>((resolve, reject) => {
-      if (this.#state === 'closed') return reject(new RpcError('unavailable', 'client is closed'));
-      const open = this.#state === 'open';
-      if (!open && this.#o.whileDisconnected === 'fail') {
-        this.#counters.rpc.error++;
-        return reject(new RpcError('unavailable', 'not connected'));
-      }
-      const queued = [...this.#calls.values()].filter((c) => !c.sent).length;
-      if (!open && queued >= this.#o.maxQueuedCalls) {
-        this.#counters.rpc.error++;
-        return reject(new RpcError('unavailable', `not connected and ${queued} calls already queued`));
-      }
-      const id = this.#nextId++;
-      const call: PendingCall = {
-        id,
-        method,
-        frame: serializeFrame({ type: 'rpc', id, method, args: args as unknown[] as never }),
-        resolve: (value) => {
-          const checked = validateRpcResult(method, value);
-          if (checked.ok) resolve(checked.value as RpcResult<M>);
-          else
-            reject(
-              new RpcError('internal', `the gateway answered ${method} with an unexpected shape`, checked.error.issues),
-            );
-        },
-        reject,
-        sent: false,
-        timer: setTimeout(() => {
-          this.#calls.delete(id);
-          this.#counters.rpc.timeout++;
-          reject(new RpcError('timeout', `${method} timed out after ${this.#o.rpcTimeoutMs} ms`));
-        }, this.#o.rpcTimeoutMs),
-      };
-      this.#calls.set(id, call);
-      if (open) this.#sendCall(call);
-    });
+    if (this.#state === 'closed') return Promise.reject(new RpcError('unavailable', 'client is closed'));
+    return this.#calls.call(method, args as unknown[], this.#state === 'open', (frame) => this.#send(frame));
   }
 
   // ---- internals -------------------------------------------------------------
@@ -325,6 +256,14 @@ export class BusConsumer {
     }
   }
 
+  /** Sends on the current socket if it is open; false otherwise. */
+  #send(frame: string): boolean {
+    const socket = this.#socket;
+    if (!socket || socket.readyState !== OPEN) return false;
+    socket.send(frame);
+    return true;
+  }
+
   #open(): void {
     const id = ++this.#connId;
     this.#welcome = undefined;
@@ -341,12 +280,11 @@ export class BusConsumer {
     const current = () => id === this.#connId;
     socket.onopen = () => {
       if (!current()) return;
-      this.#lastSeen = Date.now();
       void this.#sendHello(id, socket);
     };
     socket.onmessage = (event) => {
       if (!current()) return;
-      this.#lastSeen = Date.now();
+      this.#heartbeat?.alive();
       this.#safely(() => this.#onFrame(id, event.data));
     };
     socket.onerror = () => {
@@ -358,7 +296,7 @@ export class BusConsumer {
     if (hasProtocolPing(socket)) {
       // Any sign of life counts: our pings' pongs and the gateway's own pings.
       const alive = () => {
-        if (current()) this.#lastSeen = Date.now();
+        if (current()) this.#heartbeat?.alive();
       };
       socket.on('pong', alive);
       socket.on('ping', alive);
@@ -368,10 +306,15 @@ export class BusConsumer {
     }, this.#o.handshakeTimeoutMs);
   }
 
+  /** The token for a hello or an `auth` frame: from `getToken` when configured, else the static one. */
+  async #token(): Promise<string | undefined> {
+    return this.#o.getToken ? await this.#o.getToken() : this.#o.token;
+  }
+
   async #sendHello(id: number, socket: Socket): Promise<void> {
     let token: string | undefined;
     try {
-      token = this.#o.getToken ? await this.#o.getToken() : this.#o.token;
+      token = await this.#token();
     } catch (error) {
       this.#emitter.emit('error', toError(error));
       return this.#abort(id, CloseCode.AuthFailed, 'auth_failed');
@@ -386,8 +329,32 @@ export class BusConsumer {
         ...(this.#o.userId ? { user_id: this.#o.userId } : {}),
         ...(this.#o.route !== undefined ? { route: this.#o.route } : {}),
         ...(this.#lastCursor !== undefined ? { last_cursor: this.#lastCursor } : {}),
+        // Without protocol pings our own timers are the only liveness signal, and a background
+        // tab throttles them: ask the gateway to drive liveness with `ping` frames instead.
+        ...(hasProtocolPing(socket) ? {} : { app_ping: true }),
       }),
     );
+  }
+
+  /**
+   * Answers `token_expiring` with an `auth` frame on the same socket. A failure
+   * keeps the session: the gateway closes it with 4011 at the deadline and the
+   * client reconnects with a fresh token then.
+   */
+  async #refreshToken(id: number): Promise<void> {
+    let token: string | undefined;
+    try {
+      token = await this.#token();
+    } catch (error) {
+      this.#emitter.emit('error', toError(error));
+      return;
+    }
+    if (id !== this.#connId || this.#state !== 'open') return; // the session ended while we waited
+    if (!token) {
+      this.#emitter.emit('error', new Error('getToken returned no token: the session cannot be extended'));
+      return;
+    }
+    this.#send(serializeFrame({ type: 'auth', token }));
   }
 
   #onFrame(id: number, data: unknown): void {
@@ -405,32 +372,29 @@ export class BusConsumer {
         this.#onEvent(frame);
         return;
       case 'rpc_result':
-      case 'rpc_error': {
-        const call = typeof frame.id === 'number' ? this.#calls.get(frame.id) : undefined;
-        if (!call) return; // timed out already
-        this.#calls.delete(call.id);
-        clearTimeout(call.timer);
-        if (frame.type === 'rpc_result') {
-          this.#counters.rpc.ok++;
-          call.resolve(frame.result);
-        } else {
-          this.#counters.rpc.error++;
-          call.reject(new RpcError(frame.error.code, frame.error.message, frame.error.data));
-        }
+      case 'rpc_error':
+        this.#calls.settle(frame);
         return;
-      }
       case 'notice':
-        if (frame.reconnect_after_ms !== undefined) this.#reconnectHintMs = frame.reconnect_after_ms;
-        this.#emitter.emit('notice', frame);
+        this.#onNotice(id, frame);
         return;
       case 'ping':
-        this.#socket?.send(serializeFrame(frame.ts === undefined ? { type: 'pong' } : { type: 'pong', ts: frame.ts }));
+        this.#send(serializeFrame(frame.ts === undefined ? { type: 'pong' } : { type: 'pong', ts: frame.ts }));
         return;
       case 'pong':
+        return;
       case 'error':
-        if (frame.type === 'error') this.#emitter.emit('error', new Error(`gateway: ${frame.code}: ${frame.message}`));
+        this.#emitter.emit('error', new Error(`gateway: ${frame.code}: ${frame.message}`));
         return;
     }
+  }
+
+  #onNotice(id: number, frame: NoticeFrame): void {
+    if (frame.reconnect_after_ms !== undefined) this.#reconnectHintMs = frame.reconnect_after_ms;
+    this.#emitter.emit('notice', frame);
+    // A static token cannot be refreshed: the gateway closes 4011 at the deadline.
+    if (frame.kind === 'token_expiring' && this.#o.getToken) void this.#refreshToken(id);
+    if (frame.kind === 'token_refreshed') this.#emitter.emit('token_refreshed', { expiresAtMs: frame.expires_at_ms });
   }
 
   #onWelcome(id: number, welcome: WelcomeFrame): void {
@@ -449,7 +413,7 @@ export class BusConsumer {
     this.#startHeartbeat(id);
     this.#setState('open');
     this.#emitter.emit('open', welcome);
-    for (const call of this.#calls.values()) if (!call.sent) this.#sendCall(call);
+    this.#calls.sendQueued((frame) => this.#send(frame));
   }
 
   #onEvent(frame: EventFrame): void {
@@ -465,27 +429,23 @@ export class BusConsumer {
     for (const handler of this.#any) this.#safely(() => handler(frame));
   }
 
-  #sendCall(call: PendingCall): void {
-    if (!this.#socket || this.#socket.readyState !== OPEN) return;
-    this.#socket.send(call.frame);
-    call.sent = true;
-  }
-
   #startHeartbeat(id: number): void {
     const socket = this.#socket;
     if (!socket) return;
-    this.#timers.ping = setInterval(() => {
-      if (id !== this.#connId || socket.readyState !== OPEN) return;
-      if (hasProtocolPing(socket)) socket.ping();
-      else socket.send(serializeFrame({ type: 'ping', ts: Date.now() }));
-    }, this.#o.pingIntervalMs);
-    const watch = () => {
-      if (id !== this.#connId) return;
-      const silentMs = Date.now() - this.#lastSeen;
-      if (silentMs >= this.#o.pingTimeoutMs) this.#abort(id, CloseCode.PingTimeout, 'ping_timeout');
-      else this.#timers.watchdog = setTimeout(watch, this.#o.pingTimeoutMs - silentMs);
-    };
-    this.#timers.watchdog = setTimeout(watch, this.#o.pingTimeoutMs);
+    this.#heartbeat = new Heartbeat({
+      pingIntervalMs: this.#o.pingIntervalMs,
+      pingTimeoutMs: this.#o.pingTimeoutMs,
+      lateWakeupGraceMs: this.#o.lateWakeupGraceMs,
+      ping: () => {
+        if (id !== this.#connId || socket.readyState !== OPEN) return;
+        if (hasProtocolPing(socket)) socket.ping();
+        else socket.send(serializeFrame({ type: 'ping', ts: Date.now() }));
+      },
+      dead: () => {
+        if (id === this.#connId) this.#abort(id, CloseCode.PingTimeout, 'ping_timeout');
+      },
+    });
+    this.#heartbeat.start();
   }
 
   /** Ends the current socket from our side (dead peer, handshake timeout) and handles it like a close. */
@@ -498,10 +458,10 @@ export class BusConsumer {
 
   #teardown(code: number, reason: string): void {
     this.#connId++; // every callback of the old socket is now stale
-    for (const t of Object.values(this.#timers)) {
-      clearTimeout(t);
-      clearInterval(t);
-    }
+    this.#heartbeat?.stop();
+    this.#heartbeat = undefined;
+    clearTimeout(this.#timers.handshake);
+    clearTimeout(this.#timers.reconnect);
     this.#timers = {};
     const socket = this.#socket;
     this.#socket = undefined;
@@ -515,16 +475,6 @@ export class BusConsumer {
     }
   }
 
-  #failCalls(which: (c: PendingCall) => boolean, error: RpcError): void {
-    for (const call of [...this.#calls.values()]) {
-      if (!which(call)) continue;
-      this.#calls.delete(call.id);
-      clearTimeout(call.timer);
-      this.#counters.rpc.error++;
-      call.reject(error);
-    }
-  }
-
   /** The one exit path of a connection: classify, then reconnect, refresh the token, or stop. */
   #onSocketClose(id: number, code: number, rawReason: string): void {
     if (id !== this.#connId || this.#state === 'closed') return;
@@ -533,16 +483,17 @@ export class BusConsumer {
     this.#counters.lastCloseCode = code;
     this.#counters.lastCloseReason = reason;
     // Calls already sent may or may not have run: fail them rather than risk running them twice.
-    this.#failCalls((c) => c.sent, new RpcError('unavailable', 'connection lost before the answer'));
+    this.#calls.fail('sent', new RpcError('unavailable', 'connection lost before the answer'));
 
     let policy = reconnectPolicy(reason);
     if (policy === 'refresh_token') {
-      if (this.#authRetried) policy = 'stop';
+      // An expired static token cannot be replaced: a reconnect with it would only be refused (4001).
+      if (this.#authRetried || (reason === 'token_expired' && !this.#o.getToken)) policy = 'stop';
       else this.#authRetried = true;
     }
     if (policy === 'stop') {
       this.#emitter.emit('close', { code, reason, willReconnect: false });
-      this.#failCalls(() => true, new RpcError('unavailable', `client stopped: ${reason}`));
+      this.#calls.fail('all', new RpcError('unavailable', `client stopped: ${reason}`));
       this.#setState('closed');
       this.#emitter.emit('error', new FatalCloseError(code, reason));
       return;

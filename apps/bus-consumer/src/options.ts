@@ -6,11 +6,17 @@ import type { WebSocketLike } from './transport';
 export interface ConsumerOptions {
   /** The gateway's WebSocket URL, e.g. `wss://rt.example.com/ws`. */
   url: string;
-  /** A Firebase ID token or JWT, used as is on every connect. Use `getToken` for tokens that expire. */
+  /**
+   * A Firebase ID token or JWT, used as is on every connect. It cannot be
+   * refreshed: when it expires the gateway closes the session (4011) and the
+   * client stops. Use `getToken` for tokens that expire.
+   */
   token?: string;
   /**
-   * Called on every (re)connect for a fresh token, e.g. `() => auth.currentUser?.getIdToken()`.
-   * After an auth failure it is called once more before the client gives up.
+   * Called for a fresh token on every (re)connect and when the gateway says the
+   * session's token is about to expire (sent in-band, without reconnecting),
+   * e.g. `() => auth.currentUser?.getIdToken()`. After an auth failure it is
+   * called once more before the client gives up.
    */
   getToken?: () => string | undefined | Promise<string | undefined>;
   /** Only for gateways running with AUTH_MODE=none (development). */
@@ -23,6 +29,14 @@ export interface ConsumerOptions {
   pingIntervalMs?: number;
   /** Declare the gateway dead after this long without hearing from it. @default 60_000 */
   pingTimeoutMs?: number;
+  /**
+   * When the watchdog runs late (more than `pingIntervalMs / 2` after it was
+   * due: a throttled background tab, a sleeping machine) and finds the gateway
+   * silent, it pings and waits this long for any frame before declaring the
+   * gateway dead. 0 declares it dead at once.
+   * @default Math.min(pingIntervalMs, 5_000)
+   */
+  lateWakeupGraceMs?: number;
   /** Ceiling of the first reconnect delay. @default 500 */
   minReconnectDelayMs?: number;
   /** Largest reconnect delay. @default 30_000 */
@@ -45,7 +59,7 @@ export interface ConsumerOptions {
   ) => WebSocketLike;
 }
 
-/** Defaults of {@link ConsumerOptions}. */
+/** Defaults of {@link ConsumerOptions}; `lateWakeupGraceMs` depends on `pingIntervalMs`, see {@link resolveOptions}. */
 export const consumerDefaults = {
   pingIntervalMs: protocolDefaults.pingIntervalMs,
   pingTimeoutMs: protocolDefaults.pingTimeoutMs,
@@ -56,3 +70,30 @@ export const consumerDefaults = {
   whileDisconnected: 'queue',
   maxQueuedCalls: 100,
 } satisfies Partial<ConsumerOptions>;
+
+/** Options with every default applied. */
+export type ResolvedOptions = ConsumerOptions &
+  Required<Omit<ConsumerOptions, 'token' | 'getToken' | 'userId' | 'route' | 'lastCursor' | 'backoff' | 'WebSocket'>>;
+
+/** Applies the defaults and refuses contradicting options with a `TypeError`. */
+export function resolveOptions(options: ConsumerOptions, sessionId: () => string): ResolvedOptions {
+  const merged = { ...consumerDefaults, ...options };
+  const o: ResolvedOptions = {
+    ...merged,
+    sessionId: options.sessionId ?? sessionId(),
+    lateWakeupGraceMs: options.lateWakeupGraceMs ?? Math.min(merged.pingIntervalMs, 5_000),
+  };
+  if (!o.url) throw new TypeError('url is required');
+  if (o.token !== undefined && o.getToken !== undefined) throw new TypeError('pass token or getToken, not both');
+  if (!(o.pingIntervalMs > 0)) throw new TypeError(`pingIntervalMs must be positive (got ${o.pingIntervalMs})`);
+  if (o.pingTimeoutMs <= o.pingIntervalMs) {
+    throw new TypeError(`pingTimeoutMs (${o.pingTimeoutMs}) must be greater than pingIntervalMs (${o.pingIntervalMs})`);
+  }
+  if (!(o.lateWakeupGraceMs >= 0) || !Number.isFinite(o.lateWakeupGraceMs)) {
+    throw new TypeError(`lateWakeupGraceMs must be a finite number >= 0 (got ${o.lateWakeupGraceMs})`);
+  }
+  if (o.maxReconnectDelayMs < o.minReconnectDelayMs) {
+    throw new TypeError('maxReconnectDelayMs must be at least minReconnectDelayMs');
+  }
+  return o;
+}

@@ -20,6 +20,10 @@ export interface NodeSocketExtras {
   on(event: 'pong' | 'ping', listener: () => void): unknown;
 }
 
+/**
+ * Whether the socket can send protocol pings and see the peer's (`ws` in Node). Browsers'
+ * cannot: such a client asks the gateway for app-level `ping` frames (`hello.app_ping`).
+ */
 export function hasProtocolPing(socket: WebSocketLike): socket is WebSocketLike & NodeSocketExtras {
   const s = socket as Partial<NodeSocketExtras>;
   return typeof s.ping === 'function' && typeof s.on === 'function' && typeof s.terminate === 'function';

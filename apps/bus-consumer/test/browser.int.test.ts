@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitFor } from '@livebus/test-support';
+import { startTcpProxy, waitFor } from '@livebus/test-support';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { type GatewayHandle, numbered, startGateway } from './helpers';
 
@@ -122,4 +122,131 @@ describe('the browser build in headless Chromium', () => {
     );
     expect(reconnects).toBe(1);
   });
+
+  it('in a throttled background tab: no false ping timeout, and a dead gateway is still detected', async () => {
+    // Chrome runs a hidden tab's timers about once a minute. Scaled down: every timer of the page fires
+    // only at the next multiple of ALIGN_MS, while both sides ping every 300 ms with a 900 ms timeout.
+    const ALIGN_MS = 2_000;
+    const PING = { pingIntervalMs: 300, pingTimeoutMs: 900 };
+    const gw = await startGateway(PING);
+    const proxy = await startTcpProxy(gw.port);
+    const tab = await browser.newPage();
+    type Page = {
+      client: { state: string; counters: { reconnects: number; lastCloseReason?: string } };
+      closes: Array<{ reason: string; at: number }>;
+      serverPings: number[];
+      received: string[];
+    };
+    // Runs `fn` in the page on its globals (serialized, so it closes over nothing).
+    const read = <T>(fn: (w: Page) => T): Promise<T> => tab.evaluate(`(${fn.toString()})(globalThis)`) as Promise<T>;
+    try {
+      await tab.addInitScript((align: number) => {
+        const w = globalThis as unknown as Record<string, unknown>;
+        const realSetTimeout = globalThis.setTimeout.bind(globalThis);
+        const realClearTimeout = globalThis.clearTimeout.bind(globalThis);
+        /** Delay until the first multiple of `align` at or after `ms` from now. */
+        const aligned = (ms: number | undefined) => {
+          const now = Date.now();
+          return Math.ceil((now + Math.max(0, ms ?? 0)) / align) * align - now;
+        };
+        // Intervals become chains of aligned timeouts, with ids apart from the real ones.
+        const intervals = new Map<number, ReturnType<typeof setTimeout>>();
+        let nextInterval = 1_000_000_000;
+        w.setTimeout = (fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) =>
+          realSetTimeout(fn, aligned(ms), ...args);
+        w.setInterval = (fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+          const id = nextInterval++;
+          const tick = () => {
+            intervals.set(id, realSetTimeout(tick, aligned(ms)));
+            fn(...args);
+          };
+          intervals.set(id, realSetTimeout(tick, aligned(ms)));
+          return id;
+        };
+        const clear = (id: number | undefined) => {
+          const interval = id === undefined ? undefined : intervals.get(id);
+          if (interval !== undefined && id !== undefined) {
+            realClearTimeout(interval);
+            intervals.delete(id);
+          } else realClearTimeout(id);
+        };
+        w.clearTimeout = clear;
+        w.clearInterval = clear;
+        // Record the gateway's app-level pings (network events are not throttled, timers are).
+        const serverPings: number[] = [];
+        w.serverPings = serverPings;
+        const Native = (globalThis as unknown as { WebSocket: typeof WebSocket }).WebSocket;
+        w.WebSocket = class extends Native {
+          constructor(url: string | URL, protocols?: string | string[]) {
+            super(url, protocols);
+            this.addEventListener('message', (e) => {
+              if ((JSON.parse(String(e.data)) as { type: string }).type === 'ping') serverPings.push(Date.now());
+            });
+          }
+        };
+      }, ALIGN_MS);
+      await tab.goto(web.url);
+
+      // The page's timers really are aligned.
+      const firedAt = await tab.evaluate(() => new Promise<number>((r) => setTimeout(() => r(Date.now()), 10)));
+      expect(firedAt % ALIGN_MS).toBeLessThan(100);
+
+      await tab.evaluate(
+        ({ url, ping }) => {
+          const w = globalThis as unknown as Record<string, unknown> & { Livebus: typeof import('../src/browser') };
+          const closes: Array<{ reason: string; at: number }> = [];
+          const received: string[] = [];
+          w.closes = closes;
+          w.received = received;
+          const client = new w.Livebus.BusConsumer({
+            url,
+            userId: 'background-user',
+            minReconnectDelayMs: 20,
+            maxReconnectDelayMs: 100,
+            ...ping,
+          });
+          w.client = client;
+          client.onClient('close', (e) => closes.push({ reason: e.reason, at: Date.now() }));
+          client.on('session.notice', (d) => received.push(d.message));
+          return client.connect();
+        },
+        { url: `ws://127.0.0.1:${proxy.port}/ws`, ping: PING },
+      );
+
+      // Five simulated "minutes": the gateway's pings keep the session alive although the page's own
+      // timers run only at each alignment, later than the 900 ms timeout.
+      for (let i = 1; i <= 5; i++) {
+        await gw.gw.publish('background-user', numbered(i));
+        await new Promise((r) => setTimeout(r, ALIGN_MS));
+      }
+      expect(await read((w) => w.closes)).toEqual([]);
+      expect(await read((w) => w.client.state)).toBe('open');
+      expect(await read((w) => w.client.counters.reconnects)).toBe(0);
+      expect(await read((w) => w.received)).toEqual(['1', '2', '3', '4', '5']);
+      // The gateway drove liveness with app-level pings, every 300 ms or so.
+      expect((await read((w) => w.serverPings)).length).toBeGreaterThanOrEqual((5 * ALIGN_MS) / 300 / 2);
+
+      // Now the gateway goes silent for real (the proxy stops forwarding): detected as ping_timeout within
+      // the timeout, plus the first aligned watchdog run after it, plus the grace, whose own timer is
+      // aligned too (so it lasts up to one more period).
+      const frozenAt = Date.now();
+      proxy.freeze();
+      const grace = Math.min(PING.pingIntervalMs, 5_000);
+      const bound = PING.pingTimeoutMs + ALIGN_MS + Math.ceil(grace / ALIGN_MS) * ALIGN_MS + 500;
+      await waitFor(async () => (await read((w) => w.closes)).length > 0, 'dead gateway detected', bound + 2_000);
+      const [close] = await read((w) => w.closes);
+      expect(close?.reason).toBe('ping_timeout');
+      expect((close?.at ?? 0) - frozenAt).toBeGreaterThanOrEqual(PING.pingTimeoutMs);
+      expect((close?.at ?? 0) - frozenAt).toBeLessThanOrEqual(bound);
+
+      // And it comes back once the network does.
+      proxy.thaw();
+      proxy.dropAll();
+      await waitFor(async () => (await read((w) => w.client.state)) === 'open', 'reconnected', 15_000);
+    } finally {
+      await tab.close();
+      await proxy.close();
+      await gw.stop();
+    }
+  }, 60_000);
 });

@@ -1,0 +1,136 @@
+import {
+  type RpcErrorFrame,
+  type RpcMethod,
+  type RpcResult,
+  type RpcResultFrame,
+  serializeFrame,
+  validateRpcResult,
+} from '@livebus/protocol';
+import { RpcError } from './errors';
+
+/** RPC counters, shared with the client's `counters`. */
+export interface RpcCounters {
+  ok: number;
+  error: number;
+  timeout: number;
+}
+
+/** Limits of a {@link CallQueue}, taken from the client's options. */
+export interface CallQueueOptions {
+  rpcTimeoutMs: number;
+  whileDisconnected: 'queue' | 'fail';
+  maxQueuedCalls: number;
+}
+
+/** Sends one serialized frame on the current socket; false when no socket is open. */
+export type SendFrame = (frame: string) => boolean;
+
+interface PendingCall {
+  id: number;
+  method: string;
+  frame: string;
+  resolve: (value: unknown) => void;
+  reject: (error: RpcError) => void;
+  timer: ReturnType<typeof setTimeout>;
+  /** Sent on some socket: its outcome is unknown if that socket drops, so it is never resent. */
+  sent: boolean;
+}
+
+/**
+ * The RPC calls in flight: queued while disconnected, sent when a session
+ * opens, settled by `rpc_result` / `rpc_error`, failed on timeout or when the
+ * connection drops after sending them.
+ */
+export class CallQueue {
+  readonly #o: CallQueueOptions;
+  readonly #counters: RpcCounters;
+  readonly #calls = new Map<number, PendingCall>();
+  #nextId = 1;
+
+  constructor(options: CallQueueOptions, counters: RpcCounters) {
+    this.#o = options;
+    this.#counters = counters;
+  }
+
+  /**
+   * Registers a call and sends it at once when `open`; otherwise queues it or
+   * fails it, as `whileDisconnected` and `maxQueuedCalls` say. The result is
+   * validated against the protocol's method table.
+   */
+  call<M extends RpcMethod>(method: M, args: unknown[], open: boolean, send: SendFrame): Promise<RpcResult<M>> {
+    return new Promise<RpcResult<M>>((resolve, reject) => {
+      if (!open && this.#o.whileDisconnected === 'fail') {
+        this.#counters.error++;
+        return reject(new RpcError('unavailable', 'not connected'));
+      }
+      const queued = [...this.#calls.values()].filter((c) => !c.sent).length;
+      if (!open && queued >= this.#o.maxQueuedCalls) {
+        this.#counters.error++;
+        return reject(new RpcError('unavailable', `not connected and ${queued} calls already queued`));
+      }
+      const id = this.#nextId++;
+      const call: PendingCall = {
+        id,
+        method,
+        frame: serializeFrame({ type: 'rpc', id, method, args: args as never }),
+        resolve: (value) => {
+          const checked = validateRpcResult(method, value);
+          if (checked.ok) resolve(checked.value as RpcResult<M>);
+          else
+            reject(
+              new RpcError('internal', `the gateway answered ${method} with an unexpected shape`, checked.error.issues),
+            );
+        },
+        reject,
+        sent: false,
+        // Counted from the call, so time spent queued is included.
+        timer: setTimeout(() => {
+          this.#calls.delete(id);
+          this.#counters.timeout++;
+          reject(new RpcError('timeout', `${method} timed out after ${this.#o.rpcTimeoutMs} ms`));
+        }, this.#o.rpcTimeoutMs),
+      };
+      this.#calls.set(id, call);
+      if (open) this.#send(call, send);
+    });
+  }
+
+  /** Sends every call still queued (a session just opened). */
+  sendQueued(send: SendFrame): void {
+    for (const call of this.#calls.values()) if (!call.sent) this.#send(call, send);
+  }
+
+  /** Settles the call an answer belongs to; answers to calls that timed out are ignored. */
+  settle(frame: RpcResultFrame | RpcErrorFrame): void {
+    const call = typeof frame.id === 'number' ? this.#calls.get(frame.id) : undefined;
+    if (!call) return;
+    this.#calls.delete(call.id);
+    clearTimeout(call.timer);
+    if (frame.type === 'rpc_result') {
+      this.#counters.ok++;
+      call.resolve(frame.result);
+    } else {
+      this.#counters.error++;
+      call.reject(new RpcError(frame.error.code, frame.error.message, frame.error.data));
+    }
+  }
+
+  /**
+   * Fails the calls already sent (`'sent'`) or all of them (`'all'`). Sent calls
+   * may or may not have run when a connection drops: failing them is safer than
+   * resending and running them twice.
+   */
+  fail(which: 'sent' | 'all', error: RpcError): void {
+    for (const call of [...this.#calls.values()]) {
+      if (which === 'sent' && !call.sent) continue;
+      this.#calls.delete(call.id);
+      clearTimeout(call.timer);
+      this.#counters.error++;
+      call.reject(error);
+    }
+  }
+
+  #send(call: PendingCall, send: SendFrame): void {
+    if (send(call.frame)) call.sent = true;
+  }
+}

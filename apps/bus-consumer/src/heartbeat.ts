@@ -1,0 +1,111 @@
+/** What a {@link Heartbeat} needs: its timing and what to do when pinging or giving up. */
+export interface HeartbeatOptions {
+  /** Send a ping this often. */
+  pingIntervalMs: number;
+  /** The peer is dead after this long without a sign of life. */
+  pingTimeoutMs: number;
+  /** After a late wakeup, how long a fresh ping gets to draw any frame before the peer is declared dead. */
+  lateWakeupGraceMs: number;
+  /** Sends one ping (protocol ping or `ping` frame); the caller checks the socket is still current. */
+  ping: () => void;
+  /** Called once when the peer is dead. */
+  dead: () => void;
+  /** The clock. @default Date.now */
+  now?: () => number;
+}
+
+/**
+ * Ping timer and watchdog of one connection. The caller reports every sign of
+ * life with {@link Heartbeat.alive}; the watchdog calls `dead` after
+ * `pingTimeoutMs` of silence.
+ *
+ * Late wakeups: browsers throttle timers in background tabs (Chrome aligns them
+ * to one minute) and a sleeping laptop stops them altogether, so the watchdog
+ * may run long after it was due, and the silence it then measures may be its
+ * own fault (frames still queued behind the timer task). The rule: a watchdog
+ * that runs more than `pingIntervalMs / 2` after it was due and finds the peer
+ * silent does not give up at once; it sends a ping and gives the peer
+ * `lateWakeupGraceMs` to send any frame. If nothing arrived by the time the
+ * grace timer runs (itself possibly late), the peer is dead. A watchdog that
+ * runs on time declares a silent peer dead at once, so a dead peer is detected
+ * within `pingTimeoutMs` plus the timer's lateness plus one grace.
+ */
+export class Heartbeat {
+  readonly #o: HeartbeatOptions;
+  readonly #now: () => number;
+  #lastSeen = 0;
+  /** When the grace started (a ping was sent after a late wakeup); undefined outside a grace. */
+  #graceSince: number | undefined;
+  #pingTimer: ReturnType<typeof setInterval> | undefined;
+  #watchdog: ReturnType<typeof setTimeout> | undefined;
+  #running = false;
+
+  constructor(options: HeartbeatOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Starts pinging and watching; the connection counts as alive now. */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#lastSeen = this.#now();
+    this.#pingTimer = setInterval(() => this.#o.ping(), this.#o.pingIntervalMs);
+    this.#schedule(this.#o.pingTimeoutMs);
+  }
+
+  /** Stops both timers for good; `dead` is not called after this. */
+  stop(): void {
+    this.#running = false;
+    clearInterval(this.#pingTimer);
+    clearTimeout(this.#watchdog);
+    this.#pingTimer = undefined;
+    this.#watchdog = undefined;
+    this.#graceSince = undefined;
+  }
+
+  /** Records a sign of life: any frame, protocol ping or pong. */
+  alive(): void {
+    this.#lastSeen = this.#now();
+  }
+
+  /** Milliseconds since the last sign of life. */
+  get silentMs(): number {
+    return this.#now() - this.#lastSeen;
+  }
+
+  #schedule(delayMs: number): void {
+    const dueAt = this.#now() + delayMs;
+    this.#watchdog = setTimeout(() => this.#check(dueAt), delayMs);
+  }
+
+  #check(dueAt: number): void {
+    if (!this.#running) return;
+    const now = this.#now();
+    if (this.#graceSince !== undefined) {
+      const heard = this.#lastSeen >= this.#graceSince;
+      this.#graceSince = undefined;
+      if (!heard) {
+        this.#die();
+        return;
+      }
+      // Heard something: judge the silence again like any other wakeup.
+    }
+    const silentMs = now - this.#lastSeen;
+    if (silentMs < this.#o.pingTimeoutMs) {
+      this.#schedule(this.#o.pingTimeoutMs - silentMs);
+    } else if (now - dueAt > this.#o.pingIntervalMs / 2 && this.#o.lateWakeupGraceMs > 0) {
+      // Woke up late: the silence may be ours (throttled or suspended), so ask once more.
+      this.#graceSince = now;
+      this.#o.ping();
+      this.#schedule(this.#o.lateWakeupGraceMs);
+    } else {
+      this.#die();
+    }
+  }
+
+  #die(): void {
+    this.stop();
+    this.#o.dead();
+  }
+}

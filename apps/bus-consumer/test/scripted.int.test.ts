@@ -1,0 +1,271 @@
+// The client against a scripted gateway (a bare `ws` server speaking the protocol): token refresh and
+// app pings tested frame by frame, independently of the real gateway's timing.
+import { type ClientFrame, CloseCode, PROTOCOL_VERSION, type ServerFrame } from '@livebus/protocol';
+import { waitFor } from '@livebus/test-support';
+import WebSocket, { WebSocketServer } from 'ws';
+import { BusConsumer, FatalCloseError, type WebSocketLike } from '../src/index';
+
+interface Peer {
+  ws: WebSocket;
+  frames: ClientFrame[];
+  send(frame: ServerFrame): void;
+}
+
+/** A gateway whose every move the test makes; it only answers `hello` with `welcome` by itself. */
+async function scriptedGateway() {
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise((r) => server.once('listening', r));
+  const peers: Peer[] = [];
+  let offset = 0;
+  server.on('connection', (ws) => {
+    const peer: Peer = { ws, frames: [], send: (f) => ws.send(JSON.stringify(f)) };
+    peers.push(peer);
+    ws.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as ClientFrame;
+      peer.frames.push(frame);
+      if (frame.type === 'hello') {
+        peer.send({
+          type: 'welcome',
+          v: PROTOCOL_VERSION,
+          session_id: frame.session_id ?? 's',
+          user_id: 'u',
+          instance_id: 'scripted',
+          heartbeat: { ping_interval_ms: 20_000, ping_timeout_ms: 60_000 },
+          resume: { status: frame.last_cursor ? 'resumed' : 'fresh', cursor: `e:${offset}`, replayed: 0 },
+        });
+      }
+    });
+  });
+  return {
+    url: `ws://127.0.0.1:${(server.address() as { port: number }).port}/ws`,
+    peers,
+    last: () => peers[peers.length - 1] as Peer,
+    event: (peer: Peer, n: number) =>
+      peer.send({
+        type: 'event',
+        event: 'session.notice',
+        data: { level: 'info', message: String(n) },
+        cursor: `e:${++offset}`,
+        ts: Date.now(),
+      }),
+    close: async () => {
+      for (const ws of server.clients) ws.terminate();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+type Gw = Awaited<ReturnType<typeof scriptedGateway>>;
+const fast = { minReconnectDelayMs: 20, maxReconnectDelayMs: 100 };
+const expiring = (peer: Peer) =>
+  peer.send({ type: 'notice', kind: 'token_expiring', message: 'refresh', expires_at_ms: Date.now() + 1_000 });
+
+describe('token refresh (scripted gateway)', () => {
+  let gw: Gw;
+  let client: BusConsumer | undefined;
+  beforeEach(async () => {
+    gw = await scriptedGateway();
+  });
+  afterEach(async () => {
+    client?.close();
+    client = undefined;
+    await gw.close();
+  });
+
+  it('answers token_expiring with an auth frame on the same socket and reports token_refreshed', async () => {
+    let n = 0;
+    client = new BusConsumer({ url: gw.url, getToken: () => `token-${++n}`, ...fast });
+    const refreshed: Array<{ expiresAtMs: number | undefined }> = [];
+    const got: string[] = [];
+    client.onClient('token_refreshed', (e) => refreshed.push(e));
+    client.on('session.notice', (d) => got.push(d.message));
+    await client.connect();
+    const peer = gw.last();
+    expect(peer.frames[0]).toMatchObject({ type: 'hello', token: 'token-1' });
+    gw.event(peer, 1);
+    expiring(peer);
+    gw.event(peer, 2);
+    await waitFor(() => peer.frames.some((f) => f.type === 'auth'), 'auth frame');
+    expect(peer.frames.find((f) => f.type === 'auth')).toEqual({ type: 'auth', token: 'token-2' });
+    peer.send({ type: 'notice', kind: 'token_refreshed', message: 'ok', expires_at_ms: 1_234_567 });
+    gw.event(peer, 3);
+    await waitFor(() => refreshed.length === 1 && got.length === 3, 'token_refreshed and three events');
+    expect(refreshed).toEqual([{ expiresAtMs: 1_234_567 }]);
+    expect(got).toEqual(['1', '2', '3']);
+    expect(gw.peers).toHaveLength(1);
+    expect(client.counters.reconnects).toBe(0);
+    expect(client.state).toBe('open');
+  });
+
+  it('keeps the session when getToken throws, then reconnects at once with a fresh token on 4011, twice', async () => {
+    let n = 0;
+    let failRefresh = true;
+    client = new BusConsumer({
+      url: gw.url,
+      ...fast,
+      getToken: () => {
+        n++;
+        if (n > 1 && failRefresh) {
+          failRefresh = false;
+          throw new Error('identity provider down');
+        }
+        return `token-${n}`;
+      },
+    });
+    const errors: Error[] = [];
+    const closes: Array<{ reason: string; willReconnect: boolean; delayMs?: number }> = [];
+    client.onClient('error', (e) => errors.push(e));
+    client.onClient('close', (e) => closes.push(e));
+    await client.connect();
+    expiring(gw.last());
+    await waitFor(() => errors.length === 1, 'error from getToken');
+    expect(errors[0]?.message).toBe('identity provider down');
+    expect(client.state).toBe('open');
+    expect(gw.last().frames.some((f) => f.type === 'auth')).toBe(false);
+
+    // The gateway gives up at the deadline: the client reconnects at once with a fresh token.
+    gw.last().ws.close(CloseCode.TokenExpired, 'token_expired');
+    await waitFor(() => gw.peers.length === 2 && client?.state === 'open', 'reconnected');
+    expect(closes[0]).toEqual({
+      code: CloseCode.TokenExpired,
+      reason: 'token_expired',
+      willReconnect: true,
+      delayMs: 0,
+    });
+    expect(gw.last().frames[0]).toMatchObject({ type: 'hello', token: 'token-3' });
+
+    // A later expiry of the new session is handled the same way, not treated as a second auth failure.
+    gw.last().ws.close(CloseCode.TokenExpired, 'token_expired');
+    await waitFor(() => gw.peers.length === 3 && client?.state === 'open', 'reconnected again');
+    expect(closes.map((c) => c.willReconnect)).toEqual([true, true]);
+    expect(client.counters.reconnects).toBe(2);
+  });
+
+  it('with a static token sends no auth frame and stops on 4011 (it cannot get a fresh token)', async () => {
+    client = new BusConsumer({ url: gw.url, token: 'static', ...fast });
+    const errors: Error[] = [];
+    client.onClient('error', (e) => errors.push(e));
+    await client.connect();
+    expiring(gw.last());
+    await new Promise((r) => setTimeout(r, 100));
+    expect(gw.last().frames.map((f) => f.type)).toEqual(['hello']);
+    gw.last().ws.close(CloseCode.TokenExpired, 'token_expired');
+    await waitFor(() => client?.state === 'closed', 'stopped');
+    expect(errors.find((e) => e instanceof FatalCloseError)).toMatchObject({
+      code: CloseCode.TokenExpired,
+      reason: 'token_expired',
+    });
+    expect(gw.peers).toHaveLength(1);
+  });
+
+  it('drops a refreshed token whose socket closed while getToken was running', async () => {
+    let release: (() => void) | undefined;
+    let n = 0;
+    client = new BusConsumer({
+      url: gw.url,
+      ...fast,
+      getToken: async () => {
+        n++;
+        if (n === 2) await new Promise<void>((r) => (release = r)); // the refresh is slow
+        return `token-${n}`;
+      },
+    });
+    await client.connect();
+    const first = gw.last();
+    expiring(first);
+    await waitFor(() => release !== undefined, 'refresh started');
+    first.ws.terminate();
+    await waitFor(() => gw.peers.length === 2 && client?.state === 'open', 'reconnected');
+    release?.();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(gw.last().frames.some((f) => f.type === 'auth')).toBe(false);
+  });
+});
+
+/** A socket like the browser's: no protocol pings visible. */
+class BrowserLikeSocket implements WebSocketLike {
+  readonly #ws: WebSocket;
+  onopen: ((event: unknown) => void) | null = null;
+  onmessage: ((event: { data: unknown }) => void) | null = null;
+  onclose: ((event: { code: number; reason: string }) => void) | null = null;
+  onerror: ((event: unknown) => void) | null = null;
+  constructor(url: string) {
+    this.#ws = new WebSocket(url);
+    this.#ws.onopen = (e) => this.onopen?.(e);
+    this.#ws.onmessage = (e) => this.onmessage?.({ data: String(e.data) });
+    this.#ws.onclose = (e) => this.onclose?.({ code: e.code, reason: e.reason });
+    this.#ws.onerror = (e) => this.onerror?.(e);
+  }
+  get readyState() {
+    return this.#ws.readyState;
+  }
+  send(data: string) {
+    this.#ws.send(data);
+  }
+  close(code?: number, reason?: string) {
+    this.#ws.close(code, reason);
+  }
+}
+
+describe('app pings (scripted gateway)', () => {
+  let gw: Gw;
+  let client: BusConsumer | undefined;
+  beforeEach(async () => {
+    gw = await scriptedGateway();
+  });
+  afterEach(async () => {
+    client?.close();
+    client = undefined;
+    await gw.close();
+  });
+
+  it('asks for app pings when the socket cannot see protocol pings, and answers them', async () => {
+    client = new BusConsumer({ url: gw.url, userId: 'u', WebSocket: BrowserLikeSocket, ...fast });
+    await client.connect();
+    const peer = gw.last();
+    expect(peer.frames[0]).toMatchObject({ type: 'hello', app_ping: true });
+    peer.send({ type: 'ping', ts: 42 });
+    await waitFor(() => peer.frames.some((f) => f.type === 'pong'), 'pong');
+    expect(peer.frames.find((f) => f.type === 'pong')).toEqual({ type: 'pong', ts: 42 });
+  });
+
+  it('does not ask for them with `ws`, which sees protocol pings', async () => {
+    client = new BusConsumer({ url: gw.url, userId: 'u', ...fast });
+    await client.connect();
+    expect(gw.last().frames[0]).not.toHaveProperty('app_ping');
+  });
+
+  it('stays alive on the gateway pings alone (its own pings unanswered)', async () => {
+    client = new BusConsumer({
+      url: gw.url,
+      userId: 'u',
+      WebSocket: BrowserLikeSocket,
+      pingIntervalMs: 50,
+      pingTimeoutMs: 200,
+      ...fast,
+    });
+    await client.connect();
+    const peer = gw.last();
+    const timer = setInterval(() => peer.send({ type: 'ping', ts: Date.now() }), 50);
+    try {
+      await new Promise((r) => setTimeout(r, 800));
+      expect(client.state).toBe('open');
+      expect(client.counters.lastCloseReason).toBeUndefined();
+    } finally {
+      clearInterval(timer);
+    }
+    // Silence now: declared dead after the timeout.
+    await waitFor(() => client?.counters.lastCloseReason === 'ping_timeout', 'ping timeout', 2_000);
+  });
+});
+
+describe('options', () => {
+  it('lateWakeupGraceMs defaults to min(pingIntervalMs, 5 s) and refuses a negative value', () => {
+    expect(new BusConsumer({ url: 'ws://x/ws' }).options.lateWakeupGraceMs).toBe(5_000);
+    expect(
+      new BusConsumer({ url: 'ws://x/ws', pingIntervalMs: 300, pingTimeoutMs: 900 }).options.lateWakeupGraceMs,
+    ).toBe(300);
+    expect(() => new BusConsumer({ url: 'ws://x/ws', lateWakeupGraceMs: -1 })).toThrow(TypeError);
+    expect(() => new BusConsumer({ url: 'ws://x/ws', pingIntervalMs: 0, pingTimeoutMs: 10 })).toThrow(TypeError);
+  });
+});
