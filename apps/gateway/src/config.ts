@@ -45,6 +45,7 @@ export const EnvSchema = z.object({
   ALLOWED_ORIGINS: z.string().optional(),
   TOKEN_REFRESH_LEAD_MS: int(0).default(protocolDefaults.tokenRefreshLeadMs),
   TOKEN_EXPIRY_GRACE_MS: int(0).default(30_000),
+  INSTANCE_TTL_MS: int(300).default(30_000),
   RPC_TIMEOUT_MS: int(1).default(10_000),
   RATE_LIMIT_FRAMES_PER_S: int(0).default(100),
   RATE_LIMIT_BURST: int(1).default(200),
@@ -104,6 +105,12 @@ export interface GatewayConfig {
   tokenRefreshLeadMs: number;
   /** How long past its token's expiry a session may wait for a fresh token before close 4011. @default 30_000 */
   tokenExpiryGraceMs: number;
+  /**
+   * How long an instance's sessions stay in the fleet's presence directory after its
+   * last heartbeat (every third of it): a killed instance's sessions, and with them its
+   * users' registry sessions, are gone within this. @default 30_000
+   */
+  instanceTtlMs: number;
   rpcTimeoutMs: number;
   /** Frames a connection may send per second on average; 0 turns the limit off. @default 100 */
   rateLimitFramesPerS: number;
@@ -190,6 +197,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     allowedOrigins: origins,
     tokenRefreshLeadMs: e.TOKEN_REFRESH_LEAD_MS,
     tokenExpiryGraceMs: e.TOKEN_EXPIRY_GRACE_MS,
+    instanceTtlMs: e.INSTANCE_TTL_MS,
     rpcTimeoutMs: e.RPC_TIMEOUT_MS,
     rateLimitFramesPerS: e.RATE_LIMIT_FRAMES_PER_S,
     rateLimitBurst: e.RATE_LIMIT_BURST,

@@ -14,12 +14,14 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { AuthError, type Authenticator, type Principal } from './auth/authenticator';
 import type { EventBus } from './bus/event-bus';
 import type { GatewayConfig } from './config';
+import type { ControlMessage, InstanceChannel } from './fleet/instance-channel';
 import { fromWs } from './gateway-socket';
 import type { ListenersManager } from './listeners/listeners-manager';
 import type { Logger } from './logger';
 import type { DisconnectTracker } from './metrics/disconnect-tracker';
 import type { GatewayMetrics } from './metrics/prometheus';
 import { isOriginAllowed } from './origin-policy';
+import type { Presence, SessionEntry } from './presence/presence';
 import { TokenBucket } from './rate-limiter';
 import type { Dispatch } from './rpc/dispatcher';
 import { toRpcError } from './rpc/rpc-error';
@@ -38,6 +40,10 @@ export interface ConnectionHandlerDeps {
   dispatch: Dispatch;
   metrics: GatewayMetrics;
   tracker: DisconnectTracker;
+  /** The fleet's directory of sessions: session limits and replacement hold across instances. */
+  presence: Presence;
+  /** Orders to other instances: close a session that reconnected here. */
+  channel: InstanceChannel;
   isDraining: () => boolean;
 }
 
@@ -57,7 +63,7 @@ export interface ConnectionHandlerDeps {
  * 1011 and is logged as `ws_handler_error`; the process keeps serving.
  */
 export function createConnectionHandler(deps: ConnectionHandlerDeps) {
-  const { config, logger, auth, bus, hub, listeners, dispatch, metrics, tracker } = deps;
+  const { config, logger, auth, bus, hub, listeners, dispatch, metrics, tracker, presence, channel } = deps;
   const connections = new Set<Connection>();
   const wss = new WebSocketServer({
     noServer: true,
@@ -304,14 +310,36 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     }
     const uid = principal.uid;
     const sessionId = hello.session_id ?? randomUUID();
-    const replaced = hub.get(uid, sessionId);
-    if (!replaced && hub.countOf(uid) >= config.maxSessionsPerUser) {
+    const session = new Session(sessionId, principal, hello.route ?? '', conn, hello.last_cursor);
+    // The fleet decides, atomically: the session limit counts every instance, and a session id
+    // already held (the same tab reconnecting) is taken over wherever its old socket is.
+    let added: Awaited<ReturnType<Presence['add']>>;
+    try {
+      added = await presence.add(uid, entryOf(session), { maxSessions: config.maxSessionsPerUser });
+    } catch (error) {
+      logger.warn('presence_error', { uid, session_id: sessionId, op: 'add', error: String(error) });
+      conn.close(CloseCode.TryAgainLater, 'try again later');
+      return;
+    }
+    if (conn.phase !== 'authenticating' || !conn.socket.isOpen) {
+      // Closed while presence was written: take the entry back (fenced: a newer holder keeps it).
+      void removePresence(session);
+      return;
+    }
+    if (added.refused) {
       conn.close(CloseCode.TooManySessions, 'too many sessions');
       return;
     }
+    const replaced = hub.get(uid, sessionId);
+    if (added.replaced && added.replaced.instanceId !== config.instanceId) {
+      channel
+        .send(added.replaced.instanceId, { type: 'replace', uid, session_id: sessionId })
+        .catch((error: unknown) =>
+          logger.warn('presence_error', { uid, session_id: sessionId, op: 'replace', error: String(error) }),
+        );
+    }
 
     const lastCursor = hello.last_cursor;
-    const session = new Session(sessionId, principal, hello.route ?? '', conn, lastCursor);
     conn.session = session;
     conn.phase = 'open';
     conn.appPing = hello.app_ping === true;
@@ -372,8 +400,36 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     lifetime.untrack(session);
     tracker.record(session.uid, type);
     logger.info('ws_disconnect', { uid: session.uid, session_id: session.id, code, reason, type });
-    // A replaced session is no longer the hub's: its successor already took over its listeners.
-    if (hub.remove(session)) listeners.sessionClosed(session.uid, session.id);
+    // A replaced session is no longer the hub's: its successor already took over its listeners
+    // and its presence entry.
+    if (hub.remove(session)) {
+      void removePresence(session);
+      listeners.sessionClosed(session.uid, session.id);
+    }
+  }
+
+  function entryOf(session: Session): SessionEntry {
+    return { sessionId: session.id, instanceId: config.instanceId, route: session.route, connectedAt: Date.now() };
+  }
+
+  async function removePresence(session: Session): Promise<void> {
+    try {
+      await presence.remove(session.uid, session.id, config.instanceId);
+    } catch (error) {
+      // It expires with this instance's heartbeat lapse, after INSTANCE_TTL_MS.
+      logger.warn('presence_error', { uid: session.uid, session_id: session.id, op: 'remove', error: String(error) });
+    }
+  }
+
+  /** Another instance took over one of our sessions (same session id): close the old socket. */
+  function onControl(message: ControlMessage): void {
+    const session = hub.get(message.uid, message.session_id);
+    if (session) session.connection.close(CloseCode.Replaced, 'replaced');
+  }
+
+  /** Writes the user's sessions of this instance to presence again (their entries expired during a stall). */
+  async function reannounce(uid: string): Promise<void> {
+    for (const session of hub.sessionsOf(uid)) await presence.add(uid, entryOf(session));
   }
 
   /**
@@ -409,6 +465,8 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
   return {
     handleUpgrade,
     heartbeat,
+    onControl,
+    reannounce,
     closeAll,
     terminateAll,
     get count() {

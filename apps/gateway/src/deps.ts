@@ -4,8 +4,11 @@ import { authenticatorFor } from './auth/authenticator-for';
 import type { EventBus } from './bus/event-bus';
 import { RedisEventBus } from './bus/redis-event-bus';
 import type { GatewayConfig } from './config';
+import { RedisInstanceChannel } from './fleet/instance-channel';
+import { RedisDetachDecision } from './fleet/redis-detach-decision';
 import type { DependencyStatus, GatewayDeps } from './gateway';
 import type { Logger } from './logger';
+import { RedisPresence } from './presence/redis-presence';
 import { MemoryRegistryStore } from './registry/memory-registry-store';
 import { RedisRegistryStore } from './registry/redis-registry-store';
 import type { RegistryStore } from './registry/registry-store';
@@ -20,8 +23,9 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
   const closers: Array<() => Promise<unknown>> = [];
   let registry: RegistryStore = new MemoryRegistryStore();
   let redisStatus: () => DependencyStatus = () => 'disabled';
-  // Unset: gateway.ts makes the embedded in-memory bus.
+  // Unset: gateway.ts makes the embedded in-memory implementations.
   let bus: EventBus | undefined;
+  let fleet: Pick<GatewayDeps, 'presence' | 'detachDecision' | 'channel'> = {};
 
   if (config.redisUrl) {
     const options: RedisOptions = {
@@ -57,6 +61,12 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
       retentionMs: config.streamRetentionMs,
       retentionBytes: config.streamRetentionBytes,
     });
+    // The fleet: who holds which session, the atomic detach decision, orders between instances.
+    fleet = {
+      presence: new RedisPresence(redis, { instanceTtlMs: config.instanceTtlMs }),
+      detachDecision: new RedisDetachDecision(redis),
+      channel: new RedisInstanceChannel(redis, config.instanceId),
+    };
     redisStatus = () => (redis.status === 'ready' ? 'ok' : 'down');
     closers.push(() => redis.quit().catch(() => redis.disconnect()));
   }
@@ -78,6 +88,7 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
     logger,
     registry,
     ...(bus ? { bus } : {}),
+    ...fleet,
     auth,
     redisStatus,
     onClose: async () => {

@@ -7,6 +7,8 @@ import type { EventBus, StoredEvent } from './bus/event-bus';
 import { MemoryEventBus } from './bus/memory-event-bus';
 import type { GatewayConfig } from './config';
 import { createConnectionHandler } from './connection-handler';
+import type { DetachDecision } from './fleet/detach-decision';
+import { type InstanceChannel, LocalInstanceChannel } from './fleet/instance-channel';
 import { enforceHeaderDeadline } from './http/header-deadline';
 import { createHttpHandler } from './http/routes';
 import type { ListenerSource } from './listeners/listener-source';
@@ -14,6 +16,8 @@ import { ListenersManager } from './listeners/listeners-manager';
 import { createLogger, type Logger } from './logger';
 import { DisconnectTracker } from './metrics/disconnect-tracker';
 import { createMetrics, type GatewayMetrics } from './metrics/prometheus';
+import { MemoryPresence } from './presence/memory-presence';
+import type { Presence } from './presence/presence';
 import { MemoryRegistryStore } from './registry/memory-registry-store';
 import type { RegistryStore } from './registry/registry-store';
 import { createDispatcher, type Dispatch } from './rpc/dispatcher';
@@ -32,6 +36,16 @@ export interface GatewayDeps {
   sources?: ListenerSource[];
   /** Redis health as seen by its client; `disabled` when the gateway runs without Redis. */
   redisStatus?: () => DependencyStatus;
+  /** The fleet's directory of sessions. @default in memory: this process is the whole fleet */
+  presence?: Presence;
+  /**
+   * Decides atomically, in the store shared by the fleet, whether a user whose detach
+   * delay ran out is gone everywhere, and cleans the registry if so. @default the
+   * registry's own cleanup (one instance)
+   */
+  detachDecision?: DetachDecision;
+  /** Orders to other instances (close a replaced session). @default none: one instance */
+  channel?: InstanceChannel;
   /** Called last during shutdown (close Redis clients, Firebase apps). */
   onClose?: () => Promise<void>;
   version?: string;
@@ -90,6 +104,9 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     throw new TypeError('an AUTH_MODE=none authenticator is refused in production');
   }
   const redisStatus = deps.redisStatus ?? (() => 'disabled' as const);
+  const presence = deps.presence ?? new MemoryPresence({ instanceTtlMs: config.instanceTtlMs });
+  const channel = deps.channel ?? new LocalInstanceChannel();
+  const version = deps.version ?? '0.0.0';
   const startedAt = Date.now();
 
   let draining = false;
@@ -100,7 +117,11 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     detachDelayMs: config.detachDelayMs,
     logger,
     cleanupRegistry: (uid, detachStartedAt) =>
-      registry.cleanupUser(uid, detachStartedAt.toISOString()).then(() => 'cleaned' as const),
+      deps.detachDecision
+        ? deps.detachDecision.cleanupIfAbsent(uid)
+        : registry.cleanupUser(uid, detachStartedAt.toISOString()).then(() => 'cleaned' as const),
+    // This instance removed its own session from presence when it closed: any entry left is elsewhere.
+    presentElsewhere: async (uid) => (await presence.sessions(uid)).length > 0,
     emit: (uid, event) => {
       publish(uid, event).catch((error: unknown) => logger.error('listener_emit_error', { uid, error: String(error) }));
     },
@@ -159,8 +180,29 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     dispatch,
     metrics,
     tracker,
+    presence,
+    channel,
     isDraining: () => draining,
   });
+
+  /**
+   * The fleet heartbeat: keeps this instance's sessions alive in the presence
+   * directory (a killed instance's expire within INSTANCE_TTL_MS) and announces
+   * the instance for the cluster view. Entries that expired anyway (a stalled
+   * process) are written again.
+   */
+  async function fleetBeat(): Promise<void> {
+    try {
+      const lost = await presence.refresh(config.instanceId, hub.userIds());
+      await Promise.all(lost.map((uid) => connections.reannounce(uid)));
+      await presence.announce(
+        { id: config.instanceId, sessions: hub.sessionCount, users: hub.userCount, startedAt, version },
+        config.instanceTtlMs,
+      );
+    } catch (error) {
+      logger.warn('fleet_heartbeat_error', { error: String(error) });
+    }
+  }
 
   function heartbeat(): void {
     connections.heartbeat();
@@ -204,7 +246,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       publishMany: (items) => bus.publishMany(items),
       busStats: () => bus.stats(),
       startedAt,
-      version: deps.version ?? '0.0.0',
+      version,
+      clusterInstances: () => presence.instances(),
       isDraining: () => draining,
       debugSessions: () => ({ users: hub.describe(), pending_detaches: listeners.pendingDetaches() }),
     }),
@@ -234,7 +277,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     await withDeadline(listeners.flush(), deadline - Date.now());
     server.closeAllConnections();
     await withDeadline(closed, Math.max(0, deadline - Date.now()));
-    await Promise.allSettled([bus.close(), registry.close()]);
+    await presence.retire(config.instanceId).catch(() => {});
+    await Promise.allSettled([bus.close(), registry.close(), channel.close()]);
     await deps.onClose?.().catch(() => {});
     logger.info('gateway_shutdown_complete', { took_ms: config.shutdownGraceMs - (deadline - Date.now()) });
   }
@@ -256,7 +300,10 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
         });
       });
       metrics.start();
+      await channel.listen((message) => connections.onControl(message));
       timers.push(setInterval(heartbeat, config.pingIntervalMs));
+      timers.push(setInterval(() => void fleetBeat(), Math.max(100, Math.floor(config.instanceTtlMs / 3))));
+      void fleetBeat();
       timers.push(setInterval(() => tracker.sweep(), 30_000));
       for (const t of timers) t.unref();
       const address = server.address() as AddressInfo;

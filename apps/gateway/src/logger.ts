@@ -34,6 +34,8 @@ export const LOG_EVENTS = [
   'ws_token_refresh_failed',
   'ws_token_expired',
   'gateway_config_warning',
+  'fleet_heartbeat_error',
+  'presence_error',
 ] as const;
 
 /** One of {@link LOG_EVENTS}. */

@@ -57,6 +57,11 @@ export class SessionHub {
     return this.#users.get(userId)?.sessions.size ?? 0;
   }
 
+  /** The user's open sessions on this instance. */
+  sessionsOf(userId: string): Session[] {
+    return [...(this.#users.get(userId)?.sessions.values() ?? [])];
+  }
+
   userIds(): IterableIterator<string> {
     return this.#users.keys();
   }

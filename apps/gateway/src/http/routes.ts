@@ -19,6 +19,7 @@ import type { ListenerCounters } from '../listeners/listeners-manager';
 import type { Logger } from '../logger';
 import type { DisconnectTracker } from '../metrics/disconnect-tracker';
 import type { GatewayMetrics } from '../metrics/prometheus';
+import type { InstanceInfo } from '../presence/presence';
 import type { RegistryStore } from '../registry/registry-store';
 import type { Dispatch } from '../rpc/dispatcher';
 import { httpStatusOf, toRpcError } from '../rpc/rpc-error';
@@ -42,6 +43,8 @@ export interface HttpDeps {
   debugSessions: () => unknown;
   startedAt: number;
   version: string;
+  /** Live instances of the fleet (this one alone without Redis). */
+  clusterInstances: () => Promise<InstanceInfo[]>;
 }
 
 const RpcBodySchema = z.strictObject({ method: z.string().min(1), args: z.array(z.json()).default([]) });
@@ -174,6 +177,20 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
       const text = await deps.metrics.registry.metrics();
       res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
       res.end(text);
+    },
+    'GET /cluster': async (req, res) => {
+      requireAdmin(req);
+      const now = Date.now();
+      const instances = (await deps.clusterInstances()).map((i) => ({
+        id: i.id,
+        sessions: i.sessions,
+        users: i.users,
+        uptime_s: Math.round((now - i.startedAt) / 1000),
+        version: i.version,
+        last_seen_ms_ago: Math.max(0, now - i.lastSeen),
+        self: i.id === config.instanceId,
+      }));
+      send(res, 200, { instances });
     },
     'GET /debug': (req, res) => {
       requireAdmin(req);

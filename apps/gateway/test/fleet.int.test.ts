@@ -1,0 +1,173 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { CloseCode } from '@livebus/protocol';
+import { createPublisher } from '@livebus/publisher';
+import { freePort, type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
+import { Redis } from 'ioredis';
+import type { GatewayConfig } from '../src/config';
+import { buildDeps } from '../src/deps';
+import { connectAs, httpJson, startGateway, TestClient, type TestGateway } from './helpers';
+
+// Three gateways on one real Redis, as ECS tasks behind an ALB would be.
+let redis: RedisServerHandle;
+let admin: Redis;
+const fleet: TestGateway[] = [];
+const start = (id: string, overrides: Partial<GatewayConfig> = {}) =>
+  startGateway(
+    {
+      instanceId: id,
+      redisUrl: redis.url,
+      detachDelayMs: 400,
+      instanceTtlMs: 900,
+      maxSessionsPerUser: 2,
+      ...overrides,
+    },
+    (config, logger) => buildDeps(config, logger),
+  );
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+  admin = new Redis(redis.url);
+  fleet.push(await start('gw-a'), await start('gw-b'), await start('gw-c'));
+});
+afterAll(async () => {
+  await Promise.all(fleet.map((t) => t.close()));
+  admin.disconnect();
+  await redis.stop();
+});
+const nth = (i: number) => fleet[i] as TestGateway;
+const a = () => nth(0);
+const b = () => nth(1);
+const c = () => nth(2);
+const note = (m: string) => ({ event: 'session.notice' as const, data: { level: 'info' as const, message: m } });
+const messages = (events: { data: unknown }[]) => events.map((e) => (e.data as { message: string }).message);
+
+describe('a fleet of three gateways on one Redis', () => {
+  it('delivers an event published anywhere to every session of the user on every instance, once, in order', async () => {
+    const onA = await connectAs(a().url, 'fan');
+    const onB = await connectAs(b().url, 'fan');
+    const publisher = createPublisher({ redisUrl: redis.url });
+    try {
+      await httpJson(`${c().http}/publish`, {
+        method: 'POST',
+        body: JSON.stringify({ user_id: 'fan', event: note('1') }),
+      });
+      await publisher.publish('fan', note('2'));
+      await publisher.publishMany([
+        { userId: 'fan', event: note('3') },
+        { userId: 'someone-else', event: note('x') },
+      ]);
+      await c().gw.publish('fan', note('4'));
+      for (const s of [onA, onB]) {
+        await waitFor(() => s.client.events().length === 4, 'four events');
+        expect(messages(s.client.events())).toEqual(['1', '2', '3', '4']);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      expect(onA.client.events()).toHaveLength(4); // nothing misrouted or repeated
+    } finally {
+      await publisher.close();
+      await Promise.all([onA.client.close(), onB.client.close()]);
+    }
+  });
+
+  it('resumes on another instance with exactly what was missed, no gap', async () => {
+    const first = await connectAs(a().url, 'mover');
+    await a().gw.publish('mover', note('seen'));
+    const seen = await first.client.next('event');
+    await first.client.close();
+    for (const m of ['m1', 'm2', 'm3']) await c().gw.publish('mover', note(m));
+    const again = await connectAs(b().url, 'mover', { last_cursor: seen.cursor });
+    expect(again.welcome.resume).toMatchObject({ status: 'resumed', replayed: 3 });
+    await waitFor(() => again.client.events().length === 3, 'the replay');
+    expect(messages(again.client.events())).toEqual(['m1', 'm2', 'm3']);
+    await again.client.close();
+  });
+
+  it('a reconnect on another instance within the delay cancels the cleanup; the registry is cleaned once, when the user is gone everywhere', async () => {
+    const s1 = await connectAs(a().url, 'hopper', { session_id: 'tab' });
+    expect((await s1.client.call('REGISTRY.register_user', ['hopper', 'tab', '/x'])).type).toBe('rpc_result');
+    await s1.client.close();
+    await a().logs.waitFor('user_detach_delay_start', 'hopper');
+    const s2 = await connectAs(b().url, 'hopper', { session_id: 'tab' });
+    // A's timer runs out while the user is on B: cancelled there, nothing cleaned.
+    const cancelled = await a().logs.waitFor('user_detach_cancelled', 'hopper');
+    expect(cancelled.elsewhere).toBe(true);
+    expect(a().logs.of('REGISTRY_CLEANUP_START', 'hopper')).toEqual([]);
+    expect(await admin.hkeys('registry:user:{hopper}')).toEqual(['tab']);
+    await s2.client.close();
+    const done = await b().logs.waitFor('REGISTRY_CLEANUP_SUCCESS', 'hopper');
+    expect(done.outcome).toBe('cleaned');
+    expect(await admin.exists('registry:user:{hopper}')).toBe(0);
+    const cleanups = fleet.flatMap((t) => t.logs.of('REGISTRY_CLEANUP_START', 'hopper'));
+    expect(cleanups).toHaveLength(1);
+  });
+
+  it('holds MAX_SESSIONS_PER_USER and session replacement across instances', async () => {
+    const one = await connectAs(a().url, 'limited', { session_id: 's1' });
+    const two = await connectAs(b().url, 'limited', { session_id: 's2' });
+    const third = new TestClient(c().url);
+    await third.opened;
+    third.send({ type: 'hello', v: 1, user_id: 'limited', session_id: 's3' });
+    expect((await third.closed).code).toBe(CloseCode.TooManySessions);
+    // The same session id on another instance replaces the old socket there (4008), within the limit.
+    const moved = await connectAs(c().url, 'limited', { session_id: 's1' });
+    expect((await one.client.closed).code).toBe(CloseCode.Replaced);
+    expect(moved.welcome.session_id).toBe('s1');
+    await Promise.all([two.client.close(), moved.client.close()]);
+  });
+
+  it('lists live instances on GET /cluster', async () => {
+    await waitFor(async () => {
+      const res = await httpJson(`${a().http}/cluster`);
+      return (res.body.instances as unknown[]).length === 3 ? res : undefined;
+    }, 'three instances');
+    const res = await httpJson(`${b().http}/cluster`);
+    const ids = (res.body.instances as { id: string }[]).map((i) => i.id).sort();
+    expect(ids).toEqual(['gw-a', 'gw-b', 'gw-c']);
+    expect((res.body.instances as { self: boolean; id: string }[]).find((i) => i.self)?.id).toBe('gw-b');
+  });
+
+  it("a SIGKILLed instance's sessions and its users' registry sessions expire within INSTANCE_TTL_MS", async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [join(__dirname, '..', 'dist', 'main.js')], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        REDIS_URL: redis.url,
+        INSTANCE_ID: 'gw-doomed',
+        INSTANCE_TTL_MS: '900',
+        LOG_LEVEL: 'error',
+      },
+      stdio: 'ignore',
+    });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      await waitFor(
+        async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok,
+        'the child gateway',
+        15_000,
+        100,
+      );
+      const ghost = await connectAs(`ws://127.0.0.1:${port}/ws`, 'ghost', { session_id: 'g1' });
+      await ghost.client.call('REGISTRY.register_user', ['ghost', 'g1', '/']);
+      expect(await admin.hkeys('registry:user:{ghost}')).toEqual(['g1']);
+      child.kill('SIGKILL');
+      await exited;
+      const killedAt = Date.now();
+      await waitFor(
+        async () => (await admin.exists('registry:user:{ghost}', 'lb:{ghost}:p')) === 0,
+        'the ghost to expire',
+        3_000,
+        50,
+      );
+      expect(Date.now() - killedAt).toBeLessThan(1_900);
+      // The fleet no longer counts it: the user may open their full quota elsewhere.
+      const s1 = await connectAs(a().url, 'ghost', { session_id: 'n1' });
+      const s2 = await connectAs(b().url, 'ghost', { session_id: 'n2' });
+      await Promise.all([s1.client.close(), s2.client.close()]);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+});
