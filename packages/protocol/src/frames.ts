@@ -23,7 +23,7 @@ export const HelloFrameSchema = z.strictObject({
    * gateway can answer a version it does not speak with close 4010 rather than 4004.
    */
   v: z.number().int().positive(),
-  /** Firebase ID token or HS256 JWT, unless sent in the Authorization header. */
+  /** Firebase ID token or JWT (HS256, RS256, ES256), unless sent in the Authorization header. */
   token: z.string().min(1).max(8192).optional(),
   /** Only with `AUTH_MODE=none` (development): the user to act as. */
   user_id: UserIdSchema.optional(),
