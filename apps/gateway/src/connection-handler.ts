@@ -65,6 +65,8 @@ export interface ConnectionHandlerDeps {
 export function createConnectionHandler(deps: ConnectionHandlerDeps) {
   const { config, logger, auth, bus, hub, listeners, dispatch, metrics, tracker, presence, channel } = deps;
   const connections = new Set<Connection>();
+  /** Closed sessions still being removed from presence; shutdown waits for them before flushing detaches. */
+  const closings = new Set<Promise<void>>();
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: config.maxPayloadBytes,
@@ -403,8 +405,12 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     // A replaced session is no longer the hub's: its successor already took over its listeners
     // and its presence entry.
     if (hub.remove(session)) {
-      void removePresence(session);
-      listeners.sessionClosed(session.uid, session.id);
+      // The detach decision reads presence: this session must be gone from it before the delay starts.
+      const closing = removePresence(session).finally(() => {
+        closings.delete(closing);
+        listeners.sessionClosed(session.uid, session.id);
+      });
+      closings.add(closing);
     }
   }
 
@@ -458,6 +464,11 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     }
   }
 
+  /** Settles once every closed session has been handed to the listeners manager. */
+  async function settled(): Promise<void> {
+    while (closings.size > 0) await Promise.allSettled([...closings]);
+  }
+
   function terminateAll(): void {
     for (const conn of connections) conn.terminate();
   }
@@ -469,6 +480,7 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     reannounce,
     closeAll,
     terminateAll,
+    settled,
     get count() {
       return connections.size;
     },

@@ -120,8 +120,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       deps.detachDecision
         ? deps.detachDecision.cleanupIfAbsent(uid)
         : registry.cleanupUser(uid, detachStartedAt.toISOString()).then(() => 'cleaned' as const),
-    // This instance removed its own session from presence when it closed: any entry left is elsewhere.
-    presentElsewhere: async (uid) => (await presence.sessions(uid)).length > 0,
+    // Sessions of this instance are the manager's own count; only other instances' entries matter here.
+    presentElsewhere: async (uid) => (await presence.sessions(uid)).some((s) => s.instanceId !== config.instanceId),
     emit: (uid, event) => {
       publish(uid, event).catch((error: unknown) => logger.error('listener_emit_error', { uid, error: String(error) }));
     },
@@ -274,7 +274,10 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     const closeBy = deadline - Math.min(2_000, config.shutdownGraceMs / 2);
     while (connections.count > 0 && Date.now() < closeBy) await new Promise((r) => setTimeout(r, 20));
     connections.terminateAll();
-    await withDeadline(listeners.flush(), deadline - Date.now());
+    await withDeadline(
+      connections.settled().then(() => listeners.flush()),
+      deadline - Date.now(),
+    );
     server.closeAllConnections();
     await withDeadline(closed, Math.max(0, deadline - Date.now()));
     await presence.retire(config.instanceId).catch(() => {});
@@ -290,7 +293,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     publish,
     shutdown,
     stats,
-    idle: () => listeners.idle(),
+    idle: () => connections.settled().then(() => listeners.idle()),
     async listen() {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
