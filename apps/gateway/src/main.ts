@@ -1,5 +1,6 @@
 // The gateway's CLI: the only place that reads the environment, listens and
 // installs signal handlers.
+import { runCommand } from './cli/commands';
 import { ConfigError, loadConfig } from './config';
 import { buildDeps } from './deps';
 import { createGateway } from './gateway';
@@ -37,7 +38,19 @@ async function main(): Promise<void> {
   await gateway.listen();
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`livebus-gateway: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+// --help, --version and check print and exit; no arguments serve.
+runCommand(process.argv.slice(2))
+  .then((outcome) => {
+    if (outcome.kind === 'exit') process.exit(outcome.code);
+    if (outcome.kind === 'other') {
+      process.stderr.write(`livebus-gateway: unknown command ${outcome.command} (see livebus-gateway --help)\n`);
+      process.exit(64); // EX_USAGE
+    }
+    return main();
+  })
+  .catch((error: unknown) => {
+    process.stderr.write(
+      `livebus-gateway: failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    process.exit(1);
+  });
