@@ -3,6 +3,7 @@
 import { runCommand } from './cli/commands';
 import { ConfigError, loadConfig } from './config';
 import { buildDeps } from './deps';
+import { watchEcsStop } from './ecs/ecs-stop-watch';
 import { createGateway } from './gateway';
 import { createLogger } from './logger';
 import { VERSION } from './version';
@@ -36,6 +37,8 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 
   await gateway.listen();
+  // On ECS, drain as soon as the task is told to stop, before the ALB cuts its sockets (docs/runbook.md).
+  watchEcsStop({ metadataUri: process.env.ECS_CONTAINER_METADATA_URI_V4, onStop: () => stop('ECS_TASK_STOPPING') });
 }
 
 // --help, --version and check print and exit; no arguments serve.
