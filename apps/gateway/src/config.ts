@@ -141,7 +141,9 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
   }
   if (production && !e.ADMIN_TOKEN) problems.push('  ADMIN_TOKEN: required when NODE_ENV=production');
   // firebase-admin would start without a project and then refuse every token with no clue why.
-  const googleProject = ['GOOGLE_CLOUD_PROJECT', 'GCLOUD_PROJECT', 'GOOGLE_APPLICATION_CREDENTIALS'].some((k) => cleaned[k]);
+  const googleProject = ['GOOGLE_CLOUD_PROJECT', 'GCLOUD_PROJECT', 'GOOGLE_APPLICATION_CREDENTIALS'].some(
+    (k) => cleaned[k],
+  );
   if (e.AUTH_MODE === 'firebase' && !e.FIREBASE_PROJECT_ID && !googleProject) {
     problems.push(
       '  FIREBASE_PROJECT_ID: AUTH_MODE=firebase needs the Firebase project: set FIREBASE_PROJECT_ID (or GOOGLE_CLOUD_PROJECT, or GOOGLE_APPLICATION_CREDENTIALS naming a service-account key that carries it)',
