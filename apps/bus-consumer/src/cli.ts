@@ -75,6 +75,14 @@ async function main(): Promise<void> {
   }
   if (!values.url) fail('--url is required');
   const token = values.token ?? process.env.LIVEBUS_TOKEN;
+  const url = values.url;
+  // After the command's own arguments are checked: a wrong command line is named first.
+  const preflight = async () => {
+    if (!token && !values.user) {
+      fail('no token: pass --token TOKEN or set LIVEBUS_TOKEN (or --user USER_ID for a gateway with AUTH_MODE=none)');
+    }
+    return reachability(url);
+  };
   const common = {
     url: values.url,
     ...(token ? { token } : {}),
@@ -86,6 +94,9 @@ async function main(): Promise<void> {
     if (cursor !== undefined && !CursorSchema.safeParse(cursor).success) {
       fail('--cursor must be a cursor as printed by livebus tail, like k3x9q2:41');
     }
+    const unreachable = await preflight();
+    // tail keeps trying by design; say once why nothing arrives yet.
+    if (unreachable) process.stderr.write(`livebus: ${unreachable}; retrying\n`);
     const client = new BusConsumer({ ...common, ...(cursor !== undefined ? { lastCursor: cursor } : {}) });
     client.onAny((frame) => process.stdout.write(`${JSON.stringify(frame)}\n`));
     client.onClient('gap', (gap) => process.stderr.write(`livebus: gap: events after ${gap.lastCursor} are gone\n`));
@@ -116,6 +127,11 @@ async function main(): Promise<void> {
     } catch {
       fail('every argument after METHOD must be JSON (strings in quotes: \'"alice"\')');
     }
+    const unreachable = await preflight();
+    if (unreachable) {
+      process.stderr.write(`${JSON.stringify({ code: 'unavailable', message: unreachable })}\n`);
+      process.exit(1);
+    }
     const timeout = values.timeout === undefined ? 10_000 : Number(values.timeout);
     const client = new BusConsumer({ ...common, rpcTimeoutMs: timeout, whileDisconnected: 'queue' });
     client.onClient('error', () => {});
@@ -140,6 +156,31 @@ async function main(): Promise<void> {
     }
   }
   fail(`unknown command ${command}`);
+}
+
+/**
+ * Why the gateway behind a WebSocket URL cannot be reached at all (refused,
+ * unknown host, no answer), or undefined when something answers HTTP on its
+ * host — whatever the status, the WebSocket handshake then says more. Without
+ * this, a gateway that is not running shows up as an RPC timeout.
+ */
+async function reachability(url: string): Promise<string | undefined> {
+  let probe: URL;
+  try {
+    probe = new URL(url);
+  } catch {
+    fail(`--url is not a URL: ${url}`);
+  }
+  probe.protocol = probe.protocol === 'wss:' ? 'https:' : 'http:';
+  probe.pathname = '/healthz';
+  try {
+    await fetch(probe, { signal: AbortSignal.timeout(5_000) });
+    return undefined;
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message ?? (error as Error).message;
+    return `cannot reach the gateway at ${url} (${why}): is it running, and is the URL right?`;
+  }
 }
 
 /** Exit codes of `publish`: 2 for a wrong command line, 1 for an event or Redis that said no. */

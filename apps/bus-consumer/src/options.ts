@@ -23,7 +23,11 @@ export interface ConsumerOptions {
   userId?: string;
   /** Stable id of this tab or process. @default a random UUID per client */
   sessionId?: string;
-  /** The page or service this session serves, recorded in the registry. */
+  /**
+   * The page or service this session serves. Informational: the gateway keeps it
+   * with the session (shown on GET /debug) but does not write it to the registry;
+   * `REGISTRY.register_user(user_id, session_id, route)` does.
+   */
   route?: string;
   /** Ping the gateway this often. @default 20_000 */
   pingIntervalMs?: number;

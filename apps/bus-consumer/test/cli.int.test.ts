@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { waitFor } from '@livebus/test-support';
+import { freePort, waitFor } from '@livebus/test-support';
 import { type GatewayHandle, numbered, startGateway } from './helpers';
 
 const cli = join(__dirname, '..', 'dist', 'cli.js');
@@ -29,6 +29,30 @@ describe('livebus CLI', () => {
     expect(res.code).toBe(0);
     expect(res.stdout).toContain('livebus tail');
     expect(res.stdout).toContain('livebus rpc');
+  });
+
+  it('rpc says the gateway cannot be reached, at once, rather than timing out', async () => {
+    const started = Date.now();
+    const res = await livebus(
+      'rpc',
+      '--url',
+      `ws://127.0.0.1:${await freePort()}/ws`,
+      '--user',
+      'u',
+      'REGISTRY.get_sessions',
+      '"u"',
+    );
+    expect(res.code).toBe(1);
+    expect(JSON.parse(res.stderr)).toMatchObject({ code: 'unavailable' });
+    expect(res.stderr).toContain('ECONNREFUSED');
+    expect(res.stderr).toContain('is it running');
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('says how to give a token when none is given', async () => {
+    const res = await livebus('rpc', '--url', g.url, 'REGISTRY.get_sessions', '"u"');
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('no token: pass --token TOKEN or set LIVEBUS_TOKEN');
   });
 
   it('rpc prints the result as JSON and exits 0', async () => {

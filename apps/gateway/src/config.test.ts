@@ -97,4 +97,11 @@ describe('docs/configuration.md', () => {
     const documented = new Set([...doc.matchAll(/^\|\s*`([A-Z_]+)`\s*\|/gm)].map((m) => m[1]));
     expect(Object.keys(EnvSchema.shape).filter((name) => !documented.has(name))).toEqual([]);
   });
+
+  it('refuses AUTH_MODE=firebase without a project, and names what to set', () => {
+    expect(() => loadConfig({ AUTH_MODE: 'firebase' })).toThrow(/FIREBASE_PROJECT_ID: AUTH_MODE=firebase needs/);
+    expect(loadConfig({ AUTH_MODE: 'firebase', FIREBASE_PROJECT_ID: 'demo' }).firebaseProjectId).toBe('demo');
+    expect(() => loadConfig({ AUTH_MODE: 'firebase', GOOGLE_CLOUD_PROJECT: 'demo' })).not.toThrow();
+    expect(() => loadConfig({ AUTH_MODE: 'firebase', GOOGLE_APPLICATION_CREDENTIALS: '/key.json' })).not.toThrow();
+  });
 });

@@ -147,6 +147,15 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     problems.push('  JWT_SECRET / JWT_JWKS_URL: AUTH_MODE=jwt needs at least one of them (HS256 secret, or JWKS URL)');
   }
   if (production && !e.ADMIN_TOKEN) problems.push('  ADMIN_TOKEN: required when NODE_ENV=production');
+  // firebase-admin would start without a project and then refuse every token with no clue why.
+  const googleProject = ['GOOGLE_CLOUD_PROJECT', 'GCLOUD_PROJECT', 'GOOGLE_APPLICATION_CREDENTIALS'].some(
+    (k) => cleaned[k],
+  );
+  if (e.AUTH_MODE === 'firebase' && !e.FIREBASE_PROJECT_ID && !googleProject) {
+    problems.push(
+      '  FIREBASE_PROJECT_ID: AUTH_MODE=firebase needs the Firebase project: set FIREBASE_PROJECT_ID (or GOOGLE_CLOUD_PROJECT, or GOOGLE_APPLICATION_CREDENTIALS naming a service-account key that carries it)',
+    );
+  }
   if (e.PING_TIMEOUT_MS <= e.PING_INTERVAL_MS) {
     problems.push(`  PING_TIMEOUT_MS: must be greater than PING_INTERVAL_MS (${e.PING_INTERVAL_MS})`);
   }

@@ -1,7 +1,9 @@
 // The gateway's CLI: the only place that reads the environment, listens and
 // installs signal handlers.
+import { runCommand } from './cli/commands';
 import { ConfigError, loadConfig } from './config';
 import { buildDeps } from './deps';
+import { watchEcsStop } from './ecs/ecs-stop-watch';
 import { createGateway } from './gateway';
 import { createLogger } from './logger';
 import { VERSION } from './version';
@@ -35,9 +37,23 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 
   await gateway.listen();
+  // On ECS, drain as soon as the task is told to stop, before the ALB cuts its sockets (docs/runbook.md).
+  watchEcsStop({ metadataUri: process.env.ECS_CONTAINER_METADATA_URI_V4, onStop: () => stop('ECS_TASK_STOPPING') });
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`livebus-gateway: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+// --help, --version and check print and exit; no arguments serve.
+runCommand(process.argv.slice(2))
+  .then((outcome) => {
+    if (outcome.kind === 'exit') process.exit(outcome.code);
+    if (outcome.kind === 'other') {
+      process.stderr.write(`livebus-gateway: unknown command ${outcome.command} (see livebus-gateway --help)\n`);
+      process.exit(64); // EX_USAGE
+    }
+    return main();
+  })
+  .catch((error: unknown) => {
+    process.stderr.write(
+      `livebus-gateway: failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    process.exit(1);
+  });

@@ -23,6 +23,7 @@ import type { InstanceInfo } from '../presence/presence';
 import type { RegistryStore } from '../registry/registry-store';
 import type { Dispatch } from '../rpc/dispatcher';
 import { httpStatusOf, toRpcError } from '../rpc/rpc-error';
+import { createDashboardRoutes } from './dashboard';
 
 /** What the HTTP endpoints read from the gateway. */
 export interface HttpDeps {
@@ -45,6 +46,12 @@ export interface HttpDeps {
   version: string;
   /** Live instances of the fleet (this one alone without Redis). */
   clusterInstances: () => Promise<InstanceInfo[]>;
+  /** Firestore health (dashboard); unset: `disabled`. */
+  firestoreStatus?: () => DependencyStatus;
+  /** Firestore document reads since start (dashboard); unset: not measured. */
+  firestoreReads?: () => number;
+  /** Tasks waiting in the queue (dashboard); unset: no task queue. */
+  taskQueueDepth?: () => Promise<number>;
 }
 
 const RpcBodySchema = z.strictObject({ method: z.string().min(1), args: z.array(z.json()).default([]) });
@@ -144,6 +151,7 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
   };
 
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void> = {
+    ...createDashboardRoutes(deps, requireAdmin),
     // Liveness never fails on a dependency blip: ECS would replace every task at once.
     'GET /healthz': (_req, res) => send(res, 200, health()),
     'GET /health/liveness': (_req, res) => send(res, 200, { status: 'ok' }),

@@ -52,4 +52,19 @@ describe('DisconnectTracker', () => {
     now += 20_000; // the window moved on
     expect(t.snapshot().frequent_disconnects).toEqual([]);
   });
+
+  it('keeps disconnects by reason in 10-second buckets over the last 10 minutes', () => {
+    let now = 1_000_000;
+    const t = new DisconnectTracker({ maxUsers: 100, now: () => now });
+    t.record('a', 'abnormal_closure');
+    t.record('b', 'going_away');
+    now += 10_000;
+    t.record('a', 'abnormal_closure');
+    expect(t.history()).toEqual([
+      { start: 1_000_000, reasons: { abnormal_closure: 1, going_away: 1 } },
+      { start: 1_010_000, reasons: { abnormal_closure: 1 } },
+    ]);
+    now += 600_000; // both buckets are now older than the window
+    expect(t.history()).toEqual([]);
+  });
 });

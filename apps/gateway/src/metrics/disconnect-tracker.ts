@@ -13,6 +13,18 @@ export interface DisconnectTrackerOptions {
   now?: () => number;
 }
 
+/** Width of one bucket of {@link DisconnectTracker.history}. */
+export const HISTORY_BUCKET_MS = 10_000;
+/** Buckets kept: the last 10 minutes. */
+const HISTORY_BUCKETS = 60;
+
+/** Disconnects by reason that started within one {@link HISTORY_BUCKET_MS} bucket. */
+export interface DisconnectBucket {
+  /** Start of the bucket, ms since the epoch. */
+  start: number;
+  reasons: Partial<Record<DisconnectReason, number>>;
+}
+
 interface UserEntry {
   total: number;
   reasons: Partial<Record<DisconnectReason, number>>;
@@ -29,6 +41,7 @@ export class DisconnectTracker {
   readonly #users = new Map<string, UserEntry>();
   readonly #o: Required<DisconnectTrackerOptions>;
   readonly #totals: Partial<Record<DisconnectReason, number>> = {};
+  readonly #buckets: DisconnectBucket[] = [];
 
   constructor(options: DisconnectTrackerOptions) {
     this.#o = { maxAgeMs: 86_400_000, frequentWindowMs: 300_000, frequentThreshold: 5, now: Date.now, ...options };
@@ -45,6 +58,14 @@ export class DisconnectTracker {
     if (entry.recent.length > this.#o.frequentThreshold * 4) entry.recent.shift();
     this.#users.set(userId, entry);
     this.#totals[reason] = (this.#totals[reason] ?? 0) + 1;
+    const start = now - (now % HISTORY_BUCKET_MS);
+    let bucket = this.#buckets.at(-1);
+    if (bucket?.start !== start) {
+      bucket = { start, reasons: {} };
+      this.#buckets.push(bucket);
+      if (this.#buckets.length > HISTORY_BUCKETS) this.#buckets.shift();
+    }
+    bucket.reasons[reason] = (bucket.reasons[reason] ?? 0) + 1;
     while (this.#users.size > this.#o.maxUsers) {
       const oldest = this.#users.keys().next().value;
       if (oldest === undefined) break;
@@ -59,6 +80,15 @@ export class DisconnectTracker {
       if (entry.last >= cutoff) break;
       this.#users.delete(uid);
     }
+  }
+
+  /**
+   * Disconnects by reason over the last 10 minutes, oldest first, one entry per
+   * {@link HISTORY_BUCKET_MS}; buckets without a disconnect are absent (the dashboard's chart).
+   */
+  history(): DisconnectBucket[] {
+    const cutoff = this.#o.now() - HISTORY_BUCKETS * HISTORY_BUCKET_MS;
+    return this.#buckets.filter((b) => b.start > cutoff).map((b) => ({ start: b.start, reasons: { ...b.reasons } }));
   }
 
   /** The `metrics` object of GET /ws-metrics. */

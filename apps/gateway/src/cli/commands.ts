@@ -1,0 +1,103 @@
+import { parseArgs } from 'node:util';
+import { VERSION } from '../version';
+import { formatReport, runChecks } from './check';
+
+/** The text of `livebus-gateway --help`. */
+export const HELP = `livebus-gateway: the livebus WebSocket gateway
+
+Usage:
+  livebus-gateway
+      Starts the gateway, configured by environment variables (docs/configuration.md).
+  livebus-gateway check --url URL [--admin-token TOKEN]
+      Runs the post-deploy checks of docs/runbook.md against a running deployment and
+      prints each with its threshold and verdict; exits 1 if any check failed.
+  livebus-gateway --help | --version
+
+Options:
+  --url URL            the deployment, e.g. https://rt.example.com (wss://rt.example.com/ws works too)
+  --admin-token TOKEN  its ADMIN_TOKEN (default: $LIVEBUS_ADMIN_TOKEN)
+  --timeout MS         (check) per request, default 5000
+  -h, --help           this help
+  -v, --version        the version
+`;
+
+/** What main.ts does after {@link runCommand}: start the server, or exit with the code. */
+export type CommandOutcome = { kind: 'serve' } | { kind: 'exit'; code: number } | { kind: 'other'; command: string };
+
+/** Where the commands write; the process streams unless a test passes its own. */
+export interface CommandIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  env: Record<string, string | undefined>;
+}
+
+const processIo: CommandIo = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  env: process.env,
+};
+
+/**
+ * Handles the command line of `livebus-gateway`. No arguments: serve (the
+ * container's command). `--help`, `--version` and `check` run here and never
+ * start a server; any other first word is returned as `other` for main.ts to
+ * dispatch (e.g. a subcommand it owns) or refuse.
+ */
+export async function runCommand(argv: readonly string[], io: CommandIo = processIo): Promise<CommandOutcome> {
+  const [first] = argv;
+  if (first === undefined) return { kind: 'serve' };
+  if (first === '--help' || first === '-h' || first === 'help') {
+    io.out(HELP);
+    return { kind: 'exit', code: 0 };
+  }
+  if (first === '--version' || first === '-v') {
+    io.out(`${VERSION}\n`);
+    return { kind: 'exit', code: 0 };
+  }
+  if (first === 'check') return { kind: 'exit', code: await check(argv.slice(1), io) };
+  if (first.startsWith('-')) {
+    io.err(`livebus-gateway: unknown option ${first}\n\n${HELP}`);
+    return { kind: 'exit', code: 64 }; // EX_USAGE
+  }
+  return { kind: 'other', command: first };
+}
+
+async function check(args: readonly string[], io: CommandIo): Promise<number> {
+  let values: { url?: string; 'admin-token'?: string; timeout?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      options: {
+        url: { type: 'string' },
+        'admin-token': { type: 'string' },
+        timeout: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    io.err(`livebus-gateway check: ${(error as Error).message}\n\n${HELP}`);
+    return 64;
+  }
+  if (values.help) {
+    io.out(HELP);
+    return 0;
+  }
+  if (!values.url) {
+    io.err(`livebus-gateway check: --url is required\n\n${HELP}`);
+    return 64;
+  }
+  const adminToken = values['admin-token'] ?? io.env.LIVEBUS_ADMIN_TOKEN;
+  const timeoutMs = values.timeout === undefined ? 5_000 : Number(values.timeout);
+  let results: Awaited<ReturnType<typeof runChecks>>;
+  try {
+    results = await runChecks({ url: values.url, ...(adminToken ? { adminToken } : {}), timeoutMs });
+  } catch (error) {
+    io.err(`livebus-gateway check: ${(error as Error).message}\n`);
+    return 64;
+  }
+  io.out(formatReport(results));
+  if (!adminToken && results.some((r) => r.name === '/ws-metrics' && r.verdict === 'fail')) {
+    io.err('hint: /ws-metrics needs the admin token: --admin-token TOKEN or $LIVEBUS_ADMIN_TOKEN\n');
+  }
+  return results.some((r) => r.verdict === 'fail') ? 1 : 0;
+}

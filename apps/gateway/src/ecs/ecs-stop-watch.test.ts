@@ -1,0 +1,36 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { watchEcsStop } from './ecs-stop-watch';
+
+describe('watchEcsStop', () => {
+  it('calls onStop once when the task metadata says DesiredStatus STOPPED', async () => {
+    let desired = 'RUNNING';
+    const paths: string[] = [];
+    const server = createServer((req, res) => {
+      paths.push(req.url ?? '');
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ DesiredStatus: desired, KnownStatus: 'RUNNING' }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const uri = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v4/abc`;
+    let stops = 0;
+    const unwatch = watchEcsStop({ metadataUri: uri, intervalMs: 20, onStop: () => stops++ });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(stops).toBe(0);
+    desired = 'STOPPED';
+    await new Promise((r) => setTimeout(r, 150));
+    expect(stops).toBe(1);
+    expect(paths.every((p) => p === '/v4/abc/task')).toBe(true);
+    unwatch();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  it('does nothing off ECS, and ignores an unreachable endpoint', async () => {
+    let stops = 0;
+    watchEcsStop({ metadataUri: undefined, onStop: () => stops++ })();
+    const unwatch = watchEcsStop({ metadataUri: 'http://127.0.0.1:9/v4', intervalMs: 10, onStop: () => stops++ });
+    await new Promise((r) => setTimeout(r, 100));
+    unwatch();
+    expect(stops).toBe(0);
+  });
+});
