@@ -19,6 +19,8 @@ import type { RegistryStore } from './registry/registry-store';
 import { createDispatcher, type Dispatch } from './rpc/dispatcher';
 import { createHandlers } from './rpc/handlers';
 import { SessionHub } from './session-hub';
+import { createGatewayTasks } from './tasks/gateway-tasks';
+import type { TaskQueue } from './tasks/task-queue';
 
 /** Health of an external dependency as reported on /healthz. */
 export type DependencyStatus = 'ok' | 'down' | 'disabled';
@@ -32,6 +34,8 @@ export interface GatewayDeps {
   sources?: ListenerSource[];
   /** Redis health as seen by its client; `disabled` when the gateway runs without Redis. */
   redisStatus?: () => DependencyStatus;
+  /** Where `TASK.*` jobs go (BullMQ, from deps.ts); unset: the embedded in-process queue. */
+  tasks?: TaskQueue;
   /** Called last during shutdown (close Redis clients, Firebase apps). */
   onClose?: () => Promise<void>;
   version?: string;
@@ -124,6 +128,14 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     onDelivered: () => metrics.eventsDelivered.inc(),
   });
 
+  // TASK.*: off unless UNIFIED_REGISTRY_ENABLED; see tasks/gateway-tasks.ts and docs/tasks.md.
+  const tasks = createGatewayTasks(config, {
+    queue: deps.tasks,
+    publish: (uid, event) => publish(uid, event),
+    logger,
+    registry: metrics.registry,
+  });
+
   const dispatch: Dispatch = createDispatcher({
     timeoutMs: config.rpcTimeoutMs,
     handlers: createHandlers({
@@ -136,6 +148,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       registryDebug: config.registryDebug,
       hasLiveSession: (uid) => hub.has(uid),
       publish: (uid, event) => publish(uid, event),
+      tasks: tasks.service,
     }),
     observe: (method, outcome, seconds, error) => {
       metrics.rpcCalls.inc({ method, outcome });
@@ -207,6 +220,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       version: deps.version ?? '0.0.0',
       isDraining: () => draining,
       debugSessions: () => ({ users: hub.describe(), pending_detaches: listeners.pendingDetaches() }),
+      taskHealth: () => tasks.health(),
     }),
   );
   server.on('upgrade', connections.handleUpgrade);
@@ -234,6 +248,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     await withDeadline(listeners.flush(), deadline - Date.now());
     server.closeAllConnections();
     await withDeadline(closed, Math.max(0, deadline - Date.now()));
+    await withDeadline(tasks.close(), Math.max(0, deadline - Date.now()));
     await Promise.allSettled([bus.close(), registry.close()]);
     await deps.onClose?.().catch(() => {});
     logger.info('gateway_shutdown_complete', { took_ms: config.shutdownGraceMs - (deadline - Date.now()) });

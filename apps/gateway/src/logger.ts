@@ -34,6 +34,16 @@ export const LOG_EVENTS = [
   'ws_token_refresh_failed',
   'ws_token_expired',
   'gateway_config_warning',
+  'task_queued',
+  'task_finished',
+  'task_retry',
+  'task_handed_back',
+  'task_stalled',
+  'task_worker_error',
+  'task_worker_listening',
+  'task_worker_idle',
+  'task_worker_shutdown_start',
+  'task_worker_shutdown_complete',
 ] as const;
 
 /** One of {@link LOG_EVENTS}. */

@@ -4,9 +4,12 @@ import { ConfigError, loadConfig } from './config';
 import { buildDeps } from './deps';
 import { createGateway } from './gateway';
 import { createLogger } from './logger';
+import { runWorkerCli } from './tasks/worker-cli';
 import { VERSION } from './version';
 
 async function main(): Promise<void> {
+  // `livebus-gateway worker`: the task worker process (tasks/worker-cli.ts, docs/tasks.md).
+  if (process.argv[2] === 'worker') return runWorkerCli();
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig(process.env);

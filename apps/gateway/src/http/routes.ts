@@ -42,6 +42,8 @@ export interface HttpDeps {
   debugSessions: () => unknown;
   startedAt: number;
   version: string;
+  /** The `tasks` block of /healthz (enabled, queue kind, workers seen). */
+  taskHealth?: () => unknown;
 }
 
 const RpcBodySchema = z.strictObject({ method: z.string().min(1), args: z.array(z.json()).default([]) });
@@ -137,6 +139,7 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
       connections: s.connections,
       sessions: s.sessions,
       draining: s.draining,
+      ...(deps.taskHealth ? { tasks: deps.taskHealth() } : {}),
     };
   };
 
