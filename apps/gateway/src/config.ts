@@ -49,6 +49,14 @@ export const EnvSchema = z.object({
   RPC_TIMEOUT_MS: int(1).default(10_000),
   RATE_LIMIT_FRAMES_PER_S: int(0).default(100),
   RATE_LIMIT_BURST: int(1).default(200),
+  WORKER_CONCURRENCY: int(1, 256).default(2),
+  WORKER_HTTP_PORT: int(0, 65535).default(8081),
+  TASK_ATTEMPTS: int(1, 50).default(3),
+  TASK_BACKOFF_MS: int(0).default(1_000),
+  TASK_LOCK_MS: int(1_000).default(30_000),
+  TASK_MAX_DOCUMENT_BYTES: int(1, 64 * 1024 * 1024).default(512 * 1024),
+  TASK_TTL_S: int(1).default(86_400),
+  TASK_STAGE_DELAY_MS: int(0, 60_000).default(0),
 });
 
 /** Resolved gateway configuration (camelCase, units in names). */
@@ -116,6 +124,22 @@ export interface GatewayConfig {
   rateLimitFramesPerS: number;
   /** Frames a connection may send at once above the average. @default 200 */
   rateLimitBurst: number;
+  /** Jobs one worker (process, or the embedded queue) runs at once. @default 2 */
+  workerConcurrency: number;
+  /** Port of the worker process's /healthz and /metrics (`livebus-gateway worker`). @default 8081 */
+  workerHttpPort: number;
+  /** Starts of a task before a transient failure (Redis away) is final. @default 3 */
+  taskAttempts: number;
+  /** First retry delay of a task, doubled for each further retry. @default 1_000 */
+  taskBackoffMs: number;
+  /** Job lock; a job whose worker died is started again by another worker about this long after. @default 30_000 */
+  taskLockMs: number;
+  /** Largest document `TASK.start_document_analysis` accepts (UTF-8 bytes). @default 524_288 */
+  taskMaxDocumentBytes: number;
+  /** How long a task's status stays readable after its last change. @default 86_400 */
+  taskTtlS: number;
+  /** A pause after each analysis stage, for tests and demos only. @default 0 */
+  taskStageDelayMs: number;
 }
 
 /** A bad environment: the message names every offending variable and what it allows. */
@@ -210,5 +234,13 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     rpcTimeoutMs: e.RPC_TIMEOUT_MS,
     rateLimitFramesPerS: e.RATE_LIMIT_FRAMES_PER_S,
     rateLimitBurst: e.RATE_LIMIT_BURST,
+    workerConcurrency: e.WORKER_CONCURRENCY,
+    workerHttpPort: e.WORKER_HTTP_PORT,
+    taskAttempts: e.TASK_ATTEMPTS,
+    taskBackoffMs: e.TASK_BACKOFF_MS,
+    taskLockMs: e.TASK_LOCK_MS,
+    taskMaxDocumentBytes: e.TASK_MAX_DOCUMENT_BYTES,
+    taskTtlS: e.TASK_TTL_S,
+    taskStageDelayMs: e.TASK_STAGE_DELAY_MS,
   };
 }

@@ -12,6 +12,7 @@ import { RedisPresence } from './presence/redis-presence';
 import { MemoryRegistryStore } from './registry/memory-registry-store';
 import { RedisRegistryStore } from './registry/redis-registry-store';
 import type { RegistryStore } from './registry/registry-store';
+import { buildRedisTaskQueue } from './tasks/build-task-queue';
 
 /**
  * Chooses the implementation of each port from the configuration: Redis (the
@@ -84,12 +85,18 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
   }
   const auth = authenticatorFor(config, { firebaseApp });
 
+  // --- Tasks (TASK.*): a BullMQ queue on Redis when enabled; see tasks/ and docs/tasks.md. ---
+  const tasks = buildRedisTaskQueue(config);
+  if (tasks) closers.push(tasks.close);
+  // --- end of tasks ---
+
   return {
     logger,
     registry,
     ...(bus ? { bus } : {}),
     ...fleet,
     auth,
+    ...(tasks ? { tasks: tasks.queue } : {}),
     redisStatus,
     onClose: async () => {
       await Promise.allSettled(closers.map((c) => c()));

@@ -23,6 +23,8 @@ import type { RegistryStore } from './registry/registry-store';
 import { createDispatcher, type Dispatch } from './rpc/dispatcher';
 import { createHandlers } from './rpc/handlers';
 import { SessionHub } from './session-hub';
+import { createGatewayTasks } from './tasks/gateway-tasks';
+import type { TaskQueue } from './tasks/task-queue';
 
 /** Health of an external dependency as reported on /healthz. */
 export type DependencyStatus = 'ok' | 'down' | 'disabled';
@@ -46,6 +48,8 @@ export interface GatewayDeps {
   detachDecision?: DetachDecision;
   /** Orders to other instances (close a replaced session). @default none: one instance */
   channel?: InstanceChannel;
+  /** Where `TASK.*` jobs go (BullMQ, from deps.ts); unset: the embedded in-process queue. */
+  tasks?: TaskQueue;
   /** Called last during shutdown (close Redis clients, Firebase apps). */
   onClose?: () => Promise<void>;
   version?: string;
@@ -145,6 +149,14 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     onDelivered: () => metrics.eventsDelivered.inc(),
   });
 
+  // TASK.*: off unless UNIFIED_REGISTRY_ENABLED; see tasks/gateway-tasks.ts and docs/tasks.md.
+  const tasks = createGatewayTasks(config, {
+    queue: deps.tasks,
+    publish: (uid, event) => publish(uid, event),
+    logger,
+    registry: metrics.registry,
+  });
+
   const dispatch: Dispatch = createDispatcher({
     timeoutMs: config.rpcTimeoutMs,
     handlers: createHandlers({
@@ -157,6 +169,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       registryDebug: config.registryDebug,
       hasLiveSession: (uid) => hub.has(uid),
       publish: (uid, event) => publish(uid, event),
+      tasks: tasks.service,
     }),
     observe: (method, outcome, seconds, error) => {
       metrics.rpcCalls.inc({ method, outcome });
@@ -250,6 +263,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       clusterInstances: () => presence.instances(),
       isDraining: () => draining,
       debugSessions: () => ({ users: hub.describe(), pending_detaches: listeners.pendingDetaches() }),
+      taskHealth: () => tasks.health(),
+      ...(tasks.depth ? { taskQueueDepth: tasks.depth } : {}),
     }),
   );
   server.on('upgrade', connections.handleUpgrade);
@@ -280,6 +295,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     );
     server.closeAllConnections();
     await withDeadline(closed, Math.max(0, deadline - Date.now()));
+    await withDeadline(tasks.close(), Math.max(0, deadline - Date.now()));
     await presence.retire(config.instanceId).catch(() => {});
     await Promise.allSettled([bus.close(), registry.close(), channel.close()]);
     await deps.onClose?.().catch(() => {});

@@ -36,6 +36,16 @@ export const LOG_EVENTS = [
   'gateway_config_warning',
   'fleet_heartbeat_error',
   'presence_error',
+  'task_queued',
+  'task_finished',
+  'task_retry',
+  'task_handed_back',
+  'task_stalled',
+  'task_worker_error',
+  'task_worker_listening',
+  'task_worker_idle',
+  'task_worker_shutdown_start',
+  'task_worker_shutdown_complete',
 ] as const;
 
 /** One of {@link LOG_EVENTS}. */

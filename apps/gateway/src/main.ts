@@ -6,6 +6,7 @@ import { buildDeps } from './deps';
 import { watchEcsStop } from './ecs/ecs-stop-watch';
 import { createGateway } from './gateway';
 import { createLogger } from './logger';
+import { runWorkerCli } from './tasks/worker-cli';
 import { VERSION } from './version';
 
 async function main(): Promise<void> {
@@ -45,6 +46,8 @@ async function main(): Promise<void> {
 runCommand(process.argv.slice(2))
   .then((outcome) => {
     if (outcome.kind === 'exit') process.exit(outcome.code);
+    // `livebus-gateway worker`: the task worker process (tasks/worker-cli.ts, docs/tasks.md).
+    if (outcome.kind === 'worker') return runWorkerCli();
     if (outcome.kind === 'other') {
       process.stderr.write(`livebus-gateway: unknown command ${outcome.command} (see livebus-gateway --help)\n`);
       process.exit(64); // EX_USAGE

@@ -14,8 +14,13 @@ export const TaskProgressUpdateSchema = z.strictObject({
   message: z.string().optional(),
   /** Present once `status` is `completed`. */
   result: JsonValueSchema.optional(),
-  /** Present once `status` is `failed`. */
+  /** Present once `status` is `failed`: a message for people. */
   error: z.string().optional(),
+  /**
+   * Present once `status` is `failed`: what went wrong, for code (`document_too_large`,
+   * `empty_document`, `attempts_exhausted`, `internal`, ...).
+   */
+  error_code: z.string().optional(),
 });
 export type TaskProgressUpdate = z.infer<typeof TaskProgressUpdateSchema>;
 

@@ -231,6 +231,8 @@ export const methodExamples: { [M in RpcMethod]: MethodExample<M> } = {
       job_id: 'job-9',
       status: 'queued',
       created_at: '2026-11-22T12:00:00.000Z',
+      queue_job_id: 't-5f1c0e2a9b7d4c3e8a6f1b2c3d4e5f60',
+      celery_task_id: 't-5f1c0e2a9b7d4c3e8a6f1b2c3d4e5f60',
     },
   },
   'TASK.get_status': {
@@ -243,6 +245,10 @@ export const methodExamples: { [M in RpcMethod]: MethodExample<M> } = {
       message: 'reading pages',
       created_at: '2026-11-22T12:00:00.000Z',
       updated_at: '2026-11-22T12:00:02.000Z',
+      job_id: 'job-9',
+      queue_job_id: 't-5f1c0e2a9b7d4c3e8a6f1b2c3d4e5f60',
+      celery_task_id: 't-5f1c0e2a9b7d4c3e8a6f1b2c3d4e5f60',
+      attempts: 1,
     },
   },
   'TASK.cancel': {

@@ -37,6 +37,14 @@ export const TaskInfoSchema = TaskProgressUpdateSchema.extend({
   user_id: UserIdSchema,
   created_at: z.string(),
   updated_at: z.string(),
+  /** The caller's job id the task was started with. */
+  job_id: JobIdSchema.optional(),
+  /** The queue's own id of the job (a BullMQ job id, or the in-process queue's). */
+  queue_job_id: z.string().optional(),
+  /** Alias of `queue_job_id` for callers written against the Celery system. */
+  celery_task_id: z.string().optional(),
+  /** How many times a worker has started it (more than 1 after a retry or a lost worker). */
+  attempts: z.number().int().min(0).optional(),
 });
 export type TaskInfo = z.infer<typeof TaskInfoSchema>;
 
@@ -88,10 +96,17 @@ export const methodTable = {
       success: z.literal(true),
       task_id: TaskIdSchema,
       job_id: JobIdSchema,
-      status: z.literal('queued'),
+      /** `queued` for a new task; the current status when the job id was already started. */
+      status: TaskStatusSchema,
       created_at: z.string(),
+      /** The queue's own id of the job. */
+      queue_job_id: z.string().optional(),
+      /** Alias of `queue_job_id`, kept for callers written against the Celery system. */
+      celery_task_id: z.string().optional(),
+      /** True when this job id had already been started: the answer describes that task, nothing new runs. */
+      existing: z.boolean().optional(),
     }),
-    'Queues a document analysis; `task.progress_update` events follow until it completes.',
+    'Queues a document analysis (at most once per job id); `task.progress_update` events follow until it ends.',
   ),
   'TASK.get_status': method(z.tuple([TaskIdSchema]), TaskInfoSchema, 'Returns the current state of a task.'),
   'TASK.cancel': method(

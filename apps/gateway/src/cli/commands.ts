@@ -8,6 +8,8 @@ export const HELP = `livebus-gateway: the livebus WebSocket gateway
 Usage:
   livebus-gateway
       Starts the gateway, configured by environment variables (docs/configuration.md).
+  livebus-gateway worker
+      Runs the task worker (TASK.* jobs from Redis), configured by the same variables (docs/tasks.md).
   livebus-gateway check --url URL [--admin-token TOKEN]
       Runs the post-deploy checks of docs/runbook.md against a running deployment and
       prints each with its threshold and verdict; exits 1 if any check failed.
@@ -22,7 +24,11 @@ Options:
 `;
 
 /** What main.ts does after {@link runCommand}: start the server, or exit with the code. */
-export type CommandOutcome = { kind: 'serve' } | { kind: 'exit'; code: number } | { kind: 'other'; command: string };
+export type CommandOutcome =
+  | { kind: 'serve' }
+  | { kind: 'worker' }
+  | { kind: 'exit'; code: number }
+  | { kind: 'other'; command: string };
 
 /** Where the commands write; the process streams unless a test passes its own. */
 export interface CommandIo {
@@ -54,6 +60,7 @@ export async function runCommand(argv: readonly string[], io: CommandIo = proces
     io.out(`${VERSION}\n`);
     return { kind: 'exit', code: 0 };
   }
+  if (first === 'worker') return { kind: 'worker' };
   if (first === 'check') return { kind: 'exit', code: await check(argv.slice(1), io) };
   if (first.startsWith('-')) {
     io.err(`livebus-gateway: unknown option ${first}\n\n${HELP}`);

@@ -52,6 +52,8 @@ export interface HttpDeps {
   firestoreReads?: () => number;
   /** Tasks waiting in the queue (dashboard); unset: no task queue. */
   taskQueueDepth?: () => Promise<number>;
+  /** The `tasks` block of /healthz (enabled, queue kind, workers seen). */
+  taskHealth?: () => unknown;
 }
 
 const RpcBodySchema = z.strictObject({ method: z.string().min(1), args: z.array(z.json()).default([]) });
@@ -147,6 +149,7 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
       connections: s.connections,
       sessions: s.sessions,
       draining: s.draining,
+      ...(deps.taskHealth ? { tasks: deps.taskHealth() } : {}),
     };
   };
 

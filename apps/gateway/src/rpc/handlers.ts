@@ -2,6 +2,7 @@ import { type AppEvent, RpcErrorCode, type UserRegistry } from '@livebus/protoco
 import type { ListenersManager } from '../listeners/listeners-manager';
 import type { Logger } from '../logger';
 import { applyRegistryPatch, emptyUserRegistry, type RegistryStore } from '../registry/registry-store';
+import type { TaskService } from '../tasks/task-service';
 import type { RpcContext, RpcHandlers } from './dispatcher';
 import { RpcError } from './rpc-error';
 
@@ -17,6 +18,8 @@ export interface HandlerDeps {
   /** Whether the user has a live WebSocket session on this instance. */
   hasLiveSession: (userId: string) => boolean;
   publish: (userId: string, event: AppEvent) => Promise<unknown>;
+  /** `TASK.*`; undefined when tasks are off (UNIFIED_REGISTRY_ENABLED=false). */
+  tasks?: TaskService | undefined;
   now?: () => Date;
 }
 
@@ -36,10 +39,6 @@ async function store<T>(op: () => Promise<T>): Promise<T> {
   }
 }
 
-const tasksUnavailable = async (): Promise<never> => {
-  throw new RpcError(RpcErrorCode.Unavailable, 'tasks are not enabled on this gateway');
-};
-
 /** The RPC method implementations. */
 export function createHandlers(deps: HandlerDeps): RpcHandlers {
   const now = deps.now ?? (() => new Date());
@@ -56,6 +55,16 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
     if (!deps.unifiedRegistryEnabled) {
       throw new RpcError(RpcErrorCode.Unavailable, 'the unified registry is disabled (UNIFIED_REGISTRY_ENABLED=false)');
     }
+  };
+
+  const requireTasks = (): TaskService => {
+    if (!deps.unifiedRegistryEnabled || !deps.tasks) {
+      throw new RpcError(
+        RpcErrorCode.Unavailable,
+        'tasks are disabled on this gateway (UNIFIED_REGISTRY_ENABLED=false); see docs/tasks.md',
+      );
+    }
+    return deps.tasks;
   };
 
   /** The legacy view of a user, used when the unified store fails. */
@@ -136,9 +145,14 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
       return updated;
     },
 
-    'TASK.start_document_analysis': tasksUnavailable,
-    'TASK.get_status': tasksUnavailable,
-    'TASK.cancel': tasksUnavailable,
+    'TASK.start_document_analysis': async (ctx, userId, { content }, jobId) => {
+      authorize(ctx, userId);
+      const result = await requireTasks().startDocumentAnalysis(ctx.principal, userId, content, jobId);
+      if (!result.existing) deps.logger.info('task_queued', { uid: userId, task_id: result.task_id });
+      return result;
+    },
+    'TASK.get_status': async (ctx, taskId) => requireTasks().getStatus(ctx.principal, taskId),
+    'TASK.cancel': async (ctx, taskId) => requireTasks().cancel(ctx.principal, taskId),
 
     'WORKFLOW.watch': async (ctx, jobId) => {
       if (!deps.hasLiveSession(ctx.principal.uid)) {

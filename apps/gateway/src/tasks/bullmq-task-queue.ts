@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import { type JobsOptions, Queue } from 'bullmq';
+import type { RedisClient } from '../fleet/redis-script';
+import { TASK_KEY_PREFIX, TASK_QUEUE_NAME, workersKey } from './task-keys';
+import type { QueueDepth, TaskJobData, TaskQueue, TaskQueueHealth } from './task-queue';
+import { taskWorkDefaults } from './task-queue-options';
+import type { TaskStore } from './task-store';
+
+/** Options of {@link BullMqTaskQueue}. */
+export interface BullMqTaskQueueOptions {
+  /** A connection BullMQ may use for itself (it runs scripts and reads job state on it). */
+  connection: RedisClient;
+  /** Reads worker heartbeats (any client of the same Redis). */
+  redis: RedisClient;
+  store: TaskStore;
+  /** TASK_ATTEMPTS. @default 3 */
+  attempts?: number;
+  /** TASK_BACKOFF_MS: first retry delay, doubled each time. @default 1_000 */
+  backoffMs?: number;
+  /** A worker is "seen" when its last heartbeat is younger than this. @default 15_000 */
+  workerSeenMs?: number;
+  /** How often the heartbeats are counted for /healthz. @default 2_000 */
+  pollMs?: number;
+}
+
+/**
+ * The gateway's side of the BullMQ queue: adds jobs (`livebus-gateway worker` processes run
+ * them), removes ones not started, reports depth and how many workers are alive.
+ */
+export class BullMqTaskQueue implements TaskQueue {
+  readonly kind = 'bullmq';
+  readonly store: TaskStore;
+  readonly #queue: Queue<TaskJobData>;
+  readonly #redis: RedisClient;
+  readonly #jobOptions: JobsOptions;
+  readonly #seenMs: number;
+  readonly #timer: NodeJS.Timeout;
+  #workers = 0;
+
+  constructor(options: BullMqTaskQueueOptions) {
+    this.store = options.store;
+    this.#redis = options.redis;
+    this.#queue = new Queue<TaskJobData>(TASK_QUEUE_NAME, {
+      connection: options.connection,
+      prefix: TASK_KEY_PREFIX,
+    });
+    this.#queue.on('error', () => {
+      // The connection's owner logs its status; a failed add surfaces to the caller.
+    });
+    this.#jobOptions = bullMqJobOptions(options);
+    this.#seenMs = options.workerSeenMs ?? 15_000;
+    this.#timer = setInterval(() => void this.#countWorkers(), options.pollMs ?? 2_000);
+    this.#timer.unref();
+    void this.#countWorkers();
+  }
+
+  queueJobId(taskId: string): string {
+    return bullMqJobId(taskId);
+  }
+
+  async enqueue(job: TaskJobData): Promise<void> {
+    // BullMQ ignores an add whose jobId exists: a second start cannot run the job twice.
+    await this.#queue.add(job.kind, job, { ...this.#jobOptions, jobId: bullMqJobId(job.task_id) });
+  }
+
+  async remove(taskId: string): Promise<void> {
+    // Refused (0) for a job a worker holds: that worker finds the task cancelled.
+    await this.#queue.remove(bullMqJobId(taskId));
+  }
+
+  async depth(): Promise<QueueDepth> {
+    const c = await this.#queue.getJobCounts('wait', 'prioritized', 'active', 'delayed');
+    return { waiting: (c.wait ?? 0) + (c.prioritized ?? 0), active: c.active ?? 0, delayed: c.delayed ?? 0 };
+  }
+
+  health(): TaskQueueHealth {
+    return { queue: 'bullmq', workers: this.#workers };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#queue.close().catch(() => {});
+  }
+
+  async #countWorkers(): Promise<void> {
+    try {
+      this.#workers = await this.#redis.zcount(workersKey, Date.now() - this.#seenMs, '+inf');
+    } catch {
+      // Redis away: keep the last count; /healthz shows redis: down anyway.
+    }
+  }
+}
+
+/**
+ * The BullMQ job id of a task: a hash, since BullMQ refuses ids with `:` or that look like
+ * integers and a caller's job id may be either. Deterministic, so a second start of the
+ * same task names the same job.
+ */
+export function bullMqJobId(taskId: string): string {
+  return `t-${createHash('sha256').update(taskId).digest('hex').slice(0, 32)}`;
+}
+
+/** Retries with exponential backoff; finished jobs are dropped after a while (the task store keeps the snapshot). */
+export function bullMqJobOptions(options: { attempts?: number; backoffMs?: number }): JobsOptions {
+  return {
+    attempts: options.attempts ?? taskWorkDefaults.attempts,
+    backoff: { type: 'exponential', delay: options.backoffMs ?? taskWorkDefaults.backoffMs },
+    removeOnComplete: { age: 3_600, count: 10_000 },
+    removeOnFail: { age: 86_400, count: 10_000 },
+  };
+}

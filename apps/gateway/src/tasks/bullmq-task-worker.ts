@@ -1,0 +1,124 @@
+import { type Job, WaitingError, Worker } from 'bullmq';
+import type { RedisClient } from '../fleet/redis-script';
+import { TaskHandBackError } from './task-failure';
+import { TASK_KEY_PREFIX, TASK_QUEUE_NAME, workersKey } from './task-keys';
+import type { TaskJobData } from './task-queue';
+import { type TaskWorkOptions, taskWorkDefaults } from './task-queue-options';
+import { failAbandonedTask, runTask, type TaskRunOutcome } from './task-runner';
+
+/** Options of {@link BullMqTaskWorker}. */
+export interface BullMqTaskWorkerOptions extends TaskWorkOptions {
+  /** A connection for BullMQ (`maxRetriesPerRequest: null`); it duplicates it for blocking reads. */
+  connection: RedisClient;
+  /** Writes this worker's heartbeat. */
+  redis: RedisClient;
+  /** Names the worker in heartbeats and in BullMQ's job records. */
+  workerId: string;
+  /**
+   * How long a job stays locked without renewal (TASK_LOCK_MS); a worker that died
+   * mid-job loses its jobs to another worker about this long after. @default 30_000
+   */
+  lockMs?: number;
+  /** @default 5_000 */
+  heartbeatMs?: number;
+}
+
+/**
+ * The worker process's side of the BullMQ queue: runs up to `concurrency` jobs with the
+ * shared runner. A job whose worker died is moved back to wait by the stalled check of any
+ * live worker once its lock expires (at most twice, then failed), and started again.
+ */
+export class BullMqTaskWorker {
+  readonly #o: BullMqTaskWorkerOptions;
+  readonly #worker: Worker<TaskJobData, TaskRunOutcome>;
+  readonly #heartbeat: NodeJS.Timeout;
+
+  constructor(options: BullMqTaskWorkerOptions) {
+    this.#o = options;
+    const lockMs = options.lockMs ?? 30_000;
+    const attemptsOf = (job: Job) => job.opts.attempts ?? options.attempts ?? taskWorkDefaults.attempts;
+    this.#worker = new Worker<TaskJobData, TaskRunOutcome>(
+      TASK_QUEUE_NAME,
+      async (job, token, signal) => {
+        const started = performance.now();
+        const seconds = () => (performance.now() - started) / 1000;
+        const attempt = Math.max(1, job.attemptsStarted);
+        try {
+          const outcome = await runTask(options.runner, job.data, {
+            attempt,
+            last: job.attemptsMade + 1 >= attemptsOf(job),
+            ...(signal ? { signal } : {}),
+          });
+          options.observe?.(outcome, seconds());
+          options.logger.info('task_finished', { task_id: job.data.task_id, uid: job.data.user_id, outcome, attempt });
+          return outcome;
+        } catch (error) {
+          if (error instanceof TaskHandBackError) {
+            // Back to wait without using up an attempt: another worker starts it again.
+            await job.moveToWait(token);
+            options.observe?.('handed_back', seconds());
+            options.logger.info('task_handed_back', { task_id: job.data.task_id, attempt });
+            throw new WaitingError();
+          }
+          options.observe?.('retried', seconds());
+          options.logger.warn('task_retry', { task_id: job.data.task_id, attempt, error: String(error) });
+          throw error;
+        }
+      },
+      {
+        connection: options.connection,
+        prefix: TASK_KEY_PREFIX,
+        name: options.workerId,
+        concurrency: options.concurrency ?? taskWorkDefaults.concurrency,
+        lockDuration: lockMs,
+        stalledInterval: lockMs,
+        maxStalledCount: 2,
+      },
+    );
+    this.#worker.on('error', (error) => options.logger.warn('task_worker_error', { error: String(error) }));
+    this.#worker.on('stalled', (jobId) => options.logger.warn('task_stalled', { job_id: jobId }));
+    this.#worker.on('failed', (job, error) => {
+      // A job the runner did not end: it stalled too often, or its retries ran out outside the runner.
+      if (!job || (job.attemptsMade < attemptsOf(job) && !/stalled/i.test(error.message))) return;
+      failAbandonedTask(options.runner, job.data.task_id, `the job was given up: ${error.message}`).then(
+        (ended) => {
+          if (ended) options.observe?.('failed', 0);
+        },
+        (e: unknown) => options.logger.warn('task_worker_error', { task_id: job.data.task_id, error: String(e) }),
+      );
+    });
+    const beat = () =>
+      options.redis.zadd(workersKey, Date.now(), options.workerId).then(
+        () => options.redis.zremrangebyscore(workersKey, '-inf', Date.now() - 60_000),
+        () => {},
+      );
+    void beat();
+    this.#heartbeat = setInterval(beat, options.heartbeatMs ?? 5_000);
+    this.#heartbeat.unref();
+  }
+
+  /** Jobs running now. */
+  get active(): number {
+    // BullMQ has no public counter; the lock manager tracks exactly the jobs in flight.
+    return (
+      (
+        this.#worker as unknown as { lockManager?: { getActiveJobCount?: () => number } }
+      ).lockManager?.getActiveJobCount?.() ?? 0
+    );
+  }
+
+  /**
+   * Graceful stop: takes no new job, lets running ones finish, and when `graceMs` is
+   * nearly spent hands the rest back to the queue (they stop at their next checkpoint).
+   */
+  async close(graceMs: number): Promise<void> {
+    clearInterval(this.#heartbeat);
+    await this.#o.redis.zrem(workersKey, this.#o.workerId).catch(() => {});
+    const closing = this.#worker.close();
+    const handBackAt = setTimeout(() => this.#worker.cancelAllJobs('shutdown'), Math.max(0, graceMs - 1_500));
+    const forceAt = new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, graceMs - 250)).unref());
+    await Promise.race([closing, forceAt]);
+    clearTimeout(handBackAt);
+    await this.#worker.close(true).catch(() => {});
+  }
+}

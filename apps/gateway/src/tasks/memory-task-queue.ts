@@ -1,0 +1,111 @@
+import { TaskHandBackError } from './task-failure';
+import type { QueueDepth, TaskJobData, TaskQueue, TaskQueueHealth } from './task-queue';
+import { type TaskWorkOptions, taskWorkDefaults } from './task-queue-options';
+import { runTask } from './task-runner';
+import type { TaskStore } from './task-store';
+
+/**
+ * The embedded queue: jobs run in this process with the same runner, concurrency bound,
+ * retries and backoff as BullMQ workers, so `npm start` shows tasks working without Redis.
+ * Jobs live in memory: a restart loses queued and running ones (their snapshots too).
+ */
+export class MemoryTaskQueue implements TaskQueue {
+  readonly kind = 'memory';
+  readonly store: TaskStore;
+  readonly #o: TaskWorkOptions;
+  readonly #waiting: { job: TaskJobData; attempt: number }[] = [];
+  readonly #active = new Map<string, Promise<void>>();
+  readonly #delayed = new Map<string, NodeJS.Timeout>();
+  readonly #abort = new AbortController();
+  #closed = false;
+
+  constructor(store: TaskStore, options: TaskWorkOptions) {
+    this.store = store;
+    this.#o = options;
+  }
+
+  queueJobId(taskId: string): string {
+    return `mem-${taskId}`;
+  }
+
+  async enqueue(job: TaskJobData): Promise<void> {
+    if (this.#closed) throw new Error('the task queue is closed');
+    const id = job.task_id;
+    if (this.#active.has(id) || this.#delayed.has(id) || this.#waiting.some((w) => w.job.task_id === id)) return;
+    this.#waiting.push({ job, attempt: 1 });
+    this.#pump();
+  }
+
+  async remove(taskId: string): Promise<void> {
+    const i = this.#waiting.findIndex((w) => w.job.task_id === taskId);
+    if (i >= 0) this.#waiting.splice(i, 1);
+    const timer = this.#delayed.get(taskId);
+    if (timer) {
+      clearTimeout(timer);
+      this.#delayed.delete(taskId);
+    }
+  }
+
+  async depth(): Promise<QueueDepth> {
+    return { waiting: this.#waiting.length, active: this.#active.size, delayed: this.#delayed.size };
+  }
+
+  health(): TaskQueueHealth {
+    return { queue: 'memory', workers: this.#closed ? 0 : 1 };
+  }
+
+  /** Stops taking jobs, asks running ones to stop at their next checkpoint, and waits for them. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const timer of this.#delayed.values()) clearTimeout(timer);
+    this.#delayed.clear();
+    this.#waiting.length = 0;
+    this.#abort.abort();
+    await Promise.allSettled(this.#active.values());
+  }
+
+  #pump(): void {
+    const concurrency = this.#o.concurrency ?? taskWorkDefaults.concurrency;
+    while (!this.#closed && this.#active.size < concurrency && this.#waiting.length > 0) {
+      const next = this.#waiting.shift();
+      if (!next) break;
+      const id = next.job.task_id;
+      const run = this.#run(next.job, next.attempt).finally(() => {
+        this.#active.delete(id);
+        this.#pump();
+      });
+      this.#active.set(id, run);
+    }
+  }
+
+  async #run(job: TaskJobData, attempt: number): Promise<void> {
+    const attempts = this.#o.attempts ?? taskWorkDefaults.attempts;
+    const started = performance.now();
+    const seconds = () => (performance.now() - started) / 1000;
+    try {
+      const outcome = await runTask(this.#o.runner, job, {
+        attempt,
+        last: attempt >= attempts,
+        signal: this.#abort.signal,
+      });
+      this.#o.observe?.(outcome, seconds());
+      this.#o.logger.info('task_finished', { task_id: job.task_id, uid: job.user_id, outcome, attempt });
+    } catch (error) {
+      if (error instanceof TaskHandBackError) {
+        this.#o.observe?.('handed_back', seconds());
+        return;
+      }
+      this.#o.observe?.('retried', seconds());
+      const delay = (this.#o.backoffMs ?? taskWorkDefaults.backoffMs) * 2 ** (attempt - 1);
+      this.#o.logger.warn('task_retry', { task_id: job.task_id, attempt, delay_ms: delay, error: String(error) });
+      const timer = setTimeout(() => {
+        this.#delayed.delete(job.task_id);
+        if (this.#closed) return;
+        this.#waiting.push({ job, attempt: attempt + 1 });
+        this.#pump();
+      }, delay);
+      timer.unref();
+      this.#delayed.set(job.task_id, timer);
+    }
+  }
+}

@@ -1,0 +1,104 @@
+import type { TaskStatus } from '@livebus/protocol';
+import { type RedisClient, RedisScript } from '../fleet/redis-script';
+import { taskKey } from './task-keys';
+import type { TaskPatch, TaskRecord, TaskStore, TransitionResult } from './task-store';
+
+// A hash per task, every field JSON-encoded, so scripts compare `status` and `progress`
+// without decoding the whole record (Lua's cjson would turn an empty array into `{}`).
+const CREATE = new RedisScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {0, redis.call('HGETALL', KEYS[1])}
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return {1, redis.call('HGETALL', KEYS[1])}
+`);
+
+// ARGV: ttl ms, allowed statuses as JSON strings joined by '|', then field/value pairs
+// where an empty value deletes the field. Progress is kept at its maximum.
+const TRANSITION = new RedisScript(`
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {0, {}} end
+local allowed = false
+for s in string.gmatch(ARGV[2], '[^|]+') do
+  if s == status then allowed = true end
+end
+if not allowed then return {0, redis.call('HGETALL', KEYS[1])} end
+for i = 3, #ARGV, 2 do
+  local field, value = ARGV[i], ARGV[i + 1]
+  if value == '' then
+    redis.call('HDEL', KEYS[1], field)
+  elseif field == 'progress' then
+    local old = tonumber(redis.call('HGET', KEYS[1], 'progress') or '0') or 0
+    if tonumber(value) > old then redis.call('HSET', KEYS[1], field, value) end
+  else
+    redis.call('HSET', KEYS[1], field, value)
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return {1, redis.call('HGETALL', KEYS[1])}
+`);
+
+/** Options of {@link RedisTaskStore}. */
+export interface RedisTaskStoreOptions {
+  /** How long a record lives after its last change. @default 86_400_000 */
+  ttlMs?: number;
+}
+
+/**
+ * Task snapshots in Redis: one hash per task (`{lbq}:task:<task_id>`, in the queue's slot),
+ * changed only by scripts that compare the status first. Kept apart from BullMQ's job
+ * data because a job is removed some time after it ends while `TASK.get_status` must
+ * still answer, and because gateways write it too (a cancel) without holding the job lock.
+ */
+export class RedisTaskStore implements TaskStore {
+  readonly kind = 'redis';
+  readonly #redis: RedisClient;
+  readonly #ttlMs: number;
+
+  constructor(redis: RedisClient, options: RedisTaskStoreOptions = {}) {
+    this.#redis = redis;
+    this.#ttlMs = options.ttlMs ?? 86_400_000;
+  }
+
+  async create(record: TaskRecord): Promise<{ record: TaskRecord; created: boolean }> {
+    const [created, flat] = (await CREATE.run(
+      this.#redis,
+      [taskKey(record.task_id)],
+      [this.#ttlMs, ...encode(record)],
+    )) as [number, string[]];
+    return { record: decode(flat), created: created === 1 };
+  }
+
+  async get(taskId: string): Promise<TaskRecord | undefined> {
+    const hash = await this.#redis.hgetall(taskKey(taskId));
+    return Object.keys(hash).length === 0 ? undefined : decode(Object.entries(hash).flat());
+  }
+
+  async transition(taskId: string, from: readonly TaskStatus[], patch: TaskPatch): Promise<TransitionResult> {
+    const pairs: string[] = [];
+    for (const [key, value] of Object.entries(patch)) {
+      if (value === undefined) continue;
+      pairs.push(key, value === null ? '' : JSON.stringify(value));
+    }
+    const [ok, flat] = (await TRANSITION.run(
+      this.#redis,
+      [taskKey(taskId)],
+      [this.#ttlMs, from.map((s) => JSON.stringify(s)).join('|'), ...pairs],
+    )) as [number, string[]];
+    return { ok: ok === 1, record: flat.length === 0 ? undefined : decode(flat) };
+  }
+
+  // The client belongs to whoever built the store.
+  async close(): Promise<void> {}
+}
+
+function encode(record: TaskRecord): string[] {
+  return Object.entries(record).flatMap(([k, v]) => (v === undefined ? [] : [k, JSON.stringify(v)]));
+}
+
+function decode(flat: string[]): TaskRecord {
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i] as string] = JSON.parse(flat[i + 1] as string);
+  return out as unknown as TaskRecord;
+}

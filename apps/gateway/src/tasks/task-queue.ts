@@ -1,0 +1,45 @@
+import type { TaskStore } from './task-store';
+
+/** What a queued job carries: enough for any worker to run the task. */
+export interface TaskJobData {
+  task_id: string;
+  user_id: string;
+  kind: 'document_analysis';
+  content: string;
+}
+
+/** Jobs per queue state, for the depth gauge. */
+export interface QueueDepth {
+  waiting: number;
+  active: number;
+  delayed: number;
+}
+
+/** Tasks as /healthz shows them. */
+export interface TaskQueueHealth {
+  queue: 'memory' | 'bullmq';
+  /** Workers that sent a heartbeat recently (the in-process queue counts as one). */
+  workers: number;
+}
+
+/**
+ * The port between the gateway and whatever runs tasks: a job is handed over with
+ * {@link enqueue} and runs somewhere (in this process, or in a `livebus-gateway worker`
+ * process through BullMQ), reporting through the {@link store} and `task.progress_update`
+ * events. The gateway never waits for a job.
+ */
+export interface TaskQueue {
+  readonly kind: 'memory' | 'bullmq';
+  /** Snapshots of the tasks whose jobs this queue carries. */
+  readonly store: TaskStore;
+  /** The queue's own id for a task's job; the same task always gets the same id. */
+  queueJobId(taskId: string): string;
+  /** Queues a job; a job whose id is already queued or running is left as it is. */
+  enqueue(job: TaskJobData): Promise<void>;
+  /** Drops a job that has not started (best effort: it may have started meanwhile). */
+  remove(taskId: string): Promise<void>;
+  depth(): Promise<QueueDepth>;
+  /** Synchronous, for /healthz: from the last heartbeat poll. */
+  health(): TaskQueueHealth;
+  close(): Promise<void>;
+}

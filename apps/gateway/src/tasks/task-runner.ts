@@ -1,0 +1,127 @@
+import type { AppEvent, TaskProgressUpdate } from '@livebus/protocol';
+import { type AnalysisProgress, analyseDocument, type DocumentAnalysisOptions } from './document-analysis';
+import { TaskCancelledError, TaskFailure, TaskHandBackError } from './task-failure';
+import type { TaskJobData } from './task-queue';
+import type { TaskPatch, TaskRecord, TaskStore } from './task-store';
+
+/** How a run ended, for metrics and for the queue (retry or not). */
+export type TaskRunOutcome = 'completed' | 'failed' | 'cancelled' | 'skipped';
+
+/** What {@link runTask} needs from whoever runs it (the in-process queue, or a worker process). */
+export interface TaskRunnerDeps {
+  store: TaskStore;
+  /** Publishes to the user's sessions (the gateway's bus, or `@livebus/publisher` in a worker). */
+  publish: (userId: string, event: AppEvent) => Promise<unknown>;
+  analysis?: Omit<DocumentAnalysisOptions, 'checkpoint'>;
+  now?: () => Date;
+}
+
+/** One attempt at a job. */
+export interface TaskAttempt {
+  /** 1 for the first start; more after a retry or a lost worker. */
+  attempt: number;
+  /** No retry follows a transient failure of this attempt. */
+  last: boolean;
+  /** Aborted when the worker shuts down: the job is handed back at the next checkpoint. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs one attempt at a task: claims it (queued or running to running; an attempt after a
+ * lost worker claims it from running), runs the analysis, and ends it as completed,
+ * failed or cancelled. Every change is written to the store before its event is published,
+ * and a step whose compare-and-set fails publishes nothing, so a task's events stay in
+ * order whoever writes them. Throws (so the queue retries) only for a transient error on
+ * an attempt that is not the last, and {@link TaskHandBackError} when `signal` aborts.
+ */
+export async function runTask(deps: TaskRunnerDeps, job: TaskJobData, attempt: TaskAttempt): Promise<TaskRunOutcome> {
+  const now = () => (deps.now?.() ?? new Date()).toISOString();
+  const publish = (record: TaskRecord) => deps.publish(record.user_id, progressEvent(record));
+
+  const claimed = await deps.store.transition(job.task_id, ['queued', 'running'], {
+    status: 'running',
+    attempts: attempt.attempt,
+    message: attempt.attempt > 1 ? `started again (attempt ${attempt.attempt})` : 'started',
+    updated_at: now(),
+  });
+  // Gone (expired) or already final (cancelled while queued, or finished by an earlier attempt).
+  if (!claimed.ok || !claimed.record) return 'skipped';
+  let record = claimed.record;
+
+  const end = async (patch: TaskPatch, outcome: TaskRunOutcome): Promise<TaskRunOutcome> => {
+    const ended = await deps.store.transition(job.task_id, ['running'], { ...patch, updated_at: now() });
+    if (!ended.ok || !ended.record) return 'skipped';
+    await publish(ended.record);
+    return outcome;
+  };
+
+  try {
+    if (record.cancel_requested) throw new TaskCancelledError('cancel requested before this attempt');
+    await publish(record);
+    const result = await analyseDocument(job.content, {
+      ...deps.analysis,
+      checkpoint: async (p: AnalysisProgress) => {
+        if (attempt.signal?.aborted) throw new TaskHandBackError('the worker is shutting down');
+        const step = await deps.store.transition(job.task_id, ['running'], {
+          progress: p.progress,
+          message: p.message,
+          updated_at: now(),
+        });
+        if (!step.ok || !step.record) throw new TaskCancelledError('the task is no longer running');
+        if (step.record.cancel_requested) throw new TaskCancelledError('cancel requested');
+        record = step.record;
+        await publish(record);
+      },
+    });
+    return await end(
+      { status: 'completed', progress: 100, message: 'analysis complete', result: result as never },
+      'completed',
+    );
+  } catch (error) {
+    if (error instanceof TaskHandBackError) throw error;
+    if (error instanceof TaskCancelledError) return end({ status: 'cancelled', message: 'cancelled' }, 'cancelled');
+    if (error instanceof TaskFailure) {
+      return end({ status: 'failed', message: 'failed', error: error.message, error_code: error.code }, 'failed');
+    }
+    if (!attempt.last) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    return end(
+      {
+        status: 'failed',
+        message: 'failed',
+        error: `failed after ${attempt.attempt} attempt(s): ${message}`,
+        error_code: 'attempts_exhausted',
+      },
+      'failed',
+    );
+  }
+}
+
+/** The `task.progress_update` event for a record: its status, progress, message, result or error. */
+export function progressEvent(record: TaskRecord): AppEvent {
+  const data: TaskProgressUpdate = { task_id: record.task_id, status: record.status, progress: record.progress };
+  if (record.message !== undefined) data.message = record.message;
+  if (record.status === 'completed' && record.result !== undefined) data.result = record.result;
+  if (record.status === 'failed') {
+    if (record.error !== undefined) data.error = record.error;
+    if (record.error_code !== undefined) data.error_code = record.error_code;
+  }
+  return { event: 'task.progress_update', data };
+}
+
+/**
+ * Ends a task whose job the queue gave up on outside {@link runTask} (a job that lost its
+ * worker more often than allowed): failed with `attempts_exhausted`, so its user hears the end.
+ */
+export async function failAbandonedTask(deps: TaskRunnerDeps, taskId: string, reason: string): Promise<boolean> {
+  const ended = await deps.store.transition(taskId, ['queued', 'running'], {
+    status: 'failed',
+    message: 'failed',
+    error: reason,
+    error_code: 'attempts_exhausted',
+    updated_at: (deps.now?.() ?? new Date()).toISOString(),
+  });
+  if (!ended.ok || !ended.record) return false;
+  await deps.publish(ended.record.user_id, progressEvent(ended.record));
+  return true;
+}

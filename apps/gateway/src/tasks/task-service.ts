@@ -1,0 +1,170 @@
+import { type AppEvent, RpcErrorCode, type RpcResult, type TaskInfo } from '@livebus/protocol';
+import type { Principal } from '../auth/authenticator';
+import { RpcError } from '../rpc/rpc-error';
+import type { TaskQueue } from './task-queue';
+import { progressEvent } from './task-runner';
+import { isFinal, type TaskRecord } from './task-store';
+
+/** Options of {@link TaskService}. */
+export interface TaskServiceOptions {
+  queue: TaskQueue;
+  /** Publishes through the gateway's bus (the `queued` and cancelled-while-queued events). */
+  publish: (userId: string, event: AppEvent) => Promise<unknown>;
+  /** Largest document `TASK.start_document_analysis` accepts, in UTF-8 bytes. */
+  maxDocumentBytes: number;
+  /**
+   * How long `TASK.cancel` waits for a running task's worker to stop before it answers
+   * with the task still `running` (the `cancelled` event follows). @default 3_000
+   */
+  cancelWaitMs?: number;
+  now?: () => Date;
+}
+
+/** The task prefix the legacy callers expect: `doc_analysis_<job_id>`. */
+export const DOC_ANALYSIS_PREFIX = 'doc_analysis_';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * `TASK.*` behind the RPC handlers: starts a task at most once per job id, reads and
+ * cancels it for its owner (or a service caller). The queue runs it; this never waits
+ * for a job, except briefly for a running task to acknowledge a cancel.
+ */
+export class TaskService {
+  readonly #o: TaskServiceOptions;
+
+  constructor(options: TaskServiceOptions) {
+    this.#o = options;
+  }
+
+  /** `TASK.start_document_analysis`. */
+  async startDocumentAnalysis(
+    principal: Principal,
+    userId: string,
+    content: string,
+    jobId: string,
+  ): Promise<RpcResult<'TASK.start_document_analysis'>> {
+    const bytes = Buffer.byteLength(content, 'utf8');
+    if (bytes > this.#o.maxDocumentBytes) {
+      throw new RpcError(
+        RpcErrorCode.InvalidParams,
+        `the document is ${bytes} bytes; the maximum is ${this.#o.maxDocumentBytes} (TASK_MAX_DOCUMENT_BYTES)`,
+        { data: { max_bytes: this.#o.maxDocumentBytes, bytes } },
+      );
+    }
+    const { queue } = this.#o;
+    const taskId = `${DOC_ANALYSIS_PREFIX}${jobId}`;
+    const at = this.#now();
+    const queueJobId = queue.queueJobId(taskId);
+    const { record, created } = await unavailableOnError(() =>
+      queue.store.create({
+        task_id: taskId,
+        user_id: userId,
+        job_id: jobId,
+        status: 'queued',
+        progress: 0,
+        message: 'queued',
+        created_at: at,
+        updated_at: at,
+        queue_job_id: queueJobId,
+        attempts: 0,
+      }),
+    );
+    if (!created && record.user_id !== userId) {
+      this.#authorize(principal, record);
+      throw new RpcError(RpcErrorCode.Forbidden, `job id ${jobId} was started for another user`);
+    }
+    // The queued event goes out before the job exists, so no worker's event can precede it.
+    if (created) await this.#o.publish(userId, progressEvent(record));
+    // Also for an existing queued task: a start whose enqueue failed is completed by its retry.
+    if (record.status === 'queued') {
+      await unavailableOnError(() =>
+        queue.enqueue({ task_id: taskId, user_id: userId, kind: 'document_analysis', content }),
+      );
+    }
+    return {
+      success: true,
+      task_id: taskId,
+      job_id: jobId,
+      status: record.status,
+      created_at: record.created_at,
+      queue_job_id: record.queue_job_id ?? queueJobId,
+      celery_task_id: record.queue_job_id ?? queueJobId,
+      ...(created ? {} : { existing: true }),
+    };
+  }
+
+  /** `TASK.get_status`. */
+  async getStatus(principal: Principal, taskId: string): Promise<TaskInfo> {
+    const record = await this.#owned(principal, taskId);
+    return toInfo(record);
+  }
+
+  /** `TASK.cancel`: a queued task ends at once; a running one at its worker's next checkpoint. */
+  async cancel(principal: Principal, taskId: string): Promise<RpcResult<'TASK.cancel'>> {
+    const { queue } = this.#o;
+    let record = await this.#owned(principal, taskId);
+    const answer = (r: TaskRecord, success: boolean) => ({ success, task_id: taskId, status: r.status });
+    if (isFinal(record.status)) return answer(record, false);
+
+    const dequeued = await unavailableOnError(() =>
+      queue.store.transition(taskId, ['queued'], {
+        status: 'cancelled',
+        message: 'cancelled before it started',
+        updated_at: this.#now(),
+      }),
+    );
+    if (dequeued.ok && dequeued.record) {
+      await this.#o.publish(dequeued.record.user_id, progressEvent(dequeued.record));
+      await queue.remove(taskId).catch(() => {
+        // A worker that picks it up anyway finds it cancelled and skips it.
+      });
+      return answer(dequeued.record, true);
+    }
+    const requested = await unavailableOnError(() =>
+      queue.store.transition(taskId, ['running'], { cancel_requested: true, updated_at: this.#now() }),
+    );
+    if (!requested.ok) return answer(requested.record ?? record, false);
+    // Bounded wait for the worker's acknowledgement, well within the RPC timeout.
+    const deadline = Date.now() + (this.#o.cancelWaitMs ?? 3_000);
+    while (Date.now() < deadline) {
+      await sleep(50);
+      record = (await queue.store.get(taskId)) ?? record;
+      if (isFinal(record.status)) return answer(record, record.status === 'cancelled');
+    }
+    return answer(record, true);
+  }
+
+  async #owned(principal: Principal, taskId: string): Promise<TaskRecord> {
+    const record = await unavailableOnError(() => this.#o.queue.store.get(taskId));
+    if (!record) throw new RpcError(RpcErrorCode.NotFound, `no task ${taskId} (unknown, or expired)`);
+    this.#authorize(principal, record);
+    return record;
+  }
+
+  #authorize(principal: Principal, record: TaskRecord): void {
+    if (!principal.service && principal.uid !== record.user_id) {
+      throw new RpcError(RpcErrorCode.Forbidden, 'you may only see and cancel your own tasks');
+    }
+  }
+
+  #now(): string {
+    return (this.#o.now?.() ?? new Date()).toISOString();
+  }
+}
+
+/** The wire snapshot: the record without internal fields, with the Celery alias. */
+function toInfo(record: TaskRecord): TaskInfo {
+  const { cancel_requested: _, ...info } = record;
+  return info.queue_job_id ? { ...info, celery_task_id: info.queue_job_id } : info;
+}
+
+/** A store or queue failure (Redis away) is `unavailable`, which callers may retry. */
+async function unavailableOnError<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (error) {
+    if (error instanceof RpcError) throw error;
+    throw new RpcError(RpcErrorCode.Unavailable, 'the task queue is unavailable; retry later', { cause: error });
+  }
+}

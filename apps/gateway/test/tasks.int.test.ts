@@ -1,0 +1,301 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import type { ServerFrame, TaskProgressUpdate } from '@livebus/protocol';
+import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
+import { buildDeps } from '../src/deps';
+import { connectAs, httpJson, startGateway, type TestClient, type TestGateway } from './helpers';
+
+const main = join(__dirname, '..', 'dist', 'main.js');
+const STAGE_DELAY_MS = 250;
+const doc = (n = 40) =>
+  Array.from(
+    { length: n },
+    (_, i) =>
+      `Sentence ${i} talks about Redis queues and workers. Workers publish progress to every session of the user.`,
+  ).join(i18nBreak);
+const i18nBreak = '\n\n';
+
+/** A `livebus-gateway worker` process, its JSON log lines parsed. */
+interface WorkerProc {
+  child: ChildProcess;
+  lines: Record<string, unknown>[];
+  exited: Promise<number | null>;
+  port: number;
+}
+
+async function startWorker(redisUrl: string, env: Record<string, string> = {}): Promise<WorkerProc> {
+  const child = spawn(process.execPath, [main, 'worker'], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      REDIS_URL: redisUrl,
+      UNIFIED_REGISTRY_ENABLED: 'true',
+      HOST: '127.0.0.1',
+      WORKER_HTTP_PORT: '0',
+      TASK_LOCK_MS: '1500',
+      TASK_STAGE_DELAY_MS: String(STAGE_DELAY_MS),
+      SHUTDOWN_GRACE_MS: '3000',
+      INSTANCE_ID: `worker-${Math.random().toString(36).slice(2, 8)}`,
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: Record<string, unknown>[] = [];
+  let buf = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    buf += d.toString();
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      lines.push(JSON.parse(buf.slice(0, i)));
+      buf = buf.slice(i + 1);
+    }
+  });
+  child.stderr?.on('data', () => {});
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const listening = await waitFor(
+    () => lines.find((l) => l.event === 'task_worker_listening'),
+    'worker listening',
+    20_000,
+  );
+  return { child, lines, exited, port: listening.port as number };
+}
+
+const taskEvents = (client: TestClient, taskId: string) =>
+  client
+    .events()
+    .filter((f) => f.event === 'task.progress_update' && (f.data as TaskProgressUpdate).task_id === taskId)
+    .map((f) => f.data as TaskProgressUpdate);
+
+const ended = (client: TestClient, taskId: string, status: string, timeoutMs = 15_000) =>
+  waitFor(() => taskEvents(client, taskId).find((u) => u.status === status), `${status} for ${taskId}`, timeoutMs);
+
+function expectOrdered(updates: TaskProgressUpdate[], last: string): void {
+  expect(updates[0]?.status).toBe('queued');
+  expect(updates.at(-1)?.status).toBe(last);
+  expect(updates.slice(1, -1).every((u) => u.status === 'running')).toBe(true);
+  const progress = updates.map((u) => u.progress);
+  expect(progress).toEqual([...progress].sort((a, b) => a - b));
+}
+
+/** The result of an answer that must be a success. */
+function result(frame: ServerFrame): Record<string, unknown> {
+  if (frame.type !== 'rpc_result') throw new Error(`expected a result, got ${JSON.stringify(frame)}`);
+  return frame.result as Record<string, unknown>;
+}
+
+describe('tasks on Redis: BullMQ workers as their own processes', () => {
+  let redis: RedisServerHandle;
+  let a: TestGateway;
+  let b: TestGateway;
+  let worker: WorkerProc;
+
+  beforeAll(async () => {
+    redis = await startRedisServer();
+    const withRedis = { redisUrl: redis.url, unifiedRegistryEnabled: true };
+    a = await startGateway({ ...withRedis, instanceId: 'gw-a' }, (config, logger) => buildDeps(config, logger));
+    b = await startGateway({ ...withRedis, instanceId: 'gw-b' }, (config, logger) => buildDeps(config, logger));
+    worker = await startWorker(redis.url);
+  });
+
+  afterAll(async () => {
+    worker?.child.kill('SIGKILL');
+    await Promise.allSettled([a?.close(), b?.close()]);
+    await redis?.stop();
+  });
+
+  it('reports progress to every session of the user on any instance, in order, ending with the result', async () => {
+    const onA = await connectAs(a.url, 'alice');
+    const onB = await connectAs(b.url, 'alice');
+    const late = await connectAs(b.url, 'alice');
+    const started = result(await onA.client.call('TASK.start_document_analysis', ['alice', { content: doc() }, 'j1']));
+    expect(started).toMatchObject({ success: true, task_id: 'doc_analysis_j1', status: 'queued', job_id: 'j1' });
+    expect(started.celery_task_id).toBe(started.queue_job_id);
+    expect(started.queue_job_id).toMatch(/^t-[0-9a-f]{32}$/);
+
+    // A session that drops mid-task and resumes from its cursor gets the rest of the stream.
+    const midway = await waitFor(
+      () => late.client.events().find((f) => f.event === 'task.progress_update' && f.data.status === 'running'),
+      'a running update',
+    );
+    await late.client.close();
+
+    const done = await ended(onA.client, 'doc_analysis_j1', 'completed');
+    await ended(onB.client, 'doc_analysis_j1', 'completed');
+    expect(done.progress).toBe(100);
+    expect(done.result).toMatchObject({ words: expect.any(Number), sentences: 80, top_terms: expect.any(Array) });
+    expect((done.result as { summary: string[] }).summary.length).toBeGreaterThan(0);
+    const seenA = taskEvents(onA.client, 'doc_analysis_j1');
+    expectOrdered(seenA, 'completed');
+    expect(seenA.map((u) => u.message)).toEqual(expect.arrayContaining(['queued', 'started', 'analysis complete']));
+    expect(taskEvents(onB.client, 'doc_analysis_j1')).toEqual(seenA);
+
+    const again = await connectAs(a.url, 'alice', { last_cursor: midway.cursor });
+    await ended(again.client, 'doc_analysis_j1', 'completed');
+    const resumed = taskEvents(again.client, 'doc_analysis_j1');
+    expect(resumed).toEqual(seenA.slice(seenA.length - resumed.length));
+
+    const status = result(await onB.client.call('TASK.get_status', ['doc_analysis_j1']));
+    expect(status).toMatchObject({ status: 'completed', progress: 100, user_id: 'alice', attempts: 1 });
+
+    // Gateways count worker heartbeats every 2 s.
+    const health = await waitFor(async () => {
+      const h = await httpJson(`${a.http}/healthz`);
+      return (h.body.tasks as { workers: number }).workers === 1 ? h : undefined;
+    }, 'the worker seen on /healthz');
+    expect(health.body.tasks).toEqual({ enabled: true, queue: 'bullmq', workers: 1 });
+    const metrics = await httpJson(`http://127.0.0.1:${worker.port}/metrics`);
+    expect(String(metrics.body)).toMatch(/livebus_task_jobs_total\{outcome="completed"\} [1-9]/);
+    expect(String(metrics.body)).toContain('livebus_task_duration_seconds_bucket');
+    expect(String((await httpJson(`${a.http}/metrics`)).body)).toContain('livebus_task_queue_depth{state="waiting"}');
+    for (const c of [onA, onB, again]) await c.client.close();
+  });
+
+  it('runs a job id started twice only once; the second start answers the existing task', async () => {
+    const { client } = await connectAs(a.url, 'dora');
+    const first = result(await client.call('TASK.start_document_analysis', ['dora', { content: doc(5) }, 'twice']));
+    const second = result(await client.call('TASK.start_document_analysis', ['dora', { content: doc(5) }, 'twice']));
+    expect(second).toMatchObject({ task_id: first.task_id, queue_job_id: first.queue_job_id, existing: true });
+    expect(second.created_at).toBe(first.created_at);
+    await ended(client, 'doc_analysis_twice', 'completed');
+    const third = result(await client.call('TASK.start_document_analysis', ['dora', { content: 'x' }, 'twice']));
+    expect(third).toMatchObject({ status: 'completed', existing: true });
+    expect(taskEvents(client, 'doc_analysis_twice').filter((u) => u.status === 'queued')).toHaveLength(1);
+    expect(worker.lines.filter((l) => l.event === 'task_finished' && l.task_id === 'doc_analysis_twice')).toHaveLength(
+      1,
+    );
+    await client.close();
+  });
+
+  it('keeps tasks to their owner; a service caller may act for anyone', async () => {
+    const alice = await connectAs(a.url, 'alice');
+    const bob = await connectAs(a.url, 'bob');
+    await alice.client.call('TASK.start_document_analysis', ['alice', { content: doc(3) }, 'private']);
+    for (const [method, args] of [
+      ['TASK.get_status', ['doc_analysis_private']],
+      ['TASK.cancel', ['doc_analysis_private']],
+      ['TASK.start_document_analysis', ['alice', { content: 'x' }, 'other']],
+      ['TASK.start_document_analysis', ['bob', { content: 'x' }, 'private']],
+    ] as const) {
+      expect(await bob.client.call(method, [...args])).toMatchObject({
+        type: 'rpc_error',
+        error: { code: 'forbidden' },
+      });
+    }
+    const asService = await httpJson(`${a.http}/rpc`, {
+      method: 'POST',
+      token: 'service:backend',
+      body: JSON.stringify({ method: 'TASK.get_status', args: ['doc_analysis_private'] }),
+    });
+    expect(asService.status).toBe(200);
+    expect(JSON.stringify(asService.body)).toContain('"user_id":"alice"');
+    await ended(alice.client, 'doc_analysis_private', 'completed');
+    expect(await bob.client.call('TASK.get_status', ['doc_analysis_nope'])).toMatchObject({
+      error: { code: 'not_found' },
+    });
+    await alice.client.close();
+    await bob.client.close();
+  });
+
+  it('cancel stops a running job and reports cancelled', async () => {
+    const { client } = await connectAs(b.url, 'carol');
+    await client.call('TASK.start_document_analysis', ['carol', { content: doc() }, 'stop-me']);
+    await waitFor(() => taskEvents(client, 'doc_analysis_stop-me').find((u) => u.status === 'running'), 'running');
+    const cancel = result(await client.call('TASK.cancel', ['doc_analysis_stop-me']));
+    expect(cancel).toEqual({ success: true, task_id: 'doc_analysis_stop-me', status: 'cancelled' });
+    await ended(client, 'doc_analysis_stop-me', 'cancelled');
+    // Stages are STAGE_DELAY_MS apart: had it kept running, another update would come by now.
+    await new Promise((r) => setTimeout(r, STAGE_DELAY_MS * 3));
+    expectOrdered(taskEvents(client, 'doc_analysis_stop-me'), 'cancelled');
+    expect(result(await client.call('TASK.cancel', ['doc_analysis_stop-me']))).toMatchObject({
+      success: false,
+      status: 'cancelled',
+    });
+    await client.close();
+  });
+
+  it('a job whose worker is SIGKILLed mid-way is picked up by a restarted worker and completes', async () => {
+    const { client } = await connectAs(a.url, 'erin');
+    await client.call('TASK.start_document_analysis', ['erin', { content: doc() }, 'survivor']);
+    await waitFor(
+      () => taskEvents(client, 'doc_analysis_survivor').find((u) => u.status === 'running' && u.progress >= 15),
+      'running mid-way',
+    );
+    worker.child.kill('SIGKILL');
+    await worker.exited;
+    worker = await startWorker(redis.url);
+    const done = await ended(client, 'doc_analysis_survivor', 'completed', 20_000);
+    expect(done.result).toMatchObject({ sentences: 80 });
+    expectOrdered(taskEvents(client, 'doc_analysis_survivor'), 'completed');
+    const status = result(await client.call('TASK.get_status', ['doc_analysis_survivor']));
+    expect(status).toMatchObject({ status: 'completed', attempts: 2 });
+    await client.close();
+  });
+
+  it('on SIGTERM a worker hands its running job back within the grace period; another worker finishes it', async () => {
+    // Only a slow worker (1 s stages, 1.6 s grace, which it cannot finish in) may take the job.
+    worker.child.kill('SIGKILL');
+    await worker.exited;
+    const slow = await startWorker(redis.url, { TASK_STAGE_DELAY_MS: '1000', SHUTDOWN_GRACE_MS: '1600' });
+    const { client } = await connectAs(a.url, 'fay');
+    await client.call('TASK.start_document_analysis', ['fay', { content: doc() }, 'handed']);
+    await waitFor(() => taskEvents(client, 'doc_analysis_handed').find((u) => u.status === 'running'), 'running');
+    const stoppedAt = Date.now();
+    slow.child.kill('SIGTERM');
+    expect(await slow.exited).toBe(0);
+    expect(Date.now() - stoppedAt).toBeLessThan(1_600 + 1_000);
+    expect(slow.lines.some((l) => l.event === 'task_handed_back' && l.task_id === 'doc_analysis_handed')).toBe(true);
+    worker = await startWorker(redis.url);
+    await ended(client, 'doc_analysis_handed', 'completed', 20_000);
+    expectOrdered(taskEvents(client, 'doc_analysis_handed'), 'completed');
+    await client.close();
+  });
+
+  it('a worker with UNIFIED_REGISTRY_ENABLED=false stays idle', async () => {
+    const idle = await startWorker(redis.url, { UNIFIED_REGISTRY_ENABLED: 'false' });
+    expect(idle.lines.some((l) => l.event === 'task_worker_idle')).toBe(true);
+    expect((await httpJson(`http://127.0.0.1:${idle.port}/healthz`)).body).toMatchObject({ enabled: false });
+    idle.child.kill('SIGTERM');
+    expect(await idle.exited).toBe(0);
+  });
+});
+
+describe('tasks without Redis, and with the flag off', () => {
+  it('the embedded default runs a task end to end in-process', async () => {
+    const t = await startGateway({ unifiedRegistryEnabled: true, taskMaxDocumentBytes: 10_000 });
+    try {
+      const { client } = await connectAs(t.url, 'gus');
+      const started = result(await client.call('TASK.start_document_analysis', ['gus', { content: doc(5) }, 'e2e']));
+      expect(started).toMatchObject({ status: 'queued', queue_job_id: 'mem-doc_analysis_e2e' });
+      const done = await ended(client, 'doc_analysis_e2e', 'completed');
+      expect(done.result).toMatchObject({ sentences: 10 });
+      expectOrdered(taskEvents(client, 'doc_analysis_e2e'), 'completed');
+      expect((await httpJson(`${t.http}/healthz`)).body.tasks).toEqual({ enabled: true, queue: 'memory', workers: 1 });
+      const tooBig = await client.call('TASK.start_document_analysis', ['gus', { content: 'x'.repeat(10_001) }, 'big']);
+      expect(tooBig).toMatchObject({
+        type: 'rpc_error',
+        error: { code: 'invalid_params', message: expect.stringContaining('TASK_MAX_DOCUMENT_BYTES') },
+      });
+      await client.close();
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('UNIFIED_REGISTRY_ENABLED=false (the default) answers unavailable, saying why', async () => {
+    const t = await startGateway();
+    try {
+      const { client } = await connectAs(t.url, 'hal');
+      for (const [method, args] of [
+        ['TASK.start_document_analysis', ['hal', { content: 'x' }, 'j']],
+        ['TASK.get_status', ['doc_analysis_j']],
+        ['TASK.cancel', ['doc_analysis_j']],
+      ] as const) {
+        expect(await client.call(method, [...args])).toMatchObject({
+          error: { code: 'unavailable', message: expect.stringContaining('UNIFIED_REGISTRY_ENABLED=false') },
+        });
+      }
+      expect((await httpJson(`${t.http}/healthz`)).body.tasks).toEqual({ enabled: false });
+      await client.close();
+    } finally {
+      await t.close();
+    }
+  });
+});
