@@ -84,11 +84,11 @@ describe('docker/ecs', () => {
       expect(c.command.slice(2)).toEqual(file.startsWith('worker') ? ['worker'] : []);
     });
 
-    it('checks liveness on /healthz (never readiness) at PORT', () => {
+    it('checks liveness on /healthz (never readiness) at PORT, or WORKER_HTTP_PORT for the worker', () => {
       const probe = c.healthCheck.command.join(' ');
       expect(probe).toContain('/healthz');
       expect(probe).not.toContain('readiness');
-      expect(probe).toContain('process.env.PORT');
+      expect(probe).toContain(file.startsWith('worker') ? 'process.env.WORKER_HTTP_PORT' : 'process.env.PORT');
     });
 
     it('gives the graceful shutdown its SHUTDOWN_GRACE_MS plus the hard-exit second before SIGKILL', () => {
