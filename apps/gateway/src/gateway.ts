@@ -168,6 +168,13 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       unifiedRegistryTtlS: config.unifiedRegistryTtlS,
       registryDebug: config.registryDebug,
       hasLiveSession: (uid) => hub.has(uid),
+      // Here first (no round trip); else any instance of the fleet. Presence away: as far as we know, no.
+      isOnline: async (uid) =>
+        hub.has(uid) ||
+        (await presence.sessions(uid).then(
+          (s) => s.length > 0,
+          () => false,
+        )),
       publish: (uid, event) => publish(uid, event),
       tasks: tasks.service,
     }),

@@ -116,6 +116,24 @@ describe('a fleet of three gateways on one Redis', () => {
     await Promise.all([two.client.close(), moved.client.close()]);
   });
 
+  it('a user connected to one instance is online in the registry read through another', async () => {
+    const x = await start('gw-u1', { unifiedRegistryEnabled: true });
+    const y = await start('gw-u2', { unifiedRegistryEnabled: true });
+    try {
+      const on = await connectAs(x.url, 'onliner');
+      const reader = await connectAs(y.url, 'onliner-reader');
+      const svc = await httpJson(`${y.http}/rpc`, {
+        method: 'POST',
+        token: 'service:app',
+        body: JSON.stringify({ method: 'UNIFIED_REGISTRY.get_user_registry', args: ['onliner'] }),
+      });
+      expect(svc.body.result).toMatchObject({ user_info: { user_id: 'onliner', status: 'online' } });
+      await Promise.all([on.client.close(), reader.client.close()]);
+    } finally {
+      await Promise.all([x.close(), y.close()]);
+    }
+  });
+
   it('lists live instances on GET /cluster', async () => {
     await waitFor(async () => {
       const res = await httpJson(`${a().http}/cluster`);

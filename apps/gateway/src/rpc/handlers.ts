@@ -17,6 +17,8 @@ export interface HandlerDeps {
   registryDebug: boolean;
   /** Whether the user has a live WebSocket session on this instance. */
   hasLiveSession: (userId: string) => boolean;
+  /** Whether the user holds a session anywhere in the fleet (the registry's `online`). */
+  isOnline: (userId: string) => Promise<boolean>;
   publish: (userId: string, event: AppEvent) => Promise<unknown>;
   /** `TASK.*`; undefined when tasks are off (UNIFIED_REGISTRY_ENABLED=false). */
   tasks?: TaskService | undefined;
@@ -70,7 +72,7 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
   /** The legacy view of a user, used when the unified store fails. */
   const legacyView = async (userId: string): Promise<UserRegistry> => {
     const sessions = await store(() => deps.registry.getSessions(userId));
-    return emptyUserRegistry(userId, sessions.length > 0 || deps.hasLiveSession(userId));
+    return emptyUserRegistry(userId, sessions.length > 0 || (await deps.isOnline(userId)));
   };
 
   return {
@@ -111,7 +113,7 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
       try {
         const doc = await deps.registry.getUnified(userId);
         debug('get_user_registry', { uid: userId, found: doc !== undefined });
-        return doc ?? emptyUserRegistry(userId, deps.hasLiveSession(userId));
+        return doc ?? emptyUserRegistry(userId, await deps.isOnline(userId));
       } catch (error) {
         deps.logger.warn('fallback', { uid: userId, op: 'get_user_registry', error: String(error) });
         return legacyView(userId);
@@ -124,7 +126,7 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
       let updated: UserRegistry;
       try {
         const current =
-          (await deps.registry.getUnified(userId)) ?? emptyUserRegistry(userId, deps.hasLiveSession(userId));
+          (await deps.registry.getUnified(userId)) ?? emptyUserRegistry(userId, await deps.isOnline(userId));
         updated = applyRegistryPatch(current, patch);
         await deps.registry.putUnified(userId, updated, deps.unifiedRegistryTtlS);
       } catch (error) {
