@@ -4,7 +4,9 @@ import { authenticatorFor } from './auth/authenticator-for';
 import type { EventBus } from './bus/event-bus';
 import { RedisEventBus } from './bus/redis-event-bus';
 import type { GatewayConfig } from './config';
+import type { RedisClient } from './fleet/redis-script';
 import type { DependencyStatus, GatewayDeps } from './gateway';
+import { buildListeners } from './listeners/build-listeners';
 import type { Logger } from './logger';
 import { MemoryRegistryStore } from './registry/memory-registry-store';
 import { RedisRegistryStore } from './registry/redis-registry-store';
@@ -22,6 +24,7 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
   let redisStatus: () => DependencyStatus = () => 'disabled';
   // Unset: gateway.ts makes the embedded in-memory bus.
   let bus: EventBus | undefined;
+  let redisClient: RedisClient | undefined;
 
   if (config.redisUrl) {
     const options: RedisOptions = {
@@ -50,6 +53,7 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
         last = event;
       });
     }
+    redisClient = redis;
     registry = new RedisRegistryStore(redis);
     // The retention every instance (and every publisher) of the fleet must share.
     bus = new RedisEventBus(redis, {
@@ -73,12 +77,25 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
     firebaseApp = app;
   }
   const auth = authenticatorFor(config, { firebaseApp });
+  // One Firestore client per process: on the authenticator's Firebase app when there is one.
+  const listeners = buildListeners(config, logger, {
+    ...(redisClient ? { redis: redisClient } : {}),
+    ...(firebaseApp ? { firebaseApp } : {}),
+  });
+  if (listeners) closers.push(() => listeners.close());
 
   return {
     logger,
     registry,
     ...(bus ? { bus } : {}),
     auth,
+    ...(listeners
+      ? {
+          sources: listeners.sources,
+          lease: listeners.lease,
+          ...(listeners.workflowSource ? { workflowSource: listeners.workflowSource } : {}),
+        }
+      : {}),
     redisStatus,
     onClose: async () => {
       await Promise.allSettled(closers.map((c) => c()));

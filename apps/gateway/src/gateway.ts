@@ -9,7 +9,9 @@ import type { GatewayConfig } from './config';
 import { createConnectionHandler } from './connection-handler';
 import { enforceHeaderDeadline } from './http/header-deadline';
 import { createHttpHandler } from './http/routes';
-import type { ListenerSource } from './listeners/listener-source';
+import type { Lease } from './lease/lease';
+import { registerListenerMetrics } from './listeners/listener-metrics';
+import type { ListenerSource, WorkflowSource } from './listeners/listener-source';
 import { ListenersManager } from './listeners/listeners-manager';
 import { createLogger, type Logger } from './logger';
 import { DisconnectTracker } from './metrics/disconnect-tracker';
@@ -30,6 +32,10 @@ export interface GatewayDeps {
   bus?: EventBus;
   auth?: Authenticator;
   sources?: ListenerSource[];
+  /** Who holds each user's listeners in the fleet. @default a memory lease (one instance) */
+  lease?: Lease;
+  /** Documents watched with WORKFLOW.watch; unset: watches are only counted. */
+  workflowSource?: WorkflowSource;
   /** Redis health as seen by its client; `disabled` when the gateway runs without Redis. */
   redisStatus?: () => DependencyStatus;
   /** Called last during shutdown (close Redis clients, Firebase apps). */
@@ -101,10 +107,19 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     logger,
     cleanupRegistry: (uid, detachStartedAt) =>
       registry.cleanupUser(uid, detachStartedAt.toISOString()).then(() => 'cleaned' as const),
-    emit: (uid, event) => {
-      publish(uid, event).catch((error: unknown) => logger.error('listener_emit_error', { uid, error: String(error) }));
-    },
+    emit: (uid, event) =>
+      publish(uid, event).then(
+        () => {},
+        (error: unknown) => {
+          logger.error('listener_emit_error', { uid, error: String(error) });
+          throw error; // the source retries from its resume mark
+        },
+      ),
     onDetachOutcome: (outcome) => metrics.detaches.inc({ outcome }),
+    instanceId: config.instanceId,
+    leaseTtlMs: config.listenerLeaseTtlMs,
+    ...(deps.lease ? { lease: deps.lease } : {}),
+    ...(deps.workflowSource ? { workflowSource: deps.workflowSource } : {}),
   });
 
   const metrics = createMetrics({
@@ -116,6 +131,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     pendingDetaches: () => listeners.counters().pendingDetaches,
     retainedBytes: () => bus.stats().retainedBytes,
   });
+  registerListenerMetrics(metrics.registry, () => listeners.sourceStats());
   const tracker = new DisconnectTracker({ maxUsers: config.metricsMaxUsers });
   const hub = new SessionHub({
     bus,
@@ -198,6 +214,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       tracker,
       stats,
       listenerCounters: () => listeners.counters(),
+      listenerStats: () => listeners.sourceStats(),
       redisStatus,
       registry,
       publish,

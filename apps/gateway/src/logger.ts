@@ -34,6 +34,12 @@ export const LOG_EVENTS = [
   'ws_token_refresh_failed',
   'ws_token_expired',
   'gateway_config_warning',
+  'listener_error',
+  'listener_stalled',
+  'listener_lease_acquired',
+  'listener_lease_lost',
+  'listener_lease_released',
+  'listener_lease_error',
 ] as const;
 
 /** One of {@link LOG_EVENTS}. */
