@@ -2,7 +2,7 @@ import { type FirestoreEmulatorHandle, sleep, startFirestoreEmulator, waitFor } 
 import type { Firestore } from 'firebase-admin/firestore';
 import { buildDeps } from '../src/deps';
 import { connectAs, httpJson, startGateway, type TestGateway } from './helpers';
-import { changesOf, testFirestore, testListeners, useEmulator } from './listeners-helpers';
+import { changesOf, testFirestore, testListeners, useEmulator, warmUp } from './listeners-helpers';
 
 // One gateway on the embedded default (memory bus, memory lease) against Google's Firestore emulator.
 let emulator: FirestoreEmulatorHandle;
@@ -14,6 +14,7 @@ beforeAll(async () => {
   emulator = await startFirestoreEmulator('livebus-listeners');
   useEmulator(emulator);
   ({ db, close: closeDb } = testFirestore(emulator.projectId, 'test-writer'));
+  await warmUp(db);
   t = await startGateway(
     {
       instanceId: 'gw-listeners',

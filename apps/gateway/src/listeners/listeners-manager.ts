@@ -248,6 +248,8 @@ export class ListenersManager {
     }
     const { lease, instanceId: owner, leaseTtlMs } = this.#o;
     let token: number | undefined;
+    // The lease runs from before the call: a renewal is due a third of the TTL after this.
+    const acquiredAt = Date.now();
     try {
       token = (await lease.acquire(userId, owner, leaseTtlMs))?.token;
     } catch (error) {
@@ -277,10 +279,11 @@ export class ListenersManager {
     state.detaches = attached;
     state.attached = true;
     state.token = token;
-    state.renewedAt = Date.now();
+    state.renewedAt = acquiredAt;
     this.#attachedCount++;
     this.#o.logger.info('listener_lease_acquired', { uid: userId, token, listeners: attached.length });
-    this.#scheduleLease(userId, state, leaseTtlMs / 3);
+    // Opening the listeners may take a while (the first one loads the Firestore client).
+    this.#scheduleLease(userId, state, Math.max(0, acquiredAt + leaseTtlMs / 3 - Date.now()));
   }
 
   #setStandby(state: UserState, standby: boolean): void {
@@ -305,12 +308,13 @@ export class ListenersManager {
     if (state.attached && state.token !== undefined) {
       const token = state.token;
       let renewed: boolean | undefined;
+      const renewingAt = Date.now();
       try {
         renewed = await this.#o.lease.renew(userId, this.#o.instanceId, token, this.#o.leaseTtlMs);
       } catch (error) {
         this.#o.logger.warn('listener_lease_error', { uid: userId, op: 'renew', error: String(error) });
       }
-      if (renewed) state.renewedAt = Date.now();
+      if (renewed) state.renewedAt = renewingAt;
       // Unknown (Redis away) only until the lease would have expired: past that another instance may hold it.
       if (renewed === false || Date.now() - state.renewedAt >= this.#o.leaseTtlMs) {
         await this.#lost(userId, state, token, renewed === false ? 'renew_refused' : 'renew_failed');
