@@ -117,7 +117,6 @@ describe('Firestore listeners (one instance)', () => {
     const { client } = await connectAs(t.url, 'erin');
     await db.doc('users/erin/notifications/before').set({ text: 'before' });
     await waitFor(() => changesOf(client, 'users/erin/notifications/before')[0], 'the listener is live', 20_000);
-    const t0 = Date.now();
     await emulator.restart();
     await db.doc('users/erin/notifications/after').set({ text: 'after restart' });
     const after = await waitFor(
