@@ -1,5 +1,6 @@
 import { protocolDefaults } from '@livebus/protocol';
 import { z } from 'zod';
+import { type ListenersConfig, ListenersConfigError, loadListenersConfig } from './listeners/listeners-config';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -57,6 +58,13 @@ export const EnvSchema = z.object({
   TASK_MAX_DOCUMENT_BYTES: int(1, 64 * 1024 * 1024).default(512 * 1024),
   TASK_TTL_S: int(1).default(86_400),
   TASK_STAGE_DELAY_MS: int(0, 60_000).default(0),
+  LISTENERS_FILE: z.string().min(1).optional(),
+  GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
+  GOOGLE_APPLICATION_CREDENTIALS: z.string().min(1).optional(),
+  FIRESTORE_EMULATOR_HOST: z.string().min(1).optional(),
+  LISTENER_LEASE_TTL_MS: int(300).default(15_000),
+  LISTENER_STALL_MS: int(0).default(30 * 60_000),
+  LISTENER_RETRY_MAX_MS: int(100).default(30_000),
 });
 
 /** Resolved gateway configuration (camelCase, units in names). */
@@ -140,6 +148,16 @@ export interface GatewayConfig {
   taskTtlS: number;
   /** A pause after each analysis stage, for tests and demos only. @default 0 */
   taskStageDelayMs: number;
+  /** Firestore listeners from LISTENERS_FILE; undefined: none (the gateway only relays published events). */
+  listeners: ListenersConfig | undefined;
+  /** Firestore project of the listeners (FIREBASE_PROJECT_ID, else GOOGLE_CLOUD_PROJECT). */
+  firestoreProjectId: string | undefined;
+  /** Lease of a user's listeners in the fleet; renewed every third of it. @default 15_000 */
+  listenerLeaseTtlMs: number;
+  /** A listener with no snapshot for this long is re-opened (0: never). @default 1_800_000 */
+  listenerStallMs: number;
+  /** Longest backoff between retries of a failed listener. @default 30_000 */
+  listenerRetryMaxMs: number;
 }
 
 /** A bad environment: the message names every offending variable and what it allows. */
@@ -193,6 +211,23 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
       );
     }
   }
+  let listeners: ListenersConfig | undefined;
+  if (e.LISTENERS_FILE) {
+    try {
+      listeners = loadListenersConfig(e.LISTENERS_FILE);
+    } catch (error) {
+      if (!(error instanceof ListenersConfigError)) throw error;
+      problems.push(`  LISTENERS_FILE: ${error.message.replace(/\n/g, '\n  ')}`);
+    }
+    if (!e.FIRESTORE_EMULATOR_HOST && !e.GOOGLE_APPLICATION_CREDENTIALS) {
+      problems.push(
+        '  LISTENERS_FILE: Firestore listeners need FIRESTORE_EMULATOR_HOST (emulator) or GOOGLE_APPLICATION_CREDENTIALS (service account)',
+      );
+    }
+    if (!e.FIREBASE_PROJECT_ID && !e.GOOGLE_CLOUD_PROJECT) {
+      problems.push('  LISTENERS_FILE: Firestore listeners need FIREBASE_PROJECT_ID (or GOOGLE_CLOUD_PROJECT)');
+    }
+  }
   if (problems.length) throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
 
   return {
@@ -242,5 +277,10 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     taskMaxDocumentBytes: e.TASK_MAX_DOCUMENT_BYTES,
     taskTtlS: e.TASK_TTL_S,
     taskStageDelayMs: e.TASK_STAGE_DELAY_MS,
+    listeners,
+    firestoreProjectId: e.FIREBASE_PROJECT_ID ?? e.GOOGLE_CLOUD_PROJECT,
+    listenerLeaseTtlMs: e.LISTENER_LEASE_TTL_MS,
+    listenerStallMs: e.LISTENER_STALL_MS,
+    listenerRetryMaxMs: e.LISTENER_RETRY_MAX_MS,
   };
 }

@@ -6,7 +6,9 @@ import { RedisEventBus } from './bus/redis-event-bus';
 import type { GatewayConfig } from './config';
 import { RedisInstanceChannel } from './fleet/instance-channel';
 import { RedisDetachDecision } from './fleet/redis-detach-decision';
+import type { RedisClient } from './fleet/redis-script';
 import type { DependencyStatus, GatewayDeps } from './gateway';
+import { buildListeners } from './listeners/build-listeners';
 import type { Logger } from './logger';
 import { RedisPresence } from './presence/redis-presence';
 import { MemoryRegistryStore } from './registry/memory-registry-store';
@@ -27,6 +29,7 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
   // Unset: gateway.ts makes the embedded in-memory implementations.
   let bus: EventBus | undefined;
   let fleet: Pick<GatewayDeps, 'presence' | 'detachDecision' | 'channel'> = {};
+  let redisClient: RedisClient | undefined;
 
   if (config.redisUrl) {
     const options: RedisOptions = {
@@ -55,6 +58,7 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
         last = event;
       });
     }
+    redisClient = redis;
     registry = new RedisRegistryStore(redis);
     // The retention every instance (and every publisher) of the fleet must share.
     bus = new RedisEventBus(redis, {
@@ -84,6 +88,12 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
     firebaseApp = app;
   }
   const auth = authenticatorFor(config, { firebaseApp });
+  // One Firestore client per process: on the authenticator's Firebase app when there is one.
+  const listeners = buildListeners(config, logger, {
+    ...(redisClient ? { redis: redisClient } : {}),
+    ...(firebaseApp ? { firebaseApp } : {}),
+  });
+  if (listeners) closers.push(() => listeners.close());
 
   // --- Tasks (TASK.*): a BullMQ queue on Redis when enabled; see tasks/ and docs/tasks.md. ---
   const tasks = buildRedisTaskQueue(config);
@@ -97,6 +107,13 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
     ...fleet,
     auth,
     ...(tasks ? { tasks: tasks.queue } : {}),
+    ...(listeners
+      ? {
+          sources: listeners.sources,
+          lease: listeners.lease,
+          ...(listeners.workflowSource ? { workflowSource: listeners.workflowSource } : {}),
+        }
+      : {}),
     redisStatus,
     onClose: async () => {
       await Promise.allSettled(closers.map((c) => c()));

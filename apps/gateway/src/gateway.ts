@@ -11,7 +11,9 @@ import type { DetachDecision } from './fleet/detach-decision';
 import { type InstanceChannel, LocalInstanceChannel } from './fleet/instance-channel';
 import { enforceHeaderDeadline } from './http/header-deadline';
 import { createHttpHandler } from './http/routes';
-import type { ListenerSource } from './listeners/listener-source';
+import type { Lease } from './lease/lease';
+import { registerListenerMetrics } from './listeners/listener-metrics';
+import type { ListenerSource, WorkflowSource } from './listeners/listener-source';
 import { ListenersManager } from './listeners/listeners-manager';
 import { createLogger, type Logger } from './logger';
 import { DisconnectTracker } from './metrics/disconnect-tracker';
@@ -36,6 +38,10 @@ export interface GatewayDeps {
   bus?: EventBus;
   auth?: Authenticator;
   sources?: ListenerSource[];
+  /** Who holds each user's listeners in the fleet. @default a memory lease (one instance) */
+  lease?: Lease;
+  /** Documents watched with WORKFLOW.watch; unset: watches are only counted. */
+  workflowSource?: WorkflowSource;
   /** Redis health as seen by its client; `disabled` when the gateway runs without Redis. */
   redisStatus?: () => DependencyStatus;
   /** The fleet's directory of sessions. @default in memory: this process is the whole fleet */
@@ -112,6 +118,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
   const channel = deps.channel ?? new LocalInstanceChannel();
   const version = deps.version ?? '0.0.0';
   const startedAt = Date.now();
+  const lastFirestoreErrors = { value: 0 };
 
   let draining = false;
   let timers: NodeJS.Timeout[] = [];
@@ -126,10 +133,19 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
         : registry.cleanupUser(uid, detachStartedAt.toISOString()).then(() => 'cleaned' as const),
     // Sessions of this instance are the manager's own count; only other instances' entries matter here.
     presentElsewhere: async (uid) => (await presence.sessions(uid)).some((s) => s.instanceId !== config.instanceId),
-    emit: (uid, event) => {
-      publish(uid, event).catch((error: unknown) => logger.error('listener_emit_error', { uid, error: String(error) }));
-    },
+    emit: (uid, event) =>
+      publish(uid, event).then(
+        () => {},
+        (error: unknown) => {
+          logger.error('listener_emit_error', { uid, error: String(error) });
+          throw error; // the source retries from its resume mark
+        },
+      ),
     onDetachOutcome: (outcome) => metrics.detaches.inc({ outcome }),
+    instanceId: config.instanceId,
+    leaseTtlMs: config.listenerLeaseTtlMs,
+    ...(deps.lease ? { lease: deps.lease } : {}),
+    ...(deps.workflowSource ? { workflowSource: deps.workflowSource } : {}),
   });
 
   const metrics = createMetrics({
@@ -141,6 +157,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     pendingDetaches: () => listeners.counters().pendingDetaches,
     retainedBytes: () => bus.stats().retainedBytes,
   });
+  registerListenerMetrics(metrics.registry, () => listeners.sourceStats());
   const tracker = new DisconnectTracker({ maxUsers: config.metricsMaxUsers });
   const hub = new SessionHub({
     bus,
@@ -260,6 +277,17 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       tracker,
       stats,
       listenerCounters: () => listeners.counters(),
+      listenerStats: () => listeners.sourceStats(),
+      ...(config.listeners
+        ? {
+            firestoreReads: () => listeners.sourceStats()?.reads.total ?? 0,
+            // Listeners failing right now (the emulator or network away) show as down.
+            firestoreStatus: () => {
+              const errors = Object.values(listeners.sourceStats()?.errors ?? {}).reduce((a, b) => a + b, 0);
+              return errors > lastFirestoreErrors.value ? ((lastFirestoreErrors.value = errors), 'down') : 'ok';
+            },
+          }
+        : {}),
       redisStatus,
       registry,
       publish,

@@ -46,6 +46,12 @@ export const LOG_EVENTS = [
   'task_worker_idle',
   'task_worker_shutdown_start',
   'task_worker_shutdown_complete',
+  'listener_error',
+  'listener_stalled',
+  'listener_lease_acquired',
+  'listener_lease_lost',
+  'listener_lease_released',
+  'listener_lease_error',
 ] as const;
 
 /** One of {@link LOG_EVENTS}. */

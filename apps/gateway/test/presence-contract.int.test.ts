@@ -52,6 +52,7 @@ describe('userKeys', () => {
       presenceExpiry: 'lb:{alice}:pz',
       lease: 'lb:{alice}:l',
       leaseFence: 'lb:{alice}:lf',
+      listenerMarks: 'lb:{alice}:lw',
       registrySessions: 'registry:user:{alice}',
       registryUnified: 'registry:unified:{alice}',
     });

@@ -32,6 +32,17 @@ export const ListenerChangeSchema = z.strictObject({
   path: z.string().min(1),
   change: z.enum(['added', 'modified', 'removed']),
   data: JsonValueSchema.optional(),
+  /** Name of the configured listener (`notifications`, `jobs`, `workflow`, ...). */
+  listener: z.string().min(1).optional(),
+  /**
+   * Part of the listener's first snapshot after it attached for a user with no
+   * delivered state: the document existed when the listener started. Absent or
+   * false: a change that happened while the listener was attached (or while its
+   * ownership moved to another instance).
+   */
+  initial: z.boolean().optional(),
+  /** The document's update time (RFC 3339, microseconds); for `removed`, when the removal was seen. */
+  update_time: z.string().min(1).optional(),
 });
 export type ListenerChange = z.infer<typeof ListenerChangeSchema>;
 

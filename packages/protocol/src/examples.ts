@@ -116,7 +116,15 @@ export const serverFrameExamples: FrameExample<ServerFrame>[] = [
       cursor: 'k3x9q2:43',
       ts: 1763800000100,
       event: 'listener.change',
-      data: { source: 'firestore', path: 'users/user-123/inbox/m1', change: 'added', data: { subject: 'Hi' } },
+      data: {
+        source: 'firestore',
+        listener: 'notifications',
+        path: 'users/user-123/notifications/m1',
+        change: 'added',
+        initial: false,
+        update_time: '2025-11-22T08:26:40.100000Z',
+        data: { subject: 'Hi' },
+      },
     },
   },
   {

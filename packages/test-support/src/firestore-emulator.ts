@@ -10,6 +10,10 @@ export interface FirestoreEmulatorHandle {
   readonly projectId: string;
   /** Deletes every document of the project. */
   clear(): Promise<void>;
+  /** Kills the emulator (SIGKILL, like an outage); the port stays reserved for {@link restart}. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port, empty (the emulator keeps nothing). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -29,6 +33,32 @@ export async function startFirestoreEmulator(projectId = 'livebus-test'): Promis
   }
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
+  let child: ChildProcess = await launch(jar, host, port);
+  const kill = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  return {
+    host,
+    projectId,
+    clear: async () => {
+      const res = await fetch(`http://${host}/emulator/v1/projects/${projectId}/databases/(default)/documents`, {
+        method: 'DELETE',
+      });
+      if (!res.ok) throw new Error(`clearing the emulator failed: ${res.status}`);
+    },
+    kill,
+    restart: async () => {
+      await kill();
+      child = await launch(jar, host, port);
+    },
+    stop: kill,
+  };
+}
+
+async function launch(jar: string, host: string, port: number): Promise<ChildProcess> {
   const child: ChildProcess = spawn(
     'java',
     ['-cp', jar, 'com.google.cloud.datastore.emulator.firestore.CloudFirestore', '--host=127.0.0.1', `--port=${port}`],
@@ -39,7 +69,7 @@ export async function startFirestoreEmulator(projectId = 'livebus-test'): Promis
     if (child.exitCode !== null) throw new Error(`Firestore emulator exited with ${child.exitCode}`);
     try {
       const res = await fetch(`http://${host}/`);
-      if ((await res.text()).trim() === 'Ok') break;
+      if ((await res.text()).trim() === 'Ok') return child;
     } catch {
       // not listening yet
     }
@@ -49,20 +79,4 @@ export async function startFirestoreEmulator(projectId = 'livebus-test'): Promis
     }
     await sleep(200);
   }
-  return {
-    host,
-    projectId,
-    clear: async () => {
-      const res = await fetch(`http://${host}/emulator/v1/projects/${projectId}/databases/(default)/documents`, {
-        method: 'DELETE',
-      });
-      if (!res.ok) throw new Error(`clearing the emulator failed: ${res.status}`);
-    },
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGKILL');
-      }),
-  };
 }

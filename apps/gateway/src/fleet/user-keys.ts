@@ -14,6 +14,8 @@ export interface UserKeys {
   readonly lease: string;
   /** Lease fencing counter: the last token issued. */
   readonly leaseFence: string;
+  /** Listener watermarks: hash listener name -> read time (ns) of the last published snapshot. */
+  readonly listenerMarks: string;
   /** Legacy registry hash: session id -> RegistrySession JSON. */
   readonly registrySessions: string;
   /** Unified registry document JSON. */
@@ -48,6 +50,7 @@ export function userKeys(userId: string, prefixes: UserKeyPrefixes = {}): UserKe
     presenceExpiry: `${fleet}${tag}:pz`,
     lease: `${fleet}${tag}:l`,
     leaseFence: `${fleet}${tag}:lf`,
+    listenerMarks: `${fleet}${tag}:lw`,
     registrySessions: `${registry}user:${tag}`,
     registryUnified: `${registry}unified:${tag}`,
   };

@@ -15,6 +15,7 @@ import type { EventBusStats, Publication, StoredEvent } from '../bus/event-bus';
 import { InvalidEventError } from '../bus/invalid-event-error';
 import type { GatewayConfig } from '../config';
 import type { DependencyStatus, GatewayStats } from '../gateway';
+import type { ListenerSourceStats } from '../listeners/listener-source';
 import type { ListenerCounters } from '../listeners/listeners-manager';
 import type { Logger } from '../logger';
 import type { DisconnectTracker } from '../metrics/disconnect-tracker';
@@ -35,6 +36,8 @@ export interface HttpDeps {
   tracker: DisconnectTracker;
   stats: () => GatewayStats;
   listenerCounters: () => ListenerCounters;
+  /** Counters of the Firestore listeners (reads per user for /ws-metrics); undefined without listeners. */
+  listenerStats?: () => ListenerSourceStats | undefined;
   redisStatus: () => DependencyStatus;
   registry: RegistryStore;
   publish: (userId: string, event: AppEvent) => Promise<StoredEvent>;
@@ -180,6 +183,7 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
           listeners_count: c.attached,
           workflow_listeners_count: c.workflows,
           registry_cleanup_errors: c.cleanupErrors,
+          listener_reads: deps.listenerStats?.()?.reads,
         },
       });
     },

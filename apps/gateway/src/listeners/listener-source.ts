@@ -1,7 +1,50 @@
 import type { AppEvent } from '@livebus/protocol';
+import type { LeaseHolder } from '../lease/lease';
+
+/** How a {@link Detach} releases listeners. */
+export interface DetachOptions {
+  /**
+   * Another instance takes the user's listeners over (lease lost or handed over,
+   * sessions left elsewhere): keep what it needs to resume without re-delivering.
+   * False: the user left the fleet; their next attach starts afresh. @default false
+   */
+  handover?: boolean;
+}
 
 /** Releases what a {@link ListenerSource} attached. */
-export type Detach = () => Promise<void>;
+export type Detach = (options?: DetachOptions) => Promise<void>;
+
+/** What the {@link import('./listeners-manager').ListenersManager} tells a source when it attaches. */
+export interface AttachContext {
+  /** The lease under which this instance holds the user's listeners, to fence writes of shared state. */
+  fence?: LeaseHolder;
+  /**
+   * The source lost the right to run (a fenced write was refused: another instance
+   * holds the lease now); the manager releases the user's listeners.
+   */
+  onFenced?: () => void;
+}
+
+/** Counters of a source, for /metrics and /ws-metrics. */
+export interface ListenerSourceStats {
+  /** Firestore listeners (queries) open now. */
+  open: number;
+  /** Document reads billed, per listener name, and the top users. */
+  reads: {
+    total: number;
+    by_listener: Record<string, number>;
+    users_tracked: number;
+    top_readers: [string, number][];
+  };
+  /** Events published, per listener name. */
+  events: Record<string, number>;
+  /** Changes dropped because they were delivered before a takeover or restart, per listener name. */
+  deduplicated: Record<string, number>;
+  /** Listener failures by kind (`permission_denied`, `unavailable`, `stalled`, `emit`, ...). */
+  errors: Record<string, number>;
+  /** Listeners re-opened after a failure or a stall. */
+  restarts: number;
+}
 
 /**
  * Port: something that watches data on behalf of a user and emits events
@@ -10,5 +53,19 @@ export type Detach = () => Promise<void>;
  */
 export interface ListenerSource {
   readonly name: string;
-  attach(userId: string, emit: (event: AppEvent) => void): Promise<Detach>;
+  /**
+   * Attaches the user's listeners. `emit` may return a promise: a source waits for
+   * it before counting an event delivered (and a rejection means it was not).
+   */
+  attach(userId: string, emit: (event: AppEvent) => void | Promise<void>, context?: AttachContext): Promise<Detach>;
+  /** Counters for /metrics and /ws-metrics. */
+  stats?(): ListenerSourceStats;
+}
+
+/** Port: one document per job watched on request (WORKFLOW.watch). */
+export interface WorkflowSource {
+  /** The job's owner user id; undefined when the job does not exist. */
+  owner(jobId: string): Promise<string | undefined>;
+  /** Attaches a listener on the job's document; its changes go to `userId`. */
+  attach(userId: string, jobId: string, emit: (event: AppEvent) => void | Promise<void>): Promise<Detach>;
 }

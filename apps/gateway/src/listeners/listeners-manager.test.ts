@@ -1,4 +1,5 @@
 import type { AppEvent } from '@livebus/protocol';
+import { waitFor } from '@livebus/test-support';
 import fc from 'fast-check';
 import type { Logger } from '../logger';
 import type { ListenerSource } from './listener-source';
@@ -110,10 +111,28 @@ describe('ListenersManager', () => {
   });
 
   it('a session opening while the detach step waits its turn wins: nothing is released', async () => {
-    const counting = countingSource(20);
+    // The attach is held open until the test lets it finish, so the order below holds under any load.
+    let finishAttach = () => {};
+    const attachHeld = new Promise<void>((resolve) => {
+      finishAttach = resolve;
+    });
+    let live = 0;
+    let attaching = false;
     const cleaned: string[] = [];
     const manager = new ListenersManager({
-      sources: [counting.source],
+      sources: [
+        {
+          name: 'gated',
+          async attach() {
+            attaching = true;
+            await attachHeld;
+            live++;
+            return async () => {
+              live--;
+            };
+          },
+        },
+      ],
       detachDelayMs: 5,
       logger: silent,
       cleanupRegistry: async (uid) => {
@@ -122,13 +141,15 @@ describe('ListenersManager', () => {
       },
       emit: () => {},
     });
-    void manager.sessionOpened('u', 's1'); // attach takes 20 ms
-    await new Promise((r) => setTimeout(r, 1)); // the attach is under way
-    manager.sessionClosed('u', 's1'); // timer 5 ms fires while the attach is still running
-    await new Promise((r) => setTimeout(r, 10));
+    void manager.sessionOpened('u', 's1');
+    await waitFor(() => attaching, 'the attach to start', 2_000);
+    manager.sessionClosed('u', 's1'); // the detach timer starts
+    // The timer fires while the attach still runs: the detach is queued behind it.
+    await waitFor(() => manager.pendingDetaches().length === 0, 'the detach timer to fire', 2_000);
     void manager.sessionOpened('u', 's2'); // before the queued detach runs
+    finishAttach();
     await manager.idle();
-    expect(counting.live.get('u')).toBe(1);
+    expect(live).toBe(1);
     expect(cleaned).toEqual([]);
     expect(manager.counters()).toMatchObject({ attached: 1, detachCancelled: 1, detachExecuted: 0 });
   });

@@ -1,6 +1,8 @@
 import type { AppEvent } from '@livebus/protocol';
+import type { Lease } from '../lease/lease';
+import { MemoryLease } from '../lease/memory-lease';
 import type { Logger } from '../logger';
-import type { Detach, ListenerSource } from './listener-source';
+import type { Detach, ListenerSource, ListenerSourceStats, WorkflowSource } from './listener-source';
 
 /** Options of {@link ListenersManager}. */
 export interface ListenersManagerOptions {
@@ -21,8 +23,24 @@ export interface ListenersManagerOptions {
    * this instance's listeners but cleans nothing. @default never (one instance)
    */
   presentElsewhere?: (userId: string) => Promise<boolean>;
-  /** Where events from the sources go. */
-  emit: (userId: string, event: AppEvent) => void;
+  /**
+   * Where events from the sources go. A returned promise tells the source when the
+   * event is published (it moves its resume mark only then); a rejection, that it was not.
+   */
+  emit: (userId: string, event: AppEvent) => void | Promise<void>;
+  /**
+   * Who holds each user's listeners in the fleet (key: the user id). Only the
+   * holder attaches them; an instance with sessions of the user but without the
+   * lease polls it and takes over when the holder stops renewing.
+   * @default a {@link MemoryLease} (one instance: always the holder)
+   */
+  lease?: Lease;
+  /** This instance's name as lease owner. @default 'local' */
+  instanceId?: string;
+  /** Lease TTL; renewed every third of it, polled by the others every quarter. @default 15_000 */
+  leaseTtlMs?: number;
+  /** Documents watched with WORKFLOW.watch; unset: watches are only counted. */
+  workflowSource?: WorkflowSource;
   /** Called for every detach outcome (metrics). */
   onDetachOutcome?: (outcome: 'cancelled' | 'executed') => void;
   /** First retry delay of a failed cleanup; doubles up to 30 s. @default 250 */
@@ -40,6 +58,8 @@ export interface ListenerCounters {
   detachCancelled: number;
   detachExecuted: number;
   cleanupErrors: number;
+  /** Users with sessions here whose listeners another instance of the fleet holds. */
+  standby: number;
 }
 
 /*
@@ -59,7 +79,15 @@ interface UserState {
   sessions: number;
   attached: boolean;
   detaches: Detach[];
-  workflows: Set<string>;
+  /** Job id -> its listener's release (undefined while it attaches, or without a workflow source). */
+  workflows: Map<string, Detach | undefined>;
+  /** Fencing token of the lease while this instance holds the user's listeners. */
+  token: number | undefined;
+  /** Renews the lease (holder) or polls it (standby). */
+  leaseTimer: NodeJS.Timeout | undefined;
+  /** When the lease was last renewed: past its TTL without a renewal, another instance may hold it. */
+  renewedAt: number;
+  standby: boolean;
   timer: NodeJS.Timeout | undefined;
   chain: Promise<void>;
   /** Bumped when a session opens: tells a retrying cleanup it is no longer wanted. */
@@ -69,7 +97,8 @@ interface UserState {
 /** Attaches and releases each user's listeners, with the detach delay that a reconnect cancels. */
 export class ListenersManager {
   readonly #users = new Map<string, UserState>();
-  readonly #o: Required<ListenersManagerOptions>;
+  readonly #o: Required<Omit<ListenersManagerOptions, 'workflowSource'>> &
+    Pick<ListenersManagerOptions, 'workflowSource'>;
   #cancelled = 0;
   #executed = 0;
   // Maintained on every transition so /healthz and /metrics read them in O(1).
@@ -77,10 +106,19 @@ export class ListenersManager {
   #pendingCount = 0;
   #workflowCount = 0;
   #cleanupErrors = 0;
+  #standbyCount = 0;
   #closed = false;
 
   constructor(options: ListenersManagerOptions) {
-    this.#o = { cleanupRetryMs: 250, onDetachOutcome: () => {}, presentElsewhere: async () => false, ...options };
+    this.#o = {
+      cleanupRetryMs: 250,
+      onDetachOutcome: () => {},
+      presentElsewhere: async () => false,
+      lease: new MemoryLease(),
+      instanceId: 'local',
+      leaseTtlMs: 15_000,
+      ...options,
+    };
   }
 
   #user(userId: string): UserState {
@@ -90,7 +128,11 @@ export class ListenersManager {
         sessions: 0,
         attached: false,
         detaches: [],
-        workflows: new Set(),
+        workflows: new Map(),
+        token: undefined,
+        leaseTimer: undefined,
+        renewedAt: 0,
+        standby: false,
         timer: undefined,
         chain: Promise.resolve(),
         epoch: 0,
@@ -149,34 +191,163 @@ export class ListenersManager {
     }, this.#o.detachDelayMs);
   }
 
-  /** Adds a workflow listener for the user (WORKFLOW.watch); released with the rest at detach. */
-  watchWorkflow(userId: string, jobId: string): void {
-    const workflows = this.#user(userId).workflows;
-    if (!workflows.has(jobId)) this.#workflowCount++;
-    workflows.add(jobId);
+  /** Whether WORKFLOW.watch attaches real listeners (a workflow source is configured). */
+  get workflowsEnabled(): boolean {
+    return this.#o.workflowSource !== undefined;
+  }
+
+  /** The owner of a job as the workflow source sees it; undefined when it does not exist (or no source). */
+  async workflowOwner(jobId: string): Promise<string | undefined> {
+    return this.#o.workflowSource?.owner(jobId);
+  }
+
+  /**
+   * Adds a workflow listener for the user (WORKFLOW.watch); released with the rest at
+   * detach. Watching a job twice keeps one listener. Rejects when the source cannot attach.
+   */
+  async watchWorkflow(userId: string, jobId: string): Promise<void> {
+    const state = this.#user(userId);
+    if (state.workflows.has(jobId)) return;
+    state.workflows.set(jobId, undefined);
+    this.#workflowCount++;
+    const source = this.#o.workflowSource;
+    if (!source) return;
+    let detach: Detach;
+    try {
+      detach = await source.attach(userId, jobId, (event) => this.#o.emit(userId, event));
+    } catch (error) {
+      if (state.workflows.has(jobId) && state.workflows.get(jobId) === undefined) {
+        state.workflows.delete(jobId);
+        this.#workflowCount--;
+      }
+      throw error;
+    }
+    // Unwatched or released while it attached: release it at once.
+    if (this.#users.get(userId) === state && state.workflows.has(jobId)) state.workflows.set(jobId, detach);
+    else await detach();
   }
 
   /** Removes a workflow listener; false when it was not watched. */
-  unwatchWorkflow(userId: string, jobId: string): boolean {
-    const removed = this.#users.get(userId)?.workflows.delete(jobId) ?? false;
-    if (removed) this.#workflowCount--;
-    return removed;
+  async unwatchWorkflow(userId: string, jobId: string): Promise<boolean> {
+    const workflows = this.#users.get(userId)?.workflows;
+    if (!workflows?.has(jobId)) return false;
+    const detach = workflows.get(jobId);
+    workflows.delete(jobId);
+    this.#workflowCount--;
+    await detach?.();
+    return true;
   }
 
   async #attach(userId: string, state: UserState): Promise<void> {
-    if (state.attached || state.sessions === 0) return;
+    if (state.attached || state.sessions === 0 || this.#closed) return;
+    if (this.#o.sources.length === 0) {
+      // Nothing to hold once in the fleet: no lease, no timers.
+      state.attached = true;
+      this.#attachedCount++;
+      return;
+    }
+    const { lease, instanceId: owner, leaseTtlMs } = this.#o;
+    let token: number | undefined;
+    // The lease runs from before the call: a renewal is due a third of the TTL after this.
+    const acquiredAt = Date.now();
+    try {
+      token = (await lease.acquire(userId, owner, leaseTtlMs))?.token;
+    } catch (error) {
+      this.#o.logger.warn('listener_lease_error', { uid: userId, op: 'acquire', error: String(error) });
+    }
+    if (token === undefined) {
+      // Another instance holds the user's listeners (or Redis is away): poll until it lets go.
+      this.#setStandby(state, true);
+      this.#scheduleLease(userId, state, leaseTtlMs / 4);
+      return;
+    }
+    this.#setStandby(state, false);
+    const fence = { owner, token };
     const emit = (event: AppEvent) => this.#o.emit(userId, event);
+    const onFenced = () => void this.#enqueue(userId, state, () => this.#lost(userId, state, token, 'fenced'));
     const attached: Detach[] = [];
     try {
-      for (const source of this.#o.sources) attached.push(await source.attach(userId, emit));
+      for (const source of this.#o.sources) attached.push(await source.attach(userId, emit, { fence, onFenced }));
     } catch (error) {
-      // All or nothing: release what did attach so a retry starts clean.
-      await Promise.allSettled(attached.map((d) => d()));
+      // All or nothing: release what did attach so a retry starts clean, and never keep
+      // the lease without listeners (another instance may succeed where this one failed).
+      await Promise.allSettled(attached.map((d) => d({ handover: true })));
+      await lease.release(userId, owner, token).catch(() => {});
+      this.#scheduleLease(userId, state, leaseTtlMs / 3);
       throw error;
     }
     state.detaches = attached;
     state.attached = true;
+    state.token = token;
+    state.renewedAt = acquiredAt;
     this.#attachedCount++;
+    this.#o.logger.info('listener_lease_acquired', { uid: userId, token, listeners: attached.length });
+    // Opening the listeners may take a while (the first one loads the Firestore client).
+    this.#scheduleLease(userId, state, Math.max(0, acquiredAt + leaseTtlMs / 3 - Date.now()));
+  }
+
+  #setStandby(state: UserState, standby: boolean): void {
+    if (state.standby === standby) return;
+    state.standby = standby;
+    this.#standbyCount += standby ? 1 : -1;
+  }
+
+  /** Renews (holder) or polls (standby) the user's lease after `ms`, on the user's chain. */
+  #scheduleLease(userId: string, state: UserState, ms: number): void {
+    clearTimeout(state.leaseTimer);
+    state.leaseTimer = undefined;
+    if (this.#closed || (!state.attached && state.sessions === 0)) return;
+    state.leaseTimer = setTimeout(() => {
+      state.leaseTimer = undefined;
+      void this.#enqueue(userId, state, () => this.#leaseTick(userId, state));
+    }, ms);
+    state.leaseTimer.unref();
+  }
+
+  async #leaseTick(userId: string, state: UserState): Promise<void> {
+    if (state.attached && state.token !== undefined) {
+      const token = state.token;
+      let renewed: boolean | undefined;
+      const renewingAt = Date.now();
+      try {
+        renewed = await this.#o.lease.renew(userId, this.#o.instanceId, token, this.#o.leaseTtlMs);
+      } catch (error) {
+        this.#o.logger.warn('listener_lease_error', { uid: userId, op: 'renew', error: String(error) });
+      }
+      if (renewed) state.renewedAt = renewingAt;
+      // Unknown (Redis away) only until the lease would have expired: past that another instance may hold it.
+      if (renewed === false || Date.now() - state.renewedAt >= this.#o.leaseTtlMs) {
+        await this.#lost(userId, state, token, renewed === false ? 'renew_refused' : 'renew_failed');
+        return;
+      }
+      this.#scheduleLease(userId, state, this.#o.leaseTtlMs / 3);
+      return;
+    }
+    await this.#attach(userId, state);
+  }
+
+  /** The lease went to another instance: release the listeners, keep what it needs to resume, poll again. */
+  async #lost(userId: string, state: UserState, token: number, reason: string): Promise<void> {
+    if (!state.attached || state.token !== token) return;
+    this.#o.logger.warn('listener_lease_lost', { uid: userId, token, reason });
+    await this.#releaseListeners(userId, state, true);
+    if (state.sessions > 0) {
+      this.#setStandby(state, true);
+      this.#scheduleLease(userId, state, this.#o.leaseTtlMs / 4);
+    }
+  }
+
+  /** Closes the sources' listeners (not the workflows, not the lease). */
+  async #releaseListeners(userId: string, state: UserState, handover: boolean): Promise<void> {
+    const detaches = state.detaches;
+    state.detaches = [];
+    if (state.attached) this.#attachedCount--;
+    state.attached = false;
+    state.token = undefined;
+    const released = await Promise.allSettled(detaches.map((d) => d({ handover })));
+    for (const r of released) {
+      if (r.status === 'rejected') this.#o.logger.warn('user_attach_error', { uid: userId, error: String(r.reason) });
+    }
   }
 
   async #detach(userId: string, state: UserState): Promise<void> {
@@ -199,28 +370,37 @@ export class ListenersManager {
       this.#cancelled++;
       this.#o.onDetachOutcome('cancelled');
       this.#o.logger.info('user_detach_cancelled', { uid: userId, elsewhere: true });
-      await this.#release(userId, state);
+      await this.#release(userId, state, true);
       return;
     }
     this.#executed++;
     this.#o.onDetachOutcome('executed');
     this.#o.logger.info('user_detach_executing', { uid: userId, listeners: state.detaches.length });
-    await this.#release(userId, state);
+    await this.#release(userId, state, false);
     await this.#cleanup(userId, state, epoch, startedAt);
     this.#o.logger.info('ws_cleanup_complete', { uid: userId });
   }
 
-  /** Releases the user's listeners on this instance. */
-  async #release(userId: string, state: UserState): Promise<void> {
-    const detaches = state.detaches;
-    state.detaches = [];
-    if (state.attached) this.#attachedCount--;
-    state.attached = false;
+  /**
+   * Releases the user's listeners on this instance, then their lease (in that order:
+   * the next holder never runs beside this one). `handover`: sessions remain elsewhere.
+   */
+  async #release(userId: string, state: UserState, handover: boolean): Promise<void> {
+    clearTimeout(state.leaseTimer);
+    state.leaseTimer = undefined;
+    this.#setStandby(state, false);
+    const token = state.token;
+    const workflows = [...state.workflows.values()];
     this.#workflowCount -= state.workflows.size;
     state.workflows.clear();
-    const released = await Promise.allSettled(detaches.map((d) => d()));
-    for (const r of released) {
-      if (r.status === 'rejected') this.#o.logger.warn('user_attach_error', { uid: userId, error: String(r.reason) });
+    await Promise.allSettled(workflows.map((d) => d?.()));
+    await this.#releaseListeners(userId, state, handover);
+    if (token !== undefined) {
+      await this.#o.lease.release(userId, this.#o.instanceId, token).then(
+        () => this.#o.logger.info('listener_lease_released', { uid: userId, token, handover }),
+        (error: unknown) =>
+          this.#o.logger.warn('listener_lease_error', { uid: userId, op: 'release', error: String(error) }),
+      );
     }
   }
 
@@ -245,7 +425,7 @@ export class ListenersManager {
   }
 
   #forgetIfIdle(userId: string, state: UserState): void {
-    if (state.sessions === 0 && !state.attached && !state.timer && state.workflows.size === 0) {
+    if (state.sessions === 0 && !state.attached && !state.timer && !state.leaseTimer && state.workflows.size === 0) {
       if (this.#users.get(userId) === state) this.#users.delete(userId);
     }
   }
@@ -295,6 +475,37 @@ export class ListenersManager {
       detachCancelled: this.#cancelled,
       detachExecuted: this.#executed,
       cleanupErrors: this.#cleanupErrors,
+      standby: this.#standbyCount,
     };
   }
+
+  /** Counters of the sources that keep them (reads, events, errors), merged. */
+  sourceStats(): ListenerSourceStats | undefined {
+    const all = this.#o.sources.flatMap((s) => (s.stats ? [s.stats()] : []));
+    return all.length <= 1 ? all[0] : mergeStats(all);
+  }
+}
+
+function mergeStats(all: ListenerSourceStats[]): ListenerSourceStats {
+  const sum = (pick: (s: ListenerSourceStats) => Record<string, number>) => {
+    const out: Record<string, number> = {};
+    for (const s of all) for (const [k, v] of Object.entries(pick(s))) out[k] = (out[k] ?? 0) + v;
+    return out;
+  };
+  return {
+    open: all.reduce((a, s) => a + s.open, 0),
+    reads: {
+      total: all.reduce((a, s) => a + s.reads.total, 0),
+      by_listener: sum((s) => s.reads.by_listener),
+      users_tracked: all.reduce((a, s) => a + s.reads.users_tracked, 0),
+      top_readers: all
+        .flatMap((s) => s.reads.top_readers)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 10),
+    },
+    events: sum((s) => s.events),
+    deduplicated: sum((s) => s.deduplicated),
+    errors: sum((s) => s.errors),
+    restarts: all.reduce((a, s) => a + s.restarts, 0),
+  };
 }

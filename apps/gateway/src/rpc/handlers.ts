@@ -160,12 +160,25 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
       if (!deps.hasLiveSession(ctx.principal.uid)) {
         throw new RpcError(RpcErrorCode.Unavailable, 'WORKFLOW.watch needs a live WebSocket session of the user');
       }
-      deps.listeners.watchWorkflow(ctx.principal.uid, jobId);
+      if (deps.listeners.workflowsEnabled && !ctx.principal.service) {
+        const owner = await deps.listeners.workflowOwner(jobId).catch((error: unknown) => {
+          throw new RpcError(RpcErrorCode.Unavailable, 'the workflow store is unavailable; retry later', {
+            cause: error,
+          });
+        });
+        if (owner === undefined) throw new RpcError(RpcErrorCode.NotFound, `no job ${jobId}`);
+        if (owner !== ctx.principal.uid) throw new RpcError(RpcErrorCode.Forbidden, 'you may only watch your own jobs');
+      }
+      await deps.listeners.watchWorkflow(ctx.principal.uid, jobId).catch((error: unknown) => {
+        throw new RpcError(RpcErrorCode.Unavailable, 'the workflow listener could not attach; retry later', {
+          cause: error,
+        });
+      });
       return { success: true, job_id: jobId, watching: true };
     },
 
     'WORKFLOW.unwatch': async (ctx, jobId) => {
-      deps.listeners.unwatchWorkflow(ctx.principal.uid, jobId);
+      await deps.listeners.unwatchWorkflow(ctx.principal.uid, jobId);
       return { success: true, job_id: jobId, watching: false };
     },
   };

@@ -1,0 +1,104 @@
+import type { AppEvent } from '@livebus/protocol';
+import type { Firestore, Query, WhereFilterOp } from 'firebase-admin/firestore';
+import type { Logger } from '../logger';
+import type { AttachContext, Detach, ListenerSource, ListenerSourceStats } from './listener-source';
+import { ListenerStats } from './listener-stats';
+import { fillPath, type UserListenerConfig } from './listeners-config';
+import { WatchedQuery } from './watched-query';
+import type { WatermarkStore } from './watermark-store';
+
+/** Options of {@link FirestoreListenerSource}. */
+export interface FirestoreListenerSourceOptions {
+  /** The process's one Firestore client (every listener shares its channels). */
+  firestore: Firestore;
+  /** The `user` entries of LISTENERS_FILE. */
+  listeners: readonly UserListenerConfig[];
+  marks: WatermarkStore;
+  logger: Logger;
+  /** Shared with the workflow source so /metrics has one set of figures. @default a new one (10 000 users) */
+  stats?: ListenerStats;
+  /** @default 500 */
+  retryMinMs?: number;
+  /** @default 30_000 */
+  retryMaxMs?: number;
+  /** @default 1_800_000 */
+  stallMs?: number;
+}
+
+/** Thrown for a user id that cannot be placed in a Firestore path. */
+export class ListenerUserIdError extends Error {
+  override readonly name = 'ListenerUserIdError';
+}
+
+/**
+ * The per-user listeners of LISTENERS_FILE on Firestore. Each attach opens one
+ * {@link WatchedQuery} per configured listener, resuming from the marks the
+ * previous owner of the user stored, and its detach closes them (forgetting the
+ * marks unless the listeners are handed over to another instance).
+ */
+export class FirestoreListenerSource implements ListenerSource {
+  readonly name = 'firestore';
+  readonly #o: FirestoreListenerSourceOptions;
+  readonly #stats: ListenerStats;
+  readonly #live = new Set<WatchedQuery>();
+
+  constructor(options: FirestoreListenerSourceOptions) {
+    this.#o = options;
+    this.#stats = options.stats ?? new ListenerStats(10_000);
+  }
+
+  #query(config: UserListenerConfig, userId: string): Query {
+    let query: Query = this.#o.firestore.collection(fillPath(config.collection, { uid: userId }));
+    for (const [field, op, value] of config.where ?? []) {
+      query = query.where(field, op as WhereFilterOp, value === '{uid}' ? userId : value);
+    }
+    return query;
+  }
+
+  async attach(
+    userId: string,
+    emit: (event: AppEvent) => void | Promise<void>,
+    context: AttachContext = {},
+  ): Promise<Detach> {
+    if (userId.includes('/')) throw new ListenerUserIdError(`user id ${JSON.stringify(userId)} contains '/'`);
+    const marks = await this.#o.marks.get(userId);
+    let fenced = false;
+    const queries = this.#o.listeners.map(
+      (config) =>
+        new WatchedQuery({
+          query: this.#query(config, userId),
+          userId,
+          listener: config.name,
+          source: this.name,
+          emit,
+          mark: marks[config.name],
+          saveMark: (mark) =>
+            context.fence ? this.#o.marks.set(userId, config.name, mark, context.fence) : Promise.resolve(true),
+          onFenced: () => {
+            if (fenced) return;
+            fenced = true;
+            this.#o.logger.warn('listener_lease_lost', { uid: userId, reason: 'fenced' });
+            context.onFenced?.();
+          },
+          observer: this.#stats,
+          logger: this.#o.logger,
+          ...(this.#o.retryMinMs === undefined ? {} : { retryMinMs: this.#o.retryMinMs }),
+          ...(this.#o.retryMaxMs === undefined ? {} : { retryMaxMs: this.#o.retryMaxMs }),
+          ...(this.#o.stallMs === undefined ? {} : { stallMs: this.#o.stallMs }),
+        }),
+    );
+    for (const q of queries) {
+      this.#live.add(q);
+      q.start();
+    }
+    return async (options = {}) => {
+      await Promise.all(queries.map((q) => q.stop()));
+      for (const q of queries) this.#live.delete(q);
+      if (!options.handover) await this.#o.marks.clear(userId);
+    };
+  }
+
+  stats(): ListenerSourceStats {
+    return this.#stats.snapshot(this.#live.size);
+  }
+}

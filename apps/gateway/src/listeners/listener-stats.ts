@@ -1,0 +1,49 @@
+import type { ListenerSourceStats } from './listener-source';
+import { ReadMeter } from './read-meter';
+import type { WatchedQueryObserver } from './watched-query';
+
+const add = (m: Record<string, number>, k: string, n: number) => {
+  m[k] = (m[k] ?? 0) + n;
+};
+
+/** Collects what the Firestore listeners of a process report, as {@link ListenerSourceStats}. */
+export class ListenerStats implements WatchedQueryObserver {
+  readonly #meter: ReadMeter;
+  readonly #events: Record<string, number> = {};
+  readonly #dedup: Record<string, number> = {};
+  readonly #errors: Record<string, number> = {};
+  #restarts = 0;
+
+  /** @param maxUsers users whose reads are kept for /ws-metrics (least recently reading evicted). */
+  constructor(maxUsers: number) {
+    this.#meter = new ReadMeter({ maxUsers });
+  }
+
+  reads(userId: string, listener: string, reads: number): void {
+    this.#meter.record(userId, listener, reads);
+  }
+  events(listener: string, count: number): void {
+    add(this.#events, listener, count);
+  }
+  deduplicated(listener: string, count: number): void {
+    add(this.#dedup, listener, count);
+  }
+  error(kind: string): void {
+    add(this.#errors, kind, 1);
+  }
+  restart(): void {
+    this.#restarts++;
+  }
+
+  /** A snapshot, with `open` listeners counted by the caller. */
+  snapshot(open: number): ListenerSourceStats {
+    return {
+      open,
+      reads: this.#meter.snapshot(),
+      events: { ...this.#events },
+      deduplicated: { ...this.#dedup },
+      errors: { ...this.#errors },
+      restarts: this.#restarts,
+    };
+  }
+}

@@ -1,0 +1,225 @@
+import type { AppEvent, ListenerChange } from '@livebus/protocol';
+import type { Query, QuerySnapshot } from 'firebase-admin/firestore';
+import type { Logger } from '../logger';
+import { firestoreJson, timestampText } from './firestore-json';
+import { isAfter, markOf } from './watermark-store';
+
+/** What a {@link WatchedQuery} reports to its source (metrics). */
+export interface WatchedQueryObserver {
+  reads(userId: string, listener: string, reads: number): void;
+  events(listener: string, count: number): void;
+  deduplicated(listener: string, count: number): void;
+  error(kind: string): void;
+  restart(): void;
+}
+
+/** Options of {@link WatchedQuery}. */
+export interface WatchedQueryOptions {
+  query: Query;
+  userId: string;
+  /** Listener name (the `listener` field of its events). */
+  listener: string;
+  /** The `source` field of its events. */
+  source: string;
+  emit: (event: AppEvent) => void | Promise<void>;
+  /** Where the previous owner stopped (see {@link import('./watermark-store').WatermarkStore}); undefined: start afresh. */
+  mark: string | undefined;
+  /** Stores the mark after each published snapshot; false: the lease is gone (fenced). */
+  saveMark: (mark: string) => Promise<boolean>;
+  /** Called once when {@link WatchedQueryOptions.saveMark} answers false. */
+  onFenced: () => void;
+  observer: WatchedQueryObserver;
+  logger: Logger;
+  /** @default 500 */
+  retryMinMs?: number;
+  /** @default 30_000 */
+  retryMaxMs?: number;
+  /** No snapshot for this long: re-open (0: never). @default 1_800_000 */
+  stallMs?: number;
+}
+
+/** Error code of a Firestore failure as a stable metric label. */
+function kindOf(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  const names: Record<number, string> = {
+    1: 'cancelled',
+    2: 'unknown',
+    3: 'invalid_argument',
+    4: 'deadline_exceeded',
+    5: 'not_found',
+    7: 'permission_denied',
+    8: 'resource_exhausted',
+    9: 'failed_precondition',
+    13: 'internal',
+    14: 'unavailable',
+    16: 'unauthenticated',
+  };
+  return typeof code === 'number' ? (names[code] ?? 'other') : 'other';
+}
+
+/**
+ * One Firestore query listener of one user, kept alive: a failed listener
+ * (permission denied, network, a stream that stalls) is re-opened with jittered
+ * backoff, and every (re)open resumes from the mark so nothing is delivered twice.
+ *
+ * Snapshots are applied one at a time. The first snapshot of a user with no mark
+ * is delivered as `initial` added events; the first snapshot of a re-open (or of a
+ * takeover) delivers only documents updated after the mark, as `added` when they
+ * were created after it and `modified` otherwise. Removals that happen while no
+ * listener runs (a takeover, a re-open) are not seen: Firestore sends nothing for
+ * a document that is no longer there.
+ */
+export class WatchedQuery {
+  readonly #o: Required<WatchedQueryOptions>;
+  #unsubscribe: (() => void) | undefined;
+  #chain: Promise<void> = Promise.resolve();
+  #mark: string | undefined;
+  #seenFirst = false;
+  #attempt = 0;
+  #lastSnapshotAt = Date.now();
+  #retryTimer: NodeJS.Timeout | undefined;
+  #stallTimer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #generation = 0;
+
+  constructor(options: WatchedQueryOptions) {
+    this.#o = { retryMinMs: 500, retryMaxMs: 30_000, stallMs: 1_800_000, ...options };
+    this.#mark = options.mark;
+  }
+
+  /** Whether a Firestore listener is registered now (false while waiting to retry). */
+  get open(): boolean {
+    return this.#unsubscribe !== undefined;
+  }
+
+  /** Opens the listener. */
+  start(): void {
+    this.#open();
+    if (this.#o.stallMs > 0) {
+      this.#stallTimer = setInterval(() => this.#checkStall(), Math.min(this.#o.stallMs / 2, 60_000));
+      this.#stallTimer.unref();
+    }
+  }
+
+  #open(): void {
+    if (this.#stopped) return;
+    const generation = ++this.#generation;
+    this.#seenFirst = false;
+    this.#lastSnapshotAt = Date.now();
+    this.#unsubscribe = this.#o.query.onSnapshot(
+      (snapshot) => {
+        // Queued, so a slow publish never lets two snapshots interleave.
+        this.#chain = this.#chain.then(() => this.#apply(snapshot, generation));
+      },
+      (error) => this.#fail(kindOf(error), error, generation),
+    );
+  }
+
+  async #apply(snapshot: QuerySnapshot, generation: number): Promise<void> {
+    if (this.#stopped || generation !== this.#generation) return;
+    this.#lastSnapshotAt = Date.now();
+    const first = !this.#seenFirst;
+    this.#seenFirst = true;
+    const fresh = first && this.#mark === undefined;
+    const changes = snapshot.docChanges();
+    // Firestore bills every document of a first snapshot (at least one read), then one per change.
+    this.#o.observer.reads(this.#o.userId, this.#o.listener, first ? Math.max(1, snapshot.size) : changes.length);
+    const events: ListenerChange[] = [];
+    let dropped = 0;
+    for (const change of changes) {
+      const doc = change.doc;
+      let type = change.type;
+      let updated = doc.updateTime;
+      if (type === 'removed') {
+        updated = snapshot.readTime;
+      } else if (!isAfter(doc.updateTime, this.#mark)) {
+        dropped++; // published before the re-open or takeover
+        continue;
+      } else if (first && !fresh) {
+        type = isAfter(doc.createTime, this.#mark) ? 'added' : 'modified';
+      }
+      events.push({
+        source: this.#o.source,
+        listener: this.#o.listener,
+        path: doc.ref.path,
+        change: type,
+        initial: fresh,
+        update_time: timestampText(updated),
+        ...(type === 'removed' ? {} : { data: firestoreJson(doc.data()) }),
+      });
+    }
+    if (dropped > 0) this.#o.observer.deduplicated(this.#o.listener, dropped);
+    try {
+      for (const data of events) await this.#o.emit({ event: 'listener.change', data });
+    } catch (error) {
+      // Not published: re-open from the mark, which re-reads and re-sends what is missing.
+      this.#fail('emit', error, generation);
+      return;
+    }
+    if (events.length > 0) this.#o.observer.events(this.#o.listener, events.length);
+    this.#attempt = 0;
+    const mark = markOf(snapshot.readTime);
+    this.#mark = mark;
+    try {
+      if (!(await this.#o.saveMark(mark)) && !this.#stopped) this.#o.onFenced();
+    } catch (error) {
+      // Redis away: the mark stays in memory; a takeover meanwhile may re-send this snapshot's changes.
+      this.#o.logger.warn('listener_error', {
+        uid: this.#o.userId,
+        listener: this.#o.listener,
+        kind: 'mark',
+        error: String(error),
+      });
+    }
+  }
+
+  #checkStall(): void {
+    if (this.#stopped || !this.#unsubscribe) return;
+    const silentMs = Date.now() - this.#lastSnapshotAt;
+    if (silentMs < this.#o.stallMs) return;
+    this.#o.logger.warn('listener_stalled', { uid: this.#o.userId, listener: this.#o.listener, silent_ms: silentMs });
+    this.#o.observer.error('stalled');
+    this.#close();
+    this.#o.observer.restart();
+    this.#open();
+  }
+
+  #fail(kind: string, error: unknown, generation: number): void {
+    if (this.#stopped || generation !== this.#generation) return;
+    this.#close();
+    this.#o.observer.error(kind);
+    const attempt = ++this.#attempt;
+    const base = Math.min(this.#o.retryMaxMs, this.#o.retryMinMs * 2 ** (attempt - 1));
+    const delay = Math.round(base / 2 + (Math.random() * base) / 2);
+    this.#o.logger.warn('listener_error', {
+      uid: this.#o.userId,
+      listener: this.#o.listener,
+      kind,
+      attempt,
+      retry_in_ms: delay,
+      error: String(error),
+    });
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#o.observer.restart();
+      this.#open();
+    }, delay);
+    this.#retryTimer.unref();
+  }
+
+  #close(): void {
+    this.#generation++;
+    const unsubscribe = this.#unsubscribe;
+    this.#unsubscribe = undefined;
+    unsubscribe?.();
+  }
+
+  /** Closes the listener for good; resolves once no snapshot is being applied. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#retryTimer);
+    clearInterval(this.#stallTimer);
+    this.#close();
+    await this.#chain;
+  }
+}

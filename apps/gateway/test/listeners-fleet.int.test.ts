@@ -1,0 +1,139 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type FirestoreEmulatorHandle,
+  freePort,
+  type RedisServerHandle,
+  sleep,
+  startFirestoreEmulator,
+  startRedisServer,
+  waitFor,
+} from '@livebus/test-support';
+import type { Firestore } from 'firebase-admin/firestore';
+import { buildDeps } from '../src/deps';
+import { connectAs, startGateway, type TestGateway } from './helpers';
+import { changesOf, testFirestore, testListeners, useEmulator, warmUp } from './listeners-helpers';
+
+// Two or three gateways on one real Redis (bus, lease, resume marks) and one Firestore emulator.
+let emulator: FirestoreEmulatorHandle;
+let redis: RedisServerHandle;
+let db: Firestore;
+let closeDb: () => Promise<void>;
+const gateways: TestGateway[] = [];
+const LEASE_TTL_MS = 3_000;
+
+async function gateway(instanceId: string): Promise<TestGateway> {
+  const t = await startGateway(
+    {
+      instanceId,
+      redisUrl: redis.url,
+      listeners: testListeners,
+      firestoreProjectId: emulator.projectId,
+      listenerLeaseTtlMs: LEASE_TTL_MS,
+      detachDelayMs: 100,
+    },
+    (config, logger) => buildDeps(config, logger),
+  );
+  gateways.push(t);
+  return t;
+}
+
+beforeAll(async () => {
+  [emulator, redis] = await Promise.all([startFirestoreEmulator('livebus-fleet'), startRedisServer()]);
+  useEmulator(emulator);
+  ({ db, close: closeDb } = testFirestore(emulator.projectId, 'fleet-writer'));
+  await warmUp(db);
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(gateways.map((g) => g.close()));
+  await closeDb?.();
+  await Promise.all([emulator?.stop(), redis?.stop()]);
+});
+
+describe('Firestore listeners in a fleet', () => {
+  it('two tabs on two instances: one listener in the fleet, one event per tab', async () => {
+    const [a, b] = await Promise.all([gateway('gw-fleet-a'), gateway('gw-fleet-b')]);
+    const tab1 = (await connectAs(a.url, 'grace')).client;
+    await waitFor(() => a.gw.stats().listeners === 1, 'the first instance holds the listeners');
+    const tab2 = (await connectAs(b.url, 'grace')).client;
+    await db.doc('users/grace/notifications/live').set({ n: 1 });
+    await waitFor(() => changesOf(tab1, 'users/grace/notifications/live')[0], 'tab 1', 10_000);
+    await waitFor(() => changesOf(tab2, 'users/grace/notifications/live')[0], 'tab 2');
+    // Well past a renewal and a standby poll: still one holder, nothing delivered twice.
+    await sleep(LEASE_TTL_MS);
+    expect(a.gw.stats().listeners + b.gw.stats().listeners).toBe(1);
+    expect(changesOf(tab1, 'users/grace/notifications/live')).toHaveLength(1);
+    expect(changesOf(tab2, 'users/grace/notifications/live')).toHaveLength(1);
+    await Promise.all([tab1.close(), tab2.close()]);
+    await waitFor(() => a.gw.stats().listeners + b.gw.stats().listeners === 0, 'released everywhere');
+  }, 40_000);
+
+  it('SIGKILL of the owner: a survivor takes over, a write made right after is delivered once, nothing re-delivered', async () => {
+    const survivor = gateways[1] ?? (await gateway('gw-fleet-b'));
+    const file = join(tmpdir(), `livebus-listeners-${process.pid}.json`);
+    writeFileSync(file, JSON.stringify(testListeners));
+    const port = await freePort();
+    const owner: ChildProcess = spawn(process.execPath, ['dist/main.js'], {
+      cwd: join(__dirname, '..'),
+      env: {
+        ...process.env,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        INSTANCE_ID: 'gw-fleet-owner',
+        REDIS_URL: redis.url,
+        AUTH_MODE: 'none',
+        LISTENERS_FILE: file,
+        FIREBASE_PROJECT_ID: emulator.projectId,
+        FIRESTORE_EMULATOR_HOST: emulator.host,
+        METADATA_SERVER_DETECTION: 'none',
+        LISTENER_LEASE_TTL_MS: String(LEASE_TTL_MS),
+        LOG_LEVEL: 'error',
+      },
+      stdio: 'ignore',
+    });
+    const exited = new Promise((resolve) => owner.once('exit', resolve));
+    try {
+      await db.doc('users/heidi/notifications/old').set({ n: 0 });
+      await waitFor(
+        () => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok),
+        'the child gateway',
+        15_000,
+        200,
+      );
+      const ownerTab = (await connectAs(`ws://127.0.0.1:${port}/ws`, 'heidi')).client;
+      // The child holds the listeners once its initial snapshot reached the user's stream.
+      await waitFor(() => changesOf(ownerTab, 'users/heidi/notifications/old')[0], 'initial on the owner', 20_000);
+      const tab = (await connectAs(survivor.url, 'heidi')).client;
+      await db.doc('users/heidi/notifications/before').set({ n: 1 });
+      await waitFor(() => changesOf(tab, 'users/heidi/notifications/before')[0], 'a change before the kill', 10_000);
+      expect(survivor.gw.stats().listeners).toBe(0);
+
+      owner.kill('SIGKILL');
+      await exited;
+      const killedAt = Date.now();
+      await db.doc('users/heidi/notifications/during').set({ n: 2 });
+      await waitFor(() => survivor.gw.stats().listeners === 1, 'the survivor takes over', 10_000);
+      expect(Date.now() - killedAt).toBeLessThan(LEASE_TTL_MS * 2 + 1_000);
+      const during = await waitFor(
+        () => changesOf(tab, 'users/heidi/notifications/during')[0],
+        'the write made during the takeover',
+        10_000,
+      );
+      expect(during.data).toMatchObject({ change: 'added', initial: false });
+      await db.doc('users/heidi/notifications/after').set({ n: 3 });
+      await waitFor(() => changesOf(tab, 'users/heidi/notifications/after')[0], 'a write after the takeover');
+      await sleep(300);
+      expect(changesOf(tab, 'users/heidi/notifications/during')).toHaveLength(1);
+      expect(changesOf(tab, 'users/heidi/notifications/before')).toHaveLength(1);
+      // Delivered before the kill (the tab joined after it, so it never saw it): not re-sent.
+      expect(changesOf(tab, 'users/heidi/notifications/old')).toHaveLength(0);
+      await tab.close();
+      await waitFor(() => survivor.gw.stats().listeners === 0, 'released');
+    } finally {
+      if (owner.exitCode === null && owner.signalCode === null) owner.kill('SIGKILL');
+    }
+  }, 60_000);
+});

@@ -1,0 +1,52 @@
+import type { ServerFrame } from '@livebus/protocol';
+import type { FirestoreEmulatorHandle } from '@livebus/test-support';
+import { deleteApp, initializeApp } from 'firebase-admin/app';
+import { type Firestore, getFirestore } from 'firebase-admin/firestore';
+import type { ListenersConfig } from '../src/listeners/listeners-config';
+import type { TestClient } from './helpers';
+
+/** The listeners of the tests: a per-user collection, a filtered shared one, and the workflow document. */
+export const testListeners: ListenersConfig = {
+  user: [
+    { name: 'notifications', collection: 'users/{uid}/notifications' },
+    { name: 'jobs', collection: 'jobs', where: [['owner_id', '==', '{uid}']] },
+  ],
+  workflow: { document: 'jobs/{job_id}', owner_field: 'owner_id' },
+};
+
+/** Points firebase-admin at the emulator (read when a Firestore client is made). */
+export function useEmulator(emulator: FirestoreEmulatorHandle): void {
+  process.env.FIRESTORE_EMULATOR_HOST = emulator.host;
+  process.env.METADATA_SERVER_DETECTION = 'none';
+}
+
+/** A Firestore client of the test itself, to write documents. */
+export function testFirestore(projectId: string, name: string): { db: Firestore; close: () => Promise<void> } {
+  const app = initializeApp({ projectId }, name);
+  return { db: getFirestore(app), close: () => deleteApp(app) };
+}
+
+/**
+ * The emulator answers its first queries slowly (JVM warm-up, many seconds): one
+ * listener round trip before the tests keeps that out of their timings.
+ */
+export async function warmUp(db: Firestore): Promise<void> {
+  await db.doc('warm-up/doc').set({ at: Date.now() });
+  await new Promise<void>((resolve, reject) => {
+    const stop = db.collection('warm-up').onSnapshot((s) => {
+      if (s.size > 0) {
+        stop();
+        resolve();
+      }
+    }, reject);
+  });
+}
+
+type EventFrame = Extract<ServerFrame, { type: 'event' }>;
+
+/** The `listener.change` events a client received for one document path. */
+export function changesOf(client: TestClient, path?: string): EventFrame[] {
+  return client
+    .events()
+    .filter((e) => e.event === 'listener.change' && (path === undefined || (e.data as { path: string }).path === path));
+}
