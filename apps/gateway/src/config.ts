@@ -49,6 +49,11 @@ export const EnvSchema = z.object({
   RPC_TIMEOUT_MS: int(1).default(10_000),
   RATE_LIMIT_FRAMES_PER_S: int(0).default(100),
   RATE_LIMIT_BURST: int(1).default(200),
+  PUBLISH_RETRY_DELAYS_MS: z
+    .string()
+    .regex(/^\s*\d+(\s*,\s*\d+)*\s*$/, 'must be a comma-separated list of milliseconds, like 1000,2000,4000')
+    .default('1000,2000,4000'),
+  PUBLISH_OUTBOX_MAX_EVENTS: int(0).default(10_000),
 });
 
 /** Resolved gateway configuration (camelCase, units in names). */
@@ -116,6 +121,10 @@ export interface GatewayConfig {
   rateLimitFramesPerS: number;
   /** Frames a connection may send at once above the average. @default 200 */
   rateLimitBurst: number;
+  /** Waits between attempts of a publish while Redis is away; then it waits in the outbox. @default [1000, 2000, 4000] */
+  publishRetryDelaysMs: number[];
+  /** Most events the publish outbox holds while Redis is away; 0: none (publish fails after the retries). @default 10_000 */
+  publishOutboxMaxEvents: number;
 }
 
 /** A bad environment: the message names every offending variable and what it allows. */
@@ -201,5 +210,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     rpcTimeoutMs: e.RPC_TIMEOUT_MS,
     rateLimitFramesPerS: e.RATE_LIMIT_FRAMES_PER_S,
     rateLimitBurst: e.RATE_LIMIT_BURST,
+    publishRetryDelaysMs: e.PUBLISH_RETRY_DELAYS_MS.split(',').map((d) => Number(d.trim())),
+    publishOutboxMaxEvents: e.PUBLISH_OUTBOX_MAX_EVENTS,
   };
 }

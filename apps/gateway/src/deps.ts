@@ -9,6 +9,7 @@ import { RedisDetachDecision } from './fleet/redis-detach-decision';
 import type { DependencyStatus, GatewayDeps } from './gateway';
 import type { Logger } from './logger';
 import { RedisPresence } from './presence/redis-presence';
+import { outboxLogger, RedisStatusLog } from './redis-status-log';
 import { MemoryRegistryStore } from './registry/memory-registry-store';
 import { RedisRegistryStore } from './registry/redis-registry-store';
 import type { RegistryStore } from './registry/registry-store';
@@ -29,11 +30,13 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
 
   if (config.redisUrl) {
     const options: RedisOptions = {
-      // Fail commands fast while Redis is away instead of queueing them without bound.
-      maxRetriesPerRequest: 2,
+      // Fail fast while Redis is away: a command waits through at most two reconnect
+      // attempts (about half a second, then `unavailable`), yet one that meets a dropped
+      // idle connection (CLIENT KILL, an idle timeout) waits for the reconnect and succeeds.
+      maxRetriesPerRequest: 1,
       enableOfflineQueue: true,
-      connectTimeout: 5_000,
-      retryStrategy: (times) => Math.min(times * 200, 2_000),
+      connectTimeout: 2_000,
+      retryStrategy: (times) => Math.min(50 * 2 ** (times - 1), 200),
       connectionName: `livebus-${config.instanceId}`,
     };
     // Heartbeats refresh many TTLs at once; auto-pipelining batches them into one round trip per tick.
@@ -41,25 +44,24 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
       ? new Cluster([config.redisUrl], {
           redisOptions: options,
           enableAutoPipelining: true,
-          clusterRetryStrategy: (times) => Math.min(times * 200, 2_000),
+          clusterRetryStrategy: (times) => Math.min(50 * 2 ** (times - 1), 200),
         })
       : new Redis(config.redisUrl, { ...options, enableAutoPipelining: true });
-    let last = '';
     redis.on('error', () => {
-      // ioredis reconnects by itself; the status change below is what we log.
+      // ioredis reconnects by itself; RedisStatusLog logs the state changes, with backoff.
     });
-    for (const event of ['ready', 'close', 'reconnecting', 'end']) {
-      redis.on(event, () => {
-        if (event !== last) logger.info('redis_status', { status: event });
-        last = event;
-      });
-    }
+    new RedisStatusLog(logger, redis);
     registry = new RedisRegistryStore(redis);
     // The retention every instance (and every publisher) of the fleet must share.
     bus = new RedisEventBus(redis, {
       retentionEvents: config.streamRetentionEvents,
       retentionMs: config.streamRetentionMs,
       retentionBytes: config.streamRetentionBytes,
+      outbox: {
+        retryDelaysMs: config.publishRetryDelaysMs,
+        maxEvents: config.publishOutboxMaxEvents,
+        onEvent: outboxLogger(logger),
+      },
     });
     // The fleet: who holds which session, the atomic detach decision, orders between instances.
     fleet = {
