@@ -222,8 +222,18 @@ export class RedisEventBus implements EventBus {
       s.held = held;
       this.#reader
         .readSince(s.userId, `${s.epoch}:${s.offset}`)
-        .then((read) => {
-          if (read.status === 'resumed') for (const e of read.events) this.#deliver(s, e);
+        .then(async (read) => {
+          if (read.status === 'resumed') {
+            for (const e of read.events) this.#deliver(s, e);
+            return;
+          }
+          // Another epoch: the stream was made anew while we were away (Redis restarted
+          // empty, or the stream expired). All of it came after what we delivered; events
+          // published before our SSUBSCRIBE was back would otherwise never reach anyone.
+          const epoch = parseCursor(read.cursor)?.epoch;
+          if (!epoch || epoch === s.epoch) return;
+          const fresh = await this.#reader.readSince(s.userId, `${epoch}:0`);
+          if (fresh.status === 'resumed') for (const e of fresh.events) this.#deliver(s, e);
         })
         .catch(() => {})
         .finally(() => {
