@@ -30,10 +30,10 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
 
   if (config.redisUrl) {
     const options: RedisOptions = {
-      // Fail fast while Redis is away: a command waits through at most two reconnect
-      // attempts (about half a second, then `unavailable`), yet one that meets a dropped
-      // idle connection (CLIENT KILL, an idle timeout) waits for the reconnect and succeeds.
-      maxRetriesPerRequest: 1,
+      // Fail fast while Redis is away: a command waits for the next reconnect attempt
+      // (at most 200 ms apart, then `unavailable`), yet one that meets a dropped idle
+      // connection (CLIENT KILL, an idle timeout) waits for that reconnect and succeeds.
+      maxRetriesPerRequest: 0,
       enableOfflineQueue: true,
       connectTimeout: 2_000,
       retryStrategy: (times) => Math.min(50 * 2 ** (times - 1), 200),
