@@ -65,7 +65,8 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
     });
     // The fleet: who holds which session, the atomic detach decision, orders between instances.
     fleet = {
-      presence: new RedisPresence(redis, { instanceTtlMs: config.instanceTtlMs }),
+      // A session that left keeps its registry entry for the detach delay, to resume with it.
+      presence: new RedisPresence(redis, { instanceTtlMs: config.instanceTtlMs, leaveGraceMs: config.detachDelayMs }),
       detachDecision: new RedisDetachDecision(redis),
       channel: new RedisInstanceChannel(redis, config.instanceId),
     };
