@@ -106,30 +106,24 @@ const payload: fc.Arbitrary<{ kind: string; bytes: Buffer }> = fc.oneof(
   { weight: 1, arbitrary: hugeNumber.map((s) => ({ kind: 'huge-number', bytes: text(s) })) },
   {
     weight: 1,
-    arbitrary: fc
-      .tuple(fc.integer({ min: 60, max: 3_000 }), fc.boolean())
-      .map(([d, arr]) => ({
-        kind: 'deep',
-        bytes: text(arr ? deep(d, '[', ']') : `${deep(d, '{"a":', '}').replace(/\{"a":\}/, '{"a":1}')}`),
-      })),
+    arbitrary: fc.tuple(fc.integer({ min: 60, max: 3_000 }), fc.boolean()).map(([d, arr]) => ({
+      kind: 'deep',
+      bytes: text(arr ? deep(d, '[', ']') : `${deep(d, '{"a":', '}').replace(/\{"a":\}/, '{"a":1}')}`),
+    })),
   },
   {
     weight: 1,
-    arbitrary: fc
-      .integer({ min: MAX_PAYLOAD + 1, max: MAX_PAYLOAD * 3 })
-      .map((n) => ({
-        kind: 'oversize',
-        bytes: text(`{"type":"rpc","id":1,"method":"x","args":["${'x'.repeat(n)}"]}`),
-      })),
+    arbitrary: fc.integer({ min: MAX_PAYLOAD + 1, max: MAX_PAYLOAD * 3 }).map((n) => ({
+      kind: 'oversize',
+      bytes: text(`{"type":"rpc","id":1,"method":"x","args":["${'x'.repeat(n)}"]}`),
+    })),
   },
   {
     weight: 1,
-    arbitrary: fc
-      .string({ minLength: 1, maxLength: 20 })
-      .map((m) => ({
-        kind: 'unknown-method',
-        bytes: text(JSON.stringify({ type: 'rpc', id: 7, method: `NOPE.${m}`, args: [] })),
-      })),
+    arbitrary: fc.string({ minLength: 1, maxLength: 20 }).map((m) => ({
+      kind: 'unknown-method',
+      bytes: text(JSON.stringify({ type: 'rpc', id: 7, method: `NOPE.${m}`, args: [] })),
+    })),
   },
   {
     weight: 1,
@@ -167,9 +161,26 @@ const payload: fc.Arbitrary<{ kind: string; bytes: Buffer }> = fc.oneof(
     }),
   },
 );
-const fuzzed: fc.Arbitrary<Fuzzed> = fc
-  .tuple(payload, fc.array(fc.nat(), { maxLength: 4 }))
-  .map(([p, cuts]) => ({ ...p, splits: cuts.map((c) => c % (p.bytes.length + 1)) }));
+const withSplits = (p: fc.Arbitrary<{ kind: string; bytes: Buffer }>): fc.Arbitrary<Fuzzed> =>
+  fc
+    .tuple(p, fc.array(fc.nat(), { maxLength: 4 }))
+    .map(([x, cuts]) => ({ ...x, splits: cuts.map((c) => c % (x.bytes.length + 1)) }));
+const CLOSING = new Set(['oversize', 'binary', 'invalid-utf8']);
+const fuzzed = withSplits(payload);
+// Runs of frames a session must survive: each must be answered, none may close it.
+const survivable = withSplits(payload.filter((p) => !CLOSING.has(p.kind) && p.bytes.length < MAX_PAYLOAD));
+const run = fc.oneof(
+  fc.record({
+    greet: fc.constant(true),
+    clean: fc.constant(true),
+    frames: fc.array(survivable, { minLength: 15, maxLength: 35 }),
+  }),
+  fc.record({
+    greet: fc.boolean(),
+    clean: fc.constant(false),
+    frames: fc.array(fuzzed, { minLength: 15, maxLength: 35 }),
+  }),
+);
 
 const isAnswer = (m: { kind: string; text?: string }) =>
   m.kind === 'text' && !String(m.text).includes('"ts":"sentinel-');
@@ -190,8 +201,9 @@ describe(`${FRAMES} hostile frames over real sockets`, () => {
     const closes = new Map<number, number>();
     const kinds = new Map<string, number>();
     let unanswered = 0;
+    let survivedRuns = 0;
     await fc.assert(
-      fc.asyncProperty(fc.boolean(), fc.array(fuzzed, { minLength: 15, maxLength: 35 }), async (greet, frames) => {
+      fc.asyncProperty(run, async ({ greet, clean, frames }) => {
         runs++;
         const ws = await RawWebSocket.open(port);
         let expected = 0;
@@ -215,6 +227,8 @@ describe(`${FRAMES} hostile frames over real sockets`, () => {
             () => ({ closed: undefined }),
           ),
         ]);
+        if (clean) survivedRuns++;
+        if (clean) expect(settled.closed).toBeUndefined();
         if (settled.closed !== undefined) {
           closes.set(settled.closed, (closes.get(settled.closed) ?? 0) + 1);
           expect(KNOWN_CLOSES).toContain(settled.closed);
@@ -225,7 +239,7 @@ describe(`${FRAMES} hostile frames over real sockets`, () => {
         }
         ws.destroy();
       }),
-      { numRuns: Math.ceil(FRAMES / 17), endOnFailure: true },
+      { numRuns: Math.ceil(FRAMES / 20), endOnFailure: true },
     );
     // Sockets gone, sessions detached: then measure.
     await new Promise((r) => setTimeout(r, 1_000));
@@ -236,6 +250,7 @@ describe(`${FRAMES} hostile frames over real sockets`, () => {
     const figures = {
       frames: sent,
       runs,
+      survivedRuns,
       unanswered,
       kinds: Object.fromEntries(kinds),
       closes: Object.fromEntries(closes),
