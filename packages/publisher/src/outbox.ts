@@ -125,7 +125,13 @@ export class Outbox {
    */
   send(publications: readonly Publication[]): Promise<StoredEvent[]> {
     if (this.#closed) return Promise.reject(new PublishError('closed', 'the publisher is closed'));
-    const valid = publications.map((p) => ({ userId: p.userId, event: validatePublication(p.userId, p.event) }));
+    let valid: Publication[];
+    try {
+      valid = publications.map((p) => ({ userId: p.userId, event: validatePublication(p.userId, p.event) }));
+    } catch (error) {
+      // A rejection, not a throw: callers chain on the promise.
+      return Promise.reject(error);
+    }
     if (valid.length === 0) return Promise.resolve([]);
     const cap = this.#max === 0 ? Number.POSITIVE_INFINITY : this.#max;
     if (this.#items.length + valid.length > cap) {
