@@ -204,7 +204,8 @@ async function publish(redisUrl: string | undefined, cluster: boolean, retries: 
   // Loaded here so that tail and rpc never load a Redis client.
   const { createPublisher, InvalidEventError, PublishError } = await import('@livebus/publisher');
   const retryDelaysMs = Array.from({ length: count }, (_, i) => 1_000 * 2 ** i);
-  const publisher = createPublisher({ redisUrl, cluster }, { retryDelaysMs });
+  // One event, then exit: no outbox to wait in, the exit code must say whether it was stored.
+  const publisher = createPublisher({ redisUrl, cluster }, { retryDelaysMs, outboxMaxEvents: 0 });
   try {
     // The event is checked by the publisher (InvalidEventError), not by this cast.
     const stored = await publisher.publish(userId, { event: type, data } as AppEvent);

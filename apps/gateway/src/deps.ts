@@ -11,6 +11,7 @@ import type { DependencyStatus, GatewayDeps } from './gateway';
 import { buildListeners } from './listeners/build-listeners';
 import type { Logger } from './logger';
 import { RedisPresence } from './presence/redis-presence';
+import { outboxLogger, RedisStatusLog } from './redis-status-log';
 import { MemoryRegistryStore } from './registry/memory-registry-store';
 import { RedisRegistryStore } from './registry/redis-registry-store';
 import type { RegistryStore } from './registry/registry-store';
@@ -33,11 +34,13 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
 
   if (config.redisUrl) {
     const options: RedisOptions = {
-      // Fail commands fast while Redis is away instead of queueing them without bound.
-      maxRetriesPerRequest: 2,
+      // Fail fast while Redis is away: a command waits for the next reconnect attempt
+      // (at most 200 ms apart, then `unavailable`), yet one that meets a dropped idle
+      // connection (CLIENT KILL, an idle timeout) waits for that reconnect and succeeds.
+      maxRetriesPerRequest: 0,
       enableOfflineQueue: true,
-      connectTimeout: 5_000,
-      retryStrategy: (times) => Math.min(times * 200, 2_000),
+      connectTimeout: 2_000,
+      retryStrategy: (times) => Math.min(50 * 2 ** (times - 1), 200),
       connectionName: `livebus-${config.instanceId}`,
     };
     // Heartbeats refresh many TTLs at once; auto-pipelining batches them into one round trip per tick.
@@ -45,19 +48,13 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
       ? new Cluster([config.redisUrl], {
           redisOptions: options,
           enableAutoPipelining: true,
-          clusterRetryStrategy: (times) => Math.min(times * 200, 2_000),
+          clusterRetryStrategy: (times) => Math.min(50 * 2 ** (times - 1), 200),
         })
       : new Redis(config.redisUrl, { ...options, enableAutoPipelining: true });
-    let last = '';
     redis.on('error', () => {
-      // ioredis reconnects by itself; the status change below is what we log.
+      // ioredis reconnects by itself; RedisStatusLog logs the state changes, with backoff.
     });
-    for (const event of ['ready', 'close', 'reconnecting', 'end']) {
-      redis.on(event, () => {
-        if (event !== last) logger.info('redis_status', { status: event });
-        last = event;
-      });
-    }
+    new RedisStatusLog(logger, redis);
     redisClient = redis;
     registry = new RedisRegistryStore(redis);
     // The retention every instance (and every publisher) of the fleet must share.
@@ -65,10 +62,16 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
       retentionEvents: config.streamRetentionEvents,
       retentionMs: config.streamRetentionMs,
       retentionBytes: config.streamRetentionBytes,
+      outbox: {
+        retryDelaysMs: config.publishRetryDelaysMs,
+        maxEvents: config.publishOutboxMaxEvents,
+        onEvent: outboxLogger(logger),
+      },
     });
     // The fleet: who holds which session, the atomic detach decision, orders between instances.
     fleet = {
-      presence: new RedisPresence(redis, { instanceTtlMs: config.instanceTtlMs }),
+      // A session that left keeps its registry entry for the detach delay, to resume with it.
+      presence: new RedisPresence(redis, { instanceTtlMs: config.instanceTtlMs, leaveGraceMs: config.detachDelayMs }),
       detachDecision: new RedisDetachDecision(redis),
       channel: new RedisInstanceChannel(redis, config.instanceId),
     };

@@ -23,6 +23,7 @@ export const LOG_EVENTS = [
   'fallback',
   'rpc_error',
   'redis_status',
+  'publish_outbox',
   'ws_resume_error',
   'listener_emit_error',
   'bus_unsubscribe_error',

@@ -1,8 +1,6 @@
 import type { AppEvent, EventData, EventType } from '@livebus/protocol';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { isConnectionError } from './connection-error';
-import { InvalidEventError } from './invalid-event-error';
-import { PublishError } from './publish-error';
+import { Outbox, type OutboxEvent, type OutboxStats, outboxDefaults } from './outbox';
 import type { RedisClient } from './redis-client';
 import { type Publication, RedisStreamWriter, type StoredEvent } from './redis-stream-writer';
 import type { RetentionOptions } from './retention';
@@ -23,15 +21,29 @@ export type PublisherConnection =
 /** Options of {@link createPublisher}. Retention must match the gateway's STREAM_RETENTION_*. */
 export interface PublisherOptions extends RetentionOptions {
   /**
-   * Waits between attempts when Redis cannot be reached; one retry per entry,
-   * then the publish rejects with {@link PublishError} `redis_unavailable`.
+   * Waits between attempts when Redis cannot be reached, reconnecting between
+   * them. An event that failed every one waits in the outbox (see `outboxMaxEvents`)
+   * and is stored when Redis returns; with the outbox off it rejects with
+   * {@link PublishError} `redis_unavailable`.
    * @default [1000, 2000, 4000]
    */
   retryDelaysMs?: readonly number[];
+  /**
+   * Most events waiting for Redis (in flight, retrying or queued). Past it a
+   * publish is refused at once with {@link PublishError} `outbox_full`, counted
+   * in {@link Publisher.stats} `dropped`. 0: no outbox (reject after the retries).
+   * @default 10_000
+   */
+  outboxMaxEvents?: number;
+  /** Told when events are queued, dropped, or drained after an outage (for logs and metrics). */
+  onOutboxEvent?: (event: OutboxEvent) => void;
 }
 
 /** Defaults of {@link PublisherOptions} beyond retention. */
-export const publisherDefaults = { retryDelaysMs: [1_000, 2_000, 4_000] } as const;
+export const publisherDefaults = {
+  retryDelaysMs: outboxDefaults.retryDelaysMs,
+  outboxMaxEvents: outboxDefaults.maxEvents,
+} as const;
 
 /** Publishes events to users of a livebus fleet through Redis. */
 export interface Publisher {
@@ -41,11 +53,13 @@ export interface Publisher {
   publish<E extends EventType>(userId: string, type: E, data: EventData<E>): Promise<StoredEvent>;
   /** Validates all, then publishes all; results in the order given. */
   publishMany(items: readonly Publication[]): Promise<StoredEvent[]>;
-  /** Closes the connection if the publisher opened it. Later publishes reject with `closed`. */
+  /** The outbox's counters: waiting now; queued, dropped and stored since start. */
+  stats(): OutboxStats;
+  /** Waits at most `timeoutMs` for every accepted event to be stored; true when none is left. */
+  flush(timeoutMs: number): Promise<boolean>;
+  /** Closes the connection if the publisher opened it. Events still waiting, and later publishes, reject with `closed` (call `flush` first). */
   close(): Promise<void>;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // The publisher retries by itself (with the delays the caller chose), so ioredis
 // must fail a command as soon as a reconnect attempt fails instead of queueing it.
@@ -80,56 +94,40 @@ function connect(connection: PublisherConnection): { client: RedisClient; owned:
  * connected to any gateway of the fleet. Events are validated against the
  * protocol before Redis sees them (`InvalidEventError`, never retried).
  *
+ * Events go through an {@link Outbox}: in order per user, retried through a
+ * Redis outage, and held (bounded) until Redis returns.
+ *
  * Delivery is at least once: if the connection drops after Redis ran the
  * append but before the reply arrived, the retry appends the event again.
  */
 export function createPublisher(connection: PublisherConnection, options: PublisherOptions = {}): Publisher {
   const { client, owned } = connect(connection);
   const writer = new RedisStreamWriter(client, options);
-  const delays = options.retryDelaysMs ?? publisherDefaults.retryDelaysMs;
-  let closed = false;
-
-  const withRetries = async <T>(what: () => Promise<T>): Promise<T> => {
-    for (let attempt = 0; ; attempt++) {
-      if (closed) throw new PublishError('closed', 'the publisher is closed', { attempts: attempt });
-      try {
-        if (owned && client.status === 'wait') await client.connect();
-        return await what();
-      } catch (error) {
-        if (error instanceof InvalidEventError) throw error;
-        if (!isConnectionError(error)) {
-          throw new PublishError('redis_error', `Redis refused the publish: ${(error as Error).message}`, {
-            cause: error,
-            attempts: attempt + 1,
-          });
-        }
-        const delay = delays[attempt];
-        if (delay === undefined) {
-          throw new PublishError(
-            'redis_unavailable',
-            `Redis unreachable after ${attempt + 1} attempt(s): ${(error as Error).message}`,
-            { cause: error, attempts: attempt + 1 },
-          );
-        }
-        await sleep(delay);
-        // A client whose own retries gave up stays down until told to connect again.
-        if (client.status === 'end' || (owned && client.status === 'wait')) client.connect().catch(() => {});
-      }
-    }
-  };
+  const outbox = new Outbox(client, writer, {
+    retryDelaysMs: options.retryDelaysMs ?? publisherDefaults.retryDelaysMs,
+    maxEvents: options.outboxMaxEvents ?? publisherDefaults.outboxMaxEvents,
+    ...(options.onOutboxEvent ? { onEvent: options.onOutboxEvent } : {}),
+    // A client whose own retries gave up stays down until told to connect again.
+    reconnect: () => {
+      if (client.status === 'end' || (owned && client.status === 'wait')) client.connect().catch(() => {});
+    },
+  });
 
   function publish(userId: string, event: AppEvent): Promise<StoredEvent>;
   function publish<E extends EventType>(userId: string, type: E, data: EventData<E>): Promise<StoredEvent>;
-  function publish(userId: string, eventOrType: AppEvent | EventType, data?: unknown): Promise<StoredEvent> {
+  async function publish(userId: string, eventOrType: AppEvent | EventType, data?: unknown): Promise<StoredEvent> {
     const event = (typeof eventOrType === 'string' ? { event: eventOrType, data } : eventOrType) as AppEvent;
-    return withRetries(() => writer.append(userId, event));
+    const [stored] = await outbox.send([{ userId, event }]);
+    return stored as StoredEvent;
   }
 
   return {
     publish,
-    publishMany: (items) => withRetries(() => writer.appendMany(items)),
+    publishMany: (items) => outbox.send(items),
+    stats: () => outbox.stats(),
+    flush: (timeoutMs) => outbox.drain(timeoutMs),
     close: async () => {
-      closed = true;
+      outbox.close();
       if (!owned) return;
       // quit() on a client that never connected (or gave up) would wait for a connection first.
       if (client.status === 'ready') await client.quit().catch(() => client.disconnect());

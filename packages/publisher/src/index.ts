@@ -4,6 +4,7 @@ export * from './invalid-event-error';
 export * from './keys';
 export * from './livebus-functions';
 export * from './livebus-library';
+export * from './outbox';
 export * from './publish-error';
 export * from './redis-client';
 export * from './redis-stream-reader';

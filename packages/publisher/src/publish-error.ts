@@ -1,10 +1,12 @@
 /**
  * Why a publish failed for good:
- * - `redis_unavailable`: Redis could not be reached through every retry;
+ * - `redis_unavailable`: Redis could not be reached through every retry (only with the outbox off);
  * - `redis_error`: Redis refused the command (a retry would not help);
- * - `closed`: the publisher was closed.
+ * - `outbox_full`: Redis is away and the outbox already holds its maximum; the
+ *   event was refused at once (nothing queued), so the loss is the caller's to see;
+ * - `closed`: the publisher was closed (with the event still waiting, or before it was given).
  */
-export type PublishErrorCode = 'redis_unavailable' | 'redis_error' | 'closed';
+export type PublishErrorCode = 'redis_unavailable' | 'redis_error' | 'outbox_full' | 'closed';
 
 /** A publish that did not happen (or whose outcome is unknown); `cause` is the last Redis error. */
 export class PublishError extends Error {

@@ -89,8 +89,8 @@ describe('createPublisher (standalone Redis)', () => {
     admin = new Redis(server.url);
   }, 20_000);
 
-  it('rejects with PublishError redis_unavailable once every retry failed (1 s, 2 s, 4 s)', async () => {
-    const p = createPublisher({ redisUrl: server.url });
+  it('without an outbox, rejects with PublishError redis_unavailable once every retry failed (1 s, 2 s, 4 s)', async () => {
+    const p = createPublisher({ redisUrl: server.url }, { outboxMaxEvents: 0 });
     await server.kill();
     const started = Date.now();
     try {
@@ -113,7 +113,7 @@ describe('createPublisher (standalone Redis)', () => {
   }, 20_000);
 
   it('retryDelaysMs shrinks the window', async () => {
-    const p = createPublisher({ redisUrl: 'redis://127.0.0.1:1' }, { retryDelaysMs: [50] });
+    const p = createPublisher({ redisUrl: 'redis://127.0.0.1:1' }, { retryDelaysMs: [50], outboxMaxEvents: 0 });
     await expect(p.publish('pub-none', progress(1))).rejects.toMatchObject({ code: 'redis_unavailable', attempts: 2 });
     await p.close();
   });

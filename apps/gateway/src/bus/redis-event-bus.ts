@@ -1,6 +1,9 @@
 import { type Cursor, parseCursor } from '@livebus/protocol';
 import {
   isCluster,
+  Outbox,
+  type OutboxOptions,
+  type OutboxStats,
   type RedisClient,
   RedisStreamReader,
   RedisStreamWriter,
@@ -22,6 +25,12 @@ import type {
 export interface RedisEventBusOptions extends RetentionOptions {
   /** Quit the client on close(): for a bus that was given a client of its own. @default false */
   ownsClient?: boolean;
+  /**
+   * How `publish` rides out a Redis outage: retry delays, outbox size, and who
+   * hears of queued and dropped events. The same outbox as `@livebus/publisher`'s.
+   * @default the publisher's: 1 s, 2 s, 4 s; 10 000 events
+   */
+  outbox?: OutboxOptions;
 }
 
 /** One user this process serves: its listeners and where live delivery stands. */
@@ -53,7 +62,7 @@ interface Served {
 export class RedisEventBus implements EventBus {
   readonly kind = 'redis' as const;
   readonly #client: RedisClient;
-  readonly #writer: RedisStreamWriter;
+  readonly #outbox: Outbox;
   readonly #reader: RedisStreamReader;
   readonly #ownsClient: boolean;
   readonly #served = new Map<string, Served>();
@@ -65,19 +74,26 @@ export class RedisEventBus implements EventBus {
   #closed = false;
 
   constructor(client: RedisClient, options: RedisEventBusOptions = {}) {
-    const { ownsClient = false, ...retention } = options;
+    const { ownsClient = false, outbox, ...retention } = options;
     this.#client = client;
     this.#ownsClient = ownsClient;
-    this.#writer = new RedisStreamWriter(client, retention);
+    // Every publish of this instance goes through one outbox: in order per user, held through an outage.
+    this.#outbox = new Outbox(client, new RedisStreamWriter(client, retention), outbox);
     this.#reader = new RedisStreamReader(client, retention);
   }
 
-  publish(userId: string, event: Publication['event']): Promise<StoredEvent> {
-    return this.#writer.append(userId, event);
+  async publish(userId: string, event: Publication['event']): Promise<StoredEvent> {
+    const [stored] = await this.#outbox.send([{ userId, event }]);
+    return stored as StoredEvent;
   }
 
   publishMany(items: readonly Publication[]): Promise<StoredEvent[]> {
-    return this.#writer.appendMany(items);
+    return this.#outbox.send(items);
+  }
+
+  /** The publish outbox's counters (waiting now; queued, dropped, stored since start). */
+  outboxStats(): OutboxStats {
+    return this.#outbox.stats();
   }
 
   readSince(userId: string, afterCursor: Cursor): Promise<ReadResult> {
@@ -206,8 +222,18 @@ export class RedisEventBus implements EventBus {
       s.held = held;
       this.#reader
         .readSince(s.userId, `${s.epoch}:${s.offset}`)
-        .then((read) => {
-          if (read.status === 'resumed') for (const e of read.events) this.#deliver(s, e);
+        .then(async (read) => {
+          if (read.status === 'resumed') {
+            for (const e of read.events) this.#deliver(s, e);
+            return;
+          }
+          // Another epoch: the stream was made anew while we were away (Redis restarted
+          // empty, or the stream expired). All of it came after what we delivered; events
+          // published before our SSUBSCRIBE was back would otherwise never reach anyone.
+          const epoch = parseCursor(read.cursor)?.epoch;
+          if (!epoch || epoch === s.epoch) return;
+          const fresh = await this.#reader.readSince(s.userId, `${epoch}:0`);
+          if (fresh.status === 'resumed') for (const e of fresh.events) this.#deliver(s, e);
         })
         .catch(() => {})
         .finally(() => {
@@ -225,6 +251,9 @@ export class RedisEventBus implements EventBus {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Events still waiting for Redis are refused (and counted): the process is going away.
+    await this.#outbox.drain(1_000);
+    this.#outbox.close();
     this.#served.clear();
     this.#byChannel.clear();
     const sub = this.#sub;

@@ -13,7 +13,8 @@ export interface RedisDetachDecisionOptions {
 // Returns 1 (present) or 0 (cleaned).
 const CLEANUP_IF_ABSENT = new RedisScript(`${PRESENCE_LUA_PRELUDE}
 prune(now_ms())
-if redis.call('ZCARD', KEYS[2]) > 0 then
+-- Live sessions are the hash; the zset may still hold sessions in their leave grace.
+if redis.call('HLEN', KEYS[1]) > 0 then
   settle()
   return 1
 end

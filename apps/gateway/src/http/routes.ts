@@ -9,6 +9,7 @@ import {
   toFrameIssues,
   UserIdSchema,
 } from '@livebus/protocol';
+import { PublishError } from '@livebus/publisher';
 import { z } from 'zod';
 import { AuthError, type Authenticator, type Principal } from '../auth/authenticator';
 import type { EventBusStats, Publication, StoredEvent } from '../bus/event-bus';
@@ -67,6 +68,29 @@ const PublishBatchSchema = z.strictObject({ events: z.array(OnePublicationSchema
 /** One schema per shape, picked by the `events` key, so that issues name the exact path. */
 const publishBodySchemaFor = (body: unknown) =>
   body !== null && typeof body === 'object' && 'events' in body ? PublishBatchSchema : OnePublicationSchema;
+
+const queued = Symbol('queued');
+
+/** The stored events, or `queued` when they are still waiting for Redis after `afterMs`. */
+function storedOrQueued<T>(stored: Promise<T>, afterMs: number): Promise<T | typeof queued> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      // Whatever happens to them now is counted and logged by the outbox (`publish_outbox`).
+      stored.catch(() => {});
+      resolve(queued);
+    }, afterMs);
+    stored.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
 
 class HttpError extends Error {
   readonly status: number;
@@ -254,18 +278,30 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
           { issues: toFrameIssues(body.error) },
         );
       }
+      // A publish that outlives its retries waits in the outbox until Redis returns: the
+      // caller hears 202 `queued` then rather than holding the request through the outage.
+      const queuedAfterMs = config.publishRetryDelaysMs.reduce((a, b) => a + b, 0) + 250;
       try {
         if ('events' in body.data) {
           const items = body.data.events.map((e) => ({ userId: e.user_id, event: e.event as AppEvent }));
-          const stored = await deps.publishMany(items);
-          send(res, 202, { accepted: true, cursors: stored.map((e) => e.cursor) });
+          const stored = await storedOrQueued(deps.publishMany(items), queuedAfterMs);
+          if (stored === queued) send(res, 202, { accepted: true, queued: true });
+          else send(res, 202, { accepted: true, cursors: stored.map((e) => e.cursor) });
         } else {
-          const stored = await deps.publish(body.data.user_id, body.data.event as AppEvent);
-          send(res, 202, { accepted: true, cursor: stored.cursor });
+          const stored = await storedOrQueued(
+            deps.publish(body.data.user_id, body.data.event as AppEvent),
+            queuedAfterMs,
+          );
+          if (stored === queued) send(res, 202, { accepted: true, queued: true });
+          else send(res, 202, { accepted: true, cursor: stored.cursor });
         }
       } catch (error) {
         if (error instanceof InvalidEventError) {
           throw new HttpError(400, 'invalid_event', error.message, { issues: error.issues });
+        }
+        // Refused without being queued (outbox full): the caller must know the event is not coming.
+        if (error instanceof PublishError) {
+          throw new HttpError(503, RpcErrorCode.Unavailable, error.message, { reason: error.code });
         }
         throw error;
       }

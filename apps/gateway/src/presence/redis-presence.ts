@@ -19,6 +19,14 @@ export interface RedisPresenceOptions extends PresenceOptions {
   prefixes?: UserKeyPrefixes;
   /** Heartbeat batch: how many per-user scripts are in flight at once. @default 256 */
   refreshConcurrency?: number;
+  /**
+   * How long the registry entry of a session that left stays, for the session to
+   * resume with its id; then the next operation on the user prunes it. Without it
+   * the entries of sessions that left while the user kept another (a cancelled
+   * detach never cleans up) stayed for as long as the user did. 0: removed with
+   * the user's last session only (the detach cleanup). @default 0
+   */
+  leaveGraceMs?: number;
 }
 
 const SessionEntrySchema = z.object({
@@ -43,7 +51,8 @@ const ADD = new RedisScript(`${PRESENCE_LUA_PRELUDE}
 local now = now_ms()
 prune(now)
 local previous = redis.call('HGET', KEYS[1], ARGV[1])
-local count = redis.call('ZCARD', KEYS[2])
+-- Live sessions are the hash; the zset also holds the expiry of sessions that left (see REMOVE).
+local count = redis.call('HLEN', KEYS[1])
 local max = tonumber(ARGV[4])
 local others = count
 if previous then others = others - 1 end
@@ -57,14 +66,18 @@ settle()
 return {1, others + 1, previous or ''}
 `);
 
-// ARGV: session id, instance id. Returns 1 when removed.
+// ARGV: session id, instance id, leave grace ms. Returns 1 when removed.
+// With a grace, the session's expiry stays in the zset: prune() then drops its
+// registry entry once the grace is over, unless the session came back (ADD).
 const REMOVE = new RedisScript(`${PRESENCE_LUA_PRELUDE}
-prune(now_ms())
+local now = now_ms()
+prune(now)
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 local removed = 0
 if raw and instance_of(raw) == ARGV[2] then
   redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('ZREM', KEYS[2], ARGV[1])
+  local grace = tonumber(ARGV[3])
+  if grace > 0 then redis.call('ZADD', KEYS[2], now + grace, ARGV[1]) else redis.call('ZREM', KEYS[2], ARGV[1]) end
   removed = 1
 end
 settle()
@@ -136,6 +149,7 @@ export class RedisPresence implements Presence {
   readonly #prefixes: UserKeyPrefixes;
   readonly #fleetPrefix: string;
   readonly #concurrency: number;
+  readonly #leaveGraceMs: number;
 
   constructor(redis: RedisClient, options: RedisPresenceOptions = {}) {
     this.#redis = redis;
@@ -143,6 +157,7 @@ export class RedisPresence implements Presence {
     this.#prefixes = options.prefixes ?? {};
     this.#fleetPrefix = this.#prefixes.fleet ?? 'lb:';
     this.#concurrency = options.refreshConcurrency ?? 256;
+    this.#leaveGraceMs = options.leaveGraceMs ?? 0;
   }
 
   #keys(userId: string): string[] {
@@ -166,7 +181,7 @@ export class RedisPresence implements Presence {
   }
 
   async remove(userId: string, sessionId: string, instanceId: string): Promise<boolean> {
-    return (await REMOVE.run(this.#redis, this.#keys(userId), [sessionId, instanceId])) === 1;
+    return (await REMOVE.run(this.#redis, this.#keys(userId), [sessionId, instanceId, this.#leaveGraceMs])) === 1;
   }
 
   async sessions(userId: string): Promise<SessionEntry[]> {

@@ -1,0 +1,79 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { freePort, waitFor } from '@livebus/test-support';
+
+// Real gateway processes for the fault tests: each a child `node dist/main.js`.
+const main = require.resolve('@livebus/gateway/package.json').replace(/package\.json$/, 'dist/main.js');
+
+/** A gateway child process with the JSON log lines it wrote. */
+export interface GatewayProcess {
+  id: string;
+  port: number;
+  http: string;
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  /** Parsed log lines (LOG_LEVEL=info unless overridden). */
+  logs: Array<Record<string, unknown>>;
+  /** SIGTERM or SIGKILL; resolves with the exit code. */
+  stop(signal: 'SIGTERM' | 'SIGKILL'): Promise<number | null>;
+}
+
+/** Starts `node dist/main.js` of the gateway on a free port (or `port`) and waits for readiness. */
+export async function startGatewayProcess(
+  id: string,
+  env: Record<string, string>,
+  port?: number,
+): Promise<GatewayProcess> {
+  const p = port ?? (await freePort());
+  const child = spawn(process.execPath, [main], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      PORT: String(p),
+      HOST: '127.0.0.1',
+      INSTANCE_ID: id,
+      INSTANCE_TTL_MS: '1500',
+      DETACH_DELAY_MS: '500',
+      SHUTDOWN_GRACE_MS: '2000',
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+    try {
+      logs.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // Not a log line.
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const http = `http://127.0.0.1:${p}`;
+  const instance: GatewayProcess = {
+    id,
+    port: p,
+    http,
+    child,
+    exited,
+    logs,
+    stop: async (signal) => {
+      child.kill(signal);
+      return exited;
+    },
+  };
+  await waitFor(
+    async () => (await fetch(`${http}/health/readiness`).catch(() => undefined))?.ok,
+    `${id} ready`,
+    15_000,
+    50,
+  );
+  return instance;
+}
+
+/** GET a JSON endpoint: status, body and how long it took. */
+export async function getJson(url: string): Promise<{ status: number; body: Record<string, unknown>; ms: number }> {
+  const started = performance.now();
+  const res = await fetch(url);
+  const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+  return { status: res.status, body, ms: performance.now() - started };
+}

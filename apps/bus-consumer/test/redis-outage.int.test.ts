@@ -1,0 +1,207 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { Agent, request } from 'node:http';
+import { createInterface } from 'node:readline';
+import type { EventFrame } from '@livebus/protocol';
+import { type Balancer, type RedisServerHandle, startBalancer, startRedisServer, waitFor } from '@livebus/test-support';
+import { BusConsumer } from '../src/index';
+import { type GatewayProcess, getJson, startGatewayProcess } from './gateway-process';
+
+// Redis SIGKILLed for 3 s and for 10 s under a steady publish rate from two
+// publishers: a backend process using @livebus/publisher, and POST /publish on
+// a gateway. Two gateway processes behind a balancer, real clients.
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let redis: RedisServerHandle;
+let balancer: Balancer;
+const gateways: GatewayProcess[] = [];
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+  balancer = await startBalancer([]);
+});
+afterAll(async () => {
+  await Promise.all(gateways.map((g) => g.stop('SIGKILL')));
+  await balancer.close();
+  await redis.stop();
+});
+
+/** Every event a client handles, by publisher tag. */
+function follow(userId: string) {
+  const client = new BusConsumer({
+    url: `ws://127.0.0.1:${balancer.port}/ws`,
+    userId,
+    minReconnectDelayMs: 20,
+    maxReconnectDelayMs: 200,
+  });
+  const seen: Record<string, number[]> = { p: [], h: [] };
+  client.onClient('error', () => {});
+  client.onAny((frame: EventFrame) => {
+    const [tag, n] = String((frame.data as { message: string }).message).split(':');
+    seen[tag as string]?.push(Number(n));
+  });
+  return { client, seen };
+}
+
+/** The backend publisher, in its own process. */
+function startPublisherProcess(userId: string): {
+  child: ChildProcess;
+  started: Promise<void>;
+  result: Promise<Record<string, unknown>>;
+} {
+  const child = spawn(process.execPath, [`${__dirname}/fixtures/steady-publisher.mjs`], {
+    env: { PATH: process.env.PATH ?? '', REDIS_URL: redis.url, USER_ID: userId, TAG: 'p', EVERY_MS: '20' },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  let started: () => void = () => {};
+  const result = new Promise<Record<string, unknown>>((resolve) => {
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      if (parsed.started) started();
+      else resolve(parsed);
+    });
+  });
+  return { child, started: new Promise((r) => (started = r)), result };
+}
+
+/** POST over a keep-alive agent. */
+function post(agent: Agent, url: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text || '{}') }));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+/**
+ * POSTs `h:<n>` to one gateway every `everyMs`, never waiting for the previous
+ * answer. One connection carries them, so they reach the gateway in the order
+ * made: requests racing on several connections have no order to keep.
+ */
+function httpPublisher(gateway: GatewayProcess, userId: string, everyMs: number) {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  let n = 0;
+  const answers: Array<Promise<{ status: number; queued: boolean }>> = [];
+  const timer = setInterval(() => {
+    const message = `h:${++n}`;
+    answers.push(
+      post(agent, `${gateway.http}/publish`, {
+        user_id: userId,
+        event: { event: 'session.notice', data: { level: 'info', message } },
+      }).then((res) => ({ status: res.status, queued: Boolean(res.body.queued) })),
+    );
+  }, everyMs);
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      const settled = await Promise.all(answers);
+      agent.destroy();
+      return { sent: n, answers: settled };
+    },
+  };
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+async function outage(downMs: number) {
+  const a = await startGatewayProcess(`gw-out-${downMs}-a`, { REDIS_URL: redis.url });
+  const b = await startGatewayProcess(`gw-out-${downMs}-b`, { REDIS_URL: redis.url });
+  gateways.push(a, b);
+  balancer.setBackends([a.port, b.port]);
+  const user = `outage-${downMs}`;
+  // Round robin: one client on each instance.
+  const followers = [follow(user), follow(user)];
+  for (const f of followers) await f.client.connect();
+  expect(new Set(followers.map((f) => f.client.session?.instance_id)).size).toBe(2);
+
+  const backend = startPublisherProcess(user);
+  await backend.started;
+  const http = httpPublisher(a, user, 40);
+  await sleep(1_000);
+
+  await redis.kill();
+  const killedAt = Date.now();
+  await waitFor(async () => (await getJson(`${a.http}/healthz`)).body.redis === 'down', 'redis down on healthz', 5_000);
+  const health = await getJson(`${a.http}/healthz`);
+  const live = await getJson(`${a.http}/health/liveness`);
+  const ready = await getJson(`${a.http}/health/readiness`);
+  expect([health.status, live.status, ready.status]).toEqual([200, 200, 503]);
+  expect(ready.body.redis).toBe('down');
+  // /healthz stays fast on the other instance all through the outage.
+  const healthMs: number[] = [];
+  const polling = (async () => {
+    while (Date.now() - killedAt < downMs) {
+      const h = await getJson(`${b.http}/healthz`);
+      expect(h.status).toBe(200);
+      healthMs.push(h.ms);
+      await sleep(100);
+    }
+  })();
+  // A registry RPC needs Redis: it answers `unavailable` at once, not after seconds of retries.
+  const rpcMs: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const started = performance.now();
+    const error = await followers[0]?.client.rpc('REGISTRY.register_user', user, `s${i}`, '/').catch((e: unknown) => e);
+    rpcMs.push(performance.now() - started);
+    expect(error).toMatchObject({ code: 'unavailable' });
+    await sleep(100);
+  }
+  await polling;
+  await redis.restart();
+  await sleep(1_500);
+
+  backend.child.stdin?.end();
+  const [fromBackend, fromHttp] = await Promise.all([backend.result, http.stop()]);
+  expect(fromBackend).toMatchObject({ failed: 0, drained: true });
+  expect(fromHttp.answers.every((x) => x.status === 202)).toBe(true);
+  const sentP = fromBackend.published as number;
+  const sentH = fromHttp.sent;
+  for (const f of followers) {
+    await waitFor(() => f.seen.p?.length === sentP && f.seen.h?.length === sentH, 'every event', 15_000).catch(
+      () => {},
+    );
+    // Each once, in the order published, per publisher.
+    expect(f.seen.p).toEqual(range(sentP));
+    expect(f.seen.h).toEqual(range(sentH));
+    // The sessions stayed open through the outage.
+    expect(f.client.counters.reconnects).toBe(0);
+    f.client.close();
+  }
+  const statusLines = a.logs.filter((l) => l.event === 'redis_status');
+  const figures = {
+    downMs,
+    published: { backend: sentP, http: sentH },
+    httpQueued: fromHttp.answers.filter((x) => x.queued).length,
+    backendQueued: (fromBackend.stats as { queued: number }).queued,
+    rpcUnavailableMs: Math.round(Math.max(...rpcMs)),
+    healthzMaxMs: Math.round(Math.max(...healthMs)),
+    redisStatusLines: statusLines.length,
+  };
+  process.stdout.write(`redis outage figures: ${JSON.stringify(figures)}\n`);
+  expect(figures.rpcUnavailableMs).toBeLessThan(800);
+  // down, a few repeats with a doubling interval, up: not one line per reconnect attempt.
+  expect(statusLines.length).toBeLessThanOrEqual(2 + Math.ceil(Math.log2(downMs / 1_000 + 1)) + 1);
+  expect(statusLines.at(-1)).toMatchObject({ status: 'up' });
+  for (const g of [a, b]) expect(await g.stop('SIGTERM')).toBe(0);
+  return figures;
+}
+
+describe('Redis killed under a steady publish rate', () => {
+  it('for 3 s: every event of both publishers delivered once and in order, sessions open, health honest', async () => {
+    const f = await outage(3_000);
+    // Shorter than the retry window: nothing had to wait in the outbox.
+    expect(f.httpQueued).toBe(0);
+  }, 60_000);
+
+  it('for 10 s: events outlive their retries, wait in the outbox, and are all delivered once Redis is back', async () => {
+    const f = await outage(10_000);
+    expect(f.backendQueued).toBeGreaterThan(0);
+    expect(f.httpQueued).toBeGreaterThan(0);
+  }, 90_000);
+});

@@ -1,0 +1,85 @@
+import { createPublisher } from '@livebus/publisher';
+import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
+import { Redis } from 'ioredis';
+import { buildDeps } from '../src/deps';
+import { connectAs, httpJson, startGateway, type TestGateway } from './helpers';
+
+// A store connection lost after idling: Redis closes it server-side (CLIENT KILL,
+// as an idle timeout or a failover would). The next use must reconnect and
+// succeed, never fail with "connection not available".
+
+let redis: RedisServerHandle;
+let admin: Redis;
+let t: TestGateway;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const note = (m: string) => ({ event: 'session.notice' as const, data: { level: 'info' as const, message: m } });
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+  admin = new Redis(redis.url);
+  t = await startGateway({ instanceId: 'gw-idle', redisUrl: redis.url }, (config, logger) => buildDeps(config, logger));
+});
+afterAll(async () => {
+  await t.close();
+  admin.disconnect();
+  await redis.stop();
+});
+
+/** Kills every connection whose name is `name` (the gateway's client and its subscriber); how many. */
+async function killConnectionsNamed(name: string): Promise<number> {
+  const list = (await admin.client('LIST')) as string;
+  const ids = list
+    .split('\n')
+    .filter((line) => line.includes(` name=${name} `))
+    .map((line) => /id=(\d+)/.exec(line)?.[1])
+    .filter((id): id is string => Boolean(id));
+  for (const id of ids) await admin.client('KILL', 'ID', id);
+  return ids.length;
+}
+
+describe('a Redis connection killed while idle', () => {
+  it('is re-established on next use: RPCs and publishes right after each kill succeed, and events still arrive', async () => {
+    const { client } = await connectAs(t.url, 'idler');
+    expect((await client.call('REGISTRY.register_user', ['idler', 's0', '/'])).type).toBe('rpc_result');
+    for (let round = 1; round <= 5; round++) {
+      // Idle, then killed from the server side.
+      await sleep(200);
+      expect(await killConnectionsNamed('livebus-gw-idle')).toBeGreaterThanOrEqual(2);
+      // Used at once: the reconnect is under way, the call waits for it instead of failing.
+      const started = performance.now();
+      const rpc = await client.call('REGISTRY.register_user', ['idler', `s${round}`, '/']);
+      expect(rpc).toMatchObject({ type: 'rpc_result' });
+      expect(performance.now() - started).toBeLessThan(1_000);
+      const published = await httpJson(`${t.http}/publish`, {
+        method: 'POST',
+        body: JSON.stringify({ user_id: 'idler', event: note(String(round)) }),
+      });
+      expect(published).toMatchObject({ status: 202, body: { accepted: true, cursor: expect.any(String) } });
+    }
+    // The subscriber was killed too: every event still reached the session, once, in order.
+    const notices = () => client.events().filter((e) => e.event === 'session.notice');
+    await waitFor(() => notices().length >= 5, 'five events', 5_000);
+    await sleep(100);
+    expect(notices().map((e) => (e.data as { message: string }).message)).toEqual(['1', '2', '3', '4', '5']);
+    expect(t.logs.of('rpc_error')).toEqual([]);
+    await client.close();
+  });
+
+  it('a publisher whose idle connection was killed publishes on the first attempt, without waiting a retry delay', async () => {
+    const p = createPublisher({ redisUrl: redis.url });
+    try {
+      await p.publish('idle-pub', note('0'));
+      for (let round = 1; round <= 3; round++) {
+        await sleep(200);
+        expect(await killConnectionsNamed('livebus-publisher')).toBe(1);
+        const started = performance.now();
+        await p.publish('idle-pub', note(String(round)));
+        // The first retry would come after 1 s.
+        expect(performance.now() - started).toBeLessThan(500);
+      }
+      expect(p.stats()).toMatchObject({ waiting: 0, queued: 0, dropped: 0, stored: 4 });
+    } finally {
+      await p.close();
+    }
+  });
+});

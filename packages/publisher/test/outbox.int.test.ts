@@ -1,0 +1,116 @@
+import { parseCursor } from '@livebus/protocol';
+import { type RedisServerHandle, startRedisServer } from '@livebus/test-support';
+import { Redis } from 'ioredis';
+import { createPublisher, type OutboxEvent, PublishError, RedisStreamReader } from '../src';
+
+const notice = (i: number) => ({
+  event: 'session.notice' as const,
+  data: { level: 'info' as const, message: String(i) },
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let server: RedisServerHandle;
+beforeAll(async () => {
+  server = await startRedisServer();
+});
+afterAll(() => server.stop());
+
+/** Every event of a user's stream, as the numbers published. */
+async function streamOf(userId: string): Promise<number[]> {
+  const admin = new Redis(server.url);
+  try {
+    const read = await new RedisStreamReader(admin).readSince(userId, '0:0');
+    // A cursor of another epoch reads as a gap: read the current epoch from its start.
+    const all = await new RedisStreamReader(admin).readSince(userId, `${parseCursor(read.cursor)?.epoch}:0`);
+    return all.events.map((e) => Number((e.data as { message: string }).message));
+  } finally {
+    admin.disconnect();
+  }
+}
+
+describe('the outbox', () => {
+  it('holds what a steady publisher sends through an outage longer than its retries, then stores it all in order', async () => {
+    const events: OutboxEvent[] = [];
+    const p = createPublisher(
+      { redisUrl: server.url },
+      { retryDelaysMs: [100, 200, 400], onOutboxEvent: (e) => events.push(e) },
+    );
+    await p.publish('ob-steady', notice(0));
+    const sent: Array<Promise<unknown>> = [];
+    let i = 1;
+    const steady = setInterval(() => {
+      sent.push(p.publish('ob-steady', notice(i++)));
+    }, 20);
+    await sleep(200);
+    await server.kill();
+    // Down for 2 s: four times the retry window of 0.7 s.
+    await sleep(2_000);
+    await server.restart();
+    await sleep(300);
+    clearInterval(steady);
+    const results = await Promise.allSettled(sent);
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    const stats = p.stats();
+    expect(stats).toMatchObject({ waiting: 0, dropped: 0 });
+    expect(stats.queued).toBeGreaterThan(0);
+    expect(events.some((e) => e.kind === 'queued')).toBe(true);
+    expect(events.some((e) => e.kind === 'drained')).toBe(true);
+    // The restarted server is empty: what it holds is exactly what was published while it was away, in order.
+    const stored = await streamOf('ob-steady');
+    const published = Array.from({ length: i - 1 }, (_, k) => k + 1);
+    expect(stored).toEqual(published.slice(published.length - stored.length));
+    expect(stored.length).toBeGreaterThan(50);
+    await p.close();
+  }, 20_000);
+
+  it('refuses at once with outbox_full past its capacity, counts it, and keeps what it holds', async () => {
+    const events: OutboxEvent[] = [];
+    const p = createPublisher(
+      { redisUrl: server.url },
+      { retryDelaysMs: [50], outboxMaxEvents: 5, onOutboxEvent: (e) => events.push(e) },
+    );
+    await p.publish('ob-full', notice(0));
+    await server.kill();
+    try {
+      const held = [1, 2, 3, 4, 5].map((n) => p.publish('ob-full', notice(n)));
+      const started = Date.now();
+      const refused = await p.publish('ob-full', notice(6)).catch((e: unknown) => e);
+      expect(Date.now() - started).toBeLessThan(100);
+      expect(refused).toBeInstanceOf(PublishError);
+      expect(refused).toMatchObject({ name: 'PublishError', code: 'outbox_full' });
+      expect(p.stats()).toMatchObject({ waiting: 5, dropped: 1, maxEvents: 5 });
+      expect(events).toContainEqual({ kind: 'dropped', reason: 'outbox_full', events: 1, waiting: 5 });
+      await server.restart();
+      await expect(Promise.all(held)).resolves.toHaveLength(5);
+      expect(await streamOf('ob-full')).toEqual([1, 2, 3, 4, 5]);
+    } finally {
+      await p.close();
+    }
+  }, 20_000);
+
+  it('publishMany across users keeps each user in order through a kill, and close() rejects what still waits', async () => {
+    const p = createPublisher({ redisUrl: server.url }, { retryDelaysMs: [100] });
+    await server.kill();
+    const batches = [1, 2, 3].map((n) =>
+      p.publishMany([
+        { userId: 'ob-a', event: notice(n) },
+        { userId: 'ob-b', event: notice(n) },
+      ]),
+    );
+    await sleep(300);
+    expect(p.stats().waiting).toBe(6);
+    await server.restart();
+    await Promise.all(batches);
+    expect(await streamOf('ob-a')).toEqual([1, 2, 3]);
+    expect(await streamOf('ob-b')).toEqual([1, 2, 3]);
+    expect(await p.flush(1_000)).toBe(true);
+
+    await server.kill();
+    const stuck = p.publish('ob-a', notice(4));
+    await sleep(50);
+    await p.close();
+    await expect(stuck).rejects.toMatchObject({ code: 'closed' });
+    expect(p.stats()).toMatchObject({ waiting: 0, dropped: 1 });
+    await server.restart();
+  }, 20_000);
+});
