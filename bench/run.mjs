@@ -65,7 +65,8 @@ async function startServer(target, redisUrl, port) {
       INSTANCE_ID: `bench-${++instanceSeq}`,
     });
     const nodeArgs = (process.env.GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    args = [...nodeArgs, path.join(root, 'apps/gateway/dist/main.js')];
+    // GATEWAY_MAIN: another build of the gateway, for before/after comparisons.
+    args = [...nodeArgs, process.env.GATEWAY_MAIN ?? path.join(root, 'apps/gateway/dist/main.js')];
   } else {
     args = [path.join(here, 'targets', target === 'ws' ? 'ws-server.mjs' : 'sio-server.mjs')];
   }
