@@ -136,6 +136,15 @@ async function drain(load, published, timeoutMs = 5_000) {
   }
 }
 
+/** SIGKILL, or SIGTERM when profiling (a killed process writes no profile). */
+async function stopServer(server) {
+  if (!server || server.proc.exitCode !== null) return;
+  const exited = new Promise((r) => server.proc.once('exit', r));
+  server.proc.kill(process.env.GATEWAY_NODE_ARGS ? 'SIGTERM' : 'SIGKILL');
+  await Promise.race([exited, sleep(15_000)]);
+  server.proc.kill('SIGKILL');
+}
+
 async function withRig(target, users, fn) {
   const redis = await startRedis();
   const rig = { redis, server: undefined, load: undefined, pub: undefined };
@@ -148,7 +157,7 @@ async function withRig(target, users, fn) {
     rig.pub?.send({ cmd: 'close' });
     rig.load?.send({ cmd: 'close' });
     await sleep(300);
-    rig.server?.proc.kill('SIGKILL');
+    await stopServer(rig.server);
     rig.pub?.kill('SIGKILL');
     rig.load?.kill('SIGKILL');
     redis.stop();
@@ -199,18 +208,23 @@ async function idle(target) {
 
 async function fanout(target) {
   const users = P.fanoutClients;
-  await withRig(target, users, async ({ server, load, pub }) => {
+  await withRig(target, users, async ({ server, load, pub, redis }) => {
     await load.request({ cmd: 'connect', from: 0, to: users }, 'connected');
     // Warm-up: the JIT and the Redis connections.
     let done = await pub.request({ cmd: 'window', window: P.fanoutWindow, durationMs: 1_500 }, 'done');
     await drain(load, done.published);
     await load.request({ cmd: 'stats', reset: true }, 'stats');
     const start = await load.request({ cmd: 'stats' }, 'stats');
+    const others = { publisher: pub.pid, load: load.pid, redis: redis.proc.pid };
+    const others0 = Object.fromEntries(Object.entries(others).map(([k, pid]) => [k, cpuSeconds(pid)]));
     const cpu0 = cpuSeconds(server.pid);
     const t0 = now();
     done = await pub.request({ cmd: 'window', window: P.fanoutWindow, durationMs: P.fanoutMs }, 'done');
     const end = await drain(load, done.published);
     const cpu = cpuSeconds(server.pid) - cpu0;
+    const othersCpu = Object.fromEntries(
+      Object.entries(others).map(([k, pid]) => [`${k}_cpu_s`, cpuSeconds(pid) - others0[k]]),
+    );
     const wall = (now() - t0) / 1000;
     const fin = await load.request({ cmd: 'final', expected: done.expected }, 'final');
     const events = end.received - start.received;
@@ -221,6 +235,8 @@ async function fanout(target) {
       window: P.fanoutWindow,
       events,
       server_cpu_s: cpu,
+      ...othersCpu,
+      wall_s: wall,
       events_per_cpu_s: events / cpu,
       events_per_s: events / wall,
       p50_ms: end.lat.p50,
