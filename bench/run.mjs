@@ -273,6 +273,8 @@ async function rate(target) {
       p50_ms: end.lat.p50,
       p99_ms: end.lat.p99,
       max_ms: end.lat.max,
+      publish_ack_p99_ms: done.ack?.p99 ?? null,
+      publish_ack_max_ms: done.ack?.max ?? null,
       lost: fin.lost,
       dup: fin.dup,
       misrouted: fin.misrouted,
@@ -298,13 +300,17 @@ async function storm(target) {
     // Poll /healthz (1 s timeout) until every client is back, and a second more.
     const polls = [];
     let failures = 0;
+    const failureKinds = [];
     let allBackMs;
     let stopAt = now() + 90_000;
     let lastCheck = 0;
     while (now() < stopAt) {
       const r = await get(`${rig.server.base}/healthz`, 1_000);
       if (r.status === 200) polls.push(r.ms);
-      else failures++;
+      else {
+        failures++;
+        if (failureKinds.length < 5) failureKinds.push(r.error ?? `HTTP ${r.status}`);
+      }
       if (allBackMs === undefined && now() - lastCheck > 20) {
         lastCheck = now();
         const s = await load.request({ cmd: 'stats' }, 'stats');
@@ -331,6 +337,7 @@ async function storm(target) {
       healthz_p99_ms: h.p99,
       healthz_max_ms: h.max,
       healthz_failures: failures,
+      healthz_failure_kinds: failureKinds,
       healthz_polls: polls.length,
       published: done.published,
       lost: fin.lost,

@@ -15,6 +15,8 @@ let confirmed = 0;
 let errors = 0;
 let received = 0;
 let next = 0;
+/** Publish round trips (ms) since the last report: Redis and the publisher's own share of the latency. */
+let acks = [];
 
 let send;
 let closeAll;
@@ -28,7 +30,10 @@ if (a.target === 'livebus') {
         data: { task_id: `${u}.${s}`, status: 'running', progress: 50, message: String(t) },
       })
       .then(
-        () => confirmed++,
+        () => {
+          confirmed++;
+          acks.push(now() - t);
+        },
         () => errors++,
       );
   closeAll = () => p.close();
@@ -42,7 +47,10 @@ if (a.target === 'livebus') {
   } else {
     send = (u, s, t) =>
       redis.publish(`u:${u}`, JSON.stringify({ u, s, t })).then(
-        () => confirmed++,
+        () => {
+          confirmed++;
+          acks.push(now() - t);
+        },
         () => errors++,
       );
   }
@@ -73,7 +81,14 @@ function pump() {
 function finish() {
   mode = undefined;
   // Let confirmations settle before reporting.
-  setTimeout(() => process.send({ cmd: 'done', published, confirmed, errors, expected: Array.from(seq) }), 300);
+  setTimeout(() => {
+    const a = Float64Array.from(acks).sort();
+    acks = [];
+    const ack = a.length
+      ? { p50: a[Math.floor(a.length / 2)], p99: a[Math.floor(a.length * 0.99)], max: a.at(-1) }
+      : null;
+    process.send({ cmd: 'done', published, confirmed, errors, ack, expected: Array.from(seq) });
+  }, 300);
 }
 
 process.on('message', (m) => {
