@@ -4,7 +4,7 @@
 // bench/results/.
 //
 //   node bench/run.mjs [--quick] [--targets livebus,ws,socketio]
-//                      [--scenarios idle,fanout,rate,storm,startup] [--instances 1,2,3]
+//                      [--scenarios startup,idle,fanout,rate,storm,scale]
 //
 // GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the livebus gateway.
 import { fork, spawn } from 'node:child_process';
@@ -21,7 +21,7 @@ const { values: opt } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     targets: { type: 'string', default: 'ws,socketio,livebus' },
-    scenarios: { type: 'string', default: 'startup,idle,fanout,rate,storm' },
+    scenarios: { type: 'string', default: 'startup,idle,fanout,rate,storm,scale' },
     out: { type: 'string' },
   },
 });
@@ -36,6 +36,7 @@ const P = {
   stormClients: quick ? 1_000 : 2_000,
   stormRate: 200,
   startups: quick ? 2 : 5,
+  scaleInstances: [2, 3],
 };
 const SECRET = 'bench-secret-bench-secret-bench-secret-0123';
 const resultsDir = path.join(here, 'results');
@@ -102,12 +103,15 @@ function forkChild(file, args) {
   return child;
 }
 
-async function startLoad(target, server, users) {
+async function startLoad(target, servers, users) {
   const load = forkChild('load.mjs', [
     '--target',
     target,
     '--url',
-    server.base,
+    [servers]
+      .flat()
+      .map((s) => s.base)
+      .join(','),
     '--secret',
     SECRET,
     '--users',
@@ -145,12 +149,13 @@ async function stopServer(server) {
   server.proc.kill('SIGKILL');
 }
 
-async function withRig(target, users, fn) {
+async function withRig(target, users, fn, instances = 1) {
   const redis = await startRedis();
-  const rig = { redis, server: undefined, load: undefined, pub: undefined };
+  const rig = { redis, server: undefined, servers: [], load: undefined, pub: undefined };
   try {
-    rig.server = await startServer(target, redis.url);
-    rig.load = await startLoad(target, rig.server, users);
+    for (let i = 0; i < instances; i++) rig.servers.push(await startServer(target, redis.url));
+    rig.server = rig.servers[0];
+    rig.load = await startLoad(target, rig.servers, users);
     rig.pub = await startPublisher(target, redis.url, users, rig.load);
     return await fn(rig);
   } finally {
@@ -158,6 +163,7 @@ async function withRig(target, users, fn) {
     rig.load?.send({ cmd: 'close' });
     await sleep(300);
     await stopServer(rig.server);
+    for (const server of rig.servers.slice(1)) await stopServer(server);
     rig.pub?.kill('SIGKILL');
     rig.load?.kill('SIGKILL');
     redis.stop();
@@ -194,6 +200,10 @@ async function idle(target) {
       connected = n;
       await sleep(2_000);
       const after = rssBytes(server.pid);
+      // CPU with the connections open and no traffic: timers, heartbeats, housekeeping.
+      const cpu0 = cpuSeconds(server.pid);
+      await sleep(3_000);
+      const idleCores = (cpuSeconds(server.pid) - cpu0) / 3;
       record({
         scenario: 'idle',
         target,
@@ -201,14 +211,25 @@ async function idle(target) {
         rss_before_mb: before / 2 ** 20,
         rss_after_mb: after / 2 ** 20,
         rss_per_conn_kb: (after - before) / n / 1024,
+        idle_cpu_cores: idleCores,
       });
     }
   });
 }
 
-async function fanout(target) {
+async function fanout(target, instances = 1) {
   const users = P.fanoutClients;
-  await withRig(target, users, async ({ server, load, pub, redis }) => {
+  await withRig(target, users, (rig) => fanoutOn(target, users, instances, rig), instances);
+}
+
+/** Fan-out with 2 and 3 instances: clients spread over them, CPU summed over them. */
+async function scale(target) {
+  for (const n of P.scaleInstances) await fanout(target, n);
+}
+
+async function fanoutOn(target, users, instances, { servers, load, pub, redis }) {
+  const server = { pids: servers.map((s) => s.pid) };
+  {
     await load.request({ cmd: 'connect', from: 0, to: users }, 'connected');
     // Warm-up: the JIT and the Redis connections.
     let done = await pub.request({ cmd: 'window', window: P.fanoutWindow, durationMs: 1_500 }, 'done');
@@ -217,11 +238,12 @@ async function fanout(target) {
     const start = await load.request({ cmd: 'stats' }, 'stats');
     const others = { publisher: pub.pid, load: load.pid, redis: redis.proc.pid };
     const others0 = Object.fromEntries(Object.entries(others).map(([k, pid]) => [k, cpuSeconds(pid)]));
-    const cpu0 = cpuSeconds(server.pid);
+    const serverCpu = () => server.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+    const cpu0 = serverCpu();
     const t0 = now();
     done = await pub.request({ cmd: 'window', window: P.fanoutWindow, durationMs: P.fanoutMs }, 'done');
     const end = await drain(load, done.published);
-    const cpu = cpuSeconds(server.pid) - cpu0;
+    const cpu = serverCpu() - cpu0;
     const othersCpu = Object.fromEntries(
       Object.entries(others).map(([k, pid]) => [`${k}_cpu_s`, cpuSeconds(pid) - others0[k]]),
     );
@@ -231,6 +253,7 @@ async function fanout(target) {
     record({
       scenario: 'fanout',
       target,
+      instances,
       clients: users,
       window: P.fanoutWindow,
       events,
@@ -247,7 +270,7 @@ async function fanout(target) {
       reordered: fin.reordered,
       publish_errors: done.errors,
     });
-  });
+  }
 }
 
 async function rate(target) {
@@ -355,7 +378,7 @@ async function stopRate(pub, publishing) {
 
 // ---- main ----------------------------------------------------------------------
 
-const scenarios = { startup, idle, fanout, rate, storm };
+const scenarios = { startup, idle, fanout, rate, storm, scale };
 const targets = opt.targets.split(',');
 console.error(`results: ${path.relative(process.cwd(), outFile)}\nmachine: ${machine}`);
 for (const name of opt.scenarios.split(',')) {

@@ -53,9 +53,12 @@ export function charts(file, outDir) {
     Object.fromEntries(TARGETS.map((t) => [t, pick(scenario, t, f)?.[field]]).filter(([, v]) => v !== undefined));
   const out = {
     'fanout.svg': barChart({
-      title: 'Fan-out: events per server CPU-second (1 000 clients, higher is better)',
+      title: 'Fan-out: events per server CPU-second, all instances (1 000 clients, higher is better)',
       unit: '',
-      groups: [{ label: 'events / CPU-s', values: values('fanout', 'events_per_cpu_s') }],
+      groups: [1, 2, 3].map((n) => ({
+        label: n === 1 ? '1 instance' : `${n} instances`,
+        values: values('fanout', 'events_per_cpu_s', (r) => (r.instances ?? 1) === n),
+      })),
     }),
     'idle-rss.svg': barChart({
       title: 'Server RSS per idle connection (KB, lower is better)',

@@ -56,12 +56,14 @@ function onEvent(i, u, s, t) {
   count[u]++;
 }
 
-const host = new URL(a.url).host;
+// --url may list several servers (comma-separated): client i connects to server i mod n.
+const hosts = a.url.split(',').map((u) => new URL(u).host);
+const hostOf = (i) => hosts[i % hosts.length];
 
 async function openLivebus(i) {
   const { BusConsumer } = await import('@livebus/bus-consumer');
   const token = await signJwt(a.secret, { sub: `u${i}`, exp: Math.floor(Date.now() / 1000) + 24 * 3600 });
-  const c = new BusConsumer({ url: `ws://${host}/ws`, token });
+  const c = new BusConsumer({ url: `ws://${hostOf(i)}/ws`, token });
   c.onAny((frame) => {
     const [u, s] = frame.data.task_id.split('.');
     onEvent(i, Number(u), Number(s), Number(frame.data.message));
@@ -79,7 +81,7 @@ async function openLivebus(i) {
 
 function openSocketIo(i, ioClient) {
   return new Promise((resolve) => {
-    const s = ioClient(`http://${host}`, { transports: ['websocket'], auth: { u: i } });
+    const s = ioClient(`http://${hostOf(i)}`, { transports: ['websocket'], auth: { u: i } });
     s.on('ev', (m) => onEvent(i, m.u, m.s, m.t));
     s.on('connect', () => {
       open++;
@@ -95,7 +97,7 @@ function openWs(i, WebSocket) {
   let closed = false;
   return new Promise((resolve) => {
     const connect = () => {
-      const ws = new WebSocket(`ws://${host}/ws?u=${i}`);
+      const ws = new WebSocket(`ws://${hostOf(i)}/ws?u=${i}`);
       let welcomed = false;
       ws.on('message', (data) => {
         if (!welcomed) {
