@@ -1,4 +1,4 @@
-import { type App, deleteApp, initializeApp } from 'firebase-admin/app';
+import type { App } from 'firebase-admin/app';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { authenticatorFor } from './auth/authenticator-for';
 import type { EventBus } from './bus/event-bus';
@@ -81,21 +81,26 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
 
   // The firebase-admin app is made here, not in authenticatorFor: it reads Google
   // credentials and must be deleted on shutdown, which only this function arranges.
-  let firebaseApp: App | undefined;
+  // firebase-admin is imported only in firebase mode (it is most of the start-up time).
+  let firebaseApp: Promise<App> | undefined;
   if (config.authMode === 'firebase') {
-    const app = initializeApp(
-      config.firebaseProjectId ? { projectId: config.firebaseProjectId } : {},
-      `livebus-${config.instanceId}`,
+    const admin = import('firebase-admin/app');
+    const app = admin.then(({ initializeApp }) =>
+      initializeApp(
+        config.firebaseProjectId ? { projectId: config.firebaseProjectId } : {},
+        `livebus-${config.instanceId}`,
+      ),
     );
-    closers.push(() => deleteApp(app));
+    app.catch((error: unknown) =>
+      logger.error('gateway_config_warning', { component: 'firebase-admin', error: String(error) }),
+    );
+    closers.push(() => Promise.all([admin, app]).then(([{ deleteApp }, a]) => deleteApp(a)));
     firebaseApp = app;
   }
   const auth = authenticatorFor(config, { firebaseApp });
-  // One Firestore client per process: on the authenticator's Firebase app when there is one.
-  const listeners = buildListeners(config, logger, {
-    ...(redisClient ? { redis: redisClient } : {}),
-    ...(firebaseApp ? { firebaseApp } : {}),
-  });
+  // One Firestore client per process, on a Firebase app of its own (the authenticator's is
+  // loaded lazily and never talks to Firestore).
+  const listeners = buildListeners(config, logger, redisClient ? { redis: redisClient } : {});
   if (listeners) closers.push(() => listeners.close());
 
   // --- Tasks (TASK.*): a BullMQ queue on Redis when enabled; see tasks/ and docs/tasks.md. ---

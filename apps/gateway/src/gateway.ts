@@ -281,10 +281,12 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       ...(config.listeners
         ? {
             firestoreReads: () => listeners.sourceStats()?.reads.total ?? 0,
-            // Listeners failing right now (the emulator or network away) show as down.
+            // Listeners that failed since the dashboard's last look (the emulator or network away) show as down.
             firestoreStatus: () => {
               const errors = Object.values(listeners.sourceStats()?.errors ?? {}).reduce((a, b) => a + b, 0);
-              return errors > lastFirestoreErrors.value ? ((lastFirestoreErrors.value = errors), 'down') : 'ok';
+              const failing = errors > lastFirestoreErrors.value;
+              lastFirestoreErrors.value = errors;
+              return failing ? 'down' : 'ok';
             },
           }
         : {}),

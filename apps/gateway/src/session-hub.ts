@@ -76,9 +76,10 @@ export class SessionHub {
     let user = this.#users.get(session.uid);
     if (!user) {
       const sessions = new Map<string, Session>();
-      const subscribed = this.#o.bus.subscribe(session.uid, (event) => {
-        // Validated and serialised once per event, whatever the number of sessions.
-        const text = serializeFrame(event);
+      const subscribed = this.#o.bus.subscribe(session.uid, (event, wire) => {
+        // Validated and serialised once per event, whatever the number of sessions;
+        // not at all when the bus hands over the frame's text, validated at publish.
+        const text = wire ?? serializeFrame(event);
         for (const s of sessions.values()) this.deliver(s, event, text);
       });
       user = { sessions, subscribed };

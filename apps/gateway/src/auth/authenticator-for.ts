@@ -13,7 +13,7 @@ export interface AuthenticatorForOptions {
    * credentials and must be deleted on shutdown: {@link buildDeps} does both.
    * @default undefined (AUTH_MODE=firebase then throws)
    */
-  firebaseApp?: App | undefined;
+  firebaseApp?: App | Promise<App> | undefined;
 }
 
 /**

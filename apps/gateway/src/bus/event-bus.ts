@@ -8,8 +8,13 @@ export type ReadResult =
   | { status: 'resumed'; events: StoredEvent[]; cursor: Cursor }
   | { status: 'gap'; events: []; cursor: Cursor };
 
-/** Called for every event published to a user, in cursor order. */
-export type EventListener = (event: StoredEvent) => void;
+/**
+ * Called for every event published to a user, in cursor order. `text`, when the
+ * bus has it, is the event frame exactly as it goes on the wire (JSON of a frame
+ * validated when it was published), so listeners need not validate and
+ * serialise it again.
+ */
+export type EventListener = (event: StoredEvent, text?: string) => void;
 
 /** Ends a subscription; resolves once the bus will no longer call its listener. */
 export type Unsubscribe = () => Promise<void>;

@@ -103,14 +103,16 @@ export class MemoryEventBus implements EventBus {
       ts: this.#o.now(),
       ...event,
     } as StoredEvent;
+    // Serialised once: for the retention's byte count and, as is, for the listeners' sockets.
+    const text = JSON.stringify(stored);
     if (this.#o.retentionEvents > 0) {
-      const bytes = Buffer.byteLength(JSON.stringify(stored));
+      const bytes = Buffer.byteLength(text);
       stream.events.push({ event: stored, bytes });
       stream.bytes += bytes;
       this.#retainedBytes += bytes;
       this.#trim(stream);
     }
-    for (const listener of stream.listeners) listener(stored);
+    for (const listener of stream.listeners) listener(stored, text);
     return stored;
   }
 

@@ -1,4 +1,4 @@
-import { type Cursor, parseCursor } from '@livebus/protocol';
+import { type Cursor, eventTable, parseCursor } from '@livebus/protocol';
 import {
   isCluster,
   Outbox,
@@ -193,10 +193,14 @@ export class RedisEventBus implements EventBus {
     } catch {
       return;
     }
-    this.#deliver(s, event);
+    // The message is the frame our Lua function built from an event the publisher
+    // validated against the protocol: a cheap check of its shape here, and the
+    // text itself goes to the sockets, not validated and serialised once more.
+    if (!isEventFrame(event)) return;
+    this.#deliver(s, event, message);
   }
 
-  #deliver(s: Served, event: StoredEvent): void {
+  #deliver(s: Served, event: StoredEvent, text?: string): void {
     const at = parseCursor(event.cursor);
     if (!at) return;
     // Each event once: a catch-up read and the live channel can both carry it.
@@ -205,7 +209,7 @@ export class RedisEventBus implements EventBus {
     s.offset = at.offset;
     for (const listener of s.listeners) {
       try {
-        listener(event);
+        listener(event, text);
       } catch {
         // One listener's failure must not cost the others their events.
       }
@@ -261,4 +265,19 @@ export class RedisEventBus implements EventBus {
     sub?.disconnect();
     if (this.#ownsClient) await this.#client.quit().catch(() => this.#client.disconnect());
   }
+}
+
+/** The shape of a stored event frame: type, cursor, ts, a known event type and its data object. */
+function isEventFrame(value: unknown): value is StoredEvent {
+  if (typeof value !== 'object' || value === null) return false;
+  const e = value as Partial<Record<keyof StoredEvent, unknown>>;
+  return (
+    e.type === 'event' &&
+    typeof e.cursor === 'string' &&
+    typeof e.ts === 'number' &&
+    typeof e.event === 'string' &&
+    Object.hasOwn(eventTable, e.event) &&
+    typeof e.data === 'object' &&
+    e.data !== null
+  );
 }

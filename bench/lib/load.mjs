@@ -1,0 +1,184 @@
+// The load process: N clients of one target, one user each (user i is client i).
+// Counts every event: received, duplicates (a sequence number at or below the
+// last one seen for that user), misrouted (an event of another user), and the
+// latency from the publisher's timestamp. Driven by its parent over IPC.
+import { parseArgs } from 'node:util';
+import { now, signJwt } from './common.mjs';
+
+const { values: a } = parseArgs({
+  options: {
+    target: { type: 'string' },
+    url: { type: 'string' },
+    secret: { type: 'string' },
+    users: { type: 'string' },
+  },
+});
+const users = Number(a.users);
+const lastSeq = new Int32Array(users);
+const count = new Int32Array(users);
+/** Per user: sequence numbers skipped so far (arrived out of order or lost). */
+const missing = new Map();
+let received = 0;
+let dup = 0;
+let reordered = 0;
+let misrouted = 0;
+let lat = [];
+let open = 0;
+let opens = 0;
+const clients = [];
+
+function onEvent(i, u, s, t) {
+  received++;
+  lat.push(now() - t);
+  if (u !== i) {
+    misrouted++;
+    return;
+  }
+  const last = lastSeq[u];
+  if (s <= last) {
+    // Late (published out of order: concurrent publishes) or a duplicate.
+    const m = missing.get(u);
+    if (m?.delete(s)) {
+      reordered++;
+      count[u]++;
+    } else dup++;
+    return;
+  }
+  if (s > last + 1) {
+    let m = missing.get(u);
+    if (!m) {
+      m = new Set();
+      missing.set(u, m);
+    }
+    for (let k = last + 1; k < s; k++) m.add(k);
+  }
+  lastSeq[u] = s;
+  count[u]++;
+}
+
+// --url may list several servers (comma-separated): client i connects to server i mod n.
+const hosts = a.url.split(',').map((u) => new URL(u).host);
+const hostOf = (i) => hosts[i % hosts.length];
+
+async function openLivebus(i) {
+  const { BusConsumer } = await import('@livebus/bus-consumer');
+  const token = await signJwt(a.secret, { sub: `u${i}`, exp: Math.floor(Date.now() / 1000) + 24 * 3600 });
+  const c = new BusConsumer({ url: `ws://${hostOf(i)}/ws`, token });
+  c.onAny((frame) => {
+    const [u, s] = frame.data.task_id.split('.');
+    onEvent(i, Number(u), Number(s), Number(frame.data.message));
+  });
+  c.onClient('state', ({ oldState, newState }) => {
+    if (newState === 'open') {
+      open++;
+      opens++;
+    } else if (oldState === 'open') open--;
+  });
+  c.onClient('error', () => {});
+  clients[i] = { close: () => c.close() };
+  await c.connect();
+}
+
+function openSocketIo(i, ioClient) {
+  return new Promise((resolve) => {
+    const s = ioClient(`http://${hostOf(i)}`, { transports: ['websocket'], auth: { u: i } });
+    s.on('ev', (m) => onEvent(i, m.u, m.s, m.t));
+    s.on('connect', () => {
+      open++;
+      opens++;
+      resolve();
+    });
+    s.on('disconnect', () => open--);
+    clients[i] = { close: () => s.close() };
+  });
+}
+
+function openWs(i, WebSocket) {
+  let closed = false;
+  return new Promise((resolve) => {
+    const connect = () => {
+      const ws = new WebSocket(`ws://${hostOf(i)}/ws?u=${i}`);
+      let welcomed = false;
+      ws.on('message', (data) => {
+        if (!welcomed) {
+          welcomed = true;
+          open++;
+          opens++;
+          resolve();
+          return;
+        }
+        const m = JSON.parse(data);
+        onEvent(i, m.u, m.s, m.t);
+      });
+      ws.on('error', () => {});
+      ws.on('close', () => {
+        if (welcomed) open--;
+        // Full-jitter reconnect, like the other two clients.
+        if (!closed) setTimeout(connect, Math.random() * 500);
+      });
+      clients[i] = {
+        close: () => {
+          closed = true;
+          ws.close();
+        },
+      };
+    };
+    connect();
+  });
+}
+
+let opener;
+if (a.target === 'livebus') opener = openLivebus;
+else if (a.target === 'socketio') {
+  const { io } = await import('socket.io-client');
+  opener = (i) => openSocketIo(i, io);
+} else {
+  const { WebSocket } = await import('ws');
+  opener = (i) => openWs(i, WebSocket);
+}
+
+async function connect(from, to, concurrency = 200) {
+  let next = from;
+  const worker = async () => {
+    while (next < to) await opener(next++);
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+let lastSent = -1;
+setInterval(() => {
+  if (received !== lastSent) {
+    lastSent = received;
+    process.send({ r: received });
+  }
+}, 5);
+
+process.on('message', async (m) => {
+  if (m.cmd === 'connect') {
+    const t0 = now();
+    await connect(m.from, m.to, m.concurrency);
+    process.send({ cmd: 'connected', ms: now() - t0, open });
+  } else if (m.cmd === 'stats') {
+    const s = Float64Array.from(lat).sort();
+    const pick = (p) => (s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : null);
+    process.send({
+      cmd: 'stats',
+      received,
+      dup,
+      misrouted,
+      open,
+      opens,
+      lat: { n: s.length, p50: pick(50), p99: pick(99), max: s.length ? s[s.length - 1] : null },
+    });
+    if (m.reset) lat = [];
+  } else if (m.cmd === 'final') {
+    // expected[u]: events published to user u. Lost: expected but never received.
+    let lost = 0;
+    for (let u = 0; u < users; u++) lost += Math.max(0, (m.expected[u] ?? 0) - count[u]);
+    process.send({ cmd: 'final', lost, dup, misrouted, reordered, received });
+  } else if (m.cmd === 'close') {
+    for (const c of clients) c?.close();
+    setTimeout(() => process.exit(0), 200);
+  }
+});
+process.send({ cmd: 'up' });

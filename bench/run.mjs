@@ -1,0 +1,397 @@
+// The side-by-side harness: livebus, plain ws and Socket.IO 4 under the same
+// scenarios, each server, load generator and publisher in its own process, with
+// a private redis-server. Prints a markdown table and appends JSON lines to
+// bench/results/.
+//
+//   node bench/run.mjs [--quick] [--targets livebus,ws,socketio]
+//                      [--scenarios startup,idle,fanout,rate,storm,scale]
+//
+// GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the livebus gateway.
+import { fork, spawn } from 'node:child_process';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { cpuSeconds, freePort, get, now, rssBytes, sleep, startRedis, summarize } from './lib/common.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..');
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    targets: { type: 'string', default: 'ws,socketio,livebus' },
+    scenarios: { type: 'string', default: 'startup,idle,fanout,rate,storm,scale' },
+    out: { type: 'string' },
+  },
+});
+const quick = opt.quick;
+const P = {
+  idleSteps: quick ? [1_000] : [1_000, 5_000, 10_000],
+  fanoutClients: 1_000,
+  fanoutWindow: 2_000,
+  fanoutMs: quick ? 3_000 : 6_000,
+  rate: 1_000,
+  rateMs: quick ? 4_000 : 10_000,
+  stormClients: quick ? 1_000 : 2_000,
+  stormRate: 200,
+  startups: quick ? 2 : 5,
+  scaleInstances: [2, 3],
+};
+const SECRET = 'bench-secret-bench-secret-bench-secret-0123';
+const resultsDir = path.join(here, 'results');
+mkdirSync(resultsDir, { recursive: true });
+const outFile = opt.out ?? path.join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`);
+const machine = `${os.cpus().length} x ${os.cpus()[0]?.model?.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
+
+function record(row) {
+  const line = { ...row, quick, machine, at: new Date().toISOString() };
+  appendFileSync(outFile, `${JSON.stringify(line)}\n`);
+  console.error(JSON.stringify(line));
+}
+
+// ---- processes ----------------------------------------------------------------
+
+let instanceSeq = 0;
+async function startServer(target, redisUrl, port) {
+  port ??= await freePort();
+  const env = { ...process.env, PORT: String(port), REDIS_URL: redisUrl };
+  let args;
+  if (target === 'livebus') {
+    Object.assign(env, {
+      HOST: '127.0.0.1',
+      AUTH_MODE: 'jwt',
+      JWT_SECRET: SECRET,
+      LOG_LEVEL: 'warn',
+      INSTANCE_ID: `bench-${++instanceSeq}`,
+    });
+    const nodeArgs = (process.env.GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    // GATEWAY_MAIN: another build of the gateway, for before/after comparisons.
+    args = [...nodeArgs, process.env.GATEWAY_MAIN ?? path.join(root, 'apps/gateway/dist/main.js')];
+  } else {
+    args = [path.join(here, 'targets', target === 'ws' ? 'ws-server.mjs' : 'sio-server.mjs')];
+  }
+  const t0 = now();
+  const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const base = `http://127.0.0.1:${port}`;
+  const readyPath = target === 'livebus' ? '/health/readiness' : '/healthz';
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`${target} server exited with ${proc.exitCode}`);
+    const r = await get(base + readyPath, 500);
+    if (r.status === 200) break;
+    await sleep(5);
+  }
+  return { proc, port, base, readyMs: now() - t0, pid: proc.pid };
+}
+
+function forkChild(file, args) {
+  const child = fork(path.join(here, 'lib', file), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const waiters = [];
+  child.on('message', (m) => {
+    for (const w of [...waiters]) {
+      if (w.cmd === m.cmd) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(m);
+      }
+    }
+  });
+  child.request = (m, reply) =>
+    new Promise((resolve) => {
+      waiters.push({ cmd: reply, resolve });
+      if (m) child.send(m);
+    });
+  return child;
+}
+
+async function startLoad(target, servers, users) {
+  const load = forkChild('load.mjs', [
+    '--target',
+    target,
+    '--url',
+    [servers]
+      .flat()
+      .map((s) => s.base)
+      .join(','),
+    '--secret',
+    SECRET,
+    '--users',
+    String(users),
+  ]);
+  await load.request(null, 'up');
+  return load;
+}
+
+async function startPublisher(target, redisUrl, users, load) {
+  const pub = forkChild('publisher.mjs', ['--target', target, '--redis', redisUrl, '--users', String(users)]);
+  await pub.request(null, 'up');
+  // Relay the load's received count to the publisher (its in-flight window).
+  load.on('message', (m) => {
+    if (m.r !== undefined && pub.connected) pub.send(m);
+  });
+  return pub;
+}
+
+async function drain(load, published, timeoutMs = 5_000) {
+  const until = now() + timeoutMs;
+  for (;;) {
+    const s = await load.request({ cmd: 'stats' }, 'stats');
+    if (s.received >= published || now() > until) return s;
+    await sleep(50);
+  }
+}
+
+/** SIGKILL, or SIGTERM when profiling (a killed process writes no profile). */
+async function stopServer(server) {
+  if (!server || server.proc.exitCode !== null) return;
+  const exited = new Promise((r) => server.proc.once('exit', r));
+  server.proc.kill(process.env.GATEWAY_NODE_ARGS ? 'SIGTERM' : 'SIGKILL');
+  await Promise.race([exited, sleep(15_000)]);
+  server.proc.kill('SIGKILL');
+}
+
+async function withRig(target, users, fn, instances = 1) {
+  const redis = await startRedis();
+  const rig = { redis, server: undefined, servers: [], load: undefined, pub: undefined };
+  try {
+    for (let i = 0; i < instances; i++) rig.servers.push(await startServer(target, redis.url));
+    rig.server = rig.servers[0];
+    rig.load = await startLoad(target, rig.servers, users);
+    rig.pub = await startPublisher(target, redis.url, users, rig.load);
+    return await fn(rig);
+  } finally {
+    rig.pub?.send({ cmd: 'close' });
+    rig.load?.send({ cmd: 'close' });
+    await sleep(300);
+    await stopServer(rig.server);
+    for (const server of rig.servers.slice(1)) await stopServer(server);
+    rig.pub?.kill('SIGKILL');
+    rig.load?.kill('SIGKILL');
+    redis.stop();
+  }
+}
+
+// ---- scenarios -----------------------------------------------------------------
+
+async function startup(target) {
+  const redis = await startRedis();
+  const times = [];
+  try {
+    for (let i = 0; i < P.startups; i++) {
+      const s = await startServer(target, redis.url);
+      times.push(s.readyMs);
+      s.proc.kill('SIGKILL');
+      await new Promise((r) => s.proc.once('exit', r));
+    }
+  } finally {
+    redis.stop();
+  }
+  const sorted = [...times].sort((x, y) => x - y);
+  record({ scenario: 'startup', target, ready_ms_median: sorted[Math.floor(sorted.length / 2)], ready_ms: times });
+}
+
+async function idle(target) {
+  const max = P.idleSteps.at(-1);
+  await withRig(target, max, async ({ server, load }) => {
+    await sleep(1_000);
+    const before = rssBytes(server.pid);
+    let connected = 0;
+    for (const n of P.idleSteps) {
+      await load.request({ cmd: 'connect', from: connected, to: n }, 'connected');
+      connected = n;
+      await sleep(2_000);
+      const after = rssBytes(server.pid);
+      // CPU with the connections open and no traffic: timers, heartbeats, housekeeping.
+      const cpu0 = cpuSeconds(server.pid);
+      await sleep(3_000);
+      const idleCores = (cpuSeconds(server.pid) - cpu0) / 3;
+      record({
+        scenario: 'idle',
+        target,
+        connections: n,
+        rss_before_mb: before / 2 ** 20,
+        rss_after_mb: after / 2 ** 20,
+        rss_per_conn_kb: (after - before) / n / 1024,
+        idle_cpu_cores: idleCores,
+      });
+    }
+  });
+}
+
+async function fanout(target, instances = 1) {
+  const users = P.fanoutClients;
+  await withRig(target, users, (rig) => fanoutOn(target, users, instances, rig), instances);
+}
+
+/** Fan-out with 2 and 3 instances: clients spread over them, CPU summed over them. */
+async function scale(target) {
+  for (const n of P.scaleInstances) await fanout(target, n);
+}
+
+async function fanoutOn(target, users, instances, { servers, load, pub, redis }) {
+  const server = { pids: servers.map((s) => s.pid) };
+  {
+    await load.request({ cmd: 'connect', from: 0, to: users }, 'connected');
+    // Warm-up: the JIT and the Redis connections.
+    let done = await pub.request({ cmd: 'window', window: P.fanoutWindow, durationMs: 1_500 }, 'done');
+    await drain(load, done.published);
+    await load.request({ cmd: 'stats', reset: true }, 'stats');
+    const start = await load.request({ cmd: 'stats' }, 'stats');
+    const others = { publisher: pub.pid, load: load.pid, redis: redis.proc.pid };
+    const others0 = Object.fromEntries(Object.entries(others).map(([k, pid]) => [k, cpuSeconds(pid)]));
+    const serverCpu = () => server.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+    const cpu0 = serverCpu();
+    const t0 = now();
+    done = await pub.request({ cmd: 'window', window: P.fanoutWindow, durationMs: P.fanoutMs }, 'done');
+    const end = await drain(load, done.published);
+    const cpu = serverCpu() - cpu0;
+    const othersCpu = Object.fromEntries(
+      Object.entries(others).map(([k, pid]) => [`${k}_cpu_s`, cpuSeconds(pid) - others0[k]]),
+    );
+    const wall = (now() - t0) / 1000;
+    const fin = await load.request({ cmd: 'final', expected: done.expected }, 'final');
+    const events = end.received - start.received;
+    record({
+      scenario: 'fanout',
+      target,
+      instances,
+      clients: users,
+      window: P.fanoutWindow,
+      events,
+      server_cpu_s: cpu,
+      ...othersCpu,
+      wall_s: wall,
+      events_per_cpu_s: events / cpu,
+      events_per_s: events / wall,
+      p50_ms: end.lat.p50,
+      p99_ms: end.lat.p99,
+      lost: fin.lost,
+      dup: fin.dup,
+      misrouted: fin.misrouted,
+      reordered: fin.reordered,
+      publish_errors: done.errors,
+    });
+  }
+}
+
+async function rate(target) {
+  const users = P.fanoutClients;
+  await withRig(target, users, async ({ server, load, pub }) => {
+    await load.request({ cmd: 'connect', from: 0, to: users }, 'connected');
+    let done = await pub.request({ cmd: 'rate', rate: P.rate, durationMs: 1_500 }, 'done');
+    await drain(load, done.published);
+    await load.request({ cmd: 'stats', reset: true }, 'stats');
+    const cpu0 = cpuSeconds(server.pid);
+    const t0 = now();
+    done = await pub.request({ cmd: 'rate', rate: P.rate, durationMs: P.rateMs }, 'done');
+    const wall = (now() - t0) / 1000;
+    const cpu = cpuSeconds(server.pid) - cpu0;
+    const end = await drain(load, done.published);
+    const fin = await load.request({ cmd: 'final', expected: done.expected }, 'final');
+    record({
+      scenario: 'rate',
+      target,
+      clients: users,
+      rate: P.rate,
+      server_cores: cpu / wall,
+      p50_ms: end.lat.p50,
+      p99_ms: end.lat.p99,
+      max_ms: end.lat.max,
+      publish_ack_p99_ms: done.ack?.p99 ?? null,
+      publish_ack_max_ms: done.ack?.max ?? null,
+      lost: fin.lost,
+      dup: fin.dup,
+      misrouted: fin.misrouted,
+      reordered: fin.reordered,
+    });
+  });
+}
+
+async function storm(target) {
+  const users = P.stormClients;
+  await withRig(target, users, async (rig) => {
+    const { load, pub, redis } = rig;
+    await load.request({ cmd: 'connect', from: 0, to: users }, 'connected');
+    const publishing = pub.request({ cmd: 'rate', rate: P.stormRate, durationMs: 60_000 }, 'done');
+    await sleep(2_000);
+    const old = rig.server;
+    const opensBefore = (await load.request({ cmd: 'stats' }, 'stats')).opens;
+    const tKill = now();
+    old.proc.kill('SIGKILL');
+    await new Promise((r) => old.proc.once('exit', r));
+    rig.server = await startServer(target, redis.url, old.port);
+    const killToReady = now() - tKill;
+    // Poll /healthz (1 s timeout) until every client is back, and a second more.
+    const polls = [];
+    let failures = 0;
+    const failureKinds = [];
+    let allBackMs;
+    let stopAt = now() + 90_000;
+    let lastCheck = 0;
+    while (now() < stopAt) {
+      const r = await get(`${rig.server.base}/healthz`, 1_000);
+      if (r.status === 200) polls.push(r.ms);
+      else {
+        failures++;
+        if (failureKinds.length < 5) failureKinds.push(r.error ?? `HTTP ${r.status}`);
+      }
+      if (allBackMs === undefined && now() - lastCheck > 20) {
+        lastCheck = now();
+        const s = await load.request({ cmd: 'stats' }, 'stats');
+        if (s.open >= users && s.opens - opensBefore >= users) {
+          allBackMs = now() - tKill;
+          stopAt = now() + 1_000;
+        }
+      }
+      await sleep(5);
+    }
+    // Publish a little longer, then stop and count what reached whom.
+    await sleep(1_000);
+    const done = await stopRate(pub, publishing);
+    await drain(load, done.published, 10_000);
+    const fin = await load.request({ cmd: 'final', expected: done.expected }, 'final');
+    const h = summarize(polls);
+    record({
+      scenario: 'storm',
+      target,
+      clients: users,
+      kill_to_ready_ms: killToReady,
+      all_back_ms: allBackMs ?? null,
+      healthz_p50_ms: h.p50,
+      healthz_p99_ms: h.p99,
+      healthz_max_ms: h.max,
+      healthz_failures: failures,
+      healthz_failure_kinds: failureKinds,
+      healthz_polls: polls.length,
+      published: done.published,
+      lost: fin.lost,
+      dup: fin.dup,
+      misrouted: fin.misrouted,
+      reordered: fin.reordered,
+    });
+  });
+}
+
+async function stopRate(pub, publishing) {
+  pub.send({ cmd: 'stop' });
+  return publishing;
+}
+
+// ---- main ----------------------------------------------------------------------
+
+const scenarios = { startup, idle, fanout, rate, storm, scale };
+const targets = opt.targets.split(',');
+console.error(`results: ${path.relative(process.cwd(), outFile)}\nmachine: ${machine}`);
+for (const name of opt.scenarios.split(',')) {
+  for (const target of targets) {
+    console.error(`-- ${name} ${target}`);
+    try {
+      await scenarios[name](target);
+    } catch (error) {
+      console.error(`${name} ${target} failed: ${error.stack ?? error}`);
+      record({ scenario: name, target, error: String(error) });
+    }
+  }
+}
+const { table } = await import('./lib/report.mjs');
+console.log(table(outFile));
+process.exit(0);
