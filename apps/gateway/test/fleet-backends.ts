@@ -1,7 +1,11 @@
-import { type RedisServerHandle, startRedisServer } from '@livebus/test-support';
+import {
+  type RedisClusterHandle,
+  type RedisServerHandle,
+  startRedisCluster,
+  startRedisServer,
+} from '@livebus/test-support';
 import { Cluster, Redis } from 'ioredis';
 import type { RedisClient } from '../src/fleet/redis-script';
-import { type FleetRedisCluster, startFleetRedisCluster } from './fleet-redis-cluster';
 
 /** The Redis backends every fleet contract runs against, started once per test file. */
 export interface FleetBackend {
@@ -17,10 +21,10 @@ export interface FleetBackend {
  */
 export function useFleetBackends(): { standalone: FleetBackend; cluster: FleetBackend } {
   let server: RedisServerHandle;
-  let cluster: FleetRedisCluster;
+  let cluster: RedisClusterHandle;
   const clients: RedisClient[] = [];
   beforeAll(async () => {
-    [server, cluster] = await Promise.all([startRedisServer(), startFleetRedisCluster()]);
+    [server, cluster] = await Promise.all([startRedisServer(), startRedisCluster()]);
   }, 60_000);
   afterAll(async () => {
     for (const c of clients) c.disconnect();

@@ -1,5 +1,5 @@
 import type { AppEvent, TaskProgressUpdate } from '@livebus/protocol';
-import { waitFor } from '@livebus/test-support';
+import { type RedisClusterHandle, startRedisCluster, waitFor } from '@livebus/test-support';
 import { Cluster } from 'ioredis';
 import { createLogger } from '../src/logger';
 import { BullMqTaskQueue } from '../src/tasks/bullmq-task-queue';
@@ -7,10 +7,9 @@ import { BullMqTaskWorker } from '../src/tasks/bullmq-task-worker';
 import { MemoryTaskStore } from '../src/tasks/memory-task-store';
 import { RedisTaskStore } from '../src/tasks/redis-task-store';
 import type { TaskRecord, TaskStore } from '../src/tasks/task-store';
-import { type FleetRedisCluster, startFleetRedisCluster } from './fleet-redis-cluster';
 import { LogCapture } from './helpers';
 
-let cluster: FleetRedisCluster;
+let cluster: RedisClusterHandle;
 const clients: Cluster[] = [];
 const connect = (options: { maxRetriesPerRequest?: null } = {}) => {
   const c = new Cluster([...cluster.nodes], { redisOptions: options, ...options });
@@ -19,7 +18,7 @@ const connect = (options: { maxRetriesPerRequest?: null } = {}) => {
 };
 
 beforeAll(async () => {
-  cluster = await startFleetRedisCluster();
+  cluster = await startRedisCluster();
 }, 60_000);
 afterAll(async () => {
   for (const c of clients) c.disconnect();
