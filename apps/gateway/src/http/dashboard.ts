@@ -4,6 +4,7 @@ import type { DependencyStatus } from '../gateway';
 import { EventLoopLagMonitor } from '../metrics/event-loop-lag';
 import type { InstanceInfo } from '../presence/presence';
 import { DASHBOARD_SCRIPT, DASHBOARD_STYLE, dashboardHtml } from './dashboard-page';
+import { detachSummary } from './detach-summary';
 import type { HttpDeps } from './routes';
 
 /** How often the dashboard stream pushes a snapshot. */
@@ -42,7 +43,6 @@ export async function dashboardSnapshot(deps: HttpDeps, lag: EventLoopLagMonitor
   const c = deps.listenerCounters();
   const s = deps.stats();
   const m = deps.tracker.snapshot(10);
-  const decided = c.detachCancelled + c.detachExecuted;
   const instances = await (deps.clusterInstances?.() ?? Promise.resolve([selfInstance(deps)])).catch(() => [
     selfInstance(deps),
   ]);
@@ -58,12 +58,7 @@ export async function dashboardSnapshot(deps: HttpDeps, lag: EventLoopLagMonitor
     disconnects: { history: deps.tracker.history(), reasons_total: m.reasons_total },
     top_disconnects: m.top_disconnects,
     frequent_disconnects: m.frequent_disconnects,
-    detach: {
-      cancelled: c.detachCancelled,
-      executed: c.detachExecuted,
-      pending: c.pendingDetaches,
-      cancel_ratio: decided === 0 ? 0 : c.detachCancelled / decided,
-    },
+    detach: detachSummary(c),
     listeners_count: c.attached,
     workflow_listeners_count: c.workflows,
     registry_cleanup_errors: c.cleanupErrors,

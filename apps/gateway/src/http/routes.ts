@@ -26,6 +26,7 @@ import type { RegistryStore } from '../registry/registry-store';
 import type { Dispatch } from '../rpc/dispatcher';
 import { httpStatusOf, toRpcError } from '../rpc/rpc-error';
 import { createDashboardRoutes } from './dashboard';
+import { detachSummary } from './detach-summary';
 
 /** What the HTTP endpoints read from the gateway. */
 export interface HttpDeps {
@@ -193,17 +194,11 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
     'GET /ws-metrics': (req, res) => {
       requireAdmin(req);
       const c = deps.listenerCounters();
-      const decided = c.detachCancelled + c.detachExecuted;
       send(res, 200, {
         status: 'ok',
         metrics: {
           ...deps.tracker.snapshot(),
-          detach: {
-            cancelled: c.detachCancelled,
-            executed: c.detachExecuted,
-            pending: c.pendingDetaches,
-            cancel_ratio: decided === 0 ? 0 : c.detachCancelled / decided,
-          },
+          detach: detachSummary(c),
           listeners_count: c.attached,
           workflow_listeners_count: c.workflows,
           registry_cleanup_errors: c.cleanupErrors,
