@@ -16,6 +16,7 @@ export class RawWebSocket {
   #buffer = Buffer.alloc(0);
   #onClose: (code: number) => void = () => {};
   #closeCode: number | undefined;
+  #writing: Promise<void> = Promise.resolve();
 
   private constructor(socket: Socket) {
     this.#socket = socket;
@@ -82,7 +83,14 @@ export class RawWebSocket {
   }
 
   /** Writes bytes, split at the given offsets with a turn of the event loop between pieces. */
-  async write(bytes: Buffer, splits: readonly number[] = []): Promise<void> {
+  write(bytes: Buffer, splits: readonly number[] = []): Promise<void> {
+    // One write at a time: a pong sent while a split frame is half written would land inside it.
+    const done = this.#writing.then(() => this.#writePieces(bytes, splits));
+    this.#writing = done;
+    return done;
+  }
+
+  async #writePieces(bytes: Buffer, splits: readonly number[]): Promise<void> {
     const cuts = [...new Set(splits.map((s) => Math.min(Math.max(0, s), bytes.length)))].sort((a, b) => a - b);
     let at = 0;
     for (const cut of [...cuts, bytes.length]) {

@@ -34,7 +34,11 @@ function startCli(env: Record<string, string>) {
 describe('the CLI (node apps/gateway/dist/main.js)', () => {
   it('serves on the embedded default and, on SIGTERM, sends 1012 with a reconnect hint and exits in time', async () => {
     const cli = startCli({ SHUTDOWN_GRACE_MS: '3000', DETACH_DELAY_MS: '60000' });
-    const listening = await waitFor(() => cli.lines.find((l) => l.event === 'gateway_listening'), 'gateway_listening');
+    const listening = await waitFor(
+      () => cli.lines.find((l) => l.event === 'gateway_listening'),
+      'gateway_listening',
+      20_000,
+    );
     expect(listening).toMatchObject({ redis: 'disabled', registry: 'memory', bus: 'memory', auth: 'none' });
     const url = `ws://127.0.0.1:${listening.port}/ws`;
 
