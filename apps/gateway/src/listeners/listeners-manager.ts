@@ -112,7 +112,10 @@ export class ListenersManager {
   readonly #users = new Map<string, UserState>();
   readonly #o: Required<Omit<ListenersManagerOptions, 'workflowSource'>> &
     Pick<ListenersManagerOptions, 'workflowSource'>;
-  /** Per user, why the last attempt to attach a watched job failed (for the WORKFLOW.watch reply). */
+  /**
+   * `uid\njob` of the WORKFLOW.watch calls waiting for their attach -> why it failed
+   * (null: no failure yet). Only waiting calls are recorded, so nothing accumulates.
+   */
   readonly #workflowErrors = new Map<string, unknown>();
   #cancelled = 0;
   #executed = 0;
@@ -237,11 +240,11 @@ export class ListenersManager {
     }
     await this.#o.workflowWatches.add(userId, jobId);
     const key = `${userId}\n${jobId}`;
-    this.#workflowErrors.delete(key);
+    this.#workflowErrors.set(key, null);
     await this.#enqueue(userId, state, () => this.#syncWorkflows(userId, state));
     const error = this.#workflowErrors.get(key);
-    if (error !== undefined) {
-      this.#workflowErrors.delete(key);
+    this.#workflowErrors.delete(key);
+    if (error !== null && error !== undefined) {
       // Not attached here: take it out of the set, so no holder retries a watch the caller was told failed.
       if (!state.workflows.has(jobId)) await this.#o.workflowWatches.remove(userId, jobId).catch(() => false);
       throw error;
@@ -297,7 +300,8 @@ export class ListenersManager {
         state.workflows.set(jobId, detach);
         this.#workflowCount++;
       } catch (error) {
-        this.#workflowErrors.set(`${userId}\n${jobId}`, error);
+        const key = `${userId}\n${jobId}`;
+        if (this.#workflowErrors.has(key)) this.#workflowErrors.set(key, error);
         this.#o.logger.warn('workflow_watch_error', { uid: userId, job_id: jobId, op: 'attach', error: String(error) });
       }
     }
