@@ -65,6 +65,7 @@ export const EnvSchema = z.object({
   LISTENER_LEASE_TTL_MS: int(300).default(15_000),
   LISTENER_STALL_MS: int(0).default(30 * 60_000),
   LISTENER_RETRY_MAX_MS: int(100).default(30_000),
+  LISTENER_TRACKED_DOCS_MAX: int(0).default(1_000),
   PUBLISH_RETRY_DELAYS_MS: z
     .string()
     .regex(/^\s*\d+(\s*,\s*\d+)*\s*$/, 'must be a comma-separated list of milliseconds, like 1000,2000,4000')
@@ -163,6 +164,11 @@ export interface GatewayConfig {
   listenerStallMs: number;
   /** Longest backoff between retries of a failed listener. @default 30_000 */
   listenerRetryMaxMs: number;
+  /**
+   * Document paths each listener remembers as delivered, so a new owner reports the
+   * ones deleted during a takeover as `removed`. @default 1_000
+   */
+  listenerTrackedDocsMax: number;
   /** Waits between attempts of a publish while Redis is away; then it waits in the outbox. @default [1000, 2000, 4000] */
   publishRetryDelaysMs: number[];
   /** Most events the publish outbox holds while Redis is away; 0: none (publish fails after the retries). @default 10_000 */
@@ -291,6 +297,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     listenerLeaseTtlMs: e.LISTENER_LEASE_TTL_MS,
     listenerStallMs: e.LISTENER_STALL_MS,
     listenerRetryMaxMs: e.LISTENER_RETRY_MAX_MS,
+    listenerTrackedDocsMax: e.LISTENER_TRACKED_DOCS_MAX,
     publishRetryDelaysMs: e.PUBLISH_RETRY_DELAYS_MS.split(',').map((d) => Number(d.trim())),
     publishOutboxMaxEvents: e.PUBLISH_OUTBOX_MAX_EVENTS,
   };

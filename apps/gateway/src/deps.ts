@@ -119,6 +119,7 @@ export function buildDeps(config: GatewayConfig, logger: Logger): GatewayDeps {
       ? {
           sources: listeners.sources,
           lease: listeners.lease,
+          workflowWatches: listeners.workflowWatches,
           ...(listeners.workflowSource ? { workflowSource: listeners.workflowSource } : {}),
         }
       : {}),

@@ -15,6 +15,7 @@ import type { Lease } from './lease/lease';
 import { registerListenerMetrics } from './listeners/listener-metrics';
 import type { ListenerSource, WorkflowSource } from './listeners/listener-source';
 import { ListenersManager } from './listeners/listeners-manager';
+import type { WorkflowWatchStore } from './listeners/workflow-watch-store';
 import { createLogger, type Logger } from './logger';
 import { DisconnectTracker } from './metrics/disconnect-tracker';
 import { createMetrics, type GatewayMetrics } from './metrics/prometheus';
@@ -42,6 +43,8 @@ export interface GatewayDeps {
   lease?: Lease;
   /** Documents watched with WORKFLOW.watch; unset: watches are only counted. */
   workflowSource?: WorkflowSource;
+  /** The fleet's set of jobs each user watches. @default in memory (one instance) */
+  workflowWatches?: WorkflowWatchStore;
   /** Redis health as seen by its client; `disabled` when the gateway runs without Redis. */
   redisStatus?: () => DependencyStatus;
   /** The fleet's directory of sessions. @default in memory: this process is the whole fleet */
@@ -146,6 +149,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     leaseTtlMs: config.listenerLeaseTtlMs,
     ...(deps.lease ? { lease: deps.lease } : {}),
     ...(deps.workflowSource ? { workflowSource: deps.workflowSource } : {}),
+    ...(deps.workflowWatches ? { workflowWatches: deps.workflowWatches } : {}),
   });
 
   const metrics = createMetrics({

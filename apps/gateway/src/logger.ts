@@ -53,6 +53,8 @@ export const LOG_EVENTS = [
   'listener_lease_lost',
   'listener_lease_released',
   'listener_lease_error',
+  'listener_docs_overflow',
+  'workflow_watch_error',
 ] as const;
 
 /** One of {@link LOG_EVENTS}. */

@@ -71,7 +71,36 @@ describe('Firestore listeners in a fleet', () => {
     await waitFor(() => a.gw.stats().listeners + b.gw.stats().listeners === 0, 'released everywhere');
   }, 40_000);
 
-  it('SIGKILL of the owner: a survivor takes over, a write made right after is delivered once, nothing re-delivered', async () => {
+  it('WORKFLOW.watch of one job from two tabs on two instances: one workflow listener in the fleet, each change once per tab', async () => {
+    const [a, b] = [gateways[0] ?? (await gateway('gw-fleet-a')), gateways[1] ?? (await gateway('gw-fleet-b'))];
+    await db.doc('jobs/wf-ivan').set({ owner_id: 'ivan', status: 'queued' });
+    const tab1 = (await connectAs(a.url, 'ivan')).client;
+    await waitFor(() => a.gw.stats().listeners === 1, 'the first instance holds the listeners');
+    const tab2 = (await connectAs(b.url, 'ivan')).client;
+    const workflowListeners = () => a.gw.stats().workflowListeners + b.gw.stats().workflowListeners;
+    const workflowEvents = (tab: typeof tab1) =>
+      changesOf(tab, 'jobs/wf-ivan').filter((e) => (e.data as { source: string }).source === 'workflow');
+    expect(await tab1.call('WORKFLOW.watch', ['wf-ivan'])).toMatchObject({ result: { watching: true } });
+    // The second watch lands on the instance without the lease: it only joins the fleet's watch set.
+    expect(await tab2.call('WORKFLOW.watch', ['wf-ivan'])).toMatchObject({ result: { watching: true } });
+    await waitFor(() => workflowEvents(tab1)[0] && workflowEvents(tab2)[0], 'the initial event on both tabs', 10_000);
+    await db.doc('jobs/wf-ivan').update({ status: 'running' });
+    await waitFor(() => workflowEvents(tab1)[1] && workflowEvents(tab2)[1], 'the change on both tabs', 10_000);
+    // Past a lease renewal (when the holder re-reads the watch set): still one listener, one event each.
+    await sleep(LEASE_TTL_MS / 2);
+    expect(workflowListeners()).toBe(1);
+    expect(a.gw.stats().workflowListeners).toBe(1);
+    for (const tab of [tab1, tab2]) {
+      expect(workflowEvents(tab).map((e) => (e.data as { change: string }).change)).toEqual(['added', 'modified']);
+    }
+    // Unwatched from the instance that does not hold it: the holder closes it at its next renewal.
+    await tab2.call('WORKFLOW.unwatch', ['wf-ivan']);
+    await waitFor(() => workflowListeners() === 0, 'the watch released in the fleet', 5_000);
+    await Promise.all([tab1.close(), tab2.close()]);
+    await waitFor(() => a.gw.stats().listeners + b.gw.stats().listeners === 0, 'released everywhere');
+  }, 40_000);
+
+  it('SIGKILL of the owner: a survivor takes over, a write made right after is delivered once, a deletion once, nothing re-delivered', async () => {
     const survivor = gateways[1] ?? (await gateway('gw-fleet-b'));
     const file = join(tmpdir(), `livebus-listeners-${process.pid}.json`);
     writeFileSync(file, JSON.stringify(testListeners));
@@ -108,13 +137,17 @@ describe('Firestore listeners in a fleet', () => {
       await waitFor(() => changesOf(ownerTab, 'users/heidi/notifications/old')[0], 'initial on the owner', 20_000);
       const tab = (await connectAs(survivor.url, 'heidi')).client;
       await db.doc('users/heidi/notifications/before').set({ n: 1 });
+      await db.doc('users/heidi/notifications/doomed').set({ n: -1 });
       await waitFor(() => changesOf(tab, 'users/heidi/notifications/before')[0], 'a change before the kill', 10_000);
+      await waitFor(() => changesOf(tab, 'users/heidi/notifications/doomed')[0], 'another one', 10_000);
       expect(survivor.gw.stats().listeners).toBe(0);
 
       owner.kill('SIGKILL');
       await exited;
       const killedAt = Date.now();
       await db.doc('users/heidi/notifications/during').set({ n: 2 });
+      // Deleted while no instance listens: only the delivered set in Redis remembers it.
+      await db.doc('users/heidi/notifications/doomed').delete();
       await waitFor(() => survivor.gw.stats().listeners === 1, 'the survivor takes over', 10_000);
       expect(Date.now() - killedAt).toBeLessThan(LEASE_TTL_MS * 2 + 1_000);
       const during = await waitFor(
@@ -123,11 +156,17 @@ describe('Firestore listeners in a fleet', () => {
         10_000,
       );
       expect(during.data).toMatchObject({ change: 'added', initial: false });
+      const removed = await waitFor(
+        () => changesOf(tab, 'users/heidi/notifications/doomed')[1],
+        'the deletion made during the takeover',
+      );
+      expect(removed.data).toMatchObject({ change: 'removed', initial: false });
       await db.doc('users/heidi/notifications/after').set({ n: 3 });
       await waitFor(() => changesOf(tab, 'users/heidi/notifications/after')[0], 'a write after the takeover');
       await sleep(300);
       expect(changesOf(tab, 'users/heidi/notifications/during')).toHaveLength(1);
       expect(changesOf(tab, 'users/heidi/notifications/before')).toHaveLength(1);
+      expect(changesOf(tab, 'users/heidi/notifications/doomed')).toHaveLength(2);
       // Delivered before the kill (the tab joined after it, so it never saw it): not re-sent.
       expect(changesOf(tab, 'users/heidi/notifications/old')).toHaveLength(0);
       await tab.close();

@@ -50,3 +50,23 @@ export function changesOf(client: TestClient, path?: string): EventFrame[] {
     .events()
     .filter((e) => e.event === 'listener.change' && (path === undefined || (e.data as { path: string }).path === path));
 }
+
+/**
+ * Creates a document, retrying while the emulator comes back (a restarted emulator
+ * answers its first commits with UNKNOWN or UNAVAILABLE). `create`, not `set`: a retry
+ * of a commit that did land fails with ALREADY_EXISTS instead of writing twice.
+ */
+export async function createWhenReachable(db: Firestore, path: string, data: Record<string, unknown>): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await db.doc(path).create(data);
+      return;
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (code === 6 /* ALREADY_EXISTS: an earlier attempt landed */) return;
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}

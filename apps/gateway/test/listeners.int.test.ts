@@ -2,7 +2,7 @@ import { type FirestoreEmulatorHandle, sleep, startFirestoreEmulator, waitFor } 
 import type { Firestore } from 'firebase-admin/firestore';
 import { buildDeps } from '../src/deps';
 import { connectAs, httpJson, startGateway, type TestGateway } from './helpers';
-import { changesOf, testFirestore, testListeners, useEmulator, warmUp } from './listeners-helpers';
+import { changesOf, createWhenReachable, testFirestore, testListeners, useEmulator, warmUp } from './listeners-helpers';
 
 // One gateway on the embedded default (memory bus, memory lease) against Google's Firestore emulator.
 let emulator: FirestoreEmulatorHandle;
@@ -23,6 +23,9 @@ beforeAll(async () => {
       adminToken: 'admin-token-0123456789',
       detachDelayMs: 100,
       listenerRetryMaxMs: 1_000,
+      // A restarted emulator may omit a write made during its restart from the resumed listen
+      // stream for good (see the restart test): the stall watchdog's re-open picks it up.
+      listenerStallMs: 3_000,
     },
     (config, logger) => buildDeps(config, logger),
   );
@@ -109,16 +112,16 @@ describe('Firestore listeners (one instance)', () => {
     await client.close();
   });
 
-  // Flaky (about one run in two): after the emulator restarts, the gateway's Firestore client
-  // sometimes never gets a snapshot again, even when the stall watchdog re-opens the listeners
-  // (seen with LISTENER_STALL_MS=4000): its channel, not the listen stream, seems stuck.
-  // Re-creating the client on a stall is the likely fix; until then this stays skipped.
-  it.skip('the emulator stopped and restarted: the listener comes back and later writes arrive', async () => {
+  // The restarted emulator comes back empty and, for a few seconds, its resumed listen stream
+  // is not consistent with its commits: a snapshot may omit a write older than its read time,
+  // then deliver it later or never. Per-document deduplication delivers the late write; the
+  // stall watchdog (3 s here) re-opens a listener whose stream never sends it. See docs/listeners.md.
+  it('the emulator stopped and restarted: the listener comes back and later writes arrive', async () => {
     const { client } = await connectAs(t.url, 'erin');
     await db.doc('users/erin/notifications/before').set({ text: 'before' });
     await waitFor(() => changesOf(client, 'users/erin/notifications/before')[0], 'the listener is live', 20_000);
     await emulator.restart();
-    await db.doc('users/erin/notifications/after').set({ text: 'after restart' });
+    await createWhenReachable(db, 'users/erin/notifications/after', { text: 'after restart' });
     const after = await waitFor(
       () => changesOf(client, 'users/erin/notifications/after')[0],
       'a write after the restart',

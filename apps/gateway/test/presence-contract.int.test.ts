@@ -53,6 +53,8 @@ describe('userKeys', () => {
       lease: 'lb:{alice}:l',
       leaseFence: 'lb:{alice}:lf',
       listenerMarks: 'lb:{alice}:lw',
+      listenerDocs: 'lb:{alice}:ld',
+      workflowWatches: 'lb:{alice}:wf',
       registrySessions: 'registry:user:{alice}',
       registryUnified: 'registry:unified:{alice}',
     });

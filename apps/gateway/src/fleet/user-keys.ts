@@ -16,6 +16,13 @@ export interface UserKeys {
   readonly leaseFence: string;
   /** Listener watermarks: hash listener name -> read time (ns) of the last published snapshot. */
   readonly listenerMarks: string;
+  /**
+   * Documents each listener delivered as present: hash `<listener> <path>` -> update time (ns),
+   * so a new owner can tell a document deleted during a takeover (bounded per listener).
+   */
+  readonly listenerDocs: string;
+  /** Jobs the user watches with WORKFLOW.watch, fleet-wide: set of job ids. */
+  readonly workflowWatches: string;
   /** Legacy registry hash: session id -> RegistrySession JSON. */
   readonly registrySessions: string;
   /** Unified registry document JSON. */
@@ -51,6 +58,8 @@ export function userKeys(userId: string, prefixes: UserKeyPrefixes = {}): UserKe
     lease: `${fleet}${tag}:l`,
     leaseFence: `${fleet}${tag}:lf`,
     listenerMarks: `${fleet}${tag}:lw`,
+    listenerDocs: `${fleet}${tag}:ld`,
+    workflowWatches: `${fleet}${tag}:wf`,
     registrySessions: `${registry}user:${tag}`,
     registryUnified: `${registry}unified:${tag}`,
   };

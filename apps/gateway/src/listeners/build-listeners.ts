@@ -12,20 +12,24 @@ import type { ListenerSource, WorkflowSource } from './listener-source';
 import { ListenerStats } from './listener-stats';
 import { MemoryWatermarkStore } from './memory-watermark-store';
 import { RedisWatermarkStore } from './redis-watermark-store';
+import { RedisWorkflowWatchStore } from './redis-workflow-watch-store';
+import { MemoryWorkflowWatchStore, type WorkflowWatchStore } from './workflow-watch-store';
 
 /** What {@link buildListeners} adds to the gateway's deps. */
 export interface BuiltListeners {
   sources: ListenerSource[];
   lease: Lease;
   workflowSource?: WorkflowSource;
+  /** The fleet's set of watched jobs per user (Redis when the gateway has one). */
+  workflowWatches: WorkflowWatchStore;
   /** Deletes the Firebase app it made (closing the Firestore client). */
   close(): Promise<void>;
 }
 
 /**
  * The Firestore listeners of LISTENERS_FILE: one Firestore client for the process
- * (on `firebaseApp` when the authenticator already made one), leases and resume
- * marks in Redis when the gateway has one, in memory otherwise. Undefined when
+ * (on `firebaseApp` when the authenticator already made one), leases, resume marks
+ * and workflow watches in Redis when the gateway has one, in memory otherwise. Undefined when
  * no LISTENERS_FILE is configured.
  */
 export function buildListeners(
@@ -48,17 +52,22 @@ export function buildListeners(
   const lease: Lease = ports.redis ? new RedisLease(ports.redis) : new MemoryLease();
   const marks = ports.redis ? new RedisWatermarkStore(ports.redis) : new MemoryWatermarkStore(lease);
   const stats = new ListenerStats(config.metricsMaxUsers);
-  const tuning = { retryMaxMs: config.listenerRetryMaxMs, stallMs: config.listenerStallMs };
+  const tuning = {
+    retryMaxMs: config.listenerRetryMaxMs,
+    stallMs: config.listenerStallMs,
+    trackedDocsMax: config.listenerTrackedDocsMax,
+  };
   const sources: ListenerSource[] =
     file.user.length > 0
       ? [new FirestoreListenerSource({ firestore, listeners: file.user, marks, logger, stats, ...tuning })]
       : [];
   const workflowSource = file.workflow
-    ? new FirestoreWorkflowSource({ firestore, workflow: file.workflow, logger, stats, ...tuning })
+    ? new FirestoreWorkflowSource({ firestore, workflow: file.workflow, marks, logger, stats, ...tuning })
     : undefined;
   return {
     sources,
     lease,
+    workflowWatches: ports.redis ? new RedisWorkflowWatchStore(ports.redis) : new MemoryWorkflowWatchStore(),
     ...(workflowSource ? { workflowSource } : {}),
     close: async () => {
       if (ownApp) await deleteApp(ownApp);

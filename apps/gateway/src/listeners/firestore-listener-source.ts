@@ -23,6 +23,8 @@ export interface FirestoreListenerSourceOptions {
   retryMaxMs?: number;
   /** @default 1_800_000 */
   stallMs?: number;
+  /** Paths each listener tracks at most to report deletions during a takeover. @default 1_000 */
+  trackedDocsMax?: number;
 }
 
 /** Thrown for a user id that cannot be placed in a Firestore path. */
@@ -61,7 +63,7 @@ export class FirestoreListenerSource implements ListenerSource {
     context: AttachContext = {},
   ): Promise<Detach> {
     if (userId.includes('/')) throw new ListenerUserIdError(`user id ${JSON.stringify(userId)} contains '/'`);
-    const marks = await this.#o.marks.get(userId);
+    const resume = await this.#o.marks.get(userId);
     let fenced = false;
     const queries = this.#o.listeners.map(
       (config) =>
@@ -71,9 +73,11 @@ export class FirestoreListenerSource implements ListenerSource {
           listener: config.name,
           source: this.name,
           emit,
-          mark: marks[config.name],
-          saveMark: (mark) =>
-            context.fence ? this.#o.marks.set(userId, config.name, mark, context.fence) : Promise.resolve(true),
+          mark: resume.marks[config.name],
+          docs: resume.docs[config.name] ?? {},
+          overflowed: resume.overflowed.includes(config.name),
+          saveMark: (mark, delta) =>
+            context.fence ? this.#o.marks.set(userId, config.name, mark, context.fence, delta) : Promise.resolve(true),
           onFenced: () => {
             if (fenced) return;
             fenced = true;
@@ -85,6 +89,7 @@ export class FirestoreListenerSource implements ListenerSource {
           ...(this.#o.retryMinMs === undefined ? {} : { retryMinMs: this.#o.retryMinMs }),
           ...(this.#o.retryMaxMs === undefined ? {} : { retryMaxMs: this.#o.retryMaxMs }),
           ...(this.#o.stallMs === undefined ? {} : { stallMs: this.#o.stallMs }),
+          ...(this.#o.trackedDocsMax === undefined ? {} : { trackedDocsMax: this.#o.trackedDocsMax }),
         }),
     );
     for (const q of queries) {

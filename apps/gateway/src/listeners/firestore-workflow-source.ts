@@ -1,10 +1,11 @@
 import type { AppEvent } from '@livebus/protocol';
 import { FieldPath, type Firestore } from 'firebase-admin/firestore';
 import type { Logger } from '../logger';
-import type { Detach, WorkflowSource } from './listener-source';
+import type { AttachContext, Detach, WorkflowSource } from './listener-source';
 import type { ListenerStats } from './listener-stats';
 import { fillPath, type ListenersConfig } from './listeners-config';
 import { WatchedQuery } from './watched-query';
+import type { WatermarkStore } from './watermark-store';
 
 /** Options of {@link FirestoreWorkflowSource}. */
 export interface FirestoreWorkflowSourceOptions {
@@ -13,11 +14,18 @@ export interface FirestoreWorkflowSourceOptions {
   workflow: NonNullable<ListenersConfig['workflow']>;
   logger: Logger;
   stats: ListenerStats;
+  /** Where each watch stands, so a new holder of the user's lease resumes it; unset: every attach starts afresh. */
+  marks?: WatermarkStore;
   /** @default 30_000 */
   retryMaxMs?: number;
   /** @default 1_800_000 */
   stallMs?: number;
+  /** @default 1_000 */
+  trackedDocsMax?: number;
 }
+
+/** Name of a watch in the {@link WatermarkStore} (its events still say `listener: 'workflow'`). */
+export const workflowMarkName = (jobId: string) => `workflow:${jobId}`;
 
 /** Thrown for a job id that cannot be placed in a Firestore path. */
 export class WorkflowJobIdError extends Error {
@@ -27,7 +35,9 @@ export class WorkflowJobIdError extends Error {
 /**
  * WORKFLOW.watch on Firestore: one listener on the job's document (`listener`
  * `workflow`, source `workflow`). Its first snapshot is delivered as an `initial`
- * `added` event when the document exists, then every change.
+ * `added` event when the document exists, then every change. A holder that takes
+ * the user's lease over resumes each watch from the stored marks, like the per-user
+ * listeners.
  */
 export class FirestoreWorkflowSource implements WorkflowSource {
   readonly #o: FirestoreWorkflowSourceOptions;
@@ -48,8 +58,18 @@ export class FirestoreWorkflowSource implements WorkflowSource {
     return snapshot.exists && typeof owner === 'string' ? owner : undefined;
   }
 
-  async attach(userId: string, jobId: string, emit: (event: AppEvent) => void | Promise<void>): Promise<Detach> {
+  async attach(
+    userId: string,
+    jobId: string,
+    emit: (event: AppEvent) => void | Promise<void>,
+    context: AttachContext = {},
+  ): Promise<Detach> {
     const ref = this.#o.firestore.doc(this.#path(jobId));
+    const name = workflowMarkName(jobId);
+    const marks = this.#o.marks;
+    const fence = context.fence;
+    const resume = marks && fence ? await marks.get(userId) : undefined;
+    let fenced = false;
     // A query on the document id, not ref.onSnapshot: one code path (docChanges) for every listener.
     const query = ref.parent.where(FieldPath.documentId(), '==', ref.id);
     const watched = new WatchedQuery({
@@ -58,23 +78,31 @@ export class FirestoreWorkflowSource implements WorkflowSource {
       listener: 'workflow',
       source: 'workflow',
       emit,
-      mark: undefined,
-      // Workflow listeners are per watch, not handed over: nothing to fence.
-      saveMark: async () => true,
-      onFenced: () => {},
+      mark: resume?.marks[name],
+      docs: resume?.docs[name] ?? {},
+      overflowed: resume?.overflowed.includes(name) ?? false,
+      saveMark: (mark, delta) => (marks && fence ? marks.set(userId, name, mark, fence, delta) : Promise.resolve(true)),
+      onFenced: () => {
+        if (fenced) return;
+        fenced = true;
+        context.onFenced?.();
+      },
       observer: this.#o.stats,
       logger: this.#o.logger,
       ...(this.#o.retryMaxMs === undefined ? {} : { retryMaxMs: this.#o.retryMaxMs }),
       ...(this.#o.stallMs === undefined ? {} : { stallMs: this.#o.stallMs }),
+      ...(this.#o.trackedDocsMax === undefined ? {} : { trackedDocsMax: this.#o.trackedDocsMax }),
     });
     watched.start();
     this.#open++;
     let stopped = false;
-    return async () => {
+    return async (options = {}) => {
       if (stopped) return;
       stopped = true;
       this.#open--;
       await watched.stop();
+      // The watch ended (not handed over): its next watch starts with an initial event again.
+      if (!options.handover && marks) await marks.forget(userId, name);
     };
   }
 

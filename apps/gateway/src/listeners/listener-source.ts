@@ -66,6 +66,15 @@ export interface ListenerSource {
 export interface WorkflowSource {
   /** The job's owner user id; undefined when the job does not exist. */
   owner(jobId: string): Promise<string | undefined>;
-  /** Attaches a listener on the job's document; its changes go to `userId`. */
-  attach(userId: string, jobId: string, emit: (event: AppEvent) => void | Promise<void>): Promise<Detach>;
+  /**
+   * Attaches a listener on the job's document; its changes go to `userId`. Called on
+   * the instance holding the user's lease, with its fence: a later holder resumes
+   * from what this one delivered. `handover: false` on detach: the watch ended.
+   */
+  attach(
+    userId: string,
+    jobId: string,
+    emit: (event: AppEvent) => void | Promise<void>,
+    context?: AttachContext,
+  ): Promise<Detach>;
 }

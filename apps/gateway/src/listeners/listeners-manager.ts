@@ -3,6 +3,7 @@ import type { Lease } from '../lease/lease';
 import { MemoryLease } from '../lease/memory-lease';
 import type { Logger } from '../logger';
 import type { Detach, ListenerSource, ListenerSourceStats, WorkflowSource } from './listener-source';
+import { MemoryWorkflowWatchStore, type WorkflowWatchStore } from './workflow-watch-store';
 
 /** Options of {@link ListenersManager}. */
 export interface ListenersManagerOptions {
@@ -41,6 +42,12 @@ export interface ListenersManagerOptions {
   leaseTtlMs?: number;
   /** Documents watched with WORKFLOW.watch; unset: watches are only counted. */
   workflowSource?: WorkflowSource;
+  /**
+   * The jobs each user watches, shared by the fleet: the holder of the user's lease
+   * keeps one listener per job, whichever instance received the watch.
+   * @default a {@link MemoryWorkflowWatchStore} (one instance)
+   */
+  workflowWatches?: WorkflowWatchStore;
   /** Called for every detach outcome (metrics). */
   onDetachOutcome?: (outcome: 'cancelled' | 'executed') => void;
   /** First retry delay of a failed cleanup; doubles up to 30 s. @default 250 */
@@ -51,7 +58,10 @@ export interface ListenersManagerOptions {
 export interface ListenerCounters {
   /** Users whose listener set is attached. */
   attached: number;
-  /** Workflow listeners (WORKFLOW.watch) across users. */
+  /**
+   * Workflow listeners (WORKFLOW.watch) open on this instance: the watched jobs of the
+   * users whose lease it holds (without a workflow source: the watches received here).
+   */
   workflows: number;
   /** Users waiting for their detach timer. */
   pendingDetaches: number;
@@ -79,7 +89,10 @@ interface UserState {
   sessions: number;
   attached: boolean;
   detaches: Detach[];
-  /** Job id -> its listener's release (undefined while it attaches, or without a workflow source). */
+  /**
+   * Job id -> its listener's release, on the holder of the user's lease (undefined while
+   * it attaches). Without a workflow source: the watches received here, to count them.
+   */
   workflows: Map<string, Detach | undefined>;
   /** Fencing token of the lease while this instance holds the user's listeners. */
   token: number | undefined;
@@ -99,6 +112,11 @@ export class ListenersManager {
   readonly #users = new Map<string, UserState>();
   readonly #o: Required<Omit<ListenersManagerOptions, 'workflowSource'>> &
     Pick<ListenersManagerOptions, 'workflowSource'>;
+  /**
+   * `uid\njob` of the WORKFLOW.watch calls waiting for their attach -> why it failed
+   * (null: no failure yet). Only waiting calls are recorded, so nothing accumulates.
+   */
+  readonly #workflowErrors = new Map<string, unknown>();
   #cancelled = 0;
   #executed = 0;
   // Maintained on every transition so /healthz and /metrics read them in O(1).
@@ -117,6 +135,7 @@ export class ListenersManager {
       lease: new MemoryLease(),
       instanceId: 'local',
       leaseTtlMs: 15_000,
+      workflowWatches: new MemoryWorkflowWatchStore(),
       ...options,
     };
   }
@@ -202,45 +221,113 @@ export class ListenersManager {
   }
 
   /**
-   * Adds a workflow listener for the user (WORKFLOW.watch); released with the rest at
-   * detach. Watching a job twice keeps one listener. Rejects when the source cannot attach.
+   * Adds a watch of the user (WORKFLOW.watch) to the fleet's set; the holder of the
+   * user's lease keeps one listener per watched job, so two tabs on two instances
+   * watching one job get one listener and each change once. When this instance is
+   * the holder the listener is attached before this resolves (rejecting when it
+   * cannot attach); otherwise the holder attaches it at its next lease renewal
+   * (within a third of the lease TTL).
    */
   async watchWorkflow(userId: string, jobId: string): Promise<void> {
     const state = this.#user(userId);
-    if (state.workflows.has(jobId)) return;
-    state.workflows.set(jobId, undefined);
-    this.#workflowCount++;
     const source = this.#o.workflowSource;
-    if (!source) return;
-    let detach: Detach;
-    try {
-      detach = await source.attach(userId, jobId, (event) => this.#o.emit(userId, event));
-    } catch (error) {
-      if (state.workflows.has(jobId) && state.workflows.get(jobId) === undefined) {
-        state.workflows.delete(jobId);
-        this.#workflowCount--;
-      }
+    if (!source) {
+      // Nothing to listen with: watches are only counted, here.
+      if (state.workflows.has(jobId)) return;
+      state.workflows.set(jobId, undefined);
+      this.#workflowCount++;
+      return;
+    }
+    await this.#o.workflowWatches.add(userId, jobId);
+    const key = `${userId}\n${jobId}`;
+    this.#workflowErrors.set(key, null);
+    await this.#enqueue(userId, state, () => this.#syncWorkflows(userId, state));
+    const error = this.#workflowErrors.get(key);
+    this.#workflowErrors.delete(key);
+    if (error !== null && error !== undefined) {
+      // Not attached here: take it out of the set, so no holder retries a watch the caller was told failed.
+      if (!state.workflows.has(jobId)) await this.#o.workflowWatches.remove(userId, jobId).catch(() => false);
       throw error;
     }
-    // Unwatched or released while it attached: release it at once.
-    if (this.#users.get(userId) === state && state.workflows.has(jobId)) state.workflows.set(jobId, detach);
-    else await detach();
   }
 
-  /** Removes a workflow listener; false when it was not watched. */
+  /**
+   * Ends a watch of the user for the whole fleet (every tab: the events go to the
+   * user's stream, which every tab reads); false when it was not watched.
+   */
   async unwatchWorkflow(userId: string, jobId: string): Promise<boolean> {
-    const workflows = this.#users.get(userId)?.workflows;
-    if (!workflows?.has(jobId)) return false;
-    const detach = workflows.get(jobId);
-    workflows.delete(jobId);
-    this.#workflowCount--;
-    await detach?.();
-    return true;
+    const state = this.#users.get(userId);
+    if (!this.#o.workflowSource) {
+      if (!state?.workflows.has(jobId)) return false;
+      state.workflows.delete(jobId);
+      this.#workflowCount--;
+      return true;
+    }
+    const removed = await this.#o.workflowWatches.remove(userId, jobId);
+    if (state) await this.#enqueue(userId, state, () => this.#syncWorkflows(userId, state));
+    return removed;
+  }
+
+  /**
+   * On the holder of the user's lease: opens a listener for each job in the fleet's
+   * watch set and closes those no longer in it. Elsewhere: nothing.
+   */
+  async #syncWorkflows(userId: string, state: UserState): Promise<void> {
+    const source = this.#o.workflowSource;
+    if (!source || !state.attached || state.token === undefined) return;
+    let wanted: Set<string>;
+    try {
+      wanted = new Set(await this.#o.workflowWatches.list(userId));
+    } catch (error) {
+      this.#o.logger.warn('workflow_watch_error', { uid: userId, op: 'list', error: String(error) });
+      return; // keep what runs; the next renewal reads again
+    }
+    for (const [jobId, detach] of state.workflows) {
+      if (wanted.has(jobId)) continue;
+      state.workflows.delete(jobId);
+      this.#workflowCount--;
+      await detach?.().catch((error: unknown) =>
+        this.#o.logger.warn('workflow_watch_error', { uid: userId, job_id: jobId, op: 'detach', error: String(error) }),
+      );
+    }
+    const fence = { owner: this.#o.instanceId, token: state.token };
+    const token = state.token;
+    const onFenced = () => void this.#enqueue(userId, state, () => this.#lost(userId, state, token, 'fenced'));
+    for (const jobId of wanted) {
+      if (state.workflows.has(jobId)) continue;
+      try {
+        const detach = await source.attach(userId, jobId, (event) => this.#o.emit(userId, event), { fence, onFenced });
+        state.workflows.set(jobId, detach);
+        this.#workflowCount++;
+      } catch (error) {
+        const key = `${userId}\n${jobId}`;
+        if (this.#workflowErrors.has(key)) this.#workflowErrors.set(key, error);
+        this.#o.logger.warn('workflow_watch_error', { uid: userId, job_id: jobId, op: 'attach', error: String(error) });
+      }
+    }
+  }
+
+  /** Closes the workflow listeners held here (`handover`: the next holder resumes them). */
+  async #releaseWorkflows(userId: string, state: UserState, handover: boolean): Promise<void> {
+    if (!this.#o.workflowSource) {
+      this.#workflowCount -= state.workflows.size;
+      state.workflows.clear();
+      return;
+    }
+    const detaches = [...state.workflows.values()];
+    this.#workflowCount -= state.workflows.size;
+    state.workflows.clear();
+    const released = await Promise.allSettled(detaches.map((d) => d?.({ handover })));
+    for (const r of released) {
+      if (r.status === 'rejected') {
+        this.#o.logger.warn('workflow_watch_error', { uid: userId, op: 'detach', error: String(r.reason) });
+      }
+    }
   }
 
   async #attach(userId: string, state: UserState): Promise<void> {
     if (state.attached || state.sessions === 0 || this.#closed) return;
-    if (this.#o.sources.length === 0) {
+    if (this.#o.sources.length === 0 && !this.#o.workflowSource) {
       // Nothing to hold once in the fleet: no lease, no timers.
       state.attached = true;
       this.#attachedCount++;
@@ -282,6 +369,7 @@ export class ListenersManager {
     state.renewedAt = acquiredAt;
     this.#attachedCount++;
     this.#o.logger.info('listener_lease_acquired', { uid: userId, token, listeners: attached.length });
+    await this.#syncWorkflows(userId, state);
     // Opening the listeners may take a while (the first one loads the Firestore client).
     this.#scheduleLease(userId, state, Math.max(0, acquiredAt + leaseTtlMs / 3 - Date.now()));
   }
@@ -321,6 +409,8 @@ export class ListenersManager {
         return;
       }
       this.#scheduleLease(userId, state, this.#o.leaseTtlMs / 3);
+      // Watches received by other instances since the last renewal.
+      await this.#syncWorkflows(userId, state);
       return;
     }
     await this.#attach(userId, state);
@@ -337,8 +427,9 @@ export class ListenersManager {
     }
   }
 
-  /** Closes the sources' listeners (not the workflows, not the lease). */
+  /** Closes the sources' listeners and the workflow listeners held here (not the lease). */
   async #releaseListeners(userId: string, state: UserState, handover: boolean): Promise<void> {
+    if (state.attached) await this.#releaseWorkflows(userId, state, handover);
     const detaches = state.detaches;
     state.detaches = [];
     if (state.attached) this.#attachedCount--;
@@ -390,11 +481,16 @@ export class ListenersManager {
     state.leaseTimer = undefined;
     this.#setStandby(state, false);
     const token = state.token;
-    const workflows = [...state.workflows.values()];
-    this.#workflowCount -= state.workflows.size;
-    state.workflows.clear();
-    await Promise.allSettled(workflows.map((d) => d?.()));
+    await this.#releaseWorkflows(userId, state, handover);
     await this.#releaseListeners(userId, state, handover);
+    if (!handover && this.#o.workflowSource) {
+      // The user left the fleet: their watches end with them.
+      await this.#o.workflowWatches
+        .clear(userId)
+        .catch((error: unknown) =>
+          this.#o.logger.warn('workflow_watch_error', { uid: userId, op: 'clear', error: String(error) }),
+        );
+    }
     if (token !== undefined) {
       await this.#o.lease.release(userId, this.#o.instanceId, token).then(
         () => this.#o.logger.info('listener_lease_released', { uid: userId, token, handover }),

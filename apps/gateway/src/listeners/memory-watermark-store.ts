@@ -1,10 +1,16 @@
 import type { Lease, LeaseHolder } from '../lease/lease';
-import type { WatermarkStore } from './watermark-store';
+import type { DeliveredDelta, DeliveredDocs, ListenerResume, WatermarkStore } from './watermark-store';
+
+interface ListenerState {
+  mark: string;
+  docs: DeliveredDocs;
+  overflow: boolean;
+}
 
 /** The embedded default: marks in this process, fenced by the (memory) lease they are written under. */
 export class MemoryWatermarkStore implements WatermarkStore {
   readonly kind = 'memory' as const;
-  readonly #marks = new Map<string, Record<string, string>>();
+  readonly #users = new Map<string, Map<string, ListenerState>>();
   readonly #lease: Lease | undefined;
 
   /** @param lease checked on every write; undefined: writes are not fenced. */
@@ -12,20 +18,43 @@ export class MemoryWatermarkStore implements WatermarkStore {
     this.#lease = lease;
   }
 
-  async get(userId: string): Promise<Record<string, string>> {
-    return { ...this.#marks.get(userId) };
+  async get(userId: string): Promise<ListenerResume> {
+    const resume: ListenerResume = { marks: {}, docs: {}, overflowed: [] };
+    for (const [listener, s] of this.#users.get(userId) ?? []) {
+      resume.marks[listener] = s.mark;
+      if (Object.keys(s.docs).length > 0) resume.docs[listener] = { ...s.docs };
+      if (s.overflow) resume.overflowed.push(listener);
+    }
+    return resume;
   }
 
-  async set(userId: string, listener: string, mark: string, fence: LeaseHolder): Promise<boolean> {
+  async set(
+    userId: string,
+    listener: string,
+    mark: string,
+    fence: LeaseHolder,
+    delta?: DeliveredDelta,
+  ): Promise<boolean> {
     if (this.#lease) {
       const holder = await this.#lease.holder(userId);
       if (holder?.owner !== fence.owner || holder.token !== fence.token) return false;
     }
-    this.#marks.set(userId, { ...this.#marks.get(userId), [listener]: mark });
+    const listeners = this.#users.get(userId) ?? new Map<string, ListenerState>();
+    this.#users.set(userId, listeners);
+    const state = listeners.get(listener) ?? { mark, docs: {}, overflow: false };
+    state.mark = mark;
+    Object.assign(state.docs, delta?.put);
+    for (const path of delta?.del ?? []) delete state.docs[path];
+    if (delta?.overflow) state.overflow = true;
+    listeners.set(listener, state);
     return true;
   }
 
+  async forget(userId: string, listener: string): Promise<void> {
+    this.#users.get(userId)?.delete(listener);
+  }
+
   async clear(userId: string): Promise<void> {
-    this.#marks.delete(userId);
+    this.#users.delete(userId);
   }
 }

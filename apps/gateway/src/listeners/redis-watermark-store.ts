@@ -1,7 +1,7 @@
 import { type RedisClient, RedisScript } from '../fleet/redis-script';
 import { type UserKeyPrefixes, userKeys } from '../fleet/user-keys';
 import type { LeaseHolder } from '../lease/lease';
-import type { WatermarkStore } from './watermark-store';
+import type { DeliveredDelta, ListenerResume, WatermarkStore } from './watermark-store';
 
 /** Options of {@link RedisWatermarkStore}. */
 export interface RedisWatermarkStoreOptions {
@@ -11,17 +11,47 @@ export interface RedisWatermarkStoreOptions {
   ttlMs?: number;
 }
 
-// KEYS: lease, marks. ARGV: owner|token, listener, mark, ttl ms. Returns 1 when written.
+// KEYS: lease, marks, docs. ARGV: owner|token, listener, mark, ttl ms, field prefix,
+// overflow (0/1), number of puts, then put pairs (path, mark), then deleted paths.
+// Returns 1 when written.
 const SET_FENCED = new RedisScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
+local prefix = ARGV[5]
+local puts = tonumber(ARGV[7])
+local i = 8
+for _ = 1, puts do
+  redis.call('HSET', KEYS[3], prefix .. ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+while i <= #ARGV do
+  redis.call('HDEL', KEYS[3], prefix .. ARGV[i])
+  i = i + 1
+end
+if ARGV[6] == '1' then redis.call('HSET', KEYS[3], prefix, '1') end
+if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[4]) end
 return 1
 `);
 
+// KEYS: marks, docs. ARGV: listener, field prefix. Deletes the listener's mark and documents.
+const FORGET = new RedisScript(`
+redis.call('HDEL', KEYS[1], ARGV[1])
+local n = #ARGV[2]
+for _, field in ipairs(redis.call('HKEYS', KEYS[2])) do
+  if string.sub(field, 1, n) == ARGV[2] then redis.call('HDEL', KEYS[2], field) end
+end
+return 1
+`);
+
+/** Field prefix of a listener's documents: the name encoded so it holds no space, then a space. */
+const prefixOf = (listener: string) => `${encodeURIComponent(listener)} `;
+
 /**
- * Marks in Redis, `lb:{uid}:lw` (hash listener -> mark), in the user's slot with
- * the lease, so one script checks the lease and writes the mark atomically.
+ * Marks in Redis, `lb:{uid}:lw` (hash listener -> mark), and delivered documents,
+ * `lb:{uid}:ld` (hash `<listener> <path>` -> update time; the field `<listener> `
+ * alone flags an overflowed listener), in the user's slot with the lease, so one
+ * script checks the lease and writes both atomically.
  */
 export class RedisWatermarkStore implements WatermarkStore {
   readonly kind = 'redis' as const;
@@ -35,21 +65,64 @@ export class RedisWatermarkStore implements WatermarkStore {
     this.#ttlMs = options.ttlMs ?? 86_400_000;
   }
 
-  async get(userId: string): Promise<Record<string, string>> {
-    return this.#redis.hgetall(userKeys(userId, this.#prefixes).listenerMarks);
+  async get(userId: string): Promise<ListenerResume> {
+    const k = userKeys(userId, this.#prefixes);
+    const [marks, fields] = await Promise.all([
+      this.#redis.hgetall(k.listenerMarks),
+      this.#redis.hgetall(k.listenerDocs),
+    ]);
+    const docs: ListenerResume['docs'] = {};
+    const overflowed: string[] = [];
+    for (const [field, mark] of Object.entries(fields)) {
+      const space = field.indexOf(' ');
+      if (space < 0) continue;
+      const listener = decodeURIComponent(field.slice(0, space));
+      const path = field.slice(space + 1);
+      if (path === '') {
+        overflowed.push(listener);
+        continue;
+      }
+      const delivered = docs[listener] ?? {};
+      delivered[path] = mark;
+      docs[listener] = delivered;
+    }
+    return { marks, docs, overflowed };
   }
 
-  async set(userId: string, listener: string, mark: string, fence: LeaseHolder): Promise<boolean> {
+  async set(
+    userId: string,
+    listener: string,
+    mark: string,
+    fence: LeaseHolder,
+    delta?: DeliveredDelta,
+  ): Promise<boolean> {
     const k = userKeys(userId, this.#prefixes);
+    const puts = Object.entries(delta?.put ?? {});
     const written = await SET_FENCED.run(
       this.#redis,
-      [k.lease, k.listenerMarks],
-      [`${fence.owner}|${fence.token}`, listener, mark, this.#ttlMs],
+      [k.lease, k.listenerMarks, k.listenerDocs],
+      [
+        `${fence.owner}|${fence.token}`,
+        listener,
+        mark,
+        this.#ttlMs,
+        prefixOf(listener),
+        delta?.overflow ? '1' : '0',
+        puts.length,
+        ...puts.flat(),
+        ...(delta?.del ?? []),
+      ],
     );
     return written === 1;
   }
 
+  async forget(userId: string, listener: string): Promise<void> {
+    const k = userKeys(userId, this.#prefixes);
+    await FORGET.run(this.#redis, [k.listenerMarks, k.listenerDocs], [listener, prefixOf(listener)]);
+  }
+
   async clear(userId: string): Promise<void> {
-    await this.#redis.del(userKeys(userId, this.#prefixes).listenerMarks);
+    const k = userKeys(userId, this.#prefixes);
+    await this.#redis.del(k.listenerMarks, k.listenerDocs);
   }
 }

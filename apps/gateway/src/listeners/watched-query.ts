@@ -1,8 +1,8 @@
 import type { AppEvent, ListenerChange } from '@livebus/protocol';
-import type { Query, QuerySnapshot } from 'firebase-admin/firestore';
+import type { Query, QuerySnapshot, Timestamp } from 'firebase-admin/firestore';
 import type { Logger } from '../logger';
 import { firestoreJson, timestampText } from './firestore-json';
-import { isAfter, markOf } from './watermark-store';
+import { type DeliveredDelta, type DeliveredDocs, isAfter, markOf } from './watermark-store';
 
 /** What a {@link WatchedQuery} reports to its source (metrics). */
 export interface WatchedQueryObserver {
@@ -24,8 +24,18 @@ export interface WatchedQueryOptions {
   emit: (event: AppEvent) => void | Promise<void>;
   /** Where the previous owner stopped (see {@link import('./watermark-store').WatermarkStore}); undefined: start afresh. */
   mark: string | undefined;
-  /** Stores the mark after each published snapshot; false: the lease is gone (fenced). */
-  saveMark: (mark: string) => Promise<boolean>;
+  /** Documents delivered as present before (path -> update time), stored with the mark. @default {} */
+  docs?: DeliveredDocs;
+  /** The delivered set overflowed {@link WatchedQueryOptions.trackedDocsMax} before. @default false */
+  overflowed?: boolean;
+  /**
+   * Paths tracked at most in the delivered set; past it, documents that are not
+   * tracked are deduplicated by the mark alone and their deletion during a takeover
+   * goes unreported. @default 1_000
+   */
+  trackedDocsMax?: number;
+  /** Stores the mark and the delivered set's changes after each published snapshot; false: the lease is gone (fenced). */
+  saveMark: (mark: string, delta: DeliveredDelta) => Promise<boolean>;
   /** Called once when {@link WatchedQueryOptions.saveMark} answers false. */
   onFenced: () => void;
   observer: WatchedQueryObserver;
@@ -60,20 +70,29 @@ function kindOf(error: unknown): string {
 /**
  * One Firestore query listener of one user, kept alive: a failed listener
  * (permission denied, network, a stream that stalls) is re-opened with jittered
- * backoff, and every (re)open resumes from the mark so nothing is delivered twice.
+ * backoff, and every (re)open resumes from what was delivered, so nothing is
+ * delivered twice.
  *
  * Snapshots are applied one at a time. The first snapshot of a user with no mark
- * is delivered as `initial` added events; the first snapshot of a re-open (or of a
- * takeover) delivers only documents updated after the mark, as `added` when they
- * were created after it and `modified` otherwise. Removals that happen while no
- * listener runs (a takeover, a re-open) are not seen: Firestore sends nothing for
- * a document that is no longer there.
+ * is delivered as `initial` added events. Afterwards each document version is
+ * delivered once, judged per document: the listener remembers, per path, the
+ * update time it delivered (the delivered set, stored with the mark), and drops a
+ * version it already delivered. The first snapshot of a re-open (or of a takeover)
+ * therefore delivers what changed meanwhile (`added` for a path never delivered,
+ * `modified` otherwise) and a `removed` for every delivered path it lacks (deleted
+ * while no listener ran). Deduplicating per document rather than by the snapshot's
+ * read time alone matters when read times are not consistent with commit times (a
+ * restarted Firestore emulator sends a snapshot that omits a commit older than its
+ * read time, and delivers it later); the mark alone is used only for paths past
+ * the bound of the delivered set.
  */
 export class WatchedQuery {
   readonly #o: Required<WatchedQueryOptions>;
   #unsubscribe: (() => void) | undefined;
   #chain: Promise<void> = Promise.resolve();
   #mark: string | undefined;
+  readonly #docs: Map<string, string>;
+  #overflowed: boolean;
   #seenFirst = false;
   #attempt = 0;
   #lastSnapshotAt = Date.now();
@@ -83,8 +102,18 @@ export class WatchedQuery {
   #generation = 0;
 
   constructor(options: WatchedQueryOptions) {
-    this.#o = { retryMinMs: 500, retryMaxMs: 30_000, stallMs: 1_800_000, ...options };
+    this.#o = {
+      retryMinMs: 500,
+      retryMaxMs: 30_000,
+      stallMs: 1_800_000,
+      docs: {},
+      overflowed: false,
+      trackedDocsMax: 1_000,
+      ...options,
+    };
     this.#mark = options.mark;
+    this.#docs = new Map(Object.entries(this.#o.docs));
+    this.#overflowed = this.#o.overflowed;
   }
 
   /** Whether a Firestore listener is registered now (false while waiting to retry). */
@@ -125,28 +154,53 @@ export class WatchedQuery {
     // Firestore bills every document of a first snapshot (at least one read), then one per change.
     this.#o.observer.reads(this.#o.userId, this.#o.listener, first ? Math.max(1, snapshot.size) : changes.length);
     const events: ListenerChange[] = [];
-    let dropped = 0;
-    for (const change of changes) {
-      const doc = change.doc;
-      let type = change.type;
-      let updated = doc.updateTime;
-      if (type === 'removed') {
-        updated = snapshot.readTime;
-      } else if (!isAfter(doc.updateTime, this.#mark)) {
-        dropped++; // published before the re-open or takeover
-        continue;
-      } else if (first && !fresh) {
-        type = isAfter(doc.createTime, this.#mark) ? 'added' : 'modified';
-      }
+    const delta: DeliveredDelta = { put: {}, del: [] };
+    const change = (path: string, type: ListenerChange['change'], updated: Timestamp, data?: unknown) =>
       events.push({
         source: this.#o.source,
         listener: this.#o.listener,
-        path: doc.ref.path,
+        path,
         change: type,
         initial: fresh,
         update_time: timestampText(updated),
-        ...(type === 'removed' ? {} : { data: firestoreJson(doc.data()) }),
+        ...(type === 'removed' ? {} : { data: firestoreJson(data) }),
       });
+    let dropped = 0;
+    const present = first && !fresh ? new Set<string>() : undefined;
+    for (const c of changes) {
+      const doc = c.doc;
+      const path = doc.ref.path;
+      if (c.type === 'removed') {
+        change(path, 'removed', snapshot.readTime);
+        delta.del.push(path);
+        continue;
+      }
+      present?.add(path);
+      const delivered = this.#docs.get(path) ?? delta.put[path];
+      let type = c.type;
+      if (delivered !== undefined) {
+        if (!isAfter(doc.updateTime, delivered)) {
+          dropped++; // this version was delivered before the re-open or takeover
+          continue;
+        }
+        if (first) type = 'modified';
+      } else if (this.#overflowed && !isAfter(doc.updateTime, this.#mark)) {
+        dropped++; // not tracked (past the bound): the mark decides
+        continue;
+      } else if (first && !fresh) {
+        type = this.#overflowed && !isAfter(doc.createTime, this.#mark) ? 'modified' : 'added';
+      }
+      change(path, type, doc.updateTime, doc.data());
+      delta.put[path] = markOf(doc.updateTime);
+    }
+    if (present) {
+      // Delivered as present, absent now: deleted while no listener ran.
+      for (const path of this.#docs.keys()) {
+        if (!present.has(path)) {
+          change(path, 'removed', snapshot.readTime);
+          delta.del.push(path);
+        }
+      }
     }
     if (dropped > 0) this.#o.observer.deduplicated(this.#o.listener, dropped);
     try {
@@ -158,10 +212,11 @@ export class WatchedQuery {
     }
     if (events.length > 0) this.#o.observer.events(this.#o.listener, events.length);
     this.#attempt = 0;
+    this.#track(delta);
     const mark = markOf(snapshot.readTime);
     this.#mark = mark;
     try {
-      if (!(await this.#o.saveMark(mark)) && !this.#stopped) this.#o.onFenced();
+      if (!(await this.#o.saveMark(mark, delta)) && !this.#stopped) this.#o.onFenced();
     } catch (error) {
       // Redis away: the mark stays in memory; a takeover meanwhile may re-send this snapshot's changes.
       this.#o.logger.warn('listener_error', {
@@ -170,6 +225,27 @@ export class WatchedQuery {
         kind: 'mark',
         error: String(error),
       });
+    }
+  }
+
+  /** Applies a published snapshot's changes to the delivered set, within its bound. */
+  #track(delta: DeliveredDelta): void {
+    for (const path of delta.del) this.#docs.delete(path);
+    for (const [path, mark] of Object.entries(delta.put)) {
+      if (this.#docs.has(path) || this.#docs.size < this.#o.trackedDocsMax) {
+        this.#docs.set(path, mark);
+        continue;
+      }
+      delete delta.put[path];
+      if (!this.#overflowed) {
+        this.#overflowed = true;
+        delta.overflow = true;
+        this.#o.logger.warn('listener_docs_overflow', {
+          uid: this.#o.userId,
+          listener: this.#o.listener,
+          tracked: this.#docs.size,
+        });
+      }
     }
   }
 

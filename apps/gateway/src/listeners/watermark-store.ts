@@ -1,18 +1,48 @@
 import type { LeaseHolder } from '../lease/lease';
 
+/** Per document path, the update time (a mark) of the version delivered as present. */
+export type DeliveredDocs = Record<string, string>;
+
+/** What a snapshot changed in a listener's {@link DeliveredDocs}. */
+export interface DeliveredDelta {
+  /** Paths delivered as present (added or modified) -> their update time. */
+  put: DeliveredDocs;
+  /** Paths delivered as removed. */
+  del: string[];
+  /** The listener tracks no more paths (its bound was reached); the marks alone deduplicate. */
+  overflow?: boolean;
+}
+
+/** What a new owner of a user's listeners resumes from, per listener name. */
+export interface ListenerResume {
+  /** Listener name -> watermark (empty when none). */
+  marks: Record<string, string>;
+  /** Listener name -> the documents it delivered as present (absent: none tracked). */
+  docs: Record<string, DeliveredDocs>;
+  /** Listener names whose delivered set overflowed its bound. */
+  overflowed: string[];
+}
+
 /**
- * Port: per user and listener, the read time of the last snapshot whose changes
- * were all published (nanoseconds since the epoch, as a decimal string). A new
- * owner of the user's listeners drops every change at or before it, so a takeover
- * re-delivers nothing. Writes are fenced by the lease: an owner that lost the
- * lease (paused, partitioned) can no longer move the mark.
+ * Port: per user and listener, where the listener stands: the read time of the
+ * last snapshot whose changes were all published (nanoseconds since the epoch, as
+ * a decimal string), and the documents it delivered as present with their update
+ * times. A new owner of the user's listeners drops every version it already
+ * delivered, and reports as `removed` the documents that vanished while no listener
+ * ran, so a takeover re-delivers nothing and loses no deletion. Writes are fenced by
+ * the lease: an owner that lost the lease (paused, partitioned) can no longer move them.
  */
 export interface WatermarkStore {
   readonly kind: 'memory' | 'redis';
-  /** Listener name -> watermark for the user (empty when none). */
-  get(userId: string): Promise<Record<string, string>>;
-  /** Stores a mark; false (nothing written) when `fence` no longer holds the user's lease. */
-  set(userId: string, listener: string, mark: string, fence: LeaseHolder): Promise<boolean>;
+  /** Where the user's listeners stand (all empty when nothing is stored). */
+  get(userId: string): Promise<ListenerResume>;
+  /**
+   * Stores a mark and the snapshot's changes to the delivered set; false (nothing
+   * written) when `fence` no longer holds the user's lease.
+   */
+  set(userId: string, listener: string, mark: string, fence: LeaseHolder, delta?: DeliveredDelta): Promise<boolean>;
+  /** Forgets one listener (a workflow watch released for good). */
+  forget(userId: string, listener: string): Promise<void>;
   /** Forgets the user's marks: their next attach starts with a full initial snapshot. */
   clear(userId: string): Promise<void>;
 }

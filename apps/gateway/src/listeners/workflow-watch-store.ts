@@ -1,0 +1,45 @@
+/**
+ * Port: the jobs each user watches with WORKFLOW.watch, shared by the fleet. Any
+ * instance with a session of the user writes it; the instance holding the user's
+ * lease reads it and keeps one workflow listener per job. Implementations:
+ * {@link MemoryWorkflowWatchStore} and
+ * {@link import('./redis-workflow-watch-store').RedisWorkflowWatchStore}.
+ */
+export interface WorkflowWatchStore {
+  readonly kind: 'memory' | 'redis';
+  /** Adds a watch (watching twice keeps one). */
+  add(userId: string, jobId: string): Promise<void>;
+  /** Removes a watch; false when it was not watched. */
+  remove(userId: string, jobId: string): Promise<boolean>;
+  /** The user's watched jobs. */
+  list(userId: string): Promise<string[]>;
+  /** Forgets every watch of the user (they left the fleet). */
+  clear(userId: string): Promise<void>;
+}
+
+/** The embedded default: watches in this process. */
+export class MemoryWorkflowWatchStore implements WorkflowWatchStore {
+  readonly kind = 'memory' as const;
+  readonly #watches = new Map<string, Set<string>>();
+
+  async add(userId: string, jobId: string): Promise<void> {
+    const jobs = this.#watches.get(userId) ?? new Set<string>();
+    jobs.add(jobId);
+    this.#watches.set(userId, jobs);
+  }
+
+  async remove(userId: string, jobId: string): Promise<boolean> {
+    const jobs = this.#watches.get(userId);
+    const removed = jobs?.delete(jobId) ?? false;
+    if (jobs?.size === 0) this.#watches.delete(userId);
+    return removed;
+  }
+
+  async list(userId: string): Promise<string[]> {
+    return [...(this.#watches.get(userId) ?? [])];
+  }
+
+  async clear(userId: string): Promise<void> {
+    this.#watches.delete(userId);
+  }
+}
