@@ -66,9 +66,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const port = await freePort();
   const dir = options.persist ? mkdtempSync(join(tmpdir(), 'livebus-redis-')) : undefined;
   // `always`: a write Redis acknowledged is on disk before the SIGKILL that may follow it.
-  const persistence = dir
-    ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir]
-    : ['--appendonly', 'no'];
+  const persistence = dir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir] : ['--appendonly', 'no'];
   let child: ChildProcess | undefined;
 
   const launch = async () => {
