@@ -89,8 +89,12 @@ export class BullMqTaskWorker {
       // Every failed reconnect attempt lands here while Redis is away; `redis_status` tells that story once.
       if (isConnectionError(error)) return;
       // A lost lock is `task_lock_lost`, once; BullMQ then repeats it at each renewal, and
-      // refuses to finish the lost attempt ("Missing lock for job ...", as it should).
-      const jobId = /(?:could not renew lock for job|Missing (?:lock|key) for job) ([^\s.]+)/.exec(error.message)?.[1];
+      // refuses to finish the lost attempt ("Missing lock for job ...", or "Lock mismatch"
+      // when the job was started again meanwhile), as it should.
+      const jobId =
+        /(?:could not renew lock for job|Missing (?:lock|key) for job|Lock mismatch for job) ([^\s.]+)/.exec(
+          error.message,
+        )?.[1];
       if (jobId && this.#lost.has(jobId)) return;
       options.logger.warn('task_worker_error', { error: String(error) });
     });
