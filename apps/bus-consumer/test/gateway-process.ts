@@ -18,11 +18,15 @@ export interface GatewayProcess {
   stop(signal: 'SIGTERM' | 'SIGKILL'): Promise<number | null>;
 }
 
-/** Starts `node dist/main.js` of the gateway on a free port (or `port`) and waits for readiness. */
+/**
+ * Starts `node dist/main.js` of the gateway on a free port (or `port`) and waits for readiness
+ * (at most `readyTimeoutMs`: a loaded host takes its time loading firebase-admin).
+ */
 export async function startGatewayProcess(
   id: string,
   env: Record<string, string>,
   port?: number,
+  readyTimeoutMs = 15_000,
 ): Promise<GatewayProcess> {
   const p = port ?? (await freePort());
   const child = spawn(process.execPath, [main], {
@@ -64,7 +68,7 @@ export async function startGatewayProcess(
   await waitFor(
     async () => (await fetch(`${http}/health/readiness`).catch(() => undefined))?.ok,
     `${id} ready`,
-    15_000,
+    readyTimeoutMs,
     50,
   );
   return instance;
@@ -76,4 +80,43 @@ export async function getJson(url: string): Promise<{ status: number; body: Reco
   const res = await fetch(url);
   const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
   return { status: res.status, body, ms: performance.now() - started };
+}
+
+/** A `livebus-gateway worker` child process (tasks), with its /healthz port. */
+export interface WorkerProcess {
+  child: ChildProcess;
+  http: string;
+  exited: Promise<number | null>;
+  logs: Array<Record<string, unknown>>;
+}
+
+/** Starts `node dist/main.js worker` of the gateway on REDIS_URL and waits until it listens. */
+export async function startWorkerProcess(id: string, env: Record<string, string>): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, [main, 'worker'], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOST: '127.0.0.1',
+      INSTANCE_ID: id,
+      WORKER_HTTP_PORT: '0',
+      UNIFIED_REGISTRY_ENABLED: 'true',
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+    try {
+      logs.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // Not a log line.
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const listening = await waitFor(
+    () => logs.find((l) => l.event === 'task_worker_listening'),
+    `${id} listening`,
+    60_000,
+  );
+  return { child, http: `http://127.0.0.1:${listening.port as number}`, exited, logs };
 }

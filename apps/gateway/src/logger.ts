@@ -42,6 +42,7 @@ export const LOG_EVENTS = [
   'task_retry',
   'task_handed_back',
   'task_stalled',
+  'task_lock_lost',
   'task_worker_error',
   'task_worker_listening',
   'task_worker_idle',

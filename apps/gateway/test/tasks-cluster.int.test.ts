@@ -61,6 +61,27 @@ describe.each([
     });
     expect(await store.get('missing')).toBeUndefined();
   });
+
+  it('fences attempts: a claim needs a higher attempt, a step the claiming run', async () => {
+    const store = make();
+    const id = `t-${Math.random().toString(36).slice(2)}`;
+    await store.create({ ...record(id), attempts: 0 });
+    const claim = (attempt: number, run: string) =>
+      store.transition(id, ['queued', 'running'], { status: 'running', attempts: attempt, run }, { claimAs: attempt });
+    expect((await claim(1, 'first')).ok).toBe(true);
+    expect((await store.transition(id, ['running'], { progress: 5 }, { run: 'first' })).ok).toBe(true);
+    expect((await claim(2, 'second')).ok).toBe(true);
+    // The first run lost the task: its steps change nothing; it cannot take it back either.
+    expect(await store.transition(id, ['running'], { progress: 40 }, { run: 'first' })).toMatchObject({
+      ok: false,
+      record: { progress: 5, attempts: 2, run: 'second' },
+    });
+    expect((await claim(1, 'first')).ok).toBe(false);
+    expect((await claim(2, 'again')).ok).toBe(false);
+    const end = await store.transition(id, ['running'], { status: 'completed', run: null }, { run: 'second' });
+    expect(end).toMatchObject({ ok: true, record: { status: 'completed' } });
+    expect(end.record).not.toHaveProperty('run');
+  });
 });
 
 describe('BullMQ on a Redis Cluster (every key under the {lbq} hash tag)', () => {

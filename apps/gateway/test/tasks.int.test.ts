@@ -1,11 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
 import type { ServerFrame, TaskProgressUpdate } from '@livebus/protocol';
 import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
 import { buildDeps } from '../src/deps';
 import { connectAs, httpJson, startGateway, type TestClient, type TestGateway } from './helpers';
+import { type CliProcess, startWorker } from './task-processes';
 
-const main = join(__dirname, '..', 'dist', 'main.js');
+// The stage delay of startWorker's workers.
 const STAGE_DELAY_MS = 250;
 const doc = (n = 40) =>
   Array.from(
@@ -14,49 +13,6 @@ const doc = (n = 40) =>
       `Sentence ${i} talks about Redis queues and workers. Workers publish progress to every session of the user.`,
   ).join(i18nBreak);
 const i18nBreak = '\n\n';
-
-/** A `livebus-gateway worker` process, its JSON log lines parsed. */
-interface WorkerProc {
-  child: ChildProcess;
-  lines: Record<string, unknown>[];
-  exited: Promise<number | null>;
-  port: number;
-}
-
-async function startWorker(redisUrl: string, env: Record<string, string> = {}): Promise<WorkerProc> {
-  const child = spawn(process.execPath, [main, 'worker'], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      REDIS_URL: redisUrl,
-      UNIFIED_REGISTRY_ENABLED: 'true',
-      HOST: '127.0.0.1',
-      WORKER_HTTP_PORT: '0',
-      TASK_LOCK_MS: '1500',
-      TASK_STAGE_DELAY_MS: String(STAGE_DELAY_MS),
-      SHUTDOWN_GRACE_MS: '3000',
-      INSTANCE_ID: `worker-${Math.random().toString(36).slice(2, 8)}`,
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: Record<string, unknown>[] = [];
-  let buf = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    buf += d.toString();
-    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-      lines.push(JSON.parse(buf.slice(0, i)));
-      buf = buf.slice(i + 1);
-    }
-  });
-  child.stderr?.on('data', () => {});
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const listening = await waitFor(
-    () => lines.find((l) => l.event === 'task_worker_listening'),
-    'worker listening',
-    20_000,
-  );
-  return { child, lines, exited, port: listening.port as number };
-}
 
 const taskEvents = (client: TestClient, taskId: string) =>
   client
@@ -85,7 +41,7 @@ describe('tasks on Redis: BullMQ workers as their own processes', () => {
   let redis: RedisServerHandle;
   let a: TestGateway;
   let b: TestGateway;
-  let worker: WorkerProc;
+  let worker: CliProcess;
 
   beforeAll(async () => {
     redis = await startRedisServer();

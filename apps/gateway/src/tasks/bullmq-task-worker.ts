@@ -1,3 +1,4 @@
+import { isConnectionError } from '@livebus/publisher';
 import { type Job, WaitingError, Worker } from 'bullmq';
 import type { RedisClient } from '../fleet/redis-script';
 import { TaskHandBackError } from './task-failure';
@@ -32,6 +33,10 @@ export class BullMqTaskWorker {
   readonly #o: BullMqTaskWorkerOptions;
   readonly #worker: Worker<TaskJobData, TaskRunOutcome>;
   readonly #heartbeat: NodeJS.Timeout;
+  /** The running jobs' task ids and the signals that stop an attempt whose job lock was lost. */
+  readonly #running = new Map<string, { taskId: string; lost: AbortController }>();
+  /** Jobs whose lock this worker lost in the last minute (their BullMQ errors are expected). */
+  readonly #lost = new Set<string>();
 
   constructor(options: BullMqTaskWorkerOptions) {
     this.#o = options;
@@ -43,10 +48,13 @@ export class BullMqTaskWorker {
         const started = performance.now();
         const seconds = () => (performance.now() - started) / 1000;
         const attempt = Math.max(1, job.attemptsStarted);
+        const lost = new AbortController();
+        if (job.id) this.#running.set(job.id, { taskId: job.data.task_id, lost });
         try {
           const outcome = await runTask(options.runner, job.data, {
             attempt,
             last: job.attemptsMade + 1 >= attemptsOf(job),
+            lost: lost.signal,
             ...(signal ? { signal } : {}),
           });
           options.observe?.(outcome, seconds());
@@ -63,6 +71,8 @@ export class BullMqTaskWorker {
           options.observe?.('retried', seconds());
           options.logger.warn('task_retry', { task_id: job.data.task_id, attempt, error: String(error) });
           throw error;
+        } finally {
+          if (job.id && this.#running.get(job.id)?.lost === lost) this.#running.delete(job.id);
         }
       },
       {
@@ -75,8 +85,33 @@ export class BullMqTaskWorker {
         maxStalledCount: 2,
       },
     );
-    this.#worker.on('error', (error) => options.logger.warn('task_worker_error', { error: String(error) }));
+    this.#worker.on('error', (error) => {
+      // Every failed reconnect attempt lands here while Redis is away; `redis_status` tells that story once.
+      if (isConnectionError(error)) return;
+      // A lost lock is `task_lock_lost`, once; BullMQ then repeats it at each renewal, and
+      // refuses to finish the lost attempt ("Missing lock for job ...", or "Lock mismatch"
+      // when the job was started again meanwhile), as it should.
+      const jobId =
+        /(?:could not renew lock for job|Missing (?:lock|key) for job|Lock mismatch for job) ([^\s.]+)/.exec(
+          error.message,
+        )?.[1];
+      if (jobId && this.#lost.has(jobId)) return;
+      options.logger.warn('task_worker_error', { error: String(error) });
+    });
     this.#worker.on('stalled', (jobId) => options.logger.warn('task_stalled', { job_id: jobId }));
+    // The lock could not be renewed: it lapsed (Redis was away longer than TASK_LOCK_MS, or
+    // this process froze), so the stalled check starts the job again, here or on another
+    // worker. This attempt stops at its next checkpoint; the task store fences it meanwhile.
+    this.#worker.on('lockRenewalFailed', (jobIds) => {
+      for (const jobId of jobIds) {
+        const running = this.#running.get(jobId);
+        if (!running || running.lost.signal.aborted) continue;
+        running.lost.abort();
+        this.#lost.add(jobId);
+        setTimeout(() => this.#lost.delete(jobId), 60_000).unref();
+        options.logger.warn('task_lock_lost', { task_id: running.taskId, job_id: jobId });
+      }
+    });
     this.#worker.on('failed', (job, error) => {
       // A job the runner did not end: it stalled too often, or its retries ran out outside the runner.
       if (!job || (job.attemptsMade < attemptsOf(job) && !/stalled/i.test(error.message))) return;

@@ -1,5 +1,13 @@
 import type { TaskStatus } from '@livebus/protocol';
-import { applyTaskPatch, type TaskPatch, type TaskRecord, type TaskStore, type TransitionResult } from './task-store';
+import {
+  type AttemptGuard,
+  applyTaskPatch,
+  attemptGuardHolds,
+  type TaskPatch,
+  type TaskRecord,
+  type TaskStore,
+  type TransitionResult,
+} from './task-store';
 
 /** Options of {@link MemoryTaskStore}. */
 export interface MemoryTaskStoreOptions {
@@ -33,9 +41,14 @@ export class MemoryTaskStore implements TaskStore {
     return record && structuredClone(record);
   }
 
-  async transition(taskId: string, from: readonly TaskStatus[], patch: TaskPatch): Promise<TransitionResult> {
+  async transition(
+    taskId: string,
+    from: readonly TaskStatus[],
+    patch: TaskPatch,
+    guard?: AttemptGuard,
+  ): Promise<TransitionResult> {
     const current = this.#live(taskId);
-    if (!current || !from.includes(current.status)) {
+    if (!current || !from.includes(current.status) || !attemptGuardHolds(current, guard)) {
       return { ok: false, record: current && structuredClone(current) };
     }
     const next = applyTaskPatch(current, patch);

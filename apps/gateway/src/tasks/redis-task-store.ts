@@ -1,7 +1,7 @@
 import type { TaskStatus } from '@livebus/protocol';
 import { type RedisClient, RedisScript } from '../fleet/redis-script';
 import { taskKey } from './task-keys';
-import type { TaskPatch, TaskRecord, TaskStore, TransitionResult } from './task-store';
+import type { AttemptGuard, TaskPatch, TaskRecord, TaskStore, TransitionResult } from './task-store';
 
 // A hash per task, every field JSON-encoded, so scripts compare `status` and `progress`
 // without decoding the whole record (Lua's cjson would turn an empty array into `{}`).
@@ -14,8 +14,9 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return {1, redis.call('HGETALL', KEYS[1])}
 `);
 
-// ARGV: ttl ms, allowed statuses as JSON strings joined by '|', then field/value pairs
-// where an empty value deletes the field. Progress is kept at its maximum.
+// ARGV: ttl ms, allowed statuses as JSON strings joined by '|', the attempt guard ('' for
+// none, '<N' for a claim by attempt N, '=' and the JSON run token for a step), then
+// field/value pairs where an empty value deletes the field. Progress is kept at its maximum.
 const TRANSITION = new RedisScript(`
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {0, {}} end
@@ -23,8 +24,14 @@ local allowed = false
 for s in string.gmatch(ARGV[2], '[^|]+') do
   if s == status then allowed = true end
 end
+if allowed and string.sub(ARGV[3], 1, 1) == '<' then
+  local held = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') or 0
+  allowed = held < tonumber(string.sub(ARGV[3], 2))
+elseif allowed and string.sub(ARGV[3], 1, 1) == '=' then
+  allowed = redis.call('HGET', KEYS[1], 'run') == string.sub(ARGV[3], 2)
+end
 if not allowed then return {0, redis.call('HGETALL', KEYS[1])} end
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local field, value = ARGV[i], ARGV[i + 1]
   if value == '' then
     redis.call('HDEL', KEYS[1], field)
@@ -75,7 +82,12 @@ export class RedisTaskStore implements TaskStore {
     return Object.keys(hash).length === 0 ? undefined : decode(Object.entries(hash).flat());
   }
 
-  async transition(taskId: string, from: readonly TaskStatus[], patch: TaskPatch): Promise<TransitionResult> {
+  async transition(
+    taskId: string,
+    from: readonly TaskStatus[],
+    patch: TaskPatch,
+    guard?: AttemptGuard,
+  ): Promise<TransitionResult> {
     const pairs: string[] = [];
     for (const [key, value] of Object.entries(patch)) {
       if (value === undefined) continue;
@@ -84,13 +96,20 @@ export class RedisTaskStore implements TaskStore {
     const [ok, flat] = (await TRANSITION.run(
       this.#redis,
       [taskKey(taskId)],
-      [this.#ttlMs, from.map((s) => JSON.stringify(s)).join('|'), ...pairs],
+      [this.#ttlMs, from.map((s) => JSON.stringify(s)).join('|'), guardArg(guard), ...pairs],
     )) as [number, string[]];
     return { ok: ok === 1, record: flat.length === 0 ? undefined : decode(flat) };
   }
 
   // The client belongs to whoever built the store.
   async close(): Promise<void> {}
+}
+
+function guardArg(guard: AttemptGuard | undefined): string {
+  if (guard?.claimAs !== undefined && guard.run !== undefined) throw new TypeError('a guard is a claim or a step');
+  if (guard?.claimAs !== undefined) return `<${guard.claimAs}`;
+  if (guard?.run !== undefined) return `=${JSON.stringify(guard.run)}`;
+  return '';
 }
 
 function encode(record: TaskRecord): string[] {

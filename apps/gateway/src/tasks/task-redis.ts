@@ -13,17 +13,22 @@ export function openTaskRedis(
   options: { forBullMqWorker?: boolean } = {},
 ): RedisClient {
   if (!config.redisUrl) throw new TypeError('tasks on Redis need REDIS_URL');
+  // Reconnect attempts 50, 100, then every 200 ms, as the gateway's own client: a command
+  // fails at the next failed attempt (so a TASK.* call during an outage answers
+  // `unavailable` in well under a second), yet one that meets a connection Redis just
+  // closed waits for the reconnect that follows and succeeds.
+  const retryStrategy = (times: number) => Math.min(50 * 2 ** (times - 1), 200);
   const redisOptions: RedisOptions = {
-    maxRetriesPerRequest: options.forBullMqWorker ? null : 2,
+    maxRetriesPerRequest: options.forBullMqWorker ? null : 0,
     enableOfflineQueue: true,
-    connectTimeout: 5_000,
-    retryStrategy: (times) => Math.min(times * 200, 2_000),
+    connectTimeout: 2_000,
+    retryStrategy,
     connectionName: `livebus-${config.instanceId}-${name}`,
   };
   const client = config.redisCluster
     ? new Cluster([config.redisUrl], {
         redisOptions,
-        clusterRetryStrategy: (times) => Math.min(times * 200, 2_000),
+        clusterRetryStrategy: retryStrategy,
         ...(options.forBullMqWorker ? { maxRetriesPerRequest: null } : {}),
       })
     : new Redis(config.redisUrl, redisOptions);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { AppEvent, TaskProgressUpdate } from '@livebus/protocol';
 import { type AnalysisProgress, analyseDocument, type DocumentAnalysisOptions } from './document-analysis';
 import { TaskCancelledError, TaskFailure, TaskHandBackError } from './task-failure';
@@ -24,12 +25,18 @@ export interface TaskAttempt {
   last: boolean;
   /** Aborted when the worker shuts down: the job is handed back at the next checkpoint. */
   signal?: AbortSignal;
+  /**
+   * Aborted when this attempt lost its job (its lock lapsed while Redis was away or the
+   * worker froze; the queue starts the job again): it stops at the next checkpoint and
+   * changes nothing more.
+   */
+  lost?: AbortSignal;
 }
 
 /**
  * Runs one attempt at a task: claims it (queued or running to running; an attempt after a
- * lost worker claims it from running), runs the analysis, and ends it as completed,
- * failed or cancelled. Every change is written to the store before its event is published,
+ * lost worker claims it from running, unless a later attempt holds it), runs the analysis,
+ * and ends it as completed, failed or cancelled. Every change is written to the store before its event is published,
  * and a step whose compare-and-set fails publishes nothing, so a task's events stay in
  * order whoever writes them. Throws (so the queue retries) only for a transient error on
  * an attempt that is not the last, and {@link TaskHandBackError} when `signal` aborts.
@@ -38,18 +45,33 @@ export async function runTask(deps: TaskRunnerDeps, job: TaskJobData, attempt: T
   const now = () => (deps.now?.() ?? new Date()).toISOString();
   const publish = (record: TaskRecord) => deps.publish(record.user_id, progressEvent(record));
 
-  const claimed = await deps.store.transition(job.task_id, ['queued', 'running'], {
-    status: 'running',
-    attempts: attempt.attempt,
-    message: attempt.attempt > 1 ? `started again (attempt ${attempt.attempt})` : 'started',
-    updated_at: now(),
-  });
-  // Gone (expired) or already final (cancelled while queued, or finished by an earlier attempt).
+  // Every later change is this attempt's only while it holds the task: an attempt whose job
+  // was started again (a lost lock) stops at its next step, silently.
+  const holds = { run: randomUUID() };
+  const claimed = await deps.store.transition(
+    job.task_id,
+    ['queued', 'running'],
+    {
+      status: 'running',
+      attempts: attempt.attempt,
+      run: holds.run,
+      message: attempt.attempt > 1 ? `started again (attempt ${attempt.attempt})` : 'started',
+      updated_at: now(),
+    },
+    { claimAs: attempt.attempt },
+  );
+  // Gone (expired), already final (cancelled while queued, or finished by an earlier
+  // attempt), or held by a later attempt.
   if (!claimed.ok || !claimed.record) return 'skipped';
   let record = claimed.record;
 
   const end = async (patch: TaskPatch, outcome: TaskRunOutcome): Promise<TaskRunOutcome> => {
-    const ended = await deps.store.transition(job.task_id, ['running'], { ...patch, updated_at: now() });
+    const ended = await deps.store.transition(
+      job.task_id,
+      ['running'],
+      { ...patch, run: null, updated_at: now() },
+      holds,
+    );
     if (!ended.ok || !ended.record) return 'skipped';
     await publish(ended.record);
     return outcome;
@@ -61,12 +83,15 @@ export async function runTask(deps: TaskRunnerDeps, job: TaskJobData, attempt: T
     const result = await analyseDocument(job.content, {
       ...deps.analysis,
       checkpoint: async (p: AnalysisProgress) => {
+        if (attempt.lost?.aborted) throw new TaskCancelledError('this attempt lost its job to a later one');
         if (attempt.signal?.aborted) throw new TaskHandBackError('the worker is shutting down');
-        const step = await deps.store.transition(job.task_id, ['running'], {
-          progress: p.progress,
-          message: p.message,
-          updated_at: now(),
-        });
+        const step = await deps.store.transition(
+          job.task_id,
+          ['running'],
+          { progress: p.progress, message: p.message, updated_at: now() },
+          holds,
+        );
+        // No longer running, or taken over by a later attempt: `end` then changes nothing either.
         if (!step.ok || !step.record) throw new TaskCancelledError('the task is no longer running');
         if (step.record.cancel_requested) throw new TaskCancelledError('cancel requested');
         record = step.record;
@@ -79,6 +104,7 @@ export async function runTask(deps: TaskRunnerDeps, job: TaskJobData, attempt: T
     );
   } catch (error) {
     if (error instanceof TaskHandBackError) throw error;
+    if (attempt.lost?.aborted) return 'skipped';
     if (error instanceof TaskCancelledError) return end({ status: 'cancelled', message: 'cancelled' }, 'cancelled');
     if (error instanceof TaskFailure) {
       return end({ status: 'failed', message: 'failed', error: error.message, error_code: error.code }, 'failed');
@@ -119,6 +145,7 @@ export async function failAbandonedTask(deps: TaskRunnerDeps, taskId: string, re
     message: 'failed',
     error: reason,
     error_code: 'attempts_exhausted',
+    run: null,
     updated_at: (deps.now?.() ?? new Date()).toISOString(),
   });
   if (!ended.ok || !ended.record) return false;

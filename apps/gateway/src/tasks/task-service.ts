@@ -155,7 +155,7 @@ export class TaskService {
 
 /** The wire snapshot: the record without internal fields, with the Celery alias. */
 function toInfo(record: TaskRecord): TaskInfo {
-  const { cancel_requested: _, ...info } = record;
+  const { cancel_requested: _, run: __, ...info } = record;
   return info.queue_job_id ? { ...info, celery_task_id: info.queue_job_id } : info;
 }
 

@@ -7,6 +7,8 @@ import type { TaskInfo, TaskStatus } from '@livebus/protocol';
 export interface TaskRecord extends TaskInfo {
   /** Set by `TASK.cancel` on a running task; the worker stops at its next checkpoint. */
   cancel_requested?: boolean;
+  /** The token of the attempt that holds a running task ({@link AttemptGuard}). */
+  run?: string;
 }
 
 /** Fields a transition sets; `null` removes a field (a stale `message`, say). */
@@ -18,6 +20,23 @@ export interface TransitionResult {
   ok: boolean;
   /** The record after the call (changed or not); undefined when there is none. */
   record: TaskRecord | undefined;
+}
+
+/**
+ * A condition on the attempt that makes a change, which fences a worker whose job was taken
+ * from it: when a job's lock lapsed (Redis away longer than TASK_LOCK_MS, a frozen worker)
+ * BullMQ starts the job again while the first attempt may still be running. The later
+ * attempt's claim writes its own `run` token, and from then on every step of the earlier
+ * one fails, so it publishes nothing and ends nothing.
+ */
+export interface AttemptGuard {
+  /**
+   * A claim by this attempt number (BullMQ's `attemptsStarted`, rising with every start):
+   * applies while no later attempt holds the task (stored `attempts` below it).
+   */
+  claimAs?: number;
+  /** A step: applies only while the attempt whose claim wrote this `run` token holds the task. */
+  run?: string;
 }
 
 /** Statuses after which a task never changes again. */
@@ -39,9 +58,21 @@ export interface TaskStore {
   /** Stores `record` unless the task exists; returns the stored one and whether it is new. */
   create(record: TaskRecord): Promise<{ record: TaskRecord; created: boolean }>;
   get(taskId: string): Promise<TaskRecord | undefined>;
-  /** Applies `patch` when the task's status is one of `from`. */
-  transition(taskId: string, from: readonly TaskStatus[], patch: TaskPatch): Promise<TransitionResult>;
+  /** Applies `patch` when the task's status is one of `from` (and `guard` holds, when given). */
+  transition(
+    taskId: string,
+    from: readonly TaskStatus[],
+    patch: TaskPatch,
+    guard?: AttemptGuard,
+  ): Promise<TransitionResult>;
   close(): Promise<void>;
+}
+
+/** Whether `guard` lets an attempt change `record` (every store decides the same way). */
+export function attemptGuardHolds(record: TaskRecord, guard: AttemptGuard | undefined): boolean {
+  if (guard?.claimAs !== undefined && (record.attempts ?? 0) >= guard.claimAs) return false;
+  if (guard?.run !== undefined && record.run !== guard.run) return false;
+  return true;
 }
 
 /** Applies a patch the way every store does: `null` deletes, progress never decreases. */

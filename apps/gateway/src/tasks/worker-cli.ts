@@ -4,6 +4,7 @@ import { createPublisher } from '@livebus/publisher';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ConfigError, type GatewayConfig, loadConfig } from '../config';
 import { createLogger, type Logger } from '../logger';
+import { RedisStatusLog } from '../redis-status-log';
 import { VERSION } from '../version';
 import { BullMqTaskQueue } from './bullmq-task-queue';
 import { BullMqTaskWorker } from './bullmq-task-worker';
@@ -62,12 +63,17 @@ export async function runWorkerCli(env: NodeJS.ProcessEnv = process.env): Promis
  * and an HTTP server with /healthz and /metrics on WORKER_HTTP_PORT.
  */
 export async function startTaskWorker(config: GatewayConfig, logger: Logger): Promise<TaskWorkerProcess> {
+  // Two connections: `redis` fails fast (heartbeats, the queue depth of /metrics, the
+  // status of /healthz); `jobs` waits through a reconnect (BullMQ, and the running jobs'
+  // task store and progress events), so a Redis blip pauses a job at its next step
+  // instead of failing the attempt and starting the analysis over.
   const redis = openTaskRedis(config, 'worker');
-  const bullConnection = openTaskRedis(config, 'worker-bullmq', { forBullMqWorker: true });
-  const store = new RedisTaskStore(redis, { ttlMs: config.taskTtlS * 1000 });
+  const jobs = openTaskRedis(config, 'worker-jobs', { forBullMqWorker: true });
+  new RedisStatusLog(logger, redis);
+  const store = new RedisTaskStore(jobs, { ttlMs: config.taskTtlS * 1000 });
   // Retention must match the gateways', which read the same per-user streams.
   const publisher = createPublisher(
-    { redis },
+    { redis: jobs },
     {
       retentionEvents: config.streamRetentionEvents,
       retentionMs: config.streamRetentionMs,
@@ -82,7 +88,7 @@ export async function startTaskWorker(config: GatewayConfig, logger: Logger): Pr
   const enabled = config.unifiedRegistryEnabled;
   const worker = enabled
     ? new BullMqTaskWorker({
-        connection: bullConnection,
+        connection: jobs,
         redis,
         workerId: config.instanceId,
         runner: {
@@ -162,7 +168,7 @@ export async function startTaskWorker(config: GatewayConfig, logger: Logger): Pr
       await Promise.allSettled([queue.close(), publisher.close()]);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await Promise.allSettled([closeTaskRedis(redis), closeTaskRedis(bullConnection)]);
+      await Promise.allSettled([closeTaskRedis(redis), closeTaskRedis(jobs)]);
       logger.info('task_worker_shutdown_complete', { took_ms: Date.now() - started });
     },
   };

@@ -1,0 +1,74 @@
+import type { AppEvent, TaskProgressUpdate } from '@livebus/protocol';
+import { MemoryTaskStore } from './memory-task-store';
+import { runTask } from './task-runner';
+
+const job = {
+  task_id: 't1',
+  user_id: 'u',
+  kind: 'document_analysis' as const,
+  content: 'One sentence here. Another one there.',
+};
+
+describe('runTask with two attempts at one job (a lost job lock)', () => {
+  it('the later attempt holds the task: the earlier one reports nothing more and ends nothing', async () => {
+    const store = new MemoryTaskStore();
+    await store.create({
+      task_id: 't1',
+      user_id: 'u',
+      status: 'queued',
+      progress: 0,
+      created_at: 'now',
+      updated_at: 'now',
+      attempts: 0,
+    });
+    const events: { attempt: number; data: TaskProgressUpdate }[] = [];
+    // Each attempt waits after its second stage until released: the first is overtaken there,
+    // and goes on while the second is still running.
+    const gates = new Map<number, () => void>();
+    const held = (attempt: number) => new Promise<void>((resolve) => gates.set(attempt, resolve));
+    const publisher = (attempt: number) => async (_uid: string, e: AppEvent) => {
+      const data = e.data as TaskProgressUpdate;
+      events.push({ attempt, data });
+      if (data.progress === 15 && data.message === 'splitting sentences and words') await held(attempt);
+    };
+    const reached = async (attempt: number) => {
+      while (!gates.has(attempt)) await new Promise((r) => setTimeout(r, 1));
+    };
+    const first = runTask({ store, publish: publisher(1) }, job, { attempt: 1, last: false });
+    await reached(1);
+    const second = runTask({ store, publish: publisher(2) }, job, { attempt: 2, last: false });
+    await reached(2);
+    gates.get(1)?.();
+    expect(await first).toBe('skipped');
+    gates.get(2)?.();
+    expect(await second).toBe('completed');
+    const firstAfterSecond = events.slice(events.findIndex((e) => e.attempt === 2)).filter((e) => e.attempt === 1);
+    expect(firstAfterSecond).toEqual([]);
+    expect(events.filter((e) => e.data.status === 'completed')).toHaveLength(1);
+    const record = await store.get('t1');
+    expect(record).toMatchObject({ status: 'completed', attempts: 2 });
+    expect(record).not.toHaveProperty('run');
+  });
+
+  it('an attempt told it lost its job stops at its next checkpoint without a word', async () => {
+    const store = new MemoryTaskStore();
+    await store.create({
+      task_id: 't1',
+      user_id: 'u',
+      status: 'queued',
+      progress: 0,
+      created_at: 'now',
+      updated_at: 'now',
+    });
+    const lost = new AbortController();
+    const events: TaskProgressUpdate[] = [];
+    const publish = async (_uid: string, e: AppEvent) => {
+      events.push(e.data as TaskProgressUpdate);
+      if (events.length === 2) lost.abort();
+    };
+    expect(await runTask({ store, publish }, job, { attempt: 1, last: true, lost: lost.signal })).toBe('skipped');
+    expect(events.map((e) => e.message)).toEqual(['started', 'normalising text']);
+    // Left running for the attempt that takes the job over.
+    expect(await store.get('t1')).toMatchObject({ status: 'running', attempts: 1 });
+  });
+});
