@@ -70,6 +70,10 @@ export const EnvSchema = z.object({
     .regex(/^\s*\d+(\s*,\s*\d+)*\s*$/, 'must be a comma-separated list of milliseconds, like 1000,2000,4000')
     .default('1000,2000,4000'),
   PUBLISH_OUTBOX_MAX_EVENTS: int(0).default(10_000),
+  LISTEN_BACKLOG: int(1, 65535).default(4096),
+  ADMISSION_MAX_HANDSHAKES: int(0).default(200),
+  ADMISSION_MAX_LAG_MS: int(0).default(40),
+  ADMISSION_RETRY_AFTER_S: int(1, 3600).default(1),
 });
 
 /** Resolved gateway configuration (camelCase, units in names). */
@@ -167,6 +171,18 @@ export interface GatewayConfig {
   publishRetryDelaysMs: number[];
   /** Most events the publish outbox holds while Redis is away; 0: none (publish fails after the retries). @default 10_000 */
   publishOutboxMaxEvents: number;
+  /**
+   * Connections the kernel queues for accept (capped by `net.core.somaxconn`). Node's
+   * default, 511, drops SYNs when thousands of clients come back at once; each dropped
+   * one waits a 1 s TCP retransmission. @default 4096
+   */
+  listenBacklog: number;
+  /** Hellos being verified at once above which new upgrades get `503` + `Retry-After`; 0: no bound. @default 200 */
+  admissionMaxHandshakes: number;
+  /** Event-loop lag (ms) above which new upgrades get `503` + `Retry-After`; 0: not measured. @default 40 */
+  admissionMaxLagMs: number;
+  /** `Retry-After` of a refused upgrade: between this and twice this, in seconds. @default 1 */
+  admissionRetryAfterS: number;
 }
 
 /** A bad environment: the message names every offending variable and what it allows. */
@@ -293,5 +309,9 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     listenerRetryMaxMs: e.LISTENER_RETRY_MAX_MS,
     publishRetryDelaysMs: e.PUBLISH_RETRY_DELAYS_MS.split(',').map((d) => Number(d.trim())),
     publishOutboxMaxEvents: e.PUBLISH_OUTBOX_MAX_EVENTS,
+    listenBacklog: e.LISTEN_BACKLOG,
+    admissionMaxHandshakes: e.ADMISSION_MAX_HANDSHAKES,
+    admissionMaxLagMs: e.ADMISSION_MAX_LAG_MS,
+    admissionRetryAfterS: e.ADMISSION_RETRY_AFTER_S,
   };
 }

@@ -45,6 +45,8 @@ export interface ConnectionHandlerDeps {
   /** Orders to other instances: close a session that reconnected here. */
   channel: InstanceChannel;
   isDraining: () => boolean;
+  /** Counts hellos being verified, for admission control (admission.ts); unset: not counted. */
+  handshakes?: { startHandshake(): () => void };
 }
 
 /*
@@ -216,7 +218,11 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
           { path: 'v', message: `unsupported version ${frame.v}` },
         ]);
         conn.close(CloseCode.UnsupportedVersion, 'unsupported version');
-      } else guarded(conn, 'hello', () => onHello(conn, frame));
+      } else {
+        // Counted until the welcome is sent or the hello fails: what admission control bounds.
+        const done = deps.handshakes?.startHandshake();
+        guarded(conn, 'hello', () => onHello(conn, frame, done).finally(done));
+      }
       return;
     }
     const session = conn.session;
@@ -302,7 +308,7 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     }
   }
 
-  async function onHello(conn: Connection, hello: HelloFrame): Promise<void> {
+  async function onHello(conn: Connection, hello: HelloFrame, handshakeDone?: () => void): Promise<void> {
     conn.phase = 'authenticating';
     const principal = await authenticate(conn, hello);
     if (!principal || conn.phase !== 'authenticating' || !conn.socket.isOpen) return;
@@ -383,6 +389,7 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
       conn.close(CloseCode.InternalError, 'internal error');
       return;
     }
+    handshakeDone?.();
     for (const early of conn.early.splice(0)) guarded(conn, 'message', () => onMessage(conn, early, false));
     await attached;
   }

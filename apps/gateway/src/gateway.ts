@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AppEvent } from '@livebus/protocol';
+import { Admission, refuseUpgrade } from './admission';
 import type { Authenticator } from './auth/authenticator';
 import { authenticatorFor } from './auth/authenticator-for';
 import type { EventBus, StoredEvent } from './bus/event-bus';
@@ -56,6 +57,8 @@ export interface GatewayDeps {
   channel?: InstanceChannel;
   /** Where `TASK.*` jobs go (BullMQ, from deps.ts); unset: the embedded in-process queue. */
   tasks?: TaskQueue;
+  /** Event-loop lag (ms) seen by admission control. @default measured by a timer (tests inject it) */
+  eventLoopLagMs?: () => number;
   /** Called last during shutdown (close Redis clients, Firebase apps). */
   onClose?: () => Promise<void>;
   version?: string;
@@ -91,6 +94,8 @@ export interface GatewayStats {
   pendingDetaches: number;
   detachCancelled: number;
   detachExecuted: number;
+  /** Upgrades answered `503` + `Retry-After` by admission control since start. */
+  upgradesRefused: number;
   draining: boolean;
 }
 
@@ -207,6 +212,15 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     return bus.publish(userId, event);
   }
 
+  const admission = new Admission({
+    maxHandshakes: config.admissionMaxHandshakes,
+    maxLagMs: config.admissionMaxLagMs,
+    retryAfterS: config.admissionRetryAfterS,
+    ...(deps.eventLoopLagMs ? { lagMs: deps.eventLoopLagMs } : {}),
+    onRefusing: ({ refused, reason, handshakes, lagMs }) =>
+      logger.warn('ws_admission_refused', { refused, reason, handshakes, lag_ms: lagMs }),
+  });
+
   const connections = createConnectionHandler({
     config,
     logger,
@@ -220,6 +234,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     presence,
     channel,
     isDraining: () => draining,
+    handshakes: admission,
   });
 
   /**
@@ -263,6 +278,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       pendingDetaches: c.pendingDetaches,
       detachCancelled: c.detachCancelled,
       detachExecuted: c.detachExecuted,
+      upgradesRefused: admission.refused,
       draining,
     };
   };
@@ -304,7 +320,12 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       ...(tasks.depth ? { taskQueueDepth: tasks.depth } : {}),
     }),
   );
-  server.on('upgrade', connections.handleUpgrade);
+  // Admission first: a refused upgrade costs a 503 of a few bytes, before any WebSocket work.
+  server.on('upgrade', (req, socket, head) => {
+    const decision = admission.check();
+    if (decision.admit) connections.handleUpgrade(req, socket, head);
+    else refuseUpgrade(socket, decision.retryAfterS);
+  });
   // A peer that never completes its request or upgrade is dropped within the handshake timeout.
   enforceHeaderDeadline(server, config.handshakeTimeoutMs);
   // Keep-alive longer than the ALB's idle timeout (60 s) so the ALB, not us, closes idle HTTP connections.
@@ -318,6 +339,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     logger.info('gateway_shutdown_start', { reason, connections: connections.count, grace_ms: config.shutdownGraceMs });
     for (const t of timers) clearInterval(t);
     timers = [];
+    admission.stop();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     // Spread reconnects over a window so the remaining instances are not hit all at once.
     const spreadMs = Math.min(5_000, Math.max(500, config.shutdownGraceMs / 2));
@@ -350,12 +372,13 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     async listen() {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(config.port, config.host, () => {
+        server.listen({ port: config.port, host: config.host, backlog: config.listenBacklog }, () => {
           server.off('error', reject);
           resolve();
         });
       });
       metrics.start();
+      admission.start();
       await channel.listen((message) => connections.onControl(message));
       timers.push(setInterval(heartbeat, config.pingIntervalMs));
       timers.push(setInterval(() => void fleetBeat(), Math.max(100, Math.floor(config.instanceTtlMs / 3))));

@@ -1,0 +1,147 @@
+import type { Duplex } from 'node:stream';
+
+/** Why an upgrade was refused: too many hellos being verified, or the event loop running late. */
+export type AdmissionReason = 'handshakes' | 'lag';
+
+/** Options of {@link Admission}. */
+export interface AdmissionOptions {
+  /** Hellos being verified (hello received, welcome not yet sent) at or above which upgrades are refused; 0: no bound. */
+  maxHandshakes: number;
+  /** Event-loop lag (ms) above which upgrades are refused; 0: not measured. */
+  maxLagMs: number;
+  /** Base of the `Retry-After` header (s); each refusal says between this and twice this. */
+  retryAfterS: number;
+  /** Measures the event loop's current lag (ms). @default a timer sampling every {@link LAG_SAMPLE_MS} */
+  lagMs?: () => number;
+  /** @default Math.random */
+  random?: () => number;
+  /** Called at most once per second while upgrades are refused, with the refusals since the last call. */
+  onRefusing?: (summary: { refused: number; reason: AdmissionReason; handshakes: number; lagMs: number }) => void;
+}
+
+/** Period of the built-in lag sampler. */
+export const LAG_SAMPLE_MS = 10;
+
+/** An upgrade's answer: admit it, or refuse it with a `Retry-After` in seconds. */
+export type AdmissionDecision = { admit: true } | { admit: false; reason: AdmissionReason; retryAfterS: number };
+
+/**
+ * Admission control for WebSocket upgrades. When many clients come back at once
+ * (an instance restarted, a deploy), each hello costs a zod parse, a token check and
+ * Redis round trips; taken all at once they delay everything else on the event loop,
+ * health checks included. While too many hellos are being verified, or while the loop
+ * runs late, a new upgrade is answered with a cheap `503` and a jittered
+ * `Retry-After` before the WebSocket handshake, and the client comes back later
+ * (`@livebus/bus-consumer` in Node honours it; browsers cannot see it and back off).
+ *
+ *   upgrade --check()--> admit ---> ws handshake --hello--> start() ... welcome/close --> release()
+ *              |
+ *              +--> 503 Retry-After: n   (refuse(); the socket ends at once)
+ */
+export class Admission {
+  readonly #o: AdmissionOptions;
+  readonly #random: () => number;
+  #handshakes = 0;
+  #refusedTotal = 0;
+  #refusedSinceReport = 0;
+  #lastReportAt = 0;
+  #lastReason: AdmissionReason = 'lag';
+  #timer: NodeJS.Timeout | undefined;
+  /** Lag measured by the last sample, and when the sampler last ran (performance.now()). */
+  #sampledLagMs = 0;
+  #lastTick = 0;
+
+  constructor(options: AdmissionOptions) {
+    if (!(options.retryAfterS >= 1)) throw new TypeError(`retryAfterS must be at least 1 (got ${options.retryAfterS})`);
+    this.#o = options;
+    this.#random = options.random ?? Math.random;
+  }
+
+  /** Starts the lag sampler (from `listen()`; a gateway only built runs no timer). */
+  start(): void {
+    if (this.#timer || this.#o.lagMs || this.#o.maxLagMs <= 0) return;
+    this.#lastTick = performance.now();
+    this.#timer = setInterval(() => {
+      const now = performance.now();
+      this.#sampledLagMs = Math.max(0, now - this.#lastTick - LAG_SAMPLE_MS);
+      this.#lastTick = now;
+    }, LAG_SAMPLE_MS);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /**
+   * The event loop's lag now: what the last sample measured, or, when the sampler is
+   * overdue (the loop is busy right now), how overdue it is.
+   */
+  lagMs(): number {
+    if (this.#o.lagMs) return this.#o.lagMs();
+    if (!this.#timer) return 0;
+    return Math.max(this.#sampledLagMs, performance.now() - this.#lastTick - LAG_SAMPLE_MS);
+  }
+
+  /** Hellos being verified now. */
+  get handshakes(): number {
+    return this.#handshakes;
+  }
+
+  /** Upgrades refused since start. */
+  get refused(): number {
+    return this.#refusedTotal;
+  }
+
+  /** Decides on one upgrade; counts and reports a refusal. */
+  check(): AdmissionDecision {
+    let reason: AdmissionReason | undefined;
+    if (this.#o.maxHandshakes > 0 && this.#handshakes >= this.#o.maxHandshakes) reason = 'handshakes';
+    else if (this.#o.maxLagMs > 0 && this.lagMs() > this.#o.maxLagMs) reason = 'lag';
+    if (!reason) return { admit: true };
+    this.#refusedTotal++;
+    this.#refusedSinceReport++;
+    this.#lastReason = reason;
+    this.#report();
+    const base = this.#o.retryAfterS;
+    return { admit: false, reason, retryAfterS: base + Math.floor(this.#random() * (base + 1)) };
+  }
+
+  /** A hello is being verified; call the returned function (idempotent) when it is done, whatever the outcome. */
+  startHandshake(): () => void {
+    this.#handshakes++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.#handshakes--;
+    };
+  }
+
+  #report(): void {
+    const now = Date.now();
+    if (!this.#o.onRefusing || now - this.#lastReportAt < 1_000) return;
+    this.#lastReportAt = now;
+    this.#o.onRefusing({
+      refused: this.#refusedSinceReport,
+      reason: this.#lastReason,
+      handshakes: this.#handshakes,
+      lagMs: Math.round(this.lagMs()),
+    });
+    this.#refusedSinceReport = 0;
+  }
+}
+
+/**
+ * Answers an upgrade with `503` and `Retry-After` and ends the socket: a few bytes,
+ * no WebSocket handshake. A peer that keeps the socket open is dropped after 5 s.
+ */
+export function refuseUpgrade(socket: Duplex, retryAfterS: number): void {
+  socket.end(
+    `HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${retryAfterS}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+  );
+  const timer = setTimeout(() => socket.destroy(), 5_000);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+}
