@@ -1,16 +1,22 @@
 import type { Duplex } from 'node:stream';
 
-/** Why an upgrade was refused: too many hellos being verified, or the event loop running late. */
+/** Why an upgrade was refused: too many handshakes in flight, or the event loop running late during a burst. */
 export type AdmissionReason = 'handshakes' | 'lag';
 
 /** Options of {@link Admission}. */
 export interface AdmissionOptions {
-  /** Hellos being verified (hello received, welcome not yet sent) at or above which upgrades are refused; 0: no bound. */
+  /** Handshakes in flight (upgrade admitted, welcome not yet sent) at or above which upgrades are refused; 0: no bound. */
   maxHandshakes: number;
-  /** Event-loop lag (ms) above which upgrades are refused; 0: not measured. */
+  /**
+   * Event-loop lag (ms) above which upgrades are refused, while at least {@link LAG_FLOOR}
+   * handshakes are in flight (a loop slowed by something else, with few clients arriving,
+   * admits them); 0: not measured.
+   */
   maxLagMs: number;
   /** Base of the `Retry-After` header (s); each refusal says between this and twice this. */
   retryAfterS: number;
+  /** An admitted upgrade whose hello has not arrived after this long stops counting (an idle socket costs nothing). @default 1_000 */
+  helloGraceMs?: number;
   /** Measures the event loop's current lag (ms). @default a timer sampling every {@link LAG_SAMPLE_MS} */
   lagMs?: () => number;
   /** @default Math.random */
@@ -21,26 +27,41 @@ export interface AdmissionOptions {
 
 /** Period of the built-in lag sampler. */
 export const LAG_SAMPLE_MS = 10;
+/** Handshakes in flight below which lag alone refuses nothing. */
+export const LAG_FLOOR = 16;
 
-/** An upgrade's answer: admit it, or refuse it with a `Retry-After` in seconds. */
-export type AdmissionDecision = { admit: true } | { admit: false; reason: AdmissionReason; retryAfterS: number };
+/** One admitted upgrade, counted until its session opens or it fails. */
+export interface HandshakeTicket {
+  /** The hello arrived: the ticket now counts until {@link done}, however long the hello takes. */
+  helloReceived(): void;
+  /** The welcome was sent, or the hello failed, or the socket closed. Idempotent. */
+  done(): void;
+}
+
+/** An upgrade's answer: admit it (and count it), or refuse it with a `Retry-After` in seconds. */
+export type AdmissionDecision =
+  | { admit: true; ticket: HandshakeTicket }
+  | { admit: false; reason: AdmissionReason; retryAfterS: number };
 
 /**
  * Admission control for WebSocket upgrades. When many clients come back at once
- * (an instance restarted, a deploy), each hello costs a zod parse, a token check and
- * Redis round trips; taken all at once they delay everything else on the event loop,
- * health checks included. While too many hellos are being verified, or while the loop
- * runs late, a new upgrade is answered with a cheap `503` and a jittered
- * `Retry-After` before the WebSocket handshake, and the client comes back later
- * (`@livebus/bus-consumer` in Node honours it; browsers cannot see it and back off).
+ * (an instance restarted, a deploy), each one costs an HTTP parse, the WebSocket
+ * handshake, a zod parse of its hello, a token check and Redis round trips; taken all
+ * at once they delay everything else on the event loop, health checks included. While
+ * too many handshakes are in flight, or while the loop runs late during a burst, a new
+ * upgrade is answered with a cheap `503` and a jittered `Retry-After` before the
+ * WebSocket handshake, and the client comes back later (`@livebus/bus-consumer` in
+ * Node honours it; browsers cannot see it and back off).
  *
- *   upgrade --check()--> admit ---> ws handshake --hello--> start() ... welcome/close --> release()
- *              |
- *              +--> 503 Retry-After: n   (refuse(); the socket ends at once)
+ *   upgrade --check()--> admitted: ticket ---> ws handshake --hello--> helloReceived() ... welcome --> done()
+ *              |                                    |                                        (or close, failure)
+ *              |                                    +-- no hello within helloGraceMs: stops counting
+ *              +--> refused: 503 Retry-After: n (refuseUpgrade(); the socket ends at once)
  */
 export class Admission {
   readonly #o: AdmissionOptions;
   readonly #random: () => number;
+  readonly #helloGraceMs: number;
   #handshakes = 0;
   #refusedTotal = 0;
   #refusedSinceReport = 0;
@@ -55,6 +76,7 @@ export class Admission {
     if (!(options.retryAfterS >= 1)) throw new TypeError(`retryAfterS must be at least 1 (got ${options.retryAfterS})`);
     this.#o = options;
     this.#random = options.random ?? Math.random;
+    this.#helloGraceMs = options.helloGraceMs ?? 1_000;
   }
 
   /** Starts the lag sampler (from `listen()`; a gateway only built runs no timer). */
@@ -76,7 +98,7 @@ export class Admission {
 
   /**
    * The event loop's lag now: what the last sample measured, or, when the sampler is
-   * overdue (the loop is busy right now), how overdue it is.
+   * overdue (the loop is busy right now, e.g. with a burst of upgrades), how overdue it is.
    */
   lagMs(): number {
     if (this.#o.lagMs) return this.#o.lagMs();
@@ -84,7 +106,7 @@ export class Admission {
     return Math.max(this.#sampledLagMs, performance.now() - this.#lastTick - LAG_SAMPLE_MS);
   }
 
-  /** Hellos being verified now. */
+  /** Handshakes in flight now. */
   get handshakes(): number {
     return this.#handshakes;
   }
@@ -94,12 +116,12 @@ export class Admission {
     return this.#refusedTotal;
   }
 
-  /** Decides on one upgrade; counts and reports a refusal. */
+  /** Decides on one upgrade: a ticket to hand to the connection, or a refusal (counted and reported). */
   check(): AdmissionDecision {
     let reason: AdmissionReason | undefined;
     if (this.#o.maxHandshakes > 0 && this.#handshakes >= this.#o.maxHandshakes) reason = 'handshakes';
-    else if (this.#o.maxLagMs > 0 && this.lagMs() > this.#o.maxLagMs) reason = 'lag';
-    if (!reason) return { admit: true };
+    else if (this.#o.maxLagMs > 0 && this.#handshakes >= LAG_FLOOR && this.lagMs() > this.#o.maxLagMs) reason = 'lag';
+    if (!reason) return { admit: true, ticket: this.#ticket() };
     this.#refusedTotal++;
     this.#refusedSinceReport++;
     this.#lastReason = reason;
@@ -108,15 +130,18 @@ export class Admission {
     return { admit: false, reason, retryAfterS: base + Math.floor(this.#random() * (base + 1)) };
   }
 
-  /** A hello is being verified; call the returned function (idempotent) when it is done, whatever the outcome. */
-  startHandshake(): () => void {
+  #ticket(): HandshakeTicket {
     this.#handshakes++;
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
+    let counted = true;
+    const done = () => {
+      if (!counted) return;
+      counted = false;
+      clearTimeout(grace);
       this.#handshakes--;
     };
+    const grace = setTimeout(done, this.#helloGraceMs);
+    grace.unref();
+    return { helloReceived: () => clearTimeout(grace), done };
   }
 
   #report(): void {

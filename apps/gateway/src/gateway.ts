@@ -234,7 +234,6 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     presence,
     channel,
     isDraining: () => draining,
-    handshakes: admission,
   });
 
   /**
@@ -323,8 +322,13 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
   // Admission first: a refused upgrade costs a 503 of a few bytes, before any WebSocket work.
   server.on('upgrade', (req, socket, head) => {
     const decision = admission.check();
-    if (decision.admit) connections.handleUpgrade(req, socket, head);
-    else refuseUpgrade(socket, decision.retryAfterS);
+    if (!decision.admit) {
+      refuseUpgrade(socket, decision.retryAfterS);
+      return;
+    }
+    // Whatever ends the socket (a refused or failed handshake, a close) ends its count too.
+    socket.once('close', decision.ticket.done);
+    connections.handleUpgrade(req, socket, head, decision.ticket);
   });
   // A peer that never completes its request or upgrade is dropped within the handshake timeout.
   enforceHeaderDeadline(server, config.handshakeTimeoutMs);

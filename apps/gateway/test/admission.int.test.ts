@@ -1,5 +1,6 @@
 import { request } from 'node:http';
 import { waitFor } from '@livebus/test-support';
+import { LAG_FLOOR } from '../src/admission';
 import type { Authenticator, Principal } from '../src/auth/authenticator';
 import { NoneAuthenticator } from '../src/auth/none-authenticator';
 import { httpJson, startGateway, TestClient, type TestGateway } from './helpers';
@@ -31,17 +32,47 @@ function upgrade(port: number): Promise<{ status: number; retryAfter: string | u
   });
 }
 
+/** Holds every token check until the test lets it go: a hello stays in flight. */
+function heldAuth() {
+  const held: Array<() => void> = [];
+  const auth: Authenticator = {
+    mode: 'none',
+    authenticate: async (credentials) => {
+      await new Promise<void>((resolve) => held.push(resolve));
+      return new NoneAuthenticator().authenticate(credentials) as Promise<Principal>;
+    },
+  };
+  return { auth, held };
+}
+
+/** Opens `n` sockets and sends their hellos (held by the authenticator). */
+async function pendingHellos(url: string, n: number, prefix: string): Promise<TestClient[]> {
+  const clients = Array.from({ length: n }, () => new TestClient(url));
+  await Promise.all(clients.map((c) => c.opened));
+  clients.forEach((c, i) => c.send({ type: 'hello', v: 1, user_id: `${prefix}-${i}` }));
+  return clients;
+}
+
 describe('admission control', () => {
-  describe('while the event loop runs late', () => {
+  describe('while the event loop runs late during a burst', () => {
     let t: TestGateway;
     let lagMs = 0;
+    const { auth, held } = heldAuth();
     beforeAll(async () => {
-      t = await startGateway({ admissionMaxLagMs: 40, admissionRetryAfterS: 1 }, { eventLoopLagMs: () => lagMs });
+      t = await startGateway(
+        { admissionMaxLagMs: 40, admissionMaxHandshakes: 0, admissionRetryAfterS: 1 },
+        { auth, eventLoopLagMs: () => lagMs },
+      );
     });
     afterAll(() => t.close());
 
     it('answers upgrades 503 with Retry-After, while /healthz and readiness stay 200', async () => {
       lagMs = 500;
+      // Lag alone refuses nothing: a slow loop with few clients arriving admits them.
+      expect((await upgrade(t.port)).status).toBe(101);
+      const burst = await pendingHellos(t.url, LAG_FLOOR, 'burst');
+      await waitFor(() => held.length === LAG_FLOOR, 'the burst of hellos in flight');
+
       const refused = await upgrade(t.port);
       expect(refused.status).toBe(503);
       expect(['1', '2']).toContain(refused.retryAfter);
@@ -51,51 +82,41 @@ describe('admission control', () => {
       expect(t.logs.of('ws_admission_refused')[0]).toMatchObject({ reason: 'lag', refused: 1, lag_ms: 500 });
 
       lagMs = 0;
-      const client = new TestClient(t.url);
-      const welcome = await client.hello({ user_id: 'late-loop' });
-      expect(welcome.user_id).toBe('late-loop');
-      client.ws.close();
-      await client.closed;
+      expect((await upgrade(t.port)).status).toBe(101);
+      for (const release of held.splice(0)) release();
+      await Promise.all(burst.map((c) => c.next('welcome')));
+      for (const c of burst) c.ws.close();
+      await Promise.all(burst.map((c) => c.closed));
     });
   });
 
-  describe('while the bound of hellos being verified is reached', () => {
+  describe('while the bound of handshakes in flight is reached', () => {
     let t: TestGateway;
-    const held: Array<() => void> = [];
-    // Holds every token check until the test lets it go: a hello stays "being verified".
-    const slowAuth: Authenticator = {
-      mode: 'none',
-      authenticate: async (credentials) => {
-        await new Promise<void>((resolve) => held.push(resolve));
-        return new NoneAuthenticator().authenticate(credentials) as Promise<Principal>;
-      },
-    };
+    const { auth, held } = heldAuth();
     beforeAll(async () => {
-      t = await startGateway({ admissionMaxHandshakes: 1, admissionMaxLagMs: 0 }, { auth: slowAuth });
+      t = await startGateway({ admissionMaxHandshakes: 1, admissionMaxLagMs: 0 }, { auth });
     });
     afterAll(() => t.close());
 
     it('refuses new upgrades until the pending hello is welcomed; open sessions are not touched', async () => {
-      const first = new TestClient(t.url);
-      await first.opened;
-      first.send({ type: 'hello', v: 1, user_id: 'a' });
-      await waitFor(() => held.length === 1, 'the hello being verified');
+      const [first] = await pendingHellos(t.url, 1, 'a');
+      await waitFor(() => held.length === 1, 'the hello in flight');
 
       expect((await upgrade(t.port)).status).toBe(503);
       expect((await httpJson(`${t.http}/healthz`)).status).toBe(200);
 
       held.shift()?.();
-      await first.next('welcome');
+      await first?.next('welcome');
       expect((await upgrade(t.port)).status).toBe(101);
-      first.ws.close();
-      await first.closed;
+      first?.ws.close();
+      await first?.closed;
     });
 
     it('counts a hello that failed as done too', async () => {
       const client = new TestClient(t.url);
       await client.opened;
       client.send({ type: 'hello', v: 1 }); // no user: refused once the check runs
-      await waitFor(() => held.length === 1, 'the hello being verified');
+      await waitFor(() => held.length === 1, 'the hello in flight');
       held.shift()?.();
       expect((await client.closed).code).toBe(4001);
       expect((await upgrade(t.port)).status).toBe(101);
