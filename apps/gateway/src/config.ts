@@ -71,6 +71,7 @@ export const EnvSchema = z.object({
     .default('1000,2000,4000'),
   PUBLISH_OUTBOX_MAX_EVENTS: int(0).default(10_000),
   LISTEN_BACKLOG: int(1, 65535).default(4096),
+  HEALTH_PORT: int(0, 65535).optional(),
   ADMISSION_MAX_HANDSHAKES: int(0).default(200),
   ADMISSION_MAX_LAG_MS: int(0).default(40),
   ADMISSION_RETRY_AFTER_S: int(1, 3600).default(1),
@@ -177,7 +178,13 @@ export interface GatewayConfig {
    * one waits a 1 s TCP retransmission. @default 4096
    */
   listenBacklog: number;
-  /** Hellos being verified at once above which new upgrades get `503` + `Retry-After`; 0: no bound. @default 200 */
+  /**
+   * A second port serving only /healthz, /health/liveness and /health/readiness, from a
+   * worker thread: busy main-thread work (a reconnect storm) does not delay them. For
+   * the ALB target group's health check port and the ECS container check. Undefined: none.
+   */
+  healthPort: number | undefined;
+  /** Handshakes in flight above which new upgrades get `503` + `Retry-After`; 0: no bound. @default 200 */
   admissionMaxHandshakes: number;
   /** Event-loop lag (ms) above which new upgrades get `503` + `Retry-After`; 0: not measured. @default 40 */
   admissionMaxLagMs: number;
@@ -310,6 +317,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     publishRetryDelaysMs: e.PUBLISH_RETRY_DELAYS_MS.split(',').map((d) => Number(d.trim())),
     publishOutboxMaxEvents: e.PUBLISH_OUTBOX_MAX_EVENTS,
     listenBacklog: e.LISTEN_BACKLOG,
+    healthPort: e.HEALTH_PORT,
     admissionMaxHandshakes: e.ADMISSION_MAX_HANDSHAKES,
     admissionMaxLagMs: e.ADMISSION_MAX_LAG_MS,
     admissionRetryAfterS: e.ADMISSION_RETRY_AFTER_S,

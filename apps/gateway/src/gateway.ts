@@ -11,6 +11,8 @@ import { createConnectionHandler } from './connection-handler';
 import type { DetachDecision } from './fleet/detach-decision';
 import { type InstanceChannel, LocalInstanceChannel } from './fleet/instance-channel';
 import { enforceHeaderDeadline } from './http/header-deadline';
+import { healthAnswers } from './http/health';
+import { type HealthThread, startHealthThread } from './http/health-thread';
 import { createHttpHandler } from './http/routes';
 import type { Lease } from './lease/lease';
 import { registerListenerMetrics } from './listeners/listener-metrics';
@@ -69,8 +71,10 @@ export interface Gateway {
   readonly config: GatewayConfig;
   readonly server: Server;
   readonly metrics: GatewayMetrics;
-  /** Starts listening on `config.host:config.port`; resolves with the bound address. */
+  /** Starts listening on `config.host:config.port` (and the health port, if any); resolves with the bound address. */
   listen(): Promise<AddressInfo>;
+  /** Where the health thread listens (HEALTH_PORT), once listening; undefined without one. */
+  healthAddress(): AddressInfo | undefined;
   /** Publishes an event to a user's sessions (the in-process publisher API). */
   publish(userId: string, event: AppEvent): Promise<StoredEvent>;
   /**
@@ -127,6 +131,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
 
   let draining = false;
   let timers: NodeJS.Timeout[] = [];
+  let healthThread: HealthThread | undefined;
 
   const listeners = new ListenersManager({
     sources: deps.sources ?? [],
@@ -282,6 +287,17 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     };
   };
 
+  const health = healthAnswers({
+    config,
+    listenerCounters: () => listeners.counters(),
+    stats,
+    redisStatus,
+    startedAt,
+    version,
+    isDraining: () => draining,
+    taskHealth: () => tasks.health(),
+  });
+
   const server = createServer(
     createHttpHandler({
       config,
@@ -339,6 +355,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
   async function shutdown(reason = 'requested'): Promise<void> {
     if (draining) return;
     draining = true;
+    healthThread?.refresh(); // readiness 503 on the health port too, now
     const deadline = Date.now() + config.shutdownGraceMs;
     logger.info('gateway_shutdown_start', { reason, connections: connections.count, grace_ms: config.shutdownGraceMs });
     for (const t of timers) clearInterval(t);
@@ -362,6 +379,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     await presence.retire(config.instanceId).catch(() => {});
     await Promise.allSettled([bus.close(), registry.close(), channel.close()]);
     await deps.onClose?.().catch(() => {});
+    await healthThread?.stop().catch(() => {});
     logger.info('gateway_shutdown_complete', { took_ms: config.shutdownGraceMs - (deadline - Date.now()) });
   }
 
@@ -373,6 +391,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     shutdown,
     stats,
     idle: () => connections.settled().then(() => listeners.idle()),
+    healthAddress: () => healthThread?.address,
     async listen() {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -381,6 +400,13 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
           resolve();
         });
       });
+      if (config.healthPort !== undefined) {
+        healthThread = await startHealthThread({
+          port: config.healthPort,
+          host: config.host,
+          snapshot: () => ({ healthz: health.healthz(), readiness: health.readiness() }),
+        });
+      }
       metrics.start();
       admission.start();
       await channel.listen((message) => connections.onControl(message));
