@@ -65,6 +65,21 @@ describe('Admission', () => {
     t.done();
   });
 
+  it('samples the lag only while handshakes are in flight, counting a loop busy right now', () => {
+    const a = new Admission({ maxHandshakes: 0, maxLagMs: 40, retryAfterS: 1 });
+    a.start();
+    expect(a.lagMs()).toBe(0); // idle: no sampler runs
+    const t = ticketOf(a.check());
+    const until = performance.now() + 60;
+    while (performance.now() < until) {
+      // busy: the sampler's next tick is overdue by about 50 ms
+    }
+    expect(a.lagMs()).toBeGreaterThanOrEqual(40);
+    t.done();
+    expect(a.lagMs()).toBe(0);
+    a.stop();
+  });
+
   it('measures nothing with the lag bound off, and refuses a Retry-After below 1 s', () => {
     const a = new Admission({ maxHandshakes: 0, maxLagMs: 0, retryAfterS: 1 });
     a.start(); // no sampler: lag is not measured

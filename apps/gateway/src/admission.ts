@@ -68,6 +68,7 @@ export class Admission {
   #lastReportAt = 0;
   #lastReason: AdmissionReason = 'lag';
   #timer: NodeJS.Timeout | undefined;
+  #started = false;
   /** Lag measured by the last sample, and when the sampler last ran (performance.now()). */
   #sampledLagMs = 0;
   #lastTick = 0;
@@ -79,10 +80,24 @@ export class Admission {
     this.#helloGraceMs = options.helloGraceMs ?? 1_000;
   }
 
-  /** Starts the lag sampler (from `listen()`; a gateway only built runs no timer). */
+  /**
+   * Allows the lag sampler (from `listen()`: a gateway only built runs no timer). It runs
+   * only while handshakes are in flight, so an idle gateway does not wake up every 10 ms.
+   */
   start(): void {
-    if (this.#timer || this.#o.lagMs || this.#o.maxLagMs <= 0) return;
+    this.#started = true;
+    if (this.#handshakes > 0) this.#sample();
+  }
+
+  stop(): void {
+    this.#started = false;
+    this.#stopSampling();
+  }
+
+  #sample(): void {
+    if (this.#timer || !this.#started || this.#o.lagMs || this.#o.maxLagMs <= 0) return;
     this.#lastTick = performance.now();
+    this.#sampledLagMs = 0;
     this.#timer = setInterval(() => {
       const now = performance.now();
       this.#sampledLagMs = Math.max(0, now - this.#lastTick - LAG_SAMPLE_MS);
@@ -91,7 +106,7 @@ export class Admission {
     this.#timer.unref();
   }
 
-  stop(): void {
+  #stopSampling(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;
   }
@@ -131,13 +146,13 @@ export class Admission {
   }
 
   #ticket(): HandshakeTicket {
-    this.#handshakes++;
+    if (this.#handshakes++ === 0) this.#sample();
     let counted = true;
     const done = () => {
       if (!counted) return;
       counted = false;
       clearTimeout(grace);
-      this.#handshakes--;
+      if (--this.#handshakes === 0) this.#stopSampling();
     };
     const grace = setTimeout(done, this.#helloGraceMs);
     grace.unref();
