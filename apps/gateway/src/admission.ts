@@ -28,7 +28,7 @@ export interface AdmissionOptions {
 /** Period of the built-in lag sampler. */
 export const LAG_SAMPLE_MS = 10;
 /** Handshakes in flight below which lag alone refuses nothing. */
-export const LAG_FLOOR = 16;
+export const LAG_FLOOR = 64;
 
 /** One admitted upgrade, counted until its session opens or it fails. */
 export interface HandshakeTicket {
