@@ -49,7 +49,7 @@ function heldAuth() {
 async function pendingHellos(url: string, n: number, prefix: string): Promise<TestClient[]> {
   const clients = Array.from({ length: n }, () => new TestClient(url));
   await Promise.all(clients.map((c) => c.opened));
-  clients.forEach((c, i) => c.send({ type: 'hello', v: 1, user_id: `${prefix}-${i}` }));
+  for (const [i, c] of clients.entries()) c.send({ type: 'hello', v: 1, user_id: `${prefix}-${i}` });
   return clients;
 }
 
