@@ -296,6 +296,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     version,
     isDraining: () => draining,
     taskHealth: () => tasks.health(),
+    isListening: () => server.listening,
   });
 
   const server = createServer(
@@ -393,13 +394,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     idle: () => connections.settled().then(() => listeners.idle()),
     healthAddress: () => healthThread?.address,
     async listen() {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ port: config.port, host: config.host, backlog: config.listenBacklog }, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      // The health port first: it must answer (not ready) by the time the main port accepts clients.
       if (config.healthPort !== undefined) {
         healthThread = await startHealthThread({
           port: config.healthPort,
@@ -407,6 +402,18 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
           snapshot: () => ({ healthz: health.healthz(), readiness: health.readiness() }),
         });
       }
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ port: config.port, host: config.host, backlog: config.listenBacklog }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      }).catch(async (error: unknown) => {
+        await healthThread?.stop();
+        healthThread = undefined;
+        throw error;
+      });
+      healthThread?.refresh(); // listening now: ready, if Redis is
       metrics.start();
       admission.start();
       await channel.listen((message) => connections.onControl(message));

@@ -82,6 +82,24 @@ describe('startHealthThread', () => {
     await silent.closed;
   });
 
+  it('reports not ready until the main port listens (the health port opens first)', async () => {
+    const { healthAnswers } = await import('../src/http/health');
+    let listening = false;
+    const answers = healthAnswers({
+      config: { instanceId: 'gw-x' } as never,
+      listenerCounters: () => ({ attached: 0, workflows: 0 }) as never,
+      stats: () => ({ connections: 0, sessions: 0, draining: false }) as never,
+      redisStatus: () => 'disabled',
+      startedAt: Date.now(),
+      version: '0',
+      isDraining: () => false,
+      isListening: () => listening,
+    });
+    expect(answers.readiness()).toMatchObject({ status: 503, body: { status: 'not_ready' } });
+    listening = true;
+    expect(answers.readiness()).toMatchObject({ status: 200, body: { status: 'ready' } });
+  });
+
   it('fails to start on a port already taken', async () => {
     const first = await startHealthThread({
       port: 0,

@@ -10,7 +10,10 @@ export interface HealthAnswer {
 export type HealthDeps = Pick<
   HttpDeps,
   'config' | 'listenerCounters' | 'stats' | 'redisStatus' | 'startedAt' | 'version' | 'isDraining' | 'taskHealth'
->;
+> & {
+  /** Whether the main port accepts connections yet (the health port opens first). @default always */
+  isListening?: () => boolean;
+};
 
 /**
  * The answers of `/healthz` and `/health/readiness`, shared by the main listener and
@@ -42,7 +45,7 @@ export function healthAnswers(deps: HealthDeps): { healthz(): HealthAnswer; read
     readiness() {
       const redis = deps.redisStatus();
       const draining = deps.isDraining();
-      const ready = !draining && redis !== 'down';
+      const ready = !draining && redis !== 'down' && (deps.isListening?.() ?? true);
       return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not_ready', draining, redis } };
     },
   };
