@@ -73,7 +73,7 @@ export const EnvSchema = z.object({
   LISTEN_BACKLOG: int(1, 65535).default(4096),
   HEALTH_PORT: int(0, 65535).optional(),
   ADMISSION_MAX_HANDSHAKES: int(0).default(200),
-  ADMISSION_MAX_LAG_MS: int(0).default(40),
+  ADMISSION_MAX_LAG_MS: int(0).default(0),
   ADMISSION_RETRY_AFTER_S: int(1, 3600).default(1),
 });
 
@@ -186,7 +186,11 @@ export interface GatewayConfig {
   healthPort: number | undefined;
   /** Handshakes in flight above which new upgrades get `503` + `Retry-After`; 0: no bound. @default 200 */
   admissionMaxHandshakes: number;
-  /** Event-loop lag (ms) above which new upgrades get `503` + `Retry-After`; 0: not measured. @default 40 */
+  /**
+   * Event-loop lag (ms) above which new upgrades get `503` + `Retry-After` during a burst;
+   * 0: not measured. Off by default: on a loaded host it slowed reconnection by seconds
+   * without making health checks on the main port reliable (HEALTH_PORT does). @default 0
+   */
   admissionMaxLagMs: number;
   /** `Retry-After` of a refused upgrade: between this and twice this, in seconds. @default 1 */
   admissionRetryAfterS: number;
