@@ -72,7 +72,7 @@ export const EnvSchema = z.object({
   PUBLISH_OUTBOX_MAX_EVENTS: int(0).default(10_000),
   LISTEN_BACKLOG: int(1, 65535).default(4096),
   HEALTH_PORT: int(0, 65535).optional(),
-  ADMISSION_MAX_HANDSHAKES: int(0).default(200),
+  ADMISSION_MAX_HANDSHAKES: int(0).default(1000),
   ADMISSION_MAX_LAG_MS: int(0).default(0),
   ADMISSION_RETRY_AFTER_S: int(1, 3600).default(1),
 });
@@ -184,7 +184,11 @@ export interface GatewayConfig {
    * the ALB target group's health check port and the ECS container check. Undefined: none.
    */
   healthPort: number | undefined;
-  /** Handshakes in flight above which new upgrades get `503` + `Retry-After`; 0: no bound. @default 200 */
+  /**
+   * Handshakes in flight above which new upgrades get `503` + `Retry-After`; 0: no bound.
+   * A safety net for storms larger than an instance can take: at 200 it refused ~2 000
+   * upgrades per 2 000-client storm on a loaded 2-core host and slowed reconnection. @default 1000
+   */
   admissionMaxHandshakes: number;
   /**
    * Event-loop lag (ms) above which new upgrades get `503` + `Retry-After` during a burst;
