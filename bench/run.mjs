@@ -65,6 +65,9 @@ async function startServer(target, redisUrl, port) {
       LOG_LEVEL: 'warn',
       INSTANCE_ID: `bench-${++instanceSeq}`,
     });
+    // BENCH_HEALTH_PORT=1: the gateway also serves health on a port of its own (HEALTH_PORT,
+    // a worker thread), and the storm polls that one.
+    if (process.env.BENCH_HEALTH_PORT === '1') env.HEALTH_PORT = String(await freePort());
     const nodeArgs = (process.env.GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
     // GATEWAY_MAIN: another build of the gateway, for before/after comparisons.
     args = [...nodeArgs, process.env.GATEWAY_MAIN ?? path.join(root, 'apps/gateway/dist/main.js')];
@@ -81,7 +84,8 @@ async function startServer(target, redisUrl, port) {
     if (r.status === 200) break;
     await sleep(5);
   }
-  return { proc, port, base, readyMs: now() - t0, pid: proc.pid };
+  const healthBase = env.HEALTH_PORT ? `http://127.0.0.1:${env.HEALTH_PORT}` : base;
+  return { proc, port, base, healthBase, readyMs: now() - t0, pid: proc.pid };
 }
 
 function forkChild(file, args) {
@@ -328,7 +332,7 @@ async function storm(target) {
     let stopAt = now() + 90_000;
     let lastCheck = 0;
     while (now() < stopAt) {
-      const r = await get(`${rig.server.base}/healthz`, 1_000);
+      const r = await get(`${rig.server.healthBase}/healthz`, 1_000);
       if (r.status === 200) polls.push(r.ms);
       else {
         failures++;
@@ -362,6 +366,7 @@ async function storm(target) {
       healthz_failures: failures,
       healthz_failure_kinds: failureKinds,
       healthz_polls: polls.length,
+      healthz_port: rig.server.healthBase === rig.server.base ? 'main' : 'health',
       published: done.published,
       lost: fin.lost,
       dup: fin.dup,

@@ -24,6 +24,7 @@ import { FatalCloseError, RpcError } from './errors';
 import { type EventOf, type GroupOptions, groupedListener } from './grouped-handlers';
 import { Heartbeat } from './heartbeat';
 import { type ConsumerOptions, type ResolvedOptions, resolveOptions } from './options';
+import { retryAfterDelayMs } from './retry-after';
 import { hasProtocolPing, OPEN, type WebSocketLike } from './transport';
 
 export type { EventOf, GroupOptions } from './grouped-handlers';
@@ -100,6 +101,8 @@ export class BusConsumer {
   /** A refresh_token close was already retried; a welcome resets it, so only back-to-back failures stop. */
   #authRetried = false;
   #reconnectHintMs: number | undefined;
+  /** The gateway refused the last upgrade with `Retry-After` (Node only): wait this long before the next. */
+  #retryAfterMs: number | undefined;
   /** Ping timer and watchdog of the open session. */
   #heartbeat: Heartbeat | undefined;
   #timers: {
@@ -300,6 +303,16 @@ export class BusConsumer {
       };
       socket.on('pong', alive);
       socket.on('ping', alive);
+      // A gateway under admission control answers the upgrade `503` + `Retry-After`: wait as asked.
+      // With this listener `ws` no longer aborts the handshake itself; terminate() does, and
+      // the close (1006) that follows goes through #onSocketClose like any failed attempt.
+      socket.on('unexpected-response', (_request, response) => {
+        if (current() && (response.statusCode === 503 || response.statusCode === 429)) {
+          this.#retryAfterMs = retryAfterDelayMs(response.headers['retry-after']);
+        }
+        response.resume?.();
+        socket.terminate();
+      });
     }
     this.#timers.handshake = setTimeout(() => {
       if (current() && this.#state === 'connecting') this.#abort(id, CloseCode.AuthTimeout, 'auth_timeout');
@@ -410,6 +423,7 @@ export class BusConsumer {
     this.#attempt = 0;
     this.#authRetried = false;
     this.#reconnectHintMs = undefined;
+    this.#retryAfterMs = undefined;
     this.#startHeartbeat(id);
     this.#setState('open');
     this.#emitter.emit('open', welcome);
@@ -498,8 +512,13 @@ export class BusConsumer {
       this.#emitter.emit('error', new FatalCloseError(code, reason));
       return;
     }
-    const delayMs = policy === 'refresh_token' ? 0 : (this.#reconnectHintMs ?? this.#backoff(this.#attempt++));
+    // A Retry-After (the gateway is up but busy) is followed as given and does not grow the backoff.
+    const retryAfterMs =
+      this.#retryAfterMs === undefined ? undefined : Math.min(this.#retryAfterMs, this.#o.maxReconnectDelayMs);
+    const delayMs =
+      policy === 'refresh_token' ? 0 : (this.#reconnectHintMs ?? retryAfterMs ?? this.#backoff(this.#attempt++));
     this.#reconnectHintMs = undefined;
+    this.#retryAfterMs = undefined;
     this.#emitter.emit('close', { code, reason, willReconnect: true, delayMs });
     this.#setState('reconnecting');
     this.#timers.reconnect = setTimeout(() => {

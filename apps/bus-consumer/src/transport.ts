@@ -13,11 +13,22 @@ export interface WebSocketLike {
   onerror: ((event: unknown) => void) | null;
 }
 
-/** `ws` sockets can send protocol pings and report pongs; browsers cannot. */
+/** The HTTP answer to an upgrade that was not `101` (what `ws` hands to `unexpected-response`). */
+export interface UpgradeRefusal {
+  statusCode?: number;
+  headers: Record<string, string | string[] | undefined>;
+  resume?(): void;
+}
+
+/**
+ * `ws` sockets can send protocol pings, report pongs, and show the HTTP answer to a
+ * refused upgrade (a gateway under admission control: `503` + `Retry-After`); browsers cannot.
+ */
 export interface NodeSocketExtras {
   ping(): void;
   terminate(): void;
   on(event: 'pong' | 'ping', listener: () => void): unknown;
+  on(event: 'unexpected-response', listener: (request: unknown, response: UpgradeRefusal) => void): unknown;
 }
 
 /**

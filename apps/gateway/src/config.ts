@@ -71,6 +71,11 @@ export const EnvSchema = z.object({
     .regex(/^\s*\d+(\s*,\s*\d+)*\s*$/, 'must be a comma-separated list of milliseconds, like 1000,2000,4000')
     .default('1000,2000,4000'),
   PUBLISH_OUTBOX_MAX_EVENTS: int(0).default(10_000),
+  LISTEN_BACKLOG: int(1, 65535).default(4096),
+  HEALTH_PORT: int(0, 65535).optional(),
+  ADMISSION_MAX_HANDSHAKES: int(0).default(1000),
+  ADMISSION_MAX_LAG_MS: int(0).default(0),
+  ADMISSION_RETRY_AFTER_S: int(1, 3600).default(1),
 });
 
 /** Resolved gateway configuration (camelCase, units in names). */
@@ -173,6 +178,32 @@ export interface GatewayConfig {
   publishRetryDelaysMs: number[];
   /** Most events the publish outbox holds while Redis is away; 0: none (publish fails after the retries). @default 10_000 */
   publishOutboxMaxEvents: number;
+  /**
+   * Connections the kernel queues for accept (capped by `net.core.somaxconn`). Node's
+   * default, 511, drops SYNs when thousands of clients come back at once; each dropped
+   * one waits a 1 s TCP retransmission. @default 4096
+   */
+  listenBacklog: number;
+  /**
+   * A second port serving only /healthz, /health/liveness and /health/readiness, from a
+   * worker thread: busy main-thread work (a reconnect storm) does not delay them. For
+   * the ALB target group's health check port and the ECS container check. Undefined: none.
+   */
+  healthPort: number | undefined;
+  /**
+   * Handshakes in flight above which new upgrades get `503` + `Retry-After`; 0: no bound.
+   * A safety net for storms larger than an instance can take: at 200 it refused ~2 000
+   * upgrades per 2 000-client storm on a loaded 2-core host and slowed reconnection. @default 1000
+   */
+  admissionMaxHandshakes: number;
+  /**
+   * Event-loop lag (ms) above which new upgrades get `503` + `Retry-After` during a burst;
+   * 0: not measured. Off by default: on a loaded host it slowed reconnection by seconds
+   * without making health checks on the main port reliable (HEALTH_PORT does). @default 0
+   */
+  admissionMaxLagMs: number;
+  /** `Retry-After` of a refused upgrade: between this and twice this, in seconds. @default 1 */
+  admissionRetryAfterS: number;
 }
 
 /** A bad environment: the message names every offending variable and what it allows. */
@@ -189,7 +220,8 @@ export function defaultConfig(overrides: Partial<GatewayConfig> = {}): GatewayCo
 export function loadConfig(env: Record<string, string | undefined>): GatewayConfig {
   // Empty strings mean "unset", as in most container environments.
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = EnvSchema.safeParse(cleaned);
+  // Parsed once: zod's compiled fast path would cost more to generate than it saves (start-up time).
+  const parsed = EnvSchema.safeParse(cleaned, { jitless: true });
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
@@ -300,5 +332,10 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     listenerTrackedDocsMax: e.LISTENER_TRACKED_DOCS_MAX,
     publishRetryDelaysMs: e.PUBLISH_RETRY_DELAYS_MS.split(',').map((d) => Number(d.trim())),
     publishOutboxMaxEvents: e.PUBLISH_OUTBOX_MAX_EVENTS,
+    listenBacklog: e.LISTEN_BACKLOG,
+    healthPort: e.HEALTH_PORT,
+    admissionMaxHandshakes: e.ADMISSION_MAX_HANDSHAKES,
+    admissionMaxLagMs: e.ADMISSION_MAX_LAG_MS,
+    admissionRetryAfterS: e.ADMISSION_RETRY_AFTER_S,
   };
 }

@@ -11,6 +11,7 @@ import {
   type RpcRequestFrame,
 } from '@livebus/protocol';
 import { type WebSocket, WebSocketServer } from 'ws';
+import type { HandshakeTicket } from './admission';
 import { AuthError, type Authenticator, type Principal } from './auth/authenticator';
 import type { EventBus } from './bus/event-bus';
 import type { GatewayConfig } from './config';
@@ -67,6 +68,8 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
   const connections = new Set<Connection>();
   /** Closed sessions still being removed from presence; shutdown waits for them before flushing detaches. */
   const closings = new Set<Promise<void>>();
+  /** Admission control's count of each connection still in its handshake (admission.ts). */
+  const tickets = new WeakMap<Connection, HandshakeTicket>();
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: config.maxPayloadBytes,
@@ -124,7 +127,8 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     return undefined;
   }
 
-  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  /** `ticket`: admission control counts this connection until its welcome (or failure). */
+  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ticket?: HandshakeTicket): void {
     try {
       const refusal = upgradeRefusal(req);
       if (refusal) {
@@ -133,18 +137,19 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
       }
       const header = req.headers.authorization;
       const bearer = header?.startsWith('Bearer ') ? header.slice(7).trim() || undefined : undefined;
-      wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, bearer));
+      wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, bearer, ticket));
     } catch (error) {
       logger.error('ws_handler_error', { where: 'upgrade', error: String(error) });
       socket.destroy();
     }
   }
 
-  function onConnection(ws: WebSocket, bearer: string | undefined): void {
+  function onConnection(ws: WebSocket, bearer: string | undefined, ticket: HandshakeTicket | undefined): void {
     const limiter =
       config.rateLimitFramesPerS > 0 ? new TokenBucket(config.rateLimitFramesPerS, config.rateLimitBurst) : undefined;
     const conn = new Connection(fromWs(ws), bearer, limiter);
     connections.add(conn);
+    if (ticket) tickets.set(conn, ticket);
     conn.handshakeTimer = setTimeout(() => {
       if (conn.phase === 'handshake' || conn.phase === 'authenticating')
         conn.close(CloseCode.AuthTimeout, 'auth timeout');
@@ -216,7 +221,12 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
           { path: 'v', message: `unsupported version ${frame.v}` },
         ]);
         conn.close(CloseCode.UnsupportedVersion, 'unsupported version');
-      } else guarded(conn, 'hello', () => onHello(conn, frame));
+      } else {
+        // Admission control counts the handshake until the welcome is sent or the hello fails.
+        const ticket = tickets.get(conn);
+        ticket?.helloReceived();
+        guarded(conn, 'hello', () => onHello(conn, frame, ticket?.done).finally(ticket?.done));
+      }
       return;
     }
     const session = conn.session;
@@ -302,7 +312,7 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     }
   }
 
-  async function onHello(conn: Connection, hello: HelloFrame): Promise<void> {
+  async function onHello(conn: Connection, hello: HelloFrame, handshakeDone?: () => void): Promise<void> {
     conn.phase = 'authenticating';
     const principal = await authenticate(conn, hello);
     if (!principal || conn.phase !== 'authenticating' || !conn.socket.isOpen) return;
@@ -383,6 +393,7 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
       conn.close(CloseCode.InternalError, 'internal error');
       return;
     }
+    handshakeDone?.();
     for (const early of conn.early.splice(0)) guarded(conn, 'message', () => onMessage(conn, early, false));
     await attached;
   }

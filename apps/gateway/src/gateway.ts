@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AppEvent } from '@livebus/protocol';
+import { Admission, refuseUpgrade } from './admission';
 import type { Authenticator } from './auth/authenticator';
 import { authenticatorFor } from './auth/authenticator-for';
 import type { EventBus, StoredEvent } from './bus/event-bus';
@@ -10,6 +11,8 @@ import { createConnectionHandler } from './connection-handler';
 import type { DetachDecision } from './fleet/detach-decision';
 import { type InstanceChannel, LocalInstanceChannel } from './fleet/instance-channel';
 import { enforceHeaderDeadline } from './http/header-deadline';
+import { healthAnswers } from './http/health';
+import { type HealthThread, startHealthThread } from './http/health-thread';
 import { createHttpHandler } from './http/routes';
 import type { Lease } from './lease/lease';
 import { registerListenerMetrics } from './listeners/listener-metrics';
@@ -59,6 +62,8 @@ export interface GatewayDeps {
   channel?: InstanceChannel;
   /** Where `TASK.*` jobs go (BullMQ, from deps.ts); unset: the embedded in-process queue. */
   tasks?: TaskQueue;
+  /** Event-loop lag (ms) seen by admission control. @default measured by a timer (tests inject it) */
+  eventLoopLagMs?: () => number;
   /** Called last during shutdown (close Redis clients, Firebase apps). */
   onClose?: () => Promise<void>;
   version?: string;
@@ -69,8 +74,10 @@ export interface Gateway {
   readonly config: GatewayConfig;
   readonly server: Server;
   readonly metrics: GatewayMetrics;
-  /** Starts listening on `config.host:config.port`; resolves with the bound address. */
+  /** Starts listening on `config.host:config.port` (and the health port, if any); resolves with the bound address. */
   listen(): Promise<AddressInfo>;
+  /** Where the health thread listens (HEALTH_PORT), once listening; undefined without one. */
+  healthAddress(): AddressInfo | undefined;
   /** Publishes an event to a user's sessions (the in-process publisher API). */
   publish(userId: string, event: AppEvent): Promise<StoredEvent>;
   /**
@@ -94,6 +101,8 @@ export interface GatewayStats {
   pendingDetaches: number;
   detachCancelled: number;
   detachExecuted: number;
+  /** Upgrades answered `503` + `Retry-After` by admission control since start. */
+  upgradesRefused: number;
   draining: boolean;
 }
 
@@ -125,6 +134,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
 
   let draining = false;
   let timers: NodeJS.Timeout[] = [];
+  let healthThread: HealthThread | undefined;
 
   const listeners = new ListenersManager({
     sources: deps.sources ?? [],
@@ -211,6 +221,15 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     return bus.publish(userId, event);
   }
 
+  const admission = new Admission({
+    maxHandshakes: config.admissionMaxHandshakes,
+    maxLagMs: config.admissionMaxLagMs,
+    retryAfterS: config.admissionRetryAfterS,
+    ...(deps.eventLoopLagMs ? { lagMs: deps.eventLoopLagMs } : {}),
+    onRefusing: ({ refused, reason, handshakes, lagMs }) =>
+      logger.warn('ws_admission_refused', { refused, reason, handshakes, lag_ms: lagMs }),
+  });
+
   const connections = createConnectionHandler({
     config,
     logger,
@@ -267,9 +286,22 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       pendingDetaches: c.pendingDetaches,
       detachCancelled: c.detachCancelled,
       detachExecuted: c.detachExecuted,
+      upgradesRefused: admission.refused,
       draining,
     };
   };
+
+  const health = healthAnswers({
+    config,
+    listenerCounters: () => listeners.counters(),
+    stats,
+    redisStatus,
+    startedAt,
+    version,
+    isDraining: () => draining,
+    taskHealth: () => tasks.health(),
+    isListening: () => server.listening,
+  });
 
   const server = createServer(
     createHttpHandler({
@@ -308,7 +340,17 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       ...(tasks.depth ? { taskQueueDepth: tasks.depth } : {}),
     }),
   );
-  server.on('upgrade', connections.handleUpgrade);
+  // Admission first: a refused upgrade costs a 503 of a few bytes, before any WebSocket work.
+  server.on('upgrade', (req, socket, head) => {
+    const decision = admission.check();
+    if (!decision.admit) {
+      refuseUpgrade(socket, decision.retryAfterS);
+      return;
+    }
+    // Whatever ends the socket (a refused or failed handshake, a close) ends its count too.
+    socket.once('close', decision.ticket.done);
+    connections.handleUpgrade(req, socket, head, decision.ticket);
+  });
   // A peer that never completes its request or upgrade is dropped within the handshake timeout.
   enforceHeaderDeadline(server, config.handshakeTimeoutMs);
   // Keep-alive longer than the ALB's idle timeout (60 s) so the ALB, not us, closes idle HTTP connections.
@@ -318,10 +360,12 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
   async function shutdown(reason = 'requested'): Promise<void> {
     if (draining) return;
     draining = true;
+    healthThread?.refresh(); // readiness 503 on the health port too, now
     const deadline = Date.now() + config.shutdownGraceMs;
     logger.info('gateway_shutdown_start', { reason, connections: connections.count, grace_ms: config.shutdownGraceMs });
     for (const t of timers) clearInterval(t);
     timers = [];
+    admission.stop();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     // Spread reconnects over a window so the remaining instances are not hit all at once.
     const spreadMs = Math.min(5_000, Math.max(500, config.shutdownGraceMs / 2));
@@ -340,6 +384,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     await presence.retire(config.instanceId).catch(() => {});
     await Promise.allSettled([bus.close(), registry.close(), channel.close()]);
     await deps.onClose?.().catch(() => {});
+    await healthThread?.stop().catch(() => {});
     logger.info('gateway_shutdown_complete', { took_ms: config.shutdownGraceMs - (deadline - Date.now()) });
   }
 
@@ -351,15 +396,30 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     shutdown,
     stats,
     idle: () => connections.settled().then(() => listeners.idle()),
+    healthAddress: () => healthThread?.address,
     async listen() {
+      // The health port first: it must answer (not ready) by the time the main port accepts clients.
+      if (config.healthPort !== undefined) {
+        healthThread = await startHealthThread({
+          port: config.healthPort,
+          host: config.host,
+          snapshot: () => ({ healthz: health.healthz(), readiness: health.readiness() }),
+        });
+      }
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(config.port, config.host, () => {
+        server.listen({ port: config.port, host: config.host, backlog: config.listenBacklog }, () => {
           server.off('error', reject);
           resolve();
         });
+      }).catch(async (error: unknown) => {
+        await healthThread?.stop();
+        healthThread = undefined;
+        throw error;
       });
+      healthThread?.refresh(); // listening now: ready, if Redis is
       metrics.start();
+      admission.start();
       await channel.listen((message) => connections.onControl(message));
       timers.push(setInterval(heartbeat, config.pingIntervalMs));
       timers.push(setInterval(() => void fleetBeat(), Math.max(100, Math.floor(config.instanceTtlMs / 3))));

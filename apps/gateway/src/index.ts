@@ -15,6 +15,7 @@ export type { InstanceChannel } from './fleet/instance-channel';
 export { createGateway, type DependencyStatus, type Gateway, type GatewayDeps, type GatewayStats } from './gateway';
 export type { Lease } from './lease/lease';
 export type { Detach, ListenerSource } from './listeners/listener-source';
+export { assembleDeps, type DepsBuilders, loadDeps } from './load-deps';
 export { createLogger, type LogEvent, type Logger } from './logger';
 export type { InstanceInfo, Presence, SessionEntry } from './presence/presence';
 export { MemoryRegistryStore } from './registry/memory-registry-store';

@@ -31,6 +31,7 @@ export const LOG_EVENTS = [
   'http_handler_error',
   'http_auth_failed',
   'ws_origin_refused',
+  'ws_admission_refused',
   'ws_token_refreshed',
   'ws_token_refresh_failed',
   'ws_token_expired',

@@ -2,11 +2,10 @@
 // installs signal handlers.
 import { runCommand } from './cli/commands';
 import { ConfigError, loadConfig } from './config';
-import { buildDeps } from './deps';
 import { watchEcsStop } from './ecs/ecs-stop-watch';
 import { createGateway } from './gateway';
+import { loadDeps } from './load-deps';
 import { createLogger } from './logger';
-import { runWorkerCli } from './tasks/worker-cli';
 import { VERSION } from './version';
 
 async function main(): Promise<void> {
@@ -21,7 +20,8 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, instanceId: config.instanceId });
-  const gateway = createGateway(config, { ...buildDeps(config, logger), version: VERSION });
+  // Firestore listeners and BullMQ are imported only when configured: most of the start-up time otherwise.
+  const gateway = createGateway(config, { ...(await loadDeps(config, logger)), version: VERSION });
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -47,7 +47,7 @@ runCommand(process.argv.slice(2))
   .then((outcome) => {
     if (outcome.kind === 'exit') process.exit(outcome.code);
     // `livebus-gateway worker`: the task worker process (tasks/worker-cli.ts, docs/tasks.md).
-    if (outcome.kind === 'worker') return runWorkerCli();
+    if (outcome.kind === 'worker') return import('./tasks/worker-cli').then(({ runWorkerCli }) => runWorkerCli());
     if (outcome.kind === 'other') {
       process.stderr.write(`livebus-gateway: unknown command ${outcome.command} (see livebus-gateway --help)\n`);
       process.exit(64); // EX_USAGE

@@ -56,6 +56,10 @@ export async function startGateway(
     detachDelayMs: 100,
     shutdownGraceMs: 2_000,
     logLevel: 'debug',
+    // Raw test clients do not retry a refused upgrade, and a loaded test machine runs late:
+    // admission control is off unless a test turns it on (test/admission.int.test.ts does).
+    admissionMaxHandshakes: 0,
+    admissionMaxLagMs: 0,
     ...overrides,
   });
   const logs = new LogCapture();

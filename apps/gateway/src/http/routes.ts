@@ -27,6 +27,7 @@ import type { Dispatch } from '../rpc/dispatcher';
 import { httpStatusOf, toRpcError } from '../rpc/rpc-error';
 import { createDashboardRoutes } from './dashboard';
 import { detachSummary } from './detach-summary';
+import { healthAnswers } from './health';
 
 /** What the HTTP endpoints read from the gateway. */
 export interface HttpDeps {
@@ -163,33 +164,19 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
     }
   };
 
-  const health = () => {
-    const c = deps.listenerCounters();
-    const s = deps.stats();
-    return {
-      status: 'ok',
-      version: deps.version,
-      instance_id: config.instanceId,
-      listeners_count: c.attached,
-      workflow_listeners_count: c.workflows,
-      redis: deps.redisStatus(),
-      uptime_s: Math.round((Date.now() - deps.startedAt) / 1000),
-      connections: s.connections,
-      sessions: s.sessions,
-      draining: s.draining,
-      ...(deps.taskHealth ? { tasks: deps.taskHealth() } : {}),
-    };
-  };
+  const health = healthAnswers(deps);
 
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void> = {
     ...createDashboardRoutes(deps, requireAdmin),
     // Liveness never fails on a dependency blip: ECS would replace every task at once.
-    'GET /healthz': (_req, res) => send(res, 200, health()),
+    'GET /healthz': (_req, res) => {
+      const { status, body } = health.healthz();
+      send(res, status, body);
+    },
     'GET /health/liveness': (_req, res) => send(res, 200, { status: 'ok' }),
     'GET /health/readiness': (_req, res) => {
-      const redis = deps.redisStatus();
-      const ready = !deps.isDraining() && redis !== 'down';
-      send(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', draining: deps.isDraining(), redis });
+      const { status, body } = health.readiness();
+      send(res, status, body);
     },
     'GET /ws-metrics': (req, res) => {
       requireAdmin(req);

@@ -1,0 +1,52 @@
+import type { HttpDeps } from './routes';
+
+/** A health answer: HTTP status and JSON body. */
+export interface HealthAnswer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** What the health endpoints read. */
+export type HealthDeps = Pick<
+  HttpDeps,
+  'config' | 'listenerCounters' | 'stats' | 'redisStatus' | 'startedAt' | 'version' | 'isDraining' | 'taskHealth'
+> & {
+  /** Whether the main port accepts connections yet (the health port opens first). @default always */
+  isListening?: () => boolean;
+};
+
+/**
+ * The answers of `/healthz` and `/health/readiness`, shared by the main listener and
+ * the health thread (HEALTH_PORT). Liveness never fails on a dependency blip: ECS
+ * would replace every task at once. Readiness does, and while draining.
+ */
+export function healthAnswers(deps: HealthDeps): { healthz(): HealthAnswer; readiness(): HealthAnswer } {
+  return {
+    healthz() {
+      const c = deps.listenerCounters();
+      const s = deps.stats();
+      return {
+        status: 200,
+        body: {
+          status: 'ok',
+          version: deps.version,
+          instance_id: deps.config.instanceId,
+          listeners_count: c.attached,
+          workflow_listeners_count: c.workflows,
+          redis: deps.redisStatus(),
+          uptime_s: Math.round((Date.now() - deps.startedAt) / 1000),
+          connections: s.connections,
+          sessions: s.sessions,
+          draining: s.draining,
+          ...(deps.taskHealth ? { tasks: deps.taskHealth() } : {}),
+        },
+      };
+    },
+    readiness() {
+      const redis = deps.redisStatus();
+      const draining = deps.isDraining();
+      const ready = !draining && redis !== 'down' && (deps.isListening?.() ?? true);
+      return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not_ready', draining, redis } };
+    },
+  };
+}
