@@ -1,4 +1,4 @@
-import { type Cursor, eventTable, parseCursor } from '@livebus/protocol';
+import { type Cursor, eventTable, formatCursor, parseCursor } from '@livebus/protocol';
 import {
   isCluster,
   Outbox,
@@ -8,17 +8,20 @@ import {
   RedisStreamReader,
   RedisStreamWriter,
   type RetentionOptions,
+  readStoredFramePosition,
   userKeys,
 } from '@livebus/publisher';
 import type { Cluster, Redis } from 'ioredis';
-import type {
-  EventBus,
-  EventBusStats,
-  EventListener,
-  Publication,
-  ReadResult,
-  StoredEvent,
-  Unsubscribe,
+import {
+  type EventBus,
+  type EventBusStats,
+  type EventListener,
+  type LiveEvent,
+  liveEventOf,
+  type Publication,
+  type ReadResult,
+  type StoredEvent,
+  type Unsubscribe,
 } from './event-bus';
 
 /** Options of {@link RedisEventBus}: the retention every publisher of the fleet must share. */
@@ -187,29 +190,48 @@ export class RedisEventBus implements EventBus {
       s.held.push(message);
       return;
     }
-    let event: StoredEvent;
+    // The message is the frame our Lua function built from an event the publisher
+    // validated against the protocol: its cursor is read from the frame's fixed
+    // prefix, and the text itself goes to the sockets, neither parsed nor
+    // serialised again. Text in another form is parsed and its shape checked.
+    const at = readStoredFramePosition(message);
+    if (at) {
+      if (this.#isNew(s, at.epoch, at.offset)) {
+        this.#fanOut(s, {
+          cursor: formatCursor(at.epoch, at.offset),
+          epoch: at.epoch,
+          offset: at.offset,
+          text: message,
+        });
+      }
+      return;
+    }
+    let event: unknown;
     try {
-      event = JSON.parse(message) as StoredEvent;
+      event = JSON.parse(message);
     } catch {
       return;
     }
-    // The message is the frame our Lua function built from an event the publisher
-    // validated against the protocol: a cheap check of its shape here, and the
-    // text itself goes to the sockets, not validated and serialised once more.
-    if (!isEventFrame(event)) return;
-    this.#deliver(s, event, message);
+    if (isEventFrame(event)) this.#deliver(s, event, message);
   }
 
   #deliver(s: Served, event: StoredEvent, text?: string): void {
-    const at = parseCursor(event.cursor);
-    if (!at) return;
-    // Each event once: a catch-up read and the live channel can both carry it.
-    if (at.epoch === s.epoch && at.offset <= s.offset) return;
-    s.epoch = at.epoch;
-    s.offset = at.offset;
+    const live = liveEventOf(event, text);
+    if (parseCursor(event.cursor) && this.#isNew(s, live.epoch, live.offset)) this.#fanOut(s, live);
+  }
+
+  /** Each event once: a catch-up read and the live channel can both carry it. Moves the position. */
+  #isNew(s: Served, epoch: string, offset: number): boolean {
+    if (epoch === s.epoch && offset <= s.offset) return false;
+    s.epoch = epoch;
+    s.offset = offset;
+    return true;
+  }
+
+  #fanOut(s: Served, live: LiveEvent): void {
     for (const listener of s.listeners) {
       try {
-        listener(event, text);
+        listener(live);
       } catch {
         // One listener's failure must not cost the others their events.
       }
