@@ -40,7 +40,8 @@ export interface RedisEventBusOptions extends RetentionOptions {
 interface Served {
   userId: string;
   channel: string;
-  listeners: Set<EventListener>;
+  /** An array: nearly always one (the session hub's), and a Set costs about 100 bytes more per user. */
+  listeners: EventListener[];
   /** Resolves once SSUBSCRIBE is acknowledged. */
   ready: Promise<void>;
   /** Position of the last event delivered, to deliver each event once and in order. */
@@ -117,7 +118,7 @@ export class RedisEventBus implements EventBus {
       const s: Served = {
         userId,
         channel,
-        listeners: new Set(),
+        listeners: [],
         ready: leaving.then(() => sub.ssubscribe(channel)).then(() => undefined),
         epoch: undefined,
         offset: 0,
@@ -131,11 +132,11 @@ export class RedisEventBus implements EventBus {
         if (this.#served.get(userId) === s) this.#forget(s);
       });
     }
-    served.listeners.add(listener);
+    served.listeners.push(listener);
     try {
       await served.ready;
     } catch (error) {
-      served.listeners.delete(listener);
+      removeListener(served, listener);
       throw error;
     }
     const s = served;
@@ -143,8 +144,8 @@ export class RedisEventBus implements EventBus {
     return async () => {
       if (done) return;
       done = true;
-      s.listeners.delete(listener);
-      if (s.listeners.size > 0 || this.#served.get(userId) !== s) return;
+      removeListener(s, listener);
+      if (s.listeners.length > 0 || this.#served.get(userId) !== s) return;
       this.#forget(s);
       const sub = this.#sub;
       if (!sub || this.#closed) return;
@@ -287,6 +288,11 @@ export class RedisEventBus implements EventBus {
     sub?.disconnect();
     if (this.#ownsClient) await this.#client.quit().catch(() => this.#client.disconnect());
   }
+}
+
+function removeListener(s: Served, listener: EventListener): void {
+  const at = s.listeners.indexOf(listener);
+  if (at >= 0) s.listeners.splice(at, 1);
 }
 
 /** The shape of a stored event frame: type, cursor, ts, a known event type and its data object. */
