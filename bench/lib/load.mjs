@@ -3,7 +3,7 @@
 // last one seen for that user), misrouted (an event of another user), and the
 // latency from the publisher's timestamp. Driven by its parent over IPC.
 import { parseArgs } from 'node:util';
-import { now, signJwt } from './common.mjs';
+import { now, signJwt, sleep } from './common.mjs';
 
 const { values: a } = parseArgs({
   options: {
@@ -145,6 +145,57 @@ async function connect(from, to, concurrency = 200) {
   await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
+/**
+ * Detach churn: for `durationMs`, `rate` times a second, a client that is open
+ * (another user each time) disconnects and reconnects after a delay drawn from
+ * `within` (ms, inside the server's detach delay) or `after` (past it), in
+ * turn. Then waits, at most `settleMs`, for every client to be open again.
+ */
+async function churn({ rate, durationMs, within, after, settleMs = 15_000 }) {
+  const t0 = now();
+  const busy = new Set();
+  let started = 0;
+  let reopened = 0;
+  let failed = 0;
+  await new Promise((resolve) => {
+    const tick = setInterval(() => {
+      const elapsed = now() - t0;
+      if (elapsed >= durationMs) {
+        clearInterval(tick);
+        resolve();
+        return;
+      }
+      const due = Math.floor((elapsed / 1000) * rate) - started;
+      for (let k = 0; k < due; k++) {
+        let i = Math.floor(Math.random() * users);
+        for (let tries = 0; busy.has(i) && tries < 20; tries++) i = Math.floor(Math.random() * users);
+        if (busy.has(i)) continue;
+        busy.add(i);
+        const [lo, hi] = started % 2 === 0 ? within : after;
+        started++;
+        clients[i].close();
+        setTimeout(
+          () =>
+            opener(i).then(
+              () => {
+                reopened++;
+                busy.delete(i);
+              },
+              () => {
+                failed++;
+                busy.delete(i);
+              },
+            ),
+          lo + Math.random() * (hi - lo),
+        );
+      }
+    }, 10);
+  });
+  const until = now() + settleMs;
+  while (busy.size > 0 && now() < until) await sleep(20);
+  return { started, reopened, failed, churnMs: now() - t0 };
+}
+
 let lastSent = -1;
 setInterval(() => {
   if (received !== lastSent) {
@@ -176,6 +227,14 @@ process.on('message', async (m) => {
     let lost = 0;
     for (let u = 0; u < users; u++) lost += Math.max(0, (m.expected[u] ?? 0) - count[u]);
     process.send({ cmd: 'final', lost, dup, misrouted, reordered, received });
+  } else if (m.cmd === 'churn') {
+    const r = await churn(m);
+    process.send({ cmd: 'churned', ...r, open });
+  } else if (m.cmd === 'closeAll') {
+    for (const c of clients) c?.close();
+    const until = now() + 5_000;
+    while (open > 0 && now() < until) await sleep(20);
+    process.send({ cmd: 'closedAll', open });
   } else if (m.cmd === 'close') {
     for (const c of clients) c?.close();
     setTimeout(() => process.exit(0), 200);

@@ -45,6 +45,24 @@ export function table(file) {
     ['storm: /healthz failures (1 s timeout)', (t) => pick('storm', t)?.healthz_failures, (v) => fmt(v, 0), 'none'],
     ['storm: events lost', (t) => pick('storm', t)?.lost, (v) => fmt(v, 0), 'none'],
     [
+      'detach churn: server CPU per reconnect (ms)',
+      (t) => pick('churn', t)?.cpu_ms_per_reconnect,
+      (v) => fmt(v, 2),
+      'lower',
+    ],
+    ['detach churn: /healthz p99 (ms)', (t) => pick('churn', t)?.healthz_p99_ms, (v) => fmt(v, 1), 'lower'],
+    [
+      'detach churn: counts match sessions after, zero when all left',
+      (t) => {
+        const r = pick('churn', t);
+        return r && r.settled_ok !== undefined
+          ? `${r.settled_ok ? 'yes' : 'no'} / ${r.empty_ok ? 'yes' : 'no'}`
+          : undefined;
+      },
+      (v) => v ?? '-',
+      'none',
+    ],
+    [
       'lost / duplicated / misrouted, all scenarios',
       (t) => {
         const rs = rows.filter((r) => ['fanout', 'rate', 'storm'].includes(r.scenario) && r.target === t && !r.error);

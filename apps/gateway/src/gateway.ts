@@ -170,6 +170,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     workflowListeners: () => listeners.counters().workflows,
     pendingDetaches: () => listeners.counters().pendingDetaches,
     retainedBytes: () => bus.stats().retainedBytes,
+    eventsDelivered: () => hub.deliveredCount,
   });
   registerListenerMetrics(metrics.registry, () => listeners.sourceStats());
   const tracker = new DisconnectTracker({ maxUsers: config.metricsMaxUsers });
@@ -177,7 +178,6 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     bus,
     logger,
     maxBufferedBytes: config.maxBufferedBytes,
-    onDelivered: () => metrics.eventsDelivered.inc(),
   });
 
   // TASK.*: off unless UNIFIED_REGISTRY_ENABLED; see tasks/gateway-tasks.ts and docs/tasks.md.

@@ -1,5 +1,5 @@
-import { CloseCode, compareCursors, serializeFrame } from '@livebus/protocol';
-import type { EventBus, StoredEvent, Unsubscribe } from './bus/event-bus';
+import { CloseCode } from '@livebus/protocol';
+import type { EventBus, LiveEvent, Unsubscribe } from './bus/event-bus';
 import type { Logger } from './logger';
 import type { Connection, Session } from './session';
 
@@ -9,14 +9,25 @@ export interface SessionHubOptions {
   logger: Logger;
   /** A socket with more unsent bytes than this is closed as a slow consumer. */
   maxBufferedBytes: number;
-  /** Called for every event frame written to a session (metrics). */
-  onDelivered?: () => void;
 }
 
 interface UserSessions {
-  sessions: Map<string, Session>;
+  /**
+   * The user's sessions: most users have one, held as is; a Map by session id
+   * from the second on (a Map costs a few hundred bytes, times every user).
+   */
+  sessions: Session | Map<string, Session>;
   /** Settles once the bus subscription is live; rejects if it could not be made. */
   subscribed: Promise<Unsubscribe>;
+}
+
+function find(user: UserSessions, sessionId: string): Session | undefined {
+  const s = user.sessions;
+  return s instanceof Map ? s.get(sessionId) : s.id === sessionId ? s : undefined;
+}
+
+function sizeOf(user: UserSessions): number {
+  return user.sessions instanceof Map ? user.sessions.size : 1;
 }
 
 /**
@@ -28,6 +39,7 @@ export class SessionHub {
   readonly #users = new Map<string, UserSessions>();
   readonly #o: SessionHubOptions;
   #count = 0;
+  #delivered = 0;
 
   constructor(options: SessionHubOptions) {
     this.#o = options;
@@ -36,6 +48,11 @@ export class SessionHub {
   /** Number of open sessions. */
   get sessionCount(): number {
     return this.#count;
+  }
+
+  /** Event frames written to sessions since start (read by the metrics at scrape time, not counted per write there). */
+  get deliveredCount(): number {
+    return this.#delivered;
   }
 
   /** Number of users with at least one open session. */
@@ -49,17 +66,20 @@ export class SessionHub {
 
   /** The user's session with this id, if open. */
   get(userId: string, sessionId: string): Session | undefined {
-    return this.#users.get(userId)?.sessions.get(sessionId);
+    const user = this.#users.get(userId);
+    return user && find(user, sessionId);
   }
 
   /** Number of open sessions of the user. */
   countOf(userId: string): number {
-    return this.#users.get(userId)?.sessions.size ?? 0;
+    const user = this.#users.get(userId);
+    return user ? sizeOf(user) : 0;
   }
 
   /** The user's open sessions on this instance. */
   sessionsOf(userId: string): Session[] {
-    return [...(this.#users.get(userId)?.sessions.values() ?? [])];
+    const s = this.#users.get(userId)?.sessions;
+    return s === undefined ? [] : s instanceof Map ? [...s.values()] : [s];
   }
 
   userIds(): IterableIterator<string> {
@@ -75,18 +95,26 @@ export class SessionHub {
   async add(session: Session): Promise<void> {
     let user = this.#users.get(session.uid);
     if (!user) {
-      const sessions = new Map<string, Session>();
-      const subscribed = this.#o.bus.subscribe(session.uid, (event, wire) => {
-        // Validated and serialised once per event, whatever the number of sessions;
-        // not at all when the bus hands over the frame's text, validated at publish.
-        const text = wire ?? serializeFrame(event);
-        for (const s of sessions.values()) this.deliver(s, event, text);
-      });
-      user = { sessions, subscribed };
-      this.#users.set(session.uid, user);
+      const u: UserSessions = {
+        sessions: session,
+        // The frame's text goes to every session as is: validated at publish, serialised once.
+        subscribed: this.#o.bus.subscribe(session.uid, (event) => this.#fanOut(u, event)),
+      };
+      this.#count++;
+      this.#users.set(session.uid, u);
+      user = u;
+    } else if (user.sessions instanceof Map) {
+      if (!user.sessions.has(session.id)) this.#count++;
+      user.sessions.set(session.id, session);
+    } else if (user.sessions.id === session.id) {
+      user.sessions = session;
+    } else {
+      user.sessions = new Map([
+        [user.sessions.id, user.sessions],
+        [session.id, session],
+      ]);
+      this.#count++;
     }
-    if (!user.sessions.has(session.id)) this.#count++;
-    user.sessions.set(session.id, session);
     try {
       await user.subscribed;
     } catch (error) {
@@ -95,35 +123,45 @@ export class SessionHub {
     }
   }
 
+  #fanOut(user: UserSessions, event: LiveEvent): void {
+    const s = user.sessions;
+    if (s instanceof Map) for (const session of s.values()) this.deliver(session, event);
+    else this.deliver(s, event);
+  }
+
   /** Removes a session if it is still the current one for its id; returns whether it was. */
   remove(session: Session): boolean {
     const user = this.#users.get(session.uid);
-    if (!user || user.sessions.get(session.id) !== session) return false;
-    user.sessions.delete(session.id);
+    if (!user || find(user, session.id) !== session) return false;
     this.#count--;
-    if (user.sessions.size === 0) {
-      this.#users.delete(session.uid);
-      user.subscribed.then(
-        (unsubscribe) =>
-          unsubscribe().catch((error: unknown) =>
-            this.#o.logger.warn('bus_unsubscribe_error', { uid: session.uid, error: String(error) }),
-          ),
-        () => {
-          // Never subscribed: nothing to undo.
-        },
-      );
+    if (user.sessions instanceof Map) {
+      user.sessions.delete(session.id);
+      // Back to one: held as is again.
+      if (user.sessions.size === 1) user.sessions = user.sessions.values().next().value as Session;
+      return true;
     }
+    this.#users.delete(session.uid);
+    user.subscribed.then(
+      (unsubscribe) =>
+        unsubscribe().catch((error: unknown) =>
+          this.#o.logger.warn('bus_unsubscribe_error', { uid: session.uid, error: String(error) }),
+        ),
+      () => {
+        // Never subscribed: nothing to undo.
+      },
+    );
     return true;
   }
 
   /**
    * Writes an event to a session, exactly once: events at or below the
-   * session's cursor were already written (replay and live overlap), and events
-   * arriving while the session's replay is prepared wait in `session.pending`.
+   * session's position were already written (replay and live overlap), and
+   * events arriving while the session's replay is prepared wait in
+   * `session.pending`. Positions are compared as numbers: another epoch is a
+   * new stream, whose events are all new.
    */
-  deliver(session: Session, event: StoredEvent, text = serializeFrame(event)): void {
-    // Same epoch and not past the session's position: already written. Another epoch is a new stream.
-    if (session.lastCursor !== undefined && (compareCursors(event.cursor, session.lastCursor) ?? 1) <= 0) return;
+  deliver(session: Session, event: LiveEvent): void {
+    if (event.epoch === session.epoch && event.offset <= session.offset) return;
     if (session.pending) {
       session.pending.push(event);
       return;
@@ -133,9 +171,10 @@ export class SessionHub {
       this.#slowConsumer(conn);
       return;
     }
-    if (conn.sendText(text)) {
-      session.lastCursor = event.cursor;
-      this.#o.onDelivered?.();
+    if (conn.sendText(event.text)) {
+      session.epoch = event.epoch;
+      session.offset = event.offset;
+      this.#delivered++;
     }
   }
 
@@ -153,9 +192,9 @@ export class SessionHub {
 
   /** Sessions per user, for /debug. */
   describe() {
-    return [...this.#users].map(([uid, u]) => ({
+    return [...this.#users.keys()].map((uid) => ({
       uid,
-      sessions: [...u.sessions.values()].map((s) => ({ session_id: s.id, route: s.route, cursor: s.lastCursor })),
+      sessions: this.sessionsOf(uid).map((s) => ({ session_id: s.id, route: s.route, cursor: s.lastCursor })),
     }));
   }
 }

@@ -1,7 +1,7 @@
 import type { Cursor, DisconnectReason, ServerFrame } from '@livebus/protocol';
-import { serializeFrame } from '@livebus/protocol';
+import { formatCursor, parseCursor, serializeFrame } from '@livebus/protocol';
 import type { Principal } from './auth/authenticator';
-import type { StoredEvent } from './bus/event-bus';
+import type { LiveEvent } from './bus/event-bus';
 import type { GatewaySocket } from './gateway-socket';
 import type { TokenBucket } from './rate-limiter';
 
@@ -19,8 +19,8 @@ export class Connection {
   phase: 'handshake' | 'authenticating' | 'open' | 'closed' = 'handshake';
   session: Session | undefined;
   localCloseReason: LocalCloseReason | undefined;
-  /** Frames that arrived while the hello was being verified; processed once the session opens. */
-  readonly early: Buffer[] = [];
+  /** Frames that arrived while the hello was being verified; processed once the session opens. Made on first use. */
+  early: Buffer[] | undefined;
   handshakeTimer: NodeJS.Timeout | undefined;
   /** Undefined when rate limiting is off. */
   readonly limiter: TokenBucket | undefined;
@@ -70,10 +70,15 @@ export class Session {
   principal: Principal;
   readonly route: string;
   readonly connection: Connection;
-  /** Cursor of the last event written to this session; later duplicates are dropped. */
-  lastCursor: Cursor | undefined;
+  /**
+   * Position of the last event written to this session, taken apart once so
+   * fan-out compares numbers: events of this epoch at or below `offset` are
+   * duplicates. `epoch` undefined: no position (every event is new).
+   */
+  epoch: string | undefined;
+  offset = 0;
   /** Live events that arrived while the replay was being prepared, flushed after it. */
-  pending: StoredEvent[] | undefined = [];
+  pending: LiveEvent[] | undefined = [];
 
   constructor(id: string, principal: Principal, route: string, connection: Connection, lastCursor: Cursor | undefined) {
     this.id = id;
@@ -81,6 +86,18 @@ export class Session {
     this.route = route;
     this.connection = connection;
     this.lastCursor = lastCursor;
+  }
+
+  /** Cursor of the last event written to this session; later duplicates are dropped. */
+  get lastCursor(): Cursor | undefined {
+    return this.epoch === undefined ? undefined : formatCursor(this.epoch, this.offset);
+  }
+
+  /** A cursor that is not one (cannot be ordered) clears the position, as comparing it would. */
+  set lastCursor(cursor: Cursor | undefined) {
+    const at = cursor === undefined ? undefined : parseCursor(cursor);
+    this.epoch = at?.epoch;
+    this.offset = at?.offset ?? 0;
   }
 
   get uid(): string {

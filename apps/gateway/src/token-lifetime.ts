@@ -1,3 +1,4 @@
+import { DeadlineWheel } from './deadline-wheel';
 import type { Session } from './session';
 
 /** Options of {@link TokenLifetime}. */
@@ -12,14 +13,12 @@ export interface TokenLifetimeOptions {
   onExpired(session: Session): void;
 }
 
-// setTimeout holds at most 2^31 - 1 ms (about 24.8 days); longer waits are re-armed.
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /**
- * Keeps every open session no longer than its token: one timer per session, for
- * the next step of its token's life (ask for a fresh token, then expire). A
- * session whose principal carries no expiry (AUTH_MODE=none, tokens without
- * `exp`) is not tracked.
+ * Keeps every open session no longer than its token: one deadline per session,
+ * for the next step of its token's life (ask for a fresh token, then expire),
+ * all on one shared {@link DeadlineWheel} rather than a timer per session (at
+ * most a quarter of a second late). A session whose principal carries no
+ * expiry (AUTH_MODE=none, tokens without `exp`) is not tracked.
  *
  *   open/refresh --> (expiresAt - lead) notice token_expiring --> (expiresAt + grace) close 4011
  *         ^                                   |
@@ -27,10 +26,11 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export class TokenLifetime {
   readonly #o: TokenLifetimeOptions;
-  readonly #timers = new Map<Session, NodeJS.Timeout>();
+  readonly #wheel: DeadlineWheel<Session>;
 
   constructor(options: TokenLifetimeOptions) {
     this.#o = options;
+    this.#wheel = new DeadlineWheel({ onDue: (session, at) => this.#due(session, at) });
   }
 
   /** (Re)starts tracking a session from its current principal's expiry. */
@@ -39,39 +39,31 @@ export class TokenLifetime {
     const expiresAt = session.principal.expiresAtMs;
     if (expiresAt === undefined) return;
     const askAt = expiresAt - this.#o.refreshLeadMs;
-    if (askAt > now) this.#arm(session, askAt, () => this.#expiring(session, expiresAt));
+    if (askAt > now) this.#wheel.set(session, askAt);
     else this.#expiring(session, expiresAt, now);
   }
 
   untrack(session: Session): void {
-    clearTimeout(this.#timers.get(session));
-    this.#timers.delete(session);
+    this.#wheel.delete(session);
   }
 
   /** Sessions tracked (tests, /debug). */
   get size(): number {
-    return this.#timers.size;
+    return this.#wheel.size;
+  }
+
+  /** A deadline passed: the ask step if it was the ask deadline, else the close step. */
+  #due(session: Session, at: number): void {
+    const expiresAt = session.principal.expiresAtMs;
+    if (expiresAt === undefined) return;
+    if (at === expiresAt - this.#o.refreshLeadMs) this.#expiring(session, expiresAt);
+    else this.#o.onExpired(session);
   }
 
   #expiring(session: Session, expiresAt: number, now = Date.now()): void {
     this.#o.onExpiring(session, expiresAt);
     const closeAt = expiresAt + this.#o.graceMs;
-    if (closeAt > now) this.#arm(session, closeAt, () => this.#expired(session));
-    else this.#expired(session);
-  }
-
-  #expired(session: Session): void {
-    this.#timers.delete(session);
-    this.#o.onExpired(session);
-  }
-
-  #arm(session: Session, at: number, fire: () => void): void {
-    const wait = at - Date.now();
-    const timer =
-      wait > MAX_TIMER_MS
-        ? setTimeout(() => this.#arm(session, at, fire), MAX_TIMER_MS)
-        : setTimeout(fire, Math.max(0, wait));
-    timer.unref();
-    this.#timers.set(session, timer);
+    if (closeAt > now) this.#wheel.set(session, closeAt);
+    else this.#o.onExpired(session);
   }
 }

@@ -1,5 +1,6 @@
 import { CloseCode } from '@livebus/protocol';
 import { startTcpProxy, waitFor } from '@livebus/test-support';
+import { WebSocket } from 'ws';
 import { connectAs, shift, startGateway, TestClient, type TestGateway } from './helpers';
 
 describe('heartbeat', () => {
@@ -18,6 +19,30 @@ describe('heartbeat', () => {
       proxy.dropAll();
     } finally {
       await proxy.close();
+      await t.close();
+    }
+  });
+
+  it('spreads the pings of many sockets over the interval, each socket pinged once per interval', async () => {
+    const t = await startGateway({ pingIntervalMs: 1_000, pingTimeoutMs: 5_000, handshakeTimeoutMs: 10_000 });
+    const sockets: WebSocket[] = [];
+    try {
+      const pings: number[][] = [];
+      for (let i = 0; i < 250; i++) {
+        const ws = new WebSocket(t.url);
+        const mine: number[] = [];
+        pings.push(mine);
+        ws.on('ping', () => mine.push(Date.now()));
+        sockets.push(ws);
+        await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+      }
+      await waitFor(() => pings.every((p) => p.length >= 2), 'two pings each', 5_000);
+      // Sockets of the same sweep got their ping in slices, not in one callback.
+      const firsts = pings.map((p) => p[1] as number).sort((a, b) => a - b);
+      expect((firsts.at(-1) as number) - (firsts[0] as number)).toBeGreaterThan(300);
+      for (const p of pings) expect((p[1] as number) - (p[0] as number)).toBeGreaterThan(500);
+    } finally {
+      for (const ws of sockets) ws.terminate();
       await t.close();
     }
   });

@@ -33,13 +33,21 @@ for (const backend of [backends.standalone, backends.cluster]) {
       expect(await redis.exists('lb:{k1}:p', 'lb:{k1}:pz')).toBe(0); // no empty keys left behind
     });
 
-    it('refreshes thousands of users in one heartbeat', async () => {
-      const presence = new RedisPresence(backend.connect(), { instanceTtlMs: 30_000 });
+    it('refreshes thousands of users in one heartbeat, spread in slices, and reports the ones it no longer holds', async () => {
+      const redis = backend.connect();
+      const presence = new RedisPresence(redis, { instanceTtlMs: 30_000, refreshSpreadMs: 200 });
       const users = Array.from({ length: 2_000 }, (_, i) => `bulk-${backend.name.length}-${i}`);
       await Promise.all(
         users.map((u) => presence.add(u, { sessionId: 's', instanceId: 'gw-bulk', route: '/', connectedAt: 1 })),
       );
-      expect(await presence.refresh('gw-bulk', users)).toEqual([]);
+      const gone = `bulk-${backend.name.length}-gone`;
+      const beforeTtl = await redis.pttl(userKeys(users[1_999] as string).presence);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await presence.refresh('gw-bulk', [...users.slice(0, 1_000), gone, ...users.slice(1_000)])).toEqual([
+        gone,
+      ]);
+      // The last slice ran too: its entry's expiry moved on.
+      expect(await redis.pttl(userKeys(users[1_999] as string).presence)).toBeGreaterThan(beforeTtl);
     });
   });
 }

@@ -10,3 +10,4 @@ export * from './redis-client';
 export * from './redis-stream-reader';
 export * from './redis-stream-writer';
 export * from './retention';
+export * from './stored-frame';

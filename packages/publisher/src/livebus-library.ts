@@ -34,28 +34,31 @@ local function offset_of(id)
   return tonumber(string.match(id, '^(%d+)'))
 end
 
--- The user's epoch and last offset. A missing meta (first use, expiry, FLUSHALL,
--- eviction) starts a new epoch: cursors of the old one can never match it, so
--- they answer gap. A stream left over from the lost epoch is dropped with it.
+-- The user's epoch, last offset and retained bytes. A missing meta (first use,
+-- expiry, FLUSHALL, eviction) starts a new epoch: cursors of the old one can
+-- never match it, so they answer gap. A stream left over from the lost epoch is
+-- dropped with it.
 local function ensure_meta(stream, meta, candidate)
-  local m = redis.call('HMGET', meta, 'e', 'o')
-  if m[1] then return m[1], tonumber(m[2] or '0') end
+  local m = redis.call('HMGET', meta, 'e', 'o', 'b')
+  if m[1] then return m[1], tonumber(m[2] or '0'), tonumber(m[3] or '0') end
   redis.call('DEL', stream)
   redis.call('HSET', meta, 'e', candidate, 'o', 0, 'b', 0)
-  return candidate, 0
+  return candidate, 0, 0
 end
 
 -- Drops the oldest entries while the stream is over its count, age or byte
--- bound, keeping 'b' exact by subtracting the size of every entry dropped.
-local function trim(stream, meta, max_events, min_ts, max_bytes)
-  local len = redis.call('XLEN', stream)
-  local bytes = tonumber(redis.call('HGET', meta, 'b') or '0')
+-- bound, keeping the byte count exact by subtracting the size of every entry
+-- dropped; returns it. Most appends drop nothing or one entry, so the first
+-- read asks for only as many entries as the count bound says must go (at
+-- least 1: the oldest, for its age), not for a whole batch.
+local function trim(stream, len, bytes, max_events, min_ts, max_bytes)
   local last = nil
   local start = '-'
-  local over = true
-  while over and len > 0 do
-    local batch = redis.call('XRANGE', stream, start, '+', 'COUNT', 64)
+  local count = math.min(64, math.max(1, len - max_events))
+  while len > 0 do
+    local batch = redis.call('XRANGE', stream, start, '+', 'COUNT', count)
     if #batch == 0 then break end
+    local over = true
     for _, entry in ipairs(batch) do
       local f = entry[2]
       local t, d = tonumber(f[2]), f[4]
@@ -68,13 +71,15 @@ local function trim(stream, meta, max_events, min_ts, max_bytes)
         break
       end
     end
-    if last then start = '(' .. last end
+    if not over then break end
+    start = '(' .. last
+    count = 64
   end
   if last then
     redis.call('XTRIM', stream, 'MINID', string.format('%.0f', last + 1))
     if len == 0 then bytes = 0 end
-    redis.call('HSET', meta, 'b', bytes)
   end
+  return bytes
 end
 
 local function append_and_notify(keys, args)
@@ -82,29 +87,30 @@ local function append_and_notify(keys, args)
   local channel = args[2]
   local max_events, retention_ms, max_bytes = tonumber(args[3]), tonumber(args[4]), tonumber(args[5])
   local stream_ttl, meta_ttl = args[6], args[7]
-  local epoch, offset = ensure_meta(stream, meta, args[1])
+  local epoch, offset, bytes = ensure_meta(stream, meta, args[1])
   -- The stream can vanish on its own (expiry, eviction) while the meta lives on:
-  -- then nothing is retained any more and 'b' must say so.
-  if redis.call('EXISTS', stream) == 0 then redis.call('HSET', meta, 'b', 0) end
+  -- then nothing is retained any more and the byte count must say so.
+  local len = redis.call('XLEN', stream)
+  if len == 0 then bytes = 0 end
   local ts = now_ms()
   local ts_s = string.format('%.0f', ts)
   local first = offset + 1
-  local added = 0
   for i = 8, #args do
     offset = offset + 1
     local off_s = string.format('%.0f', offset)
     -- The event JSON comes as {"event":...}; the stored form puts type, cursor
-    -- and ts first, exactly as the in-memory bus serialises an EventFrame.
+    -- and ts first, exactly as the in-memory bus serialises an EventFrame (and
+    -- as readStoredFramePosition reads it back).
     local stored = '{"type":"event","cursor":"' .. epoch .. ':' .. off_s .. '","ts":' .. ts_s .. ',' .. string.sub(args[i], 2)
     if max_events > 0 then
       redis.call('XADD', stream, off_s .. '-0', 't', ts_s, 'd', stored)
-      added = added + #stored
+      len = len + 1
+      bytes = bytes + #stored
     end
     redis.call('SPUBLISH', channel, stored)
   end
-  redis.call('HSET', meta, 'o', offset)
-  if added > 0 then redis.call('HINCRBY', meta, 'b', added) end
-  trim(stream, meta, max_events, ts - retention_ms, max_bytes)
+  if len > 0 then bytes = trim(stream, len, bytes, max_events, ts - retention_ms, max_bytes) end
+  redis.call('HSET', meta, 'o', offset, 'b', bytes)
   redis.call('PEXPIRE', stream, stream_ttl)
   redis.call('PEXPIRE', meta, meta_ttl)
   return { epoch, first, ts }

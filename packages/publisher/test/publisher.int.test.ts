@@ -6,7 +6,14 @@ import {
   startRedisServer,
 } from '@livebus/test-support';
 import { Cluster, Redis } from 'ioredis';
-import { createPublisher, InvalidEventError, PublishError, RedisStreamReader, userKeys } from '../src';
+import {
+  createPublisher,
+  InvalidEventError,
+  PublishError,
+  RedisStreamReader,
+  readStoredFramePosition,
+  userKeys,
+} from '../src';
 
 const progress = (percent: number) => ({
   event: 'task.progress_update' as const,
@@ -40,6 +47,26 @@ describe('createPublisher (standalone Redis)', () => {
     const read = await new RedisStreamReader(admin).readSince('pub-u1', a.cursor);
     expect(read).toEqual({ status: 'resumed', events: [b, many[0], many[2]], cursor: many[2]?.cursor });
     await expect(p.publish('pub-u1', { event: 'nope', data: {} } as never)).rejects.toBeInstanceOf(InvalidEventError);
+    await p.close();
+  });
+
+  it('stores and SPUBLISHes frames whose cursor readStoredFramePosition reads from the prefix', async () => {
+    const p = createPublisher({ redis: admin });
+    const sub = admin.duplicate();
+    const heard: string[] = [];
+    sub.on('smessage', (_channel: string, message: string) => heard.push(message));
+    await sub.ssubscribe(userKeys('pub-prefix').channel);
+    const stored = [
+      await p.publish('pub-prefix', progress(1)),
+      await p.publish('pub-prefix', { event: 'session.notice', data: { level: 'info', message: '"cursor":"x:1"' } }),
+    ];
+    const kept = (await admin.xrange(userKeys('pub-prefix').stream, '-', '+')).map(([, f]) => f[3] as string);
+    for (let t = 0; heard.length < 2 && t < 100; t++) await new Promise((r) => setTimeout(r, 10));
+    for (const texts of [kept, heard]) {
+      expect(texts.map((text) => readStoredFramePosition(text))).toEqual(stored.map((e) => parseCursor(e.cursor)));
+      expect(texts.map((text) => JSON.parse(text))).toEqual(stored);
+    }
+    sub.disconnect();
     await p.close();
   });
 

@@ -1,5 +1,5 @@
 import { type AppEvent, compareCursors, parseCursor } from '@livebus/protocol';
-import type { EventBus, StoredEvent } from './event-bus';
+import type { EventBus, LiveEvent, StoredEvent } from './event-bus';
 import { InvalidEventError } from './invalid-event-error';
 
 /** Retention the contract's `make` must apply, so that the trimming cases can be checked. */
@@ -18,6 +18,13 @@ const note = (n: number | string): AppEvent => ({
   data: { level: 'info', message: String(n) },
 });
 const offsetOf = (e: StoredEvent) => parseCursor(e.cursor)?.offset ?? Number.NaN;
+/** The frame a live event carries, checked against the position it was handed with. */
+const frameOf = (e: LiveEvent): StoredEvent => {
+  const frame = JSON.parse(e.text) as StoredEvent;
+  expect(frame.cursor).toBe(e.cursor);
+  expect(parseCursor(e.cursor)).toEqual({ epoch: e.epoch, offset: e.offset });
+  return frame;
+};
 const waitUntil = async (check: () => boolean, what: string, ms = 3_000) => {
   const end = Date.now() + ms;
   while (!check()) {
@@ -50,7 +57,7 @@ export function eventBusContract(name: string, fixture: EventBusFixture): void {
     it('stamps consecutive offsets in one epoch and delivers live events in order, once', async () => {
       const bus = await make();
       const seen: StoredEvent[] = [];
-      const off = await bus.subscribe(uid, (e) => seen.push(e));
+      const off = await bus.subscribe(uid, (e) => seen.push(frameOf(e)));
       const stored = [];
       for (let i = 1; i <= 4; i++) stored.push(await bus.publish(uid, note(i)));
       await bus.publish(`${uid}-other`, note('x'));
@@ -70,7 +77,7 @@ export function eventBusContract(name: string, fixture: EventBusFixture): void {
       const a = await make();
       const b = await make();
       const seen: StoredEvent[] = [];
-      const off = await b.subscribe(uid, (e) => seen.push(e));
+      const off = await b.subscribe(uid, (e) => seen.push(frameOf(e)));
       const sent = await a.publish(uid, note('across'));
       if (a.kind === 'memory') {
         // Two embedded buses share nothing: that is what "embedded" means.
@@ -191,7 +198,7 @@ export function eventBusContract(name: string, fixture: EventBusFixture): void {
       const b = await make();
       const seen: StoredEvent[] = [];
       const listener = a.kind === 'memory' ? a : b;
-      const off = await listener.subscribe(uid, (e) => seen.push(e));
+      const off = await listener.subscribe(uid, (e) => seen.push(frameOf(e)));
       const publishers = a.kind === 'memory' ? [a, a] : [a, b];
       const results = await Promise.all(
         Array.from({ length: 40 }, (_, i) => (publishers[i % 2] as EventBus).publish(uid, note(i))),

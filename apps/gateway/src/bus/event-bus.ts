@@ -1,4 +1,4 @@
-import type { AppEvent, Cursor, EventFrame } from '@livebus/protocol';
+import { type AppEvent, type Cursor, type EventFrame, parseCursor, serializeFrame } from '@livebus/protocol';
 
 /** An event with its place in the user's stream. */
 export type StoredEvent = EventFrame;
@@ -9,12 +9,29 @@ export type ReadResult =
   | { status: 'gap'; events: []; cursor: Cursor };
 
 /**
- * Called for every event published to a user, in cursor order. `text`, when the
- * bus has it, is the event frame exactly as it goes on the wire (JSON of a frame
- * validated when it was published), so listeners need not validate and
- * serialise it again.
+ * A live event as subscribers get it: its place in the stream, already taken
+ * apart (fan-out compares positions per session, so it compares numbers), and
+ * the event frame exactly as it goes on the wire: JSON of a frame validated
+ * when it was published, so nobody validates and serialises it again. The bus
+ * does not parse the frame to hand it on; a listener that needs its data
+ * parses `text`.
  */
-export type EventListener = (event: StoredEvent, text?: string) => void;
+export interface LiveEvent {
+  readonly cursor: Cursor;
+  readonly epoch: string;
+  readonly offset: number;
+  readonly text: string;
+}
+
+/** A stored event (a replay) as a {@link LiveEvent}: serialised and its cursor taken apart. */
+export function liveEventOf(event: StoredEvent, text = serializeFrame(event)): LiveEvent {
+  const at = parseCursor(event.cursor);
+  // A cursor that is not one cannot be ordered: an epoch of its own, delivered like another stream.
+  return { cursor: event.cursor, epoch: at?.epoch ?? event.cursor, offset: at?.offset ?? 0, text };
+}
+
+/** Called for every event published to a user, in cursor order. */
+export type EventListener = (event: LiveEvent) => void;
 
 /** Ends a subscription; resolves once the bus will no longer call its listener. */
 export type Unsubscribe = () => Promise<void>;

@@ -4,6 +4,7 @@ import type {
   EventBus,
   EventBusStats,
   EventListener,
+  LiveEvent,
   Publication,
   ReadResult,
   StoredEvent,
@@ -112,7 +113,10 @@ export class MemoryEventBus implements EventBus {
       this.#retainedBytes += bytes;
       this.#trim(stream);
     }
-    for (const listener of stream.listeners) listener(stored, text);
+    if (stream.listeners.size > 0) {
+      const live: LiveEvent = { cursor: stored.cursor, epoch: stream.epoch, offset: stream.head, text };
+      for (const listener of stream.listeners) listener(live);
+    }
     return stored;
   }
 

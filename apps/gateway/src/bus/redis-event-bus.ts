@@ -1,4 +1,4 @@
-import { type Cursor, eventTable, parseCursor } from '@livebus/protocol';
+import { type Cursor, eventTable, formatCursor, parseCursor } from '@livebus/protocol';
 import {
   isCluster,
   Outbox,
@@ -8,17 +8,20 @@ import {
   RedisStreamReader,
   RedisStreamWriter,
   type RetentionOptions,
+  readStoredFramePosition,
   userKeys,
 } from '@livebus/publisher';
 import type { Cluster, Redis } from 'ioredis';
-import type {
-  EventBus,
-  EventBusStats,
-  EventListener,
-  Publication,
-  ReadResult,
-  StoredEvent,
-  Unsubscribe,
+import {
+  type EventBus,
+  type EventBusStats,
+  type EventListener,
+  type LiveEvent,
+  liveEventOf,
+  type Publication,
+  type ReadResult,
+  type StoredEvent,
+  type Unsubscribe,
 } from './event-bus';
 
 /** Options of {@link RedisEventBus}: the retention every publisher of the fleet must share. */
@@ -37,7 +40,8 @@ export interface RedisEventBusOptions extends RetentionOptions {
 interface Served {
   userId: string;
   channel: string;
-  listeners: Set<EventListener>;
+  /** An array: nearly always one (the session hub's), and a Set costs about 100 bytes more per user. */
+  listeners: EventListener[];
   /** Resolves once SSUBSCRIBE is acknowledged. */
   ready: Promise<void>;
   /** Position of the last event delivered, to deliver each event once and in order. */
@@ -114,7 +118,7 @@ export class RedisEventBus implements EventBus {
       const s: Served = {
         userId,
         channel,
-        listeners: new Set(),
+        listeners: [],
         ready: leaving.then(() => sub.ssubscribe(channel)).then(() => undefined),
         epoch: undefined,
         offset: 0,
@@ -128,11 +132,11 @@ export class RedisEventBus implements EventBus {
         if (this.#served.get(userId) === s) this.#forget(s);
       });
     }
-    served.listeners.add(listener);
+    served.listeners.push(listener);
     try {
       await served.ready;
     } catch (error) {
-      served.listeners.delete(listener);
+      removeListener(served, listener);
       throw error;
     }
     const s = served;
@@ -140,8 +144,8 @@ export class RedisEventBus implements EventBus {
     return async () => {
       if (done) return;
       done = true;
-      s.listeners.delete(listener);
-      if (s.listeners.size > 0 || this.#served.get(userId) !== s) return;
+      removeListener(s, listener);
+      if (s.listeners.length > 0 || this.#served.get(userId) !== s) return;
       this.#forget(s);
       const sub = this.#sub;
       if (!sub || this.#closed) return;
@@ -187,29 +191,48 @@ export class RedisEventBus implements EventBus {
       s.held.push(message);
       return;
     }
-    let event: StoredEvent;
+    // The message is the frame our Lua function built from an event the publisher
+    // validated against the protocol: its cursor is read from the frame's fixed
+    // prefix, and the text itself goes to the sockets, neither parsed nor
+    // serialised again. Text in another form is parsed and its shape checked.
+    const at = readStoredFramePosition(message);
+    if (at) {
+      if (this.#isNew(s, at.epoch, at.offset)) {
+        this.#fanOut(s, {
+          cursor: formatCursor(at.epoch, at.offset),
+          epoch: at.epoch,
+          offset: at.offset,
+          text: message,
+        });
+      }
+      return;
+    }
+    let event: unknown;
     try {
-      event = JSON.parse(message) as StoredEvent;
+      event = JSON.parse(message);
     } catch {
       return;
     }
-    // The message is the frame our Lua function built from an event the publisher
-    // validated against the protocol: a cheap check of its shape here, and the
-    // text itself goes to the sockets, not validated and serialised once more.
-    if (!isEventFrame(event)) return;
-    this.#deliver(s, event, message);
+    if (isEventFrame(event)) this.#deliver(s, event, message);
   }
 
   #deliver(s: Served, event: StoredEvent, text?: string): void {
-    const at = parseCursor(event.cursor);
-    if (!at) return;
-    // Each event once: a catch-up read and the live channel can both carry it.
-    if (at.epoch === s.epoch && at.offset <= s.offset) return;
-    s.epoch = at.epoch;
-    s.offset = at.offset;
+    const live = liveEventOf(event, text);
+    if (parseCursor(event.cursor) && this.#isNew(s, live.epoch, live.offset)) this.#fanOut(s, live);
+  }
+
+  /** Each event once: a catch-up read and the live channel can both carry it. Moves the position. */
+  #isNew(s: Served, epoch: string, offset: number): boolean {
+    if (epoch === s.epoch && offset <= s.offset) return false;
+    s.epoch = epoch;
+    s.offset = offset;
+    return true;
+  }
+
+  #fanOut(s: Served, live: LiveEvent): void {
     for (const listener of s.listeners) {
       try {
-        listener(event, text);
+        listener(live);
       } catch {
         // One listener's failure must not cost the others their events.
       }
@@ -265,6 +288,11 @@ export class RedisEventBus implements EventBus {
     sub?.disconnect();
     if (this.#ownsClient) await this.#client.quit().catch(() => this.#client.disconnect());
   }
+}
+
+function removeListener(s: Served, listener: EventListener): void {
+  const at = s.listeners.indexOf(listener);
+  if (at >= 0) s.listeners.splice(at, 1);
 }
 
 /** The shape of a stored event frame: type, cursor, ts, a known event type and its data object. */
