@@ -10,17 +10,23 @@ import type { Socket } from 'node:net';
  */
 export function enforceHeaderDeadline(server: Server, deadlineMs: number): void {
   const timers = new WeakMap<Socket, NodeJS.Timeout>();
-  const clear = (req: IncomingMessage) => {
-    const socket = req.socket;
+  // Shared functions, removed once the request is complete: an upgraded socket lives
+  // for hours and must not carry a listener and a closure of this module meanwhile.
+  function disarm(socket: Socket): void {
     clearTimeout(timers.get(socket));
     timers.delete(socket);
-  };
+    socket.off('close', onClose);
+  }
+  function onClose(this: Socket): void {
+    disarm(this);
+  }
   server.on('connection', (socket: Socket) => {
     const timer = setTimeout(() => socket.destroy(), deadlineMs);
     timer.unref();
     timers.set(socket, timer);
-    socket.once('close', () => clearTimeout(timer));
+    socket.on('close', onClose);
   });
+  const clear = (req: IncomingMessage) => disarm(req.socket);
   // Listeners are called in order: these run before the gateway's own handlers.
   server.prependListener('request', clear);
   server.prependListener('upgrade', clear);
