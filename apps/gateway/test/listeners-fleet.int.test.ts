@@ -16,7 +16,8 @@ import { buildDeps } from '../src/deps';
 import { connectAs, startGateway, type TestGateway } from './helpers';
 import { changesOf, testFirestore, testListeners, useEmulator, warmUp } from './listeners-helpers';
 
-// Two or three gateways on one real Redis (bus, lease, resume marks) and one Firestore emulator.
+// Two or three gateways on one real Redis (bus, lease, resume marks; persisted, so a kill and
+// restart keeps the data) and one Firestore emulator.
 let emulator: FirestoreEmulatorHandle;
 let redis: RedisServerHandle;
 let db: Firestore;
@@ -41,7 +42,7 @@ async function gateway(instanceId: string): Promise<TestGateway> {
 }
 
 beforeAll(async () => {
-  [emulator, redis] = await Promise.all([startFirestoreEmulator('livebus-fleet'), startRedisServer()]);
+  [emulator, redis] = await Promise.all([startFirestoreEmulator('livebus-fleet'), startRedisServer({ persist: true })]);
   useEmulator(emulator);
   ({ db, close: closeDb } = testFirestore(emulator.projectId, 'fleet-writer'));
   await warmUp(db);
@@ -175,4 +176,30 @@ describe('Firestore listeners in a fleet', () => {
       if (owner.exitCode === null && owner.signalCode === null) owner.kill('SIGKILL');
     }
   }, 60_000);
+
+  it('Redis away longer than the lease TTL: a write made meanwhile is delivered once, nothing re-delivered', async () => {
+    const g = await gateway('gw-fleet-c');
+    const tab = (await connectAs(g.url, 'ivan')).client;
+    await db.doc('users/ivan/notifications/before').set({ n: 1 });
+    await waitFor(() => changesOf(tab, 'users/ivan/notifications/before')[0], 'a change before the outage', 10_000);
+    await redis.kill();
+    // Seen by the listener at once; its publish waits for Redis while the lease runs out.
+    await db.doc('users/ivan/notifications/during').set({ n: 2 });
+    await sleep(LEASE_TTL_MS + 1_500);
+    await redis.restart();
+    await waitFor(
+      () => changesOf(tab, 'users/ivan/notifications/during')[0],
+      'the write made during the outage',
+      15_000,
+    );
+    // The listeners were released when the lease ran out: re-attached (from the carried-over mark).
+    await waitFor(() => g.gw.stats().listeners === 1, 're-attached', 10_000);
+    await db.doc('users/ivan/notifications/after').set({ n: 3 });
+    await waitFor(() => changesOf(tab, 'users/ivan/notifications/after')[0], 'a write after the outage', 10_000);
+    await sleep(300);
+    expect(changesOf(tab, 'users/ivan/notifications/before')).toHaveLength(1);
+    expect(changesOf(tab, 'users/ivan/notifications/during')).toHaveLength(1);
+    expect(changesOf(tab, 'users/ivan/notifications/after')).toHaveLength(1);
+    await tab.close();
+  }, 40_000);
 });

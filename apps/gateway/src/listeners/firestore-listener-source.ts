@@ -1,6 +1,7 @@
 import type { AppEvent } from '@livebus/protocol';
 import type { Firestore, Query, WhereFilterOp } from 'firebase-admin/firestore';
 import type { Logger } from '../logger';
+import { carryOptions } from './carry-over';
 import type { AttachContext, Detach, ListenerSource, ListenerSourceStats } from './listener-source';
 import { ListenerStats } from './listener-stats';
 import { fillPath, type UserListenerConfig } from './listeners-config';
@@ -84,6 +85,7 @@ export class FirestoreListenerSource implements ListenerSource {
             this.#o.logger.warn('listener_lease_lost', { uid: userId, reason: 'fenced' });
             context.onFenced?.();
           },
+          ...carryOptions(context.carry, config.name),
           observer: this.#stats,
           logger: this.#o.logger,
           ...(this.#o.retryMinMs === undefined ? {} : { retryMinMs: this.#o.retryMinMs }),

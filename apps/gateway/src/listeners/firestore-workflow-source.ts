@@ -1,6 +1,7 @@
 import type { AppEvent } from '@livebus/protocol';
 import { FieldPath, type Firestore } from 'firebase-admin/firestore';
 import type { Logger } from '../logger';
+import { carryOptions } from './carry-over';
 import type { AttachContext, Detach, WorkflowSource } from './listener-source';
 import type { ListenerStats } from './listener-stats';
 import { fillPath, type ListenersConfig } from './listeners-config';
@@ -87,6 +88,7 @@ export class FirestoreWorkflowSource implements WorkflowSource {
         fenced = true;
         context.onFenced?.();
       },
+      ...carryOptions(context.carry, name),
       observer: this.#o.stats,
       logger: this.#o.logger,
       ...(this.#o.retryMaxMs === undefined ? {} : { retryMaxMs: this.#o.retryMaxMs }),

@@ -1,5 +1,6 @@
 import type { AppEvent } from '@livebus/protocol';
 import type { LeaseHolder } from '../lease/lease';
+import type { CarryOver } from './carry-over';
 
 /** How a {@link Detach} releases listeners. */
 export interface DetachOptions {
@@ -23,6 +24,12 @@ export interface AttachContext {
    * holds the lease now); the manager releases the user's listeners.
    */
   onFenced?: () => void;
+  /**
+   * The user's carry-over on this instance: a source keeps there, per listener, what
+   * it published but could not store, and resumes from it on its next attach here;
+   * unset: nothing is carried (the stored marks alone).
+   */
+  carry?: CarryOver;
 }
 
 /** Counters of a source, for /metrics and /ws-metrics. */

@@ -2,6 +2,7 @@ import type { AppEvent } from '@livebus/protocol';
 import type { Lease } from '../lease/lease';
 import { MemoryLease } from '../lease/memory-lease';
 import type { Logger } from '../logger';
+import { CarryOver } from './carry-over';
 import type { Detach, ListenerSource, ListenerSourceStats, WorkflowSource } from './listener-source';
 import { MemoryWorkflowWatchStore, type WorkflowWatchStore } from './workflow-watch-store';
 
@@ -105,6 +106,12 @@ interface UserState {
   chain: Promise<void>;
   /** Bumped when a session opens: tells a retrying cleanup it is no longer wanted. */
   epoch: number;
+  /**
+   * What the user's listeners published here but could not store (Redis away longer
+   * than the lease TTL, a publish completing after the lease was lost): the next
+   * attach here resumes from it. Dropped with this state when the user leaves.
+   */
+  carry: CarryOver;
 }
 
 /** Attaches and releases each user's listeners, with the detach delay that a reconnect cancels. */
@@ -155,6 +162,7 @@ export class ListenersManager {
         timer: undefined,
         chain: Promise.resolve(),
         epoch: 0,
+        carry: new CarryOver(),
       };
       this.#users.set(userId, state);
     }
@@ -296,7 +304,11 @@ export class ListenersManager {
     for (const jobId of wanted) {
       if (state.workflows.has(jobId)) continue;
       try {
-        const detach = await source.attach(userId, jobId, (event) => this.#o.emit(userId, event), { fence, onFenced });
+        const detach = await source.attach(userId, jobId, (event) => this.#o.emit(userId, event), {
+          fence,
+          onFenced,
+          carry: state.carry,
+        });
         state.workflows.set(jobId, detach);
         this.#workflowCount++;
       } catch (error) {
@@ -354,7 +366,9 @@ export class ListenersManager {
     const onFenced = () => void this.#enqueue(userId, state, () => this.#lost(userId, state, token, 'fenced'));
     const attached: Detach[] = [];
     try {
-      for (const source of this.#o.sources) attached.push(await source.attach(userId, emit, { fence, onFenced }));
+      for (const source of this.#o.sources) {
+        attached.push(await source.attach(userId, emit, { fence, onFenced, carry: state.carry }));
+      }
     } catch (error) {
       // All or nothing: release what did attach so a retry starts clean, and never keep
       // the lease without listeners (another instance may succeed where this one failed).
@@ -402,7 +416,11 @@ export class ListenersManager {
       } catch (error) {
         this.#o.logger.warn('listener_lease_error', { uid: userId, op: 'renew', error: String(error) });
       }
-      if (renewed) state.renewedAt = renewingAt;
+      if (renewed) {
+        state.renewedAt = renewingAt;
+        // Redis is reachable and the lease ours: marks it failed to take meanwhile are stored now.
+        state.carry.renewed();
+      }
       // Unknown (Redis away) only until the lease would have expired: past that another instance may hold it.
       if (renewed === false || Date.now() - state.renewedAt >= this.#o.leaseTtlMs) {
         await this.#lost(userId, state, token, renewed === false ? 'renew_refused' : 'renew_failed');
@@ -483,6 +501,8 @@ export class ListenersManager {
     const token = state.token;
     await this.#releaseWorkflows(userId, state, handover);
     await this.#releaseListeners(userId, state, handover);
+    // The user leaves this instance: the next attach here (if any) resumes from the store alone.
+    state.carry.clear();
     if (!handover && this.#o.workflowSource) {
       // The user left the fleet: their watches end with them.
       await this.#o.workflowWatches

@@ -1,6 +1,7 @@
 import type { AppEvent, ListenerChange } from '@livebus/protocol';
 import type { Query, QuerySnapshot, Timestamp } from 'firebase-admin/firestore';
 import type { Logger } from '../logger';
+import { addToUnsaved, deltaOf, mergeCarried, type UnsavedMark } from './carry-over';
 import { firestoreJson, timestampText } from './firestore-json';
 import { type DeliveredDelta, type DeliveredDocs, isAfter, markOf } from './watermark-store';
 
@@ -38,6 +39,19 @@ export interface WatchedQueryOptions {
   saveMark: (mark: string, delta: DeliveredDelta) => Promise<boolean>;
   /** Called once when {@link WatchedQueryOptions.saveMark} answers false. */
   onFenced: () => void;
+  /**
+   * What this listener published on this instance before (a stopped predecessor) but
+   * never stored; merged into `mark` and `docs`, and saved once the query starts.
+   */
+  carried?: UnsavedMark;
+  /**
+   * Called by {@link WatchedQuery.stop} with what was published but could not be
+   * stored (Redis away, or the lease lost while a publish was in flight), so a later
+   * attach on this instance resumes from it instead of from the stale stored mark.
+   */
+  onUnsaved?: (unsaved: UnsavedMark) => void;
+  /** Registers a retry of an unsaved mark (the manager calls it on each lease renewal); returns its removal. */
+  retrySaves?: (retry: () => void) => () => void;
   observer: WatchedQueryObserver;
   logger: Logger;
   /** @default 500 */
@@ -87,7 +101,8 @@ function kindOf(error: unknown): string {
  * the bound of the delivered set.
  */
 export class WatchedQuery {
-  readonly #o: Required<WatchedQueryOptions>;
+  readonly #o: Required<Omit<WatchedQueryOptions, 'carried' | 'onUnsaved' | 'retrySaves'>> &
+    Pick<WatchedQueryOptions, 'onUnsaved' | 'retrySaves'>;
   #unsubscribe: (() => void) | undefined;
   #chain: Promise<void> = Promise.resolve();
   #mark: string | undefined;
@@ -100,6 +115,10 @@ export class WatchedQuery {
   #stallTimer: NodeJS.Timeout | undefined;
   #stopped = false;
   #generation = 0;
+  /** Published but not stored yet: saved with the next snapshot, on a lease renewal, or handed over on stop. */
+  #unsaved: UnsavedMark | undefined;
+  #retryQueued = false;
+  #stopRetries: (() => void) | undefined;
 
   constructor(options: WatchedQueryOptions) {
     this.#o = {
@@ -111,9 +130,14 @@ export class WatchedQuery {
       trackedDocsMax: 1_000,
       ...options,
     };
-    this.#mark = options.mark;
-    this.#docs = new Map(Object.entries(this.#o.docs));
-    this.#overflowed = this.#o.overflowed;
+    const merged = mergeCarried(
+      { mark: options.mark, docs: this.#o.docs, overflowed: this.#o.overflowed },
+      options.carried,
+    );
+    this.#mark = merged.mark;
+    this.#docs = new Map(Object.entries(merged.docs));
+    this.#overflowed = merged.overflowed;
+    this.#unsaved = merged.unsaved;
   }
 
   /** Whether a Firestore listener is registered now (false while waiting to retry). */
@@ -123,6 +147,9 @@ export class WatchedQuery {
 
   /** Opens the listener. */
   start(): void {
+    // A carried-over mark goes to the store under this attach's lease before any snapshot.
+    if (this.#unsaved) this.#retrySave();
+    this.#stopRetries = this.#o.retrySaves?.(() => this.#retrySave());
     this.#open();
     if (this.#o.stallMs > 0) {
       this.#stallTimer = setInterval(() => this.#checkStall(), Math.min(this.#o.stallMs / 2, 60_000));
@@ -215,22 +242,49 @@ export class WatchedQuery {
     this.#track(delta);
     const mark = markOf(snapshot.readTime);
     this.#mark = mark;
+    // Published now, whether or not the store takes it (this snapshot's removals happened by its read time).
+    this.#unsaved = addToUnsaved(this.#unsaved, mark, delta, mark);
+    await this.#save();
+  }
+
+  /** Queues a save of the unsaved mark (at most one waiting) behind the snapshot being applied. */
+  #retrySave(): void {
+    if (this.#stopped || this.#retryQueued || !this.#unsaved) return;
+    this.#retryQueued = true;
+    this.#chain = this.#chain.then(() => {
+      this.#retryQueued = false;
+      return this.#save();
+    });
+  }
+
+  /** Stores the unsaved mark; kept when the store is away, handed over on stop when the lease is gone. */
+  async #save(): Promise<void> {
+    const unsaved = this.#unsaved;
+    if (!unsaved) return;
+    let saved: boolean;
     try {
-      if (!(await this.#o.saveMark(mark, delta)) && !this.#stopped) this.#o.onFenced();
+      saved = await this.#o.saveMark(unsaved.mark, deltaOf(unsaved));
     } catch (error) {
-      // Redis away: the mark stays in memory; a takeover meanwhile may re-send this snapshot's changes.
+      // Redis away: kept, and retried on the next snapshot or lease renewal.
       this.#o.logger.warn('listener_error', {
         uid: this.#o.userId,
         listener: this.#o.listener,
         kind: 'mark',
         error: String(error),
       });
+      return;
     }
+    if (saved) {
+      if (this.#unsaved === unsaved) this.#unsaved = undefined;
+      return;
+    }
+    if (!this.#stopped) this.#o.onFenced();
   }
 
   /** Applies a published snapshot's changes to the delivered set, within its bound. */
   #track(delta: DeliveredDelta): void {
-    for (const path of delta.del) this.#docs.delete(path);
+    // Only tracked paths are stored, so only their removals need storing (this bounds the unsaved mark).
+    delta.del = delta.del.filter((path) => this.#docs.delete(path));
     for (const [path, mark] of Object.entries(delta.put)) {
       if (this.#docs.has(path) || this.#docs.size < this.#o.trackedDocsMax) {
         this.#docs.set(path, mark);
@@ -290,12 +344,22 @@ export class WatchedQuery {
     unsubscribe?.();
   }
 
-  /** Closes the listener for good; resolves once no snapshot is being applied. */
+  /**
+   * Closes the listener for good; resolves once no snapshot is being applied (a
+   * publish in flight completes first). A mark published but not stored is tried
+   * once more (the lease may still be held), then handed to `onUnsaved`.
+   */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#retryTimer);
     clearInterval(this.#stallTimer);
+    this.#stopRetries?.();
+    this.#stopRetries = undefined;
     this.#close();
     await this.#chain;
+    await this.#save();
+    const unsaved = this.#unsaved;
+    this.#unsaved = undefined;
+    if (unsaved) this.#o.onUnsaved?.(unsaved);
   }
 }

@@ -1,0 +1,174 @@
+import type { DeliveredDelta, DeliveredDocs } from './watermark-store';
+
+/**
+ * What a listener published but could not store (Redis away, or its lease already
+ * lost when the publish completed): the read time of its last published snapshot and
+ * the changes to its delivered set since its last stored mark.
+ */
+export interface UnsavedMark {
+  /** Read time of the last snapshot whose events were all published. */
+  mark: string;
+  /** Paths delivered as present since the last stored mark -> their update time. */
+  put: DeliveredDocs;
+  /** Paths delivered as removed since the last stored mark -> the read time of the removal. */
+  del: DeliveredDocs;
+  /** The delivered set overflowed its bound meanwhile. */
+  overflow: boolean;
+}
+
+/** Where a listener resumes from: what the store holds, merged with what this instance carried over. */
+export interface MergedResume {
+  mark: string | undefined;
+  docs: DeliveredDocs;
+  overflowed: boolean;
+  /** What the store lacks of the merge (save it with the new lease token); undefined: nothing. */
+  unsaved: UnsavedMark | undefined;
+}
+
+const later = (a: string, b: string) => BigInt(a) > BigInt(b);
+
+/**
+ * Merges a listener's stored state with what this instance published but never
+ * stored. Each event this instance published is in the user's stream whoever held
+ * the lease afterwards, so counting it as delivered only removes duplicates; per
+ * path the later event wins (a delivery at its update time, a removal at the read
+ * time of its snapshot), so a later owner's newer delivery is kept. The mark is the
+ * later of the two.
+ */
+export function mergeCarried(
+  stored: { mark: string | undefined; docs: DeliveredDocs; overflowed: boolean },
+  carried: UnsavedMark | undefined,
+): MergedResume {
+  if (!carried) return { ...stored, docs: { ...stored.docs }, unsaved: undefined };
+  const docs = { ...stored.docs };
+  const mark = stored.mark === undefined || later(carried.mark, stored.mark) ? carried.mark : stored.mark;
+  // Never an older mark than the stored one: the store overwrites it.
+  const unsaved: UnsavedMark = { mark, put: {}, del: {}, overflow: carried.overflow };
+  for (const [path, updated] of Object.entries(carried.put)) {
+    const current = docs[path];
+    if (current !== undefined && !later(updated, current)) continue;
+    docs[path] = updated;
+    unsaved.put[path] = updated;
+  }
+  for (const [path, removedAt] of Object.entries(carried.del)) {
+    const current = docs[path];
+    // Kept when the stored version is newer than the removal (delivered again after it).
+    if (current === undefined || later(current, removedAt)) continue;
+    delete docs[path];
+    unsaved.del[path] = removedAt;
+  }
+  return { mark, docs, overflowed: stored.overflowed || carried.overflow, unsaved };
+}
+
+/** Adds a published snapshot's delivered-set changes (removals at `removedAt`) to an unsaved mark. */
+export function addToUnsaved(
+  unsaved: UnsavedMark | undefined,
+  mark: string,
+  delta: DeliveredDelta,
+  removedAt: string,
+): UnsavedMark {
+  const next = unsaved ?? { mark, put: {}, del: {}, overflow: false };
+  if (unsaved === undefined || later(mark, next.mark)) next.mark = mark;
+  for (const path of delta.del) {
+    delete next.put[path];
+    next.del[path] = removedAt;
+  }
+  for (const [path, updated] of Object.entries(delta.put)) {
+    delete next.del[path];
+    next.put[path] = updated;
+  }
+  if (delta.overflow) next.overflow = true;
+  return next;
+}
+
+/** An unsaved mark as the delta a {@link import('./watermark-store').WatermarkStore} writes. */
+export function deltaOf(unsaved: UnsavedMark): DeliveredDelta {
+  return {
+    put: { ...unsaved.put },
+    del: Object.keys(unsaved.del),
+    ...(unsaved.overflow ? { overflow: true } : {}),
+  };
+}
+
+/**
+ * Per user, on one instance: the unsaved marks of listeners that stopped before they
+ * could store them, taken by the next attach of the same listener here and merged
+ * into what the store holds; and a signal, on each lease renewal, to retry saving a
+ * mark that Redis refused to take while it was away. The manager drops it when the
+ * user leaves this instance, so it is bounded by the listeners' delivered sets.
+ */
+export class CarryOver {
+  readonly #carried = new Map<string, UnsavedMark>();
+  readonly #retries = new Set<() => void>();
+
+  /** Keeps a stopped listener's unsaved mark (merged with one kept before and not taken since). */
+  keep(listener: string, unsaved: UnsavedMark): void {
+    const before = this.#carried.get(listener);
+    if (!before) {
+      this.#carried.set(listener, unsaved);
+      return;
+    }
+    // The newer one replayed over the older one, path by path (a path is in put or del, not both).
+    const merged: UnsavedMark = {
+      mark: later(unsaved.mark, before.mark) ? unsaved.mark : before.mark,
+      put: { ...before.put },
+      del: { ...before.del },
+      overflow: before.overflow || unsaved.overflow,
+    };
+    for (const [path, removedAt] of Object.entries(unsaved.del)) {
+      delete merged.put[path];
+      merged.del[path] = removedAt;
+    }
+    for (const [path, updated] of Object.entries(unsaved.put)) {
+      delete merged.del[path];
+      merged.put[path] = updated;
+    }
+    this.#carried.set(listener, merged);
+  }
+
+  /** The listener's unsaved mark, handed to the caller (once). */
+  take(listener: string): UnsavedMark | undefined {
+    const carried = this.#carried.get(listener);
+    this.#carried.delete(listener);
+    return carried;
+  }
+
+  /** Listeners with an unsaved mark kept here. */
+  get size(): number {
+    return this.#carried.size;
+  }
+
+  /** Calls `retry` after each lease renewal until the returned function is called. */
+  onRenewal(retry: () => void): () => void {
+    this.#retries.add(retry);
+    return () => this.#retries.delete(retry);
+  }
+
+  /** The manager renewed the user's lease. */
+  renewed(): void {
+    for (const retry of this.#retries) retry();
+  }
+
+  /** The user left this instance (or the fleet): nothing to carry. */
+  clear(): void {
+    this.#carried.clear();
+  }
+}
+
+/** The {@link import('./watched-query').WatchedQueryOptions} that carry a listener over on this instance. */
+export function carryOptions(
+  carry: CarryOver | undefined,
+  name: string,
+): {
+  carried?: UnsavedMark;
+  onUnsaved?: (unsaved: UnsavedMark) => void;
+  retrySaves?: (retry: () => void) => () => void;
+} {
+  if (!carry) return {};
+  const carried = carry.take(name);
+  return {
+    ...(carried ? { carried } : {}),
+    onUnsaved: (unsaved) => carry.keep(name, unsaved),
+    retrySaves: (retry) => carry.onRenewal(retry),
+  };
+}
