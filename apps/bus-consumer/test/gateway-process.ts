@@ -43,14 +43,7 @@ export async function startGatewayProcess(
     },
     stdio: ['ignore', 'pipe', 'ignore'],
   });
-  const logs: Array<Record<string, unknown>> = [];
-  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    try {
-      logs.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      // Not a log line.
-    }
-  });
+  const logs = jsonLines(child);
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   const http = `http://127.0.0.1:${p}`;
   const instance: GatewayProcess = {
@@ -104,6 +97,18 @@ export async function startWorkerProcess(id: string, env: Record<string, string>
     },
     stdio: ['ignore', 'pipe', 'ignore'],
   });
+  const logs = jsonLines(child);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const listening = await waitFor(
+    () => logs.find((l) => l.event === 'task_worker_listening'),
+    `${id} listening`,
+    60_000,
+  );
+  return { child, http: `http://127.0.0.1:${listening.port as number}`, exited, logs };
+}
+
+/** The JSON log lines a child process writes to stdout, collected as they come. */
+function jsonLines(child: ChildProcess): Array<Record<string, unknown>> {
   const logs: Array<Record<string, unknown>> = [];
   createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
     try {
@@ -112,11 +117,5 @@ export async function startWorkerProcess(id: string, env: Record<string, string>
       // Not a log line.
     }
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const listening = await waitFor(
-    () => logs.find((l) => l.event === 'task_worker_listening'),
-    `${id} listening`,
-    60_000,
-  );
-  return { child, http: `http://127.0.0.1:${listening.port as number}`, exited, logs };
+  return logs;
 }
