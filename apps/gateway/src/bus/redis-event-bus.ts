@@ -36,6 +36,13 @@ export interface RedisEventBusOptions extends RetentionOptions {
   outbox?: OutboxOptions;
 }
 
+/** First wait before a catch-up read is tried again, doubling up to {@link CATCH_UP_RETRY_MAX_MS}. */
+const CATCH_UP_RETRY_MS = 100;
+const CATCH_UP_RETRY_MAX_MS = 2_000;
+
+/** A wait that never keeps the process alive on its own. */
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
 /** One user this process serves: its listeners and where live delivery stands. */
 interface Served {
   userId: string;
@@ -44,11 +51,17 @@ interface Served {
   listeners: EventListener[];
   /** Resolves once SSUBSCRIBE is acknowledged. */
   ready: Promise<void>;
-  /** Position of the last event delivered, to deliver each event once and in order. */
+  /**
+   * Position of the last event delivered (the stream's head at subscribe time
+   * until one is), to deliver each event once and in order and to know where a
+   * catch-up after a reconnect starts.
+   */
   epoch: string | undefined;
   offset: number;
   /** Live events held back while missed ones are read after a reconnect. */
   held: string[] | undefined;
+  /** Another reconnect came while a catch-up ran: what it read may predate the new outage. */
+  again: boolean;
 }
 
 /**
@@ -119,17 +132,33 @@ export class RedisEventBus implements EventBus {
         userId,
         channel,
         listeners: [],
-        ready: leaving.then(() => sub.ssubscribe(channel)).then(() => undefined),
+        ready: Promise.resolve(),
         epoch: undefined,
         offset: 0,
         held: undefined,
+        again: false,
       };
+      // The head read once the subscription is live is where a catch-up after a
+      // reconnect starts when no live event has come yet. Every listener reads its
+      // own replay after `ready`, so nothing at or below that head is theirs to miss.
+      s.ready = leaving
+        .then(() => sub.ssubscribe(channel))
+        .then(() => this.#reader.head(userId))
+        .then((head) => {
+          const at = parseCursor(head);
+          if (at && s.epoch === undefined) {
+            s.epoch = at.epoch;
+            s.offset = at.offset;
+          }
+        });
       this.#served.set(userId, s);
       this.#byChannel.set(channel, s);
       served = s;
       s.ready.catch(() => {
-        // A failed SSUBSCRIBE leaves nothing to serve: the next subscribe starts over.
-        if (this.#served.get(userId) === s) this.#forget(s);
+        // A failed SSUBSCRIBE or head leaves nothing to serve: the next subscribe starts over.
+        if (this.#served.get(userId) !== s) return;
+        this.#forget(s);
+        void this.#leave(s, Promise.resolve());
       });
     }
     served.listeners.push(listener);
@@ -147,18 +176,23 @@ export class RedisEventBus implements EventBus {
       removeListener(s, listener);
       if (s.listeners.length > 0 || this.#served.get(userId) !== s) return;
       this.#forget(s);
-      const sub = this.#sub;
-      if (!sub || this.#closed) return;
-      const leaving = s.ready
-        .then(() => sub.sunsubscribe(s.channel))
-        .then(
-          () => undefined,
-          () => undefined,
-        );
-      this.#leaving.set(userId, leaving);
-      await leaving;
-      if (this.#leaving.get(userId) === leaving) this.#leaving.delete(userId);
+      await this.#leave(s, s.ready);
     };
+  }
+
+  /** SUNSUBSCRIBEs once `after` settles; a new subscribe of the user waits for it. */
+  async #leave(s: Served, after: Promise<void>): Promise<void> {
+    const sub = this.#sub;
+    if (!sub || this.#closed) return;
+    const leaving = after
+      .then(() => sub.sunsubscribe(s.channel))
+      .then(
+        () => undefined,
+        () => undefined,
+      );
+    this.#leaving.set(s.userId, leaving);
+    await leaving;
+    if (this.#leaving.get(s.userId) === leaving) this.#leaving.delete(s.userId);
   }
 
   #forget(s: Served): void {
@@ -177,7 +211,7 @@ export class RedisEventBus implements EventBus {
       // ioredis reconnects and re-subscribes by itself; the main client's status is what deps.ts reports.
     });
     sub.on('ready', () => {
-      if (this.#connectedOnce) this.#catchUp();
+      if (this.#connectedOnce) this.#catchUp(sub);
       this.#connectedOnce = true;
     });
     this.#sub = sub;
@@ -242,32 +276,57 @@ export class RedisEventBus implements EventBus {
   // Pub/sub is fire and forget: events published while the subscriber was
   // reconnecting never reach it. Read them from the stream, holding back the
   // live ones meanwhile, so listeners get every event in cursor order.
-  #catchUp(): void {
+  #catchUp(sub: Redis | Cluster): void {
     for (const s of this.#served.values()) {
-      if (!s.epoch || s.held) continue;
-      const held: string[] = [];
-      s.held = held;
-      this.#reader
-        .readSince(s.userId, `${s.epoch}:${s.offset}`)
-        .then(async (read) => {
-          if (read.status === 'resumed') {
-            for (const e of read.events) this.#deliver(s, e);
-            return;
-          }
-          // Another epoch: the stream was made anew while we were away (Redis restarted
-          // empty, or the stream expired). All of it came after what we delivered; events
-          // published before our SSUBSCRIBE was back would otherwise never reach anyone.
-          const epoch = parseCursor(read.cursor)?.epoch;
-          if (!epoch || epoch === s.epoch) return;
-          const fresh = await this.#reader.readSince(s.userId, `${epoch}:0`);
-          if (fresh.status === 'resumed') for (const e of fresh.events) this.#deliver(s, e);
-        })
-        .catch(() => {})
-        .finally(() => {
-          s.held = undefined;
-          for (const message of held) this.#onMessage(s.channel, message);
-        });
+      if (s.held) s.again = true;
+      else void this.#catchUpUser(sub, s);
     }
+  }
+
+  async #catchUpUser(sub: Redis | Cluster, s: Served): Promise<void> {
+    const held: string[] = [];
+    s.held = held;
+    try {
+      await s.ready;
+      let wait = CATCH_UP_RETRY_MS;
+      while (!this.#closed && this.#served.get(s.userId) === s) {
+        s.again = false;
+        try {
+          // ioredis emits 'ready' before it sends the SSUBSCRIBEs again: a read made
+          // before Redis has taken this user's would miss whatever is published in
+          // between. Subscribing again is a no-op for Redis and confirms it.
+          await sub.ssubscribe(s.channel);
+          await this.#readMissed(s);
+          if (!s.again) return;
+          wait = CATCH_UP_RETRY_MS;
+        } catch {
+          // Redis is not back for reads yet (the main client reconnects on its own):
+          // try again, holding the live events, rather than lose what was missed.
+          await delay(wait);
+          wait = Math.min(CATCH_UP_RETRY_MAX_MS, wait * 2);
+        }
+      }
+    } catch {
+      // The subscription itself failed: the user is no longer served.
+    } finally {
+      s.held = undefined;
+      for (const message of held) this.#onMessage(s.channel, message);
+    }
+  }
+
+  async #readMissed(s: Served): Promise<void> {
+    if (s.epoch === undefined) return;
+    const read = await this.#reader.readSince(s.userId, formatCursor(s.epoch, s.offset));
+    if (read.status === 'resumed') {
+      for (const e of read.events) this.#deliver(s, e);
+      return;
+    }
+    // Another epoch: the stream was made anew while we were away (Redis restarted
+    // empty, or the stream expired). All of it came after what we delivered.
+    const epoch = parseCursor(read.cursor)?.epoch;
+    if (!epoch || epoch === s.epoch) return;
+    const fresh = await this.#reader.readSince(s.userId, formatCursor(epoch, 0));
+    if (fresh.status === 'resumed') for (const e of fresh.events) this.#deliver(s, e);
   }
 
   stats(): EventBusStats {
