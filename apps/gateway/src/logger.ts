@@ -10,6 +10,7 @@ export const LOG_EVENTS = [
   'ws_auth_failed',
   'ws_bad_frame',
   'ws_slow_consumer',
+  'ws_events_missed',
   'ws_rate_limited',
   'user_detach_delay_start',
   'user_detach_cancelled',

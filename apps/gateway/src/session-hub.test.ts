@@ -1,5 +1,5 @@
-import type { AppEvent } from '@livebus/protocol';
-import { liveEventOf } from './bus/event-bus';
+import { type AppEvent, CloseCode } from '@livebus/protocol';
+import { type LiveEvent, liveEventOf } from './bus/event-bus';
 import { MemoryEventBus } from './bus/memory-event-bus';
 import type { GatewaySocket } from './gateway-socket';
 import type { Logger } from './logger';
@@ -12,12 +12,14 @@ const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {} };
 /** A socket that records what was written to it. */
 function socket() {
   const sent: string[] = [];
-  const s: GatewaySocket & { sent: string[] } = {
+  const closed: number[] = [];
+  const s: GatewaySocket & { sent: string[]; closed: number[] } = {
     sent,
+    closed,
     isOpen: true,
     bufferedAmount: 0,
     send: (text) => sent.push(text),
-    close() {},
+    close: (code) => closed.push(code),
     terminate() {},
     ping() {},
   };
@@ -30,6 +32,7 @@ function open(uid: string, id: string, lastCursor?: string) {
   return {
     session,
     sent: s.sent,
+    closed: s.closed,
     messages: () => s.sent.map((t) => (JSON.parse(t) as { data: { message: string } }).data.message),
   };
 }
@@ -74,6 +77,28 @@ describe('SessionHub', () => {
     hub.deliver(s.session, liveEventOf({ ...(nine[0] as (typeof nine)[0]), cursor: 'other-epoch:1' }));
     expect(s.messages()).toEqual(['10', '2']);
     expect(s.session.lastCursor).toBe('other-epoch:1');
+  });
+
+  it('closes a session that missed events (a jump in offsets) rather than write on past the hole', async () => {
+    const events = [];
+    for (let i = 1; i <= 4; i++) events.push(liveEventOf(await bus.publish('u', note(i))));
+    const [one, two, , four] = events as [LiveEvent, LiveEvent, LiveEvent, LiveEvent];
+    const s = open('u', 's', one.cursor);
+    await hub.add(s.session);
+    s.session.pending = undefined;
+    hub.deliver(s.session, two);
+    hub.deliver(s.session, four);
+    expect(s.messages()).toEqual(['2']);
+    expect(s.closed).toEqual([CloseCode.ServiceRestart]);
+    expect(s.session.lastCursor).toBe(two.cursor);
+
+    // A new epoch starts at 1: anything later means its first events were missed too.
+    const t = open('u', 't', one.cursor);
+    await hub.add(t.session);
+    t.session.pending = undefined;
+    hub.deliver(t.session, { ...two, epoch: 'other-epoch', offset: 2, cursor: 'other-epoch:2' });
+    expect(t.sent).toEqual([]);
+    expect(t.closed).toEqual([CloseCode.ServiceRestart]);
   });
 
   it('holds live events in pending until the replay is written', async () => {

@@ -167,6 +167,12 @@ export class SessionHub {
       return;
     }
     const conn = session.connection;
+    // Offsets are consecutive in a stream: a jump means events this session never got
+    // (an outage longer than the retention). Writing on would hide the loss.
+    if (session.epoch !== undefined && event.offset !== (event.epoch === session.epoch ? session.offset + 1 : 1)) {
+      this.#missed(conn, session, event);
+      return;
+    }
     if (conn.socket.bufferedAmount > this.#o.maxBufferedBytes) {
       this.#slowConsumer(conn);
       return;
@@ -176,6 +182,22 @@ export class SessionHub {
       session.offset = event.offset;
       this.#delivered++;
     }
+  }
+
+  /**
+   * Closes a session that missed events. The client reconnects and resumes from
+   * its cursor, and the gateway answers `gap` there: the loss reaches the app
+   * as the client's `gap` event, the same as after a long time offline.
+   */
+  #missed(conn: Connection, session: Session, event: LiveEvent): void {
+    if (conn.localCloseReason) return;
+    this.#o.logger.warn('ws_events_missed', {
+      uid: session.uid,
+      session_id: session.id,
+      cursor: session.lastCursor,
+      next: event.cursor,
+    });
+    conn.close(CloseCode.ServiceRestart, 'events missed: resume', 'service_restart');
   }
 
   #slowConsumer(conn: Connection): void {
