@@ -242,10 +242,17 @@ it(`soak: ${SECONDS} s, ${STEADY} steady and ${FLAPPING} flapping users, documen
 
   let lost = 0;
   let duplicated = 0;
-  for (const s of steady) {
+  // Which events went missing, per steady user (their index): the first few of each.
+  const lostEvents: Record<string, number[]> = {};
+  for (const [i, s] of steady.entries()) {
     const unique = new Set(s.seen);
     duplicated += s.seen.length - unique.size;
-    for (let k = 1; k <= published; k++) if (!unique.has(k)) lost++;
+    for (let k = 1; k <= published; k++) {
+      if (unique.has(k)) continue;
+      lost++;
+      const missing = (lostEvents[`user ${i}`] ??= []);
+      if (missing.length < 10) missing.push(k);
+    }
   }
   let docsLost = 0;
   let docsDuplicated = 0;
@@ -279,6 +286,7 @@ it(`soak: ${SECONDS} s, ${STEADY} steady and ${FLAPPING} flapping users, documen
     eventsPublished: published * STEADY,
     eventsDelivered: steady.reduce((n, s) => n + new Set(s.seen).size, 0),
     lost,
+    lostEvents,
     duplicated,
     publishFailures,
     outbox: publisher.stats(),
