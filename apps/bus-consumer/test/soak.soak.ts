@@ -250,8 +250,8 @@ it(`soak: ${SECONDS} s, ${STEADY} steady and ${FLAPPING} flapping users, documen
     for (let k = 1; k <= published; k++) {
       if (unique.has(k)) continue;
       lost++;
-      const missing = (lostEvents[`user ${i}`] ??= []);
-      if (missing.length < 10) missing.push(k);
+      const missing = lostEvents[`user ${i}`] ?? [];
+      if (missing.length < 10) lostEvents[`user ${i}`] = [...missing, k];
     }
   }
   let docsLost = 0;
