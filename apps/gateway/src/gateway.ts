@@ -147,13 +147,12 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     // Sessions of this instance are the manager's own count; only other instances' entries matter here.
     presentElsewhere: async (uid) => (await presence.sessions(uid)).some((s) => s.instanceId !== config.instanceId),
     emit: (uid, event) =>
-      publish(uid, event).then(
-        () => {},
-        (error: unknown) => {
-          logger.error('listener_emit_error', { uid, error: String(error) });
-          throw error; // the source retries from its resume mark
-        },
-      ),
+      publish(uid, event).catch((error: unknown) => {
+        logger.error('listener_emit_error', { uid, error: String(error) });
+        throw error; // the source retries from its resume mark
+      }),
+    // What a killed holder published but never stored is in the user's stream.
+    readSince: (uid, cursor) => bus.readSince(uid, cursor),
     onDetachOutcome: (outcome) => metrics.detaches.inc({ outcome }),
     instanceId: config.instanceId,
     leaseTtlMs: config.listenerLeaseTtlMs,

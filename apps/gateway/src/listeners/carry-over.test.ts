@@ -1,10 +1,19 @@
 import type { AppEvent } from '@livebus/protocol';
 import { waitFor } from '@livebus/test-support';
 import type { Firestore } from 'firebase-admin/firestore';
+import type { StoredEvent } from '../bus/event-bus';
 import type { Lease } from '../lease/lease';
 import { MemoryLease } from '../lease/memory-lease';
 import type { Logger } from '../logger';
-import { CarryOver, mergeCarried } from './carry-over';
+import {
+  addToUnsaved,
+  CarryOver,
+  carriedFromStream,
+  carryOptions,
+  laterCursor,
+  mergeCarried,
+  replayCarried,
+} from './carry-over';
 import { FirestoreListenerSource } from './firestore-listener-source';
 import { ListenersManager } from './listeners-manager';
 import { MemoryWatermarkStore } from './memory-watermark-store';
@@ -214,5 +223,112 @@ describe('mergeCarried', () => {
     carry.keep('l', { mark: '7', put: { b: '7' }, del: { a: '6' }, overflow: false });
     expect(carry.take('l')).toEqual({ mark: '7', put: { b: '7' }, del: { a: '6' }, overflow: false });
     expect(carry.take('l')).toBeUndefined();
+  });
+});
+
+describe('stream cursors', () => {
+  it('orders cursors by offset within an epoch, and takes the newer one across epochs', () => {
+    expect(laterCursor('e:9', 'e:10')).toBe('e:10');
+    expect(laterCursor('e:10', 'e:9')).toBe('e:10');
+    expect(laterCursor('old:50', 'new:1')).toBe('new:1');
+    expect(laterCursor(undefined, 'e:1')).toBe('e:1');
+    expect(laterCursor('e:1', undefined)).toBe('e:1');
+  });
+
+  it('moves an unsaved mark to the last published cursor, keeping it over a snapshot that published none', () => {
+    let unsaved = addToUnsaved(undefined, '10', { put: { a: '9' }, del: [] }, '10', 'e:3');
+    unsaved = addToUnsaved(unsaved, '11', { put: {}, del: [] }, '11');
+    expect(unsaved).toMatchObject({ mark: '11', cursor: 'e:3' });
+    expect(addToUnsaved(unsaved, '12', { put: {}, del: ['a'] }, '12', 'e:4').cursor).toBe('e:4');
+  });
+
+  it('carries the later cursor through a merge with the store and with an earlier carry', () => {
+    const stored = { mark: '10', docs: {}, overflowed: false, cursor: 'e:7' };
+    expect(mergeCarried(stored, { mark: '12', put: {}, del: {}, overflow: false, cursor: 'e:9' }).unsaved?.cursor).toBe(
+      'e:9',
+    );
+    expect(mergeCarried(stored, { mark: '12', put: {}, del: {}, overflow: false, cursor: 'e:5' }).unsaved?.cursor).toBe(
+      'e:7',
+    );
+    expect(mergeCarried(stored, { mark: '12', put: {}, del: {}, overflow: false, cursor: 'f:1' }).unsaved?.cursor).toBe(
+      'f:1',
+    );
+    const carry = new CarryOver();
+    carry.keep('l', { mark: '5', put: {}, del: {}, overflow: false, cursor: 'e:8' });
+    carry.keep('l', { mark: '7', put: {}, del: {}, overflow: false, cursor: 'e:6' });
+    expect(carry.take('l')?.cursor).toBe('e:8');
+    carry.keep('l', { mark: '5', put: {}, del: {}, overflow: false });
+    carry.keep('l', { mark: '7', put: {}, del: {}, overflow: false, cursor: 'e:6' });
+    expect(carry.take('l')?.cursor).toBe('e:6');
+  });
+});
+
+describe('carriedFromStream', () => {
+  let offset = 0;
+  const event = (data: Record<string, unknown>, name = 'listener.change'): StoredEvent =>
+    ({ type: 'event', event: name, data, cursor: `e:${++offset}`, ts: 0 }) as StoredEvent;
+  const change = (listener: string, path: string, kind: string, time: string) =>
+    event({ source: 'firestore', listener, path, change: kind, update_time: time });
+  const mine = (c: { source: string; listener?: string }) => c.source === 'firestore' && c.listener === 'l';
+  // 1 s + 500 µs and 2 s after the epoch, as marks.
+  const t1 = '1970-01-01T00:00:01.000500Z';
+  const t2 = '1970-01-01T00:00:02.000000Z';
+
+  it("takes this listener's changes in stream order, at the stored mark, with the cursor of the last one", () => {
+    const events = [
+      change('l', 'p/a', 'added', t1),
+      change('other', 'p/b', 'added', t1),
+      event({ source: 'workflow', listener: 'l', path: 'p/c', change: 'added', update_time: t1 }),
+      change('l', 'p/d', 'removed', t1),
+      change('l', 'p/e', 'modified', t1),
+      change('l', 'p/e', 'removed', t2),
+      change('l', 'p/d', 'added', t2),
+      event({ kind: 'x' }, 'session.notice'),
+      change('other', 'p/f', 'added', t2),
+    ];
+    expect(carriedFromStream(events, mine, '500')).toEqual({
+      mark: '500',
+      put: { 'p/a': '1000500000', 'p/d': '2000000000' },
+      del: { 'p/e': '2000000000' },
+      overflow: false,
+      cursor: events[6]?.cursor,
+    });
+  });
+
+  it('is undefined when the listener published nothing after the cursor', () => {
+    expect(carriedFromStream([change('other', 'p/a', 'added', t1)], mine, '500')).toBeUndefined();
+  });
+
+  it('reads after the stored cursor, and skips (telling why) on a gap, a failed read, or no cursor', async () => {
+    const events = [change('l', 'p/a', 'added', t1)];
+    const skipped: string[] = [];
+    const onSkipped = (reason: string) => skipped.push(reason);
+    const read = async (cursor: string) => {
+      expect(cursor).toBe('e:0');
+      return { status: 'resumed' as const, events, cursor: 'e:1' };
+    };
+    const stored = { mark: '500', cursor: 'e:0' };
+    expect((await replayCarried(read, stored, mine, onSkipped))?.put).toEqual({ 'p/a': '1000500000' });
+    expect(await replayCarried(read, { mark: '500', cursor: undefined }, mine, onSkipped)).toBeUndefined();
+    expect(await replayCarried(undefined, stored, mine, onSkipped)).toBeUndefined();
+    const gap = async () => ({ status: 'gap' as const, events: [] as [], cursor: 'f:0' });
+    expect(await replayCarried(gap, stored, mine, onSkipped)).toBeUndefined();
+    const failing = async () => Promise.reject(new Error('redis away'));
+    expect(await replayCarried(failing, stored, mine, onSkipped)).toBeUndefined();
+    expect(skipped).toEqual(['gap', 'Error: redis away']);
+  });
+
+  it('is merged, as the newer part, with what this instance carried over', () => {
+    const carry = new CarryOver();
+    carry.keep('l', { mark: '400', put: { 'p/a': '300', 'p/b': '350' }, del: {}, overflow: false, cursor: 'e:2' });
+    const replayed = { mark: '500', put: { 'p/c': '450' }, del: { 'p/b': '480' }, overflow: false, cursor: 'e:5' };
+    expect(carryOptions(carry, 'l', replayed).carried).toEqual({
+      mark: '500',
+      put: { 'p/a': '300', 'p/c': '450' },
+      del: { 'p/b': '480' },
+      overflow: false,
+      cursor: 'e:5',
+    });
+    expect(carryOptions(undefined, 'l', replayed)).toEqual({ carried: replayed });
   });
 });

@@ -1,4 +1,6 @@
-import type { DeliveredDelta, DeliveredDocs } from './watermark-store';
+import { type Cursor, compareCursors, type ListenerChange } from '@livebus/protocol';
+import type { ReadResult, StoredEvent } from '../bus/event-bus';
+import { type DeliveredDelta, type DeliveredDocs, markOfText } from './watermark-store';
 
 /**
  * What a listener published but could not store (Redis away, or its lease already
@@ -14,6 +16,8 @@ export interface UnsavedMark {
   del: DeliveredDocs;
   /** The delivered set overflowed its bound meanwhile. */
   overflow: boolean;
+  /** Cursor, in the user's stream, of the last event the mark covers; undefined: none published. */
+  cursor?: Cursor;
 }
 
 /** Where a listener resumes from: what the store holds, merged with what this instance carried over. */
@@ -28,6 +32,16 @@ export interface MergedResume {
 const later = (a: string, b: string) => BigInt(a) > BigInt(b);
 
 /**
+ * The later of two cursors of the user's stream: in one epoch the larger offset;
+ * across epochs (the stream was reset) they cannot be ordered, so `newer`, the one
+ * seen more recently, wins.
+ */
+export function laterCursor(older: Cursor | undefined, newer: Cursor | undefined): Cursor | undefined {
+  if (older === undefined || newer === undefined) return newer ?? older;
+  return (compareCursors(older, newer) ?? -1) > 0 ? older : newer;
+}
+
+/**
  * Merges a listener's stored state with what this instance published but never
  * stored. Each event this instance published is in the user's stream whoever held
  * the lease afterwards, so counting it as delivered only removes duplicates; per
@@ -36,14 +50,15 @@ const later = (a: string, b: string) => BigInt(a) > BigInt(b);
  * later of the two.
  */
 export function mergeCarried(
-  stored: { mark: string | undefined; docs: DeliveredDocs; overflowed: boolean },
+  stored: { mark: string | undefined; docs: DeliveredDocs; overflowed: boolean; cursor?: Cursor },
   carried: UnsavedMark | undefined,
 ): MergedResume {
   if (!carried) return { ...stored, docs: { ...stored.docs }, unsaved: undefined };
   const docs = { ...stored.docs };
   const mark = stored.mark === undefined || later(carried.mark, stored.mark) ? carried.mark : stored.mark;
-  // Never an older mark than the stored one: the store overwrites it.
-  const unsaved: UnsavedMark = { mark, put: {}, del: {}, overflow: carried.overflow };
+  // Never an older mark (or cursor) than the stored one: the store overwrites it.
+  const cursor = laterCursor(stored.cursor, carried.cursor);
+  const unsaved: UnsavedMark = { mark, put: {}, del: {}, overflow: carried.overflow, ...(cursor ? { cursor } : {}) };
   for (const [path, updated] of Object.entries(carried.put)) {
     const current = docs[path];
     if (current !== undefined && !later(updated, current)) continue;
@@ -60,15 +75,21 @@ export function mergeCarried(
   return { mark, docs, overflowed: stored.overflowed || carried.overflow, unsaved };
 }
 
-/** Adds a published snapshot's delivered-set changes (removals at `removedAt`) to an unsaved mark. */
+/**
+ * Adds a published snapshot's delivered-set changes (removals at `removedAt`) to an
+ * unsaved mark, with the cursor of its last event (undefined: it published none).
+ */
 export function addToUnsaved(
   unsaved: UnsavedMark | undefined,
   mark: string,
   delta: DeliveredDelta,
   removedAt: string,
+  cursor?: Cursor,
 ): UnsavedMark {
-  const next = unsaved ?? { mark, put: {}, del: {}, overflow: false };
+  const next: UnsavedMark = unsaved ?? { mark, put: {}, del: {}, overflow: false };
   if (unsaved === undefined || later(mark, next.mark)) next.mark = mark;
+  const last = laterCursor(next.cursor, cursor);
+  if (last) next.cursor = last;
   for (const path of delta.del) {
     delete next.put[path];
     next.del[path] = removedAt;
@@ -91,6 +112,54 @@ export function deltaOf(unsaved: UnsavedMark): DeliveredDelta {
 }
 
 /**
+ * What a listener published after its stored cursor, read back from the user's
+ * stream (`events`, in stream order): the changes a dead owner published but never
+ * stored, as an unsaved mark at the stored `mark` (the read time of its last snapshot
+ * is not in its events). Only the `listener.change` events that `belong` to the
+ * listener count; the cursor is that of the last one. Undefined when there is none.
+ */
+export function carriedFromStream(
+  events: readonly StoredEvent[],
+  belongs: (change: ListenerChange) => boolean,
+  mark: string,
+): UnsavedMark | undefined {
+  let carried: UnsavedMark | undefined;
+  for (const event of events) {
+    if (event.event !== 'listener.change' || !belongs(event.data)) continue;
+    const { path, change, update_time } = event.data;
+    const at = update_time === undefined ? undefined : markOfText(update_time);
+    if (at === undefined) continue;
+    const delta: DeliveredDelta = change === 'removed' ? { put: {}, del: [path] } : { put: { [path]: at }, del: [] };
+    carried = addToUnsaved(carried, mark, delta, at, event.cursor);
+  }
+  return carried;
+}
+
+/**
+ * Reads the user's stream after a listener's stored cursor (see {@link carriedFromStream}).
+ * Undefined when there is nothing to read (no cursor, no reader) or it cannot be
+ * read: `onSkipped` hears why (`gap`: events are gone, or an error), and the
+ * listener resumes from the stored mark alone, re-sending what it published since.
+ */
+export async function replayCarried(
+  readSince: ((cursor: Cursor) => Promise<ReadResult>) | undefined,
+  stored: { mark: string | undefined; cursor: Cursor | undefined },
+  belongs: (change: ListenerChange) => boolean,
+  onSkipped: (reason: string) => void,
+): Promise<UnsavedMark | undefined> {
+  const { mark, cursor } = stored;
+  if (!readSince || mark === undefined || cursor === undefined) return undefined;
+  try {
+    const read = await readSince(cursor);
+    if (read.status === 'resumed') return carriedFromStream(read.events, belongs, mark);
+    onSkipped('gap');
+  } catch (error) {
+    onSkipped(String(error));
+  }
+  return undefined;
+}
+
+/**
  * Per user, on one instance: the unsaved marks of listeners that stopped before they
  * could store them, taken by the next attach of the same listener here and merged
  * into what the store holds; and a signal, on each lease renewal, to retry saving a
@@ -109,11 +178,13 @@ export class CarryOver {
       return;
     }
     // The newer one replayed over the older one, path by path (a path is in put or del, not both).
+    const cursor = laterCursor(before.cursor, unsaved.cursor);
     const merged: UnsavedMark = {
       mark: later(unsaved.mark, before.mark) ? unsaved.mark : before.mark,
       put: { ...before.put },
       del: { ...before.del },
       overflow: before.overflow || unsaved.overflow,
+      ...(cursor ? { cursor } : {}),
     };
     for (const [path, removedAt] of Object.entries(unsaved.del)) {
       delete merged.put[path];
@@ -155,16 +226,22 @@ export class CarryOver {
   }
 }
 
-/** The {@link import('./watched-query').WatchedQueryOptions} that carry a listener over on this instance. */
+/**
+ * The {@link import('./watched-query').WatchedQueryOptions} that carry a listener over
+ * on this instance, with what it `replayed` from the user's stream (see {@link replayCarried})
+ * merged in as the newer part.
+ */
 export function carryOptions(
   carry: CarryOver | undefined,
   name: string,
+  replayed?: UnsavedMark,
 ): {
   carried?: UnsavedMark;
   onUnsaved?: (unsaved: UnsavedMark) => void;
   retrySaves?: (retry: () => void) => () => void;
 } {
-  if (!carry) return {};
+  if (!carry) return replayed ? { carried: replayed } : {};
+  if (replayed) carry.keep(name, replayed);
   const carried = carry.take(name);
   return {
     ...(carried ? { carried } : {}),

@@ -1,8 +1,7 @@
-import type { AppEvent } from '@livebus/protocol';
 import type { Firestore, Query, WhereFilterOp } from 'firebase-admin/firestore';
 import type { Logger } from '../logger';
-import { carryOptions } from './carry-over';
-import type { AttachContext, Detach, ListenerSource, ListenerSourceStats } from './listener-source';
+import { carryOptions, replayCarried } from './carry-over';
+import type { AttachContext, Detach, Emit, ListenerSource, ListenerSourceStats } from './listener-source';
 import { ListenerStats } from './listener-stats';
 import { fillPath, type UserListenerConfig } from './listeners-config';
 import { WatchedQuery } from './watched-query';
@@ -36,8 +35,10 @@ export class ListenerUserIdError extends Error {
 /**
  * The per-user listeners of LISTENERS_FILE on Firestore. Each attach opens one
  * {@link WatchedQuery} per configured listener, resuming from the marks the
- * previous owner of the user stored, and its detach closes them (forgetting the
- * marks unless the listeners are handed over to another instance).
+ * previous owner of the user stored and from what it published after them (read
+ * back from the user's stream: it may have been killed before storing), and its
+ * detach closes them (forgetting the marks unless the listeners are handed over to
+ * another instance).
  */
 export class FirestoreListenerSource implements ListenerSource {
   readonly name = 'firestore';
@@ -58,16 +59,28 @@ export class FirestoreListenerSource implements ListenerSource {
     return query;
   }
 
-  async attach(
-    userId: string,
-    emit: (event: AppEvent) => void | Promise<void>,
-    context: AttachContext = {},
-  ): Promise<Detach> {
+  async attach(userId: string, emit: Emit, context: AttachContext = {}): Promise<Detach> {
     if (userId.includes('/')) throw new ListenerUserIdError(`user id ${JSON.stringify(userId)} contains '/'`);
     const resume = await this.#o.marks.get(userId);
+    const replayed = await Promise.all(
+      this.#o.listeners.map((config) =>
+        replayCarried(
+          context.readSince,
+          { mark: resume.marks[config.name], cursor: resume.cursors[config.name] },
+          (change) => change.source === this.name && change.listener === config.name,
+          (reason) =>
+            this.#o.logger.warn('listener_error', {
+              uid: userId,
+              listener: config.name,
+              kind: 'replay',
+              error: reason,
+            }),
+        ),
+      ),
+    );
     let fenced = false;
     const queries = this.#o.listeners.map(
-      (config) =>
+      (config, i) =>
         new WatchedQuery({
           query: this.#query(config, userId),
           userId,
@@ -77,15 +90,18 @@ export class FirestoreListenerSource implements ListenerSource {
           mark: resume.marks[config.name],
           docs: resume.docs[config.name] ?? {},
           overflowed: resume.overflowed.includes(config.name),
-          saveMark: (mark, delta) =>
-            context.fence ? this.#o.marks.set(userId, config.name, mark, context.fence, delta) : Promise.resolve(true),
+          ...(resume.cursors[config.name] ? { cursor: resume.cursors[config.name] } : {}),
+          saveMark: (mark, delta, cursor) =>
+            context.fence
+              ? this.#o.marks.set(userId, config.name, mark, context.fence, delta, cursor)
+              : Promise.resolve(true),
           onFenced: () => {
             if (fenced) return;
             fenced = true;
             this.#o.logger.warn('listener_lease_lost', { uid: userId, reason: 'fenced' });
             context.onFenced?.();
           },
-          ...carryOptions(context.carry, config.name),
+          ...carryOptions(context.carry, config.name, replayed[i]),
           observer: this.#stats,
           logger: this.#o.logger,
           ...(this.#o.retryMinMs === undefined ? {} : { retryMinMs: this.#o.retryMinMs }),

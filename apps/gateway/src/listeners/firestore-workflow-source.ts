@@ -1,8 +1,7 @@
-import type { AppEvent } from '@livebus/protocol';
 import { FieldPath, type Firestore } from 'firebase-admin/firestore';
 import type { Logger } from '../logger';
-import { carryOptions } from './carry-over';
-import type { AttachContext, Detach, WorkflowSource } from './listener-source';
+import { carryOptions, replayCarried } from './carry-over';
+import type { AttachContext, Detach, Emit, WorkflowSource } from './listener-source';
 import type { ListenerStats } from './listener-stats';
 import { fillPath, type ListenersConfig } from './listeners-config';
 import { WatchedQuery } from './watched-query';
@@ -59,17 +58,19 @@ export class FirestoreWorkflowSource implements WorkflowSource {
     return snapshot.exists && typeof owner === 'string' ? owner : undefined;
   }
 
-  async attach(
-    userId: string,
-    jobId: string,
-    emit: (event: AppEvent) => void | Promise<void>,
-    context: AttachContext = {},
-  ): Promise<Detach> {
+  async attach(userId: string, jobId: string, emit: Emit, context: AttachContext = {}): Promise<Detach> {
     const ref = this.#o.firestore.doc(this.#path(jobId));
     const name = workflowMarkName(jobId);
     const marks = this.#o.marks;
     const fence = context.fence;
     const resume = marks && fence ? await marks.get(userId) : undefined;
+    // Every watch's events say `listener: 'workflow'`: this one's are those of its document.
+    const replayed = await replayCarried(
+      context.readSince,
+      { mark: resume?.marks[name], cursor: resume?.cursors[name] },
+      (change) => change.source === 'workflow' && change.listener === 'workflow' && change.path === ref.path,
+      (reason) => this.#o.logger.warn('listener_error', { uid: userId, listener: name, kind: 'replay', error: reason }),
+    );
     let fenced = false;
     // A query on the document id, not ref.onSnapshot: one code path (docChanges) for every listener.
     const query = ref.parent.where(FieldPath.documentId(), '==', ref.id);
@@ -82,13 +83,15 @@ export class FirestoreWorkflowSource implements WorkflowSource {
       mark: resume?.marks[name],
       docs: resume?.docs[name] ?? {},
       overflowed: resume?.overflowed.includes(name) ?? false,
-      saveMark: (mark, delta) => (marks && fence ? marks.set(userId, name, mark, fence, delta) : Promise.resolve(true)),
+      ...(resume?.cursors[name] ? { cursor: resume.cursors[name] } : {}),
+      saveMark: (mark, delta, cursor) =>
+        marks && fence ? marks.set(userId, name, mark, fence, delta, cursor) : Promise.resolve(true),
       onFenced: () => {
         if (fenced) return;
         fenced = true;
         context.onFenced?.();
       },
-      ...carryOptions(context.carry, name),
+      ...carryOptions(context.carry, name, replayed),
       observer: this.#o.stats,
       logger: this.#o.logger,
       ...(this.#o.retryMaxMs === undefined ? {} : { retryMaxMs: this.#o.retryMaxMs }),

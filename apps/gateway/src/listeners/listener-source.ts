@@ -1,4 +1,5 @@
-import type { AppEvent } from '@livebus/protocol';
+import type { AppEvent, Cursor } from '@livebus/protocol';
+import type { ReadResult } from '../bus/event-bus';
 import type { LeaseHolder } from '../lease/lease';
 import type { CarryOver } from './carry-over';
 
@@ -11,6 +12,14 @@ export interface DetachOptions {
    */
   handover?: boolean;
 }
+
+/**
+ * Publishes one event of a source. A returned promise tells the source when the event
+ * is published (a rejection: it was not); it resolves with the event's cursor in the
+ * user's stream when the sink knows it, which the source stores with its mark.
+ */
+// biome-ignore lint/suspicious/noConfusingVoidType: a sink that knows no cursor (a test's) resolves with nothing.
+export type Emit = (event: AppEvent) => void | Promise<{ cursor: Cursor } | undefined | void>;
 
 /** Releases what a {@link ListenerSource} attached. */
 export type Detach = (options?: DetachOptions) => Promise<void>;
@@ -30,6 +39,12 @@ export interface AttachContext {
    * unset: nothing is carried (the stored marks alone).
    */
   carry?: CarryOver;
+  /**
+   * Reads the user's stream after a cursor: a source resumes from the events it
+   * published after its stored cursor, which an owner killed before storing its mark
+   * left there; unset: from the stored marks alone.
+   */
+  readSince?: (cursor: Cursor) => Promise<ReadResult>;
 }
 
 /** Counters of a source, for /metrics and /ws-metrics. */
@@ -64,7 +79,7 @@ export interface ListenerSource {
    * Attaches the user's listeners. `emit` may return a promise: a source waits for
    * it before counting an event delivered (and a rejection means it was not).
    */
-  attach(userId: string, emit: (event: AppEvent) => void | Promise<void>, context?: AttachContext): Promise<Detach>;
+  attach(userId: string, emit: Emit, context?: AttachContext): Promise<Detach>;
   /** Counters for /metrics and /ws-metrics. */
   stats?(): ListenerSourceStats;
 }
@@ -78,10 +93,5 @@ export interface WorkflowSource {
    * the instance holding the user's lease, with its fence: a later holder resumes
    * from what this one delivered. `handover: false` on detach: the watch ended.
    */
-  attach(
-    userId: string,
-    jobId: string,
-    emit: (event: AppEvent) => void | Promise<void>,
-    context?: AttachContext,
-  ): Promise<Detach>;
+  attach(userId: string, jobId: string, emit: Emit, context?: AttachContext): Promise<Detach>;
 }

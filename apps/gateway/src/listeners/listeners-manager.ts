@@ -1,9 +1,17 @@
-import type { AppEvent } from '@livebus/protocol';
+import type { AppEvent, Cursor } from '@livebus/protocol';
+import type { ReadResult } from '../bus/event-bus';
 import type { Lease } from '../lease/lease';
 import { MemoryLease } from '../lease/memory-lease';
 import type { Logger } from '../logger';
 import { CarryOver } from './carry-over';
-import type { Detach, ListenerSource, ListenerSourceStats, WorkflowSource } from './listener-source';
+import type {
+  AttachContext,
+  Detach,
+  Emit,
+  ListenerSource,
+  ListenerSourceStats,
+  WorkflowSource,
+} from './listener-source';
 import { MemoryWorkflowWatchStore, type WorkflowWatchStore } from './workflow-watch-store';
 
 /** Options of {@link ListenersManager}. */
@@ -27,9 +35,16 @@ export interface ListenersManagerOptions {
   presentElsewhere?: (userId: string) => Promise<boolean>;
   /**
    * Where events from the sources go. A returned promise tells the source when the
-   * event is published (it moves its resume mark only then); a rejection, that it was not.
+   * event is published (it moves its resume mark only then), with the event's cursor
+   * (stored with the mark); a rejection, that it was not.
    */
-  emit: (userId: string, event: AppEvent) => void | Promise<void>;
+  emit: (userId: string, event: AppEvent) => ReturnType<Emit>;
+  /**
+   * Reads a user's event stream after a cursor, so a source that takes the user's
+   * listeners over resumes after what its predecessor published without storing
+   * (killed in between). @default none: sources resume from their stored marks alone
+   */
+  readSince?: (userId: string, cursor: Cursor) => Promise<ReadResult>;
   /**
    * Who holds each user's listeners in the fleet (key: the user id). Only the
    * holder attaches them; an instance with sessions of the user but without the
@@ -117,8 +132,8 @@ interface UserState {
 /** Attaches and releases each user's listeners, with the detach delay that a reconnect cancels. */
 export class ListenersManager {
   readonly #users = new Map<string, UserState>();
-  readonly #o: Required<Omit<ListenersManagerOptions, 'workflowSource'>> &
-    Pick<ListenersManagerOptions, 'workflowSource'>;
+  readonly #o: Required<Omit<ListenersManagerOptions, 'workflowSource' | 'readSince'>> &
+    Pick<ListenersManagerOptions, 'workflowSource' | 'readSince'>;
   /**
    * `uid\njob` of the WORKFLOW.watch calls waiting for their attach -> why it failed
    * (null: no failure yet). Only waiting calls are recorded, so nothing accumulates.
@@ -298,17 +313,12 @@ export class ListenersManager {
         this.#o.logger.warn('workflow_watch_error', { uid: userId, job_id: jobId, op: 'detach', error: String(error) }),
       );
     }
-    const fence = { owner: this.#o.instanceId, token: state.token };
     const token = state.token;
-    const onFenced = () => void this.#enqueue(userId, state, () => this.#lost(userId, state, token, 'fenced'));
+    const context = this.#context(userId, state, token);
     for (const jobId of wanted) {
       if (state.workflows.has(jobId)) continue;
       try {
-        const detach = await source.attach(userId, jobId, (event) => this.#o.emit(userId, event), {
-          fence,
-          onFenced,
-          carry: state.carry,
-        });
+        const detach = await source.attach(userId, jobId, (event) => this.#o.emit(userId, event), context);
         state.workflows.set(jobId, detach);
         this.#workflowCount++;
       } catch (error) {
@@ -361,13 +371,12 @@ export class ListenersManager {
       return;
     }
     this.#setStandby(state, false);
-    const fence = { owner, token };
     const emit = (event: AppEvent) => this.#o.emit(userId, event);
-    const onFenced = () => void this.#enqueue(userId, state, () => this.#lost(userId, state, token, 'fenced'));
+    const context = this.#context(userId, state, token);
     const attached: Detach[] = [];
     try {
       for (const source of this.#o.sources) {
-        attached.push(await source.attach(userId, emit, { fence, onFenced, carry: state.carry }));
+        attached.push(await source.attach(userId, emit, context));
       }
     } catch (error) {
       // All or nothing: release what did attach so a retry starts clean, and never keep
@@ -386,6 +395,17 @@ export class ListenersManager {
     await this.#syncWorkflows(userId, state);
     // Opening the listeners may take a while (the first one loads the Firestore client).
     this.#scheduleLease(userId, state, Math.max(0, acquiredAt + leaseTtlMs / 3 - Date.now()));
+  }
+
+  /** What a source attached under the lease `token` is told. */
+  #context(userId: string, state: UserState, token: number): AttachContext {
+    const readSince = this.#o.readSince;
+    return {
+      fence: { owner: this.#o.instanceId, token },
+      onFenced: () => void this.#enqueue(userId, state, () => this.#lost(userId, state, token, 'fenced')),
+      carry: state.carry,
+      ...(readSince ? { readSince: (cursor: Cursor) => readSince(userId, cursor) } : {}),
+    };
   }
 
   #setStandby(state: UserState, standby: boolean): void {

@@ -1,3 +1,4 @@
+import type { Cursor } from '@livebus/protocol';
 import type { Lease, LeaseHolder } from '../lease/lease';
 import type { DeliveredDelta, DeliveredDocs, ListenerResume, WatermarkStore } from './watermark-store';
 
@@ -5,6 +6,7 @@ interface ListenerState {
   mark: string;
   docs: DeliveredDocs;
   overflow: boolean;
+  cursor: Cursor | undefined;
 }
 
 /** The embedded default: marks in this process, fenced by the (memory) lease they are written under. */
@@ -19,11 +21,12 @@ export class MemoryWatermarkStore implements WatermarkStore {
   }
 
   async get(userId: string): Promise<ListenerResume> {
-    const resume: ListenerResume = { marks: {}, docs: {}, overflowed: [] };
+    const resume: ListenerResume = { marks: {}, docs: {}, overflowed: [], cursors: {} };
     for (const [listener, s] of this.#users.get(userId) ?? []) {
       resume.marks[listener] = s.mark;
       if (Object.keys(s.docs).length > 0) resume.docs[listener] = { ...s.docs };
       if (s.overflow) resume.overflowed.push(listener);
+      if (s.cursor !== undefined) resume.cursors[listener] = s.cursor;
     }
     return resume;
   }
@@ -34,6 +37,7 @@ export class MemoryWatermarkStore implements WatermarkStore {
     mark: string,
     fence: LeaseHolder,
     delta?: DeliveredDelta,
+    cursor?: Cursor,
   ): Promise<boolean> {
     if (this.#lease) {
       const holder = await this.#lease.holder(userId);
@@ -41,8 +45,9 @@ export class MemoryWatermarkStore implements WatermarkStore {
     }
     const listeners = this.#users.get(userId) ?? new Map<string, ListenerState>();
     this.#users.set(userId, listeners);
-    const state = listeners.get(listener) ?? { mark, docs: {}, overflow: false };
+    const state = listeners.get(listener) ?? { mark, docs: {}, overflow: false, cursor };
     state.mark = mark;
+    if (cursor !== undefined) state.cursor = cursor;
     Object.assign(state.docs, delta?.put);
     for (const path of delta?.del ?? []) delete state.docs[path];
     if (delta?.overflow) state.overflow = true;

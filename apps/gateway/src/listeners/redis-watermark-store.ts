@@ -1,3 +1,4 @@
+import type { Cursor } from '@livebus/protocol';
 import { type RedisClient, RedisScript } from '../fleet/redis-script';
 import { type UserKeyPrefixes, userKeys } from '../fleet/user-keys';
 import type { LeaseHolder } from '../lease/lease';
@@ -12,15 +13,16 @@ export interface RedisWatermarkStoreOptions {
 }
 
 // KEYS: lease, marks, docs. ARGV: owner|token, listener, mark, ttl ms, field prefix,
-// overflow (0/1), number of puts, then put pairs (path, mark), then deleted paths.
-// Returns 1 when written.
+// overflow (0/1), cursor ('': the stored one stays), number of puts, then put pairs
+// (path, mark), then deleted paths. Returns 1 when written.
 const SET_FENCED = new RedisScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 local prefix = ARGV[5]
-local puts = tonumber(ARGV[7])
-local i = 8
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[3], string.sub(prefix, 1, -2), ARGV[7]) end
+local puts = tonumber(ARGV[8])
+local i = 9
 for _ = 1, puts do
   redis.call('HSET', KEYS[3], prefix .. ARGV[i], ARGV[i + 1])
   i = i + 2
@@ -34,9 +36,10 @@ if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[4
 return 1
 `);
 
-// KEYS: marks, docs. ARGV: listener, field prefix. Deletes the listener's mark and documents.
+// KEYS: marks, docs. ARGV: listener, field prefix. Deletes the listener's mark, cursor and documents.
 const FORGET = new RedisScript(`
 redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], string.sub(ARGV[2], 1, -2))
 local n = #ARGV[2]
 for _, field in ipairs(redis.call('HKEYS', KEYS[2])) do
   if string.sub(field, 1, n) == ARGV[2] then redis.call('HDEL', KEYS[2], field) end
@@ -50,8 +53,10 @@ const prefixOf = (listener: string) => `${encodeURIComponent(listener)} `;
 /**
  * Marks in Redis, `lb:{uid}:lw` (hash listener -> mark), and delivered documents,
  * `lb:{uid}:ld` (hash `<listener> <path>` -> update time; the field `<listener> `
- * alone flags an overflowed listener), in the user's slot with the lease, so one
- * script checks the lease and writes both atomically.
+ * alone flags an overflowed listener, the field `<listener>` holds the stream cursor
+ * the mark covers: a field without a space, which marks stored before it lack and
+ * older readers skip), in the user's slot with the lease, so one script checks the
+ * lease and writes both atomically.
  */
 export class RedisWatermarkStore implements WatermarkStore {
   readonly kind = 'redis' as const;
@@ -73,9 +78,13 @@ export class RedisWatermarkStore implements WatermarkStore {
     ]);
     const docs: ListenerResume['docs'] = {};
     const overflowed: string[] = [];
-    for (const [field, mark] of Object.entries(fields)) {
+    const cursors: ListenerResume['cursors'] = {};
+    for (const [field, value] of Object.entries(fields)) {
       const space = field.indexOf(' ');
-      if (space < 0) continue;
+      if (space < 0) {
+        cursors[decodeURIComponent(field)] = value;
+        continue;
+      }
       const listener = decodeURIComponent(field.slice(0, space));
       const path = field.slice(space + 1);
       if (path === '') {
@@ -83,10 +92,10 @@ export class RedisWatermarkStore implements WatermarkStore {
         continue;
       }
       const delivered = docs[listener] ?? {};
-      delivered[path] = mark;
+      delivered[path] = value;
       docs[listener] = delivered;
     }
-    return { marks, docs, overflowed };
+    return { marks, docs, overflowed, cursors };
   }
 
   async set(
@@ -95,6 +104,7 @@ export class RedisWatermarkStore implements WatermarkStore {
     mark: string,
     fence: LeaseHolder,
     delta?: DeliveredDelta,
+    cursor?: Cursor,
   ): Promise<boolean> {
     const k = userKeys(userId, this.#prefixes);
     const puts = Object.entries(delta?.put ?? {});
@@ -108,6 +118,7 @@ export class RedisWatermarkStore implements WatermarkStore {
         this.#ttlMs,
         prefixOf(listener),
         delta?.overflow ? '1' : '0',
+        cursor ?? '',
         puts.length,
         ...puts.flat(),
         ...(delta?.del ?? []),

@@ -1,8 +1,9 @@
-import type { AppEvent, ListenerChange } from '@livebus/protocol';
+import type { Cursor, ListenerChange } from '@livebus/protocol';
 import type { Query, QuerySnapshot, Timestamp } from 'firebase-admin/firestore';
 import type { Logger } from '../logger';
 import { addToUnsaved, deltaOf, mergeCarried, type UnsavedMark } from './carry-over';
 import { firestoreJson, timestampText } from './firestore-json';
+import type { Emit } from './listener-source';
 import { type DeliveredDelta, type DeliveredDocs, isAfter, markOf } from './watermark-store';
 
 /** What a {@link WatchedQuery} reports to its source (metrics). */
@@ -22,21 +23,27 @@ export interface WatchedQueryOptions {
   listener: string;
   /** The `source` field of its events. */
   source: string;
-  emit: (event: AppEvent) => void | Promise<void>;
+  emit: Emit;
   /** Where the previous owner stopped (see {@link import('./watermark-store').WatermarkStore}); undefined: start afresh. */
   mark: string | undefined;
   /** Documents delivered as present before (path -> update time), stored with the mark. @default {} */
   docs?: DeliveredDocs;
   /** The delivered set overflowed {@link WatchedQueryOptions.trackedDocsMax} before. @default false */
   overflowed?: boolean;
+  /** Cursor of the last event the stored mark covers (an older carried one never replaces it). */
+  cursor?: Cursor;
   /**
    * Paths tracked at most in the delivered set; past it, documents that are not
    * tracked are deduplicated by the mark alone and their deletion during a takeover
    * goes unreported. @default 1_000
    */
   trackedDocsMax?: number;
-  /** Stores the mark and the delivered set's changes after each published snapshot; false: the lease is gone (fenced). */
-  saveMark: (mark: string, delta: DeliveredDelta) => Promise<boolean>;
+  /**
+   * Stores the mark, the delivered set's changes and the cursor of the last event the
+   * mark covers (undefined: unchanged) after each published snapshot; false: the lease
+   * is gone (fenced).
+   */
+  saveMark: (mark: string, delta: DeliveredDelta, cursor: Cursor | undefined) => Promise<boolean>;
   /** Called once when {@link WatchedQueryOptions.saveMark} answers false. */
   onFenced: () => void;
   /**
@@ -101,7 +108,7 @@ function kindOf(error: unknown): string {
  * the bound of the delivered set.
  */
 export class WatchedQuery {
-  readonly #o: Required<Omit<WatchedQueryOptions, 'carried' | 'onUnsaved' | 'retrySaves'>> &
+  readonly #o: Required<Omit<WatchedQueryOptions, 'carried' | 'cursor' | 'onUnsaved' | 'retrySaves'>> &
     Pick<WatchedQueryOptions, 'onUnsaved' | 'retrySaves'>;
   #unsubscribe: (() => void) | undefined;
   #chain: Promise<void> = Promise.resolve();
@@ -131,7 +138,12 @@ export class WatchedQuery {
       ...options,
     };
     const merged = mergeCarried(
-      { mark: options.mark, docs: this.#o.docs, overflowed: this.#o.overflowed },
+      {
+        mark: options.mark,
+        docs: this.#o.docs,
+        overflowed: this.#o.overflowed,
+        ...(options.cursor ? { cursor: options.cursor } : {}),
+      },
       options.carried,
     );
     this.#mark = merged.mark;
@@ -230,8 +242,12 @@ export class WatchedQuery {
       }
     }
     if (dropped > 0) this.#o.observer.deduplicated(this.#o.listener, dropped);
+    let cursor: Cursor | undefined;
     try {
-      for (const data of events) await this.#o.emit({ event: 'listener.change', data });
+      for (const data of events) {
+        const published = await this.#o.emit({ event: 'listener.change', data });
+        if (published) cursor = published.cursor;
+      }
     } catch (error) {
       // Not published: re-open from the mark, which re-reads and re-sends what is missing.
       this.#fail('emit', error, generation);
@@ -243,7 +259,7 @@ export class WatchedQuery {
     const mark = markOf(snapshot.readTime);
     this.#mark = mark;
     // Published now, whether or not the store takes it (this snapshot's removals happened by its read time).
-    this.#unsaved = addToUnsaved(this.#unsaved, mark, delta, mark);
+    this.#unsaved = addToUnsaved(this.#unsaved, mark, delta, mark, cursor);
     await this.#save();
   }
 
@@ -263,7 +279,7 @@ export class WatchedQuery {
     if (!unsaved) return;
     let saved: boolean;
     try {
-      saved = await this.#o.saveMark(unsaved.mark, deltaOf(unsaved));
+      saved = await this.#o.saveMark(unsaved.mark, deltaOf(unsaved), unsaved.cursor);
     } catch (error) {
       // Redis away: kept, and retried on the next snapshot or lease renewal.
       this.#o.logger.warn('listener_error', {

@@ -1,3 +1,4 @@
+import type { Cursor } from '@livebus/protocol';
 import type { LeaseHolder } from '../lease/lease';
 
 /** Per document path, the update time (a mark) of the version delivered as present. */
@@ -21,6 +22,12 @@ export interface ListenerResume {
   docs: Record<string, DeliveredDocs>;
   /** Listener names whose delivered set overflowed its bound. */
   overflowed: string[];
+  /**
+   * Listener name -> cursor, in the user's stream, of the last event its mark covers
+   * (absent: none published yet, or stored before cursors were): a new owner reads the
+   * stream after it for what a dead owner published but never stored.
+   */
+  cursors: Record<string, Cursor>;
 }
 
 /**
@@ -37,10 +44,18 @@ export interface WatermarkStore {
   /** Where the user's listeners stand (all empty when nothing is stored). */
   get(userId: string): Promise<ListenerResume>;
   /**
-   * Stores a mark and the snapshot's changes to the delivered set; false (nothing
+   * Stores a mark, the snapshot's changes to the delivered set and the cursor of the
+   * last event the mark covers (undefined: the stored one stays); false (nothing
    * written) when `fence` no longer holds the user's lease.
    */
-  set(userId: string, listener: string, mark: string, fence: LeaseHolder, delta?: DeliveredDelta): Promise<boolean>;
+  set(
+    userId: string,
+    listener: string,
+    mark: string,
+    fence: LeaseHolder,
+    delta?: DeliveredDelta,
+    cursor?: Cursor,
+  ): Promise<boolean>;
   /** Forgets one listener (a workflow watch released for good). */
   forget(userId: string, listener: string): Promise<void>;
   /** Forgets the user's marks: their next attach starts with a full initial snapshot. */
@@ -55,4 +70,16 @@ export function markOf(t: { seconds: number; nanoseconds: number }): string {
 /** Whether a timestamp is strictly after a mark (no mark: everything is). */
 export function isAfter(t: { seconds: number; nanoseconds: number }, mark: string | undefined): boolean {
   return mark === undefined || BigInt(markOf(t)) > BigInt(mark);
+}
+
+/**
+ * An event's `update_time` (RFC 3339, as {@link import('./firestore-json').timestampText}
+ * writes it) as the mark {@link markOf} gives the timestamp it was written from;
+ * undefined when it is not such a text.
+ */
+export function markOfText(text: string): string | undefined {
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$/.exec(text);
+  const ms = m ? Date.parse(`${m[1]}Z`) : Number.NaN;
+  if (!m || Number.isNaN(ms)) return undefined;
+  return markOf({ seconds: ms / 1000, nanoseconds: Number((m[2] ?? '').padEnd(9, '0')) });
 }

@@ -1,0 +1,170 @@
+import type { AppEvent, ListenerChange } from '@livebus/protocol';
+import {
+  type FirestoreEmulatorHandle,
+  type RedisServerHandle,
+  sleep,
+  startFirestoreEmulator,
+  startRedisServer,
+  waitFor,
+} from '@livebus/test-support';
+import type { Firestore } from 'firebase-admin/firestore';
+import { Redis } from 'ioredis';
+import { RedisEventBus } from '../src/bus/redis-event-bus';
+import { RedisLease } from '../src/lease/redis-lease';
+import { FirestoreListenerSource } from '../src/listeners/firestore-listener-source';
+import type { AttachContext } from '../src/listeners/listener-source';
+import { RedisWatermarkStore } from '../src/listeners/redis-watermark-store';
+import type { WatermarkStore } from '../src/listeners/watermark-store';
+import type { Logger } from '../src/logger';
+import { testFirestore, useEmulator, warmUp } from './listeners-helpers';
+
+// A holder killed between publishing a snapshot's events and storing its mark, made
+// deterministic: its store drops the writes from a point on (the kill), so its last
+// events are in the user's stream (real Redis bus) and not in the stored state.
+let emulator: FirestoreEmulatorHandle;
+let redis: RedisServerHandle;
+let client: Redis;
+let db: Firestore;
+let closeDb: () => Promise<void>;
+
+const silent: Logger = { error() {}, warn() {}, info() {}, debug() {} };
+const LISTENERS = [{ name: 'notifications', collection: 'users/{uid}/notifications' }];
+
+beforeAll(async () => {
+  [emulator, redis] = await Promise.all([startFirestoreEmulator('livebus-listeners-resume'), startRedisServer()]);
+  useEmulator(emulator);
+  ({ db, close: closeDb } = testFirestore(emulator.projectId, 'test-resume'));
+  await warmUp(db);
+  client = new Redis(redis.url);
+}, 60_000);
+
+afterAll(async () => {
+  client?.disconnect();
+  await closeDb?.();
+  await Promise.all([emulator?.stop(), redis?.stop()]);
+});
+
+/** A store whose writes are dropped once `killed` (answering true, as a write lost with the process). */
+function killable(store: WatermarkStore): WatermarkStore & { killed: boolean } {
+  return {
+    kind: store.kind,
+    killed: false,
+    get: (uid) => store.get(uid),
+    async set(...args) {
+      return this.killed ? true : store.set(...args);
+    },
+    forget: (uid, listener) => store.forget(uid, listener),
+    clear: (uid) => store.clear(uid),
+  };
+}
+
+describe('takeover after a holder died between publishing and storing its mark', () => {
+  it('re-sends neither the change nor the deletion the dead holder published; a later write is delivered', async () => {
+    const uid = `kim-${Date.now()}`;
+    const path = (id: string) => `users/${uid}/notifications/${id}`;
+    const bus = new RedisEventBus(client);
+    const lease = new RedisLease(client);
+    const store = new RedisWatermarkStore(client);
+    const changes = (events: AppEvent[]) =>
+      events.map((e) => {
+        const d = e.data as ListenerChange;
+        return `${d.change} ${d.path.split('/').pop()}`;
+      });
+    const attach = async (owner: string, marks: WatermarkStore, sent: AppEvent[]) => {
+      const token = (await lease.acquire(uid, owner, 60_000))!.token;
+      const context: AttachContext = {
+        fence: { owner, token },
+        readSince: (cursor) => bus.readSince(uid, cursor),
+      };
+      const source = new FirestoreListenerSource({ firestore: db, listeners: LISTENERS, marks, logger: silent });
+      const detach = await source.attach(
+        uid,
+        (event) => {
+          sent.push(event);
+          return bus.publish(uid, event);
+        },
+        context,
+      );
+      return { token, detach };
+    };
+
+    await db.doc(path('kept')).set({ n: 0 });
+    await db.doc(path('doomed')).set({ n: -1 });
+    const dead = killable(store);
+    const deadSent: AppEvent[] = [];
+    const a = await attach('gw-dead', dead, deadSent);
+    await waitFor(() => deadSent.length === 2, 'the initial snapshot');
+    await waitFor(async () => (await store.get(uid)).cursors['notifications'] !== undefined, 'its mark and cursor');
+
+    // From here on the holder publishes but never stores: killed before its marks land.
+    dead.killed = true;
+    await db.doc(path('published')).set({ n: 1 });
+    await db.doc(path('doomed')).delete();
+    await waitFor(() => deadSent.length === 4, 'the last events of the dead holder');
+    expect(changes(deadSent.slice(2))).toEqual(['added published', 'removed doomed']);
+    await a.detach({ handover: true });
+    await lease.release(uid, 'gw-dead', a.token);
+    // A write from another source in between: not this listener's, skipped by the replay.
+    await bus.publish(uid, {
+      event: 'listener.change',
+      data: {
+        source: 'firestore',
+        listener: 'other',
+        path: 'x/y',
+        change: 'added',
+        update_time: '2030-01-01T00:00:00.000000Z',
+      },
+    });
+
+    const sent: AppEvent[] = [];
+    const b = await attach('gw-new', store, sent);
+    await db.doc(path('after')).set({ n: 2 });
+    await waitFor(() => sent.length >= 1, 'the write after the takeover', 10_000);
+    await sleep(300);
+    // Before the fix: `added published` and `removed doomed` were sent again here.
+    expect(changes(sent)).toEqual(['added after']);
+    expect(sent[0]!.data).toMatchObject({ initial: false });
+    const stored = await store.get(uid);
+    expect(Object.keys(stored.docs['notifications'] ?? {}).sort()).toEqual([
+      path('after'),
+      path('kept'),
+      path('published'),
+    ]);
+    const head = await bus.head(uid);
+    expect(stored.cursors['notifications']).toBe(head);
+    await b.detach({ handover: true });
+    await lease.release(uid, 'gw-new', b.token);
+    await bus.close();
+  }, 60_000);
+
+  it('RedisWatermarkStore: the cursor lives beside the mark, fenced, and reads as absent for marks stored before it', async () => {
+    const uid = `lee-${Date.now()}`;
+    const lease = new RedisLease(client);
+    const store = new RedisWatermarkStore(client);
+    const { token } = (await lease.acquire(uid, 'gw-a', 60_000))!;
+    const fence = { owner: 'gw-a', token };
+    // As an older version stored them: a mark and a delivered document, no cursor.
+    await client.hset(`lb:{${uid}}:lw`, 'l', '10');
+    await client.hset(`lb:{${uid}}:ld`, 'l p/a', '9');
+    expect(await store.get(uid)).toEqual({
+      marks: { l: '10' },
+      docs: { l: { 'p/a': '9' } },
+      overflowed: [],
+      cursors: {},
+    });
+    await store.set(uid, 'l', '11', fence, { put: { 'p/b': '11' }, del: [] }, 'e:3');
+    await store.set(uid, 'a b', '11', fence, { put: {}, del: [], overflow: true }, 'e:4');
+    await store.set(uid, 'l', '12', fence, { put: {}, del: ['p/a'] });
+    expect(await store.set(uid, 'l', '13', { owner: 'gw-b', token }, undefined, 'e:9')).toBe(false);
+    expect(await store.get(uid)).toEqual({
+      marks: { l: '12', 'a b': '11' },
+      docs: { l: { 'p/b': '11' } },
+      overflowed: ['a b'],
+      cursors: { l: 'e:3', 'a b': 'e:4' },
+    });
+    await store.forget(uid, 'a b');
+    expect(await store.get(uid)).toMatchObject({ overflowed: [], cursors: { l: 'e:3' } });
+    await store.clear(uid);
+    expect((await store.get(uid)).cursors).toEqual({});
+  });
+});
