@@ -114,7 +114,12 @@ describe('BullMQ on a Redis Cluster (every key under the {lbq} hash tag)', () =>
       const done = await waitFor(() => events.find((e) => e.status === 'completed'), 'completed', 15_000);
       expect(done.result).toMatchObject({ sentences: 2 });
       expect(await waitFor(() => queue.health().workers, 'a worker heartbeat')).toBe(1);
-      expect(await queue.depth()).toEqual({ waiting: 0, active: 0, delayed: 0 });
+      // The completed event is published from inside the job: BullMQ moves it out of active just after.
+      const idle = async () => {
+        const depth = await queue.depth();
+        return depth.active === 0 ? depth : undefined;
+      };
+      expect(await waitFor(idle, 'the job out of active')).toEqual({ waiting: 0, active: 0, delayed: 0 });
       expect(logs.entries.filter((e) => e.event === 'task_worker_error')).toEqual([]);
     } finally {
       await worker.close(1_000);
