@@ -51,7 +51,7 @@ export const EnvSchema = z.object({
   RATE_LIMIT_FRAMES_PER_S: int(0).default(100),
   RATE_LIMIT_BURST: int(1).default(200),
   WORKER_CONCURRENCY: int(1, 256).default(2),
-  WORKER_HTTP_PORT: int(0, 65535).default(8081),
+  WORKER_HTTP_PORT: int(0, 65535).default(8090),
   TASK_ATTEMPTS: int(1, 50).default(3),
   TASK_BACKOFF_MS: int(0).default(1_000),
   TASK_LOCK_MS: int(1_000).default(30_000),
@@ -145,7 +145,11 @@ export interface GatewayConfig {
   rateLimitBurst: number;
   /** Jobs one worker (process, or the embedded queue) runs at once. @default 2 */
   workerConcurrency: number;
-  /** Port of the worker process's /healthz and /metrics (`livebus-gateway worker`). @default 8081 */
+  /**
+   * Port of the worker process's /healthz and /metrics (`livebus-gateway worker`). Apart
+   * from PORT (8080) and the HEALTH_PORT the docs use (8081), so a gateway and a worker
+   * run on one host with their defaults. @default 8090
+   */
   workerHttpPort: number;
   /** Starts of a task before a transient failure (Redis away) is final. @default 3 */
   taskAttempts: number;

@@ -22,6 +22,7 @@ import type { WorkflowWatchStore } from './listeners/workflow-watch-store';
 import { createLogger, type Logger } from './logger';
 import { DisconnectTracker } from './metrics/disconnect-tracker';
 import { createMetrics, type GatewayMetrics } from './metrics/prometheus';
+import { explainListenError } from './port-in-use';
 import { MemoryPresence } from './presence/memory-presence';
 import type { Presence } from './presence/presence';
 import { MemoryRegistryStore } from './registry/memory-registry-store';
@@ -399,10 +400,13 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     async listen() {
       // The health port first: it must answer (not ready) by the time the main port accepts clients.
       if (config.healthPort !== undefined) {
+        const healthPort = config.healthPort;
         healthThread = await startHealthThread({
-          port: config.healthPort,
+          port: healthPort,
           host: config.host,
           snapshot: () => ({ healthz: health.healthz(), readiness: health.readiness() }),
+        }).catch((error: unknown) => {
+          throw explainListenError(error, 'HEALTH_PORT', healthPort);
         });
       }
       await new Promise<void>((resolve, reject) => {
@@ -414,7 +418,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       }).catch(async (error: unknown) => {
         await healthThread?.stop();
         healthThread = undefined;
-        throw error;
+        throw explainListenError(error, 'PORT', config.port);
       });
       healthThread?.refresh(); // listening now: ready, if Redis is
       metrics.start();

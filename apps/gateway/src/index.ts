@@ -17,6 +17,7 @@ export type { Lease } from './lease/lease';
 export type { Detach, ListenerSource } from './listeners/listener-source';
 export { assembleDeps, type DepsBuilders, loadDeps } from './load-deps';
 export { createLogger, type LogEvent, type Logger } from './logger';
+export { PortInUseError } from './port-in-use';
 export type { InstanceInfo, Presence, SessionEntry } from './presence/presence';
 export { MemoryRegistryStore } from './registry/memory-registry-store';
 export { RedisRegistryStore } from './registry/redis-registry-store';

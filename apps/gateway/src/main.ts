@@ -6,6 +6,7 @@ import { watchEcsStop } from './ecs/ecs-stop-watch';
 import { createGateway } from './gateway';
 import { loadDeps } from './load-deps';
 import { createLogger } from './logger';
+import { exitIfPortInUse } from './port-in-use';
 import { VERSION } from './version';
 
 async function main(): Promise<void> {
@@ -37,7 +38,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 
-  await gateway.listen();
+  await gateway.listen().catch(exitIfPortInUse('livebus-gateway'));
   // On ECS, drain as soon as the task is told to stop, before the ALB cuts its sockets (docs/runbook.md).
   watchEcsStop({ metadataUri: process.env.ECS_CONTAINER_METADATA_URI_V4, onStop: () => stop('ECS_TASK_STOPPING') });
 }

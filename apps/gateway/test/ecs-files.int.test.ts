@@ -15,6 +15,7 @@ const dockerfile = readFileSync(join(root, 'docker', 'Dockerfile'), 'utf8');
 
 interface Container {
   name: string;
+  image: string;
   command: string[];
   portMappings?: Array<{ containerPort: number }>;
   environment: Array<{ name: string; value: string }>;
@@ -25,8 +26,30 @@ interface Container {
 }
 interface TaskDefinition {
   family: string;
+  executionRoleArn: string;
+  taskRoleArn: string;
   containerDefinitions: Container[];
 }
+interface PolicyDocument {
+  Statement: Array<{ Effect: string; Action: string | string[]; Resource: string | string[] }>;
+}
+const list = (v: string | string[]) => (Array.isArray(v) ? v : [v]);
+/** IAM's wildcards: `*` any run of characters, `?` any one. */
+const wildcard = (pattern: string) =>
+  new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
+/** Whether an Allow statement of the policy grants `action` on `resource` (there are no Deny statements). */
+const allows = (policy: PolicyDocument, action: string, resource: string) =>
+  policy.Statement.some(
+    (s) =>
+      s.Effect === 'Allow' &&
+      list(s.Action).some((a) => wildcard(a).test(action)) &&
+      list(s.Resource).some((r) => wildcard(r).test(resource)),
+  );
 type Attributes = { Attributes: Array<{ Key: string; Value: string }> };
 const attribute = (file: string, key: string) =>
   Number(read<Attributes>(file).Attributes.find((a) => a.Key === key)?.Value);
@@ -51,6 +74,9 @@ describe('docker/ecs', () => {
     const files = readdirSync(ecs).filter((f) => f.endsWith('.json'));
     expect(files.sort()).toEqual(
       [
+        'ecs-tasks-trust-policy.json',
+        'execution-role-policy.json',
+        'gateway-listener.json',
         'gateway-load-balancer-attributes.json',
         'gateway-service.json',
         'gateway-target-group-attributes.json',
@@ -121,6 +147,115 @@ describe('docker/ecs', () => {
       HealthCheckPath: '/health/readiness',
     });
     expect(read<{ taskDefinition: string }>('worker-service.json').taskDefinition).toBe('livebus-worker');
+  });
+
+  it('the target group checks readiness on the HEALTH_PORT the gateway task sets and maps', () => {
+    const [c] = read<TaskDefinition>('gateway-task-definition.json').containerDefinitions as [Container];
+    const { config } = configOf(c);
+    expect(config.healthPort).toBeDefined();
+    expect(read('gateway-target-group.json')).toMatchObject({ HealthCheckPort: String(config.healthPort) });
+    expect(c.portMappings?.map((m) => m.containerPort)).toContain(config.healthPort);
+  });
+
+  it('the worker serves /healthz on the default WORKER_HTTP_PORT, apart from the gateway’s ports, here and in compose', () => {
+    const [gateway] = read<TaskDefinition>('gateway-task-definition.json').containerDefinitions as [Container];
+    const [worker] = read<TaskDefinition>('worker-task-definition.json').containerDefinitions as [Container];
+    const gatewayConfig = configOf(gateway).config;
+    const workerPort = configOf(worker).config.workerHttpPort;
+    expect(workerPort).toBe(defaultConfig().workerHttpPort);
+    expect([gatewayConfig.port, gatewayConfig.healthPort]).not.toContain(workerPort);
+    expect(worker.healthCheck.command.join(' ')).toContain(`process.env.WORKER_HTTP_PORT||${workerPort})`);
+    // compose.yaml sets no WORKER_HTTP_PORT: its worker's health check probes the default.
+    const compose = readFileSync(join(root, 'docker', 'compose.yaml'), 'utf8');
+    expect(compose).not.toContain('WORKER_HTTP_PORT:');
+    const composeWorker = compose.split(/^ {2}worker:$/m)[1] ?? '';
+    expect([...composeWorker.matchAll(/127\.0\.0\.1:(\d+)\/healthz/g)].map((m) => Number(m[1]))).toEqual([workerPort]);
+  });
+
+  it('the listener forwards to the service’s target group, on the load balancer whose attributes are set', () => {
+    const listener = read<{
+      LoadBalancerArn: string;
+      Protocol: string;
+      Certificates?: Array<{ CertificateArn: string }>;
+      DefaultActions: Array<{ Type: string; TargetGroupArn: string }>;
+    }>('gateway-listener.json');
+    const service = read<{ loadBalancers: Array<{ targetGroupArn: string }> }>('gateway-service.json');
+    const targetGroupArn = service.loadBalancers[0]?.targetGroupArn;
+    expect(read<{ TargetGroupArn: string }>('gateway-target-group-attributes.json').TargetGroupArn).toBe(
+      targetGroupArn,
+    );
+    expect(listener.DefaultActions).toEqual([{ Type: 'forward', TargetGroupArn: targetGroupArn }]);
+    expect(listener.LoadBalancerArn).toBe(
+      read<{ LoadBalancerArn: string }>('gateway-load-balancer-attributes.json').LoadBalancerArn,
+    );
+    expect(listener.Protocol).toBe('HTTPS');
+    expect(listener.Certificates?.length).toBe(1);
+  });
+
+  it('the execution role may pull the image, create and write the log groups, and read the secrets', () => {
+    const policy = read<PolicyDocument>('execution-role-policy.json');
+    for (const file of taskDefinitions) {
+      const task = read<TaskDefinition>(file);
+      const [c] = task.containerDefinitions as [Container];
+      expect(task.executionRoleArn).toBe(read<TaskDefinition>(taskDefinitions[0] as string).executionRoleArn);
+      const [account, region, repository] =
+        /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com\/([^:@]+)/.exec(c.image)?.slice(1) ?? [];
+      const repoArn = `arn:aws:ecr:${region}:${account}:repository/${repository}`;
+      expect(allows(policy, 'ecr:GetAuthorizationToken', '*')).toBe(true);
+      for (const action of ['ecr:BatchCheckLayerAvailability', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchGetImage']) {
+        expect([action, allows(policy, action, repoArn)]).toEqual([action, true]);
+      }
+      const o = c.logConfiguration.options;
+      const group = `arn:aws:logs:${o['awslogs-region']}:${account}:log-group:${o['awslogs-group']}`;
+      if (o['awslogs-create-group'] === 'true') {
+        // CloudWatch Logs names a group with and without the trailing `:*`; either must pass.
+        expect([
+          allows(policy, 'logs:CreateLogGroup', group),
+          allows(policy, 'logs:CreateLogGroup', `${group}:*`),
+        ]).toEqual([true, true]);
+      }
+      const stream = `${group}:log-stream:${o['awslogs-stream-prefix']}/${c.name}/0123456789abcdef`;
+      expect([allows(policy, 'logs:CreateLogStream', stream), allows(policy, 'logs:PutLogEvents', stream)]).toEqual([
+        true,
+        true,
+      ]);
+      // A secret's full ARN is the name plus `-` and six random characters.
+      for (const s of c.secrets ?? []) {
+        expect([s.name, allows(policy, 'secretsmanager:GetSecretValue', `${s.valueFrom}-AbC123`)]).toEqual([
+          s.name,
+          true,
+        ]);
+      }
+    }
+  });
+
+  it('the runbook creates every role the task definitions name, trusting ECS tasks of their account, and uses every file', () => {
+    const runbook = readFileSync(join(root, 'docs', 'runbook.md'), 'utf8');
+    const trust = read<{
+      Statement: Array<{
+        Principal: { Service: string };
+        Action: string;
+        Condition?: Record<string, Record<string, string>>;
+      }>;
+    }>('ecs-tasks-trust-policy.json').Statement[0];
+    expect(trust).toMatchObject({ Principal: { Service: 'ecs-tasks.amazonaws.com' }, Action: 'sts:AssumeRole' });
+    for (const file of taskDefinitions) {
+      const task = read<TaskDefinition>(file);
+      for (const arn of [task.executionRoleArn, task.taskRoleArn]) {
+        const [, account, role] = /^arn:aws:iam::(\d{12}):role\/(.+)$/.exec(arn) ?? [];
+        expect(trust?.Condition?.StringEquals?.['aws:SourceAccount']).toBe(account);
+        expect(runbook).toContain(
+          `aws iam create-role --role-name ${role} --assume-role-policy-document file://docker/ecs/ecs-tasks-trust-policy.json`,
+        );
+      }
+      const execution = task.executionRoleArn.split('/').at(-1);
+      expect(runbook).toMatch(
+        new RegExp(
+          `put-role-policy --role-name ${execution} .*--policy-document file://docker/ecs/execution-role-policy.json`,
+        ),
+      );
+    }
+    for (const f of readdirSync(ecs)) expect(runbook).toContain(`file://docker/ecs/${f}`);
   });
 
   it('the deregistration delay covers the ECS stop poll plus SHUTDOWN_GRACE_MS', () => {

@@ -20,7 +20,8 @@ export interface CliProcess {
   stderr(): string;
 }
 
-function startCli(args: string[], env: Record<string, string>): Omit<CliProcess, 'port' | 'http'> {
+/** Spawns `node dist/main.js <args>` with only PATH, HOST=127.0.0.1 and `env` in its environment. */
+export function startCli(args: string[], env: Record<string, string>): Omit<CliProcess, 'port' | 'http'> {
   const child = spawn(process.execPath, [main, ...args], {
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

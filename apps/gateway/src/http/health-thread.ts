@@ -59,7 +59,7 @@ const server = http.createServer((req, res) => {
 });
 server.keepAliveTimeout = 65000;
 server.headersTimeout = 66000;
-server.on('error', (error) => parentPort.postMessage({ error: String(error) }));
+server.on('error', (error) => parentPort.postMessage({ error: String(error), code: error.code }));
 server.listen({ port: workerData.port, host: workerData.host }, () => parentPort.postMessage({ address: server.address() }));
 `;
 
@@ -84,8 +84,9 @@ export async function startHealthThread(options: HealthThreadOptions): Promise<H
     const onExit = (code: number) => reject(new Error(`health thread exited with ${code}`));
     worker.once('error', reject);
     worker.once('exit', onExit);
-    worker.on('message', (m: { address?: AddressInfo; error?: string }) => {
-      if (m.error) reject(new Error(`health port: ${m.error}`));
+    worker.on('message', (m: { address?: AddressInfo; error?: string; code?: string }) => {
+      // The code crosses the thread boundary so the caller can tell EADDRINUSE apart.
+      if (m.error) reject(Object.assign(new Error(`health port: ${m.error}`), { code: m.code }));
       if (m.address) {
         worker.off('exit', onExit);
         resolve(m.address);

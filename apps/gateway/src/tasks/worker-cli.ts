@@ -4,6 +4,7 @@ import { createPublisher } from '@livebus/publisher';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ConfigError, type GatewayConfig, loadConfig } from '../config';
 import { createLogger, type Logger } from '../logger';
+import { exitIfPortInUse, explainListenError } from '../port-in-use';
 import { RedisStatusLog } from '../redis-status-log';
 import { VERSION } from '../version';
 import { BullMqTaskQueue } from './bullmq-task-queue';
@@ -42,7 +43,7 @@ export async function runWorkerCli(env: NodeJS.ProcessEnv = process.env): Promis
     process.exit(78);
   }
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, instanceId: config.instanceId });
-  const worker = await startTaskWorker(config, logger);
+  const worker = await startTaskWorker(config, logger).catch(exitIfPortInUse('livebus-gateway worker'));
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -145,6 +146,12 @@ export async function startTaskWorker(config: GatewayConfig, logger: Logger): Pr
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.workerHttpPort, config.host, () => resolve());
+  }).catch(async (error: unknown) => {
+    // Nothing may stay open: the caller exits, or (embedded) carries on without this worker.
+    await worker?.close(0);
+    await Promise.allSettled([queue.close(), publisher.close()]);
+    await Promise.allSettled([closeTaskRedis(redis), closeTaskRedis(jobs)]);
+    throw explainListenError(error, 'WORKER_HTTP_PORT', config.workerHttpPort);
   });
   const address = server.address() as AddressInfo;
   logger.info('task_worker_listening', {
