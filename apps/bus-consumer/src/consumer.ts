@@ -101,6 +101,11 @@ export class BusConsumer {
   /** A refresh_token close was already retried; a welcome resets it, so only back-to-back failures stop. */
   #authRetried = false;
   #reconnectHintMs: number | undefined;
+  /**
+   * The connection whose token refresh is under way (getToken called, the gateway's answer not
+   * yet in): a second `token_expiring` meanwhile starts no second refresh.
+   */
+  #refreshingOn: number | undefined;
   /** The gateway refused the last upgrade with `Retry-After` (Node only): wait this long before the next. */
   #retryAfterMs: number | undefined;
   /** Ping timer and watchdog of the open session. */
@@ -350,24 +355,36 @@ export class BusConsumer {
   }
 
   /**
-   * Answers `token_expiring` with an `auth` frame on the same socket. A failure
-   * keeps the session: the gateway closes it with 4011 at the deadline and the
-   * client reconnects with a fresh token then.
+   * Answers `token_expiring` with an `auth` frame on the same socket, one refresh
+   * at a time: a notice while one is under way is not answered again (an older
+   * gateway asked again for every short-lived fresh token, a storm of getToken
+   * calls). A failure keeps the session: the gateway closes it with 4011 at the
+   * deadline and the client reconnects with a fresh token then.
    */
   async #refreshToken(id: number): Promise<void> {
+    if (this.#refreshingOn === id) return;
+    this.#refreshingOn = id;
     let token: string | undefined;
     try {
       token = await this.#token();
     } catch (error) {
+      this.#refreshDone(id);
       this.#emitter.emit('error', toError(error));
       return;
     }
     if (id !== this.#connId || this.#state !== 'open') return; // the session ended while we waited
     if (!token) {
+      this.#refreshDone(id);
       this.#emitter.emit('error', new Error('getToken returned no token: the session cannot be extended'));
       return;
     }
-    this.#send(serializeFrame({ type: 'auth', token }));
+    // Still under way until the gateway answers: `token_refreshed`, or an `error` `not_authenticated`.
+    if (!this.#send(serializeFrame({ type: 'auth', token }))) this.#refreshDone(id);
+  }
+
+  /** The refresh on connection `id` ended; a later `token_expiring` may start another. */
+  #refreshDone(id: number): void {
+    if (this.#refreshingOn === id) this.#refreshingOn = undefined;
   }
 
   #onFrame(id: number, data: unknown): void {
@@ -397,6 +414,7 @@ export class BusConsumer {
       case 'pong':
         return;
       case 'error':
+        if (frame.code === 'not_authenticated') this.#refreshDone(id);
         this.#emitter.emit('error', new Error(`gateway: ${frame.code}: ${frame.message}`));
         return;
     }
@@ -407,7 +425,10 @@ export class BusConsumer {
     this.#emitter.emit('notice', frame);
     // A static token cannot be refreshed: the gateway closes 4011 at the deadline.
     if (frame.kind === 'token_expiring' && this.#o.getToken) void this.#refreshToken(id);
-    if (frame.kind === 'token_refreshed') this.#emitter.emit('token_refreshed', { expiresAtMs: frame.expires_at_ms });
+    if (frame.kind === 'token_refreshed') {
+      this.#refreshDone(id);
+      this.#emitter.emit('token_refreshed', { expiresAtMs: frame.expires_at_ms });
+    }
   }
 
   #onWelcome(id: number, welcome: WelcomeFrame): void {

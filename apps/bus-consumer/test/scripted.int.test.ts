@@ -158,6 +158,57 @@ describe('token refresh (scripted gateway)', () => {
     expect(gw.peers).toHaveLength(1);
   });
 
+  it('runs one refresh at a time: a token_expiring while one is under way starts no second getToken', async () => {
+    let release: (() => void) | undefined;
+    let calls = 0;
+    client = new BusConsumer({
+      url: gw.url,
+      ...fast,
+      getToken: async () => {
+        calls++;
+        if (calls === 2) await new Promise<void>((r) => (release = r)); // the first refresh is slow
+        return `token-${calls}`;
+      },
+    });
+    const got: string[] = [];
+    client.on('session.notice', (d) => got.push(d.message));
+    await client.connect();
+    const peer = gw.last();
+    const auths = () => peer.frames.filter((f) => f.type === 'auth');
+    // Frames are handled in order: once the event after the notices is in, so are the notices.
+    const handled = async (n: number) => {
+      gw.event(peer, n);
+      await waitFor(() => got.includes(String(n)), `event ${n}`);
+    };
+
+    expiring(peer);
+    expiring(peer);
+    expiring(peer);
+    await handled(1);
+    expect(calls).toBe(2); // the hello's token, then one refresh
+    release?.();
+    await waitFor(() => auths().length === 1, 'auth frame');
+    // Sent, not yet answered: still under way.
+    expiring(peer);
+    await handled(2);
+    expect(calls).toBe(2);
+
+    peer.send({ type: 'notice', kind: 'token_refreshed', message: 'ok', expires_at_ms: Date.now() + 3_000 });
+    expiring(peer);
+    await waitFor(() => auths().length === 2, 'second auth frame');
+    expect(calls).toBe(3);
+    // A refused token ends the refresh too: the next ask is answered.
+    peer.send({ type: 'error', code: 'not_authenticated', message: 'the fresh token was refused' });
+    expiring(peer);
+    await waitFor(() => auths().length === 3, 'third auth frame');
+    expect(auths()).toEqual([
+      { type: 'auth', token: 'token-2' },
+      { type: 'auth', token: 'token-3' },
+      { type: 'auth', token: 'token-4' },
+    ]);
+    expect(client.counters.reconnects).toBe(0);
+  });
+
   it('drops a refreshed token whose socket closed while getToken was running', async () => {
     let release: (() => void) | undefined;
     let n = 0;

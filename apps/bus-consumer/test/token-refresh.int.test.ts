@@ -1,6 +1,6 @@
 // Token refresh against the real gateway: tokens that last a few seconds, refreshed in-band.
 // Needs the gateway side of "token refresh" (token_expiring notices, auth frames, close 4011).
-import { JwtAuthenticator, signJwt } from '@livebus/gateway';
+import { signJwt } from '@livebus/gateway';
 import { CloseCode } from '@livebus/protocol';
 import { waitFor } from '@livebus/test-support';
 import { BusConsumer, FatalCloseError } from '../src/index';
@@ -27,10 +27,14 @@ const track = (c: BusConsumer) => {
 describe('token refresh against a real gateway', () => {
   let g: GatewayHandle;
   beforeAll(async () => {
-    g = await startGateway(
-      { authMode: 'jwt', jwtSecret: SECRET, tokenRefreshLeadMs: LEAD_MS, tokenExpiryGraceMs: GRACE_MS },
-      () => ({ auth: new JwtAuthenticator({ secret: SECRET, serviceRoleClaim: 'livebus_service' }) }),
-    );
+    // No clock tolerance: the 4011 close comes GRACE_MS after exp.
+    g = await startGateway({
+      authMode: 'jwt',
+      jwtSecret: SECRET,
+      tokenRefreshLeadMs: LEAD_MS,
+      tokenExpiryGraceMs: GRACE_MS,
+      tokenClockToleranceMs: 0,
+    });
   });
   afterEach(() => {
     for (const c of clients.splice(0)) c.close();
@@ -150,4 +154,69 @@ describe('token refresh against a real gateway', () => {
     expect(calls).toBe(3);
     expect(got).toEqual(Array.from({ length: published }, (_, i) => i + 1));
   }, 20_000);
+});
+
+describe('token refresh with the default settings (TOKEN_REFRESH_LEAD_MS 60 s) and 3-second tokens', () => {
+  const LIFETIMES = 4;
+  let g: GatewayHandle;
+  beforeAll(async () => {
+    g = await startGateway({ authMode: 'jwt', jwtSecret: SECRET });
+  });
+  afterEach(() => {
+    for (const c of clients.splice(0)) c.close();
+  });
+  afterAll(() => g.stop());
+
+  it('keeps one session across 4 lifetimes: 0 reconnects, at most 2 tokens minted per lifetime, one refresh in flight', async () => {
+    const minted: Array<{ atMs: number; expMs: number }> = [];
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const c = track(
+      new BusConsumer({
+        url: g.url,
+        ...fast,
+        getToken: async () => {
+          inFlight++;
+          maxInFlight = Math.max(maxInFlight, inFlight);
+          // An identity provider takes a moment: room for a second request to overlap this one.
+          await sleep(30);
+          inFlight--;
+          const token = tokenFor('default-lead-user');
+          minted.push({ atMs: Date.now(), expMs: expMs(token) });
+          return token;
+        },
+      }),
+    );
+    const errors: Error[] = [];
+    const refreshed: Array<number | undefined> = [];
+    const got: number[] = [];
+    c.onClient('error', (e) => errors.push(e));
+    c.onClient('token_refreshed', (e) => refreshed.push(e.expiresAtMs));
+    c.on('session.notice', (d) => got.push(Number(d.message)));
+    await c.connect();
+    const sessionId = c.session?.session_id;
+
+    const until = Date.now() + LIFETIMES * LIFETIME_S * 1_000;
+    let published = 0;
+    while (Date.now() < until) {
+      await g.gw.publish('default-lead-user', numbered(++published));
+      await sleep(200);
+    }
+    await waitFor(() => got.length >= published, `${published} events`);
+
+    expect(c.state).toBe('open');
+    expect(c.session?.session_id).toBe(sessionId);
+    expect(c.counters).toMatchObject({ connects: 1, reconnects: 0, lastCloseCode: undefined });
+    expect(got).toEqual(Array.from({ length: published }, (_, i) => i + 1));
+    // The session outlived every token: each was replaced before it expired.
+    expect(refreshed.length).toBeGreaterThanOrEqual(LIFETIMES);
+    expect(minted).toHaveLength(refreshed.length + 1);
+    // Within any token's lifetime, at most 2 more tokens were minted (one ask per token, at half its life).
+    const mintedDuring = minted.map(
+      ({ atMs, expMs: end }) => minted.filter((m) => m.atMs > atMs && m.atMs < end).length,
+    );
+    expect(Math.max(...mintedDuring)).toBeLessThanOrEqual(2);
+    expect(maxInFlight).toBe(1);
+    expect(errors).toEqual([]);
+  }, 30_000);
 });

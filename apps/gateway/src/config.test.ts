@@ -48,6 +48,15 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads one clock tolerance for tokens, 5 s by default, and refuses one beyond 5 min', () => {
+    expect(loadConfig({}).tokenClockToleranceMs).toBe(5_000);
+    expect(loadConfig({ TOKEN_CLOCK_TOLERANCE_MS: '0' }).tokenClockToleranceMs).toBe(0);
+    expect(loadConfig({ TOKEN_CLOCK_TOLERANCE_MS: '30000' }).tokenClockToleranceMs).toBe(30_000);
+    for (const bad of ['-1', '300001', '2.5', 'five']) {
+      expect(() => loadConfig({ TOKEN_CLOCK_TOLERANCE_MS: bad })).toThrow(/TOKEN_CLOCK_TOLERANCE_MS/);
+    }
+  });
+
   it('refuses contradictions and unsafe production settings', () => {
     expect(() => loadConfig({ AUTH_MODE: 'jwt' })).toThrow(/JWT_SECRET \/ JWT_JWKS_URL/);
     expect(() => loadConfig({ NODE_ENV: 'production', AUTH_MODE: 'none', ADMIN_TOKEN: 'x'.repeat(20) })).toThrow(

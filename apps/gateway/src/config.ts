@@ -1,6 +1,7 @@
 import { protocolDefaults } from '@livebus/protocol';
 import { z } from 'zod';
 import { type ListenersConfig, ListenersConfigError, loadListenersConfig } from './listeners/listeners-config';
+import { DEFAULT_TOKEN_CLOCK_TOLERANCE_MS } from './token-schedule';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -46,6 +47,7 @@ export const EnvSchema = z.object({
   ALLOWED_ORIGINS: z.string().optional(),
   TOKEN_REFRESH_LEAD_MS: int(0).default(protocolDefaults.tokenRefreshLeadMs),
   TOKEN_EXPIRY_GRACE_MS: int(0).default(30_000),
+  TOKEN_CLOCK_TOLERANCE_MS: int(0, 300_000).default(DEFAULT_TOKEN_CLOCK_TOLERANCE_MS),
   INSTANCE_TTL_MS: int(300).default(30_000),
   RPC_TIMEOUT_MS: int(1).default(10_000),
   RATE_LIMIT_FRAMES_PER_S: int(0).default(100),
@@ -130,8 +132,18 @@ export interface GatewayConfig {
   allowedOrigins: string[] | undefined;
   /** How long before a session's token expires the gateway asks for a fresh one. @default 60_000 */
   tokenRefreshLeadMs: number;
-  /** How long past its token's expiry a session may wait for a fresh token before close 4011. @default 30_000 */
+  /**
+   * How long past the end of its token's validity (`exp` plus {@link tokenClockToleranceMs}) a
+   * session may wait for a fresh token before close 4011. @default 30_000
+   */
   tokenExpiryGraceMs: number;
+  /**
+   * Clock skew tolerated between the token issuer and the gateway: a token is valid until `exp`
+   * plus this (and from `nbf` minus this), alike for the WebSocket hello, `auth` frames and the
+   * HTTP API. firebase-admin checks `exp` itself, with no tolerance, in AUTH_MODE=firebase.
+   * @default 5_000
+   */
+  tokenClockToleranceMs: number;
   /**
    * How long an instance's sessions stay in the fleet's presence directory after its
    * last heartbeat (every third of it): a killed instance's sessions, and with them its
@@ -316,6 +328,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     allowedOrigins: origins,
     tokenRefreshLeadMs: e.TOKEN_REFRESH_LEAD_MS,
     tokenExpiryGraceMs: e.TOKEN_EXPIRY_GRACE_MS,
+    tokenClockToleranceMs: e.TOKEN_CLOCK_TOLERANCE_MS,
     instanceTtlMs: e.INSTANCE_TTL_MS,
     rpcTimeoutMs: e.RPC_TIMEOUT_MS,
     rateLimitFramesPerS: e.RATE_LIMIT_FRAMES_PER_S,

@@ -81,6 +81,7 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
   });
   const lifetime = new TokenLifetime({
     refreshLeadMs: config.tokenRefreshLeadMs,
+    clockToleranceMs: config.tokenClockToleranceMs,
     graceMs: config.tokenExpiryGraceMs,
     onExpiring: (session, expiresAtMs) => {
       session.connection.send({
@@ -363,7 +364,6 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     // A cleared Timeout held for the connection's life costs about 200 bytes (with its closure).
     conn.handshakeTimer = undefined;
     const subscribed = hub.add(session);
-    lifetime.track(session);
     const attached = listeners.sessionOpened(uid, sessionId);
     if (replaced) {
       // The same tab reconnecting before its old socket timed out: the new one takes its place.
@@ -391,6 +391,9 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
         heartbeat: { ping_interval_ms: config.pingIntervalMs, ping_timeout_ms: config.pingTimeoutMs },
         resume: { status, cursor: head, replayed: read?.events.length ?? 0 },
       });
+      // After the welcome: a token accepted within the clock tolerance is asked for at once,
+      // and a notice before the welcome would reach a client not yet able to answer it.
+      lifetime.track(session);
       const backlog = [...(read?.events.map((e) => liveEventOf(e)) ?? []), ...(session.pending ?? [])];
       session.pending = undefined;
       for (const event of backlog) hub.deliver(session, event);

@@ -182,8 +182,14 @@ describe('token lifetime on live sessions', () => {
   let t: TestGateway;
   beforeAll(async () => {
     t = await startGateway(
-      { authMode: 'jwt', jwtSecret: SECRET, tokenRefreshLeadMs: 1_500, tokenExpiryGraceMs: 300 },
-      { auth: new JwtAuthenticator({ secret: SECRET, serviceRoleClaim: 'livebus_service', clockToleranceS: 0 }) },
+      {
+        authMode: 'jwt',
+        jwtSecret: SECRET,
+        tokenRefreshLeadMs: 1_500,
+        tokenExpiryGraceMs: 300,
+        tokenClockToleranceMs: 0,
+      },
+      { auth: new JwtAuthenticator({ secret: SECRET, serviceRoleClaim: 'livebus_service', clockToleranceMs: 0 }) },
     );
   });
   afterAll(() => t.close());

@@ -91,8 +91,9 @@ not speak with 4010. Any other frame before \`hello\` is answered with an \`erro
 
 ## Token lifetime
 A session lives as long as its token. ${protocolDefaults.tokenRefreshLeadMs} ms before the token expires
-(\`TOKEN_REFRESH_LEAD_MS\`), the gateway sends \`notice\` \`token_expiring\` with \`expires_at_ms\`.
-The client gets a fresh token and sends it on the open socket:
+(\`TOKEN_REFRESH_LEAD_MS\`), the gateway sends \`notice\` \`token_expiring\` with \`expires_at_ms\`,
+once per token. A token with less than twice that left is asked for at half its remaining life
+instead. The client gets a fresh token and sends it on the open socket, one refresh at a time:
 \`\`\`
   |<-- notice { kind: token_expiring, expires_at_ms } ---|
   |--- auth { token } ---------------------------------->|  verify: same user?
@@ -100,9 +101,10 @@ The client gets a fresh token and sends it on the open socket:
 \`\`\`
 Nothing is interrupted: events and RPCs keep flowing. A token for another user closes the
 session with 4003; an invalid one is answered with an \`error\` frame (\`not_authenticated\`)
-and the session keeps its current deadline. With no valid token by \`expires_at_ms\` plus
-the gateway's grace (\`TOKEN_EXPIRY_GRACE_MS\`), the session is closed with 4011
-(\`token_expired\`): get a fresh token and reconnect (the resume loses nothing).
+and the session keeps its current deadline. A token is valid until \`exp\` plus the gateway's
+clock tolerance (\`TOKEN_CLOCK_TOLERANCE_MS\`), the same for \`hello\`, \`auth\` and the HTTP API.
+With no valid token by then plus the gateway's grace (\`TOKEN_EXPIRY_GRACE_MS\`), the session
+is closed with 4011 (\`token_expired\`): get a fresh token and reconnect (the resume loses nothing).
 
 ## Heartbeat
 The gateway sends WebSocket pings every ${protocolDefaults.pingIntervalMs} ms and drops a peer silent for

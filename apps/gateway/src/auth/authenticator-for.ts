@@ -39,6 +39,7 @@ export function authenticatorFor(config: GatewayConfig, options: AuthenticatorFo
         issuer: config.jwtIssuer,
         audience: config.jwtAudience,
         serviceRoleClaim: config.serviceRoleClaim,
+        clockToleranceMs: config.tokenClockToleranceMs,
       });
     case 'firebase':
       if (!options.firebaseApp) {

@@ -70,11 +70,26 @@ describe('JwtAuthenticator', () => {
     expect(() => new JwtAuthenticator({ serviceRoleClaim: 'svc' })).toThrow(/secret or a jwksUrl/);
   });
 
-  it('tolerates 30 s of clock skew on exp and nbf, not more', async () => {
-    expect(await reason(signJwt({ sub: 'u', exp: NOW_S - 20 }, SECRET))).toBe('accepted');
-    expect(await reason(signJwt({ sub: 'u', exp: NOW_S - 40 }, SECRET))).toBe('expired');
-    expect(await reason(signJwt({ sub: 'u', nbf: NOW_S + 20 }, SECRET))).toBe('accepted');
-    expect(await reason(signJwt({ sub: 'u', nbf: NOW_S + 40 }, SECRET))).toBe('invalid');
+  it('tolerates 5 s of clock skew on exp and nbf by default (TOKEN_CLOCK_TOLERANCE_MS), not more', async () => {
+    expect(await reason(signJwt({ sub: 'u', exp: NOW_S - 4 }, SECRET))).toBe('accepted');
+    expect(await reason(signJwt({ sub: 'u', exp: NOW_S - 5 }, SECRET))).toBe('expired');
+    expect(await reason(signJwt({ sub: 'u', exp: NOW_S - 25 }, SECRET))).toBe('expired');
+    expect(await reason(signJwt({ sub: 'u', nbf: NOW_S + 5 }, SECRET))).toBe('accepted');
+    expect(await reason(signJwt({ sub: 'u', nbf: NOW_S + 6 }, SECRET))).toBe('invalid');
+  });
+
+  it('takes the tolerance in milliseconds: 0 accepts nothing past exp, 2 500 accepts 2 s but not 3', async () => {
+    const check = async (clockToleranceMs: number, exp: number) =>
+      new JwtAuthenticator({ secret: SECRET, serviceRoleClaim: 'svc', clockToleranceMs, now: () => NOW_S * 1000 })
+        .authenticate({ token: signJwt({ sub: 'u', exp }, SECRET) })
+        .then(
+          () => 'accepted',
+          (e: AuthError) => e.reason,
+        );
+    expect(await check(0, NOW_S + 1)).toBe('accepted');
+    expect(await check(0, NOW_S)).toBe('expired');
+    expect(await check(2_500, NOW_S - 2)).toBe('accepted');
+    expect(await check(2_500, NOW_S - 3)).toBe('expired');
   });
 
   it('refuses missing, malformed, unsigned, re-signed and sub-less tokens', async () => {

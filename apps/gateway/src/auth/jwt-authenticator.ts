@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import { DEFAULT_TOKEN_CLOCK_TOLERANCE_MS } from '../token-schedule';
 import { AuthError, type Authenticator, type Principal } from './authenticator';
 import { toPrincipal } from './principal';
 
@@ -22,8 +23,12 @@ export interface JwtAuthOptions {
   audience?: string | undefined;
   /** Claim whose truthy value marks a service caller. */
   serviceRoleClaim: string;
-  /** Tolerated clock skew for `exp` / `nbf`, in seconds. @default 30 */
-  clockToleranceS?: number;
+  /**
+   * Clock skew tolerated on `exp` and `nbf`: a token is accepted until `exp` plus this.
+   * The gateway passes TOKEN_CLOCK_TOLERANCE_MS, the tolerance of every way in.
+   * @default 5_000
+   */
+  clockToleranceMs?: number;
   /**
    * Least time between two JWKS fetches. Bounds how often tokens with made-up
    * `kid`s can make us call the identity provider; tests set it to 0.
@@ -52,7 +57,7 @@ const JWKS_ALGS = ['RS256', 'ES256'];
  */
 export class JwtAuthenticator implements Authenticator {
   readonly mode = 'jwt' as const;
-  readonly #options: JwtAuthOptions & { clockToleranceS: number; now: () => number };
+  readonly #options: JwtAuthOptions & { clockToleranceMs: number; now: () => number };
   readonly #algorithms: string[];
   readonly #key: JWTVerifyGetKey;
 
@@ -60,7 +65,11 @@ export class JwtAuthenticator implements Authenticator {
   constructor(options: JwtAuthOptions) {
     const { secret, jwksUrl } = options;
     if (!secret && !jwksUrl) throw new TypeError('JwtAuthenticator needs a secret or a jwksUrl');
-    this.#options = { ...options, clockToleranceS: options.clockToleranceS ?? 30, now: options.now ?? Date.now };
+    this.#options = {
+      ...options,
+      clockToleranceMs: options.clockToleranceMs ?? DEFAULT_TOKEN_CLOCK_TOLERANCE_MS,
+      now: options.now ?? Date.now,
+    };
     const hmacKey = secret ? new TextEncoder().encode(secret) : undefined;
     // createRemoteJWKSet fetches nothing until the first token needs a key.
     const jwks = jwksUrl
@@ -97,7 +106,8 @@ export class JwtAuthenticator implements Authenticator {
         algorithms: this.#algorithms,
         issuer: this.#options.issuer,
         audience: this.#options.audience,
-        clockTolerance: this.#options.clockToleranceS,
+        // jose counts in seconds; fractions are fine.
+        clockTolerance: this.#options.clockToleranceMs / 1000,
         currentDate: new Date(this.#options.now()),
         requiredClaims: ['sub'],
       }));
