@@ -13,7 +13,7 @@ const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {} };
 function socket() {
   const sent: string[] = [];
   const closed: number[] = [];
-  const s: GatewaySocket & { sent: string[]; closed: number[] } = {
+  const s: Omit<GatewaySocket, 'isOpen'> & { isOpen: boolean; sent: string[]; closed: number[] } = {
     sent,
     closed,
     isOpen: true,
