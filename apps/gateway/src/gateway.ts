@@ -137,6 +137,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
   let timers: NodeJS.Timeout[] = [];
   let healthThread: HealthThread | undefined;
 
+  const decision = deps.detachDecision;
   const listeners = new ListenersManager({
     sources: deps.sources ?? [],
     detachDelayMs: config.detachDelayMs,
@@ -145,6 +146,8 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
       deps.detachDecision
         ? deps.detachDecision.cleanupIfAbsent(uid)
         : registry.cleanupUser(uid, detachStartedAt.toISOString()).then(() => 'cleaned' as const),
+    // Of the instances a user left at once, only the one whose claim wins cleans up.
+    ...(decision ? { claimCleanup: (uid: string) => decision.claim(uid, config.instanceId) } : {}),
     // Sessions of this instance are the manager's own count; only other instances' entries matter here.
     presentElsewhere: async (uid) => (await presence.sessions(uid)).some((s) => s.instanceId !== config.instanceId),
     emit: (uid, event) =>

@@ -99,7 +99,8 @@ export function assembleDeps(config: GatewayConfig, logger: Logger, builders: De
     fleet = {
       // A session that left keeps its registry entry for the detach delay, to resume with it.
       presence: new RedisPresence(redis, { instanceTtlMs: config.instanceTtlMs, leaveGraceMs: config.detachDelayMs }),
-      detachDecision: new RedisDetachDecision(redis),
+      // The claim must outlast every instance's decision on the same departure (within one detach delay).
+      detachDecision: new RedisDetachDecision(redis, { claimTtlMs: Math.max(60_000, 2 * config.detachDelayMs) }),
       channel: new RedisInstanceChannel(redis, config.instanceId),
     };
     redisStatus = () => (redis.status === 'ready' ? 'ok' : 'down');

@@ -19,6 +19,7 @@ export const LOG_EVENTS = [
   'REGISTRY_CLEANUP_START',
   'REGISTRY_CLEANUP_SUCCESS',
   'REGISTRY_CLEANUP_ERROR',
+  'REGISTRY_CLEANUP_SKIPPED',
   'ws_cleanup_complete',
   'registry_op',
   'fallback',

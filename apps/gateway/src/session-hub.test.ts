@@ -13,7 +13,7 @@ const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {} };
 function socket() {
   const sent: string[] = [];
   const closed: number[] = [];
-  const s: GatewaySocket & { sent: string[]; closed: number[] } = {
+  const s: Omit<GatewaySocket, 'isOpen'> & { isOpen: boolean; sent: string[]; closed: number[] } = {
     sent,
     closed,
     isOpen: true,
@@ -99,6 +99,29 @@ describe('SessionHub', () => {
     hub.deliver(t.session, { ...two, epoch: 'other-epoch', offset: 2, cursor: 'other-epoch:2' });
     expect(t.sent).toEqual([]);
     expect(t.closed).toEqual([CloseCode.ServiceRestart]);
+  });
+
+  it('takes a write refused by a closing socket as no hole: not closed, not counted as service_restart', async () => {
+    const events = [];
+    for (let i = 1; i <= 4; i++) events.push(liveEventOf(await bus.publish('u', note(i))));
+    const [one, two, three, four] = events as [LiveEvent, LiveEvent, LiveEvent, LiveEvent];
+    const sock = socket();
+    const conn = new Connection(sock, undefined);
+    const session = new Session('s', { uid: 'u', service: false }, '', conn, undefined);
+    await hub.add(session);
+    session.pending = undefined;
+    hub.deliver(session, one);
+    // The client closed: the socket is closing, writes are refused from here on.
+    sock.isOpen = false;
+    hub.deliver(session, two);
+    hub.deliver(session, three);
+    hub.deliver(session, four);
+    expect(sock.sent).toHaveLength(1);
+    expect(sock.closed).toEqual([]);
+    expect(conn.localCloseReason).toBeUndefined();
+    // The position stays at what was written: the client resumes from there.
+    expect(session.lastCursor).toBe(one.cursor);
+    expect(hub.deliveredCount).toBe(1);
   });
 
   it('holds live events in pending until the replay is written', async () => {

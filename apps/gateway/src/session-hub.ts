@@ -167,6 +167,9 @@ export class SessionHub {
       return;
     }
     const conn = session.connection;
+    // A closing socket takes no more frames, and what it cannot take is no hole: the
+    // position stays where the client's is, and a reconnect resumes from there.
+    if (!conn.socket.isOpen) return;
     // Offsets are consecutive in a stream: a jump means events this session never got
     // (an outage longer than the retention). Writing on would hide the loss.
     if (session.epoch !== undefined && event.offset !== (event.epoch === session.epoch ? session.offset + 1 : 1)) {

@@ -1,8 +1,9 @@
 import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, waitFor } from '@livebus/test-support';
+import { freePort, type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
 import { connectAs } from './helpers';
+import { type CliProcess, startGatewayProcess, startWorker } from './task-processes';
 
 // The built CLI against a real gateway process: what an operator runs after a deploy.
 const main = join(__dirname, '..', 'dist', 'main.js');
@@ -73,38 +74,62 @@ describe('livebus-gateway check against a running gateway', () => {
     await exited;
   });
 
+  const metrics = async () =>
+    (await (await fetch(`${base}/ws-metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as {
+      metrics: { reasons_total: Record<string, number>; detach: { cancelled: number; executed: number } };
+    };
+  const disconnects = async () => Object.values((await metrics()).metrics.reasons_total).reduce((a, b) => a + b, 0);
+
+  it('does not judge ratios on fewer than 20 disconnects or detaches: one 1006 in five is SKIP with the count, exit 0', async () => {
+    for (const uid of ['few1', 'few2', 'few3', 'few4']) {
+      const { client } = await connectAs(`ws://127.0.0.1:${port}/ws`, uid);
+      await client.close(1000);
+    }
+    const { client } = await connectAs(`ws://127.0.0.1:${port}/ws`, 'few5');
+    client.ws.terminate();
+    await client.closed;
+    await waitFor(async () => (await metrics()).metrics.detach.executed === 5, 'five detaches');
+    const res = await cli('check', '--url', base, '--admin-token', ADMIN);
+    expect(line(res.stdout, '1006 closes')).toMatch(/^SKIP .*5 disconnects, fewer than 20: not judged yet/);
+    expect(line(res.stdout, 'detach cancel ratio')).toMatch(/^SKIP .*5 detaches, fewer than 20/);
+    expect(res.code).toBe(0);
+  });
+
   it('passes on a healthy gateway with the traffic of returning users', async () => {
-    // Two users close normally and come back within the detach delay: cancelled detaches, no 1006.
-    for (const uid of ['u1', 'u2', 'u3']) {
-      const a = await connectAs(`ws://127.0.0.1:${port}/ws`, uid);
+    // Users close normally and come back within the detach delay: cancelled detaches, no new 1006.
+    for (let i = 0; i < 10; i++) {
+      const a = await connectAs(`ws://127.0.0.1:${port}/ws`, `back${i}`);
       await a.client.close(1000);
-      const b = await connectAs(`ws://127.0.0.1:${port}/ws`, uid);
+      const b = await connectAs(`ws://127.0.0.1:${port}/ws`, `back${i}`);
       await b.client.close(1000);
     }
-    await new Promise((r) => setTimeout(r, 600));
+    await waitFor(async () => (await metrics()).metrics.detach.executed === 15, 'the detaches to run');
     const res = await cli('check', '--url', `ws://127.0.0.1:${port}/ws`, '--admin-token', ADMIN);
     expect(res.stdout).toMatch(/^PASS {2}\/healthz /m);
     expect(line(res.stdout, '/ws-metrics')).toMatch(/^PASS/);
-    expect(line(res.stdout, '1006 closes')).toMatch(/^PASS .*0\.0 % \(0 of 6 disconnects\).*threshold: < 10\.0 %/);
-    expect(line(res.stdout, 'detach cancel ratio')).toMatch(/^PASS .*3 cancelled, 3 executed/);
+    expect(line(res.stdout, '1006 closes')).toMatch(
+      /^PASS .*4\.0 % \(1 of 25 disconnects\).*threshold: < 10\.0 % \(of 20\+ disconnects\)/,
+    );
+    expect(line(res.stdout, 'detach cancel ratio')).toMatch(/^PASS .*10 cancelled, 15 executed/);
     expect(line(res.stdout, 'registry cleanup errors')).toMatch(/^PASS/);
     expect(line(res.stdout, 'readiness')).toMatch(/^PASS/);
     expect(line(res.stdout, 'Redis')).toMatch(/^PASS .*disabled/);
     expect(line(res.stdout, 'Firestore')).toMatch(/^SKIP/);
+    expect(line(res.stdout, 'task workers')).toMatch(/^SKIP .*tasks off/);
     expect(line(res.stdout, 'versions')).toMatch(/^PASS/);
     expect(res.code).toBe(0);
   });
 
   it('fails when 1006 closes are 10 % of disconnects or more', async () => {
     // Sockets dropped without a close frame: the gateway sees 1006, as behind a failing network or ALB.
-    for (const uid of ['drop1', 'drop2']) {
+    for (const uid of ['drop1', 'drop2', 'drop3']) {
       const { client } = await connectAs(`ws://127.0.0.1:${port}/ws`, uid);
       client.ws.terminate();
       await client.closed;
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(async () => (await disconnects()) === 28, 'the drops counted');
     const res = await cli('check', '--url', base, '--admin-token', ADMIN);
-    expect(line(res.stdout, '1006 closes')).toMatch(/^FAIL .*25\.0 % \(2 of 8 disconnects\)/);
+    expect(line(res.stdout, '1006 closes')).toMatch(/^FAIL .*14\.3 % \(4 of 28 disconnects\)/);
     expect(res.code).toBe(1);
   });
 
@@ -120,4 +145,38 @@ describe('livebus-gateway check against a running gateway', () => {
     expect(line(res.stdout, '/healthz')).toMatch(/^FAIL .*unreachable \(ECONNREFUSED\)/);
     expect(res.code).toBe(1);
   });
+});
+
+describe('livebus-gateway check with tasks on', () => {
+  let redis: RedisServerHandle;
+  let gateway: CliProcess;
+  const workers: CliProcess[] = [];
+
+  beforeAll(async () => {
+    redis = await startRedisServer();
+    gateway = await startGatewayProcess(redis.url, { ADMIN_TOKEN: ADMIN });
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const p of [gateway, ...workers]) {
+      if (p && p.child.exitCode === null) {
+        p.child.kill('SIGTERM');
+        await p.exited;
+      }
+    }
+    await redis?.stop();
+  });
+
+  it('fails when no worker is seen within the wait: queued jobs would never run', async () => {
+    const res = await cli('check', '--url', gateway.http, '--admin-token', ADMIN, '--worker-wait', '500');
+    expect(line(res.stdout, 'task workers')).toMatch(/^FAIL .*0 for 0\.5 s: queued jobs never run/);
+    expect(res.code).toBe(1);
+  });
+
+  it('passes once a worker runs', async () => {
+    workers.push(await startWorker(redis.url));
+    const res = await cli('check', '--url', gateway.http, '--admin-token', ADMIN, '--worker-wait', '10000');
+    expect(line(res.stdout, 'task workers')).toMatch(/^PASS .*1 \(bullmq\)/);
+    expect(res.code).toBe(0);
+  }, 30_000);
 });

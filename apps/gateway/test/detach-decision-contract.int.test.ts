@@ -13,7 +13,7 @@ const backends = useFleetBackends();
 detachDecisionContract('in-memory', async (options) => {
   const presence = new MemoryPresence(options);
   const registry = new MemoryRegistryStore();
-  return { presence, registry, decision: new MemoryDetachDecision(presence, registry) };
+  return { presence, registry, decision: new MemoryDetachDecision(presence, registry, options) };
 });
 
 for (const backend of [backends.standalone, backends.cluster]) {
@@ -22,7 +22,7 @@ for (const backend of [backends.standalone, backends.cluster]) {
     return {
       presence: new RedisPresence(redis, options),
       registry: new RedisRegistryStore(redis),
-      decision: new RedisDetachDecision(redis),
+      decision: new RedisDetachDecision(redis, options),
     };
   });
 

@@ -102,6 +102,36 @@ describe('a fleet of three gateways on one Redis', () => {
     expect(cleanups).toHaveLength(1);
   });
 
+  it('a user who leaves two instances at once is cleaned up once, by the instance whose claim won', async () => {
+    const cleanups = async (t: TestGateway) => {
+      const m = (await httpJson(`${t.http}/ws-metrics`)).body.metrics as Record<string, number>;
+      return { run: m.registry_cleanups ?? 0, skipped: m.registry_cleanups_skipped ?? 0 };
+    };
+    const before = await Promise.all([a(), b()].map(cleanups));
+    const onA = await connectAs(a().url, 'leaver', { session_id: 'tab-a' });
+    const onB = await connectAs(b().url, 'leaver', { session_id: 'tab-b' });
+    await onA.client.call('REGISTRY.register_user', ['leaver', 'tab-a', '/a']);
+    await onB.client.call('REGISTRY.register_user', ['leaver', 'tab-b', '/b']);
+    await Promise.all([onA.client.close(), onB.client.close()]);
+    const decided = async () => {
+      const now = await Promise.all([a(), b()].map(cleanups));
+      const delta = now.map((n, i) => ({
+        run: n.run - (before[i]?.run ?? 0),
+        skipped: n.skipped - (before[i]?.skipped ?? 0),
+      }));
+      return delta.every((d) => d.run + d.skipped === 1) ? delta : undefined;
+    };
+    const delta = await waitFor(decided, 'both instances to decide', 5_000);
+    expect(delta.map((d) => d.run).sort()).toEqual([0, 1]);
+    expect(delta.map((d) => d.skipped).sort()).toEqual([0, 1]);
+    expect(await admin.exists('registry:user:{leaver}')).toBe(0);
+    // The claim fences the departure for a while, and goes with the user's next session.
+    expect(await admin.pttl('lb:{leaver}:dc')).toBeGreaterThan(0);
+    const back = await connectAs(c().url, 'leaver', { session_id: 'tab-c' });
+    expect(await admin.exists('lb:{leaver}:dc')).toBe(0);
+    await back.client.close();
+  });
+
   it('holds MAX_SESSIONS_PER_USER and session replacement across instances', async () => {
     const one = await connectAs(a().url, 'limited', { session_id: 's1' });
     const two = await connectAs(b().url, 'limited', { session_id: 's2' });

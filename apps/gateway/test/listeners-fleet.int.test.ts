@@ -12,6 +12,7 @@ import {
   waitFor,
 } from '@livebus/test-support';
 import type { Firestore } from 'firebase-admin/firestore';
+import { Redis } from 'ioredis';
 import { buildDeps } from '../src/deps';
 import { connectAs, startGateway, type TestGateway } from './helpers';
 import { changesOf, testFirestore, testListeners, useEmulator, warmUp } from './listeners-helpers';
@@ -174,6 +175,63 @@ describe('Firestore listeners in a fleet', () => {
       await waitFor(() => survivor.gw.stats().listeners === 0, 'released');
     } finally {
       if (owner.exitCode === null && owner.signalCode === null) owner.kill('SIGKILL');
+    }
+  }, 60_000);
+
+  it('SIGKILL and restart under the same INSTANCE_ID: the new process takes the lease with a new fencing token', async () => {
+    const file = join(tmpdir(), `livebus-listeners-same-${process.pid}.json`);
+    writeFileSync(file, JSON.stringify(testListeners));
+    const admin = new Redis(redis.url);
+    const children: ChildProcess[] = [];
+    const start = async () => {
+      const port = await freePort();
+      const child = spawn(process.execPath, ['dist/main.js'], {
+        cwd: join(__dirname, '..'),
+        env: {
+          ...process.env,
+          PORT: String(port),
+          HOST: '127.0.0.1',
+          INSTANCE_ID: 'gw-same',
+          REDIS_URL: redis.url,
+          AUTH_MODE: 'none',
+          LISTENERS_FILE: file,
+          FIREBASE_PROJECT_ID: emulator.projectId,
+          FIRESTORE_EMULATOR_HOST: emulator.host,
+          METADATA_SERVER_DETECTION: 'none',
+          // Long enough that the dead process's lease is still live when its successor asks for it.
+          LISTENER_LEASE_TTL_MS: '60000',
+          LOG_LEVEL: 'error',
+        },
+        stdio: 'ignore',
+      });
+      children.push(child);
+      const healthz = async () =>
+        (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.json() as Promise<
+          { listeners_count: number } | undefined
+        >;
+      await waitFor(healthz, 'the child gateway', 15_000, 200);
+      const tab = (await connectAs(`ws://127.0.0.1:${port}/ws`, 'judy')).client;
+      await waitFor(async () => (await healthz())?.listeners_count === 1, 'the child holds the listeners', 15_000, 100);
+      return { child, tab };
+    };
+    const holder = async () => {
+      const [owner, token] = ((await admin.get('lb:{judy}:l')) ?? '').split('|');
+      return { owner, token: Number(token) };
+    };
+    try {
+      const first = await start();
+      const before = await holder();
+      expect(before.owner).toBe('gw-same');
+      const exited = new Promise((resolve) => first.child.once('exit', resolve));
+      first.child.kill('SIGKILL');
+      await exited;
+      await start();
+      const after = await holder();
+      expect(after.owner).toBe('gw-same');
+      expect(after.token).toBeGreaterThan(before.token);
+    } finally {
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      admin.disconnect();
     }
   }, 60_000);
 

@@ -64,6 +64,7 @@ describe('userKeys', () => {
       listenerMarks: 'lb:{alice}:lw',
       listenerDocs: 'lb:{alice}:ld',
       workflowWatches: 'lb:{alice}:wf',
+      detachClaim: 'lb:{alice}:dc',
       registrySessions: 'registry:user:{alice}',
       registryUnified: 'registry:unified:{alice}',
     });

@@ -18,6 +18,14 @@ export interface CheckOptions {
   adminToken?: string;
   /** Per request. @default 5_000 */
   timeoutMs?: number;
+  /**
+   * With tasks on and no worker seen, how long `/healthz` is polled for one before the
+   * check fails (workers may still be starting right after a deploy).
+   * @default 30_000
+   */
+  workerWaitMs?: number;
+  /** How often `/healthz` is polled while waiting for a worker. @default 2_000 */
+  workerPollMs?: number;
 }
 
 /** Fields every `/healthz` answer carries (docs/operations.md). */
@@ -42,6 +50,14 @@ export const THRESHOLDS = {
   cancelRatioPass: 0.3,
   /** Detach cancel ratio below which the check fails; between the two it warns. */
   cancelRatioFail: 0.2,
+  /**
+   * Fewest disconnects (for the 1006 share) and decided detaches (for the cancel ratio)
+   * a ratio is judged on: below it one event swings the ratio by 5 % or more, so the
+   * check says SKIP with the count instead.
+   */
+  minSample: 20,
+  /** With tasks on, how long without a worker the check waits before it fails (ms). */
+  workerWaitMs: 30_000,
 } as const;
 
 interface Fetched {
@@ -123,38 +139,7 @@ export async function runChecks(options: CheckOptions): Promise<CheckResult[]> {
     add('/ws-metrics', 'ok', '200', 'pass');
   }
 
-  if (m) {
-    const reasons = (m.reasons_total ?? {}) as Record<string, number>;
-    const total = Object.values(reasons).reduce((a, b) => a + num(b), 0);
-    const abnormal = num(reasons.abnormal_closure);
-    if (total === 0) add('1006 closes', 'no disconnects yet', `< ${pct(THRESHOLDS.abnormalClosureMax)}`, 'skip');
-    else {
-      const share = abnormal / total;
-      add(
-        '1006 closes',
-        `${pct(share)} (${abnormal} of ${total} disconnects)`,
-        `< ${pct(THRESHOLDS.abnormalClosureMax)}`,
-        share < THRESHOLDS.abnormalClosureMax ? 'pass' : 'fail',
-      );
-    }
-
-    const detach = (m.detach ?? {}) as Record<string, number>;
-    const decided = num(detach.cancelled) + num(detach.executed);
-    const threshold = `>= ${pct(THRESHOLDS.cancelRatioPass)} (warn below, fail < ${pct(THRESHOLDS.cancelRatioFail)})`;
-    if (decided === 0) add('detach cancel ratio', 'no detach decided yet', threshold, 'skip');
-    else {
-      const ratio = num(detach.cancelled) / decided;
-      add(
-        'detach cancel ratio',
-        `${pct(ratio)} (${num(detach.cancelled)} cancelled, ${num(detach.executed)} executed)`,
-        threshold,
-        ratio >= THRESHOLDS.cancelRatioPass ? 'pass' : ratio >= THRESHOLDS.cancelRatioFail ? 'warn' : 'fail',
-      );
-    }
-
-    const cleanupErrors = num(m.registry_cleanup_errors);
-    add('registry cleanup errors', String(cleanupErrors), '0', cleanupErrors === 0 ? 'pass' : 'fail');
-  }
+  if (m) results.push(...judgeMetrics(m));
 
   const r = readiness.body;
   add(
@@ -172,6 +157,7 @@ export async function runChecks(options: CheckOptions): Promise<CheckResult[]> {
       const fs = String(h.firestore);
       add('Firestore', fs, 'ok (or disabled)', fs === 'down' ? 'fail' : 'pass');
     } else add('Firestore', 'not reported by this gateway', 'ok (or disabled)', 'skip');
+    results.push(await judgeTasks(h, base, options));
   }
 
   const instances = Array.isArray(cluster.body?.instances)
@@ -192,6 +178,84 @@ export async function runChecks(options: CheckOptions): Promise<CheckResult[]> {
     );
   }
   return results;
+}
+
+const tooFew = (count: number, what: string) => `${count} ${what}, fewer than ${THRESHOLDS.minSample}: not judged yet`;
+
+/** The ratios of `/ws-metrics`, each judged only on a sample of {@link THRESHOLDS.minSample} or more. */
+function judgeMetrics(m: Record<string, unknown>): CheckResult[] {
+  const results: CheckResult[] = [];
+  const add = (name: string, value: string, threshold: string, verdict: Verdict) =>
+    results.push({ name, value, threshold, verdict });
+
+  const reasons = (m.reasons_total ?? {}) as Record<string, number>;
+  const total = Object.values(reasons).reduce((a, b) => a + num(b), 0);
+  const abnormal = num(reasons.abnormal_closure);
+  const closes = `< ${pct(THRESHOLDS.abnormalClosureMax)} (of ${THRESHOLDS.minSample}+ disconnects)`;
+  if (total < THRESHOLDS.minSample) add('1006 closes', tooFew(total, 'disconnects'), closes, 'skip');
+  else {
+    const share = abnormal / total;
+    add(
+      '1006 closes',
+      `${pct(share)} (${abnormal} of ${total} disconnects)`,
+      closes,
+      share < THRESHOLDS.abnormalClosureMax ? 'pass' : 'fail',
+    );
+  }
+
+  const detach = (m.detach ?? {}) as Record<string, number>;
+  const decided = num(detach.cancelled) + num(detach.executed);
+  const threshold = `>= ${pct(THRESHOLDS.cancelRatioPass)} (warn below, fail < ${pct(THRESHOLDS.cancelRatioFail)}; of ${THRESHOLDS.minSample}+ detaches)`;
+  if (decided < THRESHOLDS.minSample) add('detach cancel ratio', tooFew(decided, 'detaches'), threshold, 'skip');
+  else {
+    const ratio = num(detach.cancelled) / decided;
+    add(
+      'detach cancel ratio',
+      `${pct(ratio)} (${num(detach.cancelled)} cancelled, ${num(detach.executed)} executed)`,
+      threshold,
+      ratio >= THRESHOLDS.cancelRatioPass ? 'pass' : ratio >= THRESHOLDS.cancelRatioFail ? 'warn' : 'fail',
+    );
+  }
+
+  const cleanupErrors = num(m.registry_cleanup_errors);
+  add('registry cleanup errors', String(cleanupErrors), '0', cleanupErrors === 0 ? 'pass' : 'fail');
+  return results;
+}
+
+interface TasksHealth {
+  enabled?: boolean;
+  queue?: string;
+  workers?: number;
+}
+
+/**
+ * With tasks on, jobs need a worker: none seen now, `/healthz` is polled for
+ * `workerWaitMs` (workers may be starting with the deploy); none then means the
+ * queued jobs wait forever, a failure.
+ */
+async function judgeTasks(h: Record<string, unknown>, base: string, options: CheckOptions): Promise<CheckResult> {
+  const waitMs = options.workerWaitMs ?? THRESHOLDS.workerWaitMs;
+  const threshold = `a worker seen within ${waitMs / 1000} s (tasks on)`;
+  const result = (value: string, verdict: Verdict): CheckResult => ({
+    name: 'task workers',
+    value,
+    threshold,
+    verdict,
+  });
+  const tasks = h.tasks as TasksHealth | undefined;
+  if (!tasks) return result('not reported by this gateway', 'skip');
+  if (!tasks.enabled) return result('tasks off', 'skip');
+  const seen = (t: TasksHealth | undefined) => num(t?.workers) > 0;
+  const deadline = Date.now() + waitMs;
+  let last = tasks;
+  while (!seen(last) && Date.now() < deadline) {
+    await new Promise((r) =>
+      setTimeout(r, Math.min(options.workerPollMs ?? 2_000, Math.max(0, deadline - Date.now()))),
+    );
+    last = ((await get(base, '/healthz', options)).body?.tasks as TasksHealth | undefined) ?? last;
+  }
+  if (seen(last)) return result(`${num(last.workers)} (${String(last.queue)})`, 'pass');
+  return result(`0 for ${waitMs / 1000} s: queued jobs never run (start the worker service)`, 'fail');
 }
 
 /** The report as printed: one aligned line per check, then a summary. */

@@ -19,6 +19,8 @@ Options:
   --url URL            the deployment, e.g. https://rt.example.com (wss://rt.example.com/ws works too)
   --admin-token TOKEN  its ADMIN_TOKEN (default: $LIVEBUS_ADMIN_TOKEN)
   --timeout MS         (check) per request, default 5000
+  --worker-wait MS     (check) with tasks on and no worker seen, how long to wait for one
+                       before failing, default 30000
   -h, --help           this help
   -v, --version        the version
 `;
@@ -70,7 +72,7 @@ export async function runCommand(argv: readonly string[], io: CommandIo = proces
 }
 
 async function check(args: readonly string[], io: CommandIo): Promise<number> {
-  let values: { url?: string; 'admin-token'?: string; timeout?: string; help?: boolean };
+  let values: { url?: string; 'admin-token'?: string; timeout?: string; 'worker-wait'?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: [...args],
@@ -78,6 +80,7 @@ async function check(args: readonly string[], io: CommandIo): Promise<number> {
         url: { type: 'string' },
         'admin-token': { type: 'string' },
         timeout: { type: 'string' },
+        'worker-wait': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -95,9 +98,20 @@ async function check(args: readonly string[], io: CommandIo): Promise<number> {
   }
   const adminToken = values['admin-token'] ?? io.env.LIVEBUS_ADMIN_TOKEN;
   const timeoutMs = values.timeout === undefined ? 5_000 : Number(values.timeout);
+  const wait = values['worker-wait'];
+  const workerWaitMs = wait === undefined ? undefined : Number(wait);
+  if (workerWaitMs !== undefined && !(Number.isFinite(workerWaitMs) && workerWaitMs >= 0)) {
+    io.err(`livebus-gateway check: --worker-wait must be a number of milliseconds, got ${wait}\n`);
+    return 64;
+  }
   let results: Awaited<ReturnType<typeof runChecks>>;
   try {
-    results = await runChecks({ url: values.url, ...(adminToken ? { adminToken } : {}), timeoutMs });
+    results = await runChecks({
+      url: values.url,
+      ...(adminToken ? { adminToken } : {}),
+      timeoutMs,
+      ...(workerWaitMs === undefined ? {} : { workerWaitMs }),
+    });
   } catch (error) {
     io.err(`livebus-gateway check: ${(error as Error).message}\n`);
     return 64;

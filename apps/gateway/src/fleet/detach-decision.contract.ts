@@ -17,7 +17,7 @@ export interface DetachDecisionFixture {
  */
 export function detachDecisionContract(
   name: string,
-  make: (options: { instanceTtlMs: number }) => Promise<DetachDecisionFixture>,
+  make: (options: { instanceTtlMs: number; claimTtlMs?: number }) => Promise<DetachDecisionFixture>,
 ): void {
   describe(`DetachDecision contract: ${name}`, () => {
     let n = 0;
@@ -82,6 +82,32 @@ export function detachDecisionContract(
       await waitFor(async () => (await decision.cleanupIfAbsent(uid)) === 'cleaned', 'the entry to expire', 1_500);
       expect(await registry.getSessions(uid)).toEqual([]);
       expect((await registry.getUnified(uid))?.user_info.status).toBe('offline');
+    });
+
+    it('claims each departure for exactly one of the instances deciding it at once', async () => {
+      const { presence, decision } = await make({ instanceTtlMs: 30_000 });
+      await presence.add(uid, entry('a', 'gw-a'));
+      await presence.add(uid, entry('b', 'gw-b'));
+      expect(await decision.claim(uid, 'gw-a')).toBe('present');
+      await presence.remove(uid, 'a', 'gw-a');
+      await presence.remove(uid, 'b', 'gw-b');
+      const claimants = ['gw-a', 'gw-b', 'gw-c', 'gw-d'];
+      const claims = await Promise.all(claimants.map((id) => decision.claim(uid, id)));
+      expect(claims.filter((c) => c === 'won')).toHaveLength(1);
+      expect(claims.filter((c) => c === 'taken')).toHaveLength(3);
+      // A retry of the winner is taken too: the cleanup is already someone's.
+      expect(await decision.claim(uid, claimants[claims.indexOf('won')] as string)).toBe('taken');
+    });
+
+    it('decides the next departure afresh once a session was added, and lets a claim expire', async () => {
+      const { presence, decision } = await make({ instanceTtlMs: 30_000, claimTtlMs: 400 });
+      expect(await decision.claim(uid, 'gw-a')).toBe('won');
+      await presence.add(uid, entry('back', 'gw-b'));
+      expect(await decision.claim(uid, 'gw-a')).toBe('present');
+      await presence.remove(uid, 'back', 'gw-b');
+      expect(await decision.claim(uid, 'gw-b')).toBe('won');
+      expect(await decision.claim(uid, 'gw-a')).toBe('taken');
+      await waitFor(async () => (await decision.claim(uid, 'gw-a')) === 'won', 'the claim to expire', 2_000);
     });
 
     it('a reconnect added before the decision keeps the user online', async () => {

@@ -6,6 +6,34 @@ export type DetachOutcome =
   | 'present';
 
 /**
+ * What {@link DetachDecision.claim} decided for one instance whose detach delay ran out.
+ * Several instances can reach it for the same departure (the user left all of them at
+ * once): exactly one of them gets `won` and runs the cleanup.
+ */
+export type DetachClaim =
+  /** This instance runs the cleanup of this departure. */
+  | 'won'
+  /** A live session exists somewhere in the fleet: there is nothing to clean. */
+  | 'present'
+  /** Another instance (or an earlier attempt of this one) claimed this departure: its cleanup is theirs. */
+  | 'taken';
+
+/** Options shared by the {@link DetachDecision} implementations. */
+export interface DetachDecisionOptions {
+  /**
+   * How long a claim keeps the other instances off the same departure. Every instance
+   * the user left decides within `DETACH_DELAY_MS` of the first decision (a session
+   * still open at that decision keeps the user present), so this must exceed the
+   * detach delay; a session added anywhere ends the claim at once.
+   * @default 60_000
+   */
+  claimTtlMs?: number;
+}
+
+/** Default of {@link DetachDecisionOptions.claimTtlMs}. */
+export const DEFAULT_CLAIM_TTL_MS = 60_000;
+
+/**
  * Port: the fleet-wide half of a user's detach. Replaces
  * `RegistryStore.cleanupUser(userId, registeredBefore)`, which compared ISO
  * times written by different instances (clock skew could wipe a reconnect's
@@ -20,10 +48,19 @@ export type DetachOutcome =
 export interface DetachDecision {
   readonly kind: 'memory' | 'redis';
   /**
+   * The detach decision, one atomic step: removes expired presence entries, then
+   * answers `present` if the user has a live session anywhere; otherwise the first
+   * caller since the user's last session was added gets `won` (recorded under
+   * `claimant`, for operators), every later one `taken`. A presence add clears the
+   * claim: the next departure is decided afresh.
+   */
+  claim(userId: string, claimant: string): Promise<DetachClaim>;
+  /**
    * Removes expired presence entries, then: if the user has a live session
    * anywhere, answers `present`; otherwise deletes the user's legacy registry
    * sessions, marks the unified document offline (keeping its TTL) and answers
-   * `cleaned`. Idempotent.
+   * `cleaned`. Idempotent. Run by the instance whose {@link claim} won; it still
+   * re-checks presence, as a session may have been added since the claim.
    */
   cleanupIfAbsent(userId: string): Promise<DetachOutcome>;
 }

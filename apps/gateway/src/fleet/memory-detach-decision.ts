@@ -1,6 +1,12 @@
 import type { MemoryPresence } from '../presence/memory-presence';
 import type { MemoryRegistryStore } from '../registry/memory-registry-store';
-import type { DetachDecision, DetachOutcome } from './detach-decision';
+import {
+  DEFAULT_CLAIM_TTL_MS,
+  type DetachClaim,
+  type DetachDecision,
+  type DetachDecisionOptions,
+  type DetachOutcome,
+} from './detach-decision';
 
 /**
  * The embedded default (single instance): decides on the in-memory presence and
@@ -11,10 +17,16 @@ export class MemoryDetachDecision implements DetachDecision {
   readonly kind = 'memory' as const;
   readonly #presence: MemoryPresence;
   readonly #registry: MemoryRegistryStore;
+  readonly #claimTtlMs: number;
 
-  constructor(presence: MemoryPresence, registry: MemoryRegistryStore) {
+  constructor(presence: MemoryPresence, registry: MemoryRegistryStore, options: DetachDecisionOptions = {}) {
     this.#presence = presence;
     this.#registry = registry;
+    this.#claimTtlMs = options.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS;
+  }
+
+  async claim(userId: string, _claimant: string): Promise<DetachClaim> {
+    return this.#presence.claimDetach(userId, this.#claimTtlMs);
   }
 
   async cleanupIfAbsent(userId: string): Promise<DetachOutcome> {

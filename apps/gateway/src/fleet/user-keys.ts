@@ -23,6 +23,11 @@ export interface UserKeys {
   readonly listenerDocs: string;
   /** Jobs the user watches with WORKFLOW.watch, fleet-wide: set of job ids. */
   readonly workflowWatches: string;
+  /**
+   * Detach claim: the instance that won the cleanup of the user's last departure
+   * (PX the claim TTL; deleted by the next presence add).
+   */
+  readonly detachClaim: string;
   /** Legacy registry hash: session id -> RegistrySession JSON. */
   readonly registrySessions: string;
   /** Unified registry document JSON. */
@@ -60,6 +65,7 @@ export function userKeys(userId: string, prefixes: UserKeyPrefixes = {}): UserKe
     listenerMarks: `${fleet}${tag}:lw`,
     listenerDocs: `${fleet}${tag}:ld`,
     workflowWatches: `${fleet}${tag}:wf`,
+    detachClaim: `${fleet}${tag}:dc`,
     registrySessions: `${registry}user:${tag}`,
     registryUnified: `${registry}unified:${tag}`,
   };

@@ -189,6 +189,8 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
           listeners_count: c.attached,
           workflow_listeners_count: c.workflows,
           registry_cleanup_errors: c.cleanupErrors,
+          registry_cleanups: c.cleanups,
+          registry_cleanups_skipped: c.cleanupsSkipped,
           listener_reads: deps.listenerStats?.()?.reads,
         },
       });

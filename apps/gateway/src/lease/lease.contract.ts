@@ -40,10 +40,16 @@ export function leaseContract(name: string, make: () => Promise<() => Lease>): v
       expect(await leases[0]!.holder(key)).toEqual(winners[0]);
     });
 
-    it('re-acquiring by the holder extends it and keeps its token', async () => {
+    it('re-acquiring under the holder name (a restart with the same instance id) issues a new token and fences the old one', async () => {
       const lease = (await make())();
       const first = await lease.acquire(key, 'gw-a', 30_000);
-      expect(await lease.acquire(key, 'gw-a', 30_000)).toEqual(first);
+      const again = await lease.acquire(key, 'gw-a', 30_000);
+      expect(again!.token).toBeGreaterThan(first!.token);
+      expect(await lease.holder(key)).toEqual({ owner: 'gw-a', token: again!.token });
+      expect(await lease.renew(key, 'gw-a', first!.token, 30_000)).toBe(false);
+      expect(await lease.release(key, 'gw-a', first!.token)).toBe(false);
+      expect(await lease.acquire(key, 'gw-b', 30_000)).toBeUndefined();
+      expect(await lease.renew(key, 'gw-a', again!.token, 30_000)).toBe(true);
     });
 
     it('fencing tokens strictly increase across acquisitions, also after expiry', async () => {

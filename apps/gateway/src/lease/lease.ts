@@ -7,8 +7,8 @@ export interface LeaseHolder {
 /**
  * Port: one owner per key at a time, with expiry, renewal and fencing tokens
  * (first use: each user's Firestore listeners attached once in the fleet, keyed
- * by user id). Tokens strictly increase per key across acquisitions, so a
- * resource that remembers the highest token it saw can refuse a stale holder
+ * by user id). Each acquisition gets its own token, and tokens strictly increase
+ * per key, so a resource that remembers the highest token it saw can refuse a stale holder
  * that woke up after its lease expired. Implementations:
  * {@link import('./memory-lease').MemoryLease} and
  * {@link import('./redis-lease').RedisLease}; both pass lease.contract.ts.
@@ -16,10 +16,12 @@ export interface LeaseHolder {
 export interface Lease {
   readonly kind: 'memory' | 'redis';
   /**
-   * Takes the lease for `ttlMs` if it is free (or expired). When `owner` already
-   * holds it, it is extended and its current token returned: an acquire retried
-   * after a lost reply does not fence out its own first attempt.
-   * @returns the fencing token, or undefined when another owner holds it.
+   * Takes the lease for `ttlMs` if it is free (or expired), or held under the same
+   * `owner` name, with a new fencing token every time: a process restarted with its
+   * predecessor's name (same INSTANCE_ID) fences out whatever the dead one left
+   * behind, and an acquire retried after a lost reply merely supersedes a token
+   * nobody received.
+   * @returns the new fencing token, or undefined when another owner holds it.
    */
   acquire(key: string, owner: string, ttlMs: number): Promise<{ token: number } | undefined>;
   /** Extends the lease to `ttlMs` from now; false when `owner`/`token` no longer hold it (expired, taken over). */

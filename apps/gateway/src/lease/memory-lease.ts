@@ -34,7 +34,7 @@ export class MemoryLease implements Lease {
     assertLeaseOwner(owner);
     const current = this.#live(key);
     if (current && current.owner !== owner) return undefined;
-    const token = current?.token ?? ++this.#lastToken;
+    const token = ++this.#lastToken;
     this.#leases.set(key, { owner, token, expiresAt: this.#now() + ttlMs });
     return { token };
   }

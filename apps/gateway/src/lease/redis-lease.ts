@@ -14,16 +14,15 @@ export interface RedisLeaseOptions {
   fenceTtlMs?: number;
 }
 
-// KEYS: lease, fence. ARGV: owner, ttl ms, fence ttl ms. Returns the token, or 0 when held by another owner.
+// KEYS: lease, fence. ARGV: owner, ttl ms, fence ttl ms. Returns the new token, or 0 when held by another owner.
 const ACQUIRE = new RedisScript(`${LUA_NOW_MS}
 local fence_ttl = math.max(tonumber(ARGV[2]), tonumber(ARGV[3]))
 local current = redis.call('GET', KEYS[1])
 if current then
   local sep = string.find(current, '|', 1, true)
   if not sep or string.sub(current, 1, sep - 1) ~= ARGV[1] then return 0 end
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  redis.call('PEXPIRE', KEYS[2], fence_ttl)
-  return tonumber(string.sub(current, sep + 1))
+  -- Held under this owner name: by a process that restarted with the same INSTANCE_ID,
+  -- or an attempt whose reply was lost. Either way a new acquisition, with a new token.
 end
 local last = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
 local token = string.format('%.0f', math.max(last + 1, now_ms()))
@@ -53,7 +52,8 @@ return 1
  * - `lb:{key}:l`: `owner|token`, PX the lease TTL;
  * - `lb:{key}:lf`: the last token issued, PX `fenceTtlMs`.
  *
- * Each operation is one script comparing `owner|token`. A new token is
+ * Each operation is one script comparing `owner|token`. Every acquisition,
+ * also by the owner name that holds the lease, issues a new token
  * `max(last + 1, Redis server time in ms)`: the counter is INCR-like while it
  * lives, and once it has expired the server clock (which has moved on by at least
  * `fenceTtlMs`) still puts the next token above every earlier one.

@@ -28,6 +28,13 @@ export interface ListenersManagerOptions {
    */
   cleanupRegistry: (userId: string, detachStartedAt: Date) => Promise<'cleaned' | 'present'>;
   /**
+   * The fleet's detach decision, one atomic step: `won` when this instance runs the
+   * cleanup of the user's departure, `taken` when another instance that the user left
+   * at the same moment does, `present` when a session of the user is live somewhere.
+   * Only `won` runs {@link cleanupRegistry}. @default always `won` (one instance)
+   */
+  claimCleanup?: (userId: string) => Promise<'won' | 'present' | 'taken'>;
+  /**
    * Whether another instance of the fleet holds a session of the user (the fleet's
    * presence directory); a detach whose user is still present elsewhere releases
    * this instance's listeners but cleans nothing. @default never (one instance)
@@ -84,6 +91,10 @@ export interface ListenerCounters {
   detachCancelled: number;
   detachExecuted: number;
   cleanupErrors: number;
+  /** Registry cleanups this instance ran since start (its detach decision won the departure). */
+  cleanups: number;
+  /** Detaches since start whose decision found the user present elsewhere or claimed by another instance: no cleanup here. */
+  cleanupsSkipped: number;
   /** Users with sessions here whose listeners another instance of the fleet holds. */
   standby: number;
 }
@@ -98,8 +109,10 @@ export interface ListenerCounters {
  *   timer fires:      enqueue detach (user_detach_executing), which re-checks
  *                     the count when it runs: a session that arrived in the
  *                     meantime wins and nothing is released
- *   detach:           release listeners, REGISTRY_CLEANUP_* (retried until it
- *                     succeeds or a session returns), ws_cleanup_complete
+ *   detach:           release listeners, claim the departure (the fleet's
+ *                     atomic decision: one instance wins), on the winner
+ *                     REGISTRY_CLEANUP_* (retried until it succeeds or a
+ *                     session returns), ws_cleanup_complete
  */
 interface UserState {
   sessions: number;
@@ -146,6 +159,8 @@ export class ListenersManager {
   #pendingCount = 0;
   #workflowCount = 0;
   #cleanupErrors = 0;
+  #cleanups = 0;
+  #cleanupsSkipped = 0;
   #standbyCount = 0;
   #closed = false;
 
@@ -154,6 +169,7 @@ export class ListenersManager {
       cleanupRetryMs: 250,
       onDetachOutcome: () => {},
       presentElsewhere: async () => false,
+      claimCleanup: async () => 'won',
       lease: new MemoryLease(),
       instanceId: 'local',
       leaseTtlMs: 15_000,
@@ -540,13 +556,29 @@ export class ListenersManager {
     }
   }
 
+  /**
+   * The registry half of a detach, on the one instance whose claim won the departure
+   * (several instances reach here at once when the user left all of them together).
+   * Claim and cleanup are retried until they succeed or a session returns.
+   */
   async #cleanup(userId: string, state: UserState, epoch: number, startedAt: Date): Promise<void> {
     let delay = this.#o.cleanupRetryMs;
+    let claimed = false;
     for (let attempt = 1; ; attempt++) {
-      this.#o.logger.info('REGISTRY_CLEANUP_START', { uid: userId, attempt });
       try {
+        if (!claimed) {
+          const claim = await this.#o.claimCleanup(userId);
+          if (claim !== 'won') {
+            this.#cleanupsSkipped++;
+            this.#o.logger.info('REGISTRY_CLEANUP_SKIPPED', { uid: userId, reason: claim });
+            return;
+          }
+          claimed = true;
+        }
+        this.#o.logger.info('REGISTRY_CLEANUP_START', { uid: userId, attempt });
         const outcome = await this.#o.cleanupRegistry(userId, startedAt);
-        // `present`: a session opened on another instance meanwhile; the atomic check kept the registry.
+        // `present`: a session opened on another instance since the claim; the atomic check kept the registry.
+        this.#cleanups++;
         this.#o.logger.info('REGISTRY_CLEANUP_SUCCESS', { uid: userId, attempt, outcome });
         return;
       } catch (error) {
@@ -611,6 +643,8 @@ export class ListenersManager {
       detachCancelled: this.#cancelled,
       detachExecuted: this.#executed,
       cleanupErrors: this.#cleanupErrors,
+      cleanups: this.#cleanups,
+      cleanupsSkipped: this.#cleanupsSkipped,
       standby: this.#standbyCount,
     };
   }

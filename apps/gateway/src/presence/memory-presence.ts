@@ -29,6 +29,8 @@ export class MemoryPresence implements Presence {
   readonly kind = 'memory' as const;
   readonly #users = new Map<string, Map<string, Held>>();
   readonly #instances = new Map<string, { info: InstanceInfo; expiresAt: number }>();
+  /** User id -> expiry of their detach claim; in expiry order (every claim has the same TTL, re-set at the end). */
+  readonly #claims = new Map<string, number>();
   readonly #ttlMs: number;
   readonly #now: () => number;
 
@@ -55,6 +57,7 @@ export class MemoryPresence implements Presence {
     if (options.maxSessions && others >= options.maxSessions) return { refused: true, count: held.size };
     held.set(entry.sessionId, { entry: { ...entry }, expiresAt: this.#now() + this.#ttlMs });
     this.#users.set(userId, held);
+    this.#claims.delete(userId);
     return previous
       ? { refused: false, replaced: { ...previous.entry }, count: held.size }
       : { refused: false, count: held.size };
@@ -75,6 +78,23 @@ export class MemoryPresence implements Presence {
   /** Live sessions of the user, synchronously: lets {@link import('../fleet/memory-detach-decision').MemoryDetachDecision} decide without yielding. */
   liveCount(userId: string): number {
     return this.#live(userId)?.size ?? 0;
+  }
+
+  /**
+   * The detach claim, synchronously (see {@link import('../fleet/detach-decision').DetachDecision.claim}):
+   * `present` while the user has a live session; else the first call since their
+   * last add wins for `ttlMs`, later ones are `taken`.
+   */
+  claimDetach(userId: string, ttlMs: number): 'won' | 'present' | 'taken' {
+    const now = this.#now();
+    for (const [id, expiresAt] of this.#claims) {
+      if (expiresAt > now) break;
+      this.#claims.delete(id);
+    }
+    if (this.liveCount(userId) > 0) return 'present';
+    if (this.#claims.has(userId)) return 'taken';
+    this.#claims.set(userId, now + ttlMs);
+    return 'won';
   }
 
   async refresh(instanceId: string, userIds: Iterable<string>): Promise<string[]> {

@@ -57,7 +57,7 @@ const InstanceInfoSchema = z.object({
   lastSeen: z.number(),
 });
 
-// ARGV: session id, entry JSON, ttl ms, max sessions (0: none).
+// KEYS[4]: the detach claim. ARGV: session id, entry JSON, ttl ms, max sessions (0: none).
 // Returns {accepted 0|1, live count, replaced entry JSON or ''}.
 const ADD = new RedisScript(`${PRESENCE_LUA_PRELUDE}
 local now = now_ms()
@@ -74,6 +74,8 @@ if max > 0 and others >= max then
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+-- The user is back: their next departure is decided afresh (see RedisDetachDecision).
+redis.call('DEL', KEYS[4])
 settle()
 return {1, others + 1, previous or ''}
 `);
@@ -183,7 +185,9 @@ export class RedisPresence implements Presence {
   #instanceKey = (id: string) => `${this.#fleetPrefix}instance:{${id}}`;
 
   async add(userId: string, entry: SessionEntry, options: PresenceAddOptions = {}): Promise<PresenceAddResult> {
-    const [accepted, count, previous] = (await ADD.run(this.#redis, this.#keys(userId), [
+    const k = userKeys(userId, this.#prefixes);
+    const keys = [k.presence, k.presenceExpiry, k.registrySessions, k.detachClaim];
+    const [accepted, count, previous] = (await ADD.run(this.#redis, keys, [
       entry.sessionId,
       JSON.stringify(entry),
       this.#ttlMs,
