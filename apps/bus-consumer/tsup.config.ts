@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { defineConfig } from 'tsup';
+
+const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
 
 export default defineConfig([
   {
@@ -10,6 +13,8 @@ export default defineConfig([
     clean: true,
     target: 'node20',
     banner: { js: '#!/usr/bin/env node' },
+    // `livebus --version`.
+    define: { __LIVEBUS_VERSION__: JSON.stringify(version) },
   },
   {
     // Browsers: one ESM module and one <script> build (global `Livebus`), protocol and zod bundled in.

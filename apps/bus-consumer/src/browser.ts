@@ -12,5 +12,5 @@ export class BusConsumer extends Core {
 
 export { type Backoff, fullJitterBackoff } from './backoff';
 export type { ConsumerCounters, ConsumerEvents, ConsumerState, EventOf, GroupOptions } from './consumer';
-export { FatalCloseError, RpcError } from './errors';
+export { ConnectError, type ConnectErrorCode, FatalCloseError, RpcError } from './errors';
 export { type ConsumerOptions, consumerDefaults } from './options';

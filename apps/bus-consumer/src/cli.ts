@@ -8,14 +8,21 @@ import {
   type RpcMethod,
   type RpcParams,
 } from '@livebus/protocol';
-import { RpcError } from './errors';
-import { BusConsumer } from './index';
+import { ConnectError, RpcError } from './errors';
+import { groupedListener } from './grouped-handlers';
+import { BusConsumer, type ConsumerOptions } from './index';
+
+/** Replaced at build time by tsup (package.json's version). */
+declare const __LIVEBUS_VERSION__: string | undefined;
+const VERSION: string = typeof __LIVEBUS_VERSION__ === 'string' ? __LIVEBUS_VERSION__ : '0.0.0-dev';
 
 const HELP = `livebus: a terminal client for a livebus gateway
 
 Usage:
-  livebus tail --url URL [--token TOKEN | --user USER_ID] [--cursor C]
+  livebus tail --url URL [--token TOKEN | --user USER_ID] [--cursor C] [--group-window MS [--group-by FIELD]]
       Prints every event as one JSON line; reconnects and resumes forever (Ctrl-C stops).
+      With --group-window, prints batches instead: { key, events } per FIELD value, each
+      collected for MS from its first event.
   livebus rpc --url URL [--token TOKEN | --user USER_ID] METHOD [JSON_ARG ...]
       Calls METHOD with positional JSON arguments; prints the result as JSON and exits 0,
       or prints the error ({ code, message, data }) on stderr and exits 1.
@@ -32,10 +39,15 @@ Options:
   --redis-url URL  (publish) the fleet's Redis, e.g. redis://localhost:6379
   --cluster        (publish) the URL is one node of a Redis Cluster
   --retries N      (publish) retries while Redis is unreachable (1 s, 2 s, 4 s, ...), default 3
+  --group-window MS  (tail) print events in batches collected over MS milliseconds
+  --group-by FIELD (tail) one batch per value of FIELD: a field of the event's data
+                   (task_id) or of the frame (event); default: one batch for everything
   -h, --help       this help
+  -v, --version    the version
 
 Examples:
   livebus tail --url ws://localhost:8080/ws --user alice
+  livebus tail --url ws://localhost:8080/ws --user alice --group-window 2000 --group-by task_id
   livebus rpc --url ws://localhost:8080/ws --user alice REGISTRY.register_user '"alice"' '"tab-1"' '"/inbox"'
   livebus publish --redis-url redis://localhost:6379 alice task.progress_update '{"task_id":"t1","status":"running","progress":40}'
 `;
@@ -56,7 +68,10 @@ async function main(): Promise<void> {
     'redis-url': { type: 'string' },
     cluster: { type: 'boolean' },
     retries: { type: 'string' },
+    'group-window': { type: 'string' },
+    'group-by': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean', short: 'v' },
   } as const;
   try {
     parsed = parseArgs({ options, allowPositionals: true });
@@ -65,6 +80,10 @@ async function main(): Promise<void> {
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
+  if (values.version) {
+    process.stdout.write(`${VERSION}\n`);
+    process.exit(0);
+  }
   if (values.help || !command) {
     process.stdout.write(HELP);
     process.exit(values.help ? 0 : 2);
@@ -94,11 +113,12 @@ async function main(): Promise<void> {
     if (cursor !== undefined && !CursorSchema.safeParse(cursor).success) {
       fail('--cursor must be a cursor as printed by livebus tail, like k3x9q2:41');
     }
+    const print = tailPrinter(values['group-window'], values['group-by']);
+    const client = consumer({ ...common, ...(cursor !== undefined ? { lastCursor: cursor } : {}) });
     const unreachable = await preflight();
     // tail keeps trying by design; say once why nothing arrives yet.
     if (unreachable) process.stderr.write(`livebus: ${unreachable}; retrying\n`);
-    const client = new BusConsumer({ ...common, ...(cursor !== undefined ? { lastCursor: cursor } : {}) });
-    client.onAny((frame) => process.stdout.write(`${JSON.stringify(frame)}\n`));
+    client.onAny(print.listener);
     client.onClient('gap', (gap) => process.stderr.write(`livebus: gap: events after ${gap.lastCursor} are gone\n`));
     client.onClient('close', (c) =>
       process.stderr.write(
@@ -107,9 +127,13 @@ async function main(): Promise<void> {
     );
     client.onClient('error', (e) => process.stderr.write(`livebus: ${e.message}\n`));
     client.onClient('state', ({ newState }) => {
-      if (newState === 'closed') process.exit(1);
+      if (newState === 'closed') {
+        print.flushAll();
+        process.exit(1);
+      }
     });
     process.on('SIGINT', () => {
+      print.flushAll(); // the batches still collecting are printed, not lost
       client.close();
       process.exit(0);
     });
@@ -127,35 +151,77 @@ async function main(): Promise<void> {
     } catch {
       fail('every argument after METHOD must be JSON (strings in quotes: \'"alice"\')');
     }
+    const timeout = values.timeout === undefined ? 10_000 : Number(values.timeout);
+    const client = consumer({ ...common, rpcTimeoutMs: timeout, whileDisconnected: 'queue' });
     const unreachable = await preflight();
     if (unreachable) {
       process.stderr.write(`${JSON.stringify({ code: 'unavailable', message: unreachable })}\n`);
       process.exit(1);
     }
-    const timeout = values.timeout === undefined ? 10_000 : Number(values.timeout);
-    const client = new BusConsumer({ ...common, rpcTimeoutMs: timeout, whileDisconnected: 'queue' });
     client.onClient('error', () => {});
     try {
-      const stop = new Promise<never>((_, reject) =>
-        client.onClient('state', ({ newState }) => {
-          if (newState === 'closed')
-            reject(new RpcError('unavailable', `connection refused (${client.counters.lastCloseReason})`));
-        }),
-      );
-      void client.connect().catch(() => {});
+      // A client that stops before it opens (refused token, wrong path) rejects connect() with the reason.
+      const connected = client.connect();
       const call = client.rpc(method as RpcMethod, ...(args as RpcParams<RpcMethod>));
-      const result = await Promise.race([call, stop]);
+      const result = await Promise.race([call, connected.then(() => call)]);
       process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       client.close();
       process.exit(0);
     } catch (error) {
-      const e = error instanceof RpcError ? error : new RpcError('internal', String(error));
-      process.stderr.write(`${JSON.stringify({ code: e.code, message: e.message, data: e.data })}\n`);
+      process.stderr.write(`${JSON.stringify(rpcFailure(error))}\n`);
       client.close();
       process.exit(1);
     }
   }
   fail(`unknown command ${command}`);
+}
+
+/**
+ * What `rpc` prints on stderr: the gateway's error ({ code, message, data }), or, when the
+ * client stopped before it could call (refused token, wrong path), why: `token_expired`,
+ * `not_livebus_endpoint`, ... rather than a generic `unavailable`.
+ */
+function rpcFailure(error: unknown): { code: string; message: string; data?: unknown } {
+  const stopped = error instanceof ConnectError ? error : error instanceof RpcError ? error.cause : undefined;
+  if (stopped instanceof ConnectError) return { code: stopped.code, message: stopped.message };
+  const e = error instanceof RpcError ? error : new RpcError('internal', String(error));
+  return { code: e.code, message: e.message, data: e.data };
+}
+
+/** A client, or exit 2 when the options are refused (a URL without a scheme). */
+function consumer(options: ConsumerOptions): BusConsumer {
+  try {
+    return new BusConsumer(options);
+  } catch (error) {
+    fail((error as Error).message);
+  }
+}
+
+/**
+ * How `tail` prints: one JSON line per event, or with `--group-window MS` one line
+ * `{ key, events }` per batch, grouped by `--group-by FIELD` (a field of the event's
+ * data, else of the frame). `flushAll` prints the batches still collecting.
+ */
+function tailPrinter(windowArg: string | undefined, field: string | undefined) {
+  const line = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
+  if (windowArg === undefined) {
+    if (field !== undefined) fail('--group-by needs --group-window MS');
+    return { listener: line, flushAll: () => {} };
+  }
+  const windowMs = Number(windowArg);
+  if (!Number.isInteger(windowMs) || windowMs <= 0) fail('--group-window must be a whole number of milliseconds, > 0');
+  const keyOf = (frame: Record<string, unknown>) => {
+    if (field === undefined) return '';
+    const data = frame.data as Record<string, unknown> | undefined;
+    const value = data !== null && typeof data === 'object' && field in data ? data[field] : frame[field];
+    return value === undefined ? '' : String(value);
+  };
+  const grouped = groupedListener(
+    (batch) => line({ key: keyOf(batch[0] as unknown as Record<string, unknown>), events: batch }),
+    { groupWindowMs: windowMs, groupBy: (frame) => keyOf(frame as unknown as Record<string, unknown>) },
+    (fn) => fn(),
+  );
+  return grouped;
 }
 
 /**

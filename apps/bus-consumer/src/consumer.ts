@@ -1,4 +1,5 @@
 import {
+  authFailureReasonOf,
   CloseCode,
   type Cursor,
   classifyDisconnect,
@@ -20,12 +21,11 @@ import {
 import { type Backoff, fullJitterBackoff } from './backoff';
 import { CallQueue } from './call-queue';
 import { Emitter } from './emitter';
-import { FatalCloseError, RpcError } from './errors';
+import { ConnectError, FatalCloseError, RpcError } from './errors';
 import { type EventOf, type GroupOptions, groupedListener } from './grouped-handlers';
 import { Heartbeat } from './heartbeat';
 import { type ConsumerOptions, type ResolvedOptions, resolveOptions } from './options';
-import { retryAfterDelayMs } from './retry-after';
-import { hasProtocolPing, OPEN, type WebSocketLike } from './transport';
+import { hasProtocolPing, OPEN, onUpgradeRefused, type WebSocketLike } from './transport';
 
 export type { EventOf, GroupOptions } from './grouped-handlers';
 export type { ResolvedOptions } from './options';
@@ -87,6 +87,8 @@ export class BusConsumer {
   readonly #emitter = new Emitter<ConsumerEvents>((error) => this.#emitter.emit('error', toError(error)));
   readonly #handlers = new Map<string, Set<(frame: EventFrame) => void>>();
   readonly #any = new Set<(frame: EventFrame) => void>();
+  /** Hand over what each grouped handler holds; `close()` and a fatal stop call them. */
+  readonly #groupFlushes = new Set<() => void>();
   readonly #calls: CallQueue;
   readonly #backoff: Backoff;
   readonly #WebSocket: new (
@@ -108,6 +110,10 @@ export class BusConsumer {
   #refreshingOn: number | undefined;
   /** The gateway refused the last upgrade with `Retry-After` (Node only): wait this long before the next. */
   #retryAfterMs: number | undefined;
+  /** The gateway refused the last upgrade for good (HTTP 404, 403, ...; Node only): the close that follows stops. */
+  #refused: ConnectError | undefined;
+  /** Why the client stopped on its own (not `close()`): what `connect()` rejects with. */
+  #stopped: ConnectError | undefined;
   /** Ping timer and watchdog of the open session. */
   #heartbeat: Heartbeat | undefined;
   #timers: {
@@ -161,12 +167,18 @@ export class BusConsumer {
     return { ...this.#counters, rpc: { ...this.#counters.rpc } };
   }
 
-  /** Starts connecting (no-op unless idle). Resolves when the first session opens or the client stops. */
+  /**
+   * Starts connecting (no-op unless idle). Resolves when the first session opens; rejects
+   * with a {@link ConnectError} when the client stops first: its `code` says why
+   * (`token_expired`, `not_livebus_endpoint`, `client_closed`, ...).
+   */
   connect(): Promise<void> {
     if (this.#state === 'idle') this.#open();
+    const closedError = (message: string) =>
+      this.#stopped ?? new ConnectError('client_closed', message, { url: this.#o.url });
     return new Promise((resolve, reject) => {
       if (this.#state === 'open') return resolve();
-      if (this.#state === 'closed') return reject(new Error('client is closed'));
+      if (this.#state === 'closed') return reject(closedError('client is closed'));
       const offOpen = this.#emitter.on('open', () => {
         offOpen();
         offState();
@@ -176,18 +188,22 @@ export class BusConsumer {
         if (newState === 'closed') {
           offOpen();
           offState();
-          reject(new Error('client closed before connecting'));
+          reject(closedError('client closed before connecting'));
         }
       });
     });
   }
 
-  /** Stops for good: closes the socket, cancels timers, fails pending calls. */
+  /**
+   * Stops for good: closes the socket, cancels timers, fails pending calls, and hands
+   * the batches grouped handlers still hold to them now, so no timer is left behind.
+   */
   close(): void {
     if (this.#state === 'closed') return;
     this.#teardown(CloseCode.NormalClosure, 'client closed');
     this.#calls.fail('all', new RpcError('unavailable', 'client closed'));
     this.#setState('closed');
+    this.#flushGroups();
   }
 
   /** Listens to client events (`state`, `open`, `close`, `gap`, `notice`, `token_refreshed`, `error`). */
@@ -223,8 +239,10 @@ export class BusConsumer {
       this.#handlers.set(type, set);
     }
     set.add(listener);
+    if (group) this.#groupFlushes.add(flushAll);
     return () => {
       set.delete(listener);
+      this.#groupFlushes.delete(flushAll);
       flushAll(); // nothing collected is lost on unsubscribe
     };
   }
@@ -308,15 +326,12 @@ export class BusConsumer {
       };
       socket.on('pong', alive);
       socket.on('ping', alive);
-      // A gateway under admission control answers the upgrade `503` + `Retry-After`: wait as asked.
-      // With this listener `ws` no longer aborts the handshake itself; terminate() does, and
-      // the close (1006) that follows goes through #onSocketClose like any failed attempt.
-      socket.on('unexpected-response', (_request, response) => {
-        if (current() && (response.statusCode === 503 || response.statusCode === 429)) {
-          this.#retryAfterMs = retryAfterDelayMs(response.headers['retry-after']);
-        }
-        response.resume?.();
-        socket.terminate();
+      // A gateway under admission control answers `503` + `Retry-After`: wait as asked. A 404 (wrong
+      // path) or 403 (origin) would be answered the same forever: the close that follows stops the client.
+      onUpgradeRefused(socket, (verdict) => {
+        if (!current()) return;
+        if (verdict.fatal) this.#refused = ConnectError.fromUpgrade(verdict.status, this.#o.url, verdict.location);
+        else this.#retryAfterMs = verdict.retryAfterMs;
       });
     }
     this.#timers.handshake = setTimeout(() => {
@@ -520,17 +535,16 @@ export class BusConsumer {
     // Calls already sent may or may not have run: fail them rather than risk running them twice.
     this.#calls.fail('sent', new RpcError('unavailable', 'connection lost before the answer'));
 
-    let policy = reconnectPolicy(reason);
+    const refused = this.#refused;
+    this.#refused = undefined;
+    let policy = refused ? 'stop' : reconnectPolicy(reason);
     if (policy === 'refresh_token') {
       // An expired static token cannot be replaced: a reconnect with it would only be refused (4001).
       if (this.#authRetried || (reason === 'token_expired' && !this.#o.getToken)) policy = 'stop';
       else this.#authRetried = true;
     }
     if (policy === 'stop') {
-      this.#emitter.emit('close', { code, reason, willReconnect: false });
-      this.#calls.fail('all', new RpcError('unavailable', `client stopped: ${reason}`));
-      this.#setState('closed');
-      this.#emitter.emit('error', new FatalCloseError(code, reason));
+      this.#stop(code, reason, refused ?? new FatalCloseError(code, reason, authFailureReasonOf(rawReason)));
       return;
     }
     // A Retry-After (the gateway is up but busy) is followed as given and does not grow the backoff.
@@ -545,6 +559,25 @@ export class BusConsumer {
     this.#timers.reconnect = setTimeout(() => {
       if (this.#state === 'reconnecting') this.#open();
     }, delayMs);
+  }
+
+  /** Stops for good on the gateway's word: `connect()` and pending calls fail with the reason. */
+  #stop(code: number, reason: DisconnectReason, error: FatalCloseError | ConnectError): void {
+    const stopped = error instanceof ConnectError ? error : ConnectError.fromClose(error, this.#o.url);
+    this.#stopped = stopped;
+    this.#emitter.emit('close', { code, reason, willReconnect: false });
+    this.#calls.fail(
+      'all',
+      new RpcError('unavailable', `client stopped: ${stopped.message}`, undefined, { cause: stopped }),
+    );
+    this.#setState('closed');
+    this.#emitter.emit('error', error);
+    this.#flushGroups();
+  }
+
+  /** Hands every held batch over now (the client is closed: no event can join them any more). */
+  #flushGroups(): void {
+    for (const flush of this.#groupFlushes) this.#safely(flush);
   }
 }
 

@@ -1,10 +1,13 @@
-import { protocolDefaults } from '@livebus/protocol';
+import { protocolDefaults, SessionIdSchema, UserIdSchema } from '@livebus/protocol';
 import type { Backoff } from './backoff';
 import type { WebSocketLike } from './transport';
 
 /** Options of {@link BusConsumer}. */
 export interface ConsumerOptions {
-  /** The gateway's WebSocket URL, e.g. `wss://rt.example.com/ws`. */
+  /**
+   * The gateway's WebSocket URL, e.g. `wss://rt.example.com/ws` (`http(s)://` works too, and in
+   * a browser a path relative to the page). A URL without a scheme is refused with a `TypeError`.
+   */
   url: string;
   /**
    * A Firebase ID token or JWT, used as is on every connect. It cannot be
@@ -87,7 +90,14 @@ export function resolveOptions(options: ConsumerOptions, sessionId: () => string
     sessionId: options.sessionId ?? sessionId(),
     lateWakeupGraceMs: options.lateWakeupGraceMs ?? Math.min(merged.pingIntervalMs, 5_000),
   };
-  if (!o.url) throw new TypeError('url is required');
+  checkUrl(o.url);
+  // Checked here, not when the hello is sent: a hello the protocol refuses could never be sent.
+  if (o.userId !== undefined && !UserIdSchema.safeParse(o.userId).success) {
+    throw new TypeError(`userId must be 1 to 128 characters (got ${o.userId.length})`);
+  }
+  if (!SessionIdSchema.safeParse(o.sessionId).success) {
+    throw new TypeError(`sessionId must be 1 to 128 characters (got ${String(o.sessionId).length})`);
+  }
   if (o.token !== undefined && o.getToken !== undefined) throw new TypeError('pass token or getToken, not both');
   if (!(o.pingIntervalMs > 0)) throw new TypeError(`pingIntervalMs must be positive (got ${o.pingIntervalMs})`);
   if (o.pingTimeoutMs <= o.pingIntervalMs) {
@@ -100,4 +110,26 @@ export function resolveOptions(options: ConsumerOptions, sessionId: () => string
     throw new TypeError('maxReconnectDelayMs must be at least minReconnectDelayMs');
   }
   return o;
+}
+
+const SCHEMES = ['ws:', 'wss:', 'http:', 'https:'];
+
+/**
+ * Refuses, at construction, a URL no WebSocket can open: otherwise each attempt
+ * fails like a network outage (1006) and the client retries forever. In a
+ * browser, a relative URL is resolved against the page, as `new WebSocket` does.
+ */
+function checkUrl(url: string): void {
+  if (!url) throw new TypeError('url is required');
+  const base = (globalThis as { location?: { href?: unknown } }).location?.href;
+  let scheme: string | undefined;
+  try {
+    scheme = (typeof base === 'string' ? new URL(url, base) : new URL(url)).protocol;
+  } catch {
+    // Without a base, "127.0.0.1:8080/ws" and "/ws" do not parse at all.
+  }
+  if (scheme === undefined || !SCHEMES.includes(scheme)) {
+    const got = scheme === undefined ? 'no scheme' : `unknown scheme ${scheme}`;
+    throw new TypeError(`url has ${got}: ${url} (use ws://HOST/ws or wss://HOST/ws)`);
+  }
 }

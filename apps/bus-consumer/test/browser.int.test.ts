@@ -123,6 +123,48 @@ describe('the browser build in headless Chromium', () => {
     expect(reconnects).toBe(1);
   });
 
+  it('cannot see a refused upgrade (keeps retrying with backoff), but does see an auth failure reason', async () => {
+    const wrong = g.url.replace(/\/ws$/, '/wrong');
+    const outcome = await page.evaluate(
+      async ({ wrong, url }) => {
+        const w = globalThis as unknown as { Livebus: typeof import('../src/browser') };
+        const fast = { minReconnectDelayMs: 20, maxReconnectDelayMs: 50 };
+        // A 404 to the upgrade looks like any network failure (1006) to a browser: it retries.
+        const lost = new w.Livebus.BusConsumer({ url: wrong, userId: 'b', ...fast });
+        const closes: Array<{ code: number; willReconnect: boolean }> = [];
+        lost.onClient('close', (c) => closes.push({ code: c.code, willReconnect: c.willReconnect }));
+        lost.onClient('error', () => {});
+        void lost.connect().catch(() => {});
+        await new Promise<void>((resolve) => {
+          const off = lost.onClient('close', () => {
+            if (closes.length >= 3) {
+              off();
+              resolve();
+            }
+          });
+        });
+        const stateWhileRetrying = lost.state;
+        lost.close();
+        // The reason of a 4001 comes in the close frame, which browsers do show.
+        const refused = new w.Livebus.BusConsumer({ url, token: 'x'.repeat(129), ...fast });
+        refused.onClient('error', () => {});
+        const error = await refused.connect().then(
+          () => undefined,
+          (e: { name: string; code: string }) => ({ name: e.name, code: e.code }),
+        );
+        return { closes: closes.slice(0, 3), stateWhileRetrying, error };
+      },
+      { wrong, url: g.url },
+    );
+    expect(outcome.closes).toEqual([
+      { code: 1006, willReconnect: true },
+      { code: 1006, willReconnect: true },
+      { code: 1006, willReconnect: true },
+    ]);
+    expect(outcome.stateWhileRetrying).toBe('reconnecting');
+    expect(outcome.error).toEqual({ name: 'ConnectError', code: 'invalid_subject' });
+  });
+
   it('in a throttled background tab: no false ping timeout, and a dead gateway is still detected', async () => {
     // Chrome runs a hidden tab's timers about once a minute. Scaled down: every timer of the page fires
     // only at the next multiple of ALIGN_MS, while both sides ping every 300 ms with a 900 ms timeout.

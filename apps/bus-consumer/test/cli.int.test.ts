@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort, waitFor } from '@livebus/test-support';
@@ -29,6 +30,39 @@ describe('livebus CLI', () => {
     expect(res.code).toBe(0);
     expect(res.stdout).toContain('livebus tail');
     expect(res.stdout).toContain('livebus rpc');
+  });
+
+  it('--version / -v print the version, before or after a command', async () => {
+    const { version } = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
+    for (const args of [['--version'], ['-v'], ['rpc', '--version'], ['tail', '--url', g.url, '-v']]) {
+      const res = await livebus(...args);
+      expect([args, res.code, res.stdout]).toEqual([args, 0, `${version}\n`]);
+    }
+  });
+
+  it('rpc to a wrong path says it is not a livebus endpoint (HTTP 404), not a timeout', async () => {
+    const url = g.url.replace(/\/ws$/, '/wrong');
+    const res = await livebus('rpc', '--url', url, '--user', 'u', 'REGISTRY.get_sessions', '"u"');
+    expect(res.code).toBe(1);
+    expect(JSON.parse(res.stderr)).toEqual({
+      code: 'not_livebus_endpoint',
+      message: `not a livebus endpoint: HTTP 404 from ${url}`,
+    });
+  });
+
+  it('rpc says why the gateway refused the credentials', async () => {
+    // AUTH_MODE=none takes the token as the user id: 129 characters is no user id.
+    const res = await livebus('rpc', '--url', g.url, '--token', 'x'.repeat(129), 'REGISTRY.get_sessions', '"u"');
+    expect(res.code).toBe(1);
+    const error = JSON.parse(res.stderr) as { code: string; message: string };
+    expect(error.code).toBe('invalid_subject');
+    expect(error.message).toContain('the gateway refused the credentials: invalid_subject');
+  });
+
+  it('a URL without a scheme is a usage error', async () => {
+    const res = await livebus('rpc', '--url', g.url.replace(/^ws:\/\//, ''), '--user', 'u', 'REGISTRY.get_sessions');
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('url has no scheme');
   });
 
   it('rpc says the gateway cannot be reached, at once, rather than timing out', async () => {
@@ -116,5 +150,44 @@ describe('livebus CLI', () => {
       child.kill('SIGINT');
       await exited;
     }
+  });
+
+  it('tail --group-window MS --group-by FIELD prints one { key, events } line per batch', async () => {
+    const child = spawn(
+      process.execPath,
+      [cli, 'tail', '--url', g.url, '--user', 'tail-group', '--group-window', '1000', '--group-by', 'level'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    try {
+      await waitFor(() => g.gw.stats().users > 0, 'tail connected');
+      for (const [level, message] of [
+        ['info', 'a'],
+        ['warning', 'b'],
+        ['info', 'c'],
+      ] as const) {
+        await g.gw.publish('tail-group', { event: 'session.notice', data: { level, message } });
+      }
+      await waitFor(() => out.split('\n').filter(Boolean).length === 2, 'two batches');
+      const batches = out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { key: string; events: Array<{ data: { message: string } }> });
+      const byKey = Object.fromEntries(batches.map((b) => [b.key, b.events.map((e) => e.data.message)]));
+      expect(byKey).toEqual({ info: ['a', 'c'], warning: ['b'] });
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGINT');
+      await exited;
+    }
+  });
+
+  it('tail refuses --group-by without --group-window', async () => {
+    const res = await livebus('tail', '--url', g.url, '--user', 'u', '--group-by', 'level');
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('--group-by needs --group-window MS');
   });
 });

@@ -308,11 +308,12 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     } catch (error) {
       // Never log the token itself.
       if (error instanceof AuthError) {
-        logger.warn('ws_auth_failed', { reason: error.reason, error: error.message });
+        logger.warn('ws_auth_failed', { reason: error.reason, code: error.code, error: error.message });
       } else {
-        logger.error('ws_auth_failed', { reason: 'error', error: String(error) });
+        logger.error('ws_auth_failed', { reason: 'error', code: 'internal_error', error: String(error) });
       }
-      conn.close(CloseCode.AuthFailed, 'auth failed');
+      // The reason is one of the protocol's auth failure reasons: the client shows it, and it says nothing secret.
+      conn.close(CloseCode.AuthFailed, error instanceof AuthError ? error.code : 'internal_error');
       return undefined;
     }
   }

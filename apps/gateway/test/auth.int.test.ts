@@ -43,6 +43,35 @@ describe('AUTH_MODE=jwt', () => {
     expect(text).not.toContain(forged);
   });
 
+  it('says why in the 4001 close reason, with the same reason on HTTP 401', async () => {
+    const closeOf = async (hello: Record<string, unknown>) => {
+      const c = new TestClient(t.url);
+      await c.opened;
+      c.sendRaw(JSON.stringify({ type: 'hello', v: 1, ...hello }));
+      return c.closed;
+    };
+    const expired = signJwt({ sub: 'u1', exp: now() - 3600 }, SECRET);
+    const forged = token('u1', {}, 'another-secret-that-is-long-enough-xx');
+    expect(await closeOf({})).toEqual({ code: CloseCode.AuthFailed, reason: 'missing_token' });
+    expect(await closeOf({ token: expired })).toEqual({ code: CloseCode.AuthFailed, reason: 'token_expired' });
+    expect(await closeOf({ token: forged })).toEqual({ code: CloseCode.AuthFailed, reason: 'bad_signature' });
+    expect(await closeOf({ token: 'garbage' })).toEqual({ code: CloseCode.AuthFailed, reason: 'malformed_token' });
+
+    const rpc = (bearer?: string) =>
+      httpJson(`${t.http}/rpc`, {
+        method: 'POST',
+        ...(bearer ? { token: bearer } : {}),
+        body: '{"method":"REGISTRY.get_sessions","args":["u1"]}',
+      });
+    expect((await rpc()).body.error).toMatchObject({ code: 'unauthenticated', reason: 'missing_token' });
+    expect((await rpc(expired)).body.error).toMatchObject({ code: 'unauthenticated', reason: 'token_expired' });
+    expect((await rpc(forged)).body.error).toMatchObject({ code: 'unauthenticated', reason: 'bad_signature' });
+    // A 4001 is still counted as auth_failed, whatever its reason (token_expired is also a 4011's name).
+    const metrics = await (await fetch(`${t.http}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })).text();
+    expect(metrics).not.toMatch(/livebus_disconnects_total\{reason="token_expired"\}/);
+    expect(metrics).toMatch(/livebus_disconnects_total\{reason="auth_failed"\} \d+/);
+  });
+
   it('accepts a valid token in the hello frame or in the Authorization header', async () => {
     const a = new TestClient(t.url);
     expect((await a.hello({ token: token('u1') })).user_id).toBe('u1');
@@ -155,6 +184,17 @@ describe('AUTH_MODE=firebase (firebase-admin against an Auth emulator stub)', ()
       c.send({ type: 'hello', v: 1, token: bad });
       expect((await c.closed).code).toBe(CloseCode.AuthFailed);
     }
+  });
+
+  it('says why in the 4001 close reason: expired, another project', async () => {
+    const reasons: string[] = [];
+    for (const bad of [unsignedIdToken(project, 'fb-user', {}, -3600), unsignedIdToken('another-project', 'fb-user')]) {
+      const c = new TestClient(t.url);
+      await c.opened;
+      c.send({ type: 'hello', v: 1, token: bad });
+      reasons.push((await c.closed).reason);
+    }
+    expect(reasons).toEqual(['token_expired', 'wrong_audience']);
   });
 
   it('refreshes a live session in band with a fresh ID token, and closes 4011 without one', async () => {

@@ -1,4 +1,12 @@
-import { CloseCode, classifyDisconnect, DISCONNECT_REASONS, reconnectPolicy } from './close-codes';
+import {
+  AUTH_FAILURE_REASONS,
+  AuthFailureReasonSchema,
+  authFailureReasonOf,
+  CloseCode,
+  classifyDisconnect,
+  DISCONNECT_REASONS,
+  reconnectPolicy,
+} from './close-codes';
 
 describe('classifyDisconnect', () => {
   it.each([
@@ -16,6 +24,14 @@ describe('classifyDisconnect', () => {
     [4999, '', 'unknown'],
   ])('(%i, %j) is %s', (code, reason, expected) => {
     expect(classifyDisconnect(code, reason)).toBe(expected);
+  });
+
+  it('classifies a 4001 as auth_failed whatever auth failure reason it carries (token_expired included)', () => {
+    for (const reason of Object.keys(AUTH_FAILURE_REASONS)) {
+      expect(classifyDisconnect(CloseCode.AuthFailed, reason)).toBe('auth_failed');
+    }
+    expect(classifyDisconnect(CloseCode.AuthFailed, 'auth failed')).toBe('auth_failed');
+    expect(classifyDisconnect(CloseCode.TokenExpired, 'token_expired')).toBe('token_expired');
   });
 
   it('maps every close code to a known reason', () => {
@@ -42,5 +58,22 @@ describe('reconnectPolicy', () => {
     expect(reconnectPolicy('auth_timeout')).toBe('reconnect');
     expect(reconnectPolicy('forbidden')).toBe('stop');
     expect(reconnectPolicy('protocol_error')).toBe('stop');
+  });
+});
+
+describe('auth failure reasons', () => {
+  it('fit in a close frame, are snake_case and say what to do', () => {
+    for (const [reason, meaning] of Object.entries(AUTH_FAILURE_REASONS)) {
+      expect(Buffer.byteLength(reason)).toBeLessThanOrEqual(123);
+      expect(reason).toMatch(/^[a-z]+(_[a-z]+)*$/);
+      expect(meaning.length).toBeGreaterThan(10);
+    }
+  });
+
+  it('are validated by the schema; other strings (an older gateway) give undefined', () => {
+    expect(AuthFailureReasonSchema.parse('bad_signature')).toBe('bad_signature');
+    expect(authFailureReasonOf('token_expired')).toBe('token_expired');
+    expect(authFailureReasonOf('auth failed')).toBeUndefined();
+    expect(authFailureReasonOf('')).toBeUndefined();
   });
 });

@@ -1,3 +1,5 @@
+import * as z from 'zod';
+
 /**
  * WebSocket close codes used by livebus. Standard codes (1000-1015) keep their
  * RFC 6455 meaning; application codes live in 4000-4999.
@@ -112,9 +114,12 @@ const reasonNames: ReadonlySet<string> = new Set(DISCONNECT_REASONS);
  * Classifies a close into a stable reason name. The reason string only matters
  * where the code alone is ambiguous: a socket the gateway terminated for silence
  * is observed as 1006, so it is classified with the reason `ping_timeout`. A
- * reason that is exactly one of {@link DISCONNECT_REASONS} wins over the code.
+ * reason that is exactly one of {@link DISCONNECT_REASONS} wins over the code,
+ * except for 4001, whose reason is one of {@link AUTH_FAILURE_REASONS}.
  */
 export function classifyDisconnect(code: number, reason = ''): DisconnectReason {
+  // A 4001's reason is an auth failure reason (`token_expired` among them), not a disconnect reason.
+  if (code === CloseCode.AuthFailed) return 'auth_failed';
   if (reasonNames.has(reason) && reason !== 'unknown') return reason as DisconnectReason;
   return byCode[code] ?? 'unknown';
 }
@@ -145,4 +150,44 @@ export function reconnectPolicy(reason: DisconnectReason): ReconnectPolicy {
     default:
       return 'reconnect';
   }
+}
+
+/**
+ * Why the gateway refused a credential: the reason of a 4001 close, and of an
+ * HTTP 401 (`error.reason`). Short, stable, machine-readable, and never a secret
+ * nor the verifier's own message (that one is only logged). Each value says what
+ * to do about it. Anything else a client receives (an older gateway sends
+ * `auth failed`) means "refused, no reason given".
+ */
+export const AUTH_FAILURE_REASONS = {
+  missing_token: 'no token was sent: pass one in `hello.token` or an `Authorization: Bearer` header',
+  token_expired: 'the token is past its `exp`: get a fresh one',
+  token_not_yet_valid: 'the token is not valid yet (`nbf` in the future): check the clocks',
+  token_revoked: 'the token was revoked: sign in again',
+  bad_signature: "the signature does not verify with the gateway's key (another secret, project or key set)",
+  wrong_audience: "the token's `aud` is not the one the gateway expects (`JWT_AUDIENCE`, the Firebase project)",
+  wrong_issuer: "the token's `iss` is not the one the gateway expects (`JWT_ISSUER`, the Firebase project)",
+  invalid_subject: "the token's `sub` is missing or not a user id (1 to 128 characters)",
+  alg_not_allowed:
+    "the token's `alg` is not one the gateway accepts (HS256 with `JWT_SECRET`, RS256/ES256 with `JWT_JWKS_URL`)",
+  unknown_key: "no key of the gateway's key set matches the token's `kid`",
+  malformed_token: 'the token is not a JWT at all',
+  invalid_token: 'the token was refused for another reason (see the gateway log `ws_auth_failed`)',
+  verifier_unavailable:
+    "the gateway could not fetch the keys to check the token (the identity provider's trouble): try again later",
+  internal_error: 'the gateway failed while checking the token: try again later',
+} as const;
+
+/** One of the keys of {@link AUTH_FAILURE_REASONS}. */
+export type AuthFailureReason = keyof typeof AUTH_FAILURE_REASONS;
+
+/** Validates an {@link AuthFailureReason} (the reason of a 4001 close). */
+export const AuthFailureReasonSchema = z.enum(
+  Object.keys(AUTH_FAILURE_REASONS) as [AuthFailureReason, ...AuthFailureReason[]],
+);
+
+/** The auth failure reason a 4001 close carries, or undefined when it carries none this version knows. */
+export function authFailureReasonOf(reason: string): AuthFailureReason | undefined {
+  const parsed = AuthFailureReasonSchema.safeParse(reason);
+  return parsed.success ? parsed.data : undefined;
 }

@@ -2,7 +2,7 @@
  * Renders docs/protocol.md from the schemas and the documented examples, so the
  * page a Python or Go developer reads is the protocol the code enforces.
  */
-import { CloseCode, classifyDisconnect, reconnectPolicy } from './close-codes';
+import { AUTH_FAILURE_REASONS, CloseCode, classifyDisconnect, reconnectPolicy } from './close-codes';
 import { protocolDefaults } from './defaults';
 import { RPC_ERROR_CODES } from './errors';
 import { EVENT_TYPES } from './events';
@@ -29,6 +29,12 @@ function closeCodeRows(): string {
       const reason = classifyDisconnect(code as number);
       return `| ${code} | ${name} | \`${reason}\` | ${reconnectPolicy(reason)} |`;
     })
+    .join('\n');
+}
+
+function authFailureRows(): string {
+  return Object.entries(AUTH_FAILURE_REASONS)
+    .map(([reason, meaning]) => `| \`${reason}\` | ${meaning} |`)
     .join('\n');
 }
 
@@ -85,8 +91,9 @@ client                                   gateway
   |<-- event (live) ... / rpc_result / rpc_error --------|
 \`\`\`
 The first frame must be \`hello\`, within ${protocolDefaults.handshakeTimeoutMs} ms, or the gateway
-closes with 4002 (auth timeout). A bad token closes with 4001, a \`hello.v\` the gateway does
-not speak with 4010. Any other frame before \`hello\` is answered with an \`error\` frame and a
+closes with 4002 (auth timeout). A bad token closes with 4001 and a reason saying why
+(\`token_expired\`, \`bad_signature\`, ...: see [Auth failure reasons](#auth-failure-reasons)), a
+\`hello.v\` the gateway does not speak with 4010. Any other frame before \`hello\` is answered with an \`error\` frame and a
 4004 close.
 
 ## Token lifetime
@@ -170,6 +177,19 @@ client waits before reconnecting.
 | code | name | reason | policy |
 |---|---|---|---|
 ${closeCodeRows()}
+
+## Auth failure reasons
+A 4001 close carries, as its close reason, why the credential was refused; \`POST /rpc\` and
+\`POST /publish\` answer HTTP 401 with the same value in \`error.reason\`. The gateway's log
+(\`ws_auth_failed\`, \`http_auth_failed\`) has the verifier's own message; the wire never does.
+A client should show the reason and treat any other string (older gateways send \`auth failed\`)
+as "refused, no reason given". Example: \`close(4001, "token_expired")\`, or
+
+${json({ error: { code: 'unauthenticated', message: 'invalid token', reason: 'token_expired' } })}
+
+| reason | meaning |
+|---|---|
+${authFailureRows()}
 `;
 }
 export { type JsonSchema, type ProtocolJsonSchemas, protocolJsonSchemas } from './json-schema';

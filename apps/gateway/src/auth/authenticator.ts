@@ -1,3 +1,5 @@
+import type { AuthFailureReason } from '@livebus/protocol';
+
 /** Who is calling: the user id and whether the caller may act for any user. */
 export interface Principal {
   /** The user id, already checked against the protocol's `UserIdSchema` (1..128 characters). */
@@ -20,12 +22,20 @@ export interface Authenticator {
   authenticate(credentials: { token?: string | undefined; userId?: string | undefined }): Promise<Principal>;
 }
 
-/** Local error: authentication failed. Its message is logged, never sent to the peer. */
+/**
+ * Local error: authentication failed. Its message (the verifier's own words) is
+ * logged, never sent to the peer; `code` is what the peer is told (the 4001 close
+ * reason, `error.reason` of an HTTP 401), one of the protocol's auth failure reasons.
+ */
 export class AuthError extends Error {
   override readonly name = 'AuthError';
+  /** Why, for the peer: short, stable, never secret. */
+  readonly code: AuthFailureReason;
+  /** Why, coarsely, for the `ws_auth_failed` log and its dashboards. */
   readonly reason: 'missing' | 'invalid' | 'expired';
-  constructor(reason: 'missing' | 'invalid' | 'expired', message: string, options?: { cause?: unknown }) {
+  constructor(code: AuthFailureReason, message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.reason = reason;
+    this.code = code;
+    this.reason = code === 'missing_token' ? 'missing' : code === 'token_expired' ? 'expired' : 'invalid';
   }
 }

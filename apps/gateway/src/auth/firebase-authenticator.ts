@@ -1,3 +1,4 @@
+import type { AuthFailureReason } from '@livebus/protocol';
 import type { App } from 'firebase-admin/app';
 import type { Auth, DecodedIdToken } from 'firebase-admin/auth';
 import { AuthError, type Authenticator, type Principal } from './authenticator';
@@ -34,7 +35,7 @@ export class FirebaseAuthenticator implements Authenticator {
   }
 
   async authenticate({ token }: { token?: string | undefined }): Promise<Principal> {
-    if (!token) throw new AuthError('missing', 'no token');
+    if (!token) throw new AuthError('missing_token', 'no token');
     let decoded: DecodedIdToken;
     try {
       // checkRevoked=false: revocation needs a network lookup per connect; sessions are short-lived anyway.
@@ -42,7 +43,7 @@ export class FirebaseAuthenticator implements Authenticator {
     } catch (cause) {
       const code = (cause as { code?: string }).code ?? '';
       throw new AuthError(
-        code === 'auth/id-token-expired' ? 'expired' : 'invalid',
+        firebaseReason(code, (cause as Error).message ?? ''),
         `firebase: ${code || 'verification failed'}`,
         {
           cause,
@@ -52,4 +53,37 @@ export class FirebaseAuthenticator implements Authenticator {
     // Outside the try: a bad uid is our refusal, not a firebase verification failure.
     return toPrincipal(decoded.uid, Boolean(decoded[this.#serviceRoleClaim]), decoded.exp * 1000);
   }
+}
+
+/** firebase-admin error codes that name the reason themselves. */
+const FIREBASE_CODES: Record<string, AuthFailureReason> = {
+  'auth/id-token-expired': 'token_expired',
+  'auth/id-token-revoked': 'token_revoked',
+  'auth/user-not-found': 'invalid_subject',
+  'auth/internal-error': 'verifier_unavailable',
+};
+
+/**
+ * firebase-admin reports most refusals as `auth/argument-error` and says which
+ * check failed only in its message: read the claim it names. A message it
+ * words differently in a later version falls back to `invalid_token`.
+ */
+const FIREBASE_MESSAGES: Array<[RegExp, AuthFailureReason]> = [
+  [/incorrect "aud"/, 'wrong_audience'],
+  [/incorrect "iss"/, 'wrong_issuer'],
+  [/"sub"/, 'invalid_subject'],
+  [/incorrect algorithm/, 'alg_not_allowed'],
+  [/invalid signature/, 'bad_signature'],
+  [/"kid"/, 'unknown_key'],
+  [/Decoding|expects an? |must be a .* string/, 'malformed_token'],
+];
+
+/** The reason the peer is told for a firebase-admin verification failure. */
+export function firebaseReason(code: string, message: string): AuthFailureReason {
+  const byCode = FIREBASE_CODES[code];
+  if (byCode) return byCode;
+  if (code === 'auth/argument-error') {
+    for (const [pattern, reason] of FIREBASE_MESSAGES) if (pattern.test(message)) return reason;
+  }
+  return 'invalid_token';
 }

@@ -6,6 +6,17 @@ const SECRET = 'unit-test-secret-that-is-long-enough-0001';
 const NOW_S = 1_800_000_000;
 const auth = new JwtAuthenticator({ secret: SECRET, serviceRoleClaim: 'svc', now: () => NOW_S * 1000 });
 
+/** What the peer is told (the 4001 close reason), or 'accepted'. */
+async function code(authenticator: JwtAuthenticator, token: string | undefined) {
+  try {
+    await authenticator.authenticate({ token });
+    return 'accepted';
+  } catch (e) {
+    expect(e).toBeInstanceOf(AuthError);
+    return (e as AuthError).code;
+  }
+}
+
 async function reason(token: string | undefined) {
   try {
     await auth.authenticate({ token });
@@ -107,6 +118,48 @@ describe('JwtAuthenticator', () => {
   });
 });
 
+describe('JwtAuthenticator: the reason the peer is told', () => {
+  it('names the failed check with a protocol auth failure reason, never the verifier message', async () => {
+    const pinned = new JwtAuthenticator({
+      secret: SECRET,
+      issuer: 'https://idp.example',
+      audience: 'livebus',
+      serviceRoleClaim: 'svc',
+      now: () => NOW_S * 1000,
+    });
+    const ok = { sub: 'u', iss: 'https://idp.example', aud: 'livebus' };
+    const good = signJwt(ok, SECRET);
+    const [h, p, sig] = good.split('.');
+    const cases: Array<[string, string | undefined, string]> = [
+      ['no token', undefined, 'missing_token'],
+      ['expired', signJwt({ ...ok, exp: NOW_S - 3600 }, SECRET), 'token_expired'],
+      ['not yet valid', signJwt({ ...ok, nbf: NOW_S + 3600 }, SECRET), 'token_not_yet_valid'],
+      ['another secret', signJwt(ok, 'another-secret-that-is-long-enough-xxxxx'), 'bad_signature'],
+      ['tampered payload', `${h}.${Buffer.from('{"sub":"admin"}').toString('base64url')}.${sig}`, 'bad_signature'],
+      ['wrong aud', signJwt({ ...ok, aud: 'other' }, SECRET), 'wrong_audience'],
+      ['wrong iss', signJwt({ ...ok, iss: 'https://evil.example' }, SECRET), 'wrong_issuer'],
+      ['no sub', signJwt({ iss: ok.iss, aud: ok.aud }, SECRET), 'invalid_subject'],
+      ['sub too long', signJwt({ ...ok, sub: 'x'.repeat(129) }, SECRET), 'invalid_subject'],
+      ['alg none', `${Buffer.from('{"alg":"none"}').toString('base64url')}.${p}.`, 'alg_not_allowed'],
+      ['not a JWT', 'a.b', 'malformed_token'],
+    ];
+    for (const [what, token, expected] of cases) {
+      expect([what, await code(pinned, token)]).toEqual([what, expected]);
+    }
+  });
+
+  it('says verifier_unavailable when the JWKS cannot be fetched (the provider is at fault, not the token)', async () => {
+    // Port 9 (discard) on loopback: nothing answers.
+    const unreachable = new JwtAuthenticator({
+      jwksUrl: 'http://127.0.0.1:9/jwks.json',
+      serviceRoleClaim: 'svc',
+      jwksTimeoutMs: 500,
+    });
+    const rs = `${Buffer.from('{"alg":"RS256","kid":"k1"}').toString('base64url')}.${Buffer.from('{"sub":"u"}').toString('base64url')}.c2ln`;
+    expect(await code(unreachable, rs)).toBe('verifier_unavailable');
+  });
+});
+
 describe('NoneAuthenticator (development)', () => {
   it('takes the user from the hello or the bearer; service:<name> acts as a service caller', async () => {
     const none = new NoneAuthenticator();
@@ -114,7 +167,7 @@ describe('NoneAuthenticator (development)', () => {
     expect(await none.authenticate({ userId: 'dev' })).not.toHaveProperty('expiresAtMs');
     expect(await none.authenticate({ token: 'dev2' })).toEqual({ uid: 'dev2', service: false });
     expect(await none.authenticate({ token: 'service:backend' })).toEqual({ uid: 'backend', service: true });
-    await expect(none.authenticate({})).rejects.toMatchObject({ reason: 'missing' });
+    await expect(none.authenticate({})).rejects.toMatchObject({ reason: 'missing', code: 'missing_token' });
   });
 
   it('refuses a claimed user id of 129 characters, however it is claimed', async () => {

@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import type { AuthFailureReason } from '@livebus/protocol';
 import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { DEFAULT_TOKEN_CLOCK_TOLERANCE_MS } from '../token-schedule';
 import { AuthError, type Authenticator, type Principal } from './authenticator';
@@ -99,7 +100,7 @@ export class JwtAuthenticator implements Authenticator {
   }
 
   async authenticate({ token }: { token?: string | undefined }): Promise<Principal> {
-    if (!token) throw new AuthError('missing', 'no token');
+    if (!token) throw new AuthError('missing_token', 'no token');
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.#key, {
@@ -119,23 +120,41 @@ export class JwtAuthenticator implements Authenticator {
   }
 }
 
+/** The refused claim of a `JWTClaimValidationFailed`, as the reason the peer is told. */
+const CLAIM_REASONS: Record<string, AuthFailureReason> = {
+  aud: 'wrong_audience',
+  iss: 'wrong_issuer',
+  sub: 'invalid_subject',
+  nbf: 'token_not_yet_valid',
+};
+
 /** Maps a jose failure to the port's reasons; the message says which check failed, for the log. */
 function toAuthError(cause: unknown): AuthError {
-  if (cause instanceof errors.JWTExpired) return new AuthError('expired', 'token expired', { cause });
+  if (cause instanceof errors.JWTExpired) return new AuthError('token_expired', 'token expired', { cause });
   if (cause instanceof errors.JWTClaimValidationFailed) {
-    return new AuthError('invalid', `token claim ${cause.claim} refused: ${cause.reason}`, { cause });
+    return new AuthError(
+      CLAIM_REASONS[cause.claim] ?? 'invalid_token',
+      `token claim ${cause.claim} refused: ${cause.reason}`,
+      {
+        cause,
+      },
+    );
   }
-  if (cause instanceof errors.JOSEAlgNotAllowed) return new AuthError('invalid', 'token alg not allowed', { cause });
+  if (cause instanceof errors.JOSEAlgNotAllowed)
+    return new AuthError('alg_not_allowed', 'token alg not allowed', { cause });
   if (cause instanceof errors.JWSSignatureVerificationFailed)
-    return new AuthError('invalid', 'bad signature', { cause });
+    return new AuthError('bad_signature', 'bad signature', { cause });
   if (cause instanceof errors.JWKSNoMatchingKey || cause instanceof errors.JWKSMultipleMatchingKeys) {
-    return new AuthError('invalid', 'no single JWKS key matches the token', { cause });
+    return new AuthError('unknown_key', 'no single JWKS key matches the token', { cause });
   }
-  // The identity provider being unreachable is not the client's fault, but the
-  // port has no reason for it: the token could not be verified, so it is refused.
-  if (cause instanceof JwksUnavailable) return new AuthError('invalid', cause.message, { cause });
+  // The identity provider being unreachable is not the client's fault: the token could not be
+  // verified, so it is refused, and the reason says so.
+  if (cause instanceof JwksUnavailable) return new AuthError('verifier_unavailable', cause.message, { cause });
+  if (cause instanceof errors.JWSInvalid || cause instanceof errors.JWTInvalid) {
+    return new AuthError('malformed_token', `token is not a valid JWT (${cause.code})`, { cause });
+  }
   const code = cause instanceof errors.JOSEError ? cause.code : 'unknown error';
-  return new AuthError('invalid', `token is not a valid JWT (${code})`, { cause });
+  return new AuthError('invalid_token', `token is not a valid JWT (${code})`, { cause });
 }
 
 /** Signs an HS256 JWT. For tests, tools and app servers minting service tokens. */

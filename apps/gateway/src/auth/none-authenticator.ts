@@ -18,7 +18,8 @@ export class NoneAuthenticator implements Authenticator {
   }): Promise<Principal> {
     if (token?.startsWith('service:')) return toPrincipal(token.slice('service:'.length) || 'service', true);
     const uid = userId ?? token;
-    if (!uid) throw new AuthError('missing', 'AUTH_MODE=none needs hello.user_id or a bearer token naming the user');
+    if (!uid)
+      throw new AuthError('missing_token', 'AUTH_MODE=none needs hello.user_id or a bearer token naming the user');
     // Nothing expires in this mode; the claimed id is still held to the protocol's limits.
     return toPrincipal(uid, false);
   }

@@ -10,14 +10,14 @@ import { AuthError, type Principal } from './authenticator';
  * @param uid - the identity the credential names (a JWT `sub`, a Firebase uid, a claimed id)
  * @param service - whether the caller may act for any user
  * @param expiresAtMs - the credential's expiry in ms since the epoch; undefined when it has none
- * @throws {@link AuthError} `invalid` when `uid` is not a valid user id
+ * @throws {@link AuthError} `invalid_subject` when `uid` is not a valid user id
  */
 export function toPrincipal(uid: unknown, service: boolean, expiresAtMs?: number): Principal {
   const parsed = UserIdSchema.safeParse(uid);
   if (!parsed.success) {
     // The id itself stays out of the message: it is logged and may be huge or personal.
     const what = typeof uid === 'string' ? `${uid.length} characters` : typeof uid;
-    throw new AuthError('invalid', `user id must be a string of 1 to 128 characters (got ${what})`, {
+    throw new AuthError('invalid_subject', `user id must be a string of 1 to 128 characters (got ${what})`, {
       cause: parsed.error,
     });
   }

@@ -13,7 +13,7 @@ Usage:
   livebus-gateway check --url URL [--admin-token TOKEN]
       Runs the post-deploy checks of docs/runbook.md against a running deployment and
       prints each with its threshold and verdict; exits 1 if any check failed.
-  livebus-gateway --help | --version
+  livebus-gateway [worker | check] --help | --version
 
 Options:
   --url URL            the deployment, e.g. https://rt.example.com (wss://rt.example.com/ws works too)
@@ -48,8 +48,9 @@ const processIo: CommandIo = {
 /**
  * Handles the command line of `livebus-gateway`. No arguments: serve (the
  * container's command). `--help`, `--version` and `check` run here and never
- * start a server; any other first word is returned as `other` for main.ts to
- * dispatch (e.g. a subcommand it owns) or refuse.
+ * start a server, and so do `worker --help` and `worker --version`: only a bare
+ * `worker` starts the worker. Any other first word is returned as `other` for
+ * main.ts to dispatch (e.g. a subcommand it owns) or refuse.
  */
 export async function runCommand(argv: readonly string[], io: CommandIo = processIo): Promise<CommandOutcome> {
   const [first] = argv;
@@ -62,7 +63,7 @@ export async function runCommand(argv: readonly string[], io: CommandIo = proces
     io.out(`${VERSION}\n`);
     return { kind: 'exit', code: 0 };
   }
-  if (first === 'worker') return { kind: 'worker' };
+  if (first === 'worker') return worker(argv.slice(1), io);
   if (first === 'check') return { kind: 'exit', code: await check(argv.slice(1), io) };
   if (first.startsWith('-')) {
     io.err(`livebus-gateway: unknown option ${first}\n\n${HELP}`);
@@ -71,8 +72,42 @@ export async function runCommand(argv: readonly string[], io: CommandIo = proces
   return { kind: 'other', command: first };
 }
 
+/** The options every command takes. */
+const commonOptions = {
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
+
+/** `--help` or `--version` after a command: print and exit 0 rather than run it. */
+function helpOrVersion(values: { help?: boolean; version?: boolean }, io: CommandIo): number | undefined {
+  if (values.help) io.out(HELP);
+  else if (values.version) io.out(`${VERSION}\n`);
+  else return undefined;
+  return 0;
+}
+
+/** `worker` takes no arguments of its own: anything else would be silently ignored by a running worker. */
+function worker(args: readonly string[], io: CommandIo): CommandOutcome {
+  if (args.length === 0) return { kind: 'worker' };
+  try {
+    const { values } = parseArgs({ args: [...args], options: commonOptions });
+    const code = helpOrVersion(values, io);
+    if (code !== undefined) return { kind: 'exit', code };
+  } catch (error) {
+    io.err(`livebus-gateway worker: ${(error as Error).message}\n\n${HELP}`);
+  }
+  return { kind: 'exit', code: 64 };
+}
+
 async function check(args: readonly string[], io: CommandIo): Promise<number> {
-  let values: { url?: string; 'admin-token'?: string; timeout?: string; 'worker-wait'?: string; help?: boolean };
+  let values: {
+    url?: string;
+    'admin-token'?: string;
+    timeout?: string;
+    'worker-wait'?: string;
+    help?: boolean;
+    version?: boolean;
+  };
   try {
     ({ values } = parseArgs({
       args: [...args],
@@ -81,17 +116,15 @@ async function check(args: readonly string[], io: CommandIo): Promise<number> {
         'admin-token': { type: 'string' },
         timeout: { type: 'string' },
         'worker-wait': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
+        ...commonOptions,
       },
     }));
   } catch (error) {
     io.err(`livebus-gateway check: ${(error as Error).message}\n\n${HELP}`);
     return 64;
   }
-  if (values.help) {
-    io.out(HELP);
-    return 0;
-  }
+  const early = helpOrVersion(values, io);
+  if (early !== undefined) return early;
   if (!values.url) {
     io.err(`livebus-gateway check: --url is required\n\n${HELP}`);
     return 64;

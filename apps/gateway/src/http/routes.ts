@@ -152,13 +152,14 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
 
   const principalOf = async (req: IncomingMessage): Promise<Principal> => {
     const token = bearer(req);
-    if (!token) throw new HttpError(401, 'unauthenticated', 'bearer token required');
+    if (!token) throw new HttpError(401, 'unauthenticated', 'bearer token required', { reason: 'missing_token' });
     try {
       return await deps.auth.authenticate({ token });
     } catch (error) {
       if (error instanceof AuthError) {
-        deps.logger.warn('http_auth_failed', { reason: error.reason, error: error.message });
-        throw new HttpError(401, 'unauthenticated', 'invalid token');
+        deps.logger.warn('http_auth_failed', { reason: error.reason, code: error.code, error: error.message });
+        // The same machine-readable reason as a 4001 close.
+        throw new HttpError(401, 'unauthenticated', 'invalid token', { reason: error.code });
       }
       throw error;
     }

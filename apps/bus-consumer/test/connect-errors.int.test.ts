@@ -1,0 +1,150 @@
+// connect() says why it failed: a wrong path (HTTP 404 to the upgrade), a URL without a scheme,
+// and the gateway's reason for refusing the credentials. And close() hands held batches over.
+import { JwtAuthenticator, signJwt } from '@livebus/gateway';
+import { CloseCode } from '@livebus/protocol';
+import { waitFor } from '@livebus/test-support';
+import { WebSocketServer } from 'ws';
+import { BusConsumer, ConnectError, FatalCloseError, RpcError } from '../src/index';
+import { type GatewayHandle, numbered, startGateway } from './helpers';
+
+const fast = { minReconnectDelayMs: 20, maxReconnectDelayMs: 100 };
+const clients: BusConsumer[] = [];
+const track = (c: BusConsumer) => {
+  clients.push(c);
+  return c;
+};
+afterEach(() => {
+  for (const c of clients.splice(0)) c.close();
+});
+
+/** What connect() rejected with. */
+async function connectError(c: BusConsumer): Promise<ConnectError> {
+  const error = await c.connect().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ConnectError);
+  return error as ConnectError;
+}
+
+describe('a URL that is not a livebus endpoint', () => {
+  let g: GatewayHandle;
+  beforeAll(async () => {
+    g = await startGateway();
+  });
+  afterAll(() => g.stop());
+
+  it('HTTP 404 to the upgrade (wrong path) rejects connect() naming the status and the URL, and stops', async () => {
+    const url = g.url.replace(/\/ws$/, '/wrong');
+    const c = track(new BusConsumer({ url, userId: 'u', ...fast }));
+    const errors: Error[] = [];
+    c.onClient('error', (e) => errors.push(e));
+    const call = c.rpc('REGISTRY.get_sessions', 'u').catch((e: unknown) => e);
+    const error = await connectError(c);
+    expect(error).toMatchObject({ code: 'not_livebus_endpoint', status: 404, url });
+    expect(error.message).toBe(`not a livebus endpoint: HTTP 404 from ${url}`);
+    expect(c.state).toBe('closed');
+    expect(errors).toEqual([error]);
+    // The queued call fails with the same reason, not a timeout.
+    const failed = (await call) as RpcError;
+    expect(failed).toBeInstanceOf(RpcError);
+    expect(failed).toMatchObject({ code: 'unavailable', cause: error });
+    // Stopped for good: no timer left to retry with.
+    await new Promise((r) => setTimeout(r, 150));
+    expect(c.counters).toMatchObject({ connects: 0, lastCloseCode: CloseCode.AbnormalClosure });
+    expect(c.state).toBe('closed');
+  });
+
+  it('a user id the protocol refuses is refused at once, not left to time out', () => {
+    expect(() => new BusConsumer({ url: g.url, userId: 'x'.repeat(129) })).toThrow(/userId must be 1 to 128/);
+  });
+
+  it('a URL without a scheme is refused at once', () => {
+    const host = g.url.replace(/^ws:\/\//, '');
+    expect(() => new BusConsumer({ url: host, userId: 'u' })).toThrow(TypeError);
+    expect(() => new BusConsumer({ url: host, userId: 'u' })).toThrow(`url has no scheme: ${host}`);
+    expect(() => new BusConsumer({ url: 'localhost:8080/ws', userId: 'u' })).toThrow(/unknown scheme localhost:/);
+    expect(() => new BusConsumer({ url: '/ws', userId: 'u' })).toThrow(/no scheme/);
+    expect(() => new BusConsumer({ url: 'ftp://127.0.0.1/ws', userId: 'u' })).toThrow(/unknown scheme ftp:/);
+  });
+
+  it('a refused user id (AUTH_MODE=none, the token names the user) says invalid_subject', async () => {
+    const c = track(new BusConsumer({ url: g.url, token: 'x'.repeat(129), ...fast }));
+    const errors: Error[] = [];
+    c.onClient('error', (e) => errors.push(e));
+    const error = await connectError(c);
+    expect(error).toMatchObject({ code: 'invalid_subject', closeCode: CloseCode.AuthFailed });
+    expect(error.message).toContain('invalid_subject');
+    expect(errors.find((e) => e instanceof FatalCloseError)).toMatchObject({
+      code: CloseCode.AuthFailed,
+      reason: 'auth_failed',
+      authReason: 'invalid_subject',
+    });
+  });
+
+  it('close() hands the batches grouped handlers hold over at once', async () => {
+    const c = track(new BusConsumer({ url: g.url, userId: 'group-close', ...fast }));
+    const batches: string[][] = [];
+    c.on('session.notice', (batch) => batches.push(batch.map((e) => e.data.message)), { groupWindowMs: 60_000 });
+    await c.connect();
+    await g.gw.publish('group-close', numbered(1));
+    await g.gw.publish('group-close', numbered(2));
+    await waitFor(() => c.counters.eventsReceived === 2, 'two events received');
+    expect(batches).toEqual([]);
+    c.close();
+    expect(batches).toEqual([['1', '2']]);
+  });
+});
+
+describe('the gateway says why it refused the token', () => {
+  const SECRET = 'connect-errors-secret-long-enough-0123456';
+  const now = () => Math.floor(Date.now() / 1000);
+  let g: GatewayHandle;
+  beforeAll(async () => {
+    g = await startGateway({ authMode: 'jwt', jwtSecret: SECRET }, () => ({
+      auth: new JwtAuthenticator({ secret: SECRET, serviceRoleClaim: 'livebus_service' }),
+    }));
+  });
+  afterAll(() => g.stop());
+
+  it('an expired static token: token_expired, in the code and the message', async () => {
+    const token = signJwt({ sub: 'u', exp: now() - 3600 }, SECRET);
+    const c = track(new BusConsumer({ url: g.url, token, ...fast }));
+    c.onClient('error', () => {});
+    const error = await connectError(c);
+    expect(error).toMatchObject({ code: 'token_expired', closeCode: CloseCode.AuthFailed, url: g.url });
+    expect(error.message).toMatch(/^the gateway refused the credentials: token_expired \(.*fresh/);
+    expect(error.cause).toBeInstanceOf(FatalCloseError);
+  });
+
+  it('a token signed with another secret, twice from getToken: bad_signature', async () => {
+    let calls = 0;
+    const getToken = () => {
+      calls++;
+      return signJwt({ sub: 'u', exp: now() + 600 }, 'another-secret-that-is-long-enough-000000');
+    };
+    const c = track(new BusConsumer({ url: g.url, getToken, ...fast }));
+    c.onClient('error', () => {});
+    expect(await connectError(c)).toMatchObject({ code: 'bad_signature' });
+    expect(calls).toBe(2);
+  });
+});
+
+describe('an older gateway (4001 without a known reason)', () => {
+  it('says auth_failed, with no reason given', async () => {
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((r) => server.once('listening', r));
+    server.on('connection', (ws) => ws.on('message', () => ws.close(CloseCode.AuthFailed, 'auth failed')));
+    try {
+      const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}/ws`;
+      const c = track(new BusConsumer({ url, token: 't', ...fast }));
+      c.onClient('error', () => {});
+      const error = await connectError(c);
+      expect(error).toMatchObject({ code: 'auth_failed', closeCode: CloseCode.AuthFailed });
+      expect(error.message).toContain('no reason');
+    } finally {
+      for (const ws of server.clients) ws.terminate();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
