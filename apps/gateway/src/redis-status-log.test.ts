@@ -59,4 +59,13 @@ describe('outboxLogger', () => {
     expect(lines[1]?.fields).toMatchObject({ queued: 100, down_ms: 9_000 });
     expect(lines[3]?.fields).toMatchObject({ dropped: 10 });
   });
+
+  it('leaves Redis unreachable / reachable to redis_status (not counted as dropped)', () => {
+    const { logger, lines } = recorder();
+    const log = outboxLogger(logger);
+    const failure = { code: 'ECONNREFUSED', message: 'cannot reach Redis at 10.0.0.5:6379 (ECONNREFUSED)', sinceMs: 0 };
+    log({ kind: 'unreachable', failure, waiting: 3 });
+    log({ kind: 'reachable', downMs: 1_000 });
+    expect(lines).toEqual([]);
+  });
 });

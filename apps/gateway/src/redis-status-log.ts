@@ -78,7 +78,9 @@ export class RedisStatusLog {
 /**
  * Logs the publish outbox once per outage, not once per event: `queued` when
  * the first event starts waiting, `drained` when Redis took them back, and
- * `dropped` at most every 5 s with the count since the last line.
+ * `dropped` at most every 5 s with the count since the last line. Redis going
+ * `unreachable` and `reachable` is left to {@link RedisStatusLog}: the outbox
+ * shares the client it watches.
  */
 export function outboxLogger(logger: Logger, now: () => number = Date.now): (event: OutboxEvent) => void {
   let queuing = false;
@@ -94,7 +96,7 @@ export function outboxLogger(logger: Logger, now: () => number = Date.now): (eve
       if (queuing || queued > 0) logger.info('publish_outbox', { status: 'drained', queued, down_ms: event.downMs });
       queuing = false;
       queued = 0;
-    } else {
+    } else if (event.kind === 'dropped') {
       dropped += event.events;
       if (now() - droppedLoggedAt >= 5_000) {
         logger.error('publish_outbox', { status: 'dropped', reason: event.reason, dropped, waiting: event.waiting });
