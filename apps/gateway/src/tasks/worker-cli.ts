@@ -84,7 +84,7 @@ export async function startTaskWorker(config: GatewayConfig, logger: Logger): Pr
   // instead of failing the attempt and starting the analysis over.
   const redis = openTaskRedis(config, 'worker');
   const jobs = openTaskRedis(config, 'worker-jobs', { forBullMqWorker: true });
-  new RedisStatusLog(logger, redis);
+  new RedisStatusLog(logger, redis, { redisUrl: config.redisUrl });
   const store = new RedisTaskStore(jobs, { ttlMs: config.taskTtlS * 1000 });
   // Retention must match the gateways', which read the same per-user streams.
   const publisher = createPublisher(
