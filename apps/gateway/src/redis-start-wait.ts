@@ -1,5 +1,5 @@
 import { describeRedisError, isConnectionError } from '@livebus/publisher';
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Redis } from 'ioredis';
 import type { GatewayConfig } from './config';
 
 /** Redis did not answer within REDIS_START_TIMEOUT_MS at start; the message names REDIS_URL, never its password. */
@@ -15,9 +15,11 @@ export interface RedisStartWaitOptions {
 }
 
 /**
- * Waits until the Redis of REDIS_URL answers (connected, authenticated, and for
- * a Cluster its slots known), at most `redisStartTimeoutMs`, on a connection of
- * its own that is closed before returning. Called before anything else opens a
+ * Waits until the Redis of REDIS_URL answers (connected and authenticated), at
+ * most `redisStartTimeoutMs`, on a connection of its own that is closed before
+ * returning. With REDIS_CLUSTER the URL's node is asked as a standalone server:
+ * an ioredis `Cluster` reports an unreachable seed only as "Connection is
+ * closed", where a plain connection says ECONNREFUSED, ENOTFOUND or WRONGPASS. Called before anything else opens a
  * connection, so a wrong URL, a wrong password or a Redis that is not there
  * stops the process with one clear line instead of a gateway that never becomes
  * ready (or ioredis' "Reached the max retries per request limit"). The bounded
@@ -26,22 +28,19 @@ export interface RedisStartWaitOptions {
  * @throws RedisUnreachableError "cannot reach Redis at HOST:PORT (CODE); check REDIS_URL ..."
  */
 export async function waitForRedisAtStart(
-  config: Pick<GatewayConfig, 'redisUrl' | 'redisCluster' | 'redisStartTimeoutMs' | 'instanceId'>,
+  config: Pick<GatewayConfig, 'redisUrl' | 'redisStartTimeoutMs' | 'instanceId'>,
   options: RedisStartWaitOptions = {},
 ): Promise<void> {
   const url = config.redisUrl;
   if (!url) return;
   const retryStrategy = (times: number) => Math.min(50 * 2 ** (times - 1), 500);
-  const redisOptions: RedisOptions = {
+  const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: Math.min(2_000, config.redisStartTimeoutMs),
     maxRetriesPerRequest: 0,
     retryStrategy,
     connectionName: `livebus-${config.instanceId}-start`,
-  };
-  const client = config.redisCluster
-    ? new Cluster([url], { lazyConnect: true, clusterRetryStrategy: retryStrategy, redisOptions })
-    : new Redis(url, redisOptions);
+  });
   let last: unknown;
   client.on('error', (error: unknown) => {
     if (last === undefined) options.onFirstFailure?.(describeRedisError(error, { where: url }));

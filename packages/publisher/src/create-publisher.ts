@@ -146,8 +146,8 @@ export function createPublisher(connection: PublisherConnection, options: Publis
     retryDelaysMs: options.retryDelaysMs ?? publisherDefaults.retryDelaysMs,
     maxEvents: options.outboxMaxEvents ?? publisherDefaults.outboxMaxEvents,
     ...(options.onOutboxEvent ? { onEvent: options.onOutboxEvent } : {}),
-    // The URL as given (a host name, not the IP it resolved to); a Cluster's errors name their node.
-    ...('redisUrl' in connection && !connection.cluster ? { redisAddress: connection.redisUrl } : {}),
+    // The URL as given (a host name, not the IP it resolved to); for a Cluster, its seed node.
+    ...('redisUrl' in connection ? { redisAddress: connection.redisUrl } : {}),
     // A client whose own retries gave up stays down until told to connect again.
     reconnect: () => {
       if (client.status === 'end' || (owned && client.status === 'wait')) client.connect().catch(() => {});

@@ -24,6 +24,13 @@ describe('describeRedisError', () => {
     });
     expect(describeRedisError(allFailed)).toBe('cannot reach Redis at 10.0.0.6:7002 (ETIMEDOUT)');
     expect(describeRedisError(new Error('Connection is closed.'))).toBe('cannot reach Redis (unknown)');
+    const vague = Object.assign(new Error('Failed to refresh slots cache.'), {
+      name: 'ClusterAllFailedError',
+      lastNodeError: new Error('Connection is closed.'),
+    });
+    expect(describeRedisError(vague, { where: 'redis://seed:7000' })).toBe(
+      'cannot reach Redis at seed:7000 (ClusterAllFailedError)',
+    );
   });
 
   it('codes: system errors, Redis replies, TLS, else the error name', () => {

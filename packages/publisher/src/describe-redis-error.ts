@@ -40,11 +40,16 @@ const TLS_MESSAGE = /\b(TLS|SSL)\b|certificate/i;
  * (`ECONNREFUSED`, `ENOTFOUND`, `ETIMEDOUT`, a TLS code such as
  * `ERR_SSL_WRONG_VERSION_NUMBER`), the Redis reply's (`WRONGPASS`, `NOAUTH`),
  * `TLS` for a TLS failure without a code, else the error's name. A Cluster's
- * "all nodes failed" error is described by its last node's error.
+ * "all nodes failed" error is described by its last node's error when that
+ * says more than "Connection is closed.".
  */
 export function redisErrorCode(error: unknown): string {
   if (!isErrorLike(error)) return 'unknown';
-  if (isErrorLike(error.lastNodeError)) return redisErrorCode(error.lastNodeError);
+  if (isErrorLike(error.lastNodeError)) {
+    // ioredis' Cluster often knows no more than "Connection is closed." of its nodes.
+    const node = redisErrorCode(error.lastNodeError);
+    if (node !== 'unknown') return node;
+  }
   if (typeof error.code === 'string' && error.code) return error.code;
   const reply = REPLY_CODES.exec(error.message)?.[1];
   if (reply) return reply;

@@ -327,7 +327,8 @@ export class Outbox {
   #unreachable(error: unknown): void {
     if (this.#closed) return;
     const code = redisErrorCode(error);
-    const vague = code === 'MaxRetriesPerRequestError' || code === 'unknown';
+    // Errors that only say "gave up" never replace a precise cause already known.
+    const vague = code === 'MaxRetriesPerRequestError' || code === 'ClusterAllFailedError' || code === 'unknown';
     if (this.#redis === 'down' && (vague || code === this.#failure?.code)) return;
     if (this.#redis !== 'down') this.#redisDownSince = Date.now();
     this.#redis = 'down';
