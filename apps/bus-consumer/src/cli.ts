@@ -270,8 +270,14 @@ async function publish(redisUrl: string | undefined, cluster: boolean, retries: 
   // Loaded here so that tail and rpc never load a Redis client.
   const { createPublisher, InvalidEventError, PublishError } = await import('@livebus/publisher');
   const retryDelaysMs = Array.from({ length: count }, (_, i) => 1_000 * 2 ** i);
-  // One event, then exit: no outbox to wait in, the exit code must say whether it was stored.
-  const publisher = createPublisher({ redisUrl, cluster }, { retryDelaysMs, outboxMaxEvents: 0 });
+  let publisher: ReturnType<typeof createPublisher>;
+  try {
+    // One event, then exit: no outbox to wait in, the exit code must say whether it was stored.
+    publisher = createPublisher({ redisUrl, cluster }, { retryDelaysMs, outboxMaxEvents: 0 });
+  } catch {
+    // Not quoted: the URL may hold a password.
+    fail('--redis-url must be a redis:// or rediss:// URL, like redis://localhost:6379');
+  }
   try {
     // The event is checked by the publisher (InvalidEventError), not by this cast.
     const stored = await publisher.publish(userId, { event: type, data } as AppEvent);
@@ -281,6 +287,10 @@ async function publish(redisUrl: string | undefined, cluster: boolean, retries: 
   } catch (error) {
     await publisher.close();
     if (error instanceof InvalidEventError) exit(error.message);
+    // "cannot reach Redis at HOST:PORT (CODE) after N attempt(s)": say which setting to fix.
+    if (error instanceof PublishError && error.code === 'redis_unavailable') {
+      exit(`${error.code}: ${error.message}; check --redis-url`);
+    }
     if (error instanceof PublishError) exit(`${error.code}: ${error.message}`);
     exit(String(error));
   }

@@ -66,4 +66,34 @@ describe('livebus publish', () => {
     expect(res).toMatchObject({ code: 1, stderr: expect.stringContaining('redis_unavailable') });
     expect(Date.now() - started).toBeLessThan(5_000);
   });
+
+  it('says which Redis it cannot reach and why, naming --redis-url, never the password', async () => {
+    const down = await startRedisServer();
+    await down.kill();
+    try {
+      const data = '{"level":"info","message":"hi"}';
+      const url = `redis://app:hunter2@127.0.0.1:${down.port}`;
+      const refused = await livebus('publish', '--redis-url', url, '--retries', '0', 'u', 'session.notice', data);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toBe(
+        `livebus: redis_unavailable: cannot reach Redis at 127.0.0.1:${down.port} (ECONNREFUSED) after 1 attempt(s); check --redis-url\n`,
+      );
+      const unknown = 'redis://:hunter2@no-such-host.invalid:1';
+      const host = await livebus('publish', '--redis-url', unknown, '--retries', '0', 'u', 'session.notice', data);
+      expect(host).toMatchObject({ code: 1 });
+      expect(host.stderr).toMatch(/cannot reach Redis at no-such-host\.invalid:1 \((ENOTFOUND|EAI_AGAIN)\)/);
+      expect(refused.stderr + host.stderr).not.toContain('hunter2');
+      expect(host.stderr).not.toContain('max retries');
+    } finally {
+      await down.stop();
+    }
+  });
+
+  it('refuses a --redis-url that is not a redis:// URL (exit 2) instead of publishing to localhost', async () => {
+    const res = await livebus('publish', '--redis-url', 'localhost:6379', 'u', 'session.notice', '{}');
+    expect(res).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--redis-url must be a redis:// or rediss:// URL'),
+    });
+  });
 });

@@ -23,6 +23,7 @@ export const EnvSchema = z.object({
   HANDSHAKE_TIMEOUT_MS: int(100).default(protocolDefaults.handshakeTimeoutMs),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   REDIS_CLUSTER: bool.default(false),
+  REDIS_START_TIMEOUT_MS: int(100).default(10_000),
   AUTH_MODE: z.enum(['firebase', 'jwt', 'none']).default('none'),
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   JWT_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
@@ -98,6 +99,13 @@ export interface GatewayConfig {
   redisUrl: string | undefined;
   /** REDIS_URL is one seed node of a Redis Cluster (ioredis `Cluster`), not a standalone server. @default false */
   redisCluster: boolean;
+  /**
+   * How long the gateway and the worker wait at start for the Redis of REDIS_URL to
+   * answer before exiting 69 with "cannot reach Redis at HOST:PORT (CODE); check
+   * REDIS_URL": long enough for a Redis starting alongside, short enough that a wrong
+   * URL or password shows as a stopped task with its reason. @default 10_000
+   */
+  redisStartTimeoutMs: number;
   authMode: 'firebase' | 'jwt' | 'none';
   /** Shared secret that verifies HS256 tokens in `jwt` mode. */
   jwtSecret: string | undefined;
@@ -304,6 +312,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     handshakeTimeoutMs: e.HANDSHAKE_TIMEOUT_MS,
     redisUrl: e.REDIS_URL,
     redisCluster: e.REDIS_CLUSTER,
+    redisStartTimeoutMs: e.REDIS_START_TIMEOUT_MS,
     authMode: e.AUTH_MODE,
     jwtSecret: e.JWT_SECRET,
     jwtJwksUrl: e.JWT_JWKS_URL,

@@ -81,7 +81,7 @@ export function assembleDeps(config: GatewayConfig, logger: Logger, builders: De
     redis.on('error', () => {
       // ioredis reconnects by itself; RedisStatusLog logs the state changes, with backoff.
     });
-    new RedisStatusLog(logger, redis);
+    new RedisStatusLog(logger, redis, { redisUrl: config.redisUrl });
     redisClient = redis;
     registry = new RedisRegistryStore(redis);
     // The retention every instance (and every publisher) of the fleet must share.

@@ -7,6 +7,7 @@ import { createGateway } from './gateway';
 import { loadDeps } from './load-deps';
 import { createLogger } from './logger';
 import { exitIfPortInUse } from './port-in-use';
+import { RedisUnreachableError, startError, waitForRedisAtStart } from './redis-start-wait';
 import { VERSION } from './version';
 
 async function main(): Promise<void> {
@@ -21,6 +22,11 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, instanceId: config.instanceId });
+  // Before anything connects: a Redis that stays away stops the start with one clear line (exit 69).
+  await waitForRedisAtStart(config, {
+    onFirstFailure: (error) =>
+      logger.warn('redis_status', { status: 'down', error, start_wait_ms: config.redisStartTimeoutMs }),
+  });
   // Firestore listeners and BullMQ are imported only when configured: most of the start-up time otherwise.
   const gateway = createGateway(config, { ...(await loadDeps(config, logger)), version: VERSION });
 
@@ -38,7 +44,8 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 
-  await gateway.listen().catch(exitIfPortInUse('livebus-gateway'));
+  // Redis lost between the wait and here fails listen() with ioredis' words: say it as the wait would.
+  await gateway.listen().catch((error: unknown) => exitIfPortInUse('livebus-gateway')(startError(error, config)));
   // On ECS, drain as soon as the task is told to stop, before the ALB cuts its sockets (docs/runbook.md).
   watchEcsStop({ metadataUri: process.env.ECS_CONTAINER_METADATA_URI_V4, onStop: () => stop('ECS_TASK_STOPPING') });
 }
@@ -56,6 +63,10 @@ runCommand(process.argv.slice(2))
     return main();
   })
   .catch((error: unknown) => {
+    if (error instanceof RedisUnreachableError) {
+      process.stderr.write(`livebus-gateway: ${error.message}\n`);
+      process.exit(69); // EX_UNAVAILABLE
+    }
     process.stderr.write(
       `livebus-gateway: failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
     );

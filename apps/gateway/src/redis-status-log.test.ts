@@ -39,6 +39,33 @@ describe('RedisStatusLog', () => {
   });
 });
 
+describe('RedisStatusLog says why', () => {
+  it('down lines carry the last error as "cannot reach Redis at HOST:PORT (CODE)", without the password', () => {
+    const { logger, lines } = recorder();
+    const client = new EventEmitter();
+    let now = 0;
+    new RedisStatusLog(logger, client, { now: () => now, redisUrl: 'redis://app:hunter2@cache.internal:6380' });
+    client.emit('ready');
+    // A crash: the socket closes without an error, then every reconnect is refused.
+    client.emit('close');
+    const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:6380'), { code: 'ECONNREFUSED' });
+    for (let t = 200; t <= 1_200; t += 200) {
+      now = t;
+      client.emit('error', refused);
+      client.emit('reconnecting');
+      client.emit('close');
+    }
+    client.emit('ready');
+    const down = lines.filter((l) => l.fields.status === 'down');
+    expect(down.map((l) => l.fields.error)).toEqual([
+      undefined,
+      'cannot reach Redis at cache.internal:6380 (ECONNREFUSED)',
+    ]);
+    expect(JSON.stringify(lines)).not.toContain('hunter2');
+    expect(lines.at(-1)?.fields).not.toHaveProperty('error');
+  });
+});
+
 describe('outboxLogger', () => {
   it('logs queued once per outage, drained with the count, and dropped at most every 5 s', () => {
     const { logger, lines } = recorder();
@@ -58,5 +85,14 @@ describe('outboxLogger', () => {
     ]);
     expect(lines[1]?.fields).toMatchObject({ queued: 100, down_ms: 9_000 });
     expect(lines[3]?.fields).toMatchObject({ dropped: 10 });
+  });
+
+  it('leaves Redis unreachable / reachable to redis_status (not counted as dropped)', () => {
+    const { logger, lines } = recorder();
+    const log = outboxLogger(logger);
+    const failure = { code: 'ECONNREFUSED', message: 'cannot reach Redis at 10.0.0.5:6379 (ECONNREFUSED)', sinceMs: 0 };
+    log({ kind: 'unreachable', failure, waiting: 3 });
+    log({ kind: 'reachable', downMs: 1_000 });
+    expect(lines).toEqual([]);
   });
 });

@@ -1,9 +1,10 @@
-import type { OutboxEvent } from '@livebus/publisher';
+import { describeRedisError, type OutboxEvent } from '@livebus/publisher';
 import type { Logger } from './logger';
 
 /** The client events {@link RedisStatusLog} listens to (an ioredis `Redis` or `Cluster`). */
 export interface StatusEmitter {
   on(event: 'ready' | 'close' | 'end' | 'reconnecting', listener: () => void): unknown;
+  on(event: 'error', listener: (error: unknown) => void): unknown;
 }
 
 /** Options of {@link RedisStatusLog}. */
@@ -14,13 +15,17 @@ export interface RedisStatusLogOptions {
   maxRepeatMs?: number;
   /** The clock, for tests that must not wait minutes. @default Date.now */
   now?: () => number;
+  /** REDIS_URL, so that `error` names the host and port as configured (never the password). */
+  redisUrl?: string | undefined;
 }
 
 /**
  * Logs `redis_status` when Redis goes down or comes back, and while it stays
  * down repeats it with a doubling interval (1 s, 2 s, 4 s, ... 60 s): ioredis
  * reports every reconnect attempt (several a second during an outage), which
- * would bury everything else in the log.
+ * would bury everything else in the log. Each "down" line carries `error`, why
+ * the last attempt failed ("cannot reach Redis at HOST:PORT (ECONNREFUSED)"),
+ * once the client has said.
  */
 export class RedisStatusLog {
   #state: 'starting' | 'up' | 'down' = 'starting';
@@ -31,6 +36,7 @@ export class RedisStatusLog {
   readonly #first: number;
   readonly #max: number;
   readonly #now: () => number;
+  #why: string | undefined;
 
   constructor(
     readonly logger: Logger,
@@ -45,12 +51,21 @@ export class RedisStatusLog {
     client.on('close', () => this.#down());
     client.on('end', () => this.#down());
     client.on('reconnecting', () => this.#retrying());
+    const where = options.redisUrl;
+    client.on('error', (error) => {
+      this.#why = describeRedisError(error, { where });
+    });
+  }
+
+  #reason(): { error?: string } {
+    return this.#why ? { error: this.#why } : {};
   }
 
   #up(): void {
     if (this.#state === 'up') return;
     const fields = this.#state === 'down' ? { down_ms: this.#now() - this.#downSince, attempts: this.#attempts } : {};
     this.#state = 'up';
+    this.#why = undefined;
     this.logger.info('redis_status', { status: 'up', ...fields });
   }
 
@@ -61,7 +76,7 @@ export class RedisStatusLog {
     this.#attempts = 0;
     this.#repeatMs = this.#first;
     this.#nextAt = this.#downSince + this.#repeatMs;
-    this.logger.warn('redis_status', { status: 'down' });
+    this.logger.warn('redis_status', { status: 'down', ...this.#reason() });
   }
 
   #retrying(): void {
@@ -69,7 +84,12 @@ export class RedisStatusLog {
     this.#attempts++;
     const now = this.#now();
     if (now < this.#nextAt) return;
-    this.logger.warn('redis_status', { status: 'down', down_ms: now - this.#downSince, attempts: this.#attempts });
+    this.logger.warn('redis_status', {
+      status: 'down',
+      down_ms: now - this.#downSince,
+      attempts: this.#attempts,
+      ...this.#reason(),
+    });
     this.#repeatMs = Math.min(this.#repeatMs * 2, this.#max);
     this.#nextAt = now + this.#repeatMs;
   }
@@ -78,7 +98,9 @@ export class RedisStatusLog {
 /**
  * Logs the publish outbox once per outage, not once per event: `queued` when
  * the first event starts waiting, `drained` when Redis took them back, and
- * `dropped` at most every 5 s with the count since the last line.
+ * `dropped` at most every 5 s with the count since the last line. Redis going
+ * `unreachable` and `reachable` is left to {@link RedisStatusLog}: the outbox
+ * shares the client it watches.
  */
 export function outboxLogger(logger: Logger, now: () => number = Date.now): (event: OutboxEvent) => void {
   let queuing = false;
@@ -94,7 +116,7 @@ export function outboxLogger(logger: Logger, now: () => number = Date.now): (eve
       if (queuing || queued > 0) logger.info('publish_outbox', { status: 'drained', queued, down_ms: event.downMs });
       queuing = false;
       queued = 0;
-    } else {
+    } else if (event.kind === 'dropped') {
       dropped += event.events;
       if (now() - droppedLoggedAt >= 5_000) {
         logger.error('publish_outbox', { status: 'dropped', reason: event.reason, dropped, waiting: event.waiting });

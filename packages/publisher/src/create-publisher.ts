@@ -1,5 +1,6 @@
 import type { AppEvent, EventData, EventType } from '@livebus/protocol';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { redisUrlAddress } from './describe-redis-error';
 import { Outbox, type OutboxEvent, type OutboxStats, outboxDefaults } from './outbox';
 import type { RedisClient } from './redis-client';
 import { type Publication, RedisStreamWriter, type StoredEvent } from './redis-stream-writer';
@@ -8,7 +9,11 @@ import type { RetentionOptions } from './retention';
 /** Where the publisher's Redis is: a URL (the publisher owns the connection) or a client you own. */
 export type PublisherConnection =
   | {
-      /** `redis://` or `rediss://` URL; with `cluster`, one seed node of the cluster. */
+      /**
+       * `redis://` or `rediss://` URL; with `cluster`, one seed node of the cluster.
+       * Missing, empty or not such a URL: {@link createPublisher} throws a `TypeError`
+       * (ioredis would otherwise connect to localhost:6379).
+       */
       redisUrl: string;
       /** The URL is a node of a Redis Cluster. @default false */
       cluster?: boolean;
@@ -35,7 +40,12 @@ export interface PublisherOptions extends RetentionOptions {
    * @default 10_000
    */
   outboxMaxEvents?: number;
-  /** Told when events are queued, dropped, or drained after an outage (for logs and metrics). */
+  /**
+   * Told when events are queued, dropped, or drained after an outage, and when
+   * Redis becomes `unreachable` (with why: `failure.message` reads "cannot reach
+   * Redis at 10.0.0.5:6379 (ECONNREFUSED)") or `reachable` again: once per
+   * change, not per retry. For logs and metrics.
+   */
   onOutboxEvent?: (event: OutboxEvent) => void;
 }
 
@@ -53,7 +63,10 @@ export interface Publisher {
   publish<E extends EventType>(userId: string, type: E, data: EventData<E>): Promise<StoredEvent>;
   /** Validates all, then publishes all; results in the order given. */
   publishMany(items: readonly Publication[]): Promise<StoredEvent[]>;
-  /** The outbox's counters: waiting now; queued, dropped and stored since start. */
+  /**
+   * The outbox's counters (waiting now; queued, dropped and stored since start),
+   * whether Redis is `up` or `down`, and the last reason it could not be reached.
+   */
   stats(): OutboxStats;
   /** Waits at most `timeoutMs` for every accepted event to be stored; true when none is left. */
   flush(timeoutMs: number): Promise<boolean>;
@@ -71,6 +84,28 @@ const ownedClientOptions: RedisOptions = {
   connectionName: 'livebus-publisher',
   lazyConnect: true,
 };
+
+/**
+ * Refuses a connection that would silently go elsewhere: `process.env.REDIS_URL!`
+ * with the variable unset passes `undefined`, which ioredis reads as localhost:6379,
+ * so a production app's events could land in a developer's Redis. The URL itself
+ * is not quoted (it may hold a password).
+ */
+function checkConnection(connection: PublisherConnection | undefined): void {
+  if (connection && 'redis' in connection) {
+    if (connection.redis && typeof connection.redis.on === 'function') return;
+    throw new TypeError('createPublisher: `redis` must be an ioredis Redis or Cluster client');
+  }
+  const url = (connection as { redisUrl?: unknown } | undefined)?.redisUrl;
+  if (typeof url !== 'string' || url.trim() === '') {
+    throw new TypeError(
+      'createPublisher: `redisUrl` is missing or empty (is REDIS_URL set?); refusing to fall back to localhost:6379',
+    );
+  }
+  if (!redisUrlAddress(url)) {
+    throw new TypeError('createPublisher: `redisUrl` must be a redis:// or rediss:// URL with a host name');
+  }
+}
 
 function connect(connection: PublisherConnection): { client: RedisClient; owned: boolean } {
   if ('redis' in connection) return { client: connection.redis, owned: false };
@@ -99,14 +134,20 @@ function connect(connection: PublisherConnection): { client: RedisClient; owned:
  *
  * Delivery is at least once: if the connection drops after Redis ran the
  * append but before the reply arrived, the retry appends the event again.
+ *
+ * @throws TypeError when `redisUrl` is missing, empty or not a `redis://` /
+ * `rediss://` URL (or `redis` is not a client): at once, not at the first publish.
  */
 export function createPublisher(connection: PublisherConnection, options: PublisherOptions = {}): Publisher {
+  checkConnection(connection);
   const { client, owned } = connect(connection);
   const writer = new RedisStreamWriter(client, options);
   const outbox = new Outbox(client, writer, {
     retryDelaysMs: options.retryDelaysMs ?? publisherDefaults.retryDelaysMs,
     maxEvents: options.outboxMaxEvents ?? publisherDefaults.outboxMaxEvents,
     ...(options.onOutboxEvent ? { onEvent: options.onOutboxEvent } : {}),
+    // The URL as given (a host name, not the IP it resolved to); for a Cluster, its seed node.
+    ...('redisUrl' in connection ? { redisAddress: connection.redisUrl } : {}),
     // A client whose own retries gave up stays down until told to connect again.
     reconnect: () => {
       if (client.status === 'end' || (owned && client.status === 'wait')) client.connect().catch(() => {});

@@ -1,5 +1,6 @@
 import type { AppEvent } from '@livebus/protocol';
 import { isConnectionError } from './connection-error';
+import { describeRedisError, type RedisAddress, redisClientAddress, redisErrorCode } from './describe-redis-error';
 import { validatePublication } from './invalid-event-error';
 import { PublishError } from './publish-error';
 import type { RedisClient } from './redis-client';
@@ -25,8 +26,17 @@ export interface OutboxOptions {
   maxEvents?: number;
   /** Most events sent in one round of calls. @default 500 */
   batchEvents?: number;
-  /** Told of events refused (`outbox_full`, `closed`) and of events that moved to waiting (`queued`). */
+  /**
+   * Told of events refused (`outbox_full`, `closed`), of events that moved to
+   * waiting (`queued`) and drained, and of Redis becoming `unreachable` (again
+   * when the cause changes) or `reachable`: once per change, not per retry.
+   */
   onEvent?: (event: OutboxEvent) => void;
+  /**
+   * Where the client connects, for {@link RedisConnectionFailure.message} (a URL
+   * or host and port). @default the standalone client's host and port; a Cluster's errors name their node
+   */
+  redisAddress?: string | RedisAddress;
   /**
    * Called before each retry round while sending fails: a client whose own
    * reconnects gave up must be told to connect again.
@@ -38,7 +48,19 @@ export interface OutboxOptions {
 export type OutboxEvent =
   | { kind: 'queued'; events: number; waiting: number }
   | { kind: 'dropped'; reason: 'outbox_full' | 'closed'; events: number; waiting: number }
-  | { kind: 'drained'; events: number; downMs: number };
+  | { kind: 'drained'; events: number; downMs: number }
+  | { kind: 'unreachable'; failure: RedisConnectionFailure; waiting: number }
+  | { kind: 'reachable'; downMs: number };
+
+/** Why Redis cannot be reached, as {@link OutboxStats} and the `unreachable` event carry it. */
+export interface RedisConnectionFailure {
+  /** `ECONNREFUSED`, `ENOTFOUND`, `ETIMEDOUT`, `WRONGPASS`, `NOAUTH`, a TLS code... (see `redisErrorCode`). */
+  code: string;
+  /** "cannot reach Redis at 10.0.0.5:6379 (ECONNREFUSED)": host and port only, never a password. */
+  message: string;
+  /** When this cause was first seen (ms since the epoch). */
+  sinceMs: number;
+}
 
 /** Counters of an {@link Outbox}, for metrics and tests. */
 export interface OutboxStats {
@@ -52,6 +74,10 @@ export interface OutboxStats {
   stored: number;
   /** Capacity; 0 when the outbox is off. */
   maxEvents: number;
+  /** `down` from a failed attempt to reach Redis until it is reached again; `unknown` before the first attempt. */
+  redis: 'unknown' | 'up' | 'down';
+  /** The last reason Redis could not be reached (kept after it returns, for the record); undefined if none yet. */
+  lastRedisFailure: RedisConnectionFailure | undefined;
 }
 
 /** Defaults of {@link OutboxOptions}. */
@@ -104,7 +130,15 @@ export class Outbox {
   #wake: (() => void) | undefined;
   #downSince = 0;
   #lastError: unknown;
-  readonly #onReady = () => this.#wake?.();
+  #redis: OutboxStats['redis'] = 'unknown';
+  #failure: RedisConnectionFailure | undefined;
+  #redisDownSince = 0;
+  readonly #address: string | RedisAddress | undefined;
+  readonly #onReady = () => {
+    this.#reached();
+    this.#wake?.();
+  };
+  readonly #onClientError = (error: unknown) => this.#unreachable(error);
 
   constructor(client: RedisClient, writer: RedisStreamWriter, options: OutboxOptions = {}) {
     this.#client = client;
@@ -114,8 +148,13 @@ export class Outbox {
     this.#batch = Math.max(1, options.batchEvents ?? outboxDefaults.batchEvents);
     this.#onEvent = options.onEvent ?? nothing;
     this.#reconnect = options.reconnect ?? nothing;
+    this.#address = options.redisAddress ?? redisClientAddress(client);
     // A reconnect ends the wait at once: a short blip costs the blip, not the next retry delay.
     client.on('ready', this.#onReady);
+    // The client's own errors say why (ECONNREFUSED, ENOTFOUND, WRONGPASS); a failed command
+    // only says it gave up. Listened to only where someone already listens: a first listener
+    // would silence the "[ioredis] Unhandled error event" lines of a client the caller owns.
+    if (client.listenerCount('error') > 0) client.on('error', this.#onClientError);
   }
 
   /**
@@ -151,7 +190,13 @@ export class Outbox {
 
   /** Counters since start and what waits now. */
   stats(): OutboxStats {
-    return { waiting: this.#items.length, maxEvents: this.#max, ...this.#stats };
+    return {
+      waiting: this.#items.length,
+      maxEvents: this.#max,
+      ...this.#stats,
+      redis: this.#redis,
+      lastRedisFailure: this.#failure,
+    };
   }
 
   /** Waits (at most `timeoutMs`) until nothing waits; true when empty. */
@@ -166,6 +211,7 @@ export class Outbox {
     if (this.#closed) return;
     this.#closed = true;
     this.#client.off('ready', this.#onReady);
+    this.#client.off('error', this.#onClientError);
     this.#wake?.();
     const left = this.#items.splice(0);
     if (left.length > 0) {
@@ -228,10 +274,12 @@ export class Outbox {
           items.forEach((item, k) => {
             item.stored = stored[k];
           });
+          this.#reached();
         } catch (error) {
           if (isConnectionError(error)) {
             unreachable = true;
             this.#lastError = error;
+            this.#unreachable(error);
             for (const item of items) failedEntries.add(item.entry);
             return;
           }
@@ -260,7 +308,7 @@ export class Outbox {
       entry.reject(
         new PublishError(
           'redis_unavailable',
-          `Redis unreachable after ${entry.failures} attempt(s): ${(this.#lastError as Error | undefined)?.message}`,
+          `${this.#failure?.message ?? describeRedisError(this.#lastError, { where: this.#address })} after ${entry.failures} attempt(s)`,
           { cause: this.#lastError, attempts: entry.failures },
         ),
       );
@@ -269,6 +317,32 @@ export class Outbox {
     entry.isQueued = true;
     this.#stats.queued += entry.items.length;
     this.#onEvent({ kind: 'queued', events: entry.items.length, waiting: this.#items.length });
+  }
+
+  /**
+   * Redis could not be reached: records why and says so once per change of
+   * cause, not per retry. "Gave up" errors (a failed command, a closed
+   * connection) never replace a cause already known from the client.
+   */
+  #unreachable(error: unknown): void {
+    if (this.#closed) return;
+    const code = redisErrorCode(error);
+    // Errors that only say "gave up" never replace a precise cause already known.
+    const vague = code === 'MaxRetriesPerRequestError' || code === 'ClusterAllFailedError' || code === 'unknown';
+    if (this.#redis === 'down' && (vague || code === this.#failure?.code)) return;
+    if (this.#redis !== 'down') this.#redisDownSince = Date.now();
+    this.#redis = 'down';
+    const message = describeRedisError(error, { where: this.#address });
+    this.#failure = { code, message, sinceMs: Date.now() };
+    this.#onEvent({ kind: 'unreachable', failure: this.#failure, waiting: this.#items.length });
+  }
+
+  /** Redis answered (ready, or a round went through): says so if it was away. */
+  #reached(): void {
+    if (this.#redis === 'up') return;
+    const wasDown = this.#redis === 'down';
+    this.#redis = 'up';
+    if (wasDown) this.#onEvent({ kind: 'reachable', downMs: Date.now() - this.#redisDownSince });
   }
 
   /** Drops stored and refused events from the queue and resolves the entries they complete. */

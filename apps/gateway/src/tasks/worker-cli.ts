@@ -5,6 +5,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ConfigError, type GatewayConfig, loadConfig } from '../config';
 import { createLogger, type Logger } from '../logger';
 import { exitIfPortInUse, explainListenError } from '../port-in-use';
+import { RedisUnreachableError, waitForRedisAtStart } from '../redis-start-wait';
 import { RedisStatusLog } from '../redis-status-log';
 import { VERSION } from '../version';
 import { BullMqTaskQueue } from './bullmq-task-queue';
@@ -23,7 +24,8 @@ export interface TaskWorkerProcess {
 
 /**
  * `livebus-gateway worker`: reads the same environment as the gateway, refuses to start
- * without REDIS_URL (exit 78), runs until SIGTERM or SIGINT, then stops gracefully.
+ * without REDIS_URL (exit 78) or when its Redis does not answer within
+ * REDIS_START_TIMEOUT_MS (exit 69), runs until SIGTERM or SIGINT, then stops gracefully.
  */
 export async function runWorkerCli(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   let config: GatewayConfig;
@@ -43,6 +45,18 @@ export async function runWorkerCli(env: NodeJS.ProcessEnv = process.env): Promis
     process.exit(78);
   }
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, instanceId: config.instanceId });
+  // As the gateway: a Redis that stays away at start stops the worker with one clear line
+  // (exit 69) rather than a worker whose /healthz says ok while it can take no job.
+  try {
+    await waitForRedisAtStart(config, {
+      onFirstFailure: (error) =>
+        logger.warn('redis_status', { status: 'down', error, start_wait_ms: config.redisStartTimeoutMs }),
+    });
+  } catch (error) {
+    if (!(error instanceof RedisUnreachableError)) throw error;
+    process.stderr.write(`livebus-gateway worker: ${error.message}\n`);
+    process.exit(69); // EX_UNAVAILABLE
+  }
   const worker = await startTaskWorker(config, logger).catch(exitIfPortInUse('livebus-gateway worker'));
   let stopping = false;
   const stop = (signal: string) => {
@@ -70,7 +84,7 @@ export async function startTaskWorker(config: GatewayConfig, logger: Logger): Pr
   // instead of failing the attempt and starting the analysis over.
   const redis = openTaskRedis(config, 'worker');
   const jobs = openTaskRedis(config, 'worker-jobs', { forBullMqWorker: true });
-  new RedisStatusLog(logger, redis);
+  new RedisStatusLog(logger, redis, { redisUrl: config.redisUrl });
   const store = new RedisTaskStore(jobs, { ttlMs: config.taskTtlS * 1000 });
   // Retention must match the gateways', which read the same per-user streams.
   const publisher = createPublisher(

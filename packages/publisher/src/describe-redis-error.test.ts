@@ -1,0 +1,62 @@
+import { describeRedisError, redisErrorCode, redisUrlAddress } from './describe-redis-error';
+
+const sysError = (code: string, fields: Record<string, unknown> = {}) =>
+  Object.assign(new Error(`connect ${code}`), { code, ...fields });
+
+describe('describeRedisError', () => {
+  it('names the host and port of the URL as given, never its user or password, and the setting to check', () => {
+    const refused = sysError('ECONNREFUSED', { address: '10.0.0.5', port: 6379 });
+    expect(
+      describeRedisError(refused, { where: 'redis://app:hunter2@cache.internal:6380/2', setting: 'REDIS_URL' }),
+    ).toBe('cannot reach Redis at cache.internal:6380 (ECONNREFUSED); check REDIS_URL');
+    expect(describeRedisError(refused, { where: 'rediss://:hunter2@cache.internal' })).toBe(
+      'cannot reach Redis at cache.internal:6379 (ECONNREFUSED)',
+    );
+  });
+
+  it('without a URL, uses the address the error carries (a Cluster node), or none', () => {
+    expect(describeRedisError(sysError('ECONNREFUSED', { address: '10.0.0.5', port: 7001 }))).toBe(
+      'cannot reach Redis at 10.0.0.5:7001 (ECONNREFUSED)',
+    );
+    const allFailed = Object.assign(new Error('Failed to refresh slots cache.'), {
+      name: 'ClusterAllFailedError',
+      lastNodeError: sysError('ETIMEDOUT', { address: '10.0.0.6', port: 7002 }),
+    });
+    expect(describeRedisError(allFailed)).toBe('cannot reach Redis at 10.0.0.6:7002 (ETIMEDOUT)');
+    expect(describeRedisError(new Error('Connection is closed.'))).toBe('cannot reach Redis (unknown)');
+    const vague = Object.assign(new Error('Failed to refresh slots cache.'), {
+      name: 'ClusterAllFailedError',
+      lastNodeError: new Error('Connection is closed.'),
+    });
+    expect(describeRedisError(vague, { where: 'redis://seed:7000' })).toBe(
+      'cannot reach Redis at seed:7000 (ClusterAllFailedError)',
+    );
+  });
+
+  it('codes: system errors, Redis replies, TLS, else the error name', () => {
+    expect(redisErrorCode(sysError('ENOTFOUND', { hostname: 'bad' }))).toBe('ENOTFOUND');
+    expect(redisErrorCode(new Error('WRONGPASS invalid username-password pair or user is disabled.'))).toBe(
+      'WRONGPASS',
+    );
+    expect(redisErrorCode(new Error('Ready check failed: NOAUTH Authentication required.'))).toBe('NOAUTH');
+    expect(redisErrorCode(sysError('ERR_SSL_WRONG_VERSION_NUMBER'))).toBe('ERR_SSL_WRONG_VERSION_NUMBER');
+    expect(
+      redisErrorCode(new Error('Client network socket disconnected before secure TLS connection was established')),
+    ).toBe('TLS');
+    const gaveUp = Object.assign(new Error('Reached the max retries per request limit (which is 0).'), {
+      name: 'MaxRetriesPerRequestError',
+    });
+    expect(redisErrorCode(gaveUp)).toBe('MaxRetriesPerRequestError');
+    expect(redisErrorCode('nope')).toBe('unknown');
+  });
+});
+
+describe('redisUrlAddress', () => {
+  it('reads redis:// and rediss:// URLs with a host, and nothing else', () => {
+    expect(redisUrlAddress('redis://localhost')).toEqual({ host: 'localhost', port: 6379 });
+    expect(redisUrlAddress('rediss://u:p@10.0.0.5:6380')).toEqual({ host: '10.0.0.5', port: 6380 });
+    for (const bad of ['', 'undefined', 'localhost:6379', 'http://x:1', 'redis://']) {
+      expect(redisUrlAddress(bad)).toBeUndefined();
+    }
+  });
+});
