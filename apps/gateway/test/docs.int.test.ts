@@ -138,12 +138,26 @@ describe('docs/operations.md', () => {
     let now = 0;
     new RedisStatusLog(logger, client, { now: () => now });
     // Every event ioredis emits, in every order an outage produces.
-    for (const event of ['ready', 'close', 'reconnecting', 'end', 'reconnecting', 'ready', 'end', 'close', 'ready']) {
+    for (const event of [
+      'ready',
+      'error',
+      'close',
+      'reconnecting',
+      'end',
+      'reconnecting',
+      'ready',
+      'end',
+      'close',
+      'ready',
+    ]) {
       now += 5_000;
-      client.emit(event);
+      if (event === 'error')
+        client.emit(event, Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+      else client.emit(event);
     }
     const statuses = new Set(logged.map((f) => f.status));
-    const fields = new Set(logged.flatMap((f) => Object.keys(f)));
+    // start_wait_ms: the one line main.ts and the worker log while they wait for Redis at start.
+    const fields = new Set([...logged.flatMap((f) => Object.keys(f)), 'start_wait_ms']);
 
     const rows = logRows().filter((r) => r.event === 'redis_status');
     expect(rows).toHaveLength(1);
