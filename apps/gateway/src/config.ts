@@ -1,7 +1,7 @@
 import { protocolDefaults } from '@livebus/protocol';
 import { z } from 'zod';
+import { DEFAULT_TOKEN_CLOCK_TOLERANCE_MS } from './core/token-schedule';
 import { type ListenersConfig, ListenersConfigError, loadListenersConfig } from './listeners/listeners-config';
-import { DEFAULT_TOKEN_CLOCK_TOLERANCE_MS } from './token-schedule';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])

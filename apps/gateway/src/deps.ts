@@ -1,6 +1,6 @@
 import type { GatewayConfig } from './config';
 import type { GatewayDeps } from './gateway';
-import { buildListeners } from './listeners/build-listeners';
+import { buildListeners } from './listeners/firestore/build-listeners';
 import { assembleDeps } from './load-deps';
 import type { Logger } from './logger';
 import { buildRedisTaskQueue } from './tasks/build-task-queue';

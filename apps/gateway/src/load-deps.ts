@@ -1,20 +1,20 @@
 import type { App } from 'firebase-admin/app';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { authenticatorFor } from './auth/authenticator-for';
-import type { EventBus } from './bus/event-bus';
-import { RedisEventBus } from './bus/redis-event-bus';
 import type { GatewayConfig } from './config';
-import { RedisInstanceChannel } from './fleet/instance-channel';
-import { RedisDetachDecision } from './fleet/redis-detach-decision';
-import type { RedisClient } from './fleet/redis-script';
+import type { EventBus } from './fleet/bus/event-bus';
+import { RedisEventBus } from './fleet/bus/redis-event-bus';
+import { RedisDetachDecision } from './fleet/detach/redis-detach-decision';
+import { RedisInstanceChannel } from './fleet/instances/instance-channel';
+import { RedisPresence } from './fleet/presence/redis-presence';
+import { MemoryRegistryStore } from './fleet/registry/memory-registry-store';
+import { RedisRegistryStore } from './fleet/registry/redis-registry-store';
+import type { RegistryStore } from './fleet/registry/registry-store';
 import type { DependencyStatus, GatewayDeps } from './gateway';
-import type { buildListeners } from './listeners/build-listeners';
+import type { buildListeners } from './listeners/firestore/build-listeners';
 import type { Logger } from './logger';
-import { RedisPresence } from './presence/redis-presence';
-import { outboxLogger, RedisStatusLog } from './redis-status-log';
-import { MemoryRegistryStore } from './registry/memory-registry-store';
-import { RedisRegistryStore } from './registry/redis-registry-store';
-import type { RegistryStore } from './registry/registry-store';
+import type { RedisClient } from './redis/redis-script';
+import { outboxLogger, RedisStatusLog } from './redis/redis-status-log';
 import type { buildRedisTaskQueue } from './tasks/build-task-queue';
 
 /**
@@ -34,7 +34,7 @@ export interface DepsBuilders {
  */
 export async function loadDeps(config: GatewayConfig, logger: Logger): Promise<GatewayDeps> {
   const [listeners, tasks] = await Promise.all([
-    config.listeners ? import('./listeners/build-listeners') : undefined,
+    config.listeners ? import('./listeners/firestore/build-listeners') : undefined,
     config.redisUrl && config.unifiedRegistryEnabled ? import('./tasks/build-task-queue') : undefined,
   ]);
   return assembleDeps(config, logger, {

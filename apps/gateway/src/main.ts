@@ -6,8 +6,8 @@ import { watchEcsStop } from './ecs/ecs-stop-watch';
 import { createGateway } from './gateway';
 import { loadDeps } from './load-deps';
 import { createLogger } from './logger';
-import { exitIfPortInUse } from './port-in-use';
-import { RedisUnreachableError, startError, waitForRedisAtStart } from './redis-start-wait';
+import { RedisUnreachableError, startError, waitForRedisAtStart } from './redis/redis-start-wait';
+import { exitIfPortInUse } from './transport/port-in-use';
 import { VERSION } from './version';
 
 async function main(): Promise<void> {
@@ -55,7 +55,8 @@ runCommand(process.argv.slice(2))
   .then((outcome) => {
     if (outcome.kind === 'exit') process.exit(outcome.code);
     // `livebus-gateway worker`: the task worker process (tasks/worker-cli.ts, docs/tasks.md).
-    if (outcome.kind === 'worker') return import('./tasks/worker-cli').then(({ runWorkerCli }) => runWorkerCli());
+    if (outcome.kind === 'worker')
+      return import('./tasks/worker/worker-cli').then(({ runWorkerCli }) => runWorkerCli());
     if (outcome.kind === 'other') {
       process.stderr.write(`livebus-gateway: unknown command ${outcome.command} (see livebus-gateway --help)\n`);
       process.exit(64); // EX_USAGE

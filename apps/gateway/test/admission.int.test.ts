@@ -1,8 +1,8 @@
 import { request } from 'node:http';
 import { waitFor } from '@livebus/test-support';
-import { LAG_FLOOR } from '../src/admission';
 import type { Authenticator, Principal } from '../src/auth/authenticator';
 import { NoneAuthenticator } from '../src/auth/none-authenticator';
+import { LAG_FLOOR } from '../src/transport/admission';
 import { httpJson, startGateway, TestClient, type TestGateway } from './helpers';
 
 /** Sends a WebSocket upgrade and returns the HTTP status and Retry-After of the answer (101: accepted). */

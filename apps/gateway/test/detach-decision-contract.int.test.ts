@@ -1,11 +1,11 @@
 import { sleep, waitFor } from '@livebus/test-support';
-import { detachDecisionContract } from '../src/fleet/detach-decision.contract';
-import { MemoryDetachDecision } from '../src/fleet/memory-detach-decision';
-import { RedisDetachDecision } from '../src/fleet/redis-detach-decision';
-import { MemoryPresence } from '../src/presence/memory-presence';
-import { RedisPresence } from '../src/presence/redis-presence';
-import { MemoryRegistryStore } from '../src/registry/memory-registry-store';
-import { RedisRegistryStore } from '../src/registry/redis-registry-store';
+import { detachDecisionContract } from '../src/fleet/detach/detach-decision.contract';
+import { MemoryDetachDecision } from '../src/fleet/detach/memory-detach-decision';
+import { RedisDetachDecision } from '../src/fleet/detach/redis-detach-decision';
+import { MemoryPresence } from '../src/fleet/presence/memory-presence';
+import { RedisPresence } from '../src/fleet/presence/redis-presence';
+import { MemoryRegistryStore } from '../src/fleet/registry/memory-registry-store';
+import { RedisRegistryStore } from '../src/fleet/registry/redis-registry-store';
 import { useFleetBackends } from './fleet-backends';
 
 const backends = useFleetBackends();

@@ -1,8 +1,8 @@
 import { type RedisServerHandle, sleep, startRedisServer } from '@livebus/test-support';
 import { Redis } from 'ioredis';
-import { MemoryRegistryStore } from '../src/registry/memory-registry-store';
-import { RedisRegistryStore } from '../src/registry/redis-registry-store';
-import type { RegistryStore } from '../src/registry/registry-store';
+import { MemoryRegistryStore } from '../src/fleet/registry/memory-registry-store';
+import { RedisRegistryStore } from '../src/fleet/registry/redis-registry-store';
+import type { RegistryStore } from '../src/fleet/registry/registry-store';
 import { connectAs, registryWith, startGateway, type TestGateway } from './helpers';
 
 let redisServer: RedisServerHandle;

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EnvSchema } from '../src/config';
 import type { LogEvent, LogFields, Logger } from '../src/logger';
-import { RedisStatusLog } from '../src/redis-status-log';
+import { RedisStatusLog } from '../src/redis/redis-status-log';
 
 // docs/ is what operators paste into a deploy: its commands, ports, timeouts and log values
 // must be the ones of the image, the examples in docker/ and the code. (Variables and log

@@ -6,8 +6,8 @@ import {
   startRedisServer,
 } from '@livebus/test-support';
 import { Cluster, Redis } from 'ioredis';
-import { contractRetention, eventBusContract } from '../src/bus/event-bus.contract';
-import { RedisEventBus } from '../src/bus/redis-event-bus';
+import { contractRetention, eventBusContract } from '../src/fleet/bus/event-bus.contract';
+import { RedisEventBus } from '../src/fleet/bus/redis-event-bus';
 
 let server: RedisServerHandle;
 let cluster: RedisClusterHandle;

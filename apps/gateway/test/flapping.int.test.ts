@@ -1,7 +1,7 @@
 import { type RedisServerHandle, startRedisServer } from '@livebus/test-support';
 import { Redis } from 'ioredis';
 import { buildDeps } from '../src/deps';
-import { RedisRegistryStore } from '../src/registry/redis-registry-store';
+import { RedisRegistryStore } from '../src/fleet/registry/redis-registry-store';
 import { connectAs, httpJson, startGateway, type TestGateway } from './helpers';
 
 // Flapping: users disconnecting and reconnecting every 1-3 s across two instances

@@ -5,7 +5,7 @@ import {
   startRedisServer,
 } from '@livebus/test-support';
 import { Cluster, Redis } from 'ioredis';
-import type { RedisClient } from '../src/fleet/redis-script';
+import type { RedisClient } from '../src/redis/redis-script';
 
 /** The Redis backends every fleet contract runs against, started once per test file. */
 export interface FleetBackend {

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { waitFor } from '@livebus/test-support';
-import { startHealthThread } from '../src/http/health-thread';
+import { startHealthThread } from '../src/transport/http/health-thread';
 import { connectAs, httpJson, startGateway, type TestGateway } from './helpers';
 import { RawWebSocket } from './raw-ws';
 
@@ -83,7 +83,7 @@ describe('startHealthThread', () => {
   });
 
   it('reports not ready until the main port listens (the health port opens first)', async () => {
-    const { healthAnswers } = await import('../src/http/health');
+    const { healthAnswers } = await import('../src/transport/http/health');
     let listening = false;
     const answers = healthAnswers({
       config: { instanceId: 'gw-x' } as never,

@@ -11,10 +11,10 @@ import { waitFor } from '@livebus/test-support';
 import TransportStream from 'winston-transport';
 import { WebSocket } from 'ws';
 import { defaultConfig, type GatewayConfig } from '../src/config';
+import { MemoryRegistryStore } from '../src/fleet/registry/memory-registry-store';
+import type { RegistryStore } from '../src/fleet/registry/registry-store';
 import { createGateway, type Gateway, type GatewayDeps } from '../src/gateway';
 import { createLogger, type Logger } from '../src/logger';
-import { MemoryRegistryStore } from '../src/registry/memory-registry-store';
-import type { RegistryStore } from '../src/registry/registry-store';
 
 /** A captured log line. */
 export type LogEntry = Record<string, unknown> & { event: string };

@@ -1,6 +1,6 @@
-import { leaseContract } from '../src/lease/lease.contract';
-import { MemoryLease } from '../src/lease/memory-lease';
-import { RedisLease } from '../src/lease/redis-lease';
+import { leaseContract } from '../src/fleet/lease/lease.contract';
+import { MemoryLease } from '../src/fleet/lease/memory-lease';
+import { RedisLease } from '../src/fleet/lease/redis-lease';
 import { useFleetBackends } from './fleet-backends';
 
 const backends = useFleetBackends();

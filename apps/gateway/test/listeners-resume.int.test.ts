@@ -9,9 +9,9 @@ import {
 } from '@livebus/test-support';
 import type { Firestore } from 'firebase-admin/firestore';
 import { Redis } from 'ioredis';
-import { RedisEventBus } from '../src/bus/redis-event-bus';
-import { RedisLease } from '../src/lease/redis-lease';
-import { FirestoreListenerSource } from '../src/listeners/firestore-listener-source';
+import { RedisEventBus } from '../src/fleet/bus/redis-event-bus';
+import { RedisLease } from '../src/fleet/lease/redis-lease';
+import { FirestoreListenerSource } from '../src/listeners/firestore/firestore-listener-source';
 import type { AttachContext } from '../src/listeners/listener-source';
 import { RedisWatermarkStore } from '../src/listeners/redis-watermark-store';
 import type { WatermarkStore } from '../src/listeners/watermark-store';

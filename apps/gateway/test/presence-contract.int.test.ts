@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
-import { userKeys } from '../src/fleet/user-keys';
-import { MemoryPresence } from '../src/presence/memory-presence';
-import { presenceContract } from '../src/presence/presence.contract';
-import { RedisPresence } from '../src/presence/redis-presence';
+import { MemoryPresence } from '../src/fleet/presence/memory-presence';
+import { presenceContract } from '../src/fleet/presence/presence.contract';
+import { RedisPresence } from '../src/fleet/presence/redis-presence';
+import { userKeys } from '../src/redis/user-keys';
 import { useFleetBackends } from './fleet-backends';
 
 const backends = useFleetBackends();

@@ -1,8 +1,8 @@
 import { type RedisServerHandle, startRedisServer } from '@livebus/test-support';
 import { Redis } from 'ioredis';
-import { MemoryRegistryStore } from '../src/registry/memory-registry-store';
-import { RedisRegistryStore } from '../src/registry/redis-registry-store';
-import { registryStoreContract } from '../src/registry/registry-store.contract';
+import { MemoryRegistryStore } from '../src/fleet/registry/memory-registry-store';
+import { RedisRegistryStore } from '../src/fleet/registry/redis-registry-store';
+import { registryStoreContract } from '../src/fleet/registry/registry-store.contract';
 import { useFleetBackends } from './fleet-backends';
 
 let server: RedisServerHandle;

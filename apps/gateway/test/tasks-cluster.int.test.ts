@@ -3,10 +3,10 @@ import { type RedisClusterHandle, startRedisCluster, waitFor } from '@livebus/te
 import { Cluster } from 'ioredis';
 import { createLogger } from '../src/logger';
 import { BullMqTaskQueue } from '../src/tasks/bullmq-task-queue';
-import { BullMqTaskWorker } from '../src/tasks/bullmq-task-worker';
 import { MemoryTaskStore } from '../src/tasks/memory-task-store';
 import { RedisTaskStore } from '../src/tasks/redis-task-store';
 import type { TaskRecord, TaskStore } from '../src/tasks/task-store';
+import { BullMqTaskWorker } from '../src/tasks/worker/bullmq-task-worker';
 import { LogCapture } from './helpers';
 
 let cluster: RedisClusterHandle;

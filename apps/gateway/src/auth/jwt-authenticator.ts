@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { AuthFailureReason } from '@livebus/protocol';
 import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
-import { DEFAULT_TOKEN_CLOCK_TOLERANCE_MS } from '../token-schedule';
+import { DEFAULT_TOKEN_CLOCK_TOLERANCE_MS } from '../core/token-schedule';
 import { AuthError, type Authenticator, type Principal } from './authenticator';
 import { toPrincipal } from './principal';
 

@@ -1,9 +1,9 @@
 import type { AppEvent } from '@livebus/protocol';
 import { waitFor } from '@livebus/test-support';
 import type { Firestore } from 'firebase-admin/firestore';
-import type { StoredEvent } from '../bus/event-bus';
-import type { Lease } from '../lease/lease';
-import { MemoryLease } from '../lease/memory-lease';
+import type { StoredEvent } from '../fleet/bus/event-bus';
+import type { Lease } from '../fleet/lease/lease';
+import { MemoryLease } from '../fleet/lease/memory-lease';
 import type { Logger } from '../logger';
 import {
   addToUnsaved,
@@ -14,7 +14,7 @@ import {
   mergeCarried,
   replayCarried,
 } from './carry-over';
-import { FirestoreListenerSource } from './firestore-listener-source';
+import { FirestoreListenerSource } from './firestore/firestore-listener-source';
 import { ListenersManager } from './listeners-manager';
 import { MemoryWatermarkStore } from './memory-watermark-store';
 import type { WatermarkStore } from './watermark-store';

@@ -1,5 +1,5 @@
 import { type Cursor, compareCursors, type ListenerChange } from '@livebus/protocol';
-import type { ReadResult, StoredEvent } from '../bus/event-bus';
+import type { ReadResult, StoredEvent } from '../fleet/bus/event-bus';
 import { type DeliveredDelta, type DeliveredDocs, markOfText } from './watermark-store';
 
 /**
@@ -227,7 +227,7 @@ export class CarryOver {
 }
 
 /**
- * The {@link import('./watched-query').WatchedQueryOptions} that carry a listener over
+ * The {@link import('./firestore/watched-query').WatchedQueryOptions} that carry a listener over
  * on this instance, with what it `replayed` from the user's stream (see {@link replayCarried})
  * merged in as the newer part.
  */

@@ -1,6 +1,6 @@
 import type { AppEvent, Cursor } from '@livebus/protocol';
-import type { ReadResult } from '../bus/event-bus';
-import type { LeaseHolder } from '../lease/lease';
+import type { ReadResult } from '../fleet/bus/event-bus';
+import type { LeaseHolder } from '../fleet/lease/lease';
 import type { CarryOver } from './carry-over';
 
 /** How a {@link Detach} releases listeners. */

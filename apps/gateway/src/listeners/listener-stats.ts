@@ -1,6 +1,6 @@
+import type { WatchedQueryObserver } from './firestore/watched-query';
 import type { ListenerSourceStats } from './listener-source';
 import { ReadMeter } from './read-meter';
-import type { WatchedQueryObserver } from './watched-query';
 
 const add = (m: Record<string, number>, k: string, n: number) => {
   m[k] = (m[k] ?? 0) + n;

@@ -1,7 +1,7 @@
 import type { AppEvent, Cursor } from '@livebus/protocol';
-import type { ReadResult } from '../bus/event-bus';
-import type { Lease } from '../lease/lease';
-import { MemoryLease } from '../lease/memory-lease';
+import type { ReadResult } from '../fleet/bus/event-bus';
+import type { Lease } from '../fleet/lease/lease';
+import { MemoryLease } from '../fleet/lease/memory-lease';
 import type { Logger } from '../logger';
 import { CarryOver } from './carry-over';
 import type {

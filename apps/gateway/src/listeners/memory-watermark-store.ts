@@ -1,5 +1,5 @@
 import type { Cursor } from '@livebus/protocol';
-import type { Lease, LeaseHolder } from '../lease/lease';
+import type { Lease, LeaseHolder } from '../fleet/lease/lease';
 import type { DeliveredDelta, DeliveredDocs, ListenerResume, WatermarkStore } from './watermark-store';
 
 interface ListenerState {

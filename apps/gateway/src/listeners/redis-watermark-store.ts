@@ -1,7 +1,7 @@
 import type { Cursor } from '@livebus/protocol';
-import { type RedisClient, RedisScript } from '../fleet/redis-script';
-import { type UserKeyPrefixes, userKeys } from '../fleet/user-keys';
-import type { LeaseHolder } from '../lease/lease';
+import type { LeaseHolder } from '../fleet/lease/lease';
+import { type RedisClient, RedisScript } from '../redis/redis-script';
+import { type UserKeyPrefixes, userKeys } from '../redis/user-keys';
 import type { DeliveredDelta, ListenerResume, WatermarkStore } from './watermark-store';
 
 /** Options of {@link RedisWatermarkStore}. */

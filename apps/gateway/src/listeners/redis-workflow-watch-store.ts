@@ -1,5 +1,5 @@
-import type { RedisClient } from '../fleet/redis-script';
-import { type UserKeyPrefixes, userKeys } from '../fleet/user-keys';
+import type { RedisClient } from '../redis/redis-script';
+import { type UserKeyPrefixes, userKeys } from '../redis/user-keys';
 import type { WorkflowWatchStore } from './workflow-watch-store';
 
 /** Options of {@link RedisWorkflowWatchStore}. */

@@ -1,6 +1,6 @@
 import { Timestamp } from 'firebase-admin/firestore';
-import { MemoryLease } from '../lease/memory-lease';
-import { timestampText } from './firestore-json';
+import { MemoryLease } from '../fleet/lease/memory-lease';
+import { timestampText } from './firestore/firestore-json';
 import { MemoryWatermarkStore } from './memory-watermark-store';
 import { markOf, markOfText } from './watermark-store';
 

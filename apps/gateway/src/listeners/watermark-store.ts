@@ -1,5 +1,5 @@
 import type { Cursor } from '@livebus/protocol';
-import type { LeaseHolder } from '../lease/lease';
+import type { LeaseHolder } from '../fleet/lease/lease';
 
 /** Per document path, the update time (a mark) of the version delivered as present. */
 export type DeliveredDocs = Record<string, string>;
@@ -73,7 +73,7 @@ export function isAfter(t: { seconds: number; nanoseconds: number }, mark: strin
 }
 
 /**
- * An event's `update_time` (RFC 3339, as {@link import('./firestore-json').timestampText}
+ * An event's `update_time` (RFC 3339, as {@link import('./firestore/firestore-json').timestampText}
  * writes it) as the mark {@link markOf} gives the timestamp it was written from;
  * undefined when it is not such a text.
  */

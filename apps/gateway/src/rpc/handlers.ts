@@ -1,7 +1,7 @@
 import { type AppEvent, RpcErrorCode, type UserRegistry } from '@livebus/protocol';
+import { applyRegistryPatch, emptyUserRegistry, type RegistryStore } from '../fleet/registry/registry-store';
 import type { ListenersManager } from '../listeners/listeners-manager';
 import type { Logger } from '../logger';
-import { applyRegistryPatch, emptyUserRegistry, type RegistryStore } from '../registry/registry-store';
 import type { TaskService } from '../tasks/task-service';
 import type { RpcContext, RpcHandlers } from './dispatcher';
 import { RpcError } from './rpc-error';

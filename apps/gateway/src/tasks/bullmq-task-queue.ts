@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type JobsOptions, Queue } from 'bullmq';
-import type { RedisClient } from '../fleet/redis-script';
+import type { RedisClient } from '../redis/redis-script';
 import { TASK_KEY_PREFIX, TASK_QUEUE_NAME, workersKey } from './task-keys';
 import type { QueueDepth, TaskJobData, TaskQueue, TaskQueueHealth } from './task-queue';
 import { taskWorkDefaults } from './task-queue-options';

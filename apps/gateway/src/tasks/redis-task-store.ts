@@ -1,5 +1,5 @@
 import type { TaskStatus } from '@livebus/protocol';
-import { type RedisClient, RedisScript } from '../fleet/redis-script';
+import { type RedisClient, RedisScript } from '../redis/redis-script';
 import { taskKey } from './task-keys';
 import type { AttemptGuard, TaskPatch, TaskRecord, TaskStore, TransitionResult } from './task-store';
 

@@ -1,6 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { GatewayConfig } from '../config';
-import type { RedisClient } from '../fleet/redis-script';
+import type { RedisClient } from '../redis/redis-script';
 
 /**
  * Opens a Redis connection for tasks from REDIS_URL / REDIS_CLUSTER. `forBullMqWorker`

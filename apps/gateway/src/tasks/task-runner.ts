@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AppEvent, TaskProgressUpdate } from '@livebus/protocol';
-import { type AnalysisProgress, analyseDocument, type DocumentAnalysisOptions } from './document-analysis';
+import { type AnalysisProgress, analyseDocument, type DocumentAnalysisOptions } from './analysis/document-analysis';
 import { TaskCancelledError, TaskFailure, TaskHandBackError } from './task-failure';
 import type { TaskJobData } from './task-queue';
 import type { TaskPatch, TaskRecord, TaskStore } from './task-store';

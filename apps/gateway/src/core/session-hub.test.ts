@@ -1,0 +1,154 @@
+import { type AppEvent, CloseCode } from '@livebus/protocol';
+import { type LiveEvent, liveEventOf } from '../fleet/bus/event-bus';
+import { MemoryEventBus } from '../fleet/bus/memory-event-bus';
+import type { Logger } from '../logger';
+import type { GatewaySocket } from '../transport/gateway-socket';
+import { Connection, Session } from './session';
+import { SessionHub } from './session-hub';
+
+const note = (n: number): AppEvent => ({ event: 'session.notice', data: { level: 'info', message: String(n) } });
+const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {} };
+
+/** A socket that records what was written to it. */
+function socket() {
+  const sent: string[] = [];
+  const closed: number[] = [];
+  const s: Omit<GatewaySocket, 'isOpen'> & { isOpen: boolean; sent: string[]; closed: number[] } = {
+    sent,
+    closed,
+    isOpen: true,
+    bufferedAmount: 0,
+    send: (text) => sent.push(text),
+    close: (code) => closed.push(code),
+    terminate() {},
+    ping() {},
+  };
+  return s;
+}
+
+function open(uid: string, id: string, lastCursor?: string) {
+  const s = socket();
+  const session = new Session(id, { uid, service: false }, '', new Connection(s, undefined), lastCursor);
+  return {
+    session,
+    sent: s.sent,
+    closed: s.closed,
+    messages: () => s.sent.map((t) => (JSON.parse(t) as { data: { message: string } }).data.message),
+  };
+}
+
+describe('SessionHub', () => {
+  let bus: MemoryEventBus;
+  let hub: SessionHub;
+  beforeEach(() => {
+    bus = new MemoryEventBus();
+    hub = new SessionHub({ bus, logger: quiet, maxBufferedBytes: 1_000_000 });
+  });
+  afterEach(() => bus.close());
+
+  it('writes live events to every session of the user, each once, and counts the writes', async () => {
+    const a = open('u', 'a');
+    const b = open('u', 'b');
+    await hub.add(a.session);
+    await hub.add(b.session);
+    a.session.pending = undefined;
+    b.session.pending = undefined;
+    expect(hub.countOf('u')).toBe(2);
+    expect(hub.sessionCount).toBe(2);
+    await bus.publish('u', note(1));
+    await bus.publish('other', note(2));
+    expect(a.messages()).toEqual(['1']);
+    expect(b.messages()).toEqual(['1']);
+    expect(hub.deliveredCount).toBe(2);
+    expect(a.sent[0]).toBe(b.sent[0]);
+  });
+
+  it('drops events at or below the session position, compares offsets as numbers, and takes another epoch as new', async () => {
+    const first = await bus.publish('u', note(1));
+    for (let i = 2; i <= 10; i++) await bus.publish('u', note(i));
+    const nine = (await bus.readSince('u', first.cursor)).events;
+    const s = open('u', 's', nine[7]?.cursor); // at offset 9
+    await hub.add(s.session);
+    s.session.pending = undefined;
+    for (const e of nine) hub.deliver(s.session, liveEventOf(e));
+    // "10" > "9" as numbers, though not as strings.
+    expect(s.messages()).toEqual(['10']);
+    expect(s.session.lastCursor).toBe(nine[8]?.cursor);
+    hub.deliver(s.session, liveEventOf({ ...(nine[0] as (typeof nine)[0]), cursor: 'other-epoch:1' }));
+    expect(s.messages()).toEqual(['10', '2']);
+    expect(s.session.lastCursor).toBe('other-epoch:1');
+  });
+
+  it('closes a session that missed events (a jump in offsets) rather than write on past the hole', async () => {
+    const events = [];
+    for (let i = 1; i <= 4; i++) events.push(liveEventOf(await bus.publish('u', note(i))));
+    const [one, two, , four] = events as [LiveEvent, LiveEvent, LiveEvent, LiveEvent];
+    const s = open('u', 's', one.cursor);
+    await hub.add(s.session);
+    s.session.pending = undefined;
+    hub.deliver(s.session, two);
+    hub.deliver(s.session, four);
+    expect(s.messages()).toEqual(['2']);
+    expect(s.closed).toEqual([CloseCode.ServiceRestart]);
+    expect(s.session.lastCursor).toBe(two.cursor);
+
+    // A new epoch starts at 1: anything later means its first events were missed too.
+    const t = open('u', 't', one.cursor);
+    await hub.add(t.session);
+    t.session.pending = undefined;
+    hub.deliver(t.session, { ...two, epoch: 'other-epoch', offset: 2, cursor: 'other-epoch:2' });
+    expect(t.sent).toEqual([]);
+    expect(t.closed).toEqual([CloseCode.ServiceRestart]);
+  });
+
+  it('takes a write refused by a closing socket as no hole: not closed, not counted as service_restart', async () => {
+    const events = [];
+    for (let i = 1; i <= 4; i++) events.push(liveEventOf(await bus.publish('u', note(i))));
+    const [one, two, three, four] = events as [LiveEvent, LiveEvent, LiveEvent, LiveEvent];
+    const sock = socket();
+    const conn = new Connection(sock, undefined);
+    const session = new Session('s', { uid: 'u', service: false }, '', conn, undefined);
+    await hub.add(session);
+    session.pending = undefined;
+    hub.deliver(session, one);
+    // The client closed: the socket is closing, writes are refused from here on.
+    sock.isOpen = false;
+    hub.deliver(session, two);
+    hub.deliver(session, three);
+    hub.deliver(session, four);
+    expect(sock.sent).toHaveLength(1);
+    expect(sock.closed).toEqual([]);
+    expect(conn.localCloseReason).toBeUndefined();
+    // The position stays at what was written: the client resumes from there.
+    expect(session.lastCursor).toBe(one.cursor);
+    expect(hub.deliveredCount).toBe(1);
+  });
+
+  it('holds live events in pending until the replay is written', async () => {
+    const s = open('u', 's');
+    await hub.add(s.session);
+    await bus.publish('u', note(1));
+    expect(s.sent).toEqual([]);
+    expect(s.session.pending).toHaveLength(1);
+  });
+
+  it('keeps one session per id: a replacement takes the place of the old one, which is then not removed', async () => {
+    const old = open('u', 'x');
+    const next = open('u', 'x');
+    const other = open('u', 'y');
+    await hub.add(old.session);
+    await hub.add(next.session);
+    expect(hub.sessionCount).toBe(1);
+    expect(hub.get('u', 'x')).toBe(next.session);
+    expect(hub.remove(old.session)).toBe(false);
+    await hub.add(other.session);
+    expect(hub.sessionsOf('u')).toEqual([next.session, other.session]);
+    expect(hub.remove(next.session)).toBe(true);
+    expect(hub.sessionsOf('u')).toEqual([other.session]);
+    expect(hub.get('u', 'y')).toBe(other.session);
+    expect(hub.remove(other.session)).toBe(true);
+    expect(hub.has('u')).toBe(false);
+    expect(hub.sessionCount).toBe(0);
+    expect(hub.describe()).toEqual([]);
+  });
+});

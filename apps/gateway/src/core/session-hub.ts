@@ -1,0 +1,225 @@
+import { CloseCode } from '@livebus/protocol';
+import type { EventBus, LiveEvent, Unsubscribe } from '../fleet/bus/event-bus';
+import type { Logger } from '../logger';
+import type { Connection, Session } from './session';
+
+/** Options of {@link SessionHub}. */
+export interface SessionHubOptions {
+  bus: EventBus;
+  logger: Logger;
+  /** A socket with more unsent bytes than this is closed as a slow consumer. */
+  maxBufferedBytes: number;
+}
+
+interface UserSessions {
+  /**
+   * The user's sessions: most users have one, held as is; a Map by session id
+   * from the second on (a Map costs a few hundred bytes, times every user).
+   */
+  sessions: Session | Map<string, Session>;
+  /** Settles once the bus subscription is live; rejects if it could not be made. */
+  subscribed: Promise<Unsubscribe>;
+}
+
+function find(user: UserSessions, sessionId: string): Session | undefined {
+  const s = user.sessions;
+  return s instanceof Map ? s.get(sessionId) : s.id === sessionId ? s : undefined;
+}
+
+function sizeOf(user: UserSessions): number {
+  return user.sessions instanceof Map ? user.sessions.size : 1;
+}
+
+/**
+ * The live sessions of this instance, grouped by user, and the fan-out of
+ * each user's event stream to them. A user is subscribed to the bus while at
+ * least one of their sessions is open.
+ */
+export class SessionHub {
+  readonly #users = new Map<string, UserSessions>();
+  readonly #o: SessionHubOptions;
+  #count = 0;
+  #delivered = 0;
+
+  constructor(options: SessionHubOptions) {
+    this.#o = options;
+  }
+
+  /** Number of open sessions. */
+  get sessionCount(): number {
+    return this.#count;
+  }
+
+  /** Event frames written to sessions since start (read by the metrics at scrape time, not counted per write there). */
+  get deliveredCount(): number {
+    return this.#delivered;
+  }
+
+  /** Number of users with at least one open session. */
+  get userCount(): number {
+    return this.#users.size;
+  }
+
+  has(userId: string): boolean {
+    return this.#users.has(userId);
+  }
+
+  /** The user's session with this id, if open. */
+  get(userId: string, sessionId: string): Session | undefined {
+    const user = this.#users.get(userId);
+    return user && find(user, sessionId);
+  }
+
+  /** Number of open sessions of the user. */
+  countOf(userId: string): number {
+    const user = this.#users.get(userId);
+    return user ? sizeOf(user) : 0;
+  }
+
+  /** The user's open sessions on this instance. */
+  sessionsOf(userId: string): Session[] {
+    const s = this.#users.get(userId)?.sessions;
+    return s === undefined ? [] : s instanceof Map ? [...s.values()] : [s];
+  }
+
+  userIds(): IterableIterator<string> {
+    return this.#users.keys();
+  }
+
+  /**
+   * Adds a session (replacing one with the same id); subscribes the user on their
+   * first. Resolves once the user's subscription is live, so that a replay read
+   * afterwards cannot miss an event published in between. Rejects (and removes
+   * the session) when the bus cannot subscribe.
+   */
+  async add(session: Session): Promise<void> {
+    let user = this.#users.get(session.uid);
+    if (!user) {
+      const u: UserSessions = {
+        sessions: session,
+        // The frame's text goes to every session as is: validated at publish, serialised once.
+        subscribed: this.#o.bus.subscribe(session.uid, (event) => this.#fanOut(u, event)),
+      };
+      this.#count++;
+      this.#users.set(session.uid, u);
+      user = u;
+    } else if (user.sessions instanceof Map) {
+      if (!user.sessions.has(session.id)) this.#count++;
+      user.sessions.set(session.id, session);
+    } else if (user.sessions.id === session.id) {
+      user.sessions = session;
+    } else {
+      user.sessions = new Map([
+        [user.sessions.id, user.sessions],
+        [session.id, session],
+      ]);
+      this.#count++;
+    }
+    try {
+      await user.subscribed;
+    } catch (error) {
+      this.remove(session);
+      throw error;
+    }
+  }
+
+  #fanOut(user: UserSessions, event: LiveEvent): void {
+    const s = user.sessions;
+    if (s instanceof Map) for (const session of s.values()) this.deliver(session, event);
+    else this.deliver(s, event);
+  }
+
+  /** Removes a session if it is still the current one for its id; returns whether it was. */
+  remove(session: Session): boolean {
+    const user = this.#users.get(session.uid);
+    if (!user || find(user, session.id) !== session) return false;
+    this.#count--;
+    if (user.sessions instanceof Map) {
+      user.sessions.delete(session.id);
+      // Back to one: held as is again.
+      if (user.sessions.size === 1) user.sessions = user.sessions.values().next().value as Session;
+      return true;
+    }
+    this.#users.delete(session.uid);
+    user.subscribed.then(
+      (unsubscribe) =>
+        unsubscribe().catch((error: unknown) =>
+          this.#o.logger.warn('bus_unsubscribe_error', { uid: session.uid, error: String(error) }),
+        ),
+      () => {
+        // Never subscribed: nothing to undo.
+      },
+    );
+    return true;
+  }
+
+  /**
+   * Writes an event to a session, exactly once: events at or below the
+   * session's position were already written (replay and live overlap), and
+   * events arriving while the session's replay is prepared wait in
+   * `session.pending`. Positions are compared as numbers: another epoch is a
+   * new stream, whose events are all new.
+   */
+  deliver(session: Session, event: LiveEvent): void {
+    if (event.epoch === session.epoch && event.offset <= session.offset) return;
+    if (session.pending) {
+      session.pending.push(event);
+      return;
+    }
+    const conn = session.connection;
+    // A closing socket takes no more frames, and what it cannot take is no hole: the
+    // position stays where the client's is, and a reconnect resumes from there.
+    if (!conn.socket.isOpen) return;
+    // Offsets are consecutive in a stream: a jump means events this session never got
+    // (an outage longer than the retention). Writing on would hide the loss.
+    if (session.epoch !== undefined && event.offset !== (event.epoch === session.epoch ? session.offset + 1 : 1)) {
+      this.#missed(conn, session, event);
+      return;
+    }
+    if (conn.socket.bufferedAmount > this.#o.maxBufferedBytes) {
+      this.#slowConsumer(conn);
+      return;
+    }
+    if (conn.sendText(event.text)) {
+      session.epoch = event.epoch;
+      session.offset = event.offset;
+      this.#delivered++;
+    }
+  }
+
+  /**
+   * Closes a session that missed events. The client reconnects and resumes from
+   * its cursor, and the gateway answers `gap` there: the loss reaches the app
+   * as the client's `gap` event, the same as after a long time offline.
+   */
+  #missed(conn: Connection, session: Session, event: LiveEvent): void {
+    if (conn.localCloseReason) return;
+    this.#o.logger.warn('ws_events_missed', {
+      uid: session.uid,
+      session_id: session.id,
+      cursor: session.lastCursor,
+      next: event.cursor,
+    });
+    conn.close(CloseCode.ServiceRestart, 'events missed: resume', 'service_restart');
+  }
+
+  #slowConsumer(conn: Connection): void {
+    if (conn.localCloseReason) return;
+    this.#o.logger.warn('ws_slow_consumer', {
+      uid: conn.session?.uid,
+      session_id: conn.session?.id,
+      buffered_bytes: conn.socket.bufferedAmount,
+    });
+    conn.close(CloseCode.SlowConsumer, 'slow consumer', 'slow_consumer');
+    // The close frame waits behind the full buffer; do not wait for it forever.
+    setTimeout(() => conn.terminate(), 1_000).unref();
+  }
+
+  /** Sessions per user, for /debug. */
+  describe() {
+    return [...this.#users.keys()].map((uid) => ({
+      uid,
+      sessions: this.sessionsOf(uid).map((s) => ({ session_id: s.id, route: s.route, cursor: s.lastCursor })),
+    }));
+  }
+}

@@ -1,0 +1,106 @@
+import type { Cursor, DisconnectReason, ServerFrame } from '@livebus/protocol';
+import { formatCursor, parseCursor, serializeFrame } from '@livebus/protocol';
+import type { Principal } from '../auth/authenticator';
+import type { LiveEvent } from '../fleet/bus/event-bus';
+import type { GatewaySocket } from '../transport/gateway-socket';
+import type { TokenBucket } from './rate-limiter';
+
+/** Why the server ended a connection, when the close code alone does not say (terminate is seen as 1006). */
+export type LocalCloseReason = Extract<
+  DisconnectReason,
+  'ping_timeout' | 'slow_consumer' | 'service_restart' | 'rate_limited' | 'token_expired'
+>;
+
+/** State of one WebSocket connection, from upgrade to close. */
+export class Connection {
+  readonly socket: GatewaySocket;
+  readonly bearer: string | undefined;
+  lastSeen = Date.now();
+  phase: 'handshake' | 'authenticating' | 'open' | 'closed' = 'handshake';
+  session: Session | undefined;
+  localCloseReason: LocalCloseReason | undefined;
+  /** Frames that arrived while the hello was being verified; processed once the session opens. Made on first use. */
+  early: Buffer[] | undefined;
+  handshakeTimer: NodeJS.Timeout | undefined;
+  /** Undefined when rate limiting is off. */
+  readonly limiter: TokenBucket | undefined;
+  /** Frames refused by the limiter since the last accepted one. */
+  refused = 0;
+  /** The client asked for app-level `ping` frames (it cannot see protocol pings). */
+  appPing = false;
+
+  constructor(socket: GatewaySocket, bearer: string | undefined, limiter?: TokenBucket) {
+    this.socket = socket;
+    this.bearer = bearer;
+    this.limiter = limiter;
+  }
+
+  /** Sends a frame (validated by the protocol); returns false when the socket is not open. */
+  send(frame: ServerFrame): boolean {
+    return this.sendText(serializeFrame(frame));
+  }
+
+  sendText(text: string): boolean {
+    if (!this.socket.isOpen) return false;
+    this.socket.send(text);
+    return true;
+  }
+
+  /**
+   * The one way the server ends a connection. `local` names the reason when the
+   * code alone would not (a terminated socket is observed as 1006). The first
+   * reason given wins; the close reason on the wire never carries internal detail.
+   */
+  close(code: number, reason: string, local?: LocalCloseReason): void {
+    if (local && !this.localCloseReason) this.localCloseReason = local;
+    if (this.socket.isOpen) this.socket.close(code, reason);
+  }
+
+  /** Drops the connection without a close handshake (a dead or stuck peer). */
+  terminate(local?: LocalCloseReason): void {
+    if (local && !this.localCloseReason) this.localCloseReason = local;
+    this.socket.terminate();
+  }
+}
+
+/** An authenticated connection: a user's tab or process. */
+export class Session {
+  readonly id: string;
+  /** Replaced when the client sends a fresh token for the same user (`auth` frame). */
+  principal: Principal;
+  readonly route: string;
+  readonly connection: Connection;
+  /**
+   * Position of the last event written to this session, taken apart once so
+   * fan-out compares numbers: events of this epoch at or below `offset` are
+   * duplicates. `epoch` undefined: no position (every event is new).
+   */
+  epoch: string | undefined;
+  offset = 0;
+  /** Live events that arrived while the replay was being prepared, flushed after it. */
+  pending: LiveEvent[] | undefined = [];
+
+  constructor(id: string, principal: Principal, route: string, connection: Connection, lastCursor: Cursor | undefined) {
+    this.id = id;
+    this.principal = principal;
+    this.route = route;
+    this.connection = connection;
+    this.lastCursor = lastCursor;
+  }
+
+  /** Cursor of the last event written to this session; later duplicates are dropped. */
+  get lastCursor(): Cursor | undefined {
+    return this.epoch === undefined ? undefined : formatCursor(this.epoch, this.offset);
+  }
+
+  /** A cursor that is not one (cannot be ordered) clears the position, as comparing it would. */
+  set lastCursor(cursor: Cursor | undefined) {
+    const at = cursor === undefined ? undefined : parseCursor(cursor);
+    this.epoch = at?.epoch;
+    this.offset = at?.offset ?? 0;
+  }
+
+  get uid(): string {
+    return this.principal.uid;
+  }
+}

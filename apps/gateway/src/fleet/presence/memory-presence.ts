@@ -1,0 +1,129 @@
+import {
+  bySessionAge,
+  DEFAULT_INSTANCE_TTL_MS,
+  type InstanceInfo,
+  type Presence,
+  type PresenceAddOptions,
+  type PresenceAddResult,
+  type PresenceOptions,
+  type SessionEntry,
+} from './presence';
+
+/** Options of {@link MemoryPresence}. */
+export interface MemoryPresenceOptions extends PresenceOptions {
+  /** Clock (tests). @default Date.now */
+  now?: () => number;
+}
+
+interface Held {
+  entry: SessionEntry;
+  expiresAt: number;
+}
+
+/**
+ * The embedded default: presence in this process's memory, for a single
+ * instance. Every method does its work synchronously before its promise
+ * resolves, so each call is atomic like a Redis script is.
+ */
+export class MemoryPresence implements Presence {
+  readonly kind = 'memory' as const;
+  readonly #users = new Map<string, Map<string, Held>>();
+  readonly #instances = new Map<string, { info: InstanceInfo; expiresAt: number }>();
+  /** User id -> expiry of their detach claim; in expiry order (every claim has the same TTL, re-set at the end). */
+  readonly #claims = new Map<string, number>();
+  readonly #ttlMs: number;
+  readonly #now: () => number;
+
+  constructor(options: MemoryPresenceOptions = {}) {
+    this.#ttlMs = options.instanceTtlMs ?? DEFAULT_INSTANCE_TTL_MS;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** The user's live entries, expired ones dropped first (what every Redis script does too). */
+  #live(userId: string): Map<string, Held> | undefined {
+    const held = this.#users.get(userId);
+    if (!held) return undefined;
+    const now = this.#now();
+    for (const [id, h] of held) if (h.expiresAt <= now) held.delete(id);
+    if (held.size > 0) return held;
+    this.#users.delete(userId);
+    return undefined;
+  }
+
+  async add(userId: string, entry: SessionEntry, options: PresenceAddOptions = {}): Promise<PresenceAddResult> {
+    const held = this.#live(userId) ?? new Map<string, Held>();
+    const previous = held.get(entry.sessionId);
+    const others = held.size - (previous ? 1 : 0);
+    if (options.maxSessions && others >= options.maxSessions) return { refused: true, count: held.size };
+    held.set(entry.sessionId, { entry: { ...entry }, expiresAt: this.#now() + this.#ttlMs });
+    this.#users.set(userId, held);
+    this.#claims.delete(userId);
+    return previous
+      ? { refused: false, replaced: { ...previous.entry }, count: held.size }
+      : { refused: false, count: held.size };
+  }
+
+  async remove(userId: string, sessionId: string, instanceId: string): Promise<boolean> {
+    const held = this.#live(userId);
+    if (held?.get(sessionId)?.entry.instanceId !== instanceId) return false;
+    held.delete(sessionId);
+    if (held.size === 0) this.#users.delete(userId);
+    return true;
+  }
+
+  async sessions(userId: string): Promise<SessionEntry[]> {
+    return [...(this.#live(userId)?.values() ?? [])].map((h) => ({ ...h.entry })).sort(bySessionAge);
+  }
+
+  /** Live sessions of the user, synchronously: lets {@link import('../detach/memory-detach-decision').MemoryDetachDecision} decide without yielding. */
+  liveCount(userId: string): number {
+    return this.#live(userId)?.size ?? 0;
+  }
+
+  /**
+   * The detach claim, synchronously (see {@link import('../detach/detach-decision').DetachDecision.claim}):
+   * `present` while the user has a live session; else the first call since their
+   * last add wins for `ttlMs`, later ones are `taken`.
+   */
+  claimDetach(userId: string, ttlMs: number): 'won' | 'present' | 'taken' {
+    const now = this.#now();
+    for (const [id, expiresAt] of this.#claims) {
+      if (expiresAt > now) break;
+      this.#claims.delete(id);
+    }
+    if (this.liveCount(userId) > 0) return 'present';
+    if (this.#claims.has(userId)) return 'taken';
+    this.#claims.set(userId, now + ttlMs);
+    return 'won';
+  }
+
+  async refresh(instanceId: string, userIds: Iterable<string>): Promise<string[]> {
+    const lost: string[] = [];
+    const expiresAt = this.#now() + this.#ttlMs;
+    for (const userId of userIds) {
+      let found = false;
+      for (const h of this.#live(userId)?.values() ?? []) {
+        if (h.entry.instanceId !== instanceId) continue;
+        h.expiresAt = expiresAt;
+        found = true;
+      }
+      if (!found) lost.push(userId);
+    }
+    return lost;
+  }
+
+  async announce(info: Omit<InstanceInfo, 'lastSeen'>, ttlMs: number): Promise<void> {
+    const now = this.#now();
+    this.#instances.set(info.id, { info: { ...info, lastSeen: now }, expiresAt: now + ttlMs });
+  }
+
+  async instances(): Promise<InstanceInfo[]> {
+    const now = this.#now();
+    for (const [id, i] of this.#instances) if (i.expiresAt <= now) this.#instances.delete(id);
+    return [...this.#instances.values()].map((i) => ({ ...i.info })).sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  async retire(instanceId: string): Promise<void> {
+    this.#instances.delete(instanceId);
+  }
+}

@@ -1,0 +1,139 @@
+import { type RegistrySession, RegistrySessionSchema, type UserRegistry, UserRegistrySchema } from '@livebus/protocol';
+import { type RedisClient, RedisScript } from '../../redis/redis-script';
+import { userKeys } from '../../redis/user-keys';
+import type { RegistryStore } from './registry-store';
+
+/** Options of {@link RedisRegistryStore}. */
+export interface RedisRegistryStoreOptions {
+  /** Prefix of the fleet's presence keys, read when registering a session. @default 'lb:' */
+  fleetPrefix?: string;
+  /**
+   * Expiry of the legacy sessions hash of a user nobody holds in presence (a
+   * backstop for deployments without presence: every key expires).
+   * @default 86_400
+   */
+  sessionsTtlS?: number;
+}
+
+// KEYS: legacy registry hash, presence zset (one slot). ARGV: session id, session JSON, backstop ttl s.
+// The hash expires with the user's presence: the heartbeats that keep presence
+// alive keep it alive, and a dead instance's ghosts go with its presence entries.
+const REGISTER = new RedisScript(`
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if #last > 0 then
+  redis.call('PEXPIREAT', KEYS[1], last[2])
+else
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+`);
+
+// KEYS: legacy registry hash, unified doc (one slot). ARGV: registered-before ISO time.
+// ISO 8601 times in UTC compare correctly as strings. Entries that do not parse are removed.
+const CLEANUP_USER = new RedisScript(`
+local all = redis.call('HGETALL', KEYS[1])
+local left = 0
+for i = 1, #all, 2 do
+  local ok, session = pcall(cjson.decode, all[i + 1])
+  if ok and type(session) == 'table' and type(session['registered_at']) == 'string'
+      and session['registered_at'] >= ARGV[1] then
+    left = left + 1
+  else
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+if left == 0 then
+  local raw = redis.call('GET', KEYS[2])
+  if raw then
+    local doc = cjson.decode(raw)
+    doc['user_info']['status'] = 'offline'
+    redis.call('SET', KEYS[2], cjson.encode(doc), 'KEEPTTL')
+  end
+end
+return left
+`);
+
+/**
+ * The registry in Redis (standalone or Cluster), shared by every gateway instance.
+ * Keys carry the user id as hash tag so they share the slot of the user's
+ * presence (`lb:{uid}:*`) and one script can span them:
+ * - `registry:user:{<user_id>}`: hash of session id to session JSON (legacy
+ *   registry); expires with the user's presence entries (see docs/redis-keys.md),
+ *   and RedisPresence prunes the sessions whose presence entry expired;
+ * - `registry:unified:{<user_id>}`: the unified document as JSON, with a TTL that live sessions refresh.
+ */
+export class RedisRegistryStore implements RegistryStore {
+  readonly kind = 'redis' as const;
+  readonly #redis: RedisClient;
+  readonly #prefix: string;
+  readonly #fleetPrefix: string;
+  readonly #sessionsTtlS: number;
+
+  /** @param prefix key prefix. @default 'registry:' */
+  constructor(redis: RedisClient, prefix = 'registry:', options: RedisRegistryStoreOptions = {}) {
+    this.#redis = redis;
+    this.#prefix = prefix;
+    this.#fleetPrefix = options.fleetPrefix ?? 'lb:';
+    this.#sessionsTtlS = options.sessionsTtlS ?? 86_400;
+  }
+
+  #keys = (userId: string) => userKeys(userId, { registry: this.#prefix, fleet: this.#fleetPrefix });
+
+  async registerSession(userId: string, session: RegistrySession): Promise<void> {
+    const k = this.#keys(userId);
+    await REGISTER.run(
+      this.#redis,
+      [k.registrySessions, k.presenceExpiry],
+      [session.session_id, JSON.stringify(session), this.#sessionsTtlS],
+    );
+  }
+
+  async unregisterSession(userId: string, sessionId: string): Promise<boolean> {
+    return (await this.#redis.hdel(this.#keys(userId).registrySessions, sessionId)) > 0;
+  }
+
+  async getSessions(userId: string): Promise<RegistrySession[]> {
+    const all = await this.#redis.hvals(this.#keys(userId).registrySessions);
+    // Data in Redis is outside our process: parse it, skip (never crash on) foreign entries.
+    return all
+      .flatMap((raw) => {
+        try {
+          const parsed = RegistrySessionSchema.safeParse(JSON.parse(raw));
+          return parsed.success ? [parsed.data] : [];
+        } catch {
+          return [];
+        }
+      })
+      .sort((a, b) => a.registered_at.localeCompare(b.registered_at));
+  }
+
+  async getUnified(userId: string): Promise<UserRegistry | undefined> {
+    const raw = await this.#redis.get(this.#keys(userId).registryUnified);
+    if (raw === null) return undefined;
+    const parsed = UserRegistrySchema.safeParse(JSON.parse(raw));
+    if (!parsed.success) throw new Error(`corrupt unified registry for ${userId}`);
+    return parsed.data;
+  }
+
+  async putUnified(userId: string, doc: UserRegistry, ttlS: number): Promise<void> {
+    await this.#redis.set(this.#keys(userId).registryUnified, JSON.stringify(doc), 'EX', ttlS);
+  }
+
+  async touchUnified(userId: string, ttlS: number): Promise<void> {
+    await this.#redis.expire(this.#keys(userId).registryUnified, ttlS);
+  }
+
+  async cleanupUser(userId: string, registeredBefore: string): Promise<void> {
+    // One atomic script: a session registering while it runs is either before it or after it.
+    const k = this.#keys(userId);
+    await CLEANUP_USER.run(this.#redis, [k.registrySessions, k.registryUnified], [registeredBefore]);
+  }
+
+  async ping(): Promise<void> {
+    await this.#redis.ping();
+  }
+
+  async close(): Promise<void> {
+    // The connection is owned by whoever created it (main.ts or a test).
+  }
+}

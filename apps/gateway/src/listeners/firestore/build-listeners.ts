@@ -1,0 +1,76 @@
+import { type App, deleteApp, initializeApp } from 'firebase-admin/app';
+import { getFirestore } from 'firebase-admin/firestore';
+import type { GatewayConfig } from '../../config';
+import type { Lease } from '../../fleet/lease/lease';
+import { MemoryLease } from '../../fleet/lease/memory-lease';
+import { RedisLease } from '../../fleet/lease/redis-lease';
+import type { Logger } from '../../logger';
+import type { RedisClient } from '../../redis/redis-script';
+import type { ListenerSource, WorkflowSource } from '../listener-source';
+import { ListenerStats } from '../listener-stats';
+import { MemoryWatermarkStore } from '../memory-watermark-store';
+import { RedisWatermarkStore } from '../redis-watermark-store';
+import { RedisWorkflowWatchStore } from '../redis-workflow-watch-store';
+import { MemoryWorkflowWatchStore, type WorkflowWatchStore } from '../workflow-watch-store';
+import { FirestoreListenerSource } from './firestore-listener-source';
+import { FirestoreWorkflowSource } from './firestore-workflow-source';
+
+/** What {@link buildListeners} adds to the gateway's deps. */
+export interface BuiltListeners {
+  sources: ListenerSource[];
+  lease: Lease;
+  workflowSource?: WorkflowSource;
+  /** The fleet's set of watched jobs per user (Redis when the gateway has one). */
+  workflowWatches: WorkflowWatchStore;
+  /** Deletes the Firebase app it made (closing the Firestore client). */
+  close(): Promise<void>;
+}
+
+/**
+ * The Firestore listeners of LISTENERS_FILE: one Firestore client for the process
+ * (on `firebaseApp` when the authenticator already made one), leases, resume marks
+ * and workflow watches in Redis when the gateway has one, in memory otherwise. Undefined when
+ * no LISTENERS_FILE is configured.
+ */
+export function buildListeners(
+  config: GatewayConfig,
+  logger: Logger,
+  ports: { redis?: RedisClient; firebaseApp?: App } = {},
+): BuiltListeners | undefined {
+  const file = config.listeners;
+  if (!file) return undefined;
+  let app = ports.firebaseApp;
+  let ownApp: App | undefined;
+  if (!app) {
+    ownApp = initializeApp(
+      config.firestoreProjectId ? { projectId: config.firestoreProjectId } : {},
+      `livebus-listeners-${config.instanceId}`,
+    );
+    app = ownApp;
+  }
+  const firestore = getFirestore(app);
+  const lease: Lease = ports.redis ? new RedisLease(ports.redis) : new MemoryLease();
+  const marks = ports.redis ? new RedisWatermarkStore(ports.redis) : new MemoryWatermarkStore(lease);
+  const stats = new ListenerStats(config.metricsMaxUsers);
+  const tuning = {
+    retryMaxMs: config.listenerRetryMaxMs,
+    stallMs: config.listenerStallMs,
+    trackedDocsMax: config.listenerTrackedDocsMax,
+  };
+  const sources: ListenerSource[] =
+    file.user.length > 0
+      ? [new FirestoreListenerSource({ firestore, listeners: file.user, marks, logger, stats, ...tuning })]
+      : [];
+  const workflowSource = file.workflow
+    ? new FirestoreWorkflowSource({ firestore, workflow: file.workflow, marks, logger, stats, ...tuning })
+    : undefined;
+  return {
+    sources,
+    lease,
+    workflowWatches: ports.redis ? new RedisWorkflowWatchStore(ports.redis) : new MemoryWorkflowWatchStore(),
+    ...(workflowSource ? { workflowSource } : {}),
+    close: async () => {
+      if (ownApp) await deleteApp(ownApp);
+    },
+  };
+}

@@ -1,0 +1,127 @@
+import type { Firestore, Query, WhereFilterOp } from 'firebase-admin/firestore';
+import type { Logger } from '../../logger';
+import { carryOptions, replayCarried } from '../carry-over';
+import type { AttachContext, Detach, Emit, ListenerSource, ListenerSourceStats } from '../listener-source';
+import { ListenerStats } from '../listener-stats';
+import { fillPath, type UserListenerConfig } from '../listeners-config';
+import type { WatermarkStore } from '../watermark-store';
+import { WatchedQuery } from './watched-query';
+
+/** Options of {@link FirestoreListenerSource}. */
+export interface FirestoreListenerSourceOptions {
+  /** The process's one Firestore client (every listener shares its channels). */
+  firestore: Firestore;
+  /** The `user` entries of LISTENERS_FILE. */
+  listeners: readonly UserListenerConfig[];
+  marks: WatermarkStore;
+  logger: Logger;
+  /** Shared with the workflow source so /metrics has one set of figures. @default a new one (10 000 users) */
+  stats?: ListenerStats;
+  /** @default 500 */
+  retryMinMs?: number;
+  /** @default 30_000 */
+  retryMaxMs?: number;
+  /** @default 1_800_000 */
+  stallMs?: number;
+  /** Paths each listener tracks at most to report deletions during a takeover. @default 1_000 */
+  trackedDocsMax?: number;
+}
+
+/** Thrown for a user id that cannot be placed in a Firestore path. */
+export class ListenerUserIdError extends Error {
+  override readonly name = 'ListenerUserIdError';
+}
+
+/**
+ * The per-user listeners of LISTENERS_FILE on Firestore. Each attach opens one
+ * {@link WatchedQuery} per configured listener, resuming from the marks the
+ * previous owner of the user stored and from what it published after them (read
+ * back from the user's stream: it may have been killed before storing), and its
+ * detach closes them (forgetting the marks unless the listeners are handed over to
+ * another instance).
+ */
+export class FirestoreListenerSource implements ListenerSource {
+  readonly name = 'firestore';
+  readonly #o: FirestoreListenerSourceOptions;
+  readonly #stats: ListenerStats;
+  readonly #live = new Set<WatchedQuery>();
+
+  constructor(options: FirestoreListenerSourceOptions) {
+    this.#o = options;
+    this.#stats = options.stats ?? new ListenerStats(10_000);
+  }
+
+  #query(config: UserListenerConfig, userId: string): Query {
+    let query: Query = this.#o.firestore.collection(fillPath(config.collection, { uid: userId }));
+    for (const [field, op, value] of config.where ?? []) {
+      query = query.where(field, op as WhereFilterOp, value === '{uid}' ? userId : value);
+    }
+    return query;
+  }
+
+  async attach(userId: string, emit: Emit, context: AttachContext = {}): Promise<Detach> {
+    if (userId.includes('/')) throw new ListenerUserIdError(`user id ${JSON.stringify(userId)} contains '/'`);
+    const resume = await this.#o.marks.get(userId);
+    const replayed = await Promise.all(
+      this.#o.listeners.map((config) =>
+        replayCarried(
+          context.readSince,
+          { mark: resume.marks[config.name], cursor: resume.cursors[config.name] },
+          (change) => change.source === this.name && change.listener === config.name,
+          (reason) =>
+            this.#o.logger.warn('listener_error', {
+              uid: userId,
+              listener: config.name,
+              kind: 'replay',
+              error: reason,
+            }),
+        ),
+      ),
+    );
+    let fenced = false;
+    const queries = this.#o.listeners.map(
+      (config, i) =>
+        new WatchedQuery({
+          query: this.#query(config, userId),
+          userId,
+          listener: config.name,
+          source: this.name,
+          emit,
+          mark: resume.marks[config.name],
+          docs: resume.docs[config.name] ?? {},
+          overflowed: resume.overflowed.includes(config.name),
+          ...(resume.cursors[config.name] ? { cursor: resume.cursors[config.name] } : {}),
+          saveMark: (mark, delta, cursor) =>
+            context.fence
+              ? this.#o.marks.set(userId, config.name, mark, context.fence, delta, cursor)
+              : Promise.resolve(true),
+          onFenced: () => {
+            if (fenced) return;
+            fenced = true;
+            this.#o.logger.warn('listener_lease_lost', { uid: userId, reason: 'fenced' });
+            context.onFenced?.();
+          },
+          ...carryOptions(context.carry, config.name, replayed[i]),
+          observer: this.#stats,
+          logger: this.#o.logger,
+          ...(this.#o.retryMinMs === undefined ? {} : { retryMinMs: this.#o.retryMinMs }),
+          ...(this.#o.retryMaxMs === undefined ? {} : { retryMaxMs: this.#o.retryMaxMs }),
+          ...(this.#o.stallMs === undefined ? {} : { stallMs: this.#o.stallMs }),
+          ...(this.#o.trackedDocsMax === undefined ? {} : { trackedDocsMax: this.#o.trackedDocsMax }),
+        }),
+    );
+    for (const q of queries) {
+      this.#live.add(q);
+      q.start();
+    }
+    return async (options = {}) => {
+      await Promise.all(queries.map((q) => q.stop()));
+      for (const q of queries) this.#live.delete(q);
+      if (!options.handover) await this.#o.marks.clear(userId);
+    };
+  }
+
+  stats(): ListenerSourceStats {
+    return this.#stats.snapshot(this.#live.size);
+  }
+}

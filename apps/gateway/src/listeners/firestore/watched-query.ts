@@ -1,0 +1,381 @@
+import type { Cursor, ListenerChange } from '@livebus/protocol';
+import type { Query, QuerySnapshot, Timestamp } from 'firebase-admin/firestore';
+import type { Logger } from '../../logger';
+import { addToUnsaved, deltaOf, mergeCarried, type UnsavedMark } from '../carry-over';
+import type { Emit } from '../listener-source';
+import { type DeliveredDelta, type DeliveredDocs, isAfter, markOf } from '../watermark-store';
+import { firestoreJson, timestampText } from './firestore-json';
+
+/** What a {@link WatchedQuery} reports to its source (metrics). */
+export interface WatchedQueryObserver {
+  reads(userId: string, listener: string, reads: number): void;
+  events(listener: string, count: number): void;
+  deduplicated(listener: string, count: number): void;
+  error(kind: string): void;
+  restart(): void;
+}
+
+/** Options of {@link WatchedQuery}. */
+export interface WatchedQueryOptions {
+  query: Query;
+  userId: string;
+  /** Listener name (the `listener` field of its events). */
+  listener: string;
+  /** The `source` field of its events. */
+  source: string;
+  emit: Emit;
+  /** Where the previous owner stopped (see {@link import('../watermark-store').WatermarkStore}); undefined: start afresh. */
+  mark: string | undefined;
+  /** Documents delivered as present before (path -> update time), stored with the mark. @default {} */
+  docs?: DeliveredDocs;
+  /** The delivered set overflowed {@link WatchedQueryOptions.trackedDocsMax} before. @default false */
+  overflowed?: boolean;
+  /** Cursor of the last event the stored mark covers (an older carried one never replaces it). */
+  cursor?: Cursor;
+  /**
+   * Paths tracked at most in the delivered set; past it, documents that are not
+   * tracked are deduplicated by the mark alone and their deletion during a takeover
+   * goes unreported. @default 1_000
+   */
+  trackedDocsMax?: number;
+  /**
+   * Stores the mark, the delivered set's changes and the cursor of the last event the
+   * mark covers (undefined: unchanged) after each published snapshot; false: the lease
+   * is gone (fenced).
+   */
+  saveMark: (mark: string, delta: DeliveredDelta, cursor: Cursor | undefined) => Promise<boolean>;
+  /** Called once when {@link WatchedQueryOptions.saveMark} answers false. */
+  onFenced: () => void;
+  /**
+   * What this listener published on this instance before (a stopped predecessor) but
+   * never stored; merged into `mark` and `docs`, and saved once the query starts.
+   */
+  carried?: UnsavedMark;
+  /**
+   * Called by {@link WatchedQuery.stop} with what was published but could not be
+   * stored (Redis away, or the lease lost while a publish was in flight), so a later
+   * attach on this instance resumes from it instead of from the stale stored mark.
+   */
+  onUnsaved?: (unsaved: UnsavedMark) => void;
+  /** Registers a retry of an unsaved mark (the manager calls it on each lease renewal); returns its removal. */
+  retrySaves?: (retry: () => void) => () => void;
+  observer: WatchedQueryObserver;
+  logger: Logger;
+  /** @default 500 */
+  retryMinMs?: number;
+  /** @default 30_000 */
+  retryMaxMs?: number;
+  /** No snapshot for this long: re-open (0: never). @default 1_800_000 */
+  stallMs?: number;
+}
+
+/** Error code of a Firestore failure as a stable metric label. */
+function kindOf(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  const names: Record<number, string> = {
+    1: 'cancelled',
+    2: 'unknown',
+    3: 'invalid_argument',
+    4: 'deadline_exceeded',
+    5: 'not_found',
+    7: 'permission_denied',
+    8: 'resource_exhausted',
+    9: 'failed_precondition',
+    13: 'internal',
+    14: 'unavailable',
+    16: 'unauthenticated',
+  };
+  return typeof code === 'number' ? (names[code] ?? 'other') : 'other';
+}
+
+/**
+ * One Firestore query listener of one user, kept alive: a failed listener
+ * (permission denied, network, a stream that stalls) is re-opened with jittered
+ * backoff, and every (re)open resumes from what was delivered, so nothing is
+ * delivered twice.
+ *
+ * Snapshots are applied one at a time. The first snapshot of a user with no mark
+ * is delivered as `initial` added events. Afterwards each document version is
+ * delivered once, judged per document: the listener remembers, per path, the
+ * update time it delivered (the delivered set, stored with the mark), and drops a
+ * version it already delivered. The first snapshot of a re-open (or of a takeover)
+ * therefore delivers what changed meanwhile (`added` for a path never delivered,
+ * `modified` otherwise) and a `removed` for every delivered path it lacks (deleted
+ * while no listener ran). Deduplicating per document rather than by the snapshot's
+ * read time alone matters when read times are not consistent with commit times (a
+ * restarted Firestore emulator sends a snapshot that omits a commit older than its
+ * read time, and delivers it later); the mark alone is used only for paths past
+ * the bound of the delivered set.
+ */
+export class WatchedQuery {
+  readonly #o: Required<Omit<WatchedQueryOptions, 'carried' | 'cursor' | 'onUnsaved' | 'retrySaves'>> &
+    Pick<WatchedQueryOptions, 'onUnsaved' | 'retrySaves'>;
+  #unsubscribe: (() => void) | undefined;
+  #chain: Promise<void> = Promise.resolve();
+  #mark: string | undefined;
+  readonly #docs: Map<string, string>;
+  #overflowed: boolean;
+  #seenFirst = false;
+  #attempt = 0;
+  #lastSnapshotAt = Date.now();
+  #retryTimer: NodeJS.Timeout | undefined;
+  #stallTimer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #generation = 0;
+  /** Published but not stored yet: saved with the next snapshot, on a lease renewal, or handed over on stop. */
+  #unsaved: UnsavedMark | undefined;
+  #retryQueued = false;
+  #stopRetries: (() => void) | undefined;
+
+  constructor(options: WatchedQueryOptions) {
+    this.#o = {
+      retryMinMs: 500,
+      retryMaxMs: 30_000,
+      stallMs: 1_800_000,
+      docs: {},
+      overflowed: false,
+      trackedDocsMax: 1_000,
+      ...options,
+    };
+    const merged = mergeCarried(
+      {
+        mark: options.mark,
+        docs: this.#o.docs,
+        overflowed: this.#o.overflowed,
+        ...(options.cursor ? { cursor: options.cursor } : {}),
+      },
+      options.carried,
+    );
+    this.#mark = merged.mark;
+    this.#docs = new Map(Object.entries(merged.docs));
+    this.#overflowed = merged.overflowed;
+    this.#unsaved = merged.unsaved;
+  }
+
+  /** Whether a Firestore listener is registered now (false while waiting to retry). */
+  get open(): boolean {
+    return this.#unsubscribe !== undefined;
+  }
+
+  /** Opens the listener. */
+  start(): void {
+    // A carried-over mark goes to the store under this attach's lease before any snapshot.
+    if (this.#unsaved) this.#retrySave();
+    this.#stopRetries = this.#o.retrySaves?.(() => this.#retrySave());
+    this.#open();
+    if (this.#o.stallMs > 0) {
+      this.#stallTimer = setInterval(() => this.#checkStall(), Math.min(this.#o.stallMs / 2, 60_000));
+      this.#stallTimer.unref();
+    }
+  }
+
+  #open(): void {
+    if (this.#stopped) return;
+    const generation = ++this.#generation;
+    this.#seenFirst = false;
+    this.#lastSnapshotAt = Date.now();
+    this.#unsubscribe = this.#o.query.onSnapshot(
+      (snapshot) => {
+        // Queued, so a slow publish never lets two snapshots interleave.
+        this.#chain = this.#chain.then(() => this.#apply(snapshot, generation));
+      },
+      (error) => this.#fail(kindOf(error), error, generation),
+    );
+  }
+
+  async #apply(snapshot: QuerySnapshot, generation: number): Promise<void> {
+    if (this.#stopped || generation !== this.#generation) return;
+    this.#lastSnapshotAt = Date.now();
+    const first = !this.#seenFirst;
+    this.#seenFirst = true;
+    const fresh = first && this.#mark === undefined;
+    const changes = snapshot.docChanges();
+    // Firestore bills every document of a first snapshot (at least one read), then one per change.
+    this.#o.observer.reads(this.#o.userId, this.#o.listener, first ? Math.max(1, snapshot.size) : changes.length);
+    const events: ListenerChange[] = [];
+    const delta: DeliveredDelta = { put: {}, del: [] };
+    const change = (path: string, type: ListenerChange['change'], updated: Timestamp, data?: unknown) =>
+      events.push({
+        source: this.#o.source,
+        listener: this.#o.listener,
+        path,
+        change: type,
+        initial: fresh,
+        update_time: timestampText(updated),
+        ...(type === 'removed' ? {} : { data: firestoreJson(data) }),
+      });
+    let dropped = 0;
+    const present = first && !fresh ? new Set<string>() : undefined;
+    for (const c of changes) {
+      const doc = c.doc;
+      const path = doc.ref.path;
+      if (c.type === 'removed') {
+        change(path, 'removed', snapshot.readTime);
+        delta.del.push(path);
+        continue;
+      }
+      present?.add(path);
+      const delivered = this.#docs.get(path) ?? delta.put[path];
+      let type = c.type;
+      if (delivered !== undefined) {
+        if (!isAfter(doc.updateTime, delivered)) {
+          dropped++; // this version was delivered before the re-open or takeover
+          continue;
+        }
+        if (first) type = 'modified';
+      } else if (this.#overflowed && !isAfter(doc.updateTime, this.#mark)) {
+        dropped++; // not tracked (past the bound): the mark decides
+        continue;
+      } else if (first && !fresh) {
+        type = this.#overflowed && !isAfter(doc.createTime, this.#mark) ? 'modified' : 'added';
+      }
+      change(path, type, doc.updateTime, doc.data());
+      delta.put[path] = markOf(doc.updateTime);
+    }
+    if (present) {
+      // Delivered as present, absent now: deleted while no listener ran.
+      for (const path of this.#docs.keys()) {
+        if (!present.has(path)) {
+          change(path, 'removed', snapshot.readTime);
+          delta.del.push(path);
+        }
+      }
+    }
+    if (dropped > 0) this.#o.observer.deduplicated(this.#o.listener, dropped);
+    let cursor: Cursor | undefined;
+    try {
+      for (const data of events) {
+        const published = await this.#o.emit({ event: 'listener.change', data });
+        if (published) cursor = published.cursor;
+      }
+    } catch (error) {
+      // Not published: re-open from the mark, which re-reads and re-sends what is missing.
+      this.#fail('emit', error, generation);
+      return;
+    }
+    if (events.length > 0) this.#o.observer.events(this.#o.listener, events.length);
+    this.#attempt = 0;
+    this.#track(delta);
+    const mark = markOf(snapshot.readTime);
+    this.#mark = mark;
+    // Published now, whether or not the store takes it (this snapshot's removals happened by its read time).
+    this.#unsaved = addToUnsaved(this.#unsaved, mark, delta, mark, cursor);
+    await this.#save();
+  }
+
+  /** Queues a save of the unsaved mark (at most one waiting) behind the snapshot being applied. */
+  #retrySave(): void {
+    if (this.#stopped || this.#retryQueued || !this.#unsaved) return;
+    this.#retryQueued = true;
+    this.#chain = this.#chain.then(() => {
+      this.#retryQueued = false;
+      return this.#save();
+    });
+  }
+
+  /** Stores the unsaved mark; kept when the store is away, handed over on stop when the lease is gone. */
+  async #save(): Promise<void> {
+    const unsaved = this.#unsaved;
+    if (!unsaved) return;
+    let saved: boolean;
+    try {
+      saved = await this.#o.saveMark(unsaved.mark, deltaOf(unsaved), unsaved.cursor);
+    } catch (error) {
+      // Redis away: kept, and retried on the next snapshot or lease renewal.
+      this.#o.logger.warn('listener_error', {
+        uid: this.#o.userId,
+        listener: this.#o.listener,
+        kind: 'mark',
+        error: String(error),
+      });
+      return;
+    }
+    if (saved) {
+      if (this.#unsaved === unsaved) this.#unsaved = undefined;
+      return;
+    }
+    if (!this.#stopped) this.#o.onFenced();
+  }
+
+  /** Applies a published snapshot's changes to the delivered set, within its bound. */
+  #track(delta: DeliveredDelta): void {
+    // Only tracked paths are stored, so only their removals need storing (this bounds the unsaved mark).
+    delta.del = delta.del.filter((path) => this.#docs.delete(path));
+    for (const [path, mark] of Object.entries(delta.put)) {
+      if (this.#docs.has(path) || this.#docs.size < this.#o.trackedDocsMax) {
+        this.#docs.set(path, mark);
+        continue;
+      }
+      delete delta.put[path];
+      if (!this.#overflowed) {
+        this.#overflowed = true;
+        delta.overflow = true;
+        this.#o.logger.warn('listener_docs_overflow', {
+          uid: this.#o.userId,
+          listener: this.#o.listener,
+          tracked: this.#docs.size,
+        });
+      }
+    }
+  }
+
+  #checkStall(): void {
+    if (this.#stopped || !this.#unsubscribe) return;
+    const silentMs = Date.now() - this.#lastSnapshotAt;
+    if (silentMs < this.#o.stallMs) return;
+    this.#o.logger.warn('listener_stalled', { uid: this.#o.userId, listener: this.#o.listener, silent_ms: silentMs });
+    this.#o.observer.error('stalled');
+    this.#close();
+    this.#o.observer.restart();
+    this.#open();
+  }
+
+  #fail(kind: string, error: unknown, generation: number): void {
+    if (this.#stopped || generation !== this.#generation) return;
+    this.#close();
+    this.#o.observer.error(kind);
+    const attempt = ++this.#attempt;
+    const base = Math.min(this.#o.retryMaxMs, this.#o.retryMinMs * 2 ** (attempt - 1));
+    const delay = Math.round(base / 2 + (Math.random() * base) / 2);
+    this.#o.logger.warn('listener_error', {
+      uid: this.#o.userId,
+      listener: this.#o.listener,
+      kind,
+      attempt,
+      retry_in_ms: delay,
+      error: String(error),
+    });
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#o.observer.restart();
+      this.#open();
+    }, delay);
+    this.#retryTimer.unref();
+  }
+
+  #close(): void {
+    this.#generation++;
+    const unsubscribe = this.#unsubscribe;
+    this.#unsubscribe = undefined;
+    unsubscribe?.();
+  }
+
+  /**
+   * Closes the listener for good; resolves once no snapshot is being applied (a
+   * publish in flight completes first). A mark published but not stored is tried
+   * once more (the lease may still be held), then handed to `onUnsaved`.
+   */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#retryTimer);
+    clearInterval(this.#stallTimer);
+    this.#stopRetries?.();
+    this.#stopRetries = undefined;
+    this.#close();
+    await this.#chain;
+    await this.#save();
+    const unsaved = this.#unsaved;
+    this.#unsaved = undefined;
+    if (unsaved) this.#o.onUnsaved?.(unsaved);
+  }
+}

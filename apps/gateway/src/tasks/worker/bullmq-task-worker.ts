@@ -1,0 +1,159 @@
+import { isConnectionError } from '@livebus/publisher';
+import { type Job, WaitingError, Worker } from 'bullmq';
+import type { RedisClient } from '../../redis/redis-script';
+import { TaskHandBackError } from '../task-failure';
+import { TASK_KEY_PREFIX, TASK_QUEUE_NAME, workersKey } from '../task-keys';
+import type { TaskJobData } from '../task-queue';
+import { type TaskWorkOptions, taskWorkDefaults } from '../task-queue-options';
+import { failAbandonedTask, runTask, type TaskRunOutcome } from '../task-runner';
+
+/** Options of {@link BullMqTaskWorker}. */
+export interface BullMqTaskWorkerOptions extends TaskWorkOptions {
+  /** A connection for BullMQ (`maxRetriesPerRequest: null`); it duplicates it for blocking reads. */
+  connection: RedisClient;
+  /** Writes this worker's heartbeat. */
+  redis: RedisClient;
+  /** Names the worker in heartbeats and in BullMQ's job records. */
+  workerId: string;
+  /**
+   * How long a job stays locked without renewal (TASK_LOCK_MS); a worker that died
+   * mid-job loses its jobs to another worker about this long after. @default 30_000
+   */
+  lockMs?: number;
+  /** @default 5_000 */
+  heartbeatMs?: number;
+}
+
+/**
+ * The worker process's side of the BullMQ queue: runs up to `concurrency` jobs with the
+ * shared runner. A job whose worker died is moved back to wait by the stalled check of any
+ * live worker once its lock expires (at most twice, then failed), and started again.
+ */
+export class BullMqTaskWorker {
+  readonly #o: BullMqTaskWorkerOptions;
+  readonly #worker: Worker<TaskJobData, TaskRunOutcome>;
+  readonly #heartbeat: NodeJS.Timeout;
+  /** The running jobs' task ids and the signals that stop an attempt whose job lock was lost. */
+  readonly #running = new Map<string, { taskId: string; lost: AbortController }>();
+  /** Jobs whose lock this worker lost in the last minute (their BullMQ errors are expected). */
+  readonly #lost = new Set<string>();
+
+  constructor(options: BullMqTaskWorkerOptions) {
+    this.#o = options;
+    const lockMs = options.lockMs ?? 30_000;
+    const attemptsOf = (job: Job) => job.opts.attempts ?? options.attempts ?? taskWorkDefaults.attempts;
+    this.#worker = new Worker<TaskJobData, TaskRunOutcome>(
+      TASK_QUEUE_NAME,
+      async (job, token, signal) => {
+        const started = performance.now();
+        const seconds = () => (performance.now() - started) / 1000;
+        const attempt = Math.max(1, job.attemptsStarted);
+        const lost = new AbortController();
+        if (job.id) this.#running.set(job.id, { taskId: job.data.task_id, lost });
+        try {
+          const outcome = await runTask(options.runner, job.data, {
+            attempt,
+            last: job.attemptsMade + 1 >= attemptsOf(job),
+            lost: lost.signal,
+            ...(signal ? { signal } : {}),
+          });
+          options.observe?.(outcome, seconds());
+          options.logger.info('task_finished', { task_id: job.data.task_id, uid: job.data.user_id, outcome, attempt });
+          return outcome;
+        } catch (error) {
+          if (error instanceof TaskHandBackError) {
+            // Back to wait without using up an attempt: another worker starts it again.
+            await job.moveToWait(token);
+            options.observe?.('handed_back', seconds());
+            options.logger.info('task_handed_back', { task_id: job.data.task_id, attempt });
+            throw new WaitingError();
+          }
+          options.observe?.('retried', seconds());
+          options.logger.warn('task_retry', { task_id: job.data.task_id, attempt, error: String(error) });
+          throw error;
+        } finally {
+          if (job.id && this.#running.get(job.id)?.lost === lost) this.#running.delete(job.id);
+        }
+      },
+      {
+        connection: options.connection,
+        prefix: TASK_KEY_PREFIX,
+        name: options.workerId,
+        concurrency: options.concurrency ?? taskWorkDefaults.concurrency,
+        lockDuration: lockMs,
+        stalledInterval: lockMs,
+        maxStalledCount: 2,
+      },
+    );
+    this.#worker.on('error', (error) => {
+      // Every failed reconnect attempt lands here while Redis is away; `redis_status` tells that story once.
+      if (isConnectionError(error)) return;
+      // A lost lock is `task_lock_lost`, once; BullMQ then repeats it at each renewal, and
+      // refuses to finish the lost attempt ("Missing lock for job ...", or "Lock mismatch"
+      // when the job was started again meanwhile), as it should.
+      const jobId =
+        /(?:could not renew lock for job|Missing (?:lock|key) for job|Lock mismatch for job) ([^\s.]+)/.exec(
+          error.message,
+        )?.[1];
+      if (jobId && this.#lost.has(jobId)) return;
+      options.logger.warn('task_worker_error', { error: String(error) });
+    });
+    this.#worker.on('stalled', (jobId) => options.logger.warn('task_stalled', { job_id: jobId }));
+    // The lock could not be renewed: it lapsed (Redis was away longer than TASK_LOCK_MS, or
+    // this process froze), so the stalled check starts the job again, here or on another
+    // worker. This attempt stops at its next checkpoint; the task store fences it meanwhile.
+    this.#worker.on('lockRenewalFailed', (jobIds) => {
+      for (const jobId of jobIds) {
+        const running = this.#running.get(jobId);
+        if (!running || running.lost.signal.aborted) continue;
+        running.lost.abort();
+        this.#lost.add(jobId);
+        setTimeout(() => this.#lost.delete(jobId), 60_000).unref();
+        options.logger.warn('task_lock_lost', { task_id: running.taskId, job_id: jobId });
+      }
+    });
+    this.#worker.on('failed', (job, error) => {
+      // A job the runner did not end: it stalled too often, or its retries ran out outside the runner.
+      if (!job || (job.attemptsMade < attemptsOf(job) && !/stalled/i.test(error.message))) return;
+      failAbandonedTask(options.runner, job.data.task_id, `the job was given up: ${error.message}`).then(
+        (ended) => {
+          if (ended) options.observe?.('failed', 0);
+        },
+        (e: unknown) => options.logger.warn('task_worker_error', { task_id: job.data.task_id, error: String(e) }),
+      );
+    });
+    const beat = () =>
+      options.redis.zadd(workersKey, Date.now(), options.workerId).then(
+        () => options.redis.zremrangebyscore(workersKey, '-inf', Date.now() - 60_000),
+        () => {},
+      );
+    void beat();
+    this.#heartbeat = setInterval(beat, options.heartbeatMs ?? 5_000);
+    this.#heartbeat.unref();
+  }
+
+  /** Jobs running now. */
+  get active(): number {
+    // BullMQ has no public counter; the lock manager tracks exactly the jobs in flight.
+    return (
+      (
+        this.#worker as unknown as { lockManager?: { getActiveJobCount?: () => number } }
+      ).lockManager?.getActiveJobCount?.() ?? 0
+    );
+  }
+
+  /**
+   * Graceful stop: takes no new job, lets running ones finish, and when `graceMs` is
+   * nearly spent hands the rest back to the queue (they stop at their next checkpoint).
+   */
+  async close(graceMs: number): Promise<void> {
+    clearInterval(this.#heartbeat);
+    await this.#o.redis.zrem(workersKey, this.#o.workerId).catch(() => {});
+    const closing = this.#worker.close();
+    const handBackAt = setTimeout(() => this.#worker.cancelAllJobs('shutdown'), Math.max(0, graceMs - 1_500));
+    const forceAt = new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, graceMs - 250)).unref());
+    await Promise.race([closing, forceAt]);
+    clearTimeout(handBackAt);
+    await this.#worker.close(true).catch(() => {});
+  }
+}

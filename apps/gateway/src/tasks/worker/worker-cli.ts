@@ -1,0 +1,196 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createPublisher } from '@livebus/publisher';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { ConfigError, type GatewayConfig, loadConfig } from '../../config';
+import { createLogger, type Logger } from '../../logger';
+import { RedisUnreachableError, waitForRedisAtStart } from '../../redis/redis-start-wait';
+import { RedisStatusLog } from '../../redis/redis-status-log';
+import { exitIfPortInUse, explainListenError } from '../../transport/port-in-use';
+import { VERSION } from '../../version';
+import { BullMqTaskQueue } from '../bullmq-task-queue';
+import { RedisTaskStore } from '../redis-task-store';
+import { registerTaskMetrics } from '../task-metrics';
+import { closeTaskRedis, openTaskRedis } from '../task-redis';
+import { BullMqTaskWorker } from './bullmq-task-worker';
+
+/** A running worker process. */
+export interface TaskWorkerProcess {
+  /** Bound address of /healthz and /metrics. */
+  address: AddressInfo;
+  /** Graceful stop within SHUTDOWN_GRACE_MS: running jobs finish or go back to the queue. */
+  stop(reason: string): Promise<void>;
+}
+
+/**
+ * `livebus-gateway worker`: reads the same environment as the gateway, refuses to start
+ * without REDIS_URL (exit 78) or when its Redis does not answer within
+ * REDIS_START_TIMEOUT_MS (exit 69), runs until SIGTERM or SIGINT, then stops gracefully.
+ */
+export async function runWorkerCli(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  let config: GatewayConfig;
+  try {
+    config = loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`livebus-gateway worker: ${error.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+  if (!config.redisUrl) {
+    process.stderr.write(
+      'livebus-gateway worker: REDIS_URL is required (without Redis the gateway runs tasks in its own process)\n',
+    );
+    process.exit(78);
+  }
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat, instanceId: config.instanceId });
+  // As the gateway: a Redis that stays away at start stops the worker with one clear line
+  // (exit 69) rather than a worker whose /healthz says ok while it can take no job.
+  try {
+    await waitForRedisAtStart(config, {
+      onFirstFailure: (error) =>
+        logger.warn('redis_status', { status: 'down', error, start_wait_ms: config.redisStartTimeoutMs }),
+    });
+  } catch (error) {
+    if (!(error instanceof RedisUnreachableError)) throw error;
+    process.stderr.write(`livebus-gateway worker: ${error.message}\n`);
+    process.exit(69); // EX_UNAVAILABLE
+  }
+  const worker = await startTaskWorker(config, logger).catch(exitIfPortInUse('livebus-gateway worker'));
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    setTimeout(() => process.exit(1), config.shutdownGraceMs + 1_000).unref();
+    worker.stop(signal).then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/**
+ * Starts a task worker: a BullMQ worker (unless UNIFIED_REGISTRY_ENABLED is false, when it
+ * stays idle and takes no job), progress published to users through `@livebus/publisher`,
+ * and an HTTP server with /healthz and /metrics on WORKER_HTTP_PORT.
+ */
+export async function startTaskWorker(config: GatewayConfig, logger: Logger): Promise<TaskWorkerProcess> {
+  // Two connections: `redis` fails fast (heartbeats, the queue depth of /metrics, the
+  // status of /healthz); `jobs` waits through a reconnect (BullMQ, and the running jobs'
+  // task store and progress events), so a Redis blip pauses a job at its next step
+  // instead of failing the attempt and starting the analysis over.
+  const redis = openTaskRedis(config, 'worker');
+  const jobs = openTaskRedis(config, 'worker-jobs', { forBullMqWorker: true });
+  new RedisStatusLog(logger, redis, { redisUrl: config.redisUrl });
+  const store = new RedisTaskStore(jobs, { ttlMs: config.taskTtlS * 1000 });
+  // Retention must match the gateways', which read the same per-user streams.
+  const publisher = createPublisher(
+    { redis: jobs },
+    {
+      retentionEvents: config.streamRetentionEvents,
+      retentionMs: config.streamRetentionMs,
+      retentionBytes: config.streamRetentionBytes,
+    },
+  );
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'livebus_worker_' });
+  const queue = new BullMqTaskQueue({ connection: redis, redis, store });
+  const metrics = registerTaskMetrics(registry, () => queue.depth());
+
+  const enabled = config.unifiedRegistryEnabled;
+  const worker = enabled
+    ? new BullMqTaskWorker({
+        connection: jobs,
+        redis,
+        workerId: config.instanceId,
+        runner: {
+          store,
+          publish: (uid, event) => publisher.publish(uid, event),
+          analysis: { maxBytes: config.taskMaxDocumentBytes, stageDelayMs: config.taskStageDelayMs },
+        },
+        logger,
+        concurrency: config.workerConcurrency,
+        attempts: config.taskAttempts,
+        backoffMs: config.taskBackoffMs,
+        lockMs: config.taskLockMs,
+        observe: metrics.observe,
+      })
+    : undefined;
+  if (!enabled) {
+    logger.warn('task_worker_idle', {
+      reason: 'UNIFIED_REGISTRY_ENABLED=false: tasks are off; this worker takes no job until it is set to true',
+    });
+  }
+
+  const server = createServer((req, res) => {
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify(body));
+    };
+    if (req.method === 'GET' && req.url === '/healthz') {
+      json(200, {
+        status: 'ok',
+        role: 'worker',
+        version: VERSION,
+        instance_id: config.instanceId,
+        enabled,
+        concurrency: config.workerConcurrency,
+        active: worker?.active ?? 0,
+        redis: redis.status === 'ready' ? 'ok' : 'down',
+      });
+    } else if (req.method === 'GET' && req.url === '/metrics') {
+      if (config.adminToken && req.headers.authorization !== `Bearer ${config.adminToken}`) {
+        json(401, { error: { code: 'unauthenticated', message: 'admin token required' } });
+        return;
+      }
+      registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(text);
+        },
+        () => json(500, { error: { code: 'internal', message: 'metrics failed' } }),
+      );
+    } else {
+      json(404, { error: { code: 'not_found', message: 'the worker serves /healthz and /metrics' } });
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.workerHttpPort, config.host, () => resolve());
+  }).catch(async (error: unknown) => {
+    // Nothing may stay open: the caller exits, or (embedded) carries on without this worker.
+    await worker?.close(0);
+    await Promise.allSettled([queue.close(), publisher.close()]);
+    await Promise.allSettled([closeTaskRedis(redis), closeTaskRedis(jobs)]);
+    throw explainListenError(error, 'WORKER_HTTP_PORT', config.workerHttpPort);
+  });
+  const address = server.address() as AddressInfo;
+  logger.info('task_worker_listening', {
+    host: address.address,
+    port: address.port,
+    enabled,
+    concurrency: config.workerConcurrency,
+    queue: 'bullmq',
+  });
+
+  return {
+    address,
+    async stop(reason) {
+      const started = Date.now();
+      logger.info('task_worker_shutdown_start', {
+        reason,
+        active: worker?.active ?? 0,
+        grace_ms: config.shutdownGraceMs,
+      });
+      await worker?.close(config.shutdownGraceMs);
+      await Promise.allSettled([queue.close(), publisher.close()]);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.allSettled([closeTaskRedis(redis), closeTaskRedis(jobs)]);
+      logger.info('task_worker_shutdown_complete', { took_ms: Date.now() - started });
+    },
+  };
+}
