@@ -15,6 +15,7 @@ import { MemoryPresence } from './fleet/presence/memory-presence';
 import type { Presence } from './fleet/presence/presence';
 import { MemoryRegistryStore } from './fleet/registry/memory-registry-store';
 import type { RegistryStore } from './fleet/registry/registry-store';
+import { type GatewayHookEvents, type GatewayHooks, Hooks } from './hooks';
 import { registerListenerMetrics } from './listeners/listener-metrics';
 import type { ListenerSource, WorkflowSource } from './listeners/listener-source';
 import { ListenersManager } from './listeners/listeners-manager';
@@ -39,6 +40,8 @@ export type DependencyStatus = 'ok' | 'down' | 'disabled';
 /** Ports and collaborators; each defaults to its embedded implementation. */
 export interface GatewayDeps {
   logger?: Logger;
+  /** Where lifecycle events go. @default a fresh emitter, exposed as {@link Gateway.hooks} */
+  hooks?: GatewayHooks;
   registry?: RegistryStore;
   bus?: EventBus;
   auth?: Authenticator;
@@ -75,6 +78,8 @@ export interface Gateway {
   readonly config: GatewayConfig;
   readonly server: Server;
   readonly metrics: GatewayMetrics;
+  /** Lifecycle events (sessions, detaches, registry cleanups, leases, admission): observe, never steer. */
+  readonly hooks: GatewayHooks;
   /** Starts listening on `config.host:config.port` (and the health port, if any); resolves with the bound address. */
   listen(): Promise<AddressInfo>;
   /** Where the health thread listens (HEALTH_PORT), once listening; undefined without one. */
@@ -114,6 +119,7 @@ export interface GatewayStats {
 export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Gateway {
   const logger =
     deps.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, instanceId: config.instanceId });
+  const hooks = deps.hooks ?? new Hooks<GatewayHookEvents>();
   const registry = deps.registry ?? new MemoryRegistryStore();
   const bus =
     deps.bus ??
@@ -395,6 +401,7 @@ export function createGateway(config: GatewayConfig, deps: GatewayDeps = {}): Ga
     config,
     server,
     metrics,
+    hooks,
     publish,
     shutdown,
     stats,

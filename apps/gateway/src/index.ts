@@ -18,6 +18,7 @@ export { MemoryRegistryStore } from './fleet/registry/memory-registry-store';
 export { RedisRegistryStore } from './fleet/registry/redis-registry-store';
 export type { RegistryStore } from './fleet/registry/registry-store';
 export { createGateway, type DependencyStatus, type Gateway, type GatewayDeps, type GatewayStats } from './gateway';
+export { type GatewayHookEvents, type GatewayHooks, type HookListener, Hooks, type HooksOptions } from './hooks';
 export type { Detach, ListenerSource } from './listeners/listener-source';
 export { assembleDeps, type DepsBuilders, loadDeps } from './load-deps';
 export { createLogger, type LogEvent, type Logger } from './logger';
