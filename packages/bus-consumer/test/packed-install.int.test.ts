@@ -10,7 +10,7 @@ import { type GatewayHandle, startGateway } from './helpers';
 // fresh project outside the workspace, then used from ESM, CJS, TypeScript and the shell.
 const run = promisify(execFile);
 const root = join(__dirname, '..', '..', '..');
-const PACKAGES = ['packages/protocol', 'packages/publisher', 'apps/bus-consumer'];
+const PACKAGES = ['packages/protocol', 'packages/publisher', 'packages/bus-consumer'];
 const tsc = require.resolve('typescript/bin/tsc');
 
 describe('the packed packages installed outside the workspace', () => {
