@@ -1,13 +1,6 @@
-// `livebus`: tail a user's events, call an RPC method or publish an event from a terminal.
+// `livebus`: tail a user's events or call an RPC method from a terminal.
 import { parseArgs } from 'node:util';
-import {
-  type AppEvent,
-  CursorSchema,
-  isEventType,
-  isRpcMethod,
-  type RpcMethod,
-  type RpcParams,
-} from '@livebus/protocol';
+import { CursorSchema, isRpcMethod, type RpcMethod, type RpcParams } from '@livebus/protocol';
 import { ConnectError, RpcError } from './errors';
 import { groupedListener } from './grouped-handlers';
 import { BusConsumer, type ConsumerOptions } from './index';
@@ -26,9 +19,9 @@ Usage:
   livebus rpc --url URL [--token TOKEN | --user USER_ID] METHOD [JSON_ARG ...]
       Calls METHOD with positional JSON arguments; prints the result as JSON and exits 0,
       or prints the error ({ code, message, data }) on stderr and exits 1.
-  livebus publish --redis-url URL [--cluster] [--retries N] USER_ID EVENT_TYPE JSON_DATA
-      Publishes one event through Redis to every gateway of the fleet (no gateway URL
-      needed); prints the event's cursor and exits 0, or explains why not and exits 1.
+
+  Publishing an event moved to the publisher's own command, livebus-publish
+  (npm install @livebus/publisher; npx livebus-publish --help).
 
 Options:
   --url URL        the gateway's WebSocket URL, e.g. wss://rt.example.com/ws
@@ -36,9 +29,6 @@ Options:
   --user USER_ID   user id, for gateways running with AUTH_MODE=none
   --cursor C       (tail) resume after this cursor
   --timeout MS     (rpc) call timeout, default 10000
-  --redis-url URL  (publish) the fleet's Redis, e.g. redis://localhost:6379
-  --cluster        (publish) the URL is one node of a Redis Cluster
-  --retries N      (publish) retries while Redis is unreachable (1 s, 2 s, 4 s, ...), default 3
   --group-window MS  (tail) print events in batches collected over MS milliseconds
   --group-by FIELD (tail) one batch per value of FIELD: a field of the event's data
                    (task_id) or of the frame (event); default: one batch for everything
@@ -49,7 +39,6 @@ Examples:
   livebus tail --url ws://localhost:8080/ws --user alice
   livebus tail --url ws://localhost:8080/ws --user alice --group-window 2000 --group-by task_id
   livebus rpc --url ws://localhost:8080/ws --user alice REGISTRY.register_user '"alice"' '"tab-1"' '"/inbox"'
-  livebus publish --redis-url redis://localhost:6379 alice task.progress_update '{"task_id":"t1","status":"running","progress":40}'
 `;
 
 function fail(message: string): never {
@@ -65,6 +54,7 @@ async function main(): Promise<void> {
     user: { type: 'string' },
     cursor: { type: 'string' },
     timeout: { type: 'string' },
+    // Recognised only so that an old `livebus publish` command line reaches movedPublish().
     'redis-url': { type: 'string' },
     cluster: { type: 'boolean' },
     retries: { type: 'string' },
@@ -88,10 +78,7 @@ async function main(): Promise<void> {
     process.stdout.write(HELP);
     process.exit(values.help ? 0 : 2);
   }
-  if (command === 'publish') {
-    await publish(values['redis-url'], values.cluster === true, values.retries, rest);
-    return;
-  }
+  if (command === 'publish') movedPublish();
   if (!values.url) fail('--url is required');
   const token = values.token ?? process.env.LIVEBUS_TOKEN;
   const url = values.url;
@@ -249,51 +236,18 @@ async function reachability(url: string): Promise<string | undefined> {
   }
 }
 
-/** Exit codes of `publish`: 2 for a wrong command line, 1 for an event or Redis that said no. */
-async function publish(redisUrl: string | undefined, cluster: boolean, retries: string | undefined, args: string[]) {
-  if (!redisUrl) fail('publish needs --redis-url');
-  const [userId, type, json, ...extra] = args;
-  if (!userId || !type || json === undefined || extra.length > 0) fail('publish needs USER_ID EVENT_TYPE JSON_DATA');
-  const count = retries === undefined ? 3 : Number(retries);
-  if (!Number.isInteger(count) || count < 0) fail('--retries must be a whole number, 0 or more');
-  const exit = (message: string): never => {
-    process.stderr.write(`livebus: ${message}\n`);
-    process.exit(1);
-  };
-  if (!isEventType(type)) exit(`unknown event type ${type}`);
-  let data: unknown;
-  try {
-    data = JSON.parse(json);
-  } catch (error) {
-    exit(`JSON_DATA is not JSON: ${(error as Error).message}`);
-  }
-  // Loaded here so that tail and rpc never load a Redis client.
-  const { createPublisher, InvalidEventError, PublishError } = await import('@livebus/publisher');
-  const retryDelaysMs = Array.from({ length: count }, (_, i) => 1_000 * 2 ** i);
-  let publisher: ReturnType<typeof createPublisher>;
-  try {
-    // One event, then exit: no outbox to wait in, the exit code must say whether it was stored.
-    publisher = createPublisher({ redisUrl, cluster }, { retryDelaysMs, outboxMaxEvents: 0 });
-  } catch {
-    // Not quoted: the URL may hold a password.
-    fail('--redis-url must be a redis:// or rediss:// URL, like redis://localhost:6379');
-  }
-  try {
-    // The event is checked by the publisher (InvalidEventError), not by this cast.
-    const stored = await publisher.publish(userId, { event: type, data } as AppEvent);
-    process.stdout.write(`${stored.cursor}\n`);
-    await publisher.close();
-    process.exit(0);
-  } catch (error) {
-    await publisher.close();
-    if (error instanceof InvalidEventError) exit(error.message);
-    // "cannot reach Redis at HOST:PORT (CODE) after N attempt(s)": say which setting to fix.
-    if (error instanceof PublishError && error.code === 'redis_unavailable') {
-      exit(`${error.code}: ${error.message}; check --redis-url`);
-    }
-    if (error instanceof PublishError) exit(`${error.code}: ${error.message}`);
-    exit(String(error));
-  }
+/**
+ * `livebus publish` moved to @livebus/publisher's `livebus-publish`, so that installing
+ * the client (in every frontend) no longer installs a Redis client. Says where, exit 2.
+ * The arguments are not echoed: the Redis URL may hold a password.
+ */
+function movedPublish(): never {
+  process.stderr.write(
+    "livebus: publish moved to the publisher's own command, livebus-publish, with the same arguments:\n" +
+      '  npm install @livebus/publisher\n' +
+      '  npx livebus-publish --redis-url URL [--cluster] [--retries N] USER_ID EVENT_TYPE JSON_DATA\n',
+  );
+  process.exit(2);
 }
 
 void main();

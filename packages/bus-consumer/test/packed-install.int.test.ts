@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -10,12 +10,13 @@ import { type GatewayHandle, startGateway } from './helpers';
 // fresh project outside the workspace, then used from ESM, CJS, TypeScript and the shell.
 const run = promisify(execFile);
 const root = join(__dirname, '..', '..', '..');
-const PACKAGES = ['packages/protocol', 'packages/publisher', 'apps/bus-consumer'];
+const PACKAGES = ['packages/protocol', 'packages/publisher', 'packages/bus-consumer'];
 const tsc = require.resolve('typescript/bin/tsc');
 
 describe('the packed packages installed outside the workspace', () => {
   let packs: string;
   let app: string;
+  let frontend: string | undefined;
   let g: GatewayHandle;
   const sh = (cmd: string, args: string[], cwd = app) =>
     run(cmd, args, { cwd, env: { ...process.env, npm_config_fund: 'false', npm_config_audit: 'false' } });
@@ -33,7 +34,7 @@ describe('the packed packages installed outside the workspace', () => {
 
   afterAll(async () => {
     await g?.stop();
-    for (const dir of [packs, app]) if (dir) rmSync(dir, { recursive: true, force: true });
+    for (const dir of [packs, app, frontend]) if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('each tarball passes npm publish --dry-run without corrections', async () => {
@@ -42,6 +43,37 @@ describe('the packed packages installed outside the workspace', () => {
       expect(stderr).not.toMatch(/auto-corrected|npm error/i);
     }
   }, 60_000);
+
+  it('installs the client with @livebus/protocol and ws only: no Redis client in a frontend', async () => {
+    frontend = mkdtempSync(join(tmpdir(), 'livebus-frontend-'));
+    writeFileSync(
+      join(frontend, 'package.json'),
+      JSON.stringify({ name: 'a-frontend', version: '1.0.0', private: true }),
+    );
+    const tarball = (name: string) => join(packs, readdirSync(packs).find((f) => f.startsWith(name)) ?? name);
+    await sh(
+      'npm',
+      [
+        'install',
+        '--no-package-lock',
+        '--prefer-offline',
+        tarball('livebus-protocol-'),
+        tarball('livebus-bus-consumer-'),
+      ],
+      frontend,
+    );
+    const installed = join(frontend, 'node_modules');
+    const manifest = JSON.parse(readFileSync(join(installed, '@livebus', 'bus-consumer', 'package.json'), 'utf8'));
+    expect(Object.keys(manifest.dependencies).sort()).toEqual(['@livebus/protocol', 'ws']);
+    expect(existsSync(join(installed, 'ioredis'))).toBe(false);
+    expect(existsSync(join(installed, '@livebus', 'publisher'))).toBe(false);
+    const { stdout } = await sh(
+      process.execPath,
+      ['-e', "const { BusConsumer } = require('@livebus/bus-consumer'); console.log(typeof BusConsumer)"],
+      frontend,
+    );
+    expect(stdout.trim()).toBe('function');
+  }, 120_000);
 
   it('imports from ESM', async () => {
     writeFileSync(
@@ -118,5 +150,18 @@ export const publish: typeof createPublisher = createPublisher;
       '"/packed"',
     ]);
     expect(JSON.parse(res.stdout)).toMatchObject({ success: true, user_id: 'packed-user' });
+  }, 30_000);
+
+  it("runs livebus-publish, the publisher package's command, through npx, by package name and by bin name", async () => {
+    const help = await sh('npx', ['--no-install', '@livebus/publisher', '--help']);
+    expect(help.stdout).toContain('livebus-publish --redis-url URL');
+    // Nothing listens on port 1: the packed command loads its Redis client and says why it cannot publish.
+    const data = '{"level":"info","message":"hi"}';
+    const args = ['--redis-url', 'redis://127.0.0.1:1', '--retries', '0', 'u', 'session.notice', data];
+    const down = await sh('npx', ['--no-install', 'livebus-publish', ...args]).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(down).toMatchObject({ code: 1, stderr: expect.stringContaining('cannot reach Redis at 127.0.0.1:1') });
   }, 30_000);
 });

@@ -25,7 +25,8 @@ import { ConnectError, FatalCloseError, RpcError } from './errors';
 import { type EventOf, type GroupOptions, groupedListener } from './grouped-handlers';
 import { Heartbeat } from './heartbeat';
 import { type ConsumerOptions, type ResolvedOptions, resolveOptions } from './options';
-import { hasProtocolPing, OPEN, onUpgradeRefused, type WebSocketLike } from './transport';
+import { hasProtocolPing, OPEN, type WebSocketLike } from './transport/socket';
+import { onUpgradeRefused } from './transport/upgrade-refusal';
 
 export type { EventOf, GroupOptions } from './grouped-handlers';
 export type { ResolvedOptions } from './options';

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { RedisStreamReader } from '@livebus/publisher';
 import { type RedisServerHandle, startRedisServer } from '@livebus/test-support';
 import { Redis } from 'ioredis';
+import { RedisStreamReader } from '../src';
 
 const cli = join(__dirname, '..', 'dist', 'cli.js');
 const run = promisify(execFile);
@@ -14,7 +14,7 @@ beforeAll(async () => {
 });
 afterAll(() => server.stop());
 
-async function livebus(...args: string[]) {
+async function livebusPublish(...args: string[]) {
   try {
     const { stdout, stderr } = await run(process.execPath, [cli, ...args]);
     return { code: 0, stdout, stderr };
@@ -24,10 +24,20 @@ async function livebus(...args: string[]) {
   }
 }
 
-describe('livebus publish', () => {
+describe('livebus-publish', () => {
+  it('prints its usage with --help and its version with --version, and exits 0', async () => {
+    const help = await livebusPublish('--help');
+    expect(help).toMatchObject({ code: 0, stderr: '' });
+    expect(help.stdout).toContain(
+      'livebus-publish --redis-url URL [--cluster] [--retries N] USER_ID EVENT_TYPE JSON_DATA',
+    );
+    const version = await livebusPublish('--version');
+    expect(version).toMatchObject({ code: 0, stdout: expect.stringMatching(/^\d+\.\d+\.\d+/) });
+  });
+
   it('prints the cursor of the stored event and exits 0', async () => {
     const data = '{"task_id":"t1","status":"running","progress":40}';
-    const res = await livebus('publish', '--redis-url', server.url, 'cli-pub', 'task.progress_update', data);
+    const res = await livebusPublish('--redis-url', server.url, 'cli-pub', 'task.progress_update', data);
     expect(res).toMatchObject({ code: 0, stderr: '' });
     const cursor = res.stdout.trim();
     expect(cursor).toMatch(/^[\w-]+:1$/);
@@ -41,20 +51,19 @@ describe('livebus publish', () => {
   });
 
   it('explains a bad event type, bad JSON or invalid data, and exits 1', async () => {
-    const type = await livebus('publish', '--redis-url', server.url, 'u', 'task.nope', '{}');
+    const type = await livebusPublish('--redis-url', server.url, 'u', 'task.nope', '{}');
     expect(type).toMatchObject({ code: 1, stderr: expect.stringContaining('unknown event type task.nope') });
-    const json = await livebus('publish', '--redis-url', server.url, 'u', 'session.notice', '{level:');
+    const json = await livebusPublish('--redis-url', server.url, 'u', 'session.notice', '{level:');
     expect(json).toMatchObject({ code: 1, stderr: expect.stringContaining('JSON_DATA is not JSON') });
-    const invalid = await livebus('publish', '--redis-url', server.url, 'u', 'session.notice', '{"level":"loud"}');
+    const invalid = await livebusPublish('--redis-url', server.url, 'u', 'session.notice', '{"level":"loud"}');
     expect(invalid).toMatchObject({ code: 1, stderr: expect.stringContaining('invalid event') });
-    const usage = await livebus('publish', 'u', 'session.notice', '{}');
+    const usage = await livebusPublish('u', 'session.notice', '{}');
     expect(usage).toMatchObject({ code: 2, stderr: expect.stringContaining('--redis-url') });
   });
 
   it('says Redis is unreachable after the retries (--retries 0: at once) and exits 1', async () => {
     const started = Date.now();
-    const res = await livebus(
-      'publish',
+    const res = await livebusPublish(
       '--redis-url',
       'redis://127.0.0.1:1',
       '--retries',
@@ -73,13 +82,13 @@ describe('livebus publish', () => {
     try {
       const data = '{"level":"info","message":"hi"}';
       const url = `redis://app:hunter2@127.0.0.1:${down.port}`;
-      const refused = await livebus('publish', '--redis-url', url, '--retries', '0', 'u', 'session.notice', data);
+      const refused = await livebusPublish('--redis-url', url, '--retries', '0', 'u', 'session.notice', data);
       expect(refused.code).toBe(1);
       expect(refused.stderr).toBe(
-        `livebus: redis_unavailable: cannot reach Redis at 127.0.0.1:${down.port} (ECONNREFUSED) after 1 attempt(s); check --redis-url\n`,
+        `livebus-publish: redis_unavailable: cannot reach Redis at 127.0.0.1:${down.port} (ECONNREFUSED) after 1 attempt(s); check --redis-url\n`,
       );
       const unknown = 'redis://:hunter2@no-such-host.invalid:1';
-      const host = await livebus('publish', '--redis-url', unknown, '--retries', '0', 'u', 'session.notice', data);
+      const host = await livebusPublish('--redis-url', unknown, '--retries', '0', 'u', 'session.notice', data);
       expect(host).toMatchObject({ code: 1 });
       expect(host.stderr).toMatch(/cannot reach Redis at no-such-host\.invalid:1 \((ENOTFOUND|EAI_AGAIN)\)/);
       expect(refused.stderr + host.stderr).not.toContain('hunter2');
@@ -90,7 +99,7 @@ describe('livebus publish', () => {
   });
 
   it('refuses a --redis-url that is not a redis:// URL (exit 2) instead of publishing to localhost', async () => {
-    const res = await livebus('publish', '--redis-url', 'localhost:6379', 'u', 'session.notice', '{}');
+    const res = await livebusPublish('--redis-url', 'localhost:6379', 'u', 'session.notice', '{}');
     expect(res).toMatchObject({
       code: 2,
       stderr: expect.stringContaining('--redis-url must be a redis:// or rediss:// URL'),

@@ -1,6 +1,6 @@
 import { protocolDefaults, SessionIdSchema, UserIdSchema } from '@livebus/protocol';
 import type { Backoff } from './backoff';
-import type { WebSocketLike } from './transport';
+import type { WebSocketLike } from './transport/socket';
 
 /** Options of {@link BusConsumer}. */
 export interface ConsumerOptions {

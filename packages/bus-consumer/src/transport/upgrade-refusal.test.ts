@@ -1,4 +1,4 @@
-import { judgeUpgradeRefusal } from './transport';
+import { judgeUpgradeRefusal } from './upgrade-refusal';
 
 describe('judgeUpgradeRefusal', () => {
   it('retries passing trouble (5xx, 429, 408), after the Retry-After when there is one', () => {

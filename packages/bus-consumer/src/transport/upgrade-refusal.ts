@@ -1,46 +1,6 @@
-import { retryAfterDelayMs } from './retry-after';
-
-/**
- * The part of the WebSocket API the client uses: the browser's global
- * WebSocket and the `ws` package both provide it.
- */
-export interface WebSocketLike {
-  readonly readyState: number;
-  binaryType?: string;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
-}
-
-/** The HTTP answer to an upgrade that was not `101` (what `ws` hands to `unexpected-response`). */
-export interface UpgradeRefusal {
-  statusCode?: number;
-  headers: Record<string, string | string[] | undefined>;
-  resume?(): void;
-}
-
-/**
- * `ws` sockets can send protocol pings, report pongs, and show the HTTP answer to a
- * refused upgrade (a gateway under admission control: `503` + `Retry-After`); browsers cannot.
- */
-export interface NodeSocketExtras {
-  ping(): void;
-  terminate(): void;
-  on(event: 'pong' | 'ping', listener: () => void): unknown;
-  on(event: 'unexpected-response', listener: (request: unknown, response: UpgradeRefusal) => void): unknown;
-}
-
-/**
- * Whether the socket can send protocol pings and see the peer's (`ws` in Node). Browsers'
- * cannot: such a client asks the gateway for app-level `ping` frames (`hello.app_ping`).
- */
-export function hasProtocolPing(socket: WebSocketLike): socket is WebSocketLike & NodeSocketExtras {
-  const s = socket as Partial<NodeSocketExtras>;
-  return typeof s.ping === 'function' && typeof s.on === 'function' && typeof s.terminate === 'function';
-}
+// Node only: what the HTTP answer to a refused upgrade means (browsers hide it).
+import { retryAfterDelayMs } from '../retry-after';
+import type { NodeSocketExtras, UpgradeRefusal } from './socket';
 
 /** What a refused upgrade means for the client: wait and retry, or stop (retrying cannot help). */
 export type UpgradeVerdict =
@@ -76,6 +36,3 @@ export function onUpgradeRefused(socket: NodeSocketExtras, listener: (verdict: U
     socket.terminate();
   });
 }
-
-/** WebSocket readyState OPEN. */
-export const OPEN = 1;

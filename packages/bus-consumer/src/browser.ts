@@ -1,12 +1,12 @@
 // Browser entry: the global WebSocket, app-level ping frames (browsers cannot send protocol pings).
 import { BusConsumer as Core } from './consumer';
 import type { ConsumerOptions } from './options';
-import type { WebSocketLike } from './transport';
+import { globalWebSocket } from './transport/browser';
 
 /** The livebus client for browsers (uses the global WebSocket). */
 export class BusConsumer extends Core {
   constructor(options: ConsumerOptions) {
-    super(options, (globalThis as { WebSocket?: new (url: string) => WebSocketLike }).WebSocket);
+    super(options, globalWebSocket());
   }
 }
 

@@ -32,6 +32,24 @@ describe('livebus CLI', () => {
     expect(res.stdout).toContain('livebus rpc');
   });
 
+  it('publish points to livebus-publish (exit 2), without publishing or echoing the Redis URL', async () => {
+    const url = 'redis://app:hunter2@127.0.0.1:1';
+    for (const args of [
+      ['publish', '--redis-url', url, 'u', 'session.notice', '{"level":"info","message":"hi"}'],
+      ['--redis-url', url, '--cluster', '--retries', '0', 'publish', 'u', 'session.notice', '{}'],
+      ['publish'],
+    ]) {
+      const res = await livebus(...args);
+      expect([args, res.code, res.stdout]).toEqual([args, 2, '']);
+      expect(res.stderr).toContain('livebus: publish moved to');
+      expect(res.stderr).toContain('npx livebus-publish --redis-url URL');
+      expect(res.stderr).not.toContain('hunter2');
+    }
+    const help = await livebus('--help');
+    expect(help.stdout).not.toContain('livebus publish');
+    expect(help.stdout).toContain('livebus-publish');
+  });
+
   it('--version / -v print the version, before or after a command', async () => {
     const { version } = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
     for (const args of [['--version'], ['-v'], ['rpc', '--version'], ['tail', '--url', g.url, '-v']]) {
