@@ -24,8 +24,6 @@ import type { DependencyStatus, GatewayStats, HttpDeps } from './transport/http/
 import { createHttpHandler } from './transport/http/routes';
 import { explainListenError } from './transport/port-in-use';
 
-export type { DependencyStatus, GatewayStats } from './transport/http/http-deps';
-
 /** A running (or ready to run) gateway. */
 export interface Gateway {
   readonly config: GatewayConfig;
