@@ -85,7 +85,7 @@ const write = (path, sentAt) =>
     body: JSON.stringify({ fields: { sent_at: { integerValue: String(sentAt) } } }),
   });
 
-const { buildDeps, createGateway, createLogger, defaultConfig } = await import('@livebus/gateway');
+const { composePorts, createGateway, createLogger, defaultConfig } = await import('@livebus/gateway');
 const config = defaultConfig({
   port: 0,
   host: '127.0.0.1',
@@ -95,7 +95,7 @@ const config = defaultConfig({
   firestoreProjectId: project,
 });
 const logger = createLogger({ level: 'error', format: 'json', instanceId: 'bench' });
-const gateway = createGateway(config, { ...buildDeps(config, logger), logger });
+const gateway = createGateway(config, { ...(await composePorts(config, logger)), logger });
 const { port } = await gateway.listen();
 
 // Warm the emulator and the Firestore client (module loading, JVM) before measuring.

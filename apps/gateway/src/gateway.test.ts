@@ -12,7 +12,7 @@ describe('createGateway', () => {
   });
 
   it('never runs weaker than the configured auth mode', async () => {
-    expect(() => createGateway(defaultConfig({ authMode: 'firebase' }), { logger: silent })).toThrow(/deps\.auth/);
+    expect(() => createGateway(defaultConfig({ authMode: 'firebase' }), { logger: silent })).toThrow(/ports\.auth/);
     expect(() => createGateway(defaultConfig({ authMode: 'jwt' }), { logger: silent })).toThrow(/jwtSecret/);
     expect(() => createGateway(defaultConfig({ production: true }), { logger: silent })).toThrow(/production/);
 

@@ -5,8 +5,15 @@ export { FirebaseAuthenticator } from './auth/firebase-authenticator';
 export { JwtAuthenticator, type JwtAuthOptions, signJwt } from './auth/jwt-authenticator';
 export { NoneAuthenticator } from './auth/none-authenticator';
 export { toPrincipal } from './auth/principal';
+export {
+  composePorts,
+  type GatewayPorts,
+  type MemoryPorts,
+  memoryPorts,
+  type ResolvedPorts,
+  resolvePorts,
+} from './compose';
 export { ConfigError, defaultConfig, EnvSchema, type GatewayConfig, loadConfig } from './config';
-export { buildDeps } from './deps';
 export type { EventBus, ReadResult, StoredEvent } from './fleet/bus/event-bus';
 export { MemoryEventBus } from './fleet/bus/memory-event-bus';
 export { RedisEventBus } from './fleet/bus/redis-event-bus';
@@ -17,11 +24,11 @@ export type { InstanceInfo, Presence, SessionEntry } from './fleet/presence/pres
 export { MemoryRegistryStore } from './fleet/registry/memory-registry-store';
 export { RedisRegistryStore } from './fleet/registry/redis-registry-store';
 export type { RegistryStore } from './fleet/registry/registry-store';
-export { createGateway, type DependencyStatus, type Gateway, type GatewayDeps, type GatewayStats } from './gateway';
+export { createGateway, type Gateway } from './gateway';
 export { type GatewayHookEvents, type GatewayHooks, type HookListener, Hooks, type HooksOptions } from './hooks';
 export type { Detach, ListenerSource } from './listeners/listener-source';
-export { assembleDeps, type DepsBuilders, loadDeps } from './load-deps';
 export { createLogger, type LogEvent, type Logger } from './logger';
 export { RpcError } from './rpc/rpc-error';
+export type { DependencyStatus, GatewayStats } from './transport/http/http-deps';
 export { PortInUseError } from './transport/port-in-use';
 export { VERSION } from './version';

@@ -1,10 +1,10 @@
 // The gateway's CLI: the only place that reads the environment, listens and
 // installs signal handlers.
 import { runCommand } from './cli/commands';
+import { composePorts } from './compose';
 import { ConfigError, loadConfig } from './config';
 import { watchEcsStop } from './ecs/ecs-stop-watch';
 import { createGateway } from './gateway';
-import { loadDeps } from './load-deps';
 import { createLogger } from './logger';
 import { RedisUnreachableError, startError, waitForRedisAtStart } from './redis/redis-start-wait';
 import { exitIfPortInUse } from './transport/port-in-use';
@@ -28,7 +28,7 @@ async function main(): Promise<void> {
       logger.warn('redis_status', { status: 'down', error, start_wait_ms: config.redisStartTimeoutMs }),
   });
   // Firestore listeners and BullMQ are imported only when configured: most of the start-up time otherwise.
-  const gateway = createGateway(config, { ...(await loadDeps(config, logger)), version: VERSION });
+  const gateway = createGateway(config, { ...(await composePorts(config, logger)), version: VERSION });
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -1,6 +1,6 @@
 import { type RedisServerHandle, startRedisServer } from '@livebus/test-support';
 import { Redis } from 'ioredis';
-import { buildDeps } from '../src/deps';
+import { composePorts } from '../src/compose';
 import { RedisRegistryStore } from '../src/fleet/registry/redis-registry-store';
 import { connectAs, httpJson, startGateway, type TestGateway } from './helpers';
 
@@ -26,7 +26,7 @@ beforeAll(async () => {
     fleet.push(
       await startGateway(
         { instanceId: id, redisUrl: redis.url, detachDelayMs: 300, instanceTtlMs: 1_500, logLevel: 'warn' },
-        (config, logger) => buildDeps(config, logger),
+        composePorts,
       ),
     );
   }

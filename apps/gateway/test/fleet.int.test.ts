@@ -4,8 +4,8 @@ import { CloseCode } from '@livebus/protocol';
 import { createPublisher } from '@livebus/publisher';
 import { freePort, type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
 import { Redis } from 'ioredis';
+import { composePorts } from '../src/compose';
 import type { GatewayConfig } from '../src/config';
-import { buildDeps } from '../src/deps';
 import { connectAs, httpJson, startGateway, TestClient, type TestGateway } from './helpers';
 
 // Three gateways on one real Redis, as ECS tasks behind an ALB would be.
@@ -22,7 +22,7 @@ const start = (id: string, overrides: Partial<GatewayConfig> = {}) =>
       maxSessionsPerUser: 2,
       ...overrides,
     },
-    (config, logger) => buildDeps(config, logger),
+    composePorts,
   );
 
 beforeAll(async () => {

@@ -10,10 +10,11 @@ import {
 import { waitFor } from '@livebus/test-support';
 import TransportStream from 'winston-transport';
 import { WebSocket } from 'ws';
+import type { GatewayPorts } from '../src/compose';
 import { defaultConfig, type GatewayConfig } from '../src/config';
 import { MemoryRegistryStore } from '../src/fleet/registry/memory-registry-store';
 import type { RegistryStore } from '../src/fleet/registry/registry-store';
-import { createGateway, type Gateway, type GatewayDeps } from '../src/gateway';
+import { createGateway, type Gateway } from '../src/gateway';
 import { createLogger, type Logger } from '../src/logger';
 
 /** A captured log line. */
@@ -47,7 +48,7 @@ export interface TestGateway {
 /** Starts a gateway on 127.0.0.1:0 with short delays suitable for tests. */
 export async function startGateway(
   overrides: Partial<GatewayConfig> = {},
-  deps: GatewayDeps | ((config: GatewayConfig, logger: Logger) => GatewayDeps) = {},
+  ports: GatewayPorts | ((config: GatewayConfig, logger: Logger) => GatewayPorts | Promise<GatewayPorts>) = {},
 ): Promise<TestGateway> {
   const config = defaultConfig({
     port: 0,
@@ -64,7 +65,7 @@ export async function startGateway(
   });
   const logs = new LogCapture();
   const logger = createLogger({ level: 'debug', format: 'json', instanceId: config.instanceId, transport: logs });
-  const gw = createGateway(config, { logger, ...(typeof deps === 'function' ? deps(config, logger) : deps) });
+  const gw = createGateway(config, { logger, ...(typeof ports === 'function' ? await ports(config, logger) : ports) });
   const address: AddressInfo = await gw.listen();
   return {
     gw,

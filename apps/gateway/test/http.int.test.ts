@@ -1,5 +1,5 @@
 import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
-import { buildDeps } from '../src/deps';
+import { composePorts } from '../src/compose';
 import { connectAs, httpJson, registryWith, startGateway, type TestGateway } from './helpers';
 
 describe('health, metrics and publish on the embedded default', () => {
@@ -118,7 +118,7 @@ describe('with Redis', () => {
   let t: TestGateway;
   beforeAll(async () => {
     redis = await startRedisServer();
-    t = await startGateway({ redisUrl: redis.url }, (config, logger) => buildDeps(config, logger));
+    t = await startGateway({ redisUrl: redis.url }, composePorts);
     await waitFor(async () => (await httpJson(`${t.http}/healthz`)).body.redis === 'ok', 'redis ok');
   });
   afterAll(async () => {
@@ -135,7 +135,7 @@ describe('with Redis', () => {
         pingIntervalMs: 200,
         pingTimeoutMs: 5_000,
       },
-      (config, logger) => buildDeps(config, logger),
+      composePorts,
     );
     try {
       await waitFor(async () => (await httpJson(`${t2.http}/healthz`)).body.redis === 'ok', 'redis ok');

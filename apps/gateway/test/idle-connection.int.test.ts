@@ -1,7 +1,7 @@
 import { createPublisher } from '@livebus/publisher';
 import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
 import { Redis } from 'ioredis';
-import { buildDeps } from '../src/deps';
+import { composePorts } from '../src/compose';
 import { connectAs, httpJson, startGateway, type TestGateway } from './helpers';
 
 // A store connection lost after idling: Redis closes it server-side (CLIENT KILL,
@@ -17,7 +17,7 @@ const note = (m: string) => ({ event: 'session.notice' as const, data: { level: 
 beforeAll(async () => {
   redis = await startRedisServer();
   admin = new Redis(redis.url);
-  t = await startGateway({ instanceId: 'gw-idle', redisUrl: redis.url }, (config, logger) => buildDeps(config, logger));
+  t = await startGateway({ instanceId: 'gw-idle', redisUrl: redis.url }, composePorts);
 });
 afterAll(async () => {
   await t.close();

@@ -13,7 +13,7 @@ import {
 } from '@livebus/test-support';
 import type { Firestore } from 'firebase-admin/firestore';
 import { Redis } from 'ioredis';
-import { buildDeps } from '../src/deps';
+import { composePorts } from '../src/compose';
 import { connectAs, startGateway, type TestGateway } from './helpers';
 import { changesOf, testFirestore, testListeners, useEmulator, warmUp } from './listeners-helpers';
 
@@ -36,7 +36,7 @@ async function gateway(instanceId: string): Promise<TestGateway> {
       listenerLeaseTtlMs: LEASE_TTL_MS,
       detachDelayMs: 100,
     },
-    (config, logger) => buildDeps(config, logger),
+    composePorts,
   );
   gateways.push(t);
   return t;

@@ -1,6 +1,6 @@
 import { type FirestoreEmulatorHandle, sleep, startFirestoreEmulator, waitFor } from '@livebus/test-support';
 import type { Firestore } from 'firebase-admin/firestore';
-import { buildDeps } from '../src/deps';
+import { composePorts } from '../src/compose';
 import { connectAs, httpJson, startGateway, type TestGateway } from './helpers';
 import { changesOf, createWhenReachable, testFirestore, testListeners, useEmulator, warmUp } from './listeners-helpers';
 
@@ -27,7 +27,7 @@ beforeAll(async () => {
       // stream for good (see the restart test): the stall watchdog's re-open picks it up.
       listenerStallMs: 3_000,
     },
-    (config, logger) => buildDeps(config, logger),
+    composePorts,
   );
 }, 60_000);
 

@@ -1,6 +1,6 @@
 import type { ServerFrame, TaskProgressUpdate } from '@livebus/protocol';
 import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
-import { buildDeps } from '../src/deps';
+import { composePorts } from '../src/compose';
 import { connectAs, httpJson, startGateway, type TestClient, type TestGateway } from './helpers';
 import { type CliProcess, startWorker } from './task-processes';
 
@@ -46,8 +46,8 @@ describe('tasks on Redis: BullMQ workers as their own processes', () => {
   beforeAll(async () => {
     redis = await startRedisServer();
     const withRedis = { redisUrl: redis.url, unifiedRegistryEnabled: true };
-    a = await startGateway({ ...withRedis, instanceId: 'gw-a' }, (config, logger) => buildDeps(config, logger));
-    b = await startGateway({ ...withRedis, instanceId: 'gw-b' }, (config, logger) => buildDeps(config, logger));
+    a = await startGateway({ ...withRedis, instanceId: 'gw-a' }, composePorts);
+    b = await startGateway({ ...withRedis, instanceId: 'gw-b' }, composePorts);
     worker = await startWorker(redis.url);
   });
 

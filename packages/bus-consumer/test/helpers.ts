@@ -5,7 +5,7 @@ import {
   defaultConfig,
   type Gateway,
   type GatewayConfig,
-  type GatewayDeps,
+  type GatewayPorts,
 } from '@livebus/gateway';
 import { waitFor } from '@livebus/test-support';
 import TransportStream from 'winston-transport';
@@ -29,7 +29,7 @@ export interface GatewayHandle {
 
 export async function startGateway(
   overrides: Partial<GatewayConfig> = {},
-  deps: () => GatewayDeps = () => ({}),
+  ports: () => GatewayPorts = () => ({}),
 ): Promise<GatewayHandle> {
   const make = async (port: number) => {
     const config = defaultConfig({
@@ -46,7 +46,7 @@ export async function startGateway(
       instanceId: config.instanceId,
       transport: new Quiet(),
     });
-    const gw = createGateway(config, { logger, ...deps() });
+    const gw = createGateway(config, { logger, ...ports() });
     const address: AddressInfo = await gw.listen();
     return { gw, port: address.port };
   };

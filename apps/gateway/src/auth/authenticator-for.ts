@@ -10,7 +10,7 @@ export interface AuthenticatorForOptions {
   /**
    * The firebase-admin app that verifies ID tokens when `authMode` is `firebase`.
    * Passed in rather than created here because creating one looks up Google
-   * credentials and must be deleted on shutdown: {@link buildDeps} does both.
+   * credentials and must be deleted on shutdown: `composePorts` (compose.ts) does both.
    * @default undefined (AUTH_MODE=firebase then throws)
    */
   firebaseApp?: App | Promise<App> | undefined;
@@ -18,7 +18,7 @@ export interface AuthenticatorForOptions {
 
 /**
  * The authenticator `config.authMode` names: the one place that chooses it, for
- * both {@link buildDeps} (the CLI) and `createGateway` without `deps.auth`, so
+ * both `composePorts` (the CLI) and `createGateway` without `auth` in its ports, so
  * the two cannot disagree. Never silently weaker than the configuration says:
  * a mode whose keys are missing throws instead of accepting anything.
  *
@@ -44,7 +44,7 @@ export function authenticatorFor(config: GatewayConfig, options: AuthenticatorFo
     case 'firebase':
       if (!options.firebaseApp) {
         throw new TypeError(
-          'authMode firebase needs a firebase-admin app: pass deps.auth (a FirebaseAuthenticator); buildDeps(config, logger) makes one',
+          'authMode firebase needs a firebase-admin app: pass ports.auth (a FirebaseAuthenticator); composePorts(config, logger) makes one',
         );
       }
       return new FirebaseAuthenticator(options.firebaseApp, config.serviceRoleClaim);

@@ -18,6 +18,7 @@ import { FirestoreListenerSource } from './firestore/firestore-listener-source';
 import { ListenersManager } from './listeners-manager';
 import { MemoryWatermarkStore } from './memory-watermark-store';
 import type { WatermarkStore } from './watermark-store';
+import { MemoryWorkflowWatchStore } from './workflow-watch-store';
 
 const silent: Logger = { error() {}, warn() {}, info() {}, debug() {} };
 
@@ -119,6 +120,7 @@ function setup(options: { blockEmitsWhileDown: boolean; leaseTtlMs: number }) {
     retryMinMs: 10,
   });
   const manager = new ListenersManager({
+    workflowWatches: new MemoryWorkflowWatchStore(),
     sources: [source],
     detachDelayMs: 50,
     logger: silent,

@@ -1,9 +1,11 @@
 import type { AppEvent } from '@livebus/protocol';
 import { waitFor } from '@livebus/test-support';
 import fc from 'fast-check';
+import { MemoryLease } from '../fleet/lease/memory-lease';
 import type { Logger } from '../logger';
 import type { ListenerSource } from './listener-source';
 import { ListenersManager } from './listeners-manager';
+import { MemoryWorkflowWatchStore } from './workflow-watch-store';
 
 /** A source that counts live attachments and catches overlapping attach/detach. */
 function countingSource(opDelayMs: number) {
@@ -64,6 +66,8 @@ describe('ListenersManager', () => {
         const counting = countingSource(2);
         const cleaned: string[] = [];
         const manager = new ListenersManager({
+          lease: new MemoryLease(),
+          workflowWatches: new MemoryWorkflowWatchStore(),
           sources: [counting.source],
           detachDelayMs: 8,
           logger: silent,
@@ -120,6 +124,8 @@ describe('ListenersManager', () => {
     let attaching = false;
     const cleaned: string[] = [];
     const manager = new ListenersManager({
+      lease: new MemoryLease(),
+      workflowWatches: new MemoryWorkflowWatchStore(),
       sources: [
         {
           name: 'gated',
@@ -158,6 +164,8 @@ describe('ListenersManager', () => {
     const counting = countingSource(1);
     const cleaned: string[] = [];
     const manager = new ListenersManager({
+      lease: new MemoryLease(),
+      workflowWatches: new MemoryWorkflowWatchStore(),
       sources: [counting.source],
       detachDelayMs: 60_000,
       logger: silent,
@@ -182,6 +190,8 @@ describe('ListenersManager', () => {
     let fail = true;
     const errors: unknown[] = [];
     const manager = new ListenersManager({
+      lease: new MemoryLease(),
+      workflowWatches: new MemoryWorkflowWatchStore(),
       sources: [
         {
           name: 'flaky',
@@ -211,6 +221,8 @@ describe('ListenersManager while the chain is busy', () => {
     const cleaned: string[] = [];
     let failures = 1;
     const manager = new ListenersManager({
+      lease: new MemoryLease(),
+      workflowWatches: new MemoryWorkflowWatchStore(),
       sources: [counting.source],
       detachDelayMs: 10,
       cleanupRetryMs: 80,

@@ -1,7 +1,6 @@
 import type { AppEvent, Cursor } from '@livebus/protocol';
 import type { ReadResult } from '../fleet/bus/event-bus';
 import type { Lease } from '../fleet/lease/lease';
-import { MemoryLease } from '../fleet/lease/memory-lease';
 import type { Logger } from '../logger';
 import { CarryOver } from './carry-over';
 import type {
@@ -12,7 +11,7 @@ import type {
   ListenerSourceStats,
   WorkflowSource,
 } from './listener-source';
-import { MemoryWorkflowWatchStore, type WorkflowWatchStore } from './workflow-watch-store';
+import type { WorkflowWatchStore } from './workflow-watch-store';
 
 /** Options of {@link ListenersManager}. */
 export interface ListenersManagerOptions {
@@ -56,9 +55,9 @@ export interface ListenersManagerOptions {
    * Who holds each user's listeners in the fleet (key: the user id). Only the
    * holder attaches them; an instance with sessions of the user but without the
    * lease polls it and takes over when the holder stops renewing.
-   * @default a {@link MemoryLease} (one instance: always the holder)
+   * One instance alone is always the holder of an in-memory lease (compose.ts `memoryPorts`).
    */
-  lease?: Lease;
+  lease: Lease;
   /** This instance's name as lease owner. @default 'local' */
   instanceId?: string;
   /** Lease TTL; renewed every third of it, polled by the others every quarter. @default 15_000 */
@@ -68,9 +67,9 @@ export interface ListenersManagerOptions {
   /**
    * The jobs each user watches, shared by the fleet: the holder of the user's lease
    * keeps one listener per job, whichever instance received the watch.
-   * @default a {@link MemoryWorkflowWatchStore} (one instance)
+   * In memory for one instance (compose.ts `memoryPorts`).
    */
-  workflowWatches?: WorkflowWatchStore;
+  workflowWatches: WorkflowWatchStore;
   /** Called for every detach outcome (metrics). */
   onDetachOutcome?: (outcome: 'cancelled' | 'executed') => void;
   /** First retry delay of a failed cleanup; doubles up to 30 s. @default 250 */
@@ -170,10 +169,8 @@ export class ListenersManager {
       onDetachOutcome: () => {},
       presentElsewhere: async () => false,
       claimCleanup: async () => 'won',
-      lease: new MemoryLease(),
       instanceId: 'local',
       leaseTtlMs: 15_000,
-      workflowWatches: new MemoryWorkflowWatchStore(),
       ...options,
     };
   }

@@ -21,7 +21,7 @@ export interface GatewayTasks {
 
 /** What {@link createGatewayTasks} takes from the gateway. */
 export interface GatewayTasksDeps {
-  /** A queue built outside (BullMQ, from deps.ts); unset: the embedded in-process queue. */
+  /** A queue built outside (BullMQ, by compose.ts); unset: the embedded in-process queue. */
   queue: TaskQueue | undefined;
   publish: (userId: string, event: AppEvent) => Promise<unknown>;
   logger: Logger;

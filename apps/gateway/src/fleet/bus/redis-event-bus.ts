@@ -208,7 +208,7 @@ export class RedisEventBus implements EventBus {
     const sub = isCluster(client) ? client.duplicate([], { shardedSubscribers: true }) : client.duplicate();
     sub.on('smessage', (channel: string, message: string) => this.#onMessage(channel, message));
     sub.on('error', () => {
-      // ioredis reconnects and re-subscribes by itself; the main client's status is what deps.ts reports.
+      // ioredis reconnects and re-subscribes by itself; the main client's status is what compose.ts reports.
     });
     sub.on('ready', () => {
       if (this.#connectedOnce) this.#catchUp(sub);

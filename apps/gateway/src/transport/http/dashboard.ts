@@ -1,16 +1,13 @@
 import { createHash } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { InstanceInfo } from '../../fleet/presence/presence';
-import type { DependencyStatus } from '../../gateway';
 import { EventLoopLagMonitor } from '../../metrics/event-loop-lag';
 import { DASHBOARD_SCRIPT, DASHBOARD_STYLE, dashboardHtml } from './dashboard-page';
 import { detachSummary } from './detach-summary';
-import type { HttpDeps } from './routes';
+import type { DependencyStatus, HttpDeps, Routes } from './http-deps';
 
 /** How often the dashboard stream pushes a snapshot. */
 export const DASHBOARD_INTERVAL_MS = 1_000;
-
-type Route = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
 
 const sha256 = (text: string) => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
 // Only the page's own inline script and style may run: no CDN, no injected markup.
@@ -79,7 +76,7 @@ export async function dashboardSnapshot(deps: HttpDeps, lag: EventLoopLagMonitor
 export function createDashboardRoutes(deps: HttpDeps, requireAdmin: (req: IncomingMessage) => void) {
   const lag = new EventLoopLagMonitor();
   const page = dashboardHtml();
-  const routes: Record<string, Route> = {
+  const routes: Routes = {
     'GET /dashboard': (_req, res) => {
       res.writeHead(200, {
         'content-type': 'text/html; charset=utf-8',

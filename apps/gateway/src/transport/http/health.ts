@@ -1,4 +1,5 @@
-import type { HttpDeps } from './routes';
+import type { HttpDeps, Routes } from './http-deps';
+import { send } from './http-io';
 
 /** A health answer: HTTP status and JSON body. */
 export interface HealthAnswer {
@@ -47,6 +48,23 @@ export function healthAnswers(deps: HealthDeps): { healthz(): HealthAnswer; read
       const draining = deps.isDraining();
       const ready = !draining && redis !== 'down' && (deps.isListening?.() ?? true);
       return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not_ready', draining, redis } };
+    },
+  };
+}
+
+/** `GET /healthz`, `GET /health/liveness` and `GET /health/readiness`: open, for load balancers and ECS. */
+export function healthRoutes(deps: HealthDeps): Routes {
+  const health = healthAnswers(deps);
+  return {
+    // Liveness never fails on a dependency blip: ECS would replace every task at once.
+    'GET /healthz': (_req, res) => {
+      const { status, body } = health.healthz();
+      send(res, status, body);
+    },
+    'GET /health/liveness': (_req, res) => send(res, 200, { status: 'ok' }),
+    'GET /health/readiness': (_req, res) => {
+      const { status, body } = health.readiness();
+      send(res, status, body);
     },
   };
 }

@@ -1,0 +1,291 @@
+// The composition root: the one place that decides, from the configuration, which
+// adapter backs each port (Redis, Firestore, BullMQ or the embedded in-memory ones)
+// and opens their clients. createGateway (gateway.ts) only wires what it is given.
+import type { App } from 'firebase-admin/app';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { Authenticator } from './auth/authenticator';
+import { authenticatorFor } from './auth/authenticator-for';
+import type { GatewayConfig } from './config';
+import type { EventBus } from './fleet/bus/event-bus';
+import { MemoryEventBus } from './fleet/bus/memory-event-bus';
+import { RedisEventBus } from './fleet/bus/redis-event-bus';
+import type { DetachDecision } from './fleet/detach/detach-decision';
+import { RedisDetachDecision } from './fleet/detach/redis-detach-decision';
+import { type InstanceChannel, LocalInstanceChannel, RedisInstanceChannel } from './fleet/instances/instance-channel';
+import type { Lease } from './fleet/lease/lease';
+import { MemoryLease } from './fleet/lease/memory-lease';
+import { MemoryPresence } from './fleet/presence/memory-presence';
+import type { Presence } from './fleet/presence/presence';
+import { RedisPresence } from './fleet/presence/redis-presence';
+import { MemoryRegistryStore } from './fleet/registry/memory-registry-store';
+import { RedisRegistryStore } from './fleet/registry/redis-registry-store';
+import type { RegistryStore } from './fleet/registry/registry-store';
+import { type GatewayHookEvents, type GatewayHooks, Hooks } from './hooks';
+import type { buildListeners } from './listeners/firestore/build-listeners';
+import type { ListenerSource, WorkflowSource } from './listeners/listener-source';
+import { MemoryWorkflowWatchStore, type WorkflowWatchStore } from './listeners/workflow-watch-store';
+import { createLogger, type Logger } from './logger';
+import type { RedisClient } from './redis/redis-script';
+import { outboxLogger, RedisStatusLog } from './redis/redis-status-log';
+import type { buildRedisTaskQueue } from './tasks/build-task-queue';
+import type { TaskQueue } from './tasks/task-queue';
+import type { DependencyStatus } from './transport/http/http-deps';
+
+/**
+ * The adapters and collaborators a gateway runs on. {@link composePorts} builds them all
+ * from the configuration; `createGateway` fills what is left unset with the embedded
+ * in-memory ones ({@link resolvePorts}), so a test passes only the ones it replaces.
+ */
+export interface GatewayPorts {
+  logger?: Logger;
+  /** Where lifecycle events go. @default a fresh emitter, exposed as `Gateway.hooks` */
+  hooks?: GatewayHooks;
+  registry?: RegistryStore;
+  bus?: EventBus;
+  auth?: Authenticator;
+  sources?: ListenerSource[];
+  /** Who holds each user's listeners in the fleet. @default a memory lease (one instance) */
+  lease?: Lease;
+  /** Documents watched with WORKFLOW.watch; unset: watches are only counted. */
+  workflowSource?: WorkflowSource;
+  /** The fleet's set of jobs each user watches. @default in memory (one instance) */
+  workflowWatches?: WorkflowWatchStore;
+  /** Redis health as seen by its client; `disabled` when the gateway runs without Redis. */
+  redisStatus?: () => DependencyStatus;
+  /** The fleet's directory of sessions. @default in memory: this process is the whole fleet */
+  presence?: Presence;
+  /**
+   * Decides atomically, in the store shared by the fleet, whether a user whose detach
+   * delay ran out is gone everywhere, and cleans the registry if so. @default the
+   * registry's own cleanup (one instance)
+   */
+  detachDecision?: DetachDecision;
+  /** Orders to other instances (close a replaced session). @default none: one instance */
+  channel?: InstanceChannel;
+  /** Where `TASK.*` jobs go (BullMQ, from {@link composePorts}); unset: the embedded in-process queue. */
+  tasks?: TaskQueue;
+  /** Event-loop lag (ms) seen by admission control. @default measured by a timer (tests inject it) */
+  eventLoopLagMs?: () => number;
+  /** Called last during shutdown (close Redis clients, Firebase apps). */
+  onClose?: () => Promise<void>;
+  version?: string;
+}
+
+/** The ports every gateway has, whatever the backend: what {@link resolvePorts} guarantees. */
+export type ResolvedPorts = GatewayPorts &
+  Required<
+    Pick<
+      GatewayPorts,
+      | 'logger'
+      | 'hooks'
+      | 'registry'
+      | 'bus'
+      | 'auth'
+      | 'presence'
+      | 'channel'
+      | 'lease'
+      | 'workflowWatches'
+      | 'redisStatus'
+      | 'version'
+    >
+  >;
+
+/** The embedded in-memory adapters: one process is the whole fleet. */
+export interface MemoryPorts {
+  registry: RegistryStore;
+  bus: EventBus;
+  presence: Presence;
+  channel: InstanceChannel;
+  lease: Lease;
+  workflowWatches: WorkflowWatchStore;
+}
+
+/**
+ * The in-memory adapters for a gateway without Redis. No I/O and no timer until used.
+ * `only` builds just the named ones (the others are left out).
+ */
+export function memoryPorts<K extends keyof MemoryPorts>(
+  config: GatewayConfig,
+  only?: readonly K[],
+): Pick<MemoryPorts, K> {
+  const builders: { [P in keyof MemoryPorts]: () => MemoryPorts[P] } = {
+    registry: () => new MemoryRegistryStore(),
+    bus: () =>
+      new MemoryEventBus({
+        retentionEvents: config.streamRetentionEvents,
+        retentionMs: config.streamRetentionMs,
+        retentionBytes: config.streamRetentionBytes,
+      }),
+    presence: () => new MemoryPresence({ instanceTtlMs: config.instanceTtlMs }),
+    channel: () => new LocalInstanceChannel(),
+    lease: () => new MemoryLease(),
+    workflowWatches: () => new MemoryWorkflowWatchStore(),
+  };
+  const names = only ?? (Object.keys(builders) as K[]);
+  return Object.fromEntries(names.map((name) => [name, builders[name]()])) as Pick<MemoryPorts, K>;
+}
+
+/**
+ * The given ports with every unset one filled: the embedded in-memory adapters, the
+ * authenticator AUTH_MODE names, a logger from LOG_LEVEL/LOG_FORMAT. What createGateway
+ * runs on; builds nothing that was given.
+ */
+export function resolvePorts(config: GatewayConfig, given: GatewayPorts): ResolvedPorts {
+  const missing = (['registry', 'bus', 'presence', 'channel', 'lease', 'workflowWatches'] as const).filter(
+    (name) => given[name] === undefined,
+  );
+  const memory: Partial<MemoryPorts> = memoryPorts(config, missing);
+  return {
+    ...given,
+    logger:
+      given.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, instanceId: config.instanceId }),
+    hooks: given.hooks ?? new Hooks<GatewayHookEvents>(),
+    registry: given.registry ?? (memory.registry as RegistryStore),
+    bus: given.bus ?? (memory.bus as EventBus),
+    presence: given.presence ?? (memory.presence as Presence),
+    channel: given.channel ?? (memory.channel as InstanceChannel),
+    lease: given.lease ?? (memory.lease as Lease),
+    workflowWatches: given.workflowWatches ?? (memory.workflowWatches as WorkflowWatchStore),
+    auth: given.auth ?? authenticatorFor(config),
+    redisStatus: given.redisStatus ?? (() => 'disabled'),
+    version: given.version ?? '0.0.0',
+  };
+}
+
+/**
+ * Every port the configuration asks for, its clients open: Redis (registry, event bus,
+ * presence, detach decision, instance channel; a Cluster with REDIS_CLUSTER) when
+ * REDIS_URL is set, the embedded in-memory adapters otherwise; the authenticator of
+ * AUTH_MODE (with its firebase-admin app); the Firestore listeners of LISTENERS_FILE;
+ * the BullMQ task queue when tasks are on with Redis. The heavy modules (firebase-admin,
+ * @google-cloud/firestore, bullmq: most of the CLI's start-up time, docs/benchmarks.md)
+ * are imported only when the configuration uses them. `onClose` closes what was opened.
+ */
+export async function composePorts(config: GatewayConfig, logger: Logger): Promise<GatewayPorts> {
+  const [listenersModule, tasksModule] = await Promise.all([
+    config.listeners ? import('./listeners/firestore/build-listeners') : undefined,
+    config.redisUrl && config.unifiedRegistryEnabled ? import('./tasks/build-task-queue') : undefined,
+  ]);
+  return assemblePorts(config, logger, {
+    ...(listenersModule ? { buildListeners: listenersModule.buildListeners } : {}),
+    ...(tasksModule ? { buildRedisTaskQueue: tasksModule.buildRedisTaskQueue } : {}),
+  });
+}
+
+/** The builders of the heavy optional parts, once {@link composePorts} imported them. */
+interface HeavyBuilders {
+  buildListeners?: typeof buildListeners;
+  buildRedisTaskQueue?: typeof buildRedisTaskQueue;
+}
+
+type Closer = () => Promise<unknown>;
+
+function assemblePorts(config: GatewayConfig, logger: Logger, builders: HeavyBuilders): GatewayPorts {
+  const closers: Closer[] = [];
+  const redis = config.redisUrl ? openGatewayRedis(config, logger, config.redisUrl, closers) : undefined;
+  const stores = redis
+    ? redisPorts(config, logger, redis)
+    : memoryPorts(config, ['registry', 'bus', 'presence', 'channel']);
+  const auth = authenticatorFor(config, { firebaseApp: firebaseAppFor(config, logger, closers) });
+  // One Firestore client per process, on a Firebase app of its own (the authenticator's is
+  // loaded lazily and never talks to Firestore).
+  const listeners = builders.buildListeners?.(config, logger, redis ? { redis } : {});
+  if (listeners) closers.push(() => listeners.close());
+  // TASK.*: a BullMQ queue on Redis when enabled; see tasks/ and docs/tasks.md.
+  const tasks = builders.buildRedisTaskQueue?.(config);
+  if (tasks) closers.push(tasks.close);
+  return {
+    logger,
+    ...stores,
+    auth,
+    ...(tasks ? { tasks: tasks.queue } : {}),
+    ...(listeners
+      ? {
+          sources: listeners.sources,
+          lease: listeners.lease,
+          workflowWatches: listeners.workflowWatches,
+          ...(listeners.workflowSource ? { workflowSource: listeners.workflowSource } : {}),
+        }
+      : memoryPorts(config, ['lease', 'workflowWatches'])),
+    redisStatus: redis ? () => (redis.status === 'ready' ? 'ok' : 'down') : () => 'disabled',
+    onClose: async () => {
+      await Promise.allSettled(closers.map((c) => c()));
+    },
+  };
+}
+
+/** The gateway's Redis client (a Cluster with REDIS_CLUSTER), its state changes logged; closed by a closer. */
+function openGatewayRedis(config: GatewayConfig, logger: Logger, redisUrl: string, closers: Closer[]): Redis | Cluster {
+  const options: RedisOptions = {
+    // Fail fast while Redis is away: a command waits for the next reconnect attempt
+    // (at most 200 ms apart, then `unavailable`), yet one that meets a dropped idle
+    // connection (CLIENT KILL, an idle timeout) waits for that reconnect and succeeds.
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: true,
+    connectTimeout: 2_000,
+    retryStrategy: (times) => Math.min(50 * 2 ** (times - 1), 200),
+    connectionName: `livebus-${config.instanceId}`,
+  };
+  // Heartbeats refresh many TTLs at once; auto-pipelining batches them into one round trip per tick.
+  const redis = config.redisCluster
+    ? new Cluster([redisUrl], {
+        redisOptions: options,
+        enableAutoPipelining: true,
+        clusterRetryStrategy: (times) => Math.min(50 * 2 ** (times - 1), 200),
+      })
+    : new Redis(redisUrl, { ...options, enableAutoPipelining: true });
+  redis.on('error', () => {
+    // ioredis reconnects by itself; RedisStatusLog logs the state changes, with backoff.
+  });
+  new RedisStatusLog(logger, redis, { redisUrl });
+  closers.push(() => redis.quit().catch(() => redis.disconnect()));
+  return redis;
+}
+
+/** The registry, the event bus and the fleet (presence, detach decision, instance channel) on Redis. */
+function redisPorts(
+  config: GatewayConfig,
+  logger: Logger,
+  redis: RedisClient,
+): Pick<GatewayPorts, 'registry' | 'bus' | 'presence' | 'detachDecision' | 'channel'> {
+  return {
+    registry: new RedisRegistryStore(redis),
+    // The retention every instance (and every publisher) of the fleet must share.
+    bus: new RedisEventBus(redis, {
+      retentionEvents: config.streamRetentionEvents,
+      retentionMs: config.streamRetentionMs,
+      retentionBytes: config.streamRetentionBytes,
+      outbox: {
+        retryDelaysMs: config.publishRetryDelaysMs,
+        maxEvents: config.publishOutboxMaxEvents,
+        onEvent: outboxLogger(logger),
+      },
+    }),
+    // A session that left keeps its registry entry for the detach delay, to resume with it.
+    presence: new RedisPresence(redis, { instanceTtlMs: config.instanceTtlMs, leaveGraceMs: config.detachDelayMs }),
+    // The claim must outlast every instance's decision on the same departure (within one detach delay).
+    detachDecision: new RedisDetachDecision(redis, { claimTtlMs: Math.max(60_000, 2 * config.detachDelayMs) }),
+    channel: new RedisInstanceChannel(redis, config.instanceId),
+  };
+}
+
+/**
+ * The firebase-admin app of AUTH_MODE=firebase, made here rather than in authenticatorFor:
+ * it reads Google credentials and must be deleted on shutdown, which only the composition
+ * root arranges. firebase-admin is imported only in firebase mode (most of the start-up time).
+ */
+function firebaseAppFor(config: GatewayConfig, logger: Logger, closers: Closer[]): Promise<App> | undefined {
+  if (config.authMode !== 'firebase') return undefined;
+  const admin = import('firebase-admin/app');
+  const app = admin.then(({ initializeApp }) =>
+    initializeApp(
+      config.firebaseProjectId ? { projectId: config.firebaseProjectId } : {},
+      `livebus-${config.instanceId}`,
+    ),
+  );
+  app.catch((error: unknown) =>
+    logger.error('gateway_config_warning', { component: 'firebase-admin', error: String(error) }),
+  );
+  closers.push(() => Promise.all([admin, app]).then(([{ deleteApp }, a]) => deleteApp(a)));
+  return app;
+}

@@ -1,0 +1,91 @@
+import { createLogger } from '../logger';
+import { runShutdown, type ShutdownSteps } from './shutdown';
+
+const logger = createLogger({ level: 'error', format: 'json', instanceId: 'gw-a' });
+
+/** Steps that record their order; connections close their handshake when told to. */
+function fakeSteps(overrides: Partial<ShutdownSteps> = {}) {
+  const order: string[] = [];
+  let open = 2;
+  const step = (name: string) => async () => {
+    order.push(name);
+  };
+  const steps: ShutdownSteps = {
+    stopTimers: () => order.push('stopTimers'),
+    stopAccepting: step('stopAccepting'),
+    connections: {
+      get count() {
+        return open;
+      },
+      closeAll: (spreadMs) => {
+        order.push(`closeAll(${spreadMs})`);
+        setTimeout(() => {
+          open = 0;
+        }, 1);
+      },
+      terminateAll: () => order.push('terminateAll'),
+      settled: step('settled'),
+    },
+    flushListeners: step('flushListeners'),
+    dropIdleHttp: () => order.push('dropIdleHttp'),
+    closeTasks: step('closeTasks'),
+    retire: step('retire'),
+    closePorts: step('closePorts'),
+    onClose: step('onClose'),
+    stopHealth: step('stopHealth'),
+    ...overrides,
+  };
+  return { steps, order };
+}
+
+describe('runShutdown', () => {
+  it('tells clients first, flushes detaches, then closes the ports and what the composition root opened', async () => {
+    const { steps, order } = fakeSteps();
+    await runShutdown(steps, { reason: 'test', graceMs: 2_000, logger, pollMs: 1 });
+    expect(order).toEqual([
+      'stopTimers',
+      'stopAccepting',
+      'closeAll(1000)',
+      'terminateAll',
+      'settled',
+      'flushListeners',
+      'dropIdleHttp',
+      'closeTasks',
+      'retire',
+      'closePorts',
+      'onClose',
+      'stopHealth',
+    ]);
+  });
+
+  it('spreads reconnects over at least 500 ms and at most 5 s', async () => {
+    const short = fakeSteps();
+    await runShutdown(short.steps, { reason: 'test', graceMs: 100, logger, pollMs: 1 });
+    const long = fakeSteps();
+    await runShutdown(long.steps, { reason: 'test', graceMs: 60_000, logger, pollMs: 1 });
+    expect(short.order).toContain('closeAll(500)');
+    expect(long.order).toContain('closeAll(5000)');
+  });
+
+  it('goes on past a step that hangs and past steps that fail', async () => {
+    const { steps, order } = fakeSteps({
+      flushListeners: () => new Promise<void>(() => {}),
+      closeTasks: () => new Promise<void>(() => {}),
+      retire: async () => {
+        throw new Error('redis away');
+      },
+      closePorts: async () => {
+        throw new Error('redis away');
+      },
+    });
+    await runShutdown(steps, { reason: 'test', graceMs: 50, logger, pollMs: 1 });
+    expect(order.slice(-3)).toEqual(['dropIdleHttp', 'onClose', 'stopHealth']);
+  });
+
+  it('terminates connections whose close handshake does not come', async () => {
+    const { steps, order } = fakeSteps();
+    const stuck = { ...steps.connections, count: 1, closeAll: () => order.push('closeAll') };
+    await runShutdown({ ...steps, connections: stuck }, { reason: 'test', graceMs: 40, logger, pollMs: 1 });
+    expect(order.indexOf('terminateAll')).toBeGreaterThan(order.indexOf('closeAll'));
+  });
+});

@@ -1,0 +1,101 @@
+import type { Logger } from '../logger';
+
+// The shutdown sequence lives in core/ because it only orders the gateway's own units
+// through the small interface below: it knows no ws, no HTTP server and no backend (the
+// gateway passes those steps in), so it is tested with fakes in milliseconds.
+
+/** The connections a gateway holds, as the shutdown sequence drains them. */
+export interface DrainableConnections {
+  readonly count: number;
+  /** A notice with a reconnect hint spread over `spreadMs`, then a close 1012, to every connection. */
+  closeAll(spreadMs: number): void;
+  /** Drops whatever did not complete its close handshake. */
+  terminateAll(): void;
+  /** Settles once every closed session has been handed to the listeners manager. */
+  settled(): Promise<void>;
+}
+
+/** The steps of a graceful shutdown, in the order {@link runShutdown} takes them. */
+export interface ShutdownSteps {
+  /** Stops the timers (heartbeats, sweeps) and admission control. */
+  stopTimers(): void;
+  /** Stops accepting connections; resolves once the listening socket has closed. */
+  stopAccepting(): Promise<void>;
+  connections: DrainableConnections;
+  /** Runs the pending detaches now, so no registry entry outlives the process. */
+  flushListeners(): Promise<void>;
+  /** Cuts what still holds the listening socket open (keep-alive requests, streams). */
+  dropIdleHttp(): void;
+  /** Closes the task queue (in-process tasks stop; a BullMQ queue disconnects). */
+  closeTasks(): Promise<void>;
+  /** Removes this instance from the fleet's presence directory at once, rather than by expiry. */
+  retire(): Promise<void>;
+  /** Closes the ports (bus, registry, instance channel), in parallel. */
+  closePorts(): Promise<unknown>;
+  /** Last: closes what the composition root opened (Redis clients, Firebase apps). */
+  onClose?: () => Promise<void>;
+  /** Stops the health thread (HEALTH_PORT), after everything else. */
+  stopHealth?: () => Promise<void>;
+}
+
+/** Options of {@link runShutdown}. */
+export interface ShutdownOptions {
+  reason: string;
+  /** SHUTDOWN_GRACE_MS: the whole sequence is done within it, whatever hangs. */
+  graceMs: number;
+  logger: Logger;
+  /** How often the close handshakes are checked. @default 20 */
+  pollMs?: number;
+}
+
+/**
+ * Graceful shutdown: every client is told to reconnect elsewhere (1012, with a jittered
+ * hint so the remaining instances are not hit all at once), pending detaches are flushed,
+ * then the ports and clients are closed. Each waiting step is cut at its share of the
+ * grace period, and a failing step does not stop the ones after it.
+ */
+export async function runShutdown(steps: ShutdownSteps, options: ShutdownOptions): Promise<void> {
+  const { graceMs, logger } = options;
+  const deadline = Date.now() + graceMs;
+  const left = () => Math.max(0, deadline - Date.now());
+  const { connections } = steps;
+  logger.info('gateway_shutdown_start', { reason: options.reason, connections: connections.count, grace_ms: graceMs });
+  steps.stopTimers();
+  const closed = steps.stopAccepting();
+  // Spread reconnects over a window so the remaining instances are not hit all at once.
+  const spreadMs = Math.min(5_000, Math.max(500, graceMs / 2));
+  connections.closeAll(spreadMs);
+  // Wait for close handshakes, but not past a share of the grace period.
+  const closeBy = deadline - Math.min(2_000, graceMs / 2);
+  while (connections.count > 0 && Date.now() < closeBy) await new Promise((r) => setTimeout(r, options.pollMs ?? 20));
+  connections.terminateAll();
+  await withDeadline(
+    connections.settled().then(() => steps.flushListeners()),
+    left(),
+  );
+  steps.dropIdleHttp();
+  await withDeadline(closed, left());
+  await withDeadline(steps.closeTasks(), left());
+  await steps.retire().catch(() => {});
+  await steps.closePorts().catch(() => {});
+  await steps.onClose?.().catch(() => {});
+  await steps.stopHealth?.().catch(() => {});
+  logger.info('gateway_shutdown_complete', { took_ms: graceMs - (deadline - Date.now()) });
+}
+
+/** Waits for `promise`, but at most `ms`; never rejects. */
+function withDeadline(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, Math.max(0, ms));
+    promise.then(
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+    );
+  });
+}

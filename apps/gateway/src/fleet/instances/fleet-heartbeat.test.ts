@@ -1,0 +1,61 @@
+import { createLogger } from '../../logger';
+import { MemoryPresence } from '../presence/memory-presence';
+import type { Presence } from '../presence/presence';
+import { FleetHeartbeat, type FleetHeartbeatOptions } from './fleet-heartbeat';
+
+const logger = createLogger({ level: 'error', format: 'json', instanceId: 'gw-a' });
+
+function heartbeat(presence: Presence, overrides: Partial<FleetHeartbeatOptions> = {}) {
+  const reannounced: string[] = [];
+  const beat = new FleetHeartbeat({
+    presence,
+    instanceId: 'gw-a',
+    instanceTtlMs: 30_000,
+    local: () => ({ userIds: ['u1', 'u2'], sessions: 3, users: 2 }),
+    reannounce: async (uid) => {
+      reannounced.push(uid);
+    },
+    startedAt: 1_000,
+    version: '1.2.3',
+    logger,
+    ...overrides,
+  });
+  return { beat, reannounced };
+}
+
+describe('FleetHeartbeat', () => {
+  it('announces the instance with its counts for the cluster view', async () => {
+    const presence = new MemoryPresence();
+    const { beat } = heartbeat(presence);
+    await beat.beat();
+    const [self] = await presence.instances();
+    expect(self).toMatchObject({ id: 'gw-a', sessions: 3, users: 2, startedAt: 1_000, version: '1.2.3' });
+  });
+
+  it('writes again the sessions whose entries expired, and only those', async () => {
+    const presence = new MemoryPresence();
+    await presence.add('u1', { sessionId: 's1', instanceId: 'gw-a', route: '/', connectedAt: 1 });
+    const { beat, reannounced } = heartbeat(presence);
+    await beat.beat();
+    expect(reannounced).toEqual(['u2']);
+  });
+
+  it('never rejects when the presence store is away, and does not announce then', async () => {
+    const presence = new MemoryPresence();
+    const announce = jest.spyOn(presence, 'announce');
+    jest.spyOn(presence, 'refresh').mockRejectedValue(new Error('connection lost'));
+    const { beat, reannounced } = heartbeat(presence);
+    await expect(beat.beat()).resolves.toBeUndefined();
+    expect(announce).not.toHaveBeenCalled();
+    expect(reannounced).toEqual([]);
+  });
+
+  it('beats as soon as it starts, and stop() ends the timer', async () => {
+    const presence = new MemoryPresence();
+    const { beat } = heartbeat(presence);
+    beat.start();
+    beat.stop();
+    await new Promise((r) => setImmediate(r));
+    expect((await presence.instances()).map((i) => i.id)).toEqual(['gw-a']);
+  });
+});

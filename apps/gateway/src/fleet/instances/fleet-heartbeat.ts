@@ -1,0 +1,63 @@
+import type { Logger } from '../../logger';
+import type { Presence } from '../presence/presence';
+
+/** What {@link FleetHeartbeat} reads and calls. */
+export interface FleetHeartbeatOptions {
+  presence: Presence;
+  instanceId: string;
+  /** How long an instance's entries outlive its last beat; it beats every third of it (at least every 100 ms). */
+  instanceTtlMs: number;
+  /** This instance's sessions now: the users it holds, and the counts it announces. */
+  local: () => { userIds: Iterable<string>; sessions: number; users: number };
+  /** Writes a user's sessions into the presence directory again (their entries expired anyway). */
+  reannounce: (userId: string) => Promise<void>;
+  /** When this instance started, ms since the epoch (the cluster view's uptime). */
+  startedAt: number;
+  version: string;
+  logger: Logger;
+}
+
+/**
+ * The fleet heartbeat: keeps this instance's sessions alive in the presence
+ * directory (a killed instance's expire within INSTANCE_TTL_MS) and announces
+ * the instance for the cluster view. Entries that expired anyway (a stalled
+ * process) are written again.
+ */
+export class FleetHeartbeat {
+  readonly #o: FleetHeartbeatOptions;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: FleetHeartbeatOptions) {
+    this.#o = options;
+  }
+
+  /** One beat. Never rejects: a presence store away is logged and the next beat tries again. */
+  async beat(): Promise<void> {
+    const o = this.#o;
+    try {
+      const local = o.local();
+      const lost = await o.presence.refresh(o.instanceId, local.userIds);
+      await Promise.all(lost.map((uid) => o.reannounce(uid)));
+      await o.presence.announce(
+        { id: o.instanceId, sessions: local.sessions, users: local.users, startedAt: o.startedAt, version: o.version },
+        o.instanceTtlMs,
+      );
+    } catch (error) {
+      o.logger.warn('fleet_heartbeat_error', { error: String(error) });
+    }
+  }
+
+  /** Beats now and then every third of the TTL, on a timer that does not hold the process open. */
+  start(): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => void this.beat(), Math.max(100, Math.floor(this.#o.instanceTtlMs / 3)));
+    this.#timer.unref();
+    void this.beat();
+  }
+
+  /** Stops beating (shutdown); the instance's entries then expire unless retired first. */
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
