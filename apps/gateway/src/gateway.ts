@@ -8,6 +8,7 @@ import { SessionHub } from './core/session-hub';
 import { runShutdown } from './core/shutdown';
 import type { StoredEvent } from './fleet/bus/event-bus';
 import { FleetHeartbeat } from './fleet/instances/fleet-heartbeat';
+import { storeLabel } from './fleet/store-label';
 import type { GatewayHooks } from './hooks';
 import { registerListenerMetrics } from './listeners/listener-metrics';
 import { ListenersManager } from './listeners/listeners-manager';
@@ -462,7 +463,7 @@ function logListening(ports: ResolvedPorts, config: GatewayConfig, address: Addr
     port: address.port,
     redis: ports.redisStatus(),
     auth: ports.auth.mode,
-    registry: ports.registry.kind,
-    bus: ports.bus.kind,
+    registry: storeLabel(ports.registry),
+    bus: storeLabel(ports.bus),
   });
 }

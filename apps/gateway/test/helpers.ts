@@ -187,13 +187,13 @@ export async function httpJson(url: string, init: RequestInit & { token?: string
  * A real in-memory registry with some operations replaced, for fault injection
  * (slow, failing, corrupt). Returns the underlying store too, to inspect it.
  */
-export function registryWith(overrides: Partial<Omit<RegistryStore, 'kind'>>): {
+export function registryWith(overrides: Partial<Omit<RegistryStore, 'sharedAcrossInstances'>>): {
   store: MemoryRegistryStore;
   registry: RegistryStore;
 } {
   const store = new MemoryRegistryStore();
   const registry: RegistryStore = {
-    kind: 'memory',
+    sharedAcrossInstances: false,
     registerSession: (u, s) => store.registerSession(u, s),
     unregisterSession: (u, s) => store.unregisterSession(u, s),
     getSessions: (u) => store.getSessions(u),

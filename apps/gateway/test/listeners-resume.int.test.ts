@@ -47,7 +47,6 @@ afterAll(async () => {
 /** A store whose writes are dropped once `killed` (answering true, as a write lost with the process). */
 function killable(store: WatermarkStore): WatermarkStore & { killed: boolean } {
   return {
-    kind: store.kind,
     killed: false,
     get: (uid) => store.get(uid),
     async set(...args) {

@@ -59,7 +59,6 @@ const prefixOf = (listener: string) => `${encodeURIComponent(listener)} `;
  * lease and writes both atomically.
  */
 export class RedisWatermarkStore implements WatermarkStore {
-  readonly kind = 'redis' as const;
   readonly #redis: RedisClient;
   readonly #prefixes: UserKeyPrefixes;
   readonly #ttlMs: number;

@@ -28,7 +28,6 @@ export interface BullMqTaskQueueOptions {
  * them), removes ones not started, reports depth and how many workers are alive.
  */
 export class BullMqTaskQueue implements TaskQueue {
-  readonly kind = 'bullmq';
   readonly store: TaskStore;
   readonly #queue: Queue<TaskJobData>;
   readonly #redis: RedisClient;

@@ -10,7 +10,6 @@ import type { TaskStore } from './task-store';
  * Jobs live in memory: a restart loses queued and running ones (their snapshots too).
  */
 export class MemoryTaskQueue implements TaskQueue {
-  readonly kind = 'memory';
   readonly store: TaskStore;
   readonly #o: TaskWorkOptions;
   readonly #waiting: { job: TaskJobData; attempt: number }[] = [];

@@ -59,7 +59,6 @@ export interface RedisTaskStoreOptions {
  * still answer, and because gateways write it too (a cancel) without holding the job lock.
  */
 export class RedisTaskStore implements TaskStore {
-  readonly kind = 'redis';
   readonly #redis: RedisClient;
   readonly #ttlMs: number;
 

@@ -29,7 +29,6 @@ export interface TaskQueueHealth {
  * events. The gateway never waits for a job.
  */
 export interface TaskQueue {
-  readonly kind: 'memory' | 'bullmq';
   /** Snapshots of the tasks whose jobs this queue carries. */
   readonly store: TaskStore;
   /** The queue's own id for a task's job; the same task always gets the same id. */

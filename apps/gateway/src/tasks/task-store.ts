@@ -54,7 +54,6 @@ export const isFinal = (status: TaskStatus): boolean => FINAL_STATUSES.includes(
  * after their last change.
  */
 export interface TaskStore {
-  readonly kind: 'memory' | 'redis';
   /** Stores `record` unless the task exists; returns the stored one and whether it is new. */
   create(record: TaskRecord): Promise<{ record: TaskRecord; created: boolean }>;
   get(taskId: string): Promise<TaskRecord | undefined>;

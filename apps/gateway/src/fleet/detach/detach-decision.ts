@@ -46,7 +46,6 @@ export const DEFAULT_CLAIM_TTL_MS = 60_000;
  * both on the user's slot; the memory one reads both stores without yielding.
  */
 export interface DetachDecision {
-  readonly kind: 'memory' | 'redis';
   /**
    * The detach decision, one atomic step: removes expired presence entries, then
    * answers `present` if the user has a live session anywhere; otherwise the first

@@ -14,7 +14,6 @@ import {
  * so no add can slip between the check and the cleanup.
  */
 export class MemoryDetachDecision implements DetachDecision {
-  readonly kind = 'memory' as const;
   readonly #presence: MemoryPresence;
   readonly #registry: MemoryRegistryStore;
   readonly #claimTtlMs: number;

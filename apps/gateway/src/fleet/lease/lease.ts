@@ -14,7 +14,6 @@ export interface LeaseHolder {
  * {@link import('./redis-lease').RedisLease}; both pass lease.contract.ts.
  */
 export interface Lease {
-  readonly kind: 'memory' | 'redis';
   /**
    * Takes the lease for `ttlMs` if it is free (or expired), or held under the same
    * `owner` name, with a new fencing token every time: a process restarted with its

@@ -59,7 +59,6 @@ return 1
  * `fenceTtlMs`) still puts the next token above every earlier one.
  */
 export class RedisLease implements Lease {
-  readonly kind = 'redis' as const;
   readonly #redis: RedisClient;
   readonly #prefixes: UserKeyPrefixes;
   readonly #fenceTtlMs: number;

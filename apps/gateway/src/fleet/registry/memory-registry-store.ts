@@ -3,7 +3,7 @@ import type { RegistryStore } from './registry-store';
 
 /** The embedded default: the registry in this process's memory. */
 export class MemoryRegistryStore implements RegistryStore {
-  readonly kind = 'memory' as const;
+  readonly sharedAcrossInstances = false;
   readonly #sessions = new Map<string, Map<string, RegistrySession>>();
   readonly #unified = new Map<string, { doc: UserRegistry; expiresAt: number }>();
   readonly #now: () => number;

@@ -63,7 +63,7 @@ return left
  * - `registry:unified:{<user_id>}`: the unified document as JSON, with a TTL that live sessions refresh.
  */
 export class RedisRegistryStore implements RegistryStore {
-  readonly kind = 'redis' as const;
+  readonly sharedAcrossInstances = true;
   readonly #redis: RedisClient;
   readonly #prefix: string;
   readonly #fleetPrefix: string;

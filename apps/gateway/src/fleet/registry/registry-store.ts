@@ -6,7 +6,11 @@ import type { RegistrySession, UserRegistry, UserRegistryPatch } from '@livebus/
  * default) and Redis (keys under `registry:`).
  */
 export interface RegistryStore {
-  readonly kind: 'memory' | 'redis';
+  /**
+   * Whether every instance of the fleet sees the same registry (a shared store), or
+   * only this process does (the embedded default).
+   */
+  readonly sharedAcrossInstances: boolean;
   /** Legacy registry: records one session of a user (idempotent per session id). */
   registerSession(userId: string, session: RegistrySession): Promise<void>;
   /** Legacy registry: removes one session; false when it was not there. */
