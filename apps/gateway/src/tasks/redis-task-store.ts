@@ -105,8 +105,9 @@ export class RedisTaskStore implements TaskStore {
 }
 
 function guardArg(guard: AttemptGuard | undefined): string {
-  if (guard?.claimAs !== undefined && guard.run !== undefined) throw new TypeError('a guard is a claim or a step');
-  if (guard?.claimAs !== undefined) return `<${guard.claimAs}`;
+  if (guard?.claimByAttempt !== undefined && guard.run !== undefined)
+    throw new TypeError('a guard is a claim or a step');
+  if (guard?.claimByAttempt !== undefined) return `<${guard.claimByAttempt}`;
   if (guard?.run !== undefined) return `=${JSON.stringify(guard.run)}`;
   return '';
 }

@@ -97,24 +97,28 @@ export function taskStoreContract(name: string, make: (options: { ttlMs: number 
         id,
         ['queued'],
         { status: 'running', attempts: 1, run: 'r1' },
-        { claimAs: 1 },
+        { claimByAttempt: 1 },
       );
       expect(claim1.ok).toBe(true);
       // The job was started again (its lock lapsed): attempt 2 claims over attempt 1.
-      const claim2 = await store.transition(id, ['running'], { attempts: 2, run: 'r2' }, { claimAs: 2 });
+      const claim2 = await store.transition(id, ['running'], { attempts: 2, run: 'r2' }, { claimByAttempt: 2 });
       expect(claim2.ok).toBe(true);
       // A late claim by attempt 1, or a second one by attempt 2, is refused.
-      expect((await store.transition(id, ['running'], { attempts: 1, run: 'r1' }, { claimAs: 1 })).ok).toBe(false);
-      expect((await store.transition(id, ['running'], { attempts: 2, run: 'rx' }, { claimAs: 2 })).ok).toBe(false);
+      expect((await store.transition(id, ['running'], { attempts: 1, run: 'r1' }, { claimByAttempt: 1 })).ok).toBe(
+        false,
+      );
+      expect((await store.transition(id, ['running'], { attempts: 2, run: 'rx' }, { claimByAttempt: 2 })).ok).toBe(
+        false,
+      );
       expect((await store.get(id))?.run).toBe('r2');
     });
 
     it("fences steps: a step applies only while its attempt's run token holds the task", async () => {
       const store = await fresh();
       await store.create(queued(id));
-      await store.transition(id, ['queued'], { status: 'running', attempts: 1, run: 'r1' }, { claimAs: 1 });
+      await store.transition(id, ['queued'], { status: 'running', attempts: 1, run: 'r1' }, { claimByAttempt: 1 });
       expect((await store.transition(id, ['running'], { progress: 30 }, { run: 'r1' })).ok).toBe(true);
-      await store.transition(id, ['running'], { attempts: 2, run: 'r2' }, { claimAs: 2 });
+      await store.transition(id, ['running'], { attempts: 2, run: 'r2' }, { claimByAttempt: 2 });
       const stale = await store.transition(id, ['running'], { progress: 90, status: 'completed' }, { run: 'r1' });
       expect(stale.ok).toBe(false);
       expect(stale.record).toMatchObject({ status: 'running', progress: 30, run: 'r2', attempts: 2 });
