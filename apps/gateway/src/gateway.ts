@@ -360,18 +360,14 @@ function createListeners(
   publish: Publish,
   onDetachOutcome: (outcome: 'cancelled' | 'executed') => void,
 ): ListenersManager {
-  const { logger, registry, bus, presence } = ports;
-  const decision = ports.detachDecision;
+  const { logger, bus, presence, detachDecision: decision } = ports;
   return new ListenersManager({
     sources: ports.sources ?? [],
     detachDelayMs: config.detachDelayMs,
     logger,
-    cleanupRegistry: (uid, detachStartedAt) =>
-      decision
-        ? decision.cleanupIfAbsent(uid)
-        : registry.cleanupUser(uid, detachStartedAt.toISOString()).then(() => 'cleaned' as const),
+    cleanupRegistry: (uid) => decision.cleanupIfAbsent(uid),
     // Of the instances a user left at once, only the one whose claim wins cleans up.
-    ...(decision ? { claimCleanup: (uid: string) => decision.claim(uid, config.instanceId) } : {}),
+    claimCleanup: (uid: string) => decision.claim(uid, config.instanceId),
     // Sessions of this instance are the manager's own count; only other instances' entries matter here.
     presentElsewhere: async (uid) => (await presence.sessions(uid)).some((s) => s.instanceId !== config.instanceId),
     emit: (uid, event) =>

@@ -50,15 +50,6 @@ export class MemoryRegistryStore implements RegistryStore {
     if (entry) entry.expiresAt = this.#now() + ttlS * 1000;
   }
 
-  async cleanupUser(userId: string, registeredBefore: string): Promise<void> {
-    const sessions = this.#sessions.get(userId);
-    for (const [id, session] of sessions ?? []) {
-      if (session.registered_at < registeredBefore) sessions?.delete(id);
-    }
-    if (sessions && sessions.size > 0) return;
-    this.clearUser(userId);
-  }
-
   /**
    * Removes every legacy session of the user and marks the unified document
    * offline, synchronously: {@link import('../detach/memory-detach-decision').MemoryDetachDecision}

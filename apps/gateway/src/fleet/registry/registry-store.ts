@@ -23,13 +23,6 @@ export interface RegistryStore {
   putUnified(userId: string, doc: UserRegistry, ttlS: number): Promise<void>;
   /** Extends the unified document's time to live (live sessions call this on every heartbeat). */
   touchUnified(userId: string, ttlS: number): Promise<void>;
-  /**
-   * Detach cleanup: removes the user's legacy sessions registered before `registeredBefore`
-   * (an ISO 8601 time, the moment the detach began) and, when none is left, marks the
-   * unified document offline. A session that registered after the detach began belongs to
-   * a reconnect and survives.
-   */
-  cleanupUser(userId: string, registeredBefore: string): Promise<void>;
   /** Cheap liveness probe for health endpoints. */
   ping(): Promise<void>;
   close(): Promise<void>;
