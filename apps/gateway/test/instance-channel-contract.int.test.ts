@@ -1,11 +1,7 @@
 import { waitFor } from '@livebus/test-support';
-import {
-  type ControlMessage,
-  instanceChannelName,
-  LocalInstanceChannel,
-  RedisInstanceChannel,
-} from '../src/fleet/instances/instance-channel';
+import { type ControlMessage, LocalInstanceChannel } from '../src/fleet/instances/instance-channel';
 import { instanceChannelContract } from '../src/fleet/instances/instance-channel.contract';
+import { instanceChannelName, RedisInstanceChannel } from '../src/fleet/instances/redis-instance-channel';
 import { useFleetBackends } from './fleet-backends';
 
 const backends = useFleetBackends();
