@@ -1,5 +1,6 @@
 import { composePorts, memoryPorts, resolvePorts } from './compose';
 import { defaultConfig } from './config';
+import { MemoryPresence } from './fleet/presence/memory-presence';
 import { MemoryRegistryStore } from './fleet/registry/memory-registry-store';
 
 const silent = { error() {}, warn() {}, info() {}, debug() {} };
@@ -8,7 +9,8 @@ describe('composePorts', () => {
   it('without REDIS_URL: every port in memory, Redis reported disabled', async () => {
     const ports = await composePorts(defaultConfig(), silent);
     try {
-      expect([ports.registry?.kind, ports.bus?.kind, ports.presence?.kind]).toEqual(['memory', 'memory', 'memory']);
+      expect([ports.registry?.sharedAcrossInstances, ports.bus?.sharedAcrossInstances]).toEqual([false, false]);
+      expect(ports.presence).toBeInstanceOf(MemoryPresence);
       expect(ports.lease).toBeDefined();
       expect(ports.workflowWatches).toBeDefined();
       expect(ports.channel).toBeDefined();
@@ -29,7 +31,8 @@ describe('resolvePorts', () => {
     const ports = resolvePorts(defaultConfig(), { registry, logger: silent });
     expect(ports.registry).toBe(registry);
     expect(ports.logger).toBe(silent);
-    expect([ports.bus.kind, ports.presence.kind]).toEqual(['memory', 'memory']);
+    expect(ports.bus.sharedAcrossInstances).toBe(false);
+    expect(ports.presence).toBeInstanceOf(MemoryPresence);
     expect(ports.redisStatus()).toBe('disabled');
     expect(ports.version).toBe('0.0.0');
   });

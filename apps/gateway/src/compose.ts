@@ -10,8 +10,10 @@ import type { EventBus } from './fleet/bus/event-bus';
 import { MemoryEventBus } from './fleet/bus/memory-event-bus';
 import { RedisEventBus } from './fleet/bus/redis-event-bus';
 import type { DetachDecision } from './fleet/detach/detach-decision';
+import { embeddedDetachDecision } from './fleet/detach/memory-detach-decision';
 import { RedisDetachDecision } from './fleet/detach/redis-detach-decision';
-import { type InstanceChannel, LocalInstanceChannel, RedisInstanceChannel } from './fleet/instances/instance-channel';
+import { type InstanceChannel, LocalInstanceChannel } from './fleet/instances/instance-channel';
+import { RedisInstanceChannel } from './fleet/instances/redis-instance-channel';
 import type { Lease } from './fleet/lease/lease';
 import { MemoryLease } from './fleet/lease/memory-lease';
 import { MemoryPresence } from './fleet/presence/memory-presence';
@@ -56,8 +58,9 @@ export interface GatewayPorts {
   presence?: Presence;
   /**
    * Decides atomically, in the store shared by the fleet, whether a user whose detach
-   * delay ran out is gone everywhere, and cleans the registry if so. @default the
-   * registry's own cleanup (one instance)
+   * delay ran out is gone everywhere, and cleans the registry if so. Required with a
+   * `presence` or `registry` of your own. @default the embedded decision over the
+   * embedded presence and registry (one instance)
    */
   detachDecision?: DetachDecision;
   /** Orders to other instances (close a replaced session). @default none: one instance */
@@ -82,6 +85,7 @@ export type ResolvedPorts = GatewayPorts &
       | 'bus'
       | 'auth'
       | 'presence'
+      | 'detachDecision'
       | 'channel'
       | 'lease'
       | 'workflowWatches'
@@ -135,14 +139,17 @@ export function resolvePorts(config: GatewayConfig, given: GatewayPorts): Resolv
     (name) => given[name] === undefined,
   );
   const memory: Partial<MemoryPorts> = memoryPorts(config, missing);
+  const registry = given.registry ?? (memory.registry as RegistryStore);
+  const presence = given.presence ?? (memory.presence as Presence);
   return {
     ...given,
     logger:
       given.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, instanceId: config.instanceId }),
     hooks: given.hooks ?? new Hooks<GatewayHookEvents>(),
-    registry: given.registry ?? (memory.registry as RegistryStore),
+    registry,
     bus: given.bus ?? (memory.bus as EventBus),
-    presence: given.presence ?? (memory.presence as Presence),
+    presence,
+    detachDecision: given.detachDecision ?? embeddedDetachDecision(presence, registry),
     channel: given.channel ?? (memory.channel as InstanceChannel),
     lease: given.lease ?? (memory.lease as Lease),
     workflowWatches: given.workflowWatches ?? (memory.workflowWatches as WorkflowWatchStore),

@@ -1,5 +1,8 @@
 import { signJwt } from './auth/jwt-authenticator';
 import { defaultConfig } from './config';
+import { MemoryPresence } from './fleet/presence/memory-presence';
+import { MemoryRegistryStore } from './fleet/registry/memory-registry-store';
+import type { RegistryStore } from './fleet/registry/registry-store';
 import { createGateway } from './gateway';
 
 const silent = { error() {}, warn() {}, info() {}, debug() {} };
@@ -33,5 +36,30 @@ describe('createGateway', () => {
     } finally {
       await gw.shutdown();
     }
+  });
+
+  it('detaches through a DetachDecision only: a registry of its own comes with one', () => {
+    const store = new MemoryRegistryStore();
+    // A registry that is not the embedded one: the gateway has no decision that reads it with presence.
+    const wrapped: RegistryStore = {
+      sharedAcrossInstances: false,
+      registerSession: (u, x) => store.registerSession(u, x),
+      unregisterSession: (u, x) => store.unregisterSession(u, x),
+      getSessions: (u) => store.getSessions(u),
+      getUnified: (u) => store.getUnified(u),
+      putUnified: (u, d, ttl) => store.putUnified(u, d, ttl),
+      touchUnified: (u, ttl) => store.touchUnified(u, ttl),
+      ping: () => store.ping(),
+      close: () => store.close(),
+    };
+    expect(() => createGateway(defaultConfig({ port: 0 }), { logger: silent, registry: wrapped })).toThrow(
+      /detachDecision port/,
+    );
+    // The embedded registry and presence, given or not, get the embedded decision.
+    const presence = new MemoryPresence();
+    expect(() =>
+      createGateway(defaultConfig({ port: 0 }), { logger: silent, registry: store, presence }),
+    ).not.toThrow();
+    expect('cleanupUser' in store).toBe(false);
   });
 });

@@ -8,6 +8,7 @@ import { SessionHub } from './core/session-hub';
 import { runShutdown } from './core/shutdown';
 import type { StoredEvent } from './fleet/bus/event-bus';
 import { FleetHeartbeat } from './fleet/instances/fleet-heartbeat';
+import { storeLabel } from './fleet/store-label';
 import type { GatewayHooks } from './hooks';
 import { registerListenerMetrics } from './listeners/listener-metrics';
 import { ListenersManager } from './listeners/listeners-manager';
@@ -359,18 +360,14 @@ function createListeners(
   publish: Publish,
   onDetachOutcome: (outcome: 'cancelled' | 'executed') => void,
 ): ListenersManager {
-  const { logger, registry, bus, presence } = ports;
-  const decision = ports.detachDecision;
+  const { logger, bus, presence, detachDecision: decision } = ports;
   return new ListenersManager({
     sources: ports.sources ?? [],
     detachDelayMs: config.detachDelayMs,
     logger,
-    cleanupRegistry: (uid, detachStartedAt) =>
-      decision
-        ? decision.cleanupIfAbsent(uid)
-        : registry.cleanupUser(uid, detachStartedAt.toISOString()).then(() => 'cleaned' as const),
+    cleanupRegistry: (uid) => decision.cleanupIfAbsent(uid),
     // Of the instances a user left at once, only the one whose claim wins cleans up.
-    ...(decision ? { claimCleanup: (uid: string) => decision.claim(uid, config.instanceId) } : {}),
+    claimCleanup: (uid: string) => decision.claim(uid, config.instanceId),
     // Sessions of this instance are the manager's own count; only other instances' entries matter here.
     presentElsewhere: async (uid) => (await presence.sessions(uid)).some((s) => s.instanceId !== config.instanceId),
     emit: (uid, event) =>
@@ -462,7 +459,7 @@ function logListening(ports: ResolvedPorts, config: GatewayConfig, address: Addr
     port: address.port,
     redis: ports.redisStatus(),
     auth: ports.auth.mode,
-    registry: ports.registry.kind,
-    bus: ports.bus.kind,
+    registry: storeLabel(ports.registry),
+    bus: storeLabel(ports.bus),
   });
 }

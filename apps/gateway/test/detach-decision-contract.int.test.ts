@@ -6,6 +6,7 @@ import { MemoryPresence } from '../src/fleet/presence/memory-presence';
 import { RedisPresence } from '../src/fleet/presence/redis-presence';
 import { MemoryRegistryStore } from '../src/fleet/registry/memory-registry-store';
 import { RedisRegistryStore } from '../src/fleet/registry/redis-registry-store';
+import { emptyUserRegistry } from '../src/fleet/registry/registry-store';
 import { useFleetBackends } from './fleet-backends';
 
 const backends = useFleetBackends();
@@ -81,6 +82,18 @@ for (const backend of [backends.standalone, backends.cluster]) {
       } finally {
         clearInterval(beat);
       }
+    });
+
+    it('cleaning marks the unified document offline and keeps its TTL, and deletes the legacy hash', async () => {
+      const redis = backend.connect();
+      const registry = new RedisRegistryStore(redis);
+      const uid = `keepttl-${Date.now()}`;
+      await registry.registerSession(uid, session('s', 'gw'));
+      await registry.putUnified(uid, emptyUserRegistry(uid, true), 120);
+      expect(await new RedisDetachDecision(redis).cleanupIfAbsent(uid)).toBe('cleaned');
+      expect(await redis.exists(`registry:user:{${uid}}`)).toBe(0);
+      expect((await registry.getUnified(uid))?.user_info.status).toBe('offline');
+      expect(await redis.ttl(`registry:unified:{${uid}}`)).toBeGreaterThan(100); // KEEPTTL
     });
 
     it('the legacy hash has a backstop TTL when no presence vouches for it', async () => {

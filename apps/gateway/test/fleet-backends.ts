@@ -10,8 +10,13 @@ import type { RedisClient } from '../src/redis/redis-script';
 /** The Redis backends every fleet contract runs against, started once per test file. */
 export interface FleetBackend {
   readonly name: string;
-  /** A new connection (one per simulated instance); closed by {@link useFleetBackends}. */
-  connect(): RedisClient;
+  /**
+   * A new connection (one per simulated instance); closed by {@link useFleetBackends}.
+   * `blocking` gives the `maxRetriesPerRequest: null` a BullMQ worker requires.
+   */
+  connect(options?: { blocking?: boolean }): RedisClient;
+  /** Deletes every key (on every master of a cluster): a test that shares fixed keys starts clean. */
+  flush(): Promise<void>;
 }
 
 /**
@@ -35,7 +40,27 @@ export function useFleetBackends(): { standalone: FleetBackend; cluster: FleetBa
     return c;
   };
   return {
-    standalone: { name: 'standalone Redis', connect: () => track(new Redis(server.url)) },
-    cluster: { name: 'Redis Cluster', connect: () => track(new Cluster([...cluster.nodes])) },
+    standalone: {
+      name: 'standalone Redis',
+      connect: (o = {}) => track(new Redis(server.url, o.blocking ? { maxRetriesPerRequest: null } : {})),
+      flush: async () => {
+        const c = new Redis(server.url);
+        await c.flushall();
+        c.disconnect();
+      },
+    },
+    cluster: {
+      name: 'Redis Cluster',
+      connect: (o = {}) => {
+        const retries = o.blocking ? { maxRetriesPerRequest: null } : {};
+        return track(new Cluster([...cluster.nodes], { redisOptions: retries, ...retries }));
+      },
+      flush: async () => {
+        const c = new Cluster([...cluster.nodes]);
+        await new Promise((resolve) => c.once('ready', resolve));
+        await Promise.all(c.nodes('master').map((n) => n.flushall()));
+        c.disconnect();
+      },
+    },
   };
 }

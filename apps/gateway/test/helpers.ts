@@ -12,6 +12,9 @@ import TransportStream from 'winston-transport';
 import { WebSocket } from 'ws';
 import type { GatewayPorts } from '../src/compose';
 import { defaultConfig, type GatewayConfig } from '../src/config';
+import type { DetachDecision } from '../src/fleet/detach/detach-decision';
+import { MemoryDetachDecision } from '../src/fleet/detach/memory-detach-decision';
+import { MemoryPresence } from '../src/fleet/presence/memory-presence';
 import { MemoryRegistryStore } from '../src/fleet/registry/memory-registry-store';
 import type { RegistryStore } from '../src/fleet/registry/registry-store';
 import { createGateway, type Gateway } from '../src/gateway';
@@ -185,25 +188,37 @@ export async function httpJson(url: string, init: RequestInit & { token?: string
 
 /**
  * A real in-memory registry with some operations replaced, for fault injection
- * (slow, failing, corrupt). Returns the underlying store too, to inspect it.
+ * (slow, failing, corrupt), and the embedded presence and detach decision that go
+ * with it (`deps`, to pass to {@link startGateway}); `decision` replaces operations
+ * of the decision, given the real one. Returns the underlying store too, to inspect it.
  */
-export function registryWith(overrides: Partial<Omit<RegistryStore, 'kind'>>): {
+export function registryWith(
+  overrides: Partial<Omit<RegistryStore, 'sharedAcrossInstances'>>,
+  decision: (real: DetachDecision) => Partial<DetachDecision> = () => ({}),
+): {
   store: MemoryRegistryStore;
   registry: RegistryStore;
+  deps: Pick<GatewayPorts, 'registry' | 'presence' | 'detachDecision'>;
 } {
   const store = new MemoryRegistryStore();
   const registry: RegistryStore = {
-    kind: 'memory',
+    sharedAcrossInstances: false,
     registerSession: (u, s) => store.registerSession(u, s),
     unregisterSession: (u, s) => store.unregisterSession(u, s),
     getSessions: (u) => store.getSessions(u),
     getUnified: (u) => store.getUnified(u),
     putUnified: (u, d, ttl) => store.putUnified(u, d, ttl),
     touchUnified: (u, ttl) => store.touchUnified(u, ttl),
-    cleanupUser: (u, before) => store.cleanupUser(u, before),
     ping: () => store.ping(),
     close: () => store.close(),
     ...overrides,
   };
-  return { store, registry };
+  const presence = new MemoryPresence();
+  const real = new MemoryDetachDecision(presence, store);
+  const detachDecision: DetachDecision = {
+    claim: (u, c) => real.claim(u, c),
+    cleanupIfAbsent: (u) => real.cleanupIfAbsent(u),
+    ...decision(real),
+  };
+  return { store, registry, deps: { registry, presence, detachDecision } };
 }

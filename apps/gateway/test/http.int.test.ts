@@ -202,11 +202,11 @@ describe('UNIFIED_REGISTRY_ENABLED', () => {
   it('true: reads and patches the unified document, and falls back to the legacy view when it fails', async () => {
     let broken = false;
     const down = () => Promise.reject(new Error('unified store down'));
-    const { store, registry } = registryWith({
+    const { store, deps } = registryWith({
       getUnified: (u) => (broken ? down() : store.getUnified(u)),
       putUnified: (u, d, ttl) => (broken ? down() : store.putUnified(u, d, ttl)),
     });
-    const t = await startGateway({ unifiedRegistryEnabled: true, registryDebug: true }, { registry });
+    const t = await startGateway({ unifiedRegistryEnabled: true, registryDebug: true }, deps);
     const { client } = await connectAs(t.url, 'uni');
     const initial = await client.call('UNIFIED_REGISTRY.get_user_registry', ['uni']);
     expect(initial).toMatchObject({
@@ -242,14 +242,14 @@ describe('UNIFIED_REGISTRY_ENABLED', () => {
 
 describe('RPC failures', () => {
   it('a handler slower than RPC_TIMEOUT_MS answers timeout; an unexpected failure answers internal without details', async () => {
-    const { registry } = registryWith({
+    const { deps } = registryWith({
       // A slow store for one user; a corrupt answer (a bug, not an outage) for another.
       getSessions: (u) =>
         u === 'rpc-fail'
           ? new Promise((r) => setTimeout(() => r([]), 500))
           : Promise.resolve([{ secret: 'redis://user:pw@host' }] as never),
     });
-    const t = await startGateway({ rpcTimeoutMs: 100 }, { registry });
+    const t = await startGateway({ rpcTimeoutMs: 100 }, deps);
     try {
       const { client } = await connectAs(t.url, 'rpc-fail');
       const slow = await client.call('REGISTRY.get_sessions', ['rpc-fail']);

@@ -47,7 +47,6 @@ afterAll(async () => {
 /** A store whose writes are dropped once `killed` (answering true, as a write lost with the process). */
 function killable(store: WatermarkStore): WatermarkStore & { killed: boolean } {
   return {
-    kind: store.kind,
     killed: false,
     get: (uid) => store.get(uid),
     async set(...args) {
@@ -136,35 +135,4 @@ describe('takeover after a holder died between publishing and storing its mark',
     await lease.release(uid, 'gw-new', b.token);
     await bus.close();
   }, 60_000);
-
-  it('RedisWatermarkStore: the cursor lives beside the mark, fenced, and reads as absent for marks stored before it', async () => {
-    const uid = `lee-${Date.now()}`;
-    const lease = new RedisLease(client);
-    const store = new RedisWatermarkStore(client);
-    const { token } = (await lease.acquire(uid, 'gw-a', 60_000))!;
-    const fence = { owner: 'gw-a', token };
-    // As an older version stored them: a mark and a delivered document, no cursor.
-    await client.hset(`lb:{${uid}}:lw`, 'l', '10');
-    await client.hset(`lb:{${uid}}:ld`, 'l p/a', '9');
-    expect(await store.get(uid)).toEqual({
-      marks: { l: '10' },
-      docs: { l: { 'p/a': '9' } },
-      overflowed: [],
-      cursors: {},
-    });
-    await store.set(uid, 'l', '11', fence, { put: { 'p/b': '11' }, del: [] }, 'e:3');
-    await store.set(uid, 'a b', '11', fence, { put: {}, del: [], overflow: true }, 'e:4');
-    await store.set(uid, 'l', '12', fence, { put: {}, del: ['p/a'] });
-    expect(await store.set(uid, 'l', '13', { owner: 'gw-b', token }, undefined, 'e:9')).toBe(false);
-    expect(await store.get(uid)).toEqual({
-      marks: { l: '12', 'a b': '11' },
-      docs: { l: { 'p/b': '11' } },
-      overflowed: ['a b'],
-      cursors: { l: 'e:3', 'a b': 'e:4' },
-    });
-    await store.forget(uid, 'a b');
-    expect(await store.get(uid)).toMatchObject({ overflowed: [], cursors: { l: 'e:3' } });
-    await store.clear(uid);
-    expect((await store.get(uid)).cursors).toEqual({});
-  });
 });

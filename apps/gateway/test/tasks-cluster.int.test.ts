@@ -3,9 +3,8 @@ import { type RedisClusterHandle, startRedisCluster, waitFor } from '@livebus/te
 import { Cluster } from 'ioredis';
 import { createLogger } from '../src/logger';
 import { BullMqTaskQueue } from '../src/tasks/bullmq-task-queue';
-import { MemoryTaskStore } from '../src/tasks/memory-task-store';
 import { RedisTaskStore } from '../src/tasks/redis-task-store';
-import type { TaskRecord, TaskStore } from '../src/tasks/task-store';
+import type { TaskRecord } from '../src/tasks/task-store';
 import { BullMqTaskWorker } from '../src/tasks/worker/bullmq-task-worker';
 import { LogCapture } from './helpers';
 
@@ -33,55 +32,6 @@ const record = (taskId: string): TaskRecord => ({
   message: 'queued',
   created_at: '2026-11-22T12:00:00.000Z',
   updated_at: '2026-11-22T12:00:00.000Z',
-});
-
-describe.each([
-  ['memory', () => new MemoryTaskStore()],
-  ['Redis Cluster', () => new RedisTaskStore(connect())],
-])('TaskStore contract: %s', (_name, make: () => TaskStore) => {
-  it('creates once, changes only from the named statuses, keeps progress rising, deletes on null', async () => {
-    const store = make();
-    const id = `t-${Math.random().toString(36).slice(2)}`;
-    expect((await store.create(record(id))).created).toBe(true);
-    const again = await store.create({ ...record(id), user_id: 'someone-else' });
-    expect(again).toMatchObject({ created: false, record: { user_id: 'u1' } });
-
-    expect((await store.transition(id, ['running'], { status: 'completed' })).ok).toBe(false);
-    const run = await store.transition(id, ['queued'], { status: 'running', progress: 40, attempts: 1 });
-    expect(run).toMatchObject({ ok: true, record: { status: 'running', progress: 40, attempts: 1 } });
-    const lower = await store.transition(id, ['running'], { progress: 10, message: null, result: [] as never });
-    expect(lower.record?.progress).toBe(40);
-    expect(lower.record).not.toHaveProperty('message');
-    // An empty array survives the round trip (no Lua JSON decoding of values).
-    expect(lower.record?.result).toEqual([]);
-    expect(await store.get(id)).toEqual(lower.record);
-    expect(await store.transition('missing', ['queued'], { status: 'running' })).toEqual({
-      ok: false,
-      record: undefined,
-    });
-    expect(await store.get('missing')).toBeUndefined();
-  });
-
-  it('fences attempts: a claim needs a higher attempt, a step the claiming run', async () => {
-    const store = make();
-    const id = `t-${Math.random().toString(36).slice(2)}`;
-    await store.create({ ...record(id), attempts: 0 });
-    const claim = (attempt: number, run: string) =>
-      store.transition(id, ['queued', 'running'], { status: 'running', attempts: attempt, run }, { claimAs: attempt });
-    expect((await claim(1, 'first')).ok).toBe(true);
-    expect((await store.transition(id, ['running'], { progress: 5 }, { run: 'first' })).ok).toBe(true);
-    expect((await claim(2, 'second')).ok).toBe(true);
-    // The first run lost the task: its steps change nothing; it cannot take it back either.
-    expect(await store.transition(id, ['running'], { progress: 40 }, { run: 'first' })).toMatchObject({
-      ok: false,
-      record: { progress: 5, attempts: 2, run: 'second' },
-    });
-    expect((await claim(1, 'first')).ok).toBe(false);
-    expect((await claim(2, 'again')).ok).toBe(false);
-    const end = await store.transition(id, ['running'], { status: 'completed', run: null }, { run: 'second' });
-    expect(end).toMatchObject({ ok: true, record: { status: 'completed' } });
-    expect(end.record).not.toHaveProperty('run');
-  });
 });
 
 describe('BullMQ on a Redis Cluster (every key under the {lbq} hash tag)', () => {

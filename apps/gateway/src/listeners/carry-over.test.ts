@@ -84,7 +84,6 @@ function redisLike() {
     };
   const memory = new MemoryLease();
   const lease: Lease = {
-    kind: 'redis',
     acquire: guard((...a: Parameters<Lease['acquire']>) => memory.acquire(...a)),
     renew: guard((...a: Parameters<Lease['renew']>) => memory.renew(...a)),
     release: guard((...a: Parameters<Lease['release']>) => memory.release(...a)),
@@ -92,7 +91,6 @@ function redisLike() {
   };
   const stored = new MemoryWatermarkStore(memory);
   const marks: WatermarkStore = {
-    kind: 'redis',
     get: guard((...a: Parameters<WatermarkStore['get']>) => stored.get(...a)),
     set: guard((...a: Parameters<WatermarkStore['set']>) => stored.set(...a)),
     forget: guard((...a: Parameters<WatermarkStore['forget']>) => stored.forget(...a)),

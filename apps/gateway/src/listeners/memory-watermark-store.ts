@@ -11,7 +11,6 @@ interface ListenerState {
 
 /** The embedded default: marks in this process, fenced by the (memory) lease they are written under. */
 export class MemoryWatermarkStore implements WatermarkStore {
-  readonly kind = 'memory' as const;
   readonly #users = new Map<string, Map<string, ListenerState>>();
   readonly #lease: Lease | undefined;
 

@@ -1,5 +1,6 @@
 import type { Cursor } from '@livebus/protocol';
 import type { LeaseHolder } from '../fleet/lease/lease';
+import { leaseValue } from '../fleet/lease/redis-lease';
 import { type RedisClient, RedisScript } from '../redis/redis-script';
 import { type UserKeyPrefixes, userKeys } from '../redis/user-keys';
 import type { DeliveredDelta, ListenerResume, WatermarkStore } from './watermark-store';
@@ -59,7 +60,6 @@ const prefixOf = (listener: string) => `${encodeURIComponent(listener)} `;
  * lease and writes both atomically.
  */
 export class RedisWatermarkStore implements WatermarkStore {
-  readonly kind = 'redis' as const;
   readonly #redis: RedisClient;
   readonly #prefixes: UserKeyPrefixes;
   readonly #ttlMs: number;
@@ -112,7 +112,7 @@ export class RedisWatermarkStore implements WatermarkStore {
       this.#redis,
       [k.lease, k.listenerMarks, k.listenerDocs],
       [
-        `${fence.owner}|${fence.token}`,
+        leaseValue(fence.owner, fence.token),
         listener,
         mark,
         this.#ttlMs,

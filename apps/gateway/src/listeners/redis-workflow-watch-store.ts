@@ -12,7 +12,6 @@ export interface RedisWorkflowWatchStoreOptions {
 
 /** Watches in Redis: the set `lb:{uid}:wf` of job ids, in the user's slot. */
 export class RedisWorkflowWatchStore implements WorkflowWatchStore {
-  readonly kind = 'redis' as const;
   readonly #redis: RedisClient;
   readonly #prefixes: UserKeyPrefixes;
   readonly #ttlMs: number;

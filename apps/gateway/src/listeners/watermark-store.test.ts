@@ -1,7 +1,5 @@
 import { Timestamp } from 'firebase-admin/firestore';
-import { MemoryLease } from '../fleet/lease/memory-lease';
 import { timestampText } from './firestore/firestore-json';
-import { MemoryWatermarkStore } from './memory-watermark-store';
 import { markOf, markOfText } from './watermark-store';
 
 describe('markOfText', () => {
@@ -23,25 +21,5 @@ describe('markOfText', () => {
     expect(markOfText('1970-01-01T00:00:01.000+01:00')).toBeUndefined();
     expect(markOfText('2025-13-45T00:00:00.000000Z')).toBeUndefined();
     expect(markOfText('soon')).toBeUndefined();
-  });
-});
-
-describe('MemoryWatermarkStore cursors', () => {
-  it('stores the cursor with the mark, keeps it when a write has none, and forgets it with the listener', async () => {
-    const lease = new MemoryLease();
-    const { token } = (await lease.acquire('u', 'a', 60_000))!;
-    const fence = { owner: 'a', token };
-    const store = new MemoryWatermarkStore(lease);
-    await store.set('u', 'l', '10', fence, { put: {}, del: [] });
-    expect((await store.get('u')).cursors).toEqual({});
-    await store.set('u', 'l', '11', fence, { put: {}, del: [] }, 'e:3');
-    await store.set('u', 'm', '11', fence, undefined, 'e:4');
-    await store.set('u', 'l', '12', fence, { put: {}, del: [] });
-    expect(await store.get('u')).toMatchObject({ marks: { l: '12', m: '11' }, cursors: { l: 'e:3', m: 'e:4' } });
-    expect(await store.set('u', 'l', '13', { owner: 'b', token }, undefined, 'e:9')).toBe(false);
-    await store.forget('u', 'l');
-    expect((await store.get('u')).cursors).toEqual({ m: 'e:4' });
-    await store.clear('u');
-    expect((await store.get('u')).cursors).toEqual({});
   });
 });

@@ -40,7 +40,6 @@ export interface ListenerResume {
  * the lease: an owner that lost the lease (paused, partitioned) can no longer move them.
  */
 export interface WatermarkStore {
-  readonly kind: 'memory' | 'redis';
   /** Where the user's listeners stand (all empty when nothing is stored). */
   get(userId: string): Promise<ListenerResume>;
   /**

@@ -6,7 +6,6 @@
  * {@link import('./redis-workflow-watch-store').RedisWorkflowWatchStore}.
  */
 export interface WorkflowWatchStore {
-  readonly kind: 'memory' | 'redis';
   /** Adds a watch (watching twice keeps one). */
   add(userId: string, jobId: string): Promise<void>;
   /** Removes a watch; false when it was not watched. */
@@ -19,7 +18,6 @@ export interface WorkflowWatchStore {
 
 /** The embedded default: watches in this process. */
 export class MemoryWorkflowWatchStore implements WorkflowWatchStore {
-  readonly kind = 'memory' as const;
   readonly #watches = new Map<string, Set<string>>();
 
   async add(userId: string, jobId: string): Promise<void> {

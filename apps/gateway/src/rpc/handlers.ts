@@ -1,5 +1,6 @@
 import { type AppEvent, RpcErrorCode, type UserRegistry } from '@livebus/protocol';
 import { applyRegistryPatch, emptyUserRegistry, type RegistryStore } from '../fleet/registry/registry-store';
+import { storeLabel } from '../fleet/store-label';
 import type { ListenersManager } from '../listeners/listeners-manager';
 import type { Logger } from '../logger';
 import type { TaskService } from '../tasks/task-service';
@@ -45,7 +46,7 @@ async function store<T>(op: () => Promise<T>): Promise<T> {
 export function createHandlers(deps: HandlerDeps): RpcHandlers {
   const now = deps.now ?? (() => new Date());
   const debug = (op: string, fields: Record<string, unknown>) => {
-    if (deps.registryDebug) deps.logger.info('registry_op', { op, store: deps.registry.kind, ...fields });
+    if (deps.registryDebug) deps.logger.info('registry_op', { op, store: storeLabel(deps.registry), ...fields });
   };
   const notify = (userId: string, reason: string, registry?: UserRegistry) =>
     deps.publish(userId, {

@@ -28,7 +28,7 @@ export interface BullMqTaskQueueOptions {
  * them), removes ones not started, reports depth and how many workers are alive.
  */
 export class BullMqTaskQueue implements TaskQueue {
-  readonly kind = 'bullmq';
+  readonly sharedAcrossInstances = true;
   readonly store: TaskStore;
   readonly #queue: Queue<TaskJobData>;
   readonly #redis: RedisClient;
@@ -74,7 +74,7 @@ export class BullMqTaskQueue implements TaskQueue {
   }
 
   health(): TaskQueueHealth {
-    return { queue: 'bullmq', workers: this.#workers };
+    return { workers: this.#workers };
   }
 
   async close(): Promise<void> {

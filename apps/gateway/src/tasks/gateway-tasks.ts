@@ -13,7 +13,7 @@ export interface GatewayTasks {
   /** Undefined when tasks are off (UNIFIED_REGISTRY_ENABLED=false): `TASK.*` answer `unavailable`. */
   service: TaskService | undefined;
   /** The `tasks` block of /healthz. */
-  health(): { enabled: false } | ({ enabled: true } & TaskQueueHealth);
+  health(): { enabled: false } | ({ enabled: true; queue: 'memory' | 'bullmq' } & TaskQueueHealth);
   /** Jobs waiting or delayed in the queue (dashboard); undefined while tasks are off. */
   depth: (() => Promise<number>) | undefined;
   close(): Promise<void>;
@@ -65,7 +65,8 @@ export function createGatewayTasks(config: GatewayConfig, deps: GatewayTasksDeps
   });
   return {
     service,
-    health: () => ({ enabled: true, ...q.health() }),
+    // /healthz names the queue as it always has; the port only says whether the fleet shares it.
+    health: () => ({ enabled: true, queue: q.sharedAcrossInstances ? 'bullmq' : 'memory', ...q.health() }),
     depth: () => q.depth().then((d) => d.waiting + d.delayed),
     close: () => q.close(),
   };

@@ -10,7 +10,7 @@ import type { TaskStore } from './task-store';
  * Jobs live in memory: a restart loses queued and running ones (their snapshots too).
  */
 export class MemoryTaskQueue implements TaskQueue {
-  readonly kind = 'memory';
+  readonly sharedAcrossInstances = false;
   readonly store: TaskStore;
   readonly #o: TaskWorkOptions;
   readonly #waiting: { job: TaskJobData; attempt: number }[] = [];
@@ -51,7 +51,7 @@ export class MemoryTaskQueue implements TaskQueue {
   }
 
   health(): TaskQueueHealth {
-    return { queue: 'memory', workers: this.#closed ? 0 : 1 };
+    return { workers: this.#closed ? 0 : 1 };
   }
 
   /** Stops taking jobs, asks running ones to stop at their next checkpoint, and waits for them. */

@@ -18,7 +18,6 @@ export interface MemoryTaskStoreOptions {
 
 /** The embedded task store: one process, records dropped `ttlMs` after their last change. */
 export class MemoryTaskStore implements TaskStore {
-  readonly kind = 'memory';
   readonly #records = new Map<string, { record: TaskRecord; expiresAt: number }>();
   readonly #ttlMs: number;
   readonly #now: () => number;

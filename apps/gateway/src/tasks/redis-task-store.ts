@@ -59,7 +59,6 @@ export interface RedisTaskStoreOptions {
  * still answer, and because gateways write it too (a cancel) without holding the job lock.
  */
 export class RedisTaskStore implements TaskStore {
-  readonly kind = 'redis';
   readonly #redis: RedisClient;
   readonly #ttlMs: number;
 
@@ -106,8 +105,9 @@ export class RedisTaskStore implements TaskStore {
 }
 
 function guardArg(guard: AttemptGuard | undefined): string {
-  if (guard?.claimAs !== undefined && guard.run !== undefined) throw new TypeError('a guard is a claim or a step');
-  if (guard?.claimAs !== undefined) return `<${guard.claimAs}`;
+  if (guard?.claimByAttempt !== undefined && guard.run !== undefined)
+    throw new TypeError('a guard is a claim or a step');
+  if (guard?.claimByAttempt !== undefined) return `<${guard.claimByAttempt}`;
   if (guard?.run !== undefined) return `=${JSON.stringify(guard.run)}`;
   return '';
 }

@@ -17,7 +17,6 @@ export interface QueueDepth {
 
 /** Tasks as /healthz shows them. */
 export interface TaskQueueHealth {
-  queue: 'memory' | 'bullmq';
   /** Workers that sent a heartbeat recently (the in-process queue counts as one). */
   workers: number;
 }
@@ -29,7 +28,8 @@ export interface TaskQueueHealth {
  * events. The gateway never waits for a job.
  */
 export interface TaskQueue {
-  readonly kind: 'memory' | 'bullmq';
+  /** Whether the queue's jobs are shared by the fleet (any worker process may run them), or run in this process only. */
+  readonly sharedAcrossInstances: boolean;
   /** Snapshots of the tasks whose jobs this queue carries. */
   readonly store: TaskStore;
   /** The queue's own id for a task's job; the same task always gets the same id. */

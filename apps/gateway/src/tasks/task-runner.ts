@@ -58,7 +58,7 @@ export async function runTask(deps: TaskRunnerDeps, job: TaskJobData, attempt: T
       message: attempt.attempt > 1 ? `started again (attempt ${attempt.attempt})` : 'started',
       updated_at: now(),
     },
-    { claimAs: attempt.attempt },
+    { claimByAttempt: attempt.attempt },
   );
   // Gone (expired), already final (cancelled while queued, or finished by an earlier
   // attempt), or held by a later attempt.

@@ -25,16 +25,17 @@ export interface TransitionResult {
 /**
  * A condition on the attempt that makes a change, which fences a worker whose job was taken
  * from it: when a job's lock lapsed (Redis away longer than TASK_LOCK_MS, a frozen worker)
- * BullMQ starts the job again while the first attempt may still be running. The later
+ * the queue starts the job again while the first attempt may still be running. The later
  * attempt's claim writes its own `run` token, and from then on every step of the earlier
  * one fails, so it publishes nothing and ends nothing.
  */
 export interface AttemptGuard {
   /**
-   * A claim by this attempt number (BullMQ's `attemptsStarted`, rising with every start):
-   * applies while no later attempt holds the task (stored `attempts` below it).
+   * A claim by the attempt with this number (1 for the first start of the job, one more
+   * for every start after it): applies while no attempt with this number or a later one
+   * holds the task (its stored `attempts` is below it).
    */
-  claimAs?: number;
+  claimByAttempt?: number;
   /** A step: applies only while the attempt whose claim wrote this `run` token holds the task. */
   run?: string;
 }
@@ -54,7 +55,6 @@ export const isFinal = (status: TaskStatus): boolean => FINAL_STATUSES.includes(
  * after their last change.
  */
 export interface TaskStore {
-  readonly kind: 'memory' | 'redis';
   /** Stores `record` unless the task exists; returns the stored one and whether it is new. */
   create(record: TaskRecord): Promise<{ record: TaskRecord; created: boolean }>;
   get(taskId: string): Promise<TaskRecord | undefined>;
@@ -70,7 +70,7 @@ export interface TaskStore {
 
 /** Whether `guard` lets an attempt change `record` (every store decides the same way). */
 export function attemptGuardHolds(record: TaskRecord, guard: AttemptGuard | undefined): boolean {
-  if (guard?.claimAs !== undefined && (record.attempts ?? 0) >= guard.claimAs) return false;
+  if (guard?.claimByAttempt !== undefined && (record.attempts ?? 0) >= guard.claimByAttempt) return false;
   if (guard?.run !== undefined && record.run !== guard.run) return false;
   return true;
 }

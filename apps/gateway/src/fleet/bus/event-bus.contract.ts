@@ -79,7 +79,7 @@ export function eventBusContract(name: string, fixture: EventBusFixture): void {
       const seen: StoredEvent[] = [];
       const off = await b.subscribe(uid, (e) => seen.push(frameOf(e)));
       const sent = await a.publish(uid, note('across'));
-      if (a.kind === 'memory') {
+      if (!a.sharedAcrossInstances) {
         // Two embedded buses share nothing: that is what "embedded" means.
         expect(seen).toEqual([]);
       } else {
@@ -197,9 +197,9 @@ export function eventBusContract(name: string, fixture: EventBusFixture): void {
       const a = await make();
       const b = await make();
       const seen: StoredEvent[] = [];
-      const listener = a.kind === 'memory' ? a : b;
+      const listener = a.sharedAcrossInstances ? b : a;
       const off = await listener.subscribe(uid, (e) => seen.push(frameOf(e)));
-      const publishers = a.kind === 'memory' ? [a, a] : [a, b];
+      const publishers = a.sharedAcrossInstances ? [a, b] : [a, a];
       const results = await Promise.all(
         Array.from({ length: 40 }, (_, i) => (publishers[i % 2] as EventBus).publish(uid, note(i))),
       );

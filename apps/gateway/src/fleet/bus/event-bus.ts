@@ -61,7 +61,11 @@ export interface EventBusStats {
  * port has no housekeeping method.
  */
 export interface EventBus {
-  readonly kind: 'memory' | 'redis';
+  /**
+   * Whether every instance of the fleet sees the same streams (a shared store), or
+   * only this process does (the embedded default).
+   */
+  readonly sharedAcrossInstances: boolean;
   /** Validates and appends an event, notifying live subscribers. Rejects an invalid event with {@link InvalidEventError}. */
   publish(userId: string, event: AppEvent): Promise<StoredEvent>;
   /** Publishes many events (any users); results in the same order. All are validated before any is appended. */

@@ -56,7 +56,7 @@ const SWEEP_INTERVAL_MS = 30_000;
  * answered with `gap`, never mistaken for a position in the new one.
  */
 export class MemoryEventBus implements EventBus {
-  readonly kind = 'memory' as const;
+  readonly sharedAcrossInstances = false;
   readonly #streams = new Map<string, Stream>();
   readonly #o: Required<MemoryEventBusOptions>;
   #retainedBytes = 0;

@@ -77,7 +77,7 @@ interface Served {
  * then reads what was published meanwhile, so listeners miss nothing.
  */
 export class RedisEventBus implements EventBus {
-  readonly kind = 'redis' as const;
+  readonly sharedAcrossInstances = true;
   readonly #client: RedisClient;
   readonly #outbox: Outbox;
   readonly #reader: RedisStreamReader;

@@ -34,10 +34,9 @@ export interface DetachDecisionOptions {
 export const DEFAULT_CLAIM_TTL_MS = 60_000;
 
 /**
- * Port: the fleet-wide half of a user's detach. Replaces
- * `RegistryStore.cleanupUser(userId, registeredBefore)`, which compared ISO
- * times written by different instances (clock skew could wipe a reconnect's
- * session). Here the decision is fenced by presence instead: it is taken in one
+ * Port: the fleet-wide half of a user's detach, the only one there is (it replaced a
+ * registry cleanup by registration time, which compared ISO times written by
+ * different instances: clock skew could wipe a reconnect's session). Here the decision is fenced by presence instead: it is taken in one
  * atomic step that sees every instance's live sessions, so a session added
  * before it keeps the user online and one added after it re-registers itself.
  *
@@ -46,7 +45,6 @@ export const DEFAULT_CLAIM_TTL_MS = 60_000;
  * both on the user's slot; the memory one reads both stores without yielding.
  */
 export interface DetachDecision {
-  readonly kind: 'memory' | 'redis';
   /**
    * The detach decision, one atomic step: removes expired presence entries, then
    * answers `present` if the user has a live session anywhere; otherwise the first

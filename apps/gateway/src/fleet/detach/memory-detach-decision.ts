@@ -1,5 +1,7 @@
-import type { MemoryPresence } from '../presence/memory-presence';
-import type { MemoryRegistryStore } from '../registry/memory-registry-store';
+import { MemoryPresence } from '../presence/memory-presence';
+import type { Presence } from '../presence/presence';
+import { MemoryRegistryStore } from '../registry/memory-registry-store';
+import type { RegistryStore } from '../registry/registry-store';
 import {
   DEFAULT_CLAIM_TTL_MS,
   type DetachClaim,
@@ -14,7 +16,6 @@ import {
  * so no add can slip between the check and the cleanup.
  */
 export class MemoryDetachDecision implements DetachDecision {
-  readonly kind = 'memory' as const;
   readonly #presence: MemoryPresence;
   readonly #registry: MemoryRegistryStore;
   readonly #claimTtlMs: number;
@@ -34,4 +35,21 @@ export class MemoryDetachDecision implements DetachDecision {
     this.#registry.clearUser(userId);
     return 'cleaned';
   }
+}
+
+/**
+ * The decision a gateway makes for itself when it is given none: the embedded one,
+ * over the embedded presence and registry. A presence or registry of another kind
+ * needs its own decision (one that reads both atomically, as
+ * {@link import('./redis-detach-decision').RedisDetachDecision} does), passed with them.
+ *
+ * @throws TypeError when `presence` or `registry` is not the embedded one
+ */
+export function embeddedDetachDecision(presence: Presence, registry: RegistryStore): DetachDecision {
+  if (presence instanceof MemoryPresence && registry instanceof MemoryRegistryStore) {
+    return new MemoryDetachDecision(presence, registry);
+  }
+  throw new TypeError(
+    'a presence or registry of your own needs its detachDecision port too: the detach decision reads both in one step',
+  );
 }

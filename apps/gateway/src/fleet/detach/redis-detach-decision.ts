@@ -59,7 +59,6 @@ const CLAIMS: readonly DetachClaim[] = ['won', 'present', 'taken'];
  * clock takes part.
  */
 export class RedisDetachDecision implements DetachDecision {
-  readonly kind = 'redis' as const;
   readonly #redis: RedisClient;
   readonly #prefixes: UserKeyPrefixes;
   readonly #claimTtlMs: number;

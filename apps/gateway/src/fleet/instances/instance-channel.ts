@@ -1,4 +1,3 @@
-import type { Cluster, Redis } from 'ioredis';
 import { z } from 'zod';
 
 /** Orders one instance sends another about a session it holds. */
@@ -24,53 +23,4 @@ export class LocalInstanceChannel implements InstanceChannel {
   async listen(): Promise<void> {}
   async send(): Promise<void> {}
   async close(): Promise<void> {}
-}
-
-/** Channel name of an instance. Plain pub/sub: control messages are rare and small. */
-export const instanceChannelName = (instanceId: string) => `lb:ctl:${instanceId}`;
-
-/**
- * Control messages over Redis pub/sub, one channel per instance. Plain PUBLISH
- * reaches subscribers on any node of a Redis Cluster, which is what a handful of
- * messages per reconnect needs.
- */
-export class RedisInstanceChannel implements InstanceChannel {
-  readonly #redis: Redis | Cluster;
-  readonly #instanceId: string;
-  #subscriber: Redis | Cluster | undefined;
-
-  constructor(redis: Redis | Cluster, instanceId: string) {
-    this.#redis = redis;
-    this.#instanceId = instanceId;
-  }
-
-  async listen(onMessage: (message: ControlMessage) => void): Promise<void> {
-    const channel = instanceChannelName(this.#instanceId);
-    const subscriber = this.#redis.duplicate();
-    this.#subscriber = subscriber;
-    subscriber.on('error', () => {
-      // Reconnects by itself and re-subscribes; a message lost meanwhile only delays a 4008.
-    });
-    subscriber.on('message', (from: string, text: string) => {
-      if (from !== channel) return;
-      let parsed: ReturnType<typeof ControlMessageSchema.safeParse>;
-      try {
-        parsed = ControlMessageSchema.safeParse(JSON.parse(text));
-      } catch {
-        return; // not ours: another writer on the channel
-      }
-      if (parsed.success) onMessage(parsed.data);
-    });
-    await subscriber.subscribe(channel);
-  }
-
-  async send(instanceId: string, message: ControlMessage): Promise<void> {
-    await this.#redis.publish(instanceChannelName(instanceId), JSON.stringify(message));
-  }
-
-  async close(): Promise<void> {
-    const s = this.#subscriber;
-    this.#subscriber = undefined;
-    if (s) await s.quit().catch(() => s.disconnect());
-  }
 }

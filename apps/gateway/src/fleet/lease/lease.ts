@@ -14,7 +14,6 @@ export interface LeaseHolder {
  * {@link import('./redis-lease').RedisLease}; both pass lease.contract.ts.
  */
 export interface Lease {
-  readonly kind: 'memory' | 'redis';
   /**
    * Takes the lease for `ttlMs` if it is free (or expired), or held under the same
    * `owner` name, with a new fencing token every time: a process restarted with its
@@ -32,14 +31,12 @@ export interface Lease {
   holder(key: string): Promise<LeaseHolder | undefined>;
 }
 
-/** Thrown for an owner that cannot be stored (empty, or containing the `|` separator of the Redis value). */
+/** Thrown for an owner that names nobody (the empty string). */
 export class LeaseOwnerError extends Error {
   override readonly name = 'LeaseOwnerError';
 }
 
-/** @internal Checks an owner name before it is stored. */
+/** @internal Checks an owner name before it is stored: any non-empty text. */
 export function assertLeaseOwner(owner: string): void {
-  if (owner.length === 0 || owner.includes('|')) {
-    throw new LeaseOwnerError(`lease owner must be non-empty and without '|': ${JSON.stringify(owner)}`);
-  }
+  if (owner.length === 0) throw new LeaseOwnerError('lease owner must be non-empty');
 }

@@ -12,7 +12,6 @@ export interface MemoryLeaseOptions {
  * increase per key without remembering every key ever leased.
  */
 export class MemoryLease implements Lease {
-  readonly kind = 'memory' as const;
   readonly #leases = new Map<string, LeaseHolder & { expiresAt: number }>();
   readonly #now: () => number;
   #lastToken = 0;

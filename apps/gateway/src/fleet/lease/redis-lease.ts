@@ -19,8 +19,8 @@ const ACQUIRE = new RedisScript(`${LUA_NOW_MS}
 local fence_ttl = math.max(tonumber(ARGV[2]), tonumber(ARGV[3]))
 local current = redis.call('GET', KEYS[1])
 if current then
-  local sep = string.find(current, '|', 1, true)
-  if not sep or string.sub(current, 1, sep - 1) ~= ARGV[1] then return 0 end
+  -- The owner is everything before the last '|' (the token is digits): an owner may hold '|' too.
+  if string.match(current, '^(.*)|%d+$') ~= ARGV[1] then return 0 end
   -- Held under this owner name: by a process that restarted with the same INSTANCE_ID,
   -- or an attempt whose reply was lost. Either way a new acquisition, with a new token.
 end
@@ -30,6 +30,13 @@ redis.call('SET', KEYS[2], token, 'PX', fence_ttl)
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
 return tonumber(token)
 `);
+
+/**
+ * The value of a held lease key, `owner|token`: what the lease scripts, and every script
+ * fenced by a lease (the watermark store's), compare. Unambiguous for any owner, since the
+ * token after the last `|` is digits.
+ */
+export const leaseValue = (owner: string, token: number): string => `${owner}|${token}`;
 
 // KEYS: lease, fence. ARGV: owner|token, ttl ms, fence ttl ms. Returns 1 when renewed.
 const RENEW = new RedisScript(`
@@ -59,7 +66,6 @@ return 1
  * `fenceTtlMs`) still puts the next token above every earlier one.
  */
 export class RedisLease implements Lease {
-  readonly kind = 'redis' as const;
   readonly #redis: RedisClient;
   readonly #prefixes: UserKeyPrefixes;
   readonly #fenceTtlMs: number;
@@ -82,12 +88,12 @@ export class RedisLease implements Lease {
   }
 
   async renew(key: string, owner: string, token: number, ttlMs: number): Promise<boolean> {
-    const result = await RENEW.run(this.#redis, this.#keys(key), [`${owner}|${token}`, ttlMs, this.#fenceTtlMs]);
+    const result = await RENEW.run(this.#redis, this.#keys(key), [leaseValue(owner, token), ttlMs, this.#fenceTtlMs]);
     return result === 1;
   }
 
   async release(key: string, owner: string, token: number): Promise<boolean> {
-    return (await RELEASE.run(this.#redis, [this.#keys(key)[0]], [`${owner}|${token}`])) === 1;
+    return (await RELEASE.run(this.#redis, [this.#keys(key)[0]], [leaseValue(owner, token)])) === 1;
   }
 
   async holder(key: string): Promise<LeaseHolder | undefined> {

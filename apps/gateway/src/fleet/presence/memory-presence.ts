@@ -26,7 +26,6 @@ interface Held {
  * resolves, so each call is atomic like a Redis script is.
  */
 export class MemoryPresence implements Presence {
-  readonly kind = 'memory' as const;
   readonly #users = new Map<string, Map<string, Held>>();
   readonly #instances = new Map<string, { info: InstanceInfo; expiresAt: number }>();
   /** User id -> expiry of their detach claim; in expiry order (every claim has the same TTL, re-set at the end). */

@@ -59,7 +59,6 @@ export interface InstanceInfo {
  * (standalone Redis or Cluster); both pass presence.contract.ts.
  */
 export interface Presence {
-  readonly kind: 'memory' | 'redis';
   /** Records a session held by `entry.instanceId`, or refuses it (see {@link PresenceAddOptions.maxSessions}). */
   add(userId: string, entry: SessionEntry, options?: PresenceAddOptions): Promise<PresenceAddResult>;
   /**

@@ -157,7 +157,6 @@ function parse<T>(schema: z.ZodType<T>, raw: string): T | undefined {
  * and `lb:instance:{id}` JSON with PX, written by separate commands (different slots).
  */
 export class RedisPresence implements Presence {
-  readonly kind = 'redis' as const;
   readonly #redis: RedisClient;
   readonly #ttlMs: number;
   readonly #prefixes: UserKeyPrefixes;

@@ -3,7 +3,7 @@ import type { RegistryStore } from './registry-store';
 
 /** The embedded default: the registry in this process's memory. */
 export class MemoryRegistryStore implements RegistryStore {
-  readonly kind = 'memory' as const;
+  readonly sharedAcrossInstances = false;
   readonly #sessions = new Map<string, Map<string, RegistrySession>>();
   readonly #unified = new Map<string, { doc: UserRegistry; expiresAt: number }>();
   readonly #now: () => number;
@@ -48,15 +48,6 @@ export class MemoryRegistryStore implements RegistryStore {
   async touchUnified(userId: string, ttlS: number): Promise<void> {
     const entry = this.#unified.get(userId);
     if (entry) entry.expiresAt = this.#now() + ttlS * 1000;
-  }
-
-  async cleanupUser(userId: string, registeredBefore: string): Promise<void> {
-    const sessions = this.#sessions.get(userId);
-    for (const [id, session] of sessions ?? []) {
-      if (session.registered_at < registeredBefore) sessions?.delete(id);
-    }
-    if (sessions && sessions.size > 0) return;
-    this.clearUser(userId);
   }
 
   /**

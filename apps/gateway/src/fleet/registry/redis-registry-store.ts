@@ -28,31 +28,6 @@ else
 end
 `);
 
-// KEYS: legacy registry hash, unified doc (one slot). ARGV: registered-before ISO time.
-// ISO 8601 times in UTC compare correctly as strings. Entries that do not parse are removed.
-const CLEANUP_USER = new RedisScript(`
-local all = redis.call('HGETALL', KEYS[1])
-local left = 0
-for i = 1, #all, 2 do
-  local ok, session = pcall(cjson.decode, all[i + 1])
-  if ok and type(session) == 'table' and type(session['registered_at']) == 'string'
-      and session['registered_at'] >= ARGV[1] then
-    left = left + 1
-  else
-    redis.call('HDEL', KEYS[1], all[i])
-  end
-end
-if left == 0 then
-  local raw = redis.call('GET', KEYS[2])
-  if raw then
-    local doc = cjson.decode(raw)
-    doc['user_info']['status'] = 'offline'
-    redis.call('SET', KEYS[2], cjson.encode(doc), 'KEEPTTL')
-  end
-end
-return left
-`);
-
 /**
  * The registry in Redis (standalone or Cluster), shared by every gateway instance.
  * Keys carry the user id as hash tag so they share the slot of the user's
@@ -63,7 +38,7 @@ return left
  * - `registry:unified:{<user_id>}`: the unified document as JSON, with a TTL that live sessions refresh.
  */
 export class RedisRegistryStore implements RegistryStore {
-  readonly kind = 'redis' as const;
+  readonly sharedAcrossInstances = true;
   readonly #redis: RedisClient;
   readonly #prefix: string;
   readonly #fleetPrefix: string;
@@ -121,12 +96,6 @@ export class RedisRegistryStore implements RegistryStore {
 
   async touchUnified(userId: string, ttlS: number): Promise<void> {
     await this.#redis.expire(this.#keys(userId).registryUnified, ttlS);
-  }
-
-  async cleanupUser(userId: string, registeredBefore: string): Promise<void> {
-    // One atomic script: a session registering while it runs is either before it or after it.
-    const k = this.#keys(userId);
-    await CLEANUP_USER.run(this.#redis, [k.registrySessions, k.registryUnified], [registeredBefore]);
   }
 
   async ping(): Promise<void> {

@@ -59,38 +59,6 @@ export function registryStoreContract(name: string, make: () => Promise<Registry
       expect(await store.getUnified(uid)).toBeUndefined();
     });
 
-    it('cleanup removes every session and marks the unified document offline', async () => {
-      await store.registerSession(uid, session('a', '2026-01-01T00:00:01.000Z'));
-      await store.registerSession(uid, session('b', '2026-01-01T00:00:02.000Z'));
-      await store.putUnified(
-        uid,
-        { user_info: { user_id: uid, status: 'online' }, companies: { current_company_id: 'acme' }, services: {} },
-        60,
-      );
-      await store.cleanupUser(uid, '2026-01-01T00:00:03.000Z');
-      expect(await store.getSessions(uid)).toEqual([]);
-      expect(await store.getUnified(uid)).toEqual({
-        user_info: { user_id: uid, status: 'offline' },
-        companies: { current_company_id: 'acme' },
-        services: {},
-      });
-      await store.cleanupUser(uid, '2026-01-01T00:00:03.000Z'); // idempotent
-      await store.cleanupUser(`${uid}-never-seen`, '2026-01-01T00:00:03.000Z');
-    });
-
-    it('cleanup keeps what a reconnect registered after the detach began, and the user online', async () => {
-      await store.registerSession(uid, session('old', '2026-01-01T00:00:01.000Z'));
-      await store.registerSession(uid, session('new', '2026-01-01T00:00:05.000Z'));
-      await store.putUnified(
-        uid,
-        { user_info: { user_id: uid, status: 'online' }, companies: { current_company_id: null }, services: {} },
-        60,
-      );
-      await store.cleanupUser(uid, '2026-01-01T00:00:03.000Z');
-      expect((await store.getSessions(uid)).map((s) => s.session_id)).toEqual(['new']);
-      expect((await store.getUnified(uid))?.user_info.status).toBe('online');
-    });
-
     it('answers ping', async () => {
       await expect(store.ping()).resolves.toBeUndefined();
     });

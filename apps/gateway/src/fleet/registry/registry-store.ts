@@ -6,7 +6,11 @@ import type { RegistrySession, UserRegistry, UserRegistryPatch } from '@livebus/
  * default) and Redis (keys under `registry:`).
  */
 export interface RegistryStore {
-  readonly kind: 'memory' | 'redis';
+  /**
+   * Whether every instance of the fleet sees the same registry (a shared store), or
+   * only this process does (the embedded default).
+   */
+  readonly sharedAcrossInstances: boolean;
   /** Legacy registry: records one session of a user (idempotent per session id). */
   registerSession(userId: string, session: RegistrySession): Promise<void>;
   /** Legacy registry: removes one session; false when it was not there. */
@@ -19,13 +23,6 @@ export interface RegistryStore {
   putUnified(userId: string, doc: UserRegistry, ttlS: number): Promise<void>;
   /** Extends the unified document's time to live (live sessions call this on every heartbeat). */
   touchUnified(userId: string, ttlS: number): Promise<void>;
-  /**
-   * Detach cleanup: removes the user's legacy sessions registered before `registeredBefore`
-   * (an ISO 8601 time, the moment the detach began) and, when none is left, marks the
-   * unified document offline. A session that registered after the detach began belongs to
-   * a reconnect and survives.
-   */
-  cleanupUser(userId: string, registeredBefore: string): Promise<void>;
   /** Cheap liveness probe for health endpoints. */
   ping(): Promise<void>;
   close(): Promise<void>;

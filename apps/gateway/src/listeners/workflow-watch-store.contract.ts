@@ -1,0 +1,61 @@
+import type { WorkflowWatchStore } from './workflow-watch-store';
+
+/**
+ * The contract every {@link WorkflowWatchStore} passes: run by
+ * test/workflow-watch-store-contract.int.test.ts against memory, standalone Redis
+ * and Redis Cluster. `make` gives a fresh store for one test.
+ */
+export function workflowWatchStoreContract(name: string, make: () => Promise<WorkflowWatchStore>): void {
+  describe(`WorkflowWatchStore contract: ${name}`, () => {
+    let n = 0;
+    let uid: string;
+    beforeEach(() => {
+      uid = `wf-${Date.now()}-${n++}`;
+    });
+
+    it('lists nothing for a user who watches nothing', async () => {
+      const store = await make();
+      expect(await store.list(uid)).toEqual([]);
+      expect(await store.remove(uid, 'job-1')).toBe(false);
+    });
+
+    it('keeps one watch per job however often it is added', async () => {
+      const store = await make();
+      await store.add(uid, 'job-1');
+      await store.add(uid, 'job-1');
+      await store.add(uid, 'job-2');
+      expect((await store.list(uid)).sort()).toEqual(['job-1', 'job-2']);
+    });
+
+    it('removes a watch once: true the first time, false after', async () => {
+      const store = await make();
+      await store.add(uid, 'job-1');
+      await store.add(uid, 'job-2');
+      expect(await store.remove(uid, 'job-1')).toBe(true);
+      expect(await store.remove(uid, 'job-1')).toBe(false);
+      expect(await store.list(uid)).toEqual(['job-2']);
+      expect(await store.remove(uid, 'job-2')).toBe(true);
+      expect(await store.list(uid)).toEqual([]);
+    });
+
+    it("clears one user's watches and leaves other users' alone", async () => {
+      const store = await make();
+      await store.add(uid, 'job-1');
+      await store.add(uid, 'job-2');
+      await store.add(`${uid}-other`, 'job-1');
+      await store.clear(uid);
+      expect(await store.list(uid)).toEqual([]);
+      expect(await store.list(`${uid}-other`)).toEqual(['job-1']);
+      await store.clear(`${uid}-never-seen`);
+      await store.add(uid, 'job-3');
+      expect(await store.list(uid)).toEqual(['job-3']);
+    });
+
+    it('keeps job ids as given (spaces, colons, braces, unicode)', async () => {
+      const store = await make();
+      const ids = ['a b', 'x:y:z', '{tag}', 'émoji-🚀'];
+      for (const id of ids) await store.add(uid, id);
+      expect((await store.list(uid)).sort()).toEqual([...ids].sort());
+    });
+  });
+}

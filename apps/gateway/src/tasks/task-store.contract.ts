@@ -1,0 +1,142 @@
+import { waitFor } from '@livebus/test-support';
+import type { TaskRecord, TaskStore } from './task-store';
+
+/** A store under test, and how to let time pass for its records' TTL. */
+export interface TaskStoreFixture {
+  store: TaskStore;
+  /** Lets `ms` pass for the store (a memory store's clock moves; Redis is waited for). */
+  lapse(ms: number): Promise<void>;
+}
+
+/**
+ * The contract every {@link TaskStore} passes: run by test/task-store-contract.int.test.ts
+ * against memory, standalone Redis and Redis Cluster. `make` gives a fresh store whose
+ * records live `ttlMs` after their last change.
+ */
+export function taskStoreContract(name: string, make: (options: { ttlMs: number }) => Promise<TaskStoreFixture>): void {
+  describe(`TaskStore contract: ${name}`, () => {
+    let n = 0;
+    let id: string;
+    beforeEach(() => {
+      id = `task-${Date.now()}-${n++}`;
+    });
+    const queued = (taskId: string, extra: Partial<TaskRecord> = {}): TaskRecord => ({
+      task_id: taskId,
+      user_id: 'u1',
+      status: 'queued',
+      progress: 0,
+      created_at: '2026-01-01T00:00:00.000Z',
+      updated_at: '2026-01-01T00:00:00.000Z',
+      ...extra,
+    });
+    const fresh = async () => (await make({ ttlMs: 60_000 })).store;
+
+    it('creates a task once: a second create returns the stored record unchanged', async () => {
+      const store = await fresh();
+      expect(await store.get(id)).toBeUndefined();
+      const first = await store.create(queued(id, { job_id: 'j-1', queue_job_id: 'q-1' }));
+      expect(first).toEqual({ created: true, record: queued(id, { job_id: 'j-1', queue_job_id: 'q-1' }) });
+      const second = await store.create(queued(id, { user_id: 'someone-else', job_id: 'j-2' }));
+      expect(second).toEqual({ created: false, record: first.record });
+      expect(await store.get(id)).toEqual(first.record);
+    });
+
+    it('changes a task only from the statuses it names, and says what it found', async () => {
+      const store = await fresh();
+      await store.create(queued(id));
+      const refused = await store.transition(id, ['running'], { status: 'completed' });
+      expect(refused).toEqual({ ok: false, record: queued(id) });
+      const moved = await store.transition(id, ['queued', 'running'], { status: 'running', progress: 10 });
+      expect(moved).toEqual({ ok: true, record: queued(id, { status: 'running', progress: 10 }) });
+      expect(await store.get(id)).toEqual(moved.record);
+      expect(await store.transition(`${id}-missing`, ['queued'], { status: 'running' })).toEqual({
+        ok: false,
+        record: undefined,
+      });
+    });
+
+    it('lets exactly one of concurrent transitions from the same status win', async () => {
+      const store = await fresh();
+      await store.create(queued(id));
+      const results = await Promise.all([
+        store.transition(id, ['queued'], { status: 'cancelled' }),
+        store.transition(id, ['queued'], { status: 'running' }),
+        store.transition(id, ['queued'], { status: 'cancelled' }),
+        store.transition(id, ['queued'], { status: 'running' }),
+      ]);
+      const winners = results.filter((r) => r.ok);
+      expect(winners).toHaveLength(1);
+      expect((await store.get(id))?.status).toBe(winners[0]?.record?.status);
+    });
+
+    it('removes a field patched with null, keeps fields not named, and never lowers progress', async () => {
+      const store = await fresh();
+      await store.create(queued(id, { message: 'waiting' }));
+      await store.transition(id, ['queued'], { status: 'running', progress: 40, message: null });
+      const lower = await store.transition(id, ['running'], { progress: 20, message: 'stage 2' });
+      expect(lower.ok).toBe(true);
+      expect(lower.record).toEqual(queued(id, { status: 'running', progress: 40, message: 'stage 2' }));
+      expect(lower.record).not.toHaveProperty('message', 'waiting');
+      const higher = await store.transition(id, ['running'], { progress: 70 });
+      expect(higher.record?.progress).toBe(70);
+    });
+
+    it('keeps values as given: nested results, empty arrays, unicode text', async () => {
+      const store = await fresh();
+      await store.create(queued(id));
+      const result = { sentences: [], words: 3, tags: ['é', '🚀'], nested: { a: [1, { b: null }] } };
+      const done = await store.transition(id, ['queued'], { status: 'completed', progress: 100, result });
+      expect(done.record?.result).toEqual(result);
+      expect((await store.get(id))?.result).toEqual(result);
+    });
+
+    it('fences attempts: a claim by attempt N applies while no attempt N or later holds the task', async () => {
+      const store = await fresh();
+      await store.create(queued(id));
+      const claim1 = await store.transition(
+        id,
+        ['queued'],
+        { status: 'running', attempts: 1, run: 'r1' },
+        { claimByAttempt: 1 },
+      );
+      expect(claim1.ok).toBe(true);
+      // The job was started again (its lock lapsed): attempt 2 claims over attempt 1.
+      const claim2 = await store.transition(id, ['running'], { attempts: 2, run: 'r2' }, { claimByAttempt: 2 });
+      expect(claim2.ok).toBe(true);
+      // A late claim by attempt 1, or a second one by attempt 2, is refused.
+      expect((await store.transition(id, ['running'], { attempts: 1, run: 'r1' }, { claimByAttempt: 1 })).ok).toBe(
+        false,
+      );
+      expect((await store.transition(id, ['running'], { attempts: 2, run: 'rx' }, { claimByAttempt: 2 })).ok).toBe(
+        false,
+      );
+      expect((await store.get(id))?.run).toBe('r2');
+    });
+
+    it("fences steps: a step applies only while its attempt's run token holds the task", async () => {
+      const store = await fresh();
+      await store.create(queued(id));
+      await store.transition(id, ['queued'], { status: 'running', attempts: 1, run: 'r1' }, { claimByAttempt: 1 });
+      expect((await store.transition(id, ['running'], { progress: 30 }, { run: 'r1' })).ok).toBe(true);
+      await store.transition(id, ['running'], { attempts: 2, run: 'r2' }, { claimByAttempt: 2 });
+      const stale = await store.transition(id, ['running'], { progress: 90, status: 'completed' }, { run: 'r1' });
+      expect(stale.ok).toBe(false);
+      expect(stale.record).toMatchObject({ status: 'running', progress: 30, run: 'r2', attempts: 2 });
+      const end = await store.transition(id, ['running'], { status: 'completed', run: null }, { run: 'r2' });
+      expect(end).toMatchObject({ ok: true, record: { status: 'completed' } });
+      expect(end.record).not.toHaveProperty('run');
+    });
+
+    it('keeps a task ttlMs after its last change, then forgets it', async () => {
+      const { store, lapse } = await make({ ttlMs: 1_000 });
+      await store.create(queued(id));
+      await lapse(600);
+      await store.transition(id, ['queued'], { status: 'running' });
+      await lapse(600);
+      expect((await store.get(id))?.status).toBe('running');
+      await lapse(600);
+      await waitFor(async () => (await store.get(id)) === undefined, 'the task to expire', 3_000);
+      expect((await store.create(queued(id))).created).toBe(true);
+    });
+  });
+}
