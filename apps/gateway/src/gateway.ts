@@ -11,8 +11,9 @@ import { FleetHeartbeat } from './fleet/instances/fleet-heartbeat';
 import type { GatewayHooks } from './hooks';
 import { registerListenerMetrics } from './listeners/listener-metrics';
 import { ListenersManager } from './listeners/listeners-manager';
+import { logHooks } from './logger';
 import { DisconnectTracker } from './metrics/disconnect-tracker';
-import { createMetrics, type GatewayMetrics } from './metrics/prometheus';
+import { countHooks, createMetrics, type GatewayMetrics } from './metrics/prometheus';
 import { createDispatcher, type Dispatch } from './rpc/dispatcher';
 import { createHandlers } from './rpc/handlers';
 import { createGatewayTasks, type GatewayTasks } from './tasks/gateway-tasks';
@@ -59,6 +60,7 @@ type Publish = (userId: string, event: AppEvent) => Promise<StoredEvent>;
 export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): Gateway {
   const ports = resolvePorts(config, given);
   const { logger, hooks, bus, auth, presence, channel, version } = ports;
+  logHooks(hooks, logger);
   if (config.production && auth.mode === 'none') {
     throw new TypeError('an AUTH_MODE=none authenticator is refused in production');
   }
@@ -66,7 +68,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
   const state: GatewayState = { draining: false, timers: [], healthThread: undefined };
   const publish: Publish = (userId, event) => bus.publish(userId, event);
 
-  const listeners = createListeners(config, ports, publish, (outcome) => metrics.detaches.inc({ outcome }));
+  const listeners = createListeners(config, ports, publish);
   const metrics = createMetrics({
     connections: () => connections.count,
     sessions: () => hub.sessionCount,
@@ -77,6 +79,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     retainedBytes: () => bus.stats().retainedBytes,
     eventsDelivered: () => hub.deliveredCount,
   });
+  countHooks(hooks, metrics);
   registerListenerMetrics(metrics.registry, () => listeners.sourceStats());
   const tracker = new DisconnectTracker({ maxUsers: config.metricsMaxUsers });
   const hub = new SessionHub({
@@ -353,13 +356,8 @@ function httpReadouts(
 }
 
 /** The listeners manager: attaches the sources of present users, detaches the departed after the delay. */
-function createListeners(
-  config: GatewayConfig,
-  ports: ResolvedPorts,
-  publish: Publish,
-  onDetachOutcome: (outcome: 'cancelled' | 'executed') => void,
-): ListenersManager {
-  const { logger, registry, bus, presence } = ports;
+function createListeners(config: GatewayConfig, ports: ResolvedPorts, publish: Publish): ListenersManager {
+  const { logger, hooks, registry, bus, presence } = ports;
   const decision = ports.detachDecision;
   return new ListenersManager({
     sources: ports.sources ?? [],
@@ -380,7 +378,7 @@ function createListeners(
       }),
     // What a killed holder published but never stored is in the user's stream.
     readSince: (uid, cursor) => bus.readSince(uid, cursor),
-    onDetachOutcome,
+    hooks,
     instanceId: config.instanceId,
     leaseTtlMs: config.listenerLeaseTtlMs,
     lease: ports.lease,
