@@ -9,6 +9,7 @@ import { runShutdown } from './core/shutdown';
 import type { StoredEvent } from './fleet/bus/event-bus';
 import { FleetHeartbeat } from './fleet/instances/fleet-heartbeat';
 import type { GatewayHooks } from './hooks';
+import { firestoreStatus } from './listeners/firestore-status';
 import { registerListenerMetrics } from './listeners/listener-metrics';
 import { ListenersManager } from './listeners/listeners-manager';
 import { logHooks } from './logger';
@@ -433,16 +434,10 @@ function createRpcDispatch(
 
 /** The dashboard's Firestore readouts (LISTENERS_FILE set). */
 function firestoreReadouts(listeners: ListenersManager): Pick<HttpDeps, 'firestoreReads' | 'firestoreStatus'> {
-  let lastErrors = 0;
   return {
     firestoreReads: () => listeners.sourceStats()?.reads.total ?? 0,
-    // Listeners that failed since the dashboard's last look (the emulator or network away) show as down.
-    firestoreStatus: (): DependencyStatus => {
-      const errors = Object.values(listeners.sourceStats()?.errors ?? {}).reduce((a, b) => a + b, 0);
-      const failing = errors > lastErrors;
-      lastErrors = errors;
-      return failing ? 'down' : 'ok';
-    },
+    // A listener that failed in the last moments (the emulator or network away) shows as down, to every viewer alike.
+    firestoreStatus: (): DependencyStatus => firestoreStatus(listeners.sourceStats()),
   };
 }
 

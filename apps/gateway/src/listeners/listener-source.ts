@@ -69,6 +69,8 @@ export interface ListenerSourceStats {
   errors: Record<string, number>;
   /** Listeners re-opened after a failure or a stall. */
   restarts: number;
+  /** When a listener last failed (any kind), ms since the epoch; unset: none has failed. */
+  lastErrorAt?: number;
 }
 
 /**

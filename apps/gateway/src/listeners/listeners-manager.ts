@@ -660,6 +660,8 @@ export class ListenersManager {
 }
 
 function mergeStats(all: ListenerSourceStats[]): ListenerSourceStats {
+  const failedAt = all.flatMap((s) => (s.lastErrorAt === undefined ? [] : [s.lastErrorAt]));
+  const lastErrorAt = failedAt.length === 0 ? undefined : Math.max(...failedAt);
   const sum = (pick: (s: ListenerSourceStats) => Record<string, number>) => {
     const out: Record<string, number> = {};
     for (const s of all) for (const [k, v] of Object.entries(pick(s))) out[k] = (out[k] ?? 0) + v;
@@ -680,5 +682,6 @@ function mergeStats(all: ListenerSourceStats[]): ListenerSourceStats {
     deduplicated: sum((s) => s.deduplicated),
     errors: sum((s) => s.errors),
     restarts: all.reduce((a, s) => a + s.restarts, 0),
+    ...(lastErrorAt === undefined ? {} : { lastErrorAt }),
   };
 }
