@@ -89,7 +89,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     maxBufferedBytes: config.maxBufferedBytes,
   });
 
-  // TASK.*: off unless UNIFIED_REGISTRY_ENABLED; see tasks/gateway-tasks.ts and docs/tasks.md.
+  // TASK.*: off unless TASKS_ENABLED (unset: UNIFIED_REGISTRY_ENABLED); see tasks/gateway-tasks.ts and docs/tasks.md.
   const tasks = createGatewayTasks(config, { queue: ports.tasks, publish, logger, registry: metrics.registry });
   const dispatch = createRpcDispatch(config, ports, { listeners, hub, tasks, metrics, publish });
 
