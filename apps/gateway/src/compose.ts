@@ -171,7 +171,7 @@ export function resolvePorts(config: GatewayConfig, given: GatewayPorts): Resolv
 export async function composePorts(config: GatewayConfig, logger: Logger): Promise<GatewayPorts> {
   const [listenersModule, tasksModule] = await Promise.all([
     config.listeners ? import('./listeners/firestore/build-listeners') : undefined,
-    config.redisUrl && config.unifiedRegistryEnabled ? import('./tasks/build-task-queue') : undefined,
+    config.redisUrl && config.tasksEnabled ? import('./tasks/build-task-queue') : undefined,
   ]);
   return assemblePorts(config, logger, {
     ...(listenersModule ? { buildListeners: listenersModule.buildListeners } : {}),

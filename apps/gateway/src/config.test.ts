@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, EnvSchema, loadConfig } from './config';
+import { ConfigError, defaultConfig, EnvSchema, loadConfig } from './config';
 
 describe('loadConfig', () => {
   it('has the documented defaults with an empty environment', () => {
@@ -33,6 +33,23 @@ describe('loadConfig', () => {
       redisUrl: 'redis://cache:6379',
       jwtSecret: undefined,
     });
+  });
+
+  it('switches tasks with TASKS_ENABLED, which follows UNIFIED_REGISTRY_ENABLED when unset (as before it existed)', () => {
+    const pick = (env: Record<string, string>) => {
+      const c = loadConfig(env);
+      return [c.unifiedRegistryEnabled, c.tasksEnabled];
+    };
+    expect(pick({})).toEqual([false, false]);
+    expect(pick({ UNIFIED_REGISTRY_ENABLED: 'true' })).toEqual([true, true]);
+    expect(pick({ UNIFIED_REGISTRY_ENABLED: 'true', TASKS_ENABLED: 'false' })).toEqual([true, false]);
+    expect(pick({ UNIFIED_REGISTRY_ENABLED: 'false', TASKS_ENABLED: 'true' })).toEqual([false, true]);
+    expect(pick({ TASKS_ENABLED: 'true' })).toEqual([false, true]);
+    expect(pick({ UNIFIED_REGISTRY_ENABLED: 'true', TASKS_ENABLED: '' })).toEqual([true, true]);
+    expect(() => loadConfig({ TASKS_ENABLED: 'maybe' })).toThrow(/TASKS_ENABLED/);
+    // Programmatic configs couple the same way.
+    expect(defaultConfig({ unifiedRegistryEnabled: true }).tasksEnabled).toBe(true);
+    expect(defaultConfig({ unifiedRegistryEnabled: true, tasksEnabled: false }).tasksEnabled).toBe(false);
   });
 
   it('names every bad variable and what it allows', () => {

@@ -33,6 +33,8 @@ export const EnvSchema = z.object({
   SERVICE_ROLE_CLAIM: z.string().min(1).default('livebus_service'),
   FIREBASE_PROJECT_ID: z.string().min(1).optional(),
   UNIFIED_REGISTRY_ENABLED: bool.default(false),
+  // Unset: follows UNIFIED_REGISTRY_ENABLED, which switched tasks alone before this variable existed.
+  TASKS_ENABLED: bool.optional(),
   UNIFIED_REGISTRY_TTL_S: int(1).default(3600),
   REGISTRY_DEBUG: bool.default(false),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
@@ -119,7 +121,14 @@ export interface GatewayConfig {
   /** Token claim that marks a service caller allowed to act for any user. @default 'livebus_service' */
   serviceRoleClaim: string;
   firebaseProjectId: string | undefined;
+  /** `UNIFIED_REGISTRY.*` answer, and the heartbeat refreshes the unified registry (UNIFIED_REGISTRY_ENABLED). */
   unifiedRegistryEnabled: boolean;
+  /**
+   * `TASK.*` answer and task workers take jobs (TASKS_ENABLED). Unset, it follows
+   * {@link unifiedRegistryEnabled}: one switch turned both on before there were two.
+   * @default unifiedRegistryEnabled
+   */
+  tasksEnabled: boolean;
   unifiedRegistryTtlS: number;
   registryDebug: boolean;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
@@ -237,7 +246,9 @@ export class ConfigError extends Error {
 
 /** Defaults for {@link createGateway} when it is built from code rather than the environment. */
 export function defaultConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfig {
-  return { ...loadConfig({}), ...overrides };
+  // As in the environment: tasks follow the unified registry unless told otherwise.
+  const tasks = overrides.tasksEnabled ?? overrides.unifiedRegistryEnabled;
+  return { ...loadConfig({}), ...overrides, ...(tasks === undefined ? {} : { tasksEnabled: tasks }) };
 }
 
 /** Parses and checks the environment once; throws {@link ConfigError} naming each bad variable. */
@@ -322,6 +333,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     serviceRoleClaim: e.SERVICE_ROLE_CLAIM,
     firebaseProjectId: e.FIREBASE_PROJECT_ID,
     unifiedRegistryEnabled: e.UNIFIED_REGISTRY_ENABLED,
+    tasksEnabled: e.TASKS_ENABLED ?? e.UNIFIED_REGISTRY_ENABLED,
     unifiedRegistryTtlS: e.UNIFIED_REGISTRY_TTL_S,
     registryDebug: e.REGISTRY_DEBUG,
     logLevel: e.LOG_LEVEL,

@@ -10,10 +10,12 @@ import type { StoredEvent } from './fleet/bus/event-bus';
 import { FleetHeartbeat } from './fleet/instances/fleet-heartbeat';
 import { storeLabel } from './fleet/store-label';
 import type { GatewayHooks } from './hooks';
+import { firestoreStatus } from './listeners/firestore-status';
 import { registerListenerMetrics } from './listeners/listener-metrics';
 import { ListenersManager } from './listeners/listeners-manager';
+import { logHooks } from './logger';
 import { DisconnectTracker } from './metrics/disconnect-tracker';
-import { createMetrics, type GatewayMetrics } from './metrics/prometheus';
+import { countHooks, createMetrics, type GatewayMetrics } from './metrics/prometheus';
 import { createDispatcher, type Dispatch } from './rpc/dispatcher';
 import { createHandlers } from './rpc/handlers';
 import { createGatewayTasks, type GatewayTasks } from './tasks/gateway-tasks';
@@ -60,6 +62,7 @@ type Publish = (userId: string, event: AppEvent) => Promise<StoredEvent>;
 export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): Gateway {
   const ports = resolvePorts(config, given);
   const { logger, hooks, bus, auth, presence, channel, version } = ports;
+  logHooks(hooks, logger);
   if (config.production && auth.mode === 'none') {
     throw new TypeError('an AUTH_MODE=none authenticator is refused in production');
   }
@@ -67,7 +70,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
   const state: GatewayState = { draining: false, timers: [], healthThread: undefined };
   const publish: Publish = (userId, event) => bus.publish(userId, event);
 
-  const listeners = createListeners(config, ports, publish, (outcome) => metrics.detaches.inc({ outcome }));
+  const listeners = createListeners(config, ports, publish);
   const metrics = createMetrics({
     connections: () => connections.count,
     sessions: () => hub.sessionCount,
@@ -78,6 +81,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     retainedBytes: () => bus.stats().retainedBytes,
     eventsDelivered: () => hub.deliveredCount,
   });
+  countHooks(hooks, metrics);
   registerListenerMetrics(metrics.registry, () => listeners.sourceStats());
   const tracker = new DisconnectTracker({ maxUsers: config.metricsMaxUsers });
   const hub = new SessionHub({
@@ -86,7 +90,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     maxBufferedBytes: config.maxBufferedBytes,
   });
 
-  // TASK.*: off unless UNIFIED_REGISTRY_ENABLED; see tasks/gateway-tasks.ts and docs/tasks.md.
+  // TASK.*: off unless TASKS_ENABLED (unset: UNIFIED_REGISTRY_ENABLED); see tasks/gateway-tasks.ts and docs/tasks.md.
   const tasks = createGatewayTasks(config, { queue: ports.tasks, publish, logger, registry: metrics.registry });
   const dispatch = createRpcDispatch(config, ports, { listeners, hub, tasks, metrics, publish });
 
@@ -354,13 +358,8 @@ function httpReadouts(
 }
 
 /** The listeners manager: attaches the sources of present users, detaches the departed after the delay. */
-function createListeners(
-  config: GatewayConfig,
-  ports: ResolvedPorts,
-  publish: Publish,
-  onDetachOutcome: (outcome: 'cancelled' | 'executed') => void,
-): ListenersManager {
-  const { logger, bus, presence, detachDecision: decision } = ports;
+function createListeners(config: GatewayConfig, ports: ResolvedPorts, publish: Publish): ListenersManager {
+  const { logger, hooks, bus, presence, detachDecision: decision } = ports;
   return new ListenersManager({
     sources: ports.sources ?? [],
     detachDelayMs: config.detachDelayMs,
@@ -377,7 +376,7 @@ function createListeners(
       }),
     // What a killed holder published but never stored is in the user's stream.
     readSince: (uid, cursor) => bus.readSince(uid, cursor),
-    onDetachOutcome,
+    hooks,
     instanceId: config.instanceId,
     leaseTtlMs: config.listenerLeaseTtlMs,
     lease: ports.lease,
@@ -432,16 +431,10 @@ function createRpcDispatch(
 
 /** The dashboard's Firestore readouts (LISTENERS_FILE set). */
 function firestoreReadouts(listeners: ListenersManager): Pick<HttpDeps, 'firestoreReads' | 'firestoreStatus'> {
-  let lastErrors = 0;
   return {
     firestoreReads: () => listeners.sourceStats()?.reads.total ?? 0,
-    // Listeners that failed since the dashboard's last look (the emulator or network away) show as down.
-    firestoreStatus: (): DependencyStatus => {
-      const errors = Object.values(listeners.sourceStats()?.errors ?? {}).reduce((a, b) => a + b, 0);
-      const failing = errors > lastErrors;
-      lastErrors = errors;
-      return failing ? 'down' : 'ok';
-    },
+    // A listener that failed in the last moments (the emulator or network away) shows as down, to every viewer alike.
+    firestoreStatus: (): DependencyStatus => firestoreStatus(listeners.sourceStats()),
   };
 }
 

@@ -22,9 +22,12 @@ export interface GatewayHookEvents {
   };
   /** An upgrade was answered 503 + Retry-After by admission control. */
   'admission.refused': { reason: string; refused: number; handshakes: number; lagMs: number };
-  /** The user's last session here closed: the detach delay starts. */
-  'detach.delay_start': { uid: string; delayMs: number };
-  /** A session came back (here, or elsewhere in the fleet) before the delay ran out. */
+  /** The user's last session here (`sessionId`) closed: the detach delay starts. */
+  'detach.delay_start': { uid: string; sessionId: string; delayMs: number };
+  /**
+   * A session came back before the delay ran out: here (`sessionId`), here after the timer
+   * fired but before the detach ran (`late`), or on another instance of the fleet (`elsewhere`).
+   */
   'detach.cancelled': { uid: string; sessionId?: string; late?: boolean; elsewhere?: boolean };
   /** The delay ran out with no session anywhere: the user's listeners are released. */
   'detach.executing': { uid: string; listeners: number };
@@ -44,10 +47,24 @@ export interface GatewayHookEvents {
   };
   /** This instance took the user's listener lease (a new fencing token per acquisition). */
   'lease.acquired': { uid: string; token: number | string; listeners: number };
-  /** This instance lost the lease it held (fenced by a newer holder, or it expired). */
+  /**
+   * This instance lost the lease it held: `fenced` (a newer holder stored a mark; told once by
+   * the listener source, without the token, then by the listeners manager, with it),
+   * `renew_refused` (another instance holds it) or `renew_failed` (Redis away past the TTL).
+   */
   'lease.lost': { uid: string; token?: number | string; reason: string };
-  /** This instance gave the lease back. */
+  /** This instance gave the lease back (`handover`: sessions of the user remain elsewhere). */
   'lease.released': { uid: string; token: number | string; handover: boolean };
+  /**
+   * The user's listener set is attached here: `listeners` opened by the sources (0 when no
+   * source is configured), under the lease `token` (unset without sources: no lease is taken).
+   */
+  'listener.attached': { uid: string; listeners: number; token?: number | string };
+  /**
+   * The user's listener set is released here (`handover`: another instance takes it over, or
+   * sessions remain elsewhere; otherwise the user left and the listeners' marks are dropped).
+   */
+  'listener.detached': { uid: string; listeners: number; handover: boolean };
 }
 
 /** Something that hears one kind of {@link GatewayHookEvents}. */

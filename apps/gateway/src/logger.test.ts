@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import TransportStream from 'winston-transport';
-import { createLogger, LOG_EVENTS } from './logger';
+import { type GatewayHookEvents, Hooks } from './hooks';
+import { createLogger, LOG_EVENTS, logHooks } from './logger';
 
 class Capture extends TransportStream {
   readonly lines: string[] = [];
@@ -56,5 +57,103 @@ describe('LOG_EVENTS', () => {
     const doc = readFileSync(join(__dirname, '..', '..', '..', 'docs', 'operations.md'), 'utf8');
     const documented = new Set([...doc.matchAll(/^\|\s*`([A-Za-z_]+)`\s*\|/gm)].map((m) => m[1]));
     expect(LOG_EVENTS.filter((e) => !documented.has(e))).toEqual([]);
+  });
+});
+
+describe('logHooks', () => {
+  it('writes the log lines operators query for each lifecycle moment: same event names, levels and fields', () => {
+    const capture = new Capture();
+    const logger = createLogger({ level: 'debug', format: 'json', instanceId: 'gw-1', transport: capture });
+    const hooks = new Hooks<GatewayHookEvents>();
+    const off = logHooks(hooks, logger);
+    hooks.emit('detach.delay_start', { uid: 'u', sessionId: 's1', delayMs: 5_000 });
+    hooks.emit('detach.cancelled', { uid: 'u', sessionId: 's2' });
+    hooks.emit('detach.cancelled', { uid: 'u', late: true });
+    hooks.emit('detach.cancelled', { uid: 'u', elsewhere: true });
+    hooks.emit('detach.executing', { uid: 'u', listeners: 2 });
+    hooks.emit('registry.cleanup', { uid: 'u', phase: 'skipped', reason: 'present' });
+    hooks.emit('registry.cleanup', { uid: 'u', phase: 'start', attempt: 1 });
+    hooks.emit('registry.cleanup', { uid: 'u', phase: 'error', attempt: 1, error: 'Error: down' });
+    hooks.emit('registry.cleanup', { uid: 'u', phase: 'success', attempt: 2, outcome: 'cleaned' });
+    hooks.emit('detach.complete', { uid: 'u' });
+    hooks.emit('lease.acquired', { uid: 'u', token: 7, listeners: 2 });
+    hooks.emit('lease.lost', { uid: 'u', reason: 'fenced' });
+    hooks.emit('lease.lost', { uid: 'u', token: 7, reason: 'fenced' });
+    hooks.emit('lease.released', { uid: 'u', token: 7, handover: false });
+    // Moments without a log line of their own stay out of the logs.
+    hooks.emit('listener.attached', { uid: 'u', listeners: 2, token: 7 });
+    hooks.emit('listener.detached', { uid: 'u', listeners: 2, handover: false });
+    const lines = capture.lines.map((l) => {
+      const { timestamp, instance_id, ...rest } = JSON.parse(l);
+      expect(instance_id).toBe('gw-1');
+      return rest;
+    });
+    expect(lines).toEqual([
+      {
+        event: 'user_detach_delay_start',
+        level: 'info',
+        message: 'user_detach_delay_start',
+        uid: 'u',
+        session_id: 's1',
+        delay_ms: 5_000,
+      },
+      { event: 'user_detach_cancelled', level: 'info', message: 'user_detach_cancelled', uid: 'u', session_id: 's2' },
+      { event: 'user_detach_cancelled', level: 'info', message: 'user_detach_cancelled', uid: 'u', late: true },
+      { event: 'user_detach_cancelled', level: 'info', message: 'user_detach_cancelled', uid: 'u', elsewhere: true },
+      { event: 'user_detach_executing', level: 'info', message: 'user_detach_executing', uid: 'u', listeners: 2 },
+      {
+        event: 'REGISTRY_CLEANUP_SKIPPED',
+        level: 'info',
+        message: 'REGISTRY_CLEANUP_SKIPPED',
+        uid: 'u',
+        reason: 'present',
+      },
+      { event: 'REGISTRY_CLEANUP_START', level: 'info', message: 'REGISTRY_CLEANUP_START', uid: 'u', attempt: 1 },
+      {
+        event: 'REGISTRY_CLEANUP_ERROR',
+        level: 'error',
+        message: 'REGISTRY_CLEANUP_ERROR',
+        uid: 'u',
+        attempt: 1,
+        error: 'Error: down',
+      },
+      {
+        event: 'REGISTRY_CLEANUP_SUCCESS',
+        level: 'info',
+        message: 'REGISTRY_CLEANUP_SUCCESS',
+        uid: 'u',
+        attempt: 2,
+        outcome: 'cleaned',
+      },
+      { event: 'ws_cleanup_complete', level: 'info', message: 'ws_cleanup_complete', uid: 'u' },
+      {
+        event: 'listener_lease_acquired',
+        level: 'info',
+        message: 'listener_lease_acquired',
+        uid: 'u',
+        token: 7,
+        listeners: 2,
+      },
+      { event: 'listener_lease_lost', level: 'warn', message: 'listener_lease_lost', uid: 'u', reason: 'fenced' },
+      {
+        event: 'listener_lease_lost',
+        level: 'warn',
+        message: 'listener_lease_lost',
+        uid: 'u',
+        token: 7,
+        reason: 'fenced',
+      },
+      {
+        event: 'listener_lease_released',
+        level: 'info',
+        message: 'listener_lease_released',
+        uid: 'u',
+        token: 7,
+        handover: false,
+      },
+    ]);
+    off();
+    hooks.emit('detach.complete', { uid: 'u' });
+    expect(capture.lines).toHaveLength(lines.length);
   });
 });

@@ -1,4 +1,5 @@
 import winston from 'winston';
+import type { GatewayHooks } from './hooks';
 
 /** Stable log event names; operators query them in CloudWatch Logs Insights. Each is documented in docs/operations.md. */
 export const LOG_EVENTS = [
@@ -113,4 +114,52 @@ export function createLogger(options: LoggerOptions): Logger {
       if (w.isLevelEnabled(level)) w.log(level, event, { event, ...fields });
     };
   return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
+}
+
+/**
+ * Writes the log lines of the lifecycle moments (src/hooks.ts) that have one, with the
+ * event names, levels and fields operators query (docs/operations.md, docs/runbook.md):
+ * components emit hooks and never format these lines themselves. Subscribed once per
+ * gateway; returns the function that unsubscribes.
+ */
+export function logHooks(hooks: GatewayHooks, logger: Logger): () => void {
+  const offs = [
+    hooks.on('detach.delay_start', (e) =>
+      logger.info('user_detach_delay_start', { uid: e.uid, session_id: e.sessionId, delay_ms: e.delayMs }),
+    ),
+    hooks.on('detach.cancelled', (e) => {
+      if (e.late) logger.info('user_detach_cancelled', { uid: e.uid, late: true });
+      else if (e.elsewhere) logger.info('user_detach_cancelled', { uid: e.uid, elsewhere: true });
+      else logger.info('user_detach_cancelled', { uid: e.uid, session_id: e.sessionId });
+    }),
+    hooks.on('detach.executing', (e) => logger.info('user_detach_executing', { uid: e.uid, listeners: e.listeners })),
+    hooks.on('detach.complete', (e) => logger.info('ws_cleanup_complete', { uid: e.uid })),
+    hooks.on('registry.cleanup', (e) => {
+      switch (e.phase) {
+        case 'skipped':
+          return logger.info('REGISTRY_CLEANUP_SKIPPED', { uid: e.uid, reason: e.reason });
+        case 'start':
+          return logger.info('REGISTRY_CLEANUP_START', { uid: e.uid, attempt: e.attempt });
+        case 'success':
+          return logger.info('REGISTRY_CLEANUP_SUCCESS', { uid: e.uid, attempt: e.attempt, outcome: e.outcome });
+        case 'error':
+          return logger.error('REGISTRY_CLEANUP_ERROR', { uid: e.uid, attempt: e.attempt, error: e.error });
+      }
+    }),
+    hooks.on('lease.acquired', (e) =>
+      logger.info('listener_lease_acquired', { uid: e.uid, token: e.token, listeners: e.listeners }),
+    ),
+    hooks.on('lease.lost', (e) =>
+      logger.warn(
+        'listener_lease_lost',
+        e.token === undefined ? { uid: e.uid, reason: e.reason } : { uid: e.uid, token: e.token, reason: e.reason },
+      ),
+    ),
+    hooks.on('lease.released', (e) =>
+      logger.info('listener_lease_released', { uid: e.uid, token: e.token, handover: e.handover }),
+    ),
+  ];
+  return () => {
+    for (const off of offs) off();
+  };
 }

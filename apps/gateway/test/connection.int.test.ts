@@ -107,8 +107,8 @@ describe('sessions', () => {
     expect(disconnect).toMatchObject({ code: CloseCode.Replaced, type: 'replaced' });
     expect(t.gw.stats().sessions).toBe(1);
     // The user never dropped to zero sessions: no detach was started, nothing was cancelled.
-    expect(t.logs.of('user_detach_delay_start', 'tab-user')).toHaveLength(0);
-    expect(t.logs.of('user_detach_cancelled', 'tab-user')).toHaveLength(0);
+    expect(t.hooks.of('detach.delay_start', 'tab-user')).toHaveLength(0);
+    expect(t.hooks.of('detach.cancelled', 'tab-user')).toHaveLength(0);
     // Events reach the new socket only.
     await t.gw.publish('tab-user', { event: 'session.notice', data: { level: 'info', message: 'after' } });
     await fresh.client.next('event');

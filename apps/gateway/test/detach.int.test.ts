@@ -59,13 +59,13 @@ describe.each(stores)('detach delay with the %s', (_name, makeStore) => {
     const reg = await first.client.call('REGISTRY.register_user', [uid, 'tab-1', '/inbox']);
     expect(reg.type).toBe('rpc_result');
     await first.client.close();
-    await t.logs.waitFor('user_detach_delay_start', uid);
+    await t.hooks.waitFor('detach.delay_start', uid);
 
     const again = await connectAs(t.url, uid, { session_id: 'tab-1' });
-    await t.logs.waitFor('user_detach_cancelled', uid);
+    await t.hooks.waitFor('detach.cancelled', uid);
     await sleep(500); // well past the delay
-    expect(t.logs.of('user_detach_executing', uid)).toHaveLength(0);
-    expect(t.logs.of('REGISTRY_CLEANUP_START', uid)).toHaveLength(0);
+    expect(t.hooks.of('detach.executing', uid)).toHaveLength(0);
+    expect(t.hooks.of('registry.cleanup', uid, (e) => e.phase === 'start')).toHaveLength(0);
     expect(await registry.getSessions(uid)).toHaveLength(1);
     expect(t.gw.stats().listeners).toBe(1);
     expect(t.gw.stats().detachCancelled).toBe(1);
@@ -79,12 +79,12 @@ describe.each(stores)('detach delay with the %s', (_name, makeStore) => {
     expect(await registry.getSessions(uid)).toHaveLength(1);
     await client.close();
 
-    const executing = await t.logs.waitFor('user_detach_executing', uid);
-    const success = await t.logs.waitFor('REGISTRY_CLEANUP_SUCCESS', uid);
-    const complete = await t.logs.waitFor('ws_cleanup_complete', uid);
-    const order = [executing, t.logs.of('REGISTRY_CLEANUP_START', uid)[0], success, complete].map((e) =>
-      t.logs.entries.indexOf(e as never),
-    );
+    const executing = await t.hooks.waitFor('detach.executing', uid);
+    const success = await t.hooks.waitFor('registry.cleanup', uid, (e) => e.phase === 'success');
+    const complete = await t.hooks.waitFor('detach.complete', uid);
+    const start = t.hooks.of('registry.cleanup', uid, (e) => e.phase === 'start')[0];
+    const order = [executing, start, success, complete].map((e) => t.hooks.entries.indexOf(e as never));
+    expect(order).not.toContain(-1);
     expect(order).toEqual([...order].sort((a, b) => a - b));
     expect(await registry.getSessions(uid)).toEqual([]);
     expect(t.gw.stats().listeners).toBe(0);
@@ -107,11 +107,12 @@ describe('registry cleanup failures', () => {
     try {
       const { client } = await connectAs(t.url, 'u-flaky');
       await client.close();
-      await t.logs.waitFor('REGISTRY_CLEANUP_SUCCESS', 'u-flaky', 5_000);
-      const errors = t.logs.of('REGISTRY_CLEANUP_ERROR', 'u-flaky');
+      await t.hooks.waitFor('registry.cleanup', 'u-flaky', (e) => e.phase === 'success', 5_000);
+      const errors = t.hooks.of('registry.cleanup', 'u-flaky', (e) => e.phase === 'error');
       expect(errors).toHaveLength(2);
       expect(errors[0]).toMatchObject({ error: 'Error: registry unreachable', attempt: 1 });
-      expect(t.logs.of('ws_cleanup_complete', 'u-flaky')).toHaveLength(1);
+      await t.hooks.waitFor('detach.complete', 'u-flaky');
+      expect(t.hooks.of('detach.complete', 'u-flaky')).toHaveLength(1);
     } finally {
       await t.close();
     }
@@ -132,11 +133,11 @@ describe('a reconnect racing the registry cleanup', () => {
       const first = await connectAs(t.url, 'racer', { session_id: 'tab-1' });
       await first.client.call('REGISTRY.register_user', ['racer', 'tab-1', '/a']);
       await first.client.close();
-      await t.logs.waitFor('REGISTRY_CLEANUP_START', 'racer');
+      await t.hooks.waitFor('registry.cleanup', 'racer', (e) => e.phase === 'start');
 
       const again = await connectAs(t.url, 'racer', { session_id: 'tab-2' });
       await again.client.call('REGISTRY.register_user', ['racer', 'tab-2', '/b']);
-      await t.logs.waitFor('REGISTRY_CLEANUP_SUCCESS', 'racer');
+      await t.hooks.waitFor('registry.cleanup', 'racer', (e) => e.phase === 'success');
 
       // The decision saw the reconnect's live session: it changed nothing (tab-1 goes with the next departure).
       expect((await store.getSessions('racer')).map((x) => x.session_id)).toContain('tab-2');

@@ -87,18 +87,18 @@ describe('a fleet of three gateways on one Redis', () => {
     const s1 = await connectAs(a().url, 'hopper', { session_id: 'tab' });
     expect((await s1.client.call('REGISTRY.register_user', ['hopper', 'tab', '/x'])).type).toBe('rpc_result');
     await s1.client.close();
-    await a().logs.waitFor('user_detach_delay_start', 'hopper');
+    await a().hooks.waitFor('detach.delay_start', 'hopper');
     const s2 = await connectAs(b().url, 'hopper', { session_id: 'tab' });
     // A's timer runs out while the user is on B: cancelled there, nothing cleaned.
-    const cancelled = await a().logs.waitFor('user_detach_cancelled', 'hopper');
+    const cancelled = await a().hooks.waitFor('detach.cancelled', 'hopper');
     expect(cancelled.elsewhere).toBe(true);
-    expect(a().logs.of('REGISTRY_CLEANUP_START', 'hopper')).toEqual([]);
+    expect(a().hooks.of('registry.cleanup', 'hopper', (e) => e.phase === 'start')).toEqual([]);
     expect(await admin.hkeys('registry:user:{hopper}')).toEqual(['tab']);
     await s2.client.close();
-    const done = await b().logs.waitFor('REGISTRY_CLEANUP_SUCCESS', 'hopper');
+    const done = await b().hooks.waitFor('registry.cleanup', 'hopper', (e) => e.phase === 'success');
     expect(done.outcome).toBe('cleaned');
     expect(await admin.exists('registry:user:{hopper}')).toBe(0);
-    const cleanups = fleet.flatMap((t) => t.logs.of('REGISTRY_CLEANUP_START', 'hopper'));
+    const cleanups = fleet.flatMap((t) => t.hooks.of('registry.cleanup', 'hopper', (e) => e.phase === 'start'));
     expect(cleanups).toHaveLength(1);
   });
 

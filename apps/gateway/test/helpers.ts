@@ -18,6 +18,7 @@ import { MemoryPresence } from '../src/fleet/presence/memory-presence';
 import { MemoryRegistryStore } from '../src/fleet/registry/memory-registry-store';
 import type { RegistryStore } from '../src/fleet/registry/registry-store';
 import { createGateway, type Gateway } from '../src/gateway';
+import type { GatewayHookEvents, GatewayHooks } from '../src/hooks';
 import { createLogger, type Logger } from '../src/logger';
 
 /** A captured log line. */
@@ -38,6 +39,56 @@ export class LogCapture extends TransportStream {
   }
 }
 
+/** A recorded lifecycle event: its name and its payload. */
+export type HookEntry<K extends keyof GatewayHookEvents = keyof GatewayHookEvents> = {
+  [N in K]: { name: N } & GatewayHookEvents[N];
+}[K];
+
+/** The lifecycle moments {@link HookCapture} records. */
+export const RECORDED_HOOKS = [
+  'detach.delay_start',
+  'detach.cancelled',
+  'detach.executing',
+  'detach.complete',
+  'registry.cleanup',
+  'lease.acquired',
+  'lease.lost',
+  'lease.released',
+  'listener.attached',
+  'listener.detached',
+] as const satisfies readonly (keyof GatewayHookEvents)[];
+
+/**
+ * Records a gateway's lifecycle events from the moment it is built, in order: a test
+ * asserts what happened (and waits for it) on them, never on log text.
+ */
+export class HookCapture {
+  readonly entries: HookEntry[] = [];
+  constructor(hooks: GatewayHooks, names: readonly (keyof GatewayHookEvents)[] = RECORDED_HOOKS) {
+    for (const name of names) {
+      hooks.on(name, (event) => this.entries.push({ name, ...event } as HookEntry));
+    }
+  }
+  /** The recorded `name` events (of `uid`, and that `match` accepts). */
+  of<K extends keyof GatewayHookEvents>(
+    name: K,
+    uid?: string,
+    match: (e: HookEntry<K>) => boolean = () => true,
+  ): HookEntry<K>[] {
+    const named = this.entries.filter((e) => e.name === name) as unknown as HookEntry<K>[];
+    return named.filter((e) => (uid === undefined || (e as { uid?: string }).uid === uid) && match(e));
+  }
+  /** The first such event, once recorded. */
+  waitFor<K extends keyof GatewayHookEvents>(
+    name: K,
+    uid?: string,
+    match: (e: HookEntry<K>) => boolean = () => true,
+    timeoutMs = 5_000,
+  ): Promise<HookEntry<K>> {
+    return waitFor(() => this.of(name, uid, match)[0], `hook ${String(name)}${uid ? ` for ${uid}` : ''}`, timeoutMs);
+  }
+}
+
 /** A gateway on a free port with its logs captured. */
 export interface TestGateway {
   gw: Gateway;
@@ -45,6 +96,8 @@ export interface TestGateway {
   http: string;
   port: number;
   logs: LogCapture;
+  /** Its lifecycle events since it was built. */
+  hooks: HookCapture;
   close(): Promise<void>;
 }
 
@@ -69,10 +122,12 @@ export async function startGateway(
   const logs = new LogCapture();
   const logger = createLogger({ level: 'debug', format: 'json', instanceId: config.instanceId, transport: logs });
   const gw = createGateway(config, { logger, ...(typeof ports === 'function' ? await ports(config, logger) : ports) });
+  const hooks = new HookCapture(gw.hooks);
   const address: AddressInfo = await gw.listen();
   return {
     gw,
     logs,
+    hooks,
     port: address.port,
     url: `ws://127.0.0.1:${address.port}/ws`,
     http: `http://127.0.0.1:${address.port}`,

@@ -51,7 +51,7 @@ describe('health, metrics and publish on the embedded default', () => {
     expect((m.last_disconnect as Record<string, string>)['flaky-user']).toMatch(/^\d{4}-\d\d-\d\dT/);
     // Every detach timer that started was either cancelled, executed, or is still pending.
     const detach = m.detach as { cancelled: number; executed: number; pending: number; cancel_ratio: number };
-    expect(detach.cancelled + detach.executed + detach.pending).toBe(t.logs.of('user_detach_delay_start').length);
+    expect(detach.cancelled + detach.executed + detach.pending).toBe(t.hooks.of('detach.delay_start').length);
     const decided = detach.cancelled + detach.executed;
     expect(detach.cancel_ratio).toBe(decided === 0 ? 0 : detach.cancelled / decided);
     expect(m.total_users_tracked).toBe(Object.keys(m.all_reasons as object).length);

@@ -11,6 +11,7 @@ import type { Firestore } from 'firebase-admin/firestore';
 import { Redis } from 'ioredis';
 import { RedisEventBus } from '../src/fleet/bus/redis-event-bus';
 import { RedisLease } from '../src/fleet/lease/redis-lease';
+import { type GatewayHookEvents, Hooks } from '../src/hooks';
 import { FirestoreListenerSource } from '../src/listeners/firestore/firestore-listener-source';
 import type { AttachContext } from '../src/listeners/listener-source';
 import { RedisWatermarkStore } from '../src/listeners/redis-watermark-store';
@@ -56,6 +57,37 @@ function killable(store: WatermarkStore): WatermarkStore & { killed: boolean } {
     clear: (uid) => store.clear(uid),
   };
 }
+
+describe('a holder whose lease went to another instance', () => {
+  it('is fenced at its next mark: the source tells the hooks (lease.lost, fenced) and the manager, once', async () => {
+    const uid = `fenced-${Date.now()}`;
+    const lease = new RedisLease(client);
+    const store = new RedisWatermarkStore(client);
+    const hooks = new Hooks<GatewayHookEvents>();
+    const lost: GatewayHookEvents['lease.lost'][] = [];
+    hooks.on('lease.lost', (e) => lost.push(e));
+    let told = 0;
+    const old = (await lease.acquire(uid, 'gw-old', 500))!.token;
+    const sent: AppEvent[] = [];
+    const source = new FirestoreListenerSource({ firestore: db, listeners: LISTENERS, marks: store, logger: silent });
+    await db.doc(`users/${uid}/notifications/first`).set({ n: 1 });
+    const detach = await source.attach(uid, (event) => void sent.push(event), {
+      fence: { owner: 'gw-old', token: old },
+      onFenced: () => told++,
+      hooks,
+    });
+    await waitFor(() => sent.length === 1, 'the initial snapshot', 10_000);
+    // The old holder stops renewing; another instance takes the lease over.
+    await waitFor(async () => (await lease.acquire(uid, 'gw-new', 60_000)) !== undefined, 'the takeover', 5_000, 100);
+    await db.doc(`users/${uid}/notifications/second`).set({ n: 2 });
+    await db.doc(`users/${uid}/notifications/third`).set({ n: 3 });
+    await waitFor(() => lost.length === 1, 'lease.lost', 10_000);
+    await sleep(300);
+    expect(lost).toEqual([{ uid, reason: 'fenced' }]);
+    expect(told).toBe(1);
+    await detach({ handover: true });
+  }, 60_000);
+});
 
 describe('takeover after a holder died between publishing and storing its mark', () => {
   it('re-sends neither the change nor the deletion the dead holder published; a later write is delivered', async () => {

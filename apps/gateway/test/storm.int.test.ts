@@ -62,8 +62,8 @@ describe('connect/disconnect storms over real sockets', () => {
           await t.gw.idle();
           expect(counting.live.get('stormy') ?? 0).toBe(0);
           expect(t.gw.stats()).toMatchObject({ listeners: 0, pendingDetaches: 0 });
-          const executed = t.logs.of('user_detach_executing', 'stormy').length;
-          expect(t.logs.of('ws_cleanup_complete', 'stormy')).toHaveLength(executed);
+          const executed = t.hooks.of('detach.executing', 'stormy').length;
+          expect(t.hooks.of('detach.complete', 'stormy')).toHaveLength(executed);
         } finally {
           await t.close();
         }

@@ -235,6 +235,31 @@ describe('tasks without Redis, and with the flag off', () => {
     }
   });
 
+  it('TASKS_ENABLED switches tasks apart from the unified registry, both ways', async () => {
+    const tasksOnly = await startGateway({ tasksEnabled: true, taskMaxDocumentBytes: 10_000 });
+    const registryOnly = await startGateway({ unifiedRegistryEnabled: true, tasksEnabled: false });
+    try {
+      const a = await connectAs(tasksOnly.url, 'ida');
+      const started = result(
+        await a.client.call('TASK.start_document_analysis', ['ida', { content: doc(2) }, 'apart']),
+      );
+      expect(started).toMatchObject({ status: 'queued' });
+      await ended(a.client, 'doc_analysis_apart', 'completed');
+      expect(await a.client.call('UNIFIED_REGISTRY.get_user_registry', ['ida'])).toMatchObject({
+        error: { code: 'unavailable' },
+      });
+      const b = await connectAs(registryOnly.url, 'ida');
+      expect(await b.client.call('TASK.get_status', ['doc_analysis_apart'])).toMatchObject({
+        error: { code: 'unavailable', message: expect.stringContaining('TASKS_ENABLED=false') },
+      });
+      expect((await b.client.call('UNIFIED_REGISTRY.get_user_registry', ['ida'])).type).toBe('rpc_result');
+      expect((await httpJson(`${registryOnly.http}/healthz`)).body.tasks).toEqual({ enabled: false });
+      await Promise.all([a.client.close(), b.client.close()]);
+    } finally {
+      await Promise.all([tasksOnly.close(), registryOnly.close()]);
+    }
+  });
+
   it('UNIFIED_REGISTRY_ENABLED=false (the default) answers unavailable, saying why', async () => {
     const t = await startGateway();
     try {

@@ -1,6 +1,7 @@
 import type { AppEvent, Cursor } from '@livebus/protocol';
 import type { ReadResult } from '../fleet/bus/event-bus';
 import type { LeaseHolder } from '../fleet/lease/lease';
+import type { GatewayHooks } from '../hooks';
 import type { CarryOver } from './carry-over';
 
 /** How a {@link Detach} releases listeners. */
@@ -45,6 +46,8 @@ export interface AttachContext {
    * left there; unset: from the stored marks alone.
    */
   readSince?: (cursor: Cursor) => Promise<ReadResult>;
+  /** The gateway's lifecycle events, for the moments a source sees first (a fenced write). */
+  hooks?: GatewayHooks;
 }
 
 /** Counters of a source, for /metrics and /ws-metrics. */
@@ -66,6 +69,8 @@ export interface ListenerSourceStats {
   errors: Record<string, number>;
   /** Listeners re-opened after a failure or a stall. */
   restarts: number;
+  /** When a listener last failed (any kind), ms since the epoch; unset: none has failed. */
+  lastErrorAt?: number;
 }
 
 /**

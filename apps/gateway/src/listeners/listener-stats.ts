@@ -12,11 +12,17 @@ export class ListenerStats implements WatchedQueryObserver {
   readonly #events: Record<string, number> = {};
   readonly #dedup: Record<string, number> = {};
   readonly #errors: Record<string, number> = {};
+  readonly #now: () => number;
+  #lastErrorAt: number | undefined;
   #restarts = 0;
 
-  /** @param maxUsers users whose reads are kept for /ws-metrics (least recently reading evicted). */
-  constructor(maxUsers: number) {
+  /**
+   * @param maxUsers users whose reads are kept for /ws-metrics (least recently reading evicted).
+   * @param now clock of {@link ListenerSourceStats.lastErrorAt}, ms since the epoch. @default Date.now
+   */
+  constructor(maxUsers: number, now: () => number = Date.now) {
     this.#meter = new ReadMeter({ maxUsers });
+    this.#now = now;
   }
 
   reads(userId: string, listener: string, reads: number): void {
@@ -30,6 +36,7 @@ export class ListenerStats implements WatchedQueryObserver {
   }
   error(kind: string): void {
     add(this.#errors, kind, 1);
+    this.#lastErrorAt = this.#now();
   }
   restart(): void {
     this.#restarts++;
@@ -44,6 +51,7 @@ export class ListenerStats implements WatchedQueryObserver {
       deduplicated: { ...this.#dedup },
       errors: { ...this.#errors },
       restarts: this.#restarts,
+      ...(this.#lastErrorAt === undefined ? {} : { lastErrorAt: this.#lastErrorAt }),
     };
   }
 }

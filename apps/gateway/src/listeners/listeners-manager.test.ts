@@ -2,6 +2,7 @@ import type { AppEvent } from '@livebus/protocol';
 import { waitFor } from '@livebus/test-support';
 import fc from 'fast-check';
 import { MemoryLease } from '../fleet/lease/memory-lease';
+import { type GatewayHookEvents, Hooks } from '../hooks';
 import type { Logger } from '../logger';
 import type { ListenerSource } from './listener-source';
 import { ListenersManager } from './listeners-manager';
@@ -158,6 +159,94 @@ describe('ListenersManager', () => {
     expect(live).toBe(1);
     expect(cleaned).toEqual([]);
     expect(manager.counters()).toMatchObject({ attached: 1, detachCancelled: 1, detachExecuted: 0 });
+  });
+
+  it('tells its hooks each moment of a departure and a return, in order, with what tells them apart', async () => {
+    const hooks = new Hooks<GatewayHookEvents>();
+    const seen: [string, unknown][] = [];
+    for (const name of [
+      'detach.delay_start',
+      'detach.cancelled',
+      'detach.executing',
+      'detach.complete',
+      'registry.cleanup',
+      'lease.acquired',
+      'lease.released',
+      'listener.attached',
+      'listener.detached',
+    ] as const) {
+      hooks.on(name, (e) => seen.push([name, e]));
+    }
+    let failures = 1;
+    const manager = new ListenersManager({
+      sources: [countingSource(0).source],
+      detachDelayMs: 5,
+      logger: silent,
+      lease: new MemoryLease(),
+      workflowWatches: new MemoryWorkflowWatchStore(),
+      hooks,
+      cleanupRetryMs: 1,
+      cleanupRegistry: async () => {
+        if (failures-- > 0) throw new Error('registry away');
+        return 'cleaned' as const;
+      },
+      emit: () => {},
+    });
+    await manager.sessionOpened('u', 's1');
+    manager.sessionClosed('u', 's1');
+    await manager.sessionOpened('u', 's2'); // back within the delay
+    manager.sessionClosed('u', 's2');
+    await hooks.next('detach.complete', (e) => e.uid === 'u', { timeoutMs: 5_000 });
+    await manager.idle();
+    expect(seen).toEqual([
+      ['lease.acquired', { uid: 'u', token: expect.anything(), listeners: 1 }],
+      ['listener.attached', { uid: 'u', token: expect.anything(), listeners: 1 }],
+      ['detach.delay_start', { uid: 'u', sessionId: 's1', delayMs: 5 }],
+      ['detach.cancelled', { uid: 'u', sessionId: 's2' }],
+      ['detach.delay_start', { uid: 'u', sessionId: 's2', delayMs: 5 }],
+      ['detach.executing', { uid: 'u', listeners: 1 }],
+      ['listener.detached', { uid: 'u', listeners: 1, handover: false }],
+      ['lease.released', { uid: 'u', token: expect.anything(), handover: false }],
+      ['registry.cleanup', { uid: 'u', phase: 'start', attempt: 1 }],
+      ['registry.cleanup', { uid: 'u', phase: 'error', attempt: 1, error: 'Error: registry away' }],
+      ['registry.cleanup', { uid: 'u', phase: 'start', attempt: 2 }],
+      ['registry.cleanup', { uid: 'u', phase: 'success', attempt: 2, outcome: 'cleaned' }],
+      ['detach.complete', { uid: 'u' }],
+    ]);
+    expect(manager.counters()).toMatchObject({ detachCancelled: 1, detachExecuted: 1, cleanups: 1, cleanupErrors: 1 });
+  });
+
+  it('tells its hooks a skipped cleanup, and a detach cancelled by a session elsewhere in the fleet', async () => {
+    const hooks = new Hooks<GatewayHookEvents>();
+    const seen: [string, unknown][] = [];
+    hooks.on('detach.cancelled', (e) => seen.push(['detach.cancelled', e]));
+    hooks.on('registry.cleanup', (e) => seen.push(['registry.cleanup', e]));
+    let elsewhere = true;
+    const manager = new ListenersManager({
+      sources: [],
+      detachDelayMs: 1,
+      logger: silent,
+      lease: new MemoryLease(),
+      workflowWatches: new MemoryWorkflowWatchStore(),
+      hooks,
+      presentElsewhere: async () => elsewhere,
+      claimCleanup: async () => 'taken',
+      cleanupRegistry: async () => 'cleaned' as const,
+      emit: () => {},
+    });
+    await manager.sessionOpened('u', 's1');
+    manager.sessionClosed('u', 's1');
+    await hooks.next('detach.cancelled', () => true, { timeoutMs: 5_000 });
+    elsewhere = false;
+    await manager.sessionOpened('u', 's2');
+    manager.sessionClosed('u', 's2');
+    await hooks.next('registry.cleanup', (e) => e.phase === 'skipped', { timeoutMs: 5_000 });
+    await manager.idle();
+    expect(seen).toEqual([
+      ['detach.cancelled', { uid: 'u', elsewhere: true }],
+      ['registry.cleanup', { uid: 'u', phase: 'skipped', reason: 'taken' }],
+    ]);
+    expect(manager.counters()).toMatchObject({ detachCancelled: 1, detachExecuted: 1, cleanupsSkipped: 1 });
   });
 
   it('flush() runs pending detaches at once (shutdown)', async () => {

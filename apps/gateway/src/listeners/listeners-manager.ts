@@ -1,6 +1,7 @@
 import type { AppEvent, Cursor } from '@livebus/protocol';
 import type { ReadResult } from '../fleet/bus/event-bus';
 import type { Lease } from '../fleet/lease/lease';
+import { type GatewayHookEvents, type GatewayHooks, Hooks } from '../hooks';
 import type { Logger } from '../logger';
 import { CarryOver } from './carry-over';
 import type {
@@ -18,7 +19,14 @@ export interface ListenersManagerOptions {
   sources: readonly ListenerSource[];
   /** @default 5_000 */
   detachDelayMs: number;
+  /** Errors only (a failed attach, lease call or watch); lifecycle moments go to {@link hooks}. */
   logger: Logger;
+  /**
+   * Where the lifecycle moments go: detach delay start / cancelled / executing / complete,
+   * registry cleanups, lease acquired / lost / released, listeners attached / detached.
+   * @default a fresh emitter nobody listens to
+   */
+  hooks?: GatewayHooks;
   /**
    * Removes the user's registry entry once their listeners are released; `detachStartedAt`
    * lets the store keep what a reconnect registered in the meantime. In a fleet the
@@ -70,8 +78,6 @@ export interface ListenersManagerOptions {
    * In memory for one instance (compose.ts `memoryPorts`).
    */
   workflowWatches: WorkflowWatchStore;
-  /** Called for every detach outcome (metrics). */
-  onDetachOutcome?: (outcome: 'cancelled' | 'executed') => void;
   /** First retry delay of a failed cleanup; doubles up to 30 s. @default 250 */
   cleanupRetryMs?: number;
 }
@@ -102,16 +108,16 @@ export interface ListenerCounters {
  * Per-user lifecycle. Session counts change synchronously; attach and detach
  * run one at a time on the user's promise chain, so they never overlap:
  *
- *   sessions 0 -> 1:  cancel a pending timer (user_detach_cancelled) or
+ *   sessions 0 -> 1:  cancel a pending timer (detach.cancelled) or
  *                     enqueue attach (no-op if already attached)
- *   sessions 1 -> 0:  start the timer (user_detach_delay_start)
- *   timer fires:      enqueue detach (user_detach_executing), which re-checks
+ *   sessions 1 -> 0:  start the timer (detach.delay_start)
+ *   timer fires:      enqueue detach (detach.executing), which re-checks
  *                     the count when it runs: a session that arrived in the
  *                     meantime wins and nothing is released
  *   detach:           release listeners, claim the departure (the fleet's
  *                     atomic decision: one instance wins), on the winner
- *                     REGISTRY_CLEANUP_* (retried until it succeeds or a
- *                     session returns), ws_cleanup_complete
+ *                     registry.cleanup start/success/error (retried until it
+ *                     succeeds or a session returns), detach.complete
  */
 interface UserState {
   sessions: number;
@@ -131,8 +137,11 @@ interface UserState {
   standby: boolean;
   timer: NodeJS.Timeout | undefined;
   chain: Promise<void>;
-  /** Bumped when a session opens: tells a retrying cleanup it is no longer wanted. */
-  epoch: number;
+  /**
+   * Bumped when a session opens: tells a retrying cleanup it is no longer wanted. (Not the
+   * stream epoch of a cursor: this one only counts the user's session openings here.)
+   */
+  generation: number;
   /**
    * What the user's listeners published here but could not store (Redis away longer
    * than the lease TTL, a publish completing after the lease was lost): the next
@@ -166,7 +175,7 @@ export class ListenersManager {
   constructor(options: ListenersManagerOptions) {
     this.#o = {
       cleanupRetryMs: 250,
-      onDetachOutcome: () => {},
+      hooks: new Hooks<GatewayHookEvents>(),
       presentElsewhere: async () => false,
       claimCleanup: async () => 'won',
       instanceId: 'local',
@@ -189,7 +198,7 @@ export class ListenersManager {
         standby: false,
         timer: undefined,
         chain: Promise.resolve(),
-        epoch: 0,
+        generation: 0,
         carry: new CarryOver(),
       };
       this.#users.set(userId, state);
@@ -215,14 +224,13 @@ export class ListenersManager {
   sessionOpened(userId: string, sessionId: string): Promise<void> {
     const state = this.#user(userId);
     state.sessions++;
-    state.epoch++;
+    state.generation++;
     if (state.timer) {
       clearTimeout(state.timer);
       state.timer = undefined;
       this.#pendingCount--;
       this.#cancelled++;
-      this.#o.onDetachOutcome('cancelled');
-      this.#o.logger.info('user_detach_cancelled', { uid: userId, session_id: sessionId });
+      this.#o.hooks.emit('detach.cancelled', { uid: userId, sessionId });
     }
     return this.#enqueue(userId, state, () => this.#attach(userId, state));
   }
@@ -233,11 +241,7 @@ export class ListenersManager {
     if (!state || state.sessions === 0) return;
     state.sessions--;
     if (state.sessions > 0 || this.#closed) return;
-    this.#o.logger.info('user_detach_delay_start', {
-      uid: userId,
-      session_id: sessionId,
-      delay_ms: this.#o.detachDelayMs,
-    });
+    this.#o.hooks.emit('detach.delay_start', { uid: userId, sessionId, delayMs: this.#o.detachDelayMs });
     this.#pendingCount++;
     state.timer = setTimeout(() => {
       state.timer = undefined;
@@ -366,6 +370,7 @@ export class ListenersManager {
       // Nothing to hold once in the fleet: no lease, no timers.
       state.attached = true;
       this.#attachedCount++;
+      this.#o.hooks.emit('listener.attached', { uid: userId, listeners: 0 });
       return;
     }
     const { lease, instanceId: owner, leaseTtlMs } = this.#o;
@@ -404,7 +409,8 @@ export class ListenersManager {
     state.token = token;
     state.renewedAt = acquiredAt;
     this.#attachedCount++;
-    this.#o.logger.info('listener_lease_acquired', { uid: userId, token, listeners: attached.length });
+    this.#o.hooks.emit('lease.acquired', { uid: userId, token, listeners: attached.length });
+    this.#o.hooks.emit('listener.attached', { uid: userId, listeners: attached.length, token });
     await this.#syncWorkflows(userId, state);
     // Opening the listeners may take a while (the first one loads the Firestore client).
     this.#scheduleLease(userId, state, Math.max(0, acquiredAt + leaseTtlMs / 3 - Date.now()));
@@ -417,6 +423,7 @@ export class ListenersManager {
       fence: { owner: this.#o.instanceId, token },
       onFenced: () => void this.#enqueue(userId, state, () => this.#lost(userId, state, token, 'fenced')),
       carry: state.carry,
+      hooks: this.#o.hooks,
       ...(readSince ? { readSince: (cursor: Cursor) => readSince(userId, cursor) } : {}),
     };
   }
@@ -470,7 +477,7 @@ export class ListenersManager {
   /** The lease went to another instance: release the listeners, keep what it needs to resume, poll again. */
   async #lost(userId: string, state: UserState, token: number, reason: string): Promise<void> {
     if (!state.attached || state.token !== token) return;
-    this.#o.logger.warn('listener_lease_lost', { uid: userId, token, reason });
+    this.#o.hooks.emit('lease.lost', { uid: userId, token, reason });
     await this.#releaseListeners(userId, state, true);
     if (state.sessions > 0) {
       this.#setStandby(state, true);
@@ -482,25 +489,26 @@ export class ListenersManager {
   async #releaseListeners(userId: string, state: UserState, handover: boolean): Promise<void> {
     if (state.attached) await this.#releaseWorkflows(userId, state, handover);
     const detaches = state.detaches;
+    const wasAttached = state.attached;
     state.detaches = [];
-    if (state.attached) this.#attachedCount--;
+    if (wasAttached) this.#attachedCount--;
     state.attached = false;
     state.token = undefined;
     const released = await Promise.allSettled(detaches.map((d) => d({ handover })));
     for (const r of released) {
       if (r.status === 'rejected') this.#o.logger.warn('user_attach_error', { uid: userId, error: String(r.reason) });
     }
+    if (wasAttached) this.#o.hooks.emit('listener.detached', { uid: userId, listeners: detaches.length, handover });
   }
 
   async #detach(userId: string, state: UserState): Promise<void> {
     if (state.sessions > 0) {
       // A session came back after the timer fired but before this step ran: it wins.
       this.#cancelled++;
-      this.#o.onDetachOutcome('cancelled');
-      this.#o.logger.info('user_detach_cancelled', { uid: userId, late: true });
+      this.#o.hooks.emit('detach.cancelled', { uid: userId, late: true });
       return;
     }
-    const epoch = state.epoch;
+    const generation = state.generation;
     const startedAt = new Date();
     // A reconnect that landed on another instance within the delay cancels the cleanup there too.
     const elsewhere = await this.#o.presentElsewhere(userId).catch((error: unknown) => {
@@ -510,17 +518,15 @@ export class ListenersManager {
     if (state.sessions > 0) return this.#detach(userId, state);
     if (elsewhere) {
       this.#cancelled++;
-      this.#o.onDetachOutcome('cancelled');
-      this.#o.logger.info('user_detach_cancelled', { uid: userId, elsewhere: true });
+      this.#o.hooks.emit('detach.cancelled', { uid: userId, elsewhere: true });
       await this.#release(userId, state, true);
       return;
     }
     this.#executed++;
-    this.#o.onDetachOutcome('executed');
-    this.#o.logger.info('user_detach_executing', { uid: userId, listeners: state.detaches.length });
+    this.#o.hooks.emit('detach.executing', { uid: userId, listeners: state.detaches.length });
     await this.#release(userId, state, false);
-    await this.#cleanup(userId, state, epoch, startedAt);
-    this.#o.logger.info('ws_cleanup_complete', { uid: userId });
+    await this.#cleanup(userId, state, generation, startedAt);
+    this.#o.hooks.emit('detach.complete', { uid: userId });
   }
 
   /**
@@ -546,7 +552,7 @@ export class ListenersManager {
     }
     if (token !== undefined) {
       await this.#o.lease.release(userId, this.#o.instanceId, token).then(
-        () => this.#o.logger.info('listener_lease_released', { uid: userId, token, handover }),
+        () => this.#o.hooks.emit('lease.released', { uid: userId, token, handover }),
         (error: unknown) =>
           this.#o.logger.warn('listener_lease_error', { uid: userId, op: 'release', error: String(error) }),
       );
@@ -558,7 +564,7 @@ export class ListenersManager {
    * (several instances reach here at once when the user left all of them together).
    * Claim and cleanup are retried until they succeed or a session returns.
    */
-  async #cleanup(userId: string, state: UserState, epoch: number, startedAt: Date): Promise<void> {
+  async #cleanup(userId: string, state: UserState, generation: number, startedAt: Date): Promise<void> {
     let delay = this.#o.cleanupRetryMs;
     let claimed = false;
     for (let attempt = 1; ; attempt++) {
@@ -567,25 +573,25 @@ export class ListenersManager {
           const claim = await this.#o.claimCleanup(userId);
           if (claim !== 'won') {
             this.#cleanupsSkipped++;
-            this.#o.logger.info('REGISTRY_CLEANUP_SKIPPED', { uid: userId, reason: claim });
+            this.#o.hooks.emit('registry.cleanup', { uid: userId, phase: 'skipped', reason: claim });
             return;
           }
           claimed = true;
         }
-        this.#o.logger.info('REGISTRY_CLEANUP_START', { uid: userId, attempt });
+        this.#o.hooks.emit('registry.cleanup', { uid: userId, phase: 'start', attempt });
         const outcome = await this.#o.cleanupRegistry(userId, startedAt);
         // `present`: a session opened on another instance since the claim; the atomic check kept the registry.
         this.#cleanups++;
-        this.#o.logger.info('REGISTRY_CLEANUP_SUCCESS', { uid: userId, attempt, outcome });
+        this.#o.hooks.emit('registry.cleanup', { uid: userId, phase: 'success', attempt, outcome });
         return;
       } catch (error) {
         this.#cleanupErrors++;
-        this.#o.logger.error('REGISTRY_CLEANUP_ERROR', { uid: userId, attempt, error: String(error) });
+        this.#o.hooks.emit('registry.cleanup', { uid: userId, phase: 'error', attempt, error: String(error) });
       }
       await new Promise((resolve) => setTimeout(resolve, delay).unref());
       delay = Math.min(delay * 2, 30_000);
       // A returning session re-registers itself; a cleanup now would remove its fresh entry.
-      if (state.epoch !== epoch || this.#closed) return;
+      if (state.generation !== generation || this.#closed) return;
     }
   }
 
@@ -654,6 +660,8 @@ export class ListenersManager {
 }
 
 function mergeStats(all: ListenerSourceStats[]): ListenerSourceStats {
+  const failedAt = all.flatMap((s) => (s.lastErrorAt === undefined ? [] : [s.lastErrorAt]));
+  const lastErrorAt = failedAt.length === 0 ? undefined : Math.max(...failedAt);
   const sum = (pick: (s: ListenerSourceStats) => Record<string, number>) => {
     const out: Record<string, number> = {};
     for (const s of all) for (const [k, v] of Object.entries(pick(s))) out[k] = (out[k] ?? 0) + v;
@@ -674,5 +682,6 @@ function mergeStats(all: ListenerSourceStats[]): ListenerSourceStats {
     deduplicated: sum((s) => s.deduplicated),
     errors: sum((s) => s.errors),
     restarts: all.reduce((a, s) => a + s.restarts, 0),
+    ...(lastErrorAt === undefined ? {} : { lastErrorAt }),
   };
 }

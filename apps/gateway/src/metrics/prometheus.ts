@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { GatewayHooks } from '../hooks';
 
 /** Live values read at scrape time. */
 export interface GaugeSources {
@@ -90,5 +91,20 @@ export function createMetrics(sources: GaugeSources): GatewayMetrics {
       started = true;
       collectDefaultMetrics({ register: registry, prefix: 'livebus_' });
     },
+  };
+}
+
+/**
+ * Counts the lifecycle moments that have a Prometheus counter (detach outcomes) from the
+ * gateway's hooks, so the components that emit them know nothing of metrics. Returns the
+ * function that unsubscribes.
+ */
+export function countHooks(hooks: GatewayHooks, metrics: Pick<GatewayMetrics, 'detaches'>): () => void {
+  const offs = [
+    hooks.on('detach.cancelled', () => metrics.detaches.inc({ outcome: 'cancelled' })),
+    hooks.on('detach.executing', () => metrics.detaches.inc({ outcome: 'executed' })),
+  ];
+  return () => {
+    for (const off of offs) off();
   };
 }

@@ -21,7 +21,7 @@ export interface HandlerDeps {
   /** Whether the user holds a session anywhere in the fleet (the registry's `online`). */
   isOnline: (userId: string) => Promise<boolean>;
   publish: (userId: string, event: AppEvent) => Promise<unknown>;
-  /** `TASK.*`; undefined when tasks are off (UNIFIED_REGISTRY_ENABLED=false). */
+  /** `TASK.*`; undefined when tasks are off (TASKS_ENABLED=false). */
   tasks?: TaskService | undefined;
   now?: () => Date;
 }
@@ -61,10 +61,10 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
   };
 
   const requireTasks = (): TaskService => {
-    if (!deps.unifiedRegistryEnabled || !deps.tasks) {
+    if (!deps.tasks) {
       throw new RpcError(
         RpcErrorCode.Unavailable,
-        'tasks are disabled on this gateway (UNIFIED_REGISTRY_ENABLED=false); see docs/tasks.md',
+        'tasks are disabled on this gateway (TASKS_ENABLED=false; unset, it follows UNIFIED_REGISTRY_ENABLED=false); see docs/tasks.md',
       );
     }
     return deps.tasks;

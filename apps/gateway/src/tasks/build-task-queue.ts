@@ -6,13 +6,13 @@ import { closeTaskRedis, openTaskRedis } from './task-redis';
 
 /**
  * The gateway's BullMQ task queue on its own connection to REDIS_URL, or nothing when tasks
- * are off (UNIFIED_REGISTRY_ENABLED=false) or there is no Redis (the gateway then makes the
+ * are off (TASKS_ENABLED=false) or there is no Redis (the gateway then makes the
  * embedded queue itself). `close` closes the connection, after the gateway closed the queue.
  */
 export function buildRedisTaskQueue(
   config: GatewayConfig,
 ): { queue: TaskQueue; close: () => Promise<void> } | undefined {
-  if (!config.redisUrl || !config.unifiedRegistryEnabled) return undefined;
+  if (!config.redisUrl || !config.tasksEnabled) return undefined;
   const redis = openTaskRedis(config, 'tasks');
   const store = new RedisTaskStore(redis, { ttlMs: config.taskTtlS * 1000 });
   const queue = new BullMqTaskQueue({

@@ -10,7 +10,7 @@ import { TaskService } from './task-service';
 
 /** Tasks as one gateway holds them. */
 export interface GatewayTasks {
-  /** Undefined when tasks are off (UNIFIED_REGISTRY_ENABLED=false): `TASK.*` answer `unavailable`. */
+  /** Undefined when tasks are off (TASKS_ENABLED=false): `TASK.*` answer `unavailable`. */
   service: TaskService | undefined;
   /** The `tasks` block of /healthz. */
   health(): { enabled: false } | ({ enabled: true; queue: 'memory' | 'bullmq' } & TaskQueueHealth);
@@ -29,12 +29,12 @@ export interface GatewayTasksDeps {
 }
 
 /**
- * Sets up `TASK.*` for a gateway: nothing when UNIFIED_REGISTRY_ENABLED is false (the
+ * Sets up `TASK.*` for a gateway: nothing when TASKS_ENABLED is false (the
  * rollback), the given queue when there is one, else an in-process queue that runs the
  * tasks here and publishes through the gateway's bus.
  */
 export function createGatewayTasks(config: GatewayConfig, deps: GatewayTasksDeps): GatewayTasks {
-  if (!config.unifiedRegistryEnabled) {
+  if (!config.tasksEnabled) {
     return { service: undefined, health: () => ({ enabled: false }), depth: undefined, close: async () => {} };
   }
   let metrics: TaskMetrics | undefined;

@@ -98,7 +98,7 @@ export class FirestoreListenerSource implements ListenerSource {
           onFenced: () => {
             if (fenced) return;
             fenced = true;
-            this.#o.logger.warn('listener_lease_lost', { uid: userId, reason: 'fenced' });
+            context.hooks?.emit('lease.lost', { uid: userId, reason: 'fenced' });
             context.onFenced?.();
           },
           ...carryOptions(context.carry, config.name, replayed[i]),

@@ -73,7 +73,7 @@ export async function runWorkerCli(env: NodeJS.ProcessEnv = process.env): Promis
 }
 
 /**
- * Starts a task worker: a BullMQ worker (unless UNIFIED_REGISTRY_ENABLED is false, when it
+ * Starts a task worker: a BullMQ worker (unless TASKS_ENABLED is false, when it
  * stays idle and takes no job), progress published to users through `@livebus/publisher`,
  * and an HTTP server with /healthz and /metrics on WORKER_HTTP_PORT.
  */
@@ -100,7 +100,7 @@ export async function startTaskWorker(config: GatewayConfig, logger: Logger): Pr
   const queue = new BullMqTaskQueue({ connection: redis, redis, store });
   const metrics = registerTaskMetrics(registry, () => queue.depth());
 
-  const enabled = config.unifiedRegistryEnabled;
+  const enabled = config.tasksEnabled;
   const worker = enabled
     ? new BullMqTaskWorker({
         connection: jobs,
@@ -121,7 +121,10 @@ export async function startTaskWorker(config: GatewayConfig, logger: Logger): Pr
     : undefined;
   if (!enabled) {
     logger.warn('task_worker_idle', {
-      reason: 'UNIFIED_REGISTRY_ENABLED=false: tasks are off; this worker takes no job until it is set to true',
+      // With the unified registry on, only TASKS_ENABLED=false can have turned tasks off.
+      reason: config.unifiedRegistryEnabled
+        ? 'TASKS_ENABLED=false: tasks are off; this worker takes no job until it is set to true'
+        : 'UNIFIED_REGISTRY_ENABLED=false: tasks are off; this worker takes no job until it is set to true',
     });
   }
 

@@ -1,0 +1,31 @@
+import { type GatewayHookEvents, Hooks } from '../hooks';
+import { countHooks, createMetrics } from './prometheus';
+
+describe('countHooks', () => {
+  it('counts detach outcomes from the hooks: every cancellation (here, late, elsewhere) and every executed detach', async () => {
+    const zero = () => 0;
+    const metrics = createMetrics({
+      connections: zero,
+      sessions: zero,
+      users: zero,
+      listeners: zero,
+      workflowListeners: zero,
+      pendingDetaches: zero,
+      retainedBytes: zero,
+      eventsDelivered: zero,
+    });
+    const hooks = new Hooks<GatewayHookEvents>();
+    const off = countHooks(hooks, metrics);
+    hooks.emit('detach.cancelled', { uid: 'u', sessionId: 's' });
+    hooks.emit('detach.cancelled', { uid: 'u', late: true });
+    hooks.emit('detach.cancelled', { uid: 'u', elsewhere: true });
+    hooks.emit('detach.executing', { uid: 'u', listeners: 0 });
+    hooks.emit('detach.complete', { uid: 'u' }); // the same detach: not counted again
+    off();
+    hooks.emit('detach.executing', { uid: 'u', listeners: 0 });
+    const counted = Object.fromEntries(
+      (await metrics.detaches.get()).values.map((v) => [String(v.labels.outcome), v.value]),
+    );
+    expect(counted).toEqual({ cancelled: 3, executed: 1 });
+  });
+});
