@@ -111,7 +111,6 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     hub,
     listeners,
     dispatch,
-    metrics,
     tracker,
     presence,
     channel,

@@ -5,11 +5,12 @@ import type { Connection } from './session';
 
 /**
  * Close bookkeeping: whichever side closed, and however (close handshake, terminate,
- * network), a connection is counted once under its classified reason, leaves the
- * hub, presence and then the listeners manager (whose detach decision reads presence).
+ * network), a connection closes once (hook session.close, with its classified reason:
+ * logs and the disconnect counter subscribe), and its session leaves the hub, presence
+ * and then the listeners manager (whose detach decision reads presence).
  */
 export function createClosing(ctx: CoreContext) {
-  const { metrics, hooks } = ctx;
+  const { hooks } = ctx;
   /** Closed sessions still being removed from presence; shutdown waits for them before flushing detaches. */
   const closings = new Set<Promise<void>>();
 
@@ -19,7 +20,6 @@ export function createClosing(ctx: CoreContext) {
     clearTimeout(conn.handshakeTimer);
     ctx.connections.delete(conn);
     const type = classifyDisconnect(code, conn.localCloseReason ?? reason);
-    metrics.disconnects.inc({ reason: type });
     const session = conn.session;
     if (!session) {
       hooks.emit('session.close', { code, reason, type, authenticated: false });

@@ -7,7 +7,6 @@ import type { GatewayHooks } from '../hooks';
 import type { ListenersManager } from '../listeners/listeners-manager';
 import type { Logger } from '../logger';
 import type { DisconnectTracker } from '../metrics/disconnect-tracker';
-import type { GatewayMetrics } from '../metrics/prometheus';
 import type { Dispatch } from '../rpc/dispatcher';
 import type { Connection } from './session';
 import type { SessionHub } from './session-hub';
@@ -24,7 +23,6 @@ export interface ConnectionHandlerDeps {
   hub: SessionHub;
   listeners: ListenersManager;
   dispatch: Dispatch;
-  metrics: GatewayMetrics;
   tracker: DisconnectTracker;
   /** The fleet's directory of sessions: session limits and replacement hold across instances. */
   presence: Presence;

@@ -7,7 +7,7 @@ import type { EventBus } from '../fleet/bus/event-bus';
 import { ListenersManager } from '../listeners/listeners-manager';
 import type { Logger } from '../logger';
 import { DisconnectTracker } from '../metrics/disconnect-tracker';
-import { createMetrics } from '../metrics/prometheus';
+import { countHooks, createMetrics } from '../metrics/prometheus';
 import { createDispatcher } from '../rpc/dispatcher';
 import { createHandlers } from '../rpc/handlers';
 import { createConnectionHandler } from './connection-handler';
@@ -167,6 +167,7 @@ export function startCore(overrides: Partial<GatewayConfig> = {}, options: CoreH
     retainedBytes: zero,
     eventsDelivered: zero,
   });
+  countHooks(hooks, metrics);
   const dispatch = createDispatcher({
     timeoutMs: config.rpcTimeoutMs,
     handlers: createHandlers({
@@ -192,7 +193,6 @@ export function startCore(overrides: Partial<GatewayConfig> = {}, options: CoreH
     hub,
     listeners,
     dispatch,
-    metrics,
     tracker,
     presence,
     channel,
