@@ -19,13 +19,13 @@ import { countHooks, createMetrics, type GatewayMetrics } from './metrics/promet
 import { createDispatcher, type Dispatch } from './rpc/dispatcher';
 import { createHandlers } from './rpc/handlers';
 import { createGatewayTasks, type GatewayTasks } from './tasks/gateway-tasks';
-import { Admission, refuseUpgrade } from './transport/admission';
-import { enforceHeaderDeadline } from './transport/http/header-deadline';
+import { Admission } from './transport/admission';
 import { healthAnswers } from './transport/http/health';
 import { type HealthThread, startHealthThread } from './transport/http/health-thread';
 import type { DependencyStatus, GatewayStats, HttpDeps } from './transport/http/http-deps';
 import { createHttpHandler } from './transport/http/routes';
 import { explainListenError } from './transport/port-in-use';
+import { attachWsTransport, type WsTransportOptions } from './transport/ws';
 
 /** A running (or ready to run) gateway. */
 export interface Gateway {
@@ -99,19 +99,18 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     maxLagMs: config.admissionMaxLagMs,
     retryAfterS: config.admissionRetryAfterS,
     ...(ports.eventLoopLagMs ? { lagMs: ports.eventLoopLagMs } : {}),
-    onRefusing: ({ refused, reason, handshakes, lagMs }) =>
-      logger.warn('ws_admission_refused', { refused, reason, handshakes, lag_ms: lagMs }),
+    onRefusing: (summary) => hooks.emit('admission.refused', summary),
   });
 
   const connections = createConnectionHandler({
     config,
     logger,
+    hooks,
     auth,
     bus,
     hub,
     listeners,
     dispatch,
-    metrics,
     tracker,
     presence,
     channel,
@@ -154,7 +153,12 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
   };
   const health = healthAnswers({ ...httpDeps, isListening: () => server.listening });
 
-  const server = createGatewayServer(config, createHttpHandler(httpDeps), admission, connections);
+  const server = createGatewayServer(config, createHttpHandler(httpDeps), {
+    logger,
+    admission,
+    core: connections,
+    isDraining: () => state.draining,
+  });
 
   const wired: Wired = {
     config,
@@ -215,23 +219,11 @@ interface Wired {
 function createGatewayServer(
   config: GatewayConfig,
   handler: RequestListener,
-  admission: Admission,
-  connections: ConnectionHandler,
+  ws: Omit<WsTransportOptions, 'config'>,
 ): Server {
   const server = createServer(handler);
-  // Admission first: a refused upgrade costs a 503 of a few bytes, before any WebSocket work.
-  server.on('upgrade', (req, socket, head) => {
-    const decision = admission.check();
-    if (!decision.admit) {
-      refuseUpgrade(socket, decision.retryAfterS);
-      return;
-    }
-    // Whatever ends the socket (a refused or failed handshake, a close) ends its count too.
-    socket.once('close', decision.ticket.done);
-    connections.handleUpgrade(req, socket, head, decision.ticket);
-  });
-  // A peer that never completes its request or upgrade is dropped within the handshake timeout.
-  enforceHeaderDeadline(server, config.handshakeTimeoutMs);
+  // Admission first (transport/ws.ts): a refused upgrade costs a 503 of a few bytes, before any WebSocket work.
+  attachWsTransport(server, { config, ...ws });
   // Keep-alive longer than the ALB's idle timeout (60 s) so the ALB, not us, closes idle HTTP connections.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;

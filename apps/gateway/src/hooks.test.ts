@@ -32,6 +32,23 @@ describe('Hooks', () => {
     expect(errors).toEqual(['a: Error: boom']);
   });
 
+  it('lets a propagating listener fail the emitter, once every listener was told', () => {
+    const errors: string[] = [];
+    const hooks = new Hooks<Events>({ onListenerError: (name) => errors.push(name) });
+    const heard: number[] = [];
+    hooks.on(
+      'a',
+      () => {
+        throw new Error('log write failed');
+      },
+      { propagate: true },
+    );
+    hooks.on('a', (e) => heard.push(e.n));
+    expect(() => hooks.emit('a', { n: 3 })).toThrow('log write failed');
+    expect(heard).toEqual([3]);
+    expect(errors).toEqual([]);
+  });
+
   it('next() resolves with the first matching event and stops listening', async () => {
     const hooks = new Hooks<Events>();
     const next = hooks.next('a', (e) => e.n > 1);

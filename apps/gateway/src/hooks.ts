@@ -9,8 +9,11 @@ import type { DisconnectReason } from '@livebus/protocol';
  * Names are `area.moment`; add a moment here, with TSDoc, before emitting it.
  */
 export interface GatewayHookEvents {
-  /** A session finished its handshake (the welcome was sent). */
-  'session.open': { uid: string; sessionId: string; service?: string; resumeFrom?: string };
+  /**
+   * A session was authenticated and admitted (presence, session limit): it is open and
+   * its welcome, with any replay, follows.
+   */
+  'session.open': { uid: string; sessionId: string; service: boolean; resumeFrom?: string };
   /** A connection closed; `uid` is unset when it closed before authenticating. */
   'session.close': {
     uid?: string;
@@ -20,6 +23,32 @@ export interface GatewayHookEvents {
     type: DisconnectReason;
     authenticated: boolean;
   };
+  /**
+   * A resuming session (its hello carried `last_cursor`) got its welcome: `events` were
+   * replayed after it, in stream order; `gap` when the cursor was older than the stream
+   * keeps (nothing replayed, the client reloads).
+   */
+  'session.replay': { uid: string; sessionId: string; events: number; gap: boolean };
+  /**
+   * A hello's token was refused: the socket closed 4001 with `code` as its reason.
+   * `reason` is coarse (`missing`, `invalid`, `expired`, or `error` when the authenticator
+   * itself failed: then `code` is `internal_error`). Never the token.
+   */
+  'session.auth_failed': { reason: 'missing' | 'invalid' | 'expired' | 'error'; code: string; error: string };
+  /** An `auth` frame extended a live session (same user, fresh token). */
+  'session.token_refreshed': { uid: string; sessionId: string; expiresAtMs?: number };
+  /**
+   * An `auth` frame was refused: a bad token (`reason` as for `session.auth_failed`; the
+   * session keeps its deadline) or another user's token (`other_user`: closed 4003).
+   */
+  'session.token_refresh_failed': {
+    uid: string;
+    sessionId: string;
+    reason: 'missing' | 'invalid' | 'expired' | 'error' | 'other_user';
+    error?: string;
+  };
+  /** A session got no fresh token in time: closed 4011. */
+  'session.token_expired': { uid: string; sessionId: string };
   /** An upgrade was answered 503 + Retry-After by admission control. */
   'admission.refused': { reason: string; refused: number; handshakes: number; lagMs: number };
   /** The user's last session here (`sessionId`) closed: the detach delay starts. */
@@ -70,6 +99,18 @@ export interface GatewayHookEvents {
 /** Something that hears one kind of {@link GatewayHookEvents}. */
 export type HookListener<T> = (event: T) => void;
 
+/** Options of {@link Hooks.on}. */
+export interface ListenOptions {
+  /**
+   * The listener's exception reaches the emitter (after every other listener was told),
+   * instead of being reported and skipped. Only for the gateway's own subscribers that
+   * are part of the moment, its log lines (logHooks): they were written inline before
+   * the hooks, where a failure was the emitting handler's bug, handled by its guard (a
+   * socket handler closes its socket 1011 and logs `ws_handler_error`). @default false
+   */
+  propagate?: boolean;
+}
+
 /** Options of {@link Hooks}. */
 export interface HooksOptions {
   /** Told when a listener throws; the emitter and the other listeners carry on. @default ignore */
@@ -84,21 +125,28 @@ export interface HooksOptions {
 export class Hooks<E extends object = GatewayHookEvents> {
   readonly #listeners = new Map<keyof E, Set<HookListener<never>>>();
   readonly #onListenerError: (name: string, error: unknown) => void;
+  /** Listeners subscribed with {@link ListenOptions.propagate}. */
+  readonly #propagating = new WeakSet<HookListener<never>>();
 
   constructor(options: HooksOptions = {}) {
     this.#onListenerError = options.onListenerError ?? (() => {});
   }
 
   /** Listens to `name`; returns the function that stops listening. */
-  on<K extends keyof E>(name: K, listener: HookListener<E[K]>): () => void {
+  on<K extends keyof E>(name: K, listener: HookListener<E[K]>, options: ListenOptions = {}): () => void {
     let set = this.#listeners.get(name);
     if (!set) {
       set = new Set();
       this.#listeners.set(name, set);
     }
-    set.add(listener as HookListener<never>);
+    // A wrapper of its own, so the same function may be subscribed both ways.
+    const entry: HookListener<never> = options.propagate
+      ? (event) => listener(event)
+      : (listener as HookListener<never>);
+    if (options.propagate) this.#propagating.add(entry);
+    set.add(entry);
     return () => {
-      set.delete(listener as HookListener<never>);
+      set.delete(entry);
       if (set.size === 0 && this.#listeners.get(name) === set) this.#listeners.delete(name);
     };
   }
@@ -108,17 +156,24 @@ export class Hooks<E extends object = GatewayHookEvents> {
     return this.#listeners.has(name);
   }
 
-  /** Tells every listener of `name`, in the order they subscribed. */
+  /**
+   * Tells every listener of `name`, in the order they subscribed. Throws only what a
+   * listener subscribed with {@link ListenOptions.propagate} threw (the first such), once
+   * all were told.
+   */
   emit<K extends keyof E>(name: K, event: E[K]): void {
     const set = this.#listeners.get(name);
     if (!set) return;
+    let failed: { error: unknown } | undefined;
     for (const listener of [...set]) {
       try {
         (listener as HookListener<E[K]>)(event);
       } catch (error) {
-        this.#onListenerError(String(name), error);
+        if (!this.#propagating.has(listener)) this.#onListenerError(String(name), error);
+        else failed ??= { error };
       }
     }
+    if (failed) throw failed.error;
   }
 
   /**

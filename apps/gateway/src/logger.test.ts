@@ -156,4 +156,44 @@ describe('logHooks', () => {
     hooks.emit('detach.complete', { uid: 'u' });
     expect(capture.lines).toHaveLength(lines.length);
   });
+
+  it('writes the session, token and admission moments as the log lines operators query', () => {
+    const lines: [string, string, Record<string, unknown> | undefined][] = [];
+    const at =
+      (level: string) =>
+      (event: string, fields?: Record<string, unknown>): void => {
+        lines.push([level, event, fields]);
+      };
+    const hooks = new Hooks<GatewayHookEvents>();
+    const stop = logHooks(hooks, { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') });
+    hooks.emit('session.open', { uid: 'u', sessionId: 's', service: false, resumeFrom: 'e:1' });
+    hooks.emit('session.close', { code: 4002, reason: 'auth timeout', type: 'auth_timeout', authenticated: false });
+    hooks.emit('session.close', {
+      uid: 'u',
+      sessionId: 's',
+      code: 1000,
+      reason: '',
+      type: 'normal_closure',
+      authenticated: true,
+    });
+    hooks.emit('session.auth_failed', { reason: 'invalid', code: 'bad_signature', error: 'nope' });
+    hooks.emit('session.auth_failed', { reason: 'error', code: 'internal_error', error: 'down' });
+    hooks.emit('session.token_refreshed', { uid: 'u', sessionId: 's', expiresAtMs: 5 });
+    hooks.emit('session.token_refresh_failed', { uid: 'u', sessionId: 's', reason: 'other_user' });
+    hooks.emit('session.token_expired', { uid: 'u', sessionId: 's' });
+    hooks.emit('admission.refused', { reason: 'lag', refused: 3, handshakes: 70, lagMs: 120 });
+    stop();
+    hooks.emit('session.token_expired', { uid: 'u', sessionId: 's' });
+    expect(lines).toEqual([
+      ['info', 'ws_connect', { uid: 'u', session_id: 's', service: false, resume_from: 'e:1' }],
+      ['info', 'ws_disconnect', { code: 4002, reason: 'auth timeout', type: 'auth_timeout', authenticated: false }],
+      ['info', 'ws_disconnect', { uid: 'u', session_id: 's', code: 1000, reason: '', type: 'normal_closure' }],
+      ['warn', 'ws_auth_failed', { reason: 'invalid', code: 'bad_signature', error: 'nope' }],
+      ['error', 'ws_auth_failed', { reason: 'error', code: 'internal_error', error: 'down' }],
+      ['info', 'ws_token_refreshed', { uid: 'u', session_id: 's', expires_at_ms: 5 }],
+      ['warn', 'ws_token_refresh_failed', { uid: 'u', session_id: 's', reason: 'other_user' }],
+      ['info', 'ws_token_expired', { uid: 'u', session_id: 's' }],
+      ['warn', 'ws_admission_refused', { refused: 3, reason: 'lag', handshakes: 70, lag_ms: 120 }],
+    ]);
+  });
 });

@@ -120,9 +120,12 @@ export function createLogger(options: LoggerOptions): Logger {
  * Writes the log lines of the lifecycle moments (src/hooks.ts) that have one, with the
  * event names, levels and fields operators query (docs/operations.md, docs/runbook.md):
  * components emit hooks and never format these lines themselves. Subscribed once per
- * gateway; returns the function that unsubscribes.
+ * gateway; returns the function that unsubscribes. The session and admission moments
+ * subscribe with `propagate`: a logger that throws fails the code that emitted, as the
+ * inline log call they replace did (a socket handler's guard closes that socket 1011).
  */
 export function logHooks(hooks: GatewayHooks, logger: Logger): () => void {
+  const propagate = { propagate: true };
   const offs = [
     hooks.on('detach.delay_start', (e) =>
       logger.info('user_detach_delay_start', { uid: e.uid, session_id: e.sessionId, delay_ms: e.delayMs }),
@@ -157,6 +160,70 @@ export function logHooks(hooks: GatewayHooks, logger: Logger): () => void {
     ),
     hooks.on('lease.released', (e) =>
       logger.info('listener_lease_released', { uid: e.uid, token: e.token, handover: e.handover }),
+    ),
+    hooks.on(
+      'session.open',
+      (e) =>
+        logger.info('ws_connect', {
+          uid: e.uid,
+          session_id: e.sessionId,
+          service: e.service,
+          resume_from: e.resumeFrom,
+        }),
+      propagate,
+    ),
+    hooks.on(
+      'session.close',
+      (e) =>
+        logger.info(
+          'ws_disconnect',
+          e.authenticated
+            ? { uid: e.uid, session_id: e.sessionId, code: e.code, reason: e.reason, type: e.type }
+            : { code: e.code, reason: e.reason, type: e.type, authenticated: false },
+        ),
+      propagate,
+    ),
+    hooks.on(
+      'session.auth_failed',
+      (e) => {
+        const fields = { reason: e.reason, code: e.code, error: e.error };
+        // An authenticator that failed (not a refused token) is the operator's problem: error.
+        if (e.reason === 'error') logger.error('ws_auth_failed', fields);
+        else logger.warn('ws_auth_failed', fields);
+      },
+      propagate,
+    ),
+    hooks.on(
+      'session.token_refreshed',
+      (e) => logger.info('ws_token_refreshed', { uid: e.uid, session_id: e.sessionId, expires_at_ms: e.expiresAtMs }),
+      propagate,
+    ),
+    hooks.on(
+      'session.token_refresh_failed',
+      (e) =>
+        logger.warn('ws_token_refresh_failed', {
+          uid: e.uid,
+          session_id: e.sessionId,
+          reason: e.reason,
+          ...(e.error === undefined ? {} : { error: e.error }),
+        }),
+      propagate,
+    ),
+    hooks.on(
+      'session.token_expired',
+      (e) => logger.info('ws_token_expired', { uid: e.uid, session_id: e.sessionId }),
+      propagate,
+    ),
+    hooks.on(
+      'admission.refused',
+      (e) =>
+        logger.warn('ws_admission_refused', {
+          refused: e.refused,
+          reason: e.reason,
+          handshakes: e.handshakes,
+          lag_ms: e.lagMs,
+        }),
+      propagate,
     ),
   ];
   return () => {

@@ -56,6 +56,10 @@ export const RECORDED_HOOKS = [
   'lease.released',
   'listener.attached',
   'listener.detached',
+  'session.open',
+  'session.close',
+  'session.replay',
+  'session.auth_failed',
 ] as const satisfies readonly (keyof GatewayHookEvents)[];
 
 /**

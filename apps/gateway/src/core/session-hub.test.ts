@@ -2,9 +2,9 @@ import { type AppEvent, CloseCode } from '@livebus/protocol';
 import { type LiveEvent, liveEventOf } from '../fleet/bus/event-bus';
 import { MemoryEventBus } from '../fleet/bus/memory-event-bus';
 import type { Logger } from '../logger';
-import type { GatewaySocket } from '../transport/gateway-socket';
 import { Connection, Session } from './session';
 import { SessionHub } from './session-hub';
+import type { GatewaySocket } from './socket';
 
 const note = (n: number): AppEvent => ({ event: 'session.notice', data: { level: 'info', message: String(n) } });
 const quiet: Logger = { error() {}, warn() {}, info() {}, debug() {} };

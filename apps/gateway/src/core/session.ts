@@ -2,8 +2,8 @@ import type { Cursor, DisconnectReason, ServerFrame } from '@livebus/protocol';
 import { formatCursor, parseCursor, serializeFrame } from '@livebus/protocol';
 import type { Principal } from '../auth/authenticator';
 import type { LiveEvent } from '../fleet/bus/event-bus';
-import type { GatewaySocket } from '../transport/gateway-socket';
 import type { TokenBucket } from './rate-limiter';
+import type { GatewaySocket } from './socket';
 
 /** Why the server ended a connection, when the close code alone does not say (terminate is seen as 1006). */
 export type LocalCloseReason = Extract<

@@ -28,4 +28,41 @@ describe('countHooks', () => {
     );
     expect(counted).toEqual({ cancelled: 3, executed: 1 });
   });
+
+  it('counts each closed connection once under its classified reason', async () => {
+    const zero = () => 0;
+    const metrics = createMetrics({
+      connections: zero,
+      sessions: zero,
+      users: zero,
+      listeners: zero,
+      workflowListeners: zero,
+      pendingDetaches: zero,
+      retainedBytes: zero,
+      eventsDelivered: zero,
+    });
+    const hooks = new Hooks<GatewayHookEvents>();
+    countHooks(hooks, metrics);
+    hooks.emit('session.close', { code: 4002, reason: 'auth timeout', type: 'auth_timeout', authenticated: false });
+    hooks.emit('session.close', {
+      uid: 'u',
+      sessionId: 's',
+      code: 1006,
+      reason: '',
+      type: 'ping_timeout',
+      authenticated: true,
+    });
+    hooks.emit('session.close', {
+      uid: 'u',
+      sessionId: 't',
+      code: 1006,
+      reason: '',
+      type: 'ping_timeout',
+      authenticated: true,
+    });
+    const counted = Object.fromEntries(
+      (await metrics.disconnects.get()).values.map((v) => [String(v.labels.reason), v.value]),
+    );
+    expect(counted).toEqual({ auth_timeout: 1, ping_timeout: 2 });
+  });
 });

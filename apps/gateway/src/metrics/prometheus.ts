@@ -95,12 +95,14 @@ export function createMetrics(sources: GaugeSources): GatewayMetrics {
 }
 
 /**
- * Counts the lifecycle moments that have a Prometheus counter (detach outcomes) from the
+ * Counts the lifecycle moments that have a Prometheus counter (detach outcomes, disconnects
+ * by classified reason) from the
  * gateway's hooks, so the components that emit them know nothing of metrics. Returns the
  * function that unsubscribes.
  */
-export function countHooks(hooks: GatewayHooks, metrics: Pick<GatewayMetrics, 'detaches'>): () => void {
+export function countHooks(hooks: GatewayHooks, metrics: Pick<GatewayMetrics, 'detaches' | 'disconnects'>): () => void {
   const offs = [
+    hooks.on('session.close', (e) => metrics.disconnects.inc({ reason: e.type })),
     hooks.on('detach.cancelled', () => metrics.detaches.inc({ outcome: 'cancelled' })),
     hooks.on('detach.executing', () => metrics.detaches.inc({ outcome: 'executed' })),
   ];

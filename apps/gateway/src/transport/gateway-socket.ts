@@ -1,34 +1,20 @@
-import type { WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
+import type { CoreSocket } from '../core/socket';
 
 /**
- * What the gateway needs of a WebSocket: the protocol core (handshake, sessions,
- * fan-out) speaks to this, and only `fromWs` knows the `ws` library. Model:
- * graphql-ws `makeServer().opened(socket)` with `use/ws.ts` holding what is `ws`-specific.
+ * Adapts a `ws` WebSocket to the core's {@link CoreSocket}. One small object of a
+ * class per connection: an object literal with getters and six arrow functions cost
+ * about 800 bytes per connection more (a dictionary-mode object, a closure per method
+ * and their context).
  */
-export interface GatewaySocket {
-  /** Whether frames can still be written. */
-  readonly isOpen: boolean;
-  /** Bytes queued but not yet written to the network (slow consumer detection). */
-  readonly bufferedAmount: number;
-  send(text: string): void;
-  /** Starts the close handshake. */
-  close(code: number, reason: string): void;
-  /** Drops the connection at once, without a close handshake. */
-  terminate(): void;
-  /** A protocol-level ping (the peer's WebSocket stack answers it). */
-  ping(): void;
-}
-
-/**
- * Adapts a `ws` WebSocket. One small object of a class per connection: an
- * object literal with getters and six arrow functions cost about 800 bytes per
- * connection more (a dictionary-mode object, a closure per method and their context).
- */
-export class WsGatewaySocket implements GatewaySocket {
+export class WsGatewaySocket implements CoreSocket {
   readonly #ws: WebSocket;
 
   constructor(ws: WebSocket) {
     this.#ws = ws;
+    ws.on('error', () => {
+      // 'close' follows; oversize frames surface here as RangeError and close with 1009.
+    });
   }
 
   get isOpen(): boolean {
@@ -54,9 +40,24 @@ export class WsGatewaySocket implements GatewaySocket {
   ping(): void {
     this.#ws.ping();
   }
+
+  onMessage(listener: (data: Buffer, isBinary: boolean) => void): void {
+    // The server keeps ws's default binaryType ('nodebuffer'): every message is one Buffer.
+    // Passed as is: a wrapping closure would cost every connection its bytes for nothing.
+    this.#ws.on('message', listener as (data: RawData, isBinary: boolean) => void);
+  }
+
+  onAlive(listener: () => void): void {
+    this.#ws.on('pong', listener);
+    this.#ws.on('ping', listener);
+  }
+
+  onClose(listener: (code: number, reason: string) => void): void {
+    this.#ws.on('close', (code, reason) => listener(code, reason.toString()));
+  }
 }
 
 /** Adapts a `ws` WebSocket. */
-export function fromWs(ws: WebSocket): GatewaySocket {
+export function fromWs(ws: WebSocket): CoreSocket {
   return new WsGatewaySocket(ws);
 }

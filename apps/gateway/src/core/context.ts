@@ -1,0 +1,53 @@
+import type { Authenticator } from '../auth/authenticator';
+import type { GatewayConfig } from '../config';
+import type { EventBus } from '../fleet/bus/event-bus';
+import type { InstanceChannel } from '../fleet/instances/instance-channel';
+import type { Presence } from '../fleet/presence/presence';
+import type { GatewayHooks } from '../hooks';
+import type { ListenersManager } from '../listeners/listeners-manager';
+import type { Logger } from '../logger';
+import type { DisconnectTracker } from '../metrics/disconnect-tracker';
+import type { Dispatch } from '../rpc/dispatcher';
+import type { Connection } from './session';
+import type { SessionHub } from './session-hub';
+import type { TokenLifetime } from './token-lifetime';
+
+/** What the connection handler works with. */
+export interface ConnectionHandlerDeps {
+  config: GatewayConfig;
+  logger: Logger;
+  /** Where the session moments go (open, close, replay, token refresh and expiry). */
+  hooks: GatewayHooks;
+  auth: Authenticator;
+  bus: EventBus;
+  hub: SessionHub;
+  listeners: ListenersManager;
+  dispatch: Dispatch;
+  tracker: DisconnectTracker;
+  /** The fleet's directory of sessions: session limits and replacement hold across instances. */
+  presence: Presence;
+  /** Orders to other instances: close a session that reconnected here. */
+  channel: InstanceChannel;
+  isDraining: () => boolean;
+}
+
+/**
+ * Admission control's count of one connection in its handshake (transport/admission.ts
+ * hands one per admitted upgrade; the core only reports the hello and the end).
+ */
+export interface HandshakeCount {
+  /** The hello arrived: it counts until {@link done}. */
+  helloReceived(): void;
+  /** The welcome was sent, or the hello failed. Idempotent. */
+  done(): void;
+}
+
+/** What the core's units share: the deps and the handler's own state. */
+export interface CoreContext extends ConnectionHandlerDeps {
+  /** Every connection from accept to close. */
+  readonly connections: Set<Connection>;
+  /** Admission's count of each connection still in its handshake. */
+  readonly counts: WeakMap<Connection, HandshakeCount>;
+  /** Keeps each open session no longer than its token. */
+  readonly lifetime: TokenLifetime;
+}

@@ -1,0 +1,61 @@
+import { CloseCode } from '@livebus/protocol';
+import { startCore } from './core-harness';
+
+describe('frame dispatch', () => {
+  let core: ReturnType<typeof startCore>;
+  afterEach(() => core.stop());
+
+  it('answers an rpc with its result, and a failing one with its error, by id', async () => {
+    core = startCore();
+    const { socket } = await core.open('alice', { session_id: 's1' });
+    socket.receive({ type: 'rpc', id: 'ok', method: 'REGISTRY.get_sessions', args: ['alice'] });
+    const result = await socket.next('rpc_result');
+    expect(result).toMatchObject({ id: 'ok' });
+    socket.receive({ type: 'rpc', id: 'other', method: 'REGISTRY.get_sessions', args: ['bob'] });
+    socket.receive({ type: 'rpc', id: 'none', method: 'NO.such', args: [] });
+    await socket.next('rpc_error');
+    await socket.next('rpc_error', { seen: true });
+    const errors = Object.fromEntries(socket.of('rpc_error').map((f) => [f.id, (f.error as { code: string }).code]));
+    expect(errors).toEqual({ other: 'forbidden', none: 'unknown_method' });
+    expect(socket.ended).toBeUndefined();
+  });
+
+  it('answers ping with pong echoing ts, and takes pong silently', async () => {
+    core = startCore();
+    const { socket } = await core.open('alice');
+    socket.receive({ type: 'pong' });
+    socket.receive({ type: 'ping', ts: 42 });
+    socket.receive({ type: 'ping' });
+    expect(socket.of('pong')).toEqual([{ type: 'pong', ts: 42 }, { type: 'pong' }]);
+  });
+
+  it('after the handshake, reports a bad frame or a second hello and keeps the session', async () => {
+    core = startCore();
+    const { socket } = await core.open('alice');
+    socket.receive('not json');
+    socket.receive({ type: 'hello', v: 1, user_id: 'alice' });
+    expect(socket.of('error').map((f) => f.code)).toEqual(['bad_frame', 'bad_frame']);
+    expect(socket.of('error')[1]?.message).toBe('hello was already received');
+    socket.receive({ type: 'ping', ts: 1 });
+    expect(socket.of('pong')).toHaveLength(1);
+    expect(socket.ended).toBeUndefined();
+  });
+
+  it('closes 1003 on a binary frame', async () => {
+    core = startCore();
+    const { socket } = await core.open('alice');
+    socket.receive({ type: 'ping' }, true);
+    expect(await socket.closed).toMatchObject({ code: CloseCode.UnsupportedData });
+  });
+
+  it('drops frames over the rate limit with one rate_limited error, and closes 4005 a client that keeps flooding', async () => {
+    core = startCore({ rateLimitFramesPerS: 1, rateLimitBurst: 3 });
+    const closes = core.hooks.next('session.close');
+    const { socket } = await core.open('alice'); // the hello took one token
+    for (let i = 0; i < 6; i++) socket.receive({ type: 'ping', ts: i });
+    expect(await socket.closed).toMatchObject({ code: CloseCode.RateLimited });
+    expect(socket.of('error').map((f) => f.code)).toEqual(['rate_limited']);
+    expect(socket.of('pong')).toHaveLength(2); // the burst of 3, less the hello's token
+    await expect(closes).resolves.toMatchObject({ type: 'rate_limited', authenticated: true });
+  });
+});

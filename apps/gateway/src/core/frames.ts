@@ -1,0 +1,120 @@
+import {
+  CloseCode,
+  type HelloFrame,
+  PROTOCOL_VERSION,
+  parseClientFrame,
+  type RpcRequestFrame,
+} from '@livebus/protocol';
+import { toRpcError } from '../rpc/rpc-error';
+import type { CoreContext } from './context';
+import { guarded } from './guard';
+import type { Connection, Session } from './session';
+import { refreshToken } from './tokens';
+
+/** Frames held while a hello is verified, at most; one more closes the socket 4004. */
+const MAX_EARLY_FRAMES = 32;
+
+/** Where {@link createFrameDispatch} hands a hello of this protocol version (the handshake). */
+export interface FrameDispatchOptions {
+  hello(conn: Connection, frame: HelloFrame): void;
+}
+
+/**
+ * Frame dispatch: every message from a client, in any phase. Rate limited first
+ * (when on), then held while the hello is verified, then parsed and routed: the
+ * hello to the handshake, and on an open session rpc, auth (token refresh), ping, pong.
+ */
+export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOptions) {
+  const { config, logger } = ctx;
+
+  function badFrame(conn: Connection, message: string, issues?: { path: string; message: string }[], close = false) {
+    logger.warn('ws_bad_frame', { uid: conn.session?.uid, session_id: conn.session?.id, message });
+    conn.send(
+      issues ? { type: 'error', code: 'bad_frame', message, issues } : { type: 'error', code: 'bad_frame', message },
+    );
+    if (close) conn.close(CloseCode.BadFrame, 'bad frame');
+  }
+
+  /**
+   * Over the limit: the frame is dropped and the client told so, once; a client
+   * that keeps sending a whole burst's worth of frames into a full bucket is closed.
+   */
+  function rateLimited(conn: Connection): void {
+    conn.refused++;
+    if (conn.refused === 1) {
+      conn.send({ type: 'error', code: 'rate_limited', message: 'too many frames; slow down' });
+      logger.warn('ws_rate_limited', { uid: conn.session?.uid, session_id: conn.session?.id });
+    }
+    if (conn.refused >= config.rateLimitBurst) conn.close(CloseCode.RateLimited, 'rate limited', 'rate_limited');
+  }
+
+  function onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
+    if (conn.phase === 'closed') return;
+    if (isBinary) {
+      badFrame(conn, 'binary frames are not accepted');
+      conn.close(CloseCode.UnsupportedData, 'binary frame');
+      return;
+    }
+    if (conn.limiter && !conn.limiter.take()) {
+      rateLimited(conn);
+      return;
+    }
+    conn.refused = 0;
+    if (conn.phase === 'authenticating') {
+      conn.early ??= [];
+      if (conn.early.length >= MAX_EARLY_FRAMES) badFrame(conn, 'too many frames before welcome', undefined, true);
+      else conn.early.push(data);
+      return;
+    }
+    const parsed = parseClientFrame(data, { maxBytes: config.maxPayloadBytes });
+    if (!parsed.ok) {
+      // Before the handshake nothing is trusted: close. After it, report and keep the session.
+      badFrame(conn, parsed.error.message, [...parsed.error.issues], conn.phase === 'handshake');
+      return;
+    }
+    const frame = parsed.value;
+    if (conn.phase === 'handshake') {
+      if (frame.type !== 'hello') badFrame(conn, 'the first frame must be hello', undefined, true);
+      else if (frame.v !== PROTOCOL_VERSION) {
+        badFrame(conn, `this gateway speaks protocol version ${PROTOCOL_VERSION}`, [
+          { path: 'v', message: `unsupported version ${frame.v}` },
+        ]);
+        conn.close(CloseCode.UnsupportedVersion, 'unsupported version');
+      } else hello(conn, frame);
+      return;
+    }
+    const session = conn.session;
+    if (!session) return;
+    switch (frame.type) {
+      case 'hello':
+        badFrame(conn, 'hello was already received');
+        return;
+      case 'ping':
+        conn.send(frame.ts === undefined ? { type: 'pong' } : { type: 'pong', ts: frame.ts });
+        return;
+      case 'pong':
+        return;
+      case 'rpc':
+        guarded(logger, conn, 'rpc', () => onRpc(session, frame));
+        return;
+      case 'auth':
+        guarded(logger, conn, 'auth', () => refreshToken(ctx, session, frame));
+        return;
+    }
+  }
+
+  async function onRpc(session: Session, frame: RpcRequestFrame): Promise<void> {
+    try {
+      const rpc = { principal: session.principal, sessionId: session.id, transport: 'ws' as const };
+      const result = await ctx.dispatch(rpc, frame.method, frame.args);
+      session.connection.send({ type: 'rpc_result', id: frame.id, result });
+    } catch (error) {
+      session.connection.send({ type: 'rpc_error', id: frame.id, error: toRpcError(error).toWire() });
+    }
+  }
+
+  return { onMessage, badFrame };
+}
+
+/** The frame dispatch of a connection handler. */
+export type FrameDispatch = ReturnType<typeof createFrameDispatch>;

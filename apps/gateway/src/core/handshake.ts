@@ -1,0 +1,161 @@
+import { randomUUID } from 'node:crypto';
+import { CloseCode, type HelloFrame } from '@livebus/protocol';
+import { AuthError, type Principal } from '../auth/authenticator';
+import type { PresenceAddResult } from '../fleet/presence/presence';
+import type { CoreContext, HandshakeCount } from './context';
+import { guarded } from './guard';
+import { entryOf, removePresence } from './presence-entries';
+import { TokenBucket } from './rate-limiter';
+import { welcome } from './resume';
+import { Connection, Session } from './session';
+import type { GatewaySocket, SocketRequest } from './socket';
+
+/** Where the handshake hands the frames a client pipelined behind its hello, once its session is open. */
+export interface HandshakeOptions {
+  replay(conn: Connection, frame: Buffer): void;
+}
+
+/**
+ * hello -> auth -> welcome. A connection has `handshakeTimeoutMs` from accept to its
+ * welcome (4002 past it, the token check included); a refused token closes 4001 (its reason: the protocol's auth failure code), a
+ * draining instance 1012, presence away 1013, one session too many 4008. Frames that
+ * arrive while the hello is verified are held (frames.ts) and replayed after the welcome.
+ */
+export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) {
+  const { config, logger, hooks } = ctx;
+
+  /** A new connection: counted, rate limited (when on), with its handshake deadline. */
+  function accept(socket: GatewaySocket, request: SocketRequest, count?: HandshakeCount): Connection {
+    const limiter =
+      config.rateLimitFramesPerS > 0 ? new TokenBucket(config.rateLimitFramesPerS, config.rateLimitBurst) : undefined;
+    const conn = new Connection(socket, bearerOf(request), limiter);
+    ctx.connections.add(conn);
+    if (count) ctx.counts.set(conn, count);
+    conn.handshakeTimer = setTimeout(() => {
+      if (conn.phase === 'handshake' || conn.phase === 'authenticating')
+        conn.close(CloseCode.AuthTimeout, 'auth timeout');
+    }, config.handshakeTimeoutMs);
+    return conn;
+  }
+
+  /** A hello of this protocol version, on a connection in its handshake. */
+  function hello(conn: Connection, frame: HelloFrame): void {
+    // Admission control counts the handshake until the welcome is sent or the hello fails.
+    const count = ctx.counts.get(conn);
+    count?.helloReceived();
+    guarded(logger, conn, 'hello', () => onHello(conn, frame, count?.done).finally(count?.done));
+  }
+
+  async function authenticate(conn: Connection, frame: HelloFrame): Promise<Principal | undefined> {
+    try {
+      return await ctx.auth.authenticate({ token: frame.token ?? conn.bearer, userId: frame.user_id });
+    } catch (error) {
+      // Never the token itself.
+      hooks.emit(
+        'session.auth_failed',
+        error instanceof AuthError
+          ? { reason: error.reason, code: error.code, error: error.message }
+          : { reason: 'error', code: 'internal_error', error: String(error) },
+      );
+      // The reason is one of the protocol's auth failure reasons: the client shows it, and it says nothing secret.
+      conn.close(CloseCode.AuthFailed, error instanceof AuthError ? error.code : 'internal_error');
+      return undefined;
+    }
+  }
+
+  /**
+   * The fleet decides, atomically: the session limit counts every instance, and a session id
+   * already held (the same tab reconnecting) is taken over wherever its old socket is.
+   * Undefined when the session may not open (the socket is closed, or closing).
+   */
+  async function admit(session: Session): Promise<Extract<PresenceAddResult, { refused: false }> | undefined> {
+    const conn = session.connection;
+    let added: PresenceAddResult;
+    try {
+      added = await ctx.presence.add(session.uid, entryOf(ctx, session), { maxSessions: config.maxSessionsPerUser });
+    } catch (error) {
+      logger.warn('presence_error', { uid: session.uid, session_id: session.id, op: 'add', error: String(error) });
+      conn.close(CloseCode.TryAgainLater, 'try again later');
+      return undefined;
+    }
+    if (conn.phase !== 'authenticating' || !conn.socket.isOpen) {
+      // Closed while presence was written: take the entry back (fenced: a newer holder keeps it).
+      void removePresence(ctx, session);
+      return undefined;
+    }
+    if (added.refused) {
+      conn.close(CloseCode.TooManySessions, 'too many sessions');
+      return undefined;
+    }
+    return added;
+  }
+
+  /** The session takes its place: in the hub, with the user's listeners, instead of the one it replaces. */
+  function open(session: Session, frame: HelloFrame, replacedElsewhere: string | undefined) {
+    const { uid, id: sessionId, connection: conn } = session;
+    const replaced = ctx.hub.get(uid, sessionId);
+    if (replacedElsewhere !== undefined && replacedElsewhere !== config.instanceId) {
+      ctx.channel
+        .send(replacedElsewhere, { type: 'replace', uid, session_id: sessionId })
+        .catch((error: unknown) =>
+          logger.warn('presence_error', { uid, session_id: sessionId, op: 'replace', error: String(error) }),
+        );
+    }
+    conn.session = session;
+    conn.phase = 'open';
+    conn.appPing = frame.app_ping === true;
+    clearTimeout(conn.handshakeTimer);
+    // A cleared Timeout held for the connection's life costs about 200 bytes (with its closure).
+    conn.handshakeTimer = undefined;
+    const subscribed = ctx.hub.add(session);
+    const attached = ctx.listeners.sessionOpened(uid, sessionId);
+    if (replaced) {
+      // The same tab reconnecting before its old socket timed out: the new one takes its place.
+      // Opened before closed, so the user never drops to zero sessions and no detach starts.
+      ctx.listeners.sessionClosed(uid, sessionId);
+      replaced.connection.close(CloseCode.Replaced, 'replaced');
+    }
+    hooks.emit('session.open', {
+      uid,
+      sessionId,
+      service: session.principal.service,
+      ...(frame.last_cursor === undefined ? {} : { resumeFrom: frame.last_cursor }),
+    });
+    return { subscribed, attached };
+  }
+
+  async function onHello(conn: Connection, frame: HelloFrame, handshakeDone?: () => void): Promise<void> {
+    conn.phase = 'authenticating';
+    const principal = await authenticate(conn, frame);
+    if (!principal || conn.phase !== 'authenticating' || !conn.socket.isOpen) return;
+    if (ctx.isDraining()) {
+      conn.close(CloseCode.ServiceRestart, 'service restart');
+      return;
+    }
+    const session = new Session(
+      frame.session_id ?? randomUUID(),
+      principal,
+      frame.route ?? '',
+      conn,
+      frame.last_cursor,
+    );
+    const added = await admit(session);
+    if (!added) return;
+    const { subscribed, attached } = open(session, frame, added.replaced?.instanceId);
+    if (!(await welcome(ctx, session, frame.last_cursor, subscribed))) return;
+    handshakeDone?.();
+    const early = conn.early;
+    conn.early = undefined;
+    for (const data of early ?? []) replay(conn, data);
+    await attached;
+  }
+
+  return { accept, hello };
+}
+
+/** The token of an `Authorization: Bearer` header (clients that cannot put it in their hello). */
+function bearerOf(request: SocketRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (typeof header !== 'string' || !header.startsWith('Bearer ')) return undefined;
+  return header.slice(7).trim() || undefined;
+}

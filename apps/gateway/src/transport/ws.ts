@@ -1,0 +1,79 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import type { GatewayConfig } from '../config';
+import type { ConnectionHandler } from '../core/connection-handler';
+import type { Logger } from '../logger';
+import { type Admission, type HandshakeTicket, refuseUpgrade } from './admission';
+import { fromWs } from './gateway-socket';
+import { enforceHeaderDeadline } from './http/header-deadline';
+import { isOriginAllowed } from './origin-policy';
+
+/** What {@link attachWsTransport} needs. */
+export interface WsTransportOptions {
+  config: Pick<GatewayConfig, 'maxPayloadBytes' | 'allowedOrigins' | 'handshakeTimeoutMs'>;
+  logger: Logger;
+  /** Admission control: counts handshakes in flight and refuses upgrades (503) during a storm. */
+  admission: Pick<Admission, 'check'>;
+  /** Where accepted sockets go: the session core. */
+  core: Pick<ConnectionHandler, 'open'>;
+  isDraining: () => boolean;
+}
+
+/**
+ * The WebSocket transport: the HTTP server's upgrades, answered with `ws` and handed
+ * to the core as {@link CoreSocket}s. What is refused before the WebSocket opens,
+ * in order: admission control (503 + Retry-After, a few bytes before any WebSocket
+ * work), a path other than /ws (404), a draining instance (503), an Origin not in
+ * ALLOWED_ORIGINS (403). A peer that never completes its request or upgrade is dropped
+ * within the handshake timeout (header-deadline.ts).
+ */
+export function attachWsTransport(server: Server, options: WsTransportOptions): void {
+  const { config, logger, admission, core } = options;
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.maxPayloadBytes,
+    perMessageDeflate: false,
+    clientTracking: false,
+  });
+
+  /** Why an upgrade is refused before the WebSocket opens, as an HTTP status line; undefined to accept. */
+  function upgradeRefusal(req: IncomingMessage): string | undefined {
+    if ((req.url ?? '').split('?')[0] !== '/ws') return '404 Not Found';
+    if (options.isDraining()) return '503 Service Unavailable';
+    if (!isOriginAllowed(req.headers.origin, config.allowedOrigins)) {
+      logger.warn('ws_origin_refused', { origin: String(req.headers.origin).slice(0, 200) });
+      return '403 Forbidden';
+    }
+    return undefined;
+  }
+
+  /** `ticket`: admission control counts this connection until its welcome (or failure). */
+  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ticket: HandshakeTicket): void {
+    try {
+      const refusal = upgradeRefusal(req);
+      if (refusal) {
+        socket.end(`HTTP/1.1 ${refusal}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+        return;
+      }
+      const request = { headers: req.headers, remoteAddress: req.socket.remoteAddress };
+      wss.handleUpgrade(req, socket, head, (ws) => core.open(fromWs(ws), request, ticket));
+    } catch (error) {
+      logger.error('ws_handler_error', { where: 'upgrade', error: String(error) });
+      socket.destroy();
+    }
+  }
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const decision = admission.check();
+    if (!decision.admit) {
+      refuseUpgrade(socket, decision.retryAfterS);
+      return;
+    }
+    // Whatever ends the socket (a refused or failed handshake, a close) ends its count too.
+    socket.once('close', decision.ticket.done);
+    handleUpgrade(req, socket, head, decision.ticket);
+  });
+  // A peer that never completes its request or upgrade is dropped within the handshake timeout.
+  enforceHeaderDeadline(server, config.handshakeTimeoutMs);
+}
