@@ -3,7 +3,7 @@ import { isConnectionError } from './connection-error';
 import { describeRedisError, type RedisAddress, redisClientAddress, redisErrorCode } from './describe-redis-error';
 import { validatePublication } from './invalid-event-error';
 import { PublishError } from './publish-error';
-import type { RedisClient } from './redis-client';
+import type { RedisClient } from './redis/client';
 import type { Publication, RedisStreamWriter, StoredEvent } from './redis-stream-writer';
 
 /** Options of {@link Outbox}. */

@@ -1,6 +1,5 @@
 import type { TaskStatus } from '@livebus/protocol';
-import { type RedisClient, RedisScript } from '../redis/redis-script';
-import { taskKey } from './task-keys';
+import { type RedisClient, RedisScript, taskKey } from '@livebus/publisher/redis';
 import type { AttemptGuard, TaskPatch, TaskRecord, TaskStore, TransitionResult } from './task-store';
 
 // A hash per task, every field JSON-encoded, so scripts compare `status` and `progress`

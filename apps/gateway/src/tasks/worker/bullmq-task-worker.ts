@@ -1,8 +1,8 @@
 import { isConnectionError } from '@livebus/publisher';
+import type { RedisClient } from '@livebus/publisher/redis';
+import { TASK_KEY_PREFIX, TASK_QUEUE_NAME, workersKey } from '@livebus/publisher/redis';
 import { type Job, WaitingError, Worker } from 'bullmq';
-import type { RedisClient } from '../../redis/redis-script';
 import { TaskHandBackError } from '../task-failure';
-import { TASK_KEY_PREFIX, TASK_QUEUE_NAME, workersKey } from '../task-keys';
 import type { TaskJobData } from '../task-queue';
 import { type TaskWorkOptions, taskWorkDefaults } from '../task-queue-options';
 import { failAbandonedTask, runTask, type TaskRunOutcome } from '../task-runner';
