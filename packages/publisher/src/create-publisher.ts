@@ -1,6 +1,7 @@
 import type { AppEvent, EventData, EventType } from '@livebus/protocol';
+import { outboxDefaults } from './defaults';
 import { redisUrlAddress } from './describe-redis-error';
-import { Outbox, type OutboxEvent, type OutboxStats, outboxDefaults } from './outbox';
+import { Outbox, type OutboxEvent, type OutboxStats } from './outbox';
 import type { RedisClient } from './redis/client';
 import { closeRedis, openRedis } from './redis/open-redis';
 import { type Publication, RedisStreamWriter, type StoredEvent } from './redis-stream-writer';
@@ -30,14 +31,14 @@ export interface PublisherOptions extends RetentionOptions {
    * them. An event that failed every one waits in the outbox (see `outboxMaxEvents`)
    * and is stored when Redis returns; with the outbox off it rejects with
    * {@link PublishError} `redis_unavailable`.
-   * @default [1000, 2000, 4000]
+   * @default outboxDefaults.retryDelaysMs ([1000, 2000, 4000])
    */
   retryDelaysMs?: readonly number[];
   /**
    * Most events waiting for Redis (in flight, retrying or queued). Past it a
    * publish is refused at once with {@link PublishError} `outbox_full`, counted
    * in {@link Publisher.stats} `dropped`. 0: no outbox (reject after the retries).
-   * @default 10_000
+   * @default outboxDefaults.maxEvents (10 000)
    */
   outboxMaxEvents?: number;
   /**

@@ -1,5 +1,6 @@
 export * from './connection-error';
 export * from './create-publisher';
+export * from './defaults';
 export * from './describe-redis-error';
 export * from './invalid-event-error';
 export * from './keys';

@@ -13,9 +13,9 @@ export interface BullMqTaskQueueOptions {
   /** Reads worker heartbeats (any client of the same Redis). */
   redis: RedisClient;
   store: TaskStore;
-  /** TASK_ATTEMPTS. @default 3 */
+  /** TASK_ATTEMPTS. @default taskDefaults.attempts (3) */
   attempts?: number;
-  /** TASK_BACKOFF_MS: first retry delay, doubled each time. @default 1_000 */
+  /** TASK_BACKOFF_MS: first retry delay, doubled each time. @default taskDefaults.backoffMs (1 s) */
   backoffMs?: number;
   /** A worker is "seen" when its last heartbeat is younger than this. @default 15_000 */
   workerSeenMs?: number;
