@@ -49,6 +49,15 @@ describe('openRedis', () => {
     expect(client.status).toBe('ready');
     await closeRedis(client);
   });
+
+  it('a start probe connects when told to, within its own connect timeout', async () => {
+    const probe = openRedis(server.url, { role: 'start-probe', name: 'gw-7-start', connectTimeoutMs: 500 });
+    expect(probe.status).toBe('wait');
+    expect((probe as Redis).options.connectTimeout).toBe(500);
+    await probe.connect();
+    expect(await probe.ping()).toBe('PONG');
+    await closeRedis(probe);
+  });
 });
 
 describe('the one way to run Lua: scripts', () => {

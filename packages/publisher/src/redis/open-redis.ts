@@ -8,9 +8,10 @@ import type { RedisClient } from './client';
  * - `publisher`: a publisher's own connection; connects on the first publish;
  * - `tasks`: task snapshots, the queue and worker heartbeats;
  * - `bullmq-worker`: a BullMQ worker's connection, which BullMQ requires to have
- *   `maxRetriesPerRequest: null` (its blocking reads wait through a reconnect).
+ *   `maxRetriesPerRequest: null` (its blocking reads wait through a reconnect);
+ * - `start-probe`: the gateway's wait for Redis at start; connects when told to.
  */
-export type RedisRole = 'gateway' | 'publisher' | 'tasks' | 'bullmq-worker';
+export type RedisRole = 'gateway' | 'publisher' | 'tasks' | 'bullmq-worker' | 'start-probe';
 
 /** Options of {@link openRedis}. */
 export interface OpenRedisOptions {
@@ -20,6 +21,8 @@ export interface OpenRedisOptions {
   role: RedisRole;
   /** Connection name in `CLIENT LIST`, after `livebus-`. @default the role */
   name?: string;
+  /** How long a connection attempt may take before it counts as failed. @default {@link REDIS_CONNECT_TIMEOUT_MS} */
+  connectTimeoutMs?: number;
 }
 
 /**
@@ -46,14 +49,16 @@ export const REDIS_CONNECT_TIMEOUT_MS = 2_000;
  */
 export function openRedis(url: string, options: OpenRedisOptions): RedisClient {
   const { role } = options;
+  // Connected by the first command (publisher) or explicitly (start probe), not at once.
+  const lazy = role === 'publisher' || role === 'start-probe';
   const bullmq = role === 'bullmq-worker';
   const redisOptions: RedisOptions = {
     maxRetriesPerRequest: bullmq ? null : 0,
     enableOfflineQueue: true,
-    connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
+    connectTimeout: options.connectTimeoutMs ?? REDIS_CONNECT_TIMEOUT_MS,
     retryStrategy: redisRetryDelayMs,
     connectionName: `livebus-${options.name ?? role}`,
-    ...(role === 'publisher' ? { lazyConnect: true } : {}),
+    ...(lazy ? { lazyConnect: true } : {}),
   };
   const autoPipelining = role === 'gateway';
   const client = options.cluster
@@ -62,7 +67,7 @@ export function openRedis(url: string, options: OpenRedisOptions): RedisClient {
         clusterRetryStrategy: redisRetryDelayMs,
         ...(autoPipelining ? { enableAutoPipelining: true } : {}),
         ...(bullmq ? { maxRetriesPerRequest: null } : {}),
-        ...(role === 'publisher' ? { lazyConnect: true } : {}),
+        ...(lazy ? { lazyConnect: true } : {}),
       })
     : new Redis(url, { ...redisOptions, ...(autoPipelining ? { enableAutoPipelining: true } : {}) });
   client.on('error', () => {});
