@@ -1,5 +1,4 @@
-import type { RedisClient } from '@livebus/publisher/redis';
-import { fleetUserKeys, type UserKeyPrefixes } from '@livebus/publisher/redis';
+import { fleetUserKeys, type RedisClient, type UserKeyPrefixes } from '@livebus/publisher/redis';
 import type { WorkflowWatchStore } from './workflow-watch-store';
 
 /** Options of {@link RedisWorkflowWatchStore}. */

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { RedisClient } from '@livebus/publisher/redis';
-import { TASK_KEY_PREFIX, TASK_QUEUE_NAME, workersKey } from '@livebus/publisher/redis';
+import { type RedisClient, TASK_KEY_PREFIX, TASK_QUEUE_NAME, workersKey } from '@livebus/publisher/redis';
 import { type JobsOptions, Queue } from 'bullmq';
 import type { QueueDepth, TaskJobData, TaskQueue, TaskQueueHealth } from './task-queue';
 import { taskWorkDefaults } from './task-queue-options';

@@ -1,6 +1,5 @@
 import { isConnectionError } from '@livebus/publisher';
-import type { RedisClient } from '@livebus/publisher/redis';
-import { TASK_KEY_PREFIX, TASK_QUEUE_NAME, workersKey } from '@livebus/publisher/redis';
+import { type RedisClient, TASK_KEY_PREFIX, TASK_QUEUE_NAME, workersKey } from '@livebus/publisher/redis';
 import { type Job, WaitingError, Worker } from 'bullmq';
 import { taskDefaults } from '../task-defaults';
 import { TaskHandBackError } from '../task-failure';
