@@ -2,9 +2,9 @@
  * The defaults of the fleet's event streams and of the publish outbox, written
  * once: the publisher, the gateway's event buses and the gateway's EnvSchema
  * (STREAM_RETENTION_*, PUBLISH_*) all read them from here, so a publisher and a
- * gateway left at their defaults always agree on retention.
+ * gateway left at their defaults always agree on retention. (Imports nothing: `resolveRetention`
+ * checks these against `RetentionOptions`.)
  */
-import type { RetentionOptions } from './retention';
 
 /** Defaults of `RetentionOptions`: the gateway's STREAM_RETENTION_EVENTS, _MS and _BYTES. */
 export const retentionDefaults = {
@@ -16,7 +16,7 @@ export const retentionDefaults = {
   retentionBytes: 1_048_576,
   /** How long a user's epoch and offset outlive the last event or read (24 h). */
   epochTtlMs: 86_400_000,
-} satisfies Required<RetentionOptions>;
+} as const;
 
 /** Defaults of `OutboxOptions`: the gateway's PUBLISH_RETRY_DELAYS_MS and PUBLISH_OUTBOX_MAX_EVENTS. */
 export const outboxDefaults = {
