@@ -1,8 +1,8 @@
 // The composition root: the one place that decides, from the configuration, which
 // adapter backs each port (Redis, Firestore, BullMQ or the embedded in-memory ones)
 // and opens their clients. createGateway (gateway.ts) only wires what it is given.
+import { openRedis, type RedisClient } from '@livebus/publisher/redis';
 import type { App } from 'firebase-admin/app';
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Authenticator } from './auth/authenticator';
 import { authenticatorFor } from './auth/authenticator-for';
 import type { GatewayConfig } from './config';
@@ -27,7 +27,6 @@ import type { buildListeners } from './listeners/firestore/build-listeners';
 import type { ListenerSource, WorkflowSource } from './listeners/listener-source';
 import { MemoryWorkflowWatchStore, type WorkflowWatchStore } from './listeners/workflow-watch-store';
 import { createLogger, type Logger } from './logger';
-import type { RedisClient } from './redis/redis-script';
 import { outboxLogger, RedisStatusLog } from './redis/redis-status-log';
 import type { buildRedisTaskQueue } from './tasks/build-task-queue';
 import type { TaskQueue } from './tasks/task-queue';
@@ -222,28 +221,11 @@ function assemblePorts(config: GatewayConfig, logger: Logger, builders: HeavyBui
 }
 
 /** The gateway's Redis client (a Cluster with REDIS_CLUSTER), its state changes logged; closed by a closer. */
-function openGatewayRedis(config: GatewayConfig, logger: Logger, redisUrl: string, closers: Closer[]): Redis | Cluster {
-  const options: RedisOptions = {
-    // Fail fast while Redis is away: a command waits for the next reconnect attempt
-    // (at most 200 ms apart, then `unavailable`), yet one that meets a dropped idle
-    // connection (CLIENT KILL, an idle timeout) waits for that reconnect and succeeds.
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: true,
-    connectTimeout: 2_000,
-    retryStrategy: (times) => Math.min(50 * 2 ** (times - 1), 200),
-    connectionName: `livebus-${config.instanceId}`,
-  };
-  // Heartbeats refresh many TTLs at once; auto-pipelining batches them into one round trip per tick.
-  const redis = config.redisCluster
-    ? new Cluster([redisUrl], {
-        redisOptions: options,
-        enableAutoPipelining: true,
-        clusterRetryStrategy: (times) => Math.min(50 * 2 ** (times - 1), 200),
-      })
-    : new Redis(redisUrl, { ...options, enableAutoPipelining: true });
-  redis.on('error', () => {
-    // ioredis reconnects by itself; RedisStatusLog logs the state changes, with backoff.
-  });
+function openGatewayRedis(config: GatewayConfig, logger: Logger, redisUrl: string, closers: Closer[]): RedisClient {
+  // The fleet's connection policy (fail fast while Redis is away, yet wait for the
+  // reconnect after a dropped idle connection); `gateway`: auto-pipelined heartbeats.
+  // ioredis reconnects by itself; RedisStatusLog logs the state changes, with backoff.
+  const redis = openRedis(redisUrl, { cluster: config.redisCluster, role: 'gateway', name: config.instanceId });
   new RedisStatusLog(logger, redis, { redisUrl });
   closers.push(() => redis.quit().catch(() => redis.disconnect()));
   return redis;

@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { outboxDefaults, retentionDefaults } from '@livebus/publisher';
 import { ConfigError, defaultConfig, EnvSchema, loadConfig } from './config';
+import { memoryEventBusDefaults } from './fleet/bus/memory-event-bus';
+import { DEFAULT_INSTANCE_TTL_MS } from './fleet/presence/presence';
+import { listenerDefaults } from './listeners/listener-defaults';
+import { documentAnalysisDefaults } from './tasks/analysis/document-analysis';
+import { taskDefaults } from './tasks/task-defaults';
+import { taskWorkDefaults } from './tasks/task-queue-options';
 
 describe('loadConfig', () => {
   it('has the documented defaults with an empty environment', () => {
@@ -129,5 +136,64 @@ describe('docs/configuration.md', () => {
     expect(loadConfig({ AUTH_MODE: 'firebase', FIREBASE_PROJECT_ID: 'demo' }).firebaseProjectId).toBe('demo');
     expect(() => loadConfig({ AUTH_MODE: 'firebase', GOOGLE_CLOUD_PROJECT: 'demo' })).not.toThrow();
     expect(() => loadConfig({ AUTH_MODE: 'firebase', GOOGLE_APPLICATION_CREDENTIALS: '/key.json' })).not.toThrow();
+  });
+});
+
+// Each default is written once, in its concern's module; EnvSchema and the components read it there.
+describe('one source of defaults per concern', () => {
+  const c = loadConfig({});
+
+  it('EnvSchema takes the retention, outbox, task, listener and presence defaults from their modules', () => {
+    expect({
+      retentionEvents: c.streamRetentionEvents,
+      retentionMs: c.streamRetentionMs,
+      retentionBytes: c.streamRetentionBytes,
+    }).toEqual({
+      retentionEvents: retentionDefaults.retentionEvents,
+      retentionMs: retentionDefaults.retentionMs,
+      retentionBytes: retentionDefaults.retentionBytes,
+    });
+    expect([c.publishRetryDelaysMs, c.publishOutboxMaxEvents]).toEqual([
+      [...outboxDefaults.retryDelaysMs],
+      outboxDefaults.maxEvents,
+    ]);
+    expect({
+      concurrency: c.workerConcurrency,
+      attempts: c.taskAttempts,
+      backoffMs: c.taskBackoffMs,
+      lockMs: c.taskLockMs,
+      ttlS: c.taskTtlS,
+      maxDocumentBytes: c.taskMaxDocumentBytes,
+      stageDelayMs: c.taskStageDelayMs,
+    }).toEqual(taskDefaults);
+    expect({
+      leaseTtlMs: c.listenerLeaseTtlMs,
+      stallMs: c.listenerStallMs,
+      retryMaxMs: c.listenerRetryMaxMs,
+      trackedDocsMax: c.listenerTrackedDocsMax,
+    }).toEqual({
+      leaseTtlMs: listenerDefaults.leaseTtlMs,
+      stallMs: listenerDefaults.stallMs,
+      retryMaxMs: listenerDefaults.retryMaxMs,
+      trackedDocsMax: listenerDefaults.trackedDocsMax,
+    });
+    expect(c.instanceTtlMs).toBe(DEFAULT_INSTANCE_TTL_MS);
+  });
+
+  it('the components built without options apply the same values', () => {
+    expect(memoryEventBusDefaults).toEqual({
+      retentionEvents: c.streamRetentionEvents,
+      retentionMs: c.streamRetentionMs,
+      retentionBytes: c.streamRetentionBytes,
+    });
+    expect(taskWorkDefaults).toEqual({
+      concurrency: c.workerConcurrency,
+      attempts: c.taskAttempts,
+      backoffMs: c.taskBackoffMs,
+    });
+    expect([documentAnalysisDefaults.maxBytes, documentAnalysisDefaults.stageDelayMs]).toEqual([
+      c.taskMaxDocumentBytes,
+      c.taskStageDelayMs,
+    ]);
   });
 });

@@ -1,7 +1,11 @@
 import { protocolDefaults } from '@livebus/protocol';
+import { outboxDefaults, retentionDefaults } from '@livebus/publisher';
 import { z } from 'zod';
 import { DEFAULT_TOKEN_CLOCK_TOLERANCE_MS } from './core/token-schedule';
+import { DEFAULT_INSTANCE_TTL_MS } from './fleet/presence/presence';
+import { listenerDefaults } from './listeners/listener-defaults';
 import { type ListenersConfig, ListenersConfigError, loadListenersConfig } from './listeners/listeners-config';
+import { taskDefaults } from './tasks/task-defaults';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -44,38 +48,38 @@ export const EnvSchema = z.object({
   MAX_SESSIONS_PER_USER: int(1).default(20),
   SHUTDOWN_GRACE_MS: int(0, 25_000).default(10_000),
   METRICS_MAX_USERS: int(1).default(10_000),
-  STREAM_RETENTION_EVENTS: int(0).default(1_000),
-  STREAM_RETENTION_MS: int(0).default(5 * 60_000),
-  STREAM_RETENTION_BYTES: int(1024).default(1_048_576),
+  STREAM_RETENTION_EVENTS: int(0).default(retentionDefaults.retentionEvents),
+  STREAM_RETENTION_MS: int(0).default(retentionDefaults.retentionMs),
+  STREAM_RETENTION_BYTES: int(1024).default(retentionDefaults.retentionBytes),
   ALLOWED_ORIGINS: z.string().optional(),
   TOKEN_REFRESH_LEAD_MS: int(0).default(protocolDefaults.tokenRefreshLeadMs),
   TOKEN_EXPIRY_GRACE_MS: int(0).default(30_000),
   TOKEN_CLOCK_TOLERANCE_MS: int(0, 300_000).default(DEFAULT_TOKEN_CLOCK_TOLERANCE_MS),
-  INSTANCE_TTL_MS: int(300).default(30_000),
+  INSTANCE_TTL_MS: int(300).default(DEFAULT_INSTANCE_TTL_MS),
   RPC_TIMEOUT_MS: int(1).default(10_000),
   RATE_LIMIT_FRAMES_PER_S: int(0).default(100),
   RATE_LIMIT_BURST: int(1).default(200),
-  WORKER_CONCURRENCY: int(1, 256).default(2),
+  WORKER_CONCURRENCY: int(1, 256).default(taskDefaults.concurrency),
   WORKER_HTTP_PORT: int(0, 65535).default(8090),
-  TASK_ATTEMPTS: int(1, 50).default(3),
-  TASK_BACKOFF_MS: int(0).default(1_000),
-  TASK_LOCK_MS: int(1_000).default(30_000),
-  TASK_MAX_DOCUMENT_BYTES: int(1, 64 * 1024 * 1024).default(512 * 1024),
-  TASK_TTL_S: int(1).default(86_400),
-  TASK_STAGE_DELAY_MS: int(0, 60_000).default(0),
+  TASK_ATTEMPTS: int(1, 50).default(taskDefaults.attempts),
+  TASK_BACKOFF_MS: int(0).default(taskDefaults.backoffMs),
+  TASK_LOCK_MS: int(1_000).default(taskDefaults.lockMs),
+  TASK_MAX_DOCUMENT_BYTES: int(1, 64 * 1024 * 1024).default(taskDefaults.maxDocumentBytes),
+  TASK_TTL_S: int(1).default(taskDefaults.ttlS),
+  TASK_STAGE_DELAY_MS: int(0, 60_000).default(taskDefaults.stageDelayMs),
   LISTENERS_FILE: z.string().min(1).optional(),
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
   GOOGLE_APPLICATION_CREDENTIALS: z.string().min(1).optional(),
   FIRESTORE_EMULATOR_HOST: z.string().min(1).optional(),
-  LISTENER_LEASE_TTL_MS: int(300).default(15_000),
-  LISTENER_STALL_MS: int(0).default(30 * 60_000),
-  LISTENER_RETRY_MAX_MS: int(100).default(30_000),
-  LISTENER_TRACKED_DOCS_MAX: int(0).default(1_000),
+  LISTENER_LEASE_TTL_MS: int(300).default(listenerDefaults.leaseTtlMs),
+  LISTENER_STALL_MS: int(0).default(listenerDefaults.stallMs),
+  LISTENER_RETRY_MAX_MS: int(100).default(listenerDefaults.retryMaxMs),
+  LISTENER_TRACKED_DOCS_MAX: int(0).default(listenerDefaults.trackedDocsMax),
   PUBLISH_RETRY_DELAYS_MS: z
     .string()
     .regex(/^\s*\d+(\s*,\s*\d+)*\s*$/, 'must be a comma-separated list of milliseconds, like 1000,2000,4000')
-    .default('1000,2000,4000'),
-  PUBLISH_OUTBOX_MAX_EVENTS: int(0).default(10_000),
+    .default(outboxDefaults.retryDelaysMs.join(',')),
+  PUBLISH_OUTBOX_MAX_EVENTS: int(0).default(outboxDefaults.maxEvents),
   LISTEN_BACKLOG: int(1, 65535).default(4096),
   HEALTH_PORT: int(0, 65535).optional(),
   ADMISSION_MAX_HANDSHAKES: int(0).default(1000),
@@ -140,7 +144,7 @@ export interface GatewayConfig {
   metricsMaxUsers: number;
   streamRetentionEvents: number;
   streamRetentionMs: number;
-  /** Bytes of serialised events retained per user for resume; the oldest go first. @default 1_048_576 */
+  /** Bytes of serialised events retained per user for resume; the oldest go first. @default retentionDefaults.retentionBytes (1 MiB) */
   streamRetentionBytes: number;
   /**
    * Origins allowed to open a WebSocket (exact `https://app.example.com`, or a
@@ -164,7 +168,7 @@ export interface GatewayConfig {
   /**
    * How long an instance's sessions stay in the fleet's presence directory after its
    * last heartbeat (every third of it): a killed instance's sessions, and with them its
-   * users' registry sessions, are gone within this. @default 30_000
+   * users' registry sessions, are gone within this. @default DEFAULT_INSTANCE_TTL_MS (30 s)
    */
   instanceTtlMs: number;
   rpcTimeoutMs: number;
@@ -172,7 +176,7 @@ export interface GatewayConfig {
   rateLimitFramesPerS: number;
   /** Frames a connection may send at once above the average. @default 200 */
   rateLimitBurst: number;
-  /** Jobs one worker (process, or the embedded queue) runs at once. @default 2 */
+  /** Jobs one worker (process, or the embedded queue) runs at once. @default taskDefaults.concurrency (2) */
   workerConcurrency: number;
   /**
    * Port of the worker process's /healthz and /metrics (`livebus-gateway worker`). Apart
@@ -180,36 +184,36 @@ export interface GatewayConfig {
    * run on one host with their defaults. @default 8090
    */
   workerHttpPort: number;
-  /** Starts of a task before a transient failure (Redis away) is final. @default 3 */
+  /** Starts of a task before a transient failure (Redis away) is final. @default taskDefaults.attempts (3) */
   taskAttempts: number;
-  /** First retry delay of a task, doubled for each further retry. @default 1_000 */
+  /** First retry delay of a task, doubled for each further retry. @default taskDefaults.backoffMs (1 s) */
   taskBackoffMs: number;
-  /** Job lock; a job whose worker died is started again by another worker about this long after. @default 30_000 */
+  /** Job lock; a job whose worker died is started again by another worker about this long after. @default taskDefaults.lockMs (30 s) */
   taskLockMs: number;
-  /** Largest document `TASK.start_document_analysis` accepts (UTF-8 bytes). @default 524_288 */
+  /** Largest document `TASK.start_document_analysis` accepts (UTF-8 bytes). @default taskDefaults.maxDocumentBytes (512 KiB) */
   taskMaxDocumentBytes: number;
-  /** How long a task's status stays readable after its last change. @default 86_400 */
+  /** How long a task's status stays readable after its last change. @default taskDefaults.ttlS (1 day) */
   taskTtlS: number;
-  /** A pause after each analysis stage, for tests and demos only. @default 0 */
+  /** A pause after each analysis stage, for tests and demos only. @default taskDefaults.stageDelayMs (0) */
   taskStageDelayMs: number;
   /** Firestore listeners from LISTENERS_FILE; undefined: none (the gateway only relays published events). */
   listeners: ListenersConfig | undefined;
   /** Firestore project of the listeners (FIREBASE_PROJECT_ID, else GOOGLE_CLOUD_PROJECT). */
   firestoreProjectId: string | undefined;
-  /** Lease of a user's listeners in the fleet; renewed every third of it. @default 15_000 */
+  /** Lease of a user's listeners in the fleet; renewed every third of it. @default listenerDefaults.leaseTtlMs (15 s) */
   listenerLeaseTtlMs: number;
-  /** A listener with no snapshot for this long is re-opened (0: never). @default 1_800_000 */
+  /** A listener with no snapshot for this long is re-opened (0: never). @default listenerDefaults.stallMs (30 min) */
   listenerStallMs: number;
-  /** Longest backoff between retries of a failed listener. @default 30_000 */
+  /** Longest backoff between retries of a failed listener. @default listenerDefaults.retryMaxMs (30 s) */
   listenerRetryMaxMs: number;
   /**
    * Document paths each listener remembers as delivered, so a new owner reports the
-   * ones deleted during a takeover as `removed`. @default 1_000
+   * ones deleted during a takeover as `removed`. @default listenerDefaults.trackedDocsMax (1 000)
    */
   listenerTrackedDocsMax: number;
-  /** Waits between attempts of a publish while Redis is away; then it waits in the outbox. @default [1000, 2000, 4000] */
+  /** Waits between attempts of a publish while Redis is away; then it waits in the outbox. @default outboxDefaults.retryDelaysMs ([1000, 2000, 4000]) */
   publishRetryDelaysMs: number[];
-  /** Most events the publish outbox holds while Redis is away; 0: none (publish fails after the retries). @default 10_000 */
+  /** Most events the publish outbox holds while Redis is away; 0: none (publish fails after the retries). @default outboxDefaults.maxEvents (10 000) */
   publishOutboxMaxEvents: number;
   /**
    * Connections the kernel queues for accept (capped by `net.core.somaxconn`). Node's

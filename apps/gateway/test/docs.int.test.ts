@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { outboxDefaults, retentionDefaults } from '@livebus/publisher';
 import { EnvSchema } from '../src/config';
 import type { LogEvent, LogFields, Logger } from '../src/logger';
 import { RedisStatusLog } from '../src/redis/redis-status-log';
@@ -121,6 +122,30 @@ describe('docs/configuration.md', () => {
       .filter(({ name, cell }) => !agrees(name, cell))
       .map(({ name, cell }) => ({ name, cell, code: code[name] }));
     expect(wrong).toEqual([]);
+  });
+});
+
+describe('packages/publisher/README.md', () => {
+  // The publisher's defaults are the gateway's STREAM_RETENTION_* and PUBLISH_* defaults
+  // (one module, packages/publisher/src/defaults.ts): its README must quote the same values.
+  const readme = prose(readFileSync(join(root, 'packages', 'publisher', 'README.md'), 'utf8'));
+
+  it('gives the retention options the defaults the code has', () => {
+    const documented = Object.fromEntries(
+      [...readme.matchAll(/`(retentionEvents|retentionMs|retentionBytes|epochTtlMs)` (\d+)/g)].map((m) => [
+        m[1],
+        Number(m[2]),
+      ]),
+    );
+    expect(documented).toEqual(retentionDefaults);
+  });
+
+  it('gives the outbox the retry delays and capacity the code has', () => {
+    const delays = outboxDefaults.retryDelaysMs.map((ms) => `${ms / 1000} s`);
+    expect(readme).toContain(`retries after ${delays.slice(0, -1).join(', ')} and ${delays.at(-1)}`);
+    expect(readme).toContain(
+      `\`outboxMaxEvents\` (${outboxDefaults.maxEvents.toLocaleString('en').replace(',', ' ')})`,
+    );
   });
 });
 

@@ -1,3 +1,4 @@
+import type { RedisClient } from '@livebus/publisher/redis';
 import {
   type RedisClusterHandle,
   type RedisServerHandle,
@@ -5,7 +6,6 @@ import {
   startRedisServer,
 } from '@livebus/test-support';
 import { Cluster, Redis } from 'ioredis';
-import type { RedisClient } from '../src/redis/redis-script';
 
 /** The Redis backends every fleet contract runs against, started once per test file. */
 export interface FleetBackend {

@@ -1,8 +1,8 @@
+import { fleetUserKeys } from '@livebus/publisher/redis';
 import type { Redis } from 'ioredis';
 import { MemoryPresence } from '../src/fleet/presence/memory-presence';
 import { presenceContract } from '../src/fleet/presence/presence.contract';
 import { RedisPresence } from '../src/fleet/presence/redis-presence';
-import { userKeys } from '../src/redis/user-keys';
 import { useFleetBackends } from './fleet-backends';
 
 const backends = useFleetBackends();
@@ -42,7 +42,7 @@ for (const backend of [backends.standalone, backends.cluster]) {
       );
       const gone = `bulk-${backend.name.length}-gone`;
       // Shorten the last user's expiry, so the refresh is seen however slow the host.
-      const lastKey = userKeys(users[1_999] as string).presence;
+      const lastKey = fleetUserKeys(users[1_999] as string).presence;
       await redis.pexpire(lastKey, 5_000);
       expect(await presence.refresh('gw-bulk', [...users.slice(0, 1_000), gone, ...users.slice(1_000)])).toEqual([
         gone,
@@ -53,9 +53,9 @@ for (const backend of [backends.standalone, backends.cluster]) {
   });
 }
 
-describe('userKeys', () => {
+describe('fleetUserKeys', () => {
   it('puts every key of a user in the same hash slot', async () => {
-    const k = userKeys('alice');
+    const k = fleetUserKeys('alice');
     expect(k).toEqual({
       presence: 'lb:{alice}:p',
       presenceExpiry: 'lb:{alice}:pz',
@@ -68,13 +68,13 @@ describe('userKeys', () => {
       registrySessions: 'registry:user:{alice}',
       registryUnified: 'registry:unified:{alice}',
     });
-    expect(() => userKeys('')).toThrow(expect.objectContaining({ name: 'UserKeyError' }));
+    expect(() => fleetUserKeys('')).toThrow(expect.objectContaining({ name: 'UserKeyError' }));
   });
 
   it('is refused by nothing in a cluster: one slot per user, also for odd ids', async () => {
     const redis = backends.cluster.connect() as unknown as Redis;
     for (const uid of ['alice', 'a}b', 'x{y', 'ünï']) {
-      const slots = await Promise.all(Object.values(userKeys(uid)).map((key) => redis.cluster('KEYSLOT', key)));
+      const slots = await Promise.all(Object.values(fleetUserKeys(uid)).map((key) => redis.cluster('KEYSLOT', key)));
       expect(new Set(slots).size).toBe(1);
     }
   });

@@ -1,8 +1,9 @@
 import type { AppEvent, EventData, EventType } from '@livebus/protocol';
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { outboxDefaults } from './defaults';
 import { redisUrlAddress } from './describe-redis-error';
-import { Outbox, type OutboxEvent, type OutboxStats, outboxDefaults } from './outbox';
-import type { RedisClient } from './redis-client';
+import { Outbox, type OutboxEvent, type OutboxStats } from './outbox';
+import type { RedisClient } from './redis/client';
+import { closeRedis, openRedis } from './redis/open-redis';
 import { type Publication, RedisStreamWriter, type StoredEvent } from './redis-stream-writer';
 import type { RetentionOptions } from './retention';
 
@@ -30,14 +31,14 @@ export interface PublisherOptions extends RetentionOptions {
    * them. An event that failed every one waits in the outbox (see `outboxMaxEvents`)
    * and is stored when Redis returns; with the outbox off it rejects with
    * {@link PublishError} `redis_unavailable`.
-   * @default [1000, 2000, 4000]
+   * @default outboxDefaults.retryDelaysMs ([1000, 2000, 4000])
    */
   retryDelaysMs?: readonly number[];
   /**
    * Most events waiting for Redis (in flight, retrying or queued). Past it a
    * publish is refused at once with {@link PublishError} `outbox_full`, counted
    * in {@link Publisher.stats} `dropped`. 0: no outbox (reject after the retries).
-   * @default 10_000
+   * @default outboxDefaults.maxEvents (10 000)
    */
   outboxMaxEvents?: number;
   /**
@@ -74,17 +75,6 @@ export interface Publisher {
   close(): Promise<void>;
 }
 
-// The publisher retries by itself (with the delays the caller chose), so ioredis
-// must fail a command as soon as a reconnect attempt fails instead of queueing it.
-const ownedClientOptions: RedisOptions = {
-  maxRetriesPerRequest: 0,
-  enableOfflineQueue: true,
-  connectTimeout: 2_000,
-  retryStrategy: (times) => Math.min(times * 100, 1_000),
-  connectionName: 'livebus-publisher',
-  lazyConnect: true,
-};
-
 /**
  * Refuses a connection that would silently go elsewhere: `process.env.REDIS_URL!`
  * with the variable unset passes `undefined`, which ioredis reads as localhost:6379,
@@ -109,18 +99,10 @@ function checkConnection(connection: PublisherConnection | undefined): void {
 
 function connect(connection: PublisherConnection): { client: RedisClient; owned: boolean } {
   if ('redis' in connection) return { client: connection.redis, owned: false };
-  if (connection.cluster) {
-    const client = new Cluster([connection.redisUrl], {
-      redisOptions: ownedClientOptions,
-      clusterRetryStrategy: (times) => Math.min(times * 100, 1_000),
-      lazyConnect: true,
-    });
-    client.on('error', () => {});
-    return { client, owned: true };
-  }
-  const client = new Redis(connection.redisUrl, ownedClientOptions);
-  // Errors surface as rejected publishes; without a listener Node would print each reconnect failure.
-  client.on('error', () => {});
+  // The fleet's connection policy (openRedis): a command fails as soon as a reconnect
+  // attempt fails instead of queueing, since the outbox retries with the caller's delays.
+  // Errors surface as rejected publishes and in the outbox's `unreachable` event.
+  const client = openRedis(connection.redisUrl, { cluster: connection.cluster === true, role: 'publisher' });
   return { client, owned: true };
 }
 
@@ -169,10 +151,7 @@ export function createPublisher(connection: PublisherConnection, options: Publis
     flush: (timeoutMs) => outbox.drain(timeoutMs),
     close: async () => {
       outbox.close();
-      if (!owned) return;
-      // quit() on a client that never connected (or gave up) would wait for a connection first.
-      if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
-      else client.disconnect();
+      if (owned) await closeRedis(client);
     },
   };
 }

@@ -1,5 +1,4 @@
-import type { RedisClient } from './redis-client';
-import { isCluster } from './redis-client';
+import { isCluster, type RedisClient } from './redis/client';
 
 /** Where a Redis is, for messages: host and port only (never a user name or password). */
 export interface RedisAddress {

@@ -1,9 +1,10 @@
 import type { AppEvent } from '@livebus/protocol';
 import { isConnectionError } from './connection-error';
+import { outboxDefaults } from './defaults';
 import { describeRedisError, type RedisAddress, redisClientAddress, redisErrorCode } from './describe-redis-error';
 import { validatePublication } from './invalid-event-error';
 import { PublishError } from './publish-error';
-import type { RedisClient } from './redis-client';
+import type { RedisClient } from './redis/client';
 import type { Publication, RedisStreamWriter, StoredEvent } from './redis-stream-writer';
 
 /** Options of {@link Outbox}. */
@@ -13,7 +14,7 @@ export interface OutboxOptions {
    * failed every one of them it is "queued": it stays in the outbox and is
    * retried at the last delay (or as soon as the client reconnects) until
    * Redis takes it. With `maxEvents: 0` it is rejected instead.
-   * @default [1000, 2000, 4000]
+   * @default outboxDefaults.retryDelaysMs ([1000, 2000, 4000])
    */
   retryDelaysMs?: readonly number[];
   /**
@@ -21,10 +22,10 @@ export interface OutboxOptions {
    * exceed it is refused at once with {@link PublishError} `outbox_full` (the
    * events already waiting keep their place), counted in `dropped`. 0 turns the
    * outbox off: an event that failed every retry rejects with `redis_unavailable`.
-   * @default 10_000
+   * @default outboxDefaults.maxEvents (10 000)
    */
   maxEvents?: number;
-  /** Most events sent in one round of calls. @default 500 */
+  /** Most events sent in one round of calls. @default outboxDefaults.batchEvents (500) */
   batchEvents?: number;
   /**
    * Told of events refused (`outbox_full`, `closed`), of events that moved to
@@ -79,9 +80,6 @@ export interface OutboxStats {
   /** The last reason Redis could not be reached (kept after it returns, for the record); undefined if none yet. */
   lastRedisFailure: RedisConnectionFailure | undefined;
 }
-
-/** Defaults of {@link OutboxOptions}. */
-export const outboxDefaults = { retryDelaysMs: [1_000, 2_000, 4_000], maxEvents: 10_000, batchEvents: 500 } as const;
 
 /** A call of `publish`/`publishMany`: settles once each of its events is stored (or refused). */
 interface Entry {

@@ -1,9 +1,8 @@
 import { type Cursor, formatCursor, parseCursor } from '@livebus/protocol';
 import { newEpoch } from './epoch';
-import { userKeys } from './keys';
-import { LivebusFunctions } from './livebus-functions';
-import { functionNames } from './livebus-library';
-import type { RedisClient } from './redis-client';
+import type { RedisClient } from './redis/client';
+import { userKeys } from './redis/keyspace';
+import { streamScripts } from './redis/stream-scripts';
 import type { StoredEvent } from './redis-stream-writer';
 import { type ResolvedRetention, type RetentionOptions, resolveRetention } from './retention';
 
@@ -14,23 +13,23 @@ export type StreamRead =
 
 /**
  * Reads users' Redis streams for resume. Both reads create the user's epoch when
- * it is missing (atomically, in the Lua function): a head handed to a fresh
+ * it is missing (atomically, in the Lua script): a head handed to a fresh
  * session must still be the same epoch when that session later resumes from it.
  */
 export class RedisStreamReader {
-  readonly #fns: LivebusFunctions;
+  readonly #client: RedisClient;
   readonly #r: ResolvedRetention;
 
   constructor(client: RedisClient, options: RetentionOptions = {}) {
-    this.#fns = new LivebusFunctions(client);
+    this.#client = client;
     this.#r = resolveRetention(options);
   }
 
   /** The cursor of the user's latest event (`<epoch>:0` for a stream with none yet). */
   async head(userId: string): Promise<Cursor> {
     const k = userKeys(userId);
-    const [epoch, offset] = (await this.#fns.call(
-      functionNames.head,
+    const [epoch, offset] = (await streamScripts.head.run(
+      this.#client,
       [k.stream, k.meta],
       [newEpoch(), this.#r.metaTtlMs],
     )) as [string, number];
@@ -41,8 +40,8 @@ export class RedisStreamReader {
   async readSince(userId: string, afterCursor: Cursor): Promise<StreamRead> {
     const at = parseCursor(afterCursor);
     const k = userKeys(userId);
-    const reply = (await this.#fns.call(
-      functionNames.readSince,
+    const reply = (await streamScripts.readSince.run(
+      this.#client,
       [k.stream, k.meta],
       [
         newEpoch(),

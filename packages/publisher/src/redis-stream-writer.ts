@@ -1,10 +1,9 @@
 import { type AppEvent, type EventFrame, formatCursor } from '@livebus/protocol';
 import { newEpoch } from './epoch';
 import { validatePublication } from './invalid-event-error';
-import { userKeys } from './keys';
-import { LivebusFunctions } from './livebus-functions';
-import { functionNames } from './livebus-library';
-import type { RedisClient } from './redis-client';
+import type { RedisClient } from './redis/client';
+import { userKeys } from './redis/keyspace';
+import { streamScripts } from './redis/stream-scripts';
 import { type ResolvedRetention, type RetentionOptions, resolveRetention } from './retention';
 
 /** One event for one user, as {@link RedisStreamWriter.appendMany} takes it. */
@@ -17,17 +16,17 @@ export interface Publication {
 export type StoredEvent = EventFrame;
 
 /**
- * Appends events to users' Redis streams. Each call of the `append_and_notify`
- * function stores a user's events, trims the stream and SPUBLISHes them in one
+ * Appends events to users' Redis streams. Each call of the `appendAndNotify`
+ * script stores a user's events, trims the stream and SPUBLISHes them in one
  * atomic step, so a subscriber never sees an event that resume cannot find,
  * nor the other way round. No retries here: see {@link createPublisher}.
  */
 export class RedisStreamWriter {
-  readonly #fns: LivebusFunctions;
+  readonly #client: RedisClient;
   readonly #r: ResolvedRetention;
 
   constructor(client: RedisClient, options: RetentionOptions = {}) {
-    this.#fns = new LivebusFunctions(client);
+    this.#client = client;
     this.#r = resolveRetention(options);
   }
 
@@ -70,8 +69,8 @@ export class RedisStreamWriter {
     if (events.length === 0) return [];
     const k = userKeys(userId);
     const r = this.#r;
-    const reply = (await this.#fns.call(
-      functionNames.appendAndNotify,
+    const reply = (await streamScripts.appendAndNotify.run(
+      this.#client,
       [k.stream, k.meta],
       [
         newEpoch(),

@@ -1,27 +1,21 @@
+import { retentionDefaults } from './defaults';
+
 /** How much of each user's stream Redis keeps for resume. */
 export interface RetentionOptions {
-  /** Events kept per user for resume; 0 keeps none (live delivery only). @default 1_000 */
+  /** Events kept per user for resume; 0 keeps none (live delivery only). @default retentionDefaults.retentionEvents (1 000) */
   retentionEvents?: number;
-  /** Age after which an event is no longer replayed (ms). @default 300_000 */
+  /** Age after which an event is no longer replayed (ms). @default retentionDefaults.retentionMs (300 000) */
   retentionMs?: number;
-  /** Bytes of stored event JSON kept per user; the oldest go first. @default 1_048_576 */
+  /** Bytes of stored event JSON kept per user; the oldest go first. @default retentionDefaults.retentionBytes (1 MiB) */
   retentionBytes?: number;
   /**
    * How long a user's epoch and offset outlive the user's last event or read
    * (ms), on top of the stream's own expiry. A session that resumes within it
    * continues its cursor; later, the user gets a new epoch and the cursor a gap.
-   * Never shorter than the stream's expiry. @default 86_400_000
+   * Never shorter than the stream's expiry. @default retentionDefaults.epochTtlMs (24 h)
    */
   epochTtlMs?: number;
 }
-
-/** Defaults of {@link RetentionOptions}, the same as the gateway's STREAM_RETENTION_*. */
-export const retentionDefaults = {
-  retentionEvents: 1_000,
-  retentionMs: 300_000,
-  retentionBytes: 1_048_576,
-  epochTtlMs: 86_400_000,
-} satisfies Required<RetentionOptions>;
 
 /**
  * Added to the retention age for the stream's PEXPIRE: the stream of an idle

@@ -11,7 +11,7 @@ export interface StoredFramePosition {
 
 // `append_and_notify` writes every stored frame as
 //   {"type":"event","cursor":"<epoch>:<offset>","ts":<ms>,"event":"<type>",...
-// (see LIVEBUS_LIBRARY): a fixed prefix, then the cursor, the time and the type.
+// (see streamScripts in redis/stream-scripts.ts): a fixed prefix, then the cursor, the time and the type.
 const PREFIX = '{"type":"event","cursor":"';
 const TS = ',"ts":';
 const EVENT = ',"event":"';
@@ -23,8 +23,8 @@ const MAX_OFFSET_DIGITS = 15;
 const MAX_EPOCH_LENGTH = 64;
 
 /**
- * Reads the cursor of a frame written by the `append_and_notify` function from
- * its fixed prefix, and checks there that the rest looks like that function's
+ * Reads the cursor of a frame written by the `appendAndNotify` script from
+ * its fixed prefix, and checks there that the rest looks like that script's
  * output (a time in ms, then a known event type): the position of a live event
  * for the cost of a few character comparisons, where `JSON.parse` would read
  * the whole frame. `undefined` for any text not in that exact form; the caller

@@ -4,6 +4,7 @@ import type { Lease } from '../fleet/lease/lease';
 import { type GatewayHookEvents, type GatewayHooks, Hooks } from '../hooks';
 import type { Logger } from '../logger';
 import { CarryOver } from './carry-over';
+import { listenerDefaults } from './listener-defaults';
 import type {
   AttachContext,
   Detach,
@@ -68,7 +69,7 @@ export interface ListenersManagerOptions {
   lease: Lease;
   /** This instance's name as lease owner. @default 'local' */
   instanceId?: string;
-  /** Lease TTL; renewed every third of it, polled by the others every quarter. @default 15_000 */
+  /** Lease TTL; renewed every third of it, polled by the others every quarter. @default listenerDefaults.leaseTtlMs (15 s) */
   leaseTtlMs?: number;
   /** Documents watched with WORKFLOW.watch; unset: watches are only counted. */
   workflowSource?: WorkflowSource;
@@ -179,7 +180,7 @@ export class ListenersManager {
       presentElsewhere: async () => false,
       claimCleanup: async () => 'won',
       instanceId: 'local',
-      leaseTtlMs: 15_000,
+      leaseTtlMs: listenerDefaults.leaseTtlMs,
       ...options,
     };
   }

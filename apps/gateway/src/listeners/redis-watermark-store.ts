@@ -1,8 +1,7 @@
 import type { Cursor } from '@livebus/protocol';
+import { fleetUserKeys, type RedisClient, RedisScript, type UserKeyPrefixes } from '@livebus/publisher/redis';
 import type { LeaseHolder } from '../fleet/lease/lease';
 import { leaseValue } from '../fleet/lease/redis-lease';
-import { type RedisClient, RedisScript } from '../redis/redis-script';
-import { type UserKeyPrefixes, userKeys } from '../redis/user-keys';
 import type { DeliveredDelta, ListenerResume, WatermarkStore } from './watermark-store';
 
 /** Options of {@link RedisWatermarkStore}. */
@@ -71,7 +70,7 @@ export class RedisWatermarkStore implements WatermarkStore {
   }
 
   async get(userId: string): Promise<ListenerResume> {
-    const k = userKeys(userId, this.#prefixes);
+    const k = fleetUserKeys(userId, this.#prefixes);
     const [marks, fields] = await Promise.all([
       this.#redis.hgetall(k.listenerMarks),
       this.#redis.hgetall(k.listenerDocs),
@@ -106,7 +105,7 @@ export class RedisWatermarkStore implements WatermarkStore {
     delta?: DeliveredDelta,
     cursor?: Cursor,
   ): Promise<boolean> {
-    const k = userKeys(userId, this.#prefixes);
+    const k = fleetUserKeys(userId, this.#prefixes);
     const puts = Object.entries(delta?.put ?? {});
     const written = await SET_FENCED.run(
       this.#redis,
@@ -128,12 +127,12 @@ export class RedisWatermarkStore implements WatermarkStore {
   }
 
   async forget(userId: string, listener: string): Promise<void> {
-    const k = userKeys(userId, this.#prefixes);
+    const k = fleetUserKeys(userId, this.#prefixes);
     await FORGET.run(this.#redis, [k.listenerMarks, k.listenerDocs], [listener, prefixOf(listener)]);
   }
 
   async clear(userId: string): Promise<void> {
-    const k = userKeys(userId, this.#prefixes);
+    const k = fleetUserKeys(userId, this.#prefixes);
     await this.#redis.del(k.listenerMarks, k.listenerDocs);
   }
 }

@@ -1,5 +1,4 @@
-import type { RedisClient } from '../redis/redis-script';
-import { type UserKeyPrefixes, userKeys } from '../redis/user-keys';
+import { fleetUserKeys, type RedisClient, type UserKeyPrefixes } from '@livebus/publisher/redis';
 import type { WorkflowWatchStore } from './workflow-watch-store';
 
 /** Options of {@link RedisWorkflowWatchStore}. */
@@ -23,19 +22,19 @@ export class RedisWorkflowWatchStore implements WorkflowWatchStore {
   }
 
   async add(userId: string, jobId: string): Promise<void> {
-    const key = userKeys(userId, this.#prefixes).workflowWatches;
+    const key = fleetUserKeys(userId, this.#prefixes).workflowWatches;
     await this.#redis.multi().sadd(key, jobId).pexpire(key, this.#ttlMs).exec();
   }
 
   async remove(userId: string, jobId: string): Promise<boolean> {
-    return (await this.#redis.srem(userKeys(userId, this.#prefixes).workflowWatches, jobId)) === 1;
+    return (await this.#redis.srem(fleetUserKeys(userId, this.#prefixes).workflowWatches, jobId)) === 1;
   }
 
   async list(userId: string): Promise<string[]> {
-    return this.#redis.smembers(userKeys(userId, this.#prefixes).workflowWatches);
+    return this.#redis.smembers(fleetUserKeys(userId, this.#prefixes).workflowWatches);
   }
 
   async clear(userId: string): Promise<void> {
-    await this.#redis.del(userKeys(userId, this.#prefixes).workflowWatches);
+    await this.#redis.del(fleetUserKeys(userId, this.#prefixes).workflowWatches);
   }
 }

@@ -1,5 +1,5 @@
 import { describeRedisError, isConnectionError } from '@livebus/publisher';
-import { Redis } from 'ioredis';
+import { openRedis } from '@livebus/publisher/redis';
 import type { GatewayConfig } from '../config';
 
 /** Redis did not answer within REDIS_START_TIMEOUT_MS at start; the message names REDIS_URL, never its password. */
@@ -33,13 +33,11 @@ export async function waitForRedisAtStart(
 ): Promise<void> {
   const url = config.redisUrl;
   if (!url) return;
-  const retryStrategy = (times: number) => Math.min(50 * 2 ** (times - 1), 500);
-  const client = new Redis(url, {
-    lazyConnect: true,
-    connectTimeout: Math.min(2_000, config.redisStartTimeoutMs),
-    maxRetriesPerRequest: 0,
-    retryStrategy,
-    connectionName: `livebus-${config.instanceId}-start`,
+  // Standalone even with REDIS_CLUSTER (see above); the fleet's retry policy until the timer stops it.
+  const client = openRedis(url, {
+    role: 'start-probe',
+    name: `${config.instanceId}-start`,
+    connectTimeoutMs: Math.min(2_000, config.redisStartTimeoutMs),
   });
   let last: unknown;
   client.on('error', (error: unknown) => {

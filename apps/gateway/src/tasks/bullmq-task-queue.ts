@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
+import { type RedisClient, TASK_KEY_PREFIX, TASK_QUEUE_NAME, workersKey } from '@livebus/publisher/redis';
 import { type JobsOptions, Queue } from 'bullmq';
-import type { RedisClient } from '../redis/redis-script';
-import { TASK_KEY_PREFIX, TASK_QUEUE_NAME, workersKey } from './task-keys';
 import type { QueueDepth, TaskJobData, TaskQueue, TaskQueueHealth } from './task-queue';
 import { taskWorkDefaults } from './task-queue-options';
 import type { TaskStore } from './task-store';
@@ -13,9 +12,9 @@ export interface BullMqTaskQueueOptions {
   /** Reads worker heartbeats (any client of the same Redis). */
   redis: RedisClient;
   store: TaskStore;
-  /** TASK_ATTEMPTS. @default 3 */
+  /** TASK_ATTEMPTS. @default taskDefaults.attempts (3) */
   attempts?: number;
-  /** TASK_BACKOFF_MS: first retry delay, doubled each time. @default 1_000 */
+  /** TASK_BACKOFF_MS: first retry delay, doubled each time. @default taskDefaults.backoffMs (1 s) */
   backoffMs?: number;
   /** A worker is "seen" when its last heartbeat is younger than this. @default 15_000 */
   workerSeenMs?: number;

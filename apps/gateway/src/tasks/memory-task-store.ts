@@ -1,4 +1,5 @@
 import type { TaskStatus } from '@livebus/protocol';
+import { taskDefaults } from './task-defaults';
 import {
   type AttemptGuard,
   applyTaskPatch,
@@ -11,7 +12,7 @@ import {
 
 /** Options of {@link MemoryTaskStore}. */
 export interface MemoryTaskStoreOptions {
-  /** How long a record lives after its last change. @default 86_400_000 */
+  /** How long a record lives after its last change. @default taskDefaults.ttlS × 1000 (1 day) */
   ttlMs?: number;
   now?: () => number;
 }
@@ -23,7 +24,7 @@ export class MemoryTaskStore implements TaskStore {
   readonly #now: () => number;
 
   constructor(options: MemoryTaskStoreOptions = {}) {
-    this.#ttlMs = options.ttlMs ?? 86_400_000;
+    this.#ttlMs = options.ttlMs ?? taskDefaults.ttlS * 1000;
     this.#now = options.now ?? Date.now;
   }
 

@@ -1,6 +1,6 @@
 import type { TaskStatus } from '@livebus/protocol';
-import { type RedisClient, RedisScript } from '../redis/redis-script';
-import { taskKey } from './task-keys';
+import { type RedisClient, RedisScript, taskKey } from '@livebus/publisher/redis';
+import { taskDefaults } from './task-defaults';
 import type { AttemptGuard, TaskPatch, TaskRecord, TaskStore, TransitionResult } from './task-store';
 
 // A hash per task, every field JSON-encoded, so scripts compare `status` and `progress`
@@ -48,7 +48,7 @@ return {1, redis.call('HGETALL', KEYS[1])}
 
 /** Options of {@link RedisTaskStore}. */
 export interface RedisTaskStoreOptions {
-  /** How long a record lives after its last change. @default 86_400_000 */
+  /** How long a record lives after its last change. @default taskDefaults.ttlS × 1000 (1 day) */
   ttlMs?: number;
 }
 
@@ -64,7 +64,7 @@ export class RedisTaskStore implements TaskStore {
 
   constructor(redis: RedisClient, options: RedisTaskStoreOptions = {}) {
     this.#redis = redis;
-    this.#ttlMs = options.ttlMs ?? 86_400_000;
+    this.#ttlMs = options.ttlMs ?? taskDefaults.ttlS * 1000;
   }
 
   async create(record: TaskRecord): Promise<{ record: TaskRecord; created: boolean }> {

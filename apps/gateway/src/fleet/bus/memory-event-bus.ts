@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type AppEvent, type Cursor, formatCursor, parseCursor } from '@livebus/protocol';
+import { retentionDefaults } from '@livebus/publisher';
 import type {
   EventBus,
   EventBusStats,
@@ -14,20 +15,20 @@ import { validatePublication } from './invalid-event-error';
 
 /** Options of {@link MemoryEventBus}. */
 export interface MemoryEventBusOptions {
-  /** Events kept per user for resume. @default 1_000 */
+  /** Events kept per user for resume. @default retentionDefaults.retentionEvents (1 000) */
   retentionEvents?: number;
-  /** Age after which an event is no longer replayed. @default 300_000 */
+  /** Age after which an event is no longer replayed. @default retentionDefaults.retentionMs (5 min) */
   retentionMs?: number;
-  /** Bytes (of serialised events) kept per user for resume; the oldest go first. @default 1_048_576 */
+  /** Bytes (of serialised events) kept per user for resume; the oldest go first. @default retentionDefaults.retentionBytes (1 MiB) */
   retentionBytes?: number;
   now?: () => number;
 }
 
 /** Defaults of {@link MemoryEventBusOptions}. */
 export const memoryEventBusDefaults = {
-  retentionEvents: 1_000,
-  retentionMs: 300_000,
-  retentionBytes: 1_048_576,
+  retentionEvents: retentionDefaults.retentionEvents,
+  retentionMs: retentionDefaults.retentionMs,
+  retentionBytes: retentionDefaults.retentionBytes,
 } satisfies MemoryEventBusOptions;
 
 interface Retained {

@@ -1,5 +1,4 @@
-import { type RedisClient, RedisScript } from '../../redis/redis-script';
-import { type UserKeyPrefixes, userKeys } from '../../redis/user-keys';
+import { fleetUserKeys, type RedisClient, RedisScript, type UserKeyPrefixes } from '@livebus/publisher/redis';
 import { PRESENCE_LUA_PRELUDE } from '../presence/presence-lua';
 import {
   DEFAULT_CLAIM_TTL_MS,
@@ -70,7 +69,7 @@ export class RedisDetachDecision implements DetachDecision {
   }
 
   async claim(userId: string, claimant: string): Promise<DetachClaim> {
-    const k = userKeys(userId, this.#prefixes);
+    const k = fleetUserKeys(userId, this.#prefixes);
     const answer = await CLAIM.run(
       this.#redis,
       [k.presence, k.presenceExpiry, k.registrySessions, k.detachClaim],
@@ -82,7 +81,7 @@ export class RedisDetachDecision implements DetachDecision {
   }
 
   async cleanupIfAbsent(userId: string): Promise<DetachOutcome> {
-    const k = userKeys(userId, this.#prefixes);
+    const k = fleetUserKeys(userId, this.#prefixes);
     const present = await CLEANUP_IF_ABSENT.run(
       this.#redis,
       [k.presence, k.presenceExpiry, k.registrySessions, k.registryUnified],

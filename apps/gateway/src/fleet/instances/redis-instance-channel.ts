@@ -1,8 +1,9 @@
+import { instanceKeys } from '@livebus/publisher/redis';
 import type { Cluster, Redis } from 'ioredis';
 import { type ControlMessage, ControlMessageSchema, type InstanceChannel } from './instance-channel';
 
 /** Channel name of an instance. Plain pub/sub: control messages are rare and small. */
-export const instanceChannelName = (instanceId: string) => `lb:ctl:${instanceId}`;
+export const instanceChannelName = (instanceId: string): string => instanceKeys.channel(instanceId);
 
 /**
  * Control messages over Redis pub/sub, one channel per instance. Plain PUBLISH

@@ -1,5 +1,10 @@
-import { LUA_NOW_MS, type RedisClient, RedisScript } from '../../redis/redis-script';
-import { type UserKeyPrefixes, userKeys } from '../../redis/user-keys';
+import {
+  fleetUserKeys,
+  LUA_NOW_MS,
+  type RedisClient,
+  RedisScript,
+  type UserKeyPrefixes,
+} from '@livebus/publisher/redis';
 import { assertLeaseOwner, type Lease, type LeaseHolder } from './lease';
 
 /** Options of {@link RedisLease}. */
@@ -77,7 +82,7 @@ export class RedisLease implements Lease {
   }
 
   #keys(key: string): [string, string] {
-    const k = userKeys(key, this.#prefixes);
+    const k = fleetUserKeys(key, this.#prefixes);
     return [k.lease, k.leaseFence];
   }
 

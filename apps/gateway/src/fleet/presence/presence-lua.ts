@@ -1,4 +1,4 @@
-import { LUA_NOW_MS } from '../../redis/redis-script';
+import { LUA_NOW_MS } from '@livebus/publisher/redis';
 
 /**
  * Lua shared by the presence scripts and the detach decision. Every script that

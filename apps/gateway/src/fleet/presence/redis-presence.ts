@@ -1,6 +1,13 @@
+import {
+  FLEET_KEY_PREFIX,
+  fleetUserKeys,
+  instanceKeys,
+  LUA_NOW_MS,
+  type RedisClient,
+  RedisScript,
+  type UserKeyPrefixes,
+} from '@livebus/publisher/redis';
 import { z } from 'zod';
-import { LUA_NOW_MS, type RedisClient, RedisScript } from '../../redis/redis-script';
-import { type UserKeyPrefixes, userKeys } from '../../redis/user-keys';
 import {
   bySessionAge,
   DEFAULT_INSTANCE_TTL_MS,
@@ -169,22 +176,22 @@ export class RedisPresence implements Presence {
     this.#redis = redis;
     this.#ttlMs = options.instanceTtlMs ?? DEFAULT_INSTANCE_TTL_MS;
     this.#prefixes = options.prefixes ?? {};
-    this.#fleetPrefix = this.#prefixes.fleet ?? 'lb:';
+    this.#fleetPrefix = this.#prefixes.fleet ?? FLEET_KEY_PREFIX;
     this.#concurrency = options.refreshConcurrency ?? 256;
     this.#spreadMs = options.refreshSpreadMs ?? Math.floor(this.#ttlMs / 6);
     this.#leaveGraceMs = options.leaveGraceMs ?? 0;
   }
 
   #keys(userId: string): string[] {
-    const k = userKeys(userId, this.#prefixes);
+    const k = fleetUserKeys(userId, this.#prefixes);
     return [k.presence, k.presenceExpiry, k.registrySessions];
   }
 
-  #instancesKey = () => `${this.#fleetPrefix}instances`;
-  #instanceKey = (id: string) => `${this.#fleetPrefix}instance:{${id}}`;
+  #instancesKey = () => instanceKeys.list(this.#fleetPrefix);
+  #instanceKey = (id: string) => instanceKeys.info(id, this.#fleetPrefix);
 
   async add(userId: string, entry: SessionEntry, options: PresenceAddOptions = {}): Promise<PresenceAddResult> {
-    const k = userKeys(userId, this.#prefixes);
+    const k = fleetUserKeys(userId, this.#prefixes);
     const keys = [k.presence, k.presenceExpiry, k.registrySessions, k.detachClaim];
     const [accepted, count, previous] = (await ADD.run(this.#redis, keys, [
       entry.sessionId,

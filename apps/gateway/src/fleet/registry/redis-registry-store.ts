@@ -1,11 +1,16 @@
 import { type RegistrySession, RegistrySessionSchema, type UserRegistry, UserRegistrySchema } from '@livebus/protocol';
-import { type RedisClient, RedisScript } from '../../redis/redis-script';
-import { userKeys } from '../../redis/user-keys';
+import {
+  FLEET_KEY_PREFIX,
+  fleetUserKeys,
+  REGISTRY_KEY_PREFIX,
+  type RedisClient,
+  RedisScript,
+} from '@livebus/publisher/redis';
 import type { RegistryStore } from './registry-store';
 
 /** Options of {@link RedisRegistryStore}. */
 export interface RedisRegistryStoreOptions {
-  /** Prefix of the fleet's presence keys, read when registering a session. @default 'lb:' */
+  /** Prefix of the fleet's presence keys, read when registering a session. @default FLEET_KEY_PREFIX (`lb:`) */
   fleetPrefix?: string;
   /**
    * Expiry of the legacy sessions hash of a user nobody holds in presence (a
@@ -44,15 +49,15 @@ export class RedisRegistryStore implements RegistryStore {
   readonly #fleetPrefix: string;
   readonly #sessionsTtlS: number;
 
-  /** @param prefix key prefix. @default 'registry:' */
-  constructor(redis: RedisClient, prefix = 'registry:', options: RedisRegistryStoreOptions = {}) {
+  /** @param prefix key prefix. @default REGISTRY_KEY_PREFIX (`registry:`) */
+  constructor(redis: RedisClient, prefix = REGISTRY_KEY_PREFIX, options: RedisRegistryStoreOptions = {}) {
     this.#redis = redis;
     this.#prefix = prefix;
-    this.#fleetPrefix = options.fleetPrefix ?? 'lb:';
+    this.#fleetPrefix = options.fleetPrefix ?? FLEET_KEY_PREFIX;
     this.#sessionsTtlS = options.sessionsTtlS ?? 86_400;
   }
 
-  #keys = (userId: string) => userKeys(userId, { registry: this.#prefix, fleet: this.#fleetPrefix });
+  #keys = (userId: string) => fleetUserKeys(userId, { registry: this.#prefix, fleet: this.#fleetPrefix });
 
   async registerSession(userId: string, session: RegistrySession): Promise<void> {
     const k = this.#keys(userId);

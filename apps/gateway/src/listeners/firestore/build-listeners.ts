@@ -1,3 +1,4 @@
+import type { RedisClient } from '@livebus/publisher/redis';
 import { type App, deleteApp, initializeApp } from 'firebase-admin/app';
 import { getFirestore } from 'firebase-admin/firestore';
 import type { GatewayConfig } from '../../config';
@@ -5,7 +6,6 @@ import type { Lease } from '../../fleet/lease/lease';
 import { MemoryLease } from '../../fleet/lease/memory-lease';
 import { RedisLease } from '../../fleet/lease/redis-lease';
 import type { Logger } from '../../logger';
-import type { RedisClient } from '../../redis/redis-script';
 import type { ListenerSource, WorkflowSource } from '../listener-source';
 import { ListenerStats } from '../listener-stats';
 import { MemoryWatermarkStore } from '../memory-watermark-store';

@@ -17,13 +17,13 @@ export interface FirestoreListenerSourceOptions {
   logger: Logger;
   /** Shared with the workflow source so /metrics has one set of figures. @default a new one (10 000 users) */
   stats?: ListenerStats;
-  /** @default 500 */
+  /** @default listenerDefaults.retryMinMs (500) */
   retryMinMs?: number;
-  /** @default 30_000 */
+  /** @default listenerDefaults.retryMaxMs (30 s) */
   retryMaxMs?: number;
-  /** @default 1_800_000 */
+  /** @default listenerDefaults.stallMs (30 min) */
   stallMs?: number;
-  /** Paths each listener tracks at most to report deletions during a takeover. @default 1_000 */
+  /** Paths each listener tracks at most to report deletions during a takeover. @default listenerDefaults.trackedDocsMax (1 000) */
   trackedDocsMax?: number;
 }
 

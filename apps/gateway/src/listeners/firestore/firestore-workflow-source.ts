@@ -16,11 +16,11 @@ export interface FirestoreWorkflowSourceOptions {
   stats: ListenerStats;
   /** Where each watch stands, so a new holder of the user's lease resumes it; unset: every attach starts afresh. */
   marks?: WatermarkStore;
-  /** @default 30_000 */
+  /** @default listenerDefaults.retryMaxMs (30 s) */
   retryMaxMs?: number;
-  /** @default 1_800_000 */
+  /** @default listenerDefaults.stallMs (30 min) */
   stallMs?: number;
-  /** @default 1_000 */
+  /** @default listenerDefaults.trackedDocsMax (1 000) */
   trackedDocsMax?: number;
 }
 

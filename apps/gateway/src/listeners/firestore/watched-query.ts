@@ -2,6 +2,7 @@ import type { Cursor, ListenerChange } from '@livebus/protocol';
 import type { Query, QuerySnapshot, Timestamp } from 'firebase-admin/firestore';
 import type { Logger } from '../../logger';
 import { addToUnsaved, deltaOf, mergeCarried, type UnsavedMark } from '../carry-over';
+import { listenerDefaults } from '../listener-defaults';
 import type { Emit } from '../listener-source';
 import { type DeliveredDelta, type DeliveredDocs, isAfter, markOf } from '../watermark-store';
 import { firestoreJson, timestampText } from './firestore-json';
@@ -35,7 +36,7 @@ export interface WatchedQueryOptions {
   /**
    * Paths tracked at most in the delivered set; past it, documents that are not
    * tracked are deduplicated by the mark alone and their deletion during a takeover
-   * goes unreported. @default 1_000
+   * goes unreported. @default listenerDefaults.trackedDocsMax (1 000)
    */
   trackedDocsMax?: number;
   /**
@@ -61,11 +62,11 @@ export interface WatchedQueryOptions {
   retrySaves?: (retry: () => void) => () => void;
   observer: WatchedQueryObserver;
   logger: Logger;
-  /** @default 500 */
+  /** @default listenerDefaults.retryMinMs (500) */
   retryMinMs?: number;
-  /** @default 30_000 */
+  /** @default listenerDefaults.retryMaxMs (30 s) */
   retryMaxMs?: number;
-  /** No snapshot for this long: re-open (0: never). @default 1_800_000 */
+  /** No snapshot for this long: re-open (0: never). @default listenerDefaults.stallMs (30 min) */
   stallMs?: number;
 }
 
@@ -129,12 +130,12 @@ export class WatchedQuery {
 
   constructor(options: WatchedQueryOptions) {
     this.#o = {
-      retryMinMs: 500,
-      retryMaxMs: 30_000,
-      stallMs: 1_800_000,
+      retryMinMs: listenerDefaults.retryMinMs,
+      retryMaxMs: listenerDefaults.retryMaxMs,
+      stallMs: listenerDefaults.stallMs,
       docs: {},
       overflowed: false,
-      trackedDocsMax: 1_000,
+      trackedDocsMax: listenerDefaults.trackedDocsMax,
       ...options,
     };
     const merged = mergeCarried(

@@ -1,3 +1,4 @@
+import { taskDefaults } from '../task-defaults';
 import { TaskFailure } from '../task-failure';
 
 /** One weighted key term of a document. */
@@ -57,11 +58,11 @@ export interface DocumentAnalysisOptions {
 
 /** Defaults of {@link DocumentAnalysisOptions}. */
 export const documentAnalysisDefaults = {
-  maxBytes: 512 * 1024,
+  maxBytes: taskDefaults.maxDocumentBytes,
   topTerms: 10,
   summarySentences: 3,
   chunkChars: 65_536,
-  stageDelayMs: 0,
+  stageDelayMs: taskDefaults.stageDelayMs,
 } as const;
 
 // A short English stop list: the key terms of a document are rarely among them.

@@ -1,8 +1,8 @@
 import { isConnectionError } from '@livebus/publisher';
+import { type RedisClient, TASK_KEY_PREFIX, TASK_QUEUE_NAME, workersKey } from '@livebus/publisher/redis';
 import { type Job, WaitingError, Worker } from 'bullmq';
-import type { RedisClient } from '../../redis/redis-script';
+import { taskDefaults } from '../task-defaults';
 import { TaskHandBackError } from '../task-failure';
-import { TASK_KEY_PREFIX, TASK_QUEUE_NAME, workersKey } from '../task-keys';
 import type { TaskJobData } from '../task-queue';
 import { type TaskWorkOptions, taskWorkDefaults } from '../task-queue-options';
 import { failAbandonedTask, runTask, type TaskRunOutcome } from '../task-runner';
@@ -17,7 +17,7 @@ export interface BullMqTaskWorkerOptions extends TaskWorkOptions {
   workerId: string;
   /**
    * How long a job stays locked without renewal (TASK_LOCK_MS); a worker that died
-   * mid-job loses its jobs to another worker about this long after. @default 30_000
+   * mid-job loses its jobs to another worker about this long after. @default taskDefaults.lockMs (30 s)
    */
   lockMs?: number;
   /** @default 5_000 */
@@ -40,7 +40,7 @@ export class BullMqTaskWorker {
 
   constructor(options: BullMqTaskWorkerOptions) {
     this.#o = options;
-    const lockMs = options.lockMs ?? 30_000;
+    const lockMs = options.lockMs ?? taskDefaults.lockMs;
     const attemptsOf = (job: Job) => job.opts.attempts ?? options.attempts ?? taskWorkDefaults.attempts;
     this.#worker = new Worker<TaskJobData, TaskRunOutcome>(
       TASK_QUEUE_NAME,

@@ -1,35 +1,15 @@
-/** Name of the Redis function library (FUNCTION LOAD) that holds the stream functions. */
-export const LIBRARY_NAME = 'livebus';
-
-/** Names of the functions in {@link LIVEBUS_LIBRARY}, for FCALL. */
-export const functionNames = {
-  appendAndNotify: 'append_and_notify',
-  readSince: 'read_since',
-  head: 'head',
-} as const;
+import { LUA_NOW_MS, RedisScript } from './redis-script';
 
 /**
- * The Redis 7 function library. Everything that touches a user's keys runs in
- * here, so each step is atomic on the shard that owns the user's slot.
+ * Helpers of the stream scripts. Everything that touches a user's stream runs in
+ * one of the scripts below, so each step is atomic on the shard that owns the
+ * user's slot.
  *
  * Stream entries: id `<offset>-0` (so XRANGE by offset is exact), fields `t`
  * (ms, Redis TIME) and `d` (the stored event JSON, as sent to subscribers).
  * Meta hash: `e` epoch, `o` last offset, `b` sum of `#d` over retained entries.
- *
- * append_and_notify KEYS: stream, meta. ARGV: epoch candidate, channel,
- *   max events, retention ms, max bytes, stream ttl ms, meta ttl ms, event JSON...
- *   Returns { epoch, first offset, ts }.
- * read_since KEYS: stream, meta. ARGV: epoch candidate, meta ttl ms, retention ms,
- *   cursor epoch, cursor offset. Returns { epoch, head, 'ok' | 'gap', d... }.
- * head KEYS: stream, meta. ARGV: epoch candidate, meta ttl ms. Returns { epoch, head }.
  */
-export const LIVEBUS_LIBRARY = `#!lua name=${LIBRARY_NAME}
-
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
+const STREAM_LUA_PRELUDE = `${LUA_NOW_MS}
 local function offset_of(id)
   return tonumber(string.match(id, '^(%d+)'))
 end
@@ -82,6 +62,19 @@ local function trim(stream, len, bytes, max_events, min_ts, max_bytes)
   return bytes
 end
 
+`;
+
+/**
+ * The user's stream scripts (KEYS: stream, meta, see `userKeys`):
+ *
+ * - `appendAndNotify` ARGV: epoch candidate, channel, max events, retention ms, max bytes,
+ *   stream ttl ms, meta ttl ms, event JSON... Returns { epoch, first offset, ts }.
+ * - `readSince` ARGV: epoch candidate, meta ttl ms, retention ms, cursor epoch, cursor offset.
+ *   Returns { epoch, head, 'ok' | 'gap', d... }.
+ * - `head` ARGV: epoch candidate, meta ttl ms. Returns { epoch, head }.
+ */
+export const streamScripts = {
+  appendAndNotify: new RedisScript(`${STREAM_LUA_PRELUDE}
 local function append_and_notify(keys, args)
   local stream, meta = keys[1], keys[2]
   local channel = args[2]
@@ -116,12 +109,9 @@ local function append_and_notify(keys, args)
   return { epoch, first, ts }
 end
 
-local function head(keys, args)
-  local epoch, offset = ensure_meta(keys[1], keys[2], args[1])
-  redis.call('PEXPIRE', keys[2], args[2])
-  return { epoch, offset }
-end
-
+return append_and_notify(KEYS, ARGV)
+`),
+  readSince: new RedisScript(`${STREAM_LUA_PRELUDE}
 local function read_since(keys, args)
   local stream, meta = keys[1], keys[2]
   local epoch, top = ensure_meta(stream, meta, args[1])
@@ -143,7 +133,15 @@ local function read_since(keys, args)
   return out
 end
 
-redis.register_function('append_and_notify', append_and_notify)
-redis.register_function('read_since', read_since)
-redis.register_function('head', head)
-`;
+return read_since(KEYS, ARGV)
+`),
+  head: new RedisScript(`${STREAM_LUA_PRELUDE}
+local function head(keys, args)
+  local epoch, offset = ensure_meta(keys[1], keys[2], args[1])
+  redis.call('PEXPIRE', keys[2], args[2])
+  return { epoch, offset }
+end
+
+return head(KEYS, ARGV)
+`),
+} as const;

@@ -1,12 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { Cluster, Redis } from 'ioredis';
-
-/** A standalone Redis or a Redis Cluster connection: every fleet store accepts either. */
-export type RedisClient = Redis | Cluster;
+import type { RedisClient } from './client';
 
 /**
- * Lua prelude shared by the fleet scripts. Times come from the Redis server that
- * owns the user's slot (`TIME`), never from a gateway's clock, so instances with
+ * Lua prelude shared by the fleet's scripts. Times come from the Redis server that
+ * owns the user's slot (`TIME`), never from a process's clock, so instances with
  * skewed clocks still agree on what has expired. (Redis 7 replicates script
  * effects, so `TIME` is allowed in scripts that write.)
  */
@@ -19,9 +16,11 @@ end
 
 /**
  * A Lua script run with EVALSHA, falling back to EVAL when the node does not
- * know it yet (fresh node, failover, SCRIPT FLUSH). It does not use ioredis
- * `defineCommand`, which would add methods to a connection that other parts of
- * the gateway share.
+ * know it yet (fresh node, failover, new shard, SCRIPT FLUSH, restart). The one
+ * way the fleet runs Lua; docs/redis.md says why scripts rather than functions.
+ *
+ * It does not use ioredis `defineCommand`, which would add methods to a
+ * connection that other parts of the process share.
  */
 export class RedisScript {
   readonly #source: string;
@@ -32,7 +31,12 @@ export class RedisScript {
     this.#sha = createHash('sha1').update(source).digest('hex');
   }
 
-  /** Runs the script; all `keys` must be in one slot (one user's {@link import('./user-keys').userKeys}). */
+  /** The SHA1 Redis knows the script by (`SCRIPT EXISTS`). */
+  get sha(): string {
+    return this.#sha;
+  }
+
+  /** Runs the script; all `keys` must be in one slot (one user's keys, see `keyspace.ts`). */
   async run(redis: RedisClient, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
     try {
       return await redis.evalsha(this.#sha, keys.length, ...keys, ...args);

@@ -1,0 +1,16 @@
+/**
+ * The defaults of per-user Firestore listeners, written once: EnvSchema (LISTENER_*),
+ * the listeners manager, the watched queries and the Firestore sources read them here.
+ */
+export const listenerDefaults = {
+  /** Lease TTL; renewed every third of it (LISTENER_LEASE_TTL_MS). */
+  leaseTtlMs: 15_000,
+  /** No snapshot for this long: the query is re-opened, 0 never (LISTENER_STALL_MS): 30 min. */
+  stallMs: 30 * 60_000,
+  /** First wait before re-opening a failed query, doubled up to `retryMaxMs`. */
+  retryMinMs: 500,
+  /** Longest wait between re-opens of a failed query (LISTENER_RETRY_MAX_MS). */
+  retryMaxMs: 30_000,
+  /** Paths each listener tracks to report deletions during a takeover (LISTENER_TRACKED_DOCS_MAX). */
+  trackedDocsMax: 1_000,
+} as const;

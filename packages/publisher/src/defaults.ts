@@ -1,0 +1,29 @@
+/**
+ * The defaults of the fleet's event streams and of the publish outbox, written
+ * once: the publisher, the gateway's event buses and the gateway's EnvSchema
+ * (STREAM_RETENTION_*, PUBLISH_*) all read them from here, so a publisher and a
+ * gateway left at their defaults always agree on retention. (Imports nothing: `resolveRetention`
+ * checks these against `RetentionOptions`.)
+ */
+
+/** Defaults of `RetentionOptions`: the gateway's STREAM_RETENTION_EVENTS, _MS and _BYTES. */
+export const retentionDefaults = {
+  /** Events kept per user for resume. */
+  retentionEvents: 1_000,
+  /** Age after which an event is no longer replayed (5 min). */
+  retentionMs: 300_000,
+  /** Bytes of stored event JSON kept per user (1 MiB). */
+  retentionBytes: 1_048_576,
+  /** How long a user's epoch and offset outlive the last event or read (24 h). */
+  epochTtlMs: 86_400_000,
+} as const;
+
+/** Defaults of `OutboxOptions`: the gateway's PUBLISH_RETRY_DELAYS_MS and PUBLISH_OUTBOX_MAX_EVENTS. */
+export const outboxDefaults = {
+  /** Waits between attempts while Redis cannot be reached. */
+  retryDelaysMs: [1_000, 2_000, 4_000],
+  /** Most events the outbox holds. */
+  maxEvents: 10_000,
+  /** Most events sent in one round of calls. */
+  batchEvents: 500,
+} as const;

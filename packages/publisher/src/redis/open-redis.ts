@@ -1,0 +1,81 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { RedisClient } from './client';
+
+/**
+ * What a connection is for; each role differs from the others in one setting only:
+ * - `gateway`: the gateway's shared connection; auto-pipelining, since heartbeats
+ *   refresh many users' TTLs at once and should cost one round trip per tick;
+ * - `publisher`: a publisher's own connection; connects on the first publish;
+ * - `tasks`: task snapshots, the queue and worker heartbeats;
+ * - `bullmq-worker`: a BullMQ worker's connection, which BullMQ requires to have
+ *   `maxRetriesPerRequest: null` (its blocking reads wait through a reconnect);
+ * - `start-probe`: the gateway's wait for Redis at start; connects when told to.
+ */
+export type RedisRole = 'gateway' | 'publisher' | 'tasks' | 'bullmq-worker' | 'start-probe';
+
+/** Options of {@link openRedis}. */
+export interface OpenRedisOptions {
+  /** The URL is a seed node of a Redis Cluster. @default false */
+  cluster?: boolean;
+  /** What the connection is for (see {@link RedisRole}). */
+  role: RedisRole;
+  /** Connection name in `CLIENT LIST`, after `livebus-`. @default the role */
+  name?: string;
+  /** How long a connection attempt may take before it counts as failed. @default {@link REDIS_CONNECT_TIMEOUT_MS} */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * The fleet's one reconnect policy: attempts 50 ms, 100 ms, then every 200 ms,
+ * for ever. With `maxRetriesPerRequest: 0` a command fails at the next failed
+ * attempt (so a call during an outage answers within a fraction of a second and
+ * the caller's own retries, outbox or `unavailable` answer take over), yet one
+ * that meets a connection Redis just closed (CLIENT KILL, an idle timeout) waits
+ * for the reconnect that follows and succeeds.
+ */
+export function redisRetryDelayMs(attempt: number): number {
+  return Math.min(50 * 2 ** (attempt - 1), 200);
+}
+
+/** How long a connection attempt may take before it counts as failed (ms). */
+export const REDIS_CONNECT_TIMEOUT_MS = 2_000;
+
+/**
+ * Opens a connection of the fleet (gateway, task worker, publisher) to a
+ * standalone Redis or a Redis Cluster, with the one retry policy
+ * ({@link redisRetryDelayMs}). The caller owns it: `quit()` it (see {@link closeRedis}).
+ * Errors are listened to (ioredis reconnects by itself, and a failed command
+ * rejects where it was issued), so Node never prints "Unhandled error event".
+ */
+export function openRedis(url: string, options: OpenRedisOptions): RedisClient {
+  const { role } = options;
+  // Connected by the first command (publisher) or explicitly (start probe), not at once.
+  const lazy = role === 'publisher' || role === 'start-probe';
+  const bullmq = role === 'bullmq-worker';
+  const redisOptions: RedisOptions = {
+    maxRetriesPerRequest: bullmq ? null : 0,
+    enableOfflineQueue: true,
+    connectTimeout: options.connectTimeoutMs ?? REDIS_CONNECT_TIMEOUT_MS,
+    retryStrategy: redisRetryDelayMs,
+    connectionName: `livebus-${options.name ?? role}`,
+    ...(lazy ? { lazyConnect: true } : {}),
+  };
+  const autoPipelining = role === 'gateway';
+  const client = options.cluster
+    ? new Cluster([url], {
+        redisOptions,
+        clusterRetryStrategy: redisRetryDelayMs,
+        ...(autoPipelining ? { enableAutoPipelining: true } : {}),
+        ...(bullmq ? { maxRetriesPerRequest: null } : {}),
+        ...(lazy ? { lazyConnect: true } : {}),
+      })
+    : new Redis(url, { ...redisOptions, ...(autoPipelining ? { enableAutoPipelining: true } : {}) });
+  client.on('error', () => {});
+  return client;
+}
+
+/** Closes a connection: politely (`QUIT`) when it is up, at once otherwise (QUIT would wait for a connection). */
+export async function closeRedis(client: RedisClient): Promise<void> {
+  if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
+  else client.disconnect();
+}
