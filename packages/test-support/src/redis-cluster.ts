@@ -148,8 +148,10 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     ];
   };
   const children = new Map<number, ChildProcess>();
-  const launch = (i: number) => children.set(ports[i] as number, spawn(bin, argsOf(i), { stdio: 'ignore' }));
-  ports.forEach((_, i) => launch(i));
+  const launch = (i: number) => {
+    children.set(ports[i] as number, spawn(bin, argsOf(i), { stdio: 'ignore' }));
+  };
+  for (let i = 0; i < count; i++) launch(i);
   const alive = (port: number) => {
     const c = children.get(port);
     return c !== undefined && c.exitCode === null && c.signalCode === null;
