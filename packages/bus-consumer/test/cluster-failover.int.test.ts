@@ -14,7 +14,7 @@ import { type GatewayProcess, getJson, startGatewayProcess } from './gateway-pro
 const FULL = process.env.LIVEBUS_FAILOVER_FULL === '1';
 const SIZE = FULL
   ? { users: 30, eventsPerTick: 3, publishMs: 16_000, faultAtMs: 5_000, nodeTimeoutMs: 2_000 }
-  : { users: 8, eventsPerTick: 2, publishMs: 5_000, faultAtMs: 1_500, nodeTimeoutMs: 1_000 };
+  : { users: 12, eventsPerTick: 3, publishMs: 5_000, faultAtMs: 1_500, nodeTimeoutMs: 1_000 };
 const TICK_MS = 20;
 
 let cluster: RedisClusterHandle;
