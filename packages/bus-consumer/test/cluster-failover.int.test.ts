@@ -1,9 +1,9 @@
-import { type EventFrame, parseCursor } from '@livebus/protocol';
+import { type EventFrame, parseCursor, type TaskProgressUpdate } from '@livebus/protocol';
 import { createPublisher, PublishError, userKeys } from '@livebus/publisher';
 import { type RedisClusterHandle, startRedisCluster, waitFor } from '@livebus/test-support';
 import { Cluster } from 'ioredis';
 import { BusConsumer } from '../src/index';
-import { type GatewayProcess, getJson, startGatewayProcess } from './gateway-process';
+import { type GatewayProcess, getJson, startGatewayProcess, startWorkerProcess } from './gateway-process';
 
 // A Redis Cluster with replicas (three masters, one replica each) loses a master:
 // SIGKILL (its replica is promoted after the node timeout) and a planned
@@ -29,7 +29,7 @@ beforeAll(async () => {
     gateways.push(
       await startGatewayProcess(
         id,
-        { REDIS_URL: cluster.url, REDIS_CLUSTER: 'true', LOG_LEVEL: 'warn' },
+        { REDIS_URL: cluster.url, REDIS_CLUSTER: 'true', UNIFIED_REGISTRY_ENABLED: 'true', LOG_LEVEL: 'warn' },
         undefined,
         30_000,
       ),
@@ -230,5 +230,57 @@ describe('a Redis Cluster with replicas losing a master', () => {
       await cluster.failover(replica.port);
     });
     expect((await cluster.topology()).find((n) => n.id === victim.id)?.role).toBe('replica');
+  }, 180_000);
+
+  it('SIGKILL of the master holding the task queue: a running task finishes once', async () => {
+    const worker = await startWorkerProcess('worker-failover', {
+      REDIS_URL: cluster.url,
+      REDIS_CLUSTER: 'true',
+      TASK_STAGE_DELAY_MS: '400',
+    });
+    try {
+      const user = 'task-failover';
+      const client = new BusConsumer({
+        url: `ws://127.0.0.1:${(gateways[0] as GatewayProcess).port}/ws`,
+        userId: user,
+        minReconnectDelayMs: 20,
+        maxReconnectDelayMs: 500,
+      });
+      client.onClient('error', () => {});
+      const updates: TaskProgressUpdate[] = [];
+      client.onAny((frame: EventFrame) => {
+        if (frame.event === 'task.progress_update') updates.push(frame.data as TaskProgressUpdate);
+      });
+      await client.connect();
+      const content = Array.from({ length: 30 }, (_, i) => `Sentence ${i} is about queues.`).join('\n\n');
+      const started = await client.rpc('TASK.start_document_analysis', user, { content }, 'failover-job');
+      await waitFor(() => updates.some((u) => u.progress >= 15), 'the task mid-way', 20_000);
+
+      const master = await cluster.masterOf(`{lbq}:task:${started.task_id}`);
+      await cluster.kill(master.port);
+      await cluster.waitStable();
+      await waitFor(() => updates.some((u) => u.status === 'completed'), 'the task completed', 60_000);
+      // A moment for a second run, were there one, to show itself.
+      await new Promise((r) => setTimeout(r, 1_000));
+      const finished = worker.logs.filter((l) => l.event === 'task_finished' && l.outcome === 'completed');
+      expect(finished).toHaveLength(1);
+      // Its one attempt waited for the promoted replica rather than failing and starting over.
+      const retries = worker.logs.filter((l) => l.event === 'task_retry').map((l) => l.error);
+      expect(retries).toEqual([]);
+      expect(updates.filter((u) => u.status === 'completed')).toHaveLength(1);
+      expect(await client.rpc('TASK.get_status', started.task_id)).toMatchObject({ status: 'completed' });
+      process.stdout.write(
+        `cluster failover figures: ${JSON.stringify({
+          scenario: 'task',
+          retries: retries.length,
+          updates: updates.length,
+        })}\n`,
+      );
+      client.close();
+      await cluster.restart(master.port);
+    } finally {
+      worker.child.kill('SIGKILL');
+      await worker.exited;
+    }
   }, 180_000);
 });
