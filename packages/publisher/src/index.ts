@@ -11,3 +11,4 @@ export * from './redis-stream-reader';
 export * from './redis-stream-writer';
 export * from './retention';
 export * from './stored-frame';
+export * from './transient-redis-error';

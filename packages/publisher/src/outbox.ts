@@ -1,11 +1,11 @@
 import type { AppEvent } from '@livebus/protocol';
-import { isConnectionError } from './connection-error';
 import { outboxDefaults } from './defaults';
 import { describeRedisError, type RedisAddress, redisClientAddress, redisErrorCode } from './describe-redis-error';
 import { validatePublication } from './invalid-event-error';
 import { PublishError } from './publish-error';
 import type { RedisClient } from './redis/client';
 import type { Publication, RedisStreamWriter, StoredEvent } from './redis-stream-writer';
+import { isTransientRedisError } from './transient-redis-error';
 
 /** Options of {@link Outbox}. */
 export interface OutboxOptions {
@@ -73,6 +73,12 @@ export interface OutboxStats {
   dropped: number;
   /** Events stored, since start. */
   stored: number;
+  /**
+   * Attempts that failed for a passing reason (connection lost, a Redis Cluster
+   * failing over: see `isTransientRedisError`) and were retried, since start:
+   * one per event per failed attempt.
+   */
+  retried: number;
   /** Capacity; 0 when the outbox is off. */
   maxEvents: number;
   /** `down` from a failed attempt to reach Redis until it is reached again; `unknown` before the first attempt. */
@@ -122,7 +128,7 @@ export class Outbox {
   readonly #reconnect: () => void;
   readonly #client: RedisClient;
   readonly #items: Item[] = [];
-  readonly #stats = { queued: 0, dropped: 0, stored: 0 };
+  readonly #stats = { queued: 0, dropped: 0, stored: 0, retried: 0 };
   #sending = false;
   #closed = false;
   #wake: (() => void) | undefined;
@@ -274,8 +280,9 @@ export class Outbox {
           });
           this.#reached();
         } catch (error) {
-          if (isConnectionError(error)) {
+          if (isTransientRedisError(error)) {
             unreachable = true;
+            this.#stats.retried += items.length;
             this.#lastError = error;
             this.#unreachable(error);
             for (const item of items) failedEntries.add(item.entry);

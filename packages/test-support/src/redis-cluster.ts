@@ -1,22 +1,65 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { freePort } from './free-port';
 import { sleep } from './wait';
 
-/** A real three-master Redis Cluster owned by a test, nothing persisted. */
+/** Options of {@link startRedisCluster}. */
+export interface RedisClusterOptions {
+  /** Replicas per master (`--cluster-replicas`); with 1, a killed master's replica takes over. @default 0 */
+  replicas?: number;
+  /** `cluster-node-timeout`: how long a master may be unreachable before its replica is promoted. @default 2000 */
+  nodeTimeoutMs?: number;
+}
+
+/** One node as `CLUSTER NODES` describes it. */
+export interface ClusterNodeView {
+  id: string;
+  port: number;
+  role: 'master' | 'replica';
+  /** The master's id, for a replica. */
+  masterId: string | undefined;
+  /** Slot ranges served, inclusive (masters only). */
+  slots: Array<[number, number]>;
+  /** Flagged `fail` (or `fail?`) by the node asked. */
+  failing: boolean;
+}
+
+/** A real Redis Cluster owned by a test (three masters, optionally with replicas), nothing persisted. */
 export interface RedisClusterHandle {
-  /** The masters, as `{ host, port }` for ioredis `Cluster` seeds. */
+  /** Every node started (masters first), as `{ host, port }` for ioredis `Cluster` seeds. */
   readonly nodes: Array<{ host: string; port: number }>;
   /** `redis://127.0.0.1:<port>` of the first node, a seed for clients that take a URL. */
   readonly url: string;
+  /** The topology as a live node sees it (`CLUSTER NODES`). */
+  topology(): Promise<ClusterNodeView[]>;
+  /** The master serving `key`'s slot now. */
+  masterOf(key: string): Promise<ClusterNodeView>;
+  /** SIGKILLs one node (a master dies: its replica is promoted after the node timeout). */
+  kill(port: number): Promise<void>;
+  /** Starts a killed node again with its cluster config; a replaced master rejoins as a replica. */
+  restart(port: number): Promise<void>;
+  /**
+   * A planned failover: `CLUSTER FAILOVER` on `replicaPort`, which waits for the
+   * master to hand over every write it acknowledged, then promotes the replica.
+   */
+  failover(replicaPort: number): Promise<void>;
+  /**
+   * Waits until every live node reports `cluster_state:ok` and sees every slot
+   * served by a live master (after a kill: once the replica was promoted), and
+   * every replica of a live master has its replication link up.
+   */
+  waitStable(timeoutMs?: number): Promise<void>;
   /** Kills every node and removes their cluster config files. */
   stop(): Promise<void>;
 }
 
 const bin = process.env.REDIS_SERVER_BIN ?? 'redis-server';
 const cli = process.env.REDIS_CLI_BIN ?? 'redis-cli';
+const SLOTS = 16_384;
+const run = promisify(execFile);
 
 function redisCli(args: string[]): string {
   const res = spawnSync(cli, args, { encoding: 'utf8' });
@@ -24,94 +67,213 @@ function redisCli(args: string[]): string {
   return res.stdout;
 }
 
+/** redis-cli without blocking the test's event loop (the clients under test run in it). */
+async function ask(port: number, ...args: string[]): Promise<string> {
+  const { stdout } = await run(cli, ['-p', String(port), ...args], { encoding: 'utf8', timeout: 2_000 });
+  return stdout;
+}
+
+/** Parses `CLUSTER NODES`. */
+export function parseClusterNodes(text: string): ClusterNodeView[] {
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => {
+      const [id = '', address = '', flags = '', master = '-', , , , , ...slotFields] = line.trim().split(' ');
+      const port = Number(/:(\d+)@/.exec(address)?.[1]);
+      const flagList = flags.split(',');
+      const slots = slotFields
+        .filter((s) => !s.startsWith('['))
+        .map((s): [number, number] => {
+          const [from, to] = s.split('-').map(Number);
+          return [from as number, to ?? (from as number)];
+        });
+      return {
+        id,
+        port,
+        role: flagList.includes('master') ? 'master' : 'replica',
+        masterId: master === '-' ? undefined : master,
+        slots,
+        failing: flagList.includes('fail') || flagList.includes('fail?'),
+      };
+    });
+}
+
 /**
- * Starts three `redis-server --cluster-enabled yes` on free ports, joins them
- * with `redis-cli --cluster create` (no replicas) and waits until every node
- * reports `cluster_state:ok`.
+ * Starts three masters (and `replicas` replicas of each) as `redis-server
+ * --cluster-enabled yes` on free ports, joins them with `redis-cli --cluster
+ * create` and waits until the cluster is stable (see {@link RedisClusterHandle.waitStable}).
  */
-export async function startRedisCluster(): Promise<RedisClusterHandle> {
+export async function startRedisCluster(options: RedisClusterOptions = {}): Promise<RedisClusterHandle> {
   if (spawnSync(bin, ['--version']).status !== 0 || spawnSync(cli, ['--version']).status !== 0) {
     throw new Error(
       `redis-server / redis-cli not found (looked for "${bin}", "${cli}"); install the Debian package redis-server`,
     );
   }
+  const replicas = options.replicas ?? 0;
+  const count = 3 * (1 + replicas);
   const dir = mkdtempSync(join(tmpdir(), 'livebus-cluster-'));
-  // Six distinct ports: each node's client port and its cluster bus port (set
-  // explicitly: the default, port + 10000, may not exist for a high free port).
+  // Each node's client port and its cluster bus port (set explicitly: the
+  // default, port + 10000, may not exist for a high free port).
   const taken: number[] = [];
-  while (taken.length < 6) {
+  while (taken.length < 2 * count) {
     const p = await freePort();
     if (!taken.includes(p)) taken.push(p);
   }
-  const ports = taken.slice(0, 3);
-  const children: ChildProcess[] = ports.map((port, i) =>
-    spawn(
-      bin,
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--cluster-enabled',
-        'yes',
-        '--cluster-port',
-        String(taken[3 + i]),
-        '--cluster-config-file',
-        join(dir, `nodes-${port}.conf`),
-        '--cluster-node-timeout',
-        '2000',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--dir',
-        dir,
-      ],
-      { stdio: 'ignore' },
-    ),
-  );
+  const ports = taken.slice(0, count);
+  const argsOf = (i: number) => {
+    const port = ports[i] as number;
+    return [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--cluster-enabled',
+      'yes',
+      '--cluster-port',
+      String(taken[count + i]),
+      '--cluster-config-file',
+      join(dir, `nodes-${port}.conf`),
+      '--cluster-node-timeout',
+      String(options.nodeTimeoutMs ?? 2_000),
+      // A replica cut off from its master for long (a loaded test host) may still take over.
+      '--cluster-replica-validity-factor',
+      '0',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+    ];
+  };
+  const children = new Map<number, ChildProcess>();
+  const launch = (i: number) => {
+    children.set(ports[i] as number, spawn(bin, argsOf(i), { stdio: 'ignore' }));
+  };
+  for (let i = 0; i < count; i++) launch(i);
+  const alive = (port: number) => {
+    const c = children.get(port);
+    return c !== undefined && c.exitCode === null && c.signalCode === null;
+  };
+  const killProcess = (c: ChildProcess) =>
+    new Promise<void>((resolve) => {
+      if (c.exitCode !== null || c.signalCode !== null) return resolve();
+      c.once('exit', () => resolve());
+      c.kill('SIGKILL');
+    });
   const stop = async () => {
-    await Promise.all(
-      children.map(
-        (c) =>
-          new Promise<void>((resolve) => {
-            if (c.exitCode !== null || c.signalCode !== null) return resolve();
-            c.once('exit', () => resolve());
-            c.kill('SIGKILL');
-          }),
-      ),
-    );
+    await Promise.all([...children.values()].map(killProcess));
     rmSync(dir, { recursive: true, force: true });
   };
-  try {
-    const deadline = Date.now() + 15_000;
-    for (const port of ports) {
-      while (spawnSync(cli, ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.trim() !== 'PONG') {
-        if (Date.now() > deadline) throw new Error(`cluster node on port ${port} did not answer`);
-        await sleep(20);
+  const waitPong = async (port: number, deadline: number) => {
+    while ((await ask(port, 'ping').catch(() => '')).trim() !== 'PONG') {
+      if (Date.now() > deadline) throw new Error(`cluster node on port ${port} did not answer`);
+      await sleep(20);
+    }
+  };
+
+  const topology = async () => {
+    for (const port of ports.filter(alive)) {
+      const text = await ask(port, 'cluster', 'nodes').catch(() => undefined);
+      if (text) return parseClusterNodes(text);
+    }
+    throw new Error('no cluster node answers');
+  };
+
+  /** Why the cluster is not stable yet, or undefined when it is. */
+  const unstable = async (): Promise<string | undefined> => {
+    for (const port of ports.filter(alive)) {
+      const info = await ask(port, 'cluster', 'info').catch(() => '');
+      if (!info.includes('cluster_state:ok')) return `node ${port} is not ok`;
+      const view = parseClusterNodes(await ask(port, 'cluster', 'nodes'));
+      let served = 0;
+      for (const node of view) {
+        if (node.role !== 'master' || node.slots.length === 0) continue;
+        if (node.failing || !alive(node.port)) return `node ${port} sees slots on ${node.port}, which is down`;
+        for (const [from, to] of node.slots) served += to - from + 1;
+      }
+      if (served !== SLOTS) return `node ${port} sees ${served} slots served`;
+      const me = view.find((n) => n.port === port);
+      const master = view.find((n) => n.id === me?.masterId);
+      if (me?.role === 'replica' && master && alive(master.port)) {
+        const replication = await ask(port, 'info', 'replication');
+        if (!replication.includes('master_link_status:up')) return `replica ${port} is not in sync`;
       }
     }
+    return undefined;
+  };
+  const waitStable = async (timeoutMs = 30_000) => {
+    const deadline = Date.now() + timeoutMs;
+    let why = await unstable();
+    while (why !== undefined) {
+      if (Date.now() > deadline) throw new Error(`the cluster did not settle in ${timeoutMs} ms: ${why}`);
+      await sleep(50);
+      why = await unstable();
+    }
+  };
+
+  try {
+    const deadline = Date.now() + 15_000;
+    for (const port of ports) await waitPong(port, deadline);
     redisCli([
       '--cluster',
       'create',
       ...ports.map((p) => `127.0.0.1:${p}`),
       '--cluster-replicas',
-      '0',
+      String(replicas),
       '--cluster-yes',
     ]);
-    for (const port of ports) {
-      while (!redisCli(['-p', String(port), 'cluster', 'info']).includes('cluster_state:ok')) {
-        if (Date.now() > deadline) throw new Error(`cluster node on port ${port} never reported cluster_state:ok`);
-        await sleep(50);
-      }
-    }
+    await waitStable();
+    // Every node must know every other before a failover can be voted.
+    await waitForKnown(ports, count, deadline);
   } catch (error) {
     await stop();
     throw error;
   }
+
   return {
     nodes: ports.map((port) => ({ host: '127.0.0.1', port })),
     url: `redis://127.0.0.1:${ports[0]}`,
+    topology,
+    masterOf: async (key) => {
+      const slot = Number((await ask(ports.find(alive) as number, 'cluster', 'keyslot', key)).trim());
+      const master = (await topology()).find(
+        (n) => n.role === 'master' && !n.failing && n.slots.some(([from, to]) => slot >= from && slot <= to),
+      );
+      if (!master) throw new Error(`no master serves slot ${slot} (${key})`);
+      return master;
+    },
+    kill: async (port) => {
+      const c = children.get(port);
+      if (c) await killProcess(c);
+    },
+    restart: async (port) => {
+      if (alive(port)) return;
+      launch(ports.indexOf(port));
+      await waitPong(port, Date.now() + 15_000);
+      await waitStable();
+    },
+    failover: async (replicaPort) => {
+      const answer = (await ask(replicaPort, 'cluster', 'failover')).trim();
+      if (answer !== 'OK') throw new Error(`CLUSTER FAILOVER on ${replicaPort}: ${answer}`);
+      const deadline = Date.now() + 30_000;
+      while (!(await ask(replicaPort, 'role')).startsWith('master')) {
+        if (Date.now() > deadline) throw new Error(`${replicaPort} was not promoted`);
+        await sleep(20);
+      }
+      await waitStable();
+    },
+    waitStable,
     stop,
   };
+}
+
+async function waitForKnown(ports: number[], count: number, deadline: number): Promise<void> {
+  for (const port of ports) {
+    while (!(await ask(port, 'cluster', 'info')).includes(`cluster_known_nodes:${count}`)) {
+      if (Date.now() > deadline) throw new Error(`cluster node on port ${port} does not know every node`);
+      await sleep(50);
+    }
+  }
 }

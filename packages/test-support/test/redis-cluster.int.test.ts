@@ -18,3 +18,31 @@ describe('startRedisCluster', () => {
     expect(after.stdout.trim()).not.toBe('PONG');
   });
 });
+
+describe('startRedisCluster({ replicas: 1 })', () => {
+  it('promotes the replica of a killed master, takes the master back as a replica, and fails over on demand', async () => {
+    const cluster = await startRedisCluster({ replicas: 1, nodeTimeoutMs: 1_000 });
+    try {
+      expect(cluster.nodes).toHaveLength(6);
+      const before = await cluster.topology();
+      expect(before.filter((n) => n.role === 'master')).toHaveLength(3);
+      const master = await cluster.masterOf('lb:{failover-user}:s');
+      const replica = before.find((n) => n.masterId === master.id);
+      expect(replica).toBeDefined();
+
+      await cluster.kill(master.port);
+      await cluster.waitStable();
+      expect((await cluster.masterOf('lb:{failover-user}:s')).id).toBe(replica?.id);
+
+      await cluster.restart(master.port);
+      const rejoined = (await cluster.topology()).find((n) => n.id === master.id);
+      expect(rejoined).toMatchObject({ role: 'replica', masterId: replica?.id, failing: false });
+
+      // Planned: the old master takes its slots back.
+      await cluster.failover(master.port);
+      expect((await cluster.masterOf('lb:{failover-user}:s')).id).toBe(master.id);
+    } finally {
+      await cluster.stop();
+    }
+  }, 60_000);
+});

@@ -6,6 +6,7 @@ import type { Logger } from '../logger';
 import type { TaskService } from '../tasks/task-service';
 import type { RpcContext, RpcHandlers } from './dispatcher';
 import { RpcError } from './rpc-error';
+import { storeFailure } from './store-failure';
 
 /** What the handlers need from the gateway. */
 export interface HandlerDeps {
@@ -33,12 +34,12 @@ function authorize(ctx: RpcContext, userId: string): void {
   }
 }
 
-/** Runs a registry operation; a store failure (Redis away) is `unavailable`, which callers may retry. */
+/** Runs a registry operation; Redis away or failing over is `unavailable` (callers may retry), a refusal `internal`. */
 async function store<T>(op: () => Promise<T>): Promise<T> {
   try {
     return await op();
   } catch (error) {
-    throw new RpcError(RpcErrorCode.Unavailable, 'the registry is unavailable; retry later', { cause: error });
+    throw storeFailure(error, 'the registry');
   }
 }
 

@@ -1,6 +1,7 @@
 import { type AppEvent, RpcErrorCode, type RpcResult, type TaskInfo } from '@livebus/protocol';
 import type { Principal } from '../auth/authenticator';
 import { RpcError } from '../rpc/rpc-error';
+import { storeFailure } from '../rpc/store-failure';
 import type { TaskQueue } from './task-queue';
 import { progressEvent } from './task-runner';
 import { isFinal, type TaskRecord } from './task-store';
@@ -159,12 +160,11 @@ function toInfo(record: TaskRecord): TaskInfo {
   return info.queue_job_id ? { ...info, celery_task_id: info.queue_job_id } : info;
 }
 
-/** A store or queue failure (Redis away) is `unavailable`, which callers may retry. */
+/** Redis away or failing over is `unavailable`, which callers may retry; a refusal is `internal`. */
 async function unavailableOnError<T>(op: () => Promise<T>): Promise<T> {
   try {
     return await op();
   } catch (error) {
-    if (error instanceof RpcError) throw error;
-    throw new RpcError(RpcErrorCode.Unavailable, 'the task queue is unavailable; retry later', { cause: error });
+    throw storeFailure(error, 'the task queue');
   }
 }

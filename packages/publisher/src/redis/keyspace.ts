@@ -26,7 +26,7 @@ export function userTag(userId: string): string {
 export interface UserKeys {
   /** Redis Stream of the user's events, retained for resume; entry id = offset. */
   stream: string;
-  /** Hash: `e` epoch, `o` offset of the last event, `b` bytes retained in the stream. */
+  /** Hash: `e` epoch, `o` offset of the last event, `b` bytes retained in the stream, `w` replication id of the last writer. */
   meta: string;
   /** Sharded pub/sub channel (SPUBLISH / SSUBSCRIBE) carrying each stored event as JSON. */
   channel: string;

@@ -37,6 +37,30 @@ export function redisRetryDelayMs(attempt: number): number {
   return Math.min(50 * 2 ** (attempt - 1), 200);
 }
 
+/**
+ * How often a Redis Cluster client reads the slot map again (ioredis
+ * `slotsRefreshInterval`): a planned failover or a resharding moves slots without
+ * closing a connection, and ioredis does not read the map again when the commands
+ * of an auto-pipeline are `MOVED` to different slots; every command to the moved
+ * slots would fail until something else made it read the map.
+ */
+export const CLUSTER_SLOTS_REFRESH_MS = 1_000;
+
+/**
+ * For a connection that waits through an outage (`bullmq-worker`): ioredis' Cluster
+ * gives up on a command after `maxRedirections` retries ("Too many Cluster
+ * redirections"), 16 × 100 ms by default, shorter than a failover (node timeout
+ * plus election). About 30 s instead, so a running job's next step waits for the
+ * promoted replica rather than failing its attempt.
+ */
+const WAIT_THROUGH_FAILOVER = {
+  maxRedirections: 150,
+  retryDelayOnFailover: 200,
+  retryDelayOnClusterDown: 200,
+  retryDelayOnTryAgain: 200,
+  retryDelayOnMoved: 100,
+} as const;
+
 /** How long a connection attempt may take before it counts as failed (ms). */
 export const REDIS_CONNECT_TIMEOUT_MS = 2_000;
 
@@ -65,8 +89,9 @@ export function openRedis(url: string, options: OpenRedisOptions): RedisClient {
     ? new Cluster([url], {
         redisOptions,
         clusterRetryStrategy: redisRetryDelayMs,
+        slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS,
         ...(autoPipelining ? { enableAutoPipelining: true } : {}),
-        ...(bullmq ? { maxRetriesPerRequest: null } : {}),
+        ...(bullmq ? { maxRetriesPerRequest: null, ...WAIT_THROUGH_FAILOVER } : {}),
         ...(lazy ? { lazyConnect: true } : {}),
       })
     : new Redis(url, { ...redisOptions, ...(autoPipelining ? { enableAutoPipelining: true } : {}) });

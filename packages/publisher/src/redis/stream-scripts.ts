@@ -1,13 +1,25 @@
 import { LUA_NOW_MS, RedisScript } from './redis-script';
 
 /**
+ * How far a stream's offsets skip when a promoted replica appends to it for the
+ * first time. With asynchronous replication the old master may have acknowledged
+ * events the replica never received; readers and sessions may hold their cursors.
+ * Skipping keeps those offsets from ever naming other events: a cursor from before
+ * the failover resumes with `gap`, and a live session that sees the skip is told
+ * to resume (and hears `gap`). Costs a `gap` for those sessions even when nothing
+ * was lost: the promoted replica cannot tell.
+ */
+export const FAILOVER_OFFSET_SKIP = 1_000_000;
+
+/**
  * Helpers of the stream scripts. Everything that touches a user's stream runs in
  * one of the scripts below, so each step is atomic on the shard that owns the
  * user's slot.
  *
  * Stream entries: id `<offset>-0` (so XRANGE by offset is exact), fields `t`
  * (ms, Redis TIME) and `d` (the stored event JSON, as sent to subscribers).
- * Meta hash: `e` epoch, `o` last offset, `b` sum of `#d` over retained entries.
+ * Meta hash: `e` epoch, `o` last offset, `b` sum of `#d` over retained entries,
+ * `w` replication id of the master that appended last (see {@link FAILOVER_OFFSET_SKIP}).
  */
 const STREAM_LUA_PRELUDE = `${LUA_NOW_MS}
 local function offset_of(id)
@@ -19,11 +31,21 @@ end
 -- never match it, so they answer gap. A stream left over from the lost epoch is
 -- dropped with it.
 local function ensure_meta(stream, meta, candidate)
-  local m = redis.call('HMGET', meta, 'e', 'o', 'b')
-  if m[1] then return m[1], tonumber(m[2] or '0'), tonumber(m[3] or '0') end
+  local m = redis.call('HMGET', meta, 'e', 'o', 'b', 'w')
+  if m[1] then return m[1], tonumber(m[2] or '0'), tonumber(m[3] or '0'), m[4] end
   redis.call('DEL', stream)
   redis.call('HSET', meta, 'e', candidate, 'o', 0, 'b', 0)
-  return candidate, 0, 0
+  return candidate, 0, 0, nil
+end
+
+-- This node's replication id, and whether it has taken over from another master
+-- since it started (a promoted replica: master_replid2 names the history it
+-- continued; a master that merely restarted has none).
+local function replication()
+  local info = redis.call('INFO', 'replication')
+  local id = string.match(info, 'master_replid:(%w+)')
+  local previous = string.match(info, 'master_replid2:(%w+)')
+  return id, previous ~= nil and string.match(previous, '^0+$') == nil
 end
 
 -- Drops the oldest entries while the stream is over its count, age or byte
@@ -80,7 +102,14 @@ local function append_and_notify(keys, args)
   local channel = args[2]
   local max_events, retention_ms, max_bytes = tonumber(args[3]), tonumber(args[4]), tonumber(args[5])
   local stream_ttl, meta_ttl = args[6], args[7]
-  local epoch, offset, bytes = ensure_meta(stream, meta, args[1])
+  local epoch, offset, bytes, writer = ensure_meta(stream, meta, args[1])
+  local replid, promoted = replication()
+  -- The last append was made by another master and this node was promoted since:
+  -- replication is asynchronous, so that master may have acknowledged (and
+  -- SPUBLISHed) events this node never received. Their offsets must never be
+  -- given to other events: skip far ahead, so every cursor from before the
+  -- failover reads as a gap rather than resuming past a silent hole.
+  if writer and writer ~= replid and promoted then offset = offset + ${FAILOVER_OFFSET_SKIP} end
   -- The stream can vanish on its own (expiry, eviction) while the meta lives on:
   -- then nothing is retained any more and the byte count must say so.
   local len = redis.call('XLEN', stream)
@@ -103,7 +132,7 @@ local function append_and_notify(keys, args)
     redis.call('SPUBLISH', channel, stored)
   end
   if len > 0 then bytes = trim(stream, len, bytes, max_events, ts - retention_ms, max_bytes) end
-  redis.call('HSET', meta, 'o', offset, 'b', bytes)
+  redis.call('HSET', meta, 'o', offset, 'b', bytes, 'w', replid)
   redis.call('PEXPIRE', stream, stream_ttl)
   redis.call('PEXPIRE', meta, meta_ttl)
   return { epoch, first, ts }
@@ -126,8 +155,12 @@ local function read_since(keys, args)
   local first = entries[1]
   if not first or offset_of(first[1]) ~= after + 1 then return { epoch, top, 'gap' } end
   local out = { epoch, top, 'ok' }
+  local expected = after + 1
   for _, entry in ipairs(entries) do
     if tonumber(entry[2][2]) < min_ts then return { epoch, top, 'gap' } end
+    -- Offsets skip only where a failover may have lost events: a gap too.
+    if offset_of(entry[1]) ~= expected then return { epoch, top, 'gap' } end
+    expected = expected + 1
     out[#out + 1] = entry[2][4]
   end
   return out

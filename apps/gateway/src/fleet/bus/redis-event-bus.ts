@@ -40,6 +40,14 @@ export interface RedisEventBusOptions extends RetentionOptions {
 const CATCH_UP_RETRY_MS = 100;
 const CATCH_UP_RETRY_MAX_MS = 2_000;
 
+/**
+ * How often the cluster subscriber reads the slot map. A planned failover (or a
+ * resharding) leaves the old master up: it drops the SSUBSCRIBEs of the slots it
+ * gave away with a push ioredis does not report, so only a read of the slot map
+ * moves them to the new master (and the catch-up then reads what was missed).
+ */
+const CLUSTER_TOPOLOGY_CHECK_MS = 1_000;
+
 /** A wait that never keeps the process alive on its own. */
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
@@ -205,7 +213,9 @@ export class RedisEventBus implements EventBus {
     const client = this.#client;
     // Sharded pub/sub in a cluster needs a connection to the master of each
     // channel's slot: ioredis keeps one per master with shardedSubscribers (read in its 5.11 source).
-    const sub = isCluster(client) ? client.duplicate([], { shardedSubscribers: true }) : client.duplicate();
+    const sub = isCluster(client)
+      ? client.duplicate([], { shardedSubscribers: true, slotsRefreshInterval: CLUSTER_TOPOLOGY_CHECK_MS })
+      : client.duplicate();
     sub.on('smessage', (channel: string, message: string) => this.#onMessage(channel, message));
     sub.on('error', () => {
       // ioredis reconnects and re-subscribes by itself; the main client's status is what compose.ts reports.
@@ -213,6 +223,12 @@ export class RedisEventBus implements EventBus {
     sub.on('ready', () => {
       if (this.#connectedOnce) this.#catchUp(sub);
       this.#connectedOnce = true;
+    });
+    // A cluster's subscriber stays 'ready' when one master dies: ioredis moves the
+    // SSUBSCRIBEs to the promoted replica and says so with 'subscribersReady'.
+    // What that master took meanwhile never came over pub/sub: read it.
+    sub.on('subscribersReady', () => {
+      if (this.#connectedOnce) this.#catchUp(sub);
     });
     this.#sub = sub;
     return sub;
@@ -323,8 +339,18 @@ export class RedisEventBus implements EventBus {
     }
     // Another epoch: the stream was made anew while we were away (Redis restarted
     // empty, or the stream expired). All of it came after what we delivered.
-    const epoch = parseCursor(read.cursor)?.epoch;
-    if (!epoch || epoch === s.epoch) return;
+    const head = parseCursor(read.cursor);
+    const epoch = head?.epoch;
+    if (!epoch || !head) return;
+    if (epoch === s.epoch) {
+      // Missed events are gone (trimmed, or lost in a failover: the offsets skip).
+      // Hand on the newest event: a session that sees the jump is told to resume
+      // and hears `gap`, now rather than at the user's next event.
+      if (head.offset <= s.offset) return;
+      const last = await this.#reader.readSince(s.userId, formatCursor(epoch, head.offset - 1));
+      if (last.status === 'resumed') for (const e of last.events) this.#deliver(s, e);
+      return;
+    }
     const fresh = await this.#reader.readSince(s.userId, formatCursor(epoch, 0));
     if (fresh.status === 'resumed') for (const e of fresh.events) this.#deliver(s, e);
   }

@@ -1,4 +1,4 @@
-import { isConnectionError } from '@livebus/publisher';
+import { isTransientRedisError } from '@livebus/publisher';
 import { type RedisClient, TASK_KEY_PREFIX, TASK_QUEUE_NAME, workersKey } from '@livebus/publisher/redis';
 import { type Job, WaitingError, Worker } from 'bullmq';
 import { taskDefaults } from '../task-defaults';
@@ -87,7 +87,7 @@ export class BullMqTaskWorker {
     );
     this.#worker.on('error', (error) => {
       // Every failed reconnect attempt lands here while Redis is away; `redis_status` tells that story once.
-      if (isConnectionError(error)) return;
+      if (isTransientRedisError(error)) return;
       // A lost lock is `task_lock_lost`, once; BullMQ then repeats it at each renewal, and
       // refuses to finish the lost attempt ("Missing lock for job ...", or "Lock mismatch"
       // when the job was started again meanwhile), as it should.

@@ -1,0 +1,42 @@
+import { ReplyError } from 'ioredis';
+import { isTransientRedisError } from './transient-redis-error';
+
+// The errors as ioredis makes them (ReplyError for a server reply; the Cluster's
+// own Error when it gives up after `maxRedirections`, built the way it builds it).
+const reply = (text: string) => new ReplyError(text);
+const tooManyRedirections = (last: Error) => new Error(`Too many Cluster redirections. Last error: ${last}`);
+
+describe('isTransientRedisError', () => {
+  it.each([
+    ['CLUSTERDOWN', reply('CLUSTERDOWN The cluster is down')],
+    ['CLUSTERDOWN, no reachable master', reply('CLUSTERDOWN Hash slot not served')],
+    ['TRYAGAIN', reply('TRYAGAIN Multiple keys request during rehashing of slot')],
+    ['MOVED', reply('MOVED 3999 127.0.0.1:6381')],
+    ['ASK', reply('ASK 3999 127.0.0.1:6381')],
+    ['MASTERDOWN', reply('MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to no')],
+    ['READONLY (a demoted master)', reply("READONLY You can't write against a read only replica.")],
+    ['LOADING', reply('LOADING Redis is loading the dataset in memory')],
+    ['NOREPLICAS', reply('NOREPLICAS Not enough good replicas to write.')],
+    ['too many redirections after CLUSTERDOWN', tooManyRedirections(reply('CLUSTERDOWN The cluster is down'))],
+    ['too many redirections after a closed connection', tooManyRedirections(new Error('Connection is closed.'))],
+    ['too many redirections, last error unnamed', new Error('Too many Cluster redirections. Last error: ReplyError')],
+    ['a closed connection', new Error('Connection is closed.')],
+    ['a command aborted with its connection', new Error('Command aborted due to connection close')],
+    ['no startup node', new Error('None of startup nodes is available')],
+    ['connection refused', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })],
+  ])('%s is transient', (_name, error) => {
+    expect(isTransientRedisError(error)).toBe(true);
+  });
+
+  it.each([
+    ['WRONGTYPE', reply('WRONGTYPE Operation against a key holding the wrong kind of value')],
+    ['a script error', reply('ERR user_function:12: Script attempted to access nonexistent global variable')],
+    ['OOM', reply("OOM command not allowed when used memory > 'maxmemory'.")],
+    ['NOSCRIPT', reply('NOSCRIPT No matching script. Please use EVAL.')],
+    ['too many redirections ending on a refusal', tooManyRedirections(reply('WRONGTYPE Operation against a key'))],
+    ['not an Error', 'CLUSTERDOWN'],
+    ['a TypeError', new TypeError('Cannot read properties of undefined')],
+  ])('%s is a refusal', (_name, error) => {
+    expect(isTransientRedisError(error)).toBe(false);
+  });
+});

@@ -1,0 +1,43 @@
+import { isConnectionError } from './connection-error';
+
+// Replies a Redis Cluster gives while a slot changes hands (a failover, a
+// resharding, a replica still catching up): the same command succeeds once the
+// topology settles. NOREPLICAS is `min-replicas-to-write` waiting for a replica.
+const TRANSIENT_REPLY = /^(?:MOVED|ASK|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|READONLY|NOREPLICAS)\b/;
+// What ioredis itself says while it cannot reach the master of a slot.
+const TRANSIENT_CLIENT =
+  /^(?:Connection is closed|Command aborted due to connection close|Node is disconnected|Cluster isn't ready|None of startup nodes is available|Failed to refresh slots cache|Socket timeout)/;
+// ioredis' Cluster gives up after `maxRedirections` redirections or retries,
+// each of them a transient condition, and names only the last one.
+const TOO_MANY_REDIRECTIONS = /^Too many Cluster redirections\. Last error: (?:\w*Error: )?(.*)$/s;
+
+/**
+ * True when a Redis error is a passing condition a retry of the same command
+ * outlives: the connection was lost, or a Redis Cluster is failing over or
+ * moving a slot (`CLUSTERDOWN`, `TRYAGAIN`, `MOVED`/`ASK`, ioredis' "Too many
+ * Cluster redirections", a slot without a reachable master). False for a real
+ * refusal a retry cannot fix (wrong type, a script error, out of memory, a
+ * bad argument).
+ *
+ * The publisher's outbox retries what this accepts (in order per user) and
+ * rejects the rest with `redis_error`; the gateway uses it to tell a retryable
+ * `unavailable` from an internal error.
+ */
+export function isTransientRedisError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (isConnectionError(error)) return true;
+  const message = error.message;
+  const last = TOO_MANY_REDIRECTIONS.exec(message);
+  // Each redirection ioredis counted was transient, but the last may be what a settled slot answered.
+  if (last) return isTransientMessage(last[1] ?? '') || !looksLikeRefusal(last[1] ?? '');
+  return isTransientMessage(message);
+}
+
+function isTransientMessage(message: string): boolean {
+  return TRANSIENT_REPLY.test(message) || TRANSIENT_CLIENT.test(message);
+}
+
+// A Redis error reply starts with an upper-case code (ERR, WRONGTYPE, OOM, NOSCRIPT, BUSY...).
+function looksLikeRefusal(message: string): boolean {
+  return /^[A-Z][A-Z_]+\b/.test(message);
+}
