@@ -112,7 +112,6 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
   }
   const replicas = options.replicas ?? 0;
   const count = 3 * (1 + replicas);
-  const dir = mkdtempSync(join(tmpdir(), 'livebus-cluster-'));
   // Each node's client port and its cluster bus port (set explicitly: the
   // default, port + 10000, may not exist for a high free port).
   const taken: number[] = [];
@@ -120,153 +119,156 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     const p = await freePort();
     if (!taken.includes(p)) taken.push(p);
   }
-  const ports = taken.slice(0, count);
-  const argsOf = (i: number) => {
-    const port = ports[i] as number;
-    return [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--cluster-enabled',
-      'yes',
-      '--cluster-port',
-      String(taken[count + i]),
-      '--cluster-config-file',
-      join(dir, `nodes-${port}.conf`),
-      '--cluster-node-timeout',
-      String(options.nodeTimeoutMs ?? 2_000),
+  const cluster = new LocalCluster(taken.slice(0, count), taken.slice(count), options.nodeTimeoutMs ?? 2_000);
+  try {
+    const deadline = Date.now() + 15_000;
+    for (const port of cluster.ports) await cluster.waitPong(port, deadline);
+    redisCli([
+      '--cluster',
+      'create',
+      ...cluster.ports.map((p) => `127.0.0.1:${p}`),
+      '--cluster-replicas',
+      String(replicas),
+      '--cluster-yes',
+    ]);
+    await cluster.waitStable();
+    // Every node must know every other before a failover can be voted.
+    await waitForKnown(cluster.ports, count, deadline);
+  } catch (error) {
+    await cluster.stop();
+    throw error;
+  }
+  return cluster;
+}
+
+/** The nodes' processes, their ports and their config folder: the handle {@link startRedisCluster} returns. */
+class LocalCluster implements RedisClusterHandle {
+  readonly nodes: Array<{ host: string; port: number }>;
+  readonly url: string;
+  readonly #dir = mkdtempSync(join(tmpdir(), 'livebus-cluster-'));
+  readonly #children = new Map<number, ChildProcess>();
+
+  constructor(
+    readonly ports: number[],
+    private readonly busPorts: number[],
+    private readonly nodeTimeoutMs: number,
+  ) {
+    this.nodes = ports.map((port) => ({ host: '127.0.0.1', port }));
+    this.url = `redis://127.0.0.1:${ports[0]}`;
+    for (let i = 0; i < ports.length; i++) this.#launch(i);
+  }
+
+  #launch(i: number): void {
+    const port = this.ports[i] as number;
+    const args = [
+      ...['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes'],
+      ...['--cluster-port', String(this.busPorts[i]), '--cluster-config-file', join(this.#dir, `nodes-${port}.conf`)],
+      ...['--cluster-node-timeout', String(this.nodeTimeoutMs)],
       // A replica cut off from its master for long (a loaded test host) may still take over.
-      '--cluster-replica-validity-factor',
-      '0',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--dir',
-      dir,
+      ...['--cluster-replica-validity-factor', '0'],
+      ...['--save', '', '--appendonly', 'no', '--dir', this.#dir],
     ];
-  };
-  const children = new Map<number, ChildProcess>();
-  const launch = (i: number) => {
-    children.set(ports[i] as number, spawn(bin, argsOf(i), { stdio: 'ignore' }));
-  };
-  for (let i = 0; i < count; i++) launch(i);
-  const alive = (port: number) => {
-    const c = children.get(port);
+    this.#children.set(port, spawn(bin, args, { stdio: 'ignore' }));
+  }
+
+  #alive(port: number): boolean {
+    const c = this.#children.get(port);
     return c !== undefined && c.exitCode === null && c.signalCode === null;
-  };
-  const killProcess = (c: ChildProcess) =>
-    new Promise<void>((resolve) => {
-      if (c.exitCode !== null || c.signalCode !== null) return resolve();
-      c.once('exit', () => resolve());
-      c.kill('SIGKILL');
-    });
-  const stop = async () => {
-    await Promise.all([...children.values()].map(killProcess));
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const waitPong = async (port: number, deadline: number) => {
+  }
+
+  async waitPong(port: number, deadline: number): Promise<void> {
     while ((await ask(port, 'ping').catch(() => '')).trim() !== 'PONG') {
       if (Date.now() > deadline) throw new Error(`cluster node on port ${port} did not answer`);
       await sleep(20);
     }
-  };
+  }
 
-  const topology = async () => {
-    for (const port of ports.filter(alive)) {
+  async topology(): Promise<ClusterNodeView[]> {
+    for (const port of this.ports.filter((p) => this.#alive(p))) {
       const text = await ask(port, 'cluster', 'nodes').catch(() => undefined);
       if (text) return parseClusterNodes(text);
     }
     throw new Error('no cluster node answers');
-  };
+  }
+
+  async masterOf(key: string): Promise<ClusterNodeView> {
+    const any = this.ports.find((p) => this.#alive(p)) as number;
+    const slot = Number((await ask(any, 'cluster', 'keyslot', key)).trim());
+    const master = (await this.topology()).find(
+      (n) => n.role === 'master' && !n.failing && n.slots.some(([from, to]) => slot >= from && slot <= to),
+    );
+    if (!master) throw new Error(`no master serves slot ${slot} (${key})`);
+    return master;
+  }
+
+  async kill(port: number): Promise<void> {
+    const c = this.#children.get(port);
+    if (c) await killProcess(c);
+  }
+
+  async restart(port: number): Promise<void> {
+    if (this.#alive(port)) return;
+    this.#launch(this.ports.indexOf(port));
+    await this.waitPong(port, Date.now() + 15_000);
+    await this.waitStable();
+  }
+
+  async failover(replicaPort: number): Promise<void> {
+    const answer = (await ask(replicaPort, 'cluster', 'failover')).trim();
+    if (answer !== 'OK') throw new Error(`CLUSTER FAILOVER on ${replicaPort}: ${answer}`);
+    const deadline = Date.now() + 30_000;
+    while (!(await ask(replicaPort, 'role')).startsWith('master')) {
+      if (Date.now() > deadline) throw new Error(`${replicaPort} was not promoted`);
+      await sleep(20);
+    }
+    await this.waitStable();
+  }
+
+  async waitStable(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let why = await this.#unstable();
+    while (why !== undefined) {
+      if (Date.now() > deadline) throw new Error(`the cluster did not settle in ${timeoutMs} ms: ${why}`);
+      await sleep(50);
+      why = await this.#unstable();
+    }
+  }
 
   /** Why the cluster is not stable yet, or undefined when it is. */
-  const unstable = async (): Promise<string | undefined> => {
-    for (const port of ports.filter(alive)) {
+  async #unstable(): Promise<string | undefined> {
+    for (const port of this.ports.filter((p) => this.#alive(p))) {
       const info = await ask(port, 'cluster', 'info').catch(() => '');
       if (!info.includes('cluster_state:ok')) return `node ${port} is not ok`;
       const view = parseClusterNodes(await ask(port, 'cluster', 'nodes'));
       let served = 0;
       for (const node of view) {
         if (node.role !== 'master' || node.slots.length === 0) continue;
-        if (node.failing || !alive(node.port)) return `node ${port} sees slots on ${node.port}, which is down`;
+        if (node.failing || !this.#alive(node.port)) return `node ${port} sees slots on ${node.port}, which is down`;
         for (const [from, to] of node.slots) served += to - from + 1;
       }
       if (served !== SLOTS) return `node ${port} sees ${served} slots served`;
       const me = view.find((n) => n.port === port);
       const master = view.find((n) => n.id === me?.masterId);
-      if (me?.role === 'replica' && master && alive(master.port)) {
+      if (me?.role === 'replica' && master && this.#alive(master.port)) {
         const replication = await ask(port, 'info', 'replication');
         if (!replication.includes('master_link_status:up')) return `replica ${port} is not in sync`;
       }
     }
     return undefined;
-  };
-  const waitStable = async (timeoutMs = 30_000) => {
-    const deadline = Date.now() + timeoutMs;
-    let why = await unstable();
-    while (why !== undefined) {
-      if (Date.now() > deadline) throw new Error(`the cluster did not settle in ${timeoutMs} ms: ${why}`);
-      await sleep(50);
-      why = await unstable();
-    }
-  };
-
-  try {
-    const deadline = Date.now() + 15_000;
-    for (const port of ports) await waitPong(port, deadline);
-    redisCli([
-      '--cluster',
-      'create',
-      ...ports.map((p) => `127.0.0.1:${p}`),
-      '--cluster-replicas',
-      String(replicas),
-      '--cluster-yes',
-    ]);
-    await waitStable();
-    // Every node must know every other before a failover can be voted.
-    await waitForKnown(ports, count, deadline);
-  } catch (error) {
-    await stop();
-    throw error;
   }
 
-  return {
-    nodes: ports.map((port) => ({ host: '127.0.0.1', port })),
-    url: `redis://127.0.0.1:${ports[0]}`,
-    topology,
-    masterOf: async (key) => {
-      const slot = Number((await ask(ports.find(alive) as number, 'cluster', 'keyslot', key)).trim());
-      const master = (await topology()).find(
-        (n) => n.role === 'master' && !n.failing && n.slots.some(([from, to]) => slot >= from && slot <= to),
-      );
-      if (!master) throw new Error(`no master serves slot ${slot} (${key})`);
-      return master;
-    },
-    kill: async (port) => {
-      const c = children.get(port);
-      if (c) await killProcess(c);
-    },
-    restart: async (port) => {
-      if (alive(port)) return;
-      launch(ports.indexOf(port));
-      await waitPong(port, Date.now() + 15_000);
-      await waitStable();
-    },
-    failover: async (replicaPort) => {
-      const answer = (await ask(replicaPort, 'cluster', 'failover')).trim();
-      if (answer !== 'OK') throw new Error(`CLUSTER FAILOVER on ${replicaPort}: ${answer}`);
-      const deadline = Date.now() + 30_000;
-      while (!(await ask(replicaPort, 'role')).startsWith('master')) {
-        if (Date.now() > deadline) throw new Error(`${replicaPort} was not promoted`);
-        await sleep(20);
-      }
-      await waitStable();
-    },
-    waitStable,
-    stop,
-  };
+  async stop(): Promise<void> {
+    await Promise.all([...this.#children.values()].map(killProcess));
+    rmSync(this.#dir, { recursive: true, force: true });
+  }
+}
+
+function killProcess(c: ChildProcess): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (c.exitCode !== null || c.signalCode !== null) return resolve();
+    c.once('exit', () => resolve());
+    c.kill('SIGKILL');
+  });
 }
 
 async function waitForKnown(ports: number[], count: number, deadline: number): Promise<void> {
