@@ -8,7 +8,6 @@ import {
   type FirestoreEmulatorHandle,
   freePort,
   type RedisServerHandle,
-  sleep,
   startFirestoreEmulator,
   startRedisServer,
   waitFor,
@@ -20,6 +19,7 @@ import { RedisLease } from '../src/fleet/lease/redis-lease';
 import { type GatewayHookEvents, Hooks } from '../src/hooks';
 import { FirestoreListenerSource } from '../src/listeners/firestore/firestore-listener-source';
 import { RedisWatermarkStore } from '../src/listeners/redis-watermark-store';
+import type { WatermarkStore } from '../src/listeners/watermark-store';
 import type { Logger } from '../src/logger';
 import { connectAs } from './helpers';
 import { testFirestore, useEmulator, warmUp } from './listeners-helpers';
@@ -58,7 +58,19 @@ describe('a holder whose lease went to another instance', () => {
     let told = 0;
     const old = (await lease.acquire(uid, 'gw-old', 500))!.token;
     const sent: AppEvent[] = [];
-    const source = new FirestoreListenerSource({ firestore: db, listeners: LISTENERS, marks: store, logger: silent });
+    // The documents whose mark was tried (stored or fenced): the marker that a snapshot was done with.
+    const tried = new Set<string>();
+    const marks: WatermarkStore = {
+      get: (userId) => store.get(userId),
+      async set(...args) {
+        const stored = await store.set(...args);
+        for (const path of Object.keys(args[4]?.put ?? {})) tried.add(path.split('/').pop() as string);
+        return stored;
+      },
+      forget: (userId, listener) => store.forget(userId, listener),
+      clear: (userId) => store.clear(userId),
+    };
+    const source = new FirestoreListenerSource({ firestore: db, listeners: LISTENERS, marks, logger: silent });
     await db.doc(`users/${uid}/notifications/first`).set({ n: 1 });
     const detach = await source.attach(uid, (event) => void sent.push(event), {
       fence: { owner: 'gw-old', token: old },
@@ -71,7 +83,9 @@ describe('a holder whose lease went to another instance', () => {
     await db.doc(`users/${uid}/notifications/second`).set({ n: 2 });
     await db.doc(`users/${uid}/notifications/third`).set({ n: 3 });
     await waitFor(() => lost.length === 1, 'lease.lost', 10_000);
-    await sleep(300);
+    // A later write's mark, tried after the fenced ones: told once, not once per refused mark.
+    await db.doc(`users/${uid}/notifications/fourth`).set({ n: 4 });
+    await waitFor(() => tried.has('third') && tried.has('fourth'), 'the marks of the later writes tried', 10_000);
     expect(lost).toEqual([{ uid, reason: 'fenced' }]);
     expect(told).toBe(1);
     await detach({ handover: true });
