@@ -24,7 +24,9 @@ import { RedisRegistryStore } from './fleet/registry/redis-registry-store';
 import type { RegistryStore } from './fleet/registry/registry-store';
 import { type GatewayHookEvents, type GatewayHooks, Hooks } from './hooks';
 import type { buildListeners } from './listeners/firestore/build-listeners';
+import { type HoldBeforeMarkOptions, holdBeforeMark } from './listeners/hold-before-mark';
 import type { ListenerSource, WorkflowSource } from './listeners/listener-source';
+import type { WatermarkStore } from './listeners/watermark-store';
 import { MemoryWorkflowWatchStore, type WorkflowWatchStore } from './listeners/workflow-watch-store';
 import { createLogger, type Logger } from './logger';
 import { outboxLogger, RedisStatusLog } from './redis/redis-status-log';
@@ -167,15 +169,33 @@ export function resolvePorts(config: GatewayConfig, given: GatewayPorts): Resolv
  * @google-cloud/firestore, bullmq: most of the CLI's start-up time, docs/benchmarks.md)
  * are imported only when the configuration uses them. `onClose` closes what was opened.
  */
-export async function composePorts(config: GatewayConfig, logger: Logger): Promise<GatewayPorts> {
+export async function composePorts(
+  config: GatewayConfig,
+  logger: Logger,
+  testHooks: ComposeTestHooks = {},
+): Promise<GatewayPorts> {
   const [listenersModule, tasksModule] = await Promise.all([
     config.listeners ? import('./listeners/firestore/build-listeners') : undefined,
     config.redisUrl && config.tasksEnabled ? import('./tasks/build-task-queue') : undefined,
   ]);
-  return assemblePorts(config, logger, {
-    ...(listenersModule ? { buildListeners: listenersModule.buildListeners } : {}),
-    ...(tasksModule ? { buildRedisTaskQueue: tasksModule.buildRedisTaskQueue } : {}),
-  });
+  return assemblePorts(
+    config,
+    logger,
+    {
+      ...(listenersModule ? { buildListeners: listenersModule.buildListeners } : {}),
+      ...(tasksModule ? { buildRedisTaskQueue: tasksModule.buildRedisTaskQueue } : {}),
+    },
+    testHooks,
+  );
+}
+
+/**
+ * Test-only interference with the composed ports, set by main.ts from `LIVEBUS_TEST_*`
+ * variables (docs/configuration.md, "Test-only variables"); empty in production.
+ */
+export interface ComposeTestHooks {
+  /** Never store the mark of the snapshot that changed this document (see listeners/hold-before-mark.ts). */
+  holdBeforeMark?: HoldBeforeMarkOptions;
 }
 
 /** The builders of the heavy optional parts, once {@link composePorts} imported them. */
@@ -186,7 +206,12 @@ interface HeavyBuilders {
 
 type Closer = () => Promise<unknown>;
 
-function assemblePorts(config: GatewayConfig, logger: Logger, builders: HeavyBuilders): GatewayPorts {
+function assemblePorts(
+  config: GatewayConfig,
+  logger: Logger,
+  builders: HeavyBuilders,
+  testHooks: ComposeTestHooks,
+): GatewayPorts {
   const closers: Closer[] = [];
   const redis = config.redisUrl ? openGatewayRedis(config, logger, config.redisUrl, closers) : undefined;
   const stores = redis
@@ -195,7 +220,11 @@ function assemblePorts(config: GatewayConfig, logger: Logger, builders: HeavyBui
   const auth = authenticatorFor(config, { firebaseApp: firebaseAppFor(config, logger, closers) });
   // One Firestore client per process, on a Firebase app of its own (the authenticator's is
   // loaded lazily and never talks to Firestore).
-  const listeners = builders.buildListeners?.(config, logger, redis ? { redis } : {});
+  const hold = testHooks.holdBeforeMark;
+  const listeners = builders.buildListeners?.(config, logger, {
+    ...(redis ? { redis } : {}),
+    ...(hold ? { wrapMarks: (store: WatermarkStore) => holdBeforeMark(store, hold) } : {}),
+  });
   if (listeners) closers.push(() => listeners.close());
   // TASK.*: a BullMQ queue on Redis when enabled; see tasks/ and docs/tasks.md.
   const tasks = builders.buildRedisTaskQueue?.(config);

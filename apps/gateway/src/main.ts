@@ -1,7 +1,7 @@
 // The gateway's CLI: the only place that reads the environment, listens and
 // installs signal handlers.
 import { runCommand } from './cli/commands';
-import { composePorts } from './compose';
+import { type ComposeTestHooks, composePorts } from './compose';
 import { ConfigError, loadConfig } from './config';
 import { watchEcsStop } from './ecs/ecs-stop-watch';
 import { createGateway } from './gateway';
@@ -28,7 +28,7 @@ async function main(): Promise<void> {
       logger.warn('redis_status', { status: 'down', error, start_wait_ms: config.redisStartTimeoutMs }),
   });
   // Firestore listeners and BullMQ are imported only when configured: most of the start-up time otherwise.
-  const gateway = createGateway(config, { ...(await composePorts(config, logger)), version: VERSION });
+  const gateway = createGateway(config, { ...(await composePorts(config, logger, testHooks())), version: VERSION });
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -48,6 +48,23 @@ async function main(): Promise<void> {
   await gateway.listen().catch((error: unknown) => exitIfPortInUse('livebus-gateway')(startError(error, config)));
   // On ECS, drain as soon as the task is told to stop, before the ALB cuts its sockets (docs/runbook.md).
   watchEcsStop({ metadataUri: process.env.ECS_CONTAINER_METADATA_URI_V4, onStop: () => stop('ECS_TASK_STOPPING') });
+}
+
+/**
+ * TEST ONLY, never set in production: LIVEBUS_TEST_HOLD_BEFORE_MARK=<document path> holds
+ * the process between publishing that document's change and storing its mark, and prints
+ * one JSON line `{"livebus_test":"holding_before_mark",...}` on stdout so a test can SIGKILL
+ * it there (apps/gateway/test/listeners-resume.int.test.ts; docs/configuration.md).
+ */
+function testHooks(): ComposeTestHooks {
+  const path = process.env.LIVEBUS_TEST_HOLD_BEFORE_MARK;
+  if (!path) return {};
+  return {
+    holdBeforeMark: {
+      path,
+      onHold: (held) => process.stdout.write(`${JSON.stringify({ livebus_test: 'holding_before_mark', ...held })}\n`),
+    },
+  };
 }
 
 // --help, --version and check print and exit; no arguments serve.

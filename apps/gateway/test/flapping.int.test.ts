@@ -1,4 +1,4 @@
-import { type RedisServerHandle, startRedisServer } from '@livebus/test-support';
+import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
 import { Redis } from 'ioredis';
 import { composePorts } from '../src/compose';
 import { RedisRegistryStore } from '../src/fleet/registry/redis-registry-store';
@@ -13,6 +13,8 @@ import { connectAs, httpJson, startGateway, type TestGateway } from './helpers';
 const USERS = Number(process.env.RELIABILITY_FLAP_USERS ?? 200);
 const SECONDS = Number(process.env.RELIABILITY_FLAP_SECONDS ?? 20);
 const STAYING = Math.ceil(USERS / 10);
+// Every user connects at least this often, however slow the machine: a run that did not churn fails.
+const MIN_CYCLES_PER_USER = 4;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let redis: RedisServerHandle;
@@ -57,11 +59,14 @@ describe(`flapping (${USERS} users for ${SECONDS} s)`, () => {
         await client.call('REGISTRY.register_user', ['flap-warm-up', welcome.session_id, '/']);
         await client.close();
       }
-      await sleep(1_000);
+      await waitFor(
+        () => fleet.every((t) => t.gw.stats().users === 0 && t.gw.stats().pendingDetaches === 0),
+        'the warm-up sessions detached',
+      );
       await Promise.all(fleet.map((t) => t.gw.idle()));
       const handlesBefore = process.getActiveResourcesInfo();
       const until = Date.now() + SECONDS * 1_000;
-      let cycles = 0;
+      const cyclesOf = Array.from({ length: USERS }, () => 0);
       let failures = 0;
       const healthMs: number[] = [];
       let healthFailures = 0;
@@ -89,8 +94,9 @@ describe(`flapping (${USERS} users for ${SECONDS} s)`, () => {
             // As an app does: its registry entry is the gateway session it holds.
             const reg = await client.call('REGISTRY.register_user', [uid, welcome.session_id, '/']);
             if (reg.type !== 'rpc_result') failures++;
-            cycles++;
-            if (i < STAYING && Date.now() + 3_000 > until) {
+            cyclesOf[i] = n + 1;
+            const churnedEnough = n + 1 >= MIN_CYCLES_PER_USER;
+            if (i < STAYING && churnedEnough && Date.now() + 3_000 > until) {
               remaining.push({ uid, gateway, close: () => client.close() });
               return;
             }
@@ -101,68 +107,111 @@ describe(`flapping (${USERS} users for ${SECONDS} s)`, () => {
           } catch {
             failures++;
           }
-          if (Date.now() > until) return;
+          if ((cyclesOf[i] ?? 0) >= MIN_CYCLES_PER_USER && Date.now() > until) return;
         }
       };
       await Promise.all(Array.from({ length: USERS }, (_, i) => user(i)));
       await polling;
-      // Detach delay (300 ms) and the cleanups after it.
-      await sleep(1_500);
-      await Promise.all(fleet.map((t) => t.gw.idle()));
 
       const registry = new RedisRegistryStore(admin);
-      const sessionsLeft = await Promise.all(
-        Array.from({ length: USERS }, async (_, i) => (await registry.getSessions(`flap-${i}`)).length),
-      );
-      const perInstance = fleet.map((t) => {
-        const mine = remaining.filter((r) => r.gateway === t);
-        return { t, sessions: mine.length, users: new Set(mine.map((r) => r.uid)).size };
-      });
-      const figures = {
-        users: USERS,
-        seconds: SECONDS,
-        cycles,
-        failures,
-        remaining: remaining.length,
-        healthz: {
-          p99Ms: Math.round(percentile(healthMs, 99)),
-          maxMs: Math.round(Math.max(...healthMs)),
-          failures: healthFailures,
-        },
-        registrySessions: sessionsLeft.reduce((a, b) => a + b, 0),
-        instances: fleet.map((t) => t.gw.stats()),
+      const keysLike = async (pattern: string) => {
+        let count = 0;
+        let cursor = '0';
+        do {
+          const [next, keys] = await admin.scan(cursor, 'MATCH', pattern, 'COUNT', 1_000);
+          cursor = next;
+          count += keys.length;
+        } while (cursor !== '0');
+        return count;
       };
-      process.stdout.write(`flapping figures: ${JSON.stringify(figures)}\n`);
+      // What the fleet holds about the flapping users, from every place it keeps something.
+      const fleetState = async () => {
+        const instances = [];
+        for (const t of fleet) {
+          const stats = t.gw.stats();
+          const health = await get(`${t.http}/healthz`);
+          const debug = await get(`${t.http}/debug`);
+          instances.push({
+            sessions: stats.sessions,
+            users: stats.users,
+            pendingDetaches: stats.pendingDetaches,
+            listeners: health.body.listeners_count,
+            busSubscriptions: (debug.body.bus as { streams: number }).streams,
+          });
+        }
+        const sessionsLeft = await Promise.all(
+          Array.from({ length: USERS }, async (_, i) => (await registry.getSessions(`flap-${i}`)).length),
+        );
+        const cluster = await get(`${fleet[0]?.http}/cluster`);
+        return {
+          instances,
+          registrySessions: sessionsLeft.reduce((a, b) => a + b, 0),
+          presenceSessions: (cluster.body.instances as Array<{ sessions: number }>).reduce((n, i) => n + i.sessions, 0),
+          keys: {
+            presence: await keysLike('lb:{flap-[0-9]*}:p'),
+            presenceExpiry: await keysLike('lb:{flap-[0-9]*}:pz'),
+            registry: await keysLike('registry:user:{flap-[0-9]*}'),
+          },
+        };
+      };
+      const expected = (left: typeof remaining) => {
+        const users = new Set(left.map((r) => r.uid)).size;
+        return {
+          instances: fleet.map((t) => {
+            const mine = left.filter((r) => r.gateway === t);
+            const mineUsers = new Set(mine.map((r) => r.uid)).size;
+            return {
+              sessions: mine.length,
+              users: mineUsers,
+              pendingDetaches: 0,
+              listeners: mineUsers,
+              busSubscriptions: mineUsers,
+            };
+          }),
+          registrySessions: left.length,
+          presenceSessions: left.length,
+          keys: { presence: users, presenceExpiry: users, registry: users },
+        };
+      };
+      // Bounded waits for the detach delay (300 ms) and the cleanups after it, until the state is
+      // the expected one (then asserted, for the diff when it never gets there).
+      const settle = async (left: typeof remaining, what: string) => {
+        const want = JSON.stringify(expected(left));
+        await waitFor(async () => JSON.stringify(await fleetState()) === want, what, 15_000, 100).catch(() => {});
+        await Promise.all(fleet.map((t) => t.gw.idle()));
+        expect(await fleetState()).toEqual(expected(left));
+      };
+
+      const cycles = cyclesOf.reduce((a, b) => a + b, 0);
+      process.stdout.write(
+        `flapping figures: ${JSON.stringify({
+          users: USERS,
+          seconds: SECONDS,
+          cycles,
+          fewestCyclesOfAUser: Math.min(...cyclesOf),
+          failures,
+          remaining: remaining.length,
+          healthz: {
+            p99Ms: Math.round(percentile(healthMs, 99)),
+            maxMs: Math.round(Math.max(...healthMs)),
+            failures: healthFailures,
+          },
+        })}\n`,
+      );
       expect(failures).toBe(0);
+      // Every user churned, connecting to both instances in turn.
+      expect(Math.min(...cyclesOf)).toBeGreaterThanOrEqual(MIN_CYCLES_PER_USER);
       // Every poll answered 200. How fast is a figure (printed above, and measured properly by
       // `pnpm bench`'s storm scenario), not an assertion: this process also runs both gateways and
       // every client on a shared 2-core host.
       expect(healthFailures).toBe(0);
-      for (const { t, sessions, users } of perInstance) {
-        const stats = t.gw.stats();
-        expect({ sessions: stats.sessions, users: stats.users, pending: stats.pendingDetaches }).toEqual({
-          sessions,
-          users,
-          pending: 0,
-        });
-        const health = await get(`${t.http}/healthz`);
-        expect(health.body.listeners_count).toBe(users);
-        const debug = await get(`${t.http}/debug`);
-        expect((debug.body.bus as { streams: number }).streams).toBe(users);
-      }
-      // Registry: one entry per remaining session, none for the departed.
-      expect(sessionsLeft.reduce((a, b) => a + b, 0)).toBe(remaining.length);
-      const cluster = await get(`${fleet[0]?.http}/cluster`);
-      const presence = (cluster.body.instances as Array<{ id: string; sessions: number }>).reduce(
-        (n, i) => n + i.sessions,
-        0,
-      );
-      expect(presence).toBe(remaining.length);
+      // Sessions, users, listeners, bus subscriptions, detach timers, presence and the registry
+      // (counted and as Redis keys) match the sessions that remain, none of the departed.
+      await settle(remaining, 'the state of the sessions that remain');
 
+      // Once those leave too, everything is back to zero.
       await Promise.all(remaining.map((r) => r.close()));
-      await sleep(1_000);
-      await Promise.all(fleet.map((t) => t.gw.idle()));
-      for (const t of fleet) expect(t.gw.stats()).toMatchObject({ sessions: 0, users: 0, pendingDetaches: 0 });
+      await settle([], 'everything back to zero');
       // Every socket and timer of the churn is gone: not one socket more than before it
       // (a timer or two of the gateways' own may come and go).
       const before = countBy(handlesBefore);

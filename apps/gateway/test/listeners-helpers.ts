@@ -70,3 +70,21 @@ export async function createWhenReachable(db: Firestore, path: string, data: Rec
     }
   }
 }
+
+/**
+ * Writes a sentinel document and waits until `client` has it: listener snapshots are published
+ * one after the other, in order, so anything a write made before it caused has arrived by then.
+ * The positive marker for "nothing else arrived".
+ */
+export async function sentinel(db: Firestore, client: TestClient, path: string): Promise<void> {
+  await db.doc(path).set({ sentinel: true });
+  await waitForChange(client, path);
+}
+
+async function waitForChange(client: TestClient, path: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (changesOf(client, path).length === 0) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for the sentinel ${path}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -1,8 +1,13 @@
-import type { AppEvent, ListenerChange } from '@livebus/protocol';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { type AppEvent, type Cursor, type ListenerChange, parseCursor } from '@livebus/protocol';
 import {
   type FirestoreEmulatorHandle,
+  freePort,
   type RedisServerHandle,
-  sleep,
   startFirestoreEmulator,
   startRedisServer,
   waitFor,
@@ -13,15 +18,12 @@ import { RedisEventBus } from '../src/fleet/bus/redis-event-bus';
 import { RedisLease } from '../src/fleet/lease/redis-lease';
 import { type GatewayHookEvents, Hooks } from '../src/hooks';
 import { FirestoreListenerSource } from '../src/listeners/firestore/firestore-listener-source';
-import type { AttachContext } from '../src/listeners/listener-source';
 import { RedisWatermarkStore } from '../src/listeners/redis-watermark-store';
 import type { WatermarkStore } from '../src/listeners/watermark-store';
 import type { Logger } from '../src/logger';
+import { connectAs } from './helpers';
 import { testFirestore, useEmulator, warmUp } from './listeners-helpers';
 
-// A holder killed between publishing a snapshot's events and storing its mark, made
-// deterministic: its store drops the writes from a point on (the kill), so its last
-// events are in the user's stream (real Redis bus) and not in the stored state.
 let emulator: FirestoreEmulatorHandle;
 let redis: RedisServerHandle;
 let client: Redis;
@@ -45,19 +47,6 @@ afterAll(async () => {
   await Promise.all([emulator?.stop(), redis?.stop()]);
 });
 
-/** A store whose writes are dropped once `killed` (answering true, as a write lost with the process). */
-function killable(store: WatermarkStore): WatermarkStore & { killed: boolean } {
-  return {
-    killed: false,
-    get: (uid) => store.get(uid),
-    async set(...args) {
-      return this.killed ? true : store.set(...args);
-    },
-    forget: (uid, listener) => store.forget(uid, listener),
-    clear: (uid) => store.clear(uid),
-  };
-}
-
 describe('a holder whose lease went to another instance', () => {
   it('is fenced at its next mark: the source tells the hooks (lease.lost, fenced) and the manager, once', async () => {
     const uid = `fenced-${Date.now()}`;
@@ -69,7 +58,19 @@ describe('a holder whose lease went to another instance', () => {
     let told = 0;
     const old = (await lease.acquire(uid, 'gw-old', 500))!.token;
     const sent: AppEvent[] = [];
-    const source = new FirestoreListenerSource({ firestore: db, listeners: LISTENERS, marks: store, logger: silent });
+    // The documents whose mark was tried (stored or fenced): the marker that a snapshot was done with.
+    const tried = new Set<string>();
+    const marks: WatermarkStore = {
+      get: (userId) => store.get(userId),
+      async set(...args) {
+        const stored = await store.set(...args);
+        for (const path of Object.keys(args[4]?.put ?? {})) tried.add(path.split('/').pop() as string);
+        return stored;
+      },
+      forget: (userId, listener) => store.forget(userId, listener),
+      clear: (userId) => store.clear(userId),
+    };
+    const source = new FirestoreListenerSource({ firestore: db, listeners: LISTENERS, marks, logger: silent });
     await db.doc(`users/${uid}/notifications/first`).set({ n: 1 });
     const detach = await source.attach(uid, (event) => void sent.push(event), {
       fence: { owner: 'gw-old', token: old },
@@ -82,14 +83,75 @@ describe('a holder whose lease went to another instance', () => {
     await db.doc(`users/${uid}/notifications/second`).set({ n: 2 });
     await db.doc(`users/${uid}/notifications/third`).set({ n: 3 });
     await waitFor(() => lost.length === 1, 'lease.lost', 10_000);
-    await sleep(300);
+    // A later write's mark, tried after the fenced ones: told once, not once per refused mark.
+    await db.doc(`users/${uid}/notifications/fourth`).set({ n: 4 });
+    await waitFor(() => tried.has('third') && tried.has('fourth'), 'the marks of the later writes tried', 10_000);
     expect(lost).toEqual([{ uid, reason: 'fenced' }]);
     expect(told).toBe(1);
     await detach({ handover: true });
   }, 60_000);
 });
 
-describe('takeover after a holder died between publishing and storing its mark', () => {
+/** A child gateway process (dist/main.js) holding `uid`'s listeners, told to hold before the mark of `holdPath`. */
+async function childHolding(uid: string, holdPath: string) {
+  const file = join(tmpdir(), `livebus-listeners-resume-${process.pid}.json`);
+  writeFileSync(file, JSON.stringify({ user: LISTENERS }));
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, ['dist/main.js'], {
+    cwd: join(__dirname, '..'),
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      INSTANCE_ID: 'gw-dead',
+      REDIS_URL: redis.url,
+      AUTH_MODE: 'none',
+      LISTENERS_FILE: file,
+      FIREBASE_PROJECT_ID: emulator.projectId,
+      FIRESTORE_EMULATOR_HOST: emulator.host,
+      METADATA_SERVER_DETECTION: 'none',
+      // Short, so the takeover after the kill does not wait long for the dead holder's lease.
+      LISTENER_LEASE_TTL_MS: '1000',
+      LOG_LEVEL: 'error',
+      LIVEBUS_TEST_HOLD_BEFORE_MARK: holdPath,
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const held: Array<{ userId: string; path: string }> = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    if (!line.startsWith('{"livebus_test"')) return;
+    const signal = JSON.parse(line) as { livebus_test: string; userId: string; path: string };
+    if (signal.livebus_test === 'holding_before_mark') held.push(signal);
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  await waitFor(
+    () =>
+      fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    'the child gateway',
+    15_000,
+    100,
+  );
+  const tab = (await connectAs(`ws://127.0.0.1:${port}/ws`, uid)).client;
+  return {
+    held,
+    tab,
+    kill: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+    stop: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+// A holder SIGKILLed for real between publishing a snapshot's events and storing its mark:
+// the child gateway is held there by its test-only hook (LIVEBUS_TEST_HOLD_BEFORE_MARK), so
+// its last events are in the user's stream (real Redis bus) and not in the stored state.
+describe('takeover after a holder was SIGKILLed between publishing and storing its mark', () => {
   it('re-sends neither the change nor the deletion the dead holder published; a later write is delivered', async () => {
     const uid = `kim-${Date.now()}`;
     const path = (id: string) => `users/${uid}/notifications/${id}`;
@@ -101,40 +163,39 @@ describe('takeover after a holder died between publishing and storing its mark',
         const d = e.data as ListenerChange;
         return `${d.change} ${d.path.split('/').pop()}`;
       });
-    const attach = async (owner: string, marks: WatermarkStore, sent: AppEvent[]) => {
-      const token = (await lease.acquire(uid, owner, 60_000))!.token;
-      const context: AttachContext = {
-        fence: { owner, token },
-        readSince: (cursor) => bus.readSince(uid, cursor),
-      };
-      const source = new FirestoreListenerSource({ firestore: db, listeners: LISTENERS, marks, logger: silent });
-      const detach = await source.attach(
-        uid,
-        (event) => {
-          sent.push(event);
-          return bus.publish(uid, event);
-        },
-        context,
-      );
-      return { token, detach };
+    const streamChanges = async () => {
+      // A cursor of another epoch reads as a gap: read the current epoch from its start.
+      const epoch = parseCursor((await bus.readSince(uid, '0:0' as Cursor)).cursor)?.epoch;
+      const read = await bus.readSince(uid, `${epoch}:0` as Cursor);
+      return changes(read.events.filter((e) => e.event === 'listener.change'));
     };
 
     await db.doc(path('kept')).set({ n: 0 });
     await db.doc(path('doomed')).set({ n: -1 });
-    const dead = killable(store);
-    const deadSent: AppEvent[] = [];
-    const a = await attach('gw-dead', dead, deadSent);
-    await waitFor(() => deadSent.length === 2, 'the initial snapshot');
-    await waitFor(async () => (await store.get(uid)).cursors['notifications'] !== undefined, 'its mark and cursor');
-
-    // From here on the holder publishes but never stores: killed before its marks land.
-    dead.killed = true;
-    await db.doc(path('published')).set({ n: 1 });
-    await db.doc(path('doomed')).delete();
-    await waitFor(() => deadSent.length === 4, 'the last events of the dead holder');
-    expect(changes(deadSent.slice(2))).toEqual(['added published', 'removed doomed']);
-    await a.detach({ handover: true });
-    await lease.release(uid, 'gw-dead', a.token);
+    const dead = await childHolding(uid, path('published'));
+    try {
+      await waitFor(
+        async () => (await store.get(uid)).cursors['notifications'] !== undefined,
+        'its first mark',
+        20_000,
+      );
+      // One commit, so one snapshot: its change and its deletion are published, then the mark is held.
+      await db
+        .batch()
+        .set(db.doc(path('published')), { n: 1 })
+        .delete(db.doc(path('doomed')))
+        .commit();
+      await waitFor(() => dead.held[0], 'the child holding before the mark', 10_000);
+      await dead.kill();
+    } finally {
+      dead.stop();
+    }
+    // What the kill left: both events in the stream, the stored mark still before them.
+    expect((await streamChanges()).sort()).toEqual(['added doomed', 'added kept', 'added published', 'removed doomed']);
+    expect(Object.keys((await store.get(uid)).docs['notifications'] ?? {}).sort()).toEqual([
+      path('doomed'),
+      path('kept'),
+    ]);
     // A write from another source in between: not this listener's, skipped by the replay.
     await bus.publish(uid, {
       event: 'listener.change',
@@ -147,11 +208,31 @@ describe('takeover after a holder died between publishing and storing its mark',
       },
     });
 
+    // The new owner, once the dead holder's lease ran out.
+    const token = await waitFor(
+      async () => (await lease.acquire(uid, 'gw-new', 60_000))?.token,
+      "the dead holder's lease expired",
+      10_000,
+      100,
+    );
     const sent: AppEvent[] = [];
-    const b = await attach('gw-new', store, sent);
+    const source = new FirestoreListenerSource({ firestore: db, listeners: LISTENERS, marks: store, logger: silent });
+    const detach = await source.attach(
+      uid,
+      (event) => {
+        sent.push(event);
+        return bus.publish(uid, event);
+      },
+      { fence: { owner: 'gw-new', token }, readSince: (cursor) => bus.readSince(uid, cursor) },
+    );
     await db.doc(path('after')).set({ n: 2 });
-    await waitFor(() => sent.length >= 1, 'the write after the takeover', 10_000);
-    await sleep(300);
+    // The later write is the marker: its snapshot's mark is stored once every event of that
+    // snapshot and of the ones before it was published, so a re-sent change is in `sent` by then.
+    await waitFor(
+      async () => (await store.get(uid)).docs['notifications']?.[path('after')] !== undefined,
+      'the new owner stored the mark of the write after the takeover',
+      10_000,
+    );
     // Before the fix: `added published` and `removed doomed` were sent again here.
     expect(changes(sent)).toEqual(['added after']);
     expect(sent[0]!.data).toMatchObject({ initial: false });
@@ -161,10 +242,9 @@ describe('takeover after a holder died between publishing and storing its mark',
       path('kept'),
       path('published'),
     ]);
-    const head = await bus.head(uid);
-    expect(stored.cursors['notifications']).toBe(head);
-    await b.detach({ handover: true });
-    await lease.release(uid, 'gw-new', b.token);
+    expect(stored.cursors['notifications']).toBe(await bus.head(uid));
+    await detach({ handover: true });
+    await lease.release(uid, 'gw-new', token);
     await bus.close();
   }, 60_000);
 });

@@ -1,4 +1,4 @@
-import { type FirestoreEmulatorHandle, sleep, startFirestoreEmulator, waitFor } from '@livebus/test-support';
+import { type FirestoreEmulatorHandle, startFirestoreEmulator, waitFor } from '@livebus/test-support';
 import type { Firestore } from 'firebase-admin/firestore';
 import { composePorts } from '../src/compose';
 import { connectAs, httpJson, startGateway, type TestGateway } from './helpers';
@@ -25,7 +25,8 @@ beforeAll(async () => {
       listenerRetryMaxMs: 1_000,
       // A restarted emulator may omit a write made during its restart from the resumed listen
       // stream for good (see the restart test): the stall watchdog's re-open picks it up.
-      listenerStallMs: 3_000,
+      // Short, so the restart test can wait past a re-open without a long wait.
+      listenerStallMs: 1_000,
     },
     composePorts,
   );
@@ -115,21 +116,33 @@ describe('Firestore listeners (one instance)', () => {
   // The restarted emulator comes back empty and, for a few seconds, its resumed listen stream
   // is not consistent with its commits: a snapshot may omit a write older than its read time,
   // then deliver it later or never. Per-document deduplication delivers the late write; the
-  // stall watchdog (3 s here) re-opens a listener whose stream never sends it. See docs/listeners.md.
-  it('the emulator stopped and restarted: the listener comes back and later writes arrive', async () => {
+  // stall watchdog (1 s here) re-opens a listener whose stream never sends it. See docs/listeners.md.
+  it('the emulator stopped and restarted: the listener comes back, the lost document is removed, later writes arrive once', async () => {
     const { client } = await connectAs(t.url, 'erin');
-    await db.doc('users/erin/notifications/before').set({ text: 'before' });
-    await waitFor(() => changesOf(client, 'users/erin/notifications/before')[0], 'the listener is live', 20_000);
+    const doc = (id: string) => `users/erin/notifications/${id}`;
+    const kinds = (id: string) => changesOf(client, doc(id)).map((e) => (e.data as { change: string }).change);
+    await db.doc(doc('before')).set({ text: 'before' });
+    await waitFor(() => changesOf(client, doc('before'))[0], 'the listener is live', 20_000);
     await emulator.restart();
-    await createWhenReachable(db, 'users/erin/notifications/after', { text: 'after restart' });
-    const after = await waitFor(
-      () => changesOf(client, 'users/erin/notifications/after')[0],
-      'a write after the restart',
-      60_000,
-    );
+    await createWhenReachable(db, doc('after'), { text: 'after restart' });
+    const after = await waitFor(() => changesOf(client, doc('after'))[0], 'a write after the restart', 60_000);
     expect(after.data).toMatchObject({ change: 'added' });
-    await sleep(300);
-    expect(changesOf(client, 'users/erin/notifications/after')).toHaveLength(1);
+    // The restarted emulator no longer has the first document: the user is told it is gone.
+    const removed = await waitFor(() => changesOf(client, doc('before'))[1], 'the lost document removed', 20_000);
+    expect(removed.data).toMatchObject({ change: 'removed', initial: false });
+    // Past the stall watchdog: both of erin's idle listeners re-opened (re-reading every
+    // document) after the write arrived, then a marker written after that re-open arrived.
+    const restarts = async () => {
+      const body = String((await httpJson(`${t.http}/metrics`, admin)).body);
+      return Number(/^livebus_listener_restarts_total (\d+)$/m.exec(body)?.[1]);
+    };
+    const seen = await restarts();
+    await waitFor(async () => (await restarts()) >= seen + 2, 'a stall re-open after the write arrived', 20_000, 100);
+    await createWhenReachable(db, doc('marker'), { text: 'after the re-open' });
+    await waitFor(() => changesOf(client, doc('marker'))[0], 'the marker', 20_000);
+    expect(kinds('after')).toEqual(['added']);
+    expect(kinds('before')).toEqual(['added', 'removed']);
+    expect(kinds('marker')).toEqual(['added']);
     await client.close();
   }, 80_000);
 

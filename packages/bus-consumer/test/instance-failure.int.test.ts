@@ -74,51 +74,64 @@ describe(`instance failure under load (${CLIENTS} clients)`, () => {
     expect(onA).toBeGreaterThan(0);
     expect(onA).toBeLessThan(CLIENTS);
 
-    let c: GatewayProcess | undefined;
-    let killAt = 0;
-    let drainMs = 0;
-    let drainCode: number | null = null;
-    for (let i = 1; i <= ROUNDS; i++) {
-      await publisher.publishMany(
-        followers.map((f) => ({
-          userId: f.userId,
-          event: { event: 'session.notice', data: { level: 'info', message: String(i) } },
-        })),
-      );
-      if (i === Math.floor(ROUNDS / 3)) {
-        killAt = Date.now();
-        balancer.setBackends([b.port]);
-        await a.stop('SIGKILL');
-        gateways.delete(a);
+    // One event per client every EVERY_MS, from start to end: through the SIGKILL, the
+    // takeover by the survivor and its SIGTERM drain, never paused for them.
+    let round = 0;
+    let publishing = true;
+    const publishing$ = (async () => {
+      while (publishing) {
+        round++;
+        await publisher.publishMany(
+          followers.map((f) => ({
+            userId: f.userId,
+            event: { event: 'session.notice', data: { level: 'info', message: String(round) } },
+          })),
+        );
+        await sleep(EVERY_MS);
       }
-      if (i === Math.floor((2 * ROUNDS) / 3)) {
-        // A fresh instance takes over while b drains: SIGTERM with every client on it.
-        c = await start('gw-f3');
-        balancer.setBackends([c.port]);
-        const termAt = Date.now();
-        drainCode = await b.stop('SIGTERM');
-        drainMs = Date.now() - termAt;
-        gateways.delete(b);
-      }
-      await sleep(EVERY_MS);
-    }
-    for (const f of followers) await waitFor(() => f.seen.length >= ROUNDS, `${f.userId} every event`, 20_000);
-    await sleep(200);
-    const lost = followers.reduce((n, f) => n + range(ROUNDS).filter((k) => !f.seen.includes(k)).length, 0);
+    })();
+    const afterRounds = (n: number) => {
+      const target = round + n;
+      return waitFor(() => round >= target, `${n} more rounds published`, 60_000);
+    };
+    await afterRounds(Math.floor(ROUNDS / 3));
+    const killAt = Date.now();
+    balancer.setBackends([b.port]);
+    await a.stop('SIGKILL');
+    gateways.delete(a);
+    const roundAtKill = round;
+    await afterRounds(Math.floor(ROUNDS / 3));
+    // A fresh instance takes over while b drains: SIGTERM with every client on it.
+    const c = await start('gw-f3');
+    balancer.setBackends([c.port]);
+    const termAt = Date.now();
+    const roundAtTerm = round;
+    const drainCode = await b.stop('SIGTERM');
+    const drainMs = Date.now() - termAt;
+    gateways.delete(b);
+    const roundAfterDrain = round;
+    await afterRounds(Math.floor(ROUNDS / 3));
+    publishing = false;
+    await publishing$;
+    const last = round;
+    // The last round is the marker: events reach a client in order, so once it has the last
+    // one, anything lost, repeated or reordered before it is already in `seen`.
+    for (const f of followers) await waitFor(() => f.seen.includes(last), `${f.userId} the last event`, 20_000);
+    const lost = followers.reduce((n, f) => n + range(last).filter((k) => !f.seen.includes(k)).length, 0);
     const duplicated = followers.reduce((n, f) => n + f.seen.length - new Set(f.seen).size, 0);
     const outOfOrder = followers.filter((f) => f.seen.some((k, j) => j > 0 && k <= (f.seen[j - 1] ?? 0))).length;
     const gaps = followers.reduce((n, f) => n + f.gaps.length, 0);
     const movedFromA = followers.filter((f) => f.servedBy[0] === a.id && f.servedBy.includes(b.id)).length;
     process.stdout.write(
-      `instance failure figures: ${JSON.stringify({ clients: CLIENTS, rounds: ROUNDS, onA, movedFromA, lost, duplicated, outOfOrder, gaps, drainMs, drainCode, killedAfterMs: Date.now() - killAt })}\n`,
+      `instance failure figures: ${JSON.stringify({ clients: CLIENTS, rounds: last, roundAtKill, roundAtTerm, roundAfterDrain, onA, movedFromA, lost, duplicated, outOfOrder, gaps, drainMs, drainCode, killedAfterMs: Date.now() - killAt })}\n`,
     );
     expect({ lost, duplicated, outOfOrder, gaps }).toEqual({ lost: 0, duplicated: 0, outOfOrder: 0, gaps: 0 });
     expect(movedFromA).toBe(onA);
+    // Exit 0: the drain finished within the grace period (past it, main.ts exits 1).
     expect(drainCode).toBe(0);
-    expect(drainMs).toBeLessThan(GRACE_MS + 1_500);
     for (const f of followers) {
       expect(f.servedBy.at(-1)).toBe(c?.id);
       f.client.close();
     }
-  }, 120_000);
+  }, 180_000);
 });

@@ -69,6 +69,8 @@ const FIREBASE_CODES: Record<string, AuthFailureReason> = {
  * words differently in a later version falls back to `invalid_token`.
  */
 const FIREBASE_MESSAGES: Array<[RegExp, AuthFailureReason]> = [
+  // Google's public keys could not be fetched (unreachable, an HTTP error): not the token's fault.
+  [/^Error while making request|^Error fetching public keys/, 'verifier_unavailable'],
   [/incorrect "aud"/, 'wrong_audience'],
   [/incorrect "iss"/, 'wrong_issuer'],
   [/"sub"/, 'invalid_subject'],

@@ -58,6 +58,9 @@ export function eventBusContract(name: string, fixture: EventBusFixture): void {
       const bus = await make();
       const seen: StoredEvent[] = [];
       const off = await bus.subscribe(uid, (e) => seen.push(frameOf(e)));
+      // A second subscriber of the user, kept: the marker that an event reached the subscribers.
+      const watched: StoredEvent[] = [];
+      const offWatcher = await bus.subscribe(uid, (e) => watched.push(frameOf(e)));
       const stored = [];
       for (let i = 1; i <= 4; i++) stored.push(await bus.publish(uid, note(i)));
       await bus.publish(`${uid}-other`, note('x'));
@@ -69,8 +72,19 @@ export function eventBusContract(name: string, fixture: EventBusFixture): void {
       expect(seen[0]).toMatchObject({ type: 'event', event: 'session.notice', data: { message: '1' } });
       await off();
       await bus.publish(uid, note(5));
-      await new Promise((r) => setTimeout(r, 50));
+      await bus.publish(uid, note('sentinel'));
+      // Events reach a user's subscribers in order: once the sentinel did, 5 would have too.
+      await waitUntil(() => watched.length === 6, 'the sentinel on the kept subscriber');
+      expect(watched.map((e) => (e.data as { message: string }).message)).toEqual([
+        '1',
+        '2',
+        '3',
+        '4',
+        '5',
+        'sentinel',
+      ]);
       expect(seen).toHaveLength(4);
+      await offWatcher();
     });
 
     it('delivers an event published through one handle to a subscriber of another (two instances)', async () => {

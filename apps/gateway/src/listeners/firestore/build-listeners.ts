@@ -11,6 +11,7 @@ import { ListenerStats } from '../listener-stats';
 import { MemoryWatermarkStore } from '../memory-watermark-store';
 import { RedisWatermarkStore } from '../redis-watermark-store';
 import { RedisWorkflowWatchStore } from '../redis-workflow-watch-store';
+import type { WatermarkStore } from '../watermark-store';
 import { MemoryWorkflowWatchStore, type WorkflowWatchStore } from '../workflow-watch-store';
 import { FirestoreListenerSource } from './firestore-listener-source';
 import { FirestoreWorkflowSource } from './firestore-workflow-source';
@@ -35,7 +36,7 @@ export interface BuiltListeners {
 export function buildListeners(
   config: GatewayConfig,
   logger: Logger,
-  ports: { redis?: RedisClient; firebaseApp?: App } = {},
+  ports: { redis?: RedisClient; firebaseApp?: App; wrapMarks?: (store: WatermarkStore) => WatermarkStore } = {},
 ): BuiltListeners | undefined {
   const file = config.listeners;
   if (!file) return undefined;
@@ -50,7 +51,9 @@ export function buildListeners(
   }
   const firestore = getFirestore(app);
   const lease: Lease = ports.redis ? new RedisLease(ports.redis) : new MemoryLease();
-  const marks = ports.redis ? new RedisWatermarkStore(ports.redis) : new MemoryWatermarkStore(lease);
+  const stored = ports.redis ? new RedisWatermarkStore(ports.redis) : new MemoryWatermarkStore(lease);
+  // Only the test hook of main.ts wraps it (LIVEBUS_TEST_HOLD_BEFORE_MARK, listeners/hold-before-mark.ts).
+  const marks = ports.wrapMarks ? ports.wrapMarks(stored) : stored;
   const stats = new ListenerStats(config.metricsMaxUsers);
   const tuning = {
     retryMaxMs: config.listenerRetryMaxMs,
