@@ -1,7 +1,14 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
+import {
+  type ChildHandle,
+  freePort,
+  type RedisServerHandle,
+  startChild,
+  startRedisServer,
+  waitFor,
+} from '@livebus/test-support';
 import { connectAs } from './helpers';
 import { type CliProcess, startGatewayProcess, startWorker } from './task-processes';
 
@@ -48,13 +55,13 @@ describe('livebus-gateway --help, --version', () => {
 
 describe('livebus-gateway check against a running gateway', () => {
   let port: number;
-  let child: ReturnType<typeof spawn>;
+  let child: ChildHandle;
   let base: string;
 
   beforeAll(async () => {
     port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    child = spawn(process.execPath, [main], {
+    child = startChild('gateway', process.execPath, [main], {
       env: {
         PATH: process.env.PATH ?? '',
         PORT: String(port),
@@ -63,15 +70,16 @@ describe('livebus-gateway check against a running gateway', () => {
         DETACH_DELAY_MS: '300',
         LOG_LEVEL: 'error',
       },
-      stdio: 'ignore',
     });
-    await waitFor(async () => (await fetch(`${base}/healthz`).catch(() => undefined))?.ok, 'the gateway', 15_000);
+    await child.waitUntil(
+      async () => (await fetch(`${base}/healthz`).catch(() => undefined))?.ok,
+      'the gateway',
+      15_000,
+    );
   }, 20_000);
 
   afterAll(async () => {
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await exited;
+    await child.stop('SIGTERM');
   });
 
   const metrics = async () =>
@@ -160,7 +168,7 @@ describe('livebus-gateway check with tasks on', () => {
   afterAll(async () => {
     for (const p of [gateway, ...workers]) {
       if (p && p.child.exitCode === null) {
-        p.child.kill('SIGTERM');
+        void p.stop('SIGTERM');
         await p.exited;
       }
     }

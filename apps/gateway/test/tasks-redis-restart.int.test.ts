@@ -86,7 +86,7 @@ describe('tasks through Redis restarts', () => {
 
   afterAll(async () => {
     await client?.close();
-    for (const p of [worker, gateway]) p?.child.kill('SIGKILL');
+    for (const p of [worker, gateway]) void p?.stop('SIGKILL');
     await Promise.all([worker?.exited, gateway?.exited]);
     await redis?.stop();
   });
@@ -155,7 +155,7 @@ describe('tasks through Redis restarts', () => {
   });
 
   it('away longer than the job lock: the job starts again, and the first attempt, fenced, reports nothing more', async () => {
-    worker.child.kill('SIGTERM');
+    void worker.stop('SIGTERM');
     expect(await worker.exited).toBe(0);
     worker = await startWorker(redis.url, { ...workerEnv, TASK_LOCK_MS: '1000' });
     const taskIds = ['doc_analysis_l0', 'doc_analysis_l1'];

@@ -1,11 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import type { EventFrame } from '@livebus/protocol';
 import { createPublisher, type Publisher } from '@livebus/publisher';
 import {
   type Balancer,
+  type ChildHandle,
   freePort,
   type RedisServerHandle,
   startBalancer,
+  startChild,
   startRedisServer,
   waitFor,
 } from '@livebus/test-support';
@@ -18,8 +19,7 @@ const main = require.resolve('@livebus/gateway/package.json').replace(/package\.
 interface Instance {
   id: string;
   port: number;
-  child: ChildProcess;
-  exited: Promise<number | null>;
+  process: ChildHandle;
 }
 
 let redis: RedisServerHandle;
@@ -29,7 +29,7 @@ const running = new Set<Instance>();
 
 async function startInstance(id: string, port?: number): Promise<Instance> {
   const p = port ?? (await freePort());
-  const child = spawn(process.execPath, [main], {
+  const child = startChild(id, process.execPath, [main], {
     env: {
       PATH: process.env.PATH ?? '',
       PORT: String(p),
@@ -41,12 +41,10 @@ async function startInstance(id: string, port?: number): Promise<Instance> {
       SHUTDOWN_GRACE_MS: '2000',
       LOG_LEVEL: 'error',
     },
-    stdio: 'ignore',
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const instance = { id, port: p, child, exited };
+  const instance = { id, port: p, process: child };
   running.add(instance);
-  await waitFor(
+  await child.waitUntil(
     async () => (await fetch(`http://127.0.0.1:${p}/health/readiness`).catch(() => undefined))?.ok,
     `${id} ready`,
     15_000,
@@ -56,8 +54,7 @@ async function startInstance(id: string, port?: number): Promise<Instance> {
 }
 
 async function stopInstance(instance: Instance, signal: 'SIGTERM' | 'SIGKILL'): Promise<number | null> {
-  instance.child.kill(signal);
-  const code = await instance.exited;
+  const code = await instance.process.stop(signal);
   running.delete(instance);
   return code;
 }
@@ -68,8 +65,7 @@ beforeAll(async () => {
   publisher = createPublisher({ redisUrl: redis.url });
 });
 afterAll(async () => {
-  for (const instance of running) instance.child.kill('SIGKILL');
-  await Promise.all([...running].map((i) => i.exited));
+  await Promise.all([...running].map((i) => i.process.stop('SIGKILL')));
   await publisher.close();
   await balancer.close();
   await redis.stop();
