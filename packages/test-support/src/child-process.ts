@@ -43,7 +43,7 @@ export interface ChildHandle {
 /** Options of {@link startChild}. */
 export interface ChildOptions {
   /** The child's whole environment (nothing is inherited but what is passed). */
-  env: Record<string, string>;
+  env: NodeJS.ProcessEnv;
   cwd?: string;
   /** Pipe stdin (a fixture that reads commands) instead of ignoring it. @default false */
   stdin?: boolean;
@@ -89,8 +89,8 @@ class Tail {
 /**
  * Starts `command args` as a child process that keeps its stdout and stderr (bounded), parses
  * its JSON log lines, and is listed so that a failing jest test prints its stderr (the preset's
- * environment does that). A child that exits on its own with a non-zero code or a signal prints
- * its stderr at once: a crash never goes unseen.
+ * environment does that). A child that exits on its own with a non-zero code, or dies of a signal
+ * no test sends (SIGABRT, SIGSEGV), prints its stderr at once: a crash never goes unseen.
  */
 export function startChild(name: string, command: string, args: string[], options: ChildOptions): ChildHandle {
   const keep = options.keepBytes ?? 65_536;
@@ -119,7 +119,9 @@ export function startChild(name: string, command: string, args: string[], option
     child.once('close', (code, signal) => {
       exitState = signal ? `killed by ${signal}` : `exited with code ${code}`;
       handle.exitedAt = Date.now();
-      if (!stopping && !options.exits && (signal || code !== 0)) {
+      // A test's own kill (SIGKILL, SIGTERM, SIGINT) is no crash, even when sent to `child` directly.
+      const crashed = signal ? !['SIGKILL', 'SIGTERM', 'SIGINT'].includes(signal) : code !== 0;
+      if (!stopping && !options.exits && crashed) {
         process.stderr.write(`child ${name} died unexpectedly:\n${handle.report()}\n`);
       }
       resolve(code);
