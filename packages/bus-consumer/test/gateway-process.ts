@@ -1,4 +1,4 @@
-import { type ChildHandle, freePort, startChild } from '@livebus/test-support';
+import { type ChildHandle, freePort, PortBusyError, retryBind, startChild } from '@livebus/test-support';
 
 // Real gateway processes for the fault tests: each a child `node dist/main.js`, run through
 // startChild (logs parsed, stderr kept and printed when a test fails or the child crashes).
@@ -15,7 +15,8 @@ export interface GatewayProcess extends ChildHandle {
 
 /**
  * Starts `node dist/main.js` of the gateway on a free port (or `port`) and waits for readiness
- * (at most `readyTimeoutMs`: a loaded host takes its time loading firebase-admin).
+ * (at most `readyTimeoutMs`: a loaded host takes its time loading firebase-admin). On a given
+ * port (a restart in place of a stopped instance) it retries while another process holds it.
  */
 export async function startGatewayProcess(
   id: string,
@@ -23,11 +24,16 @@ export async function startGatewayProcess(
   port?: number,
   readyTimeoutMs = 15_000,
 ): Promise<GatewayProcess> {
-  const p = port ?? (await freePort());
+  if (port !== undefined) return retryBind(() => startOn(id, env, port, readyTimeoutMs));
+  return retryBind(async () => startOn(id, env, await freePort(), readyTimeoutMs));
+}
+
+/** One start on `port`: PortBusyError when the gateway exits 78 (its port is in use). */
+async function startOn(id: string, env: Record<string, string>, port: number, readyTimeoutMs: number) {
   const child = startChild(id, process.execPath, [main], {
     env: {
       PATH: process.env.PATH ?? '',
-      PORT: String(p),
+      PORT: String(port),
       HOST: '127.0.0.1',
       INSTANCE_ID: id,
       INSTANCE_TTL_MS: '1500',
@@ -37,14 +43,20 @@ export async function startGatewayProcess(
       ...env,
     },
   });
-  const http = `http://127.0.0.1:${p}`;
-  await child.waitUntil(
-    async () => (await fetch(`${http}/health/readiness`).catch(() => undefined))?.ok,
-    `${id} ready`,
-    readyTimeoutMs,
-    50,
-  );
-  return Object.assign(child, { id, port: p, http, logs: child.lines });
+  const http = `http://127.0.0.1:${port}`;
+  try {
+    await child.waitUntil(
+      async () => (await fetch(`${http}/health/readiness`).catch(() => undefined))?.ok,
+      `${id} ready`,
+      readyTimeoutMs,
+      50,
+    );
+  } catch (error) {
+    await child.stop('SIGKILL');
+    if (child.child.exitCode === 78) throw new PortBusyError(port, { cause: error });
+    throw error;
+  }
+  return Object.assign(child, { id, port, http, logs: child.lines });
 }
 
 /** GET a JSON endpoint: status, body and how long it took. */
