@@ -67,6 +67,11 @@ async function completedOnce(client: TestClient, taskId: string): Promise<TaskPr
   return updates;
 }
 
+// The cases share one Redis, gateway and worker on purpose: each case is one more outage of the
+// same deployment (a queue that lived through a restart must live through the next), and
+// starting the two processes costs more than a case. What keeps them apart: each case uses its
+// own job ids and waits for its own tasks, afterEach checks that neither process crashed, and a
+// case that needs another worker (the short lock) starts it itself.
 describe('tasks through Redis restarts', () => {
   let redis: RedisServerHandle;
   let gateway: CliProcess;
