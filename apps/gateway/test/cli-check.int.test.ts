@@ -1,10 +1,9 @@
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import {
   type ChildHandle,
   freePort,
   type RedisServerHandle,
+  runCli,
   startChild,
   startRedisServer,
   waitFor,
@@ -14,18 +13,10 @@ import { type CliProcess, startGatewayProcess, startWorker } from './task-proces
 
 // The built CLI against a real gateway process: what an operator runs after a deploy.
 const main = join(__dirname, '..', 'dist', 'main.js');
-const run = promisify(execFile);
 const ADMIN = 'check-test-admin-token-0123';
 
-async function cli(...args: string[]) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [main, ...args], { env: { PATH: process.env.PATH ?? '' } });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (...args: string[]) =>
+  runCli('livebus-gateway', process.execPath, [main, ...args], { env: { PATH: process.env.PATH ?? '' } });
 
 const line = (out: string, name: string) => out.split('\n').find((l) => l.includes(` ${name} `)) ?? '';
 

@@ -181,3 +181,25 @@ export function startChild(name: string, command: string, args: string[], option
   registry().children.add(handle);
   return handle;
 }
+
+/** What {@link runCli} returns: the exit code (null after a signal) and the output. */
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a command-line program to its end through {@link startChild} (so a failing test that ran
+ * it shows its output) and returns its exit code, stdout and stderr.
+ */
+export async function runCli(
+  name: string,
+  command: string,
+  args: string[],
+  options: Omit<ChildOptions, 'exits'>,
+): Promise<CliRun> {
+  const run = startChild(name, command, args, { ...options, exits: true });
+  const code = await run.exited;
+  return { code, stdout: run.stdout(), stderr: run.stderr() };
+}

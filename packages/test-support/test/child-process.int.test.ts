@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startChild } from '../src/child-process';
+import { runCli, startChild } from '../src/child-process';
 
 const node = process.execPath;
 const env = { PATH: process.env.PATH ?? '' };
@@ -49,6 +49,12 @@ describe('startChild', () => {
     } finally {
       expect(await c.stop('SIGKILL')).toBeNull();
     }
+  });
+
+  it('runCli runs a program to its end and returns its exit code, stdout and stderr', async () => {
+    expect(
+      await runCli('cli', node, ['-e', "console.log('out'); console.error('err'); process.exitCode = 2"], { env }),
+    ).toEqual({ code: 2, stdout: 'out\n', stderr: 'err\n' });
   });
 
   it("puts a running child's stderr into a failing test's report (the preset's environment)", async () => {
