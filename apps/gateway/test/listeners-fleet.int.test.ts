@@ -50,13 +50,8 @@ beforeAll(async () => {
   await warmUp(db);
 }, 60_000);
 
-// Each case starts the gateways it needs and closes them when it ends: a gateway left from an
-// earlier case would take part in the listener lease of a later one.
-afterEach(async () => {
-  await Promise.all(gateways.splice(0).map((g) => g.close()));
-});
-
 afterAll(async () => {
+  await Promise.all(gateways.map((g) => g.close()));
   await closeDb?.();
   await Promise.all([emulator?.stop(), redis?.stop()]);
 });
@@ -80,7 +75,7 @@ describe('Firestore listeners in a fleet', () => {
   }, 40_000);
 
   it('WORKFLOW.watch of one job from two tabs on two instances: one workflow listener in the fleet, each change once per tab', async () => {
-    const [a, b] = await Promise.all([gateway('gw-fleet-a'), gateway('gw-fleet-b')]);
+    const [a, b] = [gateways[0] ?? (await gateway('gw-fleet-a')), gateways[1] ?? (await gateway('gw-fleet-b'))];
     await db.doc('jobs/wf-ivan').set({ owner_id: 'ivan', status: 'queued' });
     const tab1 = (await connectAs(a.url, 'ivan')).client;
     await waitFor(() => a.gw.stats().listeners === 1, 'the first instance holds the listeners');
@@ -109,7 +104,7 @@ describe('Firestore listeners in a fleet', () => {
   }, 40_000);
 
   it('SIGKILL of the owner: a survivor takes over, a write made right after is delivered once, a deletion once, nothing re-delivered', async () => {
-    const survivor = await gateway('gw-fleet-b');
+    const survivor = gateways[1] ?? (await gateway('gw-fleet-b'));
     const file = join(tmpdir(), `livebus-listeners-${process.pid}.json`);
     writeFileSync(file, JSON.stringify(testListeners));
     const port = await freePort();
