@@ -70,7 +70,12 @@ if (missing.length > 0) {
   process.exit(1);
 }
 
-// Every check: lint, types, unit and integration tests, across the workspace.
+// Every check: lint, types, unit and integration tests, across the workspace. The packages' tests
+// run side by side (every service a test starts is on a free port, so they share nothing), and
+// each package's jest runs its files on a few workers; the leak check (test:leaks: a few files
+// per package with --detectOpenHandles, which forces a run in band) is a task of its own. The
+// tests mostly wait on timers and sockets, so three tasks at once keep 2 cores busy, not
+// overloaded.
 code = pn(
   'exec',
   'turbo',
@@ -79,7 +84,8 @@ code = pn(
   'lint',
   'typecheck',
   'test',
-  '--concurrency=1',
+  'test:leaks',
+  '--concurrency=3',
   '--output-logs=new-only',
 );
 process.exit(code);

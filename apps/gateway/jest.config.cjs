@@ -1,1 +1,10 @@
-module.exports = { preset: '@livebus/jest-presets' };
+const { withLeakCheck } = require('@livebus/jest-presets/leak-check');
+
+// `test` runs on several workers; these files are the leak check (`test:leaks`, see leak-check.js).
+module.exports = withLeakCheck({ preset: '@livebus/jest-presets' }, [
+  'src/',
+  'test/connection.int.test.ts',
+  'test/detach.int.test.ts',
+  'test/http.int.test.ts',
+  'test/shutdown.int.test.ts',
+]);

@@ -1,1 +1,8 @@
-module.exports = { preset: '@livebus/jest-presets' };
+const { withLeakCheck } = require('@livebus/jest-presets/leak-check');
+
+// `test` runs on several workers; these files are the leak check (`test:leaks`, see leak-check.js).
+module.exports = withLeakCheck({ preset: '@livebus/jest-presets' }, [
+  'src/',
+  'test/client.int.test.ts',
+  'test/connect-errors.int.test.ts',
+]);

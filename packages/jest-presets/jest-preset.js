@@ -3,7 +3,8 @@
 // the code and integration tests under test/.
 /** @type {import('jest').Config} */
 module.exports = {
-  testEnvironment: 'node',
+  // Node's environment, plus the output of a failing test's child processes (see the file).
+  testEnvironment: require.resolve('./test-environment.js'),
   roots: ['<rootDir>/src', '<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   moduleFileExtensions: ['ts', 'js', 'json'],

@@ -1,24 +1,22 @@
-import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { freePort, type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
+import {
+  type ChildHandle,
+  freePort,
+  type RedisServerHandle,
+  runCli,
+  startChild,
+  startRedisServer,
+  waitFor,
+} from '@livebus/test-support';
 import { connectAs } from './helpers';
 import { type CliProcess, startGatewayProcess, startWorker } from './task-processes';
 
 // The built CLI against a real gateway process: what an operator runs after a deploy.
 const main = join(__dirname, '..', 'dist', 'main.js');
-const run = promisify(execFile);
 const ADMIN = 'check-test-admin-token-0123';
 
-async function cli(...args: string[]) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [main, ...args], { env: { PATH: process.env.PATH ?? '' } });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (...args: string[]) =>
+  runCli('livebus-gateway', process.execPath, [main, ...args], { env: { PATH: process.env.PATH ?? '' } });
 
 const line = (out: string, name: string) => out.split('\n').find((l) => l.includes(` ${name} `)) ?? '';
 
@@ -48,13 +46,13 @@ describe('livebus-gateway --help, --version', () => {
 
 describe('livebus-gateway check against a running gateway', () => {
   let port: number;
-  let child: ReturnType<typeof spawn>;
+  let child: ChildHandle;
   let base: string;
 
   beforeAll(async () => {
     port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    child = spawn(process.execPath, [main], {
+    child = startChild('gateway', process.execPath, [main], {
       env: {
         PATH: process.env.PATH ?? '',
         PORT: String(port),
@@ -63,15 +61,16 @@ describe('livebus-gateway check against a running gateway', () => {
         DETACH_DELAY_MS: '300',
         LOG_LEVEL: 'error',
       },
-      stdio: 'ignore',
     });
-    await waitFor(async () => (await fetch(`${base}/healthz`).catch(() => undefined))?.ok, 'the gateway', 15_000);
+    await child.waitUntil(
+      async () => (await fetch(`${base}/healthz`).catch(() => undefined))?.ok,
+      'the gateway',
+      15_000,
+    );
   }, 20_000);
 
   afterAll(async () => {
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await exited;
+    await child.stop('SIGTERM');
   });
 
   const metrics = async () =>
@@ -160,7 +159,7 @@ describe('livebus-gateway check with tasks on', () => {
   afterAll(async () => {
     for (const p of [gateway, ...workers]) {
       if (p && p.child.exitCode === null) {
-        p.child.kill('SIGTERM');
+        void p.stop('SIGTERM');
         await p.exited;
       }
     }

@@ -1,8 +1,8 @@
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitFor } from '@livebus/test-support';
+import { freePort, startChild, waitFor } from '@livebus/test-support';
 
 // What docker/Dockerfile does, minus the base image: `pnpm deploy --prod` of the
 // gateway into a folder of its own, then `node dist/main.js` there. A Docker
@@ -40,7 +40,7 @@ describe('the production image contents', () => {
     expect(existsSync(join(out, 'node_modules', '@livebus', 'protocol', 'dist'))).toBe(true);
     expect(existsSync(join(out, 'node_modules', 'jest'))).toBe(false);
     const port = await freePort();
-    const child = spawn(process.execPath, ['dist/main.js'], {
+    const child = startChild('deployed-gateway', process.execPath, ['dist/main.js'], {
       cwd: out,
       env: {
         PATH: process.env.PATH ?? '',
@@ -51,8 +51,7 @@ describe('the production image contents', () => {
         PORT: String(port),
         HOST: '127.0.0.1',
       },
-      stdio: 'ignore',
-    });
+    }).child;
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     const health = await waitFor(
       async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.json(),

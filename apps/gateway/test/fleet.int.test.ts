@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { CloseCode } from '@livebus/protocol';
 import { createPublisher } from '@livebus/publisher';
-import { freePort, type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
+import { freePort, type RedisServerHandle, startChild, startRedisServer, waitFor } from '@livebus/test-support';
 import { Redis } from 'ioredis';
 import { composePorts } from '../src/compose';
 import type { GatewayConfig } from '../src/config';
@@ -177,7 +176,7 @@ describe('a fleet of three gateways on one Redis', () => {
 
   it("a SIGKILLed instance's sessions and its users' registry sessions expire within INSTANCE_TTL_MS", async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, [join(__dirname, '..', 'dist', 'main.js')], {
+    const doomed = startChild('gw-doomed', process.execPath, [join(__dirname, '..', 'dist', 'main.js')], {
       env: {
         PATH: process.env.PATH ?? '',
         PORT: String(port),
@@ -187,11 +186,9 @@ describe('a fleet of three gateways on one Redis', () => {
         INSTANCE_TTL_MS: '900',
         LOG_LEVEL: 'error',
       },
-      stdio: 'ignore',
     });
-    const exited = new Promise((resolve) => child.once('exit', resolve));
     try {
-      await waitFor(
+      await doomed.waitUntil(
         async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok,
         'the child gateway',
         15_000,
@@ -200,8 +197,7 @@ describe('a fleet of three gateways on one Redis', () => {
       const ghost = await connectAs(`ws://127.0.0.1:${port}/ws`, 'ghost', { session_id: 'g1' });
       await ghost.client.call('REGISTRY.register_user', ['ghost', 'g1', '/']);
       expect(await admin.hkeys('registry:user:{ghost}')).toEqual(['g1']);
-      child.kill('SIGKILL');
-      await exited;
+      await doomed.stop('SIGKILL');
       const killedAt = Date.now();
       await waitFor(
         async () => (await admin.exists('registry:user:{ghost}', 'lb:{ghost}:p')) === 0,
@@ -215,7 +211,7 @@ describe('a fleet of three gateways on one Redis', () => {
       const s2 = await connectAs(b().url, 'ghost', { session_id: 'n2' });
       await Promise.all([s1.client.close(), s2.client.close()]);
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      await doomed.stop('SIGKILL');
     }
   });
 });

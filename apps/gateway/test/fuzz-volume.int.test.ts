@@ -1,8 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CloseCode } from '@livebus/protocol';
-import { freePort, waitFor } from '@livebus/test-support';
+import { type ChildHandle, freePort, startChild, waitFor } from '@livebus/test-support';
 import fc from 'fast-check';
 import { RawWebSocket } from './raw-ws';
 
@@ -23,15 +22,15 @@ const KNOWN_CLOSES = new Set<number>([
   CloseCode.UnsupportedVersion,
 ]);
 
-let child: ChildProcess;
+let gateway: ChildHandle;
 let port: number;
 let exitCode: number | null | undefined;
 
-const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1]);
+const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${gateway.child.pid}/status`, 'utf8'))?.[1]);
 
 beforeAll(async () => {
   port = await freePort();
-  child = spawn(process.execPath, [join(__dirname, '..', 'dist', 'main.js')], {
+  gateway = startChild('gateway', process.execPath, [join(__dirname, '..', 'dist', 'main.js')], {
     env: {
       PATH: process.env.PATH ?? '',
       PORT: String(port),
@@ -41,12 +40,11 @@ beforeAll(async () => {
       RATE_LIMIT_FRAMES_PER_S: '0',
       DETACH_DELAY_MS: '100',
     },
-    stdio: 'ignore',
   });
-  child.once('exit', (code) => {
+  gateway.child.once('exit', (code) => {
     exitCode = code;
   });
-  await waitFor(
+  await gateway.waitUntil(
     async () => (await fetch(`http://127.0.0.1:${port}/health/readiness`).catch(() => undefined))?.ok,
     'gateway ready',
     15_000,
@@ -54,7 +52,7 @@ beforeAll(async () => {
   );
 });
 afterAll(async () => {
-  child.kill('SIGKILL');
+  await gateway.stop('SIGKILL');
 });
 
 /** A frame to write: bytes, the byte offsets to split it at, and whether the server may stay silent. */

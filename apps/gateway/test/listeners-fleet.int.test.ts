@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import {
   freePort,
   type RedisServerHandle,
   sleep,
+  startChild,
   startFirestoreEmulator,
   startRedisServer,
   waitFor,
@@ -107,7 +108,7 @@ describe('Firestore listeners in a fleet', () => {
     const file = join(tmpdir(), `livebus-listeners-${process.pid}.json`);
     writeFileSync(file, JSON.stringify(testListeners));
     const port = await freePort();
-    const owner: ChildProcess = spawn(process.execPath, ['dist/main.js'], {
+    const owner: ChildProcess = startChild('gw-fleet-owner', process.execPath, ['dist/main.js'], {
       cwd: join(__dirname, '..'),
       env: {
         ...process.env,
@@ -123,8 +124,7 @@ describe('Firestore listeners in a fleet', () => {
         LISTENER_LEASE_TTL_MS: String(LEASE_TTL_MS),
         LOG_LEVEL: 'error',
       },
-      stdio: 'ignore',
-    });
+    }).child;
     const exited = new Promise((resolve) => owner.once('exit', resolve));
     try {
       await db.doc('users/heidi/notifications/old').set({ n: 0 });
@@ -184,7 +184,7 @@ describe('Firestore listeners in a fleet', () => {
     const children: ChildProcess[] = [];
     const start = async () => {
       const port = await freePort();
-      const child = spawn(process.execPath, ['dist/main.js'], {
+      const child = startChild('gw-same', process.execPath, ['dist/main.js'], {
         cwd: join(__dirname, '..'),
         env: {
           ...process.env,
@@ -201,8 +201,7 @@ describe('Firestore listeners in a fleet', () => {
           LISTENER_LEASE_TTL_MS: '60000',
           LOG_LEVEL: 'error',
         },
-        stdio: 'ignore',
-      });
+      }).child;
       children.push(child);
       const healthz = async () =>
         (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.json() as Promise<

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import {
   type FirestoreEmulatorHandle,
   freePort,
   type RedisServerHandle,
+  startChild,
   startFirestoreEmulator,
   startRedisServer,
   waitFor,
@@ -97,7 +98,7 @@ async function childHolding(uid: string, holdPath: string) {
   const file = join(tmpdir(), `livebus-listeners-resume-${process.pid}.json`);
   writeFileSync(file, JSON.stringify({ user: LISTENERS }));
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, ['dist/main.js'], {
+  const child: ChildProcess = startChild('gw-dead', process.execPath, ['dist/main.js'], {
     cwd: join(__dirname, '..'),
     env: {
       ...process.env,
@@ -115,8 +116,7 @@ async function childHolding(uid: string, holdPath: string) {
       LOG_LEVEL: 'error',
       LIVEBUS_TEST_HOLD_BEFORE_MARK: holdPath,
     },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  }).child;
   const held: Array<{ userId: string; path: string }> = [];
   createInterface({ input: child.stdout! }).on('line', (line) => {
     if (!line.startsWith('{"livebus_test"')) return;

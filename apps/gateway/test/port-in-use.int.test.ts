@@ -38,7 +38,7 @@ describe('a port already in use', () => {
       (port: number) => ({ REDIS_URL: redis.url, UNIFIED_REGISTRY_ENABLED: 'true', WORKER_HTTP_PORT: String(port) }),
     ],
   ])('%s: exits 78 naming the variable and the port', async (variable, command, args, env) => {
-    const p = startCli(args as string[], env(taken.port));
+    const p = startCli(args as string[], env(taken.port), { exits: true });
     expect(await p.exited).toBe(78);
     expect(p.stderr()).toContain(`${command}: ${variable} ${taken.port} is already in use`);
   });

@@ -1,31 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
 import { Redis } from 'ioredis';
+import { startCli as startCliProcess } from './task-processes';
 
-// The built CLI as ECS runs it: `node dist/main.js` (a gateway) and `node dist/main.js worker`.
-const main = join(__dirname, '..', 'dist', 'main.js');
-
-function startCli(args: string[], env: Record<string, string>) {
-  const child: ChildProcess = spawn(process.execPath, [main, ...args], {
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', WORKER_HTTP_PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: Record<string, unknown>[] = [];
-  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    try {
-      lines.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      // Not a log line.
-    }
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, lines, exited, stderr: () => stderr };
+/** The CLI with the ports it opens on 0 (free); `exits`: the run must end on its own. */
+function startCli(args: string[], env: Record<string, string>, exits = false) {
+  return startCliProcess(args, { PORT: '0', WORKER_HTTP_PORT: '0', ...env }, { exits });
 }
 
 let redis: RedisServerHandle;
@@ -44,11 +23,15 @@ describe('a gateway or worker whose Redis does not answer at start', () => {
       const down = await startRedisServer();
       await down.kill();
       try {
-        const cli = startCli(args, {
-          REDIS_URL: `redis://app:hunter2@127.0.0.1:${down.port}`,
-          REDIS_START_TIMEOUT_MS: '500',
-          UNIFIED_REGISTRY_ENABLED: 'true',
-        });
+        const cli = startCli(
+          args,
+          {
+            REDIS_URL: `redis://app:hunter2@127.0.0.1:${down.port}`,
+            REDIS_START_TIMEOUT_MS: '500',
+            UNIFIED_REGISTRY_ENABLED: 'true',
+          },
+          true,
+        );
         expect(await cli.exited).toBe(69);
         expect(cli.stderr()).toBe(
           `${prefix}: cannot reach Redis at 127.0.0.1:${down.port} (ECONNREFUSED); check REDIS_URL (gave up after REDIS_START_TIMEOUT_MS=500)\n`,
@@ -64,10 +47,14 @@ describe('a gateway or worker whose Redis does not answer at start', () => {
     const admin = new Redis(redis.url);
     await admin.config('SET', 'requirepass', 'right-one');
     try {
-      const cli = startCli([], {
-        REDIS_URL: `redis://:wrong-one@127.0.0.1:${redis.port}`,
-        REDIS_START_TIMEOUT_MS: '500',
-      });
+      const cli = startCli(
+        [],
+        {
+          REDIS_URL: `redis://:wrong-one@127.0.0.1:${redis.port}`,
+          REDIS_START_TIMEOUT_MS: '500',
+        },
+        true,
+      );
       expect(await cli.exited).toBe(69);
       expect(cli.stderr()).toContain(`cannot reach Redis at 127.0.0.1:${redis.port} (WRONGPASS); check REDIS_URL`);
       expect(cli.stderr()).not.toContain('wrong-one');
@@ -92,11 +79,11 @@ describe('a gateway or worker whose Redis does not answer at start', () => {
       );
       const http = `http://127.0.0.1:${listening.port as number}`;
       await waitFor(async () => (await fetch(`${http}/health/readiness`).catch(() => undefined))?.ok, 'ready');
-      cli.child.kill('SIGTERM');
+      void cli.stop('SIGTERM');
       expect(await cli.exited).toBe(0);
       expect(cli.stderr()).toBe('');
     } finally {
-      cli.child.kill('SIGKILL');
+      void cli.stop('SIGKILL');
       await late.stop();
     }
   }, 30_000);

@@ -1,34 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { CloseCode } from '@livebus/protocol';
 import { waitFor } from '@livebus/test-support';
 import { TestClient } from './helpers';
-
-const main = join(__dirname, '..', 'dist', 'main.js');
+import { startCli as startCliProcess } from './task-processes';
 
 /** Starts the built CLI, exactly as the Dockerfile and `npm start` do, and reads its JSON logs. */
-function startCli(env: Record<string, string>) {
-  const child: ChildProcess = spawn(process.execPath, [main], {
-    env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: Record<string, unknown>[] = [];
-  let stderr = '';
-  let buf = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i = buf.indexOf('\n');
-    while (i >= 0) {
-      lines.push(JSON.parse(buf.slice(0, i)));
-      buf = buf.slice(i + 1);
-      i = buf.indexOf('\n');
-    }
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, lines, exited, stderr: () => stderr };
+function startCli(env: Record<string, string>, exits = false) {
+  return startCliProcess([], { PORT: '0', ...env }, { exits });
 }
 
 describe('the CLI (node apps/gateway/dist/main.js)', () => {
@@ -54,7 +31,7 @@ describe('the CLI (node apps/gateway/dist/main.js)', () => {
       }),
     );
     const started = Date.now();
-    cli.child.kill('SIGTERM');
+    void cli.stop('SIGTERM');
     for (const c of clients) {
       expect((await c.closed).code).toBe(CloseCode.ServiceRestart);
       const notice = c.frames.find((f) => f.type === 'notice');
@@ -73,14 +50,14 @@ describe('the CLI (node apps/gateway/dist/main.js)', () => {
   });
 
   it('refuses to start on a bad environment, naming the variable', async () => {
-    const cli = startCli({ PORT: 'eighty', DETACH_DELAY_MS: '-5' });
+    const cli = startCli({ PORT: 'eighty', DETACH_DELAY_MS: '-5' }, true);
     expect(await cli.exited).toBe(78);
     expect(cli.stderr()).toContain('PORT');
     expect(cli.stderr()).toContain('DETACH_DELAY_MS');
   });
 
   it('refuses AUTH_MODE=none in production', async () => {
-    const cli = startCli({ NODE_ENV: 'production', AUTH_MODE: 'none', ADMIN_TOKEN: 'a-long-enough-admin-token' });
+    const cli = startCli({ NODE_ENV: 'production', AUTH_MODE: 'none', ADMIN_TOKEN: 'a-long-enough-admin-token' }, true);
     expect(await cli.exited).toBe(78);
     expect(cli.stderr()).toContain('AUTH_MODE');
   });

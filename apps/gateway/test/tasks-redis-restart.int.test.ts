@@ -67,6 +67,11 @@ async function completedOnce(client: TestClient, taskId: string): Promise<TaskPr
   return updates;
 }
 
+// The cases share one Redis, gateway and worker on purpose: each case is one more outage of the
+// same deployment (a queue that lived through a restart must live through the next), and
+// starting the two processes costs more than a case. What keeps them apart: each case uses its
+// own job ids and waits for its own tasks, afterEach checks that neither process crashed, and a
+// case that needs another worker (the short lock) starts it itself.
 describe('tasks through Redis restarts', () => {
   let redis: RedisServerHandle;
   let gateway: CliProcess;
@@ -86,7 +91,7 @@ describe('tasks through Redis restarts', () => {
 
   afterAll(async () => {
     await client?.close();
-    for (const p of [worker, gateway]) p?.child.kill('SIGKILL');
+    for (const p of [worker, gateway]) void p?.stop('SIGKILL');
     await Promise.all([worker?.exited, gateway?.exited]);
     await redis?.stop();
   });
@@ -155,7 +160,7 @@ describe('tasks through Redis restarts', () => {
   });
 
   it('away longer than the job lock: the job starts again, and the first attempt, fenced, reports nothing more', async () => {
-    worker.child.kill('SIGTERM');
+    void worker.stop('SIGTERM');
     expect(await worker.exited).toBe(0);
     worker = await startWorker(redis.url, { ...workerEnv, TASK_LOCK_MS: '1000' });
     const taskIds = ['doc_analysis_l0', 'doc_analysis_l1'];

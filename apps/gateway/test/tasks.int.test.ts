@@ -52,7 +52,7 @@ describe('tasks on Redis: BullMQ workers as their own processes', () => {
   });
 
   afterAll(async () => {
-    worker?.child.kill('SIGKILL');
+    void worker?.stop('SIGKILL');
     await Promise.allSettled([a?.close(), b?.close()]);
     await redis?.stop();
   });
@@ -174,7 +174,7 @@ describe('tasks on Redis: BullMQ workers as their own processes', () => {
       () => taskEvents(client, 'doc_analysis_survivor').find((u) => u.status === 'running' && u.progress >= 15),
       'running mid-way',
     );
-    worker.child.kill('SIGKILL');
+    void worker.stop('SIGKILL');
     await worker.exited;
     worker = await startWorker(redis.url);
     const done = await ended(client, 'doc_analysis_survivor', 'completed', 20_000);
@@ -187,14 +187,14 @@ describe('tasks on Redis: BullMQ workers as their own processes', () => {
 
   it('on SIGTERM a worker hands its running job back within the grace period; another worker finishes it', async () => {
     // Only a slow worker (1 s stages, 1.6 s grace, which it cannot finish in) may take the job.
-    worker.child.kill('SIGKILL');
+    void worker.stop('SIGKILL');
     await worker.exited;
     const slow = await startWorker(redis.url, { TASK_STAGE_DELAY_MS: '1000', SHUTDOWN_GRACE_MS: '1600' });
     const { client } = await connectAs(a.url, 'fay');
     await client.call('TASK.start_document_analysis', ['fay', { content: doc() }, 'handed']);
     await waitFor(() => taskEvents(client, 'doc_analysis_handed').find((u) => u.status === 'running'), 'running');
     const stoppedAt = Date.now();
-    slow.child.kill('SIGTERM');
+    void slow.stop('SIGTERM');
     expect(await slow.exited).toBe(0);
     expect(Date.now() - stoppedAt).toBeLessThan(1_600 + 1_000);
     expect(slow.lines.some((l) => l.event === 'task_handed_back' && l.task_id === 'doc_analysis_handed')).toBe(true);
@@ -208,7 +208,7 @@ describe('tasks on Redis: BullMQ workers as their own processes', () => {
     const idle = await startWorker(redis.url, { UNIFIED_REGISTRY_ENABLED: 'false' });
     expect(idle.lines.some((l) => l.event === 'task_worker_idle')).toBe(true);
     expect((await httpJson(`http://127.0.0.1:${idle.port}/healthz`)).body).toMatchObject({ enabled: false });
-    idle.child.kill('SIGTERM');
+    void idle.stop('SIGTERM');
     expect(await idle.exited).toBe(0);
   });
 });

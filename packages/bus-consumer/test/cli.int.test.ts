@@ -1,12 +1,9 @@
-import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { freePort, waitFor } from '@livebus/test-support';
+import { freePort, runCli, startChild, waitFor } from '@livebus/test-support';
 import { type GatewayHandle, numbered, startGateway } from './helpers';
 
 const cli = join(__dirname, '..', 'dist', 'cli.js');
-const run = promisify(execFile);
 
 let g: GatewayHandle;
 beforeAll(async () => {
@@ -14,15 +11,7 @@ beforeAll(async () => {
 });
 afterAll(() => g.stop());
 
-async function livebus(...args: string[]) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [cli, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const livebus = (...args: string[]) => runCli('livebus', process.execPath, [cli, ...args], { env: process.env });
 
 describe('livebus CLI', () => {
   it('--help explains the commands', async () => {
@@ -141,11 +130,16 @@ describe('livebus CLI', () => {
   });
 
   it('tail prints every event as a JSON line', async () => {
-    const child = spawn(process.execPath, [cli, 'tail', '--url', g.url, '--user', 'tail-user'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const { child } = startChild(
+      'livebus tail',
+      process.execPath,
+      [cli, 'tail', '--url', g.url, '--user', 'tail-user'],
+      {
+        env: process.env,
+      },
+    );
     let out = '';
-    child.stdout.on('data', (d: Buffer) => {
+    child.stdout?.on('data', (d: Buffer) => {
       out += d.toString();
     });
     try {
@@ -171,13 +165,14 @@ describe('livebus CLI', () => {
   });
 
   it('tail --group-window MS --group-by FIELD prints one { key, events } line per batch', async () => {
-    const child = spawn(
+    const { child } = startChild(
+      'livebus tail',
       process.execPath,
       [cli, 'tail', '--url', g.url, '--user', 'tail-group', '--group-window', '1000', '--group-by', 'level'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      { env: process.env },
     );
     let out = '';
-    child.stdout.on('data', (d: Buffer) => {
+    child.stdout?.on('data', (d: Buffer) => {
       out += d.toString();
     });
     try {

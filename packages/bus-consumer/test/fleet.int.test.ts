@@ -1,63 +1,28 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import type { EventFrame } from '@livebus/protocol';
 import { createPublisher, type Publisher } from '@livebus/publisher';
-import {
-  type Balancer,
-  freePort,
-  type RedisServerHandle,
-  startBalancer,
-  startRedisServer,
-  waitFor,
-} from '@livebus/test-support';
+import { type Balancer, type RedisServerHandle, startBalancer, startRedisServer, waitFor } from '@livebus/test-support';
 import { BusConsumer } from '../src/index';
+import { type GatewayProcess, startGatewayProcess } from './gateway-process';
 
 // Real gateway processes on one redis-server behind a round-robin balancer (the ALB), the
 // real client, and a publisher in this process publishing at a steady rate.
-const main = require.resolve('@livebus/gateway/package.json').replace(/package\.json$/, 'dist/main.js');
 
-interface Instance {
-  id: string;
-  port: number;
-  child: ChildProcess;
-  exited: Promise<number | null>;
-}
+type Instance = GatewayProcess;
 
 let redis: RedisServerHandle;
 let balancer: Balancer;
 let publisher: Publisher;
 const running = new Set<Instance>();
 
+/** A gateway process on this file's Redis; on `port` (a restart in place), retried while it is taken. */
 async function startInstance(id: string, port?: number): Promise<Instance> {
-  const p = port ?? (await freePort());
-  const child = spawn(process.execPath, [main], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      PORT: String(p),
-      HOST: '127.0.0.1',
-      REDIS_URL: redis.url,
-      INSTANCE_ID: id,
-      INSTANCE_TTL_MS: '1500',
-      DETACH_DELAY_MS: '500',
-      SHUTDOWN_GRACE_MS: '2000',
-      LOG_LEVEL: 'error',
-    },
-    stdio: 'ignore',
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const instance = { id, port: p, child, exited };
+  const instance = await startGatewayProcess(id, { REDIS_URL: redis.url, LOG_LEVEL: 'error' }, port);
   running.add(instance);
-  await waitFor(
-    async () => (await fetch(`http://127.0.0.1:${p}/health/readiness`).catch(() => undefined))?.ok,
-    `${id} ready`,
-    15_000,
-    50,
-  );
   return instance;
 }
 
 async function stopInstance(instance: Instance, signal: 'SIGTERM' | 'SIGKILL'): Promise<number | null> {
-  instance.child.kill(signal);
-  const code = await instance.exited;
+  const code = await instance.stop(signal);
   running.delete(instance);
   return code;
 }
@@ -68,8 +33,7 @@ beforeAll(async () => {
   publisher = createPublisher({ redisUrl: redis.url });
 });
 afterAll(async () => {
-  for (const instance of running) instance.child.kill('SIGKILL');
-  await Promise.all([...running].map((i) => i.exited));
+  await Promise.all([...running].map((i) => i.stop('SIGKILL')));
   await publisher.close();
   await balancer.close();
   await redis.stop();

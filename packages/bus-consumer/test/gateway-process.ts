@@ -1,26 +1,22 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { freePort, waitFor } from '@livebus/test-support';
+import { type ChildHandle, freePort, PortBusyError, retryBind, startChild } from '@livebus/test-support';
 
-// Real gateway processes for the fault tests: each a child `node dist/main.js`.
+// Real gateway processes for the fault tests: each a child `node dist/main.js`, run through
+// startChild (logs parsed, stderr kept and printed when a test fails or the child crashes).
 const main = require.resolve('@livebus/gateway/package.json').replace(/package\.json$/, 'dist/main.js');
 
 /** A gateway child process with the JSON log lines it wrote. */
-export interface GatewayProcess {
+export interface GatewayProcess extends ChildHandle {
   id: string;
   port: number;
   http: string;
-  child: ChildProcess;
-  exited: Promise<number | null>;
-  /** Parsed log lines (LOG_LEVEL=info unless overridden). */
+  /** Parsed log lines (LOG_LEVEL=info unless overridden); the same array as `lines`. */
   logs: Array<Record<string, unknown>>;
-  /** SIGTERM or SIGKILL; resolves with the exit code. */
-  stop(signal: 'SIGTERM' | 'SIGKILL'): Promise<number | null>;
 }
 
 /**
  * Starts `node dist/main.js` of the gateway on a free port (or `port`) and waits for readiness
- * (at most `readyTimeoutMs`: a loaded host takes its time loading firebase-admin).
+ * (at most `readyTimeoutMs`: a loaded host takes its time loading firebase-admin). On a given
+ * port (a restart in place of a stopped instance) it retries while another process holds it.
  */
 export async function startGatewayProcess(
   id: string,
@@ -28,11 +24,16 @@ export async function startGatewayProcess(
   port?: number,
   readyTimeoutMs = 15_000,
 ): Promise<GatewayProcess> {
-  const p = port ?? (await freePort());
-  const child = spawn(process.execPath, [main], {
+  if (port !== undefined) return retryBind(() => startOn(id, env, port, readyTimeoutMs));
+  return retryBind(async () => startOn(id, env, await freePort(), readyTimeoutMs));
+}
+
+/** One start on `port`: PortBusyError when the gateway exits 78 (its port is in use). */
+async function startOn(id: string, env: Record<string, string>, port: number, readyTimeoutMs: number) {
+  const child = startChild(id, process.execPath, [main], {
     env: {
       PATH: process.env.PATH ?? '',
-      PORT: String(p),
+      PORT: String(port),
       HOST: '127.0.0.1',
       INSTANCE_ID: id,
       INSTANCE_TTL_MS: '1500',
@@ -41,30 +42,21 @@ export async function startGatewayProcess(
       LOG_LEVEL: 'info',
       ...env,
     },
-    stdio: ['ignore', 'pipe', 'ignore'],
   });
-  const logs = jsonLines(child);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const http = `http://127.0.0.1:${p}`;
-  const instance: GatewayProcess = {
-    id,
-    port: p,
-    http,
-    child,
-    exited,
-    logs,
-    stop: async (signal) => {
-      child.kill(signal);
-      return exited;
-    },
-  };
-  await waitFor(
-    async () => (await fetch(`${http}/health/readiness`).catch(() => undefined))?.ok,
-    `${id} ready`,
-    readyTimeoutMs,
-    50,
-  );
-  return instance;
+  const http = `http://127.0.0.1:${port}`;
+  try {
+    await child.waitUntil(
+      async () => (await fetch(`${http}/health/readiness`).catch(() => undefined))?.ok,
+      `${id} ready`,
+      readyTimeoutMs,
+      50,
+    );
+  } catch (error) {
+    await child.stop('SIGKILL');
+    if (child.child.exitCode === 78) throw new PortBusyError(port, { cause: error });
+    throw error;
+  }
+  return Object.assign(child, { id, port, http, logs: child.lines });
 }
 
 /** GET a JSON endpoint: status, body and how long it took. */
@@ -76,16 +68,15 @@ export async function getJson(url: string): Promise<{ status: number; body: Reco
 }
 
 /** A `livebus-gateway worker` child process (tasks), with its /healthz port. */
-export interface WorkerProcess {
-  child: ChildProcess;
+export interface WorkerProcess extends ChildHandle {
   http: string;
-  exited: Promise<number | null>;
+  /** Parsed log lines; the same array as `lines`. */
   logs: Array<Record<string, unknown>>;
 }
 
 /** Starts `node dist/main.js worker` of the gateway on REDIS_URL and waits until it listens. */
 export async function startWorkerProcess(id: string, env: Record<string, string>): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, [main, 'worker'], {
+  const child = startChild(id, process.execPath, [main, 'worker'], {
     env: {
       PATH: process.env.PATH ?? '',
       HOST: '127.0.0.1',
@@ -95,27 +86,7 @@ export async function startWorkerProcess(id: string, env: Record<string, string>
       LOG_LEVEL: 'info',
       ...env,
     },
-    stdio: ['ignore', 'pipe', 'ignore'],
   });
-  const logs = jsonLines(child);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const listening = await waitFor(
-    () => logs.find((l) => l.event === 'task_worker_listening'),
-    `${id} listening`,
-    60_000,
-  );
-  return { child, http: `http://127.0.0.1:${listening.port as number}`, exited, logs };
-}
-
-/** The JSON log lines a child process writes to stdout, collected as they come. */
-function jsonLines(child: ChildProcess): Array<Record<string, unknown>> {
-  const logs: Array<Record<string, unknown>> = [];
-  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    try {
-      logs.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      // Not a log line.
-    }
-  });
-  return logs;
+  const listening = await child.waitForLine((l) => l.event === 'task_worker_listening', `${id} listening`, 60_000);
+  return Object.assign(child, { http: `http://127.0.0.1:${listening.port as number}`, logs: child.lines });
 }

@@ -1,8 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
-import { createInterface } from 'node:readline';
 import type { EventFrame } from '@livebus/protocol';
-import { type Balancer, type RedisServerHandle, startBalancer, startRedisServer, waitFor } from '@livebus/test-support';
+import {
+  type Balancer,
+  type ChildHandle,
+  type RedisServerHandle,
+  startBalancer,
+  startChild,
+  startRedisServer,
+  waitFor,
+} from '@livebus/test-support';
 import { BusConsumer } from '../src/index';
 import { type GatewayProcess, getJson, startGatewayProcess } from './gateway-process';
 
@@ -42,25 +48,23 @@ function follow(userId: string) {
   return { client, seen };
 }
 
-/** The backend publisher, in its own process. */
+/** The backend publisher, in its own process (its stderr kept for a failure report). */
 function startPublisherProcess(userId: string): {
-  child: ChildProcess;
-  started: Promise<void>;
+  child: ChildHandle['child'];
+  started: Promise<unknown>;
   result: Promise<Record<string, unknown>>;
 } {
-  const child = spawn(process.execPath, [`${__dirname}/fixtures/steady-publisher.mjs`], {
+  const publisher = startChild('steady-publisher', process.execPath, [`${__dirname}/fixtures/steady-publisher.mjs`], {
     env: { PATH: process.env.PATH ?? '', REDIS_URL: redis.url, USER_ID: userId, TAG: 'p', EVERY_MS: '20' },
-    stdio: ['pipe', 'pipe', 'inherit'],
+    stdin: true,
   });
-  let started: () => void = () => {};
-  const result = new Promise<Record<string, unknown>>((resolve) => {
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      const parsed = JSON.parse(line) as Record<string, unknown>;
-      if (parsed.started) started();
-      else resolve(parsed);
-    });
-  });
-  return { child, started: new Promise((r) => (started = r)), result };
+  // It prints its result and exits once stdin ends; a crash fails the wait with its stderr.
+  const result = publisher.exited.then(() => publisher.waitForLine((l) => !l.started, 'the publisher result', 0));
+  return {
+    child: publisher.child,
+    started: publisher.waitForLine((l) => l.started === true, 'the publisher started'),
+    result,
+  };
 }
 
 /** POST over a keep-alive agent. */

@@ -321,7 +321,7 @@ it(`soak: ${SECONDS} s, ${STEADY} steady and ${FLAPPING} flapping users, documen
   for (const s of steady) s.client.close();
   await publisher.close();
   const workerAlive = worker.child.exitCode === null;
-  worker.child.kill('SIGTERM');
+  void worker.stop('SIGTERM');
   await Promise.all([...gateways.map((g) => g.stop('SIGTERM')), worker.exited]);
   await balancer.close();
   await Promise.all([redis.stop(), firestore.stop()]);

@@ -1,12 +1,9 @@
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { type RedisServerHandle, startRedisServer } from '@livebus/test-support';
+import { type RedisServerHandle, runCli, startRedisServer } from '@livebus/test-support';
 import { Redis } from 'ioredis';
 import { RedisStreamReader } from '../src';
 
 const cli = join(__dirname, '..', 'dist', 'cli.js');
-const run = promisify(execFile);
 
 let server: RedisServerHandle;
 beforeAll(async () => {
@@ -14,15 +11,8 @@ beforeAll(async () => {
 });
 afterAll(() => server.stop());
 
-async function livebusPublish(...args: string[]) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [cli, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const livebusPublish = (...args: string[]) =>
+  runCli('livebus-publish', process.execPath, [cli, ...args], { env: process.env });
 
 describe('livebus-publish', () => {
   it('prints its usage with --help and its version with --version, and exits 0', async () => {

@@ -100,25 +100,28 @@ describe('createPublisher (standalone Redis)', () => {
     await p.close();
   });
 
+  // The two cases that kill Redis kill their own, so that the file's shared server and `admin`
+  // stay up and unchanged for every other case, whatever the order.
   it('retries through a restart of Redis within the retry window, then succeeds', async () => {
-    const p = createPublisher({ redisUrl: server.url });
+    const own = await startRedisServer();
+    const p = createPublisher({ redisUrl: own.url });
     await p.publish('pub-restart', progress(1));
-    await server.kill();
+    await own.kill();
     const started = Date.now();
     const publishing = p.publish('pub-restart', progress(2));
-    setTimeout(() => void server.restart(), 1_500);
+    setTimeout(() => void own.restart(), 1_500);
     const stored = await publishing;
     // The restarted server is empty: a new epoch, offset 1.
     expect(parseCursor(stored.cursor)?.offset).toBe(1);
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
     await p.close();
-    admin.disconnect();
-    admin = new Redis(server.url);
+    await own.stop();
   }, 20_000);
 
   it('without an outbox, rejects with PublishError redis_unavailable once every retry failed (1 s, 2 s, 4 s)', async () => {
-    const p = createPublisher({ redisUrl: server.url }, { outboxMaxEvents: 0 });
-    await server.kill();
+    const own = await startRedisServer();
+    const p = createPublisher({ redisUrl: own.url }, { outboxMaxEvents: 0 });
+    await own.kill();
     const started = Date.now();
     try {
       const error = await p.publish('pub-down', progress(1)).then(
@@ -133,9 +136,7 @@ describe('createPublisher (standalone Redis)', () => {
       expect(took).toBeLessThan(12_000);
     } finally {
       await p.close();
-      await server.restart();
-      admin.disconnect();
-      admin = new Redis(server.url);
+      await own.stop();
     }
   }, 20_000);
 

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { freePort } from './free-port';
+import { freePort, PortBusyError, retryBind } from './free-port';
 import { sleep } from './wait';
 
 /** Google's Firestore emulator, started by a test on a free port. */
@@ -10,7 +10,10 @@ export interface FirestoreEmulatorHandle {
   readonly projectId: string;
   /** Deletes every document of the project. */
   clear(): Promise<void>;
-  /** Kills the emulator (SIGKILL, like an outage); the port stays reserved for {@link restart}. */
+  /**
+   * Kills the emulator (SIGKILL, like an outage). Nothing holds its port while it is down;
+   * {@link restart} retries the bind if another process took it meanwhile.
+   */
   kill(): Promise<void>;
   /** Starts it again on the same port, empty (the emulator keeps nothing). */
   restart(): Promise<void>;
@@ -31,9 +34,12 @@ export async function startFirestoreEmulator(projectId = 'livebus-test'): Promis
       `Firestore emulator jar not found at ${jar}: install the Debian package google-cloud-cli-firestore-emulator or set FIRESTORE_EMULATOR_JAR`,
     );
   }
-  const port = await freePort();
+  let port = await freePort();
+  let child: ChildProcess = await retryBind(async (attempt) => {
+    if (attempt > 1) port = await freePort();
+    return launch(jar, port);
+  });
   const host = `127.0.0.1:${port}`;
-  let child: ChildProcess = await launch(jar, host, port);
   const kill = () =>
     new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -52,13 +58,15 @@ export async function startFirestoreEmulator(projectId = 'livebus-test'): Promis
     kill,
     restart: async () => {
       await kill();
-      child = await launch(jar, host, port);
+      child = await retryBind(() => launch(jar, port));
     },
     stop: kill,
   };
 }
 
-async function launch(jar: string, host: string, port: number): Promise<ChildProcess> {
+/** One start on `port`; PortBusyError when the JVM exits before answering (its bind failed). */
+async function launch(jar: string, port: number): Promise<ChildProcess> {
+  const host = `127.0.0.1:${port}`;
   const child: ChildProcess = spawn(
     'java',
     ['-cp', jar, 'com.google.cloud.datastore.emulator.firestore.CloudFirestore', '--host=127.0.0.1', `--port=${port}`],
@@ -66,7 +74,9 @@ async function launch(jar: string, host: string, port: number): Promise<ChildPro
   );
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`Firestore emulator exited with ${child.exitCode}`);
+    if (child.exitCode !== null) {
+      throw new PortBusyError(port, { cause: new Error(`Firestore emulator exited with ${child.exitCode}`) });
+    }
     try {
       const res = await fetch(`http://${host}/`);
       if ((await res.text()).trim() === 'Ok') return child;

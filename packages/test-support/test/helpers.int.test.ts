@@ -1,5 +1,8 @@
+import { spawn } from 'node:child_process';
 import { connect, createServer, type Socket } from 'node:net';
 import {
+  PortBusyError,
+  retryBind,
   startAuthEmulatorStub,
   startFirestoreEmulator,
   startRedisServer,
@@ -69,6 +72,68 @@ describe('startRedisServer', () => {
     expect(await roundTrip(sock, 'PING\r\n', 2_000)).toBe('+PONG\r\n');
     sock.destroy();
     await redis.stop();
+  });
+});
+
+describe('startRedisServer restart on a port another process took', () => {
+  it("retries the bind and then fails with PortBusyError, never handing over the other process's server", async () => {
+    const redis = await startRedisServer();
+    await redis.kill();
+    // Another redis-server takes the port while ours is down: an impostor that answers PING.
+    const impostor = spawn(
+      process.env.REDIS_SERVER_BIN ?? 'redis-server',
+      ['--port', String(redis.port), '--save', ''],
+      {
+        stdio: 'ignore',
+      },
+    );
+    try {
+      await waitFor(async () => {
+        const sock = connect(redis.port, '127.0.0.1');
+        const connected = await new Promise((r) => {
+          sock.once('connect', () => r(true));
+          sock.once('error', () => r(false));
+        });
+        if (!connected) return false;
+        const answer = await roundTrip(sock, 'PING\r\n', 1_000);
+        sock.destroy();
+        return answer === '+PONG\r\n';
+      }, 'the impostor');
+      await expect(redis.restart()).rejects.toBeInstanceOf(PortBusyError);
+    } finally {
+      impostor.kill('SIGKILL');
+      await new Promise((r) => impostor.once('exit', r));
+    }
+    // Once the port is free again, a restart takes it.
+    await redis.restart();
+    const sock = connect(redis.port, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    expect(await roundTrip(sock, 'PING\r\n', 2_000)).toBe('+PONG\r\n');
+    sock.destroy();
+    await redis.stop();
+  });
+});
+
+describe('retryBind', () => {
+  it('retries a start that found its port busy, a bounded number of times, and passes other errors on', async () => {
+    let calls = 0;
+    expect(
+      await retryBind(async (attempt) => {
+        calls++;
+        if (attempt < 3) throw new PortBusyError(1234);
+        return 'bound';
+      }),
+    ).toBe('bound');
+    expect(calls).toBe(3);
+    calls = 0;
+    await expect(
+      retryBind(async () => {
+        calls++;
+        throw new PortBusyError(1234);
+      }, 4),
+    ).rejects.toMatchObject({ code: 'port_busy', port: 1234 });
+    expect(calls).toBe(4);
+    await expect(retryBind(async () => Promise.reject(new Error('other')))).rejects.toThrow('other');
   });
 });
 
