@@ -88,18 +88,18 @@ export function presenceContract(name: string, make: MakePresence): void {
     it("a dead instance's entries expire within the TTL while a refreshed instance's stay", async () => {
       const ttl = 1_000;
       const p = (await make({ instanceTtlMs: ttl }))();
-      const started = Date.now();
       await p.add(uid, entry('dead', 'gw-dead', 1));
       await p.add(uid, entry('live', 'gw-live', 2));
       const beat = setInterval(() => void p.refresh('gw-live', [uid]), 200);
       try {
+        // When exactly it expires (not before the TTL, at the TTL) is checked against an
+        // injected clock in memory-presence.test.ts; a Redis backend's clock is Redis's own.
+        expect((await p.sessions(uid)).map((s) => s.sessionId)).toEqual(['dead', 'live']);
         await waitFor(
           async () => (await p.sessions(uid)).every((s) => s.instanceId !== 'gw-dead'),
           'the dead instance to expire',
-          ttl + 1_000,
+          ttl + 10_000,
         );
-        expect(Date.now() - started).toBeGreaterThanOrEqual(ttl - 50);
-        expect(Date.now() - started).toBeLessThan(ttl + 500);
         await sleep(ttl / 2); // well past the dead one's expiry: the live one is still refreshed
         expect(await p.sessions(uid)).toEqual([entry('live', 'gw-live', 2)]);
       } finally {
