@@ -63,7 +63,11 @@ for (const backend of [backends.standalone, backends.cluster]) {
       const beat = setInterval(() => void live.refresh('gw-live', [uid]), 200); // gw-dead was SIGKILLed: no heartbeat
       try {
         // The user nobody else holds: the whole legacy hash expires with the presence keys, no script needed.
-        await waitFor(async () => (await redis.exists(`registry:user:{${alone}}`)) === 0, 'the lone ghost', ttl + 10_000);
+        await waitFor(
+          async () => (await redis.exists(`registry:user:{${alone}}`)) === 0,
+          'the lone ghost',
+          ttl + 10_000,
+        );
         expect(await registry.getSessions(alone)).toEqual([]);
         // The shared user: the live instance's heartbeat prunes the dead session from presence and registry.
         await waitFor(

@@ -145,7 +145,9 @@ describe('the edge', () => {
     socket.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'); // and never the rest
     await new Promise((resolve) => socket.once('close', resolve));
     // Exactly when is checked on fake timers in src/transport/http/header-deadline.test.ts.
-    process.stdout.write(`handshake timeout figures: ${JSON.stringify({ timeoutMs: 400, closedAfterMs: Date.now() - started })}\n`);
+    process.stdout.write(
+      `handshake timeout figures: ${JSON.stringify({ timeoutMs: 400, closedAfterMs: Date.now() - started })}\n`,
+    );
     expect(socket.destroyed).toBe(true);
   });
 

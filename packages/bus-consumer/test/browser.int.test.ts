@@ -231,7 +231,9 @@ describe('the browser build in headless Chromium', () => {
 
       // The page's timers really are aligned.
       const firedAt = await tab.evaluate(() => new Promise<number>((r) => setTimeout(() => r(Date.now()), 10)));
-      process.stdout.write(`browser alignment figures: ${JSON.stringify({ alignMs: ALIGN_MS, firedAtModAlignMs: firedAt % ALIGN_MS })}\n`);
+      process.stdout.write(
+        `browser alignment figures: ${JSON.stringify({ alignMs: ALIGN_MS, firedAtModAlignMs: firedAt % ALIGN_MS })}\n`,
+      );
 
       await tab.evaluate(
         ({ url, ping }) => {
@@ -279,7 +281,9 @@ describe('the browser build in headless Chromium', () => {
       const [close] = await read((w) => w.closes);
       expect(close?.reason).toBe('ping_timeout');
       // When exactly (timeout, grace after a late wakeup) is checked on fake timers in src/heartbeat.test.ts.
-      process.stdout.write(`browser ping timeout figures: ${JSON.stringify({ pingTimeoutMs: PING.pingTimeoutMs, detectedAfterMs: (close?.at ?? 0) - frozenAt })}\n`);
+      process.stdout.write(
+        `browser ping timeout figures: ${JSON.stringify({ pingTimeoutMs: PING.pingTimeoutMs, detectedAfterMs: (close?.at ?? 0) - frozenAt })}\n`,
+      );
 
       // And it comes back once the network does.
       proxy.thaw();

@@ -134,7 +134,9 @@ describe('createPublisher (standalone Redis)', () => {
       expect(error).toMatchObject({ name: 'PublishError', code: 'redis_unavailable', attempts: 4 });
       expect((error as PublishError).cause).toBeInstanceOf(Error);
       // The 1 s + 2 s + 4 s between the attempts is a figure here.
-      process.stdout.write(`publisher give-up figures: ${JSON.stringify({ attempts: 4, tookMs: Date.now() - started })}\n`);
+      process.stdout.write(
+        `publisher give-up figures: ${JSON.stringify({ attempts: 4, tookMs: Date.now() - started })}\n`,
+      );
     } finally {
       await p.close();
       await own.stop();

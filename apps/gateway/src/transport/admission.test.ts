@@ -1,6 +1,13 @@
 import { PassThrough } from 'node:stream';
 import { waitFor } from '@livebus/test-support';
-import { Admission, type AdmissionDecision, type HandshakeTicket, LAG_FLOOR, LAG_SAMPLE_MS, refuseUpgrade } from './admission';
+import {
+  Admission,
+  type AdmissionDecision,
+  type HandshakeTicket,
+  LAG_FLOOR,
+  LAG_SAMPLE_MS,
+  refuseUpgrade,
+} from './admission';
 
 const ticketOf = (d: AdmissionDecision): HandshakeTicket => {
   if (!d.admit) throw new Error(`refused: ${d.reason}`);
