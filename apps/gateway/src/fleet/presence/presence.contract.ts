@@ -108,13 +108,15 @@ export function presenceContract(name: string, make: MakePresence): void {
     });
 
     it('refresh extends only its own entries and reports users it no longer holds', async () => {
-      const p = (await make({ instanceTtlMs: 600 }))();
+      // Half a TTL of margin either side for a loaded host: refreshed 1 s into a 2 s TTL, and
+      // checked as soon as gw-2's entry is gone (at 2 s), well inside gw-1's refreshed one (3 s).
+      const p = (await make({ instanceTtlMs: 2_000 }))();
       await p.add(uid, entry('a', 'gw-1'));
       await p.add(`${uid}-b`, entry('b', 'gw-2'));
-      await sleep(350);
+      await sleep(1_000);
       expect((await p.refresh('gw-1', [uid, `${uid}-b`, `${uid}-none`])).sort()).toEqual([`${uid}-b`, `${uid}-none`]);
       expect(await p.refresh('gw-1', [])).toEqual([]);
-      await sleep(400); // past gw-2's expiry, inside gw-1's refreshed one
+      await waitFor(async () => (await p.sessions(`${uid}-b`)).length === 0, "gw-2's entry to expire", 12_000, 20);
       expect(await p.sessions(uid)).toEqual([entry('a', 'gw-1')]);
       expect(await p.sessions(`${uid}-b`)).toEqual([]);
       expect(await p.refresh('gw-2', [`${uid}-b`])).toEqual([`${uid}-b`]);
