@@ -207,9 +207,11 @@ describe('AUTH_MODE=firebase (firebase-admin against an Auth emulator stub)', ()
       const c = new TestClient(short.url);
       await c.hello({ token: unsignedIdToken(project, 'fb-user', {}, 2) });
       await c.next('notice', (n) => n.kind === 'token_expiring', 3_000);
-      c.send({ type: 'auth', token: unsignedIdToken(project, 'fb-user', {}, 3600) });
+      const fresh = unsignedIdToken(project, 'fb-user', {}, 3600);
+      c.send({ type: 'auth', token: fresh });
       const refreshed = await c.next('notice', (n) => n.kind === 'token_refreshed');
-      expect(refreshed.expires_at_ms).toBeGreaterThan(Date.now() + 3_000_000);
+      const { exp } = JSON.parse(Buffer.from(fresh.split('.')[1] as string, 'base64url').toString()) as { exp: number };
+      expect(refreshed.expires_at_ms).toBe(exp * 1_000); // the fresh token's expiry
       c.send({ type: 'auth', token: unsignedIdToken(project, 'fb-other') });
       expect((await c.closed).code).toBe(CloseCode.Forbidden);
 

@@ -79,7 +79,6 @@ describe('/dashboard in headless Chromium', () => {
       undefined,
       { timeout: 5_000 },
     );
-    const closedAt = Date.now();
     client.ws.terminate(); // a 1006 as the gateway sees it
     await page.waitForFunction(
       () =>
@@ -89,7 +88,6 @@ describe('/dashboard in headless Chromium', () => {
       undefined,
       { timeout: 5_000 },
     );
-    expect(Date.now() - closedAt).toBeLessThan(5_000);
     // The detach runs after DETACH_DELAY_MS and is counted as executed.
     await page.waitForFunction(
       () => document.querySelector('#cards')?.textContent?.includes('1detach executed'),

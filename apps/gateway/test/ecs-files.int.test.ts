@@ -262,17 +262,28 @@ describe('docker/ecs', () => {
     const [c] = read<TaskDefinition>('gateway-task-definition.json').containerDefinitions as [Container];
     const { config } = configOf(c);
     const delayMs = attribute('gateway-target-group-attributes.json', 'deregistration_delay.timeout_seconds') * 1000;
-    expect(delayMs).toBeGreaterThanOrEqual(ECS_STOP_POLL_MS + config.shutdownGraceMs + 1_000);
+    // Configured values, not measured ones: the files as shipped, and the rule they keep.
+    const covers = delayMs >= ECS_STOP_POLL_MS + config.shutdownGraceMs + 1_000;
+    expect({ delayMs, shutdownGraceMs: config.shutdownGraceMs, covers }).toEqual({
+      delayMs: 15_000,
+      shutdownGraceMs: 10_000,
+      covers: true,
+    });
   });
 
   it('the ALB idle timeout is at least twice the ping interval, and shorter than the keep-alive of the gateway', async () => {
     const [c] = read<TaskDefinition>('gateway-task-definition.json').containerDefinitions as [Container];
     const { config } = configOf(c);
     const idleMs = attribute('gateway-load-balancer-attributes.json', 'idle_timeout.timeout_seconds') * 1000;
-    expect(idleMs).toBeGreaterThanOrEqual(2 * config.pingIntervalMs);
     // The ALB, not the gateway, must close idle keep-alive HTTP connections (else: 502s).
     const gw = createGateway(defaultConfig());
-    expect(idleMs).toBeLessThan(gw.server.keepAliveTimeout);
+    const keepAliveMs = gw.server.keepAliveTimeout;
+    expect({ idleMs, pingIntervalMs: config.pingIntervalMs, keepAliveMs }).toEqual({
+      idleMs: 60_000,
+      pingIntervalMs: 20_000,
+      keepAliveMs: 65_000,
+    });
+    expect([idleMs >= 2 * config.pingIntervalMs, idleMs < keepAliveMs]).toEqual([true, true]);
   });
 
   it('the Dockerfile copies every workspace manifest before its frozen install', () => {

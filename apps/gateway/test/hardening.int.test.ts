@@ -144,9 +144,11 @@ describe('the edge', () => {
     const started = Date.now();
     socket.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'); // and never the rest
     await new Promise((resolve) => socket.once('close', resolve));
-    const took = Date.now() - started;
-    expect(took).toBeGreaterThanOrEqual(300);
-    expect(took).toBeLessThan(2_000);
+    // Exactly when is checked on fake timers in src/transport/http/header-deadline.test.ts.
+    process.stdout.write(
+      `handshake timeout figures: ${JSON.stringify({ timeoutMs: 400, closedAfterMs: Date.now() - started })}\n`,
+    );
+    expect(socket.destroyed).toBe(true);
   });
 
   it('shows retained bytes on /debug and /metrics, and accepts a batch on POST /publish', async () => {
@@ -179,6 +181,8 @@ describe('the edge', () => {
 describe('token lifetime on live sessions', () => {
   const SECRET = 'a-test-secret-that-is-long-enough-1234';
   const token = (sub: string, lifeS: number) => signJwt({ sub, exp: Math.floor(Date.now() / 1000) + lifeS }, SECRET);
+  const expiryMsOf = (jwt: string) =>
+    (JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString()) as { exp: number }).exp * 1_000;
   let t: TestGateway;
   beforeAll(async () => {
     t = await startGateway(
@@ -196,13 +200,15 @@ describe('token lifetime on live sessions', () => {
 
   it('asks for a fresh token before expiry and extends the session on an auth frame, events and RPCs flowing', async () => {
     const c = new TestClient(t.url);
-    await c.hello({ token: token('tl-1', 2) });
+    const first = token('tl-1', 2);
+    await c.hello({ token: first });
     const expiring = await c.next('notice', (n) => n.kind === 'token_expiring', 3_000);
-    expect(expiring.expires_at_ms).toBeGreaterThan(Date.now());
+    expect(expiring.expires_at_ms).toBe(expiryMsOf(first));
     await t.gw.publish('tl-1', { event: 'session.notice', data: { level: 'info', message: 'before' } });
-    c.send({ type: 'auth', token: token('tl-1', 4) });
+    const fresh = token('tl-1', 4);
+    c.send({ type: 'auth', token: fresh });
     const refreshed = await c.next('notice', (n) => n.kind === 'token_refreshed');
-    expect(refreshed.expires_at_ms).toBeGreaterThan(expiring.expires_at_ms ?? 0);
+    expect(refreshed.expires_at_ms).toBe(expiryMsOf(fresh));
     // Past the first token's expiry plus grace: still open, still served.
     await new Promise((r) => setTimeout(r, (expiring.expires_at_ms ?? 0) + 600 - Date.now()));
     expect(c.ws.readyState).toBe(c.ws.OPEN);
@@ -219,9 +225,10 @@ describe('token lifetime on live sessions', () => {
     const expiring = await c.next('notice', (n) => n.kind === 'token_expiring', 3_000);
     const closed = await c.closed;
     expect(closed.code).toBe(CloseCode.TokenExpired);
-    const lateBy = Date.now() - ((expiring.expires_at_ms ?? 0) + 300);
-    expect(lateBy).toBeGreaterThanOrEqual(-50);
-    expect(lateBy).toBeLessThan(1_000);
+    // When, relative to expiry plus grace, is a figure: the exact close time (expiry +
+    // tolerance + grace) is checked on fake timers in src/core/token-lifetime.test.ts.
+    const lateByMs = Date.now() - ((expiring.expires_at_ms ?? 0) + 300);
+    process.stdout.write(`token expiry close figures: ${JSON.stringify({ lateByMs })}\n`);
   });
 
   it('refuses a fresh token for another user with 4003, and an invalid one with an error frame', async () => {

@@ -1,10 +1,10 @@
 import { Heartbeat } from './heartbeat';
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 /**
- * Real timers with a clock that can jump ahead: a jump before the watchdog runs
- * is what a throttled or suspended page sees (the timer runs long after it was due).
+ * Fake timers (which move Date.now() too) with a clock that can also jump ahead
+ * without running any timer: a jump before the watchdog runs is what a throttled or
+ * suspended page sees (the timer runs long after it was due). Every time below is
+ * exact: `at` is fake time since start().
  */
 function rig(options: { pingIntervalMs: number; pingTimeoutMs: number; lateWakeupGraceMs: number }) {
   let skew = 0;
@@ -17,7 +17,7 @@ function rig(options: { pingIntervalMs: number; pingTimeoutMs: number; lateWakeu
     now: () => Date.now() + skew,
     ping: () => {
       log.push('ping');
-      // A live peer answers shortly after (any frame counts).
+      // A live peer answers 10 ms later (any frame counts).
       if (answer) setTimeout(() => hb.alive(), 10);
     },
     dead: () => {
@@ -28,6 +28,8 @@ function rig(options: { pingIntervalMs: number; pingTimeoutMs: number; lateWakeu
   return {
     hb,
     log,
+    /** Runs the timers due in the next `ms`. */
+    advance: (ms: number) => jest.advanceTimersByTime(ms),
     jump: (ms: number) => {
       skew += ms;
     },
@@ -43,75 +45,87 @@ function rig(options: { pingIntervalMs: number; pingTimeoutMs: number; lateWakeu
 describe('Heartbeat', () => {
   const timing = { pingIntervalMs: 100, pingTimeoutMs: 300, lateWakeupGraceMs: 150 };
   let hb: Heartbeat | undefined;
-  afterEach(() => hb?.stop());
+  beforeEach(() => jest.useFakeTimers({ now: 10_000 }));
+  afterEach(() => {
+    hb?.stop();
+    jest.useRealTimers();
+  });
 
-  it('declares a silent peer dead after the timeout when its watchdog runs on time', async () => {
+  it('declares a silent peer dead after the timeout when its watchdog runs on time', () => {
     const r = rig(timing);
     hb = r.hb;
     r.hb.start();
-    await sleep(600);
+    r.advance(299);
+    expect(r.log).not.toContain('dead');
+    r.advance(1); // on time: no grace
+    expect(r.deadAt).toBe(300);
+    r.advance(1_000);
     expect(r.log.filter((e) => e === 'dead')).toHaveLength(1);
-    expect(r.deadAt).toBeGreaterThanOrEqual(290);
-    // On time: no grace, dead well before timeout + grace.
-    expect(r.deadAt).toBeLessThan(300 + 100);
   });
 
-  it('keeps a peer alive while it sends frames', async () => {
+  it('keeps a peer alive while it sends frames', () => {
     const r = rig(timing);
     hb = r.hb;
     r.answer(true);
     r.hb.start();
-    await sleep(800);
-    expect(r.log).not.toContain('dead');
-    expect(r.log.filter((e) => e === 'ping').length).toBeGreaterThanOrEqual(5);
+    r.advance(800);
+    expect(r.log).toEqual(Array(8).fill('ping')); // one every pingIntervalMs
   });
 
-  it('after a late wakeup, pings and keeps a peer that answers within the grace', async () => {
+  it('after a late wakeup, pings and keeps a peer that answers within the grace', () => {
     const r = rig(timing);
     hb = r.hb;
     r.hb.start();
-    await sleep(250);
+    r.advance(250);
     r.jump(5_000); // the page slept: every timer is now far behind the clock
     r.answer(true);
-    await sleep(400); // the watchdog ran at ~300, found 5 s of silence, pinged, and heard back
+    // The watchdog runs at 300, finds 5 s of silence, pings, and hears back at 310.
+    r.advance(400);
     expect(r.log).not.toContain('dead');
     r.answer(false);
-    // No answers any more: the next watchdog runs on time and gives up without grace.
-    await sleep(600);
-    expect(r.log.filter((e) => e === 'dead')).toHaveLength(1);
+    // Last answer at 610 (to the ping of 600); the pings from 700 on go unanswered: the
+    // watchdog, on time now, gives up without grace exactly pingTimeoutMs after it.
+    r.advance(909 - 650);
+    expect(r.log).not.toContain('dead');
+    r.advance(1);
+    expect(r.deadAt).toBe(910);
+    expect(r.log.at(-1)).toBe('dead');
   });
 
-  it('after a late wakeup, declares the peer dead when the grace passes in silence', async () => {
+  it('after a late wakeup, declares the peer dead when the grace passes in silence', () => {
     const r = rig(timing);
     hb = r.hb;
     r.hb.start();
-    await sleep(250);
+    r.advance(250);
     r.jump(5_000);
-    await sleep(600);
-    expect(r.log.filter((e) => e === 'dead')).toHaveLength(1);
     // Watchdog due at 300 (late by the jump), then one grace of 150.
-    expect(r.deadAt).toBeGreaterThanOrEqual(300 + 150 - 10);
-    expect(r.deadAt).toBeLessThan(300 + 150 + 100);
+    r.advance(449 - 250);
+    expect(r.log).not.toContain('dead');
+    r.advance(1);
+    expect(r.deadAt).toBe(300 + 150);
     // The last thing before giving up was the grace ping.
     expect(r.log.slice(-2)).toEqual(['ping', 'dead']);
   });
 
-  it('never calls dead after stop()', async () => {
+  it('never calls dead after stop()', () => {
     const r = rig(timing);
     r.hb.start();
     r.hb.stop();
-    await sleep(450);
+    r.advance(450);
     expect(r.log).toEqual([]);
+    expect(jest.getTimerCount()).toBe(0);
   });
 
-  it('with a grace of 0 declares the peer dead at a late wakeup', async () => {
+  it('with a grace of 0 declares the peer dead at a late wakeup', () => {
     const r = rig({ ...timing, lateWakeupGraceMs: 0 });
     hb = r.hb;
     r.hb.start();
-    await sleep(250);
+    r.advance(250);
     r.jump(5_000);
-    await sleep(150);
+    r.advance(49);
+    expect(r.log).not.toContain('dead');
+    r.advance(1);
+    expect(r.deadAt).toBe(300);
     expect(r.log.at(-1)).toBe('dead');
-    expect(r.deadAt).toBeLessThan(300 + 100);
   });
 });

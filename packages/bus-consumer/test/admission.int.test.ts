@@ -41,9 +41,9 @@ describe('a gateway under admission control (503 + Retry-After)', () => {
       await firstOpen;
       expect(closes).toHaveLength(1);
       expect(closes[0]).toMatchObject({ code: 1006, willReconnect: true });
-      // Retry-After is 1 or 2 s, plus up to 1 s of jitter.
-      expect(closes[0]?.delayMs).toBeGreaterThanOrEqual(1_000);
-      expect(closes[0]?.delayMs).toBeLessThan(3_000);
+      // A computed delay, not a measured one: Retry-After's whole seconds (1 or 2 with
+      // ADMISSION_RETRY_AFTER_S 1) plus the client's jitter of under a second (retry-after.test.ts).
+      expect([1, 2]).toContain(Math.floor((closes[0]?.delayMs ?? 0) / 1_000));
       expect(c.state).toBe('open');
       expect(g.gw.stats().upgradesRefused).toBe(1);
     } finally {

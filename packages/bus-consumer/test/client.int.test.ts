@@ -75,10 +75,9 @@ describe('against a real gateway', () => {
     );
     await c.connect();
     const closed = new Promise<{ reason: string }>((resolve) => c.onClient('close', resolve));
-    const frozenAt = Date.now();
     proxy.freeze();
+    // When exactly is checked on fake timers in src/heartbeat.test.ts.
     expect((await closed).reason).toBe('ping_timeout');
-    expect(Date.now() - frozenAt).toBeGreaterThanOrEqual(300);
     proxy.thaw();
     proxy.dropAll();
     await waitOpen(c);

@@ -188,7 +188,6 @@ async function outage(downMs: number) {
     redisStatusLines: statusLines.length,
   };
   process.stdout.write(`redis outage figures: ${JSON.stringify(figures)}\n`);
-  expect(figures.rpcUnavailableMs).toBeLessThan(800);
   // down, a few repeats with a doubling interval, up: not one line per reconnect attempt.
   expect(statusLines.length).toBeLessThanOrEqual(2 + Math.ceil(Math.log2(downMs / 1_000 + 1)) + 1);
   expect(statusLines.at(-1)).toMatchObject({ status: 'up' });

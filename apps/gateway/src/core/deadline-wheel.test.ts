@@ -1,59 +1,88 @@
 import { DeadlineWheel } from './deadline-wheel';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 describe('DeadlineWheel', () => {
-  it('fires each item once, in deadline order, never early, at most a slot late', async () => {
-    const fired: [string, number, number][] = [];
-    const wheel = new DeadlineWheel<string>({
-      resolutionMs: 20,
-      onDue: (item, at) => fired.push([item, at, Date.now()]),
-    });
-    const t0 = Date.now();
-    wheel.set('c', t0 + 90);
-    wheel.set('a', t0 + 10);
-    wheel.set('b', t0 + 50);
-    expect(wheel.size).toBe(3);
-    await sleep(200);
-    expect(fired.map(([item]) => item)).toEqual(['a', 'b', 'c']);
-    for (const [, at, when] of fired) {
-      expect(when).toBeGreaterThanOrEqual(at);
+  it('fires each item once, in deadline order, never early, at most a slot late', () => {
+    // Fake timers move Date.now() too; the wheel gets that clock injected.
+    jest.useFakeTimers({ now: 1_000 });
+    try {
+      const fired: [string, number, number][] = [];
+      const wheel = new DeadlineWheel<string>({
+        resolutionMs: 20,
+        now: () => Date.now(),
+        onDue: (item, at) => fired.push([item, at, Date.now()]),
+      });
+      wheel.set('c', 1_090); // slot ends 1 100: 10 ms late
+      wheel.set('a', 1_001); // slot ends 1 020: 19 ms late, the most a 20 ms slot allows
+      wheel.set('b', 1_060); // on a slot end: on time
+      expect(wheel.size).toBe(3);
+      jest.advanceTimersByTime(18);
+      expect(fired).toEqual([]);
+      jest.advanceTimersByTime(2);
+      expect(fired).toEqual([['a', 1_001, 1_020]]);
+      jest.advanceTimersByTime(100);
+      expect(fired).toEqual([
+        ['a', 1_001, 1_020],
+        ['b', 1_060, 1_060],
+        ['c', 1_090, 1_100],
+      ]);
+      for (const [, at, when] of fired) {
+        expect(when - at >= 0 && when - at < 20).toBe(true);
+      }
+      expect(wheel.size).toBe(0);
+    } finally {
+      jest.useRealTimers();
     }
-    expect(wheel.size).toBe(0);
   });
 
-  it('moves and forgets deadlines; an emptied slot fires nothing', async () => {
-    const fired: string[] = [];
-    const wheel = new DeadlineWheel<string>({ resolutionMs: 10, onDue: (item) => fired.push(item) });
-    const t0 = Date.now();
-    wheel.set('moved', t0 + 20);
-    wheel.set('gone', t0 + 20);
-    wheel.set('moved', t0 + 60);
-    expect(wheel.delete('gone')).toBe(true);
-    expect(wheel.delete('gone')).toBe(false);
-    await sleep(40);
-    expect(fired).toEqual([]);
-    await sleep(80);
-    expect(fired).toEqual(['moved']);
+  it('moves and forgets deadlines; an emptied slot fires nothing', () => {
+    jest.useFakeTimers({ now: 1_000 });
+    try {
+      const fired: string[] = [];
+      const wheel = new DeadlineWheel<string>({
+        resolutionMs: 10,
+        now: () => Date.now(),
+        onDue: (item) => fired.push(item),
+      });
+      wheel.set('moved', 1_020);
+      wheel.set('gone', 1_020);
+      wheel.set('moved', 1_060);
+      expect(wheel.delete('gone')).toBe(true);
+      expect(wheel.delete('gone')).toBe(false);
+      jest.advanceTimersByTime(59);
+      expect(fired).toEqual([]);
+      jest.advanceTimersByTime(1);
+      expect(fired).toEqual(['moved']);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
-  it('takes new deadlines set from onDue, and an earlier deadline re-arms the timer', async () => {
-    const fired: string[] = [];
-    const wheel: DeadlineWheel<string> = new DeadlineWheel<string>({
-      resolutionMs: 10,
-      onDue: (item) => {
-        fired.push(item);
-        if (item === 'first') wheel.set('second', Date.now() + 20);
-      },
-    });
-    const t0 = Date.now();
-    wheel.set('late', t0 + 10_000);
-    wheel.set('first', t0 + 20);
-    await sleep(120);
-    expect(fired).toEqual(['first', 'second']);
-    expect(wheel.size).toBe(1);
-    wheel.clear();
-    expect(wheel.size).toBe(0);
+  it('takes new deadlines set from onDue, and an earlier deadline re-arms the timer', () => {
+    jest.useFakeTimers({ now: 1_000 });
+    try {
+      const fired: [string, number][] = [];
+      const wheel: DeadlineWheel<string> = new DeadlineWheel<string>({
+        resolutionMs: 10,
+        now: () => Date.now(),
+        onDue: (item) => {
+          fired.push([item, Date.now()]);
+          if (item === 'first') wheel.set('second', Date.now() + 20);
+        },
+      });
+      wheel.set('late', 11_000);
+      wheel.set('first', 1_020);
+      jest.advanceTimersByTime(40);
+      expect(fired).toEqual([
+        ['first', 1_020],
+        ['second', 1_040],
+      ]);
+      expect(wheel.size).toBe(1);
+      wheel.clear();
+      expect(wheel.size).toBe(0);
+      expect(jest.getTimerCount()).toBe(0);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('refuses a resolution that is not positive', () => {

@@ -1,6 +1,13 @@
 import { PassThrough } from 'node:stream';
 import { waitFor } from '@livebus/test-support';
-import { Admission, type AdmissionDecision, type HandshakeTicket, LAG_FLOOR, refuseUpgrade } from './admission';
+import {
+  Admission,
+  type AdmissionDecision,
+  type HandshakeTicket,
+  LAG_FLOOR,
+  LAG_SAMPLE_MS,
+  refuseUpgrade,
+} from './admission';
 
 const ticketOf = (d: AdmissionDecision): HandshakeTicket => {
   if (!d.admit) throw new Error(`refused: ${d.reason}`);
@@ -66,18 +73,28 @@ describe('Admission', () => {
   });
 
   it('samples the lag only while handshakes are in flight, counting a loop busy right now', () => {
-    const a = new Admission({ maxHandshakes: 0, maxLagMs: 40, retryAfterS: 1 });
-    a.start();
-    expect(a.lagMs()).toBe(0); // idle: no sampler runs
-    const t = ticketOf(a.check());
-    const until = performance.now() + 60;
-    while (performance.now() < until) {
-      // busy: the sampler's next tick is overdue by about 50 ms
+    jest.useFakeTimers();
+    try {
+      let now = 1_000;
+      const a = new Admission({ maxHandshakes: 0, maxLagMs: 40, retryAfterS: 1, now: () => now });
+      a.start();
+      expect(a.lagMs()).toBe(0); // idle: no sampler runs
+      const t = ticketOf(a.check());
+      now += LAG_SAMPLE_MS;
+      jest.advanceTimersByTime(LAG_SAMPLE_MS); // a tick on time: no lag
+      expect(a.lagMs()).toBe(0);
+      now += LAG_SAMPLE_MS + 50; // busy: the next tick is 50 ms overdue and has not run yet
+      expect(a.lagMs()).toBe(50);
+      jest.advanceTimersByTime(LAG_SAMPLE_MS); // the late tick runs and records the lag it saw
+      now += 5;
+      expect(a.lagMs()).toBe(50);
+      t.done();
+      expect(a.lagMs()).toBe(0);
+      expect(jest.getTimerCount()).toBe(0); // no handshake in flight: the sampler stopped
+      a.stop();
+    } finally {
+      jest.useRealTimers();
     }
-    expect(a.lagMs()).toBeGreaterThanOrEqual(40);
-    t.done();
-    expect(a.lagMs()).toBe(0);
-    a.stop();
   });
 
   it('measures nothing with the lag bound off, and refuses a Retry-After below 1 s', () => {

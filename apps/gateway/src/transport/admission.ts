@@ -21,6 +21,8 @@ export interface AdmissionOptions {
   lagMs?: () => number;
   /** @default Math.random */
   random?: () => number;
+  /** Monotonic clock (ms) of the built-in lag sampler; tests inject one. @default performance.now */
+  now?: () => number;
   /** Called at most once per second while upgrades are refused, with the refusals since the last call. */
   onRefusing?: (summary: { refused: number; reason: AdmissionReason; handshakes: number; lagMs: number }) => void;
 }
@@ -61,6 +63,7 @@ export type AdmissionDecision =
 export class Admission {
   readonly #o: AdmissionOptions;
   readonly #random: () => number;
+  readonly #now: () => number;
   readonly #helloGraceMs: number;
   #handshakes = 0;
   #refusedTotal = 0;
@@ -69,7 +72,7 @@ export class Admission {
   #lastReason: AdmissionReason = 'lag';
   #timer: NodeJS.Timeout | undefined;
   #started = false;
-  /** Lag measured by the last sample, and when the sampler last ran (performance.now()). */
+  /** Lag measured by the last sample, and when the sampler last ran (on the `now` clock). */
   #sampledLagMs = 0;
   #lastTick = 0;
 
@@ -77,6 +80,7 @@ export class Admission {
     if (!(options.retryAfterS >= 1)) throw new TypeError(`retryAfterS must be at least 1 (got ${options.retryAfterS})`);
     this.#o = options;
     this.#random = options.random ?? Math.random;
+    this.#now = options.now ?? (() => performance.now());
     this.#helloGraceMs = options.helloGraceMs ?? 1_000;
   }
 
@@ -96,10 +100,10 @@ export class Admission {
 
   #sample(): void {
     if (this.#timer || !this.#started || this.#o.lagMs || this.#o.maxLagMs <= 0) return;
-    this.#lastTick = performance.now();
+    this.#lastTick = this.#now();
     this.#sampledLagMs = 0;
     this.#timer = setInterval(() => {
-      const now = performance.now();
+      const now = this.#now();
       this.#sampledLagMs = Math.max(0, now - this.#lastTick - LAG_SAMPLE_MS);
       this.#lastTick = now;
     }, LAG_SAMPLE_MS);
@@ -118,7 +122,7 @@ export class Admission {
   lagMs(): number {
     if (this.#o.lagMs) return this.#o.lagMs();
     if (!this.#timer) return 0;
-    return Math.max(this.#sampledLagMs, performance.now() - this.#lastTick - LAG_SAMPLE_MS);
+    return Math.max(this.#sampledLagMs, this.#now() - this.#lastTick - LAG_SAMPLE_MS);
   }
 
   /** Handshakes in flight now. */

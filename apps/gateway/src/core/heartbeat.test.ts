@@ -1,0 +1,95 @@
+import { createHeartbeat, HEARTBEAT_SLICE } from './heartbeat';
+import type { Connection } from './session';
+
+/** What the sweep touches of a connection: its phase, last sign of life, socket pings and terminate. */
+interface FakeConnection {
+  phase: Connection['phase'];
+  lastSeen: number;
+  appPing: boolean;
+  pings: number[];
+  frames: unknown[];
+  terminated: string | undefined;
+  socket: { isOpen: boolean; ping(): void };
+  send(frame: unknown): boolean;
+  terminate(reason?: string): void;
+}
+
+const fakeConnection = (): FakeConnection => {
+  const c: FakeConnection = {
+    phase: 'open',
+    lastSeen: Date.now(),
+    appPing: false,
+    pings: [],
+    frames: [],
+    terminated: undefined,
+    socket: { isOpen: true, ping: () => c.pings.push(Date.now()) },
+    send: (frame) => c.frames.push(frame) > 0,
+    terminate: (reason) => {
+      c.terminated = reason;
+      c.phase = 'closed';
+    },
+  };
+  return c;
+};
+
+describe('createHeartbeat, on fake timers', () => {
+  const T0 = 1_000_000;
+  beforeEach(() => jest.useFakeTimers({ now: T0 }));
+  afterEach(() => jest.useRealTimers());
+
+  it('spreads a sweep over 80 % of the interval in slices, each socket pinged once', () => {
+    const conns = Array.from({ length: 2 * HEARTBEAT_SLICE + 50 }, fakeConnection);
+    const heartbeat = createHeartbeat(new Set(conns as unknown as Connection[]), {
+      pingIntervalMs: 1_000,
+      pingTimeoutMs: 5_000,
+    });
+    const pinged = () => conns.filter((c) => c.pings.length > 0).length;
+    heartbeat.sweep();
+    expect(pinged()).toBe(HEARTBEAT_SLICE); // the first slice at once
+    jest.advanceTimersByTime(399); // 3 slices: one every floor(800 / 2) ms
+    expect(pinged()).toBe(HEARTBEAT_SLICE);
+    jest.advanceTimersByTime(1);
+    expect(pinged()).toBe(2 * HEARTBEAT_SLICE);
+    jest.advanceTimersByTime(400);
+    expect(pinged()).toBe(2 * HEARTBEAT_SLICE + 50);
+    expect(conns.map((c) => c.pings)).toEqual(
+      conns.map((_, i) => [T0 + 400 * Math.floor(i / HEARTBEAT_SLICE)]), // once each, at its slice's time
+    );
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it('terminates a socket silent for longer than the ping timeout, sends app pings to open browser sessions', () => {
+    const [silent, browser, quiet, closed] = [fakeConnection(), fakeConnection(), fakeConnection(), fakeConnection()];
+    browser!.appPing = true;
+    closed!.phase = 'closed';
+    const heartbeat = createHeartbeat(new Set([silent, browser, quiet, closed] as unknown as Connection[]), {
+      pingIntervalMs: 1_000,
+      pingTimeoutMs: 5_000,
+    });
+    jest.advanceTimersByTime(5_000);
+    browser!.lastSeen = quiet!.lastSeen = Date.now();
+    heartbeat.sweep(); // silent for exactly the timeout: still pinged
+    expect([silent!.terminated, silent!.pings.length]).toEqual([undefined, 1]);
+    jest.advanceTimersByTime(1);
+    heartbeat.sweep(); // 1 ms longer: terminated
+    expect(silent!.terminated).toBe('ping_timeout');
+    expect(browser!.frames).toEqual([
+      { type: 'ping', ts: T0 + 5_000 },
+      { type: 'ping', ts: T0 + 5_001 },
+    ]);
+    expect([quiet!.frames, quiet!.pings.length]).toEqual([[], 2]);
+    expect([closed!.pings, closed!.terminated]).toEqual([[], undefined]);
+  });
+
+  it('stop() drops the rest of a sweep in progress', () => {
+    const conns = Array.from({ length: HEARTBEAT_SLICE + 1 }, fakeConnection);
+    const heartbeat = createHeartbeat(new Set(conns as unknown as Connection[]), {
+      pingIntervalMs: 1_000,
+      pingTimeoutMs: 5_000,
+    });
+    heartbeat.sweep();
+    heartbeat.stop();
+    jest.advanceTimersByTime(10_000);
+    expect(conns.filter((c) => c.pings.length > 0)).toHaveLength(HEARTBEAT_SLICE);
+  });
+});
