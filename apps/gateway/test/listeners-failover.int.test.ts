@@ -26,6 +26,8 @@ const FULL = process.env.LIVEBUS_FAILOVER_FULL === '1';
 const SIZE = FULL
   ? { writes: 150, everyMs: 40, faultAfter: 50, nodeTimeoutMs: 2_000 }
   : { writes: 40, everyMs: 50, faultAfter: 12, nodeTimeoutMs: 1_000 };
+// Longer than the failover takes (node timeout 1 s plus the election), as in production (15 s):
+// see docs/reliability.md for a lease shorter than the failover.
 const LEASE_TTL_MS = 3_000;
 const run = promisify(execFile);
 
@@ -37,8 +39,8 @@ const gateways: TestGateway[] = [];
 
 /** One moment of the fleet, in the order both in-process gateways saw them. */
 type Moment =
-  | { kind: 'hold' | 'drop'; instance: string; token?: number | string; why: string }
-  | { kind: 'publish'; instance: string; path: string; change: string; cursor: string };
+  | { kind: 'hold' | 'drop'; uid: string; instance: string; token?: number | string; why: string }
+  | { kind: 'publish'; uid: string; instance: string; path: string; change: string; cursor: string };
 const timeline: Moment[] = [];
 
 async function gateway(instanceId: string): Promise<TestGateway> {
@@ -54,6 +56,7 @@ async function gateway(instanceId: string): Promise<TestGateway> {
           const data = event.data as { path: string; change: string };
           timeline.push({
             kind: 'publish',
+            uid: userId,
             instance: instanceId,
             path: data.path,
             change: data.change,
@@ -69,7 +72,7 @@ async function gateway(instanceId: string): Promise<TestGateway> {
       const acquire = lease.acquire.bind(lease);
       lease.acquire = async (key, owner, ttlMs) => {
         const got = await acquire(key, owner, ttlMs);
-        if (got) timeline.push({ kind: 'hold', instance: instanceId, token: got.token, why: 'acquired' });
+        if (got) timeline.push({ kind: 'hold', uid: key, instance: instanceId, token: got.token, why: 'acquired' });
         return got;
       };
     }
@@ -93,8 +96,8 @@ async function gateway(instanceId: string): Promise<TestGateway> {
   t.gw.hooks.on('lease.lost', (e) => {
     why = e.reason;
   });
-  t.gw.hooks.on('listener.detached', () => {
-    timeline.push({ kind: 'drop', instance: instanceId, why });
+  t.gw.hooks.on('listener.detached', (e) => {
+    timeline.push({ kind: 'drop', uid: e.uid, instance: instanceId, why });
     why = 'released';
   });
   gateways.push(t);
@@ -134,6 +137,10 @@ function tab(url: string, uid: string) {
     for (;;) {
       try {
         const { client, welcome } = await connectAs(url, uid, cursor ? { last_cursor: cursor } : {});
+        if (stopped) {
+          await client.close();
+          return;
+        }
         if (cursor) resumes++;
         if ((welcome as { resume?: { status?: string } }).resume?.status === 'gap') gaps++;
         current = client;
@@ -259,10 +266,25 @@ async function writeThrough(
       30_000,
     );
   }
+  // After the failover, with every tab resumed: each new write reaches each tab, gap or not.
+  const afterPaths: string[] = [];
+  for (let n = 1; n <= 5; n++) {
+    const path = `users/${uid}/notifications/after${n}`;
+    afterPaths.push(path);
+    await createWhenReachable(db, path, { n });
+  }
+  for (const [i, t] of tabs.entries()) {
+    await waitFor(
+      () => afterPaths.every((p) => t.changes.some((c) => c.path === p)),
+      `tab ${i}: the writes after`,
+      20_000,
+    );
+  }
+  paths.push(...afterPaths);
   // A moment for a late second delivery, were there one, to show itself.
   await sleep(LEASE_TTL_MS);
   // From before the tabs opened: who held the lease when each write was published.
-  const moments = timeline.slice(from);
+  const moments = timeline.slice(from).filter((m) => m.uid === uid);
   const { counts: inStream, cursors } = await streamCounts(uid);
   // Published, acknowledged by the old master, and not on the promoted replica.
   const lostWithMaster = new Set(
@@ -295,6 +317,7 @@ async function writeThrough(
     lostWithMaster: lostWithMaster.size,
     twiceInStream: paths.filter((p) => (inStream.get(p) ?? 0) > 1).length,
     notInStream: paths.filter((p) => !inStream.has(p)).length,
+    notInStreamNotLost: paths.filter((p) => !inStream.has(p) && !lostWithMaster.has(p)).length,
     byInstance,
     overlaps: overlaps(moments),
     publishedWithoutLease: publishedWithoutLease(moments),
@@ -327,7 +350,10 @@ describe('a listener lease held through a Redis Cluster failover', () => {
     expect(figures.overlaps).toBe(0);
     expect(figures.publishedWithoutLease).toBe(0);
     expect(figures.twiceInStream).toBe(0);
-    expect(figures.notInStream).toBe(0);
+    // Missing from the stream only what the promoted replica lost and the holder cannot know
+    // it must publish again (see docs/reliability.md); every tab heard gap then.
+    expect(figures.notInStreamNotLost).toBe(0);
+    if (figures.notInStream > 0) for (const t of figures.tabs) expect(t.gaps).toBeGreaterThan(0);
     for (const t of figures.tabs) {
       // Handed twice only what the promoted replica lost (published again by the holder,
       // which cannot know it was), and then the tab was told gap; missing only with a gap too.
@@ -374,7 +400,7 @@ describe('a listener lease held through a Redis Cluster failover', () => {
       },
       before,
     );
-    const ofB = timeline.slice(before).filter((m) => m.kind !== 'publish' && m.instance === 'gw-lf-b');
+    const ofB = timeline.slice(before).filter((m) => m.kind !== 'publish' && m.uid === uid && m.instance === 'gw-lf-b');
     const acquiredAfter = ofB.filter((m) => m.kind === 'hold').map((m) => Number((m as { token: number }).token));
     process.stdout.write(
       `lease failover figures: ${JSON.stringify({ scenario: 'replica-lost-handover', lostTokens, tokens: acquiredAfter, ...figures })}\n`,
@@ -386,7 +412,10 @@ describe('a listener lease held through a Redis Cluster failover', () => {
     expect(figures.overlaps).toBe(0);
     expect(figures.publishedWithoutLease).toBe(0);
     expect(figures.twiceInStream).toBe(0);
-    expect(figures.notInStream).toBe(0);
+    // Missing from the stream only what the promoted replica lost and the holder cannot know
+    // it must publish again (see docs/reliability.md); every tab heard gap then.
+    expect(figures.notInStreamNotLost).toBe(0);
+    if (figures.notInStream > 0) for (const t of figures.tabs) expect(t.gaps).toBeGreaterThan(0);
     for (const t of figures.tabs) {
       // Handed twice only what the promoted replica lost (published again by the holder,
       // which cannot know it was), and then the tab was told gap; missing only with a gap too.
