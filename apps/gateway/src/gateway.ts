@@ -366,8 +366,9 @@ function createListeners(config: GatewayConfig, ports: ResolvedPorts, publish: P
         logger.error('listener_emit_error', { uid, error: String(error) });
         throw error; // the source retries from its resume mark
       }),
-    // What a killed holder published but never stored is in the user's stream.
-    readSince: (uid, cursor) => bus.readSince(uid, cursor),
+    // What a killed holder published but never stored is in the user's stream (holes
+    // and all: after a Redis failover the offsets skip even when nothing is missing).
+    readSince: (uid, cursor) => (bus.readRetained ? bus.readRetained(uid, cursor) : bus.readSince(uid, cursor)),
     hooks,
     instanceId: config.instanceId,
     leaseTtlMs: config.listenerLeaseTtlMs,

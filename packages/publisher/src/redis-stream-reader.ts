@@ -37,7 +37,22 @@ export class RedisStreamReader {
   }
 
   /** Events after `afterCursor`, or `gap` when some are gone or the cursor is of another epoch. */
-  async readSince(userId: string, afterCursor: Cursor): Promise<StreamRead> {
+  readSince(userId: string, afterCursor: Cursor): Promise<StreamRead> {
+    return this.#read(userId, afterCursor, false);
+  }
+
+  /**
+   * Every event the stream still holds after `afterCursor`, even where some are
+   * missing (trimmed, or offsets skipped at a failover): what was published since,
+   * as far as the stream knows. `gap` only for a cursor of another epoch or past the head.
+   * Not for resuming a session (it would not hear of the hole); for a reader that
+   * must not publish again what is already there.
+   */
+  readRetained(userId: string, afterCursor: Cursor): Promise<StreamRead> {
+    return this.#read(userId, afterCursor, true);
+  }
+
+  async #read(userId: string, afterCursor: Cursor, holes: boolean): Promise<StreamRead> {
     const at = parseCursor(afterCursor);
     const k = userKeys(userId);
     const reply = (await streamScripts.readSince.run(
@@ -50,6 +65,7 @@ export class RedisStreamReader {
         // An unparseable cursor gets an epoch no stream has ('' is never generated).
         at?.epoch ?? '',
         at?.offset ?? 0,
+        holes ? '1' : '',
       ],
     )) as [string, number, 'ok' | 'gap', ...string[]];
     const [epoch, top, status, ...data] = reply;

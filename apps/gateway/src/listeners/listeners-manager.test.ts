@@ -161,6 +161,47 @@ describe('ListenersManager', () => {
     expect(manager.counters()).toMatchObject({ attached: 1, detachCancelled: 1, detachExecuted: 0 });
   });
 
+  it('lets go of the listeners once the lease would have expired, even while a renewal hangs (a Redis failover)', async () => {
+    const hooks = new Hooks<GatewayHookEvents>();
+    const lost: string[] = [];
+    hooks.on('lease.lost', (e) => lost.push(e.reason));
+    let live = 0;
+    // Renewals that never answer: a cluster client queues commands through a failover.
+    class HangingLease extends MemoryLease {
+      override renew(): Promise<boolean> {
+        return new Promise<boolean>(() => {});
+      }
+    }
+    const manager = new ListenersManager({
+      lease: new HangingLease(),
+      workflowWatches: new MemoryWorkflowWatchStore(),
+      sources: [
+        {
+          name: 'live',
+          async attach() {
+            live++;
+            return async () => {
+              live--;
+            };
+          },
+        },
+      ],
+      leaseTtlMs: 300,
+      detachDelayMs: 5,
+      logger: silent,
+      hooks,
+      cleanupRegistry: async () => 'cleaned' as const,
+      emit: () => {},
+    });
+    await manager.sessionOpened('u', 's1');
+    expect(live).toBe(1);
+    await waitFor(() => lost[0], 'the lease given up', 5_000);
+    expect(lost[0]).toBe('renew_failed');
+    expect(live).toBe(0);
+    manager.sessionClosed('u', 's1');
+    await manager.flush();
+  });
+
   it('tells its hooks each moment of a departure and a return, in order, with what tells them apart', async () => {
     const hooks = new Hooks<GatewayHookEvents>();
     const seen: [string, unknown][] = [];

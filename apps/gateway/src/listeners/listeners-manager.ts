@@ -3,6 +3,7 @@ import type { ReadResult } from '../fleet/bus/event-bus';
 import type { Lease } from '../fleet/lease/lease';
 import { type GatewayHookEvents, type GatewayHooks, Hooks } from '../hooks';
 import type { Logger } from '../logger';
+import { beforeDeadline } from './before-deadline';
 import { CarryOver } from './carry-over';
 import { listenerDefaults } from './listener-defaults';
 import type {
@@ -453,7 +454,11 @@ export class ListenersManager {
       let renewed: boolean | undefined;
       const renewingAt = Date.now();
       try {
-        renewed = await this.#o.lease.renew(userId, this.#o.instanceId, token, this.#o.leaseTtlMs);
+        // Not past the moment the lease would expire: the holder must stop by then (see beforeDeadline).
+        renewed = await beforeDeadline(
+          this.#o.lease.renew(userId, this.#o.instanceId, token, this.#o.leaseTtlMs),
+          state.renewedAt + this.#o.leaseTtlMs - Date.now(),
+        );
       } catch (error) {
         this.#o.logger.warn('listener_lease_error', { uid: userId, op: 'renew', error: String(error) });
       }

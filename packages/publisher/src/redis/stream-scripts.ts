@@ -91,8 +91,9 @@ end
  *
  * - `appendAndNotify` ARGV: epoch candidate, channel, max events, retention ms, max bytes,
  *   stream ttl ms, meta ttl ms, event JSON... Returns { epoch, first offset, ts }.
- * - `readSince` ARGV: epoch candidate, meta ttl ms, retention ms, cursor epoch, cursor offset.
- *   Returns { epoch, head, 'ok' | 'gap', d... }.
+ * - `readSince` ARGV: epoch candidate, meta ttl ms, retention ms, cursor epoch, cursor offset,
+ *   holes ('1': every retained event after the cursor, missing ones or not; '' or absent: `gap`
+ *   at any missing one). Returns { epoch, head, 'ok' | 'gap', d... }.
  * - `head` ARGV: epoch candidate, meta ttl ms. Returns { epoch, head }.
  */
 export const streamScripts = {
@@ -150,6 +151,12 @@ local function read_since(keys, args)
   if args[4] ~= epoch or after > top then return { epoch, top, 'gap' } end
   if after == top then return { epoch, top, 'ok' } end
   local entries = redis.call('XRANGE', stream, string.format('%.0f', after + 1) .. '-0', string.format('%.0f', top) .. '-0')
+  if args[6] == '1' then
+    -- What the stream holds, holes and all (a reader that only asks what was published).
+    local out = { epoch, top, 'ok' }
+    for _, entry in ipairs(entries) do out[#out + 1] = entry[2][4] end
+    return out
+  end
   -- The entry right after the cursor must still be there (and not past the
   -- retention age), else the client missed events: gap, never a partial replay.
   local first = entries[1]

@@ -74,6 +74,14 @@ export interface EventBus {
   subscribe(userId: string, listener: EventListener): Promise<Unsubscribe>;
   /** Events after `afterCursor`, or `gap` when some of them are gone (or the cursor is of another epoch). */
   readSince(userId: string, afterCursor: Cursor): Promise<ReadResult>;
+  /**
+   * Every event still retained after `afterCursor`, even where some before them are
+   * missing (`gap` only for another epoch): what was published since, for a reader that
+   * must not publish it again (a listener taking over). Unset: {@link readSince} serves.
+   * The Redis bus needs it: after a failover its offsets skip, which `readSince` calls a
+   * gap even when nothing is missing.
+   */
+  readRetained?(userId: string, afterCursor: Cursor): Promise<ReadResult>;
   /** The cursor of the user's latest event (where a fresh session starts). */
   head(userId: string): Promise<Cursor>;
   stats(): EventBusStats;

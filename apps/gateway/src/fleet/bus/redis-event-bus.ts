@@ -125,6 +125,10 @@ export class RedisEventBus implements EventBus {
     return this.#reader.readSince(userId, afterCursor);
   }
 
+  readRetained(userId: string, afterCursor: Cursor): Promise<ReadResult> {
+    return this.#reader.readRetained(userId, afterCursor);
+  }
+
   head(userId: string): Promise<Cursor> {
     return this.#reader.head(userId);
   }
