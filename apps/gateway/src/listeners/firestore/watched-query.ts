@@ -68,6 +68,21 @@ export interface WatchedQueryOptions {
   retryMaxMs?: number;
   /** No snapshot for this long: re-open (0: never). @default listenerDefaults.stallMs (30 min) */
   stallMs?: number;
+  /**
+   * Reads documents by path (undefined: it does not exist), to confirm that a delivered
+   * path missing from a first snapshot is really gone before reporting it removed.
+   * @default point reads (`getAll`) on the query's Firestore client
+   */
+  readDocs?: (paths: readonly string[]) => Promise<Map<string, Timestamp | undefined>>;
+}
+
+/** Point reads on the query's own client: one billed read per path. */
+function pointReads(query: Query): (paths: readonly string[]) => Promise<Map<string, Timestamp | undefined>> {
+  return async (paths) => {
+    const db = query.firestore;
+    const snapshots = await db.getAll(...paths.map((path) => db.doc(path)));
+    return new Map(snapshots.map((s) => [s.ref.path, s.exists ? s.updateTime : undefined]));
+  };
 }
 
 /** Error code of a Firestore failure as a stable metric label. */
@@ -109,8 +124,8 @@ function kindOf(error: unknown): string {
  * the bound of the delivered set.
  */
 export class WatchedQuery {
-  readonly #o: Required<Omit<WatchedQueryOptions, 'carried' | 'cursor' | 'onUnsaved' | 'retrySaves'>> &
-    Pick<WatchedQueryOptions, 'onUnsaved' | 'retrySaves'>;
+  readonly #o: Required<Omit<WatchedQueryOptions, 'carried' | 'cursor' | 'onUnsaved' | 'retrySaves' | 'readDocs'>> &
+    Pick<WatchedQueryOptions, 'onUnsaved' | 'retrySaves' | 'readDocs'>;
   #unsubscribe: (() => void) | undefined;
   #chain: Promise<void> = Promise.resolve();
   #mark: string | undefined;
@@ -234,12 +249,18 @@ export class WatchedQuery {
       delta.put[path] = markOf(doc.updateTime);
     }
     if (present) {
-      // Delivered as present, absent now: deleted while no listener ran.
-      for (const path of this.#docs.keys()) {
-        if (!present.has(path)) {
-          change(path, 'removed', snapshot.readTime);
-          delta.del.push(path);
-        }
+      // Delivered as present, absent now: deleted while no listener ran, unless still there.
+      let gone: string[];
+      try {
+        gone = await this.#confirmGone([...this.#docs.keys()].filter((path) => !present.has(path)));
+      } catch (error) {
+        this.#fail('read', error, generation);
+        return;
+      }
+      if (this.#stopped || generation !== this.#generation) return;
+      for (const path of gone) {
+        change(path, 'removed', snapshot.readTime);
+        delta.del.push(path);
       }
     }
     if (dropped > 0) this.#o.observer.deduplicated(this.#o.listener, dropped);
@@ -262,6 +283,24 @@ export class WatchedQuery {
     // Published now, whether or not the store takes it (this snapshot's removals happened by its read time).
     this.#unsaved = addToUnsaved(this.#unsaved, mark, delta, mark, cursor);
     await this.#save();
+  }
+
+  /**
+   * The delivered paths a first snapshot lacks that are really gone. A first snapshot
+   * can lack documents that exist: the Firestore emulator, when a write lands while a
+   * new listen loads, marks a partial result set current and sends the rest in the next
+   * snapshot. A point read settles it: the very version delivered, unchanged, still
+   * matches the query (filters read only the document's fields), so it was not removed.
+   */
+  async #confirmGone(missing: string[]): Promise<string[]> {
+    if (missing.length === 0) return missing;
+    const read = await (this.#o.readDocs ?? pointReads(this.#o.query))(missing);
+    this.#o.observer.reads(this.#o.userId, this.#o.listener, missing.length);
+    return missing.filter((path) => {
+      const updated = read.get(path);
+      const delivered = this.#docs.get(path);
+      return updated === undefined || delivered === undefined || isAfter(updated, delivered);
+    });
   }
 
   /** Queues a save of the unsaved mark (at most one waiting) behind the snapshot being applied. */

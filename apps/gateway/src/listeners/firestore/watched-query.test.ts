@@ -1,0 +1,114 @@
+import type { ListenerChange } from '@livebus/protocol';
+import { waitFor } from '@livebus/test-support';
+import type { Query, Timestamp } from 'firebase-admin/firestore';
+import type { Logger } from '../../logger';
+import { markOf } from '../watermark-store';
+import { WatchedQuery, type WatchedQueryObserver } from './watched-query';
+
+const silent: Logger = { error() {}, warn() {}, info() {}, debug() {} };
+const quiet: WatchedQueryObserver = { reads() {}, events() {}, deduplicated() {}, error() {}, restart() {} };
+const at = (seconds: number) => ({ seconds, nanoseconds: 0 }) as Timestamp;
+
+type Change = [path: string, type: 'added' | 'modified' | 'removed', updated: number];
+
+/** A query whose snapshots the test sends, one at a time, as Firestore's listen stream would. */
+function scriptedQuery() {
+  let next: ((snapshot: unknown) => void) | undefined;
+  let opens = 0;
+  const query = {
+    onSnapshot(onNext: (snapshot: unknown) => void) {
+      opens++;
+      next = onNext;
+      return () => {
+        next = undefined;
+      };
+    },
+  } as unknown as Query;
+  const send = (readTime: number, size: number, changes: Change[]) =>
+    next?.({
+      readTime: at(readTime),
+      size,
+      docChanges: () =>
+        changes.map(([path, type, updated]) => ({
+          type,
+          doc: { ref: { path }, updateTime: at(updated), createTime: at(updated), data: () => ({ n: updated }) },
+        })),
+    });
+  return {
+    query,
+    send,
+    /** How many times a listener was opened on it. */
+    get opens() {
+      return opens;
+    },
+  };
+}
+
+/** A listener resuming from a delivered set ('c/kept' at 10, 'c/deleted' at 11, mark at 12). */
+function resumed(readDocs: (paths: readonly string[]) => Promise<Map<string, Timestamp | undefined>>) {
+  const q = scriptedQuery();
+  const events: string[] = [];
+  const watched = new WatchedQuery({
+    query: q.query,
+    userId: 'u1',
+    listener: 'notes',
+    source: 'firestore',
+    emit: async (event) => {
+      const data = event.data as ListenerChange;
+      events.push(`${data.change} ${data.path}`);
+    },
+    mark: markOf(at(12)),
+    docs: { 'c/kept': markOf(at(10)), 'c/deleted': markOf(at(11)) },
+    readDocs,
+    saveMark: async () => true,
+    onFenced: () => {},
+    observer: quiet,
+    logger: silent,
+    retryMinMs: 10,
+  });
+  watched.start();
+  return { q, events, watched };
+}
+
+describe('WatchedQuery: deletions reported when a listener resumes', () => {
+  it('a first snapshot that lacks a delivered document which is still there, unchanged, reports no removal (the emulator sends the rest later)', async () => {
+    const { q, events, watched } = resumed(
+      async (paths) => new Map(paths.map((p) => [p, p === 'c/kept' ? at(10) : undefined])),
+    );
+    // As the Firestore emulator does when a write lands while the listen loads: a partial
+    // result set marked current, then the documents it left out in the next snapshot.
+    q.send(20, 1, [['c/new', 'added', 19]]);
+    q.send(21, 2, [['c/kept', 'added', 10]]);
+    q.send(22, 3, [['c/marker', 'added', 22]]);
+    await waitFor(() => events.includes('added c/marker'), 'the marker');
+    expect(events).toEqual(['added c/new', 'removed c/deleted', 'added c/marker']);
+    await watched.stop();
+  });
+
+  it('a delivered document that is gone, or changed since and absent from the first snapshot, is reported removed once', async () => {
+    const { q, events, watched } = resumed(
+      async (paths) => new Map(paths.map((p) => [p, p === 'c/kept' ? at(15) : undefined])),
+    );
+    q.send(20, 0, []);
+    q.send(21, 1, [['c/marker', 'added', 21]]);
+    await waitFor(() => events.includes('added c/marker'), 'the marker');
+    expect(events).toEqual(['removed c/kept', 'removed c/deleted', 'added c/marker']);
+    await watched.stop();
+  });
+
+  it('a failed check publishes nothing and re-opens the listener, which checks again', async () => {
+    let calls = 0;
+    const { q, events, watched } = resumed(async (paths) => {
+      calls++;
+      if (calls === 1) throw new Error('unavailable');
+      return new Map(paths.map((p) => [p, p === 'c/kept' ? at(10) : undefined]));
+    });
+    q.send(20, 0, []);
+    await waitFor(() => calls === 1 && q.opens === 2, 're-opened after the failed check');
+    q.send(21, 1, [['c/kept', 'added', 10]]);
+    q.send(22, 2, [['c/marker', 'added', 22]]);
+    await waitFor(() => events.includes('added c/marker'), 'the marker');
+    expect(events).toEqual(['removed c/deleted', 'added c/marker']);
+    await watched.stop();
+  });
+});
