@@ -77,7 +77,13 @@ describe('startHealthThread', () => {
     // A peer that never answers the close handshake keeps the drain going for a while.
     const silent = await RawWebSocket.open(g.port);
     const stopping = g.close();
-    expect((await httpJson(url)).body).toMatchObject({ status: 'not_ready', draining: true });
+    // The drain reaches the health thread as a message; the next snapshot it serves says so
+    // (while the drain still runs: the silent peer holds it open).
+    const body = await waitFor(async () => {
+      const answer = (await httpJson(url)).body as { draining?: boolean };
+      return answer.draining ? answer : undefined;
+    }, 'readiness saying draining');
+    expect(body).toMatchObject({ status: 'not_ready', draining: true });
     await stopping;
     await silent.closed;
   });
