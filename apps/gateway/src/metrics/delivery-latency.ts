@@ -92,7 +92,7 @@ function summaryOf(buckets: ArrayLike<number>): LatencySummary {
     count,
     p50_ms: quantileOf(buckets, 0.5),
     p99_ms: quantileOf(buckets, 0.99),
-    within_100ms: count === 0 ? null : Math.round((within / count) * 10_000) / 10_000,
+    within_100ms: count === 0 ? null : within / count,
   };
 }
 
