@@ -73,14 +73,13 @@ function sparkline(history) {
   const max = Math.max(1, ...pts.map((p) => Math.max(p.in, p.out)));
   const line = (key, stroke) => {
     const p = document.createElementNS(NS, 'polyline');
-    p.setAttribute('points', pts.map((s, i) => ((N - pts.length + i) * W / (N - 1)).toFixed(1) + ',' + (H - 2 - (s[key] / max) * (H - 14)).toFixed(1)).join(' '));
+    p.setAttribute('points', pts.map((s, i) => ((N - pts.length + i) * W / (N - 1)).toFixed(1) + ',' + (H - 2 - (s[key] / max) * (H - 4)).toFixed(1)).join(' '));
+    p.setAttribute('vector-effect', 'non-scaling-stroke');
     p.setAttribute('fill', 'none'); p.setAttribute('stroke', stroke); p.setAttribute('stroke-width', '1.5');
     return p;
   };
-  const label = document.createElementNS(NS, 'text');
-  label.setAttribute('x', '2'); label.setAttribute('y', '10'); label.setAttribute('font-size', '10');
-  label.textContent = 'max ' + max + ' events/s · out (blue), in (grey), last 2 min, this instance';
-  svg.replaceChildren(label, line('in', '#999'), line('out', '#1f77b4'));
+  $('sparkmax').textContent = 'this instance, last 2 minutes: out (blue), in (grey); top of the chart ' + max + '/s';
+  svg.replaceChildren(line('in', '#999'), line('out', '#1f77b4'));
 }
 
 function render(d) {
@@ -166,7 +165,7 @@ export function dashboardHtml(): string {
 <main>
 <form id="login" hidden><label for="token">Admin token</label><input id="token" type="password" autocomplete="off"><button>Open</button></form>
 <div id="cards" class="cards"></div>
-<section><h2>Events per second</h2><svg id="spark" viewBox="0 0 600 60" width="100%" height="60" role="img" aria-label="events in and out per second, last 2 minutes"></svg></section>
+<section><h2>Events per second <small id="sparkmax"></small></h2><svg id="spark" viewBox="0 0 600 60" preserveAspectRatio="none" width="100%" height="60" role="img" aria-label="events in and out per second, last 2 minutes"></svg></section>
 <section><h2>Instances</h2><table><thead><tr><th>instance</th><th>version</th><th>sessions</th><th>users</th><th>events out/s</th><th>delivery p99 (ms)</th><th>up</th><th>last seen</th></tr></thead><tbody id="instances"></tbody></table></section>
 <div class="row">
 <section><h2>Disconnects by reason, last 10 minutes</h2><svg id="chart" viewBox="0 0 600 160" width="100%" height="160" role="img" aria-label="disconnects per 10 seconds"></svg><div id="legend"></div></section>
