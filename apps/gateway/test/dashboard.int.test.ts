@@ -7,6 +7,7 @@ import { connectAs, httpJson, startGateway, type TestGateway } from './helpers';
 // What the page functions below use of the DOM (they run in Chromium; the gateway's tsconfig has no DOM lib).
 interface Node {
   textContent: string | null;
+  getAttribute(name: string): string | null;
 }
 declare const document: {
   querySelector(s: string): Node | null;

@@ -66,6 +66,22 @@ describe('DeliveryLatency', () => {
     expect(text).toContain('livebus_delivery_clock_skew_total{source="firestore"} 1');
   });
 
+  it('reads update times right when consecutive changes share a minute and when they do not', async () => {
+    let clock = 0;
+    const latency = new DeliveryLatency(() => clock);
+    const registry = new Registry();
+    latency.register(registry);
+    // Each change recorded 40 ms after its update time: all in the (25 ms, 50 ms] bucket.
+    for (const t of ['2026-12-02T16:00:00.100000Z', '2026-12-02T16:00:59.990000Z', '2026-12-02T16:01:00.000250Z']) {
+      clock = Date.parse(t) + 40;
+      latency.prepare(change('firestore', t));
+      latency.record();
+    }
+    const text = await registry.metrics();
+    expect(text).toContain('livebus_delivery_seconds_bucket{source="firestore",le="0.025"} 0');
+    expect(text).toContain('livebus_delivery_seconds_bucket{source="firestore",le="0.05"} 3');
+  });
+
   it('moves a Redis ts onto this clock by the measured offset', () => {
     const latency = new DeliveryLatency(() => 10_000);
     latency.setClockOffset(5_000); // Redis is 5 s ahead

@@ -133,12 +133,29 @@ export function rfc3339Ms(text: string, from: number, to: number): number {
 export const WINDOW_TICK_MS = 10_000;
 const WINDOW_SLOTS = 6;
 
-const TS = ',"ts":';
-const EVENT = ',"event":"';
-const TASK_EVENT = 'task.progress_update"';
-const LISTENER_EVENT = 'listener.change","data":{"source":"';
-const UPDATE_TIME = ',"update_time":"';
-const INITIAL_TRUE = ',"initial":true';
+// Character codes the frame's fixed layout is recognised by (see `prepare`).
+const QUOTE = 34;
+const COMMA = 44;
+const COLON = 58;
+const BRACE_CLOSE = 125;
+const C_C = 99;
+const DOT = 46;
+const C_F = 102;
+const C_L = 108;
+const C_T = 116;
+const C_U = 117;
+const C_W = 119;
+/** `","ts":` after the cursor's closing quote, then the digits. */
+const TS_DIGITS = ',"ts":'.length + 1;
+/** `,"event":"` before the event type. */
+const EVENT_NAME = ',"event":"'.length;
+/** From the event type to the value of `data.source`: `listener.change","data":{"source":"`. */
+const LISTENER_SOURCE = 'listener.change","data":{"source":"'.length;
+/** `YYYY-MM-DDTHH:MM:SS.ffffffZ`, and its `YYYY-MM-DDTHH:MM`. */
+const TIME_CHARS = 27;
+const MINUTE_CHARS = 16;
+/** `,"update_time":"` before the time. */
+const UPDATE_TIME_KEY = ',"update_time":"'.length;
 
 /**
  * The end-to-end delivery latency of events, per source, from the event's origin to
@@ -156,6 +173,9 @@ export class DeliveryLatency {
   #offsetMs = 0;
   #source = PUBLISH;
   #origin = 0;
+  /** The `YYYY-MM-DDTHH:MM` of the last update time read, and that minute in ms: most changes share it. */
+  #minuteText = '';
+  #minuteMs = 0;
   readonly #now: () => number;
 
   constructor(now: () => number = Date.now) {
@@ -178,40 +198,80 @@ export class DeliveryLatency {
    * Reads the source and origin of one event frame; false when it is not measured (a
    * listener's `initial` change: the document is as old as it is, not late; or a text
    * not in the stored form). Then {@link record} once per frame written.
+   *
+   * Stored frames have one layout, written by the bus (the Lua append script, the
+   * embedded bus) from an event the publisher validated, keys in the protocol's order:
+   * `{"type":"event","cursor":"<c>","ts":<ms>,"event":"<type>","data":{...}}`, and a
+   * listener change's data ends with `"initial":<bool>,"update_time":"<time>"}`. So a few
+   * character codes at known places tell the type, the source and where the times are;
+   * `startsWith` on long strings would cost more than the rest of the delivery.
    */
   prepare(text: string): boolean {
-    const tsAt = text.indexOf(TS, 26);
-    if (tsAt < 0) return false;
-    let i = tsAt + TS.length;
+    const q = text.indexOf('"', 26); // the cursor's closing quote
+    if (q < 0 || text.charCodeAt(q + 1) !== COMMA) return false;
+    let i = q + TS_DIGITS;
     let ts = 0;
     for (let d = digit(text, i); d >= 0 && d <= 9; d = digit(text, ++i)) ts = ts * 10 + d;
-    if (!text.startsWith(EVENT, i)) return false;
-    i += EVENT.length;
+    if (text.charCodeAt(i) !== COMMA) return false;
+    i += EVENT_NAME;
     this.#origin = ts - this.#offsetMs;
-    if (text.startsWith(TASK_EVENT, i)) {
+    const first = text.charCodeAt(i);
+    // task.progress_update, listener.change, registry.updated, session.notice
+    if (first === C_T) {
       this.#source = TASK;
       return true;
     }
     this.#source = PUBLISH;
-    if (!text.startsWith(LISTENER_EVENT, i)) return true;
-    i += LISTENER_EVENT.length;
-    if (text.startsWith('firestore"', i)) this.#source = FIRESTORE;
-    else if (text.startsWith('workflow"', i)) this.#source = WORKFLOW;
+    if (first !== C_L || text.charCodeAt(i + 8) !== DOT || text.charCodeAt(i + 9) !== C_C) return true; // listener.change
+    const source = i + LISTENER_SOURCE;
+    if (text.charCodeAt(source) === C_F && text.charCodeAt(source + 9) === QUOTE) this.#source = FIRESTORE;
+    else if (text.charCodeAt(source) === C_W && text.charCodeAt(source + 8) === QUOTE) this.#source = WORKFLOW;
     else return true;
     return this.#listenerOrigin(text);
   }
 
   /** The change's `update_time`, last in the frame (`...,"update_time":"<time>"}}`); Redis' ts if absent. */
   #listenerOrigin(text: string): boolean {
-    const end = text.length - 3;
-    if (!text.endsWith('"}}')) return true;
-    const open = text.lastIndexOf('"', end - 1);
-    const key = open + 1 - UPDATE_TIME.length;
-    if (open < 0 || !text.startsWith(UPDATE_TIME, key)) return true;
-    if (text.startsWith(INITIAL_TRUE, key - INITIAL_TRUE.length)) return false;
-    const at = rfc3339Ms(text, open + 1, end);
+    const end = text.length - 3; // the time's closing quote
+    if (text.charCodeAt(end) !== QUOTE || text.charCodeAt(end + 1) !== BRACE_CLOSE) return true;
+    // The listeners write 27 characters (microseconds); any other length is searched for.
+    const open =
+      text.charCodeAt(end - TIME_CHARS - 1) === QUOTE ? end - TIME_CHARS - 1 : text.lastIndexOf('"', end - 1);
+    const key = open + 1 - UPDATE_TIME_KEY; // at the comma before "update_time"
+    // ,"update_time":"  (u at +2, t at +9, : at +14)
+    if (
+      key < 0 ||
+      text.charCodeAt(key + 2) !== C_U ||
+      text.charCodeAt(key + 9) !== C_T ||
+      text.charCodeAt(key + 14) !== COLON
+    ) {
+      return true;
+    }
+    // ,"initial":true  just before it: not late, the document was there when the listener attached
+    if (text.charCodeAt(key - 4) === C_T && text.charCodeAt(key - 5) === COLON && text.charCodeAt(key - 7) === C_L) {
+      return false;
+    }
+    const at = end - open - 1 === TIME_CHARS ? this.#timeMs(text, open + 1) : rfc3339Ms(text, open + 1, end);
     if (!Number.isNaN(at)) this.#origin = at;
     return true;
+  }
+
+  /** `YYYY-MM-DDTHH:MM:SS.ffffffZ` at `from`, in ms; the minute's part from the last one read when it is the same. */
+  #timeMs(text: string, from: number): number {
+    const minute = this.#minuteText;
+    let same = minute.length === MINUTE_CHARS;
+    for (let k = 0; same && k < MINUTE_CHARS; k++) same = text.charCodeAt(from + k) === minute.charCodeAt(k);
+    if (!same) {
+      const ms = rfc3339Ms(text, from, from + TIME_CHARS);
+      if (Number.isNaN(ms)) return ms;
+      this.#minuteText = text.slice(from, from + MINUTE_CHARS);
+      this.#minuteMs = ms - (ms % 60_000);
+      return ms;
+    }
+    const seconds = int(text, from + 17, from + 19);
+    const micros = int(text, from + 20, from + 26);
+    if (text.charCodeAt(from + 19) !== DOT || text.charCodeAt(from + 26) !== 90 /* Z */) return Number.NaN;
+    return this.#minuteMs + seconds * 1000 + micros / 1000;
   }
 
   /** One frame of the event last {@link prepare}d was written now. */
