@@ -11,8 +11,10 @@ async function offsetOf(node: Redis): Promise<{ offsetMs: number; rttMs: number 
     const before = performance.now();
     const [s, us] = await node.time();
     const after = performance.now();
+    // Date.now(), not performance's clock: the latency compares stamps with Date.now(), whose
+    // wall clock NTP may have stepped since the process started.
+    const localMs = Date.now() - (after - before) / 2;
     const redisMs = Number(s) * 1000 + Number(us) / 1000;
-    const localMs = performance.timeOrigin + (before + after) / 2;
     if (after - before < best.rttMs) best = { offsetMs: redisMs - localMs, rttMs: after - before };
   }
   return best;
