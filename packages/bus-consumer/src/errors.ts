@@ -3,7 +3,7 @@ import {
   type AuthFailureReason,
   type DisconnectReason,
   type RpcErrorCode,
-} from '@livebus/protocol';
+} from '@livebus/protocol/client';
 
 /** An RPC failure: a wire error from the gateway, or a local one (timeout, disconnected). */
 export class RpcError extends Error {

@@ -1,4 +1,4 @@
-import type { EventFrame, EventType } from '@livebus/protocol';
+import type { EventFrame, EventType } from '@livebus/protocol/client';
 
 /** An event frame of type `E`. */
 export type EventOf<E extends EventType> = Extract<EventFrame, { event: E }>;
