@@ -1,11 +1,5 @@
-import {
-  type RpcErrorFrame,
-  type RpcMethod,
-  type RpcResult,
-  type RpcResultFrame,
-  serializeClientFrame,
-  validateRpcResult,
-} from '@livebus/protocol/client';
+import type { RpcErrorFrame, RpcMethod, RpcResult, RpcResultFrame } from '@livebus/protocol';
+import { serializeClientFrame, validateRpcResult } from '@livebus/protocol/client';
 import { RpcError } from './errors';
 
 /** RPC counters, shared with the client's `counters`. */

@@ -1,22 +1,26 @@
+// Types from the protocol's root (declarations resolve under any moduleResolution); run-time code from
+// its zod-free client entry, so the browser build carries no zod (docs/client.md, "Size of the browser build").
+import type {
+  Cursor,
+  DisconnectReason,
+  EventFrame,
+  EventType,
+  NoticeFrame,
+  RpcMethod,
+  RpcParams,
+  RpcResult,
+  ServerFrame,
+  WelcomeFrame,
+} from '@livebus/protocol';
 import {
   authFailureReasonOf,
   CloseCode,
-  type Cursor,
   classifyDisconnect,
   compareCursors,
-  type DisconnectReason,
-  type EventFrame,
-  type EventType,
-  type NoticeFrame,
   PROTOCOL_VERSION,
   parseServerFrame,
-  type RpcMethod,
-  type RpcParams,
-  type RpcResult,
   reconnectPolicy,
-  type ServerFrame,
   serializeClientFrame,
-  type WelcomeFrame,
 } from '@livebus/protocol/client';
 import { type Backoff, fullJitterBackoff } from './backoff';
 import { CallQueue } from './call-queue';

@@ -1,4 +1,4 @@
-import type { EventFrame, EventType } from '@livebus/protocol/client';
+import type { EventFrame, EventType } from '@livebus/protocol';
 
 /** An event frame of type `E`. */
 export type EventOf<E extends EventType> = Extract<EventFrame, { event: E }>;
