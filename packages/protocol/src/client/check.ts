@@ -74,7 +74,11 @@ interface Found {
   constMiss?: boolean;
 }
 
-const has = (o: object, key: string) => Object.hasOwn(o, key);
+/** A compiled schema: undefined for a valid value, else the first issue. */
+type Check = (v: unknown) => Found | undefined;
+
+// biome-ignore lint/suspicious/noPrototypeBuiltins: Object.hasOwn is missing from the ES2020 browsers this targets.
+const has = (o: object, key: string) => Object.prototype.hasOwnProperty.call(o, key);
 /** As zod's: any realm's plain objects (not arrays, dates, class instances). */
 const isPlainObject = (v: unknown): v is Record<string, unknown> => {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
@@ -85,6 +89,8 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> => {
 };
 const show = (v: unknown) => JSON.stringify(v);
 const typeName = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
+/** An own property that is not undefined (zod counts an undefined property as absent). */
+const present = (o: Record<string, unknown>, key: string) => o[key] !== undefined && has(o, key);
 
 const TYPES: Record<string, (v: unknown) => boolean> = {
   string: (v) => typeof v === 'string',
@@ -96,88 +102,156 @@ const TYPES: Record<string, (v: unknown) => boolean> = {
   array: Array.isArray,
 };
 
-const patterns = new Map<string, RegExp>();
-function matches(pattern: string, s: string): boolean {
-  let re = patterns.get(pattern);
-  if (!re) {
-    re = new RegExp(pattern);
-    patterns.set(pattern, re);
-  }
-  return re.test(s);
-}
-
 const fail = (message: string, at: Array<string | number> = []): Found => ({ at, message });
 const under = (key: string | number, found: Found | undefined) => {
   found?.at.unshift(key);
   return found;
 };
+/** Runs checks in order; the first issue wins. */
+const all =
+  (checks: Check[]): Check =>
+  (v) => {
+    for (const c of checks) {
+      const found = c(v);
+      if (found) return found;
+    }
+  };
 
-function checkString(s: SchemaObject, v: string): Found | undefined {
-  if (s.minLength !== undefined && v.length < s.minLength) return fail(`expected at least ${s.minLength} characters`);
-  if (s.maxLength !== undefined && v.length > s.maxLength) return fail(`expected at most ${s.maxLength} characters`);
-  if (s.pattern !== undefined && !matches(s.pattern, v)) return fail(`expected to match /${s.pattern}/`);
+function stringChecks(s: SchemaObject, out: Check[]): void {
+  const { minLength: min, maxLength: max, pattern } = s;
+  const re = pattern === undefined ? undefined : new RegExp(pattern);
+  if (min === undefined && max === undefined && !re) return;
+  out.push((v) => {
+    if (typeof v !== 'string') return;
+    if (min !== undefined && v.length < min) return fail(`expected at least ${min} characters`);
+    if (max !== undefined && v.length > max) return fail(`expected at most ${max} characters`);
+    if (re && !re.test(v)) return fail(`expected to match /${pattern}/`);
+  });
 }
 
-function checkNumber(s: SchemaObject, v: number): Found | undefined {
-  if (s.minimum !== undefined && v < s.minimum) return fail(`expected >= ${s.minimum}`);
-  if (s.maximum !== undefined && v > s.maximum) return fail(`expected <= ${s.maximum}`);
-  if (s.exclusiveMinimum !== undefined && v <= s.exclusiveMinimum) return fail(`expected > ${s.exclusiveMinimum}`);
-  if (s.exclusiveMaximum !== undefined && v >= s.exclusiveMaximum) return fail(`expected < ${s.exclusiveMaximum}`);
+function numberChecks(s: SchemaObject, out: Check[]): void {
+  const { minimum: min, maximum: max, exclusiveMinimum: xmin, exclusiveMaximum: xmax } = s;
+  if (min === undefined && max === undefined && xmin === undefined && xmax === undefined) return;
+  out.push((v) => {
+    if (typeof v !== 'number') return;
+    if (min !== undefined && v < min) return fail(`expected >= ${min}`);
+    if (max !== undefined && v > max) return fail(`expected <= ${max}`);
+    if (xmin !== undefined && v <= xmin) return fail(`expected > ${xmin}`);
+    if (xmax !== undefined && v >= xmax) return fail(`expected < ${xmax}`);
+  });
 }
 
-function checkArray(s: SchemaObject, v: unknown[], root: SchemaObject): Found | undefined {
-  if (s.minItems !== undefined && v.length < s.minItems) return fail(`expected at least ${s.minItems} items`);
-  if (s.maxItems !== undefined && v.length > s.maxItems) return fail(`expected at most ${s.maxItems} items`);
-  const prefix = s.prefixItems ?? [];
-  for (let i = 0; i < v.length; i++) {
-    const item = i < prefix.length ? prefix[i] : s.items;
-    if (item === undefined) continue;
-    const found = under(i, item === false ? fail('unexpected item') : check(item, v[i], root));
-    if (found) return found;
-  }
+function arrayChecks(s: SchemaObject, out: Check[], compile: (s: JsonSchema) => Check): void {
+  const { minItems: min, maxItems: max } = s;
+  const prefix = (s.prefixItems ?? []).map(compile);
+  const rest = s.items === undefined ? undefined : compile(s.items);
+  if (min === undefined && max === undefined && prefix.length === 0 && !rest) return;
+  out.push((v) => {
+    if (!Array.isArray(v)) return;
+    if (min !== undefined && v.length < min) return fail(`expected at least ${min} items`);
+    if (max !== undefined && v.length > max) return fail(`expected at most ${max} items`);
+    for (let i = 0; i < v.length; i++) {
+      const item = i < prefix.length ? prefix[i] : rest;
+      const found = item && under(i, item(v[i]));
+      if (found) return found;
+    }
+  });
 }
 
-function checkObject(s: SchemaObject, v: Record<string, unknown>, root: SchemaObject): Found | undefined {
-  const props = s.properties ?? {};
+function objectChecks(s: SchemaObject, out: Check[], compile: (s: JsonSchema) => Check): void {
   const required = s.required ?? [];
+  const known = s.properties ?? {};
   // In the schema's order, so a discriminator (first in every frame) is checked first.
-  for (const key in props) {
-    const found =
-      has(v, key) && v[key] !== undefined
-        ? under(key, check(props[key] as JsonSchema, v[key], root))
-        : required.includes(key)
-          ? fail('required', [key])
+  const props = Object.keys(known).map((key) => ({
+    key,
+    check: compile(known[key] as JsonSchema),
+    required: required.includes(key),
+  }));
+  const alsoRequired = required.filter((key) => !has(known, key));
+  const extra = s.additionalProperties === undefined ? undefined : compile(s.additionalProperties);
+  const names = s.propertyNames === undefined ? undefined : compile(s.propertyNames);
+  if (props.length === 0 && alsoRequired.length === 0 && !extra && !names) return;
+  out.push((v) => {
+    if (!isPlainObject(v)) return;
+    for (const p of props) {
+      const found = present(v, p.key)
+        ? under(p.key, p.check(v[p.key]))
+        : p.required
+          ? fail('required', [p.key])
           : undefined;
-    if (found) return found;
-  }
-  for (const key of required) if (!has(v, key) || v[key] === undefined) return fail('required', [key]);
-  const extra = s.additionalProperties;
-  if (extra === undefined && s.propertyNames === undefined) return;
-  for (const key of Object.keys(v)) {
-    if (s.propertyNames !== undefined && check(s.propertyNames, key, root)) return fail('invalid key', [key]);
-    if (has(props, key) || extra === undefined || v[key] === undefined) continue;
-    const found = under(key, extra === false ? fail('unknown key') : check(extra, v[key], root));
-    if (found) return found;
-  }
+      if (found) return found;
+    }
+    for (const key of alsoRequired) if (!present(v, key)) return fail('required', [key]);
+    if (!extra && !names) return;
+    for (const key of Object.keys(v)) {
+      if (names?.(key)) return fail('invalid key', [key]);
+      if (!extra || has(known, key) || v[key] === undefined) continue;
+      const found = under(key, extra(v[key]));
+      if (found) return found;
+    }
+  });
 }
+
+/**
+ * What a value must have for a schema to stand a chance: its `type`s and the `const`s of its
+ * required properties (a union: what all its branches share). A union skips a branch whose
+ * entry conditions fail without running it, which keeps parsing free of allocations.
+ */
+interface Entry {
+  types?: string[];
+  consts: Array<[string, unknown]>;
+}
+
+function entryOf(s: JsonSchema, root: SchemaObject): Entry {
+  if (typeof s !== 'object') return { consts: [] };
+  if (s.$ref !== undefined) return entryOf(resolve(root, s.$ref), root);
+  const types = s.type === undefined ? undefined : Array.isArray(s.type) ? s.type : [s.type];
+  const consts: Array<[string, unknown]> = [];
+  for (const [key, p] of Object.entries(s.properties ?? {})) {
+    if (typeof p === 'object' && has(p, 'const') && s.required?.includes(key)) consts.push([key, p.const]);
+  }
+  const union = s.anyOf ?? s.oneOf;
+  if (union && union.length > 0) {
+    const [first, ...others] = union.map((b) => entryOf(b, root));
+    const shared = (first as Entry).consts.filter(([k, c]) =>
+      others.every((o) => o.consts.some(([k2, c2]) => k === k2 && c === c2)),
+    );
+    consts.push(...shared);
+  }
+  return { types, consts };
+}
+
+const admits = (e: Entry, v: unknown) =>
+  (!e.types || e.types.some((t) => TYPES[t]?.(v))) &&
+  (e.consts.length === 0 || (isPlainObject(v) && e.consts.every(([k, c]) => v[k] === c && has(v, k))));
 
 const score = (f: Found) => f.at.length * 2 - (f.constMiss ? 1 : 0);
 
 /**
  * A union holds when one branch holds. Otherwise the issue of the branch that got furthest
  * (the deepest path, a discriminator that matched) is the useful one. When several got
- * equally far, none is singled out.
+ * equally far, or none was worth running, none is singled out.
  */
-function checkUnion(branches: JsonSchema[], v: unknown, root: SchemaObject): Found | undefined {
-  let best: Found | undefined;
-  let tied = false;
-  for (const branch of branches) {
-    const found = check(branch, v, root);
-    if (!found) return undefined;
-    if (!best || score(found) > score(best)) [best, tied] = [found, false];
-    else if (score(found) === score(best)) tied = true;
-  }
-  return best && tied ? { ...best, message: `matches none of the ${branches.length} allowed shapes` } : best;
+function unionCheck(branches: JsonSchema[], root: SchemaObject, compile: (s: JsonSchema) => Check): Check {
+  const compiled = branches.map((b) => ({ entry: entryOf(b, root), check: compile(b) }));
+  const discriminator = compiled[0]?.entry.consts[0]?.[0];
+  const values = compiled.map((b) => b.entry.consts.find(([k]) => k === discriminator)?.[1]);
+  return (v) => {
+    let best: Found | undefined;
+    let tied = false;
+    for (const branch of compiled) {
+      if (!admits(branch.entry, v)) continue;
+      const found = branch.check(v);
+      if (!found) return undefined;
+      if (!best || score(found) > score(best)) [best, tied] = [found, false];
+      else if (score(found) === score(best)) tied = true;
+    }
+    if (best) return tied ? { ...best, message: `matches none of the ${branches.length} allowed shapes` } : best;
+    if (discriminator !== undefined && isPlainObject(v) && values.every((x) => x !== undefined)) {
+      return { at: [discriminator], message: `expected one of ${values.map(show).join(', ')}`, constMiss: true };
+    }
+    return fail(`matches none of the ${branches.length} allowed shapes`);
+  };
 }
 
 function resolve(root: SchemaObject, ref: string): JsonSchema {
@@ -187,41 +261,66 @@ function resolve(root: SchemaObject, ref: string): JsonSchema {
   return target;
 }
 
-function check(s: JsonSchema, v: unknown, root: SchemaObject): Found | undefined {
-  if (s === true) return;
-  if (s === false) return fail('not allowed');
-  if (s.$ref !== undefined) {
-    const found = check(resolve(root, s.$ref), v, root);
-    if (found) return found;
-  }
-  if (s.type !== undefined) {
-    const types = Array.isArray(s.type) ? s.type : [s.type];
-    if (!types.some((t) => TYPES[t]?.(v))) return fail(`expected ${types.join(' or ')}, got ${typeName(v)}`);
-  }
-  if (has(s, 'const') && v !== s.const) return { at: [], message: `expected ${show(s.const)}`, constMiss: true };
-  if (s.enum && !s.enum.includes(v)) return fail(`expected one of ${s.enum.map(show).join(', ')}`);
-  const found =
-    typeof v === 'string'
-      ? checkString(s, v)
-      : typeof v === 'number'
-        ? checkNumber(s, v)
-        : Array.isArray(v)
-          ? checkArray(s, v, root)
-          : isPlainObject(v)
-            ? checkObject(s, v, root)
-            : undefined;
-  if (found) return found;
-  if (s.anyOf) return checkUnion(s.anyOf, v, root);
-  // The generated `oneOf`s are discriminated unions: at most one branch can hold, so "any" is "one".
-  if (s.oneOf) return checkUnion(s.oneOf, v, root);
+/** Compiles a schema document once; `$ref`s (recursive ones included) resolve into its `$defs`. */
+function compileDocument(root: SchemaObject): Check {
+  const done = new Map<JsonSchema, Check>();
+  const compile = (s: JsonSchema): Check => {
+    const cached = done.get(s);
+    if (cached) return cached;
+    let self: Check | undefined;
+    // Registered before its parts are compiled, so that a recursive $ref finds it.
+    done.set(s, (v) => (self as Check)(v));
+    self = build(s);
+    return self;
+  };
+  const build = (s: JsonSchema): Check => {
+    if (s === true) return () => undefined;
+    if (s === false) return () => fail('not allowed');
+    const checks: Check[] = [];
+    if (s.$ref !== undefined) checks.push(compile(resolve(root, s.$ref)));
+    if (s.type !== undefined) {
+      const types = Array.isArray(s.type) ? s.type : [s.type];
+      const tests = types.map((t) => TYPES[t] ?? (() => false));
+      checks.push((v) =>
+        tests.some((t) => t(v)) ? undefined : fail(`expected ${types.join(' or ')}, got ${typeName(v)}`),
+      );
+    }
+    if (has(s, 'const')) {
+      const c = s.const;
+      checks.push((v) => (v === c ? undefined : { at: [], message: `expected ${show(c)}`, constMiss: true }));
+    }
+    const { enum: values } = s;
+    if (values)
+      checks.push((v) => (values.includes(v) ? undefined : fail(`expected one of ${values.map(show).join(', ')}`)));
+    stringChecks(s, checks);
+    numberChecks(s, checks);
+    arrayChecks(s, checks, compile);
+    objectChecks(s, checks, compile);
+    // The generated `oneOf`s are discriminated unions: at most one branch can hold, so "any" is "one".
+    for (const union of [s.anyOf, s.oneOf]) if (union) checks.push(unionCheck(union, root, compile));
+    return checks.length === 1 ? (checks[0] as Check) : all(checks);
+  };
+  return compile(root);
 }
 
+const compiledDocuments = new WeakMap<object, Check>();
+
 /**
- * Checks a value against a schema document (its `$ref`s point into its own `$defs`). Returns
- * the first issue found, or undefined when the value is valid. Throws only on a schema it
- * cannot read, or on a value nested deep enough to exhaust the stack (callers catch both).
+ * Checks a value against a schema document (its `$ref`s point into its own `$defs`); the
+ * document is compiled on first use. Returns the first issue found, or undefined when the value
+ * is valid. Throws only on a schema it cannot read, or on a value nested deep enough to exhaust
+ * the stack (callers catch both).
  */
 export function checkJson(schema: JsonSchema, value: unknown): FrameIssue | undefined {
-  const found = check(schema, value, typeof schema === 'object' ? schema : {});
+  let check: Check | undefined;
+  if (typeof schema !== 'object') check = schema ? () => undefined : () => fail('not allowed');
+  else {
+    check = compiledDocuments.get(schema);
+    if (!check) {
+      check = compileDocument(schema);
+      compiledDocuments.set(schema, check);
+    }
+  }
+  const found = check(value);
   return found && { path: found.at.join('.'), message: found.message };
 }
