@@ -182,5 +182,7 @@ export type AuthFailureReason = keyof typeof AUTH_FAILURE_REASONS;
 /** The auth failure reason a 4001 close carries, or undefined when it carries none this version knows. */
 export function authFailureReasonOf(reason: string): AuthFailureReason | undefined {
   // Own keys only (never `toString` and kin); no zod here, so that clients can import this module without it.
-  return Object.hasOwn(AUTH_FAILURE_REASONS, reason) ? (reason as AuthFailureReason) : undefined;
+  // biome-ignore lint/suspicious/noPrototypeBuiltins: Object.hasOwn is missing from the ES2020 browsers the client targets.
+  const known = Object.prototype.hasOwnProperty.call(AUTH_FAILURE_REASONS, reason);
+  return known ? (reason as AuthFailureReason) : undefined;
 }

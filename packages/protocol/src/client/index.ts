@@ -29,6 +29,7 @@ const { serverFrame, clientFrame, rpcResults } = schemas as unknown as {
   clientFrame: JsonSchema;
   rpcResults: Record<string, JsonSchema>;
 };
+const rpcResultSchemas = new Map(Object.entries(rpcResults));
 
 /** Checks a value against a schema; never throws (a value too deep for the stack is an issue too). */
 function checkWith<T>(schema: JsonSchema, value: unknown, message?: string): ParseResult<T> {
@@ -70,7 +71,7 @@ export function serializeClientFrame(frame: ClientFrame): string {
 
 /** Checks an RPC result against its method's result schema, like the root's `validateRpcResult`. */
 export function validateRpcResult<M extends RpcMethod>(method: M, result: unknown): ParseResult<RpcResult<M>> {
-  const schema = Object.hasOwn(rpcResults, method) ? rpcResults[method] : undefined;
+  const schema = rpcResultSchemas.get(method);
   if (schema === undefined) return { ok: false, error: new FrameError('invalid', `unknown method ${method}`) };
   return checkWith<RpcResult<M>>(schema, result, `invalid result of ${method}`);
 }
