@@ -1,7 +1,9 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/examples.ts', 'src/docs.ts'],
+  // `client`: the zod-free run time for clients (`@livebus/protocol/client`); it must not reach
+  // a module that imports zod at run time (test/consumer.int.test.ts checks the build).
+  entry: { index: 'src/index.ts', examples: 'src/examples.ts', docs: 'src/docs.ts', client: 'src/client/index.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

@@ -1,11 +1,5 @@
-import {
-  type RpcErrorFrame,
-  type RpcMethod,
-  type RpcResult,
-  type RpcResultFrame,
-  serializeFrame,
-  validateRpcResult,
-} from '@livebus/protocol';
+import type { RpcErrorFrame, RpcMethod, RpcResult, RpcResultFrame } from '@livebus/protocol';
+import { serializeClientFrame, validateRpcResult } from '@livebus/protocol/client';
 import { RpcError } from './errors';
 
 /** RPC counters, shared with the client's `counters`. */
@@ -72,7 +66,7 @@ export class CallQueue {
       const call: PendingCall = {
         id,
         method,
-        frame: serializeFrame({ type: 'rpc', id, method, args: args as never }),
+        frame: serializeClientFrame({ type: 'rpc', id, method, args: args as never }),
         resolve: (value) => {
           const checked = validateRpcResult(method, value);
           if (checked.ok) resolve(checked.value as RpcResult<M>);

@@ -1,23 +1,27 @@
+// Types from the protocol's root (declarations resolve under any moduleResolution); run-time code from
+// its zod-free client entry, so the browser build carries no zod (docs/client.md, "Size of the browser build").
+import type {
+  Cursor,
+  DisconnectReason,
+  EventFrame,
+  EventType,
+  NoticeFrame,
+  RpcMethod,
+  RpcParams,
+  RpcResult,
+  ServerFrame,
+  WelcomeFrame,
+} from '@livebus/protocol';
 import {
   authFailureReasonOf,
   CloseCode,
-  type Cursor,
   classifyDisconnect,
   compareCursors,
-  type DisconnectReason,
-  type EventFrame,
-  type EventType,
-  type NoticeFrame,
   PROTOCOL_VERSION,
   parseServerFrame,
-  type RpcMethod,
-  type RpcParams,
-  type RpcResult,
   reconnectPolicy,
-  type ServerFrame,
-  serializeFrame,
-  type WelcomeFrame,
-} from '@livebus/protocol';
+  serializeClientFrame,
+} from '@livebus/protocol/client';
 import { type Backoff, fullJitterBackoff } from './backoff';
 import { CallQueue } from './call-queue';
 import { Emitter } from './emitter';
@@ -355,7 +359,7 @@ export class BusConsumer {
     }
     if (id !== this.#connId || socket.readyState !== OPEN) return;
     socket.send(
-      serializeFrame({
+      serializeClientFrame({
         type: 'hello',
         v: PROTOCOL_VERSION,
         session_id: this.#o.sessionId,
@@ -395,7 +399,7 @@ export class BusConsumer {
       return;
     }
     // Still under way until the gateway answers: `token_refreshed`, or an `error` `not_authenticated`.
-    if (!this.#send(serializeFrame({ type: 'auth', token }))) this.#refreshDone(id);
+    if (!this.#send(serializeClientFrame({ type: 'auth', token }))) this.#refreshDone(id);
   }
 
   /** The refresh on connection `id` ended; a later `token_expiring` may start another. */
@@ -425,7 +429,7 @@ export class BusConsumer {
         this.#onNotice(id, frame);
         return;
       case 'ping':
-        this.#send(serializeFrame(frame.ts === undefined ? { type: 'pong' } : { type: 'pong', ts: frame.ts }));
+        this.#send(serializeClientFrame(frame.ts === undefined ? { type: 'pong' } : { type: 'pong', ts: frame.ts }));
         return;
       case 'pong':
         return;
@@ -490,7 +494,7 @@ export class BusConsumer {
       ping: () => {
         if (id !== this.#connId || socket.readyState !== OPEN) return;
         if (hasProtocolPing(socket)) socket.ping();
-        else socket.send(serializeFrame({ type: 'ping', ts: Date.now() }));
+        else socket.send(serializeClientFrame({ type: 'ping', ts: Date.now() }));
       },
       dead: () => {
         if (id === this.#connId) this.#abort(id, CloseCode.PingTimeout, 'ping_timeout');

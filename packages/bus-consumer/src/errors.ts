@@ -1,9 +1,5 @@
-import {
-  AUTH_FAILURE_REASONS,
-  type AuthFailureReason,
-  type DisconnectReason,
-  type RpcErrorCode,
-} from '@livebus/protocol';
+import type { AuthFailureReason, DisconnectReason, RpcErrorCode } from '@livebus/protocol';
+import { AUTH_FAILURE_REASONS } from '@livebus/protocol/client';
 
 /** An RPC failure: a wire error from the gateway, or a local one (timeout, disconnected). */
 export class RpcError extends Error {

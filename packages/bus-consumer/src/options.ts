@@ -1,4 +1,4 @@
-import { protocolDefaults, SessionIdSchema, UserIdSchema } from '@livebus/protocol';
+import { checkClientFrame, PROTOCOL_VERSION, protocolDefaults } from '@livebus/protocol/client';
 import type { Backoff } from './backoff';
 import type { WebSocketLike } from './transport/socket';
 
@@ -92,10 +92,10 @@ export function resolveOptions(options: ConsumerOptions, sessionId: () => string
   };
   checkUrl(o.url);
   // Checked here, not when the hello is sent: a hello the protocol refuses could never be sent.
-  if (o.userId !== undefined && !UserIdSchema.safeParse(o.userId).success) {
+  if (o.userId !== undefined && !helloAccepts({ user_id: o.userId })) {
     throw new TypeError(`userId must be 1 to 128 characters (got ${o.userId.length})`);
   }
-  if (!SessionIdSchema.safeParse(o.sessionId).success) {
+  if (!helloAccepts({ session_id: o.sessionId })) {
     throw new TypeError(`sessionId must be 1 to 128 characters (got ${String(o.sessionId).length})`);
   }
   if (o.token !== undefined && o.getToken !== undefined) throw new TypeError('pass token or getToken, not both');
@@ -111,6 +111,10 @@ export function resolveOptions(options: ConsumerOptions, sessionId: () => string
   }
   return o;
 }
+
+/** Whether the protocol accepts these fields in a `hello` (the limits live in its schemas). */
+const helloAccepts = (fields: { user_id?: unknown; session_id?: unknown }) =>
+  checkClientFrame({ type: 'hello', v: PROTOCOL_VERSION, ...fields }).ok;
 
 const SCHEMES = ['ws:', 'wss:', 'http:', 'https:'];
 

@@ -3,7 +3,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { protocolJsonSchemas, renderProtocolDoc } from '../dist/docs.js';
+import { protocolJsonSchemas, renderProtocolDoc, wireSchemas } from '../dist/docs.js';
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(pkg, 'schema');
@@ -24,8 +24,11 @@ for (const [name, schema] of Object.entries(schemas.events)) write(join(out, 'ev
 
 console.log(`wrote ${out}`);
 
-// docs/protocol.md is committed; the test suite fails when it no longer matches the schemas.
+// docs/protocol.md and the client's schemas are committed; the test suite fails when they no
+// longer match the zod schemas.
 if (process.argv.includes('--docs')) {
   writeFileSync(join(pkg, '..', '..', 'docs', 'protocol.md'), renderProtocolDoc());
   console.log('wrote docs/protocol.md');
+  write(join(pkg, 'src', 'client', 'wire-schemas.json'), wireSchemas());
+  console.log('wrote src/client/wire-schemas.json');
 }

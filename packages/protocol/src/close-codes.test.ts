@@ -1,12 +1,12 @@
 import {
   AUTH_FAILURE_REASONS,
-  AuthFailureReasonSchema,
   authFailureReasonOf,
   CloseCode,
   classifyDisconnect,
   DISCONNECT_REASONS,
   reconnectPolicy,
 } from './close-codes';
+import { AuthFailureReasonSchema } from './common';
 
 describe('classifyDisconnect', () => {
   it.each([

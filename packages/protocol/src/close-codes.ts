@@ -1,5 +1,3 @@
-import * as z from 'zod';
-
 /**
  * WebSocket close codes used by livebus. Standard codes (1000-1015) keep their
  * RFC 6455 meaning; application codes live in 4000-4999.
@@ -181,13 +179,10 @@ export const AUTH_FAILURE_REASONS = {
 /** One of the keys of {@link AUTH_FAILURE_REASONS}. */
 export type AuthFailureReason = keyof typeof AUTH_FAILURE_REASONS;
 
-/** Validates an {@link AuthFailureReason} (the reason of a 4001 close). */
-export const AuthFailureReasonSchema = z.enum(
-  Object.keys(AUTH_FAILURE_REASONS) as [AuthFailureReason, ...AuthFailureReason[]],
-);
-
 /** The auth failure reason a 4001 close carries, or undefined when it carries none this version knows. */
 export function authFailureReasonOf(reason: string): AuthFailureReason | undefined {
-  const parsed = AuthFailureReasonSchema.safeParse(reason);
-  return parsed.success ? parsed.data : undefined;
+  // Own keys only (never `toString` and kin); no zod here, so that clients can import this module without it.
+  // biome-ignore lint/suspicious/noPrototypeBuiltins: Object.hasOwn is missing from the ES2020 browsers the client targets.
+  const known = Object.prototype.hasOwnProperty.call(AUTH_FAILURE_REASONS, reason);
+  return known ? (reason as AuthFailureReason) : undefined;
 }

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { AUTH_FAILURE_REASONS, type AuthFailureReason } from './close-codes';
 
 /** A user id as the gateway and Firestore know it (Firebase uid, JWT `sub`). */
 export const UserIdSchema = z.string().min(1).max(128);
@@ -16,3 +17,8 @@ export type Cursor = z.infer<typeof CursorSchema>;
 export const JsonValueSchema: z.ZodType<unknown> = z.json();
 /** A JSON object with string keys. */
 export const JsonObjectSchema = z.record(z.string(), z.json());
+
+/** Validates an {@link AuthFailureReason} (the reason of a 4001 close). */
+export const AuthFailureReasonSchema = z.enum(
+  Object.keys(AUTH_FAILURE_REASONS) as [AuthFailureReason, ...AuthFailureReason[]],
+);

@@ -192,4 +192,10 @@ ${json({ error: { code: 'unauthenticated', message: 'invalid token', reason: 'to
 ${authFailureRows()}
 `;
 }
-export { type JsonSchema, type ProtocolJsonSchemas, protocolJsonSchemas } from './json-schema';
+export {
+  type JsonSchema,
+  type ProtocolJsonSchemas,
+  protocolJsonSchemas,
+  type WireSchemas,
+  wireSchemas,
+} from './json-schema';

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 const pkg = join(__dirname, '..');
 const tsc = require.resolve('typescript/bin/tsc');
@@ -28,6 +28,38 @@ describe('the built package, as a consumer sees it', () => {
         if (cjs.protocolDefaults.pingTimeoutMs !== 60000 || esm.protocolDefaults.pingIntervalMs !== 20000) throw new Error('defaults');
         const ex = require('@livebus/protocol/examples');
         if (!ex.methodExamples) throw new Error('examples');
+        process.stdout.write('ok');
+      });`;
+    expect(execFileSync(process.execPath, ['-e', script], { cwd: pkg, encoding: 'utf8' })).toBe('ok');
+  });
+
+  it('serves @livebus/protocol/client with import and with require, without zod in its import graph', () => {
+    // Every file the entry reaches through relative imports, and the packages it names.
+    const reach = (entry: string) => {
+      const files = new Set<string>();
+      const packages = new Set<string>();
+      const visit = (file: string) => {
+        if (files.has(file)) return;
+        files.add(file);
+        const code = readFileSync(file, 'utf8');
+        for (const [, spec] of code.matchAll(/(?:from\s*|require\(|import\()\s*["']([^"']+)["']/g)) {
+          if (spec?.startsWith('.')) visit(join(dirname(file), spec));
+          else if (spec) packages.add(spec);
+        }
+      };
+      visit(join(pkg, 'dist', entry));
+      return { files: files.size, packages: [...packages] };
+    };
+    for (const entry of ['client.js', 'client.cjs']) expect(reach(entry).packages).toEqual([]);
+    expect(reach('index.js').packages).toContain('zod'); // the check does find zod where it is
+    const script = `
+      const cjs = require('@livebus/protocol/client');
+      import('@livebus/protocol/client').then((esm) => {
+        for (const m of [cjs, esm]) {
+          if (!m.parseServerFrame('{"type":"pong"}').ok || m.parseServerFrame('{"type":"pong","x":1}').ok) throw new Error('parse');
+          if (m.serializeClientFrame({ type: 'ping', ts: 1 }) !== '{"type":"ping","ts":1}') throw new Error('serialize');
+          if (m.classifyDisconnect(4001) !== 'auth_failed' || m.CloseCode.BadFrame !== 4004) throw new Error('close codes');
+        }
         process.stdout.write('ok');
       });`;
     expect(execFileSync(process.execPath, ['-e', script], { cwd: pkg, encoding: 'utf8' })).toBe('ok');

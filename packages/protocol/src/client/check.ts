@@ -1,0 +1,326 @@
+// A checker for the subset of JSON Schema (draft 2020-12) that `z.toJSONSchema` writes for the
+// protocol's zod schemas. It lets clients validate frames against the schemas generated from the
+// zod ones without carrying zod itself (see docs/client.md, "Size"). Where JSON Schema and zod
+// differ it follows zod, the source of truth: string lengths count UTF-16 code units, numbers
+// must be finite, objects must be plain, and an `undefined` property counts as absent.
+import type { FrameIssue } from '../errors';
+
+/** A JSON Schema as `z.toJSONSchema` writes it: `true`/`false` or an object of keywords. */
+export type JsonSchema = boolean | SchemaObject;
+
+/** The keywords {@link checkJson} reads. */
+export interface SchemaObject {
+  type?: string | string[];
+  const?: unknown;
+  enum?: unknown[];
+  minLength?: number;
+  maxLength?: number;
+  pattern?: string;
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+  exclusiveMaximum?: number;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  additionalProperties?: JsonSchema;
+  propertyNames?: JsonSchema;
+  items?: JsonSchema;
+  prefixItems?: JsonSchema[];
+  minItems?: number;
+  maxItems?: number;
+  anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+  $ref?: string;
+  $defs?: Record<string, JsonSchema>;
+}
+
+/**
+ * Every keyword {@link checkJson} understands: those it checks, and the annotations it may
+ * ignore. A schema with any other keyword is refused when the schemas are generated, so that a
+ * new zod feature can never be skipped silently here.
+ */
+export const KNOWN_KEYWORDS: readonly string[] = [
+  'type',
+  'const',
+  'enum',
+  'minLength',
+  'maxLength',
+  'pattern',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
+  'properties',
+  'required',
+  'additionalProperties',
+  'propertyNames',
+  'items',
+  'prefixItems',
+  'minItems',
+  'maxItems',
+  'anyOf',
+  'oneOf',
+  '$ref',
+  '$defs',
+  '$schema',
+  'description',
+];
+
+/** An issue with its path as a list, built while returning (nothing is built for valid input). */
+interface Found {
+  at: Array<string | number>;
+  message: string;
+  /** Failed on a `const` (a discriminator): the branch was not meant for this value. */
+  constMiss?: boolean;
+}
+
+/** A compiled schema: undefined for a valid value, else the first issue. */
+type Check = (v: unknown) => Found | undefined;
+
+// biome-ignore lint/suspicious/noPrototypeBuiltins: Object.hasOwn is missing from the ES2020 browsers this targets.
+const has = (o: object, key: string) => Object.prototype.hasOwnProperty.call(o, key);
+/** As zod's: any realm's plain objects (not arrays, dates, class instances). */
+const isPlainObject = (v: unknown): v is Record<string, unknown> => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const ctor = (v as { constructor?: unknown }).constructor;
+  if (typeof ctor !== 'function') return true;
+  const proto: unknown = ctor.prototype;
+  return typeof proto === 'object' && proto !== null && has(proto, 'isPrototypeOf');
+};
+const show = (v: unknown) => JSON.stringify(v);
+const typeName = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
+/** An own property that is not undefined (zod counts an undefined property as absent). */
+const present = (o: Record<string, unknown>, key: string) => o[key] !== undefined && has(o, key);
+
+const TYPES: Record<string, (v: unknown) => boolean> = {
+  string: (v) => typeof v === 'string',
+  number: (v) => typeof v === 'number' && Number.isFinite(v),
+  integer: (v) => Number.isInteger(v),
+  boolean: (v) => typeof v === 'boolean',
+  null: (v) => v === null,
+  object: isPlainObject,
+  array: Array.isArray,
+};
+
+const fail = (message: string, at: Array<string | number> = []): Found => ({ at, message });
+const under = (key: string | number, found: Found | undefined) => {
+  found?.at.unshift(key);
+  return found;
+};
+/** Runs checks in order; the first issue wins. */
+const all =
+  (checks: Check[]): Check =>
+  (v) => {
+    for (const c of checks) {
+      const found = c(v);
+      if (found) return found;
+    }
+  };
+
+function stringChecks(s: SchemaObject, out: Check[]): void {
+  const { minLength: min, maxLength: max, pattern } = s;
+  const re = pattern === undefined ? undefined : new RegExp(pattern);
+  if (min === undefined && max === undefined && !re) return;
+  out.push((v) => {
+    if (typeof v !== 'string') return;
+    if (min !== undefined && v.length < min) return fail(`expected at least ${min} characters`);
+    if (max !== undefined && v.length > max) return fail(`expected at most ${max} characters`);
+    if (re && !re.test(v)) return fail(`expected to match /${pattern}/`);
+  });
+}
+
+function numberChecks(s: SchemaObject, out: Check[]): void {
+  const { minimum: min, maximum: max, exclusiveMinimum: xmin, exclusiveMaximum: xmax } = s;
+  if (min === undefined && max === undefined && xmin === undefined && xmax === undefined) return;
+  out.push((v) => {
+    if (typeof v !== 'number') return;
+    if (min !== undefined && v < min) return fail(`expected >= ${min}`);
+    if (max !== undefined && v > max) return fail(`expected <= ${max}`);
+    if (xmin !== undefined && v <= xmin) return fail(`expected > ${xmin}`);
+    if (xmax !== undefined && v >= xmax) return fail(`expected < ${xmax}`);
+  });
+}
+
+function arrayChecks(s: SchemaObject, out: Check[], compile: (s: JsonSchema) => Check): void {
+  const { minItems: min, maxItems: max } = s;
+  const prefix = (s.prefixItems ?? []).map(compile);
+  const rest = s.items === undefined ? undefined : compile(s.items);
+  if (min === undefined && max === undefined && prefix.length === 0 && !rest) return;
+  out.push((v) => {
+    if (!Array.isArray(v)) return;
+    if (min !== undefined && v.length < min) return fail(`expected at least ${min} items`);
+    if (max !== undefined && v.length > max) return fail(`expected at most ${max} items`);
+    for (let i = 0; i < v.length; i++) {
+      const item = i < prefix.length ? prefix[i] : rest;
+      const found = item && under(i, item(v[i]));
+      if (found) return found;
+    }
+  });
+}
+
+function objectChecks(s: SchemaObject, out: Check[], compile: (s: JsonSchema) => Check): void {
+  const required = s.required ?? [];
+  const known = s.properties ?? {};
+  // In the schema's order, so a discriminator (first in every frame) is checked first.
+  const props = Object.keys(known).map((key) => ({
+    key,
+    check: compile(known[key] as JsonSchema),
+    required: required.includes(key),
+  }));
+  const alsoRequired = required.filter((key) => !has(known, key));
+  const extra = s.additionalProperties === undefined ? undefined : compile(s.additionalProperties);
+  const names = s.propertyNames === undefined ? undefined : compile(s.propertyNames);
+  if (props.length === 0 && alsoRequired.length === 0 && !extra && !names) return;
+  out.push((v) => {
+    if (!isPlainObject(v)) return;
+    for (const p of props) {
+      const found = present(v, p.key)
+        ? under(p.key, p.check(v[p.key]))
+        : p.required
+          ? fail('required', [p.key])
+          : undefined;
+      if (found) return found;
+    }
+    for (const key of alsoRequired) if (!present(v, key)) return fail('required', [key]);
+    if (!extra && !names) return;
+    for (const key of Object.keys(v)) {
+      if (names?.(key)) return fail('invalid key', [key]);
+      if (!extra || has(known, key) || v[key] === undefined) continue;
+      const found = under(key, extra(v[key]));
+      if (found) return found;
+    }
+  });
+}
+
+/**
+ * What a value must have for a schema to stand a chance: its `type`s and the `const`s of its
+ * required properties (a union: what all its branches share). A union skips a branch whose
+ * entry conditions fail without running it, which keeps parsing free of allocations.
+ */
+interface Entry {
+  types?: string[];
+  consts: Array<[string, unknown]>;
+}
+
+function entryOf(s: JsonSchema, root: SchemaObject): Entry {
+  if (typeof s !== 'object') return { consts: [] };
+  if (s.$ref !== undefined) return entryOf(resolve(root, s.$ref), root);
+  const types = s.type === undefined ? undefined : Array.isArray(s.type) ? s.type : [s.type];
+  const consts: Array<[string, unknown]> = [];
+  for (const [key, p] of Object.entries(s.properties ?? {})) {
+    if (typeof p === 'object' && has(p, 'const') && s.required?.includes(key)) consts.push([key, p.const]);
+  }
+  const union = s.anyOf ?? s.oneOf;
+  if (union && union.length > 0) {
+    const [first, ...others] = union.map((b) => entryOf(b, root));
+    const shared = (first as Entry).consts.filter(([k, c]) =>
+      others.every((o) => o.consts.some(([k2, c2]) => k === k2 && c === c2)),
+    );
+    consts.push(...shared);
+  }
+  return { types, consts };
+}
+
+const admits = (e: Entry, v: unknown) =>
+  (!e.types || e.types.some((t) => TYPES[t]?.(v))) &&
+  (e.consts.length === 0 || (isPlainObject(v) && e.consts.every(([k, c]) => v[k] === c && has(v, k))));
+
+const score = (f: Found) => f.at.length * 2 - (f.constMiss ? 1 : 0);
+
+/**
+ * A union holds when one branch holds. Otherwise the issue of the branch that got furthest
+ * (the deepest path, a discriminator that matched) is the useful one. When several got
+ * equally far, or none was worth running, none is singled out.
+ */
+function unionCheck(branches: JsonSchema[], root: SchemaObject, compile: (s: JsonSchema) => Check): Check {
+  const compiled = branches.map((b) => ({ entry: entryOf(b, root), check: compile(b) }));
+  const discriminator = compiled[0]?.entry.consts[0]?.[0];
+  const values = compiled.map((b) => b.entry.consts.find(([k]) => k === discriminator)?.[1]);
+  return (v) => {
+    let best: Found | undefined;
+    let tied = false;
+    for (const branch of compiled) {
+      if (!admits(branch.entry, v)) continue;
+      const found = branch.check(v);
+      if (!found) return undefined;
+      if (!best || score(found) > score(best)) [best, tied] = [found, false];
+      else if (score(found) === score(best)) tied = true;
+    }
+    if (best) return tied ? { ...best, message: `matches none of the ${branches.length} allowed shapes` } : best;
+    if (discriminator !== undefined && isPlainObject(v) && values.every((x) => x !== undefined)) {
+      return { at: [discriminator], message: `expected one of ${values.map(show).join(', ')}`, constMiss: true };
+    }
+    return fail(`matches none of the ${branches.length} allowed shapes`);
+  };
+}
+
+function resolve(root: SchemaObject, ref: string): JsonSchema {
+  const name = ref.startsWith('#/$defs/') ? ref.slice(8) : undefined;
+  const target = name !== undefined && root.$defs && has(root.$defs, name) ? root.$defs[name] : undefined;
+  if (target === undefined) throw new Error(`unsupported $ref ${ref}`);
+  return target;
+}
+
+/** Compiles a schema document once; `$ref`s (recursive ones included) resolve into its `$defs`. */
+function compileDocument(root: SchemaObject): Check {
+  const done = new Map<JsonSchema, Check>();
+  const compile = (s: JsonSchema): Check => {
+    const cached = done.get(s);
+    if (cached) return cached;
+    let self: Check | undefined;
+    // Registered before its parts are compiled, so that a recursive $ref finds it.
+    done.set(s, (v) => (self as Check)(v));
+    self = build(s);
+    return self;
+  };
+  const build = (s: JsonSchema): Check => {
+    if (s === true) return () => undefined;
+    if (s === false) return () => fail('not allowed');
+    const checks: Check[] = [];
+    if (s.$ref !== undefined) checks.push(compile(resolve(root, s.$ref)));
+    if (s.type !== undefined) {
+      const types = Array.isArray(s.type) ? s.type : [s.type];
+      const tests = types.map((t) => TYPES[t] ?? (() => false));
+      checks.push((v) =>
+        tests.some((t) => t(v)) ? undefined : fail(`expected ${types.join(' or ')}, got ${typeName(v)}`),
+      );
+    }
+    if (has(s, 'const')) {
+      const c = s.const;
+      checks.push((v) => (v === c ? undefined : { at: [], message: `expected ${show(c)}`, constMiss: true }));
+    }
+    const { enum: values } = s;
+    if (values)
+      checks.push((v) => (values.includes(v) ? undefined : fail(`expected one of ${values.map(show).join(', ')}`)));
+    stringChecks(s, checks);
+    numberChecks(s, checks);
+    arrayChecks(s, checks, compile);
+    objectChecks(s, checks, compile);
+    // The generated `oneOf`s are discriminated unions: at most one branch can hold, so "any" is "one".
+    for (const union of [s.anyOf, s.oneOf]) if (union) checks.push(unionCheck(union, root, compile));
+    return checks.length === 1 ? (checks[0] as Check) : all(checks);
+  };
+  return compile(root);
+}
+
+const compiledDocuments = new WeakMap<object, Check>();
+
+/**
+ * Checks a value against a schema document (its `$ref`s point into its own `$defs`); the
+ * document is compiled on first use. Returns the first issue found, or undefined when the value
+ * is valid. Throws only on a schema it cannot read, or on a value nested deep enough to exhaust
+ * the stack (callers catch both).
+ */
+export function checkJson(schema: JsonSchema, value: unknown): FrameIssue | undefined {
+  let check: Check | undefined;
+  if (typeof schema !== 'object') check = schema ? () => undefined : () => fail('not allowed');
+  else {
+    check = compiledDocuments.get(schema);
+    if (!check) {
+      check = compileDocument(schema);
+      compiledDocuments.set(schema, check);
+    }
+  }
+  const found = check(value);
+  return found && { path: found.at.join('.'), message: found.message };
+}
