@@ -28,7 +28,7 @@ export async function welcome(
     if (conn.session !== session || conn.phase !== 'open') return false;
     const status = read === undefined ? 'fresh' : read.status;
     if (status !== 'resumed') session.lastCursor = head;
-    conn.send({
+    conn.sendTrusted({
       type: 'welcome',
       v: PROTOCOL_VERSION,
       session_id: session.id,

@@ -9,6 +9,16 @@ import { fromWs } from './gateway-socket';
 import { enforceHeaderDeadline } from './http/header-deadline';
 import { isOriginAllowed } from './origin-policy';
 
+/** Admission tickets of upgrades the core does not have yet (see the 'upgrade' handler). */
+const tickets = new WeakMap<Duplex, HandshakeTicket>();
+
+/** Shared by every upgrading socket: a closure per socket would stay with it for its life. */
+function endTicket(this: Duplex): void {
+  tickets.get(this)?.done();
+  tickets.delete(this);
+  this.off('close', endTicket);
+}
+
 /** What {@link attachWsTransport} needs. */
 export interface WsTransportOptions {
   config: Pick<GatewayConfig, 'maxPayloadBytes' | 'allowedOrigins' | 'handshakeTimeoutMs'>;
@@ -57,7 +67,12 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
         return;
       }
       const request = { headers: req.headers, remoteAddress: req.socket.remoteAddress };
-      wss.handleUpgrade(req, socket, head, (ws) => core.open(fromWs(ws), request, ticket));
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        // The socket lives for hours: it keeps no listener or map entry of the handshake.
+        socket.off('close', endTicket);
+        tickets.delete(socket);
+        core.open(fromWs(ws), request, ticket);
+      });
     } catch (error) {
       logger.error('ws_handler_error', { where: 'upgrade', error: String(error) });
       socket.destroy();
@@ -70,8 +85,10 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
       refuseUpgrade(socket, decision.retryAfterS);
       return;
     }
-    // Whatever ends the socket (a refused or failed handshake, a close) ends its count too.
-    socket.once('close', decision.ticket.done);
+    // Whatever ends the socket before the core has it (a refused or failed handshake, a
+    // close) ends its count too; from core.open on, the core ends it (welcome or close).
+    tickets.set(socket, decision.ticket);
+    socket.on('close', endTicket);
     handleUpgrade(req, socket, head, decision.ticket);
   });
   // A peer that never completes its request or upgrade is dropped within the handshake timeout.
