@@ -23,11 +23,12 @@ export interface HandshakeOptions {
  */
 export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) {
   const { config, logger, hooks } = ctx;
+  const rateLimit =
+    config.rateLimitFramesPerS > 0 ? TokenBucket.policy(config.rateLimitFramesPerS, config.rateLimitBurst) : undefined;
 
   /** A new connection: counted, rate limited (when on), with its handshake deadline. */
   function accept(socket: GatewaySocket, request: SocketRequest, count?: HandshakeCount): Connection {
-    const limiter =
-      config.rateLimitFramesPerS > 0 ? new TokenBucket(config.rateLimitFramesPerS, config.rateLimitBurst) : undefined;
+    const limiter = rateLimit ? new TokenBucket(rateLimit) : undefined;
     const conn = new Connection(socket, bearerOf(request), limiter);
     ctx.connections.add(conn);
     if (count) ctx.counts.set(conn, count);

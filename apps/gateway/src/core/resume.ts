@@ -40,7 +40,10 @@ export async function welcome(
     // After the welcome: a token accepted within the clock tolerance is asked for at once,
     // and a notice before the welcome would reach a client not yet able to answer it.
     ctx.lifetime.track(session);
-    const backlog = [...(read?.events.map((e) => liveEventOf(e)) ?? []), ...(session.pending ?? [])];
+    // Replayed events are frames our publish path validated and stored: serialised as they
+    // are, as the live path sends them, not validated again (zod per replayed event).
+    const replay = read?.events.map((e) => liveEventOf(e, JSON.stringify(e))) ?? [];
+    const backlog = [...replay, ...(session.pending ?? [])];
     session.pending = undefined;
     for (const event of backlog) hub.deliver(session, event);
     if (read) {

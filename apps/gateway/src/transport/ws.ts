@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { GatewayConfig } from '../config';
 import type { ConnectionHandler } from '../core/connection-handler';
+import type { SocketRequest } from '../core/socket';
 import type { Logger } from '../logger';
 import { type Admission, type HandshakeTicket, refuseUpgrade } from './admission';
 import { fromWs } from './gateway-socket';
@@ -66,7 +67,14 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
         socket.end(`HTTP/1.1 ${refusal}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
         return;
       }
-      const request = { headers: req.headers, remoteAddress: req.socket.remoteAddress };
+      // The peer's address only if asked for: reading it makes the socket keep it
+      // (an object and two strings, ~100 bytes per connection, for the socket's life).
+      const request: SocketRequest = {
+        headers: req.headers,
+        get remoteAddress() {
+          return req.socket.remoteAddress;
+        },
+      };
       wss.handleUpgrade(req, socket, head, (ws) => {
         // The socket lives for hours: it keeps no listener or map entry of the handshake.
         socket.off('close', endTicket);
