@@ -29,7 +29,6 @@ import type { ListenerSource, WorkflowSource } from './listeners/listener-source
 import type { WatermarkStore } from './listeners/watermark-store';
 import { MemoryWorkflowWatchStore, type WorkflowWatchStore } from './listeners/workflow-watch-store';
 import { createLogger, type Logger } from './logger';
-import { coalesceWrites } from './redis/coalesce-writes';
 import { outboxLogger, RedisStatusLog } from './redis/redis-status-log';
 import type { buildRedisTaskQueue } from './tasks/build-task-queue';
 import type { TaskQueue } from './tasks/task-queue';
@@ -255,10 +254,7 @@ function openGatewayRedis(config: GatewayConfig, logger: Logger, redisUrl: strin
   // The fleet's connection policy (fail fast while Redis is away, yet wait for the
   // reconnect after a dropped idle connection); `gateway`: auto-pipelined heartbeats.
   // ioredis reconnects by itself; RedisStatusLog logs the state changes, with backoff.
-  // One socket write per turn of the event loop (a reconnect storm's hellos: coalesce-writes.ts).
-  const redis = coalesceWrites(
-    openRedis(redisUrl, { cluster: config.redisCluster, role: 'gateway', name: config.instanceId }),
-  );
+  const redis = openRedis(redisUrl, { cluster: config.redisCluster, role: 'gateway', name: config.instanceId });
   new RedisStatusLog(logger, redis, { redisUrl });
   closers.push(() => redis.quit().catch(() => redis.disconnect()));
   return redis;

@@ -9,6 +9,7 @@ import { type Admission, type HandshakeTicket, refuseUpgrade } from './admission
 import { fromWs } from './gateway-socket';
 import { enforceHeaderDeadline } from './http/header-deadline';
 import { isOriginAllowed } from './origin-policy';
+import { SlicedQueue } from './sliced-queue';
 
 /** Admission tickets of upgrades the core does not have yet (see the 'upgrade' handler). */
 const tickets = new WeakMap<Duplex, HandshakeTicket>();
@@ -18,6 +19,16 @@ function endTicket(this: Duplex): void {
   tickets.get(this)?.done();
   tickets.delete(this);
   this.off('close', endTicket);
+}
+
+/** Upgrades handled per turn of the event loop, at most this long (ms): see {@link SlicedQueue}. */
+export const UPGRADE_SLICE_MS = 5;
+
+interface PendingUpgrade {
+  req: IncomingMessage;
+  socket: Duplex;
+  head: Buffer;
+  ticket: HandshakeTicket;
 }
 
 /** What {@link attachWsTransport} needs. */
@@ -87,6 +98,14 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
     }
   }
 
+  // Upgrades run in slices of a few ms per turn of the event loop (sliced-queue.ts): in a
+  // reconnect storm, requests on the same port (health probes) are read between two slices.
+  const upgrades = new SlicedQueue<PendingUpgrade>(({ req, socket, head, ticket }) => {
+    // The peer gave up while its upgrade waited (its 'close' ended the ticket).
+    if (socket.destroyed) return;
+    handleUpgrade(req, socket, head, ticket);
+  }, UPGRADE_SLICE_MS);
+
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const decision = admission.check();
     if (!decision.admit) {
@@ -97,7 +116,7 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
     // close) ends its count too; from core.open on, the core ends it (welcome or close).
     tickets.set(socket, decision.ticket);
     socket.on('close', endTicket);
-    handleUpgrade(req, socket, head, decision.ticket);
+    upgrades.push({ req, socket, head, ticket: decision.ticket });
   });
   // A peer that never completes its request or upgrade is dropped within the handshake timeout.
   enforceHeaderDeadline(server, config.handshakeTimeoutMs);
