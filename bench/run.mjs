@@ -365,6 +365,7 @@ async function storm(target) {
     await new Promise((r) => old.proc.once('exit', r));
     rig.server = await startServer(target, redis.url, old.port);
     const killToReady = now() - tKill;
+    const tReady = now();
     // Poll /healthz (1 s timeout) until every client is back, and a second more.
     const polls = [];
     let failures = 0;
@@ -378,7 +379,8 @@ async function storm(target) {
       if (r.status === 200) polls.push(r.ms);
       else {
         failures++;
-        if (failureKinds.length < 5) failureKinds.push(r.error ?? `HTTP ${r.status}`);
+        // When it failed: ms after the restarted server was ready.
+        if (failureKinds.length < 5) failureKinds.push(`${r.error ?? `HTTP ${r.status}`} at ${Math.round(now() - tReady)} ms`);
       }
       if (allBackMs === undefined && now() - lastCheck > 20) {
         lastCheck = now();
