@@ -24,7 +24,9 @@ export async function welcome(
   try {
     await subscribed;
     const read = lastCursor === undefined ? undefined : await bus.readSince(session.uid, lastCursor);
-    const head = read ? read.cursor : await bus.head(session.uid);
+    // A fresh session starts where the bus's live delivery stands (the head it read when
+    // it subscribed, or its last event since): one Redis round trip less per hello.
+    const head = read ? read.cursor : (bus.position?.(session.uid) ?? (await bus.head(session.uid)));
     if (conn.session !== session || conn.phase !== 'open') return false;
     const status = read === undefined ? 'fresh' : read.status;
     if (status !== 'resumed') session.lastCursor = head;
