@@ -117,7 +117,8 @@ console.log(`${clients} idle sessions: RSS ${((rss1 - rss0) / clients / 1024).to
 console.log(`heap snapshot: ${total.toFixed(0)} B per session (self sizes)`);
 console.log('| kind | objects per session | bytes per session |');
 console.log('| --- | ---: | ---: |');
-for (const r of rows.slice(0, Number(opt.top))) console.log(`| ${r.kind} | ${r.count.toFixed(2)} | ${r.bytes.toFixed(0)} |`);
+for (const r of rows.slice(0, Number(opt.top)))
+  console.log(`| ${r.kind} | ${r.count.toFixed(2)} | ${r.bytes.toFixed(0)} |`);
 if (opt.keep) console.log(`snapshots: ${before.file} ${after.file}`);
 
 load.kill('SIGKILL');

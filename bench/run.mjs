@@ -8,12 +8,11 @@
 //
 // GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the livebus gateway.
 import { fork, spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { readFileSync, rmSync } from 'node:fs';
 import { cpuSeconds, freePort, get, now, rssBytes, sleep, startRedis, summarize } from './lib/common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -380,7 +379,8 @@ async function storm(target) {
       else {
         failures++;
         // When it failed: ms after the restarted server was ready.
-        if (failureKinds.length < 5) failureKinds.push(`${r.error ?? `HTTP ${r.status}`} at ${Math.round(now() - tReady)} ms`);
+        if (failureKinds.length < 5)
+          failureKinds.push(`${r.error ?? `HTTP ${r.status}`} at ${Math.round(now() - tReady)} ms`);
       }
       if (allBackMs === undefined && now() - lastCheck > 20) {
         lastCheck = now();
