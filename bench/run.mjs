@@ -8,7 +8,7 @@
 //
 // GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the livebus gateway.
 import { fork, spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +27,12 @@ const { values: opt } = parseArgs({
 });
 const quick = opt.quick;
 const P = {
-  idleSteps: quick ? [1_000] : [1_000, 5_000, 10_000],
+  // BENCH_IDLE_STEPS=5000: other steps (comma-separated), e.g. for profiling one size.
+  idleSteps: process.env.BENCH_IDLE_STEPS
+    ? process.env.BENCH_IDLE_STEPS.split(',').map(Number)
+    : quick
+      ? [1_000]
+      : [1_000, 5_000, 10_000],
   fanoutClients: 1_000,
   fanoutWindow: 2_000,
   fanoutMs: quick ? 3_000 : 6_000,
@@ -57,6 +62,26 @@ function record(row) {
 
 // ---- processes ----------------------------------------------------------------
 
+// Every server gets the heap probe: SIGUSR2 makes it collect garbage and write its memory use.
+const heapProbe = ['--expose-gc', '--require', path.join(here, 'lib', 'heap-probe.cjs')];
+
+/** The server's JS heap in use after a full collection (bytes), read through the heap probe. */
+async function heapUsed(pid) {
+  const file = path.join(os.tmpdir(), `bench-heap-${pid}.json`);
+  rmSync(file, { force: true });
+  process.kill(pid, 'SIGUSR2');
+  for (let i = 0; i < 400; i++) {
+    try {
+      const m = JSON.parse(readFileSync(file, 'utf8'));
+      rmSync(file, { force: true });
+      return m.heapUsed;
+    } catch {
+      await sleep(25);
+    }
+  }
+  return Number.NaN;
+}
+
 let instanceSeq = 0;
 async function startServer(target, redisUrl, port, extraEnv = {}) {
   port ??= await freePort();
@@ -75,9 +100,9 @@ async function startServer(target, redisUrl, port, extraEnv = {}) {
     if (process.env.BENCH_HEALTH_PORT === '1') env.HEALTH_PORT = String(await freePort());
     const nodeArgs = (process.env.GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
     // GATEWAY_MAIN: another build of the gateway, for before/after comparisons.
-    args = [...nodeArgs, process.env.GATEWAY_MAIN ?? path.join(root, 'apps/gateway/dist/main.js')];
+    args = [...heapProbe, ...nodeArgs, process.env.GATEWAY_MAIN ?? path.join(root, 'apps/gateway/dist/main.js')];
   } else {
-    args = [path.join(here, 'targets', target === 'ws' ? 'ws-server.mjs' : 'sio-server.mjs')];
+    args = [...heapProbe, path.join(here, 'targets', target === 'ws' ? 'ws-server.mjs' : 'sio-server.mjs')];
   }
   const t0 = now();
   const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -203,12 +228,15 @@ async function idle(target) {
   await withRig(target, max, async ({ server, load }) => {
     await sleep(1_000);
     const before = rssBytes(server.pid);
+    const heapBefore = await heapUsed(server.pid);
     let connected = 0;
     for (const n of P.idleSteps) {
-      await load.request({ cmd: 'connect', from: connected, to: n }, 'connected');
+      const step = await load.request({ cmd: 'connect', from: connected, to: n }, 'connected');
+      const added = n - connected;
       connected = n;
       await sleep(2_000);
       const after = rssBytes(server.pid);
+      const heapAfter = await heapUsed(server.pid);
       // CPU with the connections open and no traffic: timers, heartbeats, housekeeping.
       const cpu0 = cpuSeconds(server.pid);
       await sleep(3_000);
@@ -220,6 +248,13 @@ async function idle(target) {
         rss_before_mb: before / 2 ** 20,
         rss_after_mb: after / 2 ** 20,
         rss_per_conn_kb: (after - before) / n / 1024,
+        heap_before_mb: heapBefore / 2 ** 20,
+        heap_after_mb: heapAfter / 2 ** 20,
+        heap_per_conn_kb: (heapAfter - heapBefore) / n / 1024,
+        // The clients of this step connecting, 200 at a time: from opening the socket to open (welcome).
+        handshakes: added,
+        handshake_p50_ms: step.handshake?.p50 ?? null,
+        handshake_p99_ms: step.handshake?.p99 ?? null,
         idle_cpu_cores: idleCores,
       });
     }
@@ -329,11 +364,13 @@ async function storm(target) {
     await new Promise((r) => old.proc.once('exit', r));
     rig.server = await startServer(target, redis.url, old.port);
     const killToReady = now() - tKill;
+    const tReady = now();
     // Poll /healthz (1 s timeout) until every client is back, and a second more.
     const polls = [];
     let failures = 0;
     const failureKinds = [];
     let allBackMs;
+    let stormCpuS;
     let stopAt = now() + 90_000;
     let lastCheck = 0;
     while (now() < stopAt) {
@@ -341,13 +378,17 @@ async function storm(target) {
       if (r.status === 200) polls.push(r.ms);
       else {
         failures++;
-        if (failureKinds.length < 5) failureKinds.push(r.error ?? `HTTP ${r.status}`);
+        // When it failed: ms after the restarted server was ready.
+        if (failureKinds.length < 5)
+          failureKinds.push(`${r.error ?? `HTTP ${r.status}`} at ${Math.round(now() - tReady)} ms`);
       }
       if (allBackMs === undefined && now() - lastCheck > 20) {
         lastCheck = now();
         const s = await load.request({ cmd: 'stats' }, 'stats');
         if (s.open >= users && s.opens - opensBefore >= users) {
           allBackMs = now() - tKill;
+          // The new process's CPU from its start until every client is back.
+          stormCpuS = cpuSeconds(rig.server.pid);
           stopAt = now() + 1_000;
         }
       }
@@ -365,6 +406,7 @@ async function storm(target) {
       clients: users,
       kill_to_ready_ms: killToReady,
       all_back_ms: allBackMs ?? null,
+      server_cpu_to_all_back_s: stormCpuS ?? null,
       healthz_p50_ms: h.p50,
       healthz_p99_ms: h.p99,
       healthz_max_ms: h.max,

@@ -26,6 +26,8 @@ let lat = [];
 let open = 0;
 let opens = 0;
 const clients = [];
+/** Handshake times of the last `connect` (ms, from opening the socket to open/welcome). */
+let handshakes = [];
 
 function onEvent(i, u, s, t) {
   received++;
@@ -76,14 +78,19 @@ async function openLivebus(i) {
   });
   c.onClient('error', () => {});
   clients[i] = { close: () => c.close() };
+  const t0 = now();
   await c.connect();
+  handshakes.push(now() - t0);
 }
 
 function openSocketIo(i, ioClient) {
   return new Promise((resolve) => {
+    let t0 = now();
     const s = ioClient(`http://${hostOf(i)}`, { transports: ['websocket'], auth: { u: i } });
     s.on('ev', (m) => onEvent(i, m.u, m.s, m.t));
     s.on('connect', () => {
+      if (t0 !== undefined) handshakes.push(now() - t0);
+      t0 = undefined;
       open++;
       opens++;
       resolve();
@@ -97,11 +104,13 @@ function openWs(i, WebSocket) {
   let closed = false;
   return new Promise((resolve) => {
     const connect = () => {
+      const t0 = now();
       const ws = new WebSocket(`ws://${hostOf(i)}/ws?u=${i}`);
       let welcomed = false;
       ws.on('message', (data) => {
         if (!welcomed) {
           welcomed = true;
+          handshakes.push(now() - t0);
           open++;
           opens++;
           resolve();
@@ -207,8 +216,11 @@ setInterval(() => {
 process.on('message', async (m) => {
   if (m.cmd === 'connect') {
     const t0 = now();
+    handshakes = [];
     await connect(m.from, m.to, m.concurrency);
-    process.send({ cmd: 'connected', ms: now() - t0, open });
+    const h = Float64Array.from(handshakes).sort();
+    const at = (p) => (h.length ? h[Math.min(h.length - 1, Math.floor((p / 100) * h.length))] : null);
+    process.send({ cmd: 'connected', ms: now() - t0, open, handshake: { n: h.length, p50: at(50), p99: at(99) } });
   } else if (m.cmd === 'stats') {
     const s = Float64Array.from(lat).sort();
     const pick = (p) => (s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : null);

@@ -112,6 +112,19 @@ describe('admission control', () => {
       await first?.closed;
     });
 
+    it('stops counting a connection closed while its hello is verified', async () => {
+      const client = new TestClient(t.url);
+      await client.opened;
+      client.send({ type: 'hello', v: 1, user_id: 'gone' });
+      await waitFor(() => held.length === 1, 'the hello in flight');
+      expect((await upgrade(t.port)).status).toBe(503);
+      client.ws.close();
+      await client.closed;
+      // The core's close bookkeeping ended the ticket (the transport let go of the socket at open).
+      await waitFor(async () => (await upgrade(t.port)).status === 101, 'upgrades admitted again');
+      held.shift()?.();
+    });
+
     it('counts a hello that failed as done too', async () => {
       const client = new TestClient(t.url);
       await client.opened;

@@ -18,6 +18,9 @@ export function createClosing(ctx: CoreContext) {
     if (conn.phase === 'closed') return;
     conn.phase = 'closed';
     clearTimeout(conn.handshakeTimer);
+    // Closed before its welcome: admission control stops counting it.
+    ctx.counts.get(conn)?.done();
+    ctx.counts.delete(conn);
     ctx.connections.delete(conn);
     const type = classifyDisconnect(code, conn.localCloseReason ?? reason);
     const session = conn.session;

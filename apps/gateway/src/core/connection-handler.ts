@@ -8,7 +8,7 @@ import { createHandshake } from './handshake';
 import { createHeartbeat } from './heartbeat';
 import { entryOf } from './presence-entries';
 import type { Connection } from './session';
-import type { CoreSocket, SocketRequest } from './socket';
+import type { CoreSocket, SocketEvents, SocketRequest } from './socket';
 import { createSessionLifetime } from './tokens';
 
 export type { ConnectionHandlerDeps } from './context';
@@ -51,17 +51,22 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
    * `count`: admission control counts this connection until its welcome (or failure).
    */
   function open(socket: CoreSocket, request: SocketRequest, count?: HandshakeCount): void {
-    const conn = handshake.accept(socket, request, count);
-    const touch = () => {
-      conn.lastSeen = Date.now();
-    };
-    socket.onAlive(touch);
-    socket.onMessage((data, isBinary) => {
-      touch();
-      guarded(logger, conn, 'message', () => frames.onMessage(conn, data, isBinary));
-    });
-    socket.onClose((code, reason) => guarded(logger, conn, 'close', () => closing.onClose(conn, code, reason)));
+    socket.listen(handshake.accept(socket, request, count), events);
   }
+
+  /** Every connection's events, one set of functions for all of them (no closures per connection). */
+  const events: SocketEvents<Connection> = {
+    message(conn, data, isBinary) {
+      conn.lastSeen = Date.now();
+      guarded(logger, conn, 'message', () => frames.onMessage(conn, data, isBinary));
+    },
+    alive(conn) {
+      conn.lastSeen = Date.now();
+    },
+    close(conn, code, reason) {
+      guarded(logger, conn, 'close', () => closing.onClose(conn, code, reason));
+    },
+  };
 
   /** Another instance took over one of our sessions (same session id): close the old socket. */
   function onControl(message: ControlMessage): void {

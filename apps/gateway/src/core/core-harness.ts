@@ -12,7 +12,7 @@ import { createDispatcher } from '../rpc/dispatcher';
 import { createHandlers } from '../rpc/handlers';
 import { createConnectionHandler } from './connection-handler';
 import { SessionHub } from './session-hub';
-import type { CoreSocket, SocketRequest } from './socket';
+import type { CoreSocket, SocketEvents, SocketRequest } from './socket';
 
 /** A frame the core wrote (a {@link ServerFrame}), as a test reads it: fields by name. */
 export type SentFrame = { type: ServerFrame['type'] } & Record<string, unknown>;
@@ -31,9 +31,8 @@ export class FakeSocket implements CoreSocket {
   ended: { code: number; reason: string; terminated: boolean } | undefined;
   /** Resolves with {@link ended} once the core has heard the close. */
   readonly closed: Promise<{ code: number; reason: string; terminated: boolean }>;
-  #onMessage: ((data: Buffer, isBinary: boolean) => void) | undefined;
-  #onAlive: (() => void) | undefined;
-  #onClose: ((code: number, reason: string) => void) | undefined;
+  #target: unknown;
+  #events: SocketEvents<unknown> | undefined;
   #resolveClosed!: (end: { code: number; reason: string; terminated: boolean }) => void;
   #waiters: { type: string; after: number; resolve: (frame: SentFrame) => void }[] = [];
 
@@ -67,26 +66,23 @@ export class FakeSocket implements CoreSocket {
     this.pings++;
   }
 
-  onMessage(listener: (data: Buffer, isBinary: boolean) => void): void {
-    this.#onMessage = listener;
-  }
-
-  onAlive(listener: () => void): void {
-    this.#onAlive = listener;
-  }
-
-  onClose(listener: (code: number, reason: string) => void): void {
-    this.#onClose = listener;
+  listen<T>(target: T, events: SocketEvents<T>): void {
+    this.#target = target;
+    this.#events = events as SocketEvents<unknown>;
   }
 
   /** The peer sends a frame (an object is sent as its JSON, a string as is). */
   receive(frame: object | string, isBinary = false): void {
-    this.#onMessage?.(Buffer.from(typeof frame === 'string' ? frame : JSON.stringify(frame)), isBinary);
+    this.#events?.message(
+      this.#target,
+      Buffer.from(typeof frame === 'string' ? frame : JSON.stringify(frame)),
+      isBinary,
+    );
   }
 
   /** The peer answers a protocol ping. */
   pong(): void {
-    this.#onAlive?.();
+    this.#events?.alive(this.#target);
   }
 
   /** The peer closes (its close frame arrives). */
@@ -113,7 +109,7 @@ export class FakeSocket implements CoreSocket {
     this.ended = { code, reason, terminated };
     const end = this.ended;
     queueMicrotask(() => {
-      this.#onClose?.(code, reason);
+      this.#events?.close(this.#target, code, reason);
       this.#resolveClosed(end);
     });
   }

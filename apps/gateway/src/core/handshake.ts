@@ -23,11 +23,12 @@ export interface HandshakeOptions {
  */
 export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) {
   const { config, logger, hooks } = ctx;
+  const rateLimit =
+    config.rateLimitFramesPerS > 0 ? TokenBucket.policy(config.rateLimitFramesPerS, config.rateLimitBurst) : undefined;
 
   /** A new connection: counted, rate limited (when on), with its handshake deadline. */
   function accept(socket: GatewaySocket, request: SocketRequest, count?: HandshakeCount): Connection {
-    const limiter =
-      config.rateLimitFramesPerS > 0 ? new TokenBucket(config.rateLimitFramesPerS, config.rateLimitBurst) : undefined;
+    const limiter = rateLimit ? new TokenBucket(rateLimit) : undefined;
     const conn = new Connection(socket, bearerOf(request), limiter);
     ctx.connections.add(conn);
     if (count) ctx.counts.set(conn, count);
@@ -43,7 +44,13 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     // Admission control counts the handshake until the welcome is sent or the hello fails.
     const count = ctx.counts.get(conn);
     count?.helloReceived();
-    guarded(logger, conn, 'hello', () => onHello(conn, frame, count?.done).finally(count?.done));
+    guarded(logger, conn, 'hello', () => onHello(conn, frame).finally(() => handshakeDone(conn)));
+  }
+
+  /** The welcome is out, or the hello failed: admission control stops counting this connection. */
+  function handshakeDone(conn: Connection): void {
+    ctx.counts.get(conn)?.done();
+    ctx.counts.delete(conn);
   }
 
   async function authenticate(conn: Connection, frame: HelloFrame): Promise<Principal | undefined> {
@@ -124,7 +131,7 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     return { subscribed, attached };
   }
 
-  async function onHello(conn: Connection, frame: HelloFrame, handshakeDone?: () => void): Promise<void> {
+  async function onHello(conn: Connection, frame: HelloFrame): Promise<void> {
     conn.phase = 'authenticating';
     const principal = await authenticate(conn, frame);
     if (!principal || conn.phase !== 'authenticating' || !conn.socket.isOpen) return;
@@ -143,14 +150,14 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     if (!added) return;
     const { subscribed, attached } = open(session, frame, added.replaced?.instanceId);
     if (!(await welcome(ctx, session, frame.last_cursor, subscribed))) return;
-    handshakeDone?.();
+    handshakeDone(conn);
     const early = conn.early;
     conn.early = undefined;
     for (const data of early ?? []) replay(conn, data);
     await attached;
   }
 
-  return { accept, hello };
+  return { accept, hello, handshakeDone };
 }
 
 /** The token of an `Authorization: Bearer` header (clients that cannot put it in their hello). */

@@ -24,11 +24,13 @@ export async function welcome(
   try {
     await subscribed;
     const read = lastCursor === undefined ? undefined : await bus.readSince(session.uid, lastCursor);
-    const head = read ? read.cursor : await bus.head(session.uid);
+    // A fresh session starts where the bus's live delivery stands (the head it read when
+    // it subscribed, or its last event since): one Redis round trip less per hello.
+    const head = read ? read.cursor : (bus.position?.(session.uid) ?? (await bus.head(session.uid)));
     if (conn.session !== session || conn.phase !== 'open') return false;
     const status = read === undefined ? 'fresh' : read.status;
     if (status !== 'resumed') session.lastCursor = head;
-    conn.send({
+    conn.sendTrusted({
       type: 'welcome',
       v: PROTOCOL_VERSION,
       session_id: session.id,
@@ -40,7 +42,10 @@ export async function welcome(
     // After the welcome: a token accepted within the clock tolerance is asked for at once,
     // and a notice before the welcome would reach a client not yet able to answer it.
     ctx.lifetime.track(session);
-    const backlog = [...(read?.events.map((e) => liveEventOf(e)) ?? []), ...(session.pending ?? [])];
+    // Replayed events are frames our publish path validated and stored: serialised as they
+    // are, as the live path sends them, not validated again (zod per replayed event).
+    const replay = read?.events.map((e) => liveEventOf(e, JSON.stringify(e))) ?? [];
+    const backlog = [...replay, ...(session.pending ?? [])];
     session.pending = undefined;
     for (const event of backlog) hub.deliver(session, event);
     if (read) {

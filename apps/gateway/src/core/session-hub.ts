@@ -20,8 +20,13 @@ interface UserSessions {
    * from the second on (a Map costs a few hundred bytes, times every user).
    */
   sessions: Session | Map<string, Session>;
-  /** Settles once the bus subscription is live; rejects if it could not be made. */
-  subscribed: Promise<Unsubscribe>;
+  /**
+   * Settles once the bus subscription is live; rejects if it could not be made. Undefined
+   * once live, when {@link unsubscribe} holds what it resolved with (a settled promise
+   * kept for the user's life cost ~50 bytes).
+   */
+  subscribed: Promise<Unsubscribe> | undefined;
+  unsubscribe: Unsubscribe | undefined;
 }
 
 function find(user: UserSessions, sessionId: string): Session | undefined {
@@ -104,11 +109,20 @@ export class SessionHub {
   async add(session: Session): Promise<void> {
     let user = this.#users.get(session.uid);
     if (!user) {
-      const u: UserSessions = {
-        sessions: session,
-        // The frame's text goes to every session as is: validated at publish, serialised once.
-        subscribed: this.#o.bus.subscribe(session.uid, (event) => this.#fanOut(u, event)),
-      };
+      const u: UserSessions = { sessions: session, subscribed: undefined, unsubscribe: undefined };
+      // The frame's text goes to every session as is: validated at publish, serialised once.
+      const subscribed = this.#o.bus.subscribe(session.uid, (event) => this.#fanOut(u, event));
+      u.subscribed = subscribed;
+      subscribed.then(
+        (unsubscribe) => {
+          if (u.subscribed !== subscribed) return;
+          u.subscribed = undefined;
+          u.unsubscribe = unsubscribe;
+        },
+        () => {
+          // add() below hears the failure.
+        },
+      );
       this.#count++;
       this.#users.set(session.uid, u);
       user = u;
@@ -125,7 +139,7 @@ export class SessionHub {
       this.#count++;
     }
     try {
-      await user.subscribed;
+      if (user.subscribed) await user.subscribed;
     } catch (error) {
       this.remove(session);
       throw error;
@@ -155,15 +169,16 @@ export class SessionHub {
       return true;
     }
     this.#users.delete(session.uid);
-    user.subscribed.then(
-      (unsubscribe) =>
-        unsubscribe().catch((error: unknown) =>
-          this.#o.logger.warn('bus_unsubscribe_error', { uid: session.uid, error: String(error) }),
-        ),
-      () => {
+    const unsubscribe = (fn: Unsubscribe) =>
+      fn().catch((error: unknown) =>
+        this.#o.logger.warn('bus_unsubscribe_error', { uid: session.uid, error: String(error) }),
+      );
+    if (user.unsubscribe) void unsubscribe(user.unsubscribe);
+    else {
+      user.subscribed?.then(unsubscribe, () => {
         // Never subscribed: nothing to undo.
-      },
-    );
+      });
+    }
     return true;
   }
 

@@ -40,6 +40,16 @@ export class Connection {
     return this.sendText(serializeFrame(frame));
   }
 
+  /**
+   * Sends a frame the gateway built from its own typed values (the welcome), serialised
+   * without the protocol's validation: checking the welcome with zod was a tenth of a
+   * hello's CPU in a reconnect storm. Frames that carry anything from outside (an app's
+   * RPC result, a client's input) go through {@link send}.
+   */
+  sendTrusted(frame: ServerFrame): boolean {
+    return this.sendText(JSON.stringify(frame));
+  }
+
   sendText(text: string): boolean {
     if (!this.socket.isOpen) return false;
     this.socket.send(text);

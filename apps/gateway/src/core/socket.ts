@@ -18,14 +18,25 @@ export interface GatewaySocket {
   ping(): void;
 }
 
+/**
+ * What the core hears from a socket, as functions shared by every socket of a handler:
+ * each gets the `target` it was registered with (the core's connection), so a connection
+ * carries no closure of its own for its events (three closures and their context were
+ * about 300 bytes per connection, for hours).
+ */
+export interface SocketEvents<T> {
+  /** Each message from the peer; `isBinary` for binary frames (which the protocol refuses). */
+  message(target: T, data: Buffer, isBinary: boolean): void;
+  /** A protocol-level ping or pong from the peer: a sign of life that carries no frame. */
+  alive(target: T): void;
+  /** Once, when the connection has closed (either side), with the close code and reason seen. */
+  close(target: T, code: number, reason: string): void;
+}
+
 /** A socket as the core receives it: writable ({@link GatewaySocket}) and with its events. */
 export interface CoreSocket extends GatewaySocket {
-  /** Each message from the peer; `isBinary` for binary frames (which the protocol refuses). */
-  onMessage(listener: (data: Buffer, isBinary: boolean) => void): void;
-  /** A protocol-level ping or pong from the peer: a sign of life that carries no frame. */
-  onAlive(listener: () => void): void;
-  /** Once, when the connection has closed (either side), with the close code and reason seen. */
-  onClose(listener: (code: number, reason: string) => void): void;
+  /** Registers the core's handlers of this socket's events, once; `target` is handed to each call. */
+  listen<T>(target: T, events: SocketEvents<T>): void;
 }
 
 /**

@@ -124,12 +124,13 @@ export interface ListenerCounters {
 interface UserState {
   sessions: number;
   attached: boolean;
-  detaches: Detach[];
+  detaches: readonly Detach[];
   /**
    * Job id -> its listener's release, on the holder of the user's lease (undefined while
    * it attaches). Without a workflow source: the watches received here, to count them.
+   * Made on the first watch: most users watch nothing, and an empty Map costs ~150 bytes.
    */
-  workflows: Map<string, Detach | undefined>;
+  workflows: Map<string, Detach | undefined> | undefined;
   /** Fencing token of the lease while this instance holds the user's listeners. */
   token: number | undefined;
   /** Renews the lease (holder) or polls it (standby). */
@@ -138,7 +139,8 @@ interface UserState {
   renewedAt: number;
   standby: boolean;
   timer: NodeJS.Timeout | undefined;
-  chain: Promise<void>;
+  /** The queued attach/detach steps; undefined once they have all run (a settled promise costs ~50 bytes a user). */
+  chain: Promise<void> | undefined;
   /**
    * Bumped when a session opens: tells a retrying cleanup it is no longer wanted. (Not the
    * stream epoch of a cursor: this one only counts the user's session openings here.)
@@ -147,10 +149,14 @@ interface UserState {
   /**
    * What the user's listeners published here but could not store (Redis away longer
    * than the lease TTL, a publish completing after the lease was lost): the next
-   * attach here resumes from it. Dropped with this state when the user leaves.
+   * attach here resumes from it. Dropped with this state when the user leaves. Made
+   * with the first listener context (none without listeners: ~300 bytes per user saved).
    */
-  carry: CarryOver;
+  carry: CarryOver | undefined;
 }
+
+/** The detaches of a user with no listener attached: one shared empty list, not one per user. */
+const NO_DETACHES: readonly Detach[] = Object.freeze([]);
 
 /** Attaches and releases each user's listeners, with the detach delay that a reconnect cancels. */
 export class ListenersManager {
@@ -192,16 +198,16 @@ export class ListenersManager {
       state = {
         sessions: 0,
         attached: false,
-        detaches: [],
-        workflows: new Map(),
+        detaches: NO_DETACHES,
+        workflows: undefined,
         token: undefined,
         leaseTimer: undefined,
         renewedAt: 0,
         standby: false,
         timer: undefined,
-        chain: Promise.resolve(),
+        chain: undefined,
         generation: 0,
-        carry: new CarryOver(),
+        carry: undefined,
       };
       this.#users.set(userId, state);
     }
@@ -210,13 +216,15 @@ export class ListenersManager {
 
   #enqueue(userId: string, state: UserState, step: () => Promise<void>): Promise<void> {
     // Each step runs after the previous one settles; a failure never breaks the chain.
-    const next = state.chain.then(step).catch((error: unknown) => {
+    const next = (state.chain ?? Promise.resolve()).then(step).catch((error: unknown) => {
       this.#o.logger.error('user_attach_error', { uid: userId, error: String(error) });
     });
     // The state is forgotten only once nothing more is queued on it: a session opening
     // meanwhile must join this chain, not start a second one beside it.
     const tail: Promise<void> = next.then(() => {
-      if (state.chain === tail) this.#forgetIfIdle(userId, state);
+      if (state.chain !== tail) return;
+      state.chain = undefined;
+      this.#forgetIfIdle(userId, state);
     });
     state.chain = tail;
     return next;
@@ -275,7 +283,8 @@ export class ListenersManager {
     const source = this.#o.workflowSource;
     if (!source) {
       // Nothing to listen with: watches are only counted, here.
-      if (state.workflows.has(jobId)) return;
+      if (state.workflows?.has(jobId)) return;
+      state.workflows ??= new Map();
       state.workflows.set(jobId, undefined);
       this.#workflowCount++;
       return;
@@ -288,7 +297,7 @@ export class ListenersManager {
     this.#workflowErrors.delete(key);
     if (error !== null && error !== undefined) {
       // Not attached here: take it out of the set, so no holder retries a watch the caller was told failed.
-      if (!state.workflows.has(jobId)) await this.#o.workflowWatches.remove(userId, jobId).catch(() => false);
+      if (!state.workflows?.has(jobId)) await this.#o.workflowWatches.remove(userId, jobId).catch(() => false);
       throw error;
     }
   }
@@ -300,7 +309,7 @@ export class ListenersManager {
   async unwatchWorkflow(userId: string, jobId: string): Promise<boolean> {
     const state = this.#users.get(userId);
     if (!this.#o.workflowSource) {
-      if (!state?.workflows.has(jobId)) return false;
+      if (!state?.workflows?.has(jobId)) return false;
       state.workflows.delete(jobId);
       this.#workflowCount--;
       return true;
@@ -324,9 +333,11 @@ export class ListenersManager {
       this.#o.logger.warn('workflow_watch_error', { uid: userId, op: 'list', error: String(error) });
       return; // keep what runs; the next renewal reads again
     }
-    for (const [jobId, detach] of state.workflows) {
+    state.workflows ??= new Map();
+    const workflows = state.workflows;
+    for (const [jobId, detach] of workflows) {
       if (wanted.has(jobId)) continue;
-      state.workflows.delete(jobId);
+      workflows.delete(jobId);
       this.#workflowCount--;
       await detach?.().catch((error: unknown) =>
         this.#o.logger.warn('workflow_watch_error', { uid: userId, job_id: jobId, op: 'detach', error: String(error) }),
@@ -335,10 +346,10 @@ export class ListenersManager {
     const token = state.token;
     const context = this.#context(userId, state, token);
     for (const jobId of wanted) {
-      if (state.workflows.has(jobId)) continue;
+      if (workflows.has(jobId)) continue;
       try {
         const detach = await source.attach(userId, jobId, (event) => this.#o.emit(userId, event), context);
-        state.workflows.set(jobId, detach);
+        workflows.set(jobId, detach);
         this.#workflowCount++;
       } catch (error) {
         const key = `${userId}\n${jobId}`;
@@ -350,14 +361,11 @@ export class ListenersManager {
 
   /** Closes the workflow listeners held here (`handover`: the next holder resumes them). */
   async #releaseWorkflows(userId: string, state: UserState, handover: boolean): Promise<void> {
-    if (!this.#o.workflowSource) {
-      this.#workflowCount -= state.workflows.size;
-      state.workflows.clear();
-      return;
-    }
-    const detaches = [...state.workflows.values()];
-    this.#workflowCount -= state.workflows.size;
-    state.workflows.clear();
+    const workflows = state.workflows;
+    if (!workflows) return;
+    const detaches = this.#o.workflowSource ? [...workflows.values()] : [];
+    this.#workflowCount -= workflows.size;
+    workflows.clear();
     const released = await Promise.allSettled(detaches.map((d) => d?.({ handover })));
     for (const r of released) {
       if (r.status === 'rejected') {
@@ -421,6 +429,7 @@ export class ListenersManager {
   /** What a source attached under the lease `token` is told. */
   #context(userId: string, state: UserState, token: number): AttachContext {
     const readSince = this.#o.readSince;
+    state.carry ??= new CarryOver();
     return {
       fence: { owner: this.#o.instanceId, token },
       onFenced: () => void this.#enqueue(userId, state, () => this.#lost(userId, state, token, 'fenced')),
@@ -465,7 +474,7 @@ export class ListenersManager {
       if (renewed) {
         state.renewedAt = renewingAt;
         // Redis is reachable and the lease ours: marks it failed to take meanwhile are stored now.
-        state.carry.renewed();
+        state.carry?.renewed();
       }
       // Unknown (Redis away) only until the lease would have expired: past that another instance may hold it.
       if (renewed === false || Date.now() - state.renewedAt >= this.#o.leaseTtlMs) {
@@ -496,7 +505,7 @@ export class ListenersManager {
     if (state.attached) await this.#releaseWorkflows(userId, state, handover);
     const detaches = state.detaches;
     const wasAttached = state.attached;
-    state.detaches = [];
+    state.detaches = NO_DETACHES;
     if (wasAttached) this.#attachedCount--;
     state.attached = false;
     state.token = undefined;
@@ -547,7 +556,7 @@ export class ListenersManager {
     await this.#releaseWorkflows(userId, state, handover);
     await this.#releaseListeners(userId, state, handover);
     // The user leaves this instance: the next attach here (if any) resumes from the store alone.
-    state.carry.clear();
+    state.carry?.clear();
     if (!handover && this.#o.workflowSource) {
       // The user left the fleet: their watches end with them.
       await this.#o.workflowWatches
@@ -602,7 +611,7 @@ export class ListenersManager {
   }
 
   #forgetIfIdle(userId: string, state: UserState): void {
-    if (state.sessions === 0 && !state.attached && !state.timer && !state.leaseTimer && state.workflows.size === 0) {
+    if (state.sessions === 0 && !state.attached && !state.timer && !state.leaseTimer && !state.workflows?.size) {
       if (this.#users.get(userId) === state) this.#users.delete(userId);
     }
   }

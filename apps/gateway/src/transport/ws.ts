@@ -3,11 +3,33 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { GatewayConfig } from '../config';
 import type { ConnectionHandler } from '../core/connection-handler';
+import type { SocketRequest } from '../core/socket';
 import type { Logger } from '../logger';
 import { type Admission, type HandshakeTicket, refuseUpgrade } from './admission';
 import { fromWs } from './gateway-socket';
 import { enforceHeaderDeadline } from './http/header-deadline';
 import { isOriginAllowed } from './origin-policy';
+import { SlicedQueue } from './sliced-queue';
+
+/** Admission tickets of upgrades the core does not have yet (see the 'upgrade' handler). */
+const tickets = new WeakMap<Duplex, HandshakeTicket>();
+
+/** Shared by every upgrading socket: a closure per socket would stay with it for its life. */
+function endTicket(this: Duplex): void {
+  tickets.get(this)?.done();
+  tickets.delete(this);
+  this.off('close', endTicket);
+}
+
+/** Upgrades handled per turn of the event loop, at most this long (ms): see {@link SlicedQueue}. */
+export const UPGRADE_SLICE_MS = 5;
+
+interface PendingUpgrade {
+  req: IncomingMessage;
+  socket: Duplex;
+  head: Buffer;
+  ticket: HandshakeTicket;
+}
 
 /** What {@link attachWsTransport} needs. */
 export interface WsTransportOptions {
@@ -56,13 +78,33 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
         socket.end(`HTTP/1.1 ${refusal}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
         return;
       }
-      const request = { headers: req.headers, remoteAddress: req.socket.remoteAddress };
-      wss.handleUpgrade(req, socket, head, (ws) => core.open(fromWs(ws), request, ticket));
+      // The peer's address only if asked for: reading it makes the socket keep it
+      // (an object and two strings, ~100 bytes per connection, for the socket's life).
+      const request: SocketRequest = {
+        headers: req.headers,
+        get remoteAddress() {
+          return req.socket.remoteAddress;
+        },
+      };
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        // The socket lives for hours: it keeps no listener or map entry of the handshake.
+        socket.off('close', endTicket);
+        tickets.delete(socket);
+        core.open(fromWs(ws), request, ticket);
+      });
     } catch (error) {
       logger.error('ws_handler_error', { where: 'upgrade', error: String(error) });
       socket.destroy();
     }
   }
+
+  // Upgrades run in slices of a few ms per turn of the event loop (sliced-queue.ts): in a
+  // reconnect storm, requests on the same port (health probes) are read between two slices.
+  const upgrades = new SlicedQueue<PendingUpgrade>(({ req, socket, head, ticket }) => {
+    // The peer gave up while its upgrade waited (its 'close' ended the ticket).
+    if (socket.destroyed) return;
+    handleUpgrade(req, socket, head, ticket);
+  }, UPGRADE_SLICE_MS);
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const decision = admission.check();
@@ -70,9 +112,11 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
       refuseUpgrade(socket, decision.retryAfterS);
       return;
     }
-    // Whatever ends the socket (a refused or failed handshake, a close) ends its count too.
-    socket.once('close', decision.ticket.done);
-    handleUpgrade(req, socket, head, decision.ticket);
+    // Whatever ends the socket before the core has it (a refused or failed handshake, a
+    // close) ends its count too; from core.open on, the core ends it (welcome or close).
+    tickets.set(socket, decision.ticket);
+    socket.on('close', endTicket);
+    upgrades.push({ req, socket, head, ticket: decision.ticket });
   });
   // A peer that never completes its request or upgrade is dropped within the handshake timeout.
   enforceHeaderDeadline(server, config.handshakeTimeoutMs);

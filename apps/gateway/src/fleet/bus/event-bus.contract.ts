@@ -191,6 +191,21 @@ export function eventBusContract(name: string, fixture: EventBusFixture): void {
       expect(await bus.head(uid)).toBe(head);
     });
 
+    it('position, where offered: the head once subscribed, then the last event delivered, none when not subscribed', async () => {
+      const bus = await make();
+      if (!bus.position) return;
+      await bus.publish(uid, note(1));
+      const seen: string[] = [];
+      const off = await bus.subscribe(uid, (e) => seen.push(e.cursor));
+      expect(bus.position(uid)).toBe(await bus.head(uid));
+      const stored = await bus.publish(uid, note(2));
+      await waitUntil(() => seen.length === 1, 'the live event');
+      expect(bus.position(uid)).toBe(stored.cursor);
+      await off();
+      expect(bus.position(uid)).toBeUndefined();
+      expect(bus.position(`${uid}-other`)).toBeUndefined();
+    });
+
     it('publishMany appends in order across users and returns the cursors', async () => {
       const bus = await make();
       const seen: string[] = [];

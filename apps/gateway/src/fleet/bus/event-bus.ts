@@ -84,6 +84,13 @@ export interface EventBus {
   readRetained?(userId: string, afterCursor: Cursor): Promise<ReadResult>;
   /** The cursor of the user's latest event (where a fresh session starts). */
   head(userId: string): Promise<Cursor>;
+  /**
+   * Where live delivery to a subscribed user stands, without a round trip: the head read
+   * when the subscription became live, or the last event delivered since. Undefined when
+   * the user is not subscribed here. A fresh session starts there (every later event
+   * reaches it live). Unset: {@link head} serves.
+   */
+  position?(userId: string): Cursor | undefined;
   stats(): EventBusStats;
   close(): Promise<void>;
 }

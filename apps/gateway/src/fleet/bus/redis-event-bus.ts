@@ -133,6 +133,11 @@ export class RedisEventBus implements EventBus {
     return this.#reader.head(userId);
   }
 
+  position(userId: string): Cursor | undefined {
+    const s = this.#served.get(userId);
+    return s?.epoch === undefined ? undefined : formatCursor(s.epoch, s.offset);
+  }
+
   async subscribe(userId: string, listener: EventListener): Promise<Unsubscribe> {
     if (this.#closed) throw new Error('the event bus is closed');
     let served = this.#served.get(userId);

@@ -1,0 +1,33 @@
+import { SlicedQueue } from './sliced-queue';
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe('SlicedQueue', () => {
+  it('runs items in arrival order, a slice per turn of the event loop, each slice within its budget', async () => {
+    let clock = 0;
+    const ran: number[] = [];
+    // Each item "takes" 2 ms on the injected clock; the budget is 5 ms: three items a slice.
+    const queue = new SlicedQueue<number>(
+      (n) => {
+        ran.push(n);
+        clock += 2;
+      },
+      5,
+      () => clock,
+    );
+    for (let i = 0; i < 7; i++) queue.push(i);
+    expect(ran).toEqual([]);
+    await turn();
+    expect(ran).toEqual([0, 1, 2]);
+    expect(queue.size).toBe(4);
+    await turn();
+    expect(ran).toEqual([0, 1, 2, 3, 4, 5]);
+    await turn();
+    expect(ran).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(queue.size).toBe(0);
+    // Empty again: the next item starts a new slice.
+    queue.push(7);
+    await turn();
+    expect(ran.at(-1)).toBe(7);
+  });
+});
