@@ -23,6 +23,7 @@ import { MemoryRegistryStore } from './fleet/registry/memory-registry-store';
 import { RedisRegistryStore } from './fleet/registry/redis-registry-store';
 import type { RegistryStore } from './fleet/registry/registry-store';
 import { type GatewayHookEvents, type GatewayHooks, Hooks } from './hooks';
+import type { CompanyPorts } from './listeners/company/build-company';
 import type { buildListeners } from './listeners/firestore/build-listeners';
 import { type HoldBeforeMarkOptions, holdBeforeMark } from './listeners/hold-before-mark';
 import type { ListenerSource, WorkflowSource } from './listeners/listener-source';
@@ -53,6 +54,8 @@ export interface GatewayPorts {
   workflowSource?: WorkflowSource;
   /** The fleet's set of jobs each user watches. @default in memory (one instance) */
   workflowWatches?: WorkflowWatchStore;
+  /** Company listeners (LISTENERS_FILE `company`, listeners/company/); unset: none. */
+  companies?: CompanyPorts;
   /** Redis health as seen by its client; `disabled` when the gateway runs without Redis. */
   redisStatus?: () => DependencyStatus;
   /** The fleet's directory of sessions. @default in memory: this process is the whole fleet */
@@ -223,6 +226,7 @@ function assemblePorts(
   const hold = testHooks.holdBeforeMark;
   const listeners = builders.buildListeners?.(config, logger, {
     ...(redis ? { redis } : {}),
+    ...(stores.bus ? { bus: stores.bus } : {}),
     ...(hold ? { wrapMarks: (store: WatermarkStore) => holdBeforeMark(store, hold) } : {}),
   });
   if (listeners) closers.push(() => listeners.close());
@@ -240,6 +244,7 @@ function assemblePorts(
           lease: listeners.lease,
           workflowWatches: listeners.workflowWatches,
           ...(listeners.workflowSource ? { workflowSource: listeners.workflowSource } : {}),
+          ...(listeners.company ? { companies: listeners.company } : {}),
         }
       : memoryPorts(config, ['lease', 'workflowWatches'])),
     redisStatus: redis ? () => (redis.status === 'ready' ? 'ok' : 'down') : () => 'disabled',

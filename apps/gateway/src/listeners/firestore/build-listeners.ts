@@ -2,10 +2,12 @@ import type { RedisClient } from '@livebus/publisher/redis';
 import { type App, deleteApp, initializeApp } from 'firebase-admin/app';
 import { getFirestore } from 'firebase-admin/firestore';
 import type { GatewayConfig } from '../../config';
+import type { EventBus } from '../../fleet/bus/event-bus';
 import type { Lease } from '../../fleet/lease/lease';
 import { MemoryLease } from '../../fleet/lease/memory-lease';
 import { RedisLease } from '../../fleet/lease/redis-lease';
 import type { Logger } from '../../logger';
+import { buildCompanyPorts, type CompanyPorts } from '../company/build-company';
 import type { ListenerSource, WorkflowSource } from '../listener-source';
 import { ListenerStats } from '../listener-stats';
 import { MemoryWatermarkStore } from '../memory-watermark-store';
@@ -23,6 +25,8 @@ export interface BuiltListeners {
   workflowSource?: WorkflowSource;
   /** The fleet's set of watched jobs per user (Redis when the gateway has one). */
   workflowWatches: WorkflowWatchStore;
+  /** The company listeners (LISTENERS_FILE `company`); unset without that section. */
+  company?: CompanyPorts;
   /** Deletes the Firebase app it made (closing the Firestore client). */
   close(): Promise<void>;
 }
@@ -36,7 +40,13 @@ export interface BuiltListeners {
 export function buildListeners(
   config: GatewayConfig,
   logger: Logger,
-  ports: { redis?: RedisClient; firebaseApp?: App; wrapMarks?: (store: WatermarkStore) => WatermarkStore } = {},
+  ports: {
+    redis?: RedisClient;
+    firebaseApp?: App;
+    wrapMarks?: (store: WatermarkStore) => WatermarkStore;
+    /** The event bus (the company fan-out without Redis goes through it). */
+    bus?: EventBus;
+  } = {},
 ): BuiltListeners | undefined {
   const file = config.listeners;
   if (!file) return undefined;
@@ -67,9 +77,19 @@ export function buildListeners(
   const workflowSource = file.workflow
     ? new FirestoreWorkflowSource({ firestore, workflow: file.workflow, marks, logger, stats, ...tuning })
     : undefined;
+  const company = file.company
+    ? buildCompanyPorts(config, file.company, {
+        firestore,
+        logger,
+        listenerStats: stats,
+        ...(ports.redis ? { redis: ports.redis } : {}),
+        ...(ports.bus ? { bus: ports.bus } : {}),
+      })
+    : undefined;
   return {
     sources,
     lease,
+    ...(company ? { company } : {}),
     workflowWatches: ports.redis ? new RedisWorkflowWatchStore(ports.redis) : new MemoryWorkflowWatchStore(),
     ...(workflowSource ? { workflowSource } : {}),
     close: async () => {

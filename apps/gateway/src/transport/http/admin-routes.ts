@@ -24,6 +24,7 @@ export function adminRoutes(deps: HttpDeps, guards: RequestGuards): Routes {
           registry_cleanups: c.cleanups,
           registry_cleanups_skipped: c.cleanupsSkipped,
           listener_reads: deps.listenerStats?.()?.reads,
+          companies: deps.companyStats?.(),
         },
       });
     },

@@ -67,6 +67,13 @@ function chart(history, at) {
   $('legend').replaceChildren(...Object.keys(colorOf).map((r) => { const s = el('span', r); const i = el('i'); i.style.background = color(r); s.prepend(i); return s; }));
 }
 
+// Company listeners (LISTENERS_FILE company): held here, followers of the largest, reads saved.
+function companyCards(c) {
+  if (!c) return [];
+  const top = c.top_followers.map((t) => t[0] + ' ' + t[1]).join(', ') || 'none';
+  return [card('company listeners', c.held), card('company followers (top)', top), card('reads saved', c.reads_saved)];
+}
+
 function render(d) {
   $('status').textContent = d.instance_id + ' · ' + d.version + ' · up ' + age(d.uptime_s * 1e3) + ' · updated ' + new Date(d.at).toLocaleTimeString();
   const ratio = d.detach.cancel_ratio, decided = d.detach.cancelled + d.detach.executed;
@@ -88,6 +95,7 @@ function render(d) {
     card('Firestore', d.firestore, d.firestore),
     card('Firestore reads', na(d.firestore_reads)),
     card('task queue depth', na(d.task_queue_depth)),
+    ...companyCards(d.companies),
   );
   rows('instances', d.instances.map((i) => [i.id, i.version, i.sessions, i.users, age(d.at - i.startedAt), age(Math.max(0, d.at - i.lastSeen)) + ' ago']));
   chart(d.disconnects.history, d.at);

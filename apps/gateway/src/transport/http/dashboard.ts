@@ -64,6 +64,7 @@ export async function dashboardSnapshot(deps: HttpDeps, lag: EventLoopLagMonitor
     redis: deps.redisStatus(),
     firestore,
     task_queue_depth: queueDepth,
+    companies: deps.companyStats?.() ?? null,
   };
 }
 
