@@ -6,9 +6,12 @@ import {
   waitFor,
 } from '@livebus/test-support';
 import type { Firestore } from 'firebase-admin/firestore';
+import type { Authenticator } from '../src/auth/authenticator';
+import { JwtAuthenticator, signJwt } from '../src/auth/jwt-authenticator';
 import { composePorts } from '../src/compose';
+import type { GatewayConfig } from '../src/config';
 import { addMembers, companyChanges, companyListeners, follow } from './company-helpers';
-import { connectAs, startGateway, type TestClient, type TestGateway } from './helpers';
+import { connectAs, httpJson, startGateway, TestClient, type TestGateway } from './helpers';
 import { testFirestore, useEmulator, warmUp } from './listeners-helpers';
 
 // Company listeners in a fleet: two in-process gateways on one Redis and the Firestore
@@ -20,9 +23,14 @@ let closeDb: () => Promise<void>;
 const gateways: TestGateway[] = [];
 const clients: TestClient[] = [];
 
-async function gateway(instanceId: string): Promise<TestGateway> {
+async function gateway(
+  instanceId: string,
+  extra: Partial<GatewayConfig> = {},
+  auth?: Authenticator,
+): Promise<TestGateway> {
   const t = await startGateway(
     {
+      ...extra,
       instanceId,
       redisUrl: redis.url,
       listeners: companyListeners,
@@ -32,8 +40,9 @@ async function gateway(instanceId: string): Promise<TestGateway> {
       detachDelayMs: 100,
       logLevel: 'warn',
     },
-    composePorts,
+    async (config, logger) => ({ ...(await composePorts(config, logger)), ...(auth ? { auth } : {}) }),
   );
+  t.gw.hooks.on('company.follow', (e) => follows.push({ instance: instanceId, ...e }));
   t.gw.hooks.on('company.attached', (e) =>
     moments.push({ instance: instanceId, what: 'attached', company: e.company_id }),
   );
@@ -58,6 +67,9 @@ afterAll(async () => {
   await closeDb?.();
   await Promise.all([emulator?.stop(), redis?.stop()]);
 });
+
+/** The company.follow moments of every gateway, in order. */
+const follows: Array<{ instance: string; uid: string; company_id: string | null; reason: string }> = [];
 
 /** Company listener attaches and releases, per instance, in order. */
 const moments: Array<{ instance: string; what: 'attached' | 'detached'; company: string }> = [];
@@ -100,4 +112,128 @@ describe('company listeners in a fleet', () => {
     expect(heldNow('acme')).toBe(1);
     expect(moments.filter((m) => m.company === 'acme')).toHaveLength(1);
   }, 60_000);
+});
+
+/** A member's client as seen by the other members: writes a sentinel and waits until `witness` has it. */
+async function sentinelOf(company: string, witness: TestClient, id: string): Promise<void> {
+  const path = `companies/${company}/jobs/${id}`;
+  await db.doc(path).set({ sentinel: true });
+  await waitFor(() => companyChanges(witness, path)[0], `sentinel ${id}`, 15_000);
+}
+
+/**
+ * Writes sentinels until one reaches `witness` but not `gone` (the holder has read its
+ * followers since `gone` left), then two more, which must not reach `gone` either.
+ */
+async function stopsReaching(gone: TestClient, company: string, witness: TestClient): Promise<void> {
+  let k = 0;
+  for (; k < 50; k++) {
+    const id = `cut-${k}`;
+    await sentinelOf(company, witness, id);
+    if (companyChanges(gone, `companies/${company}/jobs/${id}`).length === 0) break;
+  }
+  expect(k).toBeLessThan(50);
+  await sentinelOf(company, witness, 'after-cut-1');
+  await sentinelOf(company, witness, 'after-cut-2');
+  const late = companyChanges(gone).filter((e) =>
+    new RegExp(`^companies/${company}/jobs/(after-)?cut-`).test((e.data as { path: string }).path),
+  );
+  expect(late.map((e) => (e.data as { path: string }).path)).toEqual(
+    Array.from({ length: k }, (_, i) => `companies/${company}/jobs/cut-${i}`),
+  );
+}
+
+async function member(g: TestGateway, uid: string, company: string): Promise<TestClient> {
+  const { client } = await connectAs(g.url, uid);
+  clients.push(client);
+  const answer = await follow(client, uid, company);
+  if (answer.type !== 'rpc_result') throw new Error(JSON.stringify(answer));
+  return client;
+}
+
+describe('company listeners, as an attacker tries them', () => {
+  it('a non-member setting current_company_id is refused, says why, and gets nothing', async () => {
+    const [a] = gateways as [TestGateway];
+    await addMembers(db, 'initech', ['ini-peter']);
+    const peter = await member(a, 'ini-peter', 'initech');
+    const { client: mallory } = await connectAs(a.url, 'ini-mallory');
+    clients.push(mallory);
+    const answer = await follow(mallory, 'ini-mallory', 'initech');
+    expect(answer).toMatchObject({ type: 'rpc_error', error: { code: 'forbidden' } });
+    expect(JSON.stringify(answer)).toContain('not a member of company initech');
+    // A backend (service caller) sets it anyway: the follow itself is still refused.
+    const viaService = await httpJson(`${a.http}/rpc`, {
+      method: 'POST',
+      token: 'service:backend',
+      body: JSON.stringify({
+        method: 'UNIFIED_REGISTRY.update_user_registry',
+        args: ['ini-mallory', { companies: { current_company_id: 'initech' } }],
+      }),
+    });
+    expect(viaService.status).toBe(200);
+    await waitFor(
+      () => follows.find((f) => f.uid === 'ini-mallory' && f.reason === 'not_member'),
+      'the follow refused',
+    );
+    await db.doc('companies/initech/jobs/secret').set({ plan: 'x' });
+    await sentinelOf('initech', peter, 'after-secret');
+    expect(companyChanges(peter, 'companies/initech/jobs/secret')).toHaveLength(1);
+    expect(companyChanges(mallory)).toEqual([]);
+  }, 30_000);
+
+  it('company ids that could escape a Firestore path are refused before any read', async () => {
+    const [a] = gateways as [TestGateway];
+    const { client } = await connectAs(a.url, 'ini-eve');
+    clients.push(client);
+    for (const id of ['../initech', 'initech/members', '..', '.', '__name__', 'a b', '']) {
+      const answer = await follow(client, 'ini-eve', id);
+      expect(answer).toMatchObject({ type: 'rpc_error', error: { code: 'invalid_params' } });
+    }
+    expect(follows.filter((f) => f.uid === 'ini-eve' && f.company_id !== null)).toEqual([]);
+  }, 30_000);
+
+  it('losing membership (document deleted) stops the flow at the next token refresh', async () => {
+    const [a, b] = gateways as [TestGateway, TestGateway];
+    await addMembers(db, 'umbrella', ['umb-alice', 'umb-bob']);
+    const alice = await member(a, 'umb-alice', 'umbrella');
+    const bob = await member(b, 'umb-bob', 'umbrella');
+    await sentinelOf('umbrella', alice, 'one');
+    await waitFor(() => companyChanges(bob, 'companies/umbrella/jobs/one')[0], 'bob has it');
+    await db.doc('companies/umbrella/members/umb-bob').delete();
+    bob.send({ type: 'auth', token: 'umb-bob' }); // AUTH_MODE=none: the token names the user
+    await waitFor(() => follows.find((f) => f.uid === 'umb-bob' && f.reason === 'not_member'), 'bob unfollowed');
+    // The holder drops bob at its next read of the followers (followers_poll_ms): from then on, nothing.
+    await stopsReaching(bob, 'umbrella', alice);
+    expect(companyChanges(alice, 'companies/umbrella/jobs/cut-0')).toHaveLength(1);
+  }, 30_000);
+
+  it('losing the claim (a fresh token without it) stops the flow; a member by claim moves company without reconnecting', async () => {
+    const secret = 'a-test-secret-that-is-long-enough-1234';
+    const jwt = await gateway(
+      'gw-co-jwt',
+      { authMode: 'jwt', jwtSecret: secret },
+      new JwtAuthenticator({ secret, serviceRoleClaim: 'livebus_service' }),
+    );
+    const token = (companies: string[]) =>
+      signJwt({ sub: 'claim-carol', exp: Math.floor(Date.now() / 1000) + 600, company_ids: companies }, secret);
+    await addMembers(db, 'hooli', ['hooli-witness']);
+    await addMembers(db, 'piedpiper', ['pp-witness']);
+    const hooliWitness = await member(gateways[0] as TestGateway, 'hooli-witness', 'hooli');
+    const ppWitness = await member(gateways[1] as TestGateway, 'pp-witness', 'piedpiper');
+    const carol = new TestClient(jwt.url);
+    clients.push(carol);
+    await carol.hello({ token: await token(['hooli', 'piedpiper']) });
+    expect(await follow(carol, 'claim-carol', 'hooli')).toMatchObject({ type: 'rpc_result' });
+    await sentinelOf('hooli', hooliWitness, 'h1');
+    await waitFor(() => companyChanges(carol, 'companies/hooli/jobs/h1')[0], 'carol follows hooli');
+    // Moves to piedpiper on the same socket.
+    expect(await follow(carol, 'claim-carol', 'piedpiper')).toMatchObject({ type: 'rpc_result' });
+    await sentinelOf('piedpiper', ppWitness, 'p1');
+    await waitFor(() => companyChanges(carol, 'companies/piedpiper/jobs/p1')[0], 'carol follows piedpiper');
+    await stopsReaching(carol, 'hooli', hooliWitness);
+    // A fresh token without piedpiper: the flow stops.
+    carol.send({ type: 'auth', token: await token(['hooli']) });
+    await waitFor(() => follows.find((f) => f.uid === 'claim-carol' && f.reason === 'not_member'), 'carol unfollowed');
+    await stopsReaching(carol, 'piedpiper', ppWitness);
+  }, 40_000);
 });

@@ -9,6 +9,7 @@ import type { Logger } from '../../logger';
 import type { ListenerStats } from '../listener-stats';
 import { MemoryWatermarkStore } from '../memory-watermark-store';
 import { RedisWatermarkStore } from '../redis-watermark-store';
+import type { WatermarkStore } from '../watermark-store';
 import type { CompanyConfig } from './company-config';
 import { type CompanyFanOut, MemoryCompanyFanOut, RedisCompanyFanOut } from './company-fanout';
 import { type CompanyFollowers, MemoryCompanyFollowers, RedisCompanyFollowers } from './company-followers';
@@ -33,11 +34,20 @@ export interface CompanyPorts {
 export function buildCompanyPorts(
   config: GatewayConfig,
   company: CompanyConfig,
-  deps: { firestore: Firestore; redis?: RedisClient; bus?: EventBus; logger: Logger; listenerStats: ListenerStats },
+  deps: {
+    firestore: Firestore;
+    redis?: RedisClient;
+    bus?: EventBus;
+    logger: Logger;
+    listenerStats: ListenerStats;
+    /** The test hook of main.ts (LIVEBUS_TEST_HOLD_BEFORE_MARK), as for the user marks. */
+    wrapMarks?: (store: WatermarkStore) => WatermarkStore;
+  },
 ): CompanyPorts {
   const { firestore, redis, logger } = deps;
   const lease: Lease = redis ? new RedisLease(redis, { prefixes: companyPrefixes }) : new MemoryLease();
-  const marks = redis ? new RedisWatermarkStore(redis, { prefixes: companyPrefixes }) : new MemoryWatermarkStore(lease);
+  const stored = redis ? new RedisWatermarkStore(redis, { prefixes: companyPrefixes }) : new MemoryWatermarkStore(lease);
+  const marks = deps.wrapMarks ? deps.wrapMarks(stored) : stored;
   const followers = redis ? new RedisCompanyFollowers(redis) : new MemoryCompanyFollowers();
   if (!redis && !deps.bus) throw new TypeError('company listeners need the event bus (or Redis)');
   const fanOut: CompanyFanOut = redis

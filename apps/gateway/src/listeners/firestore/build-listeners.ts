@@ -84,6 +84,7 @@ export function buildListeners(
         listenerStats: stats,
         ...(ports.redis ? { redis: ports.redis } : {}),
         ...(ports.bus ? { bus: ports.bus } : {}),
+        ...(ports.wrapMarks ? { wrapMarks: ports.wrapMarks } : {}),
       })
     : undefined;
   return {
