@@ -46,7 +46,9 @@ export function buildCompanyPorts(
 ): CompanyPorts {
   const { firestore, redis, logger } = deps;
   const lease: Lease = redis ? new RedisLease(redis, { prefixes: companyPrefixes }) : new MemoryLease();
-  const stored = redis ? new RedisWatermarkStore(redis, { prefixes: companyPrefixes }) : new MemoryWatermarkStore(lease);
+  const stored = redis
+    ? new RedisWatermarkStore(redis, { prefixes: companyPrefixes })
+    : new MemoryWatermarkStore(lease);
   const marks = deps.wrapMarks ? deps.wrapMarks(stored) : stored;
   const followers = redis ? new RedisCompanyFollowers(redis) : new MemoryCompanyFollowers();
   if (!redis && !deps.bus) throw new TypeError('company listeners need the event bus (or Redis)');
