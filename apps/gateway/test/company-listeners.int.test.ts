@@ -1,11 +1,20 @@
+import type { ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { userKeys } from '@livebus/publisher/redis';
 import {
   type FirestoreEmulatorHandle,
+  freePort,
   type RedisServerHandle,
+  startChild,
   startFirestoreEmulator,
   startRedisServer,
   waitFor,
 } from '@livebus/test-support';
 import type { Firestore } from 'firebase-admin/firestore';
+import { Redis } from 'ioredis';
 import type { Authenticator } from '../src/auth/authenticator';
 import { JwtAuthenticator, signJwt } from '../src/auth/jwt-authenticator';
 import { composePorts } from '../src/compose';
@@ -236,4 +245,119 @@ describe('company listeners, as an attacker tries them', () => {
     await waitFor(() => follows.find((f) => f.uid === 'claim-carol' && f.reason === 'not_member'), 'carol unfollowed');
     await stopsReaching(carol, 'piedpiper', ppWitness);
   }, 40_000);
+});
+
+/** A child gateway process (dist/main.js) told to hold before storing the mark of `holdPath`. */
+async function childGateway(instanceId: string, holdPath: string) {
+  const file = join(tmpdir(), `livebus-company-${process.pid}.json`);
+  writeFileSync(file, JSON.stringify({ company: companyListeners.company }));
+  const port = await freePort();
+  const child: ChildProcess = startChild(instanceId, process.execPath, ['dist/main.js'], {
+    cwd: join(__dirname, '..'),
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      INSTANCE_ID: instanceId,
+      REDIS_URL: redis.url,
+      AUTH_MODE: 'none',
+      UNIFIED_REGISTRY_ENABLED: 'true',
+      LISTENERS_FILE: file,
+      FIREBASE_PROJECT_ID: emulator.projectId,
+      FIRESTORE_EMULATOR_HOST: emulator.host,
+      METADATA_SERVER_DETECTION: 'none',
+      LISTENER_LEASE_TTL_MS: '1000',
+      DETACH_DELAY_MS: '100',
+      LOG_LEVEL: 'error',
+      LIVEBUS_TEST_HOLD_BEFORE_MARK: holdPath,
+    },
+  }).child;
+  const held: unknown[] = [];
+  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+    if (line.startsWith('{"livebus_test":"holding_before_mark"')) held.push(JSON.parse(line));
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  await waitFor(
+    () =>
+      fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    'the child gateway',
+    20_000,
+    100,
+  );
+  return {
+    url: `ws://127.0.0.1:${port}/ws`,
+    held,
+    kill: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+    stop: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+/** How many times each path of the company's events is in a user's stream (as Redis holds it). */
+async function streamCounts(admin: Redis, uid: string): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const [, fields] of await admin.xrange(userKeys(uid).stream, '-', '+')) {
+    const frame = JSON.parse(fields[fields.indexOf('d') + 1] as string) as { data: { source?: string; path?: string } };
+    if (frame.data.source !== 'company' || !frame.data.path) continue;
+    const id = frame.data.path.split('/').pop() as string;
+    counts[id] = (counts[id] ?? 0) + 1;
+  }
+  return counts;
+}
+
+describe('takeover after the holder of a company was SIGKILLed', () => {
+  it('between publishing a change to every follower and storing its mark: nothing lost, nothing twice', async () => {
+    const [a, b] = gateways as [TestGateway, TestGateway];
+    const uids = Array.from({ length: 10 }, (_, i) => `gx-${i}`);
+    await addMembers(db, 'globex', uids);
+    await db.doc('companies/globex/jobs/kept').set({ n: 0 });
+    const admin = new Redis(redis.url);
+    const dead = await childGateway('gw-co-dead', 'companies/globex/jobs/published');
+    try {
+      // The child's members first: the child takes the company's lease.
+      for (const uid of uids.slice(0, 5)) {
+        const { client } = await connectAs(dead.url, uid);
+        clients.push(client);
+        expect(await follow(client, uid, 'globex')).toMatchObject({ type: 'rpc_result' });
+      }
+      await waitFor(
+        async () => (await admin.get('lb:co:{globex}:l'))?.startsWith('gw-co-dead|'),
+        'the child holds globex',
+      );
+      const survivors = await Promise.all(uids.slice(5).map((uid, i) => member(i % 2 ? b : a, uid, 'globex')));
+      for (const s of survivors)
+        await waitFor(() => companyChanges(s, 'companies/globex/jobs/kept')[0], 'initial', 15_000);
+      await db.doc('companies/globex/jobs/published').set({ n: 1 });
+      await waitFor(() => dead.held[0], 'the child holding before the mark', 15_000);
+      await dead.kill();
+      // A survivor's instance takes the lease over (the dead one's expires) and resumes.
+      await waitFor(() => moments.find((m) => m.company === 'globex'), 'the takeover', 15_000);
+      await db.doc('companies/globex/jobs/after').set({ n: 2 });
+      await db.doc('companies/globex/jobs/zz-last').set({ n: 3 });
+      for (const s of survivors)
+        await waitFor(() => companyChanges(s, 'companies/globex/jobs/zz-last')[0], 'last', 15_000);
+      const once = { kept: 1, published: 1, after: 1, 'zz-last': 1 };
+      for (const s of survivors) {
+        const counts: Record<string, number> = {};
+        for (const e of companyChanges(s)) {
+          const id = (e.data as { path: string }).path.split('/').pop() as string;
+          counts[id] = (counts[id] ?? 0) + 1;
+        }
+        expect(counts).toEqual(once);
+      }
+      // The dead instance's members are still followers (until their entries expire): their streams too.
+      for (const uid of uids) expect(await streamCounts(admin, uid)).toEqual(once);
+      expect(moments.filter((m) => m.company === 'globex' && m.what === 'attached')).toHaveLength(1);
+    } finally {
+      dead.stop();
+      admin.disconnect();
+    }
+  }, 90_000);
 });
