@@ -26,7 +26,7 @@ describe.each(['standalone', 'cluster'] as const)('company fan-out on Redis %s',
   beforeAll(async () => {
     if (kind === 'cluster') cluster = await startRedisCluster();
     else server = await startRedisServer();
-    redis = openRedis((cluster ?? server)?.url as string, { cluster: kind === 'cluster' });
+    redis = openRedis((cluster ?? server)?.url as string, { cluster: kind === 'cluster', role: 'gateway' });
   }, 60_000);
   afterAll(async () => {
     redis?.disconnect();
