@@ -120,6 +120,21 @@ describe('company listeners in a fleet', () => {
     // One listener in the fleet, attached once.
     expect(heldNow('acme')).toBe(1);
     expect(moments.filter((m) => m.company === 'acme')).toHaveLength(1);
+    // What /metrics and /ws-metrics show: one company listener in the fleet, its 50 followers, reads saved.
+    const scraped = await Promise.all([a, b].map((g) => httpJson(`${g.http}/metrics`)));
+    const sum = (name: string) =>
+      scraped.reduce((n, r) => n + Number(new RegExp(`^${name} (\\d+)`, 'm').exec(String(r.body))?.[1] ?? 0), 0);
+    expect(sum('livebus_company_listeners')).toBe(1);
+    expect(sum('livebus_company_queries_open')).toBe(1);
+    expect(sum('livebus_company_following_users')).toBe(50);
+    expect(sum('livebus_company_reads_saved_total')).toBeGreaterThan(0);
+    const holder = scraped.find((r) => /^livebus_company_listeners 1/m.test(String(r.body)));
+    expect(String(holder?.body)).toContain('livebus_company_followers{company="acme"} 50');
+    const wsMetrics = await Promise.all([a, b].map((g) => httpJson(`${g.http}/ws-metrics`)));
+    const held = wsMetrics.map(
+      (r) => (r.body.metrics as { companies: { top_followers: unknown } }).companies.top_followers,
+    );
+    expect(held).toContainEqual([['acme', 50]]);
   }, 60_000);
 });
 

@@ -97,7 +97,7 @@ export class CompanyListeners {
   stats(): CompanyStatsSnapshot {
     let following = 0;
     for (const u of this.#users.values()) if (u.company) following++;
-    return this.#o.stats.snapshot(following);
+    return this.#o.stats.snapshot(following, this.#o.source?.stats().open ?? 0);
   }
 
   /** Shutdown: stops refreshing and drops this instance's follower entries. */

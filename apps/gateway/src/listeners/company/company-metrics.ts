@@ -15,6 +15,14 @@ export function registerCompanyMetrics(registry: Registry, read: () => CompanySt
     },
   });
   new Gauge({
+    name: 'livebus_company_queries_open',
+    help: 'Firestore queries open for the company listeners held here',
+    registers: [registry],
+    collect() {
+      this.set(read().queries_open);
+    },
+  });
+  new Gauge({
     name: 'livebus_company_following_users',
     help: 'Users following a company with a session on this instance',
     registers: [registry],

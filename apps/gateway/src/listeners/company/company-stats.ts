@@ -4,6 +4,8 @@ export interface CompanyStatsSnapshot {
   held: number;
   /** Users following a company with a session here. */
   following: number;
+  /** Firestore queries the company listeners held here keep open. */
+  queries_open: number;
   /** The companies held here with the most followers, `[company, followers]`, at most `metrics_top`. */
   top_followers: [string, number][];
   /** listener.change events the holder published (each to every follower). */
@@ -54,10 +56,11 @@ export class CompanyStats {
     this.#refused[reason] = (this.#refused[reason] ?? 0) + 1;
   }
 
-  snapshot(following: number): CompanyStatsSnapshot {
+  snapshot(following: number, queriesOpen = 0): CompanyStatsSnapshot {
     return {
       held: this.#followers.size,
       following,
+      queries_open: queriesOpen,
       top_followers: [...this.#followers].sort((a, b) => b[1] - a[1]).slice(0, this.#top),
       events: this.#events,
       deliveries: this.#deliveries,

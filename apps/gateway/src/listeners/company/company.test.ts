@@ -136,6 +136,7 @@ describe('CompanyStats', () => {
     expect(stats.snapshot(4)).toEqual({
       held: 3,
       following: 4,
+      queries_open: 0,
       top_followers: [
         ['a', 50],
         ['c', 10],
