@@ -215,6 +215,7 @@ const idleCalls = (await scriptCalls()) - idleCalls0;
 
 const busy0 = await redisCpu();
 const calls0 = await scriptCalls();
+const fanout0 = await metric('livebus_company_fanout_calls_total');
 let changes = 0;
 const start = Date.now();
 while (Date.now() - start < seconds * 1000) {
@@ -228,6 +229,7 @@ const expected = changes * members;
 for (let i = 0; latencies.length < expected && i < 100; i++) await sleep(100);
 const busyCpu = (await redisCpu()) - busy0;
 const busyCalls = (await scriptCalls()) - calls0;
+const fanoutCalls = (await metric('livebus_company_fanout_calls_total')) - fanout0;
 child.send('initial');
 await sleep(300);
 
@@ -251,6 +253,7 @@ console.log(
       latency_ms: { p50: q(0.5), p99: q(0.99), max: latencies.at(-1) },
       redis_cpu_ms_per_change: Math.round(((busyCpu - idleCpu) * 1e6) / changes) / 1000,
       redis_script_calls_per_change: Math.round(((busyCalls - idleCalls) / changes) * 100) / 100,
+      fanout_calls_per_change: Math.round((fanoutCalls / changes) * 100) / 100,
       reads_saved: await metric('livebus_company_reads_saved_total'),
     },
     null,

@@ -25,6 +25,8 @@ export interface CompanyListenersOptions {
   /** How long a follower entry lives without a refresh (refreshed every third of it). */
   followerTtlMs: number;
   stats: CompanyStats;
+  /** Redis calls the fan-out made since start. @default none counted */
+  fanOutCalls?: () => number;
   logger: Logger;
 }
 
@@ -97,7 +99,7 @@ export class CompanyListeners {
   stats(): CompanyStatsSnapshot {
     let following = 0;
     for (const u of this.#users.values()) if (u.company) following++;
-    return this.#o.stats.snapshot(following, this.#o.source?.stats().open ?? 0);
+    return this.#o.stats.snapshot(following, this.#o.source?.stats().open ?? 0, this.#o.fanOutCalls?.() ?? 0);
   }
 
   /** Shutdown: stops refreshing and drops this instance's follower entries. */

@@ -52,6 +52,7 @@ export function registerCompanyMetrics(registry: Registry, read: () => CompanySt
     });
   counter('livebus_company_events_total', 'Company changes published (each to every follower)', (s) => s.events);
   counter('livebus_company_deliveries_total', 'Company changes appended to followers streams', (s) => s.deliveries);
+  counter('livebus_company_fanout_calls_total', 'Redis calls of the company fan-out', (s) => s.fanout_calls);
   counter(
     'livebus_company_reads_saved_total',
     'Firestore reads saved against one listener per follower (changes x (followers - 1), plus joiners initial state)',

@@ -12,6 +12,8 @@ export interface CompanyStatsSnapshot {
   events: number;
   /** Appends to followers' streams (events x followers). */
   deliveries: number;
+  /** Redis calls the fan-out made (one per change and slot batch, plus initial states). */
+  fanout_calls: number;
   /**
    * Firestore document reads saved against one listener per follower: every change would
    * have been read once per follower, every joiner's initial state once more.
@@ -56,7 +58,7 @@ export class CompanyStats {
     this.#refused[reason] = (this.#refused[reason] ?? 0) + 1;
   }
 
-  snapshot(following: number, queriesOpen = 0): CompanyStatsSnapshot {
+  snapshot(following: number, queriesOpen = 0, fanoutCalls = 0): CompanyStatsSnapshot {
     return {
       held: this.#followers.size,
       following,
@@ -64,6 +66,7 @@ export class CompanyStats {
       top_followers: [...this.#followers].sort((a, b) => b[1] - a[1]).slice(0, this.#top),
       events: this.#events,
       deliveries: this.#deliveries,
+      fanout_calls: fanoutCalls,
       reads_saved: this.#readsSaved,
       refused: { ...this.#refused },
     };

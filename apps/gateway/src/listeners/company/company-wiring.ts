@@ -80,6 +80,7 @@ export function createCompanyListeners(deps: CompanyWiringDeps): {
     instanceId: config.instanceId,
     followerTtlMs: Math.max(3_000, config.instanceTtlMs),
     stats: companies.stats,
+    fanOutCalls: () => companies.fanOut.calls(),
     logger,
   });
   return { follows, manager };

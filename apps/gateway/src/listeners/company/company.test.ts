@@ -143,6 +143,7 @@ describe('CompanyStats', () => {
       ],
       events: 1,
       deliveries: 50,
+      fanout_calls: 0,
       reads_saved: 49 + 14,
       refused: { not_member: 1 },
     });
