@@ -67,7 +67,9 @@ beforeAll(async () => {
   useEmulator(emulator);
   ({ db, close: closeDb } = testFirestore(emulator.projectId, 'company-writer'));
   await warmUp(db);
-  await Promise.all([gateway('gw-co-a'), gateway('gw-co-b')]);
+  // One after the other: gateways[0] is gw-co-a.
+  await gateway('gw-co-a');
+  await gateway('gw-co-b');
 }, 60_000);
 
 afterAll(async () => {
@@ -174,6 +176,72 @@ async function member(g: TestGateway, uid: string, company: string): Promise<Tes
   if (answer.type !== 'rpc_result') throw new Error(JSON.stringify(answer));
   return client;
 }
+
+describe('company listeners without Redis (one instance, the embedded default)', () => {
+  it('follows, sends the initial state and each change once', async () => {
+    const t = await startGateway(
+      {
+        instanceId: 'gw-co-mem',
+        listeners: companyListeners,
+        firestoreProjectId: emulator.projectId,
+        unifiedRegistryEnabled: true,
+        logLevel: 'warn',
+      },
+      composePorts,
+    );
+    gateways.push(t);
+    await addMembers(db, 'stark', ['stark-0', 'stark-1']);
+    await db.doc('companies/stark/jobs/suit').set({ mark: 1 });
+    const c0 = await member(t, 'stark-0', 'stark');
+    const c1 = await member(t, 'stark-1', 'stark');
+    for (const c of [c0, c1]) await waitFor(() => companyChanges(c, 'companies/stark/jobs/suit')[0], 'initial', 15_000);
+    await db.doc('companies/stark/jobs/suit').set({ mark: 2 });
+    for (const c of [c0, c1]) {
+      await waitFor(() => companyChanges(c, 'companies/stark/jobs/suit')[1], 'the change', 15_000);
+      expect(companyChanges(c, 'companies/stark/jobs/suit').map((e) => (e.data as { change: string }).change)).toEqual([
+        'added',
+        'modified',
+      ]);
+    }
+  }, 30_000);
+});
+
+describe('company listeners handed over', () => {
+  it('the holder loses its last follower: another instance takes the company over and resumes, nothing twice; a reconnect follows from the registry', async () => {
+    const [a, b] = gateways as [TestGateway, TestGateway];
+    const uids = ['wonka-0', 'wonka-1', 'wonka-2', 'wonka-3'];
+    await addMembers(db, 'wonka', uids);
+    await db.doc('companies/wonka/jobs/old').set({ n: 0 });
+    const onA = [await member(a, 'wonka-0', 'wonka'), await member(a, 'wonka-1', 'wonka')];
+    await waitFor(() => moments.find((m) => m.company === 'wonka'), 'wonka held');
+    const first = moments.find((m) => m.company === 'wonka')?.instance;
+    expect(first).toBe('gw-co-a');
+    const onB = [await member(b, 'wonka-2', 'wonka'), await member(b, 'wonka-3', 'wonka')];
+    for (const c of onB) await waitFor(() => companyChanges(c, 'companies/wonka/jobs/old')[0], 'initial on b', 15_000);
+    // Every follower on the holder leaves: after the detach delay the lease moves to b.
+    await Promise.all(onA.map((c) => c.close()));
+    await waitFor(
+      () => moments.find((m) => m.company === 'wonka' && m.instance === 'gw-co-b' && m.what === 'attached'),
+      'b takes wonka over',
+      15_000,
+    );
+    expect(heldNow('wonka')).toBe(1);
+    // wonka-0 comes back on b: it follows again from the registry, without a call.
+    const { client: back } = await connectAs(b.url, 'wonka-0');
+    clients.push(back);
+    await waitFor(
+      () => follows.find((f) => f.uid === 'wonka-0' && f.instance === 'gw-co-b' && f.reason === 'member'),
+      'wonka-0 follows again',
+    );
+    await db.doc('companies/wonka/jobs/new').set({ n: 1 });
+    for (const c of [...onB, back])
+      await waitFor(() => companyChanges(c, 'companies/wonka/jobs/new')[0], 'new', 15_000);
+    for (const c of onB) {
+      const paths = companyChanges(c).map((e) => (e.data as { path: string }).path);
+      expect(paths.sort()).toEqual(['companies/wonka/jobs/new', 'companies/wonka/jobs/old']);
+    }
+  }, 40_000);
+});
 
 describe('company listeners, as an attacker tries them', () => {
   it('a non-member setting current_company_id is refused, says why, and gets nothing', async () => {
