@@ -206,6 +206,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
       connections
         .settled()
         .then(() => listeners.idle())
+        .then(() => companies?.follows.idle())
         .then(() => companies?.manager.idle()),
     healthAddress: () => state.healthThread?.address,
   };

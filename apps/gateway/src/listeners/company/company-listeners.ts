@@ -31,6 +31,8 @@ export interface CompanyListenersOptions {
 }
 
 interface UserFollow {
+  /** Session id -> opens not yet closed (2 while a replacing socket and its predecessor overlap). */
+  sessions: Map<string, number>;
   company: string | undefined;
   chain: Promise<void>;
   unsubscribe: Promise<Unsubscribe | undefined> | undefined;
@@ -47,6 +49,7 @@ interface UserFollow {
 export class CompanyListeners {
   readonly #o: CompanyListenersOptions;
   readonly #users = new Map<string, UserFollow>();
+  readonly #pending = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   readonly #off: Array<() => void> = [];
   #closed = false;
@@ -60,14 +63,10 @@ export class CompanyListeners {
     const { hooks } = this.#o;
     this.#off.push(
       hooks.on('session.open', (e) => {
-        if (!e.service) this.#opened(e.uid);
+        if (!e.service) this.#opened(e.uid, e.sessionId);
       }),
       hooks.on('session.close', (e) => {
-        // The hub drops the session right after this moment: look once it has.
-        if (e.uid !== undefined) {
-          const uid = e.uid;
-          queueMicrotask(() => this.#closedOne(uid));
-        }
+        if (e.uid !== undefined && e.sessionId !== undefined) this.#closedOne(e.uid, e.sessionId);
       }),
       hooks.on('session.token_refreshed', (e) => {
         if (this.#users.has(e.uid)) void this.#evaluate(e.uid);
@@ -110,21 +109,27 @@ export class CompanyListeners {
     await Promise.all([...this.#users.keys()].map((uid) => this.#leave(uid)));
   }
 
-  #opened(uid: string): void {
+  #opened(uid: string, sessionId: string): void {
     if (this.#closed) return;
     let user = this.#users.get(uid);
     if (!user) {
-      user = { company: undefined, chain: Promise.resolve(), unsubscribe: undefined };
+      user = { sessions: new Map(), company: undefined, chain: Promise.resolve(), unsubscribe: undefined };
       this.#users.set(uid, user);
       // A change made on another instance reaches this one as registry.updated on the user's stream.
       user.unsubscribe = this.#o.bus.subscribe(uid, (e) => this.#onUserEvent(uid, e)).catch(() => undefined);
     }
+    user.sessions.set(sessionId, (user.sessions.get(sessionId) ?? 0) + 1);
     void this.#evaluate(uid);
   }
 
-  #closedOne(uid: string): void {
-    if (this.#o.principals(uid).length > 0) return;
-    void this.#leave(uid);
+  /** A session closed (a replaced socket too: its successor opened first, so the count stays above 0). */
+  #closedOne(uid: string, sessionId: string): void {
+    const user = this.#users.get(uid);
+    const open = user?.sessions.get(sessionId);
+    if (!user || open === undefined) return; // a service session, or one opened before start
+    if (open > 1) user.sessions.set(sessionId, open - 1);
+    else user.sessions.delete(sessionId);
+    if (user.sessions.size === 0) void this.#leave(uid);
   }
 
   async #leave(uid: string): Promise<void> {
@@ -159,7 +164,14 @@ export class CompanyListeners {
       this.#o.logger.warn('listener_error', { kind: 'company_follow', error: String(error) });
     });
     user.chain = next;
+    this.#pending.add(next);
+    void next.then(() => this.#pending.delete(next));
     return next;
+  }
+
+  /** Settles once every follow decision queued so far has run (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all([...this.#pending]);
   }
 
   /** Decides what the user follows here; `requested` unset: read from the registry. */
