@@ -7,6 +7,7 @@ import type { Lease } from '../../fleet/lease/lease';
 import { MemoryLease } from '../../fleet/lease/memory-lease';
 import { RedisLease } from '../../fleet/lease/redis-lease';
 import type { Logger } from '../../logger';
+import type { SnapshotDelay } from '../../metrics/delivery-latency';
 import { buildCompanyPorts, type CompanyPorts } from '../company/build-company';
 import type { ListenerSource, WorkflowSource } from '../listener-source';
 import { ListenerStats } from '../listener-stats';
@@ -46,6 +47,8 @@ export function buildListeners(
     wrapMarks?: (store: WatermarkStore) => WatermarkStore;
     /** The event bus (the company fan-out without Redis goes through it). */
     bus?: EventBus;
+    /** Where the listeners' snapshot delays go (/metrics). */
+    snapshotDelay?: SnapshotDelay;
   } = {},
 ): BuiltListeners | undefined {
   const file = config.listeners;
@@ -64,7 +67,7 @@ export function buildListeners(
   const stored = ports.redis ? new RedisWatermarkStore(ports.redis) : new MemoryWatermarkStore(lease);
   // Only the test hook of main.ts wraps it (LIVEBUS_TEST_HOLD_BEFORE_MARK, listeners/hold-before-mark.ts).
   const marks = ports.wrapMarks ? ports.wrapMarks(stored) : stored;
-  const stats = new ListenerStats(config.metricsMaxUsers);
+  const stats = new ListenerStats(config.metricsMaxUsers, Date.now, ports.snapshotDelay);
   const tuning = {
     retryMaxMs: config.listenerRetryMaxMs,
     stallMs: config.listenerStallMs,
