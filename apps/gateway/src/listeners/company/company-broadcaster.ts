@@ -4,6 +4,9 @@ import type { CompanyFanOut } from './company-fanout';
 import type { CompanyFollowers } from './company-followers';
 import type { CompanyStats } from './company-stats';
 
+/** Initial-state events appended per script call. */
+const INITIAL_BATCH = 200;
+
 /** Options of {@link CompanyBroadcaster}. */
 export interface CompanyBroadcasterOptions {
   companyId: string;
@@ -120,7 +123,10 @@ export class CompanyBroadcaster {
     if (joined.length === 0) return;
     const initial = this.#initialEvents();
     try {
-      if (initial.length > 0) await this.#o.fanOut.append(undefined, joined, initial);
+      // In bounded calls: a large company does not hold Redis in one long script.
+      for (let i = 0; i < initial.length; i += INITIAL_BATCH) {
+        await this.#o.fanOut.append(undefined, joined, initial.slice(i, i + INITIAL_BATCH));
+      }
       await this.#o.followers.initialized(companyId, joined, this.#o.initializedTtlMs);
       this.#o.stats.joined(companyId, joined.length, initial.length);
     } catch (error) {
