@@ -243,6 +243,37 @@ describe('company listeners handed over', () => {
   }, 40_000);
 });
 
+describe('changing company', () => {
+  it('a user with sessions on both instances moves entirely, without reconnecting, when one of them changes the registry', async () => {
+    const [a, b] = gateways as [TestGateway, TestGateway];
+    await addMembers(db, 'oscorp', ['mover', 'os-witness']);
+    await addMembers(db, 'lexcorp', ['mover', 'lx-witness']);
+    const osWitness = await member(a, 'os-witness', 'oscorp');
+    const lxWitness = await member(b, 'lx-witness', 'lexcorp');
+    const onA = await member(a, 'mover', 'oscorp');
+    const { client: onB } = await connectAs(b.url, 'mover');
+    clients.push(onB);
+    await waitFor(
+      () => follows.find((f) => f.uid === 'mover' && f.instance === 'gw-co-b' && f.company_id === 'oscorp'),
+      'b follows oscorp',
+    );
+    await sentinelOf('oscorp', osWitness, 'o1');
+    for (const c of [onA, onB]) await waitFor(() => companyChanges(c, 'companies/oscorp/jobs/o1')[0], 'o1');
+    // The call lands on a; b hears of it from the registry.updated event on the user's stream.
+    expect(await follow(onA, 'mover', 'lexcorp')).toMatchObject({ type: 'rpc_result' });
+    await waitFor(
+      () => follows.find((f) => f.uid === 'mover' && f.instance === 'gw-co-b' && f.company_id === 'lexcorp'),
+      'b moves',
+    );
+    await stopsReaching(onB, 'oscorp', osWitness);
+    expect(
+      companyChanges(onA).filter((e) => /oscorp\/jobs\/after-cut/.test((e.data as { path: string }).path)),
+    ).toEqual([]);
+    await sentinelOf('lexcorp', lxWitness, 'l1');
+    for (const c of [onA, onB]) await waitFor(() => companyChanges(c, 'companies/lexcorp/jobs/l1')[0], 'l1');
+  }, 40_000);
+});
+
 describe('company listeners, as an attacker tries them', () => {
   it('a non-member setting current_company_id is refused, says why, and gets nothing', async () => {
     const [a] = gateways as [TestGateway];
