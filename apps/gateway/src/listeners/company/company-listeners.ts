@@ -45,6 +45,10 @@ interface UserFollow {
  * user to the company's followers in the fleet and counts as a "session" of the company in
  * the company {@link ListenersManager}, which holds the company's listeners once in the
  * fleet with a lease, exactly as it holds a user's.
+ *
+ * It follows sessions through the gateway's lifecycle hooks (`session.open`, `session.close`,
+ * `session.token_refreshed`), so the session core needs no knowledge of companies; the hooks
+ * are emitted synchronously at those moments, and a subscriber's failure never reaches the core.
  */
 export class CompanyListeners {
   readonly #o: CompanyListenersOptions;
