@@ -23,6 +23,7 @@ import { MemoryRegistryStore } from './fleet/registry/memory-registry-store';
 import { RedisRegistryStore } from './fleet/registry/redis-registry-store';
 import type { RegistryStore } from './fleet/registry/registry-store';
 import { type GatewayHookEvents, type GatewayHooks, Hooks } from './hooks';
+import type { CompanyPorts } from './listeners/company/build-company';
 import type { buildListeners } from './listeners/firestore/build-listeners';
 import { type HoldBeforeMarkOptions, holdBeforeMark } from './listeners/hold-before-mark';
 import type { ListenerSource, WorkflowSource } from './listeners/listener-source';
@@ -55,6 +56,8 @@ export interface GatewayPorts {
   workflowSource?: WorkflowSource;
   /** The fleet's set of jobs each user watches. @default in memory (one instance) */
   workflowWatches?: WorkflowWatchStore;
+  /** Company listeners (LISTENERS_FILE `company`, listeners/company/); unset: none. */
+  companies?: CompanyPorts;
   /** Redis health as seen by its client; `disabled` when the gateway runs without Redis. */
   redisStatus?: () => DependencyStatus;
   /** The fleet's directory of sessions. @default in memory: this process is the whole fleet */
@@ -234,6 +237,7 @@ function assemblePorts(
   const snapshotDelay = builders.buildListeners ? new SnapshotDelay() : undefined;
   const listeners = builders.buildListeners?.(config, logger, {
     ...(redis ? { redis } : {}),
+    ...(stores.bus ? { bus: stores.bus } : {}),
     ...(snapshotDelay ? { snapshotDelay } : {}),
     ...(hold ? { wrapMarks: (store: WatermarkStore) => holdBeforeMark(store, hold) } : {}),
   });
@@ -252,6 +256,7 @@ function assemblePorts(
           lease: listeners.lease,
           workflowWatches: listeners.workflowWatches,
           ...(listeners.workflowSource ? { workflowSource: listeners.workflowSource } : {}),
+          ...(listeners.company ? { companies: listeners.company } : {}),
         }
       : memoryPorts(config, ['lease', 'workflowWatches'])),
     redisStatus: redis ? () => (redis.status === 'ready' ? 'ok' : 'down') : () => 'disabled',

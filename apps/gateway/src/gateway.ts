@@ -10,6 +10,8 @@ import type { StoredEvent } from './fleet/bus/event-bus';
 import { FleetHeartbeat } from './fleet/instances/fleet-heartbeat';
 import { storeLabel } from './fleet/store-label';
 import type { GatewayHooks } from './hooks';
+import { registerCompanyMetrics } from './listeners/company/company-metrics';
+import { createCompanyListeners } from './listeners/company/company-wiring';
 import { firestoreStatus } from './listeners/firestore-status';
 import { registerListenerMetrics } from './listeners/listener-metrics';
 import { ListenersManager } from './listeners/listeners-manager';
@@ -87,10 +89,23 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
   const tracker = new DisconnectTracker({ maxUsers: config.metricsMaxUsers });
   const meters = createMeters(ports, metrics, () => hub);
   const hub = new SessionHub({ bus, logger, maxBufferedBytes: config.maxBufferedBytes, latency: meters.latency });
+  // Company listeners (LISTENERS_FILE `company`): one per company in the fleet, fanned out to followers.
+  const companies = ports.companies
+    ? createCompanyListeners({
+        config,
+        companies: ports.companies,
+        registry: ports.registry,
+        bus,
+        hooks,
+        logger,
+        principals: (uid) => hub.sessionsOf(uid).map((s) => s.principal),
+      })
+    : undefined;
+  if (companies) registerCompanyMetrics(metrics.registry, () => companies.follows.stats());
 
   // TASK.*: off unless TASKS_ENABLED (unset: UNIFIED_REGISTRY_ENABLED); see tasks/gateway-tasks.ts and docs/tasks.md.
   const tasks = createGatewayTasks(config, { queue: ports.tasks, publish, logger, registry: metrics.registry });
-  const dispatch = createRpcDispatch(config, ports, { listeners, hub, tasks, metrics, publish });
+  const dispatch = createRpcDispatch(config, ports, { listeners, hub, tasks, metrics, publish, companies });
 
   const admission = new Admission({
     maxHandshakes: config.admissionMaxHandshakes,
@@ -144,6 +159,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
 
   const httpDeps: HttpDeps = {
     ...httpReadouts(config, ports, { listeners, hub, tasks, stats, startedAt }),
+    ...(companies ? { companyStats: () => companies.follows.stats() } : {}),
     dispatch,
     metrics,
     tracker,
@@ -168,6 +184,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     admission,
     connections,
     listeners,
+    companies,
     tasks,
     metrics,
     meters,
@@ -186,7 +203,12 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     stats,
     shutdown: (reason) => shutdownGateway(wired, reason),
     listen: () => listenGateway(wired),
-    idle: () => connections.settled().then(() => listeners.idle()),
+    idle: () =>
+      connections
+        .settled()
+        .then(() => listeners.idle())
+        .then(() => companies?.follows.idle())
+        .then(() => companies?.manager.idle()),
     healthAddress: () => state.healthThread?.address,
   };
 }
@@ -218,6 +240,8 @@ interface Wired {
   admission: Admission;
   connections: ConnectionHandler;
   listeners: ListenersManager;
+  /** Company listeners (LISTENERS_FILE `company`); undefined without. */
+  companies: ReturnType<typeof createCompanyListeners> | undefined;
   tasks: GatewayTasks;
   metrics: GatewayMetrics;
   meters: DeliveryMeters;
@@ -275,6 +299,7 @@ async function listenGateway(w: Wired): Promise<AddressInfo> {
   await w.ports.channel.listen((message) => w.connections.onControl(message));
   state.timers.push(setInterval(w.sessionBeat, config.pingIntervalMs));
   w.fleetHeartbeat.start();
+  w.companies?.follows.start();
   state.timers.push(setInterval(() => w.tracker.sweep(), 30_000));
   for (const t of state.timers) t.unref();
   const address = server.address() as AddressInfo;
@@ -299,7 +324,10 @@ async function shutdownGateway(w: Wired, reason = 'requested'): Promise<void> {
       },
       stopAccepting: () => new Promise<void>((resolve) => server.close(() => resolve())),
       connections: w.connections,
-      flushListeners: () => w.listeners.flush(),
+      flushListeners: async () => {
+        await w.companies?.follows.close();
+        await Promise.all([w.listeners.flush(), w.companies?.manager.flush()]);
+      },
       dropIdleHttp: () => server.closeAllConnections(),
       closeTasks: () => w.tasks.close(),
       retire: () => ports.presence.retire(config.instanceId),
@@ -403,6 +431,7 @@ function createRpcDispatch(
     tasks: GatewayTasks;
     metrics: GatewayMetrics;
     publish: Publish;
+    companies: ReturnType<typeof createCompanyListeners> | undefined;
   },
 ): Dispatch {
   const { logger, registry, presence } = ports;
@@ -427,6 +456,7 @@ function createRpcDispatch(
         )),
       publish: parts.publish,
       tasks: parts.tasks.service,
+      ...(parts.companies ? { companies: parts.companies.follows } : {}),
     }),
     observe: (method, outcome, seconds, error) => {
       metrics.rpcCalls.inc({ method, outcome });

@@ -94,6 +94,19 @@ export interface GatewayHookEvents {
    * sessions remain elsewhere; otherwise the user left and the listeners' marks are dropped).
    */
   'listener.detached': { uid: string; listeners: number; handover: boolean };
+  /**
+   * Which company the user's sessions on this instance follow changed, or a follow was
+   * refused: `company_id` is what they follow now (null: none), `requested` the registry's
+   * `current_company_id`, `reason` why (`member`, `not_member`, `invalid_company_id`,
+   * `membership_error`, `none`: no company set, `left`: no session here any more).
+   */
+  'company.follow': { uid: string; company_id: string | null; requested: string | null; reason: string };
+  /** This instance holds a company's listeners now (its lease `token`); see listeners/company/. */
+  'company.attached': { company_id: string; listeners: number; token?: number | string };
+  /** This instance released a company's listeners (`handover`: followers remain elsewhere). */
+  'company.detached': { company_id: string; listeners: number; handover: boolean };
+  /** This instance lost a company's lease (`fenced`, `renew_refused`, `renew_failed`). */
+  'company.lease_lost': { company_id: string; token?: number | string; reason: string };
 }
 
 /** Something that hears one kind of {@link GatewayHookEvents}. */

@@ -11,6 +11,11 @@ export interface Principal {
    * Undefined when the credential does not expire (AUTH_MODE=none, a JWT without `exp`).
    */
   expiresAtMs?: number | undefined;
+  /**
+   * The verified token's claims (its payload), for decisions that must rest on what the
+   * user cannot write (company membership, `listeners/company/`). Unset in AUTH_MODE=none.
+   */
+  claims?: Readonly<Record<string, unknown>> | undefined;
 }
 
 /**

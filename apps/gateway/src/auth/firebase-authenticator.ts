@@ -51,7 +51,7 @@ export class FirebaseAuthenticator implements Authenticator {
       );
     }
     // Outside the try: a bad uid is our refusal, not a firebase verification failure.
-    return toPrincipal(decoded.uid, Boolean(decoded[this.#serviceRoleClaim]), decoded.exp * 1000);
+    return toPrincipal(decoded.uid, Boolean(decoded[this.#serviceRoleClaim]), decoded.exp * 1000, decoded);
   }
 }
 

@@ -116,7 +116,7 @@ export class JwtAuthenticator implements Authenticator {
       throw toAuthError(cause);
     }
     const expiresAtMs = typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
-    return toPrincipal(payload.sub, Boolean(payload[this.#options.serviceRoleClaim]), expiresAtMs);
+    return toPrincipal(payload.sub, Boolean(payload[this.#options.serviceRoleClaim]), expiresAtMs, payload);
   }
 }
 

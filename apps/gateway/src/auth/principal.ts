@@ -10,9 +10,15 @@ import { AuthError, type Principal } from './authenticator';
  * @param uid - the identity the credential names (a JWT `sub`, a Firebase uid, a claimed id)
  * @param service - whether the caller may act for any user
  * @param expiresAtMs - the credential's expiry in ms since the epoch; undefined when it has none
+ * @param claims - the verified token's claims (unset when there is no token)
  * @throws {@link AuthError} `invalid_subject` when `uid` is not a valid user id
  */
-export function toPrincipal(uid: unknown, service: boolean, expiresAtMs?: number): Principal {
+export function toPrincipal(
+  uid: unknown,
+  service: boolean,
+  expiresAtMs?: number,
+  claims?: Readonly<Record<string, unknown>>,
+): Principal {
   const parsed = UserIdSchema.safeParse(uid);
   if (!parsed.success) {
     // The id itself stays out of the message: it is logged and may be huge or personal.
@@ -21,5 +27,9 @@ export function toPrincipal(uid: unknown, service: boolean, expiresAtMs?: number
       cause: parsed.error,
     });
   }
-  return expiresAtMs === undefined ? { uid: parsed.data, service } : { uid: parsed.data, service, expiresAtMs };
+  const principal: Principal =
+    expiresAtMs === undefined ? { uid: parsed.data, service } : { uid: parsed.data, service, expiresAtMs };
+  // Not enumerable: a principal compared or logged whole does not carry the token's payload along.
+  if (claims) Object.defineProperty(principal, 'claims', { value: claims, enumerable: false });
+  return principal;
 }

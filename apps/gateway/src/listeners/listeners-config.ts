@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { CompanySectionSchema } from './company/company-config';
 
 const PLACEHOLDER = /\{([a-z_]+)\}/g;
 
@@ -42,6 +43,8 @@ export const ListenersFileSchema = z.strictObject({
     .default([])
     .refine((ls) => new Set(ls.map((l) => l.name)).size === ls.length, 'listener names must be unique'),
   workflow: WorkflowSchema.optional(),
+  /** Listeners held once per company and fanned out to its following members (listeners/company/). */
+  company: CompanySectionSchema.optional(),
 });
 
 /** The listeners a gateway attaches: per user, and the workflow document. */

@@ -1,6 +1,7 @@
 import { type AppEvent, RpcErrorCode, type UserRegistry } from '@livebus/protocol';
 import { applyRegistryPatch, emptyUserRegistry, type RegistryStore } from '../fleet/registry/registry-store';
 import { storeLabel } from '../fleet/store-label';
+import type { CompanyListeners } from '../listeners/company/company-listeners';
 import type { ListenersManager } from '../listeners/listeners-manager';
 import type { Logger } from '../logger';
 import type { TaskService } from '../tasks/task-service';
@@ -24,6 +25,8 @@ export interface HandlerDeps {
   publish: (userId: string, event: AppEvent) => Promise<unknown>;
   /** `TASK.*`; undefined when tasks are off (TASKS_ENABLED=false). */
   tasks?: TaskService | undefined;
+  /** Company listeners: `current_company_id` is checked (membership) and followed. Unset: neither. */
+  companies?: Pick<CompanyListeners, 'refusal' | 'registryChanged'>;
   now?: () => Date;
 }
 
@@ -41,6 +44,18 @@ async function store<T>(op: () => Promise<T>): Promise<T> {
   } catch (error) {
     throw storeFailure(error, 'the registry');
   }
+}
+
+/**
+ * A user may only point their sessions at a company they are a member of (a service may set
+ * any: the follow itself is still refused for a non-member). Says why when it refuses.
+ */
+async function checkCompany(deps: HandlerDeps, ctx: RpcContext, company: string | null | undefined): Promise<void> {
+  if (!deps.companies || typeof company !== 'string' || ctx.principal.service) return;
+  const refused = await deps.companies.refusal(ctx.principal, company);
+  if (refused?.reason === 'invalid_company_id') throw new RpcError(RpcErrorCode.InvalidParams, refused.message);
+  if (refused?.reason === 'membership_error') throw new RpcError(RpcErrorCode.Unavailable, refused.message);
+  if (refused) throw new RpcError(RpcErrorCode.Forbidden, refused.message);
 }
 
 /** The RPC method implementations. */
@@ -125,6 +140,7 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
     'UNIFIED_REGISTRY.update_user_registry': async (ctx, userId, patch) => {
       authorize(ctx, userId);
       requireUnified();
+      await checkCompany(deps, ctx, patch.companies?.current_company_id);
       let updated: UserRegistry;
       try {
         const current =
@@ -145,6 +161,8 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
         });
       }
       debug('update_user_registry', { uid: userId });
+      // This instance's sessions move before the reply; other instances' on the registry.updated event.
+      if (patch.companies) await deps.companies?.registryChanged(userId, updated.companies.current_company_id);
       await notify(userId, 'registry_updated', updated);
       return updated;
     },

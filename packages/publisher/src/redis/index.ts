@@ -8,3 +8,4 @@ export * from './client';
 export * from './keyspace';
 export * from './open-redis';
 export * from './redis-script';
+export { streamScripts } from './stream-scripts';

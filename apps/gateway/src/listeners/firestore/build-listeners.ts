@@ -2,11 +2,13 @@ import type { RedisClient } from '@livebus/publisher/redis';
 import { type App, deleteApp, initializeApp } from 'firebase-admin/app';
 import { getFirestore } from 'firebase-admin/firestore';
 import type { GatewayConfig } from '../../config';
+import type { EventBus } from '../../fleet/bus/event-bus';
 import type { Lease } from '../../fleet/lease/lease';
 import { MemoryLease } from '../../fleet/lease/memory-lease';
 import { RedisLease } from '../../fleet/lease/redis-lease';
 import type { Logger } from '../../logger';
 import type { SnapshotDelay } from '../../metrics/delivery-latency';
+import { buildCompanyPorts, type CompanyPorts } from '../company/build-company';
 import type { ListenerSource, WorkflowSource } from '../listener-source';
 import { ListenerStats } from '../listener-stats';
 import { MemoryWatermarkStore } from '../memory-watermark-store';
@@ -24,6 +26,8 @@ export interface BuiltListeners {
   workflowSource?: WorkflowSource;
   /** The fleet's set of watched jobs per user (Redis when the gateway has one). */
   workflowWatches: WorkflowWatchStore;
+  /** The company listeners (LISTENERS_FILE `company`); unset without that section. */
+  company?: CompanyPorts;
   /** Deletes the Firebase app it made (closing the Firestore client). */
   close(): Promise<void>;
 }
@@ -41,6 +45,8 @@ export function buildListeners(
     redis?: RedisClient;
     firebaseApp?: App;
     wrapMarks?: (store: WatermarkStore) => WatermarkStore;
+    /** The event bus (the company fan-out without Redis goes through it). */
+    bus?: EventBus;
     /** Where the listeners' snapshot delays go (/metrics). */
     snapshotDelay?: SnapshotDelay;
   } = {},
@@ -74,9 +80,20 @@ export function buildListeners(
   const workflowSource = file.workflow
     ? new FirestoreWorkflowSource({ firestore, workflow: file.workflow, marks, logger, stats, ...tuning })
     : undefined;
+  const company = file.company
+    ? buildCompanyPorts(config, file.company, {
+        firestore,
+        logger,
+        listenerStats: stats,
+        ...(ports.redis ? { redis: ports.redis } : {}),
+        ...(ports.bus ? { bus: ports.bus } : {}),
+        ...(ports.wrapMarks ? { wrapMarks: ports.wrapMarks } : {}),
+      })
+    : undefined;
   return {
     sources,
     lease,
+    ...(company ? { company } : {}),
     workflowWatches: ports.redis ? new RedisWorkflowWatchStore(ports.redis) : new MemoryWorkflowWatchStore(),
     ...(workflowSource ? { workflowSource } : {}),
     close: async () => {

@@ -25,6 +25,12 @@ export interface FirestoreListenerSourceOptions {
   stallMs?: number;
   /** Paths each listener tracks at most to report deletions during a takeover. @default listenerDefaults.trackedDocsMax (1 000) */
   trackedDocsMax?: number;
+  /**
+   * The placeholder the owner's id fills in paths and `where` values, and the `source` of the
+   * events: `uid`/`firestore` for the per-user listeners, `company_id`/`company` for the
+   * company listeners (listeners/company/). @default { placeholder: 'uid', name: 'firestore' }
+   */
+  owner?: { placeholder: string; name: string };
 }
 
 /** Thrown for a user id that cannot be placed in a Firestore path. */
@@ -41,20 +47,24 @@ export class ListenerUserIdError extends Error {
  * another instance).
  */
 export class FirestoreListenerSource implements ListenerSource {
-  readonly name = 'firestore';
+  readonly name: string;
+  readonly #placeholder: string;
   readonly #o: FirestoreListenerSourceOptions;
   readonly #stats: ListenerStats;
   readonly #live = new Set<WatchedQuery>();
 
   constructor(options: FirestoreListenerSourceOptions) {
     this.#o = options;
+    this.name = options.owner?.name ?? 'firestore';
+    this.#placeholder = options.owner?.placeholder ?? 'uid';
     this.#stats = options.stats ?? new ListenerStats(10_000);
   }
 
   #query(config: UserListenerConfig, userId: string): Query {
-    let query: Query = this.#o.firestore.collection(fillPath(config.collection, { uid: userId }));
+    const placeholder = this.#placeholder;
+    let query: Query = this.#o.firestore.collection(fillPath(config.collection, { [placeholder]: userId }));
     for (const [field, op, value] of config.where ?? []) {
-      query = query.where(field, op as WhereFilterOp, value === '{uid}' ? userId : value);
+      query = query.where(field, op as WhereFilterOp, value === `{${placeholder}}` ? userId : value);
     }
     return query;
   }

@@ -29,6 +29,7 @@ export function adminRoutes(deps: HttpDeps, guards: RequestGuards): Routes {
           delivery: deps.delivery(),
           rpc,
           reconnects,
+          companies: deps.companyStats?.(),
         },
       });
     },

@@ -67,6 +67,13 @@ function chart(history, at) {
   $('legend').replaceChildren(...Object.keys(colorOf).map((r) => { const s = el('span', r); const i = el('i'); i.style.background = color(r); s.prepend(i); return s; }));
 }
 
+// Company listeners (LISTENERS_FILE company): held here, followers of the largest, reads saved.
+function companyCards(c) {
+  if (!c) return [];
+  const top = c.top_followers.map((t) => t[0] + ' ' + t[1]).join(', ') || 'none';
+  return [card('company listeners', c.held), card('company followers (top)', top), card('reads saved', c.reads_saved)];
+}
+
 function sparkline(history) {
   const svg = $('spark'), NS = 'http://www.w3.org/2000/svg', W = 600, H = 60, N = 120;
   const pts = history.slice(-N);
@@ -110,6 +117,7 @@ function render(d) {
     card('Firestore', d.firestore, d.firestore),
     card('Firestore reads', na(d.firestore_reads)),
     card('task queue depth', na(d.task_queue_depth)),
+    ...companyCards(d.companies),
   );
   rows('instances', d.instances.map((i) => [i.id, i.version, i.sessions, i.users, na(i.eventsOutPerS), na(i.deliveryP99Ms), age(d.at - i.startedAt), age(Math.max(0, d.at - i.lastSeen)) + ' ago']));
   sparkline(d.delivery.history);

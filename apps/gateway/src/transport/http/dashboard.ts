@@ -65,6 +65,7 @@ export async function dashboardSnapshot(deps: HttpDeps, lag: EventLoopLagMonitor
     redis: deps.redisStatus(),
     firestore,
     task_queue_depth: queueDepth,
+    companies: deps.companyStats?.() ?? null,
     delivery: {
       events_in_per_s: delivery.in_per_s,
       events_out_per_s: delivery.out_per_s,

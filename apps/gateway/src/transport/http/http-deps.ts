@@ -5,6 +5,7 @@ import type { GatewayConfig } from '../../config';
 import type { EventBusStats, Publication, StoredEvent } from '../../fleet/bus/event-bus';
 import type { InstanceInfo } from '../../fleet/presence/presence';
 import type { RegistryStore } from '../../fleet/registry/registry-store';
+import type { CompanyStatsSnapshot } from '../../listeners/company/company-stats';
 import type { ListenerSourceStats } from '../../listeners/listener-source';
 import type { ListenerCounters } from '../../listeners/listeners-manager';
 import type { Logger } from '../../logger';
@@ -69,6 +70,8 @@ export interface HttpDeps {
   firestoreStatus?: () => DependencyStatus;
   /** Firestore document reads since start (dashboard); unset: not measured. */
   firestoreReads?: () => number;
+  /** Company listeners (LISTENERS_FILE `company`): /ws-metrics and the dashboard; unset: none. */
+  companyStats?: () => CompanyStatsSnapshot;
   /** Tasks waiting in the queue (dashboard); unset: no task queue. */
   taskQueueDepth?: () => Promise<number>;
   /** The `tasks` block of /healthz (enabled, queue kind, workers seen). */

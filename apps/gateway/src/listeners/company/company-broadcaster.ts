@@ -1,0 +1,157 @@
+import type { AppEvent, Cursor, ListenerChange } from '@livebus/protocol';
+import type { Logger } from '../../logger';
+import type { CompanyFanOut } from './company-fanout';
+import type { CompanyFollowers } from './company-followers';
+import type { CompanyStats } from './company-stats';
+
+/** Initial-state events appended per script call. */
+const INITIAL_BATCH = 200;
+
+/** Options of {@link CompanyBroadcaster}. */
+export interface CompanyBroadcasterOptions {
+  companyId: string;
+  fanOut: CompanyFanOut;
+  followers: CompanyFollowers;
+  /** How often the followers are read (joins get their initial state, departures stop). */
+  pollMs: number;
+  /** How long the record of followers' initial state is kept past the last poll. */
+  initializedTtlMs: number;
+  stats: CompanyStats;
+  logger: Logger;
+}
+
+/**
+ * On the holder of a company's lease: sends each change of the company's listeners to
+ * the company's journal and to every follower's stream, in the order the listeners
+ * produced them, and sends a follower that joined its initial state (the documents
+ * delivered so far, as `initial` `added` events) before any later change, so the two
+ * never cross. Everything runs on one chain per company.
+ */
+export class CompanyBroadcaster {
+  readonly #o: CompanyBroadcasterOptions;
+  /** Listener name -> path -> the last event delivered for it (removed paths are dropped). */
+  readonly #state = new Map<string, Map<string, ListenerChange>>();
+  #followers: string[] = [];
+  #chain: Promise<unknown> = Promise.resolve();
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(options: CompanyBroadcasterOptions) {
+    this.#o = options;
+  }
+
+  /** Followers the changes go to now. */
+  get followers(): number {
+    return this.#followers.length;
+  }
+
+  /**
+   * Starts polling the followers. `fresh`: the listeners start with no delivered state,
+   * so their first snapshot (sent as `initial` to every follower) is everyone's initial
+   * state: the followers of now are recorded as initialized.
+   */
+  async start(fresh: boolean): Promise<void> {
+    const listed = await this.#o.followers.list(this.#o.companyId);
+    this.#followers = listed.map((f) => f.uid);
+    this.#o.stats.followers(this.#o.companyId, this.#followers.length);
+    if (fresh) await this.#o.followers.initialized(this.#o.companyId, this.#followers, this.#o.initializedTtlMs);
+    this.#schedule();
+  }
+
+  /** Seeds the delivered state (a takeover: what the predecessor delivered, read afresh). */
+  seed(listener: string, change: ListenerChange): void {
+    this.#remember(change, listener);
+  }
+
+  /** Reads the followers now (a follow on this instance), not at the next poll. */
+  poke(): void {
+    if (this.#stopped) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    void this.#enqueue(() => this.#refresh()).finally(() => this.#schedule());
+  }
+
+  /** Publishes one change to the journal and every follower; resolves with its journal cursor. */
+  emit(event: AppEvent): Promise<{ cursor: Cursor } | undefined> {
+    return this.#enqueue(async () => {
+      const followers = this.#followers;
+      const cursor = await this.#o.fanOut.append(this.#o.companyId, followers, [event]);
+      if (event.event === 'listener.change') this.#remember(event.data);
+      this.#o.stats.delivered(this.#o.companyId, followers.length);
+      return cursor === undefined ? undefined : { cursor };
+    });
+  }
+
+  /** Stops polling; resolves once nothing is in flight. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#o.stats.followers(this.#o.companyId, undefined);
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#chain.catch(() => {});
+  }
+
+  #enqueue<T>(step: () => Promise<T>): Promise<T> {
+    const next = this.#chain.then(step);
+    this.#chain = next.catch(() => {});
+    return next;
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#enqueue(() => this.#refresh()).finally(() => this.#schedule());
+    }, this.#o.pollMs);
+    this.#timer.unref();
+  }
+
+  async #refresh(): Promise<void> {
+    if (this.#stopped) return;
+    const { companyId } = this.#o;
+    let listed: Awaited<ReturnType<CompanyFollowers['list']>>;
+    try {
+      listed = await this.#o.followers.list(companyId);
+    } catch (error) {
+      this.#o.logger.warn('listener_error', { company_id: companyId, kind: 'followers', error: String(error) });
+      return; // keep the followers known; the next poll reads again
+    }
+    const joined = listed.filter((f) => !f.initialized).map((f) => f.uid);
+    this.#followers = listed.map((f) => f.uid);
+    this.#o.stats.followers(companyId, this.#followers.length);
+    if (joined.length === 0) return;
+    const initial = this.#initialEvents();
+    try {
+      // In bounded calls: a large company does not hold Redis in one long script.
+      for (let i = 0; i < initial.length; i += INITIAL_BATCH) {
+        await this.#o.fanOut.append(undefined, joined, initial.slice(i, i + INITIAL_BATCH));
+      }
+      await this.#o.followers.initialized(companyId, joined, this.#o.initializedTtlMs);
+      this.#o.stats.joined(companyId, joined.length, initial.length);
+    } catch (error) {
+      // Not recorded as initialized: the next poll sends it again (at least once).
+      this.#o.logger.warn('listener_error', { company_id: companyId, kind: 'initial', error: String(error) });
+    }
+  }
+
+  #initialEvents(): AppEvent[] {
+    const out: AppEvent[] = [];
+    for (const docs of this.#state.values()) {
+      for (const change of docs.values()) {
+        out.push({ event: 'listener.change', data: { ...change, change: 'added', initial: true } });
+      }
+    }
+    return out;
+  }
+
+  #remember(change: ListenerChange, listener = change.listener ?? ''): void {
+    let docs = this.#state.get(listener);
+    if (!docs) {
+      docs = new Map();
+      this.#state.set(listener, docs);
+    }
+    if (change.change === 'removed') docs.delete(change.path);
+    else docs.set(change.path, change);
+  }
+}

@@ -1,0 +1,118 @@
+import type { Principal } from '../../auth/authenticator';
+import { toPrincipal } from '../../auth/principal';
+import { MemoryEventBus } from '../../fleet/bus/memory-event-bus';
+import { MemoryRegistryStore } from '../../fleet/registry/memory-registry-store';
+import { emptyUserRegistry } from '../../fleet/registry/registry-store';
+import { type GatewayHookEvents, Hooks } from '../../hooks';
+import { createLogger } from '../../logger';
+import { ListenersManager } from '../listeners-manager';
+import { MemoryWorkflowWatchStore } from '../workflow-watch-store';
+import { MemoryCompanyFollowers } from './company-followers';
+import { CompanyListeners } from './company-listeners';
+import { CompanyStats } from './company-stats';
+import { Membership } from './membership';
+
+function setup() {
+  const hooks = new Hooks<GatewayHookEvents>();
+  const logger = createLogger({ level: 'error', format: 'json', instanceId: 't' });
+  const registry = new MemoryRegistryStore();
+  const followers = new MemoryCompanyFollowers();
+  const principals = new Map<string, Principal[]>();
+  const manager = new ListenersManager({
+    sources: [],
+    detachDelayMs: 10,
+    logger,
+    cleanupRegistry: async () => 'cleaned',
+    emit: async () => undefined,
+    lease: {
+      acquire: async () => ({ token: 1 }),
+      renew: async () => true,
+      release: async () => true,
+      holder: async () => undefined,
+    },
+    workflowWatches: new MemoryWorkflowWatchStore(),
+  });
+  const follows = new CompanyListeners({
+    manager,
+    followers,
+    membership: new Membership({ claim: 'company_ids' }),
+    registry,
+    bus: new MemoryEventBus(),
+    principals: (uid) => principals.get(uid) ?? [],
+    hooks,
+    instanceId: 'gw-1',
+    followerTtlMs: 60_000,
+    stats: new CompanyStats(10),
+    logger,
+  });
+  const heard: GatewayHookEvents['company.follow'][] = [];
+  hooks.on('company.follow', (e) => heard.push(e));
+  follows.start();
+  const member = (uid: string, companies: string[]) => toPrincipal(uid, false, undefined, { company_ids: companies });
+  const setCompany = async (uid: string, company: string | null) => {
+    const doc = emptyUserRegistry(uid, true);
+    await registry.putUnified(uid, { ...doc, companies: { current_company_id: company } }, 60);
+  };
+  return { hooks, follows, followers, principals, heard, member, setCompany, manager };
+}
+
+describe('CompanyListeners', () => {
+  it('follows the registry company of a member, keeps it through a replaced socket, leaves with the last session', async () => {
+    const t = setup();
+    await t.setCompany('u1', 'acme');
+    t.principals.set('u1', [t.member('u1', ['acme'])]);
+    t.hooks.emit('session.open', { uid: 'u1', sessionId: 's1', service: false });
+    await t.follows.idle();
+    expect(t.follows.following('u1')).toBe('acme');
+    expect(await t.followers.list('acme')).toEqual([{ uid: 'u1', initialized: false }]);
+    // The same tab reconnects: the new socket opens before the old one closes.
+    t.hooks.emit('session.open', { uid: 'u1', sessionId: 's1', service: false });
+    t.hooks.emit('session.close', {
+      uid: 'u1',
+      sessionId: 's1',
+      code: 4008,
+      reason: 'replaced',
+      type: 'replaced' as never,
+      authenticated: true,
+    });
+    await t.follows.idle();
+    expect(t.follows.following('u1')).toBe('acme');
+    t.hooks.emit('session.close', {
+      uid: 'u1',
+      sessionId: 's1',
+      code: 1000,
+      reason: '',
+      type: 'normal' as never,
+      authenticated: true,
+    });
+    await t.follows.idle();
+    expect(t.follows.following('u1')).toBeUndefined();
+    expect(await t.followers.list('acme')).toEqual([]);
+    expect(t.heard.map((h) => [h.company_id, h.reason])).toEqual([
+      ['acme', 'member'],
+      [null, 'left'],
+    ]);
+    await t.follows.close();
+    await t.manager.flush();
+  });
+
+  it('refuses a non-member and unfollows at a token refresh without the claim', async () => {
+    const t = setup();
+    await t.setCompany('u2', 'globex');
+    t.principals.set('u2', [t.member('u2', ['acme'])]);
+    t.hooks.emit('session.open', { uid: 'u2', sessionId: 's2', service: false });
+    await t.follows.idle();
+    expect(t.follows.following('u2')).toBeUndefined();
+    expect(t.heard.at(-1)).toMatchObject({ company_id: null, requested: 'globex', reason: 'not_member' });
+    await t.follows.registryChanged('u2', 'acme');
+    expect(t.follows.following('u2')).toBe('acme');
+    t.principals.set('u2', [t.member('u2', [])]);
+    t.hooks.emit('session.token_refreshed', { uid: 'u2', sessionId: 's2' });
+    await t.follows.idle();
+    expect(t.follows.following('u2')).toBeUndefined();
+    expect(await t.followers.list('acme')).toEqual([]);
+    expect(t.follows.stats().refused).toEqual({ not_member: 2 });
+    await t.follows.close();
+    await t.manager.flush();
+  });
+});

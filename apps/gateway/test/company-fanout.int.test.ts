@@ -1,0 +1,80 @@
+import { type AppEvent, parseCursor } from '@livebus/protocol';
+import { openRedis, type RedisClient } from '@livebus/publisher/redis';
+import {
+  type RedisClusterHandle,
+  type RedisServerHandle,
+  startRedisCluster,
+  startRedisServer,
+} from '@livebus/test-support';
+import { RedisEventBus } from '../src/fleet/bus/redis-event-bus';
+import { RedisCompanyFanOut } from '../src/listeners/company/company-fanout';
+import { RedisCompanyFollowers } from '../src/listeners/company/company-followers';
+import { slotOf } from '../src/listeners/company/company-keys';
+
+// The company fan-out and followers on a standalone Redis and on a 3-master Cluster: each
+// change lands once in every follower's stream (read back as any event is) and in the
+// company's journal, in one script call per slot batch.
+const change = (path: string): AppEvent => ({
+  event: 'listener.change',
+  data: { source: 'company', listener: 'jobs', path, change: 'added', initial: false, data: { n: 1 } },
+});
+
+describe.each(['standalone', 'cluster'] as const)('company fan-out on Redis %s', (kind) => {
+  let server: RedisServerHandle | undefined;
+  let cluster: RedisClusterHandle | undefined;
+  let redis: RedisClient;
+  beforeAll(async () => {
+    if (kind === 'cluster') cluster = await startRedisCluster();
+    else server = await startRedisServer();
+    redis = openRedis((cluster ?? server)?.url as string, { cluster: kind === 'cluster', role: 'gateway' });
+  }, 60_000);
+  afterAll(async () => {
+    redis?.disconnect();
+    await Promise.all([server?.stop(), cluster?.stop()]);
+  });
+
+  it('appends each change once to every follower and the journal, one call per slot batch', async () => {
+    const fanOut = new RedisCompanyFanOut(redis);
+    const bus = new RedisEventBus(redis);
+    const uids = Array.from({ length: 30 }, (_, i) => `fan-${kind}-${i}`);
+    const cursor = await fanOut.append('acme', uids, [
+      change('companies/acme/jobs/a'),
+      change('companies/acme/jobs/b'),
+    ]);
+    const slots = new Set(uids.map((u) => slotOf(`lb:{${u}}:s`))).size;
+    expect(fanOut.calls()).toBe(kind === 'standalone' ? 1 : slots + 1);
+    for (const uid of uids) {
+      const epoch = parseCursor(await bus.head(uid))?.epoch as string;
+      const read = await bus.readSince(uid, `${epoch}:0`);
+      expect(read.events.map((e) => (e.data as { path: string }).path)).toEqual([
+        'companies/acme/jobs/a',
+        'companies/acme/jobs/b',
+      ]);
+    }
+    // The journal: the cursor returned is the last change's; a read after the first has the second.
+    const at = parseCursor(cursor as string);
+    expect(at?.offset).toBe(2);
+    const journal = await fanOut.readJournal('acme', `${at?.epoch}:1`);
+    expect(journal.events.map((e) => (e.data as { path: string }).path)).toEqual(['companies/acme/jobs/b']);
+    // Initial state to joiners only (no journal).
+    expect(await fanOut.append(undefined, [uids[0] as string], [change('companies/acme/jobs/c')])).toBeUndefined();
+    await bus.close();
+  });
+
+  it('keeps followers per instance, once per user, and who got the initial state', async () => {
+    const followers = new RedisCompanyFollowers(redis);
+    await followers.add('globex', 'gw-1', ['u1', 'u2'], 60_000);
+    await followers.add('globex', 'gw-2', ['u1'], 60_000);
+    await followers.initialized('globex', ['u1'], 60_000);
+    expect(await followers.list('globex')).toEqual([
+      { uid: 'u1', initialized: true },
+      { uid: 'u2', initialized: false },
+    ]);
+    await followers.remove('globex', 'gw-1', 'u1');
+    await followers.remove('globex', 'gw-2', 'u1');
+    expect(await followers.list('globex')).toEqual([{ uid: 'u2', initialized: false }]);
+    // u1 left: coming back, it gets the initial state again.
+    await followers.add('globex', 'gw-1', ['u1'], 60_000);
+    expect(await followers.list('globex')).toContainEqual({ uid: 'u1', initialized: false });
+  });
+});
