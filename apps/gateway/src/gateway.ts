@@ -258,7 +258,9 @@ async function listenGateway(w: Wired): Promise<AddressInfo> {
   state.healthThread?.refresh(); // listening now: ready, if Redis is
   w.metrics.start();
   w.admission.start();
-  await w.ports.channel.listen((message) => w.connections.onControl(message));
+  await w.ports.channel.listen((message) =>
+    message.type === 'replace' ? w.connections.onControl(message) : w.listeners.onControl(message),
+  );
   state.timers.push(setInterval(w.sessionBeat, config.pingIntervalMs));
   w.fleetHeartbeat.start();
   state.timers.push(setInterval(() => w.tracker.sweep(), 30_000));
@@ -373,6 +375,8 @@ function createListeners(config: GatewayConfig, ports: ResolvedPorts, publish: P
     instanceId: config.instanceId,
     leaseTtlMs: config.listenerLeaseTtlMs,
     lease: ports.lease,
+    // WORKFLOW.watch received here reaches the holder of the user's lease at once.
+    channel: ports.channel,
     workflowWatches: ports.workflowWatches,
     ...(ports.workflowSource ? { workflowSource: ports.workflowSource } : {}),
   });

@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type { AppEvent, Cursor } from '@livebus/protocol';
 import type { ReadResult } from '../fleet/bus/event-bus';
+import type { ListenerControlMessage } from '../fleet/instances/instance-channel';
 import type { Lease } from '../fleet/lease/lease';
 import { type GatewayHookEvents, type GatewayHooks, Hooks } from '../hooks';
 import type { Logger } from '../logger';
@@ -82,6 +84,14 @@ export interface ListenersManagerOptions {
   workflowWatches: WorkflowWatchStore;
   /** First retry delay of a failed cleanup; doubles up to 30 s. @default 250 */
   cleanupRetryMs?: number;
+  /**
+   * Messages to other instances of the fleet: a WORKFLOW.watch received here goes to the
+   * holder of the user's lease, which attaches it at once and answers once the job's initial
+   * state is published. Unset: the holder reads the watch set at its next lease renewal.
+   */
+  channel?: { send(instanceId: string, message: ListenerControlMessage): Promise<void> };
+  /** Longest a WORKFLOW.watch waits for the job's initial state before it answers anyway. @default 3_000 */
+  watchReplyMs?: number;
 }
 
 /** Counters exposed on /healthz, /ws-metrics and /metrics. */
@@ -130,6 +140,8 @@ interface UserState {
    * it attaches). Without a workflow source: the watches received here, to count them.
    */
   workflows: Map<string, Detach | undefined>;
+  /** Job id -> settles once its watch's initial state is published (holder only). */
+  workflowReady: Map<string, Promise<void>>;
   /** Fencing token of the lease while this instance holds the user's listeners. */
   token: number | undefined;
   /** Renews the lease (holder) or polls it (standby). */
@@ -155,8 +167,10 @@ interface UserState {
 /** Attaches and releases each user's listeners, with the detach delay that a reconnect cancels. */
 export class ListenersManager {
   readonly #users = new Map<string, UserState>();
-  readonly #o: Required<Omit<ListenersManagerOptions, 'workflowSource' | 'readSince'>> &
-    Pick<ListenersManagerOptions, 'workflowSource' | 'readSince'>;
+  readonly #o: Required<Omit<ListenersManagerOptions, 'workflowSource' | 'readSince' | 'channel'>> &
+    Pick<ListenersManagerOptions, 'workflowSource' | 'readSince' | 'channel'>;
+  /** WORKFLOW.watch calls sent to the holder, by message id -> resolves when it answers. */
+  readonly #watchReplies = new Map<string, () => void>();
   /**
    * `uid\njob` of the WORKFLOW.watch calls waiting for their attach -> why it failed
    * (null: no failure yet). Only waiting calls are recorded, so nothing accumulates.
@@ -182,6 +196,7 @@ export class ListenersManager {
       claimCleanup: async () => 'won',
       instanceId: 'local',
       leaseTtlMs: listenerDefaults.leaseTtlMs,
+      watchReplyMs: 3_000,
       ...options,
     };
   }
@@ -194,6 +209,7 @@ export class ListenersManager {
         attached: false,
         detaches: [],
         workflows: new Map(),
+        workflowReady: new Map(),
         token: undefined,
         leaseTimer: undefined,
         renewedAt: 0,
@@ -267,8 +283,10 @@ export class ListenersManager {
    * user's lease keeps one listener per watched job, so two tabs on two instances
    * watching one job get one listener and each change once. When this instance is
    * the holder the listener is attached before this resolves (rejecting when it
-   * cannot attach); otherwise the holder attaches it at its next lease renewal
-   * (within a third of the lease TTL).
+   * cannot attach); otherwise the holder is told over the instance channel and attaches
+   * it at once (without a channel, or for a holder that does not answer: at its next
+   * lease renewal). Either way this resolves once the job's initial state is published
+   * (at most `watchReplyMs` later), so a change written after it is an event of its own.
    */
   async watchWorkflow(userId: string, jobId: string): Promise<void> {
     const state = this.#user(userId);
@@ -291,6 +309,56 @@ export class ListenersManager {
       if (!state.workflows.has(jobId)) await this.#o.workflowWatches.remove(userId, jobId).catch(() => false);
       throw error;
     }
+    await this.#initialState(userId, state, jobId);
+  }
+
+  /** Waits (bounded) until the watch's initial state is published, here or on the holder. */
+  async #initialState(userId: string, state: UserState, jobId: string): Promise<void> {
+    const ready = state.workflowReady.get(jobId);
+    if (ready) {
+      await beforeDeadline(ready, this.#o.watchReplyMs);
+      return;
+    }
+    const channel = this.#o.channel;
+    if (!channel || state.token !== undefined) return;
+    const holder = await this.#o.lease.holder(userId).catch(() => undefined);
+    if (!holder || holder.owner === this.#o.instanceId) return; // none yet: whoever takes it reads the set
+    const id = randomUUID();
+    const answered = new Promise<void>((resolve) => this.#watchReplies.set(id, resolve));
+    try {
+      await channel.send(holder.owner, { type: 'watch', uid: userId, job_id: jobId, from: this.#o.instanceId, id });
+      await beforeDeadline(answered, this.#o.watchReplyMs);
+    } catch (error) {
+      this.#o.logger.warn('workflow_watch_error', { uid: userId, job_id: jobId, op: 'notify', error: String(error) });
+    } finally {
+      this.#watchReplies.delete(id);
+    }
+  }
+
+  /**
+   * A message of another instance about a user's listeners: `watch` (a WORKFLOW.watch it
+   * received: attach now if this instance holds the user's lease, then answer) or the
+   * answer to one this instance sent.
+   */
+  onControl(message: ListenerControlMessage): void {
+    if (message.type === 'watched') {
+      this.#watchReplies.get(message.id)?.();
+      return;
+    }
+    const { uid, job_id: jobId, from, id } = message;
+    const answer = (ok: boolean) => {
+      void this.#o.channel?.send(from, { type: 'watched', uid, id, ok }).catch(() => {});
+    };
+    const state = this.#users.get(uid);
+    if (!state?.attached) {
+      answer(false);
+      return;
+    }
+    void this.#enqueue(uid, state, () => this.#syncWorkflows(uid, state)).then(async () => {
+      const ready = state.workflowReady.get(jobId);
+      if (ready) await beforeDeadline(ready, this.#o.watchReplyMs);
+      answer(ready !== undefined);
+    });
   }
 
   /**
@@ -327,6 +395,7 @@ export class ListenersManager {
     for (const [jobId, detach] of state.workflows) {
       if (wanted.has(jobId)) continue;
       state.workflows.delete(jobId);
+      state.workflowReady.delete(jobId);
       this.#workflowCount--;
       await detach?.().catch((error: unknown) =>
         this.#o.logger.warn('workflow_watch_error', { uid: userId, job_id: jobId, op: 'detach', error: String(error) }),
@@ -339,6 +408,7 @@ export class ListenersManager {
       try {
         const detach = await source.attach(userId, jobId, (event) => this.#o.emit(userId, event), context);
         state.workflows.set(jobId, detach);
+        if (detach.ready) state.workflowReady.set(jobId, detach.ready);
         this.#workflowCount++;
       } catch (error) {
         const key = `${userId}\n${jobId}`;
@@ -358,6 +428,7 @@ export class ListenersManager {
     const detaches = [...state.workflows.values()];
     this.#workflowCount -= state.workflows.size;
     state.workflows.clear();
+    state.workflowReady.clear();
     const released = await Promise.allSettled(detaches.map((d) => d?.({ handover })));
     for (const r of released) {
       if (r.status === 'rejected') {

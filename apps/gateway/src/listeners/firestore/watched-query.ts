@@ -142,6 +142,10 @@ export class WatchedQuery {
   #unsaved: UnsavedMark | undefined;
   #retryQueued = false;
   #stopRetries: (() => void) | undefined;
+  #firstPublished!: () => void;
+  readonly #first = new Promise<void>((resolve) => {
+    this.#firstPublished = resolve;
+  });
 
   constructor(options: WatchedQueryOptions) {
     this.#o = {
@@ -166,6 +170,14 @@ export class WatchedQuery {
     this.#docs = new Map(Object.entries(merged.docs));
     this.#overflowed = merged.overflowed;
     this.#unsaved = merged.unsaved;
+  }
+
+  /**
+   * Resolves once a first snapshot's events are published (also when it had none), or
+   * when the query is stopped: what a watch's reply waits for.
+   */
+  published(): Promise<void> {
+    return this.#first;
   }
 
   /** Whether a Firestore listener is registered now (false while waiting to retry). */
@@ -276,6 +288,7 @@ export class WatchedQuery {
       return;
     }
     if (events.length > 0) this.#o.observer.events(this.#o.listener, events.length);
+    if (first) this.#firstPublished();
     this.#attempt = 0;
     this.#track(delta);
     const mark = markOf(snapshot.readTime);
@@ -407,6 +420,7 @@ export class WatchedQuery {
    */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#firstPublished();
     clearTimeout(this.#retryTimer);
     clearInterval(this.#stallTimer);
     this.#stopRetries?.();
