@@ -70,7 +70,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
   const state: GatewayState = { draining: false, timers: [], healthThread: undefined };
   const publish: Publish = (userId, event) => bus.publish(userId, event);
 
-  const listeners = createListeners(config, ports, publish);
+  const listeners = createListeners(config, ports);
   const metrics = createMetrics({
     connections: () => connections.count,
     sessions: () => hub.sessionCount,
@@ -352,7 +352,7 @@ function httpReadouts(
 }
 
 /** The listeners manager: attaches the sources of present users, detaches the departed after the delay. */
-function createListeners(config: GatewayConfig, ports: ResolvedPorts, publish: Publish): ListenersManager {
+function createListeners(config: GatewayConfig, ports: ResolvedPorts): ListenersManager {
   const { logger, hooks, bus, presence, detachDecision: decision } = ports;
   return new ListenersManager({
     sources: ports.sources ?? [],
@@ -363,10 +363,14 @@ function createListeners(config: GatewayConfig, ports: ResolvedPorts, publish: P
     claimCleanup: (uid: string) => decision.claim(uid, config.instanceId),
     // Sessions of this instance are the manager's own count; only other instances' entries matter here.
     presentElsewhere: async (uid) => (await presence.sessions(uid)).some((s) => s.instanceId !== config.instanceId),
-    emit: (uid, event) =>
-      publish(uid, event).catch((error: unknown) => {
-        logger.error('listener_emit_error', { uid, error: String(error) });
-        throw error; // the source retries from its resume mark
+    // Fenced by the lease the listener runs under: a stale holder's append is refused.
+    emit: (uid, event, fence) =>
+      bus.publish(uid, event, fence ? { fence } : {}).catch((error: unknown) => {
+        // Fenced: the source hands the listeners back (lease.lost); anything else is an error.
+        if ((error as { code?: unknown }).code !== 'fenced') {
+          logger.error('listener_emit_error', { uid, error: String(error) });
+        }
+        throw error; // the source retries from its resume mark, or stops when fenced
       }),
     // What a killed holder published but never stored is in the user's stream (holes
     // and all: after a Redis failover the offsets skip even when nothing is missing).

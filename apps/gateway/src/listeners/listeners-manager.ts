@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { AppEvent, Cursor } from '@livebus/protocol';
 import type { ReadResult } from '../fleet/bus/event-bus';
 import type { ListenerControlMessage } from '../fleet/instances/instance-channel';
-import type { Lease } from '../fleet/lease/lease';
+import type { Lease, LeaseHolder } from '../fleet/lease/lease';
 import { type GatewayHookEvents, type GatewayHooks, Hooks } from '../hooks';
 import type { Logger } from '../logger';
 import { beforeDeadline } from './before-deadline';
@@ -52,11 +52,12 @@ export interface ListenersManagerOptions {
    */
   presentElsewhere?: (userId: string) => Promise<boolean>;
   /**
-   * Where events from the sources go. A returned promise tells the source when the
+   * Where events from the sources go, with the lease they were read under (`fence`: the
+   * sink stores them only while it holds). A returned promise tells the source when the
    * event is published (it moves its resume mark only then), with the event's cursor
-   * (stored with the mark); a rejection, that it was not.
+   * (stored with the mark); a rejection, that it was not (`code: 'fenced'`: the lease is gone).
    */
-  emit: (userId: string, event: AppEvent) => ReturnType<Emit>;
+  emit: (userId: string, event: AppEvent, fence?: LeaseHolder) => ReturnType<Emit>;
   /**
    * Reads a user's event stream after a cursor, so a source that takes the user's
    * listeners over resumes after what its predecessor published without storing
@@ -406,7 +407,8 @@ export class ListenersManager {
     for (const jobId of wanted) {
       if (state.workflows.has(jobId)) continue;
       try {
-        const detach = await source.attach(userId, jobId, (event) => this.#o.emit(userId, event), context);
+        const emit = (event: AppEvent) => this.#o.emit(userId, event, context.fence);
+        const detach = await source.attach(userId, jobId, emit, context);
         state.workflows.set(jobId, detach);
         if (detach.ready) state.workflowReady.set(jobId, detach.ready);
         this.#workflowCount++;
@@ -462,8 +464,8 @@ export class ListenersManager {
       return;
     }
     this.#setStandby(state, false);
-    const emit = (event: AppEvent) => this.#o.emit(userId, event);
     const context = this.#context(userId, state, token);
+    const emit = (event: AppEvent) => this.#o.emit(userId, event, context.fence);
     const attached: Detach[] = [];
     try {
       for (const source of this.#o.sources) {

@@ -31,6 +31,11 @@ export class RedisScript {
     this.#sha = createHash('sha1').update(source).digest('hex');
   }
 
+  /** The Lua text (to build a variant of a script from it). */
+  get source(): string {
+    return this.#source;
+  }
+
   /** The SHA1 Redis knows the script by (`SCRIPT EXISTS`). */
   get sha(): string {
     return this.#sha;

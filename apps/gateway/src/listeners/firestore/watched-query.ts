@@ -283,6 +283,11 @@ export class WatchedQuery {
         if (published) cursor = published.cursor;
       }
     } catch (error) {
+      if ((error as { code?: unknown }).code === 'fenced') {
+        // The lease is gone (another instance holds it): stop, as when a mark is refused.
+        if (!this.#stopped) this.#o.onFenced();
+        return;
+      }
       // Not published: re-open from the mark, which re-reads and re-sends what is missing.
       this.#fail('emit', error, generation);
       return;
