@@ -263,6 +263,7 @@ async function listenGateway(w: Wired): Promise<AddressInfo> {
   );
   state.timers.push(setInterval(w.sessionBeat, config.pingIntervalMs));
   w.fleetHeartbeat.start();
+  w.listeners.start();
   state.timers.push(setInterval(() => w.tracker.sweep(), 30_000));
   for (const t of state.timers) t.unref();
   const address = server.address() as AddressInfo;
@@ -381,6 +382,8 @@ function createListeners(config: GatewayConfig, ports: ResolvedPorts): Listeners
     lease: ports.lease,
     // WORKFLOW.watch received here reaches the holder of the user's lease at once.
     channel: ports.channel,
+    // A dead holder's users are taken over within LISTENER_FAILOVER_MS (docs/listeners.md).
+    ...(ports.liveness ? { liveness: ports.liveness, failoverMs: config.listenerFailoverMs } : {}),
     workflowWatches: ports.workflowWatches,
     ...(ports.workflowSource ? { workflowSource: ports.workflowSource } : {}),
   });

@@ -74,8 +74,17 @@ export interface GatewayHookEvents {
     reason?: string;
     error?: string;
   };
-  /** This instance took the user's listener lease (a new fencing token per acquisition). */
-  'lease.acquired': { uid: string; token: number | string; listeners: number };
+  /**
+   * This instance took the user's listener lease (a new fencing token per acquisition);
+   * `from`: taken over from that holder, found dead (see `lease.holder_dead`).
+   */
+  'lease.acquired': { uid: string; token: number | string; listeners: number; from?: string };
+  /**
+   * A holder of listeners of users this instance serves on standby is dead (`no_proof`: its
+   * liveness proof lapsed for LISTENER_FAILOVER_MS; `restarted`: a new process runs under its
+   * INSTANCE_ID): this instance takes those `users` over now.
+   */
+  'lease.holder_dead': { holder: string; reason: 'no_proof' | 'restarted'; users: number };
   /**
    * This instance lost the lease it held: `fenced` (a newer holder stored a mark; told once by
    * the listener source, without the token, then by the listeners manager, with it),

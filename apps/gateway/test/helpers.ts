@@ -54,6 +54,7 @@ export const RECORDED_HOOKS = [
   'lease.acquired',
   'lease.lost',
   'lease.released',
+  'lease.holder_dead',
   'listener.attached',
   'listener.detached',
   'session.open',

@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { AppEvent, Cursor } from '@livebus/protocol';
 import type { ReadResult } from '../fleet/bus/event-bus';
 import type { ListenerControlMessage } from '../fleet/instances/instance-channel';
+import type { InstanceLiveness } from '../fleet/instances/instance-liveness';
 import type { Lease, LeaseHolder } from '../fleet/lease/lease';
 import { type GatewayHookEvents, type GatewayHooks, Hooks } from '../hooks';
 import type { Logger } from '../logger';
 import { beforeDeadline } from './before-deadline';
 import { CarryOver } from './carry-over';
+import { FailoverWatch } from './failover-watch';
 import { listenerDefaults } from './listener-defaults';
 import type {
   AttachContext,
@@ -93,6 +95,14 @@ export interface ListenersManagerOptions {
   channel?: { send(instanceId: string, message: ListenerControlMessage): Promise<void> };
   /** Longest a WORKFLOW.watch waits for the job's initial state before it answers anyway. @default 3_000 */
   watchReplyMs?: number;
+  /**
+   * The fleet's liveness proofs: with {@link failoverMs}, a holder that stops proving it runs
+   * (killed, host lost) is taken over by an instance serving its users on standby within
+   * `failoverMs`, instead of when each user's lease expires. Unset: on lease expiry only.
+   */
+  liveness?: InstanceLiveness;
+  /** LISTENER_FAILOVER_MS; 0 turns the liveness takeover off. @default 0 */
+  failoverMs?: number;
 }
 
 /** Counters exposed on /healthz, /ws-metrics and /metrics. */
@@ -147,6 +157,8 @@ interface UserState {
   token: number | undefined;
   /** Renews the lease (holder) or polls it (standby). */
   leaseTimer: NodeJS.Timeout | undefined;
+  /** On standby with liveness failover: the holder seen at the last poll. */
+  holder: LeaseHolder | undefined;
   /** When the lease was last renewed: past its TTL without a renewal, another instance may hold it. */
   renewedAt: number;
   standby: boolean;
@@ -168,8 +180,10 @@ interface UserState {
 /** Attaches and releases each user's listeners, with the detach delay that a reconnect cancels. */
 export class ListenersManager {
   readonly #users = new Map<string, UserState>();
-  readonly #o: Required<Omit<ListenersManagerOptions, 'workflowSource' | 'readSince' | 'channel'>> &
-    Pick<ListenersManagerOptions, 'workflowSource' | 'readSince' | 'channel'>;
+  readonly #o: Required<Omit<ListenersManagerOptions, 'workflowSource' | 'readSince' | 'channel' | 'liveness'>> &
+    Pick<ListenersManagerOptions, 'workflowSource' | 'readSince' | 'channel' | 'liveness'>;
+  /** Follows the holders of the users served here on standby (liveness failover); unset: off. */
+  readonly #failover: FailoverWatch | undefined;
   /** WORKFLOW.watch calls sent to the holder, by message id -> resolves when it answers. */
   readonly #watchReplies = new Map<string, () => void>();
   /**
@@ -198,8 +212,42 @@ export class ListenersManager {
       instanceId: 'local',
       leaseTtlMs: listenerDefaults.leaseTtlMs,
       watchReplyMs: 3_000,
+      failoverMs: 0,
       ...options,
     };
+    const { liveness, failoverMs, instanceId, hooks } = this.#o;
+    this.#failover =
+      liveness && failoverMs > 0
+        ? new FailoverWatch({ liveness, failoverMs, instanceId, hooks, onDead: (owner) => this.#holderDead(owner) })
+        : undefined;
+  }
+
+  /** Starts proving this instance alive and following the holders of standby users (liveness failover). */
+  start(): void {
+    this.#failover?.start();
+  }
+
+  /** A holder of users served here on standby is dead: take each of them over now, from it exactly. */
+  #holderDead(owner: string): void {
+    for (const [userId, state] of this.#users) {
+      const from = state.holder;
+      if (!state.standby || from?.owner !== owner) continue;
+      void this.#enqueue(userId, state, () => this.#attach(userId, state, from));
+    }
+  }
+
+  /** On standby: who holds the user's lease, followed for liveness failover. */
+  async #followHolder(userId: string, state: UserState): Promise<void> {
+    const failover = this.#failover;
+    if (!failover) return;
+    state.holder = await this.#o.lease.holder(userId).catch(() => undefined);
+    if (state.holder) failover.follow(userId, state.holder.owner);
+    else failover.unfollow(userId);
+  }
+
+  #unfollow(userId: string, state: UserState): void {
+    state.holder = undefined;
+    this.#failover?.unfollow(userId);
   }
 
   #user(userId: string): UserState {
@@ -213,6 +261,7 @@ export class ListenersManager {
         workflowReady: new Map(),
         token: undefined,
         leaseTimer: undefined,
+        holder: undefined,
         renewedAt: 0,
         standby: false,
         timer: undefined,
@@ -439,7 +488,8 @@ export class ListenersManager {
     }
   }
 
-  async #attach(userId: string, state: UserState): Promise<void> {
+  /** Takes the user's lease (`from`: over from that holder, found dead) and attaches the listeners. */
+  async #attach(userId: string, state: UserState, from?: LeaseHolder): Promise<void> {
     if (state.attached || state.sessions === 0 || this.#closed) return;
     if (this.#o.sources.length === 0 && !this.#o.workflowSource) {
       // Nothing to hold once in the fleet: no lease, no timers.
@@ -453,17 +503,20 @@ export class ListenersManager {
     // The lease runs from before the call: a renewal is due a third of the TTL after this.
     const acquiredAt = Date.now();
     try {
-      token = (await lease.acquire(userId, owner, leaseTtlMs))?.token;
+      const got = from ? lease.takeOver(userId, from, owner, leaseTtlMs) : lease.acquire(userId, owner, leaseTtlMs);
+      token = (await got)?.token;
     } catch (error) {
       this.#o.logger.warn('listener_lease_error', { uid: userId, op: 'acquire', error: String(error) });
     }
     if (token === undefined) {
       // Another instance holds the user's listeners (or Redis is away): poll until it lets go.
       this.#setStandby(state, true);
+      await this.#followHolder(userId, state);
       this.#scheduleLease(userId, state, leaseTtlMs / 4);
       return;
     }
     this.#setStandby(state, false);
+    this.#unfollow(userId, state);
     const context = this.#context(userId, state, token);
     const emit = (event: AppEvent) => this.#o.emit(userId, event, context.fence);
     const attached: Detach[] = [];
@@ -484,7 +537,12 @@ export class ListenersManager {
     state.token = token;
     state.renewedAt = acquiredAt;
     this.#attachedCount++;
-    this.#o.hooks.emit('lease.acquired', { uid: userId, token, listeners: attached.length });
+    this.#o.hooks.emit('lease.acquired', {
+      uid: userId,
+      token,
+      listeners: attached.length,
+      ...(from ? { from: from.owner } : {}),
+    });
     this.#o.hooks.emit('listener.attached', { uid: userId, listeners: attached.length, token });
     await this.#syncWorkflows(userId, state);
     // Opening the listeners may take a while (the first one loads the Firestore client).
@@ -616,6 +674,7 @@ export class ListenersManager {
     clearTimeout(state.leaseTimer);
     state.leaseTimer = undefined;
     this.#setStandby(state, false);
+    this.#unfollow(userId, state);
     const token = state.token;
     await this.#releaseWorkflows(userId, state, handover);
     await this.#releaseListeners(userId, state, handover);
@@ -705,6 +764,8 @@ export class ListenersManager {
       }
     }
     await this.idle();
+    // Every lease is released now: the proof can go (nobody needs to wait for it to lapse).
+    await this.#failover?.stop();
   }
 
   /** Whether the user's listener set is attached. */
