@@ -91,6 +91,13 @@ export interface GatewayHookEvents {
    * `renew_refused` (another instance holds it) or `renew_failed` (Redis away past the TTL).
    */
   'lease.lost': { uid: string; token?: number | string; reason: string };
+  /** This instance renewed the lease it holds (every third of LISTENER_LEASE_TTL_MS). */
+  'lease.renewed': { uid: string; token: number | string };
+  /**
+   * A poll of the lease by this instance, which serves the user on standby, found it held
+   * elsewhere (`holder`, when known) or could not take it (every quarter of the TTL).
+   */
+  'lease.standby': { uid: string; holder?: string };
   /** This instance gave the lease back (`handover`: sessions of the user remain elsewhere). */
   'lease.released': { uid: string; token: number | string; handover: boolean };
   /**

@@ -55,6 +55,8 @@ export const RECORDED_HOOKS = [
   'lease.lost',
   'lease.released',
   'lease.holder_dead',
+  'lease.renewed',
+  'lease.standby',
   'listener.attached',
   'listener.detached',
   'session.open',

@@ -512,6 +512,7 @@ export class ListenersManager {
       // Another instance holds the user's listeners (or Redis is away): poll until it lets go.
       this.#setStandby(state, true);
       await this.#followHolder(userId, state);
+      this.#o.hooks.emit('lease.standby', { uid: userId, ...(state.holder ? { holder: state.holder.owner } : {}) });
       this.#scheduleLease(userId, state, leaseTtlMs / 4);
       return;
     }
@@ -595,6 +596,7 @@ export class ListenersManager {
       }
       if (renewed) {
         state.renewedAt = renewingAt;
+        this.#o.hooks.emit('lease.renewed', { uid: userId, token });
         // Redis is reachable and the lease ours: marks it failed to take meanwhile are stored now.
         state.carry.renewed();
       }
