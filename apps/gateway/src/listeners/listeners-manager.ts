@@ -216,8 +216,9 @@ export class ListenersManager {
       ...options,
     };
     const { liveness, failoverMs, instanceId, hooks } = this.#o;
+    const listens = this.#o.sources.length > 0 || this.#o.workflowSource !== undefined;
     this.#failover =
-      liveness && failoverMs > 0
+      liveness && failoverMs > 0 && listens
         ? new FailoverWatch({ liveness, failoverMs, instanceId, hooks, onDead: (owner) => this.#holderDead(owner) })
         : undefined;
   }
