@@ -7,16 +7,16 @@
 //
 // Usage in a package's jest.config.cjs:
 //   module.exports = withLeakCheck({ preset: '@livebus/jest-presets' }, ['src/', 'test/connection.int.test.ts']);
-// and in its package.json: "test": "jest --maxWorkers=N", "test:leaks": "LIVEBUS_LEAK_CHECK=1 jest --detectOpenHandles --runInBand".
+// and in its package.json: "test": "jest --maxWorkers=N", "test:leaks": "livebus-leak-check" (run-leak-check.js).
 
-const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
  * `config` with the leak set, `paths` (test files, or folders ending in `/`, relative to the
  * package), run only when LIVEBUS_LEAK_CHECK=1, and only the leak set then.
  */
 function withLeakCheck(config, paths) {
-  const pattern = `<rootDir>/(${paths.map(escape).join('|')})`;
+  const pattern = `<rootDir>/(${paths.map(escapeRegExp).join('|')})`;
   if (process.env.LIVEBUS_LEAK_CHECK === '1') {
     return {
       ...config,

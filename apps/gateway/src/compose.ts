@@ -31,6 +31,8 @@ import type { ListenerSource, WorkflowSource } from './listeners/listener-source
 import type { WatermarkStore } from './listeners/watermark-store';
 import { MemoryWorkflowWatchStore, type WorkflowWatchStore } from './listeners/workflow-watch-store';
 import { createLogger, type Logger } from './logger';
+import { SnapshotDelay } from './metrics/delivery-latency';
+import { redisClockOffset } from './redis/redis-clock';
 import { outboxLogger, RedisStatusLog } from './redis/redis-status-log';
 import type { buildRedisTaskQueue } from './tasks/build-task-queue';
 import type { TaskQueue } from './tasks/task-queue';
@@ -75,6 +77,14 @@ export interface GatewayPorts {
   liveness?: InstanceLiveness;
   /** Where `TASK.*` jobs go (BullMQ, from {@link composePorts}); unset: the embedded in-process queue. */
   tasks?: TaskQueue;
+  /**
+   * The clock that stamps published events (Redis `TIME`) minus this process's, in ms:
+   * the delivery latency corrects their `ts` by it. @default none: the embedded bus
+   * stamps with this process's clock
+   */
+  clockOffset?: () => Promise<number>;
+  /** Where the Firestore listeners record their snapshots' delays (set with LISTENERS_FILE). */
+  snapshotDelay?: SnapshotDelay;
   /** Event-loop lag (ms) seen by admission control. @default measured by a timer (tests inject it) */
   eventLoopLagMs?: () => number;
   /** Called last during shutdown (close Redis clients, Firebase apps). */
@@ -228,8 +238,10 @@ function assemblePorts(
   // One Firestore client per process, on a Firebase app of its own (the authenticator's is
   // loaded lazily and never talks to Firestore).
   const hold = testHooks.holdBeforeMark;
+  const snapshotDelay = builders.buildListeners ? new SnapshotDelay() : undefined;
   const listeners = builders.buildListeners?.(config, logger, {
     ...(redis ? { redis } : {}),
+    ...(snapshotDelay ? { snapshotDelay } : {}),
     ...(hold ? { wrapMarks: (store: WatermarkStore) => holdBeforeMark(store, hold) } : {}),
   });
   if (listeners) closers.push(() => listeners.close());
@@ -250,6 +262,8 @@ function assemblePorts(
         }
       : memoryPorts(config, ['lease', 'workflowWatches'])),
     redisStatus: redis ? () => (redis.status === 'ready' ? 'ok' : 'down') : () => 'disabled',
+    ...(redis ? { clockOffset: async () => (await redisClockOffset(redis)).offsetMs } : {}),
+    ...(snapshotDelay ? { snapshotDelay } : {}),
     onClose: async () => {
       await Promise.allSettled(closers.map((c) => c()));
     },

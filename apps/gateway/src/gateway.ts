@@ -14,6 +14,7 @@ import { firestoreStatus } from './listeners/firestore-status';
 import { registerListenerMetrics } from './listeners/listener-metrics';
 import { ListenersManager } from './listeners/listeners-manager';
 import { logHooks } from './logger';
+import { DeliveryMeters } from './metrics/delivery-meters';
 import { DisconnectTracker } from './metrics/disconnect-tracker';
 import { countHooks, createMetrics, type GatewayMetrics } from './metrics/prometheus';
 import { createDispatcher, type Dispatch } from './rpc/dispatcher';
@@ -84,11 +85,8 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
   countHooks(hooks, metrics);
   registerListenerMetrics(metrics.registry, () => listeners.sourceStats());
   const tracker = new DisconnectTracker({ maxUsers: config.metricsMaxUsers });
-  const hub = new SessionHub({
-    bus,
-    logger,
-    maxBufferedBytes: config.maxBufferedBytes,
-  });
+  const meters = createMeters(ports, metrics, () => hub);
+  const hub = new SessionHub({ bus, logger, maxBufferedBytes: config.maxBufferedBytes, latency: meters.latency });
 
   // TASK.*: off unless TASKS_ENABLED (unset: UNIFIED_REGISTRY_ENABLED); see tasks/gateway-tasks.ts and docs/tasks.md.
   const tasks = createGatewayTasks(config, { queue: ports.tasks, publish, logger, registry: metrics.registry });
@@ -121,7 +119,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     presence,
     instanceId: config.instanceId,
     instanceTtlMs: config.instanceTtlMs,
-    local: () => ({ userIds: hub.userIds(), sessions: hub.sessionCount, users: hub.userCount }),
+    local: () => ({ userIds: hub.userIds(), sessions: hub.sessionCount, users: hub.userCount, ...meters.announced() }),
     reannounce: (uid) => connections.reannounce(uid),
     startedAt,
     version,
@@ -149,6 +147,8 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     dispatch,
     metrics,
     tracker,
+    delivery: () => meters.snapshot(),
+    throughputHistory: () => meters.throughput.history(),
     isDraining: () => state.draining,
   };
   const health = healthAnswers({ ...httpDeps, isListening: () => server.listening });
@@ -170,6 +170,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     listeners,
     tasks,
     metrics,
+    meters,
     tracker,
     fleetHeartbeat,
     health,
@@ -190,6 +191,17 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
   };
 }
 
+/** Delivery latency and events in/out of the session hub (read lazily: the hub is made after). */
+function createMeters(ports: ResolvedPorts, metrics: GatewayMetrics, hub: () => SessionHub): DeliveryMeters {
+  return new DeliveryMeters({
+    registry: metrics.registry,
+    counts: () => ({ in: hub().receivedCount, out: hub().deliveredCount }),
+    ...(ports.clockOffset ? { clockOffset: ports.clockOffset } : {}),
+    ...(ports.snapshotDelay ? { snapshotDelay: ports.snapshotDelay } : {}),
+    logger: ports.logger,
+  });
+}
+
 /** What listen and shutdown change. */
 interface GatewayState {
   draining: boolean;
@@ -208,6 +220,7 @@ interface Wired {
   listeners: ListenersManager;
   tasks: GatewayTasks;
   metrics: GatewayMetrics;
+  meters: DeliveryMeters;
   tracker: DisconnectTracker;
   fleetHeartbeat: FleetHeartbeat;
   health: ReturnType<typeof healthAnswers>;
@@ -257,6 +270,7 @@ async function listenGateway(w: Wired): Promise<AddressInfo> {
   });
   state.healthThread?.refresh(); // listening now: ready, if Redis is
   w.metrics.start();
+  w.meters.start();
   w.admission.start();
   await w.ports.channel.listen((message) =>
     message.type === 'replace' ? w.connections.onControl(message) : w.listeners.onControl(message),
@@ -283,6 +297,7 @@ async function shutdownGateway(w: Wired, reason = 'requested'): Promise<void> {
         for (const t of state.timers) clearInterval(t);
         state.timers = [];
         w.fleetHeartbeat.stop();
+        w.meters.stop();
         w.admission.stop();
       },
       stopAccepting: () => new Promise<void>((resolve) => server.close(() => resolve())),
@@ -327,7 +342,7 @@ function httpReadouts(
     stats: () => GatewayStats;
     startedAt: number;
   },
-): Omit<HttpDeps, 'dispatch' | 'metrics' | 'tracker' | 'isDraining'> {
+): Omit<HttpDeps, 'dispatch' | 'metrics' | 'tracker' | 'isDraining' | 'delivery' | 'throughputHistory'> {
   const { listeners, hub, tasks } = parts;
   const { bus, presence } = ports;
   return {

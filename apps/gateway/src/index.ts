@@ -28,6 +28,13 @@ export { createGateway, type Gateway } from './gateway';
 export { type GatewayHookEvents, type GatewayHooks, type HookListener, Hooks, type HooksOptions } from './hooks';
 export type { Detach, ListenerSource } from './listeners/listener-source';
 export { createLogger, type LogEvent, type Logger } from './logger';
+export {
+  DELIVERY_BUCKETS_S,
+  DELIVERY_SOURCES,
+  DeliveryLatency,
+  type DeliverySource,
+  type LatencySummary,
+} from './metrics/delivery-latency';
 export { RpcError } from './rpc/rpc-error';
 export type { DependencyStatus, GatewayStats } from './transport/http/http-deps';
 export { PortInUseError } from './transport/port-in-use';

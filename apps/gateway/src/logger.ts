@@ -61,6 +61,7 @@ export const LOG_EVENTS = [
   'listener_lease_error',
   'listener_docs_overflow',
   'workflow_watch_error',
+  'redis_clock_error',
 ] as const;
 
 /** One of {@link LOG_EVENTS}. */

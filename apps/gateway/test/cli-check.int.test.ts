@@ -111,6 +111,10 @@ describe('livebus-gateway check against a running gateway', () => {
     );
     expect(line(res.stdout, 'detach cancel ratio')).toMatch(/^PASS .*10 cancelled, 15 executed/);
     expect(line(res.stdout, 'registry cleanup errors')).toMatch(/^PASS/);
+    // No listener configured, no RPC, no reconnect with a cursor: nothing to judge yet.
+    expect(line(res.stdout, 'listener delivery p99')).toMatch(/^SKIP .*0 listener events, fewer than 100/);
+    expect(line(res.stdout, 'RPC error rate')).toMatch(/^SKIP .*0 calls, fewer than 20/);
+    expect(line(res.stdout, 'reconnects')).toMatch(/^SKIP .*0 reconnects, fewer than 20/);
     expect(line(res.stdout, 'readiness')).toMatch(/^PASS/);
     expect(line(res.stdout, 'Redis')).toMatch(/^PASS .*disabled/);
     expect(line(res.stdout, 'Firestore')).toMatch(/^SKIP/);

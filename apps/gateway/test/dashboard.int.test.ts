@@ -7,6 +7,7 @@ import { connectAs, httpJson, startGateway, type TestGateway } from './helpers';
 // What the page functions below use of the DOM (they run in Chromium; the gateway's tsconfig has no DOM lib).
 interface Node {
   textContent: string | null;
+  getAttribute(name: string): string | null;
 }
 declare const document: {
   querySelector(s: string): Node | null;
@@ -106,6 +107,20 @@ describe('/dashboard in headless Chromium', () => {
       if (uid !== 'carol') await again.client.close(1000);
     }
     await page.waitForFunction(() => document.querySelector('#cards')?.textContent?.includes('cancelled'));
+
+    // Events to carol's open session: the events/s sparkline and the delivery p50 / p99 cards fill in.
+    for (let i = 0; i < 20; i++) {
+      await g.gw.publish('carol', { event: 'session.notice', data: { level: 'info', message: `n${i}` } });
+    }
+    await page.waitForFunction(
+      () =>
+        /^\d+(\.\d+)?delivery p99 \(ms, 1 min\)$/.test(
+          [...document.querySelectorAll('#cards .card')].find((c) => c.textContent?.includes('delivery p99'))
+            ?.textContent ?? '',
+        ) && (document.querySelector('#spark polyline:last-of-type')?.getAttribute('points') ?? '') !== '',
+      undefined,
+      { timeout: 15_000 },
+    );
     await new Promise((r) => setTimeout(r, 1_500));
     mkdirSync(SHOT_DIR, { recursive: true });
     await page.screenshot({ path: join(SHOT_DIR, 'dashboard.png'), fullPage: true });

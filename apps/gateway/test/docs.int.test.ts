@@ -2,8 +2,11 @@ import { EventEmitter } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { outboxDefaults, retentionDefaults } from '@livebus/publisher';
+import { judgeListenerLatency, judgeReconnects, judgeRpcErrors } from '../src/cli/check';
 import { EnvSchema } from '../src/config';
 import type { LogEvent, LogFields, Logger } from '../src/logger';
+import { DELIVERY_BUCKETS_S, DELIVERY_SOURCES } from '../src/metrics/delivery-latency';
+import { SERVER_RPC_ERRORS } from '../src/metrics/prometheus';
 import { RedisStatusLog } from '../src/redis/redis-status-log';
 
 // docs/ is what operators paste into a deploy: its commands, ports, timeouts and log values
@@ -194,6 +197,29 @@ describe('docs/operations.md', () => {
       .map((f) => f.trim());
     expect(new Set(documentedValues)).toEqual(statuses);
     expect(new Set(documentedFields)).toEqual(fields);
+  });
+});
+
+describe('delivery latency and the checks that judge it', () => {
+  it("runbook.md's sample of `check` gives the thresholds the code judges by", () => {
+    const runbook = doc('runbook.md');
+    for (const judge of [judgeListenerLatency, judgeRpcErrors, judgeReconnects]) {
+      expect(runbook).toContain(`threshold: ${judge({}).threshold}`);
+    }
+  });
+
+  it('operations.md names every source, every bucket bound and the server-side RPC errors', () => {
+    const section =
+      doc('operations.md')
+        .split(/^### Delivery latency$/m)[1]
+        ?.split(/^## /m)[0] ?? '';
+    const sources = [...section.matchAll(/^\| `([a-z]+)` +\|/gm)].map((m) => m[1]);
+    expect([...sources].sort()).toEqual([...DELIVERY_SOURCES].sort());
+    expect(prose(section)).toContain(`Buckets (seconds): ${DELIVERY_BUCKETS_S.join(', ')};`);
+    const metricsText = prose(doc('operations.md'));
+    expect(metricsText).toContain(
+      `(\`server_errors\`: outcomes ${SERVER_RPC_ERRORS.map((e) => `\`${e}\``).join(', ')};`,
+    );
   });
 });
 

@@ -58,6 +58,16 @@ export const THRESHOLDS = {
   minSample: 20,
   /** With tasks on, how long without a worker the check waits before it fails (ms). */
   workerWaitMs: 30_000,
+  /** Listener delivery (Firestore change to socket): p99 below this passes (the old system's bar). */
+  listenerP99Ms: 100,
+  /** Fewest listener deliveries the p99 is judged on: below 100 the "p99" is just the slowest one. */
+  latencyMinSample: 100,
+  /** Share of RPC calls failing on the server's side (internal, unavailable, timeout) at or above which it warns. */
+  rpcErrorWarn: 0.01,
+  /** ... and at or above which it fails. */
+  rpcErrorFail: 0.05,
+  /** Share of reconnects that got `gap` (events lost to them) at or above which it warns. */
+  reconnectGapWarn: 0.05,
 } as const;
 
 interface Fetched {
@@ -219,7 +229,80 @@ function judgeMetrics(m: Record<string, unknown>): CheckResult[] {
 
   const cleanupErrors = num(m.registry_cleanup_errors);
   add('registry cleanup errors', String(cleanupErrors), '0', cleanupErrors === 0 ? 'pass' : 'fail');
+  results.push(judgeListenerLatency(m), judgeRpcErrors(m), judgeReconnects(m));
   return results;
+}
+
+const notReported = (name: string, threshold: string): CheckResult => ({
+  name,
+  value: 'not reported by this gateway',
+  threshold,
+  verdict: 'skip',
+});
+
+/**
+ * Listener delivery p99 (a Firestore change's update time to its frame on a socket, on
+ * the answering instance since it started) under the old system's 100 ms: judged as
+ * "99 % within 100 ms", which the histogram reads exactly (0.1 s is one of its bounds).
+ */
+export function judgeListenerLatency(m: Record<string, unknown>): CheckResult {
+  const name = 'listener delivery p99';
+  const threshold = `< ${THRESHOLDS.listenerP99Ms} ms (of ${THRESHOLDS.latencyMinSample}+ listener events)`;
+  const delivery = m.delivery as { since_start?: Record<string, Record<string, unknown>> } | undefined;
+  const l = delivery?.since_start?.listeners;
+  if (!l) return notReported(name, threshold);
+  const count = num(l.count);
+  if (count < THRESHOLDS.latencyMinSample) {
+    return {
+      name,
+      value: `${count} listener events, fewer than ${THRESHOLDS.latencyMinSample}: not judged yet`,
+      threshold,
+      verdict: 'skip',
+    };
+  }
+  const within = num(l.within_100ms);
+  return {
+    name,
+    value: `${num(l.p99_ms)} ms, p50 ${num(l.p50_ms)} ms (${pct(within)} of ${count} within ${THRESHOLDS.listenerP99Ms} ms)`,
+    threshold,
+    verdict: within >= 0.99 ? 'pass' : 'fail',
+  };
+}
+
+/** RPC calls that failed on the server's side (internal, unavailable, timeout); the caller's own errors are shown, not judged. */
+export function judgeRpcErrors(m: Record<string, unknown>): CheckResult {
+  const name = 'RPC error rate';
+  const threshold = `< ${pct(THRESHOLDS.rpcErrorWarn)} server errors (warn below ${pct(THRESHOLDS.rpcErrorFail)}; of ${THRESHOLDS.minSample}+ calls)`;
+  const rpc = m.rpc as Record<string, unknown> | undefined;
+  if (!rpc) return notReported(name, threshold);
+  const calls = num(rpc.calls);
+  if (calls < THRESHOLDS.minSample) return { name, value: tooFew(calls, 'calls'), threshold, verdict: 'skip' };
+  const errors = num(rpc.server_errors);
+  const rate = errors / calls;
+  return {
+    name,
+    value: `${pct(rate)} (${errors} of ${calls} calls; ${num(rpc.caller_errors)} refused as the caller's error)`,
+    threshold,
+    verdict: rate < THRESHOLDS.rpcErrorWarn ? 'pass' : rate < THRESHOLDS.rpcErrorFail ? 'warn' : 'fail',
+  };
+}
+
+/** Sessions that came back with a cursor, and the share that lost events (`gap`): shown, warned on, never failed. */
+export function judgeReconnects(m: Record<string, unknown>): CheckResult {
+  const name = 'reconnects';
+  const threshold = `gap < ${pct(THRESHOLDS.reconnectGapWarn)} of reconnects (warn above; of ${THRESHOLDS.minSample}+)`;
+  const r = m.reconnects as Record<string, unknown> | undefined;
+  if (!r) return notReported(name, threshold);
+  const gap = num(r.gap);
+  const total = num(r.resumed) + gap;
+  if (total < THRESHOLDS.minSample) return { name, value: tooFew(total, 'reconnects'), threshold, verdict: 'skip' };
+  const share = gap / total;
+  return {
+    name,
+    value: `${total} (${num(r.resumed)} resumed, ${gap} gap: ${pct(share)})`,
+    threshold,
+    verdict: share < THRESHOLDS.reconnectGapWarn ? 'pass' : 'warn',
+  };
 }
 
 interface TasksHealth {

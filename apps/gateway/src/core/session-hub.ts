@@ -1,6 +1,7 @@
 import { CloseCode } from '@livebus/protocol';
 import type { EventBus, LiveEvent, Unsubscribe } from '../fleet/bus/event-bus';
 import type { Logger } from '../logger';
+import type { DeliveryLatency } from '../metrics/delivery-latency';
 import type { Connection, Session } from './session';
 
 /** Options of {@link SessionHub}. */
@@ -9,6 +10,8 @@ export interface SessionHubOptions {
   logger: Logger;
   /** A socket with more unsent bytes than this is closed as a slow consumer. */
   maxBufferedBytes: number;
+  /** Where the origin-to-socket latency of live events is recorded; unset: not measured. */
+  latency?: DeliveryLatency;
 }
 
 interface UserSessions {
@@ -40,6 +43,7 @@ export class SessionHub {
   readonly #o: SessionHubOptions;
   #count = 0;
   #delivered = 0;
+  #received = 0;
 
   constructor(options: SessionHubOptions) {
     this.#o = options;
@@ -53,6 +57,11 @@ export class SessionHub {
   /** Event frames written to sessions since start (read by the metrics at scrape time, not counted per write there). */
   get deliveredCount(): number {
     return this.#delivered;
+  }
+
+  /** Live events the bus handed to this instance's users since start (one per event, however many sessions). */
+  get receivedCount(): number {
+    return this.#received;
   }
 
   /** Number of users with at least one open session. */
@@ -124,9 +133,14 @@ export class SessionHub {
   }
 
   #fanOut(user: UserSessions, event: LiveEvent): void {
+    this.#received++;
+    // Measured per frame written; the origin is read once per event. Frames held for a
+    // session's replay (and replays) are not measured: their wait is the reconnect's.
+    const latency = this.#o.latency?.prepare(event.text) ? this.#o.latency : undefined;
     const s = user.sessions;
-    if (s instanceof Map) for (const session of s.values()) this.deliver(session, event);
-    else this.deliver(s, event);
+    if (s instanceof Map) {
+      for (const session of s.values()) if (this.deliver(session, event)) latency?.record();
+    } else if (this.deliver(s, event)) latency?.record();
   }
 
   /** Removes a session if it is still the current one for its id; returns whether it was. */
@@ -158,33 +172,33 @@ export class SessionHub {
    * session's position were already written (replay and live overlap), and
    * events arriving while the session's replay is prepared wait in
    * `session.pending`. Positions are compared as numbers: another epoch is a
-   * new stream, whose events are all new.
+   * new stream, whose events are all new. Returns true when the frame was written now.
    */
-  deliver(session: Session, event: LiveEvent): void {
-    if (event.epoch === session.epoch && event.offset <= session.offset) return;
+  deliver(session: Session, event: LiveEvent): boolean {
+    if (event.epoch === session.epoch && event.offset <= session.offset) return false;
     if (session.pending) {
       session.pending.push(event);
-      return;
+      return false;
     }
     const conn = session.connection;
     // A closing socket takes no more frames, and what it cannot take is no hole: the
     // position stays where the client's is, and a reconnect resumes from there.
-    if (!conn.socket.isOpen) return;
+    if (!conn.socket.isOpen) return false;
     // Offsets are consecutive in a stream: a jump means events this session never got
     // (an outage longer than the retention). Writing on would hide the loss.
     if (session.epoch !== undefined && event.offset !== (event.epoch === session.epoch ? session.offset + 1 : 1)) {
       this.#missed(conn, session, event);
-      return;
+      return false;
     }
     if (conn.socket.bufferedAmount > this.#o.maxBufferedBytes) {
       this.#slowConsumer(conn);
-      return;
+      return false;
     }
-    if (conn.sendText(event.text)) {
-      session.epoch = event.epoch;
-      session.offset = event.offset;
-      this.#delivered++;
-    }
+    if (!conn.sendText(event.text)) return false;
+    session.epoch = event.epoch;
+    session.offset = event.offset;
+    this.#delivered++;
+    return true;
   }
 
   /**

@@ -1,3 +1,4 @@
+import type { DeliverySource, SnapshotDelay } from '../metrics/delivery-latency';
 import type { WatchedQueryObserver } from './firestore/watched-query';
 import type { ListenerSourceStats } from './listener-source';
 import { ReadMeter } from './read-meter';
@@ -15,14 +16,17 @@ export class ListenerStats implements WatchedQueryObserver {
   readonly #now: () => number;
   #lastErrorAt: number | undefined;
   #restarts = 0;
+  readonly #delay: SnapshotDelay | undefined;
 
   /**
    * @param maxUsers users whose reads are kept for /ws-metrics (least recently reading evicted).
    * @param now clock of {@link ListenerSourceStats.lastErrorAt}, ms since the epoch. @default Date.now
+   * @param delay where the snapshots' delays go (/metrics); unset: not recorded
    */
-  constructor(maxUsers: number, now: () => number = Date.now) {
+  constructor(maxUsers: number, now: () => number = Date.now, delay?: SnapshotDelay) {
     this.#meter = new ReadMeter({ maxUsers });
     this.#now = now;
+    this.#delay = delay;
   }
 
   reads(userId: string, listener: string, reads: number): void {
@@ -40,6 +44,9 @@ export class ListenerStats implements WatchedQueryObserver {
   }
   restart(): void {
     this.#restarts++;
+  }
+  delay(source: string, readMs: number, updateMs: readonly number[], arrivedAt: number): void {
+    this.#delay?.observe(source as DeliverySource, readMs, updateMs, arrivedAt);
   }
 
   /** A snapshot, with `open` listeners counted by the caller. */

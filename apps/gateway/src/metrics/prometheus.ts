@@ -22,6 +22,8 @@ export interface GatewayMetrics {
   detaches: Counter<'outcome'>;
   rpcCalls: Counter<'method' | 'outcome'>;
   rpcSeconds: Histogram<'method'>;
+  /** Sessions that opened with a `last_cursor` (a reconnect), by whether they resumed or got `gap`. */
+  reconnects: Counter<'outcome'>;
   eventsDelivered: Counter;
   /** Starts default process metrics (event loop lag, memory, CPU); call from listen(). */
   start(): void;
@@ -76,6 +78,12 @@ export function createMetrics(sources: GaugeSources): GatewayMetrics {
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
       registers: [registry],
     }),
+    reconnects: new Counter({
+      name: 'livebus_reconnects_total',
+      help: 'Sessions opened with a last_cursor (reconnects), by outcome: resumed, or gap (events were lost to it)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
     eventsDelivered: new Counter({
       name: 'livebus_events_delivered_total',
       help: 'Event frames written to sessions',
@@ -96,12 +104,16 @@ export function createMetrics(sources: GaugeSources): GatewayMetrics {
 
 /**
  * Counts the lifecycle moments that have a Prometheus counter (detach outcomes, disconnects
- * by classified reason) from the
+ * by classified reason, reconnects by outcome) from the
  * gateway's hooks, so the components that emit them know nothing of metrics. Returns the
  * function that unsubscribes.
  */
-export function countHooks(hooks: GatewayHooks, metrics: Pick<GatewayMetrics, 'detaches' | 'disconnects'>): () => void {
+export function countHooks(
+  hooks: GatewayHooks,
+  metrics: Pick<GatewayMetrics, 'detaches' | 'disconnects' | 'reconnects'>,
+): () => void {
   const offs = [
+    hooks.on('session.replay', (e) => metrics.reconnects.inc({ outcome: e.gap ? 'gap' : 'resumed' })),
     hooks.on('session.close', (e) => metrics.disconnects.inc({ reason: e.type })),
     hooks.on('detach.cancelled', () => metrics.detaches.inc({ outcome: 'cancelled' })),
     hooks.on('detach.executing', () => metrics.detaches.inc({ outcome: 'executed' })),
@@ -109,4 +121,24 @@ export function countHooks(hooks: GatewayHooks, metrics: Pick<GatewayMetrics, 'd
   return () => {
     for (const off of offs) off();
   };
+}
+
+/** Outcomes of an RPC that are the server's failure; any other error code is the caller's. */
+export const SERVER_RPC_ERRORS: readonly string[] = ['internal', 'unavailable', 'timeout'];
+
+/** RPC calls and reconnects since start, for /ws-metrics and `check`. */
+export async function rpcAndReconnects(metrics: Pick<GatewayMetrics, 'rpcCalls' | 'reconnects'>) {
+  const rpc = { calls: 0, server_errors: 0, caller_errors: 0 };
+  for (const v of (await metrics.rpcCalls.get()).values) {
+    const outcome = String(v.labels.outcome);
+    rpc.calls += v.value;
+    if (SERVER_RPC_ERRORS.includes(outcome)) rpc.server_errors += v.value;
+    else if (outcome !== 'ok') rpc.caller_errors += v.value;
+  }
+  const reconnects = { resumed: 0, gap: 0 };
+  for (const v of (await metrics.reconnects.get()).values) {
+    if (v.labels.outcome === 'gap') reconnects.gap += v.value;
+    else reconnects.resumed += v.value;
+  }
+  return { rpc, reconnects };
 }

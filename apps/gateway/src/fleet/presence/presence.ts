@@ -36,8 +36,19 @@ export type PresenceAddResult =
       count: number;
     };
 
+/** An instance's traffic as it announces it (absent from gateways that predate it). */
+export interface InstanceThroughput {
+  /** Events the bus handed to its users per second (last 10 s). */
+  eventsInPerS?: number;
+  /** Event frames it wrote to sockets per second (last 10 s). */
+  eventsOutPerS?: number;
+  /** Delivery latency, origin to socket, over the last minute (null: nothing delivered). */
+  deliveryP50Ms?: number | null;
+  deliveryP99Ms?: number | null;
+}
+
 /** One gateway instance, as it announces itself on every heartbeat. */
-export interface InstanceInfo {
+export interface InstanceInfo extends InstanceThroughput {
   id: string;
   /** Sessions it holds. */
   sessions: number;

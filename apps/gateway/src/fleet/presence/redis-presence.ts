@@ -62,6 +62,10 @@ const InstanceInfoSchema = z.object({
   startedAt: z.number(),
   version: z.string(),
   lastSeen: z.number(),
+  eventsInPerS: z.number().optional(),
+  eventsOutPerS: z.number().optional(),
+  deliveryP50Ms: z.number().nullable().optional(),
+  deliveryP99Ms: z.number().nullable().optional(),
 });
 
 // KEYS[4]: the detach claim. ARGV: session id, entry JSON, ttl ms, max sessions (0: none).

@@ -6,6 +6,7 @@ import type { Lease } from '../../fleet/lease/lease';
 import { MemoryLease } from '../../fleet/lease/memory-lease';
 import { RedisLease } from '../../fleet/lease/redis-lease';
 import type { Logger } from '../../logger';
+import type { SnapshotDelay } from '../../metrics/delivery-latency';
 import type { ListenerSource, WorkflowSource } from '../listener-source';
 import { ListenerStats } from '../listener-stats';
 import { MemoryWatermarkStore } from '../memory-watermark-store';
@@ -36,7 +37,13 @@ export interface BuiltListeners {
 export function buildListeners(
   config: GatewayConfig,
   logger: Logger,
-  ports: { redis?: RedisClient; firebaseApp?: App; wrapMarks?: (store: WatermarkStore) => WatermarkStore } = {},
+  ports: {
+    redis?: RedisClient;
+    firebaseApp?: App;
+    wrapMarks?: (store: WatermarkStore) => WatermarkStore;
+    /** Where the listeners' snapshot delays go (/metrics). */
+    snapshotDelay?: SnapshotDelay;
+  } = {},
 ): BuiltListeners | undefined {
   const file = config.listeners;
   if (!file) return undefined;
@@ -54,7 +61,7 @@ export function buildListeners(
   const stored = ports.redis ? new RedisWatermarkStore(ports.redis) : new MemoryWatermarkStore(lease);
   // Only the test hook of main.ts wraps it (LIVEBUS_TEST_HOLD_BEFORE_MARK, listeners/hold-before-mark.ts).
   const marks = ports.wrapMarks ? ports.wrapMarks(stored) : stored;
-  const stats = new ListenerStats(config.metricsMaxUsers);
+  const stats = new ListenerStats(config.metricsMaxUsers, Date.now, ports.snapshotDelay);
   const tuning = {
     retryMaxMs: config.listenerRetryMaxMs,
     stallMs: config.listenerStallMs,

@@ -14,6 +14,11 @@ export interface WatchedQueryObserver {
   deduplicated(listener: string, count: number): void;
   error(kind: string): void;
   restart(): void;
+  /**
+   * A snapshot with live changes (not a listener's first) arrived at `arrivedAt` (ms, this
+   * clock): its read time and its changes' update times (ms, Firestore's clock).
+   */
+  delay?(source: string, readMs: number, updateMs: readonly number[], arrivedAt: number): void;
 }
 
 /** Options of {@link WatchedQuery}. */
@@ -75,6 +80,9 @@ export interface WatchedQueryOptions {
    */
   readDocs?: (paths: readonly string[]) => Promise<Map<string, Timestamp | undefined>>;
 }
+
+/** A Firestore time in ms since the epoch (fractional). */
+const msOf = (t: { seconds: number; nanoseconds: number }) => t.seconds * 1000 + t.nanoseconds / 1e6;
 
 /** Point reads on the query's own client: one billed read per path. */
 function pointReads(query: Query): (paths: readonly string[]) => Promise<Map<string, Timestamp | undefined>> {
@@ -204,14 +212,15 @@ export class WatchedQuery {
     this.#lastSnapshotAt = Date.now();
     this.#unsubscribe = this.#o.query.onSnapshot(
       (snapshot) => {
+        const arrivedAt = Date.now();
         // Queued, so a slow publish never lets two snapshots interleave.
-        this.#chain = this.#chain.then(() => this.#apply(snapshot, generation));
+        this.#chain = this.#chain.then(() => this.#apply(snapshot, generation, arrivedAt));
       },
       (error) => this.#fail(kindOf(error), error, generation),
     );
   }
 
-  async #apply(snapshot: QuerySnapshot, generation: number): Promise<void> {
+  async #apply(snapshot: QuerySnapshot, generation: number, arrivedAt: number): Promise<void> {
     if (this.#stopped || generation !== this.#generation) return;
     this.#lastSnapshotAt = Date.now();
     const first = !this.#seenFirst;
@@ -222,16 +231,20 @@ export class WatchedQuery {
     this.#o.observer.reads(this.#o.userId, this.#o.listener, first ? Math.max(1, snapshot.size) : changes.length);
     const events: ListenerChange[] = [];
     const delta: DeliveredDelta = { put: {}, del: [] };
-    const change = (path: string, type: ListenerChange['change'], updated: Timestamp, data?: unknown) =>
+    /** Update times of the changes (the delivery latency's origin), for the snapshot delay. */
+    const updated: number[] = [];
+    const change = (path: string, type: ListenerChange['change'], at: Timestamp, data?: unknown) => {
+      if (type !== 'removed') updated.push(msOf(at));
       events.push({
         source: this.#o.source,
         listener: this.#o.listener,
         path,
         change: type,
         initial: fresh,
-        update_time: timestampText(updated),
+        update_time: timestampText(at),
         ...(type === 'removed' ? {} : { data: firestoreJson(data) }),
       });
+    };
     let dropped = 0;
     const present = first && !fresh ? new Set<string>() : undefined;
     for (const c of changes) {
@@ -293,6 +306,9 @@ export class WatchedQuery {
       return;
     }
     if (events.length > 0) this.#o.observer.events(this.#o.listener, events.length);
+    if (events.length > 0 && !first) {
+      this.#o.observer.delay?.(this.#o.source, msOf(snapshot.readTime), updated, arrivedAt);
+    }
     if (first) this.#firstPublished();
     this.#attempt = 0;
     this.#track(delta);

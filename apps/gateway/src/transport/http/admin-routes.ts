@@ -1,18 +1,20 @@
+import { rpcAndReconnects } from '../../metrics/prometheus';
 import { detachSummary } from './detach-summary';
 import type { HttpDeps, Routes } from './http-deps';
 import { type RequestGuards, send } from './http-io';
 
 /**
  * The operator's endpoints, all behind the admin token: `GET /ws-metrics` (disconnects,
- * detaches, listeners), `GET /metrics` (Prometheus), `GET /cluster` (the fleet's
+ * detaches, listeners, delivery latency and events/s, RPC errors, reconnects), `GET /metrics` (Prometheus), `GET /cluster` (the fleet's
  * instances) and `GET /debug` (stats, sessions and the configuration, secrets masked).
  */
 export function adminRoutes(deps: HttpDeps, guards: RequestGuards): Routes {
   const { config } = deps;
   return {
-    'GET /ws-metrics': (req, res) => {
+    'GET /ws-metrics': async (req, res) => {
       guards.requireAdmin(req);
       const c = deps.listenerCounters();
+      const { rpc, reconnects } = await rpcAndReconnects(deps.metrics);
       send(res, 200, {
         status: 'ok',
         metrics: {
@@ -24,6 +26,9 @@ export function adminRoutes(deps: HttpDeps, guards: RequestGuards): Routes {
           registry_cleanups: c.cleanups,
           registry_cleanups_skipped: c.cleanupsSkipped,
           listener_reads: deps.listenerStats?.()?.reads,
+          delivery: deps.delivery(),
+          rpc,
+          reconnects,
         },
       });
     },
@@ -44,6 +49,14 @@ export function adminRoutes(deps: HttpDeps, guards: RequestGuards): Routes {
         version: i.version,
         last_seen_ms_ago: Math.max(0, now - i.lastSeen),
         self: i.id === config.instanceId,
+        ...(i.eventsOutPerS === undefined
+          ? {}
+          : {
+              events_in_per_s: i.eventsInPerS,
+              events_out_per_s: i.eventsOutPerS,
+              delivery_p50_ms: i.deliveryP50Ms,
+              delivery_p99_ms: i.deliveryP99Ms,
+            }),
       }));
       send(res, 200, { instances });
     },

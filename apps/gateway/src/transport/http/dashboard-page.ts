@@ -67,11 +67,27 @@ function chart(history, at) {
   $('legend').replaceChildren(...Object.keys(colorOf).map((r) => { const s = el('span', r); const i = el('i'); i.style.background = color(r); s.prepend(i); return s; }));
 }
 
+function sparkline(history) {
+  const svg = $('spark'), NS = 'http://www.w3.org/2000/svg', W = 600, H = 60, N = 120;
+  const pts = history.slice(-N);
+  const max = Math.max(1, ...pts.map((p) => Math.max(p.in, p.out)));
+  const line = (key, stroke) => {
+    const p = document.createElementNS(NS, 'polyline');
+    p.setAttribute('points', pts.map((s, i) => ((N - pts.length + i) * W / (N - 1)).toFixed(1) + ',' + (H - 2 - (s[key] / max) * (H - 4)).toFixed(1)).join(' '));
+    p.setAttribute('vector-effect', 'non-scaling-stroke');
+    p.setAttribute('fill', 'none'); p.setAttribute('stroke', stroke); p.setAttribute('stroke-width', '1.5');
+    return p;
+  };
+  $('sparkmax').textContent = 'this instance, last 2 minutes: out (blue), in (grey); top of the chart ' + max + '/s';
+  svg.replaceChildren(line('in', '#999'), line('out', '#1f77b4'));
+}
+
 function render(d) {
   $('status').textContent = d.instance_id + ' · ' + d.version + ' · up ' + age(d.uptime_s * 1e3) + ' · updated ' + new Date(d.at).toLocaleTimeString();
   const ratio = d.detach.cancel_ratio, decided = d.detach.cancelled + d.detach.executed;
   const lag = d.event_loop_lag_ms;
   const na = (v) => (v === null || v === undefined ? 'n/a' : v);
+  const p99 = d.delivery.recent.all.p99_ms;
   $('cards').replaceChildren(
     card('connections (this instance)', d.self.connections),
     card('sessions (this instance)', d.self.sessions),
@@ -84,12 +100,19 @@ function render(d) {
     card('pending detaches', d.detach.pending),
     card('cleanup errors', d.registry_cleanup_errors, d.registry_cleanup_errors ? 'bad' : 'ok'),
     card('event loop lag p99 (ms)', lag.p99, lag.p99 > 100 ? 'bad' : lag.p99 > 20 ? 'warn' : 'ok'),
+    card('events in/s (this instance)', d.delivery.events_in_per_s),
+    card('events out/s (this instance)', d.delivery.events_out_per_s),
+    card('events out/s (fleet)', d.fleet.events_out_per_s),
+    card('delivery p50 (ms, 1 min)', na(d.delivery.recent.all.p50_ms)),
+    card('delivery p99 (ms, 1 min)', na(d.delivery.recent.all.p99_ms), p99 === null ? '' : p99 >= 100 ? 'bad' : p99 >= 50 ? 'warn' : 'ok'),
+    card('fleet worst p99 (ms)', na(d.fleet.delivery_p99_ms_max)),
     card('Redis', d.redis, d.redis),
     card('Firestore', d.firestore, d.firestore),
     card('Firestore reads', na(d.firestore_reads)),
     card('task queue depth', na(d.task_queue_depth)),
   );
-  rows('instances', d.instances.map((i) => [i.id, i.version, i.sessions, i.users, age(d.at - i.startedAt), age(Math.max(0, d.at - i.lastSeen)) + ' ago']));
+  rows('instances', d.instances.map((i) => [i.id, i.version, i.sessions, i.users, na(i.eventsOutPerS), na(i.deliveryP99Ms), age(d.at - i.startedAt), age(Math.max(0, d.at - i.lastSeen)) + ' ago']));
+  sparkline(d.delivery.history);
   chart(d.disconnects.history, d.at);
   rows('reasons', Object.entries(d.disconnects.reasons_total).sort((a, b) => b[1] - a[1]));
   rows('top', d.top_disconnects);
@@ -142,7 +165,8 @@ export function dashboardHtml(): string {
 <main>
 <form id="login" hidden><label for="token">Admin token</label><input id="token" type="password" autocomplete="off"><button>Open</button></form>
 <div id="cards" class="cards"></div>
-<section><h2>Instances</h2><table><thead><tr><th>instance</th><th>version</th><th>sessions</th><th>users</th><th>up</th><th>last seen</th></tr></thead><tbody id="instances"></tbody></table></section>
+<section><h2>Events per second <small id="sparkmax"></small></h2><svg id="spark" viewBox="0 0 600 60" preserveAspectRatio="none" width="100%" height="60" role="img" aria-label="events in and out per second, last 2 minutes"></svg></section>
+<section><h2>Instances</h2><table><thead><tr><th>instance</th><th>version</th><th>sessions</th><th>users</th><th>events out/s</th><th>delivery p99 (ms)</th><th>up</th><th>last seen</th></tr></thead><tbody id="instances"></tbody></table></section>
 <div class="row">
 <section><h2>Disconnects by reason, last 10 minutes</h2><svg id="chart" viewBox="0 0 600 160" width="100%" height="160" role="img" aria-label="disconnects per 10 seconds"></svg><div id="legend"></div></section>
 <section><h2>Since start</h2><table><tbody id="reasons"></tbody></table></section>

@@ -45,6 +45,7 @@ export async function dashboardSnapshot(deps: HttpDeps, lag: EventLoopLagMonitor
   ]);
   const queueDepth = await (deps.taskQueueDepth?.() ?? Promise.resolve(null)).catch(() => null);
   const firestore: DependencyStatus = deps.firestoreStatus?.() ?? 'disabled';
+  const delivery = deps.delivery();
   return {
     at: Date.now(),
     instance_id: deps.config.instanceId,
@@ -64,6 +65,31 @@ export async function dashboardSnapshot(deps: HttpDeps, lag: EventLoopLagMonitor
     redis: deps.redisStatus(),
     firestore,
     task_queue_depth: queueDepth,
+    delivery: {
+      events_in_per_s: delivery.in_per_s,
+      events_out_per_s: delivery.out_per_s,
+      recent: delivery.recent,
+      history: deps.throughputHistory(),
+    },
+    fleet: fleetThroughput(instances),
+  };
+}
+
+/**
+ * The fleet's events per second (each instance's last announcement, summed) and its
+ * worst delivery p99: percentiles do not add up, so the fleet shows the highest.
+ * Instances that announce no figures (older versions) are left out and counted.
+ */
+export function fleetThroughput(instances: readonly InstanceInfo[]) {
+  const reporting = instances.filter((i) => i.eventsOutPerS !== undefined);
+  const sum = (pick: (i: InstanceInfo) => number | undefined) =>
+    Math.round(reporting.reduce((a, i) => a + (pick(i) ?? 0), 0) * 10) / 10;
+  const p99s = reporting.map((i) => i.deliveryP99Ms).filter((p): p is number => typeof p === 'number');
+  return {
+    instances_reporting: reporting.length,
+    events_in_per_s: sum((i) => i.eventsInPerS),
+    events_out_per_s: sum((i) => i.eventsOutPerS),
+    delivery_p99_ms_max: p99s.length ? Math.max(...p99s) : null,
   };
 }
 

@@ -8,12 +8,17 @@ import type { RegistryStore } from '../../fleet/registry/registry-store';
 import type { ListenerSourceStats } from '../../listeners/listener-source';
 import type { ListenerCounters } from '../../listeners/listeners-manager';
 import type { Logger } from '../../logger';
+import type { DeliveryMeters } from '../../metrics/delivery-meters';
 import type { DisconnectTracker } from '../../metrics/disconnect-tracker';
 import type { GatewayMetrics } from '../../metrics/prometheus';
+import type { ThroughputSample } from '../../metrics/throughput';
 import type { Dispatch } from '../../rpc/dispatcher';
 
 // The types the HTTP routes share, here rather than in gateway.ts so that nothing under
 // transport/http imports back up into the module that wires it.
+
+/** The `delivery` block of /ws-metrics. */
+export type DeliverySnapshot = ReturnType<DeliveryMeters['snapshot']>;
 
 /** Health of an external dependency as reported on /healthz. */
 export type DependencyStatus = 'ok' | 'down' | 'disabled';
@@ -41,6 +46,10 @@ export interface HttpDeps {
   dispatch: Dispatch;
   metrics: GatewayMetrics;
   tracker: DisconnectTracker;
+  /** Delivery latency and events in/out (the `delivery` block of /ws-metrics and the dashboard). */
+  delivery: () => DeliverySnapshot;
+  /** Events in and out per second over the last 2 minutes (the dashboard's sparkline). */
+  throughputHistory: () => ThroughputSample[];
   stats: () => GatewayStats;
   listenerCounters: () => ListenerCounters;
   /** Counters of the Firestore listeners (reads per user for /ws-metrics); undefined without listeners. */
