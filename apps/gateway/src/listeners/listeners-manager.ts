@@ -401,10 +401,11 @@ export class ListenersManager {
       void this.#o.channel?.send(from, { type: 'watched', uid, id, ok }).catch(() => {});
     };
     const state = this.#users.get(uid);
-    if (!state?.attached) {
+    if (!state) {
       answer(false);
       return;
     }
+    // Behind an attach in progress (the lease just taken): attached by then, or not the holder.
     void this.#enqueue(uid, state, () => this.#syncWorkflows(uid, state)).then(async () => {
       const ready = state.workflowReady.get(jobId);
       if (ready) await beforeDeadline(ready, this.#o.watchReplyMs);
