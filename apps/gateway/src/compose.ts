@@ -13,7 +13,9 @@ import type { DetachDecision } from './fleet/detach/detach-decision';
 import { embeddedDetachDecision } from './fleet/detach/memory-detach-decision';
 import { RedisDetachDecision } from './fleet/detach/redis-detach-decision';
 import { type InstanceChannel, LocalInstanceChannel } from './fleet/instances/instance-channel';
+import type { InstanceLiveness } from './fleet/instances/instance-liveness';
 import { RedisInstanceChannel } from './fleet/instances/redis-instance-channel';
+import { RedisInstanceLiveness } from './fleet/instances/redis-instance-liveness';
 import type { Lease } from './fleet/lease/lease';
 import { MemoryLease } from './fleet/lease/memory-lease';
 import { MemoryPresence } from './fleet/presence/memory-presence';
@@ -71,6 +73,11 @@ export interface GatewayPorts {
   detachDecision?: DetachDecision;
   /** Orders to other instances (close a replaced session). @default none: one instance */
   channel?: InstanceChannel;
+  /**
+   * The instances' liveness proofs, for listener failover within LISTENER_FAILOVER_MS.
+   * @default none: one instance (a holder's users are taken over when their leases expire)
+   */
+  liveness?: InstanceLiveness;
   /** Where `TASK.*` jobs go (BullMQ, from {@link composePorts}); unset: the embedded in-process queue. */
   tasks?: TaskQueue;
   /**
@@ -284,7 +291,7 @@ function redisPorts(
   config: GatewayConfig,
   logger: Logger,
   redis: RedisClient,
-): Pick<GatewayPorts, 'registry' | 'bus' | 'presence' | 'detachDecision' | 'channel'> {
+): Pick<GatewayPorts, 'registry' | 'bus' | 'presence' | 'detachDecision' | 'channel' | 'liveness'> {
   return {
     registry: new RedisRegistryStore(redis),
     // The retention every instance (and every publisher) of the fleet must share.
@@ -303,6 +310,7 @@ function redisPorts(
     // The claim must outlast every instance's decision on the same departure (within one detach delay).
     detachDecision: new RedisDetachDecision(redis, { claimTtlMs: Math.max(60_000, 2 * config.detachDelayMs) }),
     channel: new RedisInstanceChannel(redis, config.instanceId),
+    liveness: new RedisInstanceLiveness(redis),
   };
 }
 

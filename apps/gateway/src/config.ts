@@ -72,6 +72,9 @@ export const EnvSchema = z.object({
   GOOGLE_APPLICATION_CREDENTIALS: z.string().min(1).optional(),
   FIRESTORE_EMULATOR_HOST: z.string().min(1).optional(),
   LISTENER_LEASE_TTL_MS: int(300).default(listenerDefaults.leaseTtlMs),
+  LISTENER_FAILOVER_MS: int(0)
+    .refine((ms) => ms === 0 || ms >= 200, 'must be 0 (off) or at least 200')
+    .default(listenerDefaults.failoverMs),
   LISTENER_STALL_MS: int(0).default(listenerDefaults.stallMs),
   LISTENER_RETRY_MAX_MS: int(100).default(listenerDefaults.retryMaxMs),
   LISTENER_TRACKED_DOCS_MAX: int(0).default(listenerDefaults.trackedDocsMax),
@@ -202,6 +205,12 @@ export interface GatewayConfig {
   firestoreProjectId: string | undefined;
   /** Lease of a user's listeners in the fleet; renewed every third of it. @default listenerDefaults.leaseTtlMs (15 s) */
   listenerLeaseTtlMs: number;
+  /**
+   * How long a holder of listeners may go without proving it runs before an instance serving
+   * its users on standby takes them over (0: only when each user's lease expires).
+   * @default listenerDefaults.failoverMs (2 s)
+   */
+  listenerFailoverMs: number;
   /** A listener with no snapshot for this long is re-opened (0: never). @default listenerDefaults.stallMs (30 min) */
   listenerStallMs: number;
   /** Longest backoff between retries of a failed listener. @default listenerDefaults.retryMaxMs (30 s) */
@@ -369,6 +378,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     listeners,
     firestoreProjectId: e.FIREBASE_PROJECT_ID ?? e.GOOGLE_CLOUD_PROJECT,
     listenerLeaseTtlMs: e.LISTENER_LEASE_TTL_MS,
+    listenerFailoverMs: e.LISTENER_FAILOVER_MS,
     listenerStallMs: e.LISTENER_STALL_MS,
     listenerRetryMaxMs: e.LISTENER_RETRY_MAX_MS,
     listenerTrackedDocsMax: e.LISTENER_TRACKED_DOCS_MAX,

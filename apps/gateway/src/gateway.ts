@@ -73,7 +73,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
   const state: GatewayState = { draining: false, timers: [], healthThread: undefined };
   const publish: Publish = (userId, event) => bus.publish(userId, event);
 
-  const listeners = createListeners(config, ports, publish);
+  const listeners = createListeners(config, ports);
   const metrics = createMetrics({
     connections: () => connections.count,
     sessions: () => hub.sessionCount,
@@ -296,9 +296,12 @@ async function listenGateway(w: Wired): Promise<AddressInfo> {
   w.metrics.start();
   w.meters.start();
   w.admission.start();
-  await w.ports.channel.listen((message) => w.connections.onControl(message));
+  await w.ports.channel.listen((message) =>
+    message.type === 'replace' ? w.connections.onControl(message) : w.listeners.onControl(message),
+  );
   state.timers.push(setInterval(w.sessionBeat, config.pingIntervalMs));
   w.fleetHeartbeat.start();
+  w.listeners.start();
   w.companies?.follows.start();
   state.timers.push(setInterval(() => w.tracker.sweep(), 30_000));
   for (const t of state.timers) t.unref();
@@ -393,7 +396,7 @@ function httpReadouts(
 }
 
 /** The listeners manager: attaches the sources of present users, detaches the departed after the delay. */
-function createListeners(config: GatewayConfig, ports: ResolvedPorts, publish: Publish): ListenersManager {
+function createListeners(config: GatewayConfig, ports: ResolvedPorts): ListenersManager {
   const { logger, hooks, bus, presence, detachDecision: decision } = ports;
   return new ListenersManager({
     sources: ports.sources ?? [],
@@ -404,10 +407,14 @@ function createListeners(config: GatewayConfig, ports: ResolvedPorts, publish: P
     claimCleanup: (uid: string) => decision.claim(uid, config.instanceId),
     // Sessions of this instance are the manager's own count; only other instances' entries matter here.
     presentElsewhere: async (uid) => (await presence.sessions(uid)).some((s) => s.instanceId !== config.instanceId),
-    emit: (uid, event) =>
-      publish(uid, event).catch((error: unknown) => {
-        logger.error('listener_emit_error', { uid, error: String(error) });
-        throw error; // the source retries from its resume mark
+    // Fenced by the lease the listener runs under: a stale holder's append is refused.
+    emit: (uid, event, fence) =>
+      bus.publish(uid, event, fence ? { fence } : {}).catch((error: unknown) => {
+        // Fenced: the source hands the listeners back (lease.lost); anything else is an error.
+        if ((error as { code?: unknown }).code !== 'fenced') {
+          logger.error('listener_emit_error', { uid, error: String(error) });
+        }
+        throw error; // the source retries from its resume mark, or stops when fenced
       }),
     // What a killed holder published but never stored is in the user's stream (holes
     // and all: after a Redis failover the offsets skip even when nothing is missing).
@@ -416,6 +423,10 @@ function createListeners(config: GatewayConfig, ports: ResolvedPorts, publish: P
     instanceId: config.instanceId,
     leaseTtlMs: config.listenerLeaseTtlMs,
     lease: ports.lease,
+    // WORKFLOW.watch received here reaches the holder of the user's lease at once.
+    channel: ports.channel,
+    // A dead holder's users are taken over within LISTENER_FAILOVER_MS (docs/listeners.md).
+    ...(ports.liveness ? { liveness: ports.liveness, failoverMs: config.listenerFailoverMs } : {}),
     workflowWatches: ports.workflowWatches,
     ...(ports.workflowSource ? { workflowSource: ports.workflowSource } : {}),
   });

@@ -74,14 +74,30 @@ export interface GatewayHookEvents {
     reason?: string;
     error?: string;
   };
-  /** This instance took the user's listener lease (a new fencing token per acquisition). */
-  'lease.acquired': { uid: string; token: number | string; listeners: number };
+  /**
+   * This instance took the user's listener lease (a new fencing token per acquisition);
+   * `from`: taken over from that holder, found dead (see `lease.holder_dead`).
+   */
+  'lease.acquired': { uid: string; token: number | string; listeners: number; from?: string };
+  /**
+   * A holder of listeners of users this instance serves on standby is dead (`no_proof`: its
+   * liveness proof lapsed for LISTENER_FAILOVER_MS; `restarted`: a new process runs under its
+   * INSTANCE_ID): this instance takes those `users` over now.
+   */
+  'lease.holder_dead': { holder: string; reason: 'no_proof' | 'restarted'; users: number };
   /**
    * This instance lost the lease it held: `fenced` (a newer holder stored a mark; told once by
    * the listener source, without the token, then by the listeners manager, with it),
    * `renew_refused` (another instance holds it) or `renew_failed` (Redis away past the TTL).
    */
   'lease.lost': { uid: string; token?: number | string; reason: string };
+  /** This instance renewed the lease it holds (every third of LISTENER_LEASE_TTL_MS). */
+  'lease.renewed': { uid: string; token: number | string };
+  /**
+   * A poll of the lease by this instance, which serves the user on standby, found it held
+   * elsewhere (`holder`, when known) or could not take it (every quarter of the TTL).
+   */
+  'lease.standby': { uid: string; holder?: string };
   /** This instance gave the lease back (`handover`: sessions of the user remain elsewhere). */
   'lease.released': { uid: string; token: number | string; handover: boolean };
   /**

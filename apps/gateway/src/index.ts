@@ -14,11 +14,12 @@ export {
   resolvePorts,
 } from './compose';
 export { ConfigError, defaultConfig, EnvSchema, type GatewayConfig, loadConfig } from './config';
-export type { EventBus, ReadResult, StoredEvent } from './fleet/bus/event-bus';
+export type { EventBus, PublishOptions, ReadResult, StoredEvent } from './fleet/bus/event-bus';
 export { MemoryEventBus } from './fleet/bus/memory-event-bus';
 export { RedisEventBus } from './fleet/bus/redis-event-bus';
 export type { DetachDecision } from './fleet/detach/detach-decision';
 export type { InstanceChannel } from './fleet/instances/instance-channel';
+export type { InstanceLiveness } from './fleet/instances/instance-liveness';
 export type { Lease } from './fleet/lease/lease';
 export type { InstanceInfo, Presence, SessionEntry } from './fleet/presence/presence';
 export { MemoryRegistryStore } from './fleet/registry/memory-registry-store';

@@ -56,6 +56,7 @@ export const LOG_EVENTS = [
   'listener_stalled',
   'listener_lease_acquired',
   'listener_lease_lost',
+  'listener_holder_dead',
   'listener_lease_released',
   'listener_lease_error',
   'listener_docs_overflow',
@@ -151,7 +152,15 @@ export function logHooks(hooks: GatewayHooks, logger: Logger): () => void {
       }
     }),
     hooks.on('lease.acquired', (e) =>
-      logger.info('listener_lease_acquired', { uid: e.uid, token: e.token, listeners: e.listeners }),
+      logger.info('listener_lease_acquired', {
+        uid: e.uid,
+        token: e.token,
+        listeners: e.listeners,
+        ...(e.from ? { from: e.from } : {}),
+      }),
+    ),
+    hooks.on('lease.holder_dead', (e) =>
+      logger.warn('listener_holder_dead', { holder: e.holder, reason: e.reason, users: e.users }),
     ),
     hooks.on('lease.lost', (e) =>
       logger.warn(

@@ -6,7 +6,6 @@ import {
   type FirestoreEmulatorHandle,
   freePort,
   type RedisServerHandle,
-  sleep,
   startChild,
   startFirestoreEmulator,
   startRedisServer,
@@ -26,6 +25,12 @@ let db: Firestore;
 let closeDb: () => Promise<void>;
 const gateways: TestGateway[] = [];
 const LEASE_TTL_MS = 3_000;
+
+/** The next `name` hook of `uid` on `t` recorded after now. */
+function nextHook<K extends 'lease.renewed' | 'lease.standby' | 'lease.lost'>(t: TestGateway, name: K, uid: string) {
+  const seen = t.hooks.of(name, uid).length;
+  return waitFor(() => t.hooks.of(name, uid)[seen], `the next ${name} of ${uid}`, 20_000);
+}
 
 async function gateway(instanceId: string): Promise<TestGateway> {
   const t = await startGateway(
@@ -65,8 +70,10 @@ describe('Firestore listeners in a fleet', () => {
     await db.doc('users/grace/notifications/live').set({ n: 1 });
     await waitFor(() => changesOf(tab1, 'users/grace/notifications/live')[0], 'tab 1', 10_000);
     await waitFor(() => changesOf(tab2, 'users/grace/notifications/live')[0], 'tab 2');
-    // Well past a renewal and a standby poll: still one holder, nothing delivered twice.
-    await sleep(LEASE_TTL_MS);
+    // Past a renewal by the holder and a poll by the standby: still one holder, nothing delivered twice.
+    await Promise.all([nextHook(a, 'lease.renewed', 'grace'), nextHook(b, 'lease.standby', 'grace')]);
+    await sentinel(db, tab1, 'users/grace/notifications/sentinel');
+    await waitFor(() => changesOf(tab2, 'users/grace/notifications/sentinel')[0], 'the sentinel on tab 2');
     expect(a.gw.stats().listeners + b.gw.stats().listeners).toBe(1);
     expect(changesOf(tab1, 'users/grace/notifications/live')).toHaveLength(1);
     expect(changesOf(tab2, 'users/grace/notifications/live')).toHaveLength(1);
@@ -90,7 +97,9 @@ describe('Firestore listeners in a fleet', () => {
     await db.doc('jobs/wf-ivan').update({ status: 'running' });
     await waitFor(() => workflowEvents(tab1)[1] && workflowEvents(tab2)[1], 'the change on both tabs', 10_000);
     // Past a lease renewal (when the holder re-reads the watch set): still one listener, one event each.
-    await sleep(LEASE_TTL_MS / 2);
+    await nextHook(a, 'lease.renewed', 'ivan');
+    await sentinel(db, tab1, 'users/ivan/notifications/wf-sentinel');
+    await waitFor(() => changesOf(tab2, 'users/ivan/notifications/wf-sentinel')[0], 'the sentinel on tab 2');
     expect(workflowListeners()).toBe(1);
     expect(a.gw.stats().workflowListeners).toBe(1);
     for (const tab of [tab1, tab2]) {
@@ -238,10 +247,12 @@ describe('Firestore listeners in a fleet', () => {
     const tab = (await connectAs(g.url, 'ivan')).client;
     await db.doc('users/ivan/notifications/before').set({ n: 1 });
     await waitFor(() => changesOf(tab, 'users/ivan/notifications/before')[0], 'a change before the outage', 10_000);
+    const lost = nextHook(g, 'lease.lost', 'ivan');
     await redis.kill();
     // Seen by the listener at once; its publish waits for Redis while the lease runs out.
     await db.doc('users/ivan/notifications/during').set({ n: 2 });
-    await sleep(LEASE_TTL_MS + 1_500);
+    // The holder gives the listeners up once it has not renewed for a whole TTL.
+    expect(await lost).toMatchObject({ reason: 'renew_failed' });
     await redis.restart();
     await waitFor(
       () => changesOf(tab, 'users/ivan/notifications/during')[0],

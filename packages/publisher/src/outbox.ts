@@ -4,7 +4,14 @@ import { describeRedisError, type RedisAddress, redisClientAddress, redisErrorCo
 import { validatePublication } from './invalid-event-error';
 import { PublishError } from './publish-error';
 import type { RedisClient } from './redis/client';
-import type { Publication, RedisStreamWriter, StoredEvent } from './redis-stream-writer';
+import { FENCED_REPLY } from './redis/stream-scripts';
+import {
+  fenceRuns,
+  type Publication,
+  type PublishFence,
+  type RedisStreamWriter,
+  type StoredEvent,
+} from './redis-stream-writer';
 import { isTransientRedisError } from './transient-redis-error';
 
 /** Options of {@link Outbox}. */
@@ -101,6 +108,7 @@ interface Entry {
 interface Item {
   userId: string;
   event: AppEvent;
+  fence: PublishFence | undefined;
   entry: Entry;
   stored: StoredEvent | undefined;
 }
@@ -170,7 +178,11 @@ export class Outbox {
     if (this.#closed) return Promise.reject(new PublishError('closed', 'the publisher is closed'));
     let valid: Publication[];
     try {
-      valid = publications.map((p) => ({ userId: p.userId, event: validatePublication(p.userId, p.event) }));
+      valid = publications.map((p) => ({
+        userId: p.userId,
+        event: validatePublication(p.userId, p.event),
+        ...(p.fence ? { fence: p.fence } : {}),
+      }));
     } catch (error) {
       // A rejection, not a throw: callers chain on the promise.
       return Promise.reject(error);
@@ -186,7 +198,9 @@ export class Outbox {
     }
     return new Promise<StoredEvent[]>((resolve, reject) => {
       const entry: Entry = { items: [], left: valid.length, failures: 0, isQueued: false, resolve, reject };
-      for (const p of valid) entry.items.push({ userId: p.userId, event: p.event, entry, stored: undefined });
+      for (const p of valid) {
+        entry.items.push({ userId: p.userId, event: p.event, fence: p.fence, entry, stored: undefined });
+      }
       this.#items.push(...entry.items);
       if (!this.#sending) void this.#run();
     });
@@ -273,36 +287,46 @@ export class Outbox {
     const failedEntries = new Set<Entry>();
     await Promise.all(
       [...byUser.values()].map(async (items) => {
-        try {
-          const stored = await this.#writer.appendMany(items.map((i) => ({ userId: i.userId, event: i.event })));
-          items.forEach((item, k) => {
-            item.stored = stored[k];
-          });
-          this.#reached();
-        } catch (error) {
-          if (isTransientRedisError(error)) {
+        // One call per run of items under the same fence (or none), in order: a run Redis
+        // could not take holds back the user's later ones, which keeps them in order.
+        for (const run of fenceRuns(items, (i) => i.fence)) {
+          if (!(await this.#sendRun(run, failedEntries))) {
             unreachable = true;
-            this.#stats.retried += items.length;
-            this.#lastError = error;
-            this.#unreachable(error);
-            for (const item of items) failedEntries.add(item.entry);
             return;
-          }
-          for (const item of items) {
-            if (item.entry.left < 0) continue;
-            item.entry.left = -1;
-            item.entry.reject(
-              new PublishError('redis_error', `Redis refused the publish: ${(error as Error).message}`, {
-                cause: error,
-                attempts: item.entry.failures + 1,
-              }),
-            );
           }
         }
       }),
     );
     for (const entry of failedEntries) this.#failed(entry);
     return unreachable;
+  }
+
+  /** Appends one run of a user's items; false when Redis could not be reached (the run is retried). */
+  async #sendRun(items: Item[], failedEntries: Set<Entry>): Promise<boolean> {
+    try {
+      const stored = await this.#writer.appendMany(
+        items.map((i) => ({ userId: i.userId, event: i.event, ...(i.fence ? { fence: i.fence } : {}) })),
+      );
+      items.forEach((item, k) => {
+        item.stored = stored[k];
+      });
+      this.#reached();
+      return true;
+    } catch (error) {
+      if (isTransientRedisError(error)) {
+        this.#stats.retried += items.length;
+        this.#lastError = error;
+        this.#unreachable(error);
+        for (const item of items) failedEntries.add(item.entry);
+        return false;
+      }
+      for (const item of items) {
+        if (item.entry.left < 0) continue;
+        item.entry.left = -1;
+        item.entry.reject(refusal(error, item.entry.failures + 1));
+      }
+      return true;
+    }
   }
 
   #failed(entry: Entry): void {
@@ -366,6 +390,15 @@ export class Outbox {
     }
     this.#items.length = kept;
   }
+}
+
+/** Why Redis refused a publish: `fenced` (a fenced publish whose lease is gone) or `redis_error`. */
+function refusal(error: unknown, attempts: number): PublishError {
+  const message = (error as Error).message ?? String(error);
+  if (message.startsWith(FENCED_REPLY)) {
+    return new PublishError('fenced', `the publish was refused: ${message}`, { cause: error, attempts });
+  }
+  return new PublishError('redis_error', `Redis refused the publish: ${message}`, { cause: error, attempts });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -4,9 +4,11 @@
  * - `redis_error`: Redis refused the command (a retry would not help);
  * - `outbox_full`: Redis is away and the outbox already holds its maximum; the
  *   event was refused at once (nothing queued), so the loss is the caller's to see;
- * - `closed`: the publisher was closed (with the event still waiting, or before it was given).
+ * - `closed`: the publisher was closed (with the event still waiting, or before it was given);
+ * - `fenced`: a fenced publish (see `PublishFence`) whose writer no longer holds the lease:
+ *   nothing was appended, and the writer must stop (another holder publishes now).
  */
-export type PublishErrorCode = 'redis_unavailable' | 'redis_error' | 'outbox_full' | 'closed';
+export type PublishErrorCode = 'redis_unavailable' | 'redis_error' | 'outbox_full' | 'closed' | 'fenced';
 
 /** A publish that did not happen (or whose outcome is unknown); `cause` is the last Redis error. */
 export class PublishError extends Error {

@@ -3,13 +3,25 @@ import { newEpoch } from './epoch';
 import { validatePublication } from './invalid-event-error';
 import type { RedisClient } from './redis/client';
 import { userKeys } from './redis/keyspace';
-import { streamScripts } from './redis/stream-scripts';
+import { fencedAppendScript, streamScripts } from './redis/stream-scripts';
 import { type ResolvedRetention, type RetentionOptions, resolveRetention } from './retention';
+
+/**
+ * A lease the append is fenced by: `key` (in the user's hash slot, e.g. the user's listener
+ * lease `lb:{uid}:l`) must hold exactly `value` (`owner|token`) when the event is stored, or
+ * nothing is stored and the publish fails with `PublishError` `fenced`.
+ */
+export interface PublishFence {
+  key: string;
+  value: string;
+}
 
 /** One event for one user, as {@link RedisStreamWriter.appendMany} takes it. */
 export interface Publication {
   userId: string;
   event: AppEvent;
+  /** Store it only while this lease holds (a listener's events: only its lease's holder publishes). */
+  fence?: PublishFence;
 }
 
 /** An event with its place in the user's stream, as subscribers and `readSince` see it. */
@@ -40,10 +52,15 @@ export class RedisStreamWriter {
   /**
    * Validates every event, then appends them; results in the order given. One
    * function call per user (all of a user's events, in order, atomically),
-   * users in parallel.
+   * users in parallel; a user's events under different fences (or none) go in
+   * one call per run of the same fence, one after the other.
    */
   async appendMany(items: readonly Publication[]): Promise<StoredEvent[]> {
-    const valid = items.map((p) => ({ userId: p.userId, event: validatePublication(p.userId, p.event) }));
+    const valid = items.map((p) => ({
+      userId: p.userId,
+      event: validatePublication(p.userId, p.event),
+      fence: p.fence,
+    }));
     const byUser = new Map<string, number[]>();
     valid.forEach((p, i) => {
       const at = byUser.get(p.userId);
@@ -53,25 +70,28 @@ export class RedisStreamWriter {
     const out = new Array<StoredEvent>(valid.length);
     await Promise.all(
       [...byUser].map(async ([userId, indexes]) => {
-        const stored = await this.#appendUser(
-          userId,
-          indexes.map((i) => (valid[i] as Publication).event),
-        );
-        indexes.forEach((i, k) => {
-          out[i] = stored[k] as StoredEvent;
-        });
+        for (const run of fenceRuns(indexes, (i) => valid[i]?.fence)) {
+          const stored = await this.#appendUser(
+            userId,
+            run.map((i) => (valid[i] as Publication).event),
+            valid[run[0] as number]?.fence,
+          );
+          run.forEach((i, k) => {
+            out[i] = stored[k] as StoredEvent;
+          });
+        }
       }),
     );
     return out;
   }
 
-  async #appendUser(userId: string, events: readonly AppEvent[]): Promise<StoredEvent[]> {
+  async #appendUser(userId: string, events: readonly AppEvent[], fence?: PublishFence): Promise<StoredEvent[]> {
     if (events.length === 0) return [];
     const k = userKeys(userId);
     const r = this.#r;
-    const reply = (await streamScripts.appendAndNotify.run(
+    const reply = (await (fence ? fencedAppendScript : streamScripts.appendAndNotify).run(
       this.#client,
-      [k.stream, k.meta],
+      fence ? [k.stream, k.meta, fence.key] : [k.stream, k.meta],
       [
         newEpoch(),
         k.channel,
@@ -81,6 +101,7 @@ export class RedisStreamWriter {
         r.streamTtlMs,
         r.metaTtlMs,
         ...events.map((e) => JSON.stringify(e)),
+        ...(fence ? [fence.value] : []),
       ],
     )) as [string, number, number];
     const [epoch, first, ts] = reply;
@@ -89,4 +110,19 @@ export class RedisStreamWriter {
         ({ type: 'event', cursor: formatCursor(epoch, Number(first) + i), ts: Number(ts), ...event }) as StoredEvent,
     );
   }
+}
+
+/** @internal A user's items split into runs of consecutive ones under the same fence (or none). */
+export function fenceRuns<T>(items: readonly T[], fenceOf: (item: T) => PublishFence | undefined): T[][] {
+  const runs: T[][] = [];
+  let last: string | undefined;
+  for (const i of items) {
+    const f = fenceOf(i);
+    const id = f ? `${f.key}\n${f.value}` : '';
+    const run = runs.at(-1);
+    if (run && id === last) run.push(i);
+    else runs.push([i]);
+    last = id;
+  }
+  return runs;
 }

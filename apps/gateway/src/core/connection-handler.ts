@@ -1,5 +1,5 @@
 import { CloseCode } from '@livebus/protocol';
-import type { ControlMessage } from '../fleet/instances/instance-channel';
+import type { ReplaceMessage } from '../fleet/instances/instance-channel';
 import { createClosing } from './closing';
 import type { ConnectionHandlerDeps, CoreContext, HandshakeCount } from './context';
 import { createFrameDispatch } from './frames';
@@ -69,7 +69,7 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
   };
 
   /** Another instance took over one of our sessions (same session id): close the old socket. */
-  function onControl(message: ControlMessage): void {
+  function onControl(message: ReplaceMessage): void {
     const session = hub.get(message.uid, message.session_id);
     if (session) session.connection.close(CloseCode.Replaced, 'replaced');
   }

@@ -85,6 +85,7 @@ function redisLike() {
   const memory = new MemoryLease();
   const lease: Lease = {
     acquire: guard((...a: Parameters<Lease['acquire']>) => memory.acquire(...a)),
+    takeOver: guard((...a: Parameters<Lease['takeOver']>) => memory.takeOver(...a)),
     renew: guard((...a: Parameters<Lease['renew']>) => memory.renew(...a)),
     release: guard((...a: Parameters<Lease['release']>) => memory.release(...a)),
     holder: guard((...a: Parameters<Lease['holder']>) => memory.holder(...a)),

@@ -22,8 +22,11 @@ export interface DetachOptions {
 // biome-ignore lint/suspicious/noConfusingVoidType: a sink that knows no cursor (a test's) resolves with nothing.
 export type Emit = (event: AppEvent) => void | Promise<{ cursor: Cursor } | undefined | void>;
 
-/** Releases what a {@link ListenerSource} attached. */
-export type Detach = (options?: DetachOptions) => Promise<void>;
+/**
+ * Releases what a {@link ListenerSource} attached. `ready`, when set, resolves once the
+ * listener's first snapshot is published (a WORKFLOW.watch answers after its initial state).
+ */
+export type Detach = ((options?: DetachOptions) => Promise<void>) & { ready?: Promise<void> };
 
 /** What the {@link import('./listeners-manager').ListenersManager} tells a source when it attaches. */
 export interface AttachContext {

@@ -1,10 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import type { AppEvent, Cursor } from '@livebus/protocol';
 import type { ReadResult } from '../fleet/bus/event-bus';
-import type { Lease } from '../fleet/lease/lease';
+import type { ListenerControlMessage } from '../fleet/instances/instance-channel';
+import type { InstanceLiveness } from '../fleet/instances/instance-liveness';
+import type { Lease, LeaseHolder } from '../fleet/lease/lease';
 import { type GatewayHookEvents, type GatewayHooks, Hooks } from '../hooks';
 import type { Logger } from '../logger';
 import { beforeDeadline } from './before-deadline';
 import { CarryOver } from './carry-over';
+import { FailoverWatch } from './failover-watch';
 import { listenerDefaults } from './listener-defaults';
 import type {
   AttachContext,
@@ -50,11 +54,12 @@ export interface ListenersManagerOptions {
    */
   presentElsewhere?: (userId: string) => Promise<boolean>;
   /**
-   * Where events from the sources go. A returned promise tells the source when the
+   * Where events from the sources go, with the lease they were read under (`fence`: the
+   * sink stores them only while it holds). A returned promise tells the source when the
    * event is published (it moves its resume mark only then), with the event's cursor
-   * (stored with the mark); a rejection, that it was not.
+   * (stored with the mark); a rejection, that it was not (`code: 'fenced'`: the lease is gone).
    */
-  emit: (userId: string, event: AppEvent) => ReturnType<Emit>;
+  emit: (userId: string, event: AppEvent, fence?: LeaseHolder) => ReturnType<Emit>;
   /**
    * Reads a user's event stream after a cursor, so a source that takes the user's
    * listeners over resumes after what its predecessor published without storing
@@ -82,6 +87,22 @@ export interface ListenersManagerOptions {
   workflowWatches: WorkflowWatchStore;
   /** First retry delay of a failed cleanup; doubles up to 30 s. @default 250 */
   cleanupRetryMs?: number;
+  /**
+   * Messages to other instances of the fleet: a WORKFLOW.watch received here goes to the
+   * holder of the user's lease, which attaches it at once and answers once the job's initial
+   * state is published. Unset: the holder reads the watch set at its next lease renewal.
+   */
+  channel?: { send(instanceId: string, message: ListenerControlMessage): Promise<void> };
+  /** Longest a WORKFLOW.watch waits for the job's initial state before it answers anyway. @default 3_000 */
+  watchReplyMs?: number;
+  /**
+   * The fleet's liveness proofs: with {@link failoverMs}, a holder that stops proving it runs
+   * (killed, host lost) is taken over by an instance serving its users on standby within
+   * `failoverMs`, instead of when each user's lease expires. Unset: on lease expiry only.
+   */
+  liveness?: InstanceLiveness;
+  /** LISTENER_FAILOVER_MS; 0 turns the liveness takeover off. @default 0 */
+  failoverMs?: number;
 }
 
 /** Counters exposed on /healthz, /ws-metrics and /metrics. */
@@ -131,10 +152,14 @@ interface UserState {
    * Made on the first watch: most users watch nothing, and an empty Map costs ~150 bytes.
    */
   workflows: Map<string, Detach | undefined> | undefined;
+  /** Job id -> settles once its watch's initial state is published (holder only); made on the first watch. */
+  workflowReady: Map<string, Promise<void>> | undefined;
   /** Fencing token of the lease while this instance holds the user's listeners. */
   token: number | undefined;
   /** Renews the lease (holder) or polls it (standby). */
   leaseTimer: NodeJS.Timeout | undefined;
+  /** On standby with liveness failover: the holder seen at the last poll. */
+  holder: LeaseHolder | undefined;
   /** When the lease was last renewed: past its TTL without a renewal, another instance may hold it. */
   renewedAt: number;
   standby: boolean;
@@ -161,8 +186,12 @@ const NO_DETACHES: readonly Detach[] = Object.freeze([]);
 /** Attaches and releases each user's listeners, with the detach delay that a reconnect cancels. */
 export class ListenersManager {
   readonly #users = new Map<string, UserState>();
-  readonly #o: Required<Omit<ListenersManagerOptions, 'workflowSource' | 'readSince'>> &
-    Pick<ListenersManagerOptions, 'workflowSource' | 'readSince'>;
+  readonly #o: Required<Omit<ListenersManagerOptions, 'workflowSource' | 'readSince' | 'channel' | 'liveness'>> &
+    Pick<ListenersManagerOptions, 'workflowSource' | 'readSince' | 'channel' | 'liveness'>;
+  /** Follows the holders of the users served here on standby (liveness failover); unset: off. */
+  readonly #failover: FailoverWatch | undefined;
+  /** WORKFLOW.watch calls sent to the holder, by message id -> resolves when it answers. */
+  readonly #watchReplies = new Map<string, () => void>();
   /**
    * `uid\njob` of the WORKFLOW.watch calls waiting for their attach -> why it failed
    * (null: no failure yet). Only waiting calls are recorded, so nothing accumulates.
@@ -188,8 +217,44 @@ export class ListenersManager {
       claimCleanup: async () => 'won',
       instanceId: 'local',
       leaseTtlMs: listenerDefaults.leaseTtlMs,
+      watchReplyMs: 3_000,
+      failoverMs: 0,
       ...options,
     };
+    const { liveness, failoverMs, instanceId, hooks } = this.#o;
+    const listens = this.#o.sources.length > 0 || this.#o.workflowSource !== undefined;
+    this.#failover =
+      liveness && failoverMs > 0 && listens
+        ? new FailoverWatch({ liveness, failoverMs, instanceId, hooks, onDead: (owner) => this.#holderDead(owner) })
+        : undefined;
+  }
+
+  /** Starts proving this instance alive and following the holders of standby users (liveness failover). */
+  start(): void {
+    this.#failover?.start();
+  }
+
+  /** A holder of users served here on standby is dead: take each of them over now, from it exactly. */
+  #holderDead(owner: string): void {
+    for (const [userId, state] of this.#users) {
+      const from = state.holder;
+      if (!state.standby || from?.owner !== owner) continue;
+      void this.#enqueue(userId, state, () => this.#attach(userId, state, from));
+    }
+  }
+
+  /** On standby: who holds the user's lease, followed for liveness failover. */
+  async #followHolder(userId: string, state: UserState): Promise<void> {
+    const failover = this.#failover;
+    if (!failover) return;
+    state.holder = await this.#o.lease.holder(userId).catch(() => undefined);
+    if (state.holder) failover.follow(userId, state.holder.owner);
+    else failover.unfollow(userId);
+  }
+
+  #unfollow(userId: string, state: UserState): void {
+    state.holder = undefined;
+    this.#failover?.unfollow(userId);
   }
 
   #user(userId: string): UserState {
@@ -200,8 +265,10 @@ export class ListenersManager {
         attached: false,
         detaches: NO_DETACHES,
         workflows: undefined,
+        workflowReady: undefined,
         token: undefined,
         leaseTimer: undefined,
+        holder: undefined,
         renewedAt: 0,
         standby: false,
         timer: undefined,
@@ -275,8 +342,10 @@ export class ListenersManager {
    * user's lease keeps one listener per watched job, so two tabs on two instances
    * watching one job get one listener and each change once. When this instance is
    * the holder the listener is attached before this resolves (rejecting when it
-   * cannot attach); otherwise the holder attaches it at its next lease renewal
-   * (within a third of the lease TTL).
+   * cannot attach); otherwise the holder is told over the instance channel and attaches
+   * it at once (without a channel, or for a holder that does not answer: at its next
+   * lease renewal). Either way this resolves once the job's initial state is published
+   * (at most `watchReplyMs` later), so a change written after it is an event of its own.
    */
   async watchWorkflow(userId: string, jobId: string): Promise<void> {
     const state = this.#user(userId);
@@ -300,6 +369,57 @@ export class ListenersManager {
       if (!state.workflows?.has(jobId)) await this.#o.workflowWatches.remove(userId, jobId).catch(() => false);
       throw error;
     }
+    await this.#initialState(userId, state, jobId);
+  }
+
+  /** Waits (bounded) until the watch's initial state is published, here or on the holder. */
+  async #initialState(userId: string, state: UserState, jobId: string): Promise<void> {
+    const ready = state.workflowReady?.get(jobId);
+    if (ready) {
+      await beforeDeadline(ready, this.#o.watchReplyMs);
+      return;
+    }
+    const channel = this.#o.channel;
+    if (!channel || state.token !== undefined) return;
+    const holder = await this.#o.lease.holder(userId).catch(() => undefined);
+    if (!holder || holder.owner === this.#o.instanceId) return; // none yet: whoever takes it reads the set
+    const id = randomUUID();
+    const answered = new Promise<void>((resolve) => this.#watchReplies.set(id, resolve));
+    try {
+      await channel.send(holder.owner, { type: 'watch', uid: userId, job_id: jobId, from: this.#o.instanceId, id });
+      await beforeDeadline(answered, this.#o.watchReplyMs);
+    } catch (error) {
+      this.#o.logger.warn('workflow_watch_error', { uid: userId, job_id: jobId, op: 'notify', error: String(error) });
+    } finally {
+      this.#watchReplies.delete(id);
+    }
+  }
+
+  /**
+   * A message of another instance about a user's listeners: `watch` (a WORKFLOW.watch it
+   * received: attach now if this instance holds the user's lease, then answer) or the
+   * answer to one this instance sent.
+   */
+  onControl(message: ListenerControlMessage): void {
+    if (message.type === 'watched') {
+      this.#watchReplies.get(message.id)?.();
+      return;
+    }
+    const { uid, job_id: jobId, from, id } = message;
+    const answer = (ok: boolean) => {
+      void this.#o.channel?.send(from, { type: 'watched', uid, id, ok }).catch(() => {});
+    };
+    const state = this.#users.get(uid);
+    if (!state) {
+      answer(false);
+      return;
+    }
+    // Behind an attach in progress (the lease just taken): attached by then, or not the holder.
+    void this.#enqueue(uid, state, () => this.#syncWorkflows(uid, state)).then(async () => {
+      const ready = state.workflowReady?.get(jobId);
+      if (ready) await beforeDeadline(ready, this.#o.watchReplyMs);
+      answer(ready !== undefined);
+    });
   }
 
   /**
@@ -338,6 +458,7 @@ export class ListenersManager {
     for (const [jobId, detach] of workflows) {
       if (wanted.has(jobId)) continue;
       workflows.delete(jobId);
+      state.workflowReady?.delete(jobId);
       this.#workflowCount--;
       await detach?.().catch((error: unknown) =>
         this.#o.logger.warn('workflow_watch_error', { uid: userId, job_id: jobId, op: 'detach', error: String(error) }),
@@ -348,8 +469,13 @@ export class ListenersManager {
     for (const jobId of wanted) {
       if (workflows.has(jobId)) continue;
       try {
-        const detach = await source.attach(userId, jobId, (event) => this.#o.emit(userId, event), context);
+        const emit = (event: AppEvent) => this.#o.emit(userId, event, context.fence);
+        const detach = await source.attach(userId, jobId, emit, context);
         workflows.set(jobId, detach);
+        if (detach.ready) {
+          state.workflowReady ??= new Map();
+          state.workflowReady.set(jobId, detach.ready);
+        }
         this.#workflowCount++;
       } catch (error) {
         const key = `${userId}\n${jobId}`;
@@ -366,6 +492,7 @@ export class ListenersManager {
     const detaches = this.#o.workflowSource ? [...workflows.values()] : [];
     this.#workflowCount -= workflows.size;
     workflows.clear();
+    state.workflowReady?.clear();
     const released = await Promise.allSettled(detaches.map((d) => d?.({ handover })));
     for (const r of released) {
       if (r.status === 'rejected') {
@@ -374,7 +501,8 @@ export class ListenersManager {
     }
   }
 
-  async #attach(userId: string, state: UserState): Promise<void> {
+  /** Takes the user's lease (`from`: over from that holder, found dead) and attaches the listeners. */
+  async #attach(userId: string, state: UserState, from?: LeaseHolder): Promise<void> {
     if (state.attached || state.sessions === 0 || this.#closed) return;
     if (this.#o.sources.length === 0 && !this.#o.workflowSource) {
       // Nothing to hold once in the fleet: no lease, no timers.
@@ -388,19 +516,23 @@ export class ListenersManager {
     // The lease runs from before the call: a renewal is due a third of the TTL after this.
     const acquiredAt = Date.now();
     try {
-      token = (await lease.acquire(userId, owner, leaseTtlMs))?.token;
+      const got = from ? lease.takeOver(userId, from, owner, leaseTtlMs) : lease.acquire(userId, owner, leaseTtlMs);
+      token = (await got)?.token;
     } catch (error) {
       this.#o.logger.warn('listener_lease_error', { uid: userId, op: 'acquire', error: String(error) });
     }
     if (token === undefined) {
       // Another instance holds the user's listeners (or Redis is away): poll until it lets go.
       this.#setStandby(state, true);
+      await this.#followHolder(userId, state);
+      this.#o.hooks.emit('lease.standby', { uid: userId, ...(state.holder ? { holder: state.holder.owner } : {}) });
       this.#scheduleLease(userId, state, leaseTtlMs / 4);
       return;
     }
     this.#setStandby(state, false);
-    const emit = (event: AppEvent) => this.#o.emit(userId, event);
+    this.#unfollow(userId, state);
     const context = this.#context(userId, state, token);
+    const emit = (event: AppEvent) => this.#o.emit(userId, event, context.fence);
     const attached: Detach[] = [];
     try {
       for (const source of this.#o.sources) {
@@ -419,7 +551,12 @@ export class ListenersManager {
     state.token = token;
     state.renewedAt = acquiredAt;
     this.#attachedCount++;
-    this.#o.hooks.emit('lease.acquired', { uid: userId, token, listeners: attached.length });
+    this.#o.hooks.emit('lease.acquired', {
+      uid: userId,
+      token,
+      listeners: attached.length,
+      ...(from ? { from: from.owner } : {}),
+    });
     this.#o.hooks.emit('listener.attached', { uid: userId, listeners: attached.length, token });
     await this.#syncWorkflows(userId, state);
     // Opening the listeners may take a while (the first one loads the Firestore client).
@@ -473,6 +610,7 @@ export class ListenersManager {
       }
       if (renewed) {
         state.renewedAt = renewingAt;
+        this.#o.hooks.emit('lease.renewed', { uid: userId, token });
         // Redis is reachable and the lease ours: marks it failed to take meanwhile are stored now.
         state.carry?.renewed();
       }
@@ -552,6 +690,7 @@ export class ListenersManager {
     clearTimeout(state.leaseTimer);
     state.leaseTimer = undefined;
     this.#setStandby(state, false);
+    this.#unfollow(userId, state);
     const token = state.token;
     await this.#releaseWorkflows(userId, state, handover);
     await this.#releaseListeners(userId, state, handover);
@@ -641,6 +780,8 @@ export class ListenersManager {
       }
     }
     await this.idle();
+    // Every lease is released now: the proof can go (nobody needs to wait for it to lapse).
+    await this.#failover?.stop();
   }
 
   /** Whether the user's listener set is attached. */

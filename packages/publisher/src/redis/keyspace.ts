@@ -117,6 +117,11 @@ export const instanceKeys = {
   /** One instance's info JSON (PX its TTL). */
   info: (instanceId: string, fleetPrefix: string = FLEET_KEY_PREFIX): string =>
     `${fleetPrefix}instance:{${instanceId}}`,
+  /**
+   * One instance's liveness key while it runs with listener failover on: the process's
+   * incarnation id, PX `LISTENER_FAILOVER_MS`, rewritten every quarter of it.
+   */
+  alive: (instanceId: string, fleetPrefix: string = FLEET_KEY_PREFIX): string => `${fleetPrefix}alive:{${instanceId}}`,
   /** Plain pub/sub channel of control messages to one instance (rare and small, so not sharded). */
   channel: (instanceId: string): string => `${FLEET_KEY_PREFIX}ctl:${instanceId}`,
 } as const;

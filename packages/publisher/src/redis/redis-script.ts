@@ -31,7 +31,7 @@ export class RedisScript {
     this.#sha = createHash('sha1').update(source).digest('hex');
   }
 
-  /** The Lua text (a script built on another one's functions, e.g. the company fan-out's). */
+  /** The Lua text (to build a variant of a script from it, e.g. the fenced append or the company fan-out). */
   get source(): string {
     return this.#source;
   }

@@ -185,3 +185,30 @@ end
 return head(KEYS, ARGV)
 `),
 } as const;
+
+/** The reply of a fenced append refused: the error text starts with it. */
+export const FENCED_REPLY = 'FENCED';
+
+/**
+ * `appendAndNotify` fenced by a lease: KEYS gain the lease key (in the user's slot), ARGV the
+ * value the lease must hold (`owner|token`) as its last item. Appends nothing and answers an
+ * error starting with {@link FENCED_REPLY} when the lease holds anything else (expired, or
+ * taken by another owner): a stale holder's publish is refused in the very step that would
+ * store it, so it can never land after the next holder's.
+ */
+export const fencedAppendScript = fencedVariant(streamScripts.appendAndNotify.source);
+
+function fencedVariant(source: string): RedisScript {
+  const call = 'return append_and_notify(KEYS, ARGV)';
+  if (!source.includes(call)) throw new Error('appendAndNotify no longer ends with its call');
+  return new RedisScript(
+    source.replace(
+      call,
+      `local fence = table.remove(ARGV)
+if redis.call('GET', KEYS[3]) ~= fence then
+  return redis.error_reply('${FENCED_REPLY} the lease is no longer held by this writer')
+end
+${call}`,
+    ),
+  );
+}

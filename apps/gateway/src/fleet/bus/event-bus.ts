@@ -1,4 +1,5 @@
 import { type AppEvent, type Cursor, type EventFrame, parseCursor, serializeFrame } from '@livebus/protocol';
+import type { LeaseHolder } from '../lease/lease';
 
 /** An event with its place in the user's stream. */
 export type StoredEvent = EventFrame;
@@ -36,6 +37,18 @@ export type EventListener = (event: LiveEvent) => void;
 /** Ends a subscription; resolves once the bus will no longer call its listener. */
 export type Unsubscribe = () => Promise<void>;
 
+/** Options of {@link EventBus.publish}. */
+export interface PublishOptions {
+  /**
+   * Store the event only while this holder holds the user's listener lease (checked in the
+   * step that appends it); otherwise nothing is stored and the publish rejects with a
+   * `PublishError` `fenced`. A listener's events carry their holder's fence, so a holder
+   * whose lease expired (paused, cut off from Redis past the TTL) cannot append after its
+   * successor. The in-memory bus (one instance, one holder) ignores it.
+   */
+  fence?: LeaseHolder;
+}
+
 /** One event for one user, as {@link EventBus.publishMany} takes it. */
 export interface Publication {
   userId: string;
@@ -67,7 +80,7 @@ export interface EventBus {
    */
   readonly sharedAcrossInstances: boolean;
   /** Validates and appends an event, notifying live subscribers. Rejects an invalid event with {@link InvalidEventError}. */
-  publish(userId: string, event: AppEvent): Promise<StoredEvent>;
+  publish(userId: string, event: AppEvent, options?: PublishOptions): Promise<StoredEvent>;
   /** Publishes many events (any users); results in the same order. All are validated before any is appended. */
   publishMany(items: readonly Publication[]): Promise<StoredEvent[]>;
   /** Live events of one user. Resolves once the subscription is live: every event published after that reaches `listener`. */

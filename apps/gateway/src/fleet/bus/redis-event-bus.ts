@@ -11,7 +11,9 @@ import {
   readStoredFramePosition,
   userKeys,
 } from '@livebus/publisher';
+import { fleetUserKeys } from '@livebus/publisher/redis';
 import type { Cluster, Redis } from 'ioredis';
+import { leaseValue } from '../lease/redis-lease';
 import {
   type EventBus,
   type EventBusStats,
@@ -19,6 +21,7 @@ import {
   type LiveEvent,
   liveEventOf,
   type Publication,
+  type PublishOptions,
   type ReadResult,
   type StoredEvent,
   type Unsubscribe,
@@ -107,8 +110,13 @@ export class RedisEventBus implements EventBus {
     this.#reader = new RedisStreamReader(client, retention);
   }
 
-  async publish(userId: string, event: Publication['event']): Promise<StoredEvent> {
-    const [stored] = await this.#outbox.send([{ userId, event }]);
+  async publish(userId: string, event: Publication['event'], options: PublishOptions = {}): Promise<StoredEvent> {
+    const { fence } = options;
+    const [stored] = await this.#outbox.send([
+      fence
+        ? { userId, event, fence: { key: fleetUserKeys(userId).lease, value: leaseValue(fence.owner, fence.token) } }
+        : { userId, event },
+    ]);
     return stored as StoredEvent;
   }
 

@@ -69,6 +69,16 @@ export function instanceChannelContract(name: string, fixture: InstanceChannelFi
         expect(got.a).toEqual([replace(99)]);
       });
 
+      it("carries the listeners' messages (watch, watched) as they were sent", async () => {
+        const { a, got } = await channels();
+        const watch: ControlMessage = { type: 'watch', uid: 'u1', job_id: 'job-1', from: ids.a, id: 'm-1' };
+        const watched: ControlMessage = { type: 'watched', uid: 'u1', id: 'm-1', ok: true };
+        await a.send(ids.b, watch);
+        await a.send(ids.b, watched);
+        await waitFor(() => got.b.length === 2, "both on b's channel");
+        expect([...got.b].sort((x, y) => x.type.localeCompare(y.type))).toEqual([watch, watched]);
+      });
+
       it('delivers nothing to an instance after it closed its channel', async () => {
         const { a, b, got } = await channels();
         await b.close();

@@ -1,13 +1,40 @@
 import { z } from 'zod';
 
-/** Orders one instance sends another about a session it holds. */
-export const ControlMessageSchema = z.strictObject({
-  /** `replace`: the session reconnected on another instance; close the old socket with 4008. */
-  type: z.literal('replace'),
-  uid: z.string().min(1).max(128),
-  session_id: z.string().min(1).max(128),
+const id = z.string().min(1).max(128);
+
+/** `replace`: the session reconnected on another instance; close the old socket with 4008. */
+export const ReplaceMessageSchema = z.strictObject({ type: z.literal('replace'), uid: id, session_id: id });
+
+/**
+ * `watch`: the user watches `job_id` now (WORKFLOW.watch landed on instance `from`); the holder
+ * of the user's lease attaches it at once and answers `watched` with the same `id` once the
+ * job's initial state is published.
+ */
+export const WatchMessageSchema = z.strictObject({
+  type: z.literal('watch'),
+  uid: id,
+  job_id: id,
+  from: id,
+  id,
 });
+
+/** `watched`: the answer to `watch` (`ok`: attached here and its initial state published). */
+export const WatchedMessageSchema = z.strictObject({ type: z.literal('watched'), uid: id, id, ok: z.boolean() });
+
+/**
+ * Messages one instance sends another: about a session it holds (`replace`) or a user's
+ * listeners it holds (`watch`, `watched`). An instance of an older version drops the kinds it
+ * does not know (the schema is strict), so a sender never relies on an answer.
+ */
+export const ControlMessageSchema = z.discriminatedUnion('type', [
+  ReplaceMessageSchema,
+  WatchMessageSchema,
+  WatchedMessageSchema,
+]);
 export type ControlMessage = z.infer<typeof ControlMessageSchema>;
+export type ReplaceMessage = z.infer<typeof ReplaceMessageSchema>;
+/** The messages the listeners manager sends and handles. */
+export type ListenerControlMessage = Exclude<ControlMessage, ReplaceMessage>;
 
 /** Port: a message channel to one instance of the fleet. */
 export interface InstanceChannel {

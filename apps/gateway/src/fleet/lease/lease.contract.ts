@@ -98,6 +98,25 @@ export function leaseContract(name: string, make: () => Promise<() => Lease>): v
       expect(await lease.renew(key, 'gw-a', a!.token, ttl)).toBe(false);
     });
 
+    it('takeOver: from the holder named exactly (or a free lease), with a new token; never from anyone else', async () => {
+      const view = await make();
+      const lease = view();
+      const a = await lease.acquire(key, 'gw-a', 30_000);
+      // A holder seen before, no longer the holder (a new token): refused, nothing changed.
+      expect(await view().takeOver(key, { owner: 'gw-a', token: a!.token - 1 }, 'gw-b', 30_000)).toBeUndefined();
+      expect(await view().takeOver(key, { owner: 'gw-x', token: a!.token }, 'gw-b', 30_000)).toBeUndefined();
+      expect(await lease.holder(key)).toEqual({ owner: 'gw-a', token: a!.token });
+      const b = await view().takeOver(key, { owner: 'gw-a', token: a!.token }, 'gw-b', 30_000);
+      expect(b!.token).toBeGreaterThan(a!.token);
+      expect(await lease.holder(key)).toEqual({ owner: 'gw-b', token: b!.token });
+      // The old holder is fenced out; a second survivor racing with the same view loses.
+      expect(await lease.renew(key, 'gw-a', a!.token, 30_000)).toBe(false);
+      expect(await view().takeOver(key, { owner: 'gw-a', token: a!.token }, 'gw-c', 30_000)).toBeUndefined();
+      expect(await lease.release(key, 'gw-b', b!.token)).toBe(true);
+      const c = await view().takeOver(key, { owner: 'gw-b', token: b!.token }, 'gw-c', 30_000);
+      expect(c!.token).toBeGreaterThan(b!.token);
+    });
+
     it('refuses an empty owner', async () => {
       const lease = (await make())();
       await expect(lease.acquire(key, '', 1_000)).rejects.toMatchObject({ name: 'LeaseOwnerError' });

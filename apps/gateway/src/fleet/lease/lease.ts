@@ -23,6 +23,13 @@ export interface Lease {
    * @returns the new fencing token, or undefined when another owner holds it.
    */
   acquire(key: string, owner: string, ttlMs: number): Promise<{ token: number } | undefined>;
+  /**
+   * Takes the lease from `from` (a holder known dead) for `ttlMs`, with a new token: only
+   * while `from` still holds it exactly (same owner and token) or it is free. Never from
+   * anyone else: a survivor that raced another one, or a holder that came back and took it
+   * anew, keeps it. @returns the new token, or undefined
+   */
+  takeOver(key: string, from: LeaseHolder, owner: string, ttlMs: number): Promise<{ token: number } | undefined>;
   /** Extends the lease to `ttlMs` from now; false when `owner`/`token` no longer hold it (expired, taken over). */
   renew(key: string, owner: string, token: number, ttlMs: number): Promise<boolean>;
   /** Frees the lease now; false when `owner`/`token` no longer hold it (nothing is changed then). */

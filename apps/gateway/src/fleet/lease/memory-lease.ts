@@ -38,6 +38,15 @@ export class MemoryLease implements Lease {
     return { token };
   }
 
+  async takeOver(key: string, from: LeaseHolder, owner: string, ttlMs: number): Promise<{ token: number } | undefined> {
+    assertLeaseOwner(owner);
+    const current = this.#live(key);
+    if (current && (current.owner !== from.owner || current.token !== from.token)) return undefined;
+    const token = ++this.#lastToken;
+    this.#leases.set(key, { owner, token, expiresAt: this.#now() + ttlMs });
+    return { token };
+  }
+
   async renew(key: string, owner: string, token: number, ttlMs: number): Promise<boolean> {
     const current = this.#live(key);
     if (current?.owner !== owner || current.token !== token) return false;

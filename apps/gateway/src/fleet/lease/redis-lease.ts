@@ -36,6 +36,18 @@ redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
 return tonumber(token)
 `);
 
+// KEYS: lease, fence. ARGV: owner, ttl ms, fence ttl ms, the value the lease must hold ('' none).
+// Returns the new token, or 0 when the lease holds anything else.
+const TAKE_OVER = new RedisScript(`${LUA_NOW_MS}
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[4] then return 0 end
+local last = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+local token = string.format('%.0f', math.max(last + 1, now_ms()))
+redis.call('SET', KEYS[2], token, 'PX', math.max(tonumber(ARGV[2]), tonumber(ARGV[3])))
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
+return tonumber(token)
+`);
+
 /**
  * The value of a held lease key, `owner|token`: what the lease scripts, and every script
  * fenced by a lease (the watermark store's), compare. Unambiguous for any owner, since the
@@ -89,6 +101,17 @@ export class RedisLease implements Lease {
   async acquire(key: string, owner: string, ttlMs: number): Promise<{ token: number } | undefined> {
     assertLeaseOwner(owner);
     const token = (await ACQUIRE.run(this.#redis, this.#keys(key), [owner, ttlMs, this.#fenceTtlMs])) as number;
+    return token > 0 ? { token } : undefined;
+  }
+
+  async takeOver(key: string, from: LeaseHolder, owner: string, ttlMs: number): Promise<{ token: number } | undefined> {
+    assertLeaseOwner(owner);
+    const token = (await TAKE_OVER.run(this.#redis, this.#keys(key), [
+      owner,
+      ttlMs,
+      this.#fenceTtlMs,
+      leaseValue(from.owner, from.token),
+    ])) as number;
     return token > 0 ? { token } : undefined;
   }
 

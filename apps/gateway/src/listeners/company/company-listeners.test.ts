@@ -29,6 +29,7 @@ function setup() {
       renew: async () => true,
       release: async () => true,
       holder: async () => undefined,
+      takeOver: async () => undefined,
     },
     workflowWatches: new MemoryWorkflowWatchStore(),
   });

@@ -101,7 +101,7 @@ export class FirestoreWorkflowSource implements WorkflowSource {
     watched.start();
     this.#open++;
     let stopped = false;
-    return async (options = {}) => {
+    const detach: Detach = async (options = {}) => {
       if (stopped) return;
       stopped = true;
       this.#open--;
@@ -109,6 +109,8 @@ export class FirestoreWorkflowSource implements WorkflowSource {
       // The watch ended (not handed over): its next watch starts with an initial event again.
       if (!options.handover && marks) await marks.forget(userId, name);
     };
+    detach.ready = watched.published();
+    return detach;
   }
 
   /** Workflow listeners open now. */

@@ -150,6 +150,10 @@ export class WatchedQuery {
   #unsaved: UnsavedMark | undefined;
   #retryQueued = false;
   #stopRetries: (() => void) | undefined;
+  #firstPublished!: () => void;
+  readonly #first = new Promise<void>((resolve) => {
+    this.#firstPublished = resolve;
+  });
 
   constructor(options: WatchedQueryOptions) {
     this.#o = {
@@ -174,6 +178,14 @@ export class WatchedQuery {
     this.#docs = new Map(Object.entries(merged.docs));
     this.#overflowed = merged.overflowed;
     this.#unsaved = merged.unsaved;
+  }
+
+  /**
+   * Resolves once a first snapshot's events are published (also when it had none), or
+   * when the query is stopped: what a watch's reply waits for.
+   */
+  published(): Promise<void> {
+    return this.#first;
   }
 
   /** Whether a Firestore listener is registered now (false while waiting to retry). */
@@ -284,6 +296,11 @@ export class WatchedQuery {
         if (published) cursor = published.cursor;
       }
     } catch (error) {
+      if ((error as { code?: unknown }).code === 'fenced') {
+        // The lease is gone (another instance holds it): stop, as when a mark is refused.
+        if (!this.#stopped) this.#o.onFenced();
+        return;
+      }
       // Not published: re-open from the mark, which re-reads and re-sends what is missing.
       this.#fail('emit', error, generation);
       return;
@@ -292,6 +309,7 @@ export class WatchedQuery {
     if (events.length > 0 && !first) {
       this.#o.observer.delay?.(this.#o.source, msOf(snapshot.readTime), updated, arrivedAt);
     }
+    if (first) this.#firstPublished();
     this.#attempt = 0;
     this.#track(delta);
     const mark = markOf(snapshot.readTime);
@@ -423,6 +441,7 @@ export class WatchedQuery {
    */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#firstPublished();
     clearTimeout(this.#retryTimer);
     clearInterval(this.#stallTimer);
     this.#stopRetries?.();

@@ -1,0 +1,158 @@
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { userKeys } from '@livebus/publisher/redis';
+import {
+  type ChildHandle,
+  type FirestoreEmulatorHandle,
+  freePort,
+  type RedisServerHandle,
+  startChild,
+  startFirestoreEmulator,
+  startRedisServer,
+  waitFor,
+} from '@livebus/test-support';
+import type { Firestore } from 'firebase-admin/firestore';
+import { Redis } from 'ioredis';
+import { composePorts } from '../src/compose';
+import { connectAs, startGateway, type TestGateway } from './helpers';
+import { changesOf, sentinel, testFirestore, testListeners, useEmulator, warmUp } from './listeners-helpers';
+
+// Issue 25: a holder whose lease ran out while it was paused (SIGSTOP: a frozen VM, a long GC,
+// a stopped container) must not append the listener changes it reads when it wakes up, after
+// another instance took the user's listeners over: each listener event is appended only while
+// its holder's lease holds (checked in the script that appends it), so the stream holds each
+// change once.
+let emulator: FirestoreEmulatorHandle;
+let redis: RedisServerHandle;
+let db: Firestore;
+let closeDb: () => Promise<void>;
+let survivor: TestGateway;
+let paused: ChildHandle | undefined;
+const LEASE_TTL_MS = 2_000;
+
+beforeAll(async () => {
+  [emulator, redis] = await Promise.all([startFirestoreEmulator('livebus-fence'), startRedisServer()]);
+  useEmulator(emulator);
+  ({ db, close: closeDb } = testFirestore(emulator.projectId, 'fence-writer'));
+  await warmUp(db);
+  survivor = await startGateway(
+    {
+      instanceId: 'gw-fence-survivor',
+      redisUrl: redis.url,
+      listeners: testListeners,
+      firestoreProjectId: emulator.projectId,
+      listenerLeaseTtlMs: LEASE_TTL_MS,
+      detachDelayMs: 100,
+    },
+    composePorts,
+  );
+}, 60_000);
+
+afterAll(async () => {
+  if (paused) {
+    paused.child.kill('SIGCONT');
+    await paused.stop();
+  }
+  await survivor?.close();
+  await closeDb?.();
+  await Promise.all([emulator?.stop(), redis?.stop()]);
+});
+
+/** How many times each document path has a listener.change in the user's stream. */
+async function inStream(uid: string): Promise<Map<string, number>> {
+  const admin = new Redis(redis.url);
+  try {
+    const counts = new Map<string, number>();
+    for (const [, fields] of await admin.xrange(userKeys(uid).stream, '-', '+')) {
+      const frame = JSON.parse(fields[fields.indexOf('d') + 1] as string) as { event: string; data: { path: string } };
+      if (frame.event === 'listener.change') counts.set(frame.data.path, (counts.get(frame.data.path) ?? 0) + 1);
+    }
+    return counts;
+  } finally {
+    admin.disconnect();
+  }
+}
+
+async function startHolder(): Promise<{ handle: ChildHandle; port: number }> {
+  const file = join(tmpdir(), `livebus-listeners-fence-${process.pid}.json`);
+  writeFileSync(file, JSON.stringify(testListeners));
+  const port = await freePort();
+  const handle = startChild('gw-fence-holder', process.execPath, ['dist/main.js'], {
+    cwd: join(__dirname, '..'),
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      INSTANCE_ID: 'gw-fence-holder',
+      REDIS_URL: redis.url,
+      AUTH_MODE: 'none',
+      LISTENERS_FILE: file,
+      FIREBASE_PROJECT_ID: emulator.projectId,
+      FIRESTORE_EMULATOR_HOST: emulator.host,
+      METADATA_SERVER_DETECTION: 'none',
+      LISTENER_LEASE_TTL_MS: String(LEASE_TTL_MS),
+      LOG_LEVEL: 'error',
+    },
+  });
+  await waitFor(
+    () =>
+      fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    'the holder',
+    15_000,
+    100,
+  );
+  return { handle, port };
+}
+
+describe('listener events fenced by the lease', () => {
+  it('a holder paused past its lease while another takes over, then resumed: each change once in the stream', async () => {
+    const uid = 'fence-mallory';
+    const path = (name: string) => `users/${uid}/notifications/${name}`;
+    await db.doc(path('old')).set({ n: 0 });
+    const holder = await startHolder();
+    paused = holder.handle;
+    const holderTab = (await connectAs(`ws://127.0.0.1:${holder.port}/ws`, uid)).client;
+    await waitFor(() => changesOf(holderTab, path('old'))[0], 'the initial state from the holder', 20_000);
+    const tab = (await connectAs(survivor.url, uid)).client;
+    await db.doc(path('before')).set({ n: 1 });
+    await waitFor(() => changesOf(tab, path('before'))[0], 'a change before the pause', 10_000);
+    expect(survivor.gw.stats().listeners).toBe(0);
+
+    holder.handle.child.kill('SIGSTOP');
+    // The survivor takes the user's listeners once the paused holder's lease runs out.
+    const acquired = survivor.hooks.waitFor('lease.acquired', uid, () => true, 20_000);
+    await db.doc(path('during-1')).set({ n: 2 });
+    await acquired;
+    await waitFor(() => changesOf(tab, path('during-1'))[0], 'the change from the pause, from the survivor', 10_000);
+    // The paused holder's Firestore stream has both waiting for it when it wakes.
+    await db.doc(path('during-2')).set({ n: 3 });
+    await waitFor(() => changesOf(tab, path('during-2'))[0], 'the next change, from the survivor', 10_000);
+
+    holder.handle.child.kill('SIGCONT');
+    // Awake, it learns it lost the lease (a refused renewal or a refused append) and lets go.
+    await waitFor(
+      async () => {
+        const body = (await fetch(`http://127.0.0.1:${holder.port}/healthz`).then((r) => r.json())) as {
+          listeners_count: number;
+        };
+        return body.listeners_count === 0;
+      },
+      'the woken holder releases the listeners',
+      20_000,
+      100,
+    );
+    await db.doc(path('after')).set({ n: 4 });
+    await sentinel(db, tab, path('sentinel'));
+    const counts = await inStream(uid);
+    for (const name of ['before', 'during-1', 'during-2', 'after'])
+      expect([name, counts.get(path(name))]).toEqual([name, 1]);
+    expect(changesOf(tab, path('during-1'))).toHaveLength(1);
+    expect(changesOf(tab, path('during-2'))).toHaveLength(1);
+    expect(survivor.gw.stats().listeners).toBe(1);
+    await Promise.all([tab.close(), holderTab.close()]);
+  }, 90_000);
+});
