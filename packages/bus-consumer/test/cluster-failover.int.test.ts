@@ -13,8 +13,8 @@ import { type GatewayProcess, getJson, startGatewayProcess, startWorkerProcess }
 // 150 events/s for 16 s, the kill at 5 s, node timeout 2 s).
 const FULL = process.env.LIVEBUS_FAILOVER_FULL === '1';
 const SIZE = FULL
-  ? { users: 30, eventsPerTick: 3, publishMs: 16_000, faultAtMs: 5_000, nodeTimeoutMs: 2_000 }
-  : { users: 12, eventsPerTick: 3, publishMs: 5_000, faultAtMs: 1_500, nodeTimeoutMs: 1_000 };
+  ? { users: 30, eventsPerTick: 3, publishMs: 16_000, faultAtMs: 5_000, nodeTimeoutMs: 2_000, flips: 20 }
+  : { users: 12, eventsPerTick: 3, publishMs: 5_000, faultAtMs: 1_500, nodeTimeoutMs: 1_000, flips: 6 };
 const TICK_MS = 20;
 
 let cluster: RedisClusterHandle;
@@ -139,7 +139,15 @@ async function throughFailover(name: string, fault: (victim: { id: string; port:
     }
   }, TICK_MS);
   await new Promise((r) => setTimeout(r, SIZE.faultAtMs));
-  await fault(victim);
+  try {
+    await fault(victim);
+  } catch (error) {
+    // Nothing left running to keep jest from exiting.
+    clearInterval(timer);
+    await publisher.close();
+    for (const f of followers) f.client.close();
+    throw error;
+  }
   await new Promise((r) => setTimeout(r, Math.max(0, SIZE.publishMs - (Date.now() - started))));
   clearInterval(timer);
   await Promise.all(pending);
@@ -241,6 +249,33 @@ describe('a Redis Cluster with replicas losing a master', () => {
     });
     expect((await cluster.topology()).find((n) => n.id === victim.id)?.role).toBe('replica');
   }, 180_000);
+
+  // One planned failover crashed a gateway in about 1 run in 10 (an unhandled ioredis
+  // 'error' for the SUNSUBSCRIBE pushes of the old master, see the bus's
+  // sharded-subscriber-guard.ts): many of them, back and forth, under both gateways.
+  it(`${SIZE.flips} planned failovers back and forth: the gateways stay up, nothing rejected, lost or doubled`, async () => {
+    await throughFailover('flips', async (master) => {
+      let port = master.port;
+      for (let i = 0; i < SIZE.flips; i++) {
+        // The old master shows as the new one's replica once the gossip has reached the node asked.
+        let replica: { port: number } | undefined;
+        await waitFor(
+          async () => {
+            const nodes = await cluster.topology();
+            const self = nodes.find((n) => n.port === port);
+            replica = nodes.find((n) => n.masterId === self?.id && !n.failing);
+            if (replica) return true;
+            const seen = nodes.map((n) => `${n.port} ${n.role} ${n.id.slice(0, 6)}<${n.masterId?.slice(0, 6) ?? '-'}`);
+            throw new Error(`topology: ${seen.join(', ')}`);
+          },
+          `a replica of ${port}`,
+          20_000,
+        );
+        await cluster.failover((replica as { port: number }).port);
+        port = (replica as { port: number }).port;
+      }
+    });
+  }, 240_000);
 
   it('SIGKILL of the master holding the task queue: a running task finishes once', async () => {
     const worker = await startWorkerProcess('worker-failover', {
