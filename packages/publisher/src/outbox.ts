@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { AppEvent } from '@livebus/protocol';
 import { outboxDefaults } from './defaults';
 import { describeRedisError, type RedisAddress, redisClientAddress, redisErrorCode } from './describe-redis-error';
@@ -79,6 +80,12 @@ export interface OutboxStats {
    * one per event per failed attempt.
    */
   retried: number;
+  /**
+   * Events of a retried batch that Redis had stored already (the reply was lost,
+   * e.g. with a master that died): answered from the user's meta, not stored
+   * again, since start.
+   */
+  deduplicated: number;
   /** Capacity; 0 when the outbox is off. */
   maxEvents: number;
   /** `down` from a failed attempt to reach Redis until it is reached again; `unknown` before the first attempt. */
@@ -103,6 +110,8 @@ interface Item {
   event: AppEvent;
   entry: Entry;
   stored: StoredEvent | undefined;
+  /** The batch it was first sent in and its place there: a retry sends that batch again, as it was. */
+  batch: { seq: number; index: number } | undefined;
 }
 
 const nothing = () => {};
@@ -116,8 +125,11 @@ const nothing = () => {};
  * across an outage. Calls made while Redis is away wait behind it rather than
  * racing it, and are stored as soon as it returns.
  *
- * Delivery stays at least once: a reply lost with the connection makes the
- * retry append the event again (with a new cursor).
+ * Exactly once through a lost reply: the outbox has a random id, numbers each
+ * user's batch as it first sends it, and sends a failed batch again as it was (the
+ * user's later events wait for the next round); the append script records each
+ * publisher's last batch in the user's meta and answers a batch it has stored
+ * already with its cursors, storing nothing (docs/reliability.md).
  */
 export class Outbox {
   readonly #writer: RedisStreamWriter;
@@ -128,7 +140,10 @@ export class Outbox {
   readonly #reconnect: () => void;
   readonly #client: RedisClient;
   readonly #items: Item[] = [];
-  readonly #stats = { queued: 0, dropped: 0, stored: 0, retried: 0 };
+  readonly #stats = { queued: 0, dropped: 0, stored: 0, retried: 0, deduplicated: 0 };
+  /** This outbox's id in the users' meta: random, new for each outbox (each publisher, each gateway start). */
+  readonly id = randomBytes(9).toString('base64url');
+  #seq = 0;
   #sending = false;
   #closed = false;
   #wake: (() => void) | undefined;
@@ -186,7 +201,9 @@ export class Outbox {
     }
     return new Promise<StoredEvent[]>((resolve, reject) => {
       const entry: Entry = { items: [], left: valid.length, failures: 0, isQueued: false, resolve, reject };
-      for (const p of valid) entry.items.push({ userId: p.userId, event: p.event, entry, stored: undefined });
+      for (const p of valid) {
+        entry.items.push({ userId: p.userId, event: p.event, entry, stored: undefined, batch: undefined });
+      }
       this.#items.push(...entry.items);
       if (!this.#sending) void this.#run();
     });
@@ -272,12 +289,22 @@ export class Outbox {
     let unreachable = false;
     const failedEntries = new Set<Entry>();
     await Promise.all(
-      [...byUser.values()].map(async (items) => {
+      [...byUser.values()].map(async (all) => {
+        const items = this.#batchOf(all);
         try {
-          const stored = await this.#writer.appendMany(items.map((i) => ({ userId: i.userId, event: i.event })));
+          const { userId } = items[0] as Item;
+          const seq = (items[0] as Item).batch?.seq as number;
+          const positions = items.map((i) => i.batch?.index as number);
+          const result = await this.#writer.appendBatch(
+            userId,
+            items.map((i) => i.event),
+            { publisherId: this.id, seq },
+            positions,
+          );
           items.forEach((item, k) => {
-            item.stored = stored[k];
+            item.stored = result.events[k];
           });
+          if (result.duplicate) this.#stats.deduplicated += items.length;
           this.#reached();
         } catch (error) {
           if (isTransientRedisError(error)) {
@@ -303,6 +330,21 @@ export class Outbox {
     );
     for (const entry of failedEntries) this.#failed(entry);
     return unreachable;
+  }
+
+  /**
+   * What of a user's items in this round goes in one call: a batch sent before and
+   * not stored (a retry: the same batch, with its number, minus events refused
+   * since), else every item not sent yet, as a new batch.
+   */
+  #batchOf(items: Item[]): Item[] {
+    const retry = (items[0] as Item).batch;
+    if (retry) return items.filter((i) => i.batch?.seq === retry.seq);
+    const seq = ++this.#seq;
+    items.forEach((item, index) => {
+      item.batch = { seq, index };
+    });
+    return items;
   }
 
   #failed(entry: Entry): void {
