@@ -1,7 +1,15 @@
 import type { AppEvent } from '@livebus/protocol';
-import { type RedisServerHandle, startRedisServer } from '@livebus/test-support';
+import { type RedisServerHandle, startRedisServer, startTcpProxy, waitFor } from '@livebus/test-support';
 import { Redis } from 'ioredis';
-import { type BatchResult, type BatchTag, Outbox, RedisStreamReader, RedisStreamWriter, userKeys } from '../src';
+import {
+  type BatchResult,
+  type BatchTag,
+  createPublisher,
+  Outbox,
+  RedisStreamReader,
+  RedisStreamWriter,
+  userKeys,
+} from '../src';
 import { MAX_PUBLISHER_RECORDS } from '../src/redis/stream-scripts';
 
 const notice = (i: number) => ({
@@ -152,5 +160,29 @@ describe('the outbox through lost replies', () => {
     expect(x.id).not.toBe(y.id);
     x.close();
     y.close();
+  });
+});
+
+describe('a publisher whose reply is lost after Redis applied the append', () => {
+  it('stores the event once and resolves with its cursor', async () => {
+    const proxy = await startTcpProxy(Number(new URL(server.url).port));
+    const publisher = createPublisher({ redisUrl: `redis://127.0.0.1:${proxy.port}` }, { retryDelaysMs: [50, 100] });
+    const user = 'idem-lost-reply';
+    try {
+      await publisher.publish(user, notice(1));
+      // The next append reaches Redis; its reply never comes back: the connection is cut.
+      proxy.holdReplies();
+      const second = publisher.publish(user, notice(2));
+      await waitFor(async () => (await streamOf(user)).length === 2, 'the append applied');
+      proxy.dropAll();
+      const stored = await second;
+      expect(await streamOf(user)).toEqual([1, 2]);
+      const [, entry] = (await client.xrange(userKeys(user).stream, '-', '+')) as Array<[string, string[]]>;
+      expect(stored.cursor).toBe(JSON.parse(entry?.[1][3] as string).cursor);
+      expect(publisher.stats()).toMatchObject({ stored: 2, deduplicated: 1 });
+    } finally {
+      await publisher.close();
+      await proxy.close();
+    }
   });
 });
