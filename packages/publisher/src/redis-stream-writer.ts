@@ -20,7 +20,7 @@ export type StoredEvent = EventFrame;
  * times it is sent ({@link RedisStreamWriter.appendBatch}).
  */
 export interface BatchTag {
-  /** The publisher's random id, made when it was created. */
+  /** The publisher's random id, made when it was created (no whitespace: it travels as `<id> <seq>`). */
   publisherId: string;
   /** The batch's number, increasing across the publisher's batches. */
   seq: number;
@@ -125,8 +125,7 @@ export class RedisStreamWriter {
         r.retentionBytes,
         r.streamTtlMs,
         r.metaTtlMs,
-        tag?.publisherId ?? '',
-        tag?.seq ?? 0,
+        ...(tag ? [`${tag.publisherId} ${tag.seq}`] : []),
         ...events.map((e) => JSON.stringify(e)),
       ],
     )) as [string, number, number, number];

@@ -115,8 +115,8 @@ end
  * The user's stream scripts (KEYS: stream, meta, see `userKeys`):
  *
  * - `appendAndNotify` ARGV: epoch candidate, channel, max events, retention ms, max bytes,
- *   stream ttl ms, meta ttl ms, publisher id ('' for none), batch seq, event JSON...
- *   Returns { epoch, first offset, ts, 1 if the meta records that publisher's batch seq
+ *   stream ttl ms, meta ttl ms, then for a tagged batch '<publisher id> <batch number>',
+ *   then the event JSON... (each starts with '{', which tells the tag from an event). Returns { epoch, first offset, ts, 1 if the meta records that publisher's batch seq
  *   as appended already (nothing stored again: its first offset and ts are returned), else 0 }.
  * - `readSince` ARGV: epoch candidate, meta ttl ms, retention ms, cursor epoch, cursor offset,
  *   holes ('1': every retained event after the cursor, missing ones or not; '' or absent: `gap`
@@ -130,8 +130,15 @@ local function append_and_notify(keys, args)
   local channel = args[2]
   local max_events, retention_ms, max_bytes = tonumber(args[3]), tonumber(args[4]), tonumber(args[5])
   local stream_ttl, meta_ttl = args[6], args[7]
-  local publisher, seq = args[8], args[9]
-  local record_field = publisher ~= '' and ('p:' .. publisher) or nil
+  -- A tagged batch has '<publisher id> <batch number>' before its events (an event's
+  -- JSON starts with '{'); untagged calls (and the company fan-out's copy of this
+  -- function) start their events right there.
+  local first_event, publisher, seq = 8, nil, nil
+  if args[8] and string.sub(args[8], 1, 1) ~= '{' then
+    publisher, seq = string.match(args[8], '^(%S+) (%d+)$')
+    first_event = 9
+  end
+  local record_field = publisher and ('p:' .. publisher) or nil
   local epoch, offset, bytes, writer, record = ensure_meta(stream, meta, args[1], record_field)
   -- This publisher's batch was appended already (its reply was lost, and it tries
   -- again: on the same master after a reconnect, or on a promoted replica that had
@@ -156,7 +163,7 @@ local function append_and_notify(keys, args)
   local ts = now_ms()
   local ts_s = string.format('%.0f', ts)
   local first = offset + 1
-  for i = 10, #args do
+  for i = first_event, #args do
     offset = offset + 1
     local off_s = string.format('%.0f', offset)
     -- The event JSON comes as {"event":...}; the stored form puts type, cursor
