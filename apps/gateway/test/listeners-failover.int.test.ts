@@ -350,9 +350,9 @@ describe('a listener lease held through a Redis Cluster failover', () => {
 
     expect(figures.overlaps).toBe(0);
     expect(figures.publishedWithoutLease).toBe(0);
-    // Twice in the stream is printed, not refused: a publish whose reply was lost with the dying
-    // master is retried and may be stored again (at least once; docs/reliability.md, issue 25's
-    // idempotent appends). One instance at a time is what the lease promises, checked above.
+    // Each write in the stream once: a publish whose reply was lost with the dying master is
+    // retried, and the append recognises a batch it stored already (docs/reliability.md, exactly once).
+    expect(figures.twiceInStream).toBe(0);
     // Missing from the stream only what the promoted replica lost and the holder cannot know
     // it must publish again (see docs/reliability.md); every tab heard gap then.
     expect(figures.notInStreamNotLost).toBe(0);
@@ -360,8 +360,7 @@ describe('a listener lease held through a Redis Cluster failover', () => {
     for (const t of figures.tabs) {
       // Handed twice only what the promoted replica lost (published again by the holder,
       // which cannot know it was), and then the tab was told gap; missing only with a gap too.
-      // (A repeat of a retried publish, see above, is the one other way to be handed twice.)
-      if (figures.twiceInStream === 0) expect(t.duplicatedNotLost).toBe(0);
+      expect(t.duplicatedNotLost).toBe(0);
       if (t.gaps === 0) expect(t.missing).toBe(0);
     }
     expect(a.gw.stats().listeners + b.gw.stats().listeners).toBe(1);
@@ -415,9 +414,9 @@ describe('a listener lease held through a Redis Cluster failover', () => {
     expect(acquiredAfter[0]).toBe(lostTokens[0]);
     expect(figures.overlaps).toBe(0);
     expect(figures.publishedWithoutLease).toBe(0);
-    // Twice in the stream is printed, not refused: a publish whose reply was lost with the dying
-    // master is retried and may be stored again (at least once; docs/reliability.md, issue 25's
-    // idempotent appends). One instance at a time is what the lease promises, checked above.
+    // Each write in the stream once: a publish whose reply was lost with the dying master is
+    // retried, and the append recognises a batch it stored already (docs/reliability.md, exactly once).
+    expect(figures.twiceInStream).toBe(0);
     // Missing from the stream only what the promoted replica lost and the holder cannot know
     // it must publish again (see docs/reliability.md); every tab heard gap then.
     expect(figures.notInStreamNotLost).toBe(0);
@@ -425,8 +424,7 @@ describe('a listener lease held through a Redis Cluster failover', () => {
     for (const t of figures.tabs) {
       // Handed twice only what the promoted replica lost (published again by the holder,
       // which cannot know it was), and then the tab was told gap; missing only with a gap too.
-      // (A repeat of a retried publish, see above, is the one other way to be handed twice.)
-      if (figures.twiceInStream === 0) expect(t.duplicatedNotLost).toBe(0);
+      expect(t.duplicatedNotLost).toBe(0);
       if (t.gaps === 0) expect(t.missing).toBe(0);
     }
     // B's token from the promoted replica is above the one the dead master issued and lost.

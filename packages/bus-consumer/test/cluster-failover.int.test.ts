@@ -13,8 +13,8 @@ import { type GatewayProcess, getJson, startGatewayProcess, startWorkerProcess }
 // 150 events/s for 16 s, the kill at 5 s, node timeout 2 s).
 const FULL = process.env.LIVEBUS_FAILOVER_FULL === '1';
 const SIZE = FULL
-  ? { users: 30, eventsPerTick: 3, publishMs: 16_000, faultAtMs: 5_000, nodeTimeoutMs: 2_000 }
-  : { users: 12, eventsPerTick: 3, publishMs: 5_000, faultAtMs: 1_500, nodeTimeoutMs: 1_000 };
+  ? { users: 30, eventsPerTick: 3, publishMs: 16_000, faultAtMs: 5_000, nodeTimeoutMs: 2_000, flips: 20 }
+  : { users: 12, eventsPerTick: 3, publishMs: 5_000, faultAtMs: 1_500, nodeTimeoutMs: 1_000, flips: 6 };
 const TICK_MS = 20;
 
 let cluster: RedisClusterHandle;
@@ -78,36 +78,32 @@ async function streamOf(userId: string): Promise<Array<{ offset: number; n: numb
 
 const isIncreasing = (xs: number[]) => xs.every((x, i) => i === 0 || x > (xs[i - 1] as number));
 /**
- * Per-user order: the first appearances of the numbers increase. A repeat is an append
- * retried after its reply was lost with the dying master (delivery is at least once, see
- * docs/reliability.md "Redis Cluster failover"): counted and printed, not refused, until
- * appends are idempotent.
- */
-const inOrderAtLeastOnce = (xs: number[]) => {
-  const seen = new Set<number>();
-  return isIncreasing(xs.filter((x) => !seen.has(x) && seen.add(x) !== undefined));
-};
-
-/**
  * Publishes to `users` at a steady rate through a master's loss (`fault`, on the
  * master serving most of them) and checks every count: nothing rejected, lost or
  * doubled, order kept per user, and each session handed every acknowledged
  * event or told `gap`, never an event under a cursor that names another.
  */
-async function throughFailover(name: string, fault: (victim: { id: string; port: number }) => Promise<void>) {
+async function throughFailover(
+  name: string,
+  fault: (victim: { id: string; port: number; key: string }) => Promise<void>,
+) {
   const users = Array.from({ length: SIZE.users }, (_, i) => `${name}-${i}`);
   const followers = users.map((u, i) => follow(u, gateways[i % gateways.length] as GatewayProcess));
   for (const f of followers) await f.client.connect();
 
   // The master serving the most users.
-  const byMaster = new Map<string, { id: string; port: number; users: number }>();
+  const byMaster = new Map<string, { id: string; port: number; key: string; users: number }>();
   for (const u of users) {
     const m = await cluster.masterOf(userKeys(u).stream);
-    const entry = byMaster.get(m.id) ?? { id: m.id, port: m.port, users: 0 };
+    const entry = byMaster.get(m.id) ?? { id: m.id, port: m.port, key: userKeys(u).stream, users: 0 };
     entry.users++;
     byMaster.set(m.id, entry);
   }
-  const victim = [...byMaster.values()].sort((a, b) => b.users - a.users)[0] as { id: string; port: number };
+  const victim = [...byMaster.values()].sort((a, b) => b.users - a.users)[0] as {
+    id: string;
+    port: number;
+    key: string;
+  };
 
   // A seed that is not the victim: the publisher starts on the cluster as it is.
   const seed = cluster.nodes.find((n) => n.port !== victim.port) as { port: number };
@@ -139,7 +135,15 @@ async function throughFailover(name: string, fault: (victim: { id: string; port:
     }
   }, TICK_MS);
   await new Promise((r) => setTimeout(r, SIZE.faultAtMs));
-  await fault(victim);
+  try {
+    await fault(victim);
+  } catch (error) {
+    // Nothing left running to keep jest from exiting.
+    clearInterval(timer);
+    await publisher.close();
+    for (const f of followers) f.client.close();
+    throw error;
+  }
   await new Promise((r) => setTimeout(r, Math.max(0, SIZE.publishMs - (Date.now() - started))));
   clearInterval(timer);
   await Promise.all(pending);
@@ -156,11 +160,14 @@ async function throughFailover(name: string, fault: (victim: { id: string; port:
     const stream = await streamOf(u);
     streams.set(u, stream);
     const stored = stream.map((e) => e.n);
-    expect(inOrderAtLeastOnce(stored)).toBe(true);
+    // Each once, in order: a batch retried after its reply was lost with the dying
+    // master is recognised by the append (docs/reliability.md, exactly once).
+    expect(isIncreasing(stored)).toBe(true);
     duplicated += stored.length - new Set(stored).size;
     lost += (acked.get(u) ?? []).filter((n) => !stored.includes(n)).length;
   }
   expect(lost).toBe(0);
+  expect(duplicated).toBe(0);
 
   // Sessions: every acknowledged event handed over, or the session told gap.
   for (const f of followers) {
@@ -181,8 +188,8 @@ async function throughFailover(name: string, fault: (victim: { id: string; port:
   let eventsNotHanded = 0;
   for (const f of followers) {
     const numbers = f.seen.map((s) => s.n);
-    // In order; a repeat only where the stream holds one (counted above).
-    expect(inOrderAtLeastOnce(numbers)).toBe(true);
+    // In order, each once.
+    expect(isIncreasing(numbers)).toBe(true);
     // A cursor names the event the stream holds under it, never another.
     const stream = streams.get(f.userId) ?? [];
     for (const s of f.seen) {
@@ -211,6 +218,7 @@ async function throughFailover(name: string, fault: (victim: { id: string; port:
     lost,
     duplicated,
     retriedAttempts: stats.retried,
+    deduplicatedOnRetry: stats.deduplicated,
     queued: stats.queued,
     delayedOver1s: delays.filter((d) => d > 1_000).length,
     maxDelayMs: sorted.at(-1),
@@ -241,6 +249,27 @@ describe('a Redis Cluster with replicas losing a master', () => {
     });
     expect((await cluster.topology()).find((n) => n.id === victim.id)?.role).toBe('replica');
   }, 180_000);
+
+  // One planned failover crashed a gateway in about 1 run in 10 (an unhandled ioredis
+  // 'error' for the SUNSUBSCRIBE pushes of the old master, see the bus's
+  // sharded-subscriber-guard.ts): many of them, back and forth, under both gateways.
+  it(`${SIZE.flips} planned failovers back and forth: the gateways stay up, nothing rejected, lost or doubled`, async () => {
+    await throughFailover('flips', async (victim) => {
+      for (let i = 0; i < SIZE.flips; i++) {
+        // Whichever node serves the victim's slots now hands them to its replica (the
+        // old master shows as the new one's replica once the gossip reached the node asked).
+        const replica = await waitFor(
+          async () => {
+            const master = await cluster.masterOf(victim.key);
+            return (await cluster.topology()).find((n) => n.masterId === master.id && !n.failing);
+          },
+          `a replica of the master of ${victim.key}`,
+          20_000,
+        );
+        await cluster.failover(replica.port);
+      }
+    });
+  }, 240_000);
 
   it('SIGKILL of the master holding the task queue: a running task finishes once', async () => {
     const worker = await startWorkerProcess('worker-failover', {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { AppEvent } from '@livebus/protocol';
 import { outboxDefaults } from './defaults';
 import { describeRedisError, type RedisAddress, redisClientAddress, redisErrorCode } from './describe-redis-error';
@@ -86,6 +87,12 @@ export interface OutboxStats {
    * one per event per failed attempt.
    */
   retried: number;
+  /**
+   * Events of a retried batch that Redis had stored already (the reply was lost,
+   * e.g. with a master that died): answered from the user's meta, not stored
+   * again, since start.
+   */
+  deduplicated: number;
   /** Capacity; 0 when the outbox is off. */
   maxEvents: number;
   /** `down` from a failed attempt to reach Redis until it is reached again; `unknown` before the first attempt. */
@@ -111,6 +118,8 @@ interface Item {
   fence: PublishFence | undefined;
   entry: Entry;
   stored: StoredEvent | undefined;
+  /** The batch it was first sent in and its place there: a retry sends that batch again, as it was. */
+  batch: { seq: number; index: number } | undefined;
 }
 
 const nothing = () => {};
@@ -124,8 +133,11 @@ const nothing = () => {};
  * across an outage. Calls made while Redis is away wait behind it rather than
  * racing it, and are stored as soon as it returns.
  *
- * Delivery stays at least once: a reply lost with the connection makes the
- * retry append the event again (with a new cursor).
+ * Exactly once through a lost reply: the outbox has a random id, numbers each
+ * user's batch as it first sends it, and sends a failed batch again as it was (the
+ * user's later events wait for the next round); the append script records each
+ * publisher's last batch in the user's meta and answers a batch it has stored
+ * already with its cursors, storing nothing (docs/reliability.md).
  */
 export class Outbox {
   readonly #writer: RedisStreamWriter;
@@ -136,7 +148,10 @@ export class Outbox {
   readonly #reconnect: () => void;
   readonly #client: RedisClient;
   readonly #items: Item[] = [];
-  readonly #stats = { queued: 0, dropped: 0, stored: 0, retried: 0 };
+  readonly #stats = { queued: 0, dropped: 0, stored: 0, retried: 0, deduplicated: 0 };
+  /** This outbox's id in the users' meta: random, new for each outbox (each publisher, each gateway start). */
+  readonly id = randomBytes(9).toString('base64url');
+  #seq = 0;
   #sending = false;
   #closed = false;
   #wake: (() => void) | undefined;
@@ -199,7 +214,14 @@ export class Outbox {
     return new Promise<StoredEvent[]>((resolve, reject) => {
       const entry: Entry = { items: [], left: valid.length, failures: 0, isQueued: false, resolve, reject };
       for (const p of valid) {
-        entry.items.push({ userId: p.userId, event: p.event, fence: p.fence, entry, stored: undefined });
+        entry.items.push({
+          userId: p.userId,
+          event: p.event,
+          fence: p.fence,
+          entry,
+          stored: undefined,
+          batch: undefined,
+        });
       }
       this.#items.push(...entry.items);
       if (!this.#sending) void this.#run();
@@ -286,13 +308,37 @@ export class Outbox {
     let unreachable = false;
     const failedEntries = new Set<Entry>();
     await Promise.all(
-      [...byUser.values()].map(async (items) => {
-        // One call per run of items under the same fence (or none), in order: a run Redis
-        // could not take holds back the user's later ones, which keeps them in order.
-        for (const run of fenceRuns(items, (i) => i.fence)) {
-          if (!(await this.#sendRun(run, failedEntries))) {
+      [...byUser.values()].map(async (all) => {
+        const items = this.#batchOf(all);
+        const { userId, fence } = items[0] as Item;
+        try {
+          const seq = (items[0] as Item).batch?.seq as number;
+          const positions = items.map((i) => i.batch?.index as number);
+          const result = await this.#writer.appendBatch(
+            userId,
+            items.map((i) => i.event),
+            { publisherId: this.id, seq },
+            positions,
+            fence,
+          );
+          items.forEach((item, k) => {
+            item.stored = result.events[k];
+          });
+          if (result.duplicate) this.#stats.deduplicated += items.length;
+          this.#reached();
+        } catch (error) {
+          if (isTransientRedisError(error)) {
             unreachable = true;
+            this.#stats.retried += items.length;
+            this.#lastError = error;
+            this.#unreachable(error);
+            for (const item of items) failedEntries.add(item.entry);
             return;
+          }
+          for (const item of items) {
+            if (item.entry.left < 0) continue;
+            item.entry.left = -1;
+            item.entry.reject(refusal(error, item.entry.failures + 1));
           }
         }
       }),
@@ -301,32 +347,22 @@ export class Outbox {
     return unreachable;
   }
 
-  /** Appends one run of a user's items; false when Redis could not be reached (the run is retried). */
-  async #sendRun(items: Item[], failedEntries: Set<Entry>): Promise<boolean> {
-    try {
-      const stored = await this.#writer.appendMany(
-        items.map((i) => ({ userId: i.userId, event: i.event, ...(i.fence ? { fence: i.fence } : {}) })),
-      );
-      items.forEach((item, k) => {
-        item.stored = stored[k];
-      });
-      this.#reached();
-      return true;
-    } catch (error) {
-      if (isTransientRedisError(error)) {
-        this.#stats.retried += items.length;
-        this.#lastError = error;
-        this.#unreachable(error);
-        for (const item of items) failedEntries.add(item.entry);
-        return false;
-      }
-      for (const item of items) {
-        if (item.entry.left < 0) continue;
-        item.entry.left = -1;
-        item.entry.reject(refusal(error, item.entry.failures + 1));
-      }
-      return true;
-    }
+  /**
+   * What of a user's items in this round goes in one call: a batch sent before and
+   * not stored (a retry: the same batch, with its number, minus events refused
+   * since), else the items not sent yet up to the first change of fence (one call is
+   * fenced by one lease, or none), as a new batch with a number of its own. The
+   * rest wait for the next round, behind it, which keeps the user's order.
+   */
+  #batchOf(items: Item[]): Item[] {
+    const retry = (items[0] as Item).batch;
+    if (retry) return items.filter((i) => i.batch?.seq === retry.seq);
+    const run = fenceRuns(items, (i) => i.fence)[0] as Item[];
+    const seq = ++this.#seq;
+    run.forEach((item, index) => {
+      item.batch = { seq, index };
+    });
+    return run;
   }
 
   #failed(entry: Entry): void {

@@ -28,6 +28,24 @@ export interface Publication {
 export type StoredEvent = EventFrame;
 
 /**
+ * Names one batch of a publisher, so the append script stores it once however many
+ * times it is sent ({@link RedisStreamWriter.appendBatch}).
+ */
+export interface BatchTag {
+  /** The publisher's random id, made when it was created (no whitespace: it travels as `<id> <seq>`). */
+  publisherId: string;
+  /** The batch's number, increasing across the publisher's batches. */
+  seq: number;
+}
+
+/** What {@link RedisStreamWriter.appendBatch} stored, and whether it had been stored before. */
+export interface BatchResult {
+  events: StoredEvent[];
+  /** The user's meta recorded the batch as appended already: nothing was stored again. */
+  duplicate: boolean;
+}
+
+/**
  * Appends events to users' Redis streams. Each call of the `appendAndNotify`
  * script stores a user's events, trims the stream and SPUBLISHes them in one
  * atomic step, so a subscriber never sees an event that resume cannot find,
@@ -85,8 +103,38 @@ export class RedisStreamWriter {
     return out;
   }
 
+  /**
+   * Appends one user's events (validated already) as the batch `tag` names: sent
+   * again with the same tag (a retry after a lost reply), it is not stored again and
+   * answers the cursors stored the first time, as long as the user's meta still
+   * records that publisher's last batch (see docs/reliability.md, exactly once).
+   * `positions`: each event's place in the batch as first sent (a retry may carry
+   * fewer events, when some were refused meanwhile), for the cursors of a duplicate.
+   * `fence`: stored only while that lease holds (see {@link PublishFence}).
+   */
+  async appendBatch(
+    userId: string,
+    events: readonly AppEvent[],
+    tag: BatchTag,
+    positions?: readonly number[],
+    fence?: PublishFence,
+  ): Promise<BatchResult> {
+    if (events.length === 0) return { events: [], duplicate: false };
+    return this.#append(userId, events, tag, positions, fence);
+  }
+
   async #appendUser(userId: string, events: readonly AppEvent[], fence?: PublishFence): Promise<StoredEvent[]> {
     if (events.length === 0) return [];
+    return (await this.#append(userId, events, undefined, undefined, fence)).events;
+  }
+
+  async #append(
+    userId: string,
+    events: readonly AppEvent[],
+    tag: BatchTag | undefined,
+    positions: readonly number[] | undefined,
+    fence: PublishFence | undefined,
+  ): Promise<BatchResult> {
     const k = userKeys(userId);
     const r = this.#r;
     const reply = (await (fence ? fencedAppendScript : streamScripts.appendAndNotify).run(
@@ -100,15 +148,20 @@ export class RedisStreamWriter {
         r.retentionBytes,
         r.streamTtlMs,
         r.metaTtlMs,
+        ...(tag ? [`${tag.publisherId} ${tag.seq}`] : []),
         ...events.map((e) => JSON.stringify(e)),
         ...(fence ? [fence.value] : []),
       ],
-    )) as [string, number, number];
-    const [epoch, first, ts] = reply;
-    return events.map(
-      (event, i) =>
-        ({ type: 'event', cursor: formatCursor(epoch, Number(first) + i), ts: Number(ts), ...event }) as StoredEvent,
-    );
+    )) as [string, number, number, number];
+    const [epoch, first, ts, flag] = reply;
+    const duplicate = Number(flag) === 1;
+    return {
+      events: events.map((event, i) => {
+        const offset = Number(first) + (duplicate && positions ? (positions[i] ?? i) : i);
+        return { type: 'event', cursor: formatCursor(epoch, offset), ts: Number(ts), ...event } as StoredEvent;
+      }),
+      duplicate,
+    };
   }
 }
 

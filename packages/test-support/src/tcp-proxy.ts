@@ -13,6 +13,12 @@ export interface TcpProxy {
   freeze(): void;
   /** Resumes forwarding. */
   thaw(): void;
+  /**
+   * Stops forwarding the server's replies on the connections open now (requests still
+   * reach the server): with {@link dropAll} after it, a reply lost after the server
+   * applied the command. Connections opened later forward both ways.
+   */
+  holdReplies(): void;
   /** Destroys every connection at once (a network cut: the peers see an abnormal close). */
   dropAll(): void;
   /** Connections currently open through the proxy. */
@@ -63,6 +69,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
         a.resume();
         b.resume();
       }
+    },
+    holdReplies: () => {
+      for (const [, upstream] of pairs) upstream.pause();
     },
     dropAll: () => {
       for (const [a, b] of pairs) {

@@ -12,6 +12,13 @@ import { LUA_NOW_MS, RedisScript } from './redis-script';
 export const FAILOVER_OFFSET_SKIP = 1_000_000;
 
 /**
+ * Publishers whose last batch a user's meta remembers (`p:<publisher id>` fields),
+ * so a batch retried after its reply was lost is not stored twice. The oldest
+ * record goes when a new publisher appends past it.
+ */
+export const MAX_PUBLISHER_RECORDS = 16;
+
+/**
  * Helpers of the stream scripts. Everything that touches a user's stream runs in
  * one of the scripts below, so each step is atomic on the shard that owns the
  * user's slot.
@@ -19,7 +26,9 @@ export const FAILOVER_OFFSET_SKIP = 1_000_000;
  * Stream entries: id `<offset>-0` (so XRANGE by offset is exact), fields `t`
  * (ms, Redis TIME) and `d` (the stored event JSON, as sent to subscribers).
  * Meta hash: `e` epoch, `o` last offset, `b` sum of `#d` over retained entries,
- * `w` replication id of the master that appended last (see {@link FAILOVER_OFFSET_SKIP}).
+ * `w` replication id of the master that appended last (see {@link FAILOVER_OFFSET_SKIP}),
+ * `p:<publisher id>` "<batch seq> <first offset> <ts>" of that publisher's last batch
+ * appended (see {@link MAX_PUBLISHER_RECORDS}).
  */
 const STREAM_LUA_PRELUDE = `${LUA_NOW_MS}
 local function offset_of(id)
@@ -30,12 +39,28 @@ end
 -- expiry, FLUSHALL, eviction) starts a new epoch: cursors of the old one can
 -- never match it, so they answer gap. A stream left over from the lost epoch is
 -- dropped with it.
-local function ensure_meta(stream, meta, candidate)
-  local m = redis.call('HMGET', meta, 'e', 'o', 'b', 'w')
-  if m[1] then return m[1], tonumber(m[2] or '0'), tonumber(m[3] or '0'), m[4] end
+local function ensure_meta(stream, meta, candidate, record_field)
+  local m = redis.call('HMGET', meta, 'e', 'o', 'b', 'w', record_field or 'e')
+  if m[1] then return m[1], tonumber(m[2] or '0'), tonumber(m[3] or '0'), m[4], record_field and m[5] or nil end
   redis.call('DEL', stream)
   redis.call('HSET', meta, 'e', candidate, 'o', 0, 'b', 0)
-  return candidate, 0, 0, nil
+  return candidate, 0, 0, nil, nil
+end
+
+-- Keeps at most MAX_PUBLISHER_RECORDS publishers' records in the meta: before a new
+-- one is added, the one with the oldest append goes (its publisher, long gone as a
+-- rule, loses only the dedup of a retry it would still make).
+local function make_room_for_record(meta)
+  if redis.call('HLEN', meta) < ${MAX_PUBLISHER_RECORDS} + 4 then return end
+  local all = redis.call('HGETALL', meta)
+  local oldest, oldest_ts = nil, nil
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 2) == 'p:' then
+      local ts = tonumber(string.match(all[i + 1], '(%d+)$') or '0')
+      if not oldest_ts or ts < oldest_ts then oldest, oldest_ts = all[i], ts end
+    end
+  end
+  if oldest then redis.call('HDEL', meta, oldest) end
 end
 
 -- This node's replication id, and whether it has taken over from another master
@@ -90,7 +115,9 @@ end
  * The user's stream scripts (KEYS: stream, meta, see `userKeys`):
  *
  * - `appendAndNotify` ARGV: epoch candidate, channel, max events, retention ms, max bytes,
- *   stream ttl ms, meta ttl ms, event JSON... Returns { epoch, first offset, ts }.
+ *   stream ttl ms, meta ttl ms, then for a tagged batch '<publisher id> <batch number>',
+ *   then the event JSON... (each starts with '{', which tells the tag from an event). Returns { epoch, first offset, ts, 1 if the meta records that publisher's batch seq
+ *   as appended already (nothing stored again: its first offset and ts are returned), else 0 }.
  * - `readSince` ARGV: epoch candidate, meta ttl ms, retention ms, cursor epoch, cursor offset,
  *   holes ('1': every retained event after the cursor, missing ones or not; '' or absent: `gap`
  *   at any missing one). Returns { epoch, head, 'ok' | 'gap', d... }.
@@ -103,7 +130,25 @@ local function append_and_notify(keys, args)
   local channel = args[2]
   local max_events, retention_ms, max_bytes = tonumber(args[3]), tonumber(args[4]), tonumber(args[5])
   local stream_ttl, meta_ttl = args[6], args[7]
-  local epoch, offset, bytes, writer = ensure_meta(stream, meta, args[1])
+  -- A tagged batch has '<publisher id> <batch number>' before its events (an event's
+  -- JSON starts with '{'); untagged calls (and the company fan-out's copy of this
+  -- function) start their events right there.
+  local first_event, publisher, seq = 8, nil, nil
+  if args[8] and string.sub(args[8], 1, 1) ~= '{' then
+    publisher, seq = string.match(args[8], '^(%S+) (%d+)$')
+    first_event = 9
+  end
+  local record_field = publisher and ('p:' .. publisher) or nil
+  local epoch, offset, bytes, writer, record = ensure_meta(stream, meta, args[1], record_field)
+  -- This publisher's batch was appended already (its reply was lost, and it tries
+  -- again: on the same master after a reconnect, or on a promoted replica that had
+  -- received it): answer what was stored, store nothing.
+  if record then
+    local r_seq, r_first, r_ts = string.match(record, '^(%d+) (%d+) (%d+)$')
+    if r_seq == seq then return { epoch, tonumber(r_first), tonumber(r_ts), 1 } end
+  elseif record_field then
+    make_room_for_record(meta)
+  end
   local replid, promoted = replication()
   -- The last append was made by another master and this node was promoted since:
   -- replication is asynchronous, so that master may have acknowledged (and
@@ -118,7 +163,7 @@ local function append_and_notify(keys, args)
   local ts = now_ms()
   local ts_s = string.format('%.0f', ts)
   local first = offset + 1
-  for i = 8, #args do
+  for i = first_event, #args do
     offset = offset + 1
     local off_s = string.format('%.0f', offset)
     -- The event JSON comes as {"event":...}; the stored form puts type, cursor
@@ -133,10 +178,14 @@ local function append_and_notify(keys, args)
     redis.call('SPUBLISH', channel, stored)
   end
   if len > 0 then bytes = trim(stream, len, bytes, max_events, ts - retention_ms, max_bytes) end
-  redis.call('HSET', meta, 'o', offset, 'b', bytes, 'w', replid)
+  if record_field then
+    redis.call('HSET', meta, 'o', offset, 'b', bytes, 'w', replid, record_field, seq .. ' ' .. first .. ' ' .. ts_s)
+  else
+    redis.call('HSET', meta, 'o', offset, 'b', bytes, 'w', replid)
+  end
   redis.call('PEXPIRE', stream, stream_ttl)
   redis.call('PEXPIRE', meta, meta_ttl)
-  return { epoch, first, ts }
+  return { epoch, first, ts, 0 }
 end
 
 return append_and_notify(KEYS, ARGV)

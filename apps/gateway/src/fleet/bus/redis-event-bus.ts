@@ -26,6 +26,7 @@ import {
   type StoredEvent,
   type Unsubscribe,
 } from './event-bus';
+import { guardShardedSubscribers } from './sharded-subscriber-guard';
 
 /** Options of {@link RedisEventBus}: the retention every publisher of the fleet must share. */
 export interface RedisEventBusOptions extends RetentionOptions {
@@ -233,6 +234,10 @@ export class RedisEventBus implements EventBus {
     const sub = isCluster(client)
       ? client.duplicate([], { shardedSubscribers: true, slotsRefreshInterval: CLUSTER_TOPOLOGY_CHECK_MS })
       : client.duplicate();
+    // A master that gave its slots away (a planned failover) must not kill the process
+    // with the SUNSUBSCRIBE pushes it sends to a connection ioredis already dropped.
+    // (sharded-subscriber.test.ts checks the installed ioredis has the shape it guards.)
+    if (isCluster(sub)) guardShardedSubscribers(sub);
     sub.on('smessage', (channel: string, message: string) => this.#onMessage(channel, message));
     sub.on('error', () => {
       // ioredis reconnects and re-subscribes by itself; the main client's status is what compose.ts reports.

@@ -1,0 +1,55 @@
+import type { Cluster } from 'ioredis';
+
+/**
+ * ioredis 5.11's Cluster with `shardedSubscribers` keeps one connection per master
+ * (a `ShardedSubscriber` in its `ClusterSubscriberGroup`). When a slot map read shows
+ * a master gave its slots away (a planned `CLUSTER FAILOVER`, a resharding), it drops
+ * that subscriber: `stop()` calls `disconnect()` (a half close: the socket still
+ * reads) and then removes every listener of the connection, its `error` listener
+ * included. The old master, once it learns it lost the slots, pushes one
+ * `sunsubscribe` per channel it drops; when those pushes arrive after `stop()` (the
+ * new slot map was read from another node before the old master heard of the
+ * failover), ioredis' DataHandler finds no command waiting for them and emits `error`
+ * ("Command queue state error ... Last reply: sunsubscribe,...") on a connection
+ * with no listener: Node throws it from the socket's `data` handler and the process
+ * dies of an uncaught exception.
+ *
+ * The guard gives every connection the group stops a listener that ignores what it
+ * says: it is being closed, and its channels are subscribed again on the new master
+ * (the bus then reads what was missed, on `subscribersReady`). It wraps `stop` on
+ * each subscriber of this one client as the group creates it (same module copy as
+ * the client, bundled or not). Answers false when the client does not have that
+ * shape (another ioredis version): the caller's tests then fail loudly.
+ */
+interface ShardedSubscriberLike {
+  getInstance(): { on(event: 'error', listener: (error: unknown) => void): unknown } | null;
+  stop(): void;
+}
+
+const GUARDED = Symbol('livebus.guardedStop');
+const ignore = (): void => {};
+
+function guard(subscriber: ShardedSubscriberLike): void {
+  const s = subscriber as ShardedSubscriberLike & { [GUARDED]?: true };
+  if (s[GUARDED] || typeof s.stop !== 'function' || typeof s.getInstance !== 'function') return;
+  const stop = s.stop;
+  s.stop = function guardedStop(this: ShardedSubscriberLike): void {
+    const connection = this.getInstance();
+    stop.call(this);
+    connection?.on('error', ignore);
+  };
+  s[GUARDED] = true;
+}
+
+export function guardShardedSubscribers(client: Cluster): boolean {
+  const group = (client as unknown as { shardedSubscribers?: { shardedSubscribers?: unknown } }).shardedSubscribers;
+  const subscribers = group?.shardedSubscribers;
+  if (!(subscribers instanceof Map)) return false;
+  for (const s of subscribers.values()) guard(s as ShardedSubscriberLike);
+  const set = subscribers.set.bind(subscribers);
+  subscribers.set = (key: unknown, value: unknown) => {
+    guard(value as ShardedSubscriberLike);
+    return set(key, value);
+  };
+  return true;
+}
