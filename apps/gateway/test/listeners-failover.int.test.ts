@@ -51,8 +51,8 @@ async function gateway(instanceId: string): Promise<TestGateway> {
     const bus = p.bus;
     if (bus) {
       const publish = bus.publish.bind(bus);
-      bus.publish = async (userId: string, event: AppEvent) => {
-        const stored = await publish(userId, event);
+      bus.publish = async (userId: string, event: AppEvent, options?: Parameters<typeof publish>[2]) => {
+        const stored = await publish(userId, event, options);
         if (event.event === 'listener.change') {
           const data = event.data as { path: string; change: string };
           timeline.push({
