@@ -5,8 +5,9 @@
 // INFO commandstats says per command (calls and server µs per event).
 //
 //   node bench/publisher-cost.mjs [--events 20000] [--users 1000] [--concurrency 200] [--batch 10]
+//     [--only <part of a mode's name>] [--publisher <path of another build's index.js, to compare>]
+// Figures move with the machine's load: compare builds in runs made one right after the other.
 import { parseArgs } from 'node:util';
-import { createPublisher } from '@livebus/publisher';
 import Redis from 'ioredis';
 import { startRedis } from './lib/common.mjs';
 
@@ -17,8 +18,10 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '200' },
     batch: { type: 'string', default: '10' },
     only: { type: 'string', default: '' },
+    publisher: { type: 'string', default: '@livebus/publisher' },
   },
 });
+const { createPublisher } = await import(values.publisher);
 const n = Number(values.events);
 const users = Number(values.users);
 const concurrency = Number(values.concurrency);
@@ -69,6 +72,10 @@ const modes = {
       publisher.publishMany(
         Array.from({ length: batch }, (_, k) => ({ userId: `u${b % users}`, event: eventOf(b * batch + k) })),
       ),
+    ),
+  'ioredis PUBLISH, one at a time': () =>
+    waves(Math.min(n, 5000), 1, (i) =>
+      client.publish(`u${i % users}`, JSON.stringify({ type: 'event', ...eventOf(i) })),
     ),
   'ioredis PUBLISH': () =>
     waves(n, concurrency, (i) => client.publish(`u${i % users}`, JSON.stringify({ type: 'event', ...eventOf(i) }))),
