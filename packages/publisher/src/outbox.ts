@@ -266,6 +266,9 @@ export class Outbox {
   async #run(): Promise<void> {
     this.#sending = true;
     try {
+      // One microtask later: the publish() calls made in the same tick (a loop, a Promise.all)
+      // share the first round, one call per user, rather than the first going alone.
+      await Promise.resolve();
       while (!this.#closed && this.#items.length > 0) {
         const round = this.#items.slice(0, this.#batch);
         const unreachable = await this.#sendRound(round);

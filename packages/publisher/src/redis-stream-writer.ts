@@ -53,11 +53,13 @@ export interface BatchResult {
  */
 export class RedisStreamWriter {
   readonly #client: RedisClient;
-  readonly #r: ResolvedRetention;
+  /** The script's retention arguments (ARGV 3 to 7), as strings once rather than converted on every call. */
+  readonly #retentionArgs: readonly string[];
 
   constructor(client: RedisClient, options: RetentionOptions = {}) {
     this.#client = client;
-    this.#r = resolveRetention(options);
+    const r: ResolvedRetention = resolveRetention(options);
+    this.#retentionArgs = [r.retentionEvents, r.retentionMs, r.retentionBytes, r.streamTtlMs, r.metaTtlMs].map(String);
   }
 
   /** Validates and appends one event. Throws `InvalidEventError` before touching Redis. */
@@ -136,29 +138,24 @@ export class RedisStreamWriter {
     fence: PublishFence | undefined,
   ): Promise<BatchResult> {
     const k = userKeys(userId);
-    const r = this.#r;
+    // One flat argument list, each event's JSON made once (the stored frame is built from it in the script).
+    const args: string[] = [newEpoch(), k.channel, ...this.#retentionArgs];
+    if (tag) args.push(`${tag.publisherId} ${tag.seq}`);
+    for (const e of events) args.push(JSON.stringify(e));
+    if (fence) args.push(fence.value);
     const reply = (await (fence ? fencedAppendScript : streamScripts.appendAndNotify).run(
       this.#client,
       fence ? [k.stream, k.meta, fence.key] : [k.stream, k.meta],
-      [
-        newEpoch(),
-        k.channel,
-        r.retentionEvents,
-        r.retentionMs,
-        r.retentionBytes,
-        r.streamTtlMs,
-        r.metaTtlMs,
-        ...(tag ? [`${tag.publisherId} ${tag.seq}`] : []),
-        ...events.map((e) => JSON.stringify(e)),
-        ...(fence ? [fence.value] : []),
-      ],
+      args,
     )) as [string, number, number, number];
     const [epoch, first, ts, flag] = reply;
     const duplicate = Number(flag) === 1;
+    const firstOffset = Number(first);
+    const time = Number(ts);
     return {
       events: events.map((event, i) => {
-        const offset = Number(first) + (duplicate && positions ? (positions[i] ?? i) : i);
-        return { type: 'event', cursor: formatCursor(epoch, offset), ts: Number(ts), ...event } as StoredEvent;
+        const offset = firstOffset + (duplicate && positions ? (positions[i] ?? i) : i);
+        return { type: 'event', cursor: formatCursor(epoch, offset), ts: time, ...event } as StoredEvent;
       }),
       duplicate,
     };

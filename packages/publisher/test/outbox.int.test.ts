@@ -120,4 +120,29 @@ describe('the outbox', () => {
     expect(p.stats()).toMatchObject({ waiting: 0, dropped: 1 });
     await server.restart();
   }, 20_000);
+
+  it('sends the publish() calls of one tick in one round: one script call per user, every event stored in order', async () => {
+    const admin = new Redis(server.url);
+    const p = createPublisher({ redisUrl: server.url });
+    try {
+      await p.publish('ob-tick-a', notice(0)); // connected, script loaded
+      await admin.config('RESETSTAT');
+      const calls = [1, 2, 3, 4, 5].flatMap((i) => [
+        p.publish('ob-tick-a', notice(i)),
+        p.publish('ob-tick-b', notice(i)),
+      ]);
+      await Promise.all(calls);
+      const stats = await admin.info('commandstats');
+      const scriptCalls = [...stats.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce(
+        (n, m) => n + Number(m[1]),
+        0,
+      );
+      expect(scriptCalls).toBe(2);
+      expect(await streamOf('ob-tick-a')).toEqual([0, 1, 2, 3, 4, 5]);
+      expect(await streamOf('ob-tick-b')).toEqual([1, 2, 3, 4, 5]);
+    } finally {
+      await p.close();
+      admin.disconnect();
+    }
+  });
 });

@@ -18,7 +18,11 @@ export const REGISTRY_KEY_PREFIX = 'registry:';
  * unescaped, `}x` would make an empty tag and scatter the keys over slots.
  * `%` is escaped too, which keeps the mapping one-to-one.
  */
+const TAG_SPECIAL = /[%{}]/;
+
 export function userTag(userId: string): string {
+  // Most ids have none of the escaped characters: no replace (and no new string) for them.
+  if (!TAG_SPECIAL.test(userId)) return userId;
   return userId.replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
