@@ -232,6 +232,12 @@ export class CompanyListeners {
     this.#o.source?.held(companyId)?.poke();
   }
 
+  /**
+   * Extends this instance's follower entries. It never creates one: an entry removed while
+   * the refresh is in flight (membership lost, company switched, user gone) stays removed.
+   * An entry that is missing although the user still follows (expired, Redis data lost) is
+   * added again on the user's own chain, after checking the follow is still current.
+   */
   async #refreshEntries(): Promise<void> {
     const byCompany = new Map<string, string[]>();
     for (const [uid, user] of this.#users) {
@@ -240,13 +246,26 @@ export class CompanyListeners {
       if (uids) uids.push(uid);
       else byCompany.set(user.company, [uid]);
     }
-    for (const [companyId, uids] of byCompany) {
-      await this.#o.followers
-        .add(companyId, this.#o.instanceId, uids, this.#o.followerTtlMs)
-        .catch((error: unknown) =>
-          this.#o.logger.warn('listener_error', { company_id: companyId, kind: 'followers', error: String(error) }),
-        );
+    for (const [companyId, listed] of byCompany) {
+      const uids = listed.filter((uid) => this.#users.get(uid)?.company === companyId);
+      try {
+        const missing = await this.#o.followers.refresh(companyId, this.#o.instanceId, uids, this.#o.followerTtlMs);
+        for (const uid of missing) this.#restore(uid, companyId);
+      } catch (error) {
+        this.#o.logger.warn('listener_error', { company_id: companyId, kind: 'followers', error: String(error) });
+      }
     }
+  }
+
+  /** Adds back the entry of a user who still follows `companyId` here (checked on their chain). */
+  #restore(uid: string, companyId: string): void {
+    const user = this.#users.get(uid);
+    if (!user) return;
+    void this.#step(user, async () => {
+      if (this.#users.get(uid) !== user || user.company !== companyId) return;
+      await this.#o.followers.add(companyId, this.#o.instanceId, [uid], this.#o.followerTtlMs);
+      this.#o.source?.held(companyId)?.poke();
+    });
   }
 }
 
