@@ -12,7 +12,7 @@ import { CompanyListeners } from './company-listeners';
 import { CompanyStats } from './company-stats';
 import { Membership } from './membership';
 
-function setup(o: { followers?: CompanyFollowers; followerTtlMs?: number } = {}) {
+function setup(o: { followers?: CompanyFollowers; followerTtlMs?: number; leaveDelayMs?: number } = {}) {
   const hooks = new Hooks<GatewayHookEvents>();
   const logger = createLogger({ level: 'error', format: 'json', instanceId: 't' });
   const registry = new MemoryRegistryStore();
@@ -43,6 +43,7 @@ function setup(o: { followers?: CompanyFollowers; followerTtlMs?: number } = {})
     hooks,
     instanceId: 'gw-1',
     followerTtlMs: o.followerTtlMs ?? 60_000,
+    leaveDelayMs: o.leaveDelayMs,
     stats: new CompanyStats(10),
     logger,
   });
@@ -196,5 +197,52 @@ describe('CompanyListeners', () => {
     expect(await inner.list('acme')).toEqual([{ uid: 'u1', initialized: false }]);
     await t.follows.close();
     await t.manager.flush();
+  });
+
+  it('keeps following for the leave delay after the last session closed, so a reconnect within it misses nothing', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    try {
+      const t = setup({ leaveDelayMs: 5_000 });
+      const close = () =>
+        t.hooks.emit('session.close', {
+          uid: 'u1',
+          sessionId: 's1',
+          code: 1006,
+          reason: '',
+          type: 'normal' as never,
+          authenticated: true,
+        });
+      await t.setCompany('u1', 'acme');
+      t.principals.set('u1', [t.member('u1', ['acme'])]);
+      t.hooks.emit('session.open', { uid: 'u1', sessionId: 's1', service: false });
+      await t.follows.idle();
+      // The socket drops: the entry stays, so the holder keeps appending to u1's stream.
+      t.principals.set('u1', []);
+      close();
+      jest.advanceTimersByTime(4_999);
+      await t.follows.idle();
+      expect(t.follows.following('u1')).toBe('acme');
+      expect(await t.followers.list('acme')).toEqual([{ uid: 'u1', initialized: false }]);
+      // The tab is back within the delay: nothing stopped, nothing to re-send.
+      t.principals.set('u1', [t.member('u1', ['acme'])]);
+      t.hooks.emit('session.open', { uid: 'u1', sessionId: 's1', service: false });
+      await t.follows.idle();
+      jest.advanceTimersByTime(10_000);
+      await t.follows.idle();
+      expect(t.follows.following('u1')).toBe('acme');
+      expect(t.heard.map((h) => h.reason)).toEqual(['member']);
+      // Gone for longer than the delay: it leaves.
+      t.principals.set('u1', []);
+      close();
+      jest.advanceTimersByTime(5_000);
+      await t.follows.idle();
+      expect(t.follows.following('u1')).toBeUndefined();
+      expect(await t.followers.list('acme')).toEqual([]);
+      expect(t.heard.map((h) => h.reason)).toEqual(['member', 'left']);
+      await t.follows.close();
+      await t.manager.flush();
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });
