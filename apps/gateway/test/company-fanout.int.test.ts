@@ -77,4 +77,14 @@ describe.each(['standalone', 'cluster'] as const)('company fan-out on Redis %s',
     await followers.add('globex', 'gw-1', ['u1'], 60_000);
     expect(await followers.list('globex')).toContainEqual({ uid: 'u1', initialized: false });
   });
+
+  it('refreshes existing follower entries only, never re-creating a removed one', async () => {
+    const followers = new RedisCompanyFollowers(redis);
+    await followers.add('initech', 'gw-1', ['u1', 'u2'], 60_000);
+    await followers.remove('initech', 'gw-1', 'u1');
+    expect(await followers.refresh('initech', 'gw-1', ['u1', 'u2'], 60_000)).toEqual(['u1']);
+    expect(await followers.list('initech')).toEqual([{ uid: 'u2', initialized: false }]);
+    expect(await followers.refresh('initech', 'gw-2', ['u2'], 60_000)).toEqual(['u2']);
+    expect(await followers.list('initech')).toEqual([{ uid: 'u2', initialized: false }]);
+  });
 });

@@ -206,6 +206,42 @@ describe('company listeners without Redis (one instance, the embedded default)',
   }, 30_000);
 });
 
+describe('a follower reconnecting within the detach delay', () => {
+  it('resumes from its cursor and gets the removal of a document deleted while it was away', async () => {
+    const t = await startGateway(
+      {
+        instanceId: 'gw-co-back',
+        listeners: companyListeners,
+        firestoreProjectId: emulator.projectId,
+        unifiedRegistryEnabled: true,
+        detachDelayMs: 60_000,
+        logLevel: 'warn',
+      },
+      composePorts,
+    );
+    gateways.push(t);
+    await addMembers(db, 'umbrella', ['umb-0', 'umb-1']);
+    await db.doc('companies/umbrella/jobs/gone').set({ n: 1 });
+    const away = await member(t, 'umb-0', 'umbrella');
+    const witness = await member(t, 'umb-1', 'umbrella');
+    for (const c of [away, witness]) {
+      await waitFor(() => companyChanges(c, 'companies/umbrella/jobs/gone')[0], 'initial', 15_000);
+    }
+    const cursor = away.events().at(-1)?.cursor as string;
+    await away.close();
+    await db.doc('companies/umbrella/jobs/gone').delete();
+    // The holder has sent the removal (the witness, still connected, got it) while umb-0 was away.
+    await waitFor(() => companyChanges(witness, 'companies/umbrella/jobs/gone')[1], 'removed', 15_000);
+    const { client: back, welcome } = await connectAs(t.url, 'umb-0', { last_cursor: cursor });
+    clients.push(back);
+    expect(welcome.resume).toMatchObject({ status: 'resumed' });
+    await waitFor(() => companyChanges(back, 'companies/umbrella/jobs/gone')[0], 'the removal, replayed', 15_000);
+    expect(
+      companyChanges(back, 'companies/umbrella/jobs/gone').map((e) => (e.data as { change: string }).change),
+    ).toEqual(['removed']);
+  }, 40_000);
+});
+
 describe('company listeners handed over', () => {
   it('the holder loses its last follower: another instance takes the company over and resumes, nothing twice; a reconnect follows from the registry', async () => {
     const [a, b] = gateways as [TestGateway, TestGateway];

@@ -66,14 +66,14 @@ describe.each([
     const { client, welcome } = await connectAs(t.url, 'lat-user');
     const sent = await publishEach(t, 'lat-user');
     await waitFor(() => client.events().length === sent, `${sent} events on the socket`);
-    expect(await deliveryCounts(t)).toEqual({ firestore: 3, workflow: 2, publish: 5, task: 4 });
+    expect(await deliveryCounts(t)).toEqual({ firestore: 3, workflow: 2, publish: 5, task: 4, company: 0 });
 
     // A second session of the same user: each frame written counts; a resumed session's replay does not.
     const resumed = await connectAs(t.url, 'lat-user', { last_cursor: welcome.resume.cursor });
     await waitFor(() => resumed.client.events().length === sent, 'the replay');
     await t.gw.publish('lat-user', notice);
     await waitFor(() => client.events().length === sent + 1 && resumed.client.events().length === sent + 1, 'both');
-    expect(await deliveryCounts(t)).toEqual({ firestore: 3, workflow: 2, publish: 7, task: 4 });
+    expect(await deliveryCounts(t)).toEqual({ firestore: 3, workflow: 2, publish: 7, task: 4, company: 0 });
 
     const m = (await httpJson(`${t.http}/ws-metrics`)).body.metrics as {
       delivery: { since_start: Record<string, { count: number }>; clock: { skew: Record<string, number> } };

@@ -46,9 +46,32 @@ describe('DeliveryLatency', () => {
       'source="workflow"': 4,
       'source="publish"': 6,
       'source="task"': 4,
+      'source="company"': 0,
     });
     const summary = latency.summary('start');
     expect([summary.all.count, summary.listeners.count]).toEqual([17, 7]);
+  });
+
+  it('counts a company listener change as `company`, a listener delivery, timed from its update_time', async () => {
+    const latency = new DeliveryLatency(() => 2_000);
+    const registry = new Registry();
+    latency.register(registry);
+    // Fanned out by the holder at 1 995 ms (Redis ts), changed in Firestore at 1 500 ms.
+    expect(
+      latency.prepare(
+        frame(1_995, 'listener.change', JSON.parse(change('company', '1970-01-01T00:00:01.500000Z')).data),
+      ),
+    ).toBe(true);
+    latency.record();
+    expect(latency.prepare(change('company', '1970-01-01T00:00:01.000000Z', true))).toBe(false); // initial
+    const counts = await countsOf(registry, 'livebus_delivery_seconds');
+    expect([counts['source="company"'], counts['source="publish"']]).toEqual([1, 0]);
+    const summary = latency.summary('start');
+    expect([summary.company.count, summary.listeners.count, summary.publish.count]).toEqual([1, 1, 0]);
+    // 500 ms from the update time (the 250-500 ms bucket), not 5 ms from the append
+    const text = await registry.metrics();
+    expect(text).toContain('livebus_delivery_seconds_bucket{source="company",le="0.25"} 0');
+    expect(text).toContain('livebus_delivery_seconds_bucket{source="company",le="0.5"} 1');
   });
 
   it('clamps an origin ahead of the clock to 0 and counts it as skew, never a negative latency', async () => {
@@ -59,7 +82,7 @@ describe('DeliveryLatency', () => {
     latency.record();
     latency.prepare(frame(1_000, 'session.notice', { level: 'info', message: 'x' })); // same ms: no skew
     latency.record();
-    expect(latency.skew()).toEqual({ firestore: 1, workflow: 0, publish: 0, task: 0 });
+    expect(latency.skew()).toEqual({ firestore: 1, workflow: 0, publish: 0, task: 0, company: 0 });
     const text = await registry.metrics();
     expect(text).toContain('livebus_delivery_seconds_bucket{source="firestore",le="0.001"} 1');
     expect(text).toContain('livebus_delivery_seconds_sum{source="firestore"} 0');

@@ -1,14 +1,18 @@
 import type { Registry } from 'prom-client';
 
 /** Where a delivered event came from: the `source` label of the delivery histograms. */
-export const DELIVERY_SOURCES = ['firestore', 'workflow', 'publish', 'task'] as const;
+export const DELIVERY_SOURCES = ['firestore', 'workflow', 'publish', 'task', 'company'] as const;
 export type DeliverySource = (typeof DELIVERY_SOURCES)[number];
 
 const FIRESTORE = 0;
 const WORKFLOW = 1;
 const PUBLISH = 2;
 const TASK = 3;
-const ALL_SOURCES = [FIRESTORE, WORKFLOW, PUBLISH, TASK] as const;
+/** A company listener's change (fanned out by the company's holder), timed from its `update_time`. */
+const COMPANY = 4;
+const ALL_SOURCES = [FIRESTORE, WORKFLOW, PUBLISH, TASK, COMPANY] as const;
+/** The listener sources: what the "listener delivery" figures (and `check`) are made of. */
+const LISTENER_SOURCES = [FIRESTORE, WORKFLOW, COMPANY] as const;
 
 /**
  * Upper bounds of the delivery histograms, seconds. 0.1 is one of them, so "p99 under
@@ -226,6 +230,7 @@ export class DeliveryLatency {
     const source = i + LISTENER_SOURCE;
     if (text.charCodeAt(source) === C_F && text.charCodeAt(source + 9) === QUOTE) this.#source = FIRESTORE;
     else if (text.charCodeAt(source) === C_W && text.charCodeAt(source + 8) === QUOTE) this.#source = WORKFLOW;
+    else if (text.charCodeAt(source) === C_C && text.charCodeAt(source + 7) === QUOTE) this.#source = COMPANY;
     else return true;
     return this.#listenerOrigin(text);
   }
@@ -294,7 +299,7 @@ export class DeliveryLatency {
   }
 
   /**
-   * p50 / p99 per source, over the listener sources (`firestore` and `workflow`) and
+   * p50 / p99 per source, over the listener sources (`firestore`, `workflow`, `company`) and
    * over all: `since: 'start'` from every count, `since: 'window'` from the last
    * minute's (the counts since the oldest tick kept).
    */
@@ -315,7 +320,7 @@ export class DeliveryLatency {
     };
     const out = {
       all: summaryOf(sumOf(ALL_SOURCES)),
-      listeners: summaryOf(sumOf([FIRESTORE, WORKFLOW])),
+      listeners: summaryOf(sumOf(LISTENER_SOURCES)),
     } as Record<DeliverySource | 'listeners' | 'all', LatencySummary>;
     DELIVERY_SOURCES.forEach((name, s) => {
       out[name] = summaryOf(per[s] as Float64Array);

@@ -30,4 +30,26 @@ describe('SlicedQueue', () => {
     await turn();
     expect(ran.at(-1)).toBe(7);
   });
+
+  it('keeps running after an item throws: the error is reported, the items after it still run', async () => {
+    const ran: number[] = [];
+    const errors: Array<[string, number]> = [];
+    const queue = new SlicedQueue<number>(
+      (n) => {
+        if (n === 1) throw new Error('boom');
+        ran.push(n);
+      },
+      1_000,
+      () => 0,
+      (error, n) => errors.push([String(error), n]),
+    );
+    for (let i = 0; i < 4; i++) queue.push(i);
+    await turn();
+    expect(ran).toEqual([0, 2, 3]);
+    expect(errors).toEqual([['Error: boom', 1]]);
+    expect(queue.size).toBe(0);
+    queue.push(4); // a later push still gets a slice
+    await turn();
+    expect(ran).toEqual([0, 2, 3, 4]);
+  });
 });

@@ -100,11 +100,20 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
 
   // Upgrades run in slices of a few ms per turn of the event loop (sliced-queue.ts): in a
   // reconnect storm, requests on the same port (health probes) are read between two slices.
-  const upgrades = new SlicedQueue<PendingUpgrade>(({ req, socket, head, ticket }) => {
-    // The peer gave up while its upgrade waited (its 'close' ended the ticket).
-    if (socket.destroyed) return;
-    handleUpgrade(req, socket, head, ticket);
-  }, UPGRADE_SLICE_MS);
+  const upgrades = new SlicedQueue<PendingUpgrade>(
+    ({ req, socket, head, ticket }) => {
+      // The peer gave up while its upgrade waited (its 'close' ended the ticket).
+      if (socket.destroyed) return;
+      handleUpgrade(req, socket, head, ticket);
+    },
+    UPGRADE_SLICE_MS,
+    undefined,
+    // handleUpgrade catches its own errors; should one escape, the other upgrades still run.
+    (error, { socket }) => {
+      logger.error('ws_handler_error', { where: 'upgrade', error: String(error) });
+      socket.destroy();
+    },
+  );
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const decision = admission.check();

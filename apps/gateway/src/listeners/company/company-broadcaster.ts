@@ -117,6 +117,8 @@ export class CompanyBroadcaster {
       this.#o.logger.warn('listener_error', { company_id: companyId, kind: 'followers', error: String(error) });
       return; // keep the followers known; the next poll reads again
     }
+    // Stopped while reading (the lease released): no longer counted as held, nothing more sent.
+    if (this.#stopped) return;
     const joined = listed.filter((f) => !f.initialized).map((f) => f.uid);
     this.#followers = listed.map((f) => f.uid);
     this.#o.stats.followers(companyId, this.#followers.length);
@@ -125,8 +127,10 @@ export class CompanyBroadcaster {
     try {
       // In bounded calls: a large company does not hold Redis in one long script.
       for (let i = 0; i < initial.length; i += INITIAL_BATCH) {
+        if (this.#stopped) return; // the successor sends the rest (not recorded as initialized)
         await this.#o.fanOut.append(undefined, joined, initial.slice(i, i + INITIAL_BATCH));
       }
+      if (this.#stopped) return;
       await this.#o.followers.initialized(companyId, joined, this.#o.initializedTtlMs);
       this.#o.stats.joined(companyId, joined.length, initial.length);
     } catch (error) {

@@ -17,6 +17,11 @@ export interface Follower {
 export interface CompanyFollowers {
   /** Adds (or refreshes) the entries of `uids` following `companyId` on `instanceId`. */
   add(companyId: string, instanceId: string, uids: readonly string[], ttlMs: number): Promise<void>;
+  /**
+   * Extends the entries of `uids` on `instanceId` that still exist, never creating one (an
+   * entry removed meanwhile stays removed); resolves with the uids that had no entry.
+   */
+  refresh(companyId: string, instanceId: string, uids: readonly string[], ttlMs: number): Promise<string[]>;
   /** Removes `uid`'s entry of `instanceId`. */
   remove(companyId: string, instanceId: string, uid: string): Promise<void>;
   /**
@@ -34,6 +39,19 @@ local at = now_ms() + tonumber(ARGV[1])
 for i = 2, #ARGV do redis.call('ZADD', KEYS[1], at, ARGV[i]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
+`);
+
+// KEYS: followers. ARGV: expiry ms from now, then members. Only existing members (ZADD XX);
+// returns the members that had no entry.
+const REFRESH = new RedisScript(`${LUA_NOW_MS}
+local at = now_ms() + tonumber(ARGV[1])
+local missing = {}
+for i = 2, #ARGV do
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then redis.call('ZADD', KEYS[1], 'XX', at, ARGV[i])
+  else missing[#missing + 1] = ARGV[i] end
+end
+if #missing < #ARGV - 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return missing
 `);
 
 // KEYS: followers, initialized. Returns uid, flag pairs of the live entries (deduplicated per uid).
@@ -81,6 +99,17 @@ export class RedisCompanyFollowers implements CompanyFollowers {
     await ADD.run(this.#redis, [k.followers, k.initialized], [ttlMs, ...uids.map((u) => member(u, instanceId))]);
   }
 
+  async refresh(companyId: string, instanceId: string, uids: readonly string[], ttlMs: number): Promise<string[]> {
+    if (uids.length === 0) return [];
+    const k = companyKeys(companyId);
+    const missing = (await REFRESH.run(
+      this.#redis,
+      [k.followers],
+      [ttlMs, ...uids.map((u) => member(u, instanceId))],
+    )) as string[] | null;
+    return (missing ?? []).map((m) => m.slice(0, m.lastIndexOf('|')));
+  }
+
   async remove(companyId: string, instanceId: string, uid: string): Promise<void> {
     await this.#redis.zrem(companyKeys(companyId).followers, member(uid, instanceId));
   }
@@ -116,6 +145,19 @@ export class MemoryCompanyFollowers implements CompanyFollowers {
       this.#entries.set(companyId, entries);
     }
     for (const uid of uids) entries.set(member(uid, instanceId), this.#now() + ttlMs);
+  }
+
+  async refresh(companyId: string, instanceId: string, uids: readonly string[], ttlMs: number): Promise<string[]> {
+    const entries = this.#entries.get(companyId);
+    const now = this.#now();
+    const missing: string[] = [];
+    for (const uid of uids) {
+      const m = member(uid, instanceId);
+      const expires = entries?.get(m);
+      if (entries && expires !== undefined && expires > now) entries.set(m, now + ttlMs);
+      else missing.push(uid);
+    }
+    return missing;
   }
 
   async remove(companyId: string, instanceId: string, uid: string): Promise<void> {

@@ -24,6 +24,12 @@ export interface CompanyListenersOptions {
   instanceId: string;
   /** How long a follower entry lives without a refresh (refreshed every third of it). */
   followerTtlMs: number;
+  /**
+   * How long a user keeps following (entry and all) after their last session here closed
+   * (`DETACH_DELAY_MS`): a tab that reconnects within it resumes from its cursor and misses
+   * nothing, removals included. @default 0 (leaves at once)
+   */
+  leaveDelayMs?: number;
   stats: CompanyStats;
   /** Redis calls the fan-out made since start. @default none counted */
   fanOutCalls?: () => number;
@@ -36,6 +42,8 @@ interface UserFollow {
   company: string | undefined;
   chain: Promise<void>;
   unsubscribe: Promise<Unsubscribe | undefined> | undefined;
+  /** The pending leave after the last session closed (cancelled when one opens again). */
+  leaving: NodeJS.Timeout | undefined;
 }
 
 /**
@@ -109,6 +117,7 @@ export class CompanyListeners {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
+    for (const user of this.#users.values()) clearTimeout(user.leaving);
     for (const off of this.#off.splice(0)) off();
     await Promise.all([...this.#users.keys()].map((uid) => this.#leave(uid)));
   }
@@ -117,11 +126,19 @@ export class CompanyListeners {
     if (this.#closed) return;
     let user = this.#users.get(uid);
     if (!user) {
-      user = { sessions: new Map(), company: undefined, chain: Promise.resolve(), unsubscribe: undefined };
+      user = {
+        sessions: new Map(),
+        company: undefined,
+        chain: Promise.resolve(),
+        unsubscribe: undefined,
+        leaving: undefined,
+      };
       this.#users.set(uid, user);
       // A change made on another instance reaches this one as registry.updated on the user's stream.
       user.unsubscribe = this.#o.bus.subscribe(uid, (e) => this.#onUserEvent(uid, e)).catch(() => undefined);
     }
+    clearTimeout(user.leaving); // back within the delay: the follow (and its entry) never stopped
+    user.leaving = undefined;
     user.sessions.set(sessionId, (user.sessions.get(sessionId) ?? 0) + 1);
     void this.#evaluate(uid);
   }
@@ -133,7 +150,18 @@ export class CompanyListeners {
     if (!user || open === undefined) return; // a service session, or one opened before start
     if (open > 1) user.sessions.set(sessionId, open - 1);
     else user.sessions.delete(sessionId);
-    if (user.sessions.size === 0) void this.#leave(uid);
+    if (user.sessions.size > 0) return;
+    const delay = this.#o.leaveDelayMs ?? 0;
+    if (delay <= 0) {
+      void this.#leave(uid);
+      return;
+    }
+    clearTimeout(user.leaving);
+    user.leaving = setTimeout(() => {
+      user.leaving = undefined;
+      if (this.#users.get(uid) === user && user.sessions.size === 0) void this.#leave(uid);
+    }, delay);
+    user.leaving.unref();
   }
 
   async #leave(uid: string): Promise<void> {
@@ -232,6 +260,12 @@ export class CompanyListeners {
     this.#o.source?.held(companyId)?.poke();
   }
 
+  /**
+   * Extends this instance's follower entries. It never creates one: an entry removed while
+   * the refresh is in flight (membership lost, company switched, user gone) stays removed.
+   * An entry that is missing although the user still follows (expired, Redis data lost) is
+   * added again on the user's own chain, after checking the follow is still current.
+   */
   async #refreshEntries(): Promise<void> {
     const byCompany = new Map<string, string[]>();
     for (const [uid, user] of this.#users) {
@@ -240,13 +274,26 @@ export class CompanyListeners {
       if (uids) uids.push(uid);
       else byCompany.set(user.company, [uid]);
     }
-    for (const [companyId, uids] of byCompany) {
-      await this.#o.followers
-        .add(companyId, this.#o.instanceId, uids, this.#o.followerTtlMs)
-        .catch((error: unknown) =>
-          this.#o.logger.warn('listener_error', { company_id: companyId, kind: 'followers', error: String(error) }),
-        );
+    for (const [companyId, listed] of byCompany) {
+      const uids = listed.filter((uid) => this.#users.get(uid)?.company === companyId);
+      try {
+        const missing = await this.#o.followers.refresh(companyId, this.#o.instanceId, uids, this.#o.followerTtlMs);
+        for (const uid of missing) this.#restore(uid, companyId);
+      } catch (error) {
+        this.#o.logger.warn('listener_error', { company_id: companyId, kind: 'followers', error: String(error) });
+      }
     }
+  }
+
+  /** Adds back the entry of a user who still follows `companyId` here (checked on their chain). */
+  #restore(uid: string, companyId: string): void {
+    const user = this.#users.get(uid);
+    if (!user) return;
+    void this.#step(user, async () => {
+      if (this.#users.get(uid) !== user || user.company !== companyId) return;
+      await this.#o.followers.add(companyId, this.#o.instanceId, [uid], this.#o.followerTtlMs);
+      this.#o.source?.held(companyId)?.poke();
+    });
   }
 }
 

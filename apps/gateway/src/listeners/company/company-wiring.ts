@@ -79,6 +79,7 @@ export function createCompanyListeners(deps: CompanyWiringDeps): {
     hooks,
     instanceId: config.instanceId,
     followerTtlMs: Math.max(3_000, config.instanceTtlMs),
+    leaveDelayMs: config.detachDelayMs,
     stats: companies.stats,
     fanOutCalls: () => companies.fanOut.calls(),
     logger,

@@ -1,0 +1,81 @@
+import type { AppEvent } from '@livebus/protocol';
+import { MemoryEventBus } from '../../fleet/bus/memory-event-bus';
+import { createLogger } from '../../logger';
+import { CompanyBroadcaster } from './company-broadcaster';
+import { type CompanyFanOut, MemoryCompanyFanOut } from './company-fanout';
+import { type CompanyFollowers, MemoryCompanyFollowers } from './company-followers';
+import { CompanyStats } from './company-stats';
+
+const logger = createLogger({ level: 'error', format: 'json', instanceId: 't' });
+
+const change = (path: string): AppEvent =>
+  ({
+    event: 'listener.change',
+    data: {
+      source: 'company',
+      listener: 'jobs',
+      path,
+      change: 'added',
+      data: { a: 1 },
+      initial: false,
+      update_time: '2026-12-02T17:00:00.000000Z',
+    },
+  }) as AppEvent;
+
+describe('CompanyBroadcaster', () => {
+  it('stopped while a follower poll is in flight: not counted as held, no initial state sent after', async () => {
+    const inner = new MemoryCompanyFollowers();
+    let release = () => {};
+    let polling = () => {};
+    const pollSeen = new Promise<void>((r) => {
+      polling = r;
+    });
+    let lists = 0;
+    const followers: CompanyFollowers = {
+      add: (c, i, u, ttl) => inner.add(c, i, u, ttl),
+      refresh: (c, i, u, ttl) => inner.refresh(c, i, u, ttl),
+      remove: (c, i, u) => inner.remove(c, i, u),
+      initialized: (c, u) => inner.initialized(c, u),
+      list: async (c) => {
+        if (++lists === 2) {
+          // The poke's poll: held until the broadcaster is stopped.
+          await new Promise<void>((r) => {
+            release = r;
+            polling();
+          });
+        }
+        return inner.list(c);
+      },
+    };
+    const memory = new MemoryCompanyFanOut(new MemoryEventBus());
+    const sentTo: string[][] = [];
+    const fanOut: CompanyFanOut = {
+      append: (companyId, uids, events) => {
+        sentTo.push([...uids]);
+        return memory.append(companyId, uids, events);
+      },
+      readJournal: (companyId, cursor) => memory.readJournal(companyId, cursor),
+      calls: () => memory.calls(),
+    };
+    const stats = new CompanyStats(10);
+    const b = new CompanyBroadcaster({
+      companyId: 'acme',
+      fanOut,
+      followers,
+      pollMs: 60_000,
+      initializedTtlMs: 1000,
+      stats,
+      logger,
+    });
+    await b.start(true);
+    await b.emit(change('companies/acme/jobs/A')); // delivered state: A
+    await inner.add('acme', 'gw-1', ['u1'], 60_000); // u1 joins: would get A as its initial state
+    b.poke();
+    await pollSeen;
+    const stopped = b.stop();
+    release();
+    await stopped;
+    expect(stats.snapshot(0).held).toBe(0);
+    expect(sentTo).toEqual([[]]); // only the change, to no follower; no initial state to u1
+  });
+});
