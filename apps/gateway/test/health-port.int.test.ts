@@ -15,7 +15,12 @@ describe('the health port (HEALTH_PORT)', () => {
 
   it('answers /healthz, liveness and readiness like the main port, and nothing else', async () => {
     const { client } = await connectAs(t.url, 'hp1');
-    await waitFor(async () => (await httpJson(`${health}/healthz`)).body.connections === 1, 'a fresh snapshot');
+    // The health thread answers from the snapshot the main thread last sent it: wait for one
+    // taken after the session opened (a connection is counted before its hello is answered).
+    await waitFor(async () => {
+      const body = (await httpJson(`${health}/healthz`)).body;
+      return body.connections === 1 && body.sessions === 1 && body.listeners_count === 1;
+    }, 'a fresh snapshot');
     const [main, side] = await Promise.all([httpJson(`${t.http}/healthz`), httpJson(`${health}/healthz`)]);
     expect(side.status).toBe(200);
     const { uptime_s: _a, ...mainBody } = main.body;
