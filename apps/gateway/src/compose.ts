@@ -88,6 +88,11 @@ export interface GatewayPorts {
   clockOffset?: () => Promise<number>;
   /** Where the Firestore listeners record their snapshots' delays (set with LISTENERS_FILE). */
   snapshotDelay?: SnapshotDelay;
+  /**
+   * One cheap Firestore read, made before the main port listens so the first user does not
+   * wait for the client's channel to open (set with LISTENERS_FILE). @default none
+   */
+  firestoreWarmUp?: () => Promise<unknown>;
   /** Event-loop lag (ms) seen by admission control. @default measured by a timer (tests inject it) */
   eventLoopLagMs?: () => number;
   /** Called last during shutdown (close Redis clients, Firebase apps). */
@@ -264,6 +269,7 @@ function assemblePorts(
           workflowWatches: listeners.workflowWatches,
           ...(listeners.workflowSource ? { workflowSource: listeners.workflowSource } : {}),
           ...(listeners.company ? { companies: listeners.company } : {}),
+          firestoreWarmUp: listeners.warmUp,
         }
       : memoryPorts(config, ['lease', 'workflowWatches'])),
     redisStatus: redis ? () => (redis.status === 'ready' ? 'ok' : 'down') : () => 'disabled',

@@ -13,6 +13,7 @@ import type { GatewayHooks } from './hooks';
 import { registerCompanyMetrics } from './listeners/company/company-metrics';
 import { createCompanyListeners } from './listeners/company/company-wiring';
 import { firestoreStatus } from './listeners/firestore-status';
+import { warmUpFirestore } from './listeners/firestore-warm-up';
 import { registerListenerMetrics } from './listeners/listener-metrics';
 import { ListenersManager } from './listeners/listeners-manager';
 import { logHooks } from './logger';
@@ -281,6 +282,8 @@ async function listenGateway(w: Wired): Promise<AddressInfo> {
       throw explainListenError(error, 'HEALTH_PORT', healthPort);
     });
   }
+  // Before the main port listens (readiness says not ready until then): the first user does not open the channel.
+  if (w.ports.firestoreWarmUp) await warmUpFirestore(w.ports.firestoreWarmUp, w.ports.hooks);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port: config.port, host: config.host, backlog: config.listenBacklog }, () => {

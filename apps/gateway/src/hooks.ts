@@ -123,6 +123,12 @@ export interface GatewayHookEvents {
   'company.detached': { company_id: string; listeners: number; handover: boolean };
   /** This instance lost a company's lease (`fenced`, `renew_refused`, `renew_failed`). */
   'company.lease_lost': { company_id: string; token?: number | string; reason: string };
+  /**
+   * The start-up read that opens the Firestore client's channel (LISTENERS_FILE set) ended,
+   * before the main port listens: `ok`, `error` (Firestore refused or failed) or `timeout`
+   * (the start went on without it); `ms` from its start.
+   */
+  'firestore.warm_up': { ms: number; outcome: 'ok' | 'error' | 'timeout'; error?: string };
 }
 
 /** Something that hears one kind of {@link GatewayHookEvents}. */

@@ -62,6 +62,7 @@ export const LOG_EVENTS = [
   'listener_docs_overflow',
   'workflow_watch_error',
   'redis_clock_error',
+  'firestore_warm_up',
 ] as const;
 
 /** One of {@link LOG_EVENTS}. */
@@ -161,6 +162,11 @@ export function logHooks(hooks: GatewayHooks, logger: Logger): () => void {
     ),
     hooks.on('lease.holder_dead', (e) =>
       logger.warn('listener_holder_dead', { holder: e.holder, reason: e.reason, users: e.users }),
+    ),
+    hooks.on('firestore.warm_up', (e) =>
+      e.outcome === 'ok'
+        ? logger.info('firestore_warm_up', { ms: e.ms, outcome: e.outcome })
+        : logger.warn('firestore_warm_up', { ms: e.ms, outcome: e.outcome, ...(e.error ? { error: e.error } : {}) }),
     ),
     hooks.on('lease.lost', (e) =>
       logger.warn(

@@ -63,6 +63,7 @@ export const RECORDED_HOOKS = [
   'session.close',
   'session.replay',
   'session.auth_failed',
+  'firestore.warm_up',
 ] as const satisfies readonly (keyof GatewayHookEvents)[];
 
 /**

@@ -41,6 +41,13 @@ afterAll(async () => {
 const admin = { token: 'admin-token-0123456789' };
 
 describe('Firestore listeners (one instance)', () => {
+  it('opened the Firestore channel with one read before the main port listened', () => {
+    // Recorded during listen(): the first user's read does not pay for the channel.
+    expect(t.hooks.of('firestore.warm_up')).toEqual([
+      expect.objectContaining({ name: 'firestore.warm_up', outcome: 'ok' }),
+    ]);
+  });
+
   it('delivers the initial snapshot marked initial, then each write as one listener.change', async () => {
     await db.doc('users/alice/notifications/n0').set({ text: 'before', at: new Date(0) });
     const { client } = await connectAs(t.url, 'alice');

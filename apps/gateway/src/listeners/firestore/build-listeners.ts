@@ -9,6 +9,7 @@ import { RedisLease } from '../../fleet/lease/redis-lease';
 import type { Logger } from '../../logger';
 import type { SnapshotDelay } from '../../metrics/delivery-latency';
 import { buildCompanyPorts, type CompanyPorts } from '../company/build-company';
+import { FIRESTORE_WARM_UP_DOC } from '../firestore-warm-up';
 import type { ListenerSource, WorkflowSource } from '../listener-source';
 import { ListenerStats } from '../listener-stats';
 import { MemoryWatermarkStore } from '../memory-watermark-store';
@@ -28,6 +29,8 @@ export interface BuiltListeners {
   workflowWatches: WorkflowWatchStore;
   /** The company listeners (LISTENERS_FILE `company`); unset without that section. */
   company?: CompanyPorts;
+  /** One read of a document that need not exist: opens the Firestore client's channel (see firestore-warm-up.ts). */
+  warmUp(): Promise<unknown>;
   /** Deletes the Firebase app it made (closing the Firestore client). */
   close(): Promise<void>;
 }
@@ -96,6 +99,7 @@ export function buildListeners(
     ...(company ? { company } : {}),
     workflowWatches: ports.redis ? new RedisWorkflowWatchStore(ports.redis) : new MemoryWorkflowWatchStore(),
     ...(workflowSource ? { workflowSource } : {}),
+    warmUp: () => firestore.doc(FIRESTORE_WARM_UP_DOC).get(),
     close: async () => {
       if (ownApp) await deleteApp(ownApp);
     },
