@@ -26,7 +26,10 @@ async function gateway(overrides: Partial<GatewayConfig>): Promise<TestGateway> 
 }
 
 async function publish(t: TestGateway, uid: string, message: string): Promise<void> {
-  const r = await httpJson(`${t.http}/publish`, { method: 'POST', body: JSON.stringify({ user_id: uid, event: note(message) }) });
+  const r = await httpJson(`${t.http}/publish`, {
+    method: 'POST',
+    body: JSON.stringify({ user_id: uid, event: note(message) }),
+  });
   expect(r.status).toBe(202);
 }
 
@@ -62,9 +65,7 @@ async function expectNewEpochReplayed(t: TestGateway, uid: string, cursor: strin
   await client.next('pong', (p) => p.ts === ts);
   expect(messages(client)).toEqual(['new-1', 'new-2', 'new-3', 'new-4', 'new-5', 'live-6']);
   expect(client.events().map((e) => e.cursor)).toEqual([1, 2, 3, 4, 5, 6].map((n) => `${fresh?.epoch}:${n}`));
-  expect(t.hooks.of('session.replay', uid).slice(replays)).toEqual([
-    expect.objectContaining({ events: 5, gap: true }),
-  ]);
+  expect(t.hooks.of('session.replay', uid).slice(replays)).toEqual([expect.objectContaining({ events: 5, gap: true })]);
 }
 
 it('in-memory bus: after a gateway restart, a resume gets gap and every event of the new epoch', async () => {
