@@ -10,6 +10,8 @@ import { Cluster, Redis } from 'ioredis';
 /** The Redis backends every fleet contract runs against, started once per test file. */
 export interface FleetBackend {
   readonly name: string;
+  /** The REDIS_URL a gateway is given (a seed node for the cluster); set once beforeAll ran. */
+  readonly url: string;
   /**
    * A new connection (one per simulated instance); closed by {@link useFleetBackends}.
    * `blocking` gives the `maxRetriesPerRequest: null` a BullMQ worker requires.
@@ -42,6 +44,9 @@ export function useFleetBackends(): { standalone: FleetBackend; cluster: FleetBa
   return {
     standalone: {
       name: 'standalone Redis',
+      get url() {
+        return server.url;
+      },
       connect: (o = {}) => track(new Redis(server.url, o.blocking ? { maxRetriesPerRequest: null } : {})),
       flush: async () => {
         const c = new Redis(server.url);
@@ -51,6 +56,9 @@ export function useFleetBackends(): { standalone: FleetBackend; cluster: FleetBa
     },
     cluster: {
       name: 'Redis Cluster',
+      get url() {
+        return cluster.url;
+      },
       connect: (o = {}) => {
         const retries = o.blocking ? { maxRetriesPerRequest: null } : {};
         return track(new Cluster([...cluster.nodes], { redisOptions: retries, ...retries }));

@@ -40,12 +40,45 @@ function follow(userId: string) {
     maxReconnectDelayMs: 200,
   });
   const seen: Record<string, number[]> = { p: [], h: [] };
-  client.onClient('error', () => {});
+  // What the client went through, for the failure message: a loss reads differently after
+  // a close and a `gap` (a resume that could not replay) than on a session that stayed open.
+  const log: string[] = [];
+  client.onClient('error', (e) => log.push(`error ${e instanceof Error ? e.message : String(e)}`));
+  client.onClient('gap', (g) => log.push(`gap ${JSON.stringify(g)}`));
+  client.onClient('close', (c) => log.push(`close ${JSON.stringify(c)}`));
   client.onAny((frame: EventFrame) => {
     const [tag, n] = String((frame.data as { message: string }).message).split(':');
     seen[tag as string]?.push(Number(n));
   });
-  return { client, seen };
+  return { client, seen, log };
+}
+
+/** How `seen` differs from 1..sent: counts, the numbers missing (as ranges), repeats, out-of-order steps. */
+function difference(seen: number[], sent: number): string {
+  const got = new Set(seen);
+  const missing: string[] = [];
+  for (let n = 1; n <= sent; n++) {
+    if (got.has(n)) continue;
+    let end = n;
+    while (end + 1 <= sent && !got.has(end + 1)) end++;
+    missing.push(end === n ? `${n}` : `${n}-${end}`);
+    n = end;
+  }
+  const backwards = seen.filter((n, i) => i > 0 && n <= (seen[i - 1] as number)).length;
+  return `got ${seen.length}/${sent}, missing [${missing.join(',')}], repeated ${seen.length - got.size}, backwards ${backwards}`;
+}
+
+/** Throws, saying what kind of loss it was, when a follower did not get every event once in order on one session. */
+function reportLoss(index: number, f: ReturnType<typeof follow>, sentP: number, sentH: number): void {
+  const p = difference(f.seen.p ?? [], sentP);
+  const h = difference(f.seen.h ?? [], sentH);
+  const exact = (seen: number[] | undefined, sent: number) =>
+    seen?.length === sent && seen.every((n, i) => n === i + 1);
+  const reconnects = f.client.counters.reconnects;
+  if (exact(f.seen.p, sentP) && exact(f.seen.h, sentH) && reconnects === 0) return;
+  throw new Error(
+    `follower ${index}: reconnects ${reconnects}; p: ${p}; h: ${h}; client events: ${JSON.stringify(f.log)}`,
+  );
 }
 
 /** The backend publisher, in its own process (its stderr kept for a failure report). */
@@ -166,10 +199,11 @@ async function outage(downMs: number) {
   expect(fromHttp.answers.every((x) => x.status === 202)).toBe(true);
   const sentP = fromBackend.published as number;
   const sentH = fromHttp.sent;
-  for (const f of followers) {
+  for (const [index, f] of followers.entries()) {
     await waitFor(() => f.seen.p?.length === sentP && f.seen.h?.length === sentH, 'every event', 15_000).catch(
       () => {},
     );
+    reportLoss(index, f, sentP, sentH);
     // Each once, in the order published, per publisher.
     expect(f.seen.p).toEqual(range(sentP));
     expect(f.seen.h).toEqual(range(sentH));

@@ -137,8 +137,15 @@ one. A client remembers the cursor of the last event it handled and sends it as
 what follows:
 - \`fresh\`: no cursor was sent; live events follow.
 - \`resumed\`: the \`replayed\` events after \`last_cursor\` follow, in order, then live ones.
-- \`gap\`: the events after \`last_cursor\` are no longer retained (or the stream was
-  reset): refetch your state, then continue from \`resume.cursor\`.
+- \`gap\`: some events after \`last_cursor\` are no longer retained (or the stream was
+  reset): refetch your state. The stream continues after \`resume.cursor\`, and the
+  \`replayed\` events after it follow, in order, then live ones. Within the cursor's epoch
+  (retention passed it, or a failover) \`resume.cursor\` is the stream's head and nothing is
+  replayed. When the stream was made anew since (another epoch: Redis restarted empty, its
+  keys expired, an embedded gateway restarted), every event of the new epoch came after
+  \`last_cursor\`: \`resume.cursor\` is the new epoch's start (\`<epoch>:0\`, or right before
+  its oldest event still retained) and all its retained events are replayed, so none
+  published since the reset is skipped.
 A client that drops events at or below a cursor it has already handled (same epoch, lower
 or equal offset) gets each event exactly once and in order.
 

@@ -62,7 +62,7 @@ export const serverFrameExamples: FrameExample<ServerFrame>[] = [
     },
   },
   {
-    title: 'welcome when continuity was lost',
+    title: 'welcome when continuity was lost: the stream was made anew, its 2 events follow',
     frame: {
       type: 'welcome',
       v: 1,
@@ -70,7 +70,7 @@ export const serverFrameExamples: FrameExample<ServerFrame>[] = [
       user_id: 'user-123',
       instance_id: 'gw-1a2b3c',
       heartbeat: { ping_interval_ms: 20000, ping_timeout_ms: 60000 },
-      resume: { status: 'gap', cursor: 'p0w7ma:0', replayed: 0 },
+      resume: { status: 'gap', cursor: 'p0w7ma:0', replayed: 2 },
     },
   },
   {

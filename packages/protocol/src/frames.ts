@@ -90,7 +90,10 @@ export const ResumeStatusSchema = z.enum([
   'fresh',
   /** Every event after `last_cursor` follows, then live events. */
   'resumed',
-  /** Events after `last_cursor` are gone (retention or restart): refetch state. */
+  /**
+   * Events after `last_cursor` are gone (retention or restart): refetch state. The events
+   * after `cursor` follow (those of a stream made anew since, from its start), then live ones.
+   */
   'gap',
 ]);
 export type ResumeStatus = z.infer<typeof ResumeStatusSchema>;
@@ -109,9 +112,12 @@ export const WelcomeFrameSchema = z.strictObject({
   }),
   resume: z.strictObject({
     status: ResumeStatusSchema,
-    /** Latest cursor of the user's stream when the session opened. */
+    /**
+     * Where the session's stream continues: the latest cursor of the user's stream when the
+     * session opened; after a `gap` into a stream made anew, right before its replayed events.
+     */
     cursor: CursorSchema,
-    /** Number of events replayed after this frame (`resumed` only). */
+    /** Number of events replayed after this frame (`resumed`, or `gap` into a stream made anew). */
     replayed: z.number().int().nonnegative(),
   }),
 });

@@ -1,5 +1,5 @@
-import { CloseCode, type Cursor, PROTOCOL_VERSION } from '@livebus/protocol';
-import { liveEventOf } from '../fleet/bus/event-bus';
+import { CloseCode, type Cursor, formatCursor, PROTOCOL_VERSION, parseCursor } from '@livebus/protocol';
+import { type EventBus, liveEventOf, type StoredEvent } from '../fleet/bus/event-bus';
 import type { CoreContext } from './context';
 import type { Session } from './session';
 
@@ -23,7 +23,7 @@ export async function welcome(
   const conn = session.connection;
   try {
     await subscribed;
-    const read = lastCursor === undefined ? undefined : await bus.readSince(session.uid, lastCursor);
+    const read = lastCursor === undefined ? undefined : await readMissed(bus, session.uid, lastCursor);
     // A fresh session starts where the bus's live delivery stands (the head it read when
     // it subscribed, or its last event since): one Redis round trip less per hello.
     const head = read ? read.cursor : (bus.position?.(session.uid) ?? (await bus.head(session.uid)));
@@ -62,4 +62,32 @@ export async function welcome(
     conn.close(CloseCode.InternalError, 'internal error');
     return false;
   }
+}
+
+/**
+ * What a resuming session missed. `resumed`: the events after its cursor, `cursor` the
+ * stream's head. `gap`: some are gone; `cursor` is where the session continues from and
+ * `events` what follows it. When the stream was made anew since the cursor (another
+ * epoch: Redis restarted empty, the keys expired, an in-memory gateway restarted), every
+ * event of the new epoch came after it: they are replayed from the epoch's start (what is
+ * still retained of it), as the Redis bus's own catch-up does. A gap within the cursor's
+ * epoch (trimmed past it, or offsets skipped at a failover) continues from the head.
+ */
+async function readMissed(
+  bus: EventBus,
+  uid: string,
+  lastCursor: Cursor,
+): Promise<{ status: 'resumed' | 'gap'; events: StoredEvent[]; cursor: Cursor }> {
+  const read = await bus.readSince(uid, lastCursor);
+  if (read.status === 'resumed') return read;
+  const head = parseCursor(read.cursor);
+  if (!head || head.offset === 0 || head.epoch === parseCursor(lastCursor)?.epoch) return read;
+  const start = formatCursor(head.epoch, 0);
+  const fresh = bus.readRetained ? await bus.readRetained(uid, start) : await bus.readSince(uid, start);
+  // Made anew once more in between: nothing of this epoch to replay, continue from its head.
+  if (fresh.status !== 'resumed') return { status: 'gap', events: [], cursor: fresh.cursor };
+  const first = fresh.events[0] ? parseCursor(fresh.events[0].cursor) : undefined;
+  // Trimmed from its start already: continue right before the first event still held.
+  const from = first && first.epoch === head.epoch ? formatCursor(head.epoch, first.offset - 1) : fresh.cursor;
+  return { status: 'gap', events: first ? fresh.events : [], cursor: from };
 }
