@@ -327,6 +327,16 @@ async function writeThrough(
   };
 }
 
+/** Prints what both gateways saw of `uid` (hooks, warnings and errors): for a run that went wrong. */
+function diagnose(uid: string): void {
+  for (const g of gateways) {
+    const hooks = g.hooks.entries.filter((e) => (e as { uid?: string }).uid === uid && e.name !== 'lease.renewed');
+    const logs = g.logs.entries.filter((e) => e.level === 'warn' || e.level === 'error');
+    const lines = [...hooks, ...logs].map((e) => JSON.stringify(e));
+    process.stdout.write(`lease failover diagnosis ${g.url}:\n${lines.join('\n')}\n`);
+  }
+}
+
 const restartAfter: number[] = [];
 afterEach(async () => {
   for (const port of restartAfter.splice(0)) await cluster.restart(port);
@@ -347,6 +357,7 @@ describe('a listener lease held through a Redis Cluster failover', () => {
     restartAfter.push(master.port);
     const figures = await writeThrough(uid, tabs, () => cluster.kill(master.port), from);
     process.stdout.write(`lease failover figures: ${JSON.stringify({ scenario: 'kill', ...figures })}\n`);
+    if (figures.leaseMoments.length > 1 || figures.twiceInStream > 0) diagnose(uid);
 
     expect(figures.overlaps).toBe(0);
     expect(figures.publishedWithoutLease).toBe(0);
@@ -402,7 +413,10 @@ describe('a listener lease held through a Redis Cluster failover', () => {
         lostTokens.push(lostToken);
       },
       before,
-    );
+    ).catch((error: unknown) => {
+      diagnose(uid);
+      throw error;
+    });
     const ofB = timeline.slice(before).filter((m) => m.kind !== 'publish' && m.uid === uid && m.instance === 'gw-lf-b');
     const acquiredAfter = ofB.filter((m) => m.kind === 'hold').map((m) => Number((m as { token: number }).token));
     process.stdout.write(
