@@ -112,33 +112,38 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
   }
   const replicas = options.replicas ?? 0;
   const count = 3 * (1 + replicas);
-  // Each node's client port and its cluster bus port (set explicitly: the
-  // default, port + 10000, may not exist for a high free port).
-  const taken: number[] = [];
-  while (taken.length < 2 * count) {
-    const p = await freePort();
-    if (!taken.includes(p)) taken.push(p);
+  // A free port is free when probed, not when the node binds it: another process (a parallel
+  // test) can take it in between, and that node exits at once. Then start again on new ports.
+  for (let attempt = 1; ; attempt++) {
+    // Each node's client port and its cluster bus port (set explicitly: the
+    // default, port + 10000, may not exist for a high free port).
+    const taken: number[] = [];
+    while (taken.length < 2 * count) {
+      const p = await freePort();
+      if (!taken.includes(p)) taken.push(p);
+    }
+    const cluster = new LocalCluster(taken.slice(0, count), taken.slice(count), options.nodeTimeoutMs ?? 2_000);
+    try {
+      const deadline = Date.now() + 15_000;
+      for (const port of cluster.ports) await cluster.waitPong(port, deadline);
+      redisCli([
+        '--cluster',
+        'create',
+        ...cluster.ports.map((p) => `127.0.0.1:${p}`),
+        '--cluster-replicas',
+        String(replicas),
+        '--cluster-yes',
+      ]);
+      await cluster.waitStable();
+      // Every node must know every other before a failover can be voted.
+      await waitForKnown(cluster.ports, count, deadline);
+      return cluster;
+    } catch (error) {
+      const lostPort = cluster.ports.some((p) => !cluster.isAlive(p));
+      await cluster.stop();
+      if (!lostPort || attempt === 3) throw error;
+    }
   }
-  const cluster = new LocalCluster(taken.slice(0, count), taken.slice(count), options.nodeTimeoutMs ?? 2_000);
-  try {
-    const deadline = Date.now() + 15_000;
-    for (const port of cluster.ports) await cluster.waitPong(port, deadline);
-    redisCli([
-      '--cluster',
-      'create',
-      ...cluster.ports.map((p) => `127.0.0.1:${p}`),
-      '--cluster-replicas',
-      String(replicas),
-      '--cluster-yes',
-    ]);
-    await cluster.waitStable();
-    // Every node must know every other before a failover can be voted.
-    await waitForKnown(cluster.ports, count, deadline);
-  } catch (error) {
-    await cluster.stop();
-    throw error;
-  }
-  return cluster;
 }
 
 /** The nodes' processes, their ports and their config folder: the handle {@link startRedisCluster} returns. */
@@ -171,6 +176,11 @@ class LocalCluster implements RedisClusterHandle {
     this.#children.set(port, spawn(bin, args, { stdio: 'ignore' }));
   }
 
+  /** Whether the node's process runs (a node that could not bind its port exits at once). */
+  isAlive(port: number): boolean {
+    return this.#alive(port);
+  }
+
   #alive(port: number): boolean {
     const c = this.#children.get(port);
     return c !== undefined && c.exitCode === null && c.signalCode === null;
@@ -178,6 +188,7 @@ class LocalCluster implements RedisClusterHandle {
 
   async waitPong(port: number, deadline: number): Promise<void> {
     while ((await ask(port, 'ping').catch(() => '')).trim() !== 'PONG') {
+      if (!this.#alive(port)) throw new Error(`cluster node on port ${port} exited (its port taken?)`);
       if (Date.now() > deadline) throw new Error(`cluster node on port ${port} did not answer`);
       await sleep(20);
     }
