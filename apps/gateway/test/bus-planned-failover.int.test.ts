@@ -80,8 +80,12 @@ describe('the event bus through planned Cluster failovers', () => {
     try {
       for (let round = 0; round < SIZE.failovers; round++) {
         const master = await cluster.masterOf(victimKey);
-        const replica = (await cluster.topology()).find((x) => x.masterId === master.id);
-        if (!replica) throw new Error(`no replica of ${master.port}`);
+        // The demoted master shows as the new master's replica a moment after the last failover.
+        const replica = await waitFor(
+          async () => (await cluster.topology()).find((x) => x.masterId === master.id),
+          `a replica of ${master.port}`,
+          15_000,
+        );
         // Read the slot map as often as the subscriber can while the failover happens.
         let spinning = true;
         const spin = (async () => {
