@@ -1,14 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { userKeys } from '@livebus/publisher/redis';
 import {
   type FirestoreEmulatorHandle,
-  freePort,
   type RedisServerHandle,
-  startChild,
   startFirestoreEmulator,
   startRedisServer,
   waitFor,
@@ -21,7 +16,7 @@ import { composePorts } from '../src/compose';
 import type { GatewayConfig } from '../src/config';
 import { addMembers, companyChanges, companyListeners, follow } from './company-helpers';
 import { connectAs, httpJson, startGateway, TestClient, type TestGateway } from './helpers';
-import { testFirestore, useEmulator, warmUp } from './listeners-helpers';
+import { startListenersChild, testFirestore, useEmulator, warmUp } from './listeners-helpers';
 
 // Company listeners in a fleet: two in-process gateways on one Redis and the Firestore
 // emulator; members spread over both follow one company.
@@ -399,44 +394,25 @@ describe('company listeners, as an attacker tries them', () => {
 
 /** A child gateway process (dist/main.js) told to hold before storing the mark of `holdPath`. */
 async function childGateway(instanceId: string, holdPath: string) {
-  const file = join(tmpdir(), `livebus-company-${process.pid}.json`);
-  writeFileSync(file, JSON.stringify({ company: companyListeners.company }));
-  const port = await freePort();
-  const child: ChildProcess = startChild(instanceId, process.execPath, ['dist/main.js'], {
-    cwd: join(__dirname, '..'),
+  const { handle, port } = await startListenersChild({
+    instanceId,
+    redisUrl: redis.url,
+    emulator,
+    listeners: { company: companyListeners.company },
     env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      INSTANCE_ID: instanceId,
-      REDIS_URL: redis.url,
-      AUTH_MODE: 'none',
       UNIFIED_REGISTRY_ENABLED: 'true',
-      LISTENERS_FILE: file,
-      FIREBASE_PROJECT_ID: emulator.projectId,
-      FIRESTORE_EMULATOR_HOST: emulator.host,
-      METADATA_SERVER_DETECTION: 'none',
       LISTENER_LEASE_TTL_MS: '1000',
       DETACH_DELAY_MS: '100',
-      LOG_LEVEL: 'error',
       LIVEBUS_TEST_HOLD_BEFORE_MARK: holdPath,
     },
-  }).child;
+    readyTimeoutMs: 20_000,
+  });
+  const child: ChildProcess = handle.child;
   const held: unknown[] = [];
   createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
     if (line.startsWith('{"livebus_test":"holding_before_mark"')) held.push(JSON.parse(line));
   });
   const exited = new Promise((resolve) => child.once('exit', resolve));
-  await waitFor(
-    () =>
-      fetch(`http://127.0.0.1:${port}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      ),
-    'the child gateway',
-    20_000,
-    100,
-  );
   return {
     url: `ws://127.0.0.1:${port}/ws`,
     held,

@@ -1,22 +1,24 @@
-import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { userKeys } from '@livebus/publisher/redis';
 import {
   type ChildHandle,
   type FirestoreEmulatorHandle,
-  freePort,
   type RedisServerHandle,
-  startChild,
   startFirestoreEmulator,
   startRedisServer,
   waitFor,
 } from '@livebus/test-support';
 import type { Firestore } from 'firebase-admin/firestore';
-import { Redis } from 'ioredis';
 import { composePorts } from '../src/compose';
 import { connectAs, startGateway, type TestGateway } from './helpers';
-import { changesOf, sentinel, testFirestore, testListeners, useEmulator, warmUp } from './listeners-helpers';
+import {
+  changesOf,
+  listenerChangesInStream,
+  sentinel,
+  startListenersChild,
+  testFirestore,
+  testListeners,
+  useEmulator,
+  warmUp,
+} from './listeners-helpers';
 
 // Issue 25: a holder whose lease ran out while it was paused (SIGSTOP: a frozen VM, a long GC,
 // a stopped container) must not append the listener changes it reads when it wakes up, after
@@ -59,53 +61,14 @@ afterAll(async () => {
   await Promise.all([emulator?.stop(), redis?.stop()]);
 });
 
-/** How many times each document path has a listener.change in the user's stream. */
-async function inStream(uid: string): Promise<Map<string, number>> {
-  const admin = new Redis(redis.url);
-  try {
-    const counts = new Map<string, number>();
-    for (const [, fields] of await admin.xrange(userKeys(uid).stream, '-', '+')) {
-      const frame = JSON.parse(fields[fields.indexOf('d') + 1] as string) as { event: string; data: { path: string } };
-      if (frame.event === 'listener.change') counts.set(frame.data.path, (counts.get(frame.data.path) ?? 0) + 1);
-    }
-    return counts;
-  } finally {
-    admin.disconnect();
-  }
-}
-
-async function startHolder(): Promise<{ handle: ChildHandle; port: number }> {
-  const file = join(tmpdir(), `livebus-listeners-fence-${process.pid}.json`);
-  writeFileSync(file, JSON.stringify(testListeners));
-  const port = await freePort();
-  const handle = startChild('gw-fence-holder', process.execPath, ['dist/main.js'], {
-    cwd: join(__dirname, '..'),
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      INSTANCE_ID: 'gw-fence-holder',
-      REDIS_URL: redis.url,
-      AUTH_MODE: 'none',
-      LISTENERS_FILE: file,
-      FIREBASE_PROJECT_ID: emulator.projectId,
-      FIRESTORE_EMULATOR_HOST: emulator.host,
-      METADATA_SERVER_DETECTION: 'none',
-      LISTENER_LEASE_TTL_MS: String(LEASE_TTL_MS),
-      LOG_LEVEL: 'error',
-    },
+function startHolder(): Promise<{ handle: ChildHandle; port: number }> {
+  return startListenersChild({
+    instanceId: 'gw-fence-holder',
+    redisUrl: redis.url,
+    emulator,
+    listeners: testListeners,
+    env: { LISTENER_LEASE_TTL_MS: String(LEASE_TTL_MS) },
   });
-  await waitFor(
-    () =>
-      fetch(`http://127.0.0.1:${port}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      ),
-    'the holder',
-    15_000,
-    100,
-  );
-  return { handle, port };
 }
 
 describe('listener events fenced by the lease', () => {
@@ -147,7 +110,7 @@ describe('listener events fenced by the lease', () => {
     );
     await db.doc(path('after')).set({ n: 4 });
     await sentinel(db, tab, path('sentinel'));
-    const counts = await inStream(uid);
+    const counts = await listenerChangesInStream(redis.url, uid);
     for (const name of ['before', 'during-1', 'during-2', 'after'])
       expect([name, counts.get(path(name))]).toEqual([name, 1]);
     expect(changesOf(tab, path('during-1'))).toHaveLength(1);

@@ -1,7 +1,12 @@
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ServerFrame } from '@livebus/protocol';
-import type { FirestoreEmulatorHandle } from '@livebus/test-support';
+import { userKeys } from '@livebus/publisher/redis';
+import { type ChildHandle, type FirestoreEmulatorHandle, freePort, startChild, waitFor } from '@livebus/test-support';
 import { deleteApp, initializeApp } from 'firebase-admin/app';
 import { type Firestore, getFirestore } from 'firebase-admin/firestore';
+import { Redis } from 'ioredis';
 import type { ListenersConfig } from '../src/listeners/listeners-config';
 import type { TestClient } from './helpers';
 
@@ -86,5 +91,66 @@ async function waitForChange(client: TestClient, path: string): Promise<void> {
   while (changesOf(client, path).length === 0) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for the sentinel ${path}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/**
+ * A gateway in a child process (the built `dist/main.js`), on Redis and the emulator, with
+ * `listeners` as its LISTENERS_FILE and `env` on top; resolves once its /healthz answers.
+ */
+export async function startListenersChild(options: {
+  instanceId: string;
+  redisUrl: string;
+  emulator: FirestoreEmulatorHandle;
+  listeners: unknown;
+  env?: Record<string, string>;
+  readyTimeoutMs?: number;
+}): Promise<{ handle: ChildHandle; port: number; url: string }> {
+  const { instanceId, redisUrl, emulator } = options;
+  const file = join(tmpdir(), `livebus-listeners-${instanceId}-${process.pid}.json`);
+  writeFileSync(file, JSON.stringify(options.listeners));
+  const port = await freePort();
+  const handle = startChild(instanceId, process.execPath, ['dist/main.js'], {
+    cwd: join(__dirname, '..'),
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      INSTANCE_ID: instanceId,
+      REDIS_URL: redisUrl,
+      AUTH_MODE: 'none',
+      LISTENERS_FILE: file,
+      FIREBASE_PROJECT_ID: emulator.projectId,
+      FIRESTORE_EMULATOR_HOST: emulator.host,
+      METADATA_SERVER_DETECTION: 'none',
+      LOG_LEVEL: 'error',
+      ...options.env,
+    },
+  });
+  await waitFor(
+    () =>
+      fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    `the child gateway ${instanceId}`,
+    options.readyTimeoutMs ?? 15_000,
+    100,
+  );
+  return { handle, port, url: `ws://127.0.0.1:${port}/ws` };
+}
+
+/** How many times each document path has a listener.change in `uid`'s stream on standalone Redis. */
+export async function listenerChangesInStream(redisUrl: string, uid: string): Promise<Map<string, number>> {
+  const admin = new Redis(redisUrl);
+  try {
+    const counts = new Map<string, number>();
+    for (const [, fields] of await admin.xrange(userKeys(uid).stream, '-', '+')) {
+      const frame = JSON.parse(fields[fields.indexOf('d') + 1] as string) as { event: string; data: { path: string } };
+      if (frame.event === 'listener.change') counts.set(frame.data.path, (counts.get(frame.data.path) ?? 0) + 1);
+    }
+    return counts;
+  } finally {
+    admin.disconnect();
   }
 }

@@ -1,14 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { type AppEvent, type Cursor, type ListenerChange, parseCursor } from '@livebus/protocol';
 import {
   type FirestoreEmulatorHandle,
-  freePort,
   type RedisServerHandle,
-  startChild,
   startFirestoreEmulator,
   startRedisServer,
   waitFor,
@@ -23,7 +18,7 @@ import { RedisWatermarkStore } from '../src/listeners/redis-watermark-store';
 import type { WatermarkStore } from '../src/listeners/watermark-store';
 import type { Logger } from '../src/logger';
 import { connectAs } from './helpers';
-import { testFirestore, useEmulator, warmUp } from './listeners-helpers';
+import { startListenersChild, testFirestore, useEmulator, warmUp } from './listeners-helpers';
 
 let emulator: FirestoreEmulatorHandle;
 let redis: RedisServerHandle;
@@ -95,28 +90,15 @@ describe('a holder whose lease went to another instance', () => {
 
 /** A child gateway process (dist/main.js) holding `uid`'s listeners, told to hold before the mark of `holdPath`. */
 async function childHolding(uid: string, holdPath: string) {
-  const file = join(tmpdir(), `livebus-listeners-resume-${process.pid}.json`);
-  writeFileSync(file, JSON.stringify({ user: LISTENERS }));
-  const port = await freePort();
-  const child: ChildProcess = startChild('gw-dead', process.execPath, ['dist/main.js'], {
-    cwd: join(__dirname, '..'),
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      INSTANCE_ID: 'gw-dead',
-      REDIS_URL: redis.url,
-      AUTH_MODE: 'none',
-      LISTENERS_FILE: file,
-      FIREBASE_PROJECT_ID: emulator.projectId,
-      FIRESTORE_EMULATOR_HOST: emulator.host,
-      METADATA_SERVER_DETECTION: 'none',
-      // Short, so the takeover after the kill does not wait long for the dead holder's lease.
-      LISTENER_LEASE_TTL_MS: '1000',
-      LOG_LEVEL: 'error',
-      LIVEBUS_TEST_HOLD_BEFORE_MARK: holdPath,
-    },
-  }).child;
+  const { handle, port } = await startListenersChild({
+    instanceId: 'gw-dead',
+    redisUrl: redis.url,
+    emulator,
+    listeners: { user: LISTENERS },
+    // Short, so the takeover after the kill does not wait long for the dead holder's lease.
+    env: { LISTENER_LEASE_TTL_MS: '1000', LIVEBUS_TEST_HOLD_BEFORE_MARK: holdPath },
+  });
+  const child: ChildProcess = handle.child;
   const held: Array<{ userId: string; path: string }> = [];
   createInterface({ input: child.stdout! }).on('line', (line) => {
     if (!line.startsWith('{"livebus_test"')) return;
@@ -124,16 +106,6 @@ async function childHolding(uid: string, holdPath: string) {
     if (signal.livebus_test === 'holding_before_mark') held.push(signal);
   });
   const exited = new Promise((resolve) => child.once('exit', resolve));
-  await waitFor(
-    () =>
-      fetch(`http://127.0.0.1:${port}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      ),
-    'the child gateway',
-    15_000,
-    100,
-  );
   const tab = (await connectAs(`ws://127.0.0.1:${port}/ws`, uid)).client;
   return {
     held,

@@ -1,22 +1,24 @@
-import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { userKeys } from '@livebus/publisher/redis';
 import {
   type ChildHandle,
   type FirestoreEmulatorHandle,
-  freePort,
   type RedisServerHandle,
-  startChild,
   startFirestoreEmulator,
   startRedisServer,
   waitFor,
 } from '@livebus/test-support';
 import type { Firestore } from 'firebase-admin/firestore';
-import { Redis } from 'ioredis';
 import { composePorts } from '../src/compose';
 import { connectAs, startGateway, type TestGateway } from './helpers';
-import { changesOf, sentinel, testFirestore, testListeners, useEmulator, warmUp } from './listeners-helpers';
+import {
+  changesOf,
+  listenerChangesInStream,
+  sentinel,
+  startListenersChild,
+  testFirestore,
+  testListeners,
+  useEmulator,
+  warmUp,
+} from './listeners-helpers';
 
 // Issue 22 item 3: the holder of a user's listeners is SIGKILLed while a writer keeps
 // changing the user's documents; an instance serving the user on standby takes the listeners
@@ -62,54 +64,14 @@ afterAll(async () => {
   await Promise.all([emulator?.stop(), redis?.stop()]);
 });
 
-async function startHolder(): Promise<{ handle: ChildHandle; port: number }> {
-  const file = join(tmpdir(), `livebus-listeners-sigkill-${process.pid}.json`);
-  writeFileSync(file, JSON.stringify(testListeners));
-  const port = await freePort();
-  const handle = startChild('gw-kill-holder', process.execPath, ['dist/main.js'], {
-    cwd: join(__dirname, '..'),
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      INSTANCE_ID: 'gw-kill-holder',
-      REDIS_URL: redis.url,
-      AUTH_MODE: 'none',
-      LISTENERS_FILE: file,
-      FIREBASE_PROJECT_ID: emulator.projectId,
-      FIRESTORE_EMULATOR_HOST: emulator.host,
-      METADATA_SERVER_DETECTION: 'none',
-      LISTENER_LEASE_TTL_MS: String(LEASE_TTL_MS),
-      LISTENER_FAILOVER_MS: String(FAILOVER_MS),
-      LOG_LEVEL: 'error',
-    },
+function startHolder(): Promise<{ handle: ChildHandle; port: number }> {
+  return startListenersChild({
+    instanceId: 'gw-kill-holder',
+    redisUrl: redis.url,
+    emulator,
+    listeners: testListeners,
+    env: { LISTENER_LEASE_TTL_MS: String(LEASE_TTL_MS), LISTENER_FAILOVER_MS: String(FAILOVER_MS) },
   });
-  await waitFor(
-    () =>
-      fetch(`http://127.0.0.1:${port}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      ),
-    'the holder',
-    15_000,
-    100,
-  );
-  return { handle, port };
-}
-
-/** How many times each path has a listener.change in the user's stream. */
-async function inStream(uid: string): Promise<Map<string, number>> {
-  const admin = new Redis(redis.url);
-  try {
-    const counts = new Map<string, number>();
-    for (const [, fields] of await admin.xrange(userKeys(uid).stream, '-', '+')) {
-      const frame = JSON.parse(fields[fields.indexOf('d') + 1] as string) as { event: string; data: { path: string } };
-      if (frame.event === 'listener.change') counts.set(frame.data.path, (counts.get(frame.data.path) ?? 0) + 1);
-    }
-    return counts;
-  } finally {
-    admin.disconnect();
-  }
 }
 
 describe('listener failover after a SIGKILL of the holder', () => {
@@ -159,7 +121,7 @@ describe('listener failover after a SIGKILL of the holder', () => {
       .filter((p) => p.includes('/w'));
     expect([...got].sort()).toEqual(writes.map(path));
     expect(got.slice(0, 5)).toEqual([1, 2, 3, 4, 5].map(path));
-    const counts = await inStream(uid);
+    const counts = await listenerChangesInStream(redis.url, uid);
     expect(writes.filter((w) => counts.get(path(w)) !== 1)).toEqual([]);
     expect(survivor.gw.stats().listeners).toBe(1);
     await Promise.all([tab.close(), holderTab.close().catch(() => {})]);
