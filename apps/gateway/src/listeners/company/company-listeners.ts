@@ -179,7 +179,12 @@ export class CompanyListeners {
   }
 
   #onUserEvent(uid: string, event: LiveEvent): void {
-    if (!event.text.includes('"registry.updated"') || !event.text.includes('current_company_id')) return;
+    // Runs for every event of every user with a session here: read the name where a frame puts
+    // it (after type, cursor and ts) instead of scanning the whole text; only the rare
+    // registry.updated is parsed.
+    const name = event.text.indexOf('"event":"');
+    if (name < 0 || !event.text.startsWith('registry.updated"', name + 9)) return;
+    if (!event.text.includes('current_company_id')) return;
     try {
       const frame = JSON.parse(event.text) as {
         data?: { registry?: { companies?: { current_company_id?: unknown } } };
