@@ -1,4 +1,3 @@
-import type { AppEvent } from '@livebus/protocol';
 import { type RedisServerHandle, startRedisServer, startTcpProxy, waitFor } from '@livebus/test-support';
 import { Redis } from 'ioredis';
 import {
