@@ -46,6 +46,14 @@ async function calls(command: string): Promise<{ scripts: number; command: numbe
   return { scripts: count('evalsha') + count('eval'), command: count(command) };
 }
 
+/** Calls of each of `commands` Redis ran since the last RESETSTAT. */
+async function commandCalls(...commands: string[]): Promise<Record<string, number>> {
+  const stats = await client.info('commandstats');
+  return Object.fromEntries(
+    commands.map((c) => [c, Number(new RegExp(`cmdstat_${c}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)]),
+  );
+}
+
 const batchOf = (userId: string, seq: number, ...numbers: number[]): UserBatch => ({
   userId,
   seq,
@@ -161,18 +169,68 @@ describe('appendBatches on a standalone Redis: many users in one script call', (
   });
 });
 
-describe("the meta's oldest entry time ('f')", () => {
+describe("the meta's oldest entry ('f', 'g') and expiry renewal ('x')", () => {
   const meta = (u: string) => client.hgetall(userKeys(u).meta);
 
-  it('is set by the first append, and an append within every bound reads no entry', async () => {
+  it('is set by the first append, and an append within every bound reads no entry and sets no expiry', async () => {
     const writer = new RedisStreamWriter(client);
     const [first] = await writer.appendBatches('pub-m', [batchOf('amm-1', 1, 1)]);
-    expect((await meta('amm-1')).f).toBe(String(stored(first).events[0]?.ts));
+    const ts = String(stored(first).events[0]?.ts);
+    expect(await meta('amm-1')).toMatchObject({ f: ts, g: '1', x: ts });
     await client.config('RESETSTAT');
     await writer.appendBatches('pub-m', [batchOf('amm-1', 2, 2)]);
-    expect(await calls('xrange')).toEqual({ scripts: 1, command: 0 });
-    expect((await meta('amm-1')).f).toBe(String(stored(first).events[0]?.ts));
+    expect(await commandCalls('evalsha', 'xrange', 'xlen', 'pexpire', 'xadd', 'hset')).toEqual({
+      evalsha: 1,
+      xrange: 0,
+      xlen: 0,
+      pexpire: 0,
+      xadd: 1,
+      hset: 1,
+    });
+    expect(await meta('amm-1')).toMatchObject({ f: ts, g: '1', x: ts });
     expect(await streamOf(client, 'amm-1')).toEqual([1, 2]);
+  });
+
+  it('sets the expiries again once the last setting is half the expiry margin old', async () => {
+    const writer = new RedisStreamWriter(client);
+    const k = userKeys('amm-renew');
+    await writer.appendBatches('pub-m', [batchOf('amm-renew', 1, 1)]);
+    // As if set 31 s ago (the margin is 60 s), with the keys' time to live gone down as much.
+    const x = Number((await meta('amm-renew')).x);
+    await client.hset(k.meta, 'x', String(x - 31_000));
+    const streamTtl = await client.pttl(k.stream);
+    await client.pexpire(k.stream, streamTtl - 31_000);
+    await client.config('RESETSTAT');
+    await writer.appendBatches('pub-m', [batchOf('amm-renew', 2, 2)]);
+    expect((await commandCalls('pexpire')).pexpire).toBe(2);
+    expect(Number((await meta('amm-renew')).x)).toBeGreaterThanOrEqual(x);
+    expect(await client.pttl(k.stream)).toBeGreaterThan(streamTtl - 31_000);
+    expect(await client.pttl(k.meta)).toBeGreaterThan(0);
+  });
+
+  it('an oldest offset below the real one (as after an offset skip) only makes it count the stream, never trim more', async () => {
+    const writer = new RedisStreamWriter(client, { retentionEvents: 3 });
+    const user = 'amm-bound';
+    await writer.appendBatches('pub-m', [batchOf(user, 1, 1, 2)]);
+    await client.hset(userKeys(user).meta, 'g', '-5000');
+    await client.config('RESETSTAT');
+    await writer.appendBatches('pub-m', [batchOf(user, 2, 3)]);
+    expect(await commandCalls('xlen', 'xrange')).toEqual({ xlen: 1, xrange: 0 });
+    expect(await streamOf(client, user)).toEqual([1, 2, 3]);
+    await writer.appendBatches('pub-m', [batchOf(user, 3, 4)]);
+    expect(await streamOf(client, user)).toEqual([2, 3, 4]);
+    expect((await meta(user)).g).toBe('2');
+  });
+
+  it('a trim that leaves nothing (a byte bound below one event) deletes the stream; the offsets go on', async () => {
+    const writer = new RedisStreamWriter(client, { retentionBytes: 10 });
+    const user = 'amm-nothing';
+    await writer.appendBatches('pub-m', [batchOf(user, 1, 1)]);
+    expect(await client.exists(userKeys(user).stream)).toBe(0);
+    const [second] = await writer.appendBatches('pub-m', [batchOf(user, 2, 2)]);
+    expect(stored(second).events[0]?.cursor.endsWith(':2')).toBe(true);
+    expect(await client.exists(userKeys(user).stream)).toBe(0);
+    expect((await meta(user)).b).toBe('0');
   });
 
   it('follows the count trim to the oldest entry kept', async () => {

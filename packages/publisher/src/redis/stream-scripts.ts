@@ -47,35 +47,43 @@ export const APPEND_MANY_FLAGS = {
  * (ms, Redis TIME) and `d` (the stored event JSON, as sent to subscribers).
  * Meta hash: `e` epoch, `o` last offset, `b` sum of `#d` over retained entries,
  * `w` replication id of the master that appended last (see {@link FAILOVER_OFFSET_SKIP}),
- * `f` the `t` of the oldest retained entry (so an append that needs no trim reads
- * no entry; absent in metas written before it, and meaningless while the stream is
- * empty), `p:<publisher id>` "<batch seq> <first offset> <ts>" of that publisher's
- * last batch appended (see {@link MAX_PUBLISHER_RECORDS}).
+ * `f` and `g` the `t` and offset of the oldest retained entry, or lower bounds of
+ * them (so an append that needs no trim reads no entry: the count is at most `o - g + 1`;
+ * absent in metas written before them), `x` when an append last set the key expiries
+ * (they are set again once that is half the stream's expiry margin old, not on every
+ * append: see `STREAM_EXPIRY_MARGIN_MS`), `p:<publisher id>` "<batch seq> <first offset> <ts>" of
+ * that publisher's last batch appended (see {@link MAX_PUBLISHER_RECORDS}).
  */
 const STREAM_LUA_PRELUDE = `${LUA_NOW_MS}
 local function offset_of(id)
   return tonumber(string.match(id, '^(%d+)'))
 end
 
--- The user's epoch, last offset, retained bytes, last writer and oldest entry's ts
--- (and the record of record_field). A missing meta (first use, expiry, FLUSHALL,
+-- The user's epoch and last offset. A missing meta (first use, expiry, FLUSHALL,
 -- eviction) starts a new epoch: cursors of the old one can never match it, so they
 -- answer gap. A stream left over from the lost epoch is dropped with it.
-local function ensure_meta(stream, meta, candidate, record_field)
-  local m = redis.call('HMGET', meta, 'e', 'o', 'b', 'w', 'f', record_field or 'e')
-  if m[1] then
-    return m[1], tonumber(m[2] or '0'), tonumber(m[3] or '0'), m[4], tonumber(m[5] or ''), record_field and m[6] or nil
-  end
+local function ensure_meta(stream, meta, candidate)
+  local m = redis.call('HMGET', meta, 'e', 'o')
+  if m[1] then return m[1], tonumber(m[2] or '0') end
   redis.call('DEL', stream)
   redis.call('HSET', meta, 'e', candidate, 'o', 0, 'b', 0)
-  return candidate, 0, 0, nil, nil, nil
+  return candidate, 0
+end
+
+-- What an append needs of the meta: { epoch, last offset, retained bytes, last writer,
+-- oldest ts, oldest offset, expiries set at, record of record_field }, nil for each
+-- field it lacks; nil for a missing meta.
+local function read_meta(meta, record_field)
+  local m = redis.call('HMGET', meta, 'e', 'o', 'b', 'w', 'f', 'g', 'x', record_field or 'e')
+  if not m[1] then return nil end
+  return m
 end
 
 -- Keeps at most MAX_PUBLISHER_RECORDS publishers' records in the meta: before a new
 -- one is added, the one with the oldest append goes (its publisher, long gone as a
--- rule, loses only the dedup of a retry it would still make). 5 other fields: e o b w f.
+-- rule, loses only the dedup of a retry it would still make). 7 other fields: e o b w f g x.
 local function make_room_for_record(meta)
-  if redis.call('HLEN', meta) < ${MAX_PUBLISHER_RECORDS} + 5 then return end
+  if redis.call('HLEN', meta) < ${MAX_PUBLISHER_RECORDS} + 7 then return end
   local all = redis.call('HGETALL', meta)
   local oldest, oldest_ts = nil, nil
   for i = 1, #all, 2 do
@@ -111,13 +119,14 @@ end
 
 -- Drops the oldest entries while the stream is over its count, age or byte
 -- bound, keeping the byte count exact by subtracting the size of every entry
--- dropped; returns it and the ts of the oldest entry kept (nil: none kept).
--- Most appends drop nothing or one entry, so the first read asks for only as
--- many entries as the count bound says must go (at least 1: the oldest, for its
--- age), not for a whole batch.
+-- dropped; returns it and the ts and offset of the oldest entry kept (nil: none
+-- kept, and the stream is deleted, so the next append sees it gone). Most appends
+-- drop nothing or one entry, so the first read asks for only as many entries as
+-- the count bound says must go (at least 1: the oldest, for its age), not for a
+-- whole batch. len: the exact count.
 local function trim(stream, len, bytes, max_events, min_ts, max_bytes)
   local last = nil
-  local kept = nil
+  local kept, kept_offset = nil, nil
   local start = '-'
   local count = math.min(64, math.max(1, len - max_events))
   while len > 0 do
@@ -132,7 +141,7 @@ local function trim(stream, len, bytes, max_events, min_ts, max_bytes)
         bytes = bytes - #d
         last = offset_of(entry[1])
       else
-        kept = t
+        kept, kept_offset = t, offset_of(entry[1])
         over = false
         break
       end
@@ -141,11 +150,12 @@ local function trim(stream, len, bytes, max_events, min_ts, max_bytes)
     start = '(' .. last
     count = 64
   end
-  if last then
-    redis.call('XTRIM', stream, 'MINID', string.format('%.0f', last + 1))
-    if len == 0 then bytes = 0 end
+  if kept == nil then
+    redis.call('DEL', stream)
+    return 0, nil, nil
   end
-  return bytes, kept
+  if last then redis.call('XTRIM', stream, 'MINID', string.format('%.0f', last + 1)) end
+  return bytes, kept, kept_offset
 end
 
 -- Appends events[from..to] to one user's stream (r: max events, retention ms, max
@@ -154,17 +164,32 @@ end
 -- ts, 1 if the meta records that publisher's batch seq as appended already
 -- (nothing stored again: its first offset and ts are returned), else 0 }.
 local function append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to)
-  local max_events, retention_ms, max_bytes = r[1], r[2], r[3]
+  local max_events, retention_ms, max_bytes, stream_ttl, meta_ttl = r[1], r[2], r[3], r[4], r[5]
   local record_field = publisher and ('p:' .. publisher) or nil
-  local epoch, offset, bytes, writer, oldest, record = ensure_meta(stream, meta, candidate, record_field)
-  -- This publisher's batch was appended already (its reply was lost, and it tries
-  -- again: on the same master after a reconnect, or on a promoted replica that had
-  -- received it): answer what was stored, store nothing.
-  if record then
-    local r_seq, r_first, r_ts = string.match(record, '^(%d+) (%d+) (%d+)$')
-    if r_seq == seq then return { epoch, tonumber(r_first), tonumber(r_ts), 1 } end
-  elseif record_field then
-    make_room_for_record(meta)
+  local m = read_meta(meta, record_field)
+  local epoch, offset, bytes, writer, oldest, oldest_offset, renewed
+  -- exists: the stream may exist (false: known to be gone); len: its exact count, when known.
+  local exists, len = true, nil
+  if m then
+    epoch, offset, bytes, writer = m[1], tonumber(m[2] or '0'), tonumber(m[3] or '0'), m[4]
+    oldest, oldest_offset, renewed = tonumber(m[5] or ''), tonumber(m[6] or ''), tonumber(m[7] or '')
+    -- This publisher's batch was appended already (its reply was lost, and it tries
+    -- again: on the same master after a reconnect, or on a promoted replica that had
+    -- received it): answer what was stored, store nothing.
+    local record = record_field and m[8] or nil
+    if record then
+      local r_seq, r_first, r_ts = string.match(record, '^(%d+) (%d+) (%d+)$')
+      if r_seq == seq then return { epoch, tonumber(r_first), tonumber(r_ts), 1 } end
+    elseif record_field then
+      make_room_for_record(meta)
+    end
+  else
+    -- A missing meta (first use, expiry, FLUSHALL, eviction) starts a new epoch:
+    -- cursors of the old one can never match it, so they answer gap. A stream left
+    -- over from the lost epoch is dropped with it.
+    epoch, offset, bytes = candidate, 0, 0
+    redis.call('DEL', stream)
+    exists, len = false, 0
   end
   local replid, promoted = replication()
   -- The last append was made by another master and this node was promoted since:
@@ -173,15 +198,6 @@ local function append_events(stream, meta, candidate, channel, r, publisher, seq
   -- given to other events: skip far ahead, so every cursor from before the
   -- failover reads as a gap rather than resuming past a silent hole.
   if writer and writer ~= replid and promoted then offset = offset + ${FAILOVER_OFFSET_SKIP} end
-  -- The stream can vanish on its own (expiry, eviction) while the meta lives on:
-  -- then nothing is retained any more and the byte count must say so (and the
-  -- oldest entry will be the first one appended now).
-  local len = redis.call('XLEN', stream)
-  if len == 0 then
-    bytes = 0
-    oldest = nil
-  end
-  local was_empty = len == 0
   local ts = now_of_call()
   local ts_s = string.format('%.0f', ts)
   local first = offset + 1
@@ -193,43 +209,66 @@ local function append_events(stream, meta, candidate, channel, r, publisher, seq
     -- as readStoredFramePosition reads it back).
     local stored = '{"type":"event","cursor":"' .. epoch .. ':' .. off_s .. '","ts":' .. ts_s .. ',' .. string.sub(events[i], 2)
     if max_events > 0 then
-      redis.call('XADD', stream, off_s .. '-0', 't', ts_s, 'd', stored)
-      len = len + 1
+      -- The first XADD tells (NOMKSTREAM) whether the stream vanished on its own
+      -- (expiry, eviction) while the meta lived on: then nothing is retained any
+      -- more, the byte count must say so, and the oldest entry is this one.
+      if not (exists and i == from and redis.call('XADD', stream, 'NOMKSTREAM', off_s .. '-0', 't', ts_s, 'd', stored)) then
+        if i == from then
+          exists, len, bytes = false, 0, 0
+        end
+        redis.call('XADD', stream, off_s .. '-0', 't', ts_s, 'd', stored)
+      end
+      if len then len = len + 1 end
       bytes = bytes + #stored
     end
     redis.call('SPUBLISH', channel, stored)
   end
   local oldest_changed = false
-  if was_empty and len > 0 then
-    oldest = ts
-    oldest_changed = true
+  if not exists and max_events > 0 then oldest, oldest_offset, oldest_changed = ts, first, true end
+  -- Trimmed only when over a bound. The bytes are in the meta; the oldest entry's
+  -- age too ('f'); so is an upper bound of the count ('g': offsets grow by one per
+  -- entry, or skip after a failover): an append within them reads no entry. A meta
+  -- without 'f' or 'g' (written before them) reads the stream once.
+  local min_ts = ts - retention_ms
+  local trim_needed = max_events == 0 or bytes > max_bytes or oldest == nil or oldest < min_ts
+  if not trim_needed and not len and (oldest_offset == nil or offset - oldest_offset + 1 > max_events) then
+    len = redis.call('XLEN', stream)
   end
-  -- Trimmed only when over a bound: the count and bytes are in the meta, the
-  -- oldest entry's age too ('f'), so an append within them reads no entry. A meta
-  -- without 'f' (written before it existed) reads the oldest entry once.
-  if len > 0 then
-    local min_ts = ts - retention_ms
-    if len > max_events or bytes > max_bytes or oldest == nil or oldest < min_ts then
-      local kept
-      bytes, kept = trim(stream, len, bytes, max_events, min_ts, max_bytes)
-      if kept ~= oldest then
-        oldest = kept
-        oldest_changed = kept ~= nil
-      end
+  if trim_needed or (len and len > max_events) then
+    if not len then len = redis.call('XLEN', stream) end
+    if len > 0 then
+      bytes, oldest, oldest_offset = trim(stream, len, bytes, max_events, min_ts, max_bytes)
+      oldest_changed = oldest ~= nil
     end
   end
   local fields = { 'o', offset, 'b', bytes, 'w', replid }
+  if not m then
+    fields[#fields + 1] = 'e'
+    fields[#fields + 1] = epoch
+  end
   if oldest_changed then
     fields[#fields + 1] = 'f'
     fields[#fields + 1] = string.format('%.0f', oldest)
+    fields[#fields + 1] = 'g'
+    fields[#fields + 1] = string.format('%.0f', oldest_offset)
   end
   if record_field then
     fields[#fields + 1] = record_field
     fields[#fields + 1] = seq .. ' ' .. first .. ' ' .. ts_s
   end
+  -- The expiries are set again once the last setting is half the stream's margin
+  -- (its TTL past the retention age) old, not on every append: the stream still
+  -- outlives the retention age of its newest entry by half the margin or more.
+  local renew = not exists or not renewed or ts < renewed or ts - renewed >= (tonumber(stream_ttl) - retention_ms) / 2
+  if renew then
+    fields[#fields + 1] = 'x'
+    fields[#fields + 1] = ts_s
+  end
   redis.call('HSET', meta, unpack(fields))
-  redis.call('PEXPIRE', stream, r[4])
-  redis.call('PEXPIRE', meta, r[5])
+  if renew then
+    redis.call('PEXPIRE', stream, stream_ttl)
+    redis.call('PEXPIRE', meta, meta_ttl)
+  end
   return { epoch, first, ts, 0 }
 end
 
