@@ -132,6 +132,31 @@ describe('appendBatches on a standalone Redis: many users in one script call', (
     ).toEqual([[1], [1], [], [], [1]]);
   });
 
+  it('a user whose append fails in Redis (a key of the wrong type) gets that error; the others of the call are stored', async () => {
+    const writer = new RedisStreamWriter(client);
+    await writer.appendBatches('pub-w', [batchOf('amw-broken', 1, 0)]);
+    await client.set(userKeys('amw-broken').stream, 'not a stream');
+    const results = await writer.appendBatches('pub-w', [
+      batchOf('amw-a', 1, 1),
+      batchOf('amw-broken', 2, 1),
+      batchOf('amw-c', 1, 1),
+    ]);
+    expect(results[1]).toBeInstanceOf(Error);
+    expect((results[1] as Error).message).toMatch(/^WRONGTYPE/);
+    expect([results[0], results[2]].map((r) => stored(r).duplicate)).toEqual([false, false]);
+    expect(await streamOf(client, 'amw-a')).toEqual([1]);
+    expect(await streamOf(client, 'amw-c')).toEqual([1]);
+    // Through the outbox it is a refusal (`redis_error`), not a retry.
+    const outbox = new Outbox(client, writer);
+    try {
+      await expect(outbox.send([{ userId: 'amw-broken', event: notice(2) }])).rejects.toMatchObject({
+        code: 'redis_error',
+      });
+    } finally {
+      outbox.close();
+    }
+  });
+
   it('through the outbox: the fenced user is refused with `fenced`, the others of the round resolve', async () => {
     const outbox = new Outbox(client, new RedisStreamWriter(client));
     const lease = fleetUserKeys('amo-taken').lease;
