@@ -7,11 +7,13 @@ import { PublishError } from './publish-error';
 import type { RedisClient } from './redis/client';
 import { FENCED_REPLY } from './redis/stream-scripts';
 import {
+  type BatchResult,
   fenceRuns,
   type Publication,
   type PublishFence,
   type RedisStreamWriter,
   type StoredEvent,
+  type UserBatch,
 } from './redis-stream-writer';
 import { isTransientRedisError } from './transient-redis-error';
 
@@ -127,8 +129,9 @@ const nothing = () => {};
 /**
  * The one way events leave a publisher (and the gateway's `POST /publish`) for
  * Redis: a bounded FIFO of events. A single sender takes events from the front,
- * one atomic function call per user per round, and only takes more when the
- * round is over; an event Redis could not take stays in front of every later
+ * one atomic batch per user per round (many users' batches in one script call
+ * on a standalone Redis, one call per user on a Cluster), and only takes more when
+ * the round is over; an event Redis could not take stays in front of every later
  * one, so each user's events are stored in the order they were published, even
  * across an outage. Calls made while Redis is away wait behind it rather than
  * racing it, and are stored as soon as it returns.
@@ -267,7 +270,7 @@ export class Outbox {
     this.#sending = true;
     try {
       // One microtask later: the publish() calls made in the same tick (a loop, a Promise.all)
-      // share the first round, one call per user, rather than the first going alone.
+      // share the first round, one batch per user, rather than the first going alone.
       await Promise.resolve();
       while (!this.#closed && this.#items.length > 0) {
         const round = this.#items.slice(0, this.#batch);
@@ -300,7 +303,10 @@ export class Outbox {
     }
   }
 
-  /** One call per user of the round (that user's events, in order, atomically); true when Redis was away. */
+  /**
+   * One batch per user of the round (that user's events, in order, atomically), as few
+   * script calls as the writer can make of them; true when Redis was away.
+   */
   async #sendRound(round: Item[]): Promise<boolean> {
     const byUser = new Map<string, Item[]>();
     for (const item of round) {
@@ -308,44 +314,54 @@ export class Outbox {
       if (list) list.push(item);
       else byUser.set(item.userId, [item]);
     }
+    const users: Item[][] = [];
+    const batches: UserBatch[] = [];
+    for (const all of byUser.values()) {
+      const retry = (all[0] as Item).batch !== undefined;
+      const items = this.#batchOf(all);
+      const first = items[0] as Item;
+      const events = new Array<AppEvent>(items.length);
+      for (let k = 0; k < items.length; k++) events[k] = (items[k] as Item).event;
+      const batch: UserBatch = { userId: first.userId, events, seq: first.batch?.seq as number };
+      // A first send's positions are 0..n-1, the default; a retry may carry fewer events.
+      if (retry) batch.positions = items.map((i) => i.batch?.index as number);
+      if (first.fence) batch.fence = first.fence;
+      users.push(items);
+      batches.push(batch);
+    }
+    let results: Array<BatchResult | Error>;
+    try {
+      results = await this.#writer.appendBatches(this.id, batches);
+    } catch (error) {
+      results = batches.map(() => error as Error);
+    }
     let unreachable = false;
     const failedEntries = new Set<Entry>();
-    await Promise.all(
-      [...byUser.values()].map(async (all) => {
-        const items = this.#batchOf(all);
-        const { userId, fence } = items[0] as Item;
-        try {
-          const seq = (items[0] as Item).batch?.seq as number;
-          const positions = items.map((i) => i.batch?.index as number);
-          const result = await this.#writer.appendBatch(
-            userId,
-            items.map((i) => i.event),
-            { publisherId: this.id, seq },
-            positions,
-            fence,
-          );
-          items.forEach((item, k) => {
-            item.stored = result.events[k];
-          });
-          if (result.duplicate) this.#stats.deduplicated += items.length;
-          this.#reached();
-        } catch (error) {
-          if (isTransientRedisError(error)) {
-            unreachable = true;
-            this.#stats.retried += items.length;
-            this.#lastError = error;
-            this.#unreachable(error);
-            for (const item of items) failedEntries.add(item.entry);
-            return;
-          }
-          for (const item of items) {
-            if (item.entry.left < 0) continue;
-            item.entry.left = -1;
-            item.entry.reject(refusal(error, item.entry.failures + 1));
-          }
-        }
-      }),
-    );
+    for (let u = 0; u < users.length; u++) {
+      const items = users[u] as Item[];
+      const result = results[u] ?? new Error('the writer gave no result for this user');
+      if (isBatchResult(result)) {
+        items.forEach((item, k) => {
+          item.stored = result.events[k];
+        });
+        if (result.duplicate) this.#stats.deduplicated += items.length;
+        this.#reached();
+        continue;
+      }
+      if (isTransientRedisError(result)) {
+        unreachable = true;
+        this.#stats.retried += items.length;
+        this.#lastError = result;
+        this.#unreachable(result);
+        for (const item of items) failedEntries.add(item.entry);
+        continue;
+      }
+      for (const item of items) {
+        if (item.entry.left < 0) continue;
+        item.entry.left = -1;
+        item.entry.reject(refusal(result, item.entry.failures + 1));
+      }
+    }
     for (const entry of failedEntries) this.#failed(entry);
     return unreachable;
   }
@@ -438,6 +454,10 @@ function refusal(error: unknown, attempts: number): PublishError {
     return new PublishError('fenced', `the publish was refused: ${message}`, { cause: error, attempts });
   }
   return new PublishError('redis_error', `Redis refused the publish: ${message}`, { cause: error, attempts });
+}
+
+function isBatchResult(result: BatchResult | Error): result is BatchResult {
+  return Array.isArray((result as BatchResult).events);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,9 +1,17 @@
 import { type AppEvent, type EventFrame, formatCursor } from '@livebus/protocol';
+import { ReplyError } from 'ioredis';
 import { newEpoch } from './epoch';
 import { validatePublication } from './invalid-event-error';
-import type { RedisClient } from './redis/client';
+import { isCluster, type RedisClient } from './redis/client';
 import { userKeys } from './redis/keyspace';
-import { fencedAppendScript, streamScripts } from './redis/stream-scripts';
+import {
+  APPEND_MANY_FLAGS,
+  FENCED_REPLY,
+  fencedAppendScript,
+  MAX_EVENT_BYTES_PER_CALL,
+  MAX_USERS_PER_CALL,
+  streamScripts,
+} from './redis/stream-scripts';
 import { type ResolvedRetention, type RetentionOptions, resolveRetention } from './retention';
 
 /**
@@ -43,6 +51,17 @@ export interface BatchResult {
   events: StoredEvent[];
   /** The user's meta recorded the batch as appended already: nothing was stored again. */
   duplicate: boolean;
+}
+
+/** One user's batch for {@link RedisStreamWriter.appendBatches} (its events validated already). */
+export interface UserBatch {
+  userId: string;
+  events: readonly AppEvent[];
+  /** The batch's number for the publisher id given with it (see {@link BatchTag}); none: untagged. */
+  seq?: number;
+  /** Each event's place in the batch as first sent, for the cursors of a duplicate (see {@link RedisStreamWriter.appendBatch}). */
+  positions?: readonly number[];
+  fence?: PublishFence;
 }
 
 /**
@@ -125,6 +144,104 @@ export class RedisStreamWriter {
     return this.#append(userId, events, tag, positions, fence);
   }
 
+  /**
+   * Appends several users' batches (validated already) as {@link appendBatch} does for
+   * one, in as few script calls as it may: on a standalone Redis one `appendMany` call
+   * carries up to {@link MAX_USERS_PER_CALL} users (and {@link MAX_EVENT_BYTES_PER_CALL}
+   * of event JSON), the calls in parallel; on a Redis Cluster, whose users live in
+   * different slots, one call per user. Each user is stored (or refused) on its own:
+   * the result at a batch's index is its {@link BatchResult}, or the error that refused
+   * it (a `ReplyError` starting with `FENCED` for a fence that no longer holds; the
+   * call's error, for every user of a call that failed as a whole, e.g. a lost connection).
+   * `publisherId` tags every batch that has a `seq`.
+   */
+  async appendBatches(
+    publisherId: string | undefined,
+    batches: readonly UserBatch[],
+  ): Promise<Array<BatchResult | Error>> {
+    const out = new Array<BatchResult | Error>(batches.length);
+    const texts = batches.map((b) => b.events.map((e) => JSON.stringify(e)));
+    const calls: number[][] = [];
+    if (isCluster(this.#client)) {
+      batches.forEach((b, i) => {
+        if (b.events.length > 0) calls.push([i]);
+      });
+    } else {
+      let call: number[] = [];
+      let bytes = 0;
+      texts.forEach((t, i) => {
+        if (t.length === 0) return;
+        let size = 0;
+        for (const text of t) size += text.length;
+        if (call.length > 0 && (call.length >= MAX_USERS_PER_CALL || bytes + size > MAX_EVENT_BYTES_PER_CALL)) {
+          calls.push(call);
+          call = [];
+          bytes = 0;
+        }
+        call.push(i);
+        bytes += size;
+      });
+      if (call.length > 0) calls.push(call);
+    }
+    batches.forEach((b, i) => {
+      if (b.events.length === 0) out[i] = { events: [], duplicate: false };
+    });
+    await Promise.all(calls.map((call) => this.#appendCall(publisherId, batches, texts, call, out)));
+    return out;
+  }
+
+  async #appendCall(
+    publisherId: string | undefined,
+    batches: readonly UserBatch[],
+    texts: readonly string[][],
+    call: readonly number[],
+    out: Array<BatchResult | Error>,
+  ): Promise<void> {
+    const keys: string[] = [];
+    const args: string[] = [String(call.length), ...this.#retentionArgs, publisherId ?? ''];
+    for (const i of call) {
+      const b = batches[i] as UserBatch;
+      const k = userKeys(b.userId);
+      keys.push(k.stream, k.meta);
+      if (b.fence) keys.push(b.fence.key);
+      const events = texts[i] as string[];
+      args.push(
+        String(events.length),
+        newEpoch(),
+        k.channel,
+        b.seq === undefined || publisherId === undefined ? '' : String(b.seq),
+        b.fence ? b.fence.value : '',
+      );
+      for (const text of events) args.push(text);
+    }
+    let reply: Array<string | number>;
+    try {
+      reply = (await streamScripts.appendMany.run(this.#client, keys, args)) as Array<string | number>;
+    } catch (error) {
+      for (const i of call) out[i] = error as Error;
+      return;
+    }
+    call.forEach((i, u) => {
+      const b = batches[i] as UserBatch;
+      const flag = Number(reply[4 * u + 3]);
+      const head = String(reply[4 * u]);
+      if (flag === APPEND_MANY_FLAGS.fenced) {
+        out[i] = new ReplyError(`${FENCED_REPLY} ${head}`);
+      } else if (flag === APPEND_MANY_FLAGS.error) {
+        out[i] = new ReplyError(head);
+      } else {
+        out[i] = storedBatch(
+          b.events,
+          head,
+          Number(reply[4 * u + 1]),
+          Number(reply[4 * u + 2]),
+          flag === APPEND_MANY_FLAGS.duplicate,
+          b.positions,
+        );
+      }
+    });
+  }
+
   async #appendUser(userId: string, events: readonly AppEvent[], fence?: PublishFence): Promise<StoredEvent[]> {
     if (events.length === 0) return [];
     return (await this.#append(userId, events, undefined, undefined, fence)).events;
@@ -149,17 +266,26 @@ export class RedisStreamWriter {
       args,
     )) as [string, number, number, number];
     const [epoch, first, ts, flag] = reply;
-    const duplicate = Number(flag) === 1;
-    const firstOffset = Number(first);
-    const time = Number(ts);
-    return {
-      events: events.map((event, i) => {
-        const offset = firstOffset + (duplicate && positions ? (positions[i] ?? i) : i);
-        return { type: 'event', cursor: formatCursor(epoch, offset), ts: time, ...event } as StoredEvent;
-      }),
-      duplicate,
-    };
+    return storedBatch(events, epoch, Number(first), Number(ts), Number(flag) === 1, positions);
   }
+}
+
+/** A batch's events as stored, from the epoch, first offset and ts the script answered. */
+function storedBatch(
+  events: readonly AppEvent[],
+  epoch: string,
+  firstOffset: number,
+  time: number,
+  duplicate: boolean,
+  positions: readonly number[] | undefined,
+): BatchResult {
+  return {
+    events: events.map((event, i) => {
+      const offset = firstOffset + (duplicate && positions ? (positions[i] ?? i) : i);
+      return { type: 'event', cursor: formatCursor(epoch, offset), ts: time, ...event } as StoredEvent;
+    }),
+    duplicate,
+  };
 }
 
 /** @internal A user's items split into runs of consecutive ones under the same fence (or none). */

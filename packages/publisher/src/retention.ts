@@ -12,7 +12,9 @@ export interface RetentionOptions {
    * How long a user's epoch and offset outlive the user's last event or read
    * (ms), on top of the stream's own expiry. A session that resumes within it
    * continues its cursor; later, the user gets a new epoch and the cursor a gap.
-   * Never shorter than the stream's expiry. @default retentionDefaults.epochTtlMs (24 h)
+   * Never shorter than the stream's expiry. Appends set the expiries again once the last
+   * setting is half of {@link STREAM_EXPIRY_MARGIN_MS} old, not on every append, so this
+   * counts from up to 30 s before the last event. @default retentionDefaults.epochTtlMs (24 h)
    */
   epochTtlMs?: number;
 }
@@ -20,6 +22,8 @@ export interface RetentionOptions {
 /**
  * Added to the retention age for the stream's PEXPIRE: the stream of an idle
  * user vanishes by itself, but not while its newest events may still be replayed.
+ * An append sets the expiry again once the last setting is half this margin old,
+ * so the stream outlives its newest event's retention by half the margin or more.
  */
 export const STREAM_EXPIRY_MARGIN_MS = 60_000;
 

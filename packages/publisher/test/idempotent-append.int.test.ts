@@ -1,4 +1,3 @@
-import type { AppEvent } from '@livebus/protocol';
 import { type RedisServerHandle, startRedisServer, startTcpProxy, waitFor } from '@livebus/test-support';
 import { Redis } from 'ioredis';
 import {
@@ -8,6 +7,7 @@ import {
   Outbox,
   RedisStreamReader,
   RedisStreamWriter,
+  type UserBatch,
   userKeys,
 } from '../src';
 import { MAX_PUBLISHER_RECORDS } from '../src/redis/stream-scripts';
@@ -116,18 +116,16 @@ class LosingWriter extends RedisStreamWriter {
     super(redis);
     this.lose = lose;
   }
-  override async appendBatch(
-    userId: string,
-    events: readonly AppEvent[],
-    tag: BatchTag,
-    positions?: readonly number[],
-  ): Promise<BatchResult> {
-    const result = await super.appendBatch(userId, events, tag, positions);
+  override async appendBatches(
+    publisherId: string | undefined,
+    batches: readonly UserBatch[],
+  ): Promise<Array<BatchResult | Error>> {
+    const results = await super.appendBatches(publisherId, batches);
     if (this.lose > 0) {
       this.lose--;
       throw new Error('Connection is closed.');
     }
-    return result;
+    return results;
   }
 }
 

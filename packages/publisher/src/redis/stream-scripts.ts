@@ -19,6 +19,26 @@ export const FAILOVER_OFFSET_SKIP = 1_000_000;
 export const MAX_PUBLISHER_RECORDS = 16;
 
 /**
+ * Most users one `appendMany` call carries, and most bytes of event JSON (a user's
+ * batch larger than that goes alone): one call runs without a break on Redis, so it
+ * is kept to about a millisecond of its time.
+ */
+export const MAX_USERS_PER_CALL = 128;
+export const MAX_EVENT_BYTES_PER_CALL = 128 * 1024;
+
+/** The last item of each user's result in an `appendMany` reply. */
+export const APPEND_MANY_FLAGS = {
+  /** Appended: epoch, first offset, ts. */
+  stored: 0,
+  /** The meta records the batch as appended already: nothing stored again; its first offset and ts. */
+  duplicate: 1,
+  /** The fence's lease holds another value: nothing stored (the others of the call are). */
+  fenced: 2,
+  /** A Redis error for this user (its text instead of the epoch): nothing more stored for it. */
+  error: 3,
+} as const;
+
+/**
  * Helpers of the stream scripts. Everything that touches a user's stream runs in
  * one of the scripts below, so each step is atomic on the shard that owns the
  * user's slot.
@@ -27,31 +47,43 @@ export const MAX_PUBLISHER_RECORDS = 16;
  * (ms, Redis TIME) and `d` (the stored event JSON, as sent to subscribers).
  * Meta hash: `e` epoch, `o` last offset, `b` sum of `#d` over retained entries,
  * `w` replication id of the master that appended last (see {@link FAILOVER_OFFSET_SKIP}),
- * `p:<publisher id>` "<batch seq> <first offset> <ts>" of that publisher's last batch
- * appended (see {@link MAX_PUBLISHER_RECORDS}).
+ * `f` and `g` the `t` and offset of the oldest retained entry, or lower bounds of
+ * them (so an append that needs no trim reads no entry: the count is at most `o - g + 1`;
+ * absent in metas written before them), `x` when an append last set the key expiries
+ * (they are set again once that is half the stream's expiry margin old, not on every
+ * append: see `STREAM_EXPIRY_MARGIN_MS`), `p:<publisher id>` "<batch seq> <first offset> <ts>" of
+ * that publisher's last batch appended (see {@link MAX_PUBLISHER_RECORDS}).
  */
 const STREAM_LUA_PRELUDE = `${LUA_NOW_MS}
 local function offset_of(id)
   return tonumber(string.match(id, '^(%d+)'))
 end
 
--- The user's epoch, last offset and retained bytes. A missing meta (first use,
--- expiry, FLUSHALL, eviction) starts a new epoch: cursors of the old one can
--- never match it, so they answer gap. A stream left over from the lost epoch is
--- dropped with it.
-local function ensure_meta(stream, meta, candidate, record_field)
-  local m = redis.call('HMGET', meta, 'e', 'o', 'b', 'w', record_field or 'e')
-  if m[1] then return m[1], tonumber(m[2] or '0'), tonumber(m[3] or '0'), m[4], record_field and m[5] or nil end
+-- The user's epoch and last offset. A missing meta (first use, expiry, FLUSHALL,
+-- eviction) starts a new epoch: cursors of the old one can never match it, so they
+-- answer gap. A stream left over from the lost epoch is dropped with it.
+local function ensure_meta(stream, meta, candidate)
+  local m = redis.call('HMGET', meta, 'e', 'o')
+  if m[1] then return m[1], tonumber(m[2] or '0') end
   redis.call('DEL', stream)
   redis.call('HSET', meta, 'e', candidate, 'o', 0, 'b', 0)
-  return candidate, 0, 0, nil, nil
+  return candidate, 0
+end
+
+-- What an append needs of the meta: { epoch, last offset, retained bytes, last writer,
+-- oldest ts, oldest offset, expiries set at, record of record_field }, nil for each
+-- field it lacks; nil for a missing meta.
+local function read_meta(meta, record_field)
+  local m = redis.call('HMGET', meta, 'e', 'o', 'b', 'w', 'f', 'g', 'x', record_field or 'e')
+  if not m[1] then return nil end
+  return m
 end
 
 -- Keeps at most MAX_PUBLISHER_RECORDS publishers' records in the meta: before a new
 -- one is added, the one with the oldest append goes (its publisher, long gone as a
--- rule, loses only the dedup of a retry it would still make).
+-- rule, loses only the dedup of a retry it would still make). 7 other fields: e o b w f g x.
 local function make_room_for_record(meta)
-  if redis.call('HLEN', meta) < ${MAX_PUBLISHER_RECORDS} + 4 then return end
+  if redis.call('HLEN', meta) < ${MAX_PUBLISHER_RECORDS} + 7 then return end
   local all = redis.call('HGETALL', meta)
   local oldest, oldest_ts = nil, nil
   for i = 1, #all, 2 do
@@ -65,21 +97,36 @@ end
 
 -- This node's replication id, and whether it has taken over from another master
 -- since it started (a promoted replica: master_replid2 names the history it
--- continued; a master that merely restarted has none).
+-- continued; a master that merely restarted has none). Read once per script call:
+-- every user of a call is on this node.
+local replication_id, replication_promoted = nil, nil
 local function replication()
-  local info = redis.call('INFO', 'replication')
-  local id = string.match(info, 'master_replid:(%w+)')
-  local previous = string.match(info, 'master_replid2:(%w+)')
-  return id, previous ~= nil and string.match(previous, '^0+$') == nil
+  if replication_id == nil then
+    local info = redis.call('INFO', 'replication')
+    local previous = string.match(info, 'master_replid2:(%w+)')
+    replication_id = string.match(info, 'master_replid:(%w+)')
+    replication_promoted = previous ~= nil and string.match(previous, '^0+$') == nil
+  end
+  return replication_id, replication_promoted
+end
+
+-- The time of this call (TIME once per call: every user of a call gets the same ts).
+local call_now = nil
+local function now_of_call()
+  if call_now == nil then call_now = now_ms() end
+  return call_now
 end
 
 -- Drops the oldest entries while the stream is over its count, age or byte
 -- bound, keeping the byte count exact by subtracting the size of every entry
--- dropped; returns it. Most appends drop nothing or one entry, so the first
--- read asks for only as many entries as the count bound says must go (at
--- least 1: the oldest, for its age), not for a whole batch.
+-- dropped; returns it and the ts and offset of the oldest entry kept (nil: none
+-- kept, and the stream is deleted, so the next append sees it gone). Most appends
+-- drop nothing or one entry, so the first read asks for only as many entries as
+-- the count bound says must go (at least 1: the oldest, for its age), not for a
+-- whole batch. len: the exact count.
 local function trim(stream, len, bytes, max_events, min_ts, max_bytes)
   local last = nil
+  local kept, kept_offset = nil, nil
   local start = '-'
   local count = math.min(64, math.max(1, len - max_events))
   while len > 0 do
@@ -94,6 +141,7 @@ local function trim(stream, len, bytes, max_events, min_ts, max_bytes)
         bytes = bytes - #d
         last = offset_of(entry[1])
       else
+        kept, kept_offset = t, offset_of(entry[1])
         over = false
         break
       end
@@ -102,11 +150,140 @@ local function trim(stream, len, bytes, max_events, min_ts, max_bytes)
     start = '(' .. last
     count = 64
   end
-  if last then
-    redis.call('XTRIM', stream, 'MINID', string.format('%.0f', last + 1))
-    if len == 0 then bytes = 0 end
+  if kept == nil then
+    redis.call('DEL', stream)
+    return 0, nil, nil
   end
-  return bytes
+  if last then redis.call('XTRIM', stream, 'MINID', string.format('%.0f', last + 1)) end
+  return bytes, kept, kept_offset
+end
+
+-- Appends events[from..to] to one user's stream (r: max events, retention ms, max
+-- bytes, stream ttl, meta ttl), SPUBLISHes them, trims and renews the expiries.
+-- publisher/seq: the batch's tag (nil: untagged). Returns { epoch, first offset,
+-- ts, 1 if the meta records that publisher's batch seq as appended already
+-- (nothing stored again: its first offset and ts are returned), else 0 }.
+local function append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to)
+  local max_events, retention_ms, max_bytes, stream_ttl, meta_ttl = r[1], r[2], r[3], r[4], r[5]
+  local record_field = publisher and ('p:' .. publisher) or nil
+  local m = read_meta(meta, record_field)
+  local epoch, offset, bytes, writer, oldest, oldest_offset, renewed
+  -- exists: the stream may exist (false: known to be gone); len: its exact count, when known.
+  local exists, len = true, nil
+  if m then
+    epoch, offset, bytes, writer = m[1], tonumber(m[2] or '0'), tonumber(m[3] or '0'), m[4]
+    oldest, oldest_offset, renewed = tonumber(m[5] or ''), tonumber(m[6] or ''), tonumber(m[7] or '')
+    -- This publisher's batch was appended already (its reply was lost, and it tries
+    -- again: on the same master after a reconnect, or on a promoted replica that had
+    -- received it): answer what was stored, store nothing.
+    local record = record_field and m[8] or nil
+    if record then
+      local r_seq, r_first, r_ts = string.match(record, '^(%d+) (%d+) (%d+)$')
+      if r_seq == seq then return { epoch, tonumber(r_first), tonumber(r_ts), 1 } end
+    elseif record_field then
+      make_room_for_record(meta)
+    end
+  else
+    -- A missing meta (first use, expiry, FLUSHALL, eviction) starts a new epoch:
+    -- cursors of the old one can never match it, so they answer gap. A stream left
+    -- over from the lost epoch is dropped with it.
+    epoch, offset, bytes = candidate, 0, 0
+    redis.call('DEL', stream)
+    exists, len = false, 0
+  end
+  local replid, promoted = replication()
+  -- The last append was made by another master and this node was promoted since:
+  -- replication is asynchronous, so that master may have acknowledged (and
+  -- SPUBLISHed) events this node never received. Their offsets must never be
+  -- given to other events: skip far ahead, so every cursor from before the
+  -- failover reads as a gap rather than resuming past a silent hole.
+  if writer and writer ~= replid and promoted then offset = offset + ${FAILOVER_OFFSET_SKIP} end
+  local ts = now_of_call()
+  local ts_s = string.format('%.0f', ts)
+  local first = offset + 1
+  for i = from, to do
+    offset = offset + 1
+    local off_s = string.format('%.0f', offset)
+    -- The event JSON comes as {"event":...}; the stored form puts type, cursor
+    -- and ts first, exactly as the in-memory bus serialises an EventFrame (and
+    -- as readStoredFramePosition reads it back).
+    local stored = '{"type":"event","cursor":"' .. epoch .. ':' .. off_s .. '","ts":' .. ts_s .. ',' .. string.sub(events[i], 2)
+    if max_events > 0 then
+      -- The first XADD tells (NOMKSTREAM) whether the stream vanished on its own
+      -- (expiry, eviction) while the meta lived on: then nothing is retained any
+      -- more, the byte count must say so, and the oldest entry is this one.
+      if not (exists and i == from and redis.call('XADD', stream, 'NOMKSTREAM', off_s .. '-0', 't', ts_s, 'd', stored)) then
+        if i == from then
+          exists, len, bytes = false, 0, 0
+        end
+        redis.call('XADD', stream, off_s .. '-0', 't', ts_s, 'd', stored)
+      end
+      if len then len = len + 1 end
+      bytes = bytes + #stored
+    end
+    redis.call('SPUBLISH', channel, stored)
+  end
+  local oldest_changed = false
+  if not exists and max_events > 0 then oldest, oldest_offset, oldest_changed = ts, first, true end
+  -- Trimmed only when over a bound. The bytes are in the meta; the oldest entry's
+  -- age too ('f'); so is an upper bound of the count ('g': offsets grow by one per
+  -- entry, or skip after a failover): an append within them reads no entry. A meta
+  -- without 'f' or 'g' (written before them) reads the stream once.
+  local min_ts = ts - retention_ms
+  local trim_needed = max_events == 0 or bytes > max_bytes or oldest == nil or oldest < min_ts
+  if not trim_needed and not len and (oldest_offset == nil or offset - oldest_offset + 1 > max_events) then
+    len = redis.call('XLEN', stream)
+  end
+  if trim_needed or (len and len > max_events) then
+    if not len then len = redis.call('XLEN', stream) end
+    if len > 0 then
+      bytes, oldest, oldest_offset = trim(stream, len, bytes, max_events, min_ts, max_bytes)
+      oldest_changed = oldest ~= nil
+    end
+  end
+  local fields = { 'o', offset, 'b', bytes, 'w', replid }
+  if not m then
+    fields[#fields + 1] = 'e'
+    fields[#fields + 1] = epoch
+  end
+  if oldest_changed then
+    fields[#fields + 1] = 'f'
+    fields[#fields + 1] = string.format('%.0f', oldest)
+    fields[#fields + 1] = 'g'
+    fields[#fields + 1] = string.format('%.0f', oldest_offset)
+  end
+  if record_field then
+    fields[#fields + 1] = record_field
+    fields[#fields + 1] = seq .. ' ' .. first .. ' ' .. ts_s
+  end
+  -- The expiries are set again once the last setting is half the stream's margin
+  -- (its TTL past the retention age) old, not on every append: the stream still
+  -- outlives the retention age of its newest entry by half the margin or more.
+  local renew = not exists or not renewed or ts < renewed or ts - renewed >= (tonumber(stream_ttl) - retention_ms) / 2
+  if renew then
+    fields[#fields + 1] = 'x'
+    fields[#fields + 1] = ts_s
+  end
+  redis.call('HSET', meta, unpack(fields))
+  if renew then
+    redis.call('PEXPIRE', stream, stream_ttl)
+    redis.call('PEXPIRE', meta, meta_ttl)
+  end
+  return { epoch, first, ts, 0 }
+end
+
+-- One user's append (KEYS: stream, meta; ARGV: see streamScripts.appendAndNotify).
+local function append_and_notify(keys, args)
+  -- A tagged batch has '<publisher id> <batch number>' before its events (an event's
+  -- JSON starts with '{'); untagged calls (and the company fan-out's copy of this
+  -- function) start their events right there.
+  local first_event, publisher, seq = 8, nil, nil
+  if args[8] and string.sub(args[8], 1, 1) ~= '{' then
+    publisher, seq = string.match(args[8], '^(%S+) (%d+)$')
+    first_event = 9
+  end
+  local r = { tonumber(args[3]), tonumber(args[4]), tonumber(args[5]), args[6], args[7] }
+  return append_events(keys[1], keys[2], args[1], args[2], r, publisher, seq, args, first_event, #args)
 end
 
 `;
@@ -118,6 +295,13 @@ end
  *   stream ttl ms, meta ttl ms, then for a tagged batch '<publisher id> <batch number>',
  *   then the event JSON... (each starts with '{', which tells the tag from an event). Returns { epoch, first offset, ts, 1 if the meta records that publisher's batch seq
  *   as appended already (nothing stored again: its first offset and ts are returned), else 0 }.
+ * - `appendMany`: the same for several users in one call (see {@link APPEND_MANY_FLAGS}).
+ *   KEYS: per user stream, meta, and the fence's lease key when it has a fence. ARGV: user
+ *   count, max events, retention ms, max bytes, stream ttl ms, meta ttl ms, publisher id ('':
+ *   untagged), then per user: event count, epoch candidate, channel, batch seq ('' untagged),
+ *   fence value ('' unfenced), the event JSON... Returns per user { epoch (or the error text),
+ *   first offset, ts, flag }. Each user is appended on its own (a fenced or failed user does
+ *   not stop the others); `INFO replication` and `TIME` are read once per call.
  * - `readSince` ARGV: epoch candidate, meta ttl ms, retention ms, cursor epoch, cursor offset,
  *   holes ('1': every retained event after the cursor, missing ones or not; '' or absent: `gap`
  *   at any missing one). Returns { epoch, head, 'ok' | 'gap', d... }.
@@ -125,70 +309,46 @@ end
  */
 export const streamScripts = {
   appendAndNotify: new RedisScript(`${STREAM_LUA_PRELUDE}
-local function append_and_notify(keys, args)
-  local stream, meta = keys[1], keys[2]
-  local channel = args[2]
-  local max_events, retention_ms, max_bytes = tonumber(args[3]), tonumber(args[4]), tonumber(args[5])
-  local stream_ttl, meta_ttl = args[6], args[7]
-  -- A tagged batch has '<publisher id> <batch number>' before its events (an event's
-  -- JSON starts with '{'); untagged calls (and the company fan-out's copy of this
-  -- function) start their events right there.
-  local first_event, publisher, seq = 8, nil, nil
-  if args[8] and string.sub(args[8], 1, 1) ~= '{' then
-    publisher, seq = string.match(args[8], '^(%S+) (%d+)$')
-    first_event = 9
-  end
-  local record_field = publisher and ('p:' .. publisher) or nil
-  local epoch, offset, bytes, writer, record = ensure_meta(stream, meta, args[1], record_field)
-  -- This publisher's batch was appended already (its reply was lost, and it tries
-  -- again: on the same master after a reconnect, or on a promoted replica that had
-  -- received it): answer what was stored, store nothing.
-  if record then
-    local r_seq, r_first, r_ts = string.match(record, '^(%d+) (%d+) (%d+)$')
-    if r_seq == seq then return { epoch, tonumber(r_first), tonumber(r_ts), 1 } end
-  elseif record_field then
-    make_room_for_record(meta)
-  end
-  local replid, promoted = replication()
-  -- The last append was made by another master and this node was promoted since:
-  -- replication is asynchronous, so that master may have acknowledged (and
-  -- SPUBLISHed) events this node never received. Their offsets must never be
-  -- given to other events: skip far ahead, so every cursor from before the
-  -- failover reads as a gap rather than resuming past a silent hole.
-  if writer and writer ~= replid and promoted then offset = offset + ${FAILOVER_OFFSET_SKIP} end
-  -- The stream can vanish on its own (expiry, eviction) while the meta lives on:
-  -- then nothing is retained any more and the byte count must say so.
-  local len = redis.call('XLEN', stream)
-  if len == 0 then bytes = 0 end
-  local ts = now_ms()
-  local ts_s = string.format('%.0f', ts)
-  local first = offset + 1
-  for i = first_event, #args do
-    offset = offset + 1
-    local off_s = string.format('%.0f', offset)
-    -- The event JSON comes as {"event":...}; the stored form puts type, cursor
-    -- and ts first, exactly as the in-memory bus serialises an EventFrame (and
-    -- as readStoredFramePosition reads it back).
-    local stored = '{"type":"event","cursor":"' .. epoch .. ':' .. off_s .. '","ts":' .. ts_s .. ',' .. string.sub(args[i], 2)
-    if max_events > 0 then
-      redis.call('XADD', stream, off_s .. '-0', 't', ts_s, 'd', stored)
-      len = len + 1
-      bytes = bytes + #stored
+return append_and_notify(KEYS, ARGV)
+`),
+  appendMany: new RedisScript(`${STREAM_LUA_PRELUDE}
+local function append_many(keys, args)
+  local n = tonumber(args[1])
+  local r = { tonumber(args[2]), tonumber(args[3]), tonumber(args[4]), args[5], args[6] }
+  local publisher = args[7] ~= '' and args[7] or nil
+  local out = {}
+  local k, a = 1, 8
+  for _ = 1, n do
+    local count = tonumber(args[a])
+    local candidate, channel, seq, fence = args[a + 1], args[a + 2], args[a + 3], args[a + 4]
+    local stream, meta = keys[k], keys[k + 1]
+    local from = a + 5
+    local to = a + 4 + count
+    a = to + 1
+    k = k + 2
+    local result
+    if fence ~= '' then
+      -- Fenced: stored only while the lease (in the user's slot) holds the writer's value.
+      local lease = keys[k]
+      k = k + 1
+      if redis.call('GET', lease) ~= fence then
+        result = { 'the lease is no longer held by this writer', 0, 0, ${APPEND_MANY_FLAGS.fenced} }
+      end
     end
-    redis.call('SPUBLISH', channel, stored)
+    if not result then
+      local ok, res = pcall(append_events, stream, meta, candidate, channel, r, seq ~= '' and publisher or nil, seq ~= '' and seq or nil, args, from, to)
+      if ok then
+        result = res
+      else
+        result = { type(res) == 'table' and res.err or tostring(res), 0, 0, ${APPEND_MANY_FLAGS.error} }
+      end
+    end
+    for i = 1, 4 do out[#out + 1] = result[i] end
   end
-  if len > 0 then bytes = trim(stream, len, bytes, max_events, ts - retention_ms, max_bytes) end
-  if record_field then
-    redis.call('HSET', meta, 'o', offset, 'b', bytes, 'w', replid, record_field, seq .. ' ' .. first .. ' ' .. ts_s)
-  else
-    redis.call('HSET', meta, 'o', offset, 'b', bytes, 'w', replid)
-  end
-  redis.call('PEXPIRE', stream, stream_ttl)
-  redis.call('PEXPIRE', meta, meta_ttl)
-  return { epoch, first, ts, 0 }
+  return out
 end
 
-return append_and_notify(KEYS, ARGV)
+return append_many(KEYS, ARGV)
 `),
   readSince: new RedisScript(`${STREAM_LUA_PRELUDE}
 local function read_since(keys, args)

@@ -1,0 +1,356 @@
+import {
+  type RedisClusterHandle,
+  type RedisServerHandle,
+  startRedisCluster,
+  startRedisServer,
+} from '@livebus/test-support';
+import { type Cluster, Redis } from 'ioredis';
+import {
+  type BatchResult,
+  createPublisher,
+  Outbox,
+  PublishError,
+  RedisStreamWriter,
+  type UserBatch,
+  userKeys,
+} from '../src';
+import { closeRedis, fleetUserKeys, openRedis, type RedisClient } from '../src/redis';
+import { MAX_USERS_PER_CALL } from '../src/redis/stream-scripts';
+
+const notice = (i: number) => ({
+  event: 'session.notice' as const,
+  data: { level: 'info' as const, message: String(i) },
+});
+
+let server: RedisServerHandle;
+let client: Redis;
+beforeAll(async () => {
+  server = await startRedisServer();
+  client = new Redis(server.url);
+});
+afterAll(async () => {
+  client.disconnect();
+  await server.stop();
+});
+
+/** The numbers a user's stream holds, in order. */
+async function streamOf(redis: Redis | Cluster | RedisClient, userId: string): Promise<number[]> {
+  const entries = await redis.xrange(userKeys(userId).stream, '-', '+');
+  return entries.map(([, fields]) => Number(JSON.parse(fields[3] as string).data.message));
+}
+
+/** Script calls (EVALSHA and EVAL) and calls of `command` Redis ran since the last RESETSTAT. */
+async function calls(command: string): Promise<{ scripts: number; command: number }> {
+  const stats = await client.info('commandstats');
+  const count = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+  return { scripts: count('evalsha') + count('eval'), command: count(command) };
+}
+
+/** Calls of each of `commands` Redis ran since the last RESETSTAT. */
+async function commandCalls(...commands: string[]): Promise<Record<string, number>> {
+  const stats = await client.info('commandstats');
+  return Object.fromEntries(
+    commands.map((c) => [c, Number(new RegExp(`cmdstat_${c}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)]),
+  );
+}
+
+const batchOf = (userId: string, seq: number, ...numbers: number[]): UserBatch => ({
+  userId,
+  seq,
+  events: numbers.map(notice),
+});
+
+function stored(result: BatchResult | Error | undefined): BatchResult {
+  if (!result || result instanceof Error) throw new Error(`expected a stored batch, got ${String(result)}`);
+  return result;
+}
+
+describe('appendBatches on a standalone Redis: many users in one script call', () => {
+  it('stores every user in one call, and a retried round is stored once per user, answered with the first cursors', async () => {
+    const writer = new RedisStreamWriter(client);
+    const users = ['am-a', 'am-b', 'am-c'];
+    await writer.appendBatches('pub-0', [batchOf('am-warm', 1, 0)]); // the script loaded (EVAL after NOSCRIPT)
+    await client.config('RESETSTAT');
+    const first = await writer.appendBatches('pub-1', [
+      batchOf('am-a', 1, 1, 2),
+      batchOf('am-b', 1, 1),
+      batchOf('am-c', 1, 1, 2, 3),
+    ]);
+    expect((await calls('xadd')).scripts).toBe(1);
+    expect(first.map((r) => stored(r).duplicate)).toEqual([false, false, false]);
+    // The reply was lost: the same round again (the batch of am-c carrying one event fewer, as
+    // after a refusal), plus a new batch of a fourth user.
+    const again = await writer.appendBatches('pub-1', [
+      batchOf('am-a', 1, 1, 2),
+      batchOf('am-b', 1, 1),
+      { ...batchOf('am-c', 1, 1, 3), positions: [0, 2] },
+      batchOf('am-d', 1, 1),
+    ]);
+    expect(again.map((r) => stored(r).duplicate)).toEqual([true, true, true, false]);
+    expect(stored(again[0]).events.map((e) => e.cursor)).toEqual(stored(first[0]).events.map((e) => e.cursor));
+    expect(stored(again[2]).events.map((e) => e.cursor)).toEqual([
+      stored(first[2]).events[0]?.cursor,
+      stored(first[2]).events[2]?.cursor,
+    ]);
+    expect(stored(again[1]).events[0]?.ts).toBe(stored(first[1]).events[0]?.ts);
+    expect(await Promise.all([...users, 'am-d'].map((u) => streamOf(client, u)))).toEqual([
+      [1, 2],
+      [1],
+      [1, 2, 3],
+      [1],
+    ]);
+    // The next batch of each user is stored after them; the cursors follow each user's own offsets.
+    const next = await writer.appendBatches('pub-1', [batchOf('am-a', 2, 3), batchOf('am-b', 2, 2)]);
+    expect(next.map((r) => stored(r).events[0]?.cursor.split(':')[1])).toEqual(['3', '2']);
+  });
+
+  it('refuses the one user whose fence no longer holds and stores the others of the call', async () => {
+    const writer = new RedisStreamWriter(client);
+    const lease = (u: string) => fleetUserKeys(u).lease;
+    await client.set(lease('amf-held'), 'gw-a|1', 'PX', 60_000);
+    await client.set(lease('amf-taken'), 'gw-b|2', 'PX', 60_000);
+    await client.config('RESETSTAT');
+    const results = await writer.appendBatches('pub-f', [
+      batchOf('amf-plain', 1, 1),
+      { ...batchOf('amf-held', 1, 1), fence: { key: lease('amf-held'), value: 'gw-a|1' } },
+      { ...batchOf('amf-taken', 1, 1), fence: { key: lease('amf-taken'), value: 'gw-a|1' } },
+      { ...batchOf('amf-gone', 1, 1), fence: { key: lease('amf-gone'), value: 'gw-a|1' } },
+      batchOf('amf-after', 1, 1),
+    ]);
+    expect((await calls('xadd')).scripts).toBe(1);
+    expect(results.map((r) => (r instanceof Error ? r.message.split(' ')[0] : 'stored'))).toEqual([
+      'stored',
+      'stored',
+      'FENCED',
+      'FENCED',
+      'stored',
+    ]);
+    expect(
+      await Promise.all(
+        ['amf-plain', 'amf-held', 'amf-taken', 'amf-gone', 'amf-after'].map((u) => streamOf(client, u)),
+      ),
+    ).toEqual([[1], [1], [], [], [1]]);
+  });
+
+  it('a user whose append fails in Redis (a key of the wrong type) gets that error; the others of the call are stored', async () => {
+    const writer = new RedisStreamWriter(client);
+    await writer.appendBatches('pub-w', [batchOf('amw-broken', 1, 0)]);
+    await client.set(userKeys('amw-broken').stream, 'not a stream');
+    const results = await writer.appendBatches('pub-w', [
+      batchOf('amw-a', 1, 1),
+      batchOf('amw-broken', 2, 1),
+      batchOf('amw-c', 1, 1),
+    ]);
+    expect(results[1]).toBeInstanceOf(Error);
+    expect((results[1] as Error).message).toMatch(/^WRONGTYPE/);
+    expect([results[0], results[2]].map((r) => stored(r).duplicate)).toEqual([false, false]);
+    expect(await streamOf(client, 'amw-a')).toEqual([1]);
+    expect(await streamOf(client, 'amw-c')).toEqual([1]);
+    // Through the outbox it is a refusal (`redis_error`), not a retry.
+    const outbox = new Outbox(client, writer);
+    try {
+      await expect(outbox.send([{ userId: 'amw-broken', event: notice(2) }])).rejects.toMatchObject({
+        code: 'redis_error',
+      });
+    } finally {
+      outbox.close();
+    }
+  });
+
+  it('through the outbox: the fenced user is refused with `fenced`, the others of the round resolve', async () => {
+    const outbox = new Outbox(client, new RedisStreamWriter(client));
+    const lease = fleetUserKeys('amo-taken').lease;
+    await client.set(lease, 'gw-b|9', 'PX', 60_000);
+    try {
+      const [a, b, c] = await Promise.allSettled([
+        outbox.send([{ userId: 'amo-a', event: notice(1) }]),
+        outbox.send([{ userId: 'amo-taken', event: notice(1), fence: { key: lease, value: 'gw-a|8' } }]),
+        outbox.send([{ userId: 'amo-c', event: notice(1) }]),
+      ]);
+      expect([a.status, b.status, c.status]).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect((b as PromiseRejectedResult).reason).toBeInstanceOf(PublishError);
+      expect((b as PromiseRejectedResult).reason).toMatchObject({ code: 'fenced' });
+      expect(outbox.stats()).toMatchObject({ waiting: 0, stored: 2 });
+    } finally {
+      outbox.close();
+    }
+  });
+
+  it('splits a round of more users than one call carries into several calls', async () => {
+    const publisher = createPublisher({ redisUrl: server.url });
+    try {
+      await publisher.publish('ams-0', notice(0)); // connected, script loaded
+      await client.config('RESETSTAT');
+      const n = MAX_USERS_PER_CALL + 10;
+      const results = await publisher.publishMany(
+        Array.from({ length: n }, (_, i) => ({ userId: `ams-${i}`, event: notice(i) })),
+      );
+      expect(results).toHaveLength(n);
+      expect((await calls('xadd')).scripts).toBe(2);
+      expect(await streamOf(client, `ams-${n - 1}`)).toEqual([n - 1]);
+    } finally {
+      await publisher.close();
+    }
+  });
+});
+
+describe("the meta's oldest entry ('f', 'g') and expiry renewal ('x')", () => {
+  const meta = (u: string) => client.hgetall(userKeys(u).meta);
+
+  it('is set by the first append, and an append within every bound reads no entry and sets no expiry', async () => {
+    const writer = new RedisStreamWriter(client);
+    const [first] = await writer.appendBatches('pub-m', [batchOf('amm-1', 1, 1)]);
+    const ts = String(stored(first).events[0]?.ts);
+    expect(await meta('amm-1')).toMatchObject({ f: ts, g: '1', x: ts });
+    await client.config('RESETSTAT');
+    await writer.appendBatches('pub-m', [batchOf('amm-1', 2, 2)]);
+    expect(await commandCalls('evalsha', 'xrange', 'xlen', 'pexpire', 'xadd', 'hset')).toEqual({
+      evalsha: 1,
+      xrange: 0,
+      xlen: 0,
+      pexpire: 0,
+      xadd: 1,
+      hset: 1,
+    });
+    expect(await meta('amm-1')).toMatchObject({ f: ts, g: '1', x: ts });
+    expect(await streamOf(client, 'amm-1')).toEqual([1, 2]);
+  });
+
+  it('sets the expiries again once the last setting is half the expiry margin old', async () => {
+    const writer = new RedisStreamWriter(client);
+    const k = userKeys('amm-renew');
+    await writer.appendBatches('pub-m', [batchOf('amm-renew', 1, 1)]);
+    // As if set 31 s ago (the margin is 60 s), with the keys' time to live gone down as much.
+    const x = Number((await meta('amm-renew')).x);
+    await client.hset(k.meta, 'x', String(x - 31_000));
+    const streamTtl = await client.pttl(k.stream);
+    await client.pexpire(k.stream, streamTtl - 31_000);
+    await client.config('RESETSTAT');
+    await writer.appendBatches('pub-m', [batchOf('amm-renew', 2, 2)]);
+    expect((await commandCalls('pexpire')).pexpire).toBe(2);
+    expect(Number((await meta('amm-renew')).x)).toBeGreaterThanOrEqual(x);
+    expect(await client.pttl(k.stream)).toBeGreaterThan(streamTtl - 31_000);
+    expect(await client.pttl(k.meta)).toBeGreaterThan(0);
+  });
+
+  it('an oldest offset below the real one (as after an offset skip) only makes it count the stream, never trim more', async () => {
+    const writer = new RedisStreamWriter(client, { retentionEvents: 3 });
+    const user = 'amm-bound';
+    await writer.appendBatches('pub-m', [batchOf(user, 1, 1, 2)]);
+    await client.hset(userKeys(user).meta, 'g', '-5000');
+    await client.config('RESETSTAT');
+    await writer.appendBatches('pub-m', [batchOf(user, 2, 3)]);
+    expect(await commandCalls('xlen', 'xrange')).toEqual({ xlen: 1, xrange: 0 });
+    expect(await streamOf(client, user)).toEqual([1, 2, 3]);
+    await writer.appendBatches('pub-m', [batchOf(user, 3, 4)]);
+    expect(await streamOf(client, user)).toEqual([2, 3, 4]);
+    expect((await meta(user)).g).toBe('2');
+  });
+
+  it('a trim that leaves nothing (a byte bound below one event) deletes the stream; the offsets go on', async () => {
+    const writer = new RedisStreamWriter(client, { retentionBytes: 10 });
+    const user = 'amm-nothing';
+    await writer.appendBatches('pub-m', [batchOf(user, 1, 1)]);
+    expect(await client.exists(userKeys(user).stream)).toBe(0);
+    const [second] = await writer.appendBatches('pub-m', [batchOf(user, 2, 2)]);
+    expect(stored(second).events[0]?.cursor.endsWith(':2')).toBe(true);
+    expect(await client.exists(userKeys(user).stream)).toBe(0);
+    expect((await meta(user)).b).toBe('0');
+  });
+
+  it('follows the count trim to the oldest entry kept', async () => {
+    const writer = new RedisStreamWriter(client, { retentionEvents: 2 });
+    await writer.appendBatches('pub-m', [batchOf('amm-count', 1, 1, 2)]);
+    await writer.appendBatches('pub-m', [batchOf('amm-count', 2, 3)]);
+    const entries = await client.xrange(userKeys('amm-count').stream, '-', '+');
+    expect(await streamOf(client, 'amm-count')).toEqual([2, 3]);
+    expect((await meta('amm-count')).f).toBe(entries[0]?.[1][1]);
+  });
+
+  it('an old meta without it (written before it existed) still has its old entries trimmed by age, and gains it', async () => {
+    const writer = new RedisStreamWriter(client);
+    const user = 'amm-old';
+    const k = userKeys(user);
+    // What an older publisher left: an entry 10 minutes old, a meta of e, o, b, w only.
+    const [seconds] = await client.time();
+    const old = Number(seconds) * 1000 - 600_000;
+    const frame = `{"type":"event","cursor":"old1:1","ts":${old},"event":"session.notice","data":{"level":"info","message":"0"}}`;
+    await client.xadd(k.stream, '1-0', 't', String(old), 'd', frame);
+    await client.hset(k.meta, 'e', 'old1', 'o', 1, 'b', frame.length, 'w', 'x');
+    const [result] = await writer.appendBatches('pub-m', [batchOf(user, 1, 1)]);
+    const event = stored(result).events[0];
+    expect(event?.cursor).toBe('old1:2');
+    expect(await streamOf(client, user)).toEqual([1]);
+    const m = await meta(user);
+    expect(m.f).toBe(String(event?.ts));
+    const [[, fields] = ['', []]] = await client.xrange(k.stream, '-', '+');
+    expect(Number(m.b)).toBe((fields[3] as string).length);
+  });
+
+  it('a stream that expired while its meta lived: the epoch and offsets go on, bytes and oldest time start over', async () => {
+    const writer = new RedisStreamWriter(client);
+    const user = 'amm-expired';
+    const k = userKeys(user);
+    const [a] = await writer.appendBatches('pub-m', [batchOf(user, 1, 1, 2)]);
+    await client.del(k.stream); // as its expiry would
+    const [b] = await writer.appendBatches('pub-m', [batchOf(user, 2, 3)]);
+    const event = stored(b).events[0];
+    expect(event?.cursor).toBe(`${stored(a).events[0]?.cursor.split(':')[0]}:3`);
+    expect(await streamOf(client, user)).toEqual([3]);
+    const m = await meta(user);
+    expect(m.f).toBe(String(event?.ts));
+    const [[, fields] = ['', []]] = await client.xrange(k.stream, '-', '+');
+    expect(Number(m.b)).toBe((fields[3] as string).length);
+    expect(await client.pttl(k.stream)).toBeGreaterThan(0);
+  });
+
+  it('a missing meta starts a new epoch for that user only, in a call with others', async () => {
+    const writer = new RedisStreamWriter(client);
+    const [a1, b1] = await writer.appendBatches('pub-m', [batchOf('amm-e1', 1, 1), batchOf('amm-e2', 1, 1)]);
+    await client.del(userKeys('amm-e1').meta);
+    const [a2, b2] = await writer.appendBatches('pub-m', [batchOf('amm-e1', 2, 2), batchOf('amm-e2', 2, 2)]);
+    const epoch = (r: BatchResult | Error | undefined) => stored(r).events[0]?.cursor.split(':')[0];
+    expect(epoch(a2)).not.toBe(epoch(a1));
+    expect(stored(a2).events[0]?.cursor.endsWith(':1')).toBe(true);
+    expect(epoch(b2)).toBe(epoch(b1));
+    expect(await streamOf(client, 'amm-e1')).toEqual([2]);
+    expect(await streamOf(client, 'amm-e2')).toEqual([1, 2]);
+  });
+});
+
+describe('appendBatches on a Redis Cluster', () => {
+  let cluster: RedisClusterHandle;
+  let redis: RedisClient;
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+    redis = openRedis(cluster.url, { cluster: true, role: 'gateway' });
+  }, 60_000);
+  afterAll(async () => {
+    if (redis) await closeRedis(redis);
+    await cluster?.stop();
+  });
+
+  it('stores users of different slots in a round (one call per user, no CROSSSLOT), fenced ones judged each', async () => {
+    const writer = new RedisStreamWriter(redis);
+    const users = Array.from({ length: 20 }, (_, i) => `amc-${i}`);
+    const lease = fleetUserKeys('amc-3').lease;
+    await redis.set(lease, 'gw-b|1', 'PX', 60_000);
+    const results = await writer.appendBatches(
+      'pub-c',
+      users.map((u, i) => ({
+        ...batchOf(u, 1, i),
+        ...(i === 3 ? { fence: { key: lease, value: 'gw-a|1' } } : {}),
+      })),
+    );
+    expect(results.filter((r) => r instanceof Error).map((r) => (r as Error).message.split(' ')[0])).toEqual([
+      'FENCED',
+    ]);
+    expect(results[3]).toBeInstanceOf(Error);
+    const again = await writer.appendBatches(
+      'pub-c',
+      users.map((u, i) => batchOf(u, 1, i)).filter((_, i) => i !== 3),
+    );
+    expect(again.every((r) => !(r instanceof Error) && r.duplicate)).toBe(true);
+    for (const [i, u] of users.entries()) expect(await streamOf(redis, u)).toEqual(i === 3 ? [] : [i]);
+  }, 30_000);
+});
