@@ -10,6 +10,7 @@ import type {
   RpcParams,
   RpcResult,
   ServerFrame,
+  StreamPosition,
   WelcomeFrame,
 } from '@livebus/protocol';
 import {
@@ -19,7 +20,6 @@ import {
   PROTOCOL_VERSION,
   parseCursor,
   parseServerFrame,
-  type StreamPosition,
   reconnectPolicy,
   serializeClientFrame,
 } from '@livebus/protocol/client';
