@@ -30,7 +30,14 @@ import { ConnectError, FatalCloseError, RpcError } from './errors';
 import { type EventOf, type GroupOptions, groupedListener } from './grouped-handlers';
 import { Heartbeat } from './heartbeat';
 import { type ConsumerOptions, type ResolvedOptions, resolveOptions } from './options';
-import { hasProtocolPing, OPEN, type WebSocketLike } from './transport/socket';
+import {
+  hasProtocolPing,
+  type ListenMessages,
+  listenOnMessage,
+  OPEN,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from './transport/socket';
 import { onUpgradeRefused } from './transport/upgrade-refusal';
 
 export type { EventOf, GroupOptions } from './grouped-handlers';
@@ -97,9 +104,9 @@ export class BusConsumer {
   readonly #groupFlushes = new Set<() => void>();
   readonly #calls: CallQueue;
   readonly #backoff: Backoff;
-  readonly #WebSocket: new (
-    url: string,
-  ) => WebSocketLike;
+  readonly #WebSocket: WebSocketConstructor;
+  /** How the socket's messages reach `#onFrame` (`ws` has a cheaper way than `onmessage`). */
+  readonly #listen: ListenMessages;
   #state: ConsumerState = 'idle';
   #socket: Socket | undefined;
   /** Identifies the current socket; callbacks from an older one are ignored. */
@@ -139,11 +146,16 @@ export class BusConsumer {
     rpc: { ok: 0, error: 0, timeout: 0 },
   };
 
-  constructor(options: ConsumerOptions, defaultWebSocket?: new (url: string) => WebSocketLike) {
+  constructor(
+    options: ConsumerOptions,
+    defaultWebSocket?: WebSocketConstructor,
+    listenMessages: ListenMessages = listenOnMessage,
+  ) {
     const o = resolveOptions(options, randomId);
     const WebSocketImpl = o.WebSocket ?? defaultWebSocket;
     if (!WebSocketImpl) throw new TypeError('no WebSocket implementation: pass options.WebSocket');
     this.#WebSocket = WebSocketImpl;
+    this.#listen = listenMessages;
     this.#o = o;
     this.#backoff = o.backoff ?? fullJitterBackoff(o.minReconnectDelayMs, o.maxReconnectDelayMs);
     this.#setCursor(o.lastCursor);
@@ -316,16 +328,16 @@ export class BusConsumer {
       if (!current()) return;
       void this.#sendHello(id, socket);
     };
-    socket.onmessage = (event) => {
+    this.#listen(socket, (data) => {
       if (!current()) return;
       this.#heartbeat?.alive();
       // As #safely, without a closure per frame.
       try {
-        this.#onFrame(id, event.data);
+        this.#onFrame(id, data);
       } catch (error) {
         this.#emitter.emit('error', toError(error));
       }
-    };
+    });
     socket.onerror = () => {
       // A close event always follows; it carries the code.
     };
