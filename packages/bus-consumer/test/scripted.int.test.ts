@@ -288,6 +288,18 @@ describe('delivery by cursor (scripted gateway)', () => {
     expect(client.lastCursor).toBe('e:6');
   });
 
+  it('takes frames sent as binary messages (UTF-8 JSON) like text ones', async () => {
+    client = new BusConsumer({ url: gw.url, userId: 'u', ...fast });
+    const got: string[] = [];
+    client.on('session.notice', (d) => got.push(d.message));
+    await client.connect();
+    const peer = gw.last();
+    peer.ws.send(Buffer.from(JSON.stringify(notice('e:1', 'binary'))), { binary: true });
+    peer.send(notice('e:2', 'text'));
+    await waitFor(() => got.length === 2, 'both events');
+    expect(got).toEqual(['binary', 'text']);
+  });
+
   it('reports a handler that throws and still runs the others, for this event and the next', async () => {
     client = new BusConsumer({ url: gw.url, userId: 'u', ...fast });
     const errors: string[] = [];
