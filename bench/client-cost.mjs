@@ -119,7 +119,9 @@ async function load() {
   const n = Number(a.clients);
   let open;
   if (a.target === 'livebus') {
-    const { BusConsumer } = await import(a.consumer ? pathToFileURL(path.resolve(a.consumer)).href : '@livebus/bus-consumer');
+    const { BusConsumer } = await import(
+      a.consumer ? pathToFileURL(path.resolve(a.consumer)).href : '@livebus/bus-consumer'
+    );
     open = async (i) => {
       const c = new BusConsumer({ url, token: 'client-cost' });
       // What the fan-out's load process does with each event.
