@@ -6,7 +6,8 @@
 //   node bench/run.mjs [--quick] [--targets livebus,ws,socketio]
 //                      [--scenarios startup,idle,fanout,rate,storm,scale,churn]
 //
-// GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the livebus gateway.
+// GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the livebus gateway,
+// LOAD_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" the load process (the clients).
 import { fork, spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -118,8 +119,8 @@ async function startServer(target, redisUrl, port, extraEnv = {}) {
   return { proc, port, base, healthBase, readyMs: now() - t0, pid: proc.pid };
 }
 
-function forkChild(file, args) {
-  const child = fork(path.join(here, 'lib', file), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+function forkChild(file, args, execArgv = process.execArgv) {
+  const child = fork(path.join(here, 'lib', file), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
   const waiters = [];
   child.on('message', (m) => {
     for (const w of [...waiters]) {
@@ -138,19 +139,24 @@ function forkChild(file, args) {
 }
 
 async function startLoad(target, servers, users) {
-  const load = forkChild('load.mjs', [
-    '--target',
-    target,
-    '--url',
-    [servers]
-      .flat()
-      .map((s) => s.base)
-      .join(','),
-    '--secret',
-    SECRET,
-    '--users',
-    String(users),
-  ]);
+  const loadArgs = (process.env.LOAD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const load = forkChild(
+    'load.mjs',
+    [
+      '--target',
+      target,
+      '--url',
+      [servers]
+        .flat()
+        .map((s) => s.base)
+        .join(','),
+      '--secret',
+      SECRET,
+      '--users',
+      String(users),
+    ],
+    [...process.execArgv, ...loadArgs],
+  );
   await load.request(null, 'up');
   return load;
 }

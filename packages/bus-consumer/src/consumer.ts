@@ -10,14 +10,15 @@ import type {
   RpcParams,
   RpcResult,
   ServerFrame,
+  StreamPosition,
   WelcomeFrame,
 } from '@livebus/protocol';
 import {
   authFailureReasonOf,
   CloseCode,
   classifyDisconnect,
-  compareCursors,
   PROTOCOL_VERSION,
+  parseCursor,
   parseServerFrame,
   reconnectPolicy,
   serializeClientFrame,
@@ -29,7 +30,14 @@ import { ConnectError, FatalCloseError, RpcError } from './errors';
 import { type EventOf, type GroupOptions, groupedListener } from './grouped-handlers';
 import { Heartbeat } from './heartbeat';
 import { type ConsumerOptions, type ResolvedOptions, resolveOptions } from './options';
-import { hasProtocolPing, OPEN, type WebSocketLike } from './transport/socket';
+import {
+  hasProtocolPing,
+  type ListenMessages,
+  listenOnMessage,
+  OPEN,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from './transport/socket';
 import { onUpgradeRefused } from './transport/upgrade-refusal';
 
 export type { EventOf, GroupOptions } from './grouped-handlers';
@@ -96,14 +104,16 @@ export class BusConsumer {
   readonly #groupFlushes = new Set<() => void>();
   readonly #calls: CallQueue;
   readonly #backoff: Backoff;
-  readonly #WebSocket: new (
-    url: string,
-  ) => WebSocketLike;
+  readonly #WebSocket: WebSocketConstructor;
+  /** How the socket's messages reach `#onFrame` (`ws` has a cheaper way than `onmessage`). */
+  readonly #listen: ListenMessages;
   #state: ConsumerState = 'idle';
   #socket: Socket | undefined;
   /** Identifies the current socket; callbacks from an older one are ignored. */
   #connId = 0;
   #lastCursor: Cursor | undefined;
+  /** `#lastCursor` taken apart (undefined when there is none, or it is not a cursor): set with it by `#setCursor`. */
+  #lastPosition: StreamPosition | undefined;
   #attempt = 0;
   /** A refresh_token close was already retried; a welcome resets it, so only back-to-back failures stop. */
   #authRetried = false;
@@ -136,14 +146,19 @@ export class BusConsumer {
     rpc: { ok: 0, error: 0, timeout: 0 },
   };
 
-  constructor(options: ConsumerOptions, defaultWebSocket?: new (url: string) => WebSocketLike) {
+  constructor(
+    options: ConsumerOptions,
+    defaultWebSocket?: WebSocketConstructor,
+    listenMessages: ListenMessages = listenOnMessage,
+  ) {
     const o = resolveOptions(options, randomId);
     const WebSocketImpl = o.WebSocket ?? defaultWebSocket;
     if (!WebSocketImpl) throw new TypeError('no WebSocket implementation: pass options.WebSocket');
     this.#WebSocket = WebSocketImpl;
+    this.#listen = listenMessages;
     this.#o = o;
     this.#backoff = o.backoff ?? fullJitterBackoff(o.minReconnectDelayMs, o.maxReconnectDelayMs);
-    this.#lastCursor = o.lastCursor;
+    this.#setCursor(o.lastCursor);
     this.#calls = new CallQueue(o, this.#counters.rpc);
   }
 
@@ -313,11 +328,16 @@ export class BusConsumer {
       if (!current()) return;
       void this.#sendHello(id, socket);
     };
-    socket.onmessage = (event) => {
+    this.#listen(socket, (data) => {
       if (!current()) return;
       this.#heartbeat?.alive();
-      this.#safely(() => this.#onFrame(id, event.data));
-    };
+      // As #safely, without a closure per frame.
+      try {
+        this.#onFrame(id, data);
+      } catch (error) {
+        this.#emitter.emit('error', toError(error));
+      }
+    });
     socket.onerror = () => {
       // A close event always follows; it carries the code.
     };
@@ -458,7 +478,7 @@ export class BusConsumer {
       this.#emitter.emit('gap', { lastCursor: this.#lastCursor, cursor: welcome.resume.cursor });
     }
     // After a gap or a fresh start the stream continues from the gateway's head.
-    if (welcome.resume.status !== 'resumed') this.#lastCursor = welcome.resume.cursor;
+    if (welcome.resume.status !== 'resumed') this.#setCursor(welcome.resume.cursor);
     if (this.#counters.connects > 0) this.#counters.reconnects++;
     this.#counters.connects++;
     this.#attempt = 0;
@@ -471,17 +491,37 @@ export class BusConsumer {
     this.#calls.sendQueued((frame) => this.#send(frame));
   }
 
+  /** Sets the last cursor and its parts (the cursor taken apart once, not at every event). */
+  #setCursor(cursor: Cursor | undefined, position = cursor === undefined ? undefined : parseCursor(cursor)): void {
+    this.#lastCursor = cursor;
+    this.#lastPosition = position;
+  }
+
   #onEvent(frame: EventFrame): void {
     // Replayed and live events can overlap around a reconnect: the cursor makes delivery exactly once.
-    // Same epoch and not past the last handled offset: a duplicate. Another epoch is a new stream.
-    if (this.#lastCursor !== undefined && (compareCursors(frame.cursor, this.#lastCursor) ?? 1) <= 0) {
+    // Same epoch and not past the last handled offset: a duplicate. Another epoch is a new stream
+    // (as is a cursor that cannot be read: compareCursors would not order it either).
+    const position = parseCursor(frame.cursor);
+    const last = this.#lastPosition;
+    if (position && last && position.epoch === last.epoch && position.offset <= last.offset) {
       this.#counters.duplicatesDropped++;
       return;
     }
-    this.#lastCursor = frame.cursor;
+    this.#setCursor(frame.cursor, position);
     this.#counters.eventsReceived++;
-    for (const handler of this.#handlers.get(frame.event) ?? []) this.#safely(() => handler(frame));
-    for (const handler of this.#any) this.#safely(() => handler(frame));
+    // As #safely, without a closure per handler and event.
+    const handlers = this.#handlers.get(frame.event);
+    if (handlers) for (const handler of handlers) this.#deliver(handler, frame);
+    for (const handler of this.#any) this.#deliver(handler, frame);
+  }
+
+  /** Runs one handler; a throw becomes an `error` event and does not stop the others. */
+  #deliver(handler: (frame: EventFrame) => void, frame: EventFrame): void {
+    try {
+      handler(frame);
+    } catch (error) {
+      this.#emitter.emit('error', toError(error));
+    }
   }
 
   #startHeartbeat(id: number): void {

@@ -233,6 +233,95 @@ describe('token refresh (scripted gateway)', () => {
   });
 });
 
+describe('delivery by cursor (scripted gateway)', () => {
+  let gw: Gw;
+  let client: BusConsumer | undefined;
+  beforeEach(async () => {
+    gw = await scriptedGateway();
+  });
+  afterEach(async () => {
+    client?.close();
+    client = undefined;
+    await gw.close();
+  });
+  const notice = (cursor: string, message: string): ServerFrame => ({
+    type: 'event',
+    event: 'session.notice',
+    data: { level: 'info', message },
+    cursor,
+    ts: Date.now(),
+  });
+
+  it('hands over each cursor once, in order: a repeated or older one is a duplicate, another epoch a new stream', async () => {
+    client = new BusConsumer({ url: gw.url, userId: 'u', ...fast });
+    const got: string[] = [];
+    client.on('session.notice', (d) => got.push(d.message));
+    await client.connect();
+    const peer = gw.last();
+    for (const [cursor, message] of [
+      ['e:1', '1'],
+      ['e:2', '2'],
+      ['e:2', 'again'],
+      ['e:1', 'older'],
+      ['e:3', '3'],
+      ['f:1', 'f1'],
+      ['f:2', 'f2'],
+    ] as const) {
+      peer.send(notice(cursor, message));
+    }
+    await waitFor(() => got.includes('f2'), 'the last event');
+    expect(got).toEqual(['1', '2', '3', 'f1', 'f2']);
+    expect(client.counters).toMatchObject({ eventsReceived: 5, duplicatesDropped: 2 });
+    expect(client.lastCursor).toBe('f:2');
+  });
+
+  it('resumes after options.lastCursor: replayed events up to it are duplicates', async () => {
+    client = new BusConsumer({ url: gw.url, userId: 'u', lastCursor: 'e:5', ...fast });
+    const got: string[] = [];
+    client.on('session.notice', (d) => got.push(d.message));
+    await client.connect();
+    const peer = gw.last();
+    expect(peer.frames[0]).toMatchObject({ type: 'hello', last_cursor: 'e:5' });
+    for (const n of [4, 5, 6]) peer.send(notice(`e:${n}`, String(n)));
+    await waitFor(() => got.length === 1 && client?.counters.duplicatesDropped === 2, 'one event, two duplicates');
+    expect(got).toEqual(['6']);
+    expect(client.lastCursor).toBe('e:6');
+  });
+
+  it('takes frames sent as binary messages (UTF-8 JSON) like text ones', async () => {
+    client = new BusConsumer({ url: gw.url, userId: 'u', ...fast });
+    const got: string[] = [];
+    client.on('session.notice', (d) => got.push(d.message));
+    await client.connect();
+    const peer = gw.last();
+    peer.ws.send(Buffer.from(JSON.stringify(notice('e:1', 'binary'))), { binary: true });
+    peer.send(notice('e:2', 'text'));
+    await waitFor(() => got.length === 2, 'both events');
+    expect(got).toEqual(['binary', 'text']);
+  });
+
+  it('reports a handler that throws and still runs the others, for this event and the next', async () => {
+    client = new BusConsumer({ url: gw.url, userId: 'u', ...fast });
+    const errors: string[] = [];
+    const second: string[] = [];
+    const any: string[] = [];
+    client.onClient('error', (e) => errors.push(e.message));
+    client.on('session.notice', (d) => {
+      if (d.message === '1') throw new Error('handler failed');
+    });
+    client.on('session.notice', (d) => second.push(d.message));
+    client.onAny((frame) => any.push(frame.cursor));
+    await client.connect();
+    gw.event(gw.last(), 1);
+    gw.event(gw.last(), 2);
+    await waitFor(() => any.length === 2, 'both events');
+    expect(errors).toEqual(['handler failed']);
+    expect(second).toEqual(['1', '2']);
+    expect(any).toEqual(['e:1', 'e:2']);
+    expect(client.state).toBe('open');
+  });
+});
+
 /** A socket like the browser's: no protocol pings visible. */
 class BrowserLikeSocket implements WebSocketLike {
   readonly #ws: WebSocket;

@@ -33,6 +33,27 @@ describe('hostile input never throws', () => {
     expect(exceedsJsonDepth('[[["\\"",[1]]]]', 4)).toBe(false);
   });
 
+  it('measures a text as deep as the value it parses to, whatever the limit', () => {
+    // Texts with few brackets skip the scan (they cannot be deeper than their bracket count):
+    // the verdict must not depend on which path answered. Strings full of brackets included.
+    const bracketString = fc.stringMatching(/^[[\]{}"\\a]{0,12}$/);
+    const value = fc.letrec((tie) => ({
+      node: fc.oneof(
+        { depthSize: 'small' },
+        bracketString,
+        fc.integer(),
+        fc.array(tie('node'), { maxLength: 3 }),
+        fc.dictionary(bracketString, tie('node'), { maxKeys: 3 }),
+      ),
+    })).node;
+    fc.assert(
+      fc.property(value, fc.integer({ min: 0, max: 12 }), (v, limit) => {
+        expect(exceedsJsonDepth(JSON.stringify(v), limit)).toBe(exceedsValueDepth(v, limit));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('measures parsed values without recursion, cycles included', () => {
     let deep: unknown = 1;
     for (let i = 0; i < 100_000; i++) deep = [deep];

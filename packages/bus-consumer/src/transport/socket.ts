@@ -18,6 +18,14 @@ export interface WebSocketLike {
 /** A constructor of sockets, like `WebSocket` (the client opens one per connection attempt). */
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
+/** Hands each message's data to `listener`: a string for a text message, bytes for a binary one. */
+export type ListenMessages = (socket: WebSocketLike, listener: (data: unknown) => void) => void;
+
+/** Through `onmessage`, which every WebSocket has (browsers' and the `WebSocket` option's). */
+export const listenOnMessage: ListenMessages = (socket, listener) => {
+  socket.onmessage = (event) => listener(event.data);
+};
+
 /** The HTTP answer to an upgrade that was not `101` (what `ws` hands to `unexpected-response`). */
 export interface UpgradeRefusal {
   statusCode?: number;

@@ -111,11 +111,16 @@ const under = (key: string | number, found: Found | undefined) => {
 const all =
   (checks: Check[]): Check =>
   (v) => {
-    for (const c of checks) {
-      const found = c(v);
+    for (let i = 0; i < checks.length; i++) {
+      const found = (checks[i] as Check)(v);
       if (found) return found;
     }
   };
+/** Whether `v` passes one of the type tests (a loop, not `some`: no closure per call). */
+const anyType = (tests: Array<(v: unknown) => boolean>, v: unknown) => {
+  for (let i = 0; i < tests.length; i++) if ((tests[i] as (v: unknown) => boolean)(v)) return true;
+  return false;
+};
 
 function stringChecks(s: SchemaObject, out: Check[]): void {
   const { minLength: min, maxLength: max, pattern } = s;
@@ -183,7 +188,9 @@ function objectChecks(s: SchemaObject, out: Check[], compile: (s: JsonSchema) =>
     }
     for (const key of alsoRequired) if (!present(v, key)) return fail('required', [key]);
     if (!extra && !names) return;
-    for (const key of Object.keys(v)) {
+    // Own keys in Object.keys order, without building the array.
+    for (const key in v) {
+      if (!has(v, key)) continue;
       if (names?.(key)) return fail('invalid key', [key]);
       if (!extra || has(known, key) || v[key] === undefined) continue;
       const found = under(key, extra(v[key]));
@@ -221,9 +228,53 @@ function entryOf(s: JsonSchema, root: SchemaObject): Entry {
   return { types, consts };
 }
 
-const admits = (e: Entry, v: unknown) =>
-  (!e.types || e.types.some((t) => TYPES[t]?.(v))) &&
-  (e.consts.length === 0 || (isPlainObject(v) && e.consts.every(([k, c]) => v[k] === c && has(v, k))));
+/** An {@link Entry} ready to test values with (type tests looked up once). */
+interface Admission {
+  tests: Array<(v: unknown) => boolean> | undefined;
+  consts: Array<[string, unknown]>;
+}
+
+const admission = (e: Entry): Admission => ({
+  tests: e.types?.map((t) => TYPES[t] ?? (() => false)),
+  consts: e.consts,
+});
+
+function admits(a: Admission, v: unknown): boolean {
+  if (a.tests && !anyType(a.tests, v)) return false;
+  const { consts } = a;
+  if (consts.length === 0) return true;
+  if (!isPlainObject(v)) return false;
+  for (let i = 0; i < consts.length; i++) {
+    const [k, c] = consts[i] as [string, unknown];
+    if (v[k] !== c || !has(v, k)) return false;
+  }
+  return true;
+}
+
+const isPrimitive = (c: unknown) => c === null || (typeof c !== 'object' && typeof c !== 'function');
+
+/**
+ * The key whose `const` tells a union's branches apart best (the `type` of frames, the `event`
+ * of event frames): one every branch requires, with primitive values, the most distinct ones.
+ * Undefined when there is none, or it would not narrow anything.
+ */
+function dispatchKeyOf(entries: Entry[]): string | undefined {
+  let best: string | undefined;
+  let bestCount = 1;
+  for (const [key] of entries[0]?.consts ?? []) {
+    const values = new Set<unknown>();
+    for (const e of entries) {
+      const pair = e.consts.find(([k]) => k === key);
+      if (!pair || !isPrimitive(pair[1])) {
+        values.clear();
+        break;
+      }
+      values.add(pair[1]);
+    }
+    if (values.size > bestCount) [best, bestCount] = [key, values.size];
+  }
+  return best;
+}
 
 const score = (f: Found) => f.at.length * 2 - (f.constMiss ? 1 : 0);
 
@@ -233,13 +284,34 @@ const score = (f: Found) => f.at.length * 2 - (f.constMiss ? 1 : 0);
  * equally far, or none was worth running, none is singled out.
  */
 function unionCheck(branches: JsonSchema[], root: SchemaObject, compile: (s: JsonSchema) => Check): Check {
-  const compiled = branches.map((b) => ({ entry: entryOf(b, root), check: compile(b) }));
+  const entries = branches.map((b) => entryOf(b, root));
+  const compiled = branches.map((b, i) => ({ entry: admission(entries[i] as Entry), check: compile(b) }));
   const discriminator = compiled[0]?.entry.consts[0]?.[0];
   const values = compiled.map((b) => b.entry.consts.find(([k]) => k === discriminator)?.[1]);
+  // Every branch requires a const at `key`: a value can only be admitted by the branches with its
+  // value there (in their order), so only those are tried. Same outcome as trying all, fewer tries.
+  const key = dispatchKeyOf(entries);
+  const byValue = new Map<unknown, typeof compiled>();
+  if (key !== undefined) {
+    for (const [i, b] of compiled.entries()) {
+      const value = (entries[i] as Entry).consts.find(([k]) => k === key)?.[1];
+      const list = byValue.get(value) ?? [];
+      list.push(b);
+      byValue.set(value, list);
+    }
+  }
+  const none: typeof compiled = [];
+  const candidates = (v: unknown) => {
+    if (key === undefined) return compiled;
+    if (!isPlainObject(v) || !has(v, key)) return none;
+    return byValue.get(v[key]) ?? none;
+  };
   return (v) => {
     let best: Found | undefined;
     let tied = false;
-    for (const branch of compiled) {
+    const tries = candidates(v);
+    for (let i = 0; i < tries.length; i++) {
+      const branch = tries[i] as (typeof compiled)[number];
       if (!admits(branch.entry, v)) continue;
       const found = branch.check(v);
       if (!found) return undefined;
@@ -281,9 +353,7 @@ function compileDocument(root: SchemaObject): Check {
     if (s.type !== undefined) {
       const types = Array.isArray(s.type) ? s.type : [s.type];
       const tests = types.map((t) => TYPES[t] ?? (() => false));
-      checks.push((v) =>
-        tests.some((t) => t(v)) ? undefined : fail(`expected ${types.join(' or ')}, got ${typeName(v)}`),
-      );
+      checks.push((v) => (anyType(tests, v) ? undefined : fail(`expected ${types.join(' or ')}, got ${typeName(v)}`)));
     }
     if (has(s, 'const')) {
       const c = s.const;
