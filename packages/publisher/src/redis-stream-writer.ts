@@ -74,6 +74,8 @@ export class RedisStreamWriter {
   readonly #client: RedisClient;
   /** The script's retention arguments (ARGV 3 to 7), as strings once rather than converted on every call. */
   readonly #retentionArgs: readonly string[];
+  /** Set once a call of several users was answered `CROSSSLOT` (see {@link appendBatches}). */
+  #oneUserPerCall = false;
 
   constructor(client: RedisClient, options: RetentionOptions = {}) {
     this.#client = client;
@@ -148,21 +150,41 @@ export class RedisStreamWriter {
    * Appends several users' batches (validated already) as {@link appendBatch} does for
    * one, in as few script calls as it may: on a standalone Redis one `appendMany` call
    * carries up to {@link MAX_USERS_PER_CALL} users (and {@link MAX_EVENT_BYTES_PER_CALL}
-   * of event JSON), the calls in parallel; on a Redis Cluster, whose users live in
-   * different slots, one call per user. Each user is stored (or refused) on its own:
-   * the result at a batch's index is its {@link BatchResult}, or the error that refused
-   * it (a `ReplyError` starting with `FENCED` for a fence that no longer holds; the
-   * call's error, for every user of a call that failed as a whole, e.g. a lost connection).
-   * `publisherId` tags every batch that has a `seq`.
+   * bytes of event JSON, UTF-8; a user's batch larger than that goes alone), the calls in
+   * parallel; on a Redis Cluster, whose users live in different slots, one call per user.
+   * A cluster-enabled server reached through a plain `Redis` client (a single-shard
+   * cluster, a proxy or managed endpoint) answers `CROSSSLOT` to a call of several users:
+   * those users are sent again one call per user (nothing was stored: Redis checks the
+   * slots before it runs the script), and this writer makes one call per user from then on.
+   *
+   * Each user is stored (or refused) on its own: the result at a batch's index is its
+   * {@link BatchResult}, or the error that refused it (a `ReplyError` starting with
+   * `FENCED` for a fence that no longer holds; the call's error, for every user of a call
+   * that failed as a whole, e.g. a lost connection). `publisherId` tags every batch that
+   * has a `seq`.
+   *
+   * One batch per user: a user named by two batches of one call rejects the whole call
+   * (a `TypeError`, before Redis is touched), since their order could not be kept across
+   * parallel calls. Put all of a user's events in one batch, or call again for the next.
    */
   async appendBatches(
     publisherId: string | undefined,
     batches: readonly UserBatch[],
   ): Promise<Array<BatchResult | Error>> {
+    const seen = new Map<string, number>();
+    batches.forEach((b, i) => {
+      const earlier = seen.get(b.userId);
+      if (earlier !== undefined) {
+        throw new TypeError(
+          `appendBatches: user ${JSON.stringify(b.userId)} has two batches (at ${earlier} and ${i}); one batch per user per call`,
+        );
+      }
+      seen.set(b.userId, i);
+    });
     const out = new Array<BatchResult | Error>(batches.length);
     const texts = batches.map((b) => b.events.map((e) => JSON.stringify(e)));
     const calls: number[][] = [];
-    if (isCluster(this.#client)) {
+    if (this.#oneUserPerCall || isCluster(this.#client)) {
       batches.forEach((b, i) => {
         if (b.events.length > 0) calls.push([i]);
       });
@@ -172,7 +194,7 @@ export class RedisStreamWriter {
       texts.forEach((t, i) => {
         if (t.length === 0) return;
         let size = 0;
-        for (const text of t) size += text.length;
+        for (const text of t) size += Buffer.byteLength(text, 'utf8');
         if (call.length > 0 && (call.length >= MAX_USERS_PER_CALL || bytes + size > MAX_EVENT_BYTES_PER_CALL)) {
           calls.push(call);
           call = [];
@@ -214,31 +236,28 @@ export class RedisStreamWriter {
       );
       for (const text of events) args.push(text);
     }
-    let reply: Array<string | number>;
+    let reply: unknown;
     try {
-      reply = (await streamScripts.appendMany.run(this.#client, keys, args)) as Array<string | number>;
+      reply = await streamScripts.appendMany.run(this.#client, keys, args);
     } catch (error) {
+      if (call.length > 1 && error instanceof Error && error.message.startsWith('CROSSSLOT')) {
+        // A cluster-enabled server behind a plain client: one call per user from now on.
+        this.#oneUserPerCall = true;
+        await Promise.all(call.map((i) => this.#appendCall(publisherId, batches, texts, [i], out)));
+        return;
+      }
       for (const i of call) out[i] = error as Error;
       return;
     }
+    if (!Array.isArray(reply) || reply.length !== 4 * call.length) {
+      const error = new ReplyError(
+        `appendMany answered ${Array.isArray(reply) ? `${reply.length} items` : typeof reply} for ${call.length} user(s), 4 per user expected`,
+      );
+      for (const i of call) out[i] = error;
+      return;
+    }
     call.forEach((i, u) => {
-      const b = batches[i] as UserBatch;
-      const flag = Number(reply[4 * u + 3]);
-      const head = String(reply[4 * u]);
-      if (flag === APPEND_MANY_FLAGS.fenced) {
-        out[i] = new ReplyError(`${FENCED_REPLY} ${head}`);
-      } else if (flag === APPEND_MANY_FLAGS.error) {
-        out[i] = new ReplyError(head);
-      } else {
-        out[i] = storedBatch(
-          b.events,
-          head,
-          Number(reply[4 * u + 1]),
-          Number(reply[4 * u + 2]),
-          flag === APPEND_MANY_FLAGS.duplicate,
-          b.positions,
-        );
-      }
+      out[i] = userResult(batches[i] as UserBatch, reply.slice(4 * u, 4 * u + 4));
     });
   }
 
@@ -268,6 +287,35 @@ export class RedisStreamWriter {
     const [epoch, first, ts, flag] = reply;
     return storedBatch(events, epoch, Number(first), Number(ts), Number(flag) === 1, positions);
   }
+}
+
+/** One user's four items of an `appendMany` reply: its batch stored (or a duplicate), or its error. */
+function userResult(b: UserBatch, items: readonly unknown[]): BatchResult | Error {
+  const [head, first, ts, flagItem] = items;
+  // An integer reply (or its digits); anything else is no flag at all, never "stored".
+  const flag =
+    typeof flagItem === 'number' || (typeof flagItem === 'string' && /^\d+$/.test(flagItem))
+      ? Number(flagItem)
+      : Number.NaN;
+  const text = typeof head === 'string' ? head : String(head);
+  if (flag === APPEND_MANY_FLAGS.fenced) return new ReplyError(`${FENCED_REPLY} ${text}`);
+  if (flag === APPEND_MANY_FLAGS.error) return new ReplyError(text);
+  if (flag === APPEND_MANY_FLAGS.stored || flag === APPEND_MANY_FLAGS.duplicate) {
+    const firstOffset = Number(first);
+    const time = Number(ts);
+    if (
+      typeof head === 'string' &&
+      head !== '' &&
+      Number.isSafeInteger(firstOffset) &&
+      firstOffset > 0 &&
+      Number.isSafeInteger(time)
+    ) {
+      return storedBatch(b.events, head, firstOffset, time, flag === APPEND_MANY_FLAGS.duplicate, b.positions);
+    }
+  }
+  return new ReplyError(
+    `appendMany answered an unreadable result for user ${JSON.stringify(b.userId)}: ${JSON.stringify(items)}`,
+  );
 }
 
 /** A batch's events as stored, from the epoch, first offset and ts the script answered. */

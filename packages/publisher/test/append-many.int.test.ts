@@ -15,7 +15,8 @@ import {
   userKeys,
 } from '../src';
 import { closeRedis, fleetUserKeys, openRedis, type RedisClient } from '../src/redis';
-import { MAX_USERS_PER_CALL } from '../src/redis/stream-scripts';
+import { RedisScript } from '../src/redis/redis-script';
+import { MAX_EVENT_BYTES_PER_CALL, MAX_USERS_PER_CALL, streamScripts } from '../src/redis/stream-scripts';
 
 const notice = (i: number) => ({
   event: 'session.notice' as const,
@@ -155,6 +156,104 @@ describe('appendBatches on a standalone Redis: many users in one script call', (
     } finally {
       outbox.close();
     }
+  });
+
+  it('a lease key of the wrong type fails only its user: the users before and after it in the call are stored', async () => {
+    const writer = new RedisStreamWriter(client);
+    const lease = (u: string) => fleetUserKeys(u).lease;
+    await client.set(lease('aml-a'), 'gw-a|1', 'PX', 60_000);
+    await client.hset(lease('aml-bad'), 'not', 'a string');
+    await client.set(lease('aml-c'), 'gw-a|1', 'PX', 60_000);
+    await client.config('RESETSTAT');
+    const results = await writer.appendBatches(
+      'pub-l',
+      ['aml-a', 'aml-bad', 'aml-c'].map((u) => ({ ...batchOf(u, 1, 1), fence: { key: lease(u), value: 'gw-a|1' } })),
+    );
+    expect((await calls('xadd')).scripts).toBe(1);
+    expect(results[1]).toBeInstanceOf(Error);
+    expect((results[1] as Error).message).toMatch(/^WRONGTYPE/);
+    expect([results[0], results[2]].map((r) => stored(r).events[0]?.cursor.endsWith(':1'))).toEqual([true, true]);
+    expect(await Promise.all(['aml-a', 'aml-bad', 'aml-c'].map((u) => streamOf(client, u)))).toEqual([[1], [], [1]]);
+  });
+
+  it('a Lua error in one user (a meta whose offset is not a number) answers that user its text; the next users read right', async () => {
+    const writer = new RedisStreamWriter(client);
+    await writer.appendBatches('pub-n', [batchOf('amn-broken', 1, 0), batchOf('amn-c', 1, 0)]);
+    await client.hset(userKeys('amn-broken').meta, 'o', 'not a number');
+    const results = await writer.appendBatches('pub-n', [
+      batchOf('amn-a', 1, 1),
+      batchOf('amn-broken', 2, 1),
+      batchOf('amn-c', 2, 1, 2),
+    ]);
+    expect(results[1]).toBeInstanceOf(Error);
+    expect((results[1] as Error).message).toMatch(/arithmetic/);
+    expect(stored(results[0]).events.map((e) => e.cursor.split(':')[1])).toEqual(['1']);
+    expect(stored(results[2]).events.map((e) => e.cursor.split(':')[1])).toEqual(['2', '3']);
+    expect(await streamOf(client, 'amn-c')).toEqual([0, 1, 2]);
+  });
+
+  it('a user whose result lacks its values (nil in Lua) is an error for that user; the values of the next users stay in place', async () => {
+    // The script as shipped always answers four values per user; this variant answers none for
+    // one user, as a bug would, to check that the reply keeps every user's values at their place.
+    const call = 'return append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to)';
+    expect(streamScripts.appendMany.source).toContain(call);
+    const variant = new RedisScript(
+      streamScripts.appendMany.source.replace(
+        call,
+        `if string.find(stream, 'amv%-empty') then return {} end\n  ${call}`,
+      ),
+    );
+    const original = streamScripts.appendMany;
+    (streamScripts as { appendMany: RedisScript }).appendMany = variant;
+    try {
+      const writer = new RedisStreamWriter(client);
+      const results = await writer.appendBatches('pub-v', [
+        batchOf('amv-a', 1, 1),
+        batchOf('amv-empty', 1, 1),
+        batchOf('amv-c', 1, 1, 2),
+      ]);
+      expect(results[1]).toBeInstanceOf(Error);
+      expect((results[1] as Error).message).toMatch(/unreadable result for user "amv-empty"/);
+      expect(stored(results[0]).events.map((e) => e.cursor.split(':')[1])).toEqual(['1']);
+      expect(stored(results[2]).events.map((e) => e.cursor.split(':')[1])).toEqual(['1', '2']);
+      expect(stored(results[2]).events[0]?.cursor.split(':')[0]).toBe(
+        (await client.hget(userKeys('amv-c').meta, 'e')) ?? '',
+      );
+    } finally {
+      (streamScripts as { appendMany: RedisScript }).appendMany = original;
+    }
+  });
+
+  it('counts the bytes of event JSON (UTF-8), not its UTF-16 length, to split a round into calls', async () => {
+    const writer = new RedisStreamWriter(client);
+    await writer.appendBatches('pub-u', [batchOf('amu-warm', 1, 0)]);
+    // Per user 3 events of 9 000 '€' (3 bytes each, 1 UTF-16 unit): 27 000 units, about 81 000
+    // bytes. Three users are 81 000 units (one call by length) but 243 000 bytes: no two fit.
+    const euro = (i: number) => ({
+      event: 'session.notice' as const,
+      data: { level: 'info' as const, message: `${i}${'€'.repeat(9_000)}` },
+    });
+    const users = ['amu-a', 'amu-b', 'amu-c'];
+    const batches = users.map((userId) => ({ userId, seq: 1, events: [euro(1), euro(2), euro(3)] }));
+    const perUser = batches[0]?.events.reduce((n, e) => n + Buffer.byteLength(JSON.stringify(e)), 0) ?? 0;
+    expect(perUser * 2).toBeGreaterThan(MAX_EVENT_BYTES_PER_CALL);
+    expect(batches[0]?.events.reduce((n, e) => n + JSON.stringify(e).length, 0) ?? 0).toBeLessThan(
+      MAX_EVENT_BYTES_PER_CALL / 3,
+    );
+    await client.config('RESETSTAT');
+    const results = await writer.appendBatches('pub-u', batches);
+    expect((await calls('xadd')).scripts).toBe(3);
+    expect(results.map((r) => stored(r).events.length)).toEqual([3, 3, 3]);
+    const [[, fields] = ['', []]] = await client.xrange(userKeys('amu-b').stream, '-', '+');
+    expect(JSON.parse(fields[3] as string).data.message).toBe(`1${'€'.repeat(9_000)}`);
+  });
+
+  it('rejects a call that names a user twice, before touching Redis', async () => {
+    const writer = new RedisStreamWriter(client);
+    await expect(
+      writer.appendBatches('pub-d', [batchOf('amd-a', 1, 1), batchOf('amd-b', 1, 1), batchOf('amd-a', 2, 2)]),
+    ).rejects.toThrow(/user "amd-a" has two batches \(at 0 and 2\)/);
+    expect(await Promise.all(['amd-a', 'amd-b'].map((u) => streamOf(client, u)))).toEqual([[], []]);
   });
 
   it('through the outbox: the fenced user is refused with `fenced`, the others of the round resolve', async () => {
@@ -315,6 +414,65 @@ describe("the meta's oldest entry ('f', 'g') and expiry renewal ('x')", () => {
     expect(epoch(b2)).toBe(epoch(b1));
     expect(await streamOf(client, 'amm-e1')).toEqual([2]);
     expect(await streamOf(client, 'amm-e2')).toEqual([1, 2]);
+  });
+});
+
+describe('appendBatches on a cluster-enabled server through a plain client (a single-shard cluster, a proxy)', () => {
+  let node: RedisServerHandle;
+  let plain: Redis;
+  beforeAll(async () => {
+    node = await startRedisServer({ clusterEnabled: true });
+    plain = new Redis(node.url);
+  });
+  afterAll(async () => {
+    plain?.disconnect();
+    await node?.stop();
+  });
+
+  const crossslotErrors = async () =>
+    Number(/errorstat_CROSSSLOT:count=(\d+)/.exec(await plain.info('errorstats'))?.[1] ?? 0);
+
+  it('re-sends the users of a call answered CROSSSLOT one call per user, and makes one call per user from then on', async () => {
+    const writer = new RedisStreamWriter(plain);
+    const lease = fleetUserKeys('amx-fenced').lease;
+    await plain.set(lease, 'gw-a|1', 'PX', 60_000);
+    await plain.config('RESETSTAT');
+    const first = await writer.appendBatches('pub-x', [
+      batchOf('amx-a', 1, 1),
+      batchOf('amx-b', 1, 1, 2),
+      { ...batchOf('amx-fenced', 1, 1), fence: { key: lease, value: 'gw-a|1' } },
+    ]);
+    expect(first.map((r) => stored(r).events.length)).toEqual([1, 2, 1]);
+    expect(await crossslotErrors()).toBe(1);
+    await plain.config('RESETSTAT');
+    const second = await writer.appendBatches('pub-x', [
+      batchOf('amx-a', 2, 2),
+      batchOf('amx-b', 2, 3),
+      batchOf('amx-c', 1, 1),
+    ]);
+    expect(second.map((r) => stored(r).duplicate)).toEqual([false, false, false]);
+    expect(await crossslotErrors()).toBe(0);
+    const stats = await plain.info('commandstats');
+    expect(Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0)).toBe(3);
+    expect(await Promise.all(['amx-a', 'amx-b', 'amx-fenced', 'amx-c'].map((u) => streamOf(plain, u)))).toEqual([
+      [1, 2],
+      [1, 2, 3],
+      [1],
+      [1],
+    ]);
+  });
+
+  it('a publisher without `cluster` on such a server stores every user of a round', async () => {
+    const publisher = createPublisher({ redisUrl: node.url });
+    try {
+      const results = await publisher.publishMany(
+        Array.from({ length: 5 }, (_, i) => ({ userId: `amx-p${i}`, event: notice(i) })),
+      );
+      expect(results).toHaveLength(5);
+      for (let i = 0; i < 5; i++) expect(await streamOf(plain, `amx-p${i}`)).toEqual([i]);
+    } finally {
+      await publisher.close();
+    }
   });
 });
 

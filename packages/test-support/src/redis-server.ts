@@ -36,9 +36,63 @@ export interface RedisServerOptions {
    * that comes back empty. @default false
    */
   persist?: boolean;
+  /**
+   * A single-node Redis Cluster: `--cluster-enabled yes`, every slot assigned to this node
+   * (`CLUSTER ADDSLOTSRANGE 0 16383`), ready once it reports `cluster_state:ok`. Reached
+   * through a plain (non-Cluster) client it models a single-shard cluster or a proxy /
+   * managed endpoint: keys of one command must share a slot (`CROSSSLOT` otherwise), and
+   * no key is ever MOVED. Its cluster config (in a folder of its own) survives `kill` and
+   * `restart`, `empty` or not. Needs Redis 7.0 or later. @default false
+   */
+  clusterEnabled?: boolean;
 }
 
 const bin = process.env.REDIS_SERVER_BIN ?? 'redis-server';
+const SLOTS = 16_384;
+
+/** Sends one command (inline) and reads one reply: the first line, or a bulk string's text. */
+function command(port: number, line: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection({ port, host: '127.0.0.1' });
+    let buf = '';
+    sock.setTimeout(2_000);
+    sock.on('connect', () => sock.write(`${line}\r\n`));
+    sock.on('data', (d) => {
+      buf += d.toString();
+      const end = buf.indexOf('\r\n');
+      if (end < 0) return;
+      if (buf.startsWith('$')) {
+        const length = Number(buf.slice(1, end));
+        if (buf.length < end + 2 + length) return;
+        sock.destroy();
+        resolve(buf.slice(end + 2, end + 2 + length));
+        return;
+      }
+      sock.destroy();
+      resolve(buf.slice(0, end));
+    });
+    sock.on('error', reject);
+    sock.on('timeout', () => {
+      sock.destroy();
+      reject(new Error(`redis-server on port ${port} did not answer ${line}`));
+    });
+  });
+}
+
+/** Assigns every slot to the single cluster-enabled node on `port` (unless it has them) and waits for `cluster_state:ok`. */
+async function assignAllSlots(port: number): Promise<void> {
+  const info = await command(port, 'CLUSTER INFO');
+  if (!info.includes(`cluster_slots_assigned:${SLOTS}`)) {
+    const answer = await command(port, `CLUSTER ADDSLOTSRANGE 0 ${SLOTS - 1}`);
+    if (answer !== '+OK') throw new Error(`CLUSTER ADDSLOTSRANGE on port ${port}: ${answer}`);
+  }
+  const deadline = Date.now() + 10_000;
+  while (!(await command(port, 'CLUSTER INFO')).includes('cluster_state:ok')) {
+    if (Date.now() > deadline)
+      throw new Error(`the single-node cluster on port ${port} did not reach cluster_state:ok`);
+    await sleep(20);
+  }
+}
 
 /**
  * The pid of the redis-server answering PING on `port` once it is ready (not loading), or
@@ -82,18 +136,36 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const dir = options.persist ? mkdtempSync(join(tmpdir(), 'livebus-redis-')) : undefined;
   // `always`: a write Redis acknowledged is on disk before the SIGKILL that may follow it.
   const persistence = dir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir] : ['--appendonly', 'no'];
+  // The cluster config (nodes.conf) in a folder of its own, kept across restarts; the bus port
+  // set explicitly (the default, port + 10000, may not exist for a high free port).
+  const clusterDir = options.clusterEnabled ? mkdtempSync(join(tmpdir(), 'livebus-redis-cluster-')) : undefined;
+  let busPort = clusterDir ? await freePort() : 0;
+  const clusterArgs = () =>
+    clusterDir
+      ? [
+          ...['--cluster-enabled', 'yes', '--cluster-port', String(busPort)],
+          ...['--cluster-config-file', join(clusterDir, 'nodes.conf')],
+        ]
+      : [];
   let child: ChildProcess | undefined;
 
   /** One start on `port`: ready, or PortBusyError when the bind failed or another server answers. */
   const launchOnce = async () => {
-    const c = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence], {
-      stdio: 'ignore',
-    });
+    const c = spawn(
+      bin,
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, ...clusterArgs()],
+      {
+        stdio: 'ignore',
+      },
+    );
     child = c;
     const deadline = Date.now() + 10_000;
     for (;;) {
       const pid = await readyPid(port);
-      if (pid === c.pid) return;
+      if (pid === c.pid) {
+        if (clusterDir) await assignAllSlots(port);
+        return;
+      }
       // Our server exited (its bind failed) or someone else's answers: the port is not ours.
       if (c.exitCode !== null || c.signalCode !== null || pid !== undefined) {
         await kill();
@@ -116,7 +188,10 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
 
   // The first start may move to another free port; restarts must keep theirs.
   await retryBind(async (attempt) => {
-    if (attempt > 1) port = await freePort();
+    if (attempt > 1) {
+      port = await freePort();
+      if (clusterDir) busPort = await freePort();
+    }
     await launchOnce();
   });
   return {
@@ -134,6 +209,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     stop: async () => {
       await kill();
       if (dir) rmSync(dir, { recursive: true, force: true });
+      if (clusterDir) rmSync(clusterDir, { recursive: true, force: true });
     },
   };
 }

@@ -75,6 +75,33 @@ describe('startRedisServer', () => {
   });
 });
 
+describe('startRedisServer({ clusterEnabled: true })', () => {
+  it('is a single-node cluster owning every slot: any key is served there, keys of two slots in one command are CROSSSLOT; a restart keeps it', async () => {
+    const redis = await startRedisServer({ clusterEnabled: true });
+    try {
+      const ask = async (command: string) => {
+        const sock = connect(redis.port, '127.0.0.1');
+        await new Promise((r) => sock.once('connect', r));
+        try {
+          return await roundTrip(sock, `${command}\r\n`, 2_000);
+        } finally {
+          sock.destroy();
+        }
+      };
+      const info = await ask('CLUSTER INFO');
+      expect(info).toContain('cluster_state:ok');
+      expect(info).toContain('cluster_slots_assigned:16384');
+      expect(await ask('SET {a}x 1')).toBe('+OK\r\n');
+      expect(await ask('SET {b}y 1')).toBe('+OK\r\n');
+      expect(await ask('MSET {a}x 1 {b}y 2')).toMatch(/^-CROSSSLOT/);
+      await redis.restart();
+      expect(await ask('CLUSTER INFO')).toContain('cluster_state:ok');
+    } finally {
+      await redis.stop();
+    }
+  });
+});
+
 describe('startRedisServer restart on a port another process took', () => {
   it("retries the bind and then fails with PortBusyError, never handing over the other process's server", async () => {
     const redis = await startRedisServer();

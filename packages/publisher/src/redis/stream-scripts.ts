@@ -312,13 +312,29 @@ export const streamScripts = {
 return append_and_notify(KEYS, ARGV)
 `),
   appendMany: new RedisScript(`${STREAM_LUA_PRELUDE}
+-- One user of an appendMany call, run in pcall: a fenced user (the lease, in the user's
+-- slot, holds anything else) or a failing one (a key of the wrong type, the lease's too)
+-- answers for itself and the others of the call go on.
+local function append_one(stream, meta, lease, fence, candidate, channel, r, publisher, seq, events, from, to)
+  if lease and redis.call('GET', lease) ~= fence then
+    return { 'the lease is no longer held by this writer', 0, 0, ${APPEND_MANY_FLAGS.fenced} }
+  end
+  return append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to)
+end
+
+-- The text of an error caught by pcall: a Redis error reply is a table { err = text }.
+local function error_text(res)
+  if type(res) == 'table' and type(res.err) == 'string' then return res.err end
+  return tostring(res)
+end
+
 local function append_many(keys, args)
   local n = tonumber(args[1])
   local r = { tonumber(args[2]), tonumber(args[3]), tonumber(args[4]), args[5], args[6] }
   local publisher = args[7] ~= '' and args[7] or nil
   local out = {}
   local k, a = 1, 8
-  for _ = 1, n do
+  for u = 1, n do
     local count = tonumber(args[a])
     local candidate, channel, seq, fence = args[a + 1], args[a + 2], args[a + 3], args[a + 4]
     local stream, meta = keys[k], keys[k + 1]
@@ -326,24 +342,27 @@ local function append_many(keys, args)
     local to = a + 4 + count
     a = to + 1
     k = k + 2
-    local result
+    -- Fenced: stored only while the lease holds the writer's value.
+    local lease = nil
     if fence ~= '' then
-      -- Fenced: stored only while the lease (in the user's slot) holds the writer's value.
-      local lease = keys[k]
+      lease = keys[k]
       k = k + 1
-      if redis.call('GET', lease) ~= fence then
-        result = { 'the lease is no longer held by this writer', 0, 0, ${APPEND_MANY_FLAGS.fenced} }
-      end
     end
-    if not result then
-      local ok, res = pcall(append_events, stream, meta, candidate, channel, r, seq ~= '' and publisher or nil, seq ~= '' and seq or nil, args, from, to)
-      if ok then
-        result = res
-      else
-        result = { type(res) == 'table' and res.err or tostring(res), 0, 0, ${APPEND_MANY_FLAGS.error} }
-      end
+    local ok, res = pcall(append_one, stream, meta, lease, fence, candidate, channel, r, seq ~= '' and publisher or nil, seq ~= '' and seq or nil, args, from, to)
+    local result
+    if ok and type(res) == 'table' then
+      result = res
+    else
+      result = { ok and 'no result' or error_text(res), 0, 0, ${APPEND_MANY_FLAGS.error} }
     end
-    for i = 1, 4 do out[#out + 1] = result[i] end
+    -- Four items per user at fixed places, none of them nil (a nil would end the reply there
+    -- and shift every later user's values).
+    local base = 4 * (u - 1)
+    for i = 1, 4 do
+      local v = result[i]
+      if v == nil then v = '' end
+      out[base + i] = v
+    end
   end
   return out
 end
