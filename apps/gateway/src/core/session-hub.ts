@@ -1,5 +1,5 @@
 import { CloseCode } from '@livebus/protocol';
-import type { EventBus, LiveEvent, Unsubscribe } from '../fleet/bus/event-bus';
+import type { EventBus, LiveEvent, TargetListener, Unsubscribe } from '../fleet/bus/event-bus';
 import type { Logger } from '../logger';
 import type { DeliveryLatency } from '../metrics/delivery-latency';
 import type { Connection, Session } from './session';
@@ -22,10 +22,13 @@ interface UserSessions {
   sessions: Session | Map<string, Session>;
   /**
    * Settles once the bus subscription is live; rejects if it could not be made. Undefined
-   * once live, when {@link unsubscribe} holds what it resolved with (a settled promise
-   * kept for the user's life cost ~50 bytes).
+   * once live (a settled promise kept for the user's life cost ~50 bytes).
    */
-  subscribed: Promise<Unsubscribe> | undefined;
+  subscribed: Promise<unknown> | undefined;
+  /**
+   * Only with a bus without {@link EventBus.listen}: what its subscribe resolved with. With
+   * `listen` the hub's one shared listener and this record are the subscription.
+   */
   unsubscribe: Unsubscribe | undefined;
 }
 
@@ -49,6 +52,8 @@ export class SessionHub {
   #count = 0;
   #delivered = 0;
   #received = 0;
+  /** The bus listener of every user: one function, the user's record as its target. */
+  readonly #onEvent: TargetListener<UserSessions> = (event, user) => this.#fanOut(user, event);
 
   constructor(options: SessionHubOptions) {
     this.#o = options;
@@ -111,13 +116,18 @@ export class SessionHub {
     if (!user) {
       const u: UserSessions = { sessions: session, subscribed: undefined, unsubscribe: undefined };
       // The frame's text goes to every session as is: validated at publish, serialised once.
-      const subscribed = this.#o.bus.subscribe(session.uid, (event) => this.#fanOut(u, event));
+      const bus = this.#o.bus;
+      const subscribed: Promise<unknown> = bus.listen
+        ? bus.listen(session.uid, this.#onEvent, u)
+        : bus
+            .subscribe(session.uid, (event) => this.#fanOut(u, event))
+            .then((unsubscribe) => {
+              u.unsubscribe = unsubscribe;
+            });
       u.subscribed = subscribed;
       subscribed.then(
-        (unsubscribe) => {
-          if (u.subscribed !== subscribed) return;
-          u.subscribed = undefined;
-          u.unsubscribe = unsubscribe;
+        () => {
+          if (u.subscribed === subscribed) u.subscribed = undefined;
         },
         () => {
           // add() below hears the failure.
@@ -169,16 +179,17 @@ export class SessionHub {
       return true;
     }
     this.#users.delete(session.uid);
-    const unsubscribe = (fn: Unsubscribe) =>
-      fn().catch((error: unknown) =>
-        this.#o.logger.warn('bus_unsubscribe_error', { uid: session.uid, error: String(error) }),
-      );
-    if (user.unsubscribe) void unsubscribe(user.unsubscribe);
-    else {
-      user.subscribed?.then(unsubscribe, () => {
+    const uid = session.uid;
+    const leave = () => {
+      const bus = this.#o.bus;
+      const left = bus.unlisten ? bus.unlisten(uid, this.#onEvent, user) : user.unsubscribe?.();
+      left?.catch((error: unknown) => this.#o.logger.warn('bus_unsubscribe_error', { uid, error: String(error) }));
+    };
+    if (user.subscribed) {
+      user.subscribed.then(leave, () => {
         // Never subscribed: nothing to undo.
       });
-    }
+    } else leave();
     return true;
   }
 

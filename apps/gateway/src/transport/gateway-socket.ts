@@ -31,8 +31,13 @@ function onError(): void {
   // 'close' follows; oversize frames surface here as RangeError and close with 1009.
 }
 
-function uncork(socket: Socket): void {
-  socket.uncork();
+/** TCP sockets corked in this tick, uncorked together at its end: one `nextTick` for all of them. */
+let corked: Socket[] = [];
+
+function uncorkAll(): void {
+  const sockets = corked;
+  corked = [];
+  for (const socket of sockets) socket.uncork();
 }
 
 /**
@@ -65,13 +70,13 @@ export class WsGatewaySocket implements CoreSocket {
    * Frames written in one turn of the event loop leave in one `writev`: the first write
    * corks the TCP socket and the end of the current tick uncorks it. A Redis read that
    * carries several events of one user (a busy fan-out) makes one system call per socket
-   * instead of one per event.
+   * instead of one per event. One `nextTick` uncorks every socket written in the tick.
    */
   send(text: string): void {
     const socket = (this.ws as unknown as { _socket: Socket | null })._socket;
     if (socket && socket.writableCorked === 0) {
       socket.cork();
-      process.nextTick(uncork, socket);
+      if (corked.push(socket) === 1) process.nextTick(uncorkAll);
     }
     this.ws.send(text);
   }
