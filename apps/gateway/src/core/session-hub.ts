@@ -220,7 +220,8 @@ export class SessionHub {
       this.#slowConsumer(conn);
       return false;
     }
-    if (!conn.sendText(event.text)) return false;
+    // Open was checked above: the frame goes to the socket as is (sendText would check again).
+    conn.socket.send(event.text);
     session.epoch = event.epoch;
     session.offset = event.offset;
     this.#delivered++;
