@@ -41,6 +41,11 @@ function sizeOf(user: UserSessions): number {
   return user.sessions instanceof Map ? user.sessions.size : 1;
 }
 
+/** A live event kept beyond the current tick: its text, without the bytes (a view of the bus's read buffer). */
+function heldCopy(event: LiveEvent): LiveEvent {
+  return { cursor: event.cursor, epoch: event.epoch, offset: event.offset, text: event.text };
+}
+
 /**
  * The live sessions of this instance, grouped by user, and the fan-out of
  * each user's event stream to them. A user is subscribed to the bus while at
@@ -160,7 +165,7 @@ export class SessionHub {
     this.#received++;
     // Measured per frame written; the origin is read once per event. Frames held for a
     // session's replay (and replays) are not measured: their wait is the reconnect's.
-    const latency = this.#o.latency?.prepare(event.text) ? this.#o.latency : undefined;
+    const latency = this.#o.latency?.prepareFrame(event) ? this.#o.latency : undefined;
     const s = user.sessions;
     if (s instanceof Map) {
       for (const session of s.values()) if (this.deliver(session, event)) latency?.record();
@@ -203,7 +208,8 @@ export class SessionHub {
   deliver(session: Session, event: LiveEvent): boolean {
     if (event.epoch === session.epoch && event.offset <= session.offset) return false;
     if (session.pending) {
-      session.pending.push(event);
+      // Kept until the replay is written: as text, not as a view of the bus's read buffer.
+      session.pending.push(event.bytes === undefined ? event : heldCopy(event));
       return false;
     }
     const conn = session.connection;
@@ -216,12 +222,18 @@ export class SessionHub {
       this.#missed(conn, session, event);
       return false;
     }
-    if (conn.socket.bufferedAmount > this.#o.maxBufferedBytes) {
+    const socket = conn.socket;
+    const buffered = socket.bufferedAmount;
+    if (buffered > this.#o.maxBufferedBytes) {
       this.#slowConsumer(conn);
       return false;
     }
     // Open was checked above: the frame goes to the socket as is (sendText would check again).
-    conn.socket.send(event.text);
+    // The bytes as received only to a socket with nothing queued: a frame that must wait
+    // behind others is text of its own, not a view that would keep the bus's read buffer.
+    const bytes = event.bytes;
+    if (bytes !== undefined && buffered === 0 && socket.sendBytes) socket.sendBytes(bytes);
+    else socket.send(event.text);
     session.epoch = event.epoch;
     session.offset = event.offset;
     this.#delivered++;

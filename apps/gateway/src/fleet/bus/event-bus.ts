@@ -22,6 +22,13 @@ export interface LiveEvent {
   readonly epoch: string;
   readonly offset: number;
   readonly text: string;
+  /**
+   * The same frame as UTF-8 bytes, when the bus has it so (the Redis bus: the message as
+   * received): a socket takes them as they are, with no string decoded and encoded again.
+   * A view into the bus's read buffer: whoever keeps the event beyond the current tick
+   * keeps `text`, not this.
+   */
+  readonly bytes?: Buffer;
 }
 
 /** A stored event (a replay) as a {@link LiveEvent}: serialised and its cursor taken apart. */

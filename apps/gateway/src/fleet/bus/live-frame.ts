@@ -2,19 +2,28 @@ import { type Cursor, formatCursor, isEventType } from '@livebus/protocol';
 import type { LiveEvent } from './event-bus';
 
 /**
- * A live event as the Redis bus hands it on: its position taken apart and the frame's
- * text as received. The cursor's text is made only when read (logs, tests): fan-out
- * compares the numbers, and a string per event would be garbage at once.
+ * A live event as the Redis bus hands it on: its position taken apart and the frame as
+ * received (bytes; the text is decoded only when read). The cursor's text is made only
+ * when read (logs, tests): fan-out compares the numbers, and a string per event would be
+ * garbage at once.
  */
 export class LiveFrame implements LiveEvent {
   readonly epoch: string;
   readonly offset: number;
-  readonly text: string;
+  readonly bytes: Buffer | undefined;
+  #text: string | undefined;
 
-  constructor(epoch: string, offset: number, text: string) {
+  /** `text`, or `bytes` (the text is then decoded when first read). */
+  constructor(epoch: string, offset: number, text: string | undefined, bytes?: Buffer) {
     this.epoch = epoch;
     this.offset = offset;
-    this.text = text;
+    this.#text = text;
+    this.bytes = bytes;
+  }
+
+  get text(): string {
+    this.#text ??= (this.bytes as Buffer).toString();
+    return this.#text;
   }
 
   get cursor(): Cursor {
@@ -74,4 +83,43 @@ export function offsetInEpoch(text: string, epoch: string): number {
   }
   if (text.charCodeAt(text.length - 1) !== 125 /* } */) return -1;
   return offset;
+}
+
+/** {@link offsetInEpoch} of a frame as received (UTF-8 bytes): the same checks, byte by byte. */
+export function offsetInEpochBytes(bytes: Buffer, epoch: string): number {
+  const n = bytes.length;
+  const start = PREFIX.length;
+  const colon = start + epoch.length;
+  if (epoch.length === 0 || epoch.length > MAX_EPOCH_LENGTH || epoch.includes('\\')) return -1;
+  if (n <= colon || !bytesAt(bytes, 0, PREFIX) || !bytesAt(bytes, start, epoch) || bytes[colon] !== COLON) return -1;
+  let offset = 0;
+  let i = colon + 1;
+  for (let c = bytes[i] ?? 0; c >= ZERO && c <= NINE; c = bytes[++i] ?? 0) offset = offset * 10 + (c - ZERO);
+  const digits = i - colon - 1;
+  if (digits === 0 || digits > MAX_OFFSET_DIGITS || bytes[i] !== QUOTE) return -1;
+  if (!bytesAt(bytes, i + 1, TS)) return -1;
+  i += 1 + TS.length;
+  const tsStart = i;
+  for (let c = bytes[i] ?? 0; c >= ZERO && c <= NINE; c = bytes[++i] ?? 0);
+  if (i === tsStart || !bytesAt(bytes, i, EVENT)) return -1;
+  const nameStart = i + EVENT.length;
+  if (knownType === '' || !bytesAt(bytes, nameStart, knownType) || bytes[nameStart + knownType.length] !== QUOTE) {
+    const nameEnd = bytes.indexOf(QUOTE, nameStart);
+    const name = nameEnd < 0 ? '' : bytes.toString('utf8', nameStart, nameEnd);
+    if (!isEventType(name)) return -1;
+    knownType = name;
+  }
+  if (bytes[n - 1] !== 125 /* } */) return -1;
+  return offset;
+}
+
+/** Whether `bytes` holds `ascii` at `at`; false too when `ascii` is not ASCII (its UTF-8 is other bytes). */
+function bytesAt(bytes: Buffer, at: number, ascii: string): boolean {
+  const len = ascii.length;
+  if (at + len > bytes.length) return false;
+  for (let k = 0; k < len; k++) {
+    const c = ascii.charCodeAt(k);
+    if (c > 127 || bytes[at + k] !== c) return false;
+  }
+  return true;
 }

@@ -27,7 +27,7 @@ import {
   type TargetListener,
   type Unsubscribe,
 } from './event-bus';
-import { LiveFrame, offsetInEpoch } from './live-frame';
+import { LiveFrame, offsetInEpoch, offsetInEpochBytes } from './live-frame';
 import { guardShardedSubscribers } from './sharded-subscriber-guard';
 
 /** Options of {@link RedisEventBus}: the retention every publisher of the fleet must share. */
@@ -289,7 +289,9 @@ export class RedisEventBus implements EventBus {
     // with the SUNSUBSCRIBE pushes it sends to a connection ioredis already dropped.
     // (sharded-subscriber.test.ts checks the installed ioredis has the shape it guards.)
     if (isCluster(sub)) guardShardedSubscribers(sub);
-    sub.on('smessage', (channel: string, message: string) => this.#onMessage(channel, message));
+    // The message as received (ioredis decodes no string when 'smessage' has no listener):
+    // its bytes go to the sockets as they are.
+    sub.on('smessageBuffer', (channel: Buffer, message: Buffer) => this.#onBytes(channel.toString(), message));
     sub.on('error', () => {
       // ioredis reconnects and re-subscribes by itself; the main client's status is what compose.ts reports.
     });
@@ -307,9 +309,27 @@ export class RedisEventBus implements EventBus {
     return sub;
   }
 
-  #onMessage(channel: string, message: string): void {
+  #onBytes(channel: string, message: Buffer): void {
     const s = this.#byChannel.get(channel);
     if (!s) return;
+    const epoch = s.epoch;
+    if (s.held === undefined && epoch !== undefined) {
+      // Nearly every frame: stored form, the epoch already delivered. Compared in place,
+      // handed on as received (the text is decoded only if a listener reads it).
+      const offset = offsetInEpochBytes(message, epoch);
+      if (offset >= 0) {
+        if (offset > s.offset) {
+          s.offset = offset;
+          this.#fanOut(s, new LiveFrame(epoch, offset, undefined, message));
+        }
+        return;
+      }
+    }
+    // Held back (a catch-up) or read the long way: as text, which keeps no view of the read buffer.
+    this.#onMessage(s, message.toString());
+  }
+
+  #onMessage(s: Served, message: string): void {
     if (s.held) {
       s.held.push(message);
       return;
@@ -410,7 +430,7 @@ export class RedisEventBus implements EventBus {
       // The subscription itself failed: the user is no longer served.
     } finally {
       s.held = undefined;
-      for (const message of held) this.#onMessage(s.channel, message);
+      if (this.#byChannel.get(s.channel) === s) for (const message of held) this.#onMessage(s, message);
     }
   }
 
