@@ -1,5 +1,6 @@
 import { type AppEvent, CloseCode } from '@livebus/protocol';
 import { type LiveEvent, liveEventOf } from '../fleet/bus/event-bus';
+import { LiveFrame } from '../fleet/bus/live-frame';
 import { MemoryEventBus } from '../fleet/bus/memory-event-bus';
 import type { Logger } from '../logger';
 import { Connection, Session } from './session';
@@ -45,6 +46,27 @@ describe('SessionHub', () => {
     hub = new SessionHub({ bus, logger: quiet, maxBufferedBytes: 1_000_000 });
   });
   afterEach(() => bus.close());
+
+  it('writes a frame given as bytes as they are to a socket with nothing queued; as text otherwise and when held', () => {
+    const text = (n: number) =>
+      JSON.stringify({ type: 'event', cursor: `ep:${n}`, ts: 1, event: 'session.notice', data: {} });
+    const frame = (n: number) => new LiveFrame('ep', n, undefined, Buffer.from(text(n)));
+    const s = socket();
+    const bytes: Buffer[] = [];
+    const withBytes = Object.assign(s, { bufferedAmount: 0, sendBytes: (b: Buffer) => bytes.push(b) });
+    const session = new Session('a', { uid: 'u', service: false }, '', new Connection(withBytes, undefined), 'ep:0');
+    // Held while the replay is prepared: text only, no view of the bus's read buffer.
+    expect(hub.deliver(session, frame(1))).toBe(false);
+    expect(session.pending?.map((e) => [e.cursor, e.text, e.bytes])).toEqual([['ep:1', text(1), undefined]]);
+    session.pending = undefined;
+    expect(hub.deliver(session, frame(1))).toBe(true);
+    expect(bytes.map(String)).toEqual([text(1)]);
+    // Something queued: the frame waits behind it as text of its own.
+    withBytes.bufferedAmount = 10;
+    expect(hub.deliver(session, frame(2))).toBe(true);
+    expect([bytes.length, s.sent]).toEqual([1, [text(2)]]);
+    expect(session.lastCursor).toBe('ep:2');
+  });
 
   it('writes live events to every session of the user, each once, and counts the writes', async () => {
     const a = open('u', 'a');

@@ -1,5 +1,5 @@
 import { CloseCode } from '@livebus/protocol';
-import type { EventBus, LiveEvent, Unsubscribe } from '../fleet/bus/event-bus';
+import type { EventBus, LiveEvent, TargetListener, Unsubscribe } from '../fleet/bus/event-bus';
 import type { Logger } from '../logger';
 import type { DeliveryLatency } from '../metrics/delivery-latency';
 import type { Connection, Session } from './session';
@@ -22,10 +22,13 @@ interface UserSessions {
   sessions: Session | Map<string, Session>;
   /**
    * Settles once the bus subscription is live; rejects if it could not be made. Undefined
-   * once live, when {@link unsubscribe} holds what it resolved with (a settled promise
-   * kept for the user's life cost ~50 bytes).
+   * once live (a settled promise kept for the user's life cost ~50 bytes).
    */
-  subscribed: Promise<Unsubscribe> | undefined;
+  subscribed: Promise<unknown> | undefined;
+  /**
+   * Only with a bus without {@link EventBus.listen}: what its subscribe resolved with. With
+   * `listen` the hub's one shared listener and this record are the subscription.
+   */
   unsubscribe: Unsubscribe | undefined;
 }
 
@@ -36,6 +39,11 @@ function find(user: UserSessions, sessionId: string): Session | undefined {
 
 function sizeOf(user: UserSessions): number {
   return user.sessions instanceof Map ? user.sessions.size : 1;
+}
+
+/** A live event kept beyond the current tick: its text, without the bytes (a view of the bus's read buffer). */
+function heldCopy(event: LiveEvent): LiveEvent {
+  return { cursor: event.cursor, epoch: event.epoch, offset: event.offset, text: event.text };
 }
 
 /**
@@ -49,6 +57,8 @@ export class SessionHub {
   #count = 0;
   #delivered = 0;
   #received = 0;
+  /** The bus listener of every user: one function, the user's record as its target. */
+  readonly #onEvent: TargetListener<UserSessions> = (event, user) => this.#fanOut(user, event);
 
   constructor(options: SessionHubOptions) {
     this.#o = options;
@@ -111,13 +121,18 @@ export class SessionHub {
     if (!user) {
       const u: UserSessions = { sessions: session, subscribed: undefined, unsubscribe: undefined };
       // The frame's text goes to every session as is: validated at publish, serialised once.
-      const subscribed = this.#o.bus.subscribe(session.uid, (event) => this.#fanOut(u, event));
+      const bus = this.#o.bus;
+      const subscribed: Promise<unknown> = bus.listen
+        ? bus.listen(session.uid, this.#onEvent, u)
+        : bus
+            .subscribe(session.uid, (event) => this.#fanOut(u, event))
+            .then((unsubscribe) => {
+              u.unsubscribe = unsubscribe;
+            });
       u.subscribed = subscribed;
       subscribed.then(
-        (unsubscribe) => {
-          if (u.subscribed !== subscribed) return;
-          u.subscribed = undefined;
-          u.unsubscribe = unsubscribe;
+        () => {
+          if (u.subscribed === subscribed) u.subscribed = undefined;
         },
         () => {
           // add() below hears the failure.
@@ -150,7 +165,7 @@ export class SessionHub {
     this.#received++;
     // Measured per frame written; the origin is read once per event. Frames held for a
     // session's replay (and replays) are not measured: their wait is the reconnect's.
-    const latency = this.#o.latency?.prepare(event.text) ? this.#o.latency : undefined;
+    const latency = this.#o.latency?.prepareFrame(event) ? this.#o.latency : undefined;
     const s = user.sessions;
     if (s instanceof Map) {
       for (const session of s.values()) if (this.deliver(session, event)) latency?.record();
@@ -169,16 +184,17 @@ export class SessionHub {
       return true;
     }
     this.#users.delete(session.uid);
-    const unsubscribe = (fn: Unsubscribe) =>
-      fn().catch((error: unknown) =>
-        this.#o.logger.warn('bus_unsubscribe_error', { uid: session.uid, error: String(error) }),
-      );
-    if (user.unsubscribe) void unsubscribe(user.unsubscribe);
-    else {
-      user.subscribed?.then(unsubscribe, () => {
+    const uid = session.uid;
+    const leave = () => {
+      const bus = this.#o.bus;
+      const left = bus.unlisten ? bus.unlisten(uid, this.#onEvent, user) : user.unsubscribe?.();
+      left?.catch((error: unknown) => this.#o.logger.warn('bus_unsubscribe_error', { uid, error: String(error) }));
+    };
+    if (user.subscribed) {
+      user.subscribed.then(leave, () => {
         // Never subscribed: nothing to undo.
       });
-    }
+    } else leave();
     return true;
   }
 
@@ -192,7 +208,8 @@ export class SessionHub {
   deliver(session: Session, event: LiveEvent): boolean {
     if (event.epoch === session.epoch && event.offset <= session.offset) return false;
     if (session.pending) {
-      session.pending.push(event);
+      // Kept until the replay is written: as text, not as a view of the bus's read buffer.
+      session.pending.push(event.bytes === undefined ? event : heldCopy(event));
       return false;
     }
     const conn = session.connection;
@@ -205,11 +222,18 @@ export class SessionHub {
       this.#missed(conn, session, event);
       return false;
     }
-    if (conn.socket.bufferedAmount > this.#o.maxBufferedBytes) {
+    const socket = conn.socket;
+    const buffered = socket.bufferedAmount;
+    if (buffered > this.#o.maxBufferedBytes) {
       this.#slowConsumer(conn);
       return false;
     }
-    if (!conn.sendText(event.text)) return false;
+    // Open was checked above: the frame goes to the socket as is (sendText would check again).
+    // The bytes as received only to a socket with nothing queued: a frame that must wait
+    // behind others is text of its own, not a view that would keep the bus's read buffer.
+    const bytes = event.bytes;
+    if (bytes !== undefined && buffered === 0 && socket.sendBytes) socket.sendBytes(bytes);
+    else socket.send(event.text);
     session.epoch = event.epoch;
     session.offset = event.offset;
     this.#delivered++;

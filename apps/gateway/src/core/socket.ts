@@ -10,6 +10,8 @@ export interface GatewaySocket {
   /** Bytes queued but not yet written to the network (slow consumer detection). */
   readonly bufferedAmount: number;
   send(text: string): void;
+  /** A text frame given as its UTF-8 bytes, written as they are; unset: {@link send} serves. */
+  sendBytes?(bytes: Buffer): void;
   /** Starts the close handshake. */
   close(code: number, reason: string): void;
   /** Drops the connection at once, without a close handshake. */

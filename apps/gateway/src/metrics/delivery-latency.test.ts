@@ -52,6 +52,35 @@ describe('DeliveryLatency', () => {
     expect([summary.all.count, summary.listeners.count]).toEqual([17, 7]);
   });
 
+  it('prepareFrame reads a frame given as bytes as prepare reads its text', async () => {
+    const texts = [
+      change('firestore', '1970-01-01T00:00:01.500000Z'),
+      change('workflow', '1970-01-01T00:00:01.900000Z'),
+      change('firestore', '1970-01-01T00:00:01.000000Z', true),
+      change('redis', '1970-01-01T00:00:01.000000Z'),
+      frame(1_990, 'task.progress_update', { task_id: 't', status: 'running', progress: 1 }),
+      frame(1_500, 'session.notice', { level: 'info', message: 'caf\u00e9' }),
+      frame(1_995, 'listener.change', JSON.parse(change('company', '1970-01-01T00:00:01.500000Z')).data),
+      '{"type":"event","cursor":"ep:1","ts":x,"event":"session.notice","data":{}}',
+      '{"type":"event","cursor":"ep:1"',
+      'not a frame',
+    ];
+    const run = (read: (latency: DeliveryLatency, text: string) => boolean) => {
+      const latency = new DeliveryLatency(() => 2_000);
+      latency.setClockOffset(3);
+      const prepared = texts.map((text) => {
+        const ok = read(latency, text);
+        if (ok) latency.record();
+        return ok;
+      });
+      return { prepared, summary: latency.summary('start'), skew: latency.skew() };
+    };
+    const fromText = run((latency, text) => latency.prepare(text));
+    expect(fromText.prepared.filter(Boolean)).toHaveLength(6);
+    expect(run((latency, text) => latency.prepareFrame({ text, bytes: Buffer.from(text) }))).toEqual(fromText);
+    expect(run((latency, text) => latency.prepareFrame({ text }))).toEqual(fromText);
+  });
+
   it('counts a company listener change as `company`, a listener delivery, timed from its update_time', async () => {
     const latency = new DeliveryLatency(() => 2_000);
     const registry = new Registry();

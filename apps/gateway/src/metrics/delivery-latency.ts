@@ -235,6 +235,29 @@ export class DeliveryLatency {
     return this.#listenerOrigin(text);
   }
 
+  /**
+   * {@link prepare} of a live event: from its bytes when it has them (the type and `ts` are
+   * read there, at the same places), from its text otherwise and for a listener change
+   * (whose source and update time are read from the text).
+   */
+  prepareFrame(event: { readonly text: string; readonly bytes?: Buffer }): boolean {
+    const b = event.bytes;
+    if (b === undefined) return this.prepare(event.text);
+    let q = 26;
+    while (q < b.length && b[q] !== QUOTE) q++; // the cursor's closing quote
+    if (q >= b.length || b[q + 1] !== COMMA) return false;
+    let i = q + TS_DIGITS;
+    let ts = 0;
+    for (let d = (b[i] ?? 0) - 48; d >= 0 && d <= 9; d = (b[++i] ?? 0) - 48) ts = ts * 10 + d;
+    if (b[i] !== COMMA) return false;
+    i += EVENT_NAME;
+    const first = b[i];
+    if (first === C_L && b[i + 8] === DOT && b[i + 9] === C_C) return this.prepare(event.text); // listener.change
+    this.#origin = ts - this.#offsetMs;
+    this.#source = first === C_T ? TASK : PUBLISH;
+    return true;
+  }
+
   /** The change's `update_time`, last in the frame (`...,"update_time":"<time>"}}`); Redis' ts if absent. */
   #listenerOrigin(text: string): boolean {
     const end = text.length - 3; // the time's closing quote

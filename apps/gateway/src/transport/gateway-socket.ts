@@ -31,8 +31,16 @@ function onError(): void {
   // 'close' follows; oversize frames surface here as RangeError and close with 1009.
 }
 
-function uncork(socket: Socket): void {
-  socket.uncork();
+/** `ws` send options of a text frame given as bytes (a Buffer is sent as binary otherwise). */
+const TEXT_FRAME = { binary: false } as const;
+
+/** TCP sockets corked in this tick, uncorked together at its end: one `nextTick` for all of them. */
+let corked: Socket[] = [];
+
+function uncorkAll(): void {
+  const sockets = corked;
+  corked = [];
+  for (const socket of sockets) socket.uncork();
 }
 
 /**
@@ -65,15 +73,25 @@ export class WsGatewaySocket implements CoreSocket {
    * Frames written in one turn of the event loop leave in one `writev`: the first write
    * corks the TCP socket and the end of the current tick uncorks it. A Redis read that
    * carries several events of one user (a busy fan-out) makes one system call per socket
-   * instead of one per event.
+   * instead of one per event. One `nextTick` uncorks every socket written in the tick.
    */
   send(text: string): void {
+    this.#corkForTick();
+    this.ws.send(text);
+  }
+
+  /** A text frame given as UTF-8 bytes: no string to measure and encode again on the way out. */
+  sendBytes(bytes: Buffer): void {
+    this.#corkForTick();
+    this.ws.send(bytes, TEXT_FRAME);
+  }
+
+  #corkForTick(): void {
     const socket = (this.ws as unknown as { _socket: Socket | null })._socket;
     if (socket && socket.writableCorked === 0) {
       socket.cork();
-      process.nextTick(uncork, socket);
+      if (corked.push(socket) === 1) process.nextTick(uncorkAll);
     }
-    this.ws.send(text);
   }
 
   close(code: number, reason: string): void {

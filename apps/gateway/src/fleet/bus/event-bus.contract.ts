@@ -87,6 +87,42 @@ export function eventBusContract(name: string, fixture: EventBusFixture): void {
       await offWatcher();
     });
 
+    it('listen: one shared function, each call with its own target, in order, until unlisten', async () => {
+      const bus = await make();
+      if (!bus.listen || !bus.unlisten) return;
+      const seen: string[] = [];
+      const shared = (e: LiveEvent, target: string) => {
+        const frame = frameOf(e);
+        seen.push(`${target}:${(frame.data as { message: string }).message}`);
+      };
+      await bus.listen(uid, shared, 'a');
+      await bus.listen(uid, shared, 'b');
+      const watched: StoredEvent[] = [];
+      const offWatcher = await bus.subscribe(uid, (e) => watched.push(frameOf(e)));
+      await bus.publish(uid, note(1));
+      await waitUntil(() => watched.length === 1, 'the first event');
+      expect(seen).toEqual(['a:1', 'b:1']);
+      // Only the pair given: the other target keeps listening; an unknown pair changes nothing.
+      await bus.unlisten(uid, shared, 'a');
+      await bus.unlisten(uid, shared, 'nobody');
+      await bus.publish(uid, note(2));
+      await waitUntil(() => watched.length === 2, 'the second event');
+      expect(seen).toEqual(['a:1', 'b:1', 'b:2']);
+      await bus.unlisten(uid, shared, 'b');
+      await bus.publish(uid, note(3));
+      await waitUntil(() => watched.length === 3, 'the third event');
+      expect(seen).toEqual(['a:1', 'b:1', 'b:2']);
+      await offWatcher();
+      // The Redis bus counts the users it is subscribed to (the embedded one, streams kept for resume).
+      if (bus.sharedAcrossInstances) expect(bus.stats().streams).toBe(0);
+      // Listening again after the user was let go starts a new subscription.
+      await bus.listen(uid, shared, 'c');
+      await bus.publish(uid, note(4));
+      await waitUntil(() => seen.length === 4, 'the event on the new subscription');
+      expect(seen.at(-1)).toBe('c:4');
+      await bus.unlisten(uid, shared, 'c');
+    });
+
     it('delivers an event published through one handle to a subscriber of another (two instances)', async () => {
       const a = await make();
       const b = await make();

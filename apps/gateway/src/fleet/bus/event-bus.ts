@@ -22,6 +22,13 @@ export interface LiveEvent {
   readonly epoch: string;
   readonly offset: number;
   readonly text: string;
+  /**
+   * The same frame as UTF-8 bytes, when the bus has it so (the Redis bus: the message as
+   * received): a socket takes them as they are, with no string decoded and encoded again.
+   * A view into the bus's read buffer: whoever keeps the event beyond the current tick
+   * keeps `text`, not this.
+   */
+  readonly bytes?: Buffer;
 }
 
 /** A stored event (a replay) as a {@link LiveEvent}: serialised and its cursor taken apart. */
@@ -33,6 +40,12 @@ export function liveEventOf(event: StoredEvent, text = serializeFrame(event)): L
 
 /** Called for every event published to a user, in cursor order. */
 export type EventListener = (event: LiveEvent) => void;
+
+/**
+ * A listener of {@link EventBus.listen}: one function shared by many subscriptions, each
+ * with its own `target` (what a closure per subscription would otherwise hold).
+ */
+export type TargetListener<T> = (event: LiveEvent, target: T) => void;
 
 /** Ends a subscription; resolves once the bus will no longer call its listener. */
 export type Unsubscribe = () => Promise<void>;
@@ -85,6 +98,15 @@ export interface EventBus {
   publishMany(items: readonly Publication[]): Promise<StoredEvent[]>;
   /** Live events of one user. Resolves once the subscription is live: every event published after that reaches `listener`. */
   subscribe(userId: string, listener: EventListener): Promise<Unsubscribe>;
+  /**
+   * {@link subscribe} without a function per subscription: `listener(event, target)`, until
+   * {@link unlisten} with the same user, listener and target. For a caller that holds one
+   * subscription per user for hours (the session hub): a closure and an unsubscribe function
+   * per user cost memory for the user's life. Unset: the caller uses {@link subscribe}.
+   */
+  listen?<T>(userId: string, listener: TargetListener<T>, target: T): Promise<void>;
+  /** Ends a {@link listen}; resolves once the bus will no longer call it. Unknown triples are ignored. */
+  unlisten?<T>(userId: string, listener: TargetListener<T>, target: T): Promise<void>;
   /** Events after `afterCursor`, or `gap` when some of them are gone (or the cursor is of another epoch). */
   readSince(userId: string, afterCursor: Cursor): Promise<ReadResult>;
   /**

@@ -9,6 +9,7 @@ import type {
   Publication,
   ReadResult,
   StoredEvent,
+  TargetListener,
   Unsubscribe,
 } from './event-bus';
 import { validatePublication } from './invalid-event-error';
@@ -43,7 +44,13 @@ interface Stream {
   /** Retained events, oldest first. */
   events: Retained[];
   bytes: number;
-  listeners: Set<EventListener>;
+  /** In the order they came; a listener may come more than once with other targets. */
+  listeners: { listener: TargetListener<unknown>; target: unknown }[];
+}
+
+/** How {@link MemoryEventBus.subscribe} listens: the subscriber's own function is the target. */
+function callListener(event: LiveEvent, listener: EventListener): void {
+  listener(event);
 }
 
 /** How often idle streams are trimmed by age and dropped. */
@@ -70,7 +77,7 @@ export class MemoryEventBus implements EventBus {
   #stream(userId: string): Stream {
     let stream = this.#streams.get(userId);
     if (!stream) {
-      stream = { epoch: randomBytes(6).toString('base64url'), head: 0, events: [], bytes: 0, listeners: new Set() };
+      stream = { epoch: randomBytes(6).toString('base64url'), head: 0, events: [], bytes: 0, listeners: [] };
       this.#streams.set(userId, stream);
       // Housekeeping is the bus's own business: a timer that lives while streams exist.
       this.#sweeper ??= setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS).unref();
@@ -114,9 +121,12 @@ export class MemoryEventBus implements EventBus {
       this.#retainedBytes += bytes;
       this.#trim(stream);
     }
-    if (stream.listeners.size > 0) {
+    if (stream.listeners.length > 0) {
       const live: LiveEvent = { cursor: stored.cursor, epoch: stream.epoch, offset: stream.head, text };
-      for (const listener of stream.listeners) listener(live);
+      const one = stream.listeners.length === 1 ? stream.listeners[0] : undefined;
+      if (one) one.listener(live, one.target);
+      // A copy: a listener may end its own or another subscription while it is called.
+      else for (const { listener, target } of [...stream.listeners]) listener(live, target);
     }
     return stored;
   }
@@ -131,12 +141,26 @@ export class MemoryEventBus implements EventBus {
   }
 
   async subscribe(userId: string, listener: EventListener): Promise<Unsubscribe> {
-    const stream = this.#stream(userId);
-    stream.listeners.add(listener);
+    await this.listen(userId, callListener, listener);
+    let done = false;
     return async () => {
-      stream.listeners.delete(listener);
-      this.#dropIfIdle(userId, stream);
+      if (done) return;
+      done = true;
+      await this.unlisten(userId, callListener, listener);
     };
+  }
+
+  async listen<T>(userId: string, listener: TargetListener<T>, target: T): Promise<void> {
+    this.#stream(userId).listeners.push({ listener: listener as TargetListener<unknown>, target });
+  }
+
+  async unlisten<T>(userId: string, listener: TargetListener<T>, target: T): Promise<void> {
+    const stream = this.#streams.get(userId);
+    if (!stream) return;
+    const at = stream.listeners.findIndex((l) => l.listener === listener && l.target === target);
+    if (at < 0) return;
+    stream.listeners.splice(at, 1);
+    this.#dropIfIdle(userId, stream);
   }
 
   async readSince(userId: string, afterCursor: Cursor): Promise<ReadResult> {
@@ -168,7 +192,7 @@ export class MemoryEventBus implements EventBus {
 
   // A stream with no subscribers and nothing retained carries no information; dropping it bounds memory.
   #dropIfIdle(userId: string, stream: Stream): void {
-    if (stream.listeners.size === 0 && stream.events.length === 0) this.#streams.delete(userId);
+    if (stream.listeners.length === 0 && stream.events.length === 0) this.#streams.delete(userId);
   }
 
   #sweep(): void {

@@ -24,8 +24,10 @@ import {
   type PublishOptions,
   type ReadResult,
   type StoredEvent,
+  type TargetListener,
   type Unsubscribe,
 } from './event-bus';
+import { LiveFrame, offsetInEpoch, offsetInEpochBytes } from './live-frame';
 import { guardShardedSubscribers } from './sharded-subscriber-guard';
 
 /** Options of {@link RedisEventBus}: the retention every publisher of the fleet must share. */
@@ -59,10 +61,16 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 interface Served {
   userId: string;
   channel: string;
-  /** An array: nearly always one (the session hub's), and a Set costs about 100 bytes more per user. */
-  listeners: EventListener[];
-  /** Resolves once SSUBSCRIBE is acknowledged. */
-  ready: Promise<void>;
+  /**
+   * The first listener and its target, held as is: nearly always the only one (the session
+   * hub's, one shared function); an array would cost about 150 bytes per user.
+   */
+  listener: TargetListener<unknown> | undefined;
+  target: unknown;
+  /** Listeners after the first, in the order they came; made on first use. */
+  others: { listener: TargetListener<unknown>; target: unknown }[] | undefined;
+  /** Settles once SSUBSCRIBE is acknowledged and the head read; undefined once it has (not kept for the user's life). */
+  ready: Promise<void> | undefined;
   /**
    * Position of the last event delivered (the stream's head at subscribe time
    * until one is), to deliver each event once and in order and to know where a
@@ -74,6 +82,31 @@ interface Served {
   held: string[] | undefined;
   /** Another reconnect came while a catch-up ran: what it read may predate the new outage. */
   again: boolean;
+}
+
+/** How {@link RedisEventBus.subscribe} listens: the subscriber's own function is the target. */
+function callListener(event: LiveEvent, listener: EventListener): void {
+  listener(event);
+}
+
+function hasListener(s: Served): boolean {
+  return s.listener !== undefined;
+}
+
+/** Removes one listener and target; false when it was not there. */
+function removeListener(s: Served, listener: TargetListener<unknown>, target: unknown): boolean {
+  if (s.listener === listener && s.target === target) {
+    const next = s.others?.shift();
+    s.listener = next?.listener;
+    s.target = next?.target;
+    if (s.others?.length === 0) s.others = undefined;
+    return true;
+  }
+  const at = s.others?.findIndex((o) => o.listener === listener && o.target === target) ?? -1;
+  if (at < 0) return false;
+  s.others?.splice(at, 1);
+  if (s.others?.length === 0) s.others = undefined;
+  return true;
 }
 
 /**
@@ -94,7 +127,7 @@ export class RedisEventBus implements EventBus {
   readonly #outbox: Outbox;
   readonly #reader: RedisStreamReader;
   readonly #ownsClient: boolean;
-  readonly #served = new Map<string, Served>();
+  /** The users served, by their channel (one map: a user's channel is made from the user id when needed). */
   readonly #byChannel = new Map<string, Served>();
   /** Per user: the SUNSUBSCRIBE in flight, which a new SSUBSCRIBE must wait for. */
   readonly #leaving = new Map<string, Promise<void>>();
@@ -143,22 +176,38 @@ export class RedisEventBus implements EventBus {
   }
 
   position(userId: string): Cursor | undefined {
-    const s = this.#served.get(userId);
+    const s = this.#servedOf(userId);
     return s?.epoch === undefined ? undefined : formatCursor(s.epoch, s.offset);
   }
 
+  #servedOf(userId: string): Served | undefined {
+    return this.#byChannel.get(userKeys(userId).channel);
+  }
+
   async subscribe(userId: string, listener: EventListener): Promise<Unsubscribe> {
+    await this.listen(userId, callListener, listener);
+    let done = false;
+    return async () => {
+      if (done) return;
+      done = true;
+      await this.unlisten(userId, callListener, listener);
+    };
+  }
+
+  async listen<T>(userId: string, listener: TargetListener<T>, target: T): Promise<void> {
     if (this.#closed) throw new Error('the event bus is closed');
-    let served = this.#served.get(userId);
-    if (!served) {
-      const { channel } = userKeys(userId);
+    const { channel } = userKeys(userId);
+    let s = this.#byChannel.get(channel);
+    if (!s) {
       const sub = this.#subscriber();
-      const leaving = this.#leaving.get(userId) ?? Promise.resolve();
-      const s: Served = {
+      const leaving = this.#leaving.get(userId);
+      const served: Served = {
         userId,
         channel,
-        listeners: [],
-        ready: Promise.resolve(),
+        listener: undefined,
+        target: undefined,
+        others: undefined,
+        ready: undefined,
         epoch: undefined,
         offset: 0,
         held: undefined,
@@ -167,43 +216,50 @@ export class RedisEventBus implements EventBus {
       // The head read once the subscription is live is where a catch-up after a
       // reconnect starts when no live event has come yet. Every listener reads its
       // own replay after `ready`, so nothing at or below that head is theirs to miss.
-      s.ready = leaving
+      const ready = (leaving ?? Promise.resolve())
         .then(() => sub.ssubscribe(channel))
         .then(() => this.#reader.head(userId))
         .then((head) => {
           const at = parseCursor(head);
-          if (at && s.epoch === undefined) {
-            s.epoch = at.epoch;
-            s.offset = at.offset;
+          if (at && served.epoch === undefined) {
+            served.epoch = at.epoch;
+            served.offset = at.offset;
           }
+          if (served.ready === ready) served.ready = undefined;
         });
-      this.#served.set(userId, s);
-      this.#byChannel.set(channel, s);
-      served = s;
-      s.ready.catch(() => {
+      served.ready = ready;
+      this.#byChannel.set(channel, served);
+      s = served;
+      ready.catch(() => {
         // A failed SSUBSCRIBE or head leaves nothing to serve: the next subscribe starts over.
-        if (this.#served.get(userId) !== s) return;
-        this.#forget(s);
-        void this.#leave(s, Promise.resolve());
+        if (this.#byChannel.get(channel) !== served) return;
+        this.#byChannel.delete(channel);
+        void this.#leave(served, Promise.resolve());
       });
     }
-    served.listeners.push(listener);
+    const fn = listener as TargetListener<unknown>;
+    if (s.listener === undefined) {
+      s.listener = fn;
+      s.target = target;
+    } else {
+      s.others ??= [];
+      s.others.push({ listener: fn, target });
+    }
+    if (s.ready === undefined) return;
     try {
-      await served.ready;
+      await s.ready;
     } catch (error) {
-      removeListener(served, listener);
+      removeListener(s, fn, target);
       throw error;
     }
-    const s = served;
-    let done = false;
-    return async () => {
-      if (done) return;
-      done = true;
-      removeListener(s, listener);
-      if (s.listeners.length > 0 || this.#served.get(userId) !== s) return;
-      this.#forget(s);
-      await this.#leave(s, s.ready);
-    };
+  }
+
+  async unlisten<T>(userId: string, listener: TargetListener<T>, target: T): Promise<void> {
+    const { channel } = userKeys(userId);
+    const s = this.#byChannel.get(channel);
+    if (!s || !removeListener(s, listener as TargetListener<unknown>, target) || hasListener(s)) return;
+    this.#byChannel.delete(channel);
+    await this.#leave(s, s.ready ?? Promise.resolve());
   }
 
   /** SUNSUBSCRIBEs once `after` settles; a new subscribe of the user waits for it. */
@@ -221,11 +277,6 @@ export class RedisEventBus implements EventBus {
     if (this.#leaving.get(s.userId) === leaving) this.#leaving.delete(s.userId);
   }
 
-  #forget(s: Served): void {
-    this.#served.delete(s.userId);
-    this.#byChannel.delete(s.channel);
-  }
-
   #subscriber(): Redis | Cluster {
     if (this.#sub) return this.#sub;
     const client = this.#client;
@@ -238,7 +289,9 @@ export class RedisEventBus implements EventBus {
     // with the SUNSUBSCRIBE pushes it sends to a connection ioredis already dropped.
     // (sharded-subscriber.test.ts checks the installed ioredis has the shape it guards.)
     if (isCluster(sub)) guardShardedSubscribers(sub);
-    sub.on('smessage', (channel: string, message: string) => this.#onMessage(channel, message));
+    // The message as received (ioredis decodes no string when 'smessage' has no listener):
+    // its bytes go to the sockets as they are.
+    sub.on('smessageBuffer', (channel: Buffer, message: Buffer) => this.#onBytes(channel.toString(), message));
     sub.on('error', () => {
       // ioredis reconnects and re-subscribes by itself; the main client's status is what compose.ts reports.
     });
@@ -256,9 +309,27 @@ export class RedisEventBus implements EventBus {
     return sub;
   }
 
-  #onMessage(channel: string, message: string): void {
+  #onBytes(channel: string, message: Buffer): void {
     const s = this.#byChannel.get(channel);
     if (!s) return;
+    const epoch = s.epoch;
+    if (s.held === undefined && epoch !== undefined) {
+      // Nearly every frame: stored form, the epoch already delivered. Compared in place,
+      // handed on as received (the text is decoded only if a listener reads it).
+      const offset = offsetInEpochBytes(message, epoch);
+      if (offset >= 0) {
+        if (offset > s.offset) {
+          s.offset = offset;
+          this.#fanOut(s, new LiveFrame(epoch, offset, undefined, message));
+        }
+        return;
+      }
+    }
+    // Held back (a catch-up) or read the long way: as text, which keeps no view of the read buffer.
+    this.#onMessage(s, message.toString());
+  }
+
+  #onMessage(s: Served, message: string): void {
     if (s.held) {
       s.held.push(message);
       return;
@@ -267,16 +338,19 @@ export class RedisEventBus implements EventBus {
     // validated against the protocol: its cursor is read from the frame's fixed
     // prefix, and the text itself goes to the sockets, neither parsed nor
     // serialised again. Text in another form is parsed and its shape checked.
+    // Nearly every frame is of the epoch already delivered: it is compared in place.
+    const epoch = s.epoch;
+    const offset = epoch === undefined ? -1 : offsetInEpoch(message, epoch);
+    if (offset >= 0) {
+      if (offset > s.offset) {
+        s.offset = offset;
+        this.#fanOut(s, new LiveFrame(epoch as string, offset, message));
+      }
+      return;
+    }
     const at = readStoredFramePosition(message);
     if (at) {
-      if (this.#isNew(s, at.epoch, at.offset)) {
-        this.#fanOut(s, {
-          cursor: formatCursor(at.epoch, at.offset),
-          epoch: at.epoch,
-          offset: at.offset,
-          text: message,
-        });
-      }
+      if (this.#isNew(s, at.epoch, at.offset)) this.#fanOut(s, new LiveFrame(at.epoch, at.offset, message));
       return;
     }
     let event: unknown;
@@ -302,11 +376,19 @@ export class RedisEventBus implements EventBus {
   }
 
   #fanOut(s: Served, live: LiveEvent): void {
-    for (const listener of s.listeners) {
+    const { listener, others } = s;
+    if (listener === undefined) return;
+    try {
+      listener(live, s.target);
+    } catch {
+      // One listener's failure must not cost the others their events.
+    }
+    if (others === undefined) return;
+    for (const o of others) {
       try {
-        listener(live);
+        o.listener(live, o.target);
       } catch {
-        // One listener's failure must not cost the others their events.
+        // As above.
       }
     }
   }
@@ -315,7 +397,7 @@ export class RedisEventBus implements EventBus {
   // reconnecting never reach it. Read them from the stream, holding back the
   // live ones meanwhile, so listeners get every event in cursor order.
   #catchUp(sub: Redis | Cluster): void {
-    for (const s of this.#served.values()) {
+    for (const s of this.#byChannel.values()) {
       if (s.held) s.again = true;
       else void this.#catchUpUser(sub, s);
     }
@@ -327,7 +409,7 @@ export class RedisEventBus implements EventBus {
     try {
       await s.ready;
       let wait = CATCH_UP_RETRY_MS;
-      while (!this.#closed && this.#served.get(s.userId) === s) {
+      while (!this.#closed && this.#byChannel.get(s.channel) === s) {
         s.again = false;
         try {
           // ioredis emits 'ready' before it sends the SSUBSCRIBEs again: a read made
@@ -348,7 +430,7 @@ export class RedisEventBus implements EventBus {
       // The subscription itself failed: the user is no longer served.
     } finally {
       s.held = undefined;
-      for (const message of held) this.#onMessage(s.channel, message);
+      if (this.#byChannel.get(s.channel) === s) for (const message of held) this.#onMessage(s, message);
     }
   }
 
@@ -379,7 +461,7 @@ export class RedisEventBus implements EventBus {
 
   stats(): EventBusStats {
     // Retained events live in Redis: this process holds none of them.
-    return { retainedBytes: 0, streams: this.#served.size };
+    return { retainedBytes: 0, streams: this.#byChannel.size };
   }
 
   async close(): Promise<void> {
@@ -388,18 +470,12 @@ export class RedisEventBus implements EventBus {
     // Events still waiting for Redis are refused (and counted): the process is going away.
     await this.#outbox.drain(1_000);
     this.#outbox.close();
-    this.#served.clear();
     this.#byChannel.clear();
     const sub = this.#sub;
     this.#sub = undefined;
     sub?.disconnect();
     if (this.#ownsClient) await this.#client.quit().catch(() => this.#client.disconnect());
   }
-}
-
-function removeListener(s: Served, listener: EventListener): void {
-  const at = s.listeners.indexOf(listener);
-  if (at >= 0) s.listeners.splice(at, 1);
 }
 
 /** The shape of a stored event frame: type, cursor, ts, a known event type and its data object. */
