@@ -76,7 +76,9 @@ describe('startHealthThread', () => {
   });
 
   it('turns readiness 503 as soon as the gateway drains', async () => {
-    const g = await startGateway({ healthPort: 0, shutdownGraceMs: 2_000 });
+    // A long grace: the drain waits up to 8 s for the silent peer below, so a loaded machine
+    // cannot end it before the health thread has served one snapshot; the test then lets go.
+    const g = await startGateway({ healthPort: 0, shutdownGraceMs: 10_000 });
     const url = `http://127.0.0.1:${g.gw.healthAddress()?.port}/health/readiness`;
     expect((await httpJson(url)).status).toBe(200);
     // A peer that never answers the close handshake keeps the drain going for a while.
@@ -89,6 +91,7 @@ describe('startHealthThread', () => {
       return answer.draining ? answer : undefined;
     }, 'readiness saying draining');
     expect(body).toMatchObject({ status: 'not_ready', draining: true });
+    silent.destroy();
     await stopping;
     await silent.closed;
   });
