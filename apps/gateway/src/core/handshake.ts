@@ -54,8 +54,10 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
   }
 
   async function authenticate(conn: Connection, frame: HelloFrame): Promise<Principal | undefined> {
+    const token = frame.token ?? conn.bearer;
+    conn.bearer = undefined;
     try {
-      return await ctx.auth.authenticate({ token: frame.token ?? conn.bearer, userId: frame.user_id });
+      return await ctx.auth.authenticate({ token, userId: frame.user_id });
     } catch (error) {
       // Never the token itself.
       hooks.emit(

@@ -14,7 +14,8 @@ export type LocalCloseReason = Extract<
 /** State of one WebSocket connection, from upgrade to close. */
 export class Connection {
   readonly socket: GatewaySocket;
-  readonly bearer: string | undefined;
+  /** The `Authorization: Bearer` token, until the hello is verified (not kept for the connection's life). */
+  bearer: string | undefined;
   lastSeen = Date.now();
   phase: 'handshake' | 'authenticating' | 'open' | 'closed' = 'handshake';
   session: Session | undefined;
