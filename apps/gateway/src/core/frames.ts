@@ -59,9 +59,12 @@ export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOp
       conn.close(CloseCode.UnsupportedData, 'binary frame');
       return;
     }
-    if (rateLimit && !(conn.limiter ??= new TokenBucket(rateLimit)).take()) {
-      rateLimited(conn);
-      return;
+    if (rateLimit) {
+      conn.limiter ??= new TokenBucket(rateLimit);
+      if (!conn.limiter.take()) {
+        rateLimited(conn);
+        return;
+      }
     }
     conn.refused = 0;
     if (conn.phase === 'authenticating') {
