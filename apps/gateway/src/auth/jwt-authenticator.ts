@@ -1,8 +1,9 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import type { AuthFailureReason } from '@livebus/protocol';
 import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { DEFAULT_TOKEN_CLOCK_TOLERANCE_MS } from '../core/token-schedule';
 import { AuthError, type Authenticator, type Principal } from './authenticator';
+import { type Hs256Checks, verifyHs256 } from './hs256';
 import { toPrincipal } from './principal';
 
 /**
@@ -52,8 +53,9 @@ const HMAC_ALGS = ['HS256'];
 const JWKS_ALGS = ['RS256', 'ES256'];
 
 /**
- * Verifies JWTs with `jose`: HS256 against a shared secret and/or RS256 / ES256
- * against an identity provider's JWKS. `sub` is the user id; `exp` becomes
+ * Verifies JWTs: HS256 against a shared secret (with `node:crypto`, hs256.ts, or `jose`
+ * for what that does not decide alone) and/or RS256 / ES256 against an identity
+ * provider's JWKS (`jose`). `sub` is the user id; `exp` becomes
  * {@link Principal.expiresAtMs}.
  */
 export class JwtAuthenticator implements Authenticator {
@@ -61,6 +63,8 @@ export class JwtAuthenticator implements Authenticator {
   readonly #options: JwtAuthOptions & { clockToleranceMs: number; now: () => number };
   readonly #algorithms: string[];
   readonly #key: JWTVerifyGetKey;
+  /** The secret as a key object, made once (jose made one per token from the bytes). */
+  readonly #hmacKey: KeyObject | undefined;
 
   /** @throws TypeError when neither `secret` nor `jwksUrl` is given. */
   constructor(options: JwtAuthOptions) {
@@ -71,7 +75,8 @@ export class JwtAuthenticator implements Authenticator {
       clockToleranceMs: options.clockToleranceMs ?? DEFAULT_TOKEN_CLOCK_TOLERANCE_MS,
       now: options.now ?? Date.now,
     };
-    const hmacKey = secret ? new TextEncoder().encode(secret) : undefined;
+    const hmacKey = secret ? createSecretKey(Buffer.from(secret, 'utf8')) : undefined;
+    this.#hmacKey = hmacKey;
     // createRemoteJWKSet fetches nothing until the first token needs a key.
     const jwks = jwksUrl
       ? createRemoteJWKSet(new URL(jwksUrl), {
@@ -99,19 +104,32 @@ export class JwtAuthenticator implements Authenticator {
     };
   }
 
+  /** What {@link verifyHs256} checks besides the signature: the options jose is given below. */
+  #hs256Checks(): Hs256Checks {
+    const { issuer, audience, clockToleranceMs, now } = this.#options;
+    return { issuer, audience, clockToleranceS: clockToleranceMs / 1000, nowMs: now() };
+  }
+
   async authenticate({ token }: { token?: string | undefined }): Promise<Principal> {
     if (!token) throw new AuthError('missing_token', 'no token');
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, this.#key, {
-        algorithms: this.#algorithms,
-        issuer: this.#options.issuer,
-        audience: this.#options.audience,
-        // jose counts in seconds; fractions are fine.
-        clockTolerance: this.#options.clockToleranceMs / 1000,
-        currentDate: new Date(this.#options.now()),
-        requiredClaims: ['sub'],
-      }));
+      // HS256 tokens, the common case, are checked here without jose's async path (hs256.ts);
+      // whatever it does not decide alone (other algs, crit, malformed) goes to jose.
+      const hs256 = this.#hmacKey ? verifyHs256(token, this.#hmacKey, this.#hs256Checks()) : undefined;
+      payload =
+        hs256 ??
+        (
+          await jwtVerify(token, this.#key, {
+            algorithms: this.#algorithms,
+            issuer: this.#options.issuer,
+            audience: this.#options.audience,
+            // jose counts in seconds; fractions are fine.
+            clockTolerance: this.#options.clockToleranceMs / 1000,
+            currentDate: new Date(this.#options.now()),
+            requiredClaims: ['sub'],
+          })
+        ).payload;
     } catch (cause) {
       throw toAuthError(cause);
     }

@@ -27,9 +27,30 @@ export function toPrincipal(
       cause: parsed.error,
     });
   }
-  const principal: Principal =
-    expiresAtMs === undefined ? { uid: parsed.data, service } : { uid: parsed.data, service, expiresAtMs };
-  // Not enumerable: a principal compared or logged whole does not carry the token's payload along.
-  if (claims) Object.defineProperty(principal, 'claims', { value: claims, enumerable: false });
-  return principal;
+  return new VerifiedPrincipal(parsed.data, service, expiresAtMs, claims);
+}
+
+/**
+ * A principal as {@link toPrincipal} makes it. The claims are a private field behind a
+ * getter: not enumerable, so a principal compared or logged whole does not carry the
+ * token's payload along. (They were a non-enumerable property added with
+ * `defineProperty`, which gave every session's principal an extra property array.)
+ */
+class VerifiedPrincipal implements Principal {
+  readonly uid: string;
+  readonly service: boolean;
+  /** Absent (not undefined) when the credential does not expire. */
+  declare readonly expiresAtMs?: number;
+  readonly #claims: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(uid: string, service: boolean, expiresAtMs?: number, claims?: Readonly<Record<string, unknown>>) {
+    this.uid = uid;
+    this.service = service;
+    if (expiresAtMs !== undefined) (this as { expiresAtMs?: number }).expiresAtMs = expiresAtMs;
+    this.#claims = claims;
+  }
+
+  get claims(): Readonly<Record<string, unknown>> | undefined {
+    return this.#claims;
+  }
 }

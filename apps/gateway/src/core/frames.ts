@@ -8,6 +8,7 @@ import {
 import { toRpcError } from '../rpc/rpc-error';
 import type { CoreContext } from './context';
 import { guarded } from './guard';
+import { TokenBucket } from './rate-limiter';
 import type { Connection, Session } from './session';
 import { refreshToken } from './tokens';
 
@@ -26,6 +27,9 @@ export interface FrameDispatchOptions {
  */
 export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOptions) {
   const { config, logger } = ctx;
+  /** Shared by every connection's bucket; undefined when rate limiting is off. */
+  const rateLimit =
+    config.rateLimitFramesPerS > 0 ? TokenBucket.policy(config.rateLimitFramesPerS, config.rateLimitBurst) : undefined;
 
   function badFrame(conn: Connection, message: string, issues?: { path: string; message: string }[], close = false) {
     logger.warn('ws_bad_frame', { uid: conn.session?.uid, session_id: conn.session?.id, message });
@@ -55,9 +59,12 @@ export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOp
       conn.close(CloseCode.UnsupportedData, 'binary frame');
       return;
     }
-    if (conn.limiter && !conn.limiter.take()) {
-      rateLimited(conn);
-      return;
+    if (rateLimit) {
+      conn.limiter ??= new TokenBucket(rateLimit);
+      if (!conn.limiter.take()) {
+        rateLimited(conn);
+        return;
+      }
     }
     conn.refused = 0;
     if (conn.phase === 'authenticating') {

@@ -5,7 +5,6 @@ import type { PresenceAddResult } from '../fleet/presence/presence';
 import type { CoreContext, HandshakeCount } from './context';
 import { guarded } from './guard';
 import { entryOf, removePresence } from './presence-entries';
-import { TokenBucket } from './rate-limiter';
 import { welcome } from './resume';
 import { Connection, Session } from './session';
 import type { GatewaySocket, SocketRequest } from './socket';
@@ -23,13 +22,10 @@ export interface HandshakeOptions {
  */
 export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) {
   const { config, logger, hooks } = ctx;
-  const rateLimit =
-    config.rateLimitFramesPerS > 0 ? TokenBucket.policy(config.rateLimitFramesPerS, config.rateLimitBurst) : undefined;
 
   /** A new connection: counted, rate limited (when on), with its handshake deadline. */
   function accept(socket: GatewaySocket, request: SocketRequest, count?: HandshakeCount): Connection {
-    const limiter = rateLimit ? new TokenBucket(rateLimit) : undefined;
-    const conn = new Connection(socket, bearerOf(request), limiter);
+    const conn = new Connection(socket, bearerOf(request));
     ctx.connections.add(conn);
     if (count) ctx.counts.set(conn, count);
     conn.handshakeTimer = setTimeout(() => {
@@ -54,8 +50,10 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
   }
 
   async function authenticate(conn: Connection, frame: HelloFrame): Promise<Principal | undefined> {
+    const token = frame.token ?? conn.bearer;
+    conn.bearer = undefined;
     try {
-      return await ctx.auth.authenticate({ token: frame.token ?? conn.bearer, userId: frame.user_id });
+      return await ctx.auth.authenticate({ token, userId: frame.user_id });
     } catch (error) {
       // Never the token itself.
       hooks.emit(

@@ -37,6 +37,21 @@ describe('createHeartbeat, on fake timers', () => {
   beforeEach(() => jest.useFakeTimers({ now: T0 }));
   afterEach(() => jest.useRealTimers());
 
+  it('drops a token bucket that has refilled (the next frame makes a new one), keeps one still refilling', () => {
+    const [idle, busy] = [fakeConnection(), fakeConnection()];
+    const bucket = (full: boolean) => ({ isFull: () => full });
+    const withLimiter = (c: FakeConnection, full: boolean) => Object.assign(c, { limiter: bucket(full) });
+    const heartbeat = createHeartbeat(
+      new Set([withLimiter(idle, true), withLimiter(busy, false)] as unknown as Connection[]),
+      { pingIntervalMs: 1_000, pingTimeoutMs: 5_000 },
+    );
+    heartbeat.sweep();
+    expect([(idle as { limiter?: unknown }).limiter, (busy as { limiter?: unknown }).limiter]).toEqual([
+      undefined,
+      expect.objectContaining({ isFull: expect.any(Function) }),
+    ]);
+  });
+
   it('spreads a sweep over 80 % of the interval in slices, each socket pinged once', () => {
     const conns = Array.from({ length: 2 * HEARTBEAT_SLICE + 50 }, fakeConnection);
     const heartbeat = createHeartbeat(new Set(conns as unknown as Connection[]), {

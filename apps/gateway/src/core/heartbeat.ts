@@ -31,6 +31,8 @@ export function createHeartbeat(
       const now = Date.now();
       for (const conn of all.slice(slice * HEARTBEAT_SLICE, (slice + 1) * HEARTBEAT_SLICE)) {
         if (conn.phase === 'closed') continue;
+        // A bucket that has refilled is the same as a new one: the next frame makes one.
+        if (conn.limiter?.isFull()) conn.limiter = undefined;
         if (now - conn.lastSeen > config.pingTimeoutMs) {
           conn.terminate('ping_timeout');
         } else if (conn.socket.isOpen) {

@@ -12,4 +12,16 @@ describe('TokenBucket', () => {
     now += 10_000; // refills up to the burst, not beyond
     expect(Array.from({ length: 6 }, () => bucket.take()).filter(Boolean)).toHaveLength(5);
   });
+
+  it('is full once it has refilled to its burst, and only then', () => {
+    let now = 0;
+    const bucket = new TokenBucket(10, 5, () => now);
+    expect(bucket.isFull()).toBe(true);
+    bucket.take();
+    expect(bucket.isFull()).toBe(false);
+    now += 99;
+    expect(bucket.isFull()).toBe(false);
+    now += 1; // the token taken is back
+    expect(bucket.isFull()).toBe(true);
+  });
 });

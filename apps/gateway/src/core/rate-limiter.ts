@@ -19,6 +19,15 @@ export class TokenBucket {
     return { ratePerS, burst, now };
   }
 
+  /**
+   * Whether the bucket has refilled to its burst: it is then the same as a new bucket, and
+   * an idle connection need not keep it (see the heartbeat).
+   */
+  isFull(): boolean {
+    const { ratePerS, burst } = this.#policy;
+    return this.#tokens + ((this.#policy.now() - this.#last) / 1000) * ratePerS >= burst;
+  }
+
   /** Takes one token; false when the bucket is empty. */
   take(): boolean {
     const { ratePerS, burst } = this.#policy;

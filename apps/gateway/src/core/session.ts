@@ -14,7 +14,8 @@ export type LocalCloseReason = Extract<
 /** State of one WebSocket connection, from upgrade to close. */
 export class Connection {
   readonly socket: GatewaySocket;
-  readonly bearer: string | undefined;
+  /** The `Authorization: Bearer` token, until the hello is verified (not kept for the connection's life). */
+  bearer: string | undefined;
   lastSeen = Date.now();
   phase: 'handshake' | 'authenticating' | 'open' | 'closed' = 'handshake';
   session: Session | undefined;
@@ -22,8 +23,12 @@ export class Connection {
   /** Frames that arrived while the hello was being verified; processed once the session opens. Made on first use. */
   early: Buffer[] | undefined;
   handshakeTimer: NodeJS.Timeout | undefined;
-  /** Undefined when rate limiting is off. */
-  readonly limiter: TokenBucket | undefined;
+  /**
+   * The connection's token bucket, made at its first frame (when rate limiting is on) and
+   * dropped by the heartbeat once it has refilled: a full bucket is the same as a new one,
+   * and an idle connection then keeps none (about 64 bytes for its life).
+   */
+  limiter: TokenBucket | undefined;
   /** Frames refused by the limiter since the last accepted one. */
   refused = 0;
   /** The client asked for app-level `ping` frames (it cannot see protocol pings). */

@@ -1,34 +1,54 @@
 import type { Socket } from 'node:net';
-import type { RawData, WebSocket } from 'ws';
+import { WebSocket } from 'ws';
 import type { CoreSocket, SocketEvents } from '../core/socket';
 
-/** Where a `ws` WebSocket keeps its adapter (one property, instead of a closure per event). */
-const ADAPTER = Symbol('livebus.adapter');
-type AdaptedWs = WebSocket & { [ADAPTER]?: WsGatewaySocket };
-
-/*
- * The listeners every adapted WebSocket shares: `ws` calls them with the WebSocket as
- * `this`, and they find the adapter on it. A closure per event and connection (message,
- * ping/pong, close, error) cost each connection about 300 bytes for its life.
+/**
+ * The server's WebSocket (the `WebSocket` option of its `WebSocketServer`): `ws` reports a
+ * connection's message, ping, pong, close and error through `emit`, and this one hands them
+ * to its adapter directly. No listener is registered per connection: five of them (message,
+ * ping, pong, close, error) grew each WebSocket's table of listeners by about 100 bytes
+ * over plain `ws`'s one or two, for the connection's life. Listeners added with `on` (none
+ * in the gateway) still hear every event; an 'error' nobody listens to is dropped ('close'
+ * follows it; oversize frames surface there as RangeError and close with 1009).
  */
-function onMessage(this: AdaptedWs, data: RawData, isBinary: boolean): void {
-  const a = this[ADAPTER];
-  // The server keeps ws's default binaryType ('nodebuffer'): every message is one Buffer.
-  a?.events?.message(a.target, data as Buffer, isBinary);
+export class GatewayWebSocket extends WebSocket {
+  /** Set by {@link WsGatewaySocket.listen}: where the events go. */
+  adapter: WsGatewaySocket | undefined = undefined;
+
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    const a = this.adapter;
+    const events = a?.events;
+    if (events) {
+      switch (event) {
+        case 'message':
+          // The server keeps ws's default binaryType ('nodebuffer'): every message is one Buffer.
+          events.message(a.target, args[0] as Buffer, args[1] as boolean);
+          releaseReadChunks(this);
+          break;
+        case 'ping':
+        case 'pong':
+          events.alive(a.target);
+          break;
+        case 'close':
+          events.close(a.target, args[0] as number, (args[1] as Buffer).toString());
+          break;
+      }
+    }
+    if (event === 'error' && this.listenerCount('error') === 0) return false;
+    return super.emit(event, ...args);
+  }
 }
 
-function onAlive(this: AdaptedWs): void {
-  const a = this[ADAPTER];
-  a?.events?.alive(a.target);
-}
-
-function onClose(this: AdaptedWs, code: number, reason: Buffer): void {
-  const a = this[ADAPTER];
-  a?.events?.close(a.target, code, reason.toString());
-}
-
-function onError(): void {
-  // 'close' follows; oversize frames surface here as RangeError and close with 1009.
+/**
+ * `ws`'s receiver queues the chunks it reads in an array that its first message (the
+ * hello) grows to 17 slots, about 150 bytes it then keeps for the connection's life; plain
+ * `ws` servers whose clients never send anything never grow it. Once a message is handled
+ * and nothing more is queued, the array is swapped for an empty one (the receiver reads
+ * the property afresh each time it uses it).
+ */
+function releaseReadChunks(ws: WebSocket): void {
+  const receiver = (ws as unknown as { _receiver?: { _buffers?: unknown[] } | null })._receiver;
+  if (receiver?._buffers?.length === 0) receiver._buffers = [];
 }
 
 /** `ws` send options of a text frame given as bytes (a Buffer is sent as binary otherwise). */
@@ -50,15 +70,14 @@ function uncorkAll(): void {
  * and their context).
  */
 export class WsGatewaySocket implements CoreSocket {
-  readonly ws: WebSocket;
-  /** What the core registered (see {@link listen}); read by the shared listeners above. */
+  readonly ws: GatewayWebSocket;
+  /** What the core registered (see {@link listen}); read by {@link GatewayWebSocket.emit}. */
   target: unknown;
   events: SocketEvents<unknown> | undefined;
 
-  constructor(ws: WebSocket) {
+  constructor(ws: GatewayWebSocket) {
     this.ws = ws;
-    (ws as AdaptedWs)[ADAPTER] = this;
-    ws.on('error', onError);
+    ws.adapter = this;
   }
 
   get isOpen(): boolean {
@@ -109,14 +128,10 @@ export class WsGatewaySocket implements CoreSocket {
   listen<T>(target: T, events: SocketEvents<T>): void {
     this.target = target;
     this.events = events as SocketEvents<unknown>;
-    this.ws.on('message', onMessage);
-    this.ws.on('pong', onAlive);
-    this.ws.on('ping', onAlive);
-    this.ws.on('close', onClose);
   }
 }
 
-/** Adapts a `ws` WebSocket. */
-export function fromWs(ws: WebSocket): CoreSocket {
+/** Adapts a WebSocket of the gateway's server. */
+export function fromWs(ws: GatewayWebSocket): CoreSocket {
   return new WsGatewaySocket(ws);
 }

@@ -6,7 +6,7 @@ import type { ConnectionHandler } from '../core/connection-handler';
 import type { SocketRequest } from '../core/socket';
 import type { Logger } from '../logger';
 import { type Admission, type HandshakeTicket, refuseUpgrade } from './admission';
-import { fromWs } from './gateway-socket';
+import { fromWs, GatewayWebSocket } from './gateway-socket';
 import { enforceHeaderDeadline } from './http/header-deadline';
 import { isOriginAllowed } from './origin-policy';
 import { SlicedQueue } from './sliced-queue';
@@ -57,6 +57,8 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
     maxPayload: config.maxPayloadBytes,
     perMessageDeflate: false,
     clientTracking: false,
+    // Events reach the core without a listener per connection (gateway-socket.ts).
+    WebSocket: GatewayWebSocket,
   });
 
   /** Why an upgrade is refused before the WebSocket opens, as an HTTP status line; undefined to accept. */
@@ -90,7 +92,7 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
         // The socket lives for hours: it keeps no listener or map entry of the handshake.
         socket.off('close', endTicket);
         tickets.delete(socket);
-        core.open(fromWs(ws), request, ticket);
+        core.open(fromWs(ws as GatewayWebSocket), request, ticket);
       });
     } catch (error) {
       logger.error('ws_handler_error', { where: 'upgrade', error: String(error) });
