@@ -1,5 +1,6 @@
 import { createHmac, createSecretKey } from 'node:crypto';
 import { errors, jwtVerify } from 'jose';
+import josePackage from 'jose/package.json';
 import { AuthError } from './authenticator';
 import { verifyHs256 } from './hs256';
 import { JwtAuthenticator } from './jwt-authenticator';
@@ -254,4 +255,14 @@ describe('JwtAuthenticator on the tokens verifyHs256 leaves to jose', () => {
       expect(outcome).toBe(verdict);
     },
   );
+});
+
+describe('jose, the verifier verifyHs256 copies', () => {
+  // verifyHs256 copies jose 5.10's jwtVerify (checks, their order, errors, base64url leniency).
+  // package.json pins jose to ~5.10.0; if it is bumped to another minor or major, this fails
+  // so that someone compares hs256.ts with the new jwtVerify before changing the line below.
+  it('is jose 5.10.x (review hs256.ts against the new jwtVerify before changing this)', () => {
+    const [major, minor] = josePackage.version.split('.');
+    expect(`jose ${major}.${minor}`).toBe('jose 5.10');
+  });
 });
