@@ -130,6 +130,21 @@ describe('Firebase ID token signatures (firebase-admin verifyIdToken, not the em
     expect(requests).toContain(`www.googleapis.com${CERT_PATH}`);
   });
 
+  it('takes a service claim named like an Object.prototype member only from a token that carries it', async () => {
+    for (const claim of ['constructor', 'toString', '__proto__']) {
+      const auth = new FirebaseAuthenticator(app, claim);
+      expect(await auth.authenticate({ token: await idToken('plain') })).toMatchObject({
+        uid: 'plain',
+        service: false,
+      });
+      const own = JSON.parse(`{${JSON.stringify(claim)}:true}`) as Record<string, unknown>;
+      expect(await auth.authenticate({ token: await idToken('svc', { claims: own }) })).toMatchObject({
+        uid: 'svc',
+        service: true,
+      });
+    }
+  });
+
   it('refuses a forged signature, an unknown key id, an unsigned token, another algorithm, a tampered payload', async () => {
     expect(await refusal(await idToken('forged', { key: unpublished }))).toBe('bad_signature');
     expect(await refusal(await idToken('unknown-kid', { header: { kid: 'not-published' } }))).toBe('unknown_key');

@@ -2,7 +2,7 @@ import type { AuthFailureReason } from '@livebus/protocol';
 import type { App } from 'firebase-admin/app';
 import type { Auth, DecodedIdToken } from 'firebase-admin/auth';
 import { AuthError, type Authenticator, type Principal } from './authenticator';
-import { toPrincipal } from './principal';
+import { ownClaim, toPrincipal } from './principal';
 
 /**
  * Verifies Firebase ID tokens with firebase-admin. `firebase-admin/auth` is
@@ -51,7 +51,7 @@ export class FirebaseAuthenticator implements Authenticator {
       );
     }
     // Outside the try: a bad uid is our refusal, not a firebase verification failure.
-    return toPrincipal(decoded.uid, Boolean(decoded[this.#serviceRoleClaim]), decoded.exp * 1000, decoded);
+    return toPrincipal(decoded.uid, Boolean(ownClaim(decoded, this.#serviceRoleClaim)), decoded.exp * 1000, decoded);
   }
 }
 

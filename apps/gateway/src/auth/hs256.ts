@@ -42,6 +42,13 @@ function parseSegment(segment: string): unknown {
  * then the presence of `iss`, `aud`, `sub`, then `iss`, `aud`, `iat` (a number),
  * `nbf` and `exp` with the tolerance.
  *
+ * The equivalence is with jose 5.10 as installed, checked by hs256.test.ts (every verdict
+ * compared with jose's). apps/gateway/package.json pins jose to `~5.10.0` for that reason:
+ * another minor or major may change what jose accepts (its order of checks, its base64url
+ * decoding, how it reads `crit`, `b64` and the claims) and this would silently go on doing
+ * what the old one did. hs256.test.ts fails loudly when the installed jose is not 5.10.x:
+ * bumping jose means reviewing this function against the new jwtVerify, then the test.
+ *
  * @throws jose's `JWSSignatureVerificationFailed`, `JWTInvalid`, `JWTClaimValidationFailed`, `JWTExpired`
  */
 export function verifyHs256(token: string, key: KeyObject, checks: Hs256Checks): JWTPayload | undefined {

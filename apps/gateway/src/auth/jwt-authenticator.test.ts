@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { AuthError } from './authenticator';
 import { JwtAuthenticator, signJwt } from './jwt-authenticator';
 import { NoneAuthenticator } from './none-authenticator';
@@ -116,6 +117,30 @@ describe('JwtAuthenticator', () => {
     expect(await reason(tampered)).toBe('invalid');
     expect(await reason(signJwt({ exp: NOW_S + 60 }, SECRET))).toBe('invalid');
   });
+});
+
+describe('JwtAuthenticator: the service claim', () => {
+  const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  /** An HS256 token jose decides (crit b64 with b64 true is an ordinary token hs256.ts leaves to jose). */
+  const viaJose = (payload: Record<string, unknown>) => {
+    const head = `${b64({ alg: 'HS256', crit: ['b64'], b64: true })}.${b64(payload)}`;
+    return `${head}.${createHmac('sha256', SECRET).update(head).digest('base64url')}`;
+  };
+
+  it.each(['constructor', 'toString', 'hasOwnProperty', '__proto__', 'valueOf'])(
+    'serviceRoleClaim %s: only a token carrying that claim itself is a service caller, not every token',
+    async (claim) => {
+      const named = new JwtAuthenticator({ secret: SECRET, serviceRoleClaim: claim, now: () => NOW_S * 1000 });
+      for (const token of [signJwt({ sub: 'u' }, SECRET), viaJose({ sub: 'u' })]) {
+        expect(await named.authenticate({ token })).toEqual({ uid: 'u', service: false });
+      }
+      // JSON.parse makes even "__proto__" an own property: the claim still works when the token has it.
+      const own = JSON.parse(`{"sub":"app",${JSON.stringify(claim)}:true}`) as Record<string, unknown>;
+      for (const token of [signJwt(own, SECRET), viaJose(own)]) {
+        expect(await named.authenticate({ token })).toEqual({ uid: 'app', service: true });
+      }
+    },
+  );
 });
 
 describe('JwtAuthenticator: the reason the peer is told', () => {

@@ -4,7 +4,7 @@ import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtV
 import { DEFAULT_TOKEN_CLOCK_TOLERANCE_MS } from '../core/token-schedule';
 import { AuthError, type Authenticator, type Principal } from './authenticator';
 import { type Hs256Checks, verifyHs256 } from './hs256';
-import { toPrincipal } from './principal';
+import { ownClaim, toPrincipal } from './principal';
 
 /**
  * Options of {@link JwtAuthenticator}. At least one of `secret` and `jwksUrl` is
@@ -134,7 +134,7 @@ export class JwtAuthenticator implements Authenticator {
       throw toAuthError(cause);
     }
     const expiresAtMs = typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
-    return toPrincipal(payload.sub, Boolean(payload[this.#options.serviceRoleClaim]), expiresAtMs, payload);
+    return toPrincipal(payload.sub, Boolean(ownClaim(payload, this.#options.serviceRoleClaim)), expiresAtMs, payload);
   }
 }
 

@@ -31,6 +31,16 @@ export function toPrincipal(
 }
 
 /**
+ * The claim `name` of a verified token, only when the token carries it itself: a claims set is a
+ * plain object, so `claims[name]` would also read what every object inherits (`constructor`,
+ * `toString`, `__proto__`…), truthy for every token. Claim names come from configuration
+ * (SERVICE_ROLE_CLAIM, LISTENERS_FILE `company.membership.claim`).
+ */
+export function ownClaim(claims: Readonly<Record<string, unknown>> | undefined, name: string): unknown {
+  return claims !== undefined && Object.hasOwn(claims, name) ? claims[name] : undefined;
+}
+
+/**
  * A principal as {@link toPrincipal} makes it. The claims are a private field behind a
  * getter: not enumerable, so a principal compared or logged whole does not carry the
  * token's payload along. (They were a non-enumerable property added with

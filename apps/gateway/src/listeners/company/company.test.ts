@@ -97,6 +97,24 @@ describe('membership', () => {
     });
   });
 
+  it("reads only the token's own claim, never one inherited from Object.prototype", async () => {
+    // claims.__proto__ is Object.prototype, which has a truthy own toString: every token would name the company.
+    for (const claim of ['__proto__', 'constructor']) {
+      const inherited = new Membership({ claim });
+      for (const company of ['toString', 'hasOwnProperty', 'valueOf', 'acme']) {
+        expect([claim, company, await inherited.check(member({ sub: 'u1' }), company)]).toEqual([
+          claim,
+          company,
+          expect.objectContaining({ member: false, reason: 'not_member' }),
+        ]);
+      }
+    }
+    // A claim the token has under such a name still counts (JSON.parse makes "__proto__" an own property).
+    const own = JSON.parse('{"__proto__":["acme"],"constructor":{"acme":true}}') as Record<string, unknown>;
+    expect(await new Membership({ claim: '__proto__' }).check(member(own), 'acme')).toMatchObject({ member: true });
+    expect(await new Membership({ claim: 'constructor' }).check(member(own), 'acme')).toMatchObject({ member: true });
+  });
+
   it('keeps the claims of a principal out of its enumerable fields', () => {
     const p = member({ company_ids: ['acme'], email: 'a@b.c' });
     expect(JSON.stringify(p)).not.toContain('acme');

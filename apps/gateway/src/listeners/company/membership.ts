@@ -1,5 +1,6 @@
 import type { Firestore } from 'firebase-admin/firestore';
 import type { Principal } from '../../auth/authenticator';
+import { ownClaim } from '../../auth/principal';
 import { fillPath } from '../listeners-config';
 import type { CompanyConfig } from './company-config';
 import { companyIdProblem } from './company-id';
@@ -44,7 +45,7 @@ export class Membership {
       return { member: false, reason: 'invalid_company_id', message: `invalid company id: ${problem}` };
     }
     const { claim, document } = this.#config;
-    if (claim && claimNames(principal.claims?.[claim], companyId)) return { member: true, source: 'claim' };
+    if (claim && claimNames(ownClaim(principal.claims, claim), companyId)) return { member: true, source: 'claim' };
     if (document && this.#firestore && segmentSafe(principal.uid)) {
       try {
         const path = fillPath(document, { company_id: companyId, uid: principal.uid });
