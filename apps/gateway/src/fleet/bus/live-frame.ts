@@ -124,6 +124,30 @@ function bytesAt(bytes: Buffer, at: number, ascii: string): boolean {
   return true;
 }
 
+/** What the memory behind a frame's bytes may hold beyond them for the frame to go on as a view (see {@link ownBytes}). */
+const MAX_EXTRA_BYTES = 1024;
+
+/**
+ * `bytes` as they are, or a copy in an allocation of their own when they are a view of a
+ * much larger one. A frame the kernel does not take from a socket at once stays queued in
+ * it, and with it the whole allocation its bytes are a view of: a socket read of up to
+ * 64 KiB that carried many frames (a busy moment), or redis-parser's shared pool (a frame
+ * that came in several reads); `bufferedAmount` and MAX_BUFFERED_BYTES count only the
+ * frame. So a view goes on only when what it keeps beyond the frame is at most the frame's
+ * own size or 1 KiB; else the frame is copied, once per event (a copy costs less than
+ * decoding the text and every socket encoding it again). Nearly every frame of a quiet
+ * stream is a whole read of its own, which Node allocates at its size: no copy.
+ */
+export function ownBytes(bytes: Buffer): Buffer {
+  const extra = bytes.buffer.byteLength - bytes.length;
+  if (extra <= bytes.length || extra <= MAX_EXTRA_BYTES) return bytes;
+  // Not Buffer.from or allocUnsafe: they put a small copy in Node's shared 8 KiB pool,
+  // which a queued frame would keep the same way.
+  const own = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(own);
+  return own;
+}
+
 /** `"event":"`, as the text path looks for it. */
 const EVENT_KEY = '"event":"';
 

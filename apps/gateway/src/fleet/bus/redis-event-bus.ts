@@ -27,7 +27,7 @@ import {
   type TargetListener,
   type Unsubscribe,
 } from './event-bus';
-import { LiveFrame, offsetInEpoch, offsetInEpochBytes } from './live-frame';
+import { LiveFrame, offsetInEpoch, offsetInEpochBytes, ownBytes } from './live-frame';
 import { guardShardedSubscribers } from './sharded-subscriber-guard';
 
 /** Options of {@link RedisEventBus}: the retention every publisher of the fleet must share. */
@@ -320,7 +320,7 @@ export class RedisEventBus implements EventBus {
       if (offset >= 0) {
         if (offset > s.offset) {
           s.offset = offset;
-          this.#fanOut(s, new LiveFrame(epoch, offset, undefined, message));
+          this.#fanOut(s, new LiveFrame(epoch, offset, undefined, ownBytes(message)));
         }
         return;
       }
