@@ -67,8 +67,13 @@ interface Served {
    */
   listener: TargetListener<unknown> | undefined;
   target: unknown;
-  /** Listeners after the first, in the order they came; made on first use. */
-  others: { listener: TargetListener<unknown>; target: unknown }[] | undefined;
+  /**
+   * Listeners after the first, in the order they came; made on first use. Never changed in
+   * place (a listen or unlisten makes a new array): a fan-out iterates the array it started
+   * with, so a listener that ends its own or another subscription while it is called costs
+   * no other listener the event, and one that starts a subscription does not hear it.
+   */
+  others: readonly { listener: TargetListener<unknown>; target: unknown }[] | undefined;
   /** Settles once SSUBSCRIBE is acknowledged and the head read; undefined once it has (not kept for the user's life). */
   ready: Promise<void> | undefined;
   /**
@@ -93,19 +98,19 @@ function hasListener(s: Served): boolean {
   return s.listener !== undefined;
 }
 
-/** Removes one listener and target; false when it was not there. */
+/** Removes one listener and target; false when it was not there. `others` is replaced, not changed. */
 function removeListener(s: Served, listener: TargetListener<unknown>, target: unknown): boolean {
+  const others = s.others;
   if (s.listener === listener && s.target === target) {
-    const next = s.others?.shift();
+    const next = others?.[0];
     s.listener = next?.listener;
     s.target = next?.target;
-    if (s.others?.length === 0) s.others = undefined;
+    s.others = others !== undefined && others.length > 1 ? others.slice(1) : undefined;
     return true;
   }
-  const at = s.others?.findIndex((o) => o.listener === listener && o.target === target) ?? -1;
-  if (at < 0) return false;
-  s.others?.splice(at, 1);
-  if (s.others?.length === 0) s.others = undefined;
+  const at = others?.findIndex((o) => o.listener === listener && o.target === target) ?? -1;
+  if (others === undefined || at < 0) return false;
+  s.others = others.length > 1 ? others.filter((_, i) => i !== at) : undefined;
   return true;
 }
 
@@ -242,8 +247,8 @@ export class RedisEventBus implements EventBus {
       s.listener = fn;
       s.target = target;
     } else {
-      s.others ??= [];
-      s.others.push({ listener: fn, target });
+      // A new array: a fan-out under way keeps the one it started with.
+      s.others = [...(s.others ?? []), { listener: fn, target }];
     }
     if (s.ready === undefined) return;
     try {
@@ -376,10 +381,12 @@ export class RedisEventBus implements EventBus {
   }
 
   #fanOut(s: Served, live: LiveEvent): void {
-    const { listener, others } = s;
+    // Read before the first call: a listener may listen or unlisten while it is called, which
+    // replaces `others` (never changes it) and may move the next listener into `listener`.
+    const { listener, target, others } = s;
     if (listener === undefined) return;
     try {
-      listener(live, s.target);
+      listener(live, target);
     } catch {
       // One listener's failure must not cost the others their events.
     }
