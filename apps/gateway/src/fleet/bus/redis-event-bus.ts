@@ -335,6 +335,12 @@ export class RedisEventBus implements EventBus {
     if (s.held === undefined && epoch !== undefined) {
       // Nearly every frame: stored form, the epoch already delivered. Compared in place,
       // handed on as received (the text is decoded only if a listener reads it).
+      // Not checked for valid UTF-8, by decision: a browser closes a text frame that is not
+      // (1007), where decoding used to put U+FFFD in its place. Stored frames are valid
+      // UTF-8 by construction: the append function joins an ASCII prefix (base64url epoch,
+      // digits) to the publisher's JSON.stringify output, which escapes lone surrogates, and
+      // ioredis sends it as UTF-8. Only a hand-made SPUBLISH to the channel could break
+      // that, at the cost of one reconnect of its user's sessions (which then resume).
       const offset = offsetInEpochBytes(message, epoch);
       if (offset >= 0) {
         if (offset > s.offset) {
