@@ -69,6 +69,27 @@ describe('a fleet of three gateways on one Redis', () => {
     }
   });
 
+  it('sends live events as text frames (the bytes from Redis as they are), non-ASCII intact', async () => {
+    const { client } = await connectAs(a().url, 'text-frames');
+    const frames: { binary: boolean; text: string }[] = [];
+    client.ws.on('message', (data: Buffer, isBinary: boolean) => frames.push({ binary: isBinary, text: String(data) }));
+    const publisher = createPublisher({ redisUrl: redis.url });
+    try {
+      const sent = ['1', 'caf\u00e9 \u2713', '\ud83d\ude80 3'];
+      for (const m of sent) await publisher.publish('text-frames', note(m));
+      await waitFor(() => client.events().length === 3, 'three events');
+      expect(messages(client.events())).toEqual(sent);
+      expect(frames.map((f) => [f.binary, (JSON.parse(f.text) as { type: string }).type])).toEqual([
+        [false, 'event'],
+        [false, 'event'],
+        [false, 'event'],
+      ]);
+    } finally {
+      await publisher.close();
+      await client.close();
+    }
+  });
+
   it('resumes on another instance with exactly what was missed, no gap', async () => {
     const first = await connectAs(a().url, 'mover');
     await a().gw.publish('mover', note('seen'));

@@ -123,6 +123,33 @@ export function eventBusContract(name: string, fixture: EventBusFixture): void {
       await bus.unlisten(uid, shared, 'c');
     });
 
+    it('listen: a listener that ends its own or starts another subscription while called costs no one the event', async () => {
+      const bus = await make();
+      if (!bus.listen || !bus.unlisten) return;
+      const seen: string[] = [];
+      const shared = (e: LiveEvent, target: string) => {
+        const message = (frameOf(e).data as { message: string }).message;
+        seen.push(`${target}:${message}`);
+        if (target === 'a' && message === '1') {
+          // Both at once, while the bus is calling its listeners of this event.
+          void bus.unlisten?.(uid, shared, 'a');
+          void bus.listen?.(uid, shared, 'd');
+        }
+      };
+      for (const target of ['a', 'b', 'c']) await bus.listen(uid, shared, target);
+      const watched: StoredEvent[] = [];
+      const offWatcher = await bus.subscribe(uid, (e) => watched.push(frameOf(e)));
+      await bus.publish(uid, note(1));
+      await waitUntil(() => watched.length === 1, 'the first event');
+      // The listeners of the moment, each once; the one that came meanwhile hears the next event.
+      expect(seen).toEqual(['a:1', 'b:1', 'c:1']);
+      await bus.publish(uid, note(2));
+      await waitUntil(() => watched.length === 2, 'the second event');
+      expect(seen.slice(3)).toEqual(['b:2', 'c:2', 'd:2']);
+      for (const target of ['b', 'c', 'd']) await bus.unlisten(uid, shared, target);
+      await offWatcher();
+    });
+
     it('delivers an event published through one handle to a subscriber of another (two instances)', async () => {
       const a = await make();
       const b = await make();

@@ -25,8 +25,9 @@ export interface LiveEvent {
   /**
    * The same frame as UTF-8 bytes, when the bus has it so (the Redis bus: the message as
    * received): a socket takes them as they are, with no string decoded and encoded again.
-   * A view into the bus's read buffer: whoever keeps the event beyond the current tick
-   * keeps `text`, not this.
+   * A view into the bus's read buffer, which holds at most about as much again (a frame
+   * read with many others is copied out: see `ownBytes`), so a socket may queue it;
+   * whoever else keeps the event beyond the current tick keeps `text`, not this.
    */
   readonly bytes?: Buffer;
 }

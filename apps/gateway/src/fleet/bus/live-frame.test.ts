@@ -1,5 +1,5 @@
 import { readStoredFramePosition } from '@livebus/publisher';
-import { LiveFrame, offsetInEpoch, offsetInEpochBytes } from './live-frame';
+import { isOfType, LiveFrame, offsetInEpoch, offsetInEpochBytes, ownBytes } from './live-frame';
 
 /** Both readers, the text's and the bytes', must agree on every input. */
 const both = (text: string, epoch: string) => {
@@ -76,5 +76,70 @@ describe('LiveFrame', () => {
     expect(live.text).toBe(text);
     expect(live.text).toBe(text);
     expect(live.bytes?.toString()).toBe(text);
+  });
+});
+
+describe('isOfType', () => {
+  /** The same answer from the bytes (nothing decoded) and from the text. */
+  const of = (text: string, type: string) => {
+    const bytes = new LiveFrame('E', 1, undefined, Buffer.from(text));
+    const fromBytes = isOfType(bytes, type);
+    expect(isOfType(new LiveFrame('E', 1, text), type)).toBe(fromBytes);
+    return fromBytes;
+  };
+
+  it('reads the type where the stored frame puts it', () => {
+    expect(of(frame('E:1', 'registry.updated'), 'registry.updated')).toBe(true);
+    expect(of(frame('E:12345', 'registry.updated', '"data":{"user_id":"caf\u00e9"}}'), 'registry.updated')).toBe(true);
+    expect(of(frame('E:1', 'session.notice'), 'registry.updated')).toBe(false);
+    // A type that starts with the one asked for is another type.
+    expect(of(frame('E:1', 'registry.updatedX'), 'registry.updated')).toBe(false);
+    expect(of(frame('E:1', 'registry'), 'registry.updated')).toBe(false);
+    // The name in the data is not the frame's type.
+    const notice = frame('E:1', 'session.notice', '"data":{"message":"\\"event\\":\\"registry.updated\\""}}');
+    expect(of(notice, 'registry.updated')).toBe(false);
+  });
+
+  it('reads no type from bytes that are not a stored frame', () => {
+    for (const text of ['', '{"type":"event"', '{"type":"event","cursor":"E:1","ts":x,"event":"registry.updated"}']) {
+      expect(isOfType(new LiveFrame('E', 1, undefined, Buffer.from(text)), 'registry.updated')).toBe(false);
+    }
+  });
+});
+
+describe('ownBytes', () => {
+  /** `length` bytes at `at` of an allocation of `size` of its own (as a socket read gives them). */
+  const viewOf = (size: number, at: number, length: number) => {
+    const read = Buffer.allocUnsafeSlow(size).fill(0x20);
+    read.write('x'.repeat(length), at);
+    return read.subarray(at, at + length);
+  };
+
+  it('hands on a view that keeps at most its own size or 1 KiB more', () => {
+    for (const [size, at, length] of [
+      [200, 0, 200], // a whole read
+      [300, 40, 200], // a read of one frame with its RESP framing
+      [1_224, 100, 200], // 1 KiB more
+      [40_000, 10_000, 20_000], // as much again
+    ] as const) {
+      const bytes = viewOf(size, at, length);
+      expect(ownBytes(bytes)).toBe(bytes);
+    }
+  });
+
+  it('copies a frame out of a much larger allocation into one of its own size, small frames too', () => {
+    for (const [size, at, length] of [
+      [65_536, 1_000, 200], // one frame of a read that carried many
+      [1_225, 0, 200], // just over 1 KiB more
+      [65_536, 0, 20_000], // a big frame, but the allocation is over twice its size
+    ] as const) {
+      const bytes = viewOf(size, at, length);
+      const own = ownBytes(bytes);
+      expect(own).not.toBe(bytes);
+      expect(own.equals(bytes)).toBe(true);
+      // Not in Node's shared pool either: the copy's allocation is the copy.
+      expect([own.byteOffset, own.buffer.byteLength]).toEqual([0, length]);
+      expect(own.buffer).not.toBe(bytes.buffer);
+    }
   });
 });

@@ -123,3 +123,58 @@ function bytesAt(bytes: Buffer, at: number, ascii: string): boolean {
   }
   return true;
 }
+
+/** What the memory behind a frame's bytes may hold beyond them for the frame to go on as a view (see {@link ownBytes}). */
+const MAX_EXTRA_BYTES = 1024;
+
+/**
+ * `bytes` as they are, or a copy in an allocation of their own when they are a view of a
+ * much larger one. A frame the kernel does not take from a socket at once stays queued in
+ * it, and with it the whole allocation its bytes are a view of: a socket read of up to
+ * 64 KiB that carried many frames (a busy moment), or redis-parser's shared pool (a frame
+ * that came in several reads); `bufferedAmount` and MAX_BUFFERED_BYTES count only the
+ * frame. So a view goes on only when what it keeps beyond the frame is at most the frame's
+ * own size or 1 KiB; else the frame is copied, once per event (a copy costs less than
+ * decoding the text and every socket encoding it again). Nearly every frame of a quiet
+ * stream is a whole read of its own, which Node allocates at its size: no copy.
+ */
+export function ownBytes(bytes: Buffer): Buffer {
+  const extra = bytes.buffer.byteLength - bytes.length;
+  if (extra <= bytes.length || extra <= MAX_EXTRA_BYTES) return bytes;
+  // Not Buffer.from or allocUnsafe: they put a small copy in Node's shared 8 KiB pool,
+  // which a queued frame would keep the same way.
+  const own = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(own);
+  return own;
+}
+
+/** `"event":"`, as the text path looks for it. */
+const EVENT_KEY = '"event":"';
+
+/**
+ * Whether `event` is of type `type`. A frame given as bytes is in the stored form (the bus
+ * checked it with {@link offsetInEpochBytes} before handing it on): its type is read in
+ * place, after the cursor and `ts`, and no text is decoded; a listener that looks for one
+ * rare type reads only the frames of that type. A frame given as text is read where its
+ * `"event":"` key first comes (after type, cursor and ts in every frame the buses write).
+ */
+export function isOfType(event: LiveEvent, type: string): boolean {
+  const b = event.bytes;
+  if (b === undefined) {
+    const text = event.text;
+    const at = text.indexOf(EVENT_KEY);
+    return (
+      at >= 0 &&
+      text.startsWith(type, at + EVENT_KEY.length) &&
+      text.charCodeAt(at + EVENT_KEY.length + type.length) === QUOTE
+    );
+  }
+  if (!bytesAt(b, 0, PREFIX)) return false;
+  let i = b.indexOf(QUOTE, PREFIX.length); // the cursor's closing quote
+  if (i < 0 || !bytesAt(b, i + 1, TS)) return false;
+  i += 1 + TS.length;
+  for (let c = b[i] ?? 0; c >= ZERO && c <= NINE; c = b[++i] ?? 0);
+  if (!bytesAt(b, i, EVENT)) return false;
+  const name = i + EVENT.length;
+  return bytesAt(b, name, type) && b[name + type.length] === QUOTE;
+}

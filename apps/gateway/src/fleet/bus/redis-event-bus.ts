@@ -27,7 +27,7 @@ import {
   type TargetListener,
   type Unsubscribe,
 } from './event-bus';
-import { LiveFrame, offsetInEpoch, offsetInEpochBytes } from './live-frame';
+import { LiveFrame, offsetInEpoch, offsetInEpochBytes, ownBytes } from './live-frame';
 import { guardShardedSubscribers } from './sharded-subscriber-guard';
 
 /** Options of {@link RedisEventBus}: the retention every publisher of the fleet must share. */
@@ -67,10 +67,25 @@ interface Served {
    */
   listener: TargetListener<unknown> | undefined;
   target: unknown;
-  /** Listeners after the first, in the order they came; made on first use. */
-  others: { listener: TargetListener<unknown>; target: unknown }[] | undefined;
+  /**
+   * Listeners after the first, in the order they came; made on first use. Never changed in
+   * place (a listen or unlisten makes a new array): a fan-out iterates the array it started
+   * with, so a listener that ends its own or another subscription while it is called costs
+   * no other listener the event, and one that starts a subscription does not hear it.
+   */
+  others: readonly { listener: TargetListener<unknown>; target: unknown }[] | undefined;
   /** Settles once SSUBSCRIBE is acknowledged and the head read; undefined once it has (not kept for the user's life). */
   ready: Promise<void> | undefined;
+  /**
+   * False until the reply to this subscription's SSUBSCRIBE is handled: a frame before that
+   * came on the user's previous subscription, whose SUNSUBSCRIBE this one waited for (or on
+   * this one, in the same read as the reply). It is dropped: it was published before the
+   * head read that follows, which the listeners' replays and `position` start from. A
+   * position set from it would be stale (what was published between the two subscriptions
+   * never comes live), and a fresh session starting there would be closed with "events
+   * missed" at the next event.
+   */
+  subscribed: boolean;
   /**
    * Position of the last event delivered (the stream's head at subscribe time
    * until one is), to deliver each event once and in order and to know where a
@@ -93,19 +108,19 @@ function hasListener(s: Served): boolean {
   return s.listener !== undefined;
 }
 
-/** Removes one listener and target; false when it was not there. */
+/** Removes one listener and target; false when it was not there. `others` is replaced, not changed. */
 function removeListener(s: Served, listener: TargetListener<unknown>, target: unknown): boolean {
+  const others = s.others;
   if (s.listener === listener && s.target === target) {
-    const next = s.others?.shift();
+    const next = others?.[0];
     s.listener = next?.listener;
     s.target = next?.target;
-    if (s.others?.length === 0) s.others = undefined;
+    s.others = others !== undefined && others.length > 1 ? others.slice(1) : undefined;
     return true;
   }
-  const at = s.others?.findIndex((o) => o.listener === listener && o.target === target) ?? -1;
-  if (at < 0) return false;
-  s.others?.splice(at, 1);
-  if (s.others?.length === 0) s.others = undefined;
+  const at = others?.findIndex((o) => o.listener === listener && o.target === target) ?? -1;
+  if (others === undefined || at < 0) return false;
+  s.others = others.length > 1 ? others.filter((_, i) => i !== at) : undefined;
   return true;
 }
 
@@ -208,6 +223,7 @@ export class RedisEventBus implements EventBus {
         target: undefined,
         others: undefined,
         ready: undefined,
+        subscribed: false,
         epoch: undefined,
         offset: 0,
         held: undefined,
@@ -218,7 +234,10 @@ export class RedisEventBus implements EventBus {
       // own replay after `ready`, so nothing at or below that head is theirs to miss.
       const ready = (leaving ?? Promise.resolve())
         .then(() => sub.ssubscribe(channel))
-        .then(() => this.#reader.head(userId))
+        .then(() => {
+          served.subscribed = true;
+          return this.#reader.head(userId);
+        })
         .then((head) => {
           const at = parseCursor(head);
           if (at && served.epoch === undefined) {
@@ -242,8 +261,8 @@ export class RedisEventBus implements EventBus {
       s.listener = fn;
       s.target = target;
     } else {
-      s.others ??= [];
-      s.others.push({ listener: fn, target });
+      // A new array: a fan-out under way keeps the one it started with.
+      s.others = [...(s.others ?? []), { listener: fn, target }];
     }
     if (s.ready === undefined) return;
     try {
@@ -311,16 +330,22 @@ export class RedisEventBus implements EventBus {
 
   #onBytes(channel: string, message: Buffer): void {
     const s = this.#byChannel.get(channel);
-    if (!s) return;
+    if (!s?.subscribed) return;
     const epoch = s.epoch;
     if (s.held === undefined && epoch !== undefined) {
       // Nearly every frame: stored form, the epoch already delivered. Compared in place,
       // handed on as received (the text is decoded only if a listener reads it).
+      // Not checked for valid UTF-8, by decision: a browser closes a text frame that is not
+      // (1007), where decoding used to put U+FFFD in its place. Stored frames are valid
+      // UTF-8 by construction: the append function joins an ASCII prefix (base64url epoch,
+      // digits) to the publisher's JSON.stringify output, which escapes lone surrogates, and
+      // ioredis sends it as UTF-8. Only a hand-made SPUBLISH to the channel could break
+      // that, at the cost of one reconnect of its user's sessions (which then resume).
       const offset = offsetInEpochBytes(message, epoch);
       if (offset >= 0) {
         if (offset > s.offset) {
           s.offset = offset;
-          this.#fanOut(s, new LiveFrame(epoch, offset, undefined, message));
+          this.#fanOut(s, new LiveFrame(epoch, offset, undefined, ownBytes(message)));
         }
         return;
       }
@@ -376,10 +401,12 @@ export class RedisEventBus implements EventBus {
   }
 
   #fanOut(s: Served, live: LiveEvent): void {
-    const { listener, others } = s;
+    // Read before the first call: a listener may listen or unlisten while it is called, which
+    // replaces `others` (never changes it) and may move the next listener into `listener`.
+    const { listener, target, others } = s;
     if (listener === undefined) return;
     try {
-      listener(live, s.target);
+      listener(live, target);
     } catch {
       // One listener's failure must not cost the others their events.
     }
