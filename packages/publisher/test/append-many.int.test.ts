@@ -200,7 +200,7 @@ describe('appendBatches on a standalone Redis: many users in one script call', (
     const variant = new RedisScript(
       streamScripts.appendMany.source.replace(
         call,
-        `if string.find(stream, 'amv%-empty') then return {} end\n  ${call}`,
+        `if string.find(stream, 'amv%-empty') then return end\n  ${call}`,
       ),
     );
     const original = streamScripts.appendMany;
