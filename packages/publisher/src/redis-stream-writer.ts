@@ -256,9 +256,10 @@ export class RedisStreamWriter {
       for (const i of call) out[i] = error;
       return;
     }
-    call.forEach((i, u) => {
-      out[i] = userResult(batches[i] as UserBatch, reply.slice(4 * u, 4 * u + 4));
-    });
+    for (let u = 0; u < call.length; u++) {
+      const i = call[u] as number;
+      out[i] = userResult(batches[i] as UserBatch, reply, 4 * u);
+    }
   }
 
   async #appendUser(userId: string, events: readonly AppEvent[], fence?: PublishFence): Promise<StoredEvent[]> {
@@ -289,9 +290,12 @@ export class RedisStreamWriter {
   }
 }
 
-/** One user's four items of an `appendMany` reply: its batch stored (or a duplicate), or its error. */
-function userResult(b: UserBatch, items: readonly unknown[]): BatchResult | Error {
-  const [head, first, ts, flagItem] = items;
+/** One user's four items of an `appendMany` reply (from `at`): its batch stored (or a duplicate), or its error. */
+function userResult(b: UserBatch, reply: readonly unknown[], at: number): BatchResult | Error {
+  const head = reply[at];
+  const first = reply[at + 1];
+  const ts = reply[at + 2];
+  const flagItem = reply[at + 3];
   // An integer reply (or its digits); anything else is no flag at all, never "stored".
   const flag =
     typeof flagItem === 'number' || (typeof flagItem === 'string' && /^\d+$/.test(flagItem))
@@ -314,7 +318,7 @@ function userResult(b: UserBatch, items: readonly unknown[]): BatchResult | Erro
     }
   }
   return new ReplyError(
-    `appendMany answered an unreadable result for user ${JSON.stringify(b.userId)}: ${JSON.stringify(items)}`,
+    `appendMany answered an unreadable result for user ${JSON.stringify(b.userId)}: ${JSON.stringify(reply.slice(at, at + 4))}`,
   );
 }
 
