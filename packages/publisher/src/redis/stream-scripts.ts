@@ -55,7 +55,7 @@ export const APPEND_MANY_FLAGS = {
  * that publisher's last batch appended (see {@link MAX_PUBLISHER_RECORDS}).
  */
 const STREAM_LUA_PRELUDE = `${LUA_NOW_MS}
-local call, tonumber, fmt, sub, find, match, unpack = redis.call, tonumber, string.format, string.sub, string.find, string.match, unpack
+local call, tonumber, fmt, sub, byte, match, unpack = redis.call, tonumber, string.format, string.sub, string.byte, string.match, unpack
 local function offset_of(id)
   return tonumber(string.match(id, '^(%d+)'))
 end
@@ -169,6 +169,19 @@ local function half_margin_of(r)
   return half_margin
 end
 
+-- The times in metas ('f', 'x'), as numbers: users appended in one call share their times,
+-- so each distinct text is converted once per call.
+local times = {}
+local function time_of(text)
+  if not text then return nil end
+  local t = times[text]
+  if t == nil then
+    t = tonumber(text) or false
+    times[text] = t
+  end
+  return t or nil
+end
+
 -- The HSET of an append's meta fields: one table for the whole call, filled anew by each user.
 local meta_fields = {}
 
@@ -189,14 +202,15 @@ local function append_events(stream, meta, candidate, channel, r, publisher, seq
   local fresh = not m[1]
   if not fresh then
     epoch, offset, bytes, writer = m[1], tonumber(m[2] or '0'), tonumber(m[3] or '0'), m[4]
-    oldest, oldest_offset, renewed = tonumber(m[5] or ''), tonumber(m[6] or ''), tonumber(m[7] or '')
+    oldest, oldest_offset, renewed = time_of(m[5]), tonumber(m[6] or ''), time_of(m[7])
     -- This publisher's batch was appended already (its reply was lost, and it tries
     -- again: on the same master after a reconnect, or on a promoted replica that had
     -- received it): answer what was stored, store nothing.
     local record = record_field and m[8] or nil
     if record then
       -- '<batch seq> <first offset> <ts>': only a record that starts with this seq is read.
-      if find(record, seq .. ' ', 1, true) == 1 then
+      local digits = #seq
+      if byte(record, digits + 1) == 32 and sub(record, 1, digits) == seq then
         local r_seq, r_first, r_ts = match(record, '^(%d+) (%d+) (%d+)$')
         if r_seq == seq then return epoch, tonumber(r_first), tonumber(r_ts), 1 end
       end
