@@ -234,7 +234,8 @@ export class RedisStreamWriter {
         b.seq === undefined || publisherId === undefined ? '' : String(b.seq),
         b.fence ? b.fence.value : '',
       );
-      for (const text of events) args.push(text);
+      // Without the opening '{': the script puts the stored frame's own fields before the rest.
+      for (const text of events) args.push(text.slice(1));
     }
     let reply: unknown;
     try {

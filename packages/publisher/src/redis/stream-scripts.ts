@@ -187,12 +187,13 @@ local meta_fields = {}
 
 -- Appends events[from..to] to one user's stream (r: max events, retention ms, max
 -- bytes, stream ttl, meta ttl), SPUBLISHes them, trims and renews the expiries.
--- publisher/seq: the batch's tag (nil: untagged). Returns epoch, first offset,
+-- publisher/seq: the batch's tag (nil: untagged). bare: the events come without their
+-- opening '{' (appendMany's), else each is the whole JSON. Returns epoch, first offset,
 -- ts, 1 if the meta records that publisher's batch seq as appended already
 -- (nothing stored again: its first offset and ts are returned), else 0.
 -- Numbers go to Redis as strings made with '%d' (every one is an integer): a number
 -- argument would be formatted by Redis with '%.17g', and '%.0f' costs several times '%d'.
-local function append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to)
+local function append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, bare)
   local max_events, retention_ms, max_bytes, stream_ttl, meta_ttl = r[1], r[2], r[3], r[4], r[5]
   local record_field = publisher and record_field_of(publisher) or nil
   local m = call('HMGET', meta, 'e', 'o', 'b', 'w', 'f', 'g', 'x', record_field or 'e')
@@ -242,7 +243,7 @@ local function append_events(stream, meta, candidate, channel, r, publisher, seq
     -- The event JSON comes as {"event":...}; the stored form puts type, cursor
     -- and ts first, exactly as the in-memory bus serialises an EventFrame (and
     -- as readStoredFramePosition reads it back).
-    local stored = '{"type":"event","cursor":"' .. epoch .. ':' .. off_s .. '","ts":' .. ts_s .. ',' .. sub(events[i], 2)
+    local stored = '{"type":"event","cursor":"' .. epoch .. ':' .. off_s .. '","ts":' .. ts_s .. ',' .. (bare and events[i] or sub(events[i], 2))
     if max_events > 0 then
       local id = off_s .. '-0'
       -- The first XADD tells (NOMKSTREAM) whether the stream vanished on its own
@@ -337,7 +338,8 @@ end
  *   KEYS: per user stream, meta, and the fence's lease key when it has a fence. ARGV: user
  *   count, max events, retention ms, max bytes, stream ttl ms, meta ttl ms, publisher id ('':
  *   untagged), then per user: event count, epoch candidate, channel, batch seq ('' untagged),
- *   fence value ('' unfenced), the event JSON... Returns per user { epoch (or the error text),
+ *   fence value ('' unfenced), each event's JSON without its opening '{' (the stored frame
+ *   puts its own fields before the rest: one copy fewer in Lua)... Returns per user { epoch (or the error text),
  *   first offset, ts, flag }. Each user is appended on its own (a fenced or failed user does
  *   not stop the others); `INFO replication` and `TIME` are read once per call.
  * - `readSince` ARGV: epoch candidate, meta ttl ms, retention ms, cursor epoch, cursor offset,
@@ -357,7 +359,7 @@ local function append_one(stream, meta, lease, fence, candidate, channel, r, pub
   if lease and call('GET', lease) ~= fence then
     return 'the lease is no longer held by this writer', 0, 0, ${APPEND_MANY_FLAGS.fenced}
   end
-  return append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to)
+  return append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, true)
 end
 
 -- The text of an error caught by pcall: a Redis error reply is a table { err = text }.
