@@ -195,7 +195,10 @@ local meta_fields = {}
 -- argument would be formatted by Redis with '%.17g', and '%.0f' costs several times '%d'.
 local function append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, bare)
   local max_events, retention_ms, max_bytes, stream_ttl, meta_ttl = r[1], r[2], r[3], r[4], r[5]
-  local record_field = publisher and record_field_of(publisher) or nil
+  local record_field = nil
+  if publisher then
+    record_field = publisher == record_field_publisher and record_field_name or record_field_of(publisher)
+  end
   local m = call('HMGET', meta, 'e', 'o', 'b', 'w', 'f', 'g', 'x', record_field or 'e')
   local epoch, offset, bytes, writer, oldest, oldest_offset, renewed
   -- exists: the stream may exist (false: known to be gone); len: its exact count, when known.
@@ -226,14 +229,16 @@ local function append_events(stream, meta, candidate, channel, r, publisher, seq
     call('DEL', stream)
     exists, len = false, 0
   end
-  local replid, promoted = replication()
+  local replid, promoted = replication_id, replication_promoted
+  if replid == nil then replid, promoted = replication() end
   -- The last append was made by another master and this node was promoted since:
   -- replication is asynchronous, so that master may have acknowledged (and
   -- SPUBLISHed) events this node never received. Their offsets must never be
   -- given to other events: skip far ahead, so every cursor from before the
   -- failover reads as a gap rather than resuming past a silent hole.
   if writer and writer ~= replid and promoted then offset = offset + ${FAILOVER_OFFSET_SKIP} end
-  local ts, ts_s = now_of_call()
+  local ts, ts_s = call_now, call_now_s
+  if ts == nil then ts, ts_s = now_of_call() end
   local first = offset + 1
   local off_s, first_s = nil, nil
   for i = from, to do
@@ -299,7 +304,7 @@ local function append_events(stream, meta, candidate, channel, r, publisher, seq
   -- The expiries are set again once the last setting is half the stream's margin
   -- (its TTL past the retention age) old, not on every append: the stream still
   -- outlives the retention age of its newest entry by half the margin or more.
-  local renew = not exists or not renewed or ts < renewed or ts - renewed >= half_margin_of(r)
+  local renew = not exists or not renewed or ts < renewed or ts - renewed >= (r == half_margin_r and half_margin or half_margin_of(r))
   if renew then
     fields[n + 1], fields[n + 2], n = 'x', ts_s, n + 2
   end
