@@ -16,8 +16,8 @@ import { existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import Redis from 'ioredis';
 import { userKeys } from '@livebus/publisher/redis';
+import Redis from 'ioredis';
 import { freePort, sleep } from './lib/common.mjs';
 
 const { values } = parseArgs({
@@ -148,7 +148,9 @@ const parts = [
   ['    string.format and number conversions (vfprintf)', '__vfprintf_internal'],
   ['requests read and run (readQueryFromClient; replies are written outside it)', 'readQueryFromClient'],
 ];
-console.log(`${n} events, ${users} users round-robin, ${window} in flight, ${values.subscribe === 'no' ? 'no subscriber' : 'one subscriber of every channel'}; instructions per event:`);
+console.log(
+  `${n} events, ${users} users round-robin, ${window} in flight, ${values.subscribe === 'no' ? 'no subscriber' : 'one subscriber of every channel'}; instructions per event:`,
+);
 console.log(`${per(total)}  total (redis-server, every thread)`);
 for (const [name, fn] of parts) console.log(`${per(of(fn))}  ${name}`);
 if (values.subscribe !== 'no' && heard < n) console.log(`(the subscriber heard ${heard} of ${n} events)`);

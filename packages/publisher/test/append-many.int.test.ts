@@ -198,10 +198,7 @@ describe('appendBatches on a standalone Redis: many users in one script call', (
     const call = 'return append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, true)';
     expect(streamScripts.appendMany.source).toContain(call);
     const variant = new RedisScript(
-      streamScripts.appendMany.source.replace(
-        call,
-        `if string.find(stream, 'amv%-empty') then return end\n  ${call}`,
-      ),
+      streamScripts.appendMany.source.replace(call, `if string.find(stream, 'amv%-empty') then return end\n  ${call}`),
     );
     const original = streamScripts.appendMany;
     (streamScripts as { appendMany: RedisScript }).appendMany = variant;
