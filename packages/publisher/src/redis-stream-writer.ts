@@ -227,13 +227,14 @@ export class RedisStreamWriter {
       keys.push(k.stream, k.meta);
       if (b.fence) keys.push(b.fence.key);
       const events = texts[i] as string[];
+      // A fenced user's count is negative, and its fence value follows the seq (none for the others).
       args.push(
-        String(events.length),
+        b.fence ? `-${events.length}` : String(events.length),
         newEpoch(),
         k.channel,
         b.seq === undefined || publisherId === undefined ? '' : String(b.seq),
-        b.fence ? b.fence.value : '',
       );
+      if (b.fence) args.push(b.fence.value);
       // Without the opening '{': the script puts the stored frame's own fields before the rest.
       for (const text of events) args.push(text.slice(1));
     }

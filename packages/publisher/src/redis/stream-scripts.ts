@@ -342,8 +342,8 @@ end
  * - `appendMany`: the same for several users in one call (see {@link APPEND_MANY_FLAGS}).
  *   KEYS: per user stream, meta, and the fence's lease key when it has a fence. ARGV: user
  *   count, max events, retention ms, max bytes, stream ttl ms, meta ttl ms, publisher id ('':
- *   untagged), then per user: event count, epoch candidate, channel, batch seq ('' untagged),
- *   fence value ('' unfenced), each event's JSON without its opening '{' (the stored frame
+ *   untagged), then per user: event count (negative: fenced), epoch candidate, channel, batch seq
+ *   ('' untagged), the fence value (fenced users only), each event's JSON without its opening '{' (the stored frame
  *   puts its own fields before the rest: one copy fewer in Lua)... Returns per user { epoch (or the error text),
  *   first offset, ts, flag }. Each user is appended on its own (a fenced or failed user does
  *   not stop the others); `INFO replication` and `TIME` are read once per call.
@@ -380,20 +380,24 @@ local function append_many(keys, args)
   local out = {}
   local k, a, base = 1, 8, 0
   for u = 1, n do
+    -- The event count, negative for a fenced user: its fence value follows the seq, its
+    -- lease key the meta (stored only while the lease holds the writer's value).
     local c = args[a]
     local count = c == '1' and 1 or tonumber(c)
-    local candidate, channel, seq, fence = args[a + 1], args[a + 2], args[a + 3], args[a + 4]
+    local candidate, channel, seq = args[a + 1], args[a + 2], args[a + 3]
     local stream, meta = keys[k], keys[k + 1]
-    local from = a + 5
-    local to = a + 4 + count
-    a = to + 1
+    local lease, fence = nil, nil
+    local from = a + 4
     k = k + 2
-    -- Fenced: stored only while the lease holds the writer's value.
-    local lease = nil
-    if fence ~= '' then
+    if count < 0 then
+      count = -count
+      fence = args[from]
+      from = from + 1
       lease = keys[k]
       k = k + 1
     end
+    local to = from + count - 1
+    a = to + 1
     local ok, epoch, first, ts, flag = pcall(append_one, stream, meta, lease, fence, candidate, channel, r, seq ~= '' and publisher or nil, seq ~= '' and seq or nil, args, from, to)
     if not ok then
       epoch, first, ts, flag = error_text(epoch), 0, 0, ${APPEND_MANY_FLAGS.error}
