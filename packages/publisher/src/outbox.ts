@@ -194,17 +194,18 @@ export class Outbox {
    */
   send(publications: readonly Publication[]): Promise<StoredEvent[]> {
     if (this.#closed) return Promise.reject(new PublishError('closed', 'the publisher is closed'));
-    let valid: Publication[];
+    // Every event is validated before any is queued; the items are made from them after.
+    const events = new Array<AppEvent>(publications.length);
     try {
-      valid = publications.map((p) => ({
-        userId: p.userId,
-        event: validatePublication(p.userId, p.event),
-        ...(p.fence ? { fence: p.fence } : {}),
-      }));
+      for (let k = 0; k < publications.length; k++) {
+        const p = publications[k] as Publication;
+        events[k] = validatePublication(p.userId, p.event);
+      }
     } catch (error) {
       // A rejection, not a throw: callers chain on the promise.
       return Promise.reject(error);
     }
+    const valid = publications;
     if (valid.length === 0) return Promise.resolve([]);
     const cap = this.#max === 0 ? Number.POSITIVE_INFINITY : this.#max;
     if (this.#items.length + valid.length > cap) {
@@ -216,11 +217,12 @@ export class Outbox {
     }
     return new Promise<StoredEvent[]>((resolve, reject) => {
       const entry: Entry = { items: [], left: valid.length, failures: 0, isQueued: false, resolve, reject };
-      for (const p of valid) {
+      for (let k = 0; k < valid.length; k++) {
+        const p = valid[k] as Publication;
         entry.items.push({
           userId: p.userId,
-          event: p.event,
-          fence: p.fence,
+          event: events[k] as AppEvent,
+          fence: p.fence || undefined,
           entry,
           stored: undefined,
           batch: undefined,
@@ -376,7 +378,10 @@ export class Outbox {
   #batchOf(items: Item[]): Item[] {
     const retry = (items[0] as Item).batch;
     if (retry) return items.filter((i) => i.batch?.seq === retry.seq);
-    const run = fenceRuns(items, (i) => i.fence)[0] as Item[];
+    // Most users' items carry no fence at all: then they are one run, no need to split them.
+    let fenced = false;
+    for (const i of items) fenced ||= i.fence !== undefined;
+    const run = fenced ? (fenceRuns(items, (i) => i.fence)[0] as Item[]) : items;
     const seq = ++this.#seq;
     run.forEach((item, index) => {
       item.batch = { seq, index };

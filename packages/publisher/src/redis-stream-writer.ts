@@ -227,14 +227,16 @@ export class RedisStreamWriter {
       keys.push(k.stream, k.meta);
       if (b.fence) keys.push(b.fence.key);
       const events = texts[i] as string[];
+      // A fenced user's count is negative, and its fence value follows the seq (none for the others).
       args.push(
-        String(events.length),
+        b.fence ? `-${events.length}` : String(events.length),
         newEpoch(),
         k.channel,
         b.seq === undefined || publisherId === undefined ? '' : String(b.seq),
-        b.fence ? b.fence.value : '',
       );
-      for (const text of events) args.push(text);
+      if (b.fence) args.push(b.fence.value);
+      // Without the opening '{': the script puts the stored frame's own fields before the rest.
+      for (const text of events) args.push(text.slice(1));
     }
     let reply: unknown;
     try {
@@ -256,9 +258,10 @@ export class RedisStreamWriter {
       for (const i of call) out[i] = error;
       return;
     }
-    call.forEach((i, u) => {
-      out[i] = userResult(batches[i] as UserBatch, reply.slice(4 * u, 4 * u + 4));
-    });
+    for (let u = 0; u < call.length; u++) {
+      const i = call[u] as number;
+      out[i] = userResult(batches[i] as UserBatch, reply, 4 * u);
+    }
   }
 
   async #appendUser(userId: string, events: readonly AppEvent[], fence?: PublishFence): Promise<StoredEvent[]> {
@@ -289,9 +292,12 @@ export class RedisStreamWriter {
   }
 }
 
-/** One user's four items of an `appendMany` reply: its batch stored (or a duplicate), or its error. */
-function userResult(b: UserBatch, items: readonly unknown[]): BatchResult | Error {
-  const [head, first, ts, flagItem] = items;
+/** One user's four items of an `appendMany` reply (from `at`): its batch stored (or a duplicate), or its error. */
+function userResult(b: UserBatch, reply: readonly unknown[], at: number): BatchResult | Error {
+  const head = reply[at];
+  const first = reply[at + 1];
+  const ts = reply[at + 2];
+  const flagItem = reply[at + 3];
   // An integer reply (or its digits); anything else is no flag at all, never "stored".
   const flag =
     typeof flagItem === 'number' || (typeof flagItem === 'string' && /^\d+$/.test(flagItem))
@@ -314,7 +320,7 @@ function userResult(b: UserBatch, items: readonly unknown[]): BatchResult | Erro
     }
   }
   return new ReplyError(
-    `appendMany answered an unreadable result for user ${JSON.stringify(b.userId)}: ${JSON.stringify(items)}`,
+    `appendMany answered an unreadable result for user ${JSON.stringify(b.userId)}: ${JSON.stringify(reply.slice(at, at + 4))}`,
   );
 }
 

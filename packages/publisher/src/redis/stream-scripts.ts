@@ -55,6 +55,7 @@ export const APPEND_MANY_FLAGS = {
  * that publisher's last batch appended (see {@link MAX_PUBLISHER_RECORDS}).
  */
 const STREAM_LUA_PRELUDE = `${LUA_NOW_MS}
+local call, tonumber, fmt, sub, byte, match, unpack = redis.call, tonumber, string.format, string.sub, string.byte, string.match, unpack
 local function offset_of(id)
   return tonumber(string.match(id, '^(%d+)'))
 end
@@ -68,15 +69,6 @@ local function ensure_meta(stream, meta, candidate)
   redis.call('DEL', stream)
   redis.call('HSET', meta, 'e', candidate, 'o', 0, 'b', 0)
   return candidate, 0
-end
-
--- What an append needs of the meta: { epoch, last offset, retained bytes, last writer,
--- oldest ts, oldest offset, expiries set at, record of record_field }, nil for each
--- field it lacks; nil for a missing meta.
-local function read_meta(meta, record_field)
-  local m = redis.call('HMGET', meta, 'e', 'o', 'b', 'w', 'f', 'g', 'x', record_field or 'e')
-  if not m[1] then return nil end
-  return m
 end
 
 -- Keeps at most MAX_PUBLISHER_RECORDS publishers' records in the meta: before a new
@@ -110,11 +102,14 @@ local function replication()
   return replication_id, replication_promoted
 end
 
--- The time of this call (TIME once per call: every user of a call gets the same ts).
-local call_now = nil
+-- The time of this call and its digits (TIME once per call: every user of a call gets the same ts).
+local call_now, call_now_s = nil, nil
 local function now_of_call()
-  if call_now == nil then call_now = now_ms() end
-  return call_now
+  if call_now == nil then
+    call_now = now_ms()
+    call_now_s = fmt('%d', call_now)
+  end
+  return call_now, call_now_s
 end
 
 -- Drops the oldest entries while the stream is over its count, age or byte
@@ -154,32 +149,75 @@ local function trim(stream, len, bytes, max_events, min_ts, max_bytes)
     redis.call('DEL', stream)
     return 0, nil, nil
   end
-  if last then redis.call('XTRIM', stream, 'MINID', string.format('%.0f', last + 1)) end
+  if last then call('XTRIM', stream, 'MINID', fmt('%d', last + 1)) end
   return bytes, kept, kept_offset
 end
 
+-- What every user of a call shares, worked out once per call rather than per user:
+-- the 'p:<publisher id>' field, and the expiry renewal's half margin of these retention
+-- arguments (appendMany passes one r table for all its users).
+local record_field_publisher, record_field_name = nil, nil
+local function record_field_of(publisher)
+  if publisher ~= record_field_publisher then
+    record_field_publisher, record_field_name = publisher, 'p:' .. publisher
+  end
+  return record_field_name
+end
+local half_margin_r, half_margin = nil, nil
+local function half_margin_of(r)
+  if r ~= half_margin_r then half_margin_r, half_margin = r, (tonumber(r[4]) - r[2]) / 2 end
+  return half_margin
+end
+
+-- The times in metas ('f', 'x'), as numbers: users appended in one call share their times,
+-- so each distinct text is converted once per call.
+local times = {}
+local function time_of(text)
+  if not text then return nil end
+  local t = times[text]
+  if t == nil then
+    t = tonumber(text) or false
+    times[text] = t
+  end
+  return t or nil
+end
+
+-- The HSET of an append's meta fields: one table for the whole call, filled anew by each user.
+local meta_fields = {}
+
 -- Appends events[from..to] to one user's stream (r: max events, retention ms, max
 -- bytes, stream ttl, meta ttl), SPUBLISHes them, trims and renews the expiries.
--- publisher/seq: the batch's tag (nil: untagged). Returns { epoch, first offset,
+-- publisher/seq: the batch's tag (nil: untagged). bare: the events come without their
+-- opening '{' (appendMany's), else each is the whole JSON. Returns epoch, first offset,
 -- ts, 1 if the meta records that publisher's batch seq as appended already
--- (nothing stored again: its first offset and ts are returned), else 0 }.
-local function append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to)
+-- (nothing stored again: its first offset and ts are returned), else 0.
+-- Numbers go to Redis as strings made with '%d' (every one is an integer): a number
+-- argument would be formatted by Redis with '%.17g', and '%.0f' costs several times '%d'.
+local function append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, bare)
   local max_events, retention_ms, max_bytes, stream_ttl, meta_ttl = r[1], r[2], r[3], r[4], r[5]
-  local record_field = publisher and ('p:' .. publisher) or nil
-  local m = read_meta(meta, record_field)
+  local record_field = nil
+  if publisher then
+    record_field = publisher == record_field_publisher and record_field_name or record_field_of(publisher)
+  end
+  local m = call('HMGET', meta, 'e', 'o', 'b', 'w', 'f', 'g', 'x', record_field or 'e')
   local epoch, offset, bytes, writer, oldest, oldest_offset, renewed
   -- exists: the stream may exist (false: known to be gone); len: its exact count, when known.
   local exists, len = true, nil
-  if m then
+  local fresh = not m[1]
+  if not fresh then
     epoch, offset, bytes, writer = m[1], tonumber(m[2] or '0'), tonumber(m[3] or '0'), m[4]
-    oldest, oldest_offset, renewed = tonumber(m[5] or ''), tonumber(m[6] or ''), tonumber(m[7] or '')
+    oldest, oldest_offset, renewed = time_of(m[5]), tonumber(m[6] or ''), time_of(m[7])
     -- This publisher's batch was appended already (its reply was lost, and it tries
     -- again: on the same master after a reconnect, or on a promoted replica that had
     -- received it): answer what was stored, store nothing.
     local record = record_field and m[8] or nil
     if record then
-      local r_seq, r_first, r_ts = string.match(record, '^(%d+) (%d+) (%d+)$')
-      if r_seq == seq then return { epoch, tonumber(r_first), tonumber(r_ts), 1 } end
+      -- '<batch seq> <first offset> <ts>': only a record that starts with this seq is read.
+      local digits = #seq
+      if byte(record, digits + 1) == 32 and sub(record, 1, digits) == seq then
+        local r_seq, r_first, r_ts = match(record, '^(%d+) (%d+) (%d+)$')
+        if r_seq == seq then return epoch, tonumber(r_first), tonumber(r_ts), 1 end
+      end
     elseif record_field then
       make_room_for_record(meta)
     end
@@ -188,41 +226,47 @@ local function append_events(stream, meta, candidate, channel, r, publisher, seq
     -- cursors of the old one can never match it, so they answer gap. A stream left
     -- over from the lost epoch is dropped with it.
     epoch, offset, bytes = candidate, 0, 0
-    redis.call('DEL', stream)
+    call('DEL', stream)
     exists, len = false, 0
   end
-  local replid, promoted = replication()
+  local replid, promoted = replication_id, replication_promoted
+  if replid == nil then replid, promoted = replication() end
   -- The last append was made by another master and this node was promoted since:
   -- replication is asynchronous, so that master may have acknowledged (and
   -- SPUBLISHed) events this node never received. Their offsets must never be
   -- given to other events: skip far ahead, so every cursor from before the
   -- failover reads as a gap rather than resuming past a silent hole.
   if writer and writer ~= replid and promoted then offset = offset + ${FAILOVER_OFFSET_SKIP} end
-  local ts = now_of_call()
-  local ts_s = string.format('%.0f', ts)
+  local ts, ts_s = call_now, call_now_s
+  if ts == nil then ts, ts_s = now_of_call() end
   local first = offset + 1
+  local off_s, first_s = nil, nil
   for i = from, to do
     offset = offset + 1
-    local off_s = string.format('%.0f', offset)
+    off_s = fmt('%d', offset)
+    if i == from then first_s = off_s end
     -- The event JSON comes as {"event":...}; the stored form puts type, cursor
     -- and ts first, exactly as the in-memory bus serialises an EventFrame (and
     -- as readStoredFramePosition reads it back).
-    local stored = '{"type":"event","cursor":"' .. epoch .. ':' .. off_s .. '","ts":' .. ts_s .. ',' .. string.sub(events[i], 2)
+    local stored = '{"type":"event","cursor":"' .. epoch .. ':' .. off_s .. '","ts":' .. ts_s .. ',' .. (bare and events[i] or sub(events[i], 2))
     if max_events > 0 then
+      local id = off_s .. '-0'
       -- The first XADD tells (NOMKSTREAM) whether the stream vanished on its own
       -- (expiry, eviction) while the meta lived on: then nothing is retained any
       -- more, the byte count must say so, and the oldest entry is this one.
-      if not (exists and i == from and redis.call('XADD', stream, 'NOMKSTREAM', off_s .. '-0', 't', ts_s, 'd', stored)) then
+      if not (exists and i == from and call('XADD', stream, 'NOMKSTREAM', id, 't', ts_s, 'd', stored)) then
         if i == from then
           exists, len, bytes = false, 0, 0
         end
-        redis.call('XADD', stream, off_s .. '-0', 't', ts_s, 'd', stored)
+        call('XADD', stream, id, 't', ts_s, 'd', stored)
       end
       if len then len = len + 1 end
       bytes = bytes + #stored
     end
-    redis.call('SPUBLISH', channel, stored)
+    call('SPUBLISH', channel, stored)
   end
+  if not off_s then off_s = fmt('%d', offset) end
+  if not first_s then first_s = fmt('%d', first) end
   local oldest_changed = false
   if not exists and max_events > 0 then oldest, oldest_offset, oldest_changed = ts, first, true end
   -- Trimmed only when over a bound. The bytes are in the meta; the oldest entry's
@@ -232,44 +276,44 @@ local function append_events(stream, meta, candidate, channel, r, publisher, seq
   local min_ts = ts - retention_ms
   local trim_needed = max_events == 0 or bytes > max_bytes or oldest == nil or oldest < min_ts
   if not trim_needed and not len and (oldest_offset == nil or offset - oldest_offset + 1 > max_events) then
-    len = redis.call('XLEN', stream)
+    len = call('XLEN', stream)
   end
   if trim_needed or (len and len > max_events) then
-    if not len then len = redis.call('XLEN', stream) end
+    if not len then len = call('XLEN', stream) end
     if len > 0 then
       bytes, oldest, oldest_offset = trim(stream, len, bytes, max_events, min_ts, max_bytes)
       oldest_changed = oldest ~= nil
     end
   end
-  local fields = { 'o', offset, 'b', bytes, 'w', replid }
-  if not m then
-    fields[#fields + 1] = 'e'
-    fields[#fields + 1] = epoch
+  local fields = meta_fields
+  fields[1], fields[2], fields[3], fields[4] = 'o', off_s, 'b', fmt('%d', bytes)
+  local n = 4
+  -- 'w' is written only when it changes.
+  if writer ~= replid then
+    fields[n + 1], fields[n + 2], n = 'w', replid, n + 2
+  end
+  if fresh then
+    fields[n + 1], fields[n + 2], n = 'e', epoch, n + 2
   end
   if oldest_changed then
-    fields[#fields + 1] = 'f'
-    fields[#fields + 1] = string.format('%.0f', oldest)
-    fields[#fields + 1] = 'g'
-    fields[#fields + 1] = string.format('%.0f', oldest_offset)
+    fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4], n = 'f', fmt('%d', oldest), 'g', fmt('%d', oldest_offset), n + 4
   end
   if record_field then
-    fields[#fields + 1] = record_field
-    fields[#fields + 1] = seq .. ' ' .. first .. ' ' .. ts_s
+    fields[n + 1], fields[n + 2], n = record_field, seq .. ' ' .. first_s .. ' ' .. ts_s, n + 2
   end
   -- The expiries are set again once the last setting is half the stream's margin
   -- (its TTL past the retention age) old, not on every append: the stream still
   -- outlives the retention age of its newest entry by half the margin or more.
-  local renew = not exists or not renewed or ts < renewed or ts - renewed >= (tonumber(stream_ttl) - retention_ms) / 2
+  local renew = not exists or not renewed or ts < renewed or ts - renewed >= (r == half_margin_r and half_margin or half_margin_of(r))
   if renew then
-    fields[#fields + 1] = 'x'
-    fields[#fields + 1] = ts_s
+    fields[n + 1], fields[n + 2], n = 'x', ts_s, n + 2
   end
-  redis.call('HSET', meta, unpack(fields))
+  call('HSET', meta, unpack(fields, 1, n))
   if renew then
-    redis.call('PEXPIRE', stream, stream_ttl)
-    redis.call('PEXPIRE', meta, meta_ttl)
+    call('PEXPIRE', stream, stream_ttl)
+    call('PEXPIRE', meta, meta_ttl)
   end
-  return { epoch, first, ts, 0 }
+  return epoch, first, ts, 0
 end
 
 -- One user's append (KEYS: stream, meta; ARGV: see streamScripts.appendAndNotify).
@@ -283,7 +327,7 @@ local function append_and_notify(keys, args)
     first_event = 9
   end
   local r = { tonumber(args[3]), tonumber(args[4]), tonumber(args[5]), args[6], args[7] }
-  return append_events(keys[1], keys[2], args[1], args[2], r, publisher, seq, args, first_event, #args)
+  return { append_events(keys[1], keys[2], args[1], args[2], r, publisher, seq, args, first_event, #args) }
 end
 
 `;
@@ -298,8 +342,9 @@ end
  * - `appendMany`: the same for several users in one call (see {@link APPEND_MANY_FLAGS}).
  *   KEYS: per user stream, meta, and the fence's lease key when it has a fence. ARGV: user
  *   count, max events, retention ms, max bytes, stream ttl ms, meta ttl ms, publisher id ('':
- *   untagged), then per user: event count, epoch candidate, channel, batch seq ('' untagged),
- *   fence value ('' unfenced), the event JSON... Returns per user { epoch (or the error text),
+ *   untagged), then per user: event count (negative: fenced), epoch candidate, channel, batch seq
+ *   ('' untagged), the fence value (fenced users only), each event's JSON without its opening '{' (the stored frame
+ *   puts its own fields before the rest: one copy fewer in Lua)... Returns per user { epoch (or the error text),
  *   first offset, ts, flag }. Each user is appended on its own (a fenced or failed user does
  *   not stop the others); `INFO replication` and `TIME` are read once per call.
  * - `readSince` ARGV: epoch candidate, meta ttl ms, retention ms, cursor epoch, cursor offset,
@@ -316,10 +361,10 @@ return append_and_notify(KEYS, ARGV)
 -- slot, holds anything else) or a failing one (a key of the wrong type, the lease's too)
 -- answers for itself and the others of the call go on.
 local function append_one(stream, meta, lease, fence, candidate, channel, r, publisher, seq, events, from, to)
-  if lease and redis.call('GET', lease) ~= fence then
-    return { 'the lease is no longer held by this writer', 0, 0, ${APPEND_MANY_FLAGS.fenced} }
+  if lease and call('GET', lease) ~= fence then
+    return 'the lease is no longer held by this writer', 0, 0, ${APPEND_MANY_FLAGS.fenced}
   end
-  return append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to)
+  return append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, true)
 end
 
 -- The text of an error caught by pcall: a Redis error reply is a table { err = text }.
@@ -333,36 +378,38 @@ local function append_many(keys, args)
   local r = { tonumber(args[2]), tonumber(args[3]), tonumber(args[4]), args[5], args[6] }
   local publisher = args[7] ~= '' and args[7] or nil
   local out = {}
-  local k, a = 1, 8
+  local k, a, base = 1, 8, 0
   for u = 1, n do
-    local count = tonumber(args[a])
-    local candidate, channel, seq, fence = args[a + 1], args[a + 2], args[a + 3], args[a + 4]
+    -- The event count, negative for a fenced user: its fence value follows the seq, its
+    -- lease key the meta (stored only while the lease holds the writer's value).
+    local c = args[a]
+    local count = c == '1' and 1 or tonumber(c)
+    local candidate, channel, seq = args[a + 1], args[a + 2], args[a + 3]
     local stream, meta = keys[k], keys[k + 1]
-    local from = a + 5
-    local to = a + 4 + count
-    a = to + 1
+    local lease, fence = nil, nil
+    local from = a + 4
     k = k + 2
-    -- Fenced: stored only while the lease holds the writer's value.
-    local lease = nil
-    if fence ~= '' then
+    if count < 0 then
+      count = -count
+      fence = args[from]
+      from = from + 1
       lease = keys[k]
       k = k + 1
     end
-    local ok, res = pcall(append_one, stream, meta, lease, fence, candidate, channel, r, seq ~= '' and publisher or nil, seq ~= '' and seq or nil, args, from, to)
-    local result
-    if ok and type(res) == 'table' then
-      result = res
-    else
-      result = { ok and 'no result' or error_text(res), 0, 0, ${APPEND_MANY_FLAGS.error} }
+    local to = from + count - 1
+    a = to + 1
+    local ok, epoch, first, ts, flag = pcall(append_one, stream, meta, lease, fence, candidate, channel, r, seq ~= '' and publisher or nil, seq ~= '' and seq or nil, args, from, to)
+    if not ok then
+      epoch, first, ts, flag = error_text(epoch), 0, 0, ${APPEND_MANY_FLAGS.error}
     end
     -- Four items per user at fixed places, none of them nil (a nil would end the reply there
     -- and shift every later user's values).
-    local base = 4 * (u - 1)
-    for i = 1, 4 do
-      local v = result[i]
-      if v == nil then v = '' end
-      out[base + i] = v
-    end
+    if epoch == nil then epoch = '' end
+    if first == nil then first = '' end
+    if ts == nil then ts = '' end
+    if flag == nil then flag = '' end
+    out[base + 1], out[base + 2], out[base + 3], out[base + 4] = epoch, first, ts, flag
+    base = base + 4
   end
   return out
 end
