@@ -77,16 +77,6 @@ interface Served {
   /** Settles once SSUBSCRIBE is acknowledged and the head read; undefined once it has (not kept for the user's life). */
   ready: Promise<void> | undefined;
   /**
-   * False until the reply to this subscription's SSUBSCRIBE is handled: a frame before that
-   * came on the user's previous subscription, whose SUNSUBSCRIBE this one waited for (or on
-   * this one, in the same read as the reply). It is dropped: it was published before the
-   * head read that follows, which the listeners' replays and `position` start from. A
-   * position set from it would be stale (what was published between the two subscriptions
-   * never comes live), and a fresh session starting there would be closed with "events
-   * missed" at the next event.
-   */
-  subscribed: boolean;
-  /**
    * Position of the last event delivered (the stream's head at subscribe time
    * until one is), to deliver each event once and in order and to know where a
    * catch-up after a reconnect starts.
@@ -223,7 +213,6 @@ export class RedisEventBus implements EventBus {
         target: undefined,
         others: undefined,
         ready: undefined,
-        subscribed: false,
         epoch: undefined,
         offset: 0,
         held: undefined,
@@ -234,10 +223,7 @@ export class RedisEventBus implements EventBus {
       // own replay after `ready`, so nothing at or below that head is theirs to miss.
       const ready = (leaving ?? Promise.resolve())
         .then(() => sub.ssubscribe(channel))
-        .then(() => {
-          served.subscribed = true;
-          return this.#reader.head(userId);
-        })
+        .then(() => this.#reader.head(userId))
         .then((head) => {
           const at = parseCursor(head);
           if (at && served.epoch === undefined) {
@@ -330,7 +316,7 @@ export class RedisEventBus implements EventBus {
 
   #onBytes(channel: string, message: Buffer): void {
     const s = this.#byChannel.get(channel);
-    if (!s?.subscribed) return;
+    if (!s) return;
     const epoch = s.epoch;
     if (s.held === undefined && epoch !== undefined) {
       // Nearly every frame: stored form, the epoch already delivered. Compared in place,
