@@ -1,4 +1,5 @@
-import type { AppEvent } from '@livebus/protocol';
+import { type AppEvent, type Cursor, formatCursor, parseCursor } from '@livebus/protocol';
+import type { ReadResult } from '../fleet/bus/event-bus';
 import { MemoryEventBus } from '../fleet/bus/memory-event-bus';
 import { type SentFrame, startCore } from './core-harness';
 
@@ -23,7 +24,7 @@ describe('resume', () => {
     expect(messages(socket.of('event'))).toEqual(['3', '4', '5', '6']);
   });
 
-  it('says gap when the cursor is older than the stream keeps, replays nothing and starts at the head', async () => {
+  it('says gap when the cursor is older than the stream keeps; a bus that cannot read past holes replays nothing and starts at the head', async () => {
     core = startCore({}, { bus: new MemoryEventBus({ retentionEvents: 2 }) });
     const stored = [];
     for (let i = 1; i <= 5; i++) stored.push(await core.bus.publish('alice', note(i)));
@@ -33,6 +34,33 @@ describe('resume', () => {
     await expect(replay).resolves.toMatchObject({ events: 0, gap: true });
     await core.bus.publish('alice', note(6));
     expect(messages(socket.of('event'))).toEqual(['6']);
+  });
+
+  it('a gap within the epoch replays what a bus that reads past holes still retains after the cursor, then goes live', async () => {
+    // A bus with readRetained (as the Redis bus, whose offsets also skip at a failover).
+    class RetainingBus extends MemoryEventBus {
+      async readRetained(userId: string, afterCursor: Cursor): Promise<ReadResult> {
+        const head = await this.head(userId);
+        const at = parseCursor(afterCursor);
+        const h = parseCursor(head);
+        if (!at || !h || at.epoch !== h.epoch) return { status: 'gap', events: [], cursor: head };
+        for (let o = at.offset; o <= h.offset; o++) {
+          const read = await this.readSince(userId, formatCursor(h.epoch, o));
+          if (read.status === 'resumed') return read;
+        }
+        return { status: 'resumed', events: [], cursor: head };
+      }
+    }
+    core = startCore({}, { bus: new RetainingBus({ retentionEvents: 2 }) });
+    const stored = [];
+    for (let i = 1; i <= 5; i++) stored.push(await core.bus.publish('alice', note(i)));
+    const replay = core.hooks.next('session.replay');
+    const { socket, welcome } = await core.open('alice', { last_cursor: stored[0]?.cursor });
+    // Gap (2 and 3 are gone), continuing right before the oldest event still held.
+    expect(welcome.resume).toEqual({ status: 'gap', cursor: stored[2]?.cursor, replayed: 2 });
+    await expect(replay).resolves.toMatchObject({ events: 2, gap: true });
+    await core.bus.publish('alice', note(6));
+    expect(messages(socket.of('event'))).toEqual(['4', '5', '6']);
   });
 
   it('a fresh session (no cursor) starts at the head: no replay, no replay hook', async () => {

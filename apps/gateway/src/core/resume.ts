@@ -71,7 +71,9 @@ export async function welcome(
  * epoch: Redis restarted empty, the keys expired, an in-memory gateway restarted), every
  * event of the new epoch came after it: they are replayed from the epoch's start (what is
  * still retained of it), as the Redis bus's own catch-up does. A gap within the cursor's
- * epoch (trimmed past it, or offsets skipped at a failover) continues from the head.
+ * epoch (trimmed past it, or offsets skipped at a failover) replays what the bus still
+ * retains after the cursor, holes and all, when it can read past a hole (`readRetained`,
+ * the Redis bus); else it continues from the head.
  */
 async function readMissed(
   bus: EventBus,
@@ -81,8 +83,11 @@ async function readMissed(
   const read = await bus.readSince(uid, lastCursor);
   if (read.status === 'resumed') return read;
   const head = parseCursor(read.cursor);
-  if (!head || head.offset === 0 || head.epoch === parseCursor(lastCursor)?.epoch) return read;
-  const start = formatCursor(head.epoch, 0);
+  if (!head || head.offset === 0) return read;
+  const sameEpoch = head.epoch === parseCursor(lastCursor)?.epoch;
+  // Within the cursor's epoch, only a bus that can read past a hole has more to give.
+  if (sameEpoch && !bus.readRetained) return read;
+  const start = sameEpoch ? lastCursor : formatCursor(head.epoch, 0);
   const fresh = bus.readRetained ? await bus.readRetained(uid, start) : await bus.readSince(uid, start);
   // Made anew once more in between: nothing of this epoch to replay, continue from its head.
   if (fresh.status !== 'resumed') return { status: 'gap', events: [], cursor: fresh.cursor };
