@@ -140,8 +140,10 @@ what follows:
 - \`gap\`: some events after \`last_cursor\` are no longer retained (or the stream was
   reset): refetch your state. The stream continues after \`resume.cursor\`, and the
   \`replayed\` events after it follow, in order, then live ones. Within the cursor's epoch
-  (retention passed it, or a failover) \`resume.cursor\` is the stream's head and nothing is
-  replayed. When the stream was made anew since (another epoch: Redis restarted empty, its
+  (retention passed it, or a failover skipped offsets) the events still retained after
+  \`last_cursor\` are replayed, holes and all, and \`resume.cursor\` is right before the
+  first of them (the stream's head when none is left; the in-memory bus of an embedded
+  gateway continues from the head). When the stream was made anew since (another epoch: Redis restarted empty, its
   keys expired, an embedded gateway restarted), every event of the new epoch came after
   \`last_cursor\`: \`resume.cursor\` is the new epoch's start (\`<epoch>:0\`, or right before
   its oldest event still retained) and all its retained events are replayed, so none
