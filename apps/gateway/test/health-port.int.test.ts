@@ -82,7 +82,11 @@ describe('startHealthThread', () => {
     const url = `http://127.0.0.1:${g.gw.healthAddress()?.port}/health/readiness`;
     expect((await httpJson(url)).status).toBe(200);
     // A peer that never answers the close handshake keeps the drain going for a while.
+    // It opens a session first: a socket that never said hello is closed at once by the drain,
+    // which then ended before a loaded machine's first poll (fetch failed: the thread had stopped).
     const silent = await RawWebSocket.open(g.port);
+    await silent.text(JSON.stringify({ type: 'hello', v: 1, user_id: 'silent' }));
+    await waitFor(() => silent.messages.some((m) => m.kind === 'text' && String(m.text).includes('"welcome"')), 'welcome');
     const stopping = g.close();
     // The drain reaches the health thread as a message; the next snapshot it serves says so
     // (while the drain still runs: the silent peer holds it open).
