@@ -86,7 +86,10 @@ describe('startHealthThread', () => {
     // which then ended before a loaded machine's first poll (fetch failed: the thread had stopped).
     const silent = await RawWebSocket.open(g.port);
     await silent.text(JSON.stringify({ type: 'hello', v: 1, user_id: 'silent' }));
-    await waitFor(() => silent.messages.some((m) => m.kind === 'text' && String(m.text).includes('"welcome"')), 'welcome');
+    await waitFor(
+      () => silent.messages.some((m) => m.kind === 'text' && String(m.text).includes('"welcome"')),
+      'welcome',
+    );
     const stopping = g.close();
     // The drain reaches the health thread as a message; the next snapshot it serves says so
     // (while the drain still runs: the silent peer holds it open).
