@@ -1,7 +1,5 @@
 import type { Principal } from '../../auth/authenticator';
 import { toPrincipal } from '../../auth/principal';
-import type { EventBus, LiveEvent, TargetListener } from '../../fleet/bus/event-bus';
-import { LiveFrame } from '../../fleet/bus/live-frame';
 import { MemoryEventBus } from '../../fleet/bus/memory-event-bus';
 import { MemoryRegistryStore } from '../../fleet/registry/memory-registry-store';
 import { emptyUserRegistry } from '../../fleet/registry/registry-store';
@@ -14,9 +12,7 @@ import { CompanyListeners } from './company-listeners';
 import { CompanyStats } from './company-stats';
 import { Membership } from './membership';
 
-function setup(
-  o: { followers?: CompanyFollowers; followerTtlMs?: number; leaveDelayMs?: number; bus?: EventBus } = {},
-) {
+function setup(o: { followers?: CompanyFollowers; followerTtlMs?: number; leaveDelayMs?: number } = {}) {
   const hooks = new Hooks<GatewayHookEvents>();
   const logger = createLogger({ level: 'error', format: 'json', instanceId: 't' });
   const registry = new MemoryRegistryStore();
@@ -42,7 +38,7 @@ function setup(
     followers,
     membership: new Membership({ claim: 'company_ids' }),
     registry,
-    bus: o.bus ?? new MemoryEventBus(),
+    bus: new MemoryEventBus(),
     principals: (uid) => principals.get(uid) ?? [],
     hooks,
     instanceId: 'gw-1',
@@ -248,85 +244,5 @@ describe('CompanyListeners', () => {
     } finally {
       jest.useRealTimers();
     }
-  });
-
-  it('hears registry.updated on the user stream through one shared listener, and decodes no other frame given as bytes', async () => {
-    const bus = new MemoryEventBus();
-    const calls: [string, string, unknown][] = [];
-    let heard: { listener: TargetListener<unknown>; target: unknown } | undefined;
-    const listen = bus.listen.bind(bus);
-    const unlisten = bus.unlisten.bind(bus);
-    bus.listen = async <T>(uid: string, listener: TargetListener<T>, target: T) => {
-      calls.push(['listen', uid, target]);
-      heard = { listener: listener as TargetListener<unknown>, target };
-      return listen(uid, listener, target);
-    };
-    bus.unlisten = async <T>(uid: string, listener: TargetListener<T>, target: T) => {
-      calls.push(['unlisten', uid, target]);
-      expect(listener).toBe(heard?.listener);
-      return unlisten(uid, listener, target);
-    };
-    const t = setup({ bus });
-    await t.setCompany('u1', 'acme');
-    t.principals.set('u1', [t.member('u1', ['acme', 'globex', 'initech'])]);
-    t.hooks.emit('session.open', { uid: 'u1', sessionId: 's1', service: false });
-    await t.follows.idle();
-    expect(t.follows.following('u1')).toBe('acme');
-    expect(calls.map(([op, uid]) => [op, uid])).toEqual([['listen', 'u1']]);
-
-    /** A frame as the Redis bus hands it on (bytes), counting the reads of its text. */
-    class Counted extends LiveFrame {
-      reads = 0;
-      override get text(): string {
-        this.reads++;
-        return super.text;
-      }
-    }
-    const registry = { ...emptyUserRegistry('u1', true), companies: { current_company_id: 'globex' } };
-    const frames = [
-      { event: 'task.progress_update', data: { task_id: 't', status: 'running', progress: 1 } },
-      { event: 'session.notice', data: { level: 'info', message: '"event":"registry.updated"' } },
-      { event: 'registry.updated', data: { user_id: 'u1', reason: 'registry_updated', registry } },
-    ].map(
-      ({ event, data }, n) =>
-        new Counted(
-          'ep',
-          n + 1,
-          undefined,
-          Buffer.from(JSON.stringify({ type: 'event', cursor: `ep:${n + 1}`, ts: 1, event, data })),
-        ),
-    );
-    const deliver = (e: LiveEvent) => heard?.listener(e, heard.target);
-    for (const frame of frames) deliver(frame);
-    await t.follows.idle();
-    expect(frames.map((f) => f.reads > 0)).toEqual([false, false, true]);
-    expect(t.follows.following('u1')).toBe('globex');
-    // A frame given as text (the embedded bus): read as before.
-    await bus.publish('u1', {
-      event: 'registry.updated',
-      data: {
-        user_id: 'u1',
-        reason: 'registry_updated',
-        registry: { ...registry, companies: { current_company_id: 'initech' } },
-      },
-    });
-    await t.follows.idle();
-    expect(t.follows.following('u1')).toBe('initech');
-    t.hooks.emit('session.close', {
-      uid: 'u1',
-      sessionId: 's1',
-      code: 1000,
-      reason: '',
-      type: 'normal' as never,
-      authenticated: true,
-    });
-    await t.follows.idle();
-    expect(calls.map(([op, uid]) => [op, uid])).toEqual([
-      ['listen', 'u1'],
-      ['unlisten', 'u1'],
-    ]);
-    expect(calls[1]?.[2]).toBe(calls[0]?.[2]);
-    await t.follows.close();
-    await t.manager.flush();
   });
 });
