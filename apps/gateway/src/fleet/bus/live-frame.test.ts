@@ -1,5 +1,5 @@
 import { readStoredFramePosition } from '@livebus/publisher';
-import { isOfType, LiveFrame, offsetInEpoch, offsetInEpochBytes, ownBytes } from './live-frame';
+import { LiveFrame, offsetInEpoch, offsetInEpochBytes, ownBytes } from './live-frame';
 
 /** Both readers, the text's and the bytes', must agree on every input. */
 const both = (text: string, epoch: string) => {
@@ -76,34 +76,6 @@ describe('LiveFrame', () => {
     expect(live.text).toBe(text);
     expect(live.text).toBe(text);
     expect(live.bytes?.toString()).toBe(text);
-  });
-});
-
-describe('isOfType', () => {
-  /** The same answer from the bytes (nothing decoded) and from the text. */
-  const of = (text: string, type: string) => {
-    const bytes = new LiveFrame('E', 1, undefined, Buffer.from(text));
-    const fromBytes = isOfType(bytes, type);
-    expect(isOfType(new LiveFrame('E', 1, text), type)).toBe(fromBytes);
-    return fromBytes;
-  };
-
-  it('reads the type where the stored frame puts it', () => {
-    expect(of(frame('E:1', 'registry.updated'), 'registry.updated')).toBe(true);
-    expect(of(frame('E:12345', 'registry.updated', '"data":{"user_id":"caf\u00e9"}}'), 'registry.updated')).toBe(true);
-    expect(of(frame('E:1', 'session.notice'), 'registry.updated')).toBe(false);
-    // A type that starts with the one asked for is another type.
-    expect(of(frame('E:1', 'registry.updatedX'), 'registry.updated')).toBe(false);
-    expect(of(frame('E:1', 'registry'), 'registry.updated')).toBe(false);
-    // The name in the data is not the frame's type.
-    const notice = frame('E:1', 'session.notice', '"data":{"message":"\\"event\\":\\"registry.updated\\""}}');
-    expect(of(notice, 'registry.updated')).toBe(false);
-  });
-
-  it('reads no type from bytes that are not a stored frame', () => {
-    for (const text of ['', '{"type":"event"', '{"type":"event","cursor":"E:1","ts":x,"event":"registry.updated"}']) {
-      expect(isOfType(new LiveFrame('E', 1, undefined, Buffer.from(text)), 'registry.updated')).toBe(false);
-    }
   });
 });
 

@@ -147,34 +147,3 @@ export function ownBytes(bytes: Buffer): Buffer {
   bytes.copy(own);
   return own;
 }
-
-/** `"event":"`, as the text path looks for it. */
-const EVENT_KEY = '"event":"';
-
-/**
- * Whether `event` is of type `type`. A frame given as bytes is in the stored form (the bus
- * checked it with {@link offsetInEpochBytes} before handing it on): its type is read in
- * place, after the cursor and `ts`, and no text is decoded; a listener that looks for one
- * rare type reads only the frames of that type. A frame given as text is read where its
- * `"event":"` key first comes (after type, cursor and ts in every frame the buses write).
- */
-export function isOfType(event: LiveEvent, type: string): boolean {
-  const b = event.bytes;
-  if (b === undefined) {
-    const text = event.text;
-    const at = text.indexOf(EVENT_KEY);
-    return (
-      at >= 0 &&
-      text.startsWith(type, at + EVENT_KEY.length) &&
-      text.charCodeAt(at + EVENT_KEY.length + type.length) === QUOTE
-    );
-  }
-  if (!bytesAt(b, 0, PREFIX)) return false;
-  let i = b.indexOf(QUOTE, PREFIX.length); // the cursor's closing quote
-  if (i < 0 || !bytesAt(b, i + 1, TS)) return false;
-  i += 1 + TS.length;
-  for (let c = b[i] ?? 0; c >= ZERO && c <= NINE; c = b[++i] ?? 0);
-  if (!bytesAt(b, i, EVENT)) return false;
-  const name = i + EVENT.length;
-  return bytesAt(b, name, type) && b[name + type.length] === QUOTE;
-}
