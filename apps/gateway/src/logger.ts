@@ -63,6 +63,7 @@ export const LOG_EVENTS = [
   'workflow_watch_error',
   'redis_clock_error',
   'firestore_warm_up',
+  'firestore_closed',
 ] as const;
 
 /** One of {@link LOG_EVENTS}. */

@@ -25,10 +25,22 @@ export function useEmulator(emulator: FirestoreEmulatorHandle): void {
   process.env.METADATA_SERVER_DETECTION = 'none';
 }
 
-/** A Firestore client of the test itself, to write documents. */
+/**
+ * A Firestore client of the test itself, to write documents. Its close terminates the client
+ * (deleteApp does not), which fails while a listener of the test is still registered: a
+ * listener left open would otherwise keep retrying after the emulator stops, into later test
+ * files of the same jest worker.
+ */
 export function testFirestore(projectId: string, name: string): { db: Firestore; close: () => Promise<void> } {
   const app = initializeApp({ projectId }, name);
-  return { db: getFirestore(app), close: () => deleteApp(app) };
+  const db = getFirestore(app);
+  return {
+    db,
+    close: async () => {
+      await db.terminate();
+      await deleteApp(app);
+    },
+  };
 }
 
 /**

@@ -19,6 +19,7 @@ import type { WatermarkStore } from '../watermark-store';
 import { MemoryWorkflowWatchStore, type WorkflowWatchStore } from '../workflow-watch-store';
 import { FirestoreListenerSource } from './firestore-listener-source';
 import { FirestoreWorkflowSource } from './firestore-workflow-source';
+import { stopQueriesOn } from './watched-query';
 
 /** What {@link buildListeners} adds to the gateway's deps. */
 export interface BuiltListeners {
@@ -101,6 +102,17 @@ export function buildListeners(
     ...(workflowSource ? { workflowSource } : {}),
     warmUp: () => firestore.doc(FIRESTORE_WARM_UP_DOC).get(),
     close: async () => {
+      // Shutdown detached every user before this; a listener still open here is one whose
+      // attach raced the shutdown. Firestore terminates only without listeners, and
+      // deleteApp does not terminate it: without this, its streams would outlive the gateway.
+      const left = await stopQueriesOn(firestore);
+      const terminated = await firestore.terminate().then(
+        () => undefined,
+        (error: unknown) => String(error),
+      );
+      if (left > 0 || terminated) {
+        logger.warn('firestore_closed', { listeners_left_open: left, ...(terminated ? { error: terminated } : {}) });
+      }
       if (ownApp) await deleteApp(ownApp);
     },
   };

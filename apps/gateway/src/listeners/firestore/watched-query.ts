@@ -1,5 +1,5 @@
 import type { Cursor, ListenerChange } from '@livebus/protocol';
-import type { Query, QuerySnapshot, Timestamp } from 'firebase-admin/firestore';
+import type { Firestore, Query, QuerySnapshot, Timestamp } from 'firebase-admin/firestore';
 import type { Logger } from '../../logger';
 import { addToUnsaved, deltaOf, mergeCarried, type UnsavedMark } from '../carry-over';
 import { listenerDefaults } from '../listener-defaults';
@@ -112,6 +112,20 @@ function kindOf(error: unknown): string {
   return typeof code === 'number' ? (names[code] ?? 'other') : 'other';
 }
 
+/** The queries started and not stopped, per Firestore client (see {@link stopQueriesOn}). */
+const openOn = new WeakMap<Firestore, Set<WatchedQuery>>();
+
+/**
+ * Stops every {@link WatchedQuery} still open on `firestore` and says how many there were.
+ * Shutdown calls it before terminating the client: Firestore refuses to terminate while a
+ * listener is registered, and a listener left behind keeps re-opening its stream forever.
+ */
+export async function stopQueriesOn(firestore: Firestore): Promise<number> {
+  const open = [...(openOn.get(firestore) ?? [])];
+  await Promise.allSettled(open.map((q) => q.stop()));
+  return open.length;
+}
+
 /**
  * One Firestore query listener of one user, kept alive: a failed listener
  * (permission denied, network, a stream that stalls) is re-opened with jittered
@@ -195,6 +209,7 @@ export class WatchedQuery {
 
   /** Opens the listener. */
   start(): void {
+    this.#register(true);
     // A carried-over mark goes to the store under this attach's lease before any snapshot.
     if (this.#unsaved) this.#retrySave();
     this.#stopRetries = this.#o.retrySaves?.(() => this.#retrySave());
@@ -203,6 +218,16 @@ export class WatchedQuery {
       this.#stallTimer = setInterval(() => this.#checkStall(), Math.min(this.#o.stallMs / 2, 60_000));
       this.#stallTimer.unref();
     }
+  }
+
+  /** Adds this query to (or removes it from) its client's open set; fakes without a client are not tracked. */
+  #register(open: boolean): void {
+    const firestore = this.#o.query.firestore as Firestore | undefined;
+    if (!firestore) return;
+    const set = openOn.get(firestore);
+    if (!open) set?.delete(this);
+    else if (set) set.add(this);
+    else openOn.set(firestore, new Set([this]));
   }
 
   #open(): void {
@@ -441,6 +466,7 @@ export class WatchedQuery {
    */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#register(false);
     this.#firstPublished();
     clearTimeout(this.#retryTimer);
     clearInterval(this.#stallTimer);
