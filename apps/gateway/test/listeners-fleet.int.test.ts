@@ -244,8 +244,11 @@ describe('Firestore listeners in a fleet', () => {
 
   it('Redis away longer than the lease TTL: a write made meanwhile is delivered once, nothing re-delivered', async () => {
     const g = await gateway('gw-fleet-c');
-    const tab = (await connectAs(g.url, 'ivan')).client;
+    // Written before the tab connects, so it comes with the listener's first snapshot: a write
+    // landing while the listener loads may be held back by the emulator (docs/listeners.md,
+    // "Deletions during a takeover"), which a busy machine turned into a timeout here.
     await db.doc('users/ivan/notifications/before').set({ n: 1 });
+    const tab = (await connectAs(g.url, 'ivan')).client;
     await waitFor(() => changesOf(tab, 'users/ivan/notifications/before')[0], 'a change before the outage', 10_000);
     const lost = nextHook(g, 'lease.lost', 'ivan');
     await redis.kill();
