@@ -124,11 +124,13 @@ export class FirestoreListenerSource implements ListenerSource {
       this.#live.add(q);
       q.start();
     }
-    return async (options = {}) => {
+    const detach: Detach = async (options = {}) => {
       await Promise.all(queries.map((q) => q.stop()));
       for (const q of queries) this.#live.delete(q);
       if (!options.handover) await this.#o.marks.clear(userId);
     };
+    detach.ready = Promise.all(queries.map((q) => q.published())).then(() => undefined);
+    return detach;
   }
 
   stats(): ListenerSourceStats {
