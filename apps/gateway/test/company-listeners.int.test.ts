@@ -479,7 +479,10 @@ describe('takeover after the holder of a company was SIGKILLed', () => {
         expect(counts).toEqual(once);
       }
       // The dead instance's members are still followers (until their entries expire): their streams too.
-      for (const uid of uids) expect(await streamCounts(admin, uid)).toEqual(once);
+      const streams = Object.fromEntries(
+        await Promise.all(uids.map(async (uid) => [uid, await streamCounts(admin, uid)])),
+      );
+      expect(streams).toEqual(Object.fromEntries(uids.map((uid) => [uid, once])));
       expect(moments.filter((m) => m.company === 'globex' && m.what === 'attached')).toHaveLength(1);
     } finally {
       dead.stop();
