@@ -109,9 +109,39 @@ function ioSyscalls(pid) {
 }
 
 let instanceSeq = 0;
+/**
+ * BENCH_REDIS_DELAY_MS: servers reach Redis through a proxy that holds every chunk this long
+ * in each direction (a Redis a network hop away, not on loopback). Killed with the harness.
+ */
+const redisDelayMs = Number(process.env.BENCH_REDIS_DELAY_MS) || 0;
+const delayProxies = new Map();
+process.on('exit', () => {
+  for (const proxy of delayProxies.values()) proxy.kill('SIGKILL');
+});
+
+async function delayedRedisUrl(redisUrl) {
+  if (!redisDelayMs) return redisUrl;
+  const known = delayProxies.get(redisUrl);
+  if (known) return known.url;
+  const target = new URL(redisUrl);
+  const port = await freePort();
+  const proxy = fork(
+    path.join(here, 'lib', 'delay-proxy.mjs'),
+    [String(port), target.hostname, target.port, String(redisDelayMs)],
+    { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+  );
+  await new Promise((resolve) => proxy.once('message', resolve));
+  // Not what keeps the harness running.
+  proxy.unref();
+  proxy.channel?.unref();
+  proxy.url = `redis://127.0.0.1:${port}`;
+  delayProxies.set(redisUrl, proxy);
+  return proxy.url;
+}
+
 async function startServer(target, redisUrl, port, extraEnv = {}) {
   port ??= await freePort();
-  const env = { ...process.env, PORT: String(port), REDIS_URL: redisUrl, ...extraEnv };
+  const env = { ...process.env, PORT: String(port), REDIS_URL: await delayedRedisUrl(redisUrl), ...extraEnv };
   let args;
   if (target === 'livebus') {
     Object.assign(env, {
@@ -296,6 +326,7 @@ async function idle(target) {
         // The clients of this step connecting, 200 at a time: from opening the socket to open (welcome).
         handshakes: added,
         connect_concurrency: concurrency ?? 200,
+        redis_delay_ms: redisDelayMs,
         handshake_p50_ms: step.handshake?.p50 ?? null,
         handshake_p99_ms: step.handshake?.p99 ?? null,
         // The server's CPU (user + system, /proc) while this step's clients connected, per connection.
