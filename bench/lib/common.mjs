@@ -76,7 +76,9 @@ export function get(url, timeoutMs = 1_000) {
     req.setTimeout(timeoutMs, () =>
       req.destroy(
         new Error(
-          connectedMs === undefined ? 'timeout (not connected)' : `timeout (connected after ${connectedMs} ms)`,
+          connectedMs === undefined
+            ? 'timeout (not connected)'
+            : `timeout (connected after ${connectedMs} ms, local port ${req.socket?.localPort})`,
         ),
       ),
     );
