@@ -66,8 +66,11 @@ function record(row) {
 // Every server gets the heap probe: SIGUSR2 makes it collect garbage and write its memory use.
 const heapProbe = ['--expose-gc', '--require', path.join(here, 'lib', 'heap-probe.cjs')];
 
-/** The server's JS heap in use after a full collection (bytes), read through the heap probe. */
-async function heapUsed(pid) {
+/**
+ * The server's memory after a full collection (bytes), read through the heap probe: `heapUsed`,
+ * and `spaces`: V8's heap spaces by name, `{ size, used }` each (empty when unread).
+ */
+async function heapStats(pid) {
   const file = path.join(os.tmpdir(), `bench-heap-${pid}.json`);
   rmSync(file, { force: true });
   process.kill(pid, 'SIGUSR2');
@@ -75,18 +78,70 @@ async function heapUsed(pid) {
     try {
       const m = JSON.parse(readFileSync(file, 'utf8'));
       rmSync(file, { force: true });
-      return m.heapUsed;
+      return m;
     } catch {
       await sleep(25);
     }
   }
-  return Number.NaN;
+  return { heapUsed: Number.NaN, spaces: {} };
+}
+
+/** Per connection (KB): how V8's heap spaces grew in size (pages) and in use from `before` to `after`. */
+function spacesPerConn(before, after, n) {
+  const row = {};
+  for (const name of ['old_space', 'new_space', 'large_object_space', 'code_space']) {
+    const [b, a] = [before?.[name], after?.[name]];
+    row[`${name}_per_conn_kb`] = a && b ? (a.size - b.size) / n / 1024 : null;
+    row[`${name}_used_per_conn_kb`] = a && b ? (a.used - b.used) / n / 1024 : null;
+  }
+  return row;
+}
+
+/** A process's read and write system calls so far (/proc/<pid>/io; NaN where unreadable). */
+function ioSyscalls(pid) {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const field = (name) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? Number.NaN);
+    return { syscr: field('syscr'), syscw: field('syscw') };
+  } catch {
+    return { syscr: Number.NaN, syscw: Number.NaN };
+  }
 }
 
 let instanceSeq = 0;
+/**
+ * BENCH_REDIS_DELAY_MS: servers reach Redis through a proxy that holds every chunk this long
+ * in each direction (a Redis a network hop away, not on loopback). Killed with the harness.
+ */
+const redisDelayMs = Number(process.env.BENCH_REDIS_DELAY_MS) || 0;
+const delayProxies = new Map();
+process.on('exit', () => {
+  for (const proxy of delayProxies.values()) proxy.kill('SIGKILL');
+});
+
+async function delayedRedisUrl(redisUrl) {
+  if (!redisDelayMs) return redisUrl;
+  const known = delayProxies.get(redisUrl);
+  if (known) return known.url;
+  const target = new URL(redisUrl);
+  const port = await freePort();
+  const proxy = fork(
+    path.join(here, 'lib', 'delay-proxy.mjs'),
+    [String(port), target.hostname, target.port, String(redisDelayMs)],
+    { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+  );
+  await new Promise((resolve) => proxy.once('message', resolve));
+  // Not what keeps the harness running.
+  proxy.unref();
+  proxy.channel?.unref();
+  proxy.url = `redis://127.0.0.1:${port}`;
+  delayProxies.set(redisUrl, proxy);
+  return proxy.url;
+}
+
 async function startServer(target, redisUrl, port, extraEnv = {}) {
   port ??= await freePort();
-  const env = { ...process.env, PORT: String(port), REDIS_URL: redisUrl, ...extraEnv };
+  const env = { ...process.env, PORT: String(port), REDIS_URL: await delayedRedisUrl(redisUrl), ...extraEnv };
   let args;
   if (target === 'livebus') {
     Object.assign(env, {
@@ -234,15 +289,23 @@ async function idle(target) {
   await withRig(target, max, async ({ server, load }) => {
     await sleep(1_000);
     const before = rssBytes(server.pid);
-    const heapBefore = await heapUsed(server.pid);
+    const statsBefore = await heapStats(server.pid);
+    const heapBefore = statsBefore.heapUsed;
     let connected = 0;
     for (const n of P.idleSteps) {
-      const step = await load.request({ cmd: 'connect', from: connected, to: n }, 'connected');
+      const connectCpu0 = cpuSeconds(server.pid);
+      const syscalls0 = ioSyscalls(server.pid);
+      // BENCH_CONNECT_CONCURRENCY: clients connecting at a time (200 by default; 1 shows a hello's own latency).
+      const concurrency = Number(process.env.BENCH_CONNECT_CONCURRENCY) || undefined;
+      const step = await load.request({ cmd: 'connect', from: connected, to: n, concurrency }, 'connected');
+      const connectCpu = cpuSeconds(server.pid) - connectCpu0;
+      const syscalls1 = ioSyscalls(server.pid);
       const added = n - connected;
       connected = n;
       await sleep(2_000);
       const after = rssBytes(server.pid);
-      const heapAfter = await heapUsed(server.pid);
+      const statsAfter = await heapStats(server.pid);
+      const heapAfter = statsAfter.heapUsed;
       // CPU with the connections open and no traffic: timers, heartbeats, housekeeping.
       const cpu0 = cpuSeconds(server.pid);
       await sleep(3_000);
@@ -257,10 +320,20 @@ async function idle(target) {
         heap_before_mb: heapBefore / 2 ** 20,
         heap_after_mb: heapAfter / 2 ** 20,
         heap_per_conn_kb: (heapAfter - heapBefore) / n / 1024,
+        // V8's heap spaces after a full collection, per connection: pages held (they count in RSS)
+        // and bytes in use. `new_space` is the young generation's semi-spaces as they grew.
+        ...spacesPerConn(statsBefore.spaces, statsAfter.spaces, n),
         // The clients of this step connecting, 200 at a time: from opening the socket to open (welcome).
         handshakes: added,
+        connect_concurrency: concurrency ?? 200,
+        redis_delay_ms: redisDelayMs,
         handshake_p50_ms: step.handshake?.p50 ?? null,
         handshake_p99_ms: step.handshake?.p99 ?? null,
+        // The server's CPU (user + system, /proc) while this step's clients connected, per connection.
+        connect_cpu_us_per_conn: (connectCpu / added) * 1e6,
+        // Read and write system calls (sockets included, /proc/<pid>/io) while they connected, per connection.
+        connect_syscr_per_conn: (syscalls1.syscr - syscalls0.syscr) / added,
+        connect_syscw_per_conn: (syscalls1.syscw - syscalls0.syscw) / added,
         idle_cpu_cores: idleCores,
       });
     }

@@ -69,7 +69,19 @@ export function get(url, timeoutMs = 1_000) {
       res.resume();
       res.on('end', () => resolve({ status: res.statusCode, ms: now() - t0 }));
     });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error('timeout')));
+    // Says when the TCP connection was made: a connect that waited (a SYN the server's
+    // kernel dropped is sent again after 1 s) is not a server that was slow to answer.
+    let connectedMs;
+    req.on('socket', (socket) => socket.once('connect', () => (connectedMs = Math.round(now() - t0))));
+    req.setTimeout(timeoutMs, () =>
+      req.destroy(
+        new Error(
+          connectedMs === undefined
+            ? 'timeout (not connected)'
+            : `timeout (connected after ${connectedMs} ms, local port ${req.socket?.localPort})`,
+        ),
+      ),
+    );
     req.on('error', (error) => resolve({ error: error.message, ms: now() - t0 }));
   });
 }

@@ -95,6 +95,23 @@ describe('handshake', () => {
     expect(await second.closed).toMatchObject({ code: CloseCode.TooManySessions });
   });
 
+  it('undoes the subscription a refused hello started: a user at the limit elsewhere keeps no stream here', async () => {
+    core = startCore({ maxSessionsPerUser: 1 });
+    // The user's one session is on another instance.
+    await core.presence.add('alice', { sessionId: 'a', instanceId: 'gw-other', route: '', connectedAt: 1 });
+    const refused = core.connect();
+    refused.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 'b' });
+    expect(await refused.closed).toMatchObject({ code: CloseCode.TooManySessions });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(core.hub.has('alice')).toBe(false);
+    expect(core.bus.stats().streams).toBe(0);
+    // Once the other session left, the user opens here and hears its events.
+    await core.presence.remove('alice', 'a', 'gw-other');
+    const { socket } = await core.open('alice', { session_id: 'b' });
+    await core.bus.publish('alice', { event: 'session.notice', data: { level: 'info', message: 'hi' } });
+    expect(socket.of('event').map((f) => f.event)).toEqual(['session.notice']);
+  });
+
   it('handles frames pipelined behind the hello once the welcome is out, in order', async () => {
     core = startCore();
     const socket = core.connect();

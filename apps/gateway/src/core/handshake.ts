@@ -144,9 +144,19 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
       conn,
       frame.last_cursor,
     );
-    const added = await admit(session);
-    if (!added) return;
-    const { subscribed, attached } = open(session, frame, added.replaced?.instanceId);
+    // The user's bus subscription starts now, alongside the presence write: one round trip
+    // less before the welcome. The session is added (and waits for it) only once admitted.
+    const uid = session.uid;
+    ctx.hub.reserve(uid);
+    let opened: ReturnType<typeof open> | undefined;
+    try {
+      const added = await admit(session);
+      if (added) opened = open(session, frame, added.replaced?.instanceId);
+    } finally {
+      ctx.hub.release(uid);
+    }
+    if (!opened) return;
+    const { subscribed, attached } = opened;
     if (!(await welcome(ctx, session, frame.last_cursor, subscribed))) return;
     handshakeDone(conn);
     const early = conn.early;

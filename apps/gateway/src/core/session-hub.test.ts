@@ -173,4 +173,81 @@ describe('SessionHub', () => {
     expect(hub.sessionCount).toBe(0);
     expect(hub.describe()).toEqual([]);
   });
+  describe('reserve / release (a hello subscribes while presence is written)', () => {
+    /** The bus, counting listen and unlisten calls. */
+    function counted() {
+      const calls: string[] = [];
+      const listen = bus.listen.bind(bus);
+      const unlisten = bus.unlisten.bind(bus);
+      bus.listen = (uid, fn, target) => {
+        calls.push(`listen ${uid}`);
+        return listen(uid, fn, target);
+      };
+      bus.unlisten = (uid, fn, target) => {
+        calls.push(`unlisten ${uid}`);
+        return unlisten(uid, fn, target);
+      };
+      return calls;
+    }
+    const settled = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+    it('subscribes once at reserve; the session added afterwards takes that subscription and hears what follows', async () => {
+      const calls = counted();
+      hub.reserve('u');
+      expect(calls).toEqual(['listen u']);
+      // Reserved: no session, not counted, not seen.
+      expect([hub.has('u'), hub.userCount, hub.sessionCount]).toEqual([false, 0, 0]);
+      await settled();
+      await bus.publish('u', note(1)); // heard by nobody: before the session
+      const s = open('u', 's');
+      const added = hub.add(s.session);
+      hub.release('u');
+      await added;
+      s.session.pending = undefined;
+      await bus.publish('u', note(2));
+      expect(s.messages()).toEqual(['2']);
+      expect(calls).toEqual(['listen u']);
+      expect(hub.remove(s.session)).toBe(true);
+      await settled();
+      expect(calls).toEqual(['listen u', 'unlisten u']);
+    });
+
+    it('undoes a reservation no session took (a refused hello)', async () => {
+      const calls = counted();
+      hub.reserve('u');
+      hub.reserve('u');
+      hub.release('u');
+      await settled();
+      expect(calls).toEqual(['listen u']);
+      hub.release('u');
+      await settled();
+      expect(calls).toEqual(['listen u', 'unlisten u']);
+      expect(hub.has('u')).toBe(false);
+      // The next session subscribes afresh.
+      const s = open('u', 's');
+      await hub.add(s.session);
+      expect(calls).toEqual(['listen u', 'unlisten u', 'listen u']);
+    });
+
+    it("keeps the live subscription for a hello being admitted when the user's last session leaves meanwhile", async () => {
+      const calls = counted();
+      const old = open('u', 'a');
+      await hub.add(old.session);
+      hub.reserve('u');
+      expect(hub.remove(old.session)).toBe(true);
+      expect(hub.has('u')).toBe(false);
+      await settled();
+      expect(calls).toEqual(['listen u']);
+      const next = open('u', 'b');
+      const added = hub.add(next.session);
+      hub.release('u');
+      await added;
+      next.session.pending = undefined;
+      await bus.publish('u', note(1));
+      expect(next.messages()).toEqual(['1']);
+      expect(old.sent).toEqual([]);
+      expect(calls).toEqual(['listen u']);
+      expect(hub.sessionCount).toBe(1);
+    });
+  });
 });

@@ -18,8 +18,9 @@ interface UserSessions {
   /**
    * The user's sessions: most users have one, held as is; a Map by session id
    * from the second on (a Map costs a few hundred bytes, times every user).
+   * Undefined only while the record is reserved (see {@link SessionHub.reserve}).
    */
-  sessions: Session | Map<string, Session>;
+  sessions: Session | Map<string, Session> | undefined;
   /**
    * Settles once the bus subscription is live; rejects if it could not be made. Undefined
    * once live (a settled promise kept for the user's life cost ~50 bytes).
@@ -34,11 +35,12 @@ interface UserSessions {
 
 function find(user: UserSessions, sessionId: string): Session | undefined {
   const s = user.sessions;
-  return s instanceof Map ? s.get(sessionId) : s.id === sessionId ? s : undefined;
+  return s instanceof Map ? s.get(sessionId) : s?.id === sessionId ? s : undefined;
 }
 
 function sizeOf(user: UserSessions): number {
-  return user.sessions instanceof Map ? user.sessions.size : 1;
+  const s = user.sessions;
+  return s instanceof Map ? s.size : s === undefined ? 0 : 1;
 }
 
 /** A live event kept beyond the current tick: its text, without the bytes (a view of the bus's read buffer). */
@@ -53,6 +55,13 @@ function heldCopy(event: LiveEvent): LiveEvent {
  */
 export class SessionHub {
   readonly #users = new Map<string, UserSessions>();
+  /**
+   * Users whose subscription a hello started before their session is added (see
+   * {@link reserve}), with no session yet: not counted, not seen by {@link has}.
+   */
+  readonly #reserved = new Map<string, UserSessions>();
+  /** Per user: the hellos between {@link reserve} and {@link release}. Empty between hellos. */
+  readonly #holds = new Map<string, number>();
   readonly #o: SessionHubOptions;
   #count = 0;
   #delivered = 0;
@@ -117,34 +126,21 @@ export class SessionHub {
    * the session) when the bus cannot subscribe.
    */
   async add(session: Session): Promise<void> {
-    let user = this.#users.get(session.uid);
+    const uid = session.uid;
+    let user = this.#users.get(uid);
     if (!user) {
-      const u: UserSessions = { sessions: session, subscribed: undefined, unsubscribe: undefined };
-      // The frame's text goes to every session as is: validated at publish, serialised once.
-      const bus = this.#o.bus;
-      const subscribed: Promise<unknown> = bus.listen
-        ? bus.listen(session.uid, this.#onEvent, u)
-        : bus
-            .subscribe(session.uid, (event) => this.#fanOut(u, event))
-            .then((unsubscribe) => {
-              u.unsubscribe = unsubscribe;
-            });
-      u.subscribed = subscribed;
-      subscribed.then(
-        () => {
-          if (u.subscribed === subscribed) u.subscribed = undefined;
-        },
-        () => {
-          // add() below hears the failure.
-        },
-      );
+      // A hello of this user reserved it: its subscription is under way, or live already.
+      const u = this.#reserved.get(uid) ?? this.#subscribe(uid);
+      this.#reserved.delete(uid);
+      u.sessions = session;
       this.#count++;
-      this.#users.set(session.uid, u);
+      this.#users.set(uid, u);
       user = u;
     } else if (user.sessions instanceof Map) {
       if (!user.sessions.has(session.id)) this.#count++;
       user.sessions.set(session.id, session);
-    } else if (user.sessions.id === session.id) {
+    } else if (user.sessions === undefined || user.sessions.id === session.id) {
+      // (Never undefined here: a record with no session is not in #users.)
       user.sessions = session;
     } else {
       user.sessions = new Map([
@@ -161,12 +157,68 @@ export class SessionHub {
     }
   }
 
+  /** A new user record, its bus subscription started (it has no session yet). */
+  #subscribe(uid: string): UserSessions {
+    const u: UserSessions = { sessions: undefined, subscribed: undefined, unsubscribe: undefined };
+    // The frame's text goes to every session as is: validated at publish, serialised once.
+    const bus = this.#o.bus;
+    const subscribed: Promise<unknown> = bus.listen
+      ? bus.listen(uid, this.#onEvent, u)
+      : bus
+          .subscribe(uid, (event) => this.#fanOut(u, event))
+          .then((unsubscribe) => {
+            u.unsubscribe = unsubscribe;
+          });
+    u.subscribed = subscribed;
+    subscribed.then(
+      () => {
+        if (u.subscribed === subscribed) u.subscribed = undefined;
+      },
+      () => {
+        // add() hears the failure. A reserved record that failed is not handed to a session.
+        if (this.#reserved.get(uid) === u) this.#reserved.delete(uid);
+      },
+    );
+    return u;
+  }
+
+  /**
+   * Starts the user's bus subscription for a hello that is about to be admitted, so that
+   * the subscription's round trips (SSUBSCRIBE, the stream head) run alongside the
+   * presence write instead of after it. The session itself is added by {@link add}, which
+   * still resolves only once the subscription is live; until then the record has no
+   * session and the events it hears go nowhere (a session starts from the bus's position
+   * or reads what it missed, as before). Each reserve is followed by one {@link release},
+   * after the session was added or refused: a reservation no session took is undone then.
+   */
+  reserve(uid: string): void {
+    this.#holds.set(uid, (this.#holds.get(uid) ?? 0) + 1);
+    if (this.#users.has(uid) || this.#reserved.has(uid)) return;
+    this.#reserved.set(uid, this.#subscribe(uid));
+  }
+
+  /** Ends a {@link reserve}: with no hello of the user left and no session added, the subscription ends. */
+  release(uid: string): void {
+    const holds = (this.#holds.get(uid) ?? 0) - 1;
+    if (holds > 0) {
+      this.#holds.set(uid, holds);
+      return;
+    }
+    this.#holds.delete(uid);
+    const user = this.#reserved.get(uid);
+    if (user === undefined) return;
+    this.#reserved.delete(uid);
+    this.#leave(uid, user);
+  }
+
   #fanOut(user: UserSessions, event: LiveEvent): void {
+    const s = user.sessions;
+    // Reserved, no session yet: nobody to write to (a session reads what it missed).
+    if (s === undefined) return;
     this.#received++;
     // Measured per frame written; the origin is read once per event. Frames held for a
     // session's replay (and replays) are not measured: their wait is the reconnect's.
     const latency = this.#o.latency?.prepareFrame(event) ? this.#o.latency : undefined;
-    const s = user.sessions;
     if (s instanceof Map) {
       for (const session of s.values()) if (this.deliver(session, event)) latency?.record();
     } else if (this.deliver(s, event)) latency?.record();
@@ -183,8 +235,20 @@ export class SessionHub {
       if (user.sessions.size === 1) user.sessions = user.sessions.values().next().value as Session;
       return true;
     }
-    this.#users.delete(session.uid);
     const uid = session.uid;
+    this.#users.delete(uid);
+    user.sessions = undefined;
+    if (this.#holds.has(uid) && user.subscribed === undefined) {
+      // A hello of the user is being admitted: it takes the live subscription over.
+      this.#reserved.set(uid, user);
+      return true;
+    }
+    this.#leave(uid, user);
+    return true;
+  }
+
+  /** Ends the bus subscription of a record no longer in the hub, once it is live. */
+  #leave(uid: string, user: UserSessions): void {
     const leave = () => {
       const bus = this.#o.bus;
       const left = bus.unlisten ? bus.unlisten(uid, this.#onEvent, user) : user.unsubscribe?.();
@@ -195,7 +259,6 @@ export class SessionHub {
         // Never subscribed: nothing to undo.
       });
     } else leave();
-    return true;
   }
 
   /**
