@@ -147,9 +147,10 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     // The user's bus subscription starts now, alongside the presence write: one round trip
     // less before the welcome. The session is added (and waits for it) only once admitted.
     const uid = session.uid;
-    ctx.hub.reserve(uid);
     let opened: ReturnType<typeof open> | undefined;
     try {
+      // Inside the try: a bus that throws at once still gets its hold released.
+      ctx.hub.reserve(uid);
       const added = await admit(session);
       if (added) opened = open(session, frame, added.replaced?.instanceId);
     } finally {

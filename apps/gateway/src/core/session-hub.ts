@@ -51,7 +51,8 @@ function heldCopy(event: LiveEvent): LiveEvent {
 /**
  * The live sessions of this instance, grouped by user, and the fan-out of
  * each user's event stream to them. A user is subscribed to the bus while at
- * least one of their sessions is open.
+ * least one of their sessions is open, or while a hello of theirs holds a
+ * reservation ({@link SessionHub.reserve}).
  */
 export class SessionHub {
   readonly #users = new Map<string, UserSessions>();
@@ -121,7 +122,7 @@ export class SessionHub {
 
   /**
    * Adds a session (replacing one with the same id); subscribes the user on their
-   * first. Resolves once the user's subscription is live, so that a replay read
+   * first, or takes over the subscription a hello's reservation started. Resolves once the user's subscription is live, so that a replay read
    * afterwards cannot miss an event published in between. Rejects (and removes
    * the session) when the bus cannot subscribe.
    */
