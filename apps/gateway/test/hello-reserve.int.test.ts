@@ -3,7 +3,7 @@ import { createPublisher } from '@livebus/publisher';
 import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
 import { WebSocket } from 'ws';
 import { composePorts } from '../src/compose';
-import type { EventBus } from '../src/fleet/bus/event-bus';
+import type { EventBus, TargetListener } from '../src/fleet/bus/event-bus';
 import { startGateway, TestClient, type TestGateway } from './helpers';
 
 // A hello reserves its user in the hub (SessionHub.reserve): the user's bus subscription
@@ -34,7 +34,10 @@ interface Gate {
 let redis: RedisServerHandle;
 let t: TestGateway;
 let bus: EventBus;
+/** Hellos held at their presence write, by user. */
 const gates = new Map<string, Gate>();
+/** Bus subscriptions held before they start (SSUBSCRIBE), by user. */
+const listenGates = new Map<string, Gate>();
 let publisher: ReturnType<typeof createPublisher>;
 const clients: TestClient[] = [];
 
@@ -58,14 +61,26 @@ beforeAll(async () => {
         }
         return add(uid, entry, options);
       };
+      // A gated user's bus subscription starts (SSUBSCRIBE) only once the test lets it.
+      const listen = bus.listen?.bind(bus);
+      if (!listen) throw new Error('the Redis bus has no listen');
+      bus.listen = (async (uid: string, fn: TargetListener<unknown>, target: unknown) => {
+        const gate = listenGates.get(uid);
+        if (gate) {
+          gate.entered = true;
+          await gate.opened;
+        }
+        return listen(uid, fn, target);
+      }) as EventBus['listen'];
       return ports;
     },
   );
 }, 30_000);
 
 afterEach(async () => {
-  for (const g of gates.values()) g.open();
+  for (const g of [...gates.values(), ...listenGates.values()]) g.open();
   gates.clear();
+  listenGates.clear();
   for (const c of clients.splice(0)) await c.close();
 });
 
@@ -75,13 +90,13 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-function gate(uid: string): Gate {
+function gate(uid: string, where = gates): Gate {
   let open = () => {};
   const opened = new Promise<void>((resolve) => {
     open = resolve;
   });
   const g: Gate = { entered: false, open, opened };
-  gates.set(uid, g);
+  where.set(uid, g);
   return g;
 }
 
@@ -239,4 +254,37 @@ it('fresh and resuming hellos racing each other (one reservation per user) while
   } finally {
     await loop.stop();
   }
+});
+
+describe.each([
+  ['fresh', false],
+  ['resuming', true],
+])('a %s session added while its reserved subscription is still starting', (_name, resuming) => {
+  it('waits for it, and gets every event after its start once, in order', async () => {
+    const uid = `pending-${resuming ? 'resume' : 'fresh'}-${Date.now()}`;
+    const loop = publishAll([uid]);
+    try {
+      const cursor = await waitFor(() => {
+        const c = loop.last.get(uid);
+        return c !== undefined && offsetOf(c) >= 5 ? c : undefined;
+      }, 'a stream');
+      const sub = gate(uid, listenGates);
+      const client = await hello(uid, resuming ? cursor : undefined);
+      // Admitted and added (the presence write is not held) while the subscription has not started.
+      await t.hooks.waitFor('session.open', uid, undefined, 10_000);
+      expect(sub.entered).toBe(true);
+      const atOpen = offsetOf(loop.last.get(uid));
+      await waitFor(() => offsetOf(loop.last.get(uid)) >= atOpen + 3, 'events published while it starts');
+      expect(client.frames.filter((f) => f.type === 'welcome')).toEqual([]);
+      sub.open();
+      const welcome = await client.next('welcome', undefined, 10_000);
+      expect(welcome.resume.status).toBe(resuming ? 'resumed' : 'fresh');
+      await whileOpen(client, () => client.events().length >= welcome.resume.replayed + 20, 'live events');
+      const head = (await loop.stop()).get(uid);
+      await expectEverythingAfter(client, uid, resuming ? cursor : welcome.resume.cursor, head);
+      expect(t.hooks.of('session.close', uid)).toEqual([]);
+    } finally {
+      await loop.stop();
+    }
+  });
 });
