@@ -249,5 +249,98 @@ describe('SessionHub', () => {
       expect(calls).toEqual(['listen u']);
       expect(hub.sessionCount).toBe(1);
     });
+
+    /**
+     * The bus's listen, held: the first call waits for the test to `live()` it (then it
+     * listens on the memory bus) or `fail()` it; later calls listen at once.
+     */
+    function heldListen() {
+      const listen = bus.listen.bind(bus);
+      let live = () => {};
+      let fail = (_error: Error) => {};
+      const gate = new Promise<void>((resolve, reject) => {
+        live = resolve;
+        fail = reject;
+      });
+      let first = true;
+      bus.listen = (uid, fn, target) => {
+        if (!first) return listen(uid, fn, target);
+        first = false;
+        return gate.then(() => listen(uid, fn, target));
+      };
+      // Counted as called, whether held or not.
+      const calls = counted();
+      return { calls, live: () => live(), fail: (error: Error) => fail(error) };
+    }
+
+    it('forgets a reservation whose subscription rejected: a later add subscribes again and hears what follows', async () => {
+      const held = heldListen();
+      hub.reserve('u');
+      held.fail(new Error('SSUBSCRIBE refused'));
+      await settled();
+      // Failed and dropped: nothing was subscribed, so nothing is undone at release.
+      expect([hub.has('u'), hub.userCount, hub.sessionCount]).toEqual([false, 0, 0]);
+      const s = open('u', 's');
+      await hub.add(s.session);
+      expect(held.calls).toEqual(['listen u', 'listen u']);
+      hub.release('u');
+      await settled();
+      expect(held.calls).toEqual(['listen u', 'listen u']);
+      s.session.pending = undefined;
+      await bus.publish('u', note(1));
+      expect(s.messages()).toEqual(['1']);
+      expect([hub.has('u'), hub.sessionCount]).toEqual([true, 1]);
+      // Its own subscription, undone with its last session: once.
+      expect(hub.remove(s.session)).toBe(true);
+      await settled();
+      expect(held.calls).toEqual(['listen u', 'listen u', 'unlisten u']);
+    });
+
+    it('rejects the add that took a reservation whose subscription then rejected, removes its session; the next add subscribes again', async () => {
+      const held = heldListen();
+      hub.reserve('u');
+      const first = open('u', 'a');
+      const added = hub.add(first.session);
+      held.fail(new Error('SSUBSCRIBE refused'));
+      await expect(added).rejects.toThrow('SSUBSCRIBE refused');
+      hub.release('u');
+      await settled();
+      expect([hub.has('u'), hub.userCount, hub.sessionCount]).toEqual([false, 0, 0]);
+      expect(held.calls).toEqual(['listen u']);
+      const next = open('u', 'b');
+      await hub.add(next.session);
+      next.session.pending = undefined;
+      await bus.publish('u', note(1));
+      expect(next.messages()).toEqual(['1']);
+      expect(first.sent).toEqual([]);
+      expect(held.calls).toEqual(['listen u', 'listen u']);
+    });
+
+    it('an add taking a reservation whose subscription is still pending resolves once it is live, without subscribing again', async () => {
+      const held = heldListen();
+      hub.reserve('u');
+      const s = open('u', 's');
+      let done = false;
+      const added = hub.add(s.session).then(() => {
+        done = true;
+      });
+      await settled();
+      // Added (counted, seen) but not resolved: the replay read must wait for the subscription.
+      expect([done, hub.has('u'), hub.sessionCount]).toEqual([false, true, 1]);
+      hub.release('u');
+      await settled();
+      // The reservation was taken by the session: release undoes nothing.
+      expect([done, held.calls]).toEqual([false, ['listen u']]);
+      held.live();
+      await added;
+      expect(held.calls).toEqual(['listen u']);
+      s.session.pending = undefined;
+      await bus.publish('u', note(1));
+      expect(s.messages()).toEqual(['1']);
+      // A second session of the user shares the one subscription.
+      const other = open('u', 't');
+      await hub.add(other.session);
+      expect(held.calls).toEqual(['listen u']);
+    });
   });
 });
