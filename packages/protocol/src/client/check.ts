@@ -196,6 +196,8 @@ function objectChecks(s: SchemaObject, out: Check[], compile: (s: JsonSchema) =>
     if (!extra && !names) return;
     // Own keys in Object.keys order, without building the array.
     for (const key in v) {
+      // A declared key needs no more here (without propertyNames), own or not: no hasOwnProperty.
+      if (!names && (!extra || knownKeys.has(key))) continue;
       if (!has(v, key)) continue;
       if (names?.(key)) return fail('invalid key', [key]);
       if (!extra || knownKeys.has(key) || v[key] === undefined) continue;
