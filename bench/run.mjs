@@ -7,7 +7,8 @@
 //                      [--scenarios startup,idle,fanout,rate,storm,scale,churn]
 //
 // GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the livebus gateway,
-// LOAD_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" the load process (the clients).
+// LOAD_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" the load process (the clients),
+// PUBLISHER_NODE_ARGS the same for the publisher process.
 import { fork, spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -217,7 +218,12 @@ async function startLoad(target, servers, users) {
 }
 
 async function startPublisher(target, redisUrl, users, load) {
-  const pub = forkChild('publisher.mjs', ['--target', target, '--redis', redisUrl, '--users', String(users)]);
+  const pubArgs = (process.env.PUBLISHER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const pub = forkChild(
+    'publisher.mjs',
+    ['--target', target, '--redis', redisUrl, '--users', String(users)],
+    [...process.execArgv, ...pubArgs],
+  );
   await pub.request(null, 'up');
   // Relay the load's received count to the publisher (its in-flight window).
   load.on('message', (m) => {

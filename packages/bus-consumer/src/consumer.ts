@@ -10,7 +10,6 @@ import type {
   RpcParams,
   RpcResult,
   ServerFrame,
-  StreamPosition,
   WelcomeFrame,
 } from '@livebus/protocol';
 import {
@@ -112,8 +111,13 @@ export class BusConsumer {
   /** Identifies the current socket; callbacks from an older one are ignored. */
   #connId = 0;
   #lastCursor: Cursor | undefined;
-  /** `#lastCursor` taken apart (undefined when there is none, or it is not a cursor): set with it by `#setCursor`. */
-  #lastPosition: StreamPosition | undefined;
+  /**
+   * `#lastCursor` taken apart, set with it by `#setCursor`: its epoch (undefined when there is no
+   * cursor, or it is not one) and offset. Kept as two fields, so an event's cursor is compared with
+   * them without taking it apart into new strings and an object.
+   */
+  #lastEpoch: string | undefined;
+  #lastOffset = 0;
   #attempt = 0;
   /** A refresh_token close was already retried; a welcome resets it, so only back-to-back failures stop. */
   #authRetried = false;
@@ -492,22 +496,32 @@ export class BusConsumer {
   }
 
   /** Sets the last cursor and its parts (the cursor taken apart once, not at every event). */
-  #setCursor(cursor: Cursor | undefined, position = cursor === undefined ? undefined : parseCursor(cursor)): void {
+  #setCursor(cursor: Cursor | undefined): void {
+    const position = cursor === undefined ? undefined : parseCursor(cursor);
     this.#lastCursor = cursor;
-    this.#lastPosition = position;
+    this.#lastEpoch = position?.epoch;
+    this.#lastOffset = position?.offset ?? 0;
   }
 
   #onEvent(frame: EventFrame): void {
     // Replayed and live events can overlap around a reconnect: the cursor makes delivery exactly once.
     // Same epoch and not past the last handled offset: a duplicate. Another epoch is a new stream
     // (as is a cursor that cannot be read: compareCursors would not order it either).
-    const position = parseCursor(frame.cursor);
-    const last = this.#lastPosition;
-    if (position && last && position.epoch === last.epoch && position.offset <= last.offset) {
+    // As parseCursor and a comparison of epochs, without the strings and the object it makes:
+    // most events continue the epoch of the last one, whose text is compared in place.
+    const cursor = frame.cursor;
+    const at = cursor.lastIndexOf(':');
+    const offset = at > 0 ? offsetAfter(cursor, at) : -1;
+    const epoch = this.#lastEpoch;
+    const sameEpoch = epoch !== undefined && at === epoch.length && cursor.startsWith(epoch);
+    if (offset >= 0 && sameEpoch && offset <= this.#lastOffset) {
       this.#counters.duplicatesDropped++;
       return;
     }
-    this.#setCursor(frame.cursor, position);
+    this.#lastCursor = cursor;
+    if (offset < 0) this.#lastEpoch = undefined;
+    else if (!sameEpoch) this.#lastEpoch = cursor.slice(0, at);
+    this.#lastOffset = Math.max(offset, 0);
     this.#counters.eventsReceived++;
     // As #safely, without a closure per handler and event.
     const handlers = this.#handlers.get(frame.event);
@@ -633,4 +647,20 @@ function toError(error: unknown): Error {
 function randomId(): string {
   const c = globalThis.crypto as { randomUUID?: () => string } | undefined;
   return c?.randomUUID ? c.randomUUID() : `s-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
+/**
+ * The offset of a cursor whose last ':' is at `at`, as parseCursor reads it (a safe integer of
+ * decimal digits, at least one), or -1 when it is not one; without slicing the text.
+ */
+function offsetAfter(cursor: string, at: number): number {
+  const end = cursor.length;
+  if (end === at + 1) return -1;
+  let offset = 0;
+  for (let i = at + 1; i < end; i++) {
+    const c = cursor.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    offset = offset * 10 + c;
+  }
+  return Number.isSafeInteger(offset) ? offset : -1;
 }

@@ -37,19 +37,28 @@ function openingsAtMost(text: string, limit: number): boolean {
 }
 
 /**
- * Depth of the most nested array or object in an already parsed value,
- * measured with an explicit stack (no recursion). For values that did not come
- * from text: an event handed to a publisher in process, for example.
+ * Depth of the most nested array or object in an already parsed value: `true` when it nests
+ * deeper than `maxDepth`. For values that did not come from text: an event handed to a
+ * publisher in process, for example. Recursive, but never more than `maxDepth + 1` calls deep
+ * (a cycle, too, stops there), and nothing is allocated per value: it runs for every event.
  */
 export function exceedsValueDepth(value: unknown, maxDepth: number): boolean {
-  const stack: Array<[unknown, number]> = [[value, 0]];
-  while (stack.length > 0) {
-    const [v, d] = stack.pop() as [unknown, number];
-    if (v === null || typeof v !== 'object') continue;
-    if (d + 1 > maxDepth) return true;
-    for (const child of Array.isArray(v) ? v : Object.values(v)) {
-      if (child !== null && typeof child === 'object') stack.push([child, d + 1]);
-    }
+  return deeperThan(value, 0, maxDepth);
+}
+
+// biome-ignore lint/suspicious/noPrototypeBuiltins: Object.hasOwn is missing from the ES2020 browsers this package targets.
+const hasOwn = (o: object, key: string) => Object.prototype.hasOwnProperty.call(o, key);
+
+/** Whether `v`, found at depth `depth` (the top value: 0), nests deeper than `maxDepth`. */
+function deeperThan(v: unknown, depth: number, maxDepth: number): boolean {
+  if (v === null || typeof v !== 'object') return false;
+  if (depth + 1 > maxDepth) return true;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) if (deeperThan(v[i], depth + 1, maxDepth)) return true;
+    return false;
   }
+  // Own enumerable string keys, as Object.values reads them, without building its array.
+  const o = v as Record<string, unknown>;
+  for (const key in o) if (hasOwn(o, key) && deeperThan(o[key], depth + 1, maxDepth)) return true;
   return false;
 }

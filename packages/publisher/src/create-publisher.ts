@@ -138,10 +138,10 @@ export function createPublisher(connection: PublisherConnection, options: Publis
 
   function publish(userId: string, event: AppEvent): Promise<StoredEvent>;
   function publish<E extends EventType>(userId: string, type: E, data: EventData<E>): Promise<StoredEvent>;
-  async function publish(userId: string, eventOrType: AppEvent | EventType, data?: unknown): Promise<StoredEvent> {
+  function publish(userId: string, eventOrType: AppEvent | EventType, data?: unknown): Promise<StoredEvent> {
     const event = (typeof eventOrType === 'string' ? { event: eventOrType, data } : eventOrType) as AppEvent;
-    const [stored] = await outbox.send([{ userId, event }]);
-    return stored as StoredEvent;
+    // Never throws: a refused event is a rejected promise, as from an async function.
+    return outbox.sendOne(userId, event);
   }
 
   return {

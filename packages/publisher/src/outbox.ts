@@ -110,7 +110,9 @@ interface Entry {
   /** Rounds that failed for want of Redis, the first included. */
   failures: number;
   isQueued: boolean;
-  resolve: (stored: StoredEvent[]) => void;
+  /** Made by {@link Outbox.sendOne}: resolves with its one event, not a list. */
+  single: boolean;
+  resolve: (stored: StoredEvent[] | StoredEvent) => void;
   reject: (error: unknown) => void;
 }
 
@@ -120,8 +122,12 @@ interface Item {
   fence: PublishFence | undefined;
   entry: Entry;
   stored: StoredEvent | undefined;
-  /** The batch it was first sent in and its place there: a retry sends that batch again, as it was. */
-  batch: { seq: number; index: number } | undefined;
+  /**
+   * The batch it was first sent in (0: not sent yet; batches are numbered from 1) and its place
+   * there: a retry sends that batch again, as it was. Two numbers, not an object per event.
+   */
+  batchSeq: number;
+  batchIndex: number;
 }
 
 const nothing = () => {};
@@ -193,6 +199,18 @@ export class Outbox {
    * stored, in the order given.
    */
   send(publications: readonly Publication[]): Promise<StoredEvent[]> {
+    return this.#enqueue(publications, false) as Promise<StoredEvent[]>;
+  }
+
+  /**
+   * {@link send} for one event, resolving with it as stored: `publish()`'s way, without a
+   * list made for its argument and its result.
+   */
+  sendOne(userId: string, event: AppEvent): Promise<StoredEvent> {
+    return this.#enqueue([{ userId, event }], true) as Promise<StoredEvent>;
+  }
+
+  #enqueue(publications: readonly Publication[], single: boolean): Promise<StoredEvent[] | StoredEvent> {
     if (this.#closed) return Promise.reject(new PublishError('closed', 'the publisher is closed'));
     // Every event is validated before any is queued; the items are made from them after.
     const events = new Array<AppEvent>(publications.length);
@@ -215,8 +233,8 @@ export class Outbox {
         new PublishError('outbox_full', `the outbox holds ${this.#items.length} of ${cap} events; try again later`),
       );
     }
-    return new Promise<StoredEvent[]>((resolve, reject) => {
-      const entry: Entry = { items: [], left: valid.length, failures: 0, isQueued: false, resolve, reject };
+    return new Promise<StoredEvent[] | StoredEvent>((resolve, reject) => {
+      const entry: Entry = { items: [], left: valid.length, failures: 0, isQueued: false, single, resolve, reject };
       for (let k = 0; k < valid.length; k++) {
         const p = valid[k] as Publication;
         entry.items.push({
@@ -225,7 +243,8 @@ export class Outbox {
           fence: p.fence || undefined,
           entry,
           stored: undefined,
-          batch: undefined,
+          batchSeq: 0,
+          batchIndex: 0,
         });
       }
       this.#items.push(...entry.items);
@@ -319,14 +338,14 @@ export class Outbox {
     const users: Item[][] = [];
     const batches: UserBatch[] = [];
     for (const all of byUser.values()) {
-      const retry = (all[0] as Item).batch !== undefined;
+      const retry = (all[0] as Item).batchSeq !== 0;
       const items = this.#batchOf(all);
       const first = items[0] as Item;
       const events = new Array<AppEvent>(items.length);
       for (let k = 0; k < items.length; k++) events[k] = (items[k] as Item).event;
-      const batch: UserBatch = { userId: first.userId, events, seq: first.batch?.seq as number };
+      const batch: UserBatch = { userId: first.userId, events, seq: first.batchSeq };
       // A first send's positions are 0..n-1, the default; a retry may carry fewer events.
-      if (retry) batch.positions = items.map((i) => i.batch?.index as number);
+      if (retry) batch.positions = items.map((i) => i.batchIndex);
       if (first.fence) batch.fence = first.fence;
       users.push(items);
       batches.push(batch);
@@ -376,15 +395,16 @@ export class Outbox {
    * rest wait for the next round, behind it, which keeps the user's order.
    */
   #batchOf(items: Item[]): Item[] {
-    const retry = (items[0] as Item).batch;
-    if (retry) return items.filter((i) => i.batch?.seq === retry.seq);
+    const retry = (items[0] as Item).batchSeq;
+    if (retry !== 0) return items.filter((i) => i.batchSeq === retry);
     // Most users' items carry no fence at all: then they are one run, no need to split them.
     let fenced = false;
     for (const i of items) fenced ||= i.fence !== undefined;
     const run = fenced ? (fenceRuns(items, (i) => i.fence)[0] as Item[]) : items;
     const seq = ++this.#seq;
     run.forEach((item, index) => {
-      item.batch = { seq, index };
+      item.batchSeq = seq;
+      item.batchIndex = index;
     });
     return run;
   }
@@ -443,7 +463,11 @@ export class Outbox {
       if (item.stored) {
         this.#stats.stored++;
         entry.left--;
-        if (entry.left === 0) entry.resolve(entry.items.map((i) => i.stored as StoredEvent));
+        if (entry.left === 0) {
+          entry.resolve(
+            entry.single ? (entry.items[0]?.stored as StoredEvent) : entry.items.map((i) => i.stored as StoredEvent),
+          );
+        }
         continue;
       }
       this.#items[kept++] = item;

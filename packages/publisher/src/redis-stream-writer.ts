@@ -336,7 +336,14 @@ function storedBatch(
   return {
     events: events.map((event, i) => {
       const offset = firstOffset + (duplicate && positions ? (positions[i] ?? i) : i);
-      return { type: 'event', cursor: formatCursor(epoch, offset), ts: time, ...event } as StoredEvent;
+      // The fields of an AppEvent (a strict schema: exactly these two), without an object spread.
+      return {
+        type: 'event',
+        cursor: formatCursor(epoch, offset),
+        ts: time,
+        event: event.event,
+        data: event.data,
+      } as StoredEvent;
     }),
     duplicate,
   };
