@@ -54,7 +54,7 @@ describe('hostile input never throws', () => {
     );
   });
 
-  it('measures parsed values without recursion, cycles included', () => {
+  it('measures parsed values without overflowing the call stack, cycles included', () => {
     let deep: unknown = 1;
     for (let i = 0; i < 100_000; i++) deep = [deep];
     expect(exceedsValueDepth(deep, 64)).toBe(true);

@@ -36,14 +36,32 @@ function openingsAtMost(text: string, limit: number): boolean {
   return true;
 }
 
+/** Past this `maxDepth`, {@link exceedsValueDepth} walks with a stack of its own instead of recursing. */
+const RECURSION_MAX = 1_000;
+
 /**
  * Depth of the most nested array or object in an already parsed value: `true` when it nests
  * deeper than `maxDepth`. For values that did not come from text: an event handed to a
- * publisher in process, for example. Recursive, but never more than `maxDepth + 1` calls deep
- * (a cycle, too, stops there), and nothing is allocated per value: it runs for every event.
+ * publisher in process, for example. Up to a `maxDepth` of 1 000 it recurses, never more than
+ * `maxDepth + 1` calls deep (a cycle, too, stops there), and allocates nothing per value (it runs
+ * for every event); above that it uses an explicit stack, so no depth overflows the call stack.
  */
 export function exceedsValueDepth(value: unknown, maxDepth: number): boolean {
-  return deeperThan(value, 0, maxDepth);
+  return maxDepth > RECURSION_MAX ? deeperThanIterative(value, maxDepth) : deeperThan(value, 0, maxDepth);
+}
+
+/** {@link exceedsValueDepth} with an explicit stack: for limits too deep to recurse to. */
+function deeperThanIterative(value: unknown, maxDepth: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop() as [unknown, number];
+    if (v === null || typeof v !== 'object') continue;
+    if (d + 1 > maxDepth) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (child !== null && typeof child === 'object') stack.push([child, d + 1]);
+    }
+  }
+  return false;
 }
 
 // biome-ignore lint/suspicious/noPrototypeBuiltins: Object.hasOwn is missing from the ES2020 browsers this package targets.

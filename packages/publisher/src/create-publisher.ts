@@ -140,8 +140,13 @@ export function createPublisher(connection: PublisherConnection, options: Publis
   function publish<E extends EventType>(userId: string, type: E, data: EventData<E>): Promise<StoredEvent>;
   function publish(userId: string, eventOrType: AppEvent | EventType, data?: unknown): Promise<StoredEvent> {
     const event = (typeof eventOrType === 'string' ? { event: eventOrType, data } : eventOrType) as AppEvent;
-    // Never throws: a refused event is a rejected promise, as from an async function.
-    return outbox.sendOne(userId, event);
+    // Never throws: a refused event is a rejected promise, as from an async function (an
+    // onOutboxEvent callback that throws while the outbox is full included).
+    try {
+      return outbox.sendOne(userId, event);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   return {

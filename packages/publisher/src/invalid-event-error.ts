@@ -25,15 +25,24 @@ const USER_ID_MIN = UserIdSchema.minLength ?? 1;
 const USER_ID_MAX = UserIdSchema.maxLength ?? Number.POSITIVE_INFINITY;
 
 /**
+ * UserIdSchema's verdict, without a zod parse for nearly every id: zod counts code points,
+ * one or two UTF-16 units each, so a length in units within [2 * min, max] is within the
+ * bounds in code points too; anything else (emoji near the bound, non-strings) asks zod.
+ */
+function userIdAccepted(userId: unknown): boolean {
+  if (typeof userId !== 'string') return false;
+  const n = userId.length;
+  if (n >= 2 * USER_ID_MIN && n <= USER_ID_MAX) return true;
+  return UserIdSchema.safeParse(userId).success;
+}
+
+/**
  * Checks an event and its user id where they enter the bus, so a malformed
  * event never gets a cursor (and never fails later, on every replay). Returns
  * the event as the schema normalises it.
  */
 export function validatePublication(userId: string, event: unknown): AppEvent {
-  // UserIdSchema's bounds, checked without a zod parse per event.
-  if (typeof userId !== 'string' || userId.length < USER_ID_MIN || userId.length > USER_ID_MAX) {
-    throw new InvalidEventError('user id must be 1 to 128 characters');
-  }
+  if (!userIdAccepted(userId)) throw new InvalidEventError('user id must be 1 to 128 characters');
   if (exceedsValueDepth(event, protocolDefaults.maxJsonDepth)) {
     throw new InvalidEventError(`event nested deeper than ${protocolDefaults.maxJsonDepth} levels`);
   }

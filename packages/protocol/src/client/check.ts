@@ -1,7 +1,7 @@
 // A checker for the subset of JSON Schema (draft 2020-12) that `z.toJSONSchema` writes for the
 // protocol's zod schemas. It lets clients validate frames against the schemas generated from the
 // zod ones without carrying zod itself (see docs/client.md, "Size"). Where JSON Schema and zod
-// differ it follows zod, the source of truth: string lengths count UTF-16 code units, numbers
+// differ it follows zod, the source of truth: string lengths count code points, numbers
 // must be finite, objects must be plain, and an `undefined` property counts as absent.
 import type { FrameIssue } from '../errors';
 
@@ -122,14 +122,32 @@ const anyType = (tests: Array<(v: unknown) => boolean>, v: unknown) => {
   return false;
 };
 
+/** Code points in a string, as zod's length checks count them (a lone surrogate counts one). */
+function codePoints(v: string): number {
+  let n = 0;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < v.length) {
+      const next = v.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) i++;
+    }
+    n++;
+  }
+  return n;
+}
+
 function stringChecks(s: SchemaObject, out: Check[]): void {
   const { minLength: min, maxLength: max, pattern } = s;
   const re = pattern === undefined ? undefined : new RegExp(pattern);
   if (min === undefined && max === undefined && !re) return;
   out.push((v) => {
     if (typeof v !== 'string') return;
-    if (min !== undefined && v.length < min) return fail(`expected at least ${min} characters`);
-    if (max !== undefined && v.length > max) return fail(`expected at most ${max} characters`);
+    // zod counts code points (one or two UTF-16 units each): the units decide alone unless
+    // surrogate pairs could move the count across a bound, and only then are they counted.
+    if (min !== undefined && v.length < 2 * min && codePoints(v) < min) {
+      return fail(`expected at least ${min} characters`);
+    }
+    if (max !== undefined && v.length > max && codePoints(v) > max) return fail(`expected at most ${max} characters`);
     if (re && !re.test(v)) return fail(`expected to match /${pattern}/`);
   });
 }

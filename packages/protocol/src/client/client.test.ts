@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { z } from 'zod';
 import { clientFrame, json, serverFrame } from '../../test/arbitraries';
 import * as zodSide from '../codec';
 import { clientFrameExamples, methodExamples, serverFrameExamples } from '../examples';
@@ -111,6 +112,29 @@ describe('the client checker agrees with the zod schemas', () => {
     );
     // Both outcomes were exercised, many times.
     expect(Math.min(seen.ok, seen.refused)).toBeGreaterThan(500);
+  });
+
+  it('on string lengths, counted in code points as zod counts them (emoji, lone surrogates)', () => {
+    const bounded = z.string().min(2).max(3);
+    const schema = z.toJSONSchema(bounded) as Parameters<typeof checkJson>[0];
+    const samples = [
+      'ab',
+      'abcd',
+      '\u{1F600}',
+      '\u{1F600}'.repeat(3),
+      '\u{1F600}'.repeat(4),
+      'a\u{1F600}',
+      '\ud83d',
+      '\ud83d\ud83d',
+    ];
+    for (const v of samples) {
+      expect({ v, ok: checkJson(schema, v) === undefined }).toEqual({ v, ok: bounded.safeParse(v).success });
+    }
+    // The welcome's user_id, at the bound: 128 emoji are 256 UTF-16 units and accepted by zod.
+    const welcome = serverFrameExamples.find((f) => f.frame.type === 'welcome')?.frame;
+    const text = JSON.stringify({ ...welcome, user_id: '\u{1F600}'.repeat(128) });
+    expect(zodSide.parseServerFrame(text).ok).toBe(true);
+    expect(parseServerFrame(text)).toEqual(zodSide.parseServerFrame(text));
   });
 
   it('on client frames, valid and with one thing wrong', () => {
