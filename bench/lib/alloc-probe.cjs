@@ -1,0 +1,29 @@
+// Preloaded into a server by bench/hello-alloc.mjs (`node --require alloc-probe.cjs`, spawned with
+// an IPC channel): V8's sampling heap profiler through an in-process inspector session, started
+// and stopped by the parent ({ cmd: 'alloc-start' } / { cmd: 'alloc-stop', file }). Objects
+// that the minor and major collectors free are counted too (most of a hello's are). On stop the
+// profile is written to `file` and the parent is told ({ cmd: 'alloc-stopped' }).
+const { Session } = require('node:inspector');
+const { writeFileSync } = require('node:fs');
+
+let session;
+const post = (method, params) =>
+  new Promise((resolve, reject) => session.post(method, params, (err, res) => (err ? reject(err) : resolve(res))));
+
+process.on('message', async (m) => {
+  if (m?.cmd === 'alloc-start') {
+    session = new Session();
+    session.connect();
+    await post('HeapProfiler.startSampling', {
+      samplingInterval: m.interval,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+    process.send({ cmd: 'alloc-started' });
+  } else if (m?.cmd === 'alloc-stop') {
+    const { profile } = await post('HeapProfiler.stopSampling');
+    session.disconnect();
+    writeFileSync(m.file, JSON.stringify(profile));
+    process.send({ cmd: 'alloc-stopped' });
+  }
+});
