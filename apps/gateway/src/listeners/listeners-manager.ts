@@ -187,6 +187,8 @@ interface UserState {
 
 /** The detaches of a user with no listener attached: one shared empty list, not one per user. */
 const NO_DETACHES: readonly Detach[] = Object.freeze([]);
+/** What sessionOpened answers when there is nothing to attach (one settled promise for all). */
+const ATTACHED: Promise<void> = Promise.resolve();
 
 /** Attaches and releases each user's listeners, with the detach delay that a reconnect cancels. */
 export class ListenersManager {
@@ -306,7 +308,21 @@ export class ListenersManager {
       this.#cancelled++;
       this.#o.hooks.emit('detach.cancelled', { uid: userId, sessionId });
     }
+    if (state.chain === undefined && this.#o.sources.length === 0 && !this.#o.workflowSource) {
+      // Nothing configured to attach (the common case without LISTENERS_FILE): no chain of
+      // promises per hello, just the bookkeeping, still after the caller's own moments.
+      queueMicrotask(() => this.#markAttached(userId, state));
+      return ATTACHED;
+    }
     return this.#enqueue(userId, state, () => this.#attach(userId, state));
+  }
+
+  /** {@link #attach} when there is nothing to hold: marks the user attached, no lease, no timers. */
+  #markAttached(userId: string, state: UserState): void {
+    if (state.attached || state.sessions === 0 || this.#closed) return;
+    state.attached = true;
+    this.#attachedCount++;
+    this.#o.hooks.emit('listener.attached', { uid: userId, listeners: 0 });
   }
 
   /** A session of the user closed; the last one starts the detach delay. */
@@ -503,9 +519,7 @@ export class ListenersManager {
     if (state.attached || state.sessions === 0 || this.#closed) return;
     if (this.#o.sources.length === 0 && !this.#o.workflowSource) {
       // Nothing to hold once in the fleet: no lease, no timers.
-      state.attached = true;
-      this.#attachedCount++;
-      this.#o.hooks.emit('listener.attached', { uid: userId, listeners: 0 });
+      this.#markAttached(userId, state);
       return;
     }
     const { lease, instanceId: owner, leaseTtlMs } = this.#o;
