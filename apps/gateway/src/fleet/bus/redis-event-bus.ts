@@ -57,6 +57,25 @@ const CLUSTER_TOPOLOGY_CHECK_MS = 1_000;
 /** A wait that never keeps the process alive on its own. */
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
+/**
+ * Longest wait for one step of a catch-up (the confirming SSUBSCRIBE, the read). The user's
+ * live events are held while it runs, so a step must not hang: a command queued on a sharded
+ * subscriber that ioredis drops during a failover may never settle. Past it, the step is tried
+ * again (a late answer is harmless: delivery is by offset, each event once).
+ */
+const CATCH_UP_STEP_TIMEOUT_MS = 5_000;
+
+/** `promise`, or a rejection once `ms` have passed without it settling (then ignored). */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    timer.unref();
+  });
+  promise.catch(() => {});
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** One user this process serves: its listeners and where live delivery stands. */
 interface Served {
   userId: string;
@@ -428,8 +447,8 @@ export class RedisEventBus implements EventBus {
           // ioredis emits 'ready' before it sends the SSUBSCRIBEs again: a read made
           // before Redis has taken this user's would miss whatever is published in
           // between. Subscribing again is a no-op for Redis and confirms it.
-          await sub.ssubscribe(s.channel);
-          await this.#readMissed(s);
+          await within(sub.ssubscribe(s.channel), CATCH_UP_STEP_TIMEOUT_MS);
+          await within(this.#readMissed(s), CATCH_UP_STEP_TIMEOUT_MS);
           if (!s.again) return;
           wait = CATCH_UP_RETRY_MS;
         } catch {
