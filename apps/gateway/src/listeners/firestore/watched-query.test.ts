@@ -3,7 +3,7 @@ import { waitFor } from '@livebus/test-support';
 import type { Query, Timestamp } from 'firebase-admin/firestore';
 import type { Logger } from '../../logger';
 import { markOf } from '../watermark-store';
-import { WatchedQuery, type WatchedQueryObserver } from './watched-query';
+import { stopQueriesOn, WatchedQuery, type WatchedQueryObserver } from './watched-query';
 
 const silent: Logger = { error() {}, warn() {}, info() {}, debug() {} };
 const quiet: WatchedQueryObserver = { reads() {}, events() {}, deduplicated() {}, error() {}, restart() {} };
@@ -110,5 +110,54 @@ describe('WatchedQuery: deletions reported when a listener resumes', () => {
     await waitFor(() => events.includes('added c/marker'), 'the marker');
     expect(events).toEqual(['removed c/deleted', 'added c/marker']);
     await watched.stop();
+  });
+});
+
+describe('stopQueriesOn: what shutdown stops before terminating the Firestore client', () => {
+  /** A query of `client` counting its open listeners (Firestore refuses to terminate while any is). */
+  function queryOf(client: object, open: { count: number }) {
+    return {
+      firestore: client,
+      onSnapshot() {
+        open.count++;
+        return () => {
+          open.count--;
+        };
+      },
+    } as unknown as Query;
+  }
+  const watch = (query: Query) =>
+    new WatchedQuery({
+      query,
+      userId: 'u1',
+      listener: 'notes',
+      source: 'firestore',
+      emit: async () => {},
+      mark: undefined,
+      saveMark: async () => true,
+      onFenced: () => {},
+      observer: quiet,
+      logger: silent,
+    });
+
+  it('stops the queries still open on that client only, and counts them', async () => {
+    const client = {};
+    const other = {};
+    const open = { count: 0 };
+    const elsewhere = { count: 0 };
+    const detached = watch(queryOf(client, open));
+    const left = [watch(queryOf(client, open)), watch(queryOf(client, open))];
+    const kept = watch(queryOf(other, elsewhere));
+    for (const q of [detached, ...left, kept]) q.start();
+    await detached.stop();
+    expect(open.count).toBe(2);
+
+    expect(await stopQueriesOn(client as never)).toBe(2);
+    expect(open.count).toBe(0);
+    expect(elsewhere.count).toBe(1);
+    // Stopped once: nothing is left to stop on that client.
+    expect(await stopQueriesOn(client as never)).toBe(0);
+    await kept.stop();
+    expect(await stopQueriesOn(other as never)).toBe(0);
   });
 });
