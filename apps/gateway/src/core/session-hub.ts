@@ -122,9 +122,10 @@ export class SessionHub {
 
   /**
    * Adds a session (replacing one with the same id); subscribes the user on their
-   * first, or takes over the subscription a hello's reservation started. Resolves once the user's subscription is live, so that a replay read
-   * afterwards cannot miss an event published in between. Rejects (and removes
-   * the session) when the bus cannot subscribe.
+   * first, or takes over the subscription a hello's reservation started. Resolves
+   * once the user's subscription is live, so that a replay read afterwards cannot
+   * miss an event published in between. Rejects (and removes the session) when the
+   * bus cannot subscribe.
    */
   async add(session: Session): Promise<void> {
     const uid = session.uid;
