@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { waitFor } from '@livebus/test-support';
 import { watchEcsStop } from './ecs-stop-watch';
 
 describe('watchEcsStop', () => {
@@ -15,14 +16,19 @@ describe('watchEcsStop', () => {
     const uri = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v4/abc`;
     let stops = 0;
     const unwatch = watchEcsStop({ metadataUri: uri, intervalMs: 20, onStop: () => stops++ });
-    await new Promise((r) => setTimeout(r, 100));
-    expect(stops).toBe(0);
-    desired = 'STOPPED';
-    await new Promise((r) => setTimeout(r, 150));
+    try {
+      // Polls answered RUNNING (counted by the server, not by time: a loaded machine polls late).
+      await waitFor(() => paths.length >= 3, 'three polls while RUNNING');
+      expect(stops).toBe(0);
+      desired = 'STOPPED';
+      await waitFor(() => stops > 0, 'onStop after STOPPED');
+    } finally {
+      unwatch();
+      // Resolves once every poll still in flight was answered: none of them calls onStop again.
+      await new Promise<void>((r) => server.close(() => r()));
+    }
     expect(stops).toBe(1);
     expect(paths.every((p) => p === '/v4/abc/task')).toBe(true);
-    unwatch();
-    await new Promise<void>((r) => server.close(() => r()));
   });
 
   it('does nothing off ECS, and ignores an unreachable endpoint', async () => {
