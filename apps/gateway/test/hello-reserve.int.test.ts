@@ -1,9 +1,10 @@
 import { type AppEvent, parseCursor } from '@livebus/protocol';
-import { createPublisher } from '@livebus/publisher';
+import { createPublisher, userKeys } from '@livebus/publisher';
 import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
+import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
 import { composePorts } from '../src/compose';
-import type { EventBus, TargetListener } from '../src/fleet/bus/event-bus';
+import type { EventBus, ListenOptions, TargetListener } from '../src/fleet/bus/event-bus';
 import { startGateway, TestClient, type TestGateway } from './helpers';
 
 // A hello reserves its user in the hub (SessionHub.reserve): the user's bus subscription
@@ -64,13 +65,13 @@ beforeAll(async () => {
       // A gated user's bus subscription starts (SSUBSCRIBE) only once the test lets it.
       const listen = bus.listen?.bind(bus);
       if (!listen) throw new Error('the Redis bus has no listen');
-      bus.listen = (async (uid: string, fn: TargetListener<unknown>, target: unknown) => {
+      bus.listen = (async (uid: string, fn: TargetListener<unknown>, target: unknown, options?: ListenOptions) => {
         const gate = listenGates.get(uid);
         if (gate) {
           gate.entered = true;
           await gate.opened;
         }
-        return listen(uid, fn, target);
+        return listen(uid, fn, target, options);
       }) as EventBus['listen'];
       return ports;
     },
@@ -217,6 +218,39 @@ it('a resuming session whose subscription heard events while reserved gets every
     expect(t.hooks.of('session.close', uid)).toEqual([]);
   } finally {
     await loop.stop();
+  }
+});
+
+it('a resuming hello of a user not served here reads its stream once: the read that makes the subscription live is its replay', async () => {
+  const uid = `once-${Date.now()}`;
+  const cursors: string[] = [];
+  for (let i = 0; i < 3; i++) cursors.push((await publisher.publish(uid, note(String(i)))).cursor);
+  const stream = userKeys(uid).stream;
+  const watcher = new Redis(redis.url);
+  const monitor = await watcher.monitor();
+  try {
+    // Every command a client sent on the user's stream (not those its scripts ran), in order; a PING marks the end.
+    const onStream: string[] = [];
+    let ended = false;
+    const mark = `end-${uid}`;
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua' && args.includes(stream)) onStream.push(String(args[0]).toLowerCase());
+      if (args[0]?.toLowerCase() === 'ping' && args[1] === mark) ended = true;
+    });
+    const client = await hello(uid, cursors[0]);
+    const welcome = await client.next('welcome', undefined, 10_000);
+    expect(welcome.resume).toEqual({ status: 'resumed', cursor: cursors[2], replayed: 2 });
+    await whileOpen(client, () => client.events().length === 2, 'the replay');
+    expect(client.events().map((e) => e.cursor)).toEqual(cursors.slice(1));
+    const pinger = new Redis(redis.url);
+    await pinger.ping(mark);
+    pinger.disconnect();
+    await waitFor(() => ended, 'the monitor up to the PING');
+    // One script read (the subscription's, handed to the welcome), not a head read and a replay read.
+    expect(onStream).toEqual(['evalsha']);
+  } finally {
+    monitor.disconnect();
+    watcher.disconnect();
   }
 });
 

@@ -150,7 +150,7 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     let opened: ReturnType<typeof open> | undefined;
     try {
       // Inside the try: a bus that throws at once still gets its hold released.
-      ctx.hub.reserve(uid);
+      ctx.hub.reserve(uid, frame.last_cursor);
       const added = await admit(session);
       if (added) opened = open(session, frame, added.replaced?.instanceId);
     } finally {

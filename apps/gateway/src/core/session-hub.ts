@@ -1,5 +1,5 @@
-import { CloseCode } from '@livebus/protocol';
-import type { EventBus, LiveEvent, TargetListener, Unsubscribe } from '../fleet/bus/event-bus';
+import { CloseCode, type Cursor } from '@livebus/protocol';
+import type { EventBus, ListenOptions, LiveEvent, TargetListener, Unsubscribe } from '../fleet/bus/event-bus';
 import type { Logger } from '../logger';
 import type { DeliveryLatency } from '../metrics/delivery-latency';
 import type { Connection, Session } from './session';
@@ -160,12 +160,12 @@ export class SessionHub {
   }
 
   /** A new user record, its bus subscription started (it has no session yet). */
-  #subscribe(uid: string): UserSessions {
+  #subscribe(uid: string, readAfter?: Cursor): UserSessions {
     const u: UserSessions = { sessions: undefined, subscribed: undefined, unsubscribe: undefined };
     // The frame's text goes to every session as is: validated at publish, serialised once.
     const bus = this.#o.bus;
     const subscribed: Promise<unknown> = bus.listen
-      ? bus.listen(uid, this.#onEvent, u)
+      ? bus.listen(uid, this.#onEvent, u, readAfter === undefined ? undefined : { readAfter })
       : bus
           .subscribe(uid, (event) => this.#fanOut(u, event))
           .then((unsubscribe) => {
@@ -192,11 +192,12 @@ export class SessionHub {
    * session and the events it hears go nowhere (a session starts from the bus's position
    * or reads what it missed, as before). Each reserve is followed by one {@link release},
    * after the session was added or refused: a reservation no session took is undone then.
+   * `resumeFrom`: the hello's cursor, a hint for the bus (see {@link ListenOptions.readAfter}).
    */
-  reserve(uid: string): void {
+  reserve(uid: string, resumeFrom?: Cursor): void {
     this.#holds.set(uid, (this.#holds.get(uid) ?? 0) + 1);
     if (this.#users.has(uid) || this.#reserved.has(uid)) return;
-    this.#reserved.set(uid, this.#subscribe(uid));
+    this.#reserved.set(uid, this.#subscribe(uid, resumeFrom));
   }
 
   /** Ends a {@link reserve}: with no hello of the user left and no session added, the subscription ends. */
