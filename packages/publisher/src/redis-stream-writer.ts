@@ -229,12 +229,9 @@ export class RedisStreamWriter {
       if (b.fence) keys.push(b.fence.key);
       const events = texts[i] as string[];
       // The seq alone for one unfenced event (most users), else with the event count before it, negative
-      // for a fenced user, whose fence value follows the channel.
+      // for a fenced user, whose fence value follows. No channel: the script makes it from the stream key.
       const seq = b.seq === undefined || publisherId === undefined ? '' : String(b.seq);
-      args.push(
-        events.length === 1 && !b.fence ? seq : `#${b.fence ? -events.length : events.length} ${seq}`,
-        k.channel,
-      );
+      args.push(events.length === 1 && !b.fence ? seq : `#${b.fence ? -events.length : events.length} ${seq}`);
       if (b.fence) args.push(b.fence.value);
       // Without the opening '{': the script puts the stored frame's own fields before the rest.
       for (const text of events) args.push(text.slice(1));

@@ -346,7 +346,7 @@ end
  *   count, max events, retention ms, max bytes, stream ttl ms, meta ttl ms, publisher id ('':
  *   untagged), epoch candidate (a user whose stream starts in this call gets it followed by its
  *   place in the call, 1 to n), then per user: batch seq ('' untagged) for one event and no fence,
- *   else '#<event count, negative when fenced> <batch seq>'; channel; the fence value (fenced users
+ *   else '#<event count, negative when fenced> <batch seq>'; the fence value (fenced users
  *   only); each event's JSON without its opening '{' (the stored frame
  *   puts its own fields before the rest: one copy fewer in Lua)... Returns per user { epoch (or the error text),
  *   first offset, ts, flag }. Each user is appended on its own (a fenced or failed user does
@@ -386,17 +386,18 @@ local function append_many(keys, args)
   local k, a, base = 1, 9, 0
   for u = 1, n do
     -- The user's batch seq ('' untagged) for one unfenced event; else '#<event count> <seq>',
-    -- the count negative for a fenced user: its fence value follows the channel, its lease
+    -- the count negative for a fenced user: its fence value follows, its lease
     -- key the meta (stored only while the lease holds the writer's value).
     local seq, count = args[a], 1
     if byte(seq, 1) == 35 then
       local c, s = match(seq, '^#(%-?%d+) (%d*)$')
       count, seq = tonumber(c), s
     end
-    local channel = args[a + 1]
     local stream, meta = keys[k], keys[k + 1]
+    -- The channel is the stream key with 'n' for its last letter (userKeys: '<base>:s', '<base>:n').
+    local channel = sub(stream, 1, -2) .. 'n'
     local lease, fence = nil, nil
-    local from = a + 2
+    local from = a + 1
     k = k + 2
     if count < 0 then
       count = -count
