@@ -40,7 +40,7 @@ function concat(parts: Uint8Array[]): Uint8Array {
 }
 
 /** One decoder for every frame: with `fatal` and without `stream`, each decode starts afresh. */
-let utf8Decoder: TextDecoder | undefined;
+let utf8Decoder: InstanceType<typeof TextDecoder> | undefined;
 
 /** A frame's text, or why it has none (an error, not a result object: this runs for every frame). */
 function decodeText(data: unknown, maxBytes: number): string | FrameError {
