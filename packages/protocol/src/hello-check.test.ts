@@ -2,8 +2,9 @@ import fc from 'fast-check';
 import { z } from 'zod';
 import { clientFrame, json } from '../test/arbitraries';
 import { parseClientFrame, validateWith } from './codec';
+import { UserIdSchema } from './common';
 import { ClientFrameSchema, HelloFrameSchema } from './frames';
-import { isHelloFrame } from './hello-check';
+import { isHelloFrame, isUserId } from './hello-check';
 
 /** zod's verdict and the hand-written one, side by side (expected equal). */
 function verdicts(value: unknown) {
@@ -195,6 +196,25 @@ describe('isHelloFrame (the hello without zod) gives HelloFrameSchema’s verdic
         }
       }),
       { numRuns: 2000 },
+    );
+  });
+});
+
+describe('isUserId gives UserIdSchema’s verdicts', () => {
+  it('on edge values and strings of any length and content', () => {
+    const { $schema: _, ...schema } = z.toJSONSchema(UserIdSchema) as Record<string, unknown>;
+    expect(schema).toEqual({ type: 'string', minLength: 1, maxLength: 128 });
+    for (const x of edgeValues) expect({ x, ok: isUserId(x) }).toEqual({ x, ok: UserIdSchema.safeParse(x).success });
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 300 }),
+          fc.string({ unit: unit16, maxLength: 300 }),
+          fc.string({ unit: 'binary', maxLength: 300 }),
+        ),
+        (x) => expect({ x, ok: isUserId(x) }).toEqual({ x, ok: UserIdSchema.safeParse(x).success }),
+      ),
+      { numRuns: 3000 },
     );
   });
 });

@@ -33,6 +33,9 @@ function stringWithin(v: unknown, min: number, max: number): boolean {
   return units <= max || codePointLength(v) <= max;
 }
 
+/** Whether `value` is a user id that `UserIdSchema` accepts (a string of 1 to 128 code points), without zod. */
+export const isUserId = (value: unknown): value is string => stringWithin(value, 1, 128);
+
 /**
  * Whether `value` (as JSON.parse returned it) is a hello that `HelloFrameSchema` accepts: a
  * `type` of "hello", a `v` that is a positive safe integer, the optional fields within their
@@ -56,6 +59,8 @@ export function isHelloFrame(value: unknown): value is HelloFrame {
         if (x !== undefined && !stringWithin(x, 1, 8192)) return false;
         break;
       case 'user_id':
+        if (x !== undefined && !isUserId(x)) return false;
+        break;
       case 'session_id':
         if (x !== undefined && !stringWithin(x, 1, 128)) return false;
         break;

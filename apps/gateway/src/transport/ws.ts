@@ -21,6 +21,32 @@ function endTicket(this: Duplex): void {
   this.off('close', endTicket);
 }
 
+/**
+ * The request as the core sees it. The peer's address only if asked for: reading it makes the
+ * socket keep it (an object and two strings, ~100 bytes per connection, for the socket's life).
+ * A class, not an object literal with a getter: that made a getter closure and an accessor
+ * pair per upgrade.
+ */
+class UpgradeRequest implements SocketRequest {
+  readonly #req: IncomingMessage;
+
+  constructor(req: IncomingMessage) {
+    this.#req = req;
+  }
+
+  get headers(): IncomingMessage['headers'] {
+    return this.#req.headers;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.#req.socket.remoteAddress;
+  }
+}
+
+/** Whether a request's URL is /ws, with or without a query (no array and string per upgrade, as split made). */
+export const isWsPath = (url: string | undefined): boolean =>
+  url !== undefined && (url === '/ws' || url.startsWith('/ws?'));
+
 /** Upgrades handled per turn of the event loop, at most this long (ms): see {@link SlicedQueue}. */
 export const UPGRADE_SLICE_MS = 5;
 
@@ -63,7 +89,7 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
 
   /** Why an upgrade is refused before the WebSocket opens, as an HTTP status line; undefined to accept. */
   function upgradeRefusal(req: IncomingMessage): string | undefined {
-    if ((req.url ?? '').split('?')[0] !== '/ws') return '404 Not Found';
+    if (!isWsPath(req.url)) return '404 Not Found';
     if (options.isDraining()) return '503 Service Unavailable';
     if (!isOriginAllowed(req.headers.origin, config.allowedOrigins)) {
       logger.warn('ws_origin_refused', { origin: String(req.headers.origin).slice(0, 200) });
@@ -80,14 +106,7 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
         socket.end(`HTTP/1.1 ${refusal}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
         return;
       }
-      // The peer's address only if asked for: reading it makes the socket keep it
-      // (an object and two strings, ~100 bytes per connection, for the socket's life).
-      const request: SocketRequest = {
-        headers: req.headers,
-        get remoteAddress() {
-          return req.socket.remoteAddress;
-        },
-      };
+      const request = new UpgradeRequest(req);
       wss.handleUpgrade(req, socket, head, (ws) => {
         // The socket lives for hours: it keeps no listener or map entry of the handshake.
         socket.off('close', endTicket);
