@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
 import type { GatewayConfig } from '../config';
 import type { ConnectionHandler } from '../core/connection-handler';
 import type { SocketRequest } from '../core/socket';
@@ -50,11 +50,11 @@ export const isWsPath = (url: string | undefined): boolean =>
 /** Upgrades handled per turn of the event loop, at most this long (ms): see {@link SlicedQueue}. */
 export const UPGRADE_SLICE_MS = 5;
 
+/** An upgrade waiting for its slice; its admission ticket waits in `tickets`. */
 interface PendingUpgrade {
   req: IncomingMessage;
   socket: Duplex;
   head: Buffer;
-  ticket: HandshakeTicket;
 }
 
 /** What {@link attachWsTransport} needs. */
@@ -98,21 +98,29 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
     return undefined;
   }
 
-  /** `ticket`: admission control counts this connection until its welcome (or failure). */
-  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ticket: HandshakeTicket): void {
+  /**
+   * The WebSocket is open: the core takes it, with the admission ticket the upgrade was given
+   * (its count runs until the welcome or a failure). One function for every upgrade, not a
+   * closure each: `ws` calls it at once, with the request, and only while the socket is
+   * open (a socket that closed before lost its ticket with its 'close', and is destroyed).
+   */
+  function upgraded(ws: WebSocket, req: IncomingMessage): void {
+    const socket = req.socket;
+    const ticket = tickets.get(socket);
+    // The socket lives for hours: it keeps no listener or map entry of the handshake.
+    socket.off('close', endTicket);
+    tickets.delete(socket);
+    core.open(fromWs(ws as GatewayWebSocket), new UpgradeRequest(req), ticket);
+  }
+
+  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     try {
       const refusal = upgradeRefusal(req);
       if (refusal) {
         socket.end(`HTTP/1.1 ${refusal}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
         return;
       }
-      const request = new UpgradeRequest(req);
-      wss.handleUpgrade(req, socket, head, (ws) => {
-        // The socket lives for hours: it keeps no listener or map entry of the handshake.
-        socket.off('close', endTicket);
-        tickets.delete(socket);
-        core.open(fromWs(ws as GatewayWebSocket), request, ticket);
-      });
+      wss.handleUpgrade(req, socket, head, upgraded);
     } catch (error) {
       logger.error('ws_handler_error', { where: 'upgrade', error: String(error) });
       socket.destroy();
@@ -122,10 +130,10 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
   // Upgrades run in slices of a few ms per turn of the event loop (sliced-queue.ts): in a
   // reconnect storm, requests on the same port (health probes) are read between two slices.
   const upgrades = new SlicedQueue<PendingUpgrade>(
-    ({ req, socket, head, ticket }) => {
+    ({ req, socket, head }) => {
       // The peer gave up while its upgrade waited (its 'close' ended the ticket).
       if (socket.destroyed) return;
-      handleUpgrade(req, socket, head, ticket);
+      handleUpgrade(req, socket, head);
     },
     UPGRADE_SLICE_MS,
     undefined,
@@ -146,7 +154,7 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
     // close) ends its count too; from core.open on, the core ends it (welcome or close).
     tickets.set(socket, decision.ticket);
     socket.on('close', endTicket);
-    upgrades.push({ req, socket, head, ticket: decision.ticket });
+    upgrades.push({ req, socket, head });
   });
   // A peer that never completes its request or upgrade is dropped within the handshake timeout.
   enforceHeaderDeadline(server, config.handshakeTimeoutMs);
