@@ -48,6 +48,10 @@ function heldCopy(event: LiveEvent): LiveEvent {
   return { cursor: event.cursor, epoch: event.epoch, offset: event.offset, text: event.text };
 }
 
+/** What {@link SessionHub.add} returns for a user whose subscription is live already. */
+const SETTLED: Promise<void> = Promise.resolve();
+const ignore = (): void => {};
+
 /**
  * The live sessions of this instance, grouped by user, and the fan-out of
  * each user's event stream to them. A user is subscribed to the bus while at
@@ -127,7 +131,25 @@ export class SessionHub {
    * miss an event published in between. Rejects (and removes the session) when the
    * bus cannot subscribe.
    */
-  async add(session: Session): Promise<void> {
+  add(session: Session): Promise<void> {
+    let user: UserSessions;
+    try {
+      user = this.#place(session);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // Not an async function: its promise and suspended frame per hello. Settles on the same
+    // turn as `await user.subscribed` did.
+    const subscribed = user.subscribed;
+    if (!subscribed) return SETTLED;
+    return subscribed.then(ignore, (error: unknown) => {
+      this.remove(session);
+      throw error;
+    });
+  }
+
+  /** Puts a session in its user's record (made, or taken from a reservation, on the user's first). */
+  #place(session: Session): UserSessions {
     const uid = session.uid;
     let user = this.#users.get(uid);
     if (!user) {
@@ -151,12 +173,7 @@ export class SessionHub {
       ]);
       this.#count++;
     }
-    try {
-      if (user.subscribed) await user.subscribed;
-    } catch (error) {
-      this.remove(session);
-      throw error;
-    }
+    return user;
   }
 
   /** A new user record, its bus subscription started (it has no session yet). */
