@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { type AppEvent, parseCursor } from '@livebus/protocol';
 import { createPublisher, userKeys } from '@livebus/publisher';
 import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
@@ -225,34 +226,63 @@ it('a resuming hello of a user not served here reads its stream once: the read t
   const uid = `once-${Date.now()}`;
   const cursors: string[] = [];
   for (let i = 0; i < 3; i++) cursors.push((await publisher.publish(uid, note(String(i)))).cursor);
-  const stream = userKeys(uid).stream;
-  const watcher = new Redis(redis.url);
-  const monitor = await watcher.monitor();
+  const monitor = await monitorRedis(redis.url);
   try {
-    // Every command a client sent on the user's stream (not those its scripts ran), in order; a PING marks the end.
-    const onStream: string[] = [];
-    let ended = false;
-    const mark = `end-${uid}`;
-    monitor.on('monitor', (_time: string, args: string[], source: string) => {
-      if (source !== 'lua' && args.includes(stream)) onStream.push(String(args[0]).toLowerCase());
-      if (args[0]?.toLowerCase() === 'ping' && args[1] === mark) ended = true;
-    });
     const client = await hello(uid, cursors[0]);
     const welcome = await client.next('welcome', undefined, 10_000);
     expect(welcome.resume).toEqual({ status: 'resumed', cursor: cursors[2], replayed: 2 });
     await whileOpen(client, () => client.events().length === 2, 'the replay');
     expect(client.events().map((e) => e.cursor)).toEqual(cursors.slice(1));
-    const pinger = new Redis(redis.url);
-    await pinger.ping(mark);
-    pinger.disconnect();
-    await waitFor(() => ended, 'the monitor up to the PING');
-    // One script read (the subscription's, handed to the welcome), not a head read and a replay read.
-    expect(onStream).toEqual(['evalsha']);
+    const commands = await monitor.upToNow();
+    // What clients sent on the user's stream (not what scripts ran): one script read, the
+    // subscription's, handed to the welcome; not a head read and then a replay read.
+    const stream = `"${userKeys(uid).stream}"`;
+    expect(commands.filter((c) => !c.fromScript && c.line.includes(stream)).map((c) => c.command)).toEqual(['evalsha']);
   } finally {
-    monitor.disconnect();
-    watcher.disconnect();
+    monitor.close();
   }
 });
+
+/**
+ * Redis MONITOR on a plain socket: the command lines Redis ran, in order. `upToNow()` sends a
+ * PING with a mark through another connection and resolves once the monitor has seen it.
+ */
+async function monitorRedis(url: string) {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  const lines: string[] = [];
+  let buffered = '';
+  const seen: Array<() => void> = [];
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    buffered += chunk;
+    const parts = buffered.split('\r\n');
+    buffered = parts.pop() ?? '';
+    lines.push(...parts);
+    for (const check of seen) check();
+  });
+  socket.write('MONITOR\r\n');
+  await waitFor(() => lines[0] === '+OK', 'MONITOR on');
+  return {
+    async upToNow() {
+      const mark = `mark-${Date.now()}-${Math.random()}`;
+      const pinger = new Redis(url);
+      try {
+        await pinger.ping(mark);
+      } finally {
+        pinger.disconnect();
+      }
+      await waitFor(() => lines.some((l) => l.includes(`"${mark}"`)), 'the monitor up to the mark');
+      // '+<time> [<db> <client or lua>] "<command>" "<arg>" ...'
+      return lines.slice(1).map((line) => ({
+        line,
+        fromScript: / \[\d+ lua\] /.test(line),
+        command: /\] "([^"]*)"/.exec(line)?.[1]?.toLowerCase(),
+      }));
+    },
+    close: () => socket.destroy(),
+  };
+}
 
 it('fresh and resuming hellos racing each other (one reservation per user) while events are published: none lost or repeated', async () => {
   const uids = Array.from({ length: 6 }, (_, i) => `race-${Date.now()}-${i}`);
