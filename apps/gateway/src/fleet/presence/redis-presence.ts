@@ -72,7 +72,7 @@ const InstanceInfoSchema = z.object({
 const CONTROL_CHANNEL_PREFIX = instanceKeys.channel('');
 
 // KEYS[4]: the detach claim. ARGV: session id, entry JSON, ttl ms, max sessions (0: none),
-// this instance's id, the user id, the control channel of an instance without its id.
+// the user id.
 // Returns {accepted 0|1, live count, replaced entry JSON or ''}. An entry replaced that another
 // instance holds: that instance is told to close its socket, on its control channel, in the
 // instance channel's \`replace\` message (one command less per hello that takes a session over).
@@ -93,8 +93,8 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
 if previous then
   local holder = instance_of(previous)
-  if type(holder) == 'string' and holder ~= ARGV[5] then
-    redis.call('PUBLISH', ARGV[7] .. holder, cjson.encode({type = 'replace', uid = ARGV[6], session_id = ARGV[1]}))
+  if type(holder) == 'string' and holder ~= instance_of(ARGV[2]) then
+    redis.call('PUBLISH', '${CONTROL_CHANNEL_PREFIX}' .. holder, cjson.encode({type = 'replace', uid = ARGV[5], session_id = ARGV[1]}))
   end
 end
 -- The user is back: their next departure is decided afresh (see RedisDetachDecision).
@@ -214,9 +214,7 @@ export class RedisPresence implements Presence {
       JSON.stringify(entry),
       this.#ttlMs,
       options.maxSessions ?? 0,
-      entry.instanceId,
       userId,
-      CONTROL_CHANNEL_PREFIX,
     ])) as [number, number, string];
     if (accepted === 0) return { refused: true, count };
     const replaced = previous ? parse(SessionEntrySchema, previous) : undefined;
