@@ -44,10 +44,11 @@ export async function welcome(
     ctx.lifetime.track(session);
     // Replayed events are frames our publish path validated and stored: serialised as they
     // are, as the live path sends them, not validated again (zod per replayed event).
-    const replay = read?.events.map((e) => liveEventOf(e, JSON.stringify(e))) ?? [];
-    const backlog = [...replay, ...(session.pending ?? [])];
+    // Then the live events held meanwhile (no array made for a fresh session that has neither).
+    const pending = session.pending;
     session.pending = undefined;
-    for (const event of backlog) hub.deliver(session, event);
+    if (read) for (const e of read.events) hub.deliver(session, liveEventOf(e, JSON.stringify(e)));
+    if (pending) for (const event of pending) hub.deliver(session, event);
     if (read) {
       ctx.hooks.emit('session.replay', {
         uid: session.uid,
