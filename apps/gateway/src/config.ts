@@ -239,7 +239,7 @@ export interface GatewayConfig {
   /**
    * Handshakes in flight above which new upgrades get `503` + `Retry-After`; 0: no bound.
    * A safety net for storms larger than an instance can take. A refused client comes back
-   * 1 to 3 s later, so the bound is about 2 to 3 s of hellos on a small instance: at 1000,
+   * 1 to 3 s later, so the bound is about 2 to 5 s of hellos on a small instance: at 1000,
    * 2 000 clients coming back within half a second were refused by the hundreds on a loaded
    * 2-core host and were all back seconds later than without refusals. @default 3000
    */
