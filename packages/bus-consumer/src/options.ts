@@ -50,7 +50,7 @@ export interface ConsumerOptions {
   maxReconnectDelayMs?: number;
   /**
    * For this long after a session is lost (or after `connect()`), an attempt that never reached a
-   * gateway (Node: the TCP connection was refused, reset or could not be made, no HTTP answer) does
+   * gateway (Node: its TCP connection was refused, unreachable or without a DNS answer) does
    * not double the backoff's ceiling: a gateway restarting in place is retried within
    * `minReconnectDelayMs` until it listens again. Attempts that reached a gateway, and every attempt
    * after this window, double it as usual. Browsers hide why an attempt failed: there every failure
