@@ -15,7 +15,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cpuSeconds, freePort, get, now, rssBytes, sleep, startRedis, summarize } from './lib/common.mjs';
+import {
+  commandCalls,
+  commandsPer,
+  cpuSeconds,
+  freePort,
+  get,
+  now,
+  rssBytes,
+  sleep,
+  startRedis,
+  summarize,
+} from './lib/common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -444,6 +455,8 @@ async function storm(target) {
     await sleep(2_000);
     const old = rig.server;
     const opensBefore = (await load.request({ cmd: 'stats' }, 'stats')).opens;
+    const callsBefore = commandCalls(redis.url);
+    let redisCommandsPerClient;
     const tKill = now();
     old.proc.kill('SIGKILL');
     await new Promise((r) => old.proc.once('exit', r));
@@ -474,6 +487,8 @@ async function storm(target) {
           allBackMs = now() - tKill;
           // The new process's CPU from its start until every client is back.
           stormCpuS = cpuSeconds(rig.server.pid);
+          // What Redis ran from the kill until every client was back (the publisher's 200 events/s included).
+          redisCommandsPerClient = commandsPer(callsBefore, commandCalls(redis.url), users);
           stopAt = now() + 1_000;
         }
       }
@@ -499,6 +514,7 @@ async function storm(target) {
       kill_to_ready_ms: killToReady,
       all_back_ms: allBackMs ?? null,
       server_cpu_to_all_back_s: stormCpuS ?? null,
+      redis_commands_per_client: redisCommandsPerClient ?? null,
       healthz_p50_ms: h.p50,
       healthz_p99_ms: h.p99,
       healthz_max_ms: h.max,

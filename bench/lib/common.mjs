@@ -1,5 +1,5 @@
 // Helpers shared by the harness processes: Redis, process figures, percentiles.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -56,6 +56,25 @@ export function cpuSeconds(pid) {
 }
 
 /** Resident set size of a process, in bytes. */
+/** Calls per command so far (`INFO commandstats`), e.g. `{ evalsha: 4000, ssubscribe: 2000 }`. */
+export function commandCalls(redisUrl) {
+  const { hostname, port } = new URL(redisUrl);
+  const text = execFileSync('redis-cli', ['-h', hostname, '-p', port, 'info', 'commandstats'], { encoding: 'utf8' });
+  const calls = {};
+  for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[m[1]] = Number(m[2]);
+  return calls;
+}
+
+/** What `after` adds to `before` (see {@link commandCalls}), per `n` (e.g. per client), the commands that moved. */
+export function commandsPer(before, after, n) {
+  const per = {};
+  for (const [cmd, calls] of Object.entries(after)) {
+    const d = calls - (before[cmd] ?? 0);
+    if (d > 0) per[cmd] = Math.round((d / n) * 100) / 100;
+  }
+  return per;
+}
+
 export function rssBytes(pid) {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;

@@ -19,6 +19,24 @@ describe('Hooks', () => {
     expect(hooks.has('a')).toBe(true);
   });
 
+  it('tells those listening when an emit began: one that joins or leaves meanwhile counts from the next emit', () => {
+    const hooks = new Hooks<Events>();
+    const heard: string[] = [];
+    let offLast: () => void = () => {};
+    let joined = false;
+    hooks.on('a', (e) => {
+      heard.push(`first ${e.n}`);
+      offLast();
+      if (!joined) hooks.on('a', (e2) => heard.push(`joined ${e2.n}`));
+      joined = true;
+    });
+    offLast = hooks.on('a', (e) => heard.push(`last ${e.n}`));
+    hooks.emit('a', { n: 1 });
+    hooks.emit('a', { n: 2 });
+    hooks.emit('a', { n: 3 });
+    expect(heard).toEqual(['first 1', 'last 1', 'first 2', 'joined 2', 'first 3', 'joined 3']);
+  });
+
   it('reports a throwing listener and still tells the others', () => {
     const errors: string[] = [];
     const hooks = new Hooks<Events>({ onListenerError: (name, error) => errors.push(`${name}: ${String(error)}`) });

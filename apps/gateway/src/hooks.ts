@@ -159,6 +159,11 @@ export interface HooksOptions {
  */
 export class Hooks<E extends object = GatewayHookEvents> {
   readonly #listeners = new Map<keyof E, Set<HookListener<never>>>();
+  /**
+   * The listeners of a name as an array, what {@link emit} iterates: made at the first emit
+   * after a change instead of a copy per emit (some moments come once per connection).
+   */
+  readonly #snapshots = new Map<keyof E, ReadonlyArray<HookListener<never>>>();
   readonly #onListenerError: (name: string, error: unknown) => void;
   /** Listeners subscribed with {@link ListenOptions.propagate}. */
   readonly #propagating = new WeakSet<HookListener<never>>();
@@ -180,8 +185,10 @@ export class Hooks<E extends object = GatewayHookEvents> {
       : (listener as HookListener<never>);
     if (options.propagate) this.#propagating.add(entry);
     set.add(entry);
+    this.#snapshots.delete(name);
     return () => {
       set.delete(entry);
+      this.#snapshots.delete(name);
       if (set.size === 0 && this.#listeners.get(name) === set) this.#listeners.delete(name);
     };
   }
@@ -199,8 +206,16 @@ export class Hooks<E extends object = GatewayHookEvents> {
   emit<K extends keyof E>(name: K, event: E[K]): void {
     const set = this.#listeners.get(name);
     if (!set) return;
+    let listeners = this.#snapshots.get(name);
+    if (!listeners) {
+      listeners = [...set];
+      this.#snapshots.set(name, listeners);
+    }
     let failed: { error: unknown } | undefined;
-    for (const listener of [...set]) {
+    // Those listening when the emit began, in order: one that subscribes or leaves meanwhile
+    // makes a new array for the next emit and leaves this one as it was.
+    for (let i = 0; i < listeners.length; i++) {
+      const listener = listeners[i] as HookListener<never>;
       try {
         (listener as HookListener<E[K]>)(event);
       } catch (error) {

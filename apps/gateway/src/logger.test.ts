@@ -40,6 +40,25 @@ describe('createLogger', () => {
     expect(capture.lines.map((l) => JSON.parse(l).event)).toEqual(['ws_bad_frame']);
   });
 
+  it('tells which levels it writes, and follows a change of its transport level', () => {
+    const capture = new Capture();
+    const log = createLogger({ level: 'info', format: 'json', instanceId: 'gw-1', transport: capture });
+    const levels = ['error', 'warn', 'info', 'debug'] as const;
+    expect(levels.map((l) => log.enabled?.(l))).toEqual([true, true, true, false]);
+    log.info('ws_connect', { uid: 'u1' });
+    capture.level = 'warn';
+    expect(levels.map((l) => log.enabled?.(l))).toEqual([true, true, false, false]);
+    log.info('ws_connect', { uid: 'u2' });
+    log.warn('ws_bad_frame', { uid: 'u2' });
+    capture.level = 'debug';
+    log.debug('registry_op', { uid: 'u3' });
+    expect(capture.lines.map((l) => [JSON.parse(l).event, JSON.parse(l).uid])).toEqual([
+      ['ws_connect', 'u1'],
+      ['ws_bad_frame', 'u2'],
+      ['registry_op', 'u3'],
+    ]);
+  });
+
   it('prints a readable line with LOG_FORMAT=pretty', () => {
     const capture = new Capture();
     const log = createLogger({ level: 'info', format: 'pretty', instanceId: 'gw-1', transport: capture });
@@ -155,6 +174,21 @@ describe('logHooks', () => {
     off();
     hooks.emit('detach.complete', { uid: 'u' });
     expect(capture.lines).toHaveLength(lines.length);
+  });
+
+  it('does not call a logger that says it does not write info for the session open and close lines', () => {
+    const calls: string[] = [];
+    const at = (level: string) => (event: string) => {
+      calls.push(`${level} ${event}`);
+    };
+    const hooks = new Hooks<GatewayHookEvents>();
+    const logger = { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
+    const stop = logHooks(hooks, { ...logger, enabled: (level) => level === 'error' || level === 'warn' });
+    hooks.emit('session.open', { uid: 'u', sessionId: 's', service: false });
+    hooks.emit('session.close', { code: 1000, reason: '', type: 'normal_closure', authenticated: false });
+    hooks.emit('session.auth_failed', { reason: 'invalid', code: 'bad_signature', error: 'nope' });
+    stop();
+    expect(calls).toEqual(['warn ws_auth_failed']);
   });
 
   it('writes the session, token and admission moments as the log lines operators query', () => {

@@ -72,17 +72,30 @@ export type LogEvent = (typeof LOG_EVENTS)[number];
 /** Structured fields of a log line (uid, session_id, code, ...). */
 export type LogFields = Record<string, unknown>;
 
+/** A log line's level. */
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+
 /** The gateway's logger: one JSON object per line with `event` and `instance_id`. */
 export interface Logger {
   error(event: LogEvent, fields?: LogFields): void;
   warn(event: LogEvent, fields?: LogFields): void;
   info(event: LogEvent, fields?: LogFields): void;
   debug(event: LogEvent, fields?: LogFields): void;
+  /**
+   * Whether a line at `level` is written: callers on hot paths skip building its fields when
+   * not. A logger without it is taken to write every level.
+   */
+  enabled?(level: LogLevel): boolean;
 }
+
+/** Whether `logger` writes lines at `level` (a logger that cannot tell is taken to). */
+export const logsAt = (logger: Logger, level: LogLevel): boolean => logger.enabled?.(level) !== false;
 
 /** Options of {@link createLogger}. */
 export interface LoggerOptions {
-  level: 'error' | 'warn' | 'info' | 'debug';
+  level: LogLevel;
   format: 'json' | 'pretty';
   instanceId: string;
   /** Where lines go. @default process.stdout (through winston's Console transport) */
@@ -105,19 +118,33 @@ export function createLogger(options: LoggerOptions): Logger {
             return `${timestamp} ${level} ${message} ${fields}`;
           }),
         );
+  const transport = options.transport ?? new winston.transports.Console();
   const w = winston.createLogger({
     level: options.level,
     format,
     defaultMeta: { instance_id: options.instanceId },
-    transports: [options.transport ?? new winston.transports.Console()],
+    transports: [transport],
   });
+  // winston formats a line before its transports filter by level, so lines are filtered up
+  // front. Its isLevelEnabled builds arrays and a closure per call: the levels it enables are
+  // asked once, and again only when the logger's or the transport's level has changed.
+  const on: Record<LogLevel, boolean> = { error: false, warn: false, info: false, debug: false };
+  let seenLevel: string | undefined;
+  let seenTransportLevel: string | undefined;
+  function enabled(level: LogLevel): boolean {
+    if (w.level !== seenLevel || transport.level !== seenTransportLevel) {
+      seenLevel = w.level;
+      seenTransportLevel = transport.level;
+      for (const l of LOG_LEVELS) on[l] = w.isLevelEnabled(l);
+    }
+    return on[level];
+  }
   const at =
-    (level: 'error' | 'warn' | 'info' | 'debug') =>
+    (level: LogLevel) =>
     (event: LogEvent, fields: LogFields = {}) => {
-      // winston formats a line before its transports filter by level: skip that work up front.
-      if (w.isLevelEnabled(level)) w.log(level, event, { event, ...fields });
+      if (enabled(level)) w.log(level, event, { event, ...fields });
     };
-  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
+  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), enabled };
 }
 
 /**
@@ -178,26 +205,31 @@ export function logHooks(hooks: GatewayHooks, logger: Logger): () => void {
     hooks.on('lease.released', (e) =>
       logger.info('listener_lease_released', { uid: e.uid, token: e.token, handover: e.handover }),
     ),
+    // Once per connection each: their fields are built only for a level that is written.
     hooks.on(
       'session.open',
-      (e) =>
+      (e) => {
+        if (!logsAt(logger, 'info')) return;
         logger.info('ws_connect', {
           uid: e.uid,
           session_id: e.sessionId,
           service: e.service,
           resume_from: e.resumeFrom,
-        }),
+        });
+      },
       propagate,
     ),
     hooks.on(
       'session.close',
-      (e) =>
+      (e) => {
+        if (!logsAt(logger, 'info')) return;
         logger.info(
           'ws_disconnect',
           e.authenticated
             ? { uid: e.uid, session_id: e.sessionId, code: e.code, reason: e.reason, type: e.type }
             : { code: e.code, reason: e.reason, type: e.type, authenticated: false },
-        ),
+        );
+      },
       propagate,
     ),
     hooks.on(

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { CloseCode } from '@livebus/protocol';
 import { createPublisher } from '@livebus/publisher';
+import { instanceKeys } from '@livebus/publisher/redis';
 import { freePort, type RedisServerHandle, startChild, startRedisServer, waitFor } from '@livebus/test-support';
 import { Redis } from 'ioredis';
 import { composePorts } from '../src/compose';
@@ -160,10 +161,22 @@ describe('a fleet of three gateways on one Redis', () => {
     third.send({ type: 'hello', v: 1, user_id: 'limited', session_id: 's3' });
     expect((await third.closed).code).toBe(CloseCode.TooManySessions);
     // The same session id on another instance replaces the old socket there (4008), within the limit.
-    const moved = await connectAs(c().url, 'limited', { session_id: 's1' });
-    expect((await one.client.closed).code).toBe(CloseCode.Replaced);
-    expect(moved.welcome.session_id).toBe('s1');
-    await Promise.all([two.client.close(), moved.client.close()]);
+    // gw-a hears of it once, on its control channel (the presence script sends it; the hello does not again).
+    const told: unknown[] = [];
+    const listener = admin.duplicate();
+    await listener.subscribe(instanceKeys.channel('gw-a'));
+    listener.on('message', (_channel: string, text: string) => told.push(JSON.parse(text)));
+    try {
+      const moved = await connectAs(c().url, 'limited', { session_id: 's1' });
+      expect((await one.client.closed).code).toBe(CloseCode.Replaced);
+      expect(moved.welcome.session_id).toBe('s1');
+      // A round trip on the listener's connection: anything published before it has arrived.
+      await listener.ping();
+      expect(told).toEqual([{ type: 'replace', uid: 'limited', session_id: 's1' }]);
+      await Promise.all([two.client.close(), moved.client.close()]);
+    } finally {
+      listener.disconnect();
+    }
   });
 
   it('a user connected to one instance is online in the registry read through another', async () => {

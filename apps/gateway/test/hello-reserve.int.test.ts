@@ -1,9 +1,11 @@
+import { connect } from 'node:net';
 import { type AppEvent, parseCursor } from '@livebus/protocol';
-import { createPublisher } from '@livebus/publisher';
+import { createPublisher, userKeys } from '@livebus/publisher';
 import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
+import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
 import { composePorts } from '../src/compose';
-import type { EventBus, TargetListener } from '../src/fleet/bus/event-bus';
+import type { EventBus, ListenOptions, TargetListener } from '../src/fleet/bus/event-bus';
 import { startGateway, TestClient, type TestGateway } from './helpers';
 
 // A hello reserves its user in the hub (SessionHub.reserve): the user's bus subscription
@@ -64,13 +66,13 @@ beforeAll(async () => {
       // A gated user's bus subscription starts (SSUBSCRIBE) only once the test lets it.
       const listen = bus.listen?.bind(bus);
       if (!listen) throw new Error('the Redis bus has no listen');
-      bus.listen = (async (uid: string, fn: TargetListener<unknown>, target: unknown) => {
+      bus.listen = (async (uid: string, fn: TargetListener<unknown>, target: unknown, options?: ListenOptions) => {
         const gate = listenGates.get(uid);
         if (gate) {
           gate.entered = true;
           await gate.opened;
         }
-        return listen(uid, fn, target);
+        return listen(uid, fn, target, options);
       }) as EventBus['listen'];
       return ports;
     },
@@ -219,6 +221,68 @@ it('a resuming session whose subscription heard events while reserved gets every
     await loop.stop();
   }
 });
+
+it('a resuming hello of a user not served here reads its stream once: the read that makes the subscription live is its replay', async () => {
+  const uid = `once-${Date.now()}`;
+  const cursors: string[] = [];
+  for (let i = 0; i < 3; i++) cursors.push((await publisher.publish(uid, note(String(i)))).cursor);
+  const monitor = await monitorRedis(redis.url);
+  try {
+    const client = await hello(uid, cursors[0]);
+    const welcome = await client.next('welcome', undefined, 10_000);
+    expect(welcome.resume).toEqual({ status: 'resumed', cursor: cursors[2], replayed: 2 });
+    await whileOpen(client, () => client.events().length === 2, 'the replay');
+    expect(client.events().map((e) => e.cursor)).toEqual(cursors.slice(1));
+    const commands = await monitor.upToNow();
+    // What clients sent on the user's stream (not what scripts ran): one script read, the
+    // subscription's, handed to the welcome; not a head read and then a replay read.
+    const stream = `"${userKeys(uid).stream}"`;
+    expect(commands.filter((c) => !c.fromScript && c.line.includes(stream)).map((c) => c.command)).toEqual(['evalsha']);
+  } finally {
+    monitor.close();
+  }
+});
+
+/**
+ * Redis MONITOR on a plain socket: the command lines Redis ran, in order. `upToNow()` sends a
+ * PING with a mark through another connection and resolves once the monitor has seen it.
+ */
+async function monitorRedis(url: string) {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  const lines: string[] = [];
+  let buffered = '';
+  const seen: Array<() => void> = [];
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    buffered += chunk;
+    const parts = buffered.split('\r\n');
+    buffered = parts.pop() ?? '';
+    lines.push(...parts);
+    for (const check of seen) check();
+  });
+  socket.write('MONITOR\r\n');
+  await waitFor(() => lines[0] === '+OK', 'MONITOR on');
+  return {
+    async upToNow() {
+      const mark = `mark-${Date.now()}-${Math.random()}`;
+      const pinger = new Redis(url);
+      try {
+        await pinger.ping(mark);
+      } finally {
+        pinger.disconnect();
+      }
+      await waitFor(() => lines.some((l) => l.includes(`"${mark}"`)), 'the monitor up to the mark');
+      // '+<time> [<db> <client or lua>] "<command>" "<arg>" ...'
+      return lines.slice(1).map((line) => ({
+        line,
+        fromScript: / \[\d+ lua\] /.test(line),
+        command: /\] "([^"]*)"/.exec(line)?.[1]?.toLowerCase(),
+      }));
+    },
+    close: () => socket.destroy(),
+  };
+}
 
 it('fresh and resuming hellos racing each other (one reservation per user) while events are published: none lost or repeated', async () => {
   const uids = Array.from({ length: 6 }, (_, i) => `race-${Date.now()}-${i}`);

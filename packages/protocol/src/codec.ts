@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { FrameError, type FrameIssue } from './errors';
 import { decodeFrame, describeIssues, type ParseOptions, type ParseResult } from './frame-text';
 import { type ClientFrame, ClientFrameSchema, type Frame, type ServerFrame, ServerFrameSchema } from './frames';
+import { isHelloFrame } from './hello-check';
 
 export { type ParseOptions, type ParseResult, parseJsonText } from './frame-text';
 
@@ -38,7 +39,12 @@ function parseWith<T>(schema: z.ZodType<T>, data: unknown, options: ParseOptions
  * an ArrayBuffer or a list of Buffers (what `ws` hands over); never throws.
  */
 export function parseClientFrame(data: unknown, options: ParseOptions = {}): ParseResult<ClientFrame> {
-  return parseWith(ClientFrameSchema, data, options);
+  const json = decodeFrame(data, options);
+  if (!json.ok) return json;
+  // The hello (every connection's first frame) is checked by hand, with zod's verdicts
+  // (hello-check.ts); zod checks every other frame, and refuses a bad hello with its issues.
+  if (isHelloFrame(json.value)) return json as ParseResult<ClientFrame>;
+  return validateWith(ClientFrameSchema, json.value);
 }
 
 /** Parses a frame received by a client. Never throws. */

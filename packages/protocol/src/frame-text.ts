@@ -39,27 +39,30 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-function decodeText(data: unknown, maxBytes: number): ParseResult<string> {
+/** One decoder for every frame: with `fatal` and without `stream`, each decode starts afresh. */
+let utf8Decoder: InstanceType<typeof TextDecoder> | undefined;
+
+/** A frame's text, or why it has none (an error, not a result object: this runs for every frame). */
+function decodeText(data: unknown, maxBytes: number): string | FrameError {
   if (typeof data === 'string') {
     // UTF-8 is never shorter than the UTF-16 length, so the cheap check runs first; UTF-8 is
     // at most 3 bytes per UTF-16 unit, so short strings skip the exact count.
     if (data.length > maxBytes || (data.length * 3 > maxBytes && utf8Length(data) > maxBytes)) {
-      return { ok: false, error: new FrameError('too_large', `frame larger than ${maxBytes} bytes`) };
+      return new FrameError('too_large', `frame larger than ${maxBytes} bytes`);
     }
-    return { ok: true, value: data };
+    return data;
   }
   let bytes: Uint8Array | undefined;
   if (data instanceof Uint8Array) bytes = data;
   else if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
   else if (Array.isArray(data) && data.every((d) => d instanceof Uint8Array)) bytes = concat(data);
-  if (!bytes) return { ok: false, error: new FrameError('not_text', 'frame must be a UTF-8 JSON text') };
-  if (bytes.byteLength > maxBytes) {
-    return { ok: false, error: new FrameError('too_large', `frame larger than ${maxBytes} bytes`) };
-  }
+  if (!bytes) return new FrameError('not_text', 'frame must be a UTF-8 JSON text');
+  if (bytes.byteLength > maxBytes) return new FrameError('too_large', `frame larger than ${maxBytes} bytes`);
   try {
-    return { ok: true, value: new TextDecoder('utf-8', { fatal: true }).decode(bytes) };
+    utf8Decoder ??= new TextDecoder('utf-8', { fatal: true });
+    return utf8Decoder.decode(bytes);
   } catch (cause) {
-    return { ok: false, error: new FrameError('not_text', 'frame is not valid UTF-8', [], { cause }) };
+    return new FrameError('not_text', 'frame is not valid UTF-8', [], { cause });
   }
 }
 
@@ -94,6 +97,6 @@ function parseJson(text: string, maxDepth: number, dropProto: boolean): ParseRes
  */
 export function decodeFrame(data: unknown, options: ParseOptions = {}, dropProtoKeys = false): ParseResult<unknown> {
   const text = decodeText(data, options.maxBytes ?? protocolDefaults.maxFrameBytes);
-  if (!text.ok) return text;
-  return parseJson(text.value, options.maxDepth ?? protocolDefaults.maxJsonDepth, dropProtoKeys);
+  if (typeof text !== 'string') return { ok: false, error: text };
+  return parseJson(text, options.maxDepth ?? protocolDefaults.maxJsonDepth, dropProtoKeys);
 }

@@ -6,6 +6,7 @@ export * from './defaults';
 export * from './errors';
 export * from './events';
 export * from './frames';
+export { isHelloFrame, isUserId } from './hello-check';
 export { exceedsJsonDepth, exceedsValueDepth } from './json-depth';
 export * from './methods';
 export { validateRpcArgs, validateRpcResult } from './rpc';

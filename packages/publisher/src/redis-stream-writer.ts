@@ -220,20 +220,18 @@ export class RedisStreamWriter {
     out: Array<BatchResult | Error>,
   ): Promise<void> {
     const keys: string[] = [];
-    const args: string[] = [String(call.length), ...this.#retentionArgs, publisherId ?? ''];
+    // One epoch candidate for the call: a user whose stream starts here gets it with its place in the call after it.
+    const args: string[] = [String(call.length), ...this.#retentionArgs, publisherId ?? '', newEpoch()];
     for (const i of call) {
       const b = batches[i] as UserBatch;
       const k = userKeys(b.userId);
       keys.push(k.stream, k.meta);
       if (b.fence) keys.push(b.fence.key);
       const events = texts[i] as string[];
-      // A fenced user's count is negative, and its fence value follows the seq (none for the others).
-      args.push(
-        b.fence ? `-${events.length}` : String(events.length),
-        newEpoch(),
-        k.channel,
-        b.seq === undefined || publisherId === undefined ? '' : String(b.seq),
-      );
+      // The seq alone for one unfenced event (most users), else with the event count before it, negative
+      // for a fenced user, whose fence value follows. No channel: the script makes it from the stream key.
+      const seq = b.seq === undefined || publisherId === undefined ? '' : String(b.seq);
+      args.push(events.length === 1 && !b.fence ? seq : `#${b.fence ? -events.length : events.length} ${seq}`);
       if (b.fence) args.push(b.fence.value);
       // Without the opening '{': the script puts the stored frame's own fields before the rest.
       for (const text of events) args.push(text.slice(1));

@@ -195,7 +195,7 @@ describe('appendBatches on a standalone Redis: many users in one script call', (
   it('a user whose result lacks its values (nil in Lua) is an error for that user; the values of the next users stay in place', async () => {
     // The script as shipped always answers four values per user; this variant answers none for
     // one user, as a bug would, to check that the reply keeps every user's values at their place.
-    const call = 'return append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, true)';
+    const call = 'return append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, true, u)';
     expect(streamScripts.appendMany.source).toContain(call);
     const variant = new RedisScript(
       streamScripts.appendMany.source.replace(call, `if string.find(stream, 'amv%-empty') then return end\n  ${call}`),
@@ -411,6 +411,46 @@ describe("the meta's oldest entry ('f', 'g') and expiry renewal ('x')", () => {
     expect(epoch(b2)).toBe(epoch(b1));
     expect(await streamOf(client, 'amm-e1')).toEqual([2]);
     expect(await streamOf(client, 'amm-e2')).toEqual([1, 2]);
+  });
+
+  it('users whose streams start in one call get epochs of their own, each a valid cursor epoch', async () => {
+    const writer = new RedisStreamWriter(client);
+    const ids = Array.from({ length: 12 }, (_, i) => `amm-ne${i}`);
+    const results = await writer.appendBatches(
+      'pub-ne',
+      ids.map((id) => batchOf(id, 1, 1)),
+    );
+    const epochs = results.map((r) => stored(r).events[0]?.cursor.split(':')[0] ?? '');
+    expect(new Set(epochs).size).toBe(ids.length);
+    for (const e of epochs) expect(e).toMatch(/^[0-9A-Za-z_-]{1,32}$/);
+    // A second call keeps each user's epoch; a user started again later gets another one.
+    const again = await writer.appendBatches('pub-ne', [batchOf('amm-ne0', 2, 2), batchOf('amm-ne1', 2, 2)]);
+    expect(again.map((r) => stored(r).events[0]?.cursor)).toEqual([`${epochs[0]}:2`, `${epochs[1]}:2`]);
+    await client.del(userKeys('amm-ne0').meta);
+    const [restarted] = await writer.appendBatches('pub-ne', [batchOf('amm-ne0', 3, 3)]);
+    expect(stored(restarted).events[0]?.cursor).not.toBe(`${epochs[0]}:1`);
+    expect(stored(restarted).events[0]?.cursor.split(':')[0]).not.toBe(epochs[0]);
+  });
+
+  it('several events, a fenced user and an untagged one in one call keep their counts and order', async () => {
+    const writer = new RedisStreamWriter(client);
+    const fenceKey = `lb:{amm-mix-f}:lease`;
+    await client.set(fenceKey, 'owner-1');
+    const [many, fenced, untagged] = await writer.appendBatches('pub-mix', [
+      batchOf('amm-mix-a', 1, 1, 2, 3),
+      { ...batchOf('amm-mix-f', 1, 4, 5), fence: { key: fenceKey, value: 'owner-1' } },
+      { userId: 'amm-mix-u', events: [notice(6)] },
+    ]);
+    expect(stored(many).events.map((e) => e.cursor.split(':')[1])).toEqual(['1', '2', '3']);
+    expect(stored(fenced).events.map((e) => e.cursor.split(':')[1])).toEqual(['1', '2']);
+    expect(stored(untagged).events.map((e) => e.cursor.split(':')[1])).toEqual(['1']);
+    expect(await streamOf(client, 'amm-mix-a')).toEqual([1, 2, 3]);
+    expect(await streamOf(client, 'amm-mix-f')).toEqual([4, 5]);
+    expect(await streamOf(client, 'amm-mix-u')).toEqual([6]);
+    // Sent again (a lost reply): the tagged batches are not stored twice.
+    const [manyAgain] = await writer.appendBatches('pub-mix', [batchOf('amm-mix-a', 1, 1, 2, 3)]);
+    expect((manyAgain as BatchResult).duplicate).toBe(true);
+    expect(await streamOf(client, 'amm-mix-a')).toEqual([1, 2, 3]);
   });
 });
 

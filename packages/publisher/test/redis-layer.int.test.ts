@@ -3,10 +3,11 @@ import {
   type RedisServerHandle,
   startRedisCluster,
   startRedisServer,
+  waitFor,
 } from '@livebus/test-support';
 import { Redis } from 'ioredis';
 import { createPublisher } from '../src';
-import { closeRedis, openRedis, RedisScript, redisRetryDelayMs, userKeys } from '../src/redis';
+import { closeRedis, openRedis, RedisScript, redisRetryDelayMs, streamScripts, userKeys } from '../src/redis';
 
 const progress = (percent: number) => ({
   event: 'task.progress_update' as const,
@@ -78,6 +79,28 @@ describe('the one way to run Lua: scripts', () => {
     await p.close();
   });
 
+  it('a connection loads every script when it is ready, and again after a reconnect (a restarted Redis has none)', async () => {
+    const shas = [...RedisScript.all].map((s) => s.sha);
+    expect(shas).toContain(streamScripts.readSince.sha);
+    const known = async () => ((await admin.script('EXISTS', ...shas)) as number[]).every((x) => x === 1);
+    await admin.script('FLUSH');
+    const client = openRedis(server.url, { role: 'gateway' });
+    try {
+      await waitFor(known, 'every script loaded at start');
+      await admin.script('FLUSH');
+      (client as Redis).disconnect(true);
+      await waitFor(known, 'every script loaded after the reconnect');
+    } finally {
+      await closeRedis(client);
+    }
+    // A BullMQ worker's connection loads none (BullMQ has its own).
+    await admin.script('FLUSH');
+    const worker = openRedis(server.url, { role: 'bullmq-worker' });
+    await worker.ping();
+    expect(await admin.script('EXISTS', streamScripts.readSince.sha)).toEqual([0]);
+    await closeRedis(worker);
+  });
+
   it('a RedisScript is known by its SHA1 once run', async () => {
     const script = new RedisScript("return redis.call('GET', KEYS[1])");
     await admin.set('layer-k', 'v');
@@ -106,5 +129,28 @@ describe('openRedis on a Redis Cluster', () => {
     for (const u of users) expect((await p.publish(u, progress(2))).cursor.endsWith(':2')).toBe(true);
     await p.close();
     await closeRedis(client);
+  });
+
+  it('a cluster connection loads every script on each node it adds', async () => {
+    for (const node of cluster.nodes) {
+      const n = new Redis(node);
+      await n.script('FLUSH').catch(() => {});
+      n.disconnect();
+    }
+    const client = openRedis(cluster.url, { cluster: true, role: 'gateway' });
+    try {
+      await client.ping();
+      const sha = streamScripts.readSince.sha;
+      for (const node of cluster.nodes) {
+        const n = new Redis(node);
+        try {
+          await waitFor(async () => ((await n.script('EXISTS', sha)) as number[])[0] === 1, `the script on ${node}`);
+        } finally {
+          n.disconnect();
+        }
+      }
+    } finally {
+      await closeRedis(client);
+    }
   });
 });

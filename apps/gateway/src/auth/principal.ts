@@ -1,4 +1,4 @@
-import { UserIdSchema } from '@livebus/protocol';
+import { isUserId, UserIdSchema } from '@livebus/protocol';
 import { AuthError, type Principal } from './authenticator';
 
 /**
@@ -19,6 +19,8 @@ export function toPrincipal(
   expiresAtMs?: number,
   claims?: Readonly<Record<string, unknown>>,
 ): Principal {
+  // The same verdict as UserIdSchema's (hello-check.test.ts), without zod's objects per hello.
+  if (isUserId(uid)) return new VerifiedPrincipal(uid, service, expiresAtMs, claims);
   const parsed = UserIdSchema.safeParse(uid);
   if (!parsed.success) {
     // The id itself stays out of the message: it is logged and may be huge or personal.

@@ -3,7 +3,7 @@ import type { ReplaceMessage } from '../fleet/instances/instance-channel';
 import { createClosing } from './closing';
 import type { ConnectionHandlerDeps, CoreContext, HandshakeCount } from './context';
 import { createFrameDispatch } from './frames';
-import { guarded } from './guard';
+import { guarded, handlerFailed } from './guard';
 import { createHandshake } from './handshake';
 import { createHeartbeat } from './heartbeat';
 import { entryOf } from './presence-entries';
@@ -58,7 +58,12 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
   const events: SocketEvents<Connection> = {
     message(conn, data, isBinary) {
       conn.lastSeen = Date.now();
-      guarded(logger, conn, 'message', () => frames.onMessage(conn, data, isBinary));
+      // Guarded as guard.ts does, inline: no closure per frame (onMessage returns nothing).
+      try {
+        frames.onMessage(conn, data, isBinary);
+      } catch (error) {
+        handlerFailed(logger, conn, 'message', error);
+      }
     },
     alive(conn) {
       conn.lastSeen = Date.now();

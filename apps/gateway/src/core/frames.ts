@@ -27,6 +27,8 @@ export interface FrameDispatchOptions {
  */
 export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOptions) {
   const { config, logger } = ctx;
+  /** The parser's limits: one object for every frame. */
+  const parseOptions = { maxBytes: config.maxPayloadBytes };
   /** Shared by every connection's bucket; undefined when rate limiting is off. */
   const rateLimit =
     config.rateLimitFramesPerS > 0 ? TokenBucket.policy(config.rateLimitFramesPerS, config.rateLimitBurst) : undefined;
@@ -73,7 +75,7 @@ export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOp
       else conn.early.push(data);
       return;
     }
-    const parsed = parseClientFrame(data, { maxBytes: config.maxPayloadBytes });
+    const parsed = parseClientFrame(data, parseOptions);
     if (!parsed.ok) {
       // Before the handshake nothing is trusted: close. After it, report and keep the session.
       badFrame(conn, parsed.error.message, [...parsed.error.issues], conn.phase === 'handshake');

@@ -7,23 +7,26 @@ import type { Connection } from './session';
  * with 1011, and is logged as `ws_handler_error`; the process keeps serving.
  */
 export function guarded(logger: Logger, conn: Connection, where: string, run: () => void | Promise<void>): void {
-  const fail = (error: unknown) => {
-    logger.error('ws_handler_error', {
-      where,
-      uid: conn.session?.uid,
-      session_id: conn.session?.id,
-      error: error instanceof Error ? (error.stack ?? error.message) : String(error),
-    });
-    try {
-      conn.close(CloseCode.InternalError, 'internal error');
-    } catch {
-      conn.terminate();
-    }
-  };
   try {
     const result = run();
-    if (result) result.catch(fail);
+    // A closure only for a handler that returned a promise (most return nothing).
+    if (result) result.catch((error: unknown) => handlerFailed(logger, conn, where, error));
   } catch (error) {
-    fail(error);
+    handlerFailed(logger, conn, where, error);
+  }
+}
+
+/** What {@link guarded} does with a handler's error; for handlers guarded inline on hot paths. */
+export function handlerFailed(logger: Logger, conn: Connection, where: string, error: unknown): void {
+  logger.error('ws_handler_error', {
+    where,
+    uid: conn.session?.uid,
+    session_id: conn.session?.id,
+    error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+  });
+  try {
+    conn.close(CloseCode.InternalError, 'internal error');
+  } catch {
+    conn.terminate();
   }
 }

@@ -150,9 +150,10 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     let opened: ReturnType<typeof open> | undefined;
     try {
       // Inside the try: a bus that throws at once still gets its hold released.
-      ctx.hub.reserve(uid);
+      ctx.hub.reserve(uid, frame.last_cursor);
       const added = await admit(session);
-      if (added) opened = open(session, frame, added.replaced?.instanceId);
+      // An entry held elsewhere, unless the store told its instance already.
+      if (added) opened = open(session, frame, added.holderTold ? undefined : added.replaced?.instanceId);
     } finally {
       ctx.hub.release(uid);
     }

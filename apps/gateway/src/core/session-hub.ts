@@ -1,5 +1,5 @@
-import { CloseCode } from '@livebus/protocol';
-import type { EventBus, LiveEvent, TargetListener, Unsubscribe } from '../fleet/bus/event-bus';
+import { CloseCode, type Cursor } from '@livebus/protocol';
+import type { EventBus, ListenOptions, LiveEvent, TargetListener, Unsubscribe } from '../fleet/bus/event-bus';
 import type { Logger } from '../logger';
 import type { DeliveryLatency } from '../metrics/delivery-latency';
 import type { Connection, Session } from './session';
@@ -47,6 +47,10 @@ function sizeOf(user: UserSessions): number {
 function heldCopy(event: LiveEvent): LiveEvent {
   return { cursor: event.cursor, epoch: event.epoch, offset: event.offset, text: event.text };
 }
+
+/** What {@link SessionHub.add} returns for a user whose subscription is live already. */
+const SETTLED: Promise<void> = Promise.resolve();
+const ignore = (): void => {};
 
 /**
  * The live sessions of this instance, grouped by user, and the fan-out of
@@ -127,7 +131,25 @@ export class SessionHub {
    * miss an event published in between. Rejects (and removes the session) when the
    * bus cannot subscribe.
    */
-  async add(session: Session): Promise<void> {
+  add(session: Session): Promise<void> {
+    let user: UserSessions;
+    try {
+      user = this.#place(session);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // Not an async function: its promise and suspended frame per hello. Settles on the same
+    // turn as `await user.subscribed` did.
+    const subscribed = user.subscribed;
+    if (!subscribed) return SETTLED;
+    return subscribed.then(ignore, (error: unknown) => {
+      this.remove(session);
+      throw error;
+    });
+  }
+
+  /** Puts a session in its user's record (made, or taken from a reservation, on the user's first). */
+  #place(session: Session): UserSessions {
     const uid = session.uid;
     let user = this.#users.get(uid);
     if (!user) {
@@ -151,21 +173,16 @@ export class SessionHub {
       ]);
       this.#count++;
     }
-    try {
-      if (user.subscribed) await user.subscribed;
-    } catch (error) {
-      this.remove(session);
-      throw error;
-    }
+    return user;
   }
 
   /** A new user record, its bus subscription started (it has no session yet). */
-  #subscribe(uid: string): UserSessions {
+  #subscribe(uid: string, readAfter?: Cursor): UserSessions {
     const u: UserSessions = { sessions: undefined, subscribed: undefined, unsubscribe: undefined };
     // The frame's text goes to every session as is: validated at publish, serialised once.
     const bus = this.#o.bus;
     const subscribed: Promise<unknown> = bus.listen
-      ? bus.listen(uid, this.#onEvent, u)
+      ? bus.listen(uid, this.#onEvent, u, readAfter === undefined ? undefined : { readAfter })
       : bus
           .subscribe(uid, (event) => this.#fanOut(u, event))
           .then((unsubscribe) => {
@@ -192,11 +209,12 @@ export class SessionHub {
    * session and the events it hears go nowhere (a session starts from the bus's position
    * or reads what it missed, as before). Each reserve is followed by one {@link release},
    * after the session was added or refused: a reservation no session took is undone then.
+   * `resumeFrom`: the hello's cursor, a hint for the bus (see {@link ListenOptions.readAfter}).
    */
-  reserve(uid: string): void {
+  reserve(uid: string, resumeFrom?: Cursor): void {
     this.#holds.set(uid, (this.#holds.get(uid) ?? 0) + 1);
     if (this.#users.has(uid) || this.#reserved.has(uid)) return;
-    this.#reserved.set(uid, this.#subscribe(uid));
+    this.#reserved.set(uid, this.#subscribe(uid, resumeFrom));
   }
 
   /** Ends a {@link reserve}: with no hello of the user left and no session added, the subscription ends. */

@@ -65,4 +65,27 @@ describe('countHooks', () => {
     );
     expect(counted).toEqual({ auth_timeout: 1, ping_timeout: 2 });
   });
+
+  it('counts each reconnect under its outcome', async () => {
+    const zero = () => 0;
+    const metrics = createMetrics({
+      connections: zero,
+      sessions: zero,
+      users: zero,
+      listeners: zero,
+      workflowListeners: zero,
+      pendingDetaches: zero,
+      retainedBytes: zero,
+      eventsDelivered: zero,
+    });
+    const hooks = new Hooks<GatewayHookEvents>();
+    countHooks(hooks, metrics);
+    for (const gap of [false, true, false, false]) {
+      hooks.emit('session.replay', { uid: 'u', sessionId: 's', events: 1, gap });
+    }
+    const counted = Object.fromEntries(
+      (await metrics.reconnects.get()).values.map((v) => [String(v.labels.outcome), v.value]),
+    );
+    expect(counted).toEqual({ resumed: 3, gap: 1 });
+  });
 });

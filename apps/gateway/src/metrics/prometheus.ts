@@ -112,11 +112,25 @@ export function countHooks(
   hooks: GatewayHooks,
   metrics: Pick<GatewayMetrics, 'detaches' | 'disconnects' | 'reconnects'>,
 ): () => void {
+  // One labels object per label value, not one per event (a reconnect storm counts thousands).
+  const resumed = { outcome: 'resumed' };
+  const gap = { outcome: 'gap' };
+  const cancelled = { outcome: 'cancelled' };
+  const executed = { outcome: 'executed' };
+  const reasons = new Map<string, { reason: string }>();
+  const reasonOf = (reason: string) => {
+    let labels = reasons.get(reason);
+    if (!labels) {
+      labels = { reason };
+      reasons.set(reason, labels);
+    }
+    return labels;
+  };
   const offs = [
-    hooks.on('session.replay', (e) => metrics.reconnects.inc({ outcome: e.gap ? 'gap' : 'resumed' })),
-    hooks.on('session.close', (e) => metrics.disconnects.inc({ reason: e.type })),
-    hooks.on('detach.cancelled', () => metrics.detaches.inc({ outcome: 'cancelled' })),
-    hooks.on('detach.executing', () => metrics.detaches.inc({ outcome: 'executed' })),
+    hooks.on('session.replay', (e) => metrics.reconnects.inc(e.gap ? gap : resumed)),
+    hooks.on('session.close', (e) => metrics.disconnects.inc(reasonOf(e.type))),
+    hooks.on('detach.cancelled', () => metrics.detaches.inc(cancelled)),
+    hooks.on('detach.executing', () => metrics.detaches.inc(executed)),
   ];
   return () => {
     for (const off of offs) off();

@@ -61,6 +61,44 @@ describe('Admission', () => {
     expect(a.handshakes).toBe(0);
   });
 
+  it('ends each idle upgrade exactly when its own grace is over, under one timer', () => {
+    jest.useFakeTimers();
+    try {
+      const a = new Admission({ maxHandshakes: 0, maxLagMs: 0, retryAfterS: 1, helloGraceMs: 1_000 });
+      const first = ticketOf(a.check());
+      jest.advanceTimersByTime(300);
+      const verifying = ticketOf(a.check());
+      jest.advanceTimersByTime(300);
+      ticketOf(a.check());
+      verifying.helloReceived();
+      expect(jest.getTimerCount()).toBe(1);
+      jest.advanceTimersByTime(399); // t = 999
+      expect(a.handshakes).toBe(3);
+      jest.advanceTimersByTime(1); // t = 1 000: the first one's grace is over
+      expect(a.handshakes).toBe(2);
+      first.done(); // idempotent: already ended
+      expect(a.handshakes).toBe(2);
+      jest.advanceTimersByTime(599); // t = 1 599
+      expect(a.handshakes).toBe(2);
+      jest.advanceTimersByTime(1); // t = 1 600: the third one's
+      expect(a.handshakes).toBe(1);
+      jest.advanceTimersByTime(10_000);
+      expect(a.handshakes).toBe(1);
+      verifying.done();
+      expect(a.handshakes).toBe(0);
+      expect(jest.getTimerCount()).toBe(0);
+      // A new burst starts its own queue.
+      ticketOf(a.check());
+      jest.advanceTimersByTime(999);
+      expect(a.handshakes).toBe(1);
+      jest.advanceTimersByTime(1);
+      expect(a.handshakes).toBe(0);
+      expect(jest.getTimerCount()).toBe(0);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('reports refusals at most once a second, with the count since the last report', () => {
     const reports: unknown[] = [];
     const a = new Admission({ maxHandshakes: 1, maxLagMs: 0, retryAfterS: 1, onRefusing: (s) => reports.push(s) });

@@ -75,6 +75,15 @@ export class Admission {
   /** Lag measured by the last sample, and when the sampler last ran (on the `now` clock). */
   #sampledLagMs = 0;
   #lastTick = 0;
+  /**
+   * Tickets in their hello grace, oldest first, and when each grace ends (performance.now):
+   * every ticket has the same grace, so one timer serves them all, armed for the oldest.
+   * A timer per ticket cost a Timeout and a closure (about 200 bytes) per upgrade.
+   */
+  #graced: Ticket[] = [];
+  #graceEnds: number[] = [];
+  #graceHead = 0;
+  #graceTimer: NodeJS.Timeout | undefined;
 
   constructor(options: AdmissionOptions) {
     if (!(options.retryAfterS >= 1)) throw new TypeError(`retryAfterS must be at least 1 (got ${options.retryAfterS})`);
@@ -151,12 +160,61 @@ export class Admission {
 
   #ticket(): HandshakeTicket {
     if (this.#handshakes++ === 0) this.#sample();
-    return new Ticket(this.#release, this.#helloGraceMs);
+    const ticket = new Ticket(this.#release);
+    const now = performance.now();
+    this.#graced.push(ticket);
+    this.#graceEnds.push(now + this.#helloGraceMs);
+    if (!this.#graceTimer) this.#armGrace(now + this.#helloGraceMs, now);
+    return ticket;
+  }
+
+  #armGrace(end: number, now: number): void {
+    this.#graceTimer = setTimeout(this.#graceOver, Math.max(0, end - now));
+    this.#graceTimer.unref();
+  }
+
+  /** Ends the tickets whose grace is over without a hello; then waits for the oldest left. */
+  readonly #graceOver = (): void => {
+    this.#graceTimer = undefined;
+    const now = performance.now();
+    while (this.#graceHead < this.#graced.length) {
+      const i = this.#graceHead;
+      const ticket = this.#graced[i] as Ticket;
+      if (ticket.inGrace) {
+        const end = this.#graceEnds[i] as number;
+        if (end > now) {
+          // Upgrades keep coming while others wait: the queue drops what it has passed.
+          if (i >= 1024 && i * 2 >= this.#graced.length) {
+            this.#graced = this.#graced.slice(i);
+            this.#graceEnds = this.#graceEnds.slice(i);
+            this.#graceHead = 0;
+          }
+          this.#armGrace(end, now);
+          return;
+        }
+      }
+      this.#graced[i] = undefined as unknown as Ticket;
+      this.#graceHead = i + 1;
+      // An idle socket's upgrade stops counting (its last ticket may empty the queue: see #release).
+      if (ticket.inGrace) ticket.done();
+    }
+    this.#forgetGraces();
+  };
+
+  #forgetGraces(): void {
+    clearTimeout(this.#graceTimer);
+    this.#graceTimer = undefined;
+    this.#graced = [];
+    this.#graceEnds = [];
+    this.#graceHead = 0;
   }
 
   /** One ticket done: shared by every ticket (a closure per ticket would stay with its connection). */
   readonly #release = (): void => {
-    if (--this.#handshakes === 0) this.#stopSampling();
+    if (--this.#handshakes > 0) return;
+    this.#stopSampling();
+    // No handshake in flight: no ticket is in its grace.
+    this.#forgetGraces();
   };
 
   #report(): void {
@@ -174,31 +232,29 @@ export class Admission {
 }
 
 /**
- * An admitted upgrade's count. Holds its hello-grace timer only until the hello (or
- * done), and nothing of the connection: a ticket is kept for as long as the handshake
- * runs, and one that held a cleared timer and two closures cost each connection about
- * 450 bytes for its whole life.
+ * An admitted upgrade's count, and nothing of the connection: a ticket is kept for as long
+ * as the handshake runs (one that held a cleared timer and two closures cost each
+ * connection about 450 bytes for its whole life). Its hello grace is timed by the
+ * {@link Admission} that issued it.
  */
 class Ticket implements HandshakeTicket {
   #release: (() => void) | undefined;
-  #grace: NodeJS.Timeout | undefined;
+  /** No hello yet and not done: the admission ends it when its grace is over. */
+  inGrace = true;
 
-  constructor(release: () => void, graceMs: number) {
+  constructor(release: () => void) {
     this.#release = release;
-    this.#grace = setTimeout(() => this.done(), graceMs);
-    this.#grace.unref();
   }
 
   helloReceived(): void {
-    clearTimeout(this.#grace);
-    this.#grace = undefined;
+    this.inGrace = false;
   }
 
   done(): void {
     const release = this.#release;
     if (!release) return;
     this.#release = undefined;
-    this.helloReceived();
+    this.inGrace = false;
     release();
   }
 }

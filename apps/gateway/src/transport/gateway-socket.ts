@@ -15,27 +15,40 @@ export class GatewayWebSocket extends WebSocket {
   /** Set by {@link WsGatewaySocket.listen}: where the events go. */
   adapter: WsGatewaySocket | undefined = undefined;
 
-  override emit(event: string | symbol, ...args: unknown[]): boolean {
-    const a = this.adapter;
-    const events = a?.events;
+  // Not `...args`: an array per event (the open, every message, the close). ws's server-side
+  // events carry at most two arguments; listeners added with `on` get them as ws sends them.
+  override emit(event: string | symbol, a?: unknown, b?: unknown): boolean {
+    const adapter = this.adapter;
+    const events = adapter?.events;
     if (events) {
       switch (event) {
         case 'message':
           // The server keeps ws's default binaryType ('nodebuffer'): every message is one Buffer.
-          events.message(a.target, args[0] as Buffer, args[1] as boolean);
+          events.message(adapter.target, a as Buffer, b as boolean);
           releaseReadChunks(this);
           break;
         case 'ping':
         case 'pong':
-          events.alive(a.target);
+          events.alive(adapter.target);
           break;
         case 'close':
-          events.close(a.target, args[0] as number, (args[1] as Buffer).toString());
+          events.close(adapter.target, a as number, (b as Buffer).toString());
           break;
       }
     }
-    if (event === 'error' && this.listenerCount('error') === 0) return false;
-    return super.emit(event, ...args);
+    // An 'error' nobody listens to is dropped (EventEmitter would throw it); no listener, nothing to tell.
+    if (this.listenerCount(event) === 0) return false;
+    switch (event) {
+      case 'open':
+        return super.emit(event);
+      case 'ping':
+      case 'pong':
+      case 'error':
+      case 'upgrade':
+        return super.emit(event, a);
+      default:
+        return super.emit(event, a, b);
+    }
   }
 }
 

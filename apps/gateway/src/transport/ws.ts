@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
 import type { GatewayConfig } from '../config';
 import type { ConnectionHandler } from '../core/connection-handler';
 import type { SocketRequest } from '../core/socket';
@@ -21,14 +21,40 @@ function endTicket(this: Duplex): void {
   this.off('close', endTicket);
 }
 
+/**
+ * The request as the core sees it. The peer's address only if asked for: reading it makes the
+ * socket keep it (an object and two strings, ~100 bytes per connection, for the socket's life).
+ * A class, not an object literal with a getter: that made a getter closure and an accessor
+ * pair per upgrade.
+ */
+class UpgradeRequest implements SocketRequest {
+  readonly #req: IncomingMessage;
+
+  constructor(req: IncomingMessage) {
+    this.#req = req;
+  }
+
+  get headers(): IncomingMessage['headers'] {
+    return this.#req.headers;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.#req.socket.remoteAddress;
+  }
+}
+
+/** Whether a request's URL is /ws, with or without a query (no array and string per upgrade, as split made). */
+export const isWsPath = (url: string | undefined): boolean =>
+  url !== undefined && (url === '/ws' || url.startsWith('/ws?'));
+
 /** Upgrades handled per turn of the event loop, at most this long (ms): see {@link SlicedQueue}. */
 export const UPGRADE_SLICE_MS = 5;
 
+/** An upgrade waiting for its slice; its admission ticket waits in `tickets`. */
 interface PendingUpgrade {
   req: IncomingMessage;
   socket: Duplex;
   head: Buffer;
-  ticket: HandshakeTicket;
 }
 
 /** What {@link attachWsTransport} needs. */
@@ -63,7 +89,7 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
 
   /** Why an upgrade is refused before the WebSocket opens, as an HTTP status line; undefined to accept. */
   function upgradeRefusal(req: IncomingMessage): string | undefined {
-    if ((req.url ?? '').split('?')[0] !== '/ws') return '404 Not Found';
+    if (!isWsPath(req.url)) return '404 Not Found';
     if (options.isDraining()) return '503 Service Unavailable';
     if (!isOriginAllowed(req.headers.origin, config.allowedOrigins)) {
       logger.warn('ws_origin_refused', { origin: String(req.headers.origin).slice(0, 200) });
@@ -72,28 +98,29 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
     return undefined;
   }
 
-  /** `ticket`: admission control counts this connection until its welcome (or failure). */
-  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ticket: HandshakeTicket): void {
+  /**
+   * The WebSocket is open: the core takes it, with the admission ticket the upgrade was given
+   * (its count runs until the welcome or a failure). One function for every upgrade, not a
+   * closure each: `ws` calls it at once, with the request, and only while the socket is
+   * open (a socket that closed before lost its ticket with its 'close', and is destroyed).
+   */
+  function upgraded(ws: WebSocket, req: IncomingMessage): void {
+    const socket = req.socket;
+    const ticket = tickets.get(socket);
+    // The socket lives for hours: it keeps no listener or map entry of the handshake.
+    socket.off('close', endTicket);
+    tickets.delete(socket);
+    core.open(fromWs(ws as GatewayWebSocket), new UpgradeRequest(req), ticket);
+  }
+
+  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     try {
       const refusal = upgradeRefusal(req);
       if (refusal) {
         socket.end(`HTTP/1.1 ${refusal}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
         return;
       }
-      // The peer's address only if asked for: reading it makes the socket keep it
-      // (an object and two strings, ~100 bytes per connection, for the socket's life).
-      const request: SocketRequest = {
-        headers: req.headers,
-        get remoteAddress() {
-          return req.socket.remoteAddress;
-        },
-      };
-      wss.handleUpgrade(req, socket, head, (ws) => {
-        // The socket lives for hours: it keeps no listener or map entry of the handshake.
-        socket.off('close', endTicket);
-        tickets.delete(socket);
-        core.open(fromWs(ws as GatewayWebSocket), request, ticket);
-      });
+      wss.handleUpgrade(req, socket, head, upgraded);
     } catch (error) {
       logger.error('ws_handler_error', { where: 'upgrade', error: String(error) });
       socket.destroy();
@@ -103,10 +130,10 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
   // Upgrades run in slices of a few ms per turn of the event loop (sliced-queue.ts): in a
   // reconnect storm, requests on the same port (health probes) are read between two slices.
   const upgrades = new SlicedQueue<PendingUpgrade>(
-    ({ req, socket, head, ticket }) => {
+    ({ req, socket, head }) => {
       // The peer gave up while its upgrade waited (its 'close' ended the ticket).
       if (socket.destroyed) return;
-      handleUpgrade(req, socket, head, ticket);
+      handleUpgrade(req, socket, head);
     },
     UPGRADE_SLICE_MS,
     undefined,
@@ -127,7 +154,7 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
     // close) ends its count too; from core.open on, the core ends it (welcome or close).
     tickets.set(socket, decision.ticket);
     socket.on('close', endTicket);
-    upgrades.push({ req, socket, head, ticket: decision.ticket });
+    upgrades.push({ req, socket, head });
   });
   // A peer that never completes its request or upgrade is dropped within the handshake timeout.
   enforceHeaderDeadline(server, config.handshakeTimeoutMs);

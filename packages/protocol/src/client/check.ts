@@ -181,23 +181,28 @@ function arrayChecks(s: SchemaObject, out: Check[], compile: (s: JsonSchema) => 
   });
 }
 
-function objectChecks(s: SchemaObject, out: Check[], compile: (s: JsonSchema) => Check): void {
+/**
+ * The checks of an object schema's keywords. `known`: the caller has already found the value a
+ * plain object (its `type` test), so it is not tested again.
+ */
+function objectChecks(s: SchemaObject, out: Check[], compile: (s: JsonSchema) => Check, known = false): void {
   const required = s.required ?? [];
-  const known = s.properties ?? {};
+  const declared = s.properties ?? {};
   // In the schema's order, so a discriminator (first in every frame) is checked first.
-  const props = Object.keys(known).map((key) => ({
+  const props = Object.keys(declared).map((key) => ({
     key,
-    check: compile(known[key] as JsonSchema),
+    check: compile(declared[key] as JsonSchema),
     required: required.includes(key),
   }));
-  const alsoRequired = required.filter((key) => !has(known, key));
+  const alsoRequired = required.filter((key) => !has(declared, key));
   // The declared keys as a Set: looked up for every key of every value, faster than hasOwnProperty.
-  const knownKeys = new Set(Object.keys(known));
+  const knownKeys = new Set(Object.keys(declared));
   const extra = s.additionalProperties === undefined ? undefined : compile(s.additionalProperties);
   const names = s.propertyNames === undefined ? undefined : compile(s.propertyNames);
   if (props.length === 0 && alsoRequired.length === 0 && !extra && !names) return;
-  out.push((v) => {
-    if (!isPlainObject(v)) return;
+  out.push((value) => {
+    if (!known && !isPlainObject(value)) return;
+    const v = value as Record<string, unknown>;
     for (let i = 0; i < props.length; i++) {
       const p = props[i] as (typeof props)[number];
       // As present(), with the value read once.
@@ -270,6 +275,11 @@ function admits(a: Admission, v: unknown): boolean {
   const { consts } = a;
   if (consts.length === 0) return true;
   if (!isPlainObject(v)) return false;
+  return constsHold(consts, v);
+}
+
+/** Whether a plain object has every one of `consts` as an own property. */
+function constsHold(consts: Array<[string, unknown]>, v: Record<string, unknown>): boolean {
   for (let i = 0; i < consts.length; i++) {
     const [k, c] = consts[i] as [string, unknown];
     if (v[k] !== c || !has(v, k)) return false;
@@ -321,8 +331,14 @@ function unionCheck(branches: JsonSchema[], root: SchemaObject, compile: (s: Jso
   if (key !== undefined) {
     for (const [i, b] of compiled.entries()) {
       const value = (entries[i] as Entry).consts.find(([k]) => k === key)?.[1];
+      // A value tried on this branch is a plain object with `value` at `key` (candidates() saw to
+      // it): what is left of the branch's admission is its other consts. A branch whose types
+      // leave out objects admits no such value.
+      const { tests, consts } = b.entry;
+      if (tests && !anyType(tests, {})) continue;
+      const rest = { tests: undefined, consts: consts.filter(([k, c]) => k !== key || c !== value) };
       const list = byValue.get(value) ?? [];
-      list.push(b);
+      list.push({ entry: rest, check: b.check });
       byValue.set(value, list);
     }
   }
@@ -338,7 +354,9 @@ function unionCheck(branches: JsonSchema[], root: SchemaObject, compile: (s: Jso
     const tries = candidates(v);
     for (let i = 0; i < tries.length; i++) {
       const branch = tries[i] as (typeof compiled)[number];
-      if (!admits(branch.entry, v)) continue;
+      // (After a dispatch, v is a plain object: only the branch's other consts are left to see.)
+      if (key === undefined ? !admits(branch.entry, v) : !constsHold(branch.entry.consts, v as Record<string, unknown>))
+        continue;
       const found = branch.check(v);
       if (!found) return undefined;
       if (!best || score(found) > score(best)) [best, tied] = [found, false];
@@ -374,6 +392,8 @@ function compileDocument(root: SchemaObject): Check {
   const build = (s: JsonSchema): Check => {
     if (s === true) return () => undefined;
     if (s === false) return () => fail('not allowed');
+    const single = typeOnly(s, compile);
+    if (single) return single;
     const checks: Check[] = [];
     if (s.$ref !== undefined) checks.push(compile(resolve(root, s.$ref)));
     if (s.type !== undefined) {
@@ -397,6 +417,89 @@ function compileDocument(root: SchemaObject): Check {
     return checks.length === 1 ? (checks[0] as Check) : all(checks);
   };
   return compile(root);
+}
+
+// The keywords a schema of one type may have for typeOnly() to compile it (annotations included).
+const SCALAR_KEYWORDS = new Set([
+  'type',
+  'const',
+  'enum',
+  'minLength',
+  'maxLength',
+  'pattern',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
+  'description',
+  '$schema',
+]);
+const OBJECT_KEYWORDS = new Set([
+  'type',
+  'properties',
+  'required',
+  'additionalProperties',
+  'propertyNames',
+  'description',
+  '$schema',
+]);
+
+/**
+ * The most common schemas as one closure each, where the general build would make a list of
+ * checks run by all(): a scalar (one type, with a const, an enum, string or number bounds) and
+ * a plain object (its properties, nothing else). The type's test is written out, and the same
+ * checks then run in the same order with the same messages; a value equal to the schema's valid
+ * `const` is accepted at once. Undefined for any other schema.
+ */
+function typeOnly(s: SchemaObject, compile: (s: JsonSchema) => Check): Check | undefined {
+  const type = s.type;
+  if (typeof type !== 'string') return undefined;
+  const wrong = (v: unknown) => fail(`expected ${type}, got ${typeName(v)}`);
+  if (type === 'object') {
+    for (const key in s) if (!OBJECT_KEYWORDS.has(key)) return undefined;
+    const checks: Check[] = [];
+    objectChecks(s, checks, compile, true);
+    const object = checks[0];
+    if (!object) return (v) => (isPlainObject(v) ? undefined : wrong(v));
+    return (v) => (isPlainObject(v) ? object(v) : wrong(v));
+  }
+  const test = TYPES[type];
+  if (!test || type === 'array') return undefined;
+  for (const key in s) if (!SCALAR_KEYWORDS.has(key)) return undefined;
+  const checks: Check[] = [];
+  if (has(s, 'const')) {
+    const c = s.const;
+    checks.push((v) => (v === c ? undefined : { at: [], message: `expected ${show(c)}`, constMiss: true }));
+  }
+  const { enum: values } = s;
+  if (values)
+    checks.push((v) => (values.includes(v) ? undefined : fail(`expected one of ${values.map(show).join(', ')}`)));
+  stringChecks(s, checks);
+  numberChecks(s, checks);
+  const rest = checks.length === 0 ? undefined : checks.length === 1 ? (checks[0] as Check) : all(checks);
+  let check: Check;
+  if (type === 'string')
+    check = rest
+      ? (v) => (typeof v === 'string' ? rest(v) : wrong(v))
+      : (v) => (typeof v === 'string' ? undefined : wrong(v));
+  else if (type === 'number')
+    check = rest
+      ? (v) => (typeof v === 'number' && Number.isFinite(v) ? rest(v) : wrong(v))
+      : (v) => (typeof v === 'number' && Number.isFinite(v) ? undefined : wrong(v));
+  else if (type === 'integer')
+    check = rest
+      ? (v) => (Number.isInteger(v) ? rest(v) : wrong(v))
+      : (v) => (Number.isInteger(v) ? undefined : wrong(v));
+  else check = rest ? (v) => (test(v) ? rest(v) : wrong(v)) : (v) => (test(v) ? undefined : wrong(v));
+  if (has(s, 'const')) {
+    // A primitive const that passes every check: a value identical to it passes them too.
+    const c = s.const;
+    if (isPrimitive(c) && check(c) === undefined) {
+      const slow = check;
+      return (v) => (v === c ? undefined : slow(v));
+    }
+  }
+  return check;
 }
 
 const compiledDocuments = new WeakMap<object, Check>();

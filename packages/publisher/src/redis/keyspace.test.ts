@@ -32,6 +32,14 @@ describe('the fleet keyspace', () => {
     expect([FLEET_KEY_PREFIX, REGISTRY_KEY_PREFIX]).toEqual(['lb:', 'registry:']);
   });
 
+  it("a user's channel is its stream key with 'n' for the last letter (the appendMany script makes it so)", () => {
+    for (const id of ['alice', 'x}y', 'a{b}c%d', 'ü-ñ', 's', '']) {
+      const k = userKeys(id);
+      expect(k.stream.endsWith('s')).toBe(true);
+      expect(k.channel).toBe(`${k.stream.slice(0, -1)}n`);
+    }
+  });
+
   it('escapes %, { and } in a user id the same way in every key', () => {
     expect(userTag('a}b{c%d')).toBe('a%7Db%7Bc%25d');
     expect(userKeys('x}y').stream).toBe('lb:{x%7Dy}:s');

@@ -36,7 +36,10 @@ export interface UserKeys {
   channel: string;
 }
 
-/** Keys of a user's stream: `lb:{<uid>}:s`, `lb:{<uid>}:m`, channel `lb:{<uid>}:n`, all in one hash slot. */
+/**
+ * Keys of a user's stream: `lb:{<uid>}:s`, `lb:{<uid>}:m`, channel `lb:{<uid>}:n`, all in one hash slot.
+ * The `appendMany` script makes the channel from the stream key (its last letter `s` made `n`).
+ */
 export function userKeys(userId: string): UserKeys {
   const base = `${FLEET_KEY_PREFIX}{${userTag(userId)}}`;
   return { stream: `${base}:s`, meta: `${base}:m`, channel: `${base}:n` };

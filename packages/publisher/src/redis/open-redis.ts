@@ -1,5 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { RedisClient } from './client';
+import { keepScriptsLoaded } from './redis-script';
 
 /**
  * What a connection is for; each role differs from the others in one setting only:
@@ -96,6 +97,8 @@ export function openRedis(url: string, options: OpenRedisOptions): RedisClient {
       })
     : new Redis(url, { ...redisOptions, ...(autoPipelining ? { enableAutoPipelining: true } : {}) });
   client.on('error', () => {});
+  // BullMQ runs scripts of its own; a start probe runs none.
+  if (role !== 'bullmq-worker' && role !== 'start-probe') keepScriptsLoaded(client);
   return client;
 }
 

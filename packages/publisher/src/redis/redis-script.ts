@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { RedisClient } from './client';
+import type { Redis } from 'ioredis';
+import { isCluster, type RedisClient } from './client';
 
 /**
  * Lua prelude shared by the fleet's scripts. Times come from the Redis server that
@@ -23,12 +24,18 @@ end
  * connection that other parts of the process share.
  */
 export class RedisScript {
+  /** Every script this process made, for {@link loadScripts}. */
+  static get all(): ReadonlySet<RedisScript> {
+    return made;
+  }
+
   readonly #source: string;
   readonly #sha: string;
 
   constructor(source: string) {
     this.#source = source;
     this.#sha = createHash('sha1').update(source).digest('hex');
+    made.add(this);
   }
 
   /** The Lua text (to build a variant of a script from it, e.g. the fenced append or the company fan-out). */
@@ -50,4 +57,34 @@ export class RedisScript {
       return await redis.eval(this.#source, keys.length, ...keys, ...args);
     }
   }
+}
+
+const made = new Set<RedisScript>();
+
+/**
+ * Loads every script this process made (`SCRIPT LOAD`) on `node`: a standalone server,
+ * or one master of a Cluster. Without it, the first burst of commands after a start or
+ * a Redis restart all meet NOSCRIPT at once (each sent before the first answer came),
+ * and each is sent again with its source (EVAL): hundreds of errors and script texts
+ * in a reconnect storm. Failures are ignored: `run` still falls back to EVAL.
+ */
+export async function loadScripts(node: Redis): Promise<void> {
+  await Promise.all([...made].map((script) => node.script('LOAD', script.source).catch(() => undefined)));
+}
+
+/**
+ * Keeps the scripts loaded on a connection: each time it is ready (its start, every
+ * reconnect: a restarted Redis has none) and, on a Cluster, on every node it adds (a
+ * promoted replica, a new shard). Commands sent after the load on the same connection
+ * find their script.
+ */
+export function keepScriptsLoaded(client: RedisClient): void {
+  if (isCluster(client)) {
+    client.on('+node', (node: Redis) => {
+      // A node connects on its first command; the load is queued on it before any other.
+      void loadScripts(node);
+    });
+    return;
+  }
+  client.on('ready', () => void loadScripts(client));
 }

@@ -187,13 +187,15 @@ local meta_fields = {}
 
 -- Appends events[from..to] to one user's stream (r: max events, retention ms, max
 -- bytes, stream ttl, meta ttl), SPUBLISHes them, trims and renews the expiries.
+-- candidate: the epoch a stream started here gets, followed by suffix when there is one
+-- (appendMany: the call's candidate and the user's place in the call, made only when needed).
 -- publisher/seq: the batch's tag (nil: untagged). bare: the events come without their
 -- opening '{' (appendMany's), else each is the whole JSON. Returns epoch, first offset,
 -- ts, 1 if the meta records that publisher's batch seq as appended already
 -- (nothing stored again: its first offset and ts are returned), else 0.
 -- Numbers go to Redis as strings made with '%d' (every one is an integer): a number
 -- argument would be formatted by Redis with '%.17g', and '%.0f' costs several times '%d'.
-local function append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, bare)
+local function append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, bare, suffix)
   local max_events, retention_ms, max_bytes, stream_ttl, meta_ttl = r[1], r[2], r[3], r[4], r[5]
   local record_field = nil
   if publisher then
@@ -225,7 +227,7 @@ local function append_events(stream, meta, candidate, channel, r, publisher, seq
     -- A missing meta (first use, expiry, FLUSHALL, eviction) starts a new epoch:
     -- cursors of the old one can never match it, so they answer gap. A stream left
     -- over from the lost epoch is dropped with it.
-    epoch, offset, bytes = candidate, 0, 0
+    epoch, offset, bytes = suffix and candidate .. suffix or candidate, 0, 0
     call('DEL', stream)
     exists, len = false, 0
   end
@@ -342,8 +344,10 @@ end
  * - `appendMany`: the same for several users in one call (see {@link APPEND_MANY_FLAGS}).
  *   KEYS: per user stream, meta, and the fence's lease key when it has a fence. ARGV: user
  *   count, max events, retention ms, max bytes, stream ttl ms, meta ttl ms, publisher id ('':
- *   untagged), then per user: event count (negative: fenced), epoch candidate, channel, batch seq
- *   ('' untagged), the fence value (fenced users only), each event's JSON without its opening '{' (the stored frame
+ *   untagged), epoch candidate (a user whose stream starts in this call gets it followed by its
+ *   place in the call, 1 to n), then per user: batch seq ('' untagged) for one event and no fence,
+ *   else '#<event count, negative when fenced> <batch seq>'; the fence value (fenced users
+ *   only); each event's JSON without its opening '{' (the stored frame
  *   puts its own fields before the rest: one copy fewer in Lua)... Returns per user { epoch (or the error text),
  *   first offset, ts, flag }. Each user is appended on its own (a fenced or failed user does
  *   not stop the others); `INFO replication` and `TIME` are read once per call.
@@ -360,11 +364,11 @@ return append_and_notify(KEYS, ARGV)
 -- One user of an appendMany call, run in pcall: a fenced user (the lease, in the user's
 -- slot, holds anything else) or a failing one (a key of the wrong type, the lease's too)
 -- answers for itself and the others of the call go on.
-local function append_one(stream, meta, lease, fence, candidate, channel, r, publisher, seq, events, from, to)
+local function append_one(stream, meta, lease, fence, candidate, u, channel, r, publisher, seq, events, from, to)
   if lease and call('GET', lease) ~= fence then
     return 'the lease is no longer held by this writer', 0, 0, ${APPEND_MANY_FLAGS.fenced}
   end
-  return append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, true)
+  return append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, true, u)
 end
 
 -- The text of an error caught by pcall: a Redis error reply is a table { err = text }.
@@ -377,17 +381,23 @@ local function append_many(keys, args)
   local n = tonumber(args[1])
   local r = { tonumber(args[2]), tonumber(args[3]), tonumber(args[4]), args[5], args[6] }
   local publisher = args[7] ~= '' and args[7] or nil
+  local candidate = args[8]
   local out = {}
-  local k, a, base = 1, 8, 0
+  local k, a, base = 1, 9, 0
   for u = 1, n do
-    -- The event count, negative for a fenced user: its fence value follows the seq, its
-    -- lease key the meta (stored only while the lease holds the writer's value).
-    local c = args[a]
-    local count = c == '1' and 1 or tonumber(c)
-    local candidate, channel, seq = args[a + 1], args[a + 2], args[a + 3]
+    -- The user's batch seq ('' untagged) for one unfenced event; else '#<event count> <seq>',
+    -- the count negative for a fenced user: its fence value follows, its lease
+    -- key the meta (stored only while the lease holds the writer's value).
+    local seq, count = args[a], 1
+    if byte(seq, 1) == 35 then
+      local c, s = match(seq, '^#(%-?%d+) (%d*)$')
+      count, seq = tonumber(c), s
+    end
     local stream, meta = keys[k], keys[k + 1]
+    -- The channel is the stream key with 'n' for its last letter (userKeys: '<base>:s', '<base>:n').
+    local channel = sub(stream, 1, -2) .. 'n'
     local lease, fence = nil, nil
-    local from = a + 4
+    local from = a + 1
     k = k + 2
     if count < 0 then
       count = -count
@@ -398,7 +408,7 @@ local function append_many(keys, args)
     end
     local to = from + count - 1
     a = to + 1
-    local ok, epoch, first, ts, flag = pcall(append_one, stream, meta, lease, fence, candidate, channel, r, seq ~= '' and publisher or nil, seq ~= '' and seq or nil, args, from, to)
+    local ok, epoch, first, ts, flag = pcall(append_one, stream, meta, lease, fence, candidate, u, channel, r, seq ~= '' and publisher or nil, seq ~= '' and seq or nil, args, from, to)
     if not ok then
       epoch, first, ts, flag = error_text(epoch), 0, 0, ${APPEND_MANY_FLAGS.error}
     end

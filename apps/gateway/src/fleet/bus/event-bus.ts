@@ -48,6 +48,17 @@ export type EventListener = (event: LiveEvent) => void;
  */
 export type TargetListener<T> = (event: LiveEvent, target: T) => void;
 
+/** Options of {@link EventBus.listen}. */
+export interface ListenOptions {
+  /**
+   * A session about to resume from this cursor: a bus that must read the stream when it
+   * subscribes the user may read the events after it instead of the bare head, and answer
+   * the session's {@link EventBus.readSince} with that read while nothing was delivered
+   * since (one round trip less per resuming hello). A hint: a bus may ignore it.
+   */
+  readAfter?: Cursor;
+}
+
 /** Ends a subscription; resolves once the bus will no longer call its listener. */
 export type Unsubscribe = () => Promise<void>;
 
@@ -105,7 +116,7 @@ export interface EventBus {
    * subscription per user for hours (the session hub): a closure and an unsubscribe function
    * per user cost memory for the user's life. Unset: the caller uses {@link subscribe}.
    */
-  listen?<T>(userId: string, listener: TargetListener<T>, target: T): Promise<void>;
+  listen?<T>(userId: string, listener: TargetListener<T>, target: T, options?: ListenOptions): Promise<void>;
   /** Ends a {@link listen}; resolves once the bus will no longer call it. Unknown triples are ignored. */
   unlisten?<T>(userId: string, listener: TargetListener<T>, target: T): Promise<void>;
   /** Events after `afterCursor`, or `gap` when some of them are gone (or the cursor is of another epoch). */

@@ -18,6 +18,7 @@ import {
   type EventBus,
   type EventBusStats,
   type EventListener,
+  type ListenOptions,
   type LiveEvent,
   liveEventOf,
   type Publication,
@@ -106,6 +107,21 @@ interface Served {
   held: string[] | undefined;
   /** Another reconnect came while a catch-up ran: what it read may predate the new outage. */
   again: boolean;
+  /**
+   * The read made in place of the head read when the first listener came for a resuming
+   * session ({@link ListenOptions.readAfter}): handed to that session's `readSince` while
+   * the position is still the head it read; dropped by any `readSince` of the user and by
+   * the first event delivered after it (which makes it stale).
+   */
+  prefetched: Prefetched | undefined;
+}
+
+/** A read of the events after `after`, made when the subscription became live; `epoch:offset` is its head. */
+interface Prefetched {
+  after: Cursor;
+  result: ReadResult;
+  epoch: string;
+  offset: number;
 }
 
 /** How {@link RedisEventBus.subscribe} listens: the subscriber's own function is the target. */
@@ -188,6 +204,13 @@ export class RedisEventBus implements EventBus {
   }
 
   readSince(userId: string, afterCursor: Cursor): Promise<ReadResult> {
+    const s = this.#servedOf(userId);
+    const p = s?.prefetched;
+    if (s === undefined || p === undefined) return this.#reader.readSince(userId, afterCursor);
+    s.prefetched = undefined;
+    // Still where that read left the user: every later event comes live, so the read is whole.
+    // An event delivered since (to nobody, before the session joined) makes it stale: read again.
+    if (p.after === afterCursor && s.epoch === p.epoch && s.offset === p.offset) return Promise.resolve(p.result);
     return this.#reader.readSince(userId, afterCursor);
   }
 
@@ -218,7 +241,7 @@ export class RedisEventBus implements EventBus {
     };
   }
 
-  async listen<T>(userId: string, listener: TargetListener<T>, target: T): Promise<void> {
+  async listen<T>(userId: string, listener: TargetListener<T>, target: T, options?: ListenOptions): Promise<void> {
     if (this.#closed) throw new Error('the event bus is closed');
     const { channel } = userKeys(userId);
     let s = this.#byChannel.get(channel);
@@ -236,13 +259,16 @@ export class RedisEventBus implements EventBus {
         offset: 0,
         held: undefined,
         again: false,
+        prefetched: undefined,
       };
       // The head read once the subscription is live is where a catch-up after a
       // reconnect starts when no live event has come yet. Every listener reads its
       // own replay after `ready`, so nothing at or below that head is theirs to miss.
+      // For a resuming session, the read of what it missed gives that head too.
+      const after = options?.readAfter;
       const ready = (leaving ?? Promise.resolve())
         .then(() => sub.ssubscribe(channel))
-        .then(() => this.#reader.head(userId))
+        .then(() => (after === undefined ? this.#reader.head(userId) : this.#prefetch(served, after)))
         .then((head) => {
           const at = parseCursor(head);
           if (at && served.epoch === undefined) {
@@ -276,6 +302,14 @@ export class RedisEventBus implements EventBus {
       removeListener(s, fn, target);
       throw error;
     }
+  }
+
+  /** Reads what a resuming session missed, kept for its `readSince`; resolves to the stream's head. */
+  async #prefetch(served: Served, after: Cursor): Promise<Cursor> {
+    const result = await this.#reader.readSince(served.userId, after);
+    const at = parseCursor(result.cursor);
+    if (at) served.prefetched = { after, result, epoch: at.epoch, offset: at.offset };
+    return result.cursor;
   }
 
   async unlisten<T>(userId: string, listener: TargetListener<T>, target: T): Promise<void> {
@@ -406,6 +440,7 @@ export class RedisEventBus implements EventBus {
   }
 
   #fanOut(s: Served, live: LiveEvent): void {
+    s.prefetched = undefined;
     // Read before the first call: a listener may listen or unlisten while it is called, which
     // replaces `others` (never changes it) and may move the next listener into `listener`.
     const { listener, target, others } = s;

@@ -26,6 +26,12 @@ export type PresenceAddResult =
       refused: false;
       /** The entry this one replaced: same session id, possibly on another instance (which should close its socket). */
       replaced?: SessionEntry;
+      /**
+       * The store already told the instance holding `replaced` to close its socket (the
+       * Redis store does, in the same atomic step, with the instance channel's `replace`
+       * message). Unset: the caller tells it, when it is another instance.
+       */
+      holderTold?: boolean;
       /** The user's live sessions after the add. */
       count: number;
     }

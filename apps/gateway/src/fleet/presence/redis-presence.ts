@@ -68,8 +68,14 @@ const InstanceInfoSchema = z.object({
   deliveryP99Ms: z.number().nullable().optional(),
 });
 
-// KEYS[4]: the detach claim. ARGV: session id, entry JSON, ttl ms, max sessions (0: none).
-// Returns {accepted 0|1, live count, replaced entry JSON or ''}.
+/** The control channel of an instance, without the id (see \`instanceKeys.channel\`). */
+const CONTROL_CHANNEL_PREFIX = instanceKeys.channel('');
+
+// KEYS[4]: the detach claim. ARGV: session id, entry JSON, ttl ms, max sessions (0: none),
+// the user id.
+// Returns {accepted 0|1, live count, replaced entry JSON or ''}. An entry replaced that another
+// instance holds: that instance is told to close its socket, on its control channel, in the
+// instance channel's \`replace\` message (one command less per hello that takes a session over).
 const ADD = new RedisScript(`${PRESENCE_LUA_PRELUDE}
 local now = now_ms()
 prune(now)
@@ -85,6 +91,12 @@ if max > 0 and others >= max then
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+if previous then
+  local holder = instance_of(previous)
+  if type(holder) == 'string' and holder ~= instance_of(ARGV[2]) then
+    redis.call('PUBLISH', '${CONTROL_CHANNEL_PREFIX}' .. holder, cjson.encode({type = 'replace', uid = ARGV[5], session_id = ARGV[1]}))
+  end
+end
 -- The user is back: their next departure is decided afresh (see RedisDetachDecision).
 redis.call('DEL', KEYS[4])
 settle()
@@ -202,10 +214,15 @@ export class RedisPresence implements Presence {
       JSON.stringify(entry),
       this.#ttlMs,
       options.maxSessions ?? 0,
+      userId,
     ])) as [number, number, string];
     if (accepted === 0) return { refused: true, count };
     const replaced = previous ? parse(SessionEntrySchema, previous) : undefined;
-    return replaced ? { refused: false, replaced, count } : { refused: false, count };
+    if (!replaced) return { refused: false, count };
+    // Held by another instance: the script told it (see ADD).
+    return replaced.instanceId === entry.instanceId
+      ? { refused: false, replaced, count }
+      : { refused: false, replaced, holderTold: true, count };
   }
 
   async remove(userId: string, sessionId: string, instanceId: string): Promise<boolean> {
