@@ -499,6 +499,13 @@ async function storm(target) {
     const done = await stopRate(pub, publishing);
     await drain(load, done.published, 10_000);
     const fin = await load.request({ cmd: 'final', expected: done.expected }, 'final');
+    // BENCH_RECONNECT_TRACE=1: the livebus clients' attempts from the kill on (bench/lib/load.mjs).
+    if (process.env.BENCH_RECONNECT_TRACE === '1' && target === 'livebus') {
+      const file = `${process.env.BENCH_TRACE_DIR ?? '/tmp'}/storm-trace-${Date.now()}.json`;
+      const meta = { kill_to_ready_ms: killToReady, all_back_ms: allBackMs ?? null };
+      await load.request({ cmd: 'trace', file, from: tKill, meta }, 'traced');
+      console.error(`storm trace: ${file}`);
+    }
     const h = summarize(polls);
     record({
       scenario: 'storm',

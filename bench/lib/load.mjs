@@ -2,6 +2,8 @@
 // Counts every event: received, duplicates (a sequence number at or below the
 // last one seen for that user), misrouted (an event of another user), and the
 // latency from the publisher's timestamp. Driven by its parent over IPC.
+import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { now, signJwt, sleep } from './common.mjs';
 
@@ -62,10 +64,59 @@ function onEvent(i, u, s, t) {
 const hosts = a.url.split(',').map((u) => new URL(u).host);
 const hostOf = (i) => hosts[i % hosts.length];
 
+// BENCH_RECONNECT_TRACE=1 (livebus only): every connection attempt of every client is recorded
+// (start, TCP/upgrade outcome, error code, HTTP status and Retry-After of a refused upgrade,
+// the welcome, the close and the delay the client chose next); `trace` writes them to a file.
+const traceOn = process.env.BENCH_RECONNECT_TRACE === '1';
+/** Per client: its attempts, oldest first. */
+const attempts = [];
+let NodeWebSocket;
+/** Client i's WebSocket: `ws`'s, recording each attempt. */
+function tracedWebSocket(i) {
+  // The `ws` the client itself resolves (it checks `instanceof` for its fast message path).
+  NodeWebSocket ??= createRequire(createRequire(import.meta.url).resolve('@livebus/bus-consumer'))('ws');
+  return class extends NodeWebSocket {
+    constructor(url) {
+      super(url);
+      const rec = { t: now() };
+      attempts[i] ??= [];
+      attempts[i].push(rec);
+      this.on('upgrade', () => {
+        rec.upgraded = now();
+      });
+      this.on('unexpected-response', (_req, res) => {
+        rec.status = res.statusCode;
+        rec.retryAfter = res.headers['retry-after'];
+        rec.refusedAt = now();
+      });
+      this.on('error', (e) => {
+        rec.error ??= e.code ?? e.message;
+        rec.errorAt ??= now();
+      });
+    }
+  };
+}
+
 async function openLivebus(i) {
-  const { BusConsumer } = await import('@livebus/bus-consumer');
+  // BENCH_CONSUMER_MODULE: another build of the client (a path), for before/after comparisons.
+  const { BusConsumer } = await import(process.env.BENCH_CONSUMER_MODULE ?? '@livebus/bus-consumer');
   const token = await signJwt(a.secret, { sub: `u${i}`, exp: Math.floor(Date.now() / 1000) + 24 * 3600 });
-  const c = new BusConsumer({ url: `ws://${hostOf(i)}/ws`, token });
+  const c = new BusConsumer({
+    url: `ws://${hostOf(i)}/ws`,
+    token,
+    ...(traceOn ? { WebSocket: tracedWebSocket(i) } : {}),
+  });
+  if (traceOn) {
+    const last = () => attempts[i]?.[attempts[i].length - 1];
+    c.onClient('open', () => {
+      const r = last();
+      if (r) r.welcome = now();
+    });
+    c.onClient('close', ({ code, reason, delayMs }) => {
+      const r = last();
+      if (r) Object.assign(r, { closedAt: now(), code, reason, delayMs });
+    });
+  }
   c.onAny((frame) => {
     const [u, s] = frame.data.task_id.split('.');
     onEvent(i, Number(u), Number(s), Number(frame.data.message));
@@ -242,6 +293,24 @@ process.on('message', async (m) => {
   } else if (m.cmd === 'churn') {
     const r = await churn(m);
     process.send({ cmd: 'churned', ...r, open });
+  } else if (m.cmd === 'trace') {
+    // Times in ms after `m.from` (the kill), attempts from then on only.
+    const rel = (x) => (x === undefined ? undefined : Math.round(x - m.from));
+    const out = attempts.map((list) =>
+      (list ?? [])
+        .filter((r) => r.t >= m.from - 1 || (r.closedAt ?? Infinity) >= m.from)
+        .map((r) => ({
+          ...r,
+          t: rel(r.t),
+          upgraded: rel(r.upgraded),
+          refusedAt: rel(r.refusedAt),
+          errorAt: rel(r.errorAt),
+          welcome: rel(r.welcome),
+          closedAt: rel(r.closedAt),
+        })),
+    );
+    writeFileSync(m.file, JSON.stringify({ ...m.meta, clients: out }));
+    process.send({ cmd: 'traced' });
   } else if (m.cmd === 'closeAll') {
     for (const c of clients) c?.close();
     const until = now() + 5_000;

@@ -85,7 +85,7 @@ export const EnvSchema = z.object({
   PUBLISH_OUTBOX_MAX_EVENTS: int(0).default(outboxDefaults.maxEvents),
   LISTEN_BACKLOG: int(1, 65535).default(4096),
   HEALTH_PORT: int(0, 65535).optional(),
-  ADMISSION_MAX_HANDSHAKES: int(0).default(1000),
+  ADMISSION_MAX_HANDSHAKES: int(0).default(3000),
   ADMISSION_MAX_LAG_MS: int(0).default(0),
   ADMISSION_RETRY_AFTER_S: int(1, 3600).default(1),
 });
@@ -238,8 +238,10 @@ export interface GatewayConfig {
   healthPort: number | undefined;
   /**
    * Handshakes in flight above which new upgrades get `503` + `Retry-After`; 0: no bound.
-   * A safety net for storms larger than an instance can take: at 200 it refused ~2 000
-   * upgrades per 2 000-client storm on a loaded 2-core host and slowed reconnection. @default 1000
+   * A safety net for storms larger than an instance can take. A refused client comes back
+   * 1 to 3 s later, so the bound is about 2 to 5 s of hellos on a small instance: at 1000,
+   * 2 000 clients coming back within half a second were refused by the hundreds on a loaded
+   * 2-core host and were all back seconds later than without refusals. @default 3000
    */
   admissionMaxHandshakes: number;
   /**

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { fullJitterBackoff } from './backoff';
+import { fullJitterBackoff, growsBackoff } from './backoff';
 
 describe('fullJitterBackoff', () => {
   it('stays within [0, min(max, min * 2^attempt)] for any random value', () => {
@@ -36,5 +36,22 @@ describe('fullJitterBackoff', () => {
   it('refuses contradictory bounds', () => {
     expect(() => fullJitterBackoff(1_000, 10)).toThrow(TypeError);
     expect(() => fullJitterBackoff(-1, 10)).toThrow(TypeError);
+  });
+});
+
+describe('growsBackoff', () => {
+  it('keeps the ceiling for attempts that never reached a gateway, only within the window', () => {
+    expect(growsBackoff({ reachedGateway: false, sinceLossMs: 0 }, 3_000)).toBe(false);
+    expect(growsBackoff({ reachedGateway: false, sinceLossMs: 2_999 }, 3_000)).toBe(false);
+    expect(growsBackoff({ reachedGateway: false, sinceLossMs: 3_000 }, 3_000)).toBe(true);
+    expect(growsBackoff({ reachedGateway: false, sinceLossMs: 0 }, 0)).toBe(true);
+  });
+
+  it('grows it for every attempt that reached a gateway', () => {
+    fc.assert(
+      fc.property(fc.nat(), fc.nat(), (sinceLossMs, windowMs) => {
+        expect(growsBackoff({ reachedGateway: true, sinceLossMs }, windowMs)).toBe(true);
+      }),
+    );
   });
 });

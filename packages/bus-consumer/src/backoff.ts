@@ -15,3 +15,16 @@ export function fullJitterBackoff(minMs: number, maxMs: number, random: () => nu
     return Math.floor(random() * ceiling);
   };
 }
+
+/**
+ * Whether a failed attempt moves the backoff on to its next, doubled ceiling. An attempt that never
+ * reached a gateway (no HTTP answer: the TCP connection was refused or could not be made, as while a
+ * gateway restarts in place and nothing listens yet) cost no gateway anything: within `windowMs` of
+ * the loss such an attempt is retried within the first ceiling and does not count, so the clients
+ * whose first tries fall into a restart of a few hundred ms are not pushed out to 1, 2 or 4 s. Any
+ * attempt that reached a gateway (a refused upgrade, a failed or slow hello), and every attempt
+ * after the window, counts. Pure, so it can be tested.
+ */
+export function growsBackoff(failure: { reachedGateway: boolean; sinceLossMs: number }, windowMs: number): boolean {
+  return failure.reachedGateway || !(failure.sinceLossMs < windowMs);
+}

@@ -22,7 +22,7 @@ import {
   reconnectPolicy,
   serializeClientFrame,
 } from '@livebus/protocol/client';
-import { type Backoff, fullJitterBackoff } from './backoff';
+import { type Backoff, fullJitterBackoff, growsBackoff } from './backoff';
 import { CallQueue } from './call-queue';
 import { Emitter } from './emitter';
 import { ConnectError, FatalCloseError, RpcError } from './errors';
@@ -37,7 +37,7 @@ import {
   type WebSocketConstructor,
   type WebSocketLike,
 } from './transport/socket';
-import { onUpgradeRefused } from './transport/upgrade-refusal';
+import { onNeverConnected, onUpgradeRefused } from './transport/upgrade-refusal';
 
 export type { EventOf, GroupOptions } from './grouped-handlers';
 export type { ResolvedOptions } from './options';
@@ -129,6 +129,10 @@ export class BusConsumer {
   #refreshingOn: number | undefined;
   /** The gateway refused the last upgrade with `Retry-After` (Node only): wait this long before the next. */
   #retryAfterMs: number | undefined;
+  /** The last attempt failed before its TCP connection was made (Node only): no gateway saw it. */
+  #neverConnected = false;
+  /** When the last session was lost (or the first attempt failed), until the next welcome (`Date.now()`). */
+  #lostAt: number | undefined;
   /** The gateway refused the last upgrade for good (HTTP 404, 403, ...; Node only): the close that follows stops. */
   #refused: ConnectError | undefined;
   /** Why the client stopped on its own (not `close()`): what `connect()` rejects with. */
@@ -317,6 +321,7 @@ export class BusConsumer {
   #open(): void {
     const id = ++this.#connId;
     this.#welcome = undefined;
+    this.#neverConnected = false;
     this.#setState('connecting');
     let socket: Socket;
     try {
@@ -361,6 +366,9 @@ export class BusConsumer {
         if (!current()) return;
         if (verdict.fatal) this.#refused = ConnectError.fromUpgrade(verdict.status, this.#o.url, verdict.location);
         else this.#retryAfterMs = verdict.retryAfterMs;
+      });
+      onNeverConnected(socket, () => {
+        if (current()) this.#neverConnected = true;
       });
     }
     this.#timers.handshake = setTimeout(() => {
@@ -486,6 +494,7 @@ export class BusConsumer {
     if (this.#counters.connects > 0) this.#counters.reconnects++;
     this.#counters.connects++;
     this.#attempt = 0;
+    this.#lostAt = undefined;
     this.#authRetried = false;
     this.#reconnectHintMs = undefined;
     this.#retryAfterMs = undefined;
@@ -606,11 +615,13 @@ export class BusConsumer {
       this.#stop(code, reason, refused ?? new FatalCloseError(code, reason, authFailureReasonOf(rawReason)));
       return;
     }
+    const now = Date.now();
+    this.#lostAt ??= now;
     // A Retry-After (the gateway is up but busy) is followed as given and does not grow the backoff.
     const retryAfterMs =
       this.#retryAfterMs === undefined ? undefined : Math.min(this.#retryAfterMs, this.#o.maxReconnectDelayMs);
     const delayMs =
-      policy === 'refresh_token' ? 0 : (this.#reconnectHintMs ?? retryAfterMs ?? this.#backoff(this.#attempt++));
+      policy === 'refresh_token' ? 0 : (this.#reconnectHintMs ?? retryAfterMs ?? this.#nextBackoff(now - this.#lostAt));
     this.#reconnectHintMs = undefined;
     this.#retryAfterMs = undefined;
     this.#emitter.emit('close', { code, reason, willReconnect: true, delayMs });
@@ -618,6 +629,17 @@ export class BusConsumer {
     this.#timers.reconnect = setTimeout(() => {
       if (this.#state === 'reconnecting') this.#open();
     }, delayMs);
+  }
+
+  /**
+   * The backoff's delay for the next attempt: the ceiling doubles with each failure, except that an
+   * attempt that never reached a gateway within `networkRetryWindowMs` of the loss is retried within
+   * the first ceiling and does not count (`growsBackoff`).
+   */
+  #nextBackoff(sinceLossMs: number): number {
+    const failure = { reachedGateway: !this.#neverConnected, sinceLossMs };
+    if (!growsBackoff(failure, this.#o.networkRetryWindowMs)) return this.#backoff(0);
+    return this.#backoff(this.#attempt++);
   }
 
   /** Stops for good on the gateway's word: `connect()` and pending calls fail with the reason. */

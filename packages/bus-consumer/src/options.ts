@@ -48,6 +48,15 @@ export interface ConsumerOptions {
   minReconnectDelayMs?: number;
   /** Largest reconnect delay. @default 30_000 */
   maxReconnectDelayMs?: number;
+  /**
+   * For this long after a session is lost (or after `connect()`), an attempt that never reached a
+   * gateway (Node: its TCP connection was refused, unreachable or without a DNS answer) does
+   * not double the backoff's ceiling: a gateway restarting in place is retried within
+   * `minReconnectDelayMs` until it listens again. Attempts that reached a gateway, and every attempt
+   * after this window, double it as usual. Browsers hide why an attempt failed: there every failure
+   * doubles it. 0: every failure doubles it. @default 3_000
+   */
+  networkRetryWindowMs?: number;
   /** Time allowed from socket open to `welcome`. @default 10_000 */
   handshakeTimeoutMs?: number;
   /** Per-call RPC timeout, counted from the call (queue time included). @default 10_000 */
@@ -72,6 +81,7 @@ export const consumerDefaults = {
   pingTimeoutMs: protocolDefaults.pingTimeoutMs,
   minReconnectDelayMs: 500,
   maxReconnectDelayMs: 30_000,
+  networkRetryWindowMs: 3_000,
   handshakeTimeoutMs: protocolDefaults.handshakeTimeoutMs,
   rpcTimeoutMs: 10_000,
   whileDisconnected: 'queue',
@@ -105,6 +115,9 @@ export function resolveOptions(options: ConsumerOptions, sessionId: () => string
   }
   if (!(o.lateWakeupGraceMs >= 0) || !Number.isFinite(o.lateWakeupGraceMs)) {
     throw new TypeError(`lateWakeupGraceMs must be a finite number >= 0 (got ${o.lateWakeupGraceMs})`);
+  }
+  if (!(o.networkRetryWindowMs >= 0)) {
+    throw new TypeError(`networkRetryWindowMs must be a number >= 0 (got ${o.networkRetryWindowMs})`);
   }
   if (o.maxReconnectDelayMs < o.minReconnectDelayMs) {
     throw new TypeError('maxReconnectDelayMs must be at least minReconnectDelayMs');

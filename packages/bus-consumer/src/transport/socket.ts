@@ -42,6 +42,7 @@ export interface NodeSocketExtras {
   terminate(): void;
   on(event: 'pong' | 'ping', listener: () => void): unknown;
   on(event: 'unexpected-response', listener: (request: unknown, response: UpgradeRefusal) => void): unknown;
+  on(event: 'error', listener: (error: unknown) => void): unknown;
 }
 
 /**

@@ -1,4 +1,6 @@
-import { judgeUpgradeRefusal } from './upgrade-refusal';
+import { createServer } from 'node:net';
+import WebSocket from 'ws';
+import { judgeUpgradeRefusal, neverConnected } from './upgrade-refusal';
 
 describe('judgeUpgradeRefusal', () => {
   it('retries passing trouble (5xx, 429, 408), after the Retry-After when there is one', () => {
@@ -30,5 +32,27 @@ describe('judgeUpgradeRefusal', () => {
       location: 'wss://rt.example.com/ws',
     });
     expect(judgeUpgradeRefusal({ statusCode: 200, headers: {} }).fatal).toBe(true);
+  });
+});
+
+describe('neverConnected', () => {
+  it('is true for the error of a connection nothing accepted (ws, a port where nothing listens)', async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    await new Promise((resolve) => server.close(resolve));
+    const socket = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    const error = await new Promise<unknown>((resolve) => socket.once('error', resolve));
+    expect(error).toMatchObject({ code: 'ECONNREFUSED' });
+    expect(neverConnected(error)).toBe(true);
+  });
+
+  it('is true for no DNS answer, false for errors after the connection was made and for anything else', () => {
+    expect(neverConnected(Object.assign(new Error('x'), { code: 'ENOTFOUND', syscall: 'getaddrinfo' }))).toBe(true);
+    expect(neverConnected(Object.assign(new Error('x'), { code: 'EHOSTUNREACH', syscall: 'connect' }))).toBe(true);
+    expect(neverConnected(Object.assign(new Error('x'), { code: 'ECONNRESET', syscall: 'read' }))).toBe(false);
+    expect(neverConnected(new Error('WebSocket was closed before the connection was established'))).toBe(false);
+    expect(neverConnected(undefined)).toBe(false);
+    expect(neverConnected(null)).toBe(false);
   });
 });

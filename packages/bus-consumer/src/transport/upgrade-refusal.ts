@@ -36,3 +36,20 @@ export function onUpgradeRefused(socket: NodeSocketExtras, listener: (verdict: U
     socket.terminate();
   });
 }
+
+/**
+ * Whether a `ws` socket's error says the TCP connection was never made: refused (nothing
+ * listens: a gateway restarting in place), unreachable, timed out, or no DNS answer. No
+ * gateway saw such an attempt. Pure, so it can be tested.
+ */
+export function neverConnected(error: unknown): boolean {
+  const syscall = (error as { syscall?: unknown } | null | undefined)?.syscall;
+  return syscall === 'connect' || syscall === 'getaddrinfo';
+}
+
+/** Node only: calls `listener` when the attempt fails before its TCP connection was made. */
+export function onNeverConnected(socket: NodeSocketExtras, listener: () => void): void {
+  socket.on('error', (error) => {
+    if (neverConnected(error)) listener();
+  });
+}
