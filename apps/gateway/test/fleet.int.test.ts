@@ -2,8 +2,16 @@ import { join } from 'node:path';
 import { CloseCode } from '@livebus/protocol';
 import { createPublisher } from '@livebus/publisher';
 import { instanceKeys } from '@livebus/publisher/redis';
-import { freePort, type RedisServerHandle, startChild, startRedisServer, waitFor } from '@livebus/test-support';
+import {
+  freePort,
+  type RedisServerHandle,
+  startChild,
+  startRedisServer,
+  startTcpProxy,
+  waitFor,
+} from '@livebus/test-support';
 import { Redis } from 'ioredis';
+import { WebSocket } from 'ws';
 import { composePorts } from '../src/compose';
 import type { GatewayConfig } from '../src/config';
 import { connectAs, httpJson, startGateway, TestClient, type TestGateway } from './helpers';
@@ -176,6 +184,64 @@ describe('a fleet of three gateways on one Redis', () => {
       await Promise.all([two.client.close(), moved.client.close()]);
     } finally {
       listener.disconnect();
+    }
+  });
+
+  it("a stale socket's instance re-announcing it never takes the session back from the instance it moved to", async () => {
+    // gw-r1 holds the tab's socket through a proxy that then freezes: half-open, so its close
+    // (4008, when the tab moves) waits for a close frame that never comes, and the session stays
+    // in gw-r1's hub, and its fleet heartbeat finds the entry gone from gw-r1 (it is gw-r2's now).
+    const reannounced: string[] = [];
+    let refreshes = 0;
+    const r1 = await startGateway(
+      { instanceId: 'gw-r1', redisUrl: redis.url, detachDelayMs: 400, instanceTtlMs: 900 },
+      async (config, logger) => {
+        const ports = await composePorts(config, logger);
+        const presence = ports.presence;
+        if (!presence) throw new Error('no presence');
+        const add = presence.add.bind(presence);
+        const refresh = presence.refresh.bind(presence);
+        presence.refresh = async (instanceId, userIds) => {
+          const lost = await refresh(instanceId, userIds);
+          refreshes++;
+          return lost;
+        };
+        presence.add = async (uid, entry, options) => {
+          const added = await add(uid, entry, options);
+          if (options?.reannounce)
+            reannounced.push(added.refused && added.heldElsewhere ? 'held elsewhere' : 'written');
+          return added;
+        };
+        return ports;
+      },
+    );
+    const r2 = await start('gw-r2');
+    const proxy = await startTcpProxy(Number(new URL(r1.url).port));
+    const told: unknown[] = [];
+    const listener = admin.duplicate();
+    await listener.subscribe(instanceKeys.channel('gw-r2'));
+    listener.on('message', (_channel: string, text: string) => told.push(JSON.parse(text)));
+    try {
+      const old = await connectAs(`ws://127.0.0.1:${proxy.port}/ws`, 'moving', { session_id: 'tab' });
+      proxy.freeze();
+      const moved = await connectAs(r2.url, 'moving', { session_id: 'tab' });
+      // Three heartbeats of gw-r1 (one every 300 ms) after the move.
+      const from = refreshes;
+      await waitFor(() => refreshes >= from + 3, "gw-r1's heartbeats", 10_000);
+      // The stale socket (closing) is not re-announced; one that was would find the entry held elsewhere.
+      expect(reannounced.filter((r) => r === 'written')).toEqual([]);
+      await listener.ping();
+      expect(told).toEqual([]);
+      expect(moved.client.ws.readyState).toBe(WebSocket.OPEN);
+      expect(Object.keys(await admin.hgetall('lb:{moving}:p'))).toEqual(['tab']);
+      expect(JSON.parse((await admin.hget('lb:{moving}:p', 'tab')) as string).instanceId).toBe('gw-r2');
+      proxy.thaw();
+      await Promise.all([moved.client.close(), old.client.close()]);
+    } finally {
+      listener.disconnect();
+      proxy.thaw();
+      await proxy.close();
+      await Promise.all([r1.close(), r2.close()]);
     }
   });
 

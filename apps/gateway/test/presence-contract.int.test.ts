@@ -33,6 +33,19 @@ for (const backend of [backends.standalone, backends.cluster]) {
       expect(await redis.exists('lb:{k1}:p', 'lb:{k1}:pz')).toBe(0); // no empty keys left behind
     });
 
+    it('tells the instance a session moved from, on its control channel, unless the ids would not reach it intact', async () => {
+      const redis = backend.connect();
+      const presence = new RedisPresence(redis, { instanceTtlMs: 30_000 });
+      const entry = (sessionId: string, instanceId: string) => ({ sessionId, instanceId, route: '/', connectedAt: 1 });
+      await presence.add('mover', entry('tab', 'gw-from'));
+      expect(await presence.add('mover', entry('tab', 'gw-to'))).toMatchObject({ refused: false, holderTold: true });
+      // A lone surrogate would reach the old instance as U+FFFD (UTF-8, cjson): the hello tells it itself.
+      await presence.add('mover', entry('tab\ud800', 'gw-from'));
+      const moved = await presence.add('mover', entry('tab\ud800', 'gw-to'));
+      expect(moved).toMatchObject({ refused: false, replaced: { instanceId: 'gw-from' } });
+      expect(moved).not.toHaveProperty('holderTold');
+    });
+
     it('refreshes thousands of users in one heartbeat, spread in slices, and reports the ones it no longer holds', async () => {
       const redis = backend.connect();
       const presence = new RedisPresence(redis, { instanceTtlMs: 30_000, refreshSpreadMs: 200 });

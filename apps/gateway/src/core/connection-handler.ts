@@ -81,7 +81,11 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
 
   /** Writes the user's sessions of this instance to presence again (their entries expired during a stall). */
   async function reannounce(uid: string): Promise<void> {
-    for (const session of hub.sessionsOf(uid)) await deps.presence.add(uid, entryOf(ctx, session));
+    for (const session of hub.sessionsOf(uid)) {
+      // Never over another instance's entry: a reconnect there took the session over, and this
+      // socket (half-open, its close handshake pending) is the stale one.
+      if (session.connection.socket.isOpen) await deps.presence.add(uid, entryOf(ctx, session), { reannounce: true });
+    }
   }
 
   /** Shutdown: a notice with a jittered reconnect hint, then close 1012, to every connection. */

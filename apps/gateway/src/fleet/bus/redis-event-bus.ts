@@ -110,8 +110,10 @@ interface Served {
   /**
    * The read made in place of the head read when the first listener came for a resuming
    * session ({@link ListenOptions.readAfter}): handed to that session's `readSince` while
-   * the position is still the head it read; dropped by any `readSince` of the user and by
-   * the first event delivered after it (which makes it stale).
+   * the position is still the head it read; dropped by any `readSince` of the user, by
+   * the first event delivered after it (which makes it stale), and when a listener of the
+   * user comes or goes (a read kept for a hello that never asked for it is not handed to a
+   * later one: the stream may have been trimmed since).
    */
   prefetched: Prefetched | undefined;
 }
@@ -286,6 +288,10 @@ export class RedisEventBus implements EventBus {
         this.#byChannel.delete(channel);
         void this.#leave(served, Promise.resolve());
       });
+    } else {
+      // Another listener of a user already served: a read kept for a resuming hello is not
+      // held on for it (that hello reads again if it still needs to; see `prefetched`).
+      s.prefetched = undefined;
     }
     const fn = listener as TargetListener<unknown>;
     if (s.listener === undefined) {
@@ -315,7 +321,10 @@ export class RedisEventBus implements EventBus {
   async unlisten<T>(userId: string, listener: TargetListener<T>, target: T): Promise<void> {
     const { channel } = userKeys(userId);
     const s = this.#byChannel.get(channel);
-    if (!s || !removeListener(s, listener as TargetListener<unknown>, target) || hasListener(s)) return;
+    if (!s || !removeListener(s, listener as TargetListener<unknown>, target)) return;
+    // The hello it was read for is gone (refused, or closed before its welcome): not kept for later.
+    s.prefetched = undefined;
+    if (hasListener(s)) return;
     this.#byChannel.delete(channel);
     await this.#leave(s, s.ready ?? Promise.resolve());
   }

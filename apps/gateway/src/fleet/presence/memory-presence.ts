@@ -52,6 +52,9 @@ export class MemoryPresence implements Presence {
   async add(userId: string, entry: SessionEntry, options: PresenceAddOptions = {}): Promise<PresenceAddResult> {
     const held = this.#live(userId) ?? new Map<string, Held>();
     const previous = held.get(entry.sessionId);
+    if (options.reannounce && previous && previous.entry.instanceId !== entry.instanceId) {
+      return { refused: true, heldElsewhere: true, count: held.size };
+    }
     const others = held.size - (previous ? 1 : 0);
     if (options.maxSessions && others >= options.maxSessions) return { refused: true, count: held.size };
     held.set(entry.sessionId, { entry: { ...entry }, expiresAt: this.#now() + this.#ttlMs });

@@ -55,6 +55,23 @@ export function presenceContract(name: string, make: MakePresence): void {
       expect(await p.sessions(uid)).toEqual([entry('s', 'gw-2', 3)]);
     });
 
+    it('a re-announce writes its own entry again, never over another instance holding the session', async () => {
+      const p = (await make({ instanceTtlMs: 30_000 }))();
+      // Absent (expired during a stall): written.
+      expect(await p.add(uid, entry('s', 'gw-1', 1), { reannounce: true })).toEqual({ refused: false, count: 1 });
+      // A reconnect took it over on gw-2: gw-1's re-announce leaves it there, and tells nobody.
+      await p.add(uid, entry('s', 'gw-2', 2));
+      expect(await p.add(uid, entry('s', 'gw-1', 3), { reannounce: true })).toEqual({
+        refused: true,
+        heldElsewhere: true,
+        count: 1,
+      });
+      expect(await p.sessions(uid)).toEqual([entry('s', 'gw-2', 2)]);
+      // Its own: written again.
+      const again = await p.add(uid, entry('s', 'gw-2', 4), { reannounce: true });
+      expect(again).toEqual({ refused: false, replaced: entry('s', 'gw-2', 2), count: 1 });
+    });
+
     it('remove is fenced: the old instance cannot remove the entry a newer instance holds', async () => {
       const p = (await make({ instanceTtlMs: 30_000 }))();
       await p.add(uid, entry('s', 'gw-1'));

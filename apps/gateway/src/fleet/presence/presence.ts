@@ -18,6 +18,13 @@ export interface PresenceAddOptions {
    * concurrent adds on several instances never exceed it. `undefined` or 0: no limit.
    */
   maxSessions?: number;
+  /**
+   * This instance writes its own session again (its entry expired during a stall: the fleet
+   * heartbeat's re-announce). Written only when no other instance holds the session id now
+   * (a reconnect took it over: this instance's socket is the stale one), and nobody is told.
+   * Held elsewhere: refused, with `heldElsewhere`.
+   */
+  reannounce?: boolean;
 }
 
 /** What {@link Presence.add} did. */
@@ -36,8 +43,10 @@ export type PresenceAddResult =
       count: number;
     }
   | {
-      /** The session limit was reached; nothing was written. */
+      /** The session limit was reached, or (a re-announce) another instance holds the session; nothing was written. */
       refused: true;
+      /** A re-announce found the session held by another instance. */
+      heldElsewhere?: true;
       /** The user's live sessions (unchanged). */
       count: number;
     };

@@ -68,14 +68,19 @@ const InstanceInfoSchema = z.object({
   deliveryP99Ms: z.number().nullable().optional(),
 });
 
-/** The control channel of an instance, without the id (see \`instanceKeys.channel\`). */
+/** A UTF-16 code unit that is half of no pair (the `u` flag reads pairs as one code point). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** The control channel of an instance, without the id (see `instanceKeys.channel`). */
 const CONTROL_CHANNEL_PREFIX = instanceKeys.channel('');
 
 // KEYS[4]: the detach claim. ARGV: session id, entry JSON, ttl ms, max sessions (0: none),
-// the user id.
-// Returns {accepted 0|1, live count, replaced entry JSON or ''}. An entry replaced that another
-// instance holds: that instance is told to close its socket, on its control channel, in the
-// instance channel's \`replace\` message (one command less per hello that takes a session over).
+// the user id ('': tell nobody), '1' for a re-announce.
+// Returns {accepted 0|1|2, live count, replaced entry JSON or '', told 0|1}. An entry replaced
+// that another instance holds: that instance is told to close its socket, on its control
+// channel, in the instance channel's `replace` message (one command less per hello that takes
+// a session over); told says whether it was. A re-announce (ARGV[6]) of an entry another
+// instance holds writes nothing and answers 2: that instance took the session over.
 const ADD = new RedisScript(`${PRESENCE_LUA_PRELUDE}
 local now = now_ms()
 prune(now)
@@ -85,22 +90,26 @@ local count = redis.call('HLEN', KEYS[1])
 local max = tonumber(ARGV[4])
 local others = count
 if previous then others = others - 1 end
+local holder = previous and instance_of(previous)
+if ARGV[6] == '1' and holder and holder ~= instance_of(ARGV[2]) then
+  settle()
+  return {2, count, previous, 0}
+end
 if max > 0 and others >= max then
   settle()
   return {0, count, ''}
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
-if previous then
-  local holder = instance_of(previous)
-  if type(holder) == 'string' and holder ~= instance_of(ARGV[2]) then
-    redis.call('PUBLISH', '${CONTROL_CHANNEL_PREFIX}' .. holder, cjson.encode({type = 'replace', uid = ARGV[5], session_id = ARGV[1]}))
-  end
+local told = 0
+if type(holder) == 'string' and ARGV[5] ~= '' and holder ~= instance_of(ARGV[2]) then
+  redis.call('PUBLISH', '${CONTROL_CHANNEL_PREFIX}' .. holder, cjson.encode({type = 'replace', uid = ARGV[5], session_id = ARGV[1]}))
+  told = 1
 end
 -- The user is back: their next departure is decided afresh (see RedisDetachDecision).
 redis.call('DEL', KEYS[4])
 settle()
-return {1, others + 1, previous or ''}
+return {1, others + 1, previous or '', told}
 `);
 
 // ARGV: session id, instance id, leave grace ms. Returns 1 when removed.
@@ -209,20 +218,21 @@ export class RedisPresence implements Presence {
   async add(userId: string, entry: SessionEntry, options: PresenceAddOptions = {}): Promise<PresenceAddResult> {
     const k = fleetUserKeys(userId, this.#prefixes);
     const keys = [k.presence, k.presenceExpiry, k.registrySessions, k.detachClaim];
-    const [accepted, count, previous] = (await ADD.run(this.#redis, keys, [
+    const [accepted, count, previous, told] = (await ADD.run(this.#redis, keys, [
       entry.sessionId,
       JSON.stringify(entry),
       this.#ttlMs,
       options.maxSessions ?? 0,
-      userId,
-    ])) as [number, number, string];
+      // The script tells the holder only what it can say exactly: cjson and the UTF-8 of the
+      // arguments would change a lone surrogate, and the old instance would find no such session.
+      options.reannounce || LONE_SURROGATE.test(userId) || LONE_SURROGATE.test(entry.sessionId) ? '' : userId,
+      options.reannounce ? '1' : '',
+    ])) as [number, number, string, number];
     if (accepted === 0) return { refused: true, count };
+    if (accepted === 2) return { refused: true, heldElsewhere: true, count };
     const replaced = previous ? parse(SessionEntrySchema, previous) : undefined;
     if (!replaced) return { refused: false, count };
-    // Held by another instance: the script told it (see ADD).
-    return replaced.instanceId === entry.instanceId
-      ? { refused: false, replaced, count }
-      : { refused: false, replaced, holderTold: true, count };
+    return told === 1 ? { refused: false, replaced, holderTold: true, count } : { refused: false, replaced, count };
   }
 
   async remove(userId: string, sessionId: string, instanceId: string): Promise<boolean> {
