@@ -311,11 +311,13 @@ async function idle(target) {
     let connected = 0;
     for (const n of P.idleSteps) {
       const connectCpu0 = cpuSeconds(server.pid);
+      const loadCpu0 = cpuSeconds(load.pid);
       const syscalls0 = ioSyscalls(server.pid);
       // BENCH_CONNECT_CONCURRENCY: clients connecting at a time (200 by default; 1 shows a hello's own latency).
       const concurrency = Number(process.env.BENCH_CONNECT_CONCURRENCY) || undefined;
       const step = await load.request({ cmd: 'connect', from: connected, to: n, concurrency }, 'connected');
       const connectCpu = cpuSeconds(server.pid) - connectCpu0;
+      const loadCpu = cpuSeconds(load.pid) - loadCpu0;
       const syscalls1 = ioSyscalls(server.pid);
       const added = n - connected;
       connected = n;
@@ -348,6 +350,8 @@ async function idle(target) {
         handshake_p99_ms: step.handshake?.p99 ?? null,
         // The server's CPU (user + system, /proc) while this step's clients connected, per connection.
         connect_cpu_us_per_conn: (connectCpu / added) * 1e6,
+        // The load process's CPU for the same (the clients' side of each handshake; it shares the cores).
+        load_cpu_us_per_conn: (loadCpu / added) * 1e6,
         // Read and write system calls (sockets included, /proc/<pid>/io) while they connected, per connection.
         connect_syscr_per_conn: (syscalls1.syscr - syscalls0.syscr) / added,
         connect_syscw_per_conn: (syscalls1.syscw - syscalls0.syscw) / added,

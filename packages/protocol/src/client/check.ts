@@ -80,7 +80,7 @@ type Check = (v: unknown) => Found | undefined;
 // biome-ignore lint/suspicious/noPrototypeBuiltins: Object.hasOwn is missing from the ES2020 browsers this targets.
 const has = (o: object, key: string) => Object.prototype.hasOwnProperty.call(o, key);
 /** As zod's: any realm's plain objects (not arrays, dates, class instances). */
-const isPlainObject = (v: unknown): v is Record<string, unknown> => {
+export const isPlainObject = (v: unknown): v is Record<string, unknown> => {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
   const ctor = (v as { constructor?: unknown }).constructor;
   if (typeof ctor !== 'function') return true;
