@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { FifoDeadlines } from './fifo-deadlines';
 
 /** Why an upgrade was refused: too many handshakes in flight, or the event loop running late during a burst. */
 export type AdmissionReason = 'handshakes' | 'lag';
@@ -64,7 +65,6 @@ export class Admission {
   readonly #o: AdmissionOptions;
   readonly #random: () => number;
   readonly #now: () => number;
-  readonly #helloGraceMs: number;
   #handshakes = 0;
   #refusedTotal = 0;
   #refusedSinceReport = 0;
@@ -76,21 +76,21 @@ export class Admission {
   #sampledLagMs = 0;
   #lastTick = 0;
   /**
-   * Tickets in their hello grace, oldest first, and when each grace ends (performance.now):
-   * every ticket has the same grace, so one timer serves them all, armed for the oldest.
-   * A timer per ticket cost a Timeout and a closure (about 200 bytes) per upgrade.
+   * Tickets in their hello grace: every ticket has the same grace, so one timer serves them
+   * all. A timer per ticket cost a Timeout and a closure (about 200 bytes) per upgrade.
    */
-  #graced: Ticket[] = [];
-  #graceEnds: number[] = [];
-  #graceHead = 0;
-  #graceTimer: NodeJS.Timeout | undefined;
+  readonly #graces: FifoDeadlines<Ticket>;
 
   constructor(options: AdmissionOptions) {
     if (!(options.retryAfterS >= 1)) throw new TypeError(`retryAfterS must be at least 1 (got ${options.retryAfterS})`);
     this.#o = options;
     this.#random = options.random ?? Math.random;
     this.#now = options.now ?? (() => performance.now());
-    this.#helloGraceMs = options.helloGraceMs ?? 1_000;
+    // An idle socket's upgrade stops counting (its last ticket may empty the queue: see #release).
+    this.#graces = new FifoDeadlines<Ticket>(options.helloGraceMs ?? 1_000, {
+      isPending: (ticket) => ticket.inGrace,
+      onDue: (ticket) => ticket.done(),
+    });
   }
 
   /**
@@ -161,52 +161,8 @@ export class Admission {
   #ticket(): HandshakeTicket {
     if (this.#handshakes++ === 0) this.#sample();
     const ticket = new Ticket(this.#release);
-    const now = performance.now();
-    this.#graced.push(ticket);
-    this.#graceEnds.push(now + this.#helloGraceMs);
-    if (!this.#graceTimer) this.#armGrace(now + this.#helloGraceMs, now);
+    this.#graces.add(ticket);
     return ticket;
-  }
-
-  #armGrace(end: number, now: number): void {
-    this.#graceTimer = setTimeout(this.#graceOver, Math.max(0, end - now));
-    this.#graceTimer.unref();
-  }
-
-  /** Ends the tickets whose grace is over without a hello; then waits for the oldest left. */
-  readonly #graceOver = (): void => {
-    this.#graceTimer = undefined;
-    const now = performance.now();
-    while (this.#graceHead < this.#graced.length) {
-      const i = this.#graceHead;
-      const ticket = this.#graced[i] as Ticket;
-      if (ticket.inGrace) {
-        const end = this.#graceEnds[i] as number;
-        if (end > now) {
-          // Upgrades keep coming while others wait: the queue drops what it has passed.
-          if (i >= 1024 && i * 2 >= this.#graced.length) {
-            this.#graced = this.#graced.slice(i);
-            this.#graceEnds = this.#graceEnds.slice(i);
-            this.#graceHead = 0;
-          }
-          this.#armGrace(end, now);
-          return;
-        }
-      }
-      this.#graced[i] = undefined as unknown as Ticket;
-      this.#graceHead = i + 1;
-      // An idle socket's upgrade stops counting (its last ticket may empty the queue: see #release).
-      if (ticket.inGrace) ticket.done();
-    }
-    this.#forgetGraces();
-  };
-
-  #forgetGraces(): void {
-    clearTimeout(this.#graceTimer);
-    this.#graceTimer = undefined;
-    this.#graced = [];
-    this.#graceEnds = [];
-    this.#graceHead = 0;
   }
 
   /** One ticket done: shared by every ticket (a closure per ticket would stay with its connection). */
@@ -214,7 +170,7 @@ export class Admission {
     if (--this.#handshakes > 0) return;
     this.#stopSampling();
     // No handshake in flight: no ticket is in its grace.
-    this.#forgetGraces();
+    this.#graces.clear();
   };
 
   #report(): void {
