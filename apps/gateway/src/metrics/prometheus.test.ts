@@ -1,19 +1,24 @@
 import { type GatewayHookEvents, Hooks } from '../hooks';
 import { countHooks, createMetrics } from './prometheus';
 
+/** Metrics whose gauges all read 0: the counters are what these tests look at. */
+function idleMetrics() {
+  const zero = () => 0;
+  return createMetrics({
+    connections: zero,
+    sessions: zero,
+    users: zero,
+    listeners: zero,
+    workflowListeners: zero,
+    pendingDetaches: zero,
+    retainedBytes: zero,
+    eventsDelivered: zero,
+  });
+}
+
 describe('countHooks', () => {
   it('counts detach outcomes from the hooks: every cancellation (here, late, elsewhere) and every executed detach', async () => {
-    const zero = () => 0;
-    const metrics = createMetrics({
-      connections: zero,
-      sessions: zero,
-      users: zero,
-      listeners: zero,
-      workflowListeners: zero,
-      pendingDetaches: zero,
-      retainedBytes: zero,
-      eventsDelivered: zero,
-    });
+    const metrics = idleMetrics();
     const hooks = new Hooks<GatewayHookEvents>();
     const off = countHooks(hooks, metrics);
     hooks.emit('detach.cancelled', { uid: 'u', sessionId: 's' });
@@ -30,17 +35,7 @@ describe('countHooks', () => {
   });
 
   it('counts each closed connection once under its classified reason', async () => {
-    const zero = () => 0;
-    const metrics = createMetrics({
-      connections: zero,
-      sessions: zero,
-      users: zero,
-      listeners: zero,
-      workflowListeners: zero,
-      pendingDetaches: zero,
-      retainedBytes: zero,
-      eventsDelivered: zero,
-    });
+    const metrics = idleMetrics();
     const hooks = new Hooks<GatewayHookEvents>();
     countHooks(hooks, metrics);
     hooks.emit('session.close', { code: 4002, reason: 'auth timeout', type: 'auth_timeout', authenticated: false });
@@ -67,17 +62,7 @@ describe('countHooks', () => {
   });
 
   it('counts each reconnect under its outcome', async () => {
-    const zero = () => 0;
-    const metrics = createMetrics({
-      connections: zero,
-      sessions: zero,
-      users: zero,
-      listeners: zero,
-      workflowListeners: zero,
-      pendingDetaches: zero,
-      retainedBytes: zero,
-      eventsDelivered: zero,
-    });
+    const metrics = idleMetrics();
     const hooks = new Hooks<GatewayHookEvents>();
     countHooks(hooks, metrics);
     for (const gap of [false, true, false, false]) {
