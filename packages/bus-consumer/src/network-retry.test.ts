@@ -165,31 +165,13 @@ describe('the reconnect backoff after a loss (networkRetryWindowMs)', () => {
     expect(after.map((call) => call.attempt)).toEqual(after.map((_, k) => k + 1));
   });
 
-  it('doubles the ceiling at once after attempts that reached a gateway (HTTP 502)', async () => {
-    script.push('welcome', 'http502', 'http502', 'http502');
-    const c = start(NodeLikeSocket);
-    await jest.advanceTimersByTimeAsync(20);
-    c.lose();
-    await jest.advanceTimersByTimeAsync(330);
-    c.client.close();
-    await c.opened;
-    expect(c.calls.map((call) => call.attempt)).toEqual([0, 1, 2, 3]);
-  });
-
-  it('doubles it at once in a browser, which cannot tell a refused connect from a refused upgrade', async () => {
-    script.push('welcome', 'refused', 'refused', 'refused');
-    const c = start(BrowserLikeSocket);
-    await jest.advanceTimersByTimeAsync(20);
-    c.lose();
-    await jest.advanceTimersByTimeAsync(330);
-    c.client.close();
-    await c.opened;
-    expect(c.calls.map((call) => call.attempt)).toEqual([0, 1, 2, 3]);
-  });
-
-  it('doubles it at once with networkRetryWindowMs 0', async () => {
-    script.push('welcome', 'refused', 'refused', 'refused');
-    const c = start(NodeLikeSocket, { networkRetryWindowMs: 0 });
+  it.each([
+    ['after attempts that reached a gateway (HTTP 502)', 'http502', NodeLikeSocket, {}],
+    ['in a browser, which cannot tell a refused connect from a refused upgrade', 'refused', BrowserLikeSocket, {}],
+    ['with networkRetryWindowMs 0', 'refused', NodeLikeSocket, { networkRetryWindowMs: 0 }],
+  ] as const)('doubles the ceiling at once %s', async (_, failure, Socket, options) => {
+    script.push('welcome', failure, failure, failure);
+    const c = start(Socket, options);
     await jest.advanceTimersByTimeAsync(20);
     c.lose();
     await jest.advanceTimersByTimeAsync(330);
