@@ -7,23 +7,14 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, get, signJwt, sleep, startRedis } from './lib/common.mjs';
+import { freePort, gatewayEnv, get, signJwt, sleep, startRedis } from './lib/common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SECRET = 'x'.repeat(40);
 const redis = await startRedis();
 const port = await freePort();
 const gw = spawn(process.execPath, [path.join(here, '../apps/gateway/dist/main.js')], {
-  env: {
-    ...process.env,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    AUTH_MODE: 'jwt',
-    JWT_SECRET: SECRET,
-    LOG_LEVEL: 'warn',
-    REDIS_URL: redis.url,
-    INSTANCE_ID: 'cc',
-  },
+  env: gatewayEnv(port, redis.url, SECRET, { INSTANCE_ID: 'cc' }),
   stdio: ['ignore', 'ignore', 'inherit'],
 });
 for (;;) {

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort, get, rssBytes, sleep, startRedis } from './lib/common.mjs';
+import { freePort, gatewayEnv, get, rssBytes, sleep, startRedis } from './lib/common.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -32,15 +32,7 @@ const port = await freePort();
 const main = process.env.GATEWAY_MAIN ?? path.join(here, '..', 'apps/gateway/dist/main.js');
 const gateway = spawn(process.execPath, ['--heapsnapshot-signal=SIGUSR2', main], {
   cwd: dir,
-  env: {
-    ...process.env,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    AUTH_MODE: 'jwt',
-    JWT_SECRET: SECRET,
-    REDIS_URL: redis.url,
-    LOG_LEVEL: 'warn',
-  },
+  env: gatewayEnv(port, redis.url, SECRET),
   stdio: ['ignore', 'ignore', 'inherit'],
 });
 const base = `http://127.0.0.1:${port}`;

@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cpuSeconds, freePort, get, sleep, startRedis } from './lib/common.mjs';
+import { cpuSeconds, freePort, gatewayEnv, get, sleep, startRedis } from './lib/common.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -63,15 +63,7 @@ async function measure(target) {
       : path.join(here, 'targets', 'ws-server.mjs');
   const server = spawn(process.execPath, ['--require', probe, script], {
     cwd: dir,
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      AUTH_MODE: 'jwt',
-      JWT_SECRET: SECRET,
-      REDIS_URL: redis.url,
-      LOG_LEVEL: 'warn',
-    },
+    env: gatewayEnv(port, redis.url, SECRET),
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   let load;

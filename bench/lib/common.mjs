@@ -56,6 +56,20 @@ export function cpuSeconds(pid) {
 }
 
 /** Resident set size of a process, in bytes. */
+/** The environment of a bench gateway: JWT auth with `secret`, Redis at `redisUrl`, warnings only. */
+export function gatewayEnv(port, redisUrl, secret, extra = {}) {
+  return {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    AUTH_MODE: 'jwt',
+    JWT_SECRET: secret,
+    REDIS_URL: redisUrl,
+    LOG_LEVEL: 'warn',
+    ...extra,
+  };
+}
+
 /** Calls per command so far (`INFO commandstats`), e.g. `{ evalsha: 4000, ssubscribe: 2000 }`. */
 export function commandCalls(redisUrl) {
   const { hostname, port } = new URL(redisUrl);
