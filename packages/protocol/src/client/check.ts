@@ -34,12 +34,8 @@ export interface SchemaObject {
   $defs?: Record<string, JsonSchema>;
 }
 
-/**
- * Every keyword {@link checkJson} understands: those it checks, and the annotations it may
- * ignore. A schema with any other keyword is refused when the schemas are generated, so that a
- * new zod feature can never be skipped silently here.
- */
-export const KNOWN_KEYWORDS: readonly string[] = [
+/** What a schema of one scalar type may carry besides annotations (see `typeOnly`). */
+const SCALAR_CHECKS = [
   'type',
   'const',
   'enum',
@@ -50,10 +46,20 @@ export const KNOWN_KEYWORDS: readonly string[] = [
   'maximum',
   'exclusiveMinimum',
   'exclusiveMaximum',
-  'properties',
-  'required',
-  'additionalProperties',
-  'propertyNames',
+] as const;
+/** What a plain object schema carries besides `type` and annotations (see `typeOnly`). */
+const OBJECT_CHECKS = ['properties', 'required', 'additionalProperties', 'propertyNames'] as const;
+/** Read by nobody: documentation of the schema. */
+const ANNOTATIONS = ['$schema', 'description'] as const;
+
+/**
+ * Every keyword {@link checkJson} understands: those it checks, and the annotations it may
+ * ignore. A schema with any other keyword is refused when the schemas are generated, so that a
+ * new zod feature can never be skipped silently here.
+ */
+export const KNOWN_KEYWORDS: readonly string[] = [
+  ...SCALAR_CHECKS,
+  ...OBJECT_CHECKS,
   'items',
   'prefixItems',
   'minItems',
@@ -62,8 +68,7 @@ export const KNOWN_KEYWORDS: readonly string[] = [
   'oneOf',
   '$ref',
   '$defs',
-  '$schema',
-  'description',
+  ...ANNOTATIONS,
 ];
 
 /** An issue with its path as a list, built while returning (nothing is built for valid input). */
@@ -420,29 +425,8 @@ function compileDocument(root: SchemaObject): Check {
 }
 
 // The keywords a schema of one type may have for typeOnly() to compile it (annotations included).
-const SCALAR_KEYWORDS = new Set([
-  'type',
-  'const',
-  'enum',
-  'minLength',
-  'maxLength',
-  'pattern',
-  'minimum',
-  'maximum',
-  'exclusiveMinimum',
-  'exclusiveMaximum',
-  'description',
-  '$schema',
-]);
-const OBJECT_KEYWORDS = new Set([
-  'type',
-  'properties',
-  'required',
-  'additionalProperties',
-  'propertyNames',
-  'description',
-  '$schema',
-]);
+const SCALAR_KEYWORDS = new Set<string>([...SCALAR_CHECKS, ...ANNOTATIONS]);
+const OBJECT_KEYWORDS = new Set<string>(['type', ...OBJECT_CHECKS, ...ANNOTATIONS]);
 
 /**
  * The most common schemas as one closure each, where the general build would make a list of
