@@ -339,6 +339,8 @@ async function idle(target) {
         heap_before_mb: heapBefore / 2 ** 20,
         heap_after_mb: heapAfter / 2 ** 20,
         heap_per_conn_kb: (heapAfter - heapBefore) / n / 1024,
+        // Memory outside V8's heap that V8 knows of (Buffers, ArrayBuffers, external strings).
+        external_per_conn_kb: (statsAfter.external - statsBefore.external) / n / 1024,
         // V8's heap spaces after a full collection, per connection: pages held (they count in RSS)
         // and bytes in use. `new_space` is the young generation's semi-spaces as they grew.
         ...spacesPerConn(statsBefore.spaces, statsAfter.spaces, n),
