@@ -7,7 +7,7 @@
 import type { HelloFrame } from './frames';
 
 /** `CursorSchema`'s pattern. */
-const CURSOR = /^[0-9A-Za-z_-]{1,32}:[0-9]{1,16}$/;
+export const CURSOR = /^[0-9A-Za-z_-]{1,32}:[0-9]{1,16}$/;
 
 /** A string's length as zod counts it: code points, a lone surrogate counting one. */
 function codePointLength(s: string): number {
@@ -25,7 +25,7 @@ function codePointLength(s: string): number {
  * `z.string().min(min).max(max)`: UTF-16 units decide unless surrogate pairs could move the
  * count across a bound (a code point is one or two units), and only then are code points counted.
  */
-function stringWithin(v: unknown, min: number, max: number): boolean {
+export function stringWithin(v: unknown, min: number, max: number): boolean {
   if (typeof v !== 'string') return false;
   const units = v.length;
   if (units < min) return false;
@@ -35,6 +35,9 @@ function stringWithin(v: unknown, min: number, max: number): boolean {
 
 /** Whether `value` is a user id that `UserIdSchema` accepts (a string of 1 to 128 code points), without zod. */
 export const isUserId = (value: unknown): value is string => stringWithin(value, 1, 128);
+
+/** Whether `value` is a session id that `SessionIdSchema` accepts (a string of 1 to 128 code points), without zod. */
+export const isSessionId = (value: unknown): value is string => stringWithin(value, 1, 128);
 
 /**
  * Whether `value` (as JSON.parse returned it) is a hello that `HelloFrameSchema` accepts: a
@@ -62,7 +65,7 @@ export function isHelloFrame(value: unknown): value is HelloFrame {
         if (x !== undefined && !isUserId(x)) return false;
         break;
       case 'session_id':
-        if (x !== undefined && !stringWithin(x, 1, 128)) return false;
+        if (x !== undefined && !isSessionId(x)) return false;
         break;
       case 'route':
         if (x !== undefined && !stringWithin(x, 0, 512)) return false;
