@@ -4,6 +4,9 @@
 // sending the same hello and waiting for the welcome, which is what the protocol itself costs.
 //
 //   node bench/client-connect.mjs livebus|raw      (node --cpu-prof ... to see where it goes)
+//
+// BENCH_CONSUMER_MODULE=/path/to/dist/index.js measures another build of the client (before/after
+// comparisons; as in bench/lib/load.mjs, keep it where it resolves `ws` and `@livebus/protocol`).
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +26,7 @@ for (;;) {
   await sleep(20);
 }
 const mode = process.argv[2] ?? 'livebus';
-const { BusConsumer } = await import('@livebus/bus-consumer');
+const { BusConsumer } = await import(process.env.BENCH_CONSUMER_MODULE ?? '@livebus/bus-consumer');
 const { WebSocket } = await import('ws');
 const N = 3000;
 const tokens = await Promise.all(

@@ -5,6 +5,7 @@ import type {
   DisconnectReason,
   EventFrame,
   EventType,
+  HelloFrame,
   NoticeFrame,
   RpcMethod,
   RpcParams,
@@ -390,20 +391,17 @@ export class BusConsumer {
       return this.#abort(id, CloseCode.AuthFailed, 'auth_failed');
     }
     if (id !== this.#connId || socket.readyState !== OPEN) return;
-    socket.send(
-      serializeClientFrame({
-        type: 'hello',
-        v: PROTOCOL_VERSION,
-        session_id: this.#o.sessionId,
-        ...(token ? { token } : {}),
-        ...(this.#o.userId ? { user_id: this.#o.userId } : {}),
-        ...(this.#o.route !== undefined ? { route: this.#o.route } : {}),
-        ...(this.#lastCursor !== undefined ? { last_cursor: this.#lastCursor } : {}),
-        // Without protocol pings our own timers are the only liveness signal, and a background
-        // tab throttles them: ask the gateway to drive liveness with `ping` frames instead.
-        ...(hasProtocolPing(socket) ? {} : { app_ping: true }),
-      }),
-    );
+    // Built field by field (in the wire order: type, v, session_id, token, user_id, route,
+    // last_cursor, app_ping), not by spreading an object per optional field.
+    const hello: HelloFrame = { type: 'hello', v: PROTOCOL_VERSION, session_id: this.#o.sessionId };
+    if (token) hello.token = token;
+    if (this.#o.userId) hello.user_id = this.#o.userId;
+    if (this.#o.route !== undefined) hello.route = this.#o.route;
+    if (this.#lastCursor !== undefined) hello.last_cursor = this.#lastCursor;
+    // Without protocol pings our own timers are the only liveness signal, and a background
+    // tab throttles them: ask the gateway to drive liveness with `ping` frames instead.
+    if (!hasProtocolPing(socket)) hello.app_ping = true;
+    socket.send(serializeClientFrame(hello));
   }
 
   /**
