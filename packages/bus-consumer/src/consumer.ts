@@ -32,8 +32,8 @@ import { Heartbeat } from './heartbeat';
 import { type ConsumerOptions, type ResolvedOptions, resolveOptions } from './options';
 import {
   hasProtocolPing,
-  type ListenMessages,
-  listenOnMessage,
+  type ListenSocket,
+  listenOnEvents,
   OPEN,
   type WebSocketConstructor,
   type WebSocketLike,
@@ -105,8 +105,8 @@ export class BusConsumer {
   readonly #calls: CallQueue;
   readonly #backoff: Backoff;
   readonly #WebSocket: WebSocketConstructor;
-  /** How the socket's messages reach `#onFrame` (`ws` has a cheaper way than `onmessage`). */
-  readonly #listen: ListenMessages;
+  /** How the socket's opening, messages and close reach the client (`ws` has a cheaper way than `onmessage`). */
+  readonly #listen: ListenSocket;
   #state: ConsumerState = 'idle';
   #socket: Socket | undefined;
   /** Identifies the current socket; callbacks from an older one are ignored. */
@@ -158,13 +158,13 @@ export class BusConsumer {
   constructor(
     options: ConsumerOptions,
     defaultWebSocket?: WebSocketConstructor,
-    listenMessages: ListenMessages = listenOnMessage,
+    listenSocket: ListenSocket = listenOnEvents,
   ) {
     const o = resolveOptions(options, randomId);
     const WebSocketImpl = o.WebSocket ?? defaultWebSocket;
     if (!WebSocketImpl) throw new TypeError('no WebSocket implementation: pass options.WebSocket');
     this.#WebSocket = WebSocketImpl;
-    this.#listen = listenMessages;
+    this.#listen = listenSocket;
     this.#o = o;
     this.#backoff = o.backoff ?? fullJitterBackoff(o.minReconnectDelayMs, o.maxReconnectDelayMs);
     this.#setCursor(o.lastCursor);
@@ -334,26 +334,25 @@ export class BusConsumer {
     }
     this.#socket = socket;
     const current = () => id === this.#connId;
-    socket.onopen = () => {
-      if (!current()) return;
-      void this.#sendHello(id, socket);
-    };
-    this.#listen(socket, (data) => {
-      if (!current()) return;
-      this.#heartbeat?.alive();
-      // As #safely, without a closure per frame.
-      try {
-        this.#onFrame(id, data);
-      } catch (error) {
-        this.#emitter.emit('error', toError(error));
-      }
+    this.#listen(socket, {
+      open: () => {
+        if (!current()) return;
+        void this.#sendHello(id, socket);
+      },
+      message: (data) => {
+        if (!current()) return;
+        this.#heartbeat?.alive();
+        // As #safely, without a closure per frame.
+        try {
+          this.#onFrame(id, data);
+        } catch (error) {
+          this.#emitter.emit('error', toError(error));
+        }
+      },
+      close: (code, reason) => {
+        if (current()) this.#onSocketClose(id, code, reason);
+      },
     });
-    socket.onerror = () => {
-      // A close event always follows; it carries the code.
-    };
-    socket.onclose = (event) => {
-      if (current()) this.#onSocketClose(id, event.code, event.reason);
-    };
     if (hasProtocolPing(socket)) {
       // Any sign of life counts: our pings' pongs and the gateway's own pings.
       const alive = () => {

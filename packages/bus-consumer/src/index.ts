@@ -1,12 +1,12 @@
 // Node entry: `ws` (through transport/node) is the default WebSocket.
 import { BusConsumer as Core } from './consumer';
 import type { ConsumerOptions } from './options';
-import { listenNodeMessages, NodeWebSocket } from './transport/node';
+import { listenNodeSocket, NodeWebSocket } from './transport/node';
 
 /** The livebus client for Node (uses `ws`, with protocol pings). */
 export class BusConsumer extends Core {
   constructor(options: ConsumerOptions) {
-    super(options, NodeWebSocket, listenNodeMessages);
+    super(options, NodeWebSocket, listenNodeSocket);
   }
 }
 

@@ -1,6 +1,6 @@
 // Node: the `ws` package. The only file of the client that imports it.
 import WebSocket from 'ws';
-import { type ListenMessages, listenOnMessage, type WebSocketConstructor } from './socket';
+import { type ListenSocket, listenOnEvents, type WebSocketConstructor } from './socket';
 
 /**
  * `ws`'s WebSocket, which adds protocol pings and the HTTP answer to a refused upgrade. It does
@@ -12,11 +12,18 @@ export const NodeWebSocket = function NodeWebSocket(url: string) {
 } as unknown as WebSocketConstructor;
 
 /**
- * A `ws` socket's messages through its own `message` event, which hands the data over as is,
- * where `onmessage` first builds a MessageEvent for each; text as a string, as `onmessage`
- * gives it. Any other socket (a `WebSocket` option) through `onmessage`.
+ * A `ws` socket's opening, messages and close through its own events, which hand the data over
+ * as is, where `onopen`, `onmessage` and `onclose` first wrap each listener and build an event
+ * object for each call; text as a string and the close reason as a string, as those give them.
+ * Any other socket (a `WebSocket` option) through `onopen`, `onmessage` and `onclose`.
  */
-export const listenNodeMessages: ListenMessages = (socket, listener) => {
-  if (!(socket instanceof WebSocket)) return listenOnMessage(socket, listener);
-  socket.on('message', (data, isBinary) => listener(isBinary ? data : data.toString()));
+export const listenNodeSocket: ListenSocket = (socket, listener) => {
+  if (!(socket instanceof WebSocket)) return listenOnEvents(socket, listener);
+  socket.on('open', () => listener.open());
+  socket.on('message', (data, isBinary) => listener.message(isBinary ? data : data.toString()));
+  // An 'error' always comes with a close, which carries the code; without a listener ws would throw it.
+  socket.on('error', ignore);
+  socket.on('close', (code, reason) => listener.close(code, reason.toString()));
 };
+
+const ignore = () => {};

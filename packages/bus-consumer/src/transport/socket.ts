@@ -18,12 +18,25 @@ export interface WebSocketLike {
 /** A constructor of sockets, like `WebSocket` (the client opens one per connection attempt). */
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
-/** Hands each message's data to `listener`: a string for a text message, bytes for a binary one. */
-export type ListenMessages = (socket: WebSocketLike, listener: (data: unknown) => void) => void;
+/** What the client hears from a socket: that it opened, each message's data, and its close. */
+export interface SocketListener {
+  open(): void;
+  /** A string for a text message, bytes for a binary one. */
+  message(data: unknown): void;
+  close(code: number, reason: string): void;
+}
 
-/** Through `onmessage`, which every WebSocket has (browsers' and the `WebSocket` option's). */
-export const listenOnMessage: ListenMessages = (socket, listener) => {
-  socket.onmessage = (event) => listener(event.data);
+/** Hands a socket's opening, messages and close to `listener` (set once, on a new socket). */
+export type ListenSocket = (socket: WebSocketLike, listener: SocketListener) => void;
+
+/** Through `onopen`, `onmessage` and `onclose`, which every WebSocket has (browsers' and the `WebSocket` option's). */
+export const listenOnEvents: ListenSocket = (socket, listener) => {
+  socket.onopen = () => listener.open();
+  socket.onmessage = (event) => listener.message(event.data);
+  socket.onerror = () => {
+    // A close event always follows; it carries the code.
+  };
+  socket.onclose = (event) => listener.close(event.code, event.reason);
 };
 
 /** The HTTP answer to an upgrade that was not `101` (what `ws` hands to `unexpected-response`). */
