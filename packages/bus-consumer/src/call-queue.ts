@@ -91,6 +91,7 @@ export class CallQueue {
 
   /** Sends every call still queued (a session just opened). */
   sendQueued(send: SendFrame): void {
+    if (this.#calls.size === 0) return;
     for (const call of this.#calls.values()) if (!call.sent) this.#send(call, send);
   }
 
@@ -112,15 +113,19 @@ export class CallQueue {
   /**
    * Fails the calls already sent (`'sent'`) or all of them (`'all'`). Sent calls
    * may or may not have run when a connection drops: failing them is safer than
-   * resending and running them twice.
+   * resending and running them twice. `error` makes the one error they all fail with, only when
+   * there is a call to fail (most closes have none, and an error's stack trace is not free).
    */
-  fail(which: 'sent' | 'all', error: RpcError): void {
+  fail(which: 'sent' | 'all', error: () => RpcError): void {
+    if (this.#calls.size === 0) return;
+    let failure: RpcError | undefined;
     for (const call of [...this.#calls.values()]) {
       if (which === 'sent' && !call.sent) continue;
       this.#calls.delete(call.id);
       clearTimeout(call.timer);
       this.#counters.error++;
-      call.reject(error);
+      failure ??= error();
+      call.reject(failure);
     }
   }
 

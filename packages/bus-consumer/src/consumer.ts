@@ -230,7 +230,7 @@ export class BusConsumer {
   close(): void {
     if (this.#state === 'closed') return;
     this.#teardown(CloseCode.NormalClosure, 'client closed');
-    this.#calls.fail('all', new RpcError('unavailable', 'client closed'));
+    this.#calls.fail('all', () => new RpcError('unavailable', 'client closed'));
     this.#setState('closed');
     this.#flushGroups();
   }
@@ -291,7 +291,7 @@ export class BusConsumer {
    */
   rpc<M extends RpcMethod>(method: M, ...args: RpcParams<M>): Promise<RpcResult<M>> {
     if (this.#state === 'closed') return Promise.reject(new RpcError('unavailable', 'client is closed'));
-    return this.#calls.call(method, args as unknown[], this.#state === 'open', (frame) => this.#send(frame));
+    return this.#calls.call(method, args as unknown[], this.#state === 'open', this.#sendFrame);
   }
 
   // ---- internals -------------------------------------------------------------
@@ -310,6 +310,9 @@ export class BusConsumer {
       this.#emitter.emit('error', toError(error));
     }
   }
+
+  /** {@link #send} as a function, made once (the call queue sends through it). */
+  readonly #sendFrame = (frame: string): boolean => this.#send(frame);
 
   /** Sends on the current socket if it is open; false otherwise. */
   #send(frame: string): boolean {
@@ -498,7 +501,7 @@ export class BusConsumer {
     this.#startHeartbeat(id);
     this.#setState('open');
     this.#emitter.emit('open', welcome);
-    this.#calls.sendQueued((frame) => this.#send(frame));
+    this.#calls.sendQueued(this.#sendFrame);
   }
 
   /** Sets the last cursor and its parts (the cursor taken apart once, not at every event). */
@@ -598,7 +601,7 @@ export class BusConsumer {
     this.#counters.lastCloseCode = code;
     this.#counters.lastCloseReason = reason;
     // Calls already sent may or may not have run: fail them rather than risk running them twice.
-    this.#calls.fail('sent', new RpcError('unavailable', 'connection lost before the answer'));
+    this.#calls.fail('sent', () => new RpcError('unavailable', 'connection lost before the answer'));
 
     const refused = this.#refused;
     this.#refused = undefined;
@@ -646,7 +649,7 @@ export class BusConsumer {
     this.#emitter.emit('close', { code, reason, willReconnect: false });
     this.#calls.fail(
       'all',
-      new RpcError('unavailable', `client stopped: ${stopped.message}`, undefined, { cause: stopped }),
+      () => new RpcError('unavailable', `client stopped: ${stopped.message}`, undefined, { cause: stopped }),
     );
     this.#setState('closed');
     this.#emitter.emit('error', error);
