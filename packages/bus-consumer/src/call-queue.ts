@@ -91,7 +91,6 @@ export class CallQueue {
 
   /** Sends every call still queued (a session just opened). */
   sendQueued(send: SendFrame): void {
-    if (this.#calls.size === 0) return;
     for (const call of this.#calls.values()) if (!call.sent) this.#send(call, send);
   }
 
@@ -117,7 +116,6 @@ export class CallQueue {
    * there is a call to fail (most closes have none, and an error's stack trace is not free).
    */
   fail(which: 'sent' | 'all', error: () => RpcError): void {
-    if (this.#calls.size === 0) return;
     let failure: RpcError | undefined;
     for (const call of [...this.#calls.values()]) {
       if (which === 'sent' && !call.sent) continue;

@@ -26,23 +26,15 @@ export class Emitter<M> {
     };
   }
 
-  /** Calls the listeners there are now, in the order they were added (one added meanwhile waits for the next). */
   emit<K extends keyof M>(event: K, payload: M[K]): void {
     const set = this.#listeners.get(event);
-    if (!set || set.size === 0) return;
-    // One listener (the usual case: connect()'s own) without copying the set into an array.
-    if (set.size === 1) {
-      this.#call(set.values().next().value as Listener<M, K>, payload);
-      return;
-    }
-    for (const listener of [...set]) this.#call(listener as Listener<M, K>, payload);
-  }
-
-  #call<K extends keyof M>(listener: Listener<M, K>, payload: M[K]): void {
-    try {
-      listener(payload);
-    } catch (error) {
-      this.#onListenerError(error);
+    if (!set) return;
+    for (const listener of [...set]) {
+      try {
+        (listener as Listener<M, K>)(payload);
+      } catch (error) {
+        this.#onListenerError(error);
+      }
     }
   }
 

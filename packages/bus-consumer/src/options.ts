@@ -132,6 +132,9 @@ export function resolveOptions(options: ConsumerOptions, sessionId: () => string
 const hasOwn = (o: object, key: string) => Object.prototype.hasOwnProperty.call(o, key);
 
 const SCHEMES = ['ws:', 'wss:', 'http:', 'https:'];
+/** The last URL {@link checkUrl} accepted, and the page it was resolved against. */
+let acceptedUrl: string | undefined;
+let acceptedBase: unknown;
 
 /**
  * Refuses, at construction, a URL no WebSocket can open: otherwise each attempt
@@ -142,7 +145,7 @@ function checkUrl(url: string): void {
   if (!url) throw new TypeError('url is required');
   const base = (globalThis as { location?: { href?: unknown } }).location?.href;
   // The URL (and page) accepted last time: parsing it again would give the same verdict.
-  if (url === accepted.url && base === accepted.base) return;
+  if (url === acceptedUrl && base === acceptedBase) return;
   let scheme: string | undefined;
   try {
     scheme = (typeof base === 'string' ? new URL(url, base) : new URL(url)).protocol;
@@ -153,9 +156,6 @@ function checkUrl(url: string): void {
     const got = scheme === undefined ? 'no scheme' : `unknown scheme ${scheme}`;
     throw new TypeError(`url has ${got}: ${url} (use ws://HOST/ws or wss://HOST/ws)`);
   }
-  accepted.url = url;
-  accepted.base = base;
+  acceptedUrl = url;
+  acceptedBase = base;
 }
-
-/** The last URL {@link checkUrl} accepted, and the page it was resolved against. */
-const accepted: { url: string | undefined; base: unknown } = { url: undefined, base: undefined };

@@ -36,8 +36,11 @@ export function stringWithin(v: unknown, min: number, max: number): boolean {
 /** Whether `value` is a user id that `UserIdSchema` accepts (a string of 1 to 128 code points), without zod. */
 export const isUserId = (value: unknown): value is string => stringWithin(value, 1, 128);
 
-/** Whether `value` is a session id that `SessionIdSchema` accepts (a string of 1 to 128 code points), without zod. */
-export const isSessionId = (value: unknown): value is string => stringWithin(value, 1, 128);
+/**
+ * Whether `value` is a session id that `SessionIdSchema` accepts: the bounds of a user id (1 to
+ * 128 code points), so the same function (the browser build carries one).
+ */
+export const isSessionId: (value: unknown) => value is string = isUserId;
 
 /**
  * Whether `value` (as JSON.parse returned it) is a hello that `HelloFrameSchema` accepts: a

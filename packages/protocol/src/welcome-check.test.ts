@@ -154,7 +154,16 @@ describe('isWelcomeFrame (the welcome without the checker) gives WelcomeFrameSch
 
   it('on keys it does not know, "__proto__" and inherited ones', () => {
     const text = JSON.stringify(valid);
-    for (const extra of ['"extra":1', '"__proto__":{}', '"constructor":{}', '"toString":"x"', '"Type":"welcome"']) {
+    for (const extra of [
+      '"extra":1',
+      '"__proto__":{}',
+      '"constructor":{}',
+      '"toString":"x"',
+      '"Type":"welcome"',
+      '"type v":1',
+      '" v ":1',
+      '"":1',
+    ]) {
       expectSameVerdict(JSON.parse(`${text.slice(0, -1)},${extra}}`));
     }
     expectSameVerdict(Object.assign(Object.create({ extra: 1 }), valid));
