@@ -8,8 +8,25 @@ import { type ListenSocket, listenOnEvents, type WebSocketConstructor } from './
  * the offer costs `ws` work on every connect (the extension header written, an object made).
  */
 export const NodeWebSocket = function NodeWebSocket(url: string) {
-  return new WebSocket(url, { perMessageDeflate: false });
+  return new WebSocket(parsed(url) ?? url, WS_OPTIONS);
 } as unknown as WebSocketConstructor;
+
+/** Read by `ws` (copied into its own options), never changed. */
+const WS_OPTIONS = { perMessageDeflate: false };
+
+/** The URL last opened, parsed: `ws` parses a string on every connect, and reads (never changes) a URL it is given. */
+let last: { url: string; parsed: URL } | undefined;
+
+/** `url` parsed, once while it stays the same; undefined when it does not parse (`ws` then says why). */
+function parsed(url: string): URL | undefined {
+  if (last?.url === url) return last.parsed;
+  try {
+    last = { url, parsed: new URL(url) };
+  } catch {
+    return undefined;
+  }
+  return last.parsed;
+}
 
 /**
  * A `ws` socket's opening, messages and close through its own events, which hand the data over
