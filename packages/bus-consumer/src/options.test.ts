@@ -1,0 +1,56 @@
+import { consumerDefaults, resolveOptions } from './options';
+
+const sessionId = () => 'generated';
+
+describe('resolveOptions', () => {
+  it('gives what spreading the defaults and the options gives, keys in the same order', () => {
+    for (const options of [
+      { url: 'ws://127.0.0.1:1/ws' },
+      { url: 'wss://rt.example.com/ws', token: 't', pingIntervalMs: 1_000, sessionId: 's1' },
+      { lateWakeupGraceMs: 0, url: 'http://h/ws', route: '/r', userId: 'u' },
+      { url: 'https://h/ws', maxQueuedCalls: 3, pingTimeoutMs: 90_000, lastCursor: 'e1:5' },
+    ]) {
+      const merged = { ...consumerDefaults, ...options };
+      const spread = {
+        ...merged,
+        sessionId: options.sessionId ?? sessionId(),
+        lateWakeupGraceMs: options.lateWakeupGraceMs ?? Math.min(merged.pingIntervalMs, 5_000),
+      };
+      const resolved = resolveOptions(options, sessionId);
+      expect(resolved).toEqual(spread);
+      expect(Object.keys(resolved)).toEqual(Object.keys(spread));
+      expect(Object.getPrototypeOf(resolved)).toBe(Object.prototype);
+    }
+  });
+
+  it('keeps an own "__proto__" key of the options a plain key, not the prototype', () => {
+    const options = JSON.parse('{"url":"ws://h/ws","__proto__":{"token":"from the prototype"}}');
+    const resolved = resolveOptions(options, sessionId);
+    expect(Object.getPrototypeOf(resolved)).toBe(Object.prototype);
+    expect(resolved.token).toBeUndefined();
+  });
+
+  it('checks the URL every time, whether or not the last one was accepted', () => {
+    const ok = { url: 'ws://127.0.0.1:1/ws' };
+    expect(resolveOptions(ok, sessionId).url).toBe(ok.url);
+    expect(resolveOptions(ok, sessionId).url).toBe(ok.url);
+    expect(() => resolveOptions({ url: '127.0.0.1:1/ws' }, sessionId)).toThrow('url has no scheme');
+    expect(() => resolveOptions({ url: 'ftp://h/ws' }, sessionId)).toThrow('unknown scheme ftp:');
+    expect(resolveOptions(ok, sessionId).url).toBe(ok.url);
+    expect(() => resolveOptions({ url: '' }, sessionId)).toThrow('url is required');
+  });
+
+  it('takes user and session ids of 1 to 128 characters, counted as code points', () => {
+    const url = 'ws://h/ws';
+    for (const id of ['x', 'x'.repeat(128), '\u{1F600}'.repeat(128)]) {
+      expect(resolveOptions({ url, userId: id, sessionId: id }, sessionId)).toMatchObject({
+        userId: id,
+        sessionId: id,
+      });
+    }
+    for (const id of ['', 'x'.repeat(129), '\u{1F600}'.repeat(129)]) {
+      expect(() => resolveOptions({ url, userId: id }, sessionId)).toThrow('userId must be 1 to 128 characters');
+      expect(() => resolveOptions({ url, sessionId: id }, sessionId)).toThrow('sessionId must be 1 to 128 characters');
+    }
+  });
+});
