@@ -7,6 +7,9 @@
 //
 // BENCH_CONSUMER_MODULE=/path/to/dist/index.js measures another build of the client (before/after
 // comparisons; as in bench/lib/load.mjs, keep it where it resolves `ws` and `@livebus/protocol`).
+// `--alloc` also prints the bytes allocated per connect (V8's sampling heap profiler, one sample per
+// 1 KB on average, objects the collectors freed counted too): unlike the CPU, it does not move
+// with the machine's load.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,12 +57,34 @@ let next = 0;
 const worker = async () => {
   while (next < N) await one(next++);
 };
+const alloc = process.argv.includes('--alloc') ? await startSampling() : undefined;
 const t0 = process.cpuUsage();
 await Promise.all(Array.from({ length: 200 }, worker));
 const d = process.cpuUsage(t0);
 console.log(mode, 'client CPU per connect (us)', Math.round((d.user + d.system) / N));
+if (alloc) console.log(mode, 'client bytes allocated per connect', Math.round((await alloc()) / N));
 for (const c of clients) (c.close ?? c.terminate).call(c);
 gw.kill('SIGTERM');
 redis.stop();
 await sleep(300);
 process.exit(0);
+
+/** Starts V8's sampling heap profiler; the function it returns stops it and gives the bytes sampled. */
+async function startSampling() {
+  const { Session } = await import('node:inspector');
+  const session = new Session();
+  session.connect();
+  const post = (method, params) =>
+    new Promise((resolve, reject) => session.post(method, params, (e, r) => (e ? reject(e) : resolve(r))));
+  await post('HeapProfiler.startSampling', {
+    samplingInterval: 1024,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  return async () => {
+    const { profile } = await post('HeapProfiler.stopSampling');
+    session.disconnect();
+    const sum = (node) => node.selfSize + node.children.reduce((n, child) => n + sum(child), 0);
+    return sum(profile.head);
+  };
+}
