@@ -40,6 +40,14 @@ describe('resolveOptions', () => {
     expect(() => resolveOptions({ url: '' }, sessionId)).toThrow('url is required');
   });
 
+  it('checks a URL object (from JavaScript) as it is at each call, even after it was changed', () => {
+    const url = new URL('ws://h/ws');
+    const options = { url } as unknown as { url: string };
+    expect(resolveOptions(options, sessionId).url).toBe(url);
+    url.protocol = 'ftp:';
+    expect(() => resolveOptions(options, sessionId)).toThrow('unknown scheme ftp:');
+  });
+
   it('takes user and session ids of 1 to 128 characters, counted as code points', () => {
     const url = 'ws://h/ws';
     for (const id of ['x', 'x'.repeat(128), '\u{1F600}'.repeat(128)]) {

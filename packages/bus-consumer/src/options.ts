@@ -156,6 +156,8 @@ function checkUrl(url: string): void {
     const got = scheme === undefined ? 'no scheme' : `unknown scheme ${scheme}`;
     throw new TypeError(`url has ${got}: ${url} (use ws://HOST/ws or wss://HOST/ws)`);
   }
+  // Only a string is remembered: a URL object (JavaScript callers) could be changed afterwards.
+  if (typeof url !== 'string') return;
   acceptedUrl = url;
   acceptedBase = base;
 }

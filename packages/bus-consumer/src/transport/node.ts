@@ -19,6 +19,8 @@ let last: { url: string; parsed: URL } | undefined;
 
 /** `url` parsed, once while it stays the same; undefined when it does not parse (`ws` then says why). */
 function parsed(url: string): URL | undefined {
+  // A URL object from a JavaScript caller goes to ws as it is (it may be changed between connects).
+  if (typeof url !== 'string') return undefined;
   if (last?.url === url) return last.parsed;
   try {
     last = { url, parsed: new URL(url) };
@@ -32,7 +34,8 @@ function parsed(url: string): URL | undefined {
  * A `ws` socket's opening, messages and close through its own events, which hand the data over
  * as is, where `onopen`, `onmessage` and `onclose` first wrap each listener and build an event
  * object for each call; text as a string and the close reason as a string, as those give them.
- * Any other socket (a `WebSocket` option) through `onopen`, `onmessage` and `onclose`.
+ * A `ws` socket given through the `WebSocket` option (its class or a subclass) is listened to the
+ * same way; any other socket through `onopen`, `onmessage` and `onclose`.
  */
 export const listenNodeSocket: ListenSocket = (socket, listener) => {
   if (!(socket instanceof WebSocket)) return listenOnEvents(socket, listener);
