@@ -1,23 +1,13 @@
-import {
-  type ChildHandle,
-  type FirestoreEmulatorHandle,
-  type RedisServerHandle,
-  startFirestoreEmulator,
-  startRedisServer,
-  waitFor,
-} from '@livebus/test-support';
-import type { Firestore } from 'firebase-admin/firestore';
-import { composePorts } from '../src/compose';
-import { connectAs, startGateway, type TestGateway } from './helpers';
+import { type ChildHandle, waitFor } from '@livebus/test-support';
+import { connectAs } from './helpers';
 import {
   changesOf,
+  type HolderFailureRig,
   listenerChangesInStream,
   sentinel,
+  startHolderFailureRig,
   startListenersChild,
-  testFirestore,
   testListeners,
-  useEmulator,
-  warmUp,
 } from './listeners-helpers';
 
 // Issue 25: a holder whose lease ran out while it was paused (SIGSTOP: a frozen VM, a long GC,
@@ -25,30 +15,12 @@ import {
 // another instance took the user's listeners over: each listener event is appended only while
 // its holder's lease holds (checked in the script that appends it), so the stream holds each
 // change once.
-let emulator: FirestoreEmulatorHandle;
-let redis: RedisServerHandle;
-let db: Firestore;
-let closeDb: () => Promise<void>;
-let survivor: TestGateway;
+let rig: HolderFailureRig;
 let paused: ChildHandle | undefined;
 const LEASE_TTL_MS = 2_000;
 
 beforeAll(async () => {
-  [emulator, redis] = await Promise.all([startFirestoreEmulator('livebus-fence'), startRedisServer()]);
-  useEmulator(emulator);
-  ({ db, close: closeDb } = testFirestore(emulator.projectId, 'fence-writer'));
-  await warmUp(db);
-  survivor = await startGateway(
-    {
-      instanceId: 'gw-fence-survivor',
-      redisUrl: redis.url,
-      listeners: testListeners,
-      firestoreProjectId: emulator.projectId,
-      listenerLeaseTtlMs: LEASE_TTL_MS,
-      detachDelayMs: 100,
-    },
-    composePorts,
-  );
+  rig = await startHolderFailureRig('fence', { listenerLeaseTtlMs: LEASE_TTL_MS, detachDelayMs: 100 });
 }, 60_000);
 
 afterAll(async () => {
@@ -56,16 +28,14 @@ afterAll(async () => {
     paused.child.kill('SIGCONT');
     await paused.stop();
   }
-  await survivor?.close();
-  await closeDb?.();
-  await Promise.all([emulator?.stop(), redis?.stop()]);
+  await rig?.stop();
 });
 
 function startHolder(): Promise<{ handle: ChildHandle; port: number }> {
   return startListenersChild({
     instanceId: 'gw-fence-holder',
-    redisUrl: redis.url,
-    emulator,
+    redisUrl: rig.redis.url,
+    emulator: rig.emulator,
     listeners: testListeners,
     env: { LISTENER_LEASE_TTL_MS: String(LEASE_TTL_MS) },
   });
@@ -73,6 +43,7 @@ function startHolder(): Promise<{ handle: ChildHandle; port: number }> {
 
 describe('listener events fenced by the lease', () => {
   it('a holder paused past its lease while another takes over, then resumed: each change once in the stream', async () => {
+    const { db, redis, survivor } = rig;
     const uid = 'fence-mallory';
     const path = (name: string) => `users/${uid}/notifications/${name}`;
     await db.doc(path('old')).set({ n: 0 });

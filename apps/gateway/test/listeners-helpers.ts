@@ -3,12 +3,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ServerFrame } from '@livebus/protocol';
 import { userKeys } from '@livebus/publisher/redis';
-import { type ChildHandle, type FirestoreEmulatorHandle, freePort, startChild, waitFor } from '@livebus/test-support';
+import {
+  type ChildHandle,
+  type FirestoreEmulatorHandle,
+  freePort,
+  type RedisServerHandle,
+  startChild,
+  startFirestoreEmulator,
+  startRedisServer,
+  waitFor,
+} from '@livebus/test-support';
 import { deleteApp, initializeApp } from 'firebase-admin/app';
 import { type Firestore, getFirestore } from 'firebase-admin/firestore';
 import { Redis } from 'ioredis';
+import { composePorts } from '../src/compose';
+import type { GatewayConfig } from '../src/config';
 import type { ListenersConfig } from '../src/listeners/listeners-config';
-import type { TestClient } from './helpers';
+import { startGateway, type TestClient, type TestGateway } from './helpers';
 
 /** The listeners of the tests: a per-user collection, a filtered shared one, and the workflow document. */
 export const testListeners: ListenersConfig = {
@@ -164,5 +175,50 @@ export async function listenerChangesInStream(redisUrl: string, uid: string): Pr
     return counts;
   } finally {
     admin.disconnect();
+  }
+}
+
+/**
+ * What the tests of a failing listener holder share: a Firestore emulator and a Redis of their
+ * own, a writer's Firestore client (warmed up), and a gateway in this process that survives the
+ * holder (a child process the test starts) and takes its listeners over.
+ */
+export interface HolderFailureRig {
+  emulator: FirestoreEmulatorHandle;
+  redis: RedisServerHandle;
+  db: Firestore;
+  survivor: TestGateway;
+  /** Stops all of the above. */
+  stop(): Promise<void>;
+}
+
+/** Starts a {@link HolderFailureRig}: `name` names the project, the writer and the survivor. */
+export async function startHolderFailureRig(name: string, survivor: Partial<GatewayConfig>): Promise<HolderFailureRig> {
+  const stops: Array<() => Promise<unknown>> = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s();
+  };
+  try {
+    const [emulator, redis] = await Promise.all([startFirestoreEmulator(`livebus-${name}`), startRedisServer()]);
+    stops.push(() => Promise.all([emulator.stop(), redis.stop()]));
+    useEmulator(emulator);
+    const { db, close } = testFirestore(emulator.projectId, `${name}-writer`);
+    stops.push(close);
+    await warmUp(db);
+    const gateway = await startGateway(
+      {
+        instanceId: `gw-${name}-survivor`,
+        redisUrl: redis.url,
+        listeners: testListeners,
+        firestoreProjectId: emulator.projectId,
+        ...survivor,
+      },
+      composePorts,
+    );
+    stops.push(() => gateway.close());
+    return { emulator, redis, db, survivor: gateway, stop };
+  } catch (error) {
+    await stop();
+    throw error;
   }
 }

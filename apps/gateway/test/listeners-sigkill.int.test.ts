@@ -1,23 +1,13 @@
-import {
-  type ChildHandle,
-  type FirestoreEmulatorHandle,
-  type RedisServerHandle,
-  startFirestoreEmulator,
-  startRedisServer,
-  waitFor,
-} from '@livebus/test-support';
-import type { Firestore } from 'firebase-admin/firestore';
-import { composePorts } from '../src/compose';
-import { connectAs, startGateway, type TestGateway } from './helpers';
+import { type ChildHandle, waitFor } from '@livebus/test-support';
+import { connectAs } from './helpers';
 import {
   changesOf,
+  type HolderFailureRig,
   listenerChangesInStream,
   sentinel,
+  startHolderFailureRig,
   startListenersChild,
-  testFirestore,
   testListeners,
-  useEmulator,
-  warmUp,
 } from './listeners-helpers';
 
 // Issue 22 item 3: the holder of a user's listeners is SIGKILLed while a writer keeps
@@ -25,50 +15,33 @@ import {
 // over once the holder's liveness proof lapses (LISTENER_FAILOVER_MS), long before the
 // user's lease would expire (60 s here, so nothing else can explain the takeover). Every
 // write reaches the tab once, in order. How fast: bench/listener-failover.mjs.
-let emulator: FirestoreEmulatorHandle;
-let redis: RedisServerHandle;
-let db: Firestore;
-let closeDb: () => Promise<void>;
-let survivor: TestGateway;
+let rig: HolderFailureRig;
 let holder: ChildHandle | undefined;
 const LEASE_TTL_MS = 60_000;
 const FAILOVER_MS = 1_000;
 
 beforeAll(async () => {
-  [emulator, redis] = await Promise.all([startFirestoreEmulator('livebus-sigkill'), startRedisServer()]);
-  useEmulator(emulator);
-  ({ db, close: closeDb } = testFirestore(emulator.projectId, 'sigkill-writer'));
-  await warmUp(db);
-  survivor = await startGateway(
-    {
-      instanceId: 'gw-kill-survivor',
-      redisUrl: redis.url,
-      listeners: testListeners,
-      firestoreProjectId: emulator.projectId,
-      listenerLeaseTtlMs: LEASE_TTL_MS,
-      listenerFailoverMs: FAILOVER_MS,
-      // The emulator, when writes land while a listener loads, may hold some back from the
-      // new listener's stream (docs/listeners.md, "Firestore restarted or unreachable"): the
-      // stall watchdog's re-open fetches them. Real Firestore's snapshots are consistent.
-      listenerStallMs: 1_000,
-      detachDelayMs: 100,
-    },
-    composePorts,
-  );
+  rig = await startHolderFailureRig('sigkill', {
+    listenerLeaseTtlMs: LEASE_TTL_MS,
+    listenerFailoverMs: FAILOVER_MS,
+    // The emulator, when writes land while a listener loads, may hold some back from the
+    // new listener's stream (docs/listeners.md, "Firestore restarted or unreachable"): the
+    // stall watchdog's re-open fetches them. Real Firestore's snapshots are consistent.
+    listenerStallMs: 1_000,
+    detachDelayMs: 100,
+  });
 }, 60_000);
 
 afterAll(async () => {
   await holder?.stop();
-  await survivor?.close();
-  await closeDb?.();
-  await Promise.all([emulator?.stop(), redis?.stop()]);
+  await rig?.stop();
 });
 
 function startHolder(): Promise<{ handle: ChildHandle; port: number }> {
   return startListenersChild({
     instanceId: 'gw-kill-holder',
-    redisUrl: redis.url,
-    emulator,
+    redisUrl: rig.redis.url,
+    emulator: rig.emulator,
     listeners: testListeners,
     env: { LISTENER_LEASE_TTL_MS: String(LEASE_TTL_MS), LISTENER_FAILOVER_MS: String(FAILOVER_MS) },
   });
@@ -76,6 +49,7 @@ function startHolder(): Promise<{ handle: ChildHandle; port: number }> {
 
 describe('listener failover after a SIGKILL of the holder', () => {
   it('a survivor takes over from the dead holder (liveness, not lease expiry); every write once, in order', async () => {
+    const { db, redis, survivor } = rig;
     const uid = 'kill-oscar';
     const path = (n: number) => `users/${uid}/notifications/w${String(n).padStart(3, '0')}`;
     await db.doc(path(0)).set({ n: 0 });
