@@ -141,6 +141,17 @@ function codePoints(v: string): number {
   return n;
 }
 
+/** The schema's `const` and `enum`, in that order (a `const` miss is marked for unions). */
+function valueChecks(s: SchemaObject, checks: Check[]): void {
+  if (has(s, 'const')) {
+    const c = s.const;
+    checks.push((v) => (v === c ? undefined : { at: [], message: `expected ${show(c)}`, constMiss: true }));
+  }
+  const { enum: values } = s;
+  if (values)
+    checks.push((v) => (values.includes(v) ? undefined : fail(`expected one of ${values.map(show).join(', ')}`)));
+}
+
 function stringChecks(s: SchemaObject, out: Check[]): void {
   const { minLength: min, maxLength: max, pattern } = s;
   const re = pattern === undefined ? undefined : new RegExp(pattern);
@@ -406,13 +417,7 @@ function compileDocument(root: SchemaObject): Check {
       const tests = types.map((t) => TYPES[t] ?? (() => false));
       checks.push((v) => (anyType(tests, v) ? undefined : fail(`expected ${types.join(' or ')}, got ${typeName(v)}`)));
     }
-    if (has(s, 'const')) {
-      const c = s.const;
-      checks.push((v) => (v === c ? undefined : { at: [], message: `expected ${show(c)}`, constMiss: true }));
-    }
-    const { enum: values } = s;
-    if (values)
-      checks.push((v) => (values.includes(v) ? undefined : fail(`expected one of ${values.map(show).join(', ')}`)));
+    valueChecks(s, checks);
     stringChecks(s, checks);
     numberChecks(s, checks);
     arrayChecks(s, checks, compile);
@@ -451,13 +456,7 @@ function typeOnly(s: SchemaObject, compile: (s: JsonSchema) => Check): Check | u
   if (!test || type === 'array') return undefined;
   for (const key in s) if (!SCALAR_KEYWORDS.has(key)) return undefined;
   const checks: Check[] = [];
-  if (has(s, 'const')) {
-    const c = s.const;
-    checks.push((v) => (v === c ? undefined : { at: [], message: `expected ${show(c)}`, constMiss: true }));
-  }
-  const { enum: values } = s;
-  if (values)
-    checks.push((v) => (values.includes(v) ? undefined : fail(`expected one of ${values.map(show).join(', ')}`)));
+  valueChecks(s, checks);
   stringChecks(s, checks);
   numberChecks(s, checks);
   const rest = checks.length === 0 ? undefined : checks.length === 1 ? (checks[0] as Check) : all(checks);
