@@ -25,7 +25,7 @@ function codePointLength(s: string): number {
  * `z.string().min(min).max(max)`: UTF-16 units decide unless surrogate pairs could move the
  * count across a bound (a code point is one or two units), and only then are code points counted.
  */
-export function stringWithin(v: unknown, min: number, max: number): boolean {
+function stringWithin(v: unknown, min: number, max: number): boolean {
   if (typeof v !== 'string') return false;
   const units = v.length;
   if (units < min) return false;
