@@ -1,5 +1,5 @@
 import { Cluster } from 'ioredis';
-import { guardShardedSubscribers } from './sharded-subscriber-guard';
+import { guardShardedSubscribers, lostSubscriptionOf } from './sharded-subscriber-guard';
 
 describe('guardShardedSubscribers', () => {
   it('finds the sharded subscriber group of the installed ioredis and guards the subscribers it stops', () => {
@@ -29,5 +29,30 @@ describe('guardShardedSubscribers', () => {
 
   it('leaves a client without that group alone', () => {
     expect(guardShardedSubscribers({} as Cluster)).toBe(false);
+  });
+});
+
+describe('lostSubscriptionOf', () => {
+  // ioredis's DataHandler: the message it emits for a reply no command waits for.
+  const queueStateError = (reply: unknown[]) =>
+    new Error(
+      `Command queue state error. If you can reproduce this, please report it. Last reply: ${reply.toString()}`,
+    );
+
+  it('names the channel of a sunsubscribe push (a channel may hold commas)', () => {
+    expect(lostSubscriptionOf(queueStateError([Buffer.from('sunsubscribe'), Buffer.from('lb:{a,b}:n'), 3]))).toEqual({
+      channel: 'lb:{a,b}:n',
+    });
+  });
+
+  it('names no channel for another reply no command waited for', () => {
+    expect(lostSubscriptionOf(queueStateError([Buffer.from('ssubscribe'), Buffer.from('lb:{a}:n'), 1]))).toEqual({
+      channel: undefined,
+    });
+  });
+
+  it('says nothing of other errors', () => {
+    expect(lostSubscriptionOf(new Error('connect ECONNREFUSED 127.0.0.1:7000'))).toBeUndefined();
+    expect(lostSubscriptionOf('Command queue state error')).toBeUndefined();
   });
 });
