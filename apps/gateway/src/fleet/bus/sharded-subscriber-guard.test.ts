@@ -27,6 +27,22 @@ describe('guardShardedSubscribers', () => {
     client.disconnect();
   });
 
+  it('keeps each channel once in the list the group subscribes again on a new master', () => {
+    const client = new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true, shardedSubscribers: true });
+    expect(guardShardedSubscribers(client)).toBe(true);
+    const group = (
+      client as unknown as {
+        shardedSubscribers: { addChannels(c: string[]): number; channels: Map<number, string[]> };
+      }
+    ).shardedSubscribers;
+    // The bus subscribes a user's channel again at every catch-up.
+    group.addChannels(['lb:{u}:n']);
+    group.addChannels(['lb:{u}:n']);
+    group.addChannels(['lb:{u}:n']);
+    expect([...group.channels.values()]).toEqual([['lb:{u}:n']]);
+    client.disconnect();
+  });
+
   it('leaves a client without that group alone', () => {
     expect(guardShardedSubscribers({} as Cluster)).toBe(false);
   });

@@ -20,6 +20,11 @@ import type { Cluster } from 'ioredis';
  * each subscriber of this one client as the group creates it (same module copy as
  * the client, bundled or not). Answers false when the client does not have that
  * shape (another ioredis version): the caller's tests then fail loudly.
+ *
+ * It also keeps the group's list of channels per slot (what it subscribes again on a
+ * new master) free of repeats: the group appends a channel on every SSUBSCRIBE, and the
+ * bus sends one again for each user it catches up after a failover, so the lists grew
+ * by every served user at every failover, for the life of the process.
  */
 interface ShardedSubscriberLike {
   getInstance(): { on(event: 'error', listener: (error: unknown) => void): unknown } | null;
@@ -42,9 +47,14 @@ function guard(subscriber: ShardedSubscriberLike): void {
 }
 
 export function guardShardedSubscribers(client: Cluster): boolean {
-  const group = (client as unknown as { shardedSubscribers?: { shardedSubscribers?: unknown } }).shardedSubscribers;
+  const group = (client as unknown as { shardedSubscribers?: { shardedSubscribers?: unknown; channels?: unknown } })
+    .shardedSubscribers;
   const subscribers = group?.shardedSubscribers;
-  if (!(subscribers instanceof Map)) return false;
+  const channels = group?.channels;
+  if (!(subscribers instanceof Map) || !(channels instanceof Map)) return false;
+  const setChannels = channels.set.bind(channels);
+  channels.set = (slot: unknown, list: unknown) =>
+    setChannels(slot, Array.isArray(list) && list.length > 1 ? [...new Set(list)] : list);
   for (const s of subscribers.values()) guard(s as ShardedSubscriberLike);
   const set = subscribers.set.bind(subscribers);
   subscribers.set = (key: unknown, value: unknown) => {
