@@ -29,7 +29,7 @@ import {
   type Unsubscribe,
 } from './event-bus';
 import { LiveFrame, offsetInEpoch, offsetInEpochBytes, ownBytes } from './live-frame';
-import { guardShardedSubscribers, lostSubscriptionOf } from './sharded-subscriber-guard';
+import { guardShardedSubscribers, isLostSubscriptionError } from './sharded-subscriber-guard';
 
 /** Options of {@link RedisEventBus}: the retention every publisher of the fleet must share. */
 export interface RedisEventBusOptions extends RetentionOptions {
@@ -66,31 +66,15 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  */
 const CATCH_UP_STEP_TIMEOUT_MS = 5_000;
 
-/** Rejects a catch-up step given up for a fresh start: the subscriber has just subscribed again. */
-class Resubscribed extends Error {}
-
-/**
- * `promise`, or a rejection once `ms` have passed without it settling, or a
- * {@link Resubscribed} once `giveUp` settles first (the promise's own outcome is then ignored).
- */
-function within<T>(promise: Promise<T>, ms: number, giveUp?: Promise<void>): Promise<T> {
+/** `promise`, or a rejection once `ms` have passed without it settling (then ignored). */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
     timer.unref();
-    giveUp?.then(() => reject(new Resubscribed()));
   });
   promise.catch(() => {});
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** A promise and the function that resolves it. */
-function signal(): { promise: Promise<void>; resolve: () => void } {
-  let resolve = (): void => {};
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
 }
 
 /** One user this process serves: its listeners and where live delivery stands. */
@@ -191,13 +175,8 @@ export class RedisEventBus implements EventBus {
   readonly #leaving = new Map<string, Promise<void>>();
   #sub: Redis | Cluster | undefined;
   #connectedOnce = false;
-  /**
-   * Resolved, and replaced, each time the subscriber has subscribed its channels again
-   * ('ready', 'subscribersReady'): a catch-up waiting on an SSUBSCRIBE that ioredis sent
-   * to a master that had just become a replica (its MOVED answer settles nothing) then
-   * sends it again, to the new master, instead of waiting out the step's timeout.
-   */
-  #resubscribed = signal();
+  /** A catch-up of every user is due at the next turn (many lost-subscription errors come at once). */
+  #catchUpDue = false;
   #closed = false;
 
   constructor(client: RedisClient, options: RedisEventBusOptions = {}) {
@@ -380,15 +359,17 @@ export class RedisEventBus implements EventBus {
     // (sharded-subscriber.test.ts checks the installed ioredis has the shape it guards.)
     if (isCluster(sub)) {
       guardShardedSubscribers(sub);
-      // A master that dropped a channel while ioredis keeps its connection: ioredis will
-      // not subscribe it again unless the slot map it reads changes (after a failover
-      // there and back between two reads, it does not). Subscribe and read what was missed.
+      // A master dropped channels while ioredis keeps its connection to it: ioredis will
+      // not subscribe them again unless the slot map it reads changes (after a failover
+      // there and back between two reads, it does not). Subscribe every user again and
+      // read what was missed: one pass for the burst of pushes a failover sends.
       sub.on('nodeError', (error: unknown) => {
-        const lost = lostSubscriptionOf(error);
-        if (lost === undefined) return;
-        const s = lost.channel === undefined ? undefined : this.#byChannel.get(lost.channel);
-        if (s) this.#catchUpOne(sub, s);
-        else if (lost.channel === undefined) this.#catchUp(sub);
+        if (!isLostSubscriptionError(error) || this.#catchUpDue) return;
+        this.#catchUpDue = true;
+        setImmediate(() => {
+          this.#catchUpDue = false;
+          if (!this.#closed) this.#catchUp(sub);
+        });
       });
     }
     // The message as received (ioredis decodes no string when 'smessage' has no listener):
@@ -398,7 +379,6 @@ export class RedisEventBus implements EventBus {
       // ioredis reconnects and re-subscribes by itself; the main client's status is what compose.ts reports.
     });
     sub.on('ready', () => {
-      this.#onResubscribed();
       if (this.#connectedOnce) this.#catchUp(sub);
       this.#connectedOnce = true;
     });
@@ -406,7 +386,6 @@ export class RedisEventBus implements EventBus {
     // SSUBSCRIBEs to the promoted replica and says so with 'subscribersReady'.
     // What that master took meanwhile never came over pub/sub: read it.
     sub.on('subscribersReady', () => {
-      this.#onResubscribed();
       if (this.#connectedOnce) this.#catchUp(sub);
     });
     this.#sub = sub;
@@ -510,17 +489,10 @@ export class RedisEventBus implements EventBus {
   // reconnecting never reach it. Read them from the stream, holding back the
   // live ones meanwhile, so listeners get every event in cursor order.
   #catchUp(sub: Redis | Cluster): void {
-    for (const s of this.#byChannel.values()) this.#catchUpOne(sub, s);
-  }
-
-  #catchUpOne(sub: Redis | Cluster, s: Served): void {
-    if (s.held) s.again = true;
-    else void this.#catchUpUser(sub, s);
-  }
-
-  #onResubscribed(): void {
-    this.#resubscribed.resolve();
-    this.#resubscribed = signal();
+    for (const s of this.#byChannel.values()) {
+      if (s.held) s.again = true;
+      else void this.#catchUpUser(sub, s);
+    }
   }
 
   async #catchUpUser(sub: Redis | Cluster, s: Served): Promise<void> {
@@ -535,13 +507,11 @@ export class RedisEventBus implements EventBus {
           // ioredis emits 'ready' before it sends the SSUBSCRIBEs again: a read made
           // before Redis has taken this user's would miss whatever is published in
           // between. Subscribing again is a no-op for Redis and confirms it.
-          await within(sub.ssubscribe(s.channel), CATCH_UP_STEP_TIMEOUT_MS, this.#resubscribed.promise);
+          await within(sub.ssubscribe(s.channel), CATCH_UP_STEP_TIMEOUT_MS);
           await within(this.#readMissed(s), CATCH_UP_STEP_TIMEOUT_MS);
           if (!s.again) return;
           wait = CATCH_UP_RETRY_MS;
-        } catch (error) {
-          // The subscriber moved its channels meanwhile: subscribe again now, to where they are.
-          if (error instanceof Resubscribed) continue;
+        } catch {
           // Redis is not back for reads yet (the main client reconnects on its own):
           // try again, holding the live events, rather than lose what was missed.
           await delay(wait);

@@ -65,23 +65,18 @@ export function guardShardedSubscribers(client: Cluster): boolean {
 }
 
 const QUEUE_STATE_ERROR = 'Command queue state error';
-const DROPPED_CHANNEL = /Last reply: sunsubscribe,([\s\S]*),\d+$/;
 
 /**
- * What a sharded subscriber's error says of its subscriptions. A master that gives
- * its slots away pushes a `sunsubscribe` per channel of those slots; on a connection
- * ioredis still uses (the slot map it read last still names that master: it has not
- * read the new one yet, or the slots came back before it did), ioredis finds no
- * command waiting for the push and reports it as the cluster's `nodeError`
- * ("Command queue state error ... Last reply: sunsubscribe,<channel>,<count>"),
- * while it goes on believing the channel subscribed.
- *
- * Answers `{ channel }` for such a push, `{ channel: undefined }` for any other queue
- * state error (a push taken for the answer to a command in flight: which
- * subscriptions hold is unknown), and undefined for an error that says nothing of them.
+ * Whether a sharded subscriber's error says its subscriptions may be gone. A master that
+ * gives its slots away pushes a `sunsubscribe` per channel of those slots; on a connection
+ * ioredis still uses (the slot map it read last still names that master: it has not read
+ * the new one yet, or the slots came back before it did), ioredis finds no command waiting
+ * for the push and reports it as the cluster's `nodeError` ("Command queue state error ...
+ * Last reply: sunsubscribe,<channel>,<count>"), while it goes on believing the channel
+ * subscribed. When a command was waiting, ioredis takes the push for its answer, and the
+ * real answer then comes with nothing waiting: the same error, naming another reply. Any
+ * such error means the connection's subscriptions are not what ioredis believes.
  */
-export function lostSubscriptionOf(error: unknown): { channel: string | undefined } | undefined {
-  const message = error instanceof Error ? error.message : undefined;
-  if (message === undefined || !message.startsWith(QUEUE_STATE_ERROR)) return undefined;
-  return { channel: DROPPED_CHANNEL.exec(message)?.[1] };
+export function isLostSubscriptionError(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith(QUEUE_STATE_ERROR);
 }
