@@ -205,28 +205,31 @@ describe('the event bus through planned Cluster failovers', () => {
       openRedis(cluster.url, { cluster: true, role: 'gateway', name: 'bus-there-and-back' }),
       { ownsClient: true },
     );
-    const users = await usersOn('lb:{back-0}:s', 'back', 4);
-    const listening = await listenAll(bus, users);
-    const flow = startFlow(publisher, users);
-    const key = `lb:{${users[0]}}:s`;
     try {
-      await waitFor(() => (flow.acked.get(users[0] as string)?.length ?? 0) >= 3, 'events flowing', 10_000);
-      const first = await cluster.masterOf(key);
-      await cluster.failover((await replicaServing(key)).port);
-      await cluster.failover((await replicaServing(key)).port);
-      expect((await cluster.masterOf(key)).id).toBe(first.id);
-      // Events published after the return.
-      const after = flow.acked.get(users[0] as string)?.length ?? 0;
-      await waitFor(() => (flow.acked.get(users[0] as string)?.length ?? 0) >= after + 5, 'events after', 10_000);
+      const users = await usersOn('lb:{back-0}:s', 'back', 4);
+      const listening = await listenAll(bus, users);
+      const flow = startFlow(publisher, users);
+      const key = `lb:{${users[0]}}:s`;
+      try {
+        await waitFor(() => (flow.acked.get(users[0] as string)?.length ?? 0) >= 3, 'events flowing', 10_000);
+        const first = await cluster.masterOf(key);
+        await cluster.failover((await replicaServing(key)).port);
+        await cluster.failover((await replicaServing(key)).port);
+        expect((await cluster.masterOf(key)).id).toBe(first.id);
+        // Events published after the return.
+        const after = flow.acked.get(users[0] as string)?.length ?? 0;
+        await waitFor(() => (flow.acked.get(users[0] as string)?.length ?? 0) >= after + 5, 'events after', 10_000);
+      } finally {
+        await flow.stop();
+      }
+      // A planned failover loses no acknowledged write: every one reaches its listener (the
+      // offsets skip at each failover by design, so a skip is no excuse here).
+      const summary = await expectEveryEventOrSkip(listening.seen, flow.acked, { orSkip: false });
+      process.stdout.write(`bus there-and-back figures: ${JSON.stringify({ users: users.length, ...summary })}\n`);
+      await listening.off();
     } finally {
-      await flow.stop();
+      // Closed whatever happened: a failed run must not leave jest waiting on open clients.
+      await Promise.all([bus.close(), publisher.close()]);
     }
-    // A planned failover loses no acknowledged write: every one reaches its listener (the
-    // offsets skip at each failover by design, so a skip is no excuse here).
-    const summary = await expectEveryEventOrSkip(listening.seen, flow.acked, { orSkip: false });
-    process.stdout.write(`bus there-and-back figures: ${JSON.stringify({ users: users.length, ...summary })}\n`);
-    await listening.off();
-    await bus.close();
-    await publisher.close();
   }, 120_000);
 });
