@@ -2,6 +2,7 @@ import { type ChildHandle, waitFor } from '@livebus/test-support';
 import { connectAs } from './helpers';
 import {
   changesOf,
+  createWhenReachable,
   type HolderFailureRig,
   listenerChangesInStream,
   sentinel,
@@ -46,24 +47,24 @@ describe('listener events fenced by the lease', () => {
     const { db, redis, survivor } = rig;
     const uid = 'fence-mallory';
     const path = (name: string) => `users/${uid}/notifications/${name}`;
-    await db.doc(path('old')).set({ n: 0 });
+    await createWhenReachable(db, path('old'), { n: 0 });
     const holder = await startHolder();
     paused = holder.handle;
     const holderTab = (await connectAs(`ws://127.0.0.1:${holder.port}/ws`, uid)).client;
     await waitFor(() => changesOf(holderTab, path('old'))[0], 'the initial state from the holder', 20_000);
     const tab = (await connectAs(survivor.url, uid)).client;
-    await db.doc(path('before')).set({ n: 1 });
+    await createWhenReachable(db, path('before'), { n: 1 });
     await waitFor(() => changesOf(tab, path('before'))[0], 'a change before the pause', 10_000);
     expect(survivor.gw.stats().listeners).toBe(0);
 
     holder.handle.child.kill('SIGSTOP');
     // The survivor takes the user's listeners once the paused holder's lease runs out.
     const acquired = survivor.hooks.waitFor('lease.acquired', uid, () => true, 20_000);
-    await db.doc(path('during-1')).set({ n: 2 });
+    await createWhenReachable(db, path('during-1'), { n: 2 });
     await acquired;
     await waitFor(() => changesOf(tab, path('during-1'))[0], 'the change from the pause, from the survivor', 10_000);
     // The paused holder's Firestore stream has both waiting for it when it wakes.
-    await db.doc(path('during-2')).set({ n: 3 });
+    await createWhenReachable(db, path('during-2'), { n: 3 });
     await waitFor(() => changesOf(tab, path('during-2'))[0], 'the next change, from the survivor', 10_000);
 
     holder.handle.child.kill('SIGCONT');
@@ -79,7 +80,7 @@ describe('listener events fenced by the lease', () => {
       20_000,
       100,
     );
-    await db.doc(path('after')).set({ n: 4 });
+    await createWhenReachable(db, path('after'), { n: 4 });
     await sentinel(db, tab, path('sentinel'));
     const counts = await listenerChangesInStream(redis.url, uid);
     for (const name of ['before', 'during-1', 'during-2', 'after'])
