@@ -20,12 +20,15 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let redis: RedisServerHandle;
 let balancer: Balancer;
 const gateways: GatewayProcess[] = [];
+/** What a test left running when it failed half way (clients, publishers), ended by afterAll. */
+const leftRunning: Array<() => void> = [];
 
 beforeAll(async () => {
   redis = await startRedisServer();
   balancer = await startBalancer([]);
 });
 afterAll(async () => {
+  for (const stop of leftRunning.splice(0)) stop();
   await Promise.all(gateways.map((g) => g.stop('SIGKILL')));
   await balancer.close();
   await redis.stop();
@@ -39,6 +42,7 @@ function follow(userId: string) {
     minReconnectDelayMs: 20,
     maxReconnectDelayMs: 200,
   });
+  leftRunning.push(() => client.close());
   const seen: Record<string, number[]> = { p: [], h: [] };
   // Each event's cursor by tag and number, for the failure message: a repeat across epochs
   // (Redis restarted empty) reads differently from one within an epoch.
@@ -97,6 +101,9 @@ function startPublisherProcess(userId: string): {
     env: { PATH: process.env.PATH ?? '', REDIS_URL: redis.url, USER_ID: userId, TAG: 'p', EVERY_MS: '20' },
     stdin: true,
   });
+  leftRunning.push(() => {
+    if (publisher.child.exitCode === null) publisher.child.kill('SIGKILL');
+  });
   // It prints its result and exits once stdin ends; a crash fails the wait with its stderr.
   const result = publisher.exited.then(() => publisher.waitForLine((l) => !l.started, 'the publisher result', 0));
   return {
@@ -140,6 +147,10 @@ function httpPublisher(gateway: GatewayProcess, userId: string, everyMs: number)
       }).then((res) => ({ status: res.status, queued: Boolean(res.body.queued) })),
     );
   }, everyMs);
+  leftRunning.push(() => {
+    clearInterval(timer);
+    agent.destroy();
+  });
   return {
     stop: async () => {
       clearInterval(timer);
