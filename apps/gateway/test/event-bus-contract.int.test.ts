@@ -1,4 +1,4 @@
-import type { RetentionOptions } from '@livebus/publisher';
+import { type RetentionOptions, userKeys } from '@livebus/publisher';
 import {
   type RedisClusterHandle,
   type RedisServerHandle,
@@ -82,6 +82,34 @@ describe('RedisEventBus on Redis', () => {
     const after = await other.publish(uid, note('3'));
     await waitForCount(() => seen.length, 3);
     expect(seen).toEqual([first.cursor, during.cursor, after.cursor]);
+    await off();
+    await Promise.all([bus.close(), other.close()]);
+  });
+
+  it('tells of a stream made anew while the subscriber was away, once, before the new epoch reaches the listener', async () => {
+    const [bus, other] = [make(), make()];
+    const uid = `made-anew-${Date.now()}`;
+    const seen: string[] = [];
+    bus.onStreamLost((user, epoch) => seen.push(`lost ${user} ${epoch}`));
+    const off = await bus.subscribe(uid, (e) => seen.push(e.cursor));
+    const first = await other.publish(uid, note('1'));
+    await waitForCount(() => seen.length, 1);
+    // Away and back, the stream as it was: nothing to tell.
+    await killSubscribers(server.url);
+    const second = await other.publish(uid, note('2'));
+    await waitForCount(() => seen.length, 2);
+    // The user's keys lost (as in a Redis restarted empty), then away and back.
+    const admin = new Redis(server.url);
+    admins.push(admin);
+    const keys = userKeys(uid);
+    await admin.del(keys.stream, keys.meta);
+    await killSubscribers(server.url);
+    await waitForCount(() => seen.length, 3);
+    const fresh = await other.publish(uid, note('3'));
+    await waitForCount(() => seen.length, 4);
+    const oldEpoch = first.cursor.slice(0, first.cursor.lastIndexOf(':'));
+    expect(seen).toEqual([first.cursor, second.cursor, `lost ${uid} ${oldEpoch}`, fresh.cursor]);
+    expect(fresh.cursor.startsWith(`${oldEpoch}:`)).toBe(false);
     await off();
     await Promise.all([bus.close(), other.close()]);
   });

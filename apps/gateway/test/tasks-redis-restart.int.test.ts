@@ -193,6 +193,13 @@ describe('tasks through Redis restarts', () => {
     await startTasks(client, 'rita', ids);
     await midway(client, taskIds, 1);
     await redis.restart({ empty: true });
+    // The user's stream is gone with the rest: the session resumes (1012) and would hear `gap`.
+    const closed = client.closed;
+    expect(
+      await waitFor(() => Promise.race([closed, sleep(50).then(() => undefined)]), 'the session closed', 10_000),
+    ).toMatchObject({ code: 1012 });
+    await client.close();
+    ({ client } = await connectAs(`ws://127.0.0.1:${gateway.port}/ws`, 'rita'));
 
     for (const taskId of taskIds) {
       expect(await client.call('TASK.get_status', [taskId])).toMatchObject({ error: { code: 'not_found' } });

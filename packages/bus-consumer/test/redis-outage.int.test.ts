@@ -15,9 +15,10 @@ import { type GatewayProcess, getJson, startGatewayProcess } from './gateway-pro
 // Redis SIGKILLed for 3 s and for 10 s under a steady publish rate from two
 // publishers: a backend process using @livebus/publisher, and POST /publish on
 // a gateway. Two gateway processes behind a balancer, real clients. After 3 s Redis
-// comes back with its data (append-only file, fsync always): every event once. After
-// 10 s it comes back empty (a new epoch): every event once except, at the epoch's
-// change, those in flight at the kill (docs/reliability.md, "Redis restarted empty").
+// comes back with its data (append-only file, fsync always): every event once, the
+// sessions open. After 10 s it comes back empty (a new epoch): each session resumes once
+// and hears `gap`, and gets every event once except, at the epoch's change, those in
+// flight at the kill (docs/reliability.md, "Redis restarted empty").
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let redis: RedisServerHandle;
@@ -99,7 +100,8 @@ function reportLoss(index: number, f: ReturnType<typeof follow>, sentP: number, 
 
 /**
  * Redis came back empty: the numbers of the first epoch must be 1..a and those of the second
- * b..sent, each once and in order, and the sessions open. Where the epoch changes, an event
+ * b..sent, each once and in order, and the session resumed once and heard `gap` (what the old
+ * epoch held after its position may be lost). Where the epoch changes, an event
  * in flight at the kill may be missing (Redis answered its publisher, then died before it
  * wrote the event to the subscribers) or come twice (the subscribers got it, the publisher
  * did not get the answer and stored it again in the new epoch). Returns b - (a + 1) per tag:
@@ -124,7 +126,9 @@ function acrossEmptyRestart(index: number, f: ReturnType<typeof follow>, sent: R
       problems.push(`${tag}: in the new epoch, from ${b}: ${difference(after, sent[tag] as number)}`);
     if (Math.abs(boundary[tag] as number) > 3) problems.push(`${tag}: ${boundary[tag]} at the epoch's change`);
   }
-  if (f.client.counters.reconnects !== 0) problems.push(`reconnects ${f.client.counters.reconnects}`);
+  const gaps = f.log.filter((line) => line.startsWith('gap ')).length;
+  if (f.client.counters.reconnects !== 1 || gaps !== 1)
+    problems.push(`reconnects ${f.client.counters.reconnects} and gap ${gaps} times (once each expected)`);
   if (problems.length > 0) {
     throw new Error(`follower ${index}: ${problems.join('; ')}; client events: ${JSON.stringify(f.log)}`);
   }
@@ -301,7 +305,7 @@ describe('Redis killed under a steady publish rate', () => {
     expect(f.httpQueued).toBe(0);
   }, 60_000);
 
-  it('for 10 s, back empty: events outlive their retries, wait in the outbox, and are delivered in the new epoch once Redis is back', async () => {
+  it('for 10 s, back empty: events outlive their retries, wait in the outbox, and are delivered in the new epoch once Redis is back; sessions resume and hear gap', async () => {
     const f = await outage(10_000, { empty: true });
     expect(f.backendQueued).toBeGreaterThan(0);
     expect(f.httpQueued).toBeGreaterThan(0);

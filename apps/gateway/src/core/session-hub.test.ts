@@ -123,6 +123,29 @@ describe('SessionHub', () => {
     expect(t.closed).toEqual([CloseCode.ServiceRestart]);
   });
 
+  it('closes the sessions at a position of a stream the bus found made anew (they resume and hear gap); not those of the new epoch', async () => {
+    let tell: ((uid: string, epoch: string) => void) | undefined;
+    const lossy = Object.assign(new MemoryEventBus(), {
+      onStreamLost: (listener: (uid: string, epoch: string) => void) => {
+        tell = listener;
+      },
+    });
+    const own = new SessionHub({ bus: lossy, logger: quiet, maxBufferedBytes: 1_000_000 });
+    const old = open('u', 'old', 'ep-old:3');
+    const fresh = open('u', 'fresh', 'ep-new:0');
+    const elsewhere = open('v', 'elsewhere', 'ep-old:3');
+    for (const o of [old, fresh, elsewhere]) {
+      await own.add(o.session);
+      o.session.pending = undefined;
+    }
+    tell?.('u', 'ep-old');
+    expect([old.closed, fresh.closed, elsewhere.closed]).toEqual([[CloseCode.ServiceRestart], [], []]);
+    // Told again (another catch-up): a session closing already is not closed twice.
+    tell?.('u', 'ep-old');
+    expect(old.closed).toEqual([CloseCode.ServiceRestart]);
+    await lossy.close();
+  });
+
   it('takes a write refused by a closing socket as no hole: not closed, not counted as service_restart', async () => {
     const events = [];
     for (let i = 1; i <= 4; i++) events.push(liveEventOf(await bus.publish('u', note(i))));

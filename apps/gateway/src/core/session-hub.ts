@@ -76,6 +76,7 @@ export class SessionHub {
 
   constructor(options: SessionHubOptions) {
     this.#o = options;
+    options.bus.onStreamLost?.((uid, epoch) => this.#streamLost(uid, epoch));
   }
 
   /** Number of open sessions. */
@@ -329,12 +330,33 @@ export class SessionHub {
    * as the client's `gap` event, the same as after a long time offline.
    */
   #missed(conn: Connection, session: Session, event: LiveEvent): void {
+    this.#resume(conn, session, event.cursor);
+  }
+
+  /**
+   * The bus found the user's stream made anew after its subscription was down: what the
+   * old epoch held after a session's position may be gone, and nothing after shows it. Its
+   * sessions at a position of that epoch resume and hear `gap`, as a client that
+   * reconnected across the same loss does; sessions that started in the new epoch go on.
+   */
+  #streamLost(uid: string, epoch: string): void {
+    const user = this.#users.get(uid);
+    const s = user?.sessions;
+    if (s === undefined) return;
+    for (const session of s instanceof Map ? [...s.values()] : [s]) {
+      if (session.epoch === epoch) this.#resume(session.connection, session, undefined);
+    }
+  }
+
+  /** Closes a session that may have missed events (1012): the client resumes from its cursor. */
+  #resume(conn: Connection, session: Session, next: Cursor | undefined): void {
     if (conn.localCloseReason) return;
     this.#o.logger.warn('ws_events_missed', {
       uid: session.uid,
       session_id: session.id,
       cursor: session.lastCursor,
-      next: event.cursor,
+      // No next event: the stream was made anew (Redis restarted empty while the bus was away).
+      next: next ?? null,
     });
     conn.close(CloseCode.ServiceRestart, 'events missed: resume', 'service_restart');
   }

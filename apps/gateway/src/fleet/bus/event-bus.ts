@@ -138,6 +138,14 @@ export interface EventBus {
    * reaches it live). Unset: {@link head} serves.
    */
   position?(userId: string): Cursor | undefined;
+  /**
+   * Calls `listener(userId, epoch)` for each user whose stream the bus finds made anew when it
+   * catches up after its subscription was down (Redis restarted empty, or lost the user's keys,
+   * while this instance was not subscribed): events of `epoch` it never handed on may be gone
+   * for good, and nothing in the new epoch shows where. Called before any event of the new
+   * epoch is handed on. Unset: a bus whose subscription cannot be down (the in-memory one).
+   */
+  onStreamLost?(listener: (userId: string, epoch: string) => void): void;
   stats(): EventBusStats;
   close(): Promise<void>;
 }

@@ -177,6 +177,8 @@ export class RedisEventBus implements EventBus {
   #connectedOnce = false;
   /** A catch-up of every user is due at the next turn (many lost-subscription errors come at once). */
   #catchUpDue = false;
+  /** Told of each user whose stream a catch-up found made anew ({@link EventBus.onStreamLost}). */
+  readonly #streamLost: Array<(userId: string, epoch: string) => void> = [];
   #closed = false;
 
   constructor(client: RedisClient, options: RedisEventBusOptions = {}) {
@@ -547,8 +549,24 @@ export class RedisEventBus implements EventBus {
       if (last.status === 'resumed') for (const e of last.events) this.#deliver(s, e);
       return;
     }
+    // What the old epoch held after our position is gone, if there was any: the sessions
+    // must hear it (they resume and get `gap`) before the new epoch's events reach them.
+    const lost = s.epoch;
+    s.epoch = epoch;
+    s.offset = 0;
+    for (const listener of this.#streamLost) {
+      try {
+        listener(s.userId, lost);
+      } catch {
+        // One listener's failure must not cost the others the news.
+      }
+    }
     const fresh = await this.#reader.readSince(s.userId, formatCursor(epoch, 0));
     if (fresh.status === 'resumed') for (const e of fresh.events) this.#deliver(s, e);
+  }
+
+  onStreamLost(listener: (userId: string, epoch: string) => void): void {
+    this.#streamLost.push(listener);
   }
 
   stats(): EventBusStats {
