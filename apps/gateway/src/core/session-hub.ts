@@ -344,7 +344,13 @@ export class SessionHub {
     const s = user?.sessions;
     if (s === undefined) return;
     for (const session of s instanceof Map ? [...s.values()] : [s]) {
-      if (session.epoch === epoch) this.#resume(session.connection, session, undefined);
+      if (session.epoch !== epoch) continue;
+      try {
+        this.#resume(session.connection, session, undefined);
+      } catch (error) {
+        // The others of the user must still hear it.
+        this.#o.logger.error('ws_handler_error', { where: 'stream_lost', uid, error: String(error) });
+      }
     }
   }
 

@@ -550,13 +550,13 @@ export class RedisEventBus implements EventBus {
       return;
     }
     // What the old epoch held after our position is gone, if there was any: the sessions
-    // must hear it (they resume and get `gap`) before the new epoch's events reach them.
-    const lost = s.epoch;
-    s.epoch = epoch;
-    s.offset = 0;
+    // must hear it (they resume and get `gap`) before the new epoch's events reach them. The
+    // position stays until those events are delivered: a catch-up step that timed out and runs
+    // again reads the new epoch from its start too (and tells again: harmless, a session told
+    // once has resumed into the new epoch or is closing).
     for (const listener of this.#streamLost) {
       try {
-        listener(s.userId, lost);
+        listener(s.userId, s.epoch);
       } catch {
         // One listener's failure must not cost the others the news.
       }
