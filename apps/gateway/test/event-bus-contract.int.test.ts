@@ -89,29 +89,67 @@ describe('RedisEventBus on Redis', () => {
   it('tells of a stream made anew while the subscriber was away, once, before the new epoch reaches the listener', async () => {
     const [bus, other] = [make(), make()];
     const uid = `made-anew-${Date.now()}`;
-    const seen: string[] = [];
-    bus.onStreamLost((user, epoch) => seen.push(`lost ${user} ${epoch}`));
-    const off = await bus.subscribe(uid, (e) => seen.push(e.cursor));
-    const first = await other.publish(uid, note('1'));
-    await waitForCount(() => seen.length, 1);
-    // Away and back, the stream as it was: nothing to tell.
-    await killSubscribers(server.url);
-    const second = await other.publish(uid, note('2'));
-    await waitForCount(() => seen.length, 2);
-    // The user's keys lost (as in a Redis restarted empty), then away and back.
-    const admin = new Redis(server.url);
-    admins.push(admin);
-    const keys = userKeys(uid);
-    await admin.del(keys.stream, keys.meta);
-    await killSubscribers(server.url);
-    // Published while the subscriber comes back, or just after: told of the loss first either way.
-    const fresh = await other.publish(uid, note('3'));
-    await waitForCount(() => seen.length, 4);
-    const oldEpoch = first.cursor.slice(0, first.cursor.lastIndexOf(':'));
-    expect(seen).toEqual([first.cursor, second.cursor, `lost ${uid} ${oldEpoch}`, fresh.cursor]);
-    expect(fresh.cursor.startsWith(`${oldEpoch}:`)).toBe(false);
-    await off();
-    await Promise.all([bus.close(), other.close()]);
+    try {
+      const seen: string[] = [];
+      bus.onStreamLost((user, epoch) => seen.push(`lost ${user} ${epoch}`));
+      const off = await bus.subscribe(uid, (e) => seen.push(e.cursor));
+      const first = await other.publish(uid, note('1'));
+      await waitForCount(() => seen.length, 1);
+      // Away and back, the stream as it was: nothing to tell.
+      await killSubscribers(server.url);
+      const second = await other.publish(uid, note('2'));
+      await waitForCount(() => seen.length, 2);
+      // The user's keys lost (as in a Redis restarted empty), then away and back.
+      const admin = new Redis(server.url);
+      admins.push(admin);
+      const keys = userKeys(uid);
+      await admin.del(keys.stream, keys.meta);
+      await killSubscribers(server.url);
+      // Published while the subscriber comes back, or just after: told of the loss first either way.
+      const fresh = await other.publish(uid, note('3'));
+      await waitForCount(() => seen.length, 4);
+      const oldEpoch = first.cursor.slice(0, first.cursor.lastIndexOf(':'));
+      expect(seen).toEqual([first.cursor, second.cursor, `lost ${uid} ${oldEpoch}`, fresh.cursor]);
+      expect(fresh.cursor.startsWith(`${oldEpoch}:`)).toBe(false);
+      await off();
+    } finally {
+      await Promise.all([bus.close(), other.close()]);
+    }
+  });
+
+  it('tells nothing of a stream made anew whose last event is older than its key expiry (an idle user: it may just have expired)', async () => {
+    let now = 0;
+    const bus = new RedisEventBus(new Redis(server.url), { ...contractRetention, ownsClient: true, clock: () => now });
+    const other = make();
+    const uid = `expired-${Date.now()}`;
+    try {
+      const seen: string[] = [];
+      bus.onStreamLost((user) => seen.push(`lost ${user}`));
+      const off = await bus.subscribe(uid, (e) => seen.push(e.cursor));
+      const first = await other.publish(uid, note('1'));
+      await waitForCount(() => seen.length, 1);
+      // A day later (the epoch's 24 h expiry), the keys gone, the subscriber away and back.
+      now += 24 * 3_600_000;
+      const admin = new Redis(server.url);
+      admins.push(admin);
+      const keys = userKeys(uid);
+      await admin.del(keys.stream, keys.meta);
+      await killSubscribers(server.url);
+      // The catch-up's read found no stream and made the new epoch (its meta) before this publish.
+      const made = async () => {
+        for (const end = Date.now() + 5_000; Date.now() < end; await new Promise((r) => setTimeout(r, 10))) {
+          if ((await admin.exists(keys.meta)) === 1) return true;
+        }
+        return false;
+      };
+      expect(await made()).toBe(true);
+      const fresh = await other.publish(uid, note('2'));
+      await waitForCount(() => seen.length, 2);
+      expect(seen).toEqual([first.cursor, fresh.cursor]);
+      await off();
+    } finally {
+      await Promise.all([bus.close(), other.close()]);
+    }
   });
 
   it('a user who has had no event yet still gets the ones published while the subscriber was away', async () => {

@@ -9,6 +9,7 @@ import {
   RedisStreamWriter,
   type RetentionOptions,
   readStoredFramePosition,
+  resolveRetention,
   userKeys,
 } from '@livebus/publisher';
 import { fleetUserKeys } from '@livebus/publisher/redis';
@@ -41,7 +42,17 @@ export interface RedisEventBusOptions extends RetentionOptions {
    * @default the publisher's: 1 s, 2 s, 4 s; 10 000 events
    */
   outbox?: OutboxOptions;
+  /** A monotonic clock in ms, for tests: how long ago a user's position last moved. @default performance.now */
+  clock?: () => number;
 }
+
+/**
+ * A stream found made anew whose position moved less than this long before its key expiry
+ * (the meta's) cannot have expired by itself: Redis lost it. The expiry is set again only
+ * every 30 s of appends (STREAM_EXPIRY_MARGIN_MS / 2), so it may count from up to that long
+ * before the last event; the rest is slack.
+ */
+const EXPIRY_SLACK_S = 60;
 
 /** First wait before a catch-up read is tried again, doubling up to {@link CATCH_UP_RETRY_MAX_MS}. */
 const CATCH_UP_RETRY_MS = 100;
@@ -107,6 +118,8 @@ interface Served {
   held: string[] | undefined;
   /** Another reconnect came while a catch-up ran: what it read may predate the new outage. */
   again: boolean;
+  /** When the position last moved (the head read, an event handed on), in whole seconds of the bus's clock. */
+  at: number;
   /**
    * The read made in place of the head read when the first listener came for a resuming
    * session ({@link ListenOptions.readAfter}): handed to that session's `readSince` while
@@ -177,13 +190,18 @@ export class RedisEventBus implements EventBus {
   #connectedOnce = false;
   /** A catch-up of every user is due at the next turn (many lost-subscription errors come at once). */
   #catchUpDue = false;
+  #clock: () => number = () => performance.now();
+  /** How long a user's stream keys live without an append or a read (the meta's expiry), in seconds. */
+  readonly #expiryS: number;
   /** Told of each user whose stream a catch-up found made anew ({@link EventBus.onStreamLost}). */
   readonly #streamLost: Array<(userId: string, epoch: string) => void> = [];
   #closed = false;
 
   constructor(client: RedisClient, options: RedisEventBusOptions = {}) {
-    const { ownsClient = false, outbox, ...retention } = options;
+    const { ownsClient = false, outbox, clock, ...retention } = options;
     this.#client = client;
+    if (clock) this.#clock = clock;
+    this.#expiryS = Math.floor(resolveRetention(retention).metaTtlMs / 1_000);
     this.#ownsClient = ownsClient;
     // Every publish of this instance goes through one outbox: in order per user, held through an outage.
     this.#outbox = new Outbox(client, new RedisStreamWriter(client, retention), outbox);
@@ -266,6 +284,7 @@ export class RedisEventBus implements EventBus {
         held: undefined,
         again: false,
         prefetched: undefined,
+        at: 0,
       };
       // The head read once the subscription is live is where a catch-up after a
       // reconnect starts when no live event has come yet. Every listener reads its
@@ -280,6 +299,7 @@ export class RedisEventBus implements EventBus {
           if (at && served.epoch === undefined) {
             served.epoch = at.epoch;
             served.offset = at.offset;
+            served.at = this.#seconds();
           }
           if (served.ready === ready) served.ready = undefined;
         });
@@ -468,6 +488,7 @@ export class RedisEventBus implements EventBus {
 
   #fanOut(s: Served, live: LiveEvent): void {
     s.prefetched = undefined;
+    s.at = this.#seconds();
     // Read before the first call: a listener may listen or unlisten while it is called, which
     // replaces `others` (never changes it) and may move the next listener into `listener`.
     const { listener, target, others } = s;
@@ -553,8 +574,10 @@ export class RedisEventBus implements EventBus {
     // must hear it (they resume and get `gap`) before the new epoch's events reach them. The
     // position stays until those events are delivered: a catch-up step that timed out and runs
     // again reads the new epoch from its start too (and tells again: harmless, a session told
-    // once has resumed into the new epoch or is closing).
-    for (const listener of this.#streamLost) {
+    // once has resumed into the new epoch or is closing). Not for a position older than the
+    // stream's key expiry: an idle user's stream may just have expired, and nothing was lost.
+    const lost = this.#seconds() - s.at < this.#expiryS - EXPIRY_SLACK_S;
+    for (const listener of lost ? this.#streamLost : []) {
       try {
         listener(s.userId, s.epoch);
       } catch {
@@ -563,6 +586,11 @@ export class RedisEventBus implements EventBus {
     }
     const fresh = await this.#reader.readSince(s.userId, formatCursor(epoch, 0));
     if (fresh.status === 'resumed') for (const e of fresh.events) this.#deliver(s, e);
+  }
+
+  /** Whole seconds of the bus's clock (a small integer: no number object per update). */
+  #seconds(): number {
+    return (this.#clock() / 1_000) | 0;
   }
 
   onStreamLost(listener: (userId: string, epoch: string) => void): void {
