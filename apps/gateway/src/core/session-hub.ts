@@ -303,7 +303,7 @@ export class SessionHub {
     // Offsets are consecutive in a stream: a jump means events this session never got
     // (an outage longer than the retention). Writing on would hide the loss.
     if (session.epoch !== undefined && event.offset !== (event.epoch === session.epoch ? session.offset + 1 : 1)) {
-      this.#missed(conn, session, event);
+      this.#resume(conn, session, event.cursor);
       return false;
     }
     const socket = conn.socket;
@@ -322,15 +322,6 @@ export class SessionHub {
     session.offset = event.offset;
     this.#delivered++;
     return true;
-  }
-
-  /**
-   * Closes a session that missed events. The client reconnects and resumes from
-   * its cursor, and the gateway answers `gap` there: the loss reaches the app
-   * as the client's `gap` event, the same as after a long time offline.
-   */
-  #missed(conn: Connection, session: Session, event: LiveEvent): void {
-    this.#resume(conn, session, event.cursor);
   }
 
   /**
@@ -354,7 +345,12 @@ export class SessionHub {
     }
   }
 
-  /** Closes a session that may have missed events (1012): the client resumes from its cursor. */
+  /**
+   * Closes a session that missed events, or may have (1012). The client reconnects and
+   * resumes from its cursor, and the gateway answers `gap` there: the loss reaches the app
+   * as the client's `gap` event, the same as after a long time offline. `next`: the event
+   * that showed the jump.
+   */
   #resume(conn: Connection, session: Session, next: Cursor | undefined): void {
     if (conn.localCloseReason) return;
     this.#o.logger.warn('ws_events_missed', {
