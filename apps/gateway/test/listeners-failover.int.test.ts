@@ -177,6 +177,7 @@ function tab(url: string, uid: string) {
     gaps: () => gaps,
     cursor: () => cursor,
     resumes: () => resumes,
+    isOpen: () => current?.ws.readyState === 1,
     open,
     close: async () => {
       stopped = true;
@@ -294,7 +295,29 @@ async function writeThrough(
       () => afterPaths.every((p) => t.changes.some((c) => c.path === p)),
       `tab ${i}: the writes after`,
       20_000,
-    );
+    ).catch(async (error: unknown) => {
+      // What the tab had, what was published and what the stream holds: for a run that went wrong.
+      const published = timeline.filter((m) => m.uid === uid && m.kind === 'publish' && afterPaths.includes(m.path));
+      const { cursors } = await streamCounts(uid).catch(() => ({ cursors: new Set<string>() }));
+      process.stdout.write(
+        `lease failover tab ${i}: ${JSON.stringify({
+          has: afterPaths.filter((p) => t.changes.some((c) => c.path === p)),
+          cursor: t.cursor(),
+          resumes: t.resumes(),
+          gaps: t.gaps(),
+          open: t.isOpen(),
+          published: published.map((m) => `${m.instance}@${(m as { cursor: string }).cursor}`),
+          streamTail: [...cursors].slice(-8),
+          // Where each gateway's live delivery of the user stands, and its sessions of the user.
+          gateways: [...buses].map(([instance, bus], n) => ({
+            instance,
+            position: bus.position?.(uid),
+            stats: gateways[n]?.gw.stats(),
+          })),
+        })}\n`,
+      );
+      throw error;
+    });
   }
   paths.push(...afterPaths);
   // A moment for a late second delivery, were there one, to show itself.
@@ -376,7 +399,10 @@ describe('a listener lease held through a Redis Cluster failover', () => {
     const master = await cluster.masterOf(fleetUserKeys(uid).lease);
     // The killed node comes back (as a replica) even if an assertion fails: the next test needs replicas.
     restartAfter.push(master.port);
-    const figures = await writeThrough(uid, tabs, () => cluster.kill(master.port), from);
+    const figures = await writeThrough(uid, tabs, () => cluster.kill(master.port), from).catch((error: unknown) => {
+      diagnose(uid);
+      throw error;
+    });
     process.stdout.write(`lease failover figures: ${JSON.stringify({ scenario: 'kill', ...figures })}\n`);
     if (figures.leaseMoments.length > 1 || figures.twiceInStream > 0) diagnose(uid);
 
