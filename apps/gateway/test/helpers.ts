@@ -162,7 +162,11 @@ export class TestClient {
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
       this.ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+      // A connection reset or refused before the upgrade completed (after an open, no effect).
+      this.ws.once('close', (code) => reject(new Error(`closed (${code}) before the upgrade completed`)));
     });
+    // Awaited by whoever needs it; a client whose upgrade fails and is never awaited is no unhandled rejection.
+    this.opened.catch(() => {});
     this.closed = new Promise((resolve) =>
       this.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
     );
@@ -182,15 +186,20 @@ export class TestClient {
     pred: (f: Extract<ServerFrame, { type: T }>) => boolean = () => true,
     timeoutMs = 5_000,
   ): Promise<Extract<ServerFrame, { type: T }>> {
-    return waitFor(
-      () =>
-        this.frames.find(
-          (f): f is Extract<ServerFrame, { type: T }> =>
-            f.type === type && pred(f as Extract<ServerFrame, { type: T }>),
-        ),
-      `a ${type} frame`,
-      timeoutMs,
-    );
+    const found = () =>
+      this.frames.find(
+        (f): f is Extract<ServerFrame, { type: T }> => f.type === type && pred(f as Extract<ServerFrame, { type: T }>),
+      );
+    const waited = waitFor(found, `a ${type} frame`, timeoutMs);
+    // A socket that closed will bring no more frames: say so now rather than at the timeout.
+    const closed = this.closed.then(({ code, reason }) => {
+      const frame = found();
+      if (frame) return frame;
+      throw new Error(`closed (${code}${reason ? ` ${reason}` : ''}) before a ${type} frame`);
+    });
+    waited.catch(() => {});
+    closed.catch(() => {});
+    return Promise.race([waited, closed]);
   }
 
   events(): Extract<ServerFrame, { type: 'event' }>[] {
@@ -223,8 +232,14 @@ export class TestClient {
 /** Opens a client and completes the handshake as `uid` (AUTH_MODE=none). */
 export async function connectAs(url: string, uid: string, extra: { session_id?: string; last_cursor?: string } = {}) {
   const client = new TestClient(url);
-  const welcome = await client.hello({ user_id: uid, ...extra });
-  return { client, welcome };
+  try {
+    const welcome = await client.hello({ user_id: uid, ...extra });
+    return { client, welcome };
+  } catch (error) {
+    // Not left open for a welcome that may still come: the caller retries with a new client.
+    client.ws.terminate();
+    throw error;
+  }
 }
 
 /** The cursor `n` events after `cursor` in the same epoch. */
