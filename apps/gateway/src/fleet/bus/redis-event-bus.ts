@@ -70,22 +70,43 @@ const CLUSTER_TOPOLOGY_CHECK_MS = 1_000;
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 /**
- * Longest wait for one step of a catch-up (the confirming SSUBSCRIBE, the read). The user's
- * live events are held while it runs, so a step must not hang: a command queued on a sharded
- * subscriber that ioredis drops during a failover may never settle. Past it, the step is tried
- * again (a late answer is harmless: delivery is by offset, each event once).
+ * Longest wait for one step of a subscription or a catch-up (an SSUBSCRIBE, the read). A hello
+ * waits for the first, and the user's live events are held during the second, so a step must
+ * not hang: a command queued on a sharded subscriber that ioredis drops during a failover may
+ * never settle, and ioredis 5.11 never settles an SSUBSCRIBE answered `MOVED` (a node that is
+ * neither the slot's master nor its replica: the slot moved to another shard, a resharding),
+ * though it reads the slot map again at once. Past it, the step is tried again (a late answer
+ * is harmless: SSUBSCRIBE twice is one subscription, and delivery is by offset, each event once).
  */
-const CATCH_UP_STEP_TIMEOUT_MS = 5_000;
+const STEP_TIMEOUT_MS = 5_000;
+
+/** Tries of a listen's SSUBSCRIBE that goes unanswered before the listen fails (the hello then fails, and its client reconnects). */
+const SUBSCRIBE_TRIES = 3;
+
+/** A step of {@link within} that did not settle in time. */
+class NoAnswerError extends Error {}
 
 /** `promise`, or a rejection once `ms` have passed without it settling (then ignored). */
 function within<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new NoAnswerError(`no answer within ${ms} ms`)), ms);
     timer.unref();
   });
   promise.catch(() => {});
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** `SSUBSCRIBE channel`, sent again when unanswered within a step's timeout (see {@link STEP_TIMEOUT_MS}). */
+async function subscribeConfirmed(sub: Redis | Cluster, channel: string): Promise<void> {
+  for (let tries = 1; ; tries++) {
+    try {
+      await within(sub.ssubscribe(channel), STEP_TIMEOUT_MS);
+      return;
+    } catch (error) {
+      if (tries >= SUBSCRIBE_TRIES || !(error instanceof NoAnswerError)) throw error;
+    }
+  }
 }
 
 /** One user this process serves: its listeners and where live delivery stands. */
@@ -295,7 +316,7 @@ export class RedisEventBus implements EventBus {
       // For a resuming session, the read of what it missed gives that head too.
       const after = options?.readAfter;
       const ready = (leaving ?? Promise.resolve())
-        .then(() => sub.ssubscribe(channel))
+        .then(() => subscribeConfirmed(sub, channel))
         .then(() => (after === undefined ? this.#reader.head(userId) : this.#prefetch(served, after)))
         .then((head) => {
           const at = parseCursor(head);
@@ -360,8 +381,11 @@ export class RedisEventBus implements EventBus {
   async #leave(s: Served, after: Promise<void>): Promise<void> {
     const sub = this.#sub;
     if (!sub || this.#closed) return;
+    // Not waited for past a step's timeout: a new subscribe of the user waits for it. One
+    // that settles later was sent first, to the connection of its slot then: it cannot
+    // undo a later SSUBSCRIBE on that connection, which Redis runs after it.
     const leaving = after
-      .then(() => sub.sunsubscribe(s.channel))
+      .then(() => within(sub.sunsubscribe(s.channel), STEP_TIMEOUT_MS))
       .then(
         () => undefined,
         () => undefined,
@@ -539,8 +563,8 @@ export class RedisEventBus implements EventBus {
           // ioredis emits 'ready' before it sends the SSUBSCRIBEs again: a read made
           // before Redis has taken this user's would miss whatever is published in
           // between. Subscribing again is a no-op for Redis and confirms it.
-          await within(sub.ssubscribe(s.channel), CATCH_UP_STEP_TIMEOUT_MS);
-          await within(this.#readMissed(s), CATCH_UP_STEP_TIMEOUT_MS);
+          await within(sub.ssubscribe(s.channel), STEP_TIMEOUT_MS);
+          await within(this.#readMissed(s), STEP_TIMEOUT_MS);
           if (!s.again) return;
           wait = CATCH_UP_RETRY_MS;
         } catch {
