@@ -25,6 +25,8 @@ module.exports = {
       },
     ],
   },
+  // A fixed seed for property tests under CI (see the file).
+  setupFiles: [require.resolve('./fast-check-seed.js')],
   testTimeout: 30_000,
   // The failures again at the very end of a run, however few files ran: a CI log is
   // often read from its tail, behind the output of the other packages' suites.
