@@ -127,7 +127,11 @@ async function expectEveryEventOrSkip(
     await waitFor(() => want.every((k) => got().includes(k)) || (orSkip && skipped()), `${u}: ${what}`, 20_000).catch(
       (error: unknown) => {
         const missing = want.filter((k) => !got().includes(k));
-        throw new Error(`${String(error)}: ${missing.length} of ${want.length} missing, from ${missing[0]}`);
+        // What the listener was handed, with cursors: a hole in the middle, or a stop at some point.
+        const handed = (seen.get(u) ?? []).map((e, i) => `${got()[i]}@${e.cursor}`);
+        throw new Error(
+          `${String(error)}: ${missing.length} of ${want.length} missing (${missing.join(', ')}); acknowledged ${want.join(', ')}; handed ${handed.join(', ')}`,
+        );
       },
     );
     const numbers = got();

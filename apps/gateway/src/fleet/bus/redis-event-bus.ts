@@ -209,8 +209,8 @@ export class RedisEventBus implements EventBus {
   readonly #leaving = new Map<string, Promise<void>>();
   #sub: Redis | Cluster | undefined;
   #connectedOnce = false;
-  /** A catch-up of every user is due at the next turn (many lost-subscription errors come at once). */
-  #catchUpDue = false;
+  /** A catch-up of every user started in this turn (many lost-subscription errors come at once). */
+  #catchUpStarted = false;
   #clock: () => number = () => performance.now();
   /** {@link #seconds} as of the last tick of {@link #tick}: what a fan-out stamps, without a clock read per event. */
   #nowS = 0;
@@ -412,13 +412,20 @@ export class RedisEventBus implements EventBus {
       // not subscribe them again unless the slot map it reads changes (after a failover
       // there and back between two reads, it does not). Subscribe every user again and
       // read what was missed: one pass for the burst of pushes a failover sends.
+      // The catch-up starts at the first such error, not at the next turn: the live events
+      // read after it in the same chunk must be held behind the read of what was missed.
+      // A subscription the push took for confirmed (ioredis resolves a waiting SSUBSCRIBE with
+      // it) is live only once its real answer comes, and that answer, coming with nothing
+      // waiting, is such an error too: it runs the catch-up again, before the first live event
+      // of the channel, which Redis sends after it.
       sub.on('nodeError', (error: unknown) => {
-        if (!isLostSubscriptionError(error) || this.#catchUpDue) return;
-        this.#catchUpDue = true;
+        if (!isLostSubscriptionError(error) || this.#catchUpStarted || this.#closed) return;
+        // The rest of the burst (one push per channel dropped, all in this turn) adds nothing.
+        this.#catchUpStarted = true;
         setImmediate(() => {
-          this.#catchUpDue = false;
-          if (!this.#closed) this.#catchUp(sub);
+          this.#catchUpStarted = false;
         });
+        this.#catchUp(sub);
       });
     }
     // The message as received (ioredis decodes no string when 'smessage' has no listener):
