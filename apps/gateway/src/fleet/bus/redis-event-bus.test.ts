@@ -2,15 +2,21 @@ import { EventEmitter } from 'node:events';
 import type { RedisClient } from '@livebus/publisher';
 import { RedisEventBus } from './redis-event-bus';
 
+/** A user's stream as the fake Redis holds it: its epoch and its frames (offsets from 1). */
+interface FakeStream {
+  epoch: string;
+  frames: string[];
+}
+
 /**
  * A client as the bus uses it, with a subscriber connection whose SSUBSCRIBE and
  * SUNSUBSCRIBE answer as each test says: `never` is a command ioredis never settles
- * (one answered MOVED, or queued on a connection it dropped). `stream`: the user's stored
- * frames (epoch `e`, offsets from 1), which the head and catch-up reads (the Lua scripts) read.
+ * (one answered MOVED, or queued on a connection it dropped). `stream`: the user's
+ * stream, which the head and catch-up reads (the Lua scripts) read.
  */
 function fakeClient(
   answers: { ssubscribe?: Array<'ok' | 'never'>; sunsubscribe?: Array<'ok' | 'never'> },
-  { cluster = false, stream = [] as string[] } = {},
+  { cluster = false, stream = { epoch: 'e', frames: [] } as FakeStream } = {},
 ) {
   const sent: string[] = [];
   const reply = (command: string, answer: 'ok' | 'never' | undefined) => {
@@ -28,25 +34,34 @@ function fakeClient(
     status: 'ready',
     options: { host: '127.0.0.1', port: 6379 },
     duplicate: () => sub,
-    // EVALSHA sha 2 stream meta ...args: the head read has two args, the read since a cursor six.
+    // EVALSHA sha 2 stream meta ...args: the head read has two args, the read since a cursor six
+    // (its cursor's epoch and offset are the fourth and fifth).
     evalsha: async (...args: unknown[]) => {
-      if (args.length === 6) return ['e', stream.length];
-      const after = Number(args[8]);
-      return ['e', stream.length, 'ok', ...stream.slice(after)];
+      const { epoch, frames } = stream;
+      if (args.length === 6) return [epoch, frames.length];
+      if (args[7] !== epoch) return [epoch, frames.length, 'gap'];
+      return [epoch, frames.length, 'ok', ...frames.slice(Number(args[8]))];
     },
   });
   return { client: client as unknown as RedisClient, sub, sent };
 }
 
-/** The stored frame of event `offset` of epoch `e`, as the publisher's Lua function writes it. */
-const frame = (offset: number) =>
+/** The stored frame of event `offset` of `epoch`, as the publisher's Lua function writes it. */
+const frame = (offset: number, epoch = 'e') =>
   JSON.stringify({
     type: 'event',
-    cursor: `e:${offset}`,
+    cursor: `${epoch}:${offset}`,
     ts: 1,
     event: 'session.notice',
     data: { level: 'info', message: String(offset) },
   });
+
+/** Stores the frame in the fake stream and sends it over the user's channel, as the append function does. */
+function publish(sub: EventEmitter, stream: FakeStream, offset: number): void {
+  const f = frame(offset, stream.epoch);
+  stream.frames.push(f);
+  sub.emit('smessageBuffer', Buffer.from('lb:{u1}:n'), Buffer.from(f));
+}
 
 /** What `promise` settles to, once checked that it was still pending 1 ms before `ms` of the fake clock and settled at `ms`. */
 async function settlesAfter<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -107,25 +122,60 @@ describe('RedisEventBus subscriptions that go unanswered', () => {
   });
 });
 
-describe('RedisEventBus after a Cluster master dropped its subscriptions', () => {
-  it('holds the live events read after the first lost-subscription error, so the catch-up reads what was published before them', async () => {
-    const stream: string[] = [];
+describe('RedisEventBus: a live event that does not follow the position', () => {
+  it('after a lost-subscription error: holds the live events read after it, so the catch-up reads what was published before them', async () => {
+    const stream: FakeStream = { epoch: 'e', frames: [] };
     const { client, sub } = fakeClient({}, { cluster: true, stream });
     const bus = new RedisEventBus(client);
     const offsets: number[] = [];
     await bus.listen('u1', (event) => offsets.push(event.offset), undefined);
-    const channel = 'lb:{u1}:n';
-    stream.push(frame(1));
-    sub.emit('smessageBuffer', Buffer.from(channel), Buffer.from(frame(1)));
+    publish(sub, stream, 1);
     // The master dropped the channel (its SUNSUBSCRIBE push, taken by ioredis for the answer
     // to the catch-up's SSUBSCRIBE, which it resolves too early), event 2 was published while
     // the channel was not subscribed, and event 3 arrives live in the same read as the error
     // the subscription's real answer raises.
-    stream.push(frame(2), frame(3));
+    stream.frames.push(frame(2));
     sub.emit('nodeError', new Error('Command queue state error. Last reply: ssubscribe,lb:{u1}:n,1'));
-    sub.emit('smessageBuffer', Buffer.from(channel), Buffer.from(frame(3)));
+    publish(sub, stream, 3);
     await waitUntil(() => offsets.length === 3);
     expect(offsets).toEqual([1, 2, 3]);
+    await bus.close();
+  });
+
+  it('past a hole: reads the stream first and hands on what it holds, in order, without subscribing again', async () => {
+    const stream: FakeStream = { epoch: 'e', frames: [] };
+    const { client, sub, sent } = fakeClient({}, { cluster: true, stream });
+    const bus = new RedisEventBus(client);
+    const offsets: number[] = [];
+    await bus.listen('u1', (event) => offsets.push(event.offset), undefined);
+    publish(sub, stream, 1);
+    // Events 2 and 3 never came over the channel.
+    stream.frames.push(frame(2), frame(3));
+    publish(sub, stream, 4);
+    publish(sub, stream, 5);
+    await waitUntil(() => offsets.length === 5);
+    expect(offsets).toEqual([1, 2, 3, 4, 5]);
+    expect(sent).toEqual(['ssubscribe lb:{u1}:n']);
+    await bus.close();
+  });
+
+  it('of a stream made anew: reports the old epoch lost, then hands on the new epoch from its start', async () => {
+    const stream: FakeStream = { epoch: 'e', frames: [] };
+    const { client, sub } = fakeClient({}, { cluster: true, stream });
+    const bus = new RedisEventBus(client);
+    const cursors: string[] = [];
+    const lost: string[] = [];
+    bus.onStreamLost((userId, epoch) => lost.push(`${userId}@${epoch}`));
+    await bus.listen('u1', (event) => cursors.push(event.cursor), undefined);
+    publish(sub, stream, 1);
+    // A promoted replica without the user's keys: the next append makes the stream anew.
+    stream.epoch = 'f';
+    stream.frames = [];
+    stream.frames.push(frame(1, 'f'));
+    publish(sub, stream, 2);
+    await waitUntil(() => cursors.length === 3);
+    expect(cursors).toEqual(['e:1', 'f:1', 'f:2']);
+    expect(lost).toEqual(['u1@e']);
     await bus.close();
   });
 });

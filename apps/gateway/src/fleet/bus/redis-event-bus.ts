@@ -469,18 +469,24 @@ export class RedisEventBus implements EventBus {
       // that, at the cost of one reconnect of its user's sessions (which then resume).
       const offset = offsetInEpochBytes(message, epoch);
       if (offset >= 0) {
-        if (offset > s.offset) {
+        if (offset === s.offset + 1) {
           s.offset = offset;
           this.#fanOut(s, new LiveFrame(epoch, offset, undefined, ownBytes(message)));
-        }
+        } else if (offset > s.offset) this.#afterHole(s, message.toString());
         return;
       }
     }
     // Held back (a catch-up) or read the long way: as text, which keeps no view of the read buffer.
-    this.#onMessage(s, message.toString());
+    this.#onMessage(s, message.toString(), true);
   }
 
-  #onMessage(s: Served, message: string): void {
+  /**
+   * A message of the channel, or one held back and now handed on (`live` false). A live
+   * event is handed on at once only when it directly follows the position (the next offset
+   * of its epoch); past a hole, or of another epoch, the stream is read first (see
+   * {@link #afterHole}). A held one is handed on as it is: its catch-up read the stream.
+   */
+  #onMessage(s: Served, message: string, live = false): void {
     if (s.held) {
       s.held.push(message);
       return;
@@ -493,7 +499,9 @@ export class RedisEventBus implements EventBus {
     const epoch = s.epoch;
     const offset = epoch === undefined ? -1 : offsetInEpoch(message, epoch);
     if (offset >= 0) {
-      if (offset > s.offset) {
+      if (offset <= s.offset) return;
+      if (live && offset !== s.offset + 1) this.#afterHole(s, message);
+      else {
         s.offset = offset;
         this.#fanOut(s, new LiveFrame(epoch as string, offset, message));
       }
@@ -501,7 +509,8 @@ export class RedisEventBus implements EventBus {
     }
     const at = readStoredFramePosition(message);
     if (at) {
-      if (this.#isNew(s, at.epoch, at.offset)) this.#fanOut(s, new LiveFrame(at.epoch, at.offset, message));
+      if (live && epoch !== undefined && at.epoch !== epoch) this.#afterHole(s, message);
+      else if (this.#isNew(s, at.epoch, at.offset)) this.#fanOut(s, new LiveFrame(at.epoch, at.offset, message));
       return;
     }
     let event: unknown;
@@ -548,6 +557,24 @@ export class RedisEventBus implements EventBus {
     }
   }
 
+  /**
+   * A live event that does not directly follow the user's position: events in between came
+   * neither live nor in a read (a subscription that was not yet back when its catch-up read
+   * the stream, ioredis having taken a master's push for the SSUBSCRIBE's answer), or the
+   * stream was made anew (a promoted replica or a restarted Redis without the user's keys,
+   * found before any catch-up). The event waits, with the live ones after it, while the
+   * stream is read from the position (what it still has is handed on, in order; a stream made
+   * anew is reported as lost, see {@link #readMissed}), then goes on as a held one. The
+   * subscription is live (the event came over it): no SSUBSCRIBE is sent. Offsets skip at a
+   * failover by design, so each served user costs one such read after a failover.
+   */
+  #afterHole(s: Served, message: string): void {
+    const sub = this.#sub;
+    if (sub === undefined) return;
+    void this.#catchUpUser(sub, s, false);
+    s.held?.push(message);
+  }
+
   // Pub/sub is fire and forget: events published while the subscriber was
   // reconnecting never reach it. Read them from the stream, holding back the
   // live ones meanwhile, so listeners get every event in cursor order.
@@ -558,7 +585,8 @@ export class RedisEventBus implements EventBus {
     }
   }
 
-  async #catchUpUser(sub: Redis | Cluster, s: Served): Promise<void> {
+  /** Reads what the user missed, holding the live events meanwhile. `confirm`: subscribe again first (see the loop). */
+  async #catchUpUser(sub: Redis | Cluster, s: Served, confirm = true): Promise<void> {
     const held: string[] = [];
     s.held = held;
     try {
@@ -570,9 +598,11 @@ export class RedisEventBus implements EventBus {
           // ioredis emits 'ready' before it sends the SSUBSCRIBEs again: a read made
           // before Redis has taken this user's would miss whatever is published in
           // between. Subscribing again is a no-op for Redis and confirms it.
-          await within(sub.ssubscribe(s.channel), STEP_TIMEOUT_MS);
+          if (confirm) await within(sub.ssubscribe(s.channel), STEP_TIMEOUT_MS);
           await within(this.#readMissed(s), STEP_TIMEOUT_MS);
           if (!s.again) return;
+          // Another reconnect or lost subscription meanwhile: confirm the subscription this time.
+          confirm = true;
           wait = CATCH_UP_RETRY_MS;
         } catch {
           // Redis is not back for reads yet (the main client reconnects on its own):
