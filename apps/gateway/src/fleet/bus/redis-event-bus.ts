@@ -632,12 +632,15 @@ export class RedisEventBus implements EventBus {
     const epoch = head?.epoch;
     if (!epoch || !head) return;
     if (epoch === s.epoch) {
-      // Missed events are gone (trimmed, or lost in a failover: the offsets skip).
-      // Hand on the newest event: a session that sees the jump is told to resume
-      // and hears `gap`, now rather than at the user's next event.
+      // Offsets are missing after our position (trimmed, or skipped at a failover, which
+      // may have lost some). Hand on every event the stream still holds after it, in order:
+      // a session sees the jump at the first, is told to resume and hears `gap` (now rather
+      // than at the user's next event), and its resume replays what is retained; a listener
+      // that is not a session gets every event there is (a planned failover skips offsets
+      // and loses nothing).
       if (head.offset <= s.offset) return;
-      const last = await this.#reader.readSince(s.userId, formatCursor(epoch, head.offset - 1));
-      if (last.status === 'resumed') for (const e of last.events) this.#deliver(s, e);
+      const retained = await this.#reader.readRetained(s.userId, formatCursor(epoch, s.offset));
+      if (retained.status === 'resumed') for (const e of retained.events) this.#deliver(s, e);
       return;
     }
     // What the old epoch held after our position is gone, if there was any: the sessions
