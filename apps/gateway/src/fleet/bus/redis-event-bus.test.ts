@@ -15,7 +15,7 @@ interface FakeStream {
  * stream, which the head and catch-up reads (the Lua scripts) read.
  */
 function fakeClient(
-  answers: { ssubscribe?: Array<'ok' | 'never'>; sunsubscribe?: Array<'ok' | 'never'> },
+  answers: { ssubscribe?: Array<'ok' | 'never'>; sunsubscribe?: Array<'ok' | 'never'>; reads?: Array<'ok' | 'fail'> },
   { cluster = false, stream = { epoch: 'e', frames: [] } as FakeStream } = {},
 ) {
   const sent: string[] = [];
@@ -40,6 +40,8 @@ function fakeClient(
       const { epoch, frames } = stream;
       const head = offsetOf(frames.at(-1));
       if (args.length === 6) return [epoch, head];
+      sent.push(`read ${args[7]}:${args[8]}`);
+      if (answers.reads?.shift() === 'fail') throw new Error('CLUSTERDOWN The cluster is down');
       if (args[7] !== epoch) return [epoch, head, 'gap'];
       const after = Number(args[8]);
       const rest = frames.filter((f) => offsetOf(f) > after);
@@ -87,6 +89,19 @@ describe('RedisEventBus subscriptions that go unanswered', () => {
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());
 
+  it('unsubscribes a user whose listen failed unanswered: the tries may still reach Redis', async () => {
+    const { client, sent } = fakeClient({ ssubscribe: ['never', 'never', 'never'] });
+    const bus = new RedisEventBus(client);
+    const listener = () => {};
+    const failed = expect(bus.listen('u1', listener, undefined)).rejects.toThrow('no answer');
+    await jest.advanceTimersByTimeAsync(1_000);
+    const left = bus.unlisten('u1', listener, undefined);
+    await jest.advanceTimersByTimeAsync(15_000);
+    await Promise.all([failed, left]);
+    expect(sent.at(-1)).toBe('sunsubscribe lb:{u1}:n');
+    await bus.close();
+  });
+
   it('sends a listen’s SSUBSCRIBE again when the first goes unanswered, and the listen completes', async () => {
     const { client, sent } = fakeClient({ ssubscribe: ['never', 'ok'] });
     const bus = new RedisEventBus(client);
@@ -130,6 +145,66 @@ describe('RedisEventBus subscriptions that go unanswered', () => {
 });
 
 describe('RedisEventBus: a live event that does not follow the position', () => {
+  it('subscribes again when the subscription was reported lost while a hole was read, and the read failed once', async () => {
+    jest.useFakeTimers();
+    const stream: FakeStream = { epoch: 'e', frames: [] };
+    const { client, sub, sent } = fakeClient({ reads: ['fail'] }, { cluster: true, stream });
+    const bus = new RedisEventBus(client);
+    const offsets: number[] = [];
+    await bus.listen('u1', (event) => offsets.push(event.offset), undefined);
+    publish(sub, stream, 1);
+    stream.frames.push(frame(2));
+    publish(sub, stream, 3);
+    sub.emit('nodeError', new Error('Command queue state error. Last reply: sunsubscribe,lb:{u1}:n,0'));
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(offsets).toEqual([1, 2, 3]);
+    // The read that failed was not the last word on the subscription: it was confirmed before the next.
+    expect(sent.at(-2)).toBe('ssubscribe lb:{u1}:n');
+    expect(sent.at(-1)).toBe('read e:1');
+    await bus.close();
+    jest.useRealTimers();
+  });
+
+  it('never moves the position past what the stream has: a hand-made SPUBLISH far ahead costs two reads and stops nothing', async () => {
+    const stream: FakeStream = { epoch: 'e', frames: [] };
+    const { client, sub, sent } = fakeClient({}, { cluster: true, stream });
+    const bus = new RedisEventBus(client);
+    const offsets: number[] = [];
+    await bus.listen('u1', (event) => offsets.push(event.offset), undefined);
+    publish(sub, stream, 1);
+    sub.emit('smessageBuffer', Buffer.from('lb:{u1}:n'), Buffer.from(frame(999_999)));
+    sub.emit('smessageBuffer', Buffer.from('lb:{u1}:n'), Buffer.from(frame(1, 'x')));
+    await waitUntil(() => sent.length === 3);
+    publish(sub, stream, 2);
+    publish(sub, stream, 3);
+    await waitUntil(() => offsets.length === 3);
+    expect(offsets).toEqual([1, 2, 3]);
+    expect(bus.position('u1')).toBe('e:3');
+    expect(sent).toEqual(['ssubscribe lb:{u1}:n', 'read e:1', 'read e:1']);
+    await bus.close();
+  });
+
+  it('a stream made anew while a hole was being read: the new epoch from its start, nothing of the old after it', async () => {
+    const stream: FakeStream = { epoch: 'e', frames: [] };
+    const { client, sub } = fakeClient({}, { cluster: true, stream });
+    const bus = new RedisEventBus(client);
+    const cursors: string[] = [];
+    const lost: string[] = [];
+    bus.onStreamLost((userId, epoch) => lost.push(`${userId}@${epoch}`));
+    await bus.listen('u1', (event) => cursors.push(event.cursor), undefined);
+    publish(sub, stream, 1);
+    stream.frames.push(frame(2));
+    publish(sub, stream, 3);
+    stream.epoch = 'f';
+    stream.frames = [frame(1, 'f')];
+    publish(sub, stream, 2);
+    await waitUntil(() => cursors.length === 3);
+    expect(cursors).toEqual(['e:1', 'f:1', 'f:2']);
+    expect(lost).toEqual(['u1@e']);
+    expect(bus.position('u1')).toBe('f:2');
+    await bus.close();
+  });
+
   it('after a lost-subscription error: holds the live events read after it, so the catch-up reads what was published before them', async () => {
     const stream: FakeStream = { epoch: 'e', frames: [] };
     const { client, sub } = fakeClient({}, { cluster: true, stream });
@@ -162,7 +237,7 @@ describe('RedisEventBus: a live event that does not follow the position', () => 
     publish(sub, stream, 5);
     await waitUntil(() => offsets.length === 5);
     expect(offsets).toEqual([1, 2, 3, 4, 5]);
-    expect(sent).toEqual(['ssubscribe lb:{u1}:n']);
+    expect(sent).toEqual(['ssubscribe lb:{u1}:n', 'read e:1']);
     await bus.close();
   });
 

@@ -109,6 +109,12 @@ async function subscribeConfirmed(sub: Redis | Cluster, channel: string): Promis
   }
 }
 
+/** Where a message handed to `#onMessage` comes from: the channel, a catch-up's hold, or a second catch-up's hold. */
+const LIVE = 0;
+const HELD = 1;
+const LAST_LOOK = 2;
+type MessageSource = typeof LIVE | typeof HELD | typeof LAST_LOOK;
+
 /** One user this process serves: its listeners and where live delivery stands. */
 interface Served {
   userId: string;
@@ -384,7 +390,11 @@ export class RedisEventBus implements EventBus {
     // Not waited for past a step's timeout: a new subscribe of the user waits for it. One
     // that settles later was sent first, to the connection of its slot then: it cannot
     // undo a later SSUBSCRIBE on that connection, which Redis runs after it.
+    // Sent whether the subscription was confirmed or not: tries of an SSUBSCRIBE that went
+    // unanswered may still reach Redis, and ioredis keeps the channel in its list to subscribe
+    // again on a new master until a SUNSUBSCRIBE takes it out.
     const leaving = after
+      .catch(() => {})
       .then(() => within(sub.sunsubscribe(s.channel), STEP_TIMEOUT_MS))
       .then(
         () => undefined,
@@ -472,21 +482,26 @@ export class RedisEventBus implements EventBus {
         if (offset === s.offset + 1) {
           s.offset = offset;
           this.#fanOut(s, new LiveFrame(epoch, offset, undefined, ownBytes(message)));
-        } else if (offset > s.offset) this.#afterHole(s, message.toString());
+        } else if (offset > s.offset) this.#afterHole(s, message.toString(), false);
         return;
       }
     }
     // Held back (a catch-up) or read the long way: as text, which keeps no view of the read buffer.
-    this.#onMessage(s, message.toString(), true);
+    this.#onMessage(s, message.toString(), LIVE);
   }
 
   /**
-   * A message of the channel, or one held back and now handed on (`live` false). A live
-   * event is handed on at once only when it directly follows the position (the next offset
-   * of its epoch); past a hole, or of another epoch, the stream is read first (see
-   * {@link #afterHole}). A held one is handed on as it is: its catch-up read the stream.
+   * A message of the channel (`LIVE`), or one held back during a catch-up and now handed on.
+   * An event is handed on only when it directly follows the position (the next offset of its
+   * epoch). A live one past a hole, or of another epoch, waits while the stream is read (see
+   * {@link #afterHole}). A held one that does not follow the position after its catch-up's
+   * read was published after that read past a hole, or is of an epoch made anew since, or of
+   * the epoch the read found replaced, or was never in the stream (a hand-made SPUBLISH): it
+   * gets one more read (`HELD`), and is dropped if it still does not follow (`LAST_LOOK`), so
+   * no frame can make the bus read forever, and none moves the position past what the
+   * stream has.
    */
-  #onMessage(s: Served, message: string, live = false): void {
+  #onMessage(s: Served, message: string, from: MessageSource): void {
     if (s.held) {
       s.held.push(message);
       return;
@@ -499,18 +514,18 @@ export class RedisEventBus implements EventBus {
     const epoch = s.epoch;
     const offset = epoch === undefined ? -1 : offsetInEpoch(message, epoch);
     if (offset >= 0) {
-      if (offset <= s.offset) return;
-      if (live && offset !== s.offset + 1) this.#afterHole(s, message);
-      else {
+      if (offset === s.offset + 1) {
         s.offset = offset;
         this.#fanOut(s, new LiveFrame(epoch as string, offset, message));
-      }
+      } else if (offset > s.offset && from !== LAST_LOOK) this.#afterHole(s, message, from === HELD);
       return;
     }
     const at = readStoredFramePosition(message);
     if (at) {
-      if (live && epoch !== undefined && at.epoch !== epoch) this.#afterHole(s, message);
-      else if (this.#isNew(s, at.epoch, at.offset)) this.#fanOut(s, new LiveFrame(at.epoch, at.offset, message));
+      if (epoch === undefined) {
+        // Before the position is known (the subscription's head read is under way).
+        if (this.#isNew(s, at.epoch, at.offset)) this.#fanOut(s, new LiveFrame(at.epoch, at.offset, message));
+      } else if (at.epoch !== epoch && from !== LAST_LOOK) this.#afterHole(s, message, from === HELD);
       return;
     }
     let event: unknown;
@@ -568,10 +583,10 @@ export class RedisEventBus implements EventBus {
    * subscription is live (the event came over it): no SSUBSCRIBE is sent. Offsets skip at a
    * failover by design, so each served user costs one such read after a failover.
    */
-  #afterHole(s: Served, message: string): void {
+  #afterHole(s: Served, message: string, lastLook: boolean): void {
     const sub = this.#sub;
     if (sub === undefined) return;
-    void this.#catchUpUser(sub, s, false);
+    void this.#catchUpUser(sub, s, false, lastLook);
     s.held?.push(message);
   }
 
@@ -585,28 +600,39 @@ export class RedisEventBus implements EventBus {
     }
   }
 
-  /** Reads what the user missed, holding the live events meanwhile. `confirm`: subscribe again first (see the loop). */
-  async #catchUpUser(sub: Redis | Cluster, s: Served, confirm = true): Promise<void> {
+  /**
+   * Reads what the user missed, holding the live events meanwhile, then hands on the held
+   * ones that follow the position. `confirm`: subscribe again first (see the loop); always
+   * so after a failed step or another reconnect or lost subscription meanwhile.
+   */
+  async #catchUpUser(sub: Redis | Cluster, s: Served, confirm = true, lastLook = false): Promise<void> {
     const held: string[] = [];
     s.held = held;
+    let attempt = 0;
     try {
       await s.ready;
       let wait = CATCH_UP_RETRY_MS;
       while (!this.#closed && this.#byChannel.get(s.channel) === s) {
+        if (s.again) confirm = true;
         s.again = false;
+        const mine = ++attempt;
         try {
           // ioredis emits 'ready' before it sends the SSUBSCRIBEs again: a read made
           // before Redis has taken this user's would miss whatever is published in
           // between. Subscribing again is a no-op for Redis and confirms it.
           if (confirm) await within(sub.ssubscribe(s.channel), STEP_TIMEOUT_MS);
-          await within(this.#readMissed(s), STEP_TIMEOUT_MS);
+          // A read that timed out and answers later hands on nothing: the next try reads again.
+          await within(
+            this.#readMissed(s, () => attempt === mine && s.held === held),
+            STEP_TIMEOUT_MS,
+          );
           if (!s.again) return;
-          // Another reconnect or lost subscription meanwhile: confirm the subscription this time.
-          confirm = true;
           wait = CATCH_UP_RETRY_MS;
         } catch {
           // Redis is not back for reads yet (the main client reconnects on its own):
-          // try again, holding the live events, rather than lose what was missed.
+          // try again, holding the live events, rather than lose what was missed. The
+          // subscription may have gone with it: confirmed on the next try.
+          confirm = true;
           await delay(wait);
           wait = Math.min(CATCH_UP_RETRY_MAX_MS, wait * 2);
         }
@@ -614,14 +640,23 @@ export class RedisEventBus implements EventBus {
     } catch {
       // The subscription itself failed: the user is no longer served.
     } finally {
+      attempt = -1;
       s.held = undefined;
-      if (this.#byChannel.get(s.channel) === s) for (const message of held) this.#onMessage(s, message);
+      const from = lastLook ? LAST_LOOK : HELD;
+      // A held event that starts another read moves the rest of these into that one's hold.
+      if (this.#byChannel.get(s.channel) === s) for (const message of held) this.#onMessage(s, message, from);
     }
   }
 
-  async #readMissed(s: Served): Promise<void> {
+  /**
+   * Reads the stream from the user's position and hands on what it holds after it.
+   * `current`: false once this read no longer counts (its step timed out, its catch-up
+   * ended); checked after each Redis call, before anything is handed on or told.
+   */
+  async #readMissed(s: Served, current: () => boolean): Promise<void> {
     if (s.epoch === undefined) return;
     const read = await this.#reader.readSince(s.userId, formatCursor(s.epoch, s.offset));
+    if (!current()) return;
     if (read.status === 'resumed') {
       for (const e of read.events) this.#deliver(s, e);
       return;
@@ -640,7 +675,7 @@ export class RedisEventBus implements EventBus {
       // and loses nothing).
       if (head.offset <= s.offset) return;
       const retained = await this.#reader.readRetained(s.userId, formatCursor(epoch, s.offset));
-      if (retained.status === 'resumed') for (const e of retained.events) this.#deliver(s, e);
+      if (current() && retained.status === 'resumed') for (const e of retained.events) this.#deliver(s, e);
       return;
     }
     // What the old epoch held after our position is gone, if there was any: the sessions
@@ -659,7 +694,7 @@ export class RedisEventBus implements EventBus {
       }
     }
     const fresh = await this.#reader.readSince(s.userId, formatCursor(epoch, 0));
-    if (fresh.status === 'resumed') for (const e of fresh.events) this.#deliver(s, e);
+    if (current() && fresh.status === 'resumed') for (const e of fresh.events) this.#deliver(s, e);
   }
 
   /** Whole seconds of the bus's clock (a small integer: no number object per update). */
