@@ -144,20 +144,32 @@ describe('RedisEventBus subscriptions that go unanswered', () => {
   });
 });
 
+/**
+ * A bus on a fake cluster client serving user `u1`, whose listener recorded every event
+ * handed on (`cursors`, `offsets`) and every stream reported lost (`lost`), after event 1
+ * of epoch `e` came live.
+ */
+async function servedUser(answers: Parameters<typeof fakeClient>[0] = {}) {
+  const stream: FakeStream = { epoch: 'e', frames: [] };
+  const { client, sub, sent } = fakeClient(answers, { cluster: true, stream });
+  const bus = new RedisEventBus(client);
+  const cursors: string[] = [];
+  const lost: string[] = [];
+  bus.onStreamLost((userId, epoch) => lost.push(`${userId}@${epoch}`));
+  await bus.listen('u1', (event) => cursors.push(event.cursor), undefined);
+  publish(sub, stream, 1);
+  return { stream, sub, sent, bus, cursors, lost, offsets: () => cursors.map((c) => Number(c.split(':')[1])) };
+}
+
 describe('RedisEventBus: a live event that does not follow the position', () => {
   it('subscribes again when the subscription was reported lost while a hole was read, and the read failed once', async () => {
     jest.useFakeTimers();
-    const stream: FakeStream = { epoch: 'e', frames: [] };
-    const { client, sub, sent } = fakeClient({ reads: ['fail'] }, { cluster: true, stream });
-    const bus = new RedisEventBus(client);
-    const offsets: number[] = [];
-    await bus.listen('u1', (event) => offsets.push(event.offset), undefined);
-    publish(sub, stream, 1);
+    const { stream, sub, sent, bus, offsets } = await servedUser({ reads: ['fail'] });
     stream.frames.push(frame(2));
     publish(sub, stream, 3);
     sub.emit('nodeError', new Error('Command queue state error. Last reply: sunsubscribe,lb:{u1}:n,0'));
     await jest.advanceTimersByTimeAsync(1_000);
-    expect(offsets).toEqual([1, 2, 3]);
+    expect(offsets()).toEqual([1, 2, 3]);
     // The read that failed was not the last word on the subscription: it was confirmed before the next.
     expect(sent.at(-2)).toBe('ssubscribe lb:{u1}:n');
     expect(sent.at(-1)).toBe('read e:1');
@@ -166,33 +178,21 @@ describe('RedisEventBus: a live event that does not follow the position', () => 
   });
 
   it('never moves the position past what the stream has: a hand-made SPUBLISH far ahead costs two reads and stops nothing', async () => {
-    const stream: FakeStream = { epoch: 'e', frames: [] };
-    const { client, sub, sent } = fakeClient({}, { cluster: true, stream });
-    const bus = new RedisEventBus(client);
-    const offsets: number[] = [];
-    await bus.listen('u1', (event) => offsets.push(event.offset), undefined);
-    publish(sub, stream, 1);
+    const { stream, sub, sent, bus, offsets } = await servedUser();
     sub.emit('smessageBuffer', Buffer.from('lb:{u1}:n'), Buffer.from(frame(999_999)));
     sub.emit('smessageBuffer', Buffer.from('lb:{u1}:n'), Buffer.from(frame(1, 'x')));
     await waitUntil(() => sent.length === 3);
     publish(sub, stream, 2);
     publish(sub, stream, 3);
-    await waitUntil(() => offsets.length === 3);
-    expect(offsets).toEqual([1, 2, 3]);
+    await waitUntil(() => offsets().length === 3);
+    expect(offsets()).toEqual([1, 2, 3]);
     expect(bus.position('u1')).toBe('e:3');
     expect(sent).toEqual(['ssubscribe lb:{u1}:n', 'read e:1', 'read e:1']);
     await bus.close();
   });
 
   it('a stream made anew while a hole was being read: the new epoch from its start, nothing of the old after it', async () => {
-    const stream: FakeStream = { epoch: 'e', frames: [] };
-    const { client, sub } = fakeClient({}, { cluster: true, stream });
-    const bus = new RedisEventBus(client);
-    const cursors: string[] = [];
-    const lost: string[] = [];
-    bus.onStreamLost((userId, epoch) => lost.push(`${userId}@${epoch}`));
-    await bus.listen('u1', (event) => cursors.push(event.cursor), undefined);
-    publish(sub, stream, 1);
+    const { stream, sub, bus, cursors, lost } = await servedUser();
     stream.frames.push(frame(2));
     publish(sub, stream, 3);
     stream.epoch = 'f';
@@ -206,12 +206,7 @@ describe('RedisEventBus: a live event that does not follow the position', () => 
   });
 
   it('after a lost-subscription error: holds the live events read after it, so the catch-up reads what was published before them', async () => {
-    const stream: FakeStream = { epoch: 'e', frames: [] };
-    const { client, sub } = fakeClient({}, { cluster: true, stream });
-    const bus = new RedisEventBus(client);
-    const offsets: number[] = [];
-    await bus.listen('u1', (event) => offsets.push(event.offset), undefined);
-    publish(sub, stream, 1);
+    const { stream, sub, bus, offsets } = await servedUser();
     // The master dropped the channel (its SUNSUBSCRIBE push, taken by ioredis for the answer
     // to the catch-up's SSUBSCRIBE, which it resolves too early), event 2 was published while
     // the channel was not subscribed, and event 3 arrives live in the same read as the error
@@ -219,52 +214,35 @@ describe('RedisEventBus: a live event that does not follow the position', () => 
     stream.frames.push(frame(2));
     sub.emit('nodeError', new Error('Command queue state error. Last reply: ssubscribe,lb:{u1}:n,1'));
     publish(sub, stream, 3);
-    await waitUntil(() => offsets.length === 3);
-    expect(offsets).toEqual([1, 2, 3]);
+    await waitUntil(() => offsets().length === 3);
+    expect(offsets()).toEqual([1, 2, 3]);
     await bus.close();
   });
 
   it('past a hole: reads the stream first and hands on what it holds, in order, without subscribing again', async () => {
-    const stream: FakeStream = { epoch: 'e', frames: [] };
-    const { client, sub, sent } = fakeClient({}, { cluster: true, stream });
-    const bus = new RedisEventBus(client);
-    const offsets: number[] = [];
-    await bus.listen('u1', (event) => offsets.push(event.offset), undefined);
-    publish(sub, stream, 1);
+    const { stream, sub, sent, bus, offsets } = await servedUser();
     // Events 2 and 3 never came over the channel.
     stream.frames.push(frame(2), frame(3));
     publish(sub, stream, 4);
     publish(sub, stream, 5);
-    await waitUntil(() => offsets.length === 5);
-    expect(offsets).toEqual([1, 2, 3, 4, 5]);
+    await waitUntil(() => offsets().length === 5);
+    expect(offsets()).toEqual([1, 2, 3, 4, 5]);
     expect(sent).toEqual(['ssubscribe lb:{u1}:n', 'read e:1']);
     await bus.close();
   });
 
   it('past a hole the stream has too (the offset skip at a failover): hands on every event it holds after the position', async () => {
-    const stream: FakeStream = { epoch: 'e', frames: [] };
-    const { client, sub } = fakeClient({}, { cluster: true, stream });
-    const bus = new RedisEventBus(client);
-    const offsets: number[] = [];
-    await bus.listen('u1', (event) => offsets.push(event.offset), undefined);
-    publish(sub, stream, 1);
+    const { stream, sub, bus, offsets } = await servedUser();
     // A planned failover: the new master's first append skips ahead; 1 000 001 never came live.
     stream.frames.push(frame(1_000_001));
     publish(sub, stream, 1_000_002);
-    await waitUntil(() => offsets.length === 3);
-    expect(offsets).toEqual([1, 1_000_001, 1_000_002]);
+    await waitUntil(() => offsets().length === 3);
+    expect(offsets()).toEqual([1, 1_000_001, 1_000_002]);
     await bus.close();
   });
 
   it('of a stream made anew: reports the old epoch lost, then hands on the new epoch from its start', async () => {
-    const stream: FakeStream = { epoch: 'e', frames: [] };
-    const { client, sub } = fakeClient({}, { cluster: true, stream });
-    const bus = new RedisEventBus(client);
-    const cursors: string[] = [];
-    const lost: string[] = [];
-    bus.onStreamLost((userId, epoch) => lost.push(`${userId}@${epoch}`));
-    await bus.listen('u1', (event) => cursors.push(event.cursor), undefined);
-    publish(sub, stream, 1);
+    const { stream, sub, bus, cursors, lost } = await servedUser();
     // A promoted replica without the user's keys: the next append makes the stream anew.
     stream.epoch = 'f';
     stream.frames = [];
