@@ -84,6 +84,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     pendingDetaches: () => listeners.counters().pendingDetaches,
     retainedBytes: () => bus.stats().retainedBytes,
     eventsDelivered: () => hub.deliveredCount,
+    busCatchUps: () => bus.stats().catchUps,
   });
   countHooks(hooks, metrics);
   registerListenerMetrics(metrics.registry, () => listeners.sourceStats());

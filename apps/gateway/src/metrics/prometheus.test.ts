@@ -1,8 +1,8 @@
 import { type GatewayHookEvents, Hooks } from '../hooks';
-import { countHooks, createMetrics } from './prometheus';
+import { countHooks, createMetrics, type GaugeSources } from './prometheus';
 
-/** Metrics whose gauges all read 0: the counters are what these tests look at. */
-function idleMetrics() {
+/** Metrics whose gauges all read 0 (but for `sources`): the counters are what these tests look at. */
+function idleMetrics(sources: Partial<GaugeSources> = {}) {
   const zero = () => 0;
   return createMetrics({
     connections: zero,
@@ -13,6 +13,7 @@ function idleMetrics() {
     pendingDetaches: zero,
     retainedBytes: zero,
     eventsDelivered: zero,
+    ...sources,
   });
 }
 
@@ -72,5 +73,20 @@ describe('countHooks', () => {
       (await metrics.reconnects.get()).values.map((v) => [String(v.labels.outcome), v.value]),
     );
     expect(counted).toEqual({ resumed: 3, gap: 1 });
+  });
+});
+
+describe('livebus_bus_catch_ups_total', () => {
+  it('counts what the bus counted since the last scrape, by reason', async () => {
+    const catchUps = { subscription: 2, hole: 0 };
+    const metrics = idleMetrics({ busCatchUps: () => catchUps });
+    const scrape = async () => {
+      const metric = await metrics.registry.getSingleMetric('livebus_bus_catch_ups_total')?.get();
+      return Object.fromEntries((metric?.values ?? []).map((v) => [String(v.labels.reason), v.value]));
+    };
+    expect(await scrape()).toEqual({ subscription: 2 });
+    catchUps.subscription = 5;
+    catchUps.hole = 3;
+    expect(await scrape()).toEqual({ subscription: 5, hole: 3 });
   });
 });

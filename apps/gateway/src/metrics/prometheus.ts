@@ -13,6 +13,8 @@ export interface GaugeSources {
   retainedBytes: () => number;
   /** Event frames written to sessions since start: counted by the fan-out, read at scrape time. */
   eventsDelivered: () => number;
+  /** The event bus's reads for its live delivery since start, by cause (absent: a bus that makes none). */
+  busCatchUps?: () => { subscription: number; hole: number } | undefined;
 }
 
 /** The gateway's Prometheus metrics (GET /metrics). Labels never carry user ids. */
@@ -48,6 +50,22 @@ export function createMetrics(sources: GaugeSources): GatewayMetrics {
   gauge('livebus_workflow_listeners', 'Workflow listeners (WORKFLOW.watch)', sources.workflowListeners);
   gauge('livebus_pending_detaches', 'Users waiting for their detach delay', sources.pendingDetaches);
   gauge('livebus_retained_bytes', 'Bytes of events retained in this process for resume', sources.retainedBytes);
+  // Counted by the bus in plain numbers, read at scrape time.
+  const catchUpsSeen = { subscription: 0, hole: 0 };
+  new Counter({
+    name: 'livebus_bus_catch_ups_total',
+    help: "Reads of a user's stream for live delivery: the subscription came back or was lost (subscription), or a live event skipped offsets (hole)",
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      const now = sources.busCatchUps?.();
+      if (!now) return;
+      for (const reason of ['subscription', 'hole'] as const) {
+        if (now[reason] > catchUpsSeen[reason]) this.inc({ reason }, now[reason] - catchUpsSeen[reason]);
+        catchUpsSeen[reason] = now[reason];
+      }
+    },
+  });
   // Fan-out counts deliveries in a plain number; a prom-client increment per frame cost more than the check before it.
   let deliveredSeen = 0;
   let started = false;

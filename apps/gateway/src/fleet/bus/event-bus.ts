@@ -86,6 +86,13 @@ export interface EventBusStats {
   retainedBytes: number;
   /** Per-user streams this process holds in memory or is subscribed to. */
   streams: number;
+  /**
+   * Reads of a user's stream the bus made for its live delivery since start (a bus whose
+   * delivery can miss events: Redis). `subscription`: the subscription came back or was
+   * reported lost (a reconnect, a failover); `hole`: a live event did not directly follow
+   * the last one handed on (the offset skip at a failover, or events the subscription missed).
+   */
+  catchUps?: { subscription: number; hole: number };
 }
 
 /**

@@ -216,6 +216,8 @@ describe('RedisEventBus: a live event that does not follow the position', () => 
     publish(sub, stream, 3);
     await waitUntil(() => offsets().length === 3);
     expect(offsets()).toEqual([1, 2, 3]);
+    // One catch-up, started by the error: event 3 waited in its hold, and started no read of its own.
+    expect(bus.stats().catchUps).toEqual({ subscription: 1, hole: 0 });
     await bus.close();
   });
 
@@ -228,6 +230,7 @@ describe('RedisEventBus: a live event that does not follow the position', () => 
     await waitUntil(() => offsets().length === 5);
     expect(offsets()).toEqual([1, 2, 3, 4, 5]);
     expect(sent).toEqual(['ssubscribe lb:{u1}:n', 'read e:1']);
+    expect(bus.stats().catchUps).toEqual({ subscription: 0, hole: 1 });
     await bus.close();
   });
 

@@ -226,6 +226,9 @@ export class RedisEventBus implements EventBus {
   /** Told of each user whose stream a catch-up found made anew ({@link EventBus.onStreamLost}). */
   readonly #streamLost: Array<(userId: string, epoch: string) => void> = [];
   #closed = false;
+  /** Catch-ups started since start, by cause ({@link EventBusStats.catchUps}). */
+  #catchUpsForSubscription = 0;
+  #catchUpsForHole = 0;
 
   constructor(client: RedisClient, options: RedisEventBusOptions = {}) {
     const { ownsClient = false, outbox, clock, ...retention } = options;
@@ -586,6 +589,7 @@ export class RedisEventBus implements EventBus {
   #afterHole(s: Served, message: string, lastLook: boolean): void {
     const sub = this.#sub;
     if (sub === undefined) return;
+    this.#catchUpsForHole++;
     void this.#catchUpUser(sub, s, false, lastLook);
     s.held?.push(message);
   }
@@ -596,7 +600,10 @@ export class RedisEventBus implements EventBus {
   #catchUp(sub: Redis | Cluster): void {
     for (const s of this.#byChannel.values()) {
       if (s.held) s.again = true;
-      else void this.#catchUpUser(sub, s);
+      else {
+        this.#catchUpsForSubscription++;
+        void this.#catchUpUser(sub, s);
+      }
     }
   }
 
@@ -708,7 +715,11 @@ export class RedisEventBus implements EventBus {
 
   stats(): EventBusStats {
     // Retained events live in Redis: this process holds none of them.
-    return { retainedBytes: 0, streams: this.#byChannel.size };
+    return {
+      retainedBytes: 0,
+      streams: this.#byChannel.size,
+      catchUps: { subscription: this.#catchUpsForSubscription, hole: this.#catchUpsForHole },
+    };
   }
 
   async close(): Promise<void> {
