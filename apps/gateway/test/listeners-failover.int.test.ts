@@ -142,6 +142,9 @@ function tab(url: string, uid: string) {
   let cursor: string | undefined;
   let current: TestClient | undefined;
   let stopped = false;
+  // Hellos that failed, the last failure, and how each socket closed: for a run that went wrong.
+  const failures: string[] = [];
+  const closes: string[] = [];
   const open = async (): Promise<void> => {
     for (;;) {
       try {
@@ -162,11 +165,13 @@ function tab(url: string, uid: string) {
               changes.push(e.data as { path: string; change: string; initial?: boolean });
           }
         });
-        void client.closed.then(() => {
+        void client.closed.then(({ code, reason }) => {
+          closes.push(`${code} ${reason}`);
           if (!stopped) void sleep(50).then(open);
         });
         return;
-      } catch {
+      } catch (error) {
+        failures.push(String(error));
         if (stopped) return;
         await sleep(100);
       }
@@ -178,6 +183,7 @@ function tab(url: string, uid: string) {
     cursor: () => cursor,
     resumes: () => resumes,
     isOpen: () => current?.ws.readyState === 1,
+    attempts: () => ({ failed: failures.length, lastFailure: failures.at(-1), closes: closes.slice(-5) }),
     open,
     close: async () => {
       stopped = true;
@@ -306,6 +312,7 @@ async function writeThrough(
           resumes: t.resumes(),
           gaps: t.gaps(),
           open: t.isOpen(),
+          attempts: t.attempts(),
           published: published.map((m) => `${m.instance}@${(m as { cursor: string }).cursor}`),
           streamTail: [...cursors].slice(-8),
           // Where each gateway's live delivery of the user stands, and its sessions of the user.
