@@ -1,10 +1,10 @@
-import { type AppEvent, CloseCode } from '@livebus/protocol';
+import { type AppEvent, CloseCode, type NoticeFrame } from '@livebus/protocol';
 import { type LiveEvent, liveEventOf } from '../fleet/bus/event-bus';
 import { LiveFrame } from '../fleet/bus/live-frame';
 import { MemoryEventBus } from '../fleet/bus/memory-event-bus';
 import type { Logger } from '../logger';
 import { Connection, Session } from './session';
-import { SessionHub } from './session-hub';
+import { SessionHub, STREAM_LOST_SPREAD_MS } from './session-hub';
 import type { GatewaySocket } from './socket';
 
 const note = (n: number): AppEvent => ({ event: 'session.notice', data: { level: 'info', message: String(n) } });
@@ -140,9 +140,15 @@ describe('SessionHub', () => {
     }
     tell?.('u', 'ep-old');
     expect([old.closed, fresh.closed, elsewhere.closed]).toEqual([[CloseCode.ServiceRestart], [], []]);
+    // A reconnect hint first, spread over STREAM_LOST_SPREAD_MS (the whole fleet may be told at once).
+    const notices = old.sent.map((f) => JSON.parse(f) as NoticeFrame);
+    expect(notices).toEqual([expect.objectContaining({ type: 'notice', kind: 'reconnect' })]);
+    expect(notices[0]?.reconnect_after_ms).toBeGreaterThanOrEqual(0);
+    expect(notices[0]?.reconnect_after_ms).toBeLessThan(STREAM_LOST_SPREAD_MS);
     // Told again (another catch-up): a session closing already is not closed twice.
     tell?.('u', 'ep-old');
     expect(old.closed).toEqual([CloseCode.ServiceRestart]);
+    expect(old.sent).toHaveLength(1);
     await lossy.close();
   });
 

@@ -5,6 +5,12 @@ import type { DeliveryLatency } from '../metrics/delivery-latency';
 import type { Connection, Session } from './session';
 
 /** Options of {@link SessionHub}. */
+/**
+ * Over how long the sessions of a stream found made anew are told to reconnect (a uniform
+ * hint in [0, this)): when Redis comes back empty, that is nearly every session of the fleet.
+ */
+export const STREAM_LOST_SPREAD_MS = 5_000;
+
 export interface SessionHubOptions {
   bus: EventBus;
   logger: Logger;
@@ -337,7 +343,18 @@ export class SessionHub {
     for (const session of s instanceof Map ? [...s.values()] : [s]) {
       if (session.epoch !== epoch) continue;
       try {
-        this.#resume(session.connection, session, undefined);
+        // Redis restarted empty makes every session of the fleet with a recent event resume
+        // within about a second: a hint spreads their reconnects, as a shutdown's does.
+        const conn = session.connection;
+        if (!conn.localCloseReason) {
+          conn.send({
+            type: 'notice',
+            kind: 'reconnect',
+            message: 'events may have been lost: resume',
+            reconnect_after_ms: Math.floor(Math.random() * STREAM_LOST_SPREAD_MS),
+          });
+        }
+        this.#resume(conn, session, undefined);
       } catch (error) {
         // The others of the user must still hear it.
         this.#o.logger.error('ws_handler_error', { where: 'stream_lost', uid, error: String(error) });
