@@ -180,8 +180,9 @@ ${appEventExamples.map((e) => json(e)).join('\n\n')}
 \`ws_disconnect\` logs use it); \`policy\` is what a client does next:
 \`reconnect\` with jittered backoff, \`refresh_token\` (reconnect at once with a fresh token;
 stop if that one is refused too), or \`stop\`.
-A close 1012 is preceded by a \`notice\` frame whose \`reconnect_after_ms\` the
-client waits before reconnecting.
+A close 1012 of a shutdown, or of a stream made anew (Redis came back empty), is preceded
+by a \`notice\` frame whose \`reconnect_after_ms\` the client waits before reconnecting; a
+1012 without one (a session that missed events) reconnects with the client's jittered backoff.
 
 | code | name | reason | policy |
 |---|---|---|---|
