@@ -82,9 +82,8 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     listeners: () => listeners.counters().attached,
     workflowListeners: () => listeners.counters().workflows,
     pendingDetaches: () => listeners.counters().pendingDetaches,
-    retainedBytes: () => bus.stats().retainedBytes,
+    bus: () => bus.stats(),
     eventsDelivered: () => hub.deliveredCount,
-    busCatchUps: () => bus.stats().catchUps,
   });
   countHooks(hooks, metrics);
   registerListenerMetrics(metrics.registry, () => listeners.sourceStats());

@@ -160,7 +160,7 @@ export function startCore(overrides: Partial<GatewayConfig> = {}, options: CoreH
     listeners: zero,
     workflowListeners: zero,
     pendingDetaches: zero,
-    retainedBytes: zero,
+    bus: () => ({ retainedBytes: 0 }),
     eventsDelivered: zero,
   });
   countHooks(hooks, metrics);

@@ -11,7 +11,7 @@ function idleMetrics(sources: Partial<GaugeSources> = {}) {
     listeners: zero,
     workflowListeners: zero,
     pendingDetaches: zero,
-    retainedBytes: zero,
+    bus: () => ({ retainedBytes: 0 }),
     eventsDelivered: zero,
     ...sources,
   });
@@ -79,7 +79,7 @@ describe('countHooks', () => {
 describe('livebus_bus_catch_ups_total', () => {
   it('counts what the bus counted since the last scrape, by reason', async () => {
     const catchUps = { subscription: 2, hole: 0 };
-    const metrics = idleMetrics({ busCatchUps: () => catchUps });
+    const metrics = idleMetrics({ bus: () => ({ retainedBytes: 0, catchUps }) });
     const scrape = async () => {
       const metric = await metrics.registry.getSingleMetric('livebus_bus_catch_ups_total')?.get();
       return Object.fromEntries((metric?.values ?? []).map((v) => [String(v.labels.reason), v.value]));

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { EventBusStats } from '../fleet/bus/event-bus';
 import type { GatewayHooks } from '../hooks';
 
 /** Live values read at scrape time. */
@@ -9,12 +10,10 @@ export interface GaugeSources {
   listeners: () => number;
   workflowListeners: () => number;
   pendingDetaches: () => number;
-  /** Bytes of events this process retains for resume (0 where Redis holds them). */
-  retainedBytes: () => number;
+  /** The event bus's figures: bytes it retains for resume (0 where Redis holds them), its catch-up reads. */
+  bus: () => Pick<EventBusStats, 'retainedBytes' | 'catchUps'>;
   /** Event frames written to sessions since start: counted by the fan-out, read at scrape time. */
   eventsDelivered: () => number;
-  /** The event bus's reads for its live delivery since start, by cause (absent: a bus that makes none). */
-  busCatchUps?: () => { subscription: number; hole: number } | undefined;
 }
 
 /** The gateway's Prometheus metrics (GET /metrics). Labels never carry user ids. */
@@ -49,7 +48,11 @@ export function createMetrics(sources: GaugeSources): GatewayMetrics {
   gauge('livebus_listeners_attached', 'Users whose listener set is attached', sources.listeners);
   gauge('livebus_workflow_listeners', 'Workflow listeners (WORKFLOW.watch)', sources.workflowListeners);
   gauge('livebus_pending_detaches', 'Users waiting for their detach delay', sources.pendingDetaches);
-  gauge('livebus_retained_bytes', 'Bytes of events retained in this process for resume', sources.retainedBytes);
+  gauge(
+    'livebus_retained_bytes',
+    'Bytes of events retained in this process for resume',
+    () => sources.bus().retainedBytes,
+  );
   // Counted by the bus in plain numbers, read at scrape time.
   const catchUpsSeen = { subscription: 0, hole: 0 };
   new Counter({
@@ -58,7 +61,8 @@ export function createMetrics(sources: GaugeSources): GatewayMetrics {
     labelNames: ['reason'],
     registers: [registry],
     collect() {
-      const now = sources.busCatchUps?.();
+      // Absent for a bus that makes no catch-up reads (the in-memory one).
+      const now = sources.bus().catchUps;
       if (!now) return;
       for (const reason of ['subscription', 'hole'] as const) {
         if (now[reason] > catchUpsSeen[reason]) this.inc({ reason }, now[reason] - catchUpsSeen[reason]);
