@@ -18,6 +18,8 @@ export interface SessionHubOptions {
   maxBufferedBytes: number;
   /** Where the origin-to-socket latency of live events is recorded; unset: not measured. */
   latency?: DeliveryLatency;
+  /** Draws the reconnect hints of {@link STREAM_LOST_SPREAD_MS} (in [0, 1)); for tests. @default Math.random */
+  random?: () => number;
 }
 
 interface UserSessions {
@@ -351,7 +353,7 @@ export class SessionHub {
             type: 'notice',
             kind: 'reconnect',
             message: 'events may have been lost: resume',
-            reconnect_after_ms: Math.floor(Math.random() * STREAM_LOST_SPREAD_MS),
+            reconnect_after_ms: Math.floor((this.#o.random ?? Math.random)() * STREAM_LOST_SPREAD_MS),
           });
         }
         this.#resume(conn, session, undefined);
