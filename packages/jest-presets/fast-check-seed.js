@@ -4,6 +4,9 @@
 // not left to fail one CI run in a hundred. Elsewhere every run draws a new seed, and a
 // failure prints it; FC_SEED=<seed> replays that run (and sets the seed under CI too).
 const seed = process.env.FC_SEED ?? (process.env.CI ? '20261205' : undefined);
+if (seed !== undefined && !/^-?\d+$/.test(seed)) {
+  throw new Error(`FC_SEED must be an integer (the seed a failing property test printed), not ${JSON.stringify(seed)}`);
+}
 if (seed !== undefined) {
   let fc;
   try {
