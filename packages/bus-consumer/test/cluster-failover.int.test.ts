@@ -164,7 +164,15 @@ async function throughFailover(
     // master is recognised by the append (docs/reliability.md, exactly once).
     expect(isIncreasing(stored)).toBe(true);
     duplicated += stored.length - new Set(stored).size;
-    lost += (acked.get(u) ?? []).filter((n) => !stored.includes(n)).length;
+    const missing = (acked.get(u) ?? []).filter((n) => !stored.includes(n));
+    lost += missing.length;
+    // An acknowledged publish the stream does not hold: which, and what the stream has around it.
+    if (missing.length > 0) {
+      const around = stream.filter((e) => Math.abs(e.n - (missing[0] as number)) <= 3);
+      process.stdout.write(
+        `cluster failover lost: ${JSON.stringify({ user: u, missing, around, publisher: stats })}\n`,
+      );
+    }
   }
   expect(lost).toBe(0);
   expect(duplicated).toBe(0);
