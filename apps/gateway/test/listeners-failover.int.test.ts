@@ -494,7 +494,14 @@ describe('a listener lease held through a Redis Cluster failover', () => {
     );
     // B held under the token the promoted replica never had: its renewal was refused
     // (or a mark fenced), it dropped the listeners, then took the lease again.
-    expect(ofB.map((m) => m.kind)).toEqual(['hold', 'drop', 'hold']);
+    expect(ofB.slice(0, 3).map((m) => m.kind)).toEqual(['hold', 'drop', 'hold']);
+    // Then only departures and returns: the failover closes the tab's session (it resumes), and a
+    // loaded machine can hold its reconnect past the test's 100 ms detach delay, which releases
+    // the listeners and takes them again on its return, by design (docs/listeners.md).
+    const after = ofB.slice(3);
+    expect(after.map((m) => m.kind)).toEqual(after.map((_, i) => (i % 2 === 0 ? 'drop' : 'hold')));
+    const drops = after.flatMap((m) => (m.kind === 'drop' ? [m.why] : []));
+    expect(drops).toEqual(drops.map(() => 'released'));
     expect(acquiredAfter[0]).toBe(lostTokens[0]);
     expect(figures.overlaps).toBe(0);
     expect(figures.publishedWithoutLease).toBe(0);
