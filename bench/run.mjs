@@ -19,6 +19,7 @@ import {
   commandCalls,
   commandsPer,
   cpuSeconds,
+  cpuSecondsByThread,
   freePort,
   get,
   now,
@@ -338,6 +339,16 @@ async function idle(target) {
         rss_before_mb: before / 2 ** 20,
         rss_after_mb: after / 2 ** 20,
         rss_per_conn_kb: (after - before) / n / 1024,
+        // The same read right after the probe's full collection (garbage the collector had not
+        // yet reclaimed at the first read is gone; pages it freed may go back to the system).
+        rss_after_gc_per_conn_kb: (statsAfter.rss - statsBefore.rss) / n / 1024,
+        // Of it, by kind of mapping (see lib/heap-probe.cjs), per connection.
+        mappings_per_conn_kb: Object.fromEntries(
+          Object.keys({ ...statsBefore.mappings, ...statsAfter.mappings }).map((k) => [
+            k,
+            Math.round((((statsAfter.mappings?.[k] ?? 0) - (statsBefore.mappings?.[k] ?? 0)) / n / 1024) * 100) / 100,
+          ]),
+        ),
         heap_before_mb: heapBefore / 2 ** 20,
         heap_after_mb: heapAfter / 2 ** 20,
         heap_per_conn_kb: (heapAfter - heapBefore) / n / 1024,
@@ -477,6 +488,8 @@ async function storm(target) {
     const failureKinds = [];
     let allBackMs;
     let stormCpuS;
+    let stormThreads;
+    let stormSyscalls;
     let stopAt = now() + 90_000;
     let lastCheck = 0;
     while (now() < stopAt) {
@@ -495,6 +508,8 @@ async function storm(target) {
           allBackMs = now() - tKill;
           // The new process's CPU from its start until every client is back.
           stormCpuS = cpuSeconds(rig.server.pid);
+          stormThreads = cpuSecondsByThread(rig.server.pid);
+          stormSyscalls = ioSyscalls(rig.server.pid);
           // What Redis ran from the kill until every client was back (the publisher's 200 events/s included).
           redisCommandsPerClient = commandsPer(callsBefore, commandCalls(redis.url), users);
           stopAt = now() + 1_000;
@@ -522,6 +537,11 @@ async function storm(target) {
       kill_to_ready_ms: killToReady,
       all_back_ms: allBackMs ?? null,
       server_cpu_to_all_back_s: stormCpuS ?? null,
+      // The same by thread: `main`, and V8's helpers (optimizing compiler, collector) by name.
+      server_cpu_by_thread_s: stormThreads ?? null,
+      // The restarted server's read and write system calls (sockets included) until all back, per client.
+      syscr_per_client: stormSyscalls ? stormSyscalls.syscr / users : null,
+      syscw_per_client: stormSyscalls ? stormSyscalls.syscw / users : null,
       redis_commands_per_client: redisCommandsPerClient ?? null,
       healthz_p50_ms: h.p50,
       healthz_p99_ms: h.p99,

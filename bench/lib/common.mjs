@@ -1,6 +1,6 @@
 // Helpers shared by the harness processes: Redis, process figures, percentiles.
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 
@@ -55,7 +55,25 @@ export function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in ticks of 1/100 s
 }
 
-/** Resident set size of a process, in bytes. */
+/**
+ * CPU seconds of a process by thread name (`/proc/<pid>/task/<tid>/comm`): `main` for its main
+ * thread; V8's helper threads (the optimizing compiler, the collector's helpers) are `V8 Default...`.
+ */
+export function cpuSecondsByThread(pid) {
+  const out = {};
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const name = Number(tid) === pid ? 'main' : readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out[name] = Math.round(((out[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100) * 100) / 100;
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return out;
+}
+
 /** The environment of a bench gateway: JWT auth with `secret`, Redis at `redisUrl`, warnings only. */
 export function gatewayEnv(port, redisUrl, secret, extra = {}) {
   return {
@@ -89,6 +107,7 @@ export function commandsPer(before, after, n) {
   return per;
 }
 
+/** Resident set size of a process, in bytes. */
 export function rssBytes(pid) {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;

@@ -18,6 +18,35 @@ process.on('SIGUSR2', () => {
   for (const s of require('node:v8').getHeapSpaceStatistics()) {
     spaces[s.space_name] = { size: s.space_size, used: s.space_used_size };
   }
-  writeFileSync(`${file}.tmp`, JSON.stringify({ ...process.memoryUsage(), spaces }));
+  writeFileSync(`${file}.tmp`, JSON.stringify({ ...process.memoryUsage(), spaces, mappings: mappings() }));
   require('node:fs').renameSync(`${file}.tmp`, file);
 });
+
+/**
+ * Resident bytes by kind of mapping (/proc/self/smaps): `brk` (the main malloc arena), `file`
+ * (the binary and libraries), `stack`, and anonymous mappings by size: `anon-64m` (64 MB
+ * regions: the malloc arenas of other threads), `anon-v8` (multiples of 256 KB: V8's heap pages
+ * and code), `anon-other`.
+ */
+function mappings() {
+  const out = {};
+  let kind;
+  for (const line of require('node:fs').readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      const size = Number.parseInt(head[2], 16) - Number.parseInt(head[1], 16);
+      const name = head[3];
+      if (name === '[heap]') kind = 'brk';
+      else if (name.startsWith('[stack')) kind = 'stack';
+      else if (name.startsWith('/')) kind = 'file';
+      else if (name) kind = name;
+      else if (size === 64 * 2 ** 20 || size === 128 * 2 ** 20) kind = 'anon-64m';
+      else if (size % 262144 === 0) kind = 'anon-v8';
+      else kind = 'anon-other';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss && kind) out[kind] = (out[kind] ?? 0) + Number(rss[1]) * 1024;
+  }
+  return out;
+}
