@@ -10,7 +10,7 @@
 // LOAD_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" the load process (the clients),
 // PUBLISHER_NODE_ARGS the same for the publisher process.
 import { fork, spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -152,6 +152,8 @@ async function delayedRedisUrl(redisUrl) {
   return proxy.url;
 }
 
+let outSeq = 0;
+
 async function startServer(target, redisUrl, port, extraEnv = {}) {
   port ??= await freePort();
   const env = { ...process.env, PORT: String(port), REDIS_URL: await delayedRedisUrl(redisUrl), ...extraEnv };
@@ -171,10 +173,20 @@ async function startServer(target, redisUrl, port, extraEnv = {}) {
     // GATEWAY_MAIN: another build of the gateway, for before/after comparisons.
     args = [...heapProbe, ...nodeArgs, process.env.GATEWAY_MAIN ?? path.join(root, 'apps/gateway/dist/main.js')];
   } else {
-    args = [...heapProbe, path.join(here, 'targets', target === 'ws' ? 'ws-server.mjs' : 'sio-server.mjs')];
+    // BENCH_TARGET_NODE_ARGS: node options of the plain `ws` and Socket.IO servers (GATEWAY_NODE_ARGS's counterpart).
+    const nodeArgs = (process.env.BENCH_TARGET_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    args = [
+      ...heapProbe,
+      ...nodeArgs,
+      path.join(here, 'targets', target === 'ws' ? 'ws-server.mjs' : 'sio-server.mjs'),
+    ];
   }
   const t0 = now();
-  const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  // BENCH_SERVER_STDOUT=dir: each server's standard output to dir/<target>-<n>.out (e.g. with --trace-opt in GATEWAY_NODE_ARGS).
+  const out = process.env.BENCH_SERVER_STDOUT
+    ? openSync(path.join(process.env.BENCH_SERVER_STDOUT, `${target}-${++outSeq}.out`), 'w')
+    : 'ignore';
+  const proc = spawn(process.execPath, args, { env, stdio: ['ignore', out, 'inherit'] });
   const base = `http://127.0.0.1:${port}`;
   const readyPath = target === 'livebus' ? '/health/readiness' : '/healthz';
   for (;;) {
