@@ -90,15 +90,3 @@ describe('livebus_bus_catch_ups_total', () => {
     expect(await scrape()).toEqual({ subscription: 5, hole: 3 });
   });
 });
-
-describe('livebus_bus_held_events', () => {
-  it('reads the events the bus holds now, 0 for a bus that holds none', async () => {
-    let held: number | undefined = 7;
-    const metrics = idleMetrics({ bus: () => ({ retainedBytes: 0, held }) });
-    const read = async () =>
-      (await metrics.registry.getSingleMetric('livebus_bus_held_events')?.get())?.values[0]?.value;
-    expect(await read()).toBe(7);
-    held = undefined;
-    expect(await read()).toBe(0);
-  });
-});

@@ -11,7 +11,7 @@ export interface GaugeSources {
   workflowListeners: () => number;
   pendingDetaches: () => number;
   /** The event bus's figures: bytes it retains for resume (0 where Redis holds them), its catch-up reads. */
-  bus: () => Pick<EventBusStats, 'retainedBytes' | 'catchUps' | 'held'>;
+  bus: () => Pick<EventBusStats, 'retainedBytes' | 'catchUps'>;
   /** Event frames written to sessions since start: counted by the fan-out, read at scrape time. */
   eventsDelivered: () => number;
 }
@@ -52,11 +52,6 @@ export function createMetrics(sources: GaugeSources): GatewayMetrics {
     'livebus_retained_bytes',
     'Bytes of events retained in this process for resume',
     () => sources.bus().retainedBytes,
-  );
-  gauge(
-    'livebus_bus_held_events',
-    "Live events held behind catch-up reads of users' streams (bounded per user)",
-    () => sources.bus().held ?? 0,
   );
   // Counted by the bus in plain numbers, read at scrape time.
   const catchUpsSeen = { subscription: 0, hole: 0 };

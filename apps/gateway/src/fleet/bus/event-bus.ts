@@ -93,13 +93,6 @@ export interface EventBusStats {
    * the last one handed on (the offset skip at a failover, or events the subscription missed).
    */
   catchUps?: { subscription: number; hole: number };
-  /** Live events held now behind catch-up reads (a bus that catches up: Redis). */
-  held?: number;
-  /**
-   * Times since start that a user's held events passed the bound and were dropped, to be read
-   * from the stream instead (Redis answering the subscription but not the reads, for long).
-   */
-  heldDropped?: number;
 }
 
 /**

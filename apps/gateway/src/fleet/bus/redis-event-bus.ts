@@ -54,15 +54,6 @@ export interface RedisEventBusOptions extends RetentionOptions {
  */
 const EXPIRY_SLACK_S = 60;
 
-/**
- * Live events one user may have held behind its catch-up read. Each is in the stream too (the
- * append function stores an event before it publishes it): past this many, the held copies
- * are dropped and the stream is read once more instead. A catch-up whose reads keep failing
- * while the subscription still delivers (Redis answering the subscriber but not the reads)
- * then holds at most this many events per user, not every event of the outage.
- */
-const MAX_HELD = 256;
-
 /** First wait before a catch-up read is tried again, doubling up to {@link CATCH_UP_RETRY_MAX_MS}. */
 const CATCH_UP_RETRY_MS = 100;
 const CATCH_UP_RETRY_MAX_MS = 2_000;
@@ -238,8 +229,6 @@ export class RedisEventBus implements EventBus {
   /** Catch-ups started since start, by cause ({@link EventBusStats.catchUps}). */
   #catchUpsForSubscription = 0;
   #catchUpsForHole = 0;
-  /** Times a user's held events passed {@link MAX_HELD} and were dropped for a read ({@link EventBusStats.heldDropped}). */
-  #heldDropped = 0;
 
   constructor(client: RedisClient, options: RedisEventBusOptions = {}) {
     const { ownsClient = false, outbox, clock, ...retention } = options;
@@ -517,7 +506,7 @@ export class RedisEventBus implements EventBus {
    */
   #onMessage(s: Served, message: string, from: MessageSource): void {
     if (s.held) {
-      this.#hold(s, message);
+      s.held.push(message);
       return;
     }
     // The message is the frame our Lua function built from an event the publisher
@@ -602,24 +591,7 @@ export class RedisEventBus implements EventBus {
     if (sub === undefined) return;
     this.#catchUpsForHole++;
     void this.#catchUpUser(sub, s, false, lastLook);
-    this.#hold(s, message);
-  }
-
-  /**
-   * Holds a live message behind the user's catch-up read. Past {@link MAX_HELD}, the held ones
-   * are dropped and the catch-up reads the stream once more after its current read: that read
-   * hands them on from the stream, in order. A frame the publisher's function did not write
-   * (a hand-made SPUBLISH, not in the stream) is dropped with them.
-   */
-  #hold(s: Served, message: string): void {
-    const held = s.held;
-    if (held === undefined) return;
-    if (held.length >= MAX_HELD) {
-      held.length = 0;
-      s.again = true;
-      this.#heldDropped++;
-    }
-    held.push(message);
+    s.held?.push(message);
   }
 
   // Pub/sub is fire and forget: events published while the subscriber was
@@ -747,16 +719,7 @@ export class RedisEventBus implements EventBus {
       retainedBytes: 0,
       streams: this.#byChannel.size,
       catchUps: { subscription: this.#catchUpsForSubscription, hole: this.#catchUpsForHole },
-      held: this.#heldNow(),
-      heldDropped: this.#heldDropped,
     };
-  }
-
-  /** Live events held now behind catch-up reads, every user together. */
-  #heldNow(): number {
-    let n = 0;
-    for (const s of this.#byChannel.values()) n += s.held?.length ?? 0;
-    return n;
   }
 
   async close(): Promise<void> {
