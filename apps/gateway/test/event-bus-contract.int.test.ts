@@ -86,6 +86,36 @@ describe('RedisEventBus on Redis', () => {
     await Promise.all([bus.close(), other.close()]);
   });
 
+  it('a stream that keeps no events (retention 0): after the subscriber was away, the live events go on (the missed one is gone)', async () => {
+    const live = { ...contractRetention, retentionEvents: 0 };
+    const [bus, other] = [make(live), make(live)];
+    const uid = `keeps-none-${Date.now()}`;
+    try {
+      const seen: string[] = [];
+      const off = await bus.subscribe(uid, (e) => seen.push(e.cursor));
+      const first = await other.publish(uid, note('1'));
+      await waitForCount(() => seen.length, 1);
+      await killSubscribers(server.url);
+      // Published while the subscriber is away: the stream keeps none, so no read can find it.
+      await other.publish(uid, note('2'));
+      // Once the subscriber is back (an event reaches the listener), the events after it come
+      // live, past the hole their offsets leave, each once and in order.
+      for (let n = 3; seen.length < 2; n++) {
+        await other.publish(uid, note(String(n)));
+        await new Promise((r) => setTimeout(r, 50));
+        if (n > 100) throw new Error('nothing handed on after the subscriber came back');
+      }
+      const later: string[] = [];
+      for (let n = 0; n < 3; n++) later.push((await other.publish(uid, note(`later ${n}`))).cursor);
+      await waitForCount(() => seen.length, 2 + later.length);
+      expect(seen[0]).toBe(first.cursor);
+      expect(seen.slice(2)).toEqual(later);
+      await off();
+    } finally {
+      await Promise.all([bus.close(), other.close()]);
+    }
+  });
+
   it('tells of a stream made anew while the subscriber was away, once, before the new epoch reaches the listener', async () => {
     const [bus, other] = [make(), make()];
     const uid = `made-anew-${Date.now()}`;

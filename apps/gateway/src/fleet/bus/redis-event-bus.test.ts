@@ -2,10 +2,15 @@ import { EventEmitter } from 'node:events';
 import type { RedisClient } from '@livebus/publisher';
 import { RedisEventBus } from './redis-event-bus';
 
-/** A user's stream as the fake Redis holds it: its epoch and its frames (offsets from 1). */
+/**
+ * A user's stream as the fake Redis holds it: its epoch and the frames it keeps (offsets from
+ * 1), and `top`, the offset of the last event appended when the stream keeps fewer than that
+ * (a retention of 0 keeps none): the newest frame's otherwise.
+ */
 interface FakeStream {
   epoch: string;
   frames: string[];
+  top?: number;
 }
 
 /**
@@ -38,14 +43,15 @@ function fakeClient(
     // (its cursor's epoch and offset are the fourth and fifth, '1' in the sixth reads past holes).
     evalsha: async (...args: unknown[]) => {
       const { epoch, frames } = stream;
-      const head = offsetOf(frames.at(-1));
+      const head = stream.top ?? offsetOf(frames.at(-1));
       if (args.length === 6) return [epoch, head];
       sent.push(`read ${args[7]}:${args[8]}`);
       if (answers.reads?.shift() === 'fail') throw new Error('CLUSTERDOWN The cluster is down');
-      if (args[7] !== epoch) return [epoch, head, 'gap'];
       const after = Number(args[8]);
+      if (args[7] !== epoch || after > head) return [epoch, head, 'gap'];
       const rest = frames.filter((f) => offsetOf(f) > after);
-      if (args[9] !== '1' && rest.length > 0 && offsetOf(rest[0]) !== after + 1) return [epoch, head, 'gap'];
+      // As the script: a read since a cursor needs the event right after it (a read past holes does not).
+      if (args[9] !== '1' && after < head && offsetOf(rest[0]) !== after + 1) return [epoch, head, 'gap'];
       return [epoch, head, 'ok', ...rest];
     },
   });
@@ -64,6 +70,12 @@ const frame = (offset: number, epoch = 'e') =>
     event: 'session.notice',
     data: { level: 'info', message: String(offset) },
   });
+
+/** Appends event `offset` to a stream that keeps none (a retention of 0) and sends it over the channel. */
+function publishUnkept(sub: EventEmitter, stream: FakeStream, offset: number): void {
+  stream.top = offset;
+  sub.emit('smessageBuffer', Buffer.from('lb:{u1}:n'), Buffer.from(frame(offset, stream.epoch)));
+}
 
 /** Stores the frame in the fake stream and sends it over the user's channel, as the append function does. */
 function publish(sub: EventEmitter, stream: FakeStream, offset: number): void {
@@ -241,6 +253,43 @@ describe('RedisEventBus: a live event that does not follow the position', () => 
     publish(sub, stream, 1_000_002);
     await waitUntil(() => offsets().length === 3);
     expect(offsets()).toEqual([1, 1_000_001, 1_000_002]);
+    await bus.close();
+  });
+
+  it('of a stream that keeps no events (retention 0): hands on the live ones from the first its head vouches for, after two reads', async () => {
+    const { stream, sub, sent, bus, offsets } = await servedUser();
+    stream.frames = [];
+    // Event 2 never came over the channel, and the stream keeps none of them.
+    stream.top = 2;
+    publishUnkept(sub, stream, 3);
+    publishUnkept(sub, stream, 4);
+    await waitUntil(() => offsets().length === 3);
+    publishUnkept(sub, stream, 5);
+    expect(offsets()).toEqual([1, 3, 4, 5]);
+    expect(sent).toEqual(['ssubscribe lb:{u1}:n', 'read e:1', 'read e:1']);
+    expect(bus.stats().catchUps).toEqual({ subscription: 0, hole: 1 });
+    await bus.close();
+  });
+
+  it('of a stream that keeps no events, after a failover (the offset skip): goes on delivering past the skip', async () => {
+    const { stream, sub, bus, offsets } = await servedUser();
+    stream.frames = [];
+    publishUnkept(sub, stream, 1_000_002);
+    publishUnkept(sub, stream, 1_000_003);
+    await waitUntil(() => offsets().length === 3);
+    expect(offsets()).toEqual([1, 1_000_002, 1_000_003]);
+    await bus.close();
+  });
+
+  it('of a stream made anew that keeps no events: reports the old epoch lost, then hands on the new epoch', async () => {
+    const { stream, sub, bus, cursors, lost } = await servedUser();
+    stream.epoch = 'f';
+    stream.frames = [];
+    publishUnkept(sub, stream, 1);
+    publishUnkept(sub, stream, 2);
+    await waitUntil(() => cursors.length === 3);
+    expect(cursors).toEqual(['e:1', 'f:1', 'f:2']);
+    expect(lost).toEqual(['u1@e']);
     await bus.close();
   });
 

@@ -166,9 +166,24 @@ interface Prefetched {
   offset: number;
 }
 
+/**
+ * The head of a user's stream as a catch-up's read saw it: every event of that epoch up to
+ * that offset was published through the append function, whether the stream still keeps it
+ * or not (see {@link RedisEventBus.#onMessage}).
+ */
+interface Head {
+  epoch: string;
+  offset: number;
+}
+
 /** How {@link RedisEventBus.subscribe} listens: the subscriber's own function is the target. */
 function callListener(event: LiveEvent, listener: EventListener): void {
   listener(event);
+}
+
+/** Whether a read's `head` says event `offset` of `epoch` was published (see {@link Head}). */
+function vouches(head: Head | undefined, epoch: string, offset: number): boolean {
+  return head !== undefined && head.epoch === epoch && offset <= head.offset;
 }
 
 function hasListener(s: Served): boolean {
@@ -502,9 +517,12 @@ export class RedisEventBus implements EventBus {
    * the epoch the read found replaced, or was never in the stream (a hand-made SPUBLISH): it
    * gets one more read (`HELD`), and is dropped if it still does not follow (`LAST_LOOK`), so
    * no frame can make the bus read forever, and none moves the position past what the
-   * stream has.
+   * stream has. Unless the head the catch-up's read saw vouches for it (`head`: its epoch, at
+   * or below its offset): then it was published, and the events between the position and it
+   * are gone from the stream (a stream that keeps none, `retentionEvents: 0`, or fewer than
+   * were missed): it is handed on, and a session sees the jump and resumes to hear `gap`.
    */
-  #onMessage(s: Served, message: string, from: MessageSource): void {
+  #onMessage(s: Served, message: string, from: MessageSource, head?: Head): void {
     if (s.held) {
       s.held.push(message);
       return;
@@ -517,7 +535,7 @@ export class RedisEventBus implements EventBus {
     const epoch = s.epoch;
     const offset = epoch === undefined ? -1 : offsetInEpoch(message, epoch);
     if (offset >= 0) {
-      if (offset === s.offset + 1) {
+      if (offset === s.offset + 1 || (offset > s.offset && vouches(head, epoch as string, offset))) {
         s.offset = offset;
         this.#fanOut(s, new LiveFrame(epoch as string, offset, message));
       } else if (offset > s.offset && from !== LAST_LOOK) this.#afterHole(s, message, from === HELD);
@@ -525,8 +543,9 @@ export class RedisEventBus implements EventBus {
     }
     const at = readStoredFramePosition(message);
     if (at) {
-      if (epoch === undefined) {
-        // Before the position is known (the subscription's head read is under way).
+      // Before the position is known (the subscription's head read is under way), or of the
+      // epoch the catch-up's read found the stream made anew in.
+      if (epoch === undefined || (at.epoch !== epoch && vouches(head, at.epoch, at.offset))) {
         if (this.#isNew(s, at.epoch, at.offset)) this.#fanOut(s, new LiveFrame(at.epoch, at.offset, message));
       } else if (at.epoch !== epoch && from !== LAST_LOOK) this.#afterHole(s, message, from === HELD);
       return;
@@ -616,6 +635,7 @@ export class RedisEventBus implements EventBus {
     const held: string[] = [];
     s.held = held;
     let attempt = 0;
+    let head: Head | undefined;
     try {
       await s.ready;
       let wait = CATCH_UP_RETRY_MS;
@@ -629,7 +649,7 @@ export class RedisEventBus implements EventBus {
           // between. Subscribing again is a no-op for Redis and confirms it.
           if (confirm) await within(sub.ssubscribe(s.channel), STEP_TIMEOUT_MS);
           // A read that timed out and answers later hands on nothing: the next try reads again.
-          await within(
+          head = await within(
             this.#readMissed(s, () => attempt === mine && s.held === held),
             STEP_TIMEOUT_MS,
           );
@@ -651,7 +671,7 @@ export class RedisEventBus implements EventBus {
       s.held = undefined;
       const from = lastLook ? LAST_LOOK : HELD;
       // A held event that starts another read moves the rest of these into that one's hold.
-      if (this.#byChannel.get(s.channel) === s) for (const message of held) this.#onMessage(s, message, from);
+      if (this.#byChannel.get(s.channel) === s) for (const message of held) this.#onMessage(s, message, from, head);
     }
   }
 
@@ -660,19 +680,19 @@ export class RedisEventBus implements EventBus {
    * `current`: false once this read no longer counts (its step timed out, its catch-up
    * ended); checked after each Redis call, before anything is handed on or told.
    */
-  async #readMissed(s: Served, current: () => boolean): Promise<void> {
-    if (s.epoch === undefined) return;
+  async #readMissed(s: Served, current: () => boolean): Promise<Head | undefined> {
+    if (s.epoch === undefined) return undefined;
     const read = await this.#reader.readSince(s.userId, formatCursor(s.epoch, s.offset));
-    if (!current()) return;
+    if (!current()) return undefined;
+    const head = parseCursor(read.cursor);
     if (read.status === 'resumed') {
       for (const e of read.events) this.#deliver(s, e);
-      return;
+      return head;
     }
     // Another epoch: the stream was made anew while we were away (Redis restarted
     // empty, or the stream expired). All of it came after what we delivered.
-    const head = parseCursor(read.cursor);
     const epoch = head?.epoch;
-    if (!epoch || !head) return;
+    if (!epoch || !head) return undefined;
     if (epoch === s.epoch) {
       // Offsets are missing after our position (trimmed, or skipped at a failover, which
       // may have lost some). Hand on every event the stream still holds after it, in order:
@@ -680,10 +700,11 @@ export class RedisEventBus implements EventBus {
       // than at the user's next event), and its resume replays what is retained; a listener
       // that is not a session gets every event there is (a planned failover skips offsets
       // and loses nothing).
-      if (head.offset <= s.offset) return;
+      if (head.offset <= s.offset) return head;
       const retained = await this.#reader.readRetained(s.userId, formatCursor(epoch, s.offset));
-      if (current() && retained.status === 'resumed') for (const e of retained.events) this.#deliver(s, e);
-      return;
+      if (!current()) return undefined;
+      if (retained.status === 'resumed') for (const e of retained.events) this.#deliver(s, e);
+      return parseCursor(retained.cursor);
     }
     // What the old epoch held after our position is gone, if there was any: the sessions
     // must hear it (they resume and get `gap`) before the new epoch's events reach them. The
@@ -701,7 +722,9 @@ export class RedisEventBus implements EventBus {
       }
     }
     const fresh = await this.#reader.readSince(s.userId, formatCursor(epoch, 0));
-    if (current() && fresh.status === 'resumed') for (const e of fresh.events) this.#deliver(s, e);
+    if (!current()) return undefined;
+    if (fresh.status === 'resumed') for (const e of fresh.events) this.#deliver(s, e);
+    return parseCursor(fresh.cursor);
   }
 
   /** Whole seconds of the bus's clock (a small integer: no number object per update). */
