@@ -20,10 +20,17 @@ interface FakeStream {
  * stream, which the head and catch-up reads (the Lua scripts) read.
  */
 function fakeClient(
-  answers: { ssubscribe?: Array<'ok' | 'never'>; sunsubscribe?: Array<'ok' | 'never'>; reads?: Array<'ok' | 'fail'> },
+  answers: {
+    ssubscribe?: Array<'ok' | 'never'>;
+    sunsubscribe?: Array<'ok' | 'never'>;
+    reads?: Array<'ok' | 'fail'>;
+    /** Runs as Redis gets the `n`th read (from 1), before it answers: what changed just before it. */
+    beforeRead?: (n: number) => void;
+  },
   { cluster = false, stream = { epoch: 'e', frames: [] } as FakeStream } = {},
 ) {
   const sent: string[] = [];
+  let reads = 0;
   const reply = (command: string, answer: 'ok' | 'never' | undefined) => {
     sent.push(command);
     return answer === 'never' ? new Promise<number>(() => {}) : Promise.resolve(1);
@@ -42,6 +49,7 @@ function fakeClient(
     // EVALSHA sha 2 stream meta ...args: the head read has two args, the read since a cursor six
     // (its cursor's epoch and offset are the fourth and fifth, '1' in the sixth reads past holes).
     evalsha: async (...args: unknown[]) => {
+      if (args.length !== 6) answers.beforeRead?.(++reads);
       const { epoch, frames } = stream;
       const head = stream.top ?? offsetOf(frames.at(-1));
       if (args.length === 6) return [epoch, head];
@@ -81,6 +89,7 @@ function publishUnkept(sub: EventEmitter, stream: FakeStream, offset: number): v
 function publish(sub: EventEmitter, stream: FakeStream, offset: number): void {
   const f = frame(offset, stream.epoch);
   stream.frames.push(f);
+  if (stream.top !== undefined) stream.top = offset;
   sub.emit('smessageBuffer', Buffer.from('lb:{u1}:n'), Buffer.from(f));
 }
 
@@ -289,6 +298,45 @@ describe('RedisEventBus: a live event that does not follow the position', () => 
     publishUnkept(sub, stream, 2);
     await waitUntil(() => cursors.length === 3);
     expect(cursors).toEqual(['e:1', 'f:1', 'f:2']);
+    expect(lost).toEqual(['u1@e']);
+    await bus.close();
+  });
+
+  it('of a stream made anew between the two reads of a catch-up: reports the old epoch lost before its events', async () => {
+    const seen: string[] = [];
+    const stream: FakeStream = { epoch: 'e', frames: [] };
+    const { client, sub } = fakeClient(
+      {
+        // Made anew as the catch-up's second read (what the stream keeps past the hole) reaches Redis.
+        beforeRead: (n) => {
+          if (n !== 2) return;
+          stream.epoch = 'f';
+          stream.frames = [];
+          publish(sub, stream, 1);
+          publish(sub, stream, 2);
+        },
+      },
+      { cluster: true, stream },
+    );
+    const bus = new RedisEventBus(client);
+    bus.onStreamLost((userId, epoch) => seen.push(`lost ${userId}@${epoch}`));
+    await bus.listen('u1', (event) => seen.push(event.cursor), undefined);
+    publish(sub, stream, 1);
+    // Event 2 trimmed: the stream keeps 3 only, and a lost subscription sends the bus reading.
+    stream.frames = [frame(3)];
+    sub.emit('nodeError', new Error('Command queue state error. Last reply: sunsubscribe,lb:{u1}:n,0'));
+    await waitUntil(() => seen.length === 4);
+    expect(seen).toEqual(['e:1', 'lost u1@e', 'f:1', 'f:2']);
+    await bus.close();
+  });
+
+  it('of a stream made anew whose first events are trimmed already: hands on what it keeps, from the oldest', async () => {
+    const { stream, sub, bus, cursors, lost } = await servedUser();
+    stream.epoch = 'f';
+    stream.frames = [frame(4, 'f')];
+    publish(sub, stream, 5);
+    await waitUntil(() => cursors.length === 3);
+    expect(cursors).toEqual(['e:1', 'f:4', 'f:5']);
     expect(lost).toEqual(['u1@e']);
     await bus.close();
   });

@@ -703,7 +703,10 @@ export class RedisEventBus implements EventBus {
       if (head.offset <= s.offset) return head;
       const retained = await this.#reader.readRetained(s.userId, formatCursor(epoch, s.offset));
       if (!current()) return undefined;
-      if (retained.status === 'resumed') for (const e of retained.events) this.#deliver(s, e);
+      // `gap`: the stream was made anew between the two reads. Its head vouches for nothing
+      // here: the held events of the new epoch start another catch-up, which tells of the loss.
+      if (retained.status !== 'resumed') return head;
+      for (const e of retained.events) this.#deliver(s, e);
       return parseCursor(retained.cursor);
     }
     // What the old epoch held after our position is gone, if there was any: the sessions
@@ -721,9 +724,11 @@ export class RedisEventBus implements EventBus {
         }
       }
     }
-    const fresh = await this.#reader.readSince(s.userId, formatCursor(epoch, 0));
-    if (!current()) return undefined;
-    if (fresh.status === 'resumed') for (const e of fresh.events) this.#deliver(s, e);
+    // Every event the new epoch still holds, from its start (its first ones may be trimmed
+    // already: a listener that is not a session still gets the rest).
+    const fresh = await this.#reader.readRetained(s.userId, formatCursor(epoch, 0));
+    if (!current() || fresh.status !== 'resumed') return undefined;
+    for (const e of fresh.events) this.#deliver(s, e);
     return parseCursor(fresh.cursor);
   }
 
