@@ -564,6 +564,8 @@ async function storm(target) {
       healthz_port: rig.server.healthBase === rig.server.base ? 'main' : 'health',
       published: done.published,
       lost: fin.lost,
+      // Up to five users that missed events: which, and what they got (see lib/load.mjs).
+      ...(fin.lost > 0 ? { lost_detail: fin.lostDetail } : {}),
       dup: fin.dup,
       misrouted: fin.misrouted,
       reordered: fin.reordered,

@@ -310,8 +310,17 @@ process.on('message', async (m) => {
   } else if (m.cmd === 'final') {
     // expected[u]: events published to user u. Lost: expected but never received.
     let lost = 0;
-    for (let u = 0; u < users; u++) lost += Math.max(0, (m.expected[u] ?? 0) - count[u]);
-    process.send({ cmd: 'final', lost, dup, misrouted, reordered, received });
+    // Which, for a run that lost some: the user, the events it never got, how many it got.
+    const lostDetail = [];
+    for (let u = 0; u < users; u++) {
+      const n = Math.max(0, (m.expected[u] ?? 0) - count[u]);
+      lost += n;
+      if (n > 0 && lostDetail.length < 5) {
+        const gaps = [...(missing.get(u) ?? [])].slice(0, 5);
+        lostDetail.push({ user: u, expected: m.expected[u], received: count[u], last: lastSeq[u], missing: gaps });
+      }
+    }
+    process.send({ cmd: 'final', lost, lostDetail, dup, misrouted, reordered, received });
   } else if (m.cmd === 'churn') {
     const r = await churn(m);
     process.send({ cmd: 'churned', ...r, open });

@@ -1,5 +1,6 @@
 import { type RetentionOptions, userKeys } from '@livebus/publisher';
 import {
+  type ClusterNodeView,
   type RedisClusterHandle,
   type RedisServerHandle,
   startRedisCluster,
@@ -224,4 +225,71 @@ describe('RedisEventBus on Redis', () => {
     await Promise.all(offs.map((off) => off()));
     await Promise.all([bus.close(), other.close()]);
   });
+});
+
+describe('RedisEventBus on a Redis Cluster whose slots move (a resharding)', () => {
+  it('an SSUBSCRIBE answered MOVED holds up no other user of that node', async () => {
+    const admin = new Cluster(cluster.nodes);
+    admins.push(admin);
+    await admin.ping();
+    const masters = (await cluster.topology()).filter((n) => n.role === 'master');
+    const slotOf = async (uid: string) => Number(await admin.cluster('KEYSLOT', userKeys(uid).channel));
+    const ownerOf = (slot: number) => masters.find((m) => m.slots.some(([a, b]) => slot >= a && slot <= b));
+    // Three users whose channels live on the first master: one to open the subscriber's
+    // connection to it, one whose slot moves away, one whose slot stays.
+    const [home, away] = masters as [ClusterNodeView, ClusterNodeView];
+    const onHome: Array<{ uid: string; slot: number }> = [];
+    const seenSlots = new Set<number>();
+    for (let i = 0; onHome.length < 3; i++) {
+      const uid = `reshard-${Date.now()}-${i}`;
+      const slot = await slotOf(uid);
+      if (ownerOf(slot)?.id === home.id && !seenSlots.has(slot)) {
+        seenSlots.add(slot);
+        onHome.push({ uid, slot });
+      }
+    }
+    const [first, moved, stays] = onHome as [
+      { uid: string; slot: number },
+      { uid: string; slot: number },
+      { uid: string; slot: number },
+    ];
+    // As the gateway opens its client (`openRedis`, role gateway): with auto-pipelining.
+    const bus = new RedisEventBus(new Cluster(cluster.nodes, { enableAutoPipelining: true }), {
+      ...contractRetention,
+      ownsClient: true,
+    });
+    const node = (port: number) => {
+      const r = new Redis(port);
+      admins.push(r);
+      return r;
+    };
+    try {
+      await bus.listen(first.uid, () => {}, undefined);
+      // The slot moves to another master (it holds no key: nothing to migrate), and the
+      // subscriber's slot map still names the first one: its SSUBSCRIBE is answered MOVED.
+      await node(away.port).cluster('SETSLOT', moved.slot, 'IMPORTING', home.id);
+      await node(home.port).cluster('SETSLOT', moved.slot, 'MIGRATING', away.id);
+      for (const m of masters) await node(m.port).cluster('SETSLOT', moved.slot, 'NODE', away.id);
+      const movedListen = bus.listen(moved.uid, () => {}, undefined);
+      movedListen.catch(() => {});
+      // A user whose slot stayed: its subscription does not wait behind the unanswered one.
+      await bus.listen(stays.uid, () => {}, undefined);
+      await movedListen;
+      expect(bus.stats().streams).toBe(3);
+      // Live delivery works for both after the move.
+      const seen: string[] = [];
+      await bus.listen(moved.uid, (e) => seen.push(e.cursor), undefined);
+      await bus.listen(stays.uid, (e) => seen.push(e.cursor), undefined);
+      const a = await bus.publish(moved.uid, note('moved'));
+      const b = await bus.publish(stays.uid, note('stays'));
+      await waitForCount(() => seen.length, 2);
+      expect(new Set(seen)).toEqual(new Set([a.cursor, b.cursor]));
+    } finally {
+      await bus.close();
+      // The slot back where it was, emptied (its keys are this test's), for the tests after this one.
+      const keys = (await node(away.port).cluster('GETKEYSINSLOT', moved.slot, 100)) as string[];
+      if (keys.length > 0) await node(away.port).del(...keys);
+      for (const m of masters) await node(m.port).cluster('SETSLOT', moved.slot, 'NODE', home.id);
+    }
+  }, 60_000);
 });

@@ -428,9 +428,19 @@ export class RedisEventBus implements EventBus {
     const client = this.#client;
     // Sharded pub/sub in a cluster needs a connection to the master of each
     // channel's slot: ioredis keeps one per master with shardedSubscribers (read in its 5.11 source).
+    // Without auto-pipelining, which the gateway's client has and a duplicate inherits: ioredis
+    // runs one auto-pipeline at a time per node (per slot's node list, in a cluster) and queues
+    // the next behind it, and it never settles an SSUBSCRIBE answered MOVED (see
+    // STEP_TIMEOUT_MS). One such SSUBSCRIBE would hold every later SSUBSCRIBE and SUNSUBSCRIBE
+    // of that node's slots on this instance for good: the step timeout and its retries would
+    // all wait in the same queue. Sent one by one, a command that never settles holds only itself.
     const sub = isCluster(client)
-      ? client.duplicate([], { shardedSubscribers: true, slotsRefreshInterval: CLUSTER_TOPOLOGY_CHECK_MS })
-      : client.duplicate();
+      ? client.duplicate([], {
+          shardedSubscribers: true,
+          slotsRefreshInterval: CLUSTER_TOPOLOGY_CHECK_MS,
+          enableAutoPipelining: false,
+        })
+      : client.duplicate({ enableAutoPipelining: false });
     // A master that gave its slots away (a planned failover) must not kill the process
     // with the SUNSUBSCRIBE pushes it sends to a connection ioredis already dropped.
     // (sharded-subscriber.test.ts checks the installed ioredis has the shape it guards.)
