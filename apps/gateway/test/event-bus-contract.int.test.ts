@@ -201,6 +201,42 @@ describe('RedisEventBus on Redis', () => {
     await Promise.all([bus.close(), other.close()]);
   });
 
+  it('a subscriber connection just opened: users who listen while it connects get every event published after', async () => {
+    // As the gateway opens its client (with auto-pipelining); its subscriber opens at the first listen.
+    const bus = new RedisEventBus(new Redis(server.url, { enableAutoPipelining: true }), {
+      ...contractRetention,
+      ownsClient: true,
+    });
+    const other = make();
+    const users = Array.from({ length: 200 }, (_, i) => `opening-${Date.now()}-${i}`);
+    const seen = new Map<string, string[]>(users.map((u) => [u, []]));
+    const published = new Map<string, string>();
+    try {
+      // One listen per turn of the event loop while the connection opens (a hello storm on a
+      // restarted instance), each user's event published once its listen is through.
+      const done: Array<Promise<void>> = [];
+      for (const u of users) {
+        done.push(
+          bus
+            .listen(u, (e: { cursor: string }) => seen.get(u)?.push(e.cursor), undefined)
+            .then(async () => {
+              published.set(u, (await other.publish(u, note('1'))).cursor);
+            }),
+        );
+        await new Promise((r) => setImmediate(r));
+      }
+      await Promise.all(done);
+      await waitForCount(() => [...seen.values()].filter((c) => c.length > 0).length, users.length, 5_000).catch(
+        () => {},
+      );
+      const missed = users.filter((u) => (seen.get(u) ?? []).length === 0);
+      expect(missed).toEqual([]);
+      for (const u of users) expect(seen.get(u)).toEqual([published.get(u)]);
+    } finally {
+      await Promise.all([bus.close(), other.close()]);
+    }
+  });
+
   it('loses nothing published in a burst while the subscriber comes back (many users, several reconnects)', async () => {
     // The burst an outbox sends when Redis returns races the subscriber's SSUBSCRIBEs:
     // the catch-up read must come after them, or what falls in between is lost.

@@ -440,7 +440,12 @@ export class RedisEventBus implements EventBus {
           slotsRefreshInterval: CLUSTER_TOPOLOGY_CHECK_MS,
           enableAutoPipelining: false,
         })
-      : client.duplicate({ enableAutoPipelining: false });
+      : // Nor the ready check, as ioredis's own sharded subscribers: an SSUBSCRIBE sent on its
+        // own goes out as soon as the socket connects, before the ready check's INFO, which a
+        // connection in subscriber mode refuses. The check then failed and the connection
+        // started again, dropping subscriptions already confirmed to hellos, with no catch-up
+        // (its first 'ready' was still to come): events lost in a reconnect storm.
+        client.duplicate({ enableAutoPipelining: false, enableReadyCheck: false });
     // A master that gave its slots away (a planned failover) must not kill the process
     // with the SUNSUBSCRIBE pushes it sends to a connection ioredis already dropped.
     // (sharded-subscriber.test.ts checks the installed ioredis has the shape it guards.)
