@@ -305,6 +305,13 @@ async function writeThrough(
       // What the tab had, what was published and what the stream holds: for a run that went wrong.
       const published = timeline.filter((m) => m.uid === uid && m.kind === 'publish' && afterPaths.includes(m.path));
       const { cursors } = await streamCounts(uid).catch(() => ({ cursors: new Set<string>() }));
+      // How many connections the user's channel has on its master now (one per gateway serving
+      // the user): fewer means a gateway's subscription is gone while its bus believes it live.
+      const channel = userKeys(uid).channel;
+      const subscribers = await cluster
+        .masterOf(channel)
+        .then((m) => redisCli(m.port, 'PUBSUB', 'SHARDNUMSUB', channel))
+        .catch((error: unknown) => String(error));
       process.stdout.write(
         `lease failover tab ${i}: ${JSON.stringify({
           has: afterPaths.filter((p) => t.changes.some((c) => c.path === p)),
@@ -316,6 +323,7 @@ async function writeThrough(
           published: published.map((m) => `${m.instance}@${(m as { cursor: string }).cursor}`),
           streamTail: [...cursors].slice(-8),
           // Where each gateway's live delivery of the user stands, and its sessions of the user.
+          channelSubscribers: subscribers,
           gateways: [...buses].map(([instance, bus], n) => ({
             instance,
             position: bus.position?.(uid),
