@@ -43,6 +43,34 @@ describe('guardShardedSubscribers', () => {
     client.disconnect();
   });
 
+  it('keeps the channels per slot as ioredis does, without counting them all at every call', () => {
+    type Group = {
+      addChannels(c: string[]): number;
+      removeChannels(c: string[]): number;
+      channels: Map<number, string[]>;
+    };
+    const make = () => new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true, shardedSubscribers: true });
+    const [guarded, plain] = [make(), make()];
+    expect(guardShardedSubscribers(guarded)).toBe(true);
+    const ours = (guarded as unknown as { shardedSubscribers: Group }).shardedSubscribers;
+    const theirs = (plain as unknown as { shardedSubscribers: Group }).shardedSubscribers;
+    const channels = ['lb:{a}:n', 'lb:{b}:n', 'lb:{c}:n', 'lb:{a}:x', 'plain-channel'];
+    for (const c of channels) {
+      expect(ours.addChannels([c])).toBe(0);
+      expect(theirs.addChannels([c])).toBeGreaterThan(0);
+    }
+    // Channels of two slots in one command: refused by both (CROSSSLOT).
+    expect(ours.addChannels(['lb:{a}:n', 'lb:{b}:n'])).toBe(-1);
+    expect(theirs.addChannels(['lb:{a}:n', 'lb:{b}:n'])).toBe(-1);
+    expect(ours.removeChannels(['lb:{a}:n'])).toBe(0);
+    theirs.removeChannels(['lb:{a}:n']);
+    expect(ours.removeChannels(['lb:{a}:n', 'lb:{c}:n'])).toBe(-1);
+    // The same channels under the same slots (ioredis computes its slots with its own CRC16).
+    expect(new Map(ours.channels)).toEqual(new Map(theirs.channels));
+    guarded.disconnect();
+    plain.disconnect();
+  });
+
   it('leaves a client without that group alone', () => {
     expect(guardShardedSubscribers({} as Cluster)).toBe(false);
   });

@@ -1,4 +1,5 @@
 import type { Cluster } from 'ioredis';
+import { slotOf } from '../../redis/cluster-slot';
 
 /**
  * ioredis 5.11's Cluster with `shardedSubscribers` keeps one connection per master
@@ -24,7 +25,9 @@ import type { Cluster } from 'ioredis';
  * It also keeps the group's list of channels per slot (what it subscribes again on a
  * new master) free of repeats: the group appends a channel on every SSUBSCRIBE, and the
  * bus sends one again for each user it catches up after a failover, so the lists grew
- * by every served user at every failover, for the life of the process.
+ * by every served user at every failover, for the life of the process. And its bookkeeping of
+ * that list no longer counts every channel at every (un)subscribe (see
+ * {@link keepChannelsWithoutCounting}).
  */
 interface ShardedSubscriberLike {
   getInstance(): { on(event: 'error', listener: (error: unknown) => void): unknown } | null;
@@ -46,15 +49,22 @@ function guard(subscriber: ShardedSubscriberLike): void {
   s[GUARDED] = true;
 }
 
+interface GroupLike {
+  shardedSubscribers?: unknown;
+  channels?: unknown;
+  addChannels?: unknown;
+  removeChannels?: unknown;
+}
+
 export function guardShardedSubscribers(client: Cluster): boolean {
-  const group = (client as unknown as { shardedSubscribers?: { shardedSubscribers?: unknown; channels?: unknown } })
-    .shardedSubscribers;
+  const group = (client as unknown as { shardedSubscribers?: GroupLike }).shardedSubscribers;
   const subscribers = group?.shardedSubscribers;
   const channels = group?.channels;
-  if (!(subscribers instanceof Map) || !(channels instanceof Map)) return false;
+  if (!group || !(subscribers instanceof Map) || !(channels instanceof Map)) return false;
   const setChannels = channels.set.bind(channels);
   channels.set = (slot: unknown, list: unknown) =>
     setChannels(slot, Array.isArray(list) && list.length > 1 ? [...new Set(list)] : list);
+  keepChannelsWithoutCounting(group, channels as Map<number, Array<string | Buffer>>);
   for (const s of subscribers.values()) guard(s as ShardedSubscriberLike);
   const set = subscribers.set.bind(subscribers);
   subscribers.set = (key: unknown, value: unknown) => {
@@ -62,6 +72,39 @@ export function guardShardedSubscribers(client: Cluster): boolean {
     return set(key, value);
   };
   return true;
+}
+
+/**
+ * ioredis's `addChannels` and `removeChannels` answer the number of channels the group holds,
+ * counted over the whole map (an array of it made) at every call, that is at every SSUBSCRIBE
+ * and SUNSUBSCRIBE: quadratic in the users an instance serves, when a restarted instance takes
+ * its sessions back. Only "-1 or not" is read (a channel of another slot: CROSSSLOT). The same
+ * list of channels per slot is kept, and 0 answered instead of the count.
+ */
+function keepChannelsWithoutCounting(group: GroupLike, channels: Map<number, Array<string | Buffer>>): void {
+  if (typeof group.addChannels !== 'function' || typeof group.removeChannels !== 'function') return;
+  const slotOfAll = (list: Array<string | Buffer>): number => {
+    const slot = slotOf(String(list[0]));
+    return list.every((c) => slotOf(String(c)) === slot) ? slot : -1;
+  };
+  group.addChannels = (list: Array<string | Buffer>): number => {
+    const slot = slotOfAll(list);
+    if (slot < 0) return -1;
+    const current = channels.get(slot);
+    channels.set(slot, current ? current.concat(list) : list);
+    return 0;
+  };
+  group.removeChannels = (list: Array<string | Buffer>): number => {
+    const slot = slotOfAll(list);
+    if (slot < 0) return -1;
+    const current = channels.get(slot);
+    if (current)
+      channels.set(
+        slot,
+        current.filter((c) => !list.includes(c)),
+      );
+    return 0;
+  };
 }
 
 const QUEUE_STATE_ERROR = 'Command queue state error';
