@@ -3,7 +3,8 @@ import { type RetentionOptions, resolveRetention, validatePublication } from '@l
 import { isCluster, type RedisClient, RedisScript, streamScripts, userKeys } from '@livebus/publisher/redis';
 import type { EventBus, ReadResult, StoredEvent } from '../../fleet/bus/event-bus';
 import { MemoryEventBus } from '../../fleet/bus/memory-event-bus';
-import { companyKeys, slotOf } from './company-keys';
+import { slotOf } from '../../redis/cluster-slot';
+import { companyKeys } from './company-keys';
 import { newEpochText } from './epoch-text';
 
 /**

@@ -36,5 +36,3 @@ export function companyKeys(companyId: string): CompanyKeys {
     lease: fleetUserKeys(companyId, companyPrefixes).lease,
   };
 }
-
-export { slotOf } from '../../redis/cluster-slot';

@@ -1,8 +1,9 @@
 import { toPrincipal } from '../../auth/principal';
+import { slotOf } from '../../redis/cluster-slot';
 import { ListenersConfigError, parseListenersConfig } from '../listeners-config';
 import { MemoryCompanyFollowers } from './company-followers';
 import { companyIdProblem, isCompanyId } from './company-id';
-import { companyKeys, slotOf } from './company-keys';
+import { companyKeys } from './company-keys';
 import { CompanyStats } from './company-stats';
 import { Membership } from './membership';
 
