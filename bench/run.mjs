@@ -10,7 +10,7 @@
 // LOAD_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" the load process (the clients),
 // PUBLISHER_NODE_ARGS the same for the publisher process.
 import { fork, spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -187,6 +187,8 @@ async function startServer(target, redisUrl, port, extraEnv = {}) {
     ? openSync(path.join(process.env.BENCH_SERVER_STDOUT, `${target}-${++outSeq}.out`), 'w')
     : 'ignore';
   const proc = spawn(process.execPath, args, { env, stdio: ['ignore', out, 'inherit'] });
+  // The child has its own copy of the file's descriptor.
+  if (typeof out === 'number') closeSync(out);
   const base = `http://127.0.0.1:${port}`;
   const readyPath = target === 'livebus' ? '/health/readiness' : '/healthz';
   for (;;) {

@@ -24,9 +24,9 @@ process.on('SIGUSR2', () => {
 
 /**
  * Resident bytes by kind of mapping (/proc/self/smaps): `brk` (the main malloc arena), `file`
- * (the binary and libraries), `stack`, and anonymous mappings by size: `anon-64m` (64 MB
- * regions: the malloc arenas of other threads), `anon-v8` (multiples of 256 KB: V8's heap pages
- * and code), `anon-other`.
+ * (the binary and libraries), `stack`, and anonymous mappings by size: `anon-v8` (multiples of
+ * 256 KB: V8's heap pages and code), `anon-other` (the rest, mostly the malloc arenas of other
+ * threads: each reserves 64 MB and makes the part it uses writable, a mapping of its own).
  */
 function mappings() {
   const out = {};
@@ -40,7 +40,6 @@ function mappings() {
       else if (name.startsWith('[stack')) kind = 'stack';
       else if (name.startsWith('/')) kind = 'file';
       else if (name) kind = name;
-      else if (size === 64 * 2 ** 20 || size === 128 * 2 ** 20) kind = 'anon-64m';
       else if (size % 262144 === 0) kind = 'anon-v8';
       else kind = 'anon-other';
       continue;
