@@ -132,24 +132,45 @@ process.on('exit', () => {
   for (const proxy of delayProxies.values()) proxy.kill('SIGKILL');
 });
 
-async function delayedRedisUrl(redisUrl) {
-  if (!redisDelayMs) return redisUrl;
-  const known = delayProxies.get(redisUrl);
-  if (known) return known.url;
-  const target = new URL(redisUrl);
+/** A delay proxy (lib/delay-proxy.mjs) in front of host:port; its port. Killed with the harness. */
+async function startDelayProxy(host, targetPort, delayMs) {
   const port = await freePort();
   const proxy = fork(
     path.join(here, 'lib', 'delay-proxy.mjs'),
-    [String(port), target.hostname, target.port, String(redisDelayMs)],
-    { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+    [String(port), host, String(targetPort), String(delayMs)],
+    {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
   );
   await new Promise((resolve) => proxy.once('message', resolve));
   // Not what keeps the harness running.
   proxy.unref();
   proxy.channel?.unref();
-  proxy.url = `redis://127.0.0.1:${port}`;
-  delayProxies.set(redisUrl, proxy);
-  return proxy.url;
+  delayProxies.set(`${host}:${targetPort}`, proxy);
+  return port;
+}
+
+async function delayedRedisUrl(redisUrl) {
+  if (!redisDelayMs) return redisUrl;
+  const target = new URL(redisUrl);
+  const known = delayProxies.get(`${target.hostname}:${target.port}`);
+  if (known) return known.url;
+  const port = await startDelayProxy(target.hostname, target.port, redisDelayMs);
+  const url = `redis://127.0.0.1:${port}`;
+  delayProxies.get(`${target.hostname}:${target.port}`).url = url;
+  return url;
+}
+
+/**
+ * BENCH_CLIENT_DELAY_MS: the clients reach the server through a proxy that holds every chunk this
+ * long in each direction (clients a network away: each round trip of a connect costs twice this).
+ */
+const clientDelayMs = Number(process.env.BENCH_CLIENT_DELAY_MS) || 0;
+
+/** Where the load process reaches `server` (through the client delay proxy when there is one). */
+async function clientBase(server) {
+  if (!clientDelayMs) return server.base;
+  return `http://127.0.0.1:${await startDelayProxy('127.0.0.1', server.port, clientDelayMs)}`;
 }
 
 let outSeq = 0;
@@ -228,10 +249,7 @@ async function startLoad(target, servers, users) {
       '--target',
       target,
       '--url',
-      [servers]
-        .flat()
-        .map((s) => s.base)
-        .join(','),
+      (await Promise.all([servers].flat().map(clientBase))).join(','),
       '--secret',
       SECRET,
       '--users',
@@ -375,6 +393,7 @@ async function idle(target) {
         handshakes: added,
         connect_concurrency: concurrency ?? 200,
         redis_delay_ms: redisDelayMs,
+        client_delay_ms: clientDelayMs,
         handshake_p50_ms: step.handshake?.p50 ?? null,
         handshake_p99_ms: step.handshake?.p99 ?? null,
         // The server's CPU (user + system, /proc) while this step's clients connected, per connection.

@@ -151,8 +151,9 @@ export class TestClient {
   readonly opened: Promise<void>;
   #nextId = 1;
 
-  constructor(url: string, headers: Record<string, string> = {}) {
-    this.ws = new WebSocket(url, { headers });
+  /** `protocols`: the subprotocols offered (a hello carried in the upgrade, upgrade-hello.int.test.ts). */
+  constructor(url: string, headers: Record<string, string> = {}, protocols: string[] = []) {
+    this.ws = new WebSocket(url, protocols, { headers });
     this.ws.on('message', (data) => {
       const parsed = parseServerFrame(data);
       if (!parsed.ok) throw new Error(`gateway sent an invalid frame: ${parsed.error.message}`);

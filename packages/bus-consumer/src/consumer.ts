@@ -22,6 +22,7 @@ import {
   parseServerFrame,
   reconnectPolicy,
   serializeClientFrame,
+  UPGRADE_HELLO_PROTOCOL,
 } from '@livebus/protocol/client';
 import { type Backoff, fullJitterBackoff, growsBackoff } from './backoff';
 import { CallQueue } from './call-queue';
@@ -34,7 +35,9 @@ import {
   hasProtocolPing,
   type ListenSocket,
   listenOnEvents,
+  makesProtocolPingSockets,
   OPEN,
+  upgradeProtocols,
   type WebSocketConstructor,
   type WebSocketLike,
 } from './transport/socket';
@@ -327,9 +330,49 @@ export class BusConsumer {
     this.#welcome = undefined;
     this.#neverConnected = false;
     this.#setState('connecting');
+    this.#timers.handshake = setTimeout(() => {
+      if (id === this.#connId && this.#state === 'connecting') this.#abort(id, CloseCode.AuthTimeout, 'auth_timeout');
+    }, this.#o.handshakeTimeoutMs);
+    // The hello goes in the upgrade (upgrade-hello.ts of the protocol), so its token comes first.
+    if (this.#o.getToken) void this.#openWithToken(id, this.#o.getToken);
+    else this.#openSocket(id, this.#o.token);
+  }
+
+  async #openWithToken(id: number, getToken: () => string | undefined | Promise<string | undefined>): Promise<void> {
+    let token: string | undefined;
+    try {
+      token = await getToken();
+    } catch (error) {
+      if (id !== this.#connId) return;
+      this.#emitter.emit('error', toError(error));
+      return this.#abort(id, CloseCode.AuthFailed, 'auth_failed');
+    }
+    if (id === this.#connId && this.#state === 'connecting') this.#openSocket(id, token);
+  }
+
+  /**
+   * The hello frame's text. Built field by field (in the wire order: type, v, session_id, token,
+   * user_id, route, last_cursor, app_ping), not by spreading an object per optional field.
+   */
+  #helloText(token: string | undefined, protocolPing: boolean): string {
+    const hello: HelloFrame = { type: 'hello', v: PROTOCOL_VERSION, session_id: this.#o.sessionId };
+    if (token) hello.token = token;
+    if (this.#o.userId) hello.user_id = this.#o.userId;
+    if (this.#o.route !== undefined) hello.route = this.#o.route;
+    if (this.#lastCursor !== undefined) hello.last_cursor = this.#lastCursor;
+    // Without protocol pings our own timers are the only liveness signal, and a background
+    // tab throttles them: ask the gateway to drive liveness with `ping` frames instead.
+    if (!protocolPing) hello.app_ping = true;
+    return serializeClientFrame(hello);
+  }
+
+  #openSocket(id: number, token: string | undefined): void {
+    const protocolPing = makesProtocolPingSockets(this.#WebSocket);
+    const hello = this.#helloText(token, protocolPing);
+    const protocols = this.#o.helloInUpgrade ? upgradeProtocols(hello) : undefined;
     let socket: Socket;
     try {
-      socket = new this.#WebSocket(this.#o.url);
+      socket = protocols ? new this.#WebSocket(this.#o.url, protocols) : new this.#WebSocket(this.#o.url);
     } catch (error) {
       this.#emitter.emit('error', toError(error));
       this.#onSocketClose(id, CloseCode.AbnormalClosure, '');
@@ -340,7 +383,9 @@ export class BusConsumer {
     this.#listen(socket, {
       open: () => {
         if (!current()) return;
-        void this.#sendHello(id, socket);
+        // A gateway that took the hello from the upgrade answers `livebus.hello`; any other sends it now.
+        if (socket.protocol === UPGRADE_HELLO_PROTOCOL) return;
+        socket.send(hasProtocolPing(socket) === protocolPing ? hello : this.#helloText(token, !protocolPing));
       },
       message: (data) => {
         if (!current()) return;
@@ -374,36 +419,11 @@ export class BusConsumer {
         if (current()) this.#neverConnected = true;
       });
     }
-    this.#timers.handshake = setTimeout(() => {
-      if (current() && this.#state === 'connecting') this.#abort(id, CloseCode.AuthTimeout, 'auth_timeout');
-    }, this.#o.handshakeTimeoutMs);
   }
 
-  /** The token for a hello or an `auth` frame: from `getToken` when configured, else the static one. */
+  /** The token for an `auth` frame: from `getToken` when configured, else the static one. */
   async #token(): Promise<string | undefined> {
     return this.#o.getToken ? await this.#o.getToken() : this.#o.token;
-  }
-
-  async #sendHello(id: number, socket: Socket): Promise<void> {
-    let token: string | undefined;
-    try {
-      token = await this.#token();
-    } catch (error) {
-      this.#emitter.emit('error', toError(error));
-      return this.#abort(id, CloseCode.AuthFailed, 'auth_failed');
-    }
-    if (id !== this.#connId || socket.readyState !== OPEN) return;
-    // Built field by field (in the wire order: type, v, session_id, token, user_id, route,
-    // last_cursor, app_ping), not by spreading an object per optional field.
-    const hello: HelloFrame = { type: 'hello', v: PROTOCOL_VERSION, session_id: this.#o.sessionId };
-    if (token) hello.token = token;
-    if (this.#o.userId) hello.user_id = this.#o.userId;
-    if (this.#o.route !== undefined) hello.route = this.#o.route;
-    if (this.#lastCursor !== undefined) hello.last_cursor = this.#lastCursor;
-    // Without protocol pings our own timers are the only liveness signal, and a background
-    // tab throttles them: ask the gateway to drive liveness with `ping` frames instead.
-    if (!hasProtocolPing(socket)) hello.app_ping = true;
-    socket.send(serializeClientFrame(hello));
   }
 
   /**

@@ -69,9 +69,17 @@ export interface ConsumerOptions {
   lastCursor?: string;
   /** Reconnect delay function. @default full-jitter exponential backoff between the two delays above */
   backoff?: Backoff;
-  /** WebSocket constructor. @default `ws` in Node, the global WebSocket in browsers */
+  /**
+   * Carry the hello in the WebSocket upgrade (its `Sec-WebSocket-Protocol` header) rather than as
+   * the first frame: one round trip less per connect. A gateway that does not read it there (an
+   * older release) gets the hello as a frame, on the same socket. Turn it off only behind a proxy
+   * that drops or rewrites that header. @default true
+   */
+  helloInUpgrade?: boolean;
+  /** WebSocket constructor; `protocols` are offered when the hello travels in the upgrade. @default `ws` in Node, the global WebSocket in browsers */
   WebSocket?: new (
     url: string,
+    protocols?: string[],
   ) => WebSocketLike;
 }
 
@@ -86,6 +94,7 @@ export const consumerDefaults = {
   rpcTimeoutMs: 10_000,
   whileDisconnected: 'queue',
   maxQueuedCalls: 100,
+  helloInUpgrade: true,
 } satisfies Partial<ConsumerOptions>;
 
 /** Options with every default applied. */

@@ -1,25 +1,56 @@
 // The client against a scripted gateway (a bare `ws` server speaking the protocol): token refresh and
 // app pings tested frame by frame, independently of the real gateway's timing.
-import { type ClientFrame, CloseCode, PROTOCOL_VERSION, type ServerFrame } from '@livebus/protocol';
+import {
+  type ClientFrame,
+  CloseCode,
+  FRAME_HELLO_PROTOCOL,
+  HELLO_PROTOCOL_PREFIX,
+  PROTOCOL_VERSION,
+  type ServerFrame,
+  UPGRADE_HELLO_PROTOCOL,
+} from '@livebus/protocol';
 import { waitFor } from '@livebus/test-support';
 import WebSocket, { WebSocketServer } from 'ws';
 import { BusConsumer, FatalCloseError, type WebSocketLike } from '../src/index';
 
 interface Peer {
   ws: WebSocket;
+  /** The client's frames; a hello it carried in the upgrade comes first, as if sent. */
   frames: ClientFrame[];
+  /** The subprotocols the client offered. */
+  offered: string[];
   send(frame: ServerFrame): void;
 }
 
-/** A gateway whose every move the test makes; it only answers `hello` with `welcome` by itself. */
-async function scriptedGateway() {
-  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+/**
+ * A gateway whose every move the test makes; it only answers `hello` with `welcome` by itself.
+ * `helloInUpgrade`: it takes a hello carried in the upgrade (as the gateway does); without it, it
+ * selects the first protocol offered, as a gateway of an older release (`ws`'s default).
+ */
+async function scriptedGateway({ helloInUpgrade = false } = {}) {
+  const server = new WebSocketServer({
+    port: 0,
+    host: '127.0.0.1',
+    ...(helloInUpgrade && {
+      handleProtocols: (offered: Set<string>) =>
+        [...offered].some((p) => p.startsWith(HELLO_PROTOCOL_PREFIX))
+          ? UPGRADE_HELLO_PROTOCOL
+          : (offered.values().next().value ?? false),
+    }),
+  });
   await new Promise((r) => server.once('listening', r));
   const peers: Peer[] = [];
   let offset = 0;
-  server.on('connection', (ws) => {
-    const peer: Peer = { ws, frames: [], send: (f) => ws.send(JSON.stringify(f)) };
+  server.on('connection', (ws, req) => {
+    const offered = (req.headers['sec-websocket-protocol'] ?? '')
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean);
+    const peer: Peer = { ws, frames: [], offered, send: (f) => ws.send(JSON.stringify(f)) };
     peers.push(peer);
+    const carried = offered.find((p) => p.startsWith(HELLO_PROTOCOL_PREFIX));
+    if (ws.protocol === UPGRADE_HELLO_PROTOCOL && carried)
+      setImmediate(() => ws.emit('message', Buffer.from(carried.slice(HELLO_PROTOCOL_PREFIX.length), 'base64url')));
     ws.on('message', (data) => {
       const frame = JSON.parse(String(data)) as ClientFrame;
       peer.frames.push(frame);
@@ -329,8 +360,8 @@ class BrowserLikeSocket implements WebSocketLike {
   onmessage: ((event: { data: unknown }) => void) | null = null;
   onclose: ((event: { code: number; reason: string }) => void) | null = null;
   onerror: ((event: unknown) => void) | null = null;
-  constructor(url: string) {
-    this.#ws = new WebSocket(url);
+  constructor(url: string, protocols?: string[]) {
+    this.#ws = new WebSocket(url, protocols);
     this.#ws.onopen = (e) => this.onopen?.(e);
     this.#ws.onmessage = (e) => this.onmessage?.({ data: String(e.data) });
     this.#ws.onclose = (e) => this.onclose?.({ code: e.code, reason: e.reason });
@@ -338,6 +369,9 @@ class BrowserLikeSocket implements WebSocketLike {
   }
   get readyState() {
     return this.#ws.readyState;
+  }
+  get protocol() {
+    return this.#ws.protocol;
   }
   send(data: string) {
     this.#ws.send(data);
@@ -396,6 +430,60 @@ describe('app pings (scripted gateway)', () => {
     }
     // Silence now: declared dead after the timeout.
     await waitFor(() => client?.counters.lastCloseReason === 'ping_timeout', 'ping timeout', 2_000);
+  });
+});
+
+describe('the hello in the upgrade (scripted gateway)', () => {
+  let gw: Gw | undefined;
+  let client: BusConsumer | undefined;
+  afterEach(async () => {
+    client?.close();
+    client = undefined;
+    await gw?.close();
+  });
+
+  const hello = (peer: Peer) => peer.frames.find((f) => f.type === 'hello');
+  const carried = (peer: Peer) => {
+    const value = peer.offered.find((p) => p.startsWith(HELLO_PROTOCOL_PREFIX)) ?? '';
+    return JSON.parse(Buffer.from(value.slice(HELLO_PROTOCOL_PREFIX.length), 'base64url').toString());
+  };
+
+  it('carries the hello in the upgrade to a gateway that takes it there, and sends no hello frame', async () => {
+    gw = await scriptedGateway({ helloInUpgrade: true });
+    client = new BusConsumer({ url: gw.url, getToken: async () => 'tok', route: '/inbox', ...fast });
+    await client.connect();
+    const peer = gw.last();
+    expect(peer.ws.protocol).toBe(UPGRADE_HELLO_PROTOCOL);
+    expect(peer.offered.slice(0, 2)).toEqual([FRAME_HELLO_PROTOCOL, UPGRADE_HELLO_PROTOCOL]);
+    expect(carried(peer)).toMatchObject({ type: 'hello', v: PROTOCOL_VERSION, token: 'tok', route: '/inbox' });
+    // The carried hello is the only one: the client sent none as a frame.
+    expect(peer.frames).toEqual([carried(peer)]);
+  });
+
+  it('sends the same hello as a frame to a gateway that answers `livebus` (an older release)', async () => {
+    gw = await scriptedGateway();
+    client = new BusConsumer({ url: gw.url, token: 'tok', WebSocket: BrowserLikeSocket, ...fast });
+    await client.connect();
+    const peer = gw.last();
+    expect(peer.ws.protocol).toBe(FRAME_HELLO_PROTOCOL);
+    expect(peer.frames).toEqual([carried(peer)]);
+    expect(hello(peer)).toMatchObject({ token: 'tok', app_ping: true });
+  });
+
+  it('offers no protocol with helloInUpgrade: false', async () => {
+    gw = await scriptedGateway({ helloInUpgrade: true });
+    client = new BusConsumer({ url: gw.url, token: 'tok', helloInUpgrade: false, ...fast });
+    await client.connect();
+    expect(gw.last().offered).toEqual([]);
+    expect(hello(gw.last())).toMatchObject({ token: 'tok' });
+  });
+
+  it('sends a hello too long for a header as a frame', async () => {
+    gw = await scriptedGateway({ helloInUpgrade: true });
+    client = new BusConsumer({ url: gw.url, token: 'x'.repeat(8_000), ...fast });
+    await client.connect();
+    expect(gw.last().offered).toEqual([]);
+    expect(hello(gw.last())).toMatchObject({ token: 'x'.repeat(8_000) });
   });
 });
 

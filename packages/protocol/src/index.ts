@@ -10,4 +10,5 @@ export { isHelloFrame, isUserId } from './hello-check';
 export { exceedsJsonDepth, exceedsValueDepth } from './json-depth';
 export * from './methods';
 export { validateRpcArgs, validateRpcResult } from './rpc';
+export * from './upgrade-hello';
 export * from './version';

@@ -51,7 +51,10 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
    * `count`: admission control counts this connection until its welcome (or failure).
    */
   function open(socket: CoreSocket, request: SocketRequest, count?: HandshakeCount): void {
-    socket.listen(handshake.accept(socket, request, count), events);
+    const conn = handshake.accept(socket, request, count);
+    socket.listen(conn, events);
+    // A hello carried in the upgrade is the connection's first frame, checked as one.
+    if (request.hello) events.message(conn, request.hello, false);
   }
 
   /** Every connection's events, one set of functions for all of them (no closures per connection). */

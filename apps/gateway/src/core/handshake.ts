@@ -45,6 +45,7 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
 
   /** The welcome is out, or the hello failed: admission control stops counting this connection. */
   function handshakeDone(conn: Connection): void {
+    conn.socket.flush?.();
     ctx.counts.get(conn)?.done();
     ctx.counts.delete(conn);
   }

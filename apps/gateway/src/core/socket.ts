@@ -18,6 +18,11 @@ export interface GatewaySocket {
   terminate(): void;
   /** A protocol-level ping (the peer's WebSocket stack answers it). */
   ping(): void;
+  /**
+   * The handshake is over (welcome sent, or the hello failed): writes what the transport held back
+   * until then (the upgrade's answer, so that it leaves with the welcome in one write).
+   */
+  flush?(): void;
 }
 
 /**
@@ -50,4 +55,6 @@ export interface SocketRequest {
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   /** The peer's address (or the proxy's); undefined when the socket no longer knows it. */
   readonly remoteAddress: string | undefined;
+  /** The hello frame's text when the client carried it in the upgrade; the first frame otherwise. */
+  readonly hello?: Buffer | undefined;
 }

@@ -87,6 +87,11 @@ export class WsGatewaySocket implements CoreSocket {
   /** What the core registered (see {@link listen}); read by {@link GatewayWebSocket.emit}. */
   target: unknown;
   events: SocketEvents<unknown> | undefined;
+  /**
+   * The TCP socket is corked since the upgrade (its `101` held back) so that the `101` and the
+   * welcome leave in one write, when the hello came with the upgrade (ws.ts); {@link flush} ends it.
+   */
+  held = false;
 
   constructor(ws: GatewayWebSocket) {
     this.ws = ws;
@@ -126,11 +131,20 @@ export class WsGatewaySocket implements CoreSocket {
     }
   }
 
+  /** Writes what the upgrade held back (see {@link held}), with whatever was sent since. */
+  flush(): void {
+    if (!this.held) return;
+    this.held = false;
+    (this.ws as unknown as { _socket: Socket | null })._socket?.uncork();
+  }
+
   close(code: number, reason: string): void {
     this.ws.close(code, reason);
+    this.flush();
   }
 
   terminate(): void {
+    this.flush();
     this.ws.terminate();
   }
 
@@ -145,6 +159,6 @@ export class WsGatewaySocket implements CoreSocket {
 }
 
 /** Adapts a WebSocket of the gateway's server. */
-export function fromWs(ws: GatewayWebSocket): CoreSocket {
+export function fromWs(ws: GatewayWebSocket): WsGatewaySocket {
   return new WsGatewaySocket(ws);
 }

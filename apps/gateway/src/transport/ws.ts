@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { HELLO_PROTOCOL_PREFIX, UPGRADE_HELLO_PROTOCOL } from '@livebus/protocol';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { GatewayConfig } from '../config';
 import type { ConnectionHandler } from '../core/connection-handler';
@@ -29,9 +30,11 @@ function endTicket(this: Duplex): void {
  */
 class UpgradeRequest implements SocketRequest {
   readonly #req: IncomingMessage;
+  readonly hello: Buffer | undefined;
 
-  constructor(req: IncomingMessage) {
+  constructor(req: IncomingMessage, hello: Buffer | undefined) {
     this.#req = req;
+    this.hello = hello;
   }
 
   get headers(): IncomingMessage['headers'] {
@@ -41,6 +44,32 @@ class UpgradeRequest implements SocketRequest {
   get remoteAddress(): string | undefined {
     return this.#req.socket.remoteAddress;
   }
+}
+
+/**
+ * The subprotocol `ws` answers with (`handleProtocols`): `livebus.hello` when the client carried
+ * its hello in the upgrade (upgrade-hello.ts in the protocol package), else the first one offered,
+ * as `ws` does without this option (so `livebus` for a client that sends its hello as a frame).
+ */
+export function selectProtocol(offered: Set<string>): string | false {
+  if (offered.has(UPGRADE_HELLO_PROTOCOL)) {
+    for (const protocol of offered) if (protocol.startsWith(HELLO_PROTOCOL_PREFIX)) return UPGRADE_HELLO_PROTOCOL;
+  }
+  const first = offered.values().next();
+  return first.done ? false : first.value;
+}
+
+/**
+ * The hello frame's text a client carried in its upgrade (the base64url after `livebus.hello.` in
+ * `Sec-WebSocket-Protocol`), when `ws` answered with `livebus.hello`; checked as a hello frame is.
+ */
+export function helloOfUpgrade(protocol: string, header: string | undefined): Buffer | undefined {
+  if (protocol !== UPGRADE_HELLO_PROTOCOL || header === undefined) return undefined;
+  const at = header.indexOf(HELLO_PROTOCOL_PREFIX);
+  if (at < 0) return undefined;
+  const start = at + HELLO_PROTOCOL_PREFIX.length;
+  const end = header.indexOf(',', start);
+  return Buffer.from(header.slice(start, end < 0 ? header.length : end).trim(), 'base64url');
 }
 
 /** Whether a request's URL is /ws, with or without a query (no array and string per upgrade, as split made). */
@@ -85,6 +114,7 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
     clientTracking: false,
     // Events reach the core without a listener per connection (gateway-socket.ts).
     WebSocket: GatewayWebSocket,
+    handleProtocols: selectProtocol,
   });
 
   /** Why an upgrade is refused before the WebSocket opens, as an HTTP status line; undefined to accept. */
@@ -110,7 +140,12 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
     // The socket lives for hours: it keeps no listener or map entry of the handshake.
     socket.off('close', endTicket);
     tickets.delete(socket);
-    core.open(fromWs(ws as GatewayWebSocket), new UpgradeRequest(req), ticket);
+    const hello = helloOfUpgrade(ws.protocol, req.headers['sec-websocket-protocol']);
+    const gatewaySocket = fromWs(ws as GatewayWebSocket);
+    // Corked in handleUpgrade: the 101 waits for the welcome (or the hello's failure), one write.
+    if (hello) gatewaySocket.held = true;
+    else if (socket.writableCorked > 0) socket.uncork();
+    core.open(gatewaySocket, new UpgradeRequest(req, hello), ticket);
   }
 
   function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -120,6 +155,8 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
         socket.end(`HTTP/1.1 ${refusal}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
         return;
       }
+      // A hello in the upgrade: the 101 is held back to leave with the welcome (upgraded()).
+      if (req.headers['sec-websocket-protocol']?.includes(HELLO_PROTOCOL_PREFIX)) socket.cork();
       wss.handleUpgrade(req, socket, head, upgraded);
     } catch (error) {
       logger.error('ws_handler_error', { where: 'upgrade', error: String(error) });

@@ -1,15 +1,18 @@
 // Node: the `ws` package. The only file of the client that imports it.
 import WebSocket from 'ws';
-import { type ListenSocket, listenOnEvents, type WebSocketConstructor } from './socket';
+import { type ListenSocket, listenOnEvents, PROTOCOL_PING, type WebSocketConstructor } from './socket';
 
 /**
  * `ws`'s WebSocket, which adds protocol pings and the HTTP answer to a refused upgrade. It does
  * not offer permessage-deflate: the gateway never accepts it (its frames are small JSON), and
  * the offer costs `ws` work on every connect (the extension header written, an object made).
  */
-export const NodeWebSocket = function NodeWebSocket(url: string) {
-  return new WebSocket(parsed(url) ?? url, WS_OPTIONS);
-} as unknown as WebSocketConstructor;
+export const NodeWebSocket = Object.assign(
+  function NodeWebSocket(url: string, protocols?: string[]) {
+    return new WebSocket(parsed(url) ?? url, protocols, WS_OPTIONS);
+  },
+  { [PROTOCOL_PING]: true },
+) as unknown as WebSocketConstructor;
 
 /** Read by `ws` (copied into its own options), never changed. */
 const WS_OPTIONS = { perMessageDeflate: false };

@@ -1,4 +1,10 @@
 // The socket the client talks through, whatever provides it: `ws` in Node, the global WebSocket in browsers.
+import {
+  FRAME_HELLO_PROTOCOL,
+  HELLO_PROTOCOL_PREFIX,
+  MAX_HELLO_PROTOCOL_CHARS,
+  UPGRADE_HELLO_PROTOCOL,
+} from '@livebus/protocol/client';
 
 /**
  * The part of the WebSocket API the client uses: the browser's global
@@ -6,6 +12,8 @@
  */
 export interface WebSocketLike {
   readonly readyState: number;
+  /** The subprotocol the server selected ('' or absent when none). */
+  readonly protocol?: string;
   binaryType?: string;
   send(data: string): void;
   close(code?: number, reason?: string): void;
@@ -15,8 +23,49 @@ export interface WebSocketLike {
   onerror: ((event: unknown) => void) | null;
 }
 
-/** A constructor of sockets, like `WebSocket` (the client opens one per connection attempt). */
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
+/**
+ * A constructor of sockets, like `WebSocket` (the client opens one per connection attempt), with
+ * the subprotocols to offer when the hello travels in the upgrade.
+ */
+export type WebSocketConstructor = new (url: string, protocols?: string[]) => WebSocketLike;
+
+/** Marks a constructor whose sockets have protocol pings although its prototype does not say so (a factory). */
+export const PROTOCOL_PING = Symbol.for('livebus.protocolPing');
+
+/**
+ * Whether the sockets `Ctor` makes will have protocol pings (see {@link hasProtocolPing}), known
+ * before one is made: the hello, which says whether the gateway must send app-level pings,
+ * travels in the upgrade. A socket that turns out otherwise sends its hello as a frame instead.
+ */
+export function makesProtocolPingSockets(Ctor: WebSocketConstructor): boolean {
+  if ((Ctor as unknown as Record<symbol, unknown>)[PROTOCOL_PING] === true) return true;
+  const proto = (Ctor as { prototype?: Partial<NodeSocketExtras> }).prototype;
+  return (
+    proto !== undefined &&
+    typeof proto.ping === 'function' &&
+    typeof proto.on === 'function' &&
+    typeof proto.terminate === 'function'
+  );
+}
+
+/** `text` (UTF-8) in base64url without padding: Buffer where there is one (Node), else btoa. */
+function base64url(text: string): string {
+  if (typeof Buffer === 'function') return Buffer.from(text, 'utf8').toString('base64url');
+  const bytes = new TextEncoder().encode(text);
+  let binary = '';
+  for (let i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i] as number);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/**
+ * The subprotocols that carry `hello` (a hello frame's text) in the upgrade, see the protocol's
+ * `upgrade-hello.ts`; undefined when it is too long for a header (it then goes as the first frame).
+ */
+export function upgradeProtocols(hello: string): string[] | undefined {
+  const carried = HELLO_PROTOCOL_PREFIX + base64url(hello);
+  if (carried.length > MAX_HELLO_PROTOCOL_CHARS) return undefined;
+  return [FRAME_HELLO_PROTOCOL, UPGRADE_HELLO_PROTOCOL, carried];
+}
 
 /** What the client hears from a socket: that it opened, each message's data, and its close. */
 export interface SocketListener {

@@ -23,6 +23,7 @@ export type { EventData, EventType } from '../events';
 export type * from '../frames';
 export { isSessionId, isUserId } from '../hello-check';
 export type { RpcMethod, RpcParams, RpcResult } from '../methods';
+export * from '../upgrade-hello';
 export * from '../version';
 export { checkJson, type JsonSchema, KNOWN_KEYWORDS } from './check';
 export { type ParseOptions, type ParseResult, parseJsonText };
