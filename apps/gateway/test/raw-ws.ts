@@ -28,8 +28,15 @@ export class RawWebSocket {
     socket.on('close', () => this.#onClose(this.#closeCode ?? 1006));
   }
 
-  /** Opens `ws://host:port/path` with the HTTP upgrade. */
-  static open(port: number, path = '/ws'): Promise<RawWebSocket> {
+  /**
+   * Opens `ws://host:port/path` with the HTTP upgrade. `headers`: more request header lines;
+   * `pipelined`: bytes written right behind the request (frames pipelined before the 101 arrives).
+   */
+  static open(
+    port: number,
+    path = '/ws',
+    more: { headers?: string[]; pipelined?: Buffer } = {},
+  ): Promise<RawWebSocket> {
     return new Promise((resolve, reject) => {
       const socket = connect(port, '127.0.0.1');
       const key = randomBytes(16).toString('base64');
@@ -37,8 +44,11 @@ export class RawWebSocket {
       socket.once('connect', () => {
         socket.write(
           `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-            `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+            `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+            (more.headers ?? []).map((line) => `${line}\r\n`).join('') +
+            '\r\n',
         );
+        if (more.pipelined) socket.write(more.pipelined);
       });
       let head = Buffer.alloc(0);
       const onData = (chunk: Buffer) => {

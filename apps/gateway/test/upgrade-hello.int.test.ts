@@ -8,8 +8,10 @@ import {
   PROTOCOL_VERSION,
   UPGRADE_HELLO_PROTOCOL,
 } from '@livebus/protocol';
+import { waitFor } from '@livebus/test-support';
 import { JwtAuthenticator, signJwt } from '../src/auth/jwt-authenticator';
 import { startGateway, TestClient, type TestGateway } from './helpers';
+import { RawWebSocket } from './raw-ws';
 
 const SECRET = 'a-test-secret-that-is-long-enough-1234';
 
@@ -32,19 +34,64 @@ describe('a hello carried in the upgrade', () => {
 
   const token = (sub: string) => signJwt({ sub, exp: Math.floor(Date.now() / 1000) + 600 }, SECRET);
 
-  it('opens the session without a hello frame; frames sent before the welcome are answered after it', async () => {
+  it('opens the session without a hello frame', async () => {
     const c = new TestClient(t.url, {}, offering({ type: 'hello', v: PROTOCOL_VERSION, token: token('up1') }));
     await c.opened;
     expect(c.ws.protocol).toBe(UPGRADE_HELLO_PROTOCOL);
-    // Pipelined behind the hello, as a client may: held until the welcome, then handled.
-    c.send({ type: 'ping', ts: 7 });
-    const welcome = await c.next('welcome');
-    expect(welcome).toMatchObject({ user_id: 'up1', resume: { status: 'fresh' } });
-    await c.next('pong');
-    expect(c.frames.map((f) => f.type)).toEqual(['welcome', 'pong']);
+    expect(await c.next('welcome')).toMatchObject({ user_id: 'up1', resume: { status: 'fresh' } });
     expect(t.gw.stats().sessions).toBe(1);
     c.ws.close();
     await c.closed;
+  });
+
+  it('answers frames pipelined behind the upgrade after the welcome, in order', async () => {
+    const hello = { type: 'hello', v: PROTOCOL_VERSION, token: token('up5') };
+    const pings = Buffer.concat(
+      [1, 2].map((ts) => RawWebSocket.frame(1, Buffer.from(JSON.stringify({ type: 'ping', ts })))),
+    );
+    const raw = await RawWebSocket.open(t.port, '/ws', {
+      headers: [`Sec-WebSocket-Protocol: ${offering(hello).join(', ')}`],
+      pipelined: pings,
+    });
+    await waitFor(() => raw.messages.length >= 3, 'the welcome and two pongs');
+    const texts = raw.messages.map((m) => (m.kind === 'text' ? JSON.parse(m.text) : m));
+    expect(texts.map((f) => [f.type, f.ts])).toEqual([
+      ['welcome', undefined],
+      ['pong', 1],
+      ['pong', 2],
+    ]);
+    raw.destroy();
+  });
+
+  it('sends the close a peer asked for while its hello was being checked', async () => {
+    // The token check waits until the test ends: the gateway answers the peer's close meanwhile.
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slow = await startGateway(
+      { authMode: 'jwt', jwtSecret: SECRET },
+      {
+        auth: {
+          mode: 'jwt',
+          authenticate: async (request) => {
+            await held;
+            return new JwtAuthenticator({ secret: SECRET, serviceRoleClaim: 'livebus_service' }).authenticate(request);
+          },
+        },
+      },
+    );
+    try {
+      const hello = { type: 'hello', v: PROTOCOL_VERSION, token: token('up6') };
+      const raw = await RawWebSocket.open(slow.port, '/ws', {
+        headers: [`Sec-WebSocket-Protocol: ${offering(hello).join(', ')}`],
+        pipelined: RawWebSocket.frame(8, Buffer.from([0x03, 0xe8])),
+      });
+      expect(await raw.closed).toBe(1000);
+    } finally {
+      release();
+      await slow.close();
+    }
   });
 
   it('replays after the cursor it carries, as a hello frame does', async () => {

@@ -46,6 +46,9 @@ import { onNeverConnected, onUpgradeRefused } from './transport/upgrade-refusal'
 export type { EventOf, GroupOptions } from './grouped-handlers';
 export type { ResolvedOptions } from './options';
 
+/** In place of a token: the token is asked for once the socket is open (the hello then goes as a frame). */
+const LATER = Symbol('token once open');
+
 /** Connection state. Changed only by `setState`, which emits `state`. */
 export type ConsumerState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -334,18 +337,23 @@ export class BusConsumer {
       if (id === this.#connId && this.#state === 'connecting') this.#abort(id, CloseCode.AuthTimeout, 'auth_timeout');
     }, this.#o.handshakeTimeoutMs);
     // The hello goes in the upgrade (upgrade-hello.ts of the protocol), so its token comes first.
-    if (this.#o.getToken) void this.#openWithToken(id, this.#o.getToken);
+    if (!this.#o.helloInUpgrade) this.#openSocket(id, LATER);
+    else if (this.#o.getToken) void this.#openWithToken(id, this.#o.getToken);
     else this.#openSocket(id, this.#o.token);
   }
 
+  /**
+   * The token first, for a hello in the upgrade. Should `getToken` fail, the socket opens without
+   * it and asks again once open, as a client sending its hello as a frame does: an offline client
+   * (whose `getToken` may need the network too) keeps reconnecting with backoff, and a token that
+   * cannot be had is still `auth_failed` once a gateway is reached.
+   */
   async #openWithToken(id: number, getToken: () => string | undefined | Promise<string | undefined>): Promise<void> {
-    let token: string | undefined;
+    let token: string | undefined | typeof LATER;
     try {
       token = await getToken();
-    } catch (error) {
-      if (id !== this.#connId) return;
-      this.#emitter.emit('error', toError(error));
-      return this.#abort(id, CloseCode.AuthFailed, 'auth_failed');
+    } catch {
+      token = LATER;
     }
     if (id === this.#connId && this.#state === 'connecting') this.#openSocket(id, token);
   }
@@ -353,6 +361,7 @@ export class BusConsumer {
   /**
    * The hello frame's text. Built field by field (in the wire order: type, v, session_id, token,
    * user_id, route, last_cursor, app_ping), not by spreading an object per optional field.
+   * Throws when the hello is not one the protocol accepts (a token longer than 8 192 characters).
    */
   #helloText(token: string | undefined, protocolPing: boolean): string {
     const hello: HelloFrame = { type: 'hello', v: PROTOCOL_VERSION, session_id: this.#o.sessionId };
@@ -366,10 +375,20 @@ export class BusConsumer {
     return serializeClientFrame(hello);
   }
 
-  #openSocket(id: number, token: string | undefined): void {
+  /** The subprotocols that carry the hello, if it can go in the upgrade; undefined otherwise. */
+  #upgradeProtocols(token: string | undefined, protocolPing: boolean): string[] | undefined {
+    try {
+      return upgradeProtocols(this.#helloText(token, protocolPing));
+    } catch {
+      // Not a hello the protocol accepts: it goes as a frame, which fails it once the socket is open.
+      return undefined;
+    }
+  }
+
+  /** `token`: the hello's, or {@link LATER}: asked for once the socket is open (the hello then goes as a frame). */
+  #openSocket(id: number, token: string | undefined | typeof LATER): void {
     const protocolPing = makesProtocolPingSockets(this.#WebSocket);
-    const hello = this.#helloText(token, protocolPing);
-    const protocols = this.#o.helloInUpgrade ? upgradeProtocols(hello) : undefined;
+    const protocols = token === LATER ? undefined : this.#upgradeProtocols(token, protocolPing);
     let socket: Socket;
     try {
       socket = protocols ? new this.#WebSocket(this.#o.url, protocols) : new this.#WebSocket(this.#o.url);
@@ -383,9 +402,9 @@ export class BusConsumer {
     this.#listen(socket, {
       open: () => {
         if (!current()) return;
-        // A gateway that took the hello from the upgrade answers `livebus.hello`; any other sends it now.
-        if (socket.protocol === UPGRADE_HELLO_PROTOCOL) return;
-        socket.send(hasProtocolPing(socket) === protocolPing ? hello : this.#helloText(token, !protocolPing));
+        // A gateway that took the hello from the upgrade answers `livebus.hello`; any other gets it now.
+        if (protocols && socket.protocol === UPGRADE_HELLO_PROTOCOL) return;
+        void this.#sendHello(id, socket, token);
       },
       message: (data) => {
         if (!current()) return;
@@ -421,9 +440,24 @@ export class BusConsumer {
     }
   }
 
-  /** The token for an `auth` frame: from `getToken` when configured, else the static one. */
+  /** The token for a hello or an `auth` frame: from `getToken` when configured, else the static one. */
   async #token(): Promise<string | undefined> {
     return this.#o.getToken ? await this.#o.getToken() : this.#o.token;
+  }
+
+  /** The hello as the socket's first frame; `token` {@link LATER}: asked for now. */
+  async #sendHello(id: number, socket: Socket, known: string | undefined | typeof LATER): Promise<void> {
+    let hello: string;
+    try {
+      const token = known === LATER ? await this.#token() : known;
+      if (id !== this.#connId || socket.readyState !== OPEN) return;
+      hello = this.#helloText(token, hasProtocolPing(socket));
+    } catch (error) {
+      // getToken failed, or gave a token no hello may carry (longer than 8 192 characters).
+      this.#emitter.emit('error', toError(error));
+      return this.#abort(id, CloseCode.AuthFailed, 'auth_failed');
+    }
+    socket.send(hello);
   }
 
   /**

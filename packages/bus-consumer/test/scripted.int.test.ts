@@ -470,6 +470,17 @@ describe('the hello in the upgrade (scripted gateway)', () => {
     expect(hello(peer)).toMatchObject({ token: 'tok', app_ping: true });
   });
 
+  it('opens the socket anyway when getToken fails first, and asks again once it is open', async () => {
+    gw = await scriptedGateway({ helloInUpgrade: true });
+    const answers = [() => Promise.reject(new Error('offline')), async () => 'tok'];
+    let calls = 0;
+    client = new BusConsumer({ url: gw.url, getToken: () => (answers[calls++] as () => Promise<string>)(), ...fast });
+    await client.connect();
+    expect(calls).toBe(2);
+    expect(gw.last().offered).toEqual([]);
+    expect(hello(gw.last())).toMatchObject({ token: 'tok' });
+  });
+
   it('offers no protocol with helloInUpgrade: false', async () => {
     gw = await scriptedGateway({ helloInUpgrade: true });
     client = new BusConsumer({ url: gw.url, token: 'tok', helloInUpgrade: false, ...fast });

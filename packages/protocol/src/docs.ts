@@ -116,8 +116,9 @@ Sec-WebSocket-Protocol: ${FRAME_HELLO_PROTOCOL}, ${UPGRADE_HELLO_PROTOCOL}, ${HE
 - A gateway that answers \`${FRAME_HELLO_PROTOCOL}\` (one of an older release: WebSocket servers select
   the first protocol offered) expects the hello as the first frame: the client sends it then.
 - A carried value longer than ${MAX_HELLO_PROTOCOL_CHARS} characters is not offered (the hello goes as a frame):
-  request headers have size limits. Unlike a token in the URL, this header is not written to
-  load balancers' access logs.
+  request headers have size limits. Unlike a token in the URL, this header is not in the access
+  logs that record URLs (a proxy that logs request headers sees it, as it would an
+  \`Authorization\` header).
 - A client that offers none of these sends its hello as a frame, as always.
 
 ## Token lifetime

@@ -3,7 +3,8 @@
 // starts the handshake as the upgrade completes, and the client's first frame is the welcome's
 // answer instead of its hello: one round trip less per connect, and one frame less to write,
 // read and parse on both sides. Tokens in that header are the same practice as Kubernetes's
-// `base64url.bearer.authorization.k8s.io.` protocol: it is not in a URL, so not in access logs.
+// `base64url.bearer.authorization.k8s.io.` protocol: not in the URL, so not in the access logs
+// that record URLs; a proxy that logs request headers sees it as it would an Authorization header.
 //
 // The client offers three protocols, in this order:
 //   1. `livebus`: a gateway that does not read hellos from the upgrade (an older release, in a

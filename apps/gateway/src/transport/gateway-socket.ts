@@ -15,6 +15,16 @@ export class GatewayWebSocket extends WebSocket {
   /** Set by {@link WsGatewaySocket.listen}: where the events go. */
   adapter: WsGatewaySocket | undefined = undefined;
 
+  /**
+   * `ws` closes a socket itself too (the peer's close frame, a frame it refuses): whatever the
+   * upgrade held back (see {@link WsGatewaySocket.held}) leaves with the close frame, whose write
+   * the close handshake waits for.
+   */
+  override close(code?: number, data?: string | Buffer): void {
+    super.close(code, data);
+    this.adapter?.flush();
+  }
+
   // Not `...args`: an array per event (the open, every message, the close). ws's server-side
   // events carry at most two arguments; listeners added with `on` get them as ws sends them.
   override emit(event: string | symbol, a?: unknown, b?: unknown): boolean {

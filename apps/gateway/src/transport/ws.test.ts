@@ -45,3 +45,13 @@ describe('the hello in the upgrade', () => {
     expect(helloOfUpgrade(UPGRADE_HELLO_PROTOCOL, undefined)).toBeUndefined();
   });
 });
+
+describe('helloOfUpgrade and selectProtocol read the header alike', () => {
+  it('takes the first value that starts with the prefix, not a value that contains it', () => {
+    const a = HELLO_PROTOCOL_PREFIX + Buffer.from('"a"').toString('base64url');
+    const b = HELLO_PROTOCOL_PREFIX + Buffer.from('"b"').toString('base64url');
+    const header = `x-${a}, ${UPGRADE_HELLO_PROTOCOL},${b} , ${a}`;
+    expect(selectProtocol(new Set(header.split(',').map((v) => v.trim())))).toBe(UPGRADE_HELLO_PROTOCOL);
+    expect(helloOfUpgrade(UPGRADE_HELLO_PROTOCOL, header)?.toString()).toBe('"b"');
+  });
+});

@@ -65,11 +65,13 @@ export function selectProtocol(offered: Set<string>): string | false {
  */
 export function helloOfUpgrade(protocol: string, header: string | undefined): Buffer | undefined {
   if (protocol !== UPGRADE_HELLO_PROTOCOL || header === undefined) return undefined;
-  const at = header.indexOf(HELLO_PROTOCOL_PREFIX);
-  if (at < 0) return undefined;
-  const start = at + HELLO_PROTOCOL_PREFIX.length;
-  const end = header.indexOf(',', start);
-  return Buffer.from(header.slice(start, end < 0 ? header.length : end).trim(), 'base64url');
+  // The first value with the prefix, as selectProtocol found it in ws's parse of the same header.
+  for (const value of header.split(',')) {
+    const trimmed = value.trim();
+    if (trimmed.startsWith(HELLO_PROTOCOL_PREFIX))
+      return Buffer.from(trimmed.slice(HELLO_PROTOCOL_PREFIX.length), 'base64url');
+  }
+  return undefined;
 }
 
 /** Whether a request's URL is /ws, with or without a query (no array and string per upgrade, as split made). */

@@ -50,7 +50,9 @@ export function makesProtocolPingSockets(Ctor: WebSocketConstructor): boolean {
 
 /** `text` (UTF-8) in base64url without padding: Buffer where there is one (Node), else btoa. */
 function base64url(text: string): string {
-  if (typeof Buffer === 'function') return Buffer.from(text, 'utf8').toString('base64url');
+  // A browser's Buffer polyfill may lack base64url.
+  if (typeof Buffer === 'function' && Buffer.isEncoding?.('base64url'))
+    return Buffer.from(text, 'utf8').toString('base64url');
   const bytes = new TextEncoder().encode(text);
   let binary = '';
   for (let i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i] as number);
