@@ -3,8 +3,7 @@ import {
   type ClusterNodeView,
   type RedisClusterHandle,
   type RedisServerHandle,
-  startRedisCluster,
-  startRedisServer,
+  startRedisBackends,
 } from '@livebus/test-support';
 import { Cluster, Redis } from 'ioredis';
 import { contractRetention, eventBusContract } from '../src/fleet/bus/event-bus.contract';
@@ -14,7 +13,7 @@ let server: RedisServerHandle;
 let cluster: RedisClusterHandle;
 const admins: Array<Redis | Cluster> = [];
 beforeAll(async () => {
-  [server, cluster] = await Promise.all([startRedisServer(), startRedisCluster()]);
+  ({ server, cluster } = await startRedisBackends());
 }, 60_000);
 afterAll(async () => {
   for (const c of admins) c.disconnect();

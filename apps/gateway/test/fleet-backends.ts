@@ -1,10 +1,5 @@
 import type { RedisClient } from '@livebus/publisher/redis';
-import {
-  type RedisClusterHandle,
-  type RedisServerHandle,
-  startRedisCluster,
-  startRedisServer,
-} from '@livebus/test-support';
+import { type RedisClusterHandle, type RedisServerHandle, startRedisBackends } from '@livebus/test-support';
 import { Cluster, Redis } from 'ioredis';
 
 /** The Redis backends every fleet contract runs against, started once per test file. */
@@ -31,7 +26,7 @@ export function useFleetBackends(): { standalone: FleetBackend; cluster: FleetBa
   let cluster: RedisClusterHandle;
   const clients: RedisClient[] = [];
   beforeAll(async () => {
-    [server, cluster] = await Promise.all([startRedisServer(), startRedisCluster()]);
+    ({ server, cluster } = await startRedisBackends());
   }, 60_000);
   afterAll(async () => {
     for (const c of clients) c.disconnect();

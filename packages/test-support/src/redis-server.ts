@@ -125,6 +125,14 @@ function readyPid(port: number): Promise<number | undefined> {
   });
 }
 
+/** Our redis-server did not answer PING on its port within the start's deadline (it was killed). */
+class NoAnswerError extends Error {
+  override readonly name = 'NoAnswerError';
+  constructor(readonly port: number) {
+    super(`redis-server did not answer on port ${port} within 10 s`);
+  }
+}
+
 /** Starts `redis-server` on a free port and waits until it answers PING. */
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServerHandle> {
   if (spawnSync(bin, ['--version']).status !== 0) {
@@ -171,7 +179,11 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
         await kill();
         throw new PortBusyError(port);
       }
-      if (Date.now() > deadline) throw new Error(`redis-server did not answer on port ${port}`);
+      if (Date.now() > deadline) {
+        // Not left running: the test that gets this error cannot stop a server it never got.
+        await kill();
+        throw new NoAnswerError(port);
+      }
       await sleep(20);
     }
   };
@@ -186,13 +198,20 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     });
   };
 
-  // The first start may move to another free port; restarts must keep theirs.
+  // The first start may move to another free port; restarts must keep theirs. A server that
+  // never answered (a port something else accepts on without speaking Redis, or a machine too
+  // busy for 10 s) is tried again on another port, twice at most.
   await retryBind(async (attempt) => {
     if (attempt > 1) {
       port = await freePort();
       if (clusterDir) busPort = await freePort();
     }
-    await launchOnce();
+    try {
+      await launchOnce();
+    } catch (error) {
+      if (error instanceof NoAnswerError && attempt < 3) throw new PortBusyError(port, { cause: error });
+      throw error;
+    }
   });
   return {
     port,
