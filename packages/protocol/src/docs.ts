@@ -96,7 +96,7 @@ client                                   gateway
   |<-- event (replayed, cursor > last_cursor) ... -------|  resume
   |<-- event (live) ... / rpc_result / rpc_error --------|
 \`\`\`
-The first frame must be \`hello\`, within ${protocolDefaults.handshakeTimeoutMs} ms, or the gateway
+The first frame must be \`hello\` (or the hello comes in the upgrade, [below](#the-hello-in-the-upgrade)), within ${protocolDefaults.handshakeTimeoutMs} ms, or the gateway
 closes with 4002 (auth timeout). A bad token closes with 4001 and a reason saying why
 (\`token_expired\`, \`bad_signature\`, ...: see [Auth failure reasons](#auth-failure-reasons)), a
 \`hello.v\` the gateway does not speak with 4010. Any other frame before \`hello\` is answered with an \`error\` frame and a
