@@ -148,6 +148,7 @@ describe('tasks through Redis restarts', () => {
       expect(await client.call('TASK.get_status', [taskId])).toMatchObject({
         result: { status: 'completed', attempts: 1 },
       });
+      await waitFor(() => finishedOutcomes(worker, taskId).length >= 1, `${taskId} finished`);
       expect(finishedOutcomes(worker, taskId)).toEqual(['completed']);
     }
     expect(
@@ -182,6 +183,8 @@ describe('tasks through Redis restarts', () => {
       expect(updates.slice(restart + 1).map((u) => u.message)).toEqual(STAGES);
       // The first attempt stopped at its next checkpoint, having changed nothing.
       expect(worker.lines.filter((l) => l.event === 'task_lock_lost' && l.task_id === taskId)).toHaveLength(1);
+      // The worker's line for the second attempt may still be on its way through the pipe.
+      await waitFor(() => finishedOutcomes(worker, taskId).length >= 2, `both attempts of ${taskId} finished`);
       expect(finishedOutcomes(worker, taskId).sort()).toEqual(['completed', 'skipped']);
     }
     expect(worker.lines.filter((l) => l.event === 'task_worker_error')).toEqual([]);

@@ -167,9 +167,11 @@ describe('the browser build in headless Chromium', () => {
 
   it('in a throttled background tab: no false ping timeout, and a dead gateway is still detected', async () => {
     // Chrome runs a hidden tab's timers about once a minute. Scaled down: every timer of the page fires
-    // only at the next multiple of ALIGN_MS, while both sides ping every 300 ms with a 900 ms timeout.
+    // only at the next multiple of ALIGN_MS, while both sides ping every 300 ms with a 1 500 ms timeout
+    // (shorter than ALIGN_MS, so the page's own timers cannot keep it alive; long enough that a busy
+    // machine, every suite running at once, delays no pong past it).
     const ALIGN_MS = 2_000;
-    const PING = { pingIntervalMs: 300, pingTimeoutMs: 900 };
+    const PING = { pingIntervalMs: 300, pingTimeoutMs: 1_500 };
     const gw = await startGateway(PING);
     const proxy = await startTcpProxy(gw.port);
     const tab = await browser.newPage();
@@ -258,7 +260,7 @@ describe('the browser build in headless Chromium', () => {
       );
 
       // Five simulated "minutes": the gateway's pings keep the session alive although the page's own
-      // timers run only at each alignment, later than the 900 ms timeout.
+      // timers run only at each alignment, later than the 1 500 ms timeout.
       for (let i = 1; i <= 5; i++) {
         await gw.gw.publish('background-user', numbered(i));
         await new Promise((r) => setTimeout(r, ALIGN_MS));
