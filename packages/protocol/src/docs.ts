@@ -61,6 +61,29 @@ function methodSections(): string {
   }).join('\n\n');
 }
 
+/** "The hello in the upgrade", under "Handshake" (upgrade-hello.ts). */
+function upgradeHelloSection(): string {
+  return `### The hello in the upgrade
+A client may carry its hello in the upgrade request instead of sending it as the first frame:
+the welcome then follows the upgrade at once, and a connect takes one round trip less (as many
+as a plain WebSocket whose server speaks first). It offers three subprotocols in
+\`Sec-WebSocket-Protocol\`, in this order:
+\`\`\`
+Sec-WebSocket-Protocol: ${FRAME_HELLO_PROTOCOL}, ${UPGRADE_HELLO_PROTOCOL}, ${HELLO_PROTOCOL_PREFIX}<base64url of the hello frame's JSON, no padding>
+\`\`\`
+- A gateway that read the hello there answers \`Sec-WebSocket-Protocol: ${UPGRADE_HELLO_PROTOCOL}\`; the client
+  sends no hello frame and waits for the welcome (or the close the hello earned). The carried hello
+  is checked exactly as a first frame is, with the same close codes (4004, 4010, 4001, ...).
+- A gateway that answers \`${FRAME_HELLO_PROTOCOL}\` (one of an older release: WebSocket servers select
+  the first protocol offered) expects the hello as the first frame: the client sends it then.
+- A carried value longer than ${MAX_HELLO_PROTOCOL_CHARS} characters is not offered (the hello goes as a frame):
+  request headers have size limits. Unlike a token in the URL, this header is not in the access
+  logs that record URLs (a proxy that logs request headers sees it, as it would an
+  \`Authorization\` header).
+- A client that offers none of these sends its hello as a frame, as always.
+`;
+}
+
 /** The full text of docs/protocol.md. */
 export function renderProtocolDoc(): string {
   return `<!-- Generated from packages/protocol/src by \`pnpm --filter @livebus/protocol gen:docs\`. Do not edit by hand. -->
@@ -102,25 +125,7 @@ closes with 4002 (auth timeout). A bad token closes with 4001 and a reason sayin
 \`hello.v\` the gateway does not speak with 4010. Any other frame before \`hello\` is answered with an \`error\` frame and a
 4004 close.
 
-### The hello in the upgrade
-A client may carry its hello in the upgrade request instead of sending it as the first frame:
-the welcome then follows the upgrade at once, and a connect takes one round trip less (as many
-as a plain WebSocket whose server speaks first). It offers three subprotocols in
-\`Sec-WebSocket-Protocol\`, in this order:
-\`\`\`
-Sec-WebSocket-Protocol: ${FRAME_HELLO_PROTOCOL}, ${UPGRADE_HELLO_PROTOCOL}, ${HELLO_PROTOCOL_PREFIX}<base64url of the hello frame's JSON, no padding>
-\`\`\`
-- A gateway that read the hello there answers \`Sec-WebSocket-Protocol: ${UPGRADE_HELLO_PROTOCOL}\`; the client
-  sends no hello frame and waits for the welcome (or the close the hello earned). The carried hello
-  is checked exactly as a first frame is, with the same close codes (4004, 4010, 4001, ...).
-- A gateway that answers \`${FRAME_HELLO_PROTOCOL}\` (one of an older release: WebSocket servers select
-  the first protocol offered) expects the hello as the first frame: the client sends it then.
-- A carried value longer than ${MAX_HELLO_PROTOCOL_CHARS} characters is not offered (the hello goes as a frame):
-  request headers have size limits. Unlike a token in the URL, this header is not in the access
-  logs that record URLs (a proxy that logs request headers sees it, as it would an
-  \`Authorization\` header).
-- A client that offers none of these sends its hello as a frame, as always.
-
+${upgradeHelloSection()}
 ## Token lifetime
 A session lives as long as its token. ${protocolDefaults.tokenRefreshLeadMs} ms before the token expires
 (\`TOKEN_REFRESH_LEAD_MS\`), the gateway sends \`notice\` \`token_expiring\` with \`expires_at_ms\`,
