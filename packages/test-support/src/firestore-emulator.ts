@@ -1,5 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { startChild } from './child-process';
 import { freePort, PortBusyError, retryBind } from './free-port';
 import { sleep } from './wait';
 
@@ -67,10 +68,14 @@ export async function startFirestoreEmulator(projectId = 'livebus-test'): Promis
 /** One start on `port`; PortBusyError when the JVM exits before answering (its bind failed). */
 async function launch(jar: string, port: number): Promise<ChildProcess> {
   const host = `127.0.0.1:${port}`;
-  const child: ChildProcess = spawn(
+  // Through startChild: a test that fails while the emulator runs prints the tail of its output
+  // (a stalled listen stream or an UNKNOWN answer is the emulator's to explain). It is killed by
+  // the tests or exits when its port is taken: neither is reported as a crash.
+  const { child } = startChild(
+    'firestore-emulator',
     'java',
     ['-cp', jar, 'com.google.cloud.datastore.emulator.firestore.CloudFirestore', '--host=127.0.0.1', `--port=${port}`],
-    { stdio: 'ignore' },
+    { env: process.env, exits: true, keepBytes: 8_192 },
   );
   const deadline = Date.now() + 60_000;
   for (;;) {
