@@ -148,9 +148,9 @@ export class WsGatewaySocket implements CoreSocket {
     (this.ws as unknown as { _socket: Socket | null })._socket?.uncork();
   }
 
+  /** Also writes what the upgrade held back ({@link GatewayWebSocket.close} flushes). */
   close(code: number, reason: string): void {
     this.ws.close(code, reason);
-    this.flush();
   }
 
   terminate(): void {

@@ -35,7 +35,8 @@ export const PROTOCOL_PING = Symbol.for('livebus.protocolPing');
 /**
  * Whether the sockets `Ctor` makes will have protocol pings (see {@link hasProtocolPing}), known
  * before one is made: the hello, which says whether the gateway must send app-level pings,
- * travels in the upgrade. A socket that turns out otherwise sends its hello as a frame instead.
+ * travels in the upgrade. Unsure (a factory function without {@link PROTOCOL_PING}), it says no: the
+ * gateway then sends app-level pings the socket did not need, which costs a small frame and nothing else.
  */
 export function makesProtocolPingSockets(Ctor: WebSocketConstructor): boolean {
   if ((Ctor as unknown as Record<symbol, unknown>)[PROTOCOL_PING] === true) return true;
