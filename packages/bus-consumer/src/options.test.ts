@@ -61,4 +61,12 @@ describe('resolveOptions', () => {
       expect(() => resolveOptions({ url, sessionId: id }, sessionId)).toThrow('sessionId must be 1 to 128 characters');
     }
   });
+
+  it('takes helloInUpgrade as true or false only (a string such as "false" would read as true)', () => {
+    const url = 'ws://127.0.0.1:1/ws';
+    expect(resolveOptions({ url }, sessionId).helloInUpgrade).toBe(true);
+    expect(resolveOptions({ url, helloInUpgrade: false }, sessionId).helloInUpgrade).toBe(false);
+    const wrong = { url, helloInUpgrade: 'false' } as unknown as Parameters<typeof resolveOptions>[0];
+    expect(() => resolveOptions(wrong, sessionId)).toThrow('helloInUpgrade must be true or false (got "false")');
+  });
 });

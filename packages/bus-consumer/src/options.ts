@@ -131,6 +131,9 @@ export function resolveOptions(options: ConsumerOptions, sessionId: () => string
   if (!(o.networkRetryWindowMs >= 0)) {
     throw new TypeError(`networkRetryWindowMs must be a number >= 0 (got ${o.networkRetryWindowMs})`);
   }
+  if (typeof o.helloInUpgrade !== 'boolean') {
+    throw new TypeError(`helloInUpgrade must be true or false (got ${JSON.stringify(o.helloInUpgrade)})`);
+  }
   if (o.maxReconnectDelayMs < o.minReconnectDelayMs) {
     throw new TypeError('maxReconnectDelayMs must be at least minReconnectDelayMs');
   }
