@@ -114,6 +114,8 @@ async function throughFailover(
   const pending: Array<Promise<void>> = [];
   const started = Date.now();
   const delays: number[] = [];
+  // Sent and acknowledged, per `user:n`, to set a lost event against the nodes' logs.
+  const timeline = new Map<string, [string, string]>();
   let turn = 0;
   const timer = setInterval(() => {
     for (let k = 0; k < SIZE.eventsPerTick; k++) {
@@ -126,6 +128,7 @@ async function throughFailover(
           () => {
             acked.get(user)?.push(n);
             delays.push(Date.now() - at);
+            timeline.set(`${user}:${n}`, [new Date(at).toISOString(), new Date().toISOString()]);
           },
           (error: unknown) => {
             rejected.push(error instanceof PublishError ? `${error.code}: ${error.message}` : String(error));
@@ -169,11 +172,13 @@ async function throughFailover(
     // An acknowledged publish the stream does not hold: which, and what the stream has around it.
     if (missing.length > 0) {
       const around = stream.filter((e) => Math.abs(e.n - (missing[0] as number)) <= 3);
+      const when = missing.map((n) => timeline.get(`${u}:${n}`));
       process.stdout.write(
-        `cluster failover lost: ${JSON.stringify({ user: u, missing, around, publisher: stats })}\n`,
+        `cluster failover lost: ${JSON.stringify({ user: u, missing, when, around, publisher: stats })}\n`,
       );
     }
   }
+  if (lost > 0) process.stdout.write(`${cluster.logs(120)}\n`);
   expect(lost).toBe(0);
   expect(duplicated).toBe(0);
 

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -52,6 +52,11 @@ export interface RedisClusterHandle {
    * every replica of a live master has its replication link up.
    */
   waitStable(timeoutMs?: number): Promise<void>;
+  /**
+   * The last `lines` lines of each node's own log (`--logfile`: roles taken, failovers
+   * voted and timed out, replication links and syncs), for a failure report.
+   */
+  logs(lines?: number): string;
   /** Kills every node and removes their cluster config files. */
   stop(): Promise<void>;
 }
@@ -172,8 +177,23 @@ class LocalCluster implements RedisClusterHandle {
       // A replica cut off from its master for long (a loaded test host) may still take over.
       ...['--cluster-replica-validity-factor', '0'],
       ...['--save', '', '--appendonly', 'no', '--dir', this.#dir],
+      ...['--logfile', this.#logOf(port)],
     ];
     this.#children.set(port, spawn(bin, args, { stdio: 'ignore' }));
+  }
+
+  #logOf(port: number): string {
+    return join(this.#dir, `node-${port}.log`);
+  }
+
+  logs(lines = 60): string {
+    return this.ports
+      .map((port) => {
+        const file = this.#logOf(port);
+        const tail = existsSync(file) ? readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines) : [];
+        return [`--- redis node ${port} ---`, ...tail].join('\n');
+      })
+      .join('\n');
   }
 
   /** Whether the node's process runs (a node that could not bind its port exits at once). */
