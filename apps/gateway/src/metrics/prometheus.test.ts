@@ -90,3 +90,22 @@ describe('livebus_bus_catch_ups_total', () => {
     expect(await scrape()).toEqual({ subscription: 5, hole: 3 });
   });
 });
+
+describe('livebus_bus_held_dropped_total', () => {
+  it('counts the held events the bus let go, and is 0 for a bus that holds none', async () => {
+    const stats: { retainedBytes: number; heldDropped?: number } = { retainedBytes: 0, heldDropped: 1_000 };
+    const metrics = idleMetrics({ bus: () => stats });
+    const scrape = async () =>
+      (await metrics.registry.getSingleMetric('livebus_bus_held_dropped_total')?.get())?.values[0]?.value;
+    expect(await scrape()).toBe(1_000);
+    stats.heldDropped = 3_000;
+    expect(await scrape()).toBe(3_000);
+    expect(
+      await (
+        await idleMetrics({ bus: () => ({ retainedBytes: 0 }) })
+          .registry.getSingleMetric('livebus_bus_held_dropped_total')
+          ?.get()
+      )?.values[0]?.value,
+    ).toBe(0);
+  });
+});

@@ -11,7 +11,7 @@ export interface GaugeSources {
   workflowListeners: () => number;
   pendingDetaches: () => number;
   /** The event bus's figures: bytes it retains for resume (0 where Redis holds them), its catch-up reads. */
-  bus: () => Pick<EventBusStats, 'retainedBytes' | 'catchUps'>;
+  bus: () => Pick<EventBusStats, 'retainedBytes' | 'catchUps' | 'heldDropped'>;
   /** Event frames written to sessions since start: counted by the fan-out, read at scrape time. */
   eventsDelivered: () => number;
 }
@@ -68,6 +68,18 @@ export function createMetrics(sources: GaugeSources): GatewayMetrics {
         if (now[reason] > catchUpsSeen[reason]) this.inc({ reason }, now[reason] - catchUpsSeen[reason]);
         catchUpsSeen[reason] = now[reason];
       }
+    },
+  });
+  let heldDroppedSeen = 0;
+  new Counter({
+    name: 'livebus_bus_held_dropped_total',
+    help: "Live events a catch-up held and let go, read again from the stream (a user's read kept failing while its channel delivered)",
+    registers: [registry],
+    collect() {
+      const now = sources.bus().heldDropped;
+      if (now === undefined) return;
+      if (now > heldDroppedSeen) this.inc(now - heldDroppedSeen);
+      heldDroppedSeen = now;
     },
   });
   // Fan-out counts deliveries in a plain number; a prom-client increment per frame cost more than the check before it.

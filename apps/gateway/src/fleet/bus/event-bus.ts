@@ -93,6 +93,11 @@ export interface EventBusStats {
    * the last one handed on (the offset skip at a failover, or events the subscription missed).
    */
   catchUps?: { subscription: number; hole: number };
+  /**
+   * Live events a catch-up held and let go since start, read again from the stream instead
+   * (a read that kept failing while the channel delivered; see the Redis bus's bound).
+   */
+  heldDropped?: number;
 }
 
 /**

@@ -198,6 +198,30 @@ describe('RedisEventBus: a live event that does not follow the position', () => 
     jest.useRealTimers();
   });
 
+  it('a read that keeps failing while the channel delivers: holds a bounded number of live events, then reads the rest', async () => {
+    jest.useFakeTimers();
+    const { stream, sub, sent, bus, offsets } = await servedUser({ reads: ['fail', 'fail', 'fail'] });
+    // Event 2 never came live: its catch-up read fails three times while 2 598 more arrive,
+    // and the stream keeps the newest 1 000 (the default retention, as this bus's).
+    stream.frames.push(frame(2));
+    for (let offset = 3; offset <= 2_600; offset++) {
+      publish(sub, stream, offset);
+      stream.frames = stream.frames.slice(-1_000);
+    }
+    await jest.advanceTimersByTimeAsync(2_000);
+    // As without a bound: the events the stream no longer keeps are skipped (a session sees the
+    // jump and hears `gap`), the rest handed on in order, once.
+    expect(offsets()).toEqual([1, ...Array.from({ length: 1_000 }, (_, i) => 1_601 + i)]);
+    // Held past twice the bound (1 000, the retention's count): the oldest 1 000 were let go.
+    expect(bus.stats().heldDropped).toBe(1_000);
+    // Three failed reads, then (after subscribing again) the read that found the hole and the read
+    // past it: the drop came while reads failed, so the next try was already a read made after it.
+    expect(sent.filter((c) => c === 'read e:1')).toHaveLength(5);
+    expect(sent.slice(-3)).toEqual(['ssubscribe lb:{u1}:n', 'read e:1', 'read e:1']);
+    await bus.close();
+    jest.useRealTimers();
+  });
+
   it('never moves the position past what the stream has: a hand-made SPUBLISH far ahead costs two reads and stops nothing', async () => {
     const { stream, sub, sent, bus, offsets } = await servedUser();
     sub.emit('smessageBuffer', Buffer.from('lb:{u1}:n'), Buffer.from(frame(999_999)));

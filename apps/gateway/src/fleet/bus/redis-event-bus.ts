@@ -54,6 +54,12 @@ export interface RedisEventBusOptions extends RetentionOptions {
  */
 const EXPIRY_SLACK_S = 60;
 
+/**
+ * Fewest live events held for one user while its catch-up reads the stream (see
+ * {@link RedisEventBus}'s `#hold`); the bound is the retention's event count when larger.
+ */
+const HELD_FLOOR = 1_000;
+
 /** First wait before a catch-up read is tried again, doubling up to {@link CATCH_UP_RETRY_MAX_MS}. */
 const CATCH_UP_RETRY_MS = 100;
 const CATCH_UP_RETRY_MAX_MS = 2_000;
@@ -244,12 +250,17 @@ export class RedisEventBus implements EventBus {
   /** Catch-ups started since start, by cause ({@link EventBusStats.catchUps}). */
   #catchUpsForSubscription = 0;
   #catchUpsForHole = 0;
+  /** Live events held during a catch-up, per user, before the oldest half is let go: see `#hold`. */
+  readonly #heldBound: number;
+  #heldDropped = 0;
 
   constructor(client: RedisClient, options: RedisEventBusOptions = {}) {
     const { ownsClient = false, outbox, clock, ...retention } = options;
     this.#client = client;
     if (clock) this.#clock = clock;
-    this.#expiryS = Math.floor(resolveRetention(retention).metaTtlMs / 1_000);
+    const resolved = resolveRetention(retention);
+    this.#expiryS = Math.floor(resolved.metaTtlMs / 1_000);
+    this.#heldBound = Math.max(resolved.retentionEvents, HELD_FLOOR);
     this.#ownsClient = ownsClient;
     // Every publish of this instance goes through one outbox: in order per user, held through an outage.
     this.#outbox = new Outbox(client, new RedisStreamWriter(client, retention), outbox);
@@ -539,7 +550,7 @@ export class RedisEventBus implements EventBus {
    */
   #onMessage(s: Served, message: string, from: MessageSource, head?: Head): void {
     if (s.held) {
-      s.held.push(message);
+      this.#hold(s, s.held, message);
       return;
     }
     // The message is the frame our Lua function built from an event the publisher
@@ -625,7 +636,26 @@ export class RedisEventBus implements EventBus {
     if (sub === undefined) return;
     this.#catchUpsForHole++;
     void this.#catchUpUser(sub, s, false, lastLook);
-    s.held?.push(message);
+    if (s.held) this.#hold(s, s.held, message);
+  }
+
+  /**
+   * Holds a live event while the user's catch-up reads the stream. A read that keeps failing
+   * (or is slow) while the channel still delivers (a shard that answers pub/sub but not the
+   * script) would hold every event for as long as it lasts: past twice the bound, the oldest
+   * half is let go, and the catch-up reads once more after its current read. The bound is at
+   * least the retention's count, so what was let go is older than what the stream keeps: it
+   * was trimmed there too, and the read finds the offsets missing (the user's sessions see the
+   * jump and are told `gap`, as for any event trimmed before it was read; a `subscribe`
+   * listener gets what the stream still has). Should a publisher keep more than this gateway's
+   * retention, the read after hands on what it still holds.
+   */
+  #hold(s: Served, held: string[], message: string): void {
+    held.push(message);
+    if (held.length <= 2 * this.#heldBound) return;
+    held.splice(0, this.#heldBound);
+    this.#heldDropped += this.#heldBound;
+    s.again = true;
   }
 
   // Pub/sub is fire and forget: events published while the subscriber was
@@ -669,6 +699,8 @@ export class RedisEventBus implements EventBus {
             STEP_TIMEOUT_MS,
           );
           if (!s.again) return;
+          // Another read follows: what this one handed on leaves the hold (that read may be slow too).
+          dropDelivered(held, s);
           wait = CATCH_UP_RETRY_MS;
         } catch {
           // Redis is not back for reads yet (the main client reconnects on its own):
@@ -762,6 +794,7 @@ export class RedisEventBus implements EventBus {
       retainedBytes: 0,
       streams: this.#byChannel.size,
       catchUps: { subscription: this.#catchUpsForSubscription, hole: this.#catchUpsForHole },
+      heldDropped: this.#heldDropped,
     };
   }
 
@@ -778,6 +811,18 @@ export class RedisEventBus implements EventBus {
     sub?.disconnect();
     if (this.#ownsClient) await this.#client.quit().catch(() => this.#client.disconnect());
   }
+}
+
+/** Removes from a catch-up's hold the events of the user's epoch at or before its position (handed on by a read). */
+function dropDelivered(held: string[], s: Served): void {
+  const epoch = s.epoch;
+  if (epoch === undefined) return;
+  let kept = 0;
+  for (const message of held) {
+    const offset = offsetInEpoch(message, epoch);
+    if (offset < 0 || offset > s.offset) held[kept++] = message;
+  }
+  held.length = kept;
 }
 
 /** The shape of a stored event frame: type, cursor, ts, a known event type and its data object. */
