@@ -205,25 +205,34 @@ function replicaOf(port: number) {
  * How many times the user's stream (as the cluster holds it now) has each document's
  * listener.change, and the cursors it holds.
  */
-async function streamCounts(uid: string): Promise<{ counts: Map<string, number>; cursors: Set<string> }> {
+async function streamCounts(
+  uid: string,
+): Promise<{ counts: Map<string, number>; cursors: Set<string>; entries: Map<string, string[]> }> {
   const admin = new Cluster(cluster.nodes);
   admin.on('error', () => {});
   try {
     const counts = new Map<string, number>();
     const cursors = new Set<string>();
+    // Per path, each entry as `cursor change[ initial] update_time`: what a failure report shows.
+    const entries = new Map<string, string[]>();
     for (const [, fields] of await admin.xrange(userKeys(uid).stream, '-', '+')) {
       const frame = JSON.parse(fields[fields.indexOf('d') + 1] as string) as {
         event: string;
         cursor: string;
-        data: { path: string; initial?: boolean };
+        data: { path: string; initial?: boolean; change?: string; update_time?: string };
       };
       cursors.add(frame.cursor);
       if (frame.event !== 'listener.change') continue;
+      const { path, change, initial, update_time } = frame.data;
+      entries.set(path, [
+        ...(entries.get(path) ?? []),
+        `${frame.cursor} ${change}${initial ? ' initial' : ''} ${update_time}`,
+      ]);
       // A current state sent again as `initial` after a departure is not a change twice (see `twice`).
       const again = frame.data.initial === true && counts.has(frame.data.path);
       if (!again) counts.set(frame.data.path, (counts.get(frame.data.path) ?? 0) + 1);
     }
-    return { counts, cursors };
+    return { counts, cursors, entries };
   } finally {
     admin.disconnect();
   }
@@ -339,7 +348,7 @@ async function writeThrough(
   await sleep(1_000);
   // From before the tabs opened: who held the lease when each write was published.
   const moments = timeline.slice(from).filter((m) => m.uid === uid);
-  const { counts: inStream, cursors } = await streamCounts(uid);
+  const { counts: inStream, cursors, entries } = await streamCounts(uid);
   // Published, acknowledged by the old master, and not on the promoted replica.
   const lostWithMaster = new Set(
     moments.flatMap((m) => (m.kind === 'publish' && !cursors.has(m.cursor) ? [m.path] : [])),
@@ -376,6 +385,14 @@ async function writeThrough(
     publishedTwice: [...twice.values()].filter((by) => by.length > 1).length,
     lostWithMaster: lostWithMaster.size,
     twiceInStream: paths.filter((p) => (inStream.get(p) ?? 0) > 1).length,
+    // What the stream holds of each path in it twice, and who published it when.
+    twiceDetail: paths
+      .filter((p) => (inStream.get(p) ?? 0) > 1)
+      .map((p) => ({
+        path: p.split('/').pop(),
+        stream: entries.get(p),
+        published: twice.get(p),
+      })),
     notInStream: paths.filter((p) => !inStream.has(p)).length,
     notInStreamNotLost: paths.filter((p) => !inStream.has(p) && !lostWithMaster.has(p)).length,
     byInstance,
