@@ -73,7 +73,7 @@ export function createMetrics(sources: GaugeSources): GatewayMetrics {
   let heldDroppedSeen = 0;
   new Counter({
     name: 'livebus_bus_held_dropped_total',
-    help: "Live events a catch-up held and let go, read again from the stream (a user's read kept failing while its channel delivered)",
+    help: "Live events a catch-up held and let go (a user's read failed or was slow while its channel kept delivering; its sessions were told gap)",
     registers: [registry],
     collect() {
       const now = sources.bus().heldDropped;

@@ -94,8 +94,9 @@ export interface EventBusStats {
    */
   catchUps?: { subscription: number; hole: number };
   /**
-   * Live events a catch-up held and let go since start, read again from the stream instead
-   * (a read that kept failing while the channel delivered; see the Redis bus's bound).
+   * Live events a catch-up held and let go since start: a user's read failed or was slow
+   * while its channel kept delivering, past the Redis bus's bound. They were older than what
+   * the stream keeps, so the user's sessions were told `gap` for them.
    */
   heldDropped?: number;
 }
