@@ -24,6 +24,7 @@ import { createDispatcher, type Dispatch } from './rpc/dispatcher';
 import { createHandlers } from './rpc/handlers';
 import { createGatewayTasks, type GatewayTasks } from './tasks/gateway-tasks';
 import { Admission } from './transport/admission';
+import { HandshakeSlices } from './transport/handshake-slices';
 import { healthAnswers } from './transport/http/health';
 import { type HealthThread, startHealthThread } from './transport/http/health-thread';
 import type { DependencyStatus, GatewayStats, HttpDeps } from './transport/http/http-deps';
@@ -116,6 +117,10 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     onRefusing: (summary) => hooks.emit('admission.refused', summary),
   });
 
+  // Upgrades and the hellos' work after each Redis round trip share the loop in slices (transport/handshake-slices.ts).
+  const slices = new HandshakeSlices({
+    onError: (error) => logger.error('ws_handler_error', { where: 'upgrade', error: String(error) }),
+  });
   const connections = createConnectionHandler({
     config,
     logger,
@@ -129,6 +134,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     presence,
     channel,
     isDraining: () => state.draining,
+    slices,
   });
 
   const fleetHeartbeat = new FleetHeartbeat({
@@ -175,6 +181,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     admission,
     core: connections,
     isDraining: () => state.draining,
+    slices,
   });
 
   const wired: Wired = {

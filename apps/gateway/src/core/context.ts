@@ -29,6 +29,12 @@ export interface ConnectionHandlerDeps {
   /** Orders to other instances: close a session that reconnected here. */
   channel: InstanceChannel;
   isDraining: () => boolean;
+  /**
+   * Where a hello waits, after each Redis round trip, for its slice of the event loop before it
+   * goes on (transport/handshake-slices.ts): a storm's replies, read in one turn, do not all go
+   * on in that turn. Absent: a hello goes on at once.
+   */
+  slices?: { next(): Promise<void> };
 }
 
 /**

@@ -79,6 +79,7 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     let added: PresenceAddResult;
     try {
       added = await ctx.presence.add(session.uid, entryOf(ctx, session), { maxSessions: config.maxSessionsPerUser });
+      if (ctx.slices) await ctx.slices.next();
     } catch (error) {
       logger.warn('presence_error', { uid: session.uid, session_id: session.id, op: 'add', error: String(error) });
       conn.close(CloseCode.TryAgainLater, 'try again later');

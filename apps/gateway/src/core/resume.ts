@@ -23,6 +23,7 @@ export async function welcome(
   const conn = session.connection;
   try {
     await subscribed;
+    if (ctx.slices) await ctx.slices.next();
     const read = lastCursor === undefined ? undefined : await readMissed(bus, session.uid, lastCursor);
     // A fresh session starts where the bus's live delivery stands (the head it read when
     // it subscribed, or its last event since): one Redis round trip less per hello.

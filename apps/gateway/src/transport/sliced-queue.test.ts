@@ -11,9 +11,9 @@ describe('SlicedQueue', () => {
       (n) => {
         ran.push(n);
         clock += 2;
+        return undefined;
       },
-      5,
-      () => clock,
+      { budgetMs: 5, now: () => clock },
     );
     for (let i = 0; i < 7; i++) queue.push(i);
     expect(ran).toEqual([]);
@@ -38,10 +38,9 @@ describe('SlicedQueue', () => {
       (n) => {
         if (n === 1) throw new Error('boom');
         ran.push(n);
+        return undefined;
       },
-      1_000,
-      () => 0,
-      (error, n) => errors.push([String(error), n]),
+      { budgetMs: 1_000, now: () => 0, onError: (error, n) => errors.push([String(error), n]) },
     );
     for (let i = 0; i < 4; i++) queue.push(i);
     await turn();

@@ -1,3 +1,15 @@
+/** Options of {@link SlicedQueue}. */
+export interface SlicedQueueOptions<T> {
+  /** Work per turn of the event loop, at most this long (ms). */
+  budgetMs: number;
+  /** @default performance.now */
+  now?: () => number;
+  /** Where an item's error goes; when none is given it is thrown again once the rest is scheduled. */
+  onError?: (error: unknown, item: T) => void;
+  /** Asked at the start of each slice: true gives this turn away, nothing runs. @default never */
+  giveWay?: () => boolean;
+}
+
 /**
  * Runs queued work in slices of at most `budgetMs` per turn of the event loop
  * (`setImmediate`), so the I/O that came in meanwhile is read between two slices.
@@ -9,29 +21,33 @@
  * between two slices. Work is started in arrival order; a queue that is empty at the
  * end of a turn costs nothing.
  *
+ * `giveWay`, asked at the start of each slice, can give a whole turn away: the queue then
+ * waits for the next turn (see handshake-slices.ts: connections accepted first).
+ *
  * An item whose work throws does not stop the queue: the error goes to `onError` (when
  * none is given it is thrown again, once the rest of the queue is scheduled), and the
  * items after it run as they would have.
  */
 export class SlicedQueue<T> {
-  readonly #run: (item: T) => void;
+  readonly #run: (item: T) => number | undefined;
   readonly #budgetMs: number;
   readonly #now: () => number;
   readonly #onError: ((error: unknown, item: T) => void) | undefined;
+  readonly #giveWay: (() => boolean) | undefined;
   #items: (T | undefined)[] = [];
   #head = 0;
   #scheduled = false;
 
-  constructor(
-    run: (item: T) => void,
-    budgetMs: number,
-    now: () => number = () => performance.now(),
-    onError?: (error: unknown, item: T) => void,
-  ) {
+  /**
+   * `run` may return a cost (ms) to count against the slice besides the time it took: work it
+   * started that runs after it, such as the continuation of a promise it resolved.
+   */
+  constructor(run: (item: T) => number | undefined, options: SlicedQueueOptions<T>) {
     this.#run = run;
-    this.#budgetMs = budgetMs;
-    this.#now = now;
-    this.#onError = onError;
+    this.#budgetMs = options.budgetMs;
+    this.#now = options.now ?? (() => performance.now());
+    this.#onError = options.onError;
+    this.#giveWay = options.giveWay;
   }
 
   /** Items waiting for their slice. */
@@ -47,12 +63,17 @@ export class SlicedQueue<T> {
   }
 
   readonly #drain = (): void => {
-    const until = this.#now() + this.#budgetMs;
+    if (this.#giveWay?.()) {
+      // Nothing runs this turn: the next turn of the loop polls again (at once, an immediate is due).
+      setImmediate(this.#drain);
+      return;
+    }
+    let until = this.#now() + this.#budgetMs;
     try {
       while (this.#head < this.#items.length) {
         const item = this.#items[this.#head] as T;
         this.#items[this.#head++] = undefined;
-        this.#runOne(item);
+        until -= this.#runOne(item) ?? 0;
         if (this.#now() >= until) break;
       }
     } finally {
@@ -61,15 +82,13 @@ export class SlicedQueue<T> {
     }
   };
 
-  #runOne(item: T): void {
-    if (!this.#onError) {
-      this.#run(item);
-      return;
-    }
+  #runOne(item: T): number | undefined {
+    if (!this.#onError) return this.#run(item);
     try {
-      this.#run(item);
+      return this.#run(item);
     } catch (error) {
       this.#onError(error, item);
+      return undefined;
     }
   }
 

@@ -8,9 +8,9 @@ import type { SocketRequest } from '../core/socket';
 import type { Logger } from '../logger';
 import { type Admission, type HandshakeTicket, refuseUpgrade } from './admission';
 import { fromWs, GatewayWebSocket } from './gateway-socket';
+import type { HandshakeSlices } from './handshake-slices';
 import { enforceHeaderDeadline } from './http/header-deadline';
 import { isOriginAllowed } from './origin-policy';
-import { SlicedQueue } from './sliced-queue';
 
 /** Admission tickets of upgrades the core does not have yet (see the 'upgrade' handler). */
 const tickets = new WeakMap<Duplex, HandshakeTicket>();
@@ -78,16 +78,6 @@ export function helloOfUpgrade(protocol: string, header: string | undefined): Bu
 export const isWsPath = (url: string | undefined): boolean =>
   url !== undefined && (url === '/ws' || url.startsWith('/ws?'));
 
-/** Upgrades handled per turn of the event loop, at most this long (ms): see {@link SlicedQueue}. */
-export const UPGRADE_SLICE_MS = 5;
-
-/** An upgrade waiting for its slice; its admission ticket waits in `tickets`. */
-interface PendingUpgrade {
-  req: IncomingMessage;
-  socket: Duplex;
-  head: Buffer;
-}
-
 /** What {@link attachWsTransport} needs. */
 export interface WsTransportOptions {
   config: Pick<GatewayConfig, 'maxPayloadBytes' | 'allowedOrigins' | 'handshakeTimeoutMs'>;
@@ -97,6 +87,8 @@ export interface WsTransportOptions {
   /** Where accepted sockets go: the session core. */
   core: Pick<ConnectionHandler, 'open'>;
   isDraining: () => boolean;
+  /** Where upgrades wait for their slice of the event loop, shared with the hellos' continuations. */
+  slices: Pick<HandshakeSlices, 'run' | 'accepted'>;
 }
 
 /**
@@ -166,23 +158,11 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
     }
   }
 
-  // Upgrades run in slices of a few ms per turn of the event loop (sliced-queue.ts): in a
-  // reconnect storm, requests on the same port (health probes) are read between two slices.
-  const upgrades = new SlicedQueue<PendingUpgrade>(
-    ({ req, socket, head }) => {
-      // The peer gave up while its upgrade waited (its 'close' ended the ticket).
-      if (socket.destroyed) return;
-      handleUpgrade(req, socket, head);
-    },
-    UPGRADE_SLICE_MS,
-    undefined,
-    // handleUpgrade catches its own errors; should one escape, the other upgrades still run.
-    (error, { socket }) => {
-      logger.error('ws_handler_error', { where: 'upgrade', error: String(error) });
-      socket.destroy();
-    },
-  );
-
+  // Upgrades run in slices of a few ms per turn of the event loop, and a turn that accepted a
+  // connection is given to accepting the next (handshake-slices.ts): in a reconnect storm,
+  // a health probe on the same port is accepted and read between two slices.
+  const { slices } = options;
+  server.on('connection', () => slices.accepted());
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const decision = admission.check();
     if (!decision.admit) {
@@ -193,7 +173,10 @@ export function attachWsTransport(server: Server, options: WsTransportOptions): 
     // close) ends its count too; from core.open on, the core ends it (welcome or close).
     tickets.set(socket, decision.ticket);
     socket.on('close', endTicket);
-    upgrades.push({ req, socket, head });
+    slices.run(() => {
+      // The peer gave up while its upgrade waited (its 'close' ended the ticket).
+      if (!socket.destroyed) handleUpgrade(req, socket, head);
+    });
   });
   // A peer that never completes its request or upgrade is dropped within the handshake timeout.
   enforceHeaderDeadline(server, config.handshakeTimeoutMs);

@@ -1,0 +1,75 @@
+import { HandshakeSlices, RESUME_COST_MS } from './handshake-slices';
+
+/** One turn of the event loop: the slice scheduled with setImmediate runs, then its microtasks. */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe('HandshakeSlices', () => {
+  function slices(options: { budgetMs?: number; acceptsFirstMaxMs?: number } = {}) {
+    const clock = { now: 0 };
+    const errors: unknown[] = [];
+    const s = new HandshakeSlices({ ...options, now: () => clock.now, onError: (e) => errors.push(e) });
+    return { s, clock, errors };
+  }
+
+  it('runs work and resumes hellos in the order they were queued', async () => {
+    const { s } = slices();
+    const order: string[] = [];
+    s.run(() => order.push('upgrade 1'));
+    const resumed = s.next().then(() => order.push('hello resumed'));
+    s.run(() => order.push('upgrade 2'));
+    await turn();
+    await resumed;
+    expect(order).toEqual(['upgrade 1', 'upgrade 2', 'hello resumed']);
+    expect(s.size).toBe(0);
+  });
+
+  it('counts each resumed hello against the slice: a slice resumes at most budget / cost of them', async () => {
+    const { s } = slices({ budgetMs: 1 });
+    let resumed = 0;
+    for (let i = 0; i < 25; i++) void s.next().then(() => resumed++);
+    await turn();
+    expect(resumed).toBe(1 / RESUME_COST_MS);
+    expect(s.size).toBe(25 - resumed);
+  });
+
+  it('gives turns away while connections are accepted, then works for as long as it gave away', async () => {
+    const { s, clock } = slices({ budgetMs: 5, acceptsFirstMaxMs: 100 });
+    // Each upgrade takes a whole slice (5 ms); each turn of the storm accepts a connection and reads for 10 ms.
+    for (let i = 0; i < 30; i++) s.run(() => (clock.now += 5));
+    let pattern = '';
+    for (let i = 0; i < 28; i++) {
+      const before = s.size;
+      s.accepted();
+      await turn();
+      pattern += s.size < before ? 'w' : '.';
+      clock.now += 10;
+    }
+    // 100 ms given away (10 turns), then work on every turn until as long again has passed
+    // (t = 100 to 205: 7 turns of 15 ms), then given away again.
+    expect(pattern).toBe(`${'.'.repeat(10)}${'w'.repeat(7)}${'.'.repeat(10)}w`);
+  });
+
+  it('works at the first turn without an accept', async () => {
+    const { s, clock } = slices();
+    const ran: number[] = [];
+    s.run(() => ran.push(clock.now));
+    s.accepted();
+    await turn(); // this turn accepted: given away
+    clock.now += 1;
+    expect(ran).toEqual([]);
+    await turn(); // nothing accepted since: the slice runs
+    expect(ran).toEqual([1]);
+  });
+
+  it('reports an error of queued work and runs the rest', async () => {
+    const { s, errors } = slices();
+    const ran: string[] = [];
+    s.run(() => {
+      throw new Error('boom');
+    });
+    s.run(() => ran.push('after'));
+    await turn();
+    expect(errors.map(String)).toEqual(['Error: boom']);
+    expect(ran).toEqual(['after']);
+  });
+});
