@@ -1,6 +1,6 @@
 import { classifyDisconnect } from '@livebus/protocol';
 import type { CoreContext } from './context';
-import { removePresence } from './presence-entries';
+import { admittingKey, removePresence } from './presence-entries';
 import type { Connection } from './session';
 
 /**
@@ -34,6 +34,13 @@ export function createClosing(ctx: CoreContext) {
     // A replaced session is no longer the hub's: its successor already took over its listeners
     // and its presence entry.
     if (ctx.hub.remove(session)) {
+      const successor = ctx.admitting.get(admittingKey(session.uid, session.id));
+      if (successor) {
+        // A hello of the same session id is writing its entry: it is that hello's now.
+        successor.predecessorClosed = true;
+        ctx.listeners.sessionClosed(session.uid, session.id);
+        return;
+      }
       // The detach decision reads presence: this session must be gone from it before the delay starts.
       const closing = removePresence(ctx, session).finally(() => {
         closings.delete(closing);

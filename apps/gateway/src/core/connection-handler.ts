@@ -36,6 +36,7 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     ...deps,
     connections: new Set<Connection>(),
     counts: new WeakMap<Connection, HandshakeCount>(),
+    admitting: new Map(),
     lifetime: createSessionLifetime(deps),
   };
   const { connections, logger, hub } = ctx;

@@ -30,9 +30,9 @@ export interface ConnectionHandlerDeps {
   channel: InstanceChannel;
   isDraining: () => boolean;
   /**
-   * Where a hello waits, after each Redis round trip, for its slice of the event loop before it
-   * goes on (transport/handshake-slices.ts): a storm's replies, read in one turn, do not all go
-   * on in that turn. Absent: a hello goes on at once.
+   * Where a hello waits for its slice of the event loop after its presence write and after its
+   * reads, before its welcome (transport/handshake-slices.ts): a storm's replies, read in one
+   * turn, do not all go on in that turn. Absent: a hello goes on at once.
    */
   slices?: { next(): Promise<void> };
 }
@@ -48,12 +48,24 @@ export interface HandshakeCount {
   done(): void;
 }
 
+/**
+ * A hello of this instance between its presence write and its session's opening. A session of
+ * the same id closing meanwhile (the same tab's older socket) must not remove the entry: the
+ * removal would reach Redis after the write and remove the new one. It leaves the entry to the
+ * hello, which removes it if it does not open.
+ */
+export interface Admitting {
+  predecessorClosed: boolean;
+}
+
 /** What the core's units share: the deps and the handler's own state. */
 export interface CoreContext extends ConnectionHandlerDeps {
   /** Every connection from accept to close. */
   readonly connections: Set<Connection>;
   /** Admission's count of each connection still in its handshake. */
   readonly counts: WeakMap<Connection, HandshakeCount>;
+  /** Hellos between their presence write and their session's opening, by user and session id (presence-entries.ts). */
+  readonly admitting: Map<string, Admitting>;
   /** Keeps each open session no longer than its token. */
   readonly lifetime: TokenLifetime;
 }

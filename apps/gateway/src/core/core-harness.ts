@@ -124,6 +124,8 @@ export interface CoreHarnessOptions {
   auth?: Authenticator;
   bus?: EventBus;
   isDraining?: () => boolean;
+  /** Where welcomes wait for their slice (ConnectionHandlerDeps.slices). @default none: at once */
+  slices?: { next(): Promise<void> };
 }
 
 /**
@@ -193,6 +195,7 @@ export function startCore(overrides: Partial<GatewayConfig> = {}, options: CoreH
     presence,
     channel,
     isDraining: options.isDraining ?? (() => false),
+    ...(options.slices ? { slices: options.slices } : {}),
   });
 
   /** A new connection, as the transport would hand it over. */

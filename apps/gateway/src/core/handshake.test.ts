@@ -25,6 +25,84 @@ describe('handshake', () => {
     expect(socket.ended).toBeUndefined();
   });
 
+  /** Slices the test hands out itself: `pending(n)` waits until n hellos wait for one. */
+  function manualSlices() {
+    const waiting: Array<() => void> = [];
+    return {
+      next: () => new Promise<void>((resume) => waiting.push(resume)),
+      async pending(n: number) {
+        for (let turn = 0; turn < 100 && waiting.length < n; turn++) await new Promise((r) => setImmediate(r));
+        return waiting.length;
+      },
+      resumeAll: () => {
+        for (const resume of waiting.splice(0)) resume();
+      },
+    };
+  }
+
+  it('goes on in its slices of the event loop (after the presence write, before the welcome); a socket closed meanwhile gets no welcome and leaves nothing behind', async () => {
+    const slices = manualSlices();
+    core = startCore({}, { slices });
+    const opened: string[] = [];
+    core.hooks.on('session.open', ({ uid }) => opened.push(uid));
+    const kept = core.connect();
+    const dropped = core.connect();
+    kept.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
+    dropped.receive({ type: 'hello', v: 1, user_id: 'bob', session_id: 's2' });
+    // Presence written: both wait for a slice before their sessions open.
+    expect(await slices.pending(2)).toBe(2);
+    expect(opened).toEqual([]);
+    slices.resumeAll();
+    // Open, and waiting for a slice before the welcome.
+    expect(await slices.pending(2)).toBe(2);
+    expect(opened).toEqual(['alice', 'bob']);
+    expect(kept.of('welcome')).toEqual([]);
+    dropped.peerClose(1001, 'gone');
+    await dropped.closed;
+    slices.resumeAll();
+    expect((await kept.next('welcome')).session_id).toBe('s1');
+    expect(dropped.of('welcome')).toEqual([]);
+    await core.handler.settled();
+    expect(core.hub.has('bob')).toBe(false);
+    expect(await core.presence.sessions('bob')).toEqual([]);
+  });
+
+  it('keeps the entry a hello wrote when the older socket of its session id closes while the hello waits for its slice', async () => {
+    const slices = manualSlices();
+    core = startCore({}, { slices });
+    async function openWithSlices(socket: ReturnType<typeof core.connect>) {
+      while (socket.of('welcome').length === 0) {
+        await slices.pending(1);
+        slices.resumeAll();
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    const old = core.connect();
+    old.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
+    await openWithSlices(old);
+    // The same tab again: its entry is written, then it waits for a slice; the old socket drops meanwhile.
+    const again = core.connect();
+    again.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
+    expect(await slices.pending(1)).toBe(1);
+    old.peerClose(1006, '');
+    await old.closed;
+    await core.handler.settled();
+    await openWithSlices(again);
+    expect((await core.presence.sessions('alice')).map((e) => e.sessionId)).toEqual(['s1']);
+    // And a hello that then does not open takes the entry with it.
+    const third = core.connect();
+    third.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
+    expect(await slices.pending(1)).toBe(1);
+    again.peerClose(1006, '');
+    third.peerClose(1006, '');
+    await third.closed;
+    slices.resumeAll();
+    await core.handler.settled();
+    for (let turn = 0; turn < 10; turn++) await new Promise((r) => setImmediate(r));
+    expect(await core.presence.sessions('alice')).toEqual([]);
+    expect(core.hub.has('alice')).toBe(false);
+  });
+
   it('takes the token of an Authorization: Bearer header when the hello has none', async () => {
     core = startCore();
     const socket = core.connect({ headers: { authorization: 'Bearer bob' } });

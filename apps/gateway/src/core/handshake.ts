@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { CloseCode, type HelloFrame } from '@livebus/protocol';
 import { AuthError, type Principal } from '../auth/authenticator';
 import type { PresenceAddResult } from '../fleet/presence/presence';
-import type { CoreContext, HandshakeCount } from './context';
+import type { Admitting, CoreContext, HandshakeCount } from './context';
 import { guarded } from './guard';
-import { entryOf, removePresence } from './presence-entries';
+import { admittingKey, entryOf, removePresence } from './presence-entries';
 import { welcome } from './resume';
 import { Connection, Session } from './session';
 import type { GatewaySocket, SocketRequest } from './socket';
@@ -74,15 +74,21 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
    * already held (the same tab reconnecting) is taken over wherever its old socket is.
    * Undefined when the session may not open (the socket is closed, or closing).
    */
-  async function admit(session: Session): Promise<Extract<PresenceAddResult, { refused: false }> | undefined> {
+  async function admit(
+    session: Session,
+    admitting: Admitting,
+  ): Promise<Extract<PresenceAddResult, { refused: false }> | undefined> {
     const conn = session.connection;
     let added: PresenceAddResult;
     try {
       added = await ctx.presence.add(session.uid, entryOf(ctx, session), { maxSessions: config.maxSessionsPerUser });
+      // What follows (the session opens, then its welcome) waits for its slice of the event loop.
       if (ctx.slices) await ctx.slices.next();
     } catch (error) {
       logger.warn('presence_error', { uid: session.uid, session_id: session.id, op: 'add', error: String(error) });
       conn.close(CloseCode.TryAgainLater, 'try again later');
+      // The older socket of this session id left its entry to this hello (closing.ts).
+      if (admitting.predecessorClosed) void removePresence(ctx, session);
       return undefined;
     }
     if (conn.phase !== 'authenticating' || !conn.socket.isOpen) {
@@ -92,6 +98,7 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     }
     if (added.refused) {
       conn.close(CloseCode.TooManySessions, 'too many sessions');
+      if (admitting.predecessorClosed) void removePresence(ctx, session);
       return undefined;
     }
     return added;
@@ -150,14 +157,20 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     // less before the welcome. The session is added (and waits for it) only once admitted.
     const uid = session.uid;
     let opened: ReturnType<typeof open> | undefined;
+    // From the presence write until the session is in the hub, an older socket of this session
+    // id closing must not remove the entry (presence-entries.ts).
+    const key = admittingKey(uid, session.id);
+    const admitting: Admitting = { predecessorClosed: false };
+    ctx.admitting.set(key, admitting);
     try {
       // Inside the try: a bus that throws at once still gets its hold released.
       ctx.hub.reserve(uid, frame.last_cursor);
-      const added = await admit(session);
+      const added = await admit(session, admitting);
       // An entry held elsewhere, unless the store told its instance already.
       if (added) opened = open(session, frame, added.holderTold ? undefined : added.replaced?.instanceId);
     } finally {
       ctx.hub.release(uid);
+      if (ctx.admitting.get(key) === admitting) ctx.admitting.delete(key);
     }
     if (!opened) return;
     const { subscribed, attached } = opened;

@@ -16,3 +16,8 @@ export async function removePresence(ctx: Pick<CoreContext, 'config' | 'presence
     ctx.logger.warn('presence_error', { uid: session.uid, session_id: session.id, op: 'remove', error: String(error) });
   }
 }
+
+/** The key of {@link CoreContext.admitting}: a user's session id. */
+export function admittingKey(uid: string, sessionId: string): string {
+  return `${uid}\n${sessionId}`;
+}

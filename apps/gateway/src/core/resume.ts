@@ -23,11 +23,14 @@ export async function welcome(
   const conn = session.connection;
   try {
     await subscribed;
-    if (ctx.slices) await ctx.slices.next();
     const read = lastCursor === undefined ? undefined : await readMissed(bus, session.uid, lastCursor);
     // A fresh session starts where the bus's live delivery stands (the head it read when
     // it subscribed, or its last event since): one Redis round trip less per hello.
     const head = read ? read.cursor : (bus.position?.(session.uid) ?? (await bus.head(session.uid)));
+    // The welcome and the replay wait for their slice of the event loop, not in the turn that
+    // read the last reply (a storm's replies come in by the hundred): live events meanwhile
+    // are held in session.pending, as during the reads.
+    if (ctx.slices) await ctx.slices.next();
     if (conn.session !== session || conn.phase !== 'open') return false;
     const status = read === undefined ? 'fresh' : read.status;
     if (status !== 'resumed') session.lastCursor = head;

@@ -32,21 +32,34 @@ describe('HandshakeSlices', () => {
     expect(s.size).toBe(25 - resumed);
   });
 
-  it('gives turns away while connections are accepted, then works for as long as it gave away', async () => {
-    const { s, clock } = slices({ budgetMs: 5, acceptsFirstMaxMs: 100 });
-    // Each upgrade takes a whole slice (5 ms); each turn of the storm accepts a connection and reads for 10 ms.
-    for (let i = 0; i < 30; i++) s.run(() => (clock.now += 5));
+  /** Turns of a storm: each accepts a connection (unless `accepts` says no) and reads for 10 ms. */
+  async function storm(s: HandshakeSlices, clock: { now: number }, turns: number, accepts = (_turn: number) => true) {
     let pattern = '';
-    for (let i = 0; i < 28; i++) {
+    for (let i = 0; i < turns; i++) {
       const before = s.size;
-      s.accepted();
+      if (accepts(i)) s.accepted();
       await turn();
       pattern += s.size < before ? 'w' : '.';
       clock.now += 10;
     }
-    // 100 ms given away (10 turns), then work on every turn until as long again has passed
-    // (t = 100 to 205: 7 turns of 15 ms), then given away again.
-    expect(pattern).toBe(`${'.'.repeat(10)}${'w'.repeat(7)}${'.'.repeat(10)}w`);
+    return pattern;
+  }
+
+  it('gives turns away while connections are accepted, for 100 ms at most, then works as long', async () => {
+    const { s, clock } = slices({ budgetMs: 5, acceptsFirstMaxMs: 100 });
+    // Each upgrade takes a whole slice (5 ms).
+    for (let i = 0; i < 30; i++) s.run(() => (clock.now += 5));
+    // 10 turns given away (100 ms), then every turn works (15 ms each) until as long has been
+    // worked (7 turns), then turns are given away again.
+    expect(await storm(s, clock, 28)).toBe(`${'.'.repeat(10)}${'w'.repeat(7)}${'.'.repeat(10)}w`);
+  });
+
+  it('does not start over after a turn without an accept', async () => {
+    const { s, clock } = slices({ budgetMs: 5, acceptsFirstMaxMs: 100 });
+    for (let i = 0; i < 30; i++) s.run(() => (clock.now += 5));
+    // 50 ms given away, one turn without an accept works (15 ms), then turns are given away
+    // until 100 ms beyond the time worked (70 ms more), not for another 100 ms.
+    expect(await storm(s, clock, 14, (turn) => turn !== 5)).toBe('.....w.......w');
   });
 
   it('works at the first turn without an accept', async () => {

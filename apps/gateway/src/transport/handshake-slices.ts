@@ -2,12 +2,12 @@ import { SlicedQueue } from './sliced-queue';
 
 /** Handshake work per turn of the event loop, at most this long (ms). */
 export const HANDSHAKE_SLICE_MS = 5;
-/** Turns given away in a row to accepting connections, at most this long (ms); then as long again for work. */
+/** Time given away to accepting connections beyond the time worked since, at most this long (ms). */
 export const ACCEPTS_FIRST_MAX_MS = 100;
 /**
- * What a resumed hello is counted against its slice (ms): its continuation runs right after
- * the slice, not in it (the continuation after the presence write, or after the subscription,
- * measured at 60 to 80 µs each, rounded up to a binary fraction).
+ * What a resumed hello is counted against its slice (ms): its continuation (the welcome, its
+ * write, a replay) runs right after the slice, not in it. A fresh session's welcome and write
+ * measured about 45 µs; rounded up, to a binary fraction.
  */
 export const RESUME_COST_MS = 0.125;
 
@@ -31,21 +31,22 @@ export interface HandshakeSlicesOptions {
 }
 
 /**
- * The handshakes' share of the event loop: upgrades, and the hellos' work after each Redis
- * round trip, run in slices of a few ms per turn ({@link SlicedQueue}), and a turn in which
+ * The handshakes' share of the event loop: upgrades, and the hellos' welcomes once their Redis
+ * reads are done, run in slices of a few ms per turn ({@link SlicedQueue}), and a turn in which
  * a connection was accepted is given away to accepting the next.
  *
  * Why both. Node (libuv 1.45 and later) accepts one connection per turn of its event loop.
  * In a reconnect storm the kernel's accept queue holds hundreds of connections, a health
  * probe's among them, and each waits for as many turns as there are connections before it.
- * When every turn carries a slice of hellos, and the continuations of every hello whose
- * Redis replies came in, that is hundreds of turns of a few ms: the probe waited 0.3 to 0.9 s
- * (docs/benchmarks.md, "The accept queue in a storm"). Here, while each turn accepts a
- * connection (the queue is not empty yet), slices wait, for at most
- * {@link ACCEPTS_FIRST_MAX_MS} in a row and then work for as long again (connections that
- * keep coming faster than the loop turns cannot starve the hellos of more than half of it);
- * and a hello's continuation waits for a slice ({@link next}) instead of running in the
- * turn that read its reply.
+ * When every turn carries a slice of hellos, and the welcomes of every hello whose Redis
+ * replies came in, that is hundreds of turns of a few ms: the probe waited 0.3 to 0.9 s
+ * (docs/benchmarks.md, "Connections accepted first, hellos resumed in slices"). Here, while
+ * each turn accepts a connection (the queue is not empty yet), slices give their turns away,
+ * for {@link ACCEPTS_FIRST_MAX_MS} at most, and then work until they have worked as long
+ * (connections that keep coming as fast as the loop turns get at most half of it): the queue
+ * drains in gulps, each in about 0.1 ms per connection. And a
+ * hello's continuation waits for a slice ({@link next}) instead of running in the turn that
+ * read its reply.
  */
 export class HandshakeSlices {
   readonly #queue: SlicedQueue<Work>;
@@ -53,10 +54,17 @@ export class HandshakeSlices {
   readonly #acceptsFirstMaxMs: number;
   /** A connection was accepted since the last slice asked. */
   #accepted = false;
-  /** Since when slices have given their turns away, while they do. */
-  #givingWaySince: number | undefined;
-  /** Turns are not given away before this (work gets as long as the window just given away). */
-  #workUntil = 0;
+  /** When a slice last asked, and whether it gave its turn away then. */
+  #askedAt: number | undefined;
+  #gaveWay = false;
+  /**
+   * Time given away to accepts minus time worked since, never below zero. A turn without an
+   * accept works without starting the window over: connections arriving a little slower than
+   * the loop turns still leave the slices at least half of it.
+   */
+  #owedMs = 0;
+  /** A full window was given away: no turn is given away until the slices have worked as long. */
+  #repaying = false;
 
   constructor(options: HandshakeSlicesOptions) {
     this.#now = options.now ?? (() => performance.now());
@@ -69,7 +77,7 @@ export class HandshakeSlices {
     });
   }
 
-  /** Work (an upgrade) waiting for its slice. */
+  /** Upgrades and hellos waiting for their slice. */
   get size(): number {
     return this.#queue.size;
   }
@@ -90,19 +98,19 @@ export class HandshakeSlices {
   }
 
   #giveWay(): boolean {
-    const accepted = this.#accepted;
-    this.#accepted = false;
     const now = this.#now();
-    if (!accepted || now < this.#workUntil) {
-      this.#givingWaySince = undefined;
-      return false;
+    // The time since the last ask went to what was decided then (a queue idle meanwhile counts as work).
+    if (this.#askedAt !== undefined) {
+      const spent = now - this.#askedAt;
+      this.#owedMs = Math.max(0, this.#owedMs + (this.#gaveWay ? spent : -spent));
     }
-    this.#givingWaySince ??= now;
-    const given = now - this.#givingWaySince;
-    if (given < this.#acceptsFirstMaxMs) return true;
-    this.#workUntil = now + given;
-    this.#givingWaySince = undefined;
-    return false;
+    this.#askedAt = now;
+    // A full window given away: the slices work until they have worked as long, accepts or not.
+    if (this.#owedMs >= this.#acceptsFirstMaxMs) this.#repaying = true;
+    else if (this.#owedMs === 0) this.#repaying = false;
+    this.#gaveWay = this.#accepted && !this.#repaying;
+    this.#accepted = false;
+    return this.#gaveWay;
   }
 }
 
