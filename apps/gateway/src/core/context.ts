@@ -64,7 +64,7 @@ export interface CoreContext extends ConnectionHandlerDeps {
   readonly connections: Set<Connection>;
   /** Admission's count of each connection still in its handshake. */
   readonly counts: WeakMap<Connection, HandshakeCount>;
-  /** Hellos between their presence write and their session's opening, by user and session id (presence-entries.ts). */
+  /** Hellos between their presence write and their session's opening, by `admittingKey(uid, sessionId)`. */
   readonly admitting: Map<string, Admitting>;
   /** Keeps each open session no longer than its token. */
   readonly lifetime: TokenLifetime;

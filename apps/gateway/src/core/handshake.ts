@@ -158,7 +158,7 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     const uid = session.uid;
     let opened: ReturnType<typeof open> | undefined;
     // From the presence write until the session is in the hub, an older socket of this session
-    // id closing must not remove the entry (presence-entries.ts).
+    // id closing must not remove the entry (Admitting, context.ts).
     const key = admittingKey(uid, session.id);
     const admitting: Admitting = { predecessorClosed: false };
     ctx.admitting.set(key, admitting);

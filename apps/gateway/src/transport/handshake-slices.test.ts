@@ -1,4 +1,4 @@
-import { HandshakeSlices, RESUME_COST_MS } from './handshake-slices';
+import { HandshakeSlices } from './handshake-slices';
 
 /** One turn of the event loop: the slice scheduled with setImmediate runs, then its microtasks. */
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -19,17 +19,28 @@ describe('HandshakeSlices', () => {
     s.run(() => order.push('upgrade 2'));
     await turn();
     await resumed;
-    expect(order).toEqual(['upgrade 1', 'upgrade 2', 'hello resumed']);
+    expect(order).toEqual(['upgrade 1', 'hello resumed', 'upgrade 2']);
     expect(s.size).toBe(0);
   });
 
-  it('counts each resumed hello against the slice: a slice resumes at most budget / cost of them', async () => {
-    const { s } = slices({ budgetMs: 1 });
-    let resumed = 0;
-    for (let i = 0; i < 25; i++) void s.next().then(() => resumed++);
+  it('runs each resumed hello before the next item, and counts its time against the slice', async () => {
+    const { s, clock } = slices({ budgetMs: 1 });
+    const order: string[] = [];
+    // Each hello's continuation takes 0.25 ms.
+    for (let i = 0; i < 10; i++) {
+      void s.next().then(() => {
+        order.push(`hello ${i}`);
+        clock.now += 0.25;
+      });
+    }
+    s.run(() => order.push('upgrade'));
     await turn();
-    expect(resumed).toBe(1 / RESUME_COST_MS);
-    expect(s.size).toBe(25 - resumed);
+    expect(order).toEqual(['hello 0', 'hello 1', 'hello 2', 'hello 3']);
+    await turn();
+    await turn();
+    await turn();
+    expect(order.at(-1)).toBe('upgrade');
+    expect(s.size).toBe(0);
   });
 
   /** Turns of a storm: each accepts a connection (unless `accepts` says no) and reads for 10 ms. */

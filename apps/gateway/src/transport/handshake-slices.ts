@@ -4,13 +4,6 @@ import { SlicedQueue } from './sliced-queue';
 export const HANDSHAKE_SLICE_MS = 5;
 /** Time given away to accepting connections beyond the time worked since, at most this long (ms). */
 export const ACCEPTS_FIRST_MAX_MS = 100;
-/**
- * What a resumed hello is counted against its slice (ms): its continuation (the welcome, its
- * write, a replay) runs right after the slice, not in it. A fresh session's welcome and write
- * measured about 45 µs; rounded up, to a binary fraction.
- */
-export const RESUME_COST_MS = 0.125;
-
 /** A hello waiting for its slice to go on. */
 interface Resume {
   resume: () => void;
@@ -33,7 +26,8 @@ export interface HandshakeSlicesOptions {
 /**
  * The handshakes' share of the event loop: upgrades, and the hellos' welcomes once their Redis
  * reads are done, run in slices of a few ms per turn ({@link SlicedQueue}), and a turn in which
- * a connection was accepted is given away to accepting the next.
+ * a connection was accepted is given away to accepting the next. A resumed hello's
+ * continuation runs before the next item, and its time counts against the slice.
  *
  * Why both. Node (libuv 1.45 and later) accepts one connection per turn of its event loop.
  * In a reconnect storm the kernel's accept queue holds hundreds of connections, a health
@@ -114,11 +108,12 @@ export class HandshakeSlices {
   }
 }
 
-function runWork(work: Work): number | undefined {
+/** Runs an upgrade, or resumes a hello: its continuation runs in the microtasks that follow, within the slice. */
+function runWork(work: Work): boolean {
   if (typeof work === 'function') {
     work();
-    return undefined;
+    return false;
   }
   work.resume();
-  return RESUME_COST_MS;
+  return true;
 }

@@ -51,4 +51,39 @@ describe('SlicedQueue', () => {
     await turn();
     expect(ran).toEqual([0, 2, 3, 4]);
   });
+
+  it('gives a whole turn away when giveWay says so', async () => {
+    let giveAway = true;
+    const ran: number[] = [];
+    const queue = new SlicedQueue<number>((n) => void ran.push(n), { budgetMs: 5, giveWay: () => giveAway });
+    queue.push(0);
+    await turn();
+    await turn();
+    expect(ran).toEqual([]);
+    giveAway = false;
+    await turn();
+    expect(ran).toEqual([0]);
+  });
+
+  it('lets the microtasks an item started run before the next item, their time counted against the slice', async () => {
+    let clock = 0;
+    const ran: string[] = [];
+    // Each item resolves a promise whose continuation takes 2 ms.
+    const queue = new SlicedQueue<number>(
+      (n) => {
+        ran.push(`item ${n}`);
+        void Promise.resolve().then(() => {
+          ran.push(`continuation ${n}`);
+          clock += 2;
+        });
+        return true;
+      },
+      { budgetMs: 4, now: () => clock },
+    );
+    for (let i = 0; i < 3; i++) queue.push(i);
+    await turn();
+    expect(ran).toEqual(['item 0', 'continuation 0', 'item 1', 'continuation 1']);
+    await turn();
+    expect(ran.slice(4)).toEqual(['item 2', 'continuation 2']);
+  });
 });

@@ -29,7 +29,7 @@ export interface SlicedQueueOptions<T> {
  * items after it run as they would have.
  */
 export class SlicedQueue<T> {
-  readonly #run: (item: T) => number | undefined;
+  readonly #run: (item: T) => boolean | undefined;
   readonly #budgetMs: number;
   readonly #now: () => number;
   readonly #onError: ((error: unknown, item: T) => void) | undefined;
@@ -37,12 +37,14 @@ export class SlicedQueue<T> {
   #items: (T | undefined)[] = [];
   #head = 0;
   #scheduled = false;
+  /** When the current slice's time is up. */
+  #until = 0;
 
   /**
-   * `run` may return a cost (ms) to count against the slice besides the time it took: work it
-   * started that runs after it, such as the continuation of a promise it resolved.
+   * `run` returns true when the item's work goes on in microtasks (the continuation of a
+   * promise it resolved): they run before the next item, and their time counts against the slice.
    */
-  constructor(run: (item: T) => number | undefined, options: SlicedQueueOptions<T>) {
+  constructor(run: (item: T) => boolean | undefined, options: SlicedQueueOptions<T>) {
     this.#run = run;
     this.#budgetMs = options.budgetMs;
     this.#now = options.now ?? (() => performance.now());
@@ -68,21 +70,34 @@ export class SlicedQueue<T> {
       setImmediate(this.#drain);
       return;
     }
-    let until = this.#now() + this.#budgetMs;
+    this.#until = this.#now() + this.#budgetMs;
+    this.#runSlice();
+  };
+
+  /** Runs items until the slice's time is up, or until one's work goes on in microtasks. */
+  readonly #runSlice = (): void => {
+    let goesOn = false;
     try {
       while (this.#head < this.#items.length) {
         const item = this.#items[this.#head] as T;
         this.#items[this.#head++] = undefined;
-        until -= this.#runOne(item) ?? 0;
-        if (this.#now() >= until) break;
+        goesOn = this.#runOne(item) === true;
+        if (goesOn || this.#now() >= this.#until) break;
       }
     } finally {
       // Even when an item threw (no onError): the rest still runs, the next push still schedules.
-      this.#next();
+      // Queued after the microtasks the item started: they run, and count against the slice, first.
+      if (goesOn) queueMicrotask(this.#afterMicrotasks);
+      else this.#next();
     }
   };
 
-  #runOne(item: T): number | undefined {
+  readonly #afterMicrotasks = (): void => {
+    if (this.#head < this.#items.length && this.#now() < this.#until) this.#runSlice();
+    else this.#next();
+  };
+
+  #runOne(item: T): boolean | undefined {
     if (!this.#onError) return this.#run(item);
     try {
       return this.#run(item);
