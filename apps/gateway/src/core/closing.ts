@@ -34,15 +34,14 @@ export function createClosing(ctx: CoreContext) {
     // A replaced session is no longer the hub's: its successor already took over its listeners
     // and its presence entry.
     if (ctx.hub.remove(session)) {
+      // A hello of the same session id is writing its entry: the entry is that hello's to keep
+      // (it opens, before this session counts as closed) or to take back (Admitting, context.ts).
       const successor = ctx.admitting.get(admittingKey(session.uid, session.id));
-      if (successor) {
-        // A hello of the same session id is writing its entry: it is that hello's now.
-        successor.predecessorClosed = true;
-        ctx.listeners.sessionClosed(session.uid, session.id);
-        return;
-      }
+      const removed = successor
+        ? new Promise<void>((resolve) => (successor.predecessorClosed = resolve))
+        : removePresence(ctx, session);
       // The detach decision reads presence: this session must be gone from it before the delay starts.
-      const closing = removePresence(ctx, session).finally(() => {
+      const closing = removed.finally(() => {
         closings.delete(closing);
         ctx.listeners.sessionClosed(session.uid, session.id);
       });

@@ -51,11 +51,12 @@ export interface HandshakeCount {
 /**
  * A hello of this instance between its presence write and its session's opening. A session of
  * the same id closing meanwhile (the same tab's older socket) must not remove the entry: the
- * removal would reach Redis after the write and remove the new one. It leaves the entry to the
- * hello, which removes it if it does not open.
+ * removal would reach Redis after the write and remove the new one. Its close leaves the entry
+ * to the hello and waits (closing.ts): the hello opens its session (the entry is the new
+ * session's), or takes the entry back, and then calls `predecessorClosed`.
  */
 export interface Admitting {
-  predecessorClosed: boolean;
+  predecessorClosed?: () => void;
 }
 
 /** What the core's units share: the deps and the handler's own state. */

@@ -69,7 +69,7 @@ describe('handshake', () => {
 
   it('keeps the entry a hello wrote when the older socket of its session id closes while the hello waits for its slice', async () => {
     const slices = manualSlices();
-    core = startCore({}, { slices });
+    core = startCore({ detachDelayMs: 60_000 }, { slices });
     async function openWithSlices(socket: ReturnType<typeof core.connect>) {
       while (socket.of('welcome').length === 0) {
         await slices.pending(1);
@@ -86,10 +86,13 @@ describe('handshake', () => {
     expect(await slices.pending(1)).toBe(1);
     old.peerClose(1006, '');
     await old.closed;
-    await core.handler.settled();
     await openWithSlices(again);
+    await core.handler.settled();
     expect((await core.presence.sessions('alice')).map((e) => e.sessionId)).toEqual(['s1']);
-    // And a hello that then does not open takes the entry with it.
+    // The user never dropped to no session: the old one counts as closed once the new one opened.
+    expect(core.listeners.pendingDetaches()).toEqual([]);
+    expect(core.listeners.counters().detachCancelled).toBe(0);
+    // And a hello that then does not open takes the entry with it, before its predecessor's close settles.
     const third = core.connect();
     third.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
     expect(await slices.pending(1)).toBe(1);
@@ -98,9 +101,9 @@ describe('handshake', () => {
     await third.closed;
     slices.resumeAll();
     await core.handler.settled();
-    for (let turn = 0; turn < 10; turn++) await new Promise((r) => setImmediate(r));
     expect(await core.presence.sessions('alice')).toEqual([]);
     expect(core.hub.has('alice')).toBe(false);
+    expect(core.listeners.pendingDetaches()).toEqual(['alice']);
   });
 
   it('takes the token of an Authorization: Bearer header when the hello has none', async () => {

@@ -74,34 +74,31 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
    * already held (the same tab reconnecting) is taken over wherever its old socket is.
    * Undefined when the session may not open (the socket is closed, or closing).
    */
-  async function admit(
-    session: Session,
-    admitting: Admitting,
-  ): Promise<Extract<PresenceAddResult, { refused: false }> | undefined> {
+  async function admit(session: Session): Promise<Extract<PresenceAddResult, { refused: false }> | undefined> {
     const conn = session.connection;
     let added: PresenceAddResult;
     try {
       added = await ctx.presence.add(session.uid, entryOf(ctx, session), { maxSessions: config.maxSessionsPerUser });
-      // What follows (the session opens, then its welcome) waits for its slice of the event loop.
-      if (ctx.slices) await ctx.slices.next();
     } catch (error) {
       logger.warn('presence_error', { uid: session.uid, session_id: session.id, op: 'add', error: String(error) });
       conn.close(CloseCode.TryAgainLater, 'try again later');
-      // The older socket of this session id left its entry to this hello (closing.ts).
-      if (admitting.predecessorClosed) void removePresence(ctx, session);
       return undefined;
     }
-    if (conn.phase !== 'authenticating' || !conn.socket.isOpen) {
+    if (!stillOpening(conn)) {
       // Closed while presence was written: take the entry back (fenced: a newer holder keeps it).
       void removePresence(ctx, session);
       return undefined;
     }
     if (added.refused) {
       conn.close(CloseCode.TooManySessions, 'too many sessions');
-      if (admitting.predecessorClosed) void removePresence(ctx, session);
       return undefined;
     }
     return added;
+  }
+
+  /** The hello's socket is open and its session not yet: it may go on. */
+  function stillOpening(conn: Connection): boolean {
+    return conn.phase === 'authenticating' && conn.socket.isOpen;
   }
 
   /** The session takes its place: in the hub, with the user's listeners, instead of the one it replaces. */
@@ -158,19 +155,34 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     const uid = session.uid;
     let opened: ReturnType<typeof open> | undefined;
     // From the presence write until the session is in the hub, an older socket of this session
-    // id closing must not remove the entry (Admitting, context.ts).
+    // id closing leaves the entry to this hello (Admitting, context.ts).
     const key = admittingKey(uid, session.id);
-    const admitting: Admitting = { predecessorClosed: false };
+    const admitting: Admitting = {};
     ctx.admitting.set(key, admitting);
     try {
       // Inside the try: a bus that throws at once still gets its hold released.
       ctx.hub.reserve(uid, frame.last_cursor);
-      const added = await admit(session, admitting);
+      let added = await admit(session);
+      if (added && ctx.slices) {
+        // The session opens, and then its welcome goes out, in slices of the event loop.
+        await ctx.slices.next();
+        if (!stillOpening(conn)) {
+          void removePresence(ctx, session);
+          added = undefined;
+        }
+      }
       // An entry held elsewhere, unless the store told its instance already.
       if (added) opened = open(session, frame, added.holderTold ? undefined : added.replaced?.instanceId);
     } finally {
       ctx.hub.release(uid);
       if (ctx.admitting.get(key) === admitting) ctx.admitting.delete(key);
+      // An older socket of this session id closed meanwhile and waits for this hello: the entry
+      // is this session's now, or is taken back before that socket's close goes on.
+      const { predecessorClosed } = admitting;
+      if (predecessorClosed) {
+        if (opened) predecessorClosed();
+        else void removePresence(ctx, session).finally(predecessorClosed);
+      }
     }
     if (!opened) return;
     const { subscribed, attached } = opened;

@@ -19,5 +19,6 @@ export async function removePresence(ctx: Pick<CoreContext, 'config' | 'presence
 
 /** The key of {@link CoreContext.admitting}: a user's session id. */
 export function admittingKey(uid: string, sessionId: string): string {
-  return `${uid}\n${sessionId}`;
+  // Length first: no other pair of ids makes the same key.
+  return `${uid.length}:${uid}${sessionId}`;
 }

@@ -27,7 +27,8 @@ export interface HandshakeSlicesOptions {
  * The handshakes' share of the event loop: upgrades, and the hellos' welcomes once their Redis
  * reads are done, run in slices of a few ms per turn ({@link SlicedQueue}), and a turn in which
  * a connection was accepted is given away to accepting the next. A resumed hello's
- * continuation runs before the next item, and its time counts against the slice.
+ * continuation (the code up to its next `await`) runs before the next item, and its time
+ * counts against the slice.
  *
  * Why both. Node (libuv 1.45 and later) accepts one connection per turn of its event loop.
  * In a reconnect storm the kernel's accept queue holds hundreds of connections, a health
@@ -108,7 +109,7 @@ export class HandshakeSlices {
   }
 }
 
-/** Runs an upgrade, or resumes a hello: its continuation runs in the microtasks that follow, within the slice. */
+/** Runs an upgrade, or resumes a hello: its code up to its next `await` runs in the microtasks that follow, within the slice. */
 function runWork(work: Work): boolean {
   if (typeof work === 'function') {
     work();

@@ -42,7 +42,9 @@ export class SlicedQueue<T> {
 
   /**
    * `run` returns true when the item's work goes on in microtasks (the continuation of a
-   * promise it resolved): they run before the next item, and their time counts against the slice.
+   * promise it resolved): the microtasks queued by then run before the next item, and their
+   * time counts against the slice (work they queue in turn, such as an async function's
+   * return to its caller, may run after it).
    */
   constructor(run: (item: T) => boolean | undefined, options: SlicedQueueOptions<T>) {
     this.#run = run;
