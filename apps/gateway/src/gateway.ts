@@ -148,21 +148,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     logger,
   });
 
-  const stats = (): GatewayStats => {
-    const c = listeners.counters();
-    return {
-      connections: connections.count,
-      sessions: hub.sessionCount,
-      users: hub.userCount,
-      listeners: c.attached,
-      workflowListeners: c.workflows,
-      pendingDetaches: c.pendingDetaches,
-      detachCancelled: c.detachCancelled,
-      detachExecuted: c.detachExecuted,
-      upgradesRefused: admission.refused,
-      draining: state.draining,
-    };
-  };
+  const stats = (): GatewayStats => readStats({ connections, hub, listeners, admission, state });
 
   const httpDeps: HttpDeps = {
     ...httpReadouts(config, ports, { listeners, hub, tasks, stats, startedAt }),
@@ -258,6 +244,29 @@ interface Wired {
   health: ReturnType<typeof healthAnswers>;
   /** The session heartbeat: pings, and the unified registry entries of present users kept alive. */
   sessionBeat: () => void;
+}
+
+/** The instance's counts, for `GET /debug`, the health answers and the fleet heartbeat. */
+function readStats(parts: {
+  connections: Pick<ConnectionHandler, 'count'>;
+  hub: Pick<SessionHub, 'sessionCount' | 'userCount'>;
+  listeners: Pick<ListenersManager, 'counters'>;
+  admission: Pick<Admission, 'refused'>;
+  state: Pick<GatewayState, 'draining'>;
+}): GatewayStats {
+  const c = parts.listeners.counters();
+  return {
+    connections: parts.connections.count,
+    sessions: parts.hub.sessionCount,
+    users: parts.hub.userCount,
+    listeners: c.attached,
+    workflowListeners: c.workflows,
+    pendingDetaches: c.pendingDetaches,
+    detachCancelled: c.detachCancelled,
+    detachExecuted: c.detachExecuted,
+    upgradesRefused: parts.admission.refused,
+    draining: parts.state.draining,
+  };
 }
 
 /** The HTTP server: the routes, and the /ws upgrade behind admission control. */

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { CloseCode, type HelloFrame } from '@livebus/protocol';
 import { AuthError, type Principal } from '../auth/authenticator';
-import type { PresenceAddResult } from '../fleet/presence/presence';
-import type { Admitting, CoreContext, HandshakeCount } from './context';
+import type { CoreContext, HandshakeCount } from './context';
 import { guarded } from './guard';
-import { admittingKey, entryOf, removePresence } from './presence-entries';
+import { admit, removePresence, startAdmitting, stillOpening } from './presence-entries';
 import { welcome } from './resume';
 import { Connection, Session } from './session';
 import type { GatewaySocket, SocketRequest } from './socket';
@@ -69,38 +68,6 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     }
   }
 
-  /**
-   * The fleet decides, atomically: the session limit counts every instance, and a session id
-   * already held (the same tab reconnecting) is taken over wherever its old socket is.
-   * Undefined when the session may not open (the socket is closed, or closing).
-   */
-  async function admit(session: Session): Promise<Extract<PresenceAddResult, { refused: false }> | undefined> {
-    const conn = session.connection;
-    let added: PresenceAddResult;
-    try {
-      added = await ctx.presence.add(session.uid, entryOf(ctx, session), { maxSessions: config.maxSessionsPerUser });
-    } catch (error) {
-      logger.warn('presence_error', { uid: session.uid, session_id: session.id, op: 'add', error: String(error) });
-      conn.close(CloseCode.TryAgainLater, 'try again later');
-      return undefined;
-    }
-    if (!stillOpening(conn)) {
-      // Closed while presence was written: take the entry back (fenced: a newer holder keeps it).
-      void removePresence(ctx, session);
-      return undefined;
-    }
-    if (added.refused) {
-      conn.close(CloseCode.TooManySessions, 'too many sessions');
-      return undefined;
-    }
-    return added;
-  }
-
-  /** The hello's socket is open and its session not yet: it may go on. */
-  function stillOpening(conn: Connection): boolean {
-    return conn.phase === 'authenticating' && conn.socket.isOpen;
-  }
-
   /** The session takes its place: in the hub, with the user's listeners, instead of the one it replaces. */
   function open(session: Session, frame: HelloFrame, replacedElsewhere: string | undefined) {
     const { uid, id: sessionId, connection: conn } = session;
@@ -154,15 +121,11 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     // less before the welcome. The session is added (and waits for it) only once admitted.
     const uid = session.uid;
     let opened: ReturnType<typeof open> | undefined;
-    // From the presence write until the session is in the hub, an older socket of this session
-    // id closing leaves the entry to this hello (Admitting, context.ts).
-    const key = admittingKey(uid, session.id);
-    const admitting: Admitting = {};
-    ctx.admitting.set(key, admitting);
+    const admitted = startAdmitting(ctx, session);
     try {
       // Inside the try: a bus that throws at once still gets its hold released.
       ctx.hub.reserve(uid, frame.last_cursor);
-      let added = await admit(session);
+      let added = await admit(ctx, session);
       if (added && ctx.slices) {
         // The session opens, and then its welcome goes out, in slices of the event loop.
         await ctx.slices.next();
@@ -175,14 +138,7 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
       if (added) opened = open(session, frame, added.holderTold ? undefined : added.replaced?.instanceId);
     } finally {
       ctx.hub.release(uid);
-      if (ctx.admitting.get(key) === admitting) ctx.admitting.delete(key);
-      // An older socket of this session id closed meanwhile and waits for this hello: the entry
-      // is this session's now, or is taken back before that socket's close goes on.
-      const { predecessorClosed } = admitting;
-      if (predecessorClosed) {
-        if (opened) predecessorClosed();
-        else void removePresence(ctx, session).finally(predecessorClosed);
-      }
+      admitted(opened !== undefined);
     }
     if (!opened) return;
     const { subscribed, attached } = opened;

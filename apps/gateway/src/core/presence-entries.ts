@@ -1,6 +1,7 @@
-import type { SessionEntry } from '../fleet/presence/presence';
-import type { CoreContext } from './context';
-import type { Session } from './session';
+import { CloseCode } from '@livebus/protocol';
+import type { PresenceAddResult, SessionEntry } from '../fleet/presence/presence';
+import type { Admitting, CoreContext } from './context';
+import type { Connection, Session } from './session';
 
 /** The session as the fleet's presence directory records it. */
 export function entryOf(ctx: Pick<CoreContext, 'config'>, session: Session): SessionEntry {
@@ -21,4 +22,61 @@ export async function removePresence(ctx: Pick<CoreContext, 'config' | 'presence
 export function admittingKey(uid: string, sessionId: string): string {
   // Length first: no other pair of ids makes the same key.
   return `${uid.length}:${uid}${sessionId}`;
+}
+
+/**
+ * The fleet decides, atomically: the session limit counts every instance, and a session id
+ * already held (the same tab reconnecting) is taken over wherever its old socket is.
+ * Undefined when the session may not open (the socket is closed, or closing).
+ */
+export async function admit(
+  ctx: Pick<CoreContext, 'config' | 'presence' | 'logger'>,
+  session: Session,
+): Promise<Extract<PresenceAddResult, { refused: false }> | undefined> {
+  const conn = session.connection;
+  let added: PresenceAddResult;
+  try {
+    added = await ctx.presence.add(session.uid, entryOf(ctx, session), { maxSessions: ctx.config.maxSessionsPerUser });
+  } catch (error) {
+    ctx.logger.warn('presence_error', { uid: session.uid, session_id: session.id, op: 'add', error: String(error) });
+    conn.close(CloseCode.TryAgainLater, 'try again later');
+    return undefined;
+  }
+  if (!stillOpening(conn)) {
+    // Closed while presence was written: take the entry back (fenced: a newer holder keeps it).
+    void removePresence(ctx, session);
+    return undefined;
+  }
+  if (added.refused) {
+    conn.close(CloseCode.TooManySessions, 'too many sessions');
+    return undefined;
+  }
+  return added;
+}
+
+/** The hello's socket is open and its session not yet: it may go on. */
+export function stillOpening(conn: Connection): boolean {
+  return conn.phase === 'authenticating' && conn.socket.isOpen;
+}
+
+/**
+ * Registers a hello as the holder of its session id's entry from its presence write until its
+ * session opens or it gives up (Admitting, context.ts). The function returned ends that, with
+ * whether the session opened: an older socket of the same id that closed meanwhile and waits
+ * then goes on, once the entry is the new session's or has been taken back.
+ */
+export function startAdmitting(
+  ctx: Pick<CoreContext, 'admitting' | 'config' | 'presence' | 'logger'>,
+  session: Session,
+): (opened: boolean) => void {
+  const key = admittingKey(session.uid, session.id);
+  const admitting: Admitting = {};
+  ctx.admitting.set(key, admitting);
+  return (opened) => {
+    if (ctx.admitting.get(key) === admitting) ctx.admitting.delete(key);
+    const { predecessorClosed } = admitting;
+    if (!predecessorClosed) return;
+    if (opened) predecessorClosed();
+    else void removePresence(ctx, session).finally(predecessorClosed);
+  };
 }
