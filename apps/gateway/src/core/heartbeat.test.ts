@@ -96,6 +96,25 @@ describe('createHeartbeat, on fake timers', () => {
     expect([closed!.pings, closed!.terminated]).toEqual([[], undefined]);
   });
 
+  it('lets a sweep that runs late finish, skipping the next one, so every socket is still pinged', () => {
+    const conns = Array.from({ length: 2 * HEARTBEAT_SLICE + 50 }, fakeConnection);
+    const heartbeat = createHeartbeat(new Set(conns as unknown as Connection[]), {
+      pingIntervalMs: 1_000,
+      pingTimeoutMs: 5_000,
+    });
+    const pinged = () => conns.filter((c) => c.pings.length > 0).length;
+    // The interval's ticks come before the sweep's later slices every time (timers running late).
+    for (let tick = 0; tick < 3; tick++) {
+      heartbeat.sweep();
+      jest.advanceTimersByTime(399);
+    }
+    expect(pinged()).toBe(2 * HEARTBEAT_SLICE + 50);
+    expect(conns.every((c) => c.pings.length === 1)).toBe(true);
+    // Done: the next tick starts a new sweep.
+    heartbeat.sweep();
+    expect(conns.filter((c) => c.pings.length === 2)).toHaveLength(HEARTBEAT_SLICE);
+  });
+
   it('stop() drops the rest of a sweep in progress', () => {
     const conns = Array.from({ length: HEARTBEAT_SLICE + 1 }, fakeConnection);
     const heartbeat = createHeartbeat(new Set(conns as unknown as Connection[]), {

@@ -21,7 +21,10 @@ export function createHeartbeat(
   let nextSlice: NodeJS.Timeout | undefined;
 
   function sweep(): void {
-    stop();
+    // The last sweep is not done (its timers run late: a busy event loop). It goes on and this
+    // one is skipped: starting over would drop its later slices, every sweep, and their sockets
+    // would go unpinged, and unchecked, for as long as the loop stays late.
+    if (nextSlice) return;
     const all = [...connections];
     const slices = Math.ceil(all.length / HEARTBEAT_SLICE);
     // Done within 80 % of the interval, so two sweeps never overlap.
