@@ -100,6 +100,24 @@ export async function createWhenReachable(db: Firestore, path: string, data: Rec
 }
 
 /**
+ * Writes a document that nothing listens to yet (a test's starting state), retrying when the
+ * emulator, on a loaded host, answers the commit with UNKNOWN, UNAVAILABLE or DEADLINE_EXCEEDED.
+ * Only before any listener: a retried write that had landed writes the same data once more.
+ */
+export async function seed(db: Firestore, path: string, data: Record<string, unknown>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await db.doc(path).set(data);
+      return;
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (attempt >= 5 || (code !== 2 && code !== 4 && code !== 14)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+/**
  * Writes a sentinel document and waits until `client` has it: listener snapshots are published
  * one after the other, in order, so anything a write made before it caused has arrived by then.
  * The positive marker for "nothing else arrived".

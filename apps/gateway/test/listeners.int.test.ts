@@ -2,7 +2,15 @@ import { type FirestoreEmulatorHandle, startFirestoreEmulator, waitFor } from '@
 import type { Firestore } from 'firebase-admin/firestore';
 import { composePorts } from '../src/compose';
 import { connectAs, httpJson, startGateway, type TestGateway } from './helpers';
-import { changesOf, createWhenReachable, testFirestore, testListeners, useEmulator, warmUp } from './listeners-helpers';
+import {
+  changesOf,
+  createWhenReachable,
+  seed,
+  testFirestore,
+  testListeners,
+  useEmulator,
+  warmUp,
+} from './listeners-helpers';
 
 // One gateway on the embedded default (memory bus, memory lease) against Google's Firestore emulator.
 let emulator: FirestoreEmulatorHandle;
@@ -49,7 +57,7 @@ describe('Firestore listeners (one instance)', () => {
   });
 
   it('delivers the initial snapshot marked initial, then each write as one listener.change', async () => {
-    await db.doc('users/alice/notifications/n0').set({ text: 'before', at: new Date(0) });
+    await seed(db, 'users/alice/notifications/n0', { text: 'before', at: new Date(0) });
     const { client } = await connectAs(t.url, 'alice');
     const initial = await waitFor(() => changesOf(client, 'users/alice/notifications/n0')[0], 'the initial event');
     expect(initial.data).toMatchObject({
@@ -88,8 +96,8 @@ describe('Firestore listeners (one instance)', () => {
   });
 
   it('WORKFLOW.watch: own job watched, a foreign job refused, unwatch releases', async () => {
-    await db.doc('jobs/wf-1').set({ owner_id: 'carol', status: 'queued' });
-    await db.doc('jobs/wf-2').set({ owner_id: 'dave', status: 'queued' });
+    await seed(db, 'jobs/wf-1', { owner_id: 'carol', status: 'queued' });
+    await seed(db, 'jobs/wf-2', { owner_id: 'dave', status: 'queued' });
     const { client } = await connectAs(t.url, 'carol');
     const watched = await client.call('WORKFLOW.watch', ['wf-1']);
     expect(watched).toMatchObject({ type: 'rpc_result', result: { watching: true } });
