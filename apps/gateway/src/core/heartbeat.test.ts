@@ -32,6 +32,17 @@ const fakeConnection = (): FakeConnection => {
   return c;
 };
 
+/** A heartbeat over 2.5 slices' worth of fake connections (1 s interval), and how many were pinged. */
+const threeSlices = () => {
+  const conns = Array.from({ length: 2 * HEARTBEAT_SLICE + 50 }, fakeConnection);
+  const heartbeat = createHeartbeat(new Set(conns as unknown as Connection[]), {
+    pingIntervalMs: 1_000,
+    pingTimeoutMs: 5_000,
+  });
+  const pinged = () => conns.filter((c) => c.pings.length > 0).length;
+  return { conns, heartbeat, pinged };
+};
+
 describe('createHeartbeat, on fake timers', () => {
   const T0 = 1_000_000;
   beforeEach(() => jest.useFakeTimers({ now: T0 }));
@@ -53,12 +64,7 @@ describe('createHeartbeat, on fake timers', () => {
   });
 
   it('spreads a sweep over 80 % of the interval in slices, each socket pinged once', () => {
-    const conns = Array.from({ length: 2 * HEARTBEAT_SLICE + 50 }, fakeConnection);
-    const heartbeat = createHeartbeat(new Set(conns as unknown as Connection[]), {
-      pingIntervalMs: 1_000,
-      pingTimeoutMs: 5_000,
-    });
-    const pinged = () => conns.filter((c) => c.pings.length > 0).length;
+    const { conns, heartbeat, pinged } = threeSlices();
     heartbeat.sweep();
     expect(pinged()).toBe(HEARTBEAT_SLICE); // the first slice at once
     jest.advanceTimersByTime(399); // 3 slices: one every floor(800 / 2) ms
@@ -97,12 +103,7 @@ describe('createHeartbeat, on fake timers', () => {
   });
 
   it('lets a sweep that runs late finish, skipping the next one, so every socket is still pinged', () => {
-    const conns = Array.from({ length: 2 * HEARTBEAT_SLICE + 50 }, fakeConnection);
-    const heartbeat = createHeartbeat(new Set(conns as unknown as Connection[]), {
-      pingIntervalMs: 1_000,
-      pingTimeoutMs: 5_000,
-    });
-    const pinged = () => conns.filter((c) => c.pings.length > 0).length;
+    const { conns, heartbeat, pinged } = threeSlices();
     // The interval's ticks come before the sweep's later slices every time (timers running late).
     for (let tick = 0; tick < 3; tick++) {
       heartbeat.sweep();
