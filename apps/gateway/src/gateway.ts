@@ -117,7 +117,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     onRefusing: (summary) => hooks.emit('admission.refused', summary),
   });
 
-  // Upgrades and the hellos' work after each Redis round trip share the loop in slices (transport/handshake-slices.ts).
+  // Upgrades, and each hello after its presence write and before its welcome, share the loop in slices (transport/handshake-slices.ts).
   const slices = new HandshakeSlices({
     onError: (error) => logger.error('ws_handler_error', { where: 'upgrade', error: String(error) }),
   });
