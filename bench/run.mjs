@@ -241,6 +241,18 @@ function forkChild(file, args, execArgv = process.execArgv) {
   return child;
 }
 
+/** Resolves once `child` has exited, or after `ms`. */
+function exited(child, ms) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 async function startLoad(target, servers, users) {
   const loadArgs = (process.env.LOAD_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const load = forkChild(
@@ -310,6 +322,8 @@ async function withRig(target, users, fn, instances = 1, serverEnv = {}) {
     await stopServer(rig.server);
     for (const server of rig.servers.slice(1)) await stopServer(server);
     rig.pub?.kill('SIGKILL');
+    // A profiled load process (LOAD_NODE_ARGS="--cpu-prof ...") writes its profile as it exits.
+    if (rig.load && process.env.LOAD_NODE_ARGS) await exited(rig.load, 10_000);
     rig.load?.kill('SIGKILL');
     redis.stop();
   }

@@ -31,6 +31,7 @@ import {
 } from './event-bus';
 import { LiveFrame, offsetInEpoch, offsetInEpochBytes, ownBytes } from './live-frame';
 import { guardShardedSubscribers, isLostSubscriptionError } from './sharded-subscriber-guard';
+import { SubscribeBatch } from './subscribe-batch';
 
 /** Options of {@link RedisEventBus}: the retention every publisher of the fleet must share. */
 export interface RedisEventBusOptions extends RetentionOptions {
@@ -104,10 +105,10 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 /** `SSUBSCRIBE channel`, sent again when unanswered within a step's timeout (see {@link STEP_TIMEOUT_MS}). */
-async function subscribeConfirmed(sub: Redis | Cluster, channel: string): Promise<void> {
+async function subscribeConfirmed(ssubscribe: (channel: string) => Promise<unknown>, channel: string): Promise<void> {
   for (let tries = 1; ; tries++) {
     try {
-      await within(sub.ssubscribe(channel), STEP_TIMEOUT_MS);
+      await within(ssubscribe(channel), STEP_TIMEOUT_MS);
       return;
     } catch (error) {
       if (tries >= SUBSCRIBE_TRIES || !(error instanceof NoAnswerError)) throw error;
@@ -235,6 +236,7 @@ export class RedisEventBus implements EventBus {
   /** Per user: the SUNSUBSCRIBE in flight, which a new SSUBSCRIBE must wait for. */
   readonly #leaving = new Map<string, Promise<void>>();
   #sub: Redis | Cluster | undefined;
+  #ssubscribe: ((channel: string) => Promise<unknown>) | undefined;
   #connectedOnce = false;
   /** A catch-up of every user started in this turn (many lost-subscription errors come at once). */
   #catchUpStarted = false;
@@ -329,7 +331,7 @@ export class RedisEventBus implements EventBus {
     const { channel } = userKeys(userId);
     let s = this.#byChannel.get(channel);
     if (!s) {
-      const sub = this.#subscriber();
+      const ssubscribe = this.#subscriber().ssubscribe;
       const leaving = this.#leaving.get(userId);
       const served: Served = {
         userId,
@@ -351,7 +353,7 @@ export class RedisEventBus implements EventBus {
       // For a resuming session, the read of what it missed gives that head too.
       const after = options?.readAfter;
       const ready = (leaving ?? Promise.resolve())
-        .then(() => subscribeConfirmed(sub, channel))
+        .then(() => subscribeConfirmed(ssubscribe, channel))
         .then(() => (after === undefined ? this.#reader.head(userId) : this.#prefetch(served, after)))
         .then((head) => {
           const at = parseCursor(head);
@@ -434,8 +436,9 @@ export class RedisEventBus implements EventBus {
     if (this.#leaving.get(s.userId) === leaving) this.#leaving.delete(s.userId);
   }
 
-  #subscriber(): Redis | Cluster {
-    if (this.#sub) return this.#sub;
+  /** The subscriber, started on first use, and how a listen sends its SSUBSCRIBE there. */
+  #subscriber(): { sub: Redis | Cluster; ssubscribe: (channel: string) => Promise<unknown> } {
+    if (this.#sub && this.#ssubscribe) return { sub: this.#sub, ssubscribe: this.#ssubscribe };
     const client = this.#client;
     // Sharded pub/sub in a cluster needs a connection to the master of each
     // channel's slot: ioredis keeps one per master with shardedSubscribers (read in its 5.11 source).
@@ -499,13 +502,19 @@ export class RedisEventBus implements EventBus {
       if (this.#connectedOnce) this.#catchUp(sub);
     });
     this.#sub = sub;
+    // A standalone Redis takes the SSUBSCRIBEs of a turn in one command (a cluster: one slot's channels only).
+    const batch = isCluster(sub) ? undefined : new SubscribeBatch(sub);
+    const ssubscribe = batch
+      ? (channel: string) => batch.ssubscribe(channel)
+      : (channel: string) => sub.ssubscribe(channel);
+    this.#ssubscribe = ssubscribe;
     // Whole seconds for `Served.at`, read per event handed on: a field, not a clock call per event.
     // Ten seconds late at most, against the minute of slack it is compared with.
     this.#nowS = this.#seconds();
     this.#tick = setInterval(() => {
       this.#nowS = this.#seconds();
     }, 10_000).unref();
-    return sub;
+    return { sub, ssubscribe };
   }
 
   #onBytes(channel: string, message: Buffer): void {
@@ -808,6 +817,7 @@ export class RedisEventBus implements EventBus {
     this.#byChannel.clear();
     const sub = this.#sub;
     this.#sub = undefined;
+    this.#ssubscribe = undefined;
     sub?.disconnect();
     if (this.#ownsClient) await this.#client.quit().catch(() => this.#client.disconnect());
   }
