@@ -15,6 +15,7 @@ import {
 import { fleetUserKeys } from '@livebus/publisher/redis';
 import type { Cluster, Redis } from 'ioredis';
 import { leaseValue } from '../lease/redis-lease';
+import { ChannelBatch } from './channel-batch';
 import {
   type EventBus,
   type EventBusStats,
@@ -31,7 +32,6 @@ import {
 } from './event-bus';
 import { LiveFrame, offsetInEpoch, offsetInEpochBytes, ownBytes } from './live-frame';
 import { guardShardedSubscribers, isLostSubscriptionError } from './sharded-subscriber-guard';
-import { SubscribeBatch } from './subscribe-batch';
 
 /** Options of {@link RedisEventBus}: the retention every publisher of the fleet must share. */
 export interface RedisEventBusOptions extends RetentionOptions {
@@ -102,6 +102,25 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T> {
   });
   promise.catch(() => {});
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** How a listen sends its SSUBSCRIBE, and a leave its SUNSUBSCRIBE, to the subscriber. */
+interface ChannelCommands {
+  ssubscribe(channel: string): Promise<unknown>;
+  sunsubscribe(channel: string): Promise<unknown>;
+}
+
+/**
+ * A standalone Redis takes the channels of one turn in one command ({@link ChannelBatch}); a
+ * cluster gets one command per channel (one command may only name channels of one slot).
+ */
+function channelCommands(sub: Redis | Cluster): ChannelCommands {
+  if (isCluster(sub)) {
+    return { ssubscribe: (channel) => sub.ssubscribe(channel), sunsubscribe: (channel) => sub.sunsubscribe(channel) };
+  }
+  const subscribing = new ChannelBatch((...channels) => sub.ssubscribe(...channels));
+  const leaving = new ChannelBatch((...channels) => sub.sunsubscribe(...channels));
+  return { ssubscribe: (channel) => subscribing.add(channel), sunsubscribe: (channel) => leaving.add(channel) };
 }
 
 /** `SSUBSCRIBE channel`, sent again when unanswered within a step's timeout (see {@link STEP_TIMEOUT_MS}). */
@@ -236,7 +255,7 @@ export class RedisEventBus implements EventBus {
   /** Per user: the SUNSUBSCRIBE in flight, which a new SSUBSCRIBE must wait for. */
   readonly #leaving = new Map<string, Promise<void>>();
   #sub: Redis | Cluster | undefined;
-  #ssubscribe: ((channel: string) => Promise<unknown>) | undefined;
+  #channels: ChannelCommands | undefined;
   #connectedOnce = false;
   /** A catch-up of every user started in this turn (many lost-subscription errors come at once). */
   #catchUpStarted = false;
@@ -331,7 +350,7 @@ export class RedisEventBus implements EventBus {
     const { channel } = userKeys(userId);
     let s = this.#byChannel.get(channel);
     if (!s) {
-      const ssubscribe = this.#subscriber().ssubscribe;
+      const { ssubscribe } = this.#subscriber();
       const leaving = this.#leaving.get(userId);
       const served: Served = {
         userId,
@@ -416,8 +435,8 @@ export class RedisEventBus implements EventBus {
 
   /** SUNSUBSCRIBEs once `after` settles; a new subscribe of the user waits for it. */
   async #leave(s: Served, after: Promise<void>): Promise<void> {
-    const sub = this.#sub;
-    if (!sub || this.#closed) return;
+    const channels = this.#channels;
+    if (!channels || this.#closed) return;
     // Not waited for past a step's timeout: a new subscribe of the user waits for it. One
     // that settles later was sent first, to the connection of its slot then: it cannot
     // undo a later SSUBSCRIBE on that connection, which Redis runs after it.
@@ -426,7 +445,7 @@ export class RedisEventBus implements EventBus {
     // again on a new master until a SUNSUBSCRIBE takes it out.
     const leaving = after
       .catch(() => {})
-      .then(() => within(sub.sunsubscribe(s.channel), STEP_TIMEOUT_MS))
+      .then(() => within(channels.sunsubscribe(s.channel), STEP_TIMEOUT_MS))
       .then(
         () => undefined,
         () => undefined,
@@ -436,9 +455,9 @@ export class RedisEventBus implements EventBus {
     if (this.#leaving.get(s.userId) === leaving) this.#leaving.delete(s.userId);
   }
 
-  /** The subscriber, started on first use, and how a listen sends its SSUBSCRIBE there. */
-  #subscriber(): { sub: Redis | Cluster; ssubscribe: (channel: string) => Promise<unknown> } {
-    if (this.#sub && this.#ssubscribe) return { sub: this.#sub, ssubscribe: this.#ssubscribe };
+  /** The subscriber, started on first use: how a listen and a leave send their commands there. */
+  #subscriber(): ChannelCommands {
+    if (this.#channels) return this.#channels;
     const client = this.#client;
     // Sharded pub/sub in a cluster needs a connection to the master of each
     // channel's slot: ioredis keeps one per master with shardedSubscribers (read in its 5.11 source).
@@ -502,19 +521,15 @@ export class RedisEventBus implements EventBus {
       if (this.#connectedOnce) this.#catchUp(sub);
     });
     this.#sub = sub;
-    // A standalone Redis takes the SSUBSCRIBEs of a turn in one command (a cluster: one slot's channels only).
-    const batch = isCluster(sub) ? undefined : new SubscribeBatch(sub);
-    const ssubscribe = batch
-      ? (channel: string) => batch.ssubscribe(channel)
-      : (channel: string) => sub.ssubscribe(channel);
-    this.#ssubscribe = ssubscribe;
+    const channels = channelCommands(sub);
+    this.#channels = channels;
     // Whole seconds for `Served.at`, read per event handed on: a field, not a clock call per event.
     // Ten seconds late at most, against the minute of slack it is compared with.
     this.#nowS = this.#seconds();
     this.#tick = setInterval(() => {
       this.#nowS = this.#seconds();
     }, 10_000).unref();
-    return { sub, ssubscribe };
+    return channels;
   }
 
   #onBytes(channel: string, message: Buffer): void {
@@ -817,7 +832,7 @@ export class RedisEventBus implements EventBus {
     this.#byChannel.clear();
     const sub = this.#sub;
     this.#sub = undefined;
-    this.#ssubscribe = undefined;
+    this.#channels = undefined;
     sub?.disconnect();
     if (this.#ownsClient) await this.#client.quit().catch(() => this.#client.disconnect());
   }

@@ -1,26 +1,24 @@
-import { type ShardedSubscribe, SubscribeBatch } from './subscribe-batch';
+import { ChannelBatch, type ChannelCommand } from './channel-batch';
 
-/** A subscriber that records each command's channels and settles it when told. */
-function recordingSubscriber() {
+/** A command that records each call's channels and settles it when told. */
+function recordingSend() {
   const commands: { channels: string[]; resolve: (count: number) => void; reject: (error: Error) => void }[] = [];
-  const sub: ShardedSubscribe = {
-    ssubscribe: (...channels: string[]) =>
-      new Promise((resolve, reject) => {
-        commands.push({ channels, resolve, reject });
-      }),
-  };
-  return { sub, commands };
+  const send: ChannelCommand = (...channels: string[]) =>
+    new Promise((resolve, reject) => {
+      commands.push({ channels, resolve, reject });
+    });
+  return { send, commands };
 }
 
 /** Lets the turn's nextTick and microtasks run. */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-describe('SubscribeBatch', () => {
+describe('ChannelBatch', () => {
   it('sends the channels asked for in one turn, microtasks included, as one command', async () => {
-    const { sub, commands } = recordingSubscriber();
-    const batch = new SubscribeBatch(sub);
-    const first = batch.ssubscribe('a');
-    const second = Promise.resolve().then(() => batch.ssubscribe('b'));
+    const { send, commands } = recordingSend();
+    const batch = new ChannelBatch(send);
+    const first = batch.add('a');
+    const second = Promise.resolve().then(() => batch.add('b'));
     expect(commands).toHaveLength(0);
     await nextTurn();
     expect(commands.map((c) => c.channels)).toEqual([['a', 'b']]);
@@ -30,22 +28,22 @@ describe('SubscribeBatch', () => {
   });
 
   it('starts a new command in the next turn', async () => {
-    const { sub, commands } = recordingSubscriber();
-    const batch = new SubscribeBatch(sub);
-    void batch.ssubscribe('a');
+    const { send, commands } = recordingSend();
+    const batch = new ChannelBatch(send);
+    void batch.add('a');
     await nextTurn();
-    void batch.ssubscribe('b');
-    void batch.ssubscribe('a');
+    void batch.add('b');
+    void batch.add('a');
     await nextTurn();
     expect(commands.map((c) => c.channels)).toEqual([['a'], ['b', 'a']]);
   });
 
   it('fails every channel of a command that fails, and only those', async () => {
-    const { sub, commands } = recordingSubscriber();
-    const batch = new SubscribeBatch(sub);
-    const failed = [batch.ssubscribe('a'), batch.ssubscribe('b')];
+    const { send, commands } = recordingSend();
+    const batch = new ChannelBatch(send);
+    const failed = [batch.add('a'), batch.add('b')];
     await nextTurn();
-    const later = batch.ssubscribe('c');
+    const later = batch.add('c');
     await nextTurn();
     commands[0]?.reject(new Error('Connection is closed.'));
     commands[1]?.resolve(1);
@@ -54,11 +52,9 @@ describe('SubscribeBatch', () => {
   });
 
   it('turns a subscriber that throws into a rejection', async () => {
-    const batch = new SubscribeBatch({
-      ssubscribe: () => {
-        throw new Error('thrown');
-      },
+    const batch = new ChannelBatch(() => {
+      throw new Error('thrown');
     });
-    await expect(batch.ssubscribe('a')).rejects.toThrow('thrown');
+    await expect(batch.add('a')).rejects.toThrow('thrown');
   });
 });
