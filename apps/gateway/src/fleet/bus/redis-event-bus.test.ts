@@ -107,8 +107,7 @@ async function settlesAfter<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 describe('RedisEventBus subscriptions that go unanswered', () => {
-  // The subscriber's SSUBSCRIBEs go out at the end of the turn (process.nextTick), as in production.
-  beforeEach(() => jest.useFakeTimers({ doNotFake: ['nextTick'] }));
+  beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());
 
   it('unsubscribes a user whose listen failed unanswered: the tries may still reach Redis', async () => {

@@ -15,7 +15,6 @@ import {
 import { fleetUserKeys } from '@livebus/publisher/redis';
 import type { Cluster, Redis } from 'ioredis';
 import { leaseValue } from '../lease/redis-lease';
-import { ChannelBatch } from './channel-batch';
 import {
   type EventBus,
   type EventBusStats,
@@ -32,6 +31,7 @@ import {
 } from './event-bus';
 import { LiveFrame, offsetInEpoch, offsetInEpochBytes, ownBytes } from './live-frame';
 import { guardShardedSubscribers, isLostSubscriptionError } from './sharded-subscriber-guard';
+import { TurnWrites } from './turn-writes';
 
 /** Options of {@link RedisEventBus}: the retention every publisher of the fleet must share. */
 export interface RedisEventBusOptions extends RetentionOptions {
@@ -111,16 +111,19 @@ interface ChannelCommands {
 }
 
 /**
- * A standalone Redis takes the channels of one turn in one command ({@link ChannelBatch}); a
- * cluster gets one command per channel (one command may only name channels of one slot).
+ * A standalone Redis gets the commands of one turn in one write ({@link TurnWrites}); a
+ * cluster's subscriber has a connection per master, written as ioredis does.
  */
 function channelCommands(sub: Redis | Cluster): ChannelCommands {
   if (isCluster(sub)) {
     return { ssubscribe: (channel) => sub.ssubscribe(channel), sunsubscribe: (channel) => sub.sunsubscribe(channel) };
   }
-  const subscribing = new ChannelBatch((...channels) => sub.ssubscribe(...channels));
-  const leaving = new ChannelBatch((...channels) => sub.sunsubscribe(...channels));
-  return { ssubscribe: (channel) => subscribing.add(channel), sunsubscribe: (channel) => leaving.add(channel) };
+  // Written to the socket only once ready; before that, commands wait in ioredis's offline queue.
+  const writes = new TurnWrites(() => (sub.status === 'ready' ? sub.stream : undefined));
+  return {
+    ssubscribe: (channel) => writes.send(() => sub.ssubscribe(channel)),
+    sunsubscribe: (channel) => writes.send(() => sub.sunsubscribe(channel)),
+  };
 }
 
 /** `SSUBSCRIBE channel`, sent again when unanswered within a step's timeout (see {@link STEP_TIMEOUT_MS}). */
