@@ -236,6 +236,31 @@ describe('RedisEventBus on Redis', () => {
     }
   });
 
+  it('users who listen in one turn are subscribed each by a command of its own (their writes joined), and leave the same way', async () => {
+    const [bus, other] = [make(), make()];
+    const admin = new Redis(server.url);
+    admins.push(admin);
+    const users = Array.from({ length: 50 }, (_, i) => `one-turn-${Date.now()}-${i}`);
+    const channels = users.map((u) => userKeys(u).channel);
+    const seen = new Map<string, string[]>(users.map((u) => [u, []]));
+    const calls = async (command: string) => {
+      const stats = (await admin.info('commandstats')) as string;
+      return Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+    };
+    const [subscribesBefore, unsubscribesBefore] = [await calls('ssubscribe'), await calls('sunsubscribe')];
+    // All in one turn: the subscriber's socket is corked for it.
+    const offs = await Promise.all(users.map((u) => bus.subscribe(u, (e) => seen.get(u)?.push(e.cursor))));
+    expect((await calls('ssubscribe')) - subscribesBefore).toBe(users.length);
+    const published = await Promise.all(users.map((u) => other.publish(u, note('1'))));
+    await waitForCount(() => [...seen.values()].filter((c) => c.length > 0).length, users.length);
+    for (const [i, u] of users.entries()) expect(seen.get(u)).toEqual([published[i]?.cursor]);
+    await Promise.all(offs.map((off) => off()));
+    expect((await calls('sunsubscribe')) - unsubscribesBefore).toBe(users.length);
+    const counts = (await admin.call('PUBSUB', 'SHARDNUMSUB', ...channels)) as Array<string | number>;
+    expect(counts.filter((_, i) => i % 2 === 1).map(Number)).toEqual(users.map(() => 0));
+    await Promise.all([bus.close(), other.close()]);
+  });
+
   it('loses nothing published in a burst while the subscriber comes back (many users, several reconnects)', async () => {
     // The burst an outbox sends when Redis returns races the subscriber's SSUBSCRIBEs:
     // the catch-up read must come after them, or what falls in between is lost.
