@@ -4,7 +4,7 @@ import { HandshakeSlices } from './handshake-slices';
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe('HandshakeSlices', () => {
-  function slices(options: { budgetMs?: number; acceptsFirstMaxMs?: number } = {}) {
+  function slices(options: { budgetMs?: number; acceptsFirstMaxMs?: number; acceptsFirstRepayRate?: number } = {}) {
     const clock = { now: 0 };
     const errors: unknown[] = [];
     const s = new HandshakeSlices({ ...options, now: () => clock.now, onError: (e) => errors.push(e) });
@@ -56,21 +56,28 @@ describe('HandshakeSlices', () => {
     return pattern;
   }
 
-  it('gives turns away while connections are accepted, for 100 ms at most, then works as long', async () => {
+  it('gives turns away while connections are accepted, for 100 ms at most, then works half as long', async () => {
     const { s, clock } = slices({ budgetMs: 5, acceptsFirstMaxMs: 100 });
     // Each upgrade takes a whole slice (5 ms).
     for (let i = 0; i < 30; i++) s.run(() => (clock.now += 5));
-    // 10 turns given away (100 ms), then every turn works (15 ms each) until as long has been
-    // worked (7 turns), then turns are given away again.
+    // 10 turns given away (100 ms), then every turn works (15 ms each, repaying 30) until the
+    // window is repaid (4 turns), then turns are given away again.
+    expect(await storm(s, clock, 25)).toBe(`${'.'.repeat(10)}${'w'.repeat(4)}${'.'.repeat(10)}w`);
+  });
+
+  it('works as long as the window with a repay rate of 1', async () => {
+    const { s, clock } = slices({ budgetMs: 5, acceptsFirstMaxMs: 100, acceptsFirstRepayRate: 1 });
+    for (let i = 0; i < 30; i++) s.run(() => (clock.now += 5));
+    // 10 turns given away (100 ms), then 7 working turns of 15 ms.
     expect(await storm(s, clock, 28)).toBe(`${'.'.repeat(10)}${'w'.repeat(7)}${'.'.repeat(10)}w`);
   });
 
   it('does not start over after a turn without an accept', async () => {
     const { s, clock } = slices({ budgetMs: 5, acceptsFirstMaxMs: 100 });
     for (let i = 0; i < 30; i++) s.run(() => (clock.now += 5));
-    // 50 ms given away, one turn without an accept works (15 ms), then turns are given away
-    // until 100 ms beyond the time worked (70 ms more), not for another 100 ms.
-    expect(await storm(s, clock, 14, (turn) => turn !== 5)).toBe('.....w.......w');
+    // 50 ms given away, one turn without an accept works (15 ms, repaying 30), then turns are
+    // given away until 100 ms are owed (80 ms more), not for another 100 ms.
+    expect(await storm(s, clock, 15, (turn) => turn !== 5)).toBe('.....w........w');
   });
 
   it('works at the first turn without an accept', async () => {

@@ -4,6 +4,11 @@ import { SlicedQueue } from './sliced-queue';
 export const HANDSHAKE_SLICE_MS = 5;
 /** Time given away to accepting connections beyond the time worked since, at most this long (ms). */
 export const ACCEPTS_FIRST_MAX_MS = 100;
+/**
+ * Each ms the slices work pays back this many ms given away to accepts: after a full window of
+ * {@link ACCEPTS_FIRST_MAX_MS}, the slices work half as long before turns are given away again.
+ */
+export const ACCEPTS_FIRST_REPAY_RATE = 2;
 /** A hello waiting for its slice to go on. */
 interface Resume {
   resume: () => void;
@@ -19,6 +24,8 @@ export interface HandshakeSlicesOptions {
   budgetMs?: number;
   /** @default {@link ACCEPTS_FIRST_MAX_MS} */
   acceptsFirstMaxMs?: number;
+  /** @default {@link ACCEPTS_FIRST_REPAY_RATE} */
+  acceptsFirstRepayRate?: number;
   /** Monotonic clock (ms); tests inject one. @default performance.now */
   now?: () => number;
 }
@@ -37,32 +44,38 @@ export interface HandshakeSlicesOptions {
  * replies came in, that is hundreds of turns of a few ms: the probe waited 0.3 to 0.9 s
  * (docs/benchmarks.md, "Connections accepted first, hellos resumed in slices"). Here, while
  * each turn accepts a connection (the queue is not empty yet), slices give their turns away,
- * for {@link ACCEPTS_FIRST_MAX_MS} at most, and then work until they have worked as long
- * (connections that keep coming as fast as the loop turns get at most half of it): the queue
- * drains in gulps, 0.15 to 0.25 ms per connection. And a hello's continuation waits for a
+ * for {@link ACCEPTS_FIRST_MAX_MS} at most, and then work half as long
+ * ({@link ACCEPTS_FIRST_REPAY_RATE}): connections that keep coming as fast as the loop turns
+ * leave the handshakes a third of it. The queue drains in gulps, 0.15 to 0.25 ms per
+ * connection, and a connection that arrives between two gulps (a health probe) waits at most
+ * about 50 ms of handshakes for the next (with as long as the window, 100 ms, the probes that
+ * came at its start were the slow ones: docs/benchmarks.md, "Accepts first: a shorter wait
+ * between gulps"). And a hello's continuation waits for a
  * slice ({@link next}) instead of running in the turn that read its reply.
  */
 export class HandshakeSlices {
   readonly #queue: SlicedQueue<Work>;
   readonly #now: () => number;
   readonly #acceptsFirstMaxMs: number;
+  readonly #repayRate: number;
   /** A connection was accepted since the last slice asked. */
   #accepted = false;
   /** When a slice last asked, and whether it gave its turn away then. */
   #askedAt: number | undefined;
   #gaveWay = false;
   /**
-   * Time given away to accepts minus time worked since, never below zero. A turn without an
-   * accept works without starting the window over: connections arriving a little slower than
-   * the loop turns still leave the slices at least half of it.
+   * Time given away to accepts minus time worked since (times the repay rate), never below
+   * zero. A turn without an accept works without starting the window over: connections
+   * arriving a little slower than the loop turns still leave the slices their share.
    */
   #owedMs = 0;
-  /** A full window was given away: no turn is given away until the slices have worked as long. */
+  /** A full window was given away: no turn is given away until the slices have repaid it. */
   #repaying = false;
 
   constructor(options: HandshakeSlicesOptions) {
     this.#now = options.now ?? (() => performance.now());
     this.#acceptsFirstMaxMs = options.acceptsFirstMaxMs ?? ACCEPTS_FIRST_MAX_MS;
+    this.#repayRate = options.acceptsFirstRepayRate ?? ACCEPTS_FIRST_REPAY_RATE;
     this.#queue = new SlicedQueue<Work>(runWork, {
       budgetMs: options.budgetMs ?? HANDSHAKE_SLICE_MS,
       now: this.#now,
@@ -96,10 +109,10 @@ export class HandshakeSlices {
     // The time since the last ask went to what was decided then (a queue idle meanwhile counts as work).
     if (this.#askedAt !== undefined) {
       const spent = now - this.#askedAt;
-      this.#owedMs = Math.max(0, this.#owedMs + (this.#gaveWay ? spent : -spent));
+      this.#owedMs = Math.max(0, this.#owedMs + (this.#gaveWay ? spent : -spent * this.#repayRate));
     }
     this.#askedAt = now;
-    // A full window given away: the slices work until they have worked as long, accepts or not.
+    // A full window given away: the slices work until they have repaid it, accepts or not.
     if (this.#owedMs >= this.#acceptsFirstMaxMs) this.#repaying = true;
     else if (this.#owedMs === 0) this.#repaying = false;
     this.#gaveWay = this.#accepted && !this.#repaying;
