@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import type { ServerFrame } from '@livebus/protocol';
 import { userKeys } from '@livebus/publisher/redis';
 import {
@@ -110,8 +111,48 @@ export async function seed(db: Firestore, path: string, data: Record<string, unk
       await db.doc(path).set(data);
       return;
     } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      if (attempt >= 5 || (code !== 2 && code !== 4 && code !== 14)) throw error;
+      if (attempt >= 5 || !isTransientCommitError(error)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+/** Codes the emulator answers a commit with on a loaded host: UNKNOWN, DEADLINE_EXCEEDED, UNAVAILABLE. */
+function isTransientCommitError(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return code === 2 || code === 4 || code === 14;
+}
+
+/**
+ * A write while a client listens. The emulator may answer a commit it applied with UNKNOWN: it
+ * applies the write, then fails notifying a listen stream that a client just closed ("Stream is
+ * already completed" in its log; seen once on a loaded host). A write answered so is tried again
+ * only when a read shows it did not land: one that landed and was written again would make a
+ * second change event. Landed means: deleted for `delete`; for `set` and `update`, every given
+ * field holds the given value (plain JSON values only, and the write must change the document).
+ */
+export async function write(
+  db: Firestore,
+  path: string,
+  how: 'set' | 'update' | 'delete',
+  data: Record<string, unknown> = {},
+): Promise<void> {
+  const ref = db.doc(path);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      if (how === 'delete') await ref.delete();
+      else if (how === 'update') await ref.update(data);
+      else await ref.set(data);
+      return;
+    } catch (error) {
+      if (attempt >= 5 || !isTransientCommitError(error)) throw error;
+      const snapshot = await ref.get();
+      const landed =
+        how === 'delete'
+          ? !snapshot.exists
+          : snapshot.exists &&
+            Object.entries(data).every(([field, value]) => isDeepStrictEqual(snapshot.get(field), value));
+      if (landed) return;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
@@ -123,7 +164,7 @@ export async function seed(db: Firestore, path: string, data: Record<string, unk
  * The positive marker for "nothing else arrived".
  */
 export async function sentinel(db: Firestore, client: TestClient, path: string): Promise<void> {
-  await db.doc(path).set({ sentinel: true });
+  await write(db, path, 'set', { sentinel: true });
   await waitForChange(client, path);
 }
 

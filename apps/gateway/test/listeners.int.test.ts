@@ -10,6 +10,7 @@ import {
   testListeners,
   useEmulator,
   warmUp,
+  write,
 } from './listeners-helpers';
 
 // One gateway on the embedded default (memory bus, memory lease) against Google's Firestore emulator.
@@ -67,19 +68,19 @@ describe('Firestore listeners (one instance)', () => {
       initial: true,
       data: { text: 'before', at: '1970-01-01T00:00:00.000000Z' },
     });
-    await db.doc('users/alice/notifications/n1').set({ text: 'hello' });
+    await write(db, 'users/alice/notifications/n1', 'set', { text: 'hello' });
     const added = await waitFor(() => changesOf(client, 'users/alice/notifications/n1')[0], 'the write');
     expect(added.data).toMatchObject({ listener: 'notifications', change: 'added', initial: false });
     expect((added.data as { update_time: string }).update_time).toMatch(/^\d{4}-.*\.\d{6}Z$/);
-    await db.doc('users/alice/notifications/n1').update({ text: 'edited' });
-    await db.doc('users/alice/notifications/n1').delete();
+    await write(db, 'users/alice/notifications/n1', 'update', { text: 'edited' });
+    await write(db, 'users/alice/notifications/n1', 'delete');
     await waitFor(() => changesOf(client, 'users/alice/notifications/n1').length === 3, 'modified and removed');
     expect(changesOf(client, 'users/alice/notifications/n1').map((e) => (e.data as { change: string }).change)).toEqual(
       ['added', 'modified', 'removed'],
     );
     // A filtered listener sees only the user's documents.
-    await db.doc('jobs/j-bob').set({ owner_id: 'bob' });
-    await db.doc('jobs/j-alice').set({ owner_id: 'alice', status: 'queued' });
+    await write(db, 'jobs/j-bob', 'set', { owner_id: 'bob' });
+    await write(db, 'jobs/j-alice', 'set', { owner_id: 'alice', status: 'queued' });
     await waitFor(() => changesOf(client, 'jobs/j-alice')[0], 'the filtered listener');
     expect(changesOf(client, 'jobs/j-bob')).toEqual([]);
     expect(t.gw.stats().listeners).toBe(1);
@@ -111,13 +112,13 @@ describe('Firestore listeners (one instance)', () => {
     const workflowEvents = () =>
       changesOf(client, 'jobs/wf-1').filter((e) => (e.data as { source: string }).source === 'workflow');
     await waitFor(() => workflowEvents()[0], 'the workflow initial event');
-    await db.doc('jobs/wf-1').update({ status: 'running' });
+    await write(db, 'jobs/wf-1', 'update', { status: 'running' });
     const running = await waitFor(() => workflowEvents()[1], 'the workflow change');
     expect(running.data).toMatchObject({ listener: 'workflow', change: 'modified', data: { status: 'running' } });
 
     await client.call('WORKFLOW.unwatch', ['wf-1']);
     expect(t.gw.stats().workflowListeners).toBe(0);
-    await db.doc('jobs/wf-1').update({ status: 'done' });
+    await write(db, 'jobs/wf-1', 'update', { status: 'done' });
     // The per-user `jobs` listener still reports it; the workflow listener does not any more.
     await waitFor(
       () =>
@@ -136,7 +137,7 @@ describe('Firestore listeners (one instance)', () => {
     const { client } = await connectAs(t.url, 'erin');
     const doc = (id: string) => `users/erin/notifications/${id}`;
     const kinds = (id: string) => changesOf(client, doc(id)).map((e) => (e.data as { change: string }).change);
-    await db.doc(doc('before')).set({ text: 'before' });
+    await write(db, doc('before'), 'set', { text: 'before' });
     await waitFor(() => changesOf(client, doc('before'))[0], 'the listener is live', 20_000);
     await emulator.restart();
     await createWhenReachable(db, doc('after'), { text: 'after restart' });
