@@ -9,7 +9,7 @@ import type { Firestore } from 'firebase-admin/firestore';
 import { composePorts } from '../src/compose';
 import { addMembers, companyChanges, companyListeners, follow } from './company-helpers';
 import { connectAs, startGateway, type TestClient, type TestGateway } from './helpers';
-import { testFirestore, useEmulator, warmUp } from './listeners-helpers';
+import { testFirestore, useEmulator, warmUp, write } from './listeners-helpers';
 
 // Company listeners on a 3-master Redis Cluster: the followers' streams spread over the slots,
 // the fan-out makes one call per slot batch and the journal's last; each member still gets each
@@ -55,7 +55,7 @@ afterAll(async () => {
 it('members over two instances on a Redis Cluster get the initial state and each change once', async () => {
   const uids = Array.from({ length: 12 }, (_, i) => `cc-member-${i}`);
   await addMembers(db, 'cyberdyne', uids);
-  await db.doc('companies/cyberdyne/jobs/t800').set({ n: 0 });
+  await write(db, 'companies/cyberdyne/jobs/t800', 'set', { n: 0 });
   const members = await Promise.all(
     uids.map(async (uid, i) => {
       const { client } = await connectAs((gateways[i % 2] as TestGateway).url, uid);
@@ -66,8 +66,8 @@ it('members over two instances on a Redis Cluster get the initial state and each
   );
   for (const m of members)
     await waitFor(() => companyChanges(m, 'companies/cyberdyne/jobs/t800')[0], 'initial', 15_000);
-  for (let i = 0; i < 3; i++) await db.doc(`companies/cyberdyne/jobs/t${i}`).set({ n: i });
-  await db.doc('companies/cyberdyne/jobs/zz').set({ last: true });
+  for (let i = 0; i < 3; i++) await write(db, `companies/cyberdyne/jobs/t${i}`, 'set', { n: i });
+  await write(db, 'companies/cyberdyne/jobs/zz', 'set', { last: true });
   for (const m of members) await waitFor(() => companyChanges(m, 'companies/cyberdyne/jobs/zz')[0], 'last', 15_000);
   for (const m of members) {
     const ids = companyChanges(m).map((e) => (e.data as { path: string }).path.split('/').pop());

@@ -16,7 +16,7 @@ import { composePorts } from '../src/compose';
 import type { GatewayConfig } from '../src/config';
 import { addMembers, companyChanges, companyListeners, follow } from './company-helpers';
 import { connectAs, httpJson, startGateway, TestClient, type TestGateway } from './helpers';
-import { startListenersChild, testFirestore, useEmulator, warmUp } from './listeners-helpers';
+import { startListenersChild, testFirestore, useEmulator, warmUp, write } from './listeners-helpers';
 
 // Company listeners in a fleet: two in-process gateways on one Redis and the Firestore
 // emulator; members spread over both follow one company.
@@ -94,7 +94,7 @@ describe('company listeners in a fleet', () => {
     const [a, b] = gateways as [TestGateway, TestGateway];
     const uids = Array.from({ length: 50 }, (_, i) => `acme-m${i}`);
     await addMembers(db, 'acme', uids);
-    await db.doc('companies/acme/jobs/before').set({ title: 'there before anyone followed' });
+    await write(db, 'companies/acme/jobs/before', 'set', { title: 'there before anyone followed' });
     const members = await Promise.all(
       uids.map(async (uid, i) => {
         const { client } = await connectAs((i % 2 === 0 ? a : b).url, uid);
@@ -108,8 +108,8 @@ describe('company listeners in a fleet', () => {
     for (const m of members) {
       await waitFor(() => companyChanges(m, 'companies/acme/jobs/before')[0], 'initial state', 15_000);
     }
-    for (let i = 0; i < 5; i++) await db.doc(`companies/acme/jobs/j${i}`).set({ n: i });
-    await db.doc('companies/acme/jobs/zz-sentinel').set({ last: true });
+    for (let i = 0; i < 5; i++) await write(db, `companies/acme/jobs/j${i}`, 'set', { n: i });
+    await write(db, 'companies/acme/jobs/zz-sentinel', 'set', { last: true });
     for (const m of members)
       await waitFor(() => companyChanges(m, 'companies/acme/jobs/zz-sentinel')[0], 'sentinel', 15_000);
     for (const m of members) {
@@ -148,7 +148,7 @@ describe('company listeners in a fleet', () => {
 /** A member's client as seen by the other members: writes a sentinel and waits until `witness` has it. */
 async function sentinelOf(company: string, witness: TestClient, id: string): Promise<void> {
   const path = `companies/${company}/jobs/${id}`;
-  await db.doc(path).set({ sentinel: true });
+  await write(db, path, 'set', { sentinel: true });
   await waitFor(() => companyChanges(witness, path)[0], `sentinel ${id}`, 15_000);
 }
 
@@ -196,11 +196,11 @@ describe('company listeners without Redis (one instance, the embedded default)',
     );
     gateways.push(t);
     await addMembers(db, 'stark', ['stark-0', 'stark-1']);
-    await db.doc('companies/stark/jobs/suit').set({ mark: 1 });
+    await write(db, 'companies/stark/jobs/suit', 'set', { mark: 1 });
     const c0 = await member(t, 'stark-0', 'stark');
     const c1 = await member(t, 'stark-1', 'stark');
     for (const c of [c0, c1]) await waitFor(() => companyChanges(c, 'companies/stark/jobs/suit')[0], 'initial', 15_000);
-    await db.doc('companies/stark/jobs/suit').set({ mark: 2 });
+    await write(db, 'companies/stark/jobs/suit', 'set', { mark: 2 });
     for (const c of [c0, c1]) {
       await waitFor(() => companyChanges(c, 'companies/stark/jobs/suit')[1], 'the change', 15_000);
       expect(companyChanges(c, 'companies/stark/jobs/suit').map((e) => (e.data as { change: string }).change)).toEqual([
@@ -226,7 +226,7 @@ describe('a follower reconnecting within the detach delay', () => {
     );
     gateways.push(t);
     await addMembers(db, 'umbrella', ['umb-0', 'umb-1']);
-    await db.doc('companies/umbrella/jobs/gone').set({ n: 1 });
+    await write(db, 'companies/umbrella/jobs/gone', 'set', { n: 1 });
     const away = await member(t, 'umb-0', 'umbrella');
     const witness = await member(t, 'umb-1', 'umbrella');
     for (const c of [away, witness]) {
@@ -234,7 +234,7 @@ describe('a follower reconnecting within the detach delay', () => {
     }
     const cursor = away.events().at(-1)?.cursor as string;
     await away.close();
-    await db.doc('companies/umbrella/jobs/gone').delete();
+    await write(db, 'companies/umbrella/jobs/gone', 'delete');
     // The holder has sent the removal (the witness, still connected, got it) while umb-0 was away.
     await waitFor(() => companyChanges(witness, 'companies/umbrella/jobs/gone')[1], 'removed', 15_000);
     const { client: back, welcome } = await connectAs(t.url, 'umb-0', { last_cursor: cursor });
@@ -252,7 +252,7 @@ describe('company listeners handed over', () => {
     const [a, b] = gateways as [TestGateway, TestGateway];
     const uids = ['wonka-0', 'wonka-1', 'wonka-2', 'wonka-3'];
     await addMembers(db, 'wonka', uids);
-    await db.doc('companies/wonka/jobs/old').set({ n: 0 });
+    await write(db, 'companies/wonka/jobs/old', 'set', { n: 0 });
     const onA = [await member(a, 'wonka-0', 'wonka'), await member(a, 'wonka-1', 'wonka')];
     await waitFor(() => moments.find((m) => m.company === 'wonka'), 'wonka held');
     const first = moments.find((m) => m.company === 'wonka')?.instance;
@@ -274,7 +274,7 @@ describe('company listeners handed over', () => {
       () => follows.find((f) => f.uid === 'wonka-0' && f.instance === 'gw-co-b' && f.reason === 'member'),
       'wonka-0 follows again',
     );
-    await db.doc('companies/wonka/jobs/new').set({ n: 1 });
+    await write(db, 'companies/wonka/jobs/new', 'set', { n: 1 });
     for (const c of [...onB, back])
       await waitFor(() => companyChanges(c, 'companies/wonka/jobs/new')[0], 'new', 15_000);
     for (const c of onB) {
@@ -339,7 +339,7 @@ describe('company listeners, as an attacker tries them', () => {
       () => follows.find((f) => f.uid === 'ini-mallory' && f.reason === 'not_member'),
       'the follow refused',
     );
-    await db.doc('companies/initech/jobs/secret').set({ plan: 'x' });
+    await write(db, 'companies/initech/jobs/secret', 'set', { plan: 'x' });
     await sentinelOf('initech', peter, 'after-secret');
     expect(companyChanges(peter, 'companies/initech/jobs/secret')).toHaveLength(1);
     expect(companyChanges(mallory)).toEqual([]);
@@ -363,7 +363,7 @@ describe('company listeners, as an attacker tries them', () => {
     const bob = await member(b, 'umb-bob', 'umbrella');
     await sentinelOf('umbrella', alice, 'one');
     await waitFor(() => companyChanges(bob, 'companies/umbrella/jobs/one')[0], 'bob has it');
-    await db.doc('companies/umbrella/members/umb-bob').delete();
+    await write(db, 'companies/umbrella/members/umb-bob', 'delete');
     bob.send({ type: 'auth', token: 'umb-bob' }); // AUTH_MODE=none: the token names the user
     await waitFor(() => follows.find((f) => f.uid === 'umb-bob' && f.reason === 'not_member'), 'bob unfollowed');
     // The holder drops bob at its next read of the followers (followers_poll_ms): from then on, nothing.
@@ -453,7 +453,7 @@ describe('takeover after the holder of a company was SIGKILLed', () => {
     const [a, b] = gateways as [TestGateway, TestGateway];
     const uids = Array.from({ length: 10 }, (_, i) => `gx-${i}`);
     await addMembers(db, 'globex', uids);
-    await db.doc('companies/globex/jobs/kept').set({ n: 0 });
+    await write(db, 'companies/globex/jobs/kept', 'set', { n: 0 });
     const admin = new Redis(redis.url);
     const dead = await childGateway('gw-co-dead', 'companies/globex/jobs/published');
     try {
@@ -470,13 +470,13 @@ describe('takeover after the holder of a company was SIGKILLed', () => {
       const survivors = await Promise.all(uids.slice(5).map((uid, i) => member(i % 2 ? b : a, uid, 'globex')));
       for (const s of survivors)
         await waitFor(() => companyChanges(s, 'companies/globex/jobs/kept')[0], 'initial', 15_000);
-      await db.doc('companies/globex/jobs/published').set({ n: 1 });
+      await write(db, 'companies/globex/jobs/published', 'set', { n: 1 });
       await waitFor(() => dead.held[0], 'the child holding before the mark', 15_000);
       await dead.kill();
       // A survivor's instance takes the lease over (the dead one's expires) and resumes.
       await waitFor(() => moments.find((m) => m.company === 'globex'), 'the takeover', 15_000);
-      await db.doc('companies/globex/jobs/after').set({ n: 2 });
-      await db.doc('companies/globex/jobs/zz-last').set({ n: 3 });
+      await write(db, 'companies/globex/jobs/after', 'set', { n: 2 });
+      await write(db, 'companies/globex/jobs/zz-last', 'set', { n: 3 });
       for (const s of survivors)
         await waitFor(() => companyChanges(s, 'companies/globex/jobs/zz-last')[0], 'last', 15_000);
       const once = { kept: 1, published: 1, after: 1, 'zz-last': 1 };

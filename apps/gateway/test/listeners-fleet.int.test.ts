@@ -16,7 +16,7 @@ import { Redis } from 'ioredis';
 import { composePorts } from '../src/compose';
 import { RedisWatermarkStore } from '../src/listeners/redis-watermark-store';
 import { connectAs, startGateway, type TestGateway } from './helpers';
-import { changesOf, sentinel, testFirestore, testListeners, useEmulator, warmUp } from './listeners-helpers';
+import { changesOf, sentinel, testFirestore, testListeners, useEmulator, warmUp, write } from './listeners-helpers';
 
 // Two or three gateways on one real Redis (bus, lease, resume marks; persisted, so a kill and
 // restart keeps the data) and one Firestore emulator.
@@ -72,7 +72,7 @@ describe('Firestore listeners in a fleet', () => {
     const tab1 = (await connectAs(a.url, 'grace')).client;
     await waitFor(() => a.gw.stats().listeners === 1, 'the first instance holds the listeners');
     const tab2 = (await connectAs(b.url, 'grace')).client;
-    await db.doc('users/grace/notifications/live').set({ n: 1 });
+    await write(db, 'users/grace/notifications/live', 'set', { n: 1 });
     await waitFor(() => changesOf(tab1, 'users/grace/notifications/live')[0], 'tab 1', 10_000);
     await waitFor(() => changesOf(tab2, 'users/grace/notifications/live')[0], 'tab 2');
     // Past a renewal by the holder and a poll by the standby: still one holder, nothing delivered twice.
@@ -88,7 +88,7 @@ describe('Firestore listeners in a fleet', () => {
 
   it('WORKFLOW.watch of one job from two tabs on two instances: one workflow listener in the fleet, each change once per tab', async () => {
     const [a, b] = [gateways[0] ?? (await gateway('gw-fleet-a')), gateways[1] ?? (await gateway('gw-fleet-b'))];
-    await db.doc('jobs/wf-ivan').set({ owner_id: 'ivan', status: 'queued' });
+    await write(db, 'jobs/wf-ivan', 'set', { owner_id: 'ivan', status: 'queued' });
     const tab1 = (await connectAs(a.url, 'ivan')).client;
     await waitFor(() => a.gw.stats().listeners === 1, 'the first instance holds the listeners');
     const tab2 = (await connectAs(b.url, 'ivan')).client;
@@ -99,7 +99,7 @@ describe('Firestore listeners in a fleet', () => {
     // The second watch lands on the instance without the lease: it only joins the fleet's watch set.
     expect(await tab2.call('WORKFLOW.watch', ['wf-ivan'])).toMatchObject({ result: { watching: true } });
     await waitFor(() => workflowEvents(tab1)[0] && workflowEvents(tab2)[0], 'the initial event on both tabs', 10_000);
-    await db.doc('jobs/wf-ivan').update({ status: 'running' });
+    await write(db, 'jobs/wf-ivan', 'update', { status: 'running' });
     await waitFor(() => workflowEvents(tab1)[1] && workflowEvents(tab2)[1], 'the change on both tabs', 10_000);
     // Past a lease renewal (when the holder re-reads the watch set): still one listener, one event each.
     await nextHook(a, 'lease.renewed', 'ivan');
@@ -141,7 +141,7 @@ describe('Firestore listeners in a fleet', () => {
     }).child;
     const exited = new Promise((resolve) => owner.once('exit', resolve));
     try {
-      await db.doc('users/heidi/notifications/old').set({ n: 0 });
+      await write(db, 'users/heidi/notifications/old', 'set', { n: 0 });
       await waitFor(
         () => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok),
         'the child gateway',
@@ -152,17 +152,17 @@ describe('Firestore listeners in a fleet', () => {
       // The child holds the listeners once its initial snapshot reached the user's stream.
       await waitFor(() => changesOf(ownerTab, 'users/heidi/notifications/old')[0], 'initial on the owner', 20_000);
       const tab = (await connectAs(survivor.url, 'heidi')).client;
-      await db.doc('users/heidi/notifications/before').set({ n: 1 });
-      await db.doc('users/heidi/notifications/doomed').set({ n: -1 });
+      await write(db, 'users/heidi/notifications/before', 'set', { n: 1 });
+      await write(db, 'users/heidi/notifications/doomed', 'set', { n: -1 });
       await waitFor(() => changesOf(tab, 'users/heidi/notifications/before')[0], 'a change before the kill', 10_000);
       await waitFor(() => changesOf(tab, 'users/heidi/notifications/doomed')[0], 'another one', 10_000);
       expect(survivor.gw.stats().listeners).toBe(0);
 
       owner.kill('SIGKILL');
       await exited;
-      await db.doc('users/heidi/notifications/during').set({ n: 2 });
+      await write(db, 'users/heidi/notifications/during', 'set', { n: 2 });
       // Deleted while no instance listens: only the delivered set in Redis remembers it.
-      await db.doc('users/heidi/notifications/doomed').delete();
+      await write(db, 'users/heidi/notifications/doomed', 'delete');
       await waitFor(() => survivor.gw.stats().listeners === 1, 'the survivor takes over', 10_000);
       const during = await waitFor(
         () => changesOf(tab, 'users/heidi/notifications/during')[0],
@@ -175,7 +175,7 @@ describe('Firestore listeners in a fleet', () => {
         'the deletion made during the takeover',
       );
       expect(removed.data).toMatchObject({ change: 'removed', initial: false });
-      await db.doc('users/heidi/notifications/after').set({ n: 3 });
+      await write(db, 'users/heidi/notifications/after', 'set', { n: 3 });
       await waitFor(() => changesOf(tab, 'users/heidi/notifications/after')[0], 'a write after the takeover');
       await sentinel(db, tab, 'users/heidi/notifications/sentinel');
       expect(changesOf(tab, 'users/heidi/notifications/after')).toHaveLength(1);
@@ -252,7 +252,7 @@ describe('Firestore listeners in a fleet', () => {
     // Written before the tab connects, so it comes with the listener's first snapshot: a write
     // landing while the listener loads may be held back by the emulator (docs/listeners.md,
     // "Deletions during a takeover"), which a busy machine turned into a timeout here.
-    await db.doc('users/ivan/notifications/before').set({ n: 1 });
+    await write(db, 'users/ivan/notifications/before', 'set', { n: 1 });
     const tab = (await connectAs(g.url, 'ivan')).client;
     await waitFor(() => changesOf(tab, 'users/ivan/notifications/before')[0], 'a change before the outage', 10_000);
     // Settled before the outage: a kill between the append and its reply or its mark would
@@ -273,7 +273,7 @@ describe('Firestore listeners in a fleet', () => {
     const lost = nextHook(g, 'lease.lost', 'ivan');
     await redis.kill();
     // Seen by the listener at once; its publish waits for Redis while the lease runs out.
-    await db.doc('users/ivan/notifications/during').set({ n: 2 });
+    await write(db, 'users/ivan/notifications/during', 'set', { n: 2 });
     // The holder gives the listeners up once it has not renewed for a whole TTL.
     expect(await lost).toMatchObject({ reason: 'renew_failed' });
     await redis.restart();
@@ -284,7 +284,7 @@ describe('Firestore listeners in a fleet', () => {
     );
     // The listeners were released when the lease ran out: re-attached (from the carried-over mark).
     await waitFor(() => g.gw.stats().listeners === 1, 're-attached', 10_000);
-    await db.doc('users/ivan/notifications/after').set({ n: 3 });
+    await write(db, 'users/ivan/notifications/after', 'set', { n: 3 });
     await waitFor(() => changesOf(tab, 'users/ivan/notifications/after')[0], 'a write after the outage', 10_000);
     await sentinel(db, tab, 'users/ivan/notifications/sentinel');
     expect(changesOf(tab, 'users/ivan/notifications/before')).toHaveLength(1);

@@ -18,7 +18,7 @@ import { RedisWatermarkStore } from '../src/listeners/redis-watermark-store';
 import type { WatermarkStore } from '../src/listeners/watermark-store';
 import type { Logger } from '../src/logger';
 import { connectAs } from './helpers';
-import { startListenersChild, testFirestore, useEmulator, warmUp } from './listeners-helpers';
+import { startListenersChild, testFirestore, useEmulator, warmUp, write } from './listeners-helpers';
 
 let emulator: FirestoreEmulatorHandle;
 let redis: RedisServerHandle;
@@ -67,7 +67,7 @@ describe('a holder whose lease went to another instance', () => {
       clear: (userId) => store.clear(userId),
     };
     const source = new FirestoreListenerSource({ firestore: db, listeners: LISTENERS, marks, logger: silent });
-    await db.doc(`users/${uid}/notifications/first`).set({ n: 1 });
+    await write(db, `users/${uid}/notifications/first`, 'set', { n: 1 });
     const detach = await source.attach(uid, (event) => void sent.push(event), {
       fence: { owner: 'gw-old', token: old },
       onFenced: () => told++,
@@ -76,11 +76,11 @@ describe('a holder whose lease went to another instance', () => {
     await waitFor(() => sent.length === 1, 'the initial snapshot', 10_000);
     // The old holder stops renewing; another instance takes the lease over.
     await waitFor(async () => (await lease.acquire(uid, 'gw-new', 60_000)) !== undefined, 'the takeover', 5_000, 100);
-    await db.doc(`users/${uid}/notifications/second`).set({ n: 2 });
-    await db.doc(`users/${uid}/notifications/third`).set({ n: 3 });
+    await write(db, `users/${uid}/notifications/second`, 'set', { n: 2 });
+    await write(db, `users/${uid}/notifications/third`, 'set', { n: 3 });
     await waitFor(() => lost.length === 1, 'lease.lost', 10_000);
     // A later write's mark, tried after the fenced ones: told once, not once per refused mark.
-    await db.doc(`users/${uid}/notifications/fourth`).set({ n: 4 });
+    await write(db, `users/${uid}/notifications/fourth`, 'set', { n: 4 });
     await waitFor(() => tried.has('third') && tried.has('fourth'), 'the marks of the later writes tried', 10_000);
     expect(lost).toEqual([{ uid, reason: 'fenced' }]);
     expect(told).toBe(1);

@@ -10,7 +10,7 @@ import {
 import type { Firestore } from 'firebase-admin/firestore';
 import { composePorts } from '../src/compose';
 import { connectAs, startGateway, type TestClient, type TestGateway } from './helpers';
-import { changesOf, testFirestore, testListeners, useEmulator, warmUp } from './listeners-helpers';
+import { changesOf, testFirestore, testListeners, useEmulator, warmUp, write } from './listeners-helpers';
 
 // Issue 22 item 5: with every core busy (the emulator plus a CPU burner), a job change written
 // right after WORKFLOW.watch resolved never arrived as an event of its own: the reply came before
@@ -82,13 +82,13 @@ describe('WORKFLOW.watch with every core busy', () => {
     async (where, run) => {
       const uid = `load-${run}`;
       const path = `jobs/wf-load-${run}`;
-      await db.doc(path).set({ owner_id: uid, status: 'queued' });
+      await write(db, path, 'set', { owner_id: uid, status: 'queued' });
       const tab = (await connectAs(holder.url, uid)).client;
       await holder.hooks.waitFor('listener.attached', uid, () => true, 20_000);
       const watcher = where === 'the holder of the lease' ? tab : (await connectAs(other.url, uid)).client;
       expect(await watcher.call('WORKFLOW.watch', [`wf-load-${run}`])).toMatchObject({ result: { watching: true } });
-      await db.doc(path).update({ status: 'running' });
-      await db.doc(path).update({ status: 'done' });
+      await write(db, path, 'update', { status: 'running' });
+      await write(db, path, 'update', { status: 'done' });
       await waitFor(() => workflowEvents(watcher, path).length >= 3, 'the initial state and both changes', 30_000);
       // Both tabs read the user's stream: the same events, once each, the initial one from before the write.
       for (const client of new Set([tab, watcher])) {
