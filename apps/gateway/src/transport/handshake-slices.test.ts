@@ -72,6 +72,16 @@ describe('HandshakeSlices', () => {
     expect(await storm(s, clock, 28)).toBe(`${'.'.repeat(10)}${'w'.repeat(7)}${'.'.repeat(10)}w`);
   });
 
+  it('owes one window at most, however long a turn given away took', async () => {
+    const { s, clock } = slices({ budgetMs: 5, acceptsFirstMaxMs: 100 });
+    for (let i = 0; i < 30; i++) s.run(() => (clock.now += 5));
+    s.accepted();
+    await turn(); // given away
+    clock.now += 300; // a turn of 300 ms (a big poll, a collection)
+    // 100 ms owed, not 300: 4 working turns of 15 ms repay it, then turns are given away again.
+    expect(await storm(s, clock, 6)).toBe('wwww..');
+  });
+
   it('does not start over after a turn without an accept', async () => {
     const { s, clock } = slices({ budgetMs: 5, acceptsFirstMaxMs: 100 });
     for (let i = 0; i < 30; i++) s.run(() => (clock.now += 5));

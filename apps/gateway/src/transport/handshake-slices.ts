@@ -109,7 +109,9 @@ export class HandshakeSlices {
     // The time since the last ask went to what was decided then (a queue idle meanwhile counts as work).
     if (this.#askedAt !== undefined) {
       const spent = now - this.#askedAt;
-      this.#owedMs = Math.max(0, this.#owedMs + (this.#gaveWay ? spent : -spent * this.#repayRate));
+      // At most one window owed: a long turn given away (a big poll, a collection) does not stretch the repayment.
+      const owed = this.#owedMs + (this.#gaveWay ? spent : -spent * this.#repayRate);
+      this.#owedMs = Math.min(this.#acceptsFirstMaxMs, Math.max(0, owed));
     }
     this.#askedAt = now;
     // A full window given away: the slices work until they have repaid it, accepts or not.
