@@ -15,7 +15,7 @@ import {
   waitFor,
 } from '@livebus/test-support';
 import { deleteApp, initializeApp } from 'firebase-admin/app';
-import { type Firestore, getFirestore } from 'firebase-admin/firestore';
+import { type DocumentReference, type Firestore, getFirestore } from 'firebase-admin/firestore';
 import { Redis } from 'ioredis';
 import { composePorts } from '../src/compose';
 import type { GatewayConfig } from '../src/config';
@@ -145,18 +145,37 @@ export async function write(
       else await ref.set(data);
       return;
     } catch (error) {
-      if (attempt >= 5 || !isTransientCommitError(error)) throw error;
-      const snapshot = await ref.get();
-      const landed =
-        how === 'delete'
-          ? !snapshot.exists
-          : snapshot.exists &&
-            Object.entries(data).every(([field, value]) => isDeepStrictEqual(snapshot.get(field), value));
-      if (landed) return;
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      if (!isTransientCommitError(error)) throw error;
+      if (await landed(ref, how, data, error)) return;
+      if (attempt >= 5) throw error;
+      await sleep(200);
     }
   }
 }
+
+/** Whether `ref` reads as the write left it; the read is tried again while the emulator cannot answer it. */
+async function landed(
+  ref: DocumentReference,
+  how: 'set' | 'update' | 'delete',
+  data: Record<string, unknown>,
+  writeError: unknown,
+): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const snapshot = await ref.get();
+      if (how === 'delete') return !snapshot.exists;
+      return (
+        snapshot.exists && Object.entries(data).every(([field, value]) => isDeepStrictEqual(snapshot.get(field), value))
+      );
+    } catch (error) {
+      // Not knowing whether it landed, the write is not tried again: it might make a second change event.
+      if (attempt >= 5 || !isTransientCommitError(error)) throw writeError;
+      await sleep(200);
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Writes a sentinel document and waits until `client` has it: listener snapshots are published

@@ -142,8 +142,8 @@ describe('takeover after a holder was SIGKILLed between publishing and storing i
       return changes(read.events.filter((e) => e.event === 'listener.change'));
     };
 
-    await db.doc(path('kept')).set({ n: 0 });
-    await db.doc(path('doomed')).set({ n: -1 });
+    await write(db, path('kept'), 'set', { n: 0 });
+    await write(db, path('doomed'), 'set', { n: -1 });
     const dead = await childHolding(uid, path('published'));
     try {
       await waitFor(
@@ -200,7 +200,7 @@ describe('takeover after a holder was SIGKILLed between publishing and storing i
     // Written once the first snapshot is published: the emulator may hold back a write that
     // lands while a listener loads (docs/listeners.md), and nothing here would re-open it.
     await detach.ready;
-    await db.doc(path('after')).set({ n: 2 });
+    await write(db, path('after'), 'set', { n: 2 });
     // The later write is the marker: its snapshot's mark is stored once every event of that
     // snapshot and of the ones before it was published, so a re-sent change is in `sent` by then.
     await waitFor(
