@@ -420,6 +420,22 @@ async function idle(target) {
         idle_cpu_cores: idleCores,
       });
     }
+    // Every client closing at once (a deploy's drain, a network that drops them all): the
+    // server's CPU and system calls from the close until 1 s after the last client saw its
+    // close (the second's idle CPU, a few ms, included), per connection.
+    const closeCpu0 = cpuSeconds(server.pid);
+    const closeIo0 = ioSyscalls(server.pid);
+    await load.request({ cmd: 'closeAll' }, 'closedAll');
+    await sleep(1_000);
+    const closeIo1 = ioSyscalls(server.pid);
+    record({
+      scenario: 'idle-close',
+      target,
+      connections: connected,
+      close_cpu_us_per_conn: ((cpuSeconds(server.pid) - closeCpu0) / connected) * 1e6,
+      close_syscr_per_conn: (closeIo1.syscr - closeIo0.syscr) / connected,
+      close_syscw_per_conn: (closeIo1.syscw - closeIo0.syscw) / connected,
+    });
   });
 }
 

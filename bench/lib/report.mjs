@@ -25,6 +25,12 @@ export function table(file) {
       (v) => fmt(v, 1),
       'lower',
     ]),
+    [
+      'all idle clients closing at once: server CPU per connection (µs)',
+      (t) => pick('idle-close', t)?.close_cpu_us_per_conn,
+      (v) => fmt(v, 0),
+      'lower',
+    ],
     ['fan-out: events per server CPU-second', (t) => one(t)?.events_per_cpu_s, k, 'higher'],
     ['fan-out: events per second', (t) => one(t)?.events_per_s, k, 'higher'],
     ['fan-out latency p50 (ms)', (t) => one(t)?.p50_ms, (v) => fmt(v, 0), 'lower'],
