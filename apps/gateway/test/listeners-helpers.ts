@@ -112,7 +112,7 @@ export async function seed(db: Firestore, path: string, data: Record<string, unk
       return;
     } catch (error) {
       if (attempt >= 5 || !isTransientCommitError(error)) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await sleep(200);
     }
   }
 }

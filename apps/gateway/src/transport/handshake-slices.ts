@@ -9,6 +9,7 @@ export const ACCEPTS_FIRST_MAX_MS = 100;
  * {@link ACCEPTS_FIRST_MAX_MS}, the slices work half as long before turns are given away again.
  */
 export const ACCEPTS_FIRST_REPAY_RATE = 2;
+
 /** A hello waiting for its slice to go on. */
 interface Resume {
   resume: () => void;
@@ -50,8 +51,8 @@ export interface HandshakeSlicesOptions {
  * connection, and a connection that arrives between two gulps (a health probe) waits at most
  * about 50 ms of handshakes for the next (with as long as the window, 100 ms, the probes that
  * came at its start were the slow ones: docs/benchmarks.md, "Accepts first: a shorter wait
- * between gulps"). And a hello's continuation waits for a
- * slice ({@link next}) instead of running in the turn that read its reply.
+ * between gulps"). And a hello's continuation waits for a slice ({@link next}) instead of
+ * running in the turn that read its reply.
  */
 export class HandshakeSlices {
   readonly #queue: SlicedQueue<Work>;

@@ -8,9 +8,10 @@ export interface Corkable {
  * The subscriber's commands of one turn of the event loop in one write: the first command of
  * a turn corks the connection's socket, and `process.nextTick` uncorks it: after the callback
  * that sent it, or, when it was sent from a microtask (as listens and leaves are: they run in
- * promise continuations), after the microtasks queued with it. A reconnect storm's hellos resume in slices of many each and all send
- * their SSUBSCRIBE there, and the sessions a drain or a dropped network closes send their
- * SUNSUBSCRIBEs together: one write system call for all of them instead of one each.
+ * promise continuations), after the microtasks queued with it. A reconnect storm's hellos
+ * resume in slices of many each and all send their SSUBSCRIBE there, and the sessions a drain
+ * or a dropped network closes send their SUNSUBSCRIBEs together: one write system call for all
+ * of them instead of one each.
  *
  * Only the writes are joined: each command stays a command of its own, with its own answer,
  * sent again by ioredis after a reconnect as any other (a command naming several channels
