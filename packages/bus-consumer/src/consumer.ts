@@ -421,12 +421,14 @@ export class BusConsumer {
       },
     });
     if (hasProtocolPing(socket)) {
-      // Any sign of life counts: our pings' pongs and the gateway's own pings.
-      const alive = () => {
+      // Any sign of life counts: our pings' pongs and the gateway's own pings (which also
+      // spare the gateway ours, see Heartbeat).
+      socket.on('pong', () => {
+        if (current()) this.#heartbeat?.answered();
+      });
+      socket.on('ping', () => {
         if (current()) this.#heartbeat?.alive();
-      };
-      socket.on('pong', alive);
-      socket.on('ping', alive);
+      });
       // A gateway under admission control answers `503` + `Retry-After`: wait as asked. A 404 (wrong
       // path) or 403 (origin) would be answered the same forever: the close that follows stops the client.
       onUpgradeRefused(socket, (verdict) => {

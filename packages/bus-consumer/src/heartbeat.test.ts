@@ -1,3 +1,5 @@
+import { PROTOCOL_VERSION } from '@livebus/protocol/client';
+import { BusConsumer } from './consumer';
 import { Heartbeat } from './heartbeat';
 
 /**
@@ -17,8 +19,8 @@ function rig(options: { pingIntervalMs: number; pingTimeoutMs: number; lateWakeu
     now: () => Date.now() + skew,
     ping: () => {
       log.push('ping');
-      // A live peer answers 10 ms later (any frame counts).
-      if (answer) setTimeout(() => hb.alive(), 10);
+      // A live peer answers 10 ms later (a pong).
+      if (answer) setTimeout(() => hb.answered(), 10);
     },
     dead: () => {
       log.push('dead');
@@ -63,13 +65,35 @@ describe('Heartbeat', () => {
     expect(r.log.filter((e) => e === 'dead')).toHaveLength(1);
   });
 
-  it('keeps a peer alive while it sends frames', () => {
+  it('keeps a peer alive that answers its pings, pinging it every interval', () => {
     const r = rig(timing);
     hb = r.hb;
     r.answer(true);
     r.hb.start();
     r.advance(800);
-    expect(r.log).toEqual(Array(8).fill('ping')); // one every pingIntervalMs
+    expect(r.log).toEqual(Array(8).fill('ping')); // one every pingIntervalMs: pongs do not spare one
+  });
+
+  it('does not ping a peer that pinged (or sent anything) within the interval, and pings it once it goes quiet', () => {
+    const r = rig(timing);
+    hb = r.hb;
+    r.answer(true);
+    r.hb.start();
+    // The peer pings every 100 ms at 60, 160, ...: every tick (100, 200, ...) finds it heard 40 ms ago.
+    r.advance(60);
+    r.hb.alive();
+    const peer = setInterval(() => r.hb.alive(), 100);
+    r.advance(740);
+    expect(r.log).toEqual([]);
+    clearInterval(peer);
+    // Last heard at 760. Tick 800: 40 ms ago, nothing; tick 900: 140 ms ago, a ping (answered at 910).
+    r.advance(99);
+    expect(r.log).toEqual([]);
+    r.advance(1);
+    expect(r.log).toEqual(['ping']);
+    // Only pongs since: a ping every tick, and the peer stays alive.
+    r.advance(1_000);
+    expect(r.log).toEqual(Array(11).fill('ping'));
   });
 
   it('after a late wakeup, pings and keeps a peer that answers within the grace', () => {
@@ -127,5 +151,109 @@ describe('Heartbeat', () => {
     r.advance(1);
     expect(r.deadAt).toBe(300);
     expect(r.log.at(-1)).toBe('dead');
+  });
+});
+
+/**
+ * A socket as `ws` in Node (protocol pings), whose gateway welcomes the hello and whose pings and
+ * pongs the test makes: `gatewayPing()` is the gateway's ping, and the client's pings are counted.
+ */
+class PingingSocket {
+  static last: PingingSocket | undefined;
+  readyState = 0;
+  onopen: ((event: unknown) => void) | null = null;
+  onmessage: ((event: { data: unknown }) => void) | null = null;
+  onclose: ((event: { code: number; reason: string }) => void) | null = null;
+  onerror: ((event: unknown) => void) | null = null;
+  /** The client's protocol pings; each is answered with a pong when `answers` is on. */
+  pings = 0;
+  answers = true;
+  readonly #listeners = new Map<string, Array<() => void>>();
+
+  constructor(_url: string) {
+    PingingSocket.last = this;
+    setTimeout(() => {
+      this.readyState = 1;
+      this.onopen?.({});
+    }, 1);
+  }
+
+  on(event: string, listener: () => void): this {
+    this.#listeners.set(event, [...(this.#listeners.get(event) ?? []), listener]);
+    return this;
+  }
+
+  gatewayPing(): void {
+    this.#emit('ping');
+  }
+
+  #emit(event: string): void {
+    for (const listener of this.#listeners.get(event) ?? []) listener();
+  }
+
+  ping(): void {
+    this.pings++;
+    if (this.answers) setTimeout(() => this.#emit('pong'), 1);
+  }
+
+  send(data: string): void {
+    const frame = JSON.parse(data) as { type: string; session_id?: string };
+    if (frame.type !== 'hello') return;
+    const welcome = {
+      type: 'welcome',
+      v: PROTOCOL_VERSION,
+      session_id: frame.session_id ?? 's',
+      user_id: 'u',
+      instance_id: 'scripted',
+      heartbeat: { ping_interval_ms: 100, ping_timeout_ms: 300 },
+      resume: { status: 'fresh', cursor: 'e:0', replayed: 0 },
+    };
+    setTimeout(() => this.onmessage?.({ data: JSON.stringify(welcome) }), 1);
+  }
+
+  close(): void {
+    this.terminate();
+  }
+
+  terminate(): void {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    // As `ws`: the close event comes later.
+    setTimeout(() => this.onclose?.({ code: 1006, reason: '' }), 0);
+  }
+}
+
+describe('the client heartbeat against a gateway', () => {
+  beforeEach(() => jest.useFakeTimers({ now: 10_000 }));
+  afterEach(() => jest.useRealTimers());
+
+  it("sends no ping while the gateway's own pings keep coming, and pings a gateway that only answers", async () => {
+    const client = new BusConsumer({
+      url: 'ws://gateway.test/ws',
+      userId: 'u',
+      WebSocket: PingingSocket,
+      pingIntervalMs: 100,
+      pingTimeoutMs: 300,
+    });
+    const opened = client.connect();
+    await jest.advanceTimersByTimeAsync(5);
+    await opened;
+    const socket = PingingSocket.last as PingingSocket;
+    // The gateway pings every 100 ms, 50 ms after each of the client's ticks.
+    await jest.advanceTimersByTimeAsync(45);
+    socket.gatewayPing();
+    const gateway = setInterval(() => socket.gatewayPing(), 100);
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(socket.pings).toBe(0);
+    clearInterval(gateway);
+    // Quiet gateway: the client pings at every tick, and the pongs keep the session open.
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(socket.pings).toBeGreaterThanOrEqual(9);
+    expect(client.state).toBe('open');
+    // Nothing answers any more: dead after the timeout.
+    socket.answers = false;
+    await jest.advanceTimersByTimeAsync(400);
+    expect(client.counters.lastCloseReason).toBe('ping_timeout');
+    client.close();
   });
 });

@@ -16,8 +16,17 @@ export interface HeartbeatOptions {
 
 /**
  * Ping timer and watchdog of one connection. The caller reports every sign of
- * life with {@link Heartbeat.alive}; the watchdog calls `dead` after
- * `pingTimeoutMs` of silence.
+ * life: {@link Heartbeat.alive} for what the peer sends of its own accord (its
+ * pings, events, replies), {@link Heartbeat.answered} for the pongs to our pings.
+ * The watchdog calls `dead` after `pingTimeoutMs` of silence.
+ *
+ * Pings only a quiet peer: a tick of the ping timer that finds the peer heard from
+ * of its own accord within `pingIntervalMs` sends nothing. The gateway pings every
+ * socket each interval, so against a live gateway the client's pings stay off and
+ * each interval costs one ping and one pong instead of two of each. A protocol pong
+ * does not count here (else a peer that never pings would be pinged every other
+ * interval); it counts for the watchdog as any frame. A peer that goes quiet is pinged at the
+ * next tick, so the silence before a ping stays under two intervals.
  *
  * Late wakeups: browsers throttle timers in background tabs (Chrome aligns them
  * to one minute) and a sleeping laptop stops them altogether, so the watchdog
@@ -34,6 +43,8 @@ export class Heartbeat {
   readonly #o: HeartbeatOptions;
   readonly #now: () => number;
   #lastSeen = 0;
+  /** When the peer last sent something of its own accord (not a pong): it needs no ping then. */
+  #lastHeard = 0;
   /** When the grace started (a ping was sent after a late wakeup); undefined outside a grace. */
   #graceSince: number | undefined;
   #pingTimer: ReturnType<typeof setInterval> | undefined;
@@ -49,8 +60,8 @@ export class Heartbeat {
   start(): void {
     if (this.#running) return;
     this.#running = true;
-    this.#lastSeen = this.#now();
-    this.#pingTimer = setInterval(() => this.#o.ping(), this.#o.pingIntervalMs);
+    this.#lastSeen = this.#lastHeard = this.#now();
+    this.#pingTimer = setInterval(this.#tick, this.#o.pingIntervalMs);
     this.#schedule(this.#o.pingTimeoutMs);
   }
 
@@ -64,8 +75,13 @@ export class Heartbeat {
     this.#graceSince = undefined;
   }
 
-  /** Records a sign of life: any frame, protocol ping or pong. */
+  /** Records a sign of life the peer sent of its own accord: any frame, a protocol ping. */
   alive(): void {
+    this.#lastSeen = this.#lastHeard = this.#now();
+  }
+
+  /** Records the answer to one of our pings (a protocol pong): alive, but still quiet. */
+  answered(): void {
     this.#lastSeen = this.#now();
   }
 
@@ -73,6 +89,12 @@ export class Heartbeat {
   get silentMs(): number {
     return this.#now() - this.#lastSeen;
   }
+
+  /** The ping timer: a peer heard from within the interval needs no ping. */
+  readonly #tick = (): void => {
+    if (this.#now() - this.#lastHeard < this.#o.pingIntervalMs) return;
+    this.#o.ping();
+  };
 
   #schedule(delayMs: number): void {
     const dueAt = this.#now() + delayMs;

@@ -3,7 +3,7 @@
  * changes behaviour on both sides, which is why they live here.
  */
 export const protocolDefaults = {
-  /** How often each side pings a quiet peer. @default 20_000 */
+  /** How often the gateway pings every socket, and a client a gateway it has not heard from. @default 20_000 */
   pingIntervalMs: 20_000,
   /** How long a peer may stay silent before it is declared dead. @default 60_000 */
   pingTimeoutMs: 60_000,

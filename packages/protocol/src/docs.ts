@@ -145,8 +145,10 @@ is closed with 4011 (\`token_expired\`): get a fresh token and reconnect (the re
 
 ## Heartbeat
 The gateway sends WebSocket pings every ${protocolDefaults.pingIntervalMs} ms and drops a peer silent for
-${protocolDefaults.pingTimeoutMs} ms. Clients that can see protocol pings (Node) ping at the same interval
-and treat a gateway silent for ${protocolDefaults.pingTimeoutMs} ms as dead.
+${protocolDefaults.pingTimeoutMs} ms. Clients that can see protocol pings (Node) ping a gateway they have
+not heard from (a pong to their own ping does not count) for an interval, and treat a gateway silent
+for ${protocolDefaults.pingTimeoutMs} ms as dead: against a live gateway, whose pings come every interval,
+they send none.
 
 Browsers cannot see protocol pings, and hidden tabs run timers about once a minute, so a
 browser's own ping timer cannot be trusted. A browser client sends \`hello.app_ping: true\`:
