@@ -103,7 +103,11 @@ type Socket = WebSocketLike;
  */
 export class BusConsumer {
   readonly #o: ResolvedOptions;
-  readonly #emitter = new Emitter<ConsumerEvents>((error) => this.#emitter.emit('error', toError(error)));
+  readonly #emitter = new Emitter<ConsumerEvents>((error, event) => {
+    // A throwing `error` listener is not given its own error again (that would never end).
+    if (event === 'error') reportUncaught(error);
+    else this.#emitter.emit('error', toError(error));
+  });
   readonly #handlers = new Map<string, Set<(frame: EventFrame) => void>>();
   readonly #any = new Set<(frame: EventFrame) => void>();
   /** Hand over what each grouped handler holds; `close()` and a fatal stop call them. */
@@ -173,7 +177,7 @@ export class BusConsumer {
     this.#listen = listenSocket;
     this.#o = o;
     this.#backoff = o.backoff ?? fullJitterBackoff(o.minReconnectDelayMs, o.maxReconnectDelayMs);
-    this.#setCursor(o.lastCursor);
+    this.#setCursor(o.lastCursor ?? undefined);
     this.#calls = new CallQueue(o, this.#counters.rpc);
   }
 
@@ -333,6 +337,8 @@ export class BusConsumer {
     this.#welcome = undefined;
     this.#neverConnected = false;
     this.#setState('connecting');
+    // A `state` listener may have closed the client: no timer, no socket then.
+    if (id !== this.#connId) return;
     this.#timers.handshake = setTimeout(() => {
       if (id === this.#connId && this.#state === 'connecting') this.#abort(id, CloseCode.AuthTimeout, 'auth_timeout');
     }, this.#o.handshakeTimeoutMs);
@@ -544,6 +550,8 @@ export class BusConsumer {
     this.#welcome = welcome;
     if (welcome.resume.status === 'gap') {
       this.#emitter.emit('gap', { lastCursor: this.#lastCursor, cursor: welcome.resume.cursor });
+      // Past each of the user's callbacks: the client may have been closed in it (here, `gap`).
+      if (id !== this.#connId) return;
     }
     // After a gap or a fresh start the stream continues from the gateway's head.
     if (welcome.resume.status !== 'resumed') this.#setCursor(welcome.resume.cursor);
@@ -556,7 +564,9 @@ export class BusConsumer {
     this.#retryAfterMs = undefined;
     this.#startHeartbeat(id);
     this.#setState('open');
+    if (id !== this.#connId) return;
     this.#emitter.emit('open', welcome);
+    if (id !== this.#connId) return;
     this.#calls.sendQueued(this.#sendFrame);
   }
 
@@ -661,7 +671,8 @@ export class BusConsumer {
 
     const refused = this.#refused;
     this.#refused = undefined;
-    let policy = refused ? 'stop' : reconnectPolicy(reason);
+    const authReason = code === CloseCode.AuthFailed ? authFailureReasonOf(rawReason) : undefined;
+    let policy = refused ? 'stop' : reconnectPolicy(reason, authReason);
     if (policy === 'refresh_token') {
       // An expired static token cannot be replaced: a reconnect with it would only be refused (4001).
       if (this.#authRetried || (reason === 'token_expired' && !this.#o.getToken)) policy = 'stop';
@@ -681,7 +692,11 @@ export class BusConsumer {
     this.#reconnectHintMs = undefined;
     this.#retryAfterMs = undefined;
     this.#emitter.emit('close', { code, reason, willReconnect: true, delayMs });
+    // A `close` or `state` listener may have closed the client (`close()`): then no reconnect, and
+    // no timer left. (TypeScript cannot know that the state changes in a listener.)
+    if ((this.#state as ConsumerState) === 'closed') return;
     this.#setState('reconnecting');
+    if ((this.#state as ConsumerState) === 'closed') return;
     this.#timers.reconnect = setTimeout(() => {
       if (this.#state === 'reconnecting') this.#open();
     }, delayMs);
@@ -716,6 +731,17 @@ export class BusConsumer {
   #flushGroups(): void {
     for (const flush of this.#groupFlushes) this.#safely(flush);
   }
+}
+
+/**
+ * What an `error` listener threw: to the page's error handlers (`window.onerror`, the console)
+ * where there is `reportError` (browsers), else to `console.error`. Never thrown from the
+ * socket's callbacks, where it would end a Node process.
+ */
+function reportUncaught(error: unknown): void {
+  const g = globalThis as { reportError?: (error: unknown) => void };
+  if (g.reportError) g.reportError(error);
+  else console.error(error);
 }
 
 function toError(error: unknown): Error {

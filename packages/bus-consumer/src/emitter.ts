@@ -3,13 +3,14 @@ export type Listener<M, K extends keyof M> = (payload: M[K]) => void;
 
 /**
  * A tiny typed event emitter that runs in Node and browsers alike. A listener
- * that throws does not stop the others; the error goes to `onListenerError`.
+ * that throws does not stop the others; the error goes to `onListenerError`,
+ * with the event whose listener threw.
  */
 export class Emitter<M> {
   readonly #listeners = new Map<keyof M, Set<(payload: never) => void>>();
-  readonly #onListenerError: (error: unknown) => void;
+  readonly #onListenerError: (error: unknown, event: keyof M) => void;
 
-  constructor(onListenerError: (error: unknown) => void) {
+  constructor(onListenerError: (error: unknown, event: keyof M) => void) {
     this.#onListenerError = onListenerError;
   }
 
@@ -33,7 +34,7 @@ export class Emitter<M> {
       try {
         (listener as Listener<M, K>)(payload);
       } catch (error) {
-        this.#onListenerError(error);
+        this.#onListenerError(error, event);
       }
     }
   }

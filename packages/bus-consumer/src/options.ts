@@ -1,4 +1,4 @@
-import { isSessionId, isUserId, protocolDefaults } from '@livebus/protocol/client';
+import { isCursor, isSessionId, isUserId, protocolDefaults } from '@livebus/protocol/client';
 import type { Backoff } from './backoff';
 import type { WebSocketLike } from './transport/socket';
 
@@ -65,8 +65,12 @@ export interface ConsumerOptions {
   whileDisconnected?: 'queue' | 'fail';
   /** Calls held while disconnected; beyond it `rpc()` fails. @default 100 */
   maxQueuedCalls?: number;
-  /** Resume after this cursor on the first connect (e.g. persisted by the app). */
-  lastCursor?: string;
+  /**
+   * Resume after this cursor on the first connect (e.g. persisted by the app): one the client gave
+   * (`lastCursor`, an event's `cursor`). `null` counts as none (`sessionStorage.getItem` on a first
+   * visit); any other value that is not a cursor is refused with a `TypeError`.
+   */
+  lastCursor?: string | null;
   /** Reconnect delay function. @default full-jitter exponential backoff between the two delays above */
   backoff?: Backoff;
   /**
@@ -121,6 +125,11 @@ export function resolveOptions(options: ConsumerOptions, sessionId: () => string
     throw new TypeError(`sessionId must be 1 to 128 characters (got ${String(o.sessionId).length})`);
   }
   if (o.token !== undefined && o.getToken !== undefined) throw new TypeError('pass token or getToken, not both');
+  if (o.lastCursor === null) o.lastCursor = undefined;
+  // Else every hello would fail before it is sent (the protocol refuses it), reported as a refused token.
+  if (o.lastCursor !== undefined && !isCursor(o.lastCursor)) {
+    throw new TypeError(`lastCursor is not a cursor: ${String(o.lastCursor).slice(0, 40)}`);
+  }
   if (!(o.pingIntervalMs > 0)) throw new TypeError(`pingIntervalMs must be positive (got ${o.pingIntervalMs})`);
   if (o.pingTimeoutMs <= o.pingIntervalMs) {
     throw new TypeError(`pingTimeoutMs (${o.pingTimeoutMs}) must be greater than pingIntervalMs (${o.pingIntervalMs})`);

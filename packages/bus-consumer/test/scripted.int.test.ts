@@ -403,6 +403,19 @@ describe('app pings (scripted gateway)', () => {
     expect(peer.frames.find((f) => f.type === 'pong')).toEqual({ type: 'pong', ts: 42 });
   });
 
+  it('close() on a gateway that does not answer still ends its socket soon (a Node process can exit)', async () => {
+    const sockets = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+    client = new BusConsumer({ url: gw.url, userId: 'u', ...fast });
+    await client.connect();
+    // The gateway reads nothing more: the client's close frame is never answered.
+    (gw.last().ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const open = sockets();
+    client.close();
+    // `ws` waits 30 s for the answer by default; the client gives it 1 s (CLOSE_TIMEOUT_MS), then
+    // ends its socket (the gateway's, paused, stays).
+    await waitFor(() => sockets() === open - 1, "the client's socket ended", 5_000);
+  });
+
   it('does not ask for them with `ws`, which sees protocol pings', async () => {
     client = new BusConsumer({ url: gw.url, userId: 'u', ...fast });
     await client.connect();

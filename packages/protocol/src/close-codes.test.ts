@@ -55,6 +55,10 @@ describe('reconnectPolicy', () => {
     expect(reconnectPolicy('ping_timeout')).toBe('reconnect');
     expect(reconnectPolicy('slow_consumer')).toBe('reconnect');
     expect(reconnectPolicy('auth_failed')).toBe('refresh_token');
+    expect(reconnectPolicy('auth_failed', 'bad_signature')).toBe('refresh_token');
+    // The gateway's trouble, not the credential's: retried with backoff like any transient failure.
+    expect(reconnectPolicy('auth_failed', 'verifier_unavailable')).toBe('reconnect');
+    expect(reconnectPolicy('auth_failed', 'internal_error')).toBe('reconnect');
     expect(reconnectPolicy('auth_timeout')).toBe('reconnect');
     expect(reconnectPolicy('forbidden')).toBe('stop');
     expect(reconnectPolicy('protocol_error')).toBe('stop');

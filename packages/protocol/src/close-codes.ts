@@ -130,9 +130,13 @@ export type ReconnectPolicy = 'reconnect' | 'refresh_token' | 'stop';
  * backoff, an auth failure retries once with a fresh token (so does an expired
  * session token: reconnect at once with a fresh one), and closes that
  * would fail again identically stop. A handshake that timed out is transient (a
- * slow network or token fetch), not a refused credential.
+ * slow network or token fetch), not a refused credential, and so is a 4001 whose
+ * reason (`authReason`, see {@link authFailureReasonOf}) is the gateway's own
+ * trouble, not the credential's: `verifier_unavailable`, `internal_error`.
  */
-export function reconnectPolicy(reason: DisconnectReason): ReconnectPolicy {
+export function reconnectPolicy(reason: DisconnectReason, authReason?: AuthFailureReason): ReconnectPolicy {
+  // The gateway's trouble, not the credential's: try again later.
+  if (authReason === 'verifier_unavailable' || authReason === 'internal_error') return 'reconnect';
   switch (reason) {
     case 'auth_failed':
     case 'token_expired':

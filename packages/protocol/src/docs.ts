@@ -225,7 +225,10 @@ A 4001 close carries, as its close reason, why the credential was refused; \`POS
 \`POST /publish\` answer HTTP 401 with the same value in \`error.reason\`. The gateway's log
 (\`ws_auth_failed\`, \`http_auth_failed\`) has the verifier's own message; the wire never does.
 A client should show the reason and treat any other string (older gateways send \`auth failed\`)
-as "refused, no reason given". Example: \`close(4001, "token_expired")\`, or
+as "refused, no reason given". A client reconnects with backoff after \`verifier_unavailable\` and
+\`internal_error\` (the gateway's trouble, not the credential's), as after any transient close;
+after any other reason it tries once more at once with a fresh token, then stops. Example:
+\`close(4001, "token_expired")\`, or
 
 ${json({ error: { code: 'unauthenticated', message: 'invalid token', reason: 'token_expired' } })}
 

@@ -9,6 +9,9 @@ import type { HelloFrame } from './frames';
 /** `CursorSchema`'s pattern. */
 export const CURSOR = /^[0-9A-Za-z_-]{1,32}:[0-9]{1,16}$/;
 
+/** Whether `value` is a cursor that `CursorSchema` accepts (`<epoch>:<offset>`), without zod. */
+export const isCursor = (value: unknown): value is string => typeof value === 'string' && CURSOR.test(value);
+
 /** A string's length as zod counts it: code points, a lone surrogate counting one. */
 function codePointLength(s: string): number {
   let count = s.length;

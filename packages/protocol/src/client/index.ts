@@ -21,7 +21,7 @@ export * from '../defaults';
 export * from '../errors';
 export type { EventData, EventType } from '../events';
 export type * from '../frames';
-export { isSessionId, isUserId } from '../hello-check';
+export { isCursor, isSessionId, isUserId } from '../hello-check';
 export type { RpcMethod, RpcParams, RpcResult } from '../methods';
 export * from '../upgrade-hello';
 export * from '../version';

@@ -1,0 +1,214 @@
+// What the client does when the application's own callbacks act on it or fail: `close()` called
+// from a listener, an `error` listener that throws; and the failures it must not mistake for a
+// refused credential (a 4001 that says "try again later", a persisted cursor that is not one).
+// Sockets driven by hand, fake clock.
+import { PROTOCOL_VERSION } from '@livebus/protocol/client';
+import { BusConsumer } from './consumer';
+import type { WebSocketLike } from './transport/socket';
+
+const sockets: HandSocket[] = [];
+
+/** A browser-like socket the test opens, welcomes and ends by hand. */
+class HandSocket implements WebSocketLike {
+  readyState = 0;
+  protocol = '';
+  sent: string[] = [];
+  onopen: WebSocketLike['onopen'] = null;
+  onmessage: WebSocketLike['onmessage'] = null;
+  onclose: WebSocketLike['onclose'] = null;
+  onerror: WebSocketLike['onerror'] = null;
+
+  constructor(_url: string) {
+    sockets.push(this);
+  }
+
+  send(data: string): void {
+    this.sent.push(data);
+  }
+
+  close(code = 1005, reason = ''): void {
+    if (this.readyState < 2) this.readyState = 2;
+    setTimeout(() => this.end(code, reason), 0); // as browsers: a later task
+  }
+
+  open(): void {
+    this.readyState = 1;
+    this.onopen?.({});
+  }
+
+  welcome(status: 'fresh' | 'gap' = 'fresh', cursor = 'e:0'): void {
+    const heartbeat = { ping_interval_ms: 20_000, ping_timeout_ms: 60_000 };
+    this.frame({
+      type: 'welcome',
+      v: PROTOCOL_VERSION,
+      session_id: 's',
+      user_id: 'u',
+      instance_id: 'i',
+      heartbeat,
+      resume: { status, cursor, replayed: 0 },
+    });
+  }
+
+  frame(frame: unknown): void {
+    this.onmessage?.({ data: JSON.stringify(frame) });
+  }
+
+  end(code: number, reason = ''): void {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    this.onclose?.({ code, reason });
+  }
+}
+
+function client(options: Record<string, unknown> = {}): BusConsumer {
+  const c = new BusConsumer({ url: 'ws://gateway.test/ws', userId: 'u', WebSocket: HandSocket, ...options });
+  c.onClient('error', () => {});
+  return c;
+}
+
+/** Connects and welcomes the first socket. */
+function opened(options: Record<string, unknown> = {}): { c: BusConsumer; socket: HandSocket } {
+  const c = client(options);
+  c.connect().catch(() => {});
+  const socket = sockets[0] as HandSocket;
+  socket.open();
+  socket.welcome();
+  return { c, socket };
+}
+
+beforeEach(() => {
+  sockets.length = 0;
+  jest.useFakeTimers({ now: 1_000_000 });
+});
+afterEach(() => jest.useRealTimers());
+
+describe('close() from a listener', () => {
+  it('from `close`: the client stays closed, opens no socket and leaves no timer', () => {
+    const { c, socket } = opened();
+    c.onClient('close', () => c.close());
+    socket.end(1006);
+    expect(c.state).toBe('closed');
+    jest.advanceTimersByTime(60_000);
+    expect(sockets).toHaveLength(1);
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it('from `state` (reconnecting): no reconnect timer is left', () => {
+    const { c, socket } = opened();
+    c.onClient('state', ({ newState }) => {
+      if (newState === 'reconnecting') c.close();
+    });
+    socket.end(1006);
+    expect(c.state).toBe('closed');
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it('from `state` (connecting): no socket is opened', () => {
+    const c = client();
+    c.onClient('state', ({ newState }) => {
+      if (newState === 'connecting') c.close();
+    });
+    c.connect().catch(() => {});
+    expect(c.state).toBe('closed');
+    expect(sockets).toHaveLength(0);
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it('from `gap`: the client stays closed and does not announce `open`', () => {
+    const c = client({ lastCursor: 'e:5' });
+    c.onClient('gap', () => c.close());
+    const opens: unknown[] = [];
+    c.onClient('open', (welcome) => opens.push(welcome));
+    c.connect().catch(() => {});
+    const socket = sockets[0] as HandSocket;
+    socket.open();
+    socket.welcome('gap', 'e:9');
+    expect(c.state).toBe('closed');
+    expect(opens).toEqual([]);
+    jest.advanceTimersByTime(1); // the socket's close event
+    expect(jest.getTimerCount()).toBe(0);
+  });
+});
+
+describe('an `error` listener that throws', () => {
+  it('gets each error once; what it throws goes to console.error, not back to it nor out of the socket callback', () => {
+    const { c, socket } = opened();
+    const seen: string[] = [];
+    c.onClient('error', (error) => {
+      seen.push(error.message);
+      throw new Error('the logger failed');
+    });
+    c.on('session.notice', () => {
+      throw new Error('handler bug');
+    });
+    const logged = jest.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      socket.frame({
+        type: 'event',
+        event: 'session.notice',
+        cursor: 'e:1',
+        ts: 1,
+        data: { level: 'info', message: 'm' },
+      });
+      expect(seen).toEqual(['handler bug']);
+      expect(logged).toHaveBeenCalledTimes(1);
+      expect((logged.mock.calls[0] as unknown[])[0]).toMatchObject({ message: 'the logger failed' });
+    } finally {
+      logged.mockRestore();
+    }
+    expect(c.state).toBe('open');
+  });
+});
+
+describe('a 4001 that says "try again later"', () => {
+  it.each(['verifier_unavailable', 'internal_error'])(
+    '%s: reconnects with backoff, as often as it takes',
+    async (reason) => {
+      const c = client({
+        userId: undefined,
+        getToken: async () => 't',
+        minReconnectDelayMs: 100,
+        maxReconnectDelayMs: 400,
+      });
+      const connected = c.connect();
+      for (let i = 0; i < 5; i++) {
+        await jest.advanceTimersByTimeAsync(500);
+        const socket = sockets[sockets.length - 1] as HandSocket;
+        socket.open();
+        socket.end(4001, reason);
+      }
+      await jest.advanceTimersByTimeAsync(500);
+      expect(c.state).toBe('connecting');
+      expect(sockets).toHaveLength(6);
+      const socket = sockets[5] as HandSocket;
+      socket.open();
+      socket.welcome();
+      await connected;
+      expect(c.state).toBe('open');
+      c.close();
+    },
+  );
+
+  it('any other reason: one more try at once with a fresh token, then stop', async () => {
+    const c = client({ userId: undefined, getToken: async () => 't' });
+    const connected = c.connect().catch((error: unknown) => error);
+    await jest.advanceTimersByTimeAsync(0);
+    (sockets[0] as HandSocket).open();
+    (sockets[0] as HandSocket).end(4001, 'bad_signature');
+    await jest.advanceTimersByTimeAsync(0);
+    (sockets[1] as HandSocket).open();
+    (sockets[1] as HandSocket).end(4001, 'bad_signature');
+    expect(await connected).toMatchObject({ code: 'bad_signature' });
+    expect(c.state).toBe('closed');
+  });
+});
+
+describe('lastCursor', () => {
+  it('null counts as none (sessionStorage.getItem on a first visit)', () => {
+    expect(client({ lastCursor: null }).lastCursor).toBeUndefined();
+  });
+
+  it.each([['undefined'], [''], ['e:'], ['e:-1'], [42]])('refuses %p with a TypeError saying what it got', (value) => {
+    expect(() => client({ lastCursor: value })).toThrow(/lastCursor is not a cursor/);
+  });
+});
