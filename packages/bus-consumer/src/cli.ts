@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { CursorSchema, isRpcMethod, type RpcMethod, type RpcParams } from '@livebus/protocol';
 import { ConnectError, RpcError } from './errors';
 import { groupedListener } from './grouped-handlers';
-import { BusConsumer, type ConsumerOptions } from './index';
+import { BusConsumer, type ConsumerEvents, type ConsumerOptions } from './index';
 
 /** Replaced at build time by tsup (package.json's version). */
 declare const __LIVEBUS_VERSION__: string | undefined;
@@ -146,8 +146,14 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     client.onClient('error', () => {});
+    let lastClose: ConsumerEvents['close'] | undefined;
+    client.onClient('close', (close) => {
+      lastClose = close;
+    });
     try {
-      // A client that stops before it opens (refused token, wrong path) rejects connect() with the reason.
+      // A client that stops before it opens (refused token, wrong path) rejects connect() with the reason;
+      // one that keeps trying (a gateway that cannot check the token now) fails at the timeout, and the
+      // output then says how its last attempt ended.
       const connected = client.connect();
       const call = client.rpc(method as RpcMethod, ...(args as RpcParams<RpcMethod>));
       const result = await Promise.race([call, connected.then(() => call)]);
@@ -155,7 +161,13 @@ async function main(): Promise<void> {
       client.close();
       process.exit(0);
     } catch (error) {
-      process.stderr.write(`${JSON.stringify(rpcFailure(error))}\n`);
+      const failure = rpcFailure(error);
+      // Still trying (a stop already says why): how its last attempt ended.
+      const last = client.state !== 'closed' && client.counters.connects === 0 ? lastClose : undefined;
+      const output = last
+        ? { ...failure, last_close: { code: last.code, reason: last.authReason ?? last.reason } }
+        : failure;
+      process.stderr.write(`${JSON.stringify(output)}\n`);
       client.close();
       process.exit(1);
     }

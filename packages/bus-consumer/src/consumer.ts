@@ -1,6 +1,7 @@
 // Types from the protocol's root (declarations resolve under any moduleResolution); run-time code from
 // its zod-free client entry, so the browser build carries no zod (docs/client.md, "Size of the browser build").
 import type {
+  AuthFailureReason,
   Cursor,
   DisconnectReason,
   EventFrame,
@@ -56,7 +57,14 @@ export type ConsumerState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'c
 export interface ConsumerEvents {
   state: { oldState: ConsumerState; newState: ConsumerState };
   open: WelcomeFrame;
-  close: { code: number; reason: DisconnectReason; willReconnect: boolean; delayMs?: number };
+  /** `authReason`: why a 4001 refused the credential, when the gateway said (see `AUTH_FAILURE_REASONS`). */
+  close: {
+    code: number;
+    reason: DisconnectReason;
+    willReconnect: boolean;
+    delayMs?: number;
+    authReason?: AuthFailureReason;
+  };
   /** Continuity was lost (events after `lastCursor` are gone): refetch state. */
   gap: { lastCursor: Cursor | undefined; cursor: Cursor };
   notice: NoticeFrame;
@@ -310,7 +318,8 @@ export class BusConsumer {
     const prev = this.#state;
     if (prev === next) return;
     this.#state = next;
-    this.#emitter.emit('state', { oldState: prev, newState: next });
+    // A listener that moves the state on (close()) ends this change for the listeners after it.
+    this.#emitter.emit('state', { oldState: prev, newState: next }, () => this.#state !== next);
   }
 
   #safely(fn: () => void): void {
@@ -526,6 +535,8 @@ export class BusConsumer {
         this.#send(serializeClientFrame(frame.ts === undefined ? { type: 'pong' } : { type: 'pong', ts: frame.ts }));
         return;
       case 'pong':
+        // An answer to our own ping: alive (counted on arrival), but it spares no ping (see Heartbeat).
+        this.#heartbeat?.wasAnswer();
         return;
       case 'error':
         if (frame.code === 'not_authenticated') this.#refreshDone(id);
@@ -537,6 +548,7 @@ export class BusConsumer {
   #onNotice(id: number, frame: NoticeFrame): void {
     if (frame.reconnect_after_ms !== undefined) this.#reconnectHintMs = frame.reconnect_after_ms;
     this.#emitter.emit('notice', frame);
+    if (id !== this.#connId) return; // closed from the listener
     // A static token cannot be refreshed: the gateway closes 4011 at the deadline.
     if (frame.kind === 'token_expiring' && this.#o.getToken) void this.#refreshToken(id);
     if (frame.kind === 'token_refreshed') {
@@ -549,7 +561,11 @@ export class BusConsumer {
     clearTimeout(this.#timers.handshake);
     this.#welcome = welcome;
     if (welcome.resume.status === 'gap') {
-      this.#emitter.emit('gap', { lastCursor: this.#lastCursor, cursor: welcome.resume.cursor });
+      this.#emitter.emit(
+        'gap',
+        { lastCursor: this.#lastCursor, cursor: welcome.resume.cursor },
+        () => id !== this.#connId,
+      );
       // Past each of the user's callbacks: the client may have been closed in it (here, `gap`).
       if (id !== this.#connId) return;
     }
@@ -565,7 +581,7 @@ export class BusConsumer {
     this.#startHeartbeat(id);
     this.#setState('open');
     if (id !== this.#connId) return;
-    this.#emitter.emit('open', welcome);
+    this.#emitter.emit('open', welcome, () => id !== this.#connId);
     if (id !== this.#connId) return;
     this.#calls.sendQueued(this.#sendFrame);
   }
@@ -606,6 +622,8 @@ export class BusConsumer {
 
   /** Runs one handler; a throw becomes an `error` event and does not stop the others. */
   #deliver(handler: (frame: EventFrame) => void, frame: EventFrame): void {
+    // A handler before this one closed the client: the frame goes no further.
+    if (this.#isClosed()) return;
     try {
       handler(frame);
     } catch (error) {
@@ -691,15 +709,20 @@ export class BusConsumer {
       policy === 'refresh_token' ? 0 : (this.#reconnectHintMs ?? retryAfterMs ?? this.#nextBackoff(now - this.#lostAt));
     this.#reconnectHintMs = undefined;
     this.#retryAfterMs = undefined;
-    this.#emitter.emit('close', { code, reason, willReconnect: true, delayMs });
+    this.#emitter.emit('close', { code, reason, willReconnect: true, delayMs, authReason }, () => this.#isClosed());
     // A `close` or `state` listener may have closed the client (`close()`): then no reconnect, and
-    // no timer left. (TypeScript cannot know that the state changes in a listener.)
-    if ((this.#state as ConsumerState) === 'closed') return;
+    // no timer left.
+    if (this.#isClosed()) return;
     this.#setState('reconnecting');
-    if ((this.#state as ConsumerState) === 'closed') return;
+    if (this.#isClosed()) return;
     this.#timers.reconnect = setTimeout(() => {
       if (this.#state === 'reconnecting') this.#open();
     }, delayMs);
+  }
+
+  /** Whether `close()` was called; a method, as the state may change in a listener between two reads. */
+  #isClosed(): boolean {
+    return this.#state === 'closed';
   }
 
   /**

@@ -27,10 +27,12 @@ export class Emitter<M> {
     };
   }
 
-  emit<K extends keyof M>(event: K, payload: M[K]): void {
+  /** Calls the listeners of `event` in turn; `until`: asked before each, stops the rest when true. */
+  emit<K extends keyof M>(event: K, payload: M[K], until?: () => boolean): void {
     const set = this.#listeners.get(event);
     if (!set) return;
     for (const listener of [...set]) {
+      if (until?.()) return;
       try {
         (listener as Listener<M, K>)(payload);
       } catch (error) {

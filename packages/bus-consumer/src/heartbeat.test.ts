@@ -96,6 +96,34 @@ describe('Heartbeat', () => {
     expect(r.log).toEqual(Array(11).fill('ping'));
   });
 
+  it('with a timeout under two intervals, pings at every tick even a peer it just heard from', () => {
+    // Skipping one tick could leave almost two intervals of silence: more than the timeout allows.
+    const r = rig({ ...timing, pingTimeoutMs: 150 });
+    hb = r.hb;
+    r.answer(true);
+    r.hb.start();
+    r.advance(50);
+    const peer = setInterval(() => r.hb.alive(), 100); // heard at 50, 150, ...: 50 ms before each tick
+    r.hb.alive();
+    r.advance(450);
+    clearInterval(peer);
+    expect(r.log).toEqual(Array(5).fill('ping'));
+  });
+
+  it('an answer known only once parsed (an app-level pong) spares no ping', () => {
+    const r = rig(timing);
+    hb = r.hb;
+    r.hb.start();
+    r.advance(100);
+    expect(r.log).toEqual(['ping']);
+    // The pong frame arrives: alive on arrival, then known to be the answer.
+    r.hb.alive();
+    r.hb.wasAnswer();
+    r.advance(100);
+    expect(r.log).toEqual(['ping', 'ping']);
+    expect(r.log).not.toContain('dead');
+  });
+
   it('after a late wakeup, pings and keeps a peer that answers within the grace', () => {
     const r = rig(timing);
     hb = r.hb;

@@ -21,12 +21,16 @@ export interface HeartbeatOptions {
  * The watchdog calls `dead` after `pingTimeoutMs` of silence.
  *
  * Pings only a quiet peer: a tick of the ping timer that finds the peer heard from
- * of its own accord within `pingIntervalMs` sends nothing. The gateway pings every
+ * of its own accord within `pingIntervalMs` sends nothing (within `pingTimeoutMs -
+ * 2 * pingIntervalMs` when that is shorter, so that a ping always goes out, and is
+ * answered, at least one interval before the watchdog's timeout; never when it is 0
+ * or less). The gateway pings every
  * socket each interval, so against a live gateway the client's pings stay off and
  * each interval costs one ping and one pong instead of two of each. A protocol pong
  * does not count here (else a peer that never pings would be pinged every other
- * interval); it counts for the watchdog as any frame. A peer that goes quiet is pinged at the
- * next tick, so the silence before a ping stays under two intervals.
+ * interval); it counts for the watchdog as any frame, and so does an app-level `pong`, which is
+ * only known to be one once parsed ({@link Heartbeat.wasAnswer}). A peer that goes quiet is
+ * pinged at the next tick, so the silence before a ping stays under two intervals.
  *
  * Late wakeups: browsers throttle timers in background tabs (Chrome aligns them
  * to one minute) and a sleeping laptop stops them altogether, so the watchdog
@@ -45,6 +49,8 @@ export class Heartbeat {
   #lastSeen = 0;
   /** When the peer last sent something of its own accord (not a pong): it needs no ping then. */
   #lastHeard = 0;
+  /** `#lastHeard` before the last {@link alive} (see {@link wasAnswer}). */
+  #heardBefore = 0;
   /** When the grace started (a ping was sent after a late wakeup); undefined outside a grace. */
   #graceSince: number | undefined;
   #pingTimer: ReturnType<typeof setInterval> | undefined;
@@ -77,7 +83,13 @@ export class Heartbeat {
 
   /** Records a sign of life the peer sent of its own accord: any frame, a protocol ping. */
   alive(): void {
+    this.#heardBefore = this.#lastHeard;
     this.#lastSeen = this.#lastHeard = this.#now();
+  }
+
+  /** The frame just reported with {@link alive} was an answer to our ping (an app-level `pong`): still quiet. */
+  wasAnswer(): void {
+    this.#lastHeard = this.#heardBefore;
   }
 
   /** Records the answer to one of our pings (a protocol pong): alive, but still quiet. */
@@ -90,9 +102,10 @@ export class Heartbeat {
     return this.#now() - this.#lastSeen;
   }
 
-  /** The ping timer: a peer heard from within the interval needs no ping. */
+  /** The ping timer: a peer heard from within the interval (see the class for when shorter) needs no ping. */
   readonly #tick = (): void => {
-    if (this.#now() - this.#lastHeard < this.#o.pingIntervalMs) return;
+    const { pingIntervalMs: i, pingTimeoutMs: t } = this.#o;
+    if (this.#now() - this.#lastHeard < Math.min(i, t - 2 * i)) return;
     this.#o.ping();
   };
 

@@ -114,6 +114,66 @@ describe('close() from a listener', () => {
     expect(jest.getTimerCount()).toBe(0);
   });
 
+  it('from `state`: the listeners after it hear `closed` last, never the change it ended', () => {
+    const c = client();
+    c.onClient('state', ({ newState }) => {
+      if (newState === 'open') c.close();
+    });
+    const seen: string[] = [];
+    c.onClient('state', ({ newState }) => seen.push(newState));
+    c.connect().catch(() => {});
+    (sockets[0] as HandSocket).open();
+    (sockets[0] as HandSocket).welcome();
+    expect(seen).toEqual(['connecting', 'closed']);
+  });
+
+  it('from `close`: the listeners after it do not hear of a reconnect', () => {
+    const { c, socket } = opened();
+    c.onClient('close', () => c.close());
+    const seen: boolean[] = [];
+    c.onClient('close', ({ willReconnect }) => seen.push(willReconnect));
+    socket.end(1006);
+    expect(seen).toEqual([]);
+  });
+
+  it('from an event handler: the handlers after it do not get the event (no grouped timer left)', () => {
+    const { c, socket } = opened();
+    c.on('session.notice', () => c.close());
+    const batches: unknown[] = [];
+    c.on('session.notice', (batch) => batches.push(batch), { groupWindowMs: 5_000 });
+    socket.frame({
+      type: 'event',
+      event: 'session.notice',
+      cursor: 'e:1',
+      ts: 1,
+      data: { level: 'info', message: 'm' },
+    });
+    jest.advanceTimersByTime(1); // the socket's close event
+    expect(jest.getTimerCount()).toBe(0);
+    expect(batches).toEqual([]);
+  });
+
+  it('from `notice`: a token_expiring it ended asks for no token', async () => {
+    let asked = 0;
+    const c = client({
+      userId: undefined,
+      helloInUpgrade: false,
+      getToken: async () => {
+        asked++;
+        return 't';
+      },
+    });
+    c.connect().catch(() => {});
+    const socket = sockets[0] as HandSocket;
+    socket.open();
+    await jest.advanceTimersByTimeAsync(0);
+    socket.welcome();
+    c.onClient('notice', () => c.close());
+    socket.frame({ type: 'notice', kind: 'token_expiring', message: 'm', expires_at_ms: 2_000_000 });
+    await jest.advanceTimersByTimeAsync(0);
+    expect(asked).toBe(1); // the hello's only
+  });
+
   it('from `gap`: the client stays closed and does not announce `open`', () => {
     const c = client({ lastCursor: 'e:5' });
     c.onClient('gap', () => c.close());
@@ -164,22 +224,30 @@ describe('a 4001 that says "try again later"', () => {
   it.each(['verifier_unavailable', 'internal_error'])(
     '%s: reconnects with backoff, as often as it takes',
     async (reason) => {
+      const attempts: number[] = [];
       const c = client({
         userId: undefined,
         getToken: async () => 't',
-        minReconnectDelayMs: 100,
-        maxReconnectDelayMs: 400,
+        backoff: (attempt: number) => {
+          attempts.push(attempt);
+          return 100;
+        },
       });
+      const closes: Array<{ authReason?: string; willReconnect: boolean }> = [];
+      c.onClient('close', ({ authReason, willReconnect }) => closes.push({ authReason, willReconnect }));
       const connected = c.connect();
       for (let i = 0; i < 5; i++) {
-        await jest.advanceTimersByTimeAsync(500);
+        await jest.advanceTimersByTimeAsync(150);
         const socket = sockets[sockets.length - 1] as HandSocket;
         socket.open();
         socket.end(4001, reason);
       }
-      await jest.advanceTimersByTimeAsync(500);
+      await jest.advanceTimersByTimeAsync(150);
       expect(c.state).toBe('connecting');
       expect(sockets).toHaveLength(6);
+      // Each failure grows the backoff (the gateway was reached), and the close says why.
+      expect(attempts).toEqual([0, 1, 2, 3, 4]);
+      expect(closes).toEqual(Array(5).fill({ authReason: reason, willReconnect: true }));
       const socket = sockets[5] as HandSocket;
       socket.open();
       socket.welcome();

@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 // A byte budget, not a timing: the browser build must stay smaller, gzipped, than
 // socket.io-client's (14 773 bytes for socket.io.min.js 4.8.4). `node bench/bundle-size.mjs` prints
 // the sizes side by side and where the bytes come from; docs/client.md has the figures.
-const BUDGET_GZIP_BYTES = 14_600;
+const BUDGET_GZIP_BYTES = 14_750;
 const dist = join(__dirname, '..', 'dist', 'browser');
 const code = (file: string) => readFileSync(join(dist, file), 'utf8').replace(/\n?\/\/# sourceMappingURL=\S+\s*$/, '');
 
