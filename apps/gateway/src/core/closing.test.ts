@@ -1,4 +1,5 @@
 import { CloseCode } from '@livebus/protocol';
+import { MemoryEventBus } from '../fleet/bus/memory-event-bus';
 import type { GatewayHookEvents } from '../hooks';
 import { startCore } from './core-harness';
 
@@ -32,6 +33,26 @@ describe('close paths and bookkeeping', () => {
     expect(core.handler.count).toBe(0);
     const disconnects = await core.metrics.disconnects.get();
     expect(disconnects.values.find((v) => v.labels.reason === 'normal_closure')?.value).toBe(1);
+  });
+
+  it("a session whose user's subscription fails after it opened closes 1011 and leaves presence, then the listeners", async () => {
+    // A bus whose subscriptions fail when the test says (the stream head lost to a Redis restart).
+    let failSubscription: (error: Error) => void = () => {};
+    const bus = new MemoryEventBus();
+    bus.listen = () => new Promise<void>((_, reject) => (failSubscription = reject));
+    start({ detachDelayMs: 60_000 }, { bus });
+    const socket = core.connect();
+    const opened = core.hooks.next('session.open');
+    socket.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
+    await opened;
+    failSubscription(new Error('Reached the max retries per request limit'));
+    expect(await socket.closed).toMatchObject({ code: CloseCode.InternalError });
+    await core.handler.settled();
+    expect(closes).toEqual([expect.objectContaining({ uid: 'alice', sessionId: 's1', type: 'server_error' })]);
+    expect(core.hub.has('alice')).toBe(false);
+    expect(await core.presence.sessions('alice')).toEqual([]);
+    // The user's last session here closed: the detach delay started.
+    expect(core.listeners.pendingDetaches()).toEqual(['alice']);
   });
 
   it('the heartbeat pings live sockets (and app-ping clients by frame) and terminates silent ones as ping_timeout', async () => {

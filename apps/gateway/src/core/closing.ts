@@ -1,6 +1,6 @@
 import { classifyDisconnect } from '@livebus/protocol';
 import type { CoreContext } from './context';
-import { admittingKey, removePresence } from './presence-entries';
+import { leaveEntry } from './presence-entries';
 import type { Connection } from './session';
 
 /**
@@ -31,22 +31,17 @@ export function createClosing(ctx: CoreContext) {
     ctx.lifetime.untrack(session);
     ctx.tracker.record(session.uid, type);
     hooks.emit('session.close', { uid: session.uid, sessionId: session.id, code, reason, type, authenticated: true });
-    // A replaced session is no longer the hub's: its successor already took over its listeners
-    // and its presence entry.
-    if (ctx.hub.remove(session)) {
-      // A hello of the same session id is writing its entry: the entry is that hello's to keep
-      // (it opens, before this session counts as closed) or to take back (Admitting, context.ts).
-      const successor = ctx.admitting.get(admittingKey(session.uid, session.id));
-      const removed = successor
-        ? new Promise<void>((resolve) => (successor.predecessorClosed = resolve))
-        : removePresence(ctx, session);
-      // The detach decision reads presence: this session must be gone from it before the delay starts.
-      const closing = removed.finally(() => {
-        closings.delete(closing);
-        ctx.listeners.sessionClosed(session.uid, session.id);
-      });
-      closings.add(closing);
-    }
+    // Not the hub's any more either when its subscription failed (the hub removed it then):
+    // its entry and its place with the listeners are still this close's to end.
+    ctx.hub.remove(session);
+    // A replaced session: its successor already took over its listeners and its presence entry.
+    if (session.replaced) return;
+    // The detach decision reads presence: this session must be gone from it before the delay starts.
+    const closing = leaveEntry(ctx, session).finally(() => {
+      closings.delete(closing);
+      ctx.listeners.sessionClosed(session.uid, session.id);
+    });
+    closings.add(closing);
   }
 
   /** Settles once every closed session has been handed to the listeners manager. */

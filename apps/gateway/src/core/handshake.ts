@@ -90,6 +90,7 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     if (replaced) {
       // The same tab reconnecting before its old socket timed out: the new one takes its place.
       // Opened before closed, so the user never drops to zero sessions and no detach starts.
+      replaced.replaced = true;
       ctx.listeners.sessionClosed(uid, sessionId);
       replaced.connection.close(CloseCode.Replaced, 'replaced');
     }

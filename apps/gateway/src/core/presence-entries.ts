@@ -18,6 +18,22 @@ export async function removePresence(ctx: Pick<CoreContext, 'config' | 'presence
   }
 }
 
+/**
+ * A closed session's entry leaves presence, unless it is not the session's any more: a hello of
+ * the same session id is writing its entry (the entry is that hello's to keep: it opens, before
+ * this session counts as closed; or to take back: Admitting, context.ts), or a newer session of
+ * the id opened here after this one had left the hub (its subscription failed).
+ */
+export function leaveEntry(
+  ctx: Pick<CoreContext, 'admitting' | 'config' | 'hub' | 'presence' | 'logger'>,
+  session: Session,
+): Promise<void> {
+  const successor = ctx.admitting.get(admittingKey(session.uid, session.id));
+  if (successor) return new Promise<void>((resolve) => (successor.predecessorClosed = resolve));
+  if (ctx.hub.get(session.uid, session.id)) return Promise.resolve();
+  return removePresence(ctx, session);
+}
+
 /** The key of {@link CoreContext.admitting}: a user's session id. */
 export function admittingKey(uid: string, sessionId: string): string {
   // Length first: no other pair of ids makes the same key.

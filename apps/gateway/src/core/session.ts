@@ -94,6 +94,11 @@ export class Session {
   offset = 0;
   /** Live events that arrived while the replay was being prepared, flushed after it. */
   pending: LiveEvent[] | undefined = [];
+  /**
+   * A newer session of the same id opened on this instance in its place: that one holds its
+   * presence entry, and closed it with the listeners manager. Its close leaves both alone.
+   */
+  replaced = false;
 
   constructor(id: string, principal: Principal, route: string, connection: Connection, lastCursor: Cursor | undefined) {
     this.id = id;
