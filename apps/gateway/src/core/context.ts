@@ -50,13 +50,16 @@ export interface HandshakeCount {
 
 /**
  * A hello of this instance between its presence write and its session's opening. A session of
- * the same id closing meanwhile (the same tab's older socket) must not remove the entry: the
- * removal would reach Redis after the write and remove the new one. Its close leaves the entry
- * to the hello and waits (closing.ts): the hello opens its session (the entry is the new
- * session's), or takes the entry back, and then calls `predecessorClosed`.
+ * the same id closing meanwhile (the same tab's older socket), or an older hello of the id giving
+ * up, must not remove the entry: the removal would reach Redis after the write and remove the
+ * new one. It leaves the entry to the hello and waits (presence-entries.ts, leaveEntry): the
+ * hello opens its session (the entry is the new session's), or takes the entry back, and then
+ * calls `predecessorClosed`.
  */
 export interface Admitting {
   predecessorClosed?: () => void;
+  /** The hello's entry is written: if it gives up, it takes the entry back. */
+  written?: boolean;
 }
 
 /** What the core's units share: the deps and the handler's own state. */

@@ -106,6 +106,64 @@ describe('handshake', () => {
     expect(core.listeners.pendingDetaches()).toEqual(['alice']);
   });
 
+  it('a hello that gives up after its presence write leaves the entry of a newer hello of the same session id', async () => {
+    const slices = manualSlices();
+    core = startCore({ detachDelayMs: 60_000 }, { slices });
+    const first = core.connect();
+    first.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
+    expect(await slices.pending(1)).toBe(1); // its entry written, waiting for its slice
+    // The tab's socket dies and it reconnects at once: the new hello writes its entry too.
+    first.peerClose(1006, '');
+    await first.closed;
+    const second = core.connect();
+    second.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
+    expect(await slices.pending(2)).toBe(2);
+    while (second.of('welcome').length === 0) {
+      slices.resumeAll();
+      await new Promise((r) => setImmediate(r));
+    }
+    await core.handler.settled();
+    expect(core.hub.countOf('alice')).toBe(1);
+    expect((await core.presence.sessions('alice')).map((e) => e.sessionId)).toEqual(['s1']);
+    // And when the newer hello gives up as well, the entry goes with it.
+    const third = core.connect();
+    third.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's2' });
+    expect(await slices.pending(1)).toBe(1);
+    third.peerClose(1006, '');
+    const fourth = core.connect();
+    fourth.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's2' });
+    expect(await slices.pending(2)).toBe(2);
+    fourth.peerClose(1006, '');
+    slices.resumeAll();
+    await fourth.closed;
+    await slices.pending(1);
+    await core.handler.settled();
+    expect((await core.presence.sessions('alice')).map((e) => e.sessionId)).toEqual(['s1']);
+  });
+
+  it('a hello that gives up after its presence write leaves the entry of the open session of its id', async () => {
+    const slices = manualSlices();
+    core = startCore({ detachDelayMs: 60_000 }, { slices });
+    const open = core.connect();
+    open.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
+    while (open.of('welcome').length === 0) {
+      await slices.pending(1);
+      slices.resumeAll();
+      await new Promise((r) => setImmediate(r));
+    }
+    // The same tab again (its old socket still open here), and this socket dies before it opens.
+    const again = core.connect();
+    again.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
+    expect(await slices.pending(1)).toBe(1);
+    again.peerClose(1006, '');
+    await again.closed;
+    slices.resumeAll();
+    await core.handler.settled();
+    await new Promise((r) => setImmediate(r));
+    expect(open.ended).toBeUndefined();
+    expect((await core.presence.sessions('alice')).map((e) => e.sessionId)).toEqual(['s1']);
+  });
+
   it('takes the token of an Authorization: Bearer header when the hello has none', async () => {
     core = startCore();
     const socket = core.connect({ headers: { authorization: 'Bearer bob' } });

@@ -3,7 +3,7 @@ import { CloseCode, type HelloFrame } from '@livebus/protocol';
 import { AuthError, type Principal } from '../auth/authenticator';
 import type { CoreContext, HandshakeCount } from './context';
 import { guarded } from './guard';
-import { admit, removePresence, startAdmitting, stillOpening } from './presence-entries';
+import { admit, endAdmitting, startAdmitting, stillOpening } from './presence-entries';
 import { welcome } from './resume';
 import { Connection, Session } from './session';
 import type { GatewaySocket, SocketRequest } from './socket';
@@ -122,24 +122,22 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     // less before the welcome. The session is added (and waits for it) only once admitted.
     const uid = session.uid;
     let opened: ReturnType<typeof open> | undefined;
-    const admitted = startAdmitting(ctx, session);
+    const admitting = startAdmitting(ctx, session);
     try {
       // Inside the try: a bus that throws at once still gets its hold released.
       ctx.hub.reserve(uid, frame.last_cursor);
-      let added = await admit(ctx, session);
+      let added = await admit(ctx, session, admitting);
       if (added && ctx.slices) {
         // The session opens, and then its welcome goes out, in slices of the event loop.
         await ctx.slices.next();
-        if (!stillOpening(conn)) {
-          void removePresence(ctx, session);
-          added = undefined;
-        }
+        if (!stillOpening(conn)) added = undefined;
       }
       // An entry held elsewhere, unless the store told its instance already.
       if (added) opened = open(session, frame, added.holderTold ? undefined : added.replaced?.instanceId);
     } finally {
       ctx.hub.release(uid);
-      admitted(opened !== undefined);
+      // Gave up: its entry is taken back, unless a newer hello or session of the id holds it.
+      endAdmitting(ctx, session, admitting, opened !== undefined);
     }
     if (!opened) return;
     const { subscribed, attached } = opened;

@@ -19,19 +19,31 @@ export async function removePresence(ctx: Pick<CoreContext, 'config' | 'presence
 }
 
 /**
- * A closed session's entry leaves presence, unless it is not the session's any more: a hello of
- * the same session id is writing its entry (the entry is that hello's to keep: it opens, before
- * this session counts as closed; or to take back: Admitting, context.ts), or a newer session of
- * the id opened here after this one had left the hub (its subscription failed).
+ * A closed session's entry, or the entry of a hello that gave up, leaves presence unless it is
+ * not theirs any more: a newer hello of the same session id is writing its entry (the entry is
+ * that hello's to keep: it opens, before this one counts as gone; or to take back: Admitting,
+ * context.ts), or a session of the id is open here (a newer one, or the older socket of the
+ * tab a hello gave up for: the entry, of this instance, is that session's).
  */
 export function leaveEntry(
   ctx: Pick<CoreContext, 'admitting' | 'config' | 'hub' | 'presence' | 'logger'>,
   session: Session,
 ): Promise<void> {
   const successor = ctx.admitting.get(admittingKey(session.uid, session.id));
-  if (successor) return new Promise<void>((resolve) => (successor.predecessorClosed = resolve));
+  if (successor) return new Promise<void>((resolve) => handOver(successor, resolve));
   if (ctx.hub.get(session.uid, session.id)) return Promise.resolve();
   return removePresence(ctx, session);
+}
+
+/** Leaves the entry to a hello, after any other session or hello that left it to that hello already. */
+function handOver(successor: Admitting, gone: () => void): void {
+  const before = successor.predecessorClosed;
+  successor.predecessorClosed = before
+    ? () => {
+        before();
+        gone();
+      }
+    : gone;
 }
 
 /** The key of {@link CoreContext.admitting}: a user's session id. */
@@ -43,11 +55,13 @@ export function admittingKey(uid: string, sessionId: string): string {
 /**
  * The fleet decides, atomically: the session limit counts every instance, and a session id
  * already held (the same tab reconnecting) is taken over wherever its old socket is.
- * Undefined when the session may not open (the socket is closed, or closing).
+ * Undefined when the session may not open (the socket is closed, or closing); an entry written
+ * then is taken back by {@link endAdmitting}.
  */
 export async function admit(
   ctx: Pick<CoreContext, 'config' | 'presence' | 'logger'>,
   session: Session,
+  admitting: Admitting,
 ): Promise<Extract<PresenceAddResult, { refused: false }> | undefined> {
   const conn = session.connection;
   let added: PresenceAddResult;
@@ -58,11 +72,8 @@ export async function admit(
     conn.close(CloseCode.TryAgainLater, 'try again later');
     return undefined;
   }
-  if (!stillOpening(conn)) {
-    // Closed while presence was written: take the entry back (fenced: a newer holder keeps it).
-    void removePresence(ctx, session);
-    return undefined;
-  }
+  if (!added.refused) admitting.written = true;
+  if (!stillOpening(conn)) return undefined;
   if (added.refused) {
     conn.close(CloseCode.TooManySessions, 'too many sessions');
     return undefined;
@@ -77,22 +88,28 @@ export function stillOpening(conn: Connection): boolean {
 
 /**
  * Registers a hello as the holder of its session id's entry from its presence write until its
- * session opens or it gives up (Admitting, context.ts). The function returned ends that, with
- * whether the session opened: an older socket of the same id that closed meanwhile and waits
- * then goes on, once the entry is the new session's or has been taken back.
+ * session opens or it gives up (Admitting, context.ts); {@link endAdmitting} ends that.
  */
-export function startAdmitting(
-  ctx: Pick<CoreContext, 'admitting' | 'config' | 'presence' | 'logger'>,
-  session: Session,
-): (opened: boolean) => void {
-  const key = admittingKey(session.uid, session.id);
+export function startAdmitting(ctx: Pick<CoreContext, 'admitting'>, session: Session): Admitting {
   const admitting: Admitting = {};
-  ctx.admitting.set(key, admitting);
-  return (opened) => {
-    if (ctx.admitting.get(key) === admitting) ctx.admitting.delete(key);
-    const { predecessorClosed } = admitting;
-    if (!predecessorClosed) return;
-    if (opened) predecessorClosed();
-    else void removePresence(ctx, session).finally(predecessorClosed);
-  };
+  ctx.admitting.set(admittingKey(session.uid, session.id), admitting);
+  return admitting;
+}
+
+/**
+ * The hello's session opened, or the hello gave up: then the entry it wrote, or the one a closed
+ * predecessor left to it, leaves presence ({@link leaveEntry}). Those that left the entry to
+ * this hello go on once it is the new session's or has left.
+ */
+export function endAdmitting(
+  ctx: Pick<CoreContext, 'admitting' | 'config' | 'hub' | 'presence' | 'logger'>,
+  session: Session,
+  admitting: Admitting,
+  opened: boolean,
+): void {
+  const key = admittingKey(session.uid, session.id);
+  if (ctx.admitting.get(key) === admitting) ctx.admitting.delete(key);
+  const { predecessorClosed, written } = admitting;
+  if (opened) predecessorClosed?.();
+  else if (written || predecessorClosed) void leaveEntry(ctx, session).finally(predecessorClosed);
 }
