@@ -141,7 +141,12 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     presence,
     instanceId: config.instanceId,
     instanceTtlMs: config.instanceTtlMs,
-    local: () => ({ userIds: hub.userIds(), sessions: hub.sessionCount, users: hub.userCount, ...meters.announced() }),
+    local: () => ({
+      held: hub.sessionIdsByUser(),
+      sessions: hub.sessionCount,
+      users: hub.userCount,
+      ...meters.announced(),
+    }),
     reannounce: (uid) => connections.reannounce(uid),
     startedAt,
     version,

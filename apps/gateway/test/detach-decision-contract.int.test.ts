@@ -60,7 +60,7 @@ for (const backend of [backends.standalone, backends.cluster]) {
         const left = await redis.pttl(key);
         expect([key, left > 0 && left <= ttl]).toEqual([key, true]);
       }
-      const beat = setInterval(() => void live.refresh('gw-live', [uid]), 200); // gw-dead was SIGKILLed: no heartbeat
+      const beat = setInterval(() => void live.refresh('gw-live', [[uid, ['live-1']]]), 200); // gw-dead was SIGKILLed: no heartbeat
       try {
         // The user nobody else holds: the whole legacy hash expires with the presence keys, no script needed.
         await waitFor(

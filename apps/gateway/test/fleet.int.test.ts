@@ -201,8 +201,8 @@ describe('a fleet of three gateways on one Redis', () => {
         if (!presence) throw new Error('no presence');
         const add = presence.add.bind(presence);
         const refresh = presence.refresh.bind(presence);
-        presence.refresh = async (instanceId, userIds) => {
-          const lost = await refresh(instanceId, userIds);
+        presence.refresh = async (instanceId, held) => {
+          const lost = await refresh(instanceId, held);
           refreshes++;
           return lost;
         };

@@ -13,7 +13,7 @@ export async function removePresence(ctx: Pick<CoreContext, 'config' | 'presence
   try {
     await ctx.presence.remove(session.uid, session.id, ctx.config.instanceId);
   } catch (error) {
-    // It expires with this instance's heartbeat lapse, after INSTANCE_TTL_MS.
+    // The heartbeat extends only the entries of open sessions: this one expires within INSTANCE_TTL_MS.
     ctx.logger.warn('presence_error', { uid: session.uid, session_id: session.id, op: 'remove', error: String(error) });
   }
 }

@@ -202,6 +202,25 @@ describe('SessionHub', () => {
     expect(hub.sessionCount).toBe(0);
     expect(hub.describe()).toEqual([]);
   });
+  it("lists each user's open session ids for the fleet heartbeat; not a reserved user's, nor a removed session's", async () => {
+    const a = open('u', 'a');
+    const b = open('u', 'b');
+    const c = open('v', 'c');
+    for (const s of [a, b, c]) await hub.add(s.session);
+    hub.reserve('w');
+    hub.remove(b.session);
+    expect([...hub.sessionIdsByUser()]).toEqual([
+      ['u', ['a']],
+      ['v', ['c']],
+    ]);
+    await hub.add(b.session);
+    expect([...hub.sessionIdsByUser()]).toEqual([
+      ['u', ['a', 'b']],
+      ['v', ['c']],
+    ]);
+    hub.release('w');
+  });
+
   describe('reserve / release (a hello subscribes while presence is written)', () => {
     /** The bus, counting listen and unlisten calls. */
     function counted() {

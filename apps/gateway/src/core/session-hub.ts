@@ -133,6 +133,14 @@ export class SessionHub {
     return this.#users.keys();
   }
 
+  /** Each user with the ids of their open sessions: what the fleet heartbeat keeps in presence. */
+  *sessionIdsByUser(): Generator<[userId: string, sessionIds: string[]]> {
+    for (const [uid, user] of this.#users) {
+      const s = user.sessions;
+      yield [uid, s instanceof Map ? [...s.keys()] : s === undefined ? [] : [s.id]];
+    }
+  }
+
   /**
    * Adds a session (replacing one with the same id); subscribes the user on their
    * first, or takes over the subscription a hello's reservation started. Resolves

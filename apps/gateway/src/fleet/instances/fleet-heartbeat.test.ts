@@ -11,7 +11,14 @@ function heartbeat(presence: Presence, overrides: Partial<FleetHeartbeatOptions>
     presence,
     instanceId: 'gw-a',
     instanceTtlMs: 30_000,
-    local: () => ({ userIds: ['u1', 'u2'], sessions: 3, users: 2 }),
+    local: () => ({
+      held: [
+        ['u1', ['s1']],
+        ['u2', ['s2', 's3']],
+      ],
+      sessions: 3,
+      users: 2,
+    }),
     reannounce: async (uid) => {
       reannounced.push(uid);
     },
@@ -35,8 +42,10 @@ describe('FleetHeartbeat', () => {
   it('writes again the sessions whose entries expired, and only those', async () => {
     const presence = new MemoryPresence();
     await presence.add('u1', { sessionId: 's1', instanceId: 'gw-a', route: '/', connectedAt: 1 });
+    await presence.add('u2', { sessionId: 's2', instanceId: 'gw-a', route: '/', connectedAt: 1 });
     const { beat, reannounced } = heartbeat(presence);
     await beat.beat();
+    // u2's s3 has no entry (u2 still has s2's).
     expect(reannounced).toEqual(['u2']);
   });
 

@@ -1,5 +1,5 @@
 import type { Logger } from '../../logger';
-import type { InstanceThroughput, Presence } from '../presence/presence';
+import type { HeldSessions, InstanceThroughput, Presence } from '../presence/presence';
 
 /** What {@link FleetHeartbeat} reads and calls. */
 export interface FleetHeartbeatOptions {
@@ -7,8 +7,8 @@ export interface FleetHeartbeatOptions {
   instanceId: string;
   /** How long an instance's entries outlive its last beat; it beats every third of it (at least every 100 ms). */
   instanceTtlMs: number;
-  /** This instance's sessions now: the users it holds, and the counts it announces. */
-  local: () => { userIds: Iterable<string>; sessions: number; users: number } & InstanceThroughput;
+  /** This instance's sessions now: each user's session ids it serves, and the counts it announces. */
+  local: () => { held: Iterable<HeldSessions>; sessions: number; users: number } & InstanceThroughput;
   /** Writes a user's sessions into the presence directory again (their entries expired anyway). */
   reannounce: (userId: string) => Promise<void>;
   /** When this instance started, ms since the epoch (the cluster view's uptime). */
@@ -35,8 +35,8 @@ export class FleetHeartbeat {
   async beat(): Promise<void> {
     const o = this.#o;
     try {
-      const { userIds, ...counts } = o.local();
-      const lost = await o.presence.refresh(o.instanceId, userIds);
+      const { held, ...counts } = o.local();
+      const lost = await o.presence.refresh(o.instanceId, held);
       await Promise.all(lost.map((uid) => o.reannounce(uid)));
       await o.presence.announce(
         { id: o.instanceId, ...counts, startedAt: o.startedAt, version: o.version },

@@ -1,6 +1,7 @@
 import {
   bySessionAge,
   DEFAULT_INSTANCE_TTL_MS,
+  type HeldSessions,
   type InstanceInfo,
   type Presence,
   type PresenceAddOptions,
@@ -99,17 +100,19 @@ export class MemoryPresence implements Presence {
     return 'won';
   }
 
-  async refresh(instanceId: string, userIds: Iterable<string>): Promise<string[]> {
+  async refresh(instanceId: string, held: Iterable<HeldSessions>): Promise<string[]> {
     const lost: string[] = [];
     const expiresAt = this.#now() + this.#ttlMs;
-    for (const userId of userIds) {
-      let found = false;
-      for (const h of this.#live(userId)?.values() ?? []) {
-        if (h.entry.instanceId !== instanceId) continue;
+    for (const [userId, sessionIds] of held) {
+      const live = this.#live(userId);
+      let found = 0;
+      for (const sessionId of sessionIds) {
+        const h = live?.get(sessionId);
+        if (h?.entry.instanceId !== instanceId) continue;
         h.expiresAt = expiresAt;
-        found = true;
+        found++;
       }
-      if (!found) lost.push(userId);
+      if (found < sessionIds.length) lost.push(userId);
     }
     return lost;
   }

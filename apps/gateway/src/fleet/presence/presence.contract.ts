@@ -111,7 +111,7 @@ export function presenceContract(name: string, make: MakePresence): void {
       const p = (await make({ instanceTtlMs: ttl }))();
       await p.add(uid, entry('dead', 'gw-dead', 1));
       await p.add(uid, entry('live', 'gw-live', 2));
-      const beat = setInterval(() => void p.refresh('gw-live', [uid]), 200);
+      const beat = setInterval(() => void p.refresh('gw-live', [[uid, ['live']]]), 200);
       try {
         // When exactly it expires (not before the TTL, at the TTL) is checked against an
         // injected clock in memory-presence.test.ts; a Redis backend's clock is Redis's own.
@@ -135,12 +135,27 @@ export function presenceContract(name: string, make: MakePresence): void {
       await p.add(uid, entry('a', 'gw-1'));
       await p.add(`${uid}-b`, entry('b', 'gw-2'));
       await sleep(1_000);
-      expect((await p.refresh('gw-1', [uid, `${uid}-b`, `${uid}-none`])).sort()).toEqual([`${uid}-b`, `${uid}-none`]);
+      const held = [uid, `${uid}-b`, `${uid}-none`].map((u) => [u, [u === uid ? 'a' : 'b']] as const);
+      expect((await p.refresh('gw-1', held)).sort()).toEqual([`${uid}-b`, `${uid}-none`]);
       expect(await p.refresh('gw-1', [])).toEqual([]);
       await waitFor(async () => (await p.sessions(`${uid}-b`)).length === 0, "gw-2's entry to expire", 12_000, 20);
       expect(await p.sessions(uid)).toEqual([entry('a', 'gw-1')]);
       expect(await p.sessions(`${uid}-b`)).toEqual([]);
-      expect(await p.refresh('gw-2', [`${uid}-b`])).toEqual([`${uid}-b`]);
+      expect(await p.refresh('gw-2', [[`${uid}-b`, ['b']]])).toEqual([`${uid}-b`]);
+    });
+
+    it('refresh extends only the sessions listed: an entry of the instance no session of it serves expires', async () => {
+      // The same margins as above: refreshed 1 s into a 2 s TTL.
+      const p = (await make({ instanceTtlMs: 2_000 }))();
+      await p.add(uid, entry('open', 'gw-1', 1));
+      // Its session closed on gw-1, and the remove did not reach the store.
+      await p.add(uid, entry('closed', 'gw-1', 2));
+      await sleep(1_000);
+      expect(await p.refresh('gw-1', [[uid, ['open']]])).toEqual([]);
+      await waitFor(async () => (await p.sessions(uid)).length === 1, 'the unlisted entry to expire', 12_000, 20);
+      expect(await p.sessions(uid)).toEqual([entry('open', 'gw-1', 1)]);
+      // A listed session without an entry: the user is reported, to be written again.
+      expect(await p.refresh('gw-1', [[uid, ['open', 'closed']]])).toEqual([uid]);
     });
 
     it('lists announced instances until their announcement expires or they retire', async () => {

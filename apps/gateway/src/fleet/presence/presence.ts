@@ -96,12 +96,14 @@ export interface Presence {
   /** The user's live sessions, oldest `connectedAt` first. Expired entries are never returned. */
   sessions(userId: string): Promise<SessionEntry[]>;
   /**
-   * Heartbeat of `instanceId`: extends the expiry of each listed user's entries
-   * held by it (one atomic step per user). Resolves with the users of whom it
-   * holds no entry any more — its heartbeat came later than the TTL and the entries
-   * expired (another instance may have seen them absent): the caller adds them again.
+   * Heartbeat of `instanceId`: extends the expiry of the listed sessions' entries held by
+   * it (one atomic step per user). Its entries that are not listed are not extended: the
+   * entry of a session that closed while its remove failed expires within the TTL, even
+   * while the instance holds other sessions of the user. Resolves with the users of whom
+   * a listed session has no entry of this instance (it expired: the heartbeat came later
+   * than the TTL, and another instance may have seen it absent): the caller adds them again.
    */
-  refresh(instanceId: string, userIds: Iterable<string>): Promise<string[]>;
+  refresh(instanceId: string, held: Iterable<HeldSessions>): Promise<string[]>;
   /** Announces an instance for `ttlMs` (call it on every heartbeat); `lastSeen` is set to now. */
   announce(info: Omit<InstanceInfo, 'lastSeen'>, ttlMs: number): Promise<void>;
   /** Instances whose announcement has not expired, by id. */
@@ -109,6 +111,9 @@ export interface Presence {
   /** Forgets an instance now (graceful shutdown). */
   retire(instanceId: string): Promise<void>;
 }
+
+/** A user and the ids of their sessions an instance serves, as its heartbeat lists them ({@link Presence.refresh}). */
+export type HeldSessions = readonly [userId: string, sessionIds: readonly string[]];
 
 /** Options shared by the presence implementations. */
 export interface PresenceOptions {

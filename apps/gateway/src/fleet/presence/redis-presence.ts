@@ -11,6 +11,7 @@ import { z } from 'zod';
 import {
   bySessionAge,
   DEFAULT_INSTANCE_TTL_MS,
+  type HeldSessions,
   type InstanceInfo,
   type Presence,
   type PresenceAddOptions,
@@ -136,15 +137,19 @@ if prune(now_ms()) > 0 then settle() end
 return redis.call('HGETALL', KEYS[1])
 `);
 
-// ARGV: instance id, ttl ms. Returns how many entries of the instance it extended.
+// ARGV: instance id, ttl ms, then the ids of the user's sessions the instance serves.
+// Extends the entries of those it holds; returns how many. Its other entries (a session
+// that closed while its remove failed) are left to expire. Gateways that predate the list
+// run their own script (by its SHA) on the same data: the entries are unchanged.
 const REFRESH = new RedisScript(`${PRESENCE_LUA_PRELUDE}
 local now = now_ms()
 prune(now)
-local all = redis.call('HGETALL', KEYS[1])
+local expiry = now + tonumber(ARGV[2])
 local found = 0
-for i = 1, #all, 2 do
-  if instance_of(all[i + 1]) == ARGV[1] then
-    redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[2]), all[i])
+for i = 3, #ARGV do
+  local raw = redis.call('HGET', KEYS[1], ARGV[i])
+  if raw and instance_of(raw) == ARGV[1] then
+    redis.call('ZADD', KEYS[2], 'XX', expiry, ARGV[i])
     found = found + 1
   end
 end
@@ -249,9 +254,9 @@ export class RedisPresence implements Presence {
     return entries.sort(bySessionAge);
   }
 
-  async refresh(instanceId: string, userIds: Iterable<string>): Promise<string[]> {
+  async refresh(instanceId: string, held: Iterable<HeldSessions>): Promise<string[]> {
     const lost: string[] = [];
-    const all = [...userIds];
+    const all = [...held];
     const slices = Math.ceil(all.length / REFRESH_SLICE);
     const stepMs = slices > 1 ? this.#spreadMs / (slices - 1) : 0;
     const start = Date.now();
@@ -263,15 +268,16 @@ export class RedisPresence implements Presence {
     return lost;
   }
 
-  async #refreshAll(instanceId: string, userIds: string[], lost: string[]): Promise<void> {
+  async #refreshAll(instanceId: string, users: HeldSessions[], lost: string[]): Promise<void> {
     // One script per user (a user's keys are one slot; users are spread over slots).
     // ioredis writes commands without waiting for replies, so a window of them is
     // pipelined on each node's connection; the window bounds memory for big instances.
-    const queue = userIds;
+    const queue = users;
     const worker = async () => {
-      for (let userId = queue.pop(); userId !== undefined; userId = queue.pop()) {
-        const found = await REFRESH.run(this.#redis, this.#keys(userId), [instanceId, this.#ttlMs]);
-        if (found === 0) lost.push(userId);
+      for (let user = queue.pop(); user !== undefined; user = queue.pop()) {
+        const [userId, sessionIds] = user;
+        const found = await REFRESH.run(this.#redis, this.#keys(userId), [instanceId, this.#ttlMs, ...sessionIds]);
+        if (Number(found) < sessionIds.length) lost.push(userId);
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.#concurrency, queue.length) }, worker));
