@@ -365,6 +365,22 @@ describe('RedisEventBus: a live event that does not follow the position', () => 
     await bus.close();
   });
 
+  it('of a stream made anew that has no event yet: once the loss is told, the position is its start, and the next event tells nothing more', async () => {
+    const { stream, sub, bus, cursors, lost } = await servedUser();
+    // Redis restarted empty: the catch-up after the lost subscription makes the new epoch.
+    stream.epoch = 'f';
+    stream.frames = [];
+    sub.emit('nodeError', new Error('Command queue state error. Last reply: sunsubscribe,lb:{u1}:n,0'));
+    await waitUntil(() => lost.length === 1);
+    // A session opened now starts where the new epoch stands, not in the one reported lost.
+    await waitUntil(() => bus.position('u1') === 'f:0');
+    publish(sub, stream, 1);
+    await waitUntil(() => cursors.length === 2);
+    expect(cursors).toEqual(['e:1', 'f:1']);
+    expect(lost).toEqual(['u1@e']);
+    await bus.close();
+  });
+
   it('of a stream made anew: reports the old epoch lost, then hands on the new epoch from its start', async () => {
     const { stream, sub, bus, cursors, lost } = await servedUser();
     // A promoted replica without the user's keys: the next append makes the stream anew.

@@ -784,26 +784,35 @@ export class RedisEventBus implements EventBus {
       return parseCursor(retained.cursor);
     }
     // What the old epoch held after our position is gone, if there was any: the sessions
-    // must hear it (they resume and get `gap`) before the new epoch's events reach them. The
-    // position stays until those events are delivered: a catch-up step that timed out and runs
-    // again reads the new epoch from its start too (and tells again: harmless, a session told
-    // once has resumed into the new epoch or is closing). Not for a position older than the
-    // stream's key expiry: an idle user's stream may just have expired, and nothing was lost.
-    if (this.#seconds() - s.at < this.#expiryS - EXPIRY_SLACK_S) {
-      for (const listener of this.#streamLost) {
-        try {
-          listener(s.userId, s.epoch);
-        } catch {
-          // One listener's failure must not cost the others the news.
-        }
-      }
-    }
+    // must hear it (they resume and get `gap`) before the new epoch's events reach them. Not
+    // for a position older than the stream's key expiry: an idle user's stream may just have
+    // expired, and nothing was lost.
+    if (this.#seconds() - s.at < this.#expiryS - EXPIRY_SLACK_S) this.#tellLost(s.userId, s.epoch);
+    // Told: the position moves to the new epoch's start at once, before any of its events is
+    // delivered. A session opened from here on starts there (the position is its welcome's
+    // cursor), not in the epoch just reported lost, where the user's next event would report
+    // the loss again and close it for nothing. A catch-up step that timed out and runs again
+    // reads the new epoch from its start too, and tells nothing more.
+    s.epoch = epoch;
+    s.offset = 0;
+    s.at = this.#seconds();
     // Every event the new epoch still holds, from its start (its first ones may be trimmed
     // already: a listener that is not a session still gets the rest).
     const fresh = await this.#reader.readRetained(s.userId, formatCursor(epoch, 0));
     if (!current() || fresh.status !== 'resumed') return undefined;
     for (const e of fresh.events) this.#deliver(s, e);
     return parseCursor(fresh.cursor);
+  }
+
+  /** Tells the stream-lost listeners that `epoch` of the user's stream is gone. */
+  #tellLost(userId: string, epoch: string): void {
+    for (const listener of this.#streamLost) {
+      try {
+        listener(userId, epoch);
+      } catch {
+        // One listener's failure must not cost the others the news.
+      }
+    }
   }
 
   /** Whole seconds of the bus's clock (a small integer: no number object per update). */
