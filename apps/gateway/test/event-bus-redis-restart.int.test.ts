@@ -1,4 +1,5 @@
 import { parseCursor } from '@livebus/protocol';
+import { userKeys } from '@livebus/publisher';
 import { openRedis, type RedisClient } from '@livebus/publisher/redis';
 import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
 import type { Redis } from 'ioredis';
@@ -100,6 +101,15 @@ function makeBus(): { bus: RedisEventBus; subscriber: () => Redis } {
   };
 }
 
+async function shardChannels(): Promise<string[]> {
+  const admin = openRedis(redis.url, { role: 'gateway', name: 'bus-restart-admin' });
+  try {
+    return ((await admin.call('PUBSUB', 'SHARDCHANNELS')) as string[]).sort();
+  } finally {
+    admin.disconnect();
+  }
+}
+
 describe('RedisEventBus on a standalone Redis restarted empty', () => {
   it("once the loss is told, the position is the new epoch's start: the next event tells nothing more", async () => {
     const { bus } = makeBus();
@@ -124,5 +134,27 @@ describe('RedisEventBus on a standalone Redis restarted empty', () => {
     await waitFor(() => seen.length === 2, 'the new event');
     expect(seen).toEqual([first.cursor, next.cursor]);
     expect(lost).toEqual([`${uid}@${oldEpoch}`]);
+  }, 30_000);
+
+  it('a user left while the subscriber was away is not subscribed again once it is back', async () => {
+    const { bus, subscriber } = makeBus();
+    const [bob, carol] = [`left-${Date.now()}`, `stays-${Date.now()}`];
+    const listener = () => {};
+    await bus.listen(bob, listener, null);
+    expect(await shardChannels()).toEqual([userKeys(bob).channel]);
+
+    await redis.kill();
+    await waitFor(() => subscriber().status !== 'ready', 'the subscriber to see the outage');
+    // The user's last session closes meanwhile: its SUNSUBSCRIBE cannot reach Redis.
+    await bus.unlisten(bob, listener, null);
+    expect(bus.stats().streams).toBe(0);
+    await redis.restart();
+
+    await bus.listen(carol, listener, null);
+    await waitFor(
+      async () => (await shardChannels()).join() === userKeys(carol).channel,
+      'only the user still served subscribed',
+    );
+    expect(bus.stats().streams).toBe(1);
   }, 30_000);
 });

@@ -165,6 +165,42 @@ describe('RedisEventBus subscriptions that go unanswered', () => {
   });
 });
 
+describe('RedisEventBus on a standalone Redis: a user left while the subscriber was away', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('sends the SUNSUBSCRIBE that failed again once the subscriber is ready (ioredis subscribed the channel again)', async () => {
+    const { client, sub, sent } = fakeClient({ sunsubscribe: ['never'] });
+    const bus = new RedisEventBus(client);
+    const listener = () => {};
+    await bus.listen('u1', listener, undefined);
+    sub.emit('ready');
+    await settlesAfter(bus.unlisten('u1', listener, undefined), 5_000);
+    sub.emit('ready');
+    await jest.advanceTimersByTimeAsync(0);
+    expect(sent).toEqual(['ssubscribe lb:{u1}:n', 'sunsubscribe lb:{u1}:n', 'sunsubscribe lb:{u1}:n']);
+    // Through: not sent again on the next reconnect.
+    sub.emit('ready');
+    await jest.advanceTimersByTimeAsync(0);
+    expect(sent).toHaveLength(3);
+    await bus.close();
+  });
+
+  it('sends nothing more for a user served again before the subscriber is ready', async () => {
+    const { client, sub, sent } = fakeClient({ sunsubscribe: ['never'] });
+    const bus = new RedisEventBus(client);
+    const listener = () => {};
+    await bus.listen('u1', listener, undefined);
+    sub.emit('ready');
+    await settlesAfter(bus.unlisten('u1', listener, undefined), 5_000);
+    await bus.listen('u1', listener, undefined);
+    sub.emit('ready');
+    await jest.advanceTimersByTimeAsync(0);
+    expect(sent.filter((c) => c.startsWith('sunsubscribe'))).toEqual(['sunsubscribe lb:{u1}:n']);
+    await bus.close();
+  });
+});
+
 /**
  * A bus on a fake cluster client serving user `u1`, whose listener recorded every event
  * handed on (`cursors`, `offsets`) and every stream reported lost (`lost`), after event 1

@@ -257,6 +257,12 @@ export class RedisEventBus implements EventBus {
   readonly #byChannel = new Map<string, Served>();
   /** Per user: the SUNSUBSCRIBE in flight, which a new SSUBSCRIBE must wait for. */
   readonly #leaving = new Map<string, Promise<void>>();
+  /**
+   * Standalone: users left whose SUNSUBSCRIBE failed (sent during an outage), by channel.
+   * ioredis drops a channel from the set it subscribes again on reconnect only when the
+   * SUNSUBSCRIBE's answer comes, so it subscribes these again: sent once more on 'ready'.
+   */
+  readonly #strays = new Map<string, string>();
   #sub: Redis | Cluster | undefined;
   #channels: ChannelCommands | undefined;
   #connectedOnce = false;
@@ -354,6 +360,7 @@ export class RedisEventBus implements EventBus {
     let s = this.#byChannel.get(channel);
     if (!s) {
       const { ssubscribe } = this.#subscriber();
+      this.#strays.delete(channel);
       const leaving = this.#leaving.get(userId);
       const served: Served = {
         userId,
@@ -437,7 +444,7 @@ export class RedisEventBus implements EventBus {
   }
 
   /** SUNSUBSCRIBEs once `after` settles; a new subscribe of the user waits for it. */
-  async #leave(s: Served, after: Promise<void>): Promise<void> {
+  async #leave(s: Pick<Served, 'userId' | 'channel'>, after: Promise<void>): Promise<void> {
     const channels = this.#channels;
     if (!channels || this.#closed) return;
     // Not waited for past a step's timeout: a new subscribe of the user waits for it. One
@@ -451,11 +458,30 @@ export class RedisEventBus implements EventBus {
       .then(() => within(channels.sunsubscribe(s.channel), STEP_TIMEOUT_MS))
       .then(
         () => undefined,
-        () => undefined,
+        () => this.#strayed(s),
       );
     this.#leaving.set(s.userId, leaving);
     await leaving;
     if (this.#leaving.get(s.userId) === leaving) this.#leaving.delete(s.userId);
+  }
+
+  /** A failed SUNSUBSCRIBE of a user not served again since: on a standalone Redis, sent again on 'ready'. */
+  #strayed(s: Pick<Served, 'userId' | 'channel'>): void {
+    const sub = this.#sub;
+    if (sub === undefined || isCluster(sub) || this.#byChannel.has(s.channel)) return;
+    this.#strays.set(s.channel, s.userId);
+  }
+
+  /**
+   * On a standalone subscriber's 'ready': SUNSUBSCRIBEs the channels of users left during the
+   * outage and not served since. ioredis has just sent their SSUBSCRIBEs again (before it
+   * emits 'ready'), so these come after them. One that fails again is kept for the next.
+   */
+  #unsubscribeStrays(): void {
+    for (const [channel, userId] of this.#strays) {
+      this.#strays.delete(channel);
+      if (!this.#byChannel.has(channel)) void this.#leave({ userId, channel }, Promise.resolve());
+    }
   }
 
   /** The subscriber, started on first use: how a listen and a leave send their commands there. */
@@ -514,7 +540,10 @@ export class RedisEventBus implements EventBus {
       // ioredis reconnects and re-subscribes by itself; the main client's status is what compose.ts reports.
     });
     sub.on('ready', () => {
-      if (this.#connectedOnce) this.#catchUp(sub);
+      if (this.#connectedOnce) {
+        this.#catchUp(sub);
+        this.#unsubscribeStrays();
+      }
       this.#connectedOnce = true;
     });
     // A cluster's subscriber stays 'ready' when one master dies: ioredis moves the
