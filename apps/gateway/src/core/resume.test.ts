@@ -63,6 +63,32 @@ describe('resume', () => {
     expect(messages(socket.of('event'))).toEqual(['4', '5', '6']);
   });
 
+  it('a gap across a failover replays what is retained, holes and all, in order, without closing the session; then goes live', async () => {
+    // Offsets 2 and 4 are missing after the cursor (an event lost at a failover, the promoted
+    // replica's offset skip): the read since the cursor says gap, the read past holes has 3, 5, 6.
+    class FailoverBus extends MemoryEventBus {
+      readonly lost = new Set([2, 4]);
+      override async readSince(userId: string): Promise<ReadResult> {
+        return { status: 'gap', events: [], cursor: await this.head(userId) };
+      }
+      async readRetained(userId: string, afterCursor: Cursor): Promise<ReadResult> {
+        const read = await super.readSince(userId, afterCursor);
+        if (read.status !== 'resumed') return read;
+        const events = read.events.filter((e) => !this.lost.has(parseCursor(e.cursor)?.offset ?? 0));
+        return { status: 'resumed', events, cursor: read.cursor };
+      }
+    }
+    const bus = new FailoverBus();
+    core = startCore({}, { bus });
+    const stored = [];
+    for (let i = 1; i <= 6; i++) stored.push(await bus.publish('alice', note(i)));
+    const { socket, welcome } = await core.open('alice', { last_cursor: stored[0]?.cursor });
+    expect(welcome.resume).toEqual({ status: 'gap', cursor: stored[1]?.cursor, replayed: 3 });
+    await bus.publish('alice', note(7));
+    expect(messages(socket.of('event'))).toEqual(['3', '5', '6', '7']);
+    expect(socket.ended).toBeUndefined();
+  });
+
   it('a fresh session (no cursor) starts at the head: no replay, no replay hook', async () => {
     core = startCore();
     const head = await core.bus.publish('alice', note(1));

@@ -51,7 +51,10 @@ export async function welcome(
     // Then the live events held meanwhile (no array made for a fresh session that has neither).
     const pending = session.pending;
     session.pending = undefined;
-    if (read) for (const e of read.events) hub.deliver(session, liveEventOf(e, JSON.stringify(e)));
+    // A gap's replay holds what the bus retains, holes and all (offsets skip at a failover):
+    // written in order, the client told `gap` once, by the welcome.
+    const pastHoles = status === 'gap';
+    if (read) for (const e of read.events) hub.deliver(session, liveEventOf(e, JSON.stringify(e)), pastHoles);
     if (pending) for (const event of pending) hub.deliver(session, event);
     if (read) {
       ctx.hooks.emit('session.replay', {

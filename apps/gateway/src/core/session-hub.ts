@@ -304,8 +304,10 @@ export class SessionHub {
    * events arriving while the session's replay is prepared wait in
    * `session.pending`. Positions are compared as numbers: another epoch is a
    * new stream, whose events are all new. Returns true when the frame was written now.
+   * `pastHoles`: the replay of a session told `gap`, which holds what the bus still retains,
+   * in order, holes and all: written on, not closed at a hole (the client heard `gap` already).
    */
-  deliver(session: Session, event: LiveEvent): boolean {
+  deliver(session: Session, event: LiveEvent, pastHoles = false): boolean {
     if (event.epoch === session.epoch && event.offset <= session.offset) return false;
     if (session.pending) {
       // Kept until the replay is written: as text, not as a view of the bus's read buffer.
@@ -318,7 +320,11 @@ export class SessionHub {
     if (!conn.socket.isOpen) return false;
     // Offsets are consecutive in a stream: a jump means events this session never got
     // (an outage longer than the retention). Writing on would hide the loss.
-    if (session.epoch !== undefined && event.offset !== (event.epoch === session.epoch ? session.offset + 1 : 1)) {
+    if (
+      !pastHoles &&
+      session.epoch !== undefined &&
+      event.offset !== (event.epoch === session.epoch ? session.offset + 1 : 1)
+    ) {
       this.#resume(conn, session, event.cursor);
       return false;
     }
