@@ -3,7 +3,7 @@ import { outboxDefaults } from './defaults';
 import { redisUrlAddress } from './describe-redis-error';
 import { Outbox, type OutboxEvent, type OutboxStats } from './outbox';
 import type { RedisClient } from './redis/client';
-import { closeRedis, openRedis } from './redis/open-redis';
+import { closeRedis, openRedis, REDIS_CONNECT_TIMEOUT_MS } from './redis/open-redis';
 import { type Publication, RedisStreamWriter, type StoredEvent } from './redis-stream-writer';
 import type { RetentionOptions } from './retention';
 
@@ -48,12 +48,22 @@ export interface PublisherOptions extends RetentionOptions {
    * change, not per retry. For logs and metrics.
    */
   onOutboxEvent?: (event: OutboxEvent) => void;
+  /**
+   * How long one attempt waits for Redis to answer (a frozen or blackholed Redis keeps the
+   * connection open and never does). Past it the attempt fails as a lost connection does
+   * (`ETIMEDOUT`): retried with `retryDelaysMs`, then held in the outbox (or rejected
+   * `redis_unavailable` with the outbox off), and {@link Publisher.stats} says Redis is `down`.
+   * Also bounds `close()`'s wait for Redis's answer to `QUIT`. 0: attempts wait for ever.
+   * @default outboxDefaults.attemptTimeoutMs (5000)
+   */
+  attemptTimeoutMs?: number;
 }
 
 /** Defaults of {@link PublisherOptions} beyond retention. */
 export const publisherDefaults = {
   retryDelaysMs: outboxDefaults.retryDelaysMs,
   outboxMaxEvents: outboxDefaults.maxEvents,
+  attemptTimeoutMs: outboxDefaults.attemptTimeoutMs,
 } as const;
 
 /** Publishes events to users of a livebus fleet through Redis. */
@@ -71,7 +81,11 @@ export interface Publisher {
   stats(): OutboxStats;
   /** Waits at most `timeoutMs` for every accepted event to be stored; true when none is left. */
   flush(timeoutMs: number): Promise<boolean>;
-  /** Closes the connection if the publisher opened it. Events still waiting, and later publishes, reject with `closed` (call `flush` first). */
+  /**
+   * Closes the connection if the publisher opened it (`QUIT`, given up after `attemptTimeoutMs`:
+   * it settles even when Redis does not answer). Events still waiting, and later publishes,
+   * reject with `closed` (call `flush` first).
+   */
   close(): Promise<void>;
 }
 
@@ -124,8 +138,10 @@ export function createPublisher(connection: PublisherConnection, options: Publis
   checkConnection(connection);
   const { client, owned } = connect(connection);
   const writer = new RedisStreamWriter(client, options);
+  const attemptTimeoutMs = options.attemptTimeoutMs ?? publisherDefaults.attemptTimeoutMs;
   const outbox = new Outbox(client, writer, {
     retryDelaysMs: options.retryDelaysMs ?? publisherDefaults.retryDelaysMs,
+    attemptTimeoutMs,
     maxEvents: options.outboxMaxEvents ?? publisherDefaults.outboxMaxEvents,
     ...(options.onOutboxEvent ? { onEvent: options.onOutboxEvent } : {}),
     // The URL as given (a host name, not the IP it resolved to); for a Cluster, its seed node.
@@ -156,7 +172,8 @@ export function createPublisher(connection: PublisherConnection, options: Publis
     flush: (timeoutMs) => outbox.drain(timeoutMs),
     close: async () => {
       outbox.close();
-      if (owned) await closeRedis(client);
+      // QUIT waits for Redis's answer: bounded, so a frozen Redis cannot hold up a shutdown.
+      if (owned) await closeRedis(client, attemptTimeoutMs || REDIS_CONNECT_TIMEOUT_MS);
     },
   };
 }

@@ -18,7 +18,7 @@ export const retentionDefaults = {
   epochTtlMs: 86_400_000,
 } as const;
 
-/** Defaults of `OutboxOptions`: the gateway's PUBLISH_RETRY_DELAYS_MS and PUBLISH_OUTBOX_MAX_EVENTS. */
+/** Defaults of `OutboxOptions`: the gateway's PUBLISH_RETRY_DELAYS_MS and PUBLISH_OUTBOX_MAX_EVENTS, and the attempt timeout. */
 export const outboxDefaults = {
   /** Waits between attempts while Redis cannot be reached. */
   retryDelaysMs: [1_000, 2_000, 4_000],
@@ -26,4 +26,10 @@ export const outboxDefaults = {
   maxEvents: 10_000,
   /** Most events sent in one round of calls. */
   batchEvents: 500,
+  /**
+   * How long one attempt waits for Redis to answer before it counts as failed, as a
+   * lost connection does (retried, then queued). A frozen or blackholed Redis keeps the
+   * connection open and never answers.
+   */
+  attemptTimeoutMs: 5_000,
 } as const;

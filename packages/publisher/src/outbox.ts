@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { AppEvent } from '@livebus/protocol';
+import { withRedisTimeout } from './connection-error';
 import { outboxDefaults } from './defaults';
 import { describeRedisError, type RedisAddress, redisClientAddress, redisErrorCode } from './describe-redis-error';
 import { validatePublication } from './invalid-event-error';
@@ -37,6 +38,14 @@ export interface OutboxOptions {
   maxEvents?: number;
   /** Most events sent in one round of calls. @default outboxDefaults.batchEvents (500) */
   batchEvents?: number;
+  /**
+   * How long one attempt (a round of script calls) waits for Redis to answer. Past it the
+   * attempt fails as a lost connection does (`ETIMEDOUT`: Redis is `down` in the stats, an
+   * `unreachable` event): its events are retried with `retryDelaysMs`, then queued (or
+   * rejected `redis_unavailable` with the outbox off). Bounds `close()` too. 0: no limit.
+   * @default outboxDefaults.attemptTimeoutMs (5000)
+   */
+  attemptTimeoutMs?: number;
   /**
    * Told of events refused (`outbox_full`, `closed`), of events that moved to
    * waiting (`queued`) and drained, and of Redis becoming `unreachable` (again
@@ -153,6 +162,7 @@ export class Outbox {
   readonly #delays: readonly number[];
   readonly #max: number;
   readonly #batch: number;
+  readonly #attemptTimeoutMs: number;
   readonly #onEvent: (event: OutboxEvent) => void;
   readonly #reconnect: () => void;
   readonly #client: RedisClient;
@@ -182,6 +192,7 @@ export class Outbox {
     this.#delays = options.retryDelaysMs ?? outboxDefaults.retryDelaysMs;
     this.#max = options.maxEvents ?? outboxDefaults.maxEvents;
     this.#batch = Math.max(1, options.batchEvents ?? outboxDefaults.batchEvents);
+    this.#attemptTimeoutMs = options.attemptTimeoutMs ?? outboxDefaults.attemptTimeoutMs;
     this.#onEvent = options.onEvent ?? nothing;
     this.#reconnect = options.reconnect ?? nothing;
     this.#address = options.redisAddress ?? redisClientAddress(client);
@@ -352,7 +363,7 @@ export class Outbox {
     }
     let results: Array<BatchResult | Error>;
     try {
-      results = await this.#writer.appendBatches(this.id, batches);
+      results = await withRedisTimeout(this.#writer.appendBatches(this.id, batches), this.#attemptTimeoutMs);
     } catch (error) {
       results = batches.map(() => error as Error);
     }

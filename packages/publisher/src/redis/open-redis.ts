@@ -1,4 +1,5 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { withRedisTimeout } from '../connection-error';
 import type { RedisClient } from './client';
 import { keepScriptsLoaded } from './redis-script';
 
@@ -102,8 +103,12 @@ export function openRedis(url: string, options: OpenRedisOptions): RedisClient {
   return client;
 }
 
-/** Closes a connection: politely (`QUIT`) when it is up, at once otherwise (QUIT would wait for a connection). */
-export async function closeRedis(client: RedisClient): Promise<void> {
-  if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
+/**
+ * Closes a connection: politely (`QUIT`) when it is up, at once otherwise (QUIT would wait
+ * for a connection). A QUIT not answered within `timeoutMs` (a frozen or blackholed Redis
+ * keeps the connection open and never answers) is given up: the connection is ended.
+ */
+export async function closeRedis(client: RedisClient, timeoutMs = REDIS_CONNECT_TIMEOUT_MS): Promise<void> {
+  if (client.status === 'ready') await withRedisTimeout(client.quit(), timeoutMs).catch(() => client.disconnect());
   else client.disconnect();
 }
