@@ -83,8 +83,9 @@ export interface Publisher {
   flush(timeoutMs: number): Promise<boolean>;
   /**
    * Closes the connection if the publisher opened it (`QUIT`, given up after `attemptTimeoutMs`:
-   * it settles even when Redis does not answer). Events still waiting, and later publishes,
-   * reject with `closed` (call `flush` first).
+   * it settles even when Redis does not answer). Events sent and not answered yet settle with
+   * Redis's answer (`redis_unavailable` if none comes within `attemptTimeoutMs`); events not
+   * sent yet, and later publishes, reject with `closed` (call `flush` first).
    */
   close(): Promise<void>;
 }
@@ -171,7 +172,8 @@ export function createPublisher(connection: PublisherConnection, options: Publis
     stats: () => outbox.stats(),
     flush: (timeoutMs) => outbox.drain(timeoutMs),
     close: async () => {
-      outbox.close();
+      // The round in flight settles first (bounded by attemptTimeoutMs), on the open connection.
+      await outbox.close();
       // QUIT waits for Redis's answer: bounded, so a frozen Redis cannot hold up a shutdown.
       if (owned) await closeRedis(client, attemptTimeoutMs || REDIS_CONNECT_TIMEOUT_MS);
     },

@@ -77,3 +77,57 @@ describe('the outbox with a Redis that does not answer', () => {
     await outbox.close();
   });
 });
+
+describe('closing the outbox', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  const stored = (n: number) => ({ cursor: `e:${n}`, event: 'session.notice', data: {}, ts: n });
+
+  it('lets the round in flight finish and settles it with its outcome; only events never sent are rejected closed', async () => {
+    const { writer, calls } = heldWriter();
+    const { outbox, events } = outboxOver(writer);
+    const inFlight = settled(outbox.sendOne('u1', notice(1)));
+    await jest.advanceTimersByTimeAsync(0);
+    expect(calls).toHaveLength(1);
+    const neverSent = settled(outbox.sendOne('u1', notice(2)));
+    const closing = settled(outbox.close());
+    await jest.advanceTimersByTimeAsync(0);
+    expect(neverSent.value).toMatchObject({ code: 'closed' });
+    expect(inFlight.value).toBe('pending');
+    expect(closing.value).toBe('pending');
+    calls[0]?.answer([{ events: [stored(1)], duplicate: false } as unknown as BatchResult]);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(inFlight.value).toEqual(stored(1));
+    expect(closing.value).toBeUndefined();
+    expect(calls).toHaveLength(1);
+    expect(outbox.stats()).toMatchObject({ waiting: 0, stored: 1, dropped: 1 });
+    expect(events).toContainEqual({ kind: 'dropped', reason: 'closed', events: 1, waiting: 0 });
+  });
+
+  it('rejects an event whose attempt in flight at close fails with redis_unavailable (not retried), and settles within attemptTimeoutMs', async () => {
+    const { writer, calls } = heldWriter();
+    const { outbox } = outboxOver(writer, { attemptTimeoutMs: 1_000 });
+    const inFlight = settled(outbox.sendOne('u1', notice(1)));
+    await jest.advanceTimersByTimeAsync(0);
+    const closing = settled(outbox.close());
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(inFlight.value).toMatchObject({ code: 'redis_unavailable', attempts: 1 });
+    expect(closing.value).toBeUndefined();
+    expect(calls).toHaveLength(1);
+    expect(outbox.stats()).toMatchObject({ waiting: 0, dropped: 0 });
+  });
+
+  it('rejects closed at once what waits for a retry (nothing in flight)', async () => {
+    const { writer, calls } = heldWriter();
+    const { outbox } = outboxOver(writer, { attemptTimeoutMs: 1_000, retryDelaysMs: [5_000] });
+    const waiting = settled(outbox.sendOne('u1', notice(1)));
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(calls).toHaveLength(1);
+    const closing = settled(outbox.close());
+    await jest.advanceTimersByTimeAsync(0);
+    expect(waiting.value).toMatchObject({ code: 'closed' });
+    expect(closing.value).toBeUndefined();
+    expect(calls).toHaveLength(1);
+  });
+});

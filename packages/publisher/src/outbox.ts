@@ -172,6 +172,10 @@ export class Outbox {
   readonly id = randomBytes(9).toString('base64url');
   #seq = 0;
   #sending = false;
+  /** The sender's loop while it runs: `close()` waits for it (the round in flight, then it stops). */
+  #running: Promise<void> | undefined;
+  /** The events of the round in flight, which `close()` lets finish. */
+  #round: ReadonlySet<Item> | undefined;
   #closed = false;
   #wake: (() => void) | undefined;
   #downSince = 0;
@@ -259,7 +263,7 @@ export class Outbox {
         });
       }
       this.#items.push(...entry.items);
-      if (!this.#sending) void this.#run();
+      if (!this.#sending) this.#running = this.#run();
     });
   }
 
@@ -281,20 +285,57 @@ export class Outbox {
     return this.#items.length === 0;
   }
 
-  /** Refuses new events and rejects every waiting one with `closed` (counted as dropped). */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#client.off('ready', this.#onReady);
-    this.#client.off('error', this.#onClientError);
-    this.#wake?.();
-    const left = this.#items.splice(0);
+  /**
+   * Refuses new events and rejects every waiting one not in flight with `closed` (counted as
+   * dropped). The round in flight (bounded by `attemptTimeoutMs`) settles with its outcome:
+   * stored, refused, or `redis_unavailable` if the attempt failed (no retry follows). Resolves
+   * once it has.
+   */
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#client.off('ready', this.#onReady);
+      this.#client.off('error', this.#onClientError);
+      this.#wake?.();
+      this.#dropUnsent();
+    }
+    await this.#running;
+  }
+
+  /** At close: rejects with `closed` every call with an event not in the round in flight. */
+  #dropUnsent(): void {
+    const round = this.#round;
+    const left = round ? this.#items.filter((i) => !round.has(i)) : this.#items.slice();
+    this.#items.length = 0;
+    if (round) this.#items.push(...round);
     if (left.length > 0) {
       this.#stats.dropped += left.length;
       this.#onEvent({ kind: 'dropped', reason: 'closed', events: left.length, waiting: 0 });
     }
     for (const entry of new Set(left.map((i) => i.entry))) {
+      if (entry.left < 0) continue;
+      entry.left = -1;
       entry.reject(new PublishError('closed', 'the publisher was closed before Redis took the event'));
+    }
+  }
+
+  /** After close: rejects the events of the last round that Redis did not take (their attempt failed; no retry follows). */
+  #abandonFailed(): void {
+    const left = this.#items.splice(0);
+    for (const entry of new Set(left.map((i) => i.entry))) {
+      if (entry.left < 0) continue;
+      entry.left = -1;
+      const why = this.#failure?.message ?? describeRedisError(this.#lastError, { where: this.#address });
+      entry.reject(
+        new PublishError(
+          'redis_unavailable',
+          `${why}; the publisher was closed before a retry (the event may be stored)`,
+          {
+            cause: this.#lastError,
+            attempts: entry.failures,
+          },
+        ),
+      );
     }
   }
 
@@ -306,8 +347,11 @@ export class Outbox {
       await Promise.resolve();
       while (!this.#closed && this.#items.length > 0) {
         const round = this.#items.slice(0, this.#batch);
+        this.#round = new Set(round);
         const unreachable = await this.#sendRound(round);
+        this.#round = undefined;
         this.#settle();
+        if (this.#closed) break;
         if (!unreachable) {
           if (this.#downSince) {
             this.#onEvent({ kind: 'drained', events: round.length, downMs: Date.now() - this.#downSince });
@@ -328,10 +372,12 @@ export class Outbox {
           };
         });
         this.#wake = undefined;
-        this.#reconnect();
+        if (!this.#closed) this.#reconnect();
       }
     } finally {
+      this.#round = undefined;
       this.#sending = false;
+      if (this.#closed) this.#abandonFailed();
     }
   }
 
@@ -422,7 +468,8 @@ export class Outbox {
 
   #failed(entry: Entry): void {
     entry.failures++;
-    if (entry.failures <= this.#delays.length || entry.isQueued || entry.left < 0) return;
+    // Closed: rejected when the round is over (#abandonFailed), neither retried nor queued.
+    if (this.#closed || entry.failures <= this.#delays.length || entry.isQueued || entry.left < 0) return;
     if (this.#max === 0) {
       entry.left = -1;
       entry.reject(

@@ -1,5 +1,7 @@
+import { parseCursor } from '@livebus/protocol';
 import { type RedisServerHandle, startRedisServer, startTcpProxy, type TcpProxy } from '@livebus/test-support';
-import { createPublisher, type OutboxEvent } from '../src';
+import { Redis } from 'ioredis';
+import { createPublisher, type OutboxEvent, RedisStreamReader } from '../src';
 
 const notice = (i: number) => ({
   event: 'session.notice' as const,
@@ -41,7 +43,36 @@ describe('a publisher whose Redis stops answering', () => {
     proxy.freeze();
     const stuck = p.publish('fr-2', notice(1));
     stuck.catch(() => {});
+    await new Promise((r) => setImmediate(r)); // sent: in flight, never answered
     await expect(p.close()).resolves.toBeUndefined();
-    await expect(stuck).rejects.toMatchObject({ name: 'PublishError' });
+    // In flight when close() was called: its attempt failed, and close() does not retry.
+    await expect(stuck).rejects.toMatchObject({ code: 'redis_unavailable', attempts: 1 });
   }, 20_000);
+});
+
+describe('close() with a publish in flight', () => {
+  it('lets Redis answer it: the publish resolves with the cursor the stream holds; one never sent rejects closed', async () => {
+    const p = createPublisher({ redisUrl: server.url });
+    await p.publish('fr-3', notice(0));
+    const inFlight = p.publish('fr-3', notice(1));
+    // The round is written to the socket; the next publish waits for the next round.
+    await new Promise((r) => setImmediate(r));
+    const neverSent = p.publish('fr-3', notice(2));
+    neverSent.catch(() => {});
+    await p.close();
+    const stored = await inFlight;
+    await expect(neverSent).rejects.toMatchObject({ code: 'closed' });
+    const admin = new Redis(server.url);
+    try {
+      const head = await new RedisStreamReader(admin).readSince('fr-3', '0:0');
+      const all = await new RedisStreamReader(admin).readSince('fr-3', `${parseCursor(head.cursor)?.epoch}:0`);
+      expect(all.events.map((e) => [e.cursor, (e.data as { message: string }).message])).toEqual([
+        [expect.any(String), '0'],
+        [stored.cursor, '1'],
+      ]);
+    } finally {
+      admin.disconnect();
+    }
+    expect(p.stats()).toMatchObject({ waiting: 0, stored: 2, dropped: 1 });
+  });
 });

@@ -112,12 +112,17 @@ describe('the outbox', () => {
     expect(await streamOf('ob-b')).toEqual([1, 2, 3]);
     expect(await p.flush(1_000)).toBe(true);
 
-    await server.kill();
-    const stuck = p.publish('ob-a', notice(4));
-    await sleep(50);
     await p.close();
+
+    // Waiting for its next attempt, not in flight (an attempt in flight settles with its own outcome).
+    const q = createPublisher({ redisUrl: server.url }, { retryDelaysMs: [60_000] });
+    await q.publish('ob-a', notice(4));
+    await server.kill();
+    const stuck = q.publish('ob-a', notice(5));
+    await waitFor(() => q.stats().retried === 1, 'the first attempt to fail');
+    await q.close();
     await expect(stuck).rejects.toMatchObject({ code: 'closed' });
-    expect(p.stats()).toMatchObject({ waiting: 0, dropped: 1 });
+    expect(q.stats()).toMatchObject({ waiting: 0, dropped: 1 });
     await server.restart();
   }, 20_000);
 
