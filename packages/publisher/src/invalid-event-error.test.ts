@@ -1,4 +1,4 @@
-import { UserIdSchema } from '@livebus/protocol';
+import { protocolDefaults, UserIdSchema } from '@livebus/protocol';
 import { InvalidEventError, validatePublication } from './invalid-event-error';
 
 const event = { event: 'task.progress_update', data: { task_id: 't1', status: 'running', progress: 10 } };
@@ -36,5 +36,35 @@ describe('validatePublication: the user id', () => {
   ])('refuses %s, as UserIdSchema does', (_, userId) => {
     expect(UserIdSchema.safeParse(userId).success).toBe(false);
     expect(accepted(userId)).toBe(false);
+  });
+});
+
+describe('validatePublication: the size of the event frame', () => {
+  const max = protocolDefaults.maxFrameBytes;
+  const notice = (message: string) => ({ event: 'session.notice', data: { level: 'info', message } });
+  /** The longest frame the event can become: the stored frame's envelope with the longest cursor and time. */
+  const longestFrameBytes = (e: object) =>
+    Buffer.byteLength(`{"type":"event","cursor":"${'e'.repeat(64)}:${'9'.repeat(15)}","ts":${'9'.repeat(15)},`) +
+    Buffer.byteLength(JSON.stringify(e)) -
+    1;
+  const sizedTo = (bytes: number, char = 'x') => {
+    const overhead = longestFrameBytes(notice(''));
+    return notice(char.repeat((bytes - overhead) / Buffer.byteLength(char)));
+  };
+
+  it('accepts an event whose frame is at most maxFrameBytes, whatever its cursor', () => {
+    const event = sizedTo(max);
+    expect(longestFrameBytes(event)).toBe(max);
+    expect(validatePublication('u1', event)).toEqual(event);
+  });
+
+  it.each([
+    ['ASCII', 'x', 1],
+    ['two-byte characters (UTF-8 bytes, not characters, count)', 'é', 2],
+  ])('refuses with InvalidEventError an event whose frame would exceed maxFrameBytes: %s', (_, char, width) => {
+    const event = sizedTo(max - (max % width) + width, char);
+    expect(longestFrameBytes(event)).toBeGreaterThan(max);
+    expect(() => validatePublication('u1', event)).toThrow(InvalidEventError);
+    expect(() => validatePublication('u1', event)).toThrow(`exceeds the ${max} bytes clients accept`);
   });
 });

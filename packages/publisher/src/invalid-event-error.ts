@@ -10,7 +10,7 @@ import {
 
 /**
  * Local error: an event refused before it got a cursor (unknown type, data of
- * the wrong shape, too deep, bad user id). Carries the issues, for the caller.
+ * the wrong shape, too deep, too large for a frame, bad user id). Carries the issues, for the caller.
  */
 export class InvalidEventError extends Error {
   override readonly name = 'InvalidEventError';
@@ -37,9 +37,37 @@ function userIdAccepted(userId: unknown): boolean {
 }
 
 /**
+ * Bytes the stored frame adds to the event's JSON at most: `appendAndNotify` writes
+ * `{"type":"event","cursor":"<epoch>:<offset>","ts":<ms>,` then the event's JSON without its
+ * `{`. Counted with the longest epoch, offset and time a frame can carry (see
+ * `readStoredFramePosition`), so that an event accepted here fits whatever cursor it gets.
+ */
+const FRAME_ENVELOPE_BYTES =
+  `{"type":"event","cursor":"${'e'.repeat(64)}:${'9'.repeat(15)}","ts":${'9'.repeat(15)},`.length - 1;
+
+/**
+ * Refuses an event whose frame clients would refuse (over the protocol's `maxFrameBytes`, in
+ * bytes of UTF-8): stored, it would never reach them, and trimming to the retention's bytes
+ * could empty the user's stream to keep it.
+ */
+function checkFrameSize(event: AppEvent): void {
+  const max = protocolDefaults.maxFrameBytes;
+  const text = JSON.stringify(event);
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: most events need no exact count.
+  if (text.length * 3 + FRAME_ENVELOPE_BYTES <= max) return;
+  const bytes = Buffer.byteLength(text) + FRAME_ENVELOPE_BYTES;
+  if (bytes > max) {
+    throw new InvalidEventError(
+      `event too large: its frame would be up to ${bytes} bytes, which exceeds the ${max} bytes clients accept`,
+    );
+  }
+}
+
+/**
  * Checks an event and its user id where they enter the bus, so a malformed
  * event never gets a cursor (and never fails later, on every replay). Returns
- * the event as the schema normalises it.
+ * the event as the schema normalises it. An event whose frame would exceed the
+ * protocol's `maxFrameBytes` is refused too.
  */
 export function validatePublication(userId: string, event: unknown): AppEvent {
   if (!userIdAccepted(userId)) throw new InvalidEventError('user id must be 1 to 128 characters');
@@ -52,5 +80,7 @@ export function validatePublication(userId: string, event: unknown): AppEvent {
     const first = issues[0];
     throw new InvalidEventError(`invalid event${first ? `: ${first.path || 'event'}: ${first.message}` : ''}`, issues);
   }
-  return parsed.data as AppEvent;
+  const valid = parsed.data as AppEvent;
+  checkFrameSize(valid);
+  return valid;
 }

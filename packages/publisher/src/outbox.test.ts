@@ -78,6 +78,26 @@ describe('the outbox with a Redis that does not answer', () => {
   });
 });
 
+describe('the outbox and an event too large for a frame', () => {
+  it('refuses it with InvalidEventError before it is queued: nothing sent, nothing waiting', async () => {
+    const { writer, calls } = heldWriter();
+    const { outbox } = outboxOver(writer);
+    const huge = { event: 'session.notice', data: { level: 'info', message: 'x'.repeat(1_200_000) } } as AppEvent;
+    await expect(
+      outbox.send([
+        { userId: 'u1', event: notice(1) },
+        { userId: 'u1', event: huge },
+      ]),
+    ).rejects.toMatchObject({
+      name: 'InvalidEventError',
+    });
+    await expect(outbox.sendOne('u1', huge)).rejects.toMatchObject({ name: 'InvalidEventError' });
+    expect(calls).toHaveLength(0);
+    expect(outbox.stats()).toMatchObject({ waiting: 0, dropped: 0 });
+    await outbox.close();
+  });
+});
+
 describe('closing the outbox', () => {
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());
