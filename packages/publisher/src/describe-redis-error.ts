@@ -31,7 +31,7 @@ export function redisClientAddress(client: RedisClient): RedisAddress | undefine
 }
 
 // Redis replies and ioredis messages that say why better than the error's class.
-const REPLY_CODES = /\b(WRONGPASS|NOAUTH|NOPERM|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY)\b/;
+const REPLY_CODES = /\b(WRONGPASS|NOAUTH|NOPERM|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|BUSY)\b/;
 const TLS_MESSAGE = /\b(TLS|SSL)\b|certificate/i;
 
 /**

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { AppEvent } from '@livebus/protocol';
+import { ReplyError } from 'ioredis';
 import { Outbox, type OutboxEvent, type OutboxOptions } from './outbox';
 import type { RedisClient } from './redis/client';
 import type { BatchResult, RedisStreamWriter, UserBatch } from './redis-stream-writer';
@@ -94,6 +95,30 @@ describe('the outbox and an event too large for a frame', () => {
     await expect(outbox.sendOne('u1', huge)).rejects.toMatchObject({ name: 'InvalidEventError' });
     expect(calls).toHaveLength(0);
     expect(outbox.stats()).toMatchObject({ waiting: 0, dropped: 0 });
+    await outbox.close();
+  });
+});
+
+describe('the outbox and a Redis busy running a script', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('retries a round answered BUSY with its delays, and stores the event once the script is over', async () => {
+    const { writer, calls } = heldWriter();
+    const { outbox } = outboxOver(writer, { retryDelaysMs: [100] });
+    const sent = settled(outbox.sendOne('u1', notice(1)));
+    await jest.advanceTimersByTimeAsync(0);
+    calls[0]?.answer([
+      new ReplyError('BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.'),
+    ]);
+    await jest.advanceTimersByTimeAsync(100);
+    expect(sent.value).toBe('pending');
+    expect(outbox.stats()).toMatchObject({ waiting: 1, retried: 1, redis: 'down', lastRedisFailure: { code: 'BUSY' } });
+    const stored = { cursor: 'e:1', event: 'session.notice', data: {}, ts: 1 };
+    calls[1]?.answer([{ events: [stored], duplicate: false } as unknown as BatchResult]);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(sent.value).toBe(stored);
+    expect(calls.map((c) => c.batches[0]?.seq)).toEqual([1, 1]);
     await outbox.close();
   });
 });

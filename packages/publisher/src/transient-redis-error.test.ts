@@ -24,6 +24,11 @@ describe('isTransientRedisError', () => {
     ['a command aborted with its connection', new Error('Command aborted due to connection close')],
     ['no startup node', new Error('None of startup nodes is available')],
     ['connection refused', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })],
+    [
+      'BUSY (a script running past busy-reply-threshold)',
+      reply('BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.'),
+    ],
+    ['too many redirections after BUSY', tooManyRedirections(reply('BUSY Redis is busy running a script.'))],
   ])('%s is transient', (_name, error) => {
     expect(isTransientRedisError(error)).toBe(true);
   });
@@ -34,6 +39,8 @@ describe('isTransientRedisError', () => {
     ['OOM', reply("OOM command not allowed when used memory > 'maxmemory'.")],
     ['NOSCRIPT', reply('NOSCRIPT No matching script. Please use EVAL.')],
     ['too many redirections ending on a refusal', tooManyRedirections(reply('WRONGTYPE Operation against a key'))],
+    ['BUSYKEY', reply('BUSYKEY Target key name already exists.')],
+    ['BUSYGROUP', reply('BUSYGROUP Consumer Group name already exists')],
     ['not an Error', 'CLUSTERDOWN'],
     ['a TypeError', new TypeError('Cannot read properties of undefined')],
   ])('%s is a refusal', (_name, error) => {

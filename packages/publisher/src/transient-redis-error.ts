@@ -2,8 +2,10 @@ import { isConnectionError } from './connection-error';
 
 // Replies a Redis Cluster gives while a slot changes hands (a failover, a
 // resharding, a replica still catching up): the same command succeeds once the
-// topology settles. NOREPLICAS is `min-replicas-to-write` waiting for a replica.
-const TRANSIENT_REPLY = /^(?:MOVED|ASK|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|READONLY|NOREPLICAS)\b/;
+// topology settles. NOREPLICAS is `min-replicas-to-write` waiting for a replica. BUSY: a
+// script (or function) has run past `busy-reply-threshold` and Redis answers nothing else
+// until it ends or is killed.
+const TRANSIENT_REPLY = /^(?:MOVED|ASK|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|READONLY|NOREPLICAS|BUSY)\b/;
 // What ioredis itself says while it cannot reach the master of a slot.
 const TRANSIENT_CLIENT =
   /^(?:Connection is closed|Command aborted due to connection close|Node is disconnected|Cluster isn't ready|None of startup nodes is available|Failed to refresh slots cache|Socket timeout)/;
@@ -15,7 +17,8 @@ const TOO_MANY_REDIRECTIONS = /^Too many Cluster redirections\. Last error: (?:\
  * True when a Redis error is a passing condition a retry of the same command
  * outlives: the connection was lost, or a Redis Cluster is failing over or
  * moving a slot (`CLUSTERDOWN`, `TRYAGAIN`, `MOVED`/`ASK`, ioredis' "Too many
- * Cluster redirections", a slot without a reachable master). False for a real
+ * Cluster redirections", a slot without a reachable master), or busy running a
+ * long script (`BUSY`). False for a real
  * refusal a retry cannot fix (wrong type, a script error, out of memory, a
  * bad argument).
  *
@@ -37,7 +40,7 @@ function isTransientMessage(message: string): boolean {
   return TRANSIENT_REPLY.test(message) || TRANSIENT_CLIENT.test(message);
 }
 
-// A Redis error reply starts with an upper-case code (ERR, WRONGTYPE, OOM, NOSCRIPT, BUSY...).
+// A Redis error reply starts with an upper-case code (ERR, WRONGTYPE, OOM, NOSCRIPT, BUSYKEY...).
 function looksLikeRefusal(message: string): boolean {
   return /^[A-Z][A-Z_]+\b/.test(message);
 }
