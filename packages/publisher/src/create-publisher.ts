@@ -45,7 +45,8 @@ export interface PublisherOptions extends RetentionOptions {
    * Told when events are queued, dropped, or drained after an outage, and when
    * Redis becomes `unreachable` (with why: `failure.message` reads "cannot reach
    * Redis at 10.0.0.5:6379 (ECONNREFUSED)") or `reachable` again: once per
-   * change, not per retry. For logs and metrics.
+   * change, not per retry. For logs and metrics. A callback that throws is logged with
+   * console.error and changes nothing else.
    */
   onOutboxEvent?: (event: OutboxEvent) => void;
   /**
@@ -157,8 +158,7 @@ export function createPublisher(connection: PublisherConnection, options: Publis
   function publish<E extends EventType>(userId: string, type: E, data: EventData<E>): Promise<StoredEvent>;
   function publish(userId: string, eventOrType: AppEvent | EventType, data?: unknown): Promise<StoredEvent> {
     const event = (typeof eventOrType === 'string' ? { event: eventOrType, data } : eventOrType) as AppEvent;
-    // Never throws: a refused event is a rejected promise, as from an async function (an
-    // onOutboxEvent callback that throws while the outbox is full included).
+    // Never throws: a refused event is a rejected promise, as from an async function.
     try {
       return outbox.sendOne(userId, event);
     } catch (error) {

@@ -123,6 +123,46 @@ describe('the outbox and a Redis busy running a script', () => {
   });
 });
 
+describe('an onEvent callback that throws', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('breaks neither the client nor the outbox: events are still stored, and the throw is logged', async () => {
+    const logged = jest.spyOn(console, 'error').mockImplementation(() => {});
+    const client = silentClient();
+    const { writer, calls } = heldWriter();
+    const outbox = new Outbox(client, writer, {
+      retryDelaysMs: [100],
+      onEvent: () => {
+        throw new Error('listener bug');
+      },
+    });
+    try {
+      // From ioredis' `error` emit: a throw there would reach whoever emitted (an uncaught exception).
+      const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:6379'), { code: 'ECONNREFUSED' });
+      expect(() => client.emit('error', refused)).not.toThrow();
+      const sent = settled(outbox.sendOne('u1', notice(1)));
+      await jest.advanceTimersByTimeAsync(0);
+      calls[0]?.answer([new Error('Connection is closed.')]);
+      await jest.advanceTimersByTimeAsync(100);
+      const stored = { cursor: 'e:1', event: 'session.notice', data: {}, ts: 1 };
+      calls[1]?.answer([{ events: [stored], duplicate: false } as unknown as BatchResult]);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(sent.value).toBe(stored);
+      // unreachable (from the client's error), drained and reachable (after the retry): each logged, none lost.
+      expect(logged.mock.calls.map((c) => String(c[0]))).toEqual([
+        expect.stringContaining('"unreachable"'),
+        expect.stringContaining('"reachable"'),
+        expect.stringContaining('"drained"'),
+      ]);
+      expect(logged.mock.calls[0]?.[1]).toMatchObject({ message: 'listener bug' });
+      await outbox.close();
+    } finally {
+      logged.mockRestore();
+    }
+  });
+});
+
 describe('closing the outbox', () => {
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());

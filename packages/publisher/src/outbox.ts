@@ -49,7 +49,8 @@ export interface OutboxOptions {
   /**
    * Told of events refused (`outbox_full`, `closed`), of events that moved to
    * waiting (`queued`) and drained, and of Redis becoming `unreachable` (again
-   * when the cause changes) or `reachable`: once per change, not per retry.
+   * when the cause changes) or `reachable`: once per change, not per retry. A throw is
+   * logged with console.error and does not affect the outbox.
    */
   onEvent?: (event: OutboxEvent) => void;
   /**
@@ -197,7 +198,7 @@ export class Outbox {
     this.#max = options.maxEvents ?? outboxDefaults.maxEvents;
     this.#batch = Math.max(1, options.batchEvents ?? outboxDefaults.batchEvents);
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? outboxDefaults.attemptTimeoutMs;
-    this.#onEvent = options.onEvent ?? nothing;
+    this.#onEvent = options.onEvent ? guarded(options.onEvent) : nothing;
     this.#reconnect = options.reconnect ?? nothing;
     this.#address = options.redisAddress ?? redisClientAddress(client);
     // A reconnect ends the wait at once: a short blip costs the blip, not the next retry delay.
@@ -541,6 +542,21 @@ function refusal(error: unknown, attempts: number): PublishError {
     return new PublishError('fenced', `the publish was refused: ${message}`, { cause: error, attempts });
   }
   return new PublishError('redis_error', `Redis refused the publish: ${message}`, { cause: error, attempts });
+}
+
+/**
+ * The caller's `onEvent`, made safe to call from anywhere: it runs inside ioredis' `error`
+ * emit and the sender's loop, where a throw would end the process or stop the outbox. A
+ * throw is logged (console.error) and otherwise ignored.
+ */
+function guarded(onEvent: (event: OutboxEvent) => void): (event: OutboxEvent) => void {
+  return (event) => {
+    try {
+      onEvent(event);
+    } catch (error) {
+      console.error(`@livebus/publisher: onOutboxEvent threw on a "${event.kind}" event (ignored):`, error);
+    }
+  };
 }
 
 function isBatchResult(result: BatchResult | Error): result is BatchResult {
