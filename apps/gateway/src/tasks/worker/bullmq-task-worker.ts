@@ -145,15 +145,27 @@ export class BullMqTaskWorker {
   /**
    * Graceful stop: takes no new job, lets running ones finish, and when `graceMs` is
    * nearly spent hands the rest back to the queue (they stop at their next checkpoint).
+   * A job that reaches no checkpoint in time is left to its lock, which lapses: the
+   * stalled check of a live worker starts it again. Settles within `graceMs`.
    */
   async close(graceMs: number): Promise<void> {
     clearInterval(this.#heartbeat);
     await this.#o.redis.zrem(workersKey, this.#o.workerId).catch(() => {});
-    const closing = this.#worker.close();
+    // pause() takes no new job and waits for the running ones, without closing: BullMQ's
+    // close() once started cannot be forced (a later close(true) returns the same wait).
+    const finished = this.#worker.pause().then(
+      () => true,
+      () => true,
+    );
     const handBackAt = setTimeout(() => this.#worker.cancelAllJobs('shutdown'), Math.max(0, graceMs - 1_500));
-    const forceAt = new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, graceMs - 250)).unref());
-    await Promise.race([closing, forceAt]);
+    let forceTimer: NodeJS.Timeout | undefined;
+    const graceSpent = new Promise<false>((resolve) => {
+      forceTimer = setTimeout(() => resolve(false), Math.max(0, graceMs - 250));
+    });
+    const done = await Promise.race([finished, graceSpent]);
     clearTimeout(handBackAt);
-    await this.#worker.close(true).catch(() => {});
+    clearTimeout(forceTimer);
+    // Forced when jobs still run: it stops renewing their locks and closes the connections.
+    await this.#worker.close(!done).catch(() => {});
   }
 }
