@@ -21,7 +21,7 @@ export type { DetachDecision } from './fleet/detach/detach-decision';
 export type { InstanceChannel } from './fleet/instances/instance-channel';
 export type { InstanceLiveness } from './fleet/instances/instance-liveness';
 export type { Lease } from './fleet/lease/lease';
-export type { InstanceInfo, Presence, SessionEntry } from './fleet/presence/presence';
+export type { HeldSessions, InstanceInfo, Presence, SessionEntry } from './fleet/presence/presence';
 export { MemoryRegistryStore } from './fleet/registry/memory-registry-store';
 export { RedisRegistryStore } from './fleet/registry/redis-registry-store';
 export type { RegistryStore } from './fleet/registry/registry-store';
