@@ -1,7 +1,7 @@
 // The composition root: the one place that decides, from the configuration, which
 // adapter backs each port (Redis, Firestore, BullMQ or the embedded in-memory ones)
 // and opens their clients. createGateway (gateway.ts) only wires what it is given.
-import { openRedis, type RedisClient } from '@livebus/publisher/redis';
+import { closeRedis, openRedis, type RedisClient } from '@livebus/publisher/redis';
 import type { App } from 'firebase-admin/app';
 import type { Authenticator } from './auth/authenticator';
 import { authenticatorFor } from './auth/authenticator-for';
@@ -288,7 +288,8 @@ function openGatewayRedis(config: GatewayConfig, logger: Logger, redisUrl: strin
   // ioredis reconnects by itself; RedisStatusLog logs the state changes, with backoff.
   const redis = openRedis(redisUrl, { cluster: config.redisCluster, role: 'gateway', name: config.instanceId });
   new RedisStatusLog(logger, redis, { redisUrl });
-  closers.push(() => redis.quit().catch(() => redis.disconnect()));
+  // QUIT bounded: a Redis that does not answer (frozen, a dead failover address) must not hold the shutdown.
+  closers.push(() => closeRedis(redis));
   return redis;
 }
 

@@ -148,9 +148,11 @@ export function createPublisher(connection: PublisherConnection, options: Publis
     ...(options.onOutboxEvent ? { onEvent: options.onOutboxEvent } : {}),
     // The URL as given (a host name, not the IP it resolved to); for a Cluster, its seed node.
     ...('redisUrl' in connection ? { redisAddress: connection.redisUrl } : {}),
-    // A client whose own retries gave up stays down until told to connect again.
-    reconnect: () => {
-      if (client.status === 'end' || (owned && client.status === 'wait')) client.connect().catch(() => {});
+    // A client whose own retries gave up stays down until told to connect again; one of ours
+    // that stopped answering is dropped for a new connection (its commands fail, the retry resends).
+    reconnect: (stale) => {
+      if (stale && owned && client.status === 'ready') client.disconnect(true);
+      else if (client.status === 'end' || (owned && client.status === 'wait')) client.connect().catch(() => {});
     },
   });
 

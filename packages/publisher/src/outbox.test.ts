@@ -203,15 +203,25 @@ describe('closing the outbox', () => {
     expect(outbox.stats()).toMatchObject({ waiting: 0, dropped: 0 });
   });
 
-  it('rejects closed at once what waits for a retry (nothing in flight)', async () => {
+  it('between retries: rejects closed what was never sent, and redis_unavailable what was (Redis may run it late)', async () => {
     const { writer, calls } = heldWriter();
-    const { outbox } = outboxOver(writer, { attemptTimeoutMs: 1_000, retryDelaysMs: [5_000] });
-    const waiting = settled(outbox.sendOne('u1', notice(1)));
+    const reconnects: Array<boolean | undefined> = [];
+    const { outbox } = outboxOver(writer, {
+      attemptTimeoutMs: 1_000,
+      retryDelaysMs: [5_000],
+      batchEvents: 1,
+      reconnect: (stale) => reconnects.push(stale),
+    });
+    const sentOnce = settled(outbox.sendOne('u1', notice(1)));
+    const neverSent = settled(outbox.sendOne('u1', notice(2)));
     await jest.advanceTimersByTimeAsync(1_000);
     expect(calls).toHaveLength(1);
+    // The attempt got no answer: its connection is to be replaced.
+    expect(reconnects).toEqual([true]);
     const closing = settled(outbox.close());
     await jest.advanceTimersByTimeAsync(0);
-    expect(waiting.value).toMatchObject({ code: 'closed' });
+    expect(sentOnce.value).toMatchObject({ code: 'redis_unavailable' });
+    expect(neverSent.value).toMatchObject({ code: 'closed' });
     expect(closing.value).toBeUndefined();
     expect(calls).toHaveLength(1);
   });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { AppEvent } from '@livebus/protocol';
-import { withRedisTimeout } from './connection-error';
+import { RedisTimeoutError, withRedisTimeout } from './connection-error';
 import { outboxDefaults } from './defaults';
 import { describeRedisError, type RedisAddress, redisClientAddress, redisErrorCode } from './describe-redis-error';
 import { validatePublication } from './invalid-event-error';
@@ -60,9 +60,11 @@ export interface OutboxOptions {
   redisAddress?: string | RedisAddress;
   /**
    * Called before each retry round while sending fails: a client whose own
-   * reconnects gave up must be told to connect again.
+   * reconnects gave up must be told to connect again. `stale`: an attempt got no
+   * answer within `attemptTimeoutMs` on a connection that still looks up (a frozen
+   * Redis, an address that swallows packets): it should be dropped for a new one.
    */
-  reconnect?: () => void;
+  reconnect?: (stale?: boolean) => void;
 }
 
 /** What the outbox tells {@link OutboxOptions.onEvent}. */
@@ -165,7 +167,7 @@ export class Outbox {
   readonly #batch: number;
   readonly #attemptTimeoutMs: number;
   readonly #onEvent: (event: OutboxEvent) => void;
-  readonly #reconnect: () => void;
+  readonly #reconnect: (stale?: boolean) => void;
   readonly #client: RedisClient;
   readonly #items: Item[] = [];
   readonly #stats = { queued: 0, dropped: 0, stored: 0, retried: 0, deduplicated: 0 };
@@ -303,12 +305,19 @@ export class Outbox {
     await this.#running;
   }
 
-  /** At close: rejects with `closed` every call with an event not in the round in flight. */
+  /**
+   * At close: rejects with `closed` every call none of whose events was ever sent. An event sent
+   * before (the round in flight, or one waiting to be sent again after a failed attempt, which
+   * Redis may still run) stays for the round's outcome or {@link abandonFailed}; a call with
+   * events of both kinds is rejected `redis_unavailable` now, as some of it may be stored.
+   */
   #dropUnsent(): void {
     const round = this.#round;
-    const left = round ? this.#items.filter((i) => !round.has(i)) : this.#items.slice();
+    const sent = (i: Item) => i.batchSeq !== 0 || round?.has(i) === true;
+    const left = this.#items.filter((i) => !sent(i));
+    const kept = this.#items.filter(sent);
     this.#items.length = 0;
-    if (round) this.#items.push(...round);
+    this.#items.push(...kept);
     if (left.length > 0) {
       this.#stats.dropped += left.length;
       this.#onEvent({ kind: 'dropped', reason: 'closed', events: left.length, waiting: 0 });
@@ -316,7 +325,14 @@ export class Outbox {
     for (const entry of new Set(left.map((i) => i.entry))) {
       if (entry.left < 0) continue;
       entry.left = -1;
-      entry.reject(new PublishError('closed', 'the publisher was closed before Redis took the event'));
+      entry.reject(
+        entry.items.some(sent)
+          ? new PublishError(
+              'redis_unavailable',
+              'the publisher was closed with part of this call sent (it may be stored)',
+            )
+          : new PublishError('closed', 'the publisher was closed before Redis took the event'),
+      );
     }
   }
 
@@ -412,6 +428,8 @@ export class Outbox {
     try {
       results = await withRedisTimeout(this.#writer.appendBatches(this.id, batches), this.#attemptTimeoutMs);
     } catch (error) {
+      // A connection that stopped answering is not used again: its commands would only queue behind.
+      if (error instanceof RedisTimeoutError) this.#reconnect(true);
       results = batches.map(() => error as Error);
     }
     let unreachable = false;

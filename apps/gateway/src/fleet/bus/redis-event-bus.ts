@@ -12,7 +12,7 @@ import {
   resolveRetention,
   userKeys,
 } from '@livebus/publisher';
-import { fleetUserKeys } from '@livebus/publisher/redis';
+import { closeRedis, fleetUserKeys } from '@livebus/publisher/redis';
 import type { Cluster, Redis } from 'ioredis';
 import { leaseValue } from '../lease/redis-lease';
 import {
@@ -869,13 +869,14 @@ export class RedisEventBus implements EventBus {
     clearInterval(this.#tick);
     // Events still waiting for Redis are refused (and counted): the process is going away.
     await this.#outbox.drain(1_000);
-    this.#outbox.close();
+    // The round in flight settles with Redis's answer (at most its attempt timeout); the rest is refused.
+    await this.#outbox.close();
     this.#byChannel.clear();
     const sub = this.#sub;
     this.#sub = undefined;
     this.#channels = undefined;
     sub?.disconnect();
-    if (this.#ownsClient) await this.#client.quit().catch(() => this.#client.disconnect());
+    if (this.#ownsClient) await closeRedis(this.#client);
   }
 }
 

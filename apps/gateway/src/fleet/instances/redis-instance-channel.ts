@@ -1,4 +1,4 @@
-import { instanceKeys } from '@livebus/publisher/redis';
+import { closeRedis, instanceKeys } from '@livebus/publisher/redis';
 import type { Cluster, Redis } from 'ioredis';
 import { type ControlMessage, ControlMessageSchema, type InstanceChannel } from './instance-channel';
 
@@ -47,6 +47,6 @@ export class RedisInstanceChannel implements InstanceChannel {
   async close(): Promise<void> {
     const s = this.#subscriber;
     this.#subscriber = undefined;
-    if (s) await s.quit().catch(() => s.disconnect());
+    if (s) await closeRedis(s);
   }
 }

@@ -14,6 +14,8 @@ class FakeWorker extends EventEmitter {
   readonly closes: boolean[] = [];
   #closing: Promise<void> | undefined;
   finishJobs!: () => void;
+  /** The pause fails (its connection erred) instead of waiting for the jobs. */
+  pauseFails = false;
   readonly #jobsDone = new Promise<void>((resolve) => {
     this.finishJobs = resolve;
   });
@@ -22,7 +24,7 @@ class FakeWorker extends EventEmitter {
     FakeWorker.last = this;
   }
   pause(): Promise<void> {
-    return this.#jobsDone;
+    return this.pauseFails ? Promise.reject(new Error('Connection is closed.')) : this.#jobsDone;
   }
   cancelAllJobs(): void {}
   close(force = false): Promise<void> {
@@ -57,6 +59,20 @@ describe('BullMqTaskWorker.close(graceMs)', () => {
       closed = true;
     });
     await jest.advanceTimersByTimeAsync(2_000);
+    expect(closed).toBe(true);
+    expect(FakeWorker.last.closes).toEqual([true]);
+  });
+
+  it('forces the close at the end of the grace when pause() fails (the jobs may still run)', async () => {
+    const w = worker();
+    FakeWorker.last.pauseFails = true;
+    let closed = false;
+    void w.close(2_000).then(() => {
+      closed = true;
+    });
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(FakeWorker.last.closes).toEqual([]);
+    await jest.advanceTimersByTimeAsync(1_000);
     expect(closed).toBe(true);
     expect(FakeWorker.last.closes).toEqual([true]);
   });

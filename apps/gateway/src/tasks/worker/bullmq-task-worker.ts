@@ -153,15 +153,16 @@ export class BullMqTaskWorker {
     await this.#o.redis.zrem(workersKey, this.#o.workerId).catch(() => {});
     // pause() takes no new job and waits for the running ones, without closing: BullMQ's
     // close() once started cannot be forced (a later close(true) returns the same wait).
-    const finished = this.#worker.pause().then(
-      () => true,
-      () => true,
-    );
     const handBackAt = setTimeout(() => this.#worker.cancelAllJobs('shutdown'), Math.max(0, graceMs - 1_500));
     let forceTimer: NodeJS.Timeout | undefined;
     const graceSpent = new Promise<false>((resolve) => {
       forceTimer = setTimeout(() => resolve(false), Math.max(0, graceMs - 250));
     });
+    // A pause that fails (its connection erred) says nothing of the jobs: the grace decides then.
+    const finished = this.#worker.pause().then(
+      () => true,
+      () => graceSpent,
+    );
     const done = await Promise.race([finished, graceSpent]);
     clearTimeout(handBackAt);
     clearTimeout(forceTimer);
