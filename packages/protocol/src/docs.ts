@@ -143,21 +143,7 @@ clock tolerance (\`TOKEN_CLOCK_TOLERANCE_MS\`), the same for \`hello\`, \`auth\`
 With no valid token by then plus the gateway's grace (\`TOKEN_EXPIRY_GRACE_MS\`), the session
 is closed with 4011 (\`token_expired\`): get a fresh token and reconnect (the resume loses nothing).
 
-## Heartbeat
-The gateway sends WebSocket pings every ${protocolDefaults.pingIntervalMs} ms and drops a peer silent for
-${protocolDefaults.pingTimeoutMs} ms. Clients that can see protocol pings (Node) ping a gateway they have
-not heard from (a pong to their own ping does not count) for an interval, and treat a gateway silent
-for ${protocolDefaults.pingTimeoutMs} ms as dead: against a live gateway, whose pings come every interval,
-they send none.
-
-Browsers cannot see protocol pings, and hidden tabs run timers about once a minute, so a
-browser's own ping timer cannot be trusted. A browser client sends \`hello.app_ping: true\`:
-the gateway then also sends it \`{"type":"ping","ts":...}\` frames every interval, which it
-answers with \`{"type":"pong"}\`. Any frame counts as a sign of life. A client whose watchdog
-wakes up late (throttled) does not give up at once: it sends a ping and waits a short grace
-for any frame before declaring the gateway dead. Clients may still send \`ping\` frames; the
-gateway answers \`pong\` echoing \`ts\`.
-
+${heartbeatSection()}
 ## Events and resume
 Every event carries a per-user \`cursor\` of the form \`<epoch>:<offset>\`, opaque to
 applications: one stream per user across all their sessions and every gateway instance.
@@ -237,6 +223,26 @@ ${json({ error: { code: 'unauthenticated', message: 'invalid token', reason: 'to
 ${authFailureRows()}
 `;
 }
+
+/** The "Heartbeat" section: the defaults' ping interval and timeout, and what each side does. */
+function heartbeatSection(): string {
+  return `## Heartbeat
+The gateway sends WebSocket pings every ${protocolDefaults.pingIntervalMs} ms and drops a peer silent for
+${protocolDefaults.pingTimeoutMs} ms. Clients that can see protocol pings (Node) ping a gateway they have
+not heard from (a pong to their own ping does not count) for an interval, and treat a gateway silent
+for ${protocolDefaults.pingTimeoutMs} ms as dead: against a live gateway, whose pings come every interval,
+they send none.
+
+Browsers cannot see protocol pings, and hidden tabs run timers about once a minute, so a
+browser's own ping timer cannot be trusted. A browser client sends \`hello.app_ping: true\`:
+the gateway then also sends it \`{"type":"ping","ts":...}\` frames every interval, which it
+answers with \`{"type":"pong"}\`. Any frame counts as a sign of life. A client whose watchdog
+wakes up late (throttled) does not give up at once: it sends a ping and waits a short grace
+for any frame before declaring the gateway dead. Clients may still send \`ping\` frames; the
+gateway answers \`pong\` echoing \`ts\`.
+`;
+}
+
 export {
   type JsonSchema,
   type ProtocolJsonSchemas,
