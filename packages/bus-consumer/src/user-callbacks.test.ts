@@ -66,6 +66,15 @@ function client(options: Record<string, unknown> = {}): BusConsumer {
   return c;
 }
 
+/** The first event of the user's stream: a `session.notice`. */
+const NOTICE_EVENT = {
+  type: 'event',
+  event: 'session.notice',
+  cursor: 'e:1',
+  ts: 1,
+  data: { level: 'info', message: 'm' },
+};
+
 /** Connects and welcomes the first socket. */
 function opened(options: Record<string, unknown> = {}): { c: BusConsumer; socket: HandSocket } {
   const c = client(options);
@@ -141,13 +150,7 @@ describe('close() from a listener', () => {
     c.on('session.notice', () => c.close());
     const batches: unknown[] = [];
     c.on('session.notice', (batch) => batches.push(batch), { groupWindowMs: 5_000 });
-    socket.frame({
-      type: 'event',
-      event: 'session.notice',
-      cursor: 'e:1',
-      ts: 1,
-      data: { level: 'info', message: 'm' },
-    });
+    socket.frame(NOTICE_EVENT);
     jest.advanceTimersByTime(1); // the socket's close event
     expect(jest.getTimerCount()).toBe(0);
     expect(batches).toEqual([]);
@@ -203,13 +206,7 @@ describe('an `error` listener that throws', () => {
     });
     const logged = jest.spyOn(console, 'error').mockImplementation(() => {});
     try {
-      socket.frame({
-        type: 'event',
-        event: 'session.notice',
-        cursor: 'e:1',
-        ts: 1,
-        data: { level: 'info', message: 'm' },
-      });
+      socket.frame(NOTICE_EVENT);
       expect(seen).toEqual(['handler bug']);
       expect(logged).toHaveBeenCalledTimes(1);
       expect((logged.mock.calls[0] as unknown[])[0]).toMatchObject({ message: 'the logger failed' });

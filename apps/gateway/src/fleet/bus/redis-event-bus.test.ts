@@ -170,12 +170,7 @@ describe('RedisEventBus on a standalone Redis: a user left while the subscriber 
   afterEach(() => jest.useRealTimers());
 
   it('sends the SUNSUBSCRIBE that failed again once the subscriber is ready (ioredis subscribed the channel again)', async () => {
-    const { client, sub, sent } = fakeClient({ sunsubscribe: ['never'] });
-    const bus = new RedisEventBus(client);
-    const listener = () => {};
-    await bus.listen('u1', listener, undefined);
-    sub.emit('ready');
-    await settlesAfter(bus.unlisten('u1', listener, undefined), 5_000);
+    const { bus, sub, sent } = await leftWhileAway();
     sub.emit('ready');
     await jest.advanceTimersByTimeAsync(0);
     expect(sent).toEqual(['ssubscribe lb:{u1}:n', 'sunsubscribe lb:{u1}:n', 'sunsubscribe lb:{u1}:n']);
@@ -187,12 +182,7 @@ describe('RedisEventBus on a standalone Redis: a user left while the subscriber 
   });
 
   it('sends nothing more for a user served again before the subscriber is ready', async () => {
-    const { client, sub, sent } = fakeClient({ sunsubscribe: ['never'] });
-    const bus = new RedisEventBus(client);
-    const listener = () => {};
-    await bus.listen('u1', listener, undefined);
-    sub.emit('ready');
-    await settlesAfter(bus.unlisten('u1', listener, undefined), 5_000);
+    const { bus, sub, sent, listener } = await leftWhileAway();
     await bus.listen('u1', listener, undefined);
     sub.emit('ready');
     await jest.advanceTimersByTimeAsync(0);
@@ -200,6 +190,17 @@ describe('RedisEventBus on a standalone Redis: a user left while the subscriber 
     await bus.close();
   });
 });
+
+/** A standalone bus whose user `u1` left while its SUNSUBSCRIBE went unanswered (the subscriber away). */
+async function leftWhileAway() {
+  const { client, sub, sent } = fakeClient({ sunsubscribe: ['never'] });
+  const bus = new RedisEventBus(client);
+  const listener = () => {};
+  await bus.listen('u1', listener, undefined);
+  sub.emit('ready');
+  await settlesAfter(bus.unlisten('u1', listener, undefined), 5_000);
+  return { bus, sub, sent, listener };
+}
 
 /**
  * A bus on a fake cluster client serving user `u1`, whose listener recorded every event
