@@ -134,13 +134,19 @@ function connect(connection: PublisherConnection): { client: RedisClient; owned:
  * append but before the reply arrived, the retry appends the event again.
  *
  * @throws TypeError when `redisUrl` is missing, empty or not a `redis://` /
- * `rediss://` URL (or `redis` is not a client): at once, not at the first publish.
+ * `rediss://` URL (or `redis` is not a client), or `attemptTimeoutMs` is not a number >= 0:
+ * at once, not at the first publish.
  */
 export function createPublisher(connection: PublisherConnection, options: PublisherOptions = {}): Publisher {
   checkConnection(connection);
+  const attemptTimeoutMs = options.attemptTimeoutMs ?? publisherDefaults.attemptTimeoutMs;
+  if (!(Number.isFinite(attemptTimeoutMs) && attemptTimeoutMs >= 0)) {
+    throw new TypeError(
+      `createPublisher: attemptTimeoutMs must be a number >= 0 (0: no limit), got ${attemptTimeoutMs}`,
+    );
+  }
   const { client, owned } = connect(connection);
   const writer = new RedisStreamWriter(client, options);
-  const attemptTimeoutMs = options.attemptTimeoutMs ?? publisherDefaults.attemptTimeoutMs;
   const outbox = new Outbox(client, writer, {
     retryDelaysMs: options.retryDelaysMs ?? publisherDefaults.retryDelaysMs,
     attemptTimeoutMs,

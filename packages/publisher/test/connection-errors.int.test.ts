@@ -39,6 +39,14 @@ describe('createPublisher refuses a connection that would go elsewhere', () => {
   });
 });
 
+describe('createPublisher options', () => {
+  it.each([-1, Number.NaN, Number.POSITIVE_INFINITY])('refuses attemptTimeoutMs %p at once', (attemptTimeoutMs) => {
+    const make = () => createPublisher({ redisUrl: 'redis://127.0.0.1:1' }, { attemptTimeoutMs });
+    expect(make).toThrow(TypeError);
+    expect(make).toThrow(/attemptTimeoutMs must be a number >= 0/);
+  });
+});
+
 describe('while Redis cannot be reached, the publisher says why', () => {
   it('stats() and onOutboxEvent carry "cannot reach Redis at HOST:PORT (ECONNREFUSED)" once per change, then reachable', async () => {
     const down = await startRedisServer();
