@@ -24,19 +24,23 @@ describe('heartbeat', () => {
   });
 
   it('pings every socket of a real gateway again each interval (the slicing, exactly: src/core/heartbeat.test.ts)', async () => {
-    const t = await startGateway({ pingIntervalMs: 1_000, pingTimeoutMs: 5_000, handshakeTimeoutMs: 10_000 });
+    // The sockets send no hello: a handshake deadline longer than the test, so that a slow machine
+    // (seen in CI: opening 250 one after another outlasted a 10 s deadline) cannot close the first ones.
+    const t = await startGateway({ pingIntervalMs: 1_000, pingTimeoutMs: 5_000, handshakeTimeoutMs: 120_000 });
     const sockets: WebSocket[] = [];
     try {
       const pings: number[][] = [];
+      const opened: Promise<unknown>[] = [];
       for (let i = 0; i < 250; i++) {
         const ws = new WebSocket(t.url);
         const mine: number[] = [];
         pings.push(mine);
         ws.on('ping', () => mine.push(Date.now()));
         sockets.push(ws);
-        await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+        opened.push(new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject)));
       }
-      await waitFor(() => pings.every((p) => p.length >= 2), 'two pings each', 15_000);
+      await Promise.all(opened);
+      await waitFor(() => pings.every((p) => p.length >= 2), 'two pings each', 30_000);
       // How the pings of one sweep spread over the interval is a figure here: the slices and
       // their times are asserted on fake timers in the unit test.
       const seconds = pings.map((p) => p[1] as number);
