@@ -26,7 +26,7 @@ describe('a publisher whose Redis stops answering', () => {
     const events: OutboxEvent[] = [];
     const p = createPublisher(
       { redisUrl: `redis://127.0.0.1:${proxy.port}` },
-      { attemptTimeoutMs: 200, retryDelaysMs: [20], outboxMaxEvents: 0, onOutboxEvent: (e) => events.push(e) },
+      { attemptTimeoutMs: 1_000, retryDelaysMs: [20], outboxMaxEvents: 0, onOutboxEvent: (e) => events.push(e) },
     );
     await p.publish('fr-1', notice(0));
     proxy.freeze();
@@ -38,7 +38,7 @@ describe('a publisher whose Redis stops answering', () => {
   }, 20_000);
 
   it('close() settles while a publish waits for the frozen Redis', async () => {
-    const p = createPublisher({ redisUrl: `redis://127.0.0.1:${proxy.port}` }, { attemptTimeoutMs: 200 });
+    const p = createPublisher({ redisUrl: `redis://127.0.0.1:${proxy.port}` }, { attemptTimeoutMs: 1_000 });
     await p.publish('fr-2', notice(0));
     proxy.freeze();
     const stuck = p.publish('fr-2', notice(1));
