@@ -10,6 +10,7 @@ import {
   fencedAppendScript,
   MAX_EVENT_BYTES_PER_CALL,
   MAX_USERS_PER_CALL,
+  STALE_REPLY,
   streamScripts,
 } from './redis/stream-scripts';
 import { type ResolvedRetention, type RetentionOptions, resolveRetention } from './retention';
@@ -286,7 +287,15 @@ export class RedisStreamWriter {
       args,
     )) as [string, number, number, number];
     const [epoch, first, ts, flag] = reply;
-    return storedBatch(events, epoch, Number(first), Number(ts), Number(flag) === 1, positions);
+    if (Number(flag) === APPEND_MANY_FLAGS.stale) throw new ReplyError(`${STALE_REPLY} ${epoch}`);
+    return storedBatch(
+      events,
+      epoch,
+      Number(first),
+      Number(ts),
+      Number(flag) === APPEND_MANY_FLAGS.duplicate,
+      positions,
+    );
   }
 }
 
@@ -304,6 +313,7 @@ function userResult(b: UserBatch, reply: readonly unknown[], at: number): BatchR
   const text = typeof head === 'string' ? head : String(head);
   if (flag === APPEND_MANY_FLAGS.fenced) return new ReplyError(`${FENCED_REPLY} ${text}`);
   if (flag === APPEND_MANY_FLAGS.error) return new ReplyError(text);
+  if (flag === APPEND_MANY_FLAGS.stale) return new ReplyError(`${STALE_REPLY} ${text}`);
   if (flag === APPEND_MANY_FLAGS.stored || flag === APPEND_MANY_FLAGS.duplicate) {
     const firstOffset = Number(first);
     const time = Number(ts);

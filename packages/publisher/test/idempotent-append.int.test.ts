@@ -72,6 +72,33 @@ describe('appends tagged with a publisher id and a batch number', () => {
     expect(await streamOf(user)).toEqual([1, 2, 3, 4]);
   });
 
+  it('an old copy of a batch, run after a later batch of its publisher was stored, stores nothing', async () => {
+    // What a Redis Cluster failover can do: an attempt the outbox gave up on (timed out) is
+    // retried and stored, the user's next batch too, and then the client delivers the
+    // first attempt at last. The record holds the later batch by then, not this one.
+    const writer = new RedisStreamWriter(client);
+    const user = 'idem-stale';
+    const fence = { key: `${userKeys(user).meta}:lease`, value: 'gw|1' };
+    await client.set(fence.key, fence.value);
+    await writer.appendBatch(user, [notice(1)], { publisherId: 'pub-s', seq: 9 });
+    await writer.appendBatch(user, [notice(2)], { publisherId: 'pub-s', seq: 10 });
+    await expect(writer.appendBatch(user, [notice(1)], { publisherId: 'pub-s', seq: 9 })).rejects.toThrow(/^STALE/);
+    // The same through appendMany (one user, several events; fenced), and with fewer digits than the record's.
+    const [many, fenced, shorter] = await writer
+      .appendBatches('pub-s', [{ userId: user, events: [notice(1), notice(1)], seq: 9 }])
+      .then(async (a) => [
+        ...a,
+        ...(await writer.appendBatches('pub-s', [{ userId: user, events: [notice(1)], seq: 9, fence }])),
+        ...(await writer.appendBatches('pub-s', [{ userId: user, events: [notice(1)], seq: 1 }])),
+      ]);
+    for (const r of [many, fenced, shorter]) expect(String(r)).toMatch(/STALE/);
+    expect(await streamOf(user)).toEqual([1, 2]);
+    // The latest batch is still answered as a duplicate, and the next one stored.
+    expect((await writer.appendBatch(user, [notice(2)], { publisherId: 'pub-s', seq: 10 })).duplicate).toBe(true);
+    await writer.appendBatch(user, [notice(3)], { publisherId: 'pub-s', seq: 11 });
+    expect(await streamOf(user)).toEqual([1, 2, 3]);
+  });
+
   it('a retry carrying fewer events (some refused meanwhile) gets their cursors as first stored', async () => {
     const writer = new RedisStreamWriter(client);
     const user = 'idem-fewer';
@@ -148,6 +175,36 @@ describe('the outbox through lost replies', () => {
     expect(outbox.stats()).toMatchObject({ stored: 4, waiting: 0 });
     expect(outbox.stats().deduplicated).toBeGreaterThanOrEqual(2);
     outbox.close();
+  });
+
+  it('an attempt that timed out and runs late, after the retry and a later batch were stored, is not stored again', async () => {
+    // The first call waits at the gate (a command held in the Redis client through a failover)
+    // past the attempt timeout; it runs only once the user's next batch is stored.
+    let open: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    let late: Promise<unknown> | undefined;
+    class LateWriter extends RedisStreamWriter {
+      override appendBatches(publisherId: string | undefined, batches: readonly UserBatch[]) {
+        if (late) return super.appendBatches(publisherId, batches);
+        late = gate.then(() => super.appendBatches(publisherId, batches));
+        return late as Promise<Array<BatchResult | Error>>;
+      }
+    }
+    const outbox = new Outbox(client, new LateWriter(client), { retryDelaysMs: [10], attemptTimeoutMs: 50 });
+    const user = 'idem-late-attempt';
+    try {
+      await outbox.send([{ userId: user, event: notice(1) }]);
+      await outbox.send([{ userId: user, event: notice(2) }]);
+      open();
+      const [result] = (await late) as Array<BatchResult | Error>;
+      expect(String(result)).toMatch(/STALE/);
+      expect(await streamOf(user)).toEqual([1, 2]);
+    } finally {
+      open();
+      await outbox.close();
+    }
   });
 
   it('two outboxes have ids of their own', () => {

@@ -36,6 +36,11 @@ export const APPEND_MANY_FLAGS = {
   fenced: 2,
   /** A Redis error for this user (its text instead of the epoch): nothing more stored for it. */
   error: 3,
+  /**
+   * An older batch number than the publisher's last one the meta records (a late copy of a
+   * given-up attempt whose retry was stored): nothing stored; the text instead of the epoch.
+   */
+  stale: 4,
 } as const;
 
 /**
@@ -192,7 +197,8 @@ local meta_fields = {}
 -- publisher/seq: the batch's tag (nil: untagged). bare: the events come without their
 -- opening '{' (appendMany's), else each is the whole JSON. Returns epoch, first offset,
 -- ts, 1 if the meta records that publisher's batch seq as appended already
--- (nothing stored again: its first offset and ts are returned), else 0.
+-- (nothing stored again: its first offset and ts are returned), else 0; or a text,
+-- 0, 0 and the stale flag for a batch older than the one recorded (nothing stored).
 -- Numbers go to Redis as strings made with '%d' (every one is an integer): a number
 -- argument would be formatted by Redis with '%.17g', and '%.0f' costs several times '%d'.
 local function append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, bare, suffix)
@@ -219,6 +225,14 @@ local function append_events(stream, meta, candidate, channel, r, publisher, seq
       if byte(record, digits + 1) == 32 and sub(record, 1, digits) == seq then
         local r_seq, r_first, r_ts = match(record, '^(%d+) (%d+) (%d+)$')
         if r_seq == seq then return epoch, tonumber(r_first), tonumber(r_ts), 1 end
+      end
+      -- An older batch than the one recorded: a late copy of an attempt the publisher gave up
+      -- on (it timed out while a Cluster failed over; the retry was stored, then a later
+      -- batch of the user). Its events are stored already: nothing is stored again. Batch
+      -- numbers only grow, and a user's next batch is sent only once the last one is stored.
+      local recorded = match(record, '^(%d+) ')
+      if recorded and (#recorded > digits or (#recorded == digits and recorded > seq)) then
+        return 'an older batch than the last one stored by this publisher', 0, 0, ${APPEND_MANY_FLAGS.stale}
       end
     elseif record_field then
       make_room_for_record(meta)
@@ -340,7 +354,8 @@ end
  * - `appendAndNotify` ARGV: epoch candidate, channel, max events, retention ms, max bytes,
  *   stream ttl ms, meta ttl ms, then for a tagged batch '<publisher id> <batch number>',
  *   then the event JSON... (each starts with '{', which tells the tag from an event). Returns { epoch, first offset, ts, 1 if the meta records that publisher's batch seq
- *   as appended already (nothing stored again: its first offset and ts are returned), else 0 }.
+ *   as appended already (nothing stored again: its first offset and ts are returned), else 0 }; for a
+ *   batch older than that publisher's last one recorded, { text, 0, 0, 4 } (`stale`: nothing stored).
  * - `appendMany`: the same for several users in one call (see {@link APPEND_MANY_FLAGS}).
  *   KEYS: per user stream, meta, and the fence's lease key when it has a fence. ARGV: user
  *   count, max events, retention ms, max bytes, stream ttl ms, meta ttl ms, publisher id ('':
@@ -473,6 +488,9 @@ return head(KEYS, ARGV)
 
 /** The reply of a fenced append refused: the error text starts with it. */
 export const FENCED_REPLY = 'FENCED';
+
+/** The error of a stale batch (see {@link APPEND_MANY_FLAGS} `stale`): its text starts with it. */
+export const STALE_REPLY = 'STALE';
 
 /**
  * `appendAndNotify` fenced by a lease: KEYS gain the lease key (in the user's slot), ARGV the
