@@ -195,7 +195,8 @@ describe('appendBatches on a standalone Redis: many users in one script call', (
   it('a user whose result lacks its values (nil in Lua) is an error for that user; the values of the next users stay in place', async () => {
     // The script as shipped always answers four values per user; this variant answers none for
     // one user, as a bug would, to check that the reply keeps every user's values at their place.
-    const call = 'return append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, true, u)';
+    const call =
+      'return append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, true, u, lease, fence)';
     expect(streamScripts.appendMany.source).toContain(call);
     const variant = new RedisScript(
       streamScripts.appendMany.source.replace(call, `if string.find(stream, 'amv%-empty') then return end\n  ${call}`),

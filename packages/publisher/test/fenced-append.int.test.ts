@@ -60,4 +60,33 @@ describe('fenced appends', () => {
       outbox.close();
     }
   });
+
+  it('a stored batch sent again after its lease moved is answered with its cursors, not refused', async () => {
+    // A reply lost after Redis stored the batch (a master dying, a connection cut), and the
+    // lease taken over before the retry: the events were stored while the lease held, and the
+    // writer is told so, on both scripts (one user, and appendMany).
+    const user = 'fenced-retry';
+    const key = fleetUserKeys(user).lease;
+    const writer = new RedisStreamWriter(redis);
+    await redis.set(key, 'gw-a|7', 'PX', 60_000);
+    const fence = { key, value: 'gw-a|7' };
+    const first = await writer.appendBatch(user, [notice(1)], { publisherId: 'pub-f', seq: 1 }, undefined, fence);
+    await redis.set(key, 'gw-b|8', 'PX', 60_000);
+    const again = await writer.appendBatch(user, [notice(1)], { publisherId: 'pub-f', seq: 1 }, undefined, fence);
+    expect(again).toEqual({ ...first, duplicate: true });
+    await redis.set(key, 'gw-a|7', 'PX', 60_000);
+    const [many] = await writer.appendBatches('pub-f', [
+      { userId: user, events: [notice(2), notice(3)], seq: 2, fence },
+    ]);
+    await redis.set(key, 'gw-b|8', 'PX', 60_000);
+    const [manyAgain] = await writer.appendBatches('pub-f', [
+      { userId: user, events: [notice(2), notice(3)], seq: 2, fence },
+    ]);
+    expect(manyAgain).toEqual({ ...(many as object), duplicate: true });
+    // A new batch under the old fence is refused, as before.
+    await expect(
+      writer.appendBatch(user, [notice(4)], { publisherId: 'pub-f', seq: 3 }, undefined, fence),
+    ).rejects.toThrow(/^FENCED/);
+    expect(await messages(user)).toEqual([1, 2, 3]);
+  });
 });

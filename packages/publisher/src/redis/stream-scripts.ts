@@ -26,6 +26,12 @@ export const MAX_PUBLISHER_RECORDS = 16;
 export const MAX_USERS_PER_CALL = 128;
 export const MAX_EVENT_BYTES_PER_CALL = 128 * 1024;
 
+/** The reply of a fenced append refused: the error text starts with it. */
+export const FENCED_REPLY = 'FENCED';
+
+/** The error of a stale batch (see {@link APPEND_MANY_FLAGS} `stale`): its text starts with it. */
+export const STALE_REPLY = 'STALE';
+
 /** The last item of each user's result in an `appendMany` reply. */
 export const APPEND_MANY_FLAGS = {
   /** Appended: epoch, first offset, ts. */
@@ -201,7 +207,11 @@ local meta_fields = {}
 -- 0, 0 and the stale flag for a batch older than the one recorded (nothing stored).
 -- Numbers go to Redis as strings made with '%d' (every one is an integer): a number
 -- argument would be formatted by Redis with '%.17g', and '%.0f' costs several times '%d'.
-local function append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, bare, suffix)
+-- lease/fence: the lease key that must hold the fence value for anything to be stored (nil:
+-- unfenced); else nothing is written and it returns a text, 0, 0 and the fenced flag. A batch
+-- recorded as appended is answered as such even when the lease moved since: it was stored
+-- while the lease held.
+local function append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, bare, suffix, lease, fence)
   local max_events, retention_ms, max_bytes, stream_ttl, meta_ttl = r[1], r[2], r[3], r[4], r[5]
   local record_field = nil
   if publisher then
@@ -234,9 +244,14 @@ local function append_events(stream, meta, candidate, channel, r, publisher, seq
       if recorded and (#recorded > digits or (#recorded == digits and recorded > seq)) then
         return 'an older batch than the last one stored by this publisher', 0, 0, ${APPEND_MANY_FLAGS.stale}
       end
-    elseif record_field then
-      make_room_for_record(meta)
     end
+  end
+  -- Fenced: checked before the first write (the record's room, a new epoch's DEL).
+  if lease and call('GET', lease) ~= fence then
+    return 'the lease is no longer held by this writer', 0, 0, ${APPEND_MANY_FLAGS.fenced}
+  end
+  if not fresh then
+    if record_field and not m[8] then make_room_for_record(meta) end
   else
     -- A missing meta (first use, expiry, FLUSHALL, eviction) starts a new epoch:
     -- cursors of the old one can never match it, so they answer gap. A stream left
@@ -333,7 +348,7 @@ local function append_events(stream, meta, candidate, channel, r, publisher, seq
 end
 
 -- One user's append (KEYS: stream, meta; ARGV: see streamScripts.appendAndNotify).
-local function append_and_notify(keys, args)
+local function append_and_notify(keys, args, lease, fence)
   -- A tagged batch has '<publisher id> <batch number>' before its events (an event's
   -- JSON starts with '{'); untagged calls (and the company fan-out's copy of this
   -- function) start their events right there.
@@ -343,7 +358,9 @@ local function append_and_notify(keys, args)
     first_event = 9
   end
   local r = { tonumber(args[3]), tonumber(args[4]), tonumber(args[5]), args[6], args[7] }
-  return { append_events(keys[1], keys[2], args[1], args[2], r, publisher, seq, args, first_event, #args) }
+  local epoch, first, ts, flag = append_events(keys[1], keys[2], args[1], args[2], r, publisher, seq, args, first_event, #args, nil, nil, lease, fence)
+  if flag == ${APPEND_MANY_FLAGS.fenced} then return redis.error_reply('${FENCED_REPLY} ' .. epoch) end
+  return { epoch, first, ts, flag }
 end
 
 `;
@@ -380,10 +397,7 @@ return append_and_notify(KEYS, ARGV)
 -- slot, holds anything else) or a failing one (a key of the wrong type, the lease's too)
 -- answers for itself and the others of the call go on.
 local function append_one(stream, meta, lease, fence, candidate, u, channel, r, publisher, seq, events, from, to)
-  if lease and call('GET', lease) ~= fence then
-    return 'the lease is no longer held by this writer', 0, 0, ${APPEND_MANY_FLAGS.fenced}
-  end
-  return append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, true, u)
+  return append_events(stream, meta, candidate, channel, r, publisher, seq, events, from, to, true, u, lease, fence)
 end
 
 -- The text of an error caught by pcall: a Redis error reply is a table { err = text }.
@@ -486,12 +500,6 @@ return head(KEYS, ARGV)
 `),
 } as const;
 
-/** The reply of a fenced append refused: the error text starts with it. */
-export const FENCED_REPLY = 'FENCED';
-
-/** The error of a stale batch (see {@link APPEND_MANY_FLAGS} `stale`): its text starts with it. */
-export const STALE_REPLY = 'STALE';
-
 /**
  * `appendAndNotify` fenced by a lease: KEYS gain the lease key (in the user's slot), ARGV the
  * value the lease must hold (`owner|token`) as its last item. Appends nothing and answers an
@@ -508,10 +516,7 @@ function fencedVariant(source: string): RedisScript {
     source.replace(
       call,
       `local fence = table.remove(ARGV)
-if redis.call('GET', KEYS[3]) ~= fence then
-  return redis.error_reply('${FENCED_REPLY} the lease is no longer held by this writer')
-end
-${call}`,
+return append_and_notify(KEYS, ARGV, KEYS[3], fence)`,
     ),
   );
 }
