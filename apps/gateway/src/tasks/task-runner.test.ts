@@ -1,6 +1,6 @@
 import type { AppEvent, TaskProgressUpdate } from '@livebus/protocol';
 import { MemoryTaskStore } from './memory-task-store';
-import { runTask } from './task-runner';
+import { failAbandonedTask, runTask } from './task-runner';
 
 const job = {
   task_id: 't1',
@@ -70,5 +70,73 @@ describe('runTask with two attempts at one job (a lost job lock)', () => {
     expect(events.map((e) => e.message)).toEqual(['started', 'normalising text']);
     // Left running for the attempt that takes the job over.
     expect(await store.get('t1')).toMatchObject({ status: 'running', attempts: 1 });
+  });
+});
+
+describe('runTask when the final event cannot be published', () => {
+  const queued = () => ({
+    task_id: 't1',
+    user_id: 'u',
+    status: 'queued' as const,
+    progress: 0,
+    created_at: 'now',
+    updated_at: 'now',
+  });
+  /** A publish that refuses the events whose status is `refuse` (`times` of them), as an outbox full or closed does. */
+  const publisher = (events: TaskProgressUpdate[], refuse: string, times: number) => {
+    let left = times;
+    return async (_uid: string, e: AppEvent) => {
+      const data = e.data as TaskProgressUpdate;
+      if (data.status === refuse && left-- > 0) throw new Error('outbox_full');
+      events.push(data);
+    };
+  };
+
+  it('the attempt throws (the queue runs the job again) and the next attempt announces the end it finds', async () => {
+    const store = new MemoryTaskStore();
+    await store.create(queued());
+    const events: TaskProgressUpdate[] = [];
+    const publish = publisher(events, 'completed', 1);
+    await expect(runTask({ store, publish }, job, { attempt: 1, last: false })).rejects.toThrow('outbox_full');
+    expect(await store.get('t1')).toMatchObject({ status: 'completed', attempts: 1 });
+    expect(await runTask({ store, publish }, job, { attempt: 2, last: true })).toBe('skipped');
+    expect(events.filter((e) => e.status !== 'running')).toMatchObject([{ status: 'completed', progress: 100 }]);
+    // Ended once: the second attempt changed nothing.
+    expect(await store.get('t1')).toMatchObject({ status: 'completed', attempts: 1 });
+  });
+
+  it('on the last attempt it throws too (not ended again as failed), and a later announcement that fails is not retried without end', async () => {
+    const store = new MemoryTaskStore();
+    await store.create(queued());
+    const events: TaskProgressUpdate[] = [];
+    const publish = publisher(events, 'completed', 2);
+    await expect(runTask({ store, publish }, job, { attempt: 1, last: true })).rejects.toThrow('outbox_full');
+    expect(await store.get('t1')).toMatchObject({ status: 'completed' });
+    // A queue that runs it once more (the in-process one does): its announcement fails too, and
+    // it is the last: skipped, no throw.
+    expect(await runTask({ store, publish }, job, { attempt: 2, last: true })).toBe('skipped');
+    expect(events.filter((e) => e.status === 'completed')).toEqual([]);
+  });
+
+  it('a task cancelled while queued is not announced again by an attempt that picks it up', async () => {
+    const store = new MemoryTaskStore();
+    await store.create(queued());
+    await store.transition('t1', ['queued'], { status: 'cancelled', message: 'cancelled before it started' });
+    const events: TaskProgressUpdate[] = [];
+    expect(await runTask({ store, publish: publisher(events, '', 0) }, job, { attempt: 1, last: false })).toBe(
+      'skipped',
+    );
+    expect(events).toEqual([]);
+  });
+
+  it('failAbandonedTask announces the end of a task an attempt ended without announcing it', async () => {
+    const store = new MemoryTaskStore();
+    await store.create(queued());
+    const events: TaskProgressUpdate[] = [];
+    const publish = publisher(events, 'completed', 1);
+    await expect(runTask({ store, publish }, job, { attempt: 1, last: true })).rejects.toThrow('outbox_full');
+    expect(await failAbandonedTask({ store, publish }, 't1', 'the job was given up')).toBe(false);
+    expect(events.filter((e) => e.status !== 'running')).toMatchObject([{ status: 'completed' }]);
+    expect(await store.get('t1')).toMatchObject({ status: 'completed' });
   });
 });

@@ -3,7 +3,7 @@ import type { AppEvent, TaskProgressUpdate } from '@livebus/protocol';
 import { type AnalysisProgress, analyseDocument, type DocumentAnalysisOptions } from './analysis/document-analysis';
 import { TaskCancelledError, TaskFailure, TaskHandBackError } from './task-failure';
 import type { TaskJobData } from './task-queue';
-import type { TaskPatch, TaskRecord, TaskStore } from './task-store';
+import { isFinal, type TaskPatch, type TaskRecord, type TaskStore } from './task-store';
 
 /** How a run ended, for metrics and for the queue (retry or not). */
 export type TaskRunOutcome = 'completed' | 'failed' | 'cancelled' | 'skipped';
@@ -39,7 +39,9 @@ export interface TaskAttempt {
  * and ends it as completed, failed or cancelled. Every change is written to the store before its event is published,
  * and a step whose compare-and-set fails publishes nothing, so a task's events stay in
  * order whoever writes them. Throws (so the queue retries) only for a transient error on
- * an attempt that is not the last, and {@link TaskHandBackError} when `signal` aborts.
+ * an attempt that is not the last, {@link TaskHandBackError} when `signal` aborts, and the
+ * publish's error when the final event could not be published (on any attempt: the task is
+ * over, and the attempt the queue runs next finds it ended and publishes that event again).
  */
 export async function runTask(deps: TaskRunnerDeps, job: TaskJobData, attempt: TaskAttempt): Promise<TaskRunOutcome> {
   const now = () => (deps.now?.() ?? new Date()).toISOString();
@@ -62,9 +64,19 @@ export async function runTask(deps: TaskRunnerDeps, job: TaskJobData, attempt: T
   );
   // Gone (expired), already final (cancelled while queued, or finished by an earlier
   // attempt), or held by a later attempt.
-  if (!claimed.ok || !claimed.record) return 'skipped';
+  if (!claimed.ok || !claimed.record) {
+    if (claimed.record && endedEarlier(claimed.record, attempt.attempt)) {
+      // Its final event may never have gone out: tell the user again (a second copy at worst).
+      await publish(claimed.record).catch((error: unknown) => {
+        if (!attempt.last) throw error;
+      });
+    }
+    return 'skipped';
+  }
   let record = claimed.record;
 
+  /** The error of a final event not published: the task is over, the queue runs the job again to tell. */
+  let unannounced: unknown;
   const end = async (patch: TaskPatch, outcome: TaskRunOutcome): Promise<TaskRunOutcome> => {
     const ended = await deps.store.transition(
       job.task_id,
@@ -73,7 +85,12 @@ export async function runTask(deps: TaskRunnerDeps, job: TaskJobData, attempt: T
       holds,
     );
     if (!ended.ok || !ended.record) return 'skipped';
-    await publish(ended.record);
+    try {
+      await publish(ended.record);
+    } catch (error) {
+      unannounced = error;
+      throw error;
+    }
     return outcome;
   };
 
@@ -103,7 +120,7 @@ export async function runTask(deps: TaskRunnerDeps, job: TaskJobData, attempt: T
       'completed',
     );
   } catch (error) {
-    if (error instanceof TaskHandBackError) throw error;
+    if (error instanceof TaskHandBackError || error === unannounced) throw error;
     if (attempt.lost?.aborted) return 'skipped';
     if (error instanceof TaskCancelledError) return end({ status: 'cancelled', message: 'cancelled' }, 'cancelled');
     if (error instanceof TaskFailure) {
@@ -138,6 +155,7 @@ export function progressEvent(record: TaskRecord): AppEvent {
 /**
  * Ends a task whose job the queue gave up on outside {@link runTask} (a job that lost its
  * worker more often than allowed): failed with `attempts_exhausted`, so its user hears the end.
+ * A task an attempt ended already has its final event published again (true only when this ended it).
  */
 export async function failAbandonedTask(deps: TaskRunnerDeps, taskId: string, reason: string): Promise<boolean> {
   const ended = await deps.store.transition(taskId, ['queued', 'running'], {
@@ -148,7 +166,24 @@ export async function failAbandonedTask(deps: TaskRunnerDeps, taskId: string, re
     run: null,
     updated_at: (deps.now?.() ?? new Date()).toISOString(),
   });
-  if (!ended.ok || !ended.record) return false;
-  await deps.publish(ended.record.user_id, progressEvent(ended.record));
-  return true;
+  if (ended.ok && ended.record) {
+    await deps.publish(ended.record.user_id, progressEvent(ended.record));
+    return true;
+  }
+  // Ended by an attempt whose final event may not have gone out (its publish failed on the last attempt).
+  if (ended.record && endedEarlier(ended.record, Number.POSITIVE_INFINITY)) {
+    await deps.publish(ended.record.user_id, progressEvent(ended.record));
+  }
+  return false;
+}
+
+/**
+ * Whether a task an attempt could not claim was ended by an earlier attempt of its job (one
+ * that claimed it: not a task cancelled while queued, whose cancel told the user). Its final
+ * event may not have gone out: that attempt's publish failed (it threw, so the queue ran the
+ * job again) or its worker was lost in between.
+ */
+function endedEarlier(record: TaskRecord, attempt: number): boolean {
+  const attempts = record.attempts ?? 0;
+  return isFinal(record.status) && attempts >= 1 && attempts < attempt;
 }
