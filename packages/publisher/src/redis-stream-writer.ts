@@ -43,7 +43,11 @@ export type StoredEvent = EventFrame;
 export interface BatchTag {
   /** The publisher's random id, made when it was created (no whitespace: it travels as `<id> <seq>`). */
   publisherId: string;
-  /** The batch's number, increasing across the publisher's batches. */
+  /**
+   * The batch's number, increasing across the publisher's batches: a batch numbered lower than
+   * the publisher's last one the user's meta records is refused (`STALE`, nothing stored), as a
+   * late copy of a given-up attempt. A publisher that numbers from 1 again must take a new id.
+   */
   seq: number;
 }
 
@@ -131,7 +135,9 @@ export class RedisStreamWriter {
    * Appends one user's events (validated already) as the batch `tag` names: sent
    * again with the same tag (a retry after a lost reply), it is not stored again and
    * answers the cursors stored the first time, as long as the user's meta still
-   * records that publisher's last batch (see docs/reliability.md, exactly once).
+   * records that publisher's last batch (see docs/reliability.md, exactly once). A batch
+   * numbered lower than that one rejects with a `ReplyError` starting with `STALE`: nothing
+   * is stored (its events were, if it is a late copy of an attempt given up on).
    * `positions`: each event's place in the batch as first sent (a retry may carry
    * fewer events, when some were refused meanwhile), for the cursors of a duplicate.
    * `fence`: stored only while that lease holds (see {@link PublishFence}).
@@ -160,7 +166,8 @@ export class RedisStreamWriter {
    *
    * Each user is stored (or refused) on its own: the result at a batch's index is its
    * {@link BatchResult}, or the error that refused it (a `ReplyError` starting with
-   * `FENCED` for a fence that no longer holds; the call's error, for every user of a call
+   * `FENCED` for a fence that no longer holds, `STALE` for a batch older than the publisher's
+   * last one recorded (see {@link BatchTag}); the call's error, for every user of a call
    * that failed as a whole, e.g. a lost connection). `publisherId` tags every batch that
    * has a `seq`.
    *

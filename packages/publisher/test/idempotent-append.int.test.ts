@@ -92,6 +92,10 @@ describe('appends tagged with a publisher id and a batch number', () => {
         ...(await writer.appendBatches('pub-s', [{ userId: user, events: [notice(1)], seq: 1 }])),
       ]);
     for (const r of [many, fenced, shorter]) expect(String(r)).toMatch(/STALE/);
+    // The fenced script for one user too: the record is read before the fence.
+    await expect(
+      writer.appendBatch(user, [notice(1)], { publisherId: 'pub-s', seq: 9 }, undefined, fence),
+    ).rejects.toThrow(/^STALE/);
     expect(await streamOf(user)).toEqual([1, 2]);
     // The latest batch is still answered as a duplicate, and the next one stored.
     expect((await writer.appendBatch(user, [notice(2)], { publisherId: 'pub-s', seq: 10 })).duplicate).toBe(true);

@@ -238,8 +238,9 @@ local function append_events(stream, meta, candidate, channel, r, publisher, seq
       end
       -- An older batch than the one recorded: a late copy of an attempt the publisher gave up
       -- on (it timed out while a Cluster failed over; the retry was stored, then a later
-      -- batch of the user). Its events are stored already: nothing is stored again. Batch
-      -- numbers only grow, and a user's next batch is sent only once the last one is stored.
+      -- batch of the user). Its events are stored already: nothing is stored again. An
+      -- outbox's batch numbers only grow, and a user's next batch is numbered only once the
+      -- last one was stored or given up (its callers told so).
       local recorded = match(record, '^(%d+) ')
       if recorded and (#recorded > digits or (#recorded == digits and recorded > seq)) then
         return 'an older batch than the last one stored by this publisher', 0, 0, ${APPEND_MANY_FLAGS.stale}
