@@ -309,6 +309,7 @@ function redisPorts(
       outbox: {
         retryDelaysMs: config.publishRetryDelaysMs,
         maxEvents: config.publishOutboxMaxEvents,
+        maxBytes: config.publishOutboxMaxBytes,
         onEvent: outboxLogger(logger),
       },
     }),

@@ -154,9 +154,10 @@ describe('one source of defaults per concern', () => {
       retentionMs: retentionDefaults.retentionMs,
       retentionBytes: retentionDefaults.retentionBytes,
     });
-    expect([c.publishRetryDelaysMs, c.publishOutboxMaxEvents]).toEqual([
+    expect([c.publishRetryDelaysMs, c.publishOutboxMaxEvents, c.publishOutboxMaxBytes]).toEqual([
       [...outboxDefaults.retryDelaysMs],
       outboxDefaults.maxEvents,
+      outboxDefaults.maxBytes,
     ]);
     expect({
       concurrency: c.workerConcurrency,

@@ -83,6 +83,7 @@ export const EnvSchema = z.object({
     .regex(/^\s*\d+(\s*,\s*\d+)*\s*$/, 'must be a comma-separated list of milliseconds, like 1000,2000,4000')
     .default(outboxDefaults.retryDelaysMs.join(',')),
   PUBLISH_OUTBOX_MAX_EVENTS: int(0).default(outboxDefaults.maxEvents),
+  PUBLISH_OUTBOX_MAX_BYTES: int(0).default(outboxDefaults.maxBytes),
   LISTEN_BACKLOG: int(1, 65535).default(4096),
   HEALTH_PORT: int(0, 65535).optional(),
   ADMISSION_MAX_HANDSHAKES: int(0).default(3000),
@@ -224,6 +225,8 @@ export interface GatewayConfig {
   publishRetryDelaysMs: number[];
   /** Most events the publish outbox holds while Redis is away; 0: none (publish fails after the retries). @default outboxDefaults.maxEvents (10 000) */
   publishOutboxMaxEvents: number;
+  /** Most bytes of event JSON the publish outbox holds (and the worker's publisher); 0: no bound in bytes. @default outboxDefaults.maxBytes (64 MiB) */
+  publishOutboxMaxBytes: number;
   /**
    * Connections the kernel queues for accept (capped by `net.core.somaxconn`). Node's
    * default, 511, drops SYNs when thousands of clients come back at once; each dropped
@@ -386,6 +389,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     listenerTrackedDocsMax: e.LISTENER_TRACKED_DOCS_MAX,
     publishRetryDelaysMs: e.PUBLISH_RETRY_DELAYS_MS.split(',').map((d) => Number(d.trim())),
     publishOutboxMaxEvents: e.PUBLISH_OUTBOX_MAX_EVENTS,
+    publishOutboxMaxBytes: e.PUBLISH_OUTBOX_MAX_BYTES,
     listenBacklog: e.LISTEN_BACKLOG,
     healthPort: e.HEALTH_PORT,
     admissionMaxHandshakes: e.ADMISSION_MAX_HANDSHAKES,

@@ -42,6 +42,15 @@ export interface PublisherOptions extends RetentionOptions {
    */
   outboxMaxEvents?: number;
   /**
+   * Most bytes of event JSON waiting for Redis (in flight, retrying or queued; UTF-16 units,
+   * bytes for ASCII). Past it a publish is refused at once with {@link PublishError}
+   * `outbox_full`, as past `outboxMaxEvents`; a call larger than the bound alone is accepted
+   * when nothing waits. Bounds the memory held through an outage (the events take about two to
+   * three times their JSON). 0: no bound in bytes.
+   * @default outboxDefaults.maxBytes (64 MiB)
+   */
+  outboxMaxBytes?: number;
+  /**
    * Told when events are queued, dropped, or drained after an outage, and when
    * Redis becomes `unreachable` (with why: `failure.message` reads "cannot reach
    * Redis at 10.0.0.5:6379 (ECONNREFUSED)") or `reachable` again: once per
@@ -64,6 +73,7 @@ export interface PublisherOptions extends RetentionOptions {
 export const publisherDefaults = {
   retryDelaysMs: outboxDefaults.retryDelaysMs,
   outboxMaxEvents: outboxDefaults.maxEvents,
+  outboxMaxBytes: outboxDefaults.maxBytes,
   attemptTimeoutMs: outboxDefaults.attemptTimeoutMs,
 } as const;
 
@@ -134,7 +144,7 @@ function connect(connection: PublisherConnection): { client: RedisClient; owned:
  * append but before the reply arrived, the retry appends the event again.
  *
  * @throws TypeError when `redisUrl` is missing, empty or not a `redis://` /
- * `rediss://` URL (or `redis` is not a client), or `attemptTimeoutMs` is not a number >= 0:
+ * `rediss://` URL (or `redis` is not a client), or `attemptTimeoutMs` or `outboxMaxBytes` is not a number >= 0:
  * at once, not at the first publish.
  */
 export function createPublisher(connection: PublisherConnection, options: PublisherOptions = {}): Publisher {
@@ -145,12 +155,19 @@ export function createPublisher(connection: PublisherConnection, options: Publis
       `createPublisher: attemptTimeoutMs must be a number >= 0 (0: no limit), got ${attemptTimeoutMs}`,
     );
   }
+  const outboxMaxBytes = options.outboxMaxBytes ?? publisherDefaults.outboxMaxBytes;
+  if (!(Number.isFinite(outboxMaxBytes) && outboxMaxBytes >= 0)) {
+    throw new TypeError(
+      `createPublisher: outboxMaxBytes must be a number >= 0 (0: no bound in bytes), got ${outboxMaxBytes}`,
+    );
+  }
   const { client, owned } = connect(connection);
   const writer = new RedisStreamWriter(client, options);
   const outbox = new Outbox(client, writer, {
     retryDelaysMs: options.retryDelaysMs ?? publisherDefaults.retryDelaysMs,
     attemptTimeoutMs,
     maxEvents: options.outboxMaxEvents ?? publisherDefaults.outboxMaxEvents,
+    maxBytes: outboxMaxBytes,
     ...(options.onOutboxEvent ? { onEvent: options.onOutboxEvent } : {}),
     // The URL as given (a host name, not the IP it resolved to); for a Cluster, its seed node.
     ...('redisUrl' in connection ? { redisAddress: connection.redisUrl } : {}),

@@ -24,6 +24,8 @@ export const outboxDefaults = {
   retryDelaysMs: [1_000, 2_000, 4_000],
   /** Most events the outbox holds. */
   maxEvents: 10_000,
+  /** Most bytes of event JSON the outbox holds (64 MiB). */
+  maxBytes: 67_108_864,
   /** Most events sent in one round of calls. */
   batchEvents: 500,
   /**

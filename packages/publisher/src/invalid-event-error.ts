@@ -50,9 +50,8 @@ const FRAME_ENVELOPE_BYTES =
  * bytes of UTF-8): stored, it would never reach them, and trimming to the retention's bytes
  * could empty the user's stream to keep it.
  */
-function checkFrameSize(event: AppEvent): void {
+function checkFrameSize(text: string): void {
   const max = protocolDefaults.maxFrameBytes;
-  const text = JSON.stringify(event);
   // UTF-8 takes at most 3 bytes per UTF-16 unit: most events need no exact count.
   if (text.length * 3 + FRAME_ENVELOPE_BYTES <= max) return;
   const bytes = Buffer.byteLength(text) + FRAME_ENVELOPE_BYTES;
@@ -70,6 +69,15 @@ function checkFrameSize(event: AppEvent): void {
  * protocol's `maxFrameBytes` is refused too.
  */
 export function validatePublication(userId: string, event: unknown): AppEvent {
+  return validatedJson(userId, event).event;
+}
+
+/**
+ * {@link validatePublication}, with the event's JSON (`JSON.stringify` of the event returned),
+ * made once for the size check: the outbox counts its bytes and the writer sends it as is.
+ * @internal
+ */
+export function validatedJson(userId: string, event: unknown): { event: AppEvent; json: string } {
   if (!userIdAccepted(userId)) throw new InvalidEventError('user id must be 1 to 128 characters');
   if (exceedsValueDepth(event, protocolDefaults.maxJsonDepth)) {
     throw new InvalidEventError(`event nested deeper than ${protocolDefaults.maxJsonDepth} levels`);
@@ -81,6 +89,7 @@ export function validatePublication(userId: string, event: unknown): AppEvent {
     throw new InvalidEventError(`invalid event${first ? `: ${first.path || 'event'}: ${first.message}` : ''}`, issues);
   }
   const valid = parsed.data as AppEvent;
-  checkFrameSize(valid);
-  return valid;
+  const json = JSON.stringify(valid);
+  checkFrameSize(json);
+  return { event: valid, json };
 }

@@ -226,3 +226,64 @@ describe('closing the outbox', () => {
     expect(calls).toHaveLength(1);
   });
 });
+
+describe('the outbox bounded in bytes', () => {
+  /** An event whose JSON is `size` characters long. */
+  const sized = (size: number): AppEvent => {
+    const bare = JSON.stringify(notice(0)).length - 1;
+    return { event: 'session.notice', data: { level: 'info', message: 'x'.repeat(size - bare) } };
+  };
+
+  it('refuses a publish that would pass maxBytes with outbox_full, keeps what it holds, and frees the bytes once stored', async () => {
+    const { writer, calls } = heldWriter();
+    const { outbox, events } = outboxOver(writer, { maxBytes: 1_000 });
+    expect(JSON.stringify(sized(400)).length).toBe(400);
+    const first = outbox.send([
+      { userId: 'u1', event: sized(400) },
+      { userId: 'u2', event: sized(400) },
+    ]);
+    expect(outbox.stats()).toMatchObject({ waiting: 2, waitingBytes: 800, maxBytes: 1_000 });
+    const refused = settled(outbox.send([{ userId: 'u3', event: sized(400) }]));
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(refused.value).toMatchObject({ name: 'PublishError', code: 'outbox_full' });
+    expect((refused.value as Error).message).toContain('800 of 1000 bytes');
+    expect(events).toContainEqual({ kind: 'dropped', reason: 'outbox_full', events: 1, waiting: 2 });
+    // What fits still goes in.
+    const small = outbox.send([{ userId: 'u3', event: sized(200) }]);
+    expect(outbox.stats()).toMatchObject({ waiting: 3, waitingBytes: 1_000, dropped: 1 });
+    // The writer is handed the JSON made at validation, and the bytes are freed as events are stored.
+    const done = settled(Promise.all([first, small]));
+    const sent: number[] = [];
+    while (done.value === 'pending') {
+      const call = calls.shift();
+      if (!call) {
+        await Promise.resolve();
+        continue;
+      }
+      sent.push(...call.batches.map((b) => b.json?.[0]?.length ?? 0));
+      call.answer(call.batches.map((b) => ({ events: b.events.map(() => ({}) as never), duplicate: false })));
+    }
+    expect(sent).toEqual([400, 400, 200]);
+    expect(outbox.stats()).toMatchObject({ waiting: 0, waitingBytes: 0 });
+    await outbox.close();
+  });
+
+  it('takes one call larger than the bound when nothing waits (it could never go otherwise); 0 means no bound', async () => {
+    const { writer, calls } = heldWriter();
+    const { outbox } = outboxOver(writer, { maxBytes: 300 });
+    const big = outbox.send([{ userId: 'u1', event: sized(400) }]);
+    expect(outbox.stats()).toMatchObject({ waiting: 1, waitingBytes: 400 });
+    await expect(outbox.send([{ userId: 'u2', event: sized(100) }])).rejects.toMatchObject({ code: 'outbox_full' });
+    while (calls.length === 0) await Promise.resolve();
+    const call = calls[0] as (typeof calls)[number];
+    call.answer([{ events: [{} as never], duplicate: false }]);
+    await big;
+    await outbox.close();
+    const unbounded = outboxOver(heldWriter().writer, { maxBytes: 0 });
+    void unbounded.outbox.send([{ userId: 'u1', event: sized(400) }]).catch(() => {});
+    void unbounded.outbox.send([{ userId: 'u2', event: sized(400) }]).catch(() => {});
+    expect(unbounded.outbox.stats()).toMatchObject({ waiting: 2, maxBytes: 0 });
+    await unbounded.outbox.close();
+  });
+});

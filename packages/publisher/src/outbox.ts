@@ -3,7 +3,7 @@ import type { AppEvent } from '@livebus/protocol';
 import { RedisTimeoutError, withRedisTimeout } from './connection-error';
 import { outboxDefaults } from './defaults';
 import { describeRedisError, type RedisAddress, redisClientAddress, redisErrorCode } from './describe-redis-error';
-import { validatePublication } from './invalid-event-error';
+import { validatedJson } from './invalid-event-error';
 import { PublishError } from './publish-error';
 import type { RedisClient } from './redis/client';
 import { FENCED_REPLY } from './redis/stream-scripts';
@@ -36,6 +36,16 @@ export interface OutboxOptions {
    * @default outboxDefaults.maxEvents (10 000)
    */
   maxEvents?: number;
+  /**
+   * Most bytes of event JSON the outbox holds, in flight and waiting (each event's JSON as
+   * stored, without the frame's envelope; counted in UTF-16 units, which is bytes for ASCII).
+   * A publish that would exceed it is refused at once with {@link PublishError} `outbox_full`,
+   * as past `maxEvents`; a single call larger than the bound is accepted when nothing waits.
+   * Bounds the memory the outbox takes through an outage: the events' objects and their JSON
+   * take about two to three times this. 0: no bound in bytes. Not used with `maxEvents: 0`.
+   * @default outboxDefaults.maxBytes (64 MiB)
+   */
+  maxBytes?: number;
   /** Most events sent in one round of calls. @default outboxDefaults.batchEvents (500) */
   batchEvents?: number;
   /**
@@ -109,6 +119,10 @@ export interface OutboxStats {
   deduplicated: number;
   /** Capacity; 0 when the outbox is off. */
   maxEvents: number;
+  /** Bytes of event JSON of the events waiting (see {@link OutboxOptions.maxBytes}). */
+  waitingBytes: number;
+  /** Capacity in bytes of event JSON; 0: no bound in bytes. */
+  maxBytes: number;
   /** `down` from a failed attempt to reach Redis until it is reached again; `unknown` before the first attempt. */
   redis: 'unknown' | 'up' | 'down';
   /** The last reason Redis could not be reached (kept after it returns, for the record); undefined if none yet. */
@@ -131,6 +145,8 @@ interface Entry {
 interface Item {
   userId: string;
   event: AppEvent;
+  /** The event's JSON, made once when it was validated: counted against `maxBytes`, sent as is. */
+  json: string;
   fence: PublishFence | undefined;
   entry: Entry;
   stored: StoredEvent | undefined;
@@ -164,6 +180,9 @@ export class Outbox {
   readonly #writer: RedisStreamWriter;
   readonly #delays: readonly number[];
   readonly #max: number;
+  readonly #maxBytes: number;
+  /** Bytes of JSON of the items held ({@link OutboxOptions.maxBytes}). */
+  #bytes = 0;
   readonly #batch: number;
   readonly #attemptTimeoutMs: number;
   readonly #onEvent: (event: OutboxEvent) => void;
@@ -198,6 +217,7 @@ export class Outbox {
     this.#writer = writer;
     this.#delays = options.retryDelaysMs ?? outboxDefaults.retryDelaysMs;
     this.#max = options.maxEvents ?? outboxDefaults.maxEvents;
+    this.#maxBytes = options.maxBytes ?? outboxDefaults.maxBytes;
     this.#batch = Math.max(1, options.batchEvents ?? outboxDefaults.batchEvents);
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? outboxDefaults.attemptTimeoutMs;
     this.#onEvent = options.onEvent ? guarded(options.onEvent) : nothing;
@@ -232,10 +252,15 @@ export class Outbox {
     if (this.#closed) return Promise.reject(new PublishError('closed', 'the publisher is closed'));
     // Every event is validated before any is queued; the items are made from them after.
     const events = new Array<AppEvent>(publications.length);
+    const jsons = new Array<string>(publications.length);
+    let bytes = 0;
     try {
       for (let k = 0; k < publications.length; k++) {
         const p = publications[k] as Publication;
-        events[k] = validatePublication(p.userId, p.event);
+        const valid = validatedJson(p.userId, p.event);
+        events[k] = valid.event;
+        jsons[k] = valid.json;
+        bytes += valid.json.length;
       }
     } catch (error) {
       // A rejection, not a throw: callers chain on the promise.
@@ -243,14 +268,13 @@ export class Outbox {
     }
     const valid = publications;
     if (valid.length === 0) return Promise.resolve([]);
-    const cap = this.#max === 0 ? Number.POSITIVE_INFINITY : this.#max;
-    if (this.#items.length + valid.length > cap) {
+    const full = this.#full(valid.length, bytes);
+    if (full) {
       this.#stats.dropped += valid.length;
       this.#onEvent({ kind: 'dropped', reason: 'outbox_full', events: valid.length, waiting: this.#items.length });
-      return Promise.reject(
-        new PublishError('outbox_full', `the outbox holds ${this.#items.length} of ${cap} events; try again later`),
-      );
+      return Promise.reject(new PublishError('outbox_full', `${full}; try again later`));
     }
+    this.#bytes += bytes;
     return new Promise<StoredEvent[] | StoredEvent>((resolve, reject) => {
       const entry: Entry = { items: [], left: valid.length, failures: 0, isQueued: false, single, resolve, reject };
       for (let k = 0; k < valid.length; k++) {
@@ -258,6 +282,7 @@ export class Outbox {
         entry.items.push({
           userId: p.userId,
           event: events[k] as AppEvent,
+          json: jsons[k] as string,
           fence: p.fence || undefined,
           entry,
           stored: undefined,
@@ -270,11 +295,24 @@ export class Outbox {
     });
   }
 
+  /** Why `events` more events of `bytes` bytes of JSON would exceed a bound; undefined when they fit. */
+  #full(events: number, bytes: number): string | undefined {
+    if (this.#max === 0) return undefined;
+    if (this.#items.length + events > this.#max) return `the outbox holds ${this.#items.length} of ${this.#max} events`;
+    // One call larger than the bound alone still goes when nothing waits: it could never go otherwise.
+    if (this.#maxBytes > 0 && this.#bytes + bytes > this.#maxBytes && this.#items.length > 0) {
+      return `the outbox holds ${this.#bytes} of ${this.#maxBytes} bytes of events`;
+    }
+    return undefined;
+  }
+
   /** Counters since start and what waits now. */
   stats(): OutboxStats {
     return {
       waiting: this.#items.length,
       maxEvents: this.#max,
+      waitingBytes: this.#bytes,
+      maxBytes: this.#max === 0 ? 0 : this.#maxBytes,
       ...this.#stats,
       redis: this.#redis,
       lastRedisFailure: this.#failure,
@@ -318,6 +356,7 @@ export class Outbox {
     const kept = this.#items.filter(sent);
     this.#items.length = 0;
     this.#items.push(...kept);
+    for (const i of left) this.#bytes -= i.json.length;
     if (left.length > 0) {
       this.#stats.dropped += left.length;
       this.#onEvent({ kind: 'dropped', reason: 'closed', events: left.length, waiting: 0 });
@@ -339,6 +378,7 @@ export class Outbox {
   /** After close: rejects the events of the last round that Redis did not take (their attempt failed; no retry follows). */
   #abandonFailed(): void {
     const left = this.#items.splice(0);
+    this.#bytes = 0;
     for (const entry of new Set(left.map((i) => i.entry))) {
       if (entry.left < 0) continue;
       entry.left = -1;
@@ -417,7 +457,9 @@ export class Outbox {
       const first = items[0] as Item;
       const events = new Array<AppEvent>(items.length);
       for (let k = 0; k < items.length; k++) events[k] = (items[k] as Item).event;
-      const batch: UserBatch = { userId: first.userId, events, seq: first.batchSeq };
+      const json = new Array<string>(items.length);
+      for (let k = 0; k < items.length; k++) json[k] = (items[k] as Item).json;
+      const batch: UserBatch = { userId: first.userId, events, json, seq: first.batchSeq };
       // A first send's positions are 0..n-1, the default; a retry may carry fewer events.
       if (retry) batch.positions = items.map((i) => i.batchIndex);
       if (first.fence) batch.fence = first.fence;
@@ -536,8 +578,12 @@ export class Outbox {
     let kept = 0;
     for (const item of this.#items) {
       const entry = item.entry;
-      if (entry.left < 0) continue;
+      if (entry.left < 0) {
+        this.#bytes -= item.json.length;
+        continue;
+      }
       if (item.stored) {
+        this.#bytes -= item.json.length;
         this.#stats.stored++;
         entry.left--;
         if (entry.left === 0) {

@@ -66,6 +66,8 @@ export interface UserBatch {
   seq?: number;
   /** Each event's place in the batch as first sent, for the cursors of a duplicate (see {@link RedisStreamWriter.appendBatch}). */
   positions?: readonly number[];
+  /** Each event's `JSON.stringify`, when the caller made it already (the outbox does, to validate): sent as is. */
+  json?: readonly string[];
   fence?: PublishFence;
 }
 
@@ -190,7 +192,7 @@ export class RedisStreamWriter {
       seen.set(b.userId, i);
     });
     const out = new Array<BatchResult | Error>(batches.length);
-    const texts = batches.map((b) => b.events.map((e) => JSON.stringify(e)));
+    const texts = batches.map((b) => b.json ?? b.events.map((e) => JSON.stringify(e)));
     const calls: number[][] = [];
     if (this.#oneUserPerCall || isCluster(this.#client)) {
       batches.forEach((b, i) => {
@@ -223,7 +225,7 @@ export class RedisStreamWriter {
   async #appendCall(
     publisherId: string | undefined,
     batches: readonly UserBatch[],
-    texts: readonly string[][],
+    texts: readonly (readonly string[])[],
     call: readonly number[],
     out: Array<BatchResult | Error>,
   ): Promise<void> {
@@ -235,7 +237,7 @@ export class RedisStreamWriter {
       const k = userKeys(b.userId);
       keys.push(k.stream, k.meta);
       if (b.fence) keys.push(b.fence.key);
-      const events = texts[i] as string[];
+      const events = texts[i] as readonly string[];
       // The seq alone for one unfenced event (most users), else with the event count before it, negative
       // for a fenced user, whose fence value follows. No channel: the script makes it from the stream key.
       const seq = b.seq === undefined || publisherId === undefined ? '' : String(b.seq);

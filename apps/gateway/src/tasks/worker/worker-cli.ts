@@ -93,6 +93,8 @@ export async function startTaskWorker(config: GatewayConfig, logger: Logger): Pr
       retentionEvents: config.streamRetentionEvents,
       retentionMs: config.streamRetentionMs,
       retentionBytes: config.streamRetentionBytes,
+      outboxMaxEvents: config.publishOutboxMaxEvents,
+      outboxMaxBytes: config.publishOutboxMaxBytes,
     },
   );
   const registry = new Registry();
