@@ -14,8 +14,8 @@ describe('heartbeat', () => {
       await new Promise((r) => setTimeout(r, 700));
       expect(t.gw.stats().sessions).toBe(1);
       proxy.freeze();
-      const entry = await t.logs.waitFor('ws_disconnect', 'silent', 3_000);
-      expect(entry).toMatchObject({ type: 'ping_timeout', code: 1006 });
+      const closed = await t.hooks.waitFor('session.close', 'silent', () => true, 3_000);
+      expect(closed).toMatchObject({ type: 'ping_timeout', code: 1006 });
       proxy.dropAll();
     } finally {
       await proxy.close();

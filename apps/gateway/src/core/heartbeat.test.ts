@@ -102,6 +102,26 @@ describe('createHeartbeat, on fake timers', () => {
     expect([closed!.pings, closed!.terminated]).toEqual([[], undefined]);
   });
 
+  it('judges nobody silent in the first run after the event loop was held up, only pings; the next run does', () => {
+    const [answers, silent] = [fakeConnection(), fakeConnection()];
+    const heartbeat = createHeartbeat(new Set([answers, silent] as unknown as Connection[]), {
+      pingIntervalMs: 1_000,
+      pingTimeoutMs: 5_000,
+    });
+    heartbeat.sweep();
+    // The process stops for 8 s (its interval ticks once, late): the pong of the first socket is
+    // still unread in its socket when the sweep runs.
+    jest.setSystemTime(Date.now() + 8_000);
+    heartbeat.sweep();
+    expect([answers.terminated, silent.terminated]).toEqual([undefined, undefined]);
+    expect([answers.pings.length, silent.pings.length]).toEqual([2, 2]);
+    // Read after the timers: the answer counts, and the next run (on time) judges.
+    answers.lastSeen = Date.now();
+    jest.advanceTimersByTime(1_000);
+    heartbeat.sweep();
+    expect([answers.terminated, silent.terminated]).toEqual([undefined, 'ping_timeout']);
+  });
+
   it('lets a sweep that runs late finish, skipping the next one, so every socket is still pinged', () => {
     const { conns, heartbeat, pinged } = threeSlices();
     // The interval's ticks come before the sweep's later slices every time (timers running late).

@@ -19,6 +19,8 @@ export function createHeartbeat(
 ) {
   /** Timer of the sweep's next slice, while one is spread over the interval. */
   let nextSlice: NodeJS.Timeout | undefined;
+  /** When a slice last ran: a run much later than the interval finds the event loop was held up. */
+  let lastRun: number | undefined;
 
   function sweep(): void {
     // The last sweep is not done (its timers run late: a busy event loop). It goes on and this
@@ -32,11 +34,16 @@ export function createHeartbeat(
     const run = (slice: number) => {
       nextSlice = undefined;
       const now = Date.now();
+      // The event loop was held up (a long pause of the process: GC, a starved CPU, SIGSTOP). The
+      // pongs that came meanwhile wait unread in the sockets, and timers run before they are read:
+      // nobody is judged silent in this run, only pinged; the next run judges, with them read.
+      const stalled = lastRun !== undefined && now - lastRun > 2 * config.pingIntervalMs;
+      lastRun = now;
       for (const conn of all.slice(slice * HEARTBEAT_SLICE, (slice + 1) * HEARTBEAT_SLICE)) {
         if (conn.phase === 'closed') continue;
         // A bucket that has refilled is the same as a new one: the next frame makes one.
         if (conn.limiter?.isFull()) conn.limiter = undefined;
-        if (now - conn.lastSeen > config.pingTimeoutMs) {
+        if (!stalled && now - conn.lastSeen > config.pingTimeoutMs) {
           conn.terminate('ping_timeout');
         } else if (conn.socket.isOpen) {
           conn.socket.ping();
