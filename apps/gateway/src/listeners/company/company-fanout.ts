@@ -1,5 +1,5 @@
 import { type AppEvent, type Cursor, formatCursor, parseCursor } from '@livebus/protocol';
-import { type RetentionOptions, resolveRetention, validatePublication } from '@livebus/publisher';
+import { type RetentionOptions, resolveRetention, validatedJson } from '@livebus/publisher';
 import { isCluster, type RedisClient, RedisScript, streamScripts, userKeys } from '@livebus/publisher/redis';
 import type { EventBus, ReadResult, StoredEvent } from '../../fleet/bus/event-bus';
 import { MemoryEventBus } from '../../fleet/bus/memory-event-bus';
@@ -91,7 +91,7 @@ export class RedisCompanyFanOut implements CompanyFanOut {
   ): Promise<Cursor | undefined> {
     if (events.length === 0) return undefined;
     // Validated once for all followers (the publisher validates per user; the event is the same).
-    const valid = events.map((e) => JSON.stringify(validatePublication(userIds[0] ?? 'company', e)));
+    const valid = events.map((e) => validatedJson(userIds[0] ?? 'company', e).json);
     const targets: Target[] = userIds.map((uid) => ({ ...userKeys(uid), journal: false }));
     const journal: Target | undefined = companyId ? { ...companyKeys(companyId), journal: true } : undefined;
     if (!isCluster(this.#redis)) {
