@@ -222,3 +222,92 @@ describe('JwtAuthenticator with a JWKS', () => {
     expect((await auth.authenticate({ token: await idpToken(first) })).uid).toBe('idp-user');
   });
 });
+
+describe('a JWKS endpoint in trouble', () => {
+  let key: IdpKey;
+  beforeAll(async () => {
+    key = await idpKey('k-trouble', 'ES256');
+  });
+
+  /** A JWKS endpoint that answers as `mode` says: the key set, 503, or headers and half a body, then nothing. */
+  async function troubledIdp() {
+    const state = { mode: 'ok' as 'ok' | 'down' | 'stall', fetches: 0 };
+    const server = createServer((_req, res) => {
+      state.fetches++;
+      if (state.mode === 'down') return void res.writeHead(503).end();
+      const body = JSON.stringify({ keys: [key.jwk] });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(body.length) });
+      if (state.mode === 'stall') return void res.write(body.slice(0, 10));
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const close = () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      });
+    return { state, url: `http://127.0.0.1:${port}/jwks`, close };
+  }
+
+  it('a provider that sends its headers and stalls is refused verifier_unavailable within the timeout, and tried again after', async () => {
+    const idp = await troubledIdp();
+    try {
+      idp.state.mode = 'stall';
+      const auth = new JwtAuthenticator({ jwksUrl: idp.url, serviceRoleClaim: 'svc', jwksTimeoutMs: 300 });
+      const token = await idpToken(key);
+      const [a, b] = await Promise.all([
+        auth.authenticate({ token }).catch((e: unknown) => e),
+        auth.authenticate({ token }).catch((e: unknown) => e),
+      ]);
+      for (const e of [a, b]) {
+        expect(e).toMatchObject({
+          code: 'verifier_unavailable',
+          message: expect.stringMatching(/no answer within 300 ms/),
+        });
+      }
+      // Both tokens shared one fetch; once the provider answers, the next token fetches again.
+      expect(idp.state.fetches).toBe(1);
+      idp.state.mode = 'ok';
+      expect((await auth.authenticate({ token })).uid).toBe('idp-user');
+      expect(idp.state.fetches).toBe(2);
+    } finally {
+      await idp.close();
+    }
+  });
+
+  it('keys fetched before keep verifying while the provider is down, past their age; fetched again once it is back', async () => {
+    const idp = await troubledIdp();
+    let clock = Date.now();
+    try {
+      const auth = new JwtAuthenticator({
+        jwksUrl: idp.url,
+        serviceRoleClaim: 'svc',
+        jwksMaxAgeMs: 600_000,
+        now: () => clock,
+      });
+      // A token valid for the whole test, on the moved clock too.
+      const token = await idpToken(key, { exp: now() + 7_200 });
+      expect((await auth.authenticate({ token })).uid).toBe('idp-user');
+      idp.state.mode = 'down';
+      clock += 11 * 60_000;
+      expect((await auth.authenticate({ token })).uid).toBe('idp-user');
+      await waitForFetches(idp.state, 2);
+      // Within the cooldown (30 s) after that failed fetch: no other fetch.
+      expect((await auth.authenticate({ token })).uid).toBe('idp-user');
+      expect(idp.state.fetches).toBe(2);
+      idp.state.mode = 'ok';
+      clock += 31_000;
+      expect((await auth.authenticate({ token })).uid).toBe('idp-user');
+      await waitForFetches(idp.state, 3);
+    } finally {
+      await idp.close();
+    }
+  });
+});
+
+/** Waits until the fake provider counted `n` fetches (the refetch of old keys runs behind the token). */
+async function waitForFetches(state: { fetches: number }, n: number): Promise<void> {
+  for (let i = 0; i < 200 && state.fetches < n; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(state.fetches).toBe(n);
+}

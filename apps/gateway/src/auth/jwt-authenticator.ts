@@ -1,10 +1,11 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import type { AuthFailureReason } from '@livebus/protocol';
-import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import { errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { DEFAULT_TOKEN_CLOCK_TOLERANCE_MS } from '../core/token-schedule';
 import { AuthError, type Authenticator, type Principal } from './authenticator';
 import { type Hs256Checks, verifyHs256 } from './hs256';
 import { ownClaim, toPrincipal } from './principal';
+import { JwksUnavailable, RemoteKeySet } from './remote-key-set';
 
 /**
  * Options of {@link JwtAuthenticator}. At least one of `secret` and `jwksUrl` is
@@ -15,7 +16,9 @@ export interface JwtAuthOptions {
   secret?: string | undefined;
   /**
    * URL of the identity provider's JSON Web Key Set: enables RS256 and ES256.
-   * Keys are cached and fetched again when a token names an unknown `kid`.
+   * Keys are kept and fetched again when a token names an unknown `kid` (at most every
+   * `jwksCooldownMs`) and when they are `jwksMaxAgeMs` old; the keys held keep verifying
+   * while the provider cannot be reached.
    * @default undefined (RS256 and ES256 tokens are refused)
    */
   jwksUrl?: string | URL | undefined;
@@ -37,15 +40,12 @@ export interface JwtAuthOptions {
    * @default 30_000
    */
   jwksCooldownMs?: number;
-  /** Time allowed for one JWKS fetch. @default 5_000 */
+  /** Time allowed for one JWKS fetch, the body included. @default 5_000 */
   jwksTimeoutMs?: number;
+  /** Age after which the keys are fetched again (in the background: the held ones verify meanwhile). @default 600_000 */
+  jwksMaxAgeMs?: number;
   /** Clock, in ms since the epoch. @default Date.now */
   now?: () => number;
-}
-
-/** A JWKS that could not be fetched or read: the provider's trouble, not a bad token. */
-class JwksUnavailable extends Error {
-  override readonly name = 'JwksUnavailable';
 }
 
 /** Algorithms each kind of key may verify. Never `none`, never the token's own choice. */
@@ -77,12 +77,14 @@ export class JwtAuthenticator implements Authenticator {
     };
     const hmacKey = secret ? createSecretKey(Buffer.from(secret, 'utf8')) : undefined;
     this.#hmacKey = hmacKey;
-    // createRemoteJWKSet fetches nothing until the first token needs a key.
+    // Fetches nothing until the first token needs a key.
     const jwks = jwksUrl
-      ? createRemoteJWKSet(new URL(jwksUrl), {
-          cooldownDuration: options.jwksCooldownMs ?? 30_000,
-          timeoutDuration: options.jwksTimeoutMs ?? 5_000,
-        })
+      ? new RemoteKeySet(new URL(jwksUrl), {
+          cooldownMs: options.jwksCooldownMs ?? 30_000,
+          timeoutMs: options.jwksTimeoutMs ?? 5_000,
+          maxAgeMs: options.jwksMaxAgeMs ?? 600_000,
+          now: this.#options.now,
+        }).getKey
       : undefined;
     this.#algorithms = [...(hmacKey ? HMAC_ALGS : []), ...(jwks ? JWKS_ALGS : [])];
     // jose checks the header's alg against #algorithms before calling this, so the
@@ -93,7 +95,11 @@ export class JwtAuthenticator implements Authenticator {
         try {
           return await jwks(header, token);
         } catch (cause) {
-          if (cause instanceof errors.JWKSNoMatchingKey || cause instanceof errors.JWKSMultipleMatchingKeys)
+          if (
+            cause instanceof errors.JWKSNoMatchingKey ||
+            cause instanceof errors.JWKSMultipleMatchingKeys ||
+            cause instanceof JwksUnavailable
+          )
             throw cause;
           throw new JwksUnavailable(`JWKS unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, {
             cause,
