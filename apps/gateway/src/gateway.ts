@@ -1,6 +1,7 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AppEvent } from '@livebus/protocol';
+import { withRedisTimeout } from '@livebus/publisher';
 import { type GatewayPorts, type ResolvedPorts, resolvePorts } from './compose';
 import type { GatewayConfig } from './config';
 import { type ConnectionHandler, createConnectionHandler } from './core/connection-handler';
@@ -31,6 +32,9 @@ import type { DependencyStatus, GatewayStats, HttpDeps } from './transport/http/
 import { createHttpHandler } from './transport/http/routes';
 import { explainListenError } from './transport/port-in-use';
 import { attachWsTransport, type WsTransportOptions } from './transport/ws';
+
+/** How long an admin read of Redis (`/cluster`, the dashboard) waits before it answers 503. */
+const ADMIN_READ_TIMEOUT_MS = 2_000;
 
 /** A running (or ready to run) gateway. */
 export interface Gateway {
@@ -397,6 +401,7 @@ function httpReadouts(
 ): Omit<HttpDeps, 'dispatch' | 'metrics' | 'tracker' | 'isDraining' | 'delivery' | 'throughputHistory'> {
   const { listeners, hub, tasks } = parts;
   const { bus, presence } = ports;
+  const depth = tasks.depth;
   return {
     config,
     logger: ports.logger,
@@ -412,10 +417,11 @@ function httpReadouts(
     busStats: () => bus.stats(),
     startedAt: parts.startedAt,
     version: ports.version,
-    clusterInstances: () => presence.instances(),
+    // Bounded: a Redis that stopped answering fails the admin read (503) instead of holding it.
+    clusterInstances: () => withRedisTimeout(presence.instances(), ADMIN_READ_TIMEOUT_MS),
     debugSessions: () => ({ users: hub.describe(), pending_detaches: listeners.pendingDetaches() }),
     taskHealth: () => tasks.health(),
-    ...(tasks.depth ? { taskQueueDepth: tasks.depth } : {}),
+    ...(depth ? { taskQueueDepth: () => withRedisTimeout(depth(), ADMIN_READ_TIMEOUT_MS) } : {}),
   };
 }
 

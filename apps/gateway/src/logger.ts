@@ -32,6 +32,8 @@ export const LOG_EVENTS = [
   'bus_unsubscribe_error',
   'ws_handler_error',
   'http_handler_error',
+  'http_unavailable',
+  'http_client_gone',
   'http_auth_failed',
   'ws_origin_refused',
   'ws_admission_refused',

@@ -1,6 +1,10 @@
+import { withRedisTimeout } from '@livebus/publisher';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { QueueDepth } from './task-queue';
 import type { TaskWorkOptions } from './task-queue-options';
+
+/** How long a scrape waits for the queue's depth before it leaves the gauge out. */
+const DEPTH_TIMEOUT_MS = 1_000;
 
 /** Task metrics on an existing registry (the gateway's, or the worker process's). */
 export interface TaskMetrics {
@@ -21,10 +25,12 @@ export function registerTaskMetrics(registry: Registry, depth: () => Promise<Que
     registers: [registry],
     async collect() {
       try {
-        const d = await depth();
+        // Bounded: a Redis that stopped answering must not hold the whole scrape.
+        const d = await withRedisTimeout(depth(), DEPTH_TIMEOUT_MS);
         for (const state of ['waiting', 'active', 'delayed'] as const) this.set({ state }, d[state]);
       } catch {
-        // Redis away: no sample rather than a failed scrape.
+        // Redis away: no sample (not the last one again) rather than a failed scrape.
+        this.reset();
       }
     },
   });

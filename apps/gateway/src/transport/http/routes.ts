@@ -1,4 +1,5 @@
 import type { IncomingMessage, RequestListener } from 'node:http';
+import { isTransientRedisError } from '@livebus/publisher';
 import { adminRoutes } from './admin-routes';
 import { createDashboardRoutes } from './dashboard';
 import { healthRoutes } from './health';
@@ -25,6 +26,19 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
         if (!res.headersSent) send(res, error.status, error.body);
         return;
       }
+      // The caller went away mid-request (closed its connection while sending the body): nothing
+      // to answer and nothing broken here.
+      if (req.destroyed && isClientGone(error)) {
+        deps.logger.debug('http_client_gone', { method: req.method, path: pathOf(req) });
+        return;
+      }
+      // Redis away or not answering (a read of an admin endpoint): the caller may try again.
+      if (isTransientRedisError(error)) {
+        deps.logger.warn('http_unavailable', { method: req.method, path: pathOf(req), error: String(error) });
+        if (res.headersSent) res.destroy();
+        else send(res, 503, { error: { code: 'unavailable', message: 'Redis cannot be reached; try again' } });
+        return;
+      }
       deps.logger.error('http_handler_error', { method: req.method, path: pathOf(req), error: String(error) });
       if (res.headersSent) res.destroy();
       else send(res, 500, { error: { code: 'internal', message: 'internal error' } });
@@ -43,6 +57,12 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
       fail(error);
     }
   };
+}
+
+/** Node's error for a request whose connection closed before its body was read. */
+function isClientGone(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown } | undefined;
+  return e?.code === 'ECONNRESET' || e?.message === 'aborted';
 }
 
 function pathOf(req: IncomingMessage): string {

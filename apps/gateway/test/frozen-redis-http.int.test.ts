@@ -1,0 +1,41 @@
+import { type RedisServerHandle, startRedisServer, startTcpProxy, type TcpProxy } from '@livebus/test-support';
+import { composePorts } from '../src/compose';
+import { startGateway, type TestGateway } from './helpers';
+
+// A Redis that keeps its connections open and stops answering (a frozen process, a failover
+// address that swallows packets), reached through a proxy that stops forwarding: the admin
+// reads of the gateway answer within their bound instead of hanging with it.
+let server: RedisServerHandle;
+let proxy: TcpProxy;
+let t: TestGateway;
+beforeAll(async () => {
+  server = await startRedisServer();
+  proxy = await startTcpProxy(server.port);
+  t = await startGateway({ redisUrl: `redis://127.0.0.1:${proxy.port}`, tasksEnabled: true }, composePorts);
+});
+afterAll(async () => {
+  proxy?.thaw();
+  await t?.close();
+  await proxy?.close();
+  await server?.stop();
+});
+
+const get = (path: string) => fetch(`${t.http}${path}`, { signal: AbortSignal.timeout(20_000) });
+
+describe('admin reads while Redis does not answer', () => {
+  it('/cluster answers 503 unavailable, /metrics answers without the task queue depth; both again once Redis answers', async () => {
+    expect((await get('/cluster')).status).toBe(200);
+    expect(await (await get('/metrics')).text()).toContain('livebus_task_queue_depth{state="waiting"}');
+    proxy.freeze();
+    const cluster = await get('/cluster');
+    expect(cluster.status).toBe(503);
+    expect(await cluster.json()).toMatchObject({ error: { code: 'unavailable' } });
+    const metrics = await get('/metrics');
+    expect(metrics.status).toBe(200);
+    const text = await metrics.text();
+    expect(text).toContain('livebus_connections');
+    expect(text).not.toContain('livebus_task_queue_depth{');
+    proxy.thaw();
+    expect((await get('/cluster')).status).toBe(200);
+  });
+});
