@@ -34,6 +34,7 @@ import { MemoryWorkflowWatchStore, type WorkflowWatchStore } from './listeners/w
 import { createLogger, type Logger } from './logger';
 import { SnapshotDelay } from './metrics/delivery-latency';
 import { redisClockOffset } from './redis/redis-clock';
+import { RedisProbe } from './redis/redis-probe';
 import { outboxLogger, RedisStatusLog } from './redis/redis-status-log';
 import type { buildRedisTaskQueue } from './tasks/build-task-queue';
 import type { TaskQueue } from './tasks/task-queue';
@@ -238,7 +239,8 @@ function assemblePorts(
   testHooks: ComposeTestHooks,
 ): GatewayPorts {
   const closers: Closer[] = [];
-  const redis = config.redisUrl ? openGatewayRedis(config, logger, config.redisUrl, closers) : undefined;
+  const opened = config.redisUrl ? openGatewayRedis(config, logger, config.redisUrl, closers) : undefined;
+  const redis = opened?.redis;
   const stores = redis
     ? redisPorts(config, logger, redis)
     : memoryPorts(config, ['registry', 'bus', 'presence', 'channel']);
@@ -272,7 +274,7 @@ function assemblePorts(
           firestoreWarmUp: listeners.warmUp,
         }
       : memoryPorts(config, ['lease', 'workflowWatches'])),
-    redisStatus: redis ? () => (redis.status === 'ready' ? 'ok' : 'down') : () => 'disabled',
+    redisStatus: redis ? () => (redis.status === 'ready' && opened?.probe.answering ? 'ok' : 'down') : () => 'disabled',
     ...(redis ? { clockOffset: async () => (await redisClockOffset(redis)).offsetMs } : {}),
     ...(snapshotDelay ? { snapshotDelay } : {}),
     onClose: async () => {
@@ -281,16 +283,30 @@ function assemblePorts(
   };
 }
 
-/** The gateway's Redis client (a Cluster with REDIS_CLUSTER), its state changes logged; closed by a closer. */
-function openGatewayRedis(config: GatewayConfig, logger: Logger, redisUrl: string, closers: Closer[]): RedisClient {
+/**
+ * The gateway's Redis client (a Cluster with REDIS_CLUSTER), its state changes logged, and its
+ * probe (whether it answers); both closed by closers.
+ */
+function openGatewayRedis(
+  config: GatewayConfig,
+  logger: Logger,
+  redisUrl: string,
+  closers: Closer[],
+): { redis: RedisClient; probe: RedisProbe } {
   // The fleet's connection policy (fail fast while Redis is away, yet wait for the
   // reconnect after a dropped idle connection); `gateway`: auto-pipelined heartbeats.
   // ioredis reconnects by itself; RedisStatusLog logs the state changes, with backoff.
   const redis = openRedis(redisUrl, { cluster: config.redisCluster, role: 'gateway', name: config.instanceId });
-  new RedisStatusLog(logger, redis, { redisUrl });
+  const status = new RedisStatusLog(logger, redis, { redisUrl });
+  // A frozen Redis keeps the connection ready: a PING a second tells health and the log.
+  const probe = new RedisProbe(redis, {
+    onChange: (answering, why) => (answering ? status.answering() : status.unanswered(why)),
+  });
+  probe.start();
+  closers.push(async () => probe.stop());
   // QUIT bounded: a Redis that does not answer (frozen, a dead failover address) must not hold the shutdown.
   closers.push(() => closeRedis(redis));
-  return redis;
+  return { redis, probe };
 }
 
 /** The registry, the event bus and the fleet (presence, detach decision, instance channel) on Redis. */

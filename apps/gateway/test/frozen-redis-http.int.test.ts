@@ -1,4 +1,4 @@
-import { type RedisServerHandle, startRedisServer, startTcpProxy, type TcpProxy } from '@livebus/test-support';
+import { type RedisServerHandle, startRedisServer, startTcpProxy, type TcpProxy, waitFor } from '@livebus/test-support';
 import { composePorts } from '../src/compose';
 import { startGateway, type TestGateway } from './helpers';
 
@@ -37,5 +37,22 @@ describe('admin reads while Redis does not answer', () => {
     expect(text).not.toContain('livebus_task_queue_depth{');
     proxy.thaw();
     expect((await get('/cluster')).status).toBe(200);
+  });
+
+  it('readiness says redis down (503) while Redis does not answer a PING, and ready again once it does', async () => {
+    const readiness = async () => {
+      const r = await get('/health/readiness');
+      return { status: r.status, body: (await r.json()) as { redis?: string } };
+    };
+    expect(await readiness()).toMatchObject({ status: 200, body: { redis: 'ok' } });
+    proxy.freeze();
+    try {
+      await waitFor(async () => (await readiness()).status === 503, 'readiness 503 while frozen', 15_000);
+      expect((await readiness()).body).toMatchObject({ redis: 'down' });
+    } finally {
+      proxy.thaw();
+    }
+    await waitFor(async () => (await readiness()).status === 200, 'ready again', 15_000);
+    expect((await readiness()).body).toMatchObject({ redis: 'ok' });
   });
 });

@@ -57,6 +57,20 @@ export class RedisStatusLog {
     });
   }
 
+  /**
+   * Redis stopped answering on a connection that looks up (see `RedisProbe`): `down`, with
+   * why; {@link answering} when it answers again is `up`.
+   */
+  unanswered(why: string): void {
+    this.#why = why;
+    this.#down();
+  }
+
+  /** Redis answers again after {@link unanswered}. */
+  answering(): void {
+    if (this.#state === 'down') this.#up();
+  }
+
   #reason(): { error?: string } {
     return this.#why ? { error: this.#why } : {};
   }

@@ -4,6 +4,7 @@ import { createPublisher } from '@livebus/publisher';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ConfigError, type GatewayConfig, loadConfig } from '../../config';
 import { createLogger, type Logger } from '../../logger';
+import { RedisProbe } from '../../redis/redis-probe';
 import { RedisUnreachableError, waitForRedisAtStart } from '../../redis/redis-start-wait';
 import { RedisStatusLog } from '../../redis/redis-status-log';
 import { exitIfPortInUse, explainListenError } from '../../transport/port-in-use';
@@ -84,7 +85,12 @@ export async function startTaskWorker(config: GatewayConfig, logger: Logger): Pr
   // instead of failing the attempt and starting the analysis over.
   const redis = openTaskRedis(config, 'worker');
   const jobs = openTaskRedis(config, 'worker-jobs', { forBullMqWorker: true });
-  new RedisStatusLog(logger, redis, { redisUrl: config.redisUrl });
+  const status = new RedisStatusLog(logger, redis, { redisUrl: config.redisUrl });
+  // A frozen Redis keeps the connection ready: a PING a second tells /healthz and the log.
+  const probe = new RedisProbe(redis, {
+    onChange: (answering, why) => (answering ? status.answering() : status.unanswered(why)),
+  });
+  probe.start();
   const store = new RedisTaskStore(jobs, { ttlMs: config.taskTtlS * 1000 });
   // Retention must match the gateways', which read the same per-user streams.
   const publisher = createPublisher(
@@ -144,7 +150,7 @@ export async function startTaskWorker(config: GatewayConfig, logger: Logger): Pr
         enabled,
         concurrency: config.workerConcurrency,
         active: worker?.active ?? 0,
-        redis: redis.status === 'ready' ? 'ok' : 'down',
+        redis: redis.status === 'ready' && probe.answering ? 'ok' : 'down',
       });
     } else if (req.method === 'GET' && req.url === '/metrics') {
       if (config.adminToken && req.headers.authorization !== `Bearer ${config.adminToken}`) {
@@ -194,6 +200,7 @@ export async function startTaskWorker(config: GatewayConfig, logger: Logger): Pr
       await Promise.allSettled([queue.close(), publisher.close()]);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      probe.stop();
       await Promise.allSettled([closeTaskRedis(redis), closeTaskRedis(jobs)]);
       logger.info('task_worker_shutdown_complete', { took_ms: Date.now() - started });
     },

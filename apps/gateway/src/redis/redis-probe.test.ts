@@ -1,0 +1,56 @@
+import type { RedisClient } from '@livebus/publisher';
+import { RedisProbe } from './redis-probe';
+
+/** A client whose PINGs are answered when the test says (`answer`), or never. */
+function fakeClient() {
+  const pending: Array<() => void> = [];
+  const client = {
+    status: 'ready',
+    ping: () => new Promise<string>((resolve) => pending.push(() => resolve('PONG'))),
+  };
+  const answer = () => {
+    for (const resolve of pending.splice(0)) resolve();
+  };
+  return { client: client as unknown as RedisClient & { status: string }, pending, answer };
+}
+
+describe('RedisProbe, on fake timers', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('says not answering when a PING gets no answer within the timeout, answering again at the next answer, once each', async () => {
+    const { client, pending, answer } = fakeClient();
+    const changes: Array<[boolean, string]> = [];
+    const probe = new RedisProbe(client, { timeoutMs: 2_000, onChange: (a, why) => changes.push([a, why]) });
+    const first = probe.probe();
+    answer();
+    await first;
+    expect([probe.answering, changes]).toEqual([true, []]);
+    const frozen = probe.probe();
+    // A second probe while one waits sends nothing more.
+    await probe.probe();
+    expect(pending).toHaveLength(1);
+    await jest.advanceTimersByTimeAsync(2_000);
+    await frozen;
+    expect(probe.answering).toBe(false);
+    const again = probe.probe();
+    await jest.advanceTimersByTimeAsync(2_000);
+    await again;
+    expect(probe.answering).toBe(false);
+    const last = probe.probe();
+    answer();
+    await last;
+    expect(probe.answering).toBe(true);
+    expect(changes).toEqual([
+      [false, 'no answer to a PING within 2000 ms'],
+      [true, 'answered a PING'],
+    ]);
+  });
+
+  it('sends no PING while the connection is not ready (the client says so itself)', async () => {
+    const { client, pending } = fakeClient();
+    client.status = 'reconnecting';
+    await new RedisProbe(client).probe();
+    expect(pending).toHaveLength(0);
+  });
+});

@@ -1,0 +1,70 @@
+import { type RedisClient, RedisTimeoutError, withRedisTimeout } from '@livebus/publisher';
+
+/** Options of {@link RedisProbe}. */
+export interface RedisProbeOptions {
+  /** Time between two PINGs. @default 1_000 */
+  intervalMs?: number;
+  /** Time a PING has to be answered. @default 2_000 */
+  timeoutMs?: number;
+  /** Told when Redis stops answering (with why) and when it answers again. */
+  onChange?: (answering: boolean, why: string) => void;
+}
+
+/**
+ * Whether a Redis connection that looks up still answers. A frozen Redis (a stopped process,
+ * a failover address that swallows packets) keeps the connection `ready` and answers
+ * nothing: the client alone would call it up for ever. A PING every `intervalMs` that gets
+ * no answer within `timeoutMs` says it is not answering, until one is answered again. On a
+ * Cluster client the PING goes to one node.
+ */
+export class RedisProbe {
+  readonly #client: RedisClient;
+  readonly #intervalMs: number;
+  readonly #timeoutMs: number;
+  readonly #onChange: (answering: boolean, why: string) => void;
+  #answering = true;
+  #pinging = false;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(client: RedisClient, options: RedisProbeOptions = {}) {
+    this.#client = client;
+    this.#intervalMs = options.intervalMs ?? 1_000;
+    this.#timeoutMs = options.timeoutMs ?? 2_000;
+    this.#onChange = options.onChange ?? (() => {});
+  }
+
+  /** False from a PING that got no answer in time until one is answered again. */
+  get answering(): boolean {
+    return this.#answering;
+  }
+
+  start(): void {
+    this.#timer ??= setInterval(() => void this.probe(), this.#intervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** One PING (none while the connection is not ready: the client's own state says that). */
+  async probe(): Promise<void> {
+    if (this.#pinging || this.#client.status !== 'ready') return;
+    this.#pinging = true;
+    try {
+      await withRedisTimeout(this.#client.ping(), this.#timeoutMs);
+      this.#set(true, 'answered a PING');
+    } catch (error) {
+      if (error instanceof RedisTimeoutError) this.#set(false, `no answer to a PING within ${this.#timeoutMs} ms`);
+    } finally {
+      this.#pinging = false;
+    }
+  }
+
+  #set(answering: boolean, why: string): void {
+    if (answering === this.#answering) return;
+    this.#answering = answering;
+    this.#onChange(answering, why);
+  }
+}
