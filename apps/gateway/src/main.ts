@@ -85,6 +85,10 @@ runCommand(process.argv.slice(2))
       process.stderr.write(`livebus-gateway: ${error.message}\n`);
       process.exit(69); // EX_UNAVAILABLE
     }
+    if (error instanceof ConfigError) {
+      process.stderr.write(`livebus-gateway: ${error.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
     process.stderr.write(
       `livebus-gateway: failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
     );

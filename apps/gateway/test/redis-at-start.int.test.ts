@@ -64,6 +64,24 @@ describe('a gateway or worker whose Redis does not answer at start', () => {
     }
   });
 
+  it.each([
+    ['gateway', [], 'livebus-gateway'],
+    ['worker', ['worker'], 'livebus-gateway worker'],
+  ])(
+    '%s: REDIS_CLUSTER=true on a Redis that is not a cluster exits 78 naming both, not a process that is never ready',
+    async (_, args, prefix) => {
+      const cli = startCli(
+        args,
+        { REDIS_URL: redis.url, REDIS_CLUSTER: 'true', UNIFIED_REGISTRY_ENABLED: 'true' },
+        true,
+      );
+      expect(await cli.exited).toBe(78);
+      expect(cli.stderr()).toBe(
+        `${prefix}: REDIS_CLUSTER=true, but the Redis at 127.0.0.1:${redis.port} is not a cluster (its cluster support is disabled); unset REDIS_CLUSTER, or point REDIS_URL at a node of a Redis Cluster\n`,
+      );
+    },
+  );
+
   it('starts once Redis answers within the wait (a Redis starting alongside the gateway)', async () => {
     const late = await startRedisServer();
     await late.kill();

@@ -1,6 +1,6 @@
 import { describeRedisError, isConnectionError } from '@livebus/publisher';
 import { openRedis } from '@livebus/publisher/redis';
-import type { GatewayConfig } from '../config';
+import { ConfigError, type GatewayConfig } from '../config';
 
 /** Redis did not answer within REDIS_START_TIMEOUT_MS at start; the message names REDIS_URL, never its password. */
 export class RedisUnreachableError extends Error {
@@ -25,10 +25,15 @@ export interface RedisStartWaitOptions {
  * ready (or ioredis' "Reached the max retries per request limit"). The bounded
  * wait covers a Redis that starts alongside the gateway.
  *
+ * Once it answers, REDIS_CLUSTER is checked against what the server is: a cluster client on a
+ * server with cluster support disabled could never reach a slot, and the gateway would look
+ * alive and never be ready.
+ *
  * @throws RedisUnreachableError "cannot reach Redis at HOST:PORT (CODE); check REDIS_URL ..."
+ * @throws ConfigError with REDIS_CLUSTER=true and a Redis that is not a cluster
  */
 export async function waitForRedisAtStart(
-  config: Pick<GatewayConfig, 'redisUrl' | 'redisStartTimeoutMs' | 'instanceId'>,
+  config: Pick<GatewayConfig, 'redisUrl' | 'redisStartTimeoutMs' | 'instanceId' | 'redisCluster'>,
   options: RedisStartWaitOptions = {},
 ): Promise<void> {
   const url = config.redisUrl;
@@ -62,9 +67,20 @@ export async function waitForRedisAtStart(
         // Reported through 'error'; ioredis keeps trying until the timer stops it.
       });
     });
+    if (config.redisCluster && !(await clusterEnabled(client))) {
+      const { hostname, port } = new URL(url);
+      throw new ConfigError(
+        `REDIS_CLUSTER=true, but the Redis at ${hostname}:${port || 6379} is not a cluster (its cluster support is disabled); unset REDIS_CLUSTER, or point REDIS_URL at a node of a Redis Cluster`,
+      );
+    }
   } finally {
     client.disconnect();
   }
+}
+
+/** Whether the server runs with cluster support (`INFO cluster`: `cluster_enabled:1`). */
+async function clusterEnabled(client: { info(section: string): Promise<string> }): Promise<boolean> {
+  return /^cluster_enabled:1\s*$/m.test(await client.info('cluster'));
 }
 
 /**

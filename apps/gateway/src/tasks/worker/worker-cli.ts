@@ -54,6 +54,10 @@ export async function runWorkerCli(env: NodeJS.ProcessEnv = process.env): Promis
         logger.warn('redis_status', { status: 'down', error, start_wait_ms: config.redisStartTimeoutMs }),
     });
   } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`livebus-gateway worker: ${error.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
     if (!(error instanceof RedisUnreachableError)) throw error;
     process.stderr.write(`livebus-gateway worker: ${error.message}\n`);
     process.exit(69); // EX_UNAVAILABLE
