@@ -62,7 +62,9 @@ export async function runWorkerCli(env: NodeJS.ProcessEnv = process.env): Promis
     process.stderr.write(`livebus-gateway worker: ${error.message}\n`);
     process.exit(69); // EX_UNAVAILABLE
   }
-  const worker = await startTaskWorker(config, logger).catch(exitIfPortInUse('livebus-gateway worker'));
+  // Which variable turned tasks off: TASKS_ENABLED when set, else UNIFIED_REGISTRY_ENABLED, which it follows.
+  const tasksSetBy = env.TASKS_ENABLED?.trim() ? 'TASKS_ENABLED' : 'UNIFIED_REGISTRY_ENABLED';
+  const worker = await startTaskWorker(config, logger, { tasksSetBy }).catch(exitIfPortInUse('livebus-gateway worker'));
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -82,7 +84,11 @@ export async function runWorkerCli(env: NodeJS.ProcessEnv = process.env): Promis
  * stays idle and takes no job), progress published to users through `@livebus/publisher`,
  * and an HTTP server with /healthz and /metrics on WORKER_HTTP_PORT.
  */
-export async function startTaskWorker(config: GatewayConfig, logger: Logger): Promise<TaskWorkerProcess> {
+export async function startTaskWorker(
+  config: GatewayConfig,
+  logger: Logger,
+  options: { tasksSetBy?: 'TASKS_ENABLED' | 'UNIFIED_REGISTRY_ENABLED' } = {},
+): Promise<TaskWorkerProcess> {
   // Two connections: `redis` fails fast (heartbeats, the queue depth of /metrics, the
   // status of /healthz); `jobs` waits through a reconnect (BullMQ, and the running jobs'
   // task store and progress events), so a Redis blip pauses a job at its next step
@@ -134,9 +140,7 @@ export async function startTaskWorker(config: GatewayConfig, logger: Logger): Pr
   if (!enabled) {
     logger.warn('task_worker_idle', {
       // With the unified registry on, only TASKS_ENABLED=false can have turned tasks off.
-      reason: config.unifiedRegistryEnabled
-        ? 'TASKS_ENABLED=false: tasks are off; this worker takes no job until it is set to true'
-        : 'UNIFIED_REGISTRY_ENABLED=false: tasks are off; this worker takes no job until it is set to true',
+      reason: `${options.tasksSetBy ?? (config.unifiedRegistryEnabled ? 'TASKS_ENABLED' : 'UNIFIED_REGISTRY_ENABLED')}=false: tasks are off; this worker takes no job until it is set to true`,
     });
   }
 
