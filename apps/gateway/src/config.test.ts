@@ -89,6 +89,27 @@ describe('loadConfig', () => {
     );
     expect(() => loadConfig({ NODE_ENV: 'production', AUTH_MODE: 'firebase' })).toThrow(/ADMIN_TOKEN/);
     expect(() => loadConfig({ PING_INTERVAL_MS: '5000', PING_TIMEOUT_MS: '4000' })).toThrow(/PING_TIMEOUT_MS/);
+    expect(() => loadConfig({ PORT: '8080', HEALTH_PORT: '8080' })).toThrow(/HEALTH_PORT: must differ from PORT/);
+    expect(loadConfig({ PORT: '0', HEALTH_PORT: '0' }).healthPort).toBe(0);
+  });
+
+  it('reads a blank value as unset (not as 0), and refuses an ALLOWED_ORIGINS that lists no origin', () => {
+    expect(loadConfig({ PORT: ' ', RATE_LIMIT_FRAMES_PER_S: '  ' })).toMatchObject({ port: 8080 });
+    expect(loadConfig({ RATE_LIMIT_FRAMES_PER_S: ' ' }).rateLimitFramesPerS).toBe(loadConfig({}).rateLimitFramesPerS);
+    expect(() => loadConfig({ ALLOWED_ORIGINS: ',' })).toThrow(/ALLOWED_ORIGINS: lists no origin/);
+  });
+
+  it('refuses a millisecond setting past the longest timer Node has, and says what URLs it takes', () => {
+    expect(() => loadConfig({ REDIS_START_TIMEOUT_MS: '3000000000' })).toThrow(
+      /REDIS_START_TIMEOUT_MS: must be at most 2147483647 ms/,
+    );
+    expect(loadConfig({ REDIS_START_TIMEOUT_MS: '2147483647' }).redisStartTimeoutMs).toBe(2_147_483_647);
+    expect(() => loadConfig({ REDIS_URL: 'http://10.0.0.5:6379' })).toThrow(
+      /REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/,
+    );
+    expect(() => loadConfig({ AUTH_MODE: 'jwt', JWT_JWKS_URL: 'ftp://x' })).toThrow(
+      /JWT_JWKS_URL: must be an http:\/\/ or https:\/\/ URL/,
+    );
   });
 });
 

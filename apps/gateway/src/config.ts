@@ -11,6 +11,15 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+/** Node's longest timer: a delay past it fires at once (with a TimeoutOverflowWarning). */
+const MAX_TIMER_MS = 2_147_483_647;
+/** Milliseconds, at most {@link MAX_TIMER_MS} (about 24.8 days). */
+const ms = (min: number) =>
+  z.coerce
+    .number()
+    .int()
+    .min(min)
+    .max(MAX_TIMER_MS, { error: `must be at most ${MAX_TIMER_MS} ms (about 24.8 days: the longest timer Node has)` });
 
 /**
  * Every environment variable the gateway reads, with its default. Parsed once
@@ -21,16 +30,20 @@ export const EnvSchema = z.object({
   PORT: int(0, 65535).default(8080),
   HOST: z.string().min(1).default('0.0.0.0'),
   INSTANCE_ID: z.string().min(1).optional(),
-  DETACH_DELAY_MS: int(0).default(protocolDefaults.detachDelayMs),
-  PING_INTERVAL_MS: int(100).default(protocolDefaults.pingIntervalMs),
-  PING_TIMEOUT_MS: int(200).default(protocolDefaults.pingTimeoutMs),
-  HANDSHAKE_TIMEOUT_MS: int(100).default(protocolDefaults.handshakeTimeoutMs),
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  DETACH_DELAY_MS: ms(0).default(protocolDefaults.detachDelayMs),
+  PING_INTERVAL_MS: ms(100).default(protocolDefaults.pingIntervalMs),
+  PING_TIMEOUT_MS: ms(200).default(protocolDefaults.pingTimeoutMs),
+  HANDSHAKE_TIMEOUT_MS: ms(100).default(protocolDefaults.handshakeTimeoutMs),
+  REDIS_URL: z
+    .url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL, like redis://10.0.0.5:6379' })
+    .optional(),
   REDIS_CLUSTER: bool.default(false),
-  REDIS_START_TIMEOUT_MS: int(100).default(10_000),
+  REDIS_START_TIMEOUT_MS: ms(100).default(10_000),
   AUTH_MODE: z.enum(['firebase', 'jwt', 'none']).default('none'),
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
-  JWT_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+  JWT_JWKS_URL: z
+    .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL of a JSON Web Key Set' })
+    .optional(),
   JWT_ISSUER: z.string().min(1).optional(),
   JWT_AUDIENCE: z.string().min(1).optional(),
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
@@ -49,21 +62,21 @@ export const EnvSchema = z.object({
   SHUTDOWN_GRACE_MS: int(0, 25_000).default(10_000),
   METRICS_MAX_USERS: int(1).default(10_000),
   STREAM_RETENTION_EVENTS: int(0).default(retentionDefaults.retentionEvents),
-  STREAM_RETENTION_MS: int(0).default(retentionDefaults.retentionMs),
+  STREAM_RETENTION_MS: ms(0).default(retentionDefaults.retentionMs),
   STREAM_RETENTION_BYTES: int(1024).default(retentionDefaults.retentionBytes),
   ALLOWED_ORIGINS: z.string().optional(),
-  TOKEN_REFRESH_LEAD_MS: int(0).default(protocolDefaults.tokenRefreshLeadMs),
-  TOKEN_EXPIRY_GRACE_MS: int(0).default(30_000),
+  TOKEN_REFRESH_LEAD_MS: ms(0).default(protocolDefaults.tokenRefreshLeadMs),
+  TOKEN_EXPIRY_GRACE_MS: ms(0).default(30_000),
   TOKEN_CLOCK_TOLERANCE_MS: int(0, 300_000).default(DEFAULT_TOKEN_CLOCK_TOLERANCE_MS),
-  INSTANCE_TTL_MS: int(300).default(DEFAULT_INSTANCE_TTL_MS),
-  RPC_TIMEOUT_MS: int(1).default(10_000),
+  INSTANCE_TTL_MS: ms(300).default(DEFAULT_INSTANCE_TTL_MS),
+  RPC_TIMEOUT_MS: ms(1).default(10_000),
   RATE_LIMIT_FRAMES_PER_S: int(0).default(100),
   RATE_LIMIT_BURST: int(1).default(200),
   WORKER_CONCURRENCY: int(1, 256).default(taskDefaults.concurrency),
   WORKER_HTTP_PORT: int(0, 65535).default(8090),
   TASK_ATTEMPTS: int(1, 50).default(taskDefaults.attempts),
-  TASK_BACKOFF_MS: int(0).default(taskDefaults.backoffMs),
-  TASK_LOCK_MS: int(1_000).default(taskDefaults.lockMs),
+  TASK_BACKOFF_MS: ms(0).default(taskDefaults.backoffMs),
+  TASK_LOCK_MS: ms(1_000).default(taskDefaults.lockMs),
   TASK_MAX_DOCUMENT_BYTES: int(1, 64 * 1024 * 1024).default(taskDefaults.maxDocumentBytes),
   TASK_TTL_S: int(1).default(taskDefaults.ttlS),
   TASK_STAGE_DELAY_MS: int(0, 60_000).default(taskDefaults.stageDelayMs),
@@ -71,12 +84,12 @@ export const EnvSchema = z.object({
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
   GOOGLE_APPLICATION_CREDENTIALS: z.string().min(1).optional(),
   FIRESTORE_EMULATOR_HOST: z.string().min(1).optional(),
-  LISTENER_LEASE_TTL_MS: int(300).default(listenerDefaults.leaseTtlMs),
-  LISTENER_FAILOVER_MS: int(0)
+  LISTENER_LEASE_TTL_MS: ms(300).default(listenerDefaults.leaseTtlMs),
+  LISTENER_FAILOVER_MS: ms(0)
     .refine((ms) => ms === 0 || ms >= 200, 'must be 0 (off) or at least 200')
     .default(listenerDefaults.failoverMs),
-  LISTENER_STALL_MS: int(0).default(listenerDefaults.stallMs),
-  LISTENER_RETRY_MAX_MS: int(100).default(listenerDefaults.retryMaxMs),
+  LISTENER_STALL_MS: ms(0).default(listenerDefaults.stallMs),
+  LISTENER_RETRY_MAX_MS: ms(100).default(listenerDefaults.retryMaxMs),
   LISTENER_TRACKED_DOCS_MAX: int(0).default(listenerDefaults.trackedDocsMax),
   PUBLISH_RETRY_DELAYS_MS: z
     .string()
@@ -87,7 +100,7 @@ export const EnvSchema = z.object({
   LISTEN_BACKLOG: int(1, 65535).default(4096),
   HEALTH_PORT: int(0, 65535).optional(),
   ADMISSION_MAX_HANDSHAKES: int(0).default(3000),
-  ADMISSION_MAX_LAG_MS: int(0).default(0),
+  ADMISSION_MAX_LAG_MS: ms(0).default(0),
   ADMISSION_RETRY_AFTER_S: int(1, 3600).default(1),
 });
 
@@ -271,8 +284,8 @@ export function defaultConfig(overrides: Partial<GatewayConfig> = {}): GatewayCo
 
 /** Parses and checks the environment once; throws {@link ConfigError} naming each bad variable. */
 export function loadConfig(env: Record<string, string | undefined>): GatewayConfig {
-  // Empty strings mean "unset", as in most container environments.
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  // Empty (or blank) strings mean "unset", as in most container environments: a blank number would read as 0.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ''));
   // Parsed once: zod's compiled fast path would cost more to generate than it saves (start-up time).
   const parsed = EnvSchema.safeParse(cleaned, { jitless: true });
   if (!parsed.success) {
@@ -304,6 +317,16 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
   const origins = e.ALLOWED_ORIGINS?.split(',')
     .map((o) => o.trim())
     .filter(Boolean);
+  if (origins?.length === 0) {
+    problems.push(
+      '  ALLOWED_ORIGINS: lists no origin (it would refuse every browser); unset it, or list origins like https://app.example.com',
+    );
+  }
+  if (e.HEALTH_PORT !== undefined && e.HEALTH_PORT !== 0 && e.HEALTH_PORT === e.PORT) {
+    problems.push(
+      `  HEALTH_PORT: must differ from PORT (${e.PORT}): it is a second port, served by a thread of its own`,
+    );
+  }
   for (const origin of origins ?? []) {
     if (!/^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d+)?$/.test(origin)) {
       problems.push(

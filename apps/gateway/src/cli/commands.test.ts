@@ -42,6 +42,25 @@ describe('livebus-gateway command line', () => {
     expect(await runCommand(['worker', 'extra'], io())).toEqual({ kind: 'exit', code: 64 });
   });
 
+  it.each(['abc', '0', '1.5'])('check --timeout %s is a usage error (64) naming the flag', async (bad) => {
+    const out = io();
+    expect(await runCommand(['check', '--url', 'http://127.0.0.1:1', '--timeout', bad], out)).toEqual({
+      kind: 'exit',
+      code: 64,
+    });
+    expect(out.stderr).toBe(`livebus-gateway check: --timeout must be a positive number of milliseconds, got ${bad}\n`);
+  });
+
+  it('check against a gateway that cannot be reached gives no admin-token hint', async () => {
+    const out = io();
+    expect(await runCommand(['check', '--url', 'http://127.0.0.1:1', '--timeout', '2000'], out)).toEqual({
+      kind: 'exit',
+      code: 1,
+    });
+    expect(out.stdout).toContain('/ws-metrics');
+    expect(out.stderr).not.toContain('hint');
+  });
+
   it('no arguments serve; an unknown option is a usage error', async () => {
     expect(await runCommand([], io())).toEqual({ kind: 'serve' });
     expect(await runCommand(['--bogus'], io())).toEqual({ kind: 'exit', code: 64 });

@@ -131,6 +131,10 @@ async function check(args: readonly string[], io: CommandIo): Promise<number> {
   }
   const adminToken = values['admin-token'] ?? io.env.LIVEBUS_ADMIN_TOKEN;
   const timeoutMs = values.timeout === undefined ? 5_000 : Number(values.timeout);
+  if (!(Number.isInteger(timeoutMs) && timeoutMs > 0 && timeoutMs <= 2_147_483_647)) {
+    io.err(`livebus-gateway check: --timeout must be a positive number of milliseconds, got ${values.timeout}\n`);
+    return 64;
+  }
   const wait = values['worker-wait'];
   const workerWaitMs = wait === undefined ? undefined : Number(wait);
   if (workerWaitMs !== undefined && !(Number.isFinite(workerWaitMs) && workerWaitMs >= 0)) {
@@ -150,7 +154,8 @@ async function check(args: readonly string[], io: CommandIo): Promise<number> {
     return 64;
   }
   io.out(formatReport(results));
-  if (!adminToken && results.some((r) => r.name === '/ws-metrics' && r.verdict === 'fail')) {
+  // Only when the gateway answered and refused it: not when it could not be reached at all.
+  if (!adminToken && results.some((r) => r.name === '/ws-metrics' && r.value.startsWith('HTTP 401'))) {
     io.err('hint: /ws-metrics needs the admin token: --admin-token TOKEN or $LIVEBUS_ADMIN_TOKEN\n');
   }
   return results.some((r) => r.verdict === 'fail') ? 1 : 0;
