@@ -14,6 +14,17 @@ describe('describeRedisError', () => {
     );
   });
 
+  it('says a Redis that is not a cluster is used as one (a Cluster client on a standalone server)', () => {
+    const slots = Object.assign(new Error('Failed to refresh slots cache.'), {
+      name: 'ClusterAllFailedError',
+      lastNodeError: Object.assign(new Error('ERR This instance has cluster support disabled'), { name: 'ReplyError' }),
+    });
+    expect(redisErrorCode(slots)).toBe('CLUSTER_DISABLED');
+    expect(describeRedisError(slots, { where: 'redis://cache.internal:6379', setting: '--redis-url' })).toBe(
+      'the Redis at cache.internal:6379 is not a cluster (CLUSTER_DISABLED: its cluster support is disabled), yet it is used as one; check --redis-url',
+    );
+  });
+
   it('without a URL, uses the address the error carries (a Cluster node), or none', () => {
     expect(describeRedisError(sysError('ECONNREFUSED', { address: '10.0.0.5', port: 7001 }))).toBe(
       'cannot reach Redis at 10.0.0.5:7001 (ECONNREFUSED)',

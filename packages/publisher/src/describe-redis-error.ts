@@ -33,6 +33,8 @@ export function redisClientAddress(client: RedisClient): RedisAddress | undefine
 // Redis replies and ioredis messages that say why better than the error's class.
 const REPLY_CODES = /\b(WRONGPASS|NOAUTH|NOPERM|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|BUSY)\b/;
 const TLS_MESSAGE = /\b(TLS|SSL)\b|certificate/i;
+// A Cluster client on a Redis that is not a cluster: its slots can never be read.
+const CLUSTER_DISABLED = /cluster support disabled/i;
 
 /**
  * A short code for why Redis could not be reached: the system error's code
@@ -49,6 +51,7 @@ export function redisErrorCode(error: unknown): string {
     const node = redisErrorCode(error.lastNodeError);
     if (node !== 'unknown') return node;
   }
+  if (CLUSTER_DISABLED.test(error.message)) return 'CLUSTER_DISABLED';
   if (typeof error.code === 'string' && error.code) return error.code;
   const reply = REPLY_CODES.exec(error.message)?.[1];
   if (reply) return reply;
@@ -88,6 +91,9 @@ export interface DescribeRedisErrorOptions {
 export function describeRedisError(error: unknown, options: DescribeRedisErrorOptions = {}): string {
   const at = addressOf(error, options.where);
   const check = options.setting ? `; check ${options.setting}` : '';
+  if (redisErrorCode(error) === 'CLUSTER_DISABLED') {
+    return `the Redis${at ? ` at ${at}` : ''} is not a cluster (CLUSTER_DISABLED: its cluster support is disabled), yet it is used as one${check}`;
+  }
   return `cannot reach Redis${at ? ` at ${at}` : ''} (${redisErrorCode(error)})${check}`;
 }
 

@@ -556,7 +556,12 @@ export class Outbox {
     if (this.#closed) return;
     const code = redisErrorCode(error);
     // Errors that only say "gave up" never replace a precise cause already known.
-    const vague = code === 'MaxRetriesPerRequestError' || code === 'ClusterAllFailedError' || code === 'unknown';
+    // So does an attempt that timed out (it only says no answer came) when the client said why.
+    const vague =
+      code === 'MaxRetriesPerRequestError' ||
+      code === 'ClusterAllFailedError' ||
+      code === 'unknown' ||
+      error instanceof RedisTimeoutError;
     if (this.#redis === 'down' && (vague || code === this.#failure?.code)) return;
     if (this.#redis !== 'down') this.#redisDownSince = Date.now();
     this.#redis = 'down';
