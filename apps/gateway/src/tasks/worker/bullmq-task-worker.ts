@@ -104,11 +104,15 @@ export class BullMqTaskWorker {
     // worker. This attempt stops at its next checkpoint; the task store fences it meanwhile.
     this.#worker.on('lockRenewalFailed', (jobIds) => {
       for (const jobId of jobIds) {
+        // Its "could not renew lock" error follows: expected, also for a job whose attempt just
+        // ended here (BullMQ renews until it has moved the job, which a Redis back empty refuses).
+        if (!this.#lost.has(jobId)) {
+          this.#lost.add(jobId);
+          setTimeout(() => this.#lost.delete(jobId), 60_000).unref();
+        }
         const running = this.#running.get(jobId);
         if (!running || running.lost.signal.aborted) continue;
         running.lost.abort();
-        this.#lost.add(jobId);
-        setTimeout(() => this.#lost.delete(jobId), 60_000).unref();
         options.logger.warn('task_lock_lost', { task_id: running.taskId, job_id: jobId });
       }
     });
