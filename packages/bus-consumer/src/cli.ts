@@ -1,7 +1,7 @@
 // `livebus`: tail a user's events or call an RPC method from a terminal.
 import { parseArgs } from 'node:util';
 import { CursorSchema, isRpcMethod, type RpcMethod, type RpcParams } from '@livebus/protocol';
-import { ConnectError, RpcError } from './errors';
+import { ConnectError, FatalCloseError, RpcError } from './errors';
 import { groupedListener } from './grouped-handlers';
 import { BusConsumer, type ConsumerEvents, type ConsumerOptions } from './index';
 
@@ -107,16 +107,22 @@ async function main(): Promise<void> {
     if (unreachable) process.stderr.write(`livebus: ${unreachable}; retrying\n`);
     client.onAny(print.listener);
     client.onClient('gap', (gap) => process.stderr.write(`livebus: gap: events after ${gap.lastCursor} are gone\n`));
-    client.onClient('close', (c) =>
+    client.onClient('close', (c) => {
+      const why = c.authReason ? `${c.reason}: ${c.authReason}` : c.reason;
       process.stderr.write(
-        `livebus: closed ${c.code} (${c.reason})${c.willReconnect ? `, reconnecting in ${c.delayMs} ms` : ''}\n`,
-      ),
-    );
-    client.onClient('error', (e) => process.stderr.write(`livebus: ${e.message}\n`));
+        `livebus: closed ${c.code} (${why})${c.willReconnect ? `, reconnecting in ${c.delayMs} ms` : ''}\n`,
+      );
+    });
+    // The error a stop comes with says why, as rpc does: `not_livebus_endpoint: ...`, `token_expired: ...`.
+    client.onClient('error', (e) => {
+      const stopped = stopReason(e, url);
+      process.stderr.write(`livebus: ${stopped ? `${stopped.code}: ${stopped.message}` : e.message}\n`);
+    });
     client.onClient('state', ({ newState }) => {
       if (newState === 'closed') {
         print.flushAll();
-        process.exit(1);
+        // The client emits that error just after this change: exit once it is written.
+        setImmediate(() => process.exit(1));
       }
     });
     process.on('SIGINT', () => {
@@ -124,6 +130,7 @@ async function main(): Promise<void> {
       client.close();
       process.exit(0);
     });
+    // A stop before the first session rejects connect() too; the `error` listener has said why.
     await client.connect().catch(() => {});
     return;
   }
@@ -185,6 +192,12 @@ function rpcFailure(error: unknown): { code: string; message: string; data?: unk
   if (stopped instanceof ConnectError) return { code: stopped.code, message: stopped.message };
   const e = error instanceof RpcError ? error : new RpcError('internal', String(error));
   return { code: e.code, message: e.message, data: e.data };
+}
+
+/** Why the client stopped, when `error` is the one it stops with (see `#stop` in consumer.ts). */
+function stopReason(error: Error, url: string): ConnectError | undefined {
+  if (error instanceof ConnectError) return error;
+  return error instanceof FatalCloseError ? ConnectError.fromClose(error, url) : undefined;
 }
 
 /** A client, or exit 2 when the options are refused (a URL without a scheme). */

@@ -203,4 +203,21 @@ describe('livebus CLI', () => {
     expect(res.code).toBe(2);
     expect(res.stderr).toContain('--group-by needs --group-window MS');
   });
+
+  it('tail to a wrong path says why it stopped (not_livebus_endpoint, HTTP 404) and exits 1', async () => {
+    const url = g.url.replace(/\/ws$/, '/wrong');
+    const res = await livebus('tail', '--url', url, '--user', 'u');
+    expect(res.code).toBe(1);
+    const reasons = res.stderr.split('\n').filter((l) => l.startsWith('livebus: not_livebus_endpoint: '));
+    expect(reasons).toEqual([`livebus: not_livebus_endpoint: not a livebus endpoint: HTTP 404 from ${url}`]);
+  });
+
+  it('tail says why the gateway refused the credentials and exits 1', async () => {
+    // AUTH_MODE=none takes the token as the user id: 129 characters is no user id.
+    const res = await livebus('tail', '--url', g.url, '--token', 'x'.repeat(129));
+    expect(res.code).toBe(1);
+    const reasons = res.stderr.split('\n').filter((l) => l.startsWith('livebus: invalid_subject: '));
+    expect(reasons).toHaveLength(1);
+    expect(reasons[0]).toContain('the gateway refused the credentials: invalid_subject');
+  });
 });
