@@ -13,7 +13,8 @@ const HELP = `livebus: a terminal client for a livebus gateway
 
 Usage:
   livebus tail --url URL [--token TOKEN | --user USER_ID] [--cursor C] [--group-window MS [--group-by FIELD]]
-      Prints every event as one JSON line; reconnects and resumes forever (Ctrl-C stops).
+      Prints every event as one JSON line; reconnects and resumes forever (Ctrl-C or
+      SIGTERM stops, exit 0); exits 1 saying why when the gateway refuses it for good.
       With --group-window, prints batches instead: { key, events } per FIELD value, each
       collected for MS from its first event.
   livebus rpc --url URL [--token TOKEN | --user USER_ID] METHOD [JSON_ARG ...]
@@ -102,6 +103,16 @@ async function main(): Promise<void> {
     }
     const print = tailPrinter(values['group-window'], values['group-by']);
     const client = consumer({ ...common, ...(cursor !== undefined ? { lastCursor: cursor } : {}) });
+    // Ctrl-C, or SIGTERM (`timeout`, a supervisor): the batches still collecting are printed, not lost; exit 0.
+    let stopping = false;
+    const stop = () => {
+      stopping = true;
+      print.flushAll();
+      client.close();
+      process.exit(0);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
     const unreachable = await preflight();
     // tail keeps trying by design; say once why nothing arrives yet.
     if (unreachable) process.stderr.write(`livebus: ${unreachable}; retrying\n`);
@@ -119,16 +130,12 @@ async function main(): Promise<void> {
       process.stderr.write(`livebus: ${stopped ? `${stopped.code}: ${stopped.message}` : e.message}\n`);
     });
     client.onClient('state', ({ newState }) => {
-      if (newState === 'closed') {
+      // Stopped by the gateway's word; not by stop(), whose close() comes here too.
+      if (newState === 'closed' && !stopping) {
         print.flushAll();
         // The client emits that error just after this change: exit once it is written.
         setImmediate(() => process.exit(1));
       }
-    });
-    process.on('SIGINT', () => {
-      print.flushAll(); // the batches still collecting are printed, not lost
-      client.close();
-      process.exit(0);
     });
     // A stop before the first session rejects connect() too; the `error` listener has said why.
     await client.connect().catch(() => {});

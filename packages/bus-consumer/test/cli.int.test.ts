@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type ClientFrame, PROTOCOL_VERSION } from '@livebus/protocol';
 import { freePort, runCli, startChild, waitFor } from '@livebus/test-support';
+import type WebSocket from 'ws';
+import { WebSocketServer } from 'ws';
 import { type GatewayHandle, numbered, startGateway } from './helpers';
 
 const cli = join(__dirname, '..', 'dist', 'cli.js');
@@ -12,6 +15,60 @@ beforeAll(async () => {
 afterAll(() => g.stop());
 
 const livebus = (...args: string[]) => runCli('livebus', process.execPath, [cli, ...args], { env: process.env });
+
+/**
+ * A gateway the test drives (a bare `ws` server): it answers a hello with a welcome and sends
+ * events when told. `delivered(peer)` resolves once the client has read everything sent before
+ * it: a WebSocket ping after them, answered by the client's `ws` only after the frames before it.
+ */
+async function scriptedGateway() {
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise((r) => server.once('listening', r));
+  const peers: WebSocket[] = [];
+  let offset = 0;
+  server.on('connection', (ws) => {
+    ws.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as ClientFrame;
+      if (frame.type !== 'hello') return;
+      ws.send(
+        JSON.stringify({
+          type: 'welcome',
+          v: PROTOCOL_VERSION,
+          session_id: frame.session_id ?? 's',
+          user_id: 'u',
+          instance_id: 'scripted',
+          heartbeat: { ping_interval_ms: 20_000, ping_timeout_ms: 60_000 },
+          resume: { status: 'fresh', cursor: `e:${offset}`, replayed: 0 },
+        }),
+        () => peers.push(ws),
+      );
+    });
+  });
+  return {
+    url: `ws://127.0.0.1:${(server.address() as { port: number }).port}/ws`,
+    /** The client welcomed last, once there is one. */
+    peer: () => peers[peers.length - 1],
+    event: (ws: WebSocket, message: string) =>
+      ws.send(
+        JSON.stringify({
+          type: 'event',
+          event: 'session.notice',
+          data: { level: 'info', message },
+          cursor: `e:${++offset}`,
+          ts: Date.now(),
+        }),
+      ),
+    delivered: (ws: WebSocket) =>
+      new Promise<void>((resolve) => {
+        ws.once('pong', () => resolve());
+        ws.ping();
+      }),
+    close: async () => {
+      for (const ws of server.clients) ws.terminate();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
 
 describe('livebus CLI', () => {
   it('--help explains the commands', async () => {
@@ -220,4 +277,34 @@ describe('livebus CLI', () => {
     expect(reasons).toHaveLength(1);
     expect(reasons[0]).toContain('the gateway refused the credentials: invalid_subject');
   });
+
+  it.each(['SIGINT', 'SIGTERM'] as const)(
+    'tail on %s prints the batch still collecting and exits 0',
+    async (signal) => {
+      const gw = await scriptedGateway();
+      const tail = startChild(
+        'livebus tail',
+        process.execPath,
+        [cli, 'tail', '--url', gw.url, '--user', 'u', '--group-window', '20000'],
+        { env: process.env },
+      );
+      try {
+        const peer = await tail.waitUntil(() => gw.peer(), 'tail connected');
+        gw.event(peer, 'held');
+        await gw.delivered(peer);
+        tail.child.kill(signal);
+        expect(await tail.exited).toBe(0);
+        const lines = tail
+          .stdout()
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { key: string; events: Array<{ data: { message: string } }> });
+        expect(lines.map((b) => [b.key, b.events.map((e) => e.data.message)])).toEqual([['', ['held']]]);
+        expect(tail.stderr()).not.toContain('closed');
+      } finally {
+        await tail.stop('SIGKILL');
+        await gw.close();
+      }
+    },
+  );
 });
