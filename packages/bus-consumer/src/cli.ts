@@ -48,6 +48,12 @@ function fail(message: string): never {
 }
 
 async function main(): Promise<void> {
+  // The reader of stdout is gone (`livebus tail ... | head -1`): nothing more can be printed; end
+  // quietly with 0, as `yes | head -1` does, rather than with an unhandled EPIPE's stack trace.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(0);
+  });
   let parsed: ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>;
   const options = {
     url: { type: 'string' },

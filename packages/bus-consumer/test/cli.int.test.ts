@@ -307,4 +307,23 @@ describe('livebus CLI', () => {
       }
     },
   );
+
+  it('tail whose stdout is closed (| head -0) exits 0 quietly, without a stack trace', async () => {
+    const gw = await scriptedGateway();
+    const tail = startChild('livebus tail', process.execPath, [cli, 'tail', '--url', gw.url, '--user', 'u'], {
+      env: process.env,
+      exits: true,
+    });
+    try {
+      const peer = await tail.waitUntil(() => gw.peer(), 'tail connected');
+      tail.child.stdout?.destroy();
+      gw.event(peer, '1');
+      expect(await tail.exited).toBe(0);
+      expect(tail.stderr()).not.toContain('EPIPE');
+      expect(tail.stderr()).not.toMatch(/^\s+at /m);
+    } finally {
+      await tail.stop('SIGKILL');
+      await gw.close();
+    }
+  });
 });
