@@ -47,6 +47,18 @@ function fail(message: string): never {
   process.exit(2);
 }
 
+/** The longest delay a Node timer keeps (a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A flag's milliseconds: a whole number from 1 to {@link MAX_TIMER_MS}, else exit 2 naming the flag. */
+function milliseconds(flag: string, value: string): number {
+  const ms = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!(ms >= 1 && ms <= MAX_TIMER_MS)) {
+    fail(`${flag} must be a whole number of milliseconds, 1 to ${MAX_TIMER_MS} (got ${JSON.stringify(value)})`);
+  }
+  return ms;
+}
+
 async function main(): Promise<void> {
   // The reader of stdout is gone (`livebus tail ... | head -1`): nothing more can be printed; end
   // quietly with 0, as `yes | head -1` does, rather than with an unhandled EPIPE's stack trace.
@@ -158,7 +170,7 @@ async function main(): Promise<void> {
     } catch {
       fail('every argument after METHOD must be JSON (strings in quotes: \'"alice"\')');
     }
-    const timeout = values.timeout === undefined ? 10_000 : Number(values.timeout);
+    const timeout = values.timeout === undefined ? 10_000 : milliseconds('--timeout', values.timeout);
     const client = consumer({ ...common, rpcTimeoutMs: timeout, whileDisconnected: 'queue' });
     const unreachable = await preflight();
     if (unreachable) {
@@ -233,8 +245,7 @@ function tailPrinter(windowArg: string | undefined, field: string | undefined) {
     if (field !== undefined) fail('--group-by needs --group-window MS');
     return { listener: line, flushAll: () => {} };
   }
-  const windowMs = Number(windowArg);
-  if (!Number.isInteger(windowMs) || windowMs <= 0) fail('--group-window must be a whole number of milliseconds, > 0');
+  const windowMs = milliseconds('--group-window', windowArg);
   const keyOf = (frame: Record<string, unknown>) => {
     if (field === undefined) return '';
     const data = frame.data as Record<string, unknown> | undefined;

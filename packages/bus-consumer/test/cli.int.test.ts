@@ -326,4 +326,22 @@ describe('livebus CLI', () => {
       await gw.close();
     }
   });
+
+  it('rpc refuses a --timeout that is not a positive number of milliseconds (exit 2, naming the flag)', async () => {
+    for (const timeout of ['abc', '0', '-5', '', '1.5', '1e12', '99999999999']) {
+      const res = await livebus('rpc', '--url', g.url, '--user', 'u', `--timeout=${timeout}`, 'REGISTRY.get_sessions');
+      expect([timeout, res.code, res.stdout]).toEqual([timeout, 2, '']);
+      expect(res.stderr).toContain('livebus: --timeout must be a whole number of milliseconds');
+    }
+    const ok = await livebus('rpc', '--url', g.url, '--user', 'u', '--timeout', '5000', 'REGISTRY.get_sessions', '"u"');
+    expect(ok.code).toBe(0);
+  });
+
+  it('tail refuses a --group-window that is not a positive number of milliseconds (exit 2, naming the flag)', async () => {
+    for (const window of ['abc', '0', '-5', '', '1.5', '1e3', '3000000000']) {
+      const res = await livebus('tail', '--url', g.url, '--user', 'u', `--group-window=${window}`);
+      expect([window, res.code, res.stdout]).toEqual([window, 2, '']);
+      expect(res.stderr).toContain('livebus: --group-window must be a whole number of milliseconds');
+    }
+  });
 });
