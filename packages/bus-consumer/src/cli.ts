@@ -1,4 +1,5 @@
 // `livebus`: tail a user's events or call an RPC method from a terminal.
+import { connect } from 'node:net';
 import { parseArgs } from 'node:util';
 import { CursorSchema, isRpcMethod, type RpcMethod, type RpcParams } from '@livebus/protocol';
 import { ConnectError, FatalCloseError, RpcError } from './errors';
@@ -263,8 +264,9 @@ function tailPrinter(windowArg: string | undefined, field: string | undefined) {
 /**
  * Why the gateway behind a WebSocket URL cannot be reached at all (refused,
  * unknown host, no answer), or undefined when something answers HTTP on its
- * host — whatever the status, the WebSocket handshake then says more. Without
- * this, a gateway that is not running shows up as an RPC timeout.
+ * host — whatever the status, the WebSocket handshake then says more (on a port
+ * fetch() refuses: when it accepts a TCP connection). Without this, a gateway that
+ * is not running shows up as an RPC timeout.
  */
 async function reachability(url: string): Promise<string | undefined> {
   let probe: URL;
@@ -280,9 +282,32 @@ async function reachability(url: string): Promise<string | undefined> {
     return undefined;
   } catch (error) {
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    // fetch() refuses the WHATWG "bad ports" (6000, 6666, 10080, ...) without trying them; the
+    // WebSocket (node:http) does not: there, whether a TCP connection opens says it.
+    if (cause?.message === 'bad port') return tcpReachability(url, probe);
     const why = cause?.code ?? cause?.message ?? (error as Error).message;
-    return `cannot reach the gateway at ${url} (${why}): is it running, and is the URL right?`;
+    return unreachable(url, why);
   }
+}
+
+/** {@link reachability} by a TCP connection to the gateway's host and port, for the ports fetch() refuses. */
+function tcpReachability(url: string, probe: URL): Promise<string | undefined> {
+  const host = probe.hostname.replace(/^\[(.*)\]$/, '$1'); // an IPv6 address without its brackets
+  const port = Number(probe.port) || (probe.protocol === 'https:' ? 443 : 80);
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 5_000 });
+    const done = (why: string | undefined) => {
+      socket.destroy();
+      resolve(why === undefined ? undefined : unreachable(url, why));
+    };
+    socket.once('connect', () => done(undefined));
+    socket.once('timeout', () => done('ETIMEDOUT'));
+    socket.once('error', (error: NodeJS.ErrnoException) => done(error.code ?? error.message));
+  });
+}
+
+function unreachable(url: string, why: string): string {
+  return `cannot reach the gateway at ${url} (${why}): is it running, and is the URL right?`;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { type ClientFrame, PROTOCOL_VERSION } from '@livebus/protocol';
 import { freePort, runCli, startChild, waitFor } from '@livebus/test-support';
@@ -343,5 +344,41 @@ describe('livebus CLI', () => {
       expect([window, res.code, res.stdout]).toEqual([window, 2, '']);
       expect(res.stderr).toContain('livebus: --group-window must be a whole number of milliseconds');
     }
+  });
+
+  it("rpc reaches a gateway on a port fetch() refuses (a WHATWG 'bad port'), and says when nothing listens there", async () => {
+    // A TCP relay to the gateway on the first of these ports that is free here.
+    let relay: Server | undefined;
+    let port = 0;
+    for (const candidate of [6666, 6667, 6668, 6669, 6697, 6000, 10080, 6665]) {
+      const server = createServer((socket) => {
+        const upstream = createConnection({ port: g.port, host: '127.0.0.1' });
+        socket.pipe(upstream).pipe(socket);
+        socket.on('error', () => upstream.destroy());
+        upstream.on('error', () => socket.destroy());
+      });
+      const bound = await new Promise<boolean>((resolve) => {
+        server.once('error', () => resolve(false));
+        server.listen(candidate, '127.0.0.1', () => resolve(true));
+      });
+      if (bound) {
+        relay = server;
+        port = candidate;
+        break;
+      }
+    }
+    if (!relay) throw new Error('none of the bad ports is free on this host');
+    const url = `ws://127.0.0.1:${port}/ws`;
+    try {
+      const res = await livebus('rpc', '--url', url, '--user', 'bad-port', 'REGISTRY.get_sessions', '"bad-port"');
+      expect([res.code, res.stderr]).toEqual([0, '']);
+      expect(JSON.parse(res.stdout)).toBeDefined();
+    } finally {
+      await new Promise((r) => relay.close(r));
+    }
+    const closed = await livebus('rpc', '--url', url, '--user', 'bad-port', 'REGISTRY.get_sessions', '"bad-port"');
+    expect(closed.code).toBe(1);
+    expect(JSON.parse(closed.stderr)).toMatchObject({ code: 'unavailable' });
+    expect(closed.stderr).toContain('ECONNREFUSED');
   });
 });
