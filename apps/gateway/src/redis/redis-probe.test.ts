@@ -47,6 +47,24 @@ describe('RedisProbe, on fake timers', () => {
     ]);
   });
 
+  it('on a Cluster PINGs every master each round: one frozen master is not answering, every round', async () => {
+    const [a, b] = [fakeClient(), fakeClient()];
+    const cluster = { isCluster: true, status: 'ready', nodes: () => [a.client, b.client] };
+    const probe = new RedisProbe(cluster as unknown as RedisClient, { timeoutMs: 2_000 });
+    for (let round = 0; round < 3; round++) {
+      const p = probe.probe();
+      a.answer(); // b stays frozen
+      await jest.advanceTimersByTimeAsync(2_000);
+      await p;
+      expect(probe.answering).toBe(false);
+    }
+    const p = probe.probe();
+    a.answer();
+    b.answer();
+    await p;
+    expect(probe.answering).toBe(true);
+  });
+
   it('sends no PING while the connection is not ready (the client says so itself)', async () => {
     const { client, pending } = fakeClient();
     client.status = 'reconnecting';

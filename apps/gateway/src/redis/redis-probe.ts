@@ -1,4 +1,4 @@
-import { type RedisClient, RedisTimeoutError, withRedisTimeout } from '@livebus/publisher';
+import { isCluster, type RedisClient, RedisTimeoutError, withRedisTimeout } from '@livebus/publisher';
 
 /** Options of {@link RedisProbe}. */
 export interface RedisProbeOptions {
@@ -15,7 +15,9 @@ export interface RedisProbeOptions {
  * a failover address that swallows packets) keeps the connection `ready` and answers
  * nothing: the client alone would call it up for ever. A PING every `intervalMs` that gets
  * no answer within `timeoutMs` says it is not answering, until one is answered again. On a
- * Cluster client the PING goes to one node.
+ * Cluster, each round PINGs every master (a PING alone would go to a random one, and one
+ * frozen master would make the answer flip from round to round): not answering while any
+ * master does not answer.
  */
 export class RedisProbe {
   readonly #client: RedisClient;
@@ -53,7 +55,9 @@ export class RedisProbe {
     if (this.#pinging || this.#client.status !== 'ready') return;
     this.#pinging = true;
     try {
-      await withRedisTimeout(this.#client.ping(), this.#timeoutMs);
+      const client = this.#client;
+      const pings = isCluster(client) ? client.nodes('master').map((node) => node.ping()) : [client.ping()];
+      await withRedisTimeout(Promise.all(pings), this.#timeoutMs);
       this.#set(true, 'answered a PING');
     } catch (error) {
       if (error instanceof RedisTimeoutError) this.#set(false, `no answer to a PING within ${this.#timeoutMs} ms`);
