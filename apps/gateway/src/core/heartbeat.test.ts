@@ -122,6 +122,21 @@ describe('createHeartbeat, on fake timers', () => {
     expect([answers.terminated, silent.terminated]).toEqual([undefined, 'ping_timeout']);
   });
 
+  it('skips judging one run at most: on a loop that is late every time, silent sockets are still ended', () => {
+    const silent = fakeConnection();
+    const heartbeat = createHeartbeat(new Set([silent] as unknown as Connection[]), {
+      pingIntervalMs: 1_000,
+      pingTimeoutMs: 5_000,
+    });
+    heartbeat.sweep();
+    jest.setSystemTime(Date.now() + 6_000);
+    heartbeat.sweep(); // late: pings only
+    expect(silent.terminated).toBeUndefined();
+    jest.setSystemTime(Date.now() + 3_000);
+    heartbeat.sweep(); // late again, but the last run judged nobody: this one judges
+    expect(silent.terminated).toBe('ping_timeout');
+  });
+
   it('lets a sweep that runs late finish, skipping the next one, so every socket is still pinged', () => {
     const { conns, heartbeat, pinged } = threeSlices();
     // The interval's ticks come before the sweep's later slices every time (timers running late).

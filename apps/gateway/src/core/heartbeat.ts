@@ -21,6 +21,8 @@ export function createHeartbeat(
   let nextSlice: NodeJS.Timeout | undefined;
   /** When a slice last ran: a run much later than the interval finds the event loop was held up. */
   let lastRun: number | undefined;
+  /** The last run judged nobody: the next one judges, late or not (a loop always late still ends silent sockets). */
+  let skipped = false;
 
   function sweep(): void {
     // The last sweep is not done (its timers run late: a busy event loop). It goes on and this
@@ -37,7 +39,8 @@ export function createHeartbeat(
       // The event loop was held up (a long pause of the process: GC, a starved CPU, SIGSTOP). The
       // pongs that came meanwhile wait unread in the sockets, and timers run before they are read:
       // nobody is judged silent in this run, only pinged; the next run judges, with them read.
-      const stalled = lastRun !== undefined && now - lastRun > 2 * config.pingIntervalMs;
+      const stalled = !skipped && lastRun !== undefined && now - lastRun > 2 * config.pingIntervalMs;
+      skipped = stalled;
       lastRun = now;
       for (const conn of all.slice(slice * HEARTBEAT_SLICE, (slice + 1) * HEARTBEAT_SLICE)) {
         if (conn.phase === 'closed') continue;
