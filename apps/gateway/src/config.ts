@@ -62,7 +62,8 @@ export const EnvSchema = z.object({
   SHUTDOWN_GRACE_MS: int(0, 25_000).default(10_000),
   METRICS_MAX_USERS: int(1).default(10_000),
   STREAM_RETENTION_EVENTS: int(0).default(retentionDefaults.retentionEvents),
-  STREAM_RETENTION_MS: ms(0).default(retentionDefaults.retentionMs),
+  // Not a timer (an age in Redis): no timer bound.
+  STREAM_RETENTION_MS: int(0).default(retentionDefaults.retentionMs),
   STREAM_RETENTION_BYTES: int(1024).default(retentionDefaults.retentionBytes),
   ALLOWED_ORIGINS: z.string().optional(),
   TOKEN_REFRESH_LEAD_MS: ms(0).default(protocolDefaults.tokenRefreshLeadMs),
