@@ -128,7 +128,7 @@ async function main(): Promise<void> {
       stopping = true;
       print.flushAll();
       client.close();
-      process.exit(0);
+      exitWhenWritten(0);
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
@@ -153,7 +153,7 @@ async function main(): Promise<void> {
       if (newState === 'closed' && !stopping) {
         print.flushAll();
         // The client emits that error just after this change: exit once it is written.
-        setImmediate(() => process.exit(1));
+        setImmediate(() => exitWhenWritten(1));
       }
     });
     // A stop before the first session rejects connect() too; the `error` listener has said why.
@@ -218,6 +218,17 @@ function rpcFailure(error: unknown): { code: string; message: string; data?: unk
   if (stopped instanceof ConnectError) return { code: stopped.code, message: stopped.message };
   const e = error instanceof RpcError ? error : new RpcError('internal', String(error));
   return { code: e.code, message: e.message, data: e.data };
+}
+
+/**
+ * Exits once what was written to stdout and stderr is out: writes to a pipe are asynchronous,
+ * and `process.exit` would drop the batches just flushed. A reader that takes nothing more
+ * (a stuck pipe) holds the exit for 2 s at most.
+ */
+function exitWhenWritten(code: number): void {
+  const written = (stream: NodeJS.WriteStream) => new Promise<void>((resolve) => stream.write('', () => resolve()));
+  setTimeout(() => process.exit(code), 2_000).unref();
+  void Promise.all([written(process.stdout), written(process.stderr)]).then(() => process.exit(code));
 }
 
 /** Why the client stopped, when `error` is the one it stops with (see `#stop` in consumer.ts). */
