@@ -697,7 +697,7 @@ export class BusConsumer {
       else this.#authRetried = true;
     }
     if (policy === 'stop') {
-      this.#stop(code, reason, refused ?? new FatalCloseError(code, reason, authFailureReasonOf(rawReason)));
+      this.#stop(code, reason, refused ?? new FatalCloseError(code, reason, authReason), authReason);
       return;
     }
     const now = Date.now();
@@ -737,10 +737,15 @@ export class BusConsumer {
   }
 
   /** Stops for good on the gateway's word: `connect()` and pending calls fail with the reason. */
-  #stop(code: number, reason: DisconnectReason, error: FatalCloseError | ConnectError): void {
+  #stop(
+    code: number,
+    reason: DisconnectReason,
+    error: FatalCloseError | ConnectError,
+    authReason?: AuthFailureReason,
+  ): void {
     const stopped = error instanceof ConnectError ? error : ConnectError.fromClose(error, this.#o.url);
     this.#stopped = stopped;
-    this.#emitter.emit('close', { code, reason, willReconnect: false });
+    this.#emitter.emit('close', { code, reason, willReconnect: false, ...(authReason ? { authReason } : {}) });
     this.#calls.fail(
       'all',
       () => new RpcError('unavailable', `client stopped: ${stopped.message}`, undefined, { cause: stopped }),

@@ -72,8 +72,12 @@ describe('a URL that is not a livebus endpoint', () => {
     const c = track(new BusConsumer({ url: g.url, token: 'x'.repeat(129), ...fast }));
     const errors: Error[] = [];
     c.onClient('error', (e) => errors.push(e));
+    const closes: Array<{ authReason?: string; willReconnect: boolean }> = [];
+    c.onClient('close', ({ authReason, willReconnect }) => closes.push({ authReason, willReconnect }));
     const error = await connectError(c);
     expect(error).toMatchObject({ code: 'invalid_subject', closeCode: CloseCode.AuthFailed });
+    // The last close, the one that stops the client, says why too.
+    expect(closes.at(-1)).toEqual({ authReason: 'invalid_subject', willReconnect: false });
     expect(error.message).toContain('invalid_subject');
     expect(errors.find((e) => e instanceof FatalCloseError)).toMatchObject({
       code: CloseCode.AuthFailed,
