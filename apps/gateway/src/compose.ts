@@ -244,7 +244,11 @@ function assemblePorts(
   const stores = redis
     ? redisPorts(config, logger, redis)
     : memoryPorts(config, ['registry', 'bus', 'presence', 'channel']);
-  const auth = authenticatorFor(config, { firebaseApp: firebaseAppFor(config, logger, closers) });
+  const auth = authenticatorFor(config, {
+    firebaseApp: firebaseAppFor(config, logger, closers),
+    // The keys held keep verifying; the operator hears that the provider cannot be reached.
+    onJwksRefreshError: (error) => logger.warn('jwks_refresh_error', { error }),
+  });
   // One Firestore client per process, on a Firebase app of its own (the authenticator's is
   // loaded lazily and never talks to Firestore).
   const hold = testHooks.holdBeforeMark;

@@ -35,6 +35,7 @@ export const LOG_EVENTS = [
   'http_unavailable',
   'http_client_gone',
   'http_auth_failed',
+  'jwks_refresh_error',
   'ws_origin_refused',
   'ws_admission_refused',
   'ws_token_refreshed',

@@ -279,12 +279,14 @@ describe('a JWKS endpoint in trouble', () => {
   it('keys fetched before keep verifying while the provider is down, past their age; fetched again once it is back', async () => {
     const idp = await troubledIdp();
     let clock = Date.now();
+    const refreshErrors: string[] = [];
     try {
       const auth = new JwtAuthenticator({
         jwksUrl: idp.url,
         serviceRoleClaim: 'svc',
         jwksMaxAgeMs: 600_000,
         now: () => clock,
+        onJwksRefreshError: (message) => refreshErrors.push(message),
       });
       // A token valid for the whole test, on the moved clock too.
       const token = await idpToken(key, { exp: now() + 7_200 });
@@ -293,6 +295,9 @@ describe('a JWKS endpoint in trouble', () => {
       clock += 11 * 60_000;
       expect((await auth.authenticate({ token })).uid).toBe('idp-user');
       await waitForFetches(idp.state, 2);
+      // The operator hears of the failed refresh (the token above was still accepted).
+      await waitForCount(() => refreshErrors.length, 1);
+      expect(refreshErrors[0]).toMatch(/^JWKS unavailable: .*: HTTP 503$/);
       // Within the cooldown (30 s) after that failed fetch: no other fetch.
       expect((await auth.authenticate({ token })).uid).toBe('idp-user');
       expect(idp.state.fetches).toBe(2);
@@ -306,8 +311,13 @@ describe('a JWKS endpoint in trouble', () => {
   });
 });
 
+/** Waits until `count()` reaches `n`. */
+async function waitForCount(count: () => number, n: number): Promise<void> {
+  for (let i = 0; i < 200 && count() < n; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(count()).toBe(n);
+}
+
 /** Waits until the fake provider counted `n` fetches (the refetch of old keys runs behind the token). */
-async function waitForFetches(state: { fetches: number }, n: number): Promise<void> {
-  for (let i = 0; i < 200 && state.fetches < n; i++) await new Promise((r) => setTimeout(r, 10));
-  expect(state.fetches).toBe(n);
+function waitForFetches(state: { fetches: number }, n: number): Promise<void> {
+  return waitForCount(() => state.fetches, n);
 }

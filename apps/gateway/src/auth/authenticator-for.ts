@@ -14,6 +14,8 @@ export interface AuthenticatorForOptions {
    * @default undefined (AUTH_MODE=firebase then throws)
    */
   firebaseApp?: App | Promise<App> | undefined;
+  /** Told when a refresh of the JWKS held already fails (the keys held keep verifying meanwhile). */
+  onJwksRefreshError?: (message: string) => void;
 }
 
 /**
@@ -40,6 +42,7 @@ export function authenticatorFor(config: GatewayConfig, options: AuthenticatorFo
         audience: config.jwtAudience,
         serviceRoleClaim: config.serviceRoleClaim,
         clockToleranceMs: config.tokenClockToleranceMs,
+        ...(options.onJwksRefreshError ? { onJwksRefreshError: options.onJwksRefreshError } : {}),
       });
     case 'firebase':
       if (!options.firebaseApp) {

@@ -44,6 +44,8 @@ export interface JwtAuthOptions {
   jwksTimeoutMs?: number;
   /** Age after which the keys are fetched again (in the background: the held ones verify meanwhile). @default 600_000 */
   jwksMaxAgeMs?: number;
+  /** Told when that background fetch fails (the keys held keep verifying): for a log line. */
+  onJwksRefreshError?: (message: string) => void;
   /** Clock, in ms since the epoch. @default Date.now */
   now?: () => number;
 }
@@ -84,6 +86,7 @@ export class JwtAuthenticator implements Authenticator {
           timeoutMs: options.jwksTimeoutMs ?? 5_000,
           maxAgeMs: options.jwksMaxAgeMs ?? 600_000,
           now: this.#options.now,
+          ...(options.onJwksRefreshError ? { onRefreshError: options.onJwksRefreshError } : {}),
         }).getKey
       : undefined;
     this.#algorithms = [...(hmacKey ? HMAC_ALGS : []), ...(jwks ? JWKS_ALGS : [])];

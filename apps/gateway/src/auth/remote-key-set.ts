@@ -15,6 +15,8 @@ export interface RemoteKeySetOptions {
   maxAgeMs: number;
   /** Clock, in ms since the epoch. */
   now: () => number;
+  /** Told when a background fetch (keys grown old) fails: the keys held keep verifying. */
+  onRefreshError?: (message: string) => void;
 }
 
 /**
@@ -47,7 +49,7 @@ export class RemoteKeySet {
     const mayFetch = now - this.#triedAt >= this.#o.cooldownMs;
     if (mayFetch && now - this.#fetchedAt >= this.#o.maxAgeMs) {
       // Grown old: fetched again behind this token, which the keys held still verify.
-      this.#refresh().catch(() => {});
+      this.#refresh().catch((error: unknown) => this.#o.onRefreshError?.((error as Error).message));
     }
     const keys = this.#keys as JWTVerifyGetKey;
     try {
