@@ -38,15 +38,28 @@ export function safeEqual(a: string, b: string): boolean {
 
 /** Reads a JSON body of at most `maxBytes`; too large, too deep or not JSON is a 4xx {@link HttpError}. */
 export async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) throw new HttpError(413, 'too_large', `body larger than ${maxBytes} bytes`);
-    chunks.push(chunk as Buffer);
-  }
+  const body = await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused = false;
+    req.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      size += chunk.length;
+      if (size <= maxBytes) {
+        chunks.push(chunk);
+        return;
+      }
+      // Refused, and the rest of the body read and dropped by Node once the 413 is sent (not the
+      // socket closed under a client still sending it: its TCP reset would lose the answer).
+      refused = true;
+      chunks.length = 0;
+      reject(new HttpError(413, 'too_large', `body larger than ${maxBytes} bytes`));
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
   // Depth is checked before JSON.parse and the schemas see the value: hostile nesting is a 400, never a crash.
-  const parsed = parseJsonText(Buffer.concat(chunks).toString('utf8'));
+  const parsed = parseJsonText(body.toString('utf8'));
   if (parsed.ok) return parsed.value;
   if (parsed.error.kind === 'too_deep') {
     throw new HttpError(400, 'too_deep', `body nested deeper than ${protocolDefaults.maxJsonDepth} levels`);
