@@ -36,6 +36,9 @@ export function safeEqual(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/** How long the rest of a body refused for its size is read and dropped before the connection is cut. */
+const LINGER_MS = 10_000;
+
 /** Reads a JSON body of at most `maxBytes`; too large, too deep or not JSON is a 4xx {@link HttpError}. */
 export async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
   const body = await new Promise<Buffer>((resolve, reject) => {
@@ -53,6 +56,10 @@ export async function readJson(req: IncomingMessage, maxBytes: number): Promise<
       // socket closed under a client still sending it: its TCP reset would lose the answer).
       refused = true;
       chunks.length = 0;
+      // ...for a while: a client that never stops sending is cut off (as nginx's lingering close).
+      const cutOff = setTimeout(() => req.destroy(), LINGER_MS);
+      cutOff.unref();
+      req.once('close', () => clearTimeout(cutOff));
       reject(new HttpError(413, 'too_large', `body larger than ${maxBytes} bytes`));
     });
     req.on('end', () => resolve(Buffer.concat(chunks)));
