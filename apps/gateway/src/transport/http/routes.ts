@@ -23,8 +23,6 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
     // Last resort: whatever a route throws answers only this request, and the process keeps serving.
     const fail = (error: unknown) => {
       if (error instanceof HttpError) {
-        // A body refused for its size is still arriving: this connection serves nothing more.
-        if (error.status === 413) res.shouldKeepAlive = false;
         if (!res.headersSent) send(res, error.status, error.body);
         return;
       }
