@@ -1,4 +1,4 @@
-import { PROTOCOL_VERSION } from '@livebus/protocol/client';
+import { welcomeFrame } from '../test/welcome-frame';
 import { BusConsumer } from './consumer';
 import { Heartbeat } from './heartbeat';
 
@@ -227,15 +227,7 @@ class PingingSocket {
   send(data: string): void {
     const frame = JSON.parse(data) as { type: string; session_id?: string };
     if (frame.type !== 'hello') return;
-    const welcome = {
-      type: 'welcome',
-      v: PROTOCOL_VERSION,
-      session_id: frame.session_id ?? 's',
-      user_id: 'u',
-      instance_id: 'scripted',
-      heartbeat: { ping_interval_ms: 100, ping_timeout_ms: 300 },
-      resume: { status: 'fresh', cursor: 'e:0', replayed: 0 },
-    };
+    const welcome = welcomeFrame(frame, { heartbeat: { ping_interval_ms: 100, ping_timeout_ms: 300 } });
     setTimeout(() => this.onmessage?.({ data: JSON.stringify(welcome) }), 1);
   }
 

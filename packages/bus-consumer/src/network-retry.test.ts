@@ -1,6 +1,6 @@
 // The backoff after a lost session, against sockets scripted attempt by attempt (fake clock): which
 // failures double the ceiling and which are retried within the first one (`networkRetryWindowMs`).
-import { PROTOCOL_VERSION } from '@livebus/protocol/client';
+import { welcomeFrame } from '../test/welcome-frame';
 import { BusConsumer } from './consumer';
 import type { WebSocketLike } from './transport/socket';
 
@@ -37,15 +37,7 @@ class BrowserLikeSocket implements WebSocketLike {
   send(data: string): void {
     const frame = JSON.parse(data) as { type: string; session_id?: string };
     if (frame.type !== 'hello') return;
-    const welcome = {
-      type: 'welcome',
-      v: PROTOCOL_VERSION,
-      session_id: frame.session_id ?? 's',
-      user_id: 'u',
-      instance_id: 'scripted',
-      heartbeat: { ping_interval_ms: 20_000, ping_timeout_ms: 60_000 },
-      resume: { status: 'fresh', cursor: 'e:0', replayed: 0 },
-    };
+    const welcome = welcomeFrame(frame);
     setTimeout(() => this.onmessage?.({ data: JSON.stringify(welcome) }), 1);
   }
 

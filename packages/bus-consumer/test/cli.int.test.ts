@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { type ClientFrame, PROTOCOL_VERSION } from '@livebus/protocol';
+import type { ClientFrame } from '@livebus/protocol';
 import { freePort, runCli, startChild, waitFor } from '@livebus/test-support';
 import type WebSocket from 'ws';
 import { WebSocketServer } from 'ws';
 import { type GatewayHandle, numbered, startGateway } from './helpers';
+import { welcomeFrame } from './welcome-frame';
 
 const cli = join(__dirname, '..', 'dist', 'cli.js');
 
@@ -31,18 +32,7 @@ async function scriptedGateway() {
     ws.on('message', (data) => {
       const frame = JSON.parse(String(data)) as ClientFrame;
       if (frame.type !== 'hello') return;
-      ws.send(
-        JSON.stringify({
-          type: 'welcome',
-          v: PROTOCOL_VERSION,
-          session_id: frame.session_id ?? 's',
-          user_id: 'u',
-          instance_id: 'scripted',
-          heartbeat: { ping_interval_ms: 20_000, ping_timeout_ms: 60_000 },
-          resume: { status: 'fresh', cursor: `e:${offset}`, replayed: 0 },
-        }),
-        () => peers.push(ws),
-      );
+      ws.send(JSON.stringify(welcomeFrame(frame, { cursor: `e:${offset}` })), () => peers.push(ws));
     });
   });
   return {

@@ -12,6 +12,7 @@ import {
 import { waitFor } from '@livebus/test-support';
 import WebSocket, { WebSocketServer } from 'ws';
 import { BusConsumer, FatalCloseError, type WebSocketLike } from '../src/index';
+import { welcomeFrame } from './welcome-frame';
 
 interface Peer {
   ws: WebSocket;
@@ -55,15 +56,7 @@ async function scriptedGateway({ helloInUpgrade = false } = {}) {
       const frame = JSON.parse(String(data)) as ClientFrame;
       peer.frames.push(frame);
       if (frame.type === 'hello') {
-        peer.send({
-          type: 'welcome',
-          v: PROTOCOL_VERSION,
-          session_id: frame.session_id ?? 's',
-          user_id: 'u',
-          instance_id: 'scripted',
-          heartbeat: { ping_interval_ms: 20_000, ping_timeout_ms: 60_000 },
-          resume: { status: frame.last_cursor ? 'resumed' : 'fresh', cursor: `e:${offset}`, replayed: 0 },
-        });
+        peer.send(welcomeFrame(frame, { status: frame.last_cursor ? 'resumed' : 'fresh', cursor: `e:${offset}` }));
       }
     });
   });
