@@ -34,8 +34,8 @@ import { MemoryWorkflowWatchStore, type WorkflowWatchStore } from './listeners/w
 import { createLogger, type Logger } from './logger';
 import { SnapshotDelay } from './metrics/delivery-latency';
 import { redisClockOffset } from './redis/redis-clock';
-import { RedisProbe } from './redis/redis-probe';
-import { outboxLogger, RedisStatusLog } from './redis/redis-status-log';
+import type { RedisProbe } from './redis/redis-probe';
+import { outboxLogger, watchRedis } from './redis/redis-status-log';
 import type { buildRedisTaskQueue } from './tasks/build-task-queue';
 import type { TaskQueue } from './tasks/task-queue';
 import type { DependencyStatus } from './transport/http/http-deps';
@@ -301,12 +301,8 @@ function openGatewayRedis(
   // reconnect after a dropped idle connection); `gateway`: auto-pipelined heartbeats.
   // ioredis reconnects by itself; RedisStatusLog logs the state changes, with backoff.
   const redis = openRedis(redisUrl, { cluster: config.redisCluster, role: 'gateway', name: config.instanceId });
-  const status = new RedisStatusLog(logger, redis, { redisUrl });
   // A frozen Redis keeps the connection ready: a PING a second tells health and the log.
-  const probe = new RedisProbe(redis, {
-    onChange: (answering, why) => (answering ? status.answering() : status.unanswered(why)),
-  });
-  probe.start();
+  const probe = watchRedis(logger, redis, redisUrl);
   closers.push(async () => probe.stop());
   // QUIT bounded: a Redis that does not answer (frozen, a dead failover address) must not hold the shutdown.
   closers.push(() => closeRedis(redis));

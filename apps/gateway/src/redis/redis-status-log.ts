@@ -1,5 +1,6 @@
-import { describeRedisError, type OutboxEvent } from '@livebus/publisher';
+import { describeRedisError, type OutboxEvent, type RedisClient } from '@livebus/publisher';
 import type { Logger } from '../logger';
+import { RedisProbe } from './redis-probe';
 
 /** The client events {@link RedisStatusLog} listens to (an ioredis `Redis` or `Cluster`). */
 export interface StatusEmitter {
@@ -139,4 +140,18 @@ export function outboxLogger(logger: Logger, now: () => number = Date.now): (eve
       }
     }
   };
+}
+
+/**
+ * Logs a Redis client's state changes ({@link RedisStatusLog}) and starts a {@link RedisProbe}
+ * that tells the same log when Redis stops answering on a connection that looks up: what the
+ * gateway and the worker both watch their main connection with. Stop the probe on close.
+ */
+export function watchRedis(logger: Logger, client: RedisClient, redisUrl: string | undefined): RedisProbe {
+  const status = new RedisStatusLog(logger, client, redisUrl === undefined ? {} : { redisUrl });
+  const probe = new RedisProbe(client, {
+    onChange: (answering, why) => (answering ? status.answering() : status.unanswered(why)),
+  });
+  probe.start();
+  return probe;
 }

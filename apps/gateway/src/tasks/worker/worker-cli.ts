@@ -4,9 +4,8 @@ import { createPublisher } from '@livebus/publisher';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ConfigError, type GatewayConfig, loadConfig } from '../../config';
 import { createLogger, type Logger } from '../../logger';
-import { RedisProbe } from '../../redis/redis-probe';
 import { RedisUnreachableError, waitForRedisAtStart } from '../../redis/redis-start-wait';
-import { RedisStatusLog } from '../../redis/redis-status-log';
+import { watchRedis } from '../../redis/redis-status-log';
 import { exitIfPortInUse, explainListenError } from '../../transport/port-in-use';
 import { VERSION } from '../../version';
 import { BullMqTaskQueue } from '../bullmq-task-queue';
@@ -95,12 +94,8 @@ export async function startTaskWorker(
   // instead of failing the attempt and starting the analysis over.
   const redis = openTaskRedis(config, 'worker');
   const jobs = openTaskRedis(config, 'worker-jobs', { forBullMqWorker: true });
-  const status = new RedisStatusLog(logger, redis, { redisUrl: config.redisUrl });
   // A frozen Redis keeps the connection ready: a PING a second tells /healthz and the log.
-  const probe = new RedisProbe(redis, {
-    onChange: (answering, why) => (answering ? status.answering() : status.unanswered(why)),
-  });
-  probe.start();
+  const probe = watchRedis(logger, redis, config.redisUrl);
   const store = new RedisTaskStore(jobs, { ttlMs: config.taskTtlS * 1000 });
   // Retention must match the gateways', which read the same per-user streams.
   const publisher = createPublisher(
