@@ -45,6 +45,12 @@ describe('createPublisher options', () => {
     expect(make).toThrow(TypeError);
     expect(make).toThrow(/attemptTimeoutMs must be a number >= 0/);
   });
+
+  it.each([-1, Number.NaN, Number.POSITIVE_INFINITY])('refuses outboxMaxBytes %p at once', (outboxMaxBytes) => {
+    const make = () => createPublisher({ redisUrl: 'redis://127.0.0.1:1' }, { outboxMaxBytes });
+    expect(make).toThrow(TypeError);
+    expect(make).toThrow(/outboxMaxBytes must be a number >= 0/);
+  });
 });
 
 describe('while Redis cannot be reached, the publisher says why', () => {
