@@ -1,3 +1,5 @@
+import { fromSmallTime, toSmallTime } from './small-times';
+
 /** Options of {@link DeadlineWheel}. */
 export interface DeadlineWheelOptions<T> {
   /** Deadlines are grouped in slots this long; an item fires at most this late, never early. @default 250 */
@@ -25,7 +27,7 @@ export class DeadlineWheel<T> {
   readonly #resolutionMs: number;
   readonly #onDue: (item: T, at: number) => void;
   readonly #now: () => number;
-  /** Each item's deadline. */
+  /** Each item's deadline, stored small (small-times.ts): no number object per item. */
   readonly #at = new Map<T, number>();
   /** Slot end -> the items due then. */
   readonly #slots = new Map<number, Set<T>>();
@@ -52,7 +54,7 @@ export class DeadlineWheel<T> {
   set(item: T, at: number): void {
     this.delete(item);
     const slot = Math.ceil(at / this.#resolutionMs) * this.#resolutionMs;
-    this.#at.set(item, at);
+    this.#at.set(item, toSmallTime(at));
     let items = this.#slots.get(slot);
     if (!items) {
       items = new Set();
@@ -65,9 +67,10 @@ export class DeadlineWheel<T> {
 
   /** Forgets an item's deadline; whether it had one. */
   delete(item: T): boolean {
-    const at = this.#at.get(item);
-    if (at === undefined) return false;
+    const since = this.#at.get(item);
+    if (since === undefined) return false;
     this.#at.delete(item);
+    const at = fromSmallTime(since);
     const slot = Math.ceil(at / this.#resolutionMs) * this.#resolutionMs;
     const items = this.#slots.get(slot);
     items?.delete(item);
@@ -120,10 +123,10 @@ export class DeadlineWheel<T> {
         if (!items) continue;
         this.#slots.delete(slot);
         for (const item of items) {
-          const at = this.#at.get(item);
-          if (at === undefined) continue;
+          const since = this.#at.get(item);
+          if (since === undefined) continue;
           this.#at.delete(item);
-          this.#onDue(item, at);
+          this.#onDue(item, fromSmallTime(since));
         }
       }
     } finally {

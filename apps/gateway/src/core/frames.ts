@@ -61,7 +61,9 @@ export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOp
       conn.close(CloseCode.UnsupportedData, 'binary frame');
       return;
     }
-    if (rateLimit) {
+    // The hello is not counted: a connection in its handshake takes exactly one frame (the hello,
+    // or a refused one that closes it), and an idle session then never makes a bucket (64 bytes).
+    if (rateLimit && conn.phase !== 'handshake') {
       conn.limiter ??= new TokenBucket(rateLimit);
       if (!conn.limiter.take()) {
         rateLimited(conn);

@@ -3,6 +3,7 @@ import { formatCursor, parseCursor, serializeFrame } from '@livebus/protocol';
 import type { Principal } from '../auth/authenticator';
 import type { LiveEvent } from '../fleet/bus/event-bus';
 import type { TokenBucket } from './rate-limiter';
+import { fromSmallTime, toSmallTime } from './small-times';
 import type { GatewaySocket } from './socket';
 
 /** Why the server ended a connection, when the close code alone does not say (terminate is seen as 1006). */
@@ -16,7 +17,8 @@ export class Connection {
   readonly socket: GatewaySocket;
   /** The `Authorization: Bearer` token, until the hello is verified (not kept for the connection's life). */
   bearer: string | undefined;
-  lastSeen = Date.now();
+  /** Stored small (small-times.ts): no number object per connection. */
+  #lastSeen = toSmallTime(Date.now());
   phase: 'handshake' | 'authenticating' | 'open' | 'closed' = 'handshake';
   session: Session | undefined;
   localCloseReason: LocalCloseReason | undefined;
@@ -24,7 +26,7 @@ export class Connection {
   early: Buffer[] | undefined;
   handshakeTimer: NodeJS.Timeout | undefined;
   /**
-   * The connection's token bucket, made at its first frame (when rate limiting is on) and
+   * The connection's token bucket, made at its first frame after the hello (when rate limiting is on) and
    * dropped by the heartbeat once it has refilled: a full bucket is the same as a new one,
    * and an idle connection then keeps none (about 64 bytes for its life).
    */
@@ -33,6 +35,15 @@ export class Connection {
   refused = 0;
   /** The client asked for app-level `ping` frames (it cannot see protocol pings). */
   appPing = false;
+
+  /** When the peer was last heard from (a frame, a pong), in ms since the epoch. */
+  get lastSeen(): number {
+    return fromSmallTime(this.#lastSeen);
+  }
+
+  set lastSeen(ms: number) {
+    this.#lastSeen = toSmallTime(ms);
+  }
 
   constructor(socket: GatewaySocket, bearer: string | undefined, limiter?: TokenBucket) {
     this.socket = socket;

@@ -1,0 +1,21 @@
+/**
+ * Times held for a connection's life, stored small. V8 keeps a number that is not a small
+ * integer (a time since the epoch, or any result of arithmetic on one) as a 16-byte number
+ * object of its own; ms since the process started, made an integer with `| 0`, stays in the
+ * field or Map entry itself. Past 2^30 ms (12.4 days) of uptime the value is kept as it is:
+ * a number object again, never a wrong time.
+ */
+export const CLOCK_ORIGIN = Date.now();
+
+const SMALL = 2 ** 30;
+
+/** `ms` (since the epoch) as ms since {@link CLOCK_ORIGIN}, a small integer when it can be one. */
+export function toSmallTime(ms: number): number {
+  const since = ms - CLOCK_ORIGIN;
+  return since > -SMALL && since < SMALL && Number.isInteger(since) ? since | 0 : since;
+}
+
+/** The time since the epoch a {@link toSmallTime} value stands for. */
+export function fromSmallTime(since: number): number {
+  return since + CLOCK_ORIGIN;
+}
