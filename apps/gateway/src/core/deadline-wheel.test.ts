@@ -85,6 +85,45 @@ describe('DeadlineWheel', () => {
     }
   });
 
+  it('fires many deadlines, moved and forgotten in any order, each once, by deadline, and none forgotten', () => {
+    jest.useFakeTimers({ now: 0 });
+    try {
+      const fired: [number, number][] = [];
+      const wheel = new DeadlineWheel<number>({
+        resolutionMs: 1,
+        now: () => Date.now(),
+        onDue: (item, at) => fired.push([item, at]),
+      });
+      // A fixed pseudo-random sequence (a 32-bit linear congruential generator, its high bits): the same run every time.
+      let seed = 42;
+      const next = (n: number) => {
+        seed = (Math.imul(seed, 1_664_525) + 1_013_904_223) >>> 0;
+        return (seed >>> 16) % n;
+      };
+      const expected = new Map<number, number>();
+      for (let step = 0; step < 3_000; step++) {
+        const item = next(500);
+        if (next(4) === 0) {
+          expect(wheel.delete(item)).toBe(expected.delete(item));
+        } else {
+          const at = 1 + next(10_000);
+          wheel.set(item, at);
+          expected.set(item, at);
+        }
+      }
+      expect(wheel.size).toBe(expected.size);
+      expect(expected.size).toBeGreaterThan(300);
+      jest.advanceTimersByTime(10_001);
+      expect(fired).toHaveLength(expected.size);
+      expect(new Map(fired)).toEqual(expected);
+      const ats = fired.map(([, at]) => at);
+      expect(ats).toEqual([...ats].sort((a, b) => a - b));
+      expect(wheel.size).toBe(0);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('refuses a resolution that is not positive', () => {
     expect(() => new DeadlineWheel({ resolutionMs: 0, onDue() {} })).toThrow(TypeError);
   });

@@ -14,25 +14,27 @@ export interface DeadlineWheelOptions<T> {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * Deadlines for many items under one timer. Items are kept in slots of
- * `resolutionMs` and each slot is fired at its end, in order. Per item this
- * costs a Map entry and a Set entry, where one `setTimeout` per item costs a
- * Timeout, a closure and its context (about 250 bytes): it matters when every
- * open connection holds a deadline (token expiry, at 10 000 sessions and more).
+ * Deadlines for many items under one timer. The items are kept in a binary heap ordered by
+ * deadline, and the timer is armed for the end of the earliest deadline's slot of
+ * `resolutionMs`: everything due by then fires together, at most a slot late, never early.
+ * Per item this costs a Map entry (its place in the heap) and two array slots, about 70 bytes
+ * however the deadlines spread. One `setTimeout` per item costs a Timeout, a closure and its
+ * context (about 250 bytes); a Set per slot did as much once deadlines spread over an hour
+ * (tokens of an hour, each session its own slot). It matters when every open connection holds
+ * a deadline (token expiry, at 10 000 sessions and more).
  *
- *   set(item, at) --> slot ceil(at / res) * res --> the one timer, armed for the earliest slot
- *                                                     --> onDue(item, at) for each item of due slots
+ *   set(item, at) --> heap by at --> the one timer, armed for ceil(earliest at / res) * res
+ *                                      --> onDue(item, at) for each item whose slot has ended
  */
 export class DeadlineWheel<T> {
   readonly #resolutionMs: number;
   readonly #onDue: (item: T, at: number) => void;
   readonly #now: () => number;
-  /** Each item's deadline, stored small (small-times.ts): no number object per item. */
-  readonly #at = new Map<T, number>();
-  /** Slot end -> the items due then. */
-  readonly #slots = new Map<number, Set<T>>();
-  /** Slot ends, ascending. */
-  readonly #order: number[] = [];
+  /** The heap: `#items[i]` is due at `#ats[i]` (stored small, small-times.ts); each parent is due no later than its children. */
+  readonly #items: T[] = [];
+  readonly #ats: number[] = [];
+  /** Each item's place in the heap. */
+  readonly #index = new Map<T, number>();
   #timer: NodeJS.Timeout | undefined;
   /** The slot end the timer is armed for. */
   #armedFor = Number.POSITIVE_INFINITY;
@@ -47,35 +49,25 @@ export class DeadlineWheel<T> {
 
   /** Items waiting. */
   get size(): number {
-    return this.#at.size;
+    return this.#index.size;
   }
 
   /** Sets (or moves) an item's deadline. */
   set(item: T, at: number): void {
     this.delete(item);
-    const slot = Math.ceil(at / this.#resolutionMs) * this.#resolutionMs;
-    this.#at.set(item, toSmallTime(at));
-    let items = this.#slots.get(slot);
-    if (!items) {
-      items = new Set();
-      this.#slots.set(slot, items);
-      this.#order.splice(this.#insertionPoint(slot), 0, slot);
-    }
-    items.add(item);
-    if (slot < this.#armedFor) this.#arm();
+    const i = this.#items.length;
+    this.#items.push(item);
+    this.#ats.push(toSmallTime(at));
+    this.#index.set(item, i);
+    this.#up(i);
+    if (this.#slotOf(at) < this.#armedFor) this.#arm();
   }
 
-  /** Forgets an item's deadline; whether it had one. */
+  /** Forgets an item's deadline; whether it had one. The timer may then wake once for nothing. */
   delete(item: T): boolean {
-    const since = this.#at.get(item);
-    if (since === undefined) return false;
-    this.#at.delete(item);
-    const at = fromSmallTime(since);
-    const slot = Math.ceil(at / this.#resolutionMs) * this.#resolutionMs;
-    const items = this.#slots.get(slot);
-    items?.delete(item);
-    // An emptied slot stays in the order until its time: the timer skips it then.
-    if (items?.size === 0) this.#slots.delete(slot);
+    const i = this.#index.get(item);
+    if (i === undefined) return false;
+    this.#removeAt(i);
     return true;
   }
 
@@ -84,28 +76,76 @@ export class DeadlineWheel<T> {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#armedFor = Number.POSITIVE_INFINITY;
-    this.#at.clear();
-    this.#slots.clear();
-    this.#order.length = 0;
+    this.#items.length = 0;
+    this.#ats.length = 0;
+    this.#index.clear();
   }
 
-  #insertionPoint(slot: number): number {
-    let lo = 0;
-    let hi = this.#order.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if ((this.#order[mid] as number) < slot) lo = mid + 1;
-      else hi = mid;
+  #slotOf(at: number): number {
+    return Math.ceil(at / this.#resolutionMs) * this.#resolutionMs;
+  }
+
+  /** Takes the item at heap place `i` out; the last item fills its place and moves to where it belongs. */
+  #removeAt(i: number): void {
+    const items = this.#items;
+    const ats = this.#ats;
+    const last = items.length - 1;
+    this.#index.delete(items[i] as T);
+    if (i !== last) {
+      items[i] = items[last] as T;
+      ats[i] = ats[last] as number;
+      this.#index.set(items[i] as T, i);
     }
-    return lo;
+    items.pop();
+    ats.pop();
+    if (i < items.length) this.#up(this.#down(i));
+  }
+
+  /** Moves the item at `i` towards the root while it is due before its parent. */
+  #up(i: number): void {
+    const ats = this.#ats;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if ((ats[parent] as number) <= (ats[i] as number)) return;
+      this.#swap(i, parent);
+      i = parent;
+    }
+  }
+
+  /** Moves the item at `i` away from the root while a child is due before it; where it ends. */
+  #down(i: number): number {
+    const ats = this.#ats;
+    const n = ats.length;
+    for (;;) {
+      const left = 2 * i + 1;
+      let first = i;
+      if (left < n && (ats[left] as number) < (ats[first] as number)) first = left;
+      if (left + 1 < n && (ats[left + 1] as number) < (ats[first] as number)) first = left + 1;
+      if (first === i) return i;
+      this.#swap(i, first);
+      i = first;
+    }
+  }
+
+  #swap(a: number, b: number): void {
+    const items = this.#items;
+    const ats = this.#ats;
+    const item = items[a] as T;
+    const at = ats[a] as number;
+    items[a] = items[b] as T;
+    ats[a] = ats[b] as number;
+    items[b] = item;
+    ats[b] = at;
+    this.#index.set(items[a] as T, a);
+    this.#index.set(item, b);
   }
 
   #arm(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#armedFor = Number.POSITIVE_INFINITY;
-    const next = this.#order[0];
-    if (next === undefined) return;
+    if (this.#ats.length === 0) return;
+    const next = this.#slotOf(fromSmallTime(this.#ats[0] as number));
     this.#armedFor = next;
     const wait = Math.max(0, next - this.#now());
     this.#timer = setTimeout(() => this.#fire(), Math.min(wait, MAX_TIMER_MS));
@@ -117,17 +157,12 @@ export class DeadlineWheel<T> {
     this.#armedFor = Number.POSITIVE_INFINITY;
     const now = this.#now();
     try {
-      while (this.#order.length > 0 && (this.#order[0] as number) <= now) {
-        const slot = this.#order.shift() as number;
-        const items = this.#slots.get(slot);
-        if (!items) continue;
-        this.#slots.delete(slot);
-        for (const item of items) {
-          const since = this.#at.get(item);
-          if (since === undefined) continue;
-          this.#at.delete(item);
-          this.#onDue(item, fromSmallTime(since));
-        }
+      while (this.#items.length > 0) {
+        const at = fromSmallTime(this.#ats[0] as number);
+        if (this.#slotOf(at) > now) break;
+        const item = this.#items[0] as T;
+        this.#removeAt(0);
+        this.#onDue(item, at);
       }
     } finally {
       // onDue may have set new deadlines (and armed the timer); a throw must not stop the wheel.
