@@ -42,6 +42,7 @@ export function authenticatorFor(config: GatewayConfig, options: AuthenticatorFo
         audience: config.jwtAudience,
         serviceRoleClaim: config.serviceRoleClaim,
         clockToleranceMs: config.tokenClockToleranceMs,
+        keepClaims: claimsRead(config),
         ...(options.onJwksRefreshError ? { onJwksRefreshError: options.onJwksRefreshError } : {}),
       });
     case 'firebase':
@@ -50,6 +51,15 @@ export function authenticatorFor(config: GatewayConfig, options: AuthenticatorFo
           'authMode firebase needs a firebase-admin app: pass ports.auth (a FirebaseAuthenticator); composePorts(config, logger) makes one',
         );
       }
-      return new FirebaseAuthenticator(options.firebaseApp, config.serviceRoleClaim);
+      return new FirebaseAuthenticator(options.firebaseApp, config.serviceRoleClaim, claimsRead(config));
   }
+}
+
+/**
+ * The claims the gateway reads from a session's principal after its hello: LISTENERS_FILE's
+ * `company.membership.claim`, when set. A principal keeps these and no other.
+ */
+export function claimsRead(config: Pick<GatewayConfig, 'listeners'>): string[] {
+  const claim = config.listeners?.company?.membership.claim;
+  return claim === undefined ? [] : [claim];
 }

@@ -12,8 +12,9 @@ export interface Principal {
    */
   expiresAtMs?: number | undefined;
   /**
-   * The verified token's claims (its payload), for decisions that must rest on what the
-   * user cannot write (company membership, `listeners/company/`). Unset in AUTH_MODE=none.
+   * The verified token's claims, for decisions that must rest on what the user cannot write
+   * (company membership, `listeners/company/`). The gateway's authenticators keep only the
+   * claims its configuration reads (`keepClaims`), not the whole payload. Unset in AUTH_MODE=none.
    */
   claims?: Readonly<Record<string, unknown>> | undefined;
 }

@@ -2,7 +2,7 @@ import type { AuthFailureReason } from '@livebus/protocol';
 import type { App } from 'firebase-admin/app';
 import type { Auth, DecodedIdToken } from 'firebase-admin/auth';
 import { AuthError, type Authenticator, type Principal } from './authenticator';
-import { ownClaim, toPrincipal } from './principal';
+import { keptClaims, ownClaim, toPrincipal } from './principal';
 
 /**
  * Verifies Firebase ID tokens with firebase-admin. `firebase-admin/auth` is
@@ -13,16 +13,20 @@ export class FirebaseAuthenticator implements Authenticator {
   readonly mode = 'firebase' as const;
   readonly #app: App | Promise<App>;
   readonly #serviceRoleClaim: string;
+  readonly #keepClaims: readonly string[] | undefined;
   #auth: Promise<Auth> | undefined;
 
   /**
    * @param app - the firebase-admin app whose project the tokens must belong to
    *   (or a promise of it, for an app made after a lazy import of firebase-admin)
    * @param serviceRoleClaim - custom claim whose truthy value marks a service caller
+   * @param keepClaims - claims a session's principal keeps ({@link Principal.claims}); the rest of
+   *   the decoded token is dropped. Undefined: the whole decoded token is kept.
    */
-  constructor(app: App | Promise<App>, serviceRoleClaim: string) {
+  constructor(app: App | Promise<App>, serviceRoleClaim: string, keepClaims?: readonly string[]) {
     this.#app = app;
     this.#serviceRoleClaim = serviceRoleClaim;
+    this.#keepClaims = keepClaims;
     // Loaded in the background from now on, so the first token does not wait for it.
     this.#getAuth().catch(() => {
       // Reported by authenticate(), as a verification failure of each token.
@@ -51,7 +55,12 @@ export class FirebaseAuthenticator implements Authenticator {
       );
     }
     // Outside the try: a bad uid is our refusal, not a firebase verification failure.
-    return toPrincipal(decoded.uid, Boolean(ownClaim(decoded, this.#serviceRoleClaim)), decoded.exp * 1000, decoded);
+    return toPrincipal(
+      decoded.uid,
+      Boolean(ownClaim(decoded, this.#serviceRoleClaim)),
+      decoded.exp * 1000,
+      keptClaims(decoded, this.#keepClaims),
+    );
   }
 }
 

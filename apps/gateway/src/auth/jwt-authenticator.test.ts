@@ -41,6 +41,25 @@ describe('JwtAuthenticator', () => {
     expect(service).not.toHaveProperty('expiresAtMs');
   });
 
+  it('keeps on the principal only the claims it is told to keep (keepClaims), else the whole payload', async () => {
+    const token = signJwt({ sub: 'u', email: 'a@b.c', company_ids: ['acme'], exp: NOW_S + 60 }, SECRET);
+    const picky = new JwtAuthenticator({
+      secret: SECRET,
+      serviceRoleClaim: 'svc',
+      now: () => NOW_S * 1000,
+      keepClaims: ['company_ids'],
+    });
+    expect((await picky.authenticate({ token })).claims).toEqual({ company_ids: ['acme'] });
+    const none = new JwtAuthenticator({
+      secret: SECRET,
+      serviceRoleClaim: 'svc',
+      now: () => NOW_S * 1000,
+      keepClaims: [],
+    });
+    expect((await none.authenticate({ token })).claims).toBeUndefined();
+    expect((await auth.authenticate({ token })).claims).toMatchObject({ email: 'a@b.c', company_ids: ['acme'] });
+  });
+
   it('holds sub to the protocol user id: 128 characters pass, 129 and non-strings are refused', async () => {
     expect((await auth.authenticate({ token: signJwt({ sub: 'x'.repeat(128) }, SECRET) })).uid).toHaveLength(128);
     expect(await reason(signJwt({ sub: 'x'.repeat(129) }, SECRET))).toBe('invalid');

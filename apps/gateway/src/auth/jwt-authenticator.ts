@@ -4,7 +4,7 @@ import { errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { DEFAULT_TOKEN_CLOCK_TOLERANCE_MS } from '../core/token-schedule';
 import { AuthError, type Authenticator, type Principal } from './authenticator';
 import { type Hs256Checks, verifyHs256 } from './hs256';
-import { ownClaim, toPrincipal } from './principal';
+import { keptClaims, ownClaim, toPrincipal } from './principal';
 import { JwksUnavailable, RemoteKeySet } from './remote-key-set';
 
 /**
@@ -48,6 +48,12 @@ export interface JwtAuthOptions {
   onJwksRefreshError?: (message: string) => void;
   /** Clock, in ms since the epoch. @default Date.now */
   now?: () => number;
+  /**
+   * Claims a session's principal keeps after verification ({@link Principal.claims}); the rest
+   * of the payload is dropped. The gateway passes the claims its configuration reads (the
+   * company membership claim). @default undefined (the whole payload is kept)
+   */
+  keepClaims?: readonly string[] | undefined;
 }
 
 /** Algorithms each kind of key may verify. Never `none`, never the token's own choice. */
@@ -143,7 +149,13 @@ export class JwtAuthenticator implements Authenticator {
       throw toAuthError(cause);
     }
     const expiresAtMs = typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
-    return toPrincipal(payload.sub, Boolean(ownClaim(payload, this.#options.serviceRoleClaim)), expiresAtMs, payload);
+    const { serviceRoleClaim, keepClaims } = this.#options;
+    return toPrincipal(
+      payload.sub,
+      Boolean(ownClaim(payload, serviceRoleClaim)),
+      expiresAtMs,
+      keptClaims(payload, keepClaims),
+    );
   }
 }
 

@@ -1,5 +1,5 @@
 import { AuthError } from './authenticator';
-import { toPrincipal } from './principal';
+import { keptClaims, ownClaim, toPrincipal } from './principal';
 
 describe('toPrincipal', () => {
   it('keeps a valid uid, the service flag and the expiry when there is one', () => {
@@ -29,5 +29,26 @@ describe('toPrincipal', () => {
     expect(error).toMatchObject({ reason: 'invalid', message: expect.stringMatching(/^user id /) });
     expect((error as Error).message).not.toContain('xxxxxxxx');
     expect((error as Error).cause).toBeDefined();
+  });
+});
+
+describe('keptClaims', () => {
+  const payload = { sub: 'u1', email: 'a@b.c', company_ids: ['acme'], firebase: { sign_in_provider: 'password' } };
+
+  it('keeps only the claims named that the token has, and nothing when none of them is there', () => {
+    expect(keptClaims(payload, ['company_ids', 'missing'])).toEqual({ company_ids: ['acme'] });
+    expect(keptClaims(payload, ['missing'])).toBeUndefined();
+    expect(keptClaims(payload, [])).toBeUndefined();
+  });
+
+  it('keeps the whole payload when no names are given', () => {
+    expect(keptClaims(payload, undefined)).toBe(payload);
+  });
+
+  it('keeps a claim named like an inherited property as a claim, and never reads inherited ones', () => {
+    const hostile = JSON.parse('{"__proto__": ["acme"], "sub": "u1"}') as Record<string, unknown>;
+    const kept = keptClaims(hostile, ['__proto__', 'toString']);
+    expect(ownClaim(kept, '__proto__')).toEqual(['acme']);
+    expect(ownClaim(kept, 'toString')).toBeUndefined();
   });
 });

@@ -43,6 +43,27 @@ export function ownClaim(claims: Readonly<Record<string, unknown>> | undefined, 
 }
 
 /**
+ * The claims of a verified token that its principal keeps for the session's life: only those
+ * named, when names are given (the gateway reads one claim after the hello, LISTENERS_FILE
+ * `company.membership.claim`; a decoded Firebase ID token held whole is about 440 bytes per
+ * session). Undefined when none of them is in the token; the whole payload without names.
+ */
+export function keptClaims(
+  payload: Readonly<Record<string, unknown>>,
+  names: readonly string[] | undefined,
+): Readonly<Record<string, unknown>> | undefined {
+  if (names === undefined) return payload;
+  let kept: Record<string, unknown> | undefined;
+  for (const name of names) {
+    // A prototype-less object: a claim named `__proto__` is a claim like any other.
+    if (!Object.hasOwn(payload, name)) continue;
+    kept ??= Object.create(null) as Record<string, unknown>;
+    kept[name] = payload[name];
+  }
+  return kept;
+}
+
+/**
  * A principal as {@link toPrincipal} makes it. The claims are a private field behind a
  * getter: not enumerable, so a principal compared or logged whole does not carry the
  * token's payload along. (They were a non-enumerable property added with
