@@ -13,8 +13,9 @@ export interface Principal {
   expiresAtMs?: number | undefined;
   /**
    * The verified token's claims, for decisions that must rest on what the user cannot write
-   * (company membership, `listeners/company/`). The gateway's authenticators keep only the
-   * claims its configuration reads (`keepClaims`), not the whole payload. Unset in AUTH_MODE=none.
+   * (company membership, `listeners/company/`). The authenticators `authenticatorFor` makes keep
+   * only the claims the configuration reads (`keepClaims`), not the whole payload; constructed
+   * without `keepClaims`, the whole payload. Unset in AUTH_MODE=none.
    */
   claims?: Readonly<Record<string, unknown>> | undefined;
 }

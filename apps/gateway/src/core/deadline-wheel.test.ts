@@ -89,10 +89,14 @@ describe('DeadlineWheel', () => {
     jest.useFakeTimers({ now: 0 });
     try {
       const fired: [number, number][] = [];
+      const late: number[] = [];
       const wheel = new DeadlineWheel<number>({
         resolutionMs: 1,
         now: () => Date.now(),
-        onDue: (item, at) => fired.push([item, at]),
+        onDue: (item, at) => {
+          fired.push([item, at]);
+          late.push(Date.now() - at);
+        },
       });
       // A fixed pseudo-random sequence (a 32-bit linear congruential generator, its high bits): the same run every time.
       let seed = 42;
@@ -118,6 +122,8 @@ describe('DeadlineWheel', () => {
       expect(new Map(fired)).toEqual(expected);
       const ats = fired.map(([, at]) => at);
       expect(ats).toEqual([...ats].sort((a, b) => a - b));
+      // Slots of 1 ms: each fired at its own deadline, not before, not after.
+      expect(new Set(late)).toEqual(new Set([0]));
       expect(wheel.size).toBe(0);
     } finally {
       jest.useRealTimers();

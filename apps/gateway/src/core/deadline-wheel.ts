@@ -17,7 +17,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * Deadlines for many items under one timer. The items are kept in a binary heap ordered by
  * deadline, and the timer is armed for the end of the earliest deadline's slot of
  * `resolutionMs`: everything due by then fires together, at most a slot late, never early.
- * Per item this costs a Map entry (its place in the heap) and two array slots, about 70 bytes
+ * Per item this costs a Map entry (its place in the heap) and two array slots, about 80 bytes
  * however the deadlines spread. One `setTimeout` per item costs a Timeout, a closure and its
  * context (about 250 bytes); a Set per slot did as much once deadlines spread over an hour
  * (tokens of an hour, each session its own slot). It matters when every open connection holds
@@ -57,7 +57,8 @@ export class DeadlineWheel<T> {
     this.delete(item);
     const i = this.#items.length;
     this.#items.push(item);
-    this.#ats.push(toSmallTime(at));
+    // Whole ms (a fraction is taken as the next ms: never early), kept small.
+    this.#ats.push(toSmallTime(Math.ceil(at)));
     this.#index.set(item, i);
     this.#up(i);
     if (this.#slotOf(at) < this.#armedFor) this.#arm();

@@ -48,6 +48,19 @@ describe('frame dispatch', () => {
     expect(await socket.closed).toMatchObject({ code: CloseCode.UnsupportedData });
   });
 
+  it('reads nothing a peer sends once its connection is closing: no frame of a closing handshake slips past the limiter', async () => {
+    core = startCore({ rateLimitFramesPerS: 1, rateLimitBurst: 3 });
+    const authFailures: unknown[] = [];
+    core.hooks.on('session.auth_failed', (e) => authFailures.push(e));
+    const socket = core.connect();
+    // A first frame that is not a hello closes the connection; a peer that ignores the close
+    // keeps sending, here hellos whose check would fail (no user named) if one were read.
+    socket.receive({ type: 'ping' });
+    for (let i = 0; i < 50; i++) socket.receive({ type: 'hello', v: 1 });
+    expect((await socket.closed).code).toBe(CloseCode.BadFrame);
+    expect(authFailures).toEqual([]);
+  });
+
   it('drops frames over the rate limit with one rate_limited error, and closes 4005 a client that keeps flooding', async () => {
     core = startCore({ rateLimitFramesPerS: 1, rateLimitBurst: 3 });
     const closes = core.hooks.next('session.close');

@@ -55,14 +55,17 @@ export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOp
   }
 
   function onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
-    if (conn.phase === 'closed') return;
+    // Closing: `ws` still hands over what the peer sends until its close frame comes (or 30 s
+    // pass). The gateway has ended the connection; what follows is neither read nor answered.
+    if (conn.phase === 'closed' || !conn.socket.isOpen) return;
     if (isBinary) {
       badFrame(conn, 'binary frames are not accepted');
       conn.close(CloseCode.UnsupportedData, 'binary frame');
       return;
     }
-    // The hello is not counted: a connection in its handshake takes exactly one frame (the hello,
-    // or a refused one that closes it), and an idle session then never makes a bucket (64 bytes).
+    // The hello is not counted: an open connection in its handshake takes one frame (the hello,
+    // or a refused one that closes it; nothing is read once closing, above), and an idle
+    // session then never makes a bucket (64 bytes).
     if (rateLimit && conn.phase !== 'handshake') {
       conn.limiter ??= new TokenBucket(rateLimit);
       if (!conn.limiter.take()) {

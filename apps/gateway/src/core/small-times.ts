@@ -9,7 +9,10 @@ export const CLOCK_ORIGIN = Date.now();
 
 const SMALL = 2 ** 30;
 
-/** `ms` (since the epoch) as ms since {@link CLOCK_ORIGIN}, a small integer when it can be one. */
+/**
+ * `ms` (since the epoch, whole ms) as ms since {@link CLOCK_ORIGIN}, a small integer when it can be
+ * one. A fraction of a ms far from the origin (a test's clock near 0) comes back rounded by floating point.
+ */
 export function toSmallTime(ms: number): number {
   const since = ms - CLOCK_ORIGIN;
   return since > -SMALL && since < SMALL && Number.isInteger(since) ? since | 0 : since;
