@@ -111,4 +111,20 @@ export function openRedis(url: string, options: OpenRedisOptions): RedisClient {
 export async function closeRedis(client: RedisClient, timeoutMs = REDIS_CONNECT_TIMEOUT_MS): Promise<void> {
   if (client.status === 'ready') await withRedisTimeout(client.quit(), timeoutMs).catch(() => client.disconnect());
   else client.disconnect();
+  endSlotRefreshes(client);
+}
+
+/**
+ * Stops a Cluster client's periodic refresh of the slot map for good, once it is closed.
+ * ioredis 5 (read in 5.11.1's `cluster/index.js`) re-arms that refresh's timer from the callback
+ * of a refresh in flight, even after the client ended, and then every `slotsRefreshInterval`
+ * forever: a process that closed everything never exited. From here on a refresh only clears
+ * the timer (the last one armed fires once, within `slotsRefreshInterval`). A standalone client
+ * is left as it is. Call it after `quit()` or `disconnect()`.
+ */
+export function endSlotRefreshes(client: RedisClient | Cluster): void {
+  if (!(client instanceof Cluster)) return;
+  const internals = client as unknown as { refreshSlotsCache: () => void; clearNodesRefreshInterval?: () => void };
+  internals.refreshSlotsCache = () => internals.clearNodesRefreshInterval?.();
+  internals.clearNodesRefreshInterval?.();
 }

@@ -12,7 +12,7 @@ import {
   resolveRetention,
   userKeys,
 } from '@livebus/publisher';
-import { closeRedis, fleetUserKeys } from '@livebus/publisher/redis';
+import { closeRedis, endSlotRefreshes, fleetUserKeys } from '@livebus/publisher/redis';
 import type { Cluster, Redis } from 'ioredis';
 import { leaseValue } from '../lease/redis-lease';
 import {
@@ -875,7 +875,10 @@ export class RedisEventBus implements EventBus {
     const sub = this.#sub;
     this.#sub = undefined;
     this.#channels = undefined;
-    sub?.disconnect();
+    if (sub) {
+      sub.disconnect();
+      endSlotRefreshes(sub);
+    }
     if (this.#ownsClient) await closeRedis(this.#client);
   }
 }

@@ -1,0 +1,42 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { type RedisClusterHandle, startRedisCluster } from '@livebus/test-support';
+
+let cluster: RedisClusterHandle;
+beforeAll(async () => {
+  cluster = await startRedisCluster();
+}, 60_000);
+afterAll(() => cluster.stop());
+
+/** How the fixture's process ended: its exit code, or `still running` once `patienceMs` passed (then killed). */
+function runToEnd(patienceMs: number): Promise<{ end: number | 'still running'; stdout: string }> {
+  const child = spawn(
+    process.execPath,
+    [join(__dirname, 'fixtures', 'close-cluster-while-refreshing.mjs'), cluster.url],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  return new Promise((resolve) => {
+    const patience = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve({ end: 'still running', stdout });
+    }, patienceMs);
+    child.on('exit', (code) => {
+      clearTimeout(patience);
+      resolve({ end: code ?? -1, stdout });
+    });
+  });
+}
+
+it('a process that closes its Cluster client while a slots refresh is in flight exits on its own', async () => {
+  // ioredis 5 re-arms its periodic refresh from the callback of one in flight, even after the
+  // client ended: without closeRedis's guard the process stayed alive, refreshing every 5 s.
+  for (let run = 0; run < 3; run++) {
+    expect(await runToEnd(20_000)).toEqual({ end: 0, stdout: 'closed\n' });
+  }
+}, 90_000);
