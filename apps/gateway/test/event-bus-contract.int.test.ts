@@ -1,4 +1,5 @@
 import { type RetentionOptions, userKeys } from '@livebus/publisher';
+import { endSlotRefreshes } from '@livebus/publisher/redis';
 import {
   type ClusterNodeView,
   type RedisClusterHandle,
@@ -16,7 +17,10 @@ beforeAll(async () => {
   ({ server, cluster } = await startRedisBackends());
 }, 60_000);
 afterAll(async () => {
-  for (const c of admins) c.disconnect();
+  for (const c of admins) {
+    c.disconnect();
+    endSlotRefreshes(c);
+  }
   await Promise.all([server.stop(), cluster.stop()]);
 });
 

@@ -1,4 +1,4 @@
-import type { RedisClient } from '@livebus/publisher/redis';
+import { endSlotRefreshes, type RedisClient } from '@livebus/publisher/redis';
 import { type RedisClusterHandle, type RedisServerHandle, startRedisBackends } from '@livebus/test-support';
 import { Cluster, Redis } from 'ioredis';
 
@@ -29,7 +29,11 @@ export function useFleetBackends(): { standalone: FleetBackend; cluster: FleetBa
     ({ server, cluster } = await startRedisBackends());
   }, 60_000);
   afterAll(async () => {
-    for (const c of clients) c.disconnect();
+    // endSlotRefreshes: a Cluster closed while its slot map is read would keep the process alive.
+    for (const c of clients) {
+      c.disconnect();
+      endSlotRefreshes(c);
+    }
     await Promise.all([server?.stop(), cluster?.stop()]);
   });
   const track = (c: RedisClient) => {
@@ -63,6 +67,7 @@ export function useFleetBackends(): { standalone: FleetBackend; cluster: FleetBa
         await new Promise((resolve) => c.once('ready', resolve));
         await Promise.all(c.nodes('master').map((n) => n.flushall()));
         c.disconnect();
+        endSlotRefreshes(c);
       },
     },
   };

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { AppEvent } from '@livebus/protocol';
-import { fleetUserKeys, userKeys } from '@livebus/publisher/redis';
+import { endSlotRefreshes, fleetUserKeys, userKeys } from '@livebus/publisher/redis';
 import {
   type FirestoreEmulatorHandle,
   type RedisClusterHandle,
@@ -235,6 +235,7 @@ async function streamCounts(
     return { counts, cursors, entries };
   } finally {
     admin.disconnect();
+    endSlotRefreshes(admin);
   }
 }
 

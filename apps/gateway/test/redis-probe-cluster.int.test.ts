@@ -58,8 +58,11 @@ beforeAll(async () => {
 afterAll(async () => {
   // Continued first: a stopped node must not outlive the test, nor hold the gateway's QUIT.
   thaw();
-  await t?.close();
-  await cluster?.stop();
+  try {
+    await t?.close();
+  } finally {
+    await cluster?.stop();
+  }
 }, 30_000);
 
 const get = (path: string) => fetch(`${t.http}${path}`, { signal: AbortSignal.timeout(20_000) });

@@ -14,6 +14,7 @@ import {
   readStoredFramePosition,
   userKeys,
 } from '../src';
+import { endSlotRefreshes } from '../src/redis';
 
 const progress = (percent: number) => ({
   event: 'task.progress_update' as const,
@@ -181,6 +182,7 @@ describe('createPublisher (Redis Cluster)', () => {
       expect(read).toMatchObject({ status: 'resumed', events: [out[0]] });
     } finally {
       seed.disconnect();
+      endSlotRefreshes(seed);
       await p.close();
     }
   });

@@ -1,6 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { withRedisTimeout } from '../connection-error';
-import type { RedisClient } from './client';
+import { isCluster, type RedisClient } from './client';
 import { keepScriptsLoaded } from './redis-script';
 
 /**
@@ -114,17 +114,40 @@ export async function closeRedis(client: RedisClient, timeoutMs = REDIS_CONNECT_
   endSlotRefreshes(client);
 }
 
+/** Cluster clients whose slot-map refresh {@link endSlotRefreshes} guards already. */
+const refreshGuarded = new WeakSet<object>();
+
+/** What {@link endSlotRefreshes} uses of an ioredis Cluster beyond its typings (5.11.1). */
+interface ClusterRefreshInternals {
+  status: string;
+  refreshSlotsCache(callback?: (error?: Error) => void): void;
+  clearNodesRefreshInterval?(): void;
+}
+
 /**
- * Stops a Cluster client's periodic refresh of the slot map for good, once it is closed.
- * ioredis 5 (read in 5.11.1's `cluster/index.js`) re-arms that refresh's timer from the callback
- * of a refresh in flight, even after the client ended, and then every `slotsRefreshInterval`
- * forever: a process that closed everything never exited. From here on a refresh only clears
- * the timer (the last one armed fires once, within `slotsRefreshInterval`). A standalone client
- * is left as it is. Call it after `quit()` or `disconnect()`.
+ * Ends a closed Cluster client's periodic refresh of the slot map. ioredis 5 (read in 5.11.1's
+ * `cluster/index.js`) re-arms that refresh's timer from the callback of a refresh in flight, even
+ * after the client ended, and then every `slotsRefreshInterval` forever: a process that closed
+ * everything never exited. From here on a refresh asked of the client while it is closed or
+ * closing answers at once that it is disconnected and clears the timer (one armed already fires
+ * once more, within `slotsRefreshInterval`); a client connected again refreshes as before. A
+ * standalone client is left as it is. Call it after `quit()` or `disconnect()`.
  */
-export function endSlotRefreshes(client: RedisClient | Cluster): void {
-  if (!(client instanceof Cluster)) return;
-  const internals = client as unknown as { refreshSlotsCache: () => void; clearNodesRefreshInterval?: () => void };
-  internals.refreshSlotsCache = () => internals.clearNodesRefreshInterval?.();
-  internals.clearNodesRefreshInterval?.();
+export function endSlotRefreshes(client: RedisClient): void {
+  if (!isCluster(client)) return;
+  const cluster = client as unknown as ClusterRefreshInternals;
+  if (!refreshGuarded.has(client)) {
+    refreshGuarded.add(client);
+    const refresh = cluster.refreshSlotsCache;
+    cluster.refreshSlotsCache = function (this: ClusterRefreshInternals, callback?: (error?: Error) => void) {
+      if (this.status === 'end' || this.status === 'close' || this.status === 'disconnecting') {
+        // The callback of the periodic refresh arms the next one: cleared right after.
+        callback?.(new Error('Cluster is disconnected.'));
+        this.clearNodesRefreshInterval?.();
+        return;
+      }
+      refresh.call(this, callback);
+    };
+  }
+  cluster.clearNodesRefreshInterval?.();
 }
