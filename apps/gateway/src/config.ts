@@ -1,6 +1,7 @@
 import { protocolDefaults } from '@livebus/protocol';
 import { outboxDefaults, retentionDefaults } from '@livebus/publisher';
 import { z } from 'zod';
+import { MAX_TIMER_MS } from './core/small-times';
 import { DEFAULT_TOKEN_CLOCK_TOLERANCE_MS } from './core/token-schedule';
 import { DEFAULT_INSTANCE_TTL_MS } from './fleet/presence/presence';
 import { listenerDefaults } from './listeners/listener-defaults';
@@ -11,8 +12,6 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
-/** Node's longest timer: a delay past it fires at once (with a TimeoutOverflowWarning). */
-const MAX_TIMER_MS = 2_147_483_647;
 /** Milliseconds, at most {@link MAX_TIMER_MS} (about 24.8 days). */
 const ms = (min: number) =>
   z.coerce

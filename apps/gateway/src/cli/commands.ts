@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { MAX_TIMER_MS } from '../core/small-times';
 import { VERSION } from '../version';
 import { formatReport, runChecks } from './check';
 
@@ -131,7 +132,7 @@ async function check(args: readonly string[], io: CommandIo): Promise<number> {
   }
   const adminToken = values['admin-token'] ?? io.env.LIVEBUS_ADMIN_TOKEN;
   const timeoutMs = values.timeout === undefined ? 5_000 : Number(values.timeout);
-  if (!(Number.isInteger(timeoutMs) && timeoutMs > 0 && timeoutMs <= 2_147_483_647)) {
+  if (!(Number.isInteger(timeoutMs) && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS)) {
     io.err(`livebus-gateway check: --timeout must be a positive number of milliseconds, got ${values.timeout}\n`);
     return 64;
   }

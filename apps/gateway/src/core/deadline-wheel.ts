@@ -1,4 +1,4 @@
-import { fromSmallTime, toSmallTime } from './small-times';
+import { fromSmallTime, MAX_TIMER_MS, toSmallTime } from './small-times';
 
 /** Options of {@link DeadlineWheel}. */
 export interface DeadlineWheelOptions<T> {
@@ -9,9 +9,6 @@ export interface DeadlineWheelOptions<T> {
   /** @default Date.now */
   now?: () => number;
 }
-
-// setTimeout holds at most 2^31 - 1 ms (about 24.8 days); longer waits are re-armed.
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Deadlines for many items under one timer. The items are kept in a binary heap ordered by
@@ -149,6 +146,7 @@ export class DeadlineWheel<T> {
     const next = this.#slotOf(fromSmallTime(this.#ats[0] as number));
     this.#armedFor = next;
     const wait = Math.max(0, next - this.#now());
+    // A longer wait is armed again when this one ends (nothing is due yet then).
     this.#timer = setTimeout(() => this.#fire(), Math.min(wait, MAX_TIMER_MS));
     this.#timer.unref();
   }

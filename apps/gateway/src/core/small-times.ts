@@ -2,10 +2,13 @@
  * Times held for a connection's life, stored small. V8 keeps a number that is not a small
  * integer (a time since the epoch, or any result of arithmetic on one) as a 16-byte number
  * object of its own; ms since the process started, made an integer with `| 0`, stays in the
- * field or Map entry itself. Past 2^30 ms (12.4 days) of uptime the value is kept as it is:
+ * field or array slot itself. Past 2^30 ms (12.4 days) of uptime the value is kept as it is:
  * a number object again, never a wrong time.
  */
 export const CLOCK_ORIGIN = Date.now();
+
+/** Node's longest timer: a delay past it (about 24.8 days) fires at once, with a TimeoutOverflowWarning. */
+export const MAX_TIMER_MS = 2_147_483_647;
 
 const SMALL = 2 ** 30;
 
