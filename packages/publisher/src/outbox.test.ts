@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { AppEvent } from '@livebus/protocol';
 import { ReplyError } from 'ioredis';
+import { outboxDefaults } from './defaults';
 import { Outbox, type OutboxEvent, type OutboxOptions } from './outbox';
 import type { RedisClient } from './redis/client';
 import type { BatchResult, RedisStreamWriter, UserBatch } from './redis-stream-writer';
@@ -285,5 +286,36 @@ describe('the outbox bounded in bytes', () => {
     void unbounded.outbox.send([{ userId: 'u2', event: sized(400) }]).catch(() => {});
     expect(unbounded.outbox.stats()).toMatchObject({ waiting: 2, maxBytes: 0 });
     await unbounded.outbox.close();
+  });
+});
+
+describe('rounds under load', () => {
+  it('sends what queued while a round was in flight in the next round, up to batchEvents, each user once with its events in order', async () => {
+    const { writer, calls } = heldWriter();
+    const { outbox } = outboxOver(writer);
+    const limit = outboxDefaults.batchEvents;
+    const answerNext = async () => {
+      while (calls.length === 0) await Promise.resolve();
+      const call = calls.shift() as (typeof calls)[number];
+      call.answer(call.batches.map((b) => ({ events: b.events.map(() => ({}) as never), duplicate: false })));
+      return call.batches;
+    };
+    const first = outbox.sendOne('u0', notice(0));
+    while (calls.length === 0) await Promise.resolve();
+    // While the first round is in flight, two events for each of limit / 2 users, round robin, and one more.
+    const users = limit / 2;
+    const later: Array<Promise<unknown>> = [];
+    for (let i = 0; i < limit; i++) later.push(outbox.sendOne(`u${i % users}`, notice(i)));
+    later.push(outbox.sendOne('last', notice(limit)));
+    expect((await answerNext()).map((b) => b.events.length)).toEqual([1]);
+    await first;
+    const second = await answerNext();
+    expect(second).toHaveLength(users);
+    expect(second.every((b) => b.events.length === 2)).toBe(true);
+    expect(second[1]?.events.map((e) => (e.data as { message: string }).message)).toEqual(['1', String(users + 1)]);
+    expect((await answerNext()).map((b) => b.userId)).toEqual(['last']);
+    await Promise.all(later);
+    expect(outbox.stats()).toMatchObject({ waiting: 0, stored: limit + 2 });
+    await outbox.close();
   });
 });

@@ -46,7 +46,7 @@ export interface OutboxOptions {
    * @default outboxDefaults.maxBytes (64 MiB)
    */
   maxBytes?: number;
-  /** Most events sent in one round of calls. @default outboxDefaults.batchEvents (500) */
+  /** Most events sent in one round of calls. @default outboxDefaults.batchEvents (2 000) */
   batchEvents?: number;
   /**
    * How long one attempt (a round of script calls) waits for Redis to answer. Past it the
