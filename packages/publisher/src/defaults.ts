@@ -33,6 +33,8 @@ export const outboxDefaults = {
    * benchmark's rounds two events per user instead of one (docs/benchmarks.md).
    */
   batchEvents: 2_000,
+  /** Most bytes of event JSON sent in one round (4 MiB): a round of large events stops short of batchEvents. */
+  batchBytes: 4_194_304,
   /**
    * How long one attempt waits for Redis to answer before it counts as failed, as a
    * lost connection does (retried, then queued). A frozen or blackholed Redis keeps the

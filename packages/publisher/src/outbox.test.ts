@@ -7,6 +7,11 @@ import type { RedisClient } from './redis/client';
 import type { BatchResult, RedisStreamWriter, UserBatch } from './redis-stream-writer';
 
 const notice = (i: number): AppEvent => ({ event: 'session.notice', data: { level: 'info', message: String(i) } });
+/** An event whose JSON is `size` long. */
+const sized = (size: number): AppEvent => {
+  const bare = JSON.stringify(notice(0)).length - 1;
+  return { event: 'session.notice', data: { level: 'info', message: 'x'.repeat(size - bare) } };
+};
 
 /** A client that stays connected and never says anything (a frozen Redis keeps its sockets). */
 function silentClient(): RedisClient {
@@ -230,11 +235,6 @@ describe('closing the outbox', () => {
 
 describe('the outbox bounded in bytes', () => {
   /** An event whose JSON is `size` characters long. */
-  const sized = (size: number): AppEvent => {
-    const bare = JSON.stringify(notice(0)).length - 1;
-    return { event: 'session.notice', data: { level: 'info', message: 'x'.repeat(size - bare) } };
-  };
-
   it('refuses a publish that would pass maxBytes with outbox_full, keeps what it holds, and frees the bytes once stored', async () => {
     const { writer, calls } = heldWriter();
     const { outbox, events } = outboxOver(writer, { maxBytes: 1_000 });
@@ -317,5 +317,42 @@ describe('rounds under load', () => {
     await Promise.all(later);
     expect(outbox.stats()).toMatchObject({ waiting: 0, stored: limit + 2 });
     await outbox.close();
+  });
+
+  it('cuts a round of large events at batchBytes (one event at least), and sends a failed round again with the same batches', async () => {
+    jest.useFakeTimers();
+    try {
+      const { writer, calls } = heldWriter();
+      const { outbox } = outboxOver(writer, { batchBytes: 1_000, retryDelaysMs: [100] });
+      const first = outbox.sendOne('u0', notice(0));
+      await jest.advanceTimersByTimeAsync(0);
+      const later = ['a', 'b', 'a', 'c'].map((user) => outbox.sendOne(user, sized(400)));
+      const huge = outbox.sendOne('d', sized(3_000));
+      const answer = (call: (typeof calls)[number] | undefined) =>
+        call?.answer(call.batches.map((b) => ({ events: b.events.map(() => ({}) as never), duplicate: false })));
+      answer(calls[0]);
+      await first;
+      await jest.advanceTimersByTimeAsync(0);
+      const shape = (call: (typeof calls)[number] | undefined) =>
+        call?.batches.map((b) => `${b.userId}:${b.events.length}#${b.seq}`);
+      // 400 + 400 fit in 1 000; the third would pass it: a and b go, a's second event waits.
+      expect(shape(calls[1])).toEqual(['a:1#2', 'b:1#3']);
+      calls[1]?.answer([new ReplyError('BUSY Redis is busy running a script.'), new ReplyError('BUSY again')]);
+      await jest.advanceTimersByTimeAsync(100);
+      expect(shape(calls[2])).toEqual(['a:1#2', 'b:1#3']);
+      answer(calls[2]);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(shape(calls[3])).toEqual(['a:1#4', 'c:1#5']);
+      answer(calls[3]);
+      await jest.advanceTimersByTimeAsync(0);
+      // Larger than the bound alone: it goes, in a round of its own.
+      expect(shape(calls[4])).toEqual(['d:1#6']);
+      answer(calls[4]);
+      await Promise.all([...later, huge]);
+      expect(outbox.stats()).toMatchObject({ waiting: 0, stored: 6, retried: 2 });
+      await outbox.close();
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });

@@ -49,6 +49,13 @@ export interface OutboxOptions {
   /** Most events sent in one round of calls. @default outboxDefaults.batchEvents (2 000) */
   batchEvents?: number;
   /**
+   * Most bytes of event JSON (as {@link maxBytes} counts them) sent in one round: a round of
+   * large events is cut short of `batchEvents`, so it stays well within `attemptTimeoutMs` on a
+   * slow link (a round that cannot finish in time would be tried again and again). A round
+   * always takes at least one event. @default outboxDefaults.batchBytes (4 MiB)
+   */
+  batchBytes?: number;
+  /**
    * How long one attempt (a round of script calls) waits for Redis to answer. Past it the
    * attempt fails as a lost connection does (`ETIMEDOUT`: Redis is `down` in the stats, an
    * `unreachable` event): its events are retried with `retryDelaysMs`, then queued (or
@@ -184,6 +191,7 @@ export class Outbox {
   /** Bytes of JSON of the items held ({@link OutboxOptions.maxBytes}). */
   #bytes = 0;
   readonly #batch: number;
+  readonly #batchBytes: number;
   readonly #attemptTimeoutMs: number;
   readonly #onEvent: (event: OutboxEvent) => void;
   readonly #reconnect: (stale?: boolean) => void;
@@ -219,6 +227,7 @@ export class Outbox {
     this.#max = options.maxEvents ?? outboxDefaults.maxEvents;
     this.#maxBytes = options.maxBytes ?? outboxDefaults.maxBytes;
     this.#batch = Math.max(1, options.batchEvents ?? outboxDefaults.batchEvents);
+    this.#batchBytes = options.batchBytes ?? outboxDefaults.batchBytes;
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? outboxDefaults.attemptTimeoutMs;
     this.#onEvent = options.onEvent ? guarded(options.onEvent) : nothing;
     this.#reconnect = options.reconnect ?? nothing;
@@ -403,7 +412,7 @@ export class Outbox {
       // share the first round, one batch per user, rather than the first going alone.
       await Promise.resolve();
       while (!this.#closed && this.#items.length > 0) {
-        const round = this.#items.slice(0, this.#batch);
+        const round = this.#items.slice(0, this.#roundLength());
         this.#round = new Set(round);
         const unreachable = await this.#sendRound(round);
         this.#round = undefined;
@@ -436,6 +445,22 @@ export class Outbox {
       this.#sending = false;
       if (this.#closed) this.#abandonFailed();
     }
+  }
+
+  /**
+   * How many events from the front make the next round: up to `batchEvents` and `batchBytes`
+   * of JSON, at least one. The same events in front give the same cut, so a round sent again
+   * (a retry) takes every event of its batches again.
+   */
+  #roundLength(): number {
+    const items = this.#items;
+    const most = Math.min(items.length, this.#batch);
+    let bytes = 0;
+    for (let i = 0; i < most; i++) {
+      bytes += (items[i] as Item).json.length;
+      if (bytes > this.#batchBytes && i > 0) return i;
+    }
+    return most;
   }
 
   /**
