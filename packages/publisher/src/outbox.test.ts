@@ -355,4 +355,69 @@ describe('rounds under load', () => {
       jest.useRealTimers();
     }
   });
+
+  it('sends a failed batch again with its number and places after a user of its round was refused, and fills the round with later events', async () => {
+    jest.useFakeTimers();
+    try {
+      const { writer, calls } = heldWriter();
+      const { outbox } = outboxOver(writer, { batchBytes: 1_000, retryDelaysMs: [100] });
+      const first = outbox.sendOne('u0', notice(0));
+      await jest.advanceTimersByTimeAsync(0);
+      const refused = settled(outbox.sendOne('a', sized(400)));
+      const busy = outbox.send([
+        { userId: 'b', event: sized(250) },
+        { userId: 'b', event: sized(250) },
+      ]);
+      const later = [outbox.sendOne('c', sized(300)), outbox.sendOne('d', sized(300))];
+      calls[0]?.answer([{ events: [{} as never], duplicate: false }]);
+      await first;
+      await jest.advanceTimersByTimeAsync(0);
+      const shape = (call: (typeof calls)[number] | undefined) =>
+        call?.batches.map((b) => `${b.userId}:${b.events.length}#${b.seq}@${b.positions ?? '-'}`);
+      // 400 + 250 + 250 fit in 1 000; c's 300 would pass it.
+      expect(shape(calls[1])).toEqual(['a:1#2@-', 'b:2#3@-']);
+      calls[1]?.answer([
+        new ReplyError('WRONGTYPE Operation against a key holding the wrong kind of value'),
+        new ReplyError('BUSY'),
+      ]);
+      await jest.advanceTimersByTimeAsync(100);
+      expect(refused.value).toMatchObject({ name: 'PublishError' });
+      // b's batch again, as it was (its number and its places), then c and d: 500 + 600 > 1 000, so d waits.
+      expect(shape(calls[2])).toEqual(['b:2#3@0,1', 'c:1#4@-']);
+      for (const call of calls.slice(2))
+        call.answer(call.batches.map((b) => ({ events: b.events.map(() => ({}) as never), duplicate: false })));
+      await jest.advanceTimersByTimeAsync(0);
+      expect(shape(calls[3])).toEqual(['d:1#5@-']);
+      calls[3]?.answer([{ events: [{} as never], duplicate: false }]);
+      await Promise.all([busy, ...later]);
+      expect(outbox.stats()).toMatchObject({ waiting: 0, stored: 5 });
+      await outbox.close();
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('takes a round of exactly batchBytes whole, and 0 means no bound in bytes', async () => {
+    for (const [batchBytes, expected] of [
+      [800, ['a:1', 'b:1']],
+      [0, ['a:1', 'b:1', 'c:1']],
+    ] as const) {
+      const { writer, calls } = heldWriter();
+      const { outbox } = outboxOver(writer, { batchBytes });
+      const first = outbox.sendOne('u0', notice(0));
+      while (calls.length === 0) await Promise.resolve();
+      const later = ['a', 'b', 'c'].map((user) => outbox.sendOne(user, sized(400)));
+      calls[0]?.answer([{ events: [{} as never], duplicate: false }]);
+      await first;
+      while (calls.length < 2) await Promise.resolve();
+      expect(calls[1]?.batches.map((b) => `${b.userId}:${b.events.length}`)).toEqual(expected);
+      for (let i = 1; i < 3; i++) {
+        while (calls.length <= i && outbox.stats().waiting > 0) await Promise.resolve();
+        const call = calls[i];
+        call?.answer(call.batches.map((b) => ({ events: b.events.map(() => ({}) as never), duplicate: false })));
+      }
+      await Promise.all(later);
+      await outbox.close();
+    }
+  });
 });

@@ -49,10 +49,11 @@ export interface OutboxOptions {
   /** Most events sent in one round of calls. @default outboxDefaults.batchEvents (2 000) */
   batchEvents?: number;
   /**
-   * Most bytes of event JSON (as {@link maxBytes} counts them) sent in one round: a round of
-   * large events is cut short of `batchEvents`, so it stays well within `attemptTimeoutMs` on a
-   * slow link (a round that cannot finish in time would be tried again and again). A round
-   * always takes at least one event. @default outboxDefaults.batchBytes (4 MiB)
+   * Most bytes of event JSON (as {@link maxBytes} counts them: UTF-16 units, bytes for ASCII)
+   * sent in one round: a round of large events is cut short of `batchEvents`, which keeps the
+   * data one attempt must move within `attemptTimeoutMs` bounded (a round that cannot finish in
+   * time is tried again with at least the same events). A round always takes at least one
+   * event. 0: no bound in bytes. @default outboxDefaults.batchBytes (4 MiB)
    */
   batchBytes?: number;
   /**
@@ -227,7 +228,8 @@ export class Outbox {
     this.#max = options.maxEvents ?? outboxDefaults.maxEvents;
     this.#maxBytes = options.maxBytes ?? outboxDefaults.maxBytes;
     this.#batch = Math.max(1, options.batchEvents ?? outboxDefaults.batchEvents);
-    this.#batchBytes = options.batchBytes ?? outboxDefaults.batchBytes;
+    const batchBytes = options.batchBytes ?? outboxDefaults.batchBytes;
+    this.#batchBytes = batchBytes > 0 ? batchBytes : Number.POSITIVE_INFINITY;
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? outboxDefaults.attemptTimeoutMs;
     this.#onEvent = options.onEvent ? guarded(options.onEvent) : nothing;
     this.#reconnect = options.reconnect ?? nothing;
@@ -449,8 +451,12 @@ export class Outbox {
 
   /**
    * How many events from the front make the next round: up to `batchEvents` and `batchBytes`
-   * of JSON, at least one. The same events in front give the same cut, so a round sent again
-   * (a retry) takes every event of its batches again.
+   * of JSON, at least one. A round is a prefix of the queue, and between attempts events
+   * only leave it (stored, refused, dropped at close) or join it at the back: what is left of a
+   * round is the front of the next one, no more events and no more bytes than before, so a
+   * retry takes every event of its batches again (a batch cut in two would be stored in part
+   * and the rest answered as a duplicate). Keep it so: counting only some events, or putting
+   * events back in front, would break that.
    */
   #roundLength(): number {
     const items = this.#items;
