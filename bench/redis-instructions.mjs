@@ -1,7 +1,8 @@
 // What Redis spends per published event, counted in instructions (deterministic, unlike CPU
 // time on a shared machine): a private redis-server runs under valgrind's callgrind, the
 // publisher sends the fan-out's traffic (publish() calls, `--window` in flight, users
-// round-robin, so each appendMany call carries up to 128 users with one event each), and
+// round-robin; each appendMany call carries up to 128 users, and with the outbox's rounds of up
+// to 2 000 events and the defaults here, two events each), and
 // only the measured events are counted (instrumentation is switched on after a warm-up round that
 // creates every user's meta, and off before the shutdown). Prints instructions per event in
 // total and for the main parts: the Lua VM, the commands the script calls, reply building.
