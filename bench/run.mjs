@@ -766,4 +766,7 @@ for (const name of opt.scenarios.split(',')) {
 }
 const { table } = await import('./lib/report.mjs');
 console.log(table(outFile));
+const { goals } = await import('./lib/goals.mjs');
+const met = goals(outFile);
+if (met) console.log(`\n${met}`);
 process.exit(0);
