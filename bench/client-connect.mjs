@@ -8,8 +8,8 @@
 // BENCH_CONSUMER_MODULE=/path/to/dist/index.js measures another build of the client (before/after
 // comparisons; as in bench/lib/load.mjs, keep it where it resolves `ws` and `@livebus/protocol`).
 // `--alloc` also prints the bytes allocated per connect (V8's sampling heap profiler, one sample per
-// 1 KB on average, objects the collectors freed counted too): unlike the CPU, it does not move
-// with the machine's load.
+// 1 KB on average, objects the collectors freed counted too), in all and by allocating function:
+// unlike the CPU, it does not move with the machine's load.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,14 +62,19 @@ const t0 = process.cpuUsage();
 await Promise.all(Array.from({ length: 200 }, worker));
 const d = process.cpuUsage(t0);
 console.log(mode, 'client CPU per connect (us)', Math.round((d.user + d.system) / N));
-if (alloc) console.log(mode, 'client bytes allocated per connect', Math.round((await alloc()) / N));
+if (alloc) {
+  const { total, byFunction } = await alloc();
+  console.log(mode, 'client bytes allocated per connect', Math.round(total / N));
+  console.log('bytes per connect by allocating function (the 25 largest):');
+  for (const [where, bytes] of byFunction.slice(0, 25)) console.log(String(Math.round(bytes / N)).padStart(7), where);
+}
 for (const c of clients) (c.close ?? c.terminate).call(c);
 gw.kill('SIGTERM');
 redis.stop();
 await sleep(300);
 process.exit(0);
 
-/** Starts V8's sampling heap profiler; the function it returns stops it and gives the bytes sampled. */
+/** Starts V8's sampling heap profiler; the function it returns stops it and gives the bytes sampled, in all and by function. */
 async function startSampling() {
   const { Session } = await import('node:inspector');
   const session = new Session();
@@ -84,7 +89,14 @@ async function startSampling() {
   return async () => {
     const { profile } = await post('HeapProfiler.stopSampling');
     session.disconnect();
-    const sum = (node) => node.selfSize + node.children.reduce((n, child) => n + sum(child), 0);
-    return sum(profile.head);
+    const byFunction = new Map();
+    const walk = (node) => {
+      const { functionName, url, lineNumber } = node.callFrame;
+      const where = `${functionName || '(anonymous)'} ${url.split('/').slice(-2).join('/')}:${lineNumber + 1}`;
+      byFunction.set(where, (byFunction.get(where) ?? 0) + node.selfSize);
+      return node.selfSize + node.children.reduce((n, child) => n + walk(child), 0);
+    };
+    const total = walk(profile.head);
+    return { total, byFunction: [...byFunction].sort((a, b) => b[1] - a[1]) };
   };
 }
