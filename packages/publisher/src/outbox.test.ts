@@ -32,6 +32,24 @@ function heldWriter() {
   return { writer, calls };
 }
 
+type HeldCall = ReturnType<typeof heldWriter>['calls'][number];
+
+/** Answers a held call as Redis does when it stores every batch of it. */
+const storeAll = (call: HeldCall | undefined) =>
+  call?.answer(call.batches.map((b) => ({ events: b.events.map(() => ({}) as never), duplicate: false })));
+
+/** A call's batches as `user:events#seq`, and `@places` for a batch sent again. */
+const shapeOf = (call: HeldCall | undefined) =>
+  call?.batches.map((b) => `${b.userId}:${b.events.length}#${b.seq}${b.positions ? `@${b.positions}` : ''}`);
+
+/** Waits until the writer holds more than `n` calls; fails (rather than spinning) if none comes. */
+async function callsPast(calls: readonly HeldCall[], n: number): Promise<void> {
+  for (let turn = 0; calls.length <= n; turn++) {
+    if (turn > 1_000) throw new Error(`the outbox made no call ${n + 1}`);
+    await Promise.resolve();
+  }
+}
+
 function outboxOver(writer: RedisStreamWriter, options: OutboxOptions = {}) {
   const events: OutboxEvent[] = [];
   const outbox = new Outbox(silentClient(), writer, { onEvent: (e) => events.push(e), ...options });
@@ -263,7 +281,7 @@ describe('the outbox bounded in bytes', () => {
         continue;
       }
       sent.push(...call.batches.map((b) => b.json?.[0]?.length ?? 0));
-      call.answer(call.batches.map((b) => ({ events: b.events.map(() => ({}) as never), duplicate: false })));
+      storeAll(call);
     }
     expect(sent).toEqual([400, 400, 200]);
     expect(outbox.stats()).toMatchObject({ waiting: 0, waitingBytes: 0 });
@@ -276,7 +294,7 @@ describe('the outbox bounded in bytes', () => {
     const big = outbox.send([{ userId: 'u1', event: sized(400) }]);
     expect(outbox.stats()).toMatchObject({ waiting: 1, waitingBytes: 400 });
     await expect(outbox.send([{ userId: 'u2', event: sized(100) }])).rejects.toMatchObject({ code: 'outbox_full' });
-    while (calls.length === 0) await Promise.resolve();
+    await callsPast(calls, 0);
     const call = calls[0] as (typeof calls)[number];
     call.answer([{ events: [{} as never], duplicate: false }]);
     await big;
@@ -295,13 +313,13 @@ describe('rounds under load', () => {
     const { outbox } = outboxOver(writer);
     const limit = outboxDefaults.batchEvents;
     const answerNext = async () => {
-      while (calls.length === 0) await Promise.resolve();
-      const call = calls.shift() as (typeof calls)[number];
-      call.answer(call.batches.map((b) => ({ events: b.events.map(() => ({}) as never), duplicate: false })));
-      return call.batches;
+      await callsPast(calls, 0);
+      const call = calls.shift();
+      storeAll(call);
+      return call?.batches ?? [];
     };
     const first = outbox.sendOne('u0', notice(0));
-    while (calls.length === 0) await Promise.resolve();
+    await callsPast(calls, 0);
     // While the first round is in flight, two events for each of limit / 2 users, round robin, and one more.
     const users = limit / 2;
     const later: Array<Promise<unknown>> = [];
@@ -319,46 +337,39 @@ describe('rounds under load', () => {
     await outbox.close();
   });
 
-  it('cuts a round of large events at batchBytes (one event at least), and sends a failed round again with the same batches', async () => {
-    jest.useFakeTimers();
-    try {
+  describe('with fake timers (retry delays)', () => {
+    beforeEach(() => jest.useFakeTimers());
+    afterEach(() => jest.useRealTimers());
+
+    it('cuts a round of large events at batchBytes (one event at least), and sends a failed round again with the same batches', async () => {
       const { writer, calls } = heldWriter();
       const { outbox } = outboxOver(writer, { batchBytes: 1_000, retryDelaysMs: [100] });
       const first = outbox.sendOne('u0', notice(0));
       await jest.advanceTimersByTimeAsync(0);
       const later = ['a', 'b', 'a', 'c'].map((user) => outbox.sendOne(user, sized(400)));
       const huge = outbox.sendOne('d', sized(3_000));
-      const answer = (call: (typeof calls)[number] | undefined) =>
-        call?.answer(call.batches.map((b) => ({ events: b.events.map(() => ({}) as never), duplicate: false })));
-      answer(calls[0]);
+      storeAll(calls[0]);
       await first;
       await jest.advanceTimersByTimeAsync(0);
-      const shape = (call: (typeof calls)[number] | undefined) =>
-        call?.batches.map((b) => `${b.userId}:${b.events.length}#${b.seq}`);
       // 400 + 400 fit in 1 000; the third would pass it: a and b go, a's second event waits.
-      expect(shape(calls[1])).toEqual(['a:1#2', 'b:1#3']);
+      expect(shapeOf(calls[1])).toEqual(['a:1#2', 'b:1#3']);
       calls[1]?.answer([new ReplyError('BUSY Redis is busy running a script.'), new ReplyError('BUSY again')]);
       await jest.advanceTimersByTimeAsync(100);
-      expect(shape(calls[2])).toEqual(['a:1#2', 'b:1#3']);
-      answer(calls[2]);
+      expect(shapeOf(calls[2])).toEqual(['a:1#2@0', 'b:1#3@0']);
+      storeAll(calls[2]);
       await jest.advanceTimersByTimeAsync(0);
-      expect(shape(calls[3])).toEqual(['a:1#4', 'c:1#5']);
-      answer(calls[3]);
+      expect(shapeOf(calls[3])).toEqual(['a:1#4', 'c:1#5']);
+      storeAll(calls[3]);
       await jest.advanceTimersByTimeAsync(0);
       // Larger than the bound alone: it goes, in a round of its own.
-      expect(shape(calls[4])).toEqual(['d:1#6']);
-      answer(calls[4]);
+      expect(shapeOf(calls[4])).toEqual(['d:1#6']);
+      storeAll(calls[4]);
       await Promise.all([...later, huge]);
       expect(outbox.stats()).toMatchObject({ waiting: 0, stored: 6, retried: 2 });
       await outbox.close();
-    } finally {
-      jest.useRealTimers();
-    }
-  });
+    });
 
-  it('sends a failed batch again with its number and places after a user of its round was refused, and fills the round with later events', async () => {
-    jest.useFakeTimers();
-    try {
+    it('sends a failed batch again with its number and places after a user of its round was refused, and fills the round with later events', async () => {
       const { writer, calls } = heldWriter();
       const { outbox } = outboxOver(writer, { batchBytes: 1_000, retryDelaysMs: [100] });
       const first = outbox.sendOne('u0', notice(0));
@@ -369,13 +380,11 @@ describe('rounds under load', () => {
         { userId: 'b', event: sized(250) },
       ]);
       const later = [outbox.sendOne('c', sized(300)), outbox.sendOne('d', sized(300))];
-      calls[0]?.answer([{ events: [{} as never], duplicate: false }]);
+      storeAll(calls[0]);
       await first;
       await jest.advanceTimersByTimeAsync(0);
-      const shape = (call: (typeof calls)[number] | undefined) =>
-        call?.batches.map((b) => `${b.userId}:${b.events.length}#${b.seq}@${b.positions ?? '-'}`);
       // 400 + 250 + 250 fit in 1 000; c's 300 would pass it.
-      expect(shape(calls[1])).toEqual(['a:1#2@-', 'b:2#3@-']);
+      expect(shapeOf(calls[1])).toEqual(['a:1#2', 'b:2#3']);
       calls[1]?.answer([
         new ReplyError('WRONGTYPE Operation against a key holding the wrong kind of value'),
         new ReplyError('BUSY'),
@@ -383,18 +392,15 @@ describe('rounds under load', () => {
       await jest.advanceTimersByTimeAsync(100);
       expect(refused.value).toMatchObject({ name: 'PublishError' });
       // b's batch again, as it was (its number and its places), then c and d: 500 + 600 > 1 000, so d waits.
-      expect(shape(calls[2])).toEqual(['b:2#3@0,1', 'c:1#4@-']);
-      for (const call of calls.slice(2))
-        call.answer(call.batches.map((b) => ({ events: b.events.map(() => ({}) as never), duplicate: false })));
+      expect(shapeOf(calls[2])).toEqual(['b:2#3@0,1', 'c:1#4']);
+      storeAll(calls[2]);
       await jest.advanceTimersByTimeAsync(0);
-      expect(shape(calls[3])).toEqual(['d:1#5@-']);
-      calls[3]?.answer([{ events: [{} as never], duplicate: false }]);
+      expect(shapeOf(calls[3])).toEqual(['d:1#5']);
+      storeAll(calls[3]);
       await Promise.all([busy, ...later]);
       expect(outbox.stats()).toMatchObject({ waiting: 0, stored: 5 });
       await outbox.close();
-    } finally {
-      jest.useRealTimers();
-    }
+    });
   });
 
   it('takes a round of exactly batchBytes whole, and 0 means no bound in bytes', async () => {
@@ -405,16 +411,16 @@ describe('rounds under load', () => {
       const { writer, calls } = heldWriter();
       const { outbox } = outboxOver(writer, { batchBytes });
       const first = outbox.sendOne('u0', notice(0));
-      while (calls.length === 0) await Promise.resolve();
+      await callsPast(calls, 0);
       const later = ['a', 'b', 'c'].map((user) => outbox.sendOne(user, sized(400)));
-      calls[0]?.answer([{ events: [{} as never], duplicate: false }]);
+      storeAll(calls[0]);
       await first;
-      while (calls.length < 2) await Promise.resolve();
+      await callsPast(calls, 1);
       expect(calls[1]?.batches.map((b) => `${b.userId}:${b.events.length}`)).toEqual(expected);
-      for (let i = 1; i < 3; i++) {
-        while (calls.length <= i && outbox.stats().waiting > 0) await Promise.resolve();
-        const call = calls[i];
-        call?.answer(call.batches.map((b) => ({ events: b.events.map(() => ({}) as never), duplicate: false })));
+      storeAll(calls[1]);
+      if (batchBytes > 0) {
+        await callsPast(calls, 2);
+        storeAll(calls[2]);
       }
       await Promise.all(later);
       await outbox.close();
