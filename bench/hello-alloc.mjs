@@ -8,7 +8,11 @@
 // the same conditions. Unlike CPU time they do not move with the machine's load.
 //
 //   node bench/hello-alloc.mjs [--clients 2000] [--warmup 400] [--interval 1024] [--top 30]
-//     [--targets livebus,ws]
+//     [--targets livebus,ws] [--survivors]
+//
+// `--survivors` leaves out what the young-generation collector freed: what is left outlived a
+// scavenge (the connection's own state, and the garbage still alive when a scavenge came, which
+// is copied and then promoted to the old generation).
 //
 // Per target it prints: bytes per connection by module (the innermost frame outside Node's own
 // modules; a livebus source file, or the npm package), the same split by the livebus function
@@ -28,6 +32,7 @@ const { values: opt } = parseArgs({
     clients: { type: 'string', default: '2000' },
     warmup: { type: 'string', default: '400' },
     interval: { type: 'string', default: '1024' },
+    survivors: { type: 'boolean', default: false },
     top: { type: 'string', default: '30' },
     targets: { type: 'string', default: 'livebus,ws' },
   },
@@ -87,7 +92,7 @@ async function measure(target) {
     await done;
     await sleep(500);
     let started = reply(server, 'alloc-started');
-    server.send({ cmd: 'alloc-start', interval: Number(opt.interval) });
+    server.send({ cmd: 'alloc-start', interval: Number(opt.interval), survivors: opt.survivors });
     await started;
     const cpu0 = cpuSeconds(server.pid);
     done = reply(load, 'connected', 300_000);
@@ -241,7 +246,7 @@ function report(target, { profile, open, cpuUsPerConn }) {
   const per = (b) => (b / clients).toFixed(0).padStart(7);
   const top = Number(opt.top);
   console.log(
-    `\n## ${target}: ${clients} hellos (${open} open), ${(total / clients / 1024).toFixed(1)} KB allocated per connection (sampled), server CPU ${cpuUsPerConn.toFixed(0)} µs per connection`,
+    `\n## ${target}: ${clients} hellos (${open} open), ${(total / clients / 1024).toFixed(1)} KB ${opt.survivors ? 'outliving a scavenge' : 'allocated'} per connection (sampled), server CPU ${cpuUsPerConn.toFixed(0)} µs per connection`,
   );
   console.log(`(left out: ${(probeBytes / clients).toFixed(0)} B per connection allocated by the profiler's probe)`);
   console.log('\nbytes per connection by module (innermost frame outside Node; else the Node module):');

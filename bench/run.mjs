@@ -350,7 +350,7 @@ async function startup(target) {
 
 async function idle(target) {
   const max = P.idleSteps.at(-1);
-  await withRig(target, max, async ({ server, load }) => {
+  await withRig(target, max, async ({ server, load, redis }) => {
     await sleep(1_000);
     const before = rssBytes(server.pid);
     const statsBefore = await heapStats(server.pid);
@@ -361,12 +361,14 @@ async function idle(target) {
       await load.request({ cmd: 'prepare', from: connected, to: n }, 'prepared');
       const connectCpu0 = cpuSeconds(server.pid);
       const loadCpu0 = cpuSeconds(load.pid);
+      const redisCpu0 = cpuSeconds(redis.proc.pid);
       const syscalls0 = ioSyscalls(server.pid);
       // BENCH_CONNECT_CONCURRENCY: clients connecting at a time (200 by default; 1 shows a hello's own latency).
       const concurrency = Number(process.env.BENCH_CONNECT_CONCURRENCY) || undefined;
       const step = await load.request({ cmd: 'connect', from: connected, to: n, concurrency }, 'connected');
       const connectCpu = cpuSeconds(server.pid) - connectCpu0;
       const loadCpu = cpuSeconds(load.pid) - loadCpu0;
+      const redisCpu = cpuSeconds(redis.proc.pid) - redisCpu0;
       const syscalls1 = ioSyscalls(server.pid);
       const added = n - connected;
       connected = n;
@@ -408,12 +410,16 @@ async function idle(target) {
         connect_concurrency: concurrency ?? 200,
         redis_delay_ms: redisDelayMs,
         client_delay_ms: clientDelayMs,
+        // Wall time of the step, first connect to last welcome.
+        connect_ms: step.ms,
         handshake_p50_ms: step.handshake?.p50 ?? null,
         handshake_p99_ms: step.handshake?.p99 ?? null,
         // The server's CPU (user + system, /proc) while this step's clients connected, per connection.
         connect_cpu_us_per_conn: (connectCpu / added) * 1e6,
         // The load process's CPU for the same (the clients' side of each handshake; it shares the cores).
         load_cpu_us_per_conn: (loadCpu / added) * 1e6,
+        // Redis's CPU for the same (the third process on the same cores).
+        redis_cpu_us_per_conn: (redisCpu / added) * 1e6,
         // Read and write system calls (sockets included, /proc/<pid>/io) while they connected, per connection.
         connect_syscr_per_conn: (syscalls1.syscr - syscalls0.syscr) / added,
         connect_syscw_per_conn: (syscalls1.syscw - syscalls0.syscw) / added,

@@ -1,7 +1,8 @@
 // Preloaded into a server by bench/hello-alloc.mjs (`node --require alloc-probe.cjs`, spawned with
 // an IPC channel): V8's sampling heap profiler through an in-process inspector session, started
 // and stopped by the parent ({ cmd: 'alloc-start' } / { cmd: 'alloc-stop', file }). Objects
-// that the minor and major collectors free are counted too (most of a hello's are). On stop the
+// that the minor and major collectors free are counted too (most of a hello's are), or only
+// those that outlived a scavenge ({ survivors: true }). On stop the
 // profile is written to `file` and the parent is told ({ cmd: 'alloc-stopped' }).
 const { Session } = require('node:inspector');
 const { writeFileSync } = require('node:fs');
@@ -17,7 +18,8 @@ process.on('message', async (m) => {
     await post('HeapProfiler.startSampling', {
       samplingInterval: m.interval,
       includeObjectsCollectedByMajorGC: true,
-      includeObjectsCollectedByMinorGC: true,
+      // `survivors`: only what outlived a scavenge (bench/hello-alloc.mjs --survivors).
+      includeObjectsCollectedByMinorGC: m.survivors !== true,
     });
     process.send({ cmd: 'alloc-started' });
   } else if (m?.cmd === 'alloc-stop') {
