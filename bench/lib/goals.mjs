@@ -1,7 +1,8 @@
 // The goals of the performance round (issue 23) against one run's JSON lines: each figure, its
 // ratio to plain `ws` (or Socket.IO) taken within the run, the goal and whether the run met it.
 // Printed by run.mjs after its table; `node bench/goals.mjs bench/results/<run>.jsonl` for an
-// earlier run. A goal whose scenarios are not in the file is left out.
+// earlier run, or several runs side by side ({@link goalsAcross}). A goal whose scenarios are not
+// in the file is left out.
 import { load } from './report.mjs';
 
 const x = (v) => `${v.toFixed(2)}x`;
@@ -105,6 +106,43 @@ export function goals(file) {
     '',
     `${met} of ${rows.length} goals met in this run. The browser client's size, the last goal, is`,
     "not a run's: `node bench/bundle-size.mjs` (and the test suite's budget).",
+  );
+  return lines.join('\n');
+}
+
+/**
+ * Several runs side by side: each goal's ratio in each run (its values where it has no ratio), a
+ * miss in bold, and in how many of the runs it was met. A goal "in every run" is met only when
+ * this says all of them.
+ */
+export function goalsAcross(files) {
+  const runs = files.map((file) => new Map(goalRows(load(file)).map((row) => [row[0], row])));
+  const figures = [...new Set(runs.flatMap((run) => [...run.keys()]))];
+  if (figures.length === 0) return '';
+  const lines = [
+    `| figure (issue 23) | ${files.map((_, i) => `run ${i + 1}`).join(' | ')} | goal | met |`,
+    `| --- | ${files.map(() => '---').join(' | ')} | --- | --- |`,
+  ];
+  for (const figure of figures) {
+    const rows = runs.map((run) => run.get(figure));
+    const cells = rows.map((row) => {
+      if (!row) return '-';
+      const [, values, ratio, , met] = row;
+      const shown = ratio ? ratio.split(',')[0] : values;
+      return met ? shown : `**${shown}**`;
+    });
+    const measured = rows.filter(Boolean);
+    const goal = measured[0][3];
+    lines.push(
+      `| ${figure} | ${cells.join(' | ')} | ${goal} | ${measured.filter((r) => r[4]).length} of ${measured.length} |`,
+    );
+  }
+  const perRun = runs.map((run) => `${[...run.values()].filter((r) => r[4]).length} of ${run.size}`);
+  const every = runs.every((run) => [...run.values()].every((r) => r[4]));
+  lines.push(
+    '',
+    `Goals met per run: ${perRun.join(', ')}. Every goal in every run: ${every ? 'yes' : 'no'}.`,
+    "The browser client's size, the last goal, is not a run's: `node bench/bundle-size.mjs`.",
   );
   return lines.join('\n');
 }
