@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { freePort, startChild, waitFor } from '@livebus/test-support';
 
 // What docker/Dockerfile does, minus the base image: `pnpm deploy --prod` of the
@@ -13,12 +13,33 @@ function pnpmCommand(): [string, string[]] | undefined {
   if (execpath?.includes('pnpm')) return [process.execPath, [execpath]];
   return spawnSync('pnpm', ['--version'], { stdio: 'ignore' }).status === 0 ? ['pnpm', []] : undefined;
 }
-const dockerfile = readFileSync(join(__dirname, '..', '..', '..', 'docker', 'Dockerfile'), 'utf8');
+const workspace = join(__dirname, '..', '..', '..');
+const dockerfile = readFileSync(join(workspace, 'docker', 'Dockerfile'), 'utf8');
+
+/**
+ * pnpm 10's legacy deploy also links the bins of the deployed package's workspace dependencies
+ * (the publisher's `livebus-publish`) under the workspace, at the deploy folder's absolute path
+ * (pnpm/pnpm#10981): `/tmp/livebus-deploy-x` leaves `<workspace>/tmp/livebus-deploy-x/node_modules/.bin`.
+ * Removed with the folders above it that it leaves empty, so a test run leaves no `tmp/` behind.
+ */
+function removeStrayBins(out: string): void {
+  let dir = join(workspace, out);
+  rmSync(dir, { recursive: true, force: true });
+  for (dir = dirname(dir); dir.startsWith(`${workspace}/`); dir = dirname(dir)) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      return; // not empty (or gone): everything above it stays
+    }
+  }
+}
 
 describe('the production image contents', () => {
   let out: string;
   afterAll(() => {
-    if (out) rmSync(out, { recursive: true, force: true });
+    if (!out) return;
+    rmSync(out, { recursive: true, force: true });
+    removeStrayBins(out);
   });
 
   it('the Dockerfile deploys the gateway with pnpm and runs node dist/main.js', () => {
