@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { freePort, startChild, waitFor } from '@livebus/test-support';
 
 // What docker/Dockerfile does, minus the base image: `pnpm deploy --prod` of the
@@ -23,9 +23,15 @@ const dockerfile = readFileSync(join(workspace, 'docker', 'Dockerfile'), 'utf8')
  * Removed with the folders above it that it leaves empty, so a test run leaves no `tmp/` behind.
  */
 function removeStrayBins(out: string): void {
-  let dir = join(workspace, out);
+  // Only inside the workspace, never the workspace itself (and not on Windows, where the path has a drive).
+  const inside = (dir: string) => {
+    const rel = relative(workspace, dir);
+    return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+  };
+  let dir = join(workspace, resolve(out));
+  if (process.platform === 'win32' || !inside(dir)) return;
   rmSync(dir, { recursive: true, force: true });
-  for (dir = dirname(dir); dir.startsWith(`${workspace}/`); dir = dirname(dir)) {
+  for (dir = dirname(dir); inside(dir); dir = dirname(dir)) {
     try {
       rmdirSync(dir);
     } catch {
