@@ -252,7 +252,7 @@ const rssPerListenerKb = (rssAfter.reduce((a, b) => a + b, 0) - rssBefore.reduce
 
 console.log(
   [
-    `users ${users}, gateways ${gateways.length} (Redis), listener sets attached in ${attachAllMs} ms, RSS ${r1(rssPerListenerKb)} KB per attached user (gateways together)`,
+    `users ${users}, gateways ${gateways.length} (Redis), listener sets attached in ${attachAllMs} ms, RSS ${r1(rssPerListenerKb)} KB per attached user (gateways together; ${rssBefore.map((b) => r1(b / 2 ** 20)).join(' and ')} MB each before any user)`,
     `writes ${written} of ${writes} at ${rate}/s, changes received ${seen.commit.length}, gateway clock skew count (firestore) ${skew}`,
     '',
     '| measured | n | p50 ms | p99 ms | max ms |',
