@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
-import { freePort, now, rssBytes, sleep, startRedis, summarize } from './lib/common.mjs';
+import { freePort, now, rssBytes, sleep, startFirestoreEmulator, startRedis, summarize } from './lib/common.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -75,27 +75,6 @@ const stopAll = () => {
 };
 process.on('exit', stopAll);
 
-async function startEmulator() {
-  const jar =
-    process.env.FIRESTORE_EMULATOR_JAR ??
-    '/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar';
-  const port = await freePort();
-  const host = `127.0.0.1:${port}`;
-  const proc = spawn(
-    'java',
-    ['-cp', jar, 'com.google.cloud.datastore.emulator.firestore.CloudFirestore', '--host=127.0.0.1', `--port=${port}`],
-    { stdio: 'ignore' },
-  );
-  children.push(proc);
-  for (let i = 0; ; i++) {
-    if (i > 300) throw new Error('the emulator did not start');
-    try {
-      if ((await (await fetch(`http://${host}/`)).text()).trim() === 'Ok') return host;
-    } catch {}
-    await sleep(200);
-  }
-}
-
 async function startGateway(i, env) {
   const port = await freePort();
   const proc = spawn(process.execPath, [cli], {
@@ -146,7 +125,9 @@ function quantile(buckets, p) {
   return lower;
 }
 
-const emulatorHost = await startEmulator();
+const emulator = await startFirestoreEmulator();
+children.push(emulator.proc);
+const emulatorHost = emulator.host;
 const redis = await startRedis();
 children.push(redis.proc);
 const dir = mkdtempSync(join(tmpdir(), 'livebus-bench-'));

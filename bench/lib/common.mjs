@@ -155,3 +155,31 @@ export async function signJwt(secret, claims) {
   const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
   return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
 }
+
+/**
+ * Google's Firestore emulator on a free loopback port (the Debian package
+ * google-cloud-cli-firestore-emulator, or FIRESTORE_EMULATOR_JAR): its host:port once `GET /`
+ * answers `Ok`, and the process (kill it when done).
+ */
+export async function startFirestoreEmulator() {
+  const jar =
+    process.env.FIRESTORE_EMULATOR_JAR ??
+    '/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar';
+  const port = await freePort();
+  const host = `127.0.0.1:${port}`;
+  const proc = spawn(
+    'java',
+    ['-cp', jar, 'com.google.cloud.datastore.emulator.firestore.CloudFirestore', '--host=127.0.0.1', `--port=${port}`],
+    { stdio: 'ignore' },
+  );
+  for (let i = 0; ; i++) {
+    if (i > 300) {
+      proc.kill('SIGKILL');
+      throw new Error('the Firestore emulator did not start');
+    }
+    try {
+      if ((await (await fetch(`http://${host}/`)).text()).trim() === 'Ok') return { host, proc };
+    } catch {}
+    await sleep(200);
+  }
+}
