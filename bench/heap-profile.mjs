@@ -55,6 +55,12 @@ const gateway = spawn(process.execPath, ['--heapsnapshot-signal=SIGUSR2', main],
   env: gatewayEnv(port, redis.url, SECRET, listenerEnv),
   stdio: ['ignore', 'ignore', 'inherit'],
 });
+// Whatever ends this script (a step that throws too) stops what it started.
+process.on('exit', () => {
+  gateway.kill('SIGKILL');
+  emulator?.proc.kill('SIGKILL');
+  redis.stop();
+});
 const base = `http://127.0.0.1:${port}`;
 while ((await get(`${base}/health/readiness`, 500)).status !== 200) await sleep(20);
 
