@@ -14,6 +14,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
+import { startFirestoreEmulator } from './lib/common.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -89,23 +90,7 @@ const redisPort = await freePort();
 const redisServer = spawn('redis-server', ['--port', String(redisPort), '--save', '', '--appendonly', 'no'], {
   stdio: 'ignore',
 });
-const jar =
-  process.env.FIRESTORE_EMULATOR_JAR ??
-  '/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar';
-const emuPort = await freePort();
-const host = `127.0.0.1:${emuPort}`;
-const emulator = spawn(
-  'java',
-  ['-cp', jar, 'com.google.cloud.datastore.emulator.firestore.CloudFirestore', '--host=127.0.0.1', `--port=${emuPort}`],
-  { stdio: 'ignore' },
-);
-for (let i = 0; ; i++) {
-  if (i > 300) throw new Error('the emulator did not start');
-  try {
-    if ((await (await fetch(`http://${host}/`)).text()).trim() === 'Ok') break;
-  } catch {}
-  await sleep(200);
-}
+const { host, proc: emulator } = await startFirestoreEmulator();
 process.env.FIRESTORE_EMULATOR_HOST = host;
 process.env.METADATA_SERVER_DETECTION = 'none';
 const project = 'livebus-bench-company';
