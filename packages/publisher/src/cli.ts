@@ -2,6 +2,7 @@
 // the client's `livebus` CLI, so that installing the browser client never installs a Redis client.
 import { parseArgs } from 'node:util';
 import { type AppEvent, isEventType } from '@livebus/protocol';
+import { MAX_TIMER_MS } from './check-option';
 import { createPublisher } from './create-publisher';
 import { InvalidEventError } from './invalid-event-error';
 import { PublishError } from './publish-error';
@@ -83,7 +84,8 @@ async function main(): Promise<void> {
   } catch (error) {
     exit(`JSON_DATA is not JSON: ${(error as Error).message}`);
   }
-  const retryDelaysMs = Array.from({ length: retries }, (_, i) => 1_000 * 2 ** i);
+  // Doubling from 1 s, each at most what a Node timer keeps (about 24.8 days).
+  const retryDelaysMs = Array.from({ length: retries }, (_, i) => Math.min(1_000 * 2 ** i, MAX_TIMER_MS));
   let publisher: ReturnType<typeof createPublisher>;
   try {
     // One event, then exit: no outbox to wait in, the exit code must say whether it was stored.

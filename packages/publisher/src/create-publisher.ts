@@ -1,11 +1,12 @@
 import type { AppEvent, EventData, EventType } from '@livebus/protocol';
+import { checkDelays, checkNumber, MAX_TIMER_MS } from './check-option';
 import { outboxDefaults } from './defaults';
 import { redisUrlAddress } from './describe-redis-error';
 import { Outbox, type OutboxEvent, type OutboxStats } from './outbox';
 import type { RedisClient } from './redis/client';
 import { closeRedis, openRedis, REDIS_CONNECT_TIMEOUT_MS } from './redis/open-redis';
 import { type Publication, RedisStreamWriter, type StoredEvent } from './redis-stream-writer';
-import type { RetentionOptions } from './retention';
+import { type RetentionOptions, resolveRetention } from './retention';
 
 /** Where the publisher's Redis is: a URL (the publisher owns the connection) or a client you own. */
 export type PublisherConnection =
@@ -144,29 +145,28 @@ function connect(connection: PublisherConnection): { client: RedisClient; owned:
  * append but before the reply arrived, the retry appends the event again.
  *
  * @throws TypeError when `redisUrl` is missing, empty or not a `redis://` /
- * `rediss://` URL (or `redis` is not a client), or `attemptTimeoutMs` or `outboxMaxBytes` is not a number >= 0:
- * at once, not at the first publish.
+ * `rediss://` URL (or `redis` is not a client), or when a numeric option is out of its range
+ * (NaN, negative, a fraction where a count or Redis's milliseconds are meant, `retryDelaysMs`
+ * empty): at once, naming the option, not at the first publish.
  */
 export function createPublisher(connection: PublisherConnection, options: PublisherOptions = {}): Publisher {
   checkConnection(connection);
   const attemptTimeoutMs = options.attemptTimeoutMs ?? publisherDefaults.attemptTimeoutMs;
-  if (!(Number.isFinite(attemptTimeoutMs) && attemptTimeoutMs >= 0)) {
-    throw new TypeError(
-      `createPublisher: attemptTimeoutMs must be a number >= 0 (0: no limit), got ${attemptTimeoutMs}`,
-    );
-  }
   const outboxMaxBytes = options.outboxMaxBytes ?? publisherDefaults.outboxMaxBytes;
-  if (!(Number.isFinite(outboxMaxBytes) && outboxMaxBytes >= 0)) {
-    throw new TypeError(
-      `createPublisher: outboxMaxBytes must be a number >= 0 (0: no bound in bytes), got ${outboxMaxBytes}`,
-    );
-  }
+  const outboxMaxEvents = options.outboxMaxEvents ?? publisherDefaults.outboxMaxEvents;
+  const retryDelaysMs = options.retryDelaysMs ?? publisherDefaults.retryDelaysMs;
+  const where = 'createPublisher';
+  checkNumber(where, 'attemptTimeoutMs', attemptTimeoutMs, { min: 0, max: MAX_TIMER_MS, zero: 'no limit' });
+  checkNumber(where, 'outboxMaxBytes', outboxMaxBytes, { min: 0, zero: 'no bound in bytes' });
+  checkNumber(where, 'outboxMaxEvents', outboxMaxEvents, { min: 0, integer: true, zero: 'no outbox' });
+  checkDelays(where, 'retryDelaysMs', retryDelaysMs, outboxMaxEvents > 0);
+  resolveRetention(options, where);
   const { client, owned } = connect(connection);
   const writer = new RedisStreamWriter(client, options);
   const outbox = new Outbox(client, writer, {
-    retryDelaysMs: options.retryDelaysMs ?? publisherDefaults.retryDelaysMs,
+    retryDelaysMs,
     attemptTimeoutMs,
-    maxEvents: options.outboxMaxEvents ?? publisherDefaults.outboxMaxEvents,
+    maxEvents: outboxMaxEvents,
     maxBytes: outboxMaxBytes,
     ...(options.onOutboxEvent ? { onEvent: options.onOutboxEvent } : {}),
     // The URL as given (a host name, not the IP it resolved to); for a Cluster, its seed node.

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { AppEvent } from '@livebus/protocol';
+import { checkDelays, checkNumber, MAX_TIMER_MS } from './check-option';
 import { RedisTimeoutError, withRedisTimeout } from './connection-error';
 import { outboxDefaults } from './defaults';
 import { describeRedisError, type RedisAddress, redisClientAddress, redisErrorCode } from './describe-redis-error';
@@ -227,10 +228,16 @@ export class Outbox {
     this.#delays = options.retryDelaysMs ?? outboxDefaults.retryDelaysMs;
     this.#max = options.maxEvents ?? outboxDefaults.maxEvents;
     this.#maxBytes = options.maxBytes ?? outboxDefaults.maxBytes;
-    this.#batch = Math.max(1, options.batchEvents ?? outboxDefaults.batchEvents);
+    this.#batch = options.batchEvents ?? outboxDefaults.batchEvents;
     const batchBytes = options.batchBytes ?? outboxDefaults.batchBytes;
     this.#batchBytes = batchBytes > 0 ? batchBytes : Number.POSITIVE_INFINITY;
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? outboxDefaults.attemptTimeoutMs;
+    checkNumber('Outbox', 'maxEvents', this.#max, { min: 0, integer: true, zero: 'no outbox' });
+    checkDelays('Outbox', 'retryDelaysMs', this.#delays, this.#max > 0);
+    checkNumber('Outbox', 'maxBytes', this.#maxBytes, { min: 0, zero: 'no bound in bytes' });
+    checkNumber('Outbox', 'batchEvents', this.#batch, { min: 1, integer: true });
+    checkNumber('Outbox', 'batchBytes', batchBytes, { min: 0, zero: 'no bound in bytes' });
+    checkNumber('Outbox', 'attemptTimeoutMs', this.#attemptTimeoutMs, { min: 0, max: MAX_TIMER_MS, zero: 'no limit' });
     this.#onEvent = options.onEvent ? guarded(options.onEvent) : nothing;
     this.#reconnect = options.reconnect ?? nothing;
     this.#address = options.redisAddress ?? redisClientAddress(client);

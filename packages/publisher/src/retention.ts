@@ -1,3 +1,4 @@
+import { checkNumber } from './check-option';
 import { retentionDefaults } from './defaults';
 
 /** How much of each user's stream Redis keeps for resume. */
@@ -33,9 +34,24 @@ export interface ResolvedRetention extends Required<RetentionOptions> {
   metaTtlMs: number;
 }
 
-/** Applies the defaults and derives the key expiries. */
-export function resolveRetention(options: RetentionOptions = {}): ResolvedRetention {
-  const r = { ...retentionDefaults, ...options };
+/**
+ * Applies the defaults and derives the key expiries.
+ * @throws TypeError when an option is not a whole number >= 0 (the expiries reach Redis's
+ * `PEXPIRE`, which refuses fractions: every append would fail), naming it; `where` words the
+ * message for the caller's API.
+ */
+export function resolveRetention(options: RetentionOptions = {}, where = 'retention'): ResolvedRetention {
+  // Field by field: an option given as `undefined` takes its default, as an absent one does.
+  const r = {
+    retentionEvents: options.retentionEvents ?? retentionDefaults.retentionEvents,
+    retentionMs: options.retentionMs ?? retentionDefaults.retentionMs,
+    retentionBytes: options.retentionBytes ?? retentionDefaults.retentionBytes,
+    epochTtlMs: options.epochTtlMs ?? retentionDefaults.epochTtlMs,
+  };
+  checkNumber(where, 'retentionEvents', r.retentionEvents, { min: 0, integer: true, zero: 'keep none' });
+  checkNumber(where, 'retentionMs', r.retentionMs, { min: 0, integer: true });
+  checkNumber(where, 'retentionBytes', r.retentionBytes, { min: 0, integer: true });
+  checkNumber(where, 'epochTtlMs', r.epochTtlMs, { min: 0, integer: true });
   const streamTtlMs = r.retentionMs + STREAM_EXPIRY_MARGIN_MS;
   return { ...r, streamTtlMs, metaTtlMs: Math.max(streamTtlMs, r.epochTtlMs) };
 }

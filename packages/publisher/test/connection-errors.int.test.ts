@@ -1,6 +1,12 @@
 import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
 import { Redis } from 'ioredis';
-import { createPublisher, type OutboxEvent, PublishError, type PublisherConnection } from '../src';
+import {
+  createPublisher,
+  type OutboxEvent,
+  PublishError,
+  type PublisherConnection,
+  type PublisherOptions,
+} from '../src';
 
 const notice = (i: number) => ({
   event: 'session.notice' as const,
@@ -50,6 +56,17 @@ describe('createPublisher options', () => {
     const make = () => createPublisher({ redisUrl: 'redis://127.0.0.1:1' }, { outboxMaxBytes });
     expect(make).toThrow(TypeError);
     expect(make).toThrow(/outboxMaxBytes must be a number >= 0/);
+  });
+
+  it.each<[PublisherOptions, RegExp]>([
+    [
+      { outboxMaxEvents: Number.NaN },
+      /^createPublisher: outboxMaxEvents must be a whole number >= 0 \(0: no outbox\), got NaN$/,
+    ],
+    [{ retryDelaysMs: [] }, /^createPublisher: retryDelaysMs must hold at least one delay while the outbox is on/],
+    [{ retentionMs: 1.5 }, /^createPublisher: retentionMs must be a whole number >= 0, got 1.5$/],
+  ])('refuses %p at once, naming the option as createPublisher calls it', (options, message) => {
+    expect(() => createPublisher({ redisUrl: 'redis://127.0.0.1:1' }, options)).toThrow(message);
   });
 });
 
