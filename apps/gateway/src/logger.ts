@@ -49,6 +49,7 @@ export const LOG_EVENTS = [
   'task_retry',
   'task_handed_back',
   'task_stalled',
+  'task_given_up',
   'task_lock_lost',
   'task_worker_error',
   'task_worker_listening',

@@ -6,7 +6,7 @@ import type { InstanceLiveness } from '../fleet/instances/instance-liveness';
 import type { Lease, LeaseHolder } from '../fleet/lease/lease';
 import { type GatewayHookEvents, type GatewayHooks, Hooks } from '../hooks';
 import type { Logger } from '../logger';
-import { beforeDeadline } from './before-deadline';
+import { beforeDeadline } from '../redis/before-deadline';
 import { CarryOver } from './carry-over';
 import { FailoverWatch } from './failover-watch';
 import { listenerDefaults } from './listener-defaults';

@@ -23,4 +23,4 @@ export function openTaskRedis(
 }
 
 /** Closes a task connection, politely if it is up. */
-export const closeTaskRedis: (client: RedisClient) => Promise<void> = closeRedis;
+export const closeTaskRedis: (client: RedisClient, timeoutMs?: number) => Promise<void> = closeRedis;

@@ -1,6 +1,7 @@
 import { isTransientRedisError } from '@livebus/publisher';
 import { type RedisClient, TASK_KEY_PREFIX, TASK_QUEUE_NAME, workersKey } from '@livebus/publisher/redis';
 import { type Job, WaitingError, Worker } from 'bullmq';
+import { beforeDeadline } from '../../redis/before-deadline';
 import { taskDefaults } from '../task-defaults';
 import { TaskHandBackError } from '../task-failure';
 import type { TaskJobData } from '../task-queue';
@@ -49,11 +50,12 @@ export class BullMqTaskWorker {
         const seconds = () => (performance.now() - started) / 1000;
         const attempt = Math.max(1, job.attemptsStarted);
         const lost = new AbortController();
+        const last = job.attemptsMade + 1 >= attemptsOf(job);
         if (job.id) this.#running.set(job.id, { taskId: job.data.task_id, lost });
         try {
           const outcome = await runTask(options.runner, job.data, {
             attempt,
-            last: job.attemptsMade + 1 >= attemptsOf(job),
+            last,
             lost: lost.signal,
             ...(signal ? { signal } : {}),
           });
@@ -68,6 +70,8 @@ export class BullMqTaskWorker {
             options.logger.info('task_handed_back', { task_id: job.data.task_id, attempt });
             throw new WaitingError();
           }
+          // The last attempt is not retried: BullMQ fails the job, and `failed` below says so (task_given_up).
+          if (last) throw error;
           options.observe?.('retried', seconds());
           options.logger.warn('task_retry', { task_id: job.data.task_id, attempt, error: String(error) });
           throw error;
@@ -119,6 +123,13 @@ export class BullMqTaskWorker {
     this.#worker.on('failed', (job, error) => {
       // A job the runner did not end: it stalled too often, or its retries ran out outside the runner.
       if (!job || (job.attemptsMade < attemptsOf(job) && !/stalled/i.test(error.message))) return;
+      options.logger.warn('task_given_up', {
+        task_id: job.data.task_id,
+        uid: job.data.user_id,
+        job_id: job.id,
+        attempts: job.attemptsMade,
+        error: error.message,
+      });
       failAbandonedTask(options.runner, job.data.task_id, `the job was given up: ${error.message}`).then(
         (ended) => {
           if (ended) options.observe?.('failed', 0);
@@ -126,11 +137,12 @@ export class BullMqTaskWorker {
         (e: unknown) => options.logger.warn('task_worker_error', { task_id: job.data.task_id, error: String(e) }),
       );
     });
+    // A beat that fails is the next one's to make up; neither command's failure may go unhandled.
     const beat = () =>
-      options.redis.zadd(workersKey, Date.now(), options.workerId).then(
-        () => options.redis.zremrangebyscore(workersKey, '-inf', Date.now() - 60_000),
-        () => {},
-      );
+      options.redis
+        .zadd(workersKey, Date.now(), options.workerId)
+        .then(() => options.redis.zremrangebyscore(workersKey, '-inf', Date.now() - 60_000))
+        .catch(() => {});
     void beat();
     this.#heartbeat = setInterval(beat, options.heartbeatMs ?? 5_000);
     this.#heartbeat.unref();
@@ -150,11 +162,15 @@ export class BullMqTaskWorker {
    * Graceful stop: takes no new job, lets running ones finish, and when `graceMs` is
    * nearly spent hands the rest back to the queue (they stop at their next checkpoint).
    * A job that reaches no checkpoint in time is left to its lock, which lapses: the
-   * stalled check of a live worker starts it again. Settles within `graceMs`.
+   * stalled check of a live worker starts it again. Settles within `graceMs`, also when Redis
+   * keeps its connections open and answers nothing (the connections are then left to the caller).
    */
   async close(graceMs: number): Promise<void> {
+    const deadline = Date.now() + graceMs;
     clearInterval(this.#heartbeat);
-    await this.#o.redis.zrem(workersKey, this.#o.workerId).catch(() => {});
+    // Not awaited: a Redis that does not answer must not hold the shutdown. A worker whose
+    // entry stays is counted by the gateways until its last beat is a minute old.
+    this.#o.redis.zrem(workersKey, this.#o.workerId).catch(() => {});
     // pause() takes no new job and waits for the running ones, without closing: BullMQ's
     // close() once started cannot be forced (a later close(true) returns the same wait).
     const handBackAt = setTimeout(() => this.#worker.cancelAllJobs('shutdown'), Math.max(0, graceMs - 1_500));
@@ -170,7 +186,16 @@ export class BullMqTaskWorker {
     const done = await Promise.race([finished, graceSpent]);
     clearTimeout(handBackAt);
     clearTimeout(forceTimer);
-    // Forced when jobs still run: it stops renewing their locks and closes the connections.
-    await this.#worker.close(!done).catch(() => {});
+    // Forced when jobs still run: it stops renewing their locks and closes the connections. It
+    // waits for Redis to take the connections' QUIT, so it gets what is left of the grace; past
+    // it, BullMQ's connections (its own blocking one included) are dropped.
+    const closed = await beforeDeadline(
+      this.#worker.close(!done).then(
+        () => true,
+        () => true,
+      ),
+      deadline - Date.now(),
+    );
+    if (!closed) await beforeDeadline(this.#worker.disconnect(), 250).catch(() => {});
   }
 }

@@ -4,8 +4,9 @@ import { createPublisher } from '@livebus/publisher';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ConfigError, type GatewayConfig, loadConfig } from '../../config';
 import { createLogger, type Logger } from '../../logger';
+import { beforeDeadline } from '../../redis/before-deadline';
 import { RedisUnreachableError, waitForRedisAtStart } from '../../redis/redis-start-wait';
-import { watchRedis } from '../../redis/redis-status-log';
+import { outboxLogger, watchRedis } from '../../redis/redis-status-log';
 import { exitIfPortInUse, explainListenError } from '../../transport/port-in-use';
 import { VERSION } from '../../version';
 import { BullMqTaskQueue } from '../bullmq-task-queue';
@@ -13,6 +14,9 @@ import { RedisTaskStore } from '../redis-task-store';
 import { registerTaskMetrics } from '../task-metrics';
 import { closeTaskRedis, openTaskRedis } from '../task-redis';
 import { BullMqTaskWorker } from './bullmq-task-worker';
+
+/** How far past SHUTDOWN_GRACE_MS a worker's stop() may go to close its connections (the forced exit is at 1 s). */
+const STOP_AFTER_GRACE_MS = 750;
 
 /** A running worker process. */
 export interface TaskWorkerProcess {
@@ -104,8 +108,11 @@ export async function startTaskWorker(
       retentionEvents: config.streamRetentionEvents,
       retentionMs: config.streamRetentionMs,
       retentionBytes: config.streamRetentionBytes,
+      // The gateway's outbox settings and log events (publish_outbox), as its own bus has them.
+      retryDelaysMs: config.publishRetryDelaysMs,
       outboxMaxEvents: config.publishOutboxMaxEvents,
       outboxMaxBytes: config.publishOutboxMaxBytes,
+      onOutboxEvent: outboxLogger(logger),
     },
   );
   const registry = new Registry();
@@ -199,12 +206,18 @@ export async function startTaskWorker(
         active: worker?.active ?? 0,
         grace_ms: config.shutdownGraceMs,
       });
+      // Every step after the jobs shares what is left of the grace, and at most
+      // STOP_AFTER_GRACE_MS past it (runWorkerCli exits by force 1 s past it): a Redis that
+      // keeps its connections and answers nothing is dropped, not waited for.
+      const closeBy = started + config.shutdownGraceMs + STOP_AFTER_GRACE_MS;
+      // At least 1 ms: a timeout of 0 means none to closeTaskRedis.
+      const left = (keep = 0) => Math.max(1, closeBy - keep - Date.now());
       await worker?.close(config.shutdownGraceMs);
-      await Promise.allSettled([queue.close(), publisher.close()]);
+      await beforeDeadline(Promise.allSettled([queue.close(), publisher.close()]), left(250));
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       probe.stop();
-      await Promise.allSettled([closeTaskRedis(redis), closeTaskRedis(jobs)]);
+      await Promise.allSettled([closeTaskRedis(redis, left()), closeTaskRedis(jobs, left())]);
       logger.info('task_worker_shutdown_complete', { took_ms: Date.now() - started });
     },
   };
