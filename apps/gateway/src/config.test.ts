@@ -43,6 +43,15 @@ describe('loadConfig', () => {
     });
   });
 
+  it('refuses a PUBLISH_RETRY_DELAYS_MS delay longer than a Node timer keeps (it would fire at once)', () => {
+    expect(loadConfig({ PUBLISH_RETRY_DELAYS_MS: '1000, 2147483647' }).publishRetryDelaysMs).toEqual([
+      1000, 2147483647,
+    ]);
+    expect(() => loadConfig({ PUBLISH_RETRY_DELAYS_MS: '1000,2147483648' })).toThrow(
+      /PUBLISH_RETRY_DELAYS_MS.*each delay must be at most 2147483647 ms/,
+    );
+  });
+
   it('switches tasks with TASKS_ENABLED, which follows UNIFIED_REGISTRY_ENABLED when unset (as before it existed)', () => {
     const pick = (env: Record<string, string>) => {
       const c = loadConfig(env);

@@ -94,6 +94,9 @@ export const EnvSchema = z.object({
   PUBLISH_RETRY_DELAYS_MS: z
     .string()
     .regex(/^\s*\d+(\s*,\s*\d+)*\s*$/, 'must be a comma-separated list of milliseconds, like 1000,2000,4000')
+    .refine((list) => list.split(',').every((d) => Number(d) <= MAX_TIMER_MS), {
+      error: `each delay must be at most ${MAX_TIMER_MS} ms (about 24.8 days: the longest timer Node has)`,
+    })
     .default(outboxDefaults.retryDelaysMs.join(',')),
   PUBLISH_OUTBOX_MAX_EVENTS: int(0).default(outboxDefaults.maxEvents),
   PUBLISH_OUTBOX_MAX_BYTES: int(0).default(outboxDefaults.maxBytes),

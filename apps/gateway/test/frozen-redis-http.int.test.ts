@@ -58,3 +58,33 @@ describe('admin reads while Redis does not answer', () => {
     expect((await readiness()).body).toMatchObject({ redis: 'ok' });
   });
 });
+
+describe('POST /publish with the outbox off (PUBLISH_OUTBOX_MAX_EVENTS=0) while Redis does not answer', () => {
+  it('answers 503 redis_unavailable once the attempts are over, never 202 queued for an event that is dropped', async () => {
+    const off = await startGateway(
+      {
+        redisUrl: `redis://127.0.0.1:${proxy.port}`,
+        publishOutboxMaxEvents: 0,
+        publishRetryDelaysMs: [0],
+      },
+      composePorts,
+    );
+    try {
+      proxy.freeze();
+      const res = await fetch(`${off.http}/publish`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          user_id: 'u1',
+          event: { event: 'session.notice', data: { level: 'info', message: 'hi' } },
+        }),
+        signal: AbortSignal.timeout(30_000),
+      });
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ error: { code: 'unavailable', reason: 'redis_unavailable' } });
+    } finally {
+      proxy.thaw();
+      await off.close();
+    }
+  }, 40_000);
+});

@@ -15,8 +15,9 @@ const publishBodySchemaFor = (body: unknown) =>
 
 const queued = Symbol('queued');
 
-/** The stored events, or `queued` when they are still waiting for Redis after `afterMs`. */
-function storedOrQueued<T>(stored: Promise<T>, afterMs: number): Promise<T | typeof queued> {
+/** The stored events, or `queued` when they are still waiting for Redis after `afterMs` (absent: no wait is cut short). */
+function storedOrQueued<T>(stored: Promise<T>, afterMs: number | undefined): Promise<T | typeof queued> {
+  if (afterMs === undefined) return stored;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       // Whatever happens to them now is counted and logged by the outbox (`publish_outbox`).
@@ -59,7 +60,10 @@ export function publishRoutes(deps: HttpDeps, guards: RequestGuards): Routes {
       }
       // A publish that outlives its retries waits in the outbox until Redis returns: the
       // caller hears 202 `queued` then rather than holding the request through the outage.
-      const queuedAfterMs = config.publishRetryDelaysMs.reduce((a, b) => a + b, 0) + 250;
+      // With the outbox off (PUBLISH_OUTBOX_MAX_EVENTS=0) nothing waits: the caller hears the
+      // outcome, stored or 503 `redis_unavailable`, once the retries are over.
+      const queuedAfterMs =
+        config.publishOutboxMaxEvents > 0 ? config.publishRetryDelaysMs.reduce((a, b) => a + b, 0) + 250 : undefined;
       try {
         if ('events' in body.data) {
           const items = body.data.events.map((e) => ({ userId: e.user_id, event: e.event as AppEvent }));
