@@ -82,6 +82,28 @@ describe('a gateway or worker whose Redis does not answer at start', () => {
     },
   );
 
+  it.each([
+    ['gateway', [], 'livebus-gateway'],
+    ['worker', ['worker'], 'livebus-gateway worker'],
+  ])(
+    '%s: a REDIS_URL that reaches a replica exits 78 naming it and its primary, not a process whose every write fails',
+    async (_, args, prefix) => {
+      const replica = await startRedisServer();
+      const admin = new Redis(replica.url);
+      try {
+        await admin.replicaof('127.0.0.1', redis.port);
+        const cli = startCli(args, { REDIS_URL: replica.url, UNIFIED_REGISTRY_ENABLED: 'true' }, true);
+        expect(await cli.exited).toBe(78);
+        expect(cli.stderr()).toBe(
+          `${prefix}: the Redis at 127.0.0.1:${replica.port} is a read-only replica (of 127.0.0.1:${redis.port}); point REDIS_URL at the primary (on ElastiCache, the primary endpoint, not the reader endpoint)\n`,
+        );
+      } finally {
+        admin.disconnect();
+        await replica.stop();
+      }
+    },
+  );
+
   it('starts once Redis answers within the wait (a Redis starting alongside the gateway)', async () => {
     const late = await startRedisServer();
     await late.kill();

@@ -81,7 +81,8 @@ export interface OutboxOptions {
    * Called before each retry round while sending fails: a client whose own
    * reconnects gave up must be told to connect again. `stale`: an attempt got no
    * answer within `attemptTimeoutMs` on a connection that still looks up (a frozen
-   * Redis, an address that swallows packets): it should be dropped for a new one.
+   * Redis, an address that swallows packets), or was answered `READONLY` (the node
+   * became a replica): it should be dropped for a new one.
    */
   reconnect?: (stale?: boolean) => void;
 }
@@ -513,6 +514,7 @@ export class Outbox {
       results = batches.map(() => error as Error);
     }
     let unreachable = false;
+    let readOnly = false;
     const failedEntries = new Set<Entry>();
     for (let u = 0; u < users.length; u++) {
       const items = users[u] as Item[];
@@ -527,6 +529,7 @@ export class Outbox {
       }
       if (isTransientRedisError(result)) {
         unreachable = true;
+        readOnly ||= result.message.startsWith('READONLY');
         this.#stats.retried += items.length;
         this.#lastError = result;
         this.#unreachable(result);
@@ -540,6 +543,10 @@ export class Outbox {
       }
     }
     for (const entry of failedEntries) this.#failed(entry);
+    // The connection is on a replica: a primary that failed over behind a DNS name keeps the
+    // connections made before (the script reports READONLY itself, so the client's own
+    // reconnect-on-READONLY does not see it). A new connection resolves the name again.
+    if (readOnly) this.#reconnect(true);
     return unreachable;
   }
 

@@ -21,6 +21,12 @@ export interface TcpProxy {
   holdReplies(): void;
   /** Destroys every connection at once (a network cut: the peers see an abnormal close). */
   dropAll(): void;
+  /**
+   * Sends connections opened from now on to `127.0.0.1:port`; those open now stay where they
+   * are. A DNS endpoint after a failover (ElastiCache's primary endpoint): new connections
+   * reach the new primary, old ones stay on the demoted node.
+   */
+  retarget(port: number): void;
   /** Connections currently open through the proxy. */
   readonly connections: number;
   close(): Promise<void>;
@@ -30,8 +36,9 @@ export interface TcpProxy {
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const pairs = new Set<[Socket, Socket]>();
   let frozen = false;
+  let target = targetPort;
   const server = createServer((client) => {
-    const upstream = createConnection({ port: targetPort, host: '127.0.0.1' });
+    const upstream = createConnection({ port: target, host: '127.0.0.1' });
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
     // Plain 'data' forwarding (not pipe) so pause() reliably stops reading.
@@ -79,6 +86,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
         b.resetAndDestroy();
       }
       pairs.clear();
+    },
+    retarget: (port) => {
+      target = port;
     },
     get connections() {
       return pairs.size;

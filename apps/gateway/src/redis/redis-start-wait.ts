@@ -27,10 +27,11 @@ export interface RedisStartWaitOptions {
  *
  * Once it answers, REDIS_CLUSTER is checked against what the server is: a cluster client on a
  * server with cluster support disabled could never reach a slot, and the gateway would look
- * alive and never be ready.
+ * alive and never be ready. A standalone Redis must be a primary: a replica refuses every write.
  *
  * @throws RedisUnreachableError "cannot reach Redis at HOST:PORT (CODE); check REDIS_URL ..."
- * @throws ConfigError with REDIS_CLUSTER=true and a Redis that is not a cluster
+ * @throws ConfigError with REDIS_CLUSTER=true and a Redis that is not a cluster, or a standalone
+ * Redis that is a replica
  */
 export async function waitForRedisAtStart(
   config: Pick<GatewayConfig, 'redisUrl' | 'redisStartTimeoutMs' | 'instanceId' | 'redisCluster'>,
@@ -67,6 +68,15 @@ export async function waitForRedisAtStart(
         // Reported through 'error'; ioredis keeps trying until the timer stops it.
       });
     });
+    // A replica answers, and refuses every write with READONLY: the fleet would start, report
+    // Redis up, and fail each hello and publish (a task worker would take no job, silently).
+    const primary = config.redisCluster ? undefined : await replicaOf(client);
+    if (primary !== undefined) {
+      const { hostname, port } = new URL(url);
+      throw new ConfigError(
+        `the Redis at ${hostname}:${port || 6379} is a read-only replica (of ${primary}); point REDIS_URL at the primary (on ElastiCache, the primary endpoint, not the reader endpoint)`,
+      );
+    }
     if (config.redisCluster && !(await clusterEnabled(client))) {
       const { hostname, port } = new URL(url);
       throw new ConfigError(
@@ -76,6 +86,14 @@ export async function waitForRedisAtStart(
   } finally {
     client.disconnect();
   }
+}
+
+/** The primary a replica follows (`INFO replication`: `role:slave`, `master_host`, `master_port`), or undefined for a primary. */
+async function replicaOf(client: { info(section: string): Promise<string> }): Promise<string | undefined> {
+  const info = await client.info('replication');
+  if (!/^role:slave\s*$/m.test(info)) return undefined;
+  const field = (name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim();
+  return `${field('master_host') ?? '?'}:${field('master_port') ?? '?'}`;
 }
 
 /** Whether the server runs with cluster support (`INFO cluster`: `cluster_enabled:1`). */

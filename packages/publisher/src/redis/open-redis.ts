@@ -96,11 +96,26 @@ export function openRedis(url: string, options: OpenRedisOptions): RedisClient {
         ...(bullmq ? { maxRetriesPerRequest: null, ...WAIT_THROUGH_FAILOVER } : {}),
         ...(lazy ? { lazyConnect: true } : {}),
       })
-    : new Redis(url, { ...redisOptions, ...(autoPipelining ? { enableAutoPipelining: true } : {}) });
+    : new Redis(url, {
+        ...redisOptions,
+        reconnectOnError: reconnectOnReadOnly,
+        ...(autoPipelining ? { enableAutoPipelining: true } : {}),
+      });
   client.on('error', () => {});
   // BullMQ runs scripts of its own; a start probe runs none.
   if (role !== 'bullmq-worker' && role !== 'start-probe') keepScriptsLoaded(client);
   return client;
+}
+
+/**
+ * A standalone connection answered `READONLY` is on a node that became a replica: a failover
+ * behind a DNS name (ElastiCache's primary endpoint, a Sentinel-managed alias) moves the name to
+ * the new primary, but a connection made before stays on the demoted node, and every write on
+ * it fails for as long as it lives. Reconnecting resolves the name again. The command fails as
+ * it is (`READONLY` is transient: the outbox and the gateway's callers retry it).
+ */
+export function reconnectOnReadOnly(error: Error): boolean {
+  return error.message.startsWith('READONLY');
 }
 
 /**
