@@ -143,7 +143,11 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   let port = await freePort();
   const dir = options.persist ? mkdtempSync(join(tmpdir(), 'livebus-redis-')) : undefined;
   // `always`: a write Redis acknowledged is on disk before the SIGKILL that may follow it.
-  const persistence = dir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir] : ['--appendonly', 'no'];
+  // Without persistence, a replica loads its master's data from the socket (`swapdb`): written to
+  // disk by default, as dump.rdb in the working directory (a test's package folder).
+  const persistence = dir
+    ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir]
+    : ['--appendonly', 'no', '--repl-diskless-load', 'swapdb'];
   // The cluster config (nodes.conf) in a folder of its own, kept across restarts; the bus port
   // set explicitly (the default, port + 10000, may not exist for a high free port).
   const clusterDir = options.clusterEnabled ? mkdtempSync(join(tmpdir(), 'livebus-redis-cluster-')) : undefined;
