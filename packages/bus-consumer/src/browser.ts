@@ -10,6 +10,8 @@ export class BusConsumer extends Core {
   }
 }
 
+// The class the client throws and reports (protocol checks): `instanceof` works whichever build loaded it.
+export { FrameError } from '@livebus/protocol/client';
 export { type Backoff, fullJitterBackoff } from './backoff';
 export type { ConsumerCounters, ConsumerEvents, ConsumerState, EventOf, GroupOptions } from './consumer';
 export { ConnectError, type ConnectErrorCode, FatalCloseError, RpcError } from './errors';

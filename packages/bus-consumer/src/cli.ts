@@ -99,6 +99,14 @@ async function main(): Promise<void> {
     process.exit(values.help ? 0 : 2);
   }
   if (command === 'publish') movedPublish();
+  // A flag of the other command (or of the old `publish`) would be ignored without a word: name it.
+  const notHere =
+    command === 'tail'
+      ? (['timeout', 'redis-url', 'cluster', 'retries'] as const)
+      : command === 'rpc'
+        ? (['cursor', 'group-window', 'group-by', 'redis-url', 'cluster', 'retries'] as const)
+        : [];
+  for (const flag of notHere) if (values[flag] !== undefined) fail(`--${flag} is not an option of ${command}`);
   if (!values.url) fail('--url is required');
   const token = values.token ?? process.env.LIVEBUS_TOKEN;
   const url = values.url;

@@ -187,6 +187,12 @@ export class BusConsumer {
     this.#backoff = o.backoff ?? fullJitterBackoff(o.minReconnectDelayMs, o.maxReconnectDelayMs);
     this.#setCursor(o.lastCursor ?? undefined);
     this.#calls = new CallQueue(o, this.#counters.rpc);
+    // A static token or a route the protocol refuses (too long) could never be sent: say so now.
+    try {
+      this.#helloText(o.token, true);
+    } catch (error) {
+      throw new TypeError(`token or route: ${toError(error).message}`);
+    }
   }
 
   /** The effective options, defaults applied. */
@@ -470,9 +476,11 @@ export class BusConsumer {
       if (id !== this.#connId || socket.readyState !== OPEN) return;
       hello = this.#helloText(token, hasProtocolPing(socket));
     } catch (error) {
-      // getToken failed, or gave a token no hello may carry (longer than 8 192 characters).
+      // getToken failed (an offline device, the identity provider away), or gave a token no hello
+      // may carry: the gateway saw nothing, so no refusal. Tried again with backoff, as a
+      // handshake that timed out; the `error` event carries what getToken threw.
       this.#emitter.emit('error', toError(error));
-      return this.#abort(id, CloseCode.AuthFailed, 'auth_failed');
+      return this.#abort(id, CloseCode.AuthTimeout, 'auth_timeout');
     }
     socket.send(hello);
   }
@@ -692,8 +700,8 @@ export class BusConsumer {
     const authReason = code === CloseCode.AuthFailed ? authFailureReasonOf(rawReason) : undefined;
     let policy = refused ? 'stop' : reconnectPolicy(reason, authReason);
     if (policy === 'refresh_token') {
-      // An expired static token cannot be replaced: a reconnect with it would only be refused (4001).
-      if (this.#authRetried || (reason === 'token_expired' && !this.#o.getToken)) policy = 'stop';
+      // A static token cannot be replaced: a reconnect with it would only be refused again.
+      if (this.#authRetried || !this.#o.getToken) policy = 'stop';
       else this.#authRetried = true;
     }
     if (policy === 'stop') {

@@ -13,6 +13,8 @@ describe('resolveOptions', () => {
       const merged = { ...consumerDefaults, ...options };
       const spread = {
         ...merged,
+        // The URL the socket opens: http(s) as ws(s).
+        url: options.url.replace(/^http/, 'ws'),
         sessionId: options.sessionId ?? sessionId(),
         lateWakeupGraceMs: options.lateWakeupGraceMs ?? Math.min(merged.pingIntervalMs, 5_000),
       };
@@ -43,9 +45,22 @@ describe('resolveOptions', () => {
   it('checks a URL object (from JavaScript) as it is at each call, even after it was changed', () => {
     const url = new URL('ws://h/ws');
     const options = { url } as unknown as { url: string };
-    expect(resolveOptions(options, sessionId).url).toBe(url);
+    expect(resolveOptions(options, sessionId).url).toBe('ws://h/ws');
     url.protocol = 'ftp:';
     expect(() => resolveOptions(options, sessionId)).toThrow('unknown scheme ftp:');
+  });
+
+  it('gives the socket a URL every browser opens: a relative one resolved against the page, http(s) as ws(s)', () => {
+    const page = globalThis as { location?: { href: string } };
+    page.location = { href: 'https://app.example.com/inbox/today' };
+    try {
+      expect(resolveOptions({ url: '/ws' }, sessionId).url).toBe('wss://app.example.com/ws');
+      expect(resolveOptions({ url: 'rt/ws' }, sessionId).url).toBe('wss://app.example.com/inbox/rt/ws');
+      expect(resolveOptions({ url: 'http://127.0.0.1:8080/ws' }, sessionId).url).toBe('ws://127.0.0.1:8080/ws');
+      expect(resolveOptions({ url: 'wss://rt.example.com/ws' }, sessionId).url).toBe('wss://rt.example.com/ws');
+    } finally {
+      delete page.location;
+    }
   });
 
   it('takes user and session ids of 1 to 128 characters, counted as code points', () => {

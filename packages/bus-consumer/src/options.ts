@@ -57,7 +57,7 @@ export interface ConsumerOptions {
    * doubles it. 0: every failure doubles it. @default 3_000
    */
   networkRetryWindowMs?: number;
-  /** Time allowed from socket open to `welcome`. @default 10_000 */
+  /** Time allowed for one attempt, from its start (a `getToken` call included) to `welcome`. @default 10_000 */
   handshakeTimeoutMs?: number;
   /** Per-call RPC timeout, counted from the call (queue time included). @default 10_000 */
   rpcTimeoutMs?: number;
@@ -115,7 +115,7 @@ export function resolveOptions(options: ConsumerOptions, sessionId: () => string
   ) as ResolvedOptions;
   o.sessionId = options.sessionId ?? sessionId();
   o.lateWakeupGraceMs = options.lateWakeupGraceMs ?? Math.min(o.pingIntervalMs, 5_000);
-  checkUrl(o.url);
+  o.url = socketUrl(o.url);
   // Checked here, not when the hello is sent: a hello the protocol refuses could never be sent.
   // (The protocol's own checks of a hello's user_id and session_id, without building a hello.)
   if (o.userId !== undefined && !isUserId(o.userId)) {
@@ -153,32 +153,26 @@ export function resolveOptions(options: ConsumerOptions, sessionId: () => string
 const hasOwn = (o: object, key: string) => Object.prototype.hasOwnProperty.call(o, key);
 
 const SCHEMES = ['ws:', 'wss:', 'http:', 'https:'];
-/** The last URL {@link checkUrl} accepted, and the page it was resolved against. */
-let acceptedUrl: string | undefined;
-let acceptedBase: unknown;
-
 /**
  * Refuses, at construction, a URL no WebSocket can open: otherwise each attempt
- * fails like a network outage (1006) and the client retries forever. In a
- * browser, a relative URL is resolved against the page, as `new WebSocket` does.
+ * fails like a network outage (1006) and the client retries forever. Returns the URL the
+ * socket opens: in a browser, a relative URL resolved against the page, and `http(s)` as
+ * `ws(s)`, which browsers before 2024 do not do themselves (their `new WebSocket` throws).
  */
-function checkUrl(url: string): void {
+function socketUrl(url: string): string {
   if (!url) throw new TypeError('url is required');
   const base = (globalThis as { location?: { href?: unknown } }).location?.href;
-  // The URL (and page) accepted last time: parsing it again would give the same verdict.
-  if (url === acceptedUrl && base === acceptedBase) return;
-  let scheme: string | undefined;
+  let parsed: URL | undefined;
   try {
-    scheme = (typeof base === 'string' ? new URL(url, base) : new URL(url)).protocol;
+    parsed = typeof base === 'string' ? new URL(url, base) : new URL(url);
   } catch {
     // Without a base, "127.0.0.1:8080/ws" and "/ws" do not parse at all.
   }
-  if (scheme === undefined || !SCHEMES.includes(scheme)) {
+  const scheme = parsed?.protocol;
+  if (!parsed || !SCHEMES.includes(scheme as string)) {
     const got = scheme === undefined ? 'no scheme' : `unknown scheme ${scheme}`;
     throw new TypeError(`url has ${got}: ${url} (use ws://HOST/ws or wss://HOST/ws)`);
   }
-  // Only a string is remembered: a URL object (JavaScript callers) could be changed afterwards.
-  if (typeof url !== 'string') return;
-  acceptedUrl = url;
-  acceptedBase = base;
+  parsed.protocol = (scheme as string).replace('http', 'ws');
+  return parsed.href;
 }

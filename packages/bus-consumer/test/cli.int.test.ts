@@ -114,6 +114,16 @@ describe('livebus CLI', () => {
     expect(error.message).toContain('the gateway refused the credentials: invalid_subject');
   });
 
+  it.each([
+    ['tail', '--timeout', '5000'],
+    ['rpc', '--cursor', 'k3x9q2:41'],
+    ['rpc', '--group-window', '50'],
+  ])('%s %s (a flag of another command) is a usage error naming it, not ignored', async (command, flag, value) => {
+    const res = await livebus(command, '--url', g.url, '--user', 'u', flag, value, 'REGISTRY.get_sessions');
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain(`${flag} is not an option of ${command}`);
+  });
+
   it('a URL without a scheme is a usage error', async () => {
     const res = await livebus('rpc', '--url', g.url.replace(/^ws:\/\//, ''), '--user', 'u', 'REGISTRY.get_sessions');
     expect(res.code).toBe(2);

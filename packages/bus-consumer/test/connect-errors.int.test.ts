@@ -121,6 +121,46 @@ describe('the gateway says why it refused the token', () => {
     expect(error.cause).toBeInstanceOf(FatalCloseError);
   });
 
+  it('a static token refused: one attempt, not a second with the same token', async () => {
+    const token = signJwt({ sub: 'u', exp: now() + 600 }, 'another-secret-that-is-long-enough-000000');
+    const c = track(new BusConsumer({ url: g.url, token, ...fast }));
+    const states: string[] = [];
+    c.onClient('state', (s) => states.push(s.newState));
+    c.onClient('error', () => {});
+    expect(await connectError(c)).toMatchObject({ code: 'bad_signature', closeCode: CloseCode.AuthFailed });
+    expect(states.filter((s) => s === 'connecting')).toHaveLength(1);
+  });
+
+  it('a getToken that throws (the identity provider away) is no refusal: retried with backoff, the error told, open once it answers', async () => {
+    let calls = 0;
+    const getToken = () => {
+      calls++;
+      if (calls <= 3) throw new Error(`token service unreachable (${calls})`);
+      return signJwt({ sub: 'u', exp: now() + 600 }, SECRET);
+    };
+    const c = track(new BusConsumer({ url: g.url, getToken, ...fast }));
+    const errors: Error[] = [];
+    c.onClient('error', (e) => errors.push(e));
+    await c.connect();
+    expect(c.state).toBe('open');
+    expect(calls).toBe(4);
+    // A failure before the socket opens is asked again once it is open; the second is told.
+    expect(errors.length).toBeGreaterThan(0);
+    for (const e of errors) expect(e.message).toMatch(/^token service unreachable \(\d\)$/);
+    expect(c.counters).toMatchObject({
+      connects: 1,
+      lastCloseCode: CloseCode.AuthTimeout,
+      lastCloseReason: 'auth_timeout',
+    });
+  });
+
+  it('a static token or a route longer than the protocol takes is refused when the client is built', () => {
+    expect(() => new BusConsumer({ url: g.url, token: 't'.repeat(8193) })).toThrow(
+      /token or route: invalid frame: token: expected at most 8192 characters/,
+    );
+    expect(() => new BusConsumer({ url: g.url, token: 't', route: 'r'.repeat(513) })).toThrow(TypeError);
+  });
+
   it('a token signed with another secret, twice from getToken: bad_signature', async () => {
     let calls = 0;
     const getToken = () => {

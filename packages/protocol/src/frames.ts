@@ -29,7 +29,7 @@ export const HelloFrameSchema = z.strictObject({
   user_id: UserIdSchema.optional(),
   /** Stable id of this tab or process; the gateway makes one up when absent. */
   session_id: SessionIdSchema.optional(),
-  /** The page or service this session serves, recorded in the registry. */
+  /** The page or service this session serves: kept with the session (`GET /debug`), not written to the registry. */
   route: z.string().max(512).optional(),
   /** Cursor of the last event the client handled: the gateway replays what followed. */
   last_cursor: CursorSchema.optional(),
