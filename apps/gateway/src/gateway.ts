@@ -355,9 +355,11 @@ async function shutdownGateway(w: Wired, reason = 'requested'): Promise<void> {
       },
       stopAccepting: () => new Promise<void>((resolve) => server.close(() => resolve())),
       connections: w.connections,
-      flushListeners: async () => {
+      flushListeners: async (reconnectWindowMs) => {
         await w.companies?.follows.close();
-        await Promise.all([w.listeners.flush(), w.companies?.manager.flush()]);
+        // One instance (no Redis): nowhere else to come back to, no reason to wait.
+        const fleet = config.redisUrl !== undefined;
+        await Promise.all([w.listeners.flush(fleet ? reconnectWindowMs : 0), w.companies?.manager.flush()]);
       },
       dropIdleHttp: () => server.closeAllConnections(),
       closeTasks: () => w.tasks.close(),

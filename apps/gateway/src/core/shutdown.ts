@@ -22,8 +22,12 @@ export interface ShutdownSteps {
   /** Stops accepting connections; resolves once the listening socket has closed. */
   stopAccepting(): Promise<void>;
   connections: DrainableConnections;
-  /** Runs the pending detaches now, so no registry entry outlives the process. */
-  flushListeners(): Promise<void>;
+  /**
+   * Runs the pending detaches, so no registry entry outlives the process: after
+   * `reconnectWindowMs` (in which the closed clients were told to come back elsewhere) when the
+   * gateway is one of a fleet, else now.
+   */
+  flushListeners(reconnectWindowMs: number): Promise<void>;
   /** Cuts what still holds the listening socket open (keep-alive requests, streams). */
   dropIdleHttp(): void;
   /** Closes the task queue (in-process tasks stop; a BullMQ queue disconnects). */
@@ -69,8 +73,11 @@ export async function runShutdown(steps: ShutdownSteps, options: ShutdownOptions
   const closeBy = deadline - Math.min(2_000, graceMs / 2);
   while (connections.count > 0 && Date.now() < closeBy) await new Promise((r) => setTimeout(r, options.pollMs ?? 20));
   connections.terminateAll();
+  // The clients come back within the spread (and a connect): their detaches wait for that, but
+  // leave the steps after them about 1.5 s of the grace.
+  const reconnectWindowMs = Math.max(0, Math.min(spreadMs + 500, left() - 1_500));
   await withDeadline(
-    connections.settled().then(() => steps.flushListeners()),
+    connections.settled().then(() => steps.flushListeners(reconnectWindowMs)),
     left(),
   );
   steps.dropIdleHttp();

@@ -779,8 +779,18 @@ export class ListenersManager {
   /**
    * Shutdown: runs every pending detach now instead of waiting for its timer,
    * so registry entries are not left behind, then waits for all of them.
+   *
+   * `reconnectWindowMs`: how long the clients this shutdown closed were told to take to come
+   * back (on another instance of the fleet). Pending detaches wait that long first, so that a
+   * user who came back elsewhere hands the listeners over (the resume marks and the workflow
+   * watches stay for the next holder, the registry is not cleaned) instead of leaving the fleet;
+   * a user who did not come back is cleaned up as before. 0 (one instance, nowhere else to go):
+   * no wait.
    */
-  async flush(): Promise<void> {
+  async flush(reconnectWindowMs = 0): Promise<void> {
+    let pending = false;
+    for (const state of this.#users.values()) pending ||= state.timer !== undefined;
+    if (pending && reconnectWindowMs > 0) await new Promise((resolve) => setTimeout(resolve, reconnectWindowMs));
     this.#closed = true;
     for (const [userId, state] of this.#users) {
       if (state.timer) {
