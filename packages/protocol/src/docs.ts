@@ -104,9 +104,11 @@ any language from this page; validate with the JSON Schemas in
   \`hello\`); HTTP bodies nested too deep answer 400.
 - Every frame has a \`type\`. Unknown fields are rejected: the schemas are strict.
 - A gateway limits how fast one connection may send (by default 100 frames a second,
-  bursts of 200). Frames over the limit are dropped and answered once with an
-  \`error\` frame of code \`rate_limited\`; a connection that keeps flooding is
-  closed with 4005.
+  bursts of 200). Frames over the limit are dropped: an \`rpc\` is answered at once with an
+  \`rpc_error\` of code \`rate_limited\` carrying its \`id\`, and the first other frame of a
+  flood with an \`error\` frame of code \`rate_limited\`. A connection refused a burst's worth
+  of frames before its allowance refilled (it kept sending faster than the rate, whatever got
+  through meanwhile) is closed with 4005; one that slowed down until it refilled starts afresh.
 - A gateway may accept upgrades only from listed origins (\`ALLOWED_ORIGINS\`): another
   \`Origin\` is refused with HTTP 403 before the WebSocket opens.
 
@@ -123,7 +125,9 @@ The first frame must be \`hello\` (or the hello comes in the upgrade, [below](#t
 closes with 4002 (auth timeout). A bad token closes with 4001 and a reason saying why
 (\`token_expired\`, \`bad_signature\`, ...: see [Auth failure reasons](#auth-failure-reasons)), a
 \`hello.v\` the gateway does not speak with 4010. Any other frame before \`hello\` is answered with an \`error\` frame and a
-4004 close.
+4004 close. Frames sent after the hello and before the welcome (an \`rpc\` pipelined behind it)
+are held, and handled in the order sent once the welcome is out: nothing is answered before the
+welcome. At most 32 are held; a 33rd closes the connection with 4004.
 
 ${upgradeHelloSection()}
 ## Token lifetime

@@ -71,4 +71,58 @@ describe('frame dispatch', () => {
     expect(socket.of('pong')).toHaveLength(3); // the burst of 3
     await expect(closes).resolves.toMatchObject({ type: 'rate_limited', authenticated: true });
   });
+
+  describe('with a clock of the test (only Date is faked)', () => {
+    const start = Date.parse('2026-01-01T00:00:00Z');
+    beforeEach(() => {
+      jest.useFakeTimers({
+        now: start,
+        doNotFake: [
+          'hrtime',
+          'nextTick',
+          'performance',
+          'queueMicrotask',
+          'setImmediate',
+          'clearImmediate',
+          'setInterval',
+          'clearInterval',
+          'setTimeout',
+          'clearTimeout',
+        ],
+      });
+    });
+    afterEach(() => jest.useRealTimers());
+
+    it('answers a call over the limit rate_limited by its id, and closes 4005 a client that keeps sending at twice the rate though every other frame gets through', async () => {
+      core = startCore({ rateLimitFramesPerS: 10, rateLimitBurst: 5 });
+      const { socket } = await core.open('alice');
+      for (let i = 0; i < 5; i++) socket.receive({ type: 'ping', ts: i }); // the burst
+      socket.receive({ type: 'rpc', id: 41, method: 'REGISTRY.get_sessions', args: ['alice'] });
+      expect(socket.of('rpc_error')).toEqual([
+        { type: 'rpc_error', id: 41, error: { code: 'rate_limited', message: 'too many frames; slow down' } },
+      ]);
+      // 20 frames a second against a rate of 10: one in two gets through, the refusals add up.
+      for (let i = 0; i < 20 && !socket.ended; i++) {
+        jest.setSystemTime(start + 50 * (i + 1));
+        socket.receive({ type: 'ping', ts: 100 + i });
+      }
+      expect(await socket.closed).toMatchObject({ code: CloseCode.RateLimited });
+      // The flood's first refusal was the call, told by its own answer: no `error` frame besides.
+      expect(socket.of('error')).toEqual([]);
+    });
+
+    it('forgives a flood once the client slowed down until its bucket refilled', async () => {
+      core = startCore({ rateLimitFramesPerS: 10, rateLimitBurst: 5 });
+      const { socket } = await core.open('alice');
+      for (let round = 0; round < 3; round++) {
+        // A burst and four frames over it, then quiet long enough to refill.
+        for (let i = 0; i < 9; i++) socket.receive({ type: 'ping', ts: i });
+        jest.setSystemTime(start + 1_000 * (round + 1));
+      }
+      socket.receive({ type: 'ping', ts: 99 });
+      await socket.next('pong', { seen: true });
+      expect(socket.ended).toBeUndefined();
+      expect(socket.of('error').map((f) => f.code)).toEqual(['rate_limited', 'rate_limited', 'rate_limited']);
+    });
+  });
 });

@@ -3,6 +3,7 @@ import {
   type HelloFrame,
   PROTOCOL_VERSION,
   parseClientFrame,
+  RpcErrorCode,
   type RpcRequestFrame,
 } from '@livebus/protocol';
 import { toRpcError } from '../rpc/rpc-error';
@@ -42,16 +43,25 @@ export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOp
   }
 
   /**
-   * Over the limit: the frame is dropped and the client told so, once; a client
-   * that keeps sending a whole burst's worth of frames into a full bucket is closed.
+   * Over the limit: the frame is dropped. A call is answered `rate_limited` by its id (it fails
+   * now, not at the client's timeout); the flood's first refusal of another frame is told
+   * with an `error` frame. A client refused a whole burst's worth of frames before its bucket refilled (it
+   * kept sending faster than the rate, whatever got through meanwhile) is closed 4005.
    */
-  function rateLimited(conn: Connection): void {
+  function rateLimited(conn: Connection, data: Buffer): void {
     conn.refused++;
-    if (conn.refused === 1) {
-      conn.send({ type: 'error', code: 'rate_limited', message: 'too many frames; slow down' });
-      logger.warn('ws_rate_limited', { uid: conn.session?.uid, session_id: conn.session?.id });
+    if (conn.refused >= config.rateLimitBurst) {
+      conn.close(CloseCode.RateLimited, 'rate limited', 'rate_limited');
+      return;
     }
-    if (conn.refused >= config.rateLimitBurst) conn.close(CloseCode.RateLimited, 'rate limited', 'rate_limited');
+    if (conn.refused === 1) logger.warn('ws_rate_limited', { uid: conn.session?.uid, session_id: conn.session?.id });
+    const parsed = conn.session ? parseClientFrame(data, parseOptions) : undefined;
+    if (parsed?.ok && parsed.value.type === 'rpc') {
+      const error = { code: RpcErrorCode.RateLimited, message: 'too many frames; slow down' };
+      conn.send({ type: 'rpc_error', id: parsed.value.id, error });
+    } else if (conn.refused === 1) {
+      conn.send({ type: 'error', code: 'rate_limited', message: 'too many frames; slow down' });
+    }
   }
 
   function onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
@@ -68,13 +78,15 @@ export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOp
     // session then never makes a bucket (64 bytes).
     if (rateLimit && conn.phase !== 'handshake') {
       conn.limiter ??= new TokenBucket(rateLimit);
+      // The client slowed down until its bucket refilled: the flood is over, its refusals forgiven.
+      if (conn.refused > 0 && conn.limiter.isFull()) conn.refused = 0;
       if (!conn.limiter.take()) {
-        rateLimited(conn);
+        rateLimited(conn, data);
         return;
       }
     }
-    conn.refused = 0;
-    if (conn.phase === 'authenticating') {
+    // Held from the hello until the welcome is out (handshake.ts replays them then, in order).
+    if (conn.phase === 'authenticating' || conn.early !== undefined) {
       conn.early ??= [];
       if (conn.early.length >= MAX_EARLY_FRAMES) badFrame(conn, 'too many frames before welcome', undefined, true);
       else conn.early.push(data);

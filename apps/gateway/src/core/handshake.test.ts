@@ -264,6 +264,27 @@ describe('handshake', () => {
     expect(socket.of('pong').map((f) => f.ts)).toEqual([1, 2]);
   });
 
+  it('holds the frames that arrive after the session opened but before its welcome: nothing is answered before it, all in order after', async () => {
+    const slices = manualSlices();
+    core = startCore({}, { slices });
+    const socket = core.connect();
+    socket.receive({ type: 'hello', v: 1, user_id: 'alice' });
+    socket.receive({ type: 'ping', ts: 1 });
+    expect(await slices.pending(1)).toBe(1);
+    slices.resumeAll();
+    // Open (session.open), and waiting for its slice before the welcome.
+    expect(await slices.pending(1)).toBe(1);
+    expect(core.hub.has('alice')).toBe(true);
+    socket.receive({ type: 'ping', ts: 2 });
+    socket.receive({ type: 'rpc', id: 7, method: 'NO.such_method', args: [] });
+    for (let turn = 0; turn < 10; turn++) await new Promise((r) => setImmediate(r));
+    expect(socket.sent).toEqual([]);
+    slices.resumeAll();
+    await socket.next('rpc_error', { seen: true });
+    expect(socket.sent.map((f) => f.type)).toEqual(['welcome', 'pong', 'pong', 'rpc_error']);
+    expect(socket.of('pong').map((f) => f.ts)).toEqual([1, 2]);
+  });
+
   it('a reconnect with the same session id replaces the old socket (4008)', async () => {
     core = startCore();
     const first = await core.open('alice', { session_id: 's' });

@@ -81,6 +81,9 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     }
     conn.session = session;
     conn.phase = 'open';
+    // Frames keep being held until the welcome is out (the bus subscription and the reads come
+    // first): nothing reaches the client before its welcome, and they run in the order sent.
+    conn.early ??= [];
     conn.appPing = frame.app_ping === true;
     clearTimeout(conn.handshakeTimer);
     // A cleared Timeout held for the connection's life costs about 200 bytes (with its closure).

@@ -22,7 +22,10 @@ export class Connection {
   phase: 'handshake' | 'authenticating' | 'open' | 'closed' = 'handshake';
   session: Session | undefined;
   localCloseReason: LocalCloseReason | undefined;
-  /** Frames that arrived while the hello was being verified; processed once the session opens. Made on first use. */
+  /**
+   * Frames that arrived between the hello and the welcome; processed, in order, once the welcome
+   * is out. Made at the first such frame, or when the session opens (held from then until the welcome).
+   */
   early: Buffer[] | undefined;
   handshakeTimer: NodeJS.Timeout | undefined;
   /**
@@ -31,7 +34,7 @@ export class Connection {
    * and an idle connection then keeps none (about 64 bytes for its life).
    */
   limiter: TokenBucket | undefined;
-  /** Frames refused by the limiter since the last accepted one. */
+  /** Frames refused by the limiter since its bucket was last full (the flood's refusals). */
   refused = 0;
   /** The client asked for app-level `ping` frames (it cannot see protocol pings). */
   appPing = false;
