@@ -58,6 +58,7 @@ export const LOG_EVENTS = [
   'task_worker_shutdown_complete',
   'listener_error',
   'listener_stalled',
+  'listener_change_skipped',
   'listener_lease_acquired',
   'listener_lease_lost',
   'listener_holder_dead',

@@ -1,6 +1,7 @@
 import type { ListenerChange } from '@livebus/protocol';
 import { waitFor } from '@livebus/test-support';
 import type { Query, Timestamp } from 'firebase-admin/firestore';
+import { InvalidEventError } from '../../fleet/bus/invalid-event-error';
 import type { Logger } from '../../logger';
 import { markOf } from '../watermark-store';
 import { stopQueriesOn, WatchedQuery, type WatchedQueryObserver } from './watched-query';
@@ -109,6 +110,80 @@ describe('WatchedQuery: deletions reported when a listener resumes', () => {
     q.send(22, 2, [['c/marker', 'added', 22]]);
     await waitFor(() => events.includes('added c/marker'), 'the marker');
     expect(events).toEqual(['removed c/deleted', 'added c/marker']);
+    await watched.stop();
+  });
+});
+
+describe('WatchedQuery: a publish that fails part way through a snapshot', () => {
+  /** A fresh listener whose emit the test scripts: `refuse(path)` says how the publish of that path fails. */
+  function publishing(refuse: (path: string, attempt: number) => Error | undefined) {
+    const q = scriptedQuery();
+    const events: string[] = [];
+    const skipped: string[] = [];
+    const attempts = new Map<string, number>();
+    const logger: Logger = {
+      ...silent,
+      warn: (event, fields) => {
+        if (event === 'listener_change_skipped') skipped.push(String(fields?.path));
+      },
+    };
+    const watched = new WatchedQuery({
+      query: q.query,
+      userId: 'u1',
+      listener: 'notes',
+      source: 'firestore',
+      emit: async (event) => {
+        const data = event.data as ListenerChange;
+        const n = (attempts.get(data.path) ?? 0) + 1;
+        attempts.set(data.path, n);
+        const error = refuse(data.path, n);
+        if (error) throw error;
+        events.push(`${data.change} ${data.path}`);
+      },
+      mark: undefined,
+      readDocs: async () => new Map(),
+      saveMark: async () => true,
+      onFenced: () => {},
+      observer: quiet,
+      logger,
+      retryMinMs: 10,
+    });
+    watched.start();
+    return { q, events, skipped, watched };
+  }
+
+  it('does not send again what went out before the failure when the re-open reads the same snapshot', async () => {
+    const { q, events, watched } = publishing((path, n) =>
+      path === 'c/b' && n === 1 ? new Error('redis_unavailable') : undefined,
+    );
+    const snapshot: Change[] = [
+      ['c/a', 'added', 10],
+      ['c/b', 'added', 11],
+      ['c/c', 'added', 12],
+    ];
+    q.send(20, 3, snapshot);
+    await waitFor(() => q.opens === 2, 're-opened after the failed publish');
+    q.send(21, 3, snapshot);
+    await waitFor(() => events.includes('added c/c'), 'the rest');
+    expect(events).toEqual(['added c/a', 'added c/b', 'added c/c']);
+    await watched.stop();
+  });
+
+  it('skips a change that can never be published (InvalidEventError), says so, and goes on with the rest', async () => {
+    const { q, events, skipped, watched } = publishing((path) =>
+      path === 'c/huge' ? new InvalidEventError('the frame would exceed 1048576 bytes') : undefined,
+    );
+    q.send(20, 3, [
+      ['c/a', 'added', 10],
+      ['c/huge', 'added', 11],
+      ['c/c', 'added', 12],
+    ]);
+    await waitFor(() => events.includes('added c/c'), 'the change after it');
+    q.send(22, 3, [['c/d', 'added', 22]]);
+    await waitFor(() => events.includes('added c/d'), 'a later snapshot');
+    expect(events).toEqual(['added c/a', 'added c/c', 'added c/d']);
+    expect(skipped).toEqual(['c/huge']);
+    expect(q.opens).toBe(1);
     await watched.stop();
   });
 });

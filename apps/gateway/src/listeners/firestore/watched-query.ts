@@ -1,5 +1,6 @@
 import type { Cursor, ListenerChange } from '@livebus/protocol';
 import type { Firestore, Query, QuerySnapshot, Timestamp } from 'firebase-admin/firestore';
+import { InvalidEventError } from '../../fleet/bus/invalid-event-error';
 import type { Logger } from '../../logger';
 import { addToUnsaved, deltaOf, mergeCarried, type UnsavedMark } from '../carry-over';
 import { listenerDefaults } from '../listener-defaults';
@@ -315,10 +316,27 @@ export class WatchedQuery {
     }
     if (dropped > 0) this.#o.observer.deduplicated(this.#o.listener, dropped);
     let cursor: Cursor | undefined;
+    /** The changes of `delta` published so far: a failure part way keeps them from going out twice. */
+    const sent: DeliveredDelta = { put: {}, del: [] };
     try {
       for (const data of events) {
-        const published = await this.#o.emit({ event: 'listener.change', data });
-        if (published) cursor = published.cursor;
+        try {
+          const published = await this.#o.emit({ event: 'listener.change', data });
+          if (published) cursor = published.cursor;
+        } catch (error) {
+          if (!(error instanceof InvalidEventError)) throw error;
+          // Never publishable (a document larger than an event may be): skipped, and counted as
+          // delivered, rather than re-read and refused for ever with every change after it.
+          this.#o.logger.warn('listener_change_skipped', {
+            uid: this.#o.userId,
+            listener: this.#o.listener,
+            path: data.path,
+            error: error.message,
+          });
+          this.#o.observer.error('too_large');
+        }
+        if (data.change === 'removed') sent.del.push(data.path);
+        else if (delta.put[data.path] !== undefined) sent.put[data.path] = delta.put[data.path] as string;
       }
     } catch (error) {
       if ((error as { code?: unknown }).code === 'fenced') {
@@ -326,7 +344,9 @@ export class WatchedQuery {
         if (!this.#stopped) this.#o.onFenced();
         return;
       }
-      // Not published: re-open from the mark, which re-reads and re-sends what is missing.
+      // Not all published: what went out is tracked (the re-open does not send it again), the
+      // mark stays, and the re-open from it re-reads and sends the rest.
+      this.#track(sent);
       this.#fail('emit', error, generation);
       return;
     }
