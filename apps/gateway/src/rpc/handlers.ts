@@ -65,10 +65,14 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
     if (deps.registryDebug) deps.logger.info('registry_op', { op, store: storeLabel(deps.registry), ...fields });
   };
   const notify = (userId: string, reason: string, registry?: UserRegistry) =>
-    deps.publish(userId, {
-      event: 'registry.updated',
-      data: registry ? { user_id: userId, reason, registry } : { user_id: userId, reason },
-    });
+    deps
+      .publish(userId, {
+        event: 'registry.updated',
+        data: registry ? { user_id: userId, reason, registry } : { user_id: userId, reason },
+      })
+      .catch((error: unknown) => {
+        throw storeFailure(error, 'the event bus');
+      });
 
   const requireUnified = () => {
     if (!deps.unifiedRegistryEnabled) {
@@ -198,7 +202,9 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
     },
 
     'WORKFLOW.unwatch': async (ctx, jobId) => {
-      await deps.listeners.unwatchWorkflow(ctx.principal.uid, jobId);
+      await deps.listeners.unwatchWorkflow(ctx.principal.uid, jobId).catch((error: unknown) => {
+        throw storeFailure(error, 'the workflow store');
+      });
       return { success: true, job_id: jobId, watching: false };
     },
   };

@@ -1,3 +1,4 @@
+import { PublishError } from '@livebus/publisher';
 import { ReplyError } from 'ioredis';
 import { RpcError } from './rpc-error';
 import { storeFailure } from './store-failure';
@@ -23,6 +24,19 @@ describe('storeFailure', () => {
     );
     expect(refused.toWire()).toEqual({ code: 'internal', message: 'internal error' });
     expect(refused.cause).toBeInstanceOf(ReplyError);
+  });
+
+  it('answers unavailable for an event the bus cannot take now (outbox full, Redis away, closing), internal for one it refused', () => {
+    for (const code of ['outbox_full', 'redis_unavailable', 'closed'] as const) {
+      expect(storeFailure(new PublishError(code, 'not now'), 'the event bus').toWire()).toEqual({
+        code: 'unavailable',
+        message: 'the event bus is unavailable; retry later',
+      });
+    }
+    expect(storeFailure(new PublishError('redis_error', 'refused'), 'the event bus').toWire()).toEqual({
+      code: 'internal',
+      message: 'internal error',
+    });
   });
 
   it('keeps an RpcError as it is', () => {

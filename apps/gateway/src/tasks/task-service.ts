@@ -76,7 +76,7 @@ export class TaskService {
       throw new RpcError(RpcErrorCode.Forbidden, `job id ${jobId} was started for another user`);
     }
     // The queued event goes out before the job exists, so no worker's event can precede it.
-    if (created) await this.#o.publish(userId, progressEvent(record));
+    if (created) await unavailableOnError(() => this.#o.publish(userId, progressEvent(record)));
     // Also for an existing queued task: a start whose enqueue failed is completed by its retry.
     if (record.status === 'queued') {
       await unavailableOnError(() =>
@@ -116,7 +116,8 @@ export class TaskService {
       }),
     );
     if (dequeued.ok && dequeued.record) {
-      await this.#o.publish(dequeued.record.user_id, progressEvent(dequeued.record));
+      const cancelled = dequeued.record;
+      await unavailableOnError(() => this.#o.publish(cancelled.user_id, progressEvent(cancelled)));
       await queue.remove(taskId).catch(() => {
         // A worker that picks it up anyway finds it cancelled and skips it.
       });
@@ -130,7 +131,7 @@ export class TaskService {
     const deadline = Date.now() + (this.#o.cancelWaitMs ?? 3_000);
     while (Date.now() < deadline) {
       await sleep(50);
-      record = (await queue.store.get(taskId)) ?? record;
+      record = (await unavailableOnError(() => queue.store.get(taskId))) ?? record;
       if (isFinal(record.status)) return answer(record, record.status === 'cancelled');
     }
     return answer(record, true);
