@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { outboxDefaults, retentionDefaults } from '@livebus/publisher';
 import { ConfigError, defaultConfig, EnvSchema, loadConfig } from './config';
@@ -166,7 +167,28 @@ describe('docs/configuration.md', () => {
     expect(() => loadConfig({ AUTH_MODE: 'firebase' })).toThrow(/FIREBASE_PROJECT_ID: AUTH_MODE=firebase needs/);
     expect(loadConfig({ AUTH_MODE: 'firebase', FIREBASE_PROJECT_ID: 'demo' }).firebaseProjectId).toBe('demo');
     expect(() => loadConfig({ AUTH_MODE: 'firebase', GOOGLE_CLOUD_PROJECT: 'demo' })).not.toThrow();
-    expect(() => loadConfig({ AUTH_MODE: 'firebase', GOOGLE_APPLICATION_CREDENTIALS: '/key.json' })).not.toThrow();
+    const key = join(mkdtempSync(join(tmpdir(), 'livebus-key-')), 'key.json');
+    writeFileSync(key, JSON.stringify({ type: 'service_account', project_id: 'demo' }));
+    expect(() => loadConfig({ AUTH_MODE: 'firebase', GOOGLE_APPLICATION_CREDENTIALS: key })).not.toThrow();
+  });
+
+  it('refuses a GOOGLE_APPLICATION_CREDENTIALS that names no readable JSON key, when Firebase or Firestore is used', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'livebus-key-'));
+    const missing = join(dir, 'missing.json');
+    expect(() => loadConfig({ AUTH_MODE: 'firebase', GOOGLE_APPLICATION_CREDENTIALS: missing })).toThrow(
+      `GOOGLE_APPLICATION_CREDENTIALS: cannot read ${missing} (ENOENT)`,
+    );
+    const garbled = join(dir, 'garbled.json');
+    writeFileSync(garbled, 'not json');
+    expect(() => loadConfig({ AUTH_MODE: 'firebase', GOOGLE_APPLICATION_CREDENTIALS: garbled })).toThrow(
+      `${garbled} is not a JSON service-account key`,
+    );
+    // No key read: neither Firebase auth nor listeners, Firebase auth with its project named (a
+    // worker sharing the gateway's environment), or listeners on the emulator.
+    expect(() => loadConfig({ GOOGLE_APPLICATION_CREDENTIALS: missing })).not.toThrow();
+    expect(() =>
+      loadConfig({ AUTH_MODE: 'firebase', FIREBASE_PROJECT_ID: 'demo', GOOGLE_APPLICATION_CREDENTIALS: missing }),
+    ).not.toThrow();
   });
 });
 

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { protocolDefaults } from '@livebus/protocol';
 import { outboxDefaults, retentionDefaults } from '@livebus/publisher';
 import { z } from 'zod';
@@ -314,6 +315,17 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
       '  FIREBASE_PROJECT_ID: AUTH_MODE=firebase needs the Firebase project: set FIREBASE_PROJECT_ID (or GOOGLE_CLOUD_PROJECT, or GOOGLE_APPLICATION_CREDENTIALS naming a service-account key that carries it)',
     );
   }
+  // firebase-admin reads the key when it first needs it: a path that is not there would fail
+  // every listener (retried for ever), or every token when the project comes from the key, and
+  // say so only in their errors. Not checked where no key is read: the emulator, or Firebase
+  // auth with its project named (token checks need the project and Google's public keys only).
+  const keyNeeded =
+    (e.LISTENERS_FILE && !e.FIRESTORE_EMULATOR_HOST) ||
+    (e.AUTH_MODE === 'firebase' && !e.FIREBASE_PROJECT_ID && !cleaned.GOOGLE_CLOUD_PROJECT && !cleaned.GCLOUD_PROJECT);
+  if (e.GOOGLE_APPLICATION_CREDENTIALS && keyNeeded) {
+    const problem = unreadableKey(e.GOOGLE_APPLICATION_CREDENTIALS);
+    if (problem) problems.push(`  GOOGLE_APPLICATION_CREDENTIALS: ${problem}`);
+  }
   if (e.PING_TIMEOUT_MS <= e.PING_INTERVAL_MS) {
     problems.push(`  PING_TIMEOUT_MS: must be greater than PING_INTERVAL_MS (${e.PING_INTERVAL_MS})`);
   }
@@ -422,4 +434,20 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     admissionMaxLagMs: e.ADMISSION_MAX_LAG_MS,
     admissionRetryAfterS: e.ADMISSION_RETRY_AFTER_S,
   };
+}
+
+/** Why the service-account key at `path` cannot be used, or undefined when it reads as JSON. */
+function unreadableKey(path: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    return `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? String(error)}): mount the service-account key there, or unset it`;
+  }
+  try {
+    JSON.parse(text);
+  } catch {
+    return `${path} is not a JSON service-account key`;
+  }
+  return undefined;
 }
