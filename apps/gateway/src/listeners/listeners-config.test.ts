@@ -34,6 +34,17 @@ describe('LISTENERS_FILE', () => {
     expect(() => parseListenersConfig({ user: [{ name: 'n', collection: 'c', where: [['f', '~', 1]] }] })).toThrow(
       /user\[0\]\.where\[0\]\[1\]/,
     );
+    const where = (filter: unknown[]) => () =>
+      parseListenersConfig({ user: [{ name: 'n', collection: 'c', where: [['ok', '==', 1], filter] }] });
+    expect(where(['owner..id', '==', '{uid}'])).toThrow(
+      /user\[0\]\.where\[1\]: field "owner\.\.id" is not a field path/,
+    );
+    expect(where(['tags[0]', '==', 'a'])).toThrow(/is not a field path/);
+    expect(where(['status', 'in', 'open'])).toThrow(/user\[0\]\.where\[1\]: "in" takes an array of 1 to 30 values/);
+    expect(where(['status', 'not-in', []])).toThrow(/"not-in" takes an array of 1 to 10 values/);
+    expect(where(['due', '<', null])).toThrow(/null is only compared with "==" or "!="/);
+    expect(where(['members', 'array-contains-any', ['{uid}', 'all']])).not.toThrow();
+    expect(where(['owner.id', '==', null])).not.toThrow();
     expect(() => parseListenersConfig({ workflow: { document: 'jobs', owner_field: 'o' } })).toThrow(
       /workflow\.document/,
     );

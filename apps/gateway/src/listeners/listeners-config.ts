@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { CompanySectionSchema } from './company/company-config';
+import { WhereSchema } from './where-filter';
 
 const PLACEHOLDER = /\{([a-z_]+)\}/g;
 
@@ -15,15 +16,13 @@ const pathWith = (allowed: string) =>
       `the only placeholder allowed is {${allowed}}`,
     );
 
-const OPERATORS = ['==', '!=', '<', '<=', '>', '>=', 'array-contains', 'in', 'not-in', 'array-contains-any'] as const;
-
 const UserListenerSchema = z.strictObject({
   /** Name carried by every event of the listener (`listener` field). */
   name: z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'must be lower-case letters, digits, - or _'),
   /** Collection path (odd number of segments); `{uid}` is the user id. */
   collection: pathWith('uid').refine((p) => p.split('/').length % 2 === 1, 'must name a collection (odd segments)'),
-  /** Filters `[field, operator, value]`; a string value `{uid}` is the user id. */
-  where: z.array(z.tuple([z.string().min(1), z.enum(OPERATORS), z.unknown()])).optional(),
+  /** Filters `[field, operator, value]`; a string value `{uid}` (also in an array) is the user id. */
+  where: WhereSchema.optional(),
 });
 
 const WorkflowSchema = z.strictObject({

@@ -1,9 +1,9 @@
 import { z } from 'zod';
+import { WhereSchema } from '../where-filter';
 
 // No import of ../listeners-config here: it imports this file (the `company` section of LISTENERS_FILE).
 
 const PLACEHOLDER = /\{([a-z_]+)\}/g;
-const OPERATORS = ['==', '!=', '<', '<=', '>', '>=', 'array-contains', 'in', 'not-in', 'array-contains-any'] as const;
 
 /** A relative Firestore path whose placeholders are all among `allowed`. */
 const pathWith = (allowed: readonly string[]) =>
@@ -24,8 +24,8 @@ const CompanyListenerSchema = z.strictObject({
     (p) => p.split('/').length % 2 === 1,
     'must name a collection (odd segments)',
   ),
-  /** Filters `[field, operator, value]`; a string value `{company_id}` is the company id. */
-  where: z.array(z.tuple([z.string().min(1), z.enum(OPERATORS), z.unknown()])).optional(),
+  /** Filters `[field, operator, value]`; a string value `{company_id}` (also in an array) is the company id. */
+  where: WhereSchema.optional(),
 });
 
 const MembershipSchema = z

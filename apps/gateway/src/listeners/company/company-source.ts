@@ -6,6 +6,7 @@ import type { AttachContext, Detach, Emit, ListenerSource, ListenerSourceStats }
 import type { ListenerStats } from '../listener-stats';
 import { fillPath } from '../listeners-config';
 import type { WatermarkStore } from '../watermark-store';
+import { fillValue } from '../where-filter';
 import { CompanyBroadcaster } from './company-broadcaster';
 import type { CompanyConfig, CompanyListenerConfig } from './company-config';
 import type { CompanyFanOut } from './company-fanout';
@@ -120,7 +121,7 @@ export class CompanyListenerSource implements ListenerSource {
   #query(config: CompanyListenerConfig, companyId: string): Query {
     let query: Query = this.#o.firestore.collection(fillPath(config.collection, { company_id: companyId }));
     for (const [field, op, value] of config.where ?? []) {
-      query = query.where(field, op as WhereFilterOp, value === '{company_id}' ? companyId : value);
+      query = query.where(field, op as WhereFilterOp, fillValue(value, '{company_id}', companyId));
     }
     return query;
   }

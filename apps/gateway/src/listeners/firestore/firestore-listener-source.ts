@@ -5,6 +5,7 @@ import type { AttachContext, Detach, Emit, ListenerSource, ListenerSourceStats }
 import { ListenerStats } from '../listener-stats';
 import { fillPath, type UserListenerConfig } from '../listeners-config';
 import type { WatermarkStore } from '../watermark-store';
+import { fillValue } from '../where-filter';
 import { WatchedQuery } from './watched-query';
 
 /** Options of {@link FirestoreListenerSource}. */
@@ -64,7 +65,7 @@ export class FirestoreListenerSource implements ListenerSource {
     const placeholder = this.#placeholder;
     let query: Query = this.#o.firestore.collection(fillPath(config.collection, { [placeholder]: userId }));
     for (const [field, op, value] of config.where ?? []) {
-      query = query.where(field, op as WhereFilterOp, value === `{${placeholder}}` ? userId : value);
+      query = query.where(field, op as WhereFilterOp, fillValue(value, `{${placeholder}}`, userId));
     }
     return query;
   }
