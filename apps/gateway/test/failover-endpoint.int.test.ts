@@ -29,6 +29,18 @@ describe('a gateway on a standalone Redis behind a name, when the primary fails 
     try {
       await admin.replicaof('127.0.0.1', newPrimary.port);
       endpoint.retarget(newPrimary.port);
+      // A publish first (no hello yet to meet READONLY in a plain write): its append is answered
+      // READONLY by the script, the connection replaced, the retry stored on the new primary.
+      const res = await fetch(`${t.http}/publish`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          user_id: 'fo-a',
+          event: { event: 'session.notice', data: { level: 'info', message: 'x' } },
+        }),
+      });
+      expect(res.status).toBe(202);
+      expect(await res.json()).toMatchObject({ accepted: true, cursor: expect.any(String) });
       // A hello that meets READONLY fails (the client retries); one after the reconnect opens.
       const after = await waitFor(
         async () => {

@@ -81,10 +81,10 @@ export interface OutboxOptions {
    * Called before each retry round while sending fails: a client whose own
    * reconnects gave up must be told to connect again. `stale`: an attempt got no
    * answer within `attemptTimeoutMs` on a connection that still looks up (a frozen
-   * Redis, an address that swallows packets), or was answered `READONLY` (the node
-   * became a replica): it should be dropped for a new one.
+   * Redis, an address that swallows packets: `cause` `timeout`), or was answered `READONLY`
+   * (the node became a replica: `readonly`): it should be dropped for a new one.
    */
-  reconnect?: (stale?: boolean) => void;
+  reconnect?: (stale?: boolean, cause?: 'timeout' | 'readonly') => void;
 }
 
 /** What the outbox tells {@link OutboxOptions.onEvent}. */
@@ -197,7 +197,7 @@ export class Outbox {
   readonly #batchBytes: number;
   readonly #attemptTimeoutMs: number;
   readonly #onEvent: (event: OutboxEvent) => void;
-  readonly #reconnect: (stale?: boolean) => void;
+  readonly #reconnect: (stale?: boolean, cause?: 'timeout' | 'readonly') => void;
   readonly #client: RedisClient;
   readonly #items: Item[] = [];
   readonly #stats = { queued: 0, dropped: 0, stored: 0, retried: 0, deduplicated: 0 };
@@ -510,7 +510,7 @@ export class Outbox {
       results = await withRedisTimeout(this.#writer.appendBatches(this.id, batches), this.#attemptTimeoutMs);
     } catch (error) {
       // A connection that stopped answering is not used again: its commands would only queue behind.
-      if (error instanceof RedisTimeoutError) this.#reconnect(true);
+      if (error instanceof RedisTimeoutError) this.#reconnect(true, 'timeout');
       results = batches.map(() => error as Error);
     }
     let unreachable = false;
@@ -546,7 +546,7 @@ export class Outbox {
     // The connection is on a replica: a primary that failed over behind a DNS name keeps the
     // connections made before (the script reports READONLY itself, so the client's own
     // reconnect-on-READONLY does not see it). A new connection resolves the name again.
-    if (readOnly) this.#reconnect(true);
+    if (readOnly) this.#reconnect(true, 'readonly');
     return unreachable;
   }
 

@@ -90,7 +90,8 @@ export async function waitForRedisAtStart(
 
 /** The primary a replica follows (`INFO replication`: `role:slave`, `master_host`, `master_port`), or undefined for a primary. */
 async function replicaOf(client: { info(section: string): Promise<string> }): Promise<string | undefined> {
-  const info = await client.info('replication');
+  // A user whose ACL leaves out INFO (`-@dangerous`) cannot ask: its writes will tell.
+  const info = await client.info('replication').catch(() => '');
   if (!/^role:slave\s*$/m.test(info)) return undefined;
   const field = (name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim();
   return `${field('master_host') ?? '?'}:${field('master_port') ?? '?'}`;

@@ -293,7 +293,15 @@ export class RedisEventBus implements EventBus {
     this.#heldBound = Math.max(resolved.retentionEvents, HELD_FLOOR);
     this.#ownsClient = ownsClient;
     // Every publish of this instance goes through one outbox: in order per user, held through an outage.
-    this.#outbox = new Outbox(client, new RedisStreamWriter(client, retention), outbox);
+    this.#outbox = new Outbox(client, new RedisStreamWriter(client, retention), {
+      // A connection on a demoted primary (a failover behind a DNS name) is replaced at once, not
+      // at the next plain write that meets READONLY (the append script reports it itself). A
+      // slow answer (`timeout`) is not: the connection is shared with every session's commands.
+      reconnect: (_stale, cause) => {
+        if (cause === 'readonly' && client.status === 'ready') client.disconnect(true);
+      },
+      ...outbox,
+    });
     this.#reader = new RedisStreamReader(client, retention);
   }
 
