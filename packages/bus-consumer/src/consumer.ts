@@ -366,8 +366,8 @@ export class BusConsumer {
   /**
    * The token first, for a hello in the upgrade. Should `getToken` fail, the socket opens without
    * it and asks again once open, as a client sending its hello as a frame does: an offline client
-   * (whose `getToken` may need the network too) keeps reconnecting with backoff, and a token that
-   * cannot be had is still `auth_failed` once a gateway is reached.
+   * (whose `getToken` may need the network too) keeps reconnecting with backoff, and so does
+   * one whose `getToken` keeps failing once a gateway is reached (`auth_timeout`, see #sendHello).
    */
   async #openWithToken(id: number, getToken: () => string | undefined | Promise<string | undefined>): Promise<void> {
     let token: string | undefined | typeof LATER;
@@ -471,16 +471,20 @@ export class BusConsumer {
   /** The hello as the socket's first frame; `token` {@link LATER}: asked for now. */
   async #sendHello(id: number, socket: Socket, known: string | undefined | typeof LATER): Promise<void> {
     let hello: string;
+    let got = false;
     try {
       const token = known === LATER ? await this.#token() : known;
+      got = true;
       if (id !== this.#connId || socket.readyState !== OPEN) return;
       hello = this.#helloText(token, hasProtocolPing(socket));
     } catch (error) {
-      // getToken failed (an offline device, the identity provider away), or gave a token no hello
-      // may carry: the gateway saw nothing, so no refusal. Tried again with backoff, as a
-      // handshake that timed out; the `error` event carries what getToken threw.
       this.#emitter.emit('error', toError(error));
-      return this.#abort(id, CloseCode.AuthTimeout, 'auth_timeout');
+      // getToken failed (an offline device, the identity provider away): the gateway saw nothing,
+      // so no refusal; tried again with backoff, as a handshake that timed out. A token no hello
+      // may carry (over 8 192 characters) is refused as the gateway would refuse it.
+      return got
+        ? this.#abort(id, CloseCode.AuthFailed, 'auth_failed')
+        : this.#abort(id, CloseCode.AuthTimeout, 'auth_timeout');
     }
     socket.send(hello);
   }

@@ -2,10 +2,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
-// A byte budget, not a timing: the browser build must stay smaller, gzipped, than
-// socket.io-client's (14 773 bytes for socket.io.min.js 4.8.4). `node bench/bundle-size.mjs` prints
-// the sizes side by side and where the bytes come from; docs/client.md has the figures.
-const BUDGET_GZIP_BYTES = 14_750;
+// A byte budget, not a timing: the browser build must be no larger, gzipped, than
+// socket.io-client's (14 773 bytes for socket.io.min.js 4.8.4, issue 23's bound). `node
+// bench/bundle-size.mjs` prints the sizes side by side and where the bytes come from;
+// docs/client.md has the figures.
+const BUDGET_GZIP_BYTES = 14_773;
 const dist = join(__dirname, '..', 'dist', 'browser');
 const code = (file: string) => readFileSync(join(dist, file), 'utf8').replace(/\n?\/\/# sourceMappingURL=\S+\s*$/, '');
 

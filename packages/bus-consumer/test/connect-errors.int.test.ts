@@ -154,6 +154,19 @@ describe('the gateway says why it refused the token', () => {
     });
   });
 
+  it('a getToken that gives a token no hello may carry (over 8 192 characters) is refused, not retried for ever', async () => {
+    let calls = 0;
+    const getToken = () => {
+      calls++;
+      return 't'.repeat(8193);
+    };
+    const c = track(new BusConsumer({ url: g.url, getToken, ...fast }));
+    c.onClient('error', () => {});
+    expect(await connectError(c)).toMatchObject({ closeCode: CloseCode.AuthFailed });
+    expect(c.state).toBe('closed');
+    expect(calls).toBeLessThanOrEqual(4);
+  });
+
   it('a static token or a route longer than the protocol takes is refused when the client is built', () => {
     expect(() => new BusConsumer({ url: g.url, token: 't'.repeat(8193) })).toThrow(
       /token or route: invalid frame: token: expected at most 8192 characters/,
