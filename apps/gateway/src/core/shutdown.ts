@@ -74,10 +74,14 @@ export async function runShutdown(steps: ShutdownSteps, options: ShutdownOptions
   while (connections.count > 0 && Date.now() < closeBy) await new Promise((r) => setTimeout(r, options.pollMs ?? 20));
   connections.terminateAll();
   // The clients come back within the spread (and a connect): their detaches wait for that, but
-  // leave the steps after them about 1.5 s of the grace.
-  const reconnectWindowMs = Math.max(0, Math.min(spreadMs + 500, left() - 1_500));
+  // leave the steps after them about 1.5 s of the grace (counted once the sessions are settled).
+  const closedAt = Date.now();
   await withDeadline(
-    connections.settled().then(() => steps.flushListeners(reconnectWindowMs)),
+    connections
+      .settled()
+      .then(() =>
+        steps.flushListeners(Math.max(0, Math.min(spreadMs + 500 - (Date.now() - closedAt), left() - 1_500))),
+      ),
     left(),
   );
   steps.dropIdleHttp();
