@@ -27,6 +27,25 @@ async function connectError(c: BusConsumer): Promise<ConnectError> {
   return error as ConnectError;
 }
 
+describe('a call larger than the gateway takes (MAX_PAYLOAD_BYTES)', () => {
+  it('fails unavailable, and the session comes back (1009 is no reason to stop for good)', async () => {
+    const g = await startGateway({ maxPayloadBytes: 4_096 });
+    try {
+      const c = track(new BusConsumer({ url: g.url, userId: 'big', ...fast }));
+      c.onClient('error', () => {});
+      await c.connect();
+      const huge = c
+        .rpc('TASK.start_document_analysis', 'big', { content: 'x'.repeat(10_000) }, 'job-1')
+        .catch((e: unknown) => e);
+      expect(await huge).toMatchObject({ code: 'unavailable' });
+      await waitFor(() => c.state === 'open' && c.counters.connects === 2, 'the session back');
+      expect(c.counters.lastCloseCode).toBe(CloseCode.MessageTooBig);
+    } finally {
+      await g.stop();
+    }
+  });
+});
+
 describe('a URL that is not a livebus endpoint', () => {
   let g: GatewayHandle;
   beforeAll(async () => {

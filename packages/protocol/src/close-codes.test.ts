@@ -60,6 +60,8 @@ describe('reconnectPolicy', () => {
     expect(reconnectPolicy('auth_failed', 'verifier_unavailable')).toBe('reconnect');
     expect(reconnectPolicy('auth_failed', 'internal_error')).toBe('reconnect');
     expect(reconnectPolicy('auth_timeout')).toBe('reconnect');
+    // One frame over the gateway's limit (a large call): not a reason to stop for good.
+    expect(reconnectPolicy('message_too_big')).toBe('reconnect');
     expect(reconnectPolicy('forbidden')).toBe('stop');
     expect(reconnectPolicy('protocol_error')).toBe('stop');
   });

@@ -135,7 +135,8 @@ export type ReconnectPolicy = 'reconnect' | 'refresh_token' | 'stop';
  * trouble, not the credential's: `verifier_unavailable`, `internal_error`.
  */
 export function reconnectPolicy(reason: DisconnectReason, authReason?: AuthFailureReason): ReconnectPolicy {
-  // The gateway's trouble, not the credential's: try again later.
+  // The gateway's trouble, not the credential's: try again later. (1009, `message_too_big`, is
+  // one frame the gateway would not take: the calls in flight fail, the session comes back.)
   if (authReason === 'verifier_unavailable' || authReason === 'internal_error') return 'reconnect';
   switch (reason) {
     case 'auth_failed':
@@ -144,7 +145,6 @@ export function reconnectPolicy(reason: DisconnectReason, authReason?: AuthFailu
     case 'forbidden':
     case 'protocol_error':
     case 'unsupported_version':
-    case 'message_too_big':
     case 'policy_violation':
     case 'replaced':
     case 'too_many_sessions':
