@@ -12,7 +12,9 @@ import { CompanyListeners } from './company-listeners';
 import { CompanyStats } from './company-stats';
 import { Membership } from './membership';
 
-function setup(o: { followers?: CompanyFollowers; followerTtlMs?: number; leaveDelayMs?: number } = {}) {
+function setup(
+  o: { followers?: CompanyFollowers; followerTtlMs?: number; leaveDelayMs?: number; membership?: Membership } = {},
+) {
   const hooks = new Hooks<GatewayHookEvents>();
   const logger = createLogger({ level: 'error', format: 'json', instanceId: 't' });
   const registry = new MemoryRegistryStore();
@@ -36,7 +38,7 @@ function setup(o: { followers?: CompanyFollowers; followerTtlMs?: number; leaveD
   const follows = new CompanyListeners({
     manager,
     followers,
-    membership: new Membership({ claim: 'company_ids' }),
+    membership: o.membership ?? new Membership({ claim: 'company_ids' }),
     registry,
     bus: new MemoryEventBus(),
     principals: (uid) => principals.get(uid) ?? [],
@@ -114,6 +116,61 @@ describe('CompanyListeners', () => {
     expect(t.follows.following('u2')).toBeUndefined();
     expect(await t.followers.list('acme')).toEqual([]);
     expect(t.follows.stats().refused).toEqual({ not_member: 2 });
+    await t.follows.close();
+    await t.manager.flush();
+  });
+
+  it('keeps a follow through a membership that cannot be read (membership_error), and stops it on a real refusal', async () => {
+    const claims = new Membership({ claim: 'company_ids' });
+    let readable = true;
+    const membership = {
+      check: (principal: Principal, company: string) =>
+        readable
+          ? claims.check(principal, company)
+          : Promise.resolve({ member: false as const, reason: 'membership_error' as const, message: 'Firestore away' }),
+    } as unknown as Membership;
+    const t = setup({ membership });
+    await t.setCompany('u1', 'acme');
+    t.principals.set('u1', [t.member('u1', ['acme'])]);
+    t.hooks.emit('session.open', { uid: 'u1', sessionId: 's1', service: false });
+    await t.follows.idle();
+    expect(t.follows.following('u1')).toBe('acme');
+    readable = false;
+    t.hooks.emit('session.token_refreshed', { uid: 'u1', sessionId: 's1' });
+    await t.follows.idle();
+    expect(t.follows.following('u1')).toBe('acme');
+    expect((await t.followers.list('acme')).map((f) => f.uid)).toEqual(['u1']);
+    expect(t.heard.at(-1)).toMatchObject({ company_id: 'acme', reason: 'membership_error' });
+    readable = true;
+    t.principals.set('u1', [t.member('u1', [])]);
+    t.hooks.emit('session.token_refreshed', { uid: 'u1', sessionId: 's1' });
+    await t.follows.idle();
+    expect(t.follows.following('u1')).toBeUndefined();
+    await t.follows.close();
+    await t.manager.flush();
+  });
+
+  it('a follow whose follower entry could not be written (Redis away) is made at the next decision', async () => {
+    const inner = new MemoryCompanyFollowers();
+    let failing = true;
+    const followers = new Proxy(inner, {
+      get(target, key, receiver) {
+        if (key === 'add' && failing) return () => Promise.reject(new Error('Connection is closed.'));
+        const value = Reflect.get(target, key, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as CompanyFollowers;
+    const t = setup({ followers });
+    await t.setCompany('u1', 'acme');
+    t.principals.set('u1', [t.member('u1', ['acme'])]);
+    t.hooks.emit('session.open', { uid: 'u1', sessionId: 's1', service: false });
+    await t.follows.idle();
+    expect(t.follows.following('u1')).toBeUndefined();
+    failing = false;
+    t.hooks.emit('session.token_refreshed', { uid: 'u1', sessionId: 's1' });
+    await t.follows.idle();
+    expect(t.follows.following('u1')).toBe('acme');
+    expect((await inner.list('acme')).map((f) => f.uid)).toEqual(['u1']);
     await t.follows.close();
     await t.manager.flush();
   });

@@ -232,14 +232,24 @@ export class CompanyListeners {
         } else {
           reason = verdict.reason;
           this.#o.stats.refused(verdict.reason);
+          // Membership could not be read (Firestore away): no verdict, so a follow already
+          // decided stands; the next decision (a token refresh, a registry change) reads again.
+          if (verdict.reason === 'membership_error' && user.company === wanted) target = wanted;
         }
       }
       if (this.#users.get(uid) !== user) return;
       const changed = target !== user.company;
       if (changed) {
-        if (user.company) await this.#unfollow(uid, user.company);
-        user.company = target;
-        if (target) await this.#follow(uid, target);
+        // Each step recorded once done: one that throws (Redis away) leaves `user.company` saying
+        // what holds, and the next decision finds the change still to make.
+        if (user.company) {
+          await this.#unfollow(uid, user.company);
+          user.company = undefined;
+        }
+        if (target) {
+          await this.#follow(uid, target);
+          user.company = target;
+        }
       }
       if (changed || reason !== 'member') {
         this.#o.hooks.emit('company.follow', { uid, company_id: target ?? null, requested: wanted, reason });
