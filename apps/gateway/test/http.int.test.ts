@@ -106,8 +106,12 @@ describe('health, metrics and publish on the embedded default', () => {
     await Promise.all([a.client.close(), b.client.close()]);
   });
 
-  it('unknown routes are 404 and bodies are size-limited', async () => {
+  it('unknown routes are 404, a known path with another method 405 naming the allowed ones, and bodies are size-limited', async () => {
     expect((await httpJson(`${t.http}/nope`)).status).toBe(404);
+    const wrong = await fetch(`${t.http}/rpc`);
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.get('allow')).toBe('POST');
+    expect(await wrong.json()).toMatchObject({ error: { code: 'method_not_allowed' } });
     const big = await httpJson(`${t.http}/rpc`, { method: 'POST', token: 'u', body: 'x'.repeat(2 * 1024 * 1024) });
     expect(big.status).toBe(413);
   });

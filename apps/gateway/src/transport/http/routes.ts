@@ -47,6 +47,17 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
       const path = pathOf(req);
       const route = routes[`${req.method} ${path}`];
       if (!route) {
+        // A path served with other methods: 405 naming them (RFC 9110), not a 404 that reads as a wrong URL.
+        const allowed = Object.keys(routes)
+          .filter((key) => key.slice(key.indexOf(' ') + 1) === path)
+          .map((key) => key.slice(0, key.indexOf(' ')));
+        if (allowed.length > 0) {
+          res.setHeader('allow', allowed.join(', '));
+          send(res, 405, {
+            error: { code: 'method_not_allowed', message: `${req.method} ${path}: use ${allowed.join(' or ')}` },
+          });
+          return;
+        }
         send(res, 404, { error: { code: 'not_found', message: `no route ${req.method} ${path}` } });
         return;
       }
