@@ -99,14 +99,7 @@ async function main(): Promise<void> {
     process.exit(values.help ? 0 : 2);
   }
   if (command === 'publish') movedPublish();
-  // A flag of the other command (or of the old `publish`) would be ignored without a word: name it.
-  const notHere =
-    command === 'tail'
-      ? (['timeout', 'redis-url', 'cluster', 'retries'] as const)
-      : command === 'rpc'
-        ? (['cursor', 'group-window', 'group-by', 'redis-url', 'cluster', 'retries'] as const)
-        : [];
-  for (const flag of notHere) if (values[flag] !== undefined) fail(`--${flag} is not an option of ${command}`);
+  refuseOtherFlags(command, values);
   if (!values.url) fail('--url is required');
   const token = values.token ?? process.env.LIVEBUS_TOKEN;
   const url = values.url;
@@ -334,6 +327,17 @@ function unreachable(url: string, why: string): string {
  * the client (in every frontend) no longer installs a Redis client. Says where, exit 2.
  * The arguments are not echoed: the Redis URL may hold a password.
  */
+/** A flag of the other command (or of the old `publish`) would be ignored without a word: exit 2 naming it. */
+function refuseOtherFlags(command: string, values: Record<string, unknown>): void {
+  const notHere =
+    command === 'tail'
+      ? ['timeout', 'redis-url', 'cluster', 'retries']
+      : command === 'rpc'
+        ? ['cursor', 'group-window', 'group-by', 'redis-url', 'cluster', 'retries']
+        : [];
+  for (const flag of notHere) if (values[flag] !== undefined) fail(`--${flag} is not an option of ${command}`);
+}
+
 function movedPublish(): never {
   process.stderr.write(
     "livebus: publish moved to the publisher's own command, livebus-publish, with the same arguments:\n" +

@@ -62,6 +62,18 @@ function methodSections(): string {
 }
 
 /** "The hello in the upgrade", under "Handshake" (upgrade-hello.ts). */
+/** How `POST /rpc` answers: the HTTP status of each RPC error code, and its body errors. */
+function httpRpcSection(): string {
+  return `Over HTTP, \`POST /rpc\` answers \`200 {"result": ...}\`, or \`{"error": {code, message, data?}}\` with
+the status of its code: \`invalid_params\` 400, \`unauthenticated\` 401, \`forbidden\` 403,
+\`unknown_method\` and \`not_found\` 404, \`rate_limited\` 429, \`internal\` 500, \`unavailable\` 503,
+\`timeout\` 504. A body that is not \`{"method": ..., "args": [...]}\` answers 400 \`bad_request\`
+(\`bad_json\` when it is not JSON, \`too_deep\` when nested deeper than 64 levels), one larger than
+the gateway's \`MAX_PAYLOAD_BYTES\` 413 \`too_large\`, and another method than \`POST\` 405 with
+an \`Allow\` header. A refused bearer token answers 401 with the reason in \`error.reason\`
+(see [Auth failure reasons](#auth-failure-reasons)).`;
+}
+
 function upgradeHelloSection(): string {
   return `### The hello in the upgrade
 A client may carry its hello in the upgrade request instead of sending it as the first frame:
@@ -189,14 +201,7 @@ for any user. The same calls are accepted over HTTP: \`POST /rpc\` with
 Error codes (\`rpc_error.error.code\`): ${RPC_ERROR_CODES.map((c) => `\`${c}\``).join(', ')}.
 \`invalid_params\` carries \`data.issues\`: \`[{ path, message }]\`, with paths counted from the first argument.
 
-Over HTTP, \`POST /rpc\` answers \`200 {"result": ...}\`, or \`{"error": {code, message, data?}}\` with
-the status of its code: \`invalid_params\` 400, \`unauthenticated\` 401, \`forbidden\` 403,
-\`unknown_method\` and \`not_found\` 404, \`rate_limited\` 429, \`internal\` 500, \`unavailable\` 503,
-\`timeout\` 504. A body that is not \`{"method": ..., "args": [...]}\` answers 400 \`bad_request\`
-(\`bad_json\` when it is not JSON, \`too_deep\` when nested deeper than 64 levels), one larger than
-the gateway's \`MAX_PAYLOAD_BYTES\` 413 \`too_large\`, and another method than \`POST\` 405 with
-an \`Allow\` header. A refused bearer token answers 401 with the reason in \`error.reason\`
-(see [Auth failure reasons](#auth-failure-reasons)).
+${httpRpcSection()}
 
 ${methodSections()}
 
