@@ -4,7 +4,7 @@ import type { Query, Timestamp } from 'firebase-admin/firestore';
 import { InvalidEventError } from '../../fleet/bus/invalid-event-error';
 import type { Logger } from '../../logger';
 import { markOf } from '../watermark-store';
-import { stopQueriesOn, WatchedQuery, type WatchedQueryObserver } from './watched-query';
+import { stopQueriesOn, WatchedQuery, type WatchedQueryObserver, type WatchedQueryOptions } from './watched-query';
 
 const silent: Logger = { error() {}, warn() {}, info() {}, debug() {} };
 const quiet: WatchedQueryObserver = { reads() {}, events() {}, deduplicated() {}, error() {}, restart() {} };
@@ -45,15 +45,30 @@ function scriptedQuery() {
   };
 }
 
-/** A listener resuming from a delivered set ('c/kept' at 10, 'c/deleted' at 11, mark at 12). */
-function resumed(readDocs: (paths: readonly string[]) => Promise<Map<string, Timestamp | undefined>>) {
-  const q = scriptedQuery();
-  const events: string[] = [];
-  const watched = new WatchedQuery({
+/** A listener of user u1's `notes` on `q`, fresh unless `options` say otherwise. */
+function watchedOn(q: ReturnType<typeof scriptedQuery>, options: Partial<WatchedQueryOptions>): WatchedQuery {
+  return new WatchedQuery({
     query: q.query,
     userId: 'u1',
     listener: 'notes',
     source: 'firestore',
+    emit: async () => undefined,
+    mark: undefined,
+    readDocs: async () => new Map(),
+    saveMark: async () => true,
+    onFenced: () => {},
+    observer: quiet,
+    logger: silent,
+    retryMinMs: 10,
+    ...options,
+  });
+}
+
+/** A listener resuming from a delivered set ('c/kept' at 10, 'c/deleted' at 11, mark at 12). */
+function resumed(readDocs: (paths: readonly string[]) => Promise<Map<string, Timestamp | undefined>>) {
+  const q = scriptedQuery();
+  const events: string[] = [];
+  const watched = watchedOn(q, {
     emit: async (event) => {
       const data = event.data as ListenerChange;
       events.push(`${data.change} ${data.path}`);
@@ -61,11 +76,6 @@ function resumed(readDocs: (paths: readonly string[]) => Promise<Map<string, Tim
     mark: markOf(at(12)),
     docs: { 'c/kept': markOf(at(10)), 'c/deleted': markOf(at(11)) },
     readDocs,
-    saveMark: async () => true,
-    onFenced: () => {},
-    observer: quiet,
-    logger: silent,
-    retryMinMs: 10,
   });
   watched.start();
   return { q, events, watched };
@@ -127,11 +137,7 @@ describe('WatchedQuery: a publish that fails part way through a snapshot', () =>
         if (event === 'listener_change_skipped') skipped.push(String(fields?.path));
       },
     };
-    const watched = new WatchedQuery({
-      query: q.query,
-      userId: 'u1',
-      listener: 'notes',
-      source: 'firestore',
+    const watched = watchedOn(q, {
       emit: async (event) => {
         const data = event.data as ListenerChange;
         const n = (attempts.get(data.path) ?? 0) + 1;
@@ -140,13 +146,7 @@ describe('WatchedQuery: a publish that fails part way through a snapshot', () =>
         if (error) throw error;
         events.push(`${data.change} ${data.path}`);
       },
-      mark: undefined,
-      readDocs: async () => new Map(),
-      saveMark: async () => true,
-      onFenced: () => {},
-      observer: quiet,
       logger,
-      retryMinMs: 10,
     });
     watched.start();
     return { q, events, skipped, watched };
