@@ -114,7 +114,10 @@ any language from this page; validate with the JSON Schemas in
   arrays and objects deeper than ${protocolDefaults.maxJsonDepth} levels. Deeper frames are refused with an
   \`error\` frame of code \`bad_frame\` before they are parsed (and a 4004 close before
   \`hello\`); HTTP bodies nested too deep answer 400.
-- Every frame has a \`type\`. Unknown fields are rejected: the schemas are strict.
+- Every frame has a \`type\`. Unknown fields are rejected: the schemas are strict. A malformed
+  frame is answered with an \`error\` frame of code \`bad_frame\` (and \`issues\`), except an
+  \`rpc\` frame with a usable \`id\`, answered by that id with an \`rpc_error\` \`invalid_params\`
+  (\`data.issues\`), so the call fails at once.
 - A gateway limits how fast one connection may send (by default 100 frames a second,
   bursts of 200). Frames over the limit are dropped: an \`rpc\` is answered at once with an
   \`rpc_error\` of code \`rate_limited\` carrying its \`id\`, and the first other frame of a

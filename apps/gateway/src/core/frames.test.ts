@@ -41,6 +41,22 @@ describe('frame dispatch', () => {
     expect(socket.ended).toBeUndefined();
   });
 
+  it('answers a malformed call by its id (invalid_params, with the issues), not with an error frame the call never hears', async () => {
+    core = startCore();
+    const { socket } = await core.open('alice');
+    socket.receive({ type: 'rpc', id: 9, method: 'REGISTRY.get_sessions', args: 'alice' });
+    socket.receive({ type: 'rpc', id: 'c-10', method: 'REGISTRY.get_sessions', args: ['alice'], extra: true });
+    expect(socket.of('rpc_error')).toEqual([
+      expect.objectContaining({ id: 9, error: expect.objectContaining({ code: 'invalid_params' }) }),
+      expect.objectContaining({ id: 'c-10', error: expect.objectContaining({ code: 'invalid_params' }) }),
+    ]);
+    expect(socket.of('rpc_error')[0]).toMatchObject({ error: { data: { issues: [expect.anything()] } } });
+    // Without a usable id it stays a frame error.
+    socket.receive({ type: 'rpc', id: -1, method: 'REGISTRY.get_sessions', args: 'alice' });
+    expect(socket.of('error').map((f) => f.code)).toEqual(['bad_frame']);
+    expect(socket.ended).toBeUndefined();
+  });
+
   it('closes 1003 on a binary frame', async () => {
     core = startCore();
     const { socket } = await core.open('alice');

@@ -4,6 +4,7 @@ import {
   PROTOCOL_VERSION,
   parseClientFrame,
   RpcErrorCode,
+  RpcIdSchema,
   type RpcRequestFrame,
 } from '@livebus/protocol';
 import { toRpcError } from '../rpc/rpc-error';
@@ -94,6 +95,14 @@ export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOp
     }
     const parsed = parseClientFrame(data, parseOptions);
     if (!parsed.ok) {
+      // A call with an id, malformed otherwise (its args not an array, a field too many): answered
+      // by that id, so it fails now rather than at the client's timeout.
+      const id = conn.session && parsed.error.kind === 'invalid' ? rpcIdOf(data) : undefined;
+      if (id !== undefined) {
+        const error = { code: RpcErrorCode.InvalidParams, message: parsed.error.message };
+        conn.send({ type: 'rpc_error', id, error: { ...error, data: { issues: [...parsed.error.issues] } } });
+        return;
+      }
       // Before the handshake nothing is trusted: close. After it, report and keep the session.
       badFrame(conn, parsed.error.message, [...parsed.error.issues], conn.phase === 'handshake');
       return;
@@ -140,6 +149,18 @@ export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOp
   }
 
   return { onMessage, badFrame };
+}
+
+/** The id of an `rpc` frame the protocol refused, when it has a usable one (a string or an integer). */
+function rpcIdOf(data: Buffer): string | number | undefined {
+  try {
+    const frame = JSON.parse(data.toString()) as { type?: unknown; id?: unknown };
+    if (frame?.type !== 'rpc') return undefined;
+    const id = RpcIdSchema.safeParse(frame.id);
+    return id.success ? id.data : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The frame dispatch of a connection handler. */
