@@ -352,6 +352,10 @@ describe('company listeners, as an attacker tries them', () => {
     for (const id of ['../initech', 'initech/members', '..', '.', '__name__', 'a b', '']) {
       const answer = await follow(client, 'ini-eve', id);
       expect(answer).toMatchObject({ type: 'rpc_error', error: { code: 'invalid_params' } });
+      if (answer.type === 'rpc_error' && id !== '') {
+        // The id fails the method's own checks (the empty one already fails the schema's).
+        expect(answer.error.data).toMatchObject({ issues: [expect.objectContaining({ path: expect.any(String) })] });
+      }
     }
     expect(follows.filter((f) => f.uid === 'ini-eve' && f.company_id !== null)).toEqual([]);
   }, 30_000);

@@ -229,7 +229,11 @@ describe('tasks without Redis, and with the flag off', () => {
       const tooBig = await client.call('TASK.start_document_analysis', ['gus', { content: 'x'.repeat(10_001) }, 'big']);
       expect(tooBig).toMatchObject({
         type: 'rpc_error',
-        error: { code: 'invalid_params', message: expect.stringContaining('TASK_MAX_DOCUMENT_BYTES') },
+        error: {
+          code: 'invalid_params',
+          message: expect.stringContaining('TASK_MAX_DOCUMENT_BYTES'),
+          data: { issues: [{ path: '1.content', message: expect.stringContaining('10001 bytes') }], bytes: 10_001 },
+        },
       });
       await client.close();
     } finally {

@@ -53,7 +53,11 @@ async function store<T>(op: () => Promise<T>): Promise<T> {
 async function checkCompany(deps: HandlerDeps, ctx: RpcContext, company: string | null | undefined): Promise<void> {
   if (!deps.companies || typeof company !== 'string' || ctx.principal.service) return;
   const refused = await deps.companies.refusal(ctx.principal, company);
-  if (refused?.reason === 'invalid_company_id') throw new RpcError(RpcErrorCode.InvalidParams, refused.message);
+  if (refused?.reason === 'invalid_company_id') {
+    // `issues`, as every invalid_params carries (the path counted from the first argument: the patch).
+    const issues = [{ path: '1.companies.current_company_id', message: refused.message }];
+    throw new RpcError(RpcErrorCode.InvalidParams, refused.message, { data: { issues } });
+  }
   if (refused?.reason === 'membership_error') throw new RpcError(RpcErrorCode.Unavailable, refused.message);
   if (refused) throw new RpcError(RpcErrorCode.Forbidden, refused.message);
 }

@@ -47,11 +47,11 @@ export class TaskService {
   ): Promise<RpcResult<'TASK.start_document_analysis'>> {
     const bytes = Buffer.byteLength(content, 'utf8');
     if (bytes > this.#o.maxDocumentBytes) {
-      throw new RpcError(
-        RpcErrorCode.InvalidParams,
-        `the document is ${bytes} bytes; the maximum is ${this.#o.maxDocumentBytes} (TASK_MAX_DOCUMENT_BYTES)`,
-        { data: { max_bytes: this.#o.maxDocumentBytes, bytes } },
-      );
+      const message = `the document is ${bytes} bytes; the maximum is ${this.#o.maxDocumentBytes} (TASK_MAX_DOCUMENT_BYTES)`;
+      // `issues`, as every invalid_params carries (the path counted from the first argument).
+      throw new RpcError(RpcErrorCode.InvalidParams, message, {
+        data: { issues: [{ path: '1.content', message }], max_bytes: this.#o.maxDocumentBytes, bytes },
+      });
     }
     const { queue } = this.#o;
     const taskId = `${DOC_ANALYSIS_PREFIX}${jobId}`;
