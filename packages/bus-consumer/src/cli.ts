@@ -322,11 +322,6 @@ function unreachable(url: string, why: string): string {
   return `cannot reach the gateway at ${url} (${why}): is it running, and is the URL right?`;
 }
 
-/**
- * `livebus publish` moved to @livebus/publisher's `livebus-publish`, so that installing
- * the client (in every frontend) no longer installs a Redis client. Says where, exit 2.
- * The arguments are not echoed: the Redis URL may hold a password.
- */
 /** A flag of the other command (or of the old `publish`) would be ignored without a word: exit 2 naming it. */
 function refuseOtherFlags(command: string, values: Record<string, unknown>): void {
   const notHere =
@@ -338,6 +333,11 @@ function refuseOtherFlags(command: string, values: Record<string, unknown>): voi
   for (const flag of notHere) if (values[flag] !== undefined) fail(`--${flag} is not an option of ${command}`);
 }
 
+/**
+ * `livebus publish` moved to @livebus/publisher's `livebus-publish`, so that installing
+ * the client (in every frontend) no longer installs a Redis client. Says where, exit 2.
+ * The arguments are not echoed: the Redis URL may hold a password.
+ */
 function movedPublish(): never {
   process.stderr.write(
     "livebus: publish moved to the publisher's own command, livebus-publish, with the same arguments:\n" +
