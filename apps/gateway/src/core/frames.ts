@@ -56,10 +56,13 @@ export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOp
       return;
     }
     if (conn.refused === 1) logger.warn('ws_rate_limited', { uid: conn.session?.uid, session_id: conn.session?.id });
-    const parsed = conn.session ? parseClientFrame(data, parseOptions) : undefined;
-    if (parsed?.ok && parsed.value.type === 'rpc') {
-      const error = { code: RpcErrorCode.RateLimited, message: 'too many frames; slow down' };
-      conn.send({ type: 'rpc_error', id: parsed.value.id, error });
+    const id = conn.session ? rpcIdOf(data) : undefined;
+    if (id !== undefined) {
+      conn.send({
+        type: 'rpc_error',
+        id,
+        error: { code: RpcErrorCode.RateLimited, message: 'too many frames; slow down' },
+      });
     } else if (conn.refused === 1) {
       conn.send({ type: 'error', code: 'rate_limited', message: 'too many frames; slow down' });
     }
