@@ -142,7 +142,8 @@ closes with 4002 (auth timeout). A bad token closes with 4001 and a reason sayin
 \`hello.v\` the gateway does not speak with 4010. Any other frame before \`hello\` is answered with an \`error\` frame and a
 4004 close. Frames sent after the hello and before the welcome (an \`rpc\` pipelined behind it)
 are held, and handled in the order sent once the welcome is out: nothing is answered before the
-welcome. At most 32 are held; a 33rd closes the connection with 4004.
+welcome, and counted against the rate limit then, once. At most 32 are held; a 33rd closes the
+connection with 4004.
 
 ${upgradeHelloSection()}
 ## Token lifetime

@@ -88,6 +88,24 @@ describe('frame dispatch', () => {
     await expect(closes).resolves.toMatchObject({ type: 'rate_limited', authenticated: true });
   });
 
+  it('counts frames pipelined behind the hello once, when they are handled after the welcome: within the burst all answered, past it refused after the welcome', async () => {
+    core = startCore({ rateLimitFramesPerS: 1, rateLimitBurst: 3 });
+    const within = core.connect();
+    within.receive({ type: 'hello', v: 1, user_id: 'alice' });
+    for (let i = 0; i < 3; i++) within.receive({ type: 'ping', ts: i });
+    await within.next('welcome');
+    for (let turn = 0; turn < 5; turn++) await new Promise((r) => setImmediate(r));
+    expect(within.sent.map((f) => f.type)).toEqual(['welcome', 'pong', 'pong', 'pong']);
+
+    const past = core.connect();
+    past.receive({ type: 'hello', v: 1, user_id: 'bob' });
+    for (let i = 0; i < 5; i++) past.receive({ type: 'ping', ts: i });
+    await past.next('welcome');
+    for (let turn = 0; turn < 5; turn++) await new Promise((r) => setImmediate(r));
+    expect(past.sent.map((f) => f.type)).toEqual(['welcome', 'pong', 'pong', 'pong', 'error']);
+    expect(past.of('error')[0]?.code).toBe('rate_limited');
+  });
+
   describe('with a clock of the test (only Date is faked)', () => {
     const start = Date.parse('2026-01-01T00:00:00Z');
     beforeEach(() => {

@@ -77,6 +77,15 @@ export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOp
       conn.close(CloseCode.UnsupportedData, 'binary frame');
       return;
     }
+    // Held from the hello until the welcome is out (handshake.ts replays them then, in order,
+    // through here): counted by the limiter once, when replayed, so that no answer (a refusal
+    // either) precedes the welcome; until then MAX_EARLY_FRAMES bounds them.
+    if (conn.phase === 'authenticating' || conn.early !== undefined) {
+      conn.early ??= [];
+      if (conn.early.length >= MAX_EARLY_FRAMES) badFrame(conn, 'too many frames before welcome', undefined, true);
+      else conn.early.push(data);
+      return;
+    }
     // The hello is not counted: an open connection in its handshake takes one frame (the hello,
     // or a refused one that closes it; nothing is read once closing, above), and an idle
     // session then never makes a bucket (64 bytes).
@@ -88,13 +97,6 @@ export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOp
         rateLimited(conn, data);
         return;
       }
-    }
-    // Held from the hello until the welcome is out (handshake.ts replays them then, in order).
-    if (conn.phase === 'authenticating' || conn.early !== undefined) {
-      conn.early ??= [];
-      if (conn.early.length >= MAX_EARLY_FRAMES) badFrame(conn, 'too many frames before welcome', undefined, true);
-      else conn.early.push(data);
-      return;
     }
     const parsed = parseClientFrame(data, parseOptions);
     if (!parsed.ok) {
