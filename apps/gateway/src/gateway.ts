@@ -528,6 +528,14 @@ function logListening(ports: ResolvedPorts, config: GatewayConfig, address: Addr
       message: 'unset: WebSocket upgrades are accepted from any Origin; list your front-end origins',
     });
   }
+  if (!config.adminToken) {
+    // Only outside production (it is required there): the quick start, a test, a staging host.
+    logger.warn('gateway_config_warning', {
+      variable: 'ADMIN_TOKEN',
+      message:
+        'unset: POST /publish, /metrics, /debug, /cluster and the dashboard answer anyone who reaches this port; set it anywhere that port is reachable by others',
+    });
+  }
   logger.info('gateway_listening', {
     host: address.address,
     port: address.port,

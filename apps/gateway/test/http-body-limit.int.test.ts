@@ -12,6 +12,10 @@ describe('a body far over the limit (the built CLI)', () => {
         'gateway_listening',
         20_000,
       );
+      // No ADMIN_TOKEN here: the admin endpoints are open, and the start says so.
+      expect(cli.lines.filter((l) => l.event === 'gateway_config_warning').map((l) => l.variable)).toEqual([
+        'ADMIN_TOKEN',
+      ]);
       const http = `http://127.0.0.1:${listening.port}`;
       for (const mb of [2, 100]) {
         const res = await fetch(`${http}/publish`, {
