@@ -57,6 +57,7 @@ export const LOG_EVENTS = [
   'task_worker_shutdown_start',
   'task_worker_shutdown_complete',
   'listener_error',
+  'listener_recovered',
   'listener_stalled',
   'listener_change_skipped',
   'listener_lease_acquired',

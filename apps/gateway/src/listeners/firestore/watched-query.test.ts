@@ -15,13 +15,16 @@ type Change = [path: string, type: 'added' | 'modified' | 'removed', updated: nu
 /** A query whose snapshots the test sends, one at a time, as Firestore's listen stream would. */
 function scriptedQuery() {
   let next: ((snapshot: unknown) => void) | undefined;
+  let failed: ((error: Error) => void) | undefined;
   let opens = 0;
   const query = {
-    onSnapshot(onNext: (snapshot: unknown) => void) {
+    onSnapshot(onNext: (snapshot: unknown) => void, onError: (error: Error) => void) {
       opens++;
       next = onNext;
+      failed = onError;
       return () => {
         next = undefined;
+        failed = undefined;
       };
     },
   } as unknown as Query;
@@ -38,6 +41,8 @@ function scriptedQuery() {
   return {
     query,
     send,
+    /** The open listen stream fails, as Firestore's does when it is unreachable. */
+    fail: (error: Error) => failed?.(error),
     /** How many times a listener was opened on it. */
     get opens() {
       return opens;
@@ -120,6 +125,34 @@ describe('WatchedQuery: deletions reported when a listener resumes', () => {
     q.send(22, 2, [['c/marker', 'added', 22]]);
     await waitFor(() => events.includes('added c/marker'), 'the marker');
     expect(events).toEqual(['removed c/deleted', 'added c/marker']);
+    await watched.stop();
+  });
+});
+
+describe('WatchedQuery: a listener that keeps failing', () => {
+  it('warns at its first failure, tells its retries at debug, and says when it recovered', async () => {
+    const q = scriptedQuery();
+    const logged: string[] = [];
+    const log = (level: string) => (event: string, fields?: Record<string, unknown>) => {
+      if (event.startsWith('listener_')) logged.push(`${level} ${event} ${fields?.attempt ?? fields?.attempts}`);
+    };
+    const watched = watchedOn(q, {
+      logger: { error: log('error'), warn: log('warn'), info: log('info'), debug: log('debug') },
+    });
+    watched.start();
+    for (let opens = 1; opens <= 3; opens++) {
+      await waitFor(() => q.opens === opens, `open ${opens}`);
+      q.fail(Object.assign(new Error('14 UNAVAILABLE: no connection'), { code: 14 }));
+    }
+    await waitFor(() => q.opens === 4, 'the fourth open');
+    q.send(20, 0, []);
+    await waitFor(() => logged.some((l) => l.includes('recovered')), 'the recovery');
+    expect(logged).toEqual([
+      'warn listener_error 1',
+      'debug listener_error 2',
+      'debug listener_error 3',
+      'info listener_recovered 3',
+    ]);
     await watched.stop();
   });
 });

@@ -156,6 +156,8 @@ export class WatchedQuery {
   #overflowed: boolean;
   #seenFirst = false;
   #attempt = 0;
+  /** When the first failure of the current run of retries happened (its recovery says how long). */
+  #failingSince = 0;
   #lastSnapshotAt = Date.now();
   #retryTimer: NodeJS.Timeout | undefined;
   #stallTimer: NodeJS.Timeout | undefined;
@@ -355,6 +357,14 @@ export class WatchedQuery {
       this.#o.observer.delay?.(this.#o.source, msOf(snapshot.readTime), updated, arrivedAt);
     }
     if (first) this.#firstPublished();
+    if (this.#attempt > 0) {
+      this.#o.logger.info('listener_recovered', {
+        uid: this.#o.userId,
+        listener: this.#o.listener,
+        attempts: this.#attempt,
+        down_ms: Date.now() - this.#failingSince,
+      });
+    }
     this.#attempt = 0;
     this.#track(delta);
     const mark = markOf(snapshot.readTime);
@@ -454,9 +464,13 @@ export class WatchedQuery {
     this.#close();
     this.#o.observer.error(kind);
     const attempt = ++this.#attempt;
+    if (attempt === 1) this.#failingSince = Date.now();
     const base = Math.min(this.#o.retryMaxMs, this.#o.retryMinMs * 2 ** (attempt - 1));
     const delay = Math.round(base / 2 + (Math.random() * base) / 2);
-    this.#o.logger.warn('listener_error', {
+    // A warning for the first failure; its retries at debug (a Firestore outage fails every user's
+    // listener, and each retries every 30 s at most), then `listener_recovered` once one succeeds.
+    // Every failure is counted (livebus_listener_errors_total).
+    this.#o.logger[attempt === 1 ? 'warn' : 'debug']('listener_error', {
       uid: this.#o.userId,
       listener: this.#o.listener,
       kind,
