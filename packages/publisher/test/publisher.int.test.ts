@@ -187,3 +187,27 @@ describe('createPublisher (Redis Cluster)', () => {
     }
   });
 });
+
+describe('createPublisher (a Redis Cluster that requires a password)', () => {
+  let cluster: RedisClusterHandle;
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ password: 'cluster-secret/1' });
+  }, 60_000);
+  afterAll(() => cluster.stop());
+
+  it('authenticates with every node the slot map names, not only the seed of its URL', async () => {
+    expect(cluster.url).toMatch(/^redis:\/\/:cluster-secret%2F1@127\.0\.0\.1:\d+$/);
+    const p = createPublisher({ redisUrl: cluster.url, cluster: true });
+    const users = Array.from({ length: 12 }, (_, i) => `auth-user-${i}`);
+    try {
+      const out = await p.publishMany(users.map((userId) => ({ userId, event: progress(5) })));
+      expect(out.map((e) => parseCursor(e.cursor)?.offset)).toEqual(users.map(() => 1));
+      // On every master: the twelve users' slots span the three.
+      const masters = new Set<number>();
+      for (const u of users) masters.add((await cluster.masterOf(userKeys(u).stream)).port);
+      expect(masters.size).toBe(3);
+    } finally {
+      await p.close();
+    }
+  });
+});

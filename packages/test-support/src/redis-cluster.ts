@@ -12,6 +12,8 @@ export interface RedisClusterOptions {
   replicas?: number;
   /** `cluster-node-timeout`: how long a master may be unreachable before its replica is promoted. @default 2000 */
   nodeTimeoutMs?: number;
+  /** Every node requires this password (`requirepass`, and `masterauth` for replicas); `url` carries it. */
+  password?: string;
 }
 
 /** One node as `CLUSTER NODES` describes it. */
@@ -66,15 +68,28 @@ const cli = process.env.REDIS_CLI_BIN ?? 'redis-cli';
 const SLOTS = 16_384;
 const run = promisify(execFile);
 
-function redisCli(args: string[]): string {
-  const res = spawnSync(cli, args, { encoding: 'utf8' });
+/** The password of the nodes on each port (a cluster started with one), for redis-cli. */
+const passwords = new Map<number, string>();
+
+/** redis-cli's environment for a node: its password, if any, in REDISCLI_AUTH. */
+function cliEnv(port: number | undefined): NodeJS.ProcessEnv {
+  const password = port === undefined ? undefined : passwords.get(port);
+  return password === undefined ? process.env : { ...process.env, REDISCLI_AUTH: password };
+}
+
+function redisCli(args: string[], port?: number): string {
+  const res = spawnSync(cli, args, { encoding: 'utf8', env: cliEnv(port) });
   if (res.status !== 0) throw new Error(`redis-cli ${args.join(' ')} failed: ${res.stderr || res.stdout}`);
   return res.stdout;
 }
 
 /** redis-cli without blocking the test's event loop (the clients under test run in it). */
 async function ask(port: number, ...args: string[]): Promise<string> {
-  const { stdout } = await run(cli, ['-p', String(port), ...args], { encoding: 'utf8', timeout: 2_000 });
+  const { stdout } = await run(cli, ['-p', String(port), ...args], {
+    encoding: 'utf8',
+    timeout: 2_000,
+    env: cliEnv(port),
+  });
   return stdout;
 }
 
@@ -127,18 +142,26 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
       const p = await freePort();
       if (!taken.includes(p)) taken.push(p);
     }
-    const cluster = new LocalCluster(taken.slice(0, count), taken.slice(count), options.nodeTimeoutMs ?? 2_000);
+    const cluster = new LocalCluster(
+      taken.slice(0, count),
+      taken.slice(count),
+      options.nodeTimeoutMs ?? 2_000,
+      options.password,
+    );
     try {
       const deadline = Date.now() + 15_000;
       for (const port of cluster.ports) await cluster.waitPong(port, deadline);
-      redisCli([
-        '--cluster',
-        'create',
-        ...cluster.ports.map((p) => `127.0.0.1:${p}`),
-        '--cluster-replicas',
-        String(replicas),
-        '--cluster-yes',
-      ]);
+      redisCli(
+        [
+          '--cluster',
+          'create',
+          ...cluster.ports.map((p) => `127.0.0.1:${p}`),
+          '--cluster-replicas',
+          String(replicas),
+          '--cluster-yes',
+        ],
+        cluster.ports[0],
+      );
       await cluster.waitStable();
       // Every node must know every other before a failover can be voted.
       await waitForKnown(cluster.ports, count, deadline);
@@ -162,9 +185,12 @@ class LocalCluster implements RedisClusterHandle {
     readonly ports: number[],
     private readonly busPorts: number[],
     private readonly nodeTimeoutMs: number,
+    private readonly password?: string,
   ) {
     this.nodes = ports.map((port) => ({ host: '127.0.0.1', port }));
-    this.url = `redis://127.0.0.1:${ports[0]}`;
+    const auth = password === undefined ? '' : `:${encodeURIComponent(password)}@`;
+    this.url = `redis://${auth}127.0.0.1:${ports[0]}`;
+    if (password !== undefined) for (const port of ports) passwords.set(port, password);
     for (let i = 0; i < ports.length; i++) this.#launch(i);
   }
 
@@ -178,6 +204,7 @@ class LocalCluster implements RedisClusterHandle {
       ...['--cluster-replica-validity-factor', '0'],
       ...['--save', '', '--appendonly', 'no', '--dir', this.#dir],
       ...['--logfile', this.#logOf(port)],
+      ...(this.password === undefined ? [] : ['--requirepass', this.password, '--masterauth', this.password]),
     ];
     this.#children.set(port, spawn(bin, args, { stdio: 'ignore' }));
   }
@@ -295,6 +322,7 @@ class LocalCluster implements RedisClusterHandle {
 
   async stop(): Promise<void> {
     await Promise.all([...this.#children.values()].map(killProcess));
+    for (const port of this.ports) passwords.delete(port);
     rmSync(this.#dir, { recursive: true, force: true });
   }
 }

@@ -89,7 +89,11 @@ export function openRedis(url: string, options: OpenRedisOptions): RedisClient {
   const autoPipelining = role === 'gateway';
   const client = options.cluster
     ? new Cluster([url], {
-        redisOptions,
+        // The URL's credentials and TLS for every node the slot map names, not only the seed.
+        redisOptions: { ...redisOptions, ...clusterNodeOptions(url) },
+        // TLS: connect to the names the cluster announces (ElastiCache's), so that the
+        // certificate's name matches; ioredis would connect to the addresses they resolve to.
+        ...(url.startsWith('rediss:') ? { dnsLookup: keepHostName } : {}),
         clusterRetryStrategy: redisRetryDelayMs,
         slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS,
         ...(autoPipelining ? { enableAutoPipelining: true } : {}),
@@ -105,6 +109,25 @@ export function openRedis(url: string, options: OpenRedisOptions): RedisClient {
   // BullMQ runs scripts of its own; a start probe runs none.
   if (role !== 'bullmq-worker' && role !== 'start-probe') keepScriptsLoaded(client);
   return client;
+}
+
+/**
+ * What every node of a Cluster needs from the seed URL: ioredis takes a seed URL's password for
+ * the seed alone, and its `rediss://` not at all, so the nodes it learns from the slot map were
+ * reached without TLS and without the password (`NOAUTH` on every command).
+ */
+export function clusterNodeOptions(url: string): Pick<RedisOptions, 'username' | 'password' | 'tls'> {
+  const parsed = new URL(url);
+  return {
+    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+    ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+}
+
+/** A Cluster's `dnsLookup` that leaves the name as it is (TLS checks the certificate against it). */
+function keepHostName(address: string, callback: (error: Error | null, address: string) => void): void {
+  callback(null, address);
 }
 
 /**
