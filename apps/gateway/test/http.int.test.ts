@@ -20,6 +20,7 @@ describe('health, metrics and publish on the embedded default', () => {
         listeners_count: 1,
         workflow_listeners_count: 0,
         redis: 'disabled',
+        firestore: 'disabled',
         uptime_s: expect.any(Number),
         connections: 1,
         draining: false,

@@ -57,6 +57,10 @@ describe('Firestore listeners (one instance)', () => {
     ]);
   });
 
+  it('tells Firestore ok on /healthz', async () => {
+    expect((await httpJson(`${t.http}/healthz`)).body).toMatchObject({ status: 'ok', firestore: 'ok' });
+  });
+
   it('delivers the initial snapshot marked initial, then each write as one listener.change', async () => {
     await seed(db, 'users/alice/notifications/n0', { text: 'before', at: new Date(0) });
     const { client } = await connectAs(t.url, 'alice');

@@ -162,7 +162,7 @@ export async function runChecks(options: CheckOptions): Promise<CheckResult[]> {
   if (h) {
     const redis = String(h.redis);
     add('Redis', redis, 'ok (or disabled without REDIS_URL)', redis === 'down' ? 'fail' : 'pass');
-    // Reported once the Firestore listeners are wired; older gateways have no such field.
+    // Older gateways have no such field: skipped for them.
     if ('firestore' in h) {
       const fs = String(h.firestore);
       add('Firestore', fs, 'ok (or disabled)', fs === 'down' ? 'fail' : 'pass');

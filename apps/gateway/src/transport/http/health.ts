@@ -10,7 +10,15 @@ export interface HealthAnswer {
 /** What the health endpoints read. */
 export type HealthDeps = Pick<
   HttpDeps,
-  'config' | 'listenerCounters' | 'stats' | 'redisStatus' | 'startedAt' | 'version' | 'isDraining' | 'taskHealth'
+  | 'config'
+  | 'listenerCounters'
+  | 'stats'
+  | 'redisStatus'
+  | 'firestoreStatus'
+  | 'startedAt'
+  | 'version'
+  | 'isDraining'
+  | 'taskHealth'
 > & {
   /** Whether the main port accepts connections yet (the health port opens first). @default always */
   isListening?: () => boolean;
@@ -35,6 +43,8 @@ export function healthAnswers(deps: HealthDeps): { healthz(): HealthAnswer; read
           listeners_count: c.attached,
           workflow_listeners_count: c.workflows,
           redis: deps.redisStatus(),
+          // Told, not judged: readiness does not wait on Firestore (sessions and events go on without it).
+          firestore: deps.firestoreStatus?.() ?? 'disabled',
           uptime_s: Math.round((Date.now() - deps.startedAt) / 1000),
           connections: s.connections,
           sessions: s.sessions,
