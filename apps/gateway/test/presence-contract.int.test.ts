@@ -1,6 +1,7 @@
 import { fleetUserKeys } from '@livebus/publisher/redis';
 import type { Redis } from 'ioredis';
 import { MemoryPresence } from '../src/fleet/presence/memory-presence';
+import { PresenceRefreshError } from '../src/fleet/presence/presence';
 import { presenceContract } from '../src/fleet/presence/presence.contract';
 import { RedisPresence } from '../src/fleet/presence/redis-presence';
 import { useFleetBackends } from './fleet-backends';
@@ -13,6 +14,29 @@ presenceContract('in-memory', async (options) => {
 });
 for (const backend of [backends.standalone, backends.cluster]) {
   presenceContract(backend.name, async (options) => () => new RedisPresence(backend.connect(), options));
+
+  describe(`RedisPresence refresh on ${backend.name}`, () => {
+    it('refreshes every other user when one user fails (its node away), then rejects saying how many failed', async () => {
+      const redis = backend.connect();
+      const presence = new RedisPresence(redis, { instanceTtlMs: 30_000, refreshSpreadMs: 0 });
+      // Two slices of REFRESH_SLICE (64) users and one more; the first user's step fails.
+      const users = Array.from({ length: 65 }, (_, i) => `slice-${i}`);
+      for (const uid of users)
+        await presence.add(uid, { sessionId: 's', instanceId: 'gw-r', route: '/', connectedAt: 1 });
+      await redis.del('lb:{slice-0}:pz');
+      await redis.set('lb:{slice-0}:pz', 'not a sorted set');
+      const before = Number(await redis.zscore('lb:{slice-64}:pz', 's'));
+      await new Promise((r) => setTimeout(r, 5));
+      const refreshed = presence.refresh(
+        'gw-r',
+        users.map((uid) => [uid, ['s']] as const),
+      );
+      await expect(refreshed).rejects.toBeInstanceOf(PresenceRefreshError);
+      await expect(refreshed).rejects.toMatchObject({ failedUsers: 1, lost: [] });
+      // The last slice's user was refreshed all the same.
+      expect(Number(await redis.zscore('lb:{slice-64}:pz', 's'))).toBeGreaterThan(before);
+    });
+  });
 
   describe(`RedisPresence keys on ${backend.name}`, () => {
     it('keeps a user under lb:{uid}:p and lb:{uid}:pz, every key with a TTL', async () => {

@@ -1,6 +1,6 @@
 import { createLogger } from '../../logger';
 import { MemoryPresence } from '../presence/memory-presence';
-import type { Presence } from '../presence/presence';
+import { type Presence, PresenceRefreshError } from '../presence/presence';
 import { FleetHeartbeat, type FleetHeartbeatOptions } from './fleet-heartbeat';
 
 const logger = createLogger({ level: 'error', format: 'json', instanceId: 'gw-a' });
@@ -57,6 +57,16 @@ describe('FleetHeartbeat', () => {
     await expect(beat.beat()).resolves.toBeUndefined();
     expect(announce).not.toHaveBeenCalled();
     expect(reannounced).toEqual([]);
+  });
+
+  it('when some users could not be refreshed (their node away), still writes the lost ones again and announces', async () => {
+    const presence = new MemoryPresence();
+    const announce = jest.spyOn(presence, 'announce');
+    jest.spyOn(presence, 'refresh').mockRejectedValue(new PresenceRefreshError(1, ['u2'], new Error('CLUSTERDOWN')));
+    const { beat, reannounced } = heartbeat(presence);
+    await expect(beat.beat()).resolves.toBeUndefined();
+    expect(reannounced).toEqual(['u2']);
+    expect(announce).toHaveBeenCalledTimes(1);
   });
 
   it('beats as soon as it starts, and stop() ends the timer', async () => {

@@ -1,5 +1,5 @@
 import type { Logger } from '../../logger';
-import type { HeldSessions, InstanceThroughput, Presence } from '../presence/presence';
+import { type HeldSessions, type InstanceThroughput, type Presence, PresenceRefreshError } from '../presence/presence';
 
 /** What {@link FleetHeartbeat} reads and calls. */
 export interface FleetHeartbeatOptions {
@@ -34,17 +34,27 @@ export class FleetHeartbeat {
   /** One beat. Never rejects: a presence store away is logged and the next beat tries again. */
   async beat(): Promise<void> {
     const o = this.#o;
+    let failure: unknown;
     try {
       const { held, ...counts } = o.local();
-      const lost = await o.presence.refresh(o.instanceId, held);
+      let lost: readonly string[] = [];
+      try {
+        lost = await o.presence.refresh(o.instanceId, held);
+      } catch (error) {
+        // Some users' nodes away: the others were refreshed, and the instance is still announced.
+        if (!(error instanceof PresenceRefreshError)) throw error;
+        failure = error;
+        lost = error.lost;
+      }
       await Promise.all(lost.map((uid) => o.reannounce(uid)));
       await o.presence.announce(
         { id: o.instanceId, ...counts, startedAt: o.startedAt, version: o.version },
         o.instanceTtlMs,
       );
     } catch (error) {
-      o.logger.warn('fleet_heartbeat_error', { error: String(error) });
+      failure ??= error;
     }
+    if (failure !== undefined) o.logger.warn('fleet_heartbeat_error', { error: String(failure) });
   }
 
   /** Beats now and then every third of the TTL, on a timer that does not hold the process open. */

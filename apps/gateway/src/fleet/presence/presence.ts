@@ -102,6 +102,9 @@ export interface Presence {
    * while the instance holds other sessions of the user. Resolves with the users of whom
    * a listed session has no entry of this instance (it expired: the heartbeat came later
    * than the TTL, and another instance may have seen it absent): the caller adds them again.
+   * A user whose step fails (its node away, a failover in progress) does not stop the others:
+   * once every user was tried, it rejects with a {@link PresenceRefreshError} carrying the
+   * users found lost all the same.
    */
   refresh(instanceId: string, held: Iterable<HeldSessions>): Promise<string[]>;
   /** Announces an instance for `ttlMs` (call it on every heartbeat); `lastSeen` is set to now. */
@@ -132,4 +135,19 @@ export const DEFAULT_INSTANCE_TTL_MS = 30_000;
 /** Sort order of {@link Presence.sessions}: oldest first, ties by session id so the order is stable. */
 export function bySessionAge(a: SessionEntry, b: SessionEntry): number {
   return a.connectedAt - b.connectedAt || (a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0);
+}
+
+/**
+ * A heartbeat's refresh in which some users' steps failed ({@link Presence.refresh}); the others
+ * were refreshed. `lost` holds the users found lost among them, to be added again as usual.
+ */
+export class PresenceRefreshError extends Error {
+  constructor(
+    readonly failedUsers: number,
+    readonly lost: readonly string[],
+    cause: unknown,
+  ) {
+    super(`${failedUsers} user(s) could not be refreshed: ${String(cause)}`, { cause });
+    this.name = 'PresenceRefreshError';
+  }
 }

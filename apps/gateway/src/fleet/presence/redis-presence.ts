@@ -17,6 +17,7 @@ import {
   type PresenceAddOptions,
   type PresenceAddResult,
   type PresenceOptions,
+  PresenceRefreshError,
   type SessionEntry,
 } from './presence';
 import { PRESENCE_LUA_PRELUDE } from './presence-lua';
@@ -260,15 +261,24 @@ export class RedisPresence implements Presence {
     const slices = Math.ceil(all.length / REFRESH_SLICE);
     const stepMs = slices > 1 ? this.#spreadMs / (slices - 1) : 0;
     const start = Date.now();
+    // A user's failure (its node failing over) does not keep the others, on healthy nodes, from
+    // being refreshed: their entries would expire, and with them the registry's.
+    const failures = { count: 0, first: undefined as unknown };
     for (let i = 0; i < slices; i++) {
       const wait = start + i * stepMs - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait).unref());
-      await this.#refreshAll(instanceId, all.slice(i * REFRESH_SLICE, (i + 1) * REFRESH_SLICE), lost);
+      await this.#refreshAll(instanceId, all.slice(i * REFRESH_SLICE, (i + 1) * REFRESH_SLICE), lost, failures);
     }
+    if (failures.count > 0) throw new PresenceRefreshError(failures.count, lost, failures.first);
     return lost;
   }
 
-  async #refreshAll(instanceId: string, users: HeldSessions[], lost: string[]): Promise<void> {
+  async #refreshAll(
+    instanceId: string,
+    users: HeldSessions[],
+    lost: string[],
+    failures: { count: number; first: unknown },
+  ): Promise<void> {
     // One script per user (a user's keys are one slot; users are spread over slots).
     // ioredis writes commands without waiting for replies, so a window of them is
     // pipelined on each node's connection; the window bounds memory for big instances.
@@ -276,8 +286,13 @@ export class RedisPresence implements Presence {
     const worker = async () => {
       for (let user = queue.pop(); user !== undefined; user = queue.pop()) {
         const [userId, sessionIds] = user;
-        const found = await REFRESH.run(this.#redis, this.#keys(userId), [instanceId, this.#ttlMs, ...sessionIds]);
-        if (Number(found) < sessionIds.length) lost.push(userId);
+        try {
+          const found = await REFRESH.run(this.#redis, this.#keys(userId), [instanceId, this.#ttlMs, ...sessionIds]);
+          if (Number(found) < sessionIds.length) lost.push(userId);
+        } catch (error) {
+          failures.count++;
+          failures.first ??= error;
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.#concurrency, queue.length) }, worker));
