@@ -88,7 +88,11 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     for (const session of hub.sessionsOf(uid)) {
       // Never over another instance's entry: a reconnect there took the session over, and this
       // socket (half-open, its close handshake pending) is the stale one.
-      if (session.connection.socket.isOpen) await deps.presence.add(uid, entryOf(ctx, session), { reannounce: true });
+      if (!session.connection.socket.isOpen) continue;
+      const added = await deps.presence.add(uid, entryOf(ctx, session), { reannounce: true });
+      // Held elsewhere: the message that would have closed this socket was lost (this instance's
+      // subscriber reconnecting) or never sent (its entry had expired when the other took over).
+      if (added.refused && added.heldElsewhere) session.connection.close(CloseCode.Replaced, 'replaced');
     }
   }
 

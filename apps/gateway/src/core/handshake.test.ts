@@ -285,6 +285,17 @@ describe('handshake', () => {
     expect(socket.of('pong').map((f) => f.ts)).toEqual([1, 2]);
   });
 
+  it('closes 4008 a session whose re-announce finds it held by another instance (the message to close it was lost)', async () => {
+    core = startCore();
+    const { socket } = await core.open('alice', { session_id: 's' });
+    const kept = await core.open('alice', { session_id: 'other' });
+    // Another instance took the session over without this one hearing of it.
+    await core.presence.add('alice', { sessionId: 's', instanceId: 'gw-b', route: '/', connectedAt: Date.now() });
+    await core.handler.reannounce('alice');
+    expect(await socket.closed).toMatchObject({ code: CloseCode.Replaced });
+    expect(kept.socket.ended).toBeUndefined();
+  });
+
   it('a reconnect with the same session id replaces the old socket (4008)', async () => {
     core = startCore();
     const first = await core.open('alice', { session_id: 's' });
