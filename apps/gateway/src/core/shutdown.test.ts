@@ -82,6 +82,15 @@ describe('runShutdown', () => {
     expect(order.slice(-3)).toEqual(['dropIdleHttp', 'onClose', 'stopHealth']);
   });
 
+  it('settles within the grace when Redis answers nothing: retiring the instance and closing the ports never settle', async () => {
+    const { steps, order } = fakeSteps({
+      retire: () => new Promise<void>(() => {}),
+      closePorts: () => new Promise<void>(() => {}),
+    });
+    await runShutdown(steps, { reason: 'test', graceMs: 50, logger, pollMs: 1 });
+    expect(order.slice(-2)).toEqual(['onClose', 'stopHealth']);
+  });
+
   it('terminates connections whose close handshake does not come', async () => {
     const { steps, order } = fakeSteps();
     const stuck = { ...steps.connections, count: 1, closeAll: () => order.push('closeAll') };

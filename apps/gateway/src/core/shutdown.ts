@@ -87,10 +87,12 @@ export async function runShutdown(steps: ShutdownSteps, options: ShutdownOptions
   steps.dropIdleHttp();
   await withDeadline(closed, left());
   await withDeadline(steps.closeTasks(), left());
-  await steps.retire().catch(() => {});
-  await steps.closePorts().catch(() => {});
-  await steps.onClose?.().catch(() => {});
-  await steps.stopHealth?.().catch(() => {});
+  // Each within what is left: a Redis that answers nothing (frozen, its address blackholed)
+  // would hold the retire's and the ports' commands for ever.
+  await withDeadline(steps.retire(), left());
+  await withDeadline(steps.closePorts(), left());
+  await withDeadline(steps.onClose?.() ?? Promise.resolve(), left());
+  await withDeadline(steps.stopHealth?.() ?? Promise.resolve(), left());
   logger.info('gateway_shutdown_complete', { took_ms: graceMs - (deadline - Date.now()) });
 }
 
