@@ -39,6 +39,7 @@ export const EnvSchema = z.object({
     .optional(),
   REDIS_CLUSTER: bool.default(false),
   REDIS_START_TIMEOUT_MS: ms(100).default(10_000),
+  READINESS_REQUIRES_REDIS: bool.default(false),
   AUTH_MODE: z.enum(['firebase', 'jwt', 'none']).default('none'),
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   JWT_JWKS_URL: z
@@ -126,6 +127,12 @@ export interface GatewayConfig {
   redisUrl: string | undefined;
   /** REDIS_URL is one seed node of a Redis Cluster (ioredis `Cluster`), not a standalone server. @default false */
   redisCluster: boolean;
+  /**
+   * `/health/readiness` answers 503 while Redis is down. Off by default: ECS replaces the tasks
+   * that fail their target group's check, so a Redis outage would replace the whole fleet (on
+   * Kubernetes an unready pod is only taken out of rotation: turn it on there). @default false
+   */
+  readinessRequiresRedis: boolean;
   /**
    * How long the gateway and the worker wait at start for the Redis of REDIS_URL to
    * answer before exiting 69 with "cannot reach Redis at HOST:PORT (CODE); check
@@ -379,6 +386,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     handshakeTimeoutMs: e.HANDSHAKE_TIMEOUT_MS,
     redisUrl: e.REDIS_URL,
     redisCluster: e.REDIS_CLUSTER,
+    readinessRequiresRedis: e.READINESS_REQUIRES_REDIS,
     redisStartTimeoutMs: e.REDIS_START_TIMEOUT_MS,
     authMode: e.AUTH_MODE,
     jwtSecret: e.JWT_SECRET,

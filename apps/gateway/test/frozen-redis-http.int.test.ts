@@ -11,7 +11,10 @@ let t: TestGateway;
 beforeAll(async () => {
   server = await startRedisServer();
   proxy = await startTcpProxy(server.port);
-  t = await startGateway({ redisUrl: `redis://127.0.0.1:${proxy.port}`, tasksEnabled: true }, composePorts);
+  t = await startGateway(
+    { redisUrl: `redis://127.0.0.1:${proxy.port}`, tasksEnabled: true, readinessRequiresRedis: true },
+    composePorts,
+  );
 });
 afterAll(async () => {
   proxy?.thaw();
@@ -39,7 +42,7 @@ describe('admin reads while Redis does not answer', () => {
     expect((await get('/cluster')).status).toBe(200);
   });
 
-  it('readiness says redis down (503) while Redis does not answer a PING, and ready again once it does', async () => {
+  it('readiness says redis down while Redis does not answer a PING (503 with READINESS_REQUIRES_REDIS), and ready again once it does', async () => {
     const readiness = async () => {
       const r = await get('/health/readiness');
       return { status: r.status, body: (await r.json()) as { redis?: string } };

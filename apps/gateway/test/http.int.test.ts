@@ -165,15 +165,24 @@ describe('with Redis', () => {
     }
   });
 
-  it('a Redis outage keeps /healthz at 200 (saying so) and takes readiness to 503 until it is back', async () => {
-    await redis.kill();
-    await waitFor(async () => (await httpJson(`${t.http}/healthz`)).body.redis === 'down', 'redis down on healthz');
-    const health = await httpJson(`${t.http}/healthz`);
-    expect(health.status).toBe(200);
-    expect((await httpJson(`${t.http}/health/liveness`)).status).toBe(200);
-    const ready = await httpJson(`${t.http}/health/readiness`);
-    expect(ready.status).toBe(503);
-    expect(ready.body).toMatchObject({ redis: 'down' });
+  it('a Redis outage keeps /healthz and readiness at 200 (saying so), and takes readiness to 503 only with READINESS_REQUIRES_REDIS', async () => {
+    const strict = await startGateway({ redisUrl: redis.url, readinessRequiresRedis: true }, composePorts);
+    try {
+      await redis.kill();
+      await waitFor(async () => (await httpJson(`${t.http}/healthz`)).body.redis === 'down', 'redis down on healthz');
+      const health = await httpJson(`${t.http}/healthz`);
+      expect(health.status).toBe(200);
+      expect((await httpJson(`${t.http}/health/liveness`)).status).toBe(200);
+      const ready = await httpJson(`${t.http}/health/readiness`);
+      expect(ready).toMatchObject({ status: 200, body: { status: 'ready', redis: 'down' } });
+      await waitFor(async () => (await httpJson(`${strict.http}/health/readiness`)).status === 503, 'strict 503');
+      expect((await httpJson(`${strict.http}/health/readiness`)).body).toMatchObject({
+        status: 'not_ready',
+        redis: 'down',
+      });
+    } finally {
+      await strict.close();
+    }
     // Registry calls during the outage fail as retryable, not as internal errors. Over
     // HTTP: with the event bus in Redis too, no WebSocket session opens while it is away.
     const refused = await httpJson(`${t.http}/rpc`, {
@@ -184,7 +193,7 @@ describe('with Redis', () => {
     expect(refused).toMatchObject({ status: 503, body: { error: { code: 'unavailable' } } });
 
     await redis.restart();
-    await waitFor(async () => (await httpJson(`${t.http}/health/readiness`)).status === 200, 'ready again', 10_000);
+    await waitFor(async () => (await httpJson(`${t.http}/healthz`)).body.redis === 'ok', 'redis ok again', 10_000);
     const { client } = await connectAs(t.url, 'after-blip');
     const reg = await client.call('REGISTRY.register_user', ['after-blip', 's1', '/']);
     expect(reg.type).toBe('rpc_result');

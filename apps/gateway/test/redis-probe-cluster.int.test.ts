@@ -6,7 +6,7 @@ import { startGateway, type TestGateway } from './helpers';
 
 // The gateway's RedisProbe (watchRedis) on a real 3-master Redis Cluster (REDIS_CLUSTER): one
 // frozen master (SIGSTOP: its connections stay open and it answers nothing) is redis down on
-// /healthz and readiness 503 on every probe round while it stays frozen, and ready again once
+// /healthz and readiness 503 (READINESS_REQUIRES_REDIS) on every probe round while it stays frozen, and ready again once
 // it answers (SIGCONT). The standalone case is frozen-redis-http.int.test.ts; the probe alone,
 // on a fake client, src/redis/redis-probe.test.ts.
 //
@@ -50,7 +50,13 @@ function thaw(): void {
 beforeAll(async () => {
   cluster = await startRedisCluster();
   t = await startGateway(
-    { instanceId: 'gw-probe-cluster', redisUrl: cluster.url, redisCluster: true, logLevel: 'warn' },
+    {
+      instanceId: 'gw-probe-cluster',
+      redisUrl: cluster.url,
+      redisCluster: true,
+      readinessRequiresRedis: true,
+      logLevel: 'warn',
+    },
     composePorts,
   );
 }, 60_000);

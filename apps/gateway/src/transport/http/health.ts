@@ -26,8 +26,9 @@ export type HealthDeps = Pick<
 
 /**
  * The answers of `/healthz` and `/health/readiness`, shared by the main listener and
- * the health thread (HEALTH_PORT). Liveness never fails on a dependency blip: ECS
- * would replace every task at once. Readiness does, and while draining.
+ * the health thread (HEALTH_PORT). Neither fails on a dependency blip by default: ECS
+ * replaces tasks failing either check, every task at once. Readiness fails while starting
+ * and draining, and while Redis is down only with READINESS_REQUIRES_REDIS.
  */
 export function healthAnswers(deps: HealthDeps): { healthz(): HealthAnswer; readiness(): HealthAnswer } {
   return {
@@ -56,7 +57,10 @@ export function healthAnswers(deps: HealthDeps): { healthz(): HealthAnswer; read
     readiness() {
       const redis = deps.redisStatus();
       const draining = deps.isDraining();
-      const ready = !draining && redis !== 'down' && (deps.isListening?.() ?? true);
+      // Redis down is told, and judged only when asked (READINESS_REQUIRES_REDIS): ECS replaces a
+      // task whose target group check fails, and a Redis outage fails every task's at once.
+      const redisMissing = redis === 'down' && deps.config.readinessRequiresRedis;
+      const ready = !draining && !redisMissing && (deps.isListening?.() ?? true);
       return { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'not_ready', draining, redis } };
     },
   };
