@@ -1,4 +1,4 @@
-import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
+import { type RedisServerHandle, startRedisCluster, startRedisServer, waitFor } from '@livebus/test-support';
 import { Redis } from 'ioredis';
 import { startCli as startCliProcess } from './task-processes';
 
@@ -80,6 +80,26 @@ describe('a gateway or worker whose Redis does not answer at start', () => {
         `${prefix}: REDIS_CLUSTER=true, but the Redis at 127.0.0.1:${redis.port} is not a cluster (its cluster support is disabled); unset REDIS_CLUSTER, or point REDIS_URL at a node of a Redis Cluster\n`,
       );
     },
+  );
+
+  it.each([
+    ['gateway', [], 'livebus-gateway'],
+    ['worker', ['worker'], 'livebus-gateway worker'],
+  ])(
+    '%s: a node of a Redis Cluster of three shards without REDIS_CLUSTER exits 78 saying so, not a process refusing most users MOVED',
+    async (_, args, prefix) => {
+      const cluster = await startRedisCluster();
+      try {
+        const cli = startCli(args, { REDIS_URL: cluster.url, UNIFIED_REGISTRY_ENABLED: 'true' }, true);
+        expect(await cli.exited).toBe(78);
+        expect(cli.stderr()).toBe(
+          `${prefix}: the Redis at 127.0.0.1:${new URL(cluster.url).port} is a node of a Redis Cluster of 3 shards; set REDIS_CLUSTER=true (on ElastiCache, with its configuration endpoint)\n`,
+        );
+      } finally {
+        await cluster.stop();
+      }
+    },
+    60_000,
   );
 
   it.each([

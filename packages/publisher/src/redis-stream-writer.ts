@@ -256,7 +256,8 @@ export class RedisStreamWriter {
         await Promise.all(call.map((i) => this.#appendCall(publisherId, batches, texts, [i], out)));
         return;
       }
-      for (const i of call) out[i] = error as Error;
+      const told = redirectedPlainClient(this.#client, error);
+      for (const i of call) out[i] = told as Error;
       return;
     }
     if (!Array.isArray(reply) || reply.length !== 4 * call.length) {
@@ -290,11 +291,11 @@ export class RedisStreamWriter {
     if (tag) args.push(`${tag.publisherId} ${tag.seq}`);
     for (const e of events) args.push(JSON.stringify(e));
     if (fence) args.push(fence.value);
-    const reply = (await (fence ? fencedAppendScript : streamScripts.appendAndNotify).run(
-      this.#client,
-      fence ? [k.stream, k.meta, fence.key] : [k.stream, k.meta],
-      args,
-    )) as [string, number, number, number];
+    const reply = (await (fence ? fencedAppendScript : streamScripts.appendAndNotify)
+      .run(this.#client, fence ? [k.stream, k.meta, fence.key] : [k.stream, k.meta], args)
+      .catch((error: unknown) => {
+        throw redirectedPlainClient(this.#client, error);
+      })) as [string, number, number, number];
     const [epoch, first, ts, flag] = reply;
     if (Number(flag) === APPEND_MANY_FLAGS.stale) throw new ReplyError(`${STALE_REPLY} ${epoch}`);
     return storedBatch(
@@ -306,6 +307,19 @@ export class RedisStreamWriter {
       positions,
     );
   }
+}
+
+/**
+ * A plain client answered `MOVED`/`ASK`: its server is one node of a Redis Cluster, and another
+ * node holds the user's keys. No retry helps (as `MOVED` the outbox would retry it for ever, the
+ * caller told only "cannot reach Redis"): a refusal that names the setting instead.
+ */
+function redirectedPlainClient(client: RedisClient, error: unknown): unknown {
+  if (isCluster(client) || !(error instanceof Error) || !/^(?:MOVED|ASK) /.test(error.message)) return error;
+  const { host, port } = client.options;
+  return new ReplyError(
+    `the Redis at ${host}:${port} is a node of a Redis Cluster, and another node holds this user's keys (it answered ${error.message}); connect as a cluster: createPublisher's cluster: true, livebus-publish --cluster, the gateway's REDIS_CLUSTER=true`,
+  );
 }
 
 /** One user's four items of an `appendMany` reply (from `at`): its batch stored (or a duplicate), or its error. */

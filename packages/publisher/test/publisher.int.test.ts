@@ -188,6 +188,40 @@ describe('createPublisher (Redis Cluster)', () => {
   });
 });
 
+describe('createPublisher on a node of a Redis Cluster without cluster: true', () => {
+  let cluster: RedisClusterHandle;
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+  }, 60_000);
+  afterAll(() => cluster.stop());
+
+  it("stores the users whose keys that node holds and refuses the others' events at once, naming the setting", async () => {
+    const p = createPublisher({ redisUrl: cluster.url });
+    const users = Array.from({ length: 12 }, (_, i) => `plain-user-${i}`);
+    try {
+      const settled = await Promise.all(
+        users.map((userId) =>
+          p.publish(userId, progress(5)).then(
+            () => 'stored',
+            (error: PublishError) => `${error.code}: ${error.message}`,
+          ),
+        ),
+      );
+      const seed = Number(new URL(cluster.url).port);
+      for (const [i, u] of users.entries()) {
+        const here = (await cluster.masterOf(userKeys(u).stream)).port === seed;
+        if (here) expect(settled[i]).toBe('stored');
+        else expect(settled[i]).toMatch(/^redis_error: .*is a node of a Redis Cluster.*cluster: true/);
+      }
+      // The twelve users span the three masters: some stored, some refused.
+      const stored = settled.filter((s) => s === 'stored').length;
+      expect([stored > 0, stored < users.length]).toEqual([true, true]);
+    } finally {
+      await p.close();
+    }
+  });
+});
+
 describe('createPublisher (a Redis Cluster that requires a password)', () => {
   let cluster: RedisClusterHandle;
   beforeAll(async () => {

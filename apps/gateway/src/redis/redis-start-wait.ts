@@ -77,6 +77,15 @@ export async function waitForRedisAtStart(
         `the Redis at ${hostname}:${port || 6379} is a read-only replica (of ${primary}); point REDIS_URL at the primary (on ElastiCache, the primary endpoint, not the reader endpoint)`,
       );
     }
+    // A node of a cluster of several shards through a plain client: every user whose keys another
+    // shard holds would be refused MOVED (a single shard serves every slot, and works as it is).
+    const shards = config.redisCluster ? 0 : await clusterShards(client);
+    if (shards > 1) {
+      const { hostname, port } = new URL(url);
+      throw new ConfigError(
+        `the Redis at ${hostname}:${port || 6379} is a node of a Redis Cluster of ${shards} shards; set REDIS_CLUSTER=true (on ElastiCache, with its configuration endpoint)`,
+      );
+    }
     if (config.redisCluster && !(await clusterEnabled(client))) {
       const { hostname, port } = new URL(url);
       throw new ConfigError(
@@ -95,6 +104,18 @@ async function replicaOf(client: { info(section: string): Promise<string> }): Pr
   if (!/^role:slave\s*$/m.test(info)) return undefined;
   const field = (name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim();
   return `${field('master_host') ?? '?'}:${field('master_port') ?? '?'}`;
+}
+
+/** How many shards serve slots in the server's cluster (`CLUSTER INFO`: `cluster_size`); 0 when it is not one, or cannot say. */
+async function clusterShards(client: {
+  info(section: string): Promise<string>;
+  call(...args: string[]): Promise<unknown>;
+}): Promise<number> {
+  // A user whose ACL leaves out INFO or CLUSTER cannot ask: its commands will tell (MOVED).
+  const enabled = await client.info('cluster').catch(() => '');
+  if (!/^cluster_enabled:1\s*$/m.test(enabled)) return 0;
+  const info = String(await client.call('CLUSTER', 'INFO').catch(() => ''));
+  return Number(/^cluster_size:(\d+)\s*$/m.exec(info)?.[1] ?? 0);
 }
 
 /** Whether the server runs with cluster support (`INFO cluster`: `cluster_enabled:1`). */
