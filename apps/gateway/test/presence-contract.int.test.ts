@@ -1,5 +1,6 @@
 import { fleetUserKeys } from '@livebus/publisher/redis';
-import type { Redis } from 'ioredis';
+import { startTcpProxy } from '@livebus/test-support';
+import { Redis } from 'ioredis';
 import { MemoryPresence } from '../src/fleet/presence/memory-presence';
 import { PresenceRefreshError } from '../src/fleet/presence/presence';
 import { presenceContract } from '../src/fleet/presence/presence.contract';
@@ -12,6 +13,29 @@ presenceContract('in-memory', async (options) => {
   const presence = new MemoryPresence(options);
   return () => presence;
 });
+describe('RedisPresence refresh on a Redis that answers nothing (frozen)', () => {
+  it('gives each user up after its step timeout and rejects, rather than waiting for ever', async () => {
+    const proxy = await startTcpProxy(Number(new URL(backends.standalone.url).port));
+    const redis = new Redis(`redis://127.0.0.1:${proxy.port}`);
+    try {
+      const presence = new RedisPresence(redis, { instanceTtlMs: 3_000, refreshSpreadMs: 0 });
+      const users = Array.from({ length: 3 }, (_, i) => `frozen-${i}`);
+      for (const uid of users)
+        await presence.add(uid, { sessionId: 's', instanceId: 'gw-f', route: '/', connectedAt: 1 });
+      proxy.freeze();
+      const refreshed = presence.refresh(
+        'gw-f',
+        users.map((uid) => [uid, ['s']] as const),
+      );
+      await expect(refreshed).rejects.toMatchObject({ name: 'PresenceRefreshError', failedUsers: 3 });
+    } finally {
+      proxy.thaw();
+      redis.disconnect();
+      await proxy.close();
+    }
+  });
+});
+
 for (const backend of [backends.standalone, backends.cluster]) {
   presenceContract(backend.name, async (options) => () => new RedisPresence(backend.connect(), options));
 

@@ -69,6 +69,45 @@ describe('FleetHeartbeat', () => {
     expect(announce).toHaveBeenCalledTimes(1);
   });
 
+  it('still announces when a lost user cannot be written again, and says both in one line', async () => {
+    const presence = new MemoryPresence();
+    const announce = jest.spyOn(presence, 'announce');
+    jest.spyOn(presence, 'refresh').mockResolvedValue(['u1', 'u2']);
+    const warned: Array<Record<string, unknown> | undefined> = [];
+    const { beat } = heartbeat(presence, {
+      reannounce: async (uid) => {
+        if (uid === 'u1') throw new Error('CLUSTERDOWN');
+      },
+      logger: { ...logger, warn: (_event, fields) => warned.push(fields) },
+    });
+    await beat.beat();
+    expect(announce).toHaveBeenCalledTimes(1);
+    expect(warned).toEqual([
+      { error: '1 lost user(s) could not be written again: Error: CLUSTERDOWN', announced: true },
+    ]);
+  });
+
+  it('does not start a beat while the last one waits for Redis', async () => {
+    const presence = new MemoryPresence();
+    let answer: (lost: string[]) => void = () => {};
+    const refresh = jest.spyOn(presence, 'refresh').mockImplementation(
+      () =>
+        new Promise<string[]>((resolve) => {
+          answer = resolve;
+        }),
+    );
+    const { beat } = heartbeat(presence);
+    const first = beat.beat();
+    await beat.beat();
+    expect(refresh).toHaveBeenCalledTimes(1);
+    answer([]);
+    await first;
+    const third = beat.beat();
+    expect(refresh).toHaveBeenCalledTimes(2);
+    answer([]);
+    await third;
+  });
+
   it('beats as soon as it starts, and stop() ends the timer', async () => {
     const presence = new MemoryPresence();
     const { beat } = heartbeat(presence);

@@ -26,6 +26,7 @@ export interface FleetHeartbeatOptions {
 export class FleetHeartbeat {
   readonly #o: FleetHeartbeatOptions;
   #timer: NodeJS.Timeout | undefined;
+  #beating = false;
 
   constructor(options: FleetHeartbeatOptions) {
     this.#o = options;
@@ -33,8 +34,20 @@ export class FleetHeartbeat {
 
   /** One beat. Never rejects: a presence store away is logged and the next beat tries again. */
   async beat(): Promise<void> {
+    // A beat still waiting (a node that answers nothing, until its steps time out) is not joined by another.
+    if (this.#beating) return;
+    this.#beating = true;
+    try {
+      await this.#beat();
+    } finally {
+      this.#beating = false;
+    }
+  }
+
+  async #beat(): Promise<void> {
     const o = this.#o;
-    let failure: unknown;
+    const failures: string[] = [];
+    let announced = false;
     try {
       const { held, ...counts } = o.local();
       let lost: readonly string[] = [];
@@ -43,18 +56,23 @@ export class FleetHeartbeat {
       } catch (error) {
         // Some users' nodes away: the others were refreshed, and the instance is still announced.
         if (!(error instanceof PresenceRefreshError)) throw error;
-        failure = error;
+        failures.push(String(error));
         lost = error.lost;
       }
-      await Promise.all(lost.map((uid) => o.reannounce(uid)));
+      const written = await Promise.allSettled(lost.map((uid) => o.reannounce(uid)));
+      const notWritten = written.filter((r) => r.status === 'rejected');
+      if (notWritten.length > 0) {
+        failures.push(`${notWritten.length} lost user(s) could not be written again: ${String(notWritten[0]?.reason)}`);
+      }
       await o.presence.announce(
         { id: o.instanceId, ...counts, startedAt: o.startedAt, version: o.version },
         o.instanceTtlMs,
       );
+      announced = true;
     } catch (error) {
-      failure ??= error;
+      failures.push(String(error));
     }
-    if (failure !== undefined) o.logger.warn('fleet_heartbeat_error', { error: String(failure) });
+    if (failures.length > 0) o.logger.warn('fleet_heartbeat_error', { error: failures.join('; '), announced });
   }
 
   /** Beats now and then every third of the TTL, on a timer that does not hold the process open. */

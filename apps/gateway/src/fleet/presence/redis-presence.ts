@@ -1,3 +1,4 @@
+import { withRedisTimeout } from '@livebus/publisher';
 import {
   FLEET_KEY_PREFIX,
   fleetUserKeys,
@@ -46,6 +47,9 @@ export interface RedisPresenceOptions extends PresenceOptions {
    */
   leaveGraceMs?: number;
 }
+
+/** The longest one user's refresh step may go unanswered (a frozen node) before it counts as failed. */
+const REFRESH_STEP_TIMEOUT_MS = 5_000;
 
 /** Users refreshed per slice of a spread heartbeat; a refresh of fewer is never spread. */
 export const REFRESH_SLICE = 64;
@@ -200,6 +204,8 @@ export class RedisPresence implements Presence {
   readonly #prefixes: UserKeyPrefixes;
   readonly #fleetPrefix: string;
   readonly #concurrency: number;
+  /** How long one user's refresh step may go unanswered before it counts as failed. */
+  readonly #stepTimeoutMs: number;
   readonly #spreadMs: number;
   readonly #leaveGraceMs: number;
 
@@ -210,6 +216,8 @@ export class RedisPresence implements Presence {
     this.#fleetPrefix = this.#prefixes.fleet ?? FLEET_KEY_PREFIX;
     this.#concurrency = options.refreshConcurrency ?? 256;
     this.#spreadMs = options.refreshSpreadMs ?? Math.floor(this.#ttlMs / 6);
+    // Well inside a beat period (a third of the TTL), whatever the spread.
+    this.#stepTimeoutMs = Math.max(100, Math.min(REFRESH_STEP_TIMEOUT_MS, Math.floor(this.#ttlMs / 6)));
     this.#leaveGraceMs = options.leaveGraceMs ?? 0;
   }
 
@@ -263,12 +271,16 @@ export class RedisPresence implements Presence {
     const start = Date.now();
     // A user's failure (its node failing over) does not keep the others, on healthy nodes, from
     // being refreshed: their entries would expire, and with them the registry's.
+    // Each slice starts at its time whether the ones before it were answered or not: a node that
+    // answers nothing (frozen) holds its own users until their step's timeout, no one else.
     const failures = { count: 0, first: undefined as unknown };
+    const running: Promise<void>[] = [];
     for (let i = 0; i < slices; i++) {
       const wait = start + i * stepMs - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait).unref());
-      await this.#refreshAll(instanceId, all.slice(i * REFRESH_SLICE, (i + 1) * REFRESH_SLICE), lost, failures);
+      running.push(this.#refreshAll(instanceId, all.slice(i * REFRESH_SLICE, (i + 1) * REFRESH_SLICE), lost, failures));
     }
+    await Promise.all(running);
     if (failures.count > 0) throw new PresenceRefreshError(failures.count, lost, failures.first);
     return lost;
   }
@@ -287,7 +299,10 @@ export class RedisPresence implements Presence {
       for (let user = queue.pop(); user !== undefined; user = queue.pop()) {
         const [userId, sessionIds] = user;
         try {
-          const found = await REFRESH.run(this.#redis, this.#keys(userId), [instanceId, this.#ttlMs, ...sessionIds]);
+          const found = await withRedisTimeout(
+            REFRESH.run(this.#redis, this.#keys(userId), [instanceId, this.#ttlMs, ...sessionIds]),
+            this.#stepTimeoutMs,
+          );
           if (Number(found) < sessionIds.length) lost.push(userId);
         } catch (error) {
           failures.count++;
