@@ -7,6 +7,7 @@ function fakeClient() {
   const client = {
     status: 'ready',
     ping: () => new Promise<string>((resolve) => pending.push(() => resolve('PONG'))),
+    disconnect: jest.fn(),
   };
   const answer = () => {
     for (const resolve of pending.splice(0)) resolve();
@@ -45,6 +46,23 @@ describe('RedisProbe, on fake timers', () => {
       [false, 'no answer to a PING within 2000 ms'],
       [true, 'answered a PING'],
     ]);
+  });
+
+  it('replaces a standalone connection unanswered for reconnectAfterRounds rounds in a row (an address that swallows packets), and counts again after', async () => {
+    const { client } = fakeClient();
+    const probe = new RedisProbe(client, { timeoutMs: 2_000, reconnectAfterRounds: 3 });
+    const round = async () => {
+      const p = probe.probe();
+      await jest.advanceTimersByTimeAsync(2_000);
+      await p;
+    };
+    for (let i = 0; i < 2; i++) await round();
+    expect(client.disconnect).not.toHaveBeenCalled();
+    await round();
+    expect(client.disconnect).toHaveBeenCalledTimes(1);
+    expect(client.disconnect).toHaveBeenCalledWith(true);
+    for (let i = 0; i < 2; i++) await round();
+    expect(client.disconnect).toHaveBeenCalledTimes(1);
   });
 
   it('on a Cluster PINGs every master each round: one frozen master is not answering, every round', async () => {

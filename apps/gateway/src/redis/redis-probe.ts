@@ -8,6 +8,11 @@ export interface RedisProbeOptions {
   timeoutMs?: number;
   /** Told when Redis stops answering (with why) and when it answers again. */
   onChange?: (answering: boolean, why: string) => void;
+  /**
+   * A standalone connection that has not answered this many rounds in a row is replaced
+   * (`disconnect(true)`: ioredis reconnects, resolving the name again). @default 5
+   */
+  reconnectAfterRounds?: number;
 }
 
 /**
@@ -18,13 +23,21 @@ export interface RedisProbeOptions {
  * Cluster, each round PINGs every master (a PING alone would go to a random one, and one
  * frozen master would make the answer flip from round to round): not answering while any
  * master does not answer.
+ *
+ * A standalone connection that stays unanswered for {@link RedisProbeOptions.reconnectAfterRounds}
+ * rounds is replaced: a failover behind a name (ElastiCache's primary endpoint) can leave it on
+ * an address that swallows packets, where TCP would take minutes to give up, and no health check
+ * fails for it (they do not follow Redis: see health.ts). A Redis that is really frozen is
+ * reconnected to once it answers again. A Cluster is left to its own failover and slot map.
  */
 export class RedisProbe {
   readonly #client: RedisClient;
   readonly #intervalMs: number;
   readonly #timeoutMs: number;
   readonly #onChange: (answering: boolean, why: string) => void;
+  readonly #reconnectAfter: number;
   #answering = true;
+  #unansweredRounds = 0;
   #pinging = false;
   #timer: NodeJS.Timeout | undefined;
 
@@ -33,6 +46,7 @@ export class RedisProbe {
     this.#intervalMs = options.intervalMs ?? 1_000;
     this.#timeoutMs = options.timeoutMs ?? 2_000;
     this.#onChange = options.onChange ?? (() => {});
+    this.#reconnectAfter = options.reconnectAfterRounds ?? 5;
   }
 
   /** False from a PING that got no answer in time until one is answered again. */
@@ -58,9 +72,15 @@ export class RedisProbe {
       const client = this.#client;
       const pings = isCluster(client) ? client.nodes('master').map((node) => node.ping()) : [client.ping()];
       await withRedisTimeout(Promise.all(pings), this.#timeoutMs);
+      this.#unansweredRounds = 0;
       this.#set(true, 'answered a PING');
     } catch (error) {
-      if (error instanceof RedisTimeoutError) this.#set(false, `no answer to a PING within ${this.#timeoutMs} ms`);
+      if (!(error instanceof RedisTimeoutError)) return;
+      this.#set(false, `no answer to a PING within ${this.#timeoutMs} ms`);
+      if (++this.#unansweredRounds >= this.#reconnectAfter && !isCluster(this.#client)) {
+        this.#unansweredRounds = 0;
+        this.#client.disconnect(true);
+      }
     } finally {
       this.#pinging = false;
     }
