@@ -7,6 +7,13 @@ const add = (m: Record<string, number>, k: string, n: number) => {
   m[k] = (m[k] ?? 0) + n;
 };
 
+/**
+ * Failures that are not Firestore's: a document too large to publish, Redis refusing a publish
+ * (`emit`), a resume mark or a replay read. Counted like the others, but they do not make
+ * Firestore's status `down` (`/healthz`, the dashboard).
+ */
+const NOT_FIRESTORE: ReadonlySet<string> = new Set(['too_large', 'emit', 'mark', 'replay']);
+
 /** Collects what the Firestore listeners of a process report, as {@link ListenerSourceStats}. */
 export class ListenerStats implements WatchedQueryObserver {
   readonly #meter: ReadMeter;
@@ -40,7 +47,7 @@ export class ListenerStats implements WatchedQueryObserver {
   }
   error(kind: string): void {
     add(this.#errors, kind, 1);
-    this.#lastErrorAt = this.#now();
+    if (!NOT_FIRESTORE.has(kind)) this.#lastErrorAt = this.#now();
   }
   restart(): void {
     this.#restarts++;

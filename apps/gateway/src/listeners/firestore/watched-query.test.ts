@@ -140,18 +140,25 @@ describe('WatchedQuery: a listener that keeps failing', () => {
       logger: { error: log('error'), warn: log('warn'), info: log('info'), debug: log('debug') },
     });
     watched.start();
-    for (let opens = 1; opens <= 3; opens++) {
+    // Unavailable twice, then refused (a rules deploy): the new kind is a warning again.
+    for (const [opens, code] of [
+      [1, 14],
+      [2, 14],
+      [3, 7],
+      [4, 7],
+    ]) {
       await waitFor(() => q.opens === opens, `open ${opens}`);
-      q.fail(Object.assign(new Error('14 UNAVAILABLE: no connection'), { code: 14 }));
+      q.fail(Object.assign(new Error(`${code} failed`), { code }));
     }
-    await waitFor(() => q.opens === 4, 'the fourth open');
+    await waitFor(() => q.opens === 5, 'the fifth open');
     q.send(20, 0, []);
     await waitFor(() => logged.some((l) => l.includes('recovered')), 'the recovery');
     expect(logged).toEqual([
       'warn listener_error 1',
       'debug listener_error 2',
-      'debug listener_error 3',
-      'info listener_recovered 3',
+      'warn listener_error 3',
+      'debug listener_error 4',
+      'info listener_recovered 4',
     ]);
     await watched.stop();
   });

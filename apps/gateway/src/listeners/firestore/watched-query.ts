@@ -158,6 +158,8 @@ export class WatchedQuery {
   #attempt = 0;
   /** When the first failure of the current run of retries happened (its recovery says how long). */
   #failingSince = 0;
+  /** The kind of the last failure of the current run (a new kind is warned about). */
+  #failingKind = '';
   #lastSnapshotAt = Date.now();
   #retryTimer: NodeJS.Timeout | undefined;
   #stallTimer: NodeJS.Timeout | undefined;
@@ -465,12 +467,15 @@ export class WatchedQuery {
     this.#o.observer.error(kind);
     const attempt = ++this.#attempt;
     if (attempt === 1) this.#failingSince = Date.now();
+    const newKind = attempt === 1 || kind !== this.#failingKind;
+    this.#failingKind = kind;
     const base = Math.min(this.#o.retryMaxMs, this.#o.retryMinMs * 2 ** (attempt - 1));
     const delay = Math.round(base / 2 + (Math.random() * base) / 2);
-    // A warning for the first failure; its retries at debug (a Firestore outage fails every user's
-    // listener, and each retries every 30 s at most), then `listener_recovered` once one succeeds.
-    // Every failure is counted (livebus_listener_errors_total).
-    this.#o.logger[attempt === 1 ? 'warn' : 'debug']('listener_error', {
+    // A warning for the first failure, and for a failure of another kind (`unavailable`, then
+    // `permission_denied` after a rules deploy); retries failing the same way at debug (a Firestore
+    // outage fails every user's listener, each retrying every 30 s at most), then
+    // `listener_recovered` once one succeeds. Every failure is counted (livebus_listener_errors_total).
+    this.#o.logger[newKind ? 'warn' : 'debug']('listener_error', {
       uid: this.#o.userId,
       listener: this.#o.listener,
       kind,
