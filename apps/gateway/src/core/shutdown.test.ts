@@ -86,9 +86,14 @@ describe('runShutdown', () => {
     const { steps, order } = fakeSteps({
       retire: () => new Promise<void>(() => {}),
       closePorts: () => new Promise<void>(() => {}),
+      // What the composition root closes takes a moment (a QUIT answered): still waited for.
+      onClose: async () => {
+        await new Promise((r) => setTimeout(r, 20));
+        order.push('onClose done');
+      },
     });
-    await runShutdown(steps, { reason: 'test', graceMs: 50, logger, pollMs: 1 });
-    expect(order.slice(-2)).toEqual(['onClose', 'stopHealth']);
+    await runShutdown(steps, { reason: 'test', graceMs: 200, logger, pollMs: 1 });
+    expect(order.slice(-2)).toEqual(['onClose done', 'stopHealth']);
   });
 
   it('terminates connections whose close handshake does not come', async () => {

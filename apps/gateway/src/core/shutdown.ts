@@ -88,9 +88,12 @@ export async function runShutdown(steps: ShutdownSteps, options: ShutdownOptions
   await withDeadline(closed, left());
   await withDeadline(steps.closeTasks(), left());
   // Each within what is left: a Redis that answers nothing (frozen, its address blackholed)
-  // would hold the retire's and the ports' commands for ever.
-  await withDeadline(steps.retire(), left());
-  await withDeadline(steps.closePorts(), left());
+  // would hold the retire's and the ports' commands for ever. The last steps keep a share: they
+  // close the clients the ports still use (a bus draining its outbox), and an embedder's
+  // shutdown() resolves once they are done.
+  const lastSteps = Math.min(1_000, graceMs / 4);
+  await withDeadline(steps.retire(), left() - lastSteps);
+  await withDeadline(steps.closePorts(), left() - lastSteps);
   await withDeadline(steps.onClose?.() ?? Promise.resolve(), left());
   await withDeadline(steps.stopHealth?.() ?? Promise.resolve(), left());
   logger.info('gateway_shutdown_complete', { took_ms: graceMs - (deadline - Date.now()) });
