@@ -91,8 +91,10 @@ export function openRedis(url: string, options: OpenRedisOptions): RedisClient {
     ? new Cluster([url], {
         // The URL's credentials and TLS for every node the slot map names, not only the seed.
         redisOptions: { ...redisOptions, ...clusterNodeOptions(url) },
-        // TLS: connect to the names the cluster announces (ElastiCache's), so that the
-        // certificate's name matches; ioredis would connect to the addresses they resolve to.
+        // TLS: the seed is dialled by its name, so that the certificate's name matches (ioredis
+        // would dial the address it resolves to). The other nodes are dialled as the slot map
+        // announces them: ElastiCache announces names; a cluster announcing IP addresses needs
+        // certificates that name those addresses.
         ...(url.startsWith('rediss:') ? { dnsLookup: keepHostName } : {}),
         clusterRetryStrategy: redisRetryDelayMs,
         slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS,
