@@ -87,6 +87,28 @@ describe('outboxLogger', () => {
     expect(lines[3]?.fields).toMatchObject({ dropped: 10 });
   });
 
+  it('logs every dropped event in some line: the count still unlogged before drained, and at close', () => {
+    const { logger, lines } = recorder();
+    let now = 0;
+    const log = outboxLogger(logger, () => now);
+    log({ kind: 'dropped', reason: 'outbox_full', events: 1, waiting: 10 });
+    now = 1_000;
+    log({ kind: 'dropped', reason: 'outbox_full', events: 9, waiting: 10 });
+    now = 10_000;
+    log({ kind: 'drained', events: 10, downMs: 10_000 });
+    log({ kind: 'dropped', reason: 'outbox_full', events: 2, waiting: 10 });
+    now = 11_000;
+    log({ kind: 'dropped', reason: 'outbox_full', events: 3, waiting: 10 });
+    log({ kind: 'dropped', reason: 'closed', events: 4, waiting: 0 });
+    const dropped = lines.filter((l) => l.fields.status === 'dropped').map((l) => [l.fields.reason, l.fields.dropped]);
+    expect(dropped).toEqual([
+      ['outbox_full', 1],
+      ['outbox_full', 9],
+      ['outbox_full', 5],
+      ['closed', 4],
+    ]);
+  });
+
   it('leaves Redis unreachable / reachable to redis_status (not counted as dropped)', () => {
     const { logger, lines } = recorder();
     const log = outboxLogger(logger);

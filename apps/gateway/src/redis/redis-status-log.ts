@@ -113,7 +113,9 @@ export class RedisStatusLog {
 /**
  * Logs the publish outbox once per outage, not once per event: `queued` when
  * the first event starts waiting, `drained` when Redis took them back, and
- * `dropped` at most every 5 s with the count since the last line. Redis going
+ * `dropped` at most every 5 s with the count since the last line; the count not logged yet
+ * goes out before `drained`, and with the drops of a close (the last line a process writes),
+ * so that every dropped event is in some line. Redis going
  * `unreachable` and `reachable` is left to {@link RedisStatusLog}: the outbox
  * shares the client it watches.
  */
@@ -121,23 +123,29 @@ export function outboxLogger(logger: Logger, now: () => number = Date.now): (eve
   let queuing = false;
   let queued = 0;
   let dropped = 0;
+  let droppedReason = '';
   let droppedLoggedAt = Number.NEGATIVE_INFINITY;
+  const logDropped = (waiting: number) => {
+    logger.error('publish_outbox', { status: 'dropped', reason: droppedReason, dropped, waiting });
+    droppedLoggedAt = now();
+    dropped = 0;
+  };
   return (event) => {
     if (event.kind === 'queued') {
       queued += event.events;
       if (!queuing) logger.warn('publish_outbox', { status: 'queued', waiting: event.waiting });
       queuing = true;
     } else if (event.kind === 'drained') {
+      if (dropped > 0) logDropped(0);
       if (queuing || queued > 0) logger.info('publish_outbox', { status: 'drained', queued, down_ms: event.downMs });
       queuing = false;
       queued = 0;
     } else if (event.kind === 'dropped') {
+      // Drops of another reason than the ones counted so far get a line of their own.
+      if (dropped > 0 && event.reason !== droppedReason) logDropped(event.waiting);
       dropped += event.events;
-      if (now() - droppedLoggedAt >= 5_000) {
-        logger.error('publish_outbox', { status: 'dropped', reason: event.reason, dropped, waiting: event.waiting });
-        droppedLoggedAt = now();
-        dropped = 0;
-      }
+      droppedReason = event.reason;
+      if (event.reason === 'closed' || now() - droppedLoggedAt >= 5_000) logDropped(event.waiting);
     }
   };
 }
