@@ -257,6 +257,31 @@ describe('ListenersManager', () => {
     expect(manager.counters()).toMatchObject({ detachCancelled: 1, detachExecuted: 1, cleanups: 1, cleanupErrors: 1 });
   });
 
+  it('counts a cleanup that found the user back elsewhere (present) as skipped, not as run', async () => {
+    const hooks = new Hooks<GatewayHookEvents>();
+    const cleanups: Array<[string, unknown]> = [];
+    hooks.on('registry.cleanup', (e) => cleanups.push([e.phase, 'outcome' in e ? e.outcome : undefined]));
+    const manager = new ListenersManager({
+      sources: [countingSource(0).source],
+      detachDelayMs: 5,
+      logger: silent,
+      lease: new MemoryLease(),
+      workflowWatches: new MemoryWorkflowWatchStore(),
+      hooks,
+      cleanupRegistry: async () => 'present' as const,
+      emit: () => {},
+    });
+    await manager.sessionOpened('u', 's1');
+    manager.sessionClosed('u', 's1');
+    await hooks.next('detach.complete', (e) => e.uid === 'u', { timeoutMs: 5_000 });
+    await manager.idle();
+    expect(cleanups).toEqual([
+      ['start', undefined],
+      ['success', 'present'],
+    ]);
+    expect(manager.counters()).toMatchObject({ cleanups: 0, cleanupsSkipped: 1 });
+  });
+
   it('tells its hooks a skipped cleanup, and a detach cancelled by a session elsewhere in the fleet', async () => {
     const hooks = new Hooks<GatewayHookEvents>();
     const seen: [string, unknown][] = [];

@@ -745,8 +745,11 @@ export class ListenersManager {
         }
         this.#o.hooks.emit('registry.cleanup', { uid: userId, phase: 'start', attempt });
         const outcome = await this.#o.cleanupRegistry(userId, startedAt);
-        // `present`: a session opened on another instance since the claim; the atomic check kept the registry.
-        this.#cleanups++;
+        // `present`: a session opened on another instance since the claim; the atomic check kept the
+        // registry. Nothing was removed: counted with the skipped ones, so that the fleet's
+        // `registry_cleanups` counts removals only.
+        if (outcome === 'present') this.#cleanupsSkipped++;
+        else this.#cleanups++;
         this.#o.hooks.emit('registry.cleanup', { uid: userId, phase: 'success', attempt, outcome });
         return;
       } catch (error) {
