@@ -109,8 +109,9 @@ export class FirestoreListenerSource implements ListenerSource {
           onFenced: () => {
             if (fenced) return;
             fenced = true;
-            context.hooks?.emit('lease.lost', { uid: userId, reason: 'fenced' });
-            context.onFenced?.();
+            // Told once: by the manager (onFenced), which names the lease's token, else here.
+            if (context.onFenced) context.onFenced();
+            else context.hooks?.emit('lease.lost', { uid: userId, reason: 'fenced' });
           },
           ...carryOptions(context.carry, config.name, replayed[i]),
           observer: this.#stats,
