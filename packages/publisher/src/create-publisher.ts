@@ -141,8 +141,10 @@ function connect(connection: PublisherConnection): { client: RedisClient; owned:
  * Events go through an {@link Outbox}: in order per user, retried through a
  * Redis outage, and held (bounded) until Redis returns.
  *
- * Delivery is at least once: if the connection drops after Redis ran the
- * append but before the reply arrived, the retry appends the event again.
+ * A reply lost with the connection does not store an event twice: the publisher numbers its
+ * batches, a retry sends the same batch, and the append answers one it stored already with its
+ * cursors (`stats().deduplicated`; limits in docs/reliability.md, "Exactly once through a lost
+ * reply").
  *
  * @throws TypeError when `redisUrl` is missing, empty or not a `redis://` /
  * `rediss://` URL (or `redis` is not a client), or when a numeric option is out of its range
