@@ -107,7 +107,12 @@ describe('Admission', () => {
     for (let i = 0; i < 5; i++) a.check();
     expect(reports).toEqual([{ refused: 1, reason: 'handshakes', handshakes: 1, lagMs: 0 }]);
     expect(a.refused).toBe(5);
+    // The burst ends (no handshake in flight): the four refusals since the line are told.
     t.done();
+    expect(reports).toEqual([
+      { refused: 1, reason: 'handshakes', handshakes: 1, lagMs: 0 },
+      { refused: 4, reason: 'handshakes', handshakes: 0, lagMs: 0 },
+    ]);
   });
 
   it('samples the lag only while handshakes are in flight, counting a loop busy right now', () => {

@@ -171,11 +171,13 @@ export class Admission {
     this.#stopSampling();
     // No handshake in flight: no ticket is in its grace.
     this.#graces.clear();
+    // The burst is over: the refusals since the last line are told now, not with the next burst.
+    if (this.#refusedSinceReport > 0) this.#report(true);
   };
 
-  #report(): void {
+  #report(atOnce = false): void {
     const now = Date.now();
-    if (!this.#o.onRefusing || now - this.#lastReportAt < 1_000) return;
+    if (!this.#o.onRefusing || (!atOnce && now - this.#lastReportAt < 1_000)) return;
     this.#lastReportAt = now;
     this.#o.onRefusing({
       refused: this.#refusedSinceReport,
