@@ -8,6 +8,8 @@ export interface RedisProbeOptions {
   timeoutMs?: number;
   /** Told when Redis stops answering (with why) and when it answers again. */
   onChange?: (answering: boolean, why: string) => void;
+  /** Told at every round that got no answer in time (with why), the first one included. */
+  onUnanswered?: (why: string) => void;
   /**
    * A standalone connection that has not answered this many rounds in a row is replaced
    * (`disconnect(true)`: ioredis reconnects, resolving the name again). @default 5
@@ -35,6 +37,7 @@ export class RedisProbe {
   readonly #intervalMs: number;
   readonly #timeoutMs: number;
   readonly #onChange: (answering: boolean, why: string) => void;
+  readonly #onUnanswered: (why: string) => void;
   readonly #reconnectAfter: number;
   #answering = true;
   #unansweredRounds = 0;
@@ -46,6 +49,7 @@ export class RedisProbe {
     this.#intervalMs = options.intervalMs ?? 1_000;
     this.#timeoutMs = options.timeoutMs ?? 2_000;
     this.#onChange = options.onChange ?? (() => {});
+    this.#onUnanswered = options.onUnanswered ?? (() => {});
     this.#reconnectAfter = options.reconnectAfterRounds ?? 5;
   }
 
@@ -76,7 +80,9 @@ export class RedisProbe {
       this.#set(true, 'answered a PING');
     } catch (error) {
       if (!(error instanceof RedisTimeoutError)) return;
-      this.#set(false, `no answer to a PING within ${this.#timeoutMs} ms`);
+      const why = `no answer to a PING within ${this.#timeoutMs} ms`;
+      this.#set(false, why);
+      this.#onUnanswered(why);
       if (++this.#unansweredRounds >= this.#reconnectAfter && !isCluster(this.#client)) {
         this.#unansweredRounds = 0;
         this.#client.disconnect(true);

@@ -66,6 +66,26 @@ describe('RedisStatusLog says why', () => {
   });
 });
 
+describe('RedisStatusLog on a connection that stays up but answers nothing (the probe)', () => {
+  it('logs down at the first unanswered PING and repeats on the same doubling schedule until one is answered', () => {
+    const { logger, lines } = recorder();
+    const client = new EventEmitter();
+    let now = 0;
+    const log = new RedisStatusLog(logger, client, { now: () => now });
+    client.emit('ready');
+    // A round every 3 s (a 2 s timeout, then 1 s), for 30 s.
+    for (let t = 0; t <= 30_000; t += 3_000) {
+      now = t;
+      log.unanswered('no answer to a PING within 2000 ms');
+    }
+    log.answering();
+    const down = lines.filter((l) => l.fields.status === 'down');
+    expect(down.map((l) => l.fields.down_ms)).toEqual([undefined, 3_000, 6_000, 12_000, 21_000]);
+    expect(down.every((l) => l.fields.error === 'no answer to a PING within 2000 ms')).toBe(true);
+    expect(lines.at(-1)).toMatchObject({ fields: { status: 'up', down_ms: 30_000 } });
+  });
+});
+
 describe('outboxLogger', () => {
   it('logs queued once per outage, drained with the count, and dropped at most every 5 s', () => {
     const { logger, lines } = recorder();

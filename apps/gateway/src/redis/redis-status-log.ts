@@ -59,12 +59,15 @@ export class RedisStatusLog {
   }
 
   /**
-   * Redis stopped answering on a connection that looks up (see `RedisProbe`): `down`, with
-   * why; {@link answering} when it answers again is `up`.
+   * Redis did not answer a PING on a connection that looks up (see `RedisProbe`), told every
+   * round: `down`, with why, then repeated on the same doubling schedule as a reconnecting
+   * client's (no `reconnecting` events come from a connection that stays up); {@link answering}
+   * when it answers again is `up`.
    */
   unanswered(why: string): void {
     this.#why = why;
-    this.#down();
+    if (this.#state === 'down') this.#retrying();
+    else this.#down();
   }
 
   /** Redis answers again after {@link unanswered}. */
@@ -158,7 +161,8 @@ export function outboxLogger(logger: Logger, now: () => number = Date.now): (eve
 export function watchRedis(logger: Logger, client: RedisClient, redisUrl: string | undefined): RedisProbe {
   const status = new RedisStatusLog(logger, client, redisUrl === undefined ? {} : { redisUrl });
   const probe = new RedisProbe(client, {
-    onChange: (answering, why) => (answering ? status.answering() : status.unanswered(why)),
+    onChange: (answering) => answering && status.answering(),
+    onUnanswered: (why) => status.unanswered(why),
   });
   probe.start();
   return probe;
