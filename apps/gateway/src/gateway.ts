@@ -79,7 +79,8 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
   const state: GatewayState = { draining: false, timers: [], healthThread: undefined };
   const publish: Publish = (userId, event) => bus.publish(userId, event);
 
-  const listeners = createListeners(config, ports);
+  // The connections are made below; a detach, later, asks them which entries are left over.
+  const listeners = createListeners(config, ports, (uid) => connections.removeLeftEntries(uid));
   const metrics = createMetrics({
     connections: () => connections.count,
     sessions: () => hub.sessionCount,
@@ -428,7 +429,11 @@ function httpReadouts(
 }
 
 /** The listeners manager: attaches the sources of present users, detaches the departed after the delay. */
-function createListeners(config: GatewayConfig, ports: ResolvedPorts): ListenersManager {
+function createListeners(
+  config: GatewayConfig,
+  ports: ResolvedPorts,
+  removeLeftEntries: (uid: string) => Promise<number>,
+): ListenersManager {
   const { logger, hooks, bus, presence, detachDecision: decision } = ports;
   return new ListenersManager({
     sources: ports.sources ?? [],
@@ -439,6 +444,7 @@ function createListeners(config: GatewayConfig, ports: ResolvedPorts): Listeners
     claimCleanup: (uid: string) => decision.claim(uid, config.instanceId),
     // Sessions of this instance are the manager's own count; only other instances' entries matter here.
     presentElsewhere: async (uid) => (await presence.sessions(uid)).some((s) => s.instanceId !== config.instanceId),
+    removeLeftEntries,
     // Fenced by the lease the listener runs under: a stale holder's append is refused.
     emit: (uid, event, fence) =>
       bus.publish(uid, event, fence ? { fence } : {}).catch((error: unknown) => {

@@ -18,6 +18,18 @@ describe('close paths and bookkeeping', () => {
     return core;
   };
 
+  it('cleans up the departure of a session whose presence remove failed (Redis away as it closed): its own left entry does not keep the user present', async () => {
+    start();
+    const { socket } = await core.open('alice', { session_id: 's1' });
+    jest.spyOn(core.presence, 'remove').mockRejectedValueOnce(new Error('redis away'));
+    socket.peerClose(1000, 'bye');
+    await socket.closed;
+    await core.handler.settled();
+    await core.listeners.flush();
+    expect(core.listeners.counters()).toMatchObject({ cleanups: 1, cleanupsSkipped: 0 });
+    expect(await core.presence.sessions('alice')).toEqual([]);
+  });
+
   it('a peer close: counted once by reason, the session leaves the hub, presence, then the listeners', async () => {
     start();
     const { socket, welcome } = await core.open('alice', { session_id: 's1' });

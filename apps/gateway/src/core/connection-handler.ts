@@ -6,7 +6,7 @@ import { createFrameDispatch } from './frames';
 import { guarded, handlerFailed } from './guard';
 import { createHandshake } from './handshake';
 import { createHeartbeat } from './heartbeat';
-import { entryOf } from './presence-entries';
+import { admittingKey, entryOf } from './presence-entries';
 import type { Connection } from './session';
 import type { CoreSocket, SocketEvents, SocketRequest } from './socket';
 import { createSessionLifetime } from './tokens';
@@ -96,6 +96,22 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     }
   }
 
+  /**
+   * This instance's presence entries of the user that no session or hello here holds any more:
+   * their remove failed when they closed (Redis away), and they would keep the user present, and
+   * the departure uncleaned, until they expire. Removes them; resolves with how many.
+   */
+  async function removeLeftEntries(uid: string): Promise<number> {
+    const me = deps.config.instanceId;
+    let removed = 0;
+    for (const entry of await deps.presence.sessions(uid)) {
+      if (entry.instanceId !== me || hub.get(uid, entry.sessionId)) continue;
+      if (ctx.admitting.has(admittingKey(uid, entry.sessionId))) continue;
+      if (await deps.presence.remove(uid, entry.sessionId, me)) removed++;
+    }
+    return removed;
+  }
+
   /** Shutdown: a notice with a jittered reconnect hint, then close 1012, to every connection. */
   function closeAll(spreadMs: number): void {
     heartbeat.stop();
@@ -117,6 +133,7 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     heartbeat: heartbeat.sweep,
     onControl,
     reannounce,
+    removeLeftEntries,
     closeAll,
     terminateAll,
     settled: closing.settled,

@@ -150,6 +150,7 @@ export function startCore(overrides: Partial<GatewayConfig> = {}, options: CoreH
     logger,
     cleanupRegistry: (uid) => detachDecision.cleanupIfAbsent(uid),
     claimCleanup: (uid) => detachDecision.claim(uid, config.instanceId),
+    removeLeftEntries: (uid) => handler.removeLeftEntries(uid),
     emit: (uid, event) => bus.publish(uid, event),
     lease: ports.lease,
     workflowWatches: ports.workflowWatches,

@@ -54,6 +54,12 @@ export interface ListenersManagerOptions {
    */
   presentElsewhere?: (userId: string) => Promise<boolean>;
   /**
+   * Removes this instance's presence entries of the user that nothing here holds (their remove
+   * failed when the sessions closed); resolves with how many. A claim answered `present` by them
+   * alone is made again. @default none removed: a claim answered `present` is final
+   */
+  removeLeftEntries?: (userId: string) => Promise<number>;
+  /**
    * Where events from the sources go, with the lease they were read under (`fence`: the
    * sink stores them only while it holds). A returned promise tells the source when the
    * event is published (it moves its resume mark only then), with the event's cursor
@@ -222,6 +228,7 @@ export class ListenersManager {
       hooks: new Hooks<GatewayHookEvents>(),
       presentElsewhere: async () => false,
       claimCleanup: async () => 'won',
+      removeLeftEntries: async () => 0,
       instanceId: 'local',
       leaseTtlMs: listenerDefaults.leaseTtlMs,
       watchReplyMs: 3_000,
@@ -735,7 +742,12 @@ export class ListenersManager {
     for (let attempt = 1; ; attempt++) {
       try {
         if (!claimed) {
-          const claim = await this.#o.claimCleanup(userId);
+          let claim = await this.#o.claimCleanup(userId);
+          // Present by this instance's own entries of closed sessions (Redis was away when they
+          // closed): without them the departure is this one's, else it would never be cleaned up.
+          if (claim === 'present' && (await this.#o.removeLeftEntries(userId)) > 0) {
+            claim = await this.#o.claimCleanup(userId);
+          }
           if (claim !== 'won') {
             this.#cleanupsSkipped++;
             this.#o.hooks.emit('registry.cleanup', { uid: userId, phase: 'skipped', reason: claim });
