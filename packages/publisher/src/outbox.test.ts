@@ -251,6 +251,24 @@ describe('closing the outbox', () => {
   });
 });
 
+describe('the outbox on a client that fails every command at once (its reconnects gave up)', () => {
+  it('lets the event loop turn between failed rounds, even with a retry delay of 0', async () => {
+    const failing = {
+      appendBatches: async (_id: string | undefined, batches: readonly UserBatch[]) =>
+        batches.map(() => new Error('Connection is closed.')),
+    } as unknown as RedisStreamWriter;
+    let reconnects = 0;
+    const outbox = new Outbox(silentClient(), failing, { retryDelaysMs: [0], reconnect: () => reconnects++ });
+    const event = settled(outbox.sendOne('a', notice(1)));
+    // A timer fires: the retries do not hold the loop in microtasks.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(event.value).toBe('pending');
+    expect(reconnects).toBeGreaterThan(0);
+    await outbox.close();
+    expect(event.value).toMatchObject({ code: 'redis_unavailable' });
+  });
+});
+
 describe('the outbox bounded in bytes', () => {
   /** An event whose JSON is `size` characters long. */
   it('refuses a publish that would pass maxBytes with outbox_full, keeps what it holds, and frees the bytes once stored', async () => {
@@ -354,22 +372,110 @@ describe('rounds under load', () => {
       // 400 + 400 fit in 1 000; the third would pass it: a and b go, a's second event waits.
       expect(shapeOf(calls[1])).toEqual(['a:1#2', 'b:1#3']);
       calls[1]?.answer([new ReplyError('BUSY Redis is busy running a script.'), new ReplyError('BUSY again')]);
-      await jest.advanceTimersByTimeAsync(100);
-      expect(shapeOf(calls[2])).toEqual(['a:1#2@0', 'b:1#3@0']);
+      await jest.advanceTimersByTimeAsync(0);
+      // a and b wait out their delay (a's second event behind a's first); c tries meanwhile.
+      expect(shapeOf(calls[2])).toEqual(['c:1#4']);
       storeAll(calls[2]);
       await jest.advanceTimersByTimeAsync(0);
-      expect(shapeOf(calls[3])).toEqual(['a:1#4', 'c:1#5']);
-      storeAll(calls[3]);
-      await jest.advanceTimersByTimeAsync(0);
       // Larger than the bound alone: it goes, in a round of its own.
-      expect(shapeOf(calls[4])).toEqual(['d:1#6']);
+      expect(shapeOf(calls[3])).toEqual(['d:1#5']);
+      storeAll(calls[3]);
+      await jest.advanceTimersByTimeAsync(100);
+      expect(shapeOf(calls[4])).toEqual(['a:1#2@0', 'b:1#3@0']);
       storeAll(calls[4]);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(shapeOf(calls[5])).toEqual(['a:1#6']);
+      storeAll(calls[5]);
       await Promise.all([...later, huge]);
       expect(outbox.stats()).toMatchObject({ waiting: 0, stored: 6, retried: 2 });
       await outbox.close();
     });
 
-    it('sends a failed batch again with its number and places after a user of its round was refused, and fills the round with later events', async () => {
+    it("lets the other users' events go on while one user's shard fails over: that user waits its own delays, its events in order", async () => {
+      const { writer, calls } = heldWriter();
+      const { outbox } = outboxOver(writer, { batchEvents: 2, retryDelaysMs: [100] });
+      // a's shard is failing over (CLUSTERDOWN); the others' answer.
+      const aFails = (call: HeldCall | undefined) =>
+        call?.answer(
+          call.batches.map((b) =>
+            b.userId === 'a'
+              ? new ReplyError('CLUSTERDOWN The cluster is down')
+              : { events: b.events.map(() => ({}) as never), duplicate: false },
+          ),
+        );
+      const a1 = settled(outbox.sendOne('a', notice(1)));
+      const b1 = outbox.sendOne('b', notice(2));
+      await jest.advanceTimersByTimeAsync(0);
+      expect(shapeOf(calls[0])).toEqual(['a:1#1', 'b:1#2']);
+      const a2 = settled(outbox.sendOne('a', notice(3)));
+      const later = [outbox.sendOne('c', notice(4)), outbox.sendOne('d', notice(5))];
+      aFails(calls[0]);
+      await b1;
+      await jest.advanceTimersByTimeAsync(0);
+      // a's two events would fill the round: they wait, and c and d go at once.
+      expect(shapeOf(calls[1])).toEqual(['c:1#3', 'd:1#4']);
+      storeAll(calls[1]);
+      await Promise.all(later);
+      expect([a1.value, a2.value]).toEqual(['pending', 'pending']);
+      await jest.advanceTimersByTimeAsync(100);
+      // a's failed batch again, as it was; its next event behind it.
+      expect(shapeOf(calls[2])).toEqual(['a:1#1@0']);
+      storeAll(calls[2]);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(shapeOf(calls[3])).toEqual(['a:1#5']);
+      storeAll(calls[3]);
+      await jest.advanceTimersByTimeAsync(0);
+      expect([a1.value, a2.value]).toEqual([{}, {}]);
+      expect(outbox.stats()).toMatchObject({ waiting: 0, stored: 5, retried: 1 });
+      await outbox.close();
+    });
+
+    it('goes at once for a publish that comes while every user waiting backs off', async () => {
+      const { writer, calls } = heldWriter();
+      const { outbox } = outboxOver(writer, { retryDelaysMs: [10_000] });
+      const a = settled(outbox.sendOne('a', notice(1)));
+      await jest.advanceTimersByTimeAsync(0);
+      calls[0]?.answer([new ReplyError('CLUSTERDOWN The cluster is down')]);
+      await jest.advanceTimersByTimeAsync(0);
+      // a backs off for 10 s: c does not wait for it.
+      const c = outbox.sendOne('c', notice(2));
+      await jest.advanceTimersByTimeAsync(0);
+      expect(shapeOf(calls[1])).toEqual(['c:1#2']);
+      storeAll(calls[1]);
+      await c;
+      expect(a.value).toBe('pending');
+      await jest.advanceTimersByTimeAsync(10_000);
+      expect(shapeOf(calls[2])).toEqual(['a:1#1@0']);
+      storeAll(calls[2]);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(a.value).toEqual({});
+      await outbox.close();
+    });
+
+    it('counts a batch sent again whole against batchEvents where its first event stands: a round never passes the bound for it', async () => {
+      const { writer, calls } = heldWriter();
+      const { outbox } = outboxOver(writer, { batchEvents: 4, retryDelaysMs: [100] });
+      const down = (call: HeldCall | undefined) =>
+        call?.answer(call.batches.map(() => new ReplyError('CLUSTERDOWN The cluster is down')));
+      const x = outbox.sendOne('x', notice(0));
+      await jest.advanceTimersByTimeAsync(0);
+      const ab = outbox.send(['a', 'b', 'a', 'b'].map((userId, i) => ({ userId, event: notice(i) })));
+      down(calls[0]);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(shapeOf(calls[1])).toEqual(['a:2#2', 'b:2#3']);
+      down(calls[1]);
+      await jest.advanceTimersByTimeAsync(100);
+      // x's one event and a's two make three; b's two more would make five.
+      expect(shapeOf(calls[2])).toEqual(['x:1#1@0', 'a:2#2@0,1']);
+      storeAll(calls[2]);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(shapeOf(calls[3])).toEqual(['b:2#3@0,1']);
+      storeAll(calls[3]);
+      await Promise.all([x, ab]);
+      await outbox.close();
+    });
+
+    it('sends a failed batch again with its number and places after a user of its round was refused; later users go meanwhile', async () => {
       const { writer, calls } = heldWriter();
       const { outbox } = outboxOver(writer, { batchBytes: 1_000, retryDelaysMs: [100] });
       const first = outbox.sendOne('u0', notice(0));
@@ -389,13 +495,14 @@ describe('rounds under load', () => {
         new ReplyError('WRONGTYPE Operation against a key holding the wrong kind of value'),
         new ReplyError('BUSY'),
       ]);
-      await jest.advanceTimersByTimeAsync(100);
-      expect(refused.value).toMatchObject({ name: 'PublishError' });
-      // b's batch again, as it was (its number and its places), then c and d: 500 + 600 > 1 000, so d waits.
-      expect(shapeOf(calls[2])).toEqual(['b:2#3@0,1', 'c:1#4']);
-      storeAll(calls[2]);
       await jest.advanceTimersByTimeAsync(0);
-      expect(shapeOf(calls[3])).toEqual(['d:1#5']);
+      expect(refused.value).toMatchObject({ name: 'PublishError' });
+      // b waits out its delay; c and d (600 of 1 000) go meanwhile.
+      expect(shapeOf(calls[2])).toEqual(['c:1#4', 'd:1#5']);
+      storeAll(calls[2]);
+      await jest.advanceTimersByTimeAsync(100);
+      // b's batch again, as it was: its number and its places.
+      expect(shapeOf(calls[3])).toEqual(['b:2#3@0,1']);
       storeAll(calls[3]);
       await Promise.all([busy, ...later]);
       expect(outbox.stats()).toMatchObject({ waiting: 0, stored: 5 });

@@ -170,15 +170,35 @@ interface Item {
 
 const nothing = () => {};
 
+/** A batch sent before, as {@link batchSizes} keys it. */
+const batchKey = (item: Item) => `${item.batchSeq}\n${item.userId}`;
+
+/** Events and bytes of JSON of each batch sent before that waits to be sent again. */
+function batchSizes(items: readonly Item[]): Map<string, { events: number; bytes: number }> {
+  const sizes = new Map<string, { events: number; bytes: number }>();
+  for (const item of items) {
+    if (item.batchSeq === 0) continue;
+    const key = batchKey(item);
+    const size = sizes.get(key);
+    if (size) {
+      size.events++;
+      size.bytes += item.json.length;
+    } else sizes.set(key, { events: 1, bytes: item.json.length });
+  }
+  return sizes;
+}
+
 /**
  * The one way events leave a publisher (and the gateway's `POST /publish`) for
  * Redis: a bounded FIFO of events. A single sender takes events from the front,
  * one atomic batch per user per round (many users' batches in one script call
  * on a standalone Redis, one call per user on a Cluster), and only takes more when
- * the round is over; an event Redis could not take stays in front of every later
- * one, so each user's events are stored in the order they were published, even
- * across an outage. Calls made while Redis is away wait behind it rather than
- * racing it, and are stored as soon as it returns.
+ * the round is over; an event Redis could not take stays in front of its user's later
+ * ones, and that user waits out its retry delay, so each user's events are stored in the
+ * order they were published, even across an outage. The other users' events go on
+ * meanwhile: a Cluster shard failing over holds its own users only. With Redis away
+ * every user fails in turn, and the outbox waits for the first one due (or for the
+ * client to reconnect); the events are stored as soon as Redis returns.
  *
  * Exactly once through a lost reply: the outbox has a random id, numbers each
  * user's batch as it first sends it, and sends a failed batch again as it was (the
@@ -212,6 +232,13 @@ export class Outbox {
   #closed = false;
   #wake: (() => void) | undefined;
   #downSince = 0;
+  /**
+   * Users whose last batch failed for a passing reason (their Cluster shard failing over, or
+   * Redis away): each waits out its own retry delay, the other users' events go on meanwhile.
+   */
+  readonly #backoff = new Map<string, { failures: number; dueAt: number }>();
+  /** The sender sleeps because every user waiting is backing off (a publish of another may wake it). */
+  #backingOffOnly = false;
   #lastError: unknown;
   #redis: OutboxStats['redis'] = 'unknown';
   #failure: RedisConnectionFailure | undefined;
@@ -219,6 +246,9 @@ export class Outbox {
   readonly #address: string | RedisAddress | undefined;
   readonly #onReady = () => {
     this.#reached();
+    // A reconnect ends every wait at once: a short blip costs the blip, not the next retry delay.
+    // The failures stay counted: a connection that flaps goes on at the later delays.
+    for (const b of this.#backoff.values()) b.dueAt = 0;
     this.#wake?.();
   };
   readonly #onClientError = (error: unknown) => this.#unreachable(error);
@@ -311,6 +341,8 @@ export class Outbox {
       }
       this.#items.push(...entry.items);
       if (!this.#sending) this.#running = this.#run();
+      // The sender sleeps until a user backing off is due: this user may go now.
+      else if (this.#backingOffOnly && !this.#backoff.has(valid[0]?.userId ?? '')) this.#wake?.();
     });
   }
 
@@ -422,33 +454,41 @@ export class Outbox {
       // share the first round, one batch per user, rather than the first going alone.
       await Promise.resolve();
       while (!this.#closed && this.#items.length > 0) {
-        const round = this.#items.slice(0, this.#roundLength());
+        const round = this.#nextRound();
+        if (round.length === 0) {
+          // Every user waiting is backing off (Redis away): until the first is due, Redis is back,
+          // or a publish of a user who is not backing off comes.
+          let due = Number.POSITIVE_INFINITY;
+          for (const b of this.#backoff.values()) due = Math.min(due, b.dueAt);
+          this.#backingOffOnly = true;
+          await this.#sleep(due - Date.now());
+          this.#backingOffOnly = false;
+          continue;
+        }
+        // After a failure: a client whose own reconnects gave up is told to connect again.
+        if (this.#downSince) this.#reconnect();
         this.#round = new Set(round);
-        const unreachable = await this.#sendRound(round);
+        const failedUsers = new Set<string>();
+        const unreachable = await this.#sendRound(round, failedUsers);
         this.#round = undefined;
         this.#settle();
         if (this.#closed) break;
-        if (!unreachable) {
-          if (this.#downSince) {
-            this.#onEvent({ kind: 'drained', events: round.length, downMs: Date.now() - this.#downSince });
-            this.#downSince = 0;
-          }
+        // Each user whose batch failed waits its own delays, its events in order; the other users'
+        // events go on (a Cluster shard failing over holds its users only). With Redis away every
+        // user fails in turn, and the outbox waits for the first one due.
+        for (const userId of failedUsers) this.#backOff(userId);
+        if (unreachable) {
+          this.#downSince ||= Date.now();
+          // One turn of the event loop at least between a failed round and the next: a retry
+          // delay of 0, on a client that fails every command at once, would never let go.
+          await this.#sleep(0);
           continue;
         }
-        this.#downSince ||= Date.now();
-        // The front entry sets the pace: later ones are behind it whatever their own count.
-        const front = this.#items[0]?.entry;
-        if (!front) continue;
-        const delay = this.#delays[Math.min(front.failures - 1, this.#delays.length - 1)] ?? 0;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, delay);
-          this.#wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        this.#wake = undefined;
-        if (!this.#closed) this.#reconnect();
+        if (this.#backoff.size > 0) this.#forgetBackoffsOfUsersGone();
+        if (this.#downSince && this.#backoff.size === 0) {
+          this.#onEvent({ kind: 'drained', events: round.length, downMs: Date.now() - this.#downSince });
+          this.#downSince = 0;
+        }
       }
     } finally {
       this.#round = undefined;
@@ -457,31 +497,89 @@ export class Outbox {
     }
   }
 
+  /** Waits `ms` (at most), or until Redis is back ({@link #onReady}) or the outbox closes. */
+  async #sleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.max(0, ms));
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.#wake = undefined;
+  }
+
+  /** Backoffs of users with nothing left waiting (stored, refused or dropped since). */
+  #forgetBackoffsOfUsersGone(): void {
+    const waiting = new Set<string>();
+    for (const item of this.#items) waiting.add(item.userId);
+    for (const userId of this.#backoff.keys()) if (!waiting.has(userId)) this.#backoff.delete(userId);
+  }
+
+  /** A user's batch failed for a passing reason: it waits its next delay before it goes again. */
+  #backOff(userId: string): void {
+    const failures = (this.#backoff.get(userId)?.failures ?? 0) + 1;
+    const delay = this.#delays[Math.min(failures - 1, this.#delays.length - 1)] ?? 0;
+    this.#backoff.set(userId, { failures, dueAt: Date.now() + delay });
+  }
+
   /**
-   * How many events from the front make the next round: up to `batchEvents` and `batchBytes`
-   * of JSON, at least one. A round is a prefix of the queue, and between attempts events
-   * only leave it (stored, refused, dropped at close) or join it at the back: what is left of a
-   * round is the front of the next one, no more events and no more bytes than before, so a
-   * retry takes every event of its batches again (a batch cut in two would be stored in part
-   * and the rest answered as a duplicate). Keep it so: counting only some events, or putting
-   * events back in front, would break that.
+   * The next round: the events from the front, in order, up to `batchEvents` and `batchBytes` of
+   * JSON (at least one), leaving out the users backing off (all of their events: each user's
+   * order is kept). A batch sent again goes whole or not at all (a batch cut in two would be
+   * stored in part and the rest answered as a duplicate), counted whole against the bounds where
+   * its first event stands: the round stays within them, as its first send did.
    */
-  #roundLength(): number {
+  #nextRound(): Item[] {
     const items = this.#items;
-    const most = Math.min(items.length, this.#batch);
+    const backingOff = this.#backoff.size > 0;
+    const now = backingOff ? Date.now() : 0;
+    const round: Item[] = [];
+    // Batches sent again that are in this round, by user, with their number: their other events follow.
+    let again: Map<string, number> | undefined;
+    // Events and bytes of every batch waiting to be sent again (made once, at the first one met).
+    let sizes: Map<string, { events: number; bytes: number }> | undefined;
+    let owed = 0;
+    let events = 0;
     let bytes = 0;
-    for (let i = 0; i < most; i++) {
-      bytes += (items[i] as Item).json.length;
-      if (bytes > this.#batchBytes && i > 0) return i;
+    let full = false;
+    for (const item of items) {
+      if (item.batchSeq !== 0 && again?.get(item.userId) === item.batchSeq) {
+        round.push(item); // counted with its batch
+        owed--;
+        if (full && owed === 0) break;
+        continue;
+      }
+      if (full) continue;
+      if (backingOff && (this.#backoff.get(item.userId)?.dueAt ?? 0) > now) continue;
+      let size = { events: 1, bytes: item.json.length };
+      if (item.batchSeq !== 0) {
+        sizes ??= batchSizes(items);
+        size = sizes.get(batchKey(item)) ?? size;
+      }
+      if (round.length > 0 && (events + size.events > this.#batch || bytes + size.bytes > this.#batchBytes)) {
+        full = true;
+        if (owed === 0) break;
+        continue;
+      }
+      events += size.events;
+      bytes += size.bytes;
+      round.push(item);
+      if (item.batchSeq !== 0) {
+        again ??= new Map();
+        again.set(item.userId, item.batchSeq);
+        owed += size.events - 1;
+      }
     }
-    return most;
+    return round;
   }
 
   /**
    * One batch per user of the round (that user's events, in order, atomically), as few
-   * script calls as the writer can make of them; true when Redis was away.
+   * script calls as the writer can make of them; true when a batch failed for a passing reason
+   * (its user is added to `failedUsers`).
    */
-  async #sendRound(round: Item[]): Promise<boolean> {
+  async #sendRound(round: Item[], failedUsers: Set<string>): Promise<boolean> {
     const byUser = new Map<string, Item[]>();
     for (const item of round) {
       const list = byUser.get(item.userId);
@@ -525,10 +623,12 @@ export class Outbox {
         });
         if (result.duplicate) this.#stats.deduplicated += items.length;
         this.#reached();
+        this.#backoff.delete((items[0] as Item).userId);
         continue;
       }
       if (isTransientRedisError(result)) {
         unreachable = true;
+        failedUsers.add((items[0] as Item).userId);
         readOnly ||= result.message.startsWith('READONLY');
         this.#stats.retried += items.length;
         this.#lastError = result;
@@ -536,6 +636,8 @@ export class Outbox {
         for (const item of items) failedEntries.add(item.entry);
         continue;
       }
+      // Refused: its shard answered; the user's later events go on without a delay.
+      this.#backoff.delete((items[0] as Item).userId);
       for (const item of items) {
         if (item.entry.left < 0) continue;
         item.entry.left = -1;
