@@ -510,6 +510,30 @@ describe('rounds under load', () => {
     });
   });
 
+  it("sends a call's events of one user in one round, as one append, rather than cutting them at the round's bound", async () => {
+    const { writer, calls } = heldWriter();
+    const { outbox } = outboxOver(writer, { batchEvents: 2 });
+    const x = outbox.sendOne('x', notice(0));
+    await callsPast(calls, 0);
+    const b = outbox.sendOne('b', notice(1));
+    const call = outbox.send([
+      { userId: 'a', event: notice(2) },
+      { userId: 'a', event: notice(3) },
+    ]);
+    storeAll(calls[0]);
+    await x;
+    await callsPast(calls, 1);
+    // b and a's first event would fill the round: a's two go together in the next.
+    expect(shapeOf(calls[1])).toEqual(['b:1#2']);
+    storeAll(calls[1]);
+    await b;
+    await callsPast(calls, 2);
+    expect(shapeOf(calls[2])).toEqual(['a:2#3']);
+    storeAll(calls[2]);
+    await call;
+    await outbox.close();
+  });
+
   it('takes a round of exactly batchBytes whole, and 0 means no bound in bytes', async () => {
     for (const [batchBytes, expected] of [
       [800, ['a:1', 'b:1']],

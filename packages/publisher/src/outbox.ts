@@ -173,6 +173,18 @@ const nothing = () => {};
 /** A batch sent before, as {@link batchSizes} keys it. */
 const batchKey = (item: Item) => `${item.batchSeq}\n${item.userId}`;
 
+/** Events and bytes of JSON of a call's events of `item`'s user not sent yet (all waiting, from `item` on). */
+function callSize(item: Item): { events: number; bytes: number } {
+  let events = 0;
+  let bytes = 0;
+  for (const other of item.entry.items) {
+    if (other.userId !== item.userId || other.batchSeq !== 0 || other.stored) continue;
+    events++;
+    bytes += other.json.length;
+  }
+  return { events, bytes };
+}
+
 /** Events and bytes of JSON of each batch sent before that waits to be sent again. */
 function batchSizes(items: readonly Item[]): Map<string, { events: number; bytes: number }> {
   const sizes = new Map<string, { events: number; bytes: number }>();
@@ -539,6 +551,8 @@ export class Outbox {
     let again: Map<string, number> | undefined;
     // Events and bytes of every batch waiting to be sent again (made once, at the first one met).
     let sizes: Map<string, { events: number; bytes: number }> | undefined;
+    // Calls (publishMany) whose events of a user are in this round, by call: their other events of that user follow.
+    let calls: Map<Entry, Set<string>> | undefined;
     let owed = 0;
     let events = 0;
     let bytes = 0;
@@ -550,12 +564,22 @@ export class Outbox {
         if (full && owed === 0) break;
         continue;
       }
+      if (item.batchSeq === 0 && calls?.get(item.entry)?.has(item.userId)) {
+        round.push(item); // counted with its call
+        owed--;
+        if (full && owed === 0) break;
+        continue;
+      }
       if (full) continue;
       if (backingOff && (this.#backoff.get(item.userId)?.dueAt ?? 0) > now) continue;
       let size = { events: 1, bytes: item.json.length };
       if (item.batchSeq !== 0) {
         sizes ??= batchSizes(items);
         size = sizes.get(batchKey(item)) ?? size;
+      } else if (item.entry.items.length > 1) {
+        // A call's events of one user go in one round, as one append, when a round can hold them.
+        const call = callSize(item);
+        if (call.events <= this.#batch && call.bytes <= this.#batchBytes) size = call;
       }
       if (round.length > 0 && (events + size.events > this.#batch || bytes + size.bytes > this.#batchBytes)) {
         full = true;
@@ -568,6 +592,12 @@ export class Outbox {
       if (item.batchSeq !== 0) {
         again ??= new Map();
         again.set(item.userId, item.batchSeq);
+        owed += size.events - 1;
+      } else if (size.events > 1) {
+        calls ??= new Map();
+        const users = calls.get(item.entry) ?? new Set<string>();
+        users.add(item.userId);
+        calls.set(item.entry, users);
         owed += size.events - 1;
       }
     }
