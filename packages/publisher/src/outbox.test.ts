@@ -269,6 +269,23 @@ describe('the outbox on a client that fails every command at once (its reconnect
   });
 });
 
+describe('closing the outbox with a round in flight that holds events not sent', () => {
+  it("rejects closed a user's event that waited behind its batch in flight (another fence): it was never sent", async () => {
+    const { writer, calls } = heldWriter();
+    const { outbox } = outboxOver(writer);
+    const first = settled(outbox.send([{ userId: 'a', event: notice(1), fence: { key: 'f', value: '1' } }]));
+    const second = settled(outbox.send([{ userId: 'a', event: notice(2), fence: { key: 'f', value: '2' } }]));
+    await callsPast(calls, 0);
+    // One call per fence: the second event is in the round, not in its call.
+    expect(shapeOf(calls[0])).toEqual(['a:1#1']);
+    const closing = outbox.close();
+    storeAll(calls[0]);
+    await closing;
+    expect(first.value).toEqual([{}]);
+    expect(second.value).toMatchObject({ code: 'closed' });
+  });
+});
+
 describe('the outbox bounded in bytes', () => {
   /** An event whose JSON is `size` characters long. */
   it('refuses a publish that would pass maxBytes with outbox_full, keeps what it holds, and frees the bytes once stored', async () => {

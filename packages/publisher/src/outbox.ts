@@ -239,8 +239,6 @@ export class Outbox {
   #sending = false;
   /** The sender's loop while it runs: `close()` waits for it (the round in flight, then it stops). */
   #running: Promise<void> | undefined;
-  /** The events of the round in flight, which `close()` lets finish. */
-  #round: ReadonlySet<Item> | undefined;
   #closed = false;
   #wake: (() => void) | undefined;
   #downSince = 0;
@@ -413,8 +411,9 @@ export class Outbox {
    * events of both kinds is rejected `redis_unavailable` now, as some of it may be stored.
    */
   #dropUnsent(): void {
-    const round = this.#round;
-    const sent = (i: Item) => i.batchSeq !== 0 || round?.has(i) === true;
+    // Numbered when its batch is made, before the call goes: an event of the round in flight that
+    // is in none of its batches (behind its user's batch, under another fence) was never sent.
+    const sent = (i: Item) => i.batchSeq !== 0;
     const left = this.#items.filter((i) => !sent(i));
     const kept = this.#items.filter(sent);
     this.#items.length = 0;
@@ -479,10 +478,8 @@ export class Outbox {
         }
         // After a failure: a client whose own reconnects gave up is told to connect again.
         if (this.#downSince) this.#reconnect();
-        this.#round = new Set(round);
         const failedUsers = new Set<string>();
         const unreachable = await this.#sendRound(round, failedUsers);
-        this.#round = undefined;
         this.#settle();
         if (this.#closed) break;
         // Each user whose batch failed waits its own delays, its events in order; the other users'
@@ -503,7 +500,6 @@ export class Outbox {
         }
       }
     } finally {
-      this.#round = undefined;
       this.#sending = false;
       if (this.#closed) this.#abandonFailed();
     }
