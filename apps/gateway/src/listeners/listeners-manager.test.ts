@@ -1,7 +1,10 @@
 import type { AppEvent } from '@livebus/protocol';
 import { waitFor } from '@livebus/test-support';
 import fc from 'fast-check';
+import { MemoryDetachDecision } from '../fleet/detach/memory-detach-decision';
 import { MemoryLease } from '../fleet/lease/memory-lease';
+import { MemoryPresence } from '../fleet/presence/memory-presence';
+import { MemoryRegistryStore } from '../fleet/registry/memory-registry-store';
 import { type GatewayHookEvents, Hooks } from '../hooks';
 import type { Logger } from '../logger';
 import type { ListenerSource } from './listener-source';
@@ -255,6 +258,34 @@ describe('ListenersManager', () => {
       ['detach.complete', { uid: 'u' }],
     ]);
     expect(manager.counters()).toMatchObject({ detachCancelled: 1, detachExecuted: 1, cleanups: 1, cleanupErrors: 1 });
+  });
+
+  it('cleans up when the answer to its winning claim was lost: asking again, the winner has it still', async () => {
+    const hooks = new Hooks<GatewayHookEvents>();
+    const decision = new MemoryDetachDecision(new MemoryPresence(), new MemoryRegistryStore());
+    let lost = 1;
+    const manager = new ListenersManager({
+      sources: [countingSource(0).source],
+      detachDelayMs: 5,
+      logger: silent,
+      lease: new MemoryLease(),
+      workflowWatches: new MemoryWorkflowWatchStore(),
+      hooks,
+      cleanupRetryMs: 1,
+      // Redis took the claim; its answer went with the connection.
+      claimCleanup: async (uid) => {
+        const claim = await decision.claim(uid, 'gw-a');
+        if (lost-- > 0) throw new Error('Connection is closed.');
+        return claim;
+      },
+      cleanupRegistry: async () => 'cleaned' as const,
+      emit: () => {},
+    });
+    await manager.sessionOpened('u', 's1');
+    manager.sessionClosed('u', 's1');
+    await hooks.next('detach.complete', (e) => e.uid === 'u', { timeoutMs: 5_000 });
+    await manager.idle();
+    expect(manager.counters()).toMatchObject({ cleanups: 1, cleanupsSkipped: 0, cleanupErrors: 1 });
   });
 
   it('counts a cleanup that found the user back elsewhere (present) as skipped, not as run', async () => {

@@ -95,8 +95,9 @@ export function detachDecisionContract(
       const claims = await Promise.all(claimants.map((id) => decision.claim(uid, id)));
       expect(claims.filter((c) => c === 'won')).toHaveLength(1);
       expect(claims.filter((c) => c === 'taken')).toHaveLength(3);
-      // A retry of the winner is taken too: the cleanup is already someone's.
-      expect(await decision.claim(uid, claimants[claims.indexOf('won')] as string)).toBe('taken');
+      // The winner asking again (its answer lost) has it still; any other is still refused.
+      expect(await decision.claim(uid, claimants[claims.indexOf('won')] as string)).toBe('won');
+      expect(await decision.claim(uid, claimants[claims.indexOf('taken')] as string)).toBe('taken');
     });
 
     it('decides the next departure afresh once a session was added, and lets a claim expire', async () => {

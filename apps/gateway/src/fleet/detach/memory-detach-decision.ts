@@ -26,8 +26,8 @@ export class MemoryDetachDecision implements DetachDecision {
     this.#claimTtlMs = options.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS;
   }
 
-  async claim(userId: string, _claimant: string): Promise<DetachClaim> {
-    return this.#presence.claimDetach(userId, this.#claimTtlMs);
+  async claim(userId: string, claimant: string): Promise<DetachClaim> {
+    return this.#presence.claimDetach(userId, this.#claimTtlMs, claimant);
   }
 
   async cleanupIfAbsent(userId: string): Promise<DetachOutcome> {

@@ -43,6 +43,8 @@ settle()
 if redis.call('HLEN', KEYS[1]) > 0 then return 1 end
 -- The presence add deletes the claim: one set since then means this departure is someone's.
 if redis.call('SET', KEYS[4], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+-- The winner asking again (its answer lost with the connection) has it still.
+if redis.call('GET', KEYS[4]) == ARGV[1] then return 0 end
 return 2
 `);
 

@@ -29,8 +29,8 @@ interface Held {
 export class MemoryPresence implements Presence {
   readonly #users = new Map<string, Map<string, Held>>();
   readonly #instances = new Map<string, { info: InstanceInfo; expiresAt: number }>();
-  /** User id -> expiry of their detach claim; in expiry order (every claim has the same TTL, re-set at the end). */
-  readonly #claims = new Map<string, number>();
+  /** User id -> who holds their detach claim, until when; in expiry order (every claim has the same TTL). */
+  readonly #claims = new Map<string, { claimant: string; expiresAt: number }>();
   readonly #ttlMs: number;
   readonly #now: () => number;
 
@@ -88,15 +88,17 @@ export class MemoryPresence implements Presence {
    * `present` while the user has a live session; else the first call since their
    * last add wins for `ttlMs`, later ones are `taken`.
    */
-  claimDetach(userId: string, ttlMs: number): 'won' | 'present' | 'taken' {
+  claimDetach(userId: string, ttlMs: number, claimant = ''): 'won' | 'present' | 'taken' {
     const now = this.#now();
-    for (const [id, expiresAt] of this.#claims) {
+    for (const [id, { expiresAt }] of this.#claims) {
       if (expiresAt > now) break;
       this.#claims.delete(id);
     }
     if (this.liveCount(userId) > 0) return 'present';
-    if (this.#claims.has(userId)) return 'taken';
-    this.#claims.set(userId, now + ttlMs);
+    const held = this.#claims.get(userId);
+    // The winner asking again (its answer lost) has it still: it must not skip its own cleanup.
+    if (held) return held.claimant === claimant && claimant !== '' ? 'won' : 'taken';
+    this.#claims.set(userId, { claimant, expiresAt: now + ttlMs });
     return 'won';
   }
 
