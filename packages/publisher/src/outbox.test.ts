@@ -469,6 +469,56 @@ describe('rounds under load', () => {
       await outbox.close();
     });
 
+    it('wakes for a publishMany of which one user is not backing off', async () => {
+      const { writer, calls } = heldWriter();
+      const { outbox } = outboxOver(writer, { retryDelaysMs: [10_000] });
+      const a = settled(outbox.sendOne('a', notice(1)));
+      await jest.advanceTimersByTimeAsync(0);
+      calls[0]?.answer([new ReplyError('CLUSTERDOWN The cluster is down')]);
+      await jest.advanceTimersByTimeAsync(0);
+      const both = settled(
+        outbox.send([
+          { userId: 'a', event: notice(2) },
+          { userId: 'c', event: notice(3) },
+        ]),
+      );
+      await jest.advanceTimersByTimeAsync(0);
+      // c goes now; a's second event waits behind a's first.
+      expect(shapeOf(calls[1])).toEqual(['c:1#2']);
+      storeAll(calls[1]);
+      await jest.advanceTimersByTimeAsync(10_000);
+      expect(shapeOf(calls[2])).toEqual(['a:1#1@0']);
+      storeAll(calls[2]);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(shapeOf(calls[3])).toEqual(['a:1#3']);
+      storeAll(calls[3]);
+      await jest.advanceTimersByTimeAsync(0);
+      expect([a.value, both.value]).toEqual([{}, [{}, {}]]);
+      await outbox.close();
+    });
+
+    it('counts a call of many users failing in rounds one after the other as one attempt (outbox off: not refused before its retry)', async () => {
+      const { writer, calls } = heldWriter();
+      const { outbox } = outboxOver(writer, { maxEvents: 0, batchEvents: 2, retryDelaysMs: [100] });
+      const down = (call: HeldCall | undefined) =>
+        call?.answer(call.batches.map(() => new Error('Connection is closed.')));
+      const call = settled(outbox.send(['u1', 'u2', 'u3', 'u4'].map((userId, i) => ({ userId, event: notice(i) }))));
+      await jest.advanceTimersByTimeAsync(0);
+      expect(shapeOf(calls[0])).toEqual(['u1:1#1', 'u2:1#2']);
+      down(calls[0]);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(shapeOf(calls[1])).toEqual(['u3:1#3', 'u4:1#4']);
+      down(calls[1]);
+      await jest.advanceTimersByTimeAsync(0);
+      // Each user failed once: the call waits for its retry.
+      expect(call.value).toBe('pending');
+      await jest.advanceTimersByTimeAsync(100);
+      down(calls[2]);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(call.value).toMatchObject({ code: 'redis_unavailable' });
+      await outbox.close();
+    });
+
     it('counts a batch sent again whole against batchEvents where its first event stands: a round never passes the bound for it', async () => {
       const { writer, calls } = heldWriter();
       const { outbox } = outboxOver(writer, { batchEvents: 4, retryDelaysMs: [100] });

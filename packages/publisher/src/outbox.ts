@@ -173,16 +173,18 @@ const nothing = () => {};
 /** A batch sent before, as {@link batchSizes} keys it. */
 const batchKey = (item: Item) => `${item.batchSeq}\n${item.userId}`;
 
-/** Events and bytes of JSON of a call's events of `item`'s user not sent yet (all waiting, from `item` on). */
-function callSize(item: Item): { events: number; bytes: number } {
-  let events = 0;
-  let bytes = 0;
-  for (const other of item.entry.items) {
-    if (other.userId !== item.userId || other.batchSeq !== 0 || other.stored) continue;
-    events++;
-    bytes += other.json.length;
+/** Events and bytes of JSON of a call's events not sent yet, by user (all of them waiting). */
+function callSizesByUser(entry: Entry): Map<string, { events: number; bytes: number }> {
+  const sizes = new Map<string, { events: number; bytes: number }>();
+  for (const item of entry.items) {
+    if (item.batchSeq !== 0 || item.stored) continue;
+    const size = sizes.get(item.userId);
+    if (size) {
+      size.events++;
+      size.bytes += item.json.length;
+    } else sizes.set(item.userId, { events: 1, bytes: item.json.length });
   }
-  return { events, bytes };
+  return sizes;
 }
 
 /** Events and bytes of JSON of each batch sent before that waits to be sent again. */
@@ -352,7 +354,7 @@ export class Outbox {
       this.#items.push(...entry.items);
       if (!this.#sending) this.#running = this.#run();
       // The sender sleeps until a user backing off is due: this user may go now.
-      else if (this.#backingOffOnly && !this.#backoff.has(valid[0]?.userId ?? '')) this.#wake?.();
+      else if (this.#backingOffOnly && valid.some((p) => !this.#backoff.has(p.userId))) this.#wake?.();
     });
   }
 
@@ -469,6 +471,7 @@ export class Outbox {
         if (round.length === 0) {
           // Every user waiting is backing off (Redis away): until the first is due, Redis is back,
           // or a publish of a user who is not backing off comes.
+          this.#forgetBackoffsOfUsersGone();
           let due = Number.POSITIVE_INFINITY;
           for (const b of this.#backoff.values()) due = Math.min(due, b.dueAt);
           this.#backingOffOnly = true;
@@ -549,6 +552,8 @@ export class Outbox {
     let sizes: Map<string, { events: number; bytes: number }> | undefined;
     // Calls (publishMany) whose events of a user are in this round, by call: their other events of that user follow.
     let calls: Map<Entry, Set<string>> | undefined;
+    // Events and bytes of each call's events not sent yet, by user (made once per call met).
+    let callSizes: Map<Entry, Map<string, { events: number; bytes: number }>> | undefined;
     let owed = 0;
     let events = 0;
     let bytes = 0;
@@ -574,7 +579,13 @@ export class Outbox {
         size = sizes.get(batchKey(item)) ?? size;
       } else if (item.entry.items.length > 1) {
         // A call's events of one user go in one round, as one append, when a round can hold them.
-        const call = callSize(item);
+        callSizes ??= new Map();
+        let byUser = callSizes.get(item.entry);
+        if (!byUser) {
+          byUser = callSizesByUser(item.entry);
+          callSizes.set(item.entry, byUser);
+        }
+        const call = byUser.get(item.userId) ?? size;
         if (call.events <= this.#batch && call.bytes <= this.#batchBytes) size = call;
       }
       if (round.length > 0 && (events + size.events > this.#batch || bytes + size.bytes > this.#batchBytes)) {
@@ -639,7 +650,8 @@ export class Outbox {
     }
     let unreachable = false;
     let readOnly = false;
-    const failedEntries = new Set<Entry>();
+    // Each failed call, with the most attempts any of its users' batches has now failed.
+    const failedEntries = new Map<Entry, number>();
     for (let u = 0; u < users.length; u++) {
       const items = users[u] as Item[];
       const result = results[u] ?? new Error('the writer gave no result for this user');
@@ -659,7 +671,8 @@ export class Outbox {
         this.#stats.retried += items.length;
         this.#lastError = result;
         this.#unreachable(result);
-        for (const item of items) failedEntries.add(item.entry);
+        const attempts = (this.#backoff.get((items[0] as Item).userId)?.failures ?? 0) + 1;
+        for (const item of items) failedEntries.set(item.entry, Math.max(failedEntries.get(item.entry) ?? 0, attempts));
         continue;
       }
       // Refused: its shard answered; the user's later events go on without a delay.
@@ -670,7 +683,7 @@ export class Outbox {
         item.entry.reject(refusal(result, item.entry.failures + 1));
       }
     }
-    for (const entry of failedEntries) this.#failed(entry);
+    for (const [entry, attempts] of failedEntries) this.#failed(entry, attempts);
     // The connection is on a replica: a primary that failed over behind a DNS name keeps the
     // connections made before (the script reports READONLY itself, so the client's own
     // reconnect-on-READONLY does not see it). A new connection resolves the name again.
@@ -700,8 +713,13 @@ export class Outbox {
     return run;
   }
 
-  #failed(entry: Entry): void {
-    entry.failures++;
+  /**
+   * A call's events failed for a passing reason, `attempts` being the most attempts any of its
+   * users' batches has failed: a call of many users, failing in several rounds one after the
+   * other, has waited no retry delay more for it.
+   */
+  #failed(entry: Entry, attempts: number): void {
+    entry.failures = Math.max(entry.failures, attempts);
     // Closed: rejected when the round is over (#abandonFailed), neither retried nor queued.
     if (this.#closed || entry.failures <= this.#delays.length || entry.isQueued || entry.left < 0) return;
     if (this.#max === 0) {
