@@ -65,6 +65,28 @@ describe('RedisProbe, on fake timers', () => {
     expect(client.disconnect).toHaveBeenCalledTimes(1);
   });
 
+  it('counts again after a late answer (Redis or this loop slow, the connection alive) and after a reconnect', async () => {
+    const { client, answer } = fakeClient();
+    const probe = new RedisProbe(client, { timeoutMs: 2_000, reconnectAfterRounds: 3 });
+    const round = async () => {
+      const p = probe.probe();
+      await jest.advanceTimersByTimeAsync(2_000);
+      await p;
+    };
+    await round();
+    await round();
+    answer(); // the two PINGs answer late
+    await jest.advanceTimersByTimeAsync(0);
+    await round();
+    await round();
+    client.status = 'reconnecting';
+    await probe.probe();
+    client.status = 'ready';
+    await round();
+    await round();
+    expect(client.disconnect).not.toHaveBeenCalled();
+  });
+
   it('on a Cluster PINGs every master each round: one frozen master is not answering, every round', async () => {
     const [a, b] = [fakeClient(), fakeClient()];
     const cluster = { isCluster: true, status: 'ready', nodes: () => [a.client, b.client] };

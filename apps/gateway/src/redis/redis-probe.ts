@@ -70,12 +70,25 @@ export class RedisProbe {
 
   /** One PING (none while the connection is not ready: the client's own state says that). */
   async probe(): Promise<void> {
-    if (this.#pinging || this.#client.status !== 'ready') return;
+    if (this.#client.status !== 'ready') {
+      // A new connection starts its own count.
+      this.#unansweredRounds = 0;
+      return;
+    }
+    if (this.#pinging) return;
     this.#pinging = true;
     try {
       const client = this.#client;
       const pings = isCluster(client) ? client.nodes('master').map((node) => node.ping()) : [client.ping()];
-      await withRedisTimeout(Promise.all(pings), this.#timeoutMs);
+      const answered = Promise.all(pings);
+      // An answer that comes late says the connection is alive (Redis or this loop slow): not replaced for it.
+      answered.then(
+        () => {
+          this.#unansweredRounds = 0;
+        },
+        () => {},
+      );
+      await withRedisTimeout(answered, this.#timeoutMs);
       this.#unansweredRounds = 0;
       this.#set(true, 'answered a PING');
     } catch (error) {
