@@ -745,7 +745,9 @@ export class ListenersManager {
           let claim = await this.#o.claimCleanup(userId);
           // Present by this instance's own entries of closed sessions (Redis was away when they
           // closed): without them the departure is this one's, else it would never be cleaned up.
-          if (claim === 'present' && (await this.#o.removeLeftEntries(userId)) > 0) {
+          // Asked again whatever was removed: a left-over entry may have expired in between.
+          if (claim === 'present') {
+            await this.#o.removeLeftEntries(userId);
             claim = await this.#o.claimCleanup(userId);
           }
           if (claim !== 'won') {
