@@ -304,6 +304,7 @@ async function listenGateway(w: Wired): Promise<AddressInfo> {
       port: healthPort,
       host: config.host,
       snapshot: () => ({ healthz: w.health.healthz(), readiness: w.health.readiness() }),
+      onExit: (code) => w.ports.logger.error('health_thread_exit', { code, port: healthPort }),
     }).catch((error: unknown) => {
       throw explainListenError(error, 'HEALTH_PORT', healthPort);
     });

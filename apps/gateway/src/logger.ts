@@ -42,6 +42,7 @@ export const LOG_EVENTS = [
   'ws_token_refresh_failed',
   'ws_token_expired',
   'gateway_config_warning',
+  'health_thread_exit',
   'fleet_heartbeat_error',
   'presence_error',
   'task_queued',

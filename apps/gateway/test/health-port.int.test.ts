@@ -75,6 +75,34 @@ describe('startHealthThread', () => {
     }
   });
 
+  it('is started again on the same port when it ends on its own (a bug throws in it), and says so', async () => {
+    let broken = false;
+    const exits: number[] = [];
+    const ok = { status: 200, body: { status: 'ok' } };
+    const thread = await startHealthThread({
+      port: 0,
+      host: '127.0.0.1',
+      // A snapshot without its answers makes the thread throw at the next request, as a bug would.
+      snapshot: () => (broken ? ({} as never) : { healthz: ok, readiness: ok }),
+      intervalMs: 20,
+      restartDelayMs: 50,
+      onExit: (code) => exits.push(code),
+    });
+    try {
+      const url = `http://127.0.0.1:${thread.address.port}/healthz`;
+      broken = true;
+      await waitFor(async () => {
+        await httpJson(url).catch(() => undefined);
+        return exits.length > 0;
+      }, 'the thread to end');
+      broken = false;
+      await waitFor(async () => (await httpJson(url).catch(() => ({ status: 0 }))).status === 200, 'answering again');
+      expect(exits).toEqual([1]);
+    } finally {
+      await thread.stop();
+    }
+  });
+
   it('turns readiness 503 as soon as the gateway drains', async () => {
     // A long grace: the drain waits up to 8 s for the silent peer below, so a loaded machine
     // cannot end it before the health thread has served one snapshot; the test then lets go.

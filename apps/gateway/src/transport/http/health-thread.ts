@@ -22,10 +22,18 @@ export interface HealthThreadOptions {
    * @default 10_000
    */
   stallMs?: number;
+  /**
+   * Told when the thread ended on its own after it started (a crash, out of its memory): it is
+   * started again, on the same port, `restartDelayMs` later (and again, while that fails).
+   */
+  onExit?: (code: number) => void;
+  /** @default 1_000 */
+  restartDelayMs?: number;
 }
 
 /** A running health thread. */
 export interface HealthThread {
+  /** Where it listens (a thread started again after a crash listens on the same port). */
   readonly address: AddressInfo;
   /** Sends a snapshot now (draining started: readiness must turn 503 at once). */
   refresh(): void;
@@ -72,6 +80,61 @@ server.listen({ port: workerData.port, host: workerData.host }, () => parentPort
  */
 export async function startHealthThread(options: HealthThreadOptions): Promise<HealthThread> {
   const intervalMs = options.intervalMs ?? 250;
+  const restartDelayMs = options.restartDelayMs ?? 1_000;
+  let current = await spawnHealthWorker(options);
+  let stopped = false;
+  let restartTimer: NodeJS.Timeout | undefined;
+  const post = () => current.worker.postMessage(options.snapshot());
+  // A thread that ends on its own takes the health port with it: the ALB would fail the task's
+  // checks, and ECS replace it, for a thread. Told, and started again.
+  const watch = (worker: Worker) =>
+    worker.once('exit', (code) => {
+      if (stopped || worker !== current.worker) return;
+      options.onExit?.(code);
+      scheduleRestart();
+    });
+  const scheduleRestart = () => {
+    restartTimer = setTimeout(() => {
+      restartTimer = undefined;
+      if (stopped) return;
+      spawnHealthWorker({ ...options, port: current.address.port }).then(
+        (next) => {
+          if (stopped) {
+            void next.worker.terminate();
+            return;
+          }
+          current = next;
+          watch(next.worker);
+        },
+        (error: unknown) => {
+          options.onExit?.(
+            typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : 1,
+          );
+          scheduleRestart();
+        },
+      );
+    }, restartDelayMs);
+    restartTimer.unref();
+  };
+  watch(current.worker);
+  const timer = setInterval(post, intervalMs);
+  timer.unref();
+  return {
+    get address() {
+      return current.address;
+    },
+    refresh: post,
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      clearTimeout(restartTimer);
+      await current.worker.terminate();
+    },
+  };
+}
+
+/** One health thread, listening, with the first snapshot sent; its exit is the caller's to watch. */
+async function spawnHealthWorker(options: HealthThreadOptions): Promise<{ worker: Worker; address: AddressInfo }> {
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
     workerData: { port: options.port, host: options.host, stallMs: options.stallMs ?? 10_000 },
@@ -96,16 +159,7 @@ export async function startHealthThread(options: HealthThreadOptions): Promise<H
     await worker.terminate();
     throw error;
   });
-  const timer = setInterval(post, intervalMs);
-  timer.unref();
   // The thread must not keep the process alive on its own.
   worker.unref();
-  return {
-    address,
-    refresh: post,
-    async stop() {
-      clearInterval(timer);
-      await worker.terminate();
-    },
-  };
+  return { worker, address };
 }
