@@ -173,26 +173,15 @@ const nothing = () => {};
 /** A batch sent before, as {@link batchSizes} keys it. */
 const batchKey = (item: Item) => `${item.batchSeq}\n${item.userId}`;
 
-/** Events and bytes of JSON of a call's events not sent yet, by user (all of them waiting). */
-function callSizesByUser(entry: Entry): Map<string, { events: number; bytes: number }> {
-  const sizes = new Map<string, { events: number; bytes: number }>();
-  for (const item of entry.items) {
-    if (item.batchSeq !== 0 || item.stored) continue;
-    const size = sizes.get(item.userId);
-    if (size) {
-      size.events++;
-      size.bytes += item.json.length;
-    } else sizes.set(item.userId, { events: 1, bytes: item.json.length });
-  }
-  return sizes;
-}
-
-/** Events and bytes of JSON of each batch sent before that waits to be sent again. */
-function batchSizes(items: readonly Item[]): Map<string, { events: number; bytes: number }> {
+/** Events and bytes of JSON of `items`, by the key `keyOf` gives (none: not counted). */
+function sizesBy(
+  items: readonly Item[],
+  keyOf: (item: Item) => string | undefined,
+): Map<string, { events: number; bytes: number }> {
   const sizes = new Map<string, { events: number; bytes: number }>();
   for (const item of items) {
-    if (item.batchSeq === 0) continue;
-    const key = batchKey(item);
+    const key = keyOf(item);
+    if (key === undefined) continue;
     const size = sizes.get(key);
     if (size) {
       size.events++;
@@ -201,6 +190,13 @@ function batchSizes(items: readonly Item[]): Map<string, { events: number; bytes
   }
   return sizes;
 }
+
+/** Of each batch sent before that waits to be sent again. */
+const batchSizes = (items: readonly Item[]) => sizesBy(items, (i) => (i.batchSeq === 0 ? undefined : batchKey(i)));
+
+/** Of a call's events not sent yet, by user (all of them waiting). */
+const callSizesByUser = (entry: Entry) =>
+  sizesBy(entry.items, (i) => (i.batchSeq !== 0 || i.stored ? undefined : i.userId));
 
 /**
  * The one way events leave a publisher (and the gateway's `POST /publish`) for
@@ -559,14 +555,13 @@ export class Outbox {
     let bytes = 0;
     let full = false;
     for (const item of items) {
-      if (item.batchSeq !== 0 && again?.get(item.userId) === item.batchSeq) {
-        round.push(item); // counted with its batch
-        owed--;
-        if (full && owed === 0) break;
-        continue;
-      }
-      if (item.batchSeq === 0 && calls?.get(item.entry)?.has(item.userId)) {
-        round.push(item); // counted with its call
+      // The rest of a batch sent again, or of a call's events of one user, whose first is in: counted with it.
+      const rest =
+        item.batchSeq !== 0
+          ? again?.get(item.userId) === item.batchSeq
+          : calls?.get(item.entry)?.has(item.userId) === true;
+      if (rest) {
+        round.push(item);
         owed--;
         if (full && owed === 0) break;
         continue;
