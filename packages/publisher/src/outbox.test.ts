@@ -447,13 +447,19 @@ describe('rounds under load', () => {
       await outbox.close();
     });
 
-    it('goes at once for a publish that comes while every user waiting backs off', async () => {
+    /** An outbox whose only user, a, failed its first attempt (its shard down) and backs off for 10 s. */
+    async function aBackingOff() {
       const { writer, calls } = heldWriter();
       const { outbox } = outboxOver(writer, { retryDelaysMs: [10_000] });
       const a = settled(outbox.sendOne('a', notice(1)));
       await jest.advanceTimersByTimeAsync(0);
       calls[0]?.answer([new ReplyError('CLUSTERDOWN The cluster is down')]);
       await jest.advanceTimersByTimeAsync(0);
+      return { outbox, calls, a };
+    }
+
+    it('goes at once for a publish that comes while every user waiting backs off', async () => {
+      const { outbox, calls, a } = await aBackingOff();
       // a backs off for 10 s: c does not wait for it.
       const c = outbox.sendOne('c', notice(2));
       await jest.advanceTimersByTimeAsync(0);
@@ -470,12 +476,7 @@ describe('rounds under load', () => {
     });
 
     it('wakes for a publishMany of which one user is not backing off', async () => {
-      const { writer, calls } = heldWriter();
-      const { outbox } = outboxOver(writer, { retryDelaysMs: [10_000] });
-      const a = settled(outbox.sendOne('a', notice(1)));
-      await jest.advanceTimersByTimeAsync(0);
-      calls[0]?.answer([new ReplyError('CLUSTERDOWN The cluster is down')]);
-      await jest.advanceTimersByTimeAsync(0);
+      const { outbox, calls, a } = await aBackingOff();
       const both = settled(
         outbox.send([
           { userId: 'a', event: notice(2) },

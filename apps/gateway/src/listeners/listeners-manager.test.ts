@@ -8,7 +8,7 @@ import { MemoryRegistryStore } from '../fleet/registry/memory-registry-store';
 import { type GatewayHookEvents, Hooks } from '../hooks';
 import type { Logger } from '../logger';
 import type { ListenerSource } from './listener-source';
-import { ListenersManager } from './listeners-manager';
+import { ListenersManager, type ListenersManagerOptions } from './listeners-manager';
 import { MemoryWorkflowWatchStore } from './workflow-watch-store';
 
 /** A source that counts live attachments and catches overlapping attach/detach. */
@@ -260,10 +260,11 @@ describe('ListenersManager', () => {
     expect(manager.counters()).toMatchObject({ detachCancelled: 1, detachExecuted: 1, cleanups: 1, cleanupErrors: 1 });
   });
 
-  it('cleans up when the answer to its winning claim was lost: asking again, the winner has it still', async () => {
-    const hooks = new Hooks<GatewayHookEvents>();
-    const decision = new MemoryDetachDecision(new MemoryPresence(), new MemoryRegistryStore());
-    let lost = 1;
+  /** User u opened a session and left; resolves once the departure is decided (its detach complete). */
+  async function departed(
+    options: Partial<ListenersManagerOptions> & Pick<ListenersManagerOptions, 'cleanupRegistry'>,
+    hooks = new Hooks<GatewayHookEvents>(),
+  ) {
     const manager = new ListenersManager({
       sources: [countingSource(0).source],
       detachDelayMs: 5,
@@ -272,6 +273,20 @@ describe('ListenersManager', () => {
       workflowWatches: new MemoryWorkflowWatchStore(),
       hooks,
       cleanupRetryMs: 1,
+      emit: () => {},
+      ...options,
+    });
+    await manager.sessionOpened('u', 's1');
+    manager.sessionClosed('u', 's1');
+    await hooks.next('detach.complete', (e) => e.uid === 'u', { timeoutMs: 5_000 });
+    await manager.idle();
+    return manager;
+  }
+
+  it('cleans up when the answer to its winning claim was lost: asking again, the winner has it still', async () => {
+    const decision = new MemoryDetachDecision(new MemoryPresence(), new MemoryRegistryStore());
+    let lost = 1;
+    const manager = await departed({
       // Redis took the claim; its answer went with the connection.
       claimCleanup: async (uid) => {
         const claim = await decision.claim(uid, 'gw-a');
@@ -279,12 +294,7 @@ describe('ListenersManager', () => {
         return claim;
       },
       cleanupRegistry: async () => 'cleaned' as const,
-      emit: () => {},
     });
-    await manager.sessionOpened('u', 's1');
-    manager.sessionClosed('u', 's1');
-    await hooks.next('detach.complete', (e) => e.uid === 'u', { timeoutMs: 5_000 });
-    await manager.idle();
     expect(manager.counters()).toMatchObject({ cleanups: 1, cleanupsSkipped: 0, cleanupErrors: 1 });
   });
 
@@ -292,20 +302,7 @@ describe('ListenersManager', () => {
     const hooks = new Hooks<GatewayHookEvents>();
     const cleanups: Array<[string, unknown]> = [];
     hooks.on('registry.cleanup', (e) => cleanups.push([e.phase, 'outcome' in e ? e.outcome : undefined]));
-    const manager = new ListenersManager({
-      sources: [countingSource(0).source],
-      detachDelayMs: 5,
-      logger: silent,
-      lease: new MemoryLease(),
-      workflowWatches: new MemoryWorkflowWatchStore(),
-      hooks,
-      cleanupRegistry: async () => 'present' as const,
-      emit: () => {},
-    });
-    await manager.sessionOpened('u', 's1');
-    manager.sessionClosed('u', 's1');
-    await hooks.next('detach.complete', (e) => e.uid === 'u', { timeoutMs: 5_000 });
-    await manager.idle();
+    const manager = await departed({ cleanupRegistry: async () => 'present' as const }, hooks);
     expect(cleanups).toEqual([
       ['start', undefined],
       ['success', 'present'],
