@@ -112,8 +112,7 @@ async function clusterShards(client: {
   call(...args: string[]): Promise<unknown>;
 }): Promise<number> {
   // A user whose ACL leaves out INFO or CLUSTER cannot ask: its commands will tell (MOVED).
-  const enabled = await client.info('cluster').catch(() => '');
-  if (!/^cluster_enabled:1\s*$/m.test(enabled)) return 0;
+  if (!(await clusterEnabled(client).catch(() => false))) return 0;
   const info = String(await client.call('CLUSTER', 'INFO').catch(() => ''));
   return Number(/^cluster_size:(\d+)\s*$/m.exec(info)?.[1] ?? 0);
 }
