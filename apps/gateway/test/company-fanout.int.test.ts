@@ -1,5 +1,5 @@
 import { type AppEvent, parseCursor } from '@livebus/protocol';
-import { openRedis, type RedisClient } from '@livebus/publisher/redis';
+import { openRedis, type RedisClient, slotOf } from '@livebus/publisher/redis';
 import {
   type RedisClusterHandle,
   type RedisServerHandle,
@@ -9,7 +9,6 @@ import {
 import { RedisEventBus } from '../src/fleet/bus/redis-event-bus';
 import { RedisCompanyFanOut } from '../src/listeners/company/company-fanout';
 import { RedisCompanyFollowers } from '../src/listeners/company/company-followers';
-import { slotOf } from '../src/redis/cluster-slot';
 
 // The company fan-out and followers on a standalone Redis and on a 3-master Cluster: each
 // change lands once in every follower's stream (read back as any event is) and in the

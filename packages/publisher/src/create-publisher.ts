@@ -3,7 +3,7 @@ import { checkDelays, checkNumber, MAX_TIMER_MS } from './check-option';
 import { outboxDefaults } from './defaults';
 import { redisUrlAddress } from './describe-redis-error';
 import { Outbox, type OutboxEvent, type OutboxStats } from './outbox';
-import type { RedisClient } from './redis/client';
+import { dropNodesOf, isCluster, type RedisClient } from './redis/client';
 import { closeRedis, openRedis, REDIS_CONNECT_TIMEOUT_MS } from './redis/open-redis';
 import { type Publication, RedisStreamWriter, type StoredEvent } from './redis-stream-writer';
 import { type RetentionOptions, resolveRetention } from './retention';
@@ -175,8 +175,11 @@ export function createPublisher(connection: PublisherConnection, options: Publis
     ...('redisUrl' in connection ? { redisAddress: connection.redisUrl } : {}),
     // A client whose own retries gave up stays down until told to connect again; one of ours
     // that stopped answering is dropped for a new connection (its commands fail, the retry resends).
-    reconnect: (stale) => {
-      if (stale && owned && client.status === 'ready') client.disconnect(true);
+    reconnect: (stale, _cause, userIds) => {
+      // On a Cluster, only the nodes of the users whose calls went unanswered: the other shards'
+      // calls in flight stand. ioredis connects to a node again at its next slots refresh.
+      if (stale && owned && isCluster(client) && userIds) dropNodesOf(client, userIds);
+      else if (stale && owned && client.status === 'ready') client.disconnect(true);
       else if (client.status === 'end' || (owned && client.status === 'wait')) client.connect().catch(() => {});
     },
   });

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { AppEvent } from '@livebus/protocol';
 import { checkDelays, checkNumber, MAX_TIMER_MS } from './check-option';
-import { RedisTimeoutError, withRedisTimeout } from './connection-error';
+import { RedisTimeoutError } from './connection-error';
 import { outboxDefaults } from './defaults';
 import { describeRedisError, type RedisAddress, redisClientAddress, redisErrorCode } from './describe-redis-error';
 import { validatedJson } from './invalid-event-error';
 import { PublishError } from './publish-error';
-import type { RedisClient } from './redis/client';
+import { isCluster, type RedisClient } from './redis/client';
 import { FENCED_REPLY } from './redis/stream-scripts';
 import {
   type BatchResult,
@@ -82,9 +82,10 @@ export interface OutboxOptions {
    * reconnects gave up must be told to connect again. `stale`: an attempt got no
    * answer within `attemptTimeoutMs` on a connection that still looks up (a frozen
    * Redis, an address that swallows packets: `cause` `timeout`), or was answered `READONLY`
-   * (the node became a replica: `readonly`): it should be dropped for a new one.
+   * (the node became a replica: `readonly`): it should be dropped for a new one. `userIds`: the
+   * users whose calls got no answer or were refused so (on a Cluster, only their shards' nodes).
    */
-  reconnect?: (stale?: boolean, cause?: 'timeout' | 'readonly') => void;
+  reconnect?: (stale?: boolean, cause?: 'timeout' | 'readonly', userIds?: readonly string[]) => void;
 }
 
 /** What the outbox tells {@link OutboxOptions.onEvent}. */
@@ -137,6 +138,14 @@ export interface OutboxStats {
   redis: 'unknown' | 'up' | 'down';
   /** The last reason Redis could not be reached (kept after it returns, for the record); undefined if none yet. */
   lastRedisFailure: RedisConnectionFailure | undefined;
+}
+
+/** What a round's failed batches ask of the connection once the round is over. */
+interface RoundOutcome {
+  /** A batch failed for a passing reason (its user backs off). */
+  unreachable: boolean;
+  /** The users whose batch was answered `READONLY` (their connection is on a replica). */
+  readOnly: string[];
 }
 
 /** A call of `publish`/`publishMany`: settles once each of its events is stored (or refused). */
@@ -203,7 +212,8 @@ const callSizesByUser = (entry: Entry) =>
  * Redis: a bounded FIFO of events. A single sender takes events from the front,
  * one atomic batch per user per round (many users' batches in one script call
  * on a standalone Redis, one call per user on a Cluster), and only takes more when
- * the round is over; an event Redis could not take stays in front of its user's later
+ * the round is over (on a Cluster, at once for the users with no call out: a shard that does not
+ * answer holds its own users only); an event Redis could not take stays in front of its user's later
  * ones, and that user waits out its retry delay, so each user's events are stored in the
  * order they were published, even across an outage. The other users' events go on
  * meanwhile: a Cluster shard failing over holds its own users only. With Redis away
@@ -227,7 +237,7 @@ export class Outbox {
   readonly #batchBytes: number;
   readonly #attemptTimeoutMs: number;
   readonly #onEvent: (event: OutboxEvent) => void;
-  readonly #reconnect: (stale?: boolean, cause?: 'timeout' | 'readonly') => void;
+  readonly #reconnect: NonNullable<OutboxOptions['reconnect']>;
   readonly #client: RedisClient;
   readonly #items: Item[] = [];
   readonly #stats = { queued: 0, dropped: 0, stored: 0, retried: 0, deduplicated: 0 };
@@ -245,8 +255,25 @@ export class Outbox {
    * Redis away): each waits out its own retry delay, the other users' events go on meanwhile.
    */
   readonly #backoff = new Map<string, { failures: number; dueAt: number }>();
-  /** The sender sleeps because every user waiting is backing off (a publish of another may wake it). */
-  #backingOffOnly = false;
+  /**
+   * The sender sleeps because every user waiting is backing off or has a call out (a publish of
+   * another may wake it).
+   */
+  #nothingToSend = false;
+  /**
+   * On a Redis Cluster (one call per user, each to its own shard) rounds overlap: the next one
+   * goes without waiting for the calls still out, of the users that have none out. A shard that
+   * stops answering then holds its own users only; on a standalone Redis, one connection, the
+   * next round waits for the last (and takes what queued meanwhile).
+   */
+  readonly #overlap: boolean;
+  /** Users with a call out (overlapping rounds), and their events in those calls. */
+  readonly #inFlight = new Map<string, number>();
+  #inFlightEvents = 0;
+  /** The rounds whose calls are not all answered yet: `close()` waits for them. */
+  readonly #rounds = new Set<Promise<boolean>>();
+  /** Calls answered since the queue was last cleared of stored and refused events (overlapping rounds). */
+  #unsettled = false;
   #lastError: unknown;
   #redis: OutboxStats['redis'] = 'unknown';
   #failure: RedisConnectionFailure | undefined;
@@ -280,6 +307,7 @@ export class Outbox {
     this.#onEvent = options.onEvent ? guarded(options.onEvent) : nothing;
     this.#reconnect = options.reconnect ?? nothing;
     this.#address = options.redisAddress ?? redisClientAddress(client);
+    this.#overlap = isCluster(client);
     // A reconnect ends the wait at once: a short blip costs the blip, not the next retry delay.
     client.on('ready', this.#onReady);
     // The client's own errors say why (ECONNREFUSED, ENOTFOUND, WRONGPASS); a failed command
@@ -350,7 +378,7 @@ export class Outbox {
       this.#items.push(...entry.items);
       if (!this.#sending) this.#running = this.#run();
       // The sender sleeps until a user backing off is due: this user may go now.
-      else if (this.#backingOffOnly && valid.some((p) => !this.#backoff.has(p.userId))) this.#wake?.();
+      else if (this.#nothingToSend && valid.some((p) => this.#mayGo(p.userId))) this.#wake?.();
     });
   }
 
@@ -462,41 +490,36 @@ export class Outbox {
       // One microtask later: the publish() calls made in the same tick (a loop, a Promise.all)
       // share the first round, one batch per user, rather than the first going alone.
       await Promise.resolve();
-      while (!this.#closed && this.#items.length > 0) {
+      for (;;) {
+        if (this.#unsettled) this.#afterAnswers();
+        if (this.#closed || this.#items.length === 0) break;
         const round = this.#nextRound();
         if (round.length === 0) {
-          // Every user waiting is backing off (Redis away): until the first is due, Redis is back,
-          // or a publish of a user who is not backing off comes.
+          // Every user waiting is backing off (Redis away) or has a call out: until the first is
+          // due, a call is answered, Redis is back, or a publish of a user who may go comes.
           this.#forgetBackoffsOfUsersGone();
           let due = Number.POSITIVE_INFINITY;
-          for (const b of this.#backoff.values()) due = Math.min(due, b.dueAt);
-          this.#backingOffOnly = true;
+          for (const [userId, b] of this.#backoff) if (!this.#inFlight.has(userId)) due = Math.min(due, b.dueAt);
+          this.#nothingToSend = true;
           await this.#sleep(due - Date.now());
-          this.#backingOffOnly = false;
+          this.#nothingToSend = false;
           continue;
         }
         // After a failure: a client whose own reconnects gave up is told to connect again.
         if (this.#downSince) this.#reconnect();
-        const failedUsers = new Set<string>();
-        const unreachable = await this.#sendRound(round, failedUsers);
+        const sent = this.#sendRound(round);
+        if (this.#overlap) continue;
+        const unreachable = await sent;
+        // With Redis away every user fails in turn, and the outbox waits for the first one due.
+        // One turn of the event loop at least between a failed round and the next: a retry
+        // delay of 0, on a client that fails every command at once, would never let go.
+        if (unreachable && !this.#closed) await this.#sleep(0);
+      }
+      // Closing: the calls out settle with their outcome first. (With nothing waiting, none is out:
+      // the events of a call out wait in the queue until it is answered.)
+      if (this.#rounds.size > 0) {
+        await Promise.all(this.#rounds);
         this.#settle();
-        if (this.#closed) break;
-        // Each user whose batch failed waits its own delays, its events in order; the other users'
-        // events go on (a Cluster shard failing over holds its users only). With Redis away every
-        // user fails in turn, and the outbox waits for the first one due.
-        for (const userId of failedUsers) this.#backOff(userId);
-        if (unreachable) {
-          this.#downSince ||= Date.now();
-          // One turn of the event loop at least between a failed round and the next: a retry
-          // delay of 0, on a client that fails every command at once, would never let go.
-          await this.#sleep(0);
-          continue;
-        }
-        if (this.#backoff.size > 0) this.#forgetBackoffsOfUsersGone();
-        if (this.#downSince && this.#backoff.size === 0) {
-          this.#onEvent({ kind: 'drained', events: round.length, downMs: Date.now() - this.#downSince });
-          this.#downSince = 0;
-        }
       }
     } finally {
       this.#sending = false;
@@ -504,10 +527,28 @@ export class Outbox {
     }
   }
 
+  /** Calls were answered: stored and refused events leave the queue, and an outage that ended is told. */
+  #afterAnswers(): void {
+    this.#unsettled = false;
+    const before = this.#items.length;
+    this.#settle();
+    if (this.#backoff.size > 0) this.#forgetBackoffsOfUsersGone();
+    if (this.#downSince && this.#backoff.size === 0) {
+      this.#onEvent({ kind: 'drained', events: before - this.#items.length, downMs: Date.now() - this.#downSince });
+      this.#downSince = 0;
+    }
+  }
+
+  /** Whether a user's events may go in the next round (no call out, no retry delay to wait). */
+  #mayGo(userId: string): boolean {
+    return !this.#inFlight.has(userId) && !this.#backoff.has(userId);
+  }
+
   /** Waits `ms` (at most), or until Redis is back ({@link #onReady}) or the outbox closes. */
   async #sleep(ms: number): Promise<void> {
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, Math.max(0, ms));
+      // Infinity: only a wake ends it (a call answered, a publish, Redis back, close).
+      const timer = ms === Number.POSITIVE_INFINITY ? undefined : setTimeout(resolve, Math.max(0, ms));
       this.#wake = () => {
         clearTimeout(timer);
         resolve();
@@ -541,6 +582,8 @@ export class Outbox {
     const items = this.#items;
     const backingOff = this.#backoff.size > 0;
     const now = backingOff ? Date.now() : 0;
+    // Overlapping rounds: the users with a call out wait for it, and its events count against the bounds.
+    const out = this.#inFlight.size > 0;
     const round: Item[] = [];
     // Batches sent again that are in this round, by user, with their number: their other events follow.
     let again: Map<string, number> | undefined;
@@ -551,7 +594,7 @@ export class Outbox {
     // Events and bytes of each call's events not sent yet, by user (made once per call met).
     let callSizes: Map<Entry, Map<string, { events: number; bytes: number }>> | undefined;
     let owed = 0;
-    let events = 0;
+    let events = this.#inFlightEvents;
     let bytes = 0;
     let full = false;
     for (const item of items) {
@@ -568,6 +611,7 @@ export class Outbox {
       }
       if (full) continue;
       if (backingOff && (this.#backoff.get(item.userId)?.dueAt ?? 0) > now) continue;
+      if (out && this.#inFlight.has(item.userId)) continue;
       let size = { events: 1, bytes: item.json.length };
       if (item.batchSeq !== 0) {
         sizes ??= batchSizes(items);
@@ -583,7 +627,7 @@ export class Outbox {
         const call = byUser.get(item.userId) ?? size;
         if (call.events <= this.#batch && call.bytes <= this.#batchBytes) size = call;
       }
-      if (round.length > 0 && (events + size.events > this.#batch || bytes + size.bytes > this.#batchBytes)) {
+      if (events > 0 && (events + size.events > this.#batch || bytes + size.bytes > this.#batchBytes)) {
         full = true;
         if (owed === 0) break;
         continue;
@@ -608,10 +652,11 @@ export class Outbox {
 
   /**
    * One batch per user of the round (that user's events, in order, atomically), as few
-   * script calls as the writer can make of them; true when a batch failed for a passing reason
-   * (its user is added to `failedUsers`).
+   * script calls as the writer can make of them, each user's outcome applied as its call is
+   * answered. Resolves once every call is (or the attempt timed out): true when a batch failed
+   * for a passing reason (its user then waits out its retry delay).
    */
-  async #sendRound(round: Item[], failedUsers: Set<string>): Promise<boolean> {
+  #sendRound(round: Item[]): Promise<boolean> {
     const byUser = new Map<string, Item[]>();
     for (const item of round) {
       const list = byUser.get(item.userId);
@@ -634,56 +679,117 @@ export class Outbox {
       if (first.fence) batch.fence = first.fence;
       users.push(items);
       batches.push(batch);
-    }
-    let results: Array<BatchResult | Error>;
-    try {
-      results = await withRedisTimeout(this.#writer.appendBatches(this.id, batches), this.#attemptTimeoutMs);
-    } catch (error) {
-      // A connection that stopped answering is not used again: its commands would only queue behind.
-      if (error instanceof RedisTimeoutError) this.#reconnect(true, 'timeout');
-      results = batches.map(() => error as Error);
-    }
-    let unreachable = false;
-    let readOnly = false;
-    // Each failed call, with the most attempts any of its users' batches has now failed.
-    const failedEntries = new Map<Entry, number>();
-    for (let u = 0; u < users.length; u++) {
-      const items = users[u] as Item[];
-      const result = results[u] ?? new Error('the writer gave no result for this user');
-      if (isBatchResult(result)) {
-        items.forEach((item, k) => {
-          item.stored = result.events[k];
-        });
-        if (result.duplicate) this.#stats.deduplicated += items.length;
-        this.#reached();
-        this.#backoff.delete((items[0] as Item).userId);
-        continue;
-      }
-      if (isTransientRedisError(result)) {
-        unreachable = true;
-        failedUsers.add((items[0] as Item).userId);
-        readOnly ||= result.message.startsWith('READONLY');
-        this.#stats.retried += items.length;
-        this.#lastError = result;
-        this.#unreachable(result);
-        const attempts = (this.#backoff.get((items[0] as Item).userId)?.failures ?? 0) + 1;
-        for (const item of items) failedEntries.set(item.entry, Math.max(failedEntries.get(item.entry) ?? 0, attempts));
-        continue;
-      }
-      // Refused: its shard answered; the user's later events go on without a delay.
-      this.#backoff.delete((items[0] as Item).userId);
-      for (const item of items) {
-        if (item.entry.left < 0) continue;
-        item.entry.left = -1;
-        item.entry.reject(refusal(result, item.entry.failures + 1));
+      if (this.#overlap) {
+        this.#inFlight.set(first.userId, items.length);
+        this.#inFlightEvents += items.length;
       }
     }
-    for (const [entry, attempts] of failedEntries) this.#failed(entry, attempts);
-    // The connection is on a replica: a primary that failed over behind a DNS name keeps the
-    // connections made before (the script reports READONLY itself, so the client's own
-    // reconnect-on-READONLY does not see it). A new connection resolves the name again.
-    if (readOnly) this.#reconnect(true, 'readonly');
-    return unreachable;
+    const outcome: RoundOutcome = { unreachable: false, readOnly: [] };
+    // Each batch's answer; on a standalone Redis all are applied together once the round is over.
+    const results = new Array<BatchResult | Error | undefined>(batches.length);
+    let left = batches.length;
+    const sent = new Promise<boolean>((resolve) => {
+      const answer = (
+        u: number,
+        result: BatchResult | Error = new Error('the writer gave no result for this user'),
+      ) => {
+        if (results[u] !== undefined) return;
+        results[u] = result;
+        // Overlapping rounds: each user's outcome at once (its publish settles, it may go again); a
+        // call refused leaves the queue before its caller hears of it, as at the end of a round.
+        if (this.#overlap) {
+          this.#applyResult(users[u] as Item[], result, outcome);
+          if ((users[u] as Item[]).some((i) => i.entry.left < 0)) this.#afterAnswers();
+        }
+        if (--left > 0) return;
+        clearTimeout(timer);
+        this.#rounds.delete(sent);
+        if (!this.#overlap) {
+          for (let k = 0; k < batches.length; k++) {
+            this.#applyResult(users[k] as Item[], results[k] as BatchResult | Error, outcome);
+          }
+        }
+        this.#afterAnswers();
+        // The connection is on a replica: a primary that failed over behind a DNS name keeps the
+        // connections made before (the script reports READONLY itself, so the client's own
+        // reconnect-on-READONLY does not see it). A new connection resolves the name again.
+        if (outcome.readOnly.length > 0) this.#reconnect(true, 'readonly', outcome.readOnly);
+        resolve(outcome.unreachable);
+      };
+      const answerAll = (error: unknown) => {
+        for (let u = 0; u < batches.length; u++) answer(u, error as Error);
+      };
+      // Past the attempt's time, the calls not answered fail as a lost connection does; the others stand.
+      const timer =
+        this.#attemptTimeoutMs > 0
+          ? setTimeout(() => {
+              // A connection that stopped answering is not used again: its commands would only queue behind.
+              const silent = batches.filter((_, u) => results[u] === undefined).map((b) => b.userId);
+              this.#reconnect(true, 'timeout', silent);
+              answerAll(new RedisTimeoutError(this.#attemptTimeoutMs));
+            }, this.#attemptTimeoutMs)
+          : undefined;
+      if (batches.length === 0) {
+        clearTimeout(timer);
+        resolve(false);
+        return;
+      }
+      this.#writer
+        .appendBatches(this.id, batches, (indexes, out) => {
+          for (const u of indexes) answer(u, out[u]);
+        })
+        .then((out) => {
+          for (let u = 0; u < out.length; u++) answer(u, out[u]);
+        }, answerAll);
+    });
+    if (batches.length > 0) this.#rounds.add(sent);
+    return sent;
+  }
+
+  /** One user's batch was answered (stored, refused, or failed for a passing reason). */
+  #applyResult(items: Item[], result: BatchResult | Error, outcome: RoundOutcome): void {
+    const userId = (items[0] as Item).userId;
+    this.#unsettled = true;
+    if (this.#overlap) {
+      this.#inFlight.delete(userId);
+      this.#inFlightEvents -= items.length;
+      // The sender may send this user's next events now; it clears the queue of what was answered.
+      if (this.#nothingToSend) this.#wake?.();
+    }
+    if (isBatchResult(result)) {
+      items.forEach((item, k) => {
+        item.stored = result.events[k];
+      });
+      if (result.duplicate) this.#stats.deduplicated += items.length;
+      this.#reached();
+      this.#backoff.delete(userId);
+      return;
+    }
+    if (isTransientRedisError(result)) {
+      outcome.unreachable = true;
+      if (result.message.startsWith('READONLY')) outcome.readOnly.push(userId);
+      this.#stats.retried += items.length;
+      this.#lastError = result;
+      this.#unreachable(result);
+      this.#downSince ||= Date.now();
+      // A call of many users failing in several rounds one after the other counts the most
+      // attempts any of its users' batches has failed, not their sum.
+      const attempts = (this.#backoff.get(userId)?.failures ?? 0) + 1;
+      const entries = new Set<Entry>();
+      for (const item of items) entries.add(item.entry);
+      for (const entry of entries) this.#failed(entry, attempts);
+      // Each user whose batch failed waits its own delays, its events in order; the other users'
+      // events go on (a Cluster shard failing over holds its users only).
+      this.#backOff(userId);
+      return;
+    }
+    // Refused: its shard answered; the user's later events go on without a delay.
+    this.#backoff.delete(userId);
+    for (const item of items) {
+      if (item.entry.left < 0) continue;
+      item.entry.left = -1;
+      item.entry.reject(refusal(result, item.entry.failures + 1));
+    }
   }
 
   /**

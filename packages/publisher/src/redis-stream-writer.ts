@@ -176,10 +176,14 @@ export class RedisStreamWriter {
    * One batch per user: a user named by two batches of one call rejects the whole call
    * (a `TypeError`, before Redis is touched), since their order could not be kept across
    * parallel calls. Put all of a user's events in one batch, or call again for the next.
+   *
+   * `onCall`: told each call's batches (their indexes) as soon as that call is answered, before
+   * the others are: on a Cluster, a shard that does not answer holds its own users' results only.
    */
   async appendBatches(
     publisherId: string | undefined,
     batches: readonly UserBatch[],
+    onCall?: (indexes: readonly number[], out: ReadonlyArray<BatchResult | Error>) => void,
   ): Promise<Array<BatchResult | Error>> {
     const seen = new Map<string, number>();
     batches.forEach((b, i) => {
@@ -215,10 +219,20 @@ export class RedisStreamWriter {
       });
       if (call.length > 0) calls.push(call);
     }
+    const empty: number[] = [];
     batches.forEach((b, i) => {
-      if (b.events.length === 0) out[i] = { events: [], duplicate: false };
+      if (b.events.length > 0) return;
+      out[i] = { events: [], duplicate: false };
+      empty.push(i);
     });
-    await Promise.all(calls.map((call) => this.#appendCall(publisherId, batches, texts, call, out)));
+    if (onCall && empty.length > 0) onCall(empty, out);
+    await Promise.all(
+      calls.map((call) =>
+        onCall
+          ? this.#appendCall(publisherId, batches, texts, call, out).then(() => onCall(call, out))
+          : this.#appendCall(publisherId, batches, texts, call, out),
+      ),
+    );
     return out;
   }
 

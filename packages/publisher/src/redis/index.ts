@@ -5,6 +5,7 @@
  * and the one way to open a connection ({@link openRedis}).
  */
 export * from './client';
+export * from './cluster-slot';
 export * from './keyspace';
 export * from './open-redis';
 export * from './redis-script';

@@ -1,5 +1,5 @@
+import { slotOf } from '@livebus/publisher/redis';
 import type { Cluster } from 'ioredis';
-import { slotOf } from '../../redis/cluster-slot';
 
 /**
  * ioredis 5.11's Cluster with `shardedSubscribers` keeps one connection per master

@@ -1,9 +1,8 @@
 import { type AppEvent, type Cursor, formatCursor, parseCursor } from '@livebus/protocol';
 import { type RetentionOptions, resolveRetention, validatedJson } from '@livebus/publisher';
-import { isCluster, type RedisClient, RedisScript, streamScripts, userKeys } from '@livebus/publisher/redis';
+import { isCluster, type RedisClient, RedisScript, slotOf, streamScripts, userKeys } from '@livebus/publisher/redis';
 import type { EventBus, ReadResult, StoredEvent } from '../../fleet/bus/event-bus';
 import { MemoryEventBus } from '../../fleet/bus/memory-event-bus';
-import { slotOf } from '../../redis/cluster-slot';
 import { companyKeys } from './company-keys';
 import { newEpochText } from './epoch-text';
 

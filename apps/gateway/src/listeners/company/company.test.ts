@@ -1,5 +1,5 @@
+import { slotOf } from '@livebus/publisher/redis';
 import { toPrincipal } from '../../auth/principal';
-import { slotOf } from '../../redis/cluster-slot';
 import { ListenersConfigError, parseListenersConfig } from '../listeners-config';
 import { MemoryCompanyFollowers } from './company-followers';
 import { companyIdProblem, isCompanyId } from './company-id';
