@@ -626,3 +626,66 @@ describe('rounds under load', () => {
     }
   });
 });
+
+describe('overlapping rounds (a Redis Cluster: one call per user, each to its shard)', () => {
+  const clusterClient = () => Object.assign(silentClient(), { isCluster: true }) as unknown as RedisClient;
+
+  it('sends other users while a call is out; that user goes again once answered, what queued behind it as one batch', async () => {
+    const { writer, calls } = heldWriter();
+    const outbox = new Outbox(clusterClient(), writer);
+    const a1 = outbox.sendOne('a', notice(1));
+    await callsPast(calls, 0);
+    const a2 = outbox.sendOne('a', notice(2));
+    const a3 = outbox.sendOne('a', notice(3));
+    const waitingA = settled(Promise.all([a1, a2, a3]));
+    const b = outbox.sendOne('b', notice(4));
+    await callsPast(calls, 1);
+    expect([shapeOf(calls[0]), shapeOf(calls[1])]).toEqual([['a:1#1'], ['b:1#2']]);
+    storeAll(calls[1]);
+    await b;
+    expect(waitingA.value).toBe('pending');
+    storeAll(calls[0]);
+    await callsPast(calls, 2);
+    expect(shapeOf(calls[2])).toEqual(['a:2#3']);
+    storeAll(calls[2]);
+    await Promise.all([a1, a2, a3]);
+    expect(calls).toHaveLength(3);
+    expect(outbox.stats()).toMatchObject({ waiting: 0, stored: 4 });
+    await outbox.close();
+  });
+
+  it('keeps at most batchEvents events out: a user past the bound goes when a call is answered', async () => {
+    const { writer, calls } = heldWriter();
+    const outbox = new Outbox(clusterClient(), writer, { batchEvents: 2 });
+    const sent = ['a', 'b', 'c'].map((user, i) => outbox.sendOne(user, notice(i)));
+    await callsPast(calls, 0);
+    expect(shapeOf(calls[0])).toEqual(['a:1#1', 'b:1#2']);
+    await Promise.resolve();
+    expect(calls).toHaveLength(1);
+    storeAll(calls[0]);
+    await callsPast(calls, 1);
+    expect(shapeOf(calls[1])).toEqual(['c:1#3']);
+    storeAll(calls[1]);
+    await Promise.all(sent);
+    await outbox.close();
+  });
+
+  it('close() waits for the calls out (their outcome stands) and refuses what was never sent', async () => {
+    const { writer, calls } = heldWriter();
+    const outbox = new Outbox(clusterClient(), writer);
+    const a1 = settled(outbox.sendOne('a', notice(1)));
+    await callsPast(calls, 0);
+    const a2 = settled(outbox.sendOne('a', notice(2)));
+    let closed = false;
+    const closing = outbox.close().then(() => {
+      closed = true;
+    });
+    await Promise.resolve();
+    expect(a2.value).toMatchObject({ code: 'closed' });
+    expect([a1.value, closed]).toEqual(['pending', false]);
+    storeAll(calls[0]);
+    await closing;
+    expect(a1.value).toEqual({});
+    expect(outbox.stats()).toMatchObject({ waiting: 0, stored: 1, dropped: 1 });
+  });
+});
