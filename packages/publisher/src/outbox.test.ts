@@ -34,6 +34,35 @@ function heldWriter() {
 
 type HeldCall = ReturnType<typeof heldWriter>['calls'][number];
 
+/** A writer that answers each user's batch on its own, as a Redis Cluster does (one call per user, each to its shard). */
+function perUserWriter() {
+  const calls: Array<{ batch: UserBatch; answer: (r: BatchResult | Error) => void }> = [];
+  const writer = {
+    appendBatches: (
+      _id: string | undefined,
+      batches: readonly UserBatch[],
+      onCall?: (indexes: readonly number[], out: ReadonlyArray<BatchResult | Error>) => void,
+    ) => {
+      const out = new Array<BatchResult | Error>(batches.length);
+      const answered = batches.map(
+        (batch, i) =>
+          new Promise<void>((done) =>
+            calls.push({
+              batch,
+              answer: (result) => {
+                out[i] = result;
+                onCall?.([i], out);
+                done();
+              },
+            }),
+          ),
+      );
+      return Promise.all(answered).then(() => out);
+    },
+  } as unknown as RedisStreamWriter;
+  return { writer, calls };
+}
+
 /** Answers a held call as Redis does when it stores every batch of it. */
 const storeAll = (call: HeldCall | undefined) =>
   call?.answer(call.batches.map((b) => ({ events: b.events.map(() => ({}) as never), duplicate: false })));
@@ -43,7 +72,7 @@ const shapeOf = (call: HeldCall | undefined) =>
   call?.batches.map((b) => `${b.userId}:${b.events.length}#${b.seq}${b.positions ? `@${b.positions}` : ''}`);
 
 /** Waits until the writer holds more than `n` calls; fails (rather than spinning) if none comes. */
-async function callsPast(calls: readonly HeldCall[], n: number): Promise<void> {
+async function callsPast(calls: readonly unknown[], n: number): Promise<void> {
   for (let turn = 0; calls.length <= n; turn++) {
     if (turn > 1_000) throw new Error(`the outbox made no call ${n + 1}`);
     await Promise.resolve();
@@ -627,6 +656,22 @@ describe('rounds under load', () => {
   });
 });
 
+it('rejects a call of two users, one refused and one failing for a passing reason, with the refusal (outbox off)', async () => {
+  const { writer, calls } = heldWriter();
+  const { outbox } = outboxOver(writer, { maxEvents: 0, retryDelaysMs: [] });
+  const both = settled(
+    outbox.send([
+      { userId: 'a', event: notice(1) },
+      { userId: 'b', event: notice(2) },
+    ]),
+  );
+  await callsPast(calls, 0);
+  calls[0]?.answer([new ReplyError('CLUSTERDOWN The cluster is down'), new ReplyError('ERR refused')]);
+  for (let turn = 0; both.value === 'pending' && turn < 1_000; turn++) await Promise.resolve();
+  expect(both.value).toMatchObject({ code: 'redis_error' });
+  await outbox.close();
+});
+
 describe('overlapping rounds (a Redis Cluster: one call per user, each to its shard)', () => {
   const clusterClient = () => Object.assign(silentClient(), { isCluster: true }) as unknown as RedisClient;
 
@@ -654,20 +699,71 @@ describe('overlapping rounds (a Redis Cluster: one call per user, each to its sh
     await outbox.close();
   });
 
-  it('keeps at most batchEvents events out: a user past the bound goes when a call is answered', async () => {
+  it('takes at most batchEvents in a round, and the rest at once in the next: the calls out hold no one else', async () => {
     const { writer, calls } = heldWriter();
     const outbox = new Outbox(clusterClient(), writer, { batchEvents: 2 });
-    const sent = ['a', 'b', 'c'].map((user, i) => outbox.sendOne(user, notice(i)));
+    // a's two events are out and never answered (its shard frozen): b and c still go.
+    const a = settled(
+      outbox.send([
+        { userId: 'a', event: notice(0) },
+        { userId: 'a', event: notice(1) },
+      ]),
+    );
     await callsPast(calls, 0);
-    expect(shapeOf(calls[0])).toEqual(['a:1#1', 'b:1#2']);
-    await Promise.resolve();
-    expect(calls).toHaveLength(1);
-    storeAll(calls[0]);
-    await callsPast(calls, 1);
-    expect(shapeOf(calls[1])).toEqual(['c:1#3']);
+    const later = ['b', 'c', 'd'].map((user, i) => outbox.sendOne(user, notice(i + 2)));
+    await callsPast(calls, 2);
+    expect(calls.map(shapeOf)).toEqual([['a:2#1'], ['b:1#2', 'c:1#3'], ['d:1#4']]);
     storeAll(calls[1]);
-    await Promise.all(sent);
+    storeAll(calls[2]);
+    await Promise.all(later);
+    expect(a.value).toBe('pending');
+    storeAll(calls[0]);
     await outbox.close();
+    expect(a.value).toEqual([{}, {}]);
+  });
+
+  it("goes on after a call of two users was refused for one while the other's call is out", async () => {
+    const { writer, calls } = perUserWriter();
+    const outbox = new Outbox(clusterClient(), writer, { attemptTimeoutMs: 0 });
+    const both = settled(
+      outbox.send([
+        { userId: 'f', event: notice(1) },
+        { userId: 'b', event: notice(2) },
+      ]),
+    );
+    await callsPast(calls, 1);
+    calls[1]?.answer(new ReplyError('ERR refused'));
+    // The sender has seen the queue empty (a turn of the event loop).
+    await new Promise((resolve) => setImmediate(resolve));
+    // The call is refused as a whole and leaves the queue; f's call is still out.
+    expect(both.value).toMatchObject({ code: 'redis_error' });
+    expect(outbox.stats().waiting).toBe(0);
+    const later = outbox.sendOne('h', notice(3));
+    await callsPast(calls, 2);
+    expect(calls[2]?.batch.userId).toBe('h');
+    calls[2]?.answer({ events: [{} as never], duplicate: false });
+    await later;
+    calls[0]?.answer({ events: [{} as never], duplicate: false });
+    const again = outbox.sendOne('f', notice(4));
+    await callsPast(calls, 3);
+    calls[3]?.answer({ events: [{} as never], duplicate: false });
+    await again;
+    await outbox.close();
+  });
+
+  it('lets the event loop turn between failed rounds, even with a retry delay of 0', async () => {
+    const failing = {
+      appendBatches: async (_id: string | undefined, batches: readonly UserBatch[]) =>
+        batches.map(() => new Error('Connection is closed.')),
+    } as unknown as RedisStreamWriter;
+    let reconnects = 0;
+    const outbox = new Outbox(clusterClient(), failing, { retryDelaysMs: [0], reconnect: () => reconnects++ });
+    const event = settled(outbox.sendOne('a', notice(1)));
+    // Held in microtasks, the sender would never let this timer fire.
+    while (reconnects < 3) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(event.value).toBe('pending');
+    await outbox.close();
+    expect(event.value).toMatchObject({ code: 'redis_unavailable' });
   });
 
   it('close() waits for the calls out (their outcome stands) and refuses what was never sent', async () => {

@@ -146,6 +146,8 @@ interface RoundOutcome {
   unreachable: boolean;
   /** The users whose batch was answered `READONLY` (their connection is on a replica). */
   readOnly: string[];
+  /** Calls whose events failed for a passing reason, with the most attempts any of their users' batches has failed now. */
+  failed: Map<Entry, number>;
 }
 
 /** A call of `publish`/`publishMany`: settles once each of its events is stored (or refused). */
@@ -267,9 +269,8 @@ export class Outbox {
    * next round waits for the last (and takes what queued meanwhile).
    */
   readonly #overlap: boolean;
-  /** Users with a call out (overlapping rounds), and their events in those calls. */
-  readonly #inFlight = new Map<string, number>();
-  #inFlightEvents = 0;
+  /** Users with a call out (overlapping rounds): their next events wait for its answer. */
+  readonly #inFlight = new Set<string>();
   /** The rounds whose calls are not all answered yet: `close()` waits for them. */
   readonly #rounds = new Set<Promise<boolean>>();
   /** Calls answered since the queue was last cleared of stored and refused events (overlapping rounds). */
@@ -492,7 +493,9 @@ export class Outbox {
       await Promise.resolve();
       for (;;) {
         if (this.#unsettled) this.#afterAnswers();
-        if (this.#closed || this.#items.length === 0) break;
+        // A call out whose events all left the queue (its publishMany was refused for another
+        // user) still holds its user: the sender waits for its answer rather than stop.
+        if (this.#closed || (this.#items.length === 0 && this.#rounds.size === 0)) break;
         const round = this.#nextRound();
         if (round.length === 0) {
           // Every user waiting is backing off (Redis away) or has a call out: until the first is
@@ -508,15 +511,19 @@ export class Outbox {
         // After a failure: a client whose own reconnects gave up is told to connect again.
         if (this.#downSince) this.#reconnect();
         const sent = this.#sendRound(round);
-        if (this.#overlap) continue;
+        if (this.#overlap) {
+          // While Redis fails, one turn of the event loop at least between rounds (see below): a
+          // failed answer wakes the sender at once, and with a retry delay of 0 it would not let go.
+          if (this.#downSince) await this.#sleep(0);
+          continue;
+        }
         const unreachable = await sent;
         // With Redis away every user fails in turn, and the outbox waits for the first one due.
         // One turn of the event loop at least between a failed round and the next: a retry
         // delay of 0, on a client that fails every command at once, would never let go.
         if (unreachable && !this.#closed) await this.#sleep(0);
       }
-      // Closing: the calls out settle with their outcome first. (With nothing waiting, none is out:
-      // the events of a call out wait in the queue until it is answered.)
+      // Closing: the calls out settle with their outcome first.
       if (this.#rounds.size > 0) {
         await Promise.all(this.#rounds);
         this.#settle();
@@ -582,7 +589,8 @@ export class Outbox {
     const items = this.#items;
     const backingOff = this.#backoff.size > 0;
     const now = backingOff ? Date.now() : 0;
-    // Overlapping rounds: the users with a call out wait for it, and its events count against the bounds.
+    // Overlapping rounds: the users with a call out wait for its answer. The calls out do not count
+    // against this round's bounds: a shard that stops answering would hold every user through them.
     const out = this.#inFlight.size > 0;
     const round: Item[] = [];
     // Batches sent again that are in this round, by user, with their number: their other events follow.
@@ -594,7 +602,7 @@ export class Outbox {
     // Events and bytes of each call's events not sent yet, by user (made once per call met).
     let callSizes: Map<Entry, Map<string, { events: number; bytes: number }>> | undefined;
     let owed = 0;
-    let events = this.#inFlightEvents;
+    let events = 0;
     let bytes = 0;
     let full = false;
     for (const item of items) {
@@ -627,7 +635,7 @@ export class Outbox {
         const call = byUser.get(item.userId) ?? size;
         if (call.events <= this.#batch && call.bytes <= this.#batchBytes) size = call;
       }
-      if (events > 0 && (events + size.events > this.#batch || bytes + size.bytes > this.#batchBytes)) {
+      if (round.length > 0 && (events + size.events > this.#batch || bytes + size.bytes > this.#batchBytes)) {
         full = true;
         if (owed === 0) break;
         continue;
@@ -679,12 +687,9 @@ export class Outbox {
       if (first.fence) batch.fence = first.fence;
       users.push(items);
       batches.push(batch);
-      if (this.#overlap) {
-        this.#inFlight.set(first.userId, items.length);
-        this.#inFlightEvents += items.length;
-      }
+      if (this.#overlap) this.#inFlight.add(first.userId);
     }
-    const outcome: RoundOutcome = { unreachable: false, readOnly: [] };
+    const outcome: RoundOutcome = { unreachable: false, readOnly: [], failed: new Map() };
     // Each batch's answer; on a standalone Redis all are applied together once the round is over.
     const results = new Array<BatchResult | Error | undefined>(batches.length);
     let left = batches.length;
@@ -699,6 +704,7 @@ export class Outbox {
         // call refused leaves the queue before its caller hears of it, as at the end of a round.
         if (this.#overlap) {
           this.#applyResult(users[u] as Item[], result, outcome);
+          this.#failCalls(outcome.failed);
           if ((users[u] as Item[]).some((i) => i.entry.left < 0)) this.#afterAnswers();
         }
         if (--left > 0) return;
@@ -708,6 +714,8 @@ export class Outbox {
           for (let k = 0; k < batches.length; k++) {
             this.#applyResult(users[k] as Item[], results[k] as BatchResult | Error, outcome);
           }
+          // After the refusals: a call refused for one user is not also queued or failed for another.
+          this.#failCalls(outcome.failed);
         }
         this.#afterAnswers();
         // The connection is on a replica: a primary that failed over behind a DNS name keeps the
@@ -752,7 +760,6 @@ export class Outbox {
     this.#unsettled = true;
     if (this.#overlap) {
       this.#inFlight.delete(userId);
-      this.#inFlightEvents -= items.length;
       // The sender may send this user's next events now; it clears the queue of what was answered.
       if (this.#nothingToSend) this.#wake?.();
     }
@@ -775,9 +782,7 @@ export class Outbox {
       // A call of many users failing in several rounds one after the other counts the most
       // attempts any of its users' batches has failed, not their sum.
       const attempts = (this.#backoff.get(userId)?.failures ?? 0) + 1;
-      const entries = new Set<Entry>();
-      for (const item of items) entries.add(item.entry);
-      for (const entry of entries) this.#failed(entry, attempts);
+      for (const item of items) outcome.failed.set(item.entry, Math.max(outcome.failed.get(item.entry) ?? 0, attempts));
       // Each user whose batch failed waits its own delays, its events in order; the other users'
       // events go on (a Cluster shard failing over holds its users only).
       this.#backOff(userId);
@@ -790,6 +795,12 @@ export class Outbox {
       item.entry.left = -1;
       item.entry.reject(refusal(result, item.entry.failures + 1));
     }
+  }
+
+  /** Tells each failed call of {@link RoundOutcome.failed} (then forgets them). */
+  #failCalls(failed: Map<Entry, number>): void {
+    for (const [entry, attempts] of failed) this.#failed(entry, attempts);
+    failed.clear();
   }
 
   /**
