@@ -674,23 +674,30 @@ it('rejects a call of two users, one refused and one failing for a passing reaso
 
 describe('overlapping rounds (a Redis Cluster: one call per user, each to its shard)', () => {
   const clusterClient = () => Object.assign(silentClient(), { isCluster: true }) as unknown as RedisClient;
+  /** {@link callsPast} across turns of the event loop: the sender wakes after the answers that came together. */
+  async function callsSoon(calls: readonly unknown[], n: number): Promise<void> {
+    for (let turn = 0; calls.length <= n; turn++) {
+      if (turn > 100) throw new Error(`the outbox made no call ${n + 1}`);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
 
   it('sends other users while a call is out; that user goes again once answered, what queued behind it as one batch', async () => {
     const { writer, calls } = heldWriter();
     const outbox = new Outbox(clusterClient(), writer);
     const a1 = outbox.sendOne('a', notice(1));
-    await callsPast(calls, 0);
+    await callsSoon(calls, 0);
     const a2 = outbox.sendOne('a', notice(2));
     const a3 = outbox.sendOne('a', notice(3));
     const waitingA = settled(Promise.all([a1, a2, a3]));
     const b = outbox.sendOne('b', notice(4));
-    await callsPast(calls, 1);
+    await callsSoon(calls, 1);
     expect([shapeOf(calls[0]), shapeOf(calls[1])]).toEqual([['a:1#1'], ['b:1#2']]);
     storeAll(calls[1]);
     await b;
     expect(waitingA.value).toBe('pending');
     storeAll(calls[0]);
-    await callsPast(calls, 2);
+    await callsSoon(calls, 2);
     expect(shapeOf(calls[2])).toEqual(['a:2#3']);
     storeAll(calls[2]);
     await Promise.all([a1, a2, a3]);
@@ -709,9 +716,9 @@ describe('overlapping rounds (a Redis Cluster: one call per user, each to its sh
         { userId: 'a', event: notice(1) },
       ]),
     );
-    await callsPast(calls, 0);
+    await callsSoon(calls, 0);
     const later = ['b', 'c', 'd'].map((user, i) => outbox.sendOne(user, notice(i + 2)));
-    await callsPast(calls, 2);
+    await callsSoon(calls, 2);
     expect(calls.map(shapeOf)).toEqual([['a:2#1'], ['b:1#2', 'c:1#3'], ['d:1#4']]);
     storeAll(calls[1]);
     storeAll(calls[2]);
@@ -731,7 +738,7 @@ describe('overlapping rounds (a Redis Cluster: one call per user, each to its sh
         { userId: 'b', event: notice(2) },
       ]),
     );
-    await callsPast(calls, 1);
+    await callsSoon(calls, 1);
     calls[1]?.answer(new ReplyError('ERR refused'));
     // The sender has seen the queue empty (a turn of the event loop).
     await new Promise((resolve) => setImmediate(resolve));
@@ -739,13 +746,13 @@ describe('overlapping rounds (a Redis Cluster: one call per user, each to its sh
     expect(both.value).toMatchObject({ code: 'redis_error' });
     expect(outbox.stats().waiting).toBe(0);
     const later = outbox.sendOne('h', notice(3));
-    await callsPast(calls, 2);
+    await callsSoon(calls, 2);
     expect(calls[2]?.batch.userId).toBe('h');
     calls[2]?.answer({ events: [{} as never], duplicate: false });
     await later;
     calls[0]?.answer({ events: [{} as never], duplicate: false });
     const again = outbox.sendOne('f', notice(4));
-    await callsPast(calls, 3);
+    await callsSoon(calls, 3);
     calls[3]?.answer({ events: [{} as never], duplicate: false });
     await again;
     await outbox.close();
@@ -770,7 +777,7 @@ describe('overlapping rounds (a Redis Cluster: one call per user, each to its sh
     const { writer, calls } = heldWriter();
     const outbox = new Outbox(clusterClient(), writer);
     const a1 = settled(outbox.sendOne('a', notice(1)));
-    await callsPast(calls, 0);
+    await callsSoon(calls, 0);
     const a2 = settled(outbox.sendOne('a', notice(2)));
     let closed = false;
     const closing = outbox.close().then(() => {

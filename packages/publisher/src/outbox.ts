@@ -275,6 +275,8 @@ export class Outbox {
   readonly #rounds = new Set<Promise<boolean>>();
   /** Calls answered since the queue was last cleared of stored and refused events (overlapping rounds). */
   #unsettled = false;
+  /** A wake of the sender is set for the next turn of the event loop ({@link #wakeAfterAnswers}). */
+  #wakeSet = false;
   #lastError: unknown;
   #redis: OutboxStats['redis'] = 'unknown';
   #failure: RedisConnectionFailure | undefined;
@@ -546,6 +548,19 @@ export class Outbox {
     }
   }
 
+  /**
+   * Wakes the sender once the answers that came together (one read of a node's replies) are all
+   * applied: one pass over the queue and one round for them all, not one per answer.
+   */
+  #wakeAfterAnswers(): void {
+    if (this.#wakeSet) return;
+    this.#wakeSet = true;
+    setImmediate(() => {
+      this.#wakeSet = false;
+      if (this.#nothingToSend) this.#wake?.();
+    });
+  }
+
   /** Whether a user's events may go in the next round (no call out, no retry delay to wait). */
   #mayGo(userId: string): boolean {
     return !this.#inFlight.has(userId) && !this.#backoff.has(userId);
@@ -761,7 +776,7 @@ export class Outbox {
     if (this.#overlap) {
       this.#inFlight.delete(userId);
       // The sender may send this user's next events now; it clears the queue of what was answered.
-      if (this.#nothingToSend) this.#wake?.();
+      if (this.#nothingToSend) this.#wakeAfterAnswers();
     }
     if (isBatchResult(result)) {
       items.forEach((item, k) => {

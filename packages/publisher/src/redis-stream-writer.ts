@@ -226,22 +226,18 @@ export class RedisStreamWriter {
       empty.push(i);
     });
     if (onCall && empty.length > 0) onCall(empty, out);
-    await Promise.all(
-      calls.map((call) =>
-        onCall
-          ? this.#appendCall(publisherId, batches, texts, call, out).then(() => onCall(call, out))
-          : this.#appendCall(publisherId, batches, texts, call, out),
-      ),
-    );
+    await Promise.all(calls.map((call) => this.#appendCall(publisherId, batches, texts, call, out, onCall)));
     return out;
   }
 
+  /** One script call for the batches at `call`'s indexes: their results into `out`, then `onCall` is told. */
   async #appendCall(
     publisherId: string | undefined,
     batches: readonly UserBatch[],
     texts: readonly (readonly string[])[],
     call: readonly number[],
     out: Array<BatchResult | Error>,
+    onCall?: (indexes: readonly number[], out: ReadonlyArray<BatchResult | Error>) => void,
   ): Promise<void> {
     const keys: string[] = [];
     // One epoch candidate for the call: a user whose stream starts here gets it with its place in the call after it.
@@ -267,11 +263,12 @@ export class RedisStreamWriter {
       if (call.length > 1 && error instanceof Error && error.message.startsWith('CROSSSLOT')) {
         // A cluster-enabled server behind a plain client: one call per user from now on.
         this.#oneUserPerCall = true;
-        await Promise.all(call.map((i) => this.#appendCall(publisherId, batches, texts, [i], out)));
+        await Promise.all(call.map((i) => this.#appendCall(publisherId, batches, texts, [i], out, onCall)));
         return;
       }
       const told = redirectedPlainClient(this.#client, error);
       for (const i of call) out[i] = told as Error;
+      onCall?.(call, out);
       return;
     }
     if (!Array.isArray(reply) || reply.length !== 4 * call.length) {
@@ -279,12 +276,14 @@ export class RedisStreamWriter {
         `appendMany answered ${Array.isArray(reply) ? `${reply.length} items` : typeof reply} for ${call.length} user(s), 4 per user expected`,
       );
       for (const i of call) out[i] = error;
+      onCall?.(call, out);
       return;
     }
     for (let u = 0; u < call.length; u++) {
       const i = call[u] as number;
       out[i] = userResult(batches[i] as UserBatch, reply, 4 * u);
     }
+    onCall?.(call, out);
   }
 
   async #appendUser(userId: string, events: readonly AppEvent[], fence?: PublishFence): Promise<StoredEvent[]> {
