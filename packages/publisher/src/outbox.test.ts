@@ -792,3 +792,80 @@ describe('overlapping rounds (a Redis Cluster: one call per user, each to its sh
     expect(outbox.stats()).toMatchObject({ waiting: 0, stored: 1, dropped: 1 });
   });
 });
+
+describe('what the outbox tells while Redis is away', () => {
+  const failingWriter = {
+    appendBatches: async (_id: string | undefined, batches: readonly UserBatch[]) =>
+      batches.map(() => new Error('Connection is closed.')),
+  } as unknown as RedisStreamWriter;
+
+  it.each([
+    ['a standalone Redis', false],
+    ['a Redis Cluster', true],
+  ])('never says drained for events refused while Redis stays away (%s, outbox off)', async (_name, cluster) => {
+    const client = cluster
+      ? (Object.assign(silentClient(), { isCluster: true }) as unknown as RedisClient)
+      : silentClient();
+    const events: OutboxEvent[] = [];
+    const outbox = new Outbox(client, failingWriter, {
+      maxEvents: 0,
+      retryDelaysMs: [0],
+      onEvent: (e) => events.push(e),
+    });
+    await expect(outbox.sendOne('a', notice(1))).rejects.toMatchObject({ code: 'redis_unavailable' });
+    await expect(outbox.sendOne('a', notice(2))).rejects.toMatchObject({ code: 'redis_unavailable' });
+    expect(events.map((e) => e.kind)).toEqual(['unreachable']);
+    expect(outbox.stats().redis).toBe('down');
+    await outbox.close();
+  });
+
+  it('says nothing more once closed, when a call out is answered after', async () => {
+    const { writer, calls } = perUserWriter();
+    const events: OutboxEvent[] = [];
+    const client = Object.assign(silentClient(), { isCluster: true }) as unknown as RedisClient;
+    const outbox = new Outbox(client, writer, { retryDelaysMs: [0], onEvent: (e) => events.push(e) });
+    const a = outbox.sendOne('a', notice(1));
+    for (let turn = 0; calls.length < 1 && turn < 100; turn++) await new Promise((r) => setImmediate(r));
+    calls[0]?.answer(new Error('Connection is closed.'));
+    for (let turn = 0; calls.length < 2 && turn < 100; turn++) await new Promise((r) => setImmediate(r));
+    const closing = outbox.close();
+    calls[1]?.answer({ events: [{} as never], duplicate: false });
+    await closing;
+    await a;
+    expect(events.map((e) => e.kind)).toEqual(['unreachable']);
+  });
+
+  it('on a Cluster, drops a connection answered READONLY at once, not after the slowest call of its round', async () => {
+    const { writer, calls } = perUserWriter();
+    const reconnects: Array<[string | undefined, readonly string[] | undefined]> = [];
+    const client = Object.assign(silentClient(), { isCluster: true }) as unknown as RedisClient;
+    const outbox = new Outbox(client, writer, {
+      retryDelaysMs: [60_000],
+      reconnect: (_stale, cause, users) => reconnects.push([cause, users]),
+    });
+    const sent = [outbox.sendOne('frozen', notice(1)), outbox.sendOne('b', notice(2))];
+    for (let turn = 0; calls.length < 2 && turn < 100; turn++) await new Promise((r) => setImmediate(r));
+    calls[1]?.answer(new ReplyError("READONLY You can't write against a read only replica."));
+    expect(reconnects).toEqual([['readonly', ['b']]]);
+    const closing = outbox.close();
+    calls[0]?.answer({ events: [{} as never], duplicate: false });
+    await closing;
+    await Promise.allSettled(sent);
+  });
+
+  it('retries at once a call that failed after the client reconnected, as a reconnect ends every wait', async () => {
+    const { writer, calls } = perUserWriter();
+    const client = Object.assign(silentClient(), { isCluster: true });
+    const outbox = new Outbox(client as unknown as RedisClient, writer, { retryDelaysMs: [60_000] });
+    const a = outbox.sendOne('a', notice(1));
+    for (let turn = 0; calls.length < 1 && turn < 100; turn++) await new Promise((r) => setImmediate(r));
+    // The connection dropped and came back while the call was out; its failure comes after.
+    client.emit('ready');
+    calls[0]?.answer(new Error('Connection is closed.'));
+    for (let turn = 0; calls.length < 2 && turn < 100; turn++) await new Promise((r) => setImmediate(r));
+    expect(calls).toHaveLength(2);
+    calls[1]?.answer({ events: [{} as never], duplicate: false });
+    await a;
+    await outbox.close();
+  });
+});

@@ -148,6 +148,8 @@ interface RoundOutcome {
   readOnly: string[];
   /** Calls whose events failed for a passing reason, with the most attempts any of their users' batches has failed now. */
   failed: Map<Entry, number>;
+  /** {@link Outbox}'s count of `ready` when the round was sent: a failure after a later one is retried at once. */
+  readies: number;
 }
 
 /** A call of `publish`/`publishMany`: settles once each of its events is stored (or refused). */
@@ -277,6 +279,10 @@ export class Outbox {
   #unsettled = false;
   /** A wake of the sender is set for the next turn of the event loop ({@link #wakeAfterAnswers}). */
   #wakeSet = false;
+  /** Times the client reported `ready`: a call sent before the last one that fails is due again at once. */
+  #readies = 0;
+  /** A batch was stored since the last one failed for a passing reason: an outage that ended can be told `drained`. */
+  #storedSinceFailure = true;
   #lastError: unknown;
   #redis: OutboxStats['redis'] = 'unknown';
   #failure: RedisConnectionFailure | undefined;
@@ -284,6 +290,7 @@ export class Outbox {
   readonly #address: string | RedisAddress | undefined;
   readonly #onReady = () => {
     this.#reached();
+    this.#readies++;
     // A reconnect ends every wait at once: a short blip costs the blip, not the next retry delay.
     // The failures stay counted: a connection that flaps goes on at the later delays.
     for (const b of this.#backoff.values()) b.dueAt = 0;
@@ -542,7 +549,9 @@ export class Outbox {
     const before = this.#items.length;
     this.#settle();
     if (this.#backoff.size > 0) this.#forgetBackoffsOfUsersGone();
-    if (this.#downSince && this.#backoff.size === 0) {
+    // Drained once the users who failed have been stored (not when their events only left, refused),
+    // and not after close: the caller hears of the outcome from the calls themselves.
+    if (this.#downSince && this.#backoff.size === 0 && this.#storedSinceFailure && !this.#closed) {
       this.#onEvent({ kind: 'drained', events: before - this.#items.length, downMs: Date.now() - this.#downSince });
       this.#downSince = 0;
     }
@@ -587,10 +596,10 @@ export class Outbox {
   }
 
   /** A user's batch failed for a passing reason: it waits its next delay before it goes again. */
-  #backOff(userId: string): void {
+  #backOff(userId: string, dueNow: boolean): void {
     const failures = (this.#backoff.get(userId)?.failures ?? 0) + 1;
     const delay = this.#delays[Math.min(failures - 1, this.#delays.length - 1)] ?? 0;
-    this.#backoff.set(userId, { failures, dueAt: Date.now() + delay });
+    this.#backoff.set(userId, { failures, dueAt: dueNow ? 0 : Date.now() + delay });
   }
 
   /**
@@ -704,7 +713,7 @@ export class Outbox {
       batches.push(batch);
       if (this.#overlap) this.#inFlight.add(first.userId);
     }
-    const outcome: RoundOutcome = { unreachable: false, readOnly: [], failed: new Map() };
+    const outcome: RoundOutcome = { unreachable: false, readOnly: [], failed: new Map(), readies: this.#readies };
     // Each batch's answer; on a standalone Redis all are applied together once the round is over.
     const results = new Array<BatchResult | Error | undefined>(batches.length);
     let left = batches.length;
@@ -783,13 +792,19 @@ export class Outbox {
         item.stored = result.events[k];
       });
       if (result.duplicate) this.#stats.deduplicated += items.length;
+      this.#storedSinceFailure = true;
       this.#reached();
       this.#backoff.delete(userId);
       return;
     }
     if (isTransientRedisError(result)) {
       outcome.unreachable = true;
-      if (result.message.startsWith('READONLY')) outcome.readOnly.push(userId);
+      if (result.message.startsWith('READONLY')) {
+        // Overlapping rounds: at once, not after the slowest call of the round (its retry would go on the replica).
+        if (this.#overlap) this.#reconnect(true, 'readonly', [userId]);
+        else outcome.readOnly.push(userId);
+      }
+      this.#storedSinceFailure = false;
       this.#stats.retried += items.length;
       this.#lastError = result;
       this.#unreachable(result);
@@ -800,7 +815,8 @@ export class Outbox {
       for (const item of items) outcome.failed.set(item.entry, Math.max(outcome.failed.get(item.entry) ?? 0, attempts));
       // Each user whose batch failed waits its own delays, its events in order; the other users'
       // events go on (a Cluster shard failing over holds its users only).
-      this.#backOff(userId);
+      // The client reconnected since the call went: as after any reconnect, no delay to wait.
+      this.#backOff(userId, this.#readies !== outcome.readies);
       return;
     }
     // Refused: its shard answered; the user's later events go on without a delay.
@@ -893,7 +909,7 @@ export class Outbox {
     if (this.#redis === 'up') return;
     const wasDown = this.#redis === 'down';
     this.#redis = 'up';
-    if (wasDown) this.#onEvent({ kind: 'reachable', downMs: Date.now() - this.#redisDownSince });
+    if (wasDown && !this.#closed) this.#onEvent({ kind: 'reachable', downMs: Date.now() - this.#redisDownSince });
   }
 
   /** Drops stored and refused events from the queue and resolves the entries they complete. */
