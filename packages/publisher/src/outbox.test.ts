@@ -869,3 +869,30 @@ describe('what the outbox tells while Redis is away', () => {
     await outbox.close();
   });
 });
+
+it("keeps the last tenth of the outbox for users whose Redis answers: a shard away long refuses its own users' publishes first", async () => {
+  const { writer, calls } = heldWriter();
+  const { outbox, events } = outboxOver(writer, { maxEvents: 10, retryDelaysMs: [60_000] });
+  const a = [outbox.sendOne('a', notice(0))];
+  await callsPast(calls, 0);
+  calls[0]?.answer([new ReplyError('CLUSTERDOWN The cluster is down')]);
+  for (let turn = 0; outbox.stats().retried === 0 && turn < 1_000; turn++) await Promise.resolve();
+  // a backs off: its events may fill 9 of the 10 places, no more.
+  for (let i = 1; i < 9; i++) a.push(outbox.sendOne('a', notice(i)));
+  const tenth = settled(outbox.sendOne('a', notice(9)));
+  await Promise.resolve();
+  expect(tenth.value).toMatchObject({ code: 'outbox_full' });
+  expect((tenth.value as Error).message).toMatch(
+    /hold 9 of the outbox's 10 events .*kept for users whose Redis answers/,
+  );
+  // Another user still gets in, and is stored.
+  const b = outbox.sendOne('b', notice(10));
+  for (let turn = 0; calls.length < 2 && turn < 200; turn++) await new Promise((r) => setTimeout(r, 5));
+  expect(shapeOf(calls[1])).toEqual(['b:1#2']);
+  storeAll(calls[1]);
+  await b;
+  expect(outbox.stats()).toMatchObject({ waiting: 9, dropped: 1 });
+  expect(events.filter((e) => e.kind === 'dropped')).toHaveLength(1);
+  await outbox.close();
+  await Promise.allSettled(a);
+});

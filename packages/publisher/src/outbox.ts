@@ -183,6 +183,13 @@ interface Item {
 
 const nothing = () => {};
 
+/**
+ * The share of the outbox's bounds (events and bytes) that users backing off may hold: the rest
+ * is kept for users whose shard answers, so one Cluster shard away for long refuses its own
+ * users' publishes first rather than everyone's.
+ */
+const AWAY_SHARE = 0.9;
+
 /** A batch sent before, as {@link batchSizes} keys it. */
 const batchKey = (item: Item) => `${item.batchSeq}\n${item.userId}`;
 
@@ -363,7 +370,7 @@ export class Outbox {
     }
     const valid = publications;
     if (valid.length === 0) return Promise.resolve([]);
-    const full = this.#full(valid.length, bytes);
+    const full = this.#full(valid.length, bytes) ?? this.#fullForUsersAway(publications, jsons, bytes);
     if (full) {
       this.#stats.dropped += valid.length;
       this.#onEvent({ kind: 'dropped', reason: 'outbox_full', events: valid.length, waiting: this.#items.length });
@@ -401,6 +408,38 @@ export class Outbox {
       return `the outbox holds ${this.#bytes} of ${this.#maxBytes} bytes of events`;
     }
     return undefined;
+  }
+
+  /**
+   * Why these events, some of them for users backing off (their shard away), would pass the share
+   * of the bounds such users may hold ({@link AWAY_SHARE}); undefined when they fit. The rest is
+   * kept for users whose shard answers: one shard away for long does not refuse every publish.
+   */
+  #fullForUsersAway(publications: readonly Publication[], jsons: readonly string[], bytes: number): string | undefined {
+    if (this.#max === 0 || this.#backoff.size === 0) return undefined;
+    const maxEvents = Math.floor(this.#max * AWAY_SHARE);
+    const maxBytes = this.#maxBytes * AWAY_SHARE;
+    const near =
+      this.#items.length + publications.length > maxEvents || (maxBytes > 0 && this.#bytes + bytes > maxBytes);
+    if (!near) return undefined;
+    let addEvents = 0;
+    let addBytes = 0;
+    publications.forEach((p, k) => {
+      if (!this.#backoff.has(p.userId)) return;
+      addEvents++;
+      addBytes += (jsons[k] as string).length;
+    });
+    if (addEvents === 0) return undefined;
+    // Near the share only: one pass over the queue to count what the users backing off hold.
+    let events = 0;
+    let held = 0;
+    for (const item of this.#items) {
+      if (!this.#backoff.has(item.userId)) continue;
+      events++;
+      held += item.json.length;
+    }
+    if (events + addEvents <= maxEvents && (maxBytes === 0 || held + addBytes <= maxBytes)) return undefined;
+    return `users whose Redis cannot take their events now hold ${events} of the outbox's ${this.#max} events and ${held} bytes (at most ${AWAY_SHARE * 100} % of either; the rest is kept for users whose Redis answers)`;
   }
 
   /** Counters since start and what waits now. */
