@@ -119,4 +119,22 @@ describe('a publisher on a Redis Cluster with one master frozen', () => {
     expect(await streamLength(away)).toBe(1);
     expect(await streamLength(other)).toBe(3);
   }, 40_000);
+  it("a shard frozen for long fills at most 90 % of the outbox with its users' events: the other shards' users still get in", async () => {
+    const { away, other, awayPort } = await usersOnTwoShards('frozen-full');
+    publisher = createPublisher(
+      { redisUrl: cluster.url, cluster: true },
+      { attemptTimeoutMs: 500, retryDelaysMs: [60_000], outboxMaxEvents: 10 },
+    );
+    await publisher.publish(other, progress(1));
+    await freeze(awayPort);
+    const held = [track(publisher.publish(away, progress(2)))];
+    await waitFor(() => publisher?.stats().retried, 'the away user’s attempt to time out', 10_000);
+    // The away user backs off (60 s): its events take 9 of the 10 places, no more.
+    for (let i = 0; i < 8; i++) held.push(track(publisher.publish(away, progress(3 + i))));
+    await expect(publisher.publish(away, progress(20))).rejects.toMatchObject({ code: 'outbox_full' });
+    await expect(publisher.publish(other, progress(21))).resolves.toMatchObject({ event: 'task.progress_update' });
+    expect(publisher.stats()).toMatchObject({ waiting: 9, dropped: 1 });
+    expect(held.filter((h) => h.settled)).toHaveLength(0);
+    expect(await streamLength(other)).toBe(2);
+  }, 40_000);
 });
