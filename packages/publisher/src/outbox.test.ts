@@ -4,6 +4,8 @@ import { ReplyError } from 'ioredis';
 import { outboxDefaults } from './defaults';
 import { Outbox, type OutboxEvent, type OutboxOptions } from './outbox';
 import type { RedisClient } from './redis/client';
+import { slotOf } from './redis/cluster-slot';
+import { userKeys } from './redis/keyspace';
 import type { BatchResult, RedisStreamWriter, UserBatch } from './redis-stream-writer';
 
 const notice = (i: number): AppEvent => ({ event: 'session.notice', data: { level: 'info', message: String(i) } });
@@ -20,6 +22,11 @@ function silentClient(): RedisClient {
   client.status = 'ready';
   client.on('error', () => {});
   return client as unknown as RedisClient;
+}
+
+/** A Redis Cluster client that never says anything; `slots` maps a slot to its node (`host:port`) as ioredis does. */
+function clusterClient(slots: string[][] = []) {
+  return Object.assign(silentClient(), { isCluster: true, slots });
 }
 
 /** A writer whose calls are answered by the test: each call waits in `calls` until resolved. */
@@ -673,7 +680,6 @@ it('rejects a call of two users, one refused and one failing for a passing reaso
 });
 
 describe('overlapping rounds (a Redis Cluster: one call per user, each to its shard)', () => {
-  const clusterClient = () => Object.assign(silentClient(), { isCluster: true }) as unknown as RedisClient;
   /** {@link callsPast} across turns of the event loop: the sender wakes after the answers that came together. */
   async function callsSoon(calls: readonly unknown[], n: number): Promise<void> {
     for (let turn = 0; calls.length <= n; turn++) {
@@ -684,7 +690,7 @@ describe('overlapping rounds (a Redis Cluster: one call per user, each to its sh
 
   it('sends other users while a call is out; that user goes again once answered, what queued behind it as one batch', async () => {
     const { writer, calls } = heldWriter();
-    const outbox = new Outbox(clusterClient(), writer);
+    const outbox = new Outbox(clusterClient() as unknown as RedisClient, writer);
     const a1 = outbox.sendOne('a', notice(1));
     await callsSoon(calls, 0);
     const a2 = outbox.sendOne('a', notice(2));
@@ -708,7 +714,7 @@ describe('overlapping rounds (a Redis Cluster: one call per user, each to its sh
 
   it('takes at most batchEvents in a round, and the rest at once in the next: the calls out hold no one else', async () => {
     const { writer, calls } = heldWriter();
-    const outbox = new Outbox(clusterClient(), writer, { batchEvents: 2 });
+    const outbox = new Outbox(clusterClient() as unknown as RedisClient, writer, { batchEvents: 2 });
     // a's two events are out and never answered (its shard frozen): b and c still go.
     const a = settled(
       outbox.send([
@@ -731,7 +737,7 @@ describe('overlapping rounds (a Redis Cluster: one call per user, each to its sh
 
   it("goes on after a call of two users was refused for one while the other's call is out", async () => {
     const { writer, calls } = perUserWriter();
-    const outbox = new Outbox(clusterClient(), writer, { attemptTimeoutMs: 0 });
+    const outbox = new Outbox(clusterClient() as unknown as RedisClient, writer, { attemptTimeoutMs: 0 });
     const both = settled(
       outbox.send([
         { userId: 'f', event: notice(1) },
@@ -764,7 +770,10 @@ describe('overlapping rounds (a Redis Cluster: one call per user, each to its sh
         batches.map(() => new Error('Connection is closed.')),
     } as unknown as RedisStreamWriter;
     let reconnects = 0;
-    const outbox = new Outbox(clusterClient(), failing, { retryDelaysMs: [0], reconnect: () => reconnects++ });
+    const outbox = new Outbox(clusterClient() as unknown as RedisClient, failing, {
+      retryDelaysMs: [0],
+      reconnect: () => reconnects++,
+    });
     const event = settled(outbox.sendOne('a', notice(1)));
     // Held in microtasks, the sender would never let this timer fire.
     while (reconnects < 3) await new Promise((resolve) => setTimeout(resolve, 5));
@@ -775,7 +784,7 @@ describe('overlapping rounds (a Redis Cluster: one call per user, each to its sh
 
   it('close() waits for the calls out (their outcome stands) and refuses what was never sent', async () => {
     const { writer, calls } = heldWriter();
-    const outbox = new Outbox(clusterClient(), writer);
+    const outbox = new Outbox(clusterClient() as unknown as RedisClient, writer);
     const a1 = settled(outbox.sendOne('a', notice(1)));
     await callsSoon(calls, 0);
     const a2 = settled(outbox.sendOne('a', notice(2)));
@@ -803,9 +812,7 @@ describe('what the outbox tells while Redis is away', () => {
     ['a standalone Redis', false],
     ['a Redis Cluster', true],
   ])('never says drained for events refused while Redis stays away (%s, outbox off)', async (_name, cluster) => {
-    const client = cluster
-      ? (Object.assign(silentClient(), { isCluster: true }) as unknown as RedisClient)
-      : silentClient();
+    const client = cluster ? (clusterClient() as unknown as RedisClient) : silentClient();
     const events: OutboxEvent[] = [];
     const outbox = new Outbox(client, failingWriter, {
       maxEvents: 0,
@@ -822,7 +829,7 @@ describe('what the outbox tells while Redis is away', () => {
   it('says nothing more once closed, when a call out is answered after', async () => {
     const { writer, calls } = perUserWriter();
     const events: OutboxEvent[] = [];
-    const client = Object.assign(silentClient(), { isCluster: true }) as unknown as RedisClient;
+    const client = clusterClient() as unknown as RedisClient;
     const outbox = new Outbox(client, writer, { retryDelaysMs: [0], onEvent: (e) => events.push(e) });
     const a = outbox.sendOne('a', notice(1));
     for (let turn = 0; calls.length < 1 && turn < 100; turn++) await new Promise((r) => setImmediate(r));
@@ -838,7 +845,7 @@ describe('what the outbox tells while Redis is away', () => {
   it('on a Cluster, drops a connection answered READONLY at once, not after the slowest call of its round', async () => {
     const { writer, calls } = perUserWriter();
     const reconnects: Array<[string | undefined, readonly string[] | undefined]> = [];
-    const client = Object.assign(silentClient(), { isCluster: true }) as unknown as RedisClient;
+    const client = clusterClient() as unknown as RedisClient;
     const outbox = new Outbox(client, writer, {
       retryDelaysMs: [60_000],
       reconnect: (_stale, cause, users) => reconnects.push([cause, users]),
@@ -855,7 +862,7 @@ describe('what the outbox tells while Redis is away', () => {
 
   it('retries at once a call that failed after the client reconnected, as a reconnect ends every wait', async () => {
     const { writer, calls } = perUserWriter();
-    const client = Object.assign(silentClient(), { isCluster: true });
+    const client = clusterClient();
     const outbox = new Outbox(client as unknown as RedisClient, writer, { retryDelaysMs: [60_000] });
     const a = outbox.sendOne('a', notice(1));
     for (let turn = 0; calls.length < 1 && turn < 100; turn++) await new Promise((r) => setImmediate(r));
@@ -870,29 +877,56 @@ describe('what the outbox tells while Redis is away', () => {
   });
 });
 
-it("keeps the last tenth of the outbox for users whose Redis answers: a shard away long refuses its own users' publishes first", async () => {
-  const { writer, calls } = heldWriter();
-  const { outbox, events } = outboxOver(writer, { maxEvents: 10, retryDelaysMs: [60_000] });
-  const a = [outbox.sendOne('a', notice(0))];
-  await callsPast(calls, 0);
-  calls[0]?.answer([new ReplyError('CLUSTERDOWN The cluster is down')]);
-  for (let turn = 0; outbox.stats().retried === 0 && turn < 1_000; turn++) await Promise.resolve();
-  // a backs off: its events may fill 9 of the 10 places, no more.
-  for (let i = 1; i < 9; i++) a.push(outbox.sendOne('a', notice(i)));
-  const tenth = settled(outbox.sendOne('a', notice(9)));
+it("keeps, on a Cluster, the last tenth of the outbox for other nodes' users: a node that stops answering refuses its own users first", async () => {
+  // a1 and a2 live on node A, b on node B.
+  const slots: string[][] = [];
+  for (const [user, node] of [
+    ['a1', 'A:1'],
+    ['a2', 'A:1'],
+    ['b', 'B:2'],
+  ] as const) {
+    slots[slotOf(userKeys(user).stream)] = [node];
+  }
+  const { writer, calls } = perUserWriter();
+  const outbox = new Outbox(clusterClient(slots) as unknown as RedisClient, writer, { maxEvents: 10 });
+  // Node A answers nothing: a1's call is out, and its users' events pile up, whoever publishes them.
+  const held = [outbox.sendOne('a1', notice(0))];
+  for (let i = 1; i < 9; i++) held.push(outbox.sendOne(i % 2 ? 'a2' : 'a1', notice(i)));
+  const tenth = settled(outbox.sendOne('a2', notice(9)));
   await Promise.resolve();
   expect(tenth.value).toMatchObject({ code: 'outbox_full' });
-  expect((tenth.value as Error).message).toMatch(
-    /hold 9 of the outbox's 10 events .*kept for users whose Redis answers/,
+  expect((tenth.value as Error).message).toMatch(/users of the Redis node A:1 hold 9 of the outbox's 10 events/);
+  // A call naming a user of node A is refused whole, as past the bounds themselves.
+  const mixed = settled(
+    outbox.send([
+      { userId: 'b', event: notice(10) },
+      { userId: 'a1', event: notice(11) },
+    ]),
   );
-  // Another user still gets in, and is stored.
-  const b = outbox.sendOne('b', notice(10));
-  for (let turn = 0; calls.length < 2 && turn < 200; turn++) await new Promise((r) => setTimeout(r, 5));
-  expect(shapeOf(calls[1])).toEqual(['b:1#2']);
-  storeAll(calls[1]);
+  await Promise.resolve();
+  expect(mixed.value).toMatchObject({ code: 'outbox_full' });
+  // A user of node B still gets in, and is stored.
+  const b = outbox.sendOne('b', notice(12));
+  for (let turn = 0; !calls.some((c) => c.batch.userId === 'b') && turn < 100; turn++) {
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  calls.find((c) => c.batch.userId === 'b')?.answer({ events: [{} as never], duplicate: false });
   await b;
-  expect(outbox.stats()).toMatchObject({ waiting: 9, dropped: 1 });
-  expect(events.filter((e) => e.kind === 'dropped')).toHaveLength(1);
+  expect(outbox.stats()).toMatchObject({ waiting: 9, dropped: 3 });
+  // Once node A answers, its users' events leave, and its share is free again.
+  for (const c of calls)
+    if (c.batch.userId !== 'b') c.answer({ events: c.batch.events.map(() => ({}) as never), duplicate: false });
+  for (let turn = 0; outbox.stats().waiting > 0 && turn < 100; turn++) {
+    for (const c of calls.splice(0)) c.answer({ events: c.batch.events.map(() => ({}) as never), duplicate: false });
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await Promise.all(held);
+  calls.length = 0;
+  const again = settled(outbox.sendOne('a1', notice(13)));
+  for (let turn = 0; calls.length === 0 && turn < 100; turn++) await new Promise((resolve) => setImmediate(resolve));
+  calls[0]?.answer({ events: [{} as never], duplicate: false });
+  for (let turn = 0; again.value === 'pending' && turn < 100; turn++)
+    await new Promise((resolve) => setImmediate(resolve));
+  expect(again.value).toEqual({});
   await outbox.close();
-  await Promise.allSettled(a);
 });

@@ -7,6 +7,7 @@ import { describeRedisError, type RedisAddress, redisClientAddress, redisErrorCo
 import { validatedJson } from './invalid-event-error';
 import { PublishError } from './publish-error';
 import { isCluster, type RedisClient } from './redis/client';
+import { userSlot } from './redis/cluster-slot';
 import { FENCED_REPLY } from './redis/stream-scripts';
 import {
   type BatchResult,
@@ -179,16 +180,18 @@ interface Item {
    */
   batchSeq: number;
   batchIndex: number;
+  /** On a Redis Cluster, the node that held the user's keys when the event came (`host:port`), for {@link NODE_SHARE}. */
+  node: string | undefined;
 }
 
 const nothing = () => {};
 
 /**
- * The share of the outbox's bounds (events and bytes) that users backing off may hold: the rest
- * is kept for users whose shard answers, so one Cluster shard away for long refuses its own
- * users' publishes first rather than everyone's.
+ * On a Redis Cluster, the share of the outbox's bounds (events and bytes) that the users of one
+ * node may hold: the rest is kept for the other nodes' users, so a shard that stops answering
+ * (its users' events pile up) refuses its own users' publishes first rather than everyone's.
  */
-const AWAY_SHARE = 0.9;
+const NODE_SHARE = 0.9;
 
 /** A batch sent before, as {@link batchSizes} keys it. */
 const batchKey = (item: Item) => `${item.batchSeq}\n${item.userId}`;
@@ -278,6 +281,10 @@ export class Outbox {
    * next round waits for the last (and takes what queued meanwhile).
    */
   readonly #overlap: boolean;
+  /** On a Cluster, the events and bytes of JSON held for the users of each node ({@link NODE_SHARE}). */
+  readonly #byNode = new Map<string, { events: number; bytes: number }>();
+  /** On a Cluster, the node that holds a user's keys now; undefined before the client knows the slots. */
+  readonly #nodeOf: ((userId: string) => string | undefined) | undefined;
   /** Users with a call out (overlapping rounds): their next events wait for its answer. */
   readonly #inFlight = new Set<string>();
   /** The rounds whose calls are not all answered yet: `close()` waits for them. */
@@ -325,6 +332,7 @@ export class Outbox {
     this.#reconnect = options.reconnect ?? nothing;
     this.#address = options.redisAddress ?? redisClientAddress(client);
     this.#overlap = isCluster(client);
+    this.#nodeOf = isCluster(client) ? (userId) => client.slots[userSlot(userId)]?.[0] : undefined;
     // A reconnect ends the wait at once: a short blip costs the blip, not the next retry delay.
     client.on('ready', this.#onReady);
     // The client's own errors say why (ECONNREFUSED, ENOTFOUND, WRONGPASS); a failed command
@@ -370,13 +378,15 @@ export class Outbox {
     }
     const valid = publications;
     if (valid.length === 0) return Promise.resolve([]);
-    const full = this.#full(valid.length, bytes) ?? this.#fullForUsersAway(publications, jsons, bytes);
+    const nodes = this.#nodeOf && this.#max > 0 ? publications.map((p) => this.#nodeOf?.(p.userId)) : undefined;
+    const full = this.#full(valid.length, bytes) ?? (nodes && this.#fullForNode(nodes, jsons));
     if (full) {
       this.#stats.dropped += valid.length;
       this.#onEvent({ kind: 'dropped', reason: 'outbox_full', events: valid.length, waiting: this.#items.length });
       return Promise.reject(new PublishError('outbox_full', `${full}; try again later`));
     }
     this.#bytes += bytes;
+    if (nodes) for (let k = 0; k < nodes.length; k++) this.#countNode(nodes[k], 1, (jsons[k] as string).length);
     return new Promise<StoredEvent[] | StoredEvent>((resolve, reject) => {
       const entry: Entry = { items: [], left: valid.length, failures: 0, isQueued: false, single, resolve, reject };
       for (let k = 0; k < valid.length; k++) {
@@ -390,6 +400,7 @@ export class Outbox {
           stored: undefined,
           batchSeq: 0,
           batchIndex: 0,
+          node: nodes?.[k],
         });
       }
       this.#items.push(...entry.items);
@@ -411,35 +422,57 @@ export class Outbox {
   }
 
   /**
-   * Why these events, some of them for users backing off (their shard away), would pass the share
-   * of the bounds such users may hold ({@link AWAY_SHARE}); undefined when they fit. The rest is
-   * kept for users whose shard answers: one shard away for long does not refuse every publish.
+   * On a Cluster: why these events would take one node's users past {@link NODE_SHARE} of the
+   * bounds; undefined when they fit. A call is refused whole, as past the bounds themselves.
    */
-  #fullForUsersAway(publications: readonly Publication[], jsons: readonly string[], bytes: number): string | undefined {
-    if (this.#max === 0 || this.#backoff.size === 0) return undefined;
-    const maxEvents = Math.floor(this.#max * AWAY_SHARE);
-    const maxBytes = this.#maxBytes * AWAY_SHARE;
-    const near =
-      this.#items.length + publications.length > maxEvents || (maxBytes > 0 && this.#bytes + bytes > maxBytes);
-    if (!near) return undefined;
-    let addEvents = 0;
-    let addBytes = 0;
-    publications.forEach((p, k) => {
-      if (!this.#backoff.has(p.userId)) return;
-      addEvents++;
-      addBytes += (jsons[k] as string).length;
-    });
-    if (addEvents === 0) return undefined;
-    // Near the share only: one pass over the queue to count what the users backing off hold.
-    let events = 0;
-    let held = 0;
-    for (const item of this.#items) {
-      if (!this.#backoff.has(item.userId)) continue;
-      events++;
-      held += item.json.length;
+  #fullForNode(nodes: readonly (string | undefined)[], jsons: readonly string[]): string | undefined {
+    // One event (publish()): no map of what each node adds.
+    if (nodes.length === 1) {
+      const node = nodes[0];
+      return node !== undefined && this.#overNodeShare(node, 1, (jsons[0] as string).length)
+        ? this.#nodeFull(node)
+        : undefined;
     }
-    if (events + addEvents <= maxEvents && (maxBytes === 0 || held + addBytes <= maxBytes)) return undefined;
-    return `users whose Redis cannot take their events now hold ${events} of the outbox's ${this.#max} events and ${held} bytes (at most ${AWAY_SHARE * 100} % of either; the rest is kept for users whose Redis answers)`;
+    const adding = new Map<string, { events: number; bytes: number }>();
+    nodes.forEach((node, k) => {
+      if (node === undefined) return;
+      const add = adding.get(node) ?? { events: 0, bytes: 0 };
+      add.events++;
+      add.bytes += (jsons[k] as string).length;
+      adding.set(node, add);
+    });
+    for (const [node, add] of adding) if (this.#overNodeShare(node, add.events, add.bytes)) return this.#nodeFull(node);
+    return undefined;
+  }
+
+  /** Whether `events` more events of `bytes` bytes would take `node`'s users past {@link NODE_SHARE}. */
+  #overNodeShare(node: string, events: number, bytes: number): boolean {
+    const held = this.#byNode.get(node);
+    if (held === undefined || held.events === 0) return events > Math.floor(this.#max * NODE_SHARE);
+    const maxBytes = this.#maxBytes * NODE_SHARE;
+    return held.events + events > Math.floor(this.#max * NODE_SHARE) || (maxBytes > 0 && held.bytes + bytes > maxBytes);
+  }
+
+  #nodeFull(node: string): string {
+    const held = this.#byNode.get(node) ?? { events: 0, bytes: 0 };
+    return `the users of the Redis node ${node} hold ${held.events} of the outbox's ${this.#max} events and ${held.bytes} bytes (at most ${NODE_SHARE * 100} % of either for one node's users; the rest is kept for the other nodes' users)`;
+  }
+
+  /** Counts events joining (`sign` 1) or leaving (-1) the outbox against their node. */
+  #countNode(node: string | undefined, sign: 1 | -1, bytes: number): void {
+    if (node === undefined) return;
+    const held = this.#byNode.get(node);
+    // Kept at zero rather than deleted: a Cluster has few nodes, and a quiet one would be made anew per publish.
+    if (held) {
+      held.events += sign;
+      held.bytes += sign * bytes;
+    } else if (sign > 0) this.#byNode.set(node, { events: 1, bytes });
+  }
+
+  /** An event leaves the outbox (stored, refused, dropped): its bytes and node count no more. */
+  #release(item: Item): void {
+    this.#bytes -= item.json.length;
+    if (item.node !== undefined) this.#countNode(item.node, -1, item.json.length);
   }
 
   /** Counters since start and what waits now. */
@@ -493,7 +526,7 @@ export class Outbox {
     const kept = this.#items.filter(sent);
     this.#items.length = 0;
     this.#items.push(...kept);
-    for (const i of left) this.#bytes -= i.json.length;
+    for (const i of left) this.#release(i);
     if (left.length > 0) {
       this.#stats.dropped += left.length;
       this.#onEvent({ kind: 'dropped', reason: 'closed', events: left.length, waiting: 0 });
@@ -516,6 +549,7 @@ export class Outbox {
   #abandonFailed(): void {
     const left = this.#items.splice(0);
     this.#bytes = 0;
+    this.#byNode.clear();
     for (const entry of new Set(left.map((i) => i.entry))) {
       if (entry.left < 0) continue;
       entry.left = -1;
@@ -957,11 +991,11 @@ export class Outbox {
     for (const item of this.#items) {
       const entry = item.entry;
       if (entry.left < 0) {
-        this.#bytes -= item.json.length;
+        this.#release(item);
         continue;
       }
       if (item.stored) {
-        this.#bytes -= item.json.length;
+        this.#release(item);
         this.#stats.stored++;
         entry.left--;
         if (entry.left === 0) {

@@ -1,6 +1,19 @@
+import { userKeys, userTag } from './keyspace';
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the test is for any character past ASCII.
+const NON_ASCII = /[^\x00-\x7f]/;
+
 /** CRC16 (XMODEM) of Redis Cluster, for the slot of a key (its hash tag). */
 function crc16(text: string): number {
   let crc = 0;
+  // ASCII (most keys): its UTF-16 units are its bytes, no buffer made.
+  if (!NON_ASCII.test(text)) {
+    for (let k = 0; k < text.length; k++) {
+      crc ^= text.charCodeAt(k) << 8;
+      for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    }
+    return crc;
+  }
   for (const byte of Buffer.from(text)) {
     crc ^= byte << 8;
     for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
@@ -16,4 +29,10 @@ export function slotOf(key: string): number {
     if (close > open + 1) return crc16(key.slice(open + 1, close)) % 16384;
   }
   return crc16(key) % 16384;
+}
+
+/** The slot of a user's keys (their hash tag is the user's {@link userTag}), without making them. */
+export function userSlot(userId: string): number {
+  const tag = userTag(userId);
+  return tag.length > 0 ? crc16(tag) % 16384 : slotOf(userKeys(userId).stream);
 }
