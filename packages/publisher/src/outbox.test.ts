@@ -930,3 +930,41 @@ it("keeps, on a Cluster, the last tenth of the outbox for other nodes' users: a 
   expect(again.value).toEqual({});
   await outbox.close();
 });
+
+it("applies a Cluster node's share as the bounds themselves: a call alone in the outbox goes, one that would take the kept tenth does not", async () => {
+  const slots: string[][] = [];
+  slots[slotOf(userKeys('a').stream)] = ['A:1'];
+  slots[slotOf(userKeys('b').stream)] = ['B:2'];
+  const { writer, calls } = perUserWriter();
+  // One event: a node's share is none of it, yet an event alone goes.
+  const tiny = new Outbox(clusterClient(slots) as unknown as RedisClient, writer, { maxEvents: 1 });
+  const one = tiny.sendOne('a', notice(0));
+  for (let turn = 0; calls.length === 0 && turn < 100; turn++) await new Promise((resolve) => setImmediate(resolve));
+  calls[0]?.answer({ events: [{} as never], duplicate: false });
+  await expect(one).resolves.toEqual({});
+  await tiny.close();
+  // 1 000 bytes: b waits with a 100-byte event, and a's 950-byte event would pass node A's 900.
+  const outbox = new Outbox(clusterClient(slots) as unknown as RedisClient, writer, { maxBytes: 1_000 });
+  const b = settled(outbox.sendOne('b', sized(100)));
+  await expect(outbox.sendOne('a', sized(950))).rejects.toMatchObject({ code: 'outbox_full' });
+  for (let turn = 0; calls.length < 2 && turn < 100; turn++) await new Promise((resolve) => setImmediate(resolve));
+  calls[1]?.answer({ events: [{} as never], duplicate: false });
+  for (let turn = 0; b.value === 'pending' && turn < 100; turn++) await new Promise((resolve) => setImmediate(resolve));
+  expect(b.value).toEqual({});
+  await outbox.close();
+});
+
+it('sends a batch whose attempt timed out again at once: the attempt waited longer than a retry delay already', async () => {
+  const { writer, calls } = perUserWriter();
+  const outbox = new Outbox(clusterClient() as unknown as RedisClient, writer, {
+    attemptTimeoutMs: 20,
+    retryDelaysMs: [60_000],
+  });
+  const a = outbox.sendOne('a', notice(1));
+  for (let turn = 0; calls.length < 2 && turn < 200; turn++) await new Promise((resolve) => setTimeout(resolve, 10));
+  expect(calls.map((c) => `${c.batch.userId}#${c.batch.seq}`)).toEqual(['a#1', 'a#1']);
+  calls[1]?.answer({ events: [{} as never], duplicate: false });
+  await a;
+  expect(outbox.stats()).toMatchObject({ retried: 1, stored: 1 });
+  await outbox.close();
+});

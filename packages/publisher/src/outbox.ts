@@ -447,10 +447,14 @@ export class Outbox {
 
   /** Whether `events` more events of `bytes` bytes would take `node`'s users past {@link NODE_SHARE}. */
   #overNodeShare(node: string, events: number, bytes: number): boolean {
+    // Alone in the outbox a call goes whatever its size, as past the bounds themselves (#full).
+    if (this.#items.length === 0) return false;
     const held = this.#byNode.get(node);
-    if (held === undefined || held.events === 0) return events > Math.floor(this.#max * NODE_SHARE);
     const maxBytes = this.#maxBytes * NODE_SHARE;
-    return held.events + events > Math.floor(this.#max * NODE_SHARE) || (maxBytes > 0 && held.bytes + bytes > maxBytes);
+    return (
+      (held?.events ?? 0) + events > Math.floor(this.#max * NODE_SHARE) ||
+      (maxBytes > 0 && (held?.bytes ?? 0) + bytes > maxBytes)
+    );
   }
 
   #nodeFull(node: string): string {
@@ -888,8 +892,9 @@ export class Outbox {
       for (const item of items) outcome.failed.set(item.entry, Math.max(outcome.failed.get(item.entry) ?? 0, attempts));
       // Each user whose batch failed waits its own delays, its events in order; the other users'
       // events go on (a Cluster shard failing over holds its users only).
-      // The client reconnected since the call went: as after any reconnect, no delay to wait.
-      this.#backOff(userId, this.#readies !== outcome.readies);
+      // The client reconnected since the call went (as after any reconnect), or the attempt timed
+      // out (it waited longer than a retry delay already, and its connection was replaced): no delay.
+      this.#backOff(userId, this.#readies !== outcome.readies || result instanceof RedisTimeoutError);
       return;
     }
     // Refused: its shard answered; the user's later events go on without a delay.
