@@ -78,6 +78,11 @@ const storeAll = (call: HeldCall | undefined) =>
 const shapeOf = (call: HeldCall | undefined) =>
   call?.batches.map((b) => `${b.userId}:${b.events.length}#${b.seq}${b.positions ? `@${b.positions}` : ''}`);
 
+/** Turns of the event loop, at most 100, until `done()`: the sender wakes a turn after the answers of a burst. */
+async function turnsUntil(done: () => boolean): Promise<void> {
+  for (let turn = 0; !done() && turn < 100; turn++) await new Promise((resolve) => setImmediate(resolve));
+}
+
 /** Waits until the writer holds more than `n` calls; fails (rather than spinning) if none comes. */
 async function callsPast(calls: readonly unknown[], n: number): Promise<void> {
   for (let turn = 0; calls.length <= n; turn++) {
@@ -832,9 +837,9 @@ describe('what the outbox tells while Redis is away', () => {
     const client = clusterClient() as unknown as RedisClient;
     const outbox = new Outbox(client, writer, { retryDelaysMs: [0], onEvent: (e) => events.push(e) });
     const a = outbox.sendOne('a', notice(1));
-    for (let turn = 0; calls.length < 1 && turn < 100; turn++) await new Promise((r) => setImmediate(r));
+    await turnsUntil(() => calls.length >= 1);
     calls[0]?.answer(new Error('Connection is closed.'));
-    for (let turn = 0; calls.length < 2 && turn < 100; turn++) await new Promise((r) => setImmediate(r));
+    await turnsUntil(() => calls.length >= 2);
     const closing = outbox.close();
     calls[1]?.answer({ events: [{} as never], duplicate: false });
     await closing;
@@ -851,7 +856,7 @@ describe('what the outbox tells while Redis is away', () => {
       reconnect: (_stale, cause, users) => reconnects.push([cause, users]),
     });
     const sent = [outbox.sendOne('frozen', notice(1)), outbox.sendOne('b', notice(2))];
-    for (let turn = 0; calls.length < 2 && turn < 100; turn++) await new Promise((r) => setImmediate(r));
+    await turnsUntil(() => calls.length >= 2);
     calls[1]?.answer(new ReplyError("READONLY You can't write against a read only replica."));
     expect(reconnects).toEqual([['readonly', ['b']]]);
     const closing = outbox.close();
@@ -865,11 +870,11 @@ describe('what the outbox tells while Redis is away', () => {
     const client = clusterClient();
     const outbox = new Outbox(client as unknown as RedisClient, writer, { retryDelaysMs: [60_000] });
     const a = outbox.sendOne('a', notice(1));
-    for (let turn = 0; calls.length < 1 && turn < 100; turn++) await new Promise((r) => setImmediate(r));
+    await turnsUntil(() => calls.length >= 1);
     // The connection dropped and came back while the call was out; its failure comes after.
     client.emit('ready');
     calls[0]?.answer(new Error('Connection is closed.'));
-    for (let turn = 0; calls.length < 2 && turn < 100; turn++) await new Promise((r) => setImmediate(r));
+    await turnsUntil(() => calls.length >= 2);
     expect(calls).toHaveLength(2);
     calls[1]?.answer({ events: [{} as never], duplicate: false });
     await a;
@@ -923,7 +928,7 @@ it("keeps, on a Cluster, the last tenth of the outbox for other nodes' users: a 
   await Promise.all(held);
   calls.length = 0;
   const again = settled(outbox.sendOne('a1', notice(13)));
-  for (let turn = 0; calls.length === 0 && turn < 100; turn++) await new Promise((resolve) => setImmediate(resolve));
+  await turnsUntil(() => calls.length > 0);
   calls[0]?.answer({ events: [{} as never], duplicate: false });
   for (let turn = 0; again.value === 'pending' && turn < 100; turn++)
     await new Promise((resolve) => setImmediate(resolve));
@@ -939,32 +944,52 @@ it("applies a Cluster node's share as the bounds themselves: a call alone in the
   // One event: a node's share is none of it, yet an event alone goes.
   const tiny = new Outbox(clusterClient(slots) as unknown as RedisClient, writer, { maxEvents: 1 });
   const one = tiny.sendOne('a', notice(0));
-  for (let turn = 0; calls.length === 0 && turn < 100; turn++) await new Promise((resolve) => setImmediate(resolve));
+  await turnsUntil(() => calls.length > 0);
   calls[0]?.answer({ events: [{} as never], duplicate: false });
   await expect(one).resolves.toEqual({});
   await tiny.close();
+  // Ten events for node A's users in one call, of ten places: past its nine, even alone.
+  const ten = new Outbox(clusterClient(slots) as unknown as RedisClient, writer, { maxEvents: 10 });
+  const many = Array.from({ length: 10 }, (_, i) => ({ userId: 'a', event: notice(i) }));
+  await expect(ten.send(many)).rejects.toMatchObject({ code: 'outbox_full' });
+  await ten.close();
   // 1 000 bytes: b waits with a 100-byte event, and a's 950-byte event would pass node A's 900.
   const outbox = new Outbox(clusterClient(slots) as unknown as RedisClient, writer, { maxBytes: 1_000 });
   const b = settled(outbox.sendOne('b', sized(100)));
   await expect(outbox.sendOne('a', sized(950))).rejects.toMatchObject({ code: 'outbox_full' });
-  for (let turn = 0; calls.length < 2 && turn < 100; turn++) await new Promise((resolve) => setImmediate(resolve));
+  await turnsUntil(() => calls.length >= 2);
   calls[1]?.answer({ events: [{} as never], duplicate: false });
-  for (let turn = 0; b.value === 'pending' && turn < 100; turn++) await new Promise((resolve) => setImmediate(resolve));
+  await turnsUntil(() => b.value !== 'pending');
   expect(b.value).toEqual({});
   await outbox.close();
 });
 
-it('sends a batch whose attempt timed out again at once: the attempt waited longer than a retry delay already', async () => {
-  const { writer, calls } = perUserWriter();
-  const outbox = new Outbox(clusterClient() as unknown as RedisClient, writer, {
-    attemptTimeoutMs: 20,
-    retryDelaysMs: [60_000],
+describe('a retry delay after an attempt that timed out (fake timers)', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('counts the delay from when the attempt went: none left after a timeout longer than it, the rest after a shorter one', async () => {
+    const { writer, calls } = heldWriter();
+    const { outbox } = outboxOver(writer, { attemptTimeoutMs: 200, retryDelaysMs: [100, 1_000] });
+    const a = settled(outbox.sendOne('a', notice(1)));
+    await jest.advanceTimersByTimeAsync(0);
+    expect(calls).toHaveLength(1);
+    // Timed out after 200 ms, 100 past its first delay: sent again at once, the same batch.
+    // (the sender yields one turn, a timer of 1 ms, after a failed round)
+    await jest.advanceTimersByTimeAsync(201);
+    expect(calls.map(shapeOf)).toEqual([['a:1#1'], ['a:1#1@0']]);
+    // Timed out again (200 ms): its second delay, 1 000 ms from when it went, leaves 800 to wait.
+    await jest.advanceTimersByTimeAsync(200);
+    expect(calls).toHaveLength(2);
+    await jest.advanceTimersByTimeAsync(799);
+    expect(calls).toHaveLength(2);
+    await jest.advanceTimersByTimeAsync(1);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(calls).toHaveLength(3);
+    storeAll(calls[2]);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(a.value).toEqual({});
+    expect(outbox.stats()).toMatchObject({ retried: 2, stored: 1 });
+    await outbox.close();
   });
-  const a = outbox.sendOne('a', notice(1));
-  for (let turn = 0; calls.length < 2 && turn < 200; turn++) await new Promise((resolve) => setTimeout(resolve, 10));
-  expect(calls.map((c) => `${c.batch.userId}#${c.batch.seq}`)).toEqual(['a#1', 'a#1']);
-  calls[1]?.answer({ events: [{} as never], duplicate: false });
-  await a;
-  expect(outbox.stats()).toMatchObject({ retried: 1, stored: 1 });
-  await outbox.close();
 });

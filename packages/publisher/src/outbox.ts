@@ -151,6 +151,8 @@ interface RoundOutcome {
   failed: Map<Entry, number>;
   /** {@link Outbox}'s count of `ready` when the round was sent: a failure after a later one is retried at once. */
   readies: number;
+  /** When the round was sent: a failed batch's retry delay counts from there. */
+  sentAt: number;
 }
 
 /** A call of `publish`/`publishMany`: settles once each of its events is stored (or refused). */
@@ -445,15 +447,17 @@ export class Outbox {
     return undefined;
   }
 
-  /** Whether `events` more events of `bytes` bytes would take `node`'s users past {@link NODE_SHARE}. */
+  /**
+   * Whether `events` more events of `bytes` bytes would take `node`'s users past {@link NODE_SHARE}:
+   * as the bounds themselves (#full), a call larger than the share in bytes goes alone when nothing
+   * waits, in events never (one event always fits).
+   */
   #overNodeShare(node: string, events: number, bytes: number): boolean {
-    // Alone in the outbox a call goes whatever its size, as past the bounds themselves (#full).
-    if (this.#items.length === 0) return false;
     const held = this.#byNode.get(node);
     const maxBytes = this.#maxBytes * NODE_SHARE;
     return (
-      (held?.events ?? 0) + events > Math.floor(this.#max * NODE_SHARE) ||
-      (maxBytes > 0 && (held?.bytes ?? 0) + bytes > maxBytes)
+      (held?.events ?? 0) + events > Math.max(1, Math.floor(this.#max * NODE_SHARE)) ||
+      (maxBytes > 0 && (held?.bytes ?? 0) + bytes > maxBytes && this.#items.length > 0)
     );
   }
 
@@ -673,10 +677,11 @@ export class Outbox {
   }
 
   /** A user's batch failed for a passing reason: it waits its next delay before it goes again. */
-  #backOff(userId: string, dueNow: boolean): void {
+  /** `since`: when the failed call went (its delay counts from there); 0: due at once. */
+  #backOff(userId: string, since: number): void {
     const failures = (this.#backoff.get(userId)?.failures ?? 0) + 1;
     const delay = this.#delays[Math.min(failures - 1, this.#delays.length - 1)] ?? 0;
-    this.#backoff.set(userId, { failures, dueAt: dueNow ? 0 : Date.now() + delay });
+    this.#backoff.set(userId, { failures, dueAt: since === 0 ? 0 : since + delay });
   }
 
   /**
@@ -790,7 +795,13 @@ export class Outbox {
       batches.push(batch);
       if (this.#overlap) this.#inFlight.add(first.userId);
     }
-    const outcome: RoundOutcome = { unreachable: false, readOnly: [], failed: new Map(), readies: this.#readies };
+    const outcome: RoundOutcome = {
+      unreachable: false,
+      readOnly: [],
+      failed: new Map(),
+      readies: this.#readies,
+      sentAt: Date.now(),
+    };
     // Each batch's answer; on a standalone Redis all are applied together once the round is over.
     const results = new Array<BatchResult | Error | undefined>(batches.length);
     let left = batches.length;
@@ -892,9 +903,9 @@ export class Outbox {
       for (const item of items) outcome.failed.set(item.entry, Math.max(outcome.failed.get(item.entry) ?? 0, attempts));
       // Each user whose batch failed waits its own delays, its events in order; the other users'
       // events go on (a Cluster shard failing over holds its users only).
-      // The client reconnected since the call went (as after any reconnect), or the attempt timed
-      // out (it waited longer than a retry delay already, and its connection was replaced): no delay.
-      this.#backOff(userId, this.#readies !== outcome.readies || result instanceof RedisTimeoutError);
+      // The delay counts from when the call went (an attempt that timed out waited already); none
+      // if the client reconnected since (as after any reconnect).
+      this.#backOff(userId, this.#readies !== outcome.readies ? 0 : outcome.sentAt);
       return;
     }
     // Refused: its shard answered; the user's later events go on without a delay.
