@@ -676,8 +676,10 @@ export class Outbox {
     for (const userId of this.#backoff.keys()) if (!waiting.has(userId)) this.#backoff.delete(userId);
   }
 
-  /** A user's batch failed for a passing reason: it waits its next delay before it goes again. */
-  /** `since`: when the failed call went (its delay counts from there); 0: due at once. */
+  /**
+   * A user's batch failed for a passing reason: it waits its next delay before it goes again,
+   * counted from `since`, when the failed call went (0: due at once).
+   */
   #backOff(userId: string, since: number): void {
     const failures = (this.#backoff.get(userId)?.failures ?? 0) + 1;
     const delay = this.#delays[Math.min(failures - 1, this.#delays.length - 1)] ?? 0;
@@ -849,11 +851,6 @@ export class Outbox {
               answerAll(new RedisTimeoutError(this.#attemptTimeoutMs));
             }, this.#attemptTimeoutMs)
           : undefined;
-      if (batches.length === 0) {
-        clearTimeout(timer);
-        resolve(false);
-        return;
-      }
       this.#writer
         .appendBatches(this.id, batches, (indexes, out) => {
           for (const u of indexes) answer(u, out[u]);
@@ -862,7 +859,8 @@ export class Outbox {
           for (let u = 0; u < out.length; u++) answer(u, out[u]);
         }, answerAll);
     });
-    if (batches.length > 0) this.#rounds.add(sent);
+    // A round has one batch at least: each of its users' first item is in its batch.
+    this.#rounds.add(sent);
     return sent;
   }
 

@@ -1,6 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import { slotOf } from './cluster-slot';
-import { userKeys } from './keyspace';
+import { userSlot } from './cluster-slot';
 
 /** A standalone (or ElastiCache primary) connection, or a Redis Cluster client. */
 export type RedisClient = Redis | Cluster;
@@ -18,7 +17,7 @@ export function isCluster(client: RedisClient): client is Cluster {
 export function dropNodesOf(client: Cluster, userIds: readonly string[]): void {
   const keys = new Set<string>();
   for (const userId of userIds) {
-    const node = client.slots[slotOf(userKeys(userId).stream)]?.[0];
+    const node = client.slots[userSlot(userId)]?.[0];
     if (node) keys.add(node);
   }
   for (const node of client.nodes('master')) {

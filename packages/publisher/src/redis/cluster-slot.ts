@@ -3,20 +3,21 @@ import { userKeys, userTag } from './keyspace';
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the test is for any character past ASCII.
 const NON_ASCII = /[^\x00-\x7f]/;
 
+/** One byte more of a CRC16 (XMODEM). */
+function crc16Byte(crc: number, byte: number): number {
+  let next = crc ^ (byte << 8);
+  for (let i = 0; i < 8; i++) next = next & 0x8000 ? ((next << 1) ^ 0x1021) & 0xffff : (next << 1) & 0xffff;
+  return next;
+}
+
 /** CRC16 (XMODEM) of Redis Cluster, for the slot of a key (its hash tag). */
 function crc16(text: string): number {
   let crc = 0;
   // ASCII (most keys): its UTF-16 units are its bytes, no buffer made.
   if (!NON_ASCII.test(text)) {
-    for (let k = 0; k < text.length; k++) {
-      crc ^= text.charCodeAt(k) << 8;
-      for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-    }
-    return crc;
-  }
-  for (const byte of Buffer.from(text)) {
-    crc ^= byte << 8;
-    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    for (let k = 0; k < text.length; k++) crc = crc16Byte(crc, text.charCodeAt(k));
+  } else {
+    for (const byte of Buffer.from(text)) crc = crc16Byte(crc, byte);
   }
   return crc;
 }
