@@ -45,6 +45,7 @@ export const LOG_EVENTS = [
   'health_thread_exit',
   'fleet_heartbeat_error',
   'presence_error',
+  'handshake_stalled',
   'task_queued',
   'task_finished',
   'task_retry',

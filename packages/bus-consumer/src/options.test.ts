@@ -1,3 +1,4 @@
+import { protocolDefaults } from '@livebus/protocol';
 import { consumerDefaults, resolveOptions } from './options';
 
 const sessionId = () => 'generated';
@@ -23,6 +24,11 @@ describe('resolveOptions', () => {
       expect(Object.keys(resolved)).toEqual(Object.keys(spread));
       expect(Object.getPrototypeOf(resolved)).toBe(Object.prototype);
     }
+  });
+
+  it("gives an attempt longer than the gateway's handshake timeout, so that the gateway's close (1013) comes first", () => {
+    expect(consumerDefaults.handshakeTimeoutMs).toBe(protocolDefaults.clientHandshakeTimeoutMs);
+    expect(consumerDefaults.handshakeTimeoutMs).toBeGreaterThan(protocolDefaults.handshakeTimeoutMs);
   });
 
   it('keeps an own "__proto__" key of the options a plain key, not the prototype', () => {

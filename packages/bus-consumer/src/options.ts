@@ -57,7 +57,11 @@ export interface ConsumerOptions {
    * doubles it. 0: every failure doubles it. @default 3_000
    */
   networkRetryWindowMs?: number;
-  /** Time allowed for one attempt, from its start (a `getToken` call included) to `welcome`. @default 10_000 */
+  /**
+   * Time allowed for one attempt, from its start (a `getToken` call included) to `welcome`. Keep it
+   * above the gateway's `HANDSHAKE_TIMEOUT_MS` (10 s), so that a gateway that cannot finish the
+   * handshake says why (1013) before the client gives up. @default 12_000
+   */
   handshakeTimeoutMs?: number;
   /** Per-call RPC timeout, counted from the call (queue time included). @default 10_000 */
   rpcTimeoutMs?: number;
@@ -94,7 +98,7 @@ export const consumerDefaults = {
   minReconnectDelayMs: 500,
   maxReconnectDelayMs: 30_000,
   networkRetryWindowMs: 3_000,
-  handshakeTimeoutMs: protocolDefaults.handshakeTimeoutMs,
+  handshakeTimeoutMs: protocolDefaults.clientHandshakeTimeoutMs,
   rpcTimeoutMs: 10_000,
   whileDisconnected: 'queue',
   maxQueuedCalls: 100,

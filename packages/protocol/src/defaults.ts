@@ -9,8 +9,15 @@ export const protocolDefaults = {
   pingTimeoutMs: 60_000,
   /** Delay between a user's last session closing and their listeners being released. @default 5_000 */
   detachDelayMs: 5_000,
-  /** Time a new socket has to send a valid `hello` frame. @default 10_000 */
+  /** Time the gateway gives a new socket from its accept to its `welcome` (the `hello` included). @default 10_000 */
   handshakeTimeoutMs: 10_000,
+  /**
+   * Time a client gives one attempt, from its start to `welcome`: the gateway's
+   * {@link handshakeTimeoutMs} and 2 s more for the connect and the gateway's answer, so that a
+   * gateway that could not finish the handshake (1013: its Redis did not answer) says so before
+   * the client gives up on its own. @default 12_000
+   */
+  clientHandshakeTimeoutMs: 12_000,
   /** Largest frame either side accepts, in bytes of UTF-8. @default 1_048_576 */
   maxFrameBytes: 1_048_576,
   /** Deepest nesting of arrays and objects either side accepts in a frame or HTTP body. @default 64 */

@@ -80,7 +80,7 @@ export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOp
     // Held from the hello until the welcome is out (handshake.ts replays them then, in order,
     // through here): counted by the limiter once, when replayed, so that no answer (a refusal
     // either) precedes the welcome; until then MAX_EARLY_FRAMES bounds them.
-    if (conn.phase === 'authenticating' || conn.early !== undefined) {
+    if (conn.phase === 'authenticating' || conn.phase === 'admitting' || conn.early !== undefined) {
       conn.early ??= [];
       if (conn.early.length >= MAX_EARLY_FRAMES) badFrame(conn, 'too many frames before welcome', undefined, true);
       else conn.early.push(data);

@@ -1,4 +1,5 @@
 import { CloseCode, PROTOCOL_VERSION } from '@livebus/protocol';
+import { MemoryEventBus } from '../fleet/bus/memory-event-bus';
 import type { GatewayHookEvents } from '../hooks';
 import { startCore } from './core-harness';
 
@@ -204,6 +205,91 @@ describe('handshake', () => {
       { code: CloseCode.AuthTimeout, reason: 'auth timeout', type: 'auth_timeout', authenticated: false },
     ]);
     expect(core.handler.count).toBe(0);
+  });
+
+  it('closes 4002 when the token check is still running at the handshake timeout', async () => {
+    const never = new Promise<never>(() => {});
+    core = startCore({ handshakeTimeoutMs: 5 }, { auth: { authenticate: () => never } as never });
+    const socket = core.connect();
+    socket.receive({ type: 'hello', v: 1, user_id: 'alice' });
+    expect(await socket.closed).toMatchObject({ code: CloseCode.AuthTimeout, reason: 'auth timeout' });
+  });
+
+  it('closes 1013 when its presence write has not answered by the handshake timeout (a Redis node frozen), and takes back the entry written later', async () => {
+    core = startCore({ handshakeTimeoutMs: 20 });
+    const presence = core.presence;
+    const add = presence.add.bind(presence);
+    let answer!: () => void;
+    const held = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    presence.add = async (...args) => {
+      await held;
+      return add(...args);
+    };
+    const closes: GatewayHookEvents['session.close'][] = [];
+    core.hooks.on('session.close', (e) => closes.push(e));
+    const socket = core.connect();
+    socket.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
+    expect(await socket.closed).toMatchObject({ code: CloseCode.TryAgainLater, reason: 'try again later' });
+    expect(closes).toEqual([
+      { code: CloseCode.TryAgainLater, reason: 'try again later', type: 'try_again_later', authenticated: false },
+    ]);
+    // The node answers at last: the entry the hello wrote is taken back, no session opened.
+    answer();
+    await core.handler.settled();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await core.presence.sessions('alice')).toEqual([]);
+    expect(core.hub.has('alice')).toBe(false);
+    expect(socket.of('welcome')).toEqual([]);
+  });
+
+  it('closes 1013 a session whose stream subscription has not answered by the handshake timeout: no welcome, nothing left behind', async () => {
+    const bus = new MemoryEventBus();
+    let answer!: () => void;
+    const held = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    const listen = bus.listen.bind(bus);
+    bus.listen = async (...args) => {
+      await held;
+      return listen(...args);
+    };
+    core = startCore({ handshakeTimeoutMs: 20 }, { bus });
+    const closes: GatewayHookEvents['session.close'][] = [];
+    core.hooks.on('session.close', (e) => closes.push(e));
+    const socket = core.connect();
+    socket.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
+    expect(await socket.closed).toMatchObject({ code: CloseCode.TryAgainLater, reason: 'try again later' });
+    expect(closes).toEqual([
+      {
+        uid: 'alice',
+        sessionId: 's1',
+        code: CloseCode.TryAgainLater,
+        reason: 'try again later',
+        type: 'try_again_later',
+        authenticated: true,
+      },
+    ]);
+    answer();
+    await core.handler.settled();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(socket.of('welcome')).toEqual([]);
+    expect(core.hub.has('alice')).toBe(false);
+    expect(await core.presence.sessions('alice')).toEqual([]);
+  });
+
+  it('keeps a session whose welcome went out in time open past the handshake timeout', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'queueMicrotask', 'nextTick'] });
+    try {
+      core = startCore({ handshakeTimeoutMs: 20 });
+      const { socket } = await core.open('alice');
+      jest.advanceTimersByTime(100);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(socket.ended).toBeUndefined();
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('closes 4001 with the auth failure code as its reason when the token is refused (hook session.auth_failed)', async () => {

@@ -15,9 +15,12 @@ export interface HandshakeOptions {
 
 /**
  * hello -> auth -> welcome. A connection has `handshakeTimeoutMs` from accept to its
- * welcome (4002 past it, the token check included); a refused token closes 4001 (its reason: the protocol's auth failure code), a
- * draining instance 1012, presence away 1013, one session too many 4008. Frames that
- * arrive while the hello is verified are held (frames.ts) and replayed after the welcome.
+ * welcome: past it, 4002 while no hello came or its token is still being checked, 1013 once the
+ * token was accepted (the fleet's own steps, presence and the user's stream, did not answer in
+ * time: the gateway's side, and the client may try again); a refused token closes 4001 (its
+ * reason: the protocol's auth failure code), a draining instance 1012, presence away 1013, one
+ * session too many 4008. Frames that arrive while the hello is verified are held (frames.ts) and
+ * replayed after the welcome.
  */
 export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) {
   const { config, logger, hooks } = ctx;
@@ -27,11 +30,25 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     const conn = new Connection(socket, bearerOf(request));
     ctx.connections.add(conn);
     if (count) ctx.counts.set(conn, count);
-    conn.handshakeTimer = setTimeout(() => {
-      if (conn.phase === 'handshake' || conn.phase === 'authenticating')
-        conn.close(CloseCode.AuthTimeout, 'auth timeout');
-    }, config.handshakeTimeoutMs);
+    conn.handshakeTimer = setTimeout(() => handshakeTimedOut(conn), config.handshakeTimeoutMs);
     return conn;
+  }
+
+  /** The handshake deadline passed without a welcome (the timer is cleared once it is out). */
+  function handshakeTimedOut(conn: Connection): void {
+    if (conn.phase === 'handshake' || conn.phase === 'authenticating') {
+      conn.close(CloseCode.AuthTimeout, 'auth timeout');
+      return;
+    }
+    if (conn.phase !== 'admitting' && conn.phase !== 'open') return;
+    // The token was accepted: what did not answer is the fleet's (a Redis node frozen or away).
+    const session = conn.session;
+    logger.warn('handshake_stalled', {
+      ...(session ? { uid: session.uid, session_id: session.id } : {}),
+      waiting_for: session ? 'stream' : 'presence',
+      timeout_ms: config.handshakeTimeoutMs,
+    });
+    conn.close(CloseCode.TryAgainLater, 'try again later');
   }
 
   /** A hello of this protocol version, on a connection in its handshake. */
@@ -85,9 +102,6 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     // first): nothing reaches the client before its welcome, and they run in the order sent.
     conn.early ??= [];
     conn.appPing = frame.app_ping === true;
-    clearTimeout(conn.handshakeTimer);
-    // A cleared Timeout held for the connection's life costs about 200 bytes (with its closure).
-    conn.handshakeTimer = undefined;
     const subscribed = ctx.hub.add(session);
     const attached = ctx.listeners.sessionOpened(uid, sessionId);
     if (replaced) {
@@ -114,6 +128,7 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
       conn.close(CloseCode.ServiceRestart, 'service restart');
       return;
     }
+    conn.phase = 'admitting';
     const session = new Session(
       frame.session_id ?? randomUUID(),
       principal,
@@ -145,6 +160,9 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     if (!opened) return;
     const { subscribed, attached } = opened;
     if (!(await welcome(ctx, session, frame.last_cursor, subscribed))) return;
+    clearTimeout(conn.handshakeTimer);
+    // A cleared Timeout held for the connection's life costs about 200 bytes (with its closure).
+    conn.handshakeTimer = undefined;
     handshakeDone(conn);
     const early = conn.early;
     conn.early = undefined;

@@ -83,7 +83,7 @@ export async function admit(
 
 /** The hello's socket is open and its session not yet: it may go on. */
 export function stillOpening(conn: Connection): boolean {
-  return conn.phase === 'authenticating' && conn.socket.isOpen;
+  return conn.phase === 'admitting' && conn.socket.isOpen;
 }
 
 /**

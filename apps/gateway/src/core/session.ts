@@ -19,7 +19,12 @@ export class Connection {
   bearer: string | undefined;
   /** Stored small (small-times.ts): no number object per connection. */
   #lastSeen = toSmallTime(Date.now());
-  phase: 'handshake' | 'authenticating' | 'open' | 'closed' = 'handshake';
+  /**
+   * `handshake` until a hello comes, `authenticating` while its token is checked, `admitting`
+   * while the fleet admits it (presence), `open` from the session's start (its welcome waits for
+   * the bus subscription and the reads; until then the handshake timer runs), `closed`.
+   */
+  phase: 'handshake' | 'authenticating' | 'admitting' | 'open' | 'closed' = 'handshake';
   session: Session | undefined;
   localCloseReason: LocalCloseReason | undefined;
   /**

@@ -1,0 +1,147 @@
+import { CloseCode } from '@livebus/protocol';
+import { fleetUserKeys, userKeys } from '@livebus/publisher/redis';
+import { type RedisClusterHandle, startRedisCluster, waitFor } from '@livebus/test-support';
+import { Redis } from 'ioredis';
+import { composePorts } from '../src/compose';
+import { connectAs, httpJson, startGateway, TestClient, type TestGateway } from './helpers';
+
+// A gateway on a real 3-master Redis Cluster whose one master stops answering (SIGSTOP: its
+// connections stay open, nothing comes back; no failover, the node timeout is longer than the
+// test). Users whose keys live on the other masters connect and get their events meanwhile; a
+// hello of a user of the frozen master is closed 1013 (try again later) at the handshake timeout,
+// not 4002 (auth timeout: its token was fine), and leaves no presence entry once the node
+// answers again; that user's publish waits in the outbox and is delivered once. The probe's view
+// of the same (readiness, /healthz) is redis-probe-cluster.int.test.ts.
+let cluster: RedisClusterHandle;
+let t: TestGateway;
+let frozenPid: number | undefined;
+
+function thaw(): void {
+  if (frozenPid === undefined) return;
+  try {
+    process.kill(frozenPid, 'SIGCONT');
+  } catch {
+    // Gone already.
+  }
+  frozenPid = undefined;
+}
+
+beforeAll(async () => {
+  cluster = await startRedisCluster({ nodeTimeoutMs: 120_000 });
+  t = await startGateway(
+    {
+      instanceId: 'gw-frozen-shard',
+      redisUrl: cluster.url,
+      redisCluster: true,
+      logLevel: 'warn',
+      handshakeTimeoutMs: 1_500,
+      // A publish that outlives these retries answers 202 queued (after their sum and 250 ms).
+      publishRetryDelaysMs: [100, 200],
+    },
+    composePorts,
+  );
+}, 60_000);
+
+afterAll(async () => {
+  // Continued first: a stopped node must not hold the gateway's shutdown.
+  thaw();
+  try {
+    await t?.close();
+  } finally {
+    await cluster?.stop();
+  }
+}, 60_000);
+
+const progress = (n: number) => ({
+  event: 'task.progress_update',
+  data: { task_id: 't', status: 'running', progress: n },
+});
+const publish = (uid: string, n: number) =>
+  httpJson(`${t.http}/publish`, { method: 'POST', body: JSON.stringify({ user_id: uid, event: progress(n) }) });
+
+/** A redis-server's own pid (INFO server), on a connection of its own. */
+async function pidOf(port: number): Promise<number> {
+  const node = new Redis({ port, host: '127.0.0.1', lazyConnect: true });
+  try {
+    const pid = Number(/process_id:(\d+)/.exec(await node.info('server'))?.[1]);
+    if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no process_id in INFO server of port ${port}`);
+    return pid;
+  } finally {
+    node.disconnect();
+  }
+}
+
+it("one frozen master: other shards' users connect and get events; its users' hellos close 1013 and leave nothing; their publishes arrive once it answers", async () => {
+  const masters = (await cluster.topology()).filter((n) => n.role === 'master' && n.slots.length > 0);
+  expect(masters).toHaveLength(3);
+  // Not the seed the gateway was given, nor the one holding the instance list: a users' shard.
+  const fleetPort = (await cluster.masterOf('lb:instances')).port;
+  const victim = masters.find((n) => n.port !== cluster.nodes[0]?.port && n.port !== fleetPort);
+  if (!victim) throw new Error('no master holds only users here');
+  /** The first `prefix-<i>` user whose keys are (or are not) on the frozen master. */
+  const userOn = async (prefix: string, frozen: boolean) => {
+    for (let i = 0; ; i++) {
+      const uid = `${prefix}-${i}`;
+      if (((await cluster.masterOf(userKeys(uid).stream)).port === victim.port) === frozen) return uid;
+    }
+  };
+  const [live, liveLater, away, awayLater] = [
+    await userOn('live', false),
+    await userOn('live-later', false),
+    await userOn('away', true),
+    await userOn('away-later', true),
+  ];
+  const liveClient = (await connectAs(t.url, live)).client;
+  const awayClient = (await connectAs(t.url, away)).client;
+
+  frozenPid = await pidOf(victim.port);
+  process.kill(frozenPid, 'SIGSTOP');
+  try {
+    // Another shard's user: published to and delivered at once; a new hello is welcomed.
+    const stored = await publish(live, 1);
+    expect(stored).toMatchObject({ status: 202, body: { accepted: true } });
+    expect((await liveClient.next('event')).cursor).toBe(stored.body.cursor);
+    const welcomed = await connectAs(t.url, liveLater);
+    expect(welcomed.welcome.user_id).toBe(liveLater);
+
+    // The frozen shard's user: the publish waits in the outbox (202 queued) ...
+    expect(await publish(away, 2)).toEqual({ status: 202, body: { accepted: true, queued: true } });
+    // ... and a hello is closed 1013 at the handshake timeout: the gateway's side, not the token.
+    const stalled = new TestClient(t.url);
+    await stalled.opened;
+    stalled.send({ type: 'hello', v: 1, user_id: awayLater, session_id: 'stalled' });
+    expect(await stalled.closed).toEqual({ code: CloseCode.TryAgainLater, reason: 'try again later' });
+    expect(stalled.frames).toEqual([]);
+    await t.hooks.waitFor('session.close', undefined, (e) => e.code === CloseCode.TryAgainLater);
+    expect(t.hooks.of('session.close', undefined, (e) => e.code === CloseCode.TryAgainLater)).toEqual([
+      {
+        name: 'session.close',
+        code: CloseCode.TryAgainLater,
+        reason: 'try again later',
+        type: 'try_again_later',
+        authenticated: false,
+      },
+    ]);
+    // The sessions open before the freeze stay open.
+    expect(liveClient.ws.readyState).toBe(liveClient.ws.OPEN);
+    expect(awayClient.ws.readyState).toBe(awayClient.ws.OPEN);
+  } finally {
+    thaw();
+  }
+
+  // Answering again: the queued event reaches its user once, the stalled hello's entry is taken
+  // back, and the same user connects.
+  const delivered = await awayClient.next('event', undefined, 30_000);
+  expect(delivered).toMatchObject(progress(2));
+  const node = new Redis({ port: victim.port, host: '127.0.0.1' });
+  try {
+    const presence = fleetUserKeys(awayLater).presence;
+    await waitFor(async () => (await node.hlen(presence)) === 0, "the stalled hello's entry taken back", 20_000);
+    const again = await connectAs(t.url, awayLater, { session_id: 'stalled' });
+    expect(again.welcome.user_id).toBe(awayLater);
+    expect(await node.hkeys(presence)).toEqual(['stalled']);
+  } finally {
+    node.disconnect();
+  }
+  expect(awayClient.events().map((e) => e.data)).toEqual([progress(2).data]);
+}, 120_000);
