@@ -122,6 +122,10 @@ it("one frozen master: other shards' users connect and get events; its users' he
         authenticated: false,
       },
     ]);
+    // Logged with the user, whose keys name the node that did not answer.
+    expect(t.logs.of('handshake_stalled')).toMatchObject([
+      { uid: awayLater, session_id: 'stalled', waiting_for: 'presence' },
+    ]);
     // The sessions open before the freeze stay open.
     expect(liveClient.ws.readyState).toBe(liveClient.ws.OPEN);
     expect(awayClient.ws.readyState).toBe(awayClient.ws.OPEN);

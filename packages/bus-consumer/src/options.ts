@@ -59,8 +59,9 @@ export interface ConsumerOptions {
   networkRetryWindowMs?: number;
   /**
    * Time allowed for one attempt, from its start (a `getToken` call included) to `welcome`. Keep it
-   * above the gateway's `HANDSHAKE_TIMEOUT_MS` (10 s), so that a gateway that cannot finish the
-   * handshake says why (1013) before the client gives up. @default 12_000
+   * above the gateway's `HANDSHAKE_TIMEOUT_MS` (10 s, from its accept), so that a gateway that cannot
+   * finish the handshake says why (1013) before the client gives up (when the token and the connect
+   * take under 2 s). @default 12_000
    */
   handshakeTimeoutMs?: number;
   /** Per-call RPC timeout, counted from the call (queue time included). @default 10_000 */

@@ -13,9 +13,9 @@ export const protocolDefaults = {
   handshakeTimeoutMs: 10_000,
   /**
    * Time a client gives one attempt, from its start to `welcome`: the gateway's
-   * {@link handshakeTimeoutMs} and 2 s more for the connect and the gateway's answer, so that a
-   * gateway that could not finish the handshake (1013: its Redis did not answer) says so before
-   * the client gives up on its own. @default 12_000
+   * {@link handshakeTimeoutMs} and 2 s more for the token, the connect and the gateway's answer,
+   * so that a gateway that could not finish the handshake (1013: its Redis did not answer) says so
+   * before the client gives up on its own when those take under 2 s. @default 12_000
    */
   clientHandshakeTimeoutMs: 12_000,
   /** Largest frame either side accepts, in bytes of UTF-8. @default 1_048_576 */

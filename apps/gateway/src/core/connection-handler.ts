@@ -17,11 +17,13 @@ export type { ConnectionHandlerDeps } from './context';
  * One connection, from accept to close (the transport refused what it had to before:
  * other paths 404, other Origins 403, a draining instance or an admission storm 503):
  *
- *   accept --> handshake --hello--> authenticating --ok--> open --close--> closed
- *                 |                      |                  |
- *                 +-- bad frame: 4004    +-- bad token: 4001 +-- frames: rpc, auth, ping, pong
- *                 +-- no hello in time: 4002 (timer covers authenticating too)
- *                 +-- other version: 4010                    +-- token expired: 4011
+ *   accept --> handshake --hello--> authenticating --ok--> admitting --admitted--> open --close--> closed
+ *                 |                      |                    |                       |
+ *                 +-- bad frame: 4004    +-- bad token: 4001  +-- presence away,      +-- frames: rpc, auth, ping, pong
+ *                 +-- other version: 4010                     |   session limit:      +-- token expired: 4011
+ *                 |                                           |   1013, 4006
+ *   the handshake timer, from accept until the welcome is out (open waits for the user's stream):
+ *     no hello, or its token check, in time: 4002; presence or the stream not answering: 1013
  *
  * The units: handshake.ts (hello -> auth -> welcome, with its timer and held frames),
  * resume.ts (welcome and replay from a cursor), frames.ts (dispatch, rate limit),

@@ -126,6 +126,8 @@ export interface CoreHarnessOptions {
   isDraining?: () => boolean;
   /** Where welcomes wait for their slice (ConnectionHandlerDeps.slices). @default none: at once */
   slices?: { next(): Promise<void> };
+  /** @default {@link quietLogger} */
+  logger?: Logger;
 }
 
 /**
@@ -135,7 +137,7 @@ export interface CoreHarnessOptions {
  */
 export function startCore(overrides: Partial<GatewayConfig> = {}, options: CoreHarnessOptions = {}) {
   const config = defaultConfig({ instanceId: 'gw-test', detachDelayMs: 0, ...overrides });
-  const logger = quietLogger;
+  const logger = options.logger ?? quietLogger;
   // The composition root's memory defaults: every port in its embedded in-memory form.
   const ports = resolvePorts(config, {
     logger,

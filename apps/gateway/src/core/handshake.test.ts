@@ -1,7 +1,19 @@
 import { CloseCode, PROTOCOL_VERSION } from '@livebus/protocol';
 import { MemoryEventBus } from '../fleet/bus/memory-event-bus';
 import type { GatewayHookEvents } from '../hooks';
-import { startCore } from './core-harness';
+import type { LogFields, Logger } from '../logger';
+import { quietLogger, startCore } from './core-harness';
+
+/** A logger that keeps what was logged at warn and error: event and fields. */
+function recordingLogger() {
+  const lines: Array<{ level: 'warn' | 'error'; event: string; fields?: LogFields }> = [];
+  const logger: Logger = {
+    ...quietLogger,
+    warn: (event, fields) => lines.push({ level: 'warn', event, ...(fields ? { fields } : {}) }),
+    error: (event, fields) => lines.push({ level: 'error', event, ...(fields ? { fields } : {}) }),
+  };
+  return { logger, lines };
+}
 
 describe('handshake', () => {
   let core: ReturnType<typeof startCore>;
@@ -216,7 +228,8 @@ describe('handshake', () => {
   });
 
   it('closes 1013 when its presence write has not answered by the handshake timeout (a Redis node frozen), and takes back the entry written later', async () => {
-    core = startCore({ handshakeTimeoutMs: 20 });
+    const { logger, lines } = recordingLogger();
+    core = startCore({ handshakeTimeoutMs: 20 }, { logger });
     const presence = core.presence;
     const add = presence.add.bind(presence);
     let answer!: () => void;
@@ -235,6 +248,14 @@ describe('handshake', () => {
     expect(closes).toEqual([
       { code: CloseCode.TryAgainLater, reason: 'try again later', type: 'try_again_later', authenticated: false },
     ]);
+    // The user is named (its keys tell which Redis node did not answer).
+    expect(lines).toEqual([
+      {
+        level: 'warn',
+        event: 'handshake_stalled',
+        fields: { uid: 'alice', session_id: 's1', waiting_for: 'presence', timeout_ms: 20 },
+      },
+    ]);
     // The node answers at last: the entry the hello wrote is taken back, no session opened.
     answer();
     await core.handler.settled();
@@ -246,16 +267,13 @@ describe('handshake', () => {
 
   it('closes 1013 a session whose stream subscription has not answered by the handshake timeout: no welcome, nothing left behind', async () => {
     const bus = new MemoryEventBus();
-    let answer!: () => void;
-    const held = new Promise<void>((resolve) => {
-      answer = resolve;
+    let fail!: (error: Error) => void;
+    const held = new Promise<void>((_resolve, reject) => {
+      fail = reject;
     });
-    const listen = bus.listen.bind(bus);
-    bus.listen = async (...args) => {
-      await held;
-      return listen(...args);
-    };
-    core = startCore({ handshakeTimeoutMs: 20 }, { bus });
+    bus.listen = async () => held;
+    const { logger, lines } = recordingLogger();
+    core = startCore({ handshakeTimeoutMs: 20 }, { bus, logger });
     const closes: GatewayHookEvents['session.close'][] = [];
     core.hooks.on('session.close', (e) => closes.push(e));
     const socket = core.connect();
@@ -271,12 +289,47 @@ describe('handshake', () => {
         authenticated: true,
       },
     ]);
-    answer();
+    // The subscription fails at last (the bus gave up on the node): the session is gone already,
+    // nothing more to log.
+    fail(new Error('subscribe timed out'));
     await core.handler.settled();
     await new Promise((resolve) => setImmediate(resolve));
+    expect(lines).toEqual([
+      {
+        level: 'warn',
+        event: 'handshake_stalled',
+        fields: { uid: 'alice', session_id: 's1', waiting_for: 'stream', timeout_ms: 20 },
+      },
+    ]);
     expect(socket.of('welcome')).toEqual([]);
     expect(core.hub.has('alice')).toBe(false);
     expect(await core.presence.sessions('alice')).toEqual([]);
+  });
+
+  it('says nothing at the handshake timeout of a hello it closed already for a reason of its own (the peer not yet answering the close)', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'queueMicrotask', 'nextTick'] });
+    try {
+      const { logger, lines } = recordingLogger();
+      core = startCore({ handshakeTimeoutMs: 20 }, { logger });
+      core.presence.add = async () => {
+        throw new Error('READONLY');
+      };
+      const socket = core.connect();
+      // A peer that never answers the close: the gateway never hears it.
+      const closes: number[] = [];
+      socket.close = (code) => {
+        closes.push(code);
+        socket.isOpen = false;
+      };
+      socket.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
+      for (let turn = 0; turn < 100 && closes.length === 0; turn++) await new Promise((r) => setImmediate(r));
+      expect(closes).toEqual([CloseCode.TryAgainLater]);
+      jest.advanceTimersByTime(100); // past the handshake timeout
+      expect(closes).toEqual([CloseCode.TryAgainLater]);
+      expect(lines.map((l) => l.event)).toEqual(['presence_error']);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('keeps a session whose welcome went out in time open past the handshake timeout', async () => {

@@ -34,18 +34,23 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     return conn;
   }
 
+  /** The session of each hello the fleet is admitting (phase `admitting`), for {@link handshakeTimedOut}. */
+  const admittingSessions = new Map<Connection, Session>();
+
   /** The handshake deadline passed without a welcome (the timer is cleared once it is out). */
   function handshakeTimedOut(conn: Connection): void {
+    // Closed already for a reason of its own, its peer's close frame not yet in.
+    if (!conn.socket.isOpen) return;
     if (conn.phase === 'handshake' || conn.phase === 'authenticating') {
       conn.close(CloseCode.AuthTimeout, 'auth timeout');
       return;
     }
     if (conn.phase !== 'admitting' && conn.phase !== 'open') return;
     // The token was accepted: what did not answer is the fleet's (a Redis node frozen or away).
-    const session = conn.session;
+    const session = conn.session ?? admittingSessions.get(conn);
     logger.warn('handshake_stalled', {
       ...(session ? { uid: session.uid, session_id: session.id } : {}),
-      waiting_for: session ? 'stream' : 'presence',
+      waiting_for: conn.phase === 'admitting' ? 'presence' : 'stream',
       timeout_ms: config.handshakeTimeoutMs,
     });
     conn.close(CloseCode.TryAgainLater, 'try again later');
@@ -141,6 +146,7 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     const uid = session.uid;
     let opened: ReturnType<typeof open> | undefined;
     const admitting = startAdmitting(ctx, session);
+    admittingSessions.set(conn, session);
     try {
       // Inside the try: a bus that throws at once still gets its hold released.
       ctx.hub.reserve(uid, frame.last_cursor);
@@ -153,6 +159,7 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
       // An entry held elsewhere, unless the store told its instance already.
       if (added) opened = open(session, frame, added.holderTold ? undefined : added.replaced?.instanceId);
     } finally {
+      admittingSessions.delete(conn);
       ctx.hub.release(uid);
       // Gave up: its entry is taken back, unless a newer hello or session of the id holds it.
       endAdmitting(ctx, session, admitting, opened !== undefined);

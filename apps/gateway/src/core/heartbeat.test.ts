@@ -4,6 +4,7 @@ import type { Connection } from './session';
 /** What the sweep touches of a connection: its phase, last sign of life, socket pings and terminate. */
 interface FakeConnection {
   phase: Connection['phase'];
+  early: Buffer[] | undefined;
   lastSeen: number;
   appPing: boolean;
   pings: number[];
@@ -17,6 +18,7 @@ interface FakeConnection {
 const fakeConnection = (): FakeConnection => {
   const c: FakeConnection = {
     phase: 'open',
+    early: undefined,
     lastSeen: Date.now(),
     appPing: false,
     pings: [],
@@ -100,6 +102,22 @@ describe('createHeartbeat, on fake timers', () => {
     ]);
     expect([quiet!.frames, quiet!.pings.length]).toEqual([[], 2]);
     expect([closed!.pings, closed!.terminated]).toEqual([[], undefined]);
+  });
+
+  it('sends no app ping to a session whose welcome is not out yet (its frames still held)', () => {
+    const waiting = fakeConnection();
+    waiting.appPing = true;
+    waiting.early = [];
+    const heartbeat = createHeartbeat(new Set([waiting] as unknown as Connection[]), {
+      pingIntervalMs: 1_000,
+      pingTimeoutMs: 5_000,
+    });
+    heartbeat.sweep();
+    expect([waiting.frames, waiting.pings.length]).toEqual([[], 1]);
+    waiting.early = undefined; // the welcome is out
+    jest.advanceTimersByTime(1_000);
+    heartbeat.sweep();
+    expect(waiting.frames).toEqual([{ type: 'ping', ts: T0 + 1_000 }]);
   });
 
   it('judges nobody silent in the first run after the event loop was held up, only pings; the next run does', () => {

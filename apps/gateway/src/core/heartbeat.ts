@@ -50,7 +50,8 @@ export function createHeartbeat(
           conn.terminate('ping_timeout');
         } else if (conn.socket.isOpen) {
           conn.socket.ping();
-          if (conn.appPing && conn.phase === 'open') conn.send({ type: 'ping', ts: now });
+          // Not before the welcome (`early` is dropped once it is out): nothing reaches a client before it.
+          if (conn.appPing && conn.phase === 'open' && conn.early === undefined) conn.send({ type: 'ping', ts: now });
         }
       }
       if (slice + 1 < slices) {

@@ -66,6 +66,8 @@ export async function welcome(
     }
     return true;
   } catch (error) {
+    // Closed meanwhile (the handshake timeout: handshake_stalled said so): nothing to tell or close.
+    if (conn.session !== session || conn.phase !== 'open') return false;
     ctx.logger.error('ws_resume_error', { uid: session.uid, session_id: session.id, error: String(error) });
     conn.close(CloseCode.InternalError, 'internal error');
     return false;
