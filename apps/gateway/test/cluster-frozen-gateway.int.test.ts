@@ -10,8 +10,10 @@ import { connectAs, httpJson, startGateway, TestClient, type TestGateway } from 
 // test). Users whose keys live on the other masters connect and get their events meanwhile; a
 // hello of a user of the frozen master is closed 1013 (try again later) at the handshake timeout,
 // not 4002 (auth timeout: its token was fine), and leaves no presence entry once the node
-// answers again; that user's publish waits in the outbox and is delivered once. The probe's view
-// of the same (readiness, /healthz) is redis-probe-cluster.int.test.ts.
+// answers again; that user's publish waits in the outbox and is delivered once. With a replica,
+// the frozen master is failed over (its connections never close: no reset tells the gateway):
+// its users' sessions resume on the promoted replica and hear `gap`, new ones are welcomed there.
+// The probe's view of the same (readiness, /healthz) is redis-probe-cluster.int.test.ts.
 let cluster: RedisClusterHandle;
 let t: TestGateway;
 let frozenPid: number | undefined;
@@ -149,3 +151,67 @@ it("one frozen master: other shards' users connect and get events; its users' he
   }
   expect(awayClient.events().map((e) => e.data)).toEqual([progress(2).data]);
 }, 120_000);
+
+describe('a frozen master failed over to its replica', () => {
+  let withReplicas: RedisClusterHandle;
+  let gw: TestGateway;
+  let stoppedPid: number | undefined;
+  beforeAll(async () => {
+    withReplicas = await startRedisCluster({ replicas: 1, nodeTimeoutMs: 1_000 });
+    gw = await startGateway(
+      { instanceId: 'gw-frozen-failover', redisUrl: withReplicas.url, redisCluster: true, logLevel: 'warn' },
+      composePorts,
+    );
+  }, 60_000);
+  afterAll(async () => {
+    if (stoppedPid !== undefined) process.kill(stoppedPid, 'SIGCONT');
+    try {
+      await gw?.close();
+    } finally {
+      await withReplicas?.stop();
+    }
+  }, 60_000);
+
+  it("its users' sessions resume on the promoted replica and hear gap with what was published there; new hellos are welcomed", async () => {
+    const masters = (await withReplicas.topology()).filter((n) => n.role === 'master' && n.slots.length > 0);
+    const fleetPort = (await withReplicas.masterOf('lb:instances')).port;
+    const victim = masters.find((n) => n.port !== withReplicas.nodes[0]?.port && n.port !== fleetPort);
+    if (!victim) throw new Error('no master holds only users here');
+    const users: string[] = [];
+    for (let i = 0; users.length < 2; i++) {
+      if ((await withReplicas.masterOf(userKeys(`fo-${i}`).stream)).port === victim.port) users.push(`fo-${i}`);
+    }
+    const [user, later] = users as [string, string];
+    const send = (uid: string, n: number) =>
+      httpJson(`${gw.http}/publish`, { method: 'POST', body: JSON.stringify({ user_id: uid, event: progress(n) }) });
+    const first = await connectAs(gw.url, user);
+    await send(user, 1);
+    const before = await first.client.next('event');
+
+    stoppedPid = await pidOf(victim.port);
+    process.kill(stoppedPid, 'SIGSTOP');
+    await waitFor(
+      async () => (await withReplicas.masterOf(userKeys(user).stream)).port !== victim.port,
+      'the replica promoted',
+      30_000,
+      100,
+    );
+    // Stored on the promoted replica, past the offsets the frozen master may have handed out.
+    const stored = await send(user, 2);
+    expect(stored).toMatchObject({ status: 202, body: { accepted: true } });
+    // The open session cannot tell what the frozen master had: it is told to resume ...
+    expect(await first.client.closed).toEqual({ code: CloseCode.ServiceRestart, reason: 'events missed: resume' });
+    // ... and hears gap, with the event the promoted replica took.
+    const resumed = await connectAs(gw.url, user, {
+      session_id: first.welcome.session_id,
+      last_cursor: before.cursor,
+    });
+    expect(resumed.welcome.resume).toMatchObject({ status: 'gap', replayed: 1 });
+    expect((await resumed.client.next('event')).cursor).toBe(stored.body.cursor);
+    // Another user of that shard is welcomed on the promoted replica and gets its events.
+    const fresh = await connectAs(gw.url, later);
+    const next = await send(later, 3);
+    expect((await fresh.client.next('event')).cursor).toBe(next.body.cursor);
+    expect(resumed.client.events().map((e) => e.cursor)).toEqual([stored.body.cursor]);
+  }, 120_000);
+});
