@@ -23,6 +23,10 @@ describe('isTransientRedisError', () => {
     ['a closed connection', new Error('Connection is closed.')],
     ['a command aborted with its connection', new Error('Command aborted due to connection close')],
     ['no startup node', new Error('None of startup nodes is available')],
+    [
+      'an auto-pipeline whose keys a new slot map puts on two nodes (a resharding)',
+      new Error('All keys in the pipeline should belong to the same slots allocation group'),
+    ],
     ['connection refused', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })],
     [
       'BUSY (a script running past busy-reply-threshold)',
@@ -43,6 +47,10 @@ describe('isTransientRedisError', () => {
     ['BUSYGROUP', reply('BUSYGROUP Consumer Group name already exists')],
     ['not an Error', 'CLUSTERDOWN'],
     ['a TypeError', new TypeError('Cannot read properties of undefined')],
+    [
+      'one command with keys of two slots',
+      new Error('All the keys in a pipeline command should belong to the same slot'),
+    ],
   ])('%s is a refusal', (_name, error) => {
     expect(isTransientRedisError(error)).toBe(false);
   });

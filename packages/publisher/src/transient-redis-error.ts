@@ -6,9 +6,12 @@ import { isConnectionError } from './connection-error';
 // script (or function) has run past `busy-reply-threshold` and Redis answers nothing else
 // until it ends or is killed.
 const TRANSIENT_REPLY = /^(?:MOVED|ASK|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|READONLY|NOREPLICAS|BUSY)\b/;
-// What ioredis itself says while it cannot reach the master of a slot.
+// What ioredis itself says while it cannot reach the master of a slot, or while a slot moves:
+// an auto-pipeline is gathered for one node, and when the slot map read meanwhile puts one of
+// its keys on another (a resharding), the whole pipeline is refused with "All keys in the
+// pipeline should belong to the same slots allocation group" before anything is sent.
 const TRANSIENT_CLIENT =
-  /^(?:Connection is closed|Command aborted due to connection close|Node is disconnected|Cluster isn't ready|None of startup nodes is available|Failed to refresh slots cache|Socket timeout)/;
+  /^(?:Connection is closed|Command aborted due to connection close|Node is disconnected|Cluster isn't ready|None of startup nodes is available|Failed to refresh slots cache|Socket timeout|All keys in the pipeline should belong to the same slots allocation group)/;
 // ioredis' Cluster gives up after `maxRedirections` redirections or retries,
 // each of them a transient condition, and names only the last one.
 const TOO_MANY_REDIRECTIONS = /^Too many Cluster redirections\. Last error: (?:\w*Error: )?(.*)$/s;

@@ -21,7 +21,7 @@ interface FakeStream {
  */
 function fakeClient(
   answers: {
-    ssubscribe?: Array<'ok' | 'never'>;
+    ssubscribe?: Array<'ok' | 'never' | 'moved'>;
     sunsubscribe?: Array<'ok' | 'never'>;
     reads?: Array<'ok' | 'fail'>;
     /** Runs as Redis gets the `n`th read (from 1), before it answers: what changed just before it. */
@@ -31,8 +31,9 @@ function fakeClient(
 ) {
   const sent: string[] = [];
   let reads = 0;
-  const reply = (command: string, answer: 'ok' | 'never' | undefined) => {
+  const reply = (command: string, answer: 'ok' | 'never' | 'moved' | undefined) => {
     sent.push(command);
+    if (answer === 'moved') return Promise.reject(new Error('MOVED 2837 127.0.0.1:7001'));
     return answer === 'never' ? new Promise<number>(() => {}) : Promise.resolve(1);
   };
   const sub = Object.assign(new EventEmitter(), {
@@ -131,6 +132,17 @@ describe('RedisEventBus subscriptions that go unanswered', () => {
       5_000,
     );
     expect(sent).toEqual(['ssubscribe lb:{u1}:n', 'ssubscribe lb:{u1}:n']);
+    expect(bus.position('u1')).toBe('e:0');
+    await bus.close();
+  });
+
+  it('sends a listen’s SSUBSCRIBE again when a node answers MOVED (the slot moved), without spending a try', async () => {
+    const { client, sent } = fakeClient({ ssubscribe: ['moved', 'never', 'never', 'moved', 'ok'] });
+    const bus = new RedisEventBus(client);
+    const listened = bus.listen('u1', () => {}, undefined);
+    await jest.advanceTimersByTimeAsync(11_000);
+    await listened;
+    expect(sent.filter((c) => c.startsWith('ssubscribe'))).toHaveLength(5);
     expect(bus.position('u1')).toBe('e:0');
     await bus.close();
   });

@@ -31,6 +31,7 @@ import {
 } from './event-bus';
 import { LiveFrame, offsetInEpoch, offsetInEpochBytes, ownBytes } from './live-frame';
 import { guardShardedSubscribers, isLostSubscriptionError } from './sharded-subscriber-guard';
+import { SlotMovedError, SlotMoves } from './slot-moves';
 import { TurnWrites } from './turn-writes';
 
 /** Options of {@link RedisEventBus}: the retention every publisher of the fleet must share. */
@@ -45,6 +46,11 @@ export interface RedisEventBusOptions extends RetentionOptions {
   outbox?: OutboxOptions;
   /** A monotonic clock in ms, for tests: how long ago a user's position last moved. @default performance.now */
   clock?: () => number;
+  /**
+   * Longest wait for one step of a subscription or a catch-up before it is tried again (see
+   * {@link STEP_TIMEOUT_MS}); tests make it long to show what does not wait it out. @default 5_000
+   */
+  stepTimeoutMs?: number;
 }
 
 /**
@@ -90,6 +96,14 @@ const STEP_TIMEOUT_MS = 5_000;
 /** Tries of a listen's SSUBSCRIBE that goes unanswered before the listen fails (the hello then fails, and its client reconnects). */
 const SUBSCRIBE_TRIES = 3;
 
+/** Moves of a slot a listen's SSUBSCRIBE follows (see `subscribeConfirmed`) before it counts them as tries. */
+const SUBSCRIBE_MOVES = 5;
+
+/** A node's `MOVED` or `ASK` reply: the slot is served elsewhere now. */
+function isMoved(error: unknown): boolean {
+  return error instanceof Error && /^(?:MOVED|ASK) /.test(error.message);
+}
+
 /** A step of {@link within} that did not settle in time. */
 class NoAnswerError extends Error {}
 
@@ -114,9 +128,13 @@ interface ChannelCommands {
  * A standalone Redis gets the commands of one turn in one write ({@link TurnWrites}); a
  * cluster's subscriber has a connection per master, written as ioredis does.
  */
-function channelCommands(sub: Redis | Cluster): ChannelCommands {
+function channelCommands(sub: Redis | Cluster, stepMs: number): ChannelCommands {
   if (isCluster(sub)) {
-    return { ssubscribe: (channel) => sub.ssubscribe(channel), sunsubscribe: (channel) => sub.sunsubscribe(channel) };
+    const moves = new SlotMoves(sub, stepMs);
+    return {
+      ssubscribe: (channel) => moves.unlessMoved(sub.ssubscribe(channel), channel),
+      sunsubscribe: (channel) => sub.sunsubscribe(channel),
+    };
   }
   // Written to the socket only once ready; before that, commands wait in ioredis's offline queue.
   const writes = new TurnWrites(() => (sub.status === 'ready' ? sub.stream : undefined));
@@ -127,13 +145,27 @@ function channelCommands(sub: Redis | Cluster): ChannelCommands {
 }
 
 /** `SSUBSCRIBE channel`, sent again when unanswered within a step's timeout (see {@link STEP_TIMEOUT_MS}). */
-async function subscribeConfirmed(ssubscribe: (channel: string) => Promise<unknown>, channel: string): Promise<void> {
-  for (let tries = 1; ; tries++) {
+async function subscribeConfirmed(
+  ssubscribe: (channel: string) => Promise<unknown>,
+  channel: string,
+  stepMs: number,
+): Promise<void> {
+  // A slot that moved while the SSUBSCRIBE waited (or a node that answered `MOVED`) is no try
+  // spent: it goes again at once to the new master, as often as the slot moves, up to a bound.
+  let moves = 0;
+  for (let tries = 1; ; ) {
     try {
-      await within(ssubscribe(channel), STEP_TIMEOUT_MS);
+      await within(ssubscribe(channel), stepMs);
       return;
     } catch (error) {
+      if ((error instanceof SlotMovedError || isMoved(error)) && moves < SUBSCRIBE_MOVES) {
+        moves++;
+        // A moment for the subscriber to read the new slot map (it does at once after a MOVED).
+        await delay(CATCH_UP_RETRY_MS * moves);
+        continue;
+      }
       if (tries >= SUBSCRIBE_TRIES || !(error instanceof NoAnswerError)) throw error;
+      tries++;
     }
   }
 }
@@ -283,11 +315,14 @@ export class RedisEventBus implements EventBus {
   /** Live events held during a catch-up, per user, before the oldest half is let go: see `#hold`. */
   readonly #heldBound: number;
   #heldDropped = 0;
+  /** {@link RedisEventBusOptions.stepTimeoutMs}. */
+  readonly #stepMs: number;
 
   constructor(client: RedisClient, options: RedisEventBusOptions = {}) {
-    const { ownsClient = false, outbox, clock, ...retention } = options;
+    const { ownsClient = false, outbox, clock, stepTimeoutMs = STEP_TIMEOUT_MS, ...retention } = options;
     this.#client = client;
     if (clock) this.#clock = clock;
+    this.#stepMs = stepTimeoutMs;
     const resolved = resolveRetention(retention);
     this.#expiryS = Math.floor(resolved.metaTtlMs / 1_000);
     this.#heldBound = Math.max(resolved.retentionEvents, HELD_FLOOR);
@@ -390,7 +425,7 @@ export class RedisEventBus implements EventBus {
       // For a resuming session, the read of what it missed gives that head too.
       const after = options?.readAfter;
       const ready = (leaving ?? Promise.resolve())
-        .then(() => subscribeConfirmed(ssubscribe, channel))
+        .then(() => subscribeConfirmed(ssubscribe, channel, this.#stepMs))
         .then(() => (after === undefined ? this.#reader.head(userId) : this.#prefetch(served, after)))
         .then((head) => {
           const at = parseCursor(head);
@@ -463,7 +498,7 @@ export class RedisEventBus implements EventBus {
     // again on a new master until a SUNSUBSCRIBE takes it out.
     const leaving = after
       .catch(() => {})
-      .then(() => within(channels.sunsubscribe(s.channel), STEP_TIMEOUT_MS))
+      .then(() => within(channels.sunsubscribe(s.channel), this.#stepMs))
       .then(
         () => undefined,
         () => this.#strayed(s),
@@ -561,7 +596,7 @@ export class RedisEventBus implements EventBus {
       if (this.#connectedOnce) this.#catchUp(sub);
     });
     this.#sub = sub;
-    const channels = channelCommands(sub);
+    const channels = channelCommands(sub, this.#stepMs);
     this.#channels = channels;
     // Whole seconds for `Served.at`, read per event handed on: a field, not a clock call per event.
     // Ten seconds late at most, against the minute of slack it is compared with.
@@ -735,6 +770,11 @@ export class RedisEventBus implements EventBus {
     }
   }
 
+  /** A catch-up's SSUBSCRIBE: on a cluster through {@link SlotMoves}, sent again at once should its slot move. */
+  #ssubscribe(sub: Redis | Cluster, channel: string): Promise<unknown> {
+    return isCluster(sub) && this.#channels ? this.#channels.ssubscribe(channel) : sub.ssubscribe(channel);
+  }
+
   /**
    * Reads what the user missed, holding the live events meanwhile, then hands on the held
    * ones that follow the position. `confirm`: subscribe again first (see the loop); always
@@ -756,11 +796,11 @@ export class RedisEventBus implements EventBus {
           // ioredis emits 'ready' before it sends the SSUBSCRIBEs again: a read made
           // before Redis has taken this user's would miss whatever is published in
           // between. Subscribing again is a no-op for Redis and confirms it.
-          if (confirm) await within(sub.ssubscribe(s.channel), STEP_TIMEOUT_MS);
+          if (confirm) await within(this.#ssubscribe(sub, s.channel), this.#stepMs);
           // A read that timed out and answers later hands on nothing: the next try reads again.
           head = await within(
             this.#readMissed(s, () => attempt === mine && s.held === held),
-            STEP_TIMEOUT_MS,
+            this.#stepMs,
           );
           if (!s.again) return;
           // Another read follows: what this one handed on leaves the hold (that read may be slow too).
