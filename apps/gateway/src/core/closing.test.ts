@@ -47,7 +47,7 @@ describe('close paths and bookkeeping', () => {
     expect(disconnects.values.find((v) => v.labels.reason === 'normal_closure')?.value).toBe(1);
   });
 
-  it("a session whose user's subscription fails after it opened closes 1011 and leaves presence, then the listeners", async () => {
+  it("a session whose user's subscription fails after it opened closes 1011 (1013 with Redis away) and leaves presence, then the listeners", async () => {
     // A bus whose subscriptions fail when the test says (the stream head lost to a Redis restart).
     let failSubscription: (error: Error) => void = () => {};
     const bus = new MemoryEventBus();
@@ -57,7 +57,7 @@ describe('close paths and bookkeeping', () => {
     const opened = core.hooks.next('session.open');
     socket.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
     await opened;
-    failSubscription(new Error('Reached the max retries per request limit'));
+    failSubscription(new Error('WRONGTYPE Operation against a key holding the wrong kind of value'));
     expect(await socket.closed).toMatchObject({ code: CloseCode.InternalError });
     await core.handler.settled();
     expect(closes).toEqual([expect.objectContaining({ uid: 'alice', sessionId: 's1', type: 'server_error' })]);
@@ -65,6 +65,14 @@ describe('close paths and bookkeeping', () => {
     expect(await core.presence.sessions('alice')).toEqual([]);
     // The user's last session here closed: the detach delay started.
     expect(core.listeners.pendingDetaches()).toEqual(['alice']);
+    // Redis away (its retries given up): try again later, not a server error.
+    const second = core.connect();
+    second.receive({ type: 'hello', v: 1, user_id: 'bob', session_id: 's2' });
+    await core.hooks.next('session.open');
+    failSubscription(Object.assign(new Error('no answer within 5000 ms'), { code: 'ETIMEDOUT' }));
+    expect(await second.closed).toMatchObject({ code: CloseCode.TryAgainLater });
+    await core.handler.settled();
+    expect(closes.at(-1)).toEqual(expect.objectContaining({ uid: 'bob', type: 'try_again_later' }));
   });
 
   it('the heartbeat pings live sockets (and app-ping clients by frame) and terminates silent ones as ping_timeout', async () => {

@@ -1,4 +1,5 @@
 import { CloseCode, type Cursor, formatCursor, PROTOCOL_VERSION, parseCursor } from '@livebus/protocol';
+import { isTransientRedisError } from '@livebus/publisher';
 import { type EventBus, liveEventOf, type StoredEvent } from '../fleet/bus/event-bus';
 import type { CoreContext } from './context';
 import type { Session } from './session';
@@ -7,7 +8,8 @@ import type { Session } from './session';
  * The welcome of a session just opened, then what it missed: the events after its
  * `lastCursor` (a resume), then the live events that arrived meanwhile. Resolves true
  * once the welcome is out; false when the connection closed meanwhile or the stream
- * could not be read (then the socket is closed 1011 and the client reconnects).
+ * could not be read (then the socket is closed, 1013 when Redis is away, else 1011, and the
+ * client reconnects).
  *
  * `subscribed`: the session's live subscription. Live events wait in `session.pending`
  * while the replay is read, and the replay is read only once the subscription is live,
@@ -68,8 +70,16 @@ export async function welcome(
   } catch (error) {
     // Closed meanwhile (the handshake timeout: handshake_stalled said so): nothing to tell or close.
     if (conn.session !== session || conn.phase !== 'open') return false;
-    ctx.logger.error('ws_resume_error', { uid: session.uid, session_id: session.id, error: String(error) });
-    conn.close(CloseCode.InternalError, 'internal error');
+    const fields = { uid: session.uid, session_id: session.id, error: String(error) };
+    if (isTransientRedisError(error)) {
+      // Redis away (a failover, a node that does not answer): the client tries again, as after a
+      // presence write that failed.
+      ctx.logger.warn('ws_resume_error', fields);
+      conn.close(CloseCode.TryAgainLater, 'try again later');
+    } else {
+      ctx.logger.error('ws_resume_error', fields);
+      conn.close(CloseCode.InternalError, 'internal error');
+    }
     return false;
   }
 }

@@ -105,7 +105,10 @@ function isMoved(error: unknown): boolean {
 }
 
 /** A step of {@link within} that did not settle in time. */
-class NoAnswerError extends Error {}
+class NoAnswerError extends Error {
+  /** A connection error to whoever classifies it (`isTransientRedisError`): Redis may answer on a retry. */
+  readonly code = 'ETIMEDOUT';
+}
 
 /** `promise`, or a rejection once `ms` have passed without it settling (then ignored). */
 function within<T>(promise: Promise<T>, ms: number): Promise<T> {
