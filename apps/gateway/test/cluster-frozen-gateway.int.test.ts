@@ -1,6 +1,12 @@
 import { CloseCode } from '@livebus/protocol';
 import { fleetUserKeys, userKeys } from '@livebus/publisher/redis';
-import { type RedisClusterHandle, startRedisCluster, waitFor } from '@livebus/test-support';
+import {
+  type FrozenRedis,
+  freezeRedis,
+  type RedisClusterHandle,
+  startRedisCluster,
+  waitFor,
+} from '@livebus/test-support';
 import { Redis } from 'ioredis';
 import { composePorts } from '../src/compose';
 import { connectAs, httpJson, startGateway, TestClient, type TestGateway } from './helpers';
@@ -16,17 +22,7 @@ import { connectAs, httpJson, startGateway, TestClient, type TestGateway } from 
 // The probe's view of the same (readiness, /healthz) is redis-probe-cluster.int.test.ts.
 let cluster: RedisClusterHandle;
 let t: TestGateway;
-let frozenPid: number | undefined;
-
-function thaw(): void {
-  if (frozenPid === undefined) return;
-  try {
-    process.kill(frozenPid, 'SIGCONT');
-  } catch {
-    // Gone already.
-  }
-  frozenPid = undefined;
-}
+let frozen: FrozenRedis | undefined;
 
 beforeAll(async () => {
   cluster = await startRedisCluster({ nodeTimeoutMs: 120_000 });
@@ -46,7 +42,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Continued first: a stopped node must not hold the gateway's shutdown.
-  thaw();
+  frozen?.thaw();
   try {
     await t?.close();
   } finally {
@@ -60,18 +56,6 @@ const progress = (n: number) => ({
 });
 const publish = (uid: string, n: number) =>
   httpJson(`${t.http}/publish`, { method: 'POST', body: JSON.stringify({ user_id: uid, event: progress(n) }) });
-
-/** A redis-server's own pid (INFO server), on a connection of its own. */
-async function pidOf(port: number): Promise<number> {
-  const node = new Redis({ port, host: '127.0.0.1', lazyConnect: true });
-  try {
-    const pid = Number(/process_id:(\d+)/.exec(await node.info('server'))?.[1]);
-    if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no process_id in INFO server of port ${port}`);
-    return pid;
-  } finally {
-    node.disconnect();
-  }
-}
 
 it("one frozen master: other shards' users connect and get events; its users' hellos close 1013 and leave nothing; their publishes arrive once it answers", async () => {
   const masters = (await cluster.topology()).filter((n) => n.role === 'master' && n.slots.length > 0);
@@ -96,8 +80,7 @@ it("one frozen master: other shards' users connect and get events; its users' he
   const liveClient = (await connectAs(t.url, live)).client;
   const awayClient = (await connectAs(t.url, away)).client;
 
-  frozenPid = await pidOf(victim.port);
-  process.kill(frozenPid, 'SIGSTOP');
+  frozen = await freezeRedis(victim.port);
   try {
     // Another shard's user: published to and delivered at once; a new hello is welcomed.
     const stored = await publish(live, 1);
@@ -132,7 +115,7 @@ it("one frozen master: other shards' users connect and get events; its users' he
     expect(liveClient.ws.readyState).toBe(liveClient.ws.OPEN);
     expect(awayClient.ws.readyState).toBe(awayClient.ws.OPEN);
   } finally {
-    thaw();
+    frozen.thaw();
   }
 
   // Answering again: the queued event reaches its user once, the stalled hello's entry is taken
@@ -155,7 +138,7 @@ it("one frozen master: other shards' users connect and get events; its users' he
 describe('a frozen master failed over to its replica', () => {
   let withReplicas: RedisClusterHandle;
   let gw: TestGateway;
-  let stoppedPid: number | undefined;
+  let stopped: FrozenRedis | undefined;
   beforeAll(async () => {
     withReplicas = await startRedisCluster({ replicas: 1, nodeTimeoutMs: 1_000 });
     gw = await startGateway(
@@ -164,7 +147,7 @@ describe('a frozen master failed over to its replica', () => {
     );
   }, 60_000);
   afterAll(async () => {
-    if (stoppedPid !== undefined) process.kill(stoppedPid, 'SIGCONT');
+    stopped?.thaw();
     try {
       await gw?.close();
     } finally {
@@ -188,8 +171,7 @@ describe('a frozen master failed over to its replica', () => {
     await send(user, 1);
     const before = await first.client.next('event');
 
-    stoppedPid = await pidOf(victim.port);
-    process.kill(stoppedPid, 'SIGSTOP');
+    stopped = await freezeRedis(victim.port);
     await waitFor(
       async () => (await withReplicas.masterOf(userKeys(user).stream)).port !== victim.port,
       'the replica promoted',

@@ -1,6 +1,12 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { type RedisClusterHandle, startRedisCluster, waitFor } from '@livebus/test-support';
+import {
+  type FrozenRedis,
+  freezeRedis,
+  type RedisClusterHandle,
+  startRedisCluster,
+  waitFor,
+} from '@livebus/test-support';
 import { composePorts } from '../src/compose';
 import { startGateway, type TestGateway } from './helpers';
 
@@ -15,7 +21,7 @@ import { startGateway, type TestGateway } from './helpers';
 let cluster: RedisClusterHandle;
 let t: TestGateway;
 /** A node stopped and not continued yet: continued in afterAll whatever happened. */
-let frozenPid: number | undefined;
+let frozen: FrozenRedis | undefined;
 
 const run = promisify(execFile);
 const cli = process.env.REDIS_CLI_BIN ?? 'redis-cli';
@@ -25,26 +31,9 @@ async function ask(port: number, ...args: string[]): Promise<string> {
   return stdout;
 }
 
-/** The pid of the redis-server on `port`, as it says itself. */
-async function pidOf(port: number): Promise<number> {
-  const pid = Number(/process_id:(\d+)/.exec(await ask(port, 'info', 'server'))?.[1]);
-  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no process_id in INFO server of port ${port}`);
-  return pid;
-}
-
 /** The PINGs the node on `port` has answered since it started. */
 async function pingsAnswered(port: number): Promise<number> {
   return Number(/cmdstat_ping:calls=(\d+)/.exec(await ask(port, 'info', 'commandstats'))?.[1] ?? 0);
-}
-
-function thaw(): void {
-  if (frozenPid === undefined) return;
-  try {
-    process.kill(frozenPid, 'SIGCONT');
-  } catch {
-    // Gone already.
-  }
-  frozenPid = undefined;
 }
 
 beforeAll(async () => {
@@ -63,7 +52,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Continued first: a stopped node must not outlive the test, nor hold the gateway's QUIT.
-  thaw();
+  frozen?.thaw();
   try {
     await t?.close();
   } finally {
@@ -122,9 +111,7 @@ it('one frozen master of three: readiness 503 and /healthz redis down on every r
   // Not the seed the gateway was given (cluster.url): a master it knows from the slot map only.
   const victim = masters.find((n) => n.port !== cluster.nodes[0]?.port) as (typeof masters)[number];
   const live = ports.filter((p) => p !== victim.port);
-  const pid = await pidOf(victim.port);
-  frozenPid = pid;
-  process.kill(pid, 'SIGSTOP');
+  frozen = await freezeRedis(victim.port);
   try {
     await waitFor(async () => (await readiness()).status === 503, 'readiness 503 while a master is frozen', 20_000);
     expect((await readiness()).body).toEqual({ status: 'not_ready', draining: false, redis: 'down' });
@@ -135,7 +122,7 @@ it('one frozen master of three: readiness 503 and /healthz redis down on every r
     expect(await readinessOver(3, live)).toEqual(new Set([503]));
     expect(await healthz()).toMatchObject({ status: 200, body: { redis: 'down' } });
   } finally {
-    thaw();
+    frozen.thaw();
   }
   await waitFor(async () => (await readiness()).status === 200, 'ready again once the master answers', 30_000);
   expect((await readiness()).body).toEqual({ status: 'ready', draining: false, redis: 'ok' });

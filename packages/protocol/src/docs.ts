@@ -136,12 +136,9 @@ client                                   gateway
   |<-- event (replayed, cursor > last_cursor) ... -------|  resume
   |<-- event (live) ... / rpc_result / rpc_error --------|
 \`\`\`
-The first frame must be \`hello\` (or the hello comes in the upgrade, [below](#the-hello-in-the-upgrade)), and the
-handshake must end within ${protocolDefaults.handshakeTimeoutMs} ms of the connection: a gateway still waiting for the \`hello\` or
-its token check then closes with 4002 (auth timeout); one that accepted the token but whose own
-Redis did not answer in time (presence, the user's stream) closes with 1013 (try again later),
-and the client retries. A client gives one attempt ${protocolDefaults.clientHandshakeTimeoutMs} ms from its start (its token and connect
-included), so that the gateway's answer comes first when those take under 2 s. A bad token closes with 4001 and a reason saying why
+The first frame must be \`hello\` (or the hello comes in the upgrade, [below](#the-hello-in-the-upgrade)), and the handshake must end within ${protocolDefaults.handshakeTimeoutMs} ms of the connection:
+a gateway still waiting for the \`hello\` or its token check then closes with 4002 (auth timeout); one that accepted the token but whose own Redis did not answer in time (presence, the user's stream) closes with 1013 (try again later),
+and the client retries. A client gives one attempt ${protocolDefaults.clientHandshakeTimeoutMs} ms from its start (its token and connect included), so that the gateway's answer comes first when those take under 2 s. A bad token closes with 4001 and a reason saying why
 (\`token_expired\`, \`bad_signature\`, ...: see [Auth failure reasons](#auth-failure-reasons)), a
 \`hello.v\` the gateway does not speak with 4010. Any other frame before \`hello\` is answered with an \`error\` frame and a
 4004 close. Frames sent after the hello and before the welcome (an \`rpc\` pipelined behind it)

@@ -3,6 +3,7 @@ export * from './balancer';
 export * from './child-process';
 export * from './firestore-emulator';
 export * from './free-port';
+export * from './frozen-redis';
 export * from './redis-backends';
 export * from './redis-cluster';
 export * from './redis-server';

@@ -15,6 +15,27 @@ function recordingLogger() {
   return { logger, lines };
 }
 
+/** A promise the test settles when it says: a Redis answer held back. */
+function heldAnswer() {
+  let answer!: () => void;
+  let fail!: (error: Error) => void;
+  const promise = new Promise<void>((resolve, reject) => {
+    answer = resolve;
+    fail = reject;
+  });
+  return { promise, answer, fail };
+}
+
+/** A hello of alice (session s1) to `core`, closed with `code` and `reason`; the closes heard meanwhile. */
+async function helloClosed(core: ReturnType<typeof startCore>, code: number, reason: string) {
+  const closes: GatewayHookEvents['session.close'][] = [];
+  core.hooks.on('session.close', (e) => closes.push(e));
+  const socket = core.connect();
+  socket.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
+  expect(await socket.closed).toMatchObject({ code, reason });
+  return { socket, closes };
+}
+
 describe('handshake', () => {
   let core: ReturnType<typeof startCore>;
   afterEach(() => core.stop());
@@ -232,19 +253,12 @@ describe('handshake', () => {
     core = startCore({ handshakeTimeoutMs: 20 }, { logger });
     const presence = core.presence;
     const add = presence.add.bind(presence);
-    let answer!: () => void;
-    const held = new Promise<void>((resolve) => {
-      answer = resolve;
-    });
+    const held = heldAnswer();
     presence.add = async (...args) => {
-      await held;
+      await held.promise;
       return add(...args);
     };
-    const closes: GatewayHookEvents['session.close'][] = [];
-    core.hooks.on('session.close', (e) => closes.push(e));
-    const socket = core.connect();
-    socket.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
-    expect(await socket.closed).toMatchObject({ code: CloseCode.TryAgainLater, reason: 'try again later' });
+    const { socket, closes } = await helloClosed(core, CloseCode.TryAgainLater, 'try again later');
     expect(closes).toEqual([
       { code: CloseCode.TryAgainLater, reason: 'try again later', type: 'try_again_later', authenticated: false },
     ]);
@@ -257,7 +271,7 @@ describe('handshake', () => {
       },
     ]);
     // The node answers at last: the entry the hello wrote is taken back, no session opened.
-    answer();
+    held.answer();
     await core.handler.settled();
     await new Promise((resolve) => setImmediate(resolve));
     expect(await core.presence.sessions('alice')).toEqual([]);
@@ -267,18 +281,11 @@ describe('handshake', () => {
 
   it('closes 1013 a session whose stream subscription has not answered by the handshake timeout: no welcome, nothing left behind', async () => {
     const bus = new MemoryEventBus();
-    let fail!: (error: Error) => void;
-    const held = new Promise<void>((_resolve, reject) => {
-      fail = reject;
-    });
-    bus.listen = async () => held;
+    const held = heldAnswer();
+    bus.listen = async () => held.promise;
     const { logger, lines } = recordingLogger();
     core = startCore({ handshakeTimeoutMs: 20 }, { bus, logger });
-    const closes: GatewayHookEvents['session.close'][] = [];
-    core.hooks.on('session.close', (e) => closes.push(e));
-    const socket = core.connect();
-    socket.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
-    expect(await socket.closed).toMatchObject({ code: CloseCode.TryAgainLater, reason: 'try again later' });
+    const { socket, closes } = await helloClosed(core, CloseCode.TryAgainLater, 'try again later');
     expect(closes).toEqual([
       {
         uid: 'alice',
@@ -291,7 +298,7 @@ describe('handshake', () => {
     ]);
     // The subscription fails at last (the bus gave up on the node): the session is gone already,
     // nothing more to log.
-    fail(new Error('subscribe timed out'));
+    held.fail(new Error('subscribe timed out'));
     await core.handler.settled();
     await new Promise((resolve) => setImmediate(resolve));
     expect(lines).toEqual([

@@ -30,31 +30,12 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
     const conn = new Connection(socket, bearerOf(request));
     ctx.connections.add(conn);
     if (count) ctx.counts.set(conn, count);
-    conn.handshakeTimer = setTimeout(() => handshakeTimedOut(conn), config.handshakeTimeoutMs);
+    conn.handshakeTimer = setTimeout(() => handshakeTimedOut(ctx, conn, admittingSessions), config.handshakeTimeoutMs);
     return conn;
   }
 
   /** The session of each hello the fleet is admitting (phase `admitting`), for {@link handshakeTimedOut}. */
   const admittingSessions = new Map<Connection, Session>();
-
-  /** The handshake deadline passed without a welcome (the timer is cleared once it is out). */
-  function handshakeTimedOut(conn: Connection): void {
-    // Closed already for a reason of its own, its peer's close frame not yet in.
-    if (!conn.socket.isOpen) return;
-    if (conn.phase === 'handshake' || conn.phase === 'authenticating') {
-      conn.close(CloseCode.AuthTimeout, 'auth timeout');
-      return;
-    }
-    if (conn.phase !== 'admitting' && conn.phase !== 'open') return;
-    // The token was accepted: what did not answer is the fleet's (a Redis node frozen or away).
-    const session = conn.session ?? admittingSessions.get(conn);
-    logger.warn('handshake_stalled', {
-      ...(session ? { uid: session.uid, session_id: session.id } : {}),
-      waiting_for: conn.phase === 'admitting' ? 'presence' : 'stream',
-      timeout_ms: config.handshakeTimeoutMs,
-    });
-    conn.close(CloseCode.TryAgainLater, 'try again later');
-  }
 
   /** A hello of this protocol version, on a connection in its handshake. */
   function hello(conn: Connection, frame: HelloFrame): void {
@@ -178,6 +159,33 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
   }
 
   return { accept, hello, handshakeDone };
+}
+
+/**
+ * The handshake deadline passed without a welcome (the timer is cleared once it is out): 4002
+ * while the hello or its token is awaited, 1013 once the fleet's own steps are (see
+ * {@link createHandshake}).
+ */
+function handshakeTimedOut(
+  { config, logger }: Pick<CoreContext, 'config' | 'logger'>,
+  conn: Connection,
+  admittingSessions: ReadonlyMap<Connection, Session>,
+): void {
+  // Closed already for a reason of its own, its peer's close frame not yet in.
+  if (!conn.socket.isOpen) return;
+  if (conn.phase === 'handshake' || conn.phase === 'authenticating') {
+    conn.close(CloseCode.AuthTimeout, 'auth timeout');
+    return;
+  }
+  if (conn.phase !== 'admitting' && conn.phase !== 'open') return;
+  // The token was accepted: what did not answer is the fleet's (a Redis node frozen or away).
+  const session = conn.session ?? admittingSessions.get(conn);
+  logger.warn('handshake_stalled', {
+    ...(session ? { uid: session.uid, session_id: session.id } : {}),
+    waiting_for: conn.phase === 'admitting' ? 'presence' : 'stream',
+    timeout_ms: config.handshakeTimeoutMs,
+  });
+  conn.close(CloseCode.TryAgainLater, 'try again later');
 }
 
 /** The token of an `Authorization: Bearer` header (clients that cannot put it in their hello). */
