@@ -14,7 +14,7 @@ export interface GatewayHookEvents {
    * its welcome, with any replay, follows.
    */
   'session.open': { uid: string; sessionId: string; service: boolean; resumeFrom?: string };
-  /** A connection closed; `uid` is unset when it closed before authenticating. */
+  /** A connection closed; `uid` is unset when it closed before its session opened (a hello refused, or not admitted in time). */
   'session.close': {
     uid?: string;
     sessionId?: string;

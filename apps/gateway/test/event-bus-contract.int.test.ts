@@ -5,6 +5,7 @@ import {
   type RedisClusterHandle,
   type RedisServerHandle,
   startRedisBackends,
+  waitFor,
 } from '@livebus/test-support';
 import { Cluster, Redis } from 'ioredis';
 import { contractRetention, eventBusContract } from '../src/fleet/bus/event-bus.contract';
@@ -341,6 +342,15 @@ describe('RedisEventBus on a Redis Cluster whose slots move (a resharding)', () 
       movedListen.catch(() => {});
       // A user whose slot stayed: its subscription does not wait behind the unanswered one.
       await bus.listen(stays.uid, () => {}, undefined);
+      // Bounded here (not by the step of a minute) so that the slot is moved back below either way.
+      let listened = false;
+      movedListen.then(
+        () => {
+          listened = true;
+        },
+        () => {},
+      );
+      await waitFor(() => listened, "the moved user's subscription, sent again to the new master", 20_000);
       await movedListen;
       expect(bus.stats().streams).toBe(3);
       // Live delivery works for both after the move.

@@ -1,4 +1,5 @@
 import { CloseCode, PROTOCOL_VERSION } from '@livebus/protocol';
+import { waitFor } from '@livebus/test-support';
 import { MemoryEventBus } from '../fleet/bus/memory-event-bus';
 import type { GatewayHookEvents } from '../hooks';
 import type { LogFields, Logger } from '../logger';
@@ -337,6 +338,27 @@ describe('handshake', () => {
     } finally {
       jest.useRealTimers();
     }
+  });
+
+  it('logs nothing more when the subscription fails while the 1013 close waits for its peer', async () => {
+    const bus = new MemoryEventBus();
+    const held = heldAnswer();
+    bus.listen = async () => held.promise;
+    const { logger, lines } = recordingLogger();
+    core = startCore({ handshakeTimeoutMs: 20 }, { bus, logger });
+    const socket = core.connect();
+    // A peer that does not answer the close: the gateway does not hear it yet.
+    const closes: number[] = [];
+    socket.close = (code) => {
+      closes.push(code);
+      socket.isOpen = false;
+    };
+    socket.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
+    await waitFor(() => closes.length > 0, 'the 1013 close');
+    held.fail(Object.assign(new Error('no answer within 5000 ms'), { code: 'ETIMEDOUT' }));
+    for (let turn = 0; turn < 10; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(closes).toEqual([CloseCode.TryAgainLater]);
+    expect(lines.map((l) => l.event)).toEqual(['handshake_stalled']);
   });
 
   it('keeps a session whose welcome went out in time open past the handshake timeout', async () => {

@@ -19,7 +19,7 @@ export interface HandshakeOptions {
  * token was accepted (the fleet's own steps, presence and the user's stream, did not answer in
  * time: the gateway's side, and the client may try again); a refused token closes 4001 (its
  * reason: the protocol's auth failure code), a draining instance 1012, presence away 1013, one
- * session too many 4008. Frames that arrive while the hello is verified are held (frames.ts) and
+ * session too many 4006. Frames that arrive while the hello is verified are held (frames.ts) and
  * replayed after the welcome.
  */
 export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) {

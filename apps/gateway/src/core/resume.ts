@@ -33,7 +33,8 @@ export async function welcome(
     // read the last reply (a storm's replies come in by the hundred): live events meanwhile
     // are held in session.pending, as during the reads.
     if (ctx.slices) await ctx.slices.next();
-    if (conn.session !== session || conn.phase !== 'open') return false;
+    // Closing counts (a close is only heard once the peer answers it).
+    if (conn.session !== session || conn.phase !== 'open' || !conn.socket.isOpen) return false;
     const status = read === undefined ? 'fresh' : read.status;
     if (status !== 'resumed') session.lastCursor = head;
     conn.sendTrusted({
@@ -68,8 +69,8 @@ export async function welcome(
     }
     return true;
   } catch (error) {
-    // Closed meanwhile (the handshake timeout: handshake_stalled said so): nothing to tell or close.
-    if (conn.session !== session || conn.phase !== 'open') return false;
+    // Closed or closing meanwhile (the handshake timeout: handshake_stalled said so): nothing to tell or close.
+    if (conn.session !== session || conn.phase !== 'open' || !conn.socket.isOpen) return false;
     const fields = { uid: session.uid, session_id: session.id, error: String(error) };
     if (isTransientRedisError(error)) {
       // Redis away (a failover, a node that does not answer): the client tries again, as after a

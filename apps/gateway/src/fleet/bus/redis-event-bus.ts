@@ -96,7 +96,7 @@ const STEP_TIMEOUT_MS = 5_000;
 /** Tries of a listen's SSUBSCRIBE that goes unanswered before the listen fails (the hello then fails, and its client reconnects). */
 const SUBSCRIBE_TRIES = 3;
 
-/** Moves of a slot a listen's SSUBSCRIBE follows (see `subscribeConfirmed`) before it counts them as tries. */
+/** Moves of a slot a listen's SSUBSCRIBE follows (see `subscribeConfirmed`) before a move counts as a try. */
 const SUBSCRIBE_MOVES = 5;
 
 /** A node's `MOVED` or `ASK` reply: the slot is served elsewhere now. */
@@ -161,13 +161,14 @@ async function subscribeConfirmed(
       await within(ssubscribe(channel), stepMs);
       return;
     } catch (error) {
-      if ((error instanceof SlotMovedError || isMoved(error)) && moves < SUBSCRIBE_MOVES) {
+      const moved = error instanceof SlotMovedError || isMoved(error);
+      if (moved && moves < SUBSCRIBE_MOVES) {
         moves++;
         // A moment for the subscriber to read the new slot map (it does at once after a MOVED).
         await delay(CATCH_UP_RETRY_MS * moves);
         continue;
       }
-      if (tries >= SUBSCRIBE_TRIES || !(error instanceof NoAnswerError)) throw error;
+      if (tries >= SUBSCRIBE_TRIES || !(error instanceof NoAnswerError || moved)) throw error;
       tries++;
     }
   }

@@ -2,7 +2,10 @@ import { slotOf } from '@livebus/publisher/redis';
 import type { Cluster } from 'ioredis';
 
 /** An SSUBSCRIBE's slot went to another master while it waited: send it again (to that one). */
-export class SlotMovedError extends Error {}
+export class SlotMovedError extends Error {
+  /** Redis away to whoever classifies it (`isTransientRedisError`): a retry reaches the new master. */
+  readonly code = 'ETIMEDOUT';
+}
 
 /** A cluster subscriber as {@link SlotMoves} reads it. */
 export type SlotMapReader = Pick<Cluster, 'slots' | 'on'>;
