@@ -1,6 +1,5 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import {
+  askRedis,
   type FrozenRedis,
   freezeRedis,
   type RedisClusterHandle,
@@ -23,17 +22,9 @@ let t: TestGateway;
 /** A node stopped and not continued yet: continued in afterAll whatever happened. */
 let frozen: FrozenRedis | undefined;
 
-const run = promisify(execFile);
-const cli = process.env.REDIS_CLI_BIN ?? 'redis-cli';
-/** redis-cli, asynchronously: the gateway under test runs in this event loop. */
-async function ask(port: number, ...args: string[]): Promise<string> {
-  const { stdout } = await run(cli, ['-p', String(port), ...args], { encoding: 'utf8', timeout: 5_000 });
-  return stdout;
-}
-
 /** The PINGs the node on `port` has answered since it started. */
 async function pingsAnswered(port: number): Promise<number> {
-  return Number(/cmdstat_ping:calls=(\d+)/.exec(await ask(port, 'info', 'commandstats'))?.[1] ?? 0);
+  return Number(/cmdstat_ping:calls=(\d+)/.exec(await askRedis(port, 'info', 'commandstats'))?.[1] ?? 0);
 }
 
 beforeAll(async () => {

@@ -1,8 +1,4 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
-const cli = process.env.REDIS_CLI_BIN ?? 'redis-cli';
+import { askRedis } from './redis-cluster';
 
 /** A redis-server stopped with SIGSTOP: its connections stay open and nothing answers, until {@link thaw}. */
 export interface FrozenRedis {
@@ -14,12 +10,11 @@ export interface FrozenRedis {
 
 /**
  * Stops the redis-server on `port` (its pid as it says itself, INFO server): a frozen process,
- * a host gone without closing its connections. Asks with redis-cli, off the test's event loop
- * (a gateway under test may run in it).
+ * a host gone without closing its connections. Asks with redis-cli ({@link askRedis}), off the
+ * test's event loop (a gateway under test may run in it).
  */
 export async function freezeRedis(port: number): Promise<FrozenRedis> {
-  const { stdout } = await run(cli, ['-p', String(port), 'info', 'server'], { encoding: 'utf8', timeout: 5_000 });
-  const pid = Number(/process_id:(\d+)/.exec(stdout)?.[1]);
+  const pid = Number(/process_id:(\d+)/.exec(await askRedis(port, 'info', 'server'))?.[1]);
   if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no process_id in INFO server of port ${port}`);
   process.kill(pid, 'SIGSTOP');
   let frozen = true;

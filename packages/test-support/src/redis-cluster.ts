@@ -83,8 +83,11 @@ function redisCli(args: string[], port?: number): string {
   return res.stdout;
 }
 
-/** redis-cli without blocking the test's event loop (the clients under test run in it). */
-async function ask(port: number, ...args: string[]): Promise<string> {
+/**
+ * redis-cli on the node on `port` without blocking the test's event loop (the clients under test
+ * run in it), with the node's password when its cluster has one.
+ */
+export async function askRedis(port: number, ...args: string[]): Promise<string> {
   const { stdout } = await run(cli, ['-p', String(port), ...args], {
     encoding: 'utf8',
     timeout: 2_000,
@@ -234,7 +237,7 @@ class LocalCluster implements RedisClusterHandle {
   }
 
   async waitPong(port: number, deadline: number): Promise<void> {
-    while ((await ask(port, 'ping').catch(() => '')).trim() !== 'PONG') {
+    while ((await askRedis(port, 'ping').catch(() => '')).trim() !== 'PONG') {
       if (!this.#alive(port)) throw new Error(`cluster node on port ${port} exited (its port taken?)`);
       if (Date.now() > deadline) throw new Error(`cluster node on port ${port} did not answer`);
       await sleep(20);
@@ -243,7 +246,7 @@ class LocalCluster implements RedisClusterHandle {
 
   async topology(): Promise<ClusterNodeView[]> {
     for (const port of this.ports.filter((p) => this.#alive(p))) {
-      const text = await ask(port, 'cluster', 'nodes').catch(() => undefined);
+      const text = await askRedis(port, 'cluster', 'nodes').catch(() => undefined);
       if (text) return parseClusterNodes(text);
     }
     throw new Error('no cluster node answers');
@@ -251,7 +254,7 @@ class LocalCluster implements RedisClusterHandle {
 
   async masterOf(key: string): Promise<ClusterNodeView> {
     const any = this.ports.find((p) => this.#alive(p)) as number;
-    const slot = Number((await ask(any, 'cluster', 'keyslot', key)).trim());
+    const slot = Number((await askRedis(any, 'cluster', 'keyslot', key)).trim());
     const master = (await this.topology()).find(
       (n) => n.role === 'master' && !n.failing && n.slots.some(([from, to]) => slot >= from && slot <= to),
     );
@@ -277,11 +280,11 @@ class LocalCluster implements RedisClusterHandle {
     // a loaded host, a replica still syncing after the last one) is abandoned by Redis
     // without a word: ask again until it takes.
     for (;;) {
-      const answer = (await ask(replicaPort, 'cluster', 'failover')).trim();
+      const answer = (await askRedis(replicaPort, 'cluster', 'failover')).trim();
       if (answer !== 'OK') throw new Error(`CLUSTER FAILOVER on ${replicaPort}: ${answer}`);
       const attemptEnd = Math.min(deadline, Date.now() + 6_000);
-      while (!(await ask(replicaPort, 'role')).startsWith('master') && Date.now() < attemptEnd) await sleep(20);
-      if ((await ask(replicaPort, 'role')).startsWith('master')) break;
+      while (!(await askRedis(replicaPort, 'role')).startsWith('master') && Date.now() < attemptEnd) await sleep(20);
+      if ((await askRedis(replicaPort, 'role')).startsWith('master')) break;
       if (Date.now() > deadline) throw new Error(`${replicaPort} was not promoted`);
     }
     await this.waitStable();
@@ -300,9 +303,9 @@ class LocalCluster implements RedisClusterHandle {
   /** Why the cluster is not stable yet, or undefined when it is. */
   async #unstable(): Promise<string | undefined> {
     for (const port of this.ports.filter((p) => this.#alive(p))) {
-      const info = await ask(port, 'cluster', 'info').catch(() => '');
+      const info = await askRedis(port, 'cluster', 'info').catch(() => '');
       if (!info.includes('cluster_state:ok')) return `node ${port} is not ok`;
-      const view = parseClusterNodes(await ask(port, 'cluster', 'nodes'));
+      const view = parseClusterNodes(await askRedis(port, 'cluster', 'nodes'));
       let served = 0;
       for (const node of view) {
         if (node.role !== 'master' || node.slots.length === 0) continue;
@@ -313,7 +316,7 @@ class LocalCluster implements RedisClusterHandle {
       const me = view.find((n) => n.port === port);
       const master = view.find((n) => n.id === me?.masterId);
       if (me?.role === 'replica' && master && this.#alive(master.port)) {
-        const replication = await ask(port, 'info', 'replication');
+        const replication = await askRedis(port, 'info', 'replication');
         if (!replication.includes('master_link_status:up')) return `replica ${port} is not in sync`;
       }
     }
@@ -337,7 +340,7 @@ function killProcess(c: ChildProcess): Promise<void> {
 
 async function waitForKnown(ports: number[], count: number, deadline: number): Promise<void> {
   for (const port of ports) {
-    while (!(await ask(port, 'cluster', 'info')).includes(`cluster_known_nodes:${count}`)) {
+    while (!(await askRedis(port, 'cluster', 'info')).includes(`cluster_known_nodes:${count}`)) {
       if (Date.now() > deadline) throw new Error(`cluster node on port ${port} does not know every node`);
       await sleep(50);
     }
