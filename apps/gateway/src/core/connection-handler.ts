@@ -40,6 +40,7 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     counts: new WeakMap<Connection, HandshakeCount>(),
     admitting: new Map(),
     lifetime: createSessionLifetime(deps),
+    waitingTurn: new WeakSet<Connection>(),
   };
   const { connections, logger, hub } = ctx;
   const frames = createFrameDispatch(ctx, { hello: (conn, frame) => handshake.hello(conn, frame) });

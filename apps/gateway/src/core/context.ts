@@ -72,4 +72,6 @@ export interface CoreContext extends ConnectionHandlerDeps {
   readonly admitting: Map<string, Admitting>;
   /** Keeps each open session no longer than its token. */
   readonly lifetime: TokenLifetime;
+  /** Hellos waiting for their slice of the event loop (`slices`), not for Redis. */
+  readonly waitingTurn: WeakSet<Connection>;
 }

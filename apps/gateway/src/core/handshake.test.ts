@@ -361,6 +361,25 @@ describe('handshake', () => {
     expect(lines.map((l) => l.event)).toEqual(['handshake_stalled']);
   });
 
+  it('names the event loop, not Redis, when a hello waited for its turn past the handshake timeout', async () => {
+    const slices = manualSlices();
+    const { logger, lines } = recordingLogger();
+    core = startCore({ handshakeTimeoutMs: 20 }, { slices, logger });
+    const { socket } = await helloClosed(core, CloseCode.TryAgainLater, 'try again later');
+    expect(await slices.pending(1)).toBe(1);
+    expect(lines).toEqual([
+      {
+        level: 'warn',
+        event: 'handshake_stalled',
+        fields: { uid: 'alice', session_id: 's1', waiting_for: 'turn', timeout_ms: 20 },
+      },
+    ]);
+    slices.resumeAll();
+    await core.handler.settled();
+    expect(socket.of('welcome')).toEqual([]);
+    expect(await core.presence.sessions('alice')).toEqual([]);
+  });
+
   it('keeps a session whose welcome went out in time open past the handshake timeout', async () => {
     jest.useFakeTimers({ doNotFake: ['setImmediate', 'queueMicrotask', 'nextTick'] });
     try {

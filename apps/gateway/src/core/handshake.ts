@@ -134,7 +134,9 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
       let added = await admit(ctx, session, admitting);
       if (added && ctx.slices) {
         // The session opens, and then its welcome goes out, in slices of the event loop.
+        ctx.waitingTurn.add(conn);
         await ctx.slices.next();
+        ctx.waitingTurn.delete(conn);
         if (!stillOpening(conn)) added = undefined;
       }
       // An entry held elsewhere, unless the store told its instance already.
@@ -167,7 +169,7 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
  * {@link createHandshake}).
  */
 function handshakeTimedOut(
-  { config, logger }: Pick<CoreContext, 'config' | 'logger'>,
+  { config, logger, waitingTurn }: Pick<CoreContext, 'config' | 'logger' | 'waitingTurn'>,
   conn: Connection,
   admittingSessions: ReadonlyMap<Connection, Session>,
 ): void {
@@ -178,11 +180,12 @@ function handshakeTimedOut(
     return;
   }
   if (conn.phase !== 'admitting' && conn.phase !== 'open') return;
-  // The token was accepted: what did not answer is the fleet's (a Redis node frozen or away).
+  // The token was accepted: what did not answer is the fleet's (a Redis node frozen or away), or
+  // the event loop did not reach the hello's turn (a storm on a process short of CPU).
   const session = conn.session ?? admittingSessions.get(conn);
   logger.warn('handshake_stalled', {
     ...(session ? { uid: session.uid, session_id: session.id } : {}),
-    waiting_for: conn.phase === 'admitting' ? 'presence' : 'stream',
+    waiting_for: waitingTurn.has(conn) ? 'turn' : conn.phase === 'admitting' ? 'presence' : 'stream',
     timeout_ms: config.handshakeTimeoutMs,
   });
   conn.close(CloseCode.TryAgainLater, 'try again later');

@@ -32,7 +32,11 @@ export async function welcome(
     // The welcome and the replay wait for their slice of the event loop, not in the turn that
     // read the last reply (a storm's replies come in by the hundred): live events meanwhile
     // are held in session.pending, as during the reads.
-    if (ctx.slices) await ctx.slices.next();
+    if (ctx.slices) {
+      ctx.waitingTurn.add(conn);
+      await ctx.slices.next();
+      ctx.waitingTurn.delete(conn);
+    }
     // Closing counts (a close is only heard once the peer answers it).
     if (conn.session !== session || conn.phase !== 'open' || !conn.socket.isOpen) return false;
     const status = read === undefined ? 'fresh' : read.status;
