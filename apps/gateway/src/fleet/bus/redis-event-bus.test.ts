@@ -107,6 +107,15 @@ async function settlesAfter<T>(promise: Promise<T>, ms: number): Promise<T> {
   return tracked;
 }
 
+describe('RedisEventBus options', () => {
+  it.each([0, -1, 1.5, Number.NaN, 2 ** 31])('refuses stepTimeoutMs %p, naming it', (stepTimeoutMs) => {
+    const { client } = fakeClient({});
+    expect(() => new RedisEventBus(client, { stepTimeoutMs })).toThrow(
+      /^RedisEventBus: stepTimeoutMs must be a whole number >= 1 and <= 2147483647, got /,
+    );
+  });
+});
+
 describe('RedisEventBus subscriptions that go unanswered', () => {
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => jest.useRealTimers());

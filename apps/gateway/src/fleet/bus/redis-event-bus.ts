@@ -14,6 +14,7 @@ import {
 } from '@livebus/publisher';
 import { closeRedis, endSlotRefreshes, fleetUserKeys } from '@livebus/publisher/redis';
 import type { Cluster, Redis } from 'ioredis';
+import { MAX_TIMER_MS } from '../../core/small-times';
 import { leaseValue } from '../lease/redis-lease';
 import {
   type EventBus,
@@ -326,6 +327,11 @@ export class RedisEventBus implements EventBus {
     const { ownsClient = false, outbox, clock, stepTimeoutMs = STEP_TIMEOUT_MS, ...retention } = options;
     this.#client = client;
     if (clock) this.#clock = clock;
+    if (!Number.isInteger(stepTimeoutMs) || stepTimeoutMs < 1 || stepTimeoutMs > MAX_TIMER_MS) {
+      throw new TypeError(
+        `RedisEventBus: stepTimeoutMs must be a whole number >= 1 and <= ${MAX_TIMER_MS}, got ${String(stepTimeoutMs)}`,
+      );
+    }
     this.#stepMs = stepTimeoutMs;
     const resolved = resolveRetention(retention);
     this.#expiryS = Math.floor(resolved.metaTtlMs / 1_000);
