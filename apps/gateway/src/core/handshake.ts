@@ -4,7 +4,7 @@ import { AuthError, type Principal } from '../auth/authenticator';
 import type { CoreContext, HandshakeCount } from './context';
 import { guarded } from './guard';
 import { admit, endAdmitting, startAdmitting, stillOpening } from './presence-entries';
-import { welcome } from './resume';
+import { nextTurn, welcome } from './resume';
 import { Connection, Session } from './session';
 import type { GatewaySocket, SocketRequest } from './socket';
 
@@ -134,9 +134,7 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
       let added = await admit(ctx, session, admitting);
       if (added && ctx.slices) {
         // The session opens, and then its welcome goes out, in slices of the event loop.
-        ctx.waitingTurn.add(conn);
-        await ctx.slices.next();
-        ctx.waitingTurn.delete(conn);
+        await nextTurn(ctx, conn);
         if (!stillOpening(conn)) added = undefined;
       }
       // An entry held elsewhere, unless the store told its instance already.

@@ -2,7 +2,7 @@ import { CloseCode, type Cursor, formatCursor, PROTOCOL_VERSION, parseCursor } f
 import { isTransientRedisError } from '@livebus/publisher';
 import { type EventBus, liveEventOf, type StoredEvent } from '../fleet/bus/event-bus';
 import type { CoreContext } from './context';
-import type { Session } from './session';
+import type { Connection, Session } from './session';
 
 /**
  * The welcome of a session just opened, then what it missed: the events after its
@@ -32,11 +32,7 @@ export async function welcome(
     // The welcome and the replay wait for their slice of the event loop, not in the turn that
     // read the last reply (a storm's replies come in by the hundred): live events meanwhile
     // are held in session.pending, as during the reads.
-    if (ctx.slices) {
-      ctx.waitingTurn.add(conn);
-      await ctx.slices.next();
-      ctx.waitingTurn.delete(conn);
-    }
+    await nextTurn(ctx, conn);
     // Closing counts (a close is only heard once the peer answers it).
     if (conn.session !== session || conn.phase !== 'open' || !conn.socket.isOpen) return false;
     const status = read === undefined ? 'fresh' : read.status;
@@ -120,4 +116,12 @@ async function readMissed(
   // Trimmed from its start already: continue right before the first event still held.
   const from = first && first.epoch === head.epoch ? formatCursor(head.epoch, first.offset - 1) : fresh.cursor;
   return { status: 'gap', events: first ? fresh.events : [], cursor: from };
+}
+
+/** The connection's hello waits for its slice of the event loop, if the gateway slices them (marked meanwhile). */
+export async function nextTurn(ctx: Pick<CoreContext, 'slices' | 'waitingTurn'>, conn: Connection): Promise<void> {
+  if (!ctx.slices) return;
+  ctx.waitingTurn.add(conn);
+  await ctx.slices.next();
+  ctx.waitingTurn.delete(conn);
 }
