@@ -152,7 +152,13 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
       users: hub.userCount,
       ...meters.announced(),
     }),
-    reannounce: (uid) => connections.reannounce(uid),
+    // The registry entries of those sessions expired with their presence: written again as they were
+    // (unless registered anew meanwhile, elsewhere).
+    reannounce: async (uid) => {
+      for (const session of await connections.reannounce(uid)) {
+        if (session.registration) await ports.registry.registerSession(uid, session.registration, { ifAbsent: true });
+      }
+    },
     startedAt,
     version,
     logger,
@@ -505,6 +511,10 @@ function createRpcDispatch(
           () => false,
         )),
       publish: parts.publish,
+      registered: (uid, sessionId, entry) => {
+        const session = hub.get(uid, sessionId);
+        if (session) session.registration = entry;
+      },
       tasks: parts.tasks.service,
       ...(parts.companies ? { companies: parts.companies.follows } : {}),
     }),

@@ -7,7 +7,7 @@ import { guarded, handlerFailed } from './guard';
 import { createHandshake } from './handshake';
 import { createHeartbeat } from './heartbeat';
 import { admittingKey, entryOf } from './presence-entries';
-import type { Connection } from './session';
+import type { Connection, Session } from './session';
 import type { CoreSocket, SocketEvents, SocketRequest } from './socket';
 import { createSessionLifetime } from './tokens';
 
@@ -86,8 +86,12 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     if (session) session.connection.close(CloseCode.Replaced, 'replaced');
   }
 
-  /** Writes the user's sessions of this instance to presence again (their entries expired during a stall). */
-  async function reannounce(uid: string): Promise<void> {
+  /**
+   * Writes the user's sessions of this instance to presence again (their entries expired during a
+   * stall); resolves with the sessions written.
+   */
+  async function reannounce(uid: string): Promise<Session[]> {
+    const written: Session[] = [];
     for (const session of hub.sessionsOf(uid)) {
       // Never over another instance's entry: a reconnect there took the session over, and this
       // socket (half-open, its close handshake pending) is the stale one.
@@ -96,7 +100,9 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
       // Held elsewhere: the message that would have closed this socket was lost (this instance's
       // subscriber reconnecting) or never sent (its entry had expired when the other took over).
       if (added.refused && added.heldElsewhere) session.connection.close(CloseCode.Replaced, 'replaced');
+      else if (!added.refused) written.push(session);
     }
+    return written;
   }
 
   /**

@@ -1,4 +1,4 @@
-import type { Cursor, DisconnectReason, ServerFrame } from '@livebus/protocol';
+import type { Cursor, DisconnectReason, RegistrySession, ServerFrame } from '@livebus/protocol';
 import { formatCursor, parseCursor, serializeFrame } from '@livebus/protocol';
 import type { Principal } from '../auth/authenticator';
 import type { LiveEvent } from '../fleet/bus/event-bus';
@@ -118,6 +118,12 @@ export class Session {
    * presence entry, and closed it with the listeners manager. Its close leaves both alone.
    */
   replaced = false;
+  /**
+   * What `REGISTRY.register_user` recorded for this session id through this instance, until
+   * `REGISTRY.unregister_session`: written again when the session's presence entry is (its
+   * registry entry expired with it during a stall).
+   */
+  registration: RegistrySession | undefined = undefined;
 
   constructor(id: string, principal: Principal, route: string, connection: Connection, lastCursor: Cursor | undefined) {
     this.id = id;

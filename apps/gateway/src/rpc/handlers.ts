@@ -1,4 +1,4 @@
-import { type AppEvent, RpcErrorCode, type UserRegistry } from '@livebus/protocol';
+import { type AppEvent, type RegistrySession, RpcErrorCode, type UserRegistry } from '@livebus/protocol';
 import { applyRegistryPatch, emptyUserRegistry, type RegistryStore } from '../fleet/registry/registry-store';
 import { storeLabel } from '../fleet/store-label';
 import type { CompanyListeners } from '../listeners/company/company-listeners';
@@ -23,6 +23,11 @@ export interface HandlerDeps {
   /** Whether the user holds a session anywhere in the fleet (the registry's `online`). */
   isOnline: (userId: string) => Promise<boolean>;
   publish: (userId: string, event: AppEvent) => Promise<unknown>;
+  /**
+   * Told what `REGISTRY.register_user` stored for a session (`entry`), or that
+   * `REGISTRY.unregister_session` took it back (undefined): a session of this instance keeps it.
+   */
+  registered?: (userId: string, sessionId: string, entry: RegistrySession | undefined) => void;
   /** `TASK.*`; undefined when tasks are off (TASKS_ENABLED=false). */
   tasks?: TaskService | undefined;
   /** Company listeners: `current_company_id` is checked (membership) and followed. Unset: neither. */
@@ -104,14 +109,9 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
     'REGISTRY.register_user': async (ctx, userId, sessionId, route) => {
       authorize(ctx, userId);
       const registeredAt = now().toISOString();
-      await store(() =>
-        deps.registry.registerSession(userId, {
-          session_id: sessionId,
-          route,
-          instance_id: deps.instanceId,
-          registered_at: registeredAt,
-        }),
-      );
+      const entry = { session_id: sessionId, route, instance_id: deps.instanceId, registered_at: registeredAt };
+      await store(() => deps.registry.registerSession(userId, entry));
+      deps.registered?.(userId, sessionId, entry);
       debug('register_user', { uid: userId, session_id: sessionId, route });
       await notify(userId, 'session_registered');
       return { success: true, user_id: userId, session_id: sessionId, route, registered_at: registeredAt };
@@ -120,6 +120,7 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
     'REGISTRY.unregister_session': async (ctx, userId, sessionId) => {
       authorize(ctx, userId);
       const removed = await store(() => deps.registry.unregisterSession(userId, sessionId));
+      deps.registered?.(userId, sessionId, undefined);
       debug('unregister_session', { uid: userId, session_id: sessionId, removed });
       if (removed) await notify(userId, 'session_unregistered');
       return { success: true, removed };

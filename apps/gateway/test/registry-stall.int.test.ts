@@ -1,0 +1,75 @@
+import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
+import { Redis } from 'ioredis';
+import { composePorts } from '../src/compose';
+import { RedisRegistryStore } from '../src/fleet/registry/redis-registry-store';
+import { connectAs, startGateway, type TestGateway } from './helpers';
+
+// A gateway whose heartbeat came late (a stalled event loop, Redis out of reach for longer than
+// INSTANCE_TTL_MS) finds its sessions' presence entries expired and writes them again. The
+// registry entries an app registered for those sessions expired with them (they expire with the
+// presence that vouches for them): the gateway writes them again too, as they were, unless the
+// app took them back meanwhile. Presence entries are expired here as a late heartbeat leaves
+// them: their expiry moved into the past, the next script on the user's keys prunes them.
+
+let redis: RedisServerHandle;
+let admin: Redis;
+let t: TestGateway;
+let registry: RedisRegistryStore;
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+  admin = new Redis(redis.url);
+  registry = new RedisRegistryStore(admin);
+  t = await startGateway({ instanceId: 'gw-stall', redisUrl: redis.url, instanceTtlMs: 1_500 }, composePorts);
+});
+afterAll(async () => {
+  await t?.close();
+  admin?.disconnect();
+  await redis?.stop();
+});
+
+/** As a heartbeat too late leaves the user's entries: expired, to be pruned by the next script on them. */
+async function expirePresence(uid: string): Promise<void> {
+  const key = `lb:{${uid}}:pz`;
+  for (const sessionId of await admin.zrange(key, 0, -1)) await admin.zadd(key, 'XX', 1, sessionId);
+}
+
+/** The session's presence entry is live again (written anew by a beat). */
+const presentAgain = (uid: string, sessionId: string) =>
+  waitFor(
+    async () => Number(await admin.zscore(`lb:{${uid}}:pz`, sessionId)) > Date.now(),
+    `${sessionId}'s presence entry written again`,
+  );
+
+describe('registry entries of sessions whose presence expired during a stall', () => {
+  it('are written again, as registered, with the presence entries', async () => {
+    const { client, welcome } = await connectAs(t.url, 'stall-1');
+    const sid = welcome.session_id;
+    await client.call('REGISTRY.register_user', ['stall-1', sid, '/inbox']);
+    const [registered] = await registry.getSessions('stall-1');
+    expect(registered).toMatchObject({ session_id: sid, route: '/inbox', instance_id: 'gw-stall' });
+
+    await expirePresence('stall-1');
+    await presentAgain('stall-1', sid);
+    await waitFor(async () => (await registry.getSessions('stall-1')).length > 0, 'the registry entry written again');
+    expect(await registry.getSessions('stall-1')).toEqual([registered]);
+    await client.close();
+  });
+
+  it('are not written again once the app unregistered them, nor for sessions never registered', async () => {
+    const one = await connectAs(t.url, 'stall-2');
+    const two = await connectAs(t.url, 'stall-2');
+    const [sidOne, sidTwo] = [one.welcome.session_id, two.welcome.session_id];
+    await one.client.call('REGISTRY.register_user', ['stall-2', sidOne, '/a']);
+    await one.client.call('REGISTRY.unregister_session', ['stall-2', sidOne]);
+    // The second session registers itself under its own id: that one comes back, only that one.
+    await two.client.call('REGISTRY.register_user', ['stall-2', sidTwo, '/b']);
+
+    await expirePresence('stall-2');
+    await presentAgain('stall-2', sidOne);
+    await presentAgain('stall-2', sidTwo);
+    await waitFor(async () => (await registry.getSessions('stall-2')).length > 0, 'the registry entry written again');
+    expect((await registry.getSessions('stall-2')).map((s) => [s.session_id, s.route])).toEqual([[sidTwo, '/b']]);
+    await Promise.all([one.client.close(), two.client.close()]);
+  });
+});
