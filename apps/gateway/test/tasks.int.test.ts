@@ -1,5 +1,7 @@
 import type { ServerFrame, TaskProgressUpdate } from '@livebus/protocol';
+import { taskKey } from '@livebus/publisher/redis';
 import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
+import { Redis } from 'ioredis';
 import { composePorts } from '../src/compose';
 import { connectAs, httpJson, startGateway, type TestClient, type TestGateway } from './helpers';
 import { type CliProcess, startWorker } from './task-processes';
@@ -42,9 +44,11 @@ describe('tasks on Redis: BullMQ workers as their own processes', () => {
   let a: TestGateway;
   let b: TestGateway;
   let worker: CliProcess;
+  let admin: Redis;
 
   beforeAll(async () => {
     redis = await startRedisServer();
+    admin = new Redis(redis.url);
     const withRedis = { redisUrl: redis.url, unifiedRegistryEnabled: true };
     a = await startGateway({ ...withRedis, instanceId: 'gw-a' }, composePorts);
     b = await startGateway({ ...withRedis, instanceId: 'gw-b' }, composePorts);
@@ -54,6 +58,7 @@ describe('tasks on Redis: BullMQ workers as their own processes', () => {
   afterAll(async () => {
     void worker?.stop('SIGKILL');
     await Promise.allSettled([a?.close(), b?.close()]);
+    admin?.disconnect();
     await redis?.stop();
   });
 
@@ -182,6 +187,37 @@ describe('tasks on Redis: BullMQ workers as their own processes', () => {
     expectOrdered(taskEvents(client, 'doc_analysis_survivor'), 'completed');
     const status = result(await client.call('TASK.get_status', ['doc_analysis_survivor']));
     expect(status).toMatchObject({ status: 'completed', attempts: 2 });
+    // The worker that started it again says whose task it was, not only BullMQ's job id.
+    const stalled = await waitFor(() => worker.lines.find((l) => l.event === 'task_stalled'), 'task_stalled');
+    expect(stalled).toMatchObject({ task_id: 'doc_analysis_survivor', uid: 'erin', job_id: status.queue_job_id });
+    await client.close();
+  });
+
+  it('a job id started again after its task expired runs again (the finished job of the first run is no obstacle)', async () => {
+    const { client } = await connectAs(a.url, 'gus');
+    await client.call('TASK.start_document_analysis', ['gus', { content: doc(4) }, 'again']);
+    await ended(client, 'doc_analysis_again', 'completed');
+    // As TASK_TTL_S does: the record goes, BullMQ's finished job stays (removeOnComplete: an hour).
+    await admin.del(taskKey('doc_analysis_again'));
+    expect(await client.call('TASK.get_status', ['doc_analysis_again'])).toMatchObject({
+      type: 'rpc_error',
+      error: { code: 'not_found' },
+    });
+    const before = taskEvents(client, 'doc_analysis_again').length;
+    const again = result(await client.call('TASK.start_document_analysis', ['gus', { content: doc(6) }, 'again']));
+    expect(again).toMatchObject({ status: 'queued' });
+    expect(again.existing).toBeUndefined();
+    await waitFor(
+      () =>
+        taskEvents(client, 'doc_analysis_again')
+          .slice(before)
+          .find((u) => u.status === 'completed'),
+      'the second run completed',
+      15_000,
+    );
+    const second = taskEvents(client, 'doc_analysis_again').slice(before);
+    expectOrdered(second, 'completed');
+    expect(second.at(-1)?.result).toMatchObject({ sentences: 12 });
     await client.close();
   });
 

@@ -58,8 +58,15 @@ export class BullMqTaskQueue implements TaskQueue {
   }
 
   async enqueue(job: TaskJobData): Promise<void> {
+    const jobId = bullMqJobId(job.task_id);
+    // A job of the same id that finished belongs to an earlier run of the task, whose record
+    // expired (a job id started again): BullMQ keeps finished jobs for a while (removeOnComplete,
+    // removeOnFail, pruned only as later jobs finish) and would ignore the add below, leaving the
+    // new record queued for good. It goes first; the task store's record is already the new one.
+    const previous = await this.#queue.getJob(jobId);
+    if (previous && ((await previous.isCompleted()) || (await previous.isFailed()))) await previous.remove();
     // BullMQ ignores an add whose jobId exists: a second start cannot run the job twice.
-    await this.#queue.add(job.kind, job, { ...this.#jobOptions, jobId: bullMqJobId(job.task_id) });
+    await this.#queue.add(job.kind, job, { ...this.#jobOptions, jobId });
   }
 
   async remove(taskId: string): Promise<void> {

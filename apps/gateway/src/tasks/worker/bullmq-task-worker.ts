@@ -1,6 +1,6 @@
 import { isTransientRedisError } from '@livebus/publisher';
 import { type RedisClient, TASK_KEY_PREFIX, TASK_QUEUE_NAME, workersKey } from '@livebus/publisher/redis';
-import { type Job, WaitingError, Worker } from 'bullmq';
+import { Job, WaitingError, Worker } from 'bullmq';
 import { beforeDeadline } from '../../redis/before-deadline';
 import { taskDefaults } from '../task-defaults';
 import { TaskHandBackError } from '../task-failure';
@@ -102,7 +102,16 @@ export class BullMqTaskWorker {
       if (jobId && this.#lost.has(jobId)) return;
       options.logger.warn('task_worker_error', { error: String(error) });
     });
-    this.#worker.on('stalled', (jobId) => options.logger.warn('task_stalled', { job_id: jobId }));
+    // BullMQ names the job only; its task and user say whose work lost its worker (not read when
+    // Redis does not answer: the id alone then).
+    this.#worker.on('stalled', (jobId) => {
+      Job.fromId<TaskJobData>(this.#worker, jobId)
+        .catch(() => undefined)
+        .then((job) => {
+          const task = job ? { task_id: job.data.task_id, uid: job.data.user_id } : {};
+          options.logger.warn('task_stalled', { ...task, job_id: jobId });
+        });
+    });
     // The lock could not be renewed: it lapsed (Redis was away longer than TASK_LOCK_MS, or
     // this process froze), so the stalled check starts the job again, here or on another
     // worker. This attempt stops at its next checkpoint; the task store fences it meanwhile.
