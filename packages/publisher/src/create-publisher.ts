@@ -124,6 +124,10 @@ function checkConnection(connection: PublisherConnection | undefined): void {
   }
 }
 
+/** Why a publish through an ended client of the caller's (`{ redis }`) failed, and what to do. */
+const CLIENT_CLOSED =
+  'the Redis client given to createPublisher is closed (quit(), disconnect(), or its retryStrategy gave up); the publisher never reopens a client it does not own: call its connect() to publish again';
+
 function connect(connection: PublisherConnection): { client: RedisClient; owned: boolean } {
   if ('redis' in connection) return { client: connection.redis, owned: false };
   // The fleet's connection policy (openRedis): a command fails as soon as a reconnect
@@ -173,15 +177,21 @@ export function createPublisher(connection: PublisherConnection, options: Publis
     ...(options.onOutboxEvent ? { onEvent: options.onOutboxEvent } : {}),
     // The URL as given (a host name, not the IP it resolved to); for a Cluster, its seed node.
     ...('redisUrl' in connection ? { redisAddress: connection.redisUrl } : {}),
-    // A client whose own retries gave up stays down until told to connect again; one of ours
-    // that stopped answering is dropped for a new connection (its commands fail, the retry resends).
+    // Only a connection of ours is touched: one that stopped answering is dropped for a new one (its
+    // commands fail, the retry resends), one not connected yet is connected. A client of the caller's
+    // that ended is never opened again: ioredis does not say whether its owner closed it (quit(),
+    // disconnect()) or its retryStrategy gave up, and reopening the first stores events after the
+    // owner's shutdown and keeps the process from exiting.
     reconnect: (stale, _cause, userIds) => {
+      if (!owned) return;
       // On a Cluster, only the nodes of the users whose calls went unanswered: the other shards'
       // calls in flight stand. ioredis connects to a node again at its next slots refresh.
-      if (stale && owned && isCluster(client) && userIds) dropNodesOf(client, userIds);
-      else if (stale && owned && client.status === 'ready') client.disconnect(true);
-      else if (client.status === 'end' || (owned && client.status === 'wait')) client.connect().catch(() => {});
+      if (stale && isCluster(client) && userIds) dropNodesOf(client, userIds);
+      else if (stale && client.status === 'ready') client.disconnect(true);
+      else if (client.status === 'end' || client.status === 'wait') client.connect().catch(() => {});
     },
+    // Its events fail at once rather than wait, in the outbox, for a connect() that may never come.
+    ...(owned ? {} : { clientClosed: () => (client.status === 'end' ? CLIENT_CLOSED : undefined) }),
   });
 
   function publish(userId: string, event: AppEvent): Promise<StoredEvent>;

@@ -87,6 +87,13 @@ export interface OutboxOptions {
    * users whose calls got no answer or were refused so (on a Cluster, only their shards' nodes).
    */
   reconnect?: (stale?: boolean, cause?: 'timeout' | 'readonly', userIds?: readonly string[]) => void;
+  /**
+   * Why the client cannot carry the events any more, when it is closed and not the outbox's to
+   * open again (a client its caller owns, closed with `quit()`): an attempt that fails while this
+   * says so is not retried, nor queued, and its calls reject with `redis_unavailable` and this
+   * message. Nothing would ever send them, and an event must not be stored after its owner's shutdown.
+   */
+  clientClosed?: () => string | undefined;
 }
 
 /** What the outbox tells {@link OutboxOptions.onEvent}. */
@@ -254,6 +261,7 @@ export class Outbox {
   readonly #attemptTimeoutMs: number;
   readonly #onEvent: (event: OutboxEvent) => void;
   readonly #reconnect: NonNullable<OutboxOptions['reconnect']>;
+  readonly #clientClosed: NonNullable<OutboxOptions['clientClosed']>;
   readonly #client: RedisClient;
   readonly #items: Item[] = [];
   readonly #stats = { queued: 0, dropped: 0, stored: 0, retried: 0, deduplicated: 0 };
@@ -332,6 +340,7 @@ export class Outbox {
     checkNumber('Outbox', 'attemptTimeoutMs', this.#attemptTimeoutMs, { min: 0, max: MAX_TIMER_MS, zero: 'no limit' });
     this.#onEvent = options.onEvent ? guarded(options.onEvent) : nothing;
     this.#reconnect = options.reconnect ?? nothing;
+    this.#clientClosed = options.clientClosed ?? (() => undefined);
     this.#address = options.redisAddress ?? redisClientAddress(client);
     this.#overlap = isCluster(client);
     this.#nodeOf = isCluster(client) ? (userId) => client.slots[userSlot(userId)]?.[0] : undefined;
@@ -881,6 +890,17 @@ export class Outbox {
       this.#storedSinceFailure = true;
       this.#reached();
       this.#backoff.delete(userId);
+      return;
+    }
+    const closed = this.#clientClosed();
+    if (closed !== undefined) {
+      this.#backoff.delete(userId);
+      for (const item of items) {
+        if (item.entry.left < 0) continue;
+        item.entry.left = -1;
+        const attempts = item.entry.failures + 1;
+        item.entry.reject(new PublishError('redis_unavailable', closed, { cause: result, attempts }));
+      }
       return;
     }
     if (isTransientRedisError(result)) {

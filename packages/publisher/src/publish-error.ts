@@ -1,6 +1,7 @@
 /**
  * Why a publish failed for good:
- * - `redis_unavailable`: Redis could not be reached through every retry (only with the outbox off);
+ * - `redis_unavailable`: Redis could not be reached through every retry (only with the outbox off),
+ *   or a client of your own (`{ redis }`) was closed, which the publisher never reopens;
  * - `redis_error`: Redis refused the command (a retry would not help);
  * - `outbox_full`: Redis is away and the outbox already holds its maximum; the
  *   event was refused at once (nothing queued), so the loss is the caller's to see;

@@ -149,6 +149,30 @@ describe('createPublisher (standalone Redis)', () => {
     }
   }, 20_000);
 
+  it('never reopens a client of your own that you closed: its later publishes reject, nothing is stored after it', async () => {
+    const own = new Redis(server.url);
+    const p = createPublisher({ redis: own }, { retryDelaysMs: [20] });
+    let readies = 0;
+    try {
+      const first = await p.publish('pub-own-quit', progress(1));
+      await own.quit();
+      own.on('ready', () => readies++);
+      const error = await p.publish('pub-own-quit', progress(2)).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(PublishError);
+      expect(error).toMatchObject({
+        code: 'redis_unavailable',
+        message: expect.stringContaining('the Redis client given to createPublisher is closed'),
+      });
+      await p.close();
+      // Left as the owner left it: ended, never connected again (a process holding it would not exit).
+      expect([own.status, readies]).toEqual(['end', 0]);
+      const read = await new RedisStreamReader(admin).readSince('pub-own-quit', first.cursor.replace(/:1$/, ':0'));
+      expect(read.events).toEqual([first]);
+    } finally {
+      own.disconnect();
+    }
+  });
+
   it('retryDelaysMs shrinks the window', async () => {
     const p = createPublisher({ redisUrl: 'redis://127.0.0.1:1' }, { retryDelaysMs: [50], outboxMaxEvents: 0 });
     await expect(p.publish('pub-none', progress(1))).rejects.toMatchObject({ code: 'redis_unavailable', attempts: 2 });
