@@ -33,6 +33,11 @@ describe('isTransientRedisError', () => {
       reply('BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.'),
     ],
     ['too many redirections after BUSY', tooManyRedirections(reply('BUSY Redis is busy running a script.'))],
+    [
+      'WRONGPASS (a password Redis no longer takes: a rotation under way)',
+      reply('WRONGPASS invalid username-password pair or user is disabled.'),
+    ],
+    ['NOAUTH (Redis asks for a password the client has not given)', reply('NOAUTH Authentication required.')],
   ])('%s is transient', (_name, error) => {
     expect(isTransientRedisError(error)).toBe(true);
   });
@@ -45,6 +50,10 @@ describe('isTransientRedisError', () => {
     ['too many redirections ending on a refusal', tooManyRedirections(reply('WRONGTYPE Operation against a key'))],
     ['BUSYKEY', reply('BUSYKEY Target key name already exists.')],
     ['BUSYGROUP', reply('BUSYGROUP Consumer Group name already exists')],
+    [
+      'NOPERM (a user whose ACL denies the command)',
+      reply("NOPERM User pub has no permissions to run the 'evalsha' command"),
+    ],
     ['not an Error', 'CLUSTERDOWN'],
     ['a TypeError', new TypeError('Cannot read properties of undefined')],
     [

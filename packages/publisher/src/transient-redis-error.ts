@@ -4,8 +4,11 @@ import { isConnectionError } from './connection-error';
 // resharding, a replica still catching up): the same command succeeds once the
 // topology settles. NOREPLICAS is `min-replicas-to-write` waiting for a replica. BUSY: a
 // script (or function) has run past `busy-reply-threshold` and Redis answers nothing else
-// until it ends or is killed.
-const TRANSIENT_REPLY = /^(?:MOVED|ASK|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|READONLY|NOREPLICAS|BUSY)\b/;
+// until it ends or is killed. WRONGPASS / NOAUTH: Redis does not take the client's password (yet):
+// during a rotation the server and the clients change over at different times, and ioredis
+// authenticates again at each reconnect, so a retry succeeds once both sides agree.
+const TRANSIENT_REPLY =
+  /^(?:MOVED|ASK|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|READONLY|NOREPLICAS|BUSY|WRONGPASS|NOAUTH)\b/;
 // What ioredis itself says while it cannot reach the master of a slot, or while a slot moves:
 // an auto-pipeline is gathered for one node, and when the slot map read meanwhile puts one of
 // its keys on another (a resharding), the whole pipeline is refused with "All keys in the
@@ -20,10 +23,11 @@ const TOO_MANY_REDIRECTIONS = /^Too many Cluster redirections\. Last error: (?:\
  * True when a Redis error is a passing condition a retry of the same command
  * outlives: the connection was lost, or a Redis Cluster is failing over or
  * moving a slot (`CLUSTERDOWN`, `TRYAGAIN`, `MOVED`/`ASK`, ioredis' "Too many
- * Cluster redirections", a slot without a reachable master), or busy running a
- * long script (`BUSY`). False for a real
- * refusal a retry cannot fix (wrong type, a script error, out of memory, a
- * bad argument).
+ * Cluster redirections", a slot without a reachable master), busy running a
+ * long script (`BUSY`), or refusing the password (`WRONGPASS`, `NOAUTH`: a
+ * rotation not yet on both sides; a password that stays wrong fails every retry,
+ * as an address that stays wrong does). False for a real refusal a retry cannot
+ * fix (wrong type, a script error, out of memory, a bad argument, an ACL's `NOPERM`).
  *
  * The publisher's outbox retries what this accepts (in order per user) and
  * rejects the rest with `redis_error`; the gateway uses it to tell a retryable

@@ -153,25 +153,44 @@ describe('while Redis cannot be reached, the publisher says why', () => {
     }
   });
 
-  it('a wrong password: the publish is refused (redis_error) and stats() says WRONGPASS', async () => {
+  it('a wrong password is Redis away, not a refusal: redis_unavailable with the outbox off, held through a rotation with it on', async () => {
     const admin = new Redis(server.url);
     await admin.config('SET', 'requirepass', 'right-one');
     const events: OutboxEvent[] = [];
-    const p = createPublisher(
+    const off = createPublisher(
+      { redisUrl: `redis://:wrong-one@127.0.0.1:${server.port}` },
+      { retryDelaysMs: [20], outboxMaxEvents: 0 },
+    );
+    const held = createPublisher(
       { redisUrl: `redis://:wrong-one@127.0.0.1:${server.port}` },
       { retryDelaysMs: [20], onOutboxEvent: (e) => events.push(e) },
     );
     try {
-      await expect(p.publish('ce-auth', notice(1))).rejects.toMatchObject({ code: 'redis_error' });
-      await waitFor(() => p.stats().lastRedisFailure, 'the failure');
-      expect(p.stats()).toMatchObject({
+      const error = await off.publish('ce-auth', notice(1)).catch((e: unknown) => e);
+      expect(error).toMatchObject({
+        name: 'PublishError',
+        code: 'redis_unavailable',
+        attempts: 2,
+        message: `cannot reach Redis at 127.0.0.1:${server.port} (WRONGPASS) after 2 attempt(s)`,
+      });
+      expect(off.stats()).toMatchObject({
         redis: 'down',
         lastRedisFailure: { code: 'WRONGPASS', message: `cannot reach Redis at 127.0.0.1:${server.port} (WRONGPASS)` },
       });
-      expect(JSON.stringify(p.stats())).not.toContain('wrong-one');
-      expect(events.filter((e) => e.kind === 'unreachable')).toHaveLength(1);
+      expect(JSON.stringify(off.stats())).not.toContain('wrong-one');
+
+      // The outbox holds the event until Redis takes the password (the rotation reaches the server).
+      const sent = held.publish('ce-auth', notice(2));
+      await waitFor(() => events.some((e) => e.kind === 'queued'), 'the event to be queued');
+      expect(events.filter((e) => e.kind === 'unreachable')).toEqual([
+        { kind: 'unreachable', failure: expect.objectContaining({ code: 'WRONGPASS' }), waiting: 1 },
+      ]);
+      await admin.config('SET', 'requirepass', 'wrong-one');
+      await expect(sent).resolves.toMatchObject({ event: 'session.notice' });
+      expect(held.stats()).toMatchObject({ redis: 'up', stored: 1, dropped: 0 });
     } finally {
-      await p.close();
+      await off.close();
+      await held.close();
       await admin.config('SET', 'requirepass', '');
       admin.disconnect();
     }
