@@ -38,7 +38,8 @@ export interface PublisherOptions extends RetentionOptions {
   /**
    * Most events waiting for Redis (in flight, retrying or queued). Past it a
    * publish is refused at once with {@link PublishError} `outbox_full`, counted
-   * in {@link Publisher.stats} `dropped`. 0: no outbox (reject after the retries).
+   * in {@link Publisher.stats} `dropped`; a call larger than the bound alone is accepted when
+   * nothing waits. 0: no outbox (reject after the retries).
    * @default outboxDefaults.maxEvents (10 000)
    */
   outboxMaxEvents?: number;

@@ -383,6 +383,23 @@ describe('the outbox bounded in bytes', () => {
   });
 });
 
+describe('the outbox bounded in events', () => {
+  it('takes one call of more than maxEvents when nothing waits (a retry of it could never fit), and refuses what comes meanwhile', async () => {
+    const { writer, calls } = heldWriter();
+    const { outbox } = outboxOver(writer, { maxEvents: 3 });
+    const big = settled(outbox.send(Array.from({ length: 5 }, (_, i) => ({ userId: `u${i % 2}`, event: notice(i) }))));
+    expect(outbox.stats()).toMatchObject({ waiting: 5, dropped: 0 });
+    const later = settled(outbox.sendOne('u2', notice(5)));
+    await callsPast(calls, 0);
+    expect(later.value).toMatchObject({ code: 'outbox_full', message: expect.stringContaining('holds 5 of 3 events') });
+    storeAll(calls[0]);
+    await turnsUntil(() => big.value !== 'pending');
+    expect(big.value).toHaveLength(5);
+    expect(outbox.stats()).toMatchObject({ waiting: 0, stored: 5, dropped: 1 });
+    await outbox.close();
+  });
+});
+
 describe('rounds under load', () => {
   it('sends what queued while a round was in flight in the next round, up to batchEvents, each user once with its events in order', async () => {
     const { writer, calls } = heldWriter();
@@ -948,17 +965,28 @@ it("applies a Cluster node's share as the bounds themselves: a call alone in the
   calls[0]?.answer({ events: [{} as never], duplicate: false });
   await expect(one).resolves.toEqual({});
   await tiny.close();
-  // Ten events for node A's users in one call, of ten places: past its nine, even alone.
+  // Ten events for node A's users in one call, of ten places: past its nine with b waiting, but
+  // alone it goes (it could never fit otherwise), as a call past the bounds themselves.
   const ten = new Outbox(clusterClient(slots) as unknown as RedisClient, writer, { maxEvents: 10 });
   const many = Array.from({ length: 10 }, (_, i) => ({ userId: 'a', event: notice(i) }));
+  const waiting = settled(ten.sendOne('b', notice(0)));
   await expect(ten.send(many)).rejects.toMatchObject({ code: 'outbox_full' });
+  await turnsUntil(() => calls.length >= 2);
+  calls[1]?.answer({ events: [{} as never], duplicate: false });
+  await turnsUntil(() => waiting.value !== 'pending');
+  const alone = settled(ten.send(many));
+  await turnsUntil(() => calls.length >= 3);
+  calls[2]?.answer({ events: many.map(() => ({}) as never), duplicate: false });
+  await turnsUntil(() => alone.value !== 'pending');
+  expect(alone.value).toHaveLength(10);
   await ten.close();
+  calls.length = 0;
   // 1 000 bytes: b waits with a 100-byte event, and a's 950-byte event would pass node A's 900.
   const outbox = new Outbox(clusterClient(slots) as unknown as RedisClient, writer, { maxBytes: 1_000 });
   const b = settled(outbox.sendOne('b', sized(100)));
   await expect(outbox.sendOne('a', sized(950))).rejects.toMatchObject({ code: 'outbox_full' });
-  await turnsUntil(() => calls.length >= 2);
-  calls[1]?.answer({ events: [{} as never], duplicate: false });
+  await turnsUntil(() => calls.length >= 1);
+  calls[0]?.answer({ events: [{} as never], duplicate: false });
   await turnsUntil(() => b.value !== 'pending');
   expect(b.value).toEqual({});
   await outbox.close();

@@ -33,7 +33,8 @@ export interface OutboxOptions {
   /**
    * Most events the outbox holds, in flight and waiting. A publish that would
    * exceed it is refused at once with {@link PublishError} `outbox_full` (the
-   * events already waiting keep their place), counted in `dropped`. 0 turns the
+   * events already waiting keep their place), counted in `dropped`; a single call
+   * larger than the bound is accepted when nothing waits. 0 turns the
    * outbox off: an event that failed every retry rejects with `redis_unavailable`.
    * @default outboxDefaults.maxEvents (10 000)
    */
@@ -423,10 +424,11 @@ export class Outbox {
 
   /** Why `events` more events of `bytes` bytes of JSON would exceed a bound; undefined when they fit. */
   #full(events: number, bytes: number): string | undefined {
-    if (this.#max === 0) return undefined;
+    // One call larger than a bound (in events or in bytes) still goes alone when nothing waits: it
+    // could never go otherwise, and "try again later" would be a lie.
+    if (this.#max === 0 || this.#items.length === 0) return undefined;
     if (this.#items.length + events > this.#max) return `the outbox holds ${this.#items.length} of ${this.#max} events`;
-    // One call larger than the bound alone still goes when nothing waits: it could never go otherwise.
-    if (this.#maxBytes > 0 && this.#bytes + bytes > this.#maxBytes && this.#items.length > 0) {
+    if (this.#maxBytes > 0 && this.#bytes + bytes > this.#maxBytes) {
       return `the outbox holds ${this.#bytes} of ${this.#maxBytes} bytes of events`;
     }
     return undefined;
@@ -458,15 +460,16 @@ export class Outbox {
 
   /**
    * Whether `events` more events of `bytes` bytes would take `node`'s users past {@link NODE_SHARE}:
-   * as the bounds themselves (#full), a call larger than the share in bytes goes alone when nothing
-   * waits, in events never (one event always fits).
+   * as the bounds themselves (#full), a call larger than the share goes alone when nothing waits
+   * (and one event always fits).
    */
   #overNodeShare(node: string, events: number, bytes: number): boolean {
+    if (this.#items.length === 0) return false;
     const held = this.#byNode.get(node);
     const maxBytes = this.#maxBytes * NODE_SHARE;
     return (
       (held?.events ?? 0) + events > Math.max(1, Math.floor(this.#max * NODE_SHARE)) ||
-      (maxBytes > 0 && (held?.bytes ?? 0) + bytes > maxBytes && this.#items.length > 0)
+      (maxBytes > 0 && (held?.bytes ?? 0) + bytes > maxBytes)
     );
   }
 
