@@ -92,7 +92,11 @@ export interface Publisher {
    * whether Redis is `up` or `down`, and the last reason it could not be reached.
    */
   stats(): OutboxStats;
-  /** Waits at most `timeoutMs` for every accepted event to be stored; true when none is left. */
+  /**
+   * Waits at most `timeoutMs` (`Infinity`: until none is left) for every accepted event to be
+   * stored; true when none is left. Rejects with a `TypeError` for a `timeoutMs` that is missing,
+   * `NaN` or negative (it used to return at once).
+   */
   flush(timeoutMs: number): Promise<boolean>;
   /**
    * Closes the connection if the publisher opened it (`QUIT`, given up after `attemptTimeoutMs`:
@@ -209,9 +213,24 @@ export function createPublisher(connection: PublisherConnection, options: Publis
 
   return {
     publish,
-    publishMany: (items) => outbox.send(items),
+    publishMany: (items) => {
+      // Never throws either: `publishMany(undefined)` would otherwise throw reading its length.
+      if (!Array.isArray(items)) {
+        const got = items === null ? 'null' : typeof items;
+        return Promise.reject(new TypeError(`publishMany: items must be an array of { userId, event }, got ${got}`));
+      }
+      try {
+        return outbox.send(items);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
     stats: () => outbox.stats(),
-    flush: (timeoutMs) => outbox.drain(timeoutMs),
+    // Checked here for the name the caller knows: NaN (`flush()`) would make a deadline that is already past.
+    flush: async (timeoutMs) => {
+      if (timeoutMs !== Number.POSITIVE_INFINITY) checkNumber('flush', 'timeoutMs', timeoutMs, { min: 0 });
+      return outbox.drain(timeoutMs);
+    },
     close: async () => {
       // The round in flight settles first (bounded by attemptTimeoutMs), on the open connection.
       await outbox.close();

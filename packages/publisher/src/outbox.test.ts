@@ -383,6 +383,14 @@ describe('the outbox bounded in bytes', () => {
   });
 });
 
+it('drain(NaN) rejects with a TypeError naming timeoutMs instead of returning at once with events waiting', async () => {
+  const { outbox } = outboxOver(heldWriter().writer);
+  void outbox.sendOne('u1', notice(1)).catch(() => {});
+  await expect(outbox.drain(Number.NaN)).rejects.toThrow(/^Outbox.drain: timeoutMs must be a number >= 0, got NaN$/);
+  await expect(outbox.drain(0)).resolves.toBe(false);
+  await outbox.close();
+});
+
 describe('the outbox bounded in events', () => {
   it('takes one call of more than maxEvents when nothing waits (a retry of it could never fit), and refuses what comes meanwhile', async () => {
     const { writer, calls } = heldWriter();

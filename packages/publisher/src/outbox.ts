@@ -508,8 +508,12 @@ export class Outbox {
     };
   }
 
-  /** Waits (at most `timeoutMs`) until nothing waits; true when empty. */
+  /**
+   * Waits (at most `timeoutMs`; `Infinity`: for ever) until nothing waits; true when empty.
+   * Rejects with a TypeError for a `timeoutMs` not a number >= 0: NaN would return at once.
+   */
   async drain(timeoutMs: number): Promise<boolean> {
+    if (timeoutMs !== Number.POSITIVE_INFINITY) checkNumber('Outbox.drain', 'timeoutMs', timeoutMs, { min: 0 });
     const until = Date.now() + timeoutMs;
     while (this.#items.length > 0 && Date.now() < until) await sleep(Math.min(20, until - Date.now()));
     return this.#items.length === 0;

@@ -70,6 +70,39 @@ describe('createPublisher options', () => {
   });
 });
 
+describe('publishMany and flush given a wrong argument', () => {
+  it.each([undefined, null, 'alice'])(
+    'publishMany(%p) rejects with a TypeError rather than throwing, as publish does',
+    async (items) => {
+      const p = createPublisher({ redisUrl: 'redis://127.0.0.1:1' });
+      try {
+        let result: Promise<unknown> | undefined;
+        expect(() => {
+          result = p.publishMany(items as never);
+        }).not.toThrow();
+        await expect(result).rejects.toThrow(TypeError);
+        await expect(result).rejects.toThrow(/^publishMany: items must be an array of \{ userId, event \}/);
+        expect(p.stats()).toMatchObject({ waiting: 0, dropped: 0 });
+      } finally {
+        await p.close();
+      }
+    },
+  );
+
+  it.each([undefined, Number.NaN, -1, '100'])(
+    'flush(%p) rejects with a TypeError naming timeoutMs',
+    async (timeoutMs) => {
+      const p = createPublisher({ redisUrl: 'redis://127.0.0.1:1' });
+      try {
+        await expect(p.flush(timeoutMs as never)).rejects.toThrow(/^flush: timeoutMs must be a number >= 0/);
+        await expect(p.flush(0)).resolves.toBe(true);
+      } finally {
+        await p.close();
+      }
+    },
+  );
+});
+
 describe('while Redis cannot be reached, the publisher says why', () => {
   it('stats() and onOutboxEvent carry "cannot reach Redis at HOST:PORT (ECONNREFUSED)" once per change, then reachable', async () => {
     const down = await startRedisServer();
