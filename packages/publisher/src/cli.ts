@@ -21,13 +21,16 @@ Usage:
 Options:
   --redis-url URL  the fleet's Redis, e.g. redis://localhost:6379
   --cluster        the URL is one node of a Redis Cluster
-  --retries N      retries while Redis is unreachable (1 s, 2 s, 4 s, ...), default 3
+  --retries N      retries while Redis is unreachable (1 s, 2 s, 4 s, ...), 0 to 30, default 3
   -h, --help       this help
   -v, --version    the version
 
 Example:
   livebus-publish --redis-url redis://localhost:6379 alice task.progress_update '{"task_id":"t1","status":"running","progress":40}'
 `;
+
+/** Most `--retries`: the waits double from 1 s, so 30 add up to months already. */
+const MAX_RETRIES = 30;
 
 /** A wrong command line: exit 2, with the usage. */
 function fail(message: string): never {
@@ -70,8 +73,13 @@ function readCommandLine() {
   if (!redisUrl) fail('publish needs --redis-url');
   const [userId, type, json, ...extra] = positionals;
   if (!userId || !type || json === undefined || extra.length > 0) fail('publish needs USER_ID EVENT_TYPE JSON_DATA');
-  const count = values.retries === undefined ? 3 : Number(values.retries);
-  if (!Number.isInteger(count) || count < 0) fail('--retries must be a whole number, 0 or more');
+  const retries = values.retries ?? '3';
+  // Digits only: Number('') is 0 and Number('1e3') 1000. Bounded: each retry is a delay made up
+  // front, and the waits double from 1 s (30 already wait months).
+  if (!/^\d+$/.test(retries) || Number(retries) > MAX_RETRIES) {
+    fail(`--retries must be a whole number from 0 to ${MAX_RETRIES}, got ${JSON.stringify(retries)}`);
+  }
+  const count = Number(retries);
   return { redisUrl, cluster: values.cluster === true, retries: count, userId, type, json };
 }
 

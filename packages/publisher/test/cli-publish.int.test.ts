@@ -90,6 +90,33 @@ describe('livebus-publish', () => {
     }
   });
 
+  it('refuses a --retries that is empty, not a whole number, or past 30 (exit 2) before it builds its delays', async () => {
+    const data = '{"level":"info","message":"hi"}';
+    for (const retries of ['', ' ', '1.5', '1e3', '0x10']) {
+      const res = await livebusPublish('--redis-url', server.url, '--retries', retries, 'u', 'session.notice', data);
+      expect({ retries, ...res }).toMatchObject({
+        retries,
+        code: 2,
+        stderr: expect.stringContaining(
+          `--retries must be a whole number from 0 to 30, got ${JSON.stringify(retries)}`,
+        ),
+      });
+    }
+    // A hundred million retries would be an array of as many delays, waited for months.
+    const many = await livebusPublish('--redis-url', server.url, '--retries', '100000000', 'u', 'session.notice', data);
+    expect(many).toMatchObject({ code: 2, stderr: expect.stringContaining('got "100000000"') });
+    const ok = await livebusPublish(
+      '--redis-url',
+      server.url,
+      '--retries',
+      '30',
+      'cli-retries',
+      'session.notice',
+      data,
+    );
+    expect(ok).toMatchObject({ code: 0, stderr: '' });
+  });
+
   it('refuses a --redis-url that is not a redis:// URL (exit 2) instead of publishing to localhost', async () => {
     const res = await livebusPublish('--redis-url', 'localhost:6379', 'u', 'session.notice', '{}');
     expect(res).toMatchObject({
