@@ -369,7 +369,8 @@ async function shutdownGateway(w: Wired, reason = 'requested'): Promise<void> {
         const fleet = config.redisUrl !== undefined;
         await Promise.all([w.listeners.flush(fleet ? reconnectWindowMs : 0), w.companies?.manager.flush()]);
       },
-      dropIdleHttp: () => server.closeAllConnections(),
+      dropIdleHttp: () => server.closeIdleConnections(),
+      dropAllHttp: () => server.closeAllConnections(),
       closeTasks: () => w.tasks.close(),
       retire: () => ports.presence.retire(config.instanceId),
       closePorts: () => Promise.allSettled([ports.bus.close(), ports.registry.close(), ports.channel.close()]),

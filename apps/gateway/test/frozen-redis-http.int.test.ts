@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { type RedisServerHandle, startRedisServer, startTcpProxy, type TcpProxy, waitFor } from '@livebus/test-support';
 import { composePorts } from '../src/compose';
 import { startGateway, type TestGateway } from './helpers';
@@ -88,6 +89,41 @@ describe('POST /publish with the outbox off (PUBLISH_OUTBOX_MAX_EVENTS=0) while 
     } finally {
       proxy.thaw();
       await off.close();
+    }
+  }, 40_000);
+});
+
+describe('a shutdown while a POST /publish waits on Redis', () => {
+  it('answers that request before the server closes, rather than cutting its connection', async () => {
+    const draining = await startGateway(
+      { redisUrl: `redis://127.0.0.1:${proxy.port}`, publishRetryDelaysMs: [0], shutdownGraceMs: 12_000 },
+      composePorts,
+    );
+    try {
+      // The request is in the handler (its body read, its publish waiting on Redis) before the shutdown starts.
+      const inHandler = new Promise<void>((resolve) =>
+        draining.gw.server.once('request', (req: IncomingMessage) => req.once('end', () => resolve())),
+      );
+      proxy.freeze();
+      const answer = fetch(`${draining.http}/publish`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          user_id: 'u1',
+          event: { event: 'session.notice', data: { level: 'info', message: 'in flight' } },
+        }),
+        signal: AbortSignal.timeout(30_000),
+      });
+      await inHandler;
+      const shutdown = draining.gw.shutdown('test');
+      // Its one attempt times out unanswered: the event is queued, and the caller is told so.
+      const res = await answer;
+      expect(res.status).toBe(202);
+      expect(await res.json()).toMatchObject({ queued: true });
+      await shutdown;
+    } finally {
+      proxy.thaw();
+      await draining.close();
     }
   }, 40_000);
 });

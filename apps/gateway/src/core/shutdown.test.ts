@@ -28,6 +28,7 @@ function fakeSteps(overrides: Partial<ShutdownSteps> = {}) {
     },
     flushListeners: step('flushListeners'),
     dropIdleHttp: () => order.push('dropIdleHttp'),
+    dropAllHttp: () => order.push('dropAllHttp'),
     closeTasks: step('closeTasks'),
     retire: step('retire'),
     closePorts: step('closePorts'),
@@ -50,6 +51,46 @@ describe('runShutdown', () => {
       'settled',
       'flushListeners',
       'dropIdleHttp',
+      'dropAllHttp',
+      'closeTasks',
+      'retire',
+      'closePorts',
+      'onClose',
+      'stopHealth',
+    ]);
+  });
+
+  it('lets HTTP requests in flight finish before cutting what is left, and goes on once the server has closed', async () => {
+    // The listening socket closes once its last request has been answered (after the idle ones are dropped).
+    let answered: () => void = () => {};
+    const closed = new Promise<void>((resolve) => {
+      answered = resolve;
+    });
+    const { steps, order } = fakeSteps({
+      stopAccepting: () => closed.then(() => order.push('server closed')).then(() => {}),
+      dropIdleHttp: () => {
+        order.push('dropIdleHttp');
+        queueMicrotask(() => {
+          order.push('request answered');
+          answered();
+        });
+      },
+    });
+    await runShutdown(steps, { reason: 'test', graceMs: 60_000, logger, pollMs: 1 });
+    expect(order.slice(order.indexOf('dropIdleHttp'), order.indexOf('closeTasks'))).toEqual([
+      'dropIdleHttp',
+      'request answered',
+      'server closed',
+      'dropAllHttp',
+    ]);
+  });
+
+  it('cuts HTTP requests that outlast their share of the grace, leaving the last steps theirs', async () => {
+    const { steps, order } = fakeSteps({ stopAccepting: () => new Promise<void>(() => {}) });
+    await runShutdown(steps, { reason: 'test', graceMs: 40, logger, pollMs: 1 });
+    expect(order.slice(order.indexOf('dropIdleHttp'))).toEqual([
+      'dropIdleHttp',
+      'dropAllHttp',
       'closeTasks',
       'retire',
       'closePorts',
@@ -79,7 +120,7 @@ describe('runShutdown', () => {
       },
     });
     await runShutdown(steps, { reason: 'test', graceMs: 50, logger, pollMs: 1 });
-    expect(order.slice(-3)).toEqual(['dropIdleHttp', 'onClose', 'stopHealth']);
+    expect(order.slice(-4)).toEqual(['dropIdleHttp', 'dropAllHttp', 'onClose', 'stopHealth']);
   });
 
   it('settles within the grace when Redis answers nothing: retiring the instance and closing the ports never settle', async () => {

@@ -28,8 +28,10 @@ export interface ShutdownSteps {
    * gateway is one of a fleet, else now.
    */
   flushListeners(reconnectWindowMs: number): Promise<void>;
-  /** Cuts what still holds the listening socket open (keep-alive requests, streams). */
+  /** Closes the HTTP connections that carry no request (kept alive between requests). */
   dropIdleHttp(): void;
+  /** Cuts what still holds the listening socket open (requests still running past their share of the grace). */
+  dropAllHttp(): void;
   /** Closes the task queue (in-process tasks stop; a BullMQ queue disconnects). */
   closeTasks(): Promise<void>;
   /** Removes this instance from the fleet's presence directory at once, rather than by expiry. */
@@ -84,14 +86,19 @@ export async function runShutdown(steps: ShutdownSteps, options: ShutdownOptions
       ),
     left(),
   );
-  steps.dropIdleHttp();
-  await withDeadline(closed, left());
-  await withDeadline(steps.closeTasks(), left());
   // Each within what is left: a Redis that answers nothing (frozen, its address blackholed)
   // would hold the retire's and the ports' commands for ever. The last steps keep a share: they
   // close the clients the ports still use (a bus draining its outbox), and an embedder's
   // shutdown() resolves once they are done.
   const lastSteps = Math.min(1_000, graceMs / 4);
+  // Requests in flight get their answer (a publish retrying through a Redis blip, a TASK.cancel
+  // waiting for its worker): the server closes once they have, or they are cut when only the
+  // last steps' shares are left. A dashboard stream ends by itself once the gateway drains.
+  steps.dropIdleHttp();
+  await withDeadline(closed, left() - 3 * lastSteps);
+  steps.dropAllHttp();
+  await withDeadline(closed, left());
+  await withDeadline(steps.closeTasks(), left());
   await withDeadline(steps.retire(), left() - lastSteps);
   await withDeadline(steps.closePorts(), left() - lastSteps);
   await withDeadline(steps.onClose?.() ?? Promise.resolve(), left());
