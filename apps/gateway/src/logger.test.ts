@@ -31,6 +31,17 @@ describe('createLogger', () => {
     expect(new Date(line.timestamp).getTime()).not.toBeNaN();
   });
 
+  it('writes a `message` field as given (the line of an event without one says its event)', () => {
+    const capture = new Capture();
+    const log = createLogger({ level: 'info', format: 'json', instanceId: 'gw-1', transport: capture });
+    log.warn('ws_bad_frame', { uid: 'u1', message: 'frame is not JSON' });
+    log.info('ws_connect', { uid: 'u1' });
+    expect(capture.lines.map((l) => JSON.parse(l))).toMatchObject([
+      { event: 'ws_bad_frame', message: 'frame is not JSON', instance_id: 'gw-1', level: 'warn' },
+      { event: 'ws_connect', message: 'ws_connect', instance_id: 'gw-1', level: 'info' },
+    ]);
+  });
+
   it('drops lines below the level', () => {
     const capture = new Capture();
     const log = createLogger({ level: 'warn', format: 'json', instanceId: 'gw-1', transport: capture });

@@ -150,7 +150,9 @@ export function createLogger(options: LoggerOptions): Logger {
   const at =
     (level: LogLevel) =>
     (event: LogEvent, fields: LogFields = {}) => {
-      if (enabled(level)) w.log(level, event, { event, ...fields });
+      // One object, as winston takes it whole: its (level, message, meta) form would write a
+      // `message` field as "<event> <message>". A line's message is its event, or its own.
+      if (enabled(level)) w.log({ message: event, event, ...fields, level });
     };
   return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), enabled };
 }
