@@ -92,4 +92,69 @@ describe('resolveOptions', () => {
     const wrong = { url, helloInUpgrade: 'false' } as unknown as Parameters<typeof resolveOptions>[0];
     expect(() => resolveOptions(wrong, sessionId)).toThrow('helloInUpgrade must be true or false (got "false")');
   });
+
+  it('gives an option passed as undefined its default, as when it is left out', () => {
+    const url = 'ws://127.0.0.1:1/ws';
+    const plain = resolveOptions({ url }, sessionId);
+    for (const key of Object.keys(consumerDefaults)) {
+      const resolved = resolveOptions({ url, [key]: undefined }, sessionId);
+      expect([key, resolved[key as keyof typeof resolved]]).toEqual([
+        key,
+        consumerDefaults[key as keyof typeof consumerDefaults],
+      ]);
+      expect(resolved).toEqual(plain);
+      expect(Object.keys(resolved)).toEqual(Object.keys(plain));
+    }
+    expect(resolveOptions({ url, pingIntervalMs: undefined, lateWakeupGraceMs: undefined }, sessionId)).toEqual(plain);
+  });
+
+  it.each([
+    // Each a delay Node would run after 1 ms (NaN, Infinity, over 2^31-1), or no number at all.
+    ...['pingIntervalMs', 'pingTimeoutMs', 'handshakeTimeoutMs', 'rpcTimeoutMs'].flatMap((name) =>
+      [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, '5000', null].map((value) => [name, value, 1]),
+    ),
+    ...['lateWakeupGraceMs', 'minReconnectDelayMs', 'maxReconnectDelayMs', 'networkRetryWindowMs'].flatMap((name) =>
+      [-1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, '0'].map((value) => [name, value, 0]),
+    ),
+  ])('refuses %s: %p with a TypeError naming both', (name, value, least) => {
+    const options = { url: 'ws://h/ws', [name as string]: value } as Parameters<typeof resolveOptions>[0];
+    const got = typeof value === 'string' ? `"${value}"` : String(value);
+    expect(() => resolveOptions(options, sessionId)).toThrow(
+      new TypeError(`${name} must be a number from ${least} to 2147483647 (got ${got})`),
+    );
+  });
+
+  it('takes 0 where it means something, any number of milliseconds in range, and the longest timer', () => {
+    const url = 'ws://h/ws';
+    const zeros = { lateWakeupGraceMs: 0, minReconnectDelayMs: 0, maxReconnectDelayMs: 0, networkRetryWindowMs: 0 };
+    expect(resolveOptions({ url, ...zeros, maxQueuedCalls: 0 }, sessionId)).toMatchObject({
+      ...zeros,
+      maxQueuedCalls: 0,
+    });
+    const longest = { pingTimeoutMs: 2 ** 31 - 1, handshakeTimeoutMs: 2 ** 31 - 1, rpcTimeoutMs: 1.5 };
+    expect(resolveOptions({ url, ...longest }, sessionId)).toMatchObject(longest);
+  });
+
+  it.each([[-1], [1.5], [Number.NaN], [Number.POSITIVE_INFINITY], ['100']])(
+    'refuses maxQueuedCalls: %p (a whole number from 0)',
+    (value) => {
+      const options = { url: 'ws://h/ws', maxQueuedCalls: value } as Parameters<typeof resolveOptions>[0];
+      const got = typeof value === 'string' ? `"${value}"` : String(value);
+      expect(() => resolveOptions(options, sessionId)).toThrow(
+        new TypeError(`maxQueuedCalls must be a whole number from 0 to 2147483647 (got ${got})`),
+      );
+    },
+  );
+
+  it("takes whileDisconnected as 'queue' or 'fail' only (a misspelt 'Fail' would queue)", () => {
+    const url = 'ws://h/ws';
+    expect(resolveOptions({ url, whileDisconnected: 'fail' }, sessionId).whileDisconnected).toBe('fail');
+    for (const value of ['Fail', 'reject', true]) {
+      const options = { url, whileDisconnected: value } as unknown as Parameters<typeof resolveOptions>[0];
+      const got = typeof value === 'string' ? `"${value}"` : String(value);
+      expect(() => resolveOptions(options, sessionId)).toThrow(
+        new TypeError(`whileDisconnected must be 'queue' or 'fail' (got ${got})`),
+      );
+    }
+  });
 });

@@ -118,6 +118,12 @@ export function resolveOptions(options: ConsumerOptions, sessionId: () => string
   const o = (
     hasOwn(options, '__proto__') ? { ...consumerDefaults, ...options } : Object.assign({}, consumerDefaults, options)
   ) as ResolvedOptions;
+  // An option given as undefined (`{ rpcTimeoutMs: config.timeout }` unset) takes its default, as
+  // when it is left out: Node runs a timer of undefined at once.
+  for (const key in consumerDefaults) {
+    const k = key as keyof typeof consumerDefaults;
+    if (o[k] === undefined) o[k] = consumerDefaults[k] as never;
+  }
   o.sessionId = options.sessionId ?? sessionId();
   o.lateWakeupGraceMs = options.lateWakeupGraceMs ?? Math.min(o.pingIntervalMs, 5_000);
   o.url = socketUrl(o.url);
@@ -135,24 +141,49 @@ export function resolveOptions(options: ConsumerOptions, sessionId: () => string
   if (o.lastCursor !== undefined && !isCursor(o.lastCursor)) {
     throw new TypeError(`lastCursor is not a cursor: ${String(o.lastCursor).slice(0, 40)}`);
   }
-  if (!(o.pingIntervalMs > 0)) throw new TypeError(`pingIntervalMs must be positive (got ${o.pingIntervalMs})`);
+  // Node runs a timer of NaN, Infinity or more than MAX_TIMER_MS after 1 ms: every call would time
+  // out, or every attempt end, at once. The least value is 1 where 0 would mean nothing.
+  for (const [name, least] of NUMBERS) {
+    const value = o[name];
+    const whole = name === 'maxQueuedCalls';
+    if (typeof value !== 'number' || !(value >= least && value <= MAX_TIMER_MS) || (whole && value % 1)) {
+      const what = whole ? 'a whole number' : 'a number';
+      throw new TypeError(`${name} must be ${what} from ${least} to ${MAX_TIMER_MS} (got ${describe(value)})`);
+    }
+  }
   if (o.pingTimeoutMs <= o.pingIntervalMs) {
     throw new TypeError(`pingTimeoutMs (${o.pingTimeoutMs}) must be greater than pingIntervalMs (${o.pingIntervalMs})`);
   }
-  if (!(o.lateWakeupGraceMs >= 0) || !Number.isFinite(o.lateWakeupGraceMs)) {
-    throw new TypeError(`lateWakeupGraceMs must be a finite number >= 0 (got ${o.lateWakeupGraceMs})`);
-  }
-  if (!(o.networkRetryWindowMs >= 0)) {
-    throw new TypeError(`networkRetryWindowMs must be a number >= 0 (got ${o.networkRetryWindowMs})`);
+  if (o.whileDisconnected !== 'queue' && o.whileDisconnected !== 'fail') {
+    throw new TypeError(`whileDisconnected must be 'queue' or 'fail' (got ${describe(o.whileDisconnected)})`);
   }
   if (typeof o.helloInUpgrade !== 'boolean') {
-    throw new TypeError(`helloInUpgrade must be true or false (got ${JSON.stringify(o.helloInUpgrade)})`);
+    throw new TypeError(`helloInUpgrade must be true or false (got ${describe(o.helloInUpgrade)})`);
   }
   if (o.maxReconnectDelayMs < o.minReconnectDelayMs) {
     throw new TypeError('maxReconnectDelayMs must be at least minReconnectDelayMs');
   }
   return o;
 }
+
+/** The longest delay a Node timer keeps (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The numeric options and their least value. */
+const NUMBERS = [
+  ['pingIntervalMs', 1],
+  ['pingTimeoutMs', 1],
+  ['lateWakeupGraceMs', 0],
+  ['minReconnectDelayMs', 0],
+  ['maxReconnectDelayMs', 0],
+  ['networkRetryWindowMs', 0],
+  ['handshakeTimeoutMs', 1],
+  ['rpcTimeoutMs', 1],
+  ['maxQueuedCalls', 0],
+] as const;
+
+/** A value as a message shows it: a string in quotes ("5000" is not 5000). */
+const describe = (value: unknown) => (typeof value === 'string' ? JSON.stringify(value) : String(value));
 
 // biome-ignore lint/suspicious/noPrototypeBuiltins: Object.hasOwn is missing from the ES2020 browsers this targets.
 const hasOwn = (o: object, key: string) => Object.prototype.hasOwnProperty.call(o, key);
