@@ -152,7 +152,10 @@ export class BusConsumer {
   #neverConnected = false;
   /** When the last session was lost (or the first attempt failed), until the next welcome (`Date.now()`). */
   #lostAt: number | undefined;
-  /** The gateway refused the last upgrade for good (HTTP 404, 403, ...; Node only): the close that follows stops. */
+  /**
+   * The gateway refused the last upgrade for good (HTTP 404, 403, ...; Node only), or the WebSocket
+   * constructor threw: the close that follows stops.
+   */
   #refused: ConnectError | undefined;
   /** Why the client stopped on its own (not `close()`): what `connect()` rejects with. */
   #stopped: ConnectError | undefined;
@@ -414,7 +417,10 @@ export class BusConsumer {
     try {
       socket = protocols ? new this.#WebSocket(this.#o.url, protocols) : new this.#WebSocket(this.#o.url);
     } catch (error) {
-      this.#emitter.emit('error', toError(error));
+      // The constructor refused the URL (a browser's SecurityError for ws:// from an https page or,
+      // in some browsers, a blocked port): every attempt would throw the same, so stop, as for a 404.
+      const why = `cannot open a WebSocket to ${this.#o.url}: ${toError(error).message}`;
+      this.#refused = new ConnectError('cannot_open', why, { url: this.#o.url, cause: error });
       this.#onSocketClose(id, CloseCode.AbnormalClosure, '');
       return;
     }

@@ -37,6 +37,8 @@ export class FatalCloseError extends Error {
  * - an auth failure reason (`token_expired`, `bad_signature`, ...; `auth_failed` when the gateway gave none),
  * - `not_livebus_endpoint`: the URL answered the upgrade with HTTP 404, 2xx or 3xx (Node only),
  * - `upgrade_refused`: another HTTP 4xx, e.g. 403 for an origin the gateway does not allow (Node only),
+ * - `cannot_open`: the WebSocket constructor threw (a browser's SecurityError for `ws://` from an
+ *   `https` page); `cause` is what it threw,
  * - another fatal close's reason (`too_many_sessions`, `forbidden`, ...),
  * - `client_closed`: `close()` was called first.
  */
@@ -45,6 +47,7 @@ export type ConnectErrorCode =
   | DisconnectReason
   | 'not_livebus_endpoint'
   | 'upgrade_refused'
+  | 'cannot_open'
   | 'client_closed';
 
 /** Details of a {@link ConnectError}. */

@@ -58,6 +58,11 @@ describe('resolveOptions', () => {
     expect(() => resolveOptions(options, sessionId)).toThrow('unknown scheme ftp:');
   });
 
+  it('drops a fragment, which `ws` refuses (it would throw at every attempt)', () => {
+    expect(resolveOptions({ url: 'ws://127.0.0.1:1/ws#frag' }, sessionId).url).toBe('ws://127.0.0.1:1/ws');
+    expect(resolveOptions({ url: 'https://h/ws?x=1#' }, sessionId).url).toBe('wss://h/ws?x=1');
+  });
+
   it('gives the socket a URL every browser opens: a relative one resolved against the page, http(s) as ws(s)', () => {
     const page = globalThis as { location?: { href: string } };
     page.location = { href: 'https://app.example.com/inbox/today' };

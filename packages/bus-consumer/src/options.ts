@@ -210,5 +210,7 @@ function socketUrl(url: string): string {
     throw new TypeError(`url has ${got}: ${url} (use ws://HOST/ws or wss://HOST/ws)`);
   }
   parsed.protocol = (scheme as string).replace('http', 'ws');
+  // A WebSocket URL has no fragment: `ws` and browsers before 2023 throw on one.
+  parsed.hash = '';
   return parsed.href;
 }

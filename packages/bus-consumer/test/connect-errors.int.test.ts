@@ -224,3 +224,33 @@ describe('an older gateway (4001 without a known reason)', () => {
     }
   });
 });
+
+describe('a WebSocket constructor that throws (a bad URL, a blocked port, ws:// from an https page)', () => {
+  it('stops at once: connect() rejects with cannot_open naming the URL and the cause, no retry', async () => {
+    const thrown = new Error("Failed to construct 'WebSocket': The port 6000 is not allowed.");
+    let calls = 0;
+    class Refusing {
+      constructor() {
+        calls++;
+        throw thrown;
+      }
+    }
+    const url = 'ws://127.0.0.1:6000/ws';
+    const c = track(new BusConsumer({ url, userId: 'u', WebSocket: Refusing as never, ...fast }));
+    const errors: Error[] = [];
+    c.onClient('error', (e) => errors.push(e));
+    const closes: Array<{ code: number; willReconnect: boolean }> = [];
+    c.onClient('close', ({ code, willReconnect }) => closes.push({ code, willReconnect }));
+    const call = c.rpc('REGISTRY.get_sessions', 'u').catch((e: unknown) => e);
+    const connecting = connectError(c);
+    // Stopped within connect(): no reconnect timer to wait for.
+    expect(c.state).toBe('closed');
+    const error = await connecting;
+    expect(error).toMatchObject({ code: 'cannot_open', url, cause: thrown });
+    expect(error.message).toBe(`cannot open a WebSocket to ${url}: ${thrown.message}`);
+    expect(errors).toEqual([error]);
+    expect(closes).toEqual([{ code: CloseCode.AbnormalClosure, willReconnect: false }]);
+    expect(await call).toMatchObject({ code: 'unavailable', cause: error });
+    expect(calls).toBe(1);
+  });
+});
