@@ -4,8 +4,8 @@ import { AUTH_FAILURE_REASONS } from '@livebus/protocol/client';
 /** An RPC failure: a wire error from the gateway, or a local one (timeout, disconnected). */
 export class RpcError extends Error {
   override readonly name = 'RpcError';
-  readonly code: RpcErrorCode;
-  readonly data: unknown;
+  declare readonly code: RpcErrorCode;
+  declare readonly data: unknown;
 
   constructor(code: RpcErrorCode, message: string, data?: unknown, options?: { cause?: unknown }) {
     super(message, options);
@@ -18,10 +18,10 @@ export class RpcError extends Error {
 export class FatalCloseError extends Error {
   override readonly name = 'FatalCloseError';
   /** The close code, e.g. 4001. */
-  readonly code: number;
-  readonly reason: DisconnectReason;
+  declare readonly code: number;
+  declare readonly reason: DisconnectReason;
   /** For a 4001: why the gateway refused the credentials; undefined when it did not say (older gateways). */
-  readonly authReason: AuthFailureReason | undefined;
+  declare readonly authReason: AuthFailureReason | undefined;
 
   constructor(code: number, reason: DisconnectReason, authReason?: AuthFailureReason) {
     const why = authReason ? `${reason}: ${authReason}` : reason;
@@ -63,11 +63,11 @@ export interface ConnectErrorDetails {
 /** What `connect()` rejects with: a code to branch on, and a message a person can act on. */
 export class ConnectError extends Error {
   override readonly name = 'ConnectError';
-  readonly code: ConnectErrorCode;
+  declare readonly code: ConnectErrorCode;
   /** The URL the client was connecting to. */
-  readonly url: string;
-  readonly closeCode: number | undefined;
-  readonly status: number | undefined;
+  declare readonly url: string;
+  declare readonly closeCode: number | undefined;
+  declare readonly status: number | undefined;
 
   constructor(code: ConnectErrorCode, message: string, details: ConnectErrorDetails) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
