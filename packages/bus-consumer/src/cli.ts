@@ -177,7 +177,8 @@ async function main(): Promise<void> {
     const unreachable = await preflight();
     if (unreachable) {
       process.stderr.write(`${JSON.stringify({ code: 'unavailable', message: unreachable })}\n`);
-      process.exit(1);
+      exitWhenWritten(1);
+      return;
     }
     client.onClient('error', () => {});
     let lastClose: ConsumerEvents['close'] | undefined;
@@ -191,9 +192,10 @@ async function main(): Promise<void> {
       const connected = client.connect();
       const call = client.rpc(method as RpcMethod, ...(args as RpcParams<RpcMethod>));
       const result = await Promise.race([call, connected.then(() => call)]);
+      // A result larger than a pipe's buffer (64 KB) is still being written: exit once it is out.
       process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       client.close();
-      process.exit(0);
+      exitWhenWritten(0);
     } catch (error) {
       const failure = rpcFailure(error);
       // Still trying (a stop already says why): how its last attempt ended.
@@ -203,8 +205,9 @@ async function main(): Promise<void> {
         : failure;
       process.stderr.write(`${JSON.stringify(output)}\n`);
       client.close();
-      process.exit(1);
+      exitWhenWritten(1);
     }
+    return;
   }
   fail(`unknown command ${command}`);
 }

@@ -175,6 +175,35 @@ describe('livebus CLI', () => {
     });
   });
 
+  it('rpc prints a result larger than a pipe holds (64 KB) whole, then exits 0', async () => {
+    // About 300 KB printed: 2 000 sessions of a 100-character route.
+    const sessions = Array.from({ length: 2_000 }, (_, i) => ({
+      session_id: `s${i}`,
+      route: `/${i}/`.padEnd(100, 'r'),
+      registered_at: '2026-12-07T00:00:00.000Z',
+    }));
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((r) => server.once('listening', r));
+    server.on('connection', (ws) => {
+      ws.on('message', (data) => {
+        const frame = JSON.parse(String(data)) as ClientFrame;
+        if (frame.type === 'hello') ws.send(JSON.stringify(welcomeFrame(frame)));
+        if (frame.type !== 'rpc') return;
+        ws.send(JSON.stringify({ type: 'rpc_result', id: frame.id, result: { user_id: 'u', sessions } }));
+      });
+    });
+    try {
+      const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}/ws`;
+      const args = [cli, 'rpc', '--url', url, '--user', 'u', 'REGISTRY.get_sessions', '"u"'];
+      const res = await runCli('livebus', process.execPath, args, { env: process.env, keepBytes: 1_000_000 });
+      expect([res.code, res.stderr, res.stdout.length > 65_536]).toEqual([0, '', true]);
+      expect(JSON.parse(res.stdout)).toEqual({ user_id: 'u', sessions });
+    } finally {
+      for (const ws of server.clients) ws.terminate();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('rpc prints the typed error and exits non-zero', async () => {
     const res = await livebus('rpc', '--url', g.url, '--user', 'cli-user', 'REGISTRY.get_sessions', '"another-user"');
     expect(res.code).toBe(1);
