@@ -290,7 +290,8 @@ async function reachability(url: string): Promise<string | undefined> {
   } catch {
     fail(`--url is not a URL: ${url}`);
   }
-  probe.protocol = probe.protocol === 'wss:' ? 'https:' : 'http:';
+  // TLS for wss: and https: (an accepted --url), on the URL's port or that scheme's default (443).
+  probe.protocol = probe.protocol === 'wss:' || probe.protocol === 'https:' ? 'https:' : 'http:';
   probe.pathname = '/healthz';
   try {
     await fetch(probe, { signal: AbortSignal.timeout(5_000) });

@@ -148,6 +148,30 @@ describe('livebus CLI', () => {
     process.stdout.write(`cli unavailable figures: ${JSON.stringify({ exitedAfterMs: Date.now() - started })}\n`);
   });
 
+  it('rpc probes an https:// or wss:// URL over TLS, not plain http', async () => {
+    // What the probe sends first: a TLS record (22, a handshake) or a plain `GET /healthz`.
+    const firstBytes: number[] = [];
+    const server = createServer((socket) => {
+      socket.once('data', (data: Buffer) => {
+        firstBytes.push(data[0] as number);
+        socket.destroy();
+      });
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      for (const scheme of ['https', 'wss']) {
+        firstBytes.length = 0;
+        const url = `${scheme}://127.0.0.1:${port}/ws`;
+        const res = await livebus('rpc', '--url', url, '--user', 'u', 'REGISTRY.get_sessions', '"u"');
+        expect([scheme, res.code, [...new Set(firstBytes)]]).toEqual([scheme, 1, [22]]);
+      }
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('says how to give a token when none is given', async () => {
     const res = await livebus('rpc', '--url', g.url, 'REGISTRY.get_sessions', '"u"');
     expect(res.code).toBe(2);
