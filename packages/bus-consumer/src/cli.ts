@@ -99,6 +99,8 @@ async function main(): Promise<void> {
     process.exit(values.help ? 0 : 2);
   }
   if (command === 'publish') movedPublish();
+  // Before the flags: a misspelt command (`livebus tial`) is named, not reported as a missing --url.
+  if (command !== 'tail' && command !== 'rpc') fail(`unknown command ${command}`);
   refuseOtherFlags(command, values);
   if (!values.url) fail('--url is required');
   const token = values.token ?? process.env.LIVEBUS_TOKEN;
@@ -207,9 +209,7 @@ async function main(): Promise<void> {
       client.close();
       exitWhenWritten(1);
     }
-    return;
   }
-  fail(`unknown command ${command}`);
 }
 
 /**
@@ -327,13 +327,11 @@ function unreachable(url: string, why: string): string {
 }
 
 /** A flag of the other command (or of the old `publish`) would be ignored without a word: exit 2 naming it. */
-function refuseOtherFlags(command: string, values: Record<string, unknown>): void {
+function refuseOtherFlags(command: 'tail' | 'rpc', values: Record<string, unknown>): void {
   const notHere =
     command === 'tail'
       ? ['timeout', 'redis-url', 'cluster', 'retries']
-      : command === 'rpc'
-        ? ['cursor', 'group-window', 'group-by', 'redis-url', 'cluster', 'retries']
-        : [];
+      : ['cursor', 'group-window', 'group-by', 'redis-url', 'cluster', 'retries'];
   for (const flag of notHere) if (values[flag] !== undefined) fail(`--${flag} is not an option of ${command}`);
 }
 

@@ -124,6 +124,14 @@ describe('livebus CLI', () => {
     expect(res.stderr).toContain(`${flag} is not an option of ${command}`);
   });
 
+  it('a misspelt command is named (exit 2), with or without --url', async () => {
+    for (const args of [['tial'], ['tial', '--url', g.url, '--user', 'u'], ['rcp', '--timeout', '5']]) {
+      const res = await livebus(...args);
+      expect([args, res.code, res.stdout]).toEqual([args, 2, '']);
+      expect(res.stderr).toMatch(/^livebus: unknown command (tial|rcp)\n/);
+    }
+  });
+
   it('a URL without a scheme is a usage error', async () => {
     const res = await livebus('rpc', '--url', g.url.replace(/^ws:\/\//, ''), '--user', 'u', 'REGISTRY.get_sessions');
     expect(res.code).toBe(2);
