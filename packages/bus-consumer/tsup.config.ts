@@ -25,6 +25,13 @@ export default defineConfig([
     platform: 'browser',
     target: 'es2020',
     noExternal: [/.*/],
+    // The protocol's client entry from its TypeScript source, not its build: bundled from source,
+    // esbuild inlines the close codes (a TypeScript enum) where the client uses them and leaves
+    // out the enum object, which the browser build never reads (about 0.9 KB minified, 0.3 KB
+    // gzipped). Same code, same behaviour; the Node build keeps importing the built package.
+    esbuildOptions(options) {
+      options.alias = { '@livebus/protocol/client': '../protocol/src/client/index.ts' };
+    },
     minify: true,
     sourcemap: true,
     dts: true,
