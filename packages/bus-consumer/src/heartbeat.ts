@@ -44,103 +44,103 @@ export interface HeartbeatOptions {
  * within `pingTimeoutMs` plus the timer's lateness plus one grace.
  */
 export class Heartbeat {
-  readonly #o: HeartbeatOptions;
-  readonly #now: () => number;
-  #lastSeen = 0;
+  declare private readonly o: HeartbeatOptions;
+  declare private readonly now: () => number;
+  private lastSeen = 0;
   /** When the peer last sent something of its own accord (not a pong): it needs no ping then. */
-  #lastHeard = 0;
-  /** `#lastHeard` before the last {@link alive} (see {@link wasAnswer}). */
-  #heardBefore = 0;
+  private lastHeard = 0;
+  /** `lastHeard` before the last {@link alive} (see {@link wasAnswer}). */
+  private heardBefore = 0;
   /** When the grace started (a ping was sent after a late wakeup); undefined outside a grace. */
-  #graceSince: number | undefined;
-  #pingTimer: ReturnType<typeof setInterval> | undefined;
-  #watchdog: ReturnType<typeof setTimeout> | undefined;
-  #running = false;
+  declare private graceSince: number | undefined;
+  declare private pingTimer: ReturnType<typeof setInterval> | undefined;
+  declare private watchdog: ReturnType<typeof setTimeout> | undefined;
+  private running = false;
 
   constructor(options: HeartbeatOptions) {
-    this.#o = options;
-    this.#now = options.now ?? Date.now;
+    this.o = options;
+    this.now = options.now ?? Date.now;
   }
 
   /** Starts pinging and watching; the connection counts as alive now. */
   start(): void {
-    if (this.#running) return;
-    this.#running = true;
-    this.#lastSeen = this.#lastHeard = this.#now();
-    this.#pingTimer = setInterval(this.#tick, this.#o.pingIntervalMs);
-    this.#schedule(this.#o.pingTimeoutMs);
+    if (this.running) return;
+    this.running = true;
+    this.lastSeen = this.lastHeard = this.now();
+    this.pingTimer = setInterval(this.tick, this.o.pingIntervalMs);
+    this.schedule(this.o.pingTimeoutMs);
   }
 
   /** Stops both timers for good; `dead` is not called after this. */
   stop(): void {
-    this.#running = false;
-    clearInterval(this.#pingTimer);
-    clearTimeout(this.#watchdog);
-    this.#pingTimer = undefined;
-    this.#watchdog = undefined;
-    this.#graceSince = undefined;
+    this.running = false;
+    clearInterval(this.pingTimer);
+    clearTimeout(this.watchdog);
+    this.pingTimer = undefined;
+    this.watchdog = undefined;
+    this.graceSince = undefined;
   }
 
   /** Records a sign of life the peer sent of its own accord: any frame, a protocol ping. */
   alive(): void {
-    this.#heardBefore = this.#lastHeard;
-    this.#lastSeen = this.#lastHeard = this.#now();
+    this.heardBefore = this.lastHeard;
+    this.lastSeen = this.lastHeard = this.now();
   }
 
   /** The frame just reported with {@link alive} was an answer to our ping (an app-level `pong`): still quiet. */
   wasAnswer(): void {
-    this.#lastHeard = this.#heardBefore;
+    this.lastHeard = this.heardBefore;
   }
 
   /** Records the answer to one of our pings (a protocol pong): alive, but still quiet. */
   answered(): void {
-    this.#lastSeen = this.#now();
+    this.lastSeen = this.now();
   }
 
   /** Milliseconds since the last sign of life. */
   get silentMs(): number {
-    return this.#now() - this.#lastSeen;
+    return this.now() - this.lastSeen;
   }
 
   /** The ping timer: a peer heard from within the interval (see the class for when shorter) needs no ping. */
-  readonly #tick = (): void => {
-    const { pingIntervalMs: i, pingTimeoutMs: t } = this.#o;
-    if (this.#now() - this.#lastHeard < Math.min(i, t - 2 * i)) return;
-    this.#o.ping();
+  private readonly tick = (): void => {
+    const { pingIntervalMs: i, pingTimeoutMs: t } = this.o;
+    if (this.now() - this.lastHeard < Math.min(i, t - 2 * i)) return;
+    this.o.ping();
   };
 
-  #schedule(delayMs: number): void {
-    const dueAt = this.#now() + delayMs;
-    this.#watchdog = setTimeout(() => this.#check(dueAt), delayMs);
+  private schedule(delayMs: number): void {
+    const dueAt = this.now() + delayMs;
+    this.watchdog = setTimeout(() => this.check(dueAt), delayMs);
   }
 
-  #check(dueAt: number): void {
-    if (!this.#running) return;
-    const now = this.#now();
-    if (this.#graceSince !== undefined) {
-      const heard = this.#lastSeen >= this.#graceSince;
-      this.#graceSince = undefined;
+  private check(dueAt: number): void {
+    if (!this.running) return;
+    const now = this.now();
+    if (this.graceSince !== undefined) {
+      const heard = this.lastSeen >= this.graceSince;
+      this.graceSince = undefined;
       if (!heard) {
-        this.#die();
+        this.die();
         return;
       }
       // Heard something: judge the silence again like any other wakeup.
     }
-    const silentMs = now - this.#lastSeen;
-    if (silentMs < this.#o.pingTimeoutMs) {
-      this.#schedule(this.#o.pingTimeoutMs - silentMs);
-    } else if (now - dueAt > this.#o.pingIntervalMs / 2 && this.#o.lateWakeupGraceMs > 0) {
+    const silentMs = now - this.lastSeen;
+    if (silentMs < this.o.pingTimeoutMs) {
+      this.schedule(this.o.pingTimeoutMs - silentMs);
+    } else if (now - dueAt > this.o.pingIntervalMs / 2 && this.o.lateWakeupGraceMs > 0) {
       // Woke up late: the silence may be ours (throttled or suspended), so ask once more.
-      this.#graceSince = now;
-      this.#o.ping();
-      this.#schedule(this.#o.lateWakeupGraceMs);
+      this.graceSince = now;
+      this.o.ping();
+      this.schedule(this.o.lateWakeupGraceMs);
     } else {
-      this.#die();
+      this.die();
     }
   }
 
-  #die(): void {
+  private die(): void {
     this.stop();
-    this.#o.dead();
+    this.o.dead();
   }
 }
