@@ -36,14 +36,14 @@ interface PendingCall {
  * connection drops after sending them.
  */
 export class CallQueue {
-  readonly #o: CallQueueOptions;
-  readonly #counters: RpcCounters;
-  readonly #calls = new Map<number, PendingCall>();
-  #nextId = 1;
+  declare private readonly o: CallQueueOptions;
+  declare private readonly counters: RpcCounters;
+  private readonly calls = new Map<number, PendingCall>();
+  private nextId = 1;
 
   constructor(options: CallQueueOptions, counters: RpcCounters) {
-    this.#o = options;
-    this.#counters = counters;
+    this.o = options;
+    this.counters = counters;
   }
 
   /**
@@ -53,16 +53,16 @@ export class CallQueue {
    */
   call<M extends RpcMethod>(method: M, args: unknown[], open: boolean, send: SendFrame): Promise<RpcResult<M>> {
     return new Promise<RpcResult<M>>((resolve, reject) => {
-      if (!open && this.#o.whileDisconnected === 'fail') {
-        this.#counters.error++;
+      if (!open && this.o.whileDisconnected === 'fail') {
+        this.counters.error++;
         return reject(new RpcError('unavailable', 'not connected'));
       }
-      const queued = [...this.#calls.values()].filter((c) => !c.sent).length;
-      if (!open && queued >= this.#o.maxQueuedCalls) {
-        this.#counters.error++;
+      const queued = [...this.calls.values()].filter((c) => !c.sent).length;
+      if (!open && queued >= this.o.maxQueuedCalls) {
+        this.counters.error++;
         return reject(new RpcError('unavailable', `not connected and ${queued} calls already queued`));
       }
-      const id = this.#nextId++;
+      const id = this.nextId++;
       const call: PendingCall = {
         id,
         method,
@@ -79,32 +79,32 @@ export class CallQueue {
         sent: false,
         // Counted from the call, so time spent queued is included.
         timer: setTimeout(() => {
-          this.#calls.delete(id);
-          this.#counters.timeout++;
-          reject(new RpcError('timeout', `${method} timed out after ${this.#o.rpcTimeoutMs} ms`));
-        }, this.#o.rpcTimeoutMs),
+          this.calls.delete(id);
+          this.counters.timeout++;
+          reject(new RpcError('timeout', `${method} timed out after ${this.o.rpcTimeoutMs} ms`));
+        }, this.o.rpcTimeoutMs),
       };
-      this.#calls.set(id, call);
-      if (open) this.#send(call, send);
+      this.calls.set(id, call);
+      if (open) this.send(call, send);
     });
   }
 
   /** Sends every call still queued (a session just opened). */
   sendQueued(send: SendFrame): void {
-    for (const call of this.#calls.values()) if (!call.sent) this.#send(call, send);
+    for (const call of this.calls.values()) if (!call.sent) this.send(call, send);
   }
 
   /** Settles the call an answer belongs to; answers to calls that timed out are ignored. */
   settle(frame: RpcResultFrame | RpcErrorFrame): void {
-    const call = typeof frame.id === 'number' ? this.#calls.get(frame.id) : undefined;
+    const call = typeof frame.id === 'number' ? this.calls.get(frame.id) : undefined;
     if (!call) return;
-    this.#calls.delete(call.id);
+    this.calls.delete(call.id);
     clearTimeout(call.timer);
     if (frame.type === 'rpc_result') {
-      this.#counters.ok++;
+      this.counters.ok++;
       call.resolve(frame.result);
     } else {
-      this.#counters.error++;
+      this.counters.error++;
       call.reject(new RpcError(frame.error.code, frame.error.message, frame.error.data));
     }
   }
@@ -117,17 +117,17 @@ export class CallQueue {
    */
   fail(which: 'sent' | 'all', error: () => RpcError): void {
     let failure: RpcError | undefined;
-    for (const call of [...this.#calls.values()]) {
+    for (const call of [...this.calls.values()]) {
       if (which === 'sent' && !call.sent) continue;
-      this.#calls.delete(call.id);
+      this.calls.delete(call.id);
       clearTimeout(call.timer);
-      this.#counters.error++;
+      this.counters.error++;
       failure ??= error();
       call.reject(failure);
     }
   }
 
-  #send(call: PendingCall, send: SendFrame): void {
+  private send(call: PendingCall, send: SendFrame): void {
     if (send(call.frame)) call.sent = true;
   }
 }

@@ -7,19 +7,19 @@ export type Listener<M, K extends keyof M> = (payload: M[K]) => void;
  * with the event whose listener threw.
  */
 export class Emitter<M> {
-  readonly #listeners = new Map<keyof M, Set<(payload: never) => void>>();
-  readonly #onListenerError: (error: unknown, event: keyof M) => void;
+  private readonly listeners = new Map<keyof M, Set<(payload: never) => void>>();
+  declare private readonly onListenerError: (error: unknown, event: keyof M) => void;
 
   constructor(onListenerError: (error: unknown, event: keyof M) => void) {
-    this.#onListenerError = onListenerError;
+    this.onListenerError = onListenerError;
   }
 
   /** Adds a listener; returns the function that removes it. */
   on<K extends keyof M>(event: K, listener: Listener<M, K>): () => void {
-    let set = this.#listeners.get(event);
+    let set = this.listeners.get(event);
     if (!set) {
       set = new Set();
-      this.#listeners.set(event, set);
+      this.listeners.set(event, set);
     }
     set.add(listener as (payload: never) => void);
     return () => {
@@ -29,19 +29,19 @@ export class Emitter<M> {
 
   /** Calls the listeners of `event` in turn; `until`: asked before each, stops the rest when true. */
   emit<K extends keyof M>(event: K, payload: M[K], until?: () => boolean): void {
-    const set = this.#listeners.get(event);
+    const set = this.listeners.get(event);
     if (!set) return;
     for (const listener of [...set]) {
       if (until?.()) return;
       try {
         (listener as Listener<M, K>)(payload);
       } catch (error) {
-        this.#onListenerError(error, event);
+        this.onListenerError(error, event);
       }
     }
   }
 
   listenerCount(event: keyof M): number {
-    return this.#listeners.get(event)?.size ?? 0;
+    return this.listeners.get(event)?.size ?? 0;
   }
 }
