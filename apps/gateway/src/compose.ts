@@ -28,7 +28,7 @@ import { type GatewayHookEvents, type GatewayHooks, Hooks } from './hooks';
 import type { CompanyPorts } from './listeners/company/build-company';
 import type { buildListeners } from './listeners/firestore/build-listeners';
 import { type HoldBeforeMarkOptions, holdBeforeMark } from './listeners/hold-before-mark';
-import type { ListenerSource, WorkflowSource } from './listeners/listener-source';
+import type { ListenerSource, ListenerSourceStats, WorkflowSource } from './listeners/listener-source';
 import type { WatermarkStore } from './listeners/watermark-store';
 import { MemoryWorkflowWatchStore, type WorkflowWatchStore } from './listeners/workflow-watch-store';
 import { createLogger, type Logger } from './logger';
@@ -53,6 +53,12 @@ export interface GatewayPorts {
   bus?: EventBus;
   auth?: Authenticator;
   sources?: ListenerSource[];
+  /**
+   * Counters of every Firestore listener of the process (user, workflow and company listeners
+   * share them): /healthz's `firestore`, /metrics, /ws-metrics, the dashboard. @default the
+   * sources' own
+   */
+  listenerStats?: () => ListenerSourceStats;
   /** Who holds each user's listeners in the fleet. @default a memory lease (one instance) */
   lease?: Lease;
   /** Documents watched with WORKFLOW.watch; unset: watches are only counted. */
@@ -271,6 +277,7 @@ function assemblePorts(
     ...(listeners
       ? {
           sources: listeners.sources,
+          listenerStats: listeners.stats,
           lease: listeners.lease,
           workflowWatches: listeners.workflowWatches,
           ...(listeners.workflowSource ? { workflowSource: listeners.workflowSource } : {}),

@@ -445,6 +445,7 @@ function createListeners(
   const { logger, hooks, bus, presence, detachDecision: decision } = ports;
   return new ListenersManager({
     sources: ports.sources ?? [],
+    ...(ports.listenerStats ? { stats: ports.listenerStats } : {}),
     detachDelayMs: config.detachDelayMs,
     logger,
     cleanupRegistry: (uid) => decision.cleanupIfAbsent(uid),

@@ -181,3 +181,33 @@ describe('Firestore listeners (one instance)', () => {
     expect(String(metrics.body)).toMatch(/livebus_listener_queries_open 0/);
   });
 });
+
+describe('a LISTENERS_FILE without user listeners (workflow only)', () => {
+  it('reports its listeners on /metrics and /ws-metrics (the counters every listener shares)', async () => {
+    const only = await startGateway(
+      {
+        instanceId: 'gw-workflow-only',
+        listeners: { user: [], workflow: testListeners.workflow },
+        firestoreProjectId: emulator.projectId,
+        adminToken: admin.token,
+      },
+      composePorts,
+    );
+    try {
+      // The emulator was restarted by a test before: its first commit may answer UNKNOWN.
+      await createWhenReachable(db, 'jobs/wf-only', { owner_id: 'gina', status: 'queued' });
+      const { client } = await connectAs(only.url, 'gina');
+      await client.call('WORKFLOW.watch', ['wf-only']);
+      await waitFor(() => changesOf(client, 'jobs/wf-only')[0], 'the workflow initial event');
+      const ws = await httpJson(`${only.http}/ws-metrics`, admin);
+      expect((ws.body.metrics as { listener_reads?: { total: number } }).listener_reads?.total).toBeGreaterThan(0);
+      const metrics = String((await httpJson(`${only.http}/metrics`, admin)).body);
+      expect(metrics).toMatch(/^livebus_listener_reads_total\{listener="workflow"\} [1-9]/m);
+      expect(metrics).toMatch(/^livebus_listener_restarts_total \d+$/m);
+      expect((await httpJson(`${only.http}/healthz`)).body).toMatchObject({ firestore: 'ok' });
+      await client.close();
+    } finally {
+      await only.close();
+    }
+  });
+});

@@ -23,6 +23,11 @@ import type { WorkflowWatchStore } from './workflow-watch-store';
 /** Options of {@link ListenersManager}. */
 export interface ListenersManagerOptions {
   sources: readonly ListenerSource[];
+  /**
+   * Counters of every listener of the process, when the sources share them (LISTENERS_FILE):
+   * also there without a user source. @default the sources' own, merged
+   */
+  stats?: () => ListenerSourceStats;
   /** @default 5_000 */
   detachDelayMs: number;
   /** Errors only (a failed attach, lease call or watch); lifecycle moments go to {@link hooks}. */
@@ -199,8 +204,10 @@ const ATTACHED: Promise<void> = Promise.resolve();
 /** Attaches and releases each user's listeners, with the detach delay that a reconnect cancels. */
 export class ListenersManager {
   readonly #users = new Map<string, UserState>();
-  readonly #o: Required<Omit<ListenersManagerOptions, 'workflowSource' | 'readSince' | 'channel' | 'liveness'>> &
-    Pick<ListenersManagerOptions, 'workflowSource' | 'readSince' | 'channel' | 'liveness'>;
+  readonly #o: Required<
+    Omit<ListenersManagerOptions, 'workflowSource' | 'readSince' | 'channel' | 'liveness' | 'stats'>
+  > &
+    Pick<ListenersManagerOptions, 'workflowSource' | 'readSince' | 'channel' | 'liveness' | 'stats'>;
   /** Follows the holders of the users served here on standby (liveness failover); unset: off. */
   readonly #failover: FailoverWatch | undefined;
   /** WORKFLOW.watch calls sent to the holder, by message id -> resolves when it answers. */
@@ -848,6 +855,7 @@ export class ListenersManager {
 
   /** Counters of the sources that keep them (reads, events, errors), merged. */
   sourceStats(): ListenerSourceStats | undefined {
+    if (this.#o.stats) return this.#o.stats();
     const all = this.#o.sources.flatMap((s) => (s.stats ? [s.stats()] : []));
     return all.length <= 1 ? all[0] : mergeStats(all);
   }

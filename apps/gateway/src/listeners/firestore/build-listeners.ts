@@ -10,7 +10,7 @@ import type { Logger } from '../../logger';
 import type { SnapshotDelay } from '../../metrics/delivery-latency';
 import { buildCompanyPorts, type CompanyPorts } from '../company/build-company';
 import { FIRESTORE_WARM_UP_DOC } from '../firestore-warm-up';
-import type { ListenerSource, WorkflowSource } from '../listener-source';
+import type { ListenerSource, ListenerSourceStats, WorkflowSource } from '../listener-source';
 import { ListenerStats } from '../listener-stats';
 import { MemoryWatermarkStore } from '../memory-watermark-store';
 import { RedisWatermarkStore } from '../redis-watermark-store';
@@ -24,6 +24,11 @@ import { stopQueriesOn } from './watched-query';
 /** What {@link buildListeners} adds to the gateway's deps. */
 export interface BuiltListeners {
   sources: ListenerSource[];
+  /**
+   * Counters of every listener of the process: the user, workflow and company listeners
+   * share them, so a file without `user` listeners still reports its failures and reads.
+   */
+  stats(): ListenerSourceStats;
   lease: Lease;
   workflowSource?: WorkflowSource;
   /** The fleet's set of watched jobs per user (Redis when the gateway has one). */
@@ -96,6 +101,8 @@ export function buildListeners(
     : undefined;
   return {
     sources,
+    // The user source counts its open listeners; without one, only the counters.
+    stats: () => sources[0]?.stats?.() ?? stats.snapshot(0),
     lease,
     ...(company ? { company } : {}),
     workflowWatches: ports.redis ? new RedisWorkflowWatchStore(ports.redis) : new MemoryWorkflowWatchStore(),
