@@ -53,6 +53,15 @@ export interface AttachContext {
   hooks?: GatewayHooks;
 }
 
+/**
+ * Thrown by {@link ListenerSource.attach} when it can never attach the user (an id that cannot
+ * be placed in the source's paths): the user's listeners are not tried again, on a timer, while
+ * the session lasts. Any other failure is taken as passing (Firestore away) and retried.
+ */
+export class ListenerRefusal extends Error {
+  override readonly name: string = 'ListenerRefusal';
+}
+
 /** Counters of a source, for /metrics and /ws-metrics. */
 export interface ListenerSourceStats {
   /** Firestore listeners (queries) open now. */

@@ -7,7 +7,7 @@ import { MemoryPresence } from '../fleet/presence/memory-presence';
 import { MemoryRegistryStore } from '../fleet/registry/memory-registry-store';
 import { type GatewayHookEvents, Hooks } from '../hooks';
 import type { Logger } from '../logger';
-import type { ListenerSource } from './listener-source';
+import { ListenerRefusal, type ListenerSource } from './listener-source';
 import { ListenersManager, type ListenersManagerOptions } from './listeners-manager';
 import { MemoryWorkflowWatchStore } from './workflow-watch-store';
 
@@ -162,6 +162,52 @@ describe('ListenersManager', () => {
     expect(live).toBe(1);
     expect(cleaned).toEqual([]);
     expect(manager.counters()).toMatchObject({ attached: 1, detachCancelled: 1, detachExecuted: 0 });
+  });
+
+  it('does not try again, on a timer, a user a source refuses for good (their id); a passing failure it does', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'queueMicrotask', 'nextTick'] });
+    try {
+      const errors: string[] = [];
+      const logger: Logger = { ...silent, error: (_event, fields) => errors.push(String(fields?.uid)) };
+      const tries = new Map<string, number>();
+      const lease = new MemoryLease();
+      const manager = new ListenersManager({
+        lease,
+        workflowWatches: new MemoryWorkflowWatchStore(),
+        sources: [
+          {
+            name: 'picky',
+            async attach(uid) {
+              tries.set(uid, (tries.get(uid) ?? 0) + 1);
+              if (uid === 'a/b') throw new ListenerRefusal(`user id ${uid} contains '/'`);
+              throw new Error('firestore away');
+            },
+          },
+        ],
+        leaseTtlMs: 300,
+        detachDelayMs: 5,
+        logger,
+        cleanupRegistry: async () => 'cleaned' as const,
+        emit: () => {},
+      });
+      await manager.sessionOpened('a/b', 's1');
+      await manager.sessionOpened('away', 's2');
+      for (let i = 0; i < 10; i++) {
+        await jest.advanceTimersByTimeAsync(300);
+        await manager.idle();
+      }
+      expect(tries.get('a/b')).toBe(1);
+      expect(errors.filter((uid) => uid === 'a/b')).toHaveLength(1);
+      expect(tries.get('away')).toBeGreaterThan(5);
+      // The refused user's lease went back: nothing holds it.
+      expect(await lease.acquire('a/b', 'gw-other', 300)).toMatchObject({ token: expect.anything() });
+      manager.sessionClosed('a/b', 's1');
+      manager.sessionClosed('away', 's2');
+      await jest.advanceTimersByTimeAsync(10);
+      await manager.flush();
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('lets go of the listeners once the lease would have expired, even while a renewal hangs (a Redis failover)', async () => {

@@ -10,13 +10,14 @@ import { beforeDeadline } from '../redis/before-deadline';
 import { CarryOver } from './carry-over';
 import { FailoverWatch } from './failover-watch';
 import { listenerDefaults } from './listener-defaults';
-import type {
-  AttachContext,
-  Detach,
-  Emit,
-  ListenerSource,
-  ListenerSourceStats,
-  WorkflowSource,
+import {
+  type AttachContext,
+  type Detach,
+  type Emit,
+  ListenerRefusal,
+  type ListenerSource,
+  type ListenerSourceStats,
+  type WorkflowSource,
 } from './listener-source';
 import type { WorkflowWatchStore } from './workflow-watch-store';
 
@@ -568,7 +569,8 @@ export class ListenersManager {
       // the lease without listeners (another instance may succeed where this one failed).
       await Promise.allSettled(attached.map((d) => d({ handover: true })));
       await lease.release(userId, owner, token).catch(() => {});
-      this.#scheduleLease(userId, state, leaseTtlMs / 3);
+      // A refusal would be met again at every try (logged each time): the next session's open tries again.
+      if (!(error instanceof ListenerRefusal)) this.#scheduleLease(userId, state, leaseTtlMs / 3);
       throw error;
     }
     state.detaches = attached;

@@ -1,7 +1,14 @@
 import type { Firestore, Query, WhereFilterOp } from 'firebase-admin/firestore';
 import type { Logger } from '../../logger';
 import { carryOptions, replayCarried } from '../carry-over';
-import type { AttachContext, Detach, Emit, ListenerSource, ListenerSourceStats } from '../listener-source';
+import {
+  type AttachContext,
+  type Detach,
+  type Emit,
+  ListenerRefusal,
+  type ListenerSource,
+  type ListenerSourceStats,
+} from '../listener-source';
 import { ListenerStats } from '../listener-stats';
 import { fillPath, type UserListenerConfig } from '../listeners-config';
 import type { WatermarkStore } from '../watermark-store';
@@ -35,7 +42,7 @@ export interface FirestoreListenerSourceOptions {
 }
 
 /** Thrown for a user id that cannot be placed in a Firestore path. */
-export class ListenerUserIdError extends Error {
+export class ListenerUserIdError extends ListenerRefusal {
   override readonly name = 'ListenerUserIdError';
 }
 
