@@ -555,6 +555,14 @@ function logListening(ports: ResolvedPorts, config: GatewayConfig, address: Addr
         'unset: POST /publish, /metrics, /debug, /cluster and the dashboard answer anyone who reaches this port; set it anywhere that port is reachable by others',
     });
   }
+  if (config.tasksEnabled && config.taskMaxDocumentBytes >= config.maxPayloadBytes) {
+    // A document travels inside one RPC frame: one near the limit is closed 1009 (413 on /rpc)
+    // for its frame, never told `invalid_params` with the limit.
+    logger.warn('gateway_config_warning', {
+      variable: 'TASK_MAX_DOCUMENT_BYTES',
+      message: `${config.taskMaxDocumentBytes} does not fit in a frame of MAX_PAYLOAD_BYTES (${config.maxPayloadBytes}); keep it well below, leaving room for the JSON escaping of the document`,
+    });
+  }
   logger.info('gateway_listening', {
     host: address.address,
     port: address.port,

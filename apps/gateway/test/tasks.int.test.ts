@@ -277,6 +277,18 @@ describe('tasks without Redis, and with the flag off', () => {
     }
   });
 
+  it('warns at start when TASK_MAX_DOCUMENT_BYTES does not fit in a frame (MAX_PAYLOAD_BYTES)', async () => {
+    const big = await startGateway({ tasksEnabled: true, taskMaxDocumentBytes: 2_097_152, maxPayloadBytes: 1_048_576 });
+    const fits = await startGateway({ tasksEnabled: true, taskMaxDocumentBytes: 524_288, maxPayloadBytes: 1_048_576 });
+    try {
+      const warned = (t: TestGateway) => t.logs.of('gateway_config_warning').map((l) => l.variable);
+      expect(warned(big)).toContain('TASK_MAX_DOCUMENT_BYTES');
+      expect(warned(fits)).not.toContain('TASK_MAX_DOCUMENT_BYTES');
+    } finally {
+      await Promise.all([big.close(), fits.close()]);
+    }
+  });
+
   it('TASKS_ENABLED switches tasks apart from the unified registry, both ways', async () => {
     const tasksOnly = await startGateway({ tasksEnabled: true, taskMaxDocumentBytes: 10_000 });
     const registryOnly = await startGateway({ unifiedRegistryEnabled: true, tasksEnabled: false });
