@@ -140,7 +140,12 @@ describe('resolveOptions', () => {
     expect(resolveOptions({ url, ...longest }, sessionId)).toMatchObject(longest);
   });
 
-  it.each([[-1], [1.5], [Number.NaN], [Number.POSITIVE_INFINITY], ['100']])(
+  it('takes Infinity for maxQueuedCalls: no bound on the calls held', () => {
+    const options = { url: 'ws://h/ws', maxQueuedCalls: Number.POSITIVE_INFINITY };
+    expect(resolveOptions(options, sessionId).maxQueuedCalls).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it.each([[-1], [1.5], [Number.NaN], [Number.NEGATIVE_INFINITY], ['100']])(
     'refuses maxQueuedCalls: %p (a whole number from 0)',
     (value) => {
       const options = { url: 'ws://h/ws', maxQueuedCalls: value } as Parameters<typeof resolveOptions>[0];
