@@ -152,13 +152,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
       users: hub.userCount,
       ...meters.announced(),
     }),
-    // The registry entries of those sessions expired with their presence: written again as they were
-    // (unless registered anew meanwhile, elsewhere).
-    reannounce: async (uid) => {
-      for (const session of await connections.reannounce(uid)) {
-        if (session.registration) await ports.registry.registerSession(uid, session.registration, { ifAbsent: true });
-      }
-    },
+    reannounce: (uid) => connections.reannounce(uid),
     startedAt,
     version,
     logger,
@@ -515,7 +509,8 @@ function createRpcDispatch(
       publish: parts.publish,
       registered: (uid, sessionId, entry) => {
         const session = hub.get(uid, sessionId);
-        if (session) session.registration = entry;
+        // As the registry store writes it: the same JSON goes back after a stall.
+        if (session) session.registration = entry && JSON.stringify(entry);
       },
       tasks: parts.tasks.service,
       ...(parts.companies ? { companies: parts.companies.follows } : {}),

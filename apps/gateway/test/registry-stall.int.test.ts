@@ -7,8 +7,8 @@ import { connectAs, startGateway, type TestGateway } from './helpers';
 // A gateway whose heartbeat came late (a stalled event loop, Redis out of reach for longer than
 // INSTANCE_TTL_MS) finds its sessions' presence entries expired and writes them again. The
 // registry entries an app registered for those sessions expired with them (they expire with the
-// presence that vouches for them): the gateway writes them again too, as they were, unless the
-// app took them back meanwhile. Presence entries are expired here as a late heartbeat leaves
+// presence that vouches for them): the gateway writes them back in the same step, as it last saw
+// them (read with the hello's presence write, then as registered or unregistered through it). Presence entries are expired here as a late heartbeat leaves
 // them: their expiry moved into the past, the next script on the user's keys prunes them.
 
 let redis: RedisServerHandle;
@@ -54,6 +54,23 @@ describe('registry entries of sessions whose presence expired during a stall', (
     await waitFor(async () => (await registry.getSessions('stall-1')).length > 0, 'the registry entry written again');
     expect(await registry.getSessions('stall-1')).toEqual([registered]);
     await client.close();
+  });
+
+  it('are written again for a session that registered on an earlier connection of the same session id', async () => {
+    const first = await connectAs(t.url, 'stall-3');
+    const sid = first.welcome.session_id;
+    await first.client.call('REGISTRY.register_user', ['stall-3', sid, '/kept']);
+    const [registered] = await registry.getSessions('stall-3');
+    // The tab reconnects (same session id) and does not register again: its entry stands.
+    await first.client.close();
+    const again = await connectAs(t.url, 'stall-3', { session_id: sid });
+    expect(await registry.getSessions('stall-3')).toEqual([registered]);
+
+    await expirePresence('stall-3');
+    await presentAgain('stall-3', sid);
+    await waitFor(async () => (await registry.getSessions('stall-3')).length > 0, 'the registry entry written again');
+    expect(await registry.getSessions('stall-3')).toEqual([registered]);
+    await again.client.close();
   });
 
   it('are not written again once the app unregistered them, nor for sessions never registered', async () => {

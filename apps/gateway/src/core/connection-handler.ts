@@ -7,7 +7,7 @@ import { guarded, handlerFailed } from './guard';
 import { createHandshake } from './handshake';
 import { createHeartbeat } from './heartbeat';
 import { admittingKey, entryOf } from './presence-entries';
-import type { Connection, Session } from './session';
+import type { Connection } from './session';
 import type { CoreSocket, SocketEvents, SocketRequest } from './socket';
 import { createSessionLifetime } from './tokens';
 
@@ -88,21 +88,23 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
 
   /**
    * Writes the user's sessions of this instance to presence again (their entries expired during a
-   * stall); resolves with the sessions written.
+   * stall), each with its registry entry where the stall took that too: one atomic step, so a
+   * failure leaves the user lost, for the next beat to try again.
    */
-  async function reannounce(uid: string): Promise<Session[]> {
-    const written: Session[] = [];
+  async function reannounce(uid: string): Promise<void> {
     for (const session of hub.sessionsOf(uid)) {
       // Never over another instance's entry: a reconnect there took the session over, and this
       // socket (half-open, its close handshake pending) is the stale one.
       if (!session.connection.socket.isOpen) continue;
-      const added = await deps.presence.add(uid, entryOf(ctx, session), { reannounce: true });
+      const registration = session.registration;
+      const added = await deps.presence.add(uid, entryOf(ctx, session), {
+        reannounce: true,
+        ...(registration ? { registration } : {}),
+      });
       // Held elsewhere: the message that would have closed this socket was lost (this instance's
       // subscriber reconnecting) or never sent (its entry had expired when the other took over).
       if (added.refused && added.heldElsewhere) session.connection.close(CloseCode.Replaced, 'replaced');
-      else if (!added.refused) written.push(session);
     }
-    return written;
   }
 
   /**

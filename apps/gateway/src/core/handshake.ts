@@ -138,7 +138,10 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
         if (!stillOpening(conn)) added = undefined;
       }
       // An entry held elsewhere, unless the store told its instance already.
-      if (added) opened = open(session, frame, added.holderTold ? undefined : added.replaced?.instanceId);
+      if (added) {
+        session.registration = added.registration;
+        opened = open(session, frame, added.holderTold ? undefined : added.replaced?.instanceId);
+      }
     } finally {
       admittingSessions.delete(conn);
       ctx.hub.release(uid);

@@ -1,4 +1,4 @@
-import type { Cursor, DisconnectReason, RegistrySession, ServerFrame } from '@livebus/protocol';
+import type { Cursor, DisconnectReason, ServerFrame } from '@livebus/protocol';
 import { formatCursor, parseCursor, serializeFrame } from '@livebus/protocol';
 import type { Principal } from '../auth/authenticator';
 import type { LiveEvent } from '../fleet/bus/event-bus';
@@ -119,11 +119,11 @@ export class Session {
    */
   replaced = false;
   /**
-   * What `REGISTRY.register_user` recorded for this session id through this instance, until
-   * `REGISTRY.unregister_session`: written again when the session's presence entry is (its
-   * registry entry expired with it during a stall).
+   * The session id's registry entry (`RegistrySession` JSON) as this instance last saw it: read
+   * with the hello's presence write, then what `REGISTRY.register_user` and `unregister_session`
+   * do through this instance. Written back with the presence entry when a stall expired both.
    */
-  registration: RegistrySession | undefined = undefined;
+  registration: string | undefined = undefined;
 
   constructor(id: string, principal: Principal, route: string, connection: Connection, lastCursor: Cursor | undefined) {
     this.id = id;

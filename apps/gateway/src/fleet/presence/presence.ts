@@ -25,6 +25,12 @@ export interface PresenceAddOptions {
    * Held elsewhere: refused, with `heldElsewhere`.
    */
   reannounce?: boolean;
+  /**
+   * With {@link reannounce}: the session's registry entry (`RegistrySession` JSON) to write back
+   * in the same step when its id has none (the stall that expired the presence entry pruned it
+   * with it). Stores whose registry is not tied to presence ignore it.
+   */
+  registration?: string;
 }
 
 /** What {@link Presence.add} did. */
@@ -41,6 +47,11 @@ export type PresenceAddResult =
       holderTold?: boolean;
       /** The user's live sessions after the add. */
       count: number;
+      /**
+       * The registry entry of the session id (`RegistrySession` JSON) after the add, where the
+       * store keeps the registry with presence (Redis): what a re-announce writes back.
+       */
+      registration?: string;
     }
   | {
       /** The session limit was reached, or (a re-announce) another instance holds the session; nothing was written. */

@@ -81,8 +81,10 @@ const LONE_SURROGATE = /\p{Cs}/u;
 const CONTROL_CHANNEL_PREFIX = instanceKeys.channel('');
 
 // KEYS[4]: the detach claim. ARGV: session id, entry JSON, ttl ms, max sessions (0: none),
-// the user id ('': tell nobody), '1' for a re-announce.
-// Returns {accepted 0|1|2, live count, replaced entry JSON or '', told 0|1}. An entry replaced
+// the user id ('': tell nobody), '1' for a re-announce, the session's registry entry JSON to
+// write back when its id has none ('': none; a re-announce after a stall pruned it).
+// Returns {accepted 0|1|2, live count, replaced entry JSON or '', told 0|1, the session id's
+// registry entry JSON or ''}. An entry replaced
 // that another instance holds: that instance is told to close its socket, on its control
 // channel, in the instance channel's `replace` message (one command less per hello that takes
 // a session over); told says whether it was. A re-announce (ARGV[6]) of an entry another
@@ -114,8 +116,9 @@ if type(holder) == 'string' and ARGV[5] ~= '' and holder ~= instance_of(ARGV[2])
 end
 -- The user is back: their next departure is decided afresh (see RedisDetachDecision).
 redis.call('DEL', KEYS[4])
+if ARGV[7] ~= '' then redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[7]) end
 settle()
-return {1, others + 1, previous or '', told}
+return {1, others + 1, previous or '', told, redis.call('HGET', KEYS[3], ARGV[1]) or ''}
 `);
 
 // ARGV: session id, instance id, leave grace ms. Returns 1 when removed.
@@ -232,7 +235,7 @@ export class RedisPresence implements Presence {
   async add(userId: string, entry: SessionEntry, options: PresenceAddOptions = {}): Promise<PresenceAddResult> {
     const k = fleetUserKeys(userId, this.#prefixes);
     const keys = [k.presence, k.presenceExpiry, k.registrySessions, k.detachClaim];
-    const [accepted, count, previous, told] = (await ADD.run(this.#redis, keys, [
+    const [accepted, count, previous, told, registration] = (await ADD.run(this.#redis, keys, [
       entry.sessionId,
       JSON.stringify(entry),
       this.#ttlMs,
@@ -241,12 +244,15 @@ export class RedisPresence implements Presence {
       // arguments would change a lone surrogate, and the old instance would find no such session.
       options.reannounce || LONE_SURROGATE.test(userId) || LONE_SURROGATE.test(entry.sessionId) ? '' : userId,
       options.reannounce ? '1' : '',
-    ])) as [number, number, string, number];
+      (options.reannounce && options.registration) || '',
+    ])) as [number, number, string, number, string | undefined];
     if (accepted === 0) return { refused: true, count };
     if (accepted === 2) return { refused: true, heldElsewhere: true, count };
     const replaced = previous ? parse(SessionEntrySchema, previous) : undefined;
-    if (!replaced) return { refused: false, count };
-    return told === 1 ? { refused: false, replaced, holderTold: true, count } : { refused: false, replaced, count };
+    // Kept as Redis holds it (read back only to be written back): nothing parsed per hello.
+    const written = { refused: false as const, count, ...(registration ? { registration } : {}) };
+    if (!replaced) return written;
+    return told === 1 ? { ...written, replaced, holderTold: true } : { ...written, replaced };
   }
 
   async remove(userId: string, sessionId: string, instanceId: string): Promise<boolean> {

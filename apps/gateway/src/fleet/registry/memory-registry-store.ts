@@ -12,9 +12,8 @@ export class MemoryRegistryStore implements RegistryStore {
     this.#now = now;
   }
 
-  async registerSession(userId: string, session: RegistrySession, options: { ifAbsent?: boolean } = {}): Promise<void> {
+  async registerSession(userId: string, session: RegistrySession): Promise<void> {
     const sessions = this.#sessions.get(userId) ?? new Map<string, RegistrySession>();
-    if (options.ifAbsent && sessions.has(session.session_id)) return;
     this.#sessions.set(userId, sessions);
     sessions.set(session.session_id, structuredClone(session));
   }

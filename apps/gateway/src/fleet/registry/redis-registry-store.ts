@@ -20,16 +20,11 @@ export interface RedisRegistryStoreOptions {
   sessionsTtlS?: number;
 }
 
-// KEYS: legacy registry hash, presence zset (one slot). ARGV: session id, session JSON, backstop
-// ttl s, '1' to write only a session id without an entry. The hash expires with the user's
-// presence: the heartbeats that keep presence alive keep it alive, and a dead instance's ghosts
-// go with its presence entries.
+// KEYS: legacy registry hash, presence zset (one slot). ARGV: session id, session JSON, backstop ttl s.
+// The hash expires with the user's presence: the heartbeats that keep presence
+// alive keep it alive, and a dead instance's ghosts go with its presence entries.
 const REGISTER = new RedisScript(`
-if ARGV[4] == '1' then
-  if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return end
-else
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 if #last > 0 then
   redis.call('PEXPIREAT', KEYS[1], last[2])
@@ -64,12 +59,12 @@ export class RedisRegistryStore implements RegistryStore {
 
   #keys = (userId: string) => fleetUserKeys(userId, { registry: this.#prefix, fleet: this.#fleetPrefix });
 
-  async registerSession(userId: string, session: RegistrySession, options: { ifAbsent?: boolean } = {}): Promise<void> {
+  async registerSession(userId: string, session: RegistrySession): Promise<void> {
     const k = this.#keys(userId);
     await REGISTER.run(
       this.#redis,
       [k.registrySessions, k.presenceExpiry],
-      [session.session_id, JSON.stringify(session), this.#sessionsTtlS, options.ifAbsent ? '1' : ''],
+      [session.session_id, JSON.stringify(session), this.#sessionsTtlS],
     );
   }
 

@@ -30,20 +30,6 @@ export function registryStoreContract(name: string, make: () => Promise<Registry
       expect((await store.getSessions(uid))[0]).toEqual(session('a', '2026-01-01T00:00:01.000Z'));
     });
 
-    it('with ifAbsent, writes a session id that has no entry and leaves one that has', async () => {
-      await store.registerSession(uid, session('a', '2026-01-01T00:00:01.000Z'));
-      await store.registerSession(
-        uid,
-        { ...session('a', '2026-01-01T00:00:05.000Z'), route: '/old' },
-        { ifAbsent: true },
-      );
-      await store.registerSession(uid, session('b', '2026-01-01T00:00:02.000Z'), { ifAbsent: true });
-      expect(await store.getSessions(uid)).toEqual([
-        session('a', '2026-01-01T00:00:01.000Z'),
-        session('b', '2026-01-01T00:00:02.000Z'),
-      ]);
-    });
-
     it('unregisters one session and says whether it was there', async () => {
       await store.registerSession(uid, session('a', '2026-01-01T00:00:01.000Z'));
       expect(await store.unregisterSession(uid, 'a')).toBe(true);

@@ -11,11 +11,8 @@ export interface RegistryStore {
    * only this process does (the embedded default).
    */
   readonly sharedAcrossInstances: boolean;
-  /**
-   * Legacy registry: records one session of a user (idempotent per session id). `ifAbsent`: only
-   * when the session id has no entry (a gateway writing back an entry that expired).
-   */
-  registerSession(userId: string, session: RegistrySession, options?: { ifAbsent?: boolean }): Promise<void>;
+  /** Legacy registry: records one session of a user (idempotent per session id). */
+  registerSession(userId: string, session: RegistrySession): Promise<void>;
   /** Legacy registry: removes one session; false when it was not there. */
   unregisterSession(userId: string, sessionId: string): Promise<boolean>;
   /** Legacy registry: the user's sessions, oldest first. */
