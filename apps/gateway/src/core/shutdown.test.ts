@@ -60,26 +60,31 @@ describe('runShutdown', () => {
     ]);
   });
 
-  it('lets HTTP requests in flight finish before cutting what is left, and goes on once the server has closed', async () => {
-    // The listening socket closes once its last request has been answered (after the idle ones are dropped).
-    let answered: () => void = () => {};
+  it('lets HTTP requests in flight finish, dropping their connections as they go idle, before cutting what is left', async () => {
+    // The listening socket closes once its last connection has gone: here the one whose request is
+    // answered after the first drop of idle connections, and dropped by a later one.
+    let drops = 0;
+    let gone: () => void = () => {};
     const closed = new Promise<void>((resolve) => {
-      answered = resolve;
+      gone = resolve;
     });
     const { steps, order } = fakeSteps({
       stopAccepting: () => closed.then(() => order.push('server closed')).then(() => {}),
       dropIdleHttp: () => {
-        order.push('dropIdleHttp');
-        queueMicrotask(() => {
-          order.push('request answered');
-          answered();
-        });
+        drops++;
+        if (drops === 1) order.push('dropIdleHttp');
+        if (drops === 2) order.push('request answered');
+        if (drops === 3) {
+          order.push('idle connection dropped');
+          gone();
+        }
       },
     });
     await runShutdown(steps, { reason: 'test', graceMs: 60_000, logger, pollMs: 1 });
     expect(order.slice(order.indexOf('dropIdleHttp'), order.indexOf('closeTasks'))).toEqual([
       'dropIdleHttp',
       'request answered',
+      'idle connection dropped',
       'server closed',
       'dropAllHttp',
     ]);
@@ -88,7 +93,8 @@ describe('runShutdown', () => {
   it('cuts HTTP requests that outlast their share of the grace, leaving the last steps theirs', async () => {
     const { steps, order } = fakeSteps({ stopAccepting: () => new Promise<void>(() => {}) });
     await runShutdown(steps, { reason: 'test', graceMs: 40, logger, pollMs: 1 });
-    expect(order.slice(order.indexOf('dropIdleHttp'))).toEqual([
+    // Idle connections dropped over and over meanwhile; then the rest cut.
+    expect(order.slice(order.lastIndexOf('dropIdleHttp'))).toEqual([
       'dropIdleHttp',
       'dropAllHttp',
       'closeTasks',

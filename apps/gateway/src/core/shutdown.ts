@@ -94,11 +94,15 @@ export async function runShutdown(steps: ShutdownSteps, options: ShutdownOptions
   // Requests in flight get their answer (a publish retrying through a Redis blip, a TASK.cancel
   // waiting for its worker): the server closes once they have, or they are cut when only the
   // last steps' shares are left. A dashboard stream ends by itself once the gateway drains.
+  // A connection that answers its request later goes idle then (a dashboard stream ends itself
+  // too): dropped as soon as it does, not when the wait is over.
   steps.dropIdleHttp();
+  const dropping = setInterval(() => steps.dropIdleHttp(), options.pollMs ?? 20);
   await withDeadline(closed, left() - 3 * lastSteps);
+  clearInterval(dropping);
   steps.dropAllHttp();
-  await withDeadline(closed, left());
-  await withDeadline(steps.closeTasks(), left());
+  await withDeadline(closed, left() - 2 * lastSteps);
+  await withDeadline(steps.closeTasks(), left() - 2 * lastSteps);
   await withDeadline(steps.retire(), left() - lastSteps);
   await withDeadline(steps.closePorts(), left() - lastSteps);
   await withDeadline(steps.onClose?.() ?? Promise.resolve(), left());

@@ -43,6 +43,9 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
       if (res.headersSent) res.destroy();
       else send(res, 500, { error: { code: 'internal', message: 'internal error' } });
     };
+    // A draining gateway answers, then closes the connection: no next request on it, and the
+    // shutdown need not wait out a keep-alive connection that went idle after its first.
+    if (deps.isDraining()) res.shouldKeepAlive = false;
     try {
       const path = pathOf(req);
       const route = routes[`${req.method} ${path}`];
