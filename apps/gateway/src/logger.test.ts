@@ -36,9 +36,12 @@ describe('createLogger', () => {
     const log = createLogger({ level: 'info', format: 'json', instanceId: 'gw-1', transport: capture });
     log.warn('ws_bad_frame', { uid: 'u1', message: 'frame is not JSON' });
     log.info('ws_connect', { uid: 'u1' });
+    // A line about another instance names it: its own `instance_id` is kept.
+    log.warn('presence_error', { instance_id: 'gw-2' });
     expect(capture.lines.map((l) => JSON.parse(l))).toMatchObject([
       { event: 'ws_bad_frame', message: 'frame is not JSON', instance_id: 'gw-1', level: 'warn' },
       { event: 'ws_connect', message: 'ws_connect', instance_id: 'gw-1', level: 'info' },
+      { event: 'presence_error', instance_id: 'gw-2' },
     ]);
   });
 

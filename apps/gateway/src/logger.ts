@@ -130,7 +130,6 @@ export function createLogger(options: LoggerOptions): Logger {
   const w = winston.createLogger({
     level: options.level,
     format,
-    defaultMeta: { instance_id: options.instanceId },
     transports: [transport],
   });
   // winston formats a line before its transports filter by level, so lines are filtered up
@@ -147,12 +146,14 @@ export function createLogger(options: LoggerOptions): Logger {
     }
     return on[level];
   }
+  const instanceId = options.instanceId;
   const at =
     (level: LogLevel) =>
     (event: LogEvent, fields: LogFields = {}) => {
       // One object, as winston takes it whole: its (level, message, meta) form would write a
       // `message` field as "<event> <message>". A line's message is its event, or its own.
-      if (enabled(level)) w.log({ message: event, event, ...fields, level });
+      // The instance first, so that a line's own `instance_id` (another instance's) is kept.
+      if (enabled(level)) w.log({ message: event, instance_id: instanceId, event, ...fields, level });
     };
   return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), enabled };
 }
