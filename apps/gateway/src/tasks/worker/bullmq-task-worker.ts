@@ -8,6 +8,9 @@ import type { TaskJobData } from '../task-queue';
 import { type TaskWorkOptions, taskWorkDefaults } from '../task-queue-options';
 import { failAbandonedTask, runTask, type TaskRunOutcome } from '../task-runner';
 
+/** How long the `task_stalled` line waits for the job's task and user before it goes without them. */
+const STALLED_READ_MS = 1_000;
+
 /** Options of {@link BullMqTaskWorker}. */
 export interface BullMqTaskWorkerOptions extends TaskWorkOptions {
   /** A connection for BullMQ (`maxRetriesPerRequest: null`); it duplicates it for blocking reads. */
@@ -102,10 +105,10 @@ export class BullMqTaskWorker {
       if (jobId && this.#lost.has(jobId)) return;
       options.logger.warn('task_worker_error', { error: String(error) });
     });
-    // BullMQ names the job only; its task and user say whose work lost its worker (not read when
-    // Redis does not answer: the id alone then).
+    // BullMQ names the job only; its task and user say whose work lost its worker (the id alone
+    // when Redis does not answer that read within a second: this connection waits through outages).
     this.#worker.on('stalled', (jobId) => {
-      Job.fromId<TaskJobData>(this.#worker, jobId)
+      beforeDeadline(Job.fromId<TaskJobData>(this.#worker, jobId), STALLED_READ_MS)
         .catch(() => undefined)
         .then((job) => {
           const task = job ? { task_id: job.data.task_id, uid: job.data.user_id } : {};
