@@ -53,25 +53,19 @@ export class BullMqTaskQueue implements TaskQueue {
     void this.#countWorkers();
   }
 
-  queueJobId(taskId: string): string {
-    return bullMqJobId(taskId);
+  queueJobId(taskId: string, run: string): string {
+    return bullMqJobId(taskId, run);
   }
 
   async enqueue(job: TaskJobData): Promise<void> {
-    const jobId = bullMqJobId(job.task_id);
-    // A job of the same id that finished belongs to an earlier run of the task, whose record
-    // expired (a job id started again): BullMQ keeps finished jobs for a while (removeOnComplete,
-    // removeOnFail, pruned only as later jobs finish) and would ignore the add below, leaving the
-    // new record queued for good. It goes first; the task store's record is already the new one.
-    const previous = await this.#queue.getJob(jobId);
-    if (previous && ((await previous.isCompleted()) || (await previous.isFailed()))) await previous.remove();
-    // BullMQ ignores an add whose jobId exists: a second start cannot run the job twice.
-    await this.#queue.add(job.kind, job, { ...this.#jobOptions, jobId });
+    // BullMQ ignores an add whose jobId exists: a second start cannot run the job twice. Each run
+    // has its own id: a finished job of an earlier run (BullMQ keeps them for a while) is not this one.
+    await this.#queue.add(job.kind, job, { ...this.#jobOptions, jobId: job.queue_job_id ?? bullMqJobId(job.task_id) });
   }
 
-  async remove(taskId: string): Promise<void> {
+  async remove(taskId: string, queueJobId?: string): Promise<void> {
     // Refused (0) for a job a worker holds: that worker finds the task cancelled.
-    await this.#queue.remove(bullMqJobId(taskId));
+    await this.#queue.remove(queueJobId ?? bullMqJobId(taskId));
   }
 
   async depth(): Promise<QueueDepth> {
@@ -98,12 +92,15 @@ export class BullMqTaskQueue implements TaskQueue {
 }
 
 /**
- * The BullMQ job id of a task: a hash, since BullMQ refuses ids with `:` or that look like
- * integers and a caller's job id may be either. Deterministic, so a second start of the
- * same task names the same job.
+ * The BullMQ job id of a run of a task: a hash, since BullMQ refuses ids with `:` or that look
+ * like integers and a caller's job id may be either. Deterministic, so a second start of the
+ * same run names the same job; `run` (the record's `created_at`) tells the runs of a task apart.
+ * Without it, the id of gateways before runs had their own (records they wrote carry it).
  */
-export function bullMqJobId(taskId: string): string {
-  return `t-${createHash('sha256').update(taskId).digest('hex').slice(0, 32)}`;
+export function bullMqJobId(taskId: string, run?: string): string {
+  const hash = createHash('sha256').update(taskId);
+  if (run !== undefined) hash.update(`\n${run}`);
+  return `t-${hash.digest('hex').slice(0, 32)}`;
 }
 
 /** Retries with exponential backoff; finished jobs are dropped after a while (the task store keeps the snapshot). */

@@ -24,8 +24,8 @@ export class MemoryTaskQueue implements TaskQueue {
     this.#o = options;
   }
 
-  queueJobId(taskId: string): string {
-    return `mem-${taskId}`;
+  queueJobId(taskId: string, run: string): string {
+    return `mem-${taskId}@${run}`;
   }
 
   async enqueue(job: TaskJobData): Promise<void> {

@@ -50,13 +50,15 @@ export function taskQueueContract(
       updated_at: '2026-01-01T00:00:00.000Z',
     });
 
-    it('names a task the same job id every time, and different tasks differently', async () => {
+    it('names a run of a task the same job id every time; other tasks and other runs differently', async () => {
       const { queue } = await open({ running: false });
       const a = taskId();
       const b = taskId();
-      expect(queue.queueJobId(a)).toBe(queue.queueJobId(a));
-      expect(queue.queueJobId(a)).not.toBe(queue.queueJobId(b));
-      expect(typeof queue.queueJobId(a)).toBe('string');
+      const run = '2026-01-01T00:00:00.000Z';
+      expect(queue.queueJobId(a, run)).toBe(queue.queueJobId(a, run));
+      expect(queue.queueJobId(a, run)).not.toBe(queue.queueJobId(b, run));
+      expect(queue.queueJobId(a, run)).not.toBe(queue.queueJobId(a, '2026-01-02T00:00:00.000Z'));
+      expect(typeof queue.queueJobId(a, run)).toBe('string');
     });
 
     it('counts each task queued once however often it is enqueued', async () => {

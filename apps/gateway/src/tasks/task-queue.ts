@@ -6,6 +6,8 @@ export interface TaskJobData {
   user_id: string;
   kind: 'document_analysis';
   content: string;
+  /** The queue's id for this run of the task ({@link TaskQueue.queueJobId}); unset: the task's one id (older gateways). */
+  queue_job_id?: string;
 }
 
 /** Jobs per queue state, for the depth gauge. */
@@ -32,12 +34,16 @@ export interface TaskQueue {
   readonly sharedAcrossInstances: boolean;
   /** Snapshots of the tasks whose jobs this queue carries. */
   readonly store: TaskStore;
-  /** The queue's own id for a task's job; the same task always gets the same id. */
-  queueJobId(taskId: string): string;
-  /** Queues a job; a job whose id is already queued or running is left as it is. */
+  /**
+   * The queue's own id for a run of a task: the same task and `run` (its record's `created_at`)
+   * always get the same id; a task started again after its record expired is a new run, whose
+   * job no finished job of the earlier run can stand in for.
+   */
+  queueJobId(taskId: string, run: string): string;
+  /** Queues a job; a job whose id is already queued or running (or finished) is left as it is. */
   enqueue(job: TaskJobData): Promise<void>;
-  /** Drops a job that has not started (best effort: it may have started meanwhile). */
-  remove(taskId: string): Promise<void>;
+  /** Drops a job that has not started (best effort: it may have started meanwhile); `queueJobId`: its run's id. */
+  remove(taskId: string, queueJobId?: string): Promise<void>;
   depth(): Promise<QueueDepth>;
   /** Synchronous, for /healthz: from the last heartbeat poll. */
   health(): TaskQueueHealth;

@@ -56,7 +56,7 @@ export class TaskService {
     const { queue } = this.#o;
     const taskId = `${DOC_ANALYSIS_PREFIX}${jobId}`;
     const at = this.#now();
-    const queueJobId = queue.queueJobId(taskId);
+    const queueJobId = queue.queueJobId(taskId, at);
     const { record, created } = await unavailableOnError(() =>
       queue.store.create({
         task_id: taskId,
@@ -80,7 +80,14 @@ export class TaskService {
     // Also for an existing queued task: a start whose enqueue failed is completed by its retry.
     if (record.status === 'queued') {
       await unavailableOnError(() =>
-        queue.enqueue({ task_id: taskId, user_id: userId, kind: 'document_analysis', content }),
+        queue.enqueue({
+          task_id: taskId,
+          user_id: userId,
+          kind: 'document_analysis',
+          content,
+          // The run's id as the record has it (written by whichever start created the record).
+          queue_job_id: record.queue_job_id ?? queueJobId,
+        }),
       );
     }
     return {
@@ -118,7 +125,7 @@ export class TaskService {
     if (dequeued.ok && dequeued.record) {
       const cancelled = dequeued.record;
       await unavailableOnError(() => this.#o.publish(cancelled.user_id, progressEvent(cancelled)));
-      await queue.remove(taskId).catch(() => {
+      await queue.remove(taskId, cancelled.queue_job_id).catch(() => {
         // A worker that picks it up anyway finds it cancelled and skips it.
       });
       return answer(dequeued.record, true);
