@@ -18,7 +18,7 @@ import {
   type StoredEvent,
   type UserBatch,
 } from './redis-stream-writer';
-import { isTransientRedisError } from './transient-redis-error';
+import { isPasswordRefusal, isTransientRedisError } from './transient-redis-error';
 
 /** Options of {@link Outbox}. */
 export interface OutboxOptions {
@@ -308,6 +308,8 @@ export class Outbox {
   #readies = 0;
   /** A batch was stored since the last one failed for a passing reason: an outage that ended can be told `drained`. */
   #storedSinceFailure = true;
+  /** Whether a round has stored events (Redis took this client's password once). */
+  #everStored = false;
   #lastError: unknown;
   #redis: OutboxStats['redis'] = 'unknown';
   #failure: RedisConnectionFailure | undefined;
@@ -895,6 +897,7 @@ export class Outbox {
       });
       if (result.duplicate) this.#stats.deduplicated += items.length;
       this.#storedSinceFailure = true;
+      this.#everStored = true;
       this.#reached();
       this.#backoff.delete(userId);
       return;
@@ -910,7 +913,10 @@ export class Outbox {
       }
       return;
     }
-    if (isTransientRedisError(result)) {
+    // A password Redis refuses is a rotation once this outbox has stored something (held and
+    // retried as an outage); before that, a wrong password (a deployment's mistake): refused at
+    // once, saying so, rather than every publish waiting in the outbox for a password that never comes.
+    if (isTransientRedisError(result) && (this.#everStored || !isPasswordRefusal(result))) {
       outcome.unreachable = true;
       if (result.message.startsWith('READONLY')) {
         // Overlapping rounds: at once, not after the slowest call of the round (its retry would go on the replica).

@@ -186,7 +186,7 @@ describe('while Redis cannot be reached, the publisher says why', () => {
     }
   });
 
-  it('a wrong password is Redis away, not a refusal: redis_unavailable with the outbox off, held through a rotation with it on', async () => {
+  it('a wrong password from the start is refused at once (redis_error, WRONGPASS), outbox on or off: no publish waits for it', async () => {
     const admin = new Redis(server.url);
     await admin.config('SET', 'requirepass', 'right-one');
     const events: OutboxEvent[] = [];
@@ -194,36 +194,59 @@ describe('while Redis cannot be reached, the publisher says why', () => {
       { redisUrl: `redis://:wrong-one@127.0.0.1:${server.port}` },
       { retryDelaysMs: [20], outboxMaxEvents: 0 },
     );
-    const held = createPublisher(
+    const on = createPublisher(
       { redisUrl: `redis://:wrong-one@127.0.0.1:${server.port}` },
       { retryDelaysMs: [20], onOutboxEvent: (e) => events.push(e) },
     );
     try {
-      const error = await off.publish('ce-auth', notice(1)).catch((e: unknown) => e);
-      expect(error).toMatchObject({
-        name: 'PublishError',
-        code: 'redis_unavailable',
-        attempts: 2,
-        message: `cannot reach Redis at 127.0.0.1:${server.port} (WRONGPASS) after 2 attempt(s)`,
-      });
-      expect(off.stats()).toMatchObject({
-        redis: 'down',
-        lastRedisFailure: { code: 'WRONGPASS', message: `cannot reach Redis at 127.0.0.1:${server.port} (WRONGPASS)` },
-      });
-      expect(JSON.stringify(off.stats())).not.toContain('wrong-one');
-
-      // The outbox holds the event until Redis takes the password (the rotation reaches the server).
-      const sent = held.publish('ce-auth', notice(2));
-      await waitFor(() => events.some((e) => e.kind === 'queued'), 'the event to be queued');
-      expect(events.filter((e) => e.kind === 'unreachable')).toEqual([
-        { kind: 'unreachable', failure: expect.objectContaining({ code: 'WRONGPASS' }), waiting: 1 },
-      ]);
-      await admin.config('SET', 'requirepass', 'wrong-one');
-      await expect(sent).resolves.toMatchObject({ event: 'session.notice' });
-      expect(held.stats()).toMatchObject({ redis: 'up', stored: 1, dropped: 0 });
+      for (const p of [off, on]) {
+        await expect(p.publish('ce-auth', notice(1))).rejects.toMatchObject({ code: 'redis_error' });
+        await waitFor(() => p.stats().lastRedisFailure, 'the failure');
+        expect(p.stats()).toMatchObject({
+          redis: 'down',
+          lastRedisFailure: {
+            code: 'WRONGPASS',
+            message: `cannot reach Redis at 127.0.0.1:${server.port} (WRONGPASS)`,
+          },
+        });
+        expect(JSON.stringify(p.stats())).not.toContain('wrong-one');
+      }
+      expect(events.filter((e) => e.kind === 'queued')).toEqual([]);
     } finally {
       await off.close();
-      await held.close();
+      await on.close();
+      await admin.config('SET', 'requirepass', '');
+      admin.disconnect();
+    }
+  });
+
+  it('a password Redis stops taking once events were stored (a rotation) is an outage: the outbox holds the event until it takes it again', async () => {
+    const admin = new Redis(server.url);
+    await admin.config('SET', 'requirepass', 'one');
+    const events: OutboxEvent[] = [];
+    const p = createPublisher(
+      { redisUrl: `redis://:one@127.0.0.1:${server.port}` },
+      { retryDelaysMs: [20], onOutboxEvent: (e) => events.push(e) },
+    );
+    try {
+      await p.publish('ce-rotate', notice(1));
+      // The server moves to the next password first; the publisher's connection is dropped and
+      // authenticates again with the one it has.
+      await admin.config('SET', 'requirepass', 'two');
+      await admin.client('KILL', 'TYPE', 'normal');
+      const sent = p.publish('ce-rotate', notice(2));
+      await waitFor(() => events.some((e) => e.kind === 'queued'), 'the event to be queued');
+      // The connection cut first, then the password refused: both an outage, the event held.
+      await waitFor(
+        () => events.some((e) => e.kind === 'unreachable' && e.failure.code === 'WRONGPASS'),
+        'the password refused',
+      );
+      // The rotation rolled back (or the publisher's side caught up): the held event is stored.
+      await admin.config('SET', 'requirepass', 'one');
+      await expect(sent).resolves.toMatchObject({ event: 'session.notice' });
+      expect(p.stats()).toMatchObject({ redis: 'up', stored: 2, dropped: 0 });
+    } finally {
+      await p.close();
       await admin.config('SET', 'requirepass', '');
       admin.disconnect();
     }
