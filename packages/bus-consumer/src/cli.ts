@@ -231,7 +231,9 @@ function rpcFailure(error: unknown): { code: string; message: string; data?: unk
  */
 function exitWhenWritten(code: number): void {
   const written = (stream: NodeJS.WriteStream) => new Promise<void>((resolve) => stream.write('', () => resolve()));
-  setTimeout(() => process.exit(code), 2_000).unref();
+  // A reader that takes no more within 2 s: exit anyway, but not 0 with output left unwritten
+  // (a pipe to `less` left open, a stalled `ssh`): the caller must not take a cut result as whole.
+  setTimeout(() => process.exit(process.stdout.writableLength > 0 ? code || 1 : code), 2_000).unref();
   void Promise.all([written(process.stdout), written(process.stderr)]).then(() => process.exit(code));
 }
 

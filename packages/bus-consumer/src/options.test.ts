@@ -118,9 +118,10 @@ describe('resolveOptions', () => {
     ...['pingIntervalMs', 'pingTimeoutMs', 'handshakeTimeoutMs', 'rpcTimeoutMs'].flatMap((name) =>
       [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, '5000', null].map((value) => [name, value, 1]),
     ),
-    ...['lateWakeupGraceMs', 'minReconnectDelayMs', 'maxReconnectDelayMs', 'networkRetryWindowMs'].flatMap((name) =>
+    ...['lateWakeupGraceMs', 'minReconnectDelayMs', 'maxReconnectDelayMs'].flatMap((name) =>
       [-1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, '0'].map((value) => [name, value, 0]),
     ),
+    ...[-1, Number.NaN, 2 ** 31, '0'].map((value) => ['networkRetryWindowMs', value, 0]),
   ])('refuses %s: %p with a TypeError naming both', (name, value, least) => {
     const options = { url: 'ws://h/ws', [name as string]: value } as Parameters<typeof resolveOptions>[0];
     const got = typeof value === 'string' ? `"${value}"` : String(value);
@@ -138,6 +139,11 @@ describe('resolveOptions', () => {
     });
     const longest = { pingTimeoutMs: 2 ** 31 - 1, handshakeTimeoutMs: 2 ** 31 - 1, rpcTimeoutMs: 1.5 };
     expect(resolveOptions({ url, ...longest }, sessionId)).toMatchObject(longest);
+  });
+
+  it('takes Infinity for networkRetryWindowMs: a refused connection never grows the backoff', () => {
+    const options = { url: 'ws://h/ws', networkRetryWindowMs: Number.POSITIVE_INFINITY };
+    expect(resolveOptions(options, sessionId).networkRetryWindowMs).toBe(Number.POSITIVE_INFINITY);
   });
 
   it('takes Infinity for maxQueuedCalls: no bound on the calls held', () => {

@@ -146,8 +146,9 @@ export function resolveOptions(options: ConsumerOptions, sessionId: () => string
   for (const [name, least] of NUMBERS) {
     const value = o[name];
     const whole = name === 'maxQueuedCalls';
-    // A bound on calls, not a timer: Infinity is "no bound", as it read before these checks.
-    if (whole && value === Number.POSITIVE_INFINITY) continue;
+    // Not timers (a bound on calls, a window compared with the time since a loss): Infinity is
+    // "no bound" / "never", as it read before these checks.
+    if ((whole || name === 'networkRetryWindowMs') && value === Number.POSITIVE_INFINITY) continue;
     if (typeof value !== 'number' || !(value >= least && value <= MAX_TIMER_MS) || (whole && value % 1)) {
       const what = whole ? 'a whole number' : 'a number';
       throw new TypeError(`${name} must be ${what} from ${least} to ${MAX_TIMER_MS} (got ${describe(value)})`);
