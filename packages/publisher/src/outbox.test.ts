@@ -310,6 +310,39 @@ describe('the outbox on a client that fails every command at once (its reconnect
   });
 });
 
+describe('a password Redis refuses (WRONGPASS)', () => {
+  const refusing = () => {
+    let refusals = 0;
+    const writer = {
+      appendBatches: async (_id: string | undefined, batches: readonly UserBatch[]) => {
+        refusals++;
+        return batches.map(() => new Error('WRONGPASS invalid username-password pair or user is disabled.'));
+      },
+    } as unknown as RedisStreamWriter;
+    return { writer, refusals: () => refusals };
+  };
+
+  it('on a client that was never ready is a wrong password: the publish is refused at once (redis_error)', async () => {
+    const client = silentClient() as unknown as { status: string };
+    client.status = 'connecting';
+    const { writer, refusals } = refusing();
+    const outbox = new Outbox(client as unknown as RedisClient, writer, { retryDelaysMs: [0] });
+    await expect(outbox.sendOne('a', notice(1))).rejects.toMatchObject({ code: 'redis_error' });
+    expect(refusals()).toBe(1);
+    await outbox.close();
+  });
+
+  it('on a client that was ready (Redis took its password) is a rotation: retried and held, as an outage', async () => {
+    const { writer, refusals } = refusing();
+    const outbox = new Outbox(silentClient(), writer, { retryDelaysMs: [0] });
+    const event = settled(outbox.sendOne('a', notice(1)));
+    while (refusals() < 3) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(event.value).toBe('pending');
+    await outbox.close();
+    expect(event.value).toMatchObject({ code: 'redis_unavailable' });
+  });
+});
+
 describe('closing the outbox with a round in flight that holds events not sent', () => {
   it("rejects closed a user's event that waited behind its batch in flight (another fence): it was never sent", async () => {
     const { writer, calls } = heldWriter();

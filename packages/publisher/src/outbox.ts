@@ -308,14 +308,18 @@ export class Outbox {
   #readies = 0;
   /** A batch was stored since the last one failed for a passing reason: an outage that ended can be told `drained`. */
   #storedSinceFailure = true;
-  /** Whether a round has stored events (Redis took this client's password once). */
-  #everStored = false;
+  /**
+   * Whether Redis took this client's password once: it was ready (its ready check passed, with
+   * the password), or a round stored events. A password refused after that is a rotation.
+   */
+  #passwordTaken = false;
   #lastError: unknown;
   #redis: OutboxStats['redis'] = 'unknown';
   #failure: RedisConnectionFailure | undefined;
   #redisDownSince = 0;
   readonly #address: string | RedisAddress | undefined;
   readonly #onReady = () => {
+    this.#passwordTaken = true;
     this.#reached();
     this.#readies++;
     // A reconnect ends every wait at once: a short blip costs the blip, not the next retry delay.
@@ -349,6 +353,7 @@ export class Outbox {
     this.#nodeOf = isCluster(client) ? (userId) => client.slots[userSlot(userId)]?.[0] : undefined;
     // A reconnect ends the wait at once: a short blip costs the blip, not the next retry delay.
     client.on('ready', this.#onReady);
+    this.#passwordTaken = client.status === 'ready';
     // The client's own errors say why (ECONNREFUSED, ENOTFOUND, WRONGPASS); a failed command
     // only says it gave up. Listened to only where someone already listens: a first listener
     // would silence the "[ioredis] Unhandled error event" lines of a client the caller owns.
@@ -897,7 +902,7 @@ export class Outbox {
       });
       if (result.duplicate) this.#stats.deduplicated += items.length;
       this.#storedSinceFailure = true;
-      this.#everStored = true;
+      this.#passwordTaken = true;
       this.#reached();
       this.#backoff.delete(userId);
       return;
@@ -913,10 +918,10 @@ export class Outbox {
       }
       return;
     }
-    // A password Redis refuses is a rotation once this outbox has stored something (held and
+    // A password Redis refuses is a rotation once it took this client's password (held and
     // retried as an outage); before that, a wrong password (a deployment's mistake): refused at
     // once, saying so, rather than every publish waiting in the outbox for a password that never comes.
-    if (isTransientRedisError(result) && (this.#everStored || !isPasswordRefusal(result))) {
+    if (isTransientRedisError(result) && (this.#passwordTaken || !isPasswordRefusal(result))) {
       outcome.unreachable = true;
       if (result.message.startsWith('READONLY')) {
         // Overlapping rounds: at once, not after the slowest call of the round (its retry would go on the replica).

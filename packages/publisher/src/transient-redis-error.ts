@@ -19,6 +19,11 @@ const TRANSIENT_CLIENT =
 // each of them a transient condition, and names only the last one.
 const TOO_MANY_REDIRECTIONS = /^Too many Cluster redirections\. Last error: (?:\w*Error: )?(.*)$/s;
 
+/** `WRONGPASS` / `NOAUTH`: Redis does not take the client's password (a rotation, or a wrong one). */
+export function isPasswordRefusal(error: unknown): boolean {
+  return error instanceof Error && /^(?:WRONGPASS|NOAUTH)\b/.test(error.message);
+}
+
 /**
  * True when a Redis error is a passing condition a retry of the same command
  * outlives: the connection was lost, or a Redis Cluster is failing over or
@@ -33,11 +38,6 @@ const TOO_MANY_REDIRECTIONS = /^Too many Cluster redirections\. Last error: (?:\
  * rejects the rest with `redis_error`; the gateway uses it to tell a retryable
  * `unavailable` from an internal error.
  */
-/** `WRONGPASS` / `NOAUTH`: Redis does not take the client's password (a rotation, or a wrong one). */
-export function isPasswordRefusal(error: unknown): boolean {
-  return error instanceof Error && /^(?:WRONGPASS|NOAUTH)\b/.test(error.message);
-}
-
 export function isTransientRedisError(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   if (isConnectionError(error)) return true;
