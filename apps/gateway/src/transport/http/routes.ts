@@ -44,8 +44,13 @@ export function createHttpHandler(deps: HttpDeps): RequestListener {
       else send(res, 500, { error: { code: 'internal', message: 'internal error' } });
     };
     // A draining gateway answers, then closes the connection: no next request on it, and the
-    // shutdown need not wait out a keep-alive connection that went idle after its first.
-    if (deps.isDraining()) res.shouldKeepAlive = false;
+    // shutdown need not wait out a keep-alive connection that went idle after its answer. Asked
+    // when the answer's head is written, so that requests in flight when draining began close too.
+    const writeHead = res.writeHead;
+    res.writeHead = function (this: typeof res, ...args: Parameters<typeof res.writeHead>) {
+      if (deps.isDraining()) this.shouldKeepAlive = false;
+      return writeHead.apply(this, args);
+    } as typeof res.writeHead;
     try {
       const path = pathOf(req);
       const route = routes[`${req.method} ${path}`];
