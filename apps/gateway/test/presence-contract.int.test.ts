@@ -62,6 +62,40 @@ for (const backend of [backends.standalone, backends.cluster]) {
     });
   });
 
+  describe(`RedisPresence and the session's registry entry on ${backend.name}`, () => {
+    const entry = (instanceId: string) => ({ sessionId: 's', instanceId, route: '/', connectedAt: 1 });
+    const registered = (route: string) => JSON.stringify({ session_id: 's', route, registered_at: 'x' });
+
+    it('answers the session id registry entry with every add (a hello reads what to write back)', async () => {
+      const redis = backend.connect();
+      const presence = new RedisPresence(redis, { instanceTtlMs: 30_000 });
+      expect(await presence.add('rg-1', entry('gw'))).toMatchObject({ refused: false, registration: undefined });
+      await redis.hset('registry:user:{rg-1}', 's', registered('/a'));
+      expect(await presence.add('rg-1', entry('gw'))).toMatchObject({ refused: false, registration: registered('/a') });
+    });
+
+    it('a re-announce writes the entry back when the id has none, keeps one registered anew, and a refused one writes nothing', async () => {
+      const redis = backend.connect();
+      const presence = new RedisPresence(redis, { instanceTtlMs: 30_000 });
+      const again = (uid: string, instanceId: string) =>
+        presence.add(uid, entry(instanceId), { reannounce: true, registration: registered('/old') });
+      // Pruned with the presence entry: written back.
+      await again('rg-2', 'gw');
+      expect(await redis.hget('registry:user:{rg-2}', 's')).toBe(registered('/old'));
+      // Registered anew meanwhile (another route): kept.
+      await redis.hset('registry:user:{rg-3}', 's', registered('/new'));
+      await again('rg-3', 'gw');
+      expect(await redis.hget('registry:user:{rg-3}', 's')).toBe(registered('/new'));
+      // Held by another instance now (the tab reconnected there): nothing written.
+      await presence.add('rg-4', entry('gw-other'));
+      expect(await again('rg-4', 'gw')).toMatchObject({ refused: true, heldElsewhere: true });
+      expect(await redis.hget('registry:user:{rg-4}', 's')).toBeNull();
+      // A plain add (a hello) never writes it, whatever it is given.
+      await presence.add('rg-5', entry('gw'), { registration: registered('/old') });
+      expect(await redis.hget('registry:user:{rg-5}', 's')).toBeNull();
+    });
+  });
+
   describe(`RedisPresence keys on ${backend.name}`, () => {
     it('keeps a user under lb:{uid}:p and lb:{uid}:pz, every key with a TTL', async () => {
       const redis = backend.connect();

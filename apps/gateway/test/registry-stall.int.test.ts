@@ -61,9 +61,10 @@ describe('registry entries of sessions whose presence expired during a stall', (
     const sid = first.welcome.session_id;
     await first.client.call('REGISTRY.register_user', ['stall-3', sid, '/kept']);
     const [registered] = await registry.getSessions('stall-3');
-    // The tab reconnects (same session id) and does not register again: its entry stands.
-    await first.client.close();
+    // The tab reconnects (same session id; its new socket takes the old one's place) and does
+    // not register again: its entry stands.
     const again = await connectAs(t.url, 'stall-3', { session_id: sid });
+    await first.client.closed;
     expect(await registry.getSessions('stall-3')).toEqual([registered]);
 
     await expirePresence('stall-3');

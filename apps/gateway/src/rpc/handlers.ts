@@ -119,8 +119,9 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
 
     'REGISTRY.unregister_session': async (ctx, userId, sessionId) => {
       authorize(ctx, userId);
-      const removed = await store(() => deps.registry.unregisterSession(userId, sessionId));
+      // Forgotten first: a stall's write-back meanwhile must not bring back what is being taken away.
       deps.registered?.(userId, sessionId, undefined);
+      const removed = await store(() => deps.registry.unregisterSession(userId, sessionId));
       debug('unregister_session', { uid: userId, session_id: sessionId, removed });
       if (removed) await notify(userId, 'session_unregistered');
       return { success: true, removed };

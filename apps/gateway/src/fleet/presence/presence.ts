@@ -51,7 +51,7 @@ export type PresenceAddResult =
        * The registry entry of the session id (`RegistrySession` JSON) after the add, where the
        * store keeps the registry with presence (Redis): what a re-announce writes back.
        */
-      registration?: string;
+      registration?: string | undefined;
     }
   | {
       /** The session limit was reached, or (a re-announce) another instance holds the session; nothing was written. */

@@ -250,9 +250,11 @@ export class RedisPresence implements Presence {
     if (accepted === 2) return { refused: true, heldElsewhere: true, count };
     const replaced = previous ? parse(SessionEntrySchema, previous) : undefined;
     // Kept as Redis holds it (read back only to be written back): nothing parsed per hello.
-    const written = { refused: false as const, count, ...(registration ? { registration } : {}) };
-    if (!replaced) return written;
-    return told === 1 ? { ...written, replaced, holderTold: true } : { ...written, replaced };
+    const held = registration || undefined;
+    if (!replaced) return { refused: false, count, registration: held };
+    return told === 1
+      ? { refused: false, replaced, holderTold: true, count, registration: held }
+      : { refused: false, replaced, count, registration: held };
   }
 
   async remove(userId: string, sessionId: string, instanceId: string): Promise<boolean> {
