@@ -118,6 +118,16 @@ describe('runTask when the final event cannot be published', () => {
     expect(events.filter((e) => e.status === 'completed')).toEqual([]);
   });
 
+  it("a job of an earlier run of the task (its record expired and started again) leaves the new run's record alone", async () => {
+    const store = new MemoryTaskStore();
+    await store.create({ ...queued(), queue_job_id: 'run-2' });
+    const events: TaskProgressUpdate[] = [];
+    const deps = { store, publish: publisher(events, '', 0) };
+    expect(await runTask(deps, { ...job, queue_job_id: 'run-1' }, { attempt: 1, last: false })).toBe('skipped');
+    expect(await store.get('t1')).toMatchObject({ status: 'queued', queue_job_id: 'run-2' });
+    expect(events).toEqual([]);
+  });
+
   it('a task cancelled while queued is not announced again by an attempt that picks it up', async () => {
     const store = new MemoryTaskStore();
     await store.create(queued());

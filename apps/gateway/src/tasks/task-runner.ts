@@ -47,6 +47,12 @@ export async function runTask(deps: TaskRunnerDeps, job: TaskJobData, attempt: T
   const now = () => (deps.now?.() ?? new Date()).toISOString();
   const publish = (record: TaskRecord) => deps.publish(record.user_id, progressEvent(record));
 
+  // A job of an earlier run of the task (queued before its record expired, the workers away
+  // that long): the record is another run's now, whose own job runs it.
+  if (job.queue_job_id !== undefined) {
+    const current = await deps.store.get(job.task_id);
+    if (current?.queue_job_id !== undefined && current.queue_job_id !== job.queue_job_id) return 'skipped';
+  }
   // Every later change is this attempt's only while it holds the task: an attempt whose job
   // was started again (a lost lock) stops at its next step, silently.
   const holds = { run: randomUUID() };
