@@ -26,6 +26,15 @@ afterAll(async () => {
 
 const get = (path: string) => fetch(`${t.http}${path}`, { signal: AbortSignal.timeout(20_000) });
 
+/** POST /publish of a notice to u1 on `gateway`, answered within 30 s. */
+const publishNotice = (gateway: TestGateway, message: string) =>
+  fetch(`${gateway.http}/publish`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ user_id: 'u1', event: { event: 'session.notice', data: { level: 'info', message } } }),
+    signal: AbortSignal.timeout(30_000),
+  });
+
 describe('admin reads while Redis does not answer', () => {
   it('/cluster answers 503 unavailable, /metrics answers without the task queue depth; both again once Redis answers', async () => {
     expect((await get('/cluster')).status).toBe(200);
@@ -75,15 +84,7 @@ describe('POST /publish with the outbox off (PUBLISH_OUTBOX_MAX_EVENTS=0) while 
     );
     try {
       proxy.freeze();
-      const res = await fetch(`${off.http}/publish`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          user_id: 'u1',
-          event: { event: 'session.notice', data: { level: 'info', message: 'hi' } },
-        }),
-        signal: AbortSignal.timeout(30_000),
-      });
+      const res = await publishNotice(off, 'hi');
       expect(res.status).toBe(503);
       expect(await res.json()).toMatchObject({ error: { code: 'unavailable', reason: 'redis_unavailable' } });
     } finally {
@@ -105,15 +106,7 @@ describe('a shutdown while a POST /publish waits on Redis', () => {
         draining.gw.server.once('request', (req: IncomingMessage) => req.once('end', () => resolve())),
       );
       proxy.freeze();
-      const answer = fetch(`${draining.http}/publish`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          user_id: 'u1',
-          event: { event: 'session.notice', data: { level: 'info', message: 'in flight' } },
-        }),
-        signal: AbortSignal.timeout(30_000),
-      });
+      const answer = publishNotice(draining, 'in flight');
       await inHandler;
       const shutdown = draining.gw.shutdown('test');
       // Its one attempt times out unanswered: the event is queued, and the caller is told so.

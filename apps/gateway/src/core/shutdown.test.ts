@@ -39,6 +39,9 @@ function fakeSteps(overrides: Partial<ShutdownSteps> = {}) {
   return { steps, order };
 }
 
+/** The steps after the sessions and the listeners, in order. */
+const LAST_STEPS = ['dropIdleHttp', 'dropAllHttp', 'closeTasks', 'retire', 'closePorts', 'onClose', 'stopHealth'];
+
 describe('runShutdown', () => {
   it('tells clients first, flushes detaches, then closes the ports and what the composition root opened', async () => {
     const { steps, order } = fakeSteps();
@@ -50,13 +53,7 @@ describe('runShutdown', () => {
       'terminateAll',
       'settled',
       'flushListeners',
-      'dropIdleHttp',
-      'dropAllHttp',
-      'closeTasks',
-      'retire',
-      'closePorts',
-      'onClose',
-      'stopHealth',
+      ...LAST_STEPS,
     ]);
   });
 
@@ -94,15 +91,7 @@ describe('runShutdown', () => {
     const { steps, order } = fakeSteps({ stopAccepting: () => new Promise<void>(() => {}) });
     await runShutdown(steps, { reason: 'test', graceMs: 40, logger, pollMs: 1 });
     // Idle connections dropped over and over meanwhile; then the rest cut.
-    expect(order.slice(order.lastIndexOf('dropIdleHttp'))).toEqual([
-      'dropIdleHttp',
-      'dropAllHttp',
-      'closeTasks',
-      'retire',
-      'closePorts',
-      'onClose',
-      'stopHealth',
-    ]);
+    expect(order.slice(order.lastIndexOf('dropIdleHttp'))).toEqual(LAST_STEPS);
   });
 
   it('spreads reconnects over at least 500 ms and at most 5 s', async () => {
