@@ -165,15 +165,7 @@ async function main(): Promise<void> {
   }
 
   if (command === 'rpc') {
-    const [method, ...jsonArgs] = rest;
-    if (!method) fail('rpc needs a METHOD');
-    if (!isRpcMethod(method)) fail(`unknown method ${method}`);
-    let args: unknown[];
-    try {
-      args = jsonArgs.map((a) => JSON.parse(a));
-    } catch {
-      fail('every argument after METHOD must be JSON (strings in quotes: \'"alice"\')');
-    }
+    const { method, args } = rpcArguments(rest);
     const timeout = values.timeout === undefined ? 10_000 : milliseconds('--timeout', values.timeout);
     const client = consumer({ ...common, rpcTimeoutMs: timeout, whileDisconnected: 'queue' });
     const unreachable = await preflight();
@@ -192,7 +184,7 @@ async function main(): Promise<void> {
       // one that keeps trying (a gateway that cannot check the token now) fails at the timeout, and the
       // output then says how its last attempt ended.
       const connected = client.connect();
-      const call = client.rpc(method as RpcMethod, ...(args as RpcParams<RpcMethod>));
+      const call = client.rpc(method, ...(args as RpcParams<RpcMethod>));
       const result = await Promise.race([call, connected.then(() => call)]);
       // A result larger than a pipe's buffer (64 KB) is still being written: exit once it is out.
       process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -235,6 +227,18 @@ function exitWhenWritten(code: number): void {
   // (a pipe to `less` left open, a stalled `ssh`): the caller must not take a cut result as whole.
   setTimeout(() => process.exit(process.stdout.writableLength > 0 ? code || 1 : code), 2_000).unref();
   void Promise.all([written(process.stdout), written(process.stderr)]).then(() => process.exit(code));
+}
+
+/** `rpc`'s METHOD and its JSON arguments, from the command line; exit 2 when they are not. */
+function rpcArguments(rest: readonly string[]): { method: RpcMethod; args: unknown[] } {
+  const [method, ...jsonArgs] = rest;
+  if (!method) fail('rpc needs a METHOD');
+  if (!isRpcMethod(method)) fail(`unknown method ${method}`);
+  try {
+    return { method, args: jsonArgs.map((a) => JSON.parse(a)) };
+  } catch {
+    fail('every argument after METHOD must be JSON (strings in quotes: \'"alice"\')');
+  }
 }
 
 /** Why the client stopped, when `error` is the one it stops with (see `#stop` in consumer.ts). */
