@@ -243,9 +243,19 @@ describe('tasks on Redis: BullMQ workers as their own processes', () => {
   });
 
   it('a worker with UNIFIED_REGISTRY_ENABLED=false stays idle', async () => {
-    const idle = await startWorker(redis.url, { UNIFIED_REGISTRY_ENABLED: 'false' });
+    const idle = await startWorker(redis.url, {
+      UNIFIED_REGISTRY_ENABLED: 'false',
+      ADMIN_TOKEN: 'worker-admin-0123456789',
+    });
     expect(idle.lines.some((l) => l.event === 'task_worker_idle')).toBe(true);
     expect((await httpJson(`http://127.0.0.1:${idle.port}/healthz`)).body).toMatchObject({ enabled: false });
+    // A probe's query string is the same route.
+    expect((await httpJson(`http://127.0.0.1:${idle.port}/healthz?source=alb`)).status).toBe(200);
+    // /metrics takes the admin token as the gateway's admin endpoints do.
+    const metrics = (token?: string) => httpJson(`http://127.0.0.1:${idle.port}/metrics`, token ? { token } : {});
+    expect((await metrics()).status).toBe(401);
+    expect((await metrics('worker-admin-wrong-token')).status).toBe(401);
+    expect((await metrics('worker-admin-0123456789')).status).toBe(200);
     void idle.stop('SIGTERM');
     expect(await idle.exited).toBe(0);
   });

@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../../logger';
 import { beforeDeadline } from '../../redis/before-deadline';
 import { RedisUnreachableError, waitForRedisAtStart } from '../../redis/redis-start-wait';
 import { outboxLogger, watchRedis } from '../../redis/redis-status-log';
+import { bearer, safeEqual } from '../../transport/http/http-io';
 import { exitIfPortInUse, explainListenError } from '../../transport/port-in-use';
 import { VERSION } from '../../version';
 import { BullMqTaskQueue } from '../bullmq-task-queue';
@@ -151,7 +152,9 @@ export async function startTaskWorker(
       res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(JSON.stringify(body));
     };
-    if (req.method === 'GET' && req.url === '/healthz') {
+    // The path alone: a probe's query string (`/healthz?source=alb`) does not make it another route.
+    const path = (req.url ?? '').split('?', 1)[0];
+    if (req.method === 'GET' && path === '/healthz') {
       json(200, {
         status: 'ok',
         role: 'worker',
@@ -162,8 +165,10 @@ export async function startTaskWorker(
         active: worker?.active ?? 0,
         redis: redis.status === 'ready' && probe.answering ? 'ok' : 'down',
       });
-    } else if (req.method === 'GET' && req.url === '/metrics') {
-      if (config.adminToken && req.headers.authorization !== `Bearer ${config.adminToken}`) {
+    } else if (req.method === 'GET' && path === '/metrics') {
+      // As the gateway's admin endpoints check it: in constant time, the header's spacing forgiven.
+      const token = bearer(req);
+      if (config.adminToken && !(token && safeEqual(token, config.adminToken))) {
         json(401, { error: { code: 'unauthenticated', message: 'admin token required' } });
         return;
       }
