@@ -487,10 +487,15 @@ export class BusConsumer {
       this.#emitter.emit('error', toError(error));
       // getToken failed (an offline device, the identity provider away): the gateway saw nothing,
       // so no refusal; tried again with backoff, as a handshake that timed out. A token no hello
-      // may carry (over 8 192 characters) is refused as the gateway would refuse it.
-      return got
-        ? this.#abort(id, CloseCode.AuthFailed, 'auth_failed')
-        : this.#abort(id, CloseCode.AuthTimeout, 'auth_timeout');
+      // may carry (over 8 192 characters) is refused as the gateway would refuse it, asked for
+      // once more; the stop then says the client refused it (the gateway never saw it).
+      if (!got) return this.#abort(id, CloseCode.AuthTimeout, 'auth_timeout');
+      if (this.#authRetried) {
+        const why = `the client refused the token getToken gave (${toError(error).message}); it was not sent`;
+        const details = { url: this.#o.url, closeCode: CloseCode.AuthFailed, cause: error };
+        this.#refused = new ConnectError('auth_failed', why, details);
+      }
+      return this.#abort(id, CloseCode.AuthFailed, 'auth_failed');
     }
     socket.send(hello);
   }
