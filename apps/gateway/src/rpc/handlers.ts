@@ -119,9 +119,12 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
 
     'REGISTRY.unregister_session': async (ctx, userId, sessionId) => {
       authorize(ctx, userId);
-      // Forgotten first: a stall's write-back meanwhile must not bring back what is being taken away.
+      // Forgotten first (a stall's write-back meanwhile must not bring back what is being taken
+      // away), and again once removed: a register_user sent just before, answered in between,
+      // has stored its entry locally meanwhile (Redis answers one connection in order).
       deps.registered?.(userId, sessionId, undefined);
       const removed = await store(() => deps.registry.unregisterSession(userId, sessionId));
+      deps.registered?.(userId, sessionId, undefined);
       debug('unregister_session', { uid: userId, session_id: sessionId, removed });
       if (removed) await notify(userId, 'session_unregistered');
       return { success: true, removed };
