@@ -30,19 +30,20 @@ export class MemoryTaskQueue implements TaskQueue {
 
   async enqueue(job: TaskJobData): Promise<void> {
     if (this.#closed) throw new Error('the task queue is closed');
-    const id = job.task_id;
-    if (this.#active.has(id) || this.#delayed.has(id) || this.#waiting.some((w) => w.job.task_id === id)) return;
+    const id = runOf(job);
+    if (this.#active.has(id) || this.#delayed.has(id) || this.#waiting.some((w) => runOf(w.job) === id)) return;
     this.#waiting.push({ job, attempt: 1 });
     this.#pump();
   }
 
-  async remove(taskId: string): Promise<void> {
-    const i = this.#waiting.findIndex((w) => w.job.task_id === taskId);
+  async remove(taskId: string, queueJobId?: string): Promise<void> {
+    const id = queueJobId ?? taskId;
+    const i = this.#waiting.findIndex((w) => runOf(w.job) === id);
     if (i >= 0) this.#waiting.splice(i, 1);
-    const timer = this.#delayed.get(taskId);
+    const timer = this.#delayed.get(id);
     if (timer) {
       clearTimeout(timer);
-      this.#delayed.delete(taskId);
+      this.#delayed.delete(id);
     }
   }
 
@@ -69,7 +70,7 @@ export class MemoryTaskQueue implements TaskQueue {
     while (!this.#closed && this.#active.size < concurrency && this.#waiting.length > 0) {
       const next = this.#waiting.shift();
       if (!next) break;
-      const id = next.job.task_id;
+      const id = runOf(next.job);
       const run = this.#run(next.job, next.attempt).finally(() => {
         this.#active.delete(id);
         this.#pump();
@@ -99,13 +100,19 @@ export class MemoryTaskQueue implements TaskQueue {
       const delay = (this.#o.backoffMs ?? taskWorkDefaults.backoffMs) * 2 ** (attempt - 1);
       this.#o.logger.warn('task_retry', { task_id: job.task_id, attempt, delay_ms: delay, error: String(error) });
       const timer = setTimeout(() => {
-        this.#delayed.delete(job.task_id);
+        this.#delayed.delete(runOf(job));
         if (this.#closed) return;
         this.#waiting.push({ job, attempt: attempt + 1 });
         this.#pump();
       }, delay);
       timer.unref();
-      this.#delayed.set(job.task_id, timer);
+      this.#delayed.set(runOf(job), timer);
     }
   }
 }
+
+/**
+ * A job's key in the queue: its run's id (a task started again after its record expired is
+ * another run, queued beside an earlier run's job still here), else its task's (older callers).
+ */
+const runOf = (job: TaskJobData): string => job.queue_job_id ?? job.task_id;

@@ -73,6 +73,20 @@ export function taskQueueContract(
       expect(await queue.depth()).toEqual({ waiting: 3, active: 0, delayed: 0 });
     });
 
+    it('queues two runs of a task (started again after its record expired) as two jobs, each once', async () => {
+      const { queue } = await open({ running: false });
+      const id = taskId();
+      await queue.store.create(queued(id));
+      for (const run of ['2026-01-01T00:00:00.000Z', '2026-01-02T00:00:00.000Z']) {
+        const queueJobId = queue.queueJobId(id, run);
+        await queue.enqueue({ ...job(id), queue_job_id: queueJobId });
+        await queue.enqueue({ ...job(id), queue_job_id: queueJobId });
+      }
+      expect(await queue.depth()).toEqual({ waiting: 2, active: 0, delayed: 0 });
+      await queue.remove(id, queue.queueJobId(id, '2026-01-01T00:00:00.000Z'));
+      expect(await queue.depth()).toEqual({ waiting: 1, active: 0, delayed: 0 });
+    });
+
     it('drops a job that has not started; removing an unknown one changes nothing', async () => {
       const { queue } = await open({ running: false });
       const [a, b] = [taskId(), taskId()];
