@@ -256,6 +256,8 @@ describe('tasks on Redis: BullMQ workers as their own processes', () => {
     expect((await metrics()).status).toBe(401);
     expect((await metrics('worker-admin-wrong-token')).status).toBe(401);
     expect((await metrics('worker-admin-0123456789')).status).toBe(200);
+    // The header's spacing forgiven, as bearer() reads it for the gateway.
+    expect((await metrics(' worker-admin-0123456789 ')).status).toBe(200);
     void idle.stop('SIGTERM');
     expect(await idle.exited).toBe(0);
   });
