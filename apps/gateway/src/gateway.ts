@@ -9,6 +9,7 @@ import { SessionHub } from './core/session-hub';
 import { runShutdown } from './core/shutdown';
 import type { StoredEvent } from './fleet/bus/event-bus';
 import { FleetHeartbeat } from './fleet/instances/fleet-heartbeat';
+import type { RegistrationMessage } from './fleet/instances/instance-channel';
 import { storeLabel } from './fleet/store-label';
 import type { GatewayHooks } from './hooks';
 import { registerCompanyMetrics } from './listeners/company/company-metrics';
@@ -327,7 +328,9 @@ async function listenGateway(w: Wired): Promise<AddressInfo> {
   w.meters.start();
   w.admission.start();
   await w.ports.channel.listen((message) =>
-    message.type === 'replace' ? w.connections.onControl(message) : w.listeners.onControl(message),
+    message.type === 'replace' || message.type === 'registration'
+      ? w.connections.onControl(message)
+      : w.listeners.onControl(message),
   );
   state.timers.push(setInterval(w.sessionBeat, config.pingIntervalMs));
   w.fleetHeartbeat.start();
@@ -507,10 +510,13 @@ function createRpcDispatch(
           () => false,
         )),
       publish: parts.publish,
-      registered: (uid, sessionId, entry) => {
-        const session = hub.get(uid, sessionId);
+      registered: (uid, sessionId, entry, tellHolder = true) => {
         // As the registry store writes it: the same JSON goes back after a stall.
-        if (session) session.registration = entry && JSON.stringify(entry);
+        const json = entry && JSON.stringify(entry);
+        const session = hub.get(uid, sessionId);
+        if (session) session.registration = json;
+        else if (tellHolder)
+          tellRegistration(ports, config.instanceId, { uid, session_id: sessionId, entry: json ?? null });
       },
       tasks: parts.tasks.service,
       ...(parts.companies ? { companies: parts.companies.follows } : {}),
@@ -522,6 +528,29 @@ function createRpcDispatch(
       else if (error?.cause) logger.warn('rpc_error', { method, code: error.code, error: String(error.cause) });
     },
   });
+}
+
+/**
+ * A registry entry changed through this instance for a session another instance holds (a
+ * backend's `POST /rpc`, another tab's call): its holder is told, to write back that entry (or
+ * none) after a stall. Best effort: a holder not told writes back the entry it last saw.
+ */
+function tellRegistration(ports: ResolvedPorts, me: string, message: Omit<RegistrationMessage, 'type'>): void {
+  const { presence, channel, logger } = ports;
+  presence
+    .sessions(message.uid)
+    .then((sessions) => {
+      const holder = sessions.find((s) => s.sessionId === message.session_id)?.instanceId;
+      if (holder && holder !== me) return channel.send(holder, { type: 'registration', ...message });
+    })
+    .catch((error: unknown) =>
+      logger.warn('presence_error', {
+        uid: message.uid,
+        session_id: message.session_id,
+        op: 'registration',
+        error: String(error),
+      }),
+    );
 }
 
 /** The dashboard's Firestore readouts (LISTENERS_FILE set). */

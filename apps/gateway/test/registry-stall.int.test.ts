@@ -2,7 +2,7 @@ import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test
 import { Redis } from 'ioredis';
 import { composePorts } from '../src/compose';
 import { RedisRegistryStore } from '../src/fleet/registry/redis-registry-store';
-import { connectAs, startGateway, type TestGateway } from './helpers';
+import { connectAs, httpJson, startGateway, type TestGateway } from './helpers';
 
 // A gateway whose heartbeat came late (a stalled event loop, Redis out of reach for longer than
 // INSTANCE_TTL_MS) finds its sessions' presence entries expired and writes them again. The
@@ -14,6 +14,7 @@ import { connectAs, startGateway, type TestGateway } from './helpers';
 let redis: RedisServerHandle;
 let admin: Redis;
 let t: TestGateway;
+let other: TestGateway;
 let registry: RedisRegistryStore;
 
 beforeAll(async () => {
@@ -21,8 +22,10 @@ beforeAll(async () => {
   admin = new Redis(redis.url);
   registry = new RedisRegistryStore(admin);
   t = await startGateway({ instanceId: 'gw-stall', redisUrl: redis.url, instanceTtlMs: 1_500 }, composePorts);
+  other = await startGateway({ instanceId: 'gw-stall-b', redisUrl: redis.url, instanceTtlMs: 1_500 }, composePorts);
 });
 afterAll(async () => {
+  await other?.close();
   await t?.close();
   admin?.disconnect();
   await redis?.stop();
@@ -72,6 +75,41 @@ describe('registry entries of sessions whose presence expired during a stall', (
     await waitFor(async () => (await registry.getSessions('stall-3')).length > 0, 'the registry entry written again');
     expect(await registry.getSessions('stall-3')).toEqual([registered]);
     await again.client.close();
+  });
+
+  it('are written back as last changed through another gateway (registered anew there, or taken back)', async () => {
+    const here = await connectAs(t.url, 'stall-4');
+    const sid = here.welcome.session_id;
+    await here.client.call('REGISTRY.register_user', ['stall-4', sid, '/here']);
+    // Another tab of the user, on the other gateway, registers this session anew.
+    const there = await connectAs(other.url, 'stall-4');
+    await there.client.call('REGISTRY.register_user', ['stall-4', sid, '/there']);
+    const [anew] = await registry.getSessions('stall-4').then((all) => all.filter((e) => e.session_id === sid));
+    expect(anew).toMatchObject({ route: '/there', instance_id: 'gw-stall-b' });
+    // The session's gateway is told: /debug shows the entry it would write back.
+    const keptRoute = async () => {
+      const debug = await httpJson(`${t.http}/debug`);
+      type Described = { uid: string; sessions: { session_id: string; registered_route: string | null }[] };
+      const users = debug.body.users as Described[];
+      return users.find((u) => u.uid === 'stall-4')?.sessions.find((x) => x.session_id === sid)?.registered_route;
+    };
+    await waitFor(async () => (await keptRoute()) === '/there', 'the holder told of the new entry');
+
+    await expirePresence('stall-4');
+    await presentAgain('stall-4', sid);
+    await waitFor(
+      async () => (await registry.getSessions('stall-4')).some((e) => e.session_id === sid),
+      'the entry written back',
+    );
+    expect((await registry.getSessions('stall-4')).filter((e) => e.session_id === sid)).toEqual([anew]);
+
+    // Taken back through the other gateway: the holder forgets it, and a stall brings nothing back.
+    await there.client.call('REGISTRY.unregister_session', ['stall-4', sid]);
+    await waitFor(async () => (await keptRoute()) === null, 'the holder told of the removal');
+    await expirePresence('stall-4');
+    await presentAgain('stall-4', sid);
+    expect((await registry.getSessions('stall-4')).filter((e) => e.session_id === sid)).toEqual([]);
+    await Promise.all([here.client.close(), there.client.close()]);
   });
 
   it('are not written again once the app unregistered them, nor for sessions never registered', async () => {

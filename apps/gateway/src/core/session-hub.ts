@@ -412,7 +412,24 @@ export class SessionHub {
   describe() {
     return [...this.#users.keys()].map((uid) => ({
       uid,
-      sessions: this.sessionsOf(uid).map((s) => ({ session_id: s.id, route: s.route, cursor: s.lastCursor })),
+      sessions: this.sessionsOf(uid).map((s) => ({
+        session_id: s.id,
+        route: s.route,
+        cursor: s.lastCursor,
+        // The registry entry this instance would write back after a stall (REGISTRY.register_user's route).
+        registered_route: registeredRoute(s.registration),
+      })),
     }));
+  }
+}
+
+/** The route of a registry entry as kept (`RegistrySession` JSON); null without one (or unreadable). */
+function registeredRoute(registration: string | undefined): string | null {
+  if (registration === undefined) return null;
+  try {
+    const route = (JSON.parse(registration) as { route?: unknown }).route;
+    return typeof route === 'string' ? route : null;
+  } catch {
+    return null;
   }
 }

@@ -48,7 +48,7 @@ function fleet(options: { workflow?: WorkflowSource } = {}) {
       emit: () => {},
       channel: {
         send: async (to, message: ControlMessage) => {
-          if (message.type !== 'replace') managers.get(to)?.onControl(message);
+          if (message.type !== 'replace' && message.type !== 'registration') managers.get(to)?.onControl(message);
         },
       },
     });

@@ -25,9 +25,10 @@ export interface HandlerDeps {
   publish: (userId: string, event: AppEvent) => Promise<unknown>;
   /**
    * Told what `REGISTRY.register_user` stored for a session (`entry`), or that
-   * `REGISTRY.unregister_session` took it back (undefined): a session of this instance keeps it.
+   * `REGISTRY.unregister_session` took it back (undefined): a session of this instance keeps it,
+   * and another instance holding the session is told (`tellHolder`, default true).
    */
-  registered?: (userId: string, sessionId: string, entry: RegistrySession | undefined) => void;
+  registered?: (userId: string, sessionId: string, entry: RegistrySession | undefined, tellHolder?: boolean) => void;
   /** `TASK.*`; undefined when tasks are off (TASKS_ENABLED=false). */
   tasks?: TaskService | undefined;
   /** Company listeners: `current_company_id` is checked (membership) and followed. Unset: neither. */
@@ -122,7 +123,7 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
       // Forgotten first (a stall's write-back meanwhile must not bring back what is being taken
       // away), and again once removed: a register_user sent just before, answered in between,
       // has stored its entry locally meanwhile (Redis answers one connection in order).
-      deps.registered?.(userId, sessionId, undefined);
+      deps.registered?.(userId, sessionId, undefined, false);
       const removed = await store(() => deps.registry.unregisterSession(userId, sessionId));
       deps.registered?.(userId, sessionId, undefined);
       debug('unregister_session', { uid: userId, session_id: sessionId, removed });

@@ -18,23 +18,39 @@ export const WatchMessageSchema = z.strictObject({
   id,
 });
 
+/**
+ * `registration`: `REGISTRY.register_user` or `unregister_session` changed the registry entry of
+ * a session this instance holds, through another instance: `entry` is the entry as stored
+ * (`RegistrySession` JSON), null once taken back. The holder keeps it to write back after a stall.
+ */
+export const RegistrationMessageSchema = z.strictObject({
+  type: z.literal('registration'),
+  uid: id,
+  session_id: id,
+  entry: z.string().max(65_536).nullable(),
+});
+
 /** `watched`: the answer to `watch` (`ok`: attached here and its initial state published). */
 export const WatchedMessageSchema = z.strictObject({ type: z.literal('watched'), uid: id, id, ok: z.boolean() });
 
 /**
- * Messages one instance sends another: about a session it holds (`replace`) or a user's
+ * Messages one instance sends another: about a session it holds (`replace`, `registration`) or a user's
  * listeners it holds (`watch`, `watched`). An instance of an older version drops the kinds it
  * does not know (the schema is strict), so a sender never relies on an answer.
  */
 export const ControlMessageSchema = z.discriminatedUnion('type', [
   ReplaceMessageSchema,
+  RegistrationMessageSchema,
   WatchMessageSchema,
   WatchedMessageSchema,
 ]);
 export type ControlMessage = z.infer<typeof ControlMessageSchema>;
 export type ReplaceMessage = z.infer<typeof ReplaceMessageSchema>;
+export type RegistrationMessage = z.infer<typeof RegistrationMessageSchema>;
+/** The messages the connection handler handles (about a session it holds). */
+export type SessionControlMessage = ReplaceMessage | RegistrationMessage;
 /** The messages the listeners manager sends and handles. */
-export type ListenerControlMessage = Exclude<ControlMessage, ReplaceMessage>;
+export type ListenerControlMessage = Exclude<ControlMessage, SessionControlMessage>;
 
 /** Port: a message channel to one instance of the fleet. */
 export interface InstanceChannel {
