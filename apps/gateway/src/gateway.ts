@@ -197,6 +197,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     fleetHeartbeat,
     health,
     sessionBeat: () => sessionBeat(config, ports, connections, hub),
+    rereadRegistration: (message) => rereadRegistration(ports, hub, message),
   };
 
   return {
@@ -255,6 +256,8 @@ interface Wired {
   health: ReturnType<typeof healthAnswers>;
   /** The session heartbeat: pings, and the unified registry entries of present users kept alive. */
   sessionBeat: () => void;
+  /** Another instance changed the registry entry of a session held here: read it again. */
+  rereadRegistration: (message: RegistrationMessage) => void;
 }
 
 /** The instance's counts, for `GET /debug`, the health answers and the fleet heartbeat. */
@@ -328,9 +331,11 @@ async function listenGateway(w: Wired): Promise<AddressInfo> {
   w.meters.start();
   w.admission.start();
   await w.ports.channel.listen((message) =>
-    message.type === 'replace' || message.type === 'registration'
+    message.type === 'replace'
       ? w.connections.onControl(message)
-      : w.listeners.onControl(message),
+      : message.type === 'registration'
+        ? w.rereadRegistration(message)
+        : w.listeners.onControl(message),
   );
   state.timers.push(setInterval(w.sessionBeat, config.pingIntervalMs));
   w.fleetHeartbeat.start();
@@ -515,8 +520,7 @@ function createRpcDispatch(
         const json = entry && JSON.stringify(entry);
         const session = hub.get(uid, sessionId);
         if (session) session.registration = json;
-        else if (tellHolder)
-          tellRegistration(ports, config.instanceId, { uid, session_id: sessionId, entry: json ?? null });
+        else if (tellHolder) tellRegistration(ports, config.instanceId, { uid, session_id: sessionId });
       },
       tasks: parts.tasks.service,
       ...(parts.companies ? { companies: parts.companies.follows } : {}),
@@ -532,8 +536,8 @@ function createRpcDispatch(
 
 /**
  * A registry entry changed through this instance for a session another instance holds (a
- * backend's `POST /rpc`, another tab's call): its holder is told, to write back that entry (or
- * none) after a stall. Best effort: a holder not told writes back the entry it last saw.
+ * backend's `POST /rpc`, another tab's call): its holder is told, to read the entry it writes
+ * back after a stall. Best effort: a holder not told writes back the entry it last saw.
  */
 function tellRegistration(ports: ResolvedPorts, me: string, message: Omit<RegistrationMessage, 'type'>): void {
   const { presence, channel, logger } = ports;
@@ -551,6 +555,25 @@ function tellRegistration(ports: ResolvedPorts, me: string, message: Omit<Regist
         error: String(error),
       }),
     );
+}
+
+/**
+ * Told that a session of ours had its registry entry changed elsewhere: read it, on the
+ * connection this instance writes the registry on, so the read is ordered with its own
+ * register/unregister of the session (whichever is last in Redis is what the session keeps).
+ */
+function rereadRegistration(ports: ResolvedPorts, hub: SessionHub, message: RegistrationMessage): void {
+  const { uid, session_id: sessionId } = message;
+  if (!hub.get(uid, sessionId)) return;
+  ports.registry.getSessions(uid).then(
+    (sessions) => {
+      const session = hub.get(uid, sessionId);
+      const entry = sessions.find((s) => s.session_id === sessionId);
+      if (session) session.registration = entry && JSON.stringify(entry);
+    },
+    (error: unknown) =>
+      ports.logger.warn('presence_error', { uid, session_id: sessionId, op: 'registration', error: String(error) }),
+  );
 }
 
 /** The dashboard's Firestore readouts (LISTENERS_FILE set). */

@@ -109,6 +109,15 @@ describe('registry entries of sessions whose presence expired during a stall', (
     await expirePresence('stall-4');
     await presentAgain('stall-4', sid);
     expect((await registry.getSessions('stall-4')).filter((e) => e.session_id === sid)).toEqual([]);
+
+    // Registered through the other gateway, then at once taken back through this one: however the
+    // other's message and this one's removal interleave, what this gateway keeps is what Redis has.
+    await there.client.call('REGISTRY.register_user', ['stall-4', sid, '/there-again']);
+    await here.client.call('REGISTRY.unregister_session', ['stall-4', sid]);
+    await waitFor(async () => (await keptRoute()) === null, 'nothing kept');
+    await expirePresence('stall-4');
+    await presentAgain('stall-4', sid);
+    expect((await registry.getSessions('stall-4')).filter((e) => e.session_id === sid)).toEqual([]);
     await Promise.all([here.client.close(), there.client.close()]);
   });
 

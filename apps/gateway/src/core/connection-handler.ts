@@ -1,5 +1,5 @@
 import { CloseCode } from '@livebus/protocol';
-import type { SessionControlMessage } from '../fleet/instances/instance-channel';
+import type { ReplaceMessage } from '../fleet/instances/instance-channel';
 import { createClosing } from './closing';
 import type { ConnectionHandlerDeps, CoreContext, HandshakeCount } from './context';
 import { createFrameDispatch } from './frames';
@@ -80,15 +80,10 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     },
   };
 
-  /**
-   * About one of our sessions, from another instance: it took the session over (same session
-   * id: close the old socket), or changed its registry entry (kept, to write back after a stall).
-   */
-  function onControl(message: SessionControlMessage): void {
+  /** Another instance took over one of our sessions (same session id): close the old socket. */
+  function onControl(message: ReplaceMessage): void {
     const session = hub.get(message.uid, message.session_id);
-    if (!session) return;
-    if (message.type === 'replace') session.connection.close(CloseCode.Replaced, 'replaced');
-    else session.registration = message.entry ?? undefined;
+    if (session) session.connection.close(CloseCode.Replaced, 'replaced');
   }
 
   /**

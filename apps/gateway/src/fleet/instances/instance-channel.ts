@@ -20,15 +20,11 @@ export const WatchMessageSchema = z.strictObject({
 
 /**
  * `registration`: `REGISTRY.register_user` or `unregister_session` changed the registry entry of
- * a session this instance holds, through another instance: `entry` is the entry as stored
- * (`RegistrySession` JSON), null once taken back. The holder keeps it to write back after a stall.
+ * a session this instance holds, through another instance. A hint, not the entry: the holder
+ * reads the entry itself, in order with its own writes (messages may arrive late or out of
+ * order), and keeps it to write back after a stall.
  */
-export const RegistrationMessageSchema = z.strictObject({
-  type: z.literal('registration'),
-  uid: id,
-  session_id: id,
-  entry: z.string().max(65_536).nullable(),
-});
+export const RegistrationMessageSchema = z.strictObject({ type: z.literal('registration'), uid: id, session_id: id });
 
 /** `watched`: the answer to `watch` (`ok`: attached here and its initial state published). */
 export const WatchedMessageSchema = z.strictObject({ type: z.literal('watched'), uid: id, id, ok: z.boolean() });
