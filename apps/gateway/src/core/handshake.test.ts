@@ -37,6 +37,19 @@ async function helloClosed(core: ReturnType<typeof startCore>, code: number, rea
   return { socket, closes };
 }
 
+/**
+ * Makes `socket` a peer that does not answer the gateway's close (the gateway does not hear it
+ * close); returns the codes the gateway closed it with.
+ */
+function peerNotAnsweringClose(socket: ReturnType<ReturnType<typeof startCore>['connect']>): number[] {
+  const closes: number[] = [];
+  socket.close = (code) => {
+    closes.push(code);
+    socket.isOpen = false;
+  };
+  return closes;
+}
+
 /** The `handshake_stalled` line of alice's session s1 past a 20 ms handshake timeout. */
 const stalledLine = (waitingFor: string) => ({
   level: 'warn',
@@ -318,12 +331,7 @@ describe('handshake', () => {
         throw new Error('READONLY');
       };
       const socket = core.connect();
-      // A peer that never answers the close: the gateway never hears it.
-      const closes: number[] = [];
-      socket.close = (code) => {
-        closes.push(code);
-        socket.isOpen = false;
-      };
+      const closes = peerNotAnsweringClose(socket);
       socket.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
       for (let turn = 0; turn < 100 && closes.length === 0; turn++) await new Promise((r) => setImmediate(r));
       expect(closes).toEqual([CloseCode.TryAgainLater]);
@@ -342,12 +350,7 @@ describe('handshake', () => {
     const { logger, lines } = recordingLogger();
     core = startCore({ handshakeTimeoutMs: 20 }, { bus, logger });
     const socket = core.connect();
-    // A peer that does not answer the close: the gateway does not hear it yet.
-    const closes: number[] = [];
-    socket.close = (code) => {
-      closes.push(code);
-      socket.isOpen = false;
-    };
+    const closes = peerNotAnsweringClose(socket);
     socket.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
     await waitFor(() => closes.length > 0, 'the 1013 close');
     held.fail(Object.assign(new Error('no answer within 5000 ms'), { code: 'ETIMEDOUT' }));
