@@ -294,6 +294,27 @@ describe('handshake', () => {
     expect(socket.of('welcome')).toEqual([]);
   });
 
+  it('closes 1013 when its presence write fails, and takes back the entry in case the write was done (its reply lost with the connection)', async () => {
+    const { logger, lines } = recordingLogger();
+    core = startCore({}, { logger });
+    const presence = core.presence;
+    const add = presence.add.bind(presence);
+    presence.add = async (...args) => {
+      await add(...args);
+      throw new Error('Connection is closed.');
+    };
+    await helloClosed(core, CloseCode.TryAgainLater, 'try again later');
+    expect(lines).toEqual([
+      {
+        level: 'warn',
+        event: 'presence_error',
+        fields: { uid: 'alice', session_id: 's1', op: 'add', error: 'Error: Connection is closed.' },
+      },
+    ]);
+    await waitFor(async () => (await presence.sessions('alice')).length === 0, 'the entry taken back');
+    expect(core.hub.has('alice')).toBe(false);
+  });
+
   it('closes 1013 a session whose stream subscription has not answered by the handshake timeout: no welcome, nothing left behind', async () => {
     const bus = new MemoryEventBus();
     const held = heldAnswer();

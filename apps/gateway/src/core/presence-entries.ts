@@ -68,6 +68,9 @@ export async function admit(
   try {
     added = await ctx.presence.add(session.uid, entryOf(ctx, session), { maxSessions: ctx.config.maxSessionsPerUser });
   } catch (error) {
+    // The write may have been done (its reply lost with the connection): taken back as written.
+    // The remove is fenced, and takes nothing when nothing was written.
+    admitting.written = true;
     ctx.logger.warn('presence_error', { uid: session.uid, session_id: session.id, op: 'add', error: String(error) });
     conn.close(CloseCode.TryAgainLater, 'try again later');
     return undefined;
