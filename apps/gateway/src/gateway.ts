@@ -139,6 +139,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     tracker,
     presence,
     channel,
+    registry: ports.registry,
     isDraining: () => state.draining,
     slices,
   });
@@ -197,7 +198,6 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     fleetHeartbeat,
     health,
     sessionBeat: () => sessionBeat(config, ports, connections, hub),
-    rereadRegistration: (message) => rereadRegistration(ports, hub, message),
   };
 
   return {
@@ -256,8 +256,6 @@ interface Wired {
   health: ReturnType<typeof healthAnswers>;
   /** The session heartbeat: pings, and the unified registry entries of present users kept alive. */
   sessionBeat: () => void;
-  /** Another instance changed the registry entry of a session held here: read it again. */
-  rereadRegistration: (message: RegistrationMessage) => void;
 }
 
 /** The instance's counts, for `GET /debug`, the health answers and the fleet heartbeat. */
@@ -334,7 +332,7 @@ async function listenGateway(w: Wired): Promise<AddressInfo> {
     message.type === 'replace'
       ? w.connections.onControl(message)
       : message.type === 'registration'
-        ? w.rereadRegistration(message)
+        ? w.connections.onRegistration(message)
         : w.listeners.onControl(message),
   );
   state.timers.push(setInterval(w.sessionBeat, config.pingIntervalMs));
@@ -555,25 +553,6 @@ function tellRegistration(ports: ResolvedPorts, me: string, message: Omit<Regist
         error: String(error),
       }),
     );
-}
-
-/**
- * Told that a session of ours had its registry entry changed elsewhere: read it, on the
- * connection this instance writes the registry on, so the read is ordered with its own
- * register/unregister of the session (whichever is last in Redis is what the session keeps).
- */
-function rereadRegistration(ports: ResolvedPorts, hub: SessionHub, message: RegistrationMessage): void {
-  const { uid, session_id: sessionId } = message;
-  if (!hub.get(uid, sessionId)) return;
-  ports.registry.getSessions(uid).then(
-    (sessions) => {
-      const session = hub.get(uid, sessionId);
-      const entry = sessions.find((s) => s.session_id === sessionId);
-      if (session) session.registration = entry && JSON.stringify(entry);
-    },
-    (error: unknown) =>
-      ports.logger.warn('presence_error', { uid, session_id: sessionId, op: 'registration', error: String(error) }),
-  );
 }
 
 /** The dashboard's Firestore readouts (LISTENERS_FILE set). */

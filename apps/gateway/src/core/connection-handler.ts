@@ -1,12 +1,12 @@
 import { CloseCode } from '@livebus/protocol';
-import type { ReplaceMessage } from '../fleet/instances/instance-channel';
+import type { RegistrationMessage, ReplaceMessage } from '../fleet/instances/instance-channel';
 import { createClosing } from './closing';
 import type { ConnectionHandlerDeps, CoreContext, HandshakeCount } from './context';
 import { createFrameDispatch } from './frames';
 import { guarded, handlerFailed } from './guard';
 import { createHandshake } from './handshake';
 import { createHeartbeat } from './heartbeat';
-import { admittingKey, entryOf } from './presence-entries';
+import { admittingKey, entryOf, rereadRegistration } from './presence-entries';
 import type { Connection } from './session';
 import type { CoreSocket, SocketEvents, SocketRequest } from './socket';
 import { createSessionLifetime } from './tokens';
@@ -87,6 +87,20 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
   }
 
   /**
+   * Another instance changed the registry entry of a session of ours (a register or unregister
+   * that went through it): the session reads the entry again. A hello of the session id still
+   * being admitted reads it once its session opens (its presence write read the entry maybe
+   * before the change).
+   */
+  function onRegistration(message: RegistrationMessage): void {
+    const { uid, session_id: sessionId } = message;
+    const admitting = ctx.admitting.get(admittingKey(uid, sessionId));
+    if (admitting) admitting.registrationChanged = true;
+    const session = hub.get(uid, sessionId);
+    if (session) rereadRegistration(ctx, session);
+  }
+
+  /**
    * Writes the user's sessions of this instance to presence again (their entries expired during a
    * stall), each with its registry entry where the stall took that too: one atomic step, so a
    * failure leaves the user lost, for the next beat to try again.
@@ -143,6 +157,7 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     /** One heartbeat sweep (heartbeat.ts); the gateway calls it every ping interval. */
     heartbeat: heartbeat.sweep,
     onControl,
+    onRegistration,
     reannounce,
     removeLeftEntries,
     closeAll,

@@ -3,6 +3,7 @@ import type { GatewayConfig } from '../config';
 import type { EventBus } from '../fleet/bus/event-bus';
 import type { InstanceChannel } from '../fleet/instances/instance-channel';
 import type { Presence } from '../fleet/presence/presence';
+import type { RegistryStore } from '../fleet/registry/registry-store';
 import type { GatewayHooks } from '../hooks';
 import type { ListenersManager } from '../listeners/listeners-manager';
 import type { Logger } from '../logger';
@@ -28,6 +29,8 @@ export interface ConnectionHandlerDeps {
   presence: Presence;
   /** Orders to other instances: close a session that reconnected here. */
   channel: InstanceChannel;
+  /** The sessions' registry entries, read again when another instance changed one of ours. */
+  registry: Pick<RegistryStore, 'getSessions'>;
   isDraining: () => boolean;
   /**
    * Where a hello waits for its slice of the event loop after its presence write and after its
@@ -60,6 +63,11 @@ export interface Admitting {
   predecessorClosed?: () => void;
   /** The hello's entry is written: if it gives up, it takes the entry back. */
   written?: boolean;
+  /**
+   * Another instance changed the session's registry entry meanwhile: the entry the presence
+   * write read may be older, and is read again once the session is open.
+   */
+  registrationChanged?: boolean;
 }
 
 /** What the core's units share: the deps and the handler's own state. */

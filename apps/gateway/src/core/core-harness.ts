@@ -197,6 +197,7 @@ export function startCore(overrides: Partial<GatewayConfig> = {}, options: CoreH
     tracker,
     presence,
     channel,
+    registry,
     isDraining: options.isDraining ?? (() => false),
     ...(options.slices ? { slices: options.slices } : {}),
   });
@@ -225,5 +226,5 @@ export function startCore(overrides: Partial<GatewayConfig> = {}, options: CoreH
     await bus.close();
   }
 
-  return { config, hooks, bus, presence, hub, listeners, tracker, metrics, handler, connect, open, stop };
+  return { config, hooks, bus, presence, registry, hub, listeners, tracker, metrics, handler, connect, open, stop };
 }

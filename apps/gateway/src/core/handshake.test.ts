@@ -219,6 +219,32 @@ describe('handshake', () => {
     expect((await core.presence.sessions('alice')).map((e) => e.sessionId)).toEqual(['s1']);
   });
 
+  it('a session whose registry entry another instance changed while its hello was admitted reads the entry again once open', async () => {
+    const slices = manualSlices();
+    core = startCore({}, { slices });
+    const socket = core.connect();
+    socket.receive({ type: 'hello', v: 1, user_id: 'alice', session_id: 's1' });
+    // Its presence write done (reading the registry entry as it was: none), it waits for its slice.
+    expect(await slices.pending(1)).toBe(1);
+    const entry = {
+      session_id: 's1',
+      route: '/there',
+      instance_id: 'gw-other',
+      registered_at: '2026-12-07T12:00:00.000Z',
+    };
+    await core.registry.registerSession('alice', entry);
+    core.handler.onRegistration({ type: 'registration', uid: 'alice', session_id: 's1' });
+    while (socket.of('welcome').length === 0) {
+      slices.resumeAll();
+      await new Promise((r) => setImmediate(r));
+    }
+    await waitFor(() => core.hub.get('alice', 's1')?.registration === JSON.stringify(entry), 'the entry read again');
+    // Unregistered there later: the open session forgets it.
+    await core.registry.unregisterSession('alice', 's1');
+    core.handler.onRegistration({ type: 'registration', uid: 'alice', session_id: 's1' });
+    await waitFor(() => core.hub.get('alice', 's1')?.registration === undefined, 'the entry forgotten');
+  });
+
   it('takes the token of an Authorization: Bearer header when the hello has none', async () => {
     core = startCore();
     const socket = core.connect({ headers: { authorization: 'Bearer bob' } });

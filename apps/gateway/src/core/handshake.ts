@@ -3,7 +3,7 @@ import { CloseCode, type HelloFrame } from '@livebus/protocol';
 import { AuthError, type Principal } from '../auth/authenticator';
 import type { CoreContext, HandshakeCount } from './context';
 import { guarded } from './guard';
-import { admit, endAdmitting, startAdmitting, stillOpening } from './presence-entries';
+import { admit, endAdmitting, rereadRegistration, startAdmitting, stillOpening } from './presence-entries';
 import { nextTurn, welcome } from './resume';
 import { Connection, Session } from './session';
 import type { GatewaySocket, SocketRequest } from './socket';
@@ -141,6 +141,7 @@ export function createHandshake(ctx: CoreContext, { replay }: HandshakeOptions) 
       if (added) {
         session.registration = added.registration;
         opened = open(session, frame, added.holderTold ? undefined : added.replaced?.instanceId);
+        if (admitting.registrationChanged) rereadRegistration(ctx, session);
       }
     } finally {
       admittingSessions.delete(conn);

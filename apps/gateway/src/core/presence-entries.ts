@@ -84,6 +84,27 @@ export async function admit(
   return added;
 }
 
+/**
+ * Reads the session's registry entry again (another instance changed it): the entry a stall's
+ * re-announce writes back. Read on the connection this instance writes the registry on, so the
+ * read is ordered with its own register/unregister of the session.
+ */
+export function rereadRegistration(ctx: Pick<CoreContext, 'registry' | 'logger'>, session: Session): void {
+  ctx.registry.getSessions(session.uid).then(
+    (sessions) => {
+      const entry = sessions.find((s) => s.session_id === session.id);
+      session.registration = entry && JSON.stringify(entry);
+    },
+    (error: unknown) =>
+      ctx.logger.warn('presence_error', {
+        uid: session.uid,
+        session_id: session.id,
+        op: 'registration',
+        error: String(error),
+      }),
+  );
+}
+
 /** The hello's socket is open and its session not yet: it may go on. */
 export function stillOpening(conn: Connection): boolean {
   return conn.phase === 'admitting' && conn.socket.isOpen;
