@@ -108,6 +108,24 @@ describe('close paths and bookkeeping', () => {
     expect(core.handler.count).toBe(0);
   });
 
+  it('shutdown: a session dropped at the end (its peer never answered the close) has left presence and reached the listeners once settled() resolves', async () => {
+    start({ detachDelayMs: 60_000 });
+    const { socket } = await core.open('alice', { session_id: 's1' });
+    // The peer does not answer the close, and a dropped socket's close event comes a turn later, as ws's does.
+    socket.close = () => {};
+    const drop = socket.terminate.bind(socket);
+    socket.terminate = () => setImmediate(drop);
+    core.handler.closeAll(1_000);
+    core.handler.terminateAll();
+    await core.handler.settled();
+    expect(core.handler.count).toBe(0);
+    expect(await core.presence.sessions('alice')).toEqual([]);
+    expect(core.listeners.pendingDetaches()).toEqual(['alice']);
+    expect(closes).toEqual([expect.objectContaining({ uid: 'alice', code: 1006, type: 'service_restart' })]);
+    await socket.closed;
+    expect(closes).toHaveLength(1);
+  });
+
   it('another instance took the session over: the socket here closes 4008 (replaced)', async () => {
     start();
     const { socket } = await core.open('alice', { session_id: 's1' });

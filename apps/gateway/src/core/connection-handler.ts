@@ -147,9 +147,17 @@ export function createConnectionHandler(deps: ConnectionHandlerDeps) {
     }
   }
 
+  /**
+   * Drops every connection left, and closes each here and now: the socket's own close event
+   * comes a turn or more later (then a no-op), and shutdown's `settled()` that follows must find
+   * these sessions leaving presence, not yet open.
+   */
   function terminateAll(): void {
     heartbeat.stop();
-    for (const conn of connections) conn.terminate();
+    for (const conn of [...connections]) {
+      conn.terminate();
+      events.close(conn, 1006, '');
+    }
   }
 
   return {
