@@ -163,6 +163,12 @@ describe('docs/configuration.md', () => {
     expect(Object.keys(EnvSchema.shape).filter((name) => !documented.has(name))).toEqual([]);
   });
 
+  it('every variable the gateway reads reaches it under `pnpm dev` (turbo passes only those listed)', () => {
+    const turbo = JSON.parse(readFileSync(join(__dirname, '..', 'turbo.json'), 'utf8'));
+    const passed = new Set<string>(turbo.tasks.dev.env);
+    expect(Object.keys(EnvSchema.shape).filter((name) => !passed.has(name))).toEqual([]);
+  });
+
   it('refuses AUTH_MODE=firebase without a project, and names what to set', () => {
     expect(() => loadConfig({ AUTH_MODE: 'firebase' })).toThrow(/FIREBASE_PROJECT_ID: AUTH_MODE=firebase needs/);
     expect(loadConfig({ AUTH_MODE: 'firebase', FIREBASE_PROJECT_ID: 'demo' }).firebaseProjectId).toBe('demo');
