@@ -578,7 +578,7 @@ function logListening(ports: ResolvedPorts, config: GatewayConfig, address: Addr
     logger.warn('gateway_config_warning', {
       variable: 'ADMIN_TOKEN',
       message:
-        'unset: POST /publish, /metrics, /debug, /cluster and the dashboard answer anyone who reaches this port; set it anywhere that port is reachable by others',
+        'unset: POST /publish, /metrics, /ws-metrics, /debug, /cluster and the dashboard answer anyone who reaches this port; set it anywhere that port is reachable by others',
     });
   }
   if (config.tasksEnabled && config.taskMaxDocumentBytes >= config.maxPayloadBytes) {
