@@ -116,4 +116,91 @@ describe('FleetHeartbeat', () => {
     await new Promise((r) => setImmediate(r));
     expect((await presence.instances()).map((i) => i.id)).toEqual(['gw-a']);
   });
+
+  describe('with a Redis node that answers nothing (frozen) and step timeouts on fake timers', () => {
+    beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate', 'queueMicrotask', 'nextTick'] }));
+    afterEach(() => jest.useRealTimers());
+
+    /** A heartbeat whose announce never settles (the node of `lb:instances` frozen), and what it logs. */
+    function frozenAnnounce() {
+      const presence = new MemoryPresence();
+      const refresh = jest.spyOn(presence, 'refresh');
+      const announce = jest.spyOn(presence, 'announce').mockImplementation(() => new Promise<void>(() => {}));
+      const warned: Array<Record<string, unknown> | undefined> = [];
+      const { beat } = heartbeat(presence, { logger: { ...logger, warn: (_event, fields) => warned.push(fields) } });
+      return { beat, refresh, announce, warned };
+    }
+
+    it('an announce that never settles times out at the step timeout, and is logged as not announced', async () => {
+      const { beat, announce, warned } = frozenAnnounce();
+      let done = false;
+      void beat.beat().then(() => {
+        done = true;
+      });
+      await jest.advanceTimersByTimeAsync(5_000);
+      expect(announce).toHaveBeenCalledTimes(1);
+      expect(done).toBe(true);
+      expect(warned).toEqual([
+        { error: 'announce: RedisTimeoutError: Redis did not answer within 5000 ms', announced: false },
+      ]);
+    });
+
+    it('keeps refreshing the users every beat while every announce hangs', async () => {
+      const { beat, refresh, announce } = frozenAnnounce();
+      beat.start();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(refresh).toHaveBeenCalledTimes(1);
+      for (let n = 2; n <= 5; n++) {
+        await jest.advanceTimersByTimeAsync(10_000);
+        expect(refresh).toHaveBeenCalledTimes(n);
+        expect(announce).toHaveBeenCalledTimes(n);
+      }
+      beat.stop();
+    });
+
+    it("a beat's refresh is not held by the last beat's announce, which is not sent twice at once", async () => {
+      const { beat, refresh, announce, warned } = frozenAnnounce();
+      const first = beat.beat();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(announce).toHaveBeenCalledTimes(1);
+      // The next beat comes while the first one's announce still waits.
+      await beat.beat();
+      expect(refresh).toHaveBeenCalledTimes(2);
+      expect(announce).toHaveBeenCalledTimes(1);
+      expect(warned).toEqual([{ error: 'the last announce is still waiting for Redis', announced: false }]);
+      await jest.advanceTimersByTimeAsync(5_000);
+      await first;
+      // Timed out: the beat after it announces again.
+      void beat.beat();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(announce).toHaveBeenCalledTimes(2);
+      await jest.advanceTimersByTimeAsync(5_000);
+    });
+
+    it('a re-announce that never settles times out at the step timeout, and the instance is still announced', async () => {
+      const presence = new MemoryPresence();
+      jest.spyOn(presence, 'refresh').mockResolvedValue(['u1', 'u2']);
+      const announce = jest.spyOn(presence, 'announce');
+      const warned: Array<Record<string, unknown> | undefined> = [];
+      const { beat } = heartbeat(presence, {
+        reannounce: (uid) => (uid === 'u2' ? new Promise<void>(() => {}) : Promise.resolve()),
+        logger: { ...logger, warn: (_event, fields) => warned.push(fields) },
+      });
+      let done = false;
+      void beat.beat().then(() => {
+        done = true;
+      });
+      await jest.advanceTimersByTimeAsync(0);
+      expect(announce).not.toHaveBeenCalled();
+      await jest.advanceTimersByTimeAsync(5_000);
+      expect(done).toBe(true);
+      expect(announce).toHaveBeenCalledTimes(1);
+      expect(warned).toEqual([
+        {
+          error: '1 lost user(s) could not be written again: RedisTimeoutError: Redis did not answer within 5000 ms',
+          announced: true,
+        },
+      ]);
+    });
+  });
 });

@@ -1,5 +1,13 @@
+import { withRedisTimeout } from '@livebus/publisher';
 import type { Logger } from '../../logger';
-import { type HeldSessions, type InstanceThroughput, type Presence, PresenceRefreshError } from '../presence/presence';
+import {
+  type HeldSessions,
+  heartbeatStepTimeoutMs,
+  type InstanceInfo,
+  type InstanceThroughput,
+  type Presence,
+  PresenceRefreshError,
+} from '../presence/presence';
 
 /** What {@link FleetHeartbeat} reads and calls. */
 export interface FleetHeartbeatOptions {
@@ -25,29 +33,42 @@ export interface FleetHeartbeatOptions {
  */
 export class FleetHeartbeat {
   readonly #o: FleetHeartbeatOptions;
+  /** How long a re-announce or the announce may go unanswered (a frozen node), as a user's refresh step. */
+  readonly #stepMs: number;
   #timer: NodeJS.Timeout | undefined;
   #beating = false;
+  #announcing = false;
 
   constructor(options: FleetHeartbeatOptions) {
     this.#o = options;
+    this.#stepMs = heartbeatStepTimeoutMs(options.instanceTtlMs);
   }
 
   /** One beat. Never rejects: a presence store away is logged and the next beat tries again. */
   async beat(): Promise<void> {
-    // A beat still waiting (a node that answers nothing, until its steps time out) is not joined by another.
+    // A beat still waiting for its users (a node that answers nothing, until their steps time
+    // out) is not joined by another. Its announce does not hold the next beat: the announce's
+    // keys live on one node for the whole fleet, and with that node frozen the users on the
+    // others would go unrefreshed too.
     if (this.#beating) return;
     this.#beating = true;
+    const failures: string[] = [];
+    let counts: Counts | undefined;
     try {
-      await this.#beat();
+      counts = await this.#keepUsers(failures);
     } finally {
       this.#beating = false;
     }
+    const announced = counts !== undefined && (await this.#announce(counts, failures));
+    if (failures.length > 0) this.#o.logger.warn('fleet_heartbeat_error', { error: failures.join('; '), announced });
   }
 
-  async #beat(): Promise<void> {
+  /**
+   * Refreshes this instance's users and writes the lost ones again; resolves with the counts to
+   * announce, or `undefined` when the presence store is away (nothing to announce then).
+   */
+  async #keepUsers(failures: string[]): Promise<Counts | undefined> {
     const o = this.#o;
-    const failures: string[] = [];
-    let announced = false;
     try {
       const { held, ...counts } = o.local();
       let lost: readonly string[] = [];
@@ -59,20 +80,36 @@ export class FleetHeartbeat {
         failures.push(String(error));
         lost = error.lost;
       }
-      const written = await Promise.allSettled(lost.map((uid) => o.reannounce(uid)));
+      const written = await Promise.allSettled(lost.map((uid) => withRedisTimeout(o.reannounce(uid), this.#stepMs)));
       const notWritten = written.filter((r) => r.status === 'rejected');
       if (notWritten.length > 0) {
         failures.push(`${notWritten.length} lost user(s) could not be written again: ${String(notWritten[0]?.reason)}`);
       }
-      await o.presence.announce(
-        { id: o.instanceId, ...counts, startedAt: o.startedAt, version: o.version },
-        o.instanceTtlMs,
-      );
-      announced = true;
+      return counts;
     } catch (error) {
       failures.push(String(error));
+      return undefined;
     }
-    if (failures.length > 0) o.logger.warn('fleet_heartbeat_error', { error: failures.join('; '), announced });
+  }
+
+  /** Announces the instance, unless the last beat's announce still waits; resolves with whether it was. */
+  async #announce(counts: Counts, failures: string[]): Promise<boolean> {
+    const o = this.#o;
+    if (this.#announcing) {
+      failures.push('the last announce is still waiting for Redis');
+      return false;
+    }
+    this.#announcing = true;
+    try {
+      const info = { id: o.instanceId, ...counts, startedAt: o.startedAt, version: o.version };
+      await withRedisTimeout(o.presence.announce(info, o.instanceTtlMs), this.#stepMs);
+      return true;
+    } catch (error) {
+      failures.push(`announce: ${String(error)}`);
+      return false;
+    } finally {
+      this.#announcing = false;
+    }
   }
 
   /** Beats now and then every third of the TTL, on a timer that does not hold the process open. */
@@ -89,3 +126,6 @@ export class FleetHeartbeat {
     this.#timer = undefined;
   }
 }
+
+/** What a beat announces besides the instance's id, start and version. */
+type Counts = Omit<InstanceInfo, 'id' | 'startedAt' | 'version' | 'lastSeen'>;

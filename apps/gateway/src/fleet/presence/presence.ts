@@ -143,6 +143,17 @@ export interface PresenceOptions {
 /** @internal Default of {@link PresenceOptions.instanceTtlMs}. */
 export const DEFAULT_INSTANCE_TTL_MS = 30_000;
 
+/** The longest one step of a heartbeat (one user's refresh) may go unanswered (a frozen node) before it counts as failed. */
+const STEP_TIMEOUT_MS = 5_000;
+
+/**
+ * @internal How long one step of a heartbeat may go unanswered, for entries living
+ * `instanceTtlMs`: at most 5 s, and well inside a beat period (a third of the TTL).
+ */
+export function heartbeatStepTimeoutMs(instanceTtlMs: number): number {
+  return Math.max(100, Math.min(STEP_TIMEOUT_MS, Math.floor(instanceTtlMs / 6)));
+}
+
 /** Sort order of {@link Presence.sessions}: oldest first, ties by session id so the order is stable. */
 export function bySessionAge(a: SessionEntry, b: SessionEntry): number {
   return a.connectedAt - b.connectedAt || (a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0);

@@ -13,6 +13,7 @@ import {
   bySessionAge,
   DEFAULT_INSTANCE_TTL_MS,
   type HeldSessions,
+  heartbeatStepTimeoutMs,
   type InstanceInfo,
   type Presence,
   type PresenceAddOptions,
@@ -47,9 +48,6 @@ export interface RedisPresenceOptions extends PresenceOptions {
    */
   leaveGraceMs?: number;
 }
-
-/** The longest one user's refresh step may go unanswered (a frozen node) before it counts as failed. */
-const REFRESH_STEP_TIMEOUT_MS = 5_000;
 
 /** Users refreshed per slice of a spread heartbeat; a refresh of fewer is never spread. */
 export const REFRESH_SLICE = 64;
@@ -220,7 +218,7 @@ export class RedisPresence implements Presence {
     this.#concurrency = options.refreshConcurrency ?? 256;
     this.#spreadMs = options.refreshSpreadMs ?? Math.floor(this.#ttlMs / 6);
     // Well inside a beat period (a third of the TTL), whatever the spread.
-    this.#stepTimeoutMs = Math.max(100, Math.min(REFRESH_STEP_TIMEOUT_MS, Math.floor(this.#ttlMs / 6)));
+    this.#stepTimeoutMs = heartbeatStepTimeoutMs(this.#ttlMs);
     this.#leaveGraceMs = options.leaveGraceMs ?? 0;
   }
 
