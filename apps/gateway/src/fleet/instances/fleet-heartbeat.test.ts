@@ -109,12 +109,22 @@ describe('FleetHeartbeat', () => {
   });
 
   it('beats as soon as it starts, and stop() ends the timer', async () => {
-    const presence = new MemoryPresence();
-    const { beat } = heartbeat(presence);
-    beat.start();
-    beat.stop();
-    await new Promise((r) => setImmediate(r));
-    expect((await presence.instances()).map((i) => i.id)).toEqual(['gw-a']);
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'queueMicrotask', 'nextTick'] });
+    try {
+      const presence = new MemoryPresence();
+      const refresh = jest.spyOn(presence, 'refresh');
+      const { beat } = heartbeat(presence);
+      beat.start();
+      await jest.advanceTimersByTimeAsync(0);
+      expect((await presence.instances()).map((i) => i.id)).toEqual(['gw-a']);
+      await jest.advanceTimersByTimeAsync(10_000);
+      expect(refresh).toHaveBeenCalledTimes(2);
+      beat.stop();
+      await jest.advanceTimersByTimeAsync(60_000);
+      expect(refresh).toHaveBeenCalledTimes(2);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   describe('with a Redis node that answers nothing (frozen) and step timeouts on fake timers', () => {
@@ -202,5 +212,27 @@ describe('FleetHeartbeat', () => {
         },
       ]);
     });
+  });
+
+  it('a beat in flight when stop() is called (shutdown) neither writes lost users again nor announces', async () => {
+    const presence = new MemoryPresence();
+    const announce = jest.spyOn(presence, 'announce');
+    let answer: (lost: string[]) => void = () => {};
+    jest.spyOn(presence, 'refresh').mockImplementation(
+      () =>
+        new Promise<string[]>((resolve) => {
+          answer = resolve;
+        }),
+    );
+    const { beat, reannounced } = heartbeat(presence);
+    const beating = beat.beat();
+    beat.stop();
+    // The shutdown retires the instance, then the beat's refresh is answered.
+    await presence.retire('gw-a');
+    answer(['u1']);
+    await beating;
+    expect(announce).not.toHaveBeenCalled();
+    expect(reannounced).toEqual([]);
+    expect(await presence.instances()).toEqual([]);
   });
 });

@@ -38,6 +38,7 @@ export class FleetHeartbeat {
   #timer: NodeJS.Timeout | undefined;
   #beating = false;
   #announcing = false;
+  #stopped = false;
 
   constructor(options: FleetHeartbeatOptions) {
     this.#o = options;
@@ -50,7 +51,7 @@ export class FleetHeartbeat {
     // out) is not joined by another. Its announce does not hold the next beat: the announce's
     // keys live on one node for the whole fleet, and with that node frozen the users on the
     // others would go unrefreshed too.
-    if (this.#beating) return;
+    if (this.#beating || this.#stopped) return;
     this.#beating = true;
     const failures: string[] = [];
     let counts: Counts | undefined;
@@ -80,6 +81,8 @@ export class FleetHeartbeat {
         failures.push(String(error));
         lost = error.lost;
       }
+      // Stopped meanwhile (shutdown): its sessions are closing, nothing is written again.
+      if (this.#stopped) return counts;
       const written = await Promise.allSettled(lost.map((uid) => withRedisTimeout(o.reannounce(uid), this.#stepMs)));
       const notWritten = written.filter((r) => r.status === 'rejected');
       if (notWritten.length > 0) {
@@ -92,9 +95,11 @@ export class FleetHeartbeat {
     }
   }
 
-  /** Announces the instance, unless the last beat's announce still waits; resolves with whether it was. */
+  /** Announces the instance, unless stopped or the last beat's announce still waits; resolves with whether it was. */
   async #announce(counts: Counts, failures: string[]): Promise<boolean> {
     const o = this.#o;
+    // Stopped (shutdown): the instance was or is about to be retired, and must not be listed again.
+    if (this.#stopped) return false;
     if (this.#announcing) {
       failures.push('the last announce is still waiting for Redis');
       return false;
@@ -115,13 +120,19 @@ export class FleetHeartbeat {
   /** Beats now and then every third of the TTL, on a timer that does not hold the process open. */
   start(): void {
     if (this.#timer) return;
+    this.#stopped = false;
     this.#timer = setInterval(() => void this.beat(), Math.max(100, Math.floor(this.#o.instanceTtlMs / 3)));
     this.#timer.unref();
     void this.beat();
   }
 
-  /** Stops beating (shutdown); the instance's entries then expire unless retired first. */
+  /**
+   * Stops beating (shutdown); the instance's entries then expire unless retired first. A beat in
+   * flight writes nothing more: no lost user again, no announce (which would list the instance
+   * again after its retire).
+   */
   stop(): void {
+    this.#stopped = true;
     clearInterval(this.#timer);
     this.#timer = undefined;
   }
