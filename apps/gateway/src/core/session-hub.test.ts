@@ -85,6 +85,35 @@ describe('SessionHub', () => {
     expect(a.sent[0]).toBe(b.sent[0]);
   });
 
+  it('closes a session whose write throws (1011, logged as an error) and still writes the event to the user’s other sessions', async () => {
+    const errors: Array<[string, Record<string, unknown>]> = [];
+    const logger: Logger = { ...quiet, error: (event, fields = {}) => void errors.push([event, fields]) };
+    hub = new SessionHub({ bus, logger, maxBufferedBytes: 1_000_000 });
+    const a = open('u', 'a');
+    const b = open('u', 'b');
+    const c = open('u', 'c');
+    for (const s of [a, b, c]) {
+      // As the handshake opens it.
+      s.session.connection.session = s.session;
+      await hub.add(s.session);
+      s.session.pending = undefined;
+    }
+    const cursor = a.session.lastCursor;
+    a.session.connection.socket.send = () => {
+      throw new Error('write after end');
+    };
+    await bus.publish('u', note(1));
+    expect(b.messages()).toEqual(['1']);
+    expect(c.messages()).toEqual(['1']);
+    expect(a.closed).toEqual([CloseCode.InternalError]);
+    // Its client resumes from where it was: the event it did not get is replayed to it.
+    expect(a.session.lastCursor).toBe(cursor);
+    expect(errors.map(([event, f]) => [event, f.where, f.uid, f.session_id])).toEqual([
+      ['ws_handler_error', 'deliver', 'u', 'a'],
+    ]);
+    expect(String(errors[0]?.[1].error)).toMatch(/write after end/);
+  });
+
   it('drops events at or below the session position, compares offsets as numbers, and takes another epoch as new', async () => {
     const first = await bus.publish('u', note(1));
     for (let i = 2; i <= 10; i++) await bus.publish('u', note(i));

@@ -2,6 +2,7 @@ import { CloseCode, type Cursor } from '@livebus/protocol';
 import type { EventBus, ListenOptions, LiveEvent, TargetListener, Unsubscribe } from '../fleet/bus/event-bus';
 import type { Logger } from '../logger';
 import type { DeliveryLatency } from '../metrics/delivery-latency';
+import { handlerFailed } from './guard';
 import type { Connection, Session } from './session';
 
 /** Options of {@link SessionHub}. */
@@ -257,8 +258,23 @@ export class SessionHub {
     // session's replay (and replays) are not measured: their wait is the reconnect's.
     const latency = this.#o.latency?.prepareFrame(event) ? this.#o.latency : undefined;
     if (s instanceof Map) {
-      for (const session of s.values()) if (this.deliver(session, event)) latency?.record();
-    } else if (this.deliver(s, event)) latency?.record();
+      for (const session of s.values()) if (this.#deliverGuarded(session, event)) latency?.record();
+    } else if (this.#deliverGuarded(s, event)) latency?.record();
+  }
+
+  /**
+   * {@link deliver} for a live event: a session whose write throws (a bug, or a socket in a
+   * state nobody expected) is closed 1011 and logged (`ws_handler_error`, where `deliver`), and
+   * the user's other sessions still get the event. The closed one's client resumes from its
+   * cursor, which the event never moved.
+   */
+  #deliverGuarded(session: Session, event: LiveEvent): boolean {
+    try {
+      return this.deliver(session, event);
+    } catch (error) {
+      handlerFailed(this.#o.logger, session.connection, 'deliver', error);
+      return false;
+    }
   }
 
   /** Removes a session if it is still the current one for its id; returns whether it was. */
