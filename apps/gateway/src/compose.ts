@@ -335,6 +335,7 @@ function redisPorts(
         maxBytes: config.publishOutboxMaxBytes,
         onEvent: outboxLogger(logger),
       },
+      logger,
     }),
     // A session that left keeps its registry entry for the detach delay, to resume with it.
     presence: new RedisPresence(redis, { instanceTtlMs: config.instanceTtlMs, leaveGraceMs: config.detachDelayMs }),

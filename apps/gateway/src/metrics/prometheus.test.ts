@@ -91,6 +91,24 @@ describe('livebus_bus_catch_ups_total', () => {
   });
 });
 
+describe('livebus_bus_catch_up_failures_total and livebus_bus_catch_ups_stalled', () => {
+  it('count the failed catch-up tries and show the users stalled now; 0 for a bus without catch-ups', async () => {
+    const stats = { retainedBytes: 0, catchUpFailures: 4, catchUpsStalled: 1 };
+    const metrics = idleMetrics({ bus: () => stats });
+    const scrape = async (name: string) => (await metrics.registry.getSingleMetric(name)?.get())?.values[0]?.value;
+    expect(await scrape('livebus_bus_catch_up_failures_total')).toBe(4);
+    expect(await scrape('livebus_bus_catch_ups_stalled')).toBe(1);
+    stats.catchUpFailures = 9;
+    stats.catchUpsStalled = 0;
+    expect(await scrape('livebus_bus_catch_up_failures_total')).toBe(9);
+    expect(await scrape('livebus_bus_catch_ups_stalled')).toBe(0);
+    const memory = idleMetrics({ bus: () => ({ retainedBytes: 0 }) });
+    const value = async (name: string) => (await memory.registry.getSingleMetric(name)?.get())?.values[0]?.value;
+    expect(await value('livebus_bus_catch_up_failures_total')).toBe(0);
+    expect(await value('livebus_bus_catch_ups_stalled')).toBe(0);
+  });
+});
+
 describe('livebus_bus_held_dropped_total', () => {
   it('counts the held events the bus let go, and is 0 for a bus that holds none', async () => {
     const stats: { retainedBytes: number; heldDropped?: number } = { retainedBytes: 0, heldDropped: 1_000 };

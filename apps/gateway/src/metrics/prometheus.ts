@@ -11,7 +11,7 @@ export interface GaugeSources {
   workflowListeners: () => number;
   pendingDetaches: () => number;
   /** The event bus's figures: bytes it retains for resume (0 where Redis holds them), its catch-up reads. */
-  bus: () => Pick<EventBusStats, 'retainedBytes' | 'catchUps' | 'heldDropped'>;
+  bus: () => Pick<EventBusStats, 'retainedBytes' | 'catchUps' | 'heldDropped' | 'catchUpFailures' | 'catchUpsStalled'>;
   /** Event frames written to sessions since start: counted by the fan-out, read at scrape time. */
   eventsDelivered: () => number;
 }
@@ -82,6 +82,23 @@ export function createMetrics(sources: GaugeSources): GatewayMetrics {
       heldDroppedSeen = now;
     },
   });
+  let catchUpFailuresSeen = 0;
+  new Counter({
+    name: 'livebus_bus_catch_up_failures_total',
+    help: "Tries of a user's catch-up read that failed (Redis away, slow, or refusing the read); each is tried again",
+    registers: [registry],
+    collect() {
+      const now = sources.bus().catchUpFailures;
+      if (now === undefined) return;
+      if (now > catchUpFailuresSeen) this.inc(now - catchUpFailuresSeen);
+      catchUpFailuresSeen = now;
+    },
+  });
+  gauge(
+    'livebus_bus_catch_ups_stalled',
+    'Users whose catch-up read has kept failing (3 tries, 10 s): their live events are held, their sessions get nothing',
+    () => sources.bus().catchUpsStalled ?? 0,
+  );
   // Fan-out counts deliveries in a plain number; a prom-client increment per frame cost more than the check before it.
   let deliveredSeen = 0;
   let started = false;

@@ -99,6 +99,16 @@ export interface EventBusStats {
    * the stream keeps, so the user's sessions were told `gap` for them.
    */
   heldDropped?: number;
+  /**
+   * Tries of those catch-up reads that failed since start (Redis away or slow, or refusing the
+   * read): a few per served user at a Redis restart or failover, none in between.
+   */
+  catchUpFailures?: number;
+  /**
+   * Users whose catch-up is stalled now: its read failed 3 times in a row and the user's live
+   * events have been held for 10 s or more (logged once as `bus_catch_up_stalled`).
+   */
+  catchUpsStalled?: number;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { RedisClient } from '@livebus/publisher';
-import { RedisEventBus } from './redis-event-bus';
+import type { LogEvent, LogFields, Logger } from '../../logger';
+import { RedisEventBus, type RedisEventBusOptions } from './redis-event-bus';
 
 /**
  * A user's stream as the fake Redis holds it: its epoch and the frames it keeps (offsets from
@@ -228,10 +229,10 @@ async function leftWhileAway() {
  * handed on (`cursors`, `offsets`) and every stream reported lost (`lost`), after event 1
  * of epoch `e` came live.
  */
-async function servedUser(answers: Parameters<typeof fakeClient>[0] = {}) {
+async function servedUser(answers: Parameters<typeof fakeClient>[0] = {}, options: RedisEventBusOptions = {}) {
   const stream: FakeStream = { epoch: 'e', frames: [] };
   const { client, sub, sent } = fakeClient(answers, { cluster: true, stream });
-  const bus = new RedisEventBus(client);
+  const bus = new RedisEventBus(client, options);
   const cursors: string[] = [];
   const lost: string[] = [];
   bus.onStreamLost((userId, epoch) => lost.push(`${userId}@${epoch}`));
@@ -449,6 +450,137 @@ describe('RedisEventBus: a live event that does not follow the position', () => 
     await waitUntil(() => cursors.length === 3);
     expect(cursors).toEqual(['e:1', 'f:1', 'f:2']);
     expect(lost).toEqual(['u1@e']);
+    await bus.close();
+  });
+});
+
+/** A logger that records each line as `[level, event, fields]`. */
+function recordingLogger() {
+  const lines: Array<[string, LogEvent, LogFields]> = [];
+  const at =
+    (level: string) =>
+    (event: LogEvent, fields: LogFields = {}) =>
+      void lines.push([level, event, fields]);
+  const logger: Logger = { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
+  return { logger, lines, events: (name: LogEvent) => lines.filter(([, event]) => event === name) };
+}
+
+describe('RedisEventBus: a catch-up whose read keeps failing', () => {
+  beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate', 'queueMicrotask', 'nextTick'] }));
+  afterEach(() => jest.useRealTimers());
+
+  it('warns once, naming the user, however long it lasts; delivers and says so once the read answers again', async () => {
+    const { logger, lines, events } = recordingLogger();
+    // Fails until emptied: a damaged key (WRONGTYPE), or a shard that answers pub/sub and not reads.
+    const reads: Array<'ok' | 'fail'> = Array(1_000).fill('fail');
+    const { stream, sub, bus, offsets } = await servedUser({ reads }, { logger });
+    // Event 2 never came live: the catch-up for the hole event 3 shows holds event 3 and 4.
+    stream.frames.push(frame(2));
+    publish(sub, stream, 3);
+    publish(sub, stream, 4);
+    await jest.advanceTimersByTimeAsync(9_000);
+    // Failing, not yet for long: nothing said, nothing stalled, the failures counted.
+    expect(events('bus_catch_up_stalled')).toEqual([]);
+    expect(bus.stats().catchUpsStalled).toBe(0);
+    expect(bus.stats().catchUpFailures).toBeGreaterThanOrEqual(3);
+    // A minute of retries, every 2 s: still one line.
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(offsets()).toEqual([1]);
+    expect(events('bus_catch_up_stalled')).toEqual([
+      [
+        'warn',
+        'bus_catch_up_stalled',
+        {
+          uid: 'u1',
+          attempts: expect.any(Number),
+          held_ms: expect.any(Number),
+          held_events: 2,
+          error: 'CLUSTERDOWN The cluster is down',
+        },
+      ],
+    ]);
+    const [, , stalled] = events('bus_catch_up_stalled')[0] as [string, LogEvent, LogFields];
+    expect(stalled.attempts).toBeGreaterThanOrEqual(3);
+    expect(stalled.held_ms).toBeGreaterThanOrEqual(10_000);
+    expect(bus.stats().catchUpsStalled).toBe(1);
+    // The key is fixed: the next try reads, and the held events follow in order.
+    reads.length = 0;
+    await jest.advanceTimersByTimeAsync(2_000);
+    expect(offsets()).toEqual([1, 2, 3, 4]);
+    expect(events('bus_catch_up_recovered')).toEqual([
+      ['info', 'bus_catch_up_recovered', { uid: 'u1', attempts: expect.any(Number), held_ms: expect.any(Number) }],
+    ]);
+    expect(bus.stats().catchUpsStalled).toBe(0);
+    // Nothing else was logged: no line per retry.
+    expect(lines).toHaveLength(2);
+    await bus.close();
+  });
+
+  it('warns nothing for a read that fails a few times and then answers (a Redis restart or failover)', async () => {
+    const { logger, lines } = recordingLogger();
+    const { stream, sub, bus, offsets } = await servedUser({ reads: ['fail', 'fail', 'fail', 'fail'] }, { logger });
+    stream.frames.push(frame(2));
+    publish(sub, stream, 3);
+    await jest.advanceTimersByTimeAsync(5_000);
+    expect(offsets()).toEqual([1, 2, 3]);
+    expect(bus.stats()).toMatchObject({ catchUpFailures: 4, catchUpsStalled: 0 });
+    expect(lines).toEqual([]);
+    await bus.close();
+  });
+
+  it('says the stall ended when the user leaves while it lasts, and stops trying', async () => {
+    const { logger, events } = recordingLogger();
+    const reads: Array<'ok' | 'fail'> = Array(1_000).fill('fail');
+    const stream: FakeStream = { epoch: 'e', frames: [] };
+    const { client, sub, sent } = fakeClient({ reads }, { cluster: true, stream });
+    const bus = new RedisEventBus(client, { logger });
+    const listener = () => {};
+    await bus.listen('u1', listener, undefined);
+    publish(sub, stream, 1);
+    stream.frames.push(frame(2));
+    publish(sub, stream, 3);
+    await jest.advanceTimersByTimeAsync(15_000);
+    expect(events('bus_catch_up_stalled')).toHaveLength(1);
+    await bus.unlisten('u1', listener, undefined);
+    await jest.advanceTimersByTimeAsync(2_000);
+    expect(events('bus_catch_up_recovered')).toEqual([
+      [
+        'info',
+        'bus_catch_up_recovered',
+        { uid: 'u1', attempts: expect.any(Number), held_ms: expect.any(Number), left: true },
+      ],
+    ]);
+    expect(bus.stats().catchUpsStalled).toBe(0);
+    const tries = sent.length;
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(sent).toHaveLength(tries);
+    await bus.close();
+  });
+});
+
+describe('RedisEventBus: a listener that throws', () => {
+  it('costs the user’s other listeners nothing, and is logged as an error with the user and the event', async () => {
+    const { logger, events } = recordingLogger();
+    const stream: FakeStream = { epoch: 'e', frames: [] };
+    const { client, sub } = fakeClient({}, { cluster: true, stream });
+    const bus = new RedisEventBus(client, { logger });
+    const got: string[] = [];
+    await bus.listen(
+      'u1',
+      () => {
+        throw new Error('socket gone');
+      },
+      undefined,
+    );
+    await bus.listen('u1', (event) => got.push(event.cursor), undefined);
+    publish(sub, stream, 1);
+    publish(sub, stream, 2);
+    expect(got).toEqual(['e:1', 'e:2']);
+    expect(events('bus_listener_error').map(([level, , f]) => [level, f.uid, f.cursor])).toEqual([
+      ['error', 'u1', 'e:1'],
+      ['error', 'u1', 'e:2'],
+    ]);
+    expect(String(events('bus_listener_error')[0]?.[2].error)).toMatch(/^Error: socket gone/);
     await bus.close();
   });
 });

@@ -15,6 +15,7 @@ import {
 import { closeRedis, endSlotRefreshes, fleetUserKeys } from '@livebus/publisher/redis';
 import type { Cluster, Redis } from 'ioredis';
 import { MAX_TIMER_MS } from '../../core/small-times';
+import type { Logger } from '../../logger';
 import { leaseValue } from '../lease/redis-lease';
 import {
   type EventBus,
@@ -45,14 +46,23 @@ export interface RedisEventBusOptions extends RetentionOptions {
    * @default the publisher's: 1 s, 2 s, 4 s; 10 000 events
    */
   outbox?: OutboxOptions;
-  /** A monotonic clock in ms, for tests: how long ago a user's position last moved. @default performance.now */
+  /** A monotonic clock in ms, for tests: how long ago a user's position last moved, how long a catch-up has held its events. @default performance.now */
   clock?: () => number;
   /**
    * Longest wait for one step of a subscription or a catch-up before it is tried again (see
    * {@link STEP_TIMEOUT_MS}); tests make it long to show what does not wait it out. @default 5_000
    */
   stepTimeoutMs?: number;
+  /**
+   * Where the bus says what it cannot fix by itself: a user's catch-up that keeps failing
+   * (`bus_catch_up_stalled`, then `bus_catch_up_recovered`, see {@link STALL_FAILURES}) and a
+   * listener that threw (`bus_listener_error`). @default writes nothing
+   */
+  logger?: Logger;
 }
+
+/** A logger that writes nothing: the default of a bus given none. */
+const SILENT: Logger = { error() {}, warn() {}, info() {}, debug() {} };
 
 /**
  * A stream found made anew whose position moved less than this long before its key expiry
@@ -71,6 +81,17 @@ const HELD_FLOOR = 1_000;
 /** First wait before a catch-up read is tried again, doubling up to {@link CATCH_UP_RETRY_MAX_MS}. */
 const CATCH_UP_RETRY_MS = 100;
 const CATCH_UP_RETRY_MAX_MS = 2_000;
+
+/**
+ * A user's catch-up is stalled once its read (or the SSUBSCRIBE before it) has failed this many
+ * times in a row and it has held the user's live events for {@link STALL_MS}: logged once
+ * (`bus_catch_up_stalled`, warn), and once more when it catches up (`bus_catch_up_recovered`).
+ * Both, so that an ordinary Redis restart or failover (reads fail for a few seconds, for every
+ * user served) logs nothing, and a failure that does not pass (a shard not answering, a damaged
+ * key answering WRONGTYPE) is told within about ten seconds, whatever the step timeout.
+ */
+const STALL_FAILURES = 3;
+const STALL_MS = 10_000;
 
 /**
  * How often the cluster subscriber reads the slot map. A planned failover (or a
@@ -242,6 +263,27 @@ interface Head {
   offset: number;
 }
 
+/**
+ * A catch-up's run of failed tries in a row (see {@link STALL_FAILURES}): `since`, when the
+ * catch-up began holding the user's live events (the bus's clock, ms); `logged`, whether this
+ * run was logged as a stall (and is counted in `catchUpsStalled`).
+ */
+interface Stall {
+  since: number;
+  failures: number;
+  logged: boolean;
+}
+
+/** An error's message, as a log line says it (a Redis error's is its reply: `WRONGTYPE ...`). */
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** A listener's error with its stack, for the bug report. */
+function stackOf(error: unknown): string {
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}
+
 /** How {@link RedisEventBus.subscribe} listens: the subscriber's own function is the target. */
 function callListener(event: LiveEvent, listener: EventListener): void {
   listener(event);
@@ -322,10 +364,16 @@ export class RedisEventBus implements EventBus {
   #heldDropped = 0;
   /** {@link RedisEventBusOptions.stepTimeoutMs}. */
   readonly #stepMs: number;
+  readonly #logger: Logger;
+  /** Failed tries of catch-ups since start ({@link EventBusStats.catchUpFailures}). */
+  #catchUpFailures = 0;
+  /** Users whose catch-up is stalled now ({@link EventBusStats.catchUpsStalled}). */
+  #stalled = 0;
 
   constructor(client: RedisClient, options: RedisEventBusOptions = {}) {
-    const { ownsClient = false, outbox, clock, stepTimeoutMs = STEP_TIMEOUT_MS, ...retention } = options;
+    const { ownsClient = false, outbox, clock, stepTimeoutMs = STEP_TIMEOUT_MS, logger, ...retention } = options;
     this.#client = client;
+    this.#logger = logger ?? SILENT;
     if (clock) this.#clock = clock;
     if (!Number.isInteger(stepTimeoutMs) || stepTimeoutMs < 1 || stepTimeoutMs > MAX_TIMER_MS) {
       throw new TypeError(
@@ -716,15 +764,16 @@ export class RedisEventBus implements EventBus {
     if (listener === undefined) return;
     try {
       listener(live, target);
-    } catch {
+    } catch (error) {
       // One listener's failure must not cost the others their events.
+      this.#logger.error('bus_listener_error', { uid: s.userId, cursor: live.cursor, error: stackOf(error) });
     }
     if (others === undefined) return;
     for (const o of others) {
       try {
         o.listener(live, o.target);
-      } catch {
-        // As above.
+      } catch (error) {
+        this.#logger.error('bus_listener_error', { uid: s.userId, cursor: live.cursor, error: stackOf(error) });
       }
     }
   }
@@ -795,6 +844,7 @@ export class RedisEventBus implements EventBus {
     s.held = held;
     let attempt = 0;
     let head: Head | undefined;
+    const stall: Stall = { since: this.#clock(), failures: 0, logged: false };
     try {
       await s.ready;
       let wait = CATCH_UP_RETRY_MS;
@@ -812,28 +862,67 @@ export class RedisEventBus implements EventBus {
             this.#readMissed(s, () => attempt === mine && s.held === held),
             this.#stepMs,
           );
+          this.#stallEnded(s, stall, false);
           if (!s.again) return;
           // Another read follows: what this one handed on leaves the hold (that read may be slow too).
           dropDelivered(held, s);
           wait = CATCH_UP_RETRY_MS;
-        } catch {
-          // Redis is not back for reads yet (the main client reconnects on its own):
-          // try again, holding the live events, rather than lose what was missed. The
+        } catch (error) {
+          // Redis is not back for reads yet (the main client reconnects on its own), or it
+          // refuses the read (a damaged key): try again, holding the live events, rather than
+          // lose what was missed; said once should it last (see STALL_FAILURES). The
           // subscription may have gone with it: confirmed on the next try.
+          this.#catchUpFailed(s, stall, error);
           confirm = true;
           await delay(wait);
           wait = Math.min(CATCH_UP_RETRY_MAX_MS, wait * 2);
         }
       }
     } catch {
-      // The subscription itself failed: the user is no longer served.
+      // The subscription itself failed (`s.ready`): the user is no longer served, and the
+      // hellos waiting for it were told (their listen failed: `ws_resume_error`).
     } finally {
+      // Left (every listener gone), the bus closed, or the subscription failed while stalled.
+      this.#stallEnded(s, stall, true);
       attempt = -1;
       s.held = undefined;
       const from = lastLook ? LAST_LOOK : HELD;
       // A held event that starts another read moves the rest of these into that one's hold.
       if (this.#byChannel.get(s.channel) === s) for (const message of held) this.#onMessage(s, message, from, head);
     }
+  }
+
+  /** A catch-up's try failed: counted, and the stall logged once it passes the bound (see {@link STALL_FAILURES}). */
+  #catchUpFailed(s: Served, stall: Stall, error: unknown): void {
+    this.#catchUpFailures++;
+    stall.failures++;
+    const heldMs = this.#clock() - stall.since;
+    if (stall.logged || stall.failures < STALL_FAILURES || heldMs < STALL_MS || this.#closed) return;
+    stall.logged = true;
+    this.#stalled++;
+    this.#logger.warn('bus_catch_up_stalled', {
+      uid: s.userId,
+      attempts: stall.failures,
+      held_ms: Math.round(heldMs),
+      held_events: s.held?.length ?? 0,
+      error: messageOf(error),
+    });
+  }
+
+  /**
+   * A catch-up's try succeeded (`left` false), or the catch-up ended without one (`left`: the
+   * user's listeners all left, or the bus closed): the run of failures is over, and a stall
+   * that was logged is said to be over, once.
+   */
+  #stallEnded(s: Served, stall: Stall, left: boolean): void {
+    const attempts = stall.failures;
+    stall.failures = 0;
+    if (!stall.logged) return;
+    stall.logged = false;
+    this.#stalled--;
+    if (this.#closed) return;
+    const fields = { uid: s.userId, attempts, held_ms: Math.round(this.#clock() - stall.since) };
+    this.#logger.info('bus_catch_up_recovered', left ? { ...fields, left: true } : fields);
   }
 
   /**
@@ -896,8 +985,9 @@ export class RedisEventBus implements EventBus {
     for (const listener of this.#streamLost) {
       try {
         listener(userId, epoch);
-      } catch {
+      } catch (error) {
         // One listener's failure must not cost the others the news.
+        this.#logger.error('bus_listener_error', { uid: userId, epoch, error: stackOf(error) });
       }
     }
   }
@@ -918,6 +1008,8 @@ export class RedisEventBus implements EventBus {
       streams: this.#byChannel.size,
       catchUps: { subscription: this.#catchUpsForSubscription, hole: this.#catchUpsForHole },
       heldDropped: this.#heldDropped,
+      catchUpFailures: this.#catchUpFailures,
+      catchUpsStalled: this.#stalled,
     };
   }
 
