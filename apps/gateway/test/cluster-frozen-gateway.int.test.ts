@@ -1,5 +1,5 @@
 import { CloseCode } from '@livebus/protocol';
-import { fleetUserKeys, userKeys } from '@livebus/publisher/redis';
+import { fleetUserKeys, instanceKeys, userKeys, userSlot } from '@livebus/publisher/redis';
 import {
   type FrozenRedis,
   freezeRedis,
@@ -19,6 +19,9 @@ import { connectAs, httpJson, startGateway, TestClient, type TestGateway } from 
 // answers again; that user's publish waits in the outbox and is delivered once. With a replica,
 // the frozen master is failed over (its connections never close: no reset tells the gateway):
 // its users' sessions resume on the promoted replica and hear `gap`, new ones are welcomed there.
+// With the master holding the fleet's instance list (`lb:instances`, one slot for the whole
+// fleet) frozen, the heartbeat still refreshes the users on the other masters beat after beat
+// (its announce times out instead of holding every later beat), and announces again once it answers.
 // The probe's view of the same (readiness, /healthz) is redis-probe-cluster.int.test.ts.
 let cluster: RedisClusterHandle;
 let t: TestGateway;
@@ -199,5 +202,132 @@ describe('a frozen master failed over to its replica', () => {
     const next = await send(later, 3);
     expect((await fresh.client.next('event')).cursor).toBe(next.body.cursor);
     expect(resumed.client.events().map((e) => e.cursor)).toEqual([replayed.cursor]);
+  }, 120_000);
+});
+
+describe('the master holding the instance list frozen', () => {
+  // Short, so that several TTLs pass while it is frozen: a beat every 500 ms.
+  const ttlMs = 1_500;
+  const instanceId = 'gw-frozen-fleet';
+  let gw: TestGateway;
+  let held: FrozenRedis | undefined;
+  const nodes: Redis[] = [];
+  beforeAll(async () => {
+    gw = await startGateway(
+      { instanceId, redisUrl: cluster.url, redisCluster: true, logLevel: 'warn', instanceTtlMs: ttlMs },
+      composePorts,
+    );
+  }, 60_000);
+  afterEach(() => {
+    held?.thaw();
+    for (const node of nodes.splice(0)) node.disconnect();
+  });
+  afterAll(async () => {
+    held?.thaw();
+    await gw?.close();
+  }, 60_000);
+
+  /** A connection to one node (not the cluster client: it reads that node only). */
+  const nodeAt = (port: number) => {
+    const node = new Redis({ port, host: '127.0.0.1' });
+    nodes.push(node);
+    return node;
+  };
+  /** Redis server time on `node`, ms: the clock presence and instance expiries are written in. */
+  const nowOn = async (node: Redis) => {
+    const [s, us] = await node.time();
+    return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+  };
+
+  it("other shards' users stay present while it answers nothing (the heartbeat goes on without its announce); the instance is announced again once it answers", async () => {
+    const fleetNode = await cluster.masterOf(instanceKeys.list());
+    const others = (await cluster.topology()).filter(
+      (n) => n.role === 'master' && n.slots.length > 0 && n.port !== fleetNode.port,
+    );
+    expect(others).toHaveLength(2);
+    // A user on each other master, by the slot of its keys.
+    const users = others.map((master) => {
+      for (let i = 0; ; i++) {
+        const uid = `kept-${i}`;
+        const slot = userSlot(uid);
+        if (master.slots.some(([from, to]) => slot >= from && slot <= to)) {
+          return { uid, node: nodeAt(master.port), keys: fleetUserKeys(uid), score: '', refreshes: 0 };
+        }
+      }
+    });
+    const sessions = await Promise.all(users.map((u) => connectAs(gw.url, u.uid)));
+    const fleet = nodeAt(fleetNode.port);
+    const listed = async () => Number((await fleet.zscore(instanceKeys.list(), instanceId)) ?? 0);
+    await waitFor(async () => (await listed()) > (await nowOn(fleet)), 'the instance announced', 10_000);
+
+    /**
+     * Waits until every user's presence entry was refreshed `beats` times more, failing as soon
+     * as one is found expired (gone, or its expiry behind its node's clock).
+     */
+    const refreshedLive = async (beats: number) => {
+      const expired: string[] = [];
+      for (const u of users) u.refreshes = 0;
+      await waitFor(
+        async () => {
+          for (const [i, u] of users.entries()) {
+            const sessionId = sessions[i]?.welcome.session_id as string;
+            const [score, entry, now] = await Promise.all([
+              u.node.zscore(u.keys.presenceExpiry, sessionId),
+              u.node.hexists(u.keys.presence, sessionId),
+              nowOn(u.node),
+            ]);
+            if (score === null || Number(score) <= now || entry !== 1) {
+              expired.push(`${u.uid}: expiry ${score}, node time ${now}, entry ${entry}`);
+              return true;
+            }
+            if (score !== u.score) {
+              u.score = score;
+              u.refreshes++;
+            }
+          }
+          return users.every((u) => u.refreshes > beats);
+        },
+        `${beats} refreshes of each user's presence entry`,
+        (beats + 2) * ttlMs,
+        25,
+      );
+      expect(expired).toEqual([]);
+    };
+    await refreshedLive(1);
+
+    held = await freezeRedis(fleetNode.port);
+    try {
+      // Twelve beats: four TTLs with the instance list's master answering nothing. While the
+      // heartbeat's announce waited without a timeout, it held every later beat, and these expired.
+      await refreshedLive(12);
+    } finally {
+      held.thaw();
+    }
+
+    // Answering again: the heartbeat announces the instance again, a beat (a third of the TTL)
+    // or more after the thaw: later than any announce that waited in the node's queue.
+    const thawed = await nowOn(fleet);
+    await waitFor(
+      async () => (await listed()) >= thawed + ttlMs + ttlMs / 3,
+      'the instance announced again after the thaw',
+      10_000,
+    );
+    const view = await httpJson(`${gw.http}/cluster`);
+    expect(view.body.instances).toEqual(
+      expect.arrayContaining([expect.objectContaining({ id: instanceId, self: true, sessions: 2, users: 2 })]),
+    );
+    // Nothing lost: each session still open, present and refreshed, and gets its events.
+    await refreshedLive(1);
+    expect(gw.hooks.of('session.close')).toEqual([]);
+    for (const [i, u] of users.entries()) {
+      const { client, welcome } = sessions[i] as (typeof sessions)[number];
+      expect(client.ws.readyState).toBe(client.ws.OPEN);
+      expect(await u.node.hkeys(u.keys.presence)).toEqual([welcome.session_id]);
+      const sent = await httpJson(`${gw.http}/publish`, {
+        method: 'POST',
+        body: JSON.stringify({ user_id: u.uid, event: progress(7) }),
+      });
+      expect((await client.next('event')).cursor).toBe(sent.body.cursor);
+    }
   }, 120_000);
 });
