@@ -57,6 +57,26 @@ describe('frame dispatch', () => {
     expect(socket.ended).toBeUndefined();
   });
 
+  it('closes 4007 a client that keeps sending but does not read: its answers are not queued behind what it has not read', async () => {
+    core = startCore({ maxBufferedBytes: 1_000 });
+    const closes: string[] = [];
+    core.hooks.on('session.close', ({ type }) => closes.push(type));
+    const { socket } = await core.open('alice', { session_id: 's1' });
+    // A call in flight when the client stops reading: answered with a close, not a result.
+    socket.receive({ type: 'rpc', id: 'late', method: 'REGISTRY.get_sessions', args: ['alice'] });
+    socket.bufferedAmount = 1_001;
+    expect(await socket.closed).toMatchObject({ code: CloseCode.SlowConsumer, reason: 'slow consumer' });
+    expect(socket.of('rpc_result')).toEqual([]);
+    expect(closes).toEqual(['slow_consumer']);
+
+    // A frame that arrives while the buffer is full is not answered either.
+    const { socket: other } = await core.open('bob', { session_id: 's2' });
+    other.bufferedAmount = 1_001;
+    other.receive({ type: 'ping', ts: 1 });
+    expect(await other.closed).toMatchObject({ code: CloseCode.SlowConsumer });
+    expect(other.of('pong')).toEqual([]);
+  });
+
   it('closes 1003 on a binary frame', async () => {
     core = startCore();
     const { socket } = await core.open('alice');

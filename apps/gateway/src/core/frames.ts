@@ -4,14 +4,17 @@ import {
   PROTOCOL_VERSION,
   parseClientFrame,
   RpcErrorCode,
+  type RpcErrorFrame,
   RpcIdSchema,
   type RpcRequestFrame,
+  type RpcResultFrame,
 } from '@livebus/protocol';
 import { toRpcError } from '../rpc/rpc-error';
 import type { CoreContext } from './context';
 import { guarded } from './guard';
 import { TokenBucket } from './rate-limiter';
 import type { Connection, Session } from './session';
+import { closeSlowConsumer, readsTooSlowly } from './slow-consumer';
 import { refreshToken } from './tokens';
 
 /** Frames held while a hello is verified, at most; one more closes the socket 4004. */
@@ -86,6 +89,11 @@ export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOp
       else conn.early.push(data);
       return;
     }
+    // A client that sends but does not read: its answers (pongs, results, errors) would pile up.
+    if (readsTooSlowly(conn, config.maxBufferedBytes)) {
+      closeSlowConsumer(logger, conn);
+      return;
+    }
     // The hello is not counted: an open connection in its handshake takes one frame (the hello,
     // or a refused one that closes it; nothing is read once closing, above), and an idle
     // session then never makes a bucket (64 bytes).
@@ -144,13 +152,17 @@ export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOp
   }
 
   async function onRpc(session: Session, frame: RpcRequestFrame): Promise<void> {
+    const conn = session.connection;
+    let answer: RpcResultFrame | RpcErrorFrame;
     try {
       const rpc = { principal: session.principal, sessionId: session.id, transport: 'ws' as const };
-      const result = await ctx.dispatch(rpc, frame.method, frame.args);
-      session.connection.send({ type: 'rpc_result', id: frame.id, result });
+      answer = { type: 'rpc_result', id: frame.id, result: await ctx.dispatch(rpc, frame.method, frame.args) };
     } catch (error) {
-      session.connection.send({ type: 'rpc_error', id: frame.id, error: toRpcError(error).toWire() });
+      answer = { type: 'rpc_error', id: frame.id, error: toRpcError(error).toWire() };
     }
+    // Calls answered while the client reads nothing (many calls, large results) would pile up.
+    if (readsTooSlowly(conn, config.maxBufferedBytes)) closeSlowConsumer(logger, conn);
+    else conn.send(answer);
   }
 
   return { onMessage, badFrame };

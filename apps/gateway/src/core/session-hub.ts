@@ -4,6 +4,7 @@ import type { Logger } from '../logger';
 import type { DeliveryLatency } from '../metrics/delivery-latency';
 import { handlerFailed } from './guard';
 import type { Connection, Session } from './session';
+import { closeSlowConsumer } from './slow-consumer';
 
 /** Options of {@link SessionHub}. */
 /**
@@ -347,7 +348,7 @@ export class SessionHub {
     const socket = conn.socket;
     const buffered = socket.bufferedAmount;
     if (buffered > this.#o.maxBufferedBytes) {
-      this.#slowConsumer(conn);
+      closeSlowConsumer(this.#o.logger, conn);
       return false;
     }
     // Open was checked above: the frame goes to the socket as is (sendText would check again).
@@ -410,18 +411,6 @@ export class SessionHub {
       next: next ?? null,
     });
     conn.close(CloseCode.ServiceRestart, 'events missed: resume', 'service_restart');
-  }
-
-  #slowConsumer(conn: Connection): void {
-    if (conn.localCloseReason) return;
-    this.#o.logger.warn('ws_slow_consumer', {
-      uid: conn.session?.uid,
-      session_id: conn.session?.id,
-      buffered_bytes: conn.socket.bufferedAmount,
-    });
-    conn.close(CloseCode.SlowConsumer, 'slow consumer', 'slow_consumer');
-    // The close frame waits behind the full buffer; do not wait for it forever.
-    setTimeout(() => conn.terminate(), 1_000).unref();
   }
 
   /** Sessions per user, for /debug. */
