@@ -46,3 +46,43 @@ export interface BucketPolicy {
   readonly burst: number;
   readonly now: () => number;
 }
+
+/**
+ * One token bucket per key (a user id), for calls that come without a connection to hold
+ * the bucket (`POST /rpc`). Buckets that refilled are the same as new ones and are dropped
+ * when the map grows past `maxKeys` (then again only once it has doubled: a sweep per new key
+ * would cost the whole map each time).
+ */
+export class KeyedBuckets {
+  readonly #policy: BucketPolicy;
+  readonly #buckets = new Map<string, TokenBucket>();
+  readonly #maxKeys: number;
+  #sweepAt: number;
+
+  constructor(policy: BucketPolicy, maxKeys = 10_000) {
+    this.#policy = policy;
+    this.#maxKeys = maxKeys;
+    this.#sweepAt = maxKeys;
+  }
+
+  /** Takes one token of `key`'s bucket; false when it is empty. */
+  take(key: string): boolean {
+    let bucket = this.#buckets.get(key);
+    if (bucket === undefined) {
+      if (this.#buckets.size >= this.#sweepAt) this.#sweep();
+      bucket = new TokenBucket(this.#policy);
+      this.#buckets.set(key, bucket);
+    }
+    return bucket.take();
+  }
+
+  /** Keys holding a bucket now (refilled ones may be among them until a sweep). */
+  get size(): number {
+    return this.#buckets.size;
+  }
+
+  #sweep(): void {
+    for (const [key, bucket] of this.#buckets) if (bucket.isFull()) this.#buckets.delete(key);
+    this.#sweepAt = Math.max(this.#maxKeys, this.#buckets.size * 2);
+  }
+}
