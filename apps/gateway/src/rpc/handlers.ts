@@ -64,7 +64,10 @@ async function checkCompany(deps: HandlerDeps, ctx: RpcContext, company: string 
     const issues = [{ path: '1.companies.current_company_id', message: refused.message }];
     throw new RpcError(RpcErrorCode.InvalidParams, refused.message, { data: { issues } });
   }
-  if (refused?.reason === 'membership_error') throw new RpcError(RpcErrorCode.Unavailable, refused.message);
+  // Logged with what Firestore said (rpc_error); the caller is told only to try again.
+  if (refused?.reason === 'membership_error') {
+    throw new RpcError(RpcErrorCode.Unavailable, refused.message, { cause: refused.cause });
+  }
   if (refused) throw new RpcError(RpcErrorCode.Forbidden, refused.message);
 }
 

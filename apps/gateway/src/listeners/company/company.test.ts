@@ -1,4 +1,5 @@
 import { slotOf } from '@livebus/publisher/redis';
+import type { Firestore } from 'firebase-admin/firestore';
 import { toPrincipal } from '../../auth/principal';
 import { ListenersConfigError, parseListenersConfig } from '../listeners-config';
 import { MemoryCompanyFollowers } from './company-followers';
@@ -114,6 +115,18 @@ describe('membership', () => {
     const own = JSON.parse('{"__proto__":["acme"],"constructor":{"acme":true}}') as Record<string, unknown>;
     expect(await new Membership({ claim: '__proto__' }).check(member(own), 'acme')).toMatchObject({ member: true });
     expect(await new Membership({ claim: 'constructor' }).check(member(own), 'acme')).toMatchObject({ member: true });
+  });
+
+  it('tells a user whose membership could not be read to try again, keeping what Firestore said for the log', async () => {
+    const refusal = new Error('7 PERMISSION_DENIED: Missing or insufficient permissions on projects/acme-prod');
+    const firestore = { doc: () => ({ get: () => Promise.reject(refusal) }) } as unknown as Firestore;
+    const byDocument = new Membership({ document: 'companies/{company_id}/members/{uid}' }, firestore);
+    expect(await byDocument.check(member({}), 'acme')).toEqual({
+      member: false,
+      reason: 'membership_error',
+      message: 'membership of company acme could not be read; try again',
+      cause: refusal,
+    });
   });
 
   it('keeps the claims of a principal out of its enumerable fields', () => {

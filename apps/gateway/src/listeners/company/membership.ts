@@ -9,7 +9,10 @@ import { companyIdProblem } from './company-id';
 export interface MembershipRefusal {
   member: false;
   reason: 'invalid_company_id' | 'not_member' | 'membership_error';
+  /** What the user is told. */
   message: string;
+  /** `membership_error`: what Firestore said, for the operator's log, not for the user. */
+  cause?: unknown;
 }
 
 /** Why a user may or may not follow a company. */
@@ -54,7 +57,8 @@ export class Membership {
         return {
           member: false,
           reason: 'membership_error',
-          message: `membership of company ${companyId} could not be read: ${String(error)}`,
+          message: `membership of company ${companyId} could not be read; try again`,
+          cause: error,
         };
       }
     }
