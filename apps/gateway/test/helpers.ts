@@ -251,10 +251,7 @@ export function shift(cursor: string, n: number): string {
 }
 
 /** Convenience for HTTP calls. */
-export async function httpJson(
-  url: string,
-  init: RequestInit & { token?: string } = {},
-): Promise<{ status: number; headers: Headers; body: Record<string, unknown> & { [k: string]: unknown } }> {
+export async function httpJson(url: string, init: RequestInit & { token?: string } = {}) {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (init.token) headers.authorization = `Bearer ${init.token}`;
   const res = await fetch(url, { ...init, headers: { ...headers, ...(init.headers as Record<string, string>) } });
@@ -265,7 +262,7 @@ export async function httpJson(
   } catch {
     // Prometheus text and the like
   }
-  return { status: res.status, headers: res.headers, body: body as Record<string, unknown> & { [k: string]: unknown } };
+  return { status: res.status, body: body as Record<string, unknown> & { [k: string]: unknown } };
 }
 
 /**
