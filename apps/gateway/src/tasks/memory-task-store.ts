@@ -4,6 +4,9 @@ import {
   type AttemptGuard,
   applyTaskPatch,
   attemptGuardHolds,
+  isFinal,
+  OpenTaskLimitError,
+  type TaskCreateLimits,
   type TaskPatch,
   type TaskRecord,
   type TaskStore,
@@ -20,6 +23,8 @@ export interface MemoryTaskStoreOptions {
 /** The embedded task store: one process, records dropped `ttlMs` after their last change. */
 export class MemoryTaskStore implements TaskStore {
   readonly #records = new Map<string, { record: TaskRecord; expiresAt: number }>();
+  /** Per user, the tasks created for them that may still be open (pruned by state at each create). */
+  readonly #open = new Map<string, Set<string>>();
   readonly #ttlMs: number;
   readonly #now: () => number;
 
@@ -28,11 +33,15 @@ export class MemoryTaskStore implements TaskStore {
     this.#now = options.now ?? Date.now;
   }
 
-  async create(record: TaskRecord): Promise<{ record: TaskRecord; created: boolean }> {
+  async create(record: TaskRecord, limits: TaskCreateLimits = {}): Promise<{ record: TaskRecord; created: boolean }> {
     this.#sweep();
     const existing = this.#live(record.task_id);
     if (existing) return { record: structuredClone(existing), created: false };
+    const open = this.#openOf(record.user_id);
+    const max = limits.maxOpenPerUser ?? 0;
+    if (max > 0 && open.size >= max) throw new OpenTaskLimitError(record.user_id, open.size, max);
     this.#put(record);
+    open.add(record.task_id);
     return { record: structuredClone(record), created: true };
   }
 
@@ -72,9 +81,24 @@ export class MemoryTaskStore implements TaskStore {
     return entry.record;
   }
 
+  /** The user's open tasks: those still queued or running (and of this user), the others dropped. */
+  #openOf(userId: string): Set<string> {
+    const open = this.#open.get(userId) ?? new Set<string>();
+    for (const taskId of open) {
+      const r = this.#live(taskId);
+      if (!r || r.user_id !== userId || isFinal(r.status)) open.delete(taskId);
+    }
+    this.#open.set(userId, open);
+    return open;
+  }
+
   // Expired records would otherwise stay until read again; creation is when memory grows.
   #sweep(): void {
     const now = this.#now();
     for (const [id, entry] of this.#records) if (entry.expiresAt <= now) this.#records.delete(id);
+    for (const [userId, open] of this.#open) {
+      for (const taskId of open) if (!this.#records.has(taskId)) open.delete(taskId);
+      if (open.size === 0) this.#open.delete(userId);
+    }
   }
 }

@@ -1,16 +1,54 @@
 import type { TaskStatus } from '@livebus/protocol';
-import { type RedisClient, RedisScript, taskKey } from '@livebus/publisher/redis';
+import { type RedisClient, RedisScript, TASK_KEY_PREFIX, taskKey } from '@livebus/publisher/redis';
 import { taskDefaults } from './task-defaults';
-import type { AttemptGuard, TaskPatch, TaskRecord, TaskStore, TransitionResult } from './task-store';
+import {
+  type AttemptGuard,
+  OpenTaskLimitError,
+  type TaskCreateLimits,
+  type TaskPatch,
+  type TaskRecord,
+  type TaskStore,
+  type TransitionResult,
+} from './task-store';
+
+/**
+ * The set of a user's task ids that may still be open (`{lbq}:open:<uid>`, in the queue's
+ * slot: the braces of a user id that has any come after the `{lbq}` tag, which wins). Kept by
+ * {@link RedisTaskStore.create} when it is given a limit, pruned by state there, expiring with
+ * the records (`ttlMs` after the user's last create).
+ */
+export const openTasksKey = (userId: string): string => `${TASK_KEY_PREFIX}:open:${userId}`;
 
 // A hash per task, every field JSON-encoded, so scripts compare `status` and `progress`
 // without decoding the whole record (Lua's cjson would turn an empty array into `{}`).
+// KEYS: the task's hash, its user's set of open task ids. ARGV: ttl ms, the most open tasks the
+// user may have (0: no limit), the prefix of task keys, the task id, the user id as JSON, then
+// the record's field/value pairs. The set is pruned of tasks no longer open (final, expired, or
+// another user's since) before it is counted, so it never counts a task that ended: whoever
+// ended it (a worker, a cancel, the TTL), the next create of the user drops it.
 const CREATE = new RedisScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {0, redis.call('HGETALL', KEYS[1])}
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+local max = tonumber(ARGV[2])
+if max > 0 then
+  local open = 0
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    local r = redis.call('HMGET', ARGV[3] .. id, 'status', 'user_id')
+    if r[2] == ARGV[5] and (r[1] == '"queued"' or r[1] == '"running"') then
+      open = open + 1
+    else
+      redis.call('SREM', KEYS[2], id)
+    end
+  end
+  if open >= max then return {2, open} end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
+if max > 0 then
+  redis.call('SADD', KEYS[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+end
 return {1, redis.call('HGETALL', KEYS[1])}
 `);
 
@@ -67,13 +105,15 @@ export class RedisTaskStore implements TaskStore {
     this.#ttlMs = options.ttlMs ?? taskDefaults.ttlS * 1000;
   }
 
-  async create(record: TaskRecord): Promise<{ record: TaskRecord; created: boolean }> {
-    const [created, flat] = (await CREATE.run(
+  async create(record: TaskRecord, limits: TaskCreateLimits = {}): Promise<{ record: TaskRecord; created: boolean }> {
+    const max = limits.maxOpenPerUser ?? 0;
+    const [created, reply] = (await CREATE.run(
       this.#redis,
-      [taskKey(record.task_id)],
-      [this.#ttlMs, ...encode(record)],
-    )) as [number, string[]];
-    return { record: decode(flat), created: created === 1 };
+      [taskKey(record.task_id), openTasksKey(record.user_id)],
+      [this.#ttlMs, max, taskKey(''), record.task_id, JSON.stringify(record.user_id), ...encode(record)],
+    )) as [number, string[] | number];
+    if (created === 2) throw new OpenTaskLimitError(record.user_id, reply as number, max);
+    return { record: decode(reply as string[]), created: created === 1 };
   }
 
   async get(taskId: string): Promise<TaskRecord | undefined> {

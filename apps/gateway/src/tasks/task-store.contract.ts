@@ -1,5 +1,5 @@
 import { waitFor } from '@livebus/test-support';
-import type { TaskRecord, TaskStore } from './task-store';
+import { OpenTaskLimitError, type TaskRecord, type TaskStore } from './task-store';
 
 /** A store under test, and how to let time pass for its records' TTL. */
 export interface TaskStoreFixture {
@@ -125,6 +125,68 @@ export function taskStoreContract(name: string, make: (options: { ttlMs: number 
       const end = await store.transition(id, ['running'], { status: 'completed', run: null }, { run: 'r2' });
       expect(end).toMatchObject({ ok: true, record: { status: 'completed' } });
       expect(end.record).not.toHaveProperty('run');
+    });
+
+    it('refuses a new task of a user at maxOpenPerUser; other users, and tasks that exist, are not refused', async () => {
+      const store = await fresh();
+      const [alice, bob] = [`${id}-alice`, `${id}-bob`];
+      const limits = { maxOpenPerUser: 2 };
+      for (const n of [1, 2]) await store.create(queued(`${id}-${n}`, { user_id: alice }), limits);
+      const refused = store.create(queued(`${id}-3`, { user_id: alice }), limits);
+      await expect(refused).rejects.toBeInstanceOf(OpenTaskLimitError);
+      await expect(refused).rejects.toMatchObject({ userId: alice, open: 2, max: 2 });
+      expect(await store.get(`${id}-3`)).toBeUndefined();
+      // Another user's tasks; a start of an existing task answered as before; no limit, no check.
+      expect((await store.create(queued(`${id}-4`, { user_id: bob }), limits)).created).toBe(true);
+      expect(await store.create(queued(`${id}-1`, { user_id: alice }), limits)).toMatchObject({ created: false });
+      expect((await store.create(queued(`${id}-5`, { user_id: alice }))).created).toBe(true);
+    });
+
+    it('lets exactly maxOpenPerUser of concurrent creates of one user win', async () => {
+      const store = await fresh();
+      const user = `${id}-carol`;
+      const results = await Promise.allSettled(
+        [1, 2, 3, 4, 5, 6].map((n) => store.create(queued(`${id}-${n}`, { user_id: user }), { maxOpenPerUser: 2 })),
+      );
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
+      const refusals = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
+      expect(refusals).toHaveLength(4);
+      for (const reason of refusals) expect(reason).toBeInstanceOf(OpenTaskLimitError);
+    });
+
+    it('counts a task while queued or running, no longer once it is final, whoever ended it', async () => {
+      const store = await fresh();
+      const user = `${id}-dan`;
+      const limits = { maxOpenPerUser: 2 };
+      const create = (n: number) => store.create(queued(`${id}-${n}`, { user_id: user }), limits);
+      await create(1);
+      await create(2);
+      await store.transition(`${id}-1`, ['queued'], { status: 'running' });
+      await expect(create(3)).rejects.toMatchObject({ open: 2 });
+      for (const [n, status] of [
+        [1, 'completed'],
+        [2, 'cancelled'],
+      ] as const) {
+        await store.transition(`${id}-${n}`, ['queued', 'running'], { status });
+      }
+      // Both slots free again, and again after those end (failed) in turn.
+      await create(3);
+      await create(4);
+      await expect(create(5)).rejects.toMatchObject({ open: 2 });
+      for (const n of [3, 4]) await store.transition(`${id}-${n}`, ['queued'], { status: 'failed' });
+      await create(5);
+      await create(6);
+    });
+
+    it('counts a task no longer once its record expired', async () => {
+      const { store, lapse } = await make({ ttlMs: 1_000 });
+      const user = `${id}-eve`;
+      const create = (n: number) => store.create(queued(`${id}-${n}`, { user_id: user }), { maxOpenPerUser: 1 });
+      await create(1);
+      await expect(create(2)).rejects.toBeInstanceOf(OpenTaskLimitError);
+      await lapse(1_200);
+      await waitFor(async () => (await store.get(`${id}-1`)) === undefined, 'the task to expire', 3_000);
+      expect((await create(2)).created).toBe(true);
     });
 
     it('keeps a task ttlMs after its last change, then forgets it', async () => {

@@ -40,6 +40,30 @@ export interface AttemptGuard {
   run?: string;
 }
 
+/** What {@link TaskStore.create} checks before it creates a task. */
+export interface TaskCreateLimits {
+  /**
+   * Most tasks the record's user may have open (queued or running, their records not
+   * expired) when this one is created; past it, {@link OpenTaskLimitError}. Unset or 0: no limit.
+   */
+  maxOpenPerUser?: number;
+}
+
+/**
+ * {@link TaskStore.create} refused a new task: its user has `open` tasks queued or running,
+ * at least `max`. Nothing was written.
+ */
+export class OpenTaskLimitError extends Error {
+  override readonly name = 'OpenTaskLimitError';
+  constructor(
+    readonly userId: string,
+    readonly open: number,
+    readonly max: number,
+  ) {
+    super(`user ${userId} has ${open} open tasks; the maximum is ${max}`);
+  }
+}
+
 /** Statuses after which a task never changes again. */
 export const FINAL_STATUSES: readonly TaskStatus[] = ['completed', 'failed', 'cancelled'];
 
@@ -55,8 +79,14 @@ export const isFinal = (status: TaskStatus): boolean => FINAL_STATUSES.includes(
  * after their last change.
  */
 export interface TaskStore {
-  /** Stores `record` unless the task exists; returns the stored one and whether it is new. */
-  create(record: TaskRecord): Promise<{ record: TaskRecord; created: boolean }>;
+  /**
+   * Stores `record` unless the task exists; returns the stored one and whether it is new. With
+   * `limits.maxOpenPerUser`, a new task is created only while its user has fewer open tasks
+   * (checked and created in one step, so concurrent creates cannot overshoot), else it throws
+   * {@link OpenTaskLimitError}; an existing task is returned whatever the count. A task stops
+   * counting once it is final or its record expired, whoever ended it.
+   */
+  create(record: TaskRecord, limits?: TaskCreateLimits): Promise<{ record: TaskRecord; created: boolean }>;
   get(taskId: string): Promise<TaskRecord | undefined>;
   /** Applies `patch` when the task's status is one of `from` (and `guard` holds, when given). */
   transition(
