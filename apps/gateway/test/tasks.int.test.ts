@@ -197,7 +197,8 @@ describe('tasks on Redis: BullMQ workers as their own processes', () => {
     const { client } = await connectAs(a.url, 'gus');
     await client.call('TASK.start_document_analysis', ['gus', { content: doc(4) }, 'again']);
     await ended(client, 'doc_analysis_again', 'completed');
-    // As TASK_TTL_S does: the record goes, BullMQ's finished job stays (removeOnComplete: an hour).
+    // As TASK_TTL_S does: the record goes (BullMQ's finished job went when it ended; an older
+    // gateway's stayed an hour, which the run's own job id is for).
     await admin.del(taskKey('doc_analysis_again'));
     expect(await client.call('TASK.get_status', ['doc_analysis_again'])).toMatchObject({
       type: 'rpc_error',

@@ -58,8 +58,9 @@ export class BullMqTaskQueue implements TaskQueue {
   }
 
   async enqueue(job: TaskJobData): Promise<void> {
-    // BullMQ ignores an add whose jobId exists: a second start cannot run the job twice. Each run
-    // has its own id: a finished job of an earlier run (BullMQ keeps them for a while) is not this one.
+    // BullMQ ignores an add whose jobId exists: a second start cannot run the job twice while it is
+    // queued or running. Once it ended (and was removed) the task's record is final, so a start
+    // does not queue it again, and a job queued by a start racing the end finds it ended and skips it.
     await this.#queue.add(job.kind, job, { ...this.#jobOptions, jobId: job.queue_job_id ?? bullMqJobId(job.task_id) });
   }
 
@@ -103,12 +104,17 @@ export function bullMqJobId(taskId: string, run?: string): string {
   return `t-${hash.digest('hex').slice(0, 32)}`;
 }
 
-/** Retries with exponential backoff; finished jobs are dropped after a while (the task store keeps the snapshot). */
+/**
+ * Retries with exponential backoff. A job is removed as soon as it ends, completed or failed: its
+ * data holds the document (up to TASK_MAX_DOCUMENT_BYTES), which must not outlive the work, and
+ * the task store keeps what is left to read (status, result, error) for TASK_TTL_S. (Kept for
+ * an hour or a day, as before, finished jobs alone could hold 10 000 documents each.)
+ */
 export function bullMqJobOptions(options: { attempts?: number; backoffMs?: number }): JobsOptions {
   return {
     attempts: options.attempts ?? taskWorkDefaults.attempts,
     backoff: { type: 'exponential', delay: options.backoffMs ?? taskWorkDefaults.backoffMs },
-    removeOnComplete: { age: 3_600, count: 10_000 },
-    removeOnFail: { age: 86_400, count: 10_000 },
+    removeOnComplete: true,
+    removeOnFail: true,
   };
 }

@@ -40,7 +40,11 @@ export interface TaskQueue {
    * job no finished job of the earlier run can stand in for.
    */
   queueJobId(taskId: string, run: string): string;
-  /** Queues a job; a job whose id is already queued or running (or finished) is left as it is. */
+  /**
+   * Queues a job; a job whose id is already queued or running is left as it is. A job that
+   * ended is not kept (BullMQ removes it with its document), so callers queue only tasks whose
+   * record is still `queued`; a run of one that ended meanwhile finds it ended and skips it.
+   */
   enqueue(job: TaskJobData): Promise<void>;
   /** Drops a job that has not started (best effort: it may have started meanwhile); `queueJobId`: its run's id. */
   remove(taskId: string, queueJobId?: string): Promise<void>;
