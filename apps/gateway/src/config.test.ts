@@ -225,6 +225,8 @@ describe('one source of defaults per concern', () => {
       ttlS: c.taskTtlS,
       maxDocumentBytes: c.taskMaxDocumentBytes,
       stageDelayMs: c.taskStageDelayMs,
+      maxOpenPerUser: c.taskMaxOpenPerUser,
+      maxQueued: c.taskMaxQueued,
     }).toEqual(taskDefaults);
     expect({
       leaseTtlMs: c.listenerLeaseTtlMs,

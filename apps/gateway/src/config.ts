@@ -82,6 +82,8 @@ export const EnvSchema = z.object({
   TASK_MAX_DOCUMENT_BYTES: int(1, 64 * 1024 * 1024).default(taskDefaults.maxDocumentBytes),
   TASK_TTL_S: int(1).default(taskDefaults.ttlS),
   TASK_STAGE_DELAY_MS: int(0, 60_000).default(taskDefaults.stageDelayMs),
+  TASK_MAX_OPEN_PER_USER: int(0).default(taskDefaults.maxOpenPerUser),
+  TASK_MAX_QUEUED: int(0).default(taskDefaults.maxQueued),
   LISTENERS_FILE: z.string().min(1).optional(),
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
   GOOGLE_APPLICATION_CREDENTIALS: z.string().min(1).optional(),
@@ -224,6 +226,10 @@ export interface GatewayConfig {
   taskTtlS: number;
   /** A pause after each analysis stage, for tests and demos only. @default taskDefaults.stageDelayMs (0) */
   taskStageDelayMs: number;
+  /** Tasks one user may have queued or running at once; 0: no limit. @default taskDefaults.maxOpenPerUser (10) */
+  taskMaxOpenPerUser: number;
+  /** Jobs the task queue may hold waiting or delayed; 0: no limit. @default taskDefaults.maxQueued (1 000) */
+  taskMaxQueued: number;
   /** Firestore listeners from LISTENERS_FILE; undefined: none (the gateway only relays published events). */
   listeners: ListenersConfig | undefined;
   /** Firestore project of the listeners (FIREBASE_PROJECT_ID, else GOOGLE_CLOUD_PROJECT). */
@@ -426,6 +432,8 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     taskMaxDocumentBytes: e.TASK_MAX_DOCUMENT_BYTES,
     taskTtlS: e.TASK_TTL_S,
     taskStageDelayMs: e.TASK_STAGE_DELAY_MS,
+    taskMaxOpenPerUser: e.TASK_MAX_OPEN_PER_USER,
+    taskMaxQueued: e.TASK_MAX_QUEUED,
     listeners,
     firestoreProjectId: e.FIREBASE_PROJECT_ID ?? e.GOOGLE_CLOUD_PROJECT,
     listenerLeaseTtlMs: e.LISTENER_LEASE_TTL_MS,

@@ -60,6 +60,8 @@ export function createGatewayTasks(config: GatewayConfig, deps: GatewayTasksDeps
     queue: q,
     publish: deps.publish,
     maxDocumentBytes: config.taskMaxDocumentBytes,
+    maxOpenPerUser: config.taskMaxOpenPerUser,
+    maxQueued: config.taskMaxQueued,
     // Leaves the answer time to reach the caller before RPC_TIMEOUT_MS.
     cancelWaitMs: Math.max(0, Math.min(3_000, config.rpcTimeoutMs - 1_000)),
   });

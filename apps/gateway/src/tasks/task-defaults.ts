@@ -17,4 +17,14 @@ export const taskDefaults = {
   maxDocumentBytes: 512 * 1024,
   /** Pause after each analysis stage, for tests and demos (TASK_STAGE_DELAY_MS). */
   stageDelayMs: 0,
+  /**
+   * Tasks one user may have queued or running at once (TASK_MAX_OPEN_PER_USER); a start past
+   * it answers `rate_limited`. 0: no limit.
+   */
+  maxOpenPerUser: 10,
+  /**
+   * Jobs the queue may hold not yet running (waiting or delayed; TASK_MAX_QUEUED), each with
+   * its document; a start past it answers `unavailable`. 0: no limit.
+   */
+  maxQueued: 1_000,
 } as const;

@@ -4,7 +4,7 @@ import { RpcError } from '../rpc/rpc-error';
 import { storeFailure } from '../rpc/store-failure';
 import type { TaskQueue } from './task-queue';
 import { progressEvent } from './task-runner';
-import { isFinal, type TaskRecord } from './task-store';
+import { isFinal, OpenTaskLimitError, type TaskRecord } from './task-store';
 
 /** Options of {@link TaskService}. */
 export interface TaskServiceOptions {
@@ -13,6 +13,18 @@ export interface TaskServiceOptions {
   publish: (userId: string, event: AppEvent) => Promise<unknown>;
   /** Largest document `TASK.start_document_analysis` accepts, in UTF-8 bytes. */
   maxDocumentBytes: number;
+  /**
+   * Tasks one user may have queued or running at once (TASK_MAX_OPEN_PER_USER): a start of a
+   * new task past it answers `rate_limited`. Counted in the task store, atomically with the
+   * task's creation, so it holds across the fleet. 0 or unset: no limit.
+   */
+  maxOpenPerUser?: number;
+  /**
+   * Jobs the queue may hold not yet running, waiting or delayed (TASK_MAX_QUEUED): a start at
+   * or past it answers `unavailable`. Read from {@link TaskQueue.depth} before the task is
+   * created, so concurrent starts may pass it by a few. 0 or unset: no limit.
+   */
+  maxQueued?: number;
   /**
    * How long `TASK.cancel` waits for a running task's worker to stop before it answers
    * with the task still `running` (the `cancelled` event follows). @default 3_000
@@ -54,22 +66,28 @@ export class TaskService {
       });
     }
     const { queue } = this.#o;
+    await this.#checkQueueDepth();
     const taskId = `${DOC_ANALYSIS_PREFIX}${jobId}`;
     const at = this.#now();
     const queueJobId = queue.queueJobId(taskId, at);
     const { record, created } = await unavailableOnError(() =>
-      queue.store.create({
-        task_id: taskId,
-        user_id: userId,
-        job_id: jobId,
-        status: 'queued',
-        progress: 0,
-        message: 'queued',
-        created_at: at,
-        updated_at: at,
-        queue_job_id: queueJobId,
-        attempts: 0,
-      }),
+      queue.store
+        .create(
+          {
+            task_id: taskId,
+            user_id: userId,
+            job_id: jobId,
+            status: 'queued',
+            progress: 0,
+            message: 'queued',
+            created_at: at,
+            updated_at: at,
+            queue_job_id: queueJobId,
+            attempts: 0,
+          },
+          { maxOpenPerUser: this.#o.maxOpenPerUser ?? 0 },
+        )
+        .catch(tooManyOpen),
     );
     if (!created && record.user_id !== userId) {
       this.#authorize(principal, record);
@@ -144,6 +162,20 @@ export class TaskService {
     return answer(record, true);
   }
 
+  /** Refuses a start while the queue holds `maxQueued` jobs not yet running (checked before anything is written). */
+  async #checkQueueDepth(): Promise<void> {
+    const max = this.#o.maxQueued ?? 0;
+    if (max <= 0) return;
+    const depth = await unavailableOnError(() => this.#o.queue.depth());
+    const queued = depth.waiting + depth.delayed;
+    if (queued < max) return;
+    throw new RpcError(
+      RpcErrorCode.Unavailable,
+      `the task queue is full: ${queued} tasks are waiting, the maximum is ${max} (TASK_MAX_QUEUED); retry later`,
+      { data: { queued, max_queued: max } },
+    );
+  }
+
   async #owned(principal: Principal, taskId: string): Promise<TaskRecord> {
     const record = await unavailableOnError(() => this.#o.queue.store.get(taskId));
     if (!record) throw new RpcError(RpcErrorCode.NotFound, `no task ${taskId} (unknown, or expired)`);
@@ -166,6 +198,20 @@ export class TaskService {
 function toInfo(record: TaskRecord): TaskInfo {
   const { cancel_requested: _, run: __, ...info } = record;
   return info.queue_job_id ? { ...info, celery_task_id: info.queue_job_id } : info;
+}
+
+/**
+ * A store's refusal of a user's task past TASK_MAX_OPEN_PER_USER as the caller hears it:
+ * `rate_limited` (HTTP 429), "you have too many; retry once one ended", with the counts in `data`.
+ */
+function tooManyOpen(error: unknown): never {
+  if (!(error instanceof OpenTaskLimitError)) throw error;
+  throw new RpcError(
+    RpcErrorCode.RateLimited,
+    `user ${error.userId} has ${error.open} tasks queued or running; the maximum is ${error.max} ` +
+      '(TASK_MAX_OPEN_PER_USER): start more once one has ended, or cancel one',
+    { data: { open: error.open, max_open: error.max } },
+  );
 }
 
 /** Redis away or failing over is `unavailable`, which callers may retry; a refusal is `internal`. */
