@@ -152,7 +152,7 @@ export interface GatewayConfig {
   /** Required `aud` of every token in `jwt` mode; unset: not checked. */
   jwtAudience: string | undefined;
   adminToken: string | undefined;
-  /** Token claim that marks a service caller allowed to act for any user. @default 'livebus_service' */
+  /** Token claim that marks a service caller allowed to act for any user, when it is `true` or `"true"`. @default 'livebus_service' */
   serviceRoleClaim: string;
   firebaseProjectId: string | undefined;
   /** `UNIFIED_REGISTRY.*` answer, and the heartbeat refreshes the unified registry (UNIFIED_REGISTRY_ENABLED). */

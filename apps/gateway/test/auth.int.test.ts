@@ -143,6 +143,18 @@ describe('AUTH_MODE=jwt', () => {
     const svc = token('app', { livebus_service: true });
     expect((await httpJson(`${t.http}/publish`, { method: 'POST', body, token: svc })).status).toBe(202);
   });
+
+  it('takes a service claim of true or "true" only: "false", "0", "no" or 1 are a user (POST /publish 403)', async () => {
+    const body = JSON.stringify({
+      user_id: 'u1',
+      event: { event: 'session.notice', data: { level: 'info', message: 'hi' } },
+    });
+    const publish = async (claim: unknown) =>
+      (await httpJson(`${t.http}/publish`, { method: 'POST', body, token: token('app', { livebus_service: claim }) }))
+        .status;
+    for (const claim of ['false', '0', 'no', 1]) expect([claim, await publish(claim)]).toEqual([claim, 403]);
+    expect(await publish('true')).toBe(202);
+  });
 });
 
 describe('AUTH_MODE=firebase (firebase-admin against an Auth emulator stub)', () => {
@@ -238,6 +250,15 @@ describe('AUTH_MODE=firebase (firebase-admin against an Auth emulator stub)', ()
     b.send({ type: 'hello', v: 1, token: unsignedIdToken(project, tooLong) });
     expect((await b.closed).code).toBe(CloseCode.AuthFailed);
     expect(t.logs.of('ws_auth_failed').at(-1)?.reason).toBe('invalid');
+  });
+
+  it('takes the service custom claim true or "true" only, as in AUTH_MODE=jwt', async () => {
+    const auth = new FirebaseAuthenticator(app, 'livebus_service');
+    const service = async (claim: unknown) =>
+      (await auth.authenticate({ token: unsignedIdToken(project, 'fb-user', { livebus_service: claim }) })).service;
+    expect(await service(true)).toBe(true);
+    expect(await service('true')).toBe(true);
+    for (const claim of ['false', '0', 'no', 1]) expect([claim, await service(claim)]).toEqual([claim, false]);
   });
 
   it('fills expiresAtMs from the ID token exp', async () => {

@@ -2,7 +2,7 @@ import type { AuthFailureReason } from '@livebus/protocol';
 import type { App } from 'firebase-admin/app';
 import type { Auth, DecodedIdToken } from 'firebase-admin/auth';
 import { AuthError, type Authenticator, type Principal } from './authenticator';
-import { keptClaims, ownClaim, toPrincipal } from './principal';
+import { isServiceClaim, keptClaims, ownClaim, toPrincipal } from './principal';
 
 /**
  * Verifies Firebase ID tokens with firebase-admin. `firebase-admin/auth` is
@@ -19,7 +19,8 @@ export class FirebaseAuthenticator implements Authenticator {
   /**
    * @param app - the firebase-admin app whose project the tokens must belong to
    *   (or a promise of it, for an app made after a lazy import of firebase-admin)
-   * @param serviceRoleClaim - custom claim whose truthy value marks a service caller
+   * @param serviceRoleClaim - custom claim that marks a service caller when it is `true`
+   *   (or the string `"true"`): {@link isServiceClaim}
    * @param keepClaims - claims a session's principal keeps ({@link Principal.claims}); the rest of
    *   the decoded token is dropped. Undefined: the whole decoded token is kept.
    */
@@ -57,7 +58,7 @@ export class FirebaseAuthenticator implements Authenticator {
     // Outside the try: a bad uid is our refusal, not a firebase verification failure.
     return toPrincipal(
       decoded.uid,
-      Boolean(ownClaim(decoded, this.#serviceRoleClaim)),
+      isServiceClaim(ownClaim(decoded, this.#serviceRoleClaim)),
       decoded.exp * 1000,
       keptClaims(decoded, this.#keepClaims),
     );

@@ -160,6 +160,22 @@ describe('JwtAuthenticator: the service claim', () => {
       }
     },
   );
+
+  it('makes a service caller of the claim true or "true" only, never of another truthy value', async () => {
+    const service = async (value: unknown) => {
+      const payload = { sub: 'app', svc: value };
+      const verdicts = [];
+      for (const token of [signJwt(payload, SECRET), viaJose(payload)]) {
+        verdicts.push((await auth.authenticate({ token })).service);
+      }
+      return verdicts;
+    };
+    expect(await service(true)).toEqual([true, true]);
+    expect(await service('true')).toEqual([true, true]);
+    for (const value of ['false', '0', 'no', 'yes', 'TRUE', 'True', ' true', 1, {}, ['true'], false, null]) {
+      expect([value, await service(value)]).toEqual([value, [false, false]]);
+    }
+  });
 });
 
 describe('JwtAuthenticator: the reason the peer is told', () => {

@@ -4,7 +4,7 @@ import { errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { DEFAULT_TOKEN_CLOCK_TOLERANCE_MS } from '../core/token-schedule';
 import { AuthError, type Authenticator, type Principal } from './authenticator';
 import { type Hs256Checks, verifyHs256 } from './hs256';
-import { keptClaims, ownClaim, toPrincipal } from './principal';
+import { isServiceClaim, keptClaims, ownClaim, toPrincipal } from './principal';
 import { JwksUnavailable, RemoteKeySet } from './remote-key-set';
 
 /**
@@ -26,7 +26,7 @@ export interface JwtAuthOptions {
   issuer?: string | undefined;
   /** Required `aud` of every token (one of them, if `aud` is a list). @default undefined (not checked) */
   audience?: string | undefined;
-  /** Claim whose truthy value marks a service caller. */
+  /** Claim that marks a service caller when it is `true` (or the string `"true"`): {@link isServiceClaim}. */
   serviceRoleClaim: string;
   /**
    * Clock skew tolerated on `exp` and `nbf`: a token is accepted until `exp` plus this.
@@ -152,7 +152,7 @@ export class JwtAuthenticator implements Authenticator {
     const { serviceRoleClaim, keepClaims } = this.#options;
     return toPrincipal(
       payload.sub,
-      Boolean(ownClaim(payload, serviceRoleClaim)),
+      isServiceClaim(ownClaim(payload, serviceRoleClaim)),
       expiresAtMs,
       keptClaims(payload, keepClaims),
     );

@@ -43,6 +43,16 @@ export function ownClaim(claims: Readonly<Record<string, unknown>> | undefined, 
 }
 
 /**
+ * Whether a token's service claim (SERVICE_ROLE_CLAIM) makes its caller a service: only the JSON
+ * boolean `true`, or the exact string `"true"` (identity providers whose custom attributes are
+ * strings only, such as Cognito's). Any other value is a user: `"false"`, `"0"`, `"no"`, `1`, `{}`
+ * were all truthy, and made a service of a caller whose provider wrote the claim as a string.
+ */
+export function isServiceClaim(value: unknown): boolean {
+  return value === true || value === 'true';
+}
+
+/**
  * The claims of a verified token that its principal keeps for the session's life: only those
  * named, when names are given (the gateway reads one claim after the hello, LISTENERS_FILE
  * `company.membership.claim`; a decoded Firebase ID token held whole is about 440 bytes per
