@@ -157,6 +157,30 @@ describe('AUTH_MODE=jwt', () => {
   });
 });
 
+describe('AUTH_MODE=jwt: an exp with a fraction (a NumericDate may have one)', () => {
+  let t: TestGateway;
+  // A tolerance of a minute: a token 1.2345 s past exp is accepted and asked for at once.
+  beforeAll(async () => {
+    t = await startGateway({ authMode: 'jwt', jwtSecret: SECRET, tokenClockToleranceMs: 60_000 });
+  });
+  afterAll(() => t.close());
+
+  it('tells token_expiring and token_refreshed in whole milliseconds, and the session lives on (was closed 1011)', async () => {
+    const expired = now() - 1.2345;
+    const c = new TestClient(t.url);
+    await c.hello({ token: signJwt({ sub: 'frac', exp: expired }, SECRET) });
+    const expiring = await c.next('notice', (n) => n.kind === 'token_expiring');
+    expect(expiring.expires_at_ms).toBe(Math.floor(expired * 1000));
+
+    const fresh = now() + 600.6789;
+    c.send({ type: 'auth', token: signJwt({ sub: 'frac', exp: fresh }, SECRET) });
+    const refreshed = await c.next('notice', (n) => n.kind === 'token_refreshed');
+    expect(refreshed.expires_at_ms).toBe(Math.floor(fresh * 1000));
+    expect((await c.call('REGISTRY.get_sessions', ['frac'])).type).toBe('rpc_result');
+    expect(await c.close()).toMatchObject({ code: 1000 });
+  });
+});
+
 describe('AUTH_MODE=firebase (firebase-admin against an Auth emulator stub)', () => {
   let stub: AuthEmulatorStub;
   let t: TestGateway;

@@ -7,7 +7,7 @@ export interface Principal {
   /** A service caller (an app server) may act on any `user_id`. */
   service: boolean;
   /**
-   * When the credential stops being valid, in ms since the epoch (the token's `exp`).
+   * When the credential stops being valid, in whole ms since the epoch (the token's `exp`, floored).
    * Undefined when the credential does not expire (AUTH_MODE=none, a JWT without `exp`).
    */
   expiresAtMs?: number | undefined;

@@ -13,6 +13,14 @@ describe('toPrincipal', () => {
     expect(toPrincipal('x'.repeat(128), false).uid).toHaveLength(128);
   });
 
+  it('holds the expiry in whole milliseconds, as frames carry it (a JWT exp may have a fraction)', () => {
+    const expS = 1_800_000_000.1234; // * 1000 is 1800000000123.4 (not whole)
+    expect(toPrincipal('u1', false, expS * 1000).expiresAtMs).toBe(1_800_000_000_123);
+    expect(toPrincipal('u1', false, 1_800_000_000_999.9).expiresAtMs).toBe(1_800_000_000_999);
+    expect(toPrincipal('u1', false, Number.POSITIVE_INFINITY).expiresAtMs).toBe(Number.MAX_SAFE_INTEGER);
+    expect(toPrincipal('u1', false, 1e303).expiresAtMs).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
   it.each([
     ['129 characters', 'x'.repeat(129)],
     ['empty', ''],

@@ -9,7 +9,7 @@ import { AuthError, type Principal } from './authenticator';
  *
  * @param uid - the identity the credential names (a JWT `sub`, a Firebase uid, a claimed id)
  * @param service - whether the caller may act for any user
- * @param expiresAtMs - the credential's expiry in ms since the epoch; undefined when it has none
+ * @param expiresAtMs - the credential's expiry in ms since the epoch (floored to a whole ms); undefined when it has none
  * @param claims - the verified token's claims (unset when there is no token)
  * @throws {@link AuthError} `invalid_subject` when `uid` is not a valid user id
  */
@@ -74,6 +74,18 @@ export function keptClaims(
 }
 
 /**
+ * An expiry as the frames carry it (`expires_at_ms`: a whole number, at most
+ * `Number.MAX_SAFE_INTEGER`). A JWT's `exp` is a NumericDate and may have a fraction
+ * (`1800000000.25`): its milliseconds were not whole, and the `token_expiring` or
+ * `token_refreshed` notice that carried them failed to serialise (the session closed 1011).
+ * Floored: the token is held a fraction of a millisecond less, never more. An `exp` past
+ * year 287 000 (or `1e400`, which JSON reads as Infinity) is held at the largest whole number.
+ */
+function wholeMs(ms: number): number {
+  return Math.min(Math.floor(ms), Number.MAX_SAFE_INTEGER);
+}
+
+/**
  * A principal as {@link toPrincipal} makes it. The claims are a private field behind a
  * getter: not enumerable, so a principal compared or logged whole does not carry the
  * token's payload along. (They were a non-enumerable property added with
@@ -89,7 +101,7 @@ class VerifiedPrincipal implements Principal {
   constructor(uid: string, service: boolean, expiresAtMs?: number, claims?: Readonly<Record<string, unknown>>) {
     this.uid = uid;
     this.service = service;
-    if (expiresAtMs !== undefined) (this as { expiresAtMs?: number }).expiresAtMs = expiresAtMs;
+    if (expiresAtMs !== undefined) (this as { expiresAtMs?: number }).expiresAtMs = wholeMs(expiresAtMs);
     this.#claims = claims;
   }
 
