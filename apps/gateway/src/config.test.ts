@@ -150,6 +150,26 @@ describe('loadConfig, AUTH_MODE=jwt', () => {
     );
   });
 
+  it('refuses an http:// JWKS URL in production, naming the variable and the fix; allows it on loopback and outside production', () => {
+    const prod = { NODE_ENV: 'production', AUTH_MODE: 'jwt', ADMIN_TOKEN: 'a'.repeat(20) };
+    for (const url of [
+      'http://idp.example.com/.well-known/jwks.json',
+      'http://10.0.0.5/jwks',
+      'http://127.0.0.1.nip.io/jwks',
+    ]) {
+      expect(() => loadConfig({ ...prod, JWT_JWKS_URL: url })).toThrow(ConfigError);
+      expect(() => loadConfig({ ...prod, JWT_JWKS_URL: url })).toThrow(
+        /JWT_JWKS_URL: http:\/\/ is refused when NODE_ENV=production .*use the key set's https:\/\/ URL/,
+      );
+    }
+    for (const url of [jwks, 'http://127.0.0.1:9/jwks', 'http://localhost:8080/jwks', 'http://[::1]:9/jwks']) {
+      expect(loadConfig({ ...prod, JWT_JWKS_URL: url }).jwtJwksUrl).toBe(url);
+    }
+    expect(loadConfig({ AUTH_MODE: 'jwt', JWT_JWKS_URL: 'http://idp.example.com/jwks' }).jwtJwksUrl).toBe(
+      'http://idp.example.com/jwks',
+    );
+  });
+
   it('refuses a JWKS URL that is not http(s)', () => {
     expect(() => loadConfig({ AUTH_MODE: 'jwt', JWT_JWKS_URL: 'ftp://idp/jwks' })).toThrow(/JWT_JWKS_URL/);
     expect(() => loadConfig({ AUTH_MODE: 'jwt', JWT_JWKS_URL: 'not a url' })).toThrow(/JWT_JWKS_URL/);
@@ -167,6 +187,24 @@ describe('docs/configuration.md', () => {
     const turbo = JSON.parse(readFileSync(join(__dirname, '..', 'turbo.json'), 'utf8'));
     const passed = new Set<string>(turbo.tasks.dev.env);
     expect(Object.keys(EnvSchema.shape).filter((name) => !passed.has(name))).toEqual([]);
+  });
+
+  it('refuses FIREBASE_AUTH_EMULATOR_HOST with AUTH_MODE=firebase in production (unsigned tokens), not elsewhere', () => {
+    const firebase = {
+      AUTH_MODE: 'firebase',
+      FIREBASE_PROJECT_ID: 'demo',
+      FIREBASE_AUTH_EMULATOR_HOST: '127.0.0.1:9099',
+    };
+    const prod = { ...firebase, NODE_ENV: 'production', ADMIN_TOKEN: 'a'.repeat(20) };
+    expect(() => loadConfig(prod)).toThrow(ConfigError);
+    expect(() => loadConfig(prod)).toThrow(
+      /FIREBASE_AUTH_EMULATOR_HOST: refused when NODE_ENV=production with AUTH_MODE=firebase .*unset it/,
+    );
+    expect(() => loadConfig({ ...prod, FIREBASE_AUTH_EMULATOR_HOST: ' ' })).not.toThrow();
+    expect(() => loadConfig(firebase)).not.toThrow();
+    expect(() =>
+      loadConfig({ ...prod, AUTH_MODE: 'jwt', JWT_SECRET: 's'.repeat(32), FIREBASE_PROJECT_ID: undefined }),
+    ).not.toThrow();
   });
 
   it('refuses AUTH_MODE=firebase without a project, and names what to set', () => {

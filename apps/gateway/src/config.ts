@@ -50,6 +50,8 @@ export const EnvSchema = z.object({
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   SERVICE_ROLE_CLAIM: z.string().min(1).default('livebus_service'),
   FIREBASE_PROJECT_ID: z.string().min(1).optional(),
+  // Read by firebase-admin itself; the gateway only refuses it in production.
+  FIREBASE_AUTH_EMULATOR_HOST: z.string().min(1).optional(),
   UNIFIED_REGISTRY_ENABLED: bool.default(false),
   // Unset: follows UNIFIED_REGISTRY_ENABLED, which switched tasks alone before this variable existed.
   TASKS_ENABLED: bool.optional(),
@@ -319,6 +321,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     problems.push('  JWT_SECRET / JWT_JWKS_URL: AUTH_MODE=jwt needs at least one of them (HS256 secret, or JWKS URL)');
   }
   if (production && !e.ADMIN_TOKEN) problems.push('  ADMIN_TOKEN: required when NODE_ENV=production');
+  if (production) problems.push(...weakVerification(e));
   // firebase-admin would start without a project and then refuse every token with no clue why.
   const googleProject = ['GOOGLE_CLOUD_PROJECT', 'GCLOUD_PROJECT', 'GOOGLE_APPLICATION_CREDENTIALS'].some(
     (k) => cleaned[k],
@@ -450,6 +453,34 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     admissionMaxLagMs: e.ADMISSION_MAX_LAG_MS,
     admissionRetryAfterS: e.ADMISSION_RETRY_AFTER_S,
   };
+}
+
+/**
+ * Token checks that production refuses because they can be bypassed: a JWKS fetched over plain
+ * http (anyone on the network path can serve keys that sign any token; loopback is no path), and
+ * firebase-admin pointed at an Auth emulator (it then accepts unsigned ID tokens).
+ */
+function weakVerification(e: z.infer<typeof EnvSchema>): string[] {
+  const problems: string[] = [];
+  if (e.AUTH_MODE === 'jwt' && e.JWT_JWKS_URL) {
+    const url = new URL(e.JWT_JWKS_URL);
+    if (url.protocol === 'http:' && !isLoopback(url.hostname)) {
+      problems.push(
+        `  JWT_JWKS_URL: http:// is refused when NODE_ENV=production (anyone on the network path to ${url.host} could serve keys that sign any token): use the key set's https:// URL (http:// is allowed only on loopback: localhost, 127.0.0.1, [::1])`,
+      );
+    }
+  }
+  if (e.AUTH_MODE === 'firebase' && e.FIREBASE_AUTH_EMULATOR_HOST) {
+    problems.push(
+      '  FIREBASE_AUTH_EMULATOR_HOST: refused when NODE_ENV=production with AUTH_MODE=firebase (firebase-admin then accepts unsigned ID tokens, naming any user): unset it; the Auth emulator is for tests and local work',
+    );
+  }
+  return problems;
+}
+
+/** A URL host name that names this machine: `localhost`, 127.0.0.0/8 or `[::1]`. */
+function isLoopback(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }
 
 /** Why the service-account key at `path` cannot be used, or undefined when it reads as JSON. */
