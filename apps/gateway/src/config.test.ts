@@ -150,6 +150,19 @@ describe('loadConfig, AUTH_MODE=jwt', () => {
     );
   });
 
+  it('requires exp on tokens in production by default (JWT_REQUIRE_EXP), and takes the variable either way', () => {
+    const prod = { NODE_ENV: 'production', AUTH_MODE: 'jwt', JWT_SECRET: secret, ADMIN_TOKEN: 'a'.repeat(20) };
+    expect(loadConfig(prod).jwtRequireExp).toBe(true);
+    expect(loadConfig({ ...prod, JWT_REQUIRE_EXP: 'false' }).jwtRequireExp).toBe(false);
+    expect(loadConfig({ AUTH_MODE: 'jwt', JWT_SECRET: secret }).jwtRequireExp).toBe(false);
+    expect(loadConfig({ AUTH_MODE: 'jwt', JWT_SECRET: secret, JWT_REQUIRE_EXP: 'true' }).jwtRequireExp).toBe(true);
+    expect(() => loadConfig({ JWT_REQUIRE_EXP: 'maybe' })).toThrow(/JWT_REQUIRE_EXP/);
+    // From code, as from the environment: production requires it unless told otherwise.
+    expect(defaultConfig({ production: true }).jwtRequireExp).toBe(true);
+    expect(defaultConfig({ production: true, jwtRequireExp: false }).jwtRequireExp).toBe(false);
+    expect(defaultConfig({}).jwtRequireExp).toBe(false);
+  });
+
   it('refuses an http:// JWKS URL in production, naming the variable and the fix; allows it on loopback and outside production', () => {
     const prod = { NODE_ENV: 'production', AUTH_MODE: 'jwt', ADMIN_TOKEN: 'a'.repeat(20) };
     for (const url of [

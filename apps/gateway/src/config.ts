@@ -47,6 +47,8 @@ export const EnvSchema = z.object({
     .optional(),
   JWT_ISSUER: z.string().min(1).optional(),
   JWT_AUDIENCE: z.string().min(1).optional(),
+  // Unset: follows NODE_ENV (required in production).
+  JWT_REQUIRE_EXP: bool.optional(),
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   SERVICE_ROLE_CLAIM: z.string().min(1).default('livebus_service'),
   FIREBASE_PROJECT_ID: z.string().min(1).optional(),
@@ -153,6 +155,11 @@ export interface GatewayConfig {
   jwtIssuer: string | undefined;
   /** Required `aud` of every token in `jwt` mode; unset: not checked. */
   jwtAudience: string | undefined;
+  /**
+   * `jwt` mode refuses a token without `exp` (close 4001 `invalid_token`, HTTP 401): one that
+   * leaked would work for ever (JWT_REQUIRE_EXP). @default production
+   */
+  jwtRequireExp: boolean;
   adminToken: string | undefined;
   /** Token claim that marks a service caller allowed to act for any user, when it is `true` or `"true"`. @default 'livebus_service' */
   serviceRoleClaim: string;
@@ -298,7 +305,14 @@ export class ConfigError extends Error {
 export function defaultConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfig {
   // As in the environment: tasks follow the unified registry unless told otherwise.
   const tasks = overrides.tasksEnabled ?? overrides.unifiedRegistryEnabled;
-  return { ...loadConfig({}), ...overrides, ...(tasks === undefined ? {} : { tasksEnabled: tasks }) };
+  // As in the environment: tokens without exp are refused in production unless told otherwise.
+  const requireExp = overrides.jwtRequireExp ?? overrides.production;
+  return {
+    ...loadConfig({}),
+    ...overrides,
+    ...(tasks === undefined ? {} : { tasksEnabled: tasks }),
+    ...(requireExp === undefined ? {} : { jwtRequireExp: requireExp }),
+  };
 }
 
 /** Parses and checks the environment once; throws {@link ConfigError} naming each bad variable. */
@@ -402,6 +416,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     jwtJwksUrl: e.JWT_JWKS_URL,
     jwtIssuer: e.JWT_ISSUER,
     jwtAudience: e.JWT_AUDIENCE,
+    jwtRequireExp: e.JWT_REQUIRE_EXP ?? production,
     adminToken: e.ADMIN_TOKEN,
     serviceRoleClaim: e.SERVICE_ROLE_CLAIM,
     firebaseProjectId: e.FIREBASE_PROJECT_ID,

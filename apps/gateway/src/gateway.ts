@@ -573,6 +573,13 @@ function logListening(ports: ResolvedPorts, config: GatewayConfig, address: Addr
       message: 'unset: WebSocket upgrades are accepted from any Origin; list your front-end origins',
     });
   }
+  if (config.production && config.authMode === 'jwt' && !config.jwtRequireExp) {
+    logger.warn('gateway_config_warning', {
+      variable: 'JWT_REQUIRE_EXP',
+      message:
+        'false: tokens without exp are accepted and never expire; a leaked one works until the secret or key changes',
+    });
+  }
   if (!config.adminToken) {
     // Only outside production (it is required there): the quick start, a test, a staging host.
     logger.warn('gateway_config_warning', {

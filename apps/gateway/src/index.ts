@@ -2,7 +2,7 @@ export type { Authenticator, Principal } from './auth/authenticator';
 export { AuthError } from './auth/authenticator';
 export { type AuthenticatorForOptions, authenticatorFor } from './auth/authenticator-for';
 export { FirebaseAuthenticator } from './auth/firebase-authenticator';
-export { JwtAuthenticator, type JwtAuthOptions, signJwt } from './auth/jwt-authenticator';
+export { JwtAuthenticator, type JwtAuthOptions, type SignJwtOptions, signJwt } from './auth/jwt-authenticator';
 export { NoneAuthenticator } from './auth/none-authenticator';
 export { toPrincipal } from './auth/principal';
 export {

@@ -157,6 +157,89 @@ describe('AUTH_MODE=jwt', () => {
   });
 });
 
+describe('AUTH_MODE=jwt: tokens without exp, refused with jwtRequireExp (JWT_REQUIRE_EXP, on in production)', () => {
+  let t: TestGateway;
+  // No ports.auth: the gateway makes its authenticator from the configuration, as the CLI does.
+  beforeAll(async () => {
+    t = await startGateway({ authMode: 'jwt', jwtSecret: SECRET, adminToken: ADMIN, jwtRequireExp: true });
+  });
+  afterAll(() => t.close());
+
+  const noExp = (sub: string, extra: Record<string, unknown> = {}) =>
+    signJwt({ sub, ...extra }, SECRET, { expiresInS: false });
+  const publishBody = JSON.stringify({
+    user_id: 'u1',
+    event: { event: 'session.notice', data: { level: 'info', message: 'hi' } },
+  });
+
+  it('refuses one in the hello with 4001 invalid_token, and takes signJwt default (an hour ahead)', async () => {
+    const c = new TestClient(t.url);
+    await c.opened;
+    c.send({ type: 'hello', v: 1, token: noExp('u1') });
+    expect(await c.closed).toEqual({ code: CloseCode.AuthFailed, reason: 'invalid_token' });
+    const ok = new TestClient(t.url);
+    const welcome = await ok.hello({ token: signJwt({ sub: 'u1' }, SECRET) });
+    expect(welcome.user_id).toBe('u1');
+    await ok.close();
+  });
+
+  it('refuses one in an auth frame: not_authenticated, and the session lives on with its token', async () => {
+    const c = new TestClient(t.url);
+    await c.hello({ token: token('u1') });
+    c.send({ type: 'auth', token: noExp('u1') });
+    expect(await c.next('error')).toMatchObject({ code: 'not_authenticated' });
+    expect(c.frames.some((f) => f.type === 'notice' && f.kind === 'token_refreshed')).toBe(false);
+    expect((await c.call('REGISTRY.get_sessions', ['u1'])).type).toBe('rpc_result');
+    expect(await c.close()).toMatchObject({ code: 1000 });
+  });
+
+  it('refuses one on POST /rpc and POST /publish with 401 invalid_token, a service token too', async () => {
+    const rpc = await httpJson(`${t.http}/rpc`, {
+      method: 'POST',
+      token: noExp('app', { livebus_service: true }),
+      body: '{"method":"REGISTRY.get_sessions","args":["u1"]}',
+    });
+    expect([rpc.status, rpc.body.error]).toEqual([401, expect.objectContaining({ reason: 'invalid_token' })]);
+    const svc = noExp('app', { livebus_service: true });
+    const publish = await httpJson(`${t.http}/publish`, { method: 'POST', body: publishBody, token: svc });
+    expect([publish.status, publish.body.error]).toEqual([401, expect.objectContaining({ reason: 'invalid_token' })]);
+    const minted = signJwt({ sub: 'app', livebus_service: true }, SECRET);
+    expect((await httpJson(`${t.http}/publish`, { method: 'POST', body: publishBody, token: minted })).status).toBe(
+      202,
+    );
+  });
+
+  it('accepts one in production with jwtRequireExp false, and warns of it at start', async () => {
+    const lax = await startGateway({
+      production: true,
+      authMode: 'jwt',
+      jwtSecret: SECRET,
+      adminToken: ADMIN,
+      allowedOrigins: ['https://app.example.com'],
+      jwtRequireExp: false,
+    });
+    try {
+      expect(lax.logs.of('gateway_config_warning').map((l) => l.variable)).toEqual(['JWT_REQUIRE_EXP']);
+      const c = new TestClient(lax.url);
+      expect((await c.hello({ token: noExp('u1') })).user_id).toBe('u1');
+      await c.close();
+    } finally {
+      await lax.close();
+    }
+  });
+
+  it('accepts one outside production by default (jwtRequireExp off), as before', async () => {
+    const dev = await startGateway({ authMode: 'jwt', jwtSecret: SECRET });
+    try {
+      const c = new TestClient(dev.url);
+      expect((await c.hello({ token: noExp('u1') })).user_id).toBe('u1');
+      await c.close();
+    } finally {
+      await dev.close();
+    }
+  });
+});
+
 describe('AUTH_MODE=jwt: an exp with a fraction (a NumericDate may have one)', () => {
   let t: TestGateway;
   // A tolerance of a minute: a token 1.2345 s past exp is accepted and asked for at once.

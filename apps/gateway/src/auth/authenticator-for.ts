@@ -40,6 +40,7 @@ export function authenticatorFor(config: GatewayConfig, options: AuthenticatorFo
         jwksUrl: config.jwtJwksUrl,
         issuer: config.jwtIssuer,
         audience: config.jwtAudience,
+        requireExp: config.jwtRequireExp,
         serviceRoleClaim: config.serviceRoleClaim,
         clockToleranceMs: config.tokenClockToleranceMs,
         keepClaims: claimsRead(config),

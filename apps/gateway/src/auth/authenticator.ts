@@ -8,7 +8,8 @@ export interface Principal {
   service: boolean;
   /**
    * When the credential stops being valid, in whole ms since the epoch (the token's `exp`, floored).
-   * Undefined when the credential does not expire (AUTH_MODE=none, a JWT without `exp`).
+   * Undefined when the credential does not expire (AUTH_MODE=none, a JWT without `exp`, which
+   * AUTH_MODE=jwt accepts only with JWT_REQUIRE_EXP off: the default outside production).
    */
   expiresAtMs?: number | undefined;
   /**

@@ -1,11 +1,16 @@
 import { createHmac } from 'node:crypto';
 import { AuthError } from './authenticator';
-import { JwtAuthenticator, signJwt } from './jwt-authenticator';
+import { JwtAuthenticator, SIGN_JWT_DEFAULT_EXPIRES_IN_S, signJwt } from './jwt-authenticator';
 import { NoneAuthenticator } from './none-authenticator';
 
 const SECRET = 'unit-test-secret-that-is-long-enough-0001';
 const NOW_S = 1_800_000_000;
 const auth = new JwtAuthenticator({ secret: SECRET, serviceRoleClaim: 'svc', now: () => NOW_S * 1000 });
+/**
+ * A token with exactly the claims given: no `exp` unless the test gives one (signJwt's default
+ * would be an hour from the real clock, and the authenticators here run at NOW_S).
+ */
+const sign = (payload: Record<string, unknown>, secret = SECRET) => signJwt(payload, secret, { expiresInS: false });
 
 /** What the peer is told (the 4001 close reason), or 'accepted'. */
 async function code(authenticator: JwtAuthenticator, token: string | undefined) {
@@ -30,19 +35,19 @@ async function reason(token: string | undefined) {
 
 describe('JwtAuthenticator', () => {
   it('accepts a valid HS256 token; sub is the user, the service claim marks a service caller', async () => {
-    expect(await auth.authenticate({ token: signJwt({ sub: 'u1', exp: NOW_S + 60 }, SECRET) })).toEqual({
+    expect(await auth.authenticate({ token: sign({ sub: 'u1', exp: NOW_S + 60 }, SECRET) })).toEqual({
       uid: 'u1',
       service: false,
       expiresAtMs: (NOW_S + 60) * 1000,
     });
-    const service = await auth.authenticate({ token: signJwt({ sub: 'app', svc: true }, SECRET) });
+    const service = await auth.authenticate({ token: sign({ sub: 'app', svc: true }, SECRET) });
     expect(service).toEqual({ uid: 'app', service: true });
     // A token without exp does not expire: the property is absent, not NaN or 0.
     expect(service).not.toHaveProperty('expiresAtMs');
   });
 
   it('keeps on the principal only the claims it is told to keep (keepClaims), else the whole payload', async () => {
-    const token = signJwt({ sub: 'u', email: 'a@b.c', company_ids: ['acme'], exp: NOW_S + 60 }, SECRET);
+    const token = sign({ sub: 'u', email: 'a@b.c', company_ids: ['acme'], exp: NOW_S + 60 }, SECRET);
     const picky = new JwtAuthenticator({
       secret: SECRET,
       serviceRoleClaim: 'svc',
@@ -61,11 +66,11 @@ describe('JwtAuthenticator', () => {
   });
 
   it('holds sub to the protocol user id: 128 characters pass, 129 and non-strings are refused', async () => {
-    expect((await auth.authenticate({ token: signJwt({ sub: 'x'.repeat(128) }, SECRET) })).uid).toHaveLength(128);
-    expect(await reason(signJwt({ sub: 'x'.repeat(129) }, SECRET))).toBe('invalid');
-    await expect(auth.authenticate({ token: signJwt({ sub: 'x'.repeat(129) }, SECRET) })).rejects.toThrow(/user id/);
-    expect(await reason(signJwt({ sub: 42 }, SECRET))).toBe('invalid');
-    expect(await reason(signJwt({ sub: '' }, SECRET))).toBe('invalid');
+    expect((await auth.authenticate({ token: sign({ sub: 'x'.repeat(128) }, SECRET) })).uid).toHaveLength(128);
+    expect(await reason(sign({ sub: 'x'.repeat(129) }, SECRET))).toBe('invalid');
+    await expect(auth.authenticate({ token: sign({ sub: 'x'.repeat(129) }, SECRET) })).rejects.toThrow(/user id/);
+    expect(await reason(sign({ sub: 42 }, SECRET))).toBe('invalid');
+    expect(await reason(sign({ sub: '' }, SECRET))).toBe('invalid');
   });
 
   it('checks iss and aud when configured, on HS256 tokens too', async () => {
@@ -77,7 +82,7 @@ describe('JwtAuthenticator', () => {
       now: () => NOW_S * 1000,
     });
     const check = (claims: Record<string, unknown>) =>
-      pinned.authenticate({ token: signJwt({ sub: 'u', ...claims }, SECRET) }).then(
+      pinned.authenticate({ token: sign({ sub: 'u', ...claims }, SECRET) }).then(
         (p) => p.uid,
         (e: AuthError) => e.reason,
       );
@@ -91,7 +96,7 @@ describe('JwtAuthenticator', () => {
   it('refuses HS256 when only a JWKS is configured, before fetching anything', async () => {
     // Port 9 (discard) on loopback: a fetch would fail as "JWKS unavailable", not "alg not allowed".
     const jwksOnly = new JwtAuthenticator({ jwksUrl: 'http://127.0.0.1:9/jwks.json', serviceRoleClaim: 'svc' });
-    await expect(jwksOnly.authenticate({ token: signJwt({ sub: 'u' }, SECRET) })).rejects.toMatchObject({
+    await expect(jwksOnly.authenticate({ token: sign({ sub: 'u' }, SECRET) })).rejects.toMatchObject({
       reason: 'invalid',
       message: 'token alg not allowed',
     });
@@ -102,17 +107,17 @@ describe('JwtAuthenticator', () => {
   });
 
   it('tolerates 5 s of clock skew on exp and nbf by default (TOKEN_CLOCK_TOLERANCE_MS), not more', async () => {
-    expect(await reason(signJwt({ sub: 'u', exp: NOW_S - 4 }, SECRET))).toBe('accepted');
-    expect(await reason(signJwt({ sub: 'u', exp: NOW_S - 5 }, SECRET))).toBe('expired');
-    expect(await reason(signJwt({ sub: 'u', exp: NOW_S - 25 }, SECRET))).toBe('expired');
-    expect(await reason(signJwt({ sub: 'u', nbf: NOW_S + 5 }, SECRET))).toBe('accepted');
-    expect(await reason(signJwt({ sub: 'u', nbf: NOW_S + 6 }, SECRET))).toBe('invalid');
+    expect(await reason(sign({ sub: 'u', exp: NOW_S - 4 }, SECRET))).toBe('accepted');
+    expect(await reason(sign({ sub: 'u', exp: NOW_S - 5 }, SECRET))).toBe('expired');
+    expect(await reason(sign({ sub: 'u', exp: NOW_S - 25 }, SECRET))).toBe('expired');
+    expect(await reason(sign({ sub: 'u', nbf: NOW_S + 5 }, SECRET))).toBe('accepted');
+    expect(await reason(sign({ sub: 'u', nbf: NOW_S + 6 }, SECRET))).toBe('invalid');
   });
 
   it('takes the tolerance in milliseconds: 0 accepts nothing past exp, 2 500 accepts 2 s but not 3', async () => {
     const check = async (clockToleranceMs: number, exp: number) =>
       new JwtAuthenticator({ secret: SECRET, serviceRoleClaim: 'svc', clockToleranceMs, now: () => NOW_S * 1000 })
-        .authenticate({ token: signJwt({ sub: 'u', exp }, SECRET) })
+        .authenticate({ token: sign({ sub: 'u', exp }, SECRET) })
         .then(
           () => 'accepted',
           (e: AuthError) => e.reason,
@@ -127,35 +132,101 @@ describe('JwtAuthenticator', () => {
     expect(await reason(undefined)).toBe('missing');
     expect(await reason('a.b')).toBe('invalid');
     expect(await reason('!!.@@.##')).toBe('invalid');
-    const good = signJwt({ sub: 'u' }, SECRET);
+    const good = sign({ sub: 'u' }, SECRET);
     const [h, p] = good.split('.');
     expect(await reason(`${h}.${p}.`)).toBe('invalid');
     const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${p}.`;
     expect(await reason(none)).toBe('invalid');
     const tampered = `${h}.${Buffer.from('{"sub":"admin"}').toString('base64url')}.${good.split('.')[2]}`;
     expect(await reason(tampered)).toBe('invalid');
-    expect(await reason(signJwt({ exp: NOW_S + 60 }, SECRET))).toBe('invalid');
+    expect(await reason(sign({ exp: NOW_S + 60 }, SECRET))).toBe('invalid');
+  });
+});
+
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+/** An HS256 token jose decides (crit b64 with b64 true is an ordinary token hs256.ts leaves to jose). */
+const viaJose = (payload: Record<string, unknown>) => {
+  const head = `${b64({ alg: 'HS256', crit: ['b64'], b64: true })}.${b64(payload)}`;
+  return `${head}.${createHmac('sha256', SECRET).update(head).digest('base64url')}`;
+};
+
+describe('JwtAuthenticator: tokens without exp (requireExp, JWT_REQUIRE_EXP)', () => {
+  const strict = new JwtAuthenticator({
+    secret: SECRET,
+    serviceRoleClaim: 'svc',
+    requireExp: true,
+    now: () => NOW_S * 1000,
+  });
+
+  it('refuses a token without exp as invalid_token, on hs256.ts and on jose alike, a service token too', async () => {
+    for (const payload of [{ sub: 'u' }, { sub: 'app', svc: true }]) {
+      for (const token of [sign(payload), viaJose(payload)]) {
+        expect([payload, await code(strict, token)]).toEqual([payload, 'invalid_token']);
+      }
+    }
+    await expect(strict.authenticate({ token: sign({ sub: 'u' }) })).rejects.toThrow(/exp/);
+  });
+
+  it('accepts the same tokens with an exp, and checks everything else first (a forged one is bad_signature)', async () => {
+    for (const token of [sign({ sub: 'u', exp: NOW_S + 60 }), viaJose({ sub: 'u', exp: NOW_S + 60 })]) {
+      expect(await strict.authenticate({ token })).toEqual({
+        uid: 'u',
+        service: false,
+        expiresAtMs: (NOW_S + 60) * 1000,
+      });
+    }
+    expect(await code(strict, sign({ sub: 'u' }, 'another-secret-that-is-long-enough-xxxxx'))).toBe('bad_signature');
+  });
+
+  it('accepts a token without exp when not required (the default of the class), and it never expires', async () => {
+    for (const token of [sign({ sub: 'u' }), viaJose({ sub: 'u' })]) {
+      expect(await auth.authenticate({ token })).not.toHaveProperty('expiresAtMs');
+    }
+  });
+});
+
+describe('signJwt', () => {
+  const payloadOf = (token: string) =>
+    JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+  /** The exp signJwt may have written for a lifetime of `s`, read from the clock around the call. */
+  const signedWithin = (make: () => string, s: number) => {
+    const before = Math.floor(Date.now() / 1000);
+    const token = make();
+    const after = Math.floor(Date.now() / 1000);
+    const { exp } = payloadOf(token);
+    return typeof exp === 'number' && exp >= before + s && exp <= after + s;
+  };
+
+  it('adds an exp an hour ahead by default, so a service token it mints does not work for ever', () => {
+    expect(SIGN_JWT_DEFAULT_EXPIRES_IN_S).toBe(3600);
+    expect(signedWithin(() => signJwt({ sub: 'app', svc: true }, SECRET), 3600)).toBe(true);
+  });
+
+  it('takes another lifetime, keeps the payload own exp, and signs none with expiresInS false', () => {
+    expect(signedWithin(() => signJwt({ sub: 'u' }, SECRET, { expiresInS: 60 }), 60)).toBe(true);
+    expect(payloadOf(signJwt({ sub: 'u', exp: 1_700_000_000 }, SECRET))).toEqual({ sub: 'u', exp: 1_700_000_000 });
+    expect(payloadOf(signJwt({ sub: 'u', exp: 1_700_000_000 }, SECRET, { expiresInS: 60 })).exp).toBe(1_700_000_000);
+    expect(payloadOf(signJwt({ sub: 'u' }, SECRET, { expiresInS: false }))).toEqual({ sub: 'u' });
+  });
+
+  it('mints tokens a gateway requiring exp accepts, on the real clock', async () => {
+    const strict = new JwtAuthenticator({ secret: SECRET, serviceRoleClaim: 'svc', requireExp: true });
+    const principal = await strict.authenticate({ token: signJwt({ sub: 'app', svc: true }, SECRET) });
+    expect(principal).toMatchObject({ uid: 'app', service: true, expiresAtMs: expect.any(Number) });
   });
 });
 
 describe('JwtAuthenticator: the service claim', () => {
-  const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  /** An HS256 token jose decides (crit b64 with b64 true is an ordinary token hs256.ts leaves to jose). */
-  const viaJose = (payload: Record<string, unknown>) => {
-    const head = `${b64({ alg: 'HS256', crit: ['b64'], b64: true })}.${b64(payload)}`;
-    return `${head}.${createHmac('sha256', SECRET).update(head).digest('base64url')}`;
-  };
-
   it.each(['constructor', 'toString', 'hasOwnProperty', '__proto__', 'valueOf'])(
     'serviceRoleClaim %s: only a token carrying that claim itself is a service caller, not every token',
     async (claim) => {
       const named = new JwtAuthenticator({ secret: SECRET, serviceRoleClaim: claim, now: () => NOW_S * 1000 });
-      for (const token of [signJwt({ sub: 'u' }, SECRET), viaJose({ sub: 'u' })]) {
+      for (const token of [sign({ sub: 'u' }, SECRET), viaJose({ sub: 'u' })]) {
         expect(await named.authenticate({ token })).toEqual({ uid: 'u', service: false });
       }
       // JSON.parse makes even "__proto__" an own property: the claim still works when the token has it.
       const own = JSON.parse(`{"sub":"app",${JSON.stringify(claim)}:true}`) as Record<string, unknown>;
-      for (const token of [signJwt(own, SECRET), viaJose(own)]) {
+      for (const token of [sign(own, SECRET), viaJose(own)]) {
         expect(await named.authenticate({ token })).toEqual({ uid: 'app', service: true });
       }
     },
@@ -165,7 +236,7 @@ describe('JwtAuthenticator: the service claim', () => {
     const service = async (value: unknown) => {
       const payload = { sub: 'app', svc: value };
       const verdicts = [];
-      for (const token of [signJwt(payload, SECRET), viaJose(payload)]) {
+      for (const token of [sign(payload, SECRET), viaJose(payload)]) {
         verdicts.push((await auth.authenticate({ token })).service);
       }
       return verdicts;
@@ -188,18 +259,18 @@ describe('JwtAuthenticator: the reason the peer is told', () => {
       now: () => NOW_S * 1000,
     });
     const ok = { sub: 'u', iss: 'https://idp.example', aud: 'livebus' };
-    const good = signJwt(ok, SECRET);
+    const good = sign(ok, SECRET);
     const [h, p, sig] = good.split('.');
     const cases: Array<[string, string | undefined, string]> = [
       ['no token', undefined, 'missing_token'],
-      ['expired', signJwt({ ...ok, exp: NOW_S - 3600 }, SECRET), 'token_expired'],
-      ['not yet valid', signJwt({ ...ok, nbf: NOW_S + 3600 }, SECRET), 'token_not_yet_valid'],
-      ['another secret', signJwt(ok, 'another-secret-that-is-long-enough-xxxxx'), 'bad_signature'],
+      ['expired', sign({ ...ok, exp: NOW_S - 3600 }, SECRET), 'token_expired'],
+      ['not yet valid', sign({ ...ok, nbf: NOW_S + 3600 }, SECRET), 'token_not_yet_valid'],
+      ['another secret', sign(ok, 'another-secret-that-is-long-enough-xxxxx'), 'bad_signature'],
       ['tampered payload', `${h}.${Buffer.from('{"sub":"admin"}').toString('base64url')}.${sig}`, 'bad_signature'],
-      ['wrong aud', signJwt({ ...ok, aud: 'other' }, SECRET), 'wrong_audience'],
-      ['wrong iss', signJwt({ ...ok, iss: 'https://evil.example' }, SECRET), 'wrong_issuer'],
-      ['no sub', signJwt({ iss: ok.iss, aud: ok.aud }, SECRET), 'invalid_subject'],
-      ['sub too long', signJwt({ ...ok, sub: 'x'.repeat(129) }, SECRET), 'invalid_subject'],
+      ['wrong aud', sign({ ...ok, aud: 'other' }, SECRET), 'wrong_audience'],
+      ['wrong iss', sign({ ...ok, iss: 'https://evil.example' }, SECRET), 'wrong_issuer'],
+      ['no sub', sign({ iss: ok.iss, aud: ok.aud }, SECRET), 'invalid_subject'],
+      ['sub too long', sign({ ...ok, sub: 'x'.repeat(129) }, SECRET), 'invalid_subject'],
       ['alg none', `${Buffer.from('{"alg":"none"}').toString('base64url')}.${p}.`, 'alg_not_allowed'],
       ['not a JWT', 'a.b', 'malformed_token'],
     ];

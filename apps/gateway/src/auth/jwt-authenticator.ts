@@ -26,6 +26,12 @@ export interface JwtAuthOptions {
   issuer?: string | undefined;
   /** Required `aud` of every token (one of them, if `aud` is a list). @default undefined (not checked) */
   audience?: string | undefined;
+  /**
+   * Refuse a token without `exp` (`invalid_token`): one that leaks would work for ever. The gateway
+   * passes JWT_REQUIRE_EXP, on by default with NODE_ENV=production.
+   * @default false (a token without `exp` is accepted and never expires)
+   */
+  requireExp?: boolean | undefined;
   /** Claim that marks a service caller when it is `true` (or the string `"true"`): {@link isServiceClaim}. */
   serviceRoleClaim: string;
   /**
@@ -64,7 +70,7 @@ const JWKS_ALGS = ['RS256', 'ES256'];
  * Verifies JWTs: HS256 against a shared secret (with `node:crypto`, hs256.ts, or `jose`
  * for what that does not decide alone) and/or RS256 / ES256 against an identity
  * provider's JWKS (`jose`). `sub` is the user id; `exp` becomes
- * {@link Principal.expiresAtMs}.
+ * {@link Principal.expiresAtMs} (required with `requireExp`).
  */
 export class JwtAuthenticator implements Authenticator {
   readonly mode = 'jwt' as const;
@@ -148,6 +154,11 @@ export class JwtAuthenticator implements Authenticator {
     } catch (cause) {
       throw toAuthError(cause);
     }
+    // After the signature and the other claims (both paths checked those alike): only a
+    // token that would otherwise be accepted is refused for this.
+    if (payload.exp === undefined && this.#options.requireExp) {
+      throw new AuthError('invalid_token', 'token claim exp refused: missing (JWT_REQUIRE_EXP: tokens must expire)');
+    }
     const expiresAtMs = typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
     const { serviceRoleClaim, keepClaims } = this.#options;
     return toPrincipal(
@@ -196,9 +207,31 @@ function toAuthError(cause: unknown): AuthError {
   return new AuthError('invalid_token', `token is not a valid JWT (${code})`, { cause });
 }
 
-/** Signs an HS256 JWT. For tests, tools and app servers minting service tokens. */
-export function signJwt(payload: Record<string, unknown>, secret: string): string {
+/** Options of {@link signJwt}. */
+export interface SignJwtOptions {
+  /**
+   * Lifetime of the token: `exp` is now plus this, in whole seconds, unless the payload carries
+   * its own `exp`. `false`: no `exp` (a token that never expires, refused with JWT_REQUIRE_EXP,
+   * the default in production). @default 3600 (1 h)
+   */
+  expiresInS?: number | false;
+}
+
+/** {@link signJwt}'s default lifetime: a leaked token works an hour, not for ever. */
+export const SIGN_JWT_DEFAULT_EXPIRES_IN_S = 3600;
+
+/**
+ * Signs an HS256 JWT. For tests, tools and app servers minting service tokens. Adds `exp` (an hour
+ * from now by default, `options.expiresInS`) when the payload has none: mint a fresh token per call
+ * or per hour rather than one kept for ever.
+ */
+export function signJwt(payload: Record<string, unknown>, secret: string, options: SignJwtOptions = {}): string {
+  const { expiresInS = SIGN_JWT_DEFAULT_EXPIRES_IN_S } = options;
+  const claims =
+    payload.exp !== undefined || expiresInS === false
+      ? payload
+      : { ...payload, exp: Math.floor(Date.now() / 1000) + expiresInS };
   const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(payload)}`;
+  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
   return `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`;
 }

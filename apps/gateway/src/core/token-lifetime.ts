@@ -18,7 +18,7 @@ export interface TokenLifetimeOptions extends TokenScheduleOptions {
  * all on one shared {@link DeadlineWheel} rather than a timer per session (at
  * most a quarter of a second late). When the steps come is {@link tokenDeadlines}'s
  * rule. A session whose principal carries no expiry (AUTH_MODE=none, tokens
- * without `exp`) is not tracked.
+ * without `exp`, accepted only with JWT_REQUIRE_EXP off) is not tracked.
  *
  *   open/refresh --> askAt: notice token_expiring (once per token) --> closeAt: close 4011
  *         ^                                   |
