@@ -75,6 +75,8 @@ describe('token refresh against a real gateway', () => {
       await sleep(50);
     }
     await waitFor(() => got.length >= published, `${published} events`);
+    // A refresh may be under way as the loop ends (getToken called, the gateway's answer not yet in).
+    await waitFor(() => issued === refreshed.length + 1, 'the last refresh answered');
     expect(got).toEqual(Array.from({ length: published }, (_, i) => i + 1));
     expect(c.counters.connects).toBe(1);
     expect(c.counters.reconnects).toBe(0);
