@@ -1,4 +1,4 @@
-import { type RedisServerHandle, sleep, startRedisServer } from '@livebus/test-support';
+import { type RedisServerHandle, startRedisServer } from '@livebus/test-support';
 import { Redis } from 'ioredis';
 import type { GatewayPorts } from '../src/compose';
 import { MemoryDetachDecision } from '../src/fleet/detach/memory-detach-decision';
@@ -43,17 +43,23 @@ const stores: Array<[string, () => RegistryDeps]> = [
 ];
 
 describe.each(stores)('detach delay with the %s', (_name, makeStore) => {
-  let t: TestGateway;
+  let t: TestGateway | undefined;
   let registry: RegistryStore;
-
-  beforeEach(async () => {
+  const startWithDelay = async (detachDelayMs: number) => {
     const deps = makeStore();
     registry = deps.registry;
-    t = await startGateway({ detachDelayMs: 300 }, deps);
+    t = await startGateway({ detachDelayMs }, deps);
+    return t;
+  };
+  afterEach(async () => {
+    await t?.close();
+    t = undefined;
   });
-  afterEach(() => t.close());
 
   it('a client that reconnects within the delay cancels the cleanup', async () => {
+    // A delay no reconnect can miss, however slow the machine: the cancel clears the timer, so
+    // nothing waits it out.
+    const t = await startWithDelay(30_000);
     const uid = `u-quick-${Date.now()}`;
     const first = await connectAs(t.url, uid, { session_id: 'tab-1' });
     const reg = await first.client.call('REGISTRY.register_user', [uid, 'tab-1', '/inbox']);
@@ -63,7 +69,9 @@ describe.each(stores)('detach delay with the %s', (_name, makeStore) => {
 
     const again = await connectAs(t.url, uid, { session_id: 'tab-1' });
     await t.hooks.waitFor('detach.cancelled', uid);
-    await sleep(500); // well past the delay
+    await t.gw.idle();
+    // Nothing left to run the cleanup later: the timer is gone, not merely not due yet.
+    expect(t.gw.stats().pendingDetaches).toBe(0);
     expect(t.hooks.of('detach.executing', uid)).toHaveLength(0);
     expect(t.hooks.of('registry.cleanup', uid, (e) => e.phase === 'start')).toHaveLength(0);
     expect(await registry.getSessions(uid)).toHaveLength(1);
@@ -73,6 +81,7 @@ describe.each(stores)('detach delay with the %s', (_name, makeStore) => {
   });
 
   it('a client that stays away longer gets its listeners released and its registry entry cleaned', async () => {
+    const t = await startWithDelay(300);
     const uid = `u-gone-${Date.now()}`;
     const { client } = await connectAs(t.url, uid, { session_id: 'tab-1' });
     await client.call('REGISTRY.register_user', [uid, 'tab-1', '/inbox']);
