@@ -1,20 +1,13 @@
-import { join } from 'node:path';
 import { CloseCode } from '@livebus/protocol';
 import { createPublisher } from '@livebus/publisher';
 import { instanceKeys } from '@livebus/publisher/redis';
-import {
-  freePort,
-  type RedisServerHandle,
-  startChild,
-  startRedisServer,
-  startTcpProxy,
-  waitFor,
-} from '@livebus/test-support';
+import { type RedisServerHandle, startRedisServer, startTcpProxy, waitFor } from '@livebus/test-support';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
 import { composePorts } from '../src/compose';
 import type { GatewayConfig } from '../src/config';
 import { connectAs, httpJson, startGateway, TestClient, type TestGateway } from './helpers';
+import { startGatewayProcess } from './task-processes';
 
 // Three gateways on one real Redis, as ECS tasks behind an ALB would be.
 let redis: RedisServerHandle;
@@ -26,7 +19,9 @@ const start = (id: string, overrides: Partial<GatewayConfig> = {}) =>
       instanceId: id,
       redisUrl: redis.url,
       detachDelayMs: 400,
-      instanceTtlMs: 900,
+      // Three gateways' heartbeats share this worker's event loop: a TTL of several beats' slack
+      // (nothing here waits for these instances' entries to expire).
+      instanceTtlMs: 3_000,
       maxSessionsPerUser: 2,
       ...overrides,
     },
@@ -113,22 +108,32 @@ describe('a fleet of three gateways on one Redis', () => {
   });
 
   it('a reconnect on another instance within the delay cancels the cleanup; the registry is cleaned once, when the user is gone everywhere', async () => {
-    const s1 = await connectAs(a().url, 'hopper', { session_id: 'tab' });
-    expect((await s1.client.call('REGISTRY.register_user', ['hopper', 'tab', '/x'])).type).toBe('rpc_result');
-    await s1.client.close();
-    await a().hooks.waitFor('detach.delay_start', 'hopper');
-    const s2 = await connectAs(b().url, 'hopper', { session_id: 'tab' });
-    // A's timer runs out while the user is on B: cancelled there, nothing cleaned.
-    const cancelled = await a().hooks.waitFor('detach.cancelled', 'hopper');
-    expect(cancelled.elsewhere).toBe(true);
-    expect(a().hooks.of('registry.cleanup', 'hopper', (e) => e.phase === 'start')).toEqual([]);
-    expect(await admin.hkeys('registry:user:{hopper}')).toEqual(['tab']);
-    await s2.client.close();
-    const done = await b().hooks.waitFor('registry.cleanup', 'hopper', (e) => e.phase === 'success');
-    expect(done.outcome).toBe('cleaned');
-    expect(await admin.exists('registry:user:{hopper}')).toBe(0);
-    const cleanups = fleet.flatMap((t) => t.hooks.of('registry.cleanup', 'hopper', (e) => e.phase === 'start'));
-    expect(cleanups).toHaveLength(1);
+    // The first instance's timer must run out (it finds the user elsewhere then), but only once
+    // the reconnect is surely in: a delay of its own, longer than any reconnect however busy the
+    // machine (the shared 400 ms left a reconnect little room).
+    const first = await start('gw-hop', { detachDelayMs: 3_000 });
+    try {
+      const s1 = await connectAs(first.url, 'hopper', { session_id: 'tab' });
+      expect((await s1.client.call('REGISTRY.register_user', ['hopper', 'tab', '/x'])).type).toBe('rpc_result');
+      await s1.client.close();
+      await first.hooks.waitFor('detach.delay_start', 'hopper');
+      const s2 = await connectAs(b().url, 'hopper', { session_id: 'tab' });
+      // The timer runs out while the user is on B: cancelled there, nothing cleaned.
+      const cancelled = await first.hooks.waitFor('detach.cancelled', 'hopper', undefined, 10_000);
+      expect(cancelled.elsewhere).toBe(true);
+      expect(first.hooks.of('registry.cleanup', 'hopper', (e) => e.phase === 'start')).toEqual([]);
+      expect(await admin.hkeys('registry:user:{hopper}')).toEqual(['tab']);
+      await s2.client.close();
+      const done = await b().hooks.waitFor('registry.cleanup', 'hopper', (e) => e.phase === 'success');
+      expect(done.outcome).toBe('cleaned');
+      expect(await admin.exists('registry:user:{hopper}')).toBe(0);
+      const cleanups = [first, ...fleet].flatMap((t) =>
+        t.hooks.of('registry.cleanup', 'hopper', (e) => e.phase === 'start'),
+      );
+      expect(cleanups).toHaveLength(1);
+    } finally {
+      await first.close();
+    }
   });
 
   it('a user who leaves two instances at once is cleaned up once, by the instance whose claim won', async () => {
@@ -275,25 +280,15 @@ describe('a fleet of three gateways on one Redis', () => {
   });
 
   it("a SIGKILLed instance's sessions and its users' registry sessions expire within INSTANCE_TTL_MS", async () => {
-    const port = await freePort();
-    const doomed = startChild('gw-doomed', process.execPath, [join(__dirname, '..', 'dist', 'main.js')], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        REDIS_URL: redis.url,
-        INSTANCE_ID: 'gw-doomed',
-        INSTANCE_TTL_MS: '900',
-        LOG_LEVEL: 'error',
-      },
+    // PORT=0: the port it bound is read from its gateway_listening line (a port probed free
+    // beforehand could be taken by another worker before the child binds it).
+    const doomed = await startGatewayProcess(redis.url, {
+      INSTANCE_ID: 'gw-doomed',
+      INSTANCE_TTL_MS: '900',
+      UNIFIED_REGISTRY_ENABLED: 'false',
     });
+    const { port } = doomed;
     try {
-      await doomed.waitUntil(
-        async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok,
-        'the child gateway',
-        15_000,
-        100,
-      );
       const ghost = await connectAs(`ws://127.0.0.1:${port}/ws`, 'ghost', { session_id: 'g1' });
       await ghost.client.call('REGISTRY.register_user', ['ghost', 'g1', '/']);
       expect(await admin.hkeys('registry:user:{ghost}')).toEqual(['g1']);
