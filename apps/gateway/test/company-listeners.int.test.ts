@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { createPublisher } from '@livebus/publisher';
 import { userKeys } from '@livebus/publisher/redis';
 import {
   type FirestoreEmulatorHandle,
@@ -152,20 +153,45 @@ async function sentinelOf(company: string, witness: TestClient, id: string): Pro
   await waitFor(() => companyChanges(witness, path)[0], `sentinel ${id}`, 15_000);
 }
 
+let markers = 0;
+/**
+ * Publishes a marker to `uid`'s own stream and waits until `client` (a session of `uid`) has it.
+ * A change the holder appended to the user's stream before (one script call appends it to every
+ * follower's stream, so before the witness could have it) has reached the session by then: the
+ * user's stream is ordered, whichever gateway and event-loop turn each session's delivery takes.
+ */
+async function caughtUp(uid: string, client: TestClient): Promise<void> {
+  const message = `marker-${++markers}`;
+  const publisher = createPublisher({ redisUrl: redis.url });
+  try {
+    await publisher.publish(uid, { event: 'session.notice', data: { level: 'info', message } });
+  } finally {
+    await publisher.close();
+  }
+  await waitFor(
+    () => client.events().find((e) => (e.data as { message?: string }).message === message),
+    `${message} at ${uid}`,
+    15_000,
+  );
+}
+
 /**
  * Writes sentinels until one reaches `witness` but not `gone` (the holder has read its
- * followers since `gone` left), then two more, which must not reach `gone` either.
+ * followers since `gone` left), then two more, which must not reach `gone` either. `goneUid`:
+ * the user of `gone`, whose stream carries the markers that show `gone` has caught up.
  */
-async function stopsReaching(gone: TestClient, company: string, witness: TestClient): Promise<void> {
+async function stopsReaching(gone: TestClient, goneUid: string, company: string, witness: TestClient): Promise<void> {
   let k = 0;
   for (; k < 50; k++) {
     const id = `cut-${k}`;
     await sentinelOf(company, witness, id);
+    await caughtUp(goneUid, gone);
     if (companyChanges(gone, `companies/${company}/jobs/${id}`).length === 0) break;
   }
   expect(k).toBeLessThan(50);
   await sentinelOf(company, witness, 'after-cut-1');
   await sentinelOf(company, witness, 'after-cut-2');
+  await caughtUp(goneUid, gone);
   const late = companyChanges(gone).filter((e) =>
     new RegExp(`^companies/${company}/jobs/(after-)?cut-`).test((e.data as { path: string }).path),
   );
@@ -306,7 +332,7 @@ describe('changing company', () => {
       () => follows.find((f) => f.uid === 'mover' && f.instance === 'gw-co-b' && f.company_id === 'lexcorp'),
       'b moves',
     );
-    await stopsReaching(onB, 'oscorp', osWitness);
+    await stopsReaching(onB, 'mover', 'oscorp', osWitness);
     expect(
       companyChanges(onA).filter((e) => /oscorp\/jobs\/after-cut/.test((e.data as { path: string }).path)),
     ).toEqual([]);
@@ -371,7 +397,7 @@ describe('company listeners, as an attacker tries them', () => {
     bob.send({ type: 'auth', token: 'umb-bob' }); // AUTH_MODE=none: the token names the user
     await waitFor(() => follows.find((f) => f.uid === 'umb-bob' && f.reason === 'not_member'), 'bob unfollowed');
     // The holder drops bob at its next read of the followers (followers_poll_ms): from then on, nothing.
-    await stopsReaching(bob, 'umbrella', alice);
+    await stopsReaching(bob, 'umb-bob', 'umbrella', alice);
     expect(companyChanges(alice, 'companies/umbrella/jobs/cut-0')).toHaveLength(1);
   }, 30_000);
 
@@ -398,11 +424,11 @@ describe('company listeners, as an attacker tries them', () => {
     expect(await follow(carol, 'claim-carol', 'piedpiper')).toMatchObject({ type: 'rpc_result' });
     await sentinelOf('piedpiper', ppWitness, 'p1');
     await waitFor(() => companyChanges(carol, 'companies/piedpiper/jobs/p1')[0], 'carol follows piedpiper');
-    await stopsReaching(carol, 'hooli', hooliWitness);
+    await stopsReaching(carol, 'claim-carol', 'hooli', hooliWitness);
     // A fresh token without piedpiper: the flow stops.
     carol.send({ type: 'auth', token: await token(['hooli']) });
     await waitFor(() => follows.find((f) => f.uid === 'claim-carol' && f.reason === 'not_member'), 'carol unfollowed');
-    await stopsReaching(carol, 'piedpiper', ppWitness);
+    await stopsReaching(carol, 'claim-carol', 'piedpiper', ppWitness);
   }, 40_000);
 });
 
@@ -415,7 +441,9 @@ async function childGateway(instanceId: string, holdPath: string) {
     listeners: { company: companyListeners.company },
     env: {
       UNIFIED_REGISTRY_ENABLED: 'true',
-      LISTENER_LEASE_TTL_MS: '1000',
+      // The takeover waits for this lease to lapse (15 s allowed); shorter, a child starved for a
+      // moment before its hold could lose the lease early.
+      LISTENER_LEASE_TTL_MS: '3000',
       DETACH_DELAY_MS: '100',
       LIVEBUS_TEST_HOLD_BEFORE_MARK: holdPath,
     },
