@@ -25,14 +25,27 @@ afterAll(async () => {
   await redis.stop();
 });
 
-/** Kills every connection whose name is `name` (the gateway's client and its subscriber); how many. */
-async function killConnectionsNamed(name: string): Promise<number> {
+/** The ids of the connections whose name is `name`. */
+async function connectionsNamed(name: string): Promise<string[]> {
   const list = (await admin.client('LIST')) as string;
-  const ids = list
+  return list
     .split('\n')
     .filter((line) => line.includes(` name=${name} `))
     .map((line) => /id=(\d+)/.exec(line)?.[1])
     .filter((id): id is string => Boolean(id));
+}
+
+/** Waits until at least `count` connections named `name` are open (reconnected after a kill); how many. */
+async function waitForConnectionsNamed(name: string, count: number): Promise<number> {
+  return waitFor(async () => {
+    const n = (await connectionsNamed(name)).length;
+    return n >= count ? n : undefined;
+  }, `${count} connections named ${name}`);
+}
+
+/** Kills every connection whose name is `name` (the gateway's client and its subscriber); how many. */
+async function killConnectionsNamed(name: string): Promise<number> {
+  const ids = await connectionsNamed(name);
   for (const id of ids) await admin.client('KILL', 'ID', id);
   return ids.length;
 }
@@ -42,9 +55,11 @@ describe('a Redis connection killed while idle', () => {
     const { client } = await connectAs(t.url, 'idler');
     const rpcMs: number[] = [];
     expect((await client.call('REGISTRY.register_user', ['idler', 's0', '/'])).type).toBe('rpc_result');
+    // The client and its subscriber (at least): each round kills them all once they are all back.
+    const open = await waitForConnectionsNamed('livebus-gw-idle', 2);
     for (let round = 1; round <= 5; round++) {
-      // Idle, then killed from the server side.
-      await sleep(200);
+      // Idle (every connection re-established after the last round's kill), then killed from the server side.
+      await waitForConnectionsNamed('livebus-gw-idle', open);
       expect(await killConnectionsNamed('livebus-gw-idle')).toBeGreaterThanOrEqual(2);
       // Used at once: the reconnect is under way, the call waits for it instead of failing.
       const started = performance.now();
@@ -74,7 +89,7 @@ describe('a Redis connection killed while idle', () => {
     try {
       await p.publish('idle-pub', note('0'));
       for (let round = 1; round <= 3; round++) {
-        await sleep(200);
+        await waitForConnectionsNamed('livebus-publisher', 1);
         expect(await killConnectionsNamed('livebus-publisher')).toBe(1);
         await p.publish('idle-pub', note(String(round)));
         expect(p.stats()).toMatchObject({ redis: 'up', waiting: 0, stored: round + 1 });
