@@ -1,5 +1,4 @@
 import type { AppEvent } from '@livebus/protocol';
-import { waitFor } from '@livebus/test-support';
 import type { Firestore } from 'firebase-admin/firestore';
 import type { StoredEvent } from '../fleet/bus/event-bus';
 import type { Lease } from '../fleet/lease/lease';
@@ -137,31 +136,55 @@ function setup(options: { blockEmitsWhileDown: boolean; leaseTtlMs: number }) {
   return { fs, redis, delivered, down, manager };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+// On fake timers: the lease's clock (MemoryLease on Date.now) and the manager's renewals move
+// only as the test says, so "away longer than the TTL" and "back within it" hold however slow
+// the machine is. The fake Firestore delivers on setImmediate, left real.
+const sleep = (ms: number) => jest.advanceTimersByTimeAsync(ms);
+/** Moves the fake clock 10 ms at a time until `check` holds (at most `maxMs` of fake time). */
+async function until<T>(check: () => T | Promise<T>, what: string, maxMs = 5_000): Promise<T> {
+  for (let spent = 0; ; spent += 10) {
+    const value = await check();
+    if (value) return value;
+    if (spent >= maxMs) throw new Error(`${what}: not within ${maxMs} ms (fake time)`);
+    await jest.advanceTimersByTimeAsync(10);
+  }
+}
+/** Waits for `promise`, moving the fake clock meanwhile. */
+async function settled(promise: Promise<unknown>, what: string): Promise<void> {
+  let done = false;
+  void promise.finally(() => {
+    done = true;
+  });
+  await until(() => done, what);
+  await promise;
+}
 
 describe('carry-over across a Redis outage', () => {
+  beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] }));
+  afterEach(() => jest.useRealTimers());
+
   it('delivers a change once when Redis is away longer than the lease TTL while its publish waits', async () => {
     const { fs, redis, delivered, down, manager } = setup({ blockEmitsWhileDown: true, leaseTtlMs: 240 });
     fs.write('users/u1/docs/a', { v: 1 });
-    await manager.sessionOpened('u1', 's1');
-    await waitFor(() => delivered.length === 1, 'initial event');
-    await waitFor(async () => (await redis.stored.get('u1')).marks.docs !== undefined, 'first mark');
+    await settled(manager.sessionOpened('u1', 's1'), 'attached');
+    await until(() => delivered.length === 1, 'initial event');
+    await until(async () => (await redis.stored.get('u1')).marks.docs !== undefined, 'first mark');
 
     down(true);
     fs.write('users/u1/docs/a', { v: 2 }); // its publish waits for Redis
     await sleep(20);
     // The lease is not renewable for a whole TTL: the manager releases the listeners,
     // waiting for the publish in flight.
-    await waitFor(() => fs.open === 0, 'listener released', 3_000);
+    await until(() => fs.open === 0, 'listener released', 3_000);
     fs.write('users/u1/docs/b', { v: 1 }); // written while no listener runs
     await sleep(100);
     down(false); // back with its data: the stale mark, the lease expired
 
-    await waitFor(() => manager.isAttached('u1') && fs.open === 1, 're-attached', 3_000);
-    await waitFor(() => delivered.length >= 3, 'b delivered', 3_000);
+    await until(() => manager.isAttached('u1') && fs.open === 1, 're-attached', 3_000);
+    await until(() => delivered.length >= 3, 'b delivered', 3_000);
     await sleep(100);
     fs.write('users/u1/docs/a', { v: 3 });
-    await waitFor(() => delivered.length >= 4, 'a v3 delivered');
+    await until(() => delivered.length >= 4, 'a v3 delivered');
     await sleep(50);
 
     expect(delivered).toEqual([
@@ -175,24 +198,27 @@ describe('carry-over across a Redis outage', () => {
     expect(resume.docs.docs).toEqual({ 'users/u1/docs/a': '5000000000', 'users/u1/docs/b': '4000000000' });
     expect(resume.marks.docs).toBe('5000000000');
     manager.sessionClosed('u1', 's1');
-    await manager.flush();
+    await settled(manager.flush(), 'flushed');
   });
 
   it('stores a mark Redis refused while away at the next lease renewal, before any new snapshot', async () => {
     const { fs, redis, delivered, down, manager } = setup({ blockEmitsWhileDown: false, leaseTtlMs: 600 });
     fs.write('users/u1/docs/a', { v: 1 });
-    await manager.sessionOpened('u1', 's1');
-    await waitFor(() => delivered.length === 1, 'initial event');
+    await settled(manager.sessionOpened('u1', 's1'), 'attached');
+    await until(() => delivered.length === 1, 'initial event');
     down(true);
+    const downAt = Date.now();
     fs.write('users/u1/docs/a', { v: 2 }); // published, its mark not stored
-    await waitFor(() => delivered.length === 2, 'a v2 delivered');
+    await until(() => delivered.length === 2, 'a v2 delivered');
     await sleep(50);
-    down(false); // within the TTL: the lease is still held
-    await waitFor(async () => (await redis.stored.get('u1')).marks.docs === '3000000000', 'mark stored', 1_000);
+    // Within the TTL (fake time): the lease is still held.
+    expect(Date.now() - downAt).toBeLessThan(300);
+    down(false);
+    await until(async () => (await redis.stored.get('u1')).marks.docs === '3000000000', 'mark stored', 1_000);
     expect((await redis.stored.get('u1')).docs.docs).toEqual({ 'users/u1/docs/a': '3000000000' });
     expect(manager.isAttached('u1')).toBe(true);
     manager.sessionClosed('u1', 's1');
-    await manager.flush();
+    await settled(manager.flush(), 'flushed');
   });
 });
 
