@@ -96,8 +96,9 @@ async function childHolding(uid: string, holdPath: string) {
     redisUrl: redis.url,
     emulator,
     listeners: { user: LISTENERS },
-    // Short, so the takeover after the kill does not wait long for the dead holder's lease.
-    env: { LISTENER_LEASE_TTL_MS: '1000', LIVEBUS_TEST_HOLD_BEFORE_MARK: holdPath },
+    // Short, so the takeover after the kill does not wait long for the dead holder's lease (10 s
+    // allowed); not so short that a child starved for a moment loses it before the kill.
+    env: { LISTENER_LEASE_TTL_MS: '3000', LIVEBUS_TEST_HOLD_BEFORE_MARK: holdPath },
   });
   const child: ChildProcess = handle.child;
   const held: Array<{ userId: string; path: string }> = [];
