@@ -7,12 +7,9 @@ import { userKeys } from '@livebus/publisher/redis';
 import {
   type ChildHandle,
   type FirestoreEmulatorHandle,
-  freePort,
   type RedisServerHandle,
-  startChild,
   startFirestoreEmulator,
   startRedisServer,
-  waitFor,
 } from '@livebus/test-support';
 import { deleteApp, initializeApp } from 'firebase-admin/app';
 import { type DocumentReference, type Firestore, getFirestore } from 'firebase-admin/firestore';
@@ -21,6 +18,7 @@ import { composePorts } from '../src/compose';
 import type { GatewayConfig } from '../src/config';
 import type { ListenersConfig } from '../src/listeners/listeners-config';
 import { startGateway, type TestClient, type TestGateway } from './helpers';
+import { startGatewayProcess } from './task-processes';
 
 /** The listeners of the tests: a per-user collection, a filtered shared one, and the workflow document. */
 export const testListeners: ListenersConfig = {
@@ -197,7 +195,11 @@ async function waitForChange(client: TestClient, path: string): Promise<void> {
 
 /**
  * A gateway in a child process (the built `dist/main.js`), on Redis and the emulator, with
- * `listeners` as its LISTENERS_FILE and `env` on top; resolves once its /healthz answers.
+ * `listeners` as its LISTENERS_FILE and `env` on top; resolves once it is ready. Started by
+ * startGatewayProcess: PORT=0, the port read from its gateway_listening line (a port probed free
+ * beforehand could be taken by another worker before the child bound it, and the child exit on
+ * EADDRINUSE unnoticed); a child that exits before it is ready fails the start at once.
+ * `readyTimeoutMs` is kept for the callers: startGatewayProcess allows 20 s for the listening line.
  */
 export async function startListenersChild(options: {
   instanceId: string;
@@ -210,35 +212,17 @@ export async function startListenersChild(options: {
   const { instanceId, redisUrl, emulator } = options;
   const file = join(tmpdir(), `livebus-listeners-${instanceId}-${process.pid}.json`);
   writeFileSync(file, JSON.stringify(options.listeners));
-  const port = await freePort();
-  const handle = startChild(instanceId, process.execPath, ['dist/main.js'], {
-    cwd: join(__dirname, '..'),
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      INSTANCE_ID: instanceId,
-      REDIS_URL: redisUrl,
-      AUTH_MODE: 'none',
-      LISTENERS_FILE: file,
-      FIREBASE_PROJECT_ID: emulator.projectId,
-      FIRESTORE_EMULATOR_HOST: emulator.host,
-      METADATA_SERVER_DETECTION: 'none',
-      LOG_LEVEL: 'error',
-      ...options.env,
-    },
+  const handle = await startGatewayProcess(redisUrl, {
+    INSTANCE_ID: instanceId,
+    AUTH_MODE: 'none',
+    UNIFIED_REGISTRY_ENABLED: 'false',
+    LISTENERS_FILE: file,
+    FIREBASE_PROJECT_ID: emulator.projectId,
+    FIRESTORE_EMULATOR_HOST: emulator.host,
+    METADATA_SERVER_DETECTION: 'none',
+    ...options.env,
   });
-  await waitFor(
-    () =>
-      fetch(`http://127.0.0.1:${port}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      ),
-    `the child gateway ${instanceId}`,
-    options.readyTimeoutMs ?? 15_000,
-    100,
-  );
-  return { handle, port, url: `ws://127.0.0.1:${port}/ws` };
+  return { handle, port: handle.port, url: `ws://127.0.0.1:${handle.port}/ws` };
 }
 
 /** How many times each document path has a listener.change in `uid`'s stream on standalone Redis. */
