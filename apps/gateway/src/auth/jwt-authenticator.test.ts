@@ -207,6 +207,10 @@ describe('signJwt', () => {
     expect(payloadOf(signJwt({ sub: 'u', exp: 1_700_000_000 }, SECRET))).toEqual({ sub: 'u', exp: 1_700_000_000 });
     expect(payloadOf(signJwt({ sub: 'u', exp: 1_700_000_000 }, SECRET, { expiresInS: 60 })).exp).toBe(1_700_000_000);
     expect(payloadOf(signJwt({ sub: 'u' }, SECRET, { expiresInS: false }))).toEqual({ sub: 'u' });
+    // A lifetime that would mint a token already expired, or no exp at all, is refused.
+    for (const expiresInS of [0, -60, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => signJwt({ sub: 'u' }, SECRET, { expiresInS })).toThrow(/expiresInS must be a whole number/);
+    }
   });
 
   it('mints tokens a gateway requiring exp accepts, on the real clock', async () => {

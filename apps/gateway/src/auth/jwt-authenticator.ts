@@ -227,6 +227,9 @@ export const SIGN_JWT_DEFAULT_EXPIRES_IN_S = 3600;
  */
 export function signJwt(payload: Record<string, unknown>, secret: string, options: SignJwtOptions = {}): string {
   const { expiresInS = SIGN_JWT_DEFAULT_EXPIRES_IN_S } = options;
+  if (expiresInS !== false && !(Number.isSafeInteger(expiresInS) && expiresInS > 0)) {
+    throw new TypeError(`signJwt: expiresInS must be a whole number of seconds above 0, or false; got ${expiresInS}`);
+  }
   const claims =
     payload.exp !== undefined || expiresInS === false
       ? payload
