@@ -180,7 +180,10 @@ describe('the edge', () => {
 
 describe('token lifetime on live sessions', () => {
   const SECRET = 'a-test-secret-that-is-long-enough-1234';
-  const token = (sub: string, lifeS: number) => signJwt({ sub, exp: Math.floor(Date.now() / 1000) + lifeS }, SECRET);
+  // exp is in whole seconds and the gateway allows no clock tolerance: an exp counted from the
+  // start of the next second leaves lifeS to lifeS + 1 s, where one counted from the current
+  // second could leave a few ms (and the hello then refused 4001).
+  const token = (sub: string, lifeS: number) => signJwt({ sub, exp: Math.ceil(Date.now() / 1000) + lifeS }, SECRET);
   const expiryMsOf = (jwt: string) =>
     (JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString()) as { exp: number }).exp * 1_000;
   let t: TestGateway;
@@ -189,7 +192,8 @@ describe('token lifetime on live sessions', () => {
       {
         authMode: 'jwt',
         jwtSecret: SECRET,
-        tokenRefreshLeadMs: 1_500,
+        // Above half the tokens' lives: a token is asked for at half its life (2 s or more ahead).
+        tokenRefreshLeadMs: 3_000,
         tokenExpiryGraceMs: 300,
         tokenClockToleranceMs: 0,
       },
@@ -200,12 +204,15 @@ describe('token lifetime on live sessions', () => {
 
   it('asks for a fresh token before expiry and extends the session on an auth frame, events and RPCs flowing', async () => {
     const c = new TestClient(t.url);
-    const first = token('tl-1', 2);
+    // 4 to 5 s left: asked for 2 s or more before exp, which leaves the publish and the auth
+    // frame below that plus the grace before the close.
+    const first = token('tl-1', 4);
     await c.hello({ token: first });
-    const expiring = await c.next('notice', (n) => n.kind === 'token_expiring', 3_000);
+    const expiring = await c.next('notice', (n) => n.kind === 'token_expiring', 10_000);
     expect(expiring.expires_at_ms).toBe(expiryMsOf(first));
     await t.gw.publish('tl-1', { event: 'session.notice', data: { level: 'info', message: 'before' } });
-    const fresh = token('tl-1', 4);
+    // Outlives everything below by far: only the first token's deadlines are in play.
+    const fresh = token('tl-1', 60);
     c.send({ type: 'auth', token: fresh });
     const refreshed = await c.next('notice', (n) => n.kind === 'token_refreshed');
     expect(refreshed.expires_at_ms).toBe(expiryMsOf(fresh));
@@ -221,8 +228,9 @@ describe('token lifetime on live sessions', () => {
 
   it('closes a session that sends no fresh token with 4011 at expiry plus grace', async () => {
     const c = new TestClient(t.url);
-    await c.hello({ token: token('tl-2', 1) });
-    const expiring = await c.next('notice', (n) => n.kind === 'token_expiring', 3_000);
+    // 2 to 3 s left for the hello; then asked at half its life, and closed past exp plus grace.
+    await c.hello({ token: token('tl-2', 2) });
+    const expiring = await c.next('notice', (n) => n.kind === 'token_expiring', 10_000);
     const closed = await c.closed;
     expect(closed.code).toBe(CloseCode.TokenExpired);
     // When, relative to expiry plus grace, is a figure: the exact close time (expiry +
