@@ -24,13 +24,18 @@ export function startCli(args: string[], env: Record<string, string>, options: {
   });
 }
 
-/** Starts `livebus-gateway worker` on REDIS_URL with tasks on and a free /healthz port. */
+/**
+ * Starts `livebus-gateway worker` on REDIS_URL with tasks on and a free /healthz port.
+ * Its job lock lasts 10 s (renewed every 5 s): a worker starved for a second under load keeps
+ * its jobs (with a short lock one would run twice). A test about a lock that lapses (a worker
+ * killed mid-job) passes a short TASK_LOCK_MS to the workers it starts for it.
+ */
 export async function startWorker(redisUrl: string, env: Record<string, string> = {}): Promise<CliProcess> {
   const p = startCli(['worker'], {
     REDIS_URL: redisUrl,
     UNIFIED_REGISTRY_ENABLED: 'true',
     WORKER_HTTP_PORT: '0',
-    TASK_LOCK_MS: '1500',
+    TASK_LOCK_MS: '10000',
     TASK_STAGE_DELAY_MS: '250',
     SHUTDOWN_GRACE_MS: '3000',
     INSTANCE_ID: `worker-${Math.random().toString(36).slice(2, 8)}`,

@@ -1,5 +1,5 @@
 import type { ServerFrame, TaskProgressUpdate } from '@livebus/protocol';
-import { taskKey } from '@livebus/publisher/redis';
+import { TASK_KEY_PREFIX, TASK_QUEUE_NAME, taskKey } from '@livebus/publisher/redis';
 import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
 import { Redis } from 'ioredis';
 import { composePorts } from '../src/compose';
@@ -174,25 +174,46 @@ describe('tasks on Redis: BullMQ workers as their own processes', () => {
   });
 
   it('a job whose worker is SIGKILLed mid-way is picked up by a restarted worker and completes', async () => {
-    const { client } = await connectAs(a.url, 'erin');
-    await client.call('TASK.start_document_analysis', ['erin', { content: doc() }, 'survivor']);
-    await waitFor(
-      () => taskEvents(client, 'doc_analysis_survivor').find((u) => u.status === 'running' && u.progress >= 15),
-      'running mid-way',
-    );
-    void worker.stop('SIGKILL');
+    // Only workers with a short lock take this job: the killed one's lock lapses, and the next
+    // one looks for lapsed locks, within seconds (stalledInterval is the lock) rather than the
+    // shared worker's 10 s. 3 s rather than less: renewed every 1.5 s, a lock survives a worker
+    // starved for a second, so the job starts again because of the kill only (attempts: 2).
+    const shortLock = { TASK_LOCK_MS: '3000' };
+    void worker.stop('SIGTERM');
     await worker.exited;
-    worker = await startWorker(redis.url);
-    const done = await ended(client, 'doc_analysis_survivor', 'completed', 20_000);
-    expect(done.result).toMatchObject({ sentences: 80 });
-    expectOrdered(taskEvents(client, 'doc_analysis_survivor'), 'completed');
-    const status = result(await client.call('TASK.get_status', ['doc_analysis_survivor']));
-    expect(status).toMatchObject({ status: 'completed', attempts: 2 });
-    // The worker that started it again says whose task it was, not only BullMQ's job id.
-    const stalled = await waitFor(() => worker.lines.find((l) => l.event === 'task_stalled'), 'task_stalled');
-    expect(stalled).toMatchObject({ task_id: 'doc_analysis_survivor', uid: 'erin', job_id: status.queue_job_id });
-    await client.close();
-  });
+    const killed = await startWorker(redis.url, shortLock);
+    let restarted: CliProcess | undefined;
+    try {
+      const { client } = await connectAs(a.url, 'erin');
+      await client.call('TASK.start_document_analysis', ['erin', { content: doc() }, 'survivor']);
+      await waitFor(
+        () => taskEvents(client, 'doc_analysis_survivor').find((u) => u.status === 'running' && u.progress >= 15),
+        'running mid-way',
+      );
+      void killed.stop('SIGKILL');
+      await killed.exited;
+      // BullMQ checks a queue for lapsed locks once per interval across its workers (the
+      // stalled-check key): the last check of a stopped worker (the shared one's: 10 s) would
+      // hold off the restarted worker's first. It checks at once, and again a lock later.
+      await admin.del(`${TASK_KEY_PREFIX}:${TASK_QUEUE_NAME}:stalled-check`);
+      restarted = await startWorker(redis.url, shortLock);
+      const done = await ended(client, 'doc_analysis_survivor', 'completed', 20_000);
+      expect(done.result).toMatchObject({ sentences: 80 });
+      expectOrdered(taskEvents(client, 'doc_analysis_survivor'), 'completed');
+      const status = result(await client.call('TASK.get_status', ['doc_analysis_survivor']));
+      expect(status).toMatchObject({ status: 'completed', attempts: 2 });
+      // The worker that started it again says whose task it was, not only BullMQ's job id.
+      const stalled = await restarted.waitForLine((l) => l.event === 'task_stalled', 'task_stalled', 5_000);
+      expect(stalled).toMatchObject({ task_id: 'doc_analysis_survivor', uid: 'erin', job_id: status.queue_job_id });
+      await client.close();
+    } finally {
+      // The shared worker (10 s lock) back for the cases that follow.
+      void killed.stop('SIGKILL');
+      if (restarted) void restarted.stop('SIGTERM');
+      await Promise.all([killed.exited, restarted?.exited]);
+      worker = await startWorker(redis.url);
+    }
+  }, 60_000);
 
   it('a job id started again after its task expired runs again (the finished job of the first run is no obstacle)', async () => {
     const { client } = await connectAs(a.url, 'gus');
@@ -225,7 +246,9 @@ describe('tasks on Redis: BullMQ workers as their own processes', () => {
 
   it('on SIGTERM a worker hands its running job back within the grace period; another worker finishes it', async () => {
     // Only a slow worker (1 s stages, 1.6 s grace, which it cannot finish in) may take the job.
-    void worker.stop('SIGKILL');
+    // The shared worker stops as in a deploy: a job it may still be ending (the update comes
+    // before BullMQ's move to completed) is not left behind its 10 s lock.
+    void worker.stop('SIGTERM');
     await worker.exited;
     const slow = await startWorker(redis.url, { TASK_STAGE_DELAY_MS: '1000', SHUTDOWN_GRACE_MS: '1600' });
     const { client } = await connectAs(a.url, 'fay');
