@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CloseCode } from '@livebus/protocol';
+import { waitFor } from '@livebus/test-support';
 import { exportJWK, generateKeyPair, type JWK, type KeyLike, SignJWT } from 'jose';
 import { AuthError } from '../src/auth/authenticator';
 import { JwtAuthenticator, signJwt } from '../src/auth/jwt-authenticator';
@@ -298,7 +299,7 @@ describe('a JWKS endpoint in trouble', () => {
       expect((await auth.authenticate({ token })).uid).toBe('idp-user');
       await waitForFetches(idp.state, 2);
       // The operator hears of the failed refresh (the token above was still accepted).
-      await waitForCount(() => refreshErrors.length, 1);
+      await waitForCount(() => refreshErrors.length, 1, 'the refresh error reported');
       expect(refreshErrors[0]).toMatch(/^JWKS unavailable: .*: HTTP 503$/);
       // Within the cooldown (30 s) after that failed fetch: no other fetch.
       expect((await auth.authenticate({ token })).uid).toBe('idp-user');
@@ -313,13 +314,13 @@ describe('a JWKS endpoint in trouble', () => {
   });
 });
 
-/** Waits until `count()` reaches `n`. */
-async function waitForCount(count: () => number, n: number): Promise<void> {
-  for (let i = 0; i < 200 && count() < n; i++) await new Promise((r) => setTimeout(r, 10));
+/** Waits until `count()` reaches `n` (the named waitFor failure if it never does), then asserts no more. */
+async function waitForCount(count: () => number, n: number, what = `a count of ${n}`): Promise<void> {
+  await waitFor(() => count() >= n, what, 10_000);
   expect(count()).toBe(n);
 }
 
 /** Waits until the fake provider counted `n` fetches (the refetch of old keys runs behind the token). */
 function waitForFetches(state: { fetches: number }, n: number): Promise<void> {
-  return waitForCount(() => state.fetches, n);
+  return waitForCount(() => state.fetches, n, `${n} JWKS fetches`);
 }
