@@ -67,6 +67,12 @@ async function completedOnce(client: TestClient, taskId: string): Promise<TaskPr
   return updates;
 }
 
+// Above the preset's 30 s, which a case's own waits add up to past under load (up to 20 s for
+// each of its tasks), as does the start (Redis with its data, a gateway and a worker: 20 s each):
+// a slow run fails with the wait that ran out, named, not with jest's timeout.
+jest.setTimeout(90_000);
+const START_TIMEOUT_MS = 60_000;
+
 // The cases share one Redis, gateway and worker on purpose: each case is one more outage of the
 // same deployment (a queue that lived through a restart must live through the next), and
 // starting the two processes costs more than a case. What keeps them apart: each case uses its
@@ -87,7 +93,7 @@ describe('tasks through Redis restarts', () => {
       startWorker(redis.url, { ...workerEnv, TASK_LOCK_MS: '10000' }),
     ]);
     ({ client } = await connectAs(`ws://127.0.0.1:${gateway.port}/ws`, 'rita'));
-  });
+  }, START_TIMEOUT_MS);
 
   afterAll(async () => {
     await client?.close();
