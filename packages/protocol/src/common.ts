@@ -13,6 +13,18 @@ export const SessionIdSchema = z.string().min(1).max(128);
  */
 export const CursorSchema = z.string().regex(/^[0-9A-Za-z_-]{1,32}:[0-9]{1,16}$/, 'expected <epoch>:<offset>');
 export type Cursor = z.infer<typeof CursorSchema>;
+/**
+ * A company id (`companies.current_company_id`). It ends up in Firestore paths
+ * (`companies/{company_id}/jobs`) and Redis keys, so it must be one plain Firestore path
+ * segment: 1 to 128 letters, digits, `_`, `-` and `.`, not `.` or `..` alone, not `__name__`
+ * (reserved by Firestore). Anything else is refused, never escaped or cut.
+ */
+export const CompanyIdSchema = z
+  .string()
+  .regex(
+    /^(?!\.\.?$)(?!__.*__$)[A-Za-z0-9_.-]{1,128}$/,
+    'expected 1 to 128 letters, digits, _, - or . (no /; not . or .., not __name__)',
+  );
 /** Any JSON value. */
 export const JsonValueSchema: z.ZodType<unknown> = z.json();
 /** A JSON object with string keys. */

@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { JsonObjectSchema, SessionIdSchema, UserIdSchema } from './common';
+import { CompanyIdSchema, JsonObjectSchema, SessionIdSchema, UserIdSchema } from './common';
 import { TaskProgressUpdateSchema, TaskStatusSchema } from './events';
 
 /** One registered session of a user, as the legacy registry stores it. */
@@ -12,7 +12,27 @@ export const RegistrySessionSchema = z.strictObject({
 });
 export type RegistrySession = z.infer<typeof RegistrySessionSchema>;
 
-/** The unified registry document of a user. */
+/**
+ * Bounds of a user's unified registry document. `UNIFIED_REGISTRY.update_user_registry` checks
+ * `services` as it would be once the patch is merged, and refuses with `invalid_params`, storing
+ * nothing, a patch that would take it past a bound. A document already past one (stored before
+ * these bounds) may still be updated as long as the patch does not grow it in that measure.
+ * The whole document then stays far below the protocol's `maxFrameBytes` (1 MiB), so the
+ * `registry.updated` event and the method's result that carry it always fit in a frame.
+ */
+export const registryLimits = {
+  /** Most keys `services` may hold. @default 256 */
+  maxServiceKeys: 256,
+  /** Longest `services` key a patch may name, in characters. @default 128 */
+  maxServiceKeyChars: 128,
+  /** Largest `services`, in bytes of its JSON text (UTF-8, as `JSON.stringify` writes it). @default 65_536 */
+  maxServicesBytes: 65_536,
+} as const;
+
+/**
+ * The unified registry document of a user. Read leniently (a document stored before
+ * {@link registryLimits} and {@link CompanyIdSchema} existed is still returned).
+ */
 export const UserRegistrySchema = z.strictObject({
   user_info: z.strictObject({ user_id: UserIdSchema, status: z.enum(['online', 'offline', 'away']) }),
   companies: z.strictObject({ current_company_id: z.string().nullable() }),
@@ -20,11 +40,15 @@ export const UserRegistrySchema = z.strictObject({
 });
 export type UserRegistry = z.infer<typeof UserRegistrySchema>;
 
-/** A partial update of a {@link UserRegistry}: `services` keys are merged, `null` removes one. */
+/**
+ * A partial update of a {@link UserRegistry}: `services` keys are merged, `null` removes one.
+ * Keys are at most {@link registryLimits}.maxServiceKeyChars characters; the merged `services`
+ * is bounded too (see {@link registryLimits}).
+ */
 export const UserRegistryPatchSchema = z.strictObject({
   user_info: z.strictObject({ status: z.enum(['online', 'offline', 'away']) }).optional(),
-  companies: z.strictObject({ current_company_id: z.string().nullable() }).optional(),
-  services: JsonObjectSchema.optional(),
+  companies: z.strictObject({ current_company_id: CompanyIdSchema.nullable() }).optional(),
+  services: z.record(z.string().max(registryLimits.maxServiceKeyChars), z.json()).optional(),
 });
 export type UserRegistryPatch = z.infer<typeof UserRegistryPatchSchema>;
 
@@ -88,7 +112,7 @@ export const methodTable = {
   'UNIFIED_REGISTRY.update_user_registry': method(
     z.tuple([UserIdSchema, UserRegistryPatchSchema]),
     UserRegistrySchema,
-    'Applies a patch to the unified registry document and returns the result.',
+    `Applies a patch to the unified registry document and returns the result. \`services\` keys merge (\`null\` removes one); a patch that would leave more than ${registryLimits.maxServiceKeys} keys, or more than ${registryLimits.maxServicesBytes} bytes of \`services\` JSON, is refused with \`invalid_params\` and nothing is stored (a document already past a bound may be updated as long as the patch does not grow it there). Keys are at most ${registryLimits.maxServiceKeyChars} characters; \`current_company_id\` is 1 to 128 letters, digits, \`_\`, \`-\` or \`.\` (not \`.\`, \`..\` or \`__name__\`).`,
   ),
   'TASK.start_document_analysis': method(
     z.tuple([UserIdSchema, z.strictObject({ content: z.string() }), JobIdSchema]),

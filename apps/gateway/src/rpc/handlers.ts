@@ -1,5 +1,11 @@
 import { type AppEvent, type RegistrySession, RpcErrorCode, type UserRegistry } from '@livebus/protocol';
-import { applyRegistryPatch, emptyUserRegistry, type RegistryStore } from '../fleet/registry/registry-store';
+import { InvalidEventError, validatePublication } from '@livebus/publisher';
+import {
+  applyRegistryPatch,
+  emptyUserRegistry,
+  type RegistryStore,
+  servicesProblem,
+} from '../fleet/registry/registry-store';
 import { storeLabel } from '../fleet/store-label';
 import type { CompanyListeners } from '../listeners/company/company-listeners';
 import type { ListenersManager } from '../listeners/listeners-manager';
@@ -71,6 +77,36 @@ async function checkCompany(deps: HandlerDeps, ctx: RpcContext, company: string 
   if (refused) throw new RpcError(RpcErrorCode.Forbidden, refused.message);
 }
 
+/** The `registry.updated` event announcing a change; the document itself when it changed. */
+function registryEvent(userId: string, reason: string, registry?: UserRegistry): AppEvent {
+  return {
+    event: 'registry.updated',
+    data: registry ? { user_id: userId, reason, registry } : { user_id: userId, reason },
+  };
+}
+
+/**
+ * Refuses (`invalid_params`, before anything is stored) an updated document whose `services`
+ * grew past the protocol's `registryLimits`, or whose `registry.updated` event the bus would refuse
+ * (too large for a frame: a document stored before the bounds existed), so no stored update
+ * leaves an event that cannot be published.
+ */
+function checkUpdated(userId: string, before: UserRegistry, updated: UserRegistry): void {
+  const problem = servicesProblem(before.services, updated.services);
+  if (problem) {
+    throw new RpcError(RpcErrorCode.InvalidParams, problem, {
+      data: { issues: [{ path: '1.services', message: problem }] },
+    });
+  }
+  try {
+    validatePublication(userId, registryEvent(userId, 'registry_updated', updated));
+  } catch (error) {
+    if (!(error instanceof InvalidEventError)) throw error;
+    const message = `the updated registry could not be announced (${error.message}); remove services keys (null) first`;
+    throw new RpcError(RpcErrorCode.InvalidParams, message, { data: { issues: [{ path: '1', message }] } });
+  }
+}
+
 /** The RPC method implementations. */
 export function createHandlers(deps: HandlerDeps): RpcHandlers {
   const now = deps.now ?? (() => new Date());
@@ -78,14 +114,9 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
     if (deps.registryDebug) deps.logger.info('registry_op', { op, store: storeLabel(deps.registry), ...fields });
   };
   const notify = (userId: string, reason: string, registry?: UserRegistry) =>
-    deps
-      .publish(userId, {
-        event: 'registry.updated',
-        data: registry ? { user_id: userId, reason, registry } : { user_id: userId, reason },
-      })
-      .catch((error: unknown) => {
-        throw storeFailure(error, 'the event bus');
-      });
+    deps.publish(userId, registryEvent(userId, reason, registry)).catch((error: unknown) => {
+      throw storeFailure(error, 'the event bus');
+    });
 
   const requireUnified = () => {
     if (!deps.unifiedRegistryEnabled) {
@@ -163,8 +194,10 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
         const current =
           (await deps.registry.getUnified(userId)) ?? emptyUserRegistry(userId, await deps.isOnline(userId));
         updated = applyRegistryPatch(current, patch);
+        checkUpdated(userId, current, updated);
         await deps.registry.putUnified(userId, updated, deps.unifiedRegistryTtlS);
       } catch (error) {
+        if (error instanceof RpcError) throw error;
         // Writes do not fall back: the legacy registry has nowhere to keep the patch, and
         // answering success would silently lose it.
         deps.logger.warn('fallback', {

@@ -1,4 +1,4 @@
-import { PublishError } from '@livebus/publisher';
+import { InvalidEventError, PublishError } from '@livebus/publisher';
 import { ReplyError } from 'ioredis';
 import { RpcError } from './rpc-error';
 import { storeFailure } from './store-failure';
@@ -36,6 +36,14 @@ describe('storeFailure', () => {
     expect(storeFailure(new PublishError('redis_error', 'refused'), 'the event bus').toWire()).toEqual({
       code: 'internal',
       message: 'internal error',
+    });
+  });
+
+  it('answers invalid_params, saying why, for an event the bus refused (too large for a frame)', () => {
+    const refused = storeFailure(new InvalidEventError('event too large'), 'the event bus');
+    expect(refused.toWire()).toEqual({
+      code: 'invalid_params',
+      message: 'the event bus refused the event: event too large',
     });
   });
 

@@ -1,4 +1,4 @@
-import type { RegistrySession, UserRegistry, UserRegistryPatch } from '@livebus/protocol';
+import { type RegistrySession, registryLimits, type UserRegistry, type UserRegistryPatch } from '@livebus/protocol';
 
 /**
  * Port: where the registry of who is online lives. Two implementations pass the
@@ -49,4 +49,24 @@ export function applyRegistryPatch(doc: UserRegistry, patch: UserRegistryPatch):
     companies: { ...doc.companies, ...patch.companies },
     services,
   };
+}
+
+const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+
+/**
+ * Why a patch's merged `services` may not be stored, or undefined: it holds more keys or more
+ * bytes of JSON than {@link registryLimits} allows, and more than `before` did (a document stored
+ * before the bounds existed may be updated, never grown, until it is back under them).
+ */
+export function servicesProblem(before: UserRegistry['services'], after: UserRegistry['services']): string | undefined {
+  const { maxServiceKeys, maxServicesBytes } = registryLimits;
+  const keys = Object.keys(after).length;
+  if (keys > maxServiceKeys && keys > Object.keys(before).length) {
+    return `services would hold ${keys} keys, more than the ${maxServiceKeys} allowed; remove keys (null) first`;
+  }
+  const bytes = jsonBytes(after);
+  if (bytes > maxServicesBytes && bytes > jsonBytes(before)) {
+    return `services would be ${bytes} bytes of JSON, more than the ${maxServicesBytes} allowed; remove keys (null) first`;
+  }
+  return undefined;
 }

@@ -1,3 +1,4 @@
+import { CompanyIdSchema } from '@livebus/protocol';
 import { slotOf } from '@livebus/publisher/redis';
 import type { Firestore } from 'firebase-admin/firestore';
 import { toPrincipal } from '../../auth/principal';
@@ -49,7 +50,12 @@ describe('the company section of LISTENERS_FILE', () => {
 
 describe('company ids', () => {
   it('accepts one plain path segment and refuses anything that could leave it', () => {
-    for (const ok of ['acme', 'ACME-1', 'a.b_c', 'x'.repeat(128)]) expect(isCompanyId(ok)).toBe(true);
+    // The protocol's CompanyIdSchema (what update_user_registry accepts) agrees with the check here.
+    const schemaAccepts = (id: unknown) => CompanyIdSchema.safeParse(id).success;
+    for (const ok of ['acme', 'ACME-1', 'a.b_c', '__x', 'x'.repeat(128)]) {
+      expect(isCompanyId(ok)).toBe(true);
+      expect(schemaAccepts(ok)).toBe(true);
+    }
     for (const bad of [
       '',
       '.',
@@ -65,6 +71,7 @@ describe('company ids', () => {
       7,
     ]) {
       expect(companyIdProblem(bad)).toEqual(expect.any(String));
+      expect(schemaAccepts(bad)).toBe(false);
     }
   });
 
