@@ -359,25 +359,11 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
   if (e.PING_TIMEOUT_MS <= e.PING_INTERVAL_MS) {
     problems.push(`  PING_TIMEOUT_MS: must be greater than PING_INTERVAL_MS (${e.PING_INTERVAL_MS})`);
   }
-  const origins = e.ALLOWED_ORIGINS?.split(',')
-    .map((o) => o.trim())
-    .filter(Boolean);
-  if (origins?.length === 0) {
-    problems.push(
-      '  ALLOWED_ORIGINS: lists no origin (it would refuse every browser); unset it, or list origins like https://app.example.com',
-    );
-  }
+  const origins = allowedOrigins(e.ALLOWED_ORIGINS, problems);
   if (e.HEALTH_PORT !== undefined && e.HEALTH_PORT !== 0 && e.HEALTH_PORT === e.PORT) {
     problems.push(
       `  HEALTH_PORT: must differ from PORT (${e.PORT}): it is a second port, served by a thread of its own`,
     );
-  }
-  for (const origin of origins ?? []) {
-    if (!/^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d+)?$/.test(origin)) {
-      problems.push(
-        `  ALLOWED_ORIGINS: "${origin}" is not an origin like https://app.example.com or https://*.example.com`,
-      );
-    }
   }
   let listeners: ListenersConfig | undefined;
   if (e.LISTENERS_FILE) {
@@ -496,6 +482,27 @@ function weakVerification(e: z.infer<typeof EnvSchema>): string[] {
 /** A URL host name that names this machine: `localhost`, 127.0.0.0/8 or `[::1]`. */
 function isLoopback(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
+/** ALLOWED_ORIGINS as a list (undefined when unset); what is wrong with it goes to `problems`. */
+function allowedOrigins(value: string | undefined, problems: string[]): string[] | undefined {
+  const origins = value
+    ?.split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
+  if (origins?.length === 0) {
+    problems.push(
+      '  ALLOWED_ORIGINS: lists no origin (it would refuse every browser); unset it, or list origins like https://app.example.com',
+    );
+  }
+  for (const origin of origins ?? []) {
+    if (!/^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d+)?$/.test(origin)) {
+      problems.push(
+        `  ALLOWED_ORIGINS: "${origin}" is not an origin like https://app.example.com or https://*.example.com`,
+      );
+    }
+  }
+  return origins;
 }
 
 /** Why the service-account key at `path` cannot be used, or undefined when it reads as JSON. */
