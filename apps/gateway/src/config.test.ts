@@ -92,6 +92,16 @@ describe('loadConfig', () => {
     }
   });
 
+  it('bounds the registered sessions per user at 5 x MAX_SESSIONS_PER_USER unless told, never below it', () => {
+    expect(loadConfig({}).registryMaxSessionsPerUser).toBe(100);
+    expect(loadConfig({ MAX_SESSIONS_PER_USER: '3' }).registryMaxSessionsPerUser).toBe(15);
+    expect(defaultConfig({ maxSessionsPerUser: 3 }).registryMaxSessionsPerUser).toBe(15);
+    expect(loadConfig({ REGISTRY_MAX_SESSIONS_PER_USER: '20' }).registryMaxSessionsPerUser).toBe(20);
+    expect(() => loadConfig({ REGISTRY_MAX_SESSIONS_PER_USER: '19' })).toThrow(
+      /REGISTRY_MAX_SESSIONS_PER_USER: must be at least MAX_SESSIONS_PER_USER \(20\)/,
+    );
+  });
+
   it('refuses contradictions and unsafe production settings', () => {
     expect(() => loadConfig({ AUTH_MODE: 'jwt' })).toThrow(/JWT_SECRET \/ JWT_JWKS_URL/);
     expect(() => loadConfig({ NODE_ENV: 'production', AUTH_MODE: 'none', ADMIN_TOKEN: 'x'.repeat(20) })).toThrow(

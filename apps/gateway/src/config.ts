@@ -64,6 +64,8 @@ export const EnvSchema = z.object({
   MAX_PAYLOAD_BYTES: int(1024).default(protocolDefaults.maxFrameBytes),
   MAX_BUFFERED_BYTES: int(1024).default(4 * 1024 * 1024),
   MAX_SESSIONS_PER_USER: int(1).default(20),
+  // Unset: REGISTRY_SESSIONS_PER_LIVE_SESSION times MAX_SESSIONS_PER_USER.
+  REGISTRY_MAX_SESSIONS_PER_USER: int(1).optional(),
   SHUTDOWN_GRACE_MS: int(0, 25_000).default(10_000),
   METRICS_MAX_USERS: int(1).default(10_000),
   STREAM_RETENTION_EVENTS: int(0).default(retentionDefaults.retentionEvents),
@@ -179,6 +181,12 @@ export interface GatewayConfig {
   maxPayloadBytes: number;
   maxBufferedBytes: number;
   maxSessionsPerUser: number;
+  /**
+   * Most sessions `REGISTRY.register_user` keeps registered per user; a new session id past it
+   * is refused with `invalid_params` (an id already registered is always taken again). At least
+   * {@link maxSessionsPerUser}. @default REGISTRY_SESSIONS_PER_LIVE_SESSION × maxSessionsPerUser (100)
+   */
+  registryMaxSessionsPerUser: number;
   shutdownGraceMs: number;
   metricsMaxUsers: number;
   streamRetentionEvents: number;
@@ -301,14 +309,24 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
+/**
+ * Registered sessions (`REGISTRY.register_user`) a user may keep per live session they may hold,
+ * unless REGISTRY_MAX_SESSIONS_PER_USER says otherwise: room for the entries of tabs that closed
+ * without unregistering (pruned once their presence expires) and for a backend's registrations.
+ */
+export const REGISTRY_SESSIONS_PER_LIVE_SESSION = 5;
+
 /** Defaults for {@link createGateway} when it is built from code rather than the environment. */
 export function defaultConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfig {
-  // As in the environment: tasks follow the unified registry unless told otherwise.
+  // As in the environment: tasks follow the unified registry unless told otherwise, and the
+  // registry's bound follows the live sessions'.
   const tasks = overrides.tasksEnabled ?? overrides.unifiedRegistryEnabled;
   // As in the environment: tokens without exp are refused in production unless told otherwise.
   const requireExp = overrides.jwtRequireExp ?? overrides.production;
+  const live = overrides.maxSessionsPerUser;
   return {
     ...loadConfig({}),
+    ...(live === undefined ? {} : { registryMaxSessionsPerUser: REGISTRY_SESSIONS_PER_LIVE_SESSION * live }),
     ...overrides,
     ...(tasks === undefined ? {} : { tasksEnabled: tasks }),
     ...(requireExp === undefined ? {} : { jwtRequireExp: requireExp }),
@@ -355,6 +373,11 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
   if (e.GOOGLE_APPLICATION_CREDENTIALS && keyNeeded) {
     const problem = unreadableKey(e.GOOGLE_APPLICATION_CREDENTIALS);
     if (problem) problems.push(`  GOOGLE_APPLICATION_CREDENTIALS: ${problem}`);
+  }
+  if (e.REGISTRY_MAX_SESSIONS_PER_USER !== undefined && e.REGISTRY_MAX_SESSIONS_PER_USER < e.MAX_SESSIONS_PER_USER) {
+    problems.push(
+      `  REGISTRY_MAX_SESSIONS_PER_USER: must be at least MAX_SESSIONS_PER_USER (${e.MAX_SESSIONS_PER_USER}), or a user's live sessions could not all register`,
+    );
   }
   if (e.PING_TIMEOUT_MS <= e.PING_INTERVAL_MS) {
     problems.push(`  PING_TIMEOUT_MS: must be greater than PING_INTERVAL_MS (${e.PING_INTERVAL_MS})`);
@@ -415,6 +438,8 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
     maxBufferedBytes: e.MAX_BUFFERED_BYTES,
     maxSessionsPerUser: e.MAX_SESSIONS_PER_USER,
+    registryMaxSessionsPerUser:
+      e.REGISTRY_MAX_SESSIONS_PER_USER ?? REGISTRY_SESSIONS_PER_LIVE_SESSION * e.MAX_SESSIONS_PER_USER,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     metricsMaxUsers: e.METRICS_MAX_USERS,
     streamRetentionEvents: e.STREAM_RETENTION_EVENTS,

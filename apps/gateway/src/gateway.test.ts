@@ -43,7 +43,7 @@ describe('createGateway', () => {
     // A registry that is not the embedded one: the gateway has no decision that reads it with presence.
     const wrapped: RegistryStore = {
       sharedAcrossInstances: false,
-      registerSession: (u, x) => store.registerSession(u, x),
+      registerSession: (u, x, max) => store.registerSession(u, x, max),
       unregisterSession: (u, x) => store.unregisterSession(u, x),
       getSessions: (u) => store.getSessions(u),
       getUnified: (u) => store.getUnified(u),

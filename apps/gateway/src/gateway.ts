@@ -504,6 +504,7 @@ function createRpcDispatch(
       unifiedRegistryEnabled: config.unifiedRegistryEnabled,
       unifiedRegistryTtlS: config.unifiedRegistryTtlS,
       registryDebug: config.registryDebug,
+      registryMaxSessionsPerUser: config.registryMaxSessionsPerUser,
       hasLiveSession: (uid) => hub.has(uid),
       // Here first (no round trip); else any instance of the fleet. Presence away: as far as we know, no.
       isOnline: async (uid) =>

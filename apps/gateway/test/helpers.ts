@@ -282,7 +282,7 @@ export function registryWith(
   const store = new MemoryRegistryStore();
   const registry: RegistryStore = {
     sharedAcrossInstances: false,
-    registerSession: (u, s) => store.registerSession(u, s),
+    registerSession: (u, s, max) => store.registerSession(u, s, max),
     unregisterSession: (u, s) => store.unregisterSession(u, s),
     getSessions: (u) => store.getSessions(u),
     getUnified: (u) => store.getUnified(u),

@@ -110,3 +110,41 @@ describe('the unified registry document is bounded', () => {
     await client.next('event', (e) => e.event === 'registry.updated' && e.data.reason === 'registry_updated');
   });
 });
+
+describe('REGISTRY.register_user keeps a bounded number of sessions per user', () => {
+  let t: TestGateway;
+  let client: TestClient;
+  beforeAll(async () => {
+    t = await startGateway({ maxSessionsPerUser: 2 });
+    ({ client } = await connectAs(t.url, 'many'));
+  });
+  afterAll(async () => {
+    await client.close();
+    await t.close();
+  });
+
+  it('refuses a new session id past REGISTRY_MAX_SESSIONS_PER_USER, storing nothing; an id already registered always registers again', async () => {
+    expect(t.gw.config.registryMaxSessionsPerUser).toBe(10);
+    const register = (id: string, route = '/r') => client.call('REGISTRY.register_user', ['many', id, route]);
+    const ids = Array.from({ length: 10 }, (_, i) => `made-up-${i}`);
+    for (const answer of await Promise.all(ids.map((id) => register(id)))) {
+      expect(answer).toMatchObject({ type: 'rpc_result' });
+    }
+    expect(await register('made-up-10')).toMatchObject({
+      type: 'rpc_error',
+      error: { code: 'invalid_params', data: { issues: [{ path: '1' }] } },
+    });
+    const sessions = async () => {
+      const answer = await client.call('REGISTRY.get_sessions', ['many']);
+      if (answer.type !== 'rpc_result') throw new Error(`get_sessions answered ${JSON.stringify(answer)}`);
+      return (answer.result as { sessions: { session_id: string; route: string }[] }).sessions;
+    };
+    expect((await sessions()).map((s) => s.session_id).sort()).toEqual([...ids].sort());
+    expect(await register('made-up-3', '/moved')).toMatchObject({ type: 'rpc_result', result: { route: '/moved' } });
+    expect((await sessions()).find((s) => s.session_id === 'made-up-3')?.route).toBe('/moved');
+    expect(await client.call('REGISTRY.unregister_session', ['many', 'made-up-0'])).toMatchObject({
+      result: { removed: true },
+    });
+    expect(await register('made-up-10')).toMatchObject({ type: 'rpc_result' });
+  });
+});

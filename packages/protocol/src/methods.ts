@@ -92,7 +92,7 @@ export const methodTable = {
       route: z.string(),
       registered_at: z.string(),
     }),
-    'Registers a session of the user under a route (the page or service it serves).',
+    "Registers a session of the user under a route (the page or service it serves). Registering an id already registered replaces its entry; a new session id past the gateway's `REGISTRY_MAX_SESSIONS_PER_USER` (5 × `MAX_SESSIONS_PER_USER`, 100, by default) is refused with `invalid_params` and nothing is stored: unregister one first.",
   ),
   'REGISTRY.unregister_session': method(
     z.tuple([UserIdSchema, SessionIdSchema]),

@@ -24,6 +24,11 @@ export interface HandlerDeps {
   unifiedRegistryEnabled: boolean;
   unifiedRegistryTtlS: number;
   registryDebug: boolean;
+  /**
+   * Most sessions `REGISTRY.register_user` keeps registered per user (REGISTRY_MAX_SESSIONS_PER_USER):
+   * a new session id past it is refused with `invalid_params`. @default unbounded
+   */
+  registryMaxSessionsPerUser?: number;
   /** Whether the user has a live WebSocket session on this instance. */
   hasLiveSession: (userId: string) => boolean;
   /** Whether the user holds a session anywhere in the fleet (the registry's `online`). */
@@ -107,6 +112,17 @@ function checkUpdated(userId: string, before: UserRegistry, updated: UserRegistr
   }
 }
 
+/**
+ * Registers a session's entry, or refuses (`invalid_params`, nothing stored) a new session id of a
+ * user who has `registryMaxSessionsPerUser` registered already.
+ */
+async function registerBounded(deps: HandlerDeps, userId: string, entry: RegistrySession): Promise<void> {
+  const max = deps.registryMaxSessionsPerUser;
+  if (await store(() => deps.registry.registerSession(userId, entry, max))) return;
+  const message = `the user has ${max} registered sessions, the most the registry keeps; unregister one (REGISTRY.unregister_session) first`;
+  throw new RpcError(RpcErrorCode.InvalidParams, message, { data: { issues: [{ path: '1', message }] } });
+}
+
 /** The RPC method implementations. */
 export function createHandlers(deps: HandlerDeps): RpcHandlers {
   const now = deps.now ?? (() => new Date());
@@ -145,7 +161,7 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
       authorize(ctx, userId);
       const registeredAt = now().toISOString();
       const entry = { session_id: sessionId, route, instance_id: deps.instanceId, registered_at: registeredAt };
-      await store(() => deps.registry.registerSession(userId, entry));
+      await registerBounded(deps, userId, entry);
       deps.registered?.(userId, sessionId, entry);
       debug('register_user', { uid: userId, session_id: sessionId, route });
       await notify(userId, 'session_registered');

@@ -12,10 +12,16 @@ export class MemoryRegistryStore implements RegistryStore {
     this.#now = now;
   }
 
-  async registerSession(userId: string, session: RegistrySession): Promise<void> {
+  async registerSession(
+    userId: string,
+    session: RegistrySession,
+    maxSessions = Number.MAX_SAFE_INTEGER,
+  ): Promise<boolean> {
     const sessions = this.#sessions.get(userId) ?? new Map<string, RegistrySession>();
+    if (!sessions.has(session.session_id) && sessions.size >= maxSessions) return false;
     this.#sessions.set(userId, sessions);
     sessions.set(session.session_id, structuredClone(session));
+    return true;
   }
 
   async unregisterSession(userId: string, sessionId: string): Promise<boolean> {

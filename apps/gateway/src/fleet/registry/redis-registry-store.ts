@@ -20,10 +20,15 @@ export interface RedisRegistryStoreOptions {
   sessionsTtlS?: number;
 }
 
-// KEYS: legacy registry hash, presence zset (one slot). ARGV: session id, session JSON, backstop ttl s.
+// KEYS: legacy registry hash, presence zset (one slot). ARGV: session id, session JSON, backstop ttl s,
+// most sessions. Returns 0, storing nothing, for a new session id of a user who has the most
+// already (counted and written in one step: concurrent calls cannot pass it together), else 1.
 // The hash expires with the user's presence: the heartbeats that keep presence
 // alive keep it alive, and a dead instance's ghosts go with its presence entries.
 const REGISTER = new RedisScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then
+  return 0
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 if #last > 0 then
@@ -31,6 +36,7 @@ if #last > 0 then
 else
   redis.call('EXPIRE', KEYS[1], ARGV[3])
 end
+return 1
 `);
 
 /**
@@ -59,13 +65,18 @@ export class RedisRegistryStore implements RegistryStore {
 
   #keys = (userId: string) => fleetUserKeys(userId, { registry: this.#prefix, fleet: this.#fleetPrefix });
 
-  async registerSession(userId: string, session: RegistrySession): Promise<void> {
+  async registerSession(
+    userId: string,
+    session: RegistrySession,
+    maxSessions = Number.MAX_SAFE_INTEGER,
+  ): Promise<boolean> {
     const k = this.#keys(userId);
-    await REGISTER.run(
+    const stored = await REGISTER.run(
       this.#redis,
       [k.registrySessions, k.presenceExpiry],
-      [session.session_id, JSON.stringify(session), this.#sessionsTtlS],
+      [session.session_id, JSON.stringify(session), this.#sessionsTtlS, maxSessions],
     );
+    return Number(stored) === 1;
   }
 
   async unregisterSession(userId: string, sessionId: string): Promise<boolean> {

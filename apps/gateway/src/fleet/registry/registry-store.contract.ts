@@ -30,6 +30,26 @@ export function registryStoreContract(name: string, make: () => Promise<Registry
       expect((await store.getSessions(uid))[0]).toEqual(session('a', '2026-01-01T00:00:01.000Z'));
     });
 
+    it('refuses a new session id past maxSessions, atomically, and always takes one already registered', async () => {
+      const at = '2026-01-01T00:00:01.000Z';
+      // Concurrent registrations of new ids: exactly maxSessions of them pass.
+      const stored = await Promise.all(
+        ['a', 'b', 'c', 'd', 'e'].map((id) => store.registerSession(uid, session(id, at), 3)),
+      );
+      expect(stored.filter(Boolean)).toHaveLength(3);
+      const kept = (await store.getSessions(uid)).map((s) => s.session_id);
+      expect(kept).toHaveLength(3);
+      const refused = ['a', 'b', 'c', 'd', 'e'].find((id) => !kept.includes(id)) as string;
+      expect(await store.registerSession(uid, session(refused, at), 3)).toBe(false);
+      // Re-registering a kept id always works (here with a new route), and a removal makes room.
+      const again = { ...session(kept[0] as string, at), route: '/moved' };
+      expect(await store.registerSession(uid, again, 3)).toBe(true);
+      expect((await store.getSessions(uid)).find((s) => s.session_id === kept[0])?.route).toBe('/moved');
+      await store.unregisterSession(uid, kept[1] as string);
+      expect(await store.registerSession(uid, session(refused, at), 3)).toBe(true);
+      expect(await store.registerSession(`${uid}-other`, session('x', at), 3)).toBe(true);
+    });
+
     it('unregisters one session and says whether it was there', async () => {
       await store.registerSession(uid, session('a', '2026-01-01T00:00:01.000Z'));
       expect(await store.unregisterSession(uid, 'a')).toBe(true);

@@ -11,8 +11,13 @@ export interface RegistryStore {
    * only this process does (the embedded default).
    */
   readonly sharedAcrossInstances: boolean;
-  /** Legacy registry: records one session of a user (idempotent per session id). */
-  registerSession(userId: string, session: RegistrySession): Promise<void>;
+  /**
+   * Legacy registry: records one session of a user (idempotent per session id). False, storing
+   * nothing, for a new session id of a user who has `maxSessions` registered already (checked
+   * and written atomically); an id already registered is always written again.
+   * @param maxSessions @default unbounded
+   */
+  registerSession(userId: string, session: RegistrySession, maxSessions?: number): Promise<boolean>;
   /** Legacy registry: removes one session; false when it was not there. */
   unregisterSession(userId: string, sessionId: string): Promise<boolean>;
   /** Legacy registry: the user's sessions, oldest first. */
