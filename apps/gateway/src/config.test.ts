@@ -294,11 +294,13 @@ describe('one source of defaults per concern', () => {
       stallMs: c.listenerStallMs,
       retryMaxMs: c.listenerRetryMaxMs,
       trackedDocsMax: c.listenerTrackedDocsMax,
+      workflowWatchesMax: c.workflowMaxWatchesPerUser,
     }).toEqual({
       leaseTtlMs: listenerDefaults.leaseTtlMs,
       stallMs: listenerDefaults.stallMs,
       retryMaxMs: listenerDefaults.retryMaxMs,
       trackedDocsMax: listenerDefaults.trackedDocsMax,
+      workflowWatchesMax: listenerDefaults.workflowWatchesMax,
     });
     expect(c.instanceTtlMs).toBe(DEFAULT_INSTANCE_TTL_MS);
   });

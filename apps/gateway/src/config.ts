@@ -101,6 +101,7 @@ export const EnvSchema = z.object({
   LISTENER_STALL_MS: ms(0).default(listenerDefaults.stallMs),
   LISTENER_RETRY_MAX_MS: ms(100).default(listenerDefaults.retryMaxMs),
   LISTENER_TRACKED_DOCS_MAX: int(0).default(listenerDefaults.trackedDocsMax),
+  WORKFLOW_MAX_WATCHES_PER_USER: int(1).default(listenerDefaults.workflowWatchesMax),
   PUBLISH_RETRY_DELAYS_MS: z
     .string()
     .regex(/^\s*\d+(\s*,\s*\d+)*\s*$/, 'must be a comma-separated list of milliseconds, like 1000,2000,4000')
@@ -268,6 +269,12 @@ export interface GatewayConfig {
    * ones deleted during a takeover as `removed`. @default listenerDefaults.trackedDocsMax (1 000)
    */
   listenerTrackedDocsMax: number;
+  /**
+   * Jobs one user may watch at once with WORKFLOW.watch (the fleet's watch set; without a workflow
+   * source, the watches counted here): a further job is refused with `invalid_params`.
+   * @default listenerDefaults.workflowWatchesMax (100)
+   */
+  workflowMaxWatchesPerUser: number;
   /** Waits between attempts of a publish while Redis is away; then it waits in the outbox. @default outboxDefaults.retryDelaysMs ([1000, 2000, 4000]) */
   publishRetryDelaysMs: number[];
   /** Most events the publish outbox holds while Redis is away; 0: none (publish fails after the retries). @default outboxDefaults.maxEvents (10 000) */
@@ -470,6 +477,7 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
     listenerStallMs: e.LISTENER_STALL_MS,
     listenerRetryMaxMs: e.LISTENER_RETRY_MAX_MS,
     listenerTrackedDocsMax: e.LISTENER_TRACKED_DOCS_MAX,
+    workflowMaxWatchesPerUser: e.WORKFLOW_MAX_WATCHES_PER_USER,
     publishRetryDelaysMs: e.PUBLISH_RETRY_DELAYS_MS.split(',').map((d) => Number(d.trim())),
     publishOutboxMaxEvents: e.PUBLISH_OUTBOX_MAX_EVENTS,
     publishOutboxMaxBytes: e.PUBLISH_OUTBOX_MAX_BYTES,

@@ -475,6 +475,7 @@ function createListeners(
     // A dead holder's users are taken over within LISTENER_FAILOVER_MS (docs/listeners.md).
     ...(ports.liveness ? { liveness: ports.liveness, failoverMs: config.listenerFailoverMs } : {}),
     workflowWatches: ports.workflowWatches,
+    workflowWatchesMax: config.workflowMaxWatchesPerUser,
     ...(ports.workflowSource ? { workflowSource: ports.workflowSource } : {}),
   });
 }

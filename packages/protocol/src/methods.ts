@@ -141,7 +141,7 @@ export const methodTable = {
   'WORKFLOW.watch': method(
     z.tuple([JobIdSchema]),
     z.strictObject({ success: z.literal(true), job_id: JobIdSchema, watching: z.literal(true) }),
-    'Attaches a workflow listener: changes of the job arrive as `listener.change` events (source `workflow`).',
+    "Attaches a workflow listener: changes of the job arrive as `listener.change` events (source `workflow`). A user watches at most the gateway's `WORKFLOW_MAX_WATCHES_PER_USER` jobs at once (100 by default): watching a further job is refused with `invalid_params` until one is unwatched; watching a job already watched always succeeds.",
   ),
   'WORKFLOW.unwatch': method(
     z.tuple([JobIdSchema]),

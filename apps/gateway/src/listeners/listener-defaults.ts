@@ -19,4 +19,9 @@ export const listenerDefaults = {
   retryMaxMs: 30_000,
   /** Paths each listener tracks to report deletions during a takeover (LISTENER_TRACKED_DOCS_MAX). */
   trackedDocsMax: 1_000,
+  /**
+   * Jobs one user may watch at once with WORKFLOW.watch (WORKFLOW_MAX_WATCHES_PER_USER): a
+   * further job is refused with `invalid_params`. Each watched job is a Firestore listener.
+   */
+  workflowWatchesMax: 100,
 } as const;

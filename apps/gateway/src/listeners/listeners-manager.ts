@@ -22,6 +22,14 @@ import {
 import type { WorkflowWatchStore } from './workflow-watch-store';
 
 /** Options of {@link ListenersManager}. */
+/** A WORKFLOW.watch of a new job refused: the user watches the most jobs allowed already. */
+export class WorkflowWatchLimitError extends Error {
+  override readonly name = 'WorkflowWatchLimitError';
+  constructor(readonly max: number) {
+    super(`you watch ${max} jobs, the most allowed; unwatch one (WORKFLOW.unwatch) first`);
+  }
+}
+
 export interface ListenersManagerOptions {
   sources: readonly ListenerSource[];
   /**
@@ -91,6 +99,12 @@ export interface ListenersManagerOptions {
   leaseTtlMs?: number;
   /** Documents watched with WORKFLOW.watch; unset: watches are only counted. */
   workflowSource?: WorkflowSource;
+  /**
+   * Jobs one user may watch at once (WORKFLOW_MAX_WATCHES_PER_USER), in the fleet's watch set, or
+   * without a workflow source in this instance's count: a further job is refused
+   * ({@link WorkflowWatchLimitError}). @default listenerDefaults.workflowWatchesMax (100)
+   */
+  workflowWatchesMax?: number;
   /**
    * The jobs each user watches, shared by the fleet: the holder of the user's lease
    * keeps one listener per job, whichever instance received the watch.
@@ -241,6 +255,7 @@ export class ListenersManager {
       leaseTtlMs: listenerDefaults.leaseTtlMs,
       watchReplyMs: 3_000,
       failoverMs: 0,
+      workflowWatchesMax: listenerDefaults.workflowWatchesMax,
       ...options,
     };
     const { liveness, failoverMs, instanceId, hooks } = this.#o;
@@ -378,15 +393,17 @@ export class ListenersManager {
   async watchWorkflow(userId: string, jobId: string): Promise<void> {
     const state = this.#user(userId);
     const source = this.#o.workflowSource;
+    const max = this.#o.workflowWatchesMax;
     if (!source) {
       // Nothing to listen with: watches are only counted, here.
       if (state.workflows?.has(jobId)) return;
+      if ((state.workflows?.size ?? 0) >= max) throw new WorkflowWatchLimitError(max);
       state.workflows ??= new Map();
       state.workflows.set(jobId, undefined);
       this.#workflowCount++;
       return;
     }
-    await this.#o.workflowWatches.add(userId, jobId);
+    if (!(await this.#o.workflowWatches.add(userId, jobId, max))) throw new WorkflowWatchLimitError(max);
     const key = `${userId}\n${jobId}`;
     this.#workflowErrors.set(key, null);
     await this.#enqueue(userId, state, () => this.#syncWorkflows(userId, state));

@@ -1,4 +1,4 @@
-import { fleetUserKeys, type RedisClient, type UserKeyPrefixes } from '@livebus/publisher/redis';
+import { fleetUserKeys, type RedisClient, RedisScript, type UserKeyPrefixes } from '@livebus/publisher/redis';
 import type { WorkflowWatchStore } from './workflow-watch-store';
 
 /** Options of {@link RedisWorkflowWatchStore}. */
@@ -8,6 +8,17 @@ export interface RedisWorkflowWatchStoreOptions {
   /** Watches of a user who never came back are forgotten after this long (renewed by each watch). @default 86_400_000 */
   ttlMs?: number;
 }
+
+// KEYS: the user's watch set. ARGV: job id, ttl ms, most watches. Returns 0, adding nothing, for a
+// new job of a user who watches the most already (counted and written in one step), else 1.
+const ADD = new RedisScript(`
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 and redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`);
 
 /** Watches in Redis: the set `lb:{uid}:wf` of job ids, in the user's slot. */
 export class RedisWorkflowWatchStore implements WorkflowWatchStore {
@@ -21,9 +32,9 @@ export class RedisWorkflowWatchStore implements WorkflowWatchStore {
     this.#ttlMs = options.ttlMs ?? 86_400_000;
   }
 
-  async add(userId: string, jobId: string): Promise<void> {
+  async add(userId: string, jobId: string, max = Number.MAX_SAFE_INTEGER): Promise<boolean> {
     const key = fleetUserKeys(userId, this.#prefixes).workflowWatches;
-    await this.#redis.multi().sadd(key, jobId).pexpire(key, this.#ttlMs).exec();
+    return Number(await ADD.run(this.#redis, [key], [jobId, this.#ttlMs, max])) === 1;
   }
 
   async remove(userId: string, jobId: string): Promise<boolean> {

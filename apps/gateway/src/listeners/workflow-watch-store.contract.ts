@@ -27,6 +27,22 @@ export function workflowWatchStoreContract(name: string, make: () => Promise<Wor
       expect((await store.list(uid)).sort()).toEqual(['job-1', 'job-2']);
     });
 
+    it('refuses a new job past max, atomically, and always takes a job already watched', async () => {
+      const store = await make();
+      const jobs = ['job-1', 'job-2', 'job-3', 'job-4', 'job-5'];
+      const added = await Promise.all(jobs.map((job) => store.add(uid, job, 3)));
+      expect(added.filter(Boolean)).toHaveLength(3);
+      const watched = await store.list(uid);
+      expect(watched).toHaveLength(3);
+      const refused = jobs.find((job) => !watched.includes(job)) as string;
+      expect(await store.add(uid, refused, 3)).toBe(false);
+      expect(await store.add(uid, watched[0] as string, 3)).toBe(true);
+      await store.remove(uid, watched[0] as string);
+      expect(await store.add(uid, refused, 3)).toBe(true);
+      expect((await store.list(uid)).sort()).toEqual([...watched.slice(1), refused].sort());
+      expect(await store.add(`${uid}-other`, 'job-1', 3)).toBe(true);
+    });
+
     it('removes a watch once: true the first time, false after', async () => {
       const store = await make();
       await store.add(uid, 'job-1');

@@ -6,8 +6,12 @@
  * {@link import('./redis-workflow-watch-store').RedisWorkflowWatchStore}.
  */
 export interface WorkflowWatchStore {
-  /** Adds a watch (watching twice keeps one). */
-  add(userId: string, jobId: string): Promise<void>;
+  /**
+   * Adds a watch (watching twice keeps one). False, adding nothing, for a new job of a user who
+   * watches `max` jobs already (checked and written atomically); a job already watched is always
+   * taken again. @param max @default unbounded
+   */
+  add(userId: string, jobId: string, max?: number): Promise<boolean>;
   /** Removes a watch; false when it was not watched. */
   remove(userId: string, jobId: string): Promise<boolean>;
   /** The user's watched jobs. */
@@ -20,10 +24,12 @@ export interface WorkflowWatchStore {
 export class MemoryWorkflowWatchStore implements WorkflowWatchStore {
   readonly #watches = new Map<string, Set<string>>();
 
-  async add(userId: string, jobId: string): Promise<void> {
+  async add(userId: string, jobId: string, max = Number.MAX_SAFE_INTEGER): Promise<boolean> {
     const jobs = this.#watches.get(userId) ?? new Set<string>();
+    if (!jobs.has(jobId) && jobs.size >= max) return false;
     jobs.add(jobId);
     this.#watches.set(userId, jobs);
+    return true;
   }
 
   async remove(userId: string, jobId: string): Promise<boolean> {

@@ -8,7 +8,7 @@ import {
 } from '../fleet/registry/registry-store';
 import { storeLabel } from '../fleet/store-label';
 import type { CompanyListeners } from '../listeners/company/company-listeners';
-import type { ListenersManager } from '../listeners/listeners-manager';
+import { type ListenersManager, WorkflowWatchLimitError } from '../listeners/listeners-manager';
 import type { Logger } from '../logger';
 import type { TaskService } from '../tasks/task-service';
 import type { RpcContext, RpcHandlers } from './dispatcher';
@@ -121,6 +121,18 @@ async function registerBounded(deps: HandlerDeps, userId: string, entry: Registr
   if (await store(() => deps.registry.registerSession(userId, entry, max))) return;
   const message = `the user has ${max} registered sessions, the most the registry keeps; unregister one (REGISTRY.unregister_session) first`;
   throw new RpcError(RpcErrorCode.InvalidParams, message, { data: { issues: [{ path: '1', message }] } });
+}
+
+/** A WORKFLOW.watch that failed: `invalid_params` past the user's bound of watches, else `unavailable` (retry). */
+function watchFailure(error: unknown): RpcError {
+  if (error instanceof WorkflowWatchLimitError) {
+    return new RpcError(RpcErrorCode.InvalidParams, error.message, {
+      data: { issues: [{ path: '0', message: error.message }] },
+    });
+  }
+  return new RpcError(RpcErrorCode.Unavailable, 'the workflow listener could not attach; retry later', {
+    cause: error,
+  });
 }
 
 /** The RPC method implementations. */
@@ -256,9 +268,7 @@ export function createHandlers(deps: HandlerDeps): RpcHandlers {
         if (owner !== ctx.principal.uid) throw new RpcError(RpcErrorCode.Forbidden, 'you may only watch your own jobs');
       }
       await deps.listeners.watchWorkflow(ctx.principal.uid, jobId).catch((error: unknown) => {
-        throw new RpcError(RpcErrorCode.Unavailable, 'the workflow listener could not attach; retry later', {
-          cause: error,
-        });
+        throw watchFailure(error);
       });
       return { success: true, job_id: jobId, watching: true };
     },
