@@ -1,6 +1,7 @@
 import { type RedisServerHandle, startRedisServer } from '@livebus/test-support';
 import { Redis } from 'ioredis';
 import { composePorts } from '../src/compose';
+import { WorkflowJobIdError } from '../src/listeners/firestore/firestore-workflow-source';
 import type { WorkflowSource } from '../src/listeners/listener-source';
 import { RedisWorkflowWatchStore } from '../src/listeners/redis-workflow-watch-store';
 import { connectAs, httpJson, startGateway, type TestClient, type TestGateway } from './helpers';
@@ -83,5 +84,38 @@ describe('WORKFLOW.watch keeps a bounded number of watches per user', () => {
         await client.close();
       }
     });
+  });
+});
+
+describe('WORKFLOW.watch takes only job ids that name a Firestore document', () => {
+  // As Firestore's source: a '/' is refused by its path check, '.', '..' and '__x__' by Firestore.
+  const firestoreLike: WorkflowSource = {
+    owner: async (jobId) => {
+      if (jobId.includes('/')) throw new WorkflowJobIdError(`job id ${JSON.stringify(jobId)} contains '/'`);
+      if (jobId === '.' || jobId === '..' || /^__.*__$/.test(jobId)) throw new Error('Firestore: invalid document id');
+      return 'wj';
+    },
+    attach: ownedBy('wj').attach,
+  };
+
+  it('answers invalid_params (not unavailable: a retry cannot help) for a /, . or .. or a __name__ id, and watches odd ids that are valid', async () => {
+    const t = await startGateway({}, { workflowSource: firestoreLike });
+    const { client } = await connectAs(t.url, 'wj');
+    try {
+      for (const bad of ['a/b', '/', '.', '..', '__x__']) {
+        for (const method of ['WORKFLOW.watch', 'WORKFLOW.unwatch']) {
+          expect(await client.call(method, [bad])).toMatchObject({
+            type: 'rpc_error',
+            error: { code: 'invalid_params', data: { issues: [{ path: '0' }] } },
+          });
+        }
+      }
+      for (const ok of ['a.b', '...', '__x', 'x:y z', 'émoji-🚀']) {
+        expect(await client.call('WORKFLOW.watch', [ok])).toMatchObject({ type: 'rpc_result', result: { job_id: ok } });
+      }
+    } finally {
+      await client.close();
+      await t.close();
+    }
   });
 });

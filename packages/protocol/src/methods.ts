@@ -54,6 +54,15 @@ export type UserRegistryPatch = z.infer<typeof UserRegistryPatchSchema>;
 
 const TaskIdSchema = z.string().min(1).max(256);
 const JobIdSchema = z.string().min(1).max(200);
+/**
+ * The job id of `WORKFLOW.*`: it names the job's Firestore document, so it must be one document
+ * id: no `/`, not `.` or `..`, not `__name__` (reserved by Firestore). Refused with
+ * `invalid_params` (it can never be watched), never cut or escaped.
+ */
+const WorkflowJobIdSchema = JobIdSchema.regex(
+  /^(?!\.\.?$)(?!__.*__$)[^/]+$/,
+  'expected a Firestore document id: no /, not . or .., not __name__',
+);
 
 /** Snapshot of a task, as `TASK.get_status` returns it: its last progress update, with owner and times. */
 export const TaskInfoSchema = TaskProgressUpdateSchema.extend({
@@ -139,13 +148,13 @@ export const methodTable = {
     'Cancels a queued or running task; `success` is false when it had already finished.',
   ),
   'WORKFLOW.watch': method(
-    z.tuple([JobIdSchema]),
-    z.strictObject({ success: z.literal(true), job_id: JobIdSchema, watching: z.literal(true) }),
-    "Attaches a workflow listener: changes of the job arrive as `listener.change` events (source `workflow`). A user watches at most the gateway's `WORKFLOW_MAX_WATCHES_PER_USER` jobs at once (100 by default): watching a further job is refused with `invalid_params` until one is unwatched; watching a job already watched always succeeds.",
+    z.tuple([WorkflowJobIdSchema]),
+    z.strictObject({ success: z.literal(true), job_id: WorkflowJobIdSchema, watching: z.literal(true) }),
+    "Attaches a workflow listener: changes of the job arrive as `listener.change` events (source `workflow`). A user watches at most the gateway's `WORKFLOW_MAX_WATCHES_PER_USER` jobs at once (100 by default): watching a further job is refused with `invalid_params` until one is unwatched; watching a job already watched always succeeds. The job id is its Firestore document id (no `/`, not `.`, `..` or `__name__`): another is refused with `invalid_params`.",
   ),
   'WORKFLOW.unwatch': method(
-    z.tuple([JobIdSchema]),
-    z.strictObject({ success: z.literal(true), job_id: JobIdSchema, watching: z.literal(false) }),
+    z.tuple([WorkflowJobIdSchema]),
+    z.strictObject({ success: z.literal(true), job_id: WorkflowJobIdSchema, watching: z.literal(false) }),
     'Releases a workflow listener attached with `WORKFLOW.watch`.',
   ),
 } as const;
