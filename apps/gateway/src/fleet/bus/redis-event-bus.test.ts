@@ -501,7 +501,6 @@ describe('RedisEventBus: a catch-up whose read keeps failing', () => {
     ]);
     const [, , stalled] = events('bus_catch_up_stalled')[0] as [string, LogEvent, LogFields];
     expect(stalled.attempts).toBeGreaterThanOrEqual(3);
-    expect(stalled.held_ms).toBeGreaterThanOrEqual(10_000);
     expect(bus.stats().catchUpsStalled).toBe(1);
     // The key is fixed: the next try reads, and the held events follow in order.
     reads.length = 0;
