@@ -1,4 +1,3 @@
-import { sleep, waitFor } from '@livebus/test-support';
 import { detachDecisionContract } from '../src/fleet/detach/detach-decision.contract';
 import { MemoryDetachDecision } from '../src/fleet/detach/memory-detach-decision';
 import { RedisDetachDecision } from '../src/fleet/detach/redis-detach-decision';
@@ -8,6 +7,7 @@ import { MemoryRegistryStore } from '../src/fleet/registry/memory-registry-store
 import { RedisRegistryStore } from '../src/fleet/registry/redis-registry-store';
 import { emptyUserRegistry } from '../src/fleet/registry/registry-store';
 import { useFleetBackends } from './fleet-backends';
+import { elapseUsers } from './presence-elapse';
 
 const backends = useFleetBackends();
 
@@ -28,7 +28,8 @@ for (const backend of [backends.standalone, backends.cluster]) {
   });
 
   describe(`registry ghosts on ${backend.name}`, () => {
-    const ttl = 1_000;
+    // Long enough that no real delay matters: the test moves the expiries (elapseUsers).
+    const ttl = 30_000;
     const session = (id: string, instance: string) => ({
       session_id: id,
       route: '/',
@@ -60,29 +61,20 @@ for (const backend of [backends.standalone, backends.cluster]) {
         const left = await redis.pttl(key);
         expect([key, left > 0 && left <= ttl]).toEqual([key, true]);
       }
-      const beat = setInterval(() => void live.refresh('gw-live', [[uid, ['live-1']]]), 200); // gw-dead was SIGKILLed: no heartbeat
-      try {
-        // The user nobody else holds: the whole legacy hash expires with the presence keys, no script needed.
-        await waitFor(
-          async () => (await redis.exists(`registry:user:{${alone}}`)) === 0,
-          'the lone ghost',
-          ttl + 10_000,
-        );
-        expect(await registry.getSessions(alone)).toEqual([]);
-        // The shared user: the live instance's heartbeat prunes the dead session from presence and registry.
-        await waitFor(
-          async () => (await registry.getSessions(uid)).every((s) => s.session_id !== 'dead-1'),
-          'the ghost in a shared user',
-          ttl + 10_000,
-        );
-        await sleep(ttl);
-        expect((await registry.getSessions(uid)).map((s) => s.session_id)).toEqual(['live-1']);
-        expect((await live.sessions(uid)).map((s) => s.sessionId)).toEqual(['live-1']);
-        const left = await redis.pttl(`registry:user:{${uid}}`);
-        expect(left > 0 && left <= ttl).toBe(true);
-      } finally {
-        clearInterval(beat);
-      }
+      // gw-dead was SIGKILLed: only gw-live beats, here once half a TTL in.
+      await elapseUsers(redis, [uid, alone], ttl / 2);
+      expect(await live.refresh('gw-live', [[uid, ['live-1']]])).toEqual([]);
+      // Just past the TTL since gw-dead's last write.
+      await elapseUsers(redis, [uid, alone], ttl / 2 + 1);
+      // The user nobody else holds: the whole legacy hash expired with the presence keys, no script needed.
+      expect(await redis.exists(`registry:user:{${alone}}`)).toBe(0);
+      expect(await registry.getSessions(alone)).toEqual([]);
+      // The shared user: the live instance's next heartbeat prunes the dead session from presence and registry.
+      expect(await live.refresh('gw-live', [[uid, ['live-1']]])).toEqual([]);
+      expect((await registry.getSessions(uid)).map((s) => s.session_id)).toEqual(['live-1']);
+      expect((await live.sessions(uid)).map((s) => s.sessionId)).toEqual(['live-1']);
+      const left = await redis.pttl(`registry:user:{${uid}}`);
+      expect(left > 0 && left <= ttl).toBe(true);
     });
 
     it('cleaning marks the unified document offline and keeps its TTL, and deletes the legacy hash', async () => {

@@ -6,12 +6,19 @@ import { PresenceRefreshError } from '../src/fleet/presence/presence';
 import { presenceContract } from '../src/fleet/presence/presence.contract';
 import { RedisPresence } from '../src/fleet/presence/redis-presence';
 import { useFleetBackends } from './fleet-backends';
+import { elapseInstances, elapseUsers } from './presence-elapse';
 
 const backends = useFleetBackends();
 
 presenceContract('in-memory', async (options) => {
-  const presence = new MemoryPresence(options);
-  return () => presence;
+  // Its clock runs on with the real one, and elapse() moves it on further.
+  let elapsed = 0;
+  const presence = new MemoryPresence({ ...options, now: () => Date.now() + elapsed });
+  return Object.assign(() => presence, {
+    elapse: async (ms: number) => {
+      elapsed += ms;
+    },
+  });
 });
 describe('RedisPresence refresh on a Redis that answers nothing (frozen)', () => {
   it('gives each user up after its step timeout and rejects, rather than waiting for ever', async () => {
@@ -37,7 +44,15 @@ describe('RedisPresence refresh on a Redis that answers nothing (frozen)', () =>
 });
 
 for (const backend of [backends.standalone, backends.cluster]) {
-  presenceContract(backend.name, async (options) => () => new RedisPresence(backend.connect(), options));
+  presenceContract(backend.name, async (options) => {
+    const admin = backend.connect();
+    return Object.assign(() => new RedisPresence(backend.connect(), options), {
+      elapse: async (ms: number, of: { users?: string[]; instances?: string[] }) => {
+        await elapseUsers(admin, of.users ?? [], ms);
+        await elapseInstances(admin, of.instances ?? [], ms);
+      },
+    });
+  });
 
   describe(`RedisPresence refresh on ${backend.name}`, () => {
     it('refreshes every other user when one user fails (its node away), then rejects saying how many failed', async () => {

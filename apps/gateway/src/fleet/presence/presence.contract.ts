@@ -1,11 +1,22 @@
-import { sleep, waitFor } from '@livebus/test-support';
 import type { Presence, SessionEntry } from './presence';
 
 /**
- * Builds a backend for one test and returns a function giving views on it, one per
- * simulated gateway instance (a memory backend may return the same object each time).
+ * Views on one backend, one per simulated gateway instance (a memory backend may return the
+ * same object each time), and its clock.
  */
-export type MakePresence = (options: { instanceTtlMs: number }) => Promise<() => Presence>;
+export type PresenceViews = (() => Presence) & {
+  /**
+   * Makes `ms` pass, at once, for the session entries of `users` and the announcements of
+   * `instances` (at least those; a memory backend moves its clock for everything): their
+   * expiries come `ms` nearer. The tests that see an entry expire use it rather than wait a
+   * short TTL out, which a busy machine could stretch past the refreshes meant to keep
+   * another entry alive.
+   */
+  elapse(ms: number, of: { users?: string[]; instances?: string[] }): Promise<void>;
+};
+
+/** Builds a backend for one test and returns its views (see {@link PresenceViews}). */
+export type MakePresence = (options: { instanceTtlMs: number }) => Promise<PresenceViews>;
 
 /**
  * The contract every {@link Presence} implementation passes. Run by
@@ -107,70 +118,83 @@ export function presenceContract(name: string, make: MakePresence): void {
     });
 
     it("a dead instance's entries expire within the TTL while a refreshed instance's stay", async () => {
-      const ttl = 1_000;
-      const p = (await make({ instanceTtlMs: ttl }))();
+      // Long enough that no real delay matters: time passes only through elapse().
+      const ttl = 30_000;
+      const views = await make({ instanceTtlMs: ttl });
+      const p = views();
+      const elapse = (ms: number) => views.elapse(ms, { users: [uid] });
+      // gw-dead was killed: only gw-live beats, twice a TTL.
+      const beat = async () => expect(await p.refresh('gw-live', [[uid, ['live']]])).toEqual([]);
       await p.add(uid, entry('dead', 'gw-dead', 1));
       await p.add(uid, entry('live', 'gw-live', 2));
-      const beat = setInterval(() => void p.refresh('gw-live', [[uid, ['live']]]), 200);
-      try {
-        // When exactly it expires (not before the TTL, at the TTL) is checked against an
-        // injected clock in memory-presence.test.ts; a Redis backend's clock is Redis's own.
-        expect((await p.sessions(uid)).map((s) => s.sessionId)).toEqual(['dead', 'live']);
-        await waitFor(
-          async () => (await p.sessions(uid)).every((s) => s.instanceId !== 'gw-dead'),
-          'the dead instance to expire',
-          ttl + 10_000,
-        );
-        await sleep(ttl / 2); // well past the dead one's expiry: the live one is still refreshed
-        expect(await p.sessions(uid)).toEqual([entry('live', 'gw-live', 2)]);
-      } finally {
-        clearInterval(beat);
-      }
+      // When exactly it expires (not before the TTL, at the TTL) is checked against an
+      // injected clock in memory-presence.test.ts; a Redis backend's clock is Redis's own.
+      expect((await p.sessions(uid)).map((s) => s.sessionId)).toEqual(['dead', 'live']);
+      await elapse(ttl / 2);
+      await beat();
+      await elapse(ttl / 2 + 1);
+      expect(await p.sessions(uid)).toEqual([entry('live', 'gw-live', 2)]);
+      // Well past the dead one's expiry: the live one is still refreshed.
+      await beat();
+      await elapse(ttl / 2);
+      await beat();
+      await elapse(ttl / 2);
+      expect(await p.sessions(uid)).toEqual([entry('live', 'gw-live', 2)]);
     });
 
     it('refresh extends only its own entries and reports users it no longer holds', async () => {
-      // Half a TTL of margin either side for a loaded host: refreshed 1 s into a 2 s TTL, and
-      // checked as soon as gw-2's entry is gone (at 2 s), well inside gw-1's refreshed one (3 s).
-      const p = (await make({ instanceTtlMs: 2_000 }))();
+      // Refreshed half a TTL in, checked just past the TTL: gw-2's entry is gone, gw-1's
+      // refreshed one has half a TTL left (time passes only through elapse()).
+      const ttl = 30_000;
+      const views = await make({ instanceTtlMs: ttl });
+      const p = views();
+      const elapse = (ms: number) => views.elapse(ms, { users: [uid, `${uid}-b`] });
       await p.add(uid, entry('a', 'gw-1'));
       await p.add(`${uid}-b`, entry('b', 'gw-2'));
-      await sleep(1_000);
+      await elapse(ttl / 2);
       const held = [uid, `${uid}-b`, `${uid}-none`].map((u) => [u, [u === uid ? 'a' : 'b']] as const);
       expect((await p.refresh('gw-1', held)).sort()).toEqual([`${uid}-b`, `${uid}-none`]);
       expect(await p.refresh('gw-1', [])).toEqual([]);
-      await waitFor(async () => (await p.sessions(`${uid}-b`)).length === 0, "gw-2's entry to expire", 12_000, 20);
+      await elapse(ttl / 2 + 1);
       expect(await p.sessions(uid)).toEqual([entry('a', 'gw-1')]);
       expect(await p.sessions(`${uid}-b`)).toEqual([]);
       expect(await p.refresh('gw-2', [[`${uid}-b`, ['b']]])).toEqual([`${uid}-b`]);
     });
 
     it('refresh extends only the sessions listed: an entry of the instance no session of it serves expires', async () => {
-      // The same margins as above: refreshed 1 s into a 2 s TTL.
-      const p = (await make({ instanceTtlMs: 2_000 }))();
+      // The same steps as above: refreshed half a TTL in, checked just past the TTL.
+      const ttl = 30_000;
+      const views = await make({ instanceTtlMs: ttl });
+      const p = views();
+      const elapse = (ms: number) => views.elapse(ms, { users: [uid] });
       await p.add(uid, entry('open', 'gw-1', 1));
       // Its session closed on gw-1, and the remove did not reach the store.
       await p.add(uid, entry('closed', 'gw-1', 2));
-      await sleep(1_000);
+      await elapse(ttl / 2);
       expect(await p.refresh('gw-1', [[uid, ['open']]])).toEqual([]);
-      await waitFor(async () => (await p.sessions(uid)).length === 1, 'the unlisted entry to expire', 12_000, 20);
+      await elapse(ttl / 2 + 1);
       expect(await p.sessions(uid)).toEqual([entry('open', 'gw-1', 1)]);
       // A listed session without an entry: the user is reported, to be written again.
       expect(await p.refresh('gw-1', [[uid, ['open', 'closed']]])).toEqual([uid]);
     });
 
     it('lists announced instances until their announcement expires or they retire', async () => {
-      const p = (await make({ instanceTtlMs: 30_000 }))();
+      const views = await make({ instanceTtlMs: 30_000 });
+      const p = views();
       const base = { sessions: 2, users: 1, startedAt: 5, version: '1.0.0' };
       const before = Date.now();
+      // Short, but seconds long: it must still be listed at the next read, however late that comes.
+      const short = 5_000;
       await p.announce({ ...base, id: `${uid}-a` }, 30_000);
       await p.announce({ ...base, id: `${uid}-b` }, 30_000);
-      await p.announce({ ...base, id: `${uid}-short` }, 300);
+      await p.announce({ ...base, id: `${uid}-short` }, short);
       const mine = async () => (await p.instances()).filter((i) => i.id.startsWith(uid));
       const listed = await mine();
       expect(listed.map((i) => i.id)).toEqual([`${uid}-a`, `${uid}-b`, `${uid}-short`]);
       expect(listed[0]).toMatchObject({ ...base, id: `${uid}-a` });
       expect(listed[0]!.lastSeen).toBeGreaterThanOrEqual(before);
-      await waitFor(async () => (await mine()).length === 2, 'the short announcement to expire', 2_000);
+      await views.elapse(short + 1, { instances: [`${uid}-short`] });
+      expect((await mine()).map((i) => i.id)).toEqual([`${uid}-a`, `${uid}-b`]);
       await p.announce({ ...base, id: `${uid}-a`, sessions: 7 }, 30_000);
       expect((await mine()).find((i) => i.id === `${uid}-a`)?.sessions).toBe(7);
       await p.retire(`${uid}-a`);
