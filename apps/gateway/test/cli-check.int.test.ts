@@ -1,13 +1,5 @@
 import { join } from 'node:path';
-import {
-  type ChildHandle,
-  freePort,
-  type RedisServerHandle,
-  runCli,
-  startChild,
-  startRedisServer,
-  waitFor,
-} from '@livebus/test-support';
+import { freePort, type RedisServerHandle, runCli, startRedisServer, waitFor } from '@livebus/test-support';
 import { connectAs } from './helpers';
 import { type CliProcess, startGatewayProcess, startWorker } from './task-processes';
 
@@ -46,28 +38,19 @@ describe('livebus-gateway --help, --version', () => {
 
 describe('livebus-gateway check against a running gateway', () => {
   let port: number;
-  let child: ChildHandle;
+  let child: CliProcess;
   let base: string;
 
   beforeAll(async () => {
-    port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    child = startChild('gateway', process.execPath, [main], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        ADMIN_TOKEN: ADMIN,
-        DETACH_DELAY_MS: '300',
-        LOG_LEVEL: 'error',
-      },
+    // Without Redis or tasks; on PORT=0, its port read from its gateway_listening line.
+    child = await startGatewayProcess(undefined, {
+      UNIFIED_REGISTRY_ENABLED: 'false',
+      ADMIN_TOKEN: ADMIN,
+      DETACH_DELAY_MS: '300',
     });
-    await child.waitUntil(
-      async () => (await fetch(`${base}/healthz`).catch(() => undefined))?.ok,
-      'the gateway',
-      15_000,
-    );
-  }, 20_000);
+    port = child.port;
+    base = child.http;
+  }, 30_000);
 
   afterAll(async () => {
     await child.stop('SIGTERM');

@@ -2,7 +2,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { freePort, startChild, waitFor } from '@livebus/test-support';
+import { startChild } from '@livebus/test-support';
+import { gatewayListening } from './task-processes';
 
 // What docker/Dockerfile does, minus the base image: `pnpm deploy --prod` of the
 // gateway into a folder of its own, then `node dist/main.js` there. A Docker
@@ -66,28 +67,23 @@ describe('the production image contents', () => {
     expect(existsSync(join(out, 'node_modules', 'ws'))).toBe(true);
     expect(existsSync(join(out, 'node_modules', '@livebus', 'protocol', 'dist'))).toBe(true);
     expect(existsSync(join(out, 'node_modules', 'jest'))).toBe(false);
-    const port = await freePort();
-    const child = startChild('deployed-gateway', process.execPath, ['dist/main.js'], {
-      cwd: out,
-      env: {
-        PATH: process.env.PATH ?? '',
-        NODE_ENV: 'production',
-        AUTH_MODE: 'jwt',
-        JWT_SECRET: 'deploy-test-secret-0123456789abcdef',
-        ADMIN_TOKEN: 'deploy-test-admin-token',
-        PORT: String(port),
-        HOST: '127.0.0.1',
-      },
-    }).child;
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    const health = await waitFor(
-      async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.json(),
-      'the deployed gateway to answer /healthz',
-      15_000,
-      100,
+    // PORT=0: its port read from its gateway_listening line (LOG_LEVEL is info by default).
+    const deployed = await gatewayListening(
+      startChild('deployed-gateway', process.execPath, ['dist/main.js'], {
+        cwd: out,
+        env: {
+          PATH: process.env.PATH ?? '',
+          NODE_ENV: 'production',
+          AUTH_MODE: 'jwt',
+          JWT_SECRET: 'deploy-test-secret-0123456789abcdef',
+          ADMIN_TOKEN: 'deploy-test-admin-token',
+          PORT: '0',
+          HOST: '127.0.0.1',
+        },
+      }),
     );
+    const health = await (await fetch(`${deployed.http}/healthz`)).json();
     expect(health).toMatchObject({ status: 'ok', redis: 'disabled', version: expect.any(String) });
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(await deployed.stop('SIGTERM')).toBe(0);
   }, 60_000);
 });

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CloseCode } from '@livebus/protocol';
-import { type ChildHandle, freePort, startChild, waitFor } from '@livebus/test-support';
+import { startChild, waitFor } from '@livebus/test-support';
 import fc from 'fast-check';
 import { RawWebSocket } from './raw-ws';
+import { type CliProcess, startQuietGateway } from './task-processes';
 
 // Hostile input at volume: at least FUZZ_FRAMES (10 000) generated frames over real
 // sockets to a gateway process, before and after `hello`: malformed JSON, wrong types,
@@ -22,34 +23,34 @@ const KNOWN_CLOSES = new Set<number>([
   CloseCode.UnsupportedVersion,
 ]);
 
-let gateway: ChildHandle;
+let gateway: CliProcess;
 let port: number;
 let exitCode: number | null | undefined;
 
 const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${gateway.child.pid}/status`, 'utf8'))?.[1]);
 
 beforeAll(async () => {
-  port = await freePort();
-  gateway = startChild('gateway', process.execPath, [join(__dirname, '..', 'dist', 'main.js')], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'error',
-      MAX_PAYLOAD_BYTES: String(MAX_PAYLOAD),
-      RATE_LIMIT_FRAMES_PER_S: '0',
-      DETACH_DELAY_MS: '100',
-    },
-  });
+  // LOG_LEVEL=error keeps a line per hostile frame out of the measure, and with it the
+  // gateway_listening line: the child starts on a port probed free, and is known by its id there.
+  const instanceId = `fuzz-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  gateway = await startQuietGateway(instanceId, (on) =>
+    startChild('gateway', process.execPath, [join(__dirname, '..', 'dist', 'main.js')], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        PORT: String(on),
+        HOST: '127.0.0.1',
+        INSTANCE_ID: instanceId,
+        LOG_LEVEL: 'error',
+        MAX_PAYLOAD_BYTES: String(MAX_PAYLOAD),
+        RATE_LIMIT_FRAMES_PER_S: '0',
+        DETACH_DELAY_MS: '100',
+      },
+    }),
+  );
+  port = gateway.port;
   gateway.child.once('exit', (code) => {
     exitCode = code;
   });
-  await gateway.waitUntil(
-    async () => (await fetch(`http://127.0.0.1:${port}/health/readiness`).catch(() => undefined))?.ok,
-    'gateway ready',
-    15_000,
-    50,
-  );
 });
 afterAll(async () => {
   await gateway.stop('SIGKILL');

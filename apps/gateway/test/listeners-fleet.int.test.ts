@@ -1,12 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import {
   type FirestoreEmulatorHandle,
-  freePort,
   type RedisServerHandle,
-  startChild,
   startFirestoreEmulator,
   startRedisServer,
   waitFor,
@@ -16,7 +11,16 @@ import { Redis } from 'ioredis';
 import { composePorts } from '../src/compose';
 import { RedisWatermarkStore } from '../src/listeners/redis-watermark-store';
 import { connectAs, startGateway, type TestGateway } from './helpers';
-import { changesOf, sentinel, testFirestore, testListeners, useEmulator, warmUp, write } from './listeners-helpers';
+import {
+  changesOf,
+  sentinel,
+  startListenersChild,
+  testFirestore,
+  testListeners,
+  useEmulator,
+  warmUp,
+  write,
+} from './listeners-helpers';
 
 // Two or three gateways on one real Redis (bus, lease, resume marks; persisted, so a kill and
 // restart keeps the data) and one Firestore emulator.
@@ -119,35 +123,17 @@ describe('Firestore listeners in a fleet', () => {
 
   it('SIGKILL of the owner: a survivor takes over, a write made right after is delivered once, a deletion once, nothing re-delivered', async () => {
     const survivor = gateways[1] ?? (await gateway('gw-fleet-b'));
-    const file = join(tmpdir(), `livebus-listeners-${process.pid}.json`);
-    writeFileSync(file, JSON.stringify(testListeners));
-    const port = await freePort();
-    const owner: ChildProcess = startChild('gw-fleet-owner', process.execPath, ['dist/main.js'], {
-      cwd: join(__dirname, '..'),
-      env: {
-        ...process.env,
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        INSTANCE_ID: 'gw-fleet-owner',
-        REDIS_URL: redis.url,
-        AUTH_MODE: 'none',
-        LISTENERS_FILE: file,
-        FIREBASE_PROJECT_ID: emulator.projectId,
-        FIRESTORE_EMULATOR_HOST: emulator.host,
-        METADATA_SERVER_DETECTION: 'none',
-        LISTENER_LEASE_TTL_MS: String(LEASE_TTL_MS),
-        LOG_LEVEL: 'error',
-      },
-    }).child;
-    const exited = new Promise((resolve) => owner.once('exit', resolve));
+    await write(db, 'users/heidi/notifications/old', 'set', { n: 0 });
+    // PORT=0, its port read from its gateway_listening line; a child that exits fails the start.
+    const { handle, port } = await startListenersChild({
+      instanceId: 'gw-fleet-owner',
+      redisUrl: redis.url,
+      emulator,
+      listeners: testListeners,
+      env: { LISTENER_LEASE_TTL_MS: String(LEASE_TTL_MS) },
+    });
+    const owner = handle.child;
     try {
-      await write(db, 'users/heidi/notifications/old', 'set', { n: 0 });
-      await waitFor(
-        () => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok),
-        'the child gateway',
-        15_000,
-        200,
-      );
       const ownerTab = (await connectAs(`ws://127.0.0.1:${port}/ws`, 'heidi')).client;
       // The child holds the listeners once its initial snapshot reached the user's stream.
       await waitFor(() => changesOf(ownerTab, 'users/heidi/notifications/old')[0], 'initial on the owner', 20_000);
@@ -159,7 +145,7 @@ describe('Firestore listeners in a fleet', () => {
       expect(survivor.gw.stats().listeners).toBe(0);
 
       owner.kill('SIGKILL');
-      await exited;
+      await handle.exited;
       await write(db, 'users/heidi/notifications/during', 'set', { n: 2 });
       // Deleted while no instance listens: only the delivered set in Redis remembers it.
       await write(db, 'users/heidi/notifications/doomed', 'delete');
@@ -192,36 +178,24 @@ describe('Firestore listeners in a fleet', () => {
   }, 60_000);
 
   it('SIGKILL and restart under the same INSTANCE_ID: the new process takes the lease with a new fencing token', async () => {
-    const file = join(tmpdir(), `livebus-listeners-same-${process.pid}.json`);
-    writeFileSync(file, JSON.stringify(testListeners));
     const admin = new Redis(redis.url);
     const children: ChildProcess[] = [];
     const start = async () => {
-      const port = await freePort();
-      const child = startChild('gw-same', process.execPath, ['dist/main.js'], {
-        cwd: join(__dirname, '..'),
-        env: {
-          ...process.env,
-          PORT: String(port),
-          HOST: '127.0.0.1',
-          INSTANCE_ID: 'gw-same',
-          REDIS_URL: redis.url,
-          AUTH_MODE: 'none',
-          LISTENERS_FILE: file,
-          FIREBASE_PROJECT_ID: emulator.projectId,
-          FIRESTORE_EMULATOR_HOST: emulator.host,
-          METADATA_SERVER_DETECTION: 'none',
-          // Long enough that the dead process's lease is still live when its successor asks for it.
-          LISTENER_LEASE_TTL_MS: '60000',
-          LOG_LEVEL: 'error',
-        },
-      }).child;
+      // PORT=0, its port read from its gateway_listening line; a child that exits fails the start.
+      const { handle, port } = await startListenersChild({
+        instanceId: 'gw-same',
+        redisUrl: redis.url,
+        emulator,
+        listeners: testListeners,
+        // Long enough that the dead process's lease is still live when its successor asks for it.
+        env: { LISTENER_LEASE_TTL_MS: '60000' },
+      });
+      const { child } = handle;
       children.push(child);
       const healthz = async () =>
         (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.json() as Promise<
           { listeners_count: number } | undefined
         >;
-      await waitFor(healthz, 'the child gateway', 15_000, 200);
       const tab = (await connectAs(`ws://127.0.0.1:${port}/ws`, 'judy')).client;
       await waitFor(async () => (await healthz())?.listeners_count === 1, 'the child holds the listeners', 15_000, 100);
       return { child, tab };

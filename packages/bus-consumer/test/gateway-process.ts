@@ -17,6 +17,9 @@ export interface GatewayProcess extends ChildHandle {
  * Starts `node dist/main.js` of the gateway on a free port (or `port`) and waits for readiness
  * (at most `readyTimeoutMs`: a loaded host takes its time loading firebase-admin). On a given
  * port (a restart in place of a stopped instance) it retries while another process holds it.
+ * The port is probed free, not bound by the child (its LOG_LEVEL may hide gateway_listening):
+ * the answers count only from a gateway whose /healthz names `id`, not another process's
+ * gateway that took the port meanwhile (this child then exits 78 and is started again).
  */
 export async function startGatewayProcess(
   id: string,
@@ -44,9 +47,13 @@ async function startOn(id: string, env: Record<string, string>, port: number, re
     },
   });
   const http = `http://127.0.0.1:${port}`;
+  const answer = async (path: string) => {
+    const res = await fetch(`${http}${path}`).catch(() => undefined);
+    return res?.ok ? ((await res.json()) as Record<string, unknown>) : undefined;
+  };
   try {
     await child.waitUntil(
-      async () => (await fetch(`${http}/health/readiness`).catch(() => undefined))?.ok,
+      async () => (await answer('/healthz'))?.instance_id === id && (await answer('/health/readiness')) !== undefined,
       `${id} ready`,
       readyTimeoutMs,
       50,

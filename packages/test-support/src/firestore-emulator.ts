@@ -65,28 +65,44 @@ export async function startFirestoreEmulator(projectId = 'livebus-test'): Promis
   };
 }
 
-/** One start on `port`; PortBusyError when the JVM exits before answering (its bind failed). */
+/**
+ * One start on `port`; PortBusyError when the JVM exits before answering (its bind failed).
+ * Another process (another jest worker's emulator) may hold the port, and answer `Ok` there
+ * while this JVM is still starting, about to fail its bind: the answer counts only once this
+ * JVM said on stdout that it serves on the port (it says so after binding; a failed bind says
+ * nothing there and exits).
+ */
 async function launch(jar: string, port: number): Promise<ChildProcess> {
   const host = `127.0.0.1:${port}`;
   // Through startChild: a test that fails while the emulator runs prints the tail of its output
   // (a stalled listen stream or an UNKNOWN answer is the emulator's to explain). It is killed by
   // the tests or exits when its port is taken: neither is reported as a crash.
-  const { child } = startChild(
+  const handle = startChild(
     'firestore-emulator',
     'java',
     ['-cp', jar, 'com.google.cloud.datastore.emulator.firestore.CloudFirestore', '--host=127.0.0.1', `--port=${port}`],
     { env: process.env, exits: true, keepBytes: 8_192 },
   );
+  const { child } = handle;
+  const bound = `API endpoint: http://${host}`;
+  let ours = false;
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) {
       throw new PortBusyError(port, { cause: new Error(`Firestore emulator exited with ${child.exitCode}`) });
     }
-    try {
-      const res = await fetch(`http://${host}/`);
-      if ((await res.text()).trim() === 'Ok') return child;
-    } catch {
-      // not listening yet
+    // Latched: the stdout kept is its tail, which later output could push the line out of.
+    ours ||= handle
+      .stdout()
+      .split('\n')
+      .some((line) => line.trim() === bound);
+    if (ours) {
+      try {
+        const res = await fetch(`http://${host}/`);
+        if ((await res.text()).trim() === 'Ok') return child;
+      } catch {
+        // not answering yet
+      }
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
