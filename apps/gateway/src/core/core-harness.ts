@@ -8,7 +8,7 @@ import { ListenersManager } from '../listeners/listeners-manager';
 import type { Logger } from '../logger';
 import { DisconnectTracker } from '../metrics/disconnect-tracker';
 import { countHooks, createMetrics } from '../metrics/prometheus';
-import { createDispatcher } from '../rpc/dispatcher';
+import { createDispatcher, type Dispatch } from '../rpc/dispatcher';
 import { createHandlers } from '../rpc/handlers';
 import { createConnectionHandler } from './connection-handler';
 import { SessionHub } from './session-hub';
@@ -128,6 +128,8 @@ export interface CoreHarnessOptions {
   slices?: { next(): Promise<void> };
   /** @default {@link quietLogger} */
   logger?: Logger;
+  /** Replaces the RPC dispatcher (the memory ports' handlers by default). */
+  dispatch?: Dispatch;
 }
 
 /**
@@ -193,7 +195,7 @@ export function startCore(overrides: Partial<GatewayConfig> = {}, options: CoreH
     bus,
     hub,
     listeners,
-    dispatch,
+    dispatch: options.dispatch ?? dispatch,
     tracker,
     presence,
     channel,

@@ -77,6 +77,17 @@ describe('frame dispatch', () => {
     expect(other.of('pong')).toEqual([]);
   });
 
+  it('answers internal, and keeps the session, a call whose result a frame cannot carry', async () => {
+    // A handler's object with an optional field left undefined passes its method's schema but is not JSON.
+    core = startCore({}, { dispatch: async () => ({ kept: 1, missing: undefined }) });
+    const { socket } = await core.open('alice');
+    socket.receive({ type: 'rpc', id: 'odd', method: 'REGISTRY.get_sessions', args: ['alice'] });
+    expect(await socket.next('rpc_error')).toMatchObject({ id: 'odd', error: { code: 'internal' } });
+    socket.receive({ type: 'ping', ts: 7 });
+    expect(socket.of('pong')).toEqual([{ type: 'pong', ts: 7 }]);
+    expect(socket.ended).toBeUndefined();
+  });
+
   it('closes 1003 on a binary frame', async () => {
     core = startCore();
     const { socket } = await core.open('alice');

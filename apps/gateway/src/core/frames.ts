@@ -4,10 +4,8 @@ import {
   PROTOCOL_VERSION,
   parseClientFrame,
   RpcErrorCode,
-  type RpcErrorFrame,
   RpcIdSchema,
   type RpcRequestFrame,
-  type RpcResultFrame,
 } from '@livebus/protocol';
 import { toRpcError } from '../rpc/rpc-error';
 import type { CoreContext } from './context';
@@ -153,16 +151,25 @@ export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOp
 
   async function onRpc(session: Session, frame: RpcRequestFrame): Promise<void> {
     const conn = session.connection;
-    let answer: RpcResultFrame | RpcErrorFrame;
     try {
       const rpc = { principal: session.principal, sessionId: session.id, transport: 'ws' as const };
-      answer = { type: 'rpc_result', id: frame.id, result: await ctx.dispatch(rpc, frame.method, frame.args) };
+      const result = await ctx.dispatch(rpc, frame.method, frame.args);
+      // A result the frame refuses (not JSON) throws here, and is answered as an error below.
+      if (answerable(conn)) conn.send({ type: 'rpc_result', id: frame.id, result });
     } catch (error) {
-      answer = { type: 'rpc_error', id: frame.id, error: toRpcError(error).toWire() };
+      if (answerable(conn)) conn.send({ type: 'rpc_error', id: frame.id, error: toRpcError(error).toWire() });
     }
-    // Calls answered while the client reads nothing (many calls, large results) would pile up.
-    if (readsTooSlowly(conn, config.maxBufferedBytes)) closeSlowConsumer(logger, conn);
-    else conn.send(answer);
+  }
+
+  /**
+   * Whether a call's answer may go out now: not to a closing socket, nor to a client that reads
+   * nothing (many calls, large results would pile up): that one is closed 4007 instead.
+   */
+  function answerable(conn: Connection): boolean {
+    if (!conn.socket.isOpen) return false;
+    if (!readsTooSlowly(conn, config.maxBufferedBytes)) return true;
+    closeSlowConsumer(logger, conn);
+    return false;
   }
 
   return { onMessage, badFrame };
