@@ -113,7 +113,16 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
 
   // TASK.*: off unless TASKS_ENABLED (unset: UNIFIED_REGISTRY_ENABLED); see tasks/gateway-tasks.ts and docs/tasks.md.
   const tasks = createGatewayTasks(config, { queue: ports.tasks, publish, logger, registry: metrics.registry });
-  const dispatch = createRpcDispatch(config, ports, { listeners, hub, tasks, metrics, publish, companies });
+  const dispatch = createRpcDispatch(config, ports, {
+    listeners,
+    hub,
+    tasks,
+    metrics,
+    publish,
+    companies,
+    // Called by RPCs only, once `connections` (made below, with this dispatch) exists.
+    admittingChanged: (message) => connections.onRegistration(message),
+  });
 
   const admission = new Admission({
     maxHandshakes: config.admissionMaxHandshakes,
@@ -491,6 +500,8 @@ function createRpcDispatch(
     metrics: GatewayMetrics;
     publish: Publish;
     companies: ReturnType<typeof createCompanyListeners> | undefined;
+    /** A registry entry changed here for a session not open here (it may be being admitted). */
+    admittingChanged: (message: RegistrationMessage) => void;
   },
 ): Dispatch {
   const { logger, registry, presence } = ports;
@@ -519,8 +530,13 @@ function createRpcDispatch(
         // As the registry store writes it: the same JSON goes back after a stall.
         const json = entry && JSON.stringify(entry);
         const session = hub.get(uid, sessionId);
-        if (session) session.registration = json;
-        else if (tellHolder) tellRegistration(ports, config.instanceId, { uid, session_id: sessionId });
+        if (session) {
+          session.registration = json;
+          return;
+        }
+        // A hello of the id being admitted here reads the entry again once its session opens.
+        parts.admittingChanged({ type: 'registration', uid, session_id: sessionId });
+        if (tellHolder) tellRegistration(ports, config.instanceId, { uid, session_id: sessionId });
       },
       tasks: parts.tasks.service,
       ...(parts.companies ? { companies: parts.companies.follows } : {}),

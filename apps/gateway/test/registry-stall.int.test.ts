@@ -2,7 +2,7 @@ import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test
 import { Redis } from 'ioredis';
 import { composePorts } from '../src/compose';
 import { RedisRegistryStore } from '../src/fleet/registry/redis-registry-store';
-import { connectAs, httpJson, startGateway, type TestGateway } from './helpers';
+import { connectAs, httpJson, registryWith, startGateway, type TestGateway } from './helpers';
 
 // A gateway whose heartbeat came late (a stalled event loop, Redis out of reach for longer than
 // INSTANCE_TTL_MS) finds its sessions' presence entries expired and writes them again. The
@@ -136,5 +136,49 @@ describe('registry entries of sessions whose presence expired during a stall', (
     await waitFor(async () => (await registry.getSessions('stall-2')).length > 0, 'the registry entry written again');
     expect((await registry.getSessions('stall-2')).map((s) => [s.session_id, s.route])).toEqual([[sidTwo, '/b']]);
     await Promise.all([one.client.close(), two.client.close()]);
+  });
+});
+
+describe('a registry change made while the session is being admitted', () => {
+  it('is read again once the session opens, when made through the same gateway', async () => {
+    // Memory ports: the presence write reads no registry entry, so the session keeps one only if
+    // it reads the entry again. The hello is held after its presence write, before it opens.
+    const { deps } = registryWith({});
+    const presence = deps.presence as NonNullable<typeof deps.presence>;
+    const add = presence.add.bind(presence);
+    let written = false;
+    let open!: () => void;
+    const held = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    presence.add = async (...args) => {
+      const added = await add(...args);
+      written = true;
+      await held;
+      return added;
+    };
+    const gw = await startGateway({ instanceId: 'gw-admitting' }, deps);
+    try {
+      const connecting = connectAs(gw.url, 'adm-1', { session_id: 'adm-s1' });
+      await waitFor(() => written, 'the presence write done');
+      const call = await httpJson(`${gw.http}/rpc`, {
+        method: 'POST',
+        token: 'adm-1',
+        body: JSON.stringify({ method: 'REGISTRY.register_user', args: ['adm-1', 'adm-s1', '/inbox'] }),
+      });
+      expect(call.status).toBe(200);
+      open();
+      const { client } = await connecting;
+      const route = async () => {
+        type Described = { uid: string; sessions: { session_id: string; registered_route: string | null }[] };
+        const users = (await httpJson(`${gw.http}/debug`)).body.users as Described[];
+        return users.find((u) => u.uid === 'adm-1')?.sessions[0]?.registered_route;
+      };
+      await waitFor(async () => (await route()) === '/inbox', 'the entry read again once open');
+      await client.close();
+    } finally {
+      open();
+      await gw.close();
+    }
   });
 });
