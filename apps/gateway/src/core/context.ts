@@ -61,8 +61,11 @@ export interface HandshakeCount {
  */
 export interface Admitting {
   predecessorClosed?: () => void;
-  /** The hello's entry is written: if it gives up, it takes the entry back. */
-  written?: boolean;
+  /**
+   * The hello's entry is written (`maybe`: its write failed, perhaps after Redis ran it): if it
+   * gives up, it takes the entry back.
+   */
+  written?: boolean | 'maybe';
   /**
    * Another instance changed the session's registry entry meanwhile: the entry the presence
    * write read may be older, and is read again once the session is open.

@@ -341,6 +341,24 @@ describe('handshake', () => {
     expect(core.hub.has('alice')).toBe(false);
   });
 
+  it('says once that a presence write failed with Redis away: the take-back that fails too is not logged as news', async () => {
+    const { logger, lines } = recordingLogger();
+    core = startCore({}, { logger });
+    const away = new Error('Connection is closed.');
+    let removes = 0;
+    core.presence.add = async () => {
+      throw away;
+    };
+    core.presence.remove = async () => {
+      removes++;
+      throw away;
+    };
+    await helloClosed(core, CloseCode.TryAgainLater, 'try again later');
+    await waitFor(() => removes === 1, 'the take-back tried');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines.map((l) => [l.event, l.fields?.op])).toEqual([['presence_error', 'add']]);
+  });
+
   it('closes 1013 a session whose stream subscription has not answered by the handshake timeout: no welcome, nothing left behind', async () => {
     const bus = new MemoryEventBus();
     const held = heldAnswer();

@@ -9,12 +9,19 @@ export function entryOf(ctx: Pick<CoreContext, 'config'>, session: Session): Ses
 }
 
 /** Takes the session out of presence (fenced: a newer holder of the same id keeps its entry). */
-export async function removePresence(ctx: Pick<CoreContext, 'config' | 'presence' | 'logger'>, session: Session) {
+export async function removePresence(
+  ctx: Pick<CoreContext, 'config' | 'presence' | 'logger'>,
+  session: Session,
+  /** A failure logged at debug only (a remove that follows a failed write). */
+  quiet = false,
+) {
   try {
     await ctx.presence.remove(session.uid, session.id, ctx.config.instanceId);
   } catch (error) {
     // The heartbeat extends only the entries of open sessions: this one expires within INSTANCE_TTL_MS.
-    ctx.logger.warn('presence_error', { uid: session.uid, session_id: session.id, op: 'remove', error: String(error) });
+    const fields = { uid: session.uid, session_id: session.id, op: 'remove', error: String(error) };
+    if (quiet) ctx.logger.debug('presence_error', fields);
+    else ctx.logger.warn('presence_error', fields);
   }
 }
 
@@ -28,11 +35,12 @@ export async function removePresence(ctx: Pick<CoreContext, 'config' | 'presence
 export function leaveEntry(
   ctx: Pick<CoreContext, 'admitting' | 'config' | 'hub' | 'presence' | 'logger'>,
   session: Session,
+  quiet = false,
 ): Promise<void> {
   const successor = ctx.admitting.get(admittingKey(session.uid, session.id));
   if (successor) return new Promise<void>((resolve) => handOver(successor, resolve));
   if (ctx.hub.get(session.uid, session.id)) return Promise.resolve();
-  return removePresence(ctx, session);
+  return removePresence(ctx, session, quiet);
 }
 
 /** Leaves the entry to a hello, after any other session or hello that left it to that hello already. */
@@ -70,7 +78,7 @@ export async function admit(
   } catch (error) {
     // The write may have been done (its reply lost with the connection): taken back as written.
     // The remove is fenced, and takes nothing when nothing was written.
-    admitting.written = true;
+    admitting.written = 'maybe';
     ctx.logger.warn('presence_error', { uid: session.uid, session_id: session.id, op: 'add', error: String(error) });
     conn.close(CloseCode.TryAgainLater, 'try again later');
     return undefined;
@@ -135,5 +143,6 @@ export function endAdmitting(
   if (ctx.admitting.get(key) === admitting) ctx.admitting.delete(key);
   const { predecessorClosed, written } = admitting;
   if (opened) predecessorClosed?.();
-  else if (written || predecessorClosed) void leaveEntry(ctx, session).finally(predecessorClosed);
+  // A remove after a failed write fails too as a rule (Redis away): its failure is not news.
+  else if (written || predecessorClosed) void leaveEntry(ctx, session, written === 'maybe').finally(predecessorClosed);
 }
