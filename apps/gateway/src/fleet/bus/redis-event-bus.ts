@@ -93,6 +93,9 @@ const CATCH_UP_RETRY_MAX_MS = 2_000;
 const STALL_FAILURES = 3;
 const STALL_MS = 10_000;
 
+/** Shortest time between two `bus_listener_error` lines; the errors between are counted in the next. */
+const LISTENER_ERROR_LOG_MS = 10_000;
+
 /**
  * How often the cluster subscriber reads the slot map. A planned failover (or a
  * resharding) leaves the old master up: it drops the SSUBSCRIBEs of the slots it
@@ -369,6 +372,9 @@ export class RedisEventBus implements EventBus {
   #catchUpFailures = 0;
   /** Users whose catch-up is stalled now ({@link EventBusStats.catchUpsStalled}). */
   #stalled = 0;
+  /** When the last `bus_listener_error` was logged (the bus's clock), and listener errors since. */
+  #listenerErrorLoggedAt = Number.NEGATIVE_INFINITY;
+  #listenerErrorsSuppressed = 0;
 
   constructor(client: RedisClient, options: RedisEventBusOptions = {}) {
     const { ownsClient = false, outbox, clock, stepTimeoutMs = STEP_TIMEOUT_MS, logger, ...retention } = options;
@@ -766,14 +772,14 @@ export class RedisEventBus implements EventBus {
       listener(live, target);
     } catch (error) {
       // One listener's failure must not cost the others their events.
-      this.#logger.error('bus_listener_error', { uid: s.userId, cursor: live.cursor, error: stackOf(error) });
+      this.#listenerFailed({ uid: s.userId, cursor: live.cursor }, error);
     }
     if (others === undefined) return;
     for (const o of others) {
       try {
         o.listener(live, o.target);
       } catch (error) {
-        this.#logger.error('bus_listener_error', { uid: s.userId, cursor: live.cursor, error: stackOf(error) });
+        this.#listenerFailed({ uid: s.userId, cursor: live.cursor }, error);
       }
     }
   }
@@ -892,6 +898,23 @@ export class RedisEventBus implements EventBus {
     }
   }
 
+  /**
+   * A listener threw: logged (`bus_listener_error`) at most once per {@link LISTENER_ERROR_LOG_MS},
+   * with how many more threw meanwhile (`suppressed`): a listener that throws at every event
+   * must not write a line, and a stack, per event.
+   */
+  #listenerFailed(fields: { uid: string; cursor?: string; epoch?: string }, error: unknown): void {
+    const now = this.#clock();
+    if (now - this.#listenerErrorLoggedAt < LISTENER_ERROR_LOG_MS) {
+      this.#listenerErrorsSuppressed++;
+      return;
+    }
+    const suppressed = this.#listenerErrorsSuppressed;
+    this.#listenerErrorLoggedAt = now;
+    this.#listenerErrorsSuppressed = 0;
+    this.#logger.error('bus_listener_error', { ...fields, error: stackOf(error), suppressed });
+  }
+
   /** A catch-up's try failed: counted, and the stall logged once it passes the bound (see {@link STALL_FAILURES}). */
   #catchUpFailed(s: Served, stall: Stall, error: unknown): void {
     this.#catchUpFailures++;
@@ -916,12 +939,15 @@ export class RedisEventBus implements EventBus {
    */
   #stallEnded(s: Served, stall: Stall, left: boolean): void {
     const attempts = stall.failures;
+    const heldMs = this.#clock() - stall.since;
+    // A read that answered starts the count again: a later run of failures is held from now.
     stall.failures = 0;
+    stall.since = this.#clock();
     if (!stall.logged) return;
     stall.logged = false;
     this.#stalled--;
     if (this.#closed) return;
-    const fields = { uid: s.userId, attempts, held_ms: Math.round(this.#clock() - stall.since) };
+    const fields = { uid: s.userId, attempts, held_ms: Math.round(heldMs) };
     this.#logger.info('bus_catch_up_recovered', left ? { ...fields, left: true } : fields);
   }
 
@@ -987,7 +1013,7 @@ export class RedisEventBus implements EventBus {
         listener(userId, epoch);
       } catch (error) {
         // One listener's failure must not cost the others the news.
-        this.#logger.error('bus_listener_error', { uid: userId, epoch, error: stackOf(error) });
+        this.#listenerFailed({ uid: userId, epoch }, error);
       }
     }
   }
