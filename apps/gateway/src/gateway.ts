@@ -71,7 +71,7 @@ type Publish = (userId: string, event: AppEvent) => Promise<StoredEvent>;
  */
 export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): Gateway {
   const ports = resolvePorts(config, given);
-  const { logger, hooks, bus, auth, presence, channel, version } = ports;
+  const { logger, hooks, bus, auth, presence, channel } = ports;
   logHooks(hooks, logger);
   if (config.production && auth.mode === 'none') {
     throw new TypeError('an AUTH_MODE=none authenticator is refused in production');
@@ -153,21 +153,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
     slices,
   });
 
-  const fleetHeartbeat = new FleetHeartbeat({
-    presence,
-    instanceId: config.instanceId,
-    instanceTtlMs: config.instanceTtlMs,
-    local: () => ({
-      held: hub.sessionIdsByUser(),
-      sessions: hub.sessionCount,
-      users: hub.userCount,
-      ...meters.announced(),
-    }),
-    reannounce: (uid) => connections.reannounce(uid),
-    startedAt,
-    version,
-    logger,
-  });
+  const fleetHeartbeat = createFleetHeartbeat(config, ports, { hub, meters, connections, startedAt });
 
   const stats = (): GatewayStats => readStats({ connections, hub, listeners, admission, state });
 
@@ -226,6 +212,30 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
         .then(() => companies?.manager.idle()),
     healthAddress: () => state.healthThread?.address,
   };
+}
+
+/** This instance in the fleet: its sessions' presence kept alive, the instance announced. */
+function createFleetHeartbeat(
+  config: GatewayConfig,
+  ports: ResolvedPorts,
+  parts: { hub: SessionHub; meters: DeliveryMeters; connections: ConnectionHandler; startedAt: number },
+): FleetHeartbeat {
+  const { hub, meters, connections } = parts;
+  return new FleetHeartbeat({
+    presence: ports.presence,
+    instanceId: config.instanceId,
+    instanceTtlMs: config.instanceTtlMs,
+    local: () => ({
+      held: hub.sessionIdsByUser(),
+      sessions: hub.sessionCount,
+      users: hub.userCount,
+      ...meters.announced(),
+    }),
+    reannounce: (uid) => connections.reannounce(uid),
+    startedAt: parts.startedAt,
+    version: ports.version,
+    logger: ports.logger,
+  });
 }
 
 /** Delivery latency and events in/out of the session hub (read lazily: the hub is made after). */
