@@ -3,7 +3,7 @@ import { openRedis, type RedisClient } from '@livebus/publisher/redis';
 import { type RedisServerHandle, startRedisServer, waitFor } from '@livebus/test-support';
 import type { Redis } from 'ioredis';
 import { RedisEventBus } from '../src/fleet/bus/redis-event-bus';
-import type { LogEvent, LogFields, Logger } from '../src/logger';
+import { recordingLogger } from '../src/testing/recording-logger';
 
 // A user's catch-up read that Redis refuses every time (the user's stream keys damaged: of
 // another type, WRONGTYPE) on a real redis-server: the bus says so once, with the user, and goes on
@@ -23,12 +23,7 @@ afterEach(async () => {
 afterAll(() => redis.stop());
 
 it('a catch-up refused with WRONGTYPE: one warning naming the user; once the key is fixed, the user’s events flow again and the recovery is logged', async () => {
-  const lines: Array<[string, LogEvent, LogFields]> = [];
-  const at =
-    (level: string) =>
-    (event: LogEvent, fields: LogFields = {}) =>
-      void lines.push([level, event, fields]);
-  const logger: Logger = { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
+  const { logger, lines } = recordingLogger();
   // The bus's clock, moved by hand past the stall's 10 s: no wait of that length.
   let now = 0;
   bus = new RedisEventBus(openRedis(redis.url, { role: 'gateway', name: 'bus-stalled-test' }), {

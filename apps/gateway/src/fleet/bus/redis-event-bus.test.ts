@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { RedisClient } from '@livebus/publisher';
-import type { LogEvent, LogFields, Logger } from '../../logger';
+import type { LogEvent, LogFields } from '../../logger';
+import { recordingLogger } from '../../testing/recording-logger';
 import { RedisEventBus, type RedisEventBusOptions } from './redis-event-bus';
 
 /**
@@ -453,17 +454,6 @@ describe('RedisEventBus: a live event that does not follow the position', () => 
     await bus.close();
   });
 });
-
-/** A logger that records each line as `[level, event, fields]`. */
-function recordingLogger() {
-  const lines: Array<[string, LogEvent, LogFields]> = [];
-  const at =
-    (level: string) =>
-    (event: LogEvent, fields: LogFields = {}) =>
-      void lines.push([level, event, fields]);
-  const logger: Logger = { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
-  return { logger, lines, events: (name: LogEvent) => lines.filter(([, event]) => event === name) };
-}
 
 describe('RedisEventBus: a catch-up whose read keeps failing', () => {
   beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate', 'queueMicrotask', 'nextTick'] }));
