@@ -130,10 +130,17 @@ describe('REGISTRY.register_user keeps a bounded number of sessions per user', (
     for (const answer of await Promise.all(ids.map((id) => register(id)))) {
       expect(answer).toMatchObject({ type: 'rpc_result' });
     }
-    expect(await register('made-up-10')).toMatchObject({
+    // A count the user reached, not a bad argument: rate_limited with the counts, no issues.
+    const refused = await register('made-up-10');
+    expect(refused).toMatchObject({
       type: 'rpc_error',
-      error: { code: 'invalid_params', data: { issues: [{ path: '1' }] } },
+      error: {
+        code: 'rate_limited',
+        message: expect.stringMatching(/REGISTRY_MAX_SESSIONS_PER_USER.*unregister one/),
+        data: { registered: 10, max_registered: 10 },
+      },
     });
+    expect(refused.type === 'rpc_error' && refused.error.data).not.toHaveProperty('issues');
     const sessions = async () => {
       const answer = await client.call('REGISTRY.get_sessions', ['many']);
       if (answer.type !== 'rpc_result') throw new Error(`get_sessions answered ${JSON.stringify(answer)}`);

@@ -27,10 +27,17 @@ describe('WORKFLOW.watch keeps a bounded number of watches per user', () => {
       for (const answer of await watchAll(client, ['j0', 'j1', 'j2'])) {
         expect(answer).toMatchObject({ type: 'rpc_result', result: { watching: true } });
       }
-      expect(await client.call('WORKFLOW.watch', ['j3'])).toMatchObject({
+      // A count the user reached, not a bad argument: rate_limited with the counts, no issues.
+      const refused = await client.call('WORKFLOW.watch', ['j3']);
+      expect(refused).toMatchObject({
         type: 'rpc_error',
-        error: { code: 'invalid_params', data: { issues: [{ path: '0' }] } },
+        error: {
+          code: 'rate_limited',
+          message: expect.stringMatching(/WORKFLOW_MAX_WATCHES_PER_USER.*unwatch one/),
+          data: { watches: 3, max_watches: 3 },
+        },
       });
+      expect(refused.type === 'rpc_error' && refused.error.data).not.toHaveProperty('issues');
       expect((await httpJson(`${t.http}/healthz`)).body.workflow_listeners_count).toBe(3);
       // A job already watched is taken again; an unwatch makes room.
       expect(await client.call('WORKFLOW.watch', ['j0'])).toMatchObject({ type: 'rpc_result' });
@@ -71,7 +78,7 @@ describe('WORKFLOW.watch keeps a bounded number of watches per user', () => {
         );
         expect(answers.filter((a) => a.type === 'rpc_result')).toHaveLength(3);
         for (const refused of answers.filter((a) => a.type === 'rpc_error')) {
-          expect(refused).toMatchObject({ error: { code: 'invalid_params' } });
+          expect(refused).toMatchObject({ error: { code: 'rate_limited', data: { watches: 3, max_watches: 3 } } });
         }
         const watched = (await reader.smembers('lb:{wr}:wf')).sort();
         expect(watched).toHaveLength(3);

@@ -101,7 +101,7 @@ export const methodTable = {
       route: z.string(),
       registered_at: z.string(),
     }),
-    "Registers a session of the user under a route (the page or service it serves). Registering an id already registered replaces its entry; a new session id past the gateway's `REGISTRY_MAX_SESSIONS_PER_USER` (5 × `MAX_SESSIONS_PER_USER`, 100, by default) is refused with `invalid_params` and nothing is stored: unregister one first.",
+    "Registers a session of the user under a route (the page or service it serves). Registering an id already registered replaces its entry; a new session id past the gateway's `REGISTRY_MAX_SESSIONS_PER_USER` (5 × `MAX_SESSIONS_PER_USER`, 100, by default) is refused with `rate_limited` (`data: { registered, max_registered }`) and nothing is stored: unregister one (`REGISTRY.unregister_session`) first.",
   ),
   'REGISTRY.unregister_session': method(
     z.tuple([UserIdSchema, SessionIdSchema]),
@@ -150,7 +150,7 @@ export const methodTable = {
   'WORKFLOW.watch': method(
     z.tuple([WorkflowJobIdSchema]),
     z.strictObject({ success: z.literal(true), job_id: WorkflowJobIdSchema, watching: z.literal(true) }),
-    "Attaches a workflow listener: changes of the job arrive as `listener.change` events (source `workflow`). A user watches at most the gateway's `WORKFLOW_MAX_WATCHES_PER_USER` jobs at once (100 by default): watching a further job is refused with `invalid_params` until one is unwatched; watching a job already watched always succeeds. The job id is its Firestore document id (no `/`, not `.`, `..` or `__name__`): another is refused with `invalid_params`.",
+    "Attaches a workflow listener: changes of the job arrive as `listener.change` events (source `workflow`). A user watches at most the gateway's `WORKFLOW_MAX_WATCHES_PER_USER` jobs at once (100 by default): watching a further job is refused with `rate_limited` (`data: { watches, max_watches }`) until one is unwatched (`WORKFLOW.unwatch`); watching a job already watched always succeeds. The job id is its Firestore document id (no `/`, not `.`, `..` or `__name__`): another is refused with `invalid_params`.",
   ),
   'WORKFLOW.unwatch': method(
     z.tuple([WorkflowJobIdSchema]),

@@ -22,11 +22,19 @@ import {
 import type { WorkflowWatchStore } from './workflow-watch-store';
 
 /** Options of {@link ListenersManager}. */
-/** A WORKFLOW.watch of a new job refused: the user watches the most jobs allowed already. */
+/**
+ * A WORKFLOW.watch of a new job refused: the user watches `watches` jobs, at least `max`
+ * (WORKFLOW_MAX_WATCHES_PER_USER), already.
+ */
 export class WorkflowWatchLimitError extends Error {
   override readonly name = 'WorkflowWatchLimitError';
-  constructor(readonly max: number) {
-    super(`you watch ${max} jobs, the most allowed; unwatch one (WORKFLOW.unwatch) first`);
+  constructor(
+    readonly watches: number,
+    readonly max: number,
+  ) {
+    super(
+      `you watch ${watches} jobs; the maximum is ${max} (WORKFLOW_MAX_WATCHES_PER_USER): unwatch one (WORKFLOW.unwatch) before watching another`,
+    );
   }
 }
 
@@ -102,7 +110,7 @@ export interface ListenersManagerOptions {
   /**
    * Jobs one user may watch at once (WORKFLOW_MAX_WATCHES_PER_USER), in the fleet's watch set, or
    * without a workflow source in this instance's count: a further job is refused
-   * ({@link WorkflowWatchLimitError}). @default listenerDefaults.workflowWatchesMax (100)
+   * ({@link WorkflowWatchLimitError}, answered `rate_limited`). @default listenerDefaults.workflowWatchesMax (100)
    */
   workflowWatchesMax?: number;
   /**
@@ -397,13 +405,18 @@ export class ListenersManager {
     if (!source) {
       // Nothing to listen with: watches are only counted, here.
       if (state.workflows?.has(jobId)) return;
-      if ((state.workflows?.size ?? 0) >= max) throw new WorkflowWatchLimitError(max);
+      const watches = state.workflows?.size ?? 0;
+      if (watches >= max) throw new WorkflowWatchLimitError(watches, max);
       state.workflows ??= new Map();
       state.workflows.set(jobId, undefined);
       this.#workflowCount++;
       return;
     }
-    if (!(await this.#o.workflowWatches.add(userId, jobId, max))) throw new WorkflowWatchLimitError(max);
+    if (!(await this.#o.workflowWatches.add(userId, jobId, max))) {
+      // The count, for the caller's answer: read after the refusal (at least `max` when the read fails).
+      const watched = await this.#o.workflowWatches.list(userId).catch(() => []);
+      throw new WorkflowWatchLimitError(Math.max(watched.length, max), max);
+    }
     const key = `${userId}\n${jobId}`;
     this.#workflowErrors.set(key, null);
     await this.#enqueue(userId, state, () => this.#syncWorkflows(userId, state));

@@ -26,7 +26,7 @@ export interface HandlerDeps {
   registryDebug: boolean;
   /**
    * Most sessions `REGISTRY.register_user` keeps registered per user (REGISTRY_MAX_SESSIONS_PER_USER):
-   * a new session id past it is refused with `invalid_params`. @default unbounded
+   * a new session id past it is refused with `rate_limited`. @default unbounded
    */
   registryMaxSessionsPerUser?: number;
   /** Whether the user has a live WebSocket session on this instance. */
@@ -113,21 +113,32 @@ function checkUpdated(userId: string, before: UserRegistry, updated: UserRegistr
 }
 
 /**
- * Registers a session's entry, or refuses (`invalid_params`, nothing stored) a new session id of a
- * user who has `registryMaxSessionsPerUser` registered already.
+ * Registers a session's entry, or refuses a new session id of a user who has
+ * `registryMaxSessionsPerUser` registered already: nothing stored, `rate_limited` (a count the
+ * caller reached, not a bad argument, as past TASK_MAX_OPEN_PER_USER) with
+ * `data: { registered, max_registered }`.
  */
 async function registerBounded(deps: HandlerDeps, userId: string, entry: RegistrySession): Promise<void> {
   const max = deps.registryMaxSessionsPerUser;
   if (await store(() => deps.registry.registerSession(userId, entry, max))) return;
-  const message = `the user has ${max} registered sessions, the most the registry keeps; unregister one (REGISTRY.unregister_session) first`;
-  throw new RpcError(RpcErrorCode.InvalidParams, message, { data: { issues: [{ path: '1', message }] } });
+  const limit = max ?? 0;
+  // The count, for the answer: read after the refusal (at least the bound when the read fails).
+  const sessions = await deps.registry.getSessions(userId).catch(() => []);
+  const registered = Math.max(sessions.length, limit);
+  const message =
+    `user ${userId} has ${registered} registered sessions; the maximum is ${limit} (REGISTRY_MAX_SESSIONS_PER_USER): ` +
+    'unregister one (REGISTRY.unregister_session) before registering another';
+  throw new RpcError(RpcErrorCode.RateLimited, message, { data: { registered, max_registered: limit } });
 }
 
-/** A WORKFLOW.watch that failed: `invalid_params` past the user's bound of watches, else `unavailable` (retry). */
+/**
+ * A WORKFLOW.watch that failed: `rate_limited` with `data: { watches, max_watches }` past the user's
+ * bound of watches, else `unavailable` (retry).
+ */
 function watchFailure(error: unknown): RpcError {
   if (error instanceof WorkflowWatchLimitError) {
-    return new RpcError(RpcErrorCode.InvalidParams, error.message, {
-      data: { issues: [{ path: '0', message: error.message }] },
+    return new RpcError(RpcErrorCode.RateLimited, error.message, {
+      data: { watches: error.watches, max_watches: error.max },
     });
   }
   return new RpcError(RpcErrorCode.Unavailable, 'the workflow listener could not attach; retry later', {
