@@ -108,7 +108,7 @@ describe('task limits: open tasks per user, the queue depth, documents not kept'
     await onB.client.close();
   });
 
-  it('refuses any start unavailable once TASK_MAX_QUEUED jobs wait; a cancel makes room', async () => {
+  it('refuses a start of a new task unavailable once TASK_MAX_QUEUED jobs wait, not a start of one that exists; a cancel makes room', async () => {
     // Three jobs wait (alice's two, bob's one): carol's makes four, the maximum.
     expect(result(await start(clients.carol as TestClient, 'carol', 'c1'))).toMatchObject({ status: 'queued' });
     const dave = clients.dave as TestClient;
@@ -121,6 +121,12 @@ describe('task limits: open tasks per user, the queue depth, documents not kept'
       },
     });
     expect(await dave.call('TASK.get_status', ['doc_analysis_d1'])).toMatchObject({ error: { code: 'not_found' } });
+    // A start of a task that exists is answered as ever while the queue is full (how a start that
+    // failed part-way is completed): only new tasks are refused.
+    expect(result(await start(clients.carol as TestClient, 'carol', 'c1'))).toMatchObject({
+      status: 'queued',
+      existing: true,
+    });
     // Bob cancels his queued task: its job leaves the queue, and so does its slot of bob's.
     expect(result(await (clients.bob as TestClient).call('TASK.cancel', ['doc_analysis_k1']))).toMatchObject({
       status: 'cancelled',

@@ -20,9 +20,10 @@ export interface TaskServiceOptions {
    */
   maxOpenPerUser?: number;
   /**
-   * Jobs the queue may hold not yet running, waiting or delayed (TASK_MAX_QUEUED): a start at
-   * or past it answers `unavailable`. Read from {@link TaskQueue.depth} before the task is
-   * created, so concurrent starts may pass it by a few. 0 or unset: no limit.
+   * Jobs the queue may hold not yet running, waiting or delayed (TASK_MAX_QUEUED): a start of a
+   * new task at or past it answers `unavailable` (a start of a task that exists is answered as
+   * ever). Read from {@link TaskQueue.depth} before the task is created, so starts in flight at
+   * once across the fleet may each pass it. 0 or unset: no limit.
    */
   maxQueued?: number;
   /**
@@ -66,8 +67,10 @@ export class TaskService {
       });
     }
     const { queue } = this.#o;
-    await this.#checkQueueDepth();
     const taskId = `${DOC_ANALYSIS_PREFIX}${jobId}`;
+    // The queue's depth bounds new tasks only: a start of a task that exists (answered `existing`,
+    // and how a start that failed part-way is completed) is never refused for a full queue.
+    if (!(await unavailableOnError(() => queue.store.get(taskId)))) await this.#checkQueueDepth();
     const at = this.#now();
     const queueJobId = queue.queueJobId(taskId, at);
     const { record, created } = await unavailableOnError(() =>
@@ -162,7 +165,7 @@ export class TaskService {
     return answer(record, true);
   }
 
-  /** Refuses a start while the queue holds `maxQueued` jobs not yet running (checked before anything is written). */
+  /** Refuses a new task while the queue holds `maxQueued` jobs not yet running (checked before anything is written). */
   async #checkQueueDepth(): Promise<void> {
     const max = this.#o.maxQueued ?? 0;
     if (max <= 0) return;
