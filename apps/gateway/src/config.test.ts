@@ -92,6 +92,21 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads TASK_MAX_OPEN_PER_USER (0: off, at most 1000: each create scans the set) and TASK_MAX_QUEUED (0: off)', () => {
+    expect(loadConfig({})).toMatchObject({ taskMaxOpenPerUser: 10, taskMaxQueued: 1_000 });
+    expect(loadConfig({ TASK_MAX_OPEN_PER_USER: '0', TASK_MAX_QUEUED: '0' })).toMatchObject({
+      taskMaxOpenPerUser: 0,
+      taskMaxQueued: 0,
+    });
+    expect(loadConfig({ TASK_MAX_OPEN_PER_USER: '1000' }).taskMaxOpenPerUser).toBe(1_000);
+    for (const bad of ['-1', '1001', '2.5', 'ten']) {
+      expect(() => loadConfig({ TASK_MAX_OPEN_PER_USER: bad })).toThrow(/TASK_MAX_OPEN_PER_USER/);
+    }
+    for (const bad of ['-1', '2.5', 'many']) {
+      expect(() => loadConfig({ TASK_MAX_QUEUED: bad })).toThrow(/TASK_MAX_QUEUED/);
+    }
+  });
+
   it('bounds the registered sessions per user at 5 x MAX_SESSIONS_PER_USER unless told, never below it', () => {
     expect(loadConfig({}).registryMaxSessionsPerUser).toBe(100);
     expect(loadConfig({ MAX_SESSIONS_PER_USER: '3' }).registryMaxSessionsPerUser).toBe(15);

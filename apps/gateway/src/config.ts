@@ -7,7 +7,7 @@ import { DEFAULT_TOKEN_CLOCK_TOLERANCE_MS } from './core/token-schedule';
 import { DEFAULT_INSTANCE_TTL_MS } from './fleet/presence/presence';
 import { listenerDefaults } from './listeners/listener-defaults';
 import { type ListenersConfig, ListenersConfigError, loadListenersConfig } from './listeners/listeners-config';
-import { taskDefaults } from './tasks/task-defaults';
+import { MAX_OPEN_PER_USER_BOUND, taskDefaults } from './tasks/task-defaults';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -88,7 +88,7 @@ export const EnvSchema = z.object({
   TASK_MAX_DOCUMENT_BYTES: int(1, 64 * 1024 * 1024).default(taskDefaults.maxDocumentBytes),
   TASK_TTL_S: int(1).default(taskDefaults.ttlS),
   TASK_STAGE_DELAY_MS: int(0, 60_000).default(taskDefaults.stageDelayMs),
-  TASK_MAX_OPEN_PER_USER: int(0).default(taskDefaults.maxOpenPerUser),
+  TASK_MAX_OPEN_PER_USER: int(0, MAX_OPEN_PER_USER_BOUND).default(taskDefaults.maxOpenPerUser),
   TASK_MAX_QUEUED: int(0).default(taskDefaults.maxQueued),
   LISTENERS_FILE: z.string().min(1).optional(),
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),

@@ -13,9 +13,11 @@ import {
 
 /**
  * The set of a user's task ids that may still be open (`{lbq}:open:<uid>`, in the queue's
- * slot: the braces of a user id that has any come after the `{lbq}` tag, which wins). Kept by
- * {@link RedisTaskStore.create} when it is given a limit, pruned by state there, expiring with
- * the records (`ttlMs` after the user's last create).
+ * slot: the braces of a user id that has any come after the `{lbq}` tag, which wins). Every
+ * create adds its task (with a limit or without, so tasks created while the limit was 0 count
+ * once it is set); a create with a limit prunes it by state first. It lives `ttlMs` after the
+ * last create of the user or change of one of their open tasks, so it outlives every record it
+ * counts. Tasks created before this set existed (an upgrade) are not in it and never counted.
  */
 export const openTasksKey = (userId: string): string => `${TASK_KEY_PREFIX}:open:${userId}`;
 
@@ -26,6 +28,10 @@ export const openTasksKey = (userId: string): string => `${TASK_KEY_PREFIX}:open
 // the record's field/value pairs. The set is pruned of tasks no longer open (final, expired, or
 // another user's since) before it is counted, so it never counts a task that ended: whoever
 // ended it (a worker, a cancel, the TTL), the next create of the user drops it.
+// The task hashes read while counting are named from ARGV (ARGV[3] .. id), not declared in
+// KEYS: this works on Redis Cluster only because every task key and the set share the `{lbq}`
+// hash tag, so they are in the slot of the declared keys. An engine that enforces declared keys
+// (a proxy or a Redis-like server refusing undeclared key access) would refuse this script.
 const CREATE = new RedisScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {0, redis.call('HGETALL', KEYS[1])}
@@ -45,16 +51,19 @@ if max > 0 then
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-if max > 0 then
-  redis.call('SADD', KEYS[2], ARGV[4])
-  redis.call('PEXPIRE', KEYS[2], ARGV[1])
-end
+redis.call('SADD', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
 return {1, redis.call('HGETALL', KEYS[1])}
 `);
 
 // ARGV: ttl ms, allowed statuses as JSON strings joined by '|', the attempt guard ('' for
-// none, '<N' for a claim by attempt N, '=' and the JSON run token for a step), then
-// field/value pairs where an empty value deletes the field. Progress is kept at its maximum.
+// none, '<N' for a claim by attempt N, '=' and the JSON run token for a step), the prefix of
+// open-task sets, then field/value pairs where an empty value deletes the field. Progress is
+// kept at its maximum. A task still open after the change keeps its user's open-task set alive
+// as long as its record (the set's TTL is raised to ttl ms): a task queued or running longer than
+// ttl ms after its user's last create stays counted. That set is named from ARGV and the stored
+// user id, not declared in KEYS: on Redis Cluster this works only because it shares the task
+// key's `{lbq}` hash tag (see CREATE); an engine that enforces declared keys would refuse it.
 const TRANSITION = new RedisScript(`
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {0, {}} end
@@ -69,7 +78,7 @@ elseif allowed and string.sub(ARGV[3], 1, 1) == '=' then
   allowed = redis.call('HGET', KEYS[1], 'run') == string.sub(ARGV[3], 2)
 end
 if not allowed then return {0, redis.call('HGETALL', KEYS[1])} end
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local field, value = ARGV[i], ARGV[i + 1]
   if value == '' then
     redis.call('HDEL', KEYS[1], field)
@@ -81,6 +90,16 @@ for i = 4, #ARGV, 2 do
   end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
+local now = redis.call('HMGET', KEYS[1], 'status', 'user_id')
+if (now[1] == '"queued"' or now[1] == '"running"') and now[2] then
+  local uid = cjson.decode(now[2])
+  if type(uid) == 'string' then
+    local open = ARGV[4] .. uid
+    if redis.call('PTTL', open) < tonumber(ARGV[1]) then
+      redis.call('PEXPIRE', open, ARGV[1])
+    end
+  end
+end
 return {1, redis.call('HGETALL', KEYS[1])}
 `);
 
@@ -135,7 +154,7 @@ export class RedisTaskStore implements TaskStore {
     const [ok, flat] = (await TRANSITION.run(
       this.#redis,
       [taskKey(taskId)],
-      [this.#ttlMs, from.map((s) => JSON.stringify(s)).join('|'), guardArg(guard), ...pairs],
+      [this.#ttlMs, from.map((s) => JSON.stringify(s)).join('|'), guardArg(guard), openTasksKey(''), ...pairs],
     )) as [number, string[]];
     return { ok: ok === 1, record: flat.length === 0 ? undefined : decode(flat) };
   }

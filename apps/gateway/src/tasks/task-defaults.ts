@@ -28,3 +28,9 @@ export const taskDefaults = {
    */
   maxQueued: 1_000,
 } as const;
+
+/**
+ * Highest TASK_MAX_OPEN_PER_USER allowed: every create of a task with the limit on reads each
+ * task in its user's open-task set (up to this many) in one Redis script.
+ */
+export const MAX_OPEN_PER_USER_BOUND = 1_000;

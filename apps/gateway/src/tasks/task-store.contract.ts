@@ -189,6 +189,25 @@ export function taskStoreContract(name: string, make: (options: { ttlMs: number 
       expect((await create(2)).created).toBe(true);
     });
 
+    it('counts a task as long as its record lives: changed after the last create, or created without a limit', async () => {
+      const { store, lapse } = await make({ ttlMs: 3_000 });
+      const user = `${id}-fay`;
+      const limits = { maxOpenPerUser: 1 };
+      const create = (n: number, l = limits) => store.create(queued(`${id}-${n}`, { user_id: user }), l);
+      await create(1);
+      await lapse(1_800);
+      // The task changes (its record lives ttlMs from now), the user creates nothing: past ttlMs
+      // after the create, the task is still running, and still counted.
+      expect((await store.transition(`${id}-1`, ['queued'], { status: 'running' })).ok).toBe(true);
+      await lapse(1_800);
+      expect((await store.get(`${id}-1`))?.status).toBe('running');
+      await expect(create(2)).rejects.toMatchObject({ open: 1, max: 1 });
+      // A task created while the limit was off counts once it is on.
+      const other = `${id}-gus`;
+      await store.create(queued(`${id}-3`, { user_id: other }));
+      await expect(store.create(queued(`${id}-4`, { user_id: other }), limits)).rejects.toMatchObject({ open: 1 });
+    });
+
     it('keeps a task ttlMs after its last change, then forgets it', async () => {
       const { store, lapse } = await make({ ttlMs: 1_000 });
       await store.create(queued(id));
