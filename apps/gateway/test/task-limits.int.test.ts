@@ -164,6 +164,11 @@ describe('task limits: open tasks per user, the queue depth, documents not kept'
     const alice = clients.alice as TestClient;
     expect(result(await start(alice, 'alice', 'done'))).toMatchObject({ status: 'queued' });
     await ended(alice, 'doc_analysis_done');
+    // The cancel must land while the task runs: on a worker whose five stages take 3 s each, not
+    // the shared one's 250 ms (a cancel later than 1.25 s found the task completed, and the wait
+    // for `cancelled` ran out).
+    await worker?.stop('SIGTERM');
+    worker = await startWorker(redis.url, { TASK_STAGE_DELAY_MS: '3000' });
     expect(result(await start(alice, 'alice', 'stopped'))).toMatchObject({ status: 'queued' });
     await waitFor(() => taskEvents(alice, 'doc_analysis_stopped').find((u) => u.status === 'running'), 'running');
     await alice.call('TASK.cancel', ['doc_analysis_stopped']);

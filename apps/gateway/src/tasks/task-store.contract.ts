@@ -178,15 +178,21 @@ export function taskStoreContract(name: string, make: (options: { ttlMs: number 
       await create(6);
     });
 
-    it('counts a task no longer once its record expired', async () => {
-      const { store, lapse } = await make({ ttlMs: 1_000 });
+    it('counts a task no longer once its record expired, while the set that held it lives on', async () => {
+      const { store, lapse } = await make({ ttlMs: 3_000 });
       const user = `${id}-eve`;
-      const create = (n: number) => store.create(queued(`${id}-${n}`, { user_id: user }), { maxOpenPerUser: 1 });
+      const create = (n: number) => store.create(queued(`${id}-${n}`, { user_id: user }), { maxOpenPerUser: 2 });
       await create(1);
-      await expect(create(2)).rejects.toBeInstanceOf(OpenTaskLimitError);
-      await lapse(1_200);
-      await waitFor(async () => (await store.get(`${id}-1`)) === undefined, 'the task to expire', 3_000);
-      expect((await create(2)).created).toBe(true);
+      await lapse(1_500);
+      // A second task part-way through the first one's TTL keeps the user's set alive past it.
+      await create(2);
+      await lapse(1_600);
+      await waitFor(async () => (await store.get(`${id}-1`)) === undefined, 'the first task to expire', 3_000);
+      // The second is still open (its change keeps it, and the set, ttlMs longer): the create
+      // must drop the expired first task from the count, not find the whole set gone.
+      expect((await store.transition(`${id}-2`, ['queued'], { status: 'running' })).ok).toBe(true);
+      expect((await create(3)).created).toBe(true);
+      await expect(create(4)).rejects.toMatchObject({ open: 2, max: 2 });
     });
 
     it('counts a task as long as its record lives: changed after the last create, or created without a limit', async () => {
