@@ -107,6 +107,15 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads WORKFLOW_MAX_WATCHES_PER_USER (0: off, like the other per-user caps)', () => {
+    expect(loadConfig({}).workflowMaxWatchesPerUser).toBe(100);
+    expect(loadConfig({ WORKFLOW_MAX_WATCHES_PER_USER: '0' }).workflowMaxWatchesPerUser).toBe(0);
+    expect(loadConfig({ WORKFLOW_MAX_WATCHES_PER_USER: '5' }).workflowMaxWatchesPerUser).toBe(5);
+    for (const bad of ['-1', '2.5', 'lots']) {
+      expect(() => loadConfig({ WORKFLOW_MAX_WATCHES_PER_USER: bad })).toThrow(/WORKFLOW_MAX_WATCHES_PER_USER/);
+    }
+  });
+
   it('bounds the registered sessions per user at 5 x MAX_SESSIONS_PER_USER unless told, never below it', () => {
     expect(loadConfig({}).registryMaxSessionsPerUser).toBe(100);
     expect(loadConfig({ MAX_SESSIONS_PER_USER: '3' }).registryMaxSessionsPerUser).toBe(15);

@@ -101,7 +101,7 @@ export const EnvSchema = z.object({
   LISTENER_STALL_MS: ms(0).default(listenerDefaults.stallMs),
   LISTENER_RETRY_MAX_MS: ms(100).default(listenerDefaults.retryMaxMs),
   LISTENER_TRACKED_DOCS_MAX: int(0).default(listenerDefaults.trackedDocsMax),
-  WORKFLOW_MAX_WATCHES_PER_USER: int(1).default(listenerDefaults.workflowWatchesMax),
+  WORKFLOW_MAX_WATCHES_PER_USER: int(0).default(listenerDefaults.workflowWatchesMax),
   PUBLISH_RETRY_DELAYS_MS: z
     .string()
     .regex(/^\s*\d+(\s*,\s*\d+)*\s*$/, 'must be a comma-separated list of milliseconds, like 1000,2000,4000')

@@ -50,6 +50,20 @@ describe('WORKFLOW.watch keeps a bounded number of watches per user', () => {
     }
   });
 
+  it('WORKFLOW_MAX_WATCHES_PER_USER=0 bounds nothing', async () => {
+    const t = await startGateway({ workflowMaxWatchesPerUser: 0 });
+    const { client } = await connectAs(t.url, 'wl0');
+    try {
+      for (const answer of await watchAll(client, ['j0', 'j1', 'j2', 'j3', 'j4'])) {
+        expect(answer).toMatchObject({ type: 'rpc_result', result: { watching: true } });
+      }
+      expect((await httpJson(`${t.http}/healthz`)).body.workflow_listeners_count).toBe(5);
+    } finally {
+      await client.close();
+      await t.close();
+    }
+  });
+
   describe('with a workflow source and Redis', () => {
     let redis: RedisServerHandle;
     let reader: Redis;

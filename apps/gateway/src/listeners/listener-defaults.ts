@@ -21,7 +21,7 @@ export const listenerDefaults = {
   trackedDocsMax: 1_000,
   /**
    * Jobs one user may watch at once with WORKFLOW.watch (WORKFLOW_MAX_WATCHES_PER_USER): a
-   * further job is refused with `rate_limited`. Each watched job is a Firestore listener.
+   * further job is refused with `rate_limited`. Each watched job is a Firestore listener. 0: no bound.
    */
   workflowWatchesMax: 100,
 } as const;

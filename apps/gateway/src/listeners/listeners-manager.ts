@@ -110,7 +110,8 @@ export interface ListenersManagerOptions {
   /**
    * Jobs one user may watch at once (WORKFLOW_MAX_WATCHES_PER_USER), in the fleet's watch set, or
    * without a workflow source in this instance's count: a further job is refused
-   * ({@link WorkflowWatchLimitError}, answered `rate_limited`). @default listenerDefaults.workflowWatchesMax (100)
+   * ({@link WorkflowWatchLimitError}, answered `rate_limited`). 0: no bound.
+   * @default listenerDefaults.workflowWatchesMax (100)
    */
   workflowWatchesMax?: number;
   /**
@@ -406,7 +407,7 @@ export class ListenersManager {
       // Nothing to listen with: watches are only counted, here.
       if (state.workflows?.has(jobId)) return;
       const watches = state.workflows?.size ?? 0;
-      if (watches >= max) throw new WorkflowWatchLimitError(watches, max);
+      if (max > 0 && watches >= max) throw new WorkflowWatchLimitError(watches, max);
       state.workflows ??= new Map();
       state.workflows.set(jobId, undefined);
       this.#workflowCount++;

@@ -9,10 +9,12 @@ export interface RedisWorkflowWatchStoreOptions {
   ttlMs?: number;
 }
 
-// KEYS: the user's watch set. ARGV: job id, ttl ms, most watches. Returns 0, adding nothing, for a
-// new job of a user who watches the most already (counted and written in one step), else 1.
+// KEYS: the user's watch set. ARGV: job id, ttl ms, most watches (0: no bound). Returns 0, adding
+// nothing, for a new job of a user who watches the most already (counted and written in one
+// step), else 1.
 const ADD = new RedisScript(`
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 and redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+local max = tonumber(ARGV[3])
+if max > 0 and redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 and redis.call('SCARD', KEYS[1]) >= max then
   return 0
 end
 redis.call('SADD', KEYS[1], ARGV[1])

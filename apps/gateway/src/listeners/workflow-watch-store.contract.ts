@@ -43,6 +43,13 @@ export function workflowWatchStoreContract(name: string, make: () => Promise<Wor
       expect(await store.add(`${uid}-other`, 'job-1', 3)).toBe(true);
     });
 
+    it('takes any number of jobs with max 0 (WORKFLOW_MAX_WATCHES_PER_USER=0: no bound)', async () => {
+      const store = await make();
+      const jobs = ['job-1', 'job-2', 'job-3', 'job-4'];
+      for (const job of jobs) expect(await store.add(uid, job, 0)).toBe(true);
+      expect((await store.list(uid)).sort()).toEqual(jobs);
+    });
+
     it('removes a watch once: true the first time, false after', async () => {
       const store = await make();
       await store.add(uid, 'job-1');

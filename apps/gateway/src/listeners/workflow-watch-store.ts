@@ -9,7 +9,7 @@ export interface WorkflowWatchStore {
   /**
    * Adds a watch (watching twice keeps one). False, adding nothing, for a new job of a user who
    * watches `max` jobs already (checked and written atomically); a job already watched is always
-   * taken again. @param max @default unbounded
+   * taken again. @param max 0: unbounded. @default unbounded
    */
   add(userId: string, jobId: string, max?: number): Promise<boolean>;
   /** Removes a watch; false when it was not watched. */
@@ -26,7 +26,7 @@ export class MemoryWorkflowWatchStore implements WorkflowWatchStore {
 
   async add(userId: string, jobId: string, max = Number.MAX_SAFE_INTEGER): Promise<boolean> {
     const jobs = this.#watches.get(userId) ?? new Set<string>();
-    if (!jobs.has(jobId) && jobs.size >= max) return false;
+    if (max > 0 && !jobs.has(jobId) && jobs.size >= max) return false;
     jobs.add(jobId);
     this.#watches.set(userId, jobs);
     return true;
