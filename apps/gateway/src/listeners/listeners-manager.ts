@@ -21,7 +21,6 @@ import {
 } from './listener-source';
 import type { WorkflowWatchStore } from './workflow-watch-store';
 
-/** Options of {@link ListenersManager}. */
 /**
  * A WORKFLOW.watch of a new job refused: the user watches `watches` jobs, at least `max`
  * (WORKFLOW_MAX_WATCHES_PER_USER), already.
@@ -38,6 +37,7 @@ export class WorkflowWatchLimitError extends Error {
   }
 }
 
+/** Options of {@link ListenersManager}. */
 export interface ListenersManagerOptions {
   sources: readonly ListenerSource[];
   /**
