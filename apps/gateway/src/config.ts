@@ -332,13 +332,20 @@ export function defaultConfig(overrides: Partial<GatewayConfig> = {}): GatewayCo
   // As in the environment: tokens without exp are refused in production unless told otherwise.
   const requireExp = overrides.jwtRequireExp ?? overrides.production;
   const live = overrides.maxSessionsPerUser;
-  return {
+  const config = {
     ...loadConfig({}),
     ...(live === undefined ? {} : { registryMaxSessionsPerUser: REGISTRY_SESSIONS_PER_LIVE_SESSION * live }),
     ...overrides,
     ...(tasks === undefined ? {} : { tasksEnabled: tasks }),
     ...(requireExp === undefined ? {} : { jwtRequireExp: requireExp }),
   };
+  // As loadConfig: every live session of a user must be able to register.
+  if (config.registryMaxSessionsPerUser < config.maxSessionsPerUser) {
+    throw new ConfigError(
+      `registryMaxSessionsPerUser (${config.registryMaxSessionsPerUser}) must be at least maxSessionsPerUser (${config.maxSessionsPerUser}), or a user's live sessions could not all register`,
+    );
+  }
+  return config;
 }
 
 /** Parses and checks the environment once; throws {@link ConfigError} naming each bad variable. */

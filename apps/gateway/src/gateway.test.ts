@@ -38,6 +38,28 @@ describe('createGateway', () => {
     }
   });
 
+  it('refuses a per-user or queue limit that is not a whole number in range, naming it (NaN or negative turned the bound off)', () => {
+    const build = (overrides: Parameters<typeof defaultConfig>[0]) => () =>
+      createGateway(defaultConfig({ port: 0, tasksEnabled: true, ...overrides }), { logger: silent });
+    for (const bad of [Number.NaN, -1, 2.5]) {
+      expect(build({ taskMaxOpenPerUser: bad })).toThrow(/maxOpenPerUser \(TASK_MAX_OPEN_PER_USER\) must be/);
+      expect(build({ taskMaxQueued: bad })).toThrow(/maxQueued \(TASK_MAX_QUEUED\) must be/);
+      expect(build({ workflowMaxWatchesPerUser: bad })).toThrow(/WORKFLOW_MAX_WATCHES_PER_USER\) must be/);
+      expect(build({ registryMaxSessionsPerUser: bad })).toThrow(/registryMaxSessionsPerUser .*must be/);
+    }
+    expect(build({ taskMaxOpenPerUser: 1001 })).toThrow(
+      /TASK_MAX_OPEN_PER_USER\) must be a whole number from 0 to 1000/,
+    );
+    expect(build({ taskMaxOpenPerUser: 0, taskMaxQueued: 0, workflowMaxWatchesPerUser: 0 })).not.toThrow();
+    // As loadConfig: the registry keeps at least every live session of a user.
+    expect(() => defaultConfig({ maxSessionsPerUser: 20, registryMaxSessionsPerUser: 19 })).toThrow(
+      /registryMaxSessionsPerUser \(19\) must be at least maxSessionsPerUser \(20\)/,
+    );
+    expect(defaultConfig({ maxSessionsPerUser: 20, registryMaxSessionsPerUser: 20 }).registryMaxSessionsPerUser).toBe(
+      20,
+    );
+  });
+
   it('detaches through a DetachDecision only: a registry of its own comes with one', () => {
     const store = new MemoryRegistryStore();
     // A registry that is not the embedded one: the gateway has no decision that reads it with presence.

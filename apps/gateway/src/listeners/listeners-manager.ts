@@ -5,6 +5,7 @@ import type { ListenerControlMessage } from '../fleet/instances/instance-channel
 import type { InstanceLiveness } from '../fleet/instances/instance-liveness';
 import type { Lease, LeaseHolder } from '../fleet/lease/lease';
 import { type GatewayHookEvents, type GatewayHooks, Hooks } from '../hooks';
+import { checkLimitOption } from '../limit-option';
 import type { Logger } from '../logger';
 import { beforeDeadline } from '../redis/before-deadline';
 import { CarryOver } from './carry-over';
@@ -254,6 +255,7 @@ export class ListenersManager {
   #closed = false;
 
   constructor(options: ListenersManagerOptions) {
+    checkLimitOption('workflowWatchesMax (WORKFLOW_MAX_WATCHES_PER_USER)', options.workflowWatchesMax);
     this.#o = {
       cleanupRetryMs: 250,
       hooks: new Hooks<GatewayHookEvents>(),

@@ -7,6 +7,7 @@ import {
   servicesProblem,
 } from '../fleet/registry/registry-store';
 import { storeLabel } from '../fleet/store-label';
+import { checkLimitOption } from '../limit-option';
 import type { CompanyListeners } from '../listeners/company/company-listeners';
 import { type ListenersManager, WorkflowWatchLimitError } from '../listeners/listeners-manager';
 import type { Logger } from '../logger';
@@ -148,6 +149,9 @@ function watchFailure(error: unknown): RpcError {
 
 /** The RPC method implementations. */
 export function createHandlers(deps: HandlerDeps): RpcHandlers {
+  checkLimitOption('registryMaxSessionsPerUser (REGISTRY_MAX_SESSIONS_PER_USER)', deps.registryMaxSessionsPerUser, {
+    min: 1,
+  });
   const now = deps.now ?? (() => new Date());
   const debug = (op: string, fields: Record<string, unknown>) => {
     if (deps.registryDebug) deps.logger.info('registry_op', { op, store: storeLabel(deps.registry), ...fields });

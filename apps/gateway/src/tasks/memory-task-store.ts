@@ -1,4 +1,5 @@
 import type { TaskStatus } from '@livebus/protocol';
+import { checkLimitOption } from '../limit-option';
 import { taskDefaults } from './task-defaults';
 import {
   type AttemptGuard,
@@ -34,6 +35,7 @@ export class MemoryTaskStore implements TaskStore {
   }
 
   async create(record: TaskRecord, limits: TaskCreateLimits = {}): Promise<{ record: TaskRecord; created: boolean }> {
+    checkLimitOption('maxOpenPerUser', limits.maxOpenPerUser);
     this.#sweep();
     const existing = this.#live(record.task_id);
     if (existing) return { record: structuredClone(existing), created: false };

@@ -1,5 +1,6 @@
 import type { TaskStatus } from '@livebus/protocol';
 import { type RedisClient, RedisScript, TASK_KEY_PREFIX, taskKey } from '@livebus/publisher/redis';
+import { checkLimitOption } from '../limit-option';
 import { taskDefaults } from './task-defaults';
 import {
   type AttemptGuard,
@@ -125,6 +126,7 @@ export class RedisTaskStore implements TaskStore {
   }
 
   async create(record: TaskRecord, limits: TaskCreateLimits = {}): Promise<{ record: TaskRecord; created: boolean }> {
+    checkLimitOption('maxOpenPerUser', limits.maxOpenPerUser);
     const max = limits.maxOpenPerUser ?? 0;
     const [created, reply] = (await CREATE.run(
       this.#redis,

@@ -1,7 +1,9 @@
 import { type AppEvent, RpcErrorCode, type RpcResult, type TaskInfo } from '@livebus/protocol';
 import type { Principal } from '../auth/authenticator';
+import { checkLimitOption } from '../limit-option';
 import { RpcError } from '../rpc/rpc-error';
 import { storeFailure } from '../rpc/store-failure';
+import { MAX_OPEN_PER_USER_BOUND } from './task-defaults';
 import type { TaskQueue } from './task-queue';
 import { progressEvent } from './task-runner';
 import { isFinal, OpenTaskLimitError, type TaskRecord } from './task-store';
@@ -48,6 +50,10 @@ export class TaskService {
   readonly #o: TaskServiceOptions;
 
   constructor(options: TaskServiceOptions) {
+    checkLimitOption('maxOpenPerUser (TASK_MAX_OPEN_PER_USER)', options.maxOpenPerUser, {
+      max: MAX_OPEN_PER_USER_BOUND,
+    });
+    checkLimitOption('maxQueued (TASK_MAX_QUEUED)', options.maxQueued);
     this.#o = options;
   }
 
