@@ -1,5 +1,12 @@
 import * as z from 'zod';
-import { CompanyIdSchema, JsonObjectSchema, SessionIdSchema, UserIdSchema } from './common';
+import {
+  CompanyIdSchema,
+  FIRESTORE_RESERVED_ID_LOOKAHEAD,
+  FIRESTORE_RESERVED_ID_RULE,
+  JsonObjectSchema,
+  SessionIdSchema,
+  UserIdSchema,
+} from './common';
 import { TaskProgressUpdateSchema, TaskStatusSchema } from './events';
 
 /** One registered session of a user, as the legacy registry stores it. */
@@ -55,13 +62,15 @@ export type UserRegistryPatch = z.infer<typeof UserRegistryPatchSchema>;
 const TaskIdSchema = z.string().min(1).max(256);
 const JobIdSchema = z.string().min(1).max(200);
 /**
- * The job id of `WORKFLOW.*`: it names the job's Firestore document, so it must be one document
- * id: no `/`, not `.` or `..`, not `__name__` (reserved by Firestore). Refused with
- * `invalid_params` (it can never be watched), never cut or escaped.
+ * The job id of `WORKFLOW.watch`: it names the job's Firestore document, so it must be one
+ * document id: no `/`, not `.` or `..` alone, not starting and ending with `__` (reserved by
+ * Firestore; {@link FIRESTORE_RESERVED_ID_LOOKAHEAD}). Refused with `invalid_params` (it can never
+ * be watched), never cut or escaped. `WORKFLOW.unwatch` takes any {@link JobIdSchema}, so a watch
+ * stored before this check can still be released.
  */
 const WorkflowJobIdSchema = JobIdSchema.regex(
-  /^(?!\.\.?$)(?!__.*__$)[^/]+$/,
-  'expected a Firestore document id: no /, not . or .., not __name__',
+  new RegExp(`^${FIRESTORE_RESERVED_ID_LOOKAHEAD}[^/]+$`),
+  `expected a Firestore document id: no /, ${FIRESTORE_RESERVED_ID_RULE}`,
 );
 
 /** Snapshot of a task, as `TASK.get_status` returns it: its last progress update, with owner and times. */
@@ -101,7 +110,7 @@ export const methodTable = {
       route: z.string(),
       registered_at: z.string(),
     }),
-    "Registers a session of the user under a route (the page or service it serves). Registering an id already registered replaces its entry; a new session id past the gateway's `REGISTRY_MAX_SESSIONS_PER_USER` (5 × `MAX_SESSIONS_PER_USER`, 100, by default) is refused with `rate_limited` (`data: { registered, max_registered }`) and nothing is stored: unregister one (`REGISTRY.unregister_session`) first.",
+    "Registers a session of the user under a route (the page or service it serves). Registering an id already registered replaces its entry; a new session id past the gateway's `REGISTRY_MAX_SESSIONS_PER_USER` is refused with `rate_limited` (`data: { registered, max_registered }`) and nothing is stored: unregister one (`REGISTRY.unregister_session`) first.",
   ),
   'REGISTRY.unregister_session': method(
     z.tuple([UserIdSchema, SessionIdSchema]),
@@ -121,7 +130,7 @@ export const methodTable = {
   'UNIFIED_REGISTRY.update_user_registry': method(
     z.tuple([UserIdSchema, UserRegistryPatchSchema]),
     UserRegistrySchema,
-    `Applies a patch to the unified registry document and returns the result. \`services\` keys merge (\`null\` removes one); a patch that would leave more than ${registryLimits.maxServiceKeys} keys, or more than ${registryLimits.maxServicesBytes} bytes of \`services\` JSON, is refused with \`invalid_params\` and nothing is stored (a document already past a bound may be updated as long as the patch does not grow it there). Keys are at most ${registryLimits.maxServiceKeyChars} characters; \`current_company_id\` is 1 to 128 letters, digits, \`_\`, \`-\` or \`.\` (not \`.\`, \`..\` or \`__name__\`).`,
+    `Applies a patch to the unified registry document and returns the result. \`services\` keys merge (\`null\` removes one); a patch that would leave more than ${registryLimits.maxServiceKeys} keys, or more than ${registryLimits.maxServicesBytes} bytes of \`services\` JSON, is refused with \`invalid_params\` and nothing is stored (a document already past a bound may be updated as long as the patch does not grow it there). Keys are at most ${registryLimits.maxServiceKeyChars} characters; \`current_company_id\` is 1 to 128 letters, digits, \`_\`, \`-\` or \`.\` (not \`.\` or \`..\` alone, not starting and ending with \`__\`).`,
   ),
   'TASK.start_document_analysis': method(
     z.tuple([UserIdSchema, z.strictObject({ content: z.string() }), JobIdSchema]),
@@ -150,7 +159,7 @@ export const methodTable = {
   'WORKFLOW.watch': method(
     z.tuple([WorkflowJobIdSchema]),
     z.strictObject({ success: z.literal(true), job_id: WorkflowJobIdSchema, watching: z.literal(true) }),
-    "Attaches a workflow listener: changes of the job arrive as `listener.change` events (source `workflow`). A user watches at most the gateway's `WORKFLOW_MAX_WATCHES_PER_USER` jobs at once (100 by default): watching a further job is refused with `rate_limited` (`data: { watches, max_watches }`) until one is unwatched (`WORKFLOW.unwatch`); watching a job already watched always succeeds. The job id is its Firestore document id (no `/`, not `.`, `..` or `__name__`): another is refused with `invalid_params`.",
+    "Attaches a workflow listener: changes of the job arrive as `listener.change` events (source `workflow`). A user watches at most the gateway's `WORKFLOW_MAX_WATCHES_PER_USER` jobs at once: watching a further job is refused with `rate_limited` (`data: { watches, max_watches }`) until one is unwatched (`WORKFLOW.unwatch`); watching a job already watched always succeeds. The job id is its Firestore document id (no `/`, not `.` or `..` alone, not starting and ending with `__`): another is refused with `invalid_params`.",
   ),
   'WORKFLOW.unwatch': method(
     z.tuple([WorkflowJobIdSchema]),
