@@ -4,6 +4,7 @@ import { composePorts } from '../src/compose';
 import { WorkflowJobIdError } from '../src/listeners/firestore/firestore-workflow-source';
 import type { WorkflowSource } from '../src/listeners/listener-source';
 import { RedisWorkflowWatchStore } from '../src/listeners/redis-workflow-watch-store';
+import { MemoryWorkflowWatchStore } from '../src/listeners/workflow-watch-store';
 import { connectAs, httpJson, startGateway, type TestClient, type TestGateway } from './helpers';
 
 /** Jobs every user owns, attached at once: a stand-in for Firestore's workflow source. */
@@ -119,21 +120,45 @@ describe('WORKFLOW.watch takes only job ids that name a Firestore document', () 
     attach: ownedBy('wj').attach,
   };
 
-  it('answers invalid_params (not unavailable: a retry cannot help) for a /, . or .. or a __name__ id, and watches odd ids that are valid', async () => {
+  it('answers invalid_params (not unavailable: a retry cannot help) for a /, . or .. or an __x__ id (WORKFLOW.watch), and watches odd ids that are valid', async () => {
     const t = await startGateway({}, { workflowSource: firestoreLike });
     const { client } = await connectAs(t.url, 'wj');
     try {
       for (const bad of ['a/b', '/', '.', '..', '__x__']) {
-        for (const method of ['WORKFLOW.watch', 'WORKFLOW.unwatch']) {
-          expect(await client.call(method, [bad])).toMatchObject({
-            type: 'rpc_error',
-            error: { code: 'invalid_params', data: { issues: [{ path: '0' }] } },
-          });
-        }
+        expect(await client.call('WORKFLOW.watch', [bad])).toMatchObject({
+          type: 'rpc_error',
+          error: { code: 'invalid_params', data: { issues: [{ path: '0' }] } },
+        });
       }
       for (const ok of ['a.b', '...', '__x', 'x:y z', 'émoji-🚀']) {
         expect(await client.call('WORKFLOW.watch', [ok])).toMatchObject({ type: 'rpc_result', result: { job_id: ok } });
       }
+    } finally {
+      await client.close();
+      await t.close();
+    }
+  });
+
+  it('WORKFLOW.unwatch takes the older, looser job ids, so a watch stored before the check is released and frees its slot', async () => {
+    // A watch of 'old/job' stored by a gateway that predates the check, counted against the bound.
+    const watches = new MemoryWorkflowWatchStore();
+    await watches.add('wo', 'old/job');
+    const t = await startGateway(
+      { workflowMaxWatchesPerUser: 1 },
+      { workflowSource: { ...firestoreLike, owner: async () => 'wo' }, workflowWatches: watches },
+    );
+    const { client } = await connectAs(t.url, 'wo');
+    try {
+      expect(await client.call('WORKFLOW.watch', ['new-job'])).toMatchObject({
+        type: 'rpc_error',
+        error: { code: 'rate_limited', data: { watches: 1, max_watches: 1 } },
+      });
+      expect(await client.call('WORKFLOW.unwatch', ['old/job'])).toMatchObject({
+        type: 'rpc_result',
+        result: { job_id: 'old/job', watching: false },
+      });
+      expect(await watches.list('wo')).toEqual([]);
+      expect(await client.call('WORKFLOW.watch', ['new-job'])).toMatchObject({ type: 'rpc_result' });
     } finally {
       await client.close();
       await t.close();

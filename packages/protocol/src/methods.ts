@@ -65,7 +65,7 @@ const JobIdSchema = z.string().min(1).max(200);
  * The job id of `WORKFLOW.watch`: it names the job's Firestore document, so it must be one
  * document id: no `/`, not `.` or `..` alone, not starting and ending with `__` (reserved by
  * Firestore; {@link FIRESTORE_RESERVED_ID_LOOKAHEAD}). Refused with `invalid_params` (it can never
- * be watched), never cut or escaped. `WORKFLOW.unwatch` takes any {@link JobIdSchema}, so a watch
+ * be watched), never cut or escaped. `WORKFLOW.unwatch` takes any `JobIdSchema`, so a watch
  * stored before this check can still be released.
  */
 const WorkflowJobIdSchema = JobIdSchema.regex(
@@ -162,9 +162,11 @@ export const methodTable = {
     "Attaches a workflow listener: changes of the job arrive as `listener.change` events (source `workflow`). A user watches at most the gateway's `WORKFLOW_MAX_WATCHES_PER_USER` jobs at once: watching a further job is refused with `rate_limited` (`data: { watches, max_watches }`) until one is unwatched (`WORKFLOW.unwatch`); watching a job already watched always succeeds. The job id is its Firestore document id (no `/`, not `.` or `..` alone, not starting and ending with `__`): another is refused with `invalid_params`.",
   ),
   'WORKFLOW.unwatch': method(
-    z.tuple([WorkflowJobIdSchema]),
-    z.strictObject({ success: z.literal(true), job_id: WorkflowJobIdSchema, watching: z.literal(false) }),
-    'Releases a workflow listener attached with `WORKFLOW.watch`.',
+    // Any job id, also one WORKFLOW.watch refuses now: a watch stored before that check must be
+    // releasable (it would count against WORKFLOW_MAX_WATCHES_PER_USER until the user left).
+    z.tuple([JobIdSchema]),
+    z.strictObject({ success: z.literal(true), job_id: JobIdSchema, watching: z.literal(false) }),
+    'Releases a workflow listener attached with `WORKFLOW.watch`. Takes any job id of 1 to 200 characters, also one `WORKFLOW.watch` refuses, so a watch stored before that check can be released.',
   ),
 } as const;
 
