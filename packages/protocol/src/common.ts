@@ -51,6 +51,7 @@ export function companyIdProblem(id: unknown): string | undefined {
   if (id === '.' || id === '..') return 'must not be . or ..';
   return 'must not start and end with __ (__x__ is reserved by Firestore)';
 }
+
 /** Any JSON value. */
 export const JsonValueSchema: z.ZodType<unknown> = z.json();
 /** A JSON object with string keys. */
