@@ -43,7 +43,8 @@ export class MemoryTaskStore implements TaskStore {
     const max = limits.maxOpenPerUser ?? 0;
     if (max > 0 && open.size >= max) throw new OpenTaskLimitError(record.user_id, open.size, max);
     this.#put(record);
-    open.add(record.task_id);
+    // As in Redis: only counted tasks are kept (with no limit the set would only grow).
+    if (max > 0) open.add(record.task_id);
     return { record: structuredClone(record), created: true };
   }
 

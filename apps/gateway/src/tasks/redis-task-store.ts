@@ -14,9 +14,9 @@ import {
 
 /**
  * The set of a user's task ids that may still be open (`{lbq}:open:<uid>`, in the queue's
- * slot: the braces of a user id that has any come after the `{lbq}` tag, which wins). Every
- * create adds its task (with a limit or without, so tasks created while the limit was 0 count
- * once it is set); a create with a limit prunes it by state first. It lives `ttlMs` after the
+ * slot: the braces of a user id that has any come after the `{lbq}` tag, which wins). A create
+ * with a limit prunes it by state, counts it, then adds its task; one without a limit leaves it
+ * (nothing would prune it then: it would only grow). It lives `ttlMs` after the
  * last create of the user or change of one of their open tasks, so it outlives every record it
  * counts. Tasks created before this set existed (an upgrade) are not in it and never counted.
  */
@@ -52,8 +52,10 @@ if max > 0 then
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('SADD', KEYS[2], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
+if max > 0 then
+  redis.call('SADD', KEYS[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+end
 return {1, redis.call('HGETALL', KEYS[1])}
 `);
 

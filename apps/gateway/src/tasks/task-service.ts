@@ -76,7 +76,9 @@ export class TaskService {
     const taskId = `${DOC_ANALYSIS_PREFIX}${jobId}`;
     // The queue's depth bounds new tasks only: a start of a task that exists (answered `existing`,
     // and how a start that failed part-way is completed) is never refused for a full queue.
-    if (!(await unavailableOnError(() => queue.store.get(taskId)))) await this.#checkQueueDepth();
+    if ((this.#o.maxQueued ?? 0) > 0 && !(await unavailableOnError(() => queue.store.get(taskId)))) {
+      await this.#checkQueueDepth();
+    }
     const at = this.#now();
     const queueJobId = queue.queueJobId(taskId, at);
     const { record, created } = await unavailableOnError(() =>
