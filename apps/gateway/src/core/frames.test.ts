@@ -1,5 +1,5 @@
 import { CloseCode } from '@livebus/protocol';
-import { startCore } from './core-harness';
+import { quietLogger, startCore } from './core-harness';
 
 describe('frame dispatch', () => {
   let core: ReturnType<typeof startCore>;
@@ -77,15 +77,23 @@ describe('frame dispatch', () => {
     expect(other.of('pong')).toEqual([]);
   });
 
-  it('answers internal, and keeps the session, a call whose result a frame cannot carry', async () => {
+  it('answers internal, logs it, and keeps the session, a call whose result a frame cannot carry', async () => {
     // A handler's object with an optional field left undefined passes its method's schema but is not JSON.
-    core = startCore({}, { dispatch: async () => ({ kept: 1, missing: undefined }) });
+    const errors: Array<[string, Record<string, unknown> | undefined]> = [];
+    const logger = {
+      ...quietLogger,
+      error: (event: string, fields?: Record<string, unknown>) => errors.push([event, fields]),
+    };
+    core = startCore({}, { dispatch: async () => ({ kept: 1, missing: undefined }), logger });
     const { socket } = await core.open('alice');
     socket.receive({ type: 'rpc', id: 'odd', method: 'REGISTRY.get_sessions', args: ['alice'] });
     expect(await socket.next('rpc_error')).toMatchObject({ id: 'odd', error: { code: 'internal' } });
     socket.receive({ type: 'ping', ts: 7 });
     expect(socket.of('pong')).toEqual([{ type: 'pong', ts: 7 }]);
     expect(socket.ended).toBeUndefined();
+    expect(errors).toEqual([
+      ['rpc_error', { method: 'REGISTRY.get_sessions', error: expect.stringMatching(/invalid frame/) }],
+    ]);
   });
 
   it('closes 1003 on a binary frame', async () => {

@@ -151,12 +151,16 @@ export function createFrameDispatch(ctx: CoreContext, { hello }: FrameDispatchOp
 
   async function onRpc(session: Session, frame: RpcRequestFrame): Promise<void> {
     const conn = session.connection;
+    let answered = false;
     try {
       const rpc = { principal: session.principal, sessionId: session.id, transport: 'ws' as const };
       const result = await ctx.dispatch(rpc, frame.method, frame.args);
+      answered = true;
       // A result the frame refuses (not JSON) throws here, and is answered as an error below.
       if (answerable(conn)) conn.send({ type: 'rpc_result', id: frame.id, result });
     } catch (error) {
+      // The dispatcher logged its own failures; a result it passed that no frame can carry is a bug.
+      if (answered) logger.error('rpc_error', { method: frame.method, error: String(error) });
       if (answerable(conn)) conn.send({ type: 'rpc_error', id: frame.id, error: toRpcError(error).toWire() });
     }
   }
