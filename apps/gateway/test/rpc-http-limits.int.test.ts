@@ -41,9 +41,7 @@ it('answers a user calling faster than the limit 429 rate_limited with Retry-Aft
   expect((await call(token('calm'), 'calm')).status).toBe(200);
   // Counted by outcome; the method is not known, as the body of a refused call is not read.
   const metrics = await fetch(`${t.http}/metrics`).then((r) => r.text());
-  const counted = metrics.match(
-    /livebus_rpc_calls_total\{method="unknown",outcome="rate_limited"\} (\d+)/,
-  );
+  const counted = metrics.match(/livebus_rpc_calls_total\{method="unknown",outcome="rate_limited"\} (\d+)/);
   expect(Number(counted?.[1])).toBe(refused.length);
 });
 
