@@ -120,12 +120,14 @@ export class BullMqTaskWorker {
     // worker. This attempt stops at its next checkpoint; the task store fences it meanwhile.
     this.#worker.on('lockRenewalFailed', (jobIds) => {
       for (const jobId of jobIds) {
+        // BullMQ repeats the failure at each renewal of the lost attempt: a repeat is not the
+        // loss of a later attempt of the job started here meanwhile (it would stop that one, and
+        // log the loss twice); a later attempt that does lose its lock is fenced by the task store.
+        if (this.#lost.has(jobId)) continue;
         // Its "could not renew lock" error follows: expected, also for a job whose attempt just
         // ended here (BullMQ renews until it has moved the job, which a Redis back empty refuses).
-        if (!this.#lost.has(jobId)) {
-          this.#lost.add(jobId);
-          setTimeout(() => this.#lost.delete(jobId), 60_000).unref();
-        }
+        this.#lost.add(jobId);
+        setTimeout(() => this.#lost.delete(jobId), 60_000).unref();
         const running = this.#running.get(jobId);
         if (!running || running.lost.signal.aborted) continue;
         running.lost.abort();
