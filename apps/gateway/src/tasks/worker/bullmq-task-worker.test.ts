@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { RedisClient } from '@livebus/publisher/redis';
 import { createLogger } from '../../logger';
+import { recordingLogger } from '../../testing/recording-logger';
 import { MemoryTaskStore } from '../memory-task-store';
 import { BullMqTaskWorker } from './bullmq-task-worker';
 
@@ -16,11 +17,14 @@ class FakeWorker extends EventEmitter {
   finishJobs!: () => void;
   /** The pause fails (its connection erred) instead of waiting for the jobs. */
   pauseFails = false;
+  /** The job processor the worker was given, for a test to run jobs through. */
+  processor: ((job: unknown, token?: string) => Promise<unknown>) | undefined;
   readonly #jobsDone = new Promise<void>((resolve) => {
     this.finishJobs = resolve;
   });
-  constructor() {
+  constructor(processor?: (job: unknown, token?: string) => Promise<unknown>) {
     super();
+    this.processor = processor;
     FakeWorker.last = this;
   }
   pause(): Promise<void> {
@@ -34,7 +38,12 @@ class FakeWorker extends EventEmitter {
   }
 }
 
-jest.mock('bullmq', () => ({ ...jest.requireActual('bullmq'), Worker: jest.fn(() => new FakeWorker()) }));
+jest.mock('bullmq', () => ({
+  ...jest.requireActual('bullmq'),
+  Worker: jest.fn(
+    (_name: string, processor: (job: unknown, token?: string) => Promise<unknown>) => new FakeWorker(processor),
+  ),
+}));
 
 function worker(): BullMqTaskWorker {
   const redis = { zadd: async () => 1, zremrangebyscore: async () => 0, zrem: async () => 1 } as unknown as RedisClient;
@@ -88,5 +97,54 @@ describe('BullMqTaskWorker.close(graceMs)', () => {
     await jest.advanceTimersByTimeAsync(0);
     expect(closed).toBe(true);
     expect(FakeWorker.last.closes).toEqual([false]);
+  });
+});
+
+describe('BullMqTaskWorker: a lost job lock', () => {
+  it("stops the attempt that lost it, once; BullMQ's repeats of that loss do not stop a later attempt started here", async () => {
+    const { logger, events } = recordingLogger();
+    // Each attempt waits in its first read of the task until the test lets it go on.
+    const reads: Array<() => void> = [];
+    const store = new MemoryTaskStore();
+    const get = store.get.bind(store);
+    store.get = (id) => new Promise((resolve) => reads.push(() => resolve(get(id))));
+    const redis = {
+      zadd: async () => 1,
+      zremrangebyscore: async () => 0,
+      zrem: async () => 1,
+    } as unknown as RedisClient;
+    const w = new BullMqTaskWorker({
+      connection: redis,
+      redis,
+      workerId: 'w1',
+      runner: { store, publish: async () => {} },
+      logger,
+    });
+    const data = {
+      task_id: 'doc_analysis_x',
+      user_id: 'u1',
+      kind: 'document_analysis',
+      content: 'a',
+      queue_job_id: 'j1',
+    };
+    const job = (attempt: number) => ({
+      id: 'j1',
+      data,
+      opts: { attempts: 3 },
+      attemptsStarted: attempt,
+      attemptsMade: attempt - 1,
+    });
+    const bull = FakeWorker.last;
+    const first = bull.processor?.(job(1), 'token-1');
+    bull.emit('lockRenewalFailed', ['j1']);
+    // The job is started again (the stalled check), here, while the first attempt still waits.
+    const second = bull.processor?.(job(2), 'token-2');
+    // BullMQ goes on renewing the lost attempt's lock, and failing.
+    bull.emit('lockRenewalFailed', ['j1']);
+    bull.emit('lockRenewalFailed', ['j1']);
+    expect(events('task_lock_lost').map(([, , f]) => f.job_id)).toEqual(['j1']);
+    for (const go of reads.splice(0)) go();
+    await Promise.allSettled([first, second]);
+    await w.close(1_000);
   });
 });
