@@ -5,9 +5,9 @@ import type { ListenerControlMessage } from '../fleet/instances/instance-channel
 import type { InstanceLiveness } from '../fleet/instances/instance-liveness';
 import type { Lease, LeaseHolder } from '../fleet/lease/lease';
 import { type GatewayHookEvents, type GatewayHooks, Hooks } from '../hooks';
-import { checkLimitOption } from '../limit-option';
 import type { Logger } from '../logger';
 import { beforeDeadline } from '../redis/before-deadline';
+import { checkLimitOption } from '../rpc/limit-option';
 import { CarryOver } from './carry-over';
 import { FailoverWatch } from './failover-watch';
 import { listenerDefaults } from './listener-defaults';

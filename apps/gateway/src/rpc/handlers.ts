@@ -7,12 +7,12 @@ import {
   servicesProblem,
 } from '../fleet/registry/registry-store';
 import { storeLabel } from '../fleet/store-label';
-import { checkLimitOption } from '../limit-option';
 import type { CompanyListeners } from '../listeners/company/company-listeners';
 import { type ListenersManager, WorkflowWatchLimitError } from '../listeners/listeners-manager';
 import type { Logger } from '../logger';
 import type { TaskService } from '../tasks/task-service';
 import type { RpcContext, RpcHandlers } from './dispatcher';
+import { checkLimitOption } from './limit-option';
 import { RpcError } from './rpc-error';
 import { storeFailure } from './store-failure';
 

@@ -1,5 +1,5 @@
 import type { TaskStatus } from '@livebus/protocol';
-import { checkLimitOption } from '../limit-option';
+import { checkLimitOption } from '../rpc/limit-option';
 import { taskDefaults } from './task-defaults';
 import {
   type AttemptGuard,

@@ -1,6 +1,6 @@
 import type { TaskStatus } from '@livebus/protocol';
 import { type RedisClient, RedisScript, TASK_KEY_PREFIX, taskKey } from '@livebus/publisher/redis';
-import { checkLimitOption } from '../limit-option';
+import { checkLimitOption } from '../rpc/limit-option';
 import { taskDefaults } from './task-defaults';
 import {
   type AttemptGuard,

@@ -1,6 +1,6 @@
 import { type AppEvent, RpcErrorCode, type RpcResult, type TaskInfo } from '@livebus/protocol';
 import type { Principal } from '../auth/authenticator';
-import { checkLimitOption } from '../limit-option';
+import { checkLimitOption } from '../rpc/limit-option';
 import { RpcError } from '../rpc/rpc-error';
 import { storeFailure } from '../rpc/store-failure';
 import { MAX_OPEN_PER_USER_BOUND } from './task-defaults';
