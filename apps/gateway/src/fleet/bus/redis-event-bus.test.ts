@@ -517,6 +517,32 @@ describe('RedisEventBus: a catch-up whose read keeps failing', () => {
     await bus.close();
   });
 
+  it('counts a stall from the last read that answered: failures before it do not count towards the next', async () => {
+    const { logger, events } = recordingLogger();
+    // Eight failures (about 7 s of retries), a read that answers, then failures for good.
+    const reads: Array<'ok' | 'fail'> = [...Array(8).fill('fail'), 'ok', ...Array(1_000).fill('fail')];
+    const lostSubscription = new Error('Command queue state error. Last reply: sunsubscribe,lb:{u1}:n,0');
+    // The subscription is reported lost while the ninth read is out: the catch-up reads once more after it.
+    const beforeRead = (n: number) => {
+      if (n === 9) sub.emit('nodeError', lostSubscription);
+    };
+    const { stream, sub, bus, offsets } = await servedUser({ reads, beforeRead }, { logger });
+    stream.frames.push(frame(2));
+    publish(sub, stream, 3);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(offsets()).toEqual([1, 2, 3]);
+    expect(bus.stats().catchUpFailures).toBeGreaterThanOrEqual(10);
+    // Over 10 s since the catch-up began, and failing again: not 10 s since the read that answered.
+    await jest.advanceTimersByTimeAsync(8_000);
+    expect(events('bus_catch_up_stalled')).toEqual([]);
+    await jest.advanceTimersByTimeAsync(4_000);
+    expect(events('bus_catch_up_stalled')).toHaveLength(1);
+    const [, , stalled] = events('bus_catch_up_stalled')[0] as [string, LogEvent, LogFields];
+    expect(stalled.held_ms).toBeGreaterThanOrEqual(10_000);
+    expect(stalled.held_ms).toBeLessThan(13_000);
+    await bus.close();
+  });
+
   it('says the stall ended when the user leaves while it lasts, and stops trying', async () => {
     const { logger, events } = recordingLogger();
     const reads: Array<'ok' | 'fail'> = Array(1_000).fill('fail');
@@ -574,6 +600,9 @@ describe('RedisEventBus: a listener that throws', () => {
       ['error', 'u1', 'e:4', 2],
     ]);
     expect(String(events('bus_listener_error')[0]?.[2].error)).toMatch(/^Error: socket gone/);
+    // Every one counted, also those the lines only summed up (and one after the last line).
+    publish(sub, stream, 5);
+    expect(bus.stats().listenerErrors).toBe(5);
     await bus.close();
   });
 });
