@@ -1,7 +1,7 @@
 import { CloseCode } from '@livebus/protocol';
 import { startTcpProxy, waitFor } from '@livebus/test-support';
 import { WebSocket } from 'ws';
-import { connectAs, shift, startGateway, TestClient, type TestGateway } from './helpers';
+import { connectAs, registryWith, shift, startGateway, TestClient, type TestGateway } from './helpers';
 
 describe('heartbeat', () => {
   it('terminates a socket silent for the ping timeout and records ping_timeout', async () => {
@@ -81,6 +81,45 @@ describe('slow consumers', () => {
       const entry = await t.logs.waitFor('ws_disconnect', 'slow', 5_000);
       expect(entry.type).toBe('slow_consumer');
       expect(t.logs.of('ws_slow_consumer', 'slow')).toHaveLength(1);
+      proxy.dropAll();
+    } finally {
+      await proxy.close();
+      await t.close();
+    }
+  });
+
+  it('are closed with the slow-consumer code when the answers to their own calls pile up (a client that calls and does not read)', async () => {
+    const registry = registryWith({});
+    // The per-connection frame limit out of the way: the calls are many, and sent at once.
+    const t = await startGateway(
+      {
+        maxBufferedBytes: 64 * 1024,
+        unifiedRegistryEnabled: true,
+        rateLimitFramesPerS: 100_000,
+        rateLimitBurst: 100_000,
+      },
+      registry.deps,
+    );
+    const proxy = await startTcpProxy(t.port);
+    try {
+      const c = new TestClient(`ws://127.0.0.1:${proxy.port}/ws`);
+      await c.hello({ user_id: 'caller' });
+      // Each answer carries about 60 KB; the client's calls still reach the gateway, its answers wait in the proxy.
+      const big = 'x'.repeat(60_000);
+      expect(await c.call('UNIFIED_REGISTRY.update_user_registry', ['caller', { services: { big } }])).toMatchObject({
+        type: 'rpc_result',
+      });
+      proxy.holdReplies();
+      // Past what the loopback sockets hold (a few MB each way), the answers queue in the gateway.
+      const closedYet = () => t.hooks.of('session.close', 'caller').length > 0;
+      for (let sent = 0; sent < 1_000 && !closedYet(); ) {
+        c.send({ type: 'rpc', id: `read-${sent++}`, method: 'UNIFIED_REGISTRY.get_user_registry', args: ['caller'] });
+        if (sent % 20 === 0) await new Promise((r) => setTimeout(r, 5));
+      }
+      // Closed as a slow consumer (4007; its close frame waits behind the answers, so the socket ends 1006 a second later).
+      expect(await t.hooks.waitFor('session.close', 'caller', () => true, 30_000)).toMatchObject({
+        type: 'slow_consumer',
+      });
       proxy.dropAll();
     } finally {
       await proxy.close();
