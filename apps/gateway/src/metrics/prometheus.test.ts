@@ -109,6 +109,19 @@ describe('livebus_bus_catch_up_failures_total and livebus_bus_catch_ups_stalled'
   });
 });
 
+describe('livebus_bus_listener_errors_total', () => {
+  it('counts every listener that threw, also those the log line only counted; 0 for a bus that keeps no count', async () => {
+    const stats = { retainedBytes: 0, listenerErrors: 3 };
+    const metrics = idleMetrics({ bus: () => stats });
+    const scrape = async (m = metrics) =>
+      (await m.registry.getSingleMetric('livebus_bus_listener_errors_total')?.get())?.values[0]?.value;
+    expect(await scrape()).toBe(3);
+    stats.listenerErrors = 40;
+    expect(await scrape()).toBe(40);
+    expect(await scrape(idleMetrics({ bus: () => ({ retainedBytes: 0 }) }))).toBe(0);
+  });
+});
+
 describe('livebus_bus_held_dropped_total', () => {
   it('counts the held events the bus let go, and is 0 for a bus that holds none', async () => {
     const stats: { retainedBytes: number; heldDropped?: number } = { retainedBytes: 0, heldDropped: 1_000 };

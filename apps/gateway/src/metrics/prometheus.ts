@@ -11,7 +11,10 @@ export interface GaugeSources {
   workflowListeners: () => number;
   pendingDetaches: () => number;
   /** The event bus's figures: bytes it retains for resume (0 where Redis holds them), its catch-up reads. */
-  bus: () => Pick<EventBusStats, 'retainedBytes' | 'catchUps' | 'heldDropped' | 'catchUpFailures' | 'catchUpsStalled'>;
+  bus: () => Pick<
+    EventBusStats,
+    'retainedBytes' | 'catchUps' | 'heldDropped' | 'catchUpFailures' | 'catchUpsStalled' | 'listenerErrors'
+  >;
   /** Event frames written to sessions since start: counted by the fan-out, read at scrape time. */
   eventsDelivered: () => number;
 }
@@ -70,30 +73,36 @@ export function createMetrics(sources: GaugeSources): GatewayMetrics {
       }
     },
   });
-  let heldDroppedSeen = 0;
-  new Counter({
-    name: 'livebus_bus_held_dropped_total',
-    help: "Live events a catch-up held and let go (a user's read failed or was slow while its channel kept delivering; its sessions were told gap)",
-    registers: [registry],
-    collect() {
-      const now = sources.bus().heldDropped;
-      if (now === undefined) return;
-      if (now > heldDroppedSeen) this.inc(now - heldDroppedSeen);
-      heldDroppedSeen = now;
-    },
-  });
-  let catchUpFailuresSeen = 0;
-  new Counter({
-    name: 'livebus_bus_catch_up_failures_total',
-    help: "Tries of a user's catch-up read that failed (Redis away, slow, or refusing the read); each is tried again",
-    registers: [registry],
-    collect() {
-      const now = sources.bus().catchUpFailures;
-      if (now === undefined) return;
-      if (now > catchUpFailuresSeen) this.inc(now - catchUpFailuresSeen);
-      catchUpFailuresSeen = now;
-    },
-  });
+  /** A counter of a number the bus keeps since start, read at scrape time (undefined: a bus that keeps none). */
+  const busCounter = (name: string, help: string, read: () => number | undefined) => {
+    let seen = 0;
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const now = read();
+        if (now === undefined) return;
+        if (now > seen) this.inc(now - seen);
+        seen = now;
+      },
+    });
+  };
+  busCounter(
+    'livebus_bus_held_dropped_total',
+    "Live events a catch-up held and let go (a user's read failed or was slow while its channel kept delivering; its sessions were told gap)",
+    () => sources.bus().heldDropped,
+  );
+  busCounter(
+    'livebus_bus_catch_up_failures_total',
+    "Tries of a user's catch-up read that failed (Redis away, slow, or refusing the read); each is tried again",
+    () => sources.bus().catchUpFailures,
+  );
+  busCounter(
+    'livebus_bus_listener_errors_total',
+    "Listeners of a user's events that threw (a bug in the listening code; logged as bus_listener_error at most once per 10 s)",
+    () => sources.bus().listenerErrors,
+  );
   gauge(
     'livebus_bus_catch_ups_stalled',
     'Users whose catch-up read has kept failing (3 tries, 10 s): their live events are held, their sessions get nothing',

@@ -109,6 +109,11 @@ export interface EventBusStats {
    * events have been held for 10 s or more (logged once as `bus_catch_up_stalled`).
    */
   catchUpsStalled?: number;
+  /**
+   * Listeners that threw when given an event or a lost stream since start, every one (the
+   * `bus_listener_error` lines are at most one per 10 s): above 0 is a bug in the listening code.
+   */
+  listenerErrors?: number;
 }
 
 /**

@@ -375,6 +375,8 @@ export class RedisEventBus implements EventBus {
   /** When the last `bus_listener_error` was logged (the bus's clock), and listener errors since. */
   #listenerErrorLoggedAt = Number.NEGATIVE_INFINITY;
   #listenerErrorsSuppressed = 0;
+  /** Listener errors since start, logged or not ({@link EventBusStats.listenerErrors}). */
+  #listenerErrors = 0;
 
   constructor(client: RedisClient, options: RedisEventBusOptions = {}) {
     const { ownsClient = false, outbox, clock, stepTimeoutMs = STEP_TIMEOUT_MS, logger, ...retention } = options;
@@ -904,6 +906,7 @@ export class RedisEventBus implements EventBus {
    * must not write a line, and a stack, per event.
    */
   #listenerFailed(fields: { uid: string; cursor?: string; epoch?: string }, error: unknown): void {
+    this.#listenerErrors++;
     const now = this.#clock();
     if (now - this.#listenerErrorLoggedAt < LISTENER_ERROR_LOG_MS) {
       this.#listenerErrorsSuppressed++;
@@ -1036,6 +1039,7 @@ export class RedisEventBus implements EventBus {
       heldDropped: this.#heldDropped,
       catchUpFailures: this.#catchUpFailures,
       catchUpsStalled: this.#stalled,
+      listenerErrors: this.#listenerErrors,
     };
   }
 
