@@ -1,6 +1,7 @@
 // The gateway's CLI: the only place that reads the environment, listens and
 // installs signal handlers.
 import { runCommand } from './cli/commands';
+import { exitOnStopWhileStarting } from './cli/stop-while-starting';
 import { type ComposeTestHooks, composePorts } from './compose';
 import { ConfigError, loadConfig } from './config';
 import { watchEcsStop } from './ecs/ecs-stop-watch';
@@ -21,6 +22,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  const starting = exitOnStopWhileStarting('livebus-gateway');
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, instanceId: config.instanceId });
   // Before anything connects: a Redis that stays away stops the start with one clear line (exit 69).
   await waitForRedisAtStart(config, {
@@ -41,6 +43,7 @@ async function main(): Promise<void> {
       () => process.exit(1),
     );
   };
+  starting();
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 

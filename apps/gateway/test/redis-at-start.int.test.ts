@@ -43,6 +43,35 @@ describe('a gateway or worker whose Redis does not answer at start', () => {
     },
   );
 
+  it.each([
+    ['gateway', [], 'livebus-gateway'],
+    ['worker', ['worker'], 'livebus-gateway worker'],
+  ])(
+    '%s: SIGTERM while it waits for Redis ends it at once (143; as PID 1 in a container an unhandled signal is ignored)',
+    async (_, args, prefix) => {
+      const down = await startRedisServer();
+      await down.kill();
+      try {
+        // A wait far longer than the test: only the signal can end it.
+        const cli = startCli(
+          args,
+          {
+            REDIS_URL: `redis://127.0.0.1:${down.port}`,
+            REDIS_START_TIMEOUT_MS: '600000',
+            UNIFIED_REGISTRY_ENABLED: 'true',
+          },
+          true,
+        );
+        await cli.waitForLine((l) => l.event === 'redis_status' && l.status === 'down', 'the wait for Redis');
+        cli.child.kill('SIGTERM');
+        expect(await cli.exited).toBe(143);
+        expect(cli.stderr()).toBe(`${prefix}: SIGTERM while starting: stopped before serving\n`);
+      } finally {
+        await down.stop();
+      }
+    },
+  );
+
   it('names a wrong password (WRONGPASS) rather than a timeout', async () => {
     const admin = new Redis(redis.url);
     await admin.config('SET', 'requirepass', 'right-one');

@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createPublisher } from '@livebus/publisher';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { exitOnStopWhileStarting } from '../../cli/stop-while-starting';
 import { ConfigError, type GatewayConfig, loadConfig } from '../../config';
 import { createLogger, type Logger } from '../../logger';
 import { beforeDeadline } from '../../redis/before-deadline';
@@ -49,6 +50,7 @@ export async function runWorkerCli(env: NodeJS.ProcessEnv = process.env): Promis
     );
     process.exit(78);
   }
+  const starting = exitOnStopWhileStarting('livebus-gateway worker');
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, instanceId: config.instanceId });
   // As the gateway: a Redis that stays away at start stops the worker with one clear line
   // (exit 69) rather than a worker whose /healthz says ok while it can take no job.
@@ -79,6 +81,7 @@ export async function runWorkerCli(env: NodeJS.ProcessEnv = process.env): Promis
       () => process.exit(1),
     );
   };
+  starting();
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }
