@@ -137,6 +137,24 @@ describe('loadConfig', () => {
     expect(loadConfig({ PORT: '0', HEALTH_PORT: '0' }).healthPort).toBe(0);
   });
 
+  it('for the task worker, checks no token settings (it checks no tokens), and still requires ADMIN_TOKEN in production', () => {
+    const worker = { role: 'worker' } as const;
+    const production = { NODE_ENV: 'production', ADMIN_TOKEN: 'x'.repeat(20) };
+    // The gateway refuses each of these; the worker reads none of them.
+    for (const env of [
+      production,
+      { ...production, AUTH_MODE: 'jwt' },
+      { ...production, AUTH_MODE: 'firebase' },
+      { ...production, AUTH_MODE: 'jwt', JWT_JWKS_URL: 'http://idp.example.com/jwks.json' },
+    ]) {
+      expect(() => loadConfig(env)).toThrow(/invalid configuration/);
+      expect(loadConfig(env, worker).production).toBe(true);
+    }
+    expect(() => loadConfig({ NODE_ENV: 'production' }, worker)).toThrow(
+      'invalid configuration:\n  ADMIN_TOKEN: required when NODE_ENV=production',
+    );
+  });
+
   it('reads a blank value as unset (not as 0), and refuses an ALLOWED_ORIGINS that lists no origin', () => {
     expect(loadConfig({ PORT: ' ', RATE_LIMIT_FRAMES_PER_S: '  ' })).toMatchObject({ port: 8080 });
     expect(loadConfig({ RATE_LIMIT_FRAMES_PER_S: ' ' }).rateLimitFramesPerS).toBe(loadConfig({}).rateLimitFramesPerS);

@@ -348,8 +348,19 @@ export function defaultConfig(overrides: Partial<GatewayConfig> = {}): GatewayCo
   return config;
 }
 
+/** What {@link loadConfig} reads the environment for. */
+export interface LoadConfigOptions {
+  /**
+   * `worker`: the task worker (`livebus-gateway worker`), which checks no client tokens: the
+   * token settings (`AUTH_MODE` and what it needs, the production refusals of weaker token
+   * checks) are not checked, so its task needs none of them. @default 'gateway'
+   */
+  role?: 'gateway' | 'worker';
+}
+
 /** Parses and checks the environment once; throws {@link ConfigError} naming each bad variable. */
-export function loadConfig(env: Record<string, string | undefined>): GatewayConfig {
+export function loadConfig(env: Record<string, string | undefined>, options: LoadConfigOptions = {}): GatewayConfig {
+  const checksTokens = options.role !== 'worker';
   // Empty (or blank) strings mean "unset", as in most container environments: a blank number would read as 0.
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ''));
   // Parsed once: zod's compiled fast path would cost more to generate than it saves (start-up time).
@@ -361,30 +372,19 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
   const e = parsed.data;
   const problems: string[] = [];
   const production = e.NODE_ENV === 'production';
-  if (e.AUTH_MODE === 'none' && production) {
-    problems.push('  AUTH_MODE: "none" is for development only and is refused when NODE_ENV=production');
-  }
-  if (e.AUTH_MODE === 'jwt' && !e.JWT_SECRET && !e.JWT_JWKS_URL) {
-    problems.push('  JWT_SECRET / JWT_JWKS_URL: AUTH_MODE=jwt needs at least one of them (HS256 secret, or JWKS URL)');
-  }
+  if (checksTokens) problems.push(...tokenProblems(e, cleaned, production));
   if (production && !e.ADMIN_TOKEN) problems.push('  ADMIN_TOKEN: required when NODE_ENV=production');
-  if (production) problems.push(...weakVerification(e));
-  // firebase-admin would start without a project and then refuse every token with no clue why.
-  const googleProject = ['GOOGLE_CLOUD_PROJECT', 'GCLOUD_PROJECT', 'GOOGLE_APPLICATION_CREDENTIALS'].some(
-    (k) => cleaned[k],
-  );
-  if (e.AUTH_MODE === 'firebase' && !e.FIREBASE_PROJECT_ID && !googleProject) {
-    problems.push(
-      '  FIREBASE_PROJECT_ID: AUTH_MODE=firebase needs the Firebase project: set FIREBASE_PROJECT_ID (or GOOGLE_CLOUD_PROJECT, or GOOGLE_APPLICATION_CREDENTIALS naming a service-account key that carries it)',
-    );
-  }
   // firebase-admin reads the key when it first needs it: a path that is not there would fail
   // every listener (retried for ever), or every token when the project comes from the key, and
   // say so only in their errors. Not checked where no key is read: the emulator, or Firebase
   // auth with its project named (token checks need the project and Google's public keys only).
   const keyNeeded =
     (e.LISTENERS_FILE && !e.FIRESTORE_EMULATOR_HOST) ||
-    (e.AUTH_MODE === 'firebase' && !e.FIREBASE_PROJECT_ID && !cleaned.GOOGLE_CLOUD_PROJECT && !cleaned.GCLOUD_PROJECT);
+    (checksTokens &&
+      e.AUTH_MODE === 'firebase' &&
+      !e.FIREBASE_PROJECT_ID &&
+      !cleaned.GOOGLE_CLOUD_PROJECT &&
+      !cleaned.GCLOUD_PROJECT);
   if (e.GOOGLE_APPLICATION_CREDENTIALS && keyNeeded) {
     const problem = unreadableKey(e.GOOGLE_APPLICATION_CREDENTIALS);
     if (problem) problems.push(`  GOOGLE_APPLICATION_CREDENTIALS: ${problem}`);
@@ -502,6 +502,32 @@ export function loadConfig(env: Record<string, string | undefined>): GatewayConf
  * http (anyone on the network path can serve keys that sign any token; loopback is no path), and
  * firebase-admin pointed at an Auth emulator (it then accepts unsigned ID tokens).
  */
+/** The checks of the token settings: what AUTH_MODE needs, and in production what it refuses. */
+function tokenProblems(
+  e: z.infer<typeof EnvSchema>,
+  cleaned: Record<string, string | undefined>,
+  production: boolean,
+): string[] {
+  const problems: string[] = [];
+  if (e.AUTH_MODE === 'none' && production) {
+    problems.push('  AUTH_MODE: "none" is for development only and is refused when NODE_ENV=production');
+  }
+  if (e.AUTH_MODE === 'jwt' && !e.JWT_SECRET && !e.JWT_JWKS_URL) {
+    problems.push('  JWT_SECRET / JWT_JWKS_URL: AUTH_MODE=jwt needs at least one of them (HS256 secret, or JWKS URL)');
+  }
+  if (production) problems.push(...weakVerification(e));
+  // firebase-admin would start without a project and then refuse every token with no clue why.
+  const googleProject = ['GOOGLE_CLOUD_PROJECT', 'GCLOUD_PROJECT', 'GOOGLE_APPLICATION_CREDENTIALS'].some(
+    (k) => cleaned[k],
+  );
+  if (e.AUTH_MODE === 'firebase' && !e.FIREBASE_PROJECT_ID && !googleProject) {
+    problems.push(
+      '  FIREBASE_PROJECT_ID: AUTH_MODE=firebase needs the Firebase project: set FIREBASE_PROJECT_ID (or GOOGLE_CLOUD_PROJECT, or GOOGLE_APPLICATION_CREDENTIALS naming a service-account key that carries it)',
+    );
+  }
+  return problems;
+}
+
 function weakVerification(e: z.infer<typeof EnvSchema>): string[] {
   const problems: string[] = [];
   if (e.AUTH_MODE === 'jwt' && e.JWT_JWKS_URL) {

@@ -54,7 +54,7 @@ type Attributes = { Attributes: Array<{ Key: string; Value: string }> };
 const attribute = (file: string, key: string) =>
   Number(read<Attributes>(file).Attributes.find((a) => a.Key === key)?.Value);
 
-/** What the container's environment resolves to, secrets filled with valid stand-ins. */
+/** What the container's environment resolves to, secrets filled with valid stand-ins (read as its command does). */
 function configOf(c: Container) {
   const env: Record<string, string> = Object.fromEntries(c.environment.map((e) => [e.name, e.value]));
   const standIns: Record<string, string> = {
@@ -63,7 +63,8 @@ function configOf(c: Container) {
     JWT_SECRET: 'a-stand-in-secret-of-32-characters!',
   };
   for (const s of c.secrets ?? []) env[s.name] = standIns[s.name] ?? 'stand-in';
-  return { env, config: loadConfig(env) };
+  // The worker checks no tokens: its task sets no token settings (loadConfig's worker role).
+  return { env, config: loadConfig(env, { role: c.command.includes('worker') ? 'worker' : 'gateway' }) };
 }
 
 const taskDefinitions = ['gateway-task-definition.json', 'worker-task-definition.json'];

@@ -72,6 +72,21 @@ describe('a gateway or worker whose Redis does not answer at start', () => {
     },
   );
 
+  it('worker: starts in production without token settings (it checks no tokens), as docker/ecs/worker-task-definition.json runs it', async () => {
+    const cli = startCli(['worker'], {
+      NODE_ENV: 'production',
+      ADMIN_TOKEN: 'redis-at-start-admin-0001',
+      REDIS_URL: redis.url,
+      UNIFIED_REGISTRY_ENABLED: 'true',
+    });
+    try {
+      await cli.waitForLine((l) => l.event === 'task_worker_listening', 'worker listening', 20_000);
+    } finally {
+      cli.child.kill('SIGTERM');
+      await cli.exited;
+    }
+  });
+
   it('names a wrong password (WRONGPASS) rather than a timeout', async () => {
     const admin = new Redis(redis.url);
     await admin.config('SET', 'requirepass', 'right-one');

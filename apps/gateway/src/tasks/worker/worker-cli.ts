@@ -36,7 +36,7 @@ export interface TaskWorkerProcess {
 export async function runWorkerCli(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   let config: GatewayConfig;
   try {
-    config = loadConfig(env);
+    config = loadConfig(env, { role: 'worker' });
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`livebus-gateway worker: ${error.message}\n`);
