@@ -358,7 +358,7 @@ export class BusConsumer {
     // A `state` listener may have closed the client: no timer, no socket then.
     if (id !== this.#connId) return;
     this.#timers.handshake = setTimeout(() => {
-      if (id === this.#connId && this.#state === 'connecting') this.#abort(id, CloseCode.AuthTimeout, 'auth_timeout');
+      if (this.#state === 'connecting') this.#abort(id, CloseCode.AuthTimeout, 'auth_timeout');
     }, this.#o.handshakeTimeoutMs);
     // The hello goes in the upgrade (upgrade-hello.ts of the protocol), so its token comes first.
     if (!this.#o.helloInUpgrade) this.#openSocket(id, LATER);
@@ -484,6 +484,8 @@ export class BusConsumer {
       if (id !== this.#connId || socket.readyState !== OPEN) return;
       hello = this.#helloText(token, hasProtocolPing(socket));
     } catch (error) {
+      // The attempt was superseded (timed out, closed) while getToken ran: its failure is moot.
+      if (id !== this.#connId) return;
       this.#emitter.emit('error', toError(error));
       // getToken failed (an offline device, the identity provider away): the gateway saw nothing,
       // so no refusal; tried again with backoff, as a handshake that timed out. A token no hello
@@ -666,15 +668,15 @@ export class BusConsumer {
         if (hasProtocolPing(socket)) socket.ping();
         else socket.send(serializeClientFrame({ type: 'ping', ts: Date.now() }));
       },
-      dead: () => {
-        if (id === this.#connId) this.#abort(id, CloseCode.PingTimeout, 'ping_timeout');
-      },
+      dead: () => this.#abort(id, CloseCode.PingTimeout, 'ping_timeout'),
     });
     this.#heartbeat.start();
   }
 
-  /** Ends the current socket from our side (dead peer, handshake timeout) and handles it like a close. */
+  /** Ends socket `id` from our side (dead peer, handshake timeout) and handles it like a close; no-op once it is not the current one. */
   #abort(id: number, code: number, reason: DisconnectReason): void {
+    // An older attempt's failure must not end the current socket.
+    if (id !== this.#connId) return;
     const socket = this.#socket;
     if (socket && hasProtocolPing(socket)) socket.terminate();
     else socket?.close(CloseCode.NormalClosure, reason);

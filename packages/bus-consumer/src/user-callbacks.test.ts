@@ -277,3 +277,60 @@ describe('lastCursor', () => {
     expect(() => client({ lastCursor: value })).toThrow(/lastCursor is not a cursor/);
   });
 });
+
+describe('a getToken that settles after its attempt was superseded', () => {
+  it('rejecting after a newer attempt was welcomed: the new session stays open, no error', async () => {
+    let rejectFirst: (error: Error) => void = () => {};
+    let asked = 0;
+    const c = client({
+      userId: undefined,
+      helloInUpgrade: false,
+      backoff: () => 100,
+      getToken: () =>
+        asked++ === 0
+          ? new Promise<string>((_, reject) => {
+              rejectFirst = reject;
+            })
+          : 't',
+    });
+    const errors: string[] = [];
+    c.onClient('error', (error) => errors.push(error.message));
+    c.connect().catch(() => {});
+    (sockets[0] as HandSocket).open(); // the hello waits for the first token
+    await jest.advanceTimersByTimeAsync(12_000); // the handshake timeout ends that attempt
+    await jest.advanceTimersByTimeAsync(100);
+    const socket = sockets[1] as HandSocket;
+    socket.open();
+    await jest.advanceTimersByTimeAsync(0);
+    socket.welcome();
+    expect(c.state).toBe('open');
+    errors.length = 0;
+    rejectFirst(new Error('late failure'));
+    await jest.advanceTimersByTimeAsync(1);
+    expect(socket.readyState).toBe(1);
+    expect(c.state).toBe('open');
+    expect(errors).toEqual([]);
+    c.close();
+  });
+
+  it('rejecting after close(): no error on the closed client', async () => {
+    let rejectToken: (error: Error) => void = () => {};
+    const c = client({
+      userId: undefined,
+      helloInUpgrade: false,
+      getToken: () =>
+        new Promise<string>((_, reject) => {
+          rejectToken = reject;
+        }),
+    });
+    const errors: string[] = [];
+    c.onClient('error', (error) => errors.push(error.message));
+    c.connect().catch(() => {});
+    (sockets[0] as HandSocket).open();
+    c.close();
+    rejectToken(new Error('after close'));
+    await jest.advanceTimersByTimeAsync(1);
+    expect(errors).toEqual([]);
+    expect(c.state).toBe('closed');
+  });
+});
