@@ -122,6 +122,8 @@ export class BusConsumer {
   readonly #groupFlushes = new Set<() => void>();
   readonly #calls: CallQueue;
   readonly #backoff: Backoff;
+  /** The built-in backoff: used when the `backoff` option throws or gives no usable delay. */
+  readonly #fullJitter: Backoff;
   readonly #WebSocket: WebSocketConstructor;
   /** How the socket's opening, messages and close reach the client (`ws` has a cheaper way than `onmessage`). */
   readonly #listen: ListenSocket;
@@ -187,7 +189,8 @@ export class BusConsumer {
     this.#WebSocket = WebSocketImpl;
     this.#listen = listenSocket;
     this.#o = o;
-    this.#backoff = o.backoff ?? fullJitterBackoff(o.minReconnectDelayMs, o.maxReconnectDelayMs);
+    this.#fullJitter = fullJitterBackoff(o.minReconnectDelayMs, o.maxReconnectDelayMs);
+    this.#backoff = o.backoff ?? this.#fullJitter;
     this.#setCursor(o.lastCursor ?? undefined);
     this.#calls = new CallQueue(o, this.#counters.rpc);
     // A static token or a route the protocol refuses (too long) could never be sent: say so now.
@@ -753,12 +756,22 @@ export class BusConsumer {
   /**
    * The backoff's delay for the next attempt: the ceiling doubles with each failure, except that an
    * attempt that never reached a gateway within `networkRetryWindowMs` of the loss is retried within
-   * the first ceiling and does not count (`growsBackoff`).
+   * the first ceiling and does not count (`growsBackoff`). A `backoff` option that throws or gives
+   * no delay (NaN, negative, infinite: a 1 ms timer, a reconnect storm) is reported as `error` and
+   * the built-in backoff decides this attempt; a delay is at most `maxReconnectDelayMs`.
    */
   #nextBackoff(sinceLossMs: number): number {
     const failure = { reachedGateway: !this.#neverConnected, sinceLossMs };
-    if (!growsBackoff(failure, this.#o.networkRetryWindowMs)) return this.#backoff(0);
-    return this.#backoff(this.#attempt++);
+    const attempt = growsBackoff(failure, this.#o.networkRetryWindowMs) ? this.#attempt++ : 0;
+    let delayMs: number;
+    try {
+      delayMs = this.#backoff(attempt);
+      if (!(delayMs >= 0 && delayMs < Infinity)) throw new RangeError(`backoff gave ${delayMs}, not a delay in ms`);
+    } catch (error) {
+      this.#emitter.emit('error', toError(error));
+      delayMs = this.#fullJitter(attempt);
+    }
+    return Math.min(delayMs, this.#o.maxReconnectDelayMs);
   }
 
   /** Stops for good on the gateway's word: `connect()` and pending calls fail with the reason. */

@@ -334,3 +334,51 @@ describe('a getToken that settles after its attempt was superseded', () => {
     expect(c.state).toBe('closed');
   });
 });
+
+describe('a `backoff` option that fails', () => {
+  it('throws: an `error` event, and the built-in backoff schedules the reconnect', () => {
+    const { c, socket } = opened({
+      backoff: () => {
+        throw new Error('bad backoff');
+      },
+    });
+    const errors: string[] = [];
+    c.onClient('error', (error) => errors.push(error.message));
+    const closes: Array<{ willReconnect: boolean; delayMs?: number }> = [];
+    c.onClient('close', ({ willReconnect, delayMs }) => closes.push({ willReconnect, delayMs }));
+    expect(() => socket.end(1006)).not.toThrow();
+    expect(errors).toEqual(['bad backoff']);
+    expect(c.state).toBe('reconnecting');
+    expect(closes).toEqual([{ willReconnect: true, delayMs: expect.any(Number) }]);
+    jest.advanceTimersByTime(500); // the built-in first ceiling (minReconnectDelayMs)
+    expect(sockets).toHaveLength(2);
+    expect(c.state).toBe('connecting');
+    c.close();
+  });
+
+  it.each([[Number.NaN], [-1], [Number.POSITIVE_INFINITY], [2 ** 40]])(
+    'returns %p: the next attempt waits a delay in range, not a 1 ms timer',
+    (value) => {
+      const random = jest.spyOn(Math, 'random').mockReturnValue(0.5);
+      try {
+        const { c, socket } = opened({ backoff: () => value });
+        const errors: string[] = [];
+        c.onClient('error', (error) => errors.push(error.message));
+        socket.end(1006);
+        // Every attempt fails at once: a 1 ms timer would open a socket per millisecond.
+        for (let ms = 0; ms < 100; ms++) {
+          jest.advanceTimersByTime(1);
+          (sockets[sockets.length - 1] as HandSocket).end(1006);
+        }
+        expect(sockets.length).toBeLessThanOrEqual(2);
+        jest.advanceTimersByTime(30_000); // maxReconnectDelayMs
+        expect(sockets.length).toBeGreaterThanOrEqual(2);
+        // A delay no timer can keep is an error of the option; a long one is capped, silently.
+        expect(errors.length > 0).toBe(value !== 2 ** 40);
+        c.close();
+      } finally {
+        random.mockRestore();
+      }
+    },
+  );
+});
