@@ -50,6 +50,8 @@ export type { ResolvedOptions } from './options';
 /** In place of a token: the token is asked for once the socket is open (the hello then goes as a frame). */
 const LATER = Symbol('token once open');
 
+const NO_TOKEN = 'getToken returned no token';
+
 /** Connection state. Changed only by `setState`, which emits `state`. */
 export type ConsumerState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -374,11 +376,12 @@ export class BusConsumer {
    * it and asks again once open, as a client sending its hello as a frame does: an offline client
    * (whose `getToken` may need the network too) keeps reconnecting with backoff, and so does
    * one whose `getToken` keeps failing once a gateway is reached (`auth_timeout`, see #sendHello).
+   * No token (and no `userId`) is handled the same way: a hello without one would be refused for good.
    */
   async #openWithToken(id: number, getToken: () => string | undefined | Promise<string | undefined>): Promise<void> {
     let token: string | undefined | typeof LATER;
     try {
-      token = await getToken();
+      token = (await getToken()) || (this.#o.userId ? undefined : LATER);
     } catch {
       token = LATER;
     }
@@ -483,6 +486,9 @@ export class BusConsumer {
     let got = false;
     try {
       const token = known === LATER ? await this.#token() : known;
+      // No token from getToken (a page whose signed-in user is not restored yet): the gateway would
+      // refuse the hello (4001 missing_token) and the client stop; this is retried as a throw is.
+      if (!token && this.#o.getToken && !this.#o.userId) throw new Error(NO_TOKEN);
       got = true;
       if (id !== this.#connId || socket.readyState !== OPEN) return;
       hello = this.#helloText(token, hasProtocolPing(socket));
@@ -526,7 +532,7 @@ export class BusConsumer {
     if (id !== this.#connId || this.#state !== 'open') return; // the session ended while we waited
     if (!token) {
       this.#refreshDone(id);
-      this.#emitter.emit('error', new Error('getToken returned no token: the session cannot be extended'));
+      this.#emitter.emit('error', new Error(`${NO_TOKEN}: the session cannot be extended`));
       return;
     }
     // Still under way until the gateway answers: `token_refreshed`, or an `error` `not_authenticated`.

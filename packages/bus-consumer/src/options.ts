@@ -18,8 +18,11 @@ export interface ConsumerOptions {
   /**
    * Called for a fresh token on every (re)connect and when the gateway says the
    * session's token is about to expire (sent in-band, without reconnecting),
-   * e.g. `() => auth.currentUser?.getIdToken()`. After an auth failure it is
-   * called once more before the client gives up.
+   * e.g. `() => auth.currentUser?.getIdToken()` (after `await auth.authStateReady()`). After an
+   * auth failure it is called once more before the client gives up. No token (`undefined`, `''`)
+   * is an error, as a throw is: on connect the client sends no hello, emits `error` and retries
+   * with backoff (unless `userId` is set: the hello then goes without one); on a refresh it keeps
+   * the session.
    */
   getToken?: () => string | undefined | Promise<string | undefined>;
   /** Only for gateways running with AUTH_MODE=none (development). */

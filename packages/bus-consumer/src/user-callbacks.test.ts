@@ -13,13 +13,23 @@ class HandSocket implements WebSocketLike {
   readyState = 0;
   protocol = '';
   sent: string[] = [];
+  /** The subprotocols it was opened with: with the hello in the upgrade, the hello. */
+  protocols: string[] | undefined;
   onopen: WebSocketLike['onopen'] = null;
   onmessage: WebSocketLike['onmessage'] = null;
   onclose: WebSocketLike['onclose'] = null;
   onerror: WebSocketLike['onerror'] = null;
 
-  constructor(_url: string) {
+  constructor(_url: string, protocols?: string[]) {
+    this.protocols = protocols;
     sockets.push(this);
+  }
+
+  /** The hellos the client sent on this socket: in the upgrade (its last subprotocol) and as frames. */
+  hellos(): Array<{ token?: string }> {
+    const carried = this.protocols?.[2]?.slice('livebus.hello.'.length);
+    const inUpgrade = carried ? [Buffer.from(carried, 'base64url').toString()] : [];
+    return [...inUpgrade, ...this.sent].map((text) => JSON.parse(text)).filter((frame) => frame.type === 'hello');
   }
 
   send(data: string): void {
@@ -379,6 +389,39 @@ describe('a `backoff` option that fails', () => {
       } finally {
         random.mockRestore();
       }
+    },
+  );
+});
+
+describe('getToken without a token yet (a page whose signed-in user is not restored yet)', () => {
+  it.each([[true], [false]])(
+    'helloInUpgrade %p: no hello without a token; errors, retries with backoff, connects once a token comes',
+    async (helloInUpgrade) => {
+      let token: string | undefined;
+      const c = client({ userId: undefined, helloInUpgrade, getToken: () => token, backoff: () => 100 });
+      const errors: string[] = [];
+      c.onClient('error', (error) => errors.push(error.message));
+      const connected = c.connect();
+      for (let attempt = 0; attempt < 5; attempt++) {
+        await jest.advanceTimersByTimeAsync(0); // getToken, before the upgrade
+        (sockets[sockets.length - 1] as HandSocket).open();
+        await jest.advanceTimersByTimeAsync(0); // getToken, for a hello as a frame
+        expect(sockets.flatMap((socket) => socket.hellos())).toEqual([]);
+        expect(c.state).toBe('reconnecting');
+        await jest.advanceTimersByTimeAsync(100);
+      }
+      expect(sockets).toHaveLength(6);
+      expect(errors).toEqual(Array(5).fill('getToken returned no token'));
+      token = 't';
+      await jest.advanceTimersByTimeAsync(0);
+      const socket = sockets[5] as HandSocket;
+      socket.open();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(socket.hellos()).toEqual([expect.objectContaining({ token: 't' })]);
+      socket.welcome();
+      await connected;
+      expect(c.state).toBe('open');
+      c.close();
     },
   );
 });
