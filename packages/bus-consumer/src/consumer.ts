@@ -323,7 +323,8 @@ export class BusConsumer {
    */
   rpc<M extends RpcMethod>(method: M, ...args: RpcParams<M>): Promise<RpcResult<M>> {
     if (this.#state === 'closed') return Promise.reject(new RpcError('unavailable', 'client is closed'));
-    return this.#calls.call(method, args as unknown[], this.#state === 'open', this.#sendFrame);
+    // A welcomed socket takes calls: also those made in a `gap` listener, before the state is `open`.
+    return this.#calls.call(method, args as unknown[], !!this.#welcome, this.#sendFrame);
   }
 
   // ---- internals -------------------------------------------------------------

@@ -425,3 +425,35 @@ describe('getToken without a token yet (a page whose signed-in user is not resto
     },
   );
 });
+
+/** The `rpc` frames sent on a socket, in order. */
+const rpcFrames = (socket: HandSocket): Array<{ id: number; args: unknown[] }> =>
+  socket.sent.map((text) => JSON.parse(text)).filter((frame) => frame.type === 'rpc');
+
+describe('rpc() from a listener of the welcome', () => {
+  it('from `gap` with whileDisconnected "fail": goes out on the welcomed socket', async () => {
+    const c = client({ lastCursor: 'e:5', whileDisconnected: 'fail' });
+    let outcome = 'pending';
+    c.onClient('gap', () => {
+      c.rpc('REGISTRY.get_sessions', 'u').then(
+        () => {
+          outcome = 'answered';
+        },
+        (error: Error) => {
+          outcome = error.message;
+        },
+      );
+    });
+    c.connect().catch(() => {});
+    const socket = sockets[0] as HandSocket;
+    socket.open();
+    socket.welcome('gap', 'e:9');
+    await jest.advanceTimersByTimeAsync(0);
+    expect(rpcFrames(socket)).toHaveLength(1);
+    expect(outcome).toBe('pending');
+    socket.frame({ type: 'rpc_result', id: rpcFrames(socket)[0]?.id, result: { user_id: 'u', sessions: [] } });
+    await jest.advanceTimersByTimeAsync(0);
+    expect(outcome).toBe('answered');
+    c.close();
+  });
+});
