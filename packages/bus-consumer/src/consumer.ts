@@ -595,6 +595,8 @@ export class BusConsumer {
   #onWelcome(id: number, welcome: WelcomeFrame): void {
     clearTimeout(this.#timers.handshake);
     this.#welcome = welcome;
+    // The calls queued while disconnected go first, before any made in a listener below.
+    this.#calls.sendQueued(this.#sendFrame);
     if (welcome.resume.status === 'gap') {
       this.#emitter.emit(
         'gap',
@@ -617,8 +619,6 @@ export class BusConsumer {
     this.#setState('open');
     if (id !== this.#connId) return;
     this.#emitter.emit('open', welcome, () => id !== this.#connId);
-    if (id !== this.#connId) return;
-    this.#calls.sendQueued(this.#sendFrame);
   }
 
   /** Sets the last cursor and its parts (the cursor taken apart once, not at every event). */

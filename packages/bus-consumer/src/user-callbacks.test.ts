@@ -456,4 +456,38 @@ describe('rpc() from a listener of the welcome', () => {
     expect(outcome).toBe('answered');
     c.close();
   });
+
+  it('calls queued while disconnected go out before those made in an `open` listener', () => {
+    const c = client();
+    c.rpc('REGISTRY.get_sessions', 'first').catch(() => {});
+    c.onClient('open', () => {
+      c.rpc('REGISTRY.get_sessions', 'second').catch(() => {});
+    });
+    c.connect().catch(() => {});
+    const socket = sockets[0] as HandSocket;
+    socket.open();
+    socket.welcome();
+    expect(rpcFrames(socket).map((frame) => frame.args[0])).toEqual(['first', 'second']);
+    c.close();
+  });
+
+  it('and before those made in `gap` and `state` listeners', () => {
+    const c = client({ lastCursor: 'e:5' });
+    c.rpc('REGISTRY.get_sessions', 'queued').catch(() => {});
+    c.onClient('gap', () => {
+      c.rpc('REGISTRY.get_sessions', 'gap').catch(() => {});
+    });
+    c.onClient('state', ({ newState }) => {
+      if (newState === 'open') c.rpc('REGISTRY.get_sessions', 'state').catch(() => {});
+    });
+    c.onClient('open', () => {
+      c.rpc('REGISTRY.get_sessions', 'open').catch(() => {});
+    });
+    c.connect().catch(() => {});
+    const socket = sockets[0] as HandSocket;
+    socket.open();
+    socket.welcome('gap', 'e:9');
+    expect(rpcFrames(socket).map((frame) => frame.args[0])).toEqual(['queued', 'gap', 'state', 'open']);
+    c.close();
+  });
 });
