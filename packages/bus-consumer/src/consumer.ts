@@ -322,7 +322,10 @@ export class BusConsumer {
    * an {@link RpcError}: the gateway's code, or `timeout` / `unavailable` locally.
    */
   rpc<M extends RpcMethod>(method: M, ...args: RpcParams<M>): Promise<RpcResult<M>> {
-    if (this.#state === 'closed') return Promise.reject(new RpcError('unavailable', 'client is closed'));
+    if (this.#state === 'closed') {
+      const stopped = this.#stopped;
+      return Promise.reject(new RpcError('unavailable', 'client is closed', undefined, stopped && { cause: stopped }));
+    }
     // A welcomed socket takes calls: also those made in a `gap` listener, before the state is `open`.
     return this.#calls.call(method, args as unknown[], !!this.#welcome, this.#sendFrame);
   }
@@ -527,7 +530,7 @@ export class BusConsumer {
       token = await this.#token();
     } catch (error) {
       this.#refreshDone(id);
-      this.#emitter.emit('error', toError(error));
+      if (!this.#isClosed()) this.#emitter.emit('error', toError(error));
       return;
     }
     if (id !== this.#connId || this.#state !== 'open') return; // the session ended while we waited

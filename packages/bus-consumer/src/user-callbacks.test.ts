@@ -491,3 +491,44 @@ describe('rpc() from a listener of the welcome', () => {
     c.close();
   });
 });
+
+describe('a closed client', () => {
+  it('stopped by the gateway: rpc() rejects with the reason as its cause', async () => {
+    const { c, socket } = opened();
+    socket.end(4003, 'forbidden');
+    const reason = await c.connect().catch((error: unknown) => error); // what stopped it
+    const error = await c.rpc('REGISTRY.get_sessions', 'u').catch((e: Error) => e);
+    expect(error).toMatchObject({ code: 'unavailable', message: 'client is closed' });
+    expect(reason).toMatchObject({ code: 'forbidden' });
+    expect((error as Error).cause).toBe(reason);
+  });
+
+  it('a token refresh whose getToken rejects after close(): no `error` event', async () => {
+    let rejectRefresh: (error: Error) => void = () => {};
+    let asked = 0;
+    const c = client({
+      userId: undefined,
+      getToken: () =>
+        asked++ === 0
+          ? 't'
+          : new Promise<string>((_, reject) => {
+              rejectRefresh = reject;
+            }),
+    });
+    c.connect().catch(() => {});
+    await jest.advanceTimersByTimeAsync(0);
+    const socket = sockets[0] as HandSocket;
+    socket.open();
+    await jest.advanceTimersByTimeAsync(0);
+    socket.welcome();
+    socket.frame({ type: 'notice', kind: 'token_expiring', message: 'm', expires_at_ms: 2_000_000 });
+    await jest.advanceTimersByTimeAsync(0);
+    expect(asked).toBe(2);
+    const errors: string[] = [];
+    c.onClient('error', (error) => errors.push(error.message));
+    c.close();
+    rejectRefresh(new Error('after close'));
+    await jest.advanceTimersByTimeAsync(1);
+    expect(errors).toEqual([]);
+  });
+});
