@@ -32,23 +32,28 @@ async function main(): Promise<void> {
   // Firestore listeners and BullMQ are imported only when configured: most of the start-up time otherwise.
   const gateway = createGateway(config, { ...(await composePorts(config, logger, testHooks())), version: VERSION });
 
+  // Redis lost between the wait and here fails listen() with ioredis' words: say it as the wait would.
+  let listened: Promise<unknown> | undefined;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     // Hard stop a little after the grace period, whatever is still pending.
     setTimeout(() => process.exit(1), config.shutdownGraceMs + 1_000).unref();
-    gateway.shutdown(signal).then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    // A stop while listen() runs waits for it: a gateway shut down half started would start its
+    // timers and listeners after the shutdown stopped them.
+    Promise.resolve(listened)
+      .then(() => gateway.shutdown(signal))
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   };
   starting();
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-
-  // Redis lost between the wait and here fails listen() with ioredis' words: say it as the wait would.
-  await gateway.listen().catch((error: unknown) => exitIfPortInUse('livebus-gateway')(startError(error, config)));
+  listened = gateway.listen().catch((error: unknown) => exitIfPortInUse('livebus-gateway')(startError(error, config)));
+  await listened;
   // On ECS, drain as soon as the task is told to stop, before the ALB cuts its sockets (docs/runbook.md).
   watchEcsStop({ metadataUri: process.env.ECS_CONTAINER_METADATA_URI_V4, onStop: () => stop('ECS_TASK_STOPPING') });
 }

@@ -3,7 +3,7 @@
  * (128 + the signal's number), with one line on stderr. Nothing is served yet, so there is
  * nothing to drain. Without a handler, Node as PID 1 in a container (the image's command)
  * ignores the signal, and a task stopped while it waits for Redis at start (up to
- * REDIS_START_TIMEOUT_MS) or opens its listeners would wait for the orchestrator's SIGKILL
+ * REDIS_START_TIMEOUT_MS) or loads its ports would wait for the orchestrator's SIGKILL
  * (ECS `stopTimeout`, `docker stop`'s 10 s).
  *
  * Returns the function that takes the handlers away again, for the graceful stop's.

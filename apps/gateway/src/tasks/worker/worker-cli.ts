@@ -70,20 +70,25 @@ export async function runWorkerCli(env: NodeJS.ProcessEnv = process.env): Promis
   }
   // Which variable turned tasks off: TASKS_ENABLED when set, else UNIFIED_REGISTRY_ENABLED, which it follows.
   const tasksSetBy = env.TASKS_ENABLED?.trim() ? 'TASKS_ENABLED' : 'UNIFIED_REGISTRY_ENABLED';
-  const worker = await startTaskWorker(config, logger, { tasksSetBy }).catch(exitIfPortInUse('livebus-gateway worker'));
+  // From here a stop is graceful: BullMQ may take a job before the HTTP server listens, and a
+  // stop while the worker starts waits for it, then lets that job finish or go back to the queue.
+  starting();
+  const started = startTaskWorker(config, logger, { tasksSetBy }).catch(exitIfPortInUse('livebus-gateway worker'));
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     setTimeout(() => process.exit(1), config.shutdownGraceMs + 1_000).unref();
-    worker.stop(signal).then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    started
+      .then((worker) => worker.stop(signal))
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   };
-  starting();
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  await started;
 }
 
 /**
