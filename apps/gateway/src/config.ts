@@ -497,11 +497,6 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
   };
 }
 
-/**
- * Token checks that production refuses because they can be bypassed: a JWKS fetched over plain
- * http (anyone on the network path can serve keys that sign any token; loopback is no path), and
- * firebase-admin pointed at an Auth emulator (it then accepts unsigned ID tokens).
- */
 /** The checks of the token settings: what AUTH_MODE needs, and in production what it refuses. */
 function tokenProblems(
   e: z.infer<typeof EnvSchema>,
@@ -528,6 +523,11 @@ function tokenProblems(
   return problems;
 }
 
+/**
+ * Token checks that production refuses because they can be bypassed: a JWKS fetched over plain
+ * http (anyone on the network path can serve keys that sign any token; loopback is no path), and
+ * firebase-admin pointed at an Auth emulator (it then accepts unsigned ID tokens).
+ */
 function weakVerification(e: z.infer<typeof EnvSchema>): string[] {
   const problems: string[] = [];
   if (e.AUTH_MODE === 'jwt' && e.JWT_JWKS_URL) {

@@ -519,7 +519,7 @@ describe('RedisEventBus: a catch-up whose read keeps failing', () => {
 
   it('counts a stall from the last read that answered: failures before it do not count towards the next', async () => {
     const { logger, events } = recordingLogger();
-    // Eight failures (about 7 s of retries), a read that answers, then failures for good.
+    // Eight failures (about 9 s of retries), a read that answers, then failures for good.
     const reads: Array<'ok' | 'fail'> = [...Array(8).fill('fail'), 'ok', ...Array(1_000).fill('fail')];
     const lostSubscription = new Error('Command queue state error. Last reply: sunsubscribe,lb:{u1}:n,0');
     // The subscription is reported lost while the ninth read is out: the catch-up reads once more after it.
