@@ -192,7 +192,12 @@ export function createPublisher(connection: PublisherConnection, options: Publis
       // On a Cluster, only the nodes of the users whose calls went unanswered: the other shards'
       // calls in flight stand. ioredis connects to a node again at its next slots refresh.
       if (stale && isCluster(client) && userIds) dropNodesOf(client, userIds);
-      else if (stale && client.status === 'ready') client.disconnect(true);
+      // `connect`: connected, its ready check (INFO) not answered. ioredis's connectTimeout ends
+      // at the TCP connect and the ready check has no timeout of its own: a frozen Redis accepts
+      // the connection (its kernel does) and never answers, and the client would stay so for
+      // ever, the publishes behind it waiting even once the name points at a new primary.
+      // (`connecting` is bounded by connectTimeout: ioredis drops it by itself.)
+      else if (stale && (client.status === 'ready' || client.status === 'connect')) client.disconnect(true);
       else if (client.status === 'end' || client.status === 'wait') client.connect().catch(() => {});
     },
     // Its events fail at once rather than wait, in the outbox, for a connect() that may never come.

@@ -1,5 +1,13 @@
 import { parseCursor } from '@livebus/protocol';
-import { type RedisServerHandle, startRedisServer, startTcpProxy, type TcpProxy } from '@livebus/test-support';
+import {
+  type FrozenRedis,
+  freezeRedis,
+  type RedisServerHandle,
+  startRedisServer,
+  startTcpProxy,
+  type TcpProxy,
+  waitFor,
+} from '@livebus/test-support';
 import { Redis } from 'ioredis';
 import { createPublisher, type OutboxEvent, RedisStreamReader } from '../src';
 
@@ -75,4 +83,48 @@ describe('close() with a publish in flight', () => {
     }
     expect(p.stats()).toMatchObject({ waiting: 0, stored: 2, dropped: 1 });
   });
+});
+
+describe('a publisher whose Redis freezes (SIGSTOP) while the name it dials moves to a new primary', () => {
+  // A frozen process still accepts TCP (the kernel does): a connection made to it is open
+  // ('connect') and its ready check (INFO) is never answered, with no timeout of ioredis's.
+  let a: RedisServerHandle;
+  let b: RedisServerHandle;
+  let endpoint: TcpProxy;
+  beforeAll(async () => {
+    [a, b] = await Promise.all([startRedisServer(), startRedisServer()]);
+    endpoint = await startTcpProxy(a.port);
+  });
+  afterAll(async () => {
+    await endpoint.close();
+    await Promise.all([a.stop(), b.stop()]);
+  });
+
+  it('drops a new connection whose ready check is never answered, and stores the event once the name points at B', async () => {
+    const p = createPublisher(
+      { redisUrl: `redis://127.0.0.1:${endpoint.port}` },
+      { attemptTimeoutMs: 500, retryDelaysMs: [100] },
+    );
+    let frozen: FrozenRedis | undefined;
+    try {
+      await p.publish('fz-1', notice(0));
+      frozen = await freezeRedis(a.port);
+      const second = p.publish('fz-1', notice(1));
+      const outcome = { value: 'pending' as unknown };
+      second.then(
+        (stored) => (outcome.value = stored),
+        (error) => (outcome.value = error),
+      );
+      // Three attempts failed: the first timed out on the old connection (dropped for a new one),
+      // the second met it closing, the third timed out on the new one, made to the frozen A and
+      // never past its ready check (about 1.1 s in).
+      await waitFor(() => p.stats().retried >= 3, 'three attempts failed', 10_000);
+      endpoint.retarget(b.port);
+      await waitFor(() => outcome.value !== 'pending', 'the second publish to settle', 20_000);
+      expect(outcome.value).toMatchObject({ cursor: expect.any(String) });
+    } finally {
+      frozen?.thaw();
+      await p.close();
+    }
+  }, 40_000);
 });
