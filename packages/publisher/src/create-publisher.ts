@@ -101,8 +101,11 @@ export interface Publisher {
   /**
    * Closes the connection if the publisher opened it (`QUIT`, given up after `attemptTimeoutMs`:
    * it settles even when Redis does not answer). Events sent and not answered yet settle with
-   * Redis's answer (`redis_unavailable` if none comes within `attemptTimeoutMs`); events not
-   * sent yet, and later publishes, reject with `closed` (call `flush` first).
+   * Redis's answer (`redis_unavailable` if none comes within `attemptTimeoutMs`), events sent
+   * before that wait for a retry reject with `redis_unavailable` (either may be stored); events
+   * not sent yet, and later publishes, reject with `closed` (call `flush` first). Every event
+   * rejected so (later publishes aside) counts in `stats().dropped` and is told to
+   * `onOutboxEvent` as `dropped` with reason `closed`.
    */
   close(): Promise<void>;
 }

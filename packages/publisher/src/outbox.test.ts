@@ -255,9 +255,9 @@ describe('closing the outbox', () => {
     expect(events).toContainEqual({ kind: 'dropped', reason: 'closed', events: 1, waiting: 0 });
   });
 
-  it('rejects an event whose attempt in flight at close fails with redis_unavailable (not retried), and settles within attemptTimeoutMs', async () => {
+  it('rejects an event whose attempt in flight at close fails with redis_unavailable (not retried, counted dropped), and settles within attemptTimeoutMs', async () => {
     const { writer, calls } = heldWriter();
-    const { outbox } = outboxOver(writer, { attemptTimeoutMs: 1_000 });
+    const { outbox, events } = outboxOver(writer, { attemptTimeoutMs: 1_000 });
     const inFlight = settled(outbox.sendOne('u1', notice(1)));
     await jest.advanceTimersByTimeAsync(0);
     const closing = settled(outbox.close());
@@ -265,7 +265,9 @@ describe('closing the outbox', () => {
     expect(inFlight.value).toMatchObject({ code: 'redis_unavailable', attempts: 1 });
     expect(closing.value).toBeUndefined();
     expect(calls).toHaveLength(1);
-    expect(outbox.stats()).toMatchObject({ waiting: 0, dropped: 0 });
+    // Let go without Redis's answer: a retry would have followed but for the close.
+    expect(outbox.stats()).toMatchObject({ waiting: 0, dropped: 1 });
+    expect(events).toContainEqual({ kind: 'dropped', reason: 'closed', events: 1, waiting: 0 });
   });
 
   it('between retries: rejects closed what was never sent, and redis_unavailable what was (Redis may run it late)', async () => {
@@ -289,6 +291,27 @@ describe('closing the outbox', () => {
     expect(neverSent.value).toMatchObject({ code: 'closed' });
     expect(closing.value).toBeUndefined();
     expect(calls).toHaveLength(1);
+    // Both counted: the one never sent at once, the one sent when the sender stops.
+    expect(outbox.stats()).toMatchObject({ waiting: 0, dropped: 2 });
+  });
+
+  it('counts as dropped (closed), and tells, an event sent before and queued for a retry, rejected redis_unavailable at close', async () => {
+    const failing = {
+      appendBatches: async (_id: string | undefined, batches: readonly UserBatch[]) =>
+        batches.map(() => new Error('Connection is closed.')),
+    } as unknown as RedisStreamWriter;
+    const { outbox, events } = outboxOver(failing, { retryDelaysMs: [5] });
+    const queued = settled(outbox.sendOne('u1', notice(1)));
+    // Failed every retry: it waits in the outbox (a `202 queued` of the gateway's).
+    for (let turn = 0; outbox.stats().queued < 1 && turn < 100; turn++) await jest.advanceTimersByTimeAsync(5);
+    expect(outbox.stats()).toMatchObject({ queued: 1, waiting: 1, dropped: 0 });
+    await outbox.close();
+    expect(queued.value).toMatchObject({ code: 'redis_unavailable' });
+    expect((queued.value as Error).message).toContain('(the event may be stored)');
+    expect(outbox.stats()).toMatchObject({ waiting: 0, dropped: 1 });
+    expect(events.filter((e) => e.kind === 'dropped')).toEqual([
+      { kind: 'dropped', reason: 'closed', events: 1, waiting: 0 },
+    ]);
   });
 });
 

@@ -68,7 +68,7 @@ export interface OutboxOptions {
    */
   attemptTimeoutMs?: number;
   /**
-   * Told of events refused (`outbox_full`, `closed`), of events that moved to
+   * Told of events dropped (`outbox_full`; `closed`: waiting at close, sent or not), of events that moved to
    * waiting (`queued`) and drained, and of Redis becoming `unreachable` (again
    * when the cause changes) or `reachable`: once per change, not per retry. A throw is
    * logged with console.error and does not affect the outbox.
@@ -121,7 +121,12 @@ export interface OutboxStats {
   waiting: number;
   /** Events that failed every retry and waited in the outbox, since start. */
   queued: number;
-  /** Events refused (outbox full, or closed with events waiting), since start. */
+  /**
+   * Events let go without Redis taking them, since start: refused (outbox full), or waiting at
+   * close (never sent: rejected `closed`; sent and not answered, in flight or waiting for a retry:
+   * rejected `redis_unavailable`, and Redis may have stored one of those). Each is told in a
+   * `dropped` event too.
+   */
   dropped: number;
   /** Events stored, since start. */
   stored: number;
@@ -527,10 +532,11 @@ export class Outbox {
   }
 
   /**
-   * Refuses new events and rejects every waiting one not in flight with `closed` (counted as
-   * dropped). The round in flight (bounded by `attemptTimeoutMs`) settles with its outcome:
-   * stored, refused, or `redis_unavailable` if the attempt failed (no retry follows). Resolves
-   * once it has.
+   * Refuses new events and rejects every waiting one never sent with `closed`. The round in
+   * flight (bounded by `attemptTimeoutMs`) settles with its outcome: stored, refused, or
+   * `redis_unavailable` if the attempt failed (no retry follows); so do events sent before that
+   * wait for a retry. The events rejected `closed` or `redis_unavailable` here are counted in
+   * `dropped` and told as a `dropped` event (`closed`). Resolves once the round has settled.
    */
   async close(): Promise<void> {
     if (!this.#closed) {
@@ -576,13 +582,28 @@ export class Outbox {
     }
   }
 
-  /** After close: rejects the events of the last round that Redis did not take (their attempt failed; no retry follows). */
+  /**
+   * After close: rejects the events sent before that Redis did not take (their attempt failed, in
+   * the last round or an earlier one, and they waited for a retry: no retry follows), counted as
+   * dropped (`closed`), as the events never sent are: the `dropped` counts add up to every event
+   * the outbox let go, though Redis may have stored one whose attempt got no answer.
+   */
   #abandonFailed(): void {
     const left = this.#items.splice(0);
     this.#bytes = 0;
     this.#byNode.clear();
-    for (const entry of new Set(left.map((i) => i.entry))) {
-      if (entry.left < 0) continue;
+    const entries = new Set<Entry>();
+    let dropped = 0;
+    for (const item of left) {
+      if (item.entry.left < 0 || item.stored) continue;
+      entries.add(item.entry);
+      dropped++;
+    }
+    if (dropped > 0) {
+      this.#stats.dropped += dropped;
+      this.#onEvent({ kind: 'dropped', reason: 'closed', events: dropped, waiting: 0 });
+    }
+    for (const entry of entries) {
       entry.left = -1;
       const why = this.#failure?.message ?? describeRedisError(this.#lastError, { where: this.#address });
       entry.reject(
