@@ -111,9 +111,14 @@ async function main(): Promise<void> {
   } catch (error) {
     await publisher.close();
     if (error instanceof InvalidEventError) exit(error.message);
-    // "cannot reach Redis at HOST:PORT (CODE) after N attempt(s)": say which setting to fix.
+    // "cannot reach Redis at HOST:PORT (CODE) after N attempt(s)": say which setting to fix. On a
+    // Cluster, a message naming one node ("cannot reach Redis Cluster node HOST:PORT (seed ...)")
+    // is about that shard: the URL, its seed, answered.
     if (error instanceof PublishError && error.code === 'redis_unavailable') {
-      exit(`${error.code}: ${error.message}; check --redis-url`);
+      const node = error.message.startsWith('cannot reach Redis Cluster node ');
+      exit(
+        `${error.code}: ${error.message}; ${node ? 'check that node (--redis-url names the seed only)' : 'check --redis-url'}`,
+      );
     }
     if (error instanceof PublishError) exit(`${error.code}: ${error.message}`);
     exit(String(error));

@@ -44,6 +44,31 @@ describe('describeRedisError', () => {
     );
   });
 
+  it('on a Cluster names the node the command went to (its own address first), with the seed', () => {
+    const seed = 'redis://:hunter2@seed.internal:7000';
+    const closed = new Error('Connection is closed.');
+    expect(describeRedisError(closed, { where: seed, cluster: true, node: '10.0.0.7:7003' })).toBe(
+      'cannot reach Redis Cluster node 10.0.0.7:7003 (seed seed.internal:7000) (unknown)',
+    );
+    const refused = sysError('ECONNREFUSED', { address: '10.0.0.8', port: 7004 });
+    expect(
+      describeRedisError(refused, { where: seed, cluster: true, node: '10.0.0.7:7003', setting: '--redis-url' }),
+    ).toBe(
+      'cannot reach Redis Cluster node 10.0.0.8:7004 (seed seed.internal:7000) (ECONNREFUSED); check that node (--redis-url names the seed only)',
+    );
+    // No node known (the slot map not read yet), or the whole cluster failed: the seed, as before.
+    expect(describeRedisError(closed, { where: seed, cluster: true, node: undefined })).toBe(
+      'cannot reach Redis at seed.internal:7000 (unknown)',
+    );
+    const allFailed = Object.assign(new Error('Failed to refresh slots cache.'), {
+      name: 'ClusterAllFailedError',
+      lastNodeError: sysError('ETIMEDOUT', { address: '10.0.0.6', port: 7002 }),
+    });
+    expect(describeRedisError(allFailed, { where: seed, cluster: true })).toBe(
+      'cannot reach Redis at seed.internal:7000 (ETIMEDOUT)',
+    );
+  });
+
   it('codes: system errors, Redis replies, TLS, else the error name', () => {
     expect(redisErrorCode(sysError('ENOTFOUND', { hostname: 'bad' }))).toBe('ENOTFOUND');
     expect(redisErrorCode(new Error('WRONGPASS invalid username-password pair or user is disabled.'))).toBe(

@@ -76,10 +76,22 @@ function isErrorLike(error: unknown): error is ErrorLike {
 
 /** Options of {@link describeRedisError}. */
 export interface DescribeRedisErrorOptions {
-  /** The URL (or address) the client was given: preferred to the error's, which may be a resolved IP. */
+  /**
+   * The URL (or address) the client was given: preferred to the error's, which may be a resolved IP.
+   * With `cluster`, the seed node.
+   */
   where?: string | RedisAddress | undefined;
   /** The setting that holds the URL (`REDIS_URL`, `--redis-url`), named in the message so the reader knows what to fix. */
   setting?: string | undefined;
+  /**
+   * The error is of a command a Redis Cluster client sent to one node: the message names that node
+   * (the address the error carries, else {@link node}), with `where` as the seed, for one shard
+   * away is not the seed's fault. Without a node of either kind it names `where`, as for a
+   * standalone Redis. @default false
+   */
+  cluster?: boolean | undefined;
+  /** With `cluster`: the node the command went to, `host:port` as the slot map names it. */
+  node?: string | undefined;
 }
 
 /**
@@ -91,18 +103,41 @@ export interface DescribeRedisErrorOptions {
 export function describeRedisError(error: unknown, options: DescribeRedisErrorOptions = {}): string {
   const at = addressOf(error, options.where);
   const check = options.setting ? `; check ${options.setting}` : '';
-  if (redisErrorCode(error) === 'CLUSTER_DISABLED') {
+  const code = redisErrorCode(error);
+  if (code === 'CLUSTER_DISABLED') {
     return `the Redis${at ? ` at ${at}` : ''} is not a cluster (CLUSTER_DISABLED: its cluster support is disabled), yet it is used as one${check}`;
   }
-  return `cannot reach Redis${at ? ` at ${at}` : ''} (${redisErrorCode(error)})${check}`;
+  const node = options.cluster ? (ownAddress(error) ?? options.node) : undefined;
+  if (node) {
+    const seed = givenAddress(options.where);
+    const seeded = seed && seed !== node ? ` (seed ${seed})` : '';
+    const nodeCheck = options.setting ? `; check that node (${options.setting} names the seed only)` : '';
+    return `cannot reach Redis Cluster node ${node}${seeded} (${code})${nodeCheck}`;
+  }
+  return `cannot reach Redis${at ? ` at ${at}` : ''} (${code})${check}`;
+}
+
+/** `host:port` of the URL or address the client was given. */
+function givenAddress(where: string | RedisAddress | undefined): string | undefined {
+  const given = typeof where === 'string' ? redisUrlAddress(where) : where;
+  return given ? `${given.host}:${given.port}` : undefined;
+}
+
+/**
+ * The address an error carries itself (a socket's), not a Cluster's last node's: a Cluster's
+ * "all nodes failed" is about the cluster, not one node.
+ */
+function ownAddress(error: unknown): string | undefined {
+  if (!isErrorLike(error)) return undefined;
+  const host =
+    typeof error.address === 'string' ? error.address : typeof error.hostname === 'string' ? error.hostname : undefined;
+  if (!host) return undefined;
+  return typeof error.port === 'number' ? `${host}:${error.port}` : host;
 }
 
 function addressOf(error: unknown, where: string | RedisAddress | undefined): string | undefined {
-  const given = typeof where === 'string' ? redisUrlAddress(where) : where;
-  if (given) return `${given.host}:${given.port}`;
+  const given = givenAddress(where);
+  if (given) return given;
   if (!isErrorLike(error)) return undefined;
-  const e = isErrorLike(error.lastNodeError) ? error.lastNodeError : error;
-  const host = typeof e.address === 'string' ? e.address : typeof e.hostname === 'string' ? e.hostname : undefined;
-  if (!host) return undefined;
-  return typeof e.port === 'number' ? `${host}:${e.port}` : host;
+  return ownAddress(isErrorLike(error.lastNodeError) ? error.lastNodeError : error);
 }

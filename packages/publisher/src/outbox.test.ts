@@ -4,7 +4,7 @@ import { ReplyError } from 'ioredis';
 import { outboxDefaults } from './defaults';
 import { Outbox, type OutboxEvent, type OutboxOptions } from './outbox';
 import type { RedisClient } from './redis/client';
-import { slotOf } from './redis/cluster-slot';
+import { slotOf, userSlot } from './redis/cluster-slot';
 import { userKeys } from './redis/keyspace';
 import type { BatchResult, RedisStreamWriter, UserBatch } from './redis-stream-writer';
 
@@ -1054,6 +1054,51 @@ it("applies a Cluster node's share as the bounds themselves: a call alone in the
   await turnsUntil(() => b.value !== 'pending');
   expect(b.value).toEqual({});
   await outbox.close();
+});
+
+describe('a Cluster node that cannot be reached: the messages name it, not the seed', () => {
+  /** A writer whose every call fails with `error`. */
+  const failingWith = (error: Error) =>
+    ({
+      appendBatches: async (_id: string | undefined, batches: readonly UserBatch[]) => batches.map(() => error),
+    }) as unknown as RedisStreamWriter;
+  const slots: string[][] = [];
+  slots[userSlot('u1')] = ['10.0.0.7:7003'];
+  const clusterOutbox = (error: Error, options: OutboxOptions = {}) =>
+    new Outbox(clusterClient(slots) as unknown as RedisClient, failingWith(error), {
+      retryDelaysMs: [0],
+      redisAddress: 'redis://seed.internal:7000',
+      ...options,
+    });
+
+  it("names the user's node (from the slot map), with the seed, in the rejection and the stats (outbox off)", async () => {
+    const outbox = clusterOutbox(new Error('Connection is closed.'), { maxEvents: 0 });
+    const error = await outbox.sendOne('u1', notice(1)).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'redis_unavailable', attempts: 2 });
+    expect((error as Error).message).toMatch(
+      /^cannot reach Redis Cluster node 10\.0\.0\.7:7003 \(seed seed\.internal:7000\)/,
+    );
+    expect(outbox.stats().lastRedisFailure?.message).toContain('10.0.0.7:7003');
+    await outbox.close();
+  });
+
+  it('prefers the address the error carries, and names the node in the rejection at close (outbox on)', async () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.8:7004'), {
+      code: 'ECONNREFUSED',
+      address: '10.0.0.8',
+      port: 7004,
+    });
+    const outbox = clusterOutbox(refused);
+    const sent = settled(outbox.sendOne('u1', notice(1)));
+    for (let turn = 0; outbox.stats().queued < 1 && turn < 100; turn++) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await outbox.close();
+    expect(sent.value).toMatchObject({ code: 'redis_unavailable' });
+    expect((sent.value as Error).message).toMatch(
+      /^cannot reach Redis Cluster node 10\.0\.0\.8:7004 \(seed seed\.internal:7000\) \(ECONNREFUSED\)/,
+    );
+  });
 });
 
 describe('a retry delay after an attempt that timed out (fake timers)', () => {

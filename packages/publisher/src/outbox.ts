@@ -76,7 +76,11 @@ export interface OutboxOptions {
   onEvent?: (event: OutboxEvent) => void;
   /**
    * Where the client connects, for {@link RedisConnectionFailure.message} (a URL
-   * or host and port). @default the standalone client's host and port; a Cluster's errors name their node
+   * or host and port); for a Redis Cluster, its seed node. On a Cluster a failed call's message
+   * names the node it went to (the error's address, else the user's node in the slot map), with
+   * this as the seed: "cannot reach Redis Cluster node 10.0.0.7:7003 (seed seed.internal:7000)
+   * (ECONNREFUSED)"; this alone only when no node is known.
+   * @default the standalone client's host and port; none for a Cluster
    */
   redisAddress?: string | RedisAddress;
   /**
@@ -109,7 +113,10 @@ export type OutboxEvent =
 export interface RedisConnectionFailure {
   /** `ECONNREFUSED`, `ENOTFOUND`, `ETIMEDOUT`, `WRONGPASS`, `NOAUTH`, a TLS code... (see `redisErrorCode`). */
   code: string;
-  /** "cannot reach Redis at 10.0.0.5:6379 (ECONNREFUSED)": host and port only, never a password. */
+  /**
+   * "cannot reach Redis at 10.0.0.5:6379 (ECONNREFUSED)": host and port only, never a password; on
+   * a Cluster, of the node that failed, with the seed ({@link OutboxOptions.redisAddress}).
+   */
   message: string;
   /** When this cause was first seen (ms since the epoch). */
   sinceMs: number;
@@ -177,6 +184,8 @@ interface Entry {
   isQueued: boolean;
   /** Made by {@link Outbox.sendOne}: resolves with its one event, not a list. */
   single: boolean;
+  /** Its last failed batch's error and, on a Cluster, that user's node: what its rejection says. */
+  failure?: { error: unknown; node: string | undefined };
   resolve: (stored: StoredEvent[] | StoredEvent) => void;
   reject: (error: unknown) => void;
 }
@@ -605,13 +614,12 @@ export class Outbox {
     }
     for (const entry of entries) {
       entry.left = -1;
-      const why = this.#failure?.message ?? describeRedisError(this.#lastError, { where: this.#address });
       entry.reject(
         new PublishError(
           'redis_unavailable',
-          `${why}; the publisher was closed before a retry (the event may be stored)`,
+          `${this.#whyUnavailable(entry)}; the publisher was closed before a retry (the event may be stored)`,
           {
-            cause: this.#lastError,
+            cause: entry.failure?.error ?? this.#lastError,
             attempts: entry.failures,
           },
         ),
@@ -952,7 +960,10 @@ export class Outbox {
       this.#storedSinceFailure = false;
       this.#stats.retried += items.length;
       this.#lastError = result;
-      this.#unreachable(result);
+      // On a Cluster, the node the call went to (the slot map's now, else when the event came).
+      const node = this.#overlap ? (this.#nodeOf?.(userId) ?? (items[0] as Item).node) : undefined;
+      for (const item of items) item.entry.failure = { error: result, node };
+      this.#unreachable(result, node);
       this.#downSince ||= Date.now();
       // A call of many users failing in several rounds one after the other counts the most
       // attempts any of its users' batches has failed, not their sum.
@@ -1014,11 +1025,10 @@ export class Outbox {
     if (this.#max === 0) {
       entry.left = -1;
       entry.reject(
-        new PublishError(
-          'redis_unavailable',
-          `${this.#failure?.message ?? describeRedisError(this.#lastError, { where: this.#address })} after ${entry.failures} attempt(s)`,
-          { cause: this.#lastError, attempts: entry.failures },
-        ),
+        new PublishError('redis_unavailable', `${this.#whyUnavailable(entry)} after ${entry.failures} attempt(s)`, {
+          cause: entry.failure?.error ?? this.#lastError,
+          attempts: entry.failures,
+        }),
       );
       return;
     }
@@ -1028,11 +1038,30 @@ export class Outbox {
   }
 
   /**
+   * Why a call's events could not be stored, for its rejection: on a Cluster, the node of its
+   * user whose batch failed last (not the seed: one shard away is not the seed's fault); else
+   * the cause known (the client's own error says more than a failed command).
+   */
+  #whyUnavailable(entry: Entry): string {
+    if (this.#overlap && entry.failure) return this.#describe(entry.failure.error, entry.failure.node);
+    return this.#failure?.message ?? this.#describe(this.#lastError, undefined);
+  }
+
+  /** {@link describeRedisError} for this client: on a Cluster, naming `node` (or the error's), with the seed. */
+  #describe(error: unknown, node: string | undefined): string {
+    return describeRedisError(
+      error,
+      this.#overlap ? { where: this.#address, cluster: true, node } : { where: this.#address },
+    );
+  }
+
+  /**
    * Redis could not be reached: records why and says so once per change of
    * cause, not per retry. "Gave up" errors (a failed command, a closed
-   * connection) never replace a cause already known from the client.
+   * connection) never replace a cause already known from the client. `node`: on a Cluster, the
+   * node the failed call went to.
    */
-  #unreachable(error: unknown): void {
+  #unreachable(error: unknown, node?: string): void {
     if (this.#closed) return;
     const code = redisErrorCode(error);
     // Errors that only say "gave up" never replace a precise cause already known.
@@ -1045,7 +1074,7 @@ export class Outbox {
     if (this.#redis === 'down' && (vague || code === this.#failure?.code)) return;
     if (this.#redis !== 'down') this.#redisDownSince = Date.now();
     this.#redis = 'down';
-    const message = describeRedisError(error, { where: this.#address });
+    const message = this.#describe(error, node);
     this.#failure = { code, message, sinceMs: Date.now() };
     this.#onEvent({ kind: 'unreachable', failure: this.#failure, waiting: this.#items.length });
   }

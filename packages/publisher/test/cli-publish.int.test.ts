@@ -1,7 +1,14 @@
 import { join } from 'node:path';
-import { type RedisServerHandle, runCli, startRedisServer } from '@livebus/test-support';
+import {
+  type RedisClusterHandle,
+  type RedisServerHandle,
+  runCli,
+  startRedisCluster,
+  startRedisServer,
+} from '@livebus/test-support';
 import { Redis } from 'ioredis';
 import { RedisStreamReader } from '../src';
+import { userKeys } from '../src/redis';
 
 const cli = join(__dirname, '..', 'dist', 'cli.js');
 
@@ -124,4 +131,41 @@ describe('livebus-publish', () => {
       stderr: expect.stringContaining('--redis-url must be a redis:// or rediss:// URL'),
     });
   });
+});
+
+describe('livebus-publish --cluster with one master down', () => {
+  let cluster: RedisClusterHandle;
+  beforeAll(async () => {
+    // A node timeout longer than the test: the slot map still names the killed master.
+    cluster = await startRedisCluster({ nodeTimeoutMs: 120_000 });
+  }, 60_000);
+  afterAll(() => cluster.stop());
+
+  it('names that master, not the seed, and says to check it rather than --redis-url (exit 1)', async () => {
+    const seed = cluster.nodes[0]?.port as number;
+    let userId = '';
+    let port = seed;
+    for (let i = 0; port === seed; i++) {
+      userId = `cli-shard-${i}`;
+      port = (await cluster.masterOf(userKeys(userId).stream)).port;
+    }
+    await cluster.kill(port);
+    const data = '{"level":"info","message":"hi"}';
+    const res = await livebusPublish(
+      '--redis-url',
+      cluster.url,
+      '--cluster',
+      '--retries',
+      '0',
+      userId,
+      'session.notice',
+      data,
+    );
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain(
+      `redis_unavailable: cannot reach Redis Cluster node 127.0.0.1:${port} (seed 127.0.0.1:${seed})`,
+    );
+    expect(res.stderr).toContain('check that node (--redis-url names the seed only)');
+    expect(res.stderr).not.toContain('check --redis-url');
+  }, 30_000);
 });
