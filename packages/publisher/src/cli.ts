@@ -17,6 +17,9 @@ Usage:
   livebus-publish --redis-url URL [--cluster] [--retries N] USER_ID EVENT_TYPE JSON_DATA
       Publishes one event through Redis to every gateway of the fleet (no gateway URL
       needed); prints the event's cursor and exits 0, or explains why not and exits 1.
+      Exit 1 with "(the event may be stored)" at the end: an attempt got no answer (a
+      timeout, a connection lost once sent), and Redis may have stored it after all:
+      look before publishing it again.
 
 Options:
   --redis-url URL  the fleet's Redis, e.g. redis://localhost:6379

@@ -135,7 +135,7 @@ function checkConnection(connection: PublisherConnection | undefined): void {
 
 /** Why a publish through an ended client of the caller's (`{ redis }`) failed, and what to do. */
 const CLIENT_CLOSED =
-  'the Redis client given to createPublisher is closed (quit(), disconnect(), or its retryStrategy gave up); the publisher never reopens a client it does not own: call its connect() to publish again (an event whose call was in flight when it closed may be stored)';
+  'the Redis client given to createPublisher is closed (quit(), disconnect(), or its retryStrategy gave up); the publisher never reopens a client it does not own: call its connect() to publish again';
 
 function connect(connection: PublisherConnection): { client: RedisClient; owned: boolean } {
   if ('redis' in connection) return { client: connection.redis, owned: false };

@@ -120,10 +120,55 @@ describe('the outbox with a Redis that does not answer', () => {
     await jest.advanceTimersByTimeAsync(100 + 1_000);
     // Two attempts, the second the same batch again (its number kept: Redis answers a duplicate if it ran both).
     expect(calls.map((c) => c.batches[0]?.seq)).toEqual([1, 1]);
-    expect(sent.value).toMatchObject({ name: 'PublishError', code: 'redis_unavailable', attempts: 2 });
-    expect((sent.value as Error).message).toContain('(ETIMEDOUT)');
+    // Sent, and no answer came: Redis may have run it (a caller publishing it again could store it twice).
+    expect(sent.value).toMatchObject({
+      name: 'PublishError',
+      code: 'redis_unavailable',
+      attempts: 2,
+      maybeStored: true,
+    });
+    expect((sent.value as Error).message).toMatch(/\(ETIMEDOUT\) after 2 attempt\(s\) \(the event may be stored\)$/);
     expect(outbox.stats()).toMatchObject({ waiting: 0, retried: 2 });
     await outbox.close();
+  });
+
+  it('says an event was not stored (maybeStored false) when no attempt reached Redis: queued for a connection that never came', async () => {
+    const client = silentClient() as unknown as { status: string };
+    client.status = 'reconnecting';
+    const gaveUp = Object.assign(new Error('Reached the max retries per request limit (which is 0).'), {
+      name: 'MaxRetriesPerRequestError',
+    });
+    const failing = {
+      appendBatches: async (_id: string | undefined, batches: readonly UserBatch[]) => batches.map(() => gaveUp),
+    } as unknown as RedisStreamWriter;
+    const outbox = new Outbox(client as unknown as RedisClient, failing, { retryDelaysMs: [100], maxEvents: 0 });
+    const sent = settled(outbox.sendOne('u1', notice(1)));
+    await jest.advanceTimersByTimeAsync(100);
+    expect(sent.value).toMatchObject({ code: 'redis_unavailable', attempts: 2, maybeStored: false });
+    expect((sent.value as Error).message).not.toContain('may be stored');
+    await outbox.close();
+  });
+
+  it('says an event Redis refused was not stored, and one lost with a connection that was up may be', async () => {
+    const refused = {
+      appendBatches: async (_id: string | undefined, batches: readonly UserBatch[]) =>
+        batches.map(() => new ReplyError('LOADING Redis is loading the dataset in memory')),
+    } as unknown as RedisStreamWriter;
+    const loading = new Outbox(silentClient(), refused, { retryDelaysMs: [100], maxEvents: 0 });
+    const notStored = settled(loading.sendOne('u1', notice(1)));
+    await jest.advanceTimersByTimeAsync(100);
+    expect(notStored.value).toMatchObject({ code: 'redis_unavailable', attempts: 2, maybeStored: false });
+    await loading.close();
+    const lost = {
+      appendBatches: async (_id: string | undefined, batches: readonly UserBatch[]) =>
+        batches.map(() => new Error('Connection is closed.')),
+    } as unknown as RedisStreamWriter;
+    const closing = new Outbox(silentClient(), lost, { retryDelaysMs: [100], maxEvents: 0 });
+    const maybe = settled(closing.sendOne('u1', notice(1)));
+    await jest.advanceTimersByTimeAsync(100);
+    expect(maybe.value).toMatchObject({ code: 'redis_unavailable', attempts: 2, maybeStored: true });
+    expect((maybe.value as Error).message).toMatch(/\(the event may be stored\)$/);
+    await closing.close();
   });
 
   it('keeps an event that timed out every attempt in the outbox, and stores it when Redis answers', async () => {

@@ -173,6 +173,11 @@ interface RoundOutcome {
   readies: number;
   /** When the round was sent: a failed batch's retry delay counts from there. */
   sentAt: number;
+  /**
+   * The client was ready when the round was sent: its commands were written to the connection,
+   * not queued for one to come (on a Cluster, the cluster client's state: a node's is not looked at).
+   */
+  connected: boolean;
 }
 
 /** A call of `publish`/`publishMany`: settles once each of its events is stored (or refused). */
@@ -186,6 +191,8 @@ interface Entry {
   single: boolean;
   /** Its last failed batch's error and, on a Cluster, that user's node: what its rejection says. */
   failure?: { error: unknown; node: string | undefined };
+  /** An attempt of it was sent and got no answer: Redis may have stored (or may yet store) its events. */
+  maybeStored?: boolean;
   resolve: (stored: StoredEvent[] | StoredEvent) => void;
   reject: (error: unknown) => void;
 }
@@ -584,7 +591,8 @@ export class Outbox {
         entry.items.some(sent)
           ? new PublishError(
               'redis_unavailable',
-              'the publisher was closed with part of this call sent (it may be stored)',
+              mayBeStored('the publisher was closed with part of this call sent', true),
+              { maybeStored: true },
             )
           : new PublishError('closed', 'the publisher was closed before Redis took the event'),
       );
@@ -614,14 +622,12 @@ export class Outbox {
     }
     for (const entry of entries) {
       entry.left = -1;
+      const maybeStored = entry.maybeStored === true;
       entry.reject(
         new PublishError(
           'redis_unavailable',
-          `${this.#whyUnavailable(entry)}; the publisher was closed before a retry (the event may be stored)`,
-          {
-            cause: entry.failure?.error ?? this.#lastError,
-            attempts: entry.failures,
-          },
+          mayBeStored(`${this.#whyUnavailable(entry)}; the publisher was closed before a retry`, maybeStored),
+          { cause: entry.failure?.error ?? this.#lastError, attempts: entry.failures, maybeStored },
         ),
       );
     }
@@ -855,6 +861,7 @@ export class Outbox {
       failed: new Map(),
       readies: this.#readies,
       sentAt: Date.now(),
+      connected: this.#client.status === 'ready',
     };
     // Each batch's answer; on a standalone Redis all are applied together once the round is over.
     const results = new Array<BatchResult | Error | undefined>(batches.length);
@@ -936,6 +943,7 @@ export class Outbox {
       this.#backoff.delete(userId);
       return;
     }
+    if (this.#unanswered(result, outcome)) for (const item of items) item.entry.maybeStored = true;
     const closed = this.#clientClosed();
     if (closed !== undefined) {
       this.#backoff.delete(userId);
@@ -943,7 +951,14 @@ export class Outbox {
         if (item.entry.left < 0) continue;
         item.entry.left = -1;
         const attempts = item.entry.failures + 1;
-        item.entry.reject(new PublishError('redis_unavailable', closed, { cause: result, attempts }));
+        const maybeStored = item.entry.maybeStored === true;
+        item.entry.reject(
+          new PublishError('redis_unavailable', mayBeStored(closed, maybeStored), {
+            cause: result,
+            attempts,
+            maybeStored,
+          }),
+        );
       }
       return;
     }
@@ -981,8 +996,21 @@ export class Outbox {
     for (const item of items) {
       if (item.entry.left < 0) continue;
       item.entry.left = -1;
-      item.entry.reject(refusal(result, item.entry.failures + 1));
+      item.entry.reject(refusal(result, item.entry.failures + 1, item.entry.maybeStored === true));
     }
+  }
+
+  /**
+   * Whether a failed attempt may have reached Redis without its answer coming back: it timed out
+   * (a command written, or queued and written later: Redis may run it late), or the connection was
+   * lost with the command possibly written (the client was ready when it went, or became ready
+   * since, which writes what it queued). Not when Redis answered (a reply such as `LOADING` or
+   * `READONLY`: nothing ran), nor when the command only waited for a connection that never came.
+   */
+  #unanswered(result: Error, outcome: RoundOutcome): boolean {
+    if (result instanceof RedisTimeoutError) return true;
+    if ((result as Error | null)?.name === 'ReplyError') return false;
+    return outcome.connected || this.#readies !== outcome.readies || this.#client.status === 'ready';
   }
 
   /** Tells each failed call of {@link RoundOutcome.failed} (then forgets them). */
@@ -1025,10 +1053,15 @@ export class Outbox {
     if (this.#max === 0) {
       entry.left = -1;
       entry.reject(
-        new PublishError('redis_unavailable', `${this.#whyUnavailable(entry)} after ${entry.failures} attempt(s)`, {
-          cause: entry.failure?.error ?? this.#lastError,
-          attempts: entry.failures,
-        }),
+        new PublishError(
+          'redis_unavailable',
+          mayBeStored(`${this.#whyUnavailable(entry)} after ${entry.failures} attempt(s)`, entry.maybeStored === true),
+          {
+            cause: entry.failure?.error ?? this.#lastError,
+            attempts: entry.failures,
+            maybeStored: entry.maybeStored === true,
+          },
+        ),
       );
       return;
     }
@@ -1113,13 +1146,22 @@ export class Outbox {
   }
 }
 
-/** Why Redis refused a publish: `fenced` (a fenced publish whose lease is gone) or `redis_error`. */
-function refusal(error: unknown, attempts: number): PublishError {
+/**
+ * Why Redis refused a publish: `fenced` (a fenced publish whose lease is gone) or `redis_error`.
+ * `maybeStored`: an earlier attempt of it got no answer (Redis may run it late).
+ */
+function refusal(error: unknown, attempts: number, maybeStored: boolean): PublishError {
   const message = (error as Error).message ?? String(error);
+  const options = { cause: error, attempts, maybeStored };
   if (message.startsWith(FENCED_REPLY)) {
-    return new PublishError('fenced', `the publish was refused: ${message}`, { cause: error, attempts });
+    return new PublishError('fenced', mayBeStored(`the publish was refused: ${message}`, maybeStored), options);
   }
-  return new PublishError('redis_error', `Redis refused the publish: ${message}`, { cause: error, attempts });
+  return new PublishError('redis_error', mayBeStored(`Redis refused the publish: ${message}`, maybeStored), options);
+}
+
+/** A rejection's message, saying so when Redis may have stored the event ({@link PublishError.maybeStored}). */
+function mayBeStored(message: string, maybeStored: boolean): string {
+  return maybeStored ? `${message} (the event may be stored)` : message;
 }
 
 /**
