@@ -48,16 +48,20 @@ describe('retention options out of range are refused, naming the option', () => 
     [{ retentionEvents: -1 }, /^retention: retentionEvents must be a whole number >= 0 \(0: keep none\), got -1$/],
     [{ retentionMs: 1.5 }, /retentionMs must be a whole number >= 0, got 1.5/],
     [{ retentionMs: Number.NaN }, /retentionMs must be a whole number >= 0, got NaN/],
-    [{ retentionBytes: '1mb' as never }, /retentionBytes must be a whole number >= 0, got "1mb"/],
+    [{ retentionBytes: '1mb' as never }, /retentionBytes must be a whole number >= 1024, got "1mb"/],
+    // 0 would trim each stream to nothing on every append: every resume would hear `gap`.
+    [{ retentionBytes: 0 }, /retentionBytes must be a whole number >= 1024, got 0/],
+    [{ retentionBytes: 1023 }, /retentionBytes must be a whole number >= 1024, got 1023/],
     [{ epochTtlMs: -1 }, /epochTtlMs must be a whole number >= 0/],
   ])('%p', (options, message) => {
     expect(() => resolveRetention(options)).toThrow(message);
   });
 
-  it('applies the default to an option given as undefined, and takes 0', () => {
-    const r = resolveRetention({ retentionMs: undefined, retentionEvents: 0, retentionBytes: 0 });
+  it("applies the default to an option given as undefined, and takes 0 events and 1024 bytes (the gateway's least)", () => {
+    const r = resolveRetention({ retentionMs: undefined, retentionEvents: 0, retentionBytes: 1024 });
     expect(r.retentionMs).toBe(300_000);
     expect(r.streamTtlMs).toBe(360_000);
     expect(r.retentionEvents).toBe(0);
+    expect(r.retentionBytes).toBe(1024);
   });
 });

@@ -7,7 +7,11 @@ export interface RetentionOptions {
   retentionEvents?: number;
   /** Age after which an event is no longer replayed (ms). @default retentionDefaults.retentionMs (300 000) */
   retentionMs?: number;
-  /** Bytes of stored event JSON kept per user; the oldest go first. @default retentionDefaults.retentionBytes (1 MiB) */
+  /**
+   * Bytes of stored event JSON kept per user; the oldest go first. At least 1024 (the gateway's
+   * `STREAM_RETENTION_BYTES` takes no less): a smaller bound trims a stream to nothing on every
+   * append. @default retentionDefaults.retentionBytes (1 MiB)
+   */
   retentionBytes?: number;
   /**
    * How long a user's epoch and offset outlive the user's last event or read
@@ -19,6 +23,9 @@ export interface RetentionOptions {
    */
   epochTtlMs?: number;
 }
+
+/** The least `retentionBytes` (1 KiB), as the gateway's `STREAM_RETENTION_BYTES`. */
+const MIN_RETENTION_BYTES = 1_024;
 
 /**
  * Added to the retention age for the stream's PEXPIRE: the stream of an idle
@@ -37,8 +44,8 @@ export interface ResolvedRetention extends Required<RetentionOptions> {
 /**
  * Applies the defaults and derives the key expiries.
  * @throws TypeError when an option is not a whole number >= 0 (the expiries reach Redis's
- * `PEXPIRE`, which refuses fractions: every append would fail), naming it; `where` words the
- * message for the caller's API.
+ * `PEXPIRE`, which refuses fractions: every append would fail), or `retentionBytes` is below
+ * 1024, naming it; `where` words the message for the caller's API.
  */
 export function resolveRetention(options: RetentionOptions = {}, where = 'retention'): ResolvedRetention {
   // Field by field: an option given as `undefined` takes its default, as an absent one does.
@@ -50,7 +57,9 @@ export function resolveRetention(options: RetentionOptions = {}, where = 'retent
   };
   checkNumber(where, 'retentionEvents', r.retentionEvents, { min: 0, integer: true, zero: 'keep none' });
   checkNumber(where, 'retentionMs', r.retentionMs, { min: 0, integer: true });
-  checkNumber(where, 'retentionBytes', r.retentionBytes, { min: 0, integer: true });
+  // At least 1 KiB, as the gateway's STREAM_RETENTION_BYTES: 0 (or a bound below most events) trims
+  // each stream to nothing on every append, and every resume hears `gap`.
+  checkNumber(where, 'retentionBytes', r.retentionBytes, { min: MIN_RETENTION_BYTES, integer: true });
   checkNumber(where, 'epochTtlMs', r.epochTtlMs, { min: 0, integer: true });
   const streamTtlMs = r.retentionMs + STREAM_EXPIRY_MARGIN_MS;
   return { ...r, streamTtlMs, metaTtlMs: Math.max(streamTtlMs, r.epochTtlMs) };

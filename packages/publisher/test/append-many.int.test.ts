@@ -345,11 +345,17 @@ describe("the meta's oldest entry ('f', 'g') and expiry renewal ('x')", () => {
   });
 
   it('a trim that leaves nothing (a byte bound below one event) deletes the stream; the offsets go on', async () => {
-    const writer = new RedisStreamWriter(client, { retentionBytes: 10 });
+    // The least byte bound (1 KiB), and events larger than it.
+    const writer = new RedisStreamWriter(client, { retentionBytes: 1_024 });
     const user = 'amm-nothing';
-    await writer.appendBatches('pub-m', [batchOf(user, 1, 1)]);
+    const large = (seq: number): UserBatch => ({
+      userId: user,
+      seq,
+      events: [{ event: 'session.notice', data: { level: 'info', message: 'x'.repeat(2_000) } }],
+    });
+    await writer.appendBatches('pub-m', [large(1)]);
     expect(await client.exists(userKeys(user).stream)).toBe(0);
-    const [second] = await writer.appendBatches('pub-m', [batchOf(user, 2, 2)]);
+    const [second] = await writer.appendBatches('pub-m', [large(2)]);
     expect(stored(second).events[0]?.cursor.endsWith(':2')).toBe(true);
     expect(await client.exists(userKeys(user).stream)).toBe(0);
     expect((await meta(user)).b).toBe('0');
