@@ -1,5 +1,7 @@
-import { protocolDefaults, UserIdSchema } from '@livebus/protocol';
+import { type AppEvent, protocolDefaults, UserIdSchema } from '@livebus/protocol';
 import { InvalidEventError, validatePublication } from './invalid-event-error';
+import type { RedisClient } from './redis/client';
+import { RedisStreamWriter } from './redis-stream-writer';
 
 const event = { event: 'task.progress_update', data: { task_id: 't1', status: 'running', progress: 10 } };
 
@@ -66,5 +68,19 @@ describe('validatePublication: the size of the event frame', () => {
     expect(longestFrameBytes(event)).toBeGreaterThan(max);
     expect(() => validatePublication('u1', event)).toThrow(InvalidEventError);
     expect(() => validatePublication('u1', event)).toThrow(`exceeds the ${max} bytes clients accept`);
+  });
+});
+
+describe('RedisStreamWriter.appendMany: a fence', () => {
+  it("refuses one whose key is not in the user's hash slot with InvalidEventError, before Redis is touched", async () => {
+    const writer = new RedisStreamWriter({} as RedisClient);
+    await expect(
+      writer.appendMany([{ userId: 'u1', event: event as AppEvent, fence: { key: 'lb:{u2}:l', value: 'gw|1' } }]),
+    ).rejects.toThrow(/fence\.key must be in the user's hash slot/);
+    await expect(
+      writer.appendMany([
+        { userId: 'u1', event: event as AppEvent, fence: { key: 'lb:{u1}:l', value: null as never } },
+      ]),
+    ).rejects.toThrow(InvalidEventError);
   });
 });

@@ -7,6 +7,8 @@ import {
   toFrameIssues,
   UserIdSchema,
 } from '@livebus/protocol';
+import { slotOf, userSlot } from './redis/cluster-slot';
+import type { PublishFence } from './redis-stream-writer';
 
 /**
  * Local error: an event refused before it got a cursor (unknown type, data of
@@ -92,4 +94,22 @@ export function validatedJson(userId: string, event: unknown): { event: AppEvent
   const json = JSON.stringify(valid);
   checkFrameSize(json);
   return { event: valid, json };
+}
+
+/**
+ * Refuses a fence the append cannot use: a key outside the user's hash slot (the script's keys
+ * must share one: `CROSSSLOT` on a Cluster, while a standalone Redis takes it, so the mistake
+ * would show only in production), or a key or value that is not a string.
+ * @internal
+ */
+export function checkFence(userId: string, fence: PublishFence): void {
+  if (typeof fence.key !== 'string') throw new InvalidEventError('fence.key must be a string (a key of the user)');
+  if (typeof fence.value !== 'string') throw new InvalidEventError('fence.value must be a string');
+  const slot = slotOf(fence.key);
+  const user = userSlot(userId);
+  if (slot !== user) {
+    throw new InvalidEventError(
+      `fence.key must be in the user's hash slot (a key with the user's hash tag, as fleetUserKeys(userId).lease): its slot is ${slot}, the user's ${user}`,
+    );
+  }
 }

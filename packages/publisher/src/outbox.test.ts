@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { AppEvent } from '@livebus/protocol';
 import { ReplyError } from 'ioredis';
 import { outboxDefaults } from './defaults';
+import { InvalidEventError } from './invalid-event-error';
 import { Outbox, type OutboxEvent, type OutboxOptions } from './outbox';
 import type { RedisClient } from './redis/client';
 import { slotOf, userSlot } from './redis/cluster-slot';
@@ -415,8 +416,8 @@ describe('closing the outbox with a round in flight that holds events not sent',
   it("rejects closed a user's event that waited behind its batch in flight (another fence): it was never sent", async () => {
     const { writer, calls } = heldWriter();
     const { outbox } = outboxOver(writer);
-    const first = settled(outbox.send([{ userId: 'a', event: notice(1), fence: { key: 'f', value: '1' } }]));
-    const second = settled(outbox.send([{ userId: 'a', event: notice(2), fence: { key: 'f', value: '2' } }]));
+    const first = settled(outbox.send([{ userId: 'a', event: notice(1), fence: { key: 'lb:{a}:l', value: '1' } }]));
+    const second = settled(outbox.send([{ userId: 'a', event: notice(2), fence: { key: 'lb:{a}:l', value: '2' } }]));
     await callsPast(calls, 0);
     // One call per fence: the second event is in the round, not in its call.
     expect(shapeOf(calls[0])).toEqual(['a:1#1']);
@@ -425,6 +426,52 @@ describe('closing the outbox with a round in flight that holds events not sent',
     await closing;
     expect(first.value).toEqual([{}]);
     expect(second.value).toMatchObject({ code: 'closed' });
+  });
+});
+
+describe('a fenced publication', () => {
+  it("is refused with InvalidEventError (a rejected promise, nothing queued) when its key is not in the user's hash slot or its value is not a string", async () => {
+    const { writer, calls } = heldWriter();
+    const { outbox } = outboxOver(writer, { attemptTimeoutMs: 100 });
+    try {
+      const refused = [
+        // Another user's lease: CROSSSLOT on a Cluster (a script's keys must share a slot), though a standalone Redis would take it.
+        outbox.send([{ userId: 'a', event: notice(1), fence: { key: 'lb:{b}:l', value: '1' } }]),
+        outbox.send([{ userId: 'a', event: notice(1), fence: { key: 'lb:{a}:l', value: 1 as never } }]),
+        outbox.send([{ userId: 'a', event: notice(1), fence: { value: '1' } as never }]),
+        // One bad publication refuses the whole call, as an invalid event does.
+        outbox.send([
+          { userId: 'b', event: notice(1) },
+          { userId: 'a', event: notice(2), fence: { key: 'lb:{b}:l', value: '1' } },
+        ]),
+      ].map(settled);
+      await Promise.resolve();
+      expect(refused.map((r) => r.value)).toEqual([
+        expect.objectContaining({
+          name: 'InvalidEventError',
+          message: expect.stringMatching(/fence\.key must be in the user's hash slot/),
+        }),
+        expect.objectContaining({
+          name: 'InvalidEventError',
+          message: expect.stringMatching(/fence\.value must be a string/),
+        }),
+        expect.objectContaining({
+          name: 'InvalidEventError',
+          message: expect.stringMatching(/fence\.key must be a string/),
+        }),
+        expect.any(InvalidEventError),
+      ]);
+      expect(outbox.stats()).toMatchObject({ waiting: 0, dropped: 0 });
+      // The user's own lease (its hash tag) goes.
+      const ok = settled(outbox.send([{ userId: 'a', event: notice(3), fence: { key: 'lb:{a}:l', value: '1' } }]));
+      await callsPast(calls, 0);
+      expect(shapeOf(calls[0])).toEqual(['a:1#1']);
+      storeAll(calls[0]);
+      await turnsUntil(() => ok.value !== 'pending');
+      expect(ok.value).toEqual([{}]);
+    } finally {
+      await outbox.close();
+    }
   });
 });
 

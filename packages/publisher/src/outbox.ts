@@ -4,7 +4,7 @@ import { checkDelays, checkNumber, MAX_TIMER_MS } from './check-option';
 import { RedisTimeoutError } from './connection-error';
 import { outboxDefaults } from './defaults';
 import { describeRedisError, type RedisAddress, redisClientAddress, redisErrorCode } from './describe-redis-error';
-import { validatedJson } from './invalid-event-error';
+import { checkFence, validatedJson } from './invalid-event-error';
 import { PublishError } from './publish-error';
 import { isCluster, type RedisClient } from './redis/client';
 import { userSlot } from './redis/cluster-slot';
@@ -408,6 +408,7 @@ export class Outbox {
       for (let k = 0; k < publications.length; k++) {
         const p = publications[k] as Publication;
         const valid = validatedJson(p.userId, p.event);
+        if (p.fence) checkFence(p.userId, p.fence);
         events[k] = valid.event;
         jsons[k] = valid.json;
         bytes += valid.json.length;

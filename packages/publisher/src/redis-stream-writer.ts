@@ -1,7 +1,7 @@
 import { type AppEvent, type EventFrame, formatCursor } from '@livebus/protocol';
 import { ReplyError } from 'ioredis';
 import { newEpoch } from './epoch';
-import { validatePublication } from './invalid-event-error';
+import { checkFence, validatePublication } from './invalid-event-error';
 import { isCluster, type RedisClient } from './redis/client';
 import { userKeys } from './redis/keyspace';
 import {
@@ -18,7 +18,9 @@ import { type ResolvedRetention, type RetentionOptions, resolveRetention } from 
 /**
  * A lease the append is fenced by: `key` (in the user's hash slot, e.g. the user's listener
  * lease `lb:{uid}:l`) must hold exactly `value` (`owner|token`) when the event is stored, or
- * nothing is stored and the publish fails with `PublishError` `fenced`.
+ * nothing is stored and the publish fails with `PublishError` `fenced`. A key in another slot,
+ * or a key or value not a string, is refused before anything is sent (`InvalidEventError`): on
+ * a Cluster Redis would answer `CROSSSLOT`, while a standalone Redis takes it.
  */
 export interface PublishFence {
   key: string;
@@ -104,11 +106,11 @@ export class RedisStreamWriter {
    * one call per run of the same fence, one after the other.
    */
   async appendMany(items: readonly Publication[]): Promise<StoredEvent[]> {
-    const valid = items.map((p) => ({
-      userId: p.userId,
-      event: validatePublication(p.userId, p.event),
-      fence: p.fence,
-    }));
+    const valid = items.map((p) => {
+      const event = validatePublication(p.userId, p.event);
+      if (p.fence) checkFence(p.userId, p.fence);
+      return { userId: p.userId, event, fence: p.fence };
+    });
     const byUser = new Map<string, number[]>();
     valid.forEach((p, i) => {
       const at = byUser.get(p.userId);
