@@ -66,7 +66,8 @@ export interface PublisherOptions extends RetentionOptions {
    * connection open and never does). Past it the attempt fails as a lost connection does
    * (`ETIMEDOUT`): retried with `retryDelaysMs`, then held in the outbox (or rejected
    * `redis_unavailable` with the outbox off), and {@link Publisher.stats} says Redis is `down`.
-   * Also bounds `close()`'s wait for Redis's answer to `QUIT`. 0: attempts wait for ever.
+   * Also bounds `close()`'s wait for Redis's answer to `QUIT`. 0: attempts wait for ever; `close()`
+   * still settles, giving up on the calls out after 5 s and on `QUIT` after 2 s.
    * @default outboxDefaults.attemptTimeoutMs (5000)
    */
   attemptTimeoutMs?: number;
@@ -100,11 +101,12 @@ export interface Publisher {
    */
   flush(timeoutMs: number): Promise<boolean>;
   /**
-   * Closes the connection if the publisher opened it (`QUIT`, given up after `attemptTimeoutMs`:
-   * it settles even when Redis does not answer). Events sent and not answered yet settle with
-   * Redis's answer (`redis_unavailable` if none comes within `attemptTimeoutMs`), events sent
-   * before that wait for a retry reject with `redis_unavailable` (either may be stored); events
-   * not sent yet, and later publishes, reject with `closed` (call `flush` first). Every event
+   * Closes the connection if the publisher opened it (`QUIT`, given up after `attemptTimeoutMs`,
+   * 2 s when it is 0: it settles even when Redis does not answer). Events sent and not answered yet
+   * settle with Redis's answer (`redis_unavailable` if none comes within `attemptTimeoutMs`, 5 s
+   * when it is 0), events sent before that wait for a retry reject with `redis_unavailable`
+   * (either may be stored: `maybeStored`); events not sent yet, and later publishes, reject with
+   * `closed` (call `flush` first). Every event
    * rejected so (later publishes aside) counts in `stats().dropped` and is told to
    * `onOutboxEvent` as `dropped` with reason `closed`.
    */

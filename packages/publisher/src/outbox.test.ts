@@ -316,6 +316,23 @@ describe('closing the outbox', () => {
     expect(events).toContainEqual({ kind: 'dropped', reason: 'closed', events: 1, waiting: 0 });
   });
 
+  it('with attemptTimeoutMs 0 (attempts wait for ever), still settles: the round in flight is given up after 5 s', async () => {
+    const { writer, calls } = heldWriter();
+    const { outbox } = outboxOver(writer, { attemptTimeoutMs: 0 });
+    const inFlight = settled(outbox.sendOne('u1', notice(1)));
+    await jest.advanceTimersByTimeAsync(0);
+    expect(calls).toHaveLength(1);
+    // A frozen Redis: no answer ever comes.
+    const closing = settled(outbox.close());
+    await jest.advanceTimersByTimeAsync(4_999);
+    expect(closing.value).toBe('pending');
+    await jest.advanceTimersByTimeAsync(1);
+    expect(closing.value).toBeUndefined();
+    expect(inFlight.value).toMatchObject({ code: 'redis_unavailable', attempts: 1, maybeStored: true });
+    expect((inFlight.value as Error).message).toContain('(ETIMEDOUT)');
+    expect(calls).toHaveLength(1);
+  });
+
   it('between retries: rejects closed what was never sent, and redis_unavailable what was (Redis may run it late)', async () => {
     const { writer, calls } = heldWriter();
     const reconnects: Array<boolean | undefined> = [];

@@ -63,7 +63,8 @@ export interface OutboxOptions {
    * How long one attempt (a round of script calls) waits for Redis to answer. Past it the
    * attempt fails as a lost connection does (`ETIMEDOUT`: Redis is `down` in the stats, an
    * `unreachable` event): its events are retried with `retryDelaysMs`, then queued (or
-   * rejected `redis_unavailable` with the outbox off). Bounds `close()` too. 0: no limit.
+   * rejected `redis_unavailable` with the outbox off). Bounds `close()` too. 0: no limit, except
+   * that `close()` gives up on the calls out after 5 s (the default), so that it settles.
    * @default outboxDefaults.attemptTimeoutMs (5000)
    */
   attemptTimeoutMs?: number;
@@ -218,6 +219,12 @@ interface Item {
 const nothing = () => {};
 
 /**
+ * With `attemptTimeoutMs: 0` (attempts wait for ever), how long `close()` waits for the calls out
+ * before it gives up on them (`redis_unavailable`, `ETIMEDOUT`): the default attempt timeout.
+ */
+const CLOSE_WAIT_MS = outboxDefaults.attemptTimeoutMs;
+
+/**
  * On a Redis Cluster, the share of the outbox's bounds (events and bytes) that the users of one
  * node may hold: the rest is kept for the other nodes' users, so a shard that stops answering
  * (its users' events pile up) refuses its own users' publishes first rather than everyone's.
@@ -319,8 +326,11 @@ export class Outbox {
   readonly #nodeOf: ((userId: string) => string | undefined) | undefined;
   /** Users with a call out (overlapping rounds): their next events wait for its answer. */
   readonly #inFlight = new Set<string>();
-  /** The rounds whose calls are not all answered yet: `close()` waits for them. */
-  readonly #rounds = new Set<Promise<boolean>>();
+  /**
+   * The rounds whose calls are not all answered yet: `close()` waits for them. Each with what gives
+   * up on its calls still out (they fail `ETIMEDOUT`), for a close with no `attemptTimeoutMs`.
+   */
+  readonly #rounds = new Map<Promise<boolean>, () => void>();
   /** Calls answered since the queue was last cleared of stored and refused events (overlapping rounds). */
   #unsettled = false;
   /** A wake of the sender is set for the next turn of the event loop ({@link #wakeAfterAnswers}). */
@@ -553,7 +563,8 @@ export class Outbox {
    * flight (bounded by `attemptTimeoutMs`) settles with its outcome: stored, refused, or
    * `redis_unavailable` if the attempt failed (no retry follows); so do events sent before that
    * wait for a retry. The events rejected `closed` or `redis_unavailable` here are counted in
-   * `dropped` and told as a `dropped` event (`closed`). Resolves once the round has settled.
+   * `dropped` and told as a `dropped` event (`closed`). Resolves once the round has settled:
+   * within `attemptTimeoutMs`, or 5 s with `attemptTimeoutMs: 0` (the calls out then fail `ETIMEDOUT`).
    */
   async close(): Promise<void> {
     if (!this.#closed) {
@@ -563,7 +574,20 @@ export class Outbox {
       this.#wake?.();
       this.#dropUnsent();
     }
-    await this.#running;
+    if (this.#attemptTimeoutMs > 0 || this.#rounds.size === 0) {
+      await this.#running;
+      return;
+    }
+    // No attempt timeout: a frozen Redis would never answer the calls out, and a shutdown would
+    // wait for ever. Given up after CLOSE_WAIT_MS, as an attempt that timed out.
+    const timer = setTimeout(() => {
+      for (const giveUp of [...this.#rounds.values()]) giveUp();
+    }, CLOSE_WAIT_MS);
+    try {
+      await this.#running;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**
@@ -674,7 +698,7 @@ export class Outbox {
       }
       // Closing: the calls out settle with their outcome first.
       if (this.#rounds.size > 0) {
-        await Promise.all(this.#rounds);
+        await Promise.all(this.#rounds.keys());
         this.#settle();
       }
     } finally {
@@ -867,6 +891,7 @@ export class Outbox {
     // Each batch's answer; on a standalone Redis all are applied together once the round is over.
     const results = new Array<BatchResult | Error | undefined>(batches.length);
     let left = batches.length;
+    let giveUpAtClose = nothing;
     const sent = new Promise<boolean>((resolve) => {
       const answer = (
         u: number,
@@ -901,6 +926,8 @@ export class Outbox {
       const answerAll = (error: unknown) => {
         for (let u = 0; u < batches.length; u++) answer(u, error as Error);
       };
+      // The connection is closed next: not replaced.
+      giveUpAtClose = () => answerAll(new RedisTimeoutError(CLOSE_WAIT_MS));
       // Past the attempt's time, the calls not answered fail as a lost connection does; the others stand.
       const timer =
         this.#attemptTimeoutMs > 0
@@ -920,7 +947,7 @@ export class Outbox {
         }, answerAll);
     });
     // A round has one batch at least: each of its users' first item is in its batch.
-    this.#rounds.add(sent);
+    this.#rounds.set(sent, giveUpAtClose);
     return sent;
   }
 

@@ -62,6 +62,17 @@ describe('a publisher whose Redis stops answering', () => {
     // In flight when close() was called: its attempt failed, and close() does not retry.
     await expect(stuck).rejects.toMatchObject({ code: 'redis_unavailable', attempts: 1 });
   }, 20_000);
+
+  it('close() settles with attemptTimeoutMs 0 too (attempts wait for ever): the call out is given up', async () => {
+    const p = createPublisher({ redisUrl: `redis://127.0.0.1:${proxy.port}` }, { attemptTimeoutMs: 0 });
+    await p.publish('fr-4', notice(0));
+    proxy.freeze();
+    const stuck = p.publish('fr-4', notice(1));
+    stuck.catch(() => {});
+    await new Promise((r) => setImmediate(r)); // sent: in flight, never answered
+    await expect(p.close()).resolves.toBeUndefined();
+    await expect(stuck).rejects.toMatchObject({ code: 'redis_unavailable', attempts: 1, maybeStored: true });
+  }, 30_000);
 });
 
 describe('close() with a publish in flight', () => {
