@@ -96,8 +96,10 @@ export interface Publisher {
   stats(): OutboxStats;
   /**
    * Waits at most `timeoutMs` (`Infinity`: until none is left) for every accepted event to be
-   * stored; true when none is left. Rejects with a `TypeError` for a `timeoutMs` that is missing,
-   * `NaN` or negative (it used to return at once).
+   * stored. True when every event it waited for was stored; false when time ran out or one of
+   * them was rejected instead (Redis refused it, it failed its retries with the outbox off, or
+   * `close()` dropped it: its publish says why). Rejects with a `TypeError` for a `timeoutMs`
+   * that is missing, `NaN` or negative (it used to return at once).
    */
   flush(timeoutMs: number): Promise<boolean>;
   /**

@@ -378,6 +378,50 @@ describe('closing the outbox', () => {
   });
 });
 
+describe("drain (the publisher's flush)", () => {
+  it('answers false when an event it waited for was rejected instead of stored (outbox off, or refused by Redis)', async () => {
+    const failing = {
+      appendBatches: async (_id: string | undefined, batches: readonly UserBatch[]) =>
+        batches.map(() => new Error('Connection is closed.')),
+    } as unknown as RedisStreamWriter;
+    const off = new Outbox(silentClient(), failing, { retryDelaysMs: [0], maxEvents: 0 });
+    const failed = off.sendOne('u1', notice(1));
+    failed.catch(() => {});
+    expect(await off.drain(1_000)).toBe(false);
+    await expect(failed).rejects.toMatchObject({ code: 'redis_unavailable' });
+    // Rejected before this flush: not one it waited for.
+    expect(await off.drain(1_000)).toBe(true);
+    await off.close();
+
+    const refusing = {
+      appendBatches: async (_id: string | undefined, batches: readonly UserBatch[]) =>
+        batches.map(() => new ReplyError('WRONGTYPE Operation against a key holding the wrong kind of value')),
+    } as unknown as RedisStreamWriter;
+    const on = new Outbox(silentClient(), refusing);
+    const refused = on.send([
+      { userId: 'a', event: notice(1) },
+      { userId: 'b', event: notice(2) },
+    ]);
+    refused.catch(() => {});
+    expect(await on.drain(1_000)).toBe(false);
+    await expect(refused).rejects.toMatchObject({ code: 'redis_error' });
+    await on.close();
+  });
+
+  it('answers true once every event it waited for is stored, false when time runs out', async () => {
+    const { writer, calls } = heldWriter();
+    const { outbox } = outboxOver(writer);
+    const sent = outbox.sendOne('u1', notice(1));
+    expect(await outbox.drain(0)).toBe(false);
+    const flushing = outbox.drain(1_000);
+    await callsPast(calls, 0);
+    storeAll(calls[0]);
+    expect(await flushing).toBe(true);
+    await sent;
+    await outbox.close();
+  });
+});
+
 describe('the outbox on a client that fails every command at once (its reconnects gave up)', () => {
   it('lets the event loop turn between failed rounds, even with a retry delay of 0', async () => {
     const failing = {

@@ -294,6 +294,8 @@ export class Outbox {
   readonly #client: RedisClient;
   readonly #items: Item[] = [];
   readonly #stats = { queued: 0, dropped: 0, stored: 0, retried: 0, deduplicated: 0 };
+  /** Events accepted that left without being stored (their call rejected), since start: for {@link drain}. */
+  #unstored = 0;
   /** This outbox's id in the users' meta: random, new for each outbox (each publisher, each gateway start). */
   readonly id = randomBytes(9).toString('base64url');
   #seq = 0;
@@ -548,14 +550,19 @@ export class Outbox {
   }
 
   /**
-   * Waits (at most `timeoutMs`; `Infinity`: for ever) until nothing waits; true when empty.
-   * Rejects with a TypeError for a `timeoutMs` not a number >= 0: NaN would return at once.
+   * Waits (at most `timeoutMs`; `Infinity`: for ever) until nothing waits. True when every event
+   * it waited for (waiting at the call, or accepted during the wait) was stored; false when time
+   * ran out, or when one of them left rejected instead (refused by Redis, failed its retries with
+   * the outbox off, or dropped by `close()`: its publish rejected). Events rejected before the
+   * call do not count. Rejects with a TypeError for a `timeoutMs` not a number >= 0: NaN would
+   * return at once.
    */
   async drain(timeoutMs: number): Promise<boolean> {
     if (timeoutMs !== Number.POSITIVE_INFINITY) checkNumber('Outbox.drain', 'timeoutMs', timeoutMs, { min: 0 });
+    const unstored = this.#unstored;
     const until = Date.now() + timeoutMs;
     while (this.#items.length > 0 && Date.now() < until) await sleep(Math.min(20, until - Date.now()));
-    return this.#items.length === 0;
+    return this.#items.length === 0 && this.#unstored === unstored;
   }
 
   /**
@@ -605,6 +612,7 @@ export class Outbox {
     this.#items.length = 0;
     this.#items.push(...kept);
     for (const i of left) this.#release(i);
+    this.#unstored += left.length;
     if (left.length > 0) {
       this.#stats.dropped += left.length;
       this.#onEvent({ kind: 'dropped', reason: 'closed', events: left.length, waiting: 0 });
@@ -637,7 +645,10 @@ export class Outbox {
     const entries = new Set<Entry>();
     let dropped = 0;
     for (const item of left) {
-      if (item.entry.left < 0 || item.stored) continue;
+      if (item.stored) continue;
+      // Left by a call rejected already (this close, or a refusal the sender did not clear yet).
+      this.#unstored++;
+      if (item.entry.left < 0) continue;
       entries.add(item.entry);
       dropped++;
     }
@@ -1155,6 +1166,7 @@ export class Outbox {
       const entry = item.entry;
       if (entry.left < 0) {
         this.#release(item);
+        if (!item.stored) this.#unstored++;
         continue;
       }
       if (item.stored) {
