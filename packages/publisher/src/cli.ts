@@ -20,6 +20,8 @@ Usage:
       Exit 1 with "(the event may be stored)" at the end: an attempt got no answer (a
       timeout, a connection lost once sent), and Redis may have stored it after all:
       look before publishing it again.
+      A wrong command line (a missing or unknown option, a bad --retries or
+      --redis-url) exits 2, with this usage.
 
 Options:
   --redis-url URL  the fleet's Redis, e.g. redis://localhost:6379

@@ -28,6 +28,11 @@ describe('livebus-publish', () => {
     expect(help.stdout).toContain(
       'livebus-publish --redis-url URL [--cluster] [--retries N] USER_ID EVENT_TYPE JSON_DATA',
     );
+    // Exit codes as they are: 1 for an event or a Redis that said no, 2 for a wrong command line.
+    expect(help.stdout).toMatch(/explains why not and exits 1/);
+    expect(help.stdout.replace(/\s+/g, ' ')).toContain(
+      'A wrong command line (a missing or unknown option, a bad --retries or --redis-url) exits 2',
+    );
     const version = await livebusPublish('--version');
     expect(version).toMatchObject({ code: 0, stdout: expect.stringMatching(/^\d+\.\d+\.\d+/) });
   });
