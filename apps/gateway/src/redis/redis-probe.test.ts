@@ -105,6 +105,30 @@ describe('RedisProbe, on fake timers', () => {
     expect(probe.answering).toBe(true);
   });
 
+  it('replaces a standalone connection whose ready check goes unanswered for reconnectAfterRounds rounds (a frozen Redis accepts connections), not a Cluster', async () => {
+    const { client, pending, answer } = fakeClient();
+    const probe = new RedisProbe(client, { timeoutMs: 2_000, reconnectAfterRounds: 3 });
+    client.status = 'connect';
+    for (let i = 0; i < 2; i++) await probe.probe();
+    expect(client.disconnect).not.toHaveBeenCalled();
+    await probe.probe();
+    expect(client.disconnect).toHaveBeenCalledWith(true);
+    expect(pending).toHaveLength(0);
+    // A connection that turns ready and answers starts the count again.
+    await probe.probe();
+    client.status = 'ready';
+    const ready = probe.probe();
+    answer();
+    await ready;
+    client.status = 'connect';
+    for (let i = 0; i < 2; i++) await probe.probe();
+    expect(client.disconnect).toHaveBeenCalledTimes(1);
+    const cluster = Object.assign(fakeClient().client, { isCluster: true, status: 'connect' });
+    const onCluster = new RedisProbe(cluster, { reconnectAfterRounds: 1 });
+    for (let i = 0; i < 3; i++) await onCluster.probe();
+    expect(cluster.disconnect).not.toHaveBeenCalled();
+  });
+
   it('sends no PING while the connection is not ready (the client says so itself)', async () => {
     const { client, pending } = fakeClient();
     client.status = 'reconnecting';

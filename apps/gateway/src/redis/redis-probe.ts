@@ -70,7 +70,16 @@ export class RedisProbe {
 
   /** One PING (none while the connection is not ready: the client's own state says that). */
   async probe(): Promise<void> {
-    if (this.#client.status !== 'ready') {
+    const status = this.#client.status;
+    // `connect`: connected, and ioredis's ready check (an INFO, with no timeout of its own)
+    // unanswered. A frozen Redis accepts connections (its kernel does) and answers nothing, so a
+    // connection made to it after the one replaced below would wait there for ever, also once a
+    // failover moved the name elsewhere: its rounds count as unanswered ones.
+    if (status === 'connect' && !isCluster(this.#client)) {
+      this.#unanswered();
+      return;
+    }
+    if (status !== 'ready') {
       // A new connection starts its own count.
       this.#unansweredRounds = 0;
       return;
@@ -96,13 +105,17 @@ export class RedisProbe {
       const why = `no answer to a PING within ${this.#timeoutMs} ms`;
       this.#set(false, why);
       this.#onUnanswered(why);
-      if (++this.#unansweredRounds >= this.#reconnectAfter && !isCluster(this.#client)) {
-        this.#unansweredRounds = 0;
-        this.#client.disconnect(true);
-      }
+      if (!isCluster(this.#client)) this.#unanswered();
     } finally {
       this.#pinging = false;
     }
+  }
+
+  /** A round of a standalone connection without an answer: replaced at the bound. */
+  #unanswered(): void {
+    if (++this.#unansweredRounds < this.#reconnectAfter) return;
+    this.#unansweredRounds = 0;
+    this.#client.disconnect(true);
   }
 
   #set(answering: boolean, why: string): void {
