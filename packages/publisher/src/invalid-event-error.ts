@@ -8,7 +8,6 @@ import {
   UserIdSchema,
 } from '@livebus/protocol';
 import { slotOf, userSlot } from './redis/cluster-slot';
-import type { PublishFence } from './redis-stream-writer';
 
 /**
  * Local error: an event refused before it got a cursor (unknown type, data of
@@ -102,7 +101,7 @@ export function validatedJson(userId: string, event: unknown): { event: AppEvent
  * would show only in production), or a key or value that is not a string.
  * @internal
  */
-export function checkFence(userId: string, fence: PublishFence): void {
+export function checkFence(userId: string, fence: { key: unknown; value: unknown }): void {
   if (typeof fence.key !== 'string') throw new InvalidEventError('fence.key must be a string (a key of the user)');
   if (typeof fence.value !== 'string') throw new InvalidEventError('fence.value must be a string');
   const slot = slotOf(fence.key);

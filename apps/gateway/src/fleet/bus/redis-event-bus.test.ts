@@ -537,9 +537,6 @@ describe('RedisEventBus: a catch-up whose read keeps failing', () => {
     expect(events('bus_catch_up_stalled')).toEqual([]);
     await jest.advanceTimersByTimeAsync(4_000);
     expect(events('bus_catch_up_stalled')).toHaveLength(1);
-    const [, , stalled] = events('bus_catch_up_stalled')[0] as [string, LogEvent, LogFields];
-    expect(stalled.held_ms).toBeGreaterThanOrEqual(10_000);
-    expect(stalled.held_ms).toBeLessThan(13_000);
     await bus.close();
   });
 
