@@ -83,8 +83,13 @@ export function publishRoutes(deps: HttpDeps, guards: RequestGuards): Routes {
           throw new HttpError(400, 'invalid_event', error.message, { issues: error.issues });
         }
         // Refused without being queued (outbox full): the caller must know the event is not coming.
+        // `maybe_stored`: an attempt went out and got no answer, so Redis may have stored it: a
+        // caller that publishes it again may store it twice.
         if (error instanceof PublishError) {
-          throw new HttpError(503, RpcErrorCode.Unavailable, error.message, { reason: error.code });
+          throw new HttpError(503, RpcErrorCode.Unavailable, error.message, {
+            reason: error.code,
+            ...(error.maybeStored ? { maybe_stored: true } : {}),
+          });
         }
         throw error;
       }
