@@ -13,20 +13,32 @@ beforeAll(async () => {
 });
 afterAll(() => redis.stop());
 
+/** The two commands that wait for Redis at start: the arguments and their stderr prefix. */
+const COMMANDS: Array<[string, string[], string]> = [
+  ['gateway', [], 'livebus-gateway'],
+  ['worker', ['worker'], 'livebus-gateway worker'],
+];
+
+/** Runs `fn` with the port of a redis-server that was started and killed: nothing answers there. */
+async function withRedisDown(fn: (port: number) => Promise<void>): Promise<void> {
+  const down = await startRedisServer();
+  await down.kill();
+  try {
+    await fn(down.port);
+  } finally {
+    await down.stop();
+  }
+}
+
 describe('a gateway or worker whose Redis does not answer at start', () => {
-  it.each([
-    ['gateway', [], 'livebus-gateway'],
-    ['worker', ['worker'], 'livebus-gateway worker'],
-  ])(
+  it.each(COMMANDS)(
     '%s: exits 69 after REDIS_START_TIMEOUT_MS with "cannot reach Redis at HOST:PORT (ECONNREFUSED); check REDIS_URL", no password',
-    async (_, args, prefix) => {
-      const down = await startRedisServer();
-      await down.kill();
-      try {
+    (_, args, prefix) =>
+      withRedisDown(async (port) => {
         const cli = startCli(
           args,
           {
-            REDIS_URL: `redis://app:hunter2@127.0.0.1:${down.port}`,
+            REDIS_URL: `redis://app:hunter2@127.0.0.1:${port}`,
             REDIS_START_TIMEOUT_MS: '500',
             UNIFIED_REGISTRY_ENABLED: 'true',
           },
@@ -34,29 +46,21 @@ describe('a gateway or worker whose Redis does not answer at start', () => {
         );
         expect(await cli.exited).toBe(69);
         expect(cli.stderr()).toBe(
-          `${prefix}: cannot reach Redis at 127.0.0.1:${down.port} (ECONNREFUSED); check REDIS_URL (gave up after REDIS_START_TIMEOUT_MS=500)\n`,
+          `${prefix}: cannot reach Redis at 127.0.0.1:${port} (ECONNREFUSED); check REDIS_URL (gave up after REDIS_START_TIMEOUT_MS=500)\n`,
         );
         expect(JSON.stringify(cli.lines)).not.toContain('hunter2');
-      } finally {
-        await down.stop();
-      }
-    },
+      }),
   );
 
-  it.each([
-    ['gateway', [], 'livebus-gateway'],
-    ['worker', ['worker'], 'livebus-gateway worker'],
-  ])(
+  it.each(COMMANDS)(
     '%s: SIGTERM while it waits for Redis ends it at once (143; as PID 1 in a container an unhandled signal is ignored)',
-    async (_, args, prefix) => {
-      const down = await startRedisServer();
-      await down.kill();
-      try {
+    (_, args, prefix) =>
+      withRedisDown(async (port) => {
         // A wait far longer than the test: only the signal can end it.
         const cli = startCli(
           args,
           {
-            REDIS_URL: `redis://127.0.0.1:${down.port}`,
+            REDIS_URL: `redis://127.0.0.1:${port}`,
             REDIS_START_TIMEOUT_MS: '600000',
             UNIFIED_REGISTRY_ENABLED: 'true',
           },
@@ -66,10 +70,7 @@ describe('a gateway or worker whose Redis does not answer at start', () => {
         cli.child.kill('SIGTERM');
         expect(await cli.exited).toBe(143);
         expect(cli.stderr()).toBe(`${prefix}: SIGTERM while starting: stopped before serving\n`);
-      } finally {
-        await down.stop();
-      }
-    },
+      }),
   );
 
   it('worker: starts in production without token settings (it checks no tokens), as docker/ecs/worker-task-definition.json runs it', async () => {
@@ -108,10 +109,7 @@ describe('a gateway or worker whose Redis does not answer at start', () => {
     }
   });
 
-  it.each([
-    ['gateway', [], 'livebus-gateway'],
-    ['worker', ['worker'], 'livebus-gateway worker'],
-  ])(
+  it.each(COMMANDS)(
     '%s: REDIS_CLUSTER=true on a Redis that is not a cluster exits 78 naming both, not a process that is never ready',
     async (_, args, prefix) => {
       const cli = startCli(
@@ -126,10 +124,7 @@ describe('a gateway or worker whose Redis does not answer at start', () => {
     },
   );
 
-  it.each([
-    ['gateway', [], 'livebus-gateway'],
-    ['worker', ['worker'], 'livebus-gateway worker'],
-  ])(
+  it.each(COMMANDS)(
     '%s: a node of a Redis Cluster of three shards without REDIS_CLUSTER exits 78 saying so, not a process refusing most users MOVED',
     async (_, args, prefix) => {
       const cluster = await startRedisCluster();
@@ -146,10 +141,7 @@ describe('a gateway or worker whose Redis does not answer at start', () => {
     60_000,
   );
 
-  it.each([
-    ['gateway', [], 'livebus-gateway'],
-    ['worker', ['worker'], 'livebus-gateway worker'],
-  ])(
+  it.each(COMMANDS)(
     '%s: a REDIS_URL that reaches a replica exits 78 naming it and its primary, not a process whose every write fails',
     async (_, args, prefix) => {
       const replica = await startRedisServer();
