@@ -67,13 +67,18 @@ export class CallQueue {
         id,
         method,
         frame: serializeClientFrame({ type: 'rpc', id, method, args: args as never }),
+        // Counted by its outcome: a result of the wrong shape fails the call, as an error.
         resolve: (value) => {
           const checked = validateRpcResult(method, value);
-          if (checked.ok) resolve(checked.value as RpcResult<M>);
-          else
+          if (checked.ok) {
+            this.counters.ok++;
+            resolve(checked.value as RpcResult<M>);
+          } else {
+            this.counters.error++;
             reject(
               new RpcError('internal', `the gateway answered ${method} with an unexpected shape`, checked.error.issues),
             );
+          }
         },
         reject,
         sent: false,
@@ -101,7 +106,6 @@ export class CallQueue {
     this.calls.delete(call.id);
     clearTimeout(call.timer);
     if (frame.type === 'rpc_result') {
-      this.counters.ok++;
       call.resolve(frame.result);
     } else {
       this.counters.error++;
