@@ -358,6 +358,49 @@ describe('closing the outbox', () => {
     expect(outbox.stats()).toMatchObject({ waiting: 0, dropped: 2 });
   });
 
+  it('counts every event of a call partly sent at close as dropped: the part never sent at once, the part sent when its attempt fails', async () => {
+    const { writer, calls } = heldWriter();
+    const { outbox, events } = outboxOver(writer, { attemptTimeoutMs: 1_000, batchEvents: 1 });
+    const call = settled(
+      outbox.send([
+        { userId: 'u1', event: notice(1) },
+        { userId: 'u1', event: notice(2) },
+      ]),
+    );
+    await jest.advanceTimersByTimeAsync(0);
+    // One event a batch: the first is out, the second waits behind it.
+    expect(shapeOf(calls[0])).toEqual(['u1:1#1']);
+    const closing = settled(outbox.close());
+    await jest.advanceTimersByTimeAsync(0);
+    expect(call.value).toMatchObject({ code: 'redis_unavailable', maybeStored: true });
+    expect(outbox.stats()).toMatchObject({ dropped: 1 });
+    // The attempt out gets no answer: the event sent is let go too, and told.
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(closing.value).toBeUndefined();
+    expect(outbox.stats()).toMatchObject({ waiting: 0, stored: 0, dropped: 2 });
+    expect(events.filter((e) => e.kind === 'dropped')).toEqual([
+      { kind: 'dropped', reason: 'closed', events: 1, waiting: 0 },
+      { kind: 'dropped', reason: 'closed', events: 1, waiting: 0 },
+    ]);
+  });
+
+  it('counts every event of a call partly sent, waiting for a retry at close, as dropped', async () => {
+    const { writer, calls } = heldWriter();
+    const { outbox } = outboxOver(writer, { attemptTimeoutMs: 1_000, retryDelaysMs: [5_000], batchEvents: 1 });
+    const call = settled(
+      outbox.send([
+        { userId: 'u1', event: notice(1) },
+        { userId: 'u1', event: notice(2) },
+      ]),
+    );
+    // The first event's attempt gets no answer; it waits for its retry, the second behind it.
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(calls).toHaveLength(1);
+    await outbox.close();
+    expect(call.value).toMatchObject({ code: 'redis_unavailable', maybeStored: true });
+    expect(outbox.stats()).toMatchObject({ waiting: 0, stored: 0, dropped: 2 });
+  });
+
   it('counts as dropped (closed), and tells, an event sent before and queued for a retry, rejected redis_unavailable at close', async () => {
     const failing = {
       appendBatches: async (_id: string | undefined, batches: readonly UserBatch[]) =>

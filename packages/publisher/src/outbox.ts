@@ -194,6 +194,11 @@ interface Entry {
   failure?: { error: unknown; node: string | undefined };
   /** An attempt of it was sent and got no answer: Redis may have stored (or may yet store) its events. */
   maybeStored?: boolean;
+  /**
+   * Rejected by `close()` with part of it sent: the part never sent was counted dropped then; the
+   * part sent is counted when it leaves the queue unstored (its attempt failed), or not, once stored.
+   */
+  closedPartlySent?: boolean;
   resolve: (stored: StoredEvent[] | StoredEvent) => void;
   reject: (error: unknown) => void;
 }
@@ -620,8 +625,9 @@ export class Outbox {
     for (const entry of new Set(left.map((i) => i.entry))) {
       if (entry.left < 0) continue;
       entry.left = -1;
+      entry.closedPartlySent = entry.items.some(sent);
       entry.reject(
-        entry.items.some(sent)
+        entry.closedPartlySent
           ? new PublishError(
               'redis_unavailable',
               mayBeStored('the publisher was closed with part of this call sent', true),
@@ -648,7 +654,11 @@ export class Outbox {
       if (item.stored) continue;
       // Left by a call rejected already (this close, or a refusal the sender did not clear yet).
       this.#unstored++;
-      if (item.entry.left < 0) continue;
+      if (item.entry.left < 0) {
+        // The sent part of a call this close rejected: let go now, as its part never sent was.
+        if (item.entry.closedPartlySent) dropped++;
+        continue;
+      }
       entries.add(item.entry);
       dropped++;
     }
@@ -1162,11 +1172,16 @@ export class Outbox {
   /** Drops stored and refused events from the queue and resolves the entries they complete. */
   #settle(): void {
     let kept = 0;
+    let dropped = 0;
     for (const item of this.#items) {
       const entry = item.entry;
       if (entry.left < 0) {
         this.#release(item);
-        if (!item.stored) this.#unstored++;
+        if (!item.stored) {
+          this.#unstored++;
+          // The sent part of a call `close()` rejected, its attempt failed: let go, as its part never sent was.
+          if (entry.closedPartlySent) dropped++;
+        }
         continue;
       }
       if (item.stored) {
@@ -1183,6 +1198,10 @@ export class Outbox {
       this.#items[kept++] = item;
     }
     this.#items.length = kept;
+    if (dropped > 0) {
+      this.#stats.dropped += dropped;
+      this.#onEvent({ kind: 'dropped', reason: 'closed', events: dropped, waiting: 0 });
+    }
   }
 }
 
