@@ -480,3 +480,109 @@ describe('ListenersManager while the chain is busy', () => {
     expect(manager.counters()).toMatchObject({ attached: 1, pendingDetaches: 0 });
   });
 });
+
+describe('ListenersManager: an attach slower than the lease', () => {
+  const TTL = 300;
+
+  /**
+   * Two managers (gw-a, gw-b) on one memory lease; gw-a's source attaches only when `finish` is
+   * called (a company listener reading a whole collection on a slow Firestore), gw-b's at once.
+   * `most`: the most instances that reported the user's listeners attached at one time.
+   */
+  function twoInstances(lease: MemoryLease) {
+    let finish!: () => void;
+    const slow = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    const holding = new Set<string>();
+    const seen = { most: 0, released: [] as string[], published: [] as string[], refused: [] as string[] };
+    const make = (instanceId: string, source: ListenerSource) => {
+      const hooks = new Hooks<GatewayHookEvents>();
+      hooks.on('listener.attached', () => {
+        holding.add(instanceId);
+        seen.most = Math.max(seen.most, holding.size);
+      });
+      hooks.on('listener.detached', () => holding.delete(instanceId));
+      return new ListenersManager({
+        instanceId,
+        lease,
+        workflowWatches: new MemoryWorkflowWatchStore(),
+        sources: [source],
+        leaseTtlMs: TTL,
+        detachDelayMs: 5,
+        logger: silent,
+        hooks,
+        cleanupRegistry: async () => 'cleaned' as const,
+        emit: (_uid, event) => void seen.published.push(`${instanceId} ${event.event}`),
+      });
+    };
+    const a = make('gw-a', {
+      name: 'slow',
+      async attach(_uid, emit) {
+        await slow;
+        // Its first snapshot, read once the attach is done: published only under a lease still held.
+        await Promise.resolve(emit({ event: 'listener.change', data: {} } as AppEvent)).catch((error: unknown) =>
+          seen.refused.push(String((error as { code?: unknown }).code)),
+        );
+        return async () => void seen.released.push('gw-a');
+      },
+    });
+    const b = make('gw-b', { name: 'fast', attach: async () => async () => {} });
+    return { a, b, seen, finish, holding };
+  }
+
+  beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate', 'queueMicrotask', 'nextTick'] }));
+  afterEach(() => jest.useRealTimers());
+
+  it('keeps renewing the lease it took while the listeners attach: the other instance waits, never holds beside it', async () => {
+    const lease = new MemoryLease();
+    const { a, b, seen, finish } = twoInstances(lease);
+    const attaching = a.sessionOpened('u', 's1');
+    await jest.advanceTimersByTimeAsync(0);
+    await b.sessionOpened('u', 's2');
+    expect(b.counters().standby).toBe(1);
+    // Past twice the TTL, polled by gw-b every quarter of it.
+    for (let i = 0; i < 10; i++) await jest.advanceTimersByTimeAsync(TTL / 4);
+    expect((await lease.holder('u'))?.owner).toBe('gw-a');
+    finish();
+    await attaching;
+    for (let i = 0; i < 8; i++) await jest.advanceTimersByTimeAsync(TTL / 4);
+    expect(seen.most).toBe(1);
+    expect([a.isAttached('u'), b.isAttached('u')]).toEqual([true, false]);
+    expect(seen.published).toEqual(['gw-a listener.change']);
+    expect((await lease.holder('u'))?.owner).toBe('gw-a');
+    a.sessionClosed('u', 's1');
+    b.sessionClosed('u', 's2');
+    await Promise.all([a.flush(), b.flush()]);
+  });
+
+  it('lets go, never reporting the listeners attached nor publishing, when the lease could have expired during the attach', async () => {
+    // gw-a cannot reach Redis once it holds the lease: its renewals fail, and gw-b takes the lease after the TTL.
+    class CutOff extends MemoryLease {
+      override renew(key: string, owner: string, token: number, ttlMs: number): Promise<boolean> {
+        if (owner === 'gw-a') return Promise.reject(new Error('connect ECONNREFUSED'));
+        return super.renew(key, owner, token, ttlMs);
+      }
+    }
+    const lease = new CutOff();
+    const { a, b, seen, finish } = twoInstances(lease);
+    const attaching = a.sessionOpened('u', 's1');
+    await jest.advanceTimersByTimeAsync(0);
+    await b.sessionOpened('u', 's2');
+    for (let i = 0; i < 10; i++) await jest.advanceTimersByTimeAsync(TTL / 4);
+    expect(b.isAttached('u')).toBe(true);
+    finish();
+    await attaching;
+    await jest.advanceTimersByTimeAsync(0);
+    expect(seen.most).toBe(1);
+    expect(a.isAttached('u')).toBe(false);
+    // What it attached went back at once, and its first event was refused as fenced (the source stops).
+    expect(seen.released).toEqual(['gw-a']);
+    expect(seen.refused).toEqual(['fenced']);
+    expect(seen.published).toEqual([]);
+    expect((await lease.holder('u'))?.owner).toBe('gw-b');
+    a.sessionClosed('u', 's1');
+    b.sessionClosed('u', 's2');
+    await Promise.all([a.flush(), b.flush()]);
+  });
+});

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AppEvent, Cursor } from '@livebus/protocol';
+import { PublishError } from '@livebus/publisher';
 import type { ReadResult } from '../fleet/bus/event-bus';
 import type { ListenerControlMessage } from '../fleet/instances/instance-channel';
 import type { InstanceLiveness } from '../fleet/instances/instance-liveness';
@@ -590,14 +591,20 @@ export class ListenersManager {
     }
     this.#setStandby(state, false);
     this.#unfollow(userId, state);
+    // Renewed from now on: opening the listeners may outlast the lease (a company listener reads
+    // its whole collection first, on a slow Firestore), and the renewal steps wait behind this one.
+    const held = new AttachingLease(acquiredAt, leaseTtlMs, (since) => this.#renewOnce(userId, token, since));
     const context = this.#context(userId, state, token);
-    const emit = (event: AppEvent) => this.#o.emit(userId, event, context.fence);
+    const emit = (event: AppEvent) => (held.open ? this.#o.emit(userId, event, context.fence) : fencedEmit(userId));
     const attached: Detach[] = [];
     try {
       for (const source of this.#o.sources) {
         attached.push(await source.attach(userId, emit, context));
       }
+      // Another instance may hold the lease by now: it runs the listeners, not this one.
+      if (held.lapsed) throw new Error(`the lease lapsed while the listeners attached (${held.why})`);
     } catch (error) {
+      held.stop(false);
       // All or nothing: release what did attach so a retry starts clean, and never keep
       // the lease without listeners (another instance may succeed where this one failed).
       await Promise.allSettled(attached.map((d) => d({ handover: true })));
@@ -609,18 +616,27 @@ export class ListenersManager {
     state.detaches = attached;
     state.attached = true;
     state.token = token;
-    state.renewedAt = acquiredAt;
+    state.renewedAt = held.renewedAt;
     this.#attachedCount++;
-    this.#o.hooks.emit('lease.acquired', {
-      uid: userId,
-      token,
-      listeners: attached.length,
-      ...(from ? { from: from.owner } : {}),
-    });
-    this.#o.hooks.emit('listener.attached', { uid: userId, listeners: attached.length, token });
-    await this.#syncWorkflows(userId, state);
-    // Opening the listeners may take a while (the first one loads the Firestore client).
-    this.#scheduleLease(userId, state, Math.max(0, acquiredAt + leaseTtlMs / 3 - Date.now()));
+    let lapsed: boolean;
+    try {
+      this.#o.hooks.emit('lease.acquired', {
+        uid: userId,
+        token,
+        listeners: attached.length,
+        ...(from ? { from: from.owner } : {}),
+      });
+      this.#o.hooks.emit('listener.attached', { uid: userId, listeners: attached.length, token });
+      await this.#syncWorkflows(userId, state);
+    } finally {
+      lapsed = held.stop(true);
+      state.renewedAt = held.renewedAt;
+    }
+    if (lapsed) {
+      await this.#lost(userId, state, token, held.why);
+      return;
+    }
+    this.#scheduleLease(userId, state, Math.max(0, held.renewedAt + leaseTtlMs / 3 - Date.now()));
   }
 
   /** What a source attached under the lease `token` is told. */
@@ -657,17 +673,8 @@ export class ListenersManager {
   async #leaseTick(userId: string, state: UserState): Promise<void> {
     if (state.attached && state.token !== undefined) {
       const token = state.token;
-      let renewed: boolean | undefined;
       const renewingAt = Date.now();
-      try {
-        // Not past the moment the lease would expire: the holder must stop by then (see beforeDeadline).
-        renewed = await beforeDeadline(
-          this.#o.lease.renew(userId, this.#o.instanceId, token, this.#o.leaseTtlMs),
-          (state.renewedAt ?? 0) + this.#o.leaseTtlMs - Date.now(),
-        );
-      } catch (error) {
-        this.#o.logger.warn('listener_lease_error', { uid: userId, op: 'renew', error: String(error) });
-      }
+      const renewed = await this.#renewOnce(userId, token, state.renewedAt ?? 0);
       if (renewed) {
         state.renewedAt = renewingAt;
         this.#o.hooks.emit('lease.renewed', { uid: userId, token });
@@ -685,6 +692,23 @@ export class ListenersManager {
       return;
     }
     await this.#attach(userId, state);
+  }
+
+  /**
+   * Renews the user's lease `token`, last renewed at `renewedAt`: true, false (refused: another
+   * instance holds it) or undefined (failed, or no answer before the lease would expire: the
+   * holder must stop by then, see beforeDeadline).
+   */
+  async #renewOnce(userId: string, token: number, renewedAt: number): Promise<boolean | undefined> {
+    try {
+      return await beforeDeadline(
+        this.#o.lease.renew(userId, this.#o.instanceId, token, this.#o.leaseTtlMs),
+        renewedAt + this.#o.leaseTtlMs - Date.now(),
+      );
+    } catch (error) {
+      this.#o.logger.warn('listener_lease_error', { uid: userId, op: 'renew', error: String(error) });
+      return undefined;
+    }
   }
 
   /** The lease went to another instance: release the listeners, keep what it needs to resume, poll again. */
@@ -894,6 +918,74 @@ export class ListenersManager {
     const all = this.#o.sources.flatMap((s) => (s.stats ? [s.stats()] : []));
     return all.length <= 1 ? all[0] : mergeStats(all);
   }
+}
+
+/**
+ * A lease just taken, renewed while its holder attaches the listeners: the manager's renewal
+ * steps run on the user's chain, behind the attach. {@link lapsed} once a renewal was refused or
+ * none answered for a TTL: another instance may hold the lease then, and the holder must let go.
+ */
+class AttachingLease {
+  renewedAt: number;
+  readonly #ttlMs: number;
+  readonly #renew: (renewedAt: number) => Promise<boolean | undefined>;
+  #refused = false;
+  #timer: NodeJS.Timeout | undefined;
+  /** While attaching: open until the lease lapses; after {@link stop}, as it was left. */
+  #open: boolean | undefined;
+
+  constructor(acquiredAt: number, ttlMs: number, renew: (renewedAt: number) => Promise<boolean | undefined>) {
+    this.renewedAt = acquiredAt;
+    this.#ttlMs = ttlMs;
+    this.#renew = renew;
+    this.#schedule(acquiredAt + ttlMs / 3 - Date.now());
+  }
+
+  get lapsed(): boolean {
+    return this.#refused || Date.now() - this.renewedAt >= this.#ttlMs;
+  }
+
+  /** Why it lapsed, as `lease.lost` says it. */
+  get why(): 'renew_refused' | 'renew_failed' {
+    return this.#refused ? 'renew_refused' : 'renew_failed';
+  }
+
+  /**
+   * Whether the listeners attached under it may publish: while attaching, until it lapses; once
+   * kept, for good (the holder's renewals take over, and let go in time); once given up, never.
+   */
+  get open(): boolean {
+    return this.#open ?? !this.lapsed;
+  }
+
+  /** Stops renewing; `keep`: the holder goes on with the lease (unless it lapsed). Answers whether it lapsed. */
+  stop(keep: boolean): boolean {
+    clearTimeout(this.#timer);
+    const lapsed = this.lapsed;
+    this.#open ??= keep && !lapsed;
+    return lapsed;
+  }
+
+  #schedule(ms: number): void {
+    this.#timer = setTimeout(() => void this.#tick(), Math.max(0, ms));
+    this.#timer.unref();
+  }
+
+  async #tick(): Promise<void> {
+    const renewingAt = Date.now();
+    const renewed = await this.#renew(this.renewedAt);
+    if (this.#open !== undefined) return; // stopped meanwhile: the holder's own renewals go on
+    if (renewed) this.renewedAt = renewingAt;
+    else if (renewed === false) this.#refused = true;
+    if (!this.lapsed) this.#schedule(this.#ttlMs / 3);
+  }
+}
+
+/** What an emit of listeners whose lease lapsed answers: the source stops, as on a fenced append. */
+function fencedEmit(userId: string): Promise<never> {
+  return Promise.reject(
+    new PublishError('fenced', `the listener lease of ${userId} lapsed while its listeners attached: not published`),
+  );
 }
 
 function mergeStats(all: ListenerSourceStats[]): ListenerSourceStats {
