@@ -7,6 +7,7 @@ import { MemoryPresence } from '../fleet/presence/memory-presence';
 import { MemoryRegistryStore } from '../fleet/registry/memory-registry-store';
 import { type GatewayHookEvents, Hooks } from '../hooks';
 import type { Logger } from '../logger';
+import { recordingLogger } from '../testing/recording-logger';
 import { ListenerRefusal, type ListenerSource } from './listener-source';
 import { ListenersManager, type ListenersManagerOptions } from './listeners-manager';
 import { MemoryWorkflowWatchStore } from './workflow-watch-store';
@@ -584,5 +585,86 @@ describe('ListenersManager: an attach slower than the lease', () => {
     a.sessionClosed('u', 's1');
     b.sessionClosed('u', 's2');
     await Promise.all([a.flush(), b.flush()]);
+  });
+});
+
+describe('ListenersManager while Redis or Firestore is away', () => {
+  beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate', 'queueMicrotask', 'nextTick'] }));
+  afterEach(() => jest.useRealTimers());
+
+  /** Three users' sessions on a manager; the clock then moves 10.5 s, a quarter of the TTL at a time. */
+  async function outage(options: Partial<ListenersManagerOptions>, ttl: number) {
+    const { logger, events } = recordingLogger();
+    const manager = new ListenersManager({
+      lease: new MemoryLease(),
+      workflowWatches: new MemoryWorkflowWatchStore(),
+      sources: [{ name: 'live', attach: async () => async () => {} }],
+      leaseTtlMs: ttl,
+      detachDelayMs: 5,
+      logger,
+      cleanupRegistry: async () => 'cleaned' as const,
+      emit: () => {},
+      ...options,
+    });
+    for (const uid of ['u1', 'u2', 'u3']) await manager.sessionOpened(uid, `s-${uid}`);
+    for (let at = 0; at < 10_500; at += ttl / 4) await jest.advanceTimersByTimeAsync(ttl / 4);
+    return { manager, events };
+  }
+
+  /**
+   * The lines of one event at `level`: their `suppressed`, and the lines at debug before each
+   * since the one before (what `suppressed` should say); `debug`: all the lines at debug.
+   */
+  function summed(lines: ReturnType<ReturnType<typeof recordingLogger>['events']>, level: string) {
+    const logged: unknown[] = [];
+    const between: number[] = [];
+    let debug = 0;
+    for (const [l, , f] of lines) {
+      if (l === 'debug') debug++;
+      else if (l === level) {
+        logged.push(f.suppressed);
+        between.push(debug - between.reduce((a, n) => a + n, 0));
+      }
+    }
+    return { logged, between, debug };
+  }
+
+  it('logs a failing lease acquire once per 10 s, with how many it left out (at debug), not per user per poll', async () => {
+    let calls = 0;
+    class Away extends MemoryLease {
+      override acquire(): Promise<{ token: number } | undefined> {
+        calls++;
+        return Promise.reject(new Error('Connection is closed.'));
+      }
+    }
+    const { manager, events } = await outage({ lease: new Away() }, 4_000);
+    const { logged, between, debug } = summed(events('listener_lease_error'), 'warn');
+    expect(calls).toBeGreaterThan(20);
+    expect(logged).toHaveLength(2);
+    expect(logged).toEqual(between);
+    // Every failure is in some line: logged, or counted in the next one.
+    expect(logged.length + debug).toBe(calls);
+    expect(events('listener_lease_error').every(([, , f]) => f.op === 'acquire')).toBe(true);
+    for (const uid of ['u1', 'u2', 'u3']) manager.sessionClosed(uid, `s-${uid}`);
+    await manager.flush();
+  });
+
+  it('logs a failing attach at error once per 10 s, with how many it left out (at debug), not per user per retry', async () => {
+    let calls = 0;
+    const failing: ListenerSource = {
+      name: 'away',
+      attach: async () => {
+        calls++;
+        throw new Error('14 UNAVAILABLE: Firestore away');
+      },
+    };
+    const { manager, events } = await outage({ sources: [failing] }, 3_000);
+    const { logged, between, debug } = summed(events('user_attach_error'), 'error');
+    expect(calls).toBeGreaterThan(20);
+    expect(logged).toHaveLength(2);
+    expect(logged).toEqual(between);
+    expect(logged.length + debug).toBe(calls);
+    for (const uid of ['u1', 'u2', 'u3']) manager.sessionClosed(uid, `s-${uid}`);
+    await manager.flush();
   });
 });

@@ -6,7 +6,7 @@ import type { ListenerControlMessage } from '../fleet/instances/instance-channel
 import type { InstanceLiveness } from '../fleet/instances/instance-liveness';
 import type { Lease, LeaseHolder } from '../fleet/lease/lease';
 import { type GatewayHookEvents, type GatewayHooks, Hooks } from '../hooks';
-import type { Logger } from '../logger';
+import type { LogEvent, LogFields, Logger } from '../logger';
 import { beforeDeadline } from '../redis/before-deadline';
 import { checkLimitOption } from '../rpc/limit-option';
 import { CarryOver } from './carry-over';
@@ -254,6 +254,8 @@ export class ListenersManager {
   #cleanupsSkipped = 0;
   #standbyCount = 0;
   #closed = false;
+  /** The lines an outage repeats for every user, by kind (see {@link #logRepeated}). */
+  readonly #repeated = new Map<string, LogThrottle>();
 
   constructor(options: ListenersManagerOptions) {
     checkLimitOption('workflowWatchesMax (WORKFLOW_MAX_WATCHES_PER_USER)', options.workflowWatchesMax);
@@ -276,6 +278,22 @@ export class ListenersManager {
       liveness && failoverMs > 0 && listens
         ? new FailoverWatch({ liveness, failoverMs, instanceId, hooks, onDead: (owner) => this.#holderDead(owner) })
         : undefined;
+  }
+
+  /**
+   * A line that a Redis or Firestore outage repeats for every user at every retry (a lease call, an
+   * attach): the first of its `kind` at `level`, then at most one per {@link REPEATED_LOG_MS} with
+   * `suppressed`, how many of that kind went at debug since, as `bus_listener_error` does.
+   */
+  #logRepeated(level: 'error' | 'warn', event: LogEvent, kind: string, fields: LogFields): void {
+    let throttle = this.#repeated.get(kind);
+    if (!throttle) {
+      throttle = new LogThrottle();
+      this.#repeated.set(kind, throttle);
+    }
+    const suppressed = throttle.take(Date.now());
+    if (suppressed === undefined) this.#o.logger.debug(event, fields);
+    else this.#o.logger[level](event, { ...fields, suppressed });
   }
 
   /** Starts proving this instance alive and following the holders of standby users (liveness failover). */
@@ -325,7 +343,10 @@ export class ListenersManager {
   #enqueue(userId: string, state: UserState, step: () => Promise<void>): Promise<void> {
     // Each step runs after the previous one settles; a failure never breaks the chain.
     const next = (state.chain ?? Promise.resolve()).then(step).catch((error: unknown) => {
-      this.#o.logger.error('user_attach_error', { uid: userId, error: String(error) });
+      const fields = { uid: userId, error: String(error) };
+      // A refusal comes once per session opened; any other failure again at every retry, for every user.
+      if (error instanceof ListenerRefusal) this.#o.logger.error('user_attach_error', fields);
+      else this.#logRepeated('error', 'user_attach_error', 'attach', fields);
     });
     // The state is forgotten only once nothing more is queued on it: a session opening
     // meanwhile must join this chain, not start a second one beside it.
@@ -579,7 +600,11 @@ export class ListenersManager {
       const got = from ? lease.takeOver(userId, from, owner, leaseTtlMs) : lease.acquire(userId, owner, leaseTtlMs);
       token = (await got)?.token;
     } catch (error) {
-      this.#o.logger.warn('listener_lease_error', { uid: userId, op: 'acquire', error: String(error) });
+      this.#logRepeated('warn', 'listener_lease_error', 'acquire', {
+        uid: userId,
+        op: 'acquire',
+        error: String(error),
+      });
     }
     if (token === undefined) {
       // Another instance holds the user's listeners (or Redis is away): poll until it lets go.
@@ -706,7 +731,7 @@ export class ListenersManager {
         renewedAt + this.#o.leaseTtlMs - Date.now(),
       );
     } catch (error) {
-      this.#o.logger.warn('listener_lease_error', { uid: userId, op: 'renew', error: String(error) });
+      this.#logRepeated('warn', 'listener_lease_error', 'renew', { uid: userId, op: 'renew', error: String(error) });
       return undefined;
     }
   }
@@ -733,7 +758,9 @@ export class ListenersManager {
     state.token = undefined;
     const released = await Promise.allSettled(detaches.map((d) => d({ handover })));
     for (const r of released) {
-      if (r.status === 'rejected') this.#o.logger.warn('user_attach_error', { uid: userId, error: String(r.reason) });
+      if (r.status === 'rejected') {
+        this.#logRepeated('warn', 'user_attach_error', 'release', { uid: userId, error: String(r.reason) });
+      }
     }
     if (wasAttached) this.#o.hooks.emit('listener.detached', { uid: userId, listeners: detaches.length, handover });
   }
@@ -749,7 +776,7 @@ export class ListenersManager {
     const startedAt = new Date();
     // A reconnect that landed on another instance within the delay cancels the cleanup there too.
     const elsewhere = await this.#o.presentElsewhere(userId).catch((error: unknown) => {
-      this.#o.logger.warn('user_attach_error', { uid: userId, error: `presence: ${String(error)}` });
+      this.#logRepeated('warn', 'user_attach_error', 'presence', { uid: userId, error: `presence: ${String(error)}` });
       return false; // the cleanup below decides atomically anyway
     });
     if (state.sessions > 0) return this.#detach(userId, state);
@@ -792,7 +819,11 @@ export class ListenersManager {
       await this.#o.lease.release(userId, this.#o.instanceId, token).then(
         () => this.#o.hooks.emit('lease.released', { uid: userId, token, handover }),
         (error: unknown) =>
-          this.#o.logger.warn('listener_lease_error', { uid: userId, op: 'release', error: String(error) }),
+          this.#logRepeated('warn', 'listener_lease_error', 'release', {
+            uid: userId,
+            op: 'release',
+            error: String(error),
+          }),
       );
     }
   }
@@ -917,6 +948,27 @@ export class ListenersManager {
     if (this.#o.stats) return this.#o.stats();
     const all = this.#o.sources.flatMap((s) => (s.stats ? [s.stats()] : []));
     return all.length <= 1 ? all[0] : mergeStats(all);
+  }
+}
+
+/** Lines of one kind that an outage repeats per user: at most one per this long (the others at debug). */
+const REPEATED_LOG_MS = 10_000;
+
+/** Which lines of one kind go out: the first, then one per {@link REPEATED_LOG_MS}. */
+class LogThrottle {
+  #loggedAt = Number.NEGATIVE_INFINITY;
+  #suppressed = 0;
+
+  /** How many were left out since the last line, to log this one with; undefined: leave this one out too. */
+  take(now: number): number | undefined {
+    if (now - this.#loggedAt < REPEATED_LOG_MS) {
+      this.#suppressed++;
+      return undefined;
+    }
+    const suppressed = this.#suppressed;
+    this.#loggedAt = now;
+    this.#suppressed = 0;
+    return suppressed;
   }
 }
 
