@@ -8,6 +8,7 @@ import { type ConnectionHandler, createConnectionHandler } from './core/connecti
 import { SessionHub } from './core/session-hub';
 import { runShutdown } from './core/shutdown';
 import type { StoredEvent } from './fleet/bus/event-bus';
+import { InvalidEventError } from './fleet/bus/invalid-event-error';
 import { FleetHeartbeat } from './fleet/instances/fleet-heartbeat';
 import type { RegistrationMessage } from './fleet/instances/instance-channel';
 import { storeLabel } from './fleet/store-label';
@@ -476,11 +477,14 @@ function createListeners(
     // Fenced by the lease the listener runs under: a stale holder's append is refused.
     emit: (uid, event, fence) =>
       bus.publish(uid, event, fence ? { fence } : {}).catch((error: unknown) => {
-        // Fenced: the source hands the listeners back (lease.lost); anything else is an error.
-        if ((error as { code?: unknown }).code !== 'fenced') {
+        // Never publishable (too large for a frame): the source skips it on purpose (listener_change_skipped).
+        if (error instanceof InvalidEventError) {
+          logger.warn('listener_emit_error', { uid, reason: 'invalid_event', error: error.message });
+        } else if ((error as { code?: unknown }).code !== 'fenced') {
+          // Fenced: the source hands the listeners back (lease.lost); anything else is an error.
           logger.error('listener_emit_error', { uid, error: String(error) });
         }
-        throw error; // the source retries from its resume mark, or stops when fenced
+        throw error; // the source retries from its resume mark, skips an invalid event, or stops when fenced
       }),
     // What a killed holder published but never stored is in the user's stream (holes
     // and all: after a Redis failover the offsets skip even when nothing is missing).
