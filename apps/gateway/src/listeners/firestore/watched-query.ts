@@ -6,6 +6,7 @@ import { addToUnsaved, deltaOf, mergeCarried, type UnsavedMark } from '../carry-
 import { listenerDefaults } from '../listener-defaults';
 import type { Emit } from '../listener-source';
 import { type DeliveredDelta, type DeliveredDocs, isAfter, markOf } from '../watermark-store';
+import { errorKind } from './error-kind';
 import { firestoreJson, timestampText } from './firestore-json';
 
 /** What a {@link WatchedQuery} reports to its source (metrics). */
@@ -92,25 +93,6 @@ function pointReads(query: Query): (paths: readonly string[]) => Promise<Map<str
     const snapshots = await db.getAll(...paths.map((path) => db.doc(path)));
     return new Map(snapshots.map((s) => [s.ref.path, s.exists ? s.updateTime : undefined]));
   };
-}
-
-/** Error code of a Firestore failure as a stable metric label. */
-function kindOf(error: unknown): string {
-  const code = (error as { code?: unknown }).code;
-  const names: Record<number, string> = {
-    1: 'cancelled',
-    2: 'unknown',
-    3: 'invalid_argument',
-    4: 'deadline_exceeded',
-    5: 'not_found',
-    7: 'permission_denied',
-    8: 'resource_exhausted',
-    9: 'failed_precondition',
-    13: 'internal',
-    14: 'unavailable',
-    16: 'unauthenticated',
-  };
-  return typeof code === 'number' ? (names[code] ?? 'other') : 'other';
 }
 
 /** The queries started and not stopped, per Firestore client (see {@link stopQueriesOn}). */
@@ -246,7 +228,7 @@ export class WatchedQuery {
         // Queued, so a slow publish never lets two snapshots interleave.
         this.#chain = this.#chain.then(() => this.#apply(snapshot, generation, arrivedAt));
       },
-      (error) => this.#fail(kindOf(error), error, generation),
+      (error) => this.#fail(errorKind(error), error, generation),
     );
   }
 

@@ -1,0 +1,39 @@
+import { dirname } from 'node:path';
+import { errorKind, SDK_RETRIES_EXHAUSTED } from './error-kind';
+
+/** The Firestore client's own backoff (@google-cloud/firestore, a dependency of firebase-admin). */
+function sdkBackoff(): { backoffAndWait(): Promise<void> } {
+  const path = require.resolve('@google-cloud/firestore/build/src/backoff', {
+    paths: [dirname(require.resolve('firebase-admin/firestore'))],
+  });
+  const { ExponentialBackoff } = require(path);
+  return new ExponentialBackoff({ initialDelayMs: 0, maxDelayMs: 0, jitterFactor: 0 });
+}
+
+describe('errorKind', () => {
+  it('names a gRPC status code', () => {
+    expect(errorKind(Object.assign(new Error('7 PERMISSION_DENIED: denied'), { code: 7 }))).toBe('permission_denied');
+    expect(errorKind(Object.assign(new Error('14 UNAVAILABLE: No connection'), { code: 14 }))).toBe('unavailable');
+    expect(errorKind(Object.assign(new Error('odd'), { code: 99 }))).toBe('other');
+  });
+
+  it("takes the Firestore client giving up its own retries (a plain Error, no code) as unavailable: the client's very error", async () => {
+    // The listen stream's retries: the twelfth wait is refused, and Watch hands that error to onError.
+    const backoff = sdkBackoff();
+    for (let i = 0; i < 11; i++) await backoff.backoffAndWait();
+    const refused = await backoff.backoffAndWait().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(Error);
+    expect(refused).toMatchObject({ message: SDK_RETRIES_EXHAUSTED });
+    expect((refused as { code?: unknown }).code).toBeUndefined();
+    expect(errorKind(refused)).toBe('unavailable');
+  });
+
+  it('is other for an error without a code that the client did not give up on', () => {
+    expect(errorKind(new Error('Unexpected target ID sent by server'))).toBe('other');
+    expect(errorKind('a string')).toBe('other');
+    expect(errorKind(undefined)).toBe('other');
+  });
+});

@@ -1,0 +1,90 @@
+import { dirname } from 'node:path';
+import { type FirestoreEmulatorHandle, startFirestoreEmulator, waitFor } from '@livebus/test-support';
+import type { Firestore } from 'firebase-admin/firestore';
+import { composePorts } from '../src/compose';
+import { connectAs, httpJson, startGateway, type TestGateway } from './helpers';
+import { changesOf, createWhenReachable, testFirestore, useEmulator, warmUp, write } from './listeners-helpers';
+
+// Firestore unreachable under a gateway with a listener: what an operator sees (/metrics, /healthz).
+let emulator: FirestoreEmulatorHandle;
+let t: TestGateway;
+let db: Firestore;
+let closeDb: () => Promise<void>;
+const admin = { token: 'admin-token-0123456789' };
+
+/**
+ * The Firestore client re-opens a failed listen stream by itself, eleven times with a backoff
+ * (1 s, x1.5, up to 60 s: about 113 s in all), before it reports an error. Its test hook
+ * (`setTimeoutHandler`, what its own tests use) makes those waits 20 ms at most here, so an
+ * outage reaches the gateway within a second. The watch's 120 s idle timer goes through the
+ * same hook and is not armed (a timer made by the hook cannot be cleared).
+ */
+function hurryFirestoreRetries(): void {
+  const path = require.resolve('@google-cloud/firestore/build/src/backoff', {
+    paths: [dirname(require.resolve('firebase-admin/firestore'))],
+  });
+  const { setTimeoutHandler } = require(path) as { setTimeoutHandler(h: (f: () => void, ms: number) => void): void };
+  const { WATCH_IDLE_TIMEOUT_MS } = require(path.replace(/backoff\.js$/, 'watch.js')) as {
+    WATCH_IDLE_TIMEOUT_MS: number;
+  };
+  setTimeoutHandler((f, ms) => {
+    if (ms !== WATCH_IDLE_TIMEOUT_MS) setTimeout(f, Math.min(ms, 20));
+  });
+}
+
+/** The value of one sample of /metrics (`name` with its labels); 0 when absent. */
+async function metric(sample: string): Promise<number> {
+  const body = String((await httpJson(`${t.http}/metrics`, admin)).body);
+  const line = body.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line === undefined ? 0 : Number(line.slice(sample.length + 1));
+}
+
+beforeAll(async () => {
+  emulator = await startFirestoreEmulator('livebus-firestore-down');
+  useEmulator(emulator);
+  ({ db, close: closeDb } = testFirestore(emulator.projectId, 'firestore-down-writer'));
+  await warmUp(db);
+  hurryFirestoreRetries();
+  t = await startGateway(
+    {
+      instanceId: 'gw-firestore-down',
+      // One listener per user: its failures are the only ones counted.
+      listeners: { user: [{ name: 'notifications', collection: 'users/{uid}/notifications' }] },
+      firestoreProjectId: emulator.projectId,
+      adminToken: admin.token,
+      listenerRetryMaxMs: 8_000,
+      listenerStallMs: 0,
+    },
+    composePorts,
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await t?.close();
+  await closeDb?.();
+  await emulator?.stop();
+});
+
+describe('Firestore unreachable under a listener', () => {
+  it('is told as unavailable, and the listener comes back once Firestore does', async () => {
+    const { client } = await connectAs(t.url, 'olga');
+    const doc = (id: string) => `users/olga/notifications/${id}`;
+    await write(db, doc('before'), 'set', { text: 'before' });
+    await waitFor(() => changesOf(client, doc('before'))[0], 'the listener is live', 20_000);
+
+    await emulator.kill();
+    // The client gave up its retries: a plain Error without a code, told as `unavailable`.
+    await waitFor(
+      async () => (await metric('livebus_listener_errors_total{kind="unavailable"}')) >= 2,
+      'the listener failing unavailable',
+      20_000,
+      50,
+    );
+    expect(await metric('livebus_listener_errors_total{kind="other"}')).toBe(0);
+
+    await emulator.restart();
+    await createWhenReachable(db, doc('after'), { text: 'after' });
+    await waitFor(() => changesOf(client, doc('after'))[0], 'a write after Firestore came back', 30_000);
+    await client.close();
+  }, 60_000);
+});
