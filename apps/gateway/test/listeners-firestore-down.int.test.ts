@@ -32,9 +32,9 @@ function hurryFirestoreRetries(): void {
   });
 }
 
-/** The value of one sample of /metrics (`name` with its labels); 0 when absent. */
-async function metric(sample: string): Promise<number> {
-  const body = String((await httpJson(`${t.http}/metrics`, admin)).body);
+/** The value of one sample of `gateway`'s /metrics (`name` with its labels); 0 when absent. */
+async function metric(sample: string, gateway: TestGateway = t): Promise<number> {
+  const body = String((await httpJson(`${gateway.http}/metrics`, admin)).body);
   const line = body.split('\n').find((l) => l.startsWith(`${sample} `));
   return line === undefined ? 0 : Number(line.slice(sample.length + 1));
 }
@@ -63,6 +63,47 @@ afterAll(async () => {
   await t?.close();
   await closeDb?.();
   await emulator?.stop();
+});
+
+describe('a query Firestore refuses', () => {
+  it('is told with the code the server removed it with (failed_precondition), not other', async () => {
+    // The emulator refuses two array-contains filters with FAILED_PRECONDITION, the code of a
+    // missing index in production: both come as a target the server removed (`Error 9: ...`).
+    const refused = await startGateway(
+      {
+        instanceId: 'gw-firestore-refused',
+        listeners: {
+          user: [
+            {
+              name: 'tagged',
+              collection: 'users/{uid}/notifications',
+              where: [
+                ['tags', 'array-contains', 'a'],
+                ['labels', 'array-contains', '{uid}'],
+              ],
+            },
+          ],
+        },
+        firestoreProjectId: emulator.projectId,
+        adminToken: admin.token,
+        listenerStallMs: 0,
+      },
+      composePorts,
+    );
+    try {
+      const { client } = await connectAs(refused.url, 'pia');
+      await waitFor(
+        async () => (await metric('livebus_listener_errors_total{kind="failed_precondition"}', refused)) >= 1,
+        'the listener refused',
+        20_000,
+        50,
+      );
+      expect(await metric('livebus_listener_errors_total{kind="other"}', refused)).toBe(0);
+      await client.close();
+    } finally {
+      await refused.close();
+    }
+  }, 40_000);
 });
 
 describe('Firestore unreachable under a listener', () => {

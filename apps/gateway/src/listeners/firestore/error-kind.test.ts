@@ -31,6 +31,17 @@ describe('errorKind', () => {
     expect(errorKind(refused)).toBe('unavailable');
   });
 
+  it('takes the code of a query the server removed (the client says it in the message only)', () => {
+    // Watch.onData on a target change REMOVE: `new Error('Error ' + code + ': ' + message)`.
+    const index = new Error(
+      'Error 9: The query requires an index. You can create it here: https://console.firebase.google.com/v1/r/project/p/firestore/indexes?create_composite=Cg',
+    );
+    expect(errorKind(index)).toBe('failed_precondition');
+    expect(errorKind(new Error("Error 3: 'IN' supports up to 30 comparison values."))).toBe('invalid_argument');
+    expect(errorKind(new Error('Error 8: Quota exceeded.'))).toBe('resource_exhausted');
+    expect(errorKind(new Error('Error 99: odd'))).toBe('other');
+  });
+
   it('is other for an error without a code that the client did not give up on', () => {
     expect(errorKind(new Error('Unexpected target ID sent by server'))).toBe('other');
     expect(errorKind('a string')).toBe('other');

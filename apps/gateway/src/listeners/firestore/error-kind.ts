@@ -27,13 +27,23 @@ const NAMES: Record<number, string> = {
 export const SDK_RETRIES_EXHAUSTED = 'Exceeded maximum number of retries allowed.';
 
 /**
+ * How the Firestore client reports a query the server removed (`Watch.onData`, a target
+ * change REMOVE): `Error <code>: <message>`, without a `code` property. A missing index is
+ * `Error 9: The query requires an index. You can create it here: https://...`.
+ */
+const REMOVED_TARGET = /^Error (\d+): /;
+
+/**
  * The kind of a Firestore listener's failure, a stable metric label: its gRPC status code
  * by name; `unavailable` for the client giving up its own retries (Firestore unreachable
- * for about two minutes, or refusing the credentials); `other` for an error that carries
- * neither.
+ * for about two minutes, or refusing the credentials); the code of a query the server
+ * removed; `other` for an error that carries none of these.
  */
 export function errorKind(error: unknown): string {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
   if (typeof code === 'number') return NAMES[code] ?? 'other';
-  return message === SDK_RETRIES_EXHAUSTED ? 'unavailable' : 'other';
+  if (typeof message !== 'string') return 'other';
+  if (message === SDK_RETRIES_EXHAUSTED) return 'unavailable';
+  const removed = REMOVED_TARGET.exec(message);
+  return removed ? (NAMES[Number(removed[1])] ?? 'other') : 'other';
 }
