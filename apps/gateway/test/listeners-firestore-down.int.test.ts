@@ -99,6 +99,9 @@ describe('a query Firestore refuses', () => {
         50,
       );
       expect(await metric('livebus_listener_errors_total{kind="other"}', refused)).toBe(0);
+      // Refused for good: failing, and Firestore down, until the query is fixed.
+      expect(await metric('livebus_listener_queries_failing{kind="failed_precondition"}', refused)).toBe(1);
+      expect((await httpJson(`${refused.http}/healthz`)).body).toMatchObject({ status: 'ok', firestore: 'down' });
       await client.close();
     } finally {
       await refused.close();
@@ -107,25 +110,44 @@ describe('a query Firestore refuses', () => {
 });
 
 describe('Firestore unreachable under a listener', () => {
-  it('is told as unavailable, and the listener comes back once Firestore does', async () => {
+  it('is told as unavailable, the listener failing and Firestore down all along, until it is back', async () => {
     const { client } = await connectAs(t.url, 'olga');
     const doc = (id: string) => `users/olga/notifications/${id}`;
     await write(db, doc('before'), 'set', { text: 'before' });
     await waitFor(() => changesOf(client, doc('before'))[0], 'the listener is live', 20_000);
 
+    expect(await metric('livebus_listener_queries_failing{kind="unavailable"}')).toBe(0);
+
     await emulator.kill();
     // The client gave up its retries: a plain Error without a code, told as `unavailable`.
+    const unavailable = () => metric('livebus_listener_errors_total{kind="unavailable"}');
+    await waitFor(async () => (await unavailable()) >= 5, 'five failures', 20_000, 50);
+    expect(await metric('livebus_listener_errors_total{kind="other"}')).toBe(0);
+    // The fifth failure's retry waits 4 to 8 s (LISTENER_RETRY_MAX_MS 8 s): /healthz and the
+    // gauge tell the listener failing all along, not only for 2 s after each failure.
+    const seen = new Set<string>();
     await waitFor(
-      async () => (await metric('livebus_listener_errors_total{kind="unavailable"}')) >= 2,
-      'the listener failing unavailable',
+      async () => {
+        seen.add(`firestore ${(await httpJson(`${t.http}/healthz`)).body.firestore}`);
+        seen.add(`failing ${await metric('livebus_listener_queries_failing{kind="unavailable"}')}`);
+        return (await unavailable()) >= 6;
+      },
+      'the sixth failure',
       20_000,
       50,
     );
-    expect(await metric('livebus_listener_errors_total{kind="other"}')).toBe(0);
+    expect([...seen].sort()).toEqual(['failing 1', 'firestore down']);
 
     await emulator.restart();
     await createWhenReachable(db, doc('after'), { text: 'after' });
     await waitFor(() => changesOf(client, doc('after'))[0], 'a write after Firestore came back', 30_000);
+    expect(await metric('livebus_listener_queries_failing{kind="unavailable"}')).toBe(0);
+    await waitFor(
+      async () => (await httpJson(`${t.http}/healthz`)).body.firestore === 'ok',
+      'Firestore ok on /healthz',
+      10_000,
+      50,
+    );
     await client.close();
   }, 60_000);
 });

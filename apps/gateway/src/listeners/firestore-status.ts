@@ -7,17 +7,26 @@ import type { ListenerSourceStats } from './listener-source';
 export const FIRESTORE_DOWN_WINDOW_MS = 2_000;
 
 /**
- * The Firestore status shown on the dashboard: `down` while a listener failed within the
- * last `windowMs` (the emulator or the network away), `ok` otherwise. A pure read of the
- * listeners' figures: any number of viewers, polling at any rate, get the same answer at
- * the same moment (it used to compare with the previous reader's count, so a second
- * viewer saw `ok` where the first saw `down`).
+ * Failures that are not Firestore's: a document too large to publish, Redis refusing a publish
+ * (`emit`), a resume mark or a replay read. Counted like the others, but they do not make
+ * Firestore's status `down` (`/healthz`, the dashboard).
+ */
+export const NOT_FIRESTORE: ReadonlySet<string> = new Set(['too_large', 'emit', 'mark', 'replay']);
+
+/**
+ * The Firestore status shown on `/healthz` and the dashboard: `down` while a listener is
+ * failing on Firestore's side (from its failure until it publishes a snapshot again: the
+ * client's retries and the listener's), and within `windowMs` of any such failure (a stall
+ * re-opened at once); `ok` otherwise. A pure read of the listeners' figures: any number of
+ * viewers, polling at any rate, get the same answer at the same moment (it used to compare
+ * with the previous reader's count, so a second viewer saw `ok` where the first saw `down`).
  */
 export function firestoreStatus(
-  stats: Pick<ListenerSourceStats, 'lastErrorAt'> | undefined,
+  stats: Pick<ListenerSourceStats, 'lastErrorAt' | 'failing'> | undefined,
   now: number = Date.now(),
   windowMs: number = FIRESTORE_DOWN_WINDOW_MS,
 ): 'ok' | 'down' {
+  const failing = Object.entries(stats?.failing ?? {}).some(([kind, n]) => n > 0 && !NOT_FIRESTORE.has(kind));
   const at = stats?.lastErrorAt;
-  return at !== undefined && now - at < windowMs ? 'down' : 'ok';
+  return failing || (at !== undefined && now - at < windowMs) ? 'down' : 'ok';
 }

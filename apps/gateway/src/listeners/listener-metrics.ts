@@ -61,6 +61,16 @@ export function registerListenerMetrics(registry: Registry, read: () => Listener
     },
   });
   new Gauge({
+    name: 'livebus_listener_queries_failing',
+    help: 'Firestore listeners failing now (from a failure until a snapshot is published again), by the kind of their last failure',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [kind, n] of Object.entries(read()?.failing ?? {})) this.set({ kind }, n);
+    },
+  });
+  new Gauge({
     name: 'livebus_listener_queries_open',
     help: 'Firestore listeners (queries) open in this process',
     registers: [registry],

@@ -79,6 +79,11 @@ export interface ListenerSourceStats {
   deduplicated: Record<string, number>;
   /** Listener failures by kind (`permission_denied`, `unavailable`, `stalled`, `emit`, ...). */
   errors: Record<string, number>;
+  /**
+   * Listeners failing now (from a failure until they publish a snapshot again, retries
+   * included), by the kind of their last failure; unset: the source does not tell.
+   */
+  failing?: Record<string, number>;
   /** Listeners re-opened after a failure or a stall. */
   restarts: number;
   /** When a listener last failed (any kind), ms since the epoch; unset: none has failed. */

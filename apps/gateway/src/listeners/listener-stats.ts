@@ -1,5 +1,6 @@
 import type { DeliverySource, SnapshotDelay } from '../metrics/delivery-latency';
 import type { WatchedQueryObserver } from './firestore/watched-query';
+import { NOT_FIRESTORE } from './firestore-status';
 import type { ListenerSourceStats } from './listener-source';
 import { ReadMeter } from './read-meter';
 
@@ -7,19 +8,14 @@ const add = (m: Record<string, number>, k: string, n: number) => {
   m[k] = (m[k] ?? 0) + n;
 };
 
-/**
- * Failures that are not Firestore's: a document too large to publish, Redis refusing a publish
- * (`emit`), a resume mark or a replay read. Counted like the others, but they do not make
- * Firestore's status `down` (`/healthz`, the dashboard).
- */
-const NOT_FIRESTORE: ReadonlySet<string> = new Set(['too_large', 'emit', 'mark', 'replay']);
-
 /** Collects what the Firestore listeners of a process report, as {@link ListenerSourceStats}. */
 export class ListenerStats implements WatchedQueryObserver {
   readonly #meter: ReadMeter;
   readonly #events: Record<string, number> = {};
   readonly #dedup: Record<string, number> = {};
   readonly #errors: Record<string, number> = {};
+  /** Listeners failing now, by the kind of their last failure (a kind seen stays, at 0). */
+  readonly #failing: Record<string, number> = {};
   readonly #now: () => number;
   #lastErrorAt: number | undefined;
   #restarts = 0;
@@ -52,6 +48,10 @@ export class ListenerStats implements WatchedQueryObserver {
   restart(): void {
     this.#restarts++;
   }
+  failing(from: string | undefined, to: string | undefined): void {
+    if (from !== undefined) add(this.#failing, from, -1);
+    if (to !== undefined) add(this.#failing, to, 1);
+  }
   delay(source: string, readMs: number, updateMs: readonly number[], arrivedAt: number): void {
     this.#delay?.observe(source as DeliverySource, readMs, updateMs, arrivedAt);
   }
@@ -64,6 +64,7 @@ export class ListenerStats implements WatchedQueryObserver {
       events: { ...this.#events },
       deduplicated: { ...this.#dedup },
       errors: { ...this.#errors },
+      failing: { ...this.#failing },
       restarts: this.#restarts,
       ...(this.#lastErrorAt === undefined ? {} : { lastErrorAt: this.#lastErrorAt }),
     };

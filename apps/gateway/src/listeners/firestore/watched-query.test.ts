@@ -164,6 +164,53 @@ describe('WatchedQuery: a listener that keeps failing', () => {
   });
 });
 
+describe('WatchedQuery: failing, from a failure until a snapshot is published again', () => {
+  /** A listener on `q` whose failing changes the test records, as `from>to` (`-`: not failing). */
+  function recorded(q: ReturnType<typeof scriptedQuery>) {
+    const changes: string[] = [];
+    const observer: WatchedQueryObserver = {
+      ...quiet,
+      failing: (from, to) => changes.push(`${from ?? '-'}>${to ?? '-'}`),
+    };
+    return { changes, watched: watchedOn(q, { observer }) };
+  }
+
+  it('is failing through its retries, with the kind of its last failure, until a snapshot is published', async () => {
+    const q = scriptedQuery();
+    const { changes, watched } = recorded(q);
+    watched.start();
+    expect(watched.failing).toBe(false);
+    for (const [opens, code] of [
+      [1, 14],
+      [2, 14],
+      [3, 7],
+    ]) {
+      await waitFor(() => q.opens === opens, `open ${opens}`);
+      q.fail(Object.assign(new Error(`${code} failed`), { code }));
+      // Re-opened or waiting to be: failing either way until a snapshot is published.
+      expect(watched.failing).toBe(true);
+    }
+    await waitFor(() => q.opens === 4, 'the fourth open');
+    expect(watched.failing).toBe(true);
+    q.send(20, 0, []);
+    await waitFor(() => !watched.failing, 'recovered');
+    expect(changes).toEqual(['->unavailable', 'unavailable>permission_denied', 'permission_denied>-']);
+    await watched.stop();
+    expect(changes).toHaveLength(3);
+  });
+
+  it('is not failing once stopped while failing', async () => {
+    const q = scriptedQuery();
+    const { changes, watched } = recorded(q);
+    watched.start();
+    q.fail(new Error('Exceeded maximum number of retries allowed.'));
+    expect(watched.failing).toBe(true);
+    await watched.stop();
+    expect(watched.failing).toBe(false);
+    expect(changes).toEqual(['->unavailable', 'unavailable>-']);
+  });
+});
+
 describe('WatchedQuery: a publish that fails part way through a snapshot', () => {
   /** A fresh listener whose emit the test scripts: `refuse(path)` says how the publish of that path fails. */
   function publishing(refuse: (path: string, attempt: number) => Error | undefined) {

@@ -17,6 +17,12 @@ export interface WatchedQueryObserver {
   error(kind: string): void;
   restart(): void;
   /**
+   * The listener's failing state changed: `from` and `to` are the kind of its last failure
+   * while failing, undefined while not (a failure starts it, a failure of another kind moves
+   * it, a published snapshot or a stop ends it).
+   */
+  failing?(from: string | undefined, to: string | undefined): void;
+  /**
    * A snapshot with live changes (not a listener's first) arrived at `arrivedAt` (ms, this
    * clock): its read time and its changes' update times (ms, Firestore's clock).
    */
@@ -140,8 +146,8 @@ export class WatchedQuery {
   #attempt = 0;
   /** When the first failure of the current run of retries happened (its recovery says how long). */
   #failingSince = 0;
-  /** The kind of the last failure of the current run (a new kind is warned about). */
-  #failingKind = '';
+  /** The kind of the last failure of the current run (a new kind is warned about); undefined: not failing. */
+  #failingKind: string | undefined;
   #lastSnapshotAt = Date.now();
   #retryTimer: NodeJS.Timeout | undefined;
   #stallTimer: NodeJS.Timeout | undefined;
@@ -192,6 +198,11 @@ export class WatchedQuery {
   /** Whether a Firestore listener is registered now (false while waiting to retry). */
   get open(): boolean {
     return this.#unsubscribe !== undefined;
+  }
+
+  /** Whether the listener is failing: from a failure until its next published snapshot (retries included). */
+  get failing(): boolean {
+    return this.#failingKind !== undefined;
   }
 
   /** Opens the listener. */
@@ -350,6 +361,7 @@ export class WatchedQuery {
       });
     }
     this.#attempt = 0;
+    this.#setFailing(undefined);
     this.#track(delta);
     const mark = markOf(snapshot.readTime);
     this.#mark = mark;
@@ -450,7 +462,7 @@ export class WatchedQuery {
     const attempt = ++this.#attempt;
     if (attempt === 1) this.#failingSince = Date.now();
     const newKind = attempt === 1 || kind !== this.#failingKind;
-    this.#failingKind = kind;
+    this.#setFailing(kind);
     const base = Math.min(this.#o.retryMaxMs, this.#o.retryMinMs * 2 ** (attempt - 1));
     const delay = Math.round(base / 2 + (Math.random() * base) / 2);
     // A warning for the first failure, and for a failure of another kind (`unavailable`, then
@@ -473,6 +485,14 @@ export class WatchedQuery {
     this.#retryTimer.unref();
   }
 
+  /** Sets the kind the listener is failing with (undefined: not failing), told to the observer. */
+  #setFailing(kind: string | undefined): void {
+    const from = this.#failingKind;
+    if (from === kind) return;
+    this.#failingKind = kind;
+    this.#o.observer.failing?.(from, kind);
+  }
+
   #close(): void {
     this.#generation++;
     const unsubscribe = this.#unsubscribe;
@@ -488,6 +508,7 @@ export class WatchedQuery {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#register(false);
+    this.#setFailing(undefined);
     this.#firstPublished();
     clearTimeout(this.#retryTimer);
     clearInterval(this.#stallTimer);
