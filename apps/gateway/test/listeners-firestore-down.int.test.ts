@@ -110,13 +110,14 @@ describe('a query Firestore refuses', () => {
 });
 
 describe('Firestore unreachable under a listener', () => {
-  it('is told as unavailable, the listener failing and Firestore down all along, until it is back', async () => {
+  it('is told as unavailable, the listener failing (not open) and Firestore down all along, until it is back', async () => {
     const { client } = await connectAs(t.url, 'olga');
     const doc = (id: string) => `users/olga/notifications/${id}`;
     await write(db, doc('before'), 'set', { text: 'before' });
     await waitFor(() => changesOf(client, doc('before'))[0], 'the listener is live', 20_000);
 
     expect(await metric('livebus_listener_queries_failing{kind="unavailable"}')).toBe(0);
+    expect(await metric('livebus_listener_queries_open')).toBe(1);
 
     await emulator.kill();
     // The client gave up its retries: a plain Error without a code, told as `unavailable`.
@@ -124,24 +125,27 @@ describe('Firestore unreachable under a listener', () => {
     await waitFor(async () => (await unavailable()) >= 5, 'five failures', 20_000, 50);
     expect(await metric('livebus_listener_errors_total{kind="other"}')).toBe(0);
     // The fifth failure's retry waits 4 to 8 s (LISTENER_RETRY_MAX_MS 8 s): /healthz and the
-    // gauge tell the listener failing all along, not only for 2 s after each failure.
+    // gauges tell the listener failing, and not open, all along (not only for 2 s after each
+    // failure; not open also while re-opened and retried by the client).
     const seen = new Set<string>();
     await waitFor(
       async () => {
         seen.add(`firestore ${(await httpJson(`${t.http}/healthz`)).body.firestore}`);
         seen.add(`failing ${await metric('livebus_listener_queries_failing{kind="unavailable"}')}`);
+        seen.add(`open ${await metric('livebus_listener_queries_open')}`);
         return (await unavailable()) >= 6;
       },
       'the sixth failure',
       20_000,
       50,
     );
-    expect([...seen].sort()).toEqual(['failing 1', 'firestore down']);
+    expect([...seen].sort()).toEqual(['failing 1', 'firestore down', 'open 0']);
 
     await emulator.restart();
     await createWhenReachable(db, doc('after'), { text: 'after' });
     await waitFor(() => changesOf(client, doc('after'))[0], 'a write after Firestore came back', 30_000);
     expect(await metric('livebus_listener_queries_failing{kind="unavailable"}')).toBe(0);
+    expect(await metric('livebus_listener_queries_open')).toBe(1);
     await waitFor(
       async () => (await httpJson(`${t.http}/healthz`)).body.firestore === 'ok',
       'Firestore ok on /healthz',

@@ -204,6 +204,8 @@ describe('a LISTENERS_FILE without user listeners (workflow only)', () => {
       const metrics = String((await httpJson(`${only.http}/metrics`, admin)).body);
       expect(metrics).toMatch(/^livebus_listener_reads_total\{listener="workflow"\} [1-9]/m);
       expect(metrics).toMatch(/^livebus_listener_restarts_total \d+$/m);
+      // The workflow listener is open: counted with the user listeners (none here).
+      expect(metrics).toMatch(/^livebus_listener_queries_open 1$/m);
       expect((await httpJson(`${only.http}/healthz`)).body).toMatchObject({ firestore: 'ok' });
       await client.close();
     } finally {

@@ -27,6 +27,7 @@ export interface BuiltListeners {
   /**
    * Counters of every listener of the process: the user, workflow and company listeners
    * share them, so a file without `user` listeners still reports its failures and reads.
+   * `open`: the user and workflow listeners open now.
    */
   stats(): ListenerSourceStats;
   lease: Lease;
@@ -82,10 +83,11 @@ export function buildListeners(
     stallMs: config.listenerStallMs,
     trackedDocsMax: config.listenerTrackedDocsMax,
   };
-  const sources: ListenerSource[] =
+  const userSource =
     file.user.length > 0
-      ? [new FirestoreListenerSource({ firestore, listeners: file.user, marks, logger, stats, ...tuning })]
-      : [];
+      ? new FirestoreListenerSource({ firestore, listeners: file.user, marks, logger, stats, ...tuning })
+      : undefined;
+  const sources: ListenerSource[] = userSource ? [userSource] : [];
   const workflowSource = file.workflow
     ? new FirestoreWorkflowSource({ firestore, workflow: file.workflow, marks, logger, stats, ...tuning })
     : undefined;
@@ -101,8 +103,8 @@ export function buildListeners(
     : undefined;
   return {
     sources,
-    // The user source counts its open listeners; without one, only the counters.
-    stats: () => sources[0]?.stats?.() ?? stats.snapshot(0),
+    // The user and workflow listeners open now (the company listeners have a gauge of their own).
+    stats: () => stats.snapshot((userSource?.queriesOpen() ?? 0) + (workflowSource?.queriesOpen() ?? 0)),
     lease,
     ...(company ? { company } : {}),
     workflowWatches: ports.redis ? new RedisWorkflowWatchStore(ports.redis) : new MemoryWorkflowWatchStore(),

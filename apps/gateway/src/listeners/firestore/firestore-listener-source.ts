@@ -142,7 +142,15 @@ export class FirestoreListenerSource implements ListenerSource {
     return detach;
   }
 
+  /** Its listeners open now: registered with Firestore and not failing ({@link WatchedQuery.open}). */
+  queriesOpen(): number {
+    let open = 0;
+    for (const q of this.#live) if (q.open) open++;
+    return open;
+  }
+
+  /** The shared counters, with this source's listeners open now. */
   stats(): ListenerSourceStats {
-    return this.#stats.snapshot(this.#live.size);
+    return this.#stats.snapshot(this.queriesOpen());
   }
 }

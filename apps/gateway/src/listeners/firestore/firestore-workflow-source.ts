@@ -41,7 +41,8 @@ export class WorkflowJobIdError extends Error {
  */
 export class FirestoreWorkflowSource implements WorkflowSource {
   readonly #o: FirestoreWorkflowSourceOptions;
-  #open = 0;
+  /** The watches attached and not detached. */
+  readonly #live = new Set<WatchedQuery>();
 
   constructor(options: FirestoreWorkflowSourceOptions) {
     this.#o = options;
@@ -99,12 +100,12 @@ export class FirestoreWorkflowSource implements WorkflowSource {
       ...(this.#o.trackedDocsMax === undefined ? {} : { trackedDocsMax: this.#o.trackedDocsMax }),
     });
     watched.start();
-    this.#open++;
+    this.#live.add(watched);
     let stopped = false;
     const detach: Detach = async (options = {}) => {
       if (stopped) return;
       stopped = true;
-      this.#open--;
+      this.#live.delete(watched);
       await watched.stop();
       // The watch ended (not handed over): its next watch starts with an initial event again.
       if (!options.handover && marks) await marks.forget(userId, name);
@@ -113,8 +114,15 @@ export class FirestoreWorkflowSource implements WorkflowSource {
     return detach;
   }
 
-  /** Workflow listeners open now. */
+  /** Workflow listeners attached now (open, or failing and retrying). */
   get open(): number {
-    return this.#open;
+    return this.#live.size;
+  }
+
+  /** Workflow listeners open now: registered with Firestore and not failing ({@link WatchedQuery.open}). */
+  queriesOpen(): number {
+    let open = 0;
+    for (const watched of this.#live) if (watched.open) open++;
+    return open;
   }
 }

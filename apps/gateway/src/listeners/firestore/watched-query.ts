@@ -195,9 +195,13 @@ export class WatchedQuery {
     return this.#first;
   }
 
-  /** Whether a Firestore listener is registered now (false while waiting to retry). */
+  /**
+   * Whether the listener is open: registered with the Firestore client and not failing. Not
+   * while it waits to retry, nor once re-opened until a snapshot is published again (the
+   * client may be retrying the stream meanwhile).
+   */
   get open(): boolean {
-    return this.#unsubscribe !== undefined;
+    return this.#unsubscribe !== undefined && this.#failingKind === undefined;
   }
 
   /** Whether the listener is failing: from a failure until its next published snapshot (retries included). */
