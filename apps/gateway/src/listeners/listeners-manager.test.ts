@@ -416,6 +416,40 @@ describe('ListenersManager', () => {
     expect(counting.live.get('a')).toBe(0);
   });
 
+  it("merges its sources' figures, the listeners failing now by kind included", () => {
+    const figures = (failing?: Record<string, number>) => ({
+      open: 1,
+      reads: { total: 0, by_listener: {}, users_tracked: 0, top_readers: [] },
+      events: {},
+      deduplicated: {},
+      errors: { unavailable: 1 },
+      restarts: 0,
+      ...(failing ? { failing } : {}),
+    });
+    const withStats = (name: string, failing?: Record<string, number>): ListenerSource => ({
+      name,
+      attach: async () => async () => {},
+      stats: () => figures(failing),
+    });
+    const manager = (sources: ListenerSource[]) =>
+      new ListenersManager({
+        lease: new MemoryLease(),
+        workflowWatches: new MemoryWorkflowWatchStore(),
+        sources,
+        detachDelayMs: 0,
+        logger: silent,
+        cleanupRegistry: async () => 'cleaned' as const,
+        emit: () => {},
+      });
+    const merged = manager([
+      withStats('a', { unavailable: 1 }),
+      withStats('b', { unavailable: 2, emit: 1 }),
+      withStats('c'),
+    ]).sourceStats();
+    expect(merged).toMatchObject({ open: 3, errors: { unavailable: 3 }, failing: { unavailable: 3, emit: 1 } });
+    expect(manager([withStats('a'), withStats('b')]).sourceStats()).not.toHaveProperty('failing');
+  });
+
   it('a failing source is released and retried on the next session, never crashing', async () => {
     let fail = true;
     const errors: unknown[] = [];

@@ -1063,6 +1063,7 @@ function mergeStats(all: ListenerSourceStats[]): ListenerSourceStats {
     deduplicated: sum((s) => s.deduplicated),
     errors: sum((s) => s.errors),
     restarts: all.reduce((a, s) => a + s.restarts, 0),
+    ...(all.some((s) => s.failing) ? { failing: sum((s) => s.failing ?? {}) } : {}),
     ...(lastErrorAt === undefined ? {} : { lastErrorAt }),
   };
 }
