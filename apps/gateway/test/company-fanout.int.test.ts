@@ -7,8 +7,10 @@ import {
   startRedisServer,
 } from '@livebus/test-support';
 import { RedisEventBus } from '../src/fleet/bus/redis-event-bus';
+import { RedisLease } from '../src/fleet/lease/redis-lease';
 import { RedisCompanyFanOut } from '../src/listeners/company/company-fanout';
 import { RedisCompanyFollowers } from '../src/listeners/company/company-followers';
+import { companyPrefixes } from '../src/listeners/company/company-keys';
 
 // The company fan-out and followers on a standalone Redis and on a 3-master Cluster: each
 // change lands once in every follower's stream (read back as any event is) and in the
@@ -36,10 +38,12 @@ describe.each(['standalone', 'cluster'] as const)('company fan-out on Redis %s',
     const fanOut = new RedisCompanyFanOut(redis);
     const bus = new RedisEventBus(redis);
     const uids = Array.from({ length: 30 }, (_, i) => `fan-${kind}-${i}`);
-    const cursor = await fanOut.append('acme', uids, [
-      change('companies/acme/jobs/a'),
-      change('companies/acme/jobs/b'),
-    ]);
+    const cursor = await fanOut.append(
+      'acme',
+      uids,
+      [change('companies/acme/jobs/a'), change('companies/acme/jobs/b')],
+      { journal: true },
+    );
     const slots = new Set(uids.map((u) => slotOf(`lb:{${u}}:s`))).size;
     expect(fanOut.calls()).toBe(kind === 'standalone' ? 1 : slots + 1);
     for (const uid of uids) {
@@ -56,7 +60,39 @@ describe.each(['standalone', 'cluster'] as const)('company fan-out on Redis %s',
     const journal = await fanOut.readJournal('acme', `${at?.epoch}:1`);
     expect(journal.events.map((e) => (e.data as { path: string }).path)).toEqual(['companies/acme/jobs/b']);
     // Initial state to joiners only (no journal).
-    expect(await fanOut.append(undefined, [uids[0] as string], [change('companies/acme/jobs/c')])).toBeUndefined();
+    expect(
+      await fanOut.append('acme', [uids[0] as string], [change('companies/acme/jobs/c')], { journal: false }),
+    ).toBeUndefined();
+    await bus.close();
+  });
+
+  it('fenced by the company lease: appends while it holds, refuses (code fenced) and appends nothing once it moved', async () => {
+    const fanOut = new RedisCompanyFanOut(redis);
+    const bus = new RedisEventBus(redis);
+    const lease = new RedisLease(redis, { prefixes: companyPrefixes });
+    const uids = Array.from({ length: 30 }, (_, i) => `fenced-${kind}-${i}`);
+    const first = await lease.acquire('hooli', 'gw-1', 60_000);
+    const fence = { owner: 'gw-1', token: first?.token as number };
+    const calls = fanOut.calls();
+    const cursor = await fanOut.append('hooli', uids, [change('companies/hooli/jobs/a')], { journal: true, fence });
+    expect(parseCursor(cursor as string)?.offset).toBe(1);
+    // On a Cluster the fence is checked on its own before the followers' slots, and again with the journal.
+    const slots = new Set(uids.map((u) => slotOf(`lb:{${u}}:s`))).size;
+    expect(fanOut.calls() - calls).toBe(kind === 'standalone' ? 1 : slots + 2);
+    // Another instance takes the company over: the first holder's appends are refused.
+    expect(await lease.takeOver('hooli', fence, 'gw-2', 60_000)).toBeDefined();
+    for (const journal of [true, false]) {
+      await expect(
+        fanOut.append('hooli', uids, [change('companies/hooli/jobs/b')], { journal, fence }),
+      ).rejects.toMatchObject({ name: 'PublishError', code: 'fenced' });
+    }
+    for (const uid of uids) {
+      const epoch = parseCursor(await bus.head(uid))?.epoch as string;
+      const read = await bus.readSince(uid, `${epoch}:0`);
+      expect(read.events.map((e) => (e.data as { path: string }).path)).toEqual(['companies/hooli/jobs/a']);
+    }
+    const journal = await fanOut.readJournal('hooli', `${parseCursor(cursor as string)?.epoch}:1`);
+    expect(journal).toMatchObject({ status: 'resumed', events: [] });
     await bus.close();
   });
 

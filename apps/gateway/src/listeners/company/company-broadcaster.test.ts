@@ -1,8 +1,10 @@
 import type { AppEvent } from '@livebus/protocol';
+import { PublishError } from '@livebus/publisher';
+import { waitFor } from '@livebus/test-support';
 import { MemoryEventBus } from '../../fleet/bus/memory-event-bus';
 import { createLogger } from '../../logger';
 import { CompanyBroadcaster } from './company-broadcaster';
-import { type CompanyFanOut, MemoryCompanyFanOut } from './company-fanout';
+import { type CompanyAppendOptions, type CompanyFanOut, MemoryCompanyFanOut } from './company-fanout';
 import { type CompanyFollowers, MemoryCompanyFollowers } from './company-followers';
 import { CompanyStats } from './company-stats';
 
@@ -50,9 +52,9 @@ describe('CompanyBroadcaster', () => {
     const memory = new MemoryCompanyFanOut(new MemoryEventBus());
     const sentTo: string[][] = [];
     const fanOut: CompanyFanOut = {
-      append: (companyId, uids, events) => {
+      append: (companyId, uids, events, options) => {
         sentTo.push([...uids]);
-        return memory.append(companyId, uids, events);
+        return memory.append(companyId, uids, events, options);
       },
       readJournal: (companyId, cursor) => memory.readJournal(companyId, cursor),
       calls: () => memory.calls(),
@@ -77,5 +79,48 @@ describe('CompanyBroadcaster', () => {
     await stopped;
     expect(stats.snapshot(0).held).toBe(0);
     expect(sentTo).toEqual([[]]); // only the change, to no follower; no initial state to u1
+  });
+
+  it('appends under the lease it holds; an initial state refused as fenced lets the company go, not recorded as sent', async () => {
+    const followers = new MemoryCompanyFollowers();
+    const told: CompanyAppendOptions[] = [];
+    let refuse = false;
+    const fanOut: CompanyFanOut = {
+      append: async (_companyId, _uids, _events, options) => {
+        told.push(options);
+        if (refuse) throw new PublishError('fenced', 'the company fan-out was refused: FENCED');
+        return undefined;
+      },
+      readJournal: async () => ({ status: 'gap', events: [], cursor: 'e:0' }),
+      calls: () => told.length,
+    };
+    let fenced = 0;
+    const fence = { owner: 'gw-1', token: 7 };
+    const b = new CompanyBroadcaster({
+      companyId: 'acme',
+      fanOut,
+      followers,
+      pollMs: 60_000,
+      initializedTtlMs: 60_000,
+      stats: new CompanyStats(10),
+      logger,
+      fence,
+      onFenced: () => fenced++,
+    });
+    await b.start(true);
+    await b.emit(change('companies/acme/jobs/A'));
+    expect(told).toEqual([{ journal: true, fence }]);
+    // Another instance holds the lease now: u1's initial state is refused.
+    refuse = true;
+    await followers.add('acme', 'gw-1', ['u1'], 60_000);
+    b.poke();
+    await waitFor(() => fenced === 1, 'the holder told it was fenced');
+    expect(told).toEqual([
+      { journal: true, fence },
+      { journal: false, fence },
+    ]);
+    // Not recorded as initialized: the holder that has the lease sends it.
+    expect(await followers.list('acme')).toEqual([{ uid: 'u1', initialized: false }]);
+    await b.stop();
   });
 });

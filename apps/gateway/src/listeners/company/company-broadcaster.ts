@@ -1,6 +1,7 @@
 import type { AppEvent, Cursor, ListenerChange } from '@livebus/protocol';
+import type { LeaseHolder } from '../../fleet/lease/lease';
 import type { Logger } from '../../logger';
-import type { CompanyFanOut } from './company-fanout';
+import type { CompanyAppendOptions, CompanyFanOut } from './company-fanout';
 import type { CompanyFollowers } from './company-followers';
 import type { CompanyStats } from './company-stats';
 
@@ -18,6 +19,13 @@ export interface CompanyBroadcasterOptions {
   initializedTtlMs: number;
   stats: CompanyStats;
   logger: Logger;
+  /**
+   * The company's lease this instance holds it under: every append is fenced by it (refused,
+   * `PublishError` `fenced`, once another instance holds the lease). Unset: unfenced.
+   */
+  fence?: LeaseHolder;
+  /** An initial state was refused as fenced: the holder lets the company go (the manager's `onFenced`). */
+  onFenced?: () => void;
 }
 
 /**
@@ -75,7 +83,8 @@ export class CompanyBroadcaster {
   emit(event: AppEvent): Promise<{ cursor: Cursor } | undefined> {
     return this.#enqueue(async () => {
       const followers = this.#followers;
-      const cursor = await this.#o.fanOut.append(this.#o.companyId, followers, [event]);
+      // Refused as fenced: the rejection reaches the listener, which hands the company back.
+      const cursor = await this.#o.fanOut.append(this.#o.companyId, followers, [event], this.#appendOptions(true));
       if (event.event === 'listener.change') this.#remember(event.data);
       this.#o.stats.delivered(this.#o.companyId, followers.length);
       return cursor === undefined ? undefined : { cursor };
@@ -128,15 +137,25 @@ export class CompanyBroadcaster {
       // In bounded calls: a large company does not hold Redis in one long script.
       for (let i = 0; i < initial.length; i += INITIAL_BATCH) {
         if (this.#stopped) return; // the successor sends the rest (not recorded as initialized)
-        await this.#o.fanOut.append(undefined, joined, initial.slice(i, i + INITIAL_BATCH));
+        await this.#o.fanOut.append(companyId, joined, initial.slice(i, i + INITIAL_BATCH), this.#appendOptions(false));
       }
       if (this.#stopped) return;
       await this.#o.followers.initialized(companyId, joined, this.#o.initializedTtlMs);
       this.#o.stats.joined(companyId, joined.length, initial.length);
     } catch (error) {
+      if ((error as { code?: unknown }).code === 'fenced') {
+        // Another instance holds the company now: it sends the initial state; this one lets go.
+        this.#o.onFenced?.();
+        return;
+      }
       // Not recorded as initialized: the next poll sends it again (at least once).
       this.#o.logger.warn('listener_error', { company_id: companyId, kind: 'initial', error: String(error) });
     }
+  }
+
+  /** What each append is told: to the journal or not, fenced by the lease held (when known). */
+  #appendOptions(journal: boolean): CompanyAppendOptions {
+    return this.#o.fence ? { journal, fence: this.#o.fence } : { journal };
   }
 
   #initialEvents(): AppEvent[] {

@@ -79,6 +79,9 @@ export class CompanyListenerSource implements ListenerSource {
       initializedTtlMs: 86_400_000,
       stats: this.#o.stats,
       logger: this.#o.logger,
+      // Every append under the company's lease, as a user listener's events are under the user's.
+      ...(context.fence ? { fence: context.fence } : {}),
+      ...(context.onFenced ? { onFenced: context.onFenced } : {}),
     });
     // A takeover resumes from the marks: the documents delivered before are not sent again,
     // but a follower who joins later needs them; read them once (as a new listener would).
