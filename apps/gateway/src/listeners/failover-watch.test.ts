@@ -101,6 +101,21 @@ describe('FailoverWatch', () => {
     expect(seen[0]).toMatchObject({ reason: 'restarted' });
   });
 
+  it('the same holder followed again at each standby poll keeps its window: a poll shorter than the window still finds it dead', async () => {
+    const { clock, proofs, dead, watch } = setup();
+    proofs.set('gw-b', 'inc-1');
+    watch.follow('u1', 'gw-b');
+    await watch.check();
+    proofs.delete('gw-b'); // killed
+    // Standby polls every 750 ms (a quarter of a 3 s lease) name the same holder again.
+    for (let i = 0; i < 4 && dead.length === 0; i++) {
+      clock.now += 750;
+      watch.follow('u1', 'gw-b');
+      await watch.check();
+    }
+    expect(dead).toEqual(['gw-b']);
+  });
+
   it('follows nobody for its own instance, and forgets a holder once no user needs it', async () => {
     const { clock, dead, watch } = setup();
     watch.follow('u1', 'gw-a');

@@ -81,6 +81,10 @@ export class FailoverWatch {
   /** Follows `owner` for `userId` (this instance serves the user on standby; `owner` holds the lease). */
   follow(userId: string, owner: string): void {
     if (owner === this.#o.instanceId) return;
+    // The same holder named again (every standby poll): its window goes on. Made anew, it would
+    // restart at every poll, and a poll shorter than the window (LISTENER_LEASE_TTL_MS / 4 below
+    // LISTENER_FAILOVER_MS) would never find the holder dead.
+    if (this.#followed.get(owner)?.users.has(userId)) return;
     this.unfollow(userId);
     let f = this.#followed.get(owner);
     if (!f) {
