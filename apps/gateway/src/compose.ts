@@ -16,6 +16,7 @@ import { type InstanceChannel, LocalInstanceChannel } from './fleet/instances/in
 import type { InstanceLiveness } from './fleet/instances/instance-liveness';
 import { RedisInstanceChannel } from './fleet/instances/redis-instance-channel';
 import { RedisInstanceLiveness } from './fleet/instances/redis-instance-liveness';
+import { SharedLiveness } from './fleet/instances/shared-liveness';
 import type { Lease } from './fleet/lease/lease';
 import { MemoryLease } from './fleet/lease/memory-lease';
 import { MemoryPresence } from './fleet/presence/memory-presence';
@@ -176,6 +177,8 @@ export function resolvePorts(config: GatewayConfig, given: GatewayPorts): Resolv
   const presence = given.presence ?? (memory.presence as Presence);
   return {
     ...given,
+    // One proof per gateway, however many listener managers prove it (user and company listeners).
+    ...(given.liveness ? { liveness: new SharedLiveness(given.liveness) } : {}),
     logger:
       given.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, instanceId: config.instanceId }),
     hooks: given.hooks ?? new Hooks<GatewayHookEvents>(),

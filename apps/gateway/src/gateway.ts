@@ -108,6 +108,7 @@ export function createGateway(config: GatewayConfig, given: GatewayPorts = {}): 
         hooks,
         logger,
         principals: (uid) => hub.sessionsOf(uid).map((s) => s.principal),
+        ...(ports.liveness ? { liveness: ports.liveness } : {}),
       })
     : undefined;
   if (companies) registerCompanyMetrics(metrics.registry, () => companies.follows.stats());
@@ -358,6 +359,7 @@ async function listenGateway(w: Wired): Promise<AddressInfo> {
   state.timers.push(setInterval(w.sessionBeat, config.pingIntervalMs));
   w.fleetHeartbeat.start();
   w.listeners.start();
+  w.companies?.manager.start();
   w.companies?.follows.start();
   state.timers.push(setInterval(() => w.tracker.sweep(), 30_000));
   for (const t of state.timers) t.unref();

@@ -117,8 +117,12 @@ export interface GatewayHookEvents {
    * `membership_error`, `none`: no company set, `left`: no session here any more).
    */
   'company.follow': { uid: string; company_id: string | null; requested: string | null; reason: string };
-  /** This instance holds a company's listeners now (its lease `token`); see listeners/company/. */
-  'company.attached': { company_id: string; listeners: number; token?: number | string };
+  /**
+   * This instance holds a company's listeners now (its lease `token`); see listeners/company/.
+   * `from`: taken over from that holder, found dead by its liveness proof (LISTENER_FAILOVER_MS),
+   * not at its lease's expiry.
+   */
+  'company.attached': { company_id: string; listeners: number; token?: number | string; from?: string };
   /** This instance released a company's listeners (`handover`: followers remain elsewhere). */
   'company.detached': { company_id: string; listeners: number; handover: boolean };
   /** This instance lost a company's lease (`fenced`, `renew_refused`, `renew_failed`). */

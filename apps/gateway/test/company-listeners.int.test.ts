@@ -49,7 +49,12 @@ async function gateway(
   );
   t.gw.hooks.on('company.follow', (e) => follows.push({ instance: instanceId, ...e }));
   t.gw.hooks.on('company.attached', (e) =>
-    moments.push({ instance: instanceId, what: 'attached', company: e.company_id }),
+    moments.push({
+      instance: instanceId,
+      what: 'attached',
+      company: e.company_id,
+      ...(e.from === undefined ? {} : { from: e.from }),
+    }),
   );
   t.gw.hooks.on('company.detached', (e) =>
     moments.push({ instance: instanceId, what: 'detached', company: e.company_id }),
@@ -79,8 +84,8 @@ afterAll(async () => {
 /** The company.follow moments of every gateway, in order. */
 const follows: Array<{ instance: string; uid: string; company_id: string | null; reason: string }> = [];
 
-/** Company listener attaches and releases, per instance, in order. */
-const moments: Array<{ instance: string; what: 'attached' | 'detached'; company: string }> = [];
+/** Company listener attaches and releases, per instance, in order (`from`: taken over from a holder found dead). */
+const moments: Array<{ instance: string; what: 'attached' | 'detached'; company: string; from?: string }> = [];
 /**
  * Company leases lost (a renewal late past the TTL, 3 s here): on a starved machine the holder
  * gives the company up and takes it again, which the attach counts below allow for, once each.
@@ -441,9 +446,10 @@ async function childGateway(instanceId: string, holdPath: string) {
     listeners: { company: companyListeners.company },
     env: {
       UNIFIED_REGISTRY_ENABLED: 'true',
-      // The takeover waits for this lease to lapse (15 s allowed); shorter, a child starved for a
-      // moment before its hold could lose the lease early.
-      LISTENER_LEASE_TTL_MS: '3000',
+      // Longer than the failover window (LISTENER_FAILOVER_MS, 2 s): the survivors take over when
+      // the killed child's liveness proof lapses, well before this lease would expire (the hook
+      // says which); shorter, a child starved for a moment before its hold could lose it early.
+      LISTENER_LEASE_TTL_MS: '10000',
       DETACH_DELAY_MS: '100',
       LIVEBUS_TEST_HOLD_BEFORE_MARK: holdPath,
     },
@@ -505,8 +511,10 @@ describe('takeover after the holder of a company was SIGKILLed', () => {
       await write(db, 'companies/globex/jobs/published', 'set', { n: 1 });
       await waitFor(() => dead.held[0], 'the child holding before the mark', 15_000);
       await dead.kill();
-      // A survivor's instance takes the lease over (the dead one's expires) and resumes.
-      await waitFor(() => moments.find((m) => m.company === 'globex'), 'the takeover', 15_000);
+      // A survivor's instance takes the lease over and resumes: from the dead holder, whose
+      // liveness proof lapsed (LISTENER_FAILOVER_MS), not once its lease expired.
+      const takeover = await waitFor(() => moments.find((m) => m.company === 'globex'), 'the takeover', 15_000);
+      expect(takeover).toMatchObject({ what: 'attached', from: 'gw-co-dead' });
       await write(db, 'companies/globex/jobs/after', 'set', { n: 2 });
       await write(db, 'companies/globex/jobs/zz-last', 'set', { n: 3 });
       for (const s of survivors)

@@ -1,6 +1,7 @@
 import type { Principal } from '../../auth/authenticator';
 import type { GatewayConfig } from '../../config';
 import type { EventBus } from '../../fleet/bus/event-bus';
+import type { InstanceLiveness } from '../../fleet/instances/instance-liveness';
 import type { RegistryStore } from '../../fleet/registry/registry-store';
 import { type GatewayHookEvents, type GatewayHooks, Hooks } from '../../hooks';
 import type { Logger } from '../../logger';
@@ -18,12 +19,17 @@ export interface CompanyWiringDeps {
   hooks: GatewayHooks;
   logger: Logger;
   principals: (uid: string) => Principal[];
+  /**
+   * The gateway's liveness proofs (the user listeners' too: one proof per gateway): a dead
+   * holder's companies are taken over within LISTENER_FAILOVER_MS. Unset: at lease expiry.
+   */
+  liveness?: InstanceLiveness;
 }
 
 /**
  * The company listeners of a gateway: a second {@link ListenersManager}, keyed by company
  * id, whose "sessions" are the users following the company here (leases, detach delay,
- * standby polling, fenced marks and replay: those of the user listeners), and the
+ * standby polling, liveness failover, fenced marks and replay: those of the user listeners), and the
  * {@link CompanyListeners} that decides who follows what. Its lifecycle moments are told
  * on the gateway's hooks as `company.*`.
  */
@@ -33,13 +39,23 @@ export function createCompanyListeners(deps: CompanyWiringDeps): {
 } {
   const { config, companies, hooks, logger } = deps;
   const own = new Hooks<GatewayHookEvents>();
-  own.on('listener.attached', (e) =>
+  // lease.acquired comes just before listener.attached, in the same step: it names the holder
+  // found dead that the lease was taken over from (liveness failover).
+  const takenFrom = new Map<string, string>();
+  own.on('lease.acquired', (e) => {
+    if (e.from === undefined) takenFrom.delete(e.uid);
+    else takenFrom.set(e.uid, e.from);
+  });
+  own.on('listener.attached', (e) => {
+    const from = takenFrom.get(e.uid);
+    takenFrom.delete(e.uid);
     hooks.emit('company.attached', {
       company_id: e.uid,
       listeners: e.listeners,
       ...(e.token === undefined ? {} : { token: e.token }),
-    }),
-  );
+      ...(from === undefined ? {} : { from }),
+    });
+  });
   own.on('listener.detached', (e) =>
     hooks.emit('company.detached', { company_id: e.uid, listeners: e.listeners, handover: e.handover }),
   );
@@ -66,6 +82,8 @@ export function createCompanyListeners(deps: CompanyWiringDeps): {
     instanceId: config.instanceId,
     leaseTtlMs: config.listenerLeaseTtlMs,
     lease: companies.lease,
+    // A dead holder's companies are taken over within LISTENER_FAILOVER_MS, as users' listeners are.
+    ...(deps.liveness ? { liveness: deps.liveness, failoverMs: config.listenerFailoverMs } : {}),
     workflowWatches: new MemoryWorkflowWatchStore(),
   });
   const follows = new CompanyListeners({
