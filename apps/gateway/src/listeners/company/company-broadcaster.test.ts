@@ -123,4 +123,48 @@ describe('CompanyBroadcaster', () => {
     expect(await followers.list('acme')).toEqual([{ uid: 'u1', initialized: false }]);
     await b.stop();
   });
+
+  it('sends a large initial state in calls of at most 5 000 appends (events x joiners), every event to every joiner in order', async () => {
+    const followers = new MemoryCompanyFollowers();
+    const calls: Array<{ uids: string[]; paths: string[] }> = [];
+    const fanOut: CompanyFanOut = {
+      append: async (_companyId, uids, events, options) => {
+        if (!options.journal) {
+          calls.push({ uids: [...uids], paths: events.map((e) => (e.data as { path: string }).path) });
+        }
+        return undefined;
+      },
+      readJournal: async () => ({ status: 'gap', events: [], cursor: 'e:0' }),
+      calls: () => calls.length,
+    };
+    const b = new CompanyBroadcaster({
+      companyId: 'acme',
+      fanOut,
+      followers,
+      pollMs: 60_000,
+      initializedTtlMs: 60_000,
+      stats: new CompanyStats(10),
+      logger,
+    });
+    await b.start(true);
+    const paths = Array.from({ length: 450 }, (_, i) => `companies/acme/jobs/d${String(i).padStart(3, '0')}`);
+    for (const path of paths) await b.emit(change(path));
+    const joined = Array.from({ length: 2_000 }, (_, i) => `u${i}`);
+    await followers.add('acme', 'gw-1', joined, 60_000);
+    b.poke();
+    await waitFor(
+      async () => (await followers.list('acme')).every((f) => f.initialized),
+      'the joiners recorded as initialized',
+    );
+    await b.stop();
+    // 450 events: batches of 200, 200 and 50, to 25, 25 and 100 joiners a call.
+    expect(calls.map((c) => [c.paths.length, c.uids.length]).filter(([e, u]) => (e ?? 0) * (u ?? 0) > 5_000)).toEqual(
+      [],
+    );
+    expect(calls).toHaveLength(80 + 80 + 20);
+    const got = new Map<string, string[]>(joined.map((uid) => [uid, []]));
+    for (const c of calls) for (const uid of c.uids) got.get(uid)?.push(...c.paths);
+    const expected = paths.join();
+    expect(joined.filter((uid) => got.get(uid)?.join() !== expected)).toEqual([]);
+  });
 });

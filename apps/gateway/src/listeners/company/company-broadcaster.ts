@@ -5,8 +5,32 @@ import type { CompanyAppendOptions, CompanyFanOut } from './company-fanout';
 import type { CompanyFollowers } from './company-followers';
 import type { CompanyStats } from './company-stats';
 
-/** Initial-state events appended per script call. */
+/** Most initial-state events appended per script call. */
 const INITIAL_BATCH = 200;
+
+/**
+ * Most appends (events x joiners) of one initial-state call. A script runs without a break on
+ * Redis: 200 events to 2 000 joiners in one call held it ~3.9 s, past the 2 s PING probe and
+ * LISTENER_FAILOVER_MS (500 joiners: 0.6 s); 5 000 appends hold it some tens of milliseconds.
+ */
+const MAX_INITIAL_APPENDS_PER_CALL = 5_000;
+
+/**
+ * The calls a joiners' initial state is sent in: events in batches of {@link INITIAL_BATCH}, each
+ * batch to the joiners in groups small enough that a call makes at most
+ * {@link MAX_INITIAL_APPENDS_PER_CALL} appends (at least one joiner a call). Every joiner gets
+ * every batch, in order.
+ */
+function initialCalls<E>(joined: readonly string[], events: readonly E[]): Array<{ userIds: string[]; events: E[] }> {
+  const calls: Array<{ userIds: string[]; events: E[] }> = [];
+  for (let i = 0; i < events.length; i += INITIAL_BATCH) {
+    const batch = events.slice(i, i + INITIAL_BATCH);
+    const perCall = Math.max(1, Math.floor(MAX_INITIAL_APPENDS_PER_CALL / batch.length));
+    for (let j = 0; j < joined.length; j += perCall)
+      calls.push({ userIds: joined.slice(j, j + perCall), events: batch });
+  }
+  return calls;
+}
 
 /** Options of {@link CompanyBroadcaster}. */
 export interface CompanyBroadcasterOptions {
@@ -134,10 +158,10 @@ export class CompanyBroadcaster {
     if (joined.length === 0) return;
     const initial = this.#initialEvents();
     try {
-      // In bounded calls: a large company does not hold Redis in one long script.
-      for (let i = 0; i < initial.length; i += INITIAL_BATCH) {
+      // In bounded calls (events and joiners): a large company does not hold Redis in one long script.
+      for (const call of initialCalls(joined, initial)) {
         if (this.#stopped) return; // the successor sends the rest (not recorded as initialized)
-        await this.#o.fanOut.append(companyId, joined, initial.slice(i, i + INITIAL_BATCH), this.#appendOptions(false));
+        await this.#o.fanOut.append(companyId, call.userIds, call.events, this.#appendOptions(false));
       }
       if (this.#stopped) return;
       await this.#o.followers.initialized(companyId, joined, this.#o.initializedTtlMs);
