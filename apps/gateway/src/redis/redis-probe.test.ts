@@ -129,6 +129,78 @@ describe('RedisProbe, on fake timers', () => {
     expect(cluster.disconnect).not.toHaveBeenCalled();
   });
 
+  it('replaces a watched subscriber waiting in connect for reconnectAfterRounds rounds of its own (a frozen Redis never answers its ready check or name), while the main connection answers; counts again after', async () => {
+    const main = fakeClient();
+    const subscriber = fakeClient().client;
+    subscriber.status = 'connect';
+    const probe = new RedisProbe(main.client, { timeoutMs: 2_000, reconnectAfterRounds: 3 });
+    probe.watch(subscriber);
+    const round = async () => {
+      const p = probe.probe();
+      main.answer();
+      await p;
+    };
+    for (let i = 0; i < 2; i++) await round();
+    expect(subscriber.disconnect).not.toHaveBeenCalled();
+    await round();
+    expect(subscriber.disconnect).toHaveBeenCalledTimes(1);
+    expect(subscriber.disconnect).toHaveBeenCalledWith(true);
+    // Its new connection counts from nothing: reconnecting, then two rounds in connect again.
+    subscriber.status = 'reconnecting';
+    await round();
+    subscriber.status = 'connect';
+    for (let i = 0; i < 2; i++) await round();
+    expect(subscriber.disconnect).toHaveBeenCalledTimes(1);
+    // Ready in between starts the count again too.
+    subscriber.status = 'ready';
+    await round();
+    subscriber.status = 'connect';
+    for (let i = 0; i < 2; i++) await round();
+    expect(subscriber.disconnect).toHaveBeenCalledTimes(1);
+    expect(main.client.disconnect).not.toHaveBeenCalled();
+  });
+
+  it('replaces the watched subscribers that are ready with the main connection, whether it waited in connect or its PINGs went unanswered; not one reconnecting, nor one no longer watched', async () => {
+    const main = fakeClient();
+    const [ready, reconnecting, unwatched] = [fakeClient().client, fakeClient().client, fakeClient().client];
+    reconnecting.status = 'reconnecting';
+    const probe = new RedisProbe(main.client, { timeoutMs: 2_000, reconnectAfterRounds: 2 });
+    probe.watch(ready);
+    probe.watch(reconnecting);
+    probe.watch(unwatched)();
+    main.client.status = 'connect';
+    await probe.probe();
+    expect(ready.disconnect).not.toHaveBeenCalled();
+    await probe.probe();
+    expect(main.client.disconnect).toHaveBeenCalledTimes(1);
+    expect(ready.disconnect).toHaveBeenCalledTimes(1);
+    expect(ready.disconnect).toHaveBeenCalledWith(true);
+    // The next connection ready, its PINGs unanswered (an address that swallows packets).
+    main.client.status = 'ready';
+    for (let i = 0; i < 2; i++) {
+      const p = probe.probe();
+      await jest.advanceTimersByTimeAsync(2_000);
+      await p;
+    }
+    expect(main.client.disconnect).toHaveBeenCalledTimes(2);
+    expect(ready.disconnect).toHaveBeenCalledTimes(2);
+    expect(reconnecting.disconnect).not.toHaveBeenCalled();
+    expect(unwatched.disconnect).not.toHaveBeenCalled();
+  });
+
+  it("leaves a Cluster's subscriber to ioredis, as the Cluster itself", async () => {
+    const main = fakeClient();
+    const cluster = Object.assign(fakeClient().client, { isCluster: true, status: 'connect' });
+    const probe = new RedisProbe(main.client, { reconnectAfterRounds: 1 });
+    probe.watch(cluster);
+    main.client.status = 'connect';
+    for (let i = 0; i < 3; i++) await probe.probe();
+    expect(main.client.disconnect).toHaveBeenCalledTimes(3);
+    cluster.status = 'ready';
+    await probe.probe();
+    expect(cluster.disconnect).not.toHaveBeenCalled();
+  });
+
   it('sends no PING while the connection is not ready (the client says so itself)', async () => {
     const { client, pending } = fakeClient();
     client.status = 'reconnecting';

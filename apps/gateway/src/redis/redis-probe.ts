@@ -31,6 +31,12 @@ export interface RedisProbeOptions {
  * an address that swallows packets, where TCP would take minutes to give up, and no health check
  * fails for it (they do not follow Redis: see health.ts). A Redis that is really frozen is
  * reconnected to once it answers again. A Cluster is left to its own failover and slot map.
+ *
+ * The standalone connections made from the watched one (its subscribers, {@link watch}) are on
+ * the same Redis, and a subscriber has no PING of its own: one that waits in `connect` counts its
+ * rounds as the watched one does and is replaced at the same bound, and those `ready` are replaced
+ * when the watched one is replaced for unanswered rounds (a subscriber without a ready check is
+ * `ready` on a frozen Redis, its subscriptions unanswered).
  */
 export class RedisProbe {
   readonly #client: RedisClient;
@@ -43,6 +49,8 @@ export class RedisProbe {
   #unansweredRounds = 0;
   #pinging = false;
   #timer: NodeJS.Timeout | undefined;
+  /** The standalone connections made from the watched one ({@link watch}), each with its rounds in `connect` in a row. */
+  readonly #companions = new Map<RedisClient, { rounds: number }>();
 
   constructor(client: RedisClient, options: RedisProbeOptions = {}) {
     this.#client = client;
@@ -68,8 +76,23 @@ export class RedisProbe {
     this.#timer = undefined;
   }
 
+  /**
+   * Watches a connection made from the watched one (a `duplicate()`: a subscriber), replaced as
+   * described on the class; a Cluster's is left to ioredis, as the watched one is. Returns what
+   * stops watching it (called before it is closed: a closed one must not be connected again).
+   */
+  watch(client: RedisClient): () => void {
+    if (isCluster(client)) return () => {};
+    const counted = { rounds: 0 };
+    this.#companions.set(client, counted);
+    return () => {
+      if (this.#companions.get(client) === counted) this.#companions.delete(client);
+    };
+  }
+
   /** One PING (none while the connection is not ready: the client's own state says that). */
   async probe(): Promise<void> {
+    this.#companionRounds();
     const status = this.#client.status;
     // `connect`: connected, and ioredis's ready check (an INFO, with no timeout of its own)
     // unanswered. A frozen Redis accepts connections (its kernel does) and answers nothing, so a
@@ -116,6 +139,22 @@ export class RedisProbe {
     if (++this.#unansweredRounds < this.#reconnectAfter) return;
     this.#unansweredRounds = 0;
     this.#client.disconnect(true);
+    // Its subscribers that look up are on the same Redis: replaced with it. One in `connect` counts
+    // its own rounds; one reconnecting already resolves the name again.
+    for (const companion of this.#companions.keys()) {
+      if (companion.status === 'ready') companion.disconnect(true);
+    }
+  }
+
+  /** A round of each subscriber watched: one waiting in `connect` (its ready check or name unanswered) is replaced at the bound. */
+  #companionRounds(): void {
+    for (const [companion, counted] of this.#companions) {
+      if (companion.status !== 'connect') counted.rounds = 0;
+      else if (++counted.rounds >= this.#reconnectAfter) {
+        counted.rounds = 0;
+        companion.disconnect(true);
+      }
+    }
   }
 
   #set(answering: boolean, why: string): void {
