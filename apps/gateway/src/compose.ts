@@ -250,8 +250,8 @@ function assemblePorts(
   const closers: Closer[] = [];
   const opened = config.redisUrl ? openGatewayRedis(config, logger, config.redisUrl, closers) : undefined;
   const redis = opened?.redis;
-  const stores = redis
-    ? redisPorts(config, logger, redis)
+  const stores = opened
+    ? redisPorts(config, logger, opened)
     : memoryPorts(config, ['registry', 'bus', 'presence', 'channel']);
   const auth = authenticatorFor(config, {
     firebaseApp: firebaseAppFor(config, logger, closers),
@@ -319,12 +319,16 @@ function openGatewayRedis(
   return { redis, probe };
 }
 
-/** The registry, the event bus and the fleet (presence, detach decision, instance channel) on Redis. */
+/**
+ * The registry, the event bus and the fleet (presence, detach decision, instance channel) on Redis;
+ * the subscribers of the bus and of the channel watched by the probe (replaced with the connection).
+ */
 function redisPorts(
   config: GatewayConfig,
   logger: Logger,
-  redis: RedisClient,
+  { redis, probe }: { redis: RedisClient; probe: RedisProbe },
 ): Pick<GatewayPorts, 'registry' | 'bus' | 'presence' | 'detachDecision' | 'channel' | 'liveness'> {
+  const watchSubscriber = (subscriber: RedisClient) => probe.watch(subscriber);
   return {
     registry: new RedisRegistryStore(redis),
     // The retention every instance (and every publisher) of the fleet must share.
@@ -339,12 +343,13 @@ function redisPorts(
         onEvent: outboxLogger(logger),
       },
       logger,
+      watchSubscriber,
     }),
     // A session that left keeps its registry entry for the detach delay, to resume with it.
     presence: new RedisPresence(redis, { instanceTtlMs: config.instanceTtlMs, leaveGraceMs: config.detachDelayMs }),
     // The claim must outlast every instance's decision on the same departure (within one detach delay).
     detachDecision: new RedisDetachDecision(redis, { claimTtlMs: Math.max(60_000, 2 * config.detachDelayMs) }),
-    channel: new RedisInstanceChannel(redis, config.instanceId),
+    channel: new RedisInstanceChannel(redis, config.instanceId, watchSubscriber),
     liveness: new RedisInstanceLiveness(redis),
   };
 }

@@ -59,6 +59,12 @@ export interface RedisEventBusOptions extends RetentionOptions {
    * listener that threw (`bus_listener_error`). @default writes nothing
    */
   logger?: Logger;
+  /**
+   * Told of the subscriber connection when it is made; what it returns is called on close. The
+   * gateway's Redis probe watches it there and replaces it with the main connection (a subscriber
+   * with no ready check looks up on a frozen Redis): a reconnect as any other, caught up after.
+   */
+  watchSubscriber?: (subscriber: RedisClient) => () => void;
 }
 
 /** A logger that writes nothing: the default of a bus given none. */
@@ -326,8 +332,9 @@ function removeListener(s: Served, listener: TargetListener<unknown>, target: un
  * Live events come over one subscriber connection (a `duplicate()` of the
  * client; for a cluster, one with `shardedSubscribers`, which holds a connection
  * per master), with an SSUBSCRIBE per user served, ref-counted across that
- * user's listeners. ioredis re-subscribes after a reconnect by itself; this bus
- * then reads what was published meanwhile, so listeners miss nothing.
+ * user's listeners. After a reconnect every user is subscribed again (by this bus on
+ * a standalone Redis, by ioredis on a cluster) and what was published meanwhile is
+ * read, so listeners miss nothing.
  */
 export class RedisEventBus implements EventBus {
   readonly sharedAcrossInstances = true;
@@ -340,12 +347,16 @@ export class RedisEventBus implements EventBus {
   /** Per user: the SUNSUBSCRIBE in flight, which a new SSUBSCRIBE must wait for. */
   readonly #leaving = new Map<string, Promise<void>>();
   /**
-   * Standalone: users left whose SUNSUBSCRIBE failed (sent during an outage), by channel.
-   * ioredis drops a channel from the set it subscribes again on reconnect only when the
-   * SUNSUBSCRIBE's answer comes, so it subscribes these again: sent once more on 'ready'.
+   * Standalone: users left whose SUNSUBSCRIBE failed (sent during an outage), by channel:
+   * sent once more on 'ready'. ioredis, which dropped a channel from the set it subscribes
+   * again on reconnect only when the SUNSUBSCRIBE's answer came, no longer subscribes any
+   * (see `#subscriber`, `autoResubscribe`): kept should a subscription outlive the outage.
    */
   readonly #strays = new Map<string, string>();
   #sub: Redis | Cluster | undefined;
+  readonly #watchSubscriber: (subscriber: RedisClient) => () => void;
+  /** Stops the watch of the subscriber ({@link RedisEventBusOptions.watchSubscriber}). */
+  #unwatchSubscriber: () => void = () => {};
   #channels: ChannelCommands | undefined;
   #connectedOnce = false;
   /** A catch-up of every user started in this turn (many lost-subscription errors come at once). */
@@ -379,8 +390,17 @@ export class RedisEventBus implements EventBus {
   #listenerErrors = 0;
 
   constructor(client: RedisClient, options: RedisEventBusOptions = {}) {
-    const { ownsClient = false, outbox, clock, stepTimeoutMs = STEP_TIMEOUT_MS, logger, ...retention } = options;
+    const {
+      ownsClient = false,
+      outbox,
+      clock,
+      stepTimeoutMs = STEP_TIMEOUT_MS,
+      logger,
+      watchSubscriber = () => () => {},
+      ...retention
+    } = options;
     this.#client = client;
+    this.#watchSubscriber = watchSubscriber;
     this.#logger = logger ?? SILENT;
     if (clock) this.#clock = clock;
     if (!Number.isInteger(stepTimeoutMs) || stepTimeoutMs < 1 || stepTimeoutMs > MAX_TIMER_MS) {
@@ -583,8 +603,7 @@ export class RedisEventBus implements EventBus {
 
   /**
    * On a standalone subscriber's 'ready': SUNSUBSCRIBEs the channels of users left during the
-   * outage and not served since. ioredis has just sent their SSUBSCRIBEs again (before it
-   * emits 'ready'), so these come after them. One that fails again is kept for the next.
+   * outage and not served since. One that fails again is kept for the next.
    */
   #unsubscribeStrays(): void {
     for (const [channel, userId] of this.#strays) {
@@ -616,7 +635,20 @@ export class RedisEventBus implements EventBus {
         // connection in subscriber mode refuses. The check then failed and the connection
         // started again, dropping subscriptions already confirmed to hellos, with no catch-up
         // (its first 'ready' was still to come): events lost in a reconnect storm.
-        client.duplicate({ enableAutoPipelining: false, enableReadyCheck: false });
+        // Nor the name and client info: ioredis 5.11 waits for their CLIENT commands before such a
+        // connection is ready, and one closed meanwhile (on a frozen Redis: replaced by the probe,
+        // or cut) turns 'ready' on the closed socket and never connects again (ioredis#2099). So
+        // it is ready as soon as it connects, unnamed in CLIENT LIST. Nor ioredis's own SSUBSCRIBEs
+        // after a reconnect: the catch-up on 'ready' sends every user's again, and one of ioredis's
+        // cut unanswered (the probe replaces a subscriber on a frozen Redis) is a rejection nobody
+        // handles, which ends the process.
+        client.duplicate({
+          enableAutoPipelining: false,
+          enableReadyCheck: false,
+          connectionName: undefined,
+          disableClientInfo: true,
+          autoResubscribe: false,
+        });
     // A master that gave its slots away (a planned failover) must not kill the process
     // with the SUNSUBSCRIBE pushes it sends to a connection ioredis already dropped.
     // (sharded-subscriber.test.ts checks the installed ioredis has the shape it guards.)
@@ -646,7 +678,7 @@ export class RedisEventBus implements EventBus {
     // its bytes go to the sockets as they are.
     sub.on('smessageBuffer', (channel: Buffer, message: Buffer) => this.#onBytes(channel.toString(), message));
     sub.on('error', () => {
-      // ioredis reconnects and re-subscribes by itself; the main client's status is what compose.ts reports.
+      // ioredis reconnects by itself (the catch-up on 'ready' subscribes again); the main client's status is what compose.ts reports.
     });
     sub.on('ready', () => {
       if (this.#connectedOnce) {
@@ -662,6 +694,7 @@ export class RedisEventBus implements EventBus {
       if (this.#connectedOnce) this.#catchUp(sub);
     });
     this.#sub = sub;
+    this.#unwatchSubscriber = this.#watchSubscriber(sub);
     const channels = channelCommands(sub, this.#stepMs);
     this.#channels = channels;
     // Whole seconds for `Served.at`, read per event handed on: a field, not a clock call per event.
@@ -1056,6 +1089,7 @@ export class RedisEventBus implements EventBus {
     this.#sub = undefined;
     this.#channels = undefined;
     if (sub) {
+      this.#unwatchSubscriber();
       sub.disconnect();
       endSlotRefreshes(sub);
     }

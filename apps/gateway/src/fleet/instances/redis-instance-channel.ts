@@ -14,16 +14,29 @@ export class RedisInstanceChannel implements InstanceChannel {
   readonly #redis: Redis | Cluster;
   readonly #instanceId: string;
   #subscriber: Redis | Cluster | undefined;
+  readonly #watchSubscriber: (subscriber: Redis | Cluster) => () => void;
+  #unwatch: () => void = () => {};
 
-  constructor(redis: Redis | Cluster, instanceId: string) {
+  /**
+   * `watchSubscriber`: told of the subscriber connection when it is made; what it returns is
+   * called on close. The gateway's Redis probe watches it there, and replaces it should it wait on
+   * a Redis that does not answer (ioredis then subscribes again by itself).
+   */
+  constructor(
+    redis: Redis | Cluster,
+    instanceId: string,
+    watchSubscriber: (subscriber: Redis | Cluster) => () => void = () => () => {},
+  ) {
     this.#redis = redis;
     this.#instanceId = instanceId;
+    this.#watchSubscriber = watchSubscriber;
   }
 
   async listen(onMessage: (message: ControlMessage) => void): Promise<void> {
     const channel = instanceChannelName(this.#instanceId);
     const subscriber = this.#redis.duplicate();
     this.#subscriber = subscriber;
+    this.#unwatch = this.#watchSubscriber(subscriber);
     subscriber.on('error', () => {
       // Reconnects by itself and re-subscribes; a message lost meanwhile only delays a 4008.
     });
@@ -47,6 +60,7 @@ export class RedisInstanceChannel implements InstanceChannel {
   async close(): Promise<void> {
     const s = this.#subscriber;
     this.#subscriber = undefined;
+    this.#unwatch();
     if (s) await closeRedis(s);
   }
 }
