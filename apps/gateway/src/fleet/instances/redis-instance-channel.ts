@@ -1,4 +1,4 @@
-import { closeRedis, instanceKeys } from '@livebus/publisher/redis';
+import { closeRedis, instanceKeys, isCluster } from '@livebus/publisher/redis';
 import type { Cluster, Redis } from 'ioredis';
 import { type ControlMessage, ControlMessageSchema, type InstanceChannel } from './instance-channel';
 
@@ -20,7 +20,7 @@ export class RedisInstanceChannel implements InstanceChannel {
   /**
    * `watchSubscriber`: told of the subscriber connection when it is made; what it returns is
    * called on close. The gateway's Redis probe watches it there, and replaces it should it wait on
-   * a Redis that does not answer (ioredis then subscribes again by itself).
+   * a Redis that does not answer (it subscribes to the channel again as it reconnects).
    */
   constructor(
     redis: Redis | Cluster,
@@ -34,12 +34,28 @@ export class RedisInstanceChannel implements InstanceChannel {
 
   async listen(onMessage: (message: ControlMessage) => void): Promise<void> {
     const channel = instanceChannelName(this.#instanceId);
-    const subscriber = this.#redis.duplicate();
+    // On a standalone Redis, without ioredis's own SUBSCRIBE after a reconnect: ioredis 5.11 drops
+    // that command's promise, so one cut before Redis answers it (a connection cut again, or
+    // replaced by the probe on a frozen Redis) was a rejection nobody handled, which ends the
+    // process. The channel subscribes again itself on each 'ready' instead (as the event bus's
+    // subscriber does). A Cluster's subscriber is left to ioredis.
+    const redis = this.#redis;
+    const subscriber = isCluster(redis) ? redis.duplicate() : redis.duplicate({ autoResubscribe: false });
     this.#subscriber = subscriber;
     this.#unwatch = this.#watchSubscriber(subscriber);
     subscriber.on('error', () => {
-      // Reconnects by itself and re-subscribes; a message lost meanwhile only delays a 4008.
+      // Reconnects by itself and subscribes again; a message lost meanwhile only delays a 4008.
     });
+    let subscribed = false;
+    if (!isCluster(subscriber)) {
+      subscriber.on('ready', () => {
+        // The first 'ready' sends listen()'s own SUBSCRIBE, below.
+        if (!subscribed || this.#subscriber !== subscriber) return;
+        subscriber.subscribe(channel).catch(() => {
+          // Cut unanswered: the next 'ready' subscribes again.
+        });
+      });
+    }
     subscriber.on('message', (from: string, text: string) => {
       if (from !== channel) return;
       let parsed: ReturnType<typeof ControlMessageSchema.safeParse>;
@@ -51,6 +67,7 @@ export class RedisInstanceChannel implements InstanceChannel {
       if (parsed.success) onMessage(parsed.data);
     });
     await subscriber.subscribe(channel);
+    subscribed = true;
   }
 
   async send(instanceId: string, message: ControlMessage): Promise<void> {
