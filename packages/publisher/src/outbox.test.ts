@@ -1124,6 +1124,30 @@ describe('what the outbox tells while Redis is away', () => {
     expect(events.map((e) => e.kind)).toEqual(['unreachable']);
   });
 
+  it('on a Cluster, counts a call partly sent at close by what became of each part: stored as stored, never sent as dropped', async () => {
+    const { writer, calls } = perUserWriter();
+    const client = clusterClient() as unknown as RedisClient;
+    const outbox = new Outbox(client, writer, { batchEvents: 1, attemptTimeoutMs: 0 });
+    // a's first event and b's go at once, each to its node; a's second waits behind a's first.
+    const call = outbox.send([
+      { userId: 'a', event: notice(1) },
+      { userId: 'b', event: notice(2) },
+      { userId: 'a', event: notice(3) },
+    ]);
+    call.catch(() => {});
+    await turnsUntil(() => calls.length >= 2);
+    const closing = outbox.close();
+    await expect(call).rejects.toMatchObject({ code: 'redis_unavailable', maybeStored: true });
+    expect(outbox.stats()).toMatchObject({ dropped: 1 });
+    // One node answers while the other's answer is still to come: b's event is not let go meanwhile.
+    calls[0]?.answer({ events: [{} as never], duplicate: false });
+    await turnsUntil(() => outbox.stats().stored >= 1);
+    expect(outbox.stats()).toMatchObject({ stored: 1, dropped: 1 });
+    calls[1]?.answer({ events: [{} as never], duplicate: false });
+    await closing;
+    expect(outbox.stats()).toMatchObject({ waiting: 0, stored: 2, dropped: 1 });
+  });
+
   it('on a Cluster, drops a connection answered READONLY at once, not after the slowest call of its round', async () => {
     const { writer, calls } = perUserWriter();
     const reconnects: Array<[string | undefined, readonly string[] | undefined]> = [];

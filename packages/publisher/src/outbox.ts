@@ -196,7 +196,7 @@ interface Entry {
   maybeStored?: boolean;
   /**
    * Rejected by `close()` with part of it sent: the part never sent was counted dropped then; the
-   * part sent is counted when it leaves the queue unstored (its attempt failed), or not, once stored.
+   * part sent is counted once answered, in `stored` or (its attempt failed) in `dropped`.
    */
   closedPartlySent?: boolean;
   resolve: (stored: StoredEvent[] | StoredEvent) => void;
@@ -1176,12 +1176,18 @@ export class Outbox {
     for (const item of this.#items) {
       const entry = item.entry;
       if (entry.left < 0) {
-        this.#release(item);
-        if (!item.stored) {
-          this.#unstored++;
-          // The sent part of a call `close()` rejected, its attempt failed: let go, as its part never sent was.
-          if (entry.closedPartlySent) dropped++;
+        if (entry.closedPartlySent) {
+          // The sent part of a call `close()` rejected: counted by what became of it, so kept while
+          // its answer is still to come (a Cluster's rounds overlap: another node answered first).
+          if (!item.stored && this.#inFlight.has(item.userId)) {
+            this.#items[kept++] = item;
+            continue;
+          }
+          if (item.stored) this.#stats.stored++;
+          else dropped++;
         }
+        this.#release(item);
+        if (!item.stored) this.#unstored++;
         continue;
       }
       if (item.stored) {
