@@ -663,6 +663,29 @@ describe('ListenersManager while Redis or Firestore is away', () => {
     return { logged, between, debug };
   }
 
+  it("throttles each line on its own: a detach failing both the listeners' and the lease's release logs both", async () => {
+    class Away extends MemoryLease {
+      override release(): Promise<boolean> {
+        return Promise.reject(new Error('Connection is closed.'));
+      }
+    }
+    const { logger, events } = recordingLogger();
+    const manager = new ListenersManager({
+      lease: new Away(),
+      workflowWatches: new MemoryWorkflowWatchStore(),
+      sources: [{ name: 'away', attach: async () => () => Promise.reject(new Error('14 UNAVAILABLE: Firestore away')) }],
+      detachDelayMs: 0,
+      logger,
+      cleanupRegistry: async () => 'cleaned' as const,
+      emit: () => {},
+    });
+    await manager.sessionOpened('u1', 's1');
+    manager.sessionClosed('u1', 's1');
+    await manager.flush();
+    expect(events('user_attach_error').map(([level]) => level)).toEqual(['warn']);
+    expect(events('listener_lease_error').map(([level, , f]) => [level, f.op])).toEqual([['warn', 'release']]);
+  });
+
   it('logs a failing lease acquire once per 10 s, with how many it left out (at debug), not per user per poll', async () => {
     let calls = 0;
     class Away extends MemoryLease {

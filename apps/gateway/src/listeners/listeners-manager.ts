@@ -286,10 +286,12 @@ export class ListenersManager {
    * `suppressed`, how many of that kind went at debug since, as `bus_listener_error` does.
    */
   #logRepeated(level: 'error' | 'warn', event: LogEvent, kind: string, fields: LogFields): void {
-    let throttle = this.#repeated.get(kind);
+    // By line and case: a detach in an outage fails both user_attach_error's and listener_lease_error's release.
+    const key = `${event}:${kind}`;
+    let throttle = this.#repeated.get(key);
     if (!throttle) {
       throttle = new LogThrottle();
-      this.#repeated.set(kind, throttle);
+      this.#repeated.set(key, throttle);
     }
     const suppressed = throttle.take(Date.now());
     if (suppressed === undefined) this.#o.logger.debug(event, fields);
