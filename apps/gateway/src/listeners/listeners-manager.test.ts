@@ -591,6 +591,27 @@ describe('ListenersManager: an attach slower than the lease', () => {
     await Promise.all([a.flush(), b.flush()]);
   });
 
+  it('stops renewing an attach that does not end (a read that hangs): the other instance takes the user over', async () => {
+    const lease = new MemoryLease();
+    const { a, b, seen, finish } = twoInstances(lease);
+    const attaching = a.sessionOpened('u', 's1');
+    await jest.advanceTimersByTimeAsync(0);
+    await b.sessionOpened('u', 's2');
+    // Four TTLs of renewals, then the lease lapses and gw-b's next poll takes it.
+    for (let i = 0; i < 24 && !b.isAttached('u'); i++) await jest.advanceTimersByTimeAsync(TTL / 4);
+    expect(b.isAttached('u')).toBe(true);
+    expect((await lease.holder('u'))?.owner).toBe('gw-b');
+    finish();
+    await attaching;
+    await jest.advanceTimersByTimeAsync(0);
+    expect(seen.most).toBe(1);
+    expect(a.isAttached('u')).toBe(false);
+    expect(seen.refused).toEqual(['fenced']);
+    a.sessionClosed('u', 's1');
+    b.sessionClosed('u', 's2');
+    await Promise.all([a.flush(), b.flush()]);
+  });
+
   it('lets go, never reporting the listeners attached nor publishing, when the lease could have expired during the attach', async () => {
     // gw-a cannot reach Redis once it holds the lease: its renewals fail, and gw-b takes the lease after the TTL.
     class CutOff extends MemoryLease {

@@ -975,12 +975,21 @@ class LogThrottle {
 }
 
 /**
+ * How long an attach may keep its lease renewed, in lease TTLs: an attach that never ends (a
+ * Firestore read that hangs) must not keep the user's listeners from every instance for good.
+ * Past it the lease is left to lapse, and another instance takes the user over.
+ */
+const ATTACH_RENEWED_TTLS = 4;
+
+/**
  * A lease just taken, renewed while its holder attaches the listeners: the manager's renewal
  * steps run on the user's chain, behind the attach. {@link lapsed} once a renewal was refused or
- * none answered for a TTL: another instance may hold the lease then, and the holder must let go.
+ * none answered for a TTL, or {@link ATTACH_RENEWED_TTLS} passed: another instance may hold the
+ * lease then, and the holder must let go.
  */
 class AttachingLease {
   renewedAt: number;
+  readonly #acquiredAt: number;
   readonly #ttlMs: number;
   readonly #renew: (renewedAt: number) => Promise<boolean | undefined>;
   #refused = false;
@@ -990,6 +999,7 @@ class AttachingLease {
 
   constructor(acquiredAt: number, ttlMs: number, renew: (renewedAt: number) => Promise<boolean | undefined>) {
     this.renewedAt = acquiredAt;
+    this.#acquiredAt = acquiredAt;
     this.#ttlMs = ttlMs;
     this.#renew = renew;
     this.#schedule(acquiredAt + ttlMs / 3 - Date.now());
@@ -1027,6 +1037,8 @@ class AttachingLease {
 
   async #tick(): Promise<void> {
     const renewingAt = Date.now();
+    // Attaching for too long: no more renewals, the lease lapses a TTL after the last one.
+    if (renewingAt - this.#acquiredAt >= ATTACH_RENEWED_TTLS * this.#ttlMs) return;
     const renewed = await this.#renew(this.renewedAt);
     if (this.#open !== undefined) return; // stopped meanwhile: the holder's own renewals go on
     if (renewed) this.renewedAt = renewingAt;
