@@ -694,7 +694,9 @@ describe('ListenersManager while Redis or Firestore is away', () => {
     const manager = new ListenersManager({
       lease: new Away(),
       workflowWatches: new MemoryWorkflowWatchStore(),
-      sources: [{ name: 'away', attach: async () => () => Promise.reject(new Error('14 UNAVAILABLE: Firestore away')) }],
+      sources: [
+        { name: 'away', attach: async () => () => Promise.reject(new Error('14 UNAVAILABLE: Firestore away')) },
+      ],
       detachDelayMs: 0,
       logger,
       cleanupRegistry: async () => 'cleaned' as const,

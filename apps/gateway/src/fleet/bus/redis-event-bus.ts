@@ -894,9 +894,10 @@ export class RedisEventBus implements EventBus {
         s.again = false;
         const mine = ++attempt;
         try {
-          // ioredis emits 'ready' before it sends the SSUBSCRIBEs again: a read made
-          // before Redis has taken this user's would miss whatever is published in
-          // between. Subscribing again is a no-op for Redis and confirms it.
+          // Subscribed first, then read: a read made before Redis has taken this user's
+          // SSUBSCRIBE would miss whatever is published in between. On a standalone Redis this
+          // is the subscription after a reconnect (no ioredis resubscribe, see #subscriber); on a
+          // cluster ioredis sends its own after 'ready', and one more is a no-op that confirms it.
           if (confirm) await within(this.#ssubscribe(sub, s.channel), this.#stepMs);
           // A read that timed out and answers later hands on nothing: the next try reads again.
           head = await within(
