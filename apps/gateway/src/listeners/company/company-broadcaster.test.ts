@@ -24,6 +24,24 @@ const change = (path: string): AppEvent =>
     },
   }) as AppEvent;
 
+/** A broadcaster of company `acme` on `fanOut` and `followers` (polls every minute); `options` adds to or replaces the rest. */
+function broadcaster(
+  fanOut: CompanyFanOut,
+  followers: CompanyFollowers,
+  options: Partial<ConstructorParameters<typeof CompanyBroadcaster>[0]> = {},
+): CompanyBroadcaster {
+  return new CompanyBroadcaster({
+    companyId: 'acme',
+    fanOut,
+    followers,
+    pollMs: 60_000,
+    initializedTtlMs: 60_000,
+    stats: new CompanyStats(10),
+    logger,
+    ...options,
+  });
+}
+
 describe('CompanyBroadcaster', () => {
   it('stopped while a follower poll is in flight: not counted as held, no initial state sent after', async () => {
     const inner = new MemoryCompanyFollowers();
@@ -60,15 +78,7 @@ describe('CompanyBroadcaster', () => {
       calls: () => memory.calls(),
     };
     const stats = new CompanyStats(10);
-    const b = new CompanyBroadcaster({
-      companyId: 'acme',
-      fanOut,
-      followers,
-      pollMs: 60_000,
-      initializedTtlMs: 1000,
-      stats,
-      logger,
-    });
+    const b = broadcaster(fanOut, followers, { initializedTtlMs: 1000, stats });
     await b.start(true);
     await b.emit(change('companies/acme/jobs/A')); // delivered state: A
     await inner.add('acme', 'gw-1', ['u1'], 60_000); // u1 joins: would get A as its initial state
@@ -96,17 +106,7 @@ describe('CompanyBroadcaster', () => {
     };
     let fenced = 0;
     const fence = { owner: 'gw-1', token: 7 };
-    const b = new CompanyBroadcaster({
-      companyId: 'acme',
-      fanOut,
-      followers,
-      pollMs: 60_000,
-      initializedTtlMs: 60_000,
-      stats: new CompanyStats(10),
-      logger,
-      fence,
-      onFenced: () => fenced++,
-    });
+    const b = broadcaster(fanOut, followers, { fence, onFenced: () => fenced++ });
     await b.start(true);
     await b.emit(change('companies/acme/jobs/A'));
     expect(told).toEqual([{ journal: true, fence }]);
@@ -137,15 +137,7 @@ describe('CompanyBroadcaster', () => {
       readJournal: async () => ({ status: 'gap', events: [], cursor: 'e:0' }),
       calls: () => calls.length,
     };
-    const b = new CompanyBroadcaster({
-      companyId: 'acme',
-      fanOut,
-      followers,
-      pollMs: 60_000,
-      initializedTtlMs: 60_000,
-      stats: new CompanyStats(10),
-      logger,
-    });
+    const b = broadcaster(fanOut, followers);
     await b.start(true);
     const paths = Array.from({ length: 450 }, (_, i) => `companies/acme/jobs/d${String(i).padStart(3, '0')}`);
     for (const path of paths) await b.emit(change(path));
