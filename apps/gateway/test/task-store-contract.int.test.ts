@@ -1,6 +1,6 @@
 import { type RedisClient, taskKey } from '@livebus/publisher/redis';
 import { MemoryTaskStore } from '../src/tasks/memory-task-store';
-import { openTasksKey, RedisTaskStore } from '../src/tasks/redis-task-store';
+import { openTasksKey, RedisTaskStore, taskJobKeyPrefix } from '../src/tasks/redis-task-store';
 import { taskStoreContract } from '../src/tasks/task-store.contract';
 import { useFleetBackends } from './fleet-backends';
 
@@ -27,17 +27,35 @@ const elapse = (redis: RedisClient, ms: number) =>
 
 taskStoreContract('in-memory', async ({ ttlMs }) => {
   let now = 1_800_000_000_000;
-  const store = new MemoryTaskStore({ ttlMs, now: () => now });
+  const jobs = new Set<string>();
+  const store = new MemoryTaskStore({ ttlMs, now: () => now, hasJob: (id) => jobs.has(id) });
   return {
     store,
     lapse: async (ms) => {
       now += ms;
     },
+    now: () => now,
+    addJob: async (id) => void jobs.add(id),
   };
 });
 for (const backend of [backends.standalone, backends.cluster]) {
   taskStoreContract(backend.name, async ({ ttlMs }) => {
     const redis = backend.connect();
-    return { store: new RedisTaskStore(redis, { ttlMs }), lapse: (ms) => elapse(redis, ms) };
+    // The clock of the starts' holds moves with the TTLs (`elapse`), not with the machine's.
+    let now = Date.now();
+    return {
+      store: new RedisTaskStore(redis, { ttlMs, now: () => now }),
+      lapse: async (ms) => {
+        now += ms;
+        await elapse(redis, ms);
+      },
+      now: () => now,
+      // A stand-in for BullMQ's hash of the job, where the store looks for it (the real queue's
+      // job: test/task-start-slot.int.test.ts). Expires with the test's other keys.
+      addJob: async (jobId) => {
+        await redis.hset(`${taskJobKeyPrefix}${jobId}`, 'name', 'document_analysis');
+        await redis.pexpire(`${taskJobKeyPrefix}${jobId}`, 600_000);
+      },
+    };
   });
 }

@@ -40,8 +40,13 @@ export function createGatewayTasks(config: GatewayConfig, deps: GatewayTasksDeps
   let metrics: TaskMetrics | undefined;
   let queue = deps.queue;
   if (!queue) {
-    const store = new MemoryTaskStore({ ttlMs: config.taskTtlS * 1000 });
-    queue = new MemoryTaskQueue(store, {
+    // A queued task counts against TASK_MAX_OPEN_PER_USER while its job is here (holdsOpenSlot).
+    let memory: MemoryTaskQueue | undefined;
+    const store = new MemoryTaskStore({
+      ttlMs: config.taskTtlS * 1000,
+      hasJob: (queueJobId) => memory?.hasJob(queueJobId) ?? false,
+    });
+    memory = new MemoryTaskQueue(store, {
       runner: {
         store,
         publish: deps.publish,
@@ -53,6 +58,7 @@ export function createGatewayTasks(config: GatewayConfig, deps: GatewayTasksDeps
       backoffMs: config.taskBackoffMs,
       observe: (outcome, seconds) => metrics?.observe(outcome, seconds),
     });
+    queue = memory;
   }
   const q = queue;
   metrics = registerTaskMetrics(deps.registry, () => q.depth());

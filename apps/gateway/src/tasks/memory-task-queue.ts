@@ -30,10 +30,18 @@ export class MemoryTaskQueue implements TaskQueue {
 
   async enqueue(job: TaskJobData): Promise<void> {
     if (this.#closed) throw new Error('the task queue is closed');
-    const id = runOf(job);
-    if (this.#active.has(id) || this.#delayed.has(id) || this.#waiting.some((w) => runOf(w.job) === id)) return;
+    if (this.hasJob(runOf(job))) return;
     this.#waiting.push({ job, attempt: 1 });
     this.#pump();
+  }
+
+  /** Whether the job of this run is here, waiting, delayed or running (the task store's count of open tasks asks). */
+  hasJob(queueJobId: string): boolean {
+    return (
+      this.#active.has(queueJobId) ||
+      this.#delayed.has(queueJobId) ||
+      this.#waiting.some((w) => runOf(w.job) === queueJobId)
+    );
   }
 
   async remove(taskId: string, queueJobId?: string): Promise<void> {

@@ -5,6 +5,7 @@ import {
   type AttemptGuard,
   applyTaskPatch,
   attemptGuardHolds,
+  holdsOpenSlot,
   isFinal,
   OpenTaskLimitError,
   type TaskCreateLimits,
@@ -19,6 +20,12 @@ export interface MemoryTaskStoreOptions {
   /** How long a record lives after its last change. @default taskDefaults.ttlS × 1000 (1 day) */
   ttlMs?: number;
   now?: () => number;
+  /**
+   * Whether the queue holds the job with this id (waiting, delayed or running): a queued task
+   * whose start's hold passed counts against its user's limit only then ({@link holdsOpenSlot}).
+   * @default none is held
+   */
+  hasJob?: (queueJobId: string) => boolean;
 }
 
 /** The embedded task store: one process, records dropped `ttlMs` after their last change. */
@@ -28,10 +35,12 @@ export class MemoryTaskStore implements TaskStore {
   readonly #open = new Map<string, Set<string>>();
   readonly #ttlMs: number;
   readonly #now: () => number;
+  readonly #hasJob: (queueJobId: string) => boolean;
 
   constructor(options: MemoryTaskStoreOptions = {}) {
     this.#ttlMs = options.ttlMs ?? taskDefaults.ttlS * 1000;
     this.#now = options.now ?? Date.now;
+    this.#hasJob = options.hasJob ?? (() => false);
   }
 
   async create(record: TaskRecord, limits: TaskCreateLimits = {}): Promise<{ record: TaskRecord; created: boolean }> {
@@ -41,7 +50,15 @@ export class MemoryTaskStore implements TaskStore {
     if (existing) return { record: structuredClone(existing), created: false };
     const open = this.#openOf(record.user_id);
     const max = limits.maxOpenPerUser ?? 0;
-    if (max > 0 && open.size >= max) throw new OpenTaskLimitError(record.user_id, open.size, max);
+    if (max > 0) {
+      const now = this.#now();
+      let count = 0;
+      for (const taskId of open) {
+        const r = this.#live(taskId);
+        if (r && holdsOpenSlot(r, now, this.#hasJob)) count += 1;
+      }
+      if (count >= max) throw new OpenTaskLimitError(record.user_id, count, max);
+    }
     this.#put(record);
     // As in Redis: only counted tasks are kept (with no limit the set would only grow).
     if (max > 0) open.add(record.task_id);
@@ -84,7 +101,10 @@ export class MemoryTaskStore implements TaskStore {
     return entry.record;
   }
 
-  /** The user's open tasks: those still queued or running (and of this user), the others dropped. */
+  /**
+   * The user's tasks that may still be open: those queued or running (and of this user), the
+   * others dropped. Not all of them count ({@link holdsOpenSlot}).
+   */
   #openOf(userId: string): Set<string> {
     const open = this.#open.get(userId) ?? new Set<string>();
     for (const taskId of open) {

@@ -1,5 +1,5 @@
 import type { TaskStatus } from '@livebus/protocol';
-import { type RedisClient, RedisScript, TASK_KEY_PREFIX, taskKey } from '@livebus/publisher/redis';
+import { type RedisClient, RedisScript, TASK_KEY_PREFIX, TASK_QUEUE_NAME, taskKey } from '@livebus/publisher/redis';
 import { checkLimitOption } from '../rpc/limit-option';
 import { taskDefaults } from './task-defaults';
 import {
@@ -22,17 +22,28 @@ import {
  */
 export const openTasksKey = (userId: string): string => `${TASK_KEY_PREFIX}:open:${userId}`;
 
+/**
+ * Where BullMQ keeps the task queue's jobs: the hash of the job with id `x` is this and `x`
+ * (its `prefix:queue:` and the id), present from its add until it is removed as it ends.
+ */
+export const taskJobKeyPrefix = `${TASK_KEY_PREFIX}:${TASK_QUEUE_NAME}:`;
+
 // A hash per task, every field JSON-encoded, so scripts compare `status` and `progress`
 // without decoding the whole record (Lua's cjson would turn an empty array into `{}`).
 // KEYS: the task's hash, its user's set of open task ids. ARGV: ttl ms, the most open tasks the
-// user may have (0: no limit), the prefix of task keys, the task id, the user id as JSON, then
-// the record's field/value pairs. The set is pruned of tasks no longer open (final, expired, or
-// another user's since) before it is counted, so it never counts a task that ended: whoever
-// ended it (a worker, a cancel, the TTL), the next create of the user drops it.
-// The task hashes read while counting are named from ARGV (ARGV[3] .. id), not declared in
-// KEYS: this works on Redis Cluster only because every task key and the set share the `{lbq}`
-// hash tag, so they are in the slot of the declared keys. An engine that enforces declared keys
-// (a proxy or a Redis-like server refusing undeclared key access) would refuse this script.
+// user may have (0: no limit), the prefix of task keys, the task id, the user id as JSON, the
+// time now in ms, the prefix of the queue's job keys, then the record's field/value pairs. The
+// set is pruned of tasks no longer open (final, expired, or another user's since) before it is
+// counted, so it never counts a task that ended: whoever ended it (a worker, a cancel, the TTL),
+// the next create of the user drops it. A task in it counts as holdsOpenSlot says: running, or
+// queued within its start's hold (or without one) or with its job in the queue (BullMQ's hash of
+// the job, `{lbq}:livebus-tasks:<queue_job_id>`); a queued one that does not count stays in the
+// set, as a start of it again may still queue its job.
+// The task hashes and job keys read while counting are named from ARGV (ARGV[3] .. id, ARGV[7] ..
+// job id), not declared in KEYS: this works on Redis Cluster only because every task key, job key
+// and the set share the `{lbq}` hash tag, so they are in the slot of the declared keys. An engine
+// that enforces declared keys (a proxy or a Redis-like server refusing undeclared key access)
+// would refuse this script.
 const CREATE = new RedisScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {0, redis.call('HGETALL', KEYS[1])}
@@ -40,17 +51,23 @@ end
 local max = tonumber(ARGV[2])
 if max > 0 then
   local open = 0
+  local now = tonumber(ARGV[6])
   for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-    local r = redis.call('HMGET', ARGV[3] .. id, 'status', 'user_id')
-    if r[2] == ARGV[5] and (r[1] == '"queued"' or r[1] == '"running"') then
+    local r = redis.call('HMGET', ARGV[3] .. id, 'status', 'user_id', 'start_hold_until', 'queue_job_id')
+    if r[2] == ARGV[5] and r[1] == '"running"' then
       open = open + 1
+    elseif r[2] == ARGV[5] and r[1] == '"queued"' then
+      if not r[3] or tonumber(r[3]) > now
+        or (r[4] and redis.call('EXISTS', ARGV[7] .. cjson.decode(r[4])) == 1) then
+        open = open + 1
+      end
     else
       redis.call('SREM', KEYS[2], id)
     end
   end
   if open >= max then return {2, open} end
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 if max > 0 then
   redis.call('SADD', KEYS[2], ARGV[4])
@@ -110,6 +127,13 @@ return {1, redis.call('HGETALL', KEYS[1])}
 export interface RedisTaskStoreOptions {
   /** How long a record lives after its last change. @default taskDefaults.ttlS × 1000 (1 day) */
   ttlMs?: number;
+  /** The clock a start's hold is compared with (`start_hold_until`). @default Date.now */
+  now?: () => number;
+  /**
+   * The prefix of the queue's job keys (a job id appended names its hash), for the count of
+   * open tasks. @default BullMQ's, of the task queue: `{lbq}:livebus-tasks:`
+   */
+  jobKeyPrefix?: string;
 }
 
 /**
@@ -121,10 +145,14 @@ export interface RedisTaskStoreOptions {
 export class RedisTaskStore implements TaskStore {
   readonly #redis: RedisClient;
   readonly #ttlMs: number;
+  readonly #now: () => number;
+  readonly #jobKeyPrefix: string;
 
   constructor(redis: RedisClient, options: RedisTaskStoreOptions = {}) {
     this.#redis = redis;
     this.#ttlMs = options.ttlMs ?? taskDefaults.ttlS * 1000;
+    this.#now = options.now ?? Date.now;
+    this.#jobKeyPrefix = options.jobKeyPrefix ?? taskJobKeyPrefix;
   }
 
   async create(record: TaskRecord, limits: TaskCreateLimits = {}): Promise<{ record: TaskRecord; created: boolean }> {
@@ -133,7 +161,16 @@ export class RedisTaskStore implements TaskStore {
     const [created, reply] = (await CREATE.run(
       this.#redis,
       [taskKey(record.task_id), openTasksKey(record.user_id)],
-      [this.#ttlMs, max, taskKey(''), record.task_id, JSON.stringify(record.user_id), ...encode(record)],
+      [
+        this.#ttlMs,
+        max,
+        taskKey(''),
+        record.task_id,
+        JSON.stringify(record.user_id),
+        this.#now(),
+        this.#jobKeyPrefix,
+        ...encode(record),
+      ],
     )) as [number, string[] | number];
     if (created === 2) throw new OpenTaskLimitError(record.user_id, reply as number, max);
     return { record: decode(reply as string[]), created: created === 1 };

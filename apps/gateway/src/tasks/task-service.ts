@@ -33,8 +33,18 @@ export interface TaskServiceOptions {
    * with the task still `running` (the `cancelled` event follows). @default 3_000
    */
   cancelWaitMs?: number;
+  /**
+   * How long a start holds its new task's open-task slot before its job is in the queue
+   * (`holdsOpenSlot` in task-store.ts): a start that failed part-way and could not give the slot back (Redis
+   * cut) frees it this long after it began, unless its job did reach the queue. Longer than any
+   * start takes. @default START_HOLD_MS (60 s)
+   */
+  startHoldMs?: number;
   now?: () => Date;
 }
+
+/** How long a start holds its new task's slot before its job is in the queue, by default. */
+export const START_HOLD_MS = 60_000;
 
 /** The task prefix the legacy callers expect: `doc_analysis_<job_id>`. */
 export const DOC_ANALYSIS_PREFIX = 'doc_analysis_';
@@ -95,6 +105,7 @@ export class TaskService {
             updated_at: at,
             queue_job_id: queueJobId,
             attempts: 0,
+            start_hold_until: Date.parse(at) + (this.#o.startHoldMs ?? START_HOLD_MS),
           },
           { maxOpenPerUser: this.#o.maxOpenPerUser ?? 0 },
         )
@@ -104,20 +115,16 @@ export class TaskService {
       this.#authorize(principal, record);
       throw new RpcError(RpcErrorCode.Forbidden, `job id ${jobId} was started for another user`);
     }
-    // The queued event goes out before the job exists, so no worker's event can precede it.
-    if (created) await unavailableOnError(() => this.#o.publish(userId, progressEvent(record)));
-    // Also for an existing queued task: a start whose enqueue failed is completed by its retry.
-    if (record.status === 'queued') {
-      await unavailableOnError(() =>
-        queue.enqueue({
-          task_id: taskId,
-          user_id: userId,
-          kind: 'document_analysis',
-          content,
-          // The run's id as the record has it (written by whichever start created the record).
-          queue_job_id: record.queue_job_id ?? queueJobId,
-        }),
-      );
+    try {
+      await this.#publishAndEnqueue(record, created, content, queueJobId);
+    } catch (error) {
+      // The new task's slot is given back (the task stays queued: a start of it again completes
+      // it). It still counts while its job is in the queue: an enqueue whose answer was lost may
+      // have queued it. Redis away, this fails too, and the slot is free once the hold passed.
+      if (created) {
+        await queue.store.transition(taskId, ['queued'], { start_hold_until: 0 }).catch(() => {});
+      }
+      throw error;
     }
     return {
       success: true,
@@ -129,6 +136,24 @@ export class TaskService {
       celery_task_id: record.queue_job_id ?? queueJobId,
       ...(created ? {} : { existing: true }),
     };
+  }
+
+  /** Publishes a new task's `queued` event, then queues a queued task's job (also one that existed). */
+  async #publishAndEnqueue(record: TaskRecord, created: boolean, content: string, queueJobId: string): Promise<void> {
+    // The queued event goes out before the job exists, so no worker's event can precede it.
+    if (created) await unavailableOnError(() => this.#o.publish(record.user_id, progressEvent(record)));
+    // Also for an existing queued task: a start whose enqueue failed is completed by its retry.
+    if (record.status !== 'queued') return;
+    await unavailableOnError(() =>
+      this.#o.queue.enqueue({
+        task_id: record.task_id,
+        user_id: record.user_id,
+        kind: 'document_analysis',
+        content,
+        // The run's id as the record has it (written by whichever start created the record).
+        queue_job_id: record.queue_job_id ?? queueJobId,
+      }),
+    );
   }
 
   /** `TASK.get_status`. */
@@ -207,7 +232,7 @@ export class TaskService {
 
 /** The wire snapshot: the record without internal fields, with the Celery alias. */
 function toInfo(record: TaskRecord): TaskInfo {
-  const { cancel_requested: _, run: __, ...info } = record;
+  const { cancel_requested: _, run: __, start_hold_until: ___, ...info } = record;
   return info.queue_job_id ? { ...info, celery_task_id: info.queue_job_id } : info;
 }
 

@@ -4,8 +4,12 @@ import { OpenTaskLimitError, type TaskRecord, type TaskStore } from './task-stor
 /** A store under test, and how to let time pass for its records' TTL. */
 export interface TaskStoreFixture {
   store: TaskStore;
-  /** Lets `ms` pass for the store (a memory store's clock moves; Redis is waited for). */
+  /** Lets `ms` pass for the store: its clock moves, and its records' TTLs run down by as much. */
   lapse(ms: number): Promise<void>;
+  /** The store's clock (what `start_hold_until` is compared with). */
+  now(): number;
+  /** Puts a job with this id in the queue the store sees (as BullMQ's add would). */
+  addJob(queueJobId: string): Promise<void>;
 }
 
 /**
@@ -213,6 +217,38 @@ export function taskStoreContract(name: string, make: (options: { ttlMs: number 
       const other = `${id}-gus`;
       await store.create(queued(`${id}-3`, { user_id: other }));
       expect((await store.create(queued(`${id}-4`, { user_id: other }), limits)).created).toBe(true);
+    });
+
+    it("counts a queued task within its start's hold or with its job queued; one whose start failed, not", async () => {
+      const { store, lapse, now, addJob } = await make({ ttlMs: 600_000 });
+      const user = `${id}-hal`;
+      const limits = { maxOpenPerUser: 3 };
+      const create = (n: number, extra: Partial<TaskRecord> = {}) =>
+        store.create(queued(`${id}-${n}`, { user_id: user, queue_job_id: `${id}-q${n}`, ...extra }), limits);
+      const held = () => ({ start_hold_until: now() + 1_000 });
+      await create(1, held());
+      await create(2, held());
+      await addJob(`${id}-q2`);
+      // No hold at all (a task created before holds existed): counted while queued, as before.
+      await create(3);
+      await expect(create(4, held())).rejects.toMatchObject({ open: 3, max: 3 });
+      // The hold passed: 1 (no job) counts no longer; 2 (its job queued) and 3 still do.
+      await lapse(1_000);
+      expect((await create(4, held())).created).toBe(true);
+      await expect(create(5, held())).rejects.toMatchObject({ open: 3 });
+      // A hold given back (0) frees the slot at once; the task stays queued.
+      expect((await store.transition(`${id}-4`, ['queued'], { start_hold_until: 0 })).ok).toBe(true);
+      expect((await store.get(`${id}-4`))?.status).toBe('queued');
+      expect((await create(5, held())).created).toBe(true);
+      // 1's job queued after all (a start of it again): it was kept, and counts again.
+      await addJob(`${id}-q1`);
+      await expect(create(6, held())).rejects.toMatchObject({ open: 4 });
+      // Running counts whatever the hold; final never.
+      await store.transition(`${id}-4`, ['queued'], { status: 'running' });
+      for (const n of [1, 2, 5]) await store.transition(`${id}-${n}`, ['queued'], { status: 'completed' });
+      // Open now: 3 (queued, no hold) and 4 (running).
+      expect((await create(6, held())).created).toBe(true);
+      await expect(create(7, held())).rejects.toMatchObject({ open: 3 });
     });
 
     it('keeps a task ttlMs after its last change, then forgets it', async () => {

@@ -9,6 +9,13 @@ export interface TaskRecord extends TaskInfo {
   cancel_requested?: boolean;
   /** The token of the attempt that holds a running task ({@link AttemptGuard}). */
   run?: string;
+  /**
+   * Until when (ms since the epoch) the start that created a queued task holds its user's slot
+   * without its job in the queue: the start may still be queueing it. Past it (or 0: the start
+   * failed and gave the slot back) the task counts only while its job is in the queue
+   * ({@link holdsOpenSlot}). Unset (tasks created before it existed): it counts while queued.
+   */
+  start_hold_until?: number;
 }
 
 /** Fields a transition sets; `null` removes a field (a stale `message`, say). */
@@ -43,8 +50,9 @@ export interface AttemptGuard {
 /** What {@link TaskStore.create} checks before it creates a task. */
 export interface TaskCreateLimits {
   /**
-   * Most tasks the record's user may have open (queued or running, their records not
-   * expired) when this one is created; past it, {@link OpenTaskLimitError}. Unset or 0: no limit.
+   * Most tasks the record's user may have open (running, or queued and counted by
+   * {@link holdsOpenSlot}, their records not expired) when this one is created; past it,
+   * {@link OpenTaskLimitError}. Unset or 0: no limit.
    */
   maxOpenPerUser?: number;
 }
@@ -84,7 +92,9 @@ export interface TaskStore {
    * `limits.maxOpenPerUser`, a new task is created only while its user has fewer open tasks
    * (checked and created in one step, so concurrent creates cannot overshoot), else it throws
    * {@link OpenTaskLimitError}; an existing task is returned whatever the count. A task stops
-   * counting once it is final or its record expired, whoever ended it.
+   * counting once it is final or its record expired, whoever ended it, and while it is queued
+   * with its start's hold passed and no job in the queue ({@link holdsOpenSlot}); it is kept
+   * for counting then, as its job may still be queued (a start of it again).
    */
   create(record: TaskRecord, limits?: TaskCreateLimits): Promise<{ record: TaskRecord; created: boolean }>;
   get(taskId: string): Promise<TaskRecord | undefined>;
@@ -96,6 +106,21 @@ export interface TaskStore {
     guard?: AttemptGuard,
   ): Promise<TransitionResult>;
   close(): Promise<void>;
+}
+
+/**
+ * Whether a task takes one of its user's open-task slots (TASK_MAX_OPEN_PER_USER), as every store
+ * counts: running, or queued while the start that created it may still be queueing its job
+ * (`start_hold_until` unset or later than `now`) or while its job is in the queue (`hasJob`). So
+ * a start that failed after creating its task stops counting once it gave the slot back, or once
+ * its hold has passed when it could not, unless its job did reach the queue (the answer was lost
+ * on the way back): that one runs, and counts until it ends, like any task.
+ */
+export function holdsOpenSlot(record: TaskRecord, now: number, hasJob: (queueJobId: string) => boolean): boolean {
+  if (record.status === 'running') return true;
+  if (record.status !== 'queued') return false;
+  if (record.start_hold_until === undefined || record.start_hold_until > now) return true;
+  return record.queue_job_id !== undefined && hasJob(record.queue_job_id);
 }
 
 /** Whether `guard` lets an attempt change `record` (every store decides the same way). */

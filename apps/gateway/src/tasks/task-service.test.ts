@@ -1,0 +1,125 @@
+import { RpcErrorCode } from '@livebus/protocol';
+import type { Principal } from '../auth/authenticator';
+import { MemoryTaskStore } from './memory-task-store';
+import type { QueueDepth, TaskJobData, TaskQueue } from './task-queue';
+import { TaskService } from './task-service';
+
+/** What the fake queue's next enqueues do: add the job, fail before it, or add it and fail (the answer lost). */
+type EnqueueOutcome = 'ok' | 'refused' | 'lost-answer';
+
+const cut = () => new Error('Connection is closed.');
+
+/**
+ * A queue whose jobs only sit in a set, over an in-memory store that sees that set (as the Redis
+ * store sees BullMQ's job keys), on a clock the test moves.
+ */
+function fixture(options: { maxOpenPerUser: number; startHoldMs?: number }) {
+  let now = 1_800_000_000_000;
+  const jobs = new Set<string>();
+  const store = new MemoryTaskStore({ now: () => now, hasJob: (id: string) => jobs.has(id) });
+  const outcomes: EnqueueOutcome[] = [];
+  let storeDown = false;
+  const transition = store.transition.bind(store);
+  // Redis cut: every later write of the task store fails too (the slot's release among them).
+  store.transition = async (...args) => {
+    if (storeDown) throw cut();
+    return transition(...args);
+  };
+  const queue: TaskQueue = {
+    sharedAcrossInstances: true,
+    store,
+    queueJobId: (taskId, run) => `q-${taskId}@${run}`,
+    async enqueue(job: TaskJobData) {
+      const outcome = outcomes.shift() ?? 'ok';
+      if (outcome === 'refused') throw cut();
+      jobs.add(job.queue_job_id ?? job.task_id);
+      if (outcome === 'lost-answer') throw cut();
+    },
+    async remove(_taskId, queueJobId) {
+      if (queueJobId) jobs.delete(queueJobId);
+    },
+    depth: async (): Promise<QueueDepth> => ({ waiting: jobs.size, active: 0, delayed: 0 }),
+    health: () => ({ workers: 1 }),
+    close: async () => {},
+  };
+  const service = new TaskService({
+    queue,
+    publish: async () => undefined,
+    maxDocumentBytes: 1_000,
+    maxOpenPerUser: options.maxOpenPerUser,
+    ...(options.startHoldMs !== undefined ? { startHoldMs: options.startHoldMs } : {}),
+    now: () => new Date(now),
+  });
+  const alice: Principal = { uid: 'alice', service: false };
+  const start = (jobId: string) => service.startDocumentAnalysis(alice, 'alice', 'Some text.', jobId);
+  return {
+    store,
+    jobs,
+    start,
+    nextEnqueue: (...o: EnqueueOutcome[]) => outcomes.push(...o),
+    cutStore: (down: boolean) => {
+      storeDown = down;
+    },
+    lapse: (ms: number) => {
+      now += ms;
+    },
+  };
+}
+
+const code = (promise: Promise<unknown>) =>
+  promise.then(
+    () => 'ok',
+    (e: { code?: string }) => e.code,
+  );
+
+describe('TaskService: a start that fails part-way and the open-task slot', () => {
+  it('a start whose enqueue failed gives its slot back at once; the task stays queued and a retry completes it', async () => {
+    const f = fixture({ maxOpenPerUser: 1 });
+    f.nextEnqueue('refused');
+    expect(await code(f.start('a'))).toBe(RpcErrorCode.Unavailable);
+    expect((await f.store.get('doc_analysis_a'))?.status).toBe('queued');
+    // The slot is free: another task starts.
+    expect(await code(f.start('b'))).toBe('ok');
+    expect(await code(f.start('c'))).toBe(RpcErrorCode.RateLimited);
+    // The failed one, started again, completes (a task that exists is never refused) and counts again.
+    const again = await f.start('a');
+    expect(again).toMatchObject({ existing: true, status: 'queued' });
+    expect(f.jobs.size).toBe(2);
+    await f.store.transition('doc_analysis_b', ['queued'], { status: 'completed' });
+    expect(await code(f.start('d'))).toBe(RpcErrorCode.RateLimited);
+  });
+
+  it('a start whose enqueue reached the queue but whose answer was lost keeps its slot (its job runs)', async () => {
+    const f = fixture({ maxOpenPerUser: 1 });
+    f.nextEnqueue('lost-answer');
+    expect(await code(f.start('a'))).toBe(RpcErrorCode.Unavailable);
+    expect(f.jobs.size).toBe(1);
+    expect(await code(f.start('b'))).toBe(RpcErrorCode.RateLimited);
+    f.lapse(10 * 60_000);
+    expect(await code(f.start('b'))).toBe(RpcErrorCode.RateLimited);
+    // Once it ends, the slot is free as for any task.
+    await f.store.transition('doc_analysis_a', ['queued'], { status: 'completed' });
+    expect(await code(f.start('b'))).toBe('ok');
+  });
+
+  it('with the task store cut too (the release fails), the slot comes back once the start hold has passed', async () => {
+    const f = fixture({ maxOpenPerUser: 1, startHoldMs: 60_000 });
+    f.nextEnqueue('refused');
+    f.cutStore(true);
+    expect(await code(f.start('a'))).toBe(RpcErrorCode.Unavailable);
+    f.cutStore(false);
+    // Within the hold the start might still be under way: it counts.
+    f.lapse(59_000);
+    expect(await code(f.start('b'))).toBe(RpcErrorCode.RateLimited);
+    f.lapse(1_000);
+    expect(await code(f.start('b'))).toBe('ok');
+    expect(await code(f.start('c'))).toBe(RpcErrorCode.RateLimited);
+  });
+
+  it('a start that succeeded keeps its slot past the start hold (its job waits in the queue)', async () => {
+    const f = fixture({ maxOpenPerUser: 1, startHoldMs: 60_000 });
+    expect(await code(f.start('a'))).toBe('ok');
+    f.lapse(10 * 60_000);
+    expect(await code(f.start('b'))).toBe(RpcErrorCode.RateLimited);
+  });
+});
