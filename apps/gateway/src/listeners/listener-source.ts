@@ -25,8 +25,14 @@ export type Emit = (event: AppEvent) => void | Promise<{ cursor: Cursor } | unde
 /**
  * Releases what a {@link ListenerSource} attached. `ready`, when set, resolves once the
  * listener's first snapshot is published (a WORKFLOW.watch answers after its initial state).
+ * `failing`, when set, says the kind of the listener's last failure while it is failing (from
+ * a failure until it publishes a snapshot again, retries included), undefined while it is not:
+ * a WORKFLOW.watch whose listener is failing when its wait for `ready` ends answers an error.
  */
-export type Detach = ((options?: DetachOptions) => Promise<void>) & { ready?: Promise<void> };
+export type Detach = ((options?: DetachOptions) => Promise<void>) & {
+  ready?: Promise<void>;
+  failing?: () => string | undefined;
+};
 
 /** What the {@link import('./listeners-manager').ListenersManager} tells a source when it attaches. */
 export interface AttachContext {

@@ -39,6 +39,21 @@ export class WorkflowWatchLimitError extends Error {
   }
 }
 
+/**
+ * A WORKFLOW.watch whose listener did not open within the wait for its initial state: it was
+ * failing then (`kind`, as the source names it: `permission_denied`, `failed_precondition` for
+ * a missing index, `unavailable`, ...). The watch was taken back out of the user's set.
+ */
+export class WorkflowWatchOpenError extends Error {
+  override readonly name = 'WorkflowWatchOpenError';
+  constructor(
+    readonly jobId: string,
+    readonly kind: string,
+  ) {
+    super(`the workflow listener of job ${jobId} could not open (${kind})`);
+  }
+}
+
 /** Options of {@link ListenersManager}. */
 export interface ListenersManagerOptions {
   sources: readonly ListenerSource[];
@@ -439,6 +454,8 @@ export class ListenersManager {
       this.#workflowCount++;
       return;
     }
+    // Watched here already (an earlier call answered): the watch stands whatever its listener does now.
+    const watchedHere = state.workflows?.has(jobId) === true;
     if (!(await this.#o.workflowWatches.add(userId, jobId, max))) {
       // The count, for the caller's answer: read after the refusal (at least `max` when the read fails).
       const watched = await this.#o.workflowWatches.list(userId).catch(() => []);
@@ -454,14 +471,31 @@ export class ListenersManager {
       if (!state.workflows?.has(jobId)) await this.#o.workflowWatches.remove(userId, jobId).catch(() => false);
       throw error;
     }
-    await this.#initialState(userId, state, jobId);
+    try {
+      await this.#initialState(userId, state, jobId, !watchedHere);
+    } catch (error) {
+      // Answered as failed, so not watched: out of the set and its listener released, as an unwatch.
+      await this.#o.workflowWatches.remove(userId, jobId).catch(() => false);
+      await this.#enqueue(userId, state, () => this.#syncWorkflows(userId, state));
+      throw error;
+    }
   }
 
-  /** Waits (bounded) until the watch's initial state is published, here or on the holder. */
-  async #initialState(userId: string, state: UserState, jobId: string): Promise<void> {
+  /**
+   * Waits (bounded) until the watch's initial state is published, here or on the holder. Here,
+   * with `checkOpen` (a new watch): rejects with a {@link WorkflowWatchOpenError} when the listener
+   * has not opened by then and is failing (a refused query, Firestore away); one only slow to
+   * open (no failure yet) resolves.
+   */
+  async #initialState(userId: string, state: UserState, jobId: string, checkOpen: boolean): Promise<void> {
     const ready = state.workflowReady?.get(jobId);
     if (ready) {
-      await beforeDeadline(ready, this.#o.watchReplyMs);
+      const opened = await beforeDeadline(
+        ready.then(() => true),
+        this.#o.watchReplyMs,
+      );
+      const kind = opened || !checkOpen ? undefined : state.workflows?.get(jobId)?.failing?.();
+      if (kind !== undefined) throw new WorkflowWatchOpenError(jobId, kind);
       return;
     }
     const channel = this.#o.channel;

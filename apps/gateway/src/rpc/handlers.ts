@@ -8,7 +8,7 @@ import {
 } from '../fleet/registry/registry-store';
 import { storeLabel } from '../fleet/store-label';
 import type { CompanyListeners } from '../listeners/company/company-listeners';
-import { type ListenersManager, WorkflowWatchLimitError } from '../listeners/listeners-manager';
+import { type ListenersManager, WorkflowWatchLimitError, WorkflowWatchOpenError } from '../listeners/listeners-manager';
 import type { Logger } from '../logger';
 import type { TaskService } from '../tasks/task-service';
 import type { RpcContext, RpcHandlers } from './dispatcher';
@@ -134,12 +134,18 @@ async function registerBounded(deps: HandlerDeps, userId: string, entry: Registr
 
 /**
  * A WORKFLOW.watch that failed: `rate_limited` with `data: { watches, max_watches }` past the user's
- * bound of watches, else `unavailable` (retry).
+ * bound of watches, else `unavailable` (retry): the listener could not attach, or could not open
+ * within the wait (the kind of its failure named; Firestore's message only in the log).
  */
 function watchFailure(error: unknown): RpcError {
   if (error instanceof WorkflowWatchLimitError) {
     return new RpcError(RpcErrorCode.RateLimited, error.message, {
       data: { watches: error.watches, max_watches: error.max },
+    });
+  }
+  if (error instanceof WorkflowWatchOpenError) {
+    return new RpcError(RpcErrorCode.Unavailable, `the workflow listener could not open (${error.kind}); retry later`, {
+      cause: error,
     });
   }
   return new RpcError(RpcErrorCode.Unavailable, 'the workflow listener could not attach; retry later', {

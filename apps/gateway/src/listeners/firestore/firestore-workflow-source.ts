@@ -111,6 +111,7 @@ export class FirestoreWorkflowSource implements WorkflowSource {
       if (!options.handover && marks) await marks.forget(userId, name);
     };
     detach.ready = watched.published();
+    detach.failing = () => watched.failingKind;
     return detach;
   }
 

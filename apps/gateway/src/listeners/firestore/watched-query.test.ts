@@ -189,6 +189,7 @@ describe('WatchedQuery: failing, from a failure until a snapshot is published ag
       q.fail(Object.assign(new Error(`${code} failed`), { code }));
       // Re-opened or waiting to be: failing either way until a snapshot is published.
       expect(watched.failing).toBe(true);
+      expect(watched.failingKind).toBe(code === 7 ? 'permission_denied' : 'unavailable');
       expect(watched.open).toBe(false);
     }
     await waitFor(() => q.opens === 4, 'the fourth open');
@@ -196,7 +197,7 @@ describe('WatchedQuery: failing, from a failure until a snapshot is published ag
     expect([watched.failing, watched.open]).toEqual([true, false]);
     q.send(20, 0, []);
     await waitFor(() => !watched.failing, 'recovered');
-    expect(watched.open).toBe(true);
+    expect([watched.open, watched.failingKind]).toEqual([true, undefined]);
     expect(changes).toEqual(['->unavailable', 'unavailable>permission_denied', 'permission_denied>-']);
     await watched.stop();
     expect(changes).toHaveLength(3);

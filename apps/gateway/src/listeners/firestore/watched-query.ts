@@ -209,6 +209,11 @@ export class WatchedQuery {
     return this.#failingKind !== undefined;
   }
 
+  /** The kind of the last failure while the listener is {@link failing} (`permission_denied`, ...); else undefined. */
+  get failingKind(): string | undefined {
+    return this.#failingKind;
+  }
+
   /** Opens the listener. */
   start(): void {
     this.#register(true);
