@@ -140,26 +140,39 @@ export interface MemoryPorts {
 
 /**
  * The in-memory adapters for a gateway without Redis. No I/O and no timer until used.
- * `only` builds just the named ones (the others are left out).
+ * `only` builds just the named ones (the others are left out). The presence prunes the
+ * registry's entries of sessions that left, DETACH_DELAY_MS after they did, when that
+ * registry is the embedded one: built here, or `given`.
  */
 export function memoryPorts<K extends keyof MemoryPorts>(
   config: GatewayConfig,
   only?: readonly K[],
+  given: { registry?: RegistryStore | undefined } = {},
 ): Pick<MemoryPorts, K> {
+  let registry = given.registry;
   const builders: { [P in keyof MemoryPorts]: () => MemoryPorts[P] } = {
-    registry: () => new MemoryRegistryStore(),
+    registry: () => {
+      registry = new MemoryRegistryStore();
+      return registry;
+    },
     bus: () =>
       new MemoryEventBus({
         retentionEvents: config.streamRetentionEvents,
         retentionMs: config.streamRetentionMs,
         retentionBytes: config.streamRetentionBytes,
       }),
-    presence: () => new MemoryPresence({ instanceTtlMs: config.instanceTtlMs }),
+    presence: () =>
+      new MemoryPresence({
+        instanceTtlMs: config.instanceTtlMs,
+        leaveGraceMs: config.detachDelayMs,
+        ...(registry instanceof MemoryRegistryStore ? { registry } : {}),
+      }),
     channel: () => new LocalInstanceChannel(),
     lease: () => new MemoryLease(),
     workflowWatches: () => new MemoryWorkflowWatchStore(),
   };
-  const names = only ?? (Object.keys(builders) as K[]);
+  // In the builders' order, whatever `only`'s: the registry before the presence that prunes it.
+  const names = (Object.keys(builders) as K[]).filter((name) => !only || only.includes(name));
   return Object.fromEntries(names.map((name) => [name, builders[name]()])) as Pick<MemoryPorts, K>;
 }
 
@@ -172,7 +185,7 @@ export function resolvePorts(config: GatewayConfig, given: GatewayPorts): Resolv
   const missing = (['registry', 'bus', 'presence', 'channel', 'lease', 'workflowWatches'] as const).filter(
     (name) => given[name] === undefined,
   );
-  const memory: Partial<MemoryPorts> = memoryPorts(config, missing);
+  const memory: Partial<MemoryPorts> = memoryPorts(config, missing, { registry: given.registry });
   const registry = given.registry ?? (memory.registry as RegistryStore);
   const presence = given.presence ?? (memory.presence as Presence);
   return {

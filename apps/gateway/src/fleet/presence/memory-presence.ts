@@ -10,10 +10,25 @@ import {
   type SessionEntry,
 } from './presence';
 
+/** The registry kept with the embedded presence: told when a session leaves and comes back. */
+export interface LeavingSessions {
+  sessionLeft(userId: string, sessionId: string, graceMs: number): void;
+  sessionBack(userId: string, sessionId: string): void;
+}
+
 /** Options of {@link MemoryPresence}. */
 export interface MemoryPresenceOptions extends PresenceOptions {
   /** Clock (tests). @default Date.now */
   now?: () => number;
+  /**
+   * The registry whose entries go with the sessions that leave (the embedded one), as
+   * RedisPresence prunes Redis's: a removed session's entry goes {@link leaveGraceMs} later
+   * (without a grace: at once while the user keeps another session, else with the detach
+   * cleanup). Unset: the registry is left alone (its entries go with the user's last session).
+   */
+  registry?: LeavingSessions;
+  /** How long the registry entry of a session that left stays, for it to resume with its id. @default 0 */
+  leaveGraceMs?: number;
 }
 
 interface Held {
@@ -33,10 +48,14 @@ export class MemoryPresence implements Presence {
   readonly #claims = new Map<string, { claimant: string; expiresAt: number }>();
   readonly #ttlMs: number;
   readonly #now: () => number;
+  readonly #registry: LeavingSessions | undefined;
+  readonly #leaveGraceMs: number;
 
   constructor(options: MemoryPresenceOptions = {}) {
     this.#ttlMs = options.instanceTtlMs ?? DEFAULT_INSTANCE_TTL_MS;
     this.#now = options.now ?? Date.now;
+    this.#registry = options.registry;
+    this.#leaveGraceMs = options.leaveGraceMs ?? 0;
   }
 
   /** The user's live entries, expired ones dropped first (what every Redis script does too). */
@@ -61,6 +80,7 @@ export class MemoryPresence implements Presence {
     held.set(entry.sessionId, { entry: { ...entry }, expiresAt: this.#now() + this.#ttlMs });
     this.#users.set(userId, held);
     this.#claims.delete(userId);
+    this.#registry?.sessionBack(userId, entry.sessionId);
     return previous
       ? { refused: false, replaced: { ...previous.entry }, count: held.size }
       : { refused: false, count: held.size };
@@ -70,6 +90,8 @@ export class MemoryPresence implements Presence {
     const held = this.#live(userId);
     if (held?.get(sessionId)?.entry.instanceId !== instanceId) return false;
     held.delete(sessionId);
+    // Without a grace, the user's last session's entry is the detach cleanup's (as in Redis).
+    if (held.size > 0 || this.#leaveGraceMs > 0) this.#registry?.sessionLeft(userId, sessionId, this.#leaveGraceMs);
     if (held.size === 0) this.#users.delete(userId);
     return true;
   }

@@ -41,10 +41,11 @@ export interface RedisPresenceOptions extends PresenceOptions {
   refreshSpreadMs?: number;
   /**
    * How long the registry entry of a session that left stays, for the session to
-   * resume with its id; then the next operation on the user prunes it. Without it
-   * the entries of sessions that left while the user kept another (a cancelled
-   * detach never cleans up) stayed for as long as the user did. 0: removed with
-   * the user's last session only (the detach cleanup). @default 0
+   * resume with its id; then the next operation on the user (a registration
+   * included) prunes it. Without it the entries of sessions that left while the
+   * user kept another (a cancelled detach never cleans up) stayed for as long as
+   * the user did. 0: removed with the session's presence entry while the user keeps
+   * another session, else left to the detach cleanup. @default 0
    */
   leaveGraceMs?: number;
 }
@@ -122,6 +123,8 @@ return {1, others + 1, previous or '', told, redis.call('HGET', KEYS[3], ARGV[1]
 // ARGV: session id, instance id, leave grace ms. Returns 1 when removed.
 // With a grace, the session's expiry stays in the zset: prune() then drops its
 // registry entry once the grace is over, unless the session came back (ADD).
+// Without, its registry entry goes with it while the user keeps another session (the
+// user's last session's goes with the detach cleanup, DETACH_DELAY_MS later).
 const REMOVE = new RedisScript(`${PRESENCE_LUA_PRELUDE}
 local now = now_ms()
 prune(now)
@@ -130,7 +133,12 @@ local removed = 0
 if raw and instance_of(raw) == ARGV[2] then
   redis.call('HDEL', KEYS[1], ARGV[1])
   local grace = tonumber(ARGV[3])
-  if grace > 0 then redis.call('ZADD', KEYS[2], now + grace, ARGV[1]) else redis.call('ZREM', KEYS[2], ARGV[1]) end
+  if grace > 0 then
+    redis.call('ZADD', KEYS[2], now + grace, ARGV[1])
+  else
+    redis.call('ZREM', KEYS[2], ARGV[1])
+    if redis.call('HLEN', KEYS[1]) > 0 then redis.call('HDEL', KEYS[3], ARGV[1]) end
+  end
   removed = 1
 end
 settle()

@@ -1,15 +1,57 @@
 import type { RegistrySession, UserRegistry } from '@livebus/protocol';
 import type { RegistryStore } from './registry-store';
 
-/** The embedded default: the registry in this process's memory. */
+/**
+ * The embedded default: the registry in this process's memory. Told by the embedded presence
+ * when a session leaves and comes back ({@link sessionLeft}, {@link sessionBack}), it prunes
+ * the entry of a session that left once its leave grace is over, as the Redis registry's
+ * entries go with their presence.
+ */
 export class MemoryRegistryStore implements RegistryStore {
   readonly sharedAcrossInstances = false;
   readonly #sessions = new Map<string, Map<string, RegistrySession>>();
   readonly #unified = new Map<string, { doc: UserRegistry; expiresAt: number }>();
+  /** User id -> the sessions that left in their grace -> when their entry goes. */
+  readonly #leaving = new Map<string, Map<string, number>>();
   readonly #now: () => number;
 
   constructor(now: () => number = Date.now) {
     this.#now = now;
+  }
+
+  /**
+   * A session of the user left (its presence entry removed): its registered entry goes
+   * `graceMs` later (at once for 0), unless {@link sessionBack} says it came back meanwhile.
+   */
+  sessionLeft(userId: string, sessionId: string, graceMs: number): void {
+    if (graceMs <= 0) {
+      this.#forget(userId, sessionId);
+      return;
+    }
+    const leaving = this.#leaving.get(userId) ?? new Map<string, number>();
+    leaving.set(sessionId, this.#now() + graceMs);
+    this.#leaving.set(userId, leaving);
+  }
+
+  /** The session is back (its presence entry added again): its entry stays. */
+  sessionBack(userId: string, sessionId: string): void {
+    const leaving = this.#leaving.get(userId);
+    if (!leaving?.delete(sessionId)) return;
+    if (leaving.size === 0) this.#leaving.delete(userId);
+  }
+
+  /** Drops the entries of the user's sessions whose leave grace is over (every read and write does, first). */
+  #prune(userId: string): void {
+    const leaving = this.#leaving.get(userId);
+    if (!leaving) return;
+    const now = this.#now();
+    for (const [sessionId, dueAt] of leaving) if (dueAt <= now) this.#forget(userId, sessionId);
+  }
+
+  #forget(userId: string, sessionId: string): void {
+    this.sessionBack(userId, sessionId);
+    const sessions = this.#sessions.get(userId);
+    if (sessions?.delete(sessionId) && sessions.size === 0) this.#sessions.delete(userId);
   }
 
   async registerSession(
@@ -17,6 +59,7 @@ export class MemoryRegistryStore implements RegistryStore {
     session: RegistrySession,
     maxSessions = Number.MAX_SAFE_INTEGER,
   ): Promise<boolean> {
+    this.#prune(userId);
     const sessions = this.#sessions.get(userId) ?? new Map<string, RegistrySession>();
     if (!sessions.has(session.session_id) && sessions.size >= maxSessions) return false;
     this.#sessions.set(userId, sessions);
@@ -32,6 +75,7 @@ export class MemoryRegistryStore implements RegistryStore {
   }
 
   async getSessions(userId: string): Promise<RegistrySession[]> {
+    this.#prune(userId);
     return [...(this.#sessions.get(userId)?.values() ?? [])]
       .map((s) => structuredClone(s))
       .sort((a, b) => a.registered_at.localeCompare(b.registered_at));
@@ -63,6 +107,7 @@ export class MemoryRegistryStore implements RegistryStore {
    */
   clearUser(userId: string): void {
     this.#sessions.delete(userId);
+    this.#leaving.delete(userId);
     const entry = this.#unified.get(userId);
     if (entry) entry.doc.user_info.status = 'offline';
   }
@@ -71,6 +116,7 @@ export class MemoryRegistryStore implements RegistryStore {
 
   async close(): Promise<void> {
     this.#sessions.clear();
+    this.#leaving.clear();
     this.#unified.clear();
   }
 }

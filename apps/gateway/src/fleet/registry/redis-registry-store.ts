@@ -6,6 +6,7 @@ import {
   type RedisClient,
   RedisScript,
 } from '@livebus/publisher/redis';
+import { PRESENCE_LUA_PRELUDE } from '../presence/presence-lua';
 import type { RegistryStore } from './registry-store';
 
 /** Options of {@link RedisRegistryStore}. */
@@ -20,21 +21,24 @@ export interface RedisRegistryStoreOptions {
   sessionsTtlS?: number;
 }
 
-// KEYS: legacy registry hash, presence zset (one slot). ARGV: session id, session JSON, backstop ttl s,
-// most sessions. Returns 0, storing nothing, for a new session id of a user who has the most
-// already (counted and written in one step: concurrent calls cannot pass it together), else 1.
-// The hash expires with the user's presence: the heartbeats that keep presence
-// alive keep it alive, and a dead instance's ghosts go with its presence entries.
-const REGISTER = new RedisScript(`
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then
+// KEYS: presence hash, presence zset, legacy registry hash (one slot, as every presence script).
+// ARGV: session id, session JSON, backstop ttl s, most sessions. First prunes what presence
+// prunes (the entries of sessions whose leave grace is over, a dead instance's), so the count
+// never includes an entry due to go. Returns 0, storing nothing, for a new session id of a
+// user who has the most already (counted and written in one step: concurrent calls cannot
+// pass it together), else 1. The hash expires with the user's presence: the heartbeats that
+// keep presence alive keep it alive, and a dead instance's ghosts go with its presence entries.
+const REGISTER = new RedisScript(`${PRESENCE_LUA_PRELUDE}
+if prune(now_ms()) > 0 then settle() end
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 and redis.call('HLEN', KEYS[3]) >= tonumber(ARGV[4]) then
   return 0
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 if #last > 0 then
-  redis.call('PEXPIREAT', KEYS[1], last[2])
+  redis.call('PEXPIREAT', KEYS[3], last[2])
 else
-  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
 end
 return 1
 `);
@@ -45,7 +49,8 @@ return 1
  * presence (`lb:{uid}:*`) and one script can span them:
  * - `registry:user:{<user_id>}`: hash of session id to session JSON (legacy
  *   registry); expires with the user's presence entries (see docs/redis-keys.md),
- *   and RedisPresence prunes the sessions whose presence entry expired;
+ *   and RedisPresence (and a registration, first) prunes the sessions whose presence
+ *   entry expired or whose leave grace is over;
  * - `registry:unified:{<user_id>}`: the unified document as JSON, with a TTL that live sessions refresh.
  */
 export class RedisRegistryStore implements RegistryStore {
@@ -73,7 +78,7 @@ export class RedisRegistryStore implements RegistryStore {
     const k = this.#keys(userId);
     const stored = await REGISTER.run(
       this.#redis,
-      [k.registrySessions, k.presenceExpiry],
+      [k.presence, k.presenceExpiry, k.registrySessions],
       [session.session_id, JSON.stringify(session), this.#sessionsTtlS, maxSessions],
     );
     return Number(stored) === 1;
