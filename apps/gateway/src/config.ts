@@ -319,8 +319,8 @@ export class ConfigError extends Error {
 /**
  * Registered sessions (`REGISTRY.register_user`) a user may keep per live session they may hold,
  * unless REGISTRY_MAX_SESSIONS_PER_USER says otherwise: room for the entries of tabs that closed
- * without unregistering (pruned once their presence expires, DETACH_DELAY_MS after the close; with
- * DETACH_DELAY_MS=0 not while the user keeps another session) and for a backend's registrations.
+ * without unregistering (pruned DETACH_DELAY_MS after the close, at once with 0) and for a
+ * backend's registrations.
  */
 export const REGISTRY_SESSIONS_PER_LIVE_SESSION = 5;
 
