@@ -15,7 +15,7 @@ import { storeLabel } from './fleet/store-label';
 import type { GatewayHooks } from './hooks';
 import { registerCompanyMetrics } from './listeners/company/company-metrics';
 import { createCompanyListeners } from './listeners/company/company-wiring';
-import { firestoreStatus } from './listeners/firestore-status';
+import { firestoreRefused, firestoreStatus } from './listeners/firestore-status';
 import { warmUpFirestore } from './listeners/firestore-warm-up';
 import { registerListenerMetrics } from './listeners/listener-metrics';
 import { ListenersManager } from './listeners/listeners-manager';
@@ -589,12 +589,15 @@ function tellRegistration(ports: ResolvedPorts, me: string, message: Omit<Regist
     );
 }
 
-/** The dashboard's Firestore readouts (LISTENERS_FILE set). */
-function firestoreReadouts(listeners: ListenersManager): Pick<HttpDeps, 'firestoreReads' | 'firestoreStatus'> {
+/** The dashboard's and /healthz's Firestore readouts (LISTENERS_FILE set). */
+function firestoreReadouts(
+  listeners: ListenersManager,
+): Pick<HttpDeps, 'firestoreReads' | 'firestoreStatus' | 'firestoreRefused'> {
   return {
     firestoreReads: () => listeners.sourceStats()?.reads.total ?? 0,
     // A listener that failed in the last moments (the emulator or network away) shows as down, to every viewer alike.
     firestoreStatus: (): DependencyStatus => firestoreStatus(listeners.sourceStats()),
+    firestoreRefused: () => firestoreRefused(listeners.sourceStats()),
   };
 }
 

@@ -92,7 +92,7 @@ export interface ListenerSourceStats {
   failing?: Record<string, number>;
   /** Listeners re-opened after a failure or a stall. */
   restarts: number;
-  /** When a listener last failed (any kind), ms since the epoch; unset: none has failed. */
+  /** When a listener last failed with an outage's kind (`FIRESTORE_OUTAGE`), ms since the epoch; unset: none has. */
   lastErrorAt?: number;
 }
 

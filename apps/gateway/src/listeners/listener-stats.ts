@@ -1,6 +1,6 @@
 import type { DeliverySource, SnapshotDelay } from '../metrics/delivery-latency';
 import type { WatchedQueryObserver } from './firestore/watched-query';
-import { NOT_FIRESTORE } from './firestore-status';
+import { FIRESTORE_OUTAGE } from './firestore-status';
 import type { ListenerSourceStats } from './listener-source';
 import { ReadMeter } from './read-meter';
 
@@ -43,7 +43,7 @@ export class ListenerStats implements WatchedQueryObserver {
   }
   error(kind: string): void {
     add(this.#errors, kind, 1);
-    if (!NOT_FIRESTORE.has(kind)) this.#lastErrorAt = this.#now();
+    if (FIRESTORE_OUTAGE.has(kind)) this.#lastErrorAt = this.#now();
   }
   restart(): void {
     this.#restarts++;

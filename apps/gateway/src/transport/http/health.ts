@@ -15,6 +15,7 @@ export type HealthDeps = Pick<
   | 'stats'
   | 'redisStatus'
   | 'firestoreStatus'
+  | 'firestoreRefused'
   | 'startedAt'
   | 'version'
   | 'isDraining'
@@ -46,6 +47,9 @@ export function healthAnswers(deps: HealthDeps): { healthz(): HealthAnswer; read
           redis: deps.redisStatus(),
           // Told, not judged: readiness does not wait on Firestore (sessions and events go on without it).
           firestore: deps.firestoreStatus?.() ?? 'disabled',
+          // Listeners failing on a query Firestore refuses (a missing index, the rules): not an outage,
+          // so not `down` above; told apart, with listeners only.
+          ...(deps.firestoreRefused ? { firestore_refused: deps.firestoreRefused() } : {}),
           uptime_s: Math.round((Date.now() - deps.startedAt) / 1000),
           connections: s.connections,
           sessions: s.sessions,

@@ -66,8 +66,10 @@ export interface HttpDeps {
   version: string;
   /** Live instances of the fleet (this one alone without Redis). */
   clusterInstances: () => Promise<InstanceInfo[]>;
-  /** Firestore health (dashboard); unset: `disabled`. */
+  /** Firestore health (dashboard, /healthz): `down` for an outage only; unset: `disabled`. */
   firestoreStatus?: () => DependencyStatus;
+  /** Listeners failing now on a query Firestore refuses (/healthz `firestore_refused`); unset: no listeners. */
+  firestoreRefused?: () => number;
   /** Firestore document reads since start (dashboard); unset: not measured. */
   firestoreReads?: () => number;
   /** Company listeners (LISTENERS_FILE `company`): /ws-metrics and the dashboard; unset: none. */
