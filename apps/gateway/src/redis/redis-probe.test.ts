@@ -1,19 +1,43 @@
 import type { RedisClient } from '@livebus/publisher';
-import { RedisProbe } from './redis-probe';
+import { LOADING_WHY, RedisProbe } from './redis-probe';
 
-/** A client whose PINGs are answered when the test says (`answer`), or never. */
+/** An error reply of Redis, as ioredis rejects with it. */
+const replyError = (message: string) => Object.assign(new Error(message), { name: 'ReplyError' });
+
+/**
+ * A client whose PINGs are answered when the test says (`answer`, `refuse`: an error reply), or
+ * never; its INFOs likewise (`answerInfo`), or never (a frozen Redis).
+ */
 function fakeClient() {
-  const pending: Array<() => void> = [];
+  const pending: Array<(error?: Error) => void> = [];
+  const infos: Array<(text: string) => void> = [];
   const client = {
     status: 'ready',
-    ping: () => new Promise<string>((resolve) => pending.push(() => resolve('PONG'))),
+    ping: () =>
+      new Promise<string>((resolve, reject) => pending.push((error) => (error ? reject(error) : resolve('PONG')))),
+    info: jest.fn(() => new Promise<string>((resolve) => infos.push(resolve))),
     disconnect: jest.fn(),
   };
   const answer = () => {
     for (const resolve of pending.splice(0)) resolve();
   };
-  return { client: client as unknown as RedisClient & { status: string }, pending, answer };
+  const refuse = (message: string) => {
+    for (const settle of pending.splice(0)) settle(replyError(message));
+  };
+  const answerInfo = (text: string) => {
+    for (const resolve of infos.splice(0)) resolve(text);
+  };
+  return {
+    client: client as unknown as RedisClient & { status: string; info: jest.Mock },
+    pending,
+    answer,
+    refuse,
+    answerInfo,
+  };
 }
+
+const LOADING = '# Persistence\r\nloading:1\r\nloading_eta_seconds:3\r\n';
+const LOADED = '# Persistence\r\nloading:0\r\n';
 
 describe('RedisProbe, on fake timers', () => {
   beforeEach(() => jest.useFakeTimers());
@@ -199,6 +223,96 @@ describe('RedisProbe, on fake timers', () => {
     cluster.status = 'ready';
     await probe.probe();
     expect(cluster.disconnect).not.toHaveBeenCalled();
+  });
+
+  it('keeps a standalone connection waiting in connect while Redis answers its INFO loading (ready check waiting), told loading every round; counts the rounds again once INFO says loading:0', async () => {
+    const { client, answerInfo } = fakeClient();
+    const told: string[] = [];
+    const probe = new RedisProbe(client, {
+      timeoutMs: 2_000,
+      reconnectAfterRounds: 3,
+      onLoading: (why) => told.push(why),
+    });
+    client.status = 'connect';
+    for (let round = 0; round < 6; round++) {
+      await probe.probe();
+      answerInfo(LOADING);
+      await jest.advanceTimersByTimeAsync(0);
+    }
+    expect(client.disconnect).not.toHaveBeenCalled();
+    expect(client.info).toHaveBeenCalledTimes(6);
+    expect(client.info).toHaveBeenCalledWith('persistence');
+    expect([probe.answering, probe.loading, told.length, told[0]]).toEqual([false, true, 6, LOADING_WHY]);
+    // Loaded, the client still waiting (ioredis asks again after loading_eta_seconds): counted, replaced at the bound.
+    for (let round = 0; round < 3; round++) {
+      await probe.probe();
+      answerInfo(LOADED);
+      await jest.advanceTimersByTimeAsync(0);
+    }
+    expect(client.disconnect).toHaveBeenCalledTimes(1);
+    expect(told).toHaveLength(6);
+    // A frozen Redis answers no INFO: one asked at a time, the rounds counted as before.
+    for (let round = 0; round < 3; round++) await probe.probe();
+    expect(client.disconnect).toHaveBeenCalledTimes(2);
+    expect(client.info).toHaveBeenCalledTimes(10);
+  });
+
+  it('keeps a watched subscriber waiting in connect while Redis answers it loading, and replaces it at its bound otherwise', async () => {
+    const main = fakeClient();
+    const subscriber = fakeClient();
+    subscriber.client.status = 'connect';
+    const probe = new RedisProbe(main.client, { timeoutMs: 2_000, reconnectAfterRounds: 3 });
+    probe.watch(subscriber.client);
+    const round = async (info: string) => {
+      const p = probe.probe();
+      main.answer();
+      await p;
+      subscriber.answerInfo(info);
+      await jest.advanceTimersByTimeAsync(0);
+    };
+    for (let i = 0; i < 6; i++) await round(LOADING);
+    expect(subscriber.client.disconnect).not.toHaveBeenCalled();
+    for (let i = 0; i < 3; i++) await round(LOADED);
+    expect(subscriber.client.disconnect).toHaveBeenCalledTimes(1);
+    expect(main.client.disconnect).not.toHaveBeenCalled();
+  });
+
+  it('takes an error reply to a PING as an answer: LOADING says not answering (loading) without replacing, any reply resets the unanswered rounds', async () => {
+    const { client, answer, refuse } = fakeClient();
+    const changes: Array<[boolean, string]> = [];
+    const told: string[] = [];
+    const probe = new RedisProbe(client, {
+      timeoutMs: 2_000,
+      reconnectAfterRounds: 3,
+      onChange: (a, why) => changes.push([a, why]),
+      onLoading: (why) => told.push(why),
+    });
+    const unanswered = async () => {
+      const p = probe.probe();
+      await jest.advanceTimersByTimeAsync(2_000);
+      await p;
+    };
+    const refused = async (message: string) => {
+      const p = probe.probe();
+      refuse(message);
+      await p;
+    };
+    for (let i = 0; i < 5; i++) await refused('LOADING Redis is loading the dataset in memory');
+    expect([probe.answering, probe.loading, told.length]).toEqual([false, true, 5]);
+    await unanswered();
+    await unanswered();
+    await refused('BUSY Redis is busy running a script');
+    await unanswered();
+    await unanswered();
+    expect(client.disconnect).not.toHaveBeenCalled();
+    const last = probe.probe();
+    answer();
+    await last;
+    expect([probe.answering, probe.loading]).toEqual([true, false]);
+    expect(changes).toEqual([
+      [false, LOADING_WHY],
+      [true, 'answered a PING'],
+    ]);
   });
 
   it('sends no PING while the connection is not ready (the client says so itself)', async () => {

@@ -59,8 +59,8 @@ export class RedisStatusLog {
   }
 
   /**
-   * Redis did not answer a PING on a connection that looks up (see `RedisProbe`), told every
-   * round: `down`, with why, then repeated on the same doubling schedule as a reconnecting
+   * Redis did not answer a PING on a connection that looks up, or answered that it is loading its
+   * dataset (see `RedisProbe`), told every round: `down`, with why, then repeated on the same doubling schedule as a reconnecting
    * client's (no `reconnecting` events come from a connection that stays up); {@link answering}
    * when it answers again is `up`.
    */
@@ -163,6 +163,8 @@ export function watchRedis(logger: Logger, client: RedisClient, redisUrl: string
   const probe = new RedisProbe(client, {
     onChange: (answering) => answering && status.answering(),
     onUnanswered: (why) => status.unanswered(why),
+    // Loading its dataset: up, serving nothing yet; logged as down with why, the connection kept.
+    onLoading: (why) => status.unanswered(why),
   });
   probe.start();
   return probe;
