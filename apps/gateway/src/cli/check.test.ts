@@ -1,4 +1,11 @@
-import { formatReport, judgeListenerLatency, judgeReconnects, judgeRpcErrors, THRESHOLDS } from './check';
+import {
+  formatReport,
+  judgeFirestore,
+  judgeListenerLatency,
+  judgeReconnects,
+  judgeRpcErrors,
+  THRESHOLDS,
+} from './check';
 
 /** A /ws-metrics `metrics` body with these listener figures since start. */
 const withListeners = (count: number, within: number, p50 = 8, p99 = 60) => ({
@@ -60,5 +67,20 @@ describe('formatReport', () => {
     const text = formatReport([judgeListenerLatency(withListeners(500, 1)), judgeRpcErrors({ rpc: { calls: 0 } })]);
     expect(text).toMatch(/^PASS {2}listener delivery p99 .* threshold: < 100 ms \(of 100\+ listener events\)$/m);
     expect(text).toMatch(/^SKIP {2}RPC error rate .* threshold: < 1\.0 % server errors/m);
+  });
+});
+
+describe('check: Firestore', () => {
+  it('fails on an outage, warns on refused queries, passes otherwise, skips an older gateway', () => {
+    expect(judgeFirestore({ firestore: 'down', firestore_refused: 2 }).verdict).toBe('fail');
+    const refused = judgeFirestore({ firestore: 'ok', firestore_refused: 2 });
+    expect([refused.verdict, refused.value]).toEqual([
+      'warn',
+      'ok, 2 listener(s) failing on a query Firestore refuses (livebus_listener_queries_failing{kind})',
+    ]);
+    expect(judgeFirestore({ firestore: 'ok', firestore_refused: 0 }).verdict).toBe('pass');
+    expect(judgeFirestore({ firestore: 'disabled' }).verdict).toBe('pass');
+    expect(judgeFirestore({ firestore: 'ok' }).verdict).toBe('pass');
+    expect(judgeFirestore({ redis: 'ok' }).verdict).toBe('skip');
   });
 });

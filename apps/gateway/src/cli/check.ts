@@ -162,11 +162,7 @@ export async function runChecks(options: CheckOptions): Promise<CheckResult[]> {
   if (h) {
     const redis = String(h.redis);
     add('Redis', redis, 'ok (or disabled without REDIS_URL)', redis === 'down' ? 'fail' : 'pass');
-    // Older gateways have no such field: skipped for them.
-    if ('firestore' in h) {
-      const fs = String(h.firestore);
-      add('Firestore', fs, 'ok (or disabled)', fs === 'down' ? 'fail' : 'pass');
-    } else add('Firestore', 'not reported by this gateway', 'ok (or disabled)', 'skip');
+    results.push(judgeFirestore(h));
     results.push(await judgeTasks(h, base, options));
   }
 
@@ -245,6 +241,25 @@ const notReported = (name: string, threshold: string): CheckResult => ({
  * the answering instance since it started) under the old system's 100 ms: judged as
  * "99 % within 100 ms", which the histogram reads exactly (0.1 s is one of its bounds).
  */
+/**
+ * `/healthz`'s Firestore: `down` (an outage) fails; listeners failing on a query Firestore refuses
+ * (`firestore_refused`: a missing index, the rules) warn, as the fix is in the index, the rules or
+ * LISTENERS_FILE, not in the deploy; older gateways without the field are skipped.
+ */
+export function judgeFirestore(h: Record<string, unknown>): CheckResult {
+  const threshold = 'ok (or disabled), no query refused';
+  if (!('firestore' in h))
+    return { name: 'Firestore', value: 'not reported by this gateway', threshold, verdict: 'skip' };
+  const status = String(h.firestore);
+  const refused = num(h.firestore_refused);
+  if (status === 'down') return { name: 'Firestore', value: status, threshold, verdict: 'fail' };
+  if (refused > 0) {
+    const value = `${status}, ${refused} listener(s) failing on a query Firestore refuses (livebus_listener_queries_failing{kind})`;
+    return { name: 'Firestore', value, threshold, verdict: 'warn' };
+  }
+  return { name: 'Firestore', value: status, threshold, verdict: 'pass' };
+}
+
 export function judgeListenerLatency(m: Record<string, unknown>): CheckResult {
   const name = 'listener delivery p99';
   const threshold = `< ${THRESHOLDS.listenerP99Ms} ms (of ${THRESHOLDS.latencyMinSample}+ listener events)`;
