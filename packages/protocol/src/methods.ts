@@ -159,7 +159,7 @@ export const methodTable = {
   'WORKFLOW.watch': method(
     z.tuple([WorkflowJobIdSchema]),
     z.strictObject({ success: z.literal(true), job_id: WorkflowJobIdSchema, watching: z.literal(true) }),
-    "Attaches a workflow listener: changes of the job arrive as `listener.change` events (source `workflow`). A user watches at most the gateway's `WORKFLOW_MAX_WATCHES_PER_USER` jobs at once: watching a further job is refused with `rate_limited` (`data: { watches, max_watches }`) until one is unwatched (`WORKFLOW.unwatch`); watching a job already watched always succeeds. The job id is its Firestore document id (no `/`, not `.` or `..` alone, not starting and ending with `__`): another is refused with `invalid_params`.",
+    "Attaches a workflow listener: changes of the job arrive as `listener.change` events (source `workflow`). A user watches at most the gateway's `WORKFLOW_MAX_WATCHES_PER_USER` jobs at once: watching a further job is refused with `rate_limited` (`data: { watches, max_watches }`) until one is unwatched (`WORKFLOW.unwatch`); watching a job already watched always succeeds. The job id is its Firestore document id (no `/`, not `.` or `..` alone, not starting and ending with `__`): another is refused with `invalid_params`. A listener that fails to open within the wait for the job's initial state (3 s) answers `unavailable` and the job is not watched; one only slow to open answers success ([listeners](listeners.md#workflow-watches-in-the-fleet)).",
   ),
   'WORKFLOW.unwatch': method(
     // Any job id, also one WORKFLOW.watch refuses now: a watch stored before that check must be
