@@ -216,6 +216,13 @@ one with \`POST /publish\` \`{ "user_id": ..., "event": ... }\`, for example:
 
 ${appEventExamples.map((e) => json(e)).join('\n\n')}
 
+The gateway's own Firestore listeners send \`listener.change\` for each change and
+\`listener.status\` when one of them starts failing (\`status: "failing"\`, with its \`kind\` and
+whether the gateway keeps \`retrying\` it) and when it delivers again (\`"recovered"\`): on each
+change of state only, in the user's stream like the changes, so every tab gets it and a resume
+replays it. A session that connects without a cursor learns nothing of a failure that began
+before it: see [listeners](listeners.md#failures-told-to-the-user).
+
 ## Close codes
 \`reason\` is what \`classifyDisconnect(code, reason)\` returns (metric labels and
 \`ws_disconnect\` logs use it); \`policy\` is what a client does next:

@@ -46,6 +46,33 @@ export const ListenerChangeSchema = z.strictObject({
 });
 export type ListenerChange = z.infer<typeof ListenerChangeSchema>;
 
+/**
+ * One of the user's listeners stopped delivering (`failing`) or delivers again (`recovered`).
+ * Sent by the gateway on each change of state only, never per retry, in the user's stream
+ * like the listener's changes (docs/listeners.md, "Failures told to the user").
+ */
+export const ListenerStatusSchema = z.strictObject({
+  /** As on the listener's `listener.change` events: `firestore`, `workflow`, `company`. */
+  source: z.string().min(1),
+  /** As on its `listener.change` events (`notifications`, `workflow`, ...). */
+  listener: z.string().min(1),
+  /** What it watches: a collection path, or the job's document path for a workflow watch. */
+  path: z.string().min(1),
+  status: z.enum(['failing', 'recovered']),
+  /**
+   * While failing: why (`permission_denied`, `failed_precondition` for a missing index,
+   * `unavailable` when Firestore is out of reach, ...). A failing listener whose kind changes
+   * is told again with the new one.
+   */
+  kind: z.string().min(1).optional(),
+  /**
+   * While failing: true while the gateway retries it on its own; false once it stopped
+   * retrying (the listener was closed, e.g. a WORKFLOW.watch answered `unavailable`).
+   */
+  retrying: z.boolean().optional(),
+});
+export type ListenerStatus = z.infer<typeof ListenerStatusSchema>;
+
 /** The user's registry entry changed (a session registered or left, a field was updated). */
 export const RegistryUpdatedSchema = z.strictObject({
   user_id: UserIdSchema,
@@ -69,6 +96,7 @@ export type SessionNotice = z.infer<typeof SessionNoticeSchema>;
 export const eventTable = {
   'task.progress_update': TaskProgressUpdateSchema,
   'listener.change': ListenerChangeSchema,
+  'listener.status': ListenerStatusSchema,
   'registry.updated': RegistryUpdatedSchema,
   'session.notice': SessionNoticeSchema,
 } as const;
@@ -90,6 +118,7 @@ export function eventUnion<X extends z.ZodRawShape>(extra: X) {
   return z.discriminatedUnion('event', [
     eventShape('task.progress_update', extra),
     eventShape('listener.change', extra),
+    eventShape('listener.status', extra),
     eventShape('registry.updated', extra),
     eventShape('session.notice', extra),
   ]);

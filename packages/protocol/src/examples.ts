@@ -128,6 +128,33 @@ export const serverFrameExamples: FrameExample<ServerFrame>[] = [
     },
   },
   {
+    title: 'event: a listener of the user is failing (here a missing index), and the gateway retries it',
+    frame: {
+      type: 'event',
+      cursor: 'k3x9q2:46',
+      ts: 1763800000400,
+      event: 'listener.status',
+      data: {
+        source: 'firestore',
+        listener: 'jobs',
+        path: 'jobs',
+        status: 'failing',
+        kind: 'failed_precondition',
+        retrying: true,
+      },
+    },
+  },
+  {
+    title: 'event: that listener delivers again (its changes since the failure came before this)',
+    frame: {
+      type: 'event',
+      cursor: 'k3x9q2:49',
+      ts: 1763800900000,
+      event: 'listener.status',
+      data: { source: 'firestore', listener: 'jobs', path: 'jobs', status: 'recovered' },
+    },
+  },
+  {
     title: 'event: registry updated',
     frame: {
       type: 'event',

@@ -98,6 +98,21 @@ const changeEvent = fc.record({
     { requiredKeys: ['source', 'path', 'change'] },
   ),
 });
+const statusEvent = fc.record({
+  ...envelope,
+  event: fc.constant('listener.status' as const),
+  data: fc.record(
+    {
+      source: nonEmpty(20),
+      listener: nonEmpty(20),
+      path: nonEmpty(80),
+      status: fc.constantFrom('failing' as const, 'recovered' as const),
+      kind: nonEmpty(20),
+      retrying: fc.boolean(),
+    },
+    { requiredKeys: ['source', 'listener', 'path', 'status'] },
+  ),
+});
 const registryEvent = fc.record({
   ...envelope,
   event: fc.constant('registry.updated' as const),
@@ -150,6 +165,7 @@ export const serverFrame = fc.oneof(
   rpcError,
   taskEvent,
   changeEvent,
+  statusEvent,
   registryEvent,
   noticeEvent,
   notice,
