@@ -12,6 +12,8 @@ import {
   laterCursor,
   mergeCarried,
   replayCarried,
+  replayListener,
+  toldFromStream,
 } from './carry-over';
 import { FirestoreListenerSource } from './firestore/firestore-listener-source';
 import { ListenersManager } from './listeners-manager';
@@ -342,6 +344,46 @@ describe('carriedFromStream', () => {
     const failing = async () => Promise.reject(new Error('redis away'));
     expect(await replayCarried(failing, stored, mine, onSkipped)).toBeUndefined();
     expect(skipped).toEqual(['gap', 'Error: redis away']);
+  });
+
+  it("reads back the failure the user was told of and not told the end of: the listener's last status after the cursor", () => {
+    const status = (listener: string, data: Record<string, unknown>) =>
+      event({ source: 'firestore', listener, path: 'users/u1/l', ...data }, 'listener.status');
+    const failing = (kind: string, retrying = true) => ({ status: 'failing', kind, retrying });
+    const recovered = { status: 'recovered' };
+    const told = (...events: StoredEvent[]) => toldFromStream(events, mine);
+    expect(told(status('l', failing('unavailable')), change('l', 'p/a', 'added', t1))).toBe('unavailable');
+    expect(told(status('l', failing('unavailable')), status('l', failing('permission_denied')))).toBe(
+      'permission_denied',
+    );
+    expect(told(status('l', failing('unavailable')), status('l', recovered))).toBeUndefined();
+    expect(told(status('l', failing('unavailable')), status('l', failing('unavailable', false)))).toBeUndefined();
+    expect(told(status('l', failing('unavailable')), status('other', recovered))).toBe('unavailable');
+    expect(told(status('other', failing('unavailable')), change('l', 'p/a', 'added', t1))).toBeUndefined();
+  });
+
+  it('replayListener gives the changes to carry over and the told failure from one read', async () => {
+    const events = [
+      change('l', 'p/a', 'added', t1),
+      event(
+        {
+          source: 'firestore',
+          listener: 'l',
+          path: 'users/u1/l',
+          status: 'failing',
+          kind: 'unavailable',
+          retrying: true,
+        },
+        'listener.status',
+      ),
+    ];
+    let reads = 0;
+    const read = async () => {
+      reads++;
+      return { status: 'resumed' as const, events, cursor: 'e:9' };
+    };
+    const replayed = await replayListener(read, { mark: '500', cursor: 'e:0' }, mine, () => {});
+    expect([replayed.carried?.put, replayed.told, reads]).toEqual([{ 'p/a': '1000500000' }, 'unavailable', 1]);
   });
 
   it('is merged, as the newer part, with what this instance carried over', () => {

@@ -120,7 +120,7 @@ export function deltaOf(unsaved: UnsavedMark): DeliveredDelta {
  */
 export function carriedFromStream(
   events: readonly StoredEvent[],
-  belongs: (change: ListenerChange) => boolean,
+  belongs: (of: ListenerOf) => boolean,
   mark: string,
 ): UnsavedMark | undefined {
   let carried: UnsavedMark | undefined;
@@ -135,6 +135,59 @@ export function carriedFromStream(
   return carried;
 }
 
+/** Which listener an event is of: the fields `listener.change` and `listener.status` share. */
+export type ListenerOf = Pick<ListenerChange, 'source' | 'listener' | 'path'>;
+
+/**
+ * The kind of the listener's last `failing` status in `events` (stream order) whose end the
+ * user was not told (no `recovered`, nor a `failing` with `retrying: false`, after it);
+ * undefined when there is none. A new holder tells the recovery of what its predecessor told.
+ */
+export function toldFromStream(
+  events: readonly StoredEvent[],
+  belongs: (of: ListenerOf) => boolean,
+): string | undefined {
+  let told: string | undefined;
+  for (const event of events) {
+    if (event.event !== 'listener.status' || !belongs(event.data)) continue;
+    const { status, kind, retrying } = event.data;
+    told = status === 'failing' && retrying !== false ? kind : undefined;
+  }
+  return told;
+}
+
+/** What {@link replayListener} read back: changes to carry over, and a failure the user was told of. */
+export interface Replayed {
+  carried?: UnsavedMark;
+  told?: string;
+}
+
+/**
+ * {@link replayCarried}, and the listener's failure told to the user and not ended yet
+ * ({@link toldFromStream}), from the same read.
+ */
+export async function replayListener(
+  readSince: ((cursor: Cursor) => Promise<ReadResult>) | undefined,
+  stored: { mark: string | undefined; cursor: Cursor | undefined },
+  belongs: (of: ListenerOf) => boolean,
+  onSkipped: (reason: string) => void,
+): Promise<Replayed> {
+  const { mark, cursor } = stored;
+  if (!readSince || mark === undefined || cursor === undefined) return {};
+  try {
+    const read = await readSince(cursor);
+    if (read.status === 'resumed') {
+      const carried = carriedFromStream(read.events, belongs, mark);
+      const told = toldFromStream(read.events, belongs);
+      return { ...(carried ? { carried } : {}), ...(told === undefined ? {} : { told }) };
+    }
+    onSkipped('gap');
+  } catch (error) {
+    onSkipped(String(error));
+  }
+  return {};
+}
+
 /**
  * Reads the user's stream after a listener's stored cursor (see {@link carriedFromStream}).
  * Undefined when there is nothing to read (no cursor, no reader) or it cannot be
@@ -144,19 +197,10 @@ export function carriedFromStream(
 export async function replayCarried(
   readSince: ((cursor: Cursor) => Promise<ReadResult>) | undefined,
   stored: { mark: string | undefined; cursor: Cursor | undefined },
-  belongs: (change: ListenerChange) => boolean,
+  belongs: (of: ListenerOf) => boolean,
   onSkipped: (reason: string) => void,
 ): Promise<UnsavedMark | undefined> {
-  const { mark, cursor } = stored;
-  if (!readSince || mark === undefined || cursor === undefined) return undefined;
-  try {
-    const read = await readSince(cursor);
-    if (read.status === 'resumed') return carriedFromStream(read.events, belongs, mark);
-    onSkipped('gap');
-  } catch (error) {
-    onSkipped(String(error));
-  }
-  return undefined;
+  return (await replayListener(readSince, stored, belongs, onSkipped)).carried;
 }
 
 /**

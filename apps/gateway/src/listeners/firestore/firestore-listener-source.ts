@@ -1,6 +1,6 @@
 import type { Firestore, Query, WhereFilterOp } from 'firebase-admin/firestore';
 import type { Logger } from '../../logger';
-import { carryOptions, replayCarried } from '../carry-over';
+import { carryOptions, replayListener } from '../carry-over';
 import {
   type AttachContext,
   type Detach,
@@ -68,9 +68,13 @@ export class FirestoreListenerSource implements ListenerSource {
     this.#stats = options.stats ?? new ListenerStats(10_000);
   }
 
+  #path(config: UserListenerConfig, userId: string): string {
+    return fillPath(config.collection, { [this.#placeholder]: userId });
+  }
+
   #query(config: UserListenerConfig, userId: string): Query {
     const placeholder = this.#placeholder;
-    let query: Query = this.#o.firestore.collection(fillPath(config.collection, { [placeholder]: userId }));
+    let query: Query = this.#o.firestore.collection(this.#path(config, userId));
     for (const [field, op, value] of config.where ?? []) {
       query = query.where(field, op as WhereFilterOp, fillValue(value, `{${placeholder}}`, userId));
     }
@@ -82,10 +86,10 @@ export class FirestoreListenerSource implements ListenerSource {
     const resume = await this.#o.marks.get(userId);
     const replayed = await Promise.all(
       this.#o.listeners.map((config) =>
-        replayCarried(
+        replayListener(
           context.readSince,
           { mark: resume.marks[config.name], cursor: resume.cursors[config.name] },
-          (change) => change.source === this.name && change.listener === config.name,
+          (of) => of.source === this.name && of.listener === config.name,
           (reason) =>
             this.#o.logger.warn('listener_error', {
               uid: userId,
@@ -104,6 +108,8 @@ export class FirestoreListenerSource implements ListenerSource {
           userId,
           listener: config.name,
           source: this.name,
+          path: this.#path(config, userId),
+          ...(replayed[i]?.told === undefined ? {} : { told: replayed[i]?.told }),
           emit,
           mark: resume.marks[config.name],
           docs: resume.docs[config.name] ?? {},
@@ -120,7 +126,7 @@ export class FirestoreListenerSource implements ListenerSource {
             if (context.onFenced) context.onFenced();
             else context.hooks?.emit('lease.lost', { uid: userId, reason: 'fenced' });
           },
-          ...carryOptions(context.carry, config.name, replayed[i]),
+          ...carryOptions(context.carry, config.name, replayed[i]?.carried),
           observer: this.#stats,
           logger: this.#o.logger,
           ...(this.#o.retryMinMs === undefined ? {} : { retryMinMs: this.#o.retryMinMs }),
@@ -134,7 +140,7 @@ export class FirestoreListenerSource implements ListenerSource {
       q.start();
     }
     const detach: Detach = async (options = {}) => {
-      await Promise.all(queries.map((q) => q.stop()));
+      await Promise.all(queries.map((q) => q.stop(options)));
       for (const q of queries) this.#live.delete(q);
       if (!options.handover) await this.#o.marks.clear(userId);
     };

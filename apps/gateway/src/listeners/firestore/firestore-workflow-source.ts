@@ -1,6 +1,6 @@
 import { FieldPath, type Firestore } from 'firebase-admin/firestore';
 import type { Logger } from '../../logger';
-import { carryOptions, replayCarried } from '../carry-over';
+import { carryOptions, replayListener } from '../carry-over';
 import type { AttachContext, Detach, Emit, WorkflowSource } from '../listener-source';
 import type { ListenerStats } from '../listener-stats';
 import { fillPath, type ListenersConfig } from '../listeners-config';
@@ -66,10 +66,10 @@ export class FirestoreWorkflowSource implements WorkflowSource {
     const fence = context.fence;
     const resume = marks && fence ? await marks.get(userId) : undefined;
     // Every watch's events say `listener: 'workflow'`: this one's are those of its document.
-    const replayed = await replayCarried(
+    const replayed = await replayListener(
       context.readSince,
       { mark: resume?.marks[name], cursor: resume?.cursors[name] },
-      (change) => change.source === 'workflow' && change.listener === 'workflow' && change.path === ref.path,
+      (of) => of.source === 'workflow' && of.listener === 'workflow' && of.path === ref.path,
       (reason) => this.#o.logger.warn('listener_error', { uid: userId, listener: name, kind: 'replay', error: reason }),
     );
     let fenced = false;
@@ -80,6 +80,8 @@ export class FirestoreWorkflowSource implements WorkflowSource {
       userId,
       listener: 'workflow',
       source: 'workflow',
+      path: ref.path,
+      ...(replayed.told === undefined ? {} : { told: replayed.told }),
       emit,
       mark: resume?.marks[name],
       docs: resume?.docs[name] ?? {},
@@ -92,7 +94,7 @@ export class FirestoreWorkflowSource implements WorkflowSource {
         fenced = true;
         context.onFenced?.();
       },
-      ...carryOptions(context.carry, name, replayed),
+      ...carryOptions(context.carry, name, replayed.carried),
       observer: this.#o.stats,
       logger: this.#o.logger,
       ...(this.#o.retryMaxMs === undefined ? {} : { retryMaxMs: this.#o.retryMaxMs }),
@@ -106,7 +108,7 @@ export class FirestoreWorkflowSource implements WorkflowSource {
       if (stopped) return;
       stopped = true;
       this.#live.delete(watched);
-      await watched.stop();
+      await watched.stop(options);
       // The watch ended (not handed over): its next watch starts with an initial event again.
       if (!options.handover && marks) await marks.forget(userId, name);
     };

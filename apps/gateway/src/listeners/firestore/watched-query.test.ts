@@ -57,6 +57,7 @@ function watchedOn(q: ReturnType<typeof scriptedQuery>, options: Partial<Watched
     userId: 'u1',
     listener: 'notes',
     source: 'firestore',
+    path: 'users/u1/notes',
     emit: async () => undefined,
     mark: undefined,
     readDocs: async () => new Map(),
@@ -75,6 +76,7 @@ function resumed(readDocs: (paths: readonly string[]) => Promise<Map<string, Tim
   const events: string[] = [];
   const watched = watchedOn(q, {
     emit: async (event) => {
+      if (event.event !== 'listener.change') return; // its listener.status: told apart below
       const data = event.data as ListenerChange;
       events.push(`${data.change} ${data.path}`);
     },
@@ -215,6 +217,109 @@ describe('WatchedQuery: failing, from a failure until a snapshot is published ag
   });
 });
 
+describe('WatchedQuery: the user is told when it fails and when it recovers (listener.status)', () => {
+  /** A listener on `q` whose published events the test records (`refuse`: a status publish that fails). */
+  function telling(q: ReturnType<typeof scriptedQuery>, options: Partial<WatchedQueryOptions> = {}) {
+    const events: string[] = [];
+    let refuse = 0;
+    const watched = watchedOn(q, {
+      emit: async (event) => {
+        if (event.event === 'listener.change') events.push(`${event.data.change} ${event.data.path}`);
+        else if (event.event === 'listener.status') {
+          if (refuse > 0) {
+            refuse--;
+            throw new Error('redis away');
+          }
+          const { status, kind, retrying, listener, path, source } = event.data;
+          expect([source, listener, path]).toEqual(['firestore', 'notes', 'users/u1/notes']);
+          events.push([status, kind, retrying].filter((x) => x !== undefined).join(' '));
+        }
+      },
+      ...options,
+    });
+    return { events, watched, refuseNext: (n: number) => (refuse = n) };
+  }
+  const failWith = async (q: ReturnType<typeof scriptedQuery>, opens: number, code: number) => {
+    await waitFor(() => q.opens === opens, `open ${opens}`);
+    q.fail(Object.assign(new Error(`${code} failed`), { code }));
+  };
+
+  it('tells failing once per kind (not per retry), then recovered once, after the changes the failure held back', async () => {
+    const q = scriptedQuery();
+    const { events, watched } = telling(q);
+    watched.start();
+    q.send(10, 0, []);
+    await failWith(q, 1, 14);
+    await failWith(q, 2, 14);
+    await failWith(q, 3, 9);
+    await failWith(q, 4, 9);
+    await waitFor(() => q.opens === 5, 'the fifth open');
+    q.send(20, 1, [['users/u1/notes/a', 'added', 19]]);
+    await waitFor(() => events.includes('recovered'), 'the recovery');
+    q.send(21, 1, [['users/u1/notes/a', 'modified', 21]]);
+    await waitFor(() => events.includes('modified users/u1/notes/a'), 'the next change');
+    expect(events).toEqual([
+      'failing unavailable true',
+      'failing failed_precondition true',
+      'added users/u1/notes/a',
+      'recovered',
+      'modified users/u1/notes/a',
+    ]);
+    await watched.stop();
+    expect(events).toHaveLength(5);
+  });
+
+  it('a failing status that could not be published is told at the next failed retry; no recovered without it', async () => {
+    const q = scriptedQuery();
+    const { events, watched, refuseNext } = telling(q);
+    watched.start();
+    refuseNext(1);
+    await failWith(q, 1, 7);
+    await waitFor(() => q.opens === 2, 'the retry');
+    // Its telling failed, and it recovered before failing again: the user heard nothing, and is told nothing.
+    q.send(10, 0, []);
+    await waitFor(() => !watched.failing, 'recovered');
+    await failWith(q, 2, 7);
+    await waitFor(() => events.length === 1, 'failing told');
+    refuseNext(0);
+    await failWith(q, 3, 7);
+    await waitFor(() => q.opens === 4, 'the retry');
+    q.send(11, 0, []);
+    await waitFor(() => events.length === 2, 'recovered told');
+    expect(events).toEqual(['failing permission_denied true', 'recovered']);
+    await watched.stop();
+  });
+
+  it('closed while failing: told that no retry follows, unless handed over (the next holder tells its state)', async () => {
+    for (const handover of [false, true]) {
+      const q = scriptedQuery();
+      const { events, watched } = telling(q);
+      watched.start();
+      await failWith(q, 1, 7);
+      await waitFor(() => events.length === 1, 'failing told');
+      await watched.stop({ handover });
+      expect({ handover, events }).toEqual({
+        handover,
+        events: handover
+          ? ['failing permission_denied true']
+          : ['failing permission_denied true', 'failing permission_denied false'],
+      });
+    }
+  });
+
+  it('a failure its predecessor told (told) is ended by its first snapshot, and not told again for the same kind', async () => {
+    const q = scriptedQuery();
+    const { events, watched } = telling(q, { told: 'unavailable' });
+    watched.start();
+    await failWith(q, 1, 14);
+    await waitFor(() => q.opens === 2, 'the retry');
+    q.send(10, 1, [['users/u1/notes/a', 'added', 9]]);
+    await waitFor(() => events.includes('recovered'), 'the recovery');
+    expect(events).toEqual(['added users/u1/notes/a', 'recovered']);
+    await watched.stop();
+  });
+});
+
 describe('WatchedQuery: a publish that fails part way through a snapshot', () => {
   /** A fresh listener whose emit the test scripts: `refuse(path)` says how the publish of that path fails. */
   function publishing(refuse: (path: string, attempt: number) => Error | undefined) {
@@ -230,6 +335,7 @@ describe('WatchedQuery: a publish that fails part way through a snapshot', () =>
     };
     const watched = watchedOn(q, {
       emit: async (event) => {
+        if (event.event !== 'listener.change') return;
         const data = event.data as ListenerChange;
         const n = (attempts.get(data.path) ?? 0) + 1;
         attempts.set(data.path, n);
@@ -298,6 +404,7 @@ describe('stopQueriesOn: what shutdown stops before terminating the Firestore cl
       userId: 'u1',
       listener: 'notes',
       source: 'firestore',
+      path: 'users/u1/notes',
       emit: async () => {},
       mark: undefined,
       saveMark: async () => true,

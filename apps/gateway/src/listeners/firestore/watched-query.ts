@@ -1,4 +1,4 @@
-import type { Cursor, ListenerChange } from '@livebus/protocol';
+import type { Cursor, ListenerChange, ListenerStatus } from '@livebus/protocol';
 import type { Firestore, Query, QuerySnapshot, Timestamp } from 'firebase-admin/firestore';
 import { InvalidEventError } from '../../fleet/bus/invalid-event-error';
 import type { Logger } from '../../logger';
@@ -37,6 +37,14 @@ export interface WatchedQueryOptions {
   listener: string;
   /** The `source` field of its events. */
   source: string;
+  /** What it watches (a collection path, a workflow's document path): the `path` of its `listener.status` events. */
+  path: string;
+  /**
+   * The kind of a `failing` status of this listener that the user was told and not yet told the
+   * end of (a predecessor's, read back from the user's stream): its recovery is told, and a
+   * failure of the same kind is not told again. @default none told
+   */
+  told?: string;
   emit: Emit;
   /** Where the previous owner stopped (see {@link import('../watermark-store').WatermarkStore}); undefined: start afresh. */
   mark: string | undefined;
@@ -111,7 +119,8 @@ const openOn = new WeakMap<Firestore, Set<WatchedQuery>>();
  */
 export async function stopQueriesOn(firestore: Firestore): Promise<number> {
   const open = [...(openOn.get(firestore) ?? [])];
-  await Promise.allSettled(open.map((q) => q.stop()));
+  // Handed over: the user is told nothing here; the next holder tells its own state.
+  await Promise.allSettled(open.map((q) => q.stop({ handover: true })));
   return open.length;
 }
 
@@ -135,7 +144,9 @@ export async function stopQueriesOn(firestore: Firestore): Promise<number> {
  * the bound of the delivered set.
  */
 export class WatchedQuery {
-  readonly #o: Required<Omit<WatchedQueryOptions, 'carried' | 'cursor' | 'onUnsaved' | 'retrySaves' | 'readDocs'>> &
+  readonly #o: Required<
+    Omit<WatchedQueryOptions, 'carried' | 'cursor' | 'onUnsaved' | 'retrySaves' | 'readDocs' | 'told'>
+  > &
     Pick<WatchedQueryOptions, 'onUnsaved' | 'retrySaves' | 'readDocs'>;
   #unsubscribe: (() => void) | undefined;
   #chain: Promise<void> = Promise.resolve();
@@ -148,6 +159,11 @@ export class WatchedQuery {
   #failingSince = 0;
   /** The kind of the last failure of the current run (a new kind is warned about); undefined: not failing. */
   #failingKind: string | undefined;
+  /**
+   * The kind of the last `failing` status published to the user and not ended since (by a
+   * `recovered`, or a `failing` with `retrying: false`); undefined: the user believes it healthy.
+   */
+  #told: string | undefined;
   #lastSnapshotAt = Date.now();
   #retryTimer: NodeJS.Timeout | undefined;
   #stallTimer: NodeJS.Timeout | undefined;
@@ -185,6 +201,7 @@ export class WatchedQuery {
     this.#docs = new Map(Object.entries(merged.docs));
     this.#overflowed = merged.overflowed;
     this.#unsaved = merged.unsaved;
+    this.#told = options.told;
   }
 
   /**
@@ -371,6 +388,9 @@ export class WatchedQuery {
     }
     this.#attempt = 0;
     this.#setFailing(undefined);
+    // After the changes the failure held back, before the mark: a successor reading the stream
+    // after the stored cursor sees the failing status and whether its end was told.
+    if (this.#told !== undefined && !(await this.#tell('recovered', undefined, true))) return;
     this.#track(delta);
     const mark = markOf(snapshot.readTime);
     this.#mark = mark;
@@ -492,6 +512,49 @@ export class WatchedQuery {
       this.#open();
     }, delay);
     this.#retryTimer.unref();
+    // Told on a change of state only: a new kind, or one whose telling failed before (Redis away).
+    if (kind !== this.#told) this.#queueTell(kind, true);
+  }
+
+  /** Publishes a `failing` status behind the snapshot being applied (the user's stream keeps their order). */
+  #queueTell(kind: string, retrying: boolean): void {
+    this.#chain = this.#chain.then(async () => {
+      // Settled meanwhile (recovered, or told already by an earlier queued one).
+      if (retrying && (this.#stopped || this.#failingKind !== kind || this.#told === kind)) return;
+      await this.#tell('failing', kind, retrying);
+    });
+  }
+
+  /**
+   * Publishes a `listener.status` to the user and records what they were told; false when it was
+   * not published (fenced: the lease is gone and the listener stops; anything else is logged,
+   * and the status told again at the next change of state or failed retry).
+   */
+  async #tell(status: ListenerStatus['status'], kind: string | undefined, retrying: boolean): Promise<boolean> {
+    const data: ListenerStatus = {
+      source: this.#o.source,
+      listener: this.#o.listener,
+      path: this.#o.path,
+      status,
+      ...(status === 'failing' ? { kind, retrying } : {}),
+    };
+    try {
+      await this.#o.emit({ event: 'listener.status', data });
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 'fenced') {
+        if (!this.#stopped) this.#o.onFenced();
+        return false;
+      }
+      this.#o.logger.warn('listener_error', {
+        uid: this.#o.userId,
+        listener: this.#o.listener,
+        kind: 'status',
+        error: String(error),
+      });
+      return status === 'recovered'; // a recovery goes on (its changes are out); its telling is lost
+    }
+    this.#told = status === 'failing' && retrying ? kind : undefined;
+    return true;
   }
 
   /** Sets the kind the listener is failing with (undefined: not failing), told to the observer. */
@@ -514,7 +577,15 @@ export class WatchedQuery {
    * publish in flight completes first). A mark published but not stored is tried
    * once more (the lease may still be held), then handed to `onUnsaved`.
    */
-  async stop(): Promise<void> {
+  async stop(options: { handover?: boolean } = {}): Promise<void> {
+    // Closed for good while the user was told it fails (not handed over: the next holder tells
+    // its own state): the failure ends here, and the user is told no retry follows.
+    const told = this.#told;
+    if (told !== undefined && !options.handover && !this.#stopped) {
+      this.#chain = this.#chain.then(async () => {
+        await this.#tell('failing', told, false);
+      });
+    }
     this.#stopped = true;
     this.#register(false);
     this.#setFailing(undefined);
