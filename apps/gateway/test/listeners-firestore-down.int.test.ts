@@ -32,6 +32,17 @@ function hurryFirestoreRetries(): void {
   });
 }
 
+/** The `listener.status` events a client received, as `status kind retrying`. */
+function statusesOf(client: { events(): Array<{ event: string; data: unknown }> }): string[] {
+  return client
+    .events()
+    .filter((e) => e.event === 'listener.status')
+    .map((e) => {
+      const { listener, status, kind, retrying } = e.data as Record<string, unknown>;
+      return [listener, status, kind, retrying].filter((x) => x !== undefined).join(' ');
+    });
+}
+
 /** The value of one sample of `gateway`'s /metrics (`name` with its labels); 0 when absent. */
 async function metric(sample: string, gateway: TestGateway = t): Promise<number> {
   const body = String((await httpJson(`${gateway.http}/metrics`, admin)).body);
@@ -91,12 +102,14 @@ describe('a query Firestore refuses', () => {
     );
     try {
       const { client } = await connectAs(refused.url, 'pia');
+      // Refused at each retry (after 0.5, 1 and 2 s): the session is told once.
       await waitFor(
-        async () => (await metric('livebus_listener_errors_total{kind="failed_precondition"}', refused)) >= 1,
-        'the listener refused',
+        async () => (await metric('livebus_listener_errors_total{kind="failed_precondition"}', refused)) >= 3,
+        'the listener refused three times',
         20_000,
         50,
       );
+      expect(statusesOf(client)).toEqual(['tagged failing failed_precondition true']);
       expect(await metric('livebus_listener_errors_total{kind="other"}', refused)).toBe(0);
       // Refused for good: failing until the query is fixed, told as refused on /healthz; Firestore
       // itself is not down for one query it refuses (an alert on its health must not fire for it).
@@ -153,6 +166,10 @@ describe('Firestore unreachable under a listener', () => {
     await emulator.restart();
     await createWhenReachable(db, doc('after'), { text: 'after' });
     await waitFor(() => changesOf(client, doc('after'))[0], 'a write after Firestore came back', 30_000);
+    // The session was told once that the listener failed (not at each of its six failures), then
+    // once that it recovered, after the changes held back (the recovering snapshot's come first).
+    await waitFor(() => statusesOf(client).length >= 2, 'the recovery told', 10_000);
+    expect(statusesOf(client)).toEqual(['notifications failing unavailable true', 'notifications recovered']);
     expect(await metric('livebus_listener_queries_failing{kind="unavailable"}')).toBe(0);
     expect(await metric('livebus_listener_queries_open')).toBe(1);
     await waitFor(
