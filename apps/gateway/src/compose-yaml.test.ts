@@ -18,7 +18,7 @@ function services(): Map<string, string> {
 }
 
 /** The value of a key of a service (`    key: value`), without a comment after it. */
-const valueOf = (block: string, key: string) =>
+const serviceValue = (block: string, key: string) =>
   new RegExp(`^ {4}${key}: *([^#\\n]*?) *(?:#.*)?$`, 'm').exec(block)?.[1];
 
 describe('docker/compose.yaml', () => {
@@ -30,14 +30,14 @@ describe('docker/compose.yaml', () => {
     const gateway = all.get('gateway') ?? '';
     const worker = all.get('worker') ?? '';
     expect(gateway).toMatch(/^ {6}dockerfile: docker\/Dockerfile$/m);
-    const image = valueOf(gateway, 'image');
+    const image = serviceValue(gateway, 'image');
     expect(image).toMatch(/^livebus-[\w-]+:local$/);
     // The tag is local: Compose must build it, not look it up in a registry (pull_policy
     // missing would try Docker Hub first), and the worker must wait for that build.
-    expect(valueOf(gateway, 'pull_policy')).toBe('build');
-    expect(valueOf(worker, 'image')).toBe(image);
-    expect(valueOf(worker, 'pull_policy')).toBe('never');
-    expect(valueOf(worker, 'command')).toBe('["node", "dist/main.js", "worker"]');
-    expect(valueOf(all.get('redis') ?? '', 'image')).toBe('redis:7-alpine');
+    expect(serviceValue(gateway, 'pull_policy')).toBe('build');
+    expect(serviceValue(worker, 'image')).toBe(image);
+    expect(serviceValue(worker, 'pull_policy')).toBe('never');
+    expect(serviceValue(worker, 'command')).toBe('["node", "dist/main.js", "worker"]');
+    expect(serviceValue(all.get('redis') ?? '', 'image')).toBe('redis:7-alpine');
   });
 });
