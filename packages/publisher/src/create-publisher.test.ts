@@ -12,6 +12,7 @@ interface FakeClient extends EventEmitter {
   disconnect: jest.Mock;
   connect: jest.Mock;
   evalsha: () => Promise<never>;
+  sendCommand: () => Promise<never>;
   quit: () => Promise<'OK'>;
 }
 
@@ -29,6 +30,8 @@ jest.mock('./redis/open-redis', () => {
       client.connect = jest.fn(() => Promise.resolve());
       // A frozen Redis: the command is written and never answered.
       client.evalsha = () => new Promise<never>(() => {});
+      // The publisher sends its calls as commands of its own (to see whether each was written).
+      client.sendCommand = () => new Promise<never>(() => {});
       client.quit = () => Promise.resolve('OK');
       client.on('error', () => {});
       mockClients.push(client);

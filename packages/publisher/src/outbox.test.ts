@@ -6,6 +6,7 @@ import { InvalidEventError } from './invalid-event-error';
 import { Outbox, type OutboxEvent, type OutboxOptions } from './outbox';
 import type { RedisClient } from './redis/client';
 import { slotOf, userSlot } from './redis/cluster-slot';
+import type { CommandDelivery } from './redis/command-delivery';
 import { userKeys } from './redis/keyspace';
 import type { BatchResult, RedisStreamWriter, UserBatch } from './redis-stream-writer';
 
@@ -170,6 +171,42 @@ describe('the outbox with a Redis that does not answer', () => {
     expect(maybe.value).toMatchObject({ code: 'redis_unavailable', attempts: 2, maybeStored: true });
     expect((maybe.value as Error).message).toMatch(/\(the event may be stored\)$/);
     await closing.close();
+  });
+
+  it('on a Cluster, takes what the writer saw of a failed call: never written (or every write answered) is not stored, a write unanswered may be', async () => {
+    // A Cluster client that is ready while one node is down: its state says nothing of that node.
+    const gaveUp = new Error('Too many Cluster redirections. Last error: Error: Connection is closed.');
+    const writerSaying = (unanswered: boolean | undefined) =>
+      ({
+        appendBatches: async (
+          _id: string | undefined,
+          batches: readonly UserBatch[],
+          _onCall: unknown,
+          deliveries?: Array<CommandDelivery | undefined>,
+        ) =>
+          batches.map((_, i) => {
+            if (deliveries) deliveries[i] = { unanswered };
+            return gaveUp;
+          }),
+      }) as unknown as RedisStreamWriter;
+    const outcomes: unknown[] = [];
+    for (const unanswered of [false, true, undefined]) {
+      const outbox = new Outbox(clusterClient() as unknown as RedisClient, writerSaying(unanswered), {
+        retryDelaysMs: [100],
+        maxEvents: 0,
+      });
+      const sent = settled(outbox.sendOne('u1', notice(1)));
+      await jest.advanceTimersByTimeAsync(100);
+      outcomes.push(sent.value);
+      await outbox.close();
+    }
+    expect(outcomes).toMatchObject([
+      { code: 'redis_unavailable', attempts: 2, maybeStored: false },
+      { code: 'redis_unavailable', attempts: 2, maybeStored: true },
+      // Not seen (a client that auto-pipelines): the client was ready, so it may have had it.
+      { code: 'redis_unavailable', attempts: 2, maybeStored: true },
+    ]);
+    expect((outcomes[0] as Error).message).not.toContain('may be stored');
   });
 
   it('keeps an event that timed out every attempt in the outbox, and stores it when Redis answers', async () => {

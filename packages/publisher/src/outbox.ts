@@ -8,6 +8,7 @@ import { checkFence, validatedJson } from './invalid-event-error';
 import { PublishError } from './publish-error';
 import { isCluster, type RedisClient } from './redis/client';
 import { userSlot } from './redis/cluster-slot';
+import type { CommandDelivery } from './redis/command-delivery';
 import { FENCED_REPLY } from './redis/stream-scripts';
 import {
   type BatchResult,
@@ -911,6 +912,8 @@ export class Outbox {
     };
     // Each batch's answer; on a standalone Redis all are applied together once the round is over.
     const results = new Array<BatchResult | Error | undefined>(batches.length);
+    // For each failed batch, whether its call may have reached Redis, as the writer saw it.
+    const deliveries = new Array<CommandDelivery | undefined>(batches.length);
     let left = batches.length;
     let giveUpAtClose = nothing;
     const sent = new Promise<boolean>((resolve) => {
@@ -923,7 +926,7 @@ export class Outbox {
         // Overlapping rounds: each user's outcome at once (its publish settles, it may go again); a
         // call refused leaves the queue before its caller hears of it, as at the end of a round.
         if (this.#overlap) {
-          this.#applyResult(users[u] as Item[], result, outcome);
+          this.#applyResult(users[u] as Item[], result, outcome, deliveries[u]);
           this.#failCalls(outcome.failed);
           if ((users[u] as Item[]).some((i) => i.entry.left < 0)) this.#afterAnswers();
         }
@@ -932,7 +935,7 @@ export class Outbox {
         this.#rounds.delete(sent);
         if (!this.#overlap) {
           for (let k = 0; k < batches.length; k++) {
-            this.#applyResult(users[k] as Item[], results[k] as BatchResult | Error, outcome);
+            this.#applyResult(users[k] as Item[], results[k] as BatchResult | Error, outcome, deliveries[k]);
           }
           // After the refusals: a call refused for one user is not also queued or failed for another.
           this.#failCalls(outcome.failed);
@@ -960,9 +963,14 @@ export class Outbox {
             }, this.#attemptTimeoutMs)
           : undefined;
       this.#writer
-        .appendBatches(this.id, batches, (indexes, out) => {
-          for (const u of indexes) answer(u, out[u]);
-        })
+        .appendBatches(
+          this.id,
+          batches,
+          (indexes, out) => {
+            for (const u of indexes) answer(u, out[u]);
+          },
+          deliveries,
+        )
         .then((out) => {
           for (let u = 0; u < out.length; u++) answer(u, out[u]);
         }, answerAll);
@@ -972,8 +980,16 @@ export class Outbox {
     return sent;
   }
 
-  /** One user's batch was answered (stored, refused, or failed for a passing reason). */
-  #applyResult(items: Item[], result: BatchResult | Error, outcome: RoundOutcome): void {
+  /**
+   * One user's batch was answered (stored, refused, or failed for a passing reason). `delivery`:
+   * of a failed one, whether its call may have reached Redis, when the writer could see it.
+   */
+  #applyResult(
+    items: Item[],
+    result: BatchResult | Error,
+    outcome: RoundOutcome,
+    delivery: CommandDelivery | undefined,
+  ): void {
     const userId = (items[0] as Item).userId;
     this.#unsettled = true;
     if (this.#overlap) {
@@ -992,7 +1008,7 @@ export class Outbox {
       this.#backoff.delete(userId);
       return;
     }
-    if (this.#unanswered(result, outcome)) for (const item of items) item.entry.maybeStored = true;
+    if (this.#unanswered(result, outcome, delivery)) for (const item of items) item.entry.maybeStored = true;
     const closed = this.#clientClosed();
     if (closed !== undefined) {
       this.#backoff.delete(userId);
@@ -1051,13 +1067,17 @@ export class Outbox {
 
   /**
    * Whether a failed attempt may have reached Redis without its answer coming back: it timed out
-   * (a command written, or queued and written later: Redis may run it late), or the connection was
-   * lost with the command possibly written (the client was ready when it went, or became ready
-   * since, which writes what it queued). Not when Redis answered (a reply such as `LOADING` or
-   * `READONLY`: nothing ran), nor when the command only waited for a connection that never came.
+   * (a command written, or queued and written later: Redis may run it late), or a write of it got
+   * no answer (its connection lost with it out). Not when Redis answered every write (a reply
+   * such as `LOADING`, `READONLY`, or a Cluster's `MOVED` and `CLUSTERDOWN`: nothing ran), nor
+   * when the command only waited for a connection that never came (on a Cluster, a node down
+   * while the others are up). The writer says which (`delivery`); when it could not see (a
+   * client that auto-pipelines), the client's state decides: the connection may have had the
+   * command if it was ready when the round went, or became ready since, which writes what it queued.
    */
-  #unanswered(result: Error, outcome: RoundOutcome): boolean {
+  #unanswered(result: Error, outcome: RoundOutcome, delivery: CommandDelivery | undefined): boolean {
     if (result instanceof RedisTimeoutError) return true;
+    if (delivery?.unanswered !== undefined) return delivery.unanswered;
     if ((result as Error | null)?.name === 'ReplyError') return false;
     return outcome.connected || this.#readies !== outcome.readies || this.#client.status === 'ready';
   }

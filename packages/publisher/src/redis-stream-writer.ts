@@ -3,6 +3,7 @@ import { ReplyError } from 'ioredis';
 import { newEpoch } from './epoch';
 import { checkFence, validatePublication } from './invalid-event-error';
 import { isCluster, type RedisClient } from './redis/client';
+import { type CommandDelivery, CommandWatch } from './redis/command-delivery';
 import { userKeys } from './redis/keyspace';
 import {
   APPEND_MANY_FLAGS,
@@ -181,11 +182,16 @@ export class RedisStreamWriter {
    *
    * `onCall`: told each call's batches (their indexes) as soon as that call is answered, before
    * the others are: on a Cluster, a shard that does not answer holds its own users' results only.
+   *
+   * `deliveries`: for each batch whose call failed, at its index (set before `onCall` is told),
+   * whether Redis may have run that call ({@link CommandDelivery}): a call never written, or
+   * whose every write was answered, was not run.
    */
   async appendBatches(
     publisherId: string | undefined,
     batches: readonly UserBatch[],
     onCall?: (indexes: readonly number[], out: ReadonlyArray<BatchResult | Error>) => void,
+    deliveries?: Array<CommandDelivery | undefined>,
   ): Promise<Array<BatchResult | Error>> {
     const seen = new Map<string, number>();
     batches.forEach((b, i) => {
@@ -228,7 +234,8 @@ export class RedisStreamWriter {
       empty.push(i);
     });
     if (onCall && empty.length > 0) onCall(empty, out);
-    await Promise.all(calls.map((call) => this.#appendCall(publisherId, batches, texts, call, out, onCall)));
+    const told = { onCall, deliveries };
+    await Promise.all(calls.map((call) => this.#appendCall(publisherId, batches, texts, call, out, told)));
     return out;
   }
 
@@ -239,8 +246,12 @@ export class RedisStreamWriter {
     texts: readonly (readonly string[])[],
     call: readonly number[],
     out: Array<BatchResult | Error>,
-    onCall?: (indexes: readonly number[], out: ReadonlyArray<BatchResult | Error>) => void,
+    told: {
+      onCall: ((indexes: readonly number[], out: ReadonlyArray<BatchResult | Error>) => void) | undefined;
+      deliveries: Array<CommandDelivery | undefined> | undefined;
+    },
   ): Promise<void> {
+    const { onCall, deliveries } = told;
     const keys: string[] = [];
     // One epoch candidate for the call: a user whose stream starts here gets it with its place in the call after it.
     const args: string[] = [String(call.length), ...this.#retentionArgs, publisherId ?? '', newEpoch()];
@@ -259,17 +270,20 @@ export class RedisStreamWriter {
       for (const text of events) args.push(text.slice(1));
     }
     let reply: unknown;
+    // Only when someone asks: a watched command is made here rather than by ioredis' method.
+    const watch = deliveries ? new CommandWatch() : undefined;
     try {
-      reply = await streamScripts.appendMany.run(this.#client, keys, args);
+      reply = await streamScripts.appendMany.run(this.#client, keys, args, watch);
     } catch (error) {
       if (call.length > 1 && error instanceof Error && error.message.startsWith('CROSSSLOT')) {
         // A cluster-enabled server behind a plain client: one call per user from now on.
         this.#oneUserPerCall = true;
-        await Promise.all(call.map((i) => this.#appendCall(publisherId, batches, texts, [i], out, onCall)));
+        await Promise.all(call.map((i) => this.#appendCall(publisherId, batches, texts, [i], out, told)));
         return;
       }
-      const told = redirectedPlainClient(this.#client, error);
-      for (const i of call) out[i] = told as Error;
+      const failure = redirectedPlainClient(this.#client, error);
+      for (const i of call) out[i] = failure as Error;
+      if (deliveries && watch) for (const i of call) deliveries[i] = watch.delivery;
       onCall?.(call, out);
       return;
     }

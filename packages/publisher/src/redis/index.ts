@@ -6,6 +6,7 @@
  */
 export * from './client';
 export * from './cluster-slot';
+export * from './command-delivery';
 export * from './keyspace';
 export * from './open-redis';
 export * from './redis-script';

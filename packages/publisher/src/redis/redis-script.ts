@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { isCluster, type RedisClient } from './client';
+import type { CommandWatch } from './command-delivery';
 
 /**
  * Lua prelude shared by the fleet's scripts. Times come from the Redis server that
@@ -48,12 +49,23 @@ export class RedisScript {
     return this.#sha;
   }
 
-  /** Runs the script; all `keys` must be in one slot (one user's keys, see `keyspace.ts`). */
-  async run(redis: RedisClient, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  /**
+   * Runs the script; all `keys` must be in one slot (one user's keys, see `keyspace.ts`). With
+   * `watch`, its commands are sent through it, which tells whether Redis may have run them when
+   * they fail (see {@link CommandWatch}).
+   */
+  async run(
+    redis: RedisClient,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+    watch?: CommandWatch,
+  ): Promise<unknown> {
     try {
+      if (watch) return await watch.send(redis, 'evalsha', [this.#sha, keys.length, ...keys, ...args]);
       return await redis.evalsha(this.#sha, keys.length, ...keys, ...args);
     } catch (error) {
       if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      if (watch) return await watch.send(redis, 'eval', [this.#source, keys.length, ...keys, ...args]);
       return await redis.eval(this.#source, keys.length, ...keys, ...args);
     }
   }

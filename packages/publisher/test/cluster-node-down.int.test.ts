@@ -1,0 +1,86 @@
+import type { AppEvent } from '@livebus/protocol';
+import { askRedis, type RedisClusterHandle, startRedisCluster } from '@livebus/test-support';
+import { createPublisher, type OutboxEvent, type PublishError, type Publisher } from '../src';
+import { userKeys } from '../src/keys';
+
+const notice = (i: number): AppEvent => ({ event: 'session.notice', data: { level: 'info', message: String(i) } });
+
+/**
+ * Masters that die (SIGKILL) on a Redis Cluster whose node timeout is longer than the test: the
+ * slot map keeps naming them, and every call for their users fails on them. What the publisher
+ * says then: whether Redis may have stored the event, which node failed, and why.
+ */
+describe('a publisher on a Redis Cluster with masters down', () => {
+  let cluster: RedisClusterHandle;
+  const killed: number[] = [];
+  let publisher: Publisher | undefined;
+  const events: OutboxEvent[] = [];
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ nodeTimeoutMs: 120_000 });
+  }, 60_000);
+  afterEach(async () => {
+    await publisher?.close();
+    publisher = undefined;
+    events.length = 0;
+    for (const port of killed.splice(0)) await cluster.restart(port);
+    await cluster.waitStable();
+  }, 30_000);
+  afterAll(() => cluster.stop());
+
+  /** One user on each master, by the master's port; the seed is the first node. */
+  async function usersByMaster(prefix: string): Promise<Map<number, string>> {
+    const masters = (await cluster.topology()).filter((n) => n.role === 'master').length;
+    const byPort = new Map<number, string>();
+    for (let i = 0; byPort.size < masters; i++) {
+      const user = `${prefix}-${i}`;
+      const { port } = await cluster.masterOf(userKeys(user).stream);
+      if (!byPort.has(port)) byPort.set(port, user);
+    }
+    return byPort;
+  }
+
+  /** A connected publisher (each master has taken a call), outbox off: each failure rejects. */
+  async function connectedPublisher(users: Map<number, string>, attemptTimeoutMs = 60_000): Promise<Publisher> {
+    const p = createPublisher(
+      { redisUrl: cluster.url, cluster: true },
+      { outboxMaxEvents: 0, retryDelaysMs: [50], attemptTimeoutMs, onOutboxEvent: (e) => events.push(e) },
+    );
+    publisher = p;
+    for (const user of users.values()) await p.publish(user, notice(0));
+    return p;
+  }
+
+  async function kill(port: number): Promise<void> {
+    killed.push(port);
+    await cluster.kill(port);
+  }
+
+  const seedPort = () => cluster.nodes[0]?.port as number;
+  /** Two masters other than the seed. */
+  const notSeed = (users: Map<number, string>) => [...users.keys()].filter((port) => port !== seedPort());
+
+  it('a publish for a master that is down was never sent: maybeStored false', async () => {
+    const users = await usersByMaster('down-once');
+    const p = await connectedPublisher(users);
+    const [port] = notSeed(users) as [number];
+    await kill(port);
+    const error = (await p.publish(users.get(port) as string, notice(1)).catch((e: unknown) => e)) as PublishError;
+    expect(error).toMatchObject({ name: 'PublishError', code: 'redis_unavailable', attempts: 2, maybeStored: false });
+    expect(error.message).toMatch(/ after 2 attempt\(s\)$/);
+  }, 30_000);
+
+  it('a call written to a master that dies before it answers may be stored: maybeStored true', async () => {
+    const users = await usersByMaster('down-written');
+    const p = await connectedPublisher(users);
+    const [port] = notSeed(users) as [number];
+    const pid = Number(/process_id:(\d+)/.exec(await askRedis(port, 'INFO', 'server'))?.[1]);
+    // Frozen: the call is written to its connection and no answer comes; then the node dies.
+    process.kill(pid, 'SIGSTOP');
+    const sent = p.publish(users.get(port) as string, notice(1)).catch((e: unknown) => e);
+    await new Promise((resolve) => setImmediate(resolve)); // the call is out
+    await kill(port);
+    const error = (await sent) as PublishError;
+    expect(error).toMatchObject({ code: 'redis_unavailable', maybeStored: true });
+    expect(error.message).toMatch(/\(the event may be stored\)$/);
+  }, 30_000);
+});
