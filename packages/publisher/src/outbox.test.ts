@@ -1356,6 +1356,35 @@ describe('a Cluster node that cannot be reached: the messages name it, not the s
       /^cannot reach Redis Cluster node 10\.0\.0\.8:7004 \(seed seed\.internal:7000\) \(ECONNREFUSED\)/,
     );
   });
+  it("says why from the node's own error of the attempt when the call's only says ioredis gave up", async () => {
+    const client = clusterClient(slots);
+    const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.7:7003'), {
+      code: 'ECONNREFUSED',
+      address: '10.0.0.7',
+      port: 7003,
+    });
+    const gaveUp = new Error('Too many Cluster redirections. Last error: Error: Connection is closed.');
+    let attempt = 0;
+    const writer = {
+      appendBatches: async (_id: string | undefined, batches: readonly UserBatch[]) => {
+        // ioredis tells the node's own error (its connect refused) as it tries, then gives the call up.
+        if (++attempt === 2) client.emit('node error', refused, '10.0.0.7:7003');
+        return batches.map(() => gaveUp);
+      },
+    } as unknown as RedisStreamWriter;
+    const outbox = new Outbox(client as unknown as RedisClient, writer, {
+      retryDelaysMs: [0],
+      redisAddress: 'redis://seed.internal:7000',
+      maxEvents: 0,
+    });
+    const error = await outbox.sendOne('u1', notice(1)).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'redis_unavailable', attempts: 2, cause: gaveUp });
+    expect((error as Error).message).toBe(
+      'cannot reach Redis Cluster node 10.0.0.7:7003 (seed seed.internal:7000) (ECONNREFUSED) after 2 attempt(s) (the event may be stored)',
+    );
+    expect(outbox.stats().lastRedisFailure).toMatchObject({ code: 'ECONNREFUSED' });
+    await outbox.close();
+  });
 });
 
 describe('a retry delay after an attempt that timed out (fake timers)', () => {

@@ -191,8 +191,12 @@ interface Entry {
   isQueued: boolean;
   /** Made by {@link Outbox.sendOne}: resolves with its one event, not a list. */
   single: boolean;
-  /** Its last failed batch's error and, on a Cluster, that user's node: what its rejection says. */
-  failure?: { error: unknown; node: string | undefined };
+  /**
+   * Its last failed batch's error and, on a Cluster, that user's node and what that node said
+   * during the attempt (`why`: its own error, when the batch's says no more than that it gave up):
+   * what its rejection says.
+   */
+  failure?: { error: unknown; node: string | undefined; why: unknown };
   /** An attempt of it was sent and got no answer: Redis may have stored (or may yet store) its events. */
   maybeStored?: boolean;
   /**
@@ -236,6 +240,9 @@ const CLOSE_WAIT_MS = outboxDefaults.attemptTimeoutMs;
  * (its users' events pile up) refuses its own users' publishes first rather than everyone's.
  */
 const NODE_SHARE = 0.9;
+
+/** Most nodes whose last error the outbox keeps (a Cluster's nodes; see `#nodeErrors`). */
+const MAX_NODE_ERRORS = 64;
 
 /** A batch sent before, as {@link batchSizes} keys it. */
 const batchKey = (item: Item) => `${item.batchSeq}\n${item.userId}`;
@@ -367,6 +374,21 @@ export class Outbox {
     this.#wake?.();
   };
   readonly #onClientError = (error: unknown) => this.#unreachable(error);
+  /**
+   * On a Cluster, each node's last error of its own (a connect refused, a reset), as ioredis tells
+   * it (`node error`, by the node's `host:port`, as the slot map names it), and when: a failed
+   * call's error only says that ioredis gave up ("Too many Cluster redirections. Last error:
+   * Connection is closed.").
+   */
+  readonly #nodeErrors = new Map<string, { error: unknown; at: number }>();
+  readonly #onNodeError = (error: unknown, node: unknown) => {
+    if (typeof node !== 'string') return;
+    this.#nodeErrors.delete(node);
+    // A cluster has few nodes; bounded all the same, against addresses that change over months.
+    if (this.#nodeErrors.size >= MAX_NODE_ERRORS)
+      this.#nodeErrors.delete(this.#nodeErrors.keys().next().value as string);
+    this.#nodeErrors.set(node, { error, at: Date.now() });
+  };
 
   constructor(client: RedisClient, writer: RedisStreamWriter, options: OutboxOptions = {}) {
     this.#client = client;
@@ -397,6 +419,8 @@ export class Outbox {
     // only says it gave up. Listened to only where someone already listens: a first listener
     // would silence the "[ioredis] Unhandled error event" lines of a client the caller owns.
     if (client.listenerCount('error') > 0) client.on('error', this.#onClientError);
+    // Not an `error` event: listening silences nothing.
+    if (isCluster(client)) client.on('node error', this.#onNodeError);
   }
 
   /**
@@ -584,6 +608,7 @@ export class Outbox {
       this.#closed = true;
       this.#client.off('ready', this.#onReady);
       this.#client.off('error', this.#onClientError);
+      this.#client.off('node error', this.#onNodeError);
       this.#wake?.();
       this.#dropUnsent();
     }
@@ -1042,8 +1067,9 @@ export class Outbox {
       this.#lastError = result;
       // On a Cluster, the node the call went to (the slot map's now, else when the event came).
       const node = this.#overlap ? (this.#nodeOf?.(userId) ?? (items[0] as Item).node) : undefined;
-      for (const item of items) item.entry.failure = { error: result, node };
-      this.#unreachable(result, node);
+      const why = this.#nodeSaid(result, node, outcome.sentAt);
+      for (const item of items) item.entry.failure = { error: result, node, why };
+      this.#unreachable(why, node);
       this.#downSince ||= Date.now();
       // A call of many users failing in several rounds one after the other counts the most
       // attempts any of its users' batches has failed, not their sum.
@@ -1145,8 +1171,18 @@ export class Outbox {
    * the cause known (the client's own error says more than a failed command).
    */
   #whyUnavailable(entry: Entry): string {
-    if (this.#overlap && entry.failure) return this.#describe(entry.failure.error, entry.failure.node);
+    if (this.#overlap && entry.failure) return this.#describe(entry.failure.why, entry.failure.node);
     return this.#failure?.message ?? this.#describe(this.#lastError, undefined);
+  }
+
+  /**
+   * What says why a call failed on `node`: its error, or, when that only says ioredis gave up (no
+   * code of its own), the node's own error of the attempt (since `sentAt`), e.g. `ECONNREFUSED`.
+   */
+  #nodeSaid(error: unknown, node: string | undefined, sentAt: number): unknown {
+    if (node === undefined || !isVague(error)) return error;
+    const said = this.#nodeErrors.get(node);
+    return said && said.at >= sentAt && !isVague(said.error) ? said.error : error;
   }
 
   /** {@link describeRedisError} for this client: on a Cluster, naming `node` (or the error's), with the seed. */
@@ -1168,11 +1204,7 @@ export class Outbox {
     const code = redisErrorCode(error);
     // Errors that only say "gave up" never replace a precise cause already known.
     // So does an attempt that timed out (it only says no answer came) when the client said why.
-    const vague =
-      code === 'MaxRetriesPerRequestError' ||
-      code === 'ClusterAllFailedError' ||
-      code === 'unknown' ||
-      error instanceof RedisTimeoutError;
+    const vague = isVague(error) || error instanceof RedisTimeoutError;
     if (this.#redis === 'down' && (vague || code === this.#failure?.code)) return;
     if (this.#redis !== 'down') this.#redisDownSince = Date.now();
     this.#redis = 'down';
@@ -1229,6 +1261,12 @@ export class Outbox {
       this.#onEvent({ kind: 'dropped', reason: 'closed', events: dropped, waiting: 0 });
     }
   }
+}
+
+/** An error that says no more than that the client gave up: no code of its own (see `redisErrorCode`). */
+function isVague(error: unknown): boolean {
+  const code = redisErrorCode(error);
+  return code === 'MaxRetriesPerRequestError' || code === 'ClusterAllFailedError' || code === 'unknown';
 }
 
 /**

@@ -59,14 +59,22 @@ describe('a publisher on a Redis Cluster with masters down', () => {
   /** Two masters other than the seed. */
   const notSeed = (users: Map<number, string>) => [...users.keys()].filter((port) => port !== seedPort());
 
-  it('a publish for a master that is down was never sent: maybeStored false', async () => {
+  it('a publish for a master that is down was never sent: maybeStored false, and the message names the node and why', async () => {
     const users = await usersByMaster('down-once');
     const p = await connectedPublisher(users);
     const [port] = notSeed(users) as [number];
     await kill(port);
     const error = (await p.publish(users.get(port) as string, notice(1)).catch((e: unknown) => e)) as PublishError;
-    expect(error).toMatchObject({ name: 'PublishError', code: 'redis_unavailable', attempts: 2, maybeStored: false });
-    expect(error.message).toMatch(/ after 2 attempt\(s\)$/);
+    const why = `cannot reach Redis Cluster node 127.0.0.1:${port} (seed 127.0.0.1:${seedPort()}) (ECONNREFUSED)`;
+    expect(error).toMatchObject({
+      name: 'PublishError',
+      code: 'redis_unavailable',
+      attempts: 2,
+      maybeStored: false,
+      message: `${why} after 2 attempt(s)`,
+    });
+    // The node's own error: the call's says only "Too many Cluster redirections" (it was "(unknown)").
+    expect(p.stats().lastRedisFailure).toMatchObject({ code: 'ECONNREFUSED', message: why });
   }, 30_000);
 
   it('a call written to a master that dies before it answers may be stored: maybeStored true', async () => {
