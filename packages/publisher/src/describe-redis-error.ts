@@ -107,7 +107,7 @@ export function describeRedisError(error: unknown, options: DescribeRedisErrorOp
   if (code === 'CLUSTER_DISABLED') {
     return `the Redis${at ? ` at ${at}` : ''} is not a cluster (CLUSTER_DISABLED: its cluster support is disabled), yet it is used as one${check}`;
   }
-  const node = options.cluster ? (ownAddress(error) ?? options.node) : undefined;
+  const node = options.cluster ? clusterNodeNamed(error, options.node) : undefined;
   if (node) {
     const seed = givenAddress(options.where);
     const seeded = seed && seed !== node ? ` (seed ${seed})` : '';
@@ -115,6 +115,14 @@ export function describeRedisError(error: unknown, options: DescribeRedisErrorOp
     return `cannot reach Redis Cluster node ${node}${seeded} (${code})${nodeCheck}`;
   }
   return `cannot reach Redis${at ? ` at ${at}` : ''} (${code})${check}`;
+}
+
+/**
+ * The node {@link describeRedisError} names for a Cluster call's error: the address the error
+ * carries, else `node` (the slot map's). Undefined when neither says.
+ */
+export function clusterNodeNamed(error: unknown, node: string | undefined): string | undefined {
+  return ownAddress(error) ?? node;
 }
 
 /** `host:port` of the URL or address the client was given. */

@@ -1356,6 +1356,44 @@ describe('a Cluster node that cannot be reached: the messages name it, not the s
       /^cannot reach Redis Cluster node 10\.0\.0\.8:7004 \(seed seed\.internal:7000\) \(ECONNREFUSED\)/,
     );
   });
+  it('keeps the last failure, of whichever node, and tells each node once while Redis stays down', async () => {
+    const twoNodes: string[][] = [];
+    twoNodes[userSlot('u1')] = ['10.0.0.7:7003'];
+    twoNodes[userSlot('u2')] = ['10.0.0.8:7004'];
+    const refusedBy = (port: number) =>
+      Object.assign(new Error(`connect ECONNREFUSED 10.0.0.${port - 6996}:${port}`), {
+        code: 'ECONNREFUSED',
+        address: `10.0.0.${port - 6996}`,
+        port,
+      });
+    const writer = {
+      appendBatches: async (_id: string | undefined, batches: readonly UserBatch[]) =>
+        batches.map((b) => refusedBy(b.userId === 'u1' ? 7003 : 7004)),
+    } as unknown as RedisStreamWriter;
+    const events: OutboxEvent[] = [];
+    const outbox = new Outbox(clusterClient(twoNodes) as unknown as RedisClient, writer, {
+      retryDelaysMs: [0],
+      redisAddress: 'redis://seed.internal:7000',
+      maxEvents: 0,
+      onEvent: (e) => events.push(e),
+    });
+    const lastNode = () => /node (\S+)/.exec(outbox.stats().lastRedisFailure?.message ?? '')?.[1];
+    const seen: Array<string | undefined> = [];
+    for (const user of ['u1', 'u2', 'u1']) {
+      await expect(outbox.sendOne(user, notice(1))).rejects.toMatchObject({ code: 'redis_unavailable' });
+      seen.push(lastNode());
+    }
+    expect(seen).toEqual(['10.0.0.7:7003', '10.0.0.8:7004', '10.0.0.7:7003']);
+    expect(outbox.stats()).toMatchObject({ redis: 'down', lastRedisFailure: { code: 'ECONNREFUSED' } });
+    // Once per node and cause, not per attempt (six attempts failed).
+    const told = events.flatMap((e) => (e.kind === 'unreachable' ? [e.failure.message] : []));
+    expect(told).toEqual([
+      'cannot reach Redis Cluster node 10.0.0.7:7003 (seed seed.internal:7000) (ECONNREFUSED)',
+      'cannot reach Redis Cluster node 10.0.0.8:7004 (seed seed.internal:7000) (ECONNREFUSED)',
+    ]);
+    await outbox.close();
+  });
+
   it("says why from the node's own error of the attempt when the call's only says ioredis gave up", async () => {
     const client = clusterClient(slots);
     const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.7:7003'), {

@@ -3,7 +3,13 @@ import type { AppEvent } from '@livebus/protocol';
 import { checkDelays, checkNumber, MAX_TIMER_MS } from './check-option';
 import { RedisTimeoutError } from './connection-error';
 import { outboxDefaults } from './defaults';
-import { describeRedisError, type RedisAddress, redisClientAddress, redisErrorCode } from './describe-redis-error';
+import {
+  clusterNodeNamed,
+  describeRedisError,
+  type RedisAddress,
+  redisClientAddress,
+  redisErrorCode,
+} from './describe-redis-error';
 import { checkFence, validatedJson } from './invalid-event-error';
 import { PublishError } from './publish-error';
 import { isCluster, type RedisClient } from './redis/client';
@@ -72,7 +78,8 @@ export interface OutboxOptions {
   /**
    * Told of events dropped (`outbox_full`; `closed`: waiting at close, sent or not), of events that moved to
    * waiting (`queued`) and drained, and of Redis becoming `unreachable` (again
-   * when the cause changes) or `reachable`: once per change, not per retry. A throw is
+   * when the cause changes; on a Cluster, once for each node that fails) or `reachable`: once per
+   * change, not per retry. A throw is
    * logged with console.error and does not affect the outbox.
    */
   onEvent?: (event: OutboxEvent) => void;
@@ -159,7 +166,10 @@ export interface OutboxStats {
   maxBytes: number;
   /** `down` from a failed attempt to reach Redis until it is reached again; `unknown` before the first attempt. */
   redis: 'unknown' | 'up' | 'down';
-  /** The last reason Redis could not be reached (kept after it returns, for the record); undefined if none yet. */
+  /**
+   * The last reason Redis could not be reached (kept after it returns, for the record); on a
+   * Cluster, of the node that failed last; undefined if none yet.
+   */
   lastRedisFailure: RedisConnectionFailure | undefined;
 }
 
@@ -362,6 +372,12 @@ export class Outbox {
   #lastError: unknown;
   #redis: OutboxStats['redis'] = 'unknown';
   #failure: RedisConnectionFailure | undefined;
+  /**
+   * The causes told since Redis went down, by the node their message names (on a Cluster; '' for
+   * the client as a whole, and for a standalone Redis): each is told once, and a failure of a
+   * node already told is its cause again, as the last failure.
+   */
+  readonly #causes = new Map<string, RedisConnectionFailure>();
   #redisDownSince = 0;
   readonly #address: string | RedisAddress | undefined;
   readonly #onReady = () => {
@@ -1194,23 +1210,38 @@ export class Outbox {
   }
 
   /**
-   * Redis could not be reached: records why and says so once per change of
-   * cause, not per retry. "Gave up" errors (a failed command, a closed
-   * connection) never replace a cause already known from the client. `node`: on a Cluster, the
-   * node the failed call went to.
+   * Redis could not be reached: records why (the last failure) and says so once per cause, not
+   * per retry; on a Cluster each node that fails is a cause of its own, told once per outage, and
+   * its failure is the last one again whenever it fails again. "Gave up" errors (a failed
+   * command, a closed connection) never replace a cause already known from the client (of their
+   * node). `node`: on a Cluster, the node the failed call went to.
    */
   #unreachable(error: unknown, node?: string): void {
     if (this.#closed) return;
     const code = redisErrorCode(error);
-    // Errors that only say "gave up" never replace a precise cause already known.
+    // Errors that only say "gave up" never replace a precise cause already known of their node.
     // So does an attempt that timed out (it only says no answer came) when the client said why.
     const vague = isVague(error) || error instanceof RedisTimeoutError;
-    if (this.#redis === 'down' && (vague || code === this.#failure?.code)) return;
-    if (this.#redis !== 'down') this.#redisDownSince = Date.now();
+    // On a Cluster, the node the message names: each node that fails is a cause of its own.
+    const at = this.#overlap ? (clusterNodeNamed(error, node) ?? '') : '';
+    if (this.#redis === 'down') {
+      const known = this.#causes.get(at);
+      if (known && (vague || code === known.code)) {
+        // The last failure is that node's, its cause told already.
+        this.#failure = known;
+        return;
+      }
+      // Naming no node, a vague error says less than any cause known.
+      if (vague && at === '' && this.#causes.size > 0) return;
+    } else {
+      this.#redisDownSince = Date.now();
+      this.#causes.clear();
+    }
     this.#redis = 'down';
-    const message = this.#describe(error, node);
-    this.#failure = { code, message, sinceMs: Date.now() };
-    this.#onEvent({ kind: 'unreachable', failure: this.#failure, waiting: this.#items.length });
+    const failure = { code, message: this.#describe(error, node), sinceMs: Date.now() };
+    this.#causes.set(at, failure);
+    this.#failure = failure;
+    this.#onEvent({ kind: 'unreachable', failure, waiting: this.#items.length });
   }
 
   /** Redis answered (ready, or a round went through): says so if it was away. */

@@ -18,7 +18,9 @@ describe('a publisher on a Redis Cluster with masters down', () => {
   beforeAll(async () => {
     cluster = await startRedisCluster({ nodeTimeoutMs: 120_000 });
   }, 60_000);
+  const frozen: number[] = [];
   afterEach(async () => {
+    for (const pid of frozen.splice(0)) process.kill(pid, 'SIGCONT');
     await publisher?.close();
     publisher = undefined;
     events.length = 0;
@@ -48,6 +50,13 @@ describe('a publisher on a Redis Cluster with masters down', () => {
     publisher = p;
     for (const user of users.values()) await p.publish(user, notice(0));
     return p;
+  }
+
+  /** SIGSTOPs a node (woken after the test): its connections stay open, nothing answers. */
+  async function freeze(port: number): Promise<void> {
+    const pid = Number(/process_id:(\d+)/.exec(await askRedis(port, 'INFO', 'server'))?.[1]);
+    process.kill(pid, 'SIGSTOP');
+    frozen.push(pid);
   }
 
   async function kill(port: number): Promise<void> {
@@ -90,5 +99,26 @@ describe('a publisher on a Redis Cluster with masters down', () => {
     const error = (await sent) as PublishError;
     expect(error).toMatchObject({ code: 'redis_unavailable', maybeStored: true });
     expect(error.message).toMatch(/\(the event may be stored\)$/);
+  }, 30_000);
+
+  it('lastRedisFailure and unreachable follow the last node that failed, not the first', async () => {
+    const users = await usersByMaster('down-twice');
+    // Attempts that time out: two masters frozen fail the same way (ETIMEDOUT), one after the other.
+    const p = await connectedPublisher(users, 1_000);
+    const [first, second] = notSeed(users) as [number, number];
+    const why = (port: number) =>
+      `cannot reach Redis Cluster node 127.0.0.1:${port} (seed 127.0.0.1:${seedPort()}) (ETIMEDOUT)`;
+    await freeze(first);
+    await expect(p.publish(users.get(first) as string, notice(1))).rejects.toMatchObject({ code: 'redis_unavailable' });
+    expect(p.stats().lastRedisFailure?.message).toBe(why(first));
+    // Nothing stored in between: Redis stays down, and a second master fails with the same code.
+    await freeze(second);
+    await expect(p.publish(users.get(second) as string, notice(2))).rejects.toMatchObject({
+      code: 'redis_unavailable',
+    });
+    expect(p.stats()).toMatchObject({ redis: 'down', lastRedisFailure: { code: 'ETIMEDOUT', message: why(second) } });
+    // Once per node and cause, not once per attempt (four failed).
+    const told = events.flatMap((e) => (e.kind === 'unreachable' ? [e.failure.message] : []));
+    expect(told).toEqual([why(first), why(second)]);
   }, 30_000);
 });
