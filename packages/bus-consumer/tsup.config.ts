@@ -25,6 +25,10 @@ export default defineConfig([
     platform: 'browser',
     target: 'es2020',
     noExternal: [/.*/],
+    // Class fields assigned in the constructor (`this.x = ...`), not defined with a helper call
+    // each (`useDefineForClassFields: false`): the same objects, as no class of the client has
+    // an accessor its fields would shadow (0.2 KB gzipped).
+    tsconfig: 'tsconfig.browser.json',
     // The protocol's client entry from its TypeScript source, not its build: bundled from source,
     // esbuild inlines the close codes (a TypeScript enum) where the client uses them and leaves
     // out the enum object, which the browser build never reads (about 0.9 KB minified, 0.3 KB
