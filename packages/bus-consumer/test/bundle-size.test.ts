@@ -1,6 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import schemas from '../../protocol/src/client/wire-schemas.json';
+import { INTERNAL_NAMES } from '../src/internal-names';
 
 // A byte budget, not a timing: the browser build must be no larger, gzipped, than
 // socket.io-client's (14 773 bytes for socket.io.min.js 4.8.4, issue 23's bound). `node
@@ -21,5 +23,49 @@ describe('the browser build', () => {
     expect(sources.filter((s) => /node_modules|zod|\/ws\//.test(s))).toEqual([]);
     // The protocol arrives as its zod-free client entry: frame checks against the generated schemas.
     expect(sources).toContainEqual(expect.stringMatching(/protocol\/src\/client\/wire-schemas\.json$/));
+  });
+});
+
+describe('the names the browser build shortens (src/internal-names.ts)', () => {
+  // Renamed wherever they appear in the bundle: none may be a name the client's users or the
+  // gateway see (a method, an option, an event's or a frame's field).
+  // The names a declaration file gives members and fields (parameter names and string literal
+  // types left out: a function's parameters are dropped, innermost first).
+  const memberNames = (file: string) => {
+    let text = readFileSync(file, 'utf8')
+      .replace(/\/\*[\s\S]*?\*\//g, '')
+      .replace(/\/\/.*$/gm, '')
+      .replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, "''");
+    for (let before = ''; before !== text; ) [before, text] = [text, text.replace(/\([^()]*\)/g, '()')];
+    return new Set(text.match(/[A-Za-z_$][\w$]*/g));
+  };
+  const keys = (value: unknown, out = new Set<string>()): Set<string> => {
+    if (value === null || typeof value !== 'object') return out;
+    for (const [k, v] of Object.entries(value)) {
+      if (!Array.isArray(value)) out.add(k);
+      keys(v, out);
+    }
+    return out;
+  };
+
+  const protocolDist = join(__dirname, '..', '..', 'protocol', 'dist');
+  it.each([
+    join(dist, 'livebus.d.ts'),
+    ...readdirSync(protocolDist)
+      .filter((f) => f.endsWith('.d.ts'))
+      .map((f) => join(protocolDist, f)),
+  ])('are no member named in %s', (file) => {
+    const names = memberNames(file);
+    expect(INTERNAL_NAMES.filter((n) => names.has(n))).toEqual([]);
+  });
+
+  it('are no field of any frame or RPC result (the wire schemas)', () => {
+    const fields = keys(schemas);
+    expect(INTERNAL_NAMES.filter((n) => fields.has(n))).toEqual([]);
+  });
+
+  it('are gone from the build', () => {
+    const text = code('livebus.js');
+    expect(INTERNAL_NAMES.filter((n) => text.includes(`.${n}(`) || text.includes(`.${n}=`))).toEqual([]);
   });
 });

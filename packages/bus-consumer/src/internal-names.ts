@@ -1,0 +1,68 @@
+/**
+ * Properties and methods of the client's internal objects (the private `Client` behind
+ * `BusConsumer`, `Heartbeat`, `CallQueue`, `Emitter`), which the browser build renames to short
+ * ones (esbuild's `mangleProps`, see tsup.config.ts): about 0.3 KB gzipped. Every use of such a
+ * name in the browser build is renamed the same way, so a name here must be one no public type,
+ * option, event or frame carries (test/bundle-size.test.ts holds the list to the build's
+ * declarations and the wire schemas). A name left out is only left long.
+ */
+export const INTERNAL_NAMES: readonly string[] = [
+  // Client (consumer.ts)
+  'emitter',
+  'handlers',
+  'groupFlushes',
+  'calls',
+  'fullJitter',
+  'listen',
+  'socket',
+  'connId',
+  'lastEpoch',
+  'lastOffset',
+  'attempt',
+  'authRetried',
+  'reconnectHintMs',
+  'refreshingOn',
+  'neverConnected',
+  'lostAt',
+  'refused',
+  'stopped',
+  'timers',
+  'welcome',
+  'setState',
+  'safely',
+  'sendFrame',
+  'openWithToken',
+  'helloText',
+  'upgradeProtocols',
+  'openSocket',
+  'sendHello',
+  'refreshToken',
+  'refreshDone',
+  'onFrame',
+  'onNotice',
+  'onWelcome',
+  'setCursor',
+  'onEvent',
+  'deliver',
+  'startHeartbeat',
+  'abort',
+  'teardown',
+  'onSocketClose',
+  'isClosed',
+  'nextBackoff',
+  'flushGroups',
+  // Heartbeat (heartbeat.ts)
+  'lastSeen',
+  'lastHeard',
+  'heardBefore',
+  'graceSince',
+  'pingTimer',
+  'watchdog',
+  'schedule',
+  'tick',
+  // CallQueue (call-queue.ts), Emitter (emitter.ts)
+  'nextId',
+  'sendQueued',
+  'settle',
+  'onListenerError',
+];
