@@ -109,7 +109,7 @@ type Socket = WebSocketLike;
  *
  * Pieces: {@link Heartbeat} (ping timer and watchdog), {@link CallQueue}
  * (pending RPCs), {@link groupedListener} (batched handlers). Its state lives in one
- * private {@link Client} (see there).
+ * private object, out of reach from outside.
  */
 export class BusConsumer {
   readonly #c: Client;
