@@ -255,7 +255,7 @@ class Client {
    */
   refused: ConnectError | undefined;
   /** Why the client stopped on its own (not `close()`): what `connect()` rejects with. */
-  stopped: ConnectError | undefined;
+  stoppedWith: ConnectError | undefined;
   /** Ping timer and watchdog of the open session. */
   heartbeat: Heartbeat | undefined;
   timers: {
@@ -301,7 +301,7 @@ class Client {
   connect(): Promise<void> {
     if (this.state === 'idle') this.open();
     const closedError = (message: string) =>
-      this.stopped ?? new ConnectError('client_closed', message, { url: this.o.url });
+      this.stoppedWith ?? new ConnectError('client_closed', message, { url: this.o.url });
     return new Promise((resolve, reject) => {
       if (this.state === 'open') return resolve();
       if (this.state === 'closed') return reject(closedError('client is closed'));
@@ -369,7 +369,7 @@ class Client {
 
   rpc(method: RpcMethod, args: unknown[]): Promise<unknown> {
     if (this.state === 'closed') {
-      const stopped = this.stopped;
+      const stopped = this.stoppedWith;
       return Promise.reject(new RpcError('unavailable', 'client is closed', undefined, stopped && { cause: stopped }));
     }
     // A welcomed socket takes calls: also those made in a `gap` listener, before the state is `open`.
@@ -413,7 +413,7 @@ class Client {
     // A `state` listener may have closed the client: no timer, no socket then.
     if (id !== this.connId) return;
     this.timers.handshake = setTimeout(() => {
-      if (this.state === 'connecting') this.abort(id, CloseCode.AuthTimeout, 'auth_timeout');
+      if (this.state === 'connecting') this.abortConnection(id, CloseCode.AuthTimeout, 'auth_timeout');
     }, this.o.handshakeTimeoutMs);
     // The hello goes in the upgrade (upgrade-hello.ts of the protocol), so its token comes first.
     if (!this.o.helloInUpgrade) this.openSocket(id, LATER);
@@ -550,13 +550,13 @@ class Client {
       // so no refusal; tried again with backoff, as a handshake that timed out. A token no hello
       // may carry (over 8 192 characters) is refused as the gateway would refuse it, asked for
       // once more; the stop then says the client refused it (the gateway never saw it).
-      if (!got) return this.abort(id, CloseCode.AuthTimeout, 'auth_timeout');
+      if (!got) return this.abortConnection(id, CloseCode.AuthTimeout, 'auth_timeout');
       if (this.authRetried) {
         const why = `the client refused the token getToken gave (${toError(error).message}); it was not sent`;
         const details = { url: this.o.url, closeCode: CloseCode.AuthFailed, cause: error };
         this.refused = new ConnectError('auth_failed', why, details);
       }
-      return this.abort(id, CloseCode.AuthFailed, 'auth_failed');
+      return this.abortConnection(id, CloseCode.AuthFailed, 'auth_failed');
     }
     socket.send(hello);
   }
@@ -727,13 +727,13 @@ class Client {
         if (hasProtocolPing(socket)) socket.ping();
         else socket.send(serializeClientFrame({ type: 'ping', ts: Date.now() }));
       },
-      dead: () => this.abort(id, CloseCode.PingTimeout, 'ping_timeout'),
+      dead: () => this.abortConnection(id, CloseCode.PingTimeout, 'ping_timeout'),
     });
     this.heartbeat.start();
   }
 
   /** Ends socket `id` from our side (dead peer, handshake timeout) and handles it like a close; no-op once it is not the current one. */
-  abort(id: number, code: number, reason: DisconnectReason): void {
+  abortConnection(id: number, code: number, reason: DisconnectReason): void {
     // An older attempt's failure must not end the current socket.
     if (id !== this.connId) return;
     const socket = this.socket;
@@ -838,7 +838,7 @@ class Client {
     authReason?: AuthFailureReason,
   ): void {
     const stopped = error instanceof ConnectError ? error : ConnectError.fromClose(error, this.o.url);
-    this.stopped = stopped;
+    this.stoppedWith = stopped;
     this.emitter.emit('close', { code, reason, willReconnect: false, ...(authReason ? { authReason } : {}) });
     this.calls.fail(
       'all',

@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import schemas from '../../protocol/src/client/wire-schemas.json';
 import { INTERNAL_NAMES } from '../src/internal-names';
@@ -49,8 +49,12 @@ describe('the names the browser build shortens (src/internal-names.ts)', () => {
   };
 
   const protocolDist = join(__dirname, '..', '..', 'protocol', 'dist');
+  // The browser's and the language's own APIs too: a call such as `controller.abort()` in the
+  // client would be renamed with the internal name and fail only at run time.
+  const tsLib = dirname(require.resolve('typescript'));
   it.each([
     join(dist, 'livebus.d.ts'),
+    ...['lib.dom.d.ts', 'lib.webworker.d.ts', 'lib.es5.d.ts'].map((f) => join(tsLib, f)),
     ...readdirSync(protocolDist)
       .filter((f) => f.endsWith('.d.ts'))
       .map((f) => join(protocolDist, f)),

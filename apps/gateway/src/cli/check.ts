@@ -237,11 +237,6 @@ const notReported = (name: string, threshold: string): CheckResult => ({
 });
 
 /**
- * Listener delivery p99 (a Firestore change's update time to its frame on a socket, on
- * the answering instance since it started) under the old system's 100 ms: judged as
- * "99 % within 100 ms", which the histogram reads exactly (0.1 s is one of its bounds).
- */
-/**
  * `/healthz`'s Firestore: `down` (an outage) fails; listeners failing on a query Firestore refuses
  * (`firestore_refused`: a missing index, the rules) warn, as the fix is in the index, the rules or
  * LISTENERS_FILE, not in the deploy; older gateways without the field are skipped.
@@ -260,6 +255,11 @@ export function judgeFirestore(h: Record<string, unknown>): CheckResult {
   return { name: 'Firestore', value: status, threshold, verdict: 'pass' };
 }
 
+/**
+ * Listener delivery p99 (a Firestore change's update time to its frame on a socket, on
+ * the answering instance since it started) under the old system's 100 ms: judged as
+ * "99 % within 100 ms", which the histogram reads exactly (0.1 s is one of its bounds).
+ */
 export function judgeListenerLatency(m: Record<string, unknown>): CheckResult {
   const name = 'listener delivery p99';
   const threshold = `< ${THRESHOLDS.listenerP99Ms} ms (of ${THRESHOLDS.latencyMinSample}+ listener events)`;
