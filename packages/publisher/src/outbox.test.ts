@@ -1394,6 +1394,102 @@ describe('a Cluster node that cannot be reached: the messages name it, not the s
     await outbox.close();
   });
 
+  it('on a partial outage, tells the node down once and stays down while the other nodes answer, until that node answers', async () => {
+    const twoNodes: string[][] = [];
+    twoNodes[userSlot('u1')] = ['10.0.0.7:7003'];
+    twoNodes[userSlot('u2')] = ['10.0.0.8:7004'];
+    const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.7:7003'), {
+      code: 'ECONNREFUSED',
+      address: '10.0.0.7',
+      port: 7003,
+    });
+    let u1Down = true;
+    let u1Tried = () => {};
+    const u1Try = () =>
+      new Promise<void>((tried) => {
+        u1Tried = tried;
+      });
+    // Redis' state as seen at each call for u1 (its last failure applied) and after each of u2's stored.
+    const timeline: string[] = [];
+    const writer = {
+      appendBatches: async (_id: string | undefined, batches: readonly UserBatch[]) =>
+        batches.map((b) => {
+          if (b.userId === 'u1') {
+            timeline.push(`u1 sent: ${outbox.stats().redis}`);
+            u1Tried();
+            if (u1Down) return refused;
+          }
+          return { events: b.events.map(() => ({}) as never), duplicate: false };
+        }),
+    } as unknown as RedisStreamWriter;
+    const events: OutboxEvent[] = [];
+    const outbox = new Outbox(clusterClient(twoNodes) as unknown as RedisClient, writer, {
+      retryDelaysMs: [10, 10, 10],
+      redisAddress: 'redis://seed.internal:7000',
+      onEvent: (e) => events.push(e),
+    });
+    const first = u1Try();
+    const u1 = outbox.sendOne('u1', notice(0));
+    await first;
+    for (let i = 1; i <= 3; i++) {
+      await outbox.sendOne('u2', notice(i));
+      timeline.push(`u2 stored: ${outbox.stats().redis}`);
+      await u1Try();
+    }
+    u1Down = false;
+    await u1;
+    // Down from the first failure on, whichever node answered meanwhile (three of u2's events stored).
+    expect(timeline[0]).toBe('u1 sent: unknown');
+    expect(timeline.slice(1).filter((line) => !line.endsWith(': down'))).toEqual([]);
+    expect(timeline.filter((line) => line.startsWith('u2 stored'))).toHaveLength(3);
+    const told = events.flatMap((e) =>
+      e.kind === 'unreachable' ? [`unreachable ${e.failure.message}`] : e.kind === 'reachable' ? ['reachable'] : [],
+    );
+    expect(told).toEqual([
+      'unreachable cannot reach Redis Cluster node 10.0.0.7:7003 (seed seed.internal:7000) (ECONNREFUSED)',
+      'reachable',
+    ]);
+    expect(outbox.stats()).toMatchObject({ redis: 'up', lastRedisFailure: { code: 'ECONNREFUSED' } });
+    await outbox.close();
+  });
+
+  it("counts a node down as answered again when a user's call that failed there is stored on the node its slot moved to (a failover)", async () => {
+    const map: string[][] = [];
+    map[userSlot('u1')] = ['10.0.0.7:7003'];
+    map[userSlot('u2')] = ['10.0.0.8:7004'];
+    const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.7:7003'), {
+      code: 'ECONNREFUSED',
+      address: '10.0.0.7',
+      port: 7003,
+    });
+    const { writer, calls } = perUserWriter();
+    const events: OutboxEvent[] = [];
+    const outbox = new Outbox(clusterClient(map) as unknown as RedisClient, writer, {
+      retryDelaysMs: [0],
+      redisAddress: 'redis://seed.internal:7000',
+      onEvent: (e) => events.push(e),
+    });
+    const u1 = outbox.sendOne('u1', notice(0));
+    const call = async () => {
+      await turnsUntil(() => calls.length > 0);
+      return calls.shift() as (typeof calls)[number];
+    };
+    (await call()).answer(refused);
+    expect(outbox.stats().redis).toBe('down');
+    // The replica took the slot: u1's retry goes to 10.0.0.9:7005 and is stored there.
+    map[userSlot('u1')] = ['10.0.0.9:7005'];
+    const retry = await call();
+    expect(retry.batch.userId).toBe('u1');
+    retry.answer({ events: [{} as never], duplicate: false });
+    await u1;
+    expect(events.filter((e) => e.kind === 'unreachable' || e.kind === 'reachable').map((e) => e.kind)).toEqual([
+      'unreachable',
+      'reachable',
+    ]);
+    expect(outbox.stats().redis).toBe('up');
+    await outbox.close();
+  });
+
   it("says why from the node's own error of the attempt when the call's only says ioredis gave up", async () => {
     const client = clusterClient(slots);
     const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.7:7003'), {
