@@ -25,7 +25,8 @@ const isReply = (error: unknown) => (error as Error | null)?.name === 'ReplyErro
  * ioredis makes them: `toWritable` is called once for each write to a connection; a command is
  * rejected once per failed try (a Cluster client's own redirections and retries included: its
  * reject of the command is wrapped, and called by the node for each try). A client that
- * auto-pipelines is sent to as usual and not watched.
+ * auto-pipelines is sent to as usual and not watched. These are ioredis internals:
+ * command-delivery.test.ts fails if a write of a real client no longer goes through `toWritable`.
  */
 export class CommandWatch {
   #watched = true;
