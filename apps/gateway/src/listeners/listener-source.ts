@@ -57,6 +57,12 @@ export interface AttachContext {
   readSince?: (cursor: Cursor) => Promise<ReadResult>;
   /** The gateway's lifecycle events, for the moments a source sees first (a fenced write). */
   hooks?: GatewayHooks;
+  /**
+   * A workflow listener opened for a WORKFLOW.watch waiting for its answer: it tells the user
+   * (`listener.status`) nothing of a failure until this settles, since the answer says whether it
+   * opened; a watch answered `unavailable` is closed before, and never told. @default none held
+   */
+  holdStatus?: Promise<void>;
 }
 
 /**

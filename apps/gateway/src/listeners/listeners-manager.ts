@@ -21,6 +21,7 @@ import {
   type ListenerSourceStats,
   type WorkflowSource,
 } from './listener-source';
+import { LogThrottle } from './log-throttle';
 import type { WorkflowWatchStore } from './workflow-watch-store';
 
 /**
@@ -258,6 +259,16 @@ export class ListenersManager {
    * (null: no failure yet). Only waiting calls are recorded, so nothing accumulates.
    */
   readonly #workflowErrors = new Map<string, unknown>();
+  /**
+   * `uid\njob` -> the WORKFLOW.watch of that job opening now: a call arriving meanwhile (another tab,
+   * a reconnect's re-watch) waits for it and gets its answer.
+   */
+  readonly #watchOpens = new Map<string, Promise<void>>();
+  /**
+   * `uid\njob` -> settles once that opening watch is answered: its listener tells the user nothing
+   * of a failure until then ({@link AttachContext.holdStatus}); the answer says it.
+   */
+  readonly #statusHolds = new Map<string, Promise<void>>();
   #cancelled = 0;
   #executed = 0;
   // Maintained on every transition so /healthz and /metrics read them in O(1).
@@ -297,7 +308,7 @@ export class ListenersManager {
 
   /**
    * A line that a Redis or Firestore outage repeats for every user at every retry (a lease call, an
-   * attach): the first of its `kind` at `level`, then at most one per {@link REPEATED_LOG_MS} with
+   * attach): the first of its `kind` at `level`, then at most one per {@link import('./log-throttle').REPEATED_LOG_MS} with
    * `suppressed`, how many of that kind went at debug since, as `bus_listener_error` does.
    */
   #logRepeated(level: 'error' | 'warn', event: LogEvent, kind: string, fields: LogFields): void {
@@ -439,13 +450,13 @@ export class ListenersManager {
    * it at once (without a channel, or for a holder that does not answer: at its next
    * lease renewal). Either way this resolves once the job's initial state is published
    * (at most `watchReplyMs` later), so a change written after it is an event of its own.
+   * A call for a job whose watch is opening here already gets that call's outcome.
    */
   async watchWorkflow(userId: string, jobId: string): Promise<void> {
     const state = this.#user(userId);
-    const source = this.#o.workflowSource;
-    const max = this.#o.workflowWatchesMax;
-    if (!source) {
+    if (!this.#o.workflowSource) {
       // Nothing to listen with: watches are only counted, here.
+      const max = this.#o.workflowWatchesMax;
       if (state.workflows?.has(jobId)) return;
       const watches = state.workflows?.size ?? 0;
       if (max > 0 && watches >= max) throw new WorkflowWatchLimitError(watches, max);
@@ -454,30 +465,57 @@ export class ListenersManager {
       this.#workflowCount++;
       return;
     }
+    const key = `${userId}\n${jobId}`;
+    // One opening at a time per job of the user: a call arriving while one waits gets that call's
+    // answer (both unavailable, or both success), never a success the first one's failure takes back.
+    let opening = this.#watchOpens.get(key);
+    if (!opening) {
+      opening = this.#openWatch(userId, state, jobId, key).finally(() => this.#watchOpens.delete(key));
+      this.#watchOpens.set(key, opening);
+    }
+    return opening;
+  }
+
+  /** {@link watchWorkflow} with a workflow source, one call at a time per job of the user (`key`). */
+  async #openWatch(userId: string, state: UserState, jobId: string, key: string): Promise<void> {
+    const max = this.#o.workflowWatchesMax;
     // Watched here already (an earlier call answered): the watch stands whatever its listener does now.
     const watchedHere = state.workflows?.has(jobId) === true;
-    if (!(await this.#o.workflowWatches.add(userId, jobId, max))) {
-      // The count, for the caller's answer: read after the refusal (at least `max` when the read fails).
-      const watched = await this.#o.workflowWatches.list(userId).catch(() => []);
-      throw new WorkflowWatchLimitError(Math.max(watched.length, max), max);
-    }
-    const key = `${userId}\n${jobId}`;
-    this.#workflowErrors.set(key, null);
-    await this.#enqueue(userId, state, () => this.#syncWorkflows(userId, state));
-    const error = this.#workflowErrors.get(key);
-    this.#workflowErrors.delete(key);
-    if (error !== null && error !== undefined) {
-      // Not attached here: take it out of the set, so no holder retries a watch the caller was told failed.
-      if (!state.workflows?.has(jobId)) await this.#o.workflowWatches.remove(userId, jobId).catch(() => false);
-      throw error;
-    }
+    let answered!: () => void;
+    this.#statusHolds.set(
+      key,
+      new Promise<void>((resolve) => {
+        answered = resolve;
+      }),
+    );
     try {
-      await this.#initialState(userId, state, jobId, !watchedHere);
-    } catch (error) {
-      // Answered as failed, so not watched: out of the set and its listener released, as an unwatch.
-      await this.#o.workflowWatches.remove(userId, jobId).catch(() => false);
+      if (!(await this.#o.workflowWatches.add(userId, jobId, max))) {
+        // The count, for the caller's answer: read after the refusal (at least `max` when the read fails).
+        const watched = await this.#o.workflowWatches.list(userId).catch(() => []);
+        throw new WorkflowWatchLimitError(Math.max(watched.length, max), max);
+      }
+      this.#workflowErrors.set(key, null);
       await this.#enqueue(userId, state, () => this.#syncWorkflows(userId, state));
-      throw error;
+      const error = this.#workflowErrors.get(key);
+      this.#workflowErrors.delete(key);
+      if (error !== null && error !== undefined) {
+        // Not attached here: take it out of the set, so no holder retries a watch the caller was told failed.
+        if (!state.workflows?.has(jobId)) await this.#o.workflowWatches.remove(userId, jobId).catch(() => false);
+        throw error;
+      }
+      try {
+        await this.#initialState(userId, state, jobId, !watchedHere);
+      } catch (error) {
+        // Answered as failed, so not watched: out of the set and its listener released, as an unwatch
+        // (its failure never told to the stream: the answer says it).
+        await this.#o.workflowWatches.remove(userId, jobId).catch(() => false);
+        await this.#enqueue(userId, state, () => this.#syncWorkflows(userId, state));
+        throw error;
+      }
+    } finally {
+      this.#workflowErrors.delete(key);
+      this.#statusHolds.delete(key);
+      answered();
     }
   }
 
@@ -589,7 +627,9 @@ export class ListenersManager {
       if (workflows.has(jobId)) continue;
       try {
         const emit = (event: AppEvent) => this.#o.emit(userId, event, context.fence);
-        const detach = await source.attach(userId, jobId, emit, context);
+        // Opened for a watch call waiting here: its failures are told once that call is answered.
+        const holdStatus = this.#statusHolds.get(`${userId}\n${jobId}`);
+        const detach = await source.attach(userId, jobId, emit, holdStatus ? { ...context, holdStatus } : context);
         workflows.set(jobId, detach);
         if (detach.ready) {
           state.workflowReady ??= new Map();
@@ -984,27 +1024,6 @@ export class ListenersManager {
     if (this.#o.stats) return this.#o.stats();
     const all = this.#o.sources.flatMap((s) => (s.stats ? [s.stats()] : []));
     return all.length <= 1 ? all[0] : mergeStats(all);
-  }
-}
-
-/** Lines of one kind that an outage repeats per user: at most one per this long (the others at debug). */
-const REPEATED_LOG_MS = 10_000;
-
-/** Which lines of one kind go out: the first, then one per {@link REPEATED_LOG_MS}. */
-class LogThrottle {
-  #loggedAt = Number.NEGATIVE_INFINITY;
-  #suppressed = 0;
-
-  /** How many were left out since the last line, to log this one with; undefined: leave this one out too. */
-  take(now: number): number | undefined {
-    if (now - this.#loggedAt < REPEATED_LOG_MS) {
-      this.#suppressed++;
-      return undefined;
-    }
-    const suppressed = this.#suppressed;
-    this.#loggedAt = now;
-    this.#suppressed = 0;
-    return suppressed;
   }
 }
 

@@ -1,5 +1,9 @@
+import type { AppEvent } from '@livebus/protocol';
+import { waitFor } from '@livebus/test-support';
+import type { Query } from 'firebase-admin/firestore';
 import { MemoryLease } from '../fleet/lease/memory-lease';
 import { MemoryRegistryStore } from '../fleet/registry/memory-registry-store';
+import { WatchedQuery } from '../listeners/firestore/watched-query';
 import type { Detach, WorkflowSource } from '../listeners/listener-source';
 import { ListenersManager } from '../listeners/listeners-manager';
 import { MemoryWorkflowWatchStore } from '../listeners/workflow-watch-store';
@@ -51,12 +55,61 @@ function fakeWorkflowSource(onAttach: (job: string, listener: FakeListener) => v
   };
 }
 
+/**
+ * A workflow source of real {@link WatchedQuery} listeners on queries that fail at once with `code`
+ * (a Firestore refusing them), or when the test calls their `failures` (no `code`); each
+ * listener's `listener.status` goes to the user's stream.
+ */
+function failingQuerySource(
+  code: number | undefined,
+  attached: WatchedQuery[],
+  failures: ((error: Error) => void)[] = [],
+): WorkflowSource {
+  const query = {
+    onSnapshot(_next: unknown, onError: (error: Error) => void) {
+      if (code !== undefined) setImmediate(() => onError(Object.assign(new Error(`${code} refused`), { code })));
+      else failures.push(onError);
+      return () => {};
+    },
+  } as unknown as Query;
+  return {
+    owner: async () => 'u1',
+    async attach(userId, jobId, emit, context) {
+      const watched = new WatchedQuery({
+        query,
+        userId,
+        listener: 'workflow',
+        source: 'workflow',
+        path: `jobs/${jobId}`,
+        ...(context?.holdStatus ? { holdStatus: context.holdStatus } : {}),
+        emit,
+        mark: undefined,
+        saveMark: async () => true,
+        onFenced: () => {},
+        observer: { reads() {}, events() {}, deduplicated() {}, error() {}, restart() {} },
+        logger: silent,
+        retryMinMs: 5,
+        retryMaxMs: 5,
+      });
+      watched.start();
+      attached.push(watched);
+      const detach: Detach = (options) => watched.stop(options);
+      detach.ready = watched.published();
+      detach.failing = () => watched.failingKind;
+      return detach;
+    },
+  };
+}
+
 /** WORKFLOW.watch as a user's tab calls it, on a manager holding the user's listeners. */
-async function setUp(onAttach: (job: string, listener: FakeListener) => void) {
+async function setUp(
+  onAttach: (job: string, listener: FakeListener) => void,
+  options: { source?: WorkflowSource; events?: AppEvent[] } = {},
+) {
   const watches = new MemoryWorkflowWatchStore();
   const listeners = new ListenersManager({
     sources: [],
-    workflowSource: fakeWorkflowSource(onAttach),
+    workflowSource: options.source ?? fakeWorkflowSource(onAttach),
     workflowWatches: watches,
     lease: new MemoryLease(),
     // The wait for the initial state: short, so the slow cases reach it (what is asserted is the answer).
@@ -64,7 +117,9 @@ async function setUp(onAttach: (job: string, listener: FakeListener) => void) {
     detachDelayMs: 0,
     logger: silent,
     cleanupRegistry: async () => 'cleaned' as const,
-    emit: () => {},
+    emit: (_uid, event) => {
+      options.events?.push(event);
+    },
   });
   await listeners.sessionOpened('u1', 's1');
   const handlers = createHandlers({
@@ -136,5 +191,70 @@ describe('WORKFLOW.watch and its listener opening', () => {
     expect(await watch('job-1')).toEqual({ result: { success: true, job_id: 'job-1', watching: true } });
     expect(await watches.list('u1')).toEqual(['job-1']);
     expect(attached.map((l) => l.detached)).toEqual([false]);
+  });
+
+  it('answers concurrent watches of one job alike: a second call while the first waits gets its unavailable too', async () => {
+    const attached: FakeListener[] = [];
+    let second: ReturnType<typeof watch> | undefined;
+    const { listeners, watches, watch } = await setUp((job, listener) => {
+      attached.push(listener);
+      listener.fail('permission_denied');
+      // Another tab (or a reconnect's re-watch) asks while the first call waits for the listener.
+      if (attached.length === 1) setImmediate(() => (second = watch(job)));
+    });
+    const unavailable = {
+      error: { code: 'unavailable', message: 'the workflow listener could not open (permission_denied); retry later' },
+    };
+    const first = await watch('job-1');
+    await waitFor(() => second !== undefined, 'the second call');
+    expect([first, await second]).toEqual([unavailable, unavailable]);
+    expect(await watches.list('u1')).toEqual([]);
+    expect(attached.map((l) => l.detached)).toEqual([true]);
+    expect(listeners.counters().workflows).toBe(0);
+    // A later call opens it again, and is answered by what that listener does.
+    expect(await watch('job-1')).toEqual(unavailable);
+    expect(attached.map((l) => l.detached)).toEqual([true, true]);
+  });
+
+  it('answers concurrent watches of one job alike: success for both when the listener opens within the wait', async () => {
+    const attached: FakeListener[] = [];
+    let second: ReturnType<typeof watch> | undefined;
+    const { watches, watch } = await setUp((job, listener) => {
+      attached.push(listener);
+      setImmediate(() => {
+        second = watch(job);
+        setImmediate(() => listener.open());
+      });
+    });
+    const success = { result: { success: true, job_id: 'job-1', watching: true } };
+    const first = await watch('job-1');
+    await waitFor(() => second !== undefined, 'the second call');
+    expect([first, await second]).toEqual([success, success]);
+    expect(await watches.list('u1')).toEqual(['job-1']);
+    expect(attached.map((l) => l.detached)).toEqual([false]);
+  });
+
+  it("a watch answered unavailable tells the user's stream nothing, however often the app retries", async () => {
+    const events: AppEvent[] = [];
+    const attached: WatchedQuery[] = [];
+    const { watches, watch } = await setUp(() => {}, { source: failingQuerySource(7, attached), events });
+    for (let i = 0; i < 3; i++) {
+      expect(await watch('job-1')).toMatchObject({ error: { code: 'unavailable' } });
+    }
+    expect(attached).toHaveLength(3);
+    expect(await watches.list('u1')).toEqual([]);
+    expect(events.filter((e) => e.event === 'listener.status')).toEqual([]);
+  });
+
+  it('a watch that stands (slow to open, no failure within the wait) tells its later failure', async () => {
+    const events: AppEvent[] = [];
+    const attached: WatchedQuery[] = [];
+    const failures: ((error: Error) => void)[] = [];
+    const { watch } = await setUp(() => {}, { source: failingQuerySource(undefined, attached, failures), events });
+    expect(await watch('job-1')).toEqual({ result: { success: true, job_id: 'job-1', watching: true } });
+    for (const fail of failures) fail(Object.assign(new Error('14 unreachable'), { code: 14 }));
+    await waitFor(() => events.length > 0, 'the failing status');
+    expect(events).toMatchObject([{ event: 'listener.status', data: { status: 'failing', kind: 'unavailable' } }]);
+    await attached[0]?.stop({ handover: true });
   });
 });

@@ -82,6 +82,7 @@ export class FirestoreWorkflowSource implements WorkflowSource {
       source: 'workflow',
       path: ref.path,
       ...(replayed.told === undefined ? {} : { told: replayed.told }),
+      ...(context.holdStatus ? { holdStatus: context.holdStatus } : {}),
       emit,
       mark: resume?.marks[name],
       docs: resume?.docs[name] ?? {},

@@ -320,6 +320,109 @@ describe('WatchedQuery: the user is told when it fails and when it recovers (lis
   });
 });
 
+describe('WatchedQuery: Redis away while the listener fails (listener.status cannot be published)', () => {
+  /** A logger that records `level kind` of each listener_error line. */
+  function recording() {
+    const lines: string[] = [];
+    const log = (level: string) => (event: string, fields?: Record<string, unknown>) => {
+      if (event === 'listener_error') lines.push(`${level} ${fields?.kind}`);
+    };
+    return { lines, logger: { error: log('error'), warn: log('warn'), info: log('info'), debug: log('debug') } };
+  }
+
+  it('a publish that fails (kind emit) is not told: the status would take the path that fails', async () => {
+    const q = scriptedQuery();
+    const { lines, logger } = recording();
+    let statuses = 0;
+    const watched = watchedOn(q, {
+      logger,
+      emit: async (event) => {
+        if (event.event === 'listener.status') statuses++;
+        throw new Error('redis away');
+      },
+    });
+    watched.start();
+    for (let opens = 1; opens <= 4; opens++) {
+      await waitFor(() => q.opens === opens, `open ${opens}`);
+      q.send(10 + opens, 1, [['users/u1/notes/a', 'added', 9]]);
+    }
+    await waitFor(() => q.opens === 5, 'the fourth retry');
+    expect(watched.failingKind).toBe('emit');
+    expect({ statuses, lines }).toEqual({
+      statuses: 0,
+      lines: ['warn emit', 'debug emit', 'debug emit', 'debug emit'],
+    });
+    await watched.stop();
+    expect(statuses).toBe(0);
+  });
+
+  it("a status that cannot be published is tried at each failed retry, its failure warned once for the process's listeners", async () => {
+    const { lines, logger } = recording();
+    let statuses = 0;
+    const emit = async () => {
+      statuses++;
+      throw new Error('redis away');
+    };
+    const queries = [scriptedQuery(), scriptedQuery()];
+    const watched = queries.map((q) => watchedOn(q, { logger, emit }));
+    for (const w of watched) w.start();
+    for (let opens = 1; opens <= 3; opens++) {
+      for (const q of queries) {
+        await waitFor(() => q.opens === opens, `open ${opens}`);
+        q.fail(Object.assign(new Error('14 unreachable'), { code: 14 }));
+      }
+    }
+    await waitFor(() => statuses === 6, 'six tells tried');
+    await waitFor(() => lines.filter((l) => l.endsWith('status')).length === 6, 'six status lines');
+    expect(lines.filter((l) => l.endsWith('status'))).toEqual([
+      'warn status',
+      'debug status',
+      'debug status',
+      'debug status',
+      'debug status',
+      'debug status',
+    ]);
+    for (const w of watched) await w.stop();
+  });
+});
+
+describe('WatchedQuery: status held (holdStatus: a WORKFLOW.watch waiting for its answer)', () => {
+  it('tells nothing while held, nor when stopped while held; released while failing: tells the failure', async () => {
+    for (const outcome of ['stopped', 'released'] as const) {
+      const q = scriptedQuery();
+      const statuses: string[] = [];
+      let release!: () => void;
+      const holdStatus = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const watched = watchedOn(q, {
+        holdStatus,
+        emit: async (event) => {
+          if (event.event === 'listener.status') statuses.push(`${event.data.status} ${event.data.retrying}`);
+        },
+      });
+      watched.start();
+      for (let opens = 1; opens <= 2; opens++) {
+        await waitFor(() => q.opens === opens, `open ${opens}`);
+        q.fail(Object.assign(new Error('7 refused'), { code: 7 }));
+      }
+      await waitFor(() => q.opens === 3, 'the retry');
+      expect(statuses).toEqual([]);
+      if (outcome === 'stopped') {
+        await watched.stop();
+        release();
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        expect({ outcome, statuses }).toEqual({ outcome, statuses: [] });
+        continue;
+      }
+      release();
+      await waitFor(() => statuses.length === 1, 'the failure told');
+      await watched.stop();
+      expect({ outcome, statuses }).toEqual({ outcome, statuses: ['failing true', 'failing false'] });
+    }
+  });
+});
+
 describe('WatchedQuery: a publish that fails part way through a snapshot', () => {
   /** A fresh listener whose emit the test scripts: `refuse(path)` says how the publish of that path fails. */
   function publishing(refuse: (path: string, attempt: number) => Error | undefined) {

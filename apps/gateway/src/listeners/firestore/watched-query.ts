@@ -5,6 +5,7 @@ import type { Logger } from '../../logger';
 import { addToUnsaved, deltaOf, mergeCarried, type UnsavedMark } from '../carry-over';
 import { listenerDefaults } from '../listener-defaults';
 import type { Emit } from '../listener-source';
+import { LogThrottle } from '../log-throttle';
 import { type DeliveredDelta, type DeliveredDocs, isAfter, markOf } from '../watermark-store';
 import { errorKind } from './error-kind';
 import { firestoreJson, timestampText } from './firestore-json';
@@ -45,6 +46,13 @@ export interface WatchedQueryOptions {
    * failure of the same kind is not told again. @default none told
    */
   told?: string;
+  /**
+   * Tells the user nothing of a failure (no `failing` status) until this settles: a WORKFLOW.watch
+   * waiting for its answer, which says itself that the listener could not open (the listener is
+   * then stopped first, and nothing is ever told). Settled while failing: the failure is told then.
+   * @default none held
+   */
+  holdStatus?: Promise<void>;
   emit: Emit;
   /** Where the previous owner stopped (see {@link import('../watermark-store').WatermarkStore}); undefined: start afresh. */
   mark: string | undefined;
@@ -109,6 +117,18 @@ function pointReads(query: Query): (paths: readonly string[]) => Promise<Map<str
   };
 }
 
+/**
+ * Failure kinds never told to the user: a publish (`emit`) or a mark (`mark`) that failed, whose
+ * status would go the same way (the user's stream on Redis), and fail with it.
+ */
+const UNTOLD_KINDS: ReadonlySet<string> = new Set(['emit', 'mark']);
+
+/**
+ * The `listener_error` `kind: "status"` lines (a status that could not be published), one throttle
+ * per logger, so per process: Redis away fails every failing listener's status at each retry.
+ */
+const statusLogs = new WeakMap<Logger, LogThrottle>();
+
 /** The queries started and not stopped, per Firestore client (see {@link stopQueriesOn}). */
 const openOn = new WeakMap<Firestore, Set<WatchedQuery>>();
 
@@ -145,7 +165,7 @@ export async function stopQueriesOn(firestore: Firestore): Promise<number> {
  */
 export class WatchedQuery {
   readonly #o: Required<
-    Omit<WatchedQueryOptions, 'carried' | 'cursor' | 'onUnsaved' | 'retrySaves' | 'readDocs' | 'told'>
+    Omit<WatchedQueryOptions, 'carried' | 'cursor' | 'onUnsaved' | 'retrySaves' | 'readDocs' | 'told' | 'holdStatus'>
   > &
     Pick<WatchedQueryOptions, 'onUnsaved' | 'retrySaves' | 'readDocs'>;
   #unsubscribe: (() => void) | undefined;
@@ -164,6 +184,8 @@ export class WatchedQuery {
    * `recovered`, or a `failing` with `retrying: false`); undefined: the user believes it healthy.
    */
   #told: string | undefined;
+  /** Failures are not told yet ({@link WatchedQueryOptions.holdStatus}). */
+  #holding = false;
   #lastSnapshotAt = Date.now();
   #retryTimer: NodeJS.Timeout | undefined;
   #stallTimer: NodeJS.Timeout | undefined;
@@ -202,6 +224,20 @@ export class WatchedQuery {
     this.#overflowed = merged.overflowed;
     this.#unsaved = merged.unsaved;
     this.#told = options.told;
+    if (options.holdStatus) {
+      this.#holding = true;
+      void options.holdStatus.then(() => {
+        this.#holding = false;
+        // Failing when the hold ends: told now (nothing once stopped: the watch was taken back).
+        const kind = this.#failingKind;
+        if (!this.#stopped && kind !== undefined && this.#tells(kind)) this.#queueTell(kind, true);
+      });
+    }
+  }
+
+  /** Whether a failure of `kind` is to be told now: not told yet, not held, of a kind told at all. */
+  #tells(kind: string): boolean {
+    return kind !== this.#told && !this.#holding && !UNTOLD_KINDS.has(kind);
   }
 
   /**
@@ -512,8 +548,9 @@ export class WatchedQuery {
       this.#open();
     }, delay);
     this.#retryTimer.unref();
-    // Told on a change of state only: a new kind, or one whose telling failed before (Redis away).
-    if (kind !== this.#told) this.#queueTell(kind, true);
+    // Told on a change of state only: a new kind, or one whose telling failed before (Redis away);
+    // never a publish that failed (its status would fail the same way), nor while held.
+    if (this.#tells(kind)) this.#queueTell(kind, true);
   }
 
   /** Publishes a `failing` status behind the snapshot being applied (the user's stream keeps their order). */
@@ -545,16 +582,29 @@ export class WatchedQuery {
         if (!this.#stopped) this.#o.onFenced();
         return false;
       }
-      this.#o.logger.warn('listener_error', {
-        uid: this.#o.userId,
-        listener: this.#o.listener,
-        kind: 'status',
-        error: String(error),
-      });
+      this.#logStatusError(error);
       return status === 'recovered'; // a recovery goes on (its changes are out); its telling is lost
     }
     this.#told = status === 'failing' && retrying ? kind : undefined;
     return true;
+  }
+
+  /**
+   * A status not published (Redis away): `listener_error` `kind: "status"`, warned at the first of
+   * the process, then at most once per {@link import('../log-throttle').REPEATED_LOG_MS} with
+   * `suppressed` (how many went at debug since); the others at debug.
+   */
+  #logStatusError(error: unknown): void {
+    const logger = this.#o.logger;
+    let throttle = statusLogs.get(logger);
+    if (!throttle) {
+      throttle = new LogThrottle();
+      statusLogs.set(logger, throttle);
+    }
+    const suppressed = throttle.take(Date.now());
+    const fields = { uid: this.#o.userId, listener: this.#o.listener, kind: 'status', error: String(error) };
+    if (suppressed === undefined) logger.debug('listener_error', fields);
+    else logger.warn('listener_error', { ...fields, suppressed });
   }
 
   /** Sets the kind the listener is failing with (undefined: not failing), told to the observer. */
