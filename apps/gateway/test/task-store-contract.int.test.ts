@@ -36,6 +36,7 @@ taskStoreContract('in-memory', async ({ ttlMs }) => {
     },
     now: () => now,
     addJob: async (id) => void jobs.add(id),
+    openIds: async (userId) => store.openTaskIds(userId).sort(),
   };
 });
 for (const backend of [backends.standalone, backends.cluster]) {
@@ -56,6 +57,7 @@ for (const backend of [backends.standalone, backends.cluster]) {
         await redis.hset(`${taskJobKeyPrefix}${jobId}`, 'name', 'document_analysis');
         await redis.pexpire(`${taskJobKeyPrefix}${jobId}`, 600_000);
       },
+      openIds: async (userId) => (await redis.smembers(openTasksKey(userId))).sort(),
     };
   });
 }

@@ -9,6 +9,7 @@ import {
   isFinal,
   OpenTaskLimitError,
   type TaskCreateLimits,
+  type TaskCreateResult,
   type TaskPatch,
   type TaskRecord,
   type TaskStore,
@@ -43,26 +44,38 @@ export class MemoryTaskStore implements TaskStore {
     this.#hasJob = options.hasJob ?? (() => false);
   }
 
-  async create(record: TaskRecord, limits: TaskCreateLimits = {}): Promise<{ record: TaskRecord; created: boolean }> {
+  async create(record: TaskRecord, limits: TaskCreateLimits = {}): Promise<TaskCreateResult> {
     checkLimitOption('maxOpenPerUser', limits.maxOpenPerUser);
     this.#sweep();
-    const existing = this.#live(record.task_id);
-    if (existing) return { record: structuredClone(existing), created: false };
-    const open = this.#openOf(record.user_id);
     const max = limits.maxOpenPerUser ?? 0;
-    if (max > 0) {
-      const now = this.#now();
-      let count = 0;
-      for (const taskId of open) {
-        const r = this.#live(taskId);
-        if (r && holdsOpenSlot(r, now, this.#hasJob)) count += 1;
-      }
-      if (count >= max) throw new OpenTaskLimitError(record.user_id, count, max);
+    const now = this.#now();
+    const existing = this.#live(record.task_id);
+    if (existing) {
+      // As in Redis: the user's queued task that does not count (its start failed), started again
+      // with a limit, takes a slot again as a new task would, or is refused.
+      const again =
+        max > 0 &&
+        existing.user_id === record.user_id &&
+        existing.status === 'queued' &&
+        existing.start_hold_until !== undefined &&
+        !holdsOpenSlot(existing, now, this.#hasJob);
+      if (!again) return { record: structuredClone(existing), created: false, rearmed: false };
+      this.#checkOpen(record.user_id, max, now);
+      const next = applyTaskPatch(existing, { start_hold_until: record.start_hold_until ?? null });
+      this.#put(next);
+      this.#openOf(record.user_id).add(record.task_id);
+      return { record: structuredClone(next), created: false, rearmed: true };
     }
+    if (max > 0) this.#checkOpen(record.user_id, max, now);
     this.#put(record);
     // As in Redis: only counted tasks are kept (with no limit the set would only grow).
-    if (max > 0) open.add(record.task_id);
-    return { record: structuredClone(record), created: true };
+    if (max > 0) this.#openOf(record.user_id).add(record.task_id);
+    return { record: structuredClone(record), created: true, rearmed: false };
+  }
+
+  /** The ids kept for counting the user's open tasks (tests and diagnostics). */
+  openTaskIds(userId: string): string[] {
+    return [...(this.#open.get(userId) ?? [])];
   }
 
   async get(taskId: string): Promise<TaskRecord | undefined> {
@@ -99,6 +112,19 @@ export class MemoryTaskStore implements TaskStore {
       return undefined;
     }
     return entry.record;
+  }
+
+  /** Throws {@link OpenTaskLimitError} when the user has `max` open tasks, pruning their set as it counts. */
+  #checkOpen(userId: string, max: number, now: number): void {
+    const open = this.#openOf(userId);
+    let count = 0;
+    for (const taskId of open) {
+      const r = this.#live(taskId) as TaskRecord;
+      if (holdsOpenSlot(r, now, this.#hasJob)) count += 1;
+      // As in Redis: a start that gave its slot back has nothing on its way to the queue.
+      else if (r.start_hold_until === 0) open.delete(taskId);
+    }
+    if (count >= max) throw new OpenTaskLimitError(userId, count, max);
   }
 
   /**

@@ -6,6 +6,7 @@ import {
   type AttemptGuard,
   OpenTaskLimitError,
   type TaskCreateLimits,
+  type TaskCreateResult,
   type TaskPatch,
   type TaskRecord,
   type TaskStore,
@@ -32,47 +33,76 @@ export const taskJobKeyPrefix = `${TASK_KEY_PREFIX}:${TASK_QUEUE_NAME}:`;
 // without decoding the whole record (Lua's cjson would turn an empty array into `{}`).
 // KEYS: the task's hash, its user's set of open task ids. ARGV: ttl ms, the most open tasks the
 // user may have (0: no limit), the prefix of task keys, the task id, the user id as JSON, the
-// time now in ms, the prefix of the queue's job keys, then the record's field/value pairs. The
-// set is pruned of tasks no longer open (final, expired, or another user's since) before it is
-// counted, so it never counts a task that ended: whoever ended it (a worker, a cancel, the TTL),
-// the next create of the user drops it. A task in it counts as holdsOpenSlot says: running, or
-// queued within its start's hold (or without one) or with its job in the queue (BullMQ's hash of
-// the job, `{lbq}:livebus-tasks:<queue_job_id>`); a queued one that does not count stays in the
-// set, as a start of it again may still queue its job.
+// time now in ms, the prefix of the queue's job keys, the new start's hold as JSON ('' for none),
+// then the record's field/value pairs. The set is pruned before it is counted, so it never counts
+// a task that ended: whoever ended it (a worker, a cancel, the TTL), the next create of the user
+// drops it. A task in it counts as holdsOpenSlot says: running, or queued within its start's hold
+// (or without one) or with its job in the queue (BullMQ's hash of the job,
+// `{lbq}:livebus-tasks:<queue_job_id>`). A queued one that does not count is dropped too when its
+// start gave the slot back (hold 0: nothing of that start is on its way to the queue); one whose
+// hold ran out is kept, as its start may still be queueing its job.
+// A create of a task that exists returns it; with a limit, when it is the user's and queued
+// without counting (its start failed), the create is a start of it again: counted as a new task
+// would be ({2, open} at the limit, nothing changed), else its hold armed again and the task put
+// back in the set ({3, record}), so a user never gets a second slot through a failed start.
 // The task hashes and job keys read while counting are named from ARGV (ARGV[3] .. id, ARGV[7] ..
 // job id), not declared in KEYS: this works on Redis Cluster only because every task key, job key
 // and the set share the `{lbq}` hash tag, so they are in the slot of the declared keys. An engine
 // that enforces declared keys (a proxy or a Redis-like server refusing undeclared key access)
 // would refuse this script.
 const CREATE = new RedisScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {0, redis.call('HGETALL', KEYS[1])}
-end
 local max = tonumber(ARGV[2])
-if max > 0 then
+local now = tonumber(ARGV[6])
+local function has_job(json_id)
+  return json_id ~= false and redis.call('EXISTS', ARGV[7] .. cjson.decode(json_id)) == 1
+end
+local function open_count()
   local open = 0
-  local now = tonumber(ARGV[6])
   for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
     local r = redis.call('HMGET', ARGV[3] .. id, 'status', 'user_id', 'start_hold_until', 'queue_job_id')
     if r[2] == ARGV[5] and r[1] == '"running"' then
       open = open + 1
     elseif r[2] == ARGV[5] and r[1] == '"queued"' then
-      if not r[3] or tonumber(r[3]) > now
-        or (r[4] and redis.call('EXISTS', ARGV[7] .. cjson.decode(r[4])) == 1) then
+      if not r[3] or tonumber(r[3]) > now or has_job(r[4]) then
         open = open + 1
+      elseif tonumber(r[3]) == 0 then
+        redis.call('SREM', KEYS[2], id)
       end
     else
       redis.call('SREM', KEYS[2], id)
     end
   end
-  if open >= max then return {2, open} end
+  return open
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-if max > 0 then
+local function keep_in_set()
   redis.call('SADD', KEYS[2], ARGV[4])
   redis.call('PEXPIRE', KEYS[2], ARGV[1])
 end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if max > 0 then
+    local r = redis.call('HMGET', KEYS[1], 'status', 'user_id', 'start_hold_until', 'queue_job_id')
+    if r[2] == ARGV[5] and r[1] == '"queued"' and r[3] and tonumber(r[3]) <= now and not has_job(r[4]) then
+      local open = open_count()
+      if open >= max then return {2, open} end
+      if ARGV[8] == '' then
+        redis.call('HDEL', KEYS[1], 'start_hold_until')
+      else
+        redis.call('HSET', KEYS[1], 'start_hold_until', ARGV[8])
+      end
+      redis.call('PEXPIRE', KEYS[1], ARGV[1])
+      keep_in_set()
+      return {3, redis.call('HGETALL', KEYS[1])}
+    end
+  end
+  return {0, redis.call('HGETALL', KEYS[1])}
+end
+if max > 0 then
+  local open = open_count()
+  if open >= max then return {2, open} end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 9))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+if max > 0 then keep_in_set() end
 return {1, redis.call('HGETALL', KEYS[1])}
 `);
 
@@ -155,10 +185,10 @@ export class RedisTaskStore implements TaskStore {
     this.#jobKeyPrefix = options.jobKeyPrefix ?? taskJobKeyPrefix;
   }
 
-  async create(record: TaskRecord, limits: TaskCreateLimits = {}): Promise<{ record: TaskRecord; created: boolean }> {
+  async create(record: TaskRecord, limits: TaskCreateLimits = {}): Promise<TaskCreateResult> {
     checkLimitOption('maxOpenPerUser', limits.maxOpenPerUser);
     const max = limits.maxOpenPerUser ?? 0;
-    const [created, reply] = (await CREATE.run(
+    const [outcome, reply] = (await CREATE.run(
       this.#redis,
       [taskKey(record.task_id), openTasksKey(record.user_id)],
       [
@@ -169,11 +199,12 @@ export class RedisTaskStore implements TaskStore {
         JSON.stringify(record.user_id),
         this.#now(),
         this.#jobKeyPrefix,
+        record.start_hold_until === undefined ? '' : JSON.stringify(record.start_hold_until),
         ...encode(record),
       ],
     )) as [number, string[] | number];
-    if (created === 2) throw new OpenTaskLimitError(record.user_id, reply as number, max);
-    return { record: decode(reply as string[]), created: created === 1 };
+    if (outcome === 2) throw new OpenTaskLimitError(record.user_id, reply as number, max);
+    return { record: decode(reply as string[]), created: outcome === 1, rearmed: outcome === 3 };
   }
 
   async get(taskId: string): Promise<TaskRecord | undefined> {

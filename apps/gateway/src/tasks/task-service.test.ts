@@ -81,12 +81,24 @@ describe('TaskService: a start that fails part-way and the open-task slot', () =
     // The slot is free: another task starts.
     expect(await code(f.start('b'))).toBe('ok');
     expect(await code(f.start('c'))).toBe(RpcErrorCode.RateLimited);
-    // The failed one, started again, completes (a task that exists is never refused) and counts again.
+    // The failed one, started again while b holds the only slot, is refused like a new task.
+    expect(await code(f.start('a'))).toBe(RpcErrorCode.RateLimited);
+    expect(f.jobs.size).toBe(1);
+    // Once b ended, it completes (existing) and counts again.
+    await f.store.transition('doc_analysis_b', ['queued'], { status: 'completed' });
     const again = await f.start('a');
     expect(again).toMatchObject({ existing: true, status: 'queued' });
     expect(f.jobs.size).toBe(2);
-    await f.store.transition('doc_analysis_b', ['queued'], { status: 'completed' });
     expect(await code(f.start('d'))).toBe(RpcErrorCode.RateLimited);
+  });
+
+  it('a start again whose enqueue fails again gives the slot it took back', async () => {
+    const f = fixture({ maxOpenPerUser: 1 });
+    f.nextEnqueue('refused', 'refused');
+    expect(await code(f.start('a'))).toBe(RpcErrorCode.Unavailable);
+    expect(await code(f.start('a'))).toBe(RpcErrorCode.Unavailable);
+    expect(await code(f.start('b'))).toBe('ok');
+    expect(await code(f.start('a'))).toBe(RpcErrorCode.RateLimited);
   });
 
   it('a start whose enqueue reached the queue but whose answer was lost keeps its slot (its job runs)', async () => {

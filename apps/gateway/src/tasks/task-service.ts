@@ -91,7 +91,7 @@ export class TaskService {
     }
     const at = this.#now();
     const queueJobId = queue.queueJobId(taskId, at);
-    const { record, created } = await unavailableOnError(() =>
+    const { record, created, rearmed } = await unavailableOnError(() =>
       queue.store
         .create(
           {
@@ -118,10 +118,11 @@ export class TaskService {
     try {
       await this.#publishAndEnqueue(record, created, content, queueJobId);
     } catch (error) {
-      // The new task's slot is given back (the task stays queued: a start of it again completes
-      // it). It still counts while its job is in the queue: an enqueue whose answer was lost may
-      // have queued it. Redis away, this fails too, and the slot is free once the hold passed.
-      if (created) {
+      // The slot this start took (a new task's, or a failed one's taken again) is given back (the
+      // task stays queued: a start of it again completes it). It still counts while its job is in
+      // the queue: an enqueue whose answer was lost may have queued it. Redis away, this fails
+      // too, and the slot is free once the hold passed.
+      if (created || rearmed) {
         await queue.store.transition(taskId, ['queued'], { start_hold_until: 0 }).catch(() => {});
       }
       throw error;

@@ -10,6 +10,8 @@ export interface TaskStoreFixture {
   now(): number;
   /** Puts a job with this id in the queue the store sees (as BullMQ's add would). */
   addJob(queueJobId: string): Promise<void>;
+  /** The ids the store keeps for counting the user's open tasks (`{lbq}:open:<uid>`), sorted. */
+  openIds(userId: string): Promise<string[]>;
 }
 
 /**
@@ -39,9 +41,13 @@ export function taskStoreContract(name: string, make: (options: { ttlMs: number 
       const store = await fresh();
       expect(await store.get(id)).toBeUndefined();
       const first = await store.create(queued(id, { job_id: 'j-1', queue_job_id: 'q-1' }));
-      expect(first).toEqual({ created: true, record: queued(id, { job_id: 'j-1', queue_job_id: 'q-1' }) });
+      expect(first).toEqual({
+        created: true,
+        rearmed: false,
+        record: queued(id, { job_id: 'j-1', queue_job_id: 'q-1' }),
+      });
       const second = await store.create(queued(id, { user_id: 'someone-else', job_id: 'j-2' }));
-      expect(second).toEqual({ created: false, record: first.record });
+      expect(second).toEqual({ created: false, rearmed: false, record: first.record });
       expect(await store.get(id)).toEqual(first.record);
     });
 
@@ -244,11 +250,80 @@ export function taskStoreContract(name: string, make: (options: { ttlMs: number 
       await addJob(`${id}-q1`);
       await expect(create(6, held())).rejects.toMatchObject({ open: 4 });
       // Running counts whatever the hold; final never.
-      await store.transition(`${id}-4`, ['queued'], { status: 'running' });
-      for (const n of [1, 2, 5]) await store.transition(`${id}-${n}`, ['queued'], { status: 'completed' });
-      // Open now: 3 (queued, no hold) and 4 (running).
+      await store.transition(`${id}-5`, ['queued'], { status: 'running', start_hold_until: 0 });
+      for (const n of [1, 2, 4]) await store.transition(`${id}-${n}`, ['queued'], { status: 'completed' });
+      // Open now: 3 (queued, no hold) and 5 (running, its hold given back).
       expect((await create(6, held())).created).toBe(true);
       await expect(create(7, held())).rejects.toMatchObject({ open: 3 });
+    });
+
+    it('a create of an existing task that no longer counts re-checks the limit and re-arms its hold, in one step', async () => {
+      const { store, now } = await make({ ttlMs: 600_000 });
+      const user = `${id}-ivy`;
+      const limits = { maxOpenPerUser: 1 };
+      const task = (n: number, hold: number) =>
+        queued(`${id}-${n}`, { user_id: user, queue_job_id: `${id}-q${n}`, start_hold_until: hold });
+      const create = (n: number) => store.create(task(n, now() + 1_000), limits);
+      await create(1);
+      // Its start failed and gave the slot back: 2 takes it.
+      await store.transition(`${id}-1`, ['queued'], { start_hold_until: 0 });
+      expect((await create(2)).created).toBe(true);
+      // 1 started again while 2 is open: refused like a new task, and its hold stays given back.
+      await expect(create(1)).rejects.toMatchObject({ userId: user, open: 1, max: 1 });
+      expect((await store.get(`${id}-1`))?.start_hold_until).toBe(0);
+      // Once 2 ended, 1's start again takes the slot: its hold is armed again, so it counts.
+      await store.transition(`${id}-2`, ['queued'], { status: 'completed' });
+      const again = await store.create(task(1, now() + 1_000), limits);
+      expect(again).toMatchObject({ created: false, rearmed: true, record: { start_hold_until: now() + 1_000 } });
+      expect(await store.get(`${id}-1`)).toEqual(again.record);
+      await expect(create(3)).rejects.toMatchObject({ open: 1, max: 1 });
+      // A task that counts is returned as ever, at the limit or not: nothing re-armed.
+      expect(await create(1)).toMatchObject({ created: false, rearmed: false });
+      // Another user's create of it (a start of someone else's job id) changes nothing.
+      await store.transition(`${id}-1`, ['queued'], { start_hold_until: 0 });
+      const foreign = await store.create(
+        queued(`${id}-1`, { user_id: `${user}-x`, start_hold_until: now() + 5 }),
+        limits,
+      );
+      expect(foreign).toMatchObject({ created: false, rearmed: false, record: { user_id: user, start_hold_until: 0 } });
+      // Without a limit nothing is checked or re-armed.
+      expect(await store.create(task(1, now() + 1_000))).toMatchObject({ created: false, rearmed: false });
+    });
+
+    it('lets one of concurrent creates of given-back tasks of one user at the limit win', async () => {
+      const { store, now } = await make({ ttlMs: 600_000 });
+      const user = `${id}-jon`;
+      const limits = { maxOpenPerUser: 1 };
+      const task = (n: number) => queued(`${id}-${n}`, { user_id: user, start_hold_until: now() + 1_000 });
+      for (const n of [1, 2, 3, 4, 5, 6]) {
+        await store.create(task(n), limits);
+        await store.transition(`${id}-${n}`, ['queued'], { start_hold_until: 0 });
+      }
+      const results = await Promise.allSettled([1, 2, 3, 4, 5, 6].map((n) => store.create(task(n), limits)));
+      expect(results.filter((r) => r.status === 'fulfilled' && r.value.rearmed)).toHaveLength(1);
+      const refusals = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
+      expect(refusals).toHaveLength(5);
+      for (const reason of refusals) expect(reason).toBeInstanceOf(OpenTaskLimitError);
+    });
+
+    it("drops a task whose start gave its slot back from the user's set at their next start, unless its job is queued", async () => {
+      const { store, now, addJob, openIds } = await make({ ttlMs: 600_000 });
+      const user = `${id}-kay`;
+      const limits = { maxOpenPerUser: 5 };
+      const create = (n: number) =>
+        store.create(
+          queued(`${id}-${n}`, { user_id: user, queue_job_id: `${id}-q${n}`, start_hold_until: now() + 1_000 }),
+          limits,
+        );
+      for (const n of [1, 2, 3]) await create(n);
+      for (const n of [1, 2]) await store.transition(`${id}-${n}`, ['queued'], { start_hold_until: 0 });
+      // 2's job reached the queue (its answer lost): it counts, and is kept.
+      await addJob(`${id}-q2`);
+      await create(4);
+      expect(await openIds(user)).toEqual([`${id}-2`, `${id}-3`, `${id}-4`].sort());
+      // Started again, 1 is counted and kept again.
+      expect(await create(1)).toMatchObject({ created: false, rearmed: true });
+      expect(await openIds(user)).toEqual([`${id}-1`, `${id}-2`, `${id}-3`, `${id}-4`].sort());
     });
 
     it('keeps a task ttlMs after its last change, then forgets it', async () => {

@@ -57,6 +57,20 @@ export interface TaskCreateLimits {
   maxOpenPerUser?: number;
 }
 
+/** What {@link TaskStore.create} did. */
+export interface TaskCreateResult {
+  /** The stored record (the new one, or the one that existed, as it is now). */
+  record: TaskRecord;
+  /** Whether the task is new. */
+  created: boolean;
+  /**
+   * Whether the task existed, queued without counting (its start failed), and this create took
+   * a slot for it again: its `start_hold_until` is the given record's now. A start that fails
+   * after that gives the slot back as a new task's start does.
+   */
+  rearmed: boolean;
+}
+
 /**
  * {@link TaskStore.create} refused a new task: its user has `open` tasks queued or running,
  * at least `max`. Nothing was written.
@@ -91,12 +105,18 @@ export interface TaskStore {
    * Stores `record` unless the task exists; returns the stored one and whether it is new. With
    * `limits.maxOpenPerUser`, a new task is created only while its user has fewer open tasks
    * (checked and created in one step, so concurrent creates cannot overshoot), else it throws
-   * {@link OpenTaskLimitError}; an existing task is returned whatever the count. A task stops
+   * {@link OpenTaskLimitError}. An existing task is returned unchanged, whatever the count, but
+   * one: with a limit, a task of the same user that is queued and does not count (its start's
+   * hold passed, no job in the queue: its start failed) is started again, so it is counted as a
+   * new task would be (past the limit, {@link OpenTaskLimitError} and nothing changed), else
+   * its hold becomes `record.start_hold_until` (`rearmed`), in the same step. A task stops
    * counting once it is final or its record expired, whoever ended it, and while it is queued
-   * with its start's hold passed and no job in the queue ({@link holdsOpenSlot}); it is kept
-   * for counting then, as its job may still be queued (a start of it again).
+   * with its start's hold passed and no job in the queue ({@link holdsOpenSlot}). The store
+   * forgets such a task for counting when its hold was given back (0), as nothing of its
+   * start is on its way to the queue; it keeps one whose hold ran out, as its start may still
+   * be queueing its job. A start of it again (`rearmed`) counts it again either way.
    */
-  create(record: TaskRecord, limits?: TaskCreateLimits): Promise<{ record: TaskRecord; created: boolean }>;
+  create(record: TaskRecord, limits?: TaskCreateLimits): Promise<TaskCreateResult>;
   get(taskId: string): Promise<TaskRecord | undefined>;
   /** Applies `patch` when the task's status is one of `from` (and `guard` holds, when given). */
   transition(
