@@ -22,15 +22,26 @@ export class MemoryRegistryStore implements RegistryStore {
   /**
    * A session of the user left (its presence entry removed): its registered entry goes
    * `graceMs` later (at once for 0), unless {@link sessionBack} says it came back meanwhile.
+   * The user's entries whose grace is over go first, so the sessions waiting to go stay few
+   * while the user stays connected; a session with no entry is not recorded.
    */
   sessionLeft(userId: string, sessionId: string, graceMs: number): void {
+    this.#prune(userId);
     if (graceMs <= 0) {
       this.#forget(userId, sessionId);
       return;
     }
+    if (!this.#sessions.get(userId)?.has(sessionId)) return;
     const leaving = this.#leaving.get(userId) ?? new Map<string, number>();
     leaving.set(sessionId, this.#now() + graceMs);
     this.#leaving.set(userId, leaving);
+  }
+
+  /** How many sessions' entries are due to go, over every user (diagnostics, tests). */
+  leavingCount(): number {
+    let count = 0;
+    for (const leaving of this.#leaving.values()) count += leaving.size;
+    return count;
   }
 
   /** The session is back (its presence entry added again): its entry stays. */

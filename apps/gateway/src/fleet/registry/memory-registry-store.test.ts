@@ -1,0 +1,39 @@
+import type { RegistrySession } from '@livebus/protocol';
+import { MemoryRegistryStore } from './memory-registry-store';
+
+const session = (id: string): RegistrySession => ({
+  session_id: id,
+  route: '/',
+  registered_at: `2026-01-01T00:00:0${id.length % 10}.000Z`,
+});
+
+describe('MemoryRegistryStore: the sessions that left, on an injected clock', () => {
+  it('records only a session that has an entry, and drops the due ones of the user at every leave', async () => {
+    let now = 1_000;
+    const store = new MemoryRegistryStore(() => now);
+    await store.registerSession('u', session('kept'));
+    await store.registerSession('u', session('gone'));
+    // A user who stays connected while tabs that never registered come and go: nothing kept.
+    for (let i = 0; i < 50; i++) store.sessionLeft('u', `tab-${i}`, 1_000);
+    expect(store.leavingCount()).toBe(0);
+    store.sessionLeft('u', 'gone', 1_000);
+    expect(store.leavingCount()).toBe(1);
+    now += 1_000;
+    // Its grace is over: the next leave of the user drops its entry, with no read in between.
+    store.sessionLeft('u', 'tab-late', 1_000);
+    expect(store.leavingCount()).toBe(0);
+    expect((await store.getSessions('u')).map((s) => s.session_id)).toEqual(['kept']);
+  });
+
+  it('keeps the entry of a session that left and came back in its grace', async () => {
+    let now = 1_000;
+    const store = new MemoryRegistryStore(() => now);
+    await store.registerSession('u', session('s1'));
+    store.sessionLeft('u', 's1', 1_000);
+    now += 500;
+    store.sessionBack('u', 's1');
+    expect(store.leavingCount()).toBe(0);
+    now += 1_000;
+    expect((await store.getSessions('u')).map((s) => s.session_id)).toEqual(['s1']);
+  });
+});
