@@ -210,18 +210,7 @@ ${httpRpcSection()}
 
 ${methodSections()}
 
-## Events
-Event types: ${EVENT_TYPES.map((e) => `\`${e}\``).join(', ')}. A backend publishes
-one with \`POST /publish\` \`{ "user_id": ..., "event": ... }\`, for example:
-
-${appEventExamples.map((e) => json(e)).join('\n\n')}
-
-The gateway's own Firestore listeners send \`listener.change\` for each change and
-\`listener.status\` when one of them starts failing (\`status: "failing"\`, with its \`kind\` and
-whether the gateway keeps \`retrying\` it) and when it delivers again (\`"recovered"\`): on each
-change of state only, in the user's stream like the changes, so every tab gets it and a resume
-replays it. A session that connects without a cursor learns nothing of a failure that began
-before it: see [listeners](listeners.md#failures-told-to-the-user).
+${eventsSection()}
 
 ## Close codes
 \`reason\` is what \`classifyDisconnect(code, reason)\` returns (metric labels and
@@ -252,6 +241,22 @@ ${json({ error: { code: 'unauthenticated', message: 'invalid token', reason: 'to
 |---|---|
 ${authFailureRows()}
 `;
+}
+
+/** The "Events" section: the event types, a backend's publish, and what the gateway's listeners send. */
+function eventsSection(): string {
+  return `## Events
+Event types: ${EVENT_TYPES.map((e) => `\`${e}\``).join(', ')}. A backend publishes
+one with \`POST /publish\` \`{ "user_id": ..., "event": ... }\`, for example:
+
+${appEventExamples.map((e) => json(e)).join('\n\n')}
+
+The gateway's own Firestore listeners send \`listener.change\` for each change and
+\`listener.status\` when one of them starts failing (\`status: "failing"\`, with its \`kind\` and
+whether the gateway keeps \`retrying\` it) and when it delivers again (\`"recovered"\`): on each
+change of state only, in the user's stream like the changes, so every tab gets it and a resume
+replays it. A session that connects without a cursor learns nothing of a failure that began
+before it: see [listeners](listeners.md#failures-told-to-the-user).`;
 }
 
 /** The "Heartbeat" section: the defaults' ping interval and timeout, and what each side does. */
