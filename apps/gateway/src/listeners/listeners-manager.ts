@@ -212,6 +212,11 @@ interface UserState {
   workflows?: Map<string, Detach | undefined> | undefined;
   /** Job id -> settles once its watch's initial state is published (holder only); made on the first watch. */
   workflowReady?: Map<string, Promise<void>> | undefined;
+  /**
+   * Jobs whose watch was answered as failed but could not be taken out of the fleet's set (Redis
+   * away): never attached here, their removal retried at each lease renewal or poll. Made when needed.
+   */
+  unwatched?: Set<string> | undefined;
   /** Fencing token of the lease while this instance holds the user's listeners. */
   token?: number | undefined;
   /** Renews the lease (holder) or polls it (standby). */
@@ -494,13 +499,15 @@ export class ListenersManager {
         const watched = await this.#o.workflowWatches.list(userId).catch(() => []);
         throw new WorkflowWatchLimitError(Math.max(watched.length, max), max);
       }
+      // In the set again: a removal still pending from an earlier failed watch of it is not wanted now.
+      state.unwatched?.delete(jobId);
       this.#workflowErrors.set(key, null);
       await this.#enqueue(userId, state, () => this.#syncWorkflows(userId, state));
       const error = this.#workflowErrors.get(key);
       this.#workflowErrors.delete(key);
       if (error !== null && error !== undefined) {
         // Not attached here: take it out of the set, so no holder retries a watch the caller was told failed.
-        if (!state.workflows?.has(jobId)) await this.#o.workflowWatches.remove(userId, jobId).catch(() => false);
+        if (!state.workflows?.has(jobId)) await this.#takeBack(userId, state, jobId);
         throw error;
       }
       try {
@@ -508,8 +515,7 @@ export class ListenersManager {
       } catch (error) {
         // Answered as failed, so not watched: out of the set and its listener released, as an unwatch
         // (its failure never told to the stream: the answer says it).
-        await this.#o.workflowWatches.remove(userId, jobId).catch(() => false);
-        await this.#enqueue(userId, state, () => this.#syncWorkflows(userId, state));
+        await this.#takeBack(userId, state, jobId);
         throw error;
       }
     } finally {
@@ -517,6 +523,56 @@ export class ListenersManager {
       this.#statusHolds.delete(key);
       answered();
     }
+  }
+
+  /**
+   * A watch answered as failed: out of the fleet's set, and its listener here closed before the
+   * answer whatever the set did (its status hold ends with the answer: a listener left running
+   * would tell the stream of a watch the caller was told is not watched). A removal that fails
+   * (Redis away) is kept in {@link UserState.unwatched}: not attached again here, retried.
+   */
+  async #takeBack(userId: string, state: UserState, jobId: string): Promise<void> {
+    try {
+      await this.#o.workflowWatches.remove(userId, jobId);
+    } catch (error) {
+      this.#o.logger.warn('workflow_watch_error', { uid: userId, job_id: jobId, op: 'remove', error: String(error) });
+      state.unwatched ??= new Set();
+      state.unwatched.add(jobId);
+    }
+    await this.#enqueue(userId, state, () => this.#closeWorkflow(userId, state, jobId));
+  }
+
+  /** Closes the listener of one watched job held here (nothing when there is none). */
+  async #closeWorkflow(userId: string, state: UserState, jobId: string): Promise<void> {
+    const workflows = state.workflows;
+    if (!workflows?.has(jobId)) return;
+    const detach = workflows.get(jobId);
+    workflows.delete(jobId);
+    state.workflowReady?.delete(jobId);
+    this.#workflowCount--;
+    await detach?.().catch((error: unknown) =>
+      this.#o.logger.warn('workflow_watch_error', { uid: userId, job_id: jobId, op: 'detach', error: String(error) }),
+    );
+  }
+
+  /** Retries the removals of {@link UserState.unwatched} from the fleet's set (those failing again stay). */
+  async #retryTakeBacks(userId: string, state: UserState): Promise<void> {
+    const unwatched = state.unwatched;
+    if (!unwatched) return;
+    for (const jobId of [...unwatched]) {
+      try {
+        await this.#o.workflowWatches.remove(userId, jobId);
+        unwatched.delete(jobId);
+      } catch (error) {
+        this.#o.logger.debug('workflow_watch_error', {
+          uid: userId,
+          job_id: jobId,
+          op: 'remove',
+          error: String(error),
+        });
+      }
+    }
+    if (unwatched.size === 0) state.unwatched = undefined;
   }
 
   /**
@@ -571,6 +627,8 @@ export class ListenersManager {
       answer(false);
       return;
     }
+    // Watched again from another instance (added to the set before this message): wanted now.
+    state.unwatched?.delete(jobId);
     // Behind an attach in progress (the lease just taken): attached by then, or not the holder.
     void this.#enqueue(uid, state, () => this.#syncWorkflows(uid, state)).then(async () => {
       const ready = state.workflowReady?.get(jobId);
@@ -610,16 +668,12 @@ export class ListenersManager {
       this.#o.logger.warn('workflow_watch_error', { uid: userId, op: 'list', error: String(error) });
       return; // keep what runs; the next renewal reads again
     }
+    // Answered as failed, still in the set only because its removal failed: not watched.
+    for (const jobId of state.unwatched ?? []) wanted.delete(jobId);
     state.workflows ??= new Map();
     const workflows = state.workflows;
-    for (const [jobId, detach] of workflows) {
-      if (wanted.has(jobId)) continue;
-      workflows.delete(jobId);
-      state.workflowReady?.delete(jobId);
-      this.#workflowCount--;
-      await detach?.().catch((error: unknown) =>
-        this.#o.logger.warn('workflow_watch_error', { uid: userId, job_id: jobId, op: 'detach', error: String(error) }),
-      );
+    for (const jobId of [...workflows.keys()]) {
+      if (!wanted.has(jobId)) await this.#closeWorkflow(userId, state, jobId);
     }
     const token = state.token;
     const context = this.#context(userId, state, token);
@@ -788,10 +842,12 @@ export class ListenersManager {
         return;
       }
       this.#scheduleLease(userId, state, this.#o.leaseTtlMs / 3);
-      // Watches received by other instances since the last renewal.
+      // Watches received by other instances since the last renewal (after the pending take-backs).
+      await this.#retryTakeBacks(userId, state);
       await this.#syncWorkflows(userId, state);
       return;
     }
+    await this.#retryTakeBacks(userId, state);
     await this.#attach(userId, state);
   }
 

@@ -101,17 +101,48 @@ function failingQuerySource(
   };
 }
 
+/** The fleet's watch set on a Redis with hiccups: the next `removeFailures` removes reject, and so do the lists after a remove. */
+class HiccupWatchStore extends MemoryWorkflowWatchStore {
+  removeFailures = 0;
+  listFailuresAfterRemove = 0;
+  #listFailures = 0;
+
+  override async remove(userId: string, jobId: string): Promise<boolean> {
+    if (this.removeFailures > 0) {
+      this.removeFailures--;
+      throw new Error('redis away (remove)');
+    }
+    const removed = await super.remove(userId, jobId);
+    this.#listFailures = this.listFailuresAfterRemove;
+    return removed;
+  }
+
+  override async list(userId: string): Promise<string[]> {
+    if (this.#listFailures > 0) {
+      this.#listFailures--;
+      throw new Error('redis away (list)');
+    }
+    return super.list(userId);
+  }
+}
+
 /** WORKFLOW.watch as a user's tab calls it, on a manager holding the user's listeners. */
 async function setUp(
   onAttach: (job: string, listener: FakeListener) => void,
-  options: { source?: WorkflowSource; events?: AppEvent[] } = {},
+  options: {
+    source?: WorkflowSource;
+    events?: AppEvent[];
+    watches?: MemoryWorkflowWatchStore;
+    leaseTtlMs?: number;
+  } = {},
 ) {
-  const watches = new MemoryWorkflowWatchStore();
+  const watches = options.watches ?? new MemoryWorkflowWatchStore();
   const listeners = new ListenersManager({
     sources: [],
     workflowSource: options.source ?? fakeWorkflowSource(onAttach),
     workflowWatches: watches,
     lease: new MemoryLease(),
+    ...(options.leaseTtlMs ? { leaseTtlMs: options.leaseTtlMs } : {}),
     // The wait for the initial state: short, so the slow cases reach it (what is asserted is the answer).
     watchReplyMs: 50,
     detachDelayMs: 0,
@@ -256,5 +287,42 @@ describe('WORKFLOW.watch and its listener opening', () => {
     await waitFor(() => events.length > 0, 'the failing status');
     expect(events).toMatchObject([{ event: 'listener.status', data: { status: 'failing', kind: 'unavailable' } }]);
     await attached[0]?.stop({ handover: true });
+  });
+
+  it('a watch answered unavailable whose removal from the set fails: its listener closed all the same, nothing told, the removal retried', async () => {
+    const events: AppEvent[] = [];
+    const attached: WatchedQuery[] = [];
+    const watches = new HiccupWatchStore();
+    watches.removeFailures = 1;
+    // Renewals (each retrying the removal) every 100 ms.
+    const { listeners, watch } = await setUp(() => {}, {
+      source: failingQuerySource(7, attached),
+      events,
+      watches,
+      leaseTtlMs: 300,
+    });
+    expect(await watch('job-1')).toMatchObject({ error: { code: 'unavailable' } });
+    // Not watched here whatever the set says: its listener stopped before the answer (nothing held to tell).
+    expect(listeners.counters().workflows).toBe(0);
+    expect(attached.map((q) => q.failing)).toEqual([false]);
+    // The removal, retried at the next renewal, takes it out of the fleet's set; no holder opens it again.
+    await waitFor(async () => (await watches.list('u1')).length === 0, 'the retried removal');
+    await listeners.idle();
+    expect(attached).toHaveLength(1);
+    expect(listeners.counters().workflows).toBe(0);
+    expect(events.filter((e) => e.event === 'listener.status')).toEqual([]);
+    await listeners.flush();
+  });
+
+  it('a watch answered unavailable while the set cannot be listed: its listener closed all the same, nothing told', async () => {
+    const events: AppEvent[] = [];
+    const attached: WatchedQuery[] = [];
+    const watches = new HiccupWatchStore();
+    watches.listFailuresAfterRemove = 1;
+    const { listeners, watch } = await setUp(() => {}, { source: failingQuerySource(7, attached), events, watches });
+    expect(await watch('job-1')).toMatchObject({ error: { code: 'unavailable' } });
+    expect(listeners.counters().workflows).toBe(0);
+    expect(attached.map((q) => q.failing)).toEqual([false]);
+    expect(events.filter((e) => e.event === 'listener.status')).toEqual([]);
   });
 });
