@@ -8,21 +8,44 @@ const session = (id: string): RegistrySession => ({
 });
 
 describe('MemoryRegistryStore: the sessions that left, on an injected clock', () => {
-  it('records only a session that has an entry, and drops the due ones of the user at every leave', async () => {
+  it('drops the due leave records of the user at every leave, also those of sessions that never registered', async () => {
     let now = 1_000;
     const store = new MemoryRegistryStore(() => now);
     await store.registerSession('u', session('kept'));
     await store.registerSession('u', session('gone'));
-    // A user who stays connected while tabs that never registered come and go: nothing kept.
+    // A user who stays connected while tabs that never registered come and go: kept for their grace only.
     for (let i = 0; i < 50; i++) store.sessionLeft('u', `tab-${i}`, 1_000);
-    expect(store.leavingCount()).toBe(0);
     store.sessionLeft('u', 'gone', 1_000);
-    expect(store.leavingCount()).toBe(1);
+    expect(store.leavingCount()).toBe(51);
     now += 1_000;
-    // Its grace is over: the next leave of the user drops its entry, with no read in between.
+    // Their grace is over: the next leave of the user drops them and the entry of `gone`, with no read in between.
     store.sessionLeft('u', 'tab-late', 1_000);
-    expect(store.leavingCount()).toBe(0);
+    expect(store.leavingCount()).toBe(1);
     expect((await store.getSessions('u')).map((s) => s.session_id)).toEqual(['kept']);
+  });
+
+  it('a session registered after it left (an RPC in flight at the close) goes at the end of its grace', async () => {
+    let now = 1_000;
+    const store = new MemoryRegistryStore(() => now);
+    await store.registerSession('u', session('kept'));
+    store.sessionLeft('u', 'late', 1_000);
+    await store.registerSession('u', session('late'));
+    now += 500;
+    expect((await store.getSessions('u')).map((s) => s.session_id)).toEqual(['kept', 'late']);
+    now += 500;
+    expect((await store.getSessions('u')).map((s) => s.session_id)).toEqual(['kept']);
+    expect(store.leavingCount()).toBe(0);
+  });
+
+  it('a session registered after its grace is over, its leave still recorded, is not kept', async () => {
+    let now = 1_000;
+    const store = new MemoryRegistryStore(() => now);
+    await store.registerSession('u', session('kept'));
+    store.sessionLeft('u', 'late', 1_000);
+    now += 1_000;
+    expect(await store.registerSession('u', session('late'))).toBe(true);
+    expect((await store.getSessions('u')).map((s) => s.session_id)).toEqual(['kept']);
+    expect(store.leavingCount()).toBe(0);
   });
 
   it('keeps the entry of a session that left and came back in its grace', async () => {

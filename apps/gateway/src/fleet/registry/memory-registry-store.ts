@@ -11,7 +11,10 @@ export class MemoryRegistryStore implements RegistryStore {
   readonly sharedAcrossInstances = false;
   readonly #sessions = new Map<string, Map<string, RegistrySession>>();
   readonly #unified = new Map<string, { doc: UserRegistry; expiresAt: number }>();
-  /** User id -> the sessions that left in their grace -> when their entry goes. */
+  /**
+   * User id -> the sessions that left in their grace -> when their entry goes. Also those with no
+   * entry: one registered after its close (an RPC in flight, POST /rpc naming its id) goes then too.
+   */
   readonly #leaving = new Map<string, Map<string, number>>();
   readonly #now: () => number;
 
@@ -22,8 +25,9 @@ export class MemoryRegistryStore implements RegistryStore {
   /**
    * A session of the user left (its presence entry removed): its registered entry goes
    * `graceMs` later (at once for 0), unless {@link sessionBack} says it came back meanwhile.
-   * The user's entries whose grace is over go first, so the sessions waiting to go stay few
-   * while the user stays connected; a session with no entry is not recorded.
+   * The user's entries whose grace is over go first, so the records stay few (those of the
+   * user's last grace) while the user stays connected. A session with no entry is recorded too:
+   * registered after this, its entry still goes at that time ({@link registerSession}).
    */
   sessionLeft(userId: string, sessionId: string, graceMs: number): void {
     this.#prune(userId);
@@ -31,7 +35,6 @@ export class MemoryRegistryStore implements RegistryStore {
       this.#forget(userId, sessionId);
       return;
     }
-    if (!this.#sessions.get(userId)?.has(sessionId)) return;
     const leaving = this.#leaving.get(userId) ?? new Map<string, number>();
     leaving.set(sessionId, this.#now() + graceMs);
     this.#leaving.set(userId, leaving);
@@ -70,9 +73,12 @@ export class MemoryRegistryStore implements RegistryStore {
     session: RegistrySession,
     maxSessions = Number.MAX_SAFE_INTEGER,
   ): Promise<boolean> {
+    // Left already (registered after its close): the entry goes when the leave says, at once when due.
+    const leftDueAt = this.#leaving.get(userId)?.get(session.session_id);
     this.#prune(userId);
     const sessions = this.#sessions.get(userId) ?? new Map<string, RegistrySession>();
     if (!sessions.has(session.session_id) && sessions.size >= maxSessions) return false;
+    if (leftDueAt !== undefined && leftDueAt <= this.#now()) return true;
     this.#sessions.set(userId, sessions);
     sessions.set(session.session_id, structuredClone(session));
     return true;
