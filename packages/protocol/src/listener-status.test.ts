@@ -1,18 +1,19 @@
 import { parseServerFrame as parseOnClient } from './client';
 import { parseServerFrame } from './codec';
 import { AppEventSchema, EVENT_TYPES } from './events';
+import { serverFrameExamples } from './examples';
 
 const frame = (data: unknown) =>
   JSON.stringify({ type: 'event', cursor: 'k3x9q2:46', ts: 1, event: 'listener.status', data });
 
-const failing = {
-  source: 'firestore',
-  listener: 'jobs',
-  path: 'jobs',
-  status: 'failing',
-  kind: 'failed_precondition',
-  retrying: true,
-};
+/** The documented example of a failing listener (docs/protocol.md). */
+const failing = (() => {
+  const example = serverFrameExamples.find(
+    ({ frame }) => frame.type === 'event' && frame.event === 'listener.status' && frame.data.status === 'failing',
+  );
+  if (example?.frame.type !== 'event') throw new Error('no listener.status example');
+  return example.frame.data;
+})();
 const recovered = { source: 'workflow', listener: 'workflow', path: 'jobs/job-9', status: 'recovered' };
 
 describe('listener.status', () => {
