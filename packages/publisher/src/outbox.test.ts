@@ -1579,16 +1579,16 @@ describe("a Cluster node's outage ends when it answers, or serves no slot any mo
       retryDelaysMs: [0],
       redisAddress: 'redis://seed.internal:7000',
       onEvent: (e) =>
-        told.push(e.kind === 'unreachable' ? `unreachable ${e.failure.message.split(' ')[5]}` : (e.kind as string)),
+        told.push(
+          e.kind === 'unreachable' ? `unreachable ${e.failure.message.split(' ')[5]}` : (e.kind as string),
+        ),
       ...options,
     });
-    // The next call: a retry due at once waits a timer of 0 first, which may take more turns than turnsUntil's.
     const call = async () => {
-      for (let turn = 0; calls.length === 0; turn++) {
-        if (turn > 100_000) throw new Error('the outbox made no call');
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-      return calls.shift() as (typeof calls)[number];
+      await turnsUntil(() => calls.length > 0);
+      const next = calls.shift();
+      if (!next) throw new Error('the outbox made no call');
+      return next;
     };
     const stored = { events: [{} as never], duplicate: false };
     /** The replica of 10.0.0.7:7003 takes its slots. */
@@ -1598,7 +1598,7 @@ describe("a Cluster node's outage ends when it answers, or serves no slot any mo
     return { outbox, told, call, stored, failover, client };
   }
 
-  it("ends a node's outage once its slots moved, though the retry on the new node failed before it was stored (RV1)", async () => {
+  it('ends a node\'s outage once its slots moved, though the retry on the new node failed before it was stored (RV1)', async () => {
     const { outbox, told, call, stored, failover } = failingOver();
     const u1 = outbox.sendOne('u1', notice(0));
     (await call()).answer(refusedOn7());
@@ -1612,7 +1612,13 @@ describe("a Cluster node's outage ends when it answers, or serves no slot any mo
     const u2 = outbox.sendOne('u2', notice(1));
     (await call()).answer(stored);
     await u2;
-    expect(told).toEqual(['unreachable 10.0.0.7:7003', 'unreachable 10.0.0.9:7005', 'queued', 'reachable', 'drained']);
+    expect(told).toEqual([
+      'unreachable 10.0.0.7:7003',
+      'unreachable 10.0.0.9:7005',
+      'queued',
+      'reachable',
+      'drained',
+    ]);
     expect(outbox.stats().redis).toBe('up');
     await outbox.close();
   });

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import type { AppEvent } from '@livebus/protocol';
-import type { Cluster } from 'ioredis';
 import { checkDelays, checkNumber, MAX_TIMER_MS } from './check-option';
 import { RedisTimeoutError } from './connection-error';
 import { outboxDefaults } from './defaults';
@@ -169,10 +168,8 @@ export interface OutboxStats {
   /**
    * `down` from a failed attempt to reach Redis until it is reached again; `unknown` before the
    * first attempt. On a Cluster, `down` while any node is: a node's outage ends when a call to it
-   * is stored or refused (it answered), a call that failed there is stored (or refused) on the
-   * node its slot moved to, or it serves no slot any more (no master in the client's slot map,
-   * looked at as calls are stored and at each slots refresh: a failover moved its slots); the
-   * other nodes answering meanwhile change nothing.
+   * is stored, or a call that failed there is stored on the node its slot moved to (a failover);
+   * the other nodes answering meanwhile change nothing.
    */
   redis: 'unknown' | 'up' | 'down';
   /**
@@ -387,11 +384,6 @@ export class Outbox {
    * node already told is its cause again, as the last failure.
    */
   readonly #causes = new Map<string, RedisConnectionFailure>();
-  /**
-   * On a Cluster, the node (as the slot map names it) each cause of {@link #causes} was last
-   * seen failing on: its outage ends once that node is no master any more ({@link #endNodesGone}).
-   */
-  readonly #causeNodes = new Map<string, string>();
   #redisDownSince = 0;
   readonly #address: string | RedisAddress | undefined;
   readonly #onReady = () => {
@@ -418,12 +410,6 @@ export class Outbox {
     if (this.#nodeErrors.size >= MAX_NODE_ERRORS)
       this.#nodeErrors.delete(this.#nodeErrors.keys().next().value as string);
     this.#nodeErrors.set(node, { error, at: Date.now() });
-  };
-  /** The Cluster client read its slot map again: a node down that serves no slot now is down no more. */
-  readonly #onRefresh = () => {
-    if (this.#redis !== 'down' || this.#causeNodes.size === 0) return;
-    this.#endNodesGone();
-    if (this.#causes.size === 0) this.#up();
   };
 
   constructor(client: RedisClient, writer: RedisStreamWriter, options: OutboxOptions = {}) {
@@ -457,8 +443,6 @@ export class Outbox {
     if (client.listenerCount('error') > 0) client.on('error', this.#onClientError);
     // Not an `error` event: listening silences nothing.
     if (isCluster(client)) client.on('node error', this.#onNodeError);
-    // A node whose slots moved (a failover) is down no more for the publisher: nothing goes to it.
-    if (isCluster(client)) client.on('refresh', this.#onRefresh);
   }
 
   /**
@@ -647,7 +631,6 @@ export class Outbox {
       this.#client.off('ready', this.#onReady);
       this.#client.off('error', this.#onClientError);
       this.#client.off('node error', this.#onNodeError);
-      this.#client.off('refresh', this.#onRefresh);
       this.#wake?.();
       this.#dropUnsent();
     }
@@ -1127,11 +1110,7 @@ export class Outbox {
       this.#backOff(userId, this.#readies !== outcome.readies ? 0 : outcome.sentAt, cause);
       return;
     }
-    // Refused: its shard answered; the user's later events go on without a delay. On a Cluster
-    // that node is reached, and (a script's error, a fence) as a stored call, ends the outage
-    // of the node the user's last call failed on; an error not from Redis says nothing of it.
-    if (this.#overlap && (result as Error | null)?.name === 'ReplyError')
-      this.#reached(this.#nodeOf?.(userId) ?? (items[0] as Item).node, this.#backoff.get(userId)?.cause);
+    // Refused: its shard answered; the user's later events go on without a delay.
     this.#backoff.delete(userId);
     for (const item of items) {
       if (item.entry.left < 0) continue;
@@ -1262,7 +1241,6 @@ export class Outbox {
       if (known && (vague || code === known.code)) {
         // The last failure is that node's, its cause told already.
         this.#failure = known;
-        if (at !== '' && node !== undefined) this.#causeNodes.set(at, node);
         return;
       }
       // Naming no node, a vague error says less than any cause known.
@@ -1270,12 +1248,10 @@ export class Outbox {
     } else {
       this.#redisDownSince = Date.now();
       this.#causes.clear();
-      this.#causeNodes.clear();
     }
     this.#redis = 'down';
     const failure = { code, message: this.#describe(error, node), sinceMs: Date.now() };
     this.#causes.set(at, failure);
-    if (at !== '' && node !== undefined) this.#causeNodes.set(at, node);
     this.#failure = failure;
     this.#onEvent({ kind: 'unreachable', failure, waiting: this.#items.length });
   }
@@ -1287,46 +1263,18 @@ export class Outbox {
 
   /**
    * Redis answered (ready, or a round went through): says so if it was away. On a Cluster the
-   * outage is over only once no node is left down: a call stored (or refused: its shard
-   * answered) ends the cause of its node (`node`, as the slot map names it), of the node the same
-   * user's call failed on last (`failedOn`), of each node that is no master any more (its slots
-   * moved: nothing goes to it), and the client's own (''); the client's `ready` ends its own
-   * (and those of the nodes gone) only. A node down keeps Redis `down` while the others answer,
-   * and each node is told once per outage of its own.
+   * outage is over only once no node is left down: a call stored ends the cause of its node
+   * (`node`, as the slot map names it), of the node the same user's call failed on last
+   * (`failedOn`), and the client's own (''); the client's `ready` ends its own only. A node down
+   * keeps Redis `down` while the others answer, and each node is told once per outage of its own.
    */
   #reached(node?: string, failedOn?: string): void {
     if (this.#overlap && this.#redis === 'down') {
-      this.#endCause('');
-      if (node !== undefined) this.#endCause(node);
-      if (failedOn !== undefined) this.#endCause(failedOn);
-      // Only while a node is down: a look at the client's masters.
-      if (this.#causeNodes.size > 0) this.#endNodesGone();
+      this.#causes.delete('');
+      if (node !== undefined) this.#causes.delete(node);
+      if (failedOn !== undefined) this.#causes.delete(failedOn);
       if (this.#causes.size > 0) return;
     }
-    this.#up();
-  }
-
-  #endCause(key: string): void {
-    this.#causes.delete(key);
-    this.#causeNodes.delete(key);
-  }
-
-  /**
-   * Ends the outage of each node down that serves no slot now (not a master in the client's slot
-   * map: a failover gave its slots to a replica), whatever became of the calls that failed there.
-   * Nothing while the client knows no master (no slot map yet).
-   */
-  #endNodesGone(): void {
-    const client = this.#client as Partial<Pick<Cluster, 'nodes'>>;
-    if (typeof client.nodes !== 'function') return;
-    const masters = new Set<string>();
-    for (const n of client.nodes('master')) masters.add(`${n.options.host}:${n.options.port}`);
-    if (masters.size === 0) return;
-    for (const [key, node] of this.#causeNodes) if (!masters.has(node)) this.#endCause(key);
-  }
-
-  /** Redis is up: says so (`reachable`) if it was down. */
-  #up(): void {
     if (this.#redis === 'up') return;
     const wasDown = this.#redis === 'down';
     this.#redis = 'up';
