@@ -26,17 +26,9 @@ function silentClient(): RedisClient {
   return client as unknown as RedisClient;
 }
 
-/**
- * A Redis Cluster client that never says anything; `slots` maps a slot to its node (`host:port`) as ioredis
- * does, and `nodes('master')` lists the nodes it names first (the masters), as ioredis' pool after a refresh.
- */
+/** A Redis Cluster client that never says anything; `slots` maps a slot to its node (`host:port`) as ioredis does. */
 function clusterClient(slots: string[][] = []) {
-  const nodes = (role = 'all') =>
-    [...new Set(slots.flatMap((serving) => (role === 'master' ? serving.slice(0, 1) : serving)))].map((key) => {
-      const [host, port] = key.split(':');
-      return { options: { host, port: Number(port) } };
-    });
-  return Object.assign(silentClient(), { isCluster: true, slots, nodes });
+  return Object.assign(silentClient(), { isCluster: true, slots });
 }
 
 /** A writer whose calls are answered by the test: each call waits in `calls` until resolved. */
@@ -1555,134 +1547,6 @@ describe('a retry delay after an attempt that timed out (fake timers)', () => {
     await jest.advanceTimersByTimeAsync(0);
     expect(a.value).toEqual({});
     expect(outbox.stats()).toMatchObject({ retried: 2, stored: 1 });
-    await outbox.close();
-  });
-});
-
-describe("a Cluster node's outage ends when it answers, or serves no slot any more", () => {
-  const refusedOn7 = () =>
-    Object.assign(new Error('connect ECONNREFUSED 10.0.0.7:7003'), {
-      code: 'ECONNREFUSED',
-      address: '10.0.0.7',
-      port: 7003,
-    });
-
-  /** u1 on 10.0.0.7:7003, u2 on 10.0.0.8:7004; the test answers each call and moves slots. */
-  function failingOver(options: OutboxOptions = {}) {
-    const map: string[][] = [];
-    map[userSlot('u1')] = ['10.0.0.7:7003'];
-    map[userSlot('u2')] = ['10.0.0.8:7004'];
-    const { writer, calls } = perUserWriter();
-    const told: string[] = [];
-    const client = clusterClient(map);
-    const outbox = new Outbox(client as unknown as RedisClient, writer, {
-      retryDelaysMs: [0],
-      redisAddress: 'redis://seed.internal:7000',
-      onEvent: (e) =>
-        told.push(
-          e.kind === 'unreachable' ? `unreachable ${e.failure.message.split(' ')[5]}` : (e.kind as string),
-        ),
-      ...options,
-    });
-    const call = async () => {
-      await turnsUntil(() => calls.length > 0);
-      const next = calls.shift();
-      if (!next) throw new Error('the outbox made no call');
-      return next;
-    };
-    const stored = { events: [{} as never], duplicate: false };
-    /** The replica of 10.0.0.7:7003 takes its slots. */
-    const failover = () => {
-      map[userSlot('u1')] = ['10.0.0.9:7005'];
-    };
-    return { outbox, told, call, stored, failover, client };
-  }
-
-  it('ends a node\'s outage once its slots moved, though the retry on the new node failed before it was stored (RV1)', async () => {
-    const { outbox, told, call, stored, failover } = failingOver();
-    const u1 = outbox.sendOne('u1', notice(0));
-    (await call()).answer(refusedOn7());
-    failover();
-    // The new master is still taking the slot: the backoff's cause becomes 10.0.0.9:7005.
-    const first = await call();
-    expect(first.batch.userId).toBe('u1');
-    first.answer(new ReplyError('CLUSTERDOWN The cluster is down'));
-    (await call()).answer(stored);
-    await u1;
-    const u2 = outbox.sendOne('u2', notice(1));
-    (await call()).answer(stored);
-    await u2;
-    expect(told).toEqual([
-      'unreachable 10.0.0.7:7003',
-      'unreachable 10.0.0.9:7005',
-      'queued',
-      'reachable',
-      'drained',
-    ]);
-    expect(outbox.stats().redis).toBe('up');
-    await outbox.close();
-  });
-
-  it('ends it when the retry on the new node is refused (the shard answered), then stays up (RV2)', async () => {
-    const { outbox, told, call, stored, failover } = failingOver();
-    const u1 = outbox.sendOne('u1', notice(0));
-    (await call()).answer(refusedOn7());
-    failover();
-    const retry = await call();
-    expect(retry.batch.userId).toBe('u1');
-    retry.answer(new ReplyError('ERR Error running script (call to f_0): @user_script:1: oops'));
-    await expect(u1).rejects.toMatchObject({ code: 'redis_error' });
-    const again = outbox.sendOne('u1', notice(1));
-    (await call()).answer(stored);
-    await again;
-    expect(told.filter((k) => k !== 'queued' && k !== 'drained')).toEqual(['unreachable 10.0.0.7:7003', 'reachable']);
-    expect(outbox.stats().redis).toBe('up');
-    await outbox.close();
-  });
-
-  it('ends it with the outbox off, the failed call rejected and its backoff forgotten (RV3)', async () => {
-    const { outbox, told, call, stored, failover } = failingOver({ maxEvents: 0 });
-    const u1 = outbox.sendOne('u1', notice(0));
-    (await call()).answer(refusedOn7());
-    (await call()).answer(refusedOn7());
-    await expect(u1).rejects.toMatchObject({ code: 'redis_unavailable', attempts: 2 });
-    failover();
-    const again = outbox.sendOne('u1', notice(1));
-    (await call()).answer(stored);
-    await again;
-    const u2 = outbox.sendOne('u2', notice(2));
-    (await call()).answer(stored);
-    await u2;
-    expect(told.filter((k) => k !== 'drained')).toEqual(['unreachable 10.0.0.7:7003', 'reachable']);
-    expect(outbox.stats().redis).toBe('up');
-    await outbox.close();
-  });
-
-  it('ends it when the cluster client refreshes its slots and the node serves none, with no call stored', async () => {
-    const { outbox, told, call, failover, client } = failingOver();
-    const u1 = outbox.sendOne('u1', notice(0));
-    (await call()).answer(refusedOn7());
-    // The retry waits for its answer (a node failing over answers late).
-    const retry = await call();
-    client.emit('refresh');
-    expect(told).toEqual(['unreachable 10.0.0.7:7003']);
-    failover();
-    client.emit('refresh');
-    expect(told).toEqual(['unreachable 10.0.0.7:7003', 'reachable']);
-    expect(outbox.stats().redis).toBe('up');
-    retry.answer({ events: [{} as never], duplicate: false });
-    await u1;
-    await outbox.close();
-  });
-
-  it("ends a node's outage when a call to it is refused (it answered), as when one is stored", async () => {
-    const { outbox, told, call } = failingOver();
-    const u1 = outbox.sendOne('u1', notice(0));
-    (await call()).answer(refusedOn7());
-    (await call()).answer(new ReplyError('ERR Error running script (call to f_0): @user_script:1: oops'));
-    await expect(u1).rejects.toMatchObject({ code: 'redis_error' });
-    expect(told).toEqual(['unreachable 10.0.0.7:7003', 'reachable']);
-    expect(outbox.stats().redis).toBe('up');
     await outbox.close();
   });
 });
