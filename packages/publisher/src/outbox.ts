@@ -78,9 +78,8 @@ export interface OutboxOptions {
   /**
    * Told of events dropped (`outbox_full`; `closed`: waiting at close, sent or not), of events that moved to
    * waiting (`queued`) and drained, and of Redis becoming `unreachable` (again
-   * when the cause changes; on a Cluster, once for each node that fails, per outage of that node)
-   * or `reachable` (on a Cluster, once no node is left down: see {@link OutboxStats.redis}): once
-   * per change, not per retry. A throw is
+   * when the cause changes; on a Cluster, once for each node that fails) or `reachable`: once per
+   * change, not per retry. A throw is
    * logged with console.error and does not affect the outbox.
    */
   onEvent?: (event: OutboxEvent) => void;
@@ -165,12 +164,7 @@ export interface OutboxStats {
   waitingBytes: number;
   /** Capacity in bytes of event JSON; 0: no bound in bytes. */
   maxBytes: number;
-  /**
-   * `down` from a failed attempt to reach Redis until it is reached again; `unknown` before the
-   * first attempt. On a Cluster, `down` while any node is: a node's outage ends when a call to it
-   * is stored, or a call that failed there is stored on the node its slot moved to (a failover);
-   * the other nodes answering meanwhile change nothing.
-   */
+  /** `down` from a failed attempt to reach Redis until it is reached again; `unknown` before the first attempt. */
   redis: 'unknown' | 'up' | 'down';
   /**
    * The last reason Redis could not be reached (kept after it returns, for the record); on a
@@ -338,7 +332,7 @@ export class Outbox {
    * Users whose last batch failed for a passing reason (their Cluster shard failing over, or
    * Redis away): each waits out its own retry delay, the other users' events go on meanwhile.
    */
-  readonly #backoff = new Map<string, { failures: number; dueAt: number; cause?: string }>();
+  readonly #backoff = new Map<string, { failures: number; dueAt: number }>();
   /**
    * The sender sleeps because every user waiting is backing off or has a call out (a publish of
    * another may wake it).
@@ -830,13 +824,12 @@ export class Outbox {
 
   /**
    * A user's batch failed for a passing reason: it waits its next delay before it goes again,
-   * counted from `since`, when the failed call went (0: due at once). `cause`: on a Cluster, the
-   * node its failure was told of ({@link #causes}), which the user's next call stored answers for.
+   * counted from `since`, when the failed call went (0: due at once).
    */
-  #backOff(userId: string, since: number, cause?: string): void {
+  #backOff(userId: string, since: number): void {
     const failures = (this.#backoff.get(userId)?.failures ?? 0) + 1;
     const delay = this.#delays[Math.min(failures - 1, this.#delays.length - 1)] ?? 0;
-    this.#backoff.set(userId, { failures, dueAt: since === 0 ? 0 : since + delay, cause });
+    this.#backoff.set(userId, { failures, dueAt: since === 0 ? 0 : since + delay });
   }
 
   /**
@@ -1052,11 +1045,7 @@ export class Outbox {
       if (result.duplicate) this.#stats.deduplicated += items.length;
       this.#storedSinceFailure = true;
       this.#passwordTaken = true;
-      // On a Cluster, the node the call went to answered, and so did (for this user) the node its
-      // last call failed on: the same one, or its slot moved (a failover) and that node serves it no more.
-      if (this.#overlap)
-        this.#reached(this.#nodeOf?.(userId) ?? (items[0] as Item).node, this.#backoff.get(userId)?.cause);
-      else this.#reached();
+      this.#reached();
       this.#backoff.delete(userId);
       return;
     }
@@ -1097,7 +1086,6 @@ export class Outbox {
       const why = this.#nodeSaid(result, node, outcome.sentAt);
       for (const item of items) item.entry.failure = { error: result, node, why };
       this.#unreachable(why, node);
-      const cause = this.#overlap ? this.#causeKey(why, node) : undefined;
       this.#downSince ||= Date.now();
       // A call of many users failing in several rounds one after the other counts the most
       // attempts any of its users' batches has failed, not their sum.
@@ -1107,7 +1095,7 @@ export class Outbox {
       // events go on (a Cluster shard failing over holds its users only).
       // The delay counts from when the call went (an attempt that timed out waited already); none
       // if the client reconnected since (as after any reconnect).
-      this.#backOff(userId, this.#readies !== outcome.readies ? 0 : outcome.sentAt, cause);
+      this.#backOff(userId, this.#readies !== outcome.readies ? 0 : outcome.sentAt);
       return;
     }
     // Refused: its shard answered; the user's later events go on without a delay.
@@ -1235,7 +1223,7 @@ export class Outbox {
     // So does an attempt that timed out (it only says no answer came) when the client said why.
     const vague = isVague(error) || error instanceof RedisTimeoutError;
     // On a Cluster, the node the message names: each node that fails is a cause of its own.
-    const at = this.#overlap ? this.#causeKey(error, node) : '';
+    const at = this.#overlap ? (clusterNodeNamed(error, node) ?? '') : '';
     if (this.#redis === 'down') {
       const known = this.#causes.get(at);
       if (known && (vague || code === known.code)) {
@@ -1256,25 +1244,8 @@ export class Outbox {
     this.#onEvent({ kind: 'unreachable', failure, waiting: this.#items.length });
   }
 
-  /** On a Cluster, the key of a failure's cause in {@link #causes}: the node its message names, '' for none. */
-  #causeKey(error: unknown, node: string | undefined): string {
-    return clusterNodeNamed(error, node) ?? '';
-  }
-
-  /**
-   * Redis answered (ready, or a round went through): says so if it was away. On a Cluster the
-   * outage is over only once no node is left down: a call stored ends the cause of its node
-   * (`node`, as the slot map names it), of the node the same user's call failed on last
-   * (`failedOn`), and the client's own (''); the client's `ready` ends its own only. A node down
-   * keeps Redis `down` while the others answer, and each node is told once per outage of its own.
-   */
-  #reached(node?: string, failedOn?: string): void {
-    if (this.#overlap && this.#redis === 'down') {
-      this.#causes.delete('');
-      if (node !== undefined) this.#causes.delete(node);
-      if (failedOn !== undefined) this.#causes.delete(failedOn);
-      if (this.#causes.size > 0) return;
-    }
+  /** Redis answered (ready, or a round went through): says so if it was away. */
+  #reached(): void {
     if (this.#redis === 'up') return;
     const wasDown = this.#redis === 'down';
     this.#redis = 'up';
