@@ -57,7 +57,8 @@ export interface PublisherOptions extends RetentionOptions {
    * Redis becomes `unreachable` (with why: `failure.message` reads "cannot reach
    * Redis at 10.0.0.5:6379 (ECONNREFUSED)"; on a Cluster, the node that failed: "cannot reach
    * Redis Cluster node 10.0.0.7:7003 (seed seed.internal:7000) (ECONNREFUSED)", once for each
-   * node that fails) or `reachable` again: once per change, not per retry. For logs and metrics. A callback that throws is logged with
+   * node that fails; a call stored on another node counts as `reachable`) or `reachable` again:
+   * once per change, not per retry. For logs and metrics. A callback that throws is logged with
    * console.error and changes nothing else.
    */
   onOutboxEvent?: (event: OutboxEvent) => void;
