@@ -214,7 +214,7 @@ interface UserState {
   workflowReady?: Map<string, Promise<void>> | undefined;
   /**
    * Jobs whose watch was answered as failed but could not be taken out of the fleet's set (Redis
-   * away): never attached here, their removal retried at each lease renewal or poll. Made when needed.
+   * away): not attached here until watched again. Made when needed.
    */
   unwatched?: Set<string> | undefined;
   /** Fencing token of the lease while this instance holds the user's listeners. */
@@ -529,7 +529,9 @@ export class ListenersManager {
    * A watch answered as failed: out of the fleet's set, and its listener here closed before the
    * answer whatever the set did (its status hold ends with the answer: a listener left running
    * would tell the stream of a watch the caller was told is not watched). A removal that fails
-   * (Redis away) is kept in {@link UserState.unwatched}: not attached again here, retried.
+   * (Redis away) is kept in {@link UserState.unwatched}: not attached again here while this
+   * instance keeps the user's state. Not retried: a removal landing later could take out a watch
+   * of the job made since, here or on another instance (answered success there).
    */
   async #takeBack(userId: string, state: UserState, jobId: string): Promise<void> {
     try {
@@ -553,26 +555,6 @@ export class ListenersManager {
     await detach?.().catch((error: unknown) =>
       this.#o.logger.warn('workflow_watch_error', { uid: userId, job_id: jobId, op: 'detach', error: String(error) }),
     );
-  }
-
-  /** Retries the removals of {@link UserState.unwatched} from the fleet's set (those failing again stay). */
-  async #retryTakeBacks(userId: string, state: UserState): Promise<void> {
-    const unwatched = state.unwatched;
-    if (!unwatched) return;
-    for (const jobId of [...unwatched]) {
-      try {
-        await this.#o.workflowWatches.remove(userId, jobId);
-        unwatched.delete(jobId);
-      } catch (error) {
-        this.#o.logger.debug('workflow_watch_error', {
-          uid: userId,
-          job_id: jobId,
-          op: 'remove',
-          error: String(error),
-        });
-      }
-    }
-    if (unwatched.size === 0) state.unwatched = undefined;
   }
 
   /**
@@ -842,12 +824,10 @@ export class ListenersManager {
         return;
       }
       this.#scheduleLease(userId, state, this.#o.leaseTtlMs / 3);
-      // Watches received by other instances since the last renewal (after the pending take-backs).
-      await this.#retryTakeBacks(userId, state);
+      // Watches received by other instances since the last renewal.
       await this.#syncWorkflows(userId, state);
       return;
     }
-    await this.#retryTakeBacks(userId, state);
     await this.#attach(userId, state);
   }
 
