@@ -59,4 +59,16 @@ describe('MemoryRegistryStore: the sessions that left, on an injected clock', ()
     now += 1_000;
     expect((await store.getSessions('u')).map((s) => s.session_id)).toEqual(['s1']);
   });
+
+  it('without a grace, a session registered right after it left (an RPC in flight at the close) is not kept', async () => {
+    const store = new MemoryRegistryStore(() => 1_000);
+    await store.registerSession('u', session('kept'));
+    await store.registerSession('u', session('gone'));
+    store.sessionLeft('u', 'gone', 0);
+    expect((await store.getSessions('u')).map((s) => s.session_id)).toEqual(['kept']);
+    store.sessionLeft('u', 'late', 0);
+    expect(await store.registerSession('u', session('late'))).toBe(true);
+    expect((await store.getSessions('u')).map((s) => s.session_id)).toEqual(['kept']);
+    expect(store.leavingCount()).toBe(0);
+  });
 });

@@ -31,12 +31,11 @@ export class MemoryRegistryStore implements RegistryStore {
    */
   sessionLeft(userId: string, sessionId: string, graceMs: number): void {
     this.#prune(userId);
-    if (graceMs <= 0) {
-      this.#forget(userId, sessionId);
-      return;
-    }
+    if (graceMs <= 0) this.#forget(userId, sessionId);
+    // Without a grace, recorded as due now: a registration right after the close is not kept
+    // either (the record goes with the user's next operation).
     const leaving = this.#leaving.get(userId) ?? new Map<string, number>();
-    leaving.set(sessionId, this.#now() + graceMs);
+    leaving.set(sessionId, this.#now() + Math.max(0, graceMs));
     this.#leaving.set(userId, leaving);
   }
 
