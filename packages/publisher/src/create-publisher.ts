@@ -58,7 +58,8 @@ export interface PublisherOptions extends RetentionOptions {
    * Redis at 10.0.0.5:6379 (ECONNREFUSED)"; on a Cluster, the node that failed: "cannot reach
    * Redis Cluster node 10.0.0.7:7003 (seed seed.internal:7000) (ECONNREFUSED)", once for each
    * node that fails; a call stored on another node counts as `reachable`) or `reachable` again:
-   * once per change, not per retry. For logs and metrics. A callback that throws is logged with
+   * once per change, not per retry (in a partial Cluster outage, a change at each of that node's
+   * retries). For logs and metrics. A callback that throws is logged with
    * console.error and changes nothing else.
    */
   onOutboxEvent?: (event: OutboxEvent) => void;

@@ -79,7 +79,8 @@ export interface OutboxOptions {
    * Told of events dropped (`outbox_full`; `closed`: waiting at close, sent or not), of events that moved to
    * waiting (`queued`) and drained, and of Redis becoming `unreachable` (again
    * when the cause changes; on a Cluster, once for each node that fails, and a call stored on any
-   * node counts as `reachable`) or `reachable`: once per change, not per retry. A throw is
+   * node counts as `reachable`) or `reachable`: once per change, not per retry (in a partial
+   * Cluster outage, a change at each of that node's retries). A throw is
    * logged with console.error and does not affect the outbox.
    */
   onEvent?: (event: OutboxEvent) => void;

@@ -198,7 +198,8 @@ export interface ListenerCounters {
 /*
  * The fields a user of an instance without listeners never needs (lease, holder, watches,
  * carry-over) are optional and left out of a new state: it is made with the six fields
- * every user needs (136 bytes a user with all fourteen, for as long as they are connected).
+ * every user needs (136 bytes a user with all fourteen of the fields before `unwatched`, for as long
+ * as they are connected).
  */
 interface UserState {
   sessions: number;
@@ -530,7 +531,7 @@ export class ListenersManager {
    * answer whatever the set did (its status hold ends with the answer: a listener left running
    * would tell the stream of a watch the caller was told is not watched). A removal that fails
    * (Redis away) is kept in {@link UserState.unwatched}: not attached again here while this
-   * instance keeps the user's state. Not retried: a removal landing later could take out a watch
+   * instance holds the user's listeners. Not retried: a removal landing later could take out a watch
    * of the job made since, here or on another instance (answered success there).
    */
   async #takeBack(userId: string, state: UserState, jobId: string): Promise<void> {
@@ -868,6 +869,8 @@ export class ListenersManager {
     if (wasAttached) this.#attachedCount--;
     state.attached = false;
     state.token = undefined;
+    // A failed watch's mark lasts one holding: the next holder, here again or elsewhere, opens what the set says.
+    state.unwatched = undefined;
     const released = await Promise.allSettled(detaches.map((d) => d({ handover })));
     for (const r of released) {
       if (r.status === 'rejected') {
