@@ -1394,6 +1394,65 @@ describe('a Cluster node that cannot be reached: the messages name it, not the s
     await outbox.close();
   });
 
+  it("on a partial outage, a call stored on another node ends the outage: unreachable and reachable alternate with the node's retries", async () => {
+    const twoNodes: string[][] = [];
+    twoNodes[userSlot('u1')] = ['10.0.0.7:7003'];
+    twoNodes[userSlot('u2')] = ['10.0.0.8:7004'];
+    const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.7:7003'), {
+      code: 'ECONNREFUSED',
+      address: '10.0.0.7',
+      port: 7003,
+    });
+    let u1Down = true;
+    let u1Tried = () => {};
+    const u1Try = () =>
+      new Promise<void>((tried) => {
+        u1Tried = tried;
+      });
+    // Redis' state as seen at each call for u1 (its last failure applied) and after each of u2's stored.
+    const timeline: string[] = [];
+    const writer = {
+      appendBatches: async (_id: string | undefined, batches: readonly UserBatch[]) =>
+        batches.map((b) => {
+          if (b.userId === 'u1') {
+            timeline.push(`u1 sent: ${outbox.stats().redis}`);
+            u1Tried();
+            if (u1Down) return refused;
+          }
+          return { events: b.events.map(() => ({}) as never), duplicate: false };
+        }),
+    } as unknown as RedisStreamWriter;
+    const events: OutboxEvent[] = [];
+    const outbox = new Outbox(clusterClient(twoNodes) as unknown as RedisClient, writer, {
+      retryDelaysMs: [10, 10, 10],
+      redisAddress: 'redis://seed.internal:7000',
+      onEvent: (e) => events.push(e),
+    });
+    const first = u1Try();
+    const u1 = outbox.sendOne('u1', notice(0));
+    await first;
+    for (let i = 1; i <= 3; i++) {
+      await outbox.sendOne('u2', notice(i));
+      timeline.push(`u2 stored: ${outbox.stats().redis}`);
+      await u1Try();
+    }
+    u1Down = false;
+    await u1;
+    // Up again at each of u2's stores, down again at u1's next failure (docs/reliability.md). (u1's
+    // retries and u2's stores interleave as their timers fall: the order of the lines is not fixed.)
+    expect(timeline.filter((line) => line.startsWith('u2 stored'))).toEqual([
+      'u2 stored: up',
+      'u2 stored: up',
+      'u2 stored: up',
+    ]);
+    const told = events.flatMap((e) => (e.kind === 'unreachable' || e.kind === 'reachable' ? [e.kind] : []));
+    expect(told).toEqual(told.map((_, k) => (k % 2 === 0 ? 'unreachable' : 'reachable')));
+    expect(told.at(-1)).toBe('reachable');
+    expect(told.filter((kind) => kind === 'unreachable').length).toBeGreaterThanOrEqual(2);
+    expect(outbox.stats()).toMatchObject({ redis: 'up', lastRedisFailure: { code: 'ECONNREFUSED' } });
+    await outbox.close();
+  });
+
   it("says why from the node's own error of the attempt when the call's only says ioredis gave up", async () => {
     const client = clusterClient(slots);
     const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.7:7003'), {
