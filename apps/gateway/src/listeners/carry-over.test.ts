@@ -1,4 +1,5 @@
 import type { AppEvent } from '@livebus/protocol';
+import { waitFor } from '@livebus/test-support';
 import type { Firestore } from 'firebase-admin/firestore';
 import type { StoredEvent } from '../fleet/bus/event-bus';
 import type { Lease } from '../fleet/lease/lease';
@@ -398,5 +399,83 @@ describe('carriedFromStream', () => {
       cursor: 'e:5',
     });
     expect(carryOptions(undefined, 'l', replayed)).toEqual({ carried: replayed });
+  });
+});
+
+describe('listener.status across a takeover, for a listener that failed before it delivered anything', () => {
+  /** The user's stream (cursors `e:<n>`), read back as the manager's `readSince` does. */
+  function userStream() {
+    const events: StoredEvent[] = [];
+    const emit = async (event: AppEvent) => {
+      const stored = { ...event, cursor: `e:${events.length + 1}` } as StoredEvent;
+      events.push(stored);
+      return { cursor: stored.cursor };
+    };
+    const readSince = async (cursor: string) => {
+      const after = Number(cursor.split(':')[1]);
+      return { status: 'resumed' as const, events: events.slice(after), cursor: `e:${events.length}` };
+    };
+    const statuses = () =>
+      events.filter((e) => e.event === 'listener.status').map((e) => (e.data as { status: string }).status);
+    return { events, emit, readSince, statuses };
+  }
+
+  /**
+   * A collection whose listens fail (permission denied) while `refuse` holds, else answer an
+   * empty snapshot; `fail` fails the open one.
+   */
+  function flakyFirestore() {
+    const denied = () => Object.assign(new Error('7 PERMISSION_DENIED'), { code: 7 });
+    const state = { refuse: true, fail: () => {} };
+    const query = {
+      where: () => query,
+      onSnapshot(next: (s: unknown) => void, failed: (e: Error) => void) {
+        const refuse = state.refuse;
+        state.fail = () => failed(denied());
+        setImmediate(() =>
+          refuse ? failed(denied()) : next({ size: 0, readTime: { seconds: 5, nanoseconds: 0 }, docChanges: () => [] }),
+        );
+        return () => {};
+      },
+    };
+    return { firestore: { collection: () => query } as unknown as Firestore, state };
+  }
+
+  /**
+   * Holder a attaches, and is told failing at its open (`fails`), after an empty first snapshot
+   * (`fails later`: a mark, and no cursor, stored) or not at all; it hands over, and holder b opens fine.
+   */
+  async function takeover(fails: 'fails' | 'fails later' | 'never') {
+    const stream = userStream();
+    const marks = new MemoryWatermarkStore();
+    const fs = flakyFirestore();
+    fs.state.refuse = fails === 'fails';
+    const source = new FirestoreListenerSource({
+      firestore: fs.firestore,
+      listeners: [{ name: 'docs', collection: 'users/{uid}/docs' }],
+      marks,
+      logger: silent,
+      retryMinMs: 60_000,
+    });
+    const context = (token: number) => ({ fence: { owner: `i${token}`, token }, readSince: stream.readSince });
+    const a = await source.attach('u1', stream.emit, context(1));
+    if (fails !== 'fails') await a.ready;
+    if (fails === 'fails later') fs.state.fail();
+    if (fails !== 'never') await waitFor(() => stream.statuses().length === 1, 'failing told');
+    await a({ handover: true });
+    fs.state.refuse = false;
+    const b = await source.attach('u1', stream.emit, context(2));
+    await b.ready;
+    await b({ handover: true });
+    return stream.statuses();
+  }
+
+  it('the new holder tells the recovery of a failing its predecessor told, once its listener works', async () => {
+    expect(await takeover('fails')).toEqual(['failing', 'recovered']);
+    expect(await takeover('fails later')).toEqual(['failing', 'recovered']);
+  });
+
+  it('tells nothing when nothing was told', async () => {
+    expect(await takeover('never')).toEqual([]);
   });
 });

@@ -164,7 +164,8 @@ export interface Replayed {
 
 /**
  * {@link replayCarried}, and the listener's failure told to the user and not ended yet
- * ({@link toldFromStream}), from the same read.
+ * ({@link toldFromStream}), from the same read. A cursor without a mark (a listener that
+ * told a failure before it delivered anything) gives only the failure.
  */
 export async function replayListener(
   readSince: ((cursor: Cursor) => Promise<ReadResult>) | undefined,
@@ -173,11 +174,11 @@ export async function replayListener(
   onSkipped: (reason: string) => void,
 ): Promise<Replayed> {
   const { mark, cursor } = stored;
-  if (!readSince || mark === undefined || cursor === undefined) return {};
+  if (!readSince || cursor === undefined) return {};
   try {
     const read = await readSince(cursor);
     if (read.status === 'resumed') {
-      const carried = carriedFromStream(read.events, belongs, mark);
+      const carried = mark === undefined ? undefined : carriedFromStream(read.events, belongs, mark);
       const told = toldFromStream(read.events, belongs);
       return { ...(carried ? { carried } : {}), ...(told === undefined ? {} : { told }) };
     }

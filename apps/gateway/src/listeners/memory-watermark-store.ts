@@ -3,7 +3,7 @@ import type { Lease, LeaseHolder } from '../fleet/lease/lease';
 import type { DeliveredDelta, DeliveredDocs, ListenerResume, WatermarkStore } from './watermark-store';
 
 interface ListenerState {
-  mark: string;
+  mark: string | undefined;
   docs: DeliveredDocs;
   overflow: boolean;
   cursor: Cursor | undefined;
@@ -22,7 +22,7 @@ export class MemoryWatermarkStore implements WatermarkStore {
   async get(userId: string): Promise<ListenerResume> {
     const resume: ListenerResume = { marks: {}, docs: {}, overflowed: [], cursors: {} };
     for (const [listener, s] of this.#users.get(userId) ?? []) {
-      resume.marks[listener] = s.mark;
+      if (s.mark !== undefined) resume.marks[listener] = s.mark;
       if (Object.keys(s.docs).length > 0) resume.docs[listener] = { ...s.docs };
       if (s.overflow) resume.overflowed.push(listener);
       if (s.cursor !== undefined) resume.cursors[listener] = s.cursor;
@@ -33,7 +33,7 @@ export class MemoryWatermarkStore implements WatermarkStore {
   async set(
     userId: string,
     listener: string,
-    mark: string,
+    mark: string | undefined,
     fence: LeaseHolder,
     delta?: DeliveredDelta,
     cursor?: Cursor,
@@ -45,7 +45,7 @@ export class MemoryWatermarkStore implements WatermarkStore {
     const listeners = this.#users.get(userId) ?? new Map<string, ListenerState>();
     this.#users.set(userId, listeners);
     const state = listeners.get(listener) ?? { mark, docs: {}, overflow: false, cursor };
-    state.mark = mark;
+    state.mark = mark ?? state.mark;
     if (cursor !== undefined) state.cursor = cursor;
     Object.assign(state.docs, delta?.put);
     for (const path of delta?.del ?? []) delete state.docs[path];

@@ -12,13 +12,13 @@ export interface RedisWatermarkStoreOptions {
   ttlMs?: number;
 }
 
-// KEYS: lease, marks, docs. ARGV: owner|token, listener, mark, ttl ms, field prefix,
-// overflow (0/1), cursor ('': the stored one stays), number of puts, then put pairs
-// (path, mark), then deleted paths. Returns 1 when written.
+// KEYS: lease, marks, docs. ARGV: owner|token, listener, mark ('': the stored one stays),
+// ttl ms, field prefix, overflow (0/1), cursor ('': the stored one stays), number of puts,
+// then put pairs (path, mark), then deleted paths. Returns 1 when written.
 const SET_FENCED = new RedisScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
 local prefix = ARGV[5]
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[3], string.sub(prefix, 1, -2), ARGV[7]) end
 local puts = tonumber(ARGV[8])
@@ -100,7 +100,7 @@ export class RedisWatermarkStore implements WatermarkStore {
   async set(
     userId: string,
     listener: string,
-    mark: string,
+    mark: string | undefined,
     fence: LeaseHolder,
     delta?: DeliveredDelta,
     cursor?: Cursor,
@@ -113,7 +113,7 @@ export class RedisWatermarkStore implements WatermarkStore {
       [
         leaseValue(fence.owner, fence.token),
         listener,
-        mark,
+        mark ?? '',
         this.#ttlMs,
         prefixOf(listener),
         delta?.overflow ? '1' : '0',

@@ -72,6 +72,19 @@ export function watermarkStoreContract(name: string, make: () => Promise<Waterma
       expect((await store.get(uid)).cursors).toEqual({});
     });
 
+    it('stores a cursor without a mark (a failure told before any change), keeping the stored mark', async () => {
+      const { store, lease } = await make();
+      const fence = await hold(lease);
+      expect(await store.set(uid, 'l', undefined, fence, { put: {}, del: [] }, 'e:2')).toBe(true);
+      expect(await store.get(uid)).toEqual({ marks: {}, docs: {}, overflowed: [], cursors: { l: 'e:2' } });
+      await store.set(uid, 'm', '5', fence, { put: { 'c/a': '4' }, del: [] });
+      await store.set(uid, 'm', undefined, fence, { put: {}, del: [] }, 'e:6');
+      await store.set(uid, 'l', '7', fence, { put: {}, del: [] });
+      expect(await store.get(uid)).toMatchObject({ marks: { l: '7', m: '5' }, cursors: { l: 'e:2', m: 'e:6' } });
+      expect(await store.set(uid, 'n', undefined, { owner: 'gw-b', token: fence.token }, undefined, 'e:9')).toBe(false);
+      expect((await store.get(uid)).cursors).toEqual({ l: 'e:2', m: 'e:6' });
+    });
+
     it('refuses a write whose fence no longer holds the lease, and changes nothing', async () => {
       const { store, lease } = await make();
       const old = await hold(lease, 'gw-a');

@@ -45,12 +45,15 @@ export interface WatermarkStore {
   /**
    * Stores a mark, the snapshot's changes to the delivered set and the cursor of the
    * last event the mark covers (undefined: the stored one stays); false (nothing
-   * written) when `fence` no longer holds the user's lease.
+   * written) when `fence` no longer holds the user's lease. No mark (undefined): the
+   * stored one stays (none: the listener's next first snapshot is still `initial`); a
+   * listener that told a failure before any change stores only the cursor, where a new
+   * owner reads back what the user was told.
    */
   set(
     userId: string,
     listener: string,
-    mark: string,
+    mark: string | undefined,
     fence: LeaseHolder,
     delta?: DeliveredDelta,
     cursor?: Cursor,

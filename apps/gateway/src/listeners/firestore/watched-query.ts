@@ -1,4 +1,4 @@
-import type { Cursor, ListenerChange, ListenerStatus } from '@livebus/protocol';
+import { type Cursor, formatCursor, type ListenerChange, type ListenerStatus, parseCursor } from '@livebus/protocol';
 import type { Firestore, Query, QuerySnapshot, Timestamp } from 'firebase-admin/firestore';
 import { InvalidEventError } from '../../fleet/bus/invalid-event-error';
 import type { Logger } from '../../logger';
@@ -71,9 +71,10 @@ export interface WatchedQueryOptions {
   /**
    * Stores the mark, the delivered set's changes and the cursor of the last event the
    * mark covers (undefined: unchanged) after each published snapshot; false: the lease
-   * is gone (fenced).
+   * is gone (fenced). Also, with no mark (undefined: the stored one stays), the cursor right
+   * before a `failing` status told while no cursor is stored, so a successor reads it back.
    */
-  saveMark: (mark: string, delta: DeliveredDelta, cursor: Cursor | undefined) => Promise<boolean>;
+  saveMark: (mark: string | undefined, delta: DeliveredDelta, cursor: Cursor | undefined) => Promise<boolean>;
   /** Called once when {@link WatchedQueryOptions.saveMark} answers false. */
   onFenced: () => void;
   /**
@@ -184,6 +185,13 @@ export class WatchedQuery {
    * `recovered`, or a `failing` with `retrying: false`); undefined: the user believes it healthy.
    */
   #told: string | undefined;
+  /** Whether a cursor of this listener is stored or being stored (a successor reads the stream after it). */
+  #cursored: boolean;
+  /**
+   * The cursor right before a `failing` status told while no cursor was stored, to store (a
+   * successor reads the status back after it and tells the recovery); undefined: none to store.
+   */
+  #toldAt: Cursor | undefined;
   /** Failures are not told yet ({@link WatchedQueryOptions.holdStatus}). */
   #holding = false;
   #lastSnapshotAt = Date.now();
@@ -223,6 +231,7 @@ export class WatchedQuery {
     this.#docs = new Map(Object.entries(merged.docs));
     this.#overflowed = merged.overflowed;
     this.#unsaved = merged.unsaved;
+    this.#cursored = options.cursor !== undefined || merged.unsaved?.cursor !== undefined;
     this.#told = options.told;
     if (options.holdStatus) {
       this.#holding = true;
@@ -432,6 +441,7 @@ export class WatchedQuery {
     this.#mark = mark;
     // Published now, whether or not the store takes it (this snapshot's removals happened by its read time).
     this.#unsaved = addToUnsaved(this.#unsaved, mark, delta, mark, cursor);
+    if (cursor !== undefined) this.#cursored = true;
     await this.#save();
   }
 
@@ -455,7 +465,7 @@ export class WatchedQuery {
 
   /** Queues a save of the unsaved mark (at most one waiting) behind the snapshot being applied. */
   #retrySave(): void {
-    if (this.#stopped || this.#retryQueued || !this.#unsaved) return;
+    if (this.#stopped || this.#retryQueued || (!this.#unsaved && !this.#toldAt)) return;
     this.#retryQueued = true;
     this.#chain = this.#chain.then(() => {
       this.#retryQueued = false;
@@ -463,13 +473,19 @@ export class WatchedQuery {
     });
   }
 
-  /** Stores the unsaved mark; kept when the store is away, handed over on stop when the lease is gone. */
+  /**
+   * Stores the unsaved mark (or else the cursor a told failure left, {@link #toldAt}); kept
+   * when the store is away, handed over on stop when the lease is gone.
+   */
   async #save(): Promise<void> {
     const unsaved = this.#unsaved;
-    if (!unsaved) return;
+    const toldAt = this.#toldAt;
+    if (!unsaved && !toldAt) return;
     let saved: boolean;
     try {
-      saved = await this.#o.saveMark(unsaved.mark, deltaOf(unsaved), unsaved.cursor);
+      saved = unsaved
+        ? await this.#o.saveMark(unsaved.mark, deltaOf(unsaved), unsaved.cursor ?? toldAt)
+        : await this.#o.saveMark(undefined, { put: {}, del: [] }, toldAt);
     } catch (error) {
       // Redis away: kept, and retried on the next snapshot or lease renewal.
       this.#o.logger.warn('listener_error', {
@@ -482,6 +498,7 @@ export class WatchedQuery {
     }
     if (saved) {
       if (this.#unsaved === unsaved) this.#unsaved = undefined;
+      if (this.#toldAt === toldAt) this.#toldAt = undefined;
       return;
     }
     if (!this.#stopped) this.#o.onFenced();
@@ -575,8 +592,10 @@ export class WatchedQuery {
       status,
       ...(status === 'failing' ? { kind, retrying } : {}),
     };
+    let cursor: Cursor | undefined;
     try {
-      await this.#o.emit({ event: 'listener.status', data });
+      const published = await this.#o.emit({ event: 'listener.status', data });
+      if (published) cursor = published.cursor;
     } catch (error) {
       if ((error as { code?: unknown }).code === 'fenced') {
         if (!this.#stopped) this.#o.onFenced();
@@ -586,7 +605,21 @@ export class WatchedQuery {
       return status === 'recovered'; // a recovery goes on (its changes are out); its telling is lost
     }
     this.#told = status === 'failing' && retrying ? kind : undefined;
+    if (this.#told !== undefined && cursor !== undefined) await this.#storeToldAt(cursor);
     return true;
+  }
+
+  /**
+   * A failure told while no cursor of this listener is stored (before its first change): the
+   * cursor right before its status is stored, else a successor would not know it was told,
+   * nor tell its recovery. Later statuses come after it, and its first change's cursor replaces it.
+   */
+  async #storeToldAt(cursor: Cursor): Promise<void> {
+    const at = parseCursor(cursor);
+    if (this.#cursored || !at || at.offset === 0) return;
+    this.#cursored = true;
+    this.#toldAt = formatCursor(at.epoch, at.offset - 1);
+    await this.#save();
   }
 
   /**
