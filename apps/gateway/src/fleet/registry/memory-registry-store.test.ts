@@ -71,4 +71,24 @@ describe('MemoryRegistryStore: the sessions that left, on an injected clock', ()
     expect((await store.getSessions('u')).map((s) => s.session_id)).toEqual(['kept']);
     expect(store.leavingCount()).toBe(0);
   });
+  it('a registration after the user was cleared (an RPC in flight at the last close) goes with the backstop, as on Redis', async () => {
+    let now = 1_000;
+    const store = new MemoryRegistryStore(() => now, { sessionsTtlS: 60 });
+    store.sessionBack('u', 'gone'); // presence added it
+    await store.registerSession('u', session('gone'));
+    store.sessionLeft('u', 'gone', 1_000);
+    now += 1_000;
+    // The detach cleanup, DETACH_DELAY_MS after the user's last session left; then the late registration.
+    store.clearUser('u');
+    await store.registerSession('u', session('gone'));
+    now += 59_999;
+    expect((await store.getSessions('u')).map((s) => s.session_id)).toEqual(['gone']);
+    now += 1;
+    expect(await store.getSessions('u')).toEqual([]);
+    // One that the user comes back to (any session of theirs added) stays while they are present.
+    await store.registerSession('u', session('late'));
+    store.sessionBack('u', 'back');
+    now += 120_000;
+    expect((await store.getSessions('u')).map((s) => s.session_id)).toEqual(['late']);
+  });
 });

@@ -5,7 +5,10 @@ import type { RegistryStore } from './registry-store';
  * The embedded default: the registry in this process's memory. Told by the embedded presence
  * when a session leaves and comes back ({@link sessionLeft}, {@link sessionBack}), it prunes
  * the entry of a session that left once its leave grace is over, as the Redis registry's
- * entries go with their presence.
+ * entries go with their presence. Registered while presence holds nothing of the user (after
+ * the detach cleanup: an RPC in flight at the last close, a backend naming a closed session;
+ * or with no presence told), the user's entries go `sessionsTtlS` later unless the user comes
+ * back first: the Redis registry's backstop.
  */
 export class MemoryRegistryStore implements RegistryStore {
   readonly sharedAcrossInstances = false;
@@ -16,10 +19,17 @@ export class MemoryRegistryStore implements RegistryStore {
    * entry: one registered after its close (an RPC in flight, POST /rpc naming its id) goes then too.
    */
   readonly #leaving = new Map<string, Map<string, number>>();
+  /** Users presence holds (told by {@link sessionBack}) and not cleared since. */
+  readonly #present = new Set<string>();
+  /** User id -> when all their entries go: registered while the user was not present (the backstop). */
+  readonly #expiresAt = new Map<string, number>();
   readonly #now: () => number;
+  readonly #sessionsTtlMs: number;
 
-  constructor(now: () => number = Date.now) {
+  /** @param options.sessionsTtlS the backstop, as RedisRegistryStore's. @default 86_400 */
+  constructor(now: () => number = Date.now, options: { sessionsTtlS?: number } = {}) {
     this.#now = now;
+    this.#sessionsTtlMs = (options.sessionsTtlS ?? 86_400) * 1000;
   }
 
   /**
@@ -46,8 +56,15 @@ export class MemoryRegistryStore implements RegistryStore {
     return count;
   }
 
-  /** The session is back (its presence entry added again): its entry stays. */
+  /** The session is back (its presence entry added again): its entry stays, and the user's backstop ends. */
   sessionBack(userId: string, sessionId: string): void {
+    this.#present.add(userId);
+    this.#expiresAt.delete(userId);
+    this.#keep(userId, sessionId);
+  }
+
+  /** Drops the session's leave record, if any. */
+  #keep(userId: string, sessionId: string): void {
     const leaving = this.#leaving.get(userId);
     if (!leaving?.delete(sessionId)) return;
     if (leaving.size === 0) this.#leaving.delete(userId);
@@ -55,6 +72,10 @@ export class MemoryRegistryStore implements RegistryStore {
 
   /** Drops the entries of the user's sessions whose leave grace is over (every read and write does, first). */
   #prune(userId: string): void {
+    if ((this.#expiresAt.get(userId) ?? Number.POSITIVE_INFINITY) <= this.#now()) {
+      this.#sessions.delete(userId);
+      this.#expiresAt.delete(userId);
+    }
     const leaving = this.#leaving.get(userId);
     if (!leaving) return;
     const now = this.#now();
@@ -62,7 +83,7 @@ export class MemoryRegistryStore implements RegistryStore {
   }
 
   #forget(userId: string, sessionId: string): void {
-    this.sessionBack(userId, sessionId);
+    this.#keep(userId, sessionId);
     const sessions = this.#sessions.get(userId);
     if (sessions?.delete(sessionId) && sessions.size === 0) this.#sessions.delete(userId);
   }
@@ -80,13 +101,17 @@ export class MemoryRegistryStore implements RegistryStore {
     if (leftDueAt !== undefined && leftDueAt <= this.#now()) return true;
     this.#sessions.set(userId, sessions);
     sessions.set(session.session_id, structuredClone(session));
+    if (!this.#present.has(userId)) this.#expiresAt.set(userId, this.#now() + this.#sessionsTtlMs);
     return true;
   }
 
   async unregisterSession(userId: string, sessionId: string): Promise<boolean> {
     const sessions = this.#sessions.get(userId);
     const removed = sessions?.delete(sessionId) ?? false;
-    if (sessions?.size === 0) this.#sessions.delete(userId);
+    if (sessions?.size === 0) {
+      this.#sessions.delete(userId);
+      this.#expiresAt.delete(userId);
+    }
     return removed;
   }
 
@@ -119,11 +144,14 @@ export class MemoryRegistryStore implements RegistryStore {
   /**
    * Removes every legacy session of the user and marks the unified document
    * offline, synchronously: {@link import('../detach/memory-detach-decision').MemoryDetachDecision}
-   * calls it right after reading presence, with no await in between.
+   * calls it right after reading presence, with no await in between. The user is no longer
+   * present: what is registered for them afterwards goes with the backstop unless they come back.
    */
   clearUser(userId: string): void {
     this.#sessions.delete(userId);
     this.#leaving.delete(userId);
+    this.#present.delete(userId);
+    this.#expiresAt.delete(userId);
     const entry = this.#unified.get(userId);
     if (entry) entry.doc.user_info.status = 'offline';
   }
@@ -133,6 +161,8 @@ export class MemoryRegistryStore implements RegistryStore {
   async close(): Promise<void> {
     this.#sessions.clear();
     this.#leaving.clear();
+    this.#present.clear();
+    this.#expiresAt.clear();
     this.#unified.clear();
   }
 }
