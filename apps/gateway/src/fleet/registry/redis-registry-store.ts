@@ -43,13 +43,21 @@ end
 return 1
 `);
 
+// KEYS: as REGISTER's. Returns the user's entries (HVALS), after pruning what presence prunes:
+// a read never lists an entry due to go (a left session past its grace, a dead instance's) that
+// no presence script or registration has pruned yet (the embedded store's reads prune too).
+const SESSIONS = new RedisScript(`${PRESENCE_LUA_PRELUDE}
+if prune(now_ms()) > 0 then settle() end
+return redis.call('HVALS', KEYS[3])
+`);
+
 /**
  * The registry in Redis (standalone or Cluster), shared by every gateway instance.
  * Keys carry the user id as hash tag so they share the slot of the user's
  * presence (`lb:{uid}:*`) and one script can span them:
  * - `registry:user:{<user_id>}`: hash of session id to session JSON (legacy
  *   registry); expires with the user's presence entries (see docs/redis-keys.md),
- *   and RedisPresence (and a registration, first) prunes the sessions whose presence
+ *   and RedisPresence (and a registration or a read, first) prunes the sessions whose presence
  *   entry expired or whose leave grace is over;
  * - `registry:unified:{<user_id>}`: the unified document as JSON, with a TTL that live sessions refresh.
  */
@@ -89,7 +97,8 @@ export class RedisRegistryStore implements RegistryStore {
   }
 
   async getSessions(userId: string): Promise<RegistrySession[]> {
-    const all = await this.#redis.hvals(this.#keys(userId).registrySessions);
+    const k = this.#keys(userId);
+    const all = (await SESSIONS.run(this.#redis, [k.presence, k.presenceExpiry, k.registrySessions], [])) as string[];
     // Data in Redis is outside our process: parse it, skip (never crash on) foreign entries.
     return all
       .flatMap((raw) => {

@@ -1,10 +1,24 @@
+import type { Presence } from '../presence/presence';
 import type { RegistryStore } from './registry-store';
+
+/** A store with the presence that prunes it (over the same data, with a leave grace), and its clock. */
+export interface RegistryWithPresence {
+  store: RegistryStore;
+  presence: Presence;
+  /** Makes `ms` pass, at once, for the user's presence and registry entries. */
+  elapse(userId: string, ms: number): Promise<void>;
+}
 
 /**
  * The contract every {@link RegistryStore} implementation passes. Run by
  * test/registry-contract.int.test.ts against the in-memory and Redis stores.
+ * `withPresence` builds one with its presence for the given leave grace.
  */
-export function registryStoreContract(name: string, make: () => Promise<RegistryStore>): void {
+export function registryStoreContract(
+  name: string,
+  make: () => Promise<RegistryStore>,
+  withPresence: (leaveGraceMs: number) => Promise<RegistryWithPresence>,
+): void {
   describe(`RegistryStore contract: ${name}`, () => {
     let store: RegistryStore;
     let n = 0;
@@ -55,6 +69,25 @@ export function registryStoreContract(name: string, make: () => Promise<Registry
       expect(await store.unregisterSession(uid, 'a')).toBe(true);
       expect(await store.unregisterSession(uid, 'a')).toBe(false);
       expect(await store.getSessions(uid)).toEqual([]);
+    });
+
+    it('lists no entry past its leave grace, though nothing pruned it since (a read answers as a registration counts)', async () => {
+      // Within the presence entries' TTL: only the left session's grace runs out.
+      const grace = 10_000;
+      const { store, presence, elapse } = await withPresence(grace);
+      for (const [id, at] of [
+        ['keep', '2026-01-01T00:00:01.000Z'],
+        ['left', '2026-01-01T00:00:02.000Z'],
+      ] as const) {
+        await presence.add(uid, { sessionId: id, instanceId: 'gw', route: '/', connectedAt: 1 });
+        await store.registerSession(uid, session(id, at));
+      }
+      await presence.remove(uid, 'left', 'gw');
+      const listed = async () => (await store.getSessions(uid)).map((s) => s.session_id);
+      expect(await listed()).toEqual(['keep', 'left']); // in its grace, for the session to resume with its id
+      await elapse(uid, grace + 1);
+      expect(await listed()).toEqual(['keep']);
+      await store.close();
     });
 
     it('keeps users apart', async () => {
