@@ -585,8 +585,17 @@ class Client {
       this.emitter.emit('error', new Error(`${NO_TOKEN}: the session cannot be extended`));
       return;
     }
+    let frame: string;
+    try {
+      frame = serializeClientFrame({ type: 'auth', token });
+    } catch (error) {
+      // A token the protocol refuses (over 8 192 characters, not a string): as a failed getToken.
+      this.refreshDone(id);
+      this.emitter.emit('error', toError(error));
+      return;
+    }
     // Still under way until the gateway answers: `token_refreshed`, or an `error` `not_authenticated`.
-    if (!this.send(serializeClientFrame({ type: 'auth', token }))) this.refreshDone(id);
+    if (!this.send(frame)) this.refreshDone(id);
   }
 
   /** The refresh on connection `id` ended; a later `token_expiring` may start another. */

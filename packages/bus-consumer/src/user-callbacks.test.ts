@@ -532,3 +532,33 @@ describe('a closed client', () => {
     expect(errors).toEqual([]);
   });
 });
+
+describe('a refreshed token the protocol refuses', () => {
+  it.each([
+    ['longer than 8 192 characters', 'x'.repeat(9000)],
+    ['not a string', 42],
+  ])('%s: an `error` (FrameError), the session kept, the next token_expiring refreshes again', async (_, bad) => {
+    let asked = 0;
+    const c = client({ userId: undefined, getToken: () => (asked++ === 0 ? 't' : asked === 2 ? bad : 'fresh') });
+    const errors: Error[] = [];
+    c.onClient('error', (error) => errors.push(error));
+    c.connect().catch(() => {});
+    await jest.advanceTimersByTimeAsync(0);
+    const socket = sockets[0] as HandSocket;
+    socket.open();
+    await jest.advanceTimersByTimeAsync(0);
+    socket.welcome();
+    const expiring = { type: 'notice', kind: 'token_expiring', message: 'm', expires_at_ms: 2_000_000 };
+    socket.frame(expiring);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(errors.map((e) => e.name)).toEqual(['FrameError']);
+    expect(c.state).toBe('open');
+    socket.frame(expiring);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(asked).toBe(3);
+    expect(socket.sent.map((text) => JSON.parse(text)).filter((f) => f.type === 'auth')).toEqual([
+      { type: 'auth', token: 'fresh' },
+    ]);
+    c.close();
+  });
+});
