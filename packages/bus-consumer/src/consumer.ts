@@ -52,6 +52,9 @@ const LATER = Symbol('token once open');
 
 const NO_TOKEN = 'getToken returned no token';
 
+/** A session open this long when it ends resets the backoff; one ended sooner lets it grow. */
+const STABLE_SESSION_MS = 10_000;
+
 /** Connection state. Changed only by `setState`, which emits `state`. */
 export type ConsumerState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -235,6 +238,8 @@ class Client {
   lastEpoch: string | undefined;
   lastOffset = 0;
   attempt = 0;
+  /** When the current session was welcomed (`Date.now()`); see {@link STABLE_SESSION_MS}. */
+  openedAt: number | undefined;
   /** A refresh_token close was already retried; a welcome resets it, so only back-to-back failures stop. */
   authRetried = false;
   reconnectHintMs: number | undefined;
@@ -668,7 +673,7 @@ class Client {
     if (welcome.resume.status !== 'resumed') this.setCursor(welcome.resume.cursor);
     if (this.counters.connects > 0) this.counters.reconnects++;
     this.counters.connects++;
-    this.attempt = 0;
+    this.openedAt = Date.now();
     this.lostAt = undefined;
     this.authRetried = false;
     this.reconnectHintMs = undefined;
@@ -794,6 +799,8 @@ class Client {
       return;
     }
     const now = Date.now();
+    if (this.openedAt !== undefined && now - this.openedAt >= STABLE_SESSION_MS) this.attempt = 0;
+    this.openedAt = undefined;
     this.lostAt ??= now;
     // A Retry-After (the gateway is up but busy) is followed as given and does not grow the backoff.
     const retryAfterMs =

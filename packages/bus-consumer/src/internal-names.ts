@@ -19,6 +19,7 @@ export const INTERNAL_NAMES: readonly string[] = [
   'lastEpoch',
   'lastOffset',
   'attempt',
+  'openedAt',
   'authRetried',
   'reconnectHintMs',
   'refreshingOn',

@@ -181,7 +181,8 @@ describe('the reconnect backoff after a loss (networkRetryWindowMs)', () => {
     expect(Math.max(...c.calls.map((call) => call.attempt))).toBeGreaterThan(1);
 
     script.push('welcome'); // the gateway is back: the next attempt opens
-    await jest.advanceTimersByTimeAsync(10_000);
+    // Open for more than 10 s: a session that lasted resets the backoff (a shorter one would not).
+    await jest.advanceTimersByTimeAsync(20_000);
     expect(c.client.state).toBe('open');
 
     c.lose(); // lost again: the first second of this outage is retried within the first ceiling

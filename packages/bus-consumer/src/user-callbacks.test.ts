@@ -562,3 +562,32 @@ describe('a refreshed token the protocol refuses', () => {
     c.close();
   });
 });
+
+describe('the backoff after sessions the gateway ends right after their welcome', () => {
+  it('keeps growing; a session that stayed open 10 s resets it', () => {
+    const attempts: number[] = [];
+    const { c, socket } = opened({
+      backoff: (attempt: number) => {
+        attempts.push(attempt);
+        return 100;
+      },
+    });
+    let current = socket;
+    const welcomeThenEnd = (openMs: number) => {
+      jest.advanceTimersByTime(openMs);
+      current.end(1011, 'internal error');
+      jest.advanceTimersByTime(100);
+      current = sockets[sockets.length - 1] as HandSocket;
+      current.open();
+      current.welcome();
+    };
+    for (let i = 0; i < 4; i++) welcomeThenEnd(0);
+    expect(attempts).toEqual([0, 1, 2, 3]);
+    welcomeThenEnd(9_999);
+    expect(attempts).toEqual([0, 1, 2, 3, 4]);
+    welcomeThenEnd(10_000);
+    welcomeThenEnd(0);
+    expect(attempts).toEqual([0, 1, 2, 3, 4, 0, 1]);
+    c.close();
+  });
+});
