@@ -210,7 +210,8 @@ export class BusConsumer {
 class Client {
   readonly o: ResolvedOptions;
   readonly emitter = new Emitter<ConsumerEvents>((error, event) => {
-    // A throwing `error` listener is not given its own error again (that would never end).
+    // A throwing `error` listener is not given its own error again (that would never end); an
+    // `error` with no listener comes here too, and is reported the same way.
     if (event === 'error') reportUncaught(error);
     else this.emitter.emit('error', toError(error));
   });
@@ -872,7 +873,7 @@ class Client {
 }
 
 /**
- * What an `error` listener threw: to the page's error handlers (`window.onerror`, the console)
+ * What an `error` listener threw, or an `error` no listener heard: to the page's error handlers (`window.onerror`, the console)
  * where there is `reportError` (browsers), else to `console.error`. Never thrown from the
  * socket's callbacks, where it would end a Node process.
  */

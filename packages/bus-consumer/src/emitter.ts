@@ -4,7 +4,8 @@ export type Listener<M, K extends keyof M> = (payload: M[K]) => void;
 /**
  * A tiny typed event emitter that runs in Node and browsers alike. A listener
  * that throws does not stop the others; the error goes to `onListenerError`,
- * with the event whose listener threw.
+ * with the event whose listener threw. An `error` emitted with no listener goes
+ * there too (as one its listener threw), so it is not lost silently.
  */
 export class Emitter<M> {
   private readonly listeners = new Map<keyof M, Set<(payload: never) => void>>();
@@ -30,7 +31,10 @@ export class Emitter<M> {
   /** Calls the listeners of `event` in turn; `until`: asked before each, stops the rest when true. */
   emit<K extends keyof M>(event: K, payload: M[K], until?: () => boolean): void {
     const set = this.listeners.get(event);
-    if (!set) return;
+    if (!set?.size) {
+      if (event === 'error') this.onListenerError(payload, event);
+      return;
+    }
     for (const listener of [...set]) {
       if (until?.()) return;
       try {

@@ -227,6 +227,32 @@ describe('an `error` listener that throws', () => {
   });
 });
 
+describe('no `error` listener', () => {
+  it('a throwing handler and a dropped invalid frame go to console.error; delivery goes on', () => {
+    const c = new BusConsumer({ url: 'ws://gateway.test/ws', userId: 'u', WebSocket: HandSocket });
+    c.connect().catch(() => {});
+    const socket = sockets[0] as HandSocket;
+    socket.open();
+    socket.welcome();
+    const handled: string[] = [];
+    c.on('session.notice', () => {
+      throw new TypeError('render bug');
+    });
+    c.on('session.notice', (_, frame) => handled.push(frame.cursor));
+    const logged = jest.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      expect(() => socket.frame(NOTICE_EVENT)).not.toThrow();
+      expect(() => socket.frame({ ...NOTICE_EVENT, cursor: 'e:2', data: { level: 'loud' } })).not.toThrow();
+      expect(logged.mock.calls.map((call) => (call[0] as Error).name)).toEqual(['TypeError', 'FrameError']);
+    } finally {
+      logged.mockRestore();
+    }
+    expect(handled).toEqual(['e:1']);
+    expect(c.state).toBe('open');
+    c.close();
+  });
+});
+
 describe('a 4001 that says "try again later"', () => {
   it.each(['verifier_unavailable', 'internal_error'])(
     '%s: reconnects with backoff, as often as it takes',
