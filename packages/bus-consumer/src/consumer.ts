@@ -803,11 +803,15 @@ class Client {
     if (this.openedAt !== undefined && now - this.openedAt >= STABLE_SESSION_MS) this.attempt = 0;
     this.openedAt = undefined;
     this.lostAt ??= now;
-    // A Retry-After (the gateway is up but busy) is followed as given and does not grow the backoff.
-    const retryAfterMs =
-      this.retryAfterMs === undefined ? undefined : Math.min(this.retryAfterMs, this.o.maxReconnectDelayMs);
+    // The gateway's hint or a Retry-After (up but busy) is followed, up to maxReconnectDelayMs (a longer
+    // one would be past what a timer keeps), and does not grow the backoff.
+    const hintMs = this.reconnectHintMs ?? this.retryAfterMs;
     const delayMs =
-      policy === 'refresh_token' ? 0 : (this.reconnectHintMs ?? retryAfterMs ?? this.nextBackoff(now - this.lostAt));
+      policy === 'refresh_token'
+        ? 0
+        : hintMs === undefined
+          ? this.nextBackoff(now - this.lostAt)
+          : Math.min(hintMs, this.o.maxReconnectDelayMs);
     this.reconnectHintMs = undefined;
     this.retryAfterMs = undefined;
     this.emitter.emit('close', { code, reason, willReconnect: true, delayMs, authReason }, () => this.isClosed());

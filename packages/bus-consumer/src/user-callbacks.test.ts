@@ -617,3 +617,19 @@ describe('the backoff after sessions the gateway ends right after their welcome'
     c.close();
   });
 });
+
+describe("the gateway's reconnect_after_ms", () => {
+  it.each([[120_000], [2 ** 31], [2 ** 40]])('%p is capped at maxReconnectDelayMs', (hintMs) => {
+    const { c, socket } = opened();
+    const delays: Array<number | undefined> = [];
+    c.onClient('close', ({ delayMs }) => delays.push(delayMs));
+    socket.frame({ type: 'notice', kind: 'shutting_down', message: 'm', reconnect_after_ms: hintMs });
+    socket.end(1012, 'service restart');
+    expect(delays).toEqual([30_000]);
+    jest.advanceTimersByTime(29_999);
+    expect(sockets).toHaveLength(1);
+    jest.advanceTimersByTime(1);
+    expect(sockets).toHaveLength(2);
+    c.close();
+  });
+});
