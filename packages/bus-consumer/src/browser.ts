@@ -1,12 +1,12 @@
 // Browser entry: the global WebSocket, app-level ping frames (browsers cannot send protocol pings).
 import { BusConsumer as Core } from './consumer';
 import type { ConsumerOptions } from './options';
-import { globalWebSocket } from './transport/browser';
+import { globalWebSocket, onWake } from './transport/browser';
 
 /** The livebus client for browsers (uses the global WebSocket). */
 export class BusConsumer extends Core {
   constructor(options: ConsumerOptions) {
-    super(options, globalWebSocket());
+    super(options, globalWebSocket(), undefined, onWake);
   }
 }
 

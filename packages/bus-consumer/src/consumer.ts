@@ -92,6 +92,9 @@ export interface ConsumerCounters {
 
 type Socket = WebSocketLike;
 
+/** Calls `wake` when a reconnect should not wait (browsers: back online, page shown); returns what stops it. */
+type OnWake = (wake: () => void) => () => void;
+
 /*
  *   idle --connect()--> connecting --welcome--> open
  *                          ^   |                 |
@@ -121,8 +124,9 @@ export class BusConsumer {
     options: ConsumerOptions,
     defaultWebSocket?: WebSocketConstructor,
     listenSocket: ListenSocket = listenOnEvents,
+    onWake?: OnWake,
   ) {
-    this.#c = new Client(options, defaultWebSocket, listenSocket);
+    this.#c = new Client(options, defaultWebSocket, listenSocket, onWake);
   }
 
   /** The effective options, defaults applied. */
@@ -226,6 +230,9 @@ class Client {
   readonly WebSocket: WebSocketConstructor;
   /** How the socket's opening, messages and close reach the client (`ws` has a cheaper way than `onmessage`). */
   readonly listen: ListenSocket;
+  readonly wakeOn: OnWake | undefined;
+  /** Stops `wakeOn`'s listening; set by connect(), called once the client is closed. */
+  offWake: (() => void) | undefined;
   state: ConsumerState = 'idle';
   socket: Socket | undefined;
   /** Identifies the current socket; callbacks from an older one are ignored. */
@@ -283,12 +290,14 @@ class Client {
     options: ConsumerOptions,
     defaultWebSocket: WebSocketConstructor | undefined,
     listenSocket: ListenSocket,
+    onWake: OnWake | undefined,
   ) {
     const o = resolveOptions(options, randomId);
     const WebSocketImpl = o.WebSocket ?? defaultWebSocket;
     if (!WebSocketImpl) throw new TypeError('no WebSocket implementation: pass options.WebSocket');
     this.WebSocket = WebSocketImpl;
     this.listen = listenSocket;
+    this.wakeOn = onWake;
     this.o = o;
     this.fullJitter = fullJitterBackoff(o.minReconnectDelayMs, o.maxReconnectDelayMs);
     this.backoff = o.backoff ?? this.fullJitter;
@@ -305,7 +314,10 @@ class Client {
   // ---- what the client's public methods do (see BusConsumer) ----
 
   connect(): Promise<void> {
-    if (this.state === 'idle') this.open();
+    if (this.state === 'idle') {
+      this.offWake = this.wakeOn?.(() => this.reconnectNow());
+      this.open();
+    }
     const closedError = (message: string) =>
       this.stoppedWith ?? new ConnectError('client_closed', message, { url: this.o.url });
     return new Promise((resolve, reject) => {
@@ -388,6 +400,7 @@ class Client {
     const prev = this.state;
     if (prev === next) return;
     this.state = next;
+    if (next === 'closed') this.offWake?.();
     // A listener that moves the state on (close()) ends this change for the listeners after it.
     this.emitter.emit('state', { oldState: prev, newState: next }, () => this.state !== next);
   }
@@ -823,6 +836,14 @@ class Client {
     this.timers.reconnect = setTimeout(() => {
       if (this.state === 'reconnecting') this.open();
     }, delayMs);
+  }
+
+  /** Back online, or the page shown again (browsers): a reconnect waiting for its timer goes now, backoff reset. */
+  reconnectNow(): void {
+    if (this.state !== 'reconnecting') return;
+    clearTimeout(this.timers.reconnect);
+    this.attempt = 0;
+    this.open();
   }
 
   /** Whether `close()` was called; a method, as the state may change in a listener between two reads. */

@@ -3,6 +3,7 @@
 // refused credential (a 4001 that says "try again later", a persisted cursor that is not one).
 // Sockets driven by hand, fake clock.
 import { PROTOCOL_VERSION } from '@livebus/protocol/client';
+import { BusConsumer as BrowserBusConsumer } from './browser';
 import { BusConsumer } from './consumer';
 import type { WebSocketLike } from './transport/socket';
 
@@ -631,5 +632,82 @@ describe("the gateway's reconnect_after_ms", () => {
     jest.advanceTimersByTime(1);
     expect(sockets).toHaveLength(2);
     c.close();
+  });
+});
+
+describe('browsers: back online, or the page shown again, while reconnecting', () => {
+  const g = globalThis as { addEventListener?: unknown; removeEventListener?: unknown; document?: unknown };
+  const win = new EventTarget();
+  const doc = Object.assign(new EventTarget(), { visibilityState: 'hidden' });
+  let listening = 0;
+  beforeEach(() => {
+    listening = 0;
+    g.addEventListener = (type: string, fn: () => void) => {
+      listening++;
+      win.addEventListener(type, fn);
+    };
+    g.removeEventListener = (type: string, fn: () => void) => {
+      listening--;
+      win.removeEventListener(type, fn);
+    };
+    g.document = doc;
+    jest.spyOn(doc, 'addEventListener').mockImplementation((type, fn) => {
+      listening++;
+      EventTarget.prototype.addEventListener.call(doc, type, fn);
+    });
+    jest.spyOn(doc, 'removeEventListener').mockImplementation((type, fn) => {
+      listening--;
+      EventTarget.prototype.removeEventListener.call(doc, type, fn);
+    });
+  });
+  afterEach(() => {
+    delete g.addEventListener;
+    delete g.removeEventListener;
+    delete g.document;
+    jest.restoreAllMocks();
+  });
+
+  it('reconnects at once with the backoff reset; listeners go with close()', () => {
+    const attempts: number[] = [];
+    const backoff = (attempt: number) => {
+      attempts.push(attempt);
+      return 30_000;
+    };
+    const c = new BrowserBusConsumer({ url: 'ws://gateway.test/ws', userId: 'u', WebSocket: HandSocket, backoff });
+    c.onClient('error', () => {});
+    c.connect().catch(() => {});
+    win.dispatchEvent(new Event('online')); // connecting: nothing to hurry
+    expect(sockets).toHaveLength(1);
+    (sockets[0] as HandSocket).end(1006);
+    expect(c.state).toBe('reconnecting');
+    win.dispatchEvent(new Event('online'));
+    expect(sockets).toHaveLength(2);
+    expect(c.state).toBe('connecting');
+    (sockets[1] as HandSocket).end(1006);
+    doc.dispatchEvent(new Event('visibilitychange')); // still hidden
+    expect(sockets).toHaveLength(2);
+    doc.visibilityState = 'visible';
+    doc.dispatchEvent(new Event('visibilitychange'));
+    expect(sockets).toHaveLength(3);
+    expect(attempts).toEqual([0, 0]);
+    (sockets[2] as HandSocket).open();
+    (sockets[2] as HandSocket).welcome();
+    win.dispatchEvent(new Event('online')); // open: nothing to do
+    expect(sockets).toHaveLength(3);
+    expect(listening).toBe(2);
+    c.close();
+    expect(listening).toBe(0);
+    jest.advanceTimersByTime(1);
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it('a client stopped by the gateway lets them go too', () => {
+    const c = new BrowserBusConsumer({ url: 'ws://gateway.test/ws', userId: 'u', WebSocket: HandSocket });
+    c.onClient('error', () => {});
+    c.connect().catch(() => {});
+    expect(listening).toBe(2);
+    (sockets[0] as HandSocket).end(4003, 'forbidden');
+    expect(c.state).toBe('closed');
+    expect(listening).toBe(0);
   });
 });

@@ -9,3 +9,21 @@ import type { WebSocketConstructor } from './socket';
 export function globalWebSocket(): WebSocketConstructor | undefined {
   return (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
 }
+
+/**
+ * Calls `wake` when the browser is back online or the page is shown again (where there is a
+ * `document`: not in a worker); returns the function that stops listening.
+ */
+export function onWake(wake: () => void): () => void {
+  const win = globalThis as Partial<EventTarget>;
+  const doc = (globalThis as { document?: EventTarget & { visibilityState?: string } }).document;
+  const shown = () => {
+    if (doc?.visibilityState === 'visible') wake();
+  };
+  win.addEventListener?.('online', wake);
+  doc?.addEventListener('visibilitychange', shown);
+  return () => {
+    win.removeEventListener?.('online', wake);
+    doc?.removeEventListener('visibilitychange', shown);
+  };
+}
