@@ -139,7 +139,10 @@ export class BusConsumer {
     return this.#c.state;
   }
 
-  /** Cursor of the last event delivered to handlers (persist it to resume after a page reload). */
+  /**
+   * Cursor of the last event delivered to handlers (persist it to resume after a page reload). It
+   * counts events a grouped handler still holds: `close()` first, which hands them over, then read it.
+   */
   get lastCursor(): Cursor | undefined {
     return this.#c.lastCursor;
   }

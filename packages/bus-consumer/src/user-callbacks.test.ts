@@ -711,3 +711,17 @@ describe('browsers: back online, or the page shown again, while reconnecting', (
     expect(listening).toBe(0);
   });
 });
+
+describe('lastCursor with a grouped handler (docs/client.md: close() before saving it)', () => {
+  it('counts the held batch; close() hands it over at once, so the cursor read after it is safe', () => {
+    const { c, socket } = opened();
+    const handed: string[] = [];
+    c.on('session.notice', (batch) => handed.push(...batch.map((e) => e.cursor)), { groupWindowMs: 500 });
+    for (const cursor of ['e:1', 'e:2', 'e:3']) socket.frame({ ...NOTICE_EVENT, cursor });
+    expect(c.lastCursor).toBe('e:3');
+    expect(handed).toEqual([]);
+    c.close();
+    expect(handed).toEqual(['e:1', 'e:2', 'e:3']);
+    expect(c.lastCursor).toBe('e:3');
+  });
+});
