@@ -442,9 +442,21 @@ export class ListenersManager {
     return this.#o.workflowSource !== undefined;
   }
 
-  /** The owner of a job as the workflow source sees it; undefined when it does not exist (or no source). */
+  /**
+   * The owner of a job as the workflow source sees it; undefined when it does not exist (or no source).
+   * Rejects after `watchReplyMs` without an answer: the Firestore client retries a read of an
+   * unreachable Firestore for longer than an RPC may run (`RPC_TIMEOUT_MS`), so WORKFLOW.watch
+   * answers `unavailable` (retry) rather than `timeout`.
+   */
   async workflowOwner(jobId: string): Promise<string | undefined> {
-    return this.#o.workflowSource?.owner(jobId);
+    const source = this.#o.workflowSource;
+    if (!source) return undefined;
+    const read = await beforeDeadline(
+      source.owner(jobId).then((owner) => ({ owner })),
+      this.#o.watchReplyMs,
+    );
+    if (!read) throw new Error(`the owner of job ${jobId} was not read within ${this.#o.watchReplyMs} ms`);
+    return read.owner;
   }
 
   /**

@@ -197,6 +197,19 @@ describe('WORKFLOW.watch and its listener opening', () => {
     expect(listeners.counters().workflows).toBe(0);
   });
 
+  it('answers unavailable when the owner check gets no answer within the wait (Firestore unreachable): nothing attached', async () => {
+    const attached: FakeListener[] = [];
+    const source = fakeWorkflowSource((_job, listener) => attached.push(listener));
+    // The Firestore client retries a read of an unreachable Firestore for longer than an RPC may run.
+    source.owner = () => new Promise<string>(() => {});
+    const { watches, watch } = await setUp(() => {}, { source });
+    expect(await watch('job-1')).toEqual({
+      error: { code: 'unavailable', message: 'the workflow store is unavailable; retry later' },
+    });
+    expect(await watches.list('u1')).toEqual([]);
+    expect(attached).toEqual([]);
+  });
+
   it('answers success when the listener opens, and when it failed once but opened within the wait', async () => {
     const { watches, watch } = await setUp((job, listener) => {
       if (job === 'job-retried') {
