@@ -162,7 +162,8 @@ describe('gateway restarts', () => {
   it('reconnects by itself and reports a gap when the embedded stream was lost', async () => {
     const g = await startGateway();
     try {
-      const c = track(new BusConsumer({ url: g.url, userId: 'restart-user', ...fast }));
+      // The gateway's hint is followed up to maxReconnectDelayMs: room for the whole of it (at most 5 s).
+      const c = track(new BusConsumer({ url: g.url, userId: 'restart-user', ...fast, maxReconnectDelayMs: 10_000 }));
       const got: number[] = [];
       const gaps: unknown[] = [];
       const notices: unknown[] = [];
