@@ -77,6 +77,7 @@ describe('docker/ecs', () => {
       [
         'ecs-tasks-trust-policy.json',
         'execution-role-policy.json',
+        'gateway-listener-rule.json',
         'gateway-listener.json',
         'gateway-load-balancer-attributes.json',
         'gateway-service.json',
@@ -185,12 +186,35 @@ describe('docker/ecs', () => {
     expect(read<{ TargetGroupArn: string }>('gateway-target-group-attributes.json').TargetGroupArn).toBe(
       targetGroupArn,
     );
-    expect(listener.DefaultActions).toEqual([{ Type: 'forward', TargetGroupArn: targetGroupArn }]);
+    const rule = read<{ Actions: Array<{ Type: string; TargetGroupArn: string }> }>('gateway-listener-rule.json');
+    expect(rule.Actions).toEqual([{ Type: 'forward', TargetGroupArn: targetGroupArn }]);
     expect(listener.LoadBalancerArn).toBe(
       read<{ LoadBalancerArn: string }>('gateway-load-balancer-attributes.json').LoadBalancerArn,
     );
     expect(listener.Protocol).toBe('HTTPS');
     expect(listener.Certificates?.length).toBe(1);
+  });
+
+  it('the internet-facing listener forwards the public paths only: the admin endpoints get a 404 from the ALB', () => {
+    type Action = { Type: string; TargetGroupArn?: string; FixedResponseConfig?: { StatusCode: string } };
+    const listener = read<{ DefaultActions: Action[] }>('gateway-listener.json');
+    const rule = read<{
+      Conditions: Array<{ Field: string; PathPatternConfig: { Values: string[] } }>;
+      Actions: Action[];
+    }>('gateway-listener-rule.json');
+    expect(listener.DefaultActions).toEqual([
+      expect.objectContaining({
+        Type: 'fixed-response',
+        FixedResponseConfig: expect.objectContaining({ StatusCode: '404' }),
+      }),
+    ]);
+    expect(rule.Conditions.map((c) => c.Field)).toEqual(['path-pattern']);
+    // ALB path patterns: case-sensitive, `*` any run of characters, `?` any one; the query is not part of the path.
+    const patterns = rule.Conditions[0]?.PathPatternConfig.Values.map(wildcard) ?? [];
+    const forwarded = (path: string) => patterns.some((p) => p.test(path));
+    const admin = ['/metrics', '/ws-metrics', '/debug', '/cluster', '/dashboard', '/dashboard/stream'];
+    const paths = [...admin, '/ws', '/rpc', '/publish', '/healthz', '/health/readiness', '/health/liveness'];
+    expect(paths.filter(forwarded)).toEqual(['/ws', '/rpc', '/publish']);
   });
 
   it('the execution role may pull the image, create and write the log groups, and read the secrets', () => {
