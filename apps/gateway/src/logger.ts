@@ -6,6 +6,7 @@ export const LOG_EVENTS = [
   'gateway_listening',
   'gateway_shutdown_start',
   'gateway_shutdown_complete',
+  'ecs_task_status',
   'ws_connect',
   'ws_disconnect',
   'ws_auth_failed',

@@ -55,7 +55,11 @@ async function main(): Promise<void> {
   listened = gateway.listen().catch((error: unknown) => exitIfPortInUse('livebus-gateway')(startError(error, config)));
   await listened;
   // On ECS, drain as soon as the task is told to stop, before the ALB cuts its sockets (docs/runbook.md).
-  watchEcsStop({ metadataUri: process.env.ECS_CONTAINER_METADATA_URI_V4, onStop: () => stop('ECS_TASK_STOPPING') });
+  watchEcsStop({
+    metadataUri: process.env.ECS_CONTAINER_METADATA_URI_V4,
+    logger,
+    onStop: () => stop('ECS_TASK_STOPPING'),
+  });
 }
 
 /**
