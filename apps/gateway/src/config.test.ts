@@ -137,6 +137,21 @@ describe('loadConfig', () => {
     expect(loadConfig({ PORT: '0', HEALTH_PORT: '0' }).healthPort).toBe(0);
   });
 
+  it('reads NODE_ENV case-insensitively, so Production keeps the production refusals; keeps any other value as nodeEnv', () => {
+    for (const nodeEnv of ['Production', ' PRODUCTION ', 'production\n']) {
+      expect(() => loadConfig({ NODE_ENV: nodeEnv, AUTH_MODE: 'none', ADMIN_TOKEN: 'x'.repeat(20) })).toThrow(
+        /AUTH_MODE/,
+      );
+      expect(() => loadConfig({ NODE_ENV: nodeEnv, AUTH_MODE: 'jwt', JWT_SECRET: 's'.repeat(32) })).toThrow(
+        /ADMIN_TOKEN: required/,
+      );
+    }
+    // Neither production, development nor test: allowed (staging is common), without the
+    // production safeguards; the gateway warns of it at start (gateway_config_warning).
+    expect(loadConfig({ NODE_ENV: 'Staging' })).toMatchObject({ production: false, nodeEnv: 'staging' });
+    expect(loadConfig({})).toMatchObject({ production: false, nodeEnv: 'development' });
+  });
+
   it('for the task worker, checks no token settings (it checks no tokens), and still requires ADMIN_TOKEN in production', () => {
     const worker = { role: 'worker' } as const;
     const production = { NODE_ENV: 'production', ADMIN_TOKEN: 'x'.repeat(20) };

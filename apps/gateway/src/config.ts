@@ -120,7 +120,14 @@ export const EnvSchema = z.object({
 
 /** Resolved gateway configuration (camelCase, units in names). */
 export interface GatewayConfig {
+  /** NODE_ENV is `production` (read case-insensitively): the production refusals apply. */
   production: boolean;
+  /**
+   * NODE_ENV, trimmed and lower-cased. Neither `production`, `development` nor `test` (a typo
+   * like `prod`, or `staging`): the production refusals are off, and the start says so.
+   * @default 'development'
+   */
+  nodeEnv: string;
   port: number;
   host: string;
   /** Names this process in logs, `welcome` frames and the registry. @default `gw-<random>` */
@@ -371,7 +378,9 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
   }
   const e = parsed.data;
   const problems: string[] = [];
-  const production = e.NODE_ENV === 'production';
+  // `Production` is production: a spelling must not silently switch the refusals off.
+  const nodeEnv = e.NODE_ENV.trim().toLowerCase();
+  const production = nodeEnv === 'production';
   if (checksTokens) problems.push(...tokenProblems(e, cleaned, production));
   if (production && !e.ADMIN_TOKEN) problems.push('  ADMIN_TOKEN: required when NODE_ENV=production');
   // firebase-admin reads the key when it first needs it: a path that is not there would fail
@@ -424,6 +433,7 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
 
   return {
     production,
+    nodeEnv,
     port: e.PORT,
     host: e.HOST,
     instanceId: e.INSTANCE_ID ?? `gw-${Math.random().toString(36).slice(2, 10)}`,

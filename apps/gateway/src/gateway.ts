@@ -601,6 +601,9 @@ function firestoreReadouts(
   };
 }
 
+/** The NODE_ENV values the gateway knows; any other is warned of at start (a typo of production?). */
+const KNOWN_NODE_ENVS: readonly string[] = ['production', 'development', 'test'];
+
 /** The start-up lines: what an operator checks first (which backends, which auth). */
 function logListening(ports: ResolvedPorts, config: GatewayConfig, address: AddressInfo): void {
   const { logger } = ports;
@@ -615,6 +618,12 @@ function logListening(ports: ResolvedPorts, config: GatewayConfig, address: Addr
       variable: 'JWT_REQUIRE_EXP',
       message:
         'false: tokens without exp are accepted and never expire; a leaked one works until the secret or key changes',
+    });
+  }
+  if (!KNOWN_NODE_ENVS.includes(config.nodeEnv)) {
+    logger.warn('gateway_config_warning', {
+      variable: 'NODE_ENV',
+      message: `"${config.nodeEnv}" is not production: the production safeguards are off (AUTH_MODE=none allowed, ADMIN_TOKEN not required, JWT_REQUIRE_EXP off by default); set NODE_ENV=production for a deployment`,
     });
   }
   if (!config.adminToken) {

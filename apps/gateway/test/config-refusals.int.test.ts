@@ -1,3 +1,4 @@
+import { startGateway } from './helpers';
 import { startCli } from './task-processes';
 
 // Token checks that can be bypassed are refused in production where they are read, at start:
@@ -15,5 +16,25 @@ describe('production refuses weaker token verification at start', () => {
     const p = startCli([], { ...production, ...env }, { exits: true });
     expect(await p.exited).toBe(78);
     expect(p.stderr()).toContain(`livebus-gateway: invalid configuration:\n  ${variable}: `);
+  });
+});
+
+// Allowed (staging is common), yet no production refusal applies: a typo like `prod` is said at start.
+describe('a NODE_ENV other than production, development or test', () => {
+  it('is warned of at start (gateway_config_warning, variable NODE_ENV); the known ones are not', async () => {
+    for (const [nodeEnv, warned] of [
+      ['staging', true],
+      ['production', false],
+      ['development', false],
+      ['test', false],
+    ] as const) {
+      const t = await startGateway({ nodeEnv, adminToken: 'config-refusals-admin-0001' });
+      try {
+        const variables = t.logs.of('gateway_config_warning').map((l) => l.variable);
+        expect({ nodeEnv, warned: variables.includes('NODE_ENV') }).toEqual({ nodeEnv, warned });
+      } finally {
+        await t.close();
+      }
+    }
   });
 });
