@@ -9,6 +9,7 @@ import { listenerDefaults } from './listeners/listener-defaults';
 import { documentAnalysisDefaults } from './tasks/analysis/document-analysis';
 import { taskDefaults } from './tasks/task-defaults';
 import { taskWorkDefaults } from './tasks/task-queue-options';
+import { isOriginAllowed } from './transport/origin-policy';
 
 describe('loadConfig', () => {
   it('has the documented defaults with an empty environment', () => {
@@ -174,6 +175,23 @@ describe('loadConfig', () => {
     expect(loadConfig({ PORT: ' ', RATE_LIMIT_FRAMES_PER_S: '  ' })).toMatchObject({ port: 8080 });
     expect(loadConfig({ RATE_LIMIT_FRAMES_PER_S: ' ' }).rateLimitFramesPerS).toBe(loadConfig({}).rateLimitFramesPerS);
     expect(() => loadConfig({ ALLOWED_ORIGINS: ',' })).toThrow(/ALLOWED_ORIGINS: lists no origin/);
+  });
+
+  it('reads ALLOWED_ORIGINS as the browser sends an Origin: a default port is dropped, so that origin is allowed', () => {
+    const origins = loadConfig({
+      ALLOWED_ORIGINS: 'https://app.example.com:443, http://local.example.com:80,https://*.example.org:443',
+    }).allowedOrigins;
+    expect(origins).toEqual(['https://app.example.com', 'http://local.example.com', 'https://*.example.org']);
+    for (const origin of ['https://app.example.com', 'http://local.example.com', 'https://a.example.org']) {
+      expect({ origin, allowed: isOriginAllowed(origin, origins) }).toEqual({ origin, allowed: true });
+    }
+    expect(() => loadConfig({ ALLOWED_ORIGINS: 'https://app.example.com:99999' })).toThrow(/ALLOWED_ORIGINS: "https/);
+    // A port that is not the scheme's default stays part of the origin.
+    const other = loadConfig({ ALLOWED_ORIGINS: 'https://app.example.com:8443' }).allowedOrigins;
+    expect([
+      isOriginAllowed('https://app.example.com:8443', other),
+      isOriginAllowed('https://app.example.com', other),
+    ]).toEqual([true, false]);
   });
 
   it('refuses a millisecond setting past the longest timer Node has, and says what URLs it takes', () => {

@@ -561,7 +561,7 @@ function isLoopback(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }
 
-/** ALLOWED_ORIGINS as a list (undefined when unset); what is wrong with it goes to `problems`. */
+/** ALLOWED_ORIGINS as a list of origins (undefined when unset); what is wrong with it goes to `problems`. */
 function allowedOrigins(value: string | undefined, problems: string[]): string[] | undefined {
   const origins = value
     ?.split(',')
@@ -572,14 +572,25 @@ function allowedOrigins(value: string | undefined, problems: string[]): string[]
       '  ALLOWED_ORIGINS: lists no origin (it would refuse every browser); unset it, or list origins like https://app.example.com',
     );
   }
-  for (const origin of origins ?? []) {
-    if (!/^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d+)?$/.test(origin)) {
+  return origins?.map((origin) => {
+    // As a browser sends it (`Origin`): lower-case, without the scheme's default port (:443, :80).
+    const normal = /^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d+)?$/.test(origin) && originOf(origin);
+    if (!normal) {
       problems.push(
         `  ALLOWED_ORIGINS: "${origin}" is not an origin like https://app.example.com or https://*.example.com`,
       );
     }
+    return normal || origin;
+  });
+}
+
+/** `new URL(url).origin`, or undefined when it is no URL (a port past 65535). No `URL.parse` before Node 20.18. */
+function originOf(url: string): string | undefined {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return undefined;
   }
-  return origins;
 }
 
 /** Why the service-account key at `path` cannot be used, or undefined when it reads as JSON. */
