@@ -153,6 +153,16 @@ describe('loadConfig', () => {
     expect(loadConfig({})).toMatchObject({ production: false, nodeEnv: 'development' });
   });
 
+  it('trims ADMIN_TOKEN (the newline of a secret file would fail every bearer, which is trimmed), checking its length after', () => {
+    const token = 'admin-token-0123456789';
+    expect(loadConfig({ ADMIN_TOKEN: `${token}\n` }).adminToken).toBe(token);
+    expect(loadConfig({ ADMIN_TOKEN: ` ${token}\r\n` }).adminToken).toBe(token);
+    expect(() => loadConfig({ ADMIN_TOKEN: `${'x'.repeat(15)}\n\n` })).toThrow(/ADMIN_TOKEN: must be at least 16/);
+    // Not JWT_SECRET: the token's signer may use the same raw secret, blanks and all.
+    const secret = `${'s'.repeat(32)}\n`;
+    expect(loadConfig({ AUTH_MODE: 'jwt', JWT_SECRET: secret }).jwtSecret).toBe(secret);
+  });
+
   it('for the task worker, checks no token settings (it checks no tokens), and still requires ADMIN_TOKEN in production', () => {
     const worker = { role: 'worker' } as const;
     const production = { NODE_ENV: 'production', ADMIN_TOKEN: 'x'.repeat(20) };

@@ -49,7 +49,9 @@ export const EnvSchema = z.object({
   JWT_AUDIENCE: z.string().min(1).optional(),
   // Unset: follows NODE_ENV (required in production).
   JWT_REQUIRE_EXP: bool.optional(),
-  ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  // Trimmed, as the bearer it is compared with: a secret file's trailing newline would match none.
+  // (JWT_SECRET is not: the signer may use the same raw secret.)
+  ADMIN_TOKEN: z.string().trim().min(16, 'must be at least 16 characters').optional(),
   SERVICE_ROLE_CLAIM: z.string().min(1).default('livebus_service'),
   FIREBASE_PROJECT_ID: z.string().min(1).optional(),
   // Read by firebase-admin itself; the gateway only refuses it in production.
