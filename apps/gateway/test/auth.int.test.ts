@@ -132,6 +132,22 @@ describe('AUTH_MODE=jwt', () => {
     expect(JSON.stringify(debug.body)).not.toContain(ADMIN);
   });
 
+  it('/debug shows REDIS_URL without its password, in the user info or the query (ioredis reads both)', async () => {
+    const withRedis = await startGateway({
+      adminToken: ADMIN,
+      redisUrl: 'rediss://default:hunter2-user-info@cache.example.com:6380/0?password=hunter2-query&db=1',
+    });
+    try {
+      const debug = await httpJson(`${withRedis.http}/debug`, { token: ADMIN });
+      expect(debug.status).toBe(200);
+      const shown = (debug.body.config as { redisUrl: string }).redisUrl;
+      expect(shown).toContain('cache.example.com:6380');
+      expect(JSON.stringify(debug.body)).not.toMatch(/hunter2/);
+    } finally {
+      await withRedis.close();
+    }
+  });
+
   it('POST /publish needs the admin token or a service token', async () => {
     const body = JSON.stringify({
       user_id: 'u1',

@@ -1,4 +1,5 @@
 import { rpcAndReconnects } from '../../metrics/prometheus';
+import { shownRedisUrl } from '../../redis/shown-redis-url';
 import { detachSummary } from './detach-summary';
 import type { HttpDeps, Routes } from './http-deps';
 import { type RequestGuards, send } from './http-io';
@@ -72,7 +73,7 @@ export function adminRoutes(deps: HttpDeps, guards: RequestGuards): Routes {
           ...safe,
           jwtSecret: jwtSecret ? '[set]' : undefined,
           adminToken: adminToken ? '[set]' : undefined,
-          redisUrl: redisUrl ? redisUrl.replace(/\/\/[^@/]*@/, '//***@') : undefined,
+          redisUrl: redisUrl ? shownRedisUrl(redisUrl) : undefined,
         },
       });
     },
