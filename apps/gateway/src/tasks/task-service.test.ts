@@ -1,5 +1,8 @@
-import { RpcErrorCode } from '@livebus/protocol';
+import { type AppEvent, RpcErrorCode, type TaskProgressUpdate } from '@livebus/protocol';
+import { waitFor } from '@livebus/test-support';
 import type { Principal } from '../auth/authenticator';
+import { createLogger } from '../logger';
+import { MemoryTaskQueue } from './memory-task-queue';
 import { MemoryTaskStore } from './memory-task-store';
 import type { QueueDepth, TaskJobData, TaskQueue } from './task-queue';
 import { TaskService } from './task-service';
@@ -133,5 +136,101 @@ describe('TaskService: a start that fails part-way and the open-task slot', () =
     expect(await code(f.start('a'))).toBe('ok');
     f.lapse(10 * 60_000);
     expect(await code(f.start('b'))).toBe(RpcErrorCode.RateLimited);
+  });
+});
+
+/**
+ * The in-process queue and runner, with a bus that holds the first `queued` event until the test
+ * lets it through (a start slow to publish), recording every event the user gets.
+ */
+function liveFixture() {
+  let queue: MemoryTaskQueue | undefined;
+  const store = new MemoryTaskStore({ hasJob: (id) => queue?.hasJob(id) ?? false });
+  let reads = 0;
+  const get = store.get.bind(store);
+  store.get = (taskId) => {
+    reads += 1;
+    return get(taskId);
+  };
+  const events: TaskProgressUpdate[] = [];
+  let release = () => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let holding = false;
+  const publish = async (_uid: string, event: AppEvent) => {
+    const data = event.data as TaskProgressUpdate;
+    if (data.status === 'queued' && !holding) {
+      holding = true;
+      await held;
+    }
+    events.push(data);
+  };
+  const logger = createLogger({ level: 'error', format: 'json', instanceId: 'test' });
+  queue = new MemoryTaskQueue(store, { runner: { store, publish }, logger });
+  const service = new TaskService({ queue, publish, maxDocumentBytes: 1_000, maxOpenPerUser: 10 });
+  const alice: Principal = { uid: 'alice', service: false };
+  const start = () => service.startDocumentAnalysis(alice, 'alice', 'One sentence. Another one.', 'j');
+  const settled = <T>(p: Promise<T>) => {
+    const state = { done: false };
+    p.then(
+      () => (state.done = true),
+      () => (state.done = true),
+    );
+    return state;
+  };
+  return {
+    store,
+    events,
+    start,
+    cancel: () => service.cancel(alice, 'doc_analysis_j'),
+    settled,
+    holding: () => holding,
+    /** Reads of the task store (a start waiting for another polls it). */
+    reads: () => reads,
+    release: () => release(),
+    close: () => queue.close(),
+  };
+}
+
+describe("TaskService: no event precedes a task's `queued`", () => {
+  it('a second start of a task whose first start is still publishing `queued` waits for it: `queued` comes first', async () => {
+    const f = liveFixture();
+    const first = f.start();
+    await waitFor(f.holding, 'the first start publishing `queued`');
+    const second = f.start();
+    const answered = f.settled(second);
+    // Now it waits, reading the task; before the fix it queued the job at once and a worker ran it to the end.
+    await waitFor(
+      async () => (answered.done ? (await f.store.get('doc_analysis_j'))?.status === 'completed' : f.reads() > 0),
+      'the second start waiting, or the run',
+    );
+    f.release();
+    await first;
+    expect(await second).toMatchObject({ existing: true, status: 'queued' });
+    await waitFor(() => f.events.some((e) => e.status === 'completed'), 'the completed event');
+    expect(f.events[0]?.status).toBe('queued');
+    expect(f.events.at(-1)?.status).toBe('completed');
+    expect(f.events.filter((e) => e.status === 'queued')).toHaveLength(1);
+    await f.close();
+  });
+
+  it('a cancel while the start still publishes `queued` is answered after it: `queued`, then `cancelled`', async () => {
+    const f = liveFixture();
+    const started = f.start();
+    await waitFor(f.holding, 'the start publishing `queued`');
+    const cancel = f.cancel();
+    const answered = f.settled(cancel);
+    // Before the fix the cancel published `cancelled` at once.
+    await waitFor(
+      async () => answered.done || (await f.store.get('doc_analysis_j'))?.cancel_requested,
+      'the cancel asked for',
+    );
+    f.release();
+    await started;
+    expect(await cancel).toEqual({ success: true, task_id: 'doc_analysis_j', status: 'cancelled' });
+    await waitFor(() => f.events.some((e) => e.status === 'cancelled'), 'the cancelled event');
+    expect(f.events.map((e) => e.status)).toEqual(['queued', 'cancelled']);
+    await f.close();
   });
 });

@@ -34,6 +34,11 @@ export interface TaskServiceOptions {
    */
   cancelWaitMs?: number;
   /**
+   * How long a start of a task that another start is still creating waits for that start to end
+   * (its `queued` event first) before it answers `unavailable`. @default 3_000
+   */
+  startWaitMs?: number;
+  /**
    * How long a start holds its new task's open-task slot before its job is in the queue
    * (`holdsOpenSlot` in task-store.ts): a start that failed part-way and could not give the slot back (Redis
    * cut) frees it this long after it began, unless its job did reach the queue. Longer than any
@@ -115,8 +120,13 @@ export class TaskService {
       this.#authorize(principal, record);
       throw new RpcError(RpcErrorCode.Forbidden, `job id ${jobId} was started for another user`);
     }
+    const current = created || rearmed ? record : await this.#afterOtherStart(record);
     try {
-      await this.#publishAndEnqueue(record, created, content, queueJobId);
+      await this.#publishAndEnqueue(current, created, content, queueJobId);
+      // Its `queued` event is out and its job queued: a start of it again may queue it too (a no-op).
+      if (created || rearmed) {
+        await queue.store.transition(taskId, ['queued'], { start_hold_until: 0 }).catch(() => {});
+      }
     } catch (error) {
       // The slot this start took (a new task's, or a failed one's taken again) is given back (the
       // task stays queued: a start of it again completes it). It still counts while its job is in
@@ -157,36 +167,54 @@ export class TaskService {
     );
   }
 
+  /**
+   * A start of a task another start is still creating (its hold is live: that start may not have
+   * published `queued` yet) waits for that start to end, so the job it queues cannot let a worker's
+   * events reach the user before that `queued`. A start cut off from Redis before it could say it
+   * ended keeps the hold until it passes: past `startWaitMs`, `unavailable` (retry).
+   */
+  async #afterOtherStart(record: TaskRecord): Promise<TaskRecord> {
+    const deadline = Date.now() + (this.#o.startWaitMs ?? 3_000);
+    let current = record;
+    while (current.status === 'queued' && this.#startUnderWay(current)) {
+      if (Date.now() >= deadline) {
+        throw new RpcError(
+          RpcErrorCode.Unavailable,
+          `another start of task ${record.task_id} is still under way; retry (it is queued by then, or this start completes it)`,
+        );
+      }
+      await sleep(50);
+      current = (await unavailableOnError(() => this.#o.queue.store.get(record.task_id))) ?? current;
+    }
+    return current;
+  }
+
+  /** Whether the start that created (or started again) a queued task may still be publishing and queueing it. */
+  #startUnderWay(record: TaskRecord): boolean {
+    return record.start_hold_until !== undefined && record.start_hold_until > Date.parse(this.#now());
+  }
+
   /** `TASK.get_status`. */
   async getStatus(principal: Principal, taskId: string): Promise<TaskInfo> {
     const record = await this.#owned(principal, taskId);
     return toInfo(record);
   }
 
-  /** `TASK.cancel`: a queued task ends at once; a running one at its worker's next checkpoint. */
+  /**
+   * `TASK.cancel`: a queued task ends at once; a running one at its worker's next checkpoint, and so
+   * does a queued one whose start is still under way (its `queued` event goes out first).
+   */
   async cancel(principal: Principal, taskId: string): Promise<RpcResult<'TASK.cancel'>> {
     const { queue } = this.#o;
     let record = await this.#owned(principal, taskId);
     const answer = (r: TaskRecord, success: boolean) => ({ success, task_id: taskId, status: r.status });
     if (isFinal(record.status)) return answer(record, false);
 
-    const dequeued = await unavailableOnError(() =>
-      queue.store.transition(taskId, ['queued'], {
-        status: 'cancelled',
-        message: 'cancelled before it started',
-        updated_at: this.#now(),
-      }),
-    );
-    if (dequeued.ok && dequeued.record) {
-      const cancelled = dequeued.record;
-      await unavailableOnError(() => this.#o.publish(cancelled.user_id, progressEvent(cancelled)));
-      await queue.remove(taskId, cancelled.queue_job_id).catch(() => {
-        // A worker that picks it up anyway finds it cancelled and skips it.
-      });
-      return answer(dequeued.record, true);
-    }
+    const dequeued = this.#startUnderWay(record) ? undefined : await this.#dequeue(taskId);
+    if (dequeued) return answer(dequeued, true);
+    // Running, or queued by a start not yet done: that start (then this wait) or the worker's claim ends it.
     const requested = await unavailableOnError(() =>
-      queue.store.transition(taskId, ['running'], { cancel_requested: true, updated_at: this.#now() }),
+      queue.store.transition(taskId, ['queued', 'running'], { cancel_requested: true, updated_at: this.#now() }),
     );
     if (!requested.ok) return answer(requested.record ?? record, false);
     // Bounded wait for the worker's acknowledgement, well within the RPC timeout.
@@ -195,8 +223,29 @@ export class TaskService {
       await sleep(50);
       record = (await unavailableOnError(() => queue.store.get(taskId))) ?? record;
       if (isFinal(record.status)) return answer(record, record.status === 'cancelled');
+      const done = record.status === 'queued' && !this.#startUnderWay(record) ? await this.#dequeue(taskId) : undefined;
+      if (done) return answer(done, true);
     }
     return answer(record, true);
+  }
+
+  /** Cancels a queued task (its `queued` event is out): publishes `cancelled` and drops its job. */
+  async #dequeue(taskId: string): Promise<TaskRecord | undefined> {
+    const { queue } = this.#o;
+    const dequeued = await unavailableOnError(() =>
+      queue.store.transition(taskId, ['queued'], {
+        status: 'cancelled',
+        message: 'cancelled before it started',
+        updated_at: this.#now(),
+      }),
+    );
+    if (!dequeued.ok || !dequeued.record) return undefined;
+    const cancelled = dequeued.record;
+    await unavailableOnError(() => this.#o.publish(cancelled.user_id, progressEvent(cancelled)));
+    await queue.remove(taskId, cancelled.queue_job_id).catch(() => {
+      // A worker that picks it up anyway finds it cancelled and skips it.
+    });
+    return cancelled;
   }
 
   /** Refuses a new task while the queue holds `maxQueued` jobs not yet running (checked before anything is written). */
