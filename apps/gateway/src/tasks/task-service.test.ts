@@ -16,7 +16,11 @@ const cut = () => new Error('Connection is closed.');
  * A queue whose jobs only sit in a set, over an in-memory store that sees that set (as the Redis
  * store sees BullMQ's job keys), on a clock the test moves.
  */
-function fixture(options: { maxOpenPerUser: number; startHoldMs?: number }) {
+function fixture(options: {
+  maxOpenPerUser: number;
+  startHoldMs?: number;
+  publish?: (userId: string, event: AppEvent) => Promise<unknown>;
+}) {
   let now = 1_800_000_000_000;
   const jobs = new Set<string>();
   const store = new MemoryTaskStore({ now: () => now, hasJob: (id: string) => jobs.has(id) });
@@ -47,7 +51,7 @@ function fixture(options: { maxOpenPerUser: number; startHoldMs?: number }) {
   };
   const service = new TaskService({
     queue,
-    publish: async () => undefined,
+    publish: options.publish ?? (async () => undefined),
     maxDocumentBytes: 1_000,
     maxOpenPerUser: options.maxOpenPerUser,
     ...(options.startHoldMs !== undefined ? { startHoldMs: options.startHoldMs } : {}),
@@ -59,6 +63,7 @@ function fixture(options: { maxOpenPerUser: number; startHoldMs?: number }) {
     store,
     jobs,
     start,
+    cancel: (jobId: string) => service.cancel(alice, `doc_analysis_${jobId}`),
     nextEnqueue: (...o: EnqueueOutcome[]) => outcomes.push(...o),
     cutStore: (down: boolean) => {
       storeDown = down;
@@ -232,5 +237,30 @@ describe("TaskService: no event precedes a task's `queued`", () => {
     await waitFor(() => f.events.some((e) => e.status === 'cancelled'), 'the cancelled event');
     expect(f.events.map((e) => e.status)).toEqual(['queued', 'cancelled']);
     await f.close();
+  });
+});
+
+describe('TaskService: a cancel whose event could not be published', () => {
+  it('a cancel again publishes the `cancelled` event again and drops the job', async () => {
+    const published: string[] = [];
+    let failNext = false;
+    const publish = async (_uid: string, event: AppEvent) => {
+      const { status } = event.data as TaskProgressUpdate;
+      if (status === 'cancelled' && failNext) {
+        failNext = false;
+        throw cut();
+      }
+      published.push(status);
+    };
+    const f = fixture({ maxOpenPerUser: 1, publish });
+    await f.start('a');
+    failNext = true;
+    expect(await code(f.cancel('a'))).toBe(RpcErrorCode.Unavailable);
+    // The task is cancelled in the store, but its user was never told.
+    expect((await f.store.get('doc_analysis_a'))?.status).toBe('cancelled');
+    expect(published).toEqual(['queued']);
+    expect(await f.cancel('a')).toEqual({ success: true, task_id: 'doc_analysis_a', status: 'cancelled' });
+    expect(published).toEqual(['queued', 'cancelled']);
+    expect(f.jobs.size).toBe(0);
   });
 });

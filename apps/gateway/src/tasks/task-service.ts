@@ -208,6 +208,12 @@ export class TaskService {
     const { queue } = this.#o;
     let record = await this.#owned(principal, taskId);
     const answer = (r: TaskRecord, success: boolean) => ({ success, task_id: taskId, status: r.status });
+    // Cancelled before it ever ran: that cancel's event may not have gone out (its publish failed,
+    // it answered `unavailable`), and no worker tells it. Told again (a second copy at worst).
+    if (record.status === 'cancelled' && !record.attempts) {
+      await this.#announceDequeued(record);
+      return answer(record, true);
+    }
     if (isFinal(record.status)) return answer(record, false);
 
     const dequeued = this.#startUnderWay(record) ? undefined : await this.#dequeue(taskId);
@@ -240,12 +246,16 @@ export class TaskService {
       }),
     );
     if (!dequeued.ok || !dequeued.record) return undefined;
-    const cancelled = dequeued.record;
-    await unavailableOnError(() => this.#o.publish(cancelled.user_id, progressEvent(cancelled)));
-    await queue.remove(taskId, cancelled.queue_job_id).catch(() => {
+    await this.#announceDequeued(dequeued.record);
+    return dequeued.record;
+  }
+
+  /** Drops a task's job, cancelled before it ran, and publishes its `cancelled` event. */
+  async #announceDequeued(cancelled: TaskRecord): Promise<void> {
+    await this.#o.queue.remove(cancelled.task_id, cancelled.queue_job_id).catch(() => {
       // A worker that picks it up anyway finds it cancelled and skips it.
     });
-    return cancelled;
+    await unavailableOnError(() => this.#o.publish(cancelled.user_id, progressEvent(cancelled)));
   }
 
   /** Refuses a new task while the queue holds `maxQueued` jobs not yet running (checked before anything is written). */
