@@ -20,8 +20,9 @@ export interface BullMqTaskWorkerOptions extends TaskWorkOptions {
   /** Names the worker in heartbeats and in BullMQ's job records. */
   workerId: string;
   /**
-   * How long a job stays locked without renewal (TASK_LOCK_MS); a worker that died
-   * mid-job loses its jobs to another worker about this long after. @default taskDefaults.lockMs (30 s)
+   * How long a job stays locked without renewal (TASK_LOCK_MS), and how often the stalled check
+   * runs: a worker that died mid-job loses its jobs to another worker up to about twice this
+   * long after (the lock lapses, then the next check puts the job back). @default taskDefaults.lockMs (30 s)
    */
   lockMs?: number;
   /** @default 5_000 */
@@ -67,7 +68,8 @@ export class BullMqTaskWorker {
           return outcome;
         } catch (error) {
           if (error instanceof TaskHandBackError) {
-            // Back to wait without using up an attempt: another worker starts it again.
+            // Back to wait without using up one of its attempts (attemptsMade), though the next
+            // start counts in attemptsStarted (the task's `attempts`): another worker starts it again.
             await job.moveToWait(token);
             options.observe?.('handed_back', seconds());
             options.logger.info('task_handed_back', { task_id: job.data.task_id, attempt });
