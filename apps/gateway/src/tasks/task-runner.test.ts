@@ -149,4 +149,28 @@ describe('runTask when the final event cannot be published', () => {
     expect(events.filter((e) => e.status !== 'running')).toMatchObject([{ status: 'completed' }]);
     expect(await store.get('t1')).toMatchObject({ status: 'completed' });
   });
+
+  it('failAbandonedTask retries a failed announcement of the end it wrote (the task never ran: attempts 0)', async () => {
+    const store = new MemoryTaskStore();
+    await store.create(queued());
+    const events: TaskProgressUpdate[] = [];
+    const errors: unknown[] = [];
+    const publish = publisher(events, 'failed', 1);
+    const retry = { delaysMs: [1, 1], onError: (e: unknown) => errors.push(e) };
+    expect(await failAbandonedTask({ store, publish }, 't1', 'the job was given up', retry)).toBe(true);
+    expect(events).toMatchObject([{ status: 'failed', error_code: 'attempts_exhausted' }]);
+    expect(errors).toHaveLength(1);
+  });
+
+  it('failAbandonedTask gives up once its retries are spent, with the last error', async () => {
+    const store = new MemoryTaskStore();
+    await store.create(queued());
+    const events: TaskProgressUpdate[] = [];
+    const publish = publisher(events, 'failed', 3);
+    const retry = { delaysMs: [1, 1] };
+    await expect(failAbandonedTask({ store, publish }, 't1', 'the job was given up', retry)).rejects.toThrow(
+      'outbox_full',
+    );
+    expect(events).toEqual([]);
+  });
 });

@@ -158,29 +158,57 @@ export function progressEvent(record: TaskRecord): AppEvent {
   return { event: 'task.progress_update', data };
 }
 
+/** How {@link failAbandonedTask} retries a step that failed (Redis away, the outbox full). */
+export interface AbandonRetry {
+  /** The waits before each retry; once spent, the last error is thrown. @default none (no retry) */
+  delaysMs?: readonly number[];
+  /** Told of each failure that is retried. */
+  onError?: (error: unknown) => void;
+}
+
 /**
  * Ends a task whose job the queue gave up on outside {@link runTask} (a job that lost its
  * worker more often than allowed): failed with `attempts_exhausted`, so its user hears the end.
  * A task an attempt ended already has its final event published again (true only when this ended it).
+ * Nothing runs the job again to tell (it was removed as it failed): each step is retried as `retry` says.
  */
-export async function failAbandonedTask(deps: TaskRunnerDeps, taskId: string, reason: string): Promise<boolean> {
-  const ended = await deps.store.transition(taskId, ['queued', 'running'], {
-    status: 'failed',
-    message: 'failed',
-    error: reason,
-    error_code: 'attempts_exhausted',
-    run: null,
-    updated_at: (deps.now?.() ?? new Date()).toISOString(),
-  });
-  if (ended.ok && ended.record) {
-    await deps.publish(ended.record.user_id, progressEvent(ended.record));
-    return true;
+export async function failAbandonedTask(
+  deps: TaskRunnerDeps,
+  taskId: string,
+  reason: string,
+  retry: AbandonRetry = {},
+): Promise<boolean> {
+  const ended = await retrying(
+    () =>
+      deps.store.transition(taskId, ['queued', 'running'], {
+        status: 'failed',
+        message: 'failed',
+        error: reason,
+        error_code: 'attempts_exhausted',
+        run: null,
+        updated_at: (deps.now?.() ?? new Date()).toISOString(),
+      }),
+    retry,
+  );
+  // Else ended by an attempt whose final event may not have gone out (its publish failed on the last attempt).
+  const tell =
+    ended.ok || (ended.record && endedEarlier(ended.record, Number.POSITIVE_INFINITY)) ? ended.record : undefined;
+  if (tell) await retrying(() => deps.publish(tell.user_id, progressEvent(tell)), retry);
+  return ended.ok && ended.record !== undefined;
+}
+
+/** Runs `op`, again after each of `retry.delaysMs` while it fails (timers that do not hold the process). */
+async function retrying<T>(op: () => Promise<T>, retry: AbandonRetry): Promise<T> {
+  for (const delayMs of [...(retry.delaysMs ?? []), undefined]) {
+    try {
+      return await op();
+    } catch (error) {
+      if (delayMs === undefined) throw error;
+      retry.onError?.(error);
+      await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+    }
   }
-  // Ended by an attempt whose final event may not have gone out (its publish failed on the last attempt).
-  if (ended.record && endedEarlier(ended.record, Number.POSITIVE_INFINITY)) {
-    await deps.publish(ended.record.user_id, progressEvent(ended.record));
-  }
-  return false;
+  throw new Error('unreachable');
 }
 
 /**

@@ -11,6 +11,9 @@ import { failAbandonedTask, runTask, type TaskRunOutcome } from '../task-runner'
 /** How long the `task_stalled` line waits for the job's task and user before it goes without them. */
 const STALLED_READ_MS = 1_000;
 
+/** The waits between tries to end and announce a given-up job's task (about 2 min in all, while the process lives). */
+const ABANDON_RETRY_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 60_000];
+
 /** Options of {@link BullMqTaskWorker}. */
 export interface BullMqTaskWorkerOptions extends TaskWorkOptions {
   /** A connection for BullMQ (`maxRetriesPerRequest: null`); it duplicates it for blocking reads. */
@@ -146,7 +149,13 @@ export class BullMqTaskWorker {
         attempts: job.attemptsMade,
         error: error.message,
       });
-      failAbandonedTask(options.runner, job.data.task_id, `the job was given up: ${error.message}`).then(
+      // BullMQ removed the job (removeOnFail): nothing runs it again to tell, so this retries.
+      const retry = {
+        delaysMs: ABANDON_RETRY_MS,
+        onError: (e: unknown) =>
+          options.logger.warn('task_worker_error', { task_id: job.data.task_id, error: String(e) }),
+      };
+      failAbandonedTask(options.runner, job.data.task_id, `the job was given up: ${error.message}`, retry).then(
         (ended) => {
           if (ended) options.observe?.('failed', 0);
         },
