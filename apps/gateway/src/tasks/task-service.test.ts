@@ -148,7 +148,7 @@ describe('TaskService: a start that fails part-way and the open-task slot', () =
  * The in-process queue and runner, with a bus that holds the first `queued` event until the test
  * lets it through (a start slow to publish), recording every event the user gets.
  */
-function liveFixture() {
+function liveFixture(options: { cancelWaitMs?: number } = {}) {
   let queue: MemoryTaskQueue | undefined;
   const store = new MemoryTaskStore({ hasJob: (id) => queue?.hasJob(id) ?? false });
   let reads = 0;
@@ -173,7 +173,7 @@ function liveFixture() {
   };
   const logger = createLogger({ level: 'error', format: 'json', instanceId: 'test' });
   queue = new MemoryTaskQueue(store, { runner: { store, publish }, logger });
-  const service = new TaskService({ queue, publish, maxDocumentBytes: 1_000, maxOpenPerUser: 10 });
+  const service = new TaskService({ queue, publish, maxDocumentBytes: 1_000, maxOpenPerUser: 10, ...options });
   const alice: Principal = { uid: 'alice', service: false };
   const start = () => service.startDocumentAnalysis(alice, 'alice', 'One sentence. Another one.', 'j');
   const settled = <T>(p: Promise<T>) => {
@@ -235,6 +235,20 @@ describe("TaskService: no event precedes a task's `queued`", () => {
     await started;
     expect(await cancel).toEqual({ success: true, task_id: 'doc_analysis_j', status: 'cancelled' });
     await waitFor(() => f.events.some((e) => e.status === 'cancelled'), 'the cancelled event');
+    expect(f.events.map((e) => e.status)).toEqual(['queued', 'cancelled']);
+    await f.close();
+  });
+  it('a cancel whose wait ends with the start still under way answers unavailable; its request still ends the task', async () => {
+    // The start may have died (its hold then passes in 60 s): a success here could be honoured by nobody.
+    const f = liveFixture({ cancelWaitMs: 100 });
+    const started = f.start();
+    await waitFor(f.holding, 'the start publishing `queued`');
+    expect(await code(f.cancel())).toBe(RpcErrorCode.Unavailable);
+    f.release();
+    await started;
+    // The start lived: the worker's claim honours the request.
+    await waitFor(() => f.events.some((e) => e.status === 'cancelled'), 'the cancelled event');
+    expect((await f.cancel()).status).toBe('cancelled');
     expect(f.events.map((e) => e.status)).toEqual(['queued', 'cancelled']);
     await f.close();
   });

@@ -232,6 +232,14 @@ export class TaskService {
       const done = record.status === 'queued' && !this.#startUnderWay(record) ? await this.#dequeue(taskId) : undefined;
       if (done) return answer(done, true);
     }
+    // Still queued by a start not yet done: that start may have died (its hold then passes), and a
+    // success would promise an end nobody may bring. Asked for (a worker's claim honours it); retry.
+    if (record.status === 'queued' && this.#startUnderWay(record)) {
+      throw new RpcError(
+        RpcErrorCode.Unavailable,
+        `the start of task ${taskId} is still under way; retry the cancel (it is queued by then)`,
+      );
+    }
     return answer(record, true);
   }
 
