@@ -17,7 +17,8 @@ Usage:
   livebus-gateway [worker | check] --help | --version
 
 Options:
-  --url URL            the deployment, e.g. https://rt.example.com (wss://rt.example.com/ws works too)
+  --url URL            where the deployment's admin endpoints answer: a task's address or an internal
+                       listener, e.g. http://10.0.1.23:8080 (a ws:// or wss:// URL works too)
   --admin-token TOKEN  its ADMIN_TOKEN (default: $LIVEBUS_ADMIN_TOKEN)
   --timeout MS         (check) per request, default 5000
   --worker-wait MS     (check) with tasks on and no worker seen, how long to wait for one
