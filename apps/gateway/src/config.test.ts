@@ -258,6 +258,12 @@ describe('loadConfig, AUTH_MODE=jwt', () => {
     expect(defaultConfig({}).jwtRequireExp).toBe(false);
   });
 
+  it('defaultConfig: NODE_ENV follows production when that is given, so the two agree', () => {
+    expect(defaultConfig({ production: true }).nodeEnv).toBe('production');
+    expect(defaultConfig({ production: true, nodeEnv: 'production' }).nodeEnv).toBe('production');
+    expect(defaultConfig({}).nodeEnv).toBe('development');
+  });
+
   it('refuses an http:// JWKS URL in production, naming the variable and the fix; allows it on loopback and outside production', () => {
     const prod = { NODE_ENV: 'production', AUTH_MODE: 'jwt', ADMIN_TOKEN: 'a'.repeat(20) };
     for (const url of [

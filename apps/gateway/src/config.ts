@@ -127,9 +127,10 @@ export interface GatewayConfig {
   /**
    * NODE_ENV, trimmed and lower-cased. Neither `production`, `development` nor `test` (a typo
    * like `prod`, or `staging`): the production refusals are off, and the start says so.
-   * @default 'development'
+   * Unset (a configuration built without loadConfig): not checked. From defaultConfig, it
+   * follows `production` when that is given.
    */
-  nodeEnv: string;
+  nodeEnv?: string;
   port: number;
   host: string;
   /** Names this process in logs, `welcome` frames and the registry. @default `gw-<random>` */
@@ -341,12 +342,15 @@ export function defaultConfig(overrides: Partial<GatewayConfig> = {}): GatewayCo
   // As in the environment: tokens without exp are refused in production unless told otherwise.
   const requireExp = overrides.jwtRequireExp ?? overrides.production;
   const live = overrides.maxSessionsPerUser;
+  // As in the environment: NODE_ENV and `production` agree (what /debug shows).
+  const nodeEnv = overrides.nodeEnv ?? (overrides.production ? 'production' : undefined);
   const config = {
     ...loadConfig({}),
     ...(live === undefined ? {} : { registryMaxSessionsPerUser: REGISTRY_SESSIONS_PER_LIVE_SESSION * live }),
     ...overrides,
     ...(tasks === undefined ? {} : { tasksEnabled: tasks }),
     ...(requireExp === undefined ? {} : { jwtRequireExp: requireExp }),
+    ...(nodeEnv === undefined ? {} : { nodeEnv }),
   };
   // As loadConfig: every live session of a user must be able to register.
   if (config.registryMaxSessionsPerUser < config.maxSessionsPerUser) {

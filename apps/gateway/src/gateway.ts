@@ -620,7 +620,7 @@ function logListening(ports: ResolvedPorts, config: GatewayConfig, address: Addr
         'false: tokens without exp are accepted and never expire; a leaked one works until the secret or key changes',
     });
   }
-  if (!KNOWN_NODE_ENVS.includes(config.nodeEnv)) {
+  if (config.nodeEnv !== undefined && !KNOWN_NODE_ENVS.includes(config.nodeEnv)) {
     logger.warn('gateway_config_warning', {
       variable: 'NODE_ENV',
       message: `"${config.nodeEnv}" is not production: the production safeguards are off (AUTH_MODE=none allowed, ADMIN_TOKEN not required, JWT_REQUIRE_EXP off by default); set NODE_ENV=production for a deployment`,
