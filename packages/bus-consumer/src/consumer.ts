@@ -318,7 +318,7 @@ class Client {
 
   connect(): Promise<void> {
     if (this.state === 'idle') {
-      this.offWake = this.wakeOn?.(() => this.reconnectNow());
+      this.offWake = this.wakeOn?.(() => this.reconnectSoon());
       this.open();
     }
     const closedError = (message: string) =>
@@ -836,17 +836,26 @@ class Client {
     if (this.isClosed()) return;
     this.setState('reconnecting');
     if (this.isClosed()) return;
+    this.reconnectIn(delayMs);
+  }
+
+  /** The next attempt, in `delayMs` (unless the client is no longer reconnecting by then). */
+  reconnectIn(delayMs: number): void {
     this.timers.reconnect = setTimeout(() => {
       if (this.state === 'reconnecting') this.open();
     }, delayMs);
   }
 
-  /** Back online, or the page shown again (browsers): a reconnect waiting for its timer goes now, backoff reset. */
-  reconnectNow(): void {
+  /**
+   * Back online, or the page shown again (browsers): a reconnect waiting for its timer goes sooner,
+   * backoff reset, after the first attempt's jitter (at most `minReconnectDelayMs`): the clients of a
+   * shared network that comes back do not all open their sockets in the same instant.
+   */
+  reconnectSoon(): void {
     if (this.state !== 'reconnecting') return;
     clearTimeout(this.timers.reconnect);
     this.attempt = 0;
-    this.open();
+    this.reconnectIn(this.fullJitter(0));
   }
 
   /** Whether `close()` was called; a method, as the state may change in a listener between two reads. */

@@ -667,7 +667,9 @@ describe('browsers: back online, or the page shown again, while reconnecting', (
     jest.restoreAllMocks();
   });
 
-  it('reconnects at once with the backoff reset; listeners go with close()', () => {
+  it('reconnects within the first ceiling, jittered, with the backoff reset; listeners go with close()', () => {
+    // The wake's delay is fullJitter(0): random() * minReconnectDelayMs (500), here 250 ms.
+    jest.spyOn(Math, 'random').mockReturnValue(0.5);
     const attempts: number[] = [];
     const backoff = (attempt: number) => {
       attempts.push(attempt);
@@ -681,13 +683,21 @@ describe('browsers: back online, or the page shown again, while reconnecting', (
     (sockets[0] as HandSocket).end(1006);
     expect(c.state).toBe('reconnecting');
     win.dispatchEvent(new Event('online'));
+    // Not in the same tick: a fleet whose shared network comes back would all open at once.
+    expect(sockets).toHaveLength(1);
+    jest.advanceTimersByTime(249);
+    expect(sockets).toHaveLength(1);
+    jest.advanceTimersByTime(1);
     expect(sockets).toHaveLength(2);
     expect(c.state).toBe('connecting');
     (sockets[1] as HandSocket).end(1006);
     doc.dispatchEvent(new Event('visibilitychange')); // still hidden
+    jest.advanceTimersByTime(250);
     expect(sockets).toHaveLength(2);
     doc.visibilityState = 'visible';
     doc.dispatchEvent(new Event('visibilitychange'));
+    expect(sockets).toHaveLength(2);
+    jest.advanceTimersByTime(250);
     expect(sockets).toHaveLength(3);
     expect(attempts).toEqual([0, 0]);
     (sockets[2] as HandSocket).open();
