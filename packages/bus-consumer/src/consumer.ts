@@ -272,6 +272,8 @@ class Client {
   refused: ConnectError | undefined;
   /** Why the client stopped on its own (not `close()`): what `connect()` rejects with. */
   stoppedWith: ConnectError | undefined;
+  /** A pending `connect()` was rejected (the client closed before it opened): the app has the stop's error there. */
+  connectRejected = false;
   /** Ping timer and watchdog of the open session. */
   heartbeat: Heartbeat | undefined;
   timers: {
@@ -335,6 +337,7 @@ class Client {
         if (newState === 'closed') {
           offOpen();
           offState();
+          this.connectRejected = true;
           reject(closedError('client closed before connecting'));
         }
       });
@@ -899,7 +902,8 @@ class Client {
       () => new RpcError('unavailable', `client stopped: ${stopped.message}`, undefined, { cause: stopped }),
     );
     this.setState('closed');
-    this.emitter.emit('error', error);
+    // Unheard, it would be reported as uncaught (reportError): not when a pending connect() got it.
+    if (!this.connectRejected || this.emitter.listenerCount('error')) this.emitter.emit('error', error);
     this.flushGroups();
   }
 

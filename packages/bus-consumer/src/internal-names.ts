@@ -31,6 +31,7 @@ export const INTERNAL_NAMES: readonly string[] = [
   'lostAt',
   'refused',
   'stoppedWith',
+  'connectRejected',
   'timers',
   'welcome',
   'setState',

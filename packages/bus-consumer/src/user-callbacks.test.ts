@@ -254,6 +254,37 @@ describe('no `error` listener', () => {
   });
 });
 
+describe('no `error` listener: the stop', () => {
+  function unheard(): { c: BusConsumer; logged: jest.SpyInstance } {
+    const c = new BusConsumer({ url: 'ws://gateway.test/ws', userId: 'u', WebSocket: HandSocket });
+    return { c, logged: jest.spyOn(console, 'error').mockImplementation(() => {}) };
+  }
+  afterEach(() => jest.restoreAllMocks());
+
+  it('is not reported again when it rejected a pending connect(): the app has it there', async () => {
+    const { c, logged } = unheard();
+    const connected = c.connect();
+    const socket = sockets[0] as HandSocket;
+    socket.open();
+    socket.end(4003, 'forbidden');
+    await expect(connected).rejects.toMatchObject({ name: 'ConnectError', code: 'forbidden' });
+    expect(c.state).toBe('closed');
+    expect(logged).not.toHaveBeenCalled();
+  });
+
+  it('after connect() resolved, is reported once', async () => {
+    const { c, logged } = unheard();
+    const connected = c.connect();
+    const socket = sockets[0] as HandSocket;
+    socket.open();
+    socket.welcome();
+    await connected;
+    socket.end(4003, 'forbidden');
+    expect(c.state).toBe('closed');
+    expect(logged.mock.calls.map((call) => (call[0] as Error).name)).toEqual(['FatalCloseError']);
+  });
+});
+
 describe('a 4001 that says "try again later"', () => {
   it.each(['verifier_unavailable', 'internal_error'])(
     '%s: reconnects with backoff, as often as it takes',
