@@ -91,4 +91,24 @@ describe('MemoryRegistryStore: the sessions that left, on an injected clock', ()
     now += 120_000;
     expect((await store.getSessions('u')).map((s) => s.session_id)).toEqual(['late']);
   });
+
+  it('drops the backstop entries of users never named again at an operation for another user, as Redis keys expire', async () => {
+    let now = 1_000;
+    const store = new MemoryRegistryStore(() => now, { sessionsTtlS: 60 });
+    // A backend registering users who never connect; the first one registers again later (its backstop moves on).
+    for (let i = 0; i < 1_000; i++) await store.registerSession(`backend-${i}`, session('s'));
+    now += 30_000;
+    await store.registerSession('backend-0', session('again'));
+    expect(store.backstopCount()).toBe(1_000);
+    now += 29_999;
+    await store.getSessions('other');
+    expect(store.backstopCount()).toBe(1_000);
+    now += 1;
+    await store.getSessions('other');
+    expect(store.backstopCount()).toBe(1);
+    expect((await store.getSessions('backend-0')).map((s) => s.session_id).sort()).toEqual(['again', 's']);
+    now += 30_000;
+    store.sessionBack('other', 's');
+    expect(store.backstopCount()).toBe(0);
+  });
 });

@@ -21,7 +21,11 @@ export class MemoryRegistryStore implements RegistryStore {
   readonly #leaving = new Map<string, Map<string, number>>();
   /** Users presence holds (told by {@link sessionBack}) and not cleared since. */
   readonly #present = new Set<string>();
-  /** User id -> when all their entries go: registered while the user was not present (the backstop). */
+  /**
+   * User id -> when all their entries go: registered while the user was not present (the backstop).
+   * In expiry order (re-inserted at each registration, one TTL): every operation drops the due ones
+   * from the front ({@link #sweep}), those of users no call names again too, as Redis's keys expire.
+   */
   readonly #expiresAt = new Map<string, number>();
   readonly #now: () => number;
   readonly #sessionsTtlMs: number;
@@ -40,6 +44,7 @@ export class MemoryRegistryStore implements RegistryStore {
    * registered after this, its entry still goes at that time ({@link registerSession}).
    */
   sessionLeft(userId: string, sessionId: string, graceMs: number): void {
+    this.#sweep();
     this.#prune(userId);
     if (graceMs <= 0) this.#forget(userId, sessionId);
     // Without a grace, recorded as due now: a registration right after the close is not kept
@@ -56,8 +61,14 @@ export class MemoryRegistryStore implements RegistryStore {
     return count;
   }
 
+  /** How many users' entries go with the backstop (diagnostics, tests). */
+  backstopCount(): number {
+    return this.#expiresAt.size;
+  }
+
   /** The session is back (its presence entry added again): its entry stays, and the user's backstop ends. */
   sessionBack(userId: string, sessionId: string): void {
+    this.#sweep();
     this.#present.add(userId);
     this.#expiresAt.delete(userId);
     this.#keep(userId, sessionId);
@@ -70,12 +81,18 @@ export class MemoryRegistryStore implements RegistryStore {
     if (leaving.size === 0) this.#leaving.delete(userId);
   }
 
-  /** Drops the entries of the user's sessions whose leave grace is over (every read and write does, first). */
-  #prune(userId: string): void {
-    if ((this.#expiresAt.get(userId) ?? Number.POSITIVE_INFINITY) <= this.#now()) {
+  /** Drops the entries of the users whose backstop is over, from the front (every operation does, first). */
+  #sweep(): void {
+    const now = this.#now();
+    for (const [userId, expiresAt] of this.#expiresAt) {
+      if (expiresAt > now) break;
       this.#sessions.delete(userId);
       this.#expiresAt.delete(userId);
     }
+  }
+
+  /** Drops the entries of the user's sessions whose leave grace is over (every read and write of the user does). */
+  #prune(userId: string): void {
     const leaving = this.#leaving.get(userId);
     if (!leaving) return;
     const now = this.#now();
@@ -95,17 +112,22 @@ export class MemoryRegistryStore implements RegistryStore {
   ): Promise<boolean> {
     // Left already (registered after its close): the entry goes when the leave says, at once when due.
     const leftDueAt = this.#leaving.get(userId)?.get(session.session_id);
+    this.#sweep();
     this.#prune(userId);
     const sessions = this.#sessions.get(userId) ?? new Map<string, RegistrySession>();
     if (!sessions.has(session.session_id) && sessions.size >= maxSessions) return false;
     if (leftDueAt !== undefined && leftDueAt <= this.#now()) return true;
     this.#sessions.set(userId, sessions);
     sessions.set(session.session_id, structuredClone(session));
-    if (!this.#present.has(userId)) this.#expiresAt.set(userId, this.#now() + this.#sessionsTtlMs);
+    if (!this.#present.has(userId)) {
+      this.#expiresAt.delete(userId); // to the back: in expiry order
+      this.#expiresAt.set(userId, this.#now() + this.#sessionsTtlMs);
+    }
     return true;
   }
 
   async unregisterSession(userId: string, sessionId: string): Promise<boolean> {
+    this.#sweep();
     const sessions = this.#sessions.get(userId);
     const removed = sessions?.delete(sessionId) ?? false;
     if (sessions?.size === 0) {
@@ -116,6 +138,7 @@ export class MemoryRegistryStore implements RegistryStore {
   }
 
   async getSessions(userId: string): Promise<RegistrySession[]> {
+    this.#sweep();
     this.#prune(userId);
     return [...(this.#sessions.get(userId)?.values() ?? [])]
       .map((s) => structuredClone(s))
@@ -123,6 +146,7 @@ export class MemoryRegistryStore implements RegistryStore {
   }
 
   async getUnified(userId: string): Promise<UserRegistry | undefined> {
+    this.#sweep();
     const entry = this.#unified.get(userId);
     if (!entry) return undefined;
     if (entry.expiresAt <= this.#now()) {
@@ -133,10 +157,12 @@ export class MemoryRegistryStore implements RegistryStore {
   }
 
   async putUnified(userId: string, doc: UserRegistry, ttlS: number): Promise<void> {
+    this.#sweep();
     this.#unified.set(userId, { doc: structuredClone(doc), expiresAt: this.#now() + ttlS * 1000 });
   }
 
   async touchUnified(userId: string, ttlS: number): Promise<void> {
+    this.#sweep();
     const entry = this.#unified.get(userId);
     if (entry) entry.expiresAt = this.#now() + ttlS * 1000;
   }
@@ -148,6 +174,7 @@ export class MemoryRegistryStore implements RegistryStore {
    * present: what is registered for them afterwards goes with the backstop unless they come back.
    */
   clearUser(userId: string): void {
+    this.#sweep();
     this.#sessions.delete(userId);
     this.#leaving.delete(userId);
     this.#present.delete(userId);
