@@ -18,10 +18,11 @@ export default defineConfig([
     define: { __LIVEBUS_VERSION__: JSON.stringify(version) },
   },
   {
-    // Browsers: one ESM module and one <script> build (global `Livebus`), protocol and zod bundled in.
+    // Browsers: one ESM module, the same as CommonJS (for require() under the `browser` condition:
+    // Jest's jsdom environment), and one <script> build (global `Livebus`), protocol bundled in.
     entry: { livebus: 'src/browser.ts' },
     outDir: 'dist/browser',
-    format: ['esm', 'iife'],
+    format: ['esm', 'cjs', 'iife'],
     globalName: 'Livebus',
     platform: 'browser',
     target: 'es2020',

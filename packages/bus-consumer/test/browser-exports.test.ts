@@ -1,0 +1,26 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+// How a bundler or Jest's jsdom environment (which adds the `browser` condition) resolves the
+// package: Node's own resolver on dist, through the package's name (a self-reference from its
+// directory). `--no-experimental-require-module`: a require() that reaches an ES module fails,
+// as it does in Jest on Node < 24.9.
+const run = promisify(execFile);
+const pkg = join(__dirname, '..');
+const node = (flags: string[], code: string) =>
+  run(process.execPath, ['--conditions=browser', ...flags, '-e', code], { cwd: pkg }).then((r) => r.stdout.trim());
+
+describe('the browser build under the `browser` condition', () => {
+  it.each(['@livebus/bus-consumer', '@livebus/bus-consumer/browser'])('%s loads through require()', async (id) => {
+    const code = `const m = require('${id}'); console.log(typeof m.BusConsumer, require.resolve('${id}'))`;
+    const out = await node(['--no-experimental-require-module'], code);
+    expect(out).toBe(`function ${join(pkg, 'dist', 'browser', 'livebus.cjs')}`);
+  });
+
+  it.each(['@livebus/bus-consumer', '@livebus/bus-consumer/browser'])('%s imports the ES module', async (id) => {
+    const code = `import('${id}').then((m) => console.log(typeof m.BusConsumer, import.meta.resolve('${id}')))`;
+    const out = await node(['--input-type=module'], code);
+    expect(out).toBe(`function file://${join(pkg, 'dist', 'browser', 'livebus.js')}`);
+  });
+});
