@@ -13,7 +13,8 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'es2022',
-  banner: { js: '#!/usr/bin/env node' },
+  // No banner: the shebang is src/cli.ts's first line, which esbuild keeps in that entry's
+  // output only (a banner would start every file, the library's included).
   // `livebus-publish --version`.
   define: { __LIVEBUS_VERSION__: JSON.stringify(version) },
 });

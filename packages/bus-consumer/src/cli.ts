@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 // `livebus`: tail a user's events or call an RPC method from a terminal.
 import { connect } from 'node:net';
 import { parseArgs } from 'node:util';

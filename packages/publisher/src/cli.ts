@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 // `livebus-publish`: publish one event from a terminal or a shell script. It lives here, not in
 // the client's `livebus` CLI, so that installing the browser client never installs a Redis client.
 import { parseArgs } from 'node:util';
