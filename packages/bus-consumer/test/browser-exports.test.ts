@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 // How a bundler or Jest's jsdom environment (which adds the `browser` condition) resolves the
@@ -22,5 +22,26 @@ describe('the browser build under the `browser` condition', () => {
     const code = `import('${id}').then((m) => console.log(typeof m.BusConsumer, import.meta.resolve('${id}')))`;
     const out = await node(['--input-type=module'], code);
     expect(out).toBe(`function file://${join(pkg, 'dist', 'browser', 'livebus.js')}`);
+  });
+});
+
+// esbuild, the bundler tsup builds with (and Vite's): the one this workspace has, through tsup.
+type Bundler = {
+  build(options: object): Promise<{ outputFiles: [{ text: string }] }>;
+};
+const esbuild: Bundler = require(require.resolve('esbuild', { paths: [dirname(require.resolve('tsup'))] }));
+
+describe('the package in an app bundle', () => {
+  const options = { bundle: true, write: false, platform: 'browser', format: 'esm', minify: true, logLevel: 'silent' };
+  const bundle = (contents: string) =>
+    esbuild.build({ ...options, stdin: { contents, resolveDir: pkg } }).then((r) => r.outputFiles[0].text.trim());
+
+  it('leaves the client out when no import is used (sideEffects)', async () => {
+    expect(await bundle("import { BusConsumer, RpcError } from '@livebus/bus-consumer';")).toBe('');
+  });
+
+  it('keeps it when one is', async () => {
+    const code = await bundle("import { BusConsumer } from '@livebus/bus-consumer'; console.log(BusConsumer);");
+    expect(code).toContain('livebus.protocolPing');
   });
 });
