@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -43,5 +44,21 @@ describe('the package in an app bundle', () => {
   it('keeps it when one is', async () => {
     const code = await bundle("import { BusConsumer } from '@livebus/bus-consumer'; console.log(BusConsumer);");
     expect(code).toContain('livebus.protocolPing');
+  });
+});
+
+describe('the exports map', () => {
+  // Every module it exports comes with its types, under each condition (attw's "no types"): the
+  // <script> build is a file to serve, not a module, and is not exported.
+  type Entry = string | { [condition: string]: Entry };
+  const { exports: map } = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')) as {
+    exports: Record<string, Entry>;
+  };
+  const targets = (entry: Entry): Entry[] =>
+    typeof entry === 'string' || 'default' in entry ? [entry] : Object.values(entry).flatMap(targets);
+
+  it.each(Object.keys(map).filter((k) => k !== './package.json'))('%s gives types beside its JavaScript', (path) => {
+    for (const target of targets(map[path] as Entry))
+      expect(target).toEqual({ types: expect.stringMatching(/\.d\.c?ts$/), default: expect.stringMatching(/\.c?js$/) });
   });
 });
