@@ -45,6 +45,21 @@ describe('the package in an app bundle', () => {
     const code = await bundle("import { BusConsumer } from '@livebus/bus-consumer'; console.log(BusConsumer);");
     expect(code).toContain('livebus.protocolPing');
   });
+
+  // docs/client.md, "Error classes": the browser build carries its own copy of the protocol, so
+  // the FrameError it throws is the one it exports, and `name` survives its minification.
+  it("throws its own FrameError, not @livebus/protocol/client's, with its name", async () => {
+    const app = `import { BusConsumer, FrameError } from '@livebus/bus-consumer';
+import { FrameError as ProtocolFrameError } from '@livebus/protocol/client';
+class NoSocket { constructor() { throw new Error('no socket'); } }
+const bus = new BusConsumer({ url: 'ws://127.0.0.1:1/ws', userId: 'u', WebSocket: NoSocket });
+bus.rpc('REGISTRY.get_sessions', NaN).catch((e) => {
+  console.log(e.name, e instanceof FrameError, e instanceof ProtocolFrameError);
+  bus.close();
+});`;
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', await bundle(app)]);
+    expect(stdout.trim()).toBe('FrameError true false');
+  });
 });
 
 describe('the exports map', () => {
