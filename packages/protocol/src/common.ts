@@ -52,10 +52,15 @@ export function companyIdProblem(id: unknown): string | undefined {
   return 'must not start and end with __ (__x__ is reserved by Firestore)';
 }
 
+/**
+ * A JSON value, as the protocol's types name it: a plain type of its own, so that a library's
+ * emitted declarations never need zod's (`z.json()`'s) type.
+ */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 /** Any JSON value. */
 export const JsonValueSchema: z.ZodType<unknown> = z.json();
 /** A JSON object with string keys. */
-export const JsonObjectSchema = z.record(z.string(), z.json());
+export const JsonObjectSchema = z.record(z.string(), z.json() as z.ZodType<JsonValue>);
 
 /** Validates an {@link AuthFailureReason} (the reason of a 4001 close). */
 export const AuthFailureReasonSchema = z.enum(

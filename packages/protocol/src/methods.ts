@@ -4,6 +4,7 @@ import {
   FIRESTORE_RESERVED_ID_LOOKAHEAD,
   FIRESTORE_RESERVED_ID_RULE,
   JsonObjectSchema,
+  type JsonValue,
   SessionIdSchema,
   UserIdSchema,
 } from './common';
@@ -55,7 +56,7 @@ export type UserRegistry = z.infer<typeof UserRegistrySchema>;
 export const UserRegistryPatchSchema = z.strictObject({
   user_info: z.strictObject({ status: z.enum(['online', 'offline', 'away']) }).optional(),
   companies: z.strictObject({ current_company_id: CompanyIdSchema.nullable() }).optional(),
-  services: z.record(z.string().max(registryLimits.maxServiceKeyChars), z.json()).optional(),
+  services: z.record(z.string().max(registryLimits.maxServiceKeyChars), z.json() as z.ZodType<JsonValue>).optional(),
 });
 export type UserRegistryPatch = z.infer<typeof UserRegistryPatchSchema>;
 

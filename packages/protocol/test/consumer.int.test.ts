@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
 const pkg = join(__dirname, '..');
@@ -17,6 +18,21 @@ describe('the built package, as a consumer sees it', () => {
       encoding: 'utf8',
     });
     expect(out).toBe('');
+  });
+
+  it("emits a wrapping library's declarations without naming zod", () => {
+    // Under pnpm a zod type in them is TS2742 ("cannot be named without a reference to
+    // .pnpm/zod@…"): the library's own users need not have zod.
+    const out = mkdtempSync(join(tmpdir(), 'livebus-declare-'));
+    try {
+      const config = join(pkg, 'test/consumer/declare/tsconfig.json');
+      execFileSync(process.execPath, [tsc, '-p', config, '--outDir', out], { encoding: 'utf8' });
+      const emitted = readFileSync(join(out, 'lib.d.mts'), 'utf8');
+      expect(emitted).toContain('JsonValue');
+      expect(emitted).not.toMatch(/zod|JSONType/);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 
   it('loads with import and with require', () => {

@@ -15,7 +15,7 @@ import { checkJson, isPlainObject, type JsonSchema } from './check';
 import schemas from './wire-schemas.json';
 
 export * from '../close-codes';
-export type { Cursor } from '../common';
+export type { Cursor, JsonValue } from '../common';
 export * from '../cursor';
 export * from '../defaults';
 export * from '../errors';

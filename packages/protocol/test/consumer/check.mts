@@ -3,10 +3,12 @@ import {
   CloseCode,
   classifyDisconnect,
   type EventData,
+  type JsonValue,
   parseServerFrame,
   type RpcCaller,
   type RpcResult,
   serializeFrame,
+  type UserRegistryPatch,
 } from '@livebus/protocol';
 
 declare const rpc: RpcCaller;
@@ -30,3 +32,11 @@ export async function demo(): Promise<string> {
   );
   return `${classifyDisconnect(CloseCode.ServiceRestart)} ${parsed.ok}`;
 }
+
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+// The JSON fields are typed with the protocol's own JsonValue, not zod's JSON type.
+export const jsonFields: [
+  Equal<RpcResult<'UNIFIED_REGISTRY.get_user_registry'>['services'], Record<string, JsonValue>>,
+  Equal<UserRegistryPatch['services'], Record<string, JsonValue> | undefined>,
+  Equal<EventData<'registry.updated'>['registry'], Record<string, JsonValue> | undefined>,
+] = [true, true, true];
