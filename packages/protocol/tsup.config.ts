@@ -5,6 +5,9 @@ export default defineConfig({
   // a module that imports zod at run time (test/consumer.int.test.ts checks the build).
   entry: { index: 'src/index.ts', examples: 'src/examples.ts', docs: 'src/docs.ts', client: 'src/client/index.ts' },
   format: ['esm', 'cjs'],
+  // Shared modules go to chunks in CJS too (tsup splits only ESM by default): otherwise each CJS
+  // entry carries its own copy, and the root's FrameError is not the one /client throws.
+  splitting: true,
   dts: true,
   sourcemap: true,
   clean: true,

@@ -49,6 +49,18 @@ describe('the built package, as a consumer sees it', () => {
     expect(execFileSync(process.execPath, ['-e', script], { cwd: pkg, encoding: 'utf8' })).toBe('ok');
   });
 
+  it('shares one FrameError (and the other common exports) between the root and /client, in CJS and ESM', () => {
+    // Otherwise `error instanceof FrameError` is false when the error came from the other entry.
+    const script = `
+      const shared = ['FrameError', 'CloseCode', 'classifyDisconnect', 'protocolDefaults', 'parseCursor'];
+      const same = (a, b) => shared.filter((n) => a[n] !== b[n]).join(',') || 'same';
+      const cjs = same(require('@livebus/protocol'), require('@livebus/protocol/client'));
+      Promise.all([import('@livebus/protocol'), import('@livebus/protocol/client')]).then(([root, client]) => {
+        process.stdout.write(cjs + ' ' + same(root, client));
+      });`;
+    expect(execFileSync(process.execPath, ['-e', script], { cwd: pkg, encoding: 'utf8' })).toBe('same same');
+  });
+
   it('serves @livebus/protocol/client with import and with require, without zod in its import graph', () => {
     // Every file the entry reaches through relative imports, and the packages it names.
     const reach = (entry: string) => {
