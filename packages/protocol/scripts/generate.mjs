@@ -3,7 +3,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { protocolJsonSchemas, renderProtocolDoc, wireSchemas } from '../dist/docs.js';
+import { protocolJsonSchemas, renderProtocolDoc, wireSchemas } from '../.tmp/docs/docs.js';
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(pkg, 'schema');

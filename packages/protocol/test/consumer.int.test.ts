@@ -35,6 +35,17 @@ describe('the built package, as a consumer sees it', () => {
     }
   });
 
+  it('packs only the exported entries (and their chunks) from dist', () => {
+    const packed = JSON.parse(execFileSync('pnpm', ['pack', '--dry-run', '--json'], { cwd: pkg, encoding: 'utf8' }));
+    const entries = new Set<string>();
+    for (const { path } of packed.files as { path: string }[]) {
+      const entry = /^dist\/([^/.]+)\./.exec(path)?.[1];
+      // Chunks (`chunk-X.js`, `events-X.d.ts`) are what the entries import.
+      if (entry && !entry.includes('-')) entries.add(entry);
+    }
+    expect([...entries].sort()).toEqual(['client', 'examples', 'index']); // package.json's exports
+  });
+
   it('loads with import and with require', () => {
     const script = `
       const cjs = require('@livebus/protocol');
