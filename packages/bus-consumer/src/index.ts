@@ -10,6 +10,8 @@ export class BusConsumer extends Core {
   }
 }
 
+// Named by the JSON fields of RPC results: a library wrapping the client can emit declarations (TS2742).
+export type { JsonValue } from '@livebus/protocol/client';
 // The class the client throws and reports (protocol checks): `instanceof` works whichever build loaded it.
 export { FrameError } from '@livebus/protocol/client';
 export { type Backoff, fullJitterBackoff } from './backoff';
