@@ -64,6 +64,11 @@ export class BullMqTaskQueue implements TaskQueue {
     await this.#queue.add(job.kind, job, { ...this.#jobOptions, jobId: job.queue_job_id ?? bullMqJobId(job.task_id) });
   }
 
+  async hasJob(queueJobId: string): Promise<boolean> {
+    // BullMQ's hash of the job, from its add until it is removed as it ends (as the task store's scripts look).
+    return (await this.#redis.exists(this.#queue.toKey(queueJobId))) === 1;
+  }
+
   async remove(taskId: string, queueJobId?: string): Promise<void> {
     // Refused (0) for a job a worker holds: that worker finds the task cancelled.
     await this.#queue.remove(queueJobId ?? bullMqJobId(taskId));

@@ -87,6 +87,19 @@ export function taskQueueContract(
       expect(await queue.depth()).toEqual({ waiting: 1, active: 0, delayed: 0 });
     });
 
+    it("says whether a run's job is in the queue: from its enqueue until it is removed", async () => {
+      const { queue } = await open({ running: false });
+      const id = taskId();
+      const queueJobId = queue.queueJobId(id, '2026-01-01T00:00:00.000Z');
+      await queue.store.create(queued(id));
+      expect(await queue.hasJob?.(queueJobId)).toBe(false);
+      await queue.enqueue({ ...job(id), queue_job_id: queueJobId });
+      expect(await queue.hasJob?.(queueJobId)).toBe(true);
+      expect(await queue.hasJob?.(queue.queueJobId(id, '2026-01-02T00:00:00.000Z'))).toBe(false);
+      await queue.remove(id, queueJobId);
+      expect(await queue.hasJob?.(queueJobId)).toBe(false);
+    });
+
     it('drops a job that has not started; removing an unknown one changes nothing', async () => {
       const { queue } = await open({ running: false });
       const [a, b] = [taskId(), taskId()];

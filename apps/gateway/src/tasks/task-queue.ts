@@ -46,6 +46,11 @@ export interface TaskQueue {
    * record is still `queued`; a run of one that ended meanwhile finds it ended and skips it.
    */
   enqueue(job: TaskJobData): Promise<void>;
+  /**
+   * Whether the job with this id (a run's, {@link queueJobId}) is in the queue: waiting, delayed or
+   * running. Optional: without it, a task's start is taken as under way for as long as its hold is live.
+   */
+  hasJob?(queueJobId: string): boolean | Promise<boolean>;
   /** Drops a job that has not started (best effort: it may have started meanwhile); `queueJobId`: its run's id. */
   remove(taskId: string, queueJobId?: string): Promise<void>;
   depth(): Promise<QueueDepth>;

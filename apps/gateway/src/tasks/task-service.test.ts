@@ -146,11 +146,30 @@ describe('TaskService: a start that fails part-way and the open-task slot', () =
 
 /**
  * The in-process queue and runner, with a bus that holds the first `queued` event until the test
- * lets it through (a start slow to publish), recording every event the user gets.
+ * lets it through (a start slow to publish; `firstQueued` 'fails': its publish fails, 'hangs': never
+ * ends), recording every event the user gets, on a clock the test moves.
  */
-function liveFixture(options: { cancelWaitMs?: number } = {}) {
+function liveFixture(
+  options: {
+    cancelWaitMs?: number;
+    startWaitMs?: number;
+    maxOpenPerUser?: number;
+    /** Jobs the queue runs at once (0: they stay queued). */
+    concurrency?: number;
+    firstQueued?: 'held' | 'fails' | 'hangs';
+    /** The start's write giving its hold back fails (as a gateway that never gives it back). */
+    keepHold?: boolean;
+  } = {},
+) {
+  const { firstQueued = 'held', keepHold = false, maxOpenPerUser = 10, concurrency, ...waits } = options;
+  let now = Date.now();
   let queue: MemoryTaskQueue | undefined;
-  const store = new MemoryTaskStore({ hasJob: (id) => queue?.hasJob(id) ?? false });
+  const store = new MemoryTaskStore({ now: () => now, hasJob: (id) => queue?.hasJob(id) ?? false });
+  const transition = store.transition.bind(store);
+  store.transition = async (taskId, from, patch, guard) => {
+    if (keepHold && patch.start_hold_until === 0) throw new Error('Connection is closed.');
+    return transition(taskId, from, patch, guard);
+  };
   let reads = 0;
   const get = store.get.bind(store);
   store.get = (taskId) => {
@@ -167,13 +186,25 @@ function liveFixture(options: { cancelWaitMs?: number } = {}) {
     const data = event.data as TaskProgressUpdate;
     if (data.status === 'queued' && !holding) {
       holding = true;
-      await held;
+      if (firstQueued === 'fails') throw new Error('Connection is closed.');
+      await (firstQueued === 'hangs' ? new Promise<void>(() => {}) : held);
     }
     events.push(data);
   };
   const logger = createLogger({ level: 'error', format: 'json', instanceId: 'test' });
-  queue = new MemoryTaskQueue(store, { runner: { store, publish }, logger });
-  const service = new TaskService({ queue, publish, maxDocumentBytes: 1_000, maxOpenPerUser: 10, ...options });
+  queue = new MemoryTaskQueue(store, {
+    runner: { store, publish },
+    logger,
+    ...(concurrency === undefined ? {} : { concurrency }),
+  });
+  const service = new TaskService({
+    queue,
+    publish,
+    maxDocumentBytes: 1_000,
+    maxOpenPerUser,
+    now: () => new Date(now),
+    ...waits,
+  });
   const alice: Principal = { uid: 'alice', service: false };
   const start = () => service.startDocumentAnalysis(alice, 'alice', 'One sentence. Another one.', 'j');
   const settled = <T>(p: Promise<T>) => {
@@ -194,6 +225,9 @@ function liveFixture(options: { cancelWaitMs?: number } = {}) {
     /** Reads of the task store (a start waiting for another polls it). */
     reads: () => reads,
     release: () => release(),
+    lapse: (ms: number) => {
+      now += ms;
+    },
     close: () => queue.close(),
   };
 }
@@ -249,6 +283,23 @@ describe("TaskService: no event precedes a task's `queued`", () => {
     // The start lived: the worker's claim honours the request.
     await waitFor(() => f.events.some((e) => e.status === 'cancelled'), 'the cancelled event');
     expect((await f.cancel()).status).toBe('cancelled');
+    expect(f.events.map((e) => e.status)).toEqual(['queued', 'cancelled']);
+    await f.close();
+  });
+});
+
+describe('TaskService: a start whose hold was not given back', () => {
+  // A gateway of the version before the hold was given back (a rolling deploy), or whose write failed.
+  it('holds nobody up once its job is queued: a second start and a cancel go ahead', async () => {
+    const f = liveFixture({ concurrency: 0, keepHold: true, startWaitMs: 200, cancelWaitMs: 200 });
+    const first = f.start();
+    await waitFor(f.holding, 'the start publishing `queued`');
+    f.release();
+    await first;
+    expect((await f.store.get('doc_analysis_j'))?.start_hold_until).toBeGreaterThan(Date.now());
+    // Before the fix both waited for the hold, then answered unavailable.
+    expect(await f.start()).toMatchObject({ existing: true, status: 'queued' });
+    expect(await f.cancel()).toEqual({ success: true, task_id: 'doc_analysis_j', status: 'cancelled' });
     expect(f.events.map((e) => e.status)).toEqual(['queued', 'cancelled']);
     await f.close();
   });

@@ -124,6 +124,7 @@ export class TaskService {
     try {
       await this.#publishAndEnqueue(current, created, content, queueJobId);
       // Its `queued` event is out and its job queued: a start of it again may queue it too (a no-op).
+      // Gateways of the version before this read the hold only (not the queue): they wait on it till then.
       if (created || rearmed) {
         await queue.store.transition(taskId, ['queued'], { start_hold_until: 0 }).catch(() => {});
       }
@@ -176,7 +177,7 @@ export class TaskService {
   async #afterOtherStart(record: TaskRecord): Promise<TaskRecord> {
     const deadline = Date.now() + (this.#o.startWaitMs ?? 3_000);
     let current = record;
-    while (current.status === 'queued' && this.#startUnderWay(current)) {
+    while (await this.#startUnderWay(current)) {
       if (Date.now() >= deadline) {
         throw new RpcError(
           RpcErrorCode.Unavailable,
@@ -189,9 +190,23 @@ export class TaskService {
     return current;
   }
 
-  /** Whether the start that created (or started again) a queued task may still be publishing and queueing it. */
-  #startUnderWay(record: TaskRecord): boolean {
-    return record.start_hold_until !== undefined && record.start_hold_until > Date.parse(this.#now());
+  /**
+   * Whether the start that created (or started again) a queued task may still be publishing `queued`
+   * and queueing its job: its hold is live and its job not in the queue yet (that start queues it
+   * once `queued` is out). So a start whose hold was not given back (a gateway that does not give
+   * it back, or a write that failed) holds nobody up once its job is queued.
+   */
+  async #startUnderWay(record: TaskRecord): Promise<boolean> {
+    if (record.status !== 'queued') return false;
+    if (record.start_hold_until === undefined || record.start_hold_until <= Date.parse(this.#now())) return false;
+    return record.queue_job_id === undefined || !(await this.#inQueue(record.queue_job_id));
+  }
+
+  /** Whether the queue holds this job (false when it cannot tell). */
+  async #inQueue(queueJobId: string): Promise<boolean> {
+    const { queue } = this.#o;
+    if (!queue.hasJob) return false;
+    return unavailableOnError(async () => queue.hasJob?.(queueJobId) ?? false);
   }
 
   /** `TASK.get_status`. */
@@ -216,7 +231,7 @@ export class TaskService {
     }
     if (isFinal(record.status)) return answer(record, false);
 
-    const dequeued = this.#startUnderWay(record) ? undefined : await this.#dequeue(taskId);
+    const dequeued = (await this.#startUnderWay(record)) ? undefined : await this.#dequeue(taskId);
     if (dequeued) return answer(dequeued, true);
     // Running, or queued by a start not yet done: that start (then this wait) or the worker's claim ends it.
     const requested = await unavailableOnError(() =>
@@ -229,12 +244,13 @@ export class TaskService {
       await sleep(50);
       record = (await unavailableOnError(() => queue.store.get(taskId))) ?? record;
       if (isFinal(record.status)) return answer(record, record.status === 'cancelled');
-      const done = record.status === 'queued' && !this.#startUnderWay(record) ? await this.#dequeue(taskId) : undefined;
+      const done =
+        record.status === 'queued' && !(await this.#startUnderWay(record)) ? await this.#dequeue(taskId) : undefined;
       if (done) return answer(done, true);
     }
     // Still queued by a start not yet done: that start may have died (its hold then passes), and a
     // success would promise an end nobody may bring. Asked for (a worker's claim honours it); retry.
-    if (record.status === 'queued' && this.#startUnderWay(record)) {
+    if (await this.#startUnderWay(record)) {
       throw new RpcError(
         RpcErrorCode.Unavailable,
         `the start of task ${taskId} is still under way; retry the cancel (it is queued by then)`,
