@@ -5,7 +5,7 @@ import { createLogger } from '../logger';
 import { MemoryTaskQueue } from './memory-task-queue';
 import { MemoryTaskStore } from './memory-task-store';
 import type { QueueDepth, TaskJobData, TaskQueue } from './task-queue';
-import { TaskService } from './task-service';
+import { START_HOLD_MS, TaskService } from './task-service';
 
 /** What the fake queue's next enqueues do: add the job, fail before it, or add it and fail (the answer lost). */
 type EnqueueOutcome = 'ok' | 'refused' | 'lost-answer';
@@ -303,6 +303,28 @@ describe('TaskService: a start whose hold was not given back', () => {
     expect(f.events.map((e) => e.status)).toEqual(['queued', 'cancelled']);
     await f.close();
   });
+});
+
+describe("TaskService: a start of a task whose creator's `queued` never went out", () => {
+  for (const maxOpenPerUser of [10, 0]) {
+    for (const firstQueued of ['fails', 'hangs'] as const) {
+      it(`tells \`queued\` first (its creator's publish ${firstQueued}, maxOpenPerUser ${maxOpenPerUser})`, async () => {
+        const f = liveFixture({ firstQueued, maxOpenPerUser });
+        const first = f.start();
+        await waitFor(f.holding, 'the first start publishing `queued`');
+        if (firstQueued === 'fails') expect(await code(first)).toBe(RpcErrorCode.Unavailable);
+        // The creator's hold passes (given back as it failed; else it runs out).
+        f.lapse(START_HOLD_MS + 1);
+        expect(await f.start()).toMatchObject({ existing: true, status: 'queued' });
+        await waitFor(() => f.events.some((e) => e.status === 'completed'), 'the completed event');
+        // Before the fix the worker's `running` was the first event.
+        expect(f.events[0]?.status).toBe('queued');
+        expect(f.events.filter((e) => e.status === 'queued')).toHaveLength(1);
+        expect(f.events.at(-1)?.status).toBe('completed');
+        await f.close();
+      });
+    }
+  }
 });
 
 describe('TaskService: a cancel whose event could not be published', () => {

@@ -150,12 +150,19 @@ export class TaskService {
     };
   }
 
-  /** Publishes a new task's `queued` event, then queues a queued task's job (also one that existed). */
+  /**
+   * Publishes a queued task's `queued` event unless its job is in the queue, then queues the job
+   * (also of a task that existed: a start whose enqueue failed is completed by its retry).
+   */
   async #publishAndEnqueue(record: TaskRecord, created: boolean, content: string, queueJobId: string): Promise<void> {
-    // The queued event goes out before the job exists, so no worker's event can precede it.
-    if (created) await unavailableOnError(() => this.#o.publish(record.user_id, progressEvent(record)));
-    // Also for an existing queued task: a start whose enqueue failed is completed by its retry.
     if (record.status !== 'queued') return;
+    // The queued event goes out before the job exists, so no worker's event can precede it. A start
+    // of a task whose job is not queued tells it too: its creator's may never have gone out (that
+    // start failed or died before it), and no worker's event can be out (a second `queued` at worst).
+    const runId = record.queue_job_id ?? queueJobId;
+    if (created || !(await this.#inQueue(runId))) {
+      await unavailableOnError(() => this.#o.publish(record.user_id, progressEvent(record)));
+    }
     await unavailableOnError(() =>
       this.#o.queue.enqueue({
         task_id: record.task_id,
@@ -163,7 +170,7 @@ export class TaskService {
         kind: 'document_analysis',
         content,
         // The run's id as the record has it (written by whichever start created the record).
-        queue_job_id: record.queue_job_id ?? queueJobId,
+        queue_job_id: runId,
       }),
     );
   }
