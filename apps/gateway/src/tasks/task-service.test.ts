@@ -282,7 +282,9 @@ describe("TaskService: no event precedes a task's `queued`", () => {
     await started;
     // The start lived: the worker's claim honours the request.
     await waitFor(() => f.events.some((e) => e.status === 'cancelled'), 'the cancelled event');
-    expect((await f.cancel()).status).toBe('cancelled');
+    expect((await f.store.get('doc_analysis_j'))?.attempts).toBe(1);
+    // The cancel retried, as its answer said: the request was honoured (before the fix: success false).
+    expect(await f.cancel()).toEqual({ success: true, task_id: 'doc_analysis_j', status: 'cancelled' });
     expect(f.events.map((e) => e.status)).toEqual(['queued', 'cancelled']);
     await f.close();
   });

@@ -236,6 +236,9 @@ export class TaskService {
       await this.#announceDequeued(record);
       return answer(record, true);
     }
+    // Cancelled as a cancel asked (a worker's claim or checkpoint honoured it): that request succeeded,
+    // also for a cancel told to retry (`unavailable`) that is retried.
+    if (record.status === 'cancelled' && record.cancel_requested) return answer(record, true);
     if (isFinal(record.status)) return answer(record, false);
 
     const dequeued = (await this.#startUnderWay(record)) ? undefined : await this.#dequeue(taskId);

@@ -91,6 +91,15 @@ export function taskStoreContract(name: string, make: (options: { ttlMs: number 
       expect(higher.record?.progress).toBe(70);
     });
 
+    it('keeps a cancel request on the task its worker then cancels (a cancel of it again answers success)', async () => {
+      const store = await fresh();
+      await store.create(queued(id));
+      await store.transition(id, ['queued', 'running'], { cancel_requested: true });
+      await store.transition(id, ['queued'], { status: 'running', attempts: 1, run: 'r1' });
+      await store.transition(id, ['running'], { status: 'cancelled', message: 'cancelled', run: null });
+      expect(await store.get(id)).toMatchObject({ status: 'cancelled', attempts: 1, cancel_requested: true });
+    });
+
     it('keeps values as given: nested results, empty arrays, unicode text', async () => {
       const store = await fresh();
       await store.create(queued(id));
