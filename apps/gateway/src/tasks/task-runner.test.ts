@@ -162,6 +162,32 @@ describe('runTask when the final event cannot be published', () => {
     expect(errors).toHaveLength(1);
   });
 
+  it('failAbandonedTask stops retrying once its signal aborts (its worker closing), with the last error', async () => {
+    jest.useFakeTimers();
+    try {
+      const store = new MemoryTaskStore();
+      await store.create(queued());
+      const events: TaskProgressUpdate[] = [];
+      const closing = new AbortController();
+      const errors: unknown[] = [];
+      const retry = { delaysMs: [60_000, 60_000], signal: closing.signal, onError: (e: unknown) => errors.push(e) };
+      const ending = failAbandonedTask({ store, publish: publisher(events, 'failed', 3) }, 't1', 'given up', retry);
+      const outcome = ending.then(
+        () => 'ended',
+        (e: Error) => e.message,
+      );
+      await jest.advanceTimersByTimeAsync(0);
+      expect(errors).toHaveLength(1);
+      // In its first wait: the abort ends it there (before the fix it went on for the 2 minutes).
+      closing.abort();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(await Promise.race([outcome, Promise.resolve('still waiting')])).toMatch('outbox_full');
+      expect(errors).toHaveLength(1);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('failAbandonedTask gives up once its retries are spent, with the last error', async () => {
     const store = new MemoryTaskStore();
     await store.create(queued());

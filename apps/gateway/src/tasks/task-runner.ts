@@ -164,6 +164,8 @@ export interface AbandonRetry {
   delaysMs?: readonly number[];
   /** Told of each failure that is retried. */
   onError?: (error: unknown) => void;
+  /** Aborted (its worker closing): no retry follows, and a wait ends at once; the last error is thrown. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -197,18 +199,38 @@ export async function failAbandonedTask(
   return ended.ok && ended.record !== undefined;
 }
 
-/** Runs `op`, again after each of `retry.delaysMs` while it fails (timers that do not hold the process). */
+/**
+ * Runs `op`, again after each of `retry.delaysMs` while it fails and `retry.signal` is not aborted
+ * (timers that do not hold the process).
+ */
 async function retrying<T>(op: () => Promise<T>, retry: AbandonRetry): Promise<T> {
   for (const delayMs of [...(retry.delaysMs ?? []), undefined]) {
     try {
       return await op();
     } catch (error) {
-      if (delayMs === undefined) throw error;
+      if (delayMs === undefined || retry.signal?.aborted) throw error;
       retry.onError?.(error);
-      await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+      if (!(await pause(delayMs, retry.signal))) throw error;
     }
   }
   throw new Error('unreachable');
+}
+
+/** Waits `ms` (a timer that does not hold the process): true, or false as soon as `signal` aborts. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(false);
+    const stop = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', stop);
+      resolve(true);
+    }, ms);
+    timer.unref();
+    signal?.addEventListener('abort', stop, { once: true });
+  });
 }
 
 /**

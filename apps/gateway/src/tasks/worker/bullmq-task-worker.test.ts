@@ -100,6 +100,49 @@ describe('BullMqTaskWorker.close(graceMs)', () => {
   });
 });
 
+describe("BullMqTaskWorker: a given-up job's retried end", () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('stops with close(): no try after it', async () => {
+    const store = new MemoryTaskStore();
+    await store.create({
+      task_id: 'doc_analysis_x',
+      user_id: 'u1',
+      status: 'running',
+      progress: 0,
+      created_at: '2026-01-01T00:00:00.000Z',
+      updated_at: '2026-01-01T00:00:00.000Z',
+    });
+    let tries = 0;
+    store.transition = async () => {
+      tries += 1;
+      throw new Error('Connection is closed.');
+    };
+    const redis = {
+      zadd: async () => 1,
+      zremrangebyscore: async () => 0,
+      zrem: async () => 1,
+    } as unknown as RedisClient;
+    const w = new BullMqTaskWorker({
+      connection: redis,
+      redis,
+      workerId: 'w1',
+      runner: { store, publish: async () => {} },
+      logger: createLogger({ level: 'error', format: 'json', instanceId: 'w' }),
+    });
+    const data = { task_id: 'doc_analysis_x', user_id: 'u1', kind: 'document_analysis', content: 'a' };
+    FakeWorker.last.emit('failed', { id: 'j1', data, opts: { attempts: 3 }, attemptsMade: 3 }, new Error('stalled'));
+    await jest.advanceTimersByTimeAsync(1_500);
+    expect(tries).toBe(2);
+    FakeWorker.last.finishJobs();
+    await w.close(1_000);
+    // Before the fix it went on trying for about 2 minutes.
+    await jest.advanceTimersByTimeAsync(200_000);
+    expect(tries).toBe(2);
+  });
+});
+
 describe('BullMqTaskWorker: a lost job lock', () => {
   it("stops the attempt that lost it, once; BullMQ's repeats of that loss do not stop a later attempt started here", async () => {
     const { logger, events } = recordingLogger();

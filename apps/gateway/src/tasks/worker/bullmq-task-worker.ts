@@ -45,6 +45,8 @@ export class BullMqTaskWorker {
   readonly #running = new Map<string, { taskId: string; lost: AbortController }>();
   /** Jobs whose lock this worker lost in the last minute (their BullMQ errors are expected). */
   readonly #lost = new Set<string>();
+  /** Aborted by close(): a given-up job's end is retried no more. */
+  readonly #closing = new AbortController();
 
   constructor(options: BullMqTaskWorkerOptions) {
     this.#o = options;
@@ -149,9 +151,10 @@ export class BullMqTaskWorker {
         attempts: job.attemptsMade,
         error: error.message,
       });
-      // BullMQ removed the job (removeOnFail): nothing runs it again to tell, so this retries.
+      // BullMQ removed the job (removeOnFail): nothing runs it again to tell, so this retries (until close()).
       const retry = {
         delaysMs: ABANDON_RETRY_MS,
+        signal: this.#closing.signal,
         onError: (e: unknown) =>
           options.logger.warn('task_worker_error', { task_id: job.data.task_id, error: String(e) }),
       };
@@ -192,6 +195,7 @@ export class BullMqTaskWorker {
    */
   async close(graceMs: number): Promise<void> {
     const deadline = Date.now() + graceMs;
+    this.#closing.abort();
     clearInterval(this.#heartbeat);
     // Not awaited: a Redis that does not answer must not hold the shutdown. A worker whose
     // entry stays is counted by the gateways until its last beat is a minute old.
