@@ -1,3 +1,5 @@
+// Named by the JSON fields of events: a library wrapping the publisher can emit declarations (TS2742).
+export type { JsonValue } from '@livebus/protocol';
 export * from './connection-error';
 export * from './create-publisher';
 export * from './defaults';
@@ -12,5 +14,3 @@ export * from './redis-stream-writer';
 export * from './retention';
 export * from './stored-frame';
 export * from './transient-redis-error';
-// Named by the JSON fields of events: a library wrapping the publisher can emit declarations (TS2742).
-export type { JsonValue } from '@livebus/protocol';
