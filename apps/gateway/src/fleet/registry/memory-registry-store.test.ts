@@ -1,5 +1,6 @@
 import type { RegistrySession } from '@livebus/protocol';
 import { MemoryRegistryStore } from './memory-registry-store';
+import { emptyUserRegistry } from './registry-store';
 
 const session = (id: string): RegistrySession => ({
   session_id: id,
@@ -110,5 +111,35 @@ describe('MemoryRegistryStore: the sessions that left, on an injected clock', ()
     now += 30_000;
     store.sessionBack('other', 's');
     expect(store.backstopCount()).toBe(0);
+  });
+});
+
+describe('MemoryRegistryStore: the unified documents, on an injected clock', () => {
+  const doc = (uid: string) => emptyUserRegistry(uid, true);
+
+  it('drops the unified documents of users never read again at an operation for another user, as Redis keys expire', async () => {
+    let now = 1_000;
+    const store = new MemoryRegistryStore(() => now);
+    // A longer TTL ahead of them in the order of writes: it must not hold back the sweep of the shorter ones.
+    await store.putUnified('long', doc('long'), 600);
+    for (let i = 0; i < 1_000; i++) await store.putUnified(`user-${i}`, doc(`user-${i}`), 60);
+    now += 30_000;
+    await store.touchUnified('user-0', 60); // a heartbeat: it now goes 60 s from here
+    now += 29_999;
+    await store.getSessions('other');
+    expect(store.unifiedCount()).toBe(1_001);
+    now += 1;
+    await store.getSessions('other');
+    expect(store.unifiedCount()).toBe(2);
+    expect(await store.getUnified('user-0')).toEqual(doc('user-0'));
+    now += 30_000;
+    await store.getSessions('other');
+    expect(store.unifiedCount()).toBe(1);
+    // Gone: a late heartbeat does not bring it back, as EXPIRE on an expired key does nothing.
+    await store.touchUnified('user-0', 60);
+    expect(await store.getUnified('user-0')).toBeUndefined();
+    now += 510_000;
+    store.clearUser('other');
+    expect(store.unifiedCount()).toBe(0);
   });
 });

@@ -13,7 +13,13 @@ import type { RegistryStore } from './registry-store';
 export class MemoryRegistryStore implements RegistryStore {
   readonly sharedAcrossInstances = false;
   readonly #sessions = new Map<string, Map<string, RegistrySession>>();
-  readonly #unified = new Map<string, { doc: UserRegistry; expiresAt: number }>();
+  readonly #unified = new Map<string, { doc: UserRegistry; expiresAt: number; ttlMs: number }>();
+  /**
+   * TTL -> the users whose unified document was last written or touched with it, in expiry order
+   * (re-inserted at each put and touch). The TTL is per call, so one order per TTL value (one in the
+   * gateway): every operation drops the due documents from their fronts ({@link #sweep}).
+   */
+  readonly #unifiedByTtl = new Map<number, Set<string>>();
   /**
    * User id -> the sessions that left in their grace -> when their entry goes. Also those with no
    * entry: one registered after its close (an RPC in flight, POST /rpc naming its id) goes then too.
@@ -66,6 +72,11 @@ export class MemoryRegistryStore implements RegistryStore {
     return this.#expiresAt.size;
   }
 
+  /** How many users' unified documents are held, expired ones not swept yet included (diagnostics, tests). */
+  unifiedCount(): number {
+    return this.#unified.size;
+  }
+
   /** The session is back (its presence entry added again): its entry stays, and the user's backstop ends. */
   sessionBack(userId: string, sessionId: string): void {
     this.#sweep();
@@ -81,7 +92,10 @@ export class MemoryRegistryStore implements RegistryStore {
     if (leaving.size === 0) this.#leaving.delete(userId);
   }
 
-  /** Drops the entries of the users whose backstop is over, from the front (every operation does, first). */
+  /**
+   * Drops the entries of the users whose backstop is over and the unified documents that expired,
+   * from the fronts (every operation does, first).
+   */
   #sweep(): void {
     const now = this.#now();
     for (const [userId, expiresAt] of this.#expiresAt) {
@@ -89,6 +103,24 @@ export class MemoryRegistryStore implements RegistryStore {
       this.#sessions.delete(userId);
       this.#expiresAt.delete(userId);
     }
+    for (const [ttlMs, userIds] of this.#unifiedByTtl) {
+      for (const userId of userIds) {
+        if ((this.#unified.get(userId)?.expiresAt ?? now) > now) break; // each id held has a document
+        this.#unified.delete(userId);
+        userIds.delete(userId);
+      }
+      if (userIds.size === 0) this.#unifiedByTtl.delete(ttlMs);
+    }
+  }
+
+  /** Sets the document's expiry, moved to the back of its TTL's order. */
+  #expireUnified(userId: string, doc: UserRegistry, ttlS: number): void {
+    const old = this.#unified.get(userId);
+    if (old) this.#unifiedByTtl.get(old.ttlMs)?.delete(userId);
+    const ttlMs = ttlS * 1000;
+    this.#unified.set(userId, { doc, expiresAt: this.#now() + ttlMs, ttlMs });
+    const userIds = this.#unifiedByTtl.get(ttlMs) ?? new Set<string>();
+    this.#unifiedByTtl.set(ttlMs, userIds.add(userId));
   }
 
   /** Drops the entries of the user's sessions whose leave grace is over (every read and write of the user does). */
@@ -147,24 +179,19 @@ export class MemoryRegistryStore implements RegistryStore {
 
   async getUnified(userId: string): Promise<UserRegistry | undefined> {
     this.#sweep();
-    const entry = this.#unified.get(userId);
-    if (!entry) return undefined;
-    if (entry.expiresAt <= this.#now()) {
-      this.#unified.delete(userId);
-      return undefined;
-    }
-    return structuredClone(entry.doc);
+    const entry = this.#unified.get(userId); // unexpired: the sweep dropped the due ones
+    return entry && structuredClone(entry.doc);
   }
 
   async putUnified(userId: string, doc: UserRegistry, ttlS: number): Promise<void> {
     this.#sweep();
-    this.#unified.set(userId, { doc: structuredClone(doc), expiresAt: this.#now() + ttlS * 1000 });
+    this.#expireUnified(userId, structuredClone(doc), ttlS);
   }
 
   async touchUnified(userId: string, ttlS: number): Promise<void> {
     this.#sweep();
     const entry = this.#unified.get(userId);
-    if (entry) entry.expiresAt = this.#now() + ttlS * 1000;
+    if (entry) this.#expireUnified(userId, entry.doc, ttlS);
   }
 
   /**
@@ -191,5 +218,6 @@ export class MemoryRegistryStore implements RegistryStore {
     this.#present.clear();
     this.#expiresAt.clear();
     this.#unified.clear();
+    this.#unifiedByTtl.clear();
   }
 }
