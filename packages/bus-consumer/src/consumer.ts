@@ -319,13 +319,11 @@ class Client {
   // ---- what the client's public methods do (see BusConsumer) ----
 
   connect(): Promise<void> {
-    if (this.state === 'idle') {
-      this.offWake = this.wakeOn?.(() => this.reconnectSoon());
-      this.open();
-    }
+    const idle = this.state === 'idle';
     const closedError = (message: string) =>
       this.stoppedWith ?? new ConnectError('client_closed', message, { url: this.o.url });
-    return new Promise((resolve, reject) => {
+    // Listening before opening: a stop inside open() (a WebSocket that cannot be made) rejects it too.
+    const connected = new Promise<void>((resolve, reject) => {
       if (this.state === 'open') return resolve();
       if (this.state === 'closed') return reject(closedError('client is closed'));
       const offOpen = this.emitter.on('open', () => {
@@ -342,6 +340,11 @@ class Client {
         }
       });
     });
+    if (idle) {
+      this.offWake = this.wakeOn?.(() => this.reconnectSoon());
+      this.open();
+    }
+    return connected;
   }
 
   close(): void {

@@ -272,6 +272,23 @@ describe('no `error` listener: the stop', () => {
     expect(logged).not.toHaveBeenCalled();
   });
 
+  it('is not reported when the socket cannot even be made, inside connect() (a static token, no await before it)', async () => {
+    const logged = jest.spyOn(console, 'error').mockImplementation(() => {});
+    class Refused {
+      constructor() {
+        throw new Error('SecurityError: an insecure WebSocket from an https page');
+      }
+    }
+    const c = new BusConsumer({
+      url: 'ws://gateway.test/ws',
+      userId: 'u',
+      WebSocket: Refused as unknown as typeof HandSocket,
+    });
+    await expect(c.connect()).rejects.toMatchObject({ name: 'ConnectError', code: 'cannot_open' });
+    expect(c.state).toBe('closed');
+    expect(logged).not.toHaveBeenCalled();
+  });
+
   it('after connect() resolved, is reported once', async () => {
     const { c, logged } = unheard();
     const connected = c.connect();
