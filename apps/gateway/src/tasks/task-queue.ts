@@ -48,7 +48,7 @@ export interface TaskQueue {
   enqueue(job: TaskJobData): Promise<void>;
   /**
    * Whether the job with this id (a run's, {@link queueJobId}) is in the queue: waiting, delayed or
-   * running. Optional: without it, a task's start is taken as under way for as long as its hold is live.
+   * running. Optional: without it, every start of a queued task publishes its `queued` event.
    */
   hasJob?(queueJobId: string): boolean | Promise<boolean>;
   /** Drops a job that has not started (best effort: it may have started meanwhile); `queueJobId`: its run's id. */

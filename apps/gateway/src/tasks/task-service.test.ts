@@ -5,7 +5,8 @@ import { createLogger } from '../logger';
 import { MemoryTaskQueue } from './memory-task-queue';
 import { MemoryTaskStore } from './memory-task-store';
 import type { QueueDepth, TaskJobData, TaskQueue } from './task-queue';
-import { START_HOLD_MS, TaskService } from './task-service';
+import { TaskService } from './task-service';
+import type { TaskPatch } from './task-store';
 
 /** What the fake queue's next enqueues do: add the job, fail before it, or add it and fail (the answer lost). */
 type EnqueueOutcome = 'ok' | 'refused' | 'lost-answer';
@@ -144,38 +145,17 @@ describe('TaskService: a start that fails part-way and the open-task slot', () =
   });
 });
 
+/** What the bus does with a `queued` event: lets it through, holds it until the test releases it, fails, or never ends. */
+type QueuedPublish = 'pass' | 'held' | 'fails' | 'hangs';
+
 /**
- * The in-process queue and runner, with a bus that holds the first `queued` event until the test
- * lets it through (a start slow to publish; `firstQueued` 'fails': its publish fails, 'hangs': never
- * ends), recording every event the user gets, on a clock the test moves.
+ * The in-process queue and runner, with a bus that does with each `queued` event what `queued` says
+ * in turn (then 'pass'), recording every event the user gets in the order they land.
  */
-function liveFixture(
-  options: {
-    cancelWaitMs?: number;
-    startWaitMs?: number;
-    maxOpenPerUser?: number;
-    /** Jobs the queue runs at once (0: they stay queued). */
-    concurrency?: number;
-    firstQueued?: 'held' | 'fails' | 'hangs';
-    /** The start's write giving its hold back fails (as a gateway that never gives it back). */
-    keepHold?: boolean;
-  } = {},
-) {
-  const { firstQueued = 'held', keepHold = false, maxOpenPerUser = 10, concurrency, ...waits } = options;
-  let now = Date.now();
+function liveFixture(options: { maxOpenPerUser?: number; queued?: QueuedPublish[] } = {}) {
+  const plan = [...(options.queued ?? [])];
   let queue: MemoryTaskQueue | undefined;
-  const store = new MemoryTaskStore({ now: () => now, hasJob: (id) => queue?.hasJob(id) ?? false });
-  const transition = store.transition.bind(store);
-  store.transition = async (taskId, from, patch, guard) => {
-    if (keepHold && patch.start_hold_until === 0) throw new Error('Connection is closed.');
-    return transition(taskId, from, patch, guard);
-  };
-  let reads = 0;
-  const get = store.get.bind(store);
-  store.get = (taskId) => {
-    reads += 1;
-    return get(taskId);
-  };
+  const store = new MemoryTaskStore({ hasJob: (id) => queue?.hasJob(id) ?? false });
   const events: TaskProgressUpdate[] = [];
   let release = () => {};
   const held = new Promise<void>((resolve) => {
@@ -184,145 +164,130 @@ function liveFixture(
   let holding = false;
   const publish = async (_uid: string, event: AppEvent) => {
     const data = event.data as TaskProgressUpdate;
-    if (data.status === 'queued' && !holding) {
+    const what = data.status === 'queued' ? (plan.shift() ?? 'pass') : 'pass';
+    if (what === 'fails') throw new Error('Connection is closed.');
+    if (what === 'hangs') await new Promise<void>(() => {});
+    if (what === 'held') {
       holding = true;
-      if (firstQueued === 'fails') throw new Error('Connection is closed.');
-      await (firstQueued === 'hangs' ? new Promise<void>(() => {}) : held);
+      await held;
     }
     events.push(data);
   };
   const logger = createLogger({ level: 'error', format: 'json', instanceId: 'test' });
-  queue = new MemoryTaskQueue(store, {
-    runner: { store, publish },
-    logger,
-    ...(concurrency === undefined ? {} : { concurrency }),
-  });
+  queue = new MemoryTaskQueue(store, { runner: { store, publish }, logger });
   const service = new TaskService({
     queue,
     publish,
     maxDocumentBytes: 1_000,
-    maxOpenPerUser,
-    now: () => new Date(now),
-    ...waits,
+    maxOpenPerUser: options.maxOpenPerUser ?? 10,
   });
   const alice: Principal = { uid: 'alice', service: false };
-  const start = () => service.startDocumentAnalysis(alice, 'alice', 'One sentence. Another one.', 'j');
-  const settled = <T>(p: Promise<T>) => {
-    const state = { done: false };
-    p.then(
-      () => (state.done = true),
-      () => (state.done = true),
-    );
-    return state;
-  };
   return {
     store,
     events,
-    start,
+    statuses: () => events.map((e) => e.status),
+    start: () => service.startDocumentAnalysis(alice, 'alice', 'One sentence. Another one.', 'j'),
     cancel: () => service.cancel(alice, 'doc_analysis_j'),
-    settled,
     holding: () => holding,
-    /** Reads of the task store (a start waiting for another polls it). */
-    reads: () => reads,
     release: () => release(),
-    lapse: (ms: number) => {
-      now += ms;
-    },
     close: () => queue.close(),
   };
 }
 
-describe("TaskService: no event precedes a task's `queued`", () => {
-  it('a second start of a task whose first start is still publishing `queued` waits for it: `queued` comes first', async () => {
-    const f = liveFixture();
-    const first = f.start();
-    await waitFor(f.holding, 'the first start publishing `queued`');
-    const second = f.start();
-    const answered = f.settled(second);
-    // Now it waits, reading the task; before the fix it queued the job at once and a worker ran it to the end.
-    await waitFor(
-      async () => (answered.done ? (await f.store.get('doc_analysis_j'))?.status === 'completed' : f.reads() > 0),
-      'the second start waiting, or the run',
-    );
+describe("TaskService: a task's last event carries its current state", () => {
+  it('a start again after a failed start, racing a cancel: `cancelled` is the last event', async () => {
+    // No limit: the retry takes no hold, so the cancel dequeues while its `queued` is on the way.
+    const f = liveFixture({ maxOpenPerUser: 0, queued: ['fails', 'held'] });
+    expect(await code(f.start())).toBe(RpcErrorCode.Unavailable);
+    const again = f.start();
+    await waitFor(f.holding, 'the start again publishing `queued`');
+    expect(await f.cancel()).toEqual({ success: true, task_id: 'doc_analysis_j', status: 'cancelled' });
     f.release();
-    await first;
-    expect(await second).toMatchObject({ existing: true, status: 'queued' });
-    await waitFor(() => f.events.some((e) => e.status === 'completed'), 'the completed event');
-    expect(f.events[0]?.status).toBe('queued');
-    expect(f.events.at(-1)?.status).toBe('completed');
-    expect(f.events.filter((e) => e.status === 'queued')).toHaveLength(1);
+    expect(await again).toMatchObject({ existing: true, status: 'cancelled' });
+    // Before the fix `queued` came last: the user saw the task queued for good.
+    expect(f.statuses().at(-1)).toBe('cancelled');
+    expect((await f.store.get('doc_analysis_j'))?.status).toBe('cancelled');
     await f.close();
   });
 
-  it('a cancel while the start still publishes `queued` is answered after it: `queued`, then `cancelled`', async () => {
-    const f = liveFixture();
-    const started = f.start();
-    await waitFor(f.holding, 'the start publishing `queued`');
-    const cancel = f.cancel();
-    const answered = f.settled(cancel);
-    // Before the fix the cancel published `cancelled` at once.
-    await waitFor(
-      async () => answered.done || (await f.store.get('doc_analysis_j'))?.cancel_requested,
-      'the cancel asked for',
-    );
-    f.release();
-    await started;
-    expect(await cancel).toEqual({ success: true, task_id: 'doc_analysis_j', status: 'cancelled' });
-    await waitFor(() => f.events.some((e) => e.status === 'cancelled'), 'the cancelled event');
-    expect(f.events.map((e) => e.status)).toEqual(['queued', 'cancelled']);
-    await f.close();
-  });
-  it('a cancel whose wait ends with the start still under way answers unavailable; its request still ends the task', async () => {
-    // The start may have died (its hold then passes in 60 s): a success here could be honoured by nobody.
-    const f = liveFixture({ cancelWaitMs: 100 });
-    const started = f.start();
-    await waitFor(f.holding, 'the start publishing `queued`');
-    expect(await code(f.cancel())).toBe(RpcErrorCode.Unavailable);
-    f.release();
-    await started;
-    // The start lived: the worker's claim honours the request.
-    await waitFor(() => f.events.some((e) => e.status === 'cancelled'), 'the cancelled event');
-    expect((await f.store.get('doc_analysis_j'))?.attempts).toBe(1);
-    // The cancel retried, as its answer said: the request was honoured (before the fix: success false).
-    expect(await f.cancel()).toEqual({ success: true, task_id: 'doc_analysis_j', status: 'cancelled' });
-    expect(f.events.map((e) => e.status)).toEqual(['queued', 'cancelled']);
-    await f.close();
-  });
-});
+  for (const maxOpenPerUser of [10, 0]) {
+    it(`the creator slow to publish \`queued\` while a second start queues the job and it runs: its end is last (limit ${maxOpenPerUser})`, async () => {
+      const f = liveFixture({ maxOpenPerUser, queued: ['held'] });
+      const first = f.start();
+      await waitFor(f.holding, 'the creator publishing `queued`');
+      // Before the fix it waited for the creator (up to 3 s), then answered unavailable.
+      expect(await f.start()).toMatchObject({ existing: true });
+      await waitFor(() => f.statuses().includes('completed'), 'the job run to its end');
+      f.release();
+      expect(await first).toMatchObject({ status: 'completed' });
+      expect(f.statuses().at(-1)).toBe('completed');
+      await f.close();
+    });
+  }
 
-describe('TaskService: a start whose hold was not given back', () => {
-  // A gateway of the version before the hold was given back (a rolling deploy), or whose write failed.
-  it('holds nobody up once its job is queued: a second start and a cancel go ahead', async () => {
-    const f = liveFixture({ concurrency: 0, keepHold: true, startWaitMs: 200, cancelWaitMs: 200 });
-    const first = f.start();
-    await waitFor(f.holding, 'the start publishing `queued`');
+  it('two starts again after a failed start, one slow to publish `queued`: the end is last', async () => {
+    // No limit: neither retry takes a hold, so neither waited before the fix.
+    const f = liveFixture({ maxOpenPerUser: 0, queued: ['fails', 'held'] });
+    expect(await code(f.start())).toBe(RpcErrorCode.Unavailable);
+    const slow = f.start();
+    await waitFor(f.holding, 'a start again publishing `queued`');
+    expect(await f.start()).toMatchObject({ existing: true });
+    await waitFor(() => f.statuses().includes('completed'), 'the job run to its end');
     f.release();
-    await first;
-    expect((await f.store.get('doc_analysis_j'))?.start_hold_until).toBeGreaterThan(Date.now());
-    // Before the fix both waited for the hold, then answered unavailable.
-    expect(await f.start()).toMatchObject({ existing: true, status: 'queued' });
-    expect(await f.cancel()).toEqual({ success: true, task_id: 'doc_analysis_j', status: 'cancelled' });
-    expect(f.events.map((e) => e.status)).toEqual(['queued', 'cancelled']);
+    expect(await slow).toMatchObject({ existing: true, status: 'completed' });
+    // Before the fix the slow `queued` came after `completed`.
+    expect(f.statuses().at(-1)).toBe('completed');
     await f.close();
+  });
+
+  it('a worker that ends the task while the start tells its state again: the end is last', async () => {
+    // The worker (played here) writes, then publishes, each step just before a publish of the start lands.
+    const events: string[] = [];
+    const worker = async (patch: TaskPatch) => {
+      const { record } = await f.store.transition('doc_analysis_a', ['queued', 'running'], patch);
+      events.push(record?.status ?? 'gone');
+    };
+    const publish = async (_uid: string, event: AppEvent) => {
+      const { status } = event.data as TaskProgressUpdate;
+      if (status === 'queued') await worker({ status: 'running' });
+      // The start read `running` and tells it; the worker's end is written after that read.
+      if (status === 'running') await worker({ status: 'completed' });
+      events.push(status);
+    };
+    const f = fixture({ maxOpenPerUser: 1, publish });
+    expect(await f.start('a')).toMatchObject({ status: 'completed' });
+    // A start that told what it read only once left its `running` last.
+    expect(events).toEqual(['running', 'queued', 'completed', 'running', 'completed']);
+  });
+
+  it('two cancels of a queued task at once both answer success', async () => {
+    const published: string[] = [];
+    const f = fixture({
+      maxOpenPerUser: 1,
+      publish: async (_uid, e) => published.push((e.data as TaskProgressUpdate).status),
+    });
+    // No worker here: the task stays queued.
+    await f.start('a');
+    const answers = await Promise.all([f.cancel('a'), f.cancel('a')]);
+    // Before the fix the second, its transition not ok, answered success: false.
+    const cancelled = { success: true, task_id: 'doc_analysis_a', status: 'cancelled' };
+    expect(answers).toEqual([cancelled, cancelled]);
+    expect(published.at(-1)).toBe('cancelled');
   });
 });
 
 describe("TaskService: a start of a task whose creator's `queued` never went out", () => {
   for (const maxOpenPerUser of [10, 0]) {
-    for (const firstQueued of ['fails', 'hangs'] as const) {
-      it(`tells \`queued\` first (its creator's publish ${firstQueued}, maxOpenPerUser ${maxOpenPerUser})`, async () => {
-        const f = liveFixture({ firstQueued, maxOpenPerUser });
-        const first = f.start();
-        await waitFor(f.holding, 'the first start publishing `queued`');
-        if (firstQueued === 'fails') expect(await code(first)).toBe(RpcErrorCode.Unavailable);
-        // The creator's hold passes (given back as it failed; else it runs out).
-        f.lapse(START_HOLD_MS + 1);
-        expect(await f.start()).toMatchObject({ existing: true, status: 'queued' });
-        await waitFor(() => f.events.some((e) => e.status === 'completed'), 'the completed event');
-        // Before the fix the worker's `running` was the first event.
-        expect(f.events[0]?.status).toBe('queued');
-        expect(f.events.filter((e) => e.status === 'queued')).toHaveLength(1);
-        expect(f.events.at(-1)?.status).toBe('completed');
+    for (const first of ['fails', 'hangs'] as const) {
+      it(`tells \`queued\` first (its creator's publish ${first}, maxOpenPerUser ${maxOpenPerUser})`, async () => {
+        const f = liveFixture({ queued: [first], maxOpenPerUser });
+        const started = f.start();
+        if (first === 'fails') expect(await code(started)).toBe(RpcErrorCode.Unavailable);
+        expect(await f.start()).toMatchObject({ existing: true });
+        await waitFor(() => f.statuses().includes('completed'), 'the completed event');
+        expect(f.statuses()[0]).toBe('queued');
+        expect(f.statuses().filter((s) => s === 'queued')).toHaveLength(1);
+        expect(f.statuses().at(-1)).toBe('completed');
         await f.close();
       });
     }

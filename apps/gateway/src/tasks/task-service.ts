@@ -6,7 +6,7 @@ import { storeFailure } from '../rpc/store-failure';
 import { MAX_OPEN_PER_USER_BOUND } from './task-defaults';
 import type { TaskQueue } from './task-queue';
 import { progressEvent } from './task-runner';
-import { isFinal, OpenTaskLimitError, type TaskRecord } from './task-store';
+import { isFinal, OpenTaskLimitError, type TaskRecord, type TransitionResult } from './task-store';
 
 /** Options of {@link TaskService}. */
 export interface TaskServiceOptions {
@@ -33,11 +33,6 @@ export interface TaskServiceOptions {
    * with the task still `running` (the `cancelled` event follows). @default 3_000
    */
   cancelWaitMs?: number;
-  /**
-   * How long a start of a task that another start is still creating waits for that start to end
-   * (its `queued` event first) before it answers `unavailable`. @default 3_000
-   */
-  startWaitMs?: number;
   /**
    * How long a start holds its new task's open-task slot before its job is in the queue
    * (`holdsOpenSlot` in task-store.ts): a start that failed part-way and could not give the slot back (Redis
@@ -120,14 +115,10 @@ export class TaskService {
       this.#authorize(principal, record);
       throw new RpcError(RpcErrorCode.Forbidden, `job id ${jobId} was started for another user`);
     }
-    const current = created || rearmed ? record : await this.#afterOtherStart(record);
+    // Its hold stays once its job is queued: the task counts while its job is in the queue anyway.
+    let latest: TaskRecord;
     try {
-      await this.#publishAndEnqueue(current, created, content, queueJobId);
-      // Its `queued` event is out and its job queued: a start of it again may queue it too (a no-op).
-      // Gateways of the version before this read the hold only (not the queue): they wait on it till then.
-      if (created || rearmed) {
-        await queue.store.transition(taskId, ['queued'], { start_hold_until: 0 }).catch(() => {});
-      }
+      latest = await this.#publishAndEnqueue(record, created, content, queueJobId);
     } catch (error) {
       // The slot this start took (a new task's, or a failed one's taken again) is given back (the
       // task stays queued: a start of it again completes it). It still counts while its job is in
@@ -142,27 +133,32 @@ export class TaskService {
       success: true,
       task_id: taskId,
       job_id: jobId,
-      status: record.status,
-      created_at: record.created_at,
-      queue_job_id: record.queue_job_id ?? queueJobId,
-      celery_task_id: record.queue_job_id ?? queueJobId,
+      status: latest.status,
+      created_at: latest.created_at,
+      queue_job_id: latest.queue_job_id ?? queueJobId,
+      celery_task_id: latest.queue_job_id ?? queueJobId,
       ...(created ? {} : { existing: true }),
     };
   }
 
   /**
    * Publishes a queued task's `queued` event unless its job is in the queue, then queues the job
-   * (also of a task that existed: a start whose enqueue failed is completed by its retry).
+   * (also of a task that existed: a start whose enqueue failed is completed by its retry). A start
+   * of a task whose job is not queued tells it too: its creator's may never have gone out (that
+   * start failed or died before it), and the user would hear nothing until a worker takes the job
+   * (a second `queued` at worst). Returns the latest record it read.
    */
-  async #publishAndEnqueue(record: TaskRecord, created: boolean, content: string, queueJobId: string): Promise<void> {
-    if (record.status !== 'queued') return;
-    // The queued event goes out before the job exists, so no worker's event can precede it. A start
-    // of a task whose job is not queued tells it too: its creator's may never have gone out (that
-    // start failed or died before it), and no worker's event can be out (a second `queued` at worst).
+  async #publishAndEnqueue(
+    record: TaskRecord,
+    created: boolean,
+    content: string,
+    queueJobId: string,
+  ): Promise<TaskRecord> {
+    if (record.status !== 'queued') return record;
     const runId = record.queue_job_id ?? queueJobId;
-    if (created || !(await this.#inQueue(runId))) {
-      await unavailableOnError(() => this.#o.publish(record.user_id, progressEvent(record)));
-    }
+    const latest = created || !(await this.#inQueue(runId)) ? await this.#tellQueued(record) : record;
+    // Ended or running meanwhile (a cancel, another start's job): nothing to queue.
+    if (latest.status !== 'queued') return latest;
     await unavailableOnError(() =>
       this.#o.queue.enqueue({
         task_id: record.task_id,
@@ -173,40 +169,45 @@ export class TaskService {
         queue_job_id: runId,
       }),
     );
+    return latest;
   }
 
   /**
-   * A start of a task another start is still creating (its hold is live: that start may not have
-   * published `queued` yet) waits for that start to end, so the job it queues cannot let a worker's
-   * events reach the user before that `queued`. A start cut off from Redis before it could say it
-   * ended keeps the hold until it passes: past `startWaitMs`, `unavailable` (retry).
+   * Publishes the task's `queued` event, then {@link #lastEventCurrent} (also when the publish
+   * failed: it may have gone out all the same). Before this start queues the job, so no worker of
+   * its own can have moved the task on: only a race publishes more.
    */
-  async #afterOtherStart(record: TaskRecord): Promise<TaskRecord> {
-    const deadline = Date.now() + (this.#o.startWaitMs ?? 3_000);
-    let current = record;
-    while (await this.#startUnderWay(current)) {
-      if (Date.now() >= deadline) {
-        throw new RpcError(
-          RpcErrorCode.Unavailable,
-          `another start of task ${record.task_id} is still under way; retry (it is queued by then, or this start completes it)`,
-        );
-      }
-      await sleep(50);
-      current = (await unavailableOnError(() => this.#o.queue.store.get(record.task_id))) ?? current;
+  async #tellQueued(record: TaskRecord): Promise<TaskRecord> {
+    const failure = await unavailableOnError(() => this.#o.publish(record.user_id, progressEvent(record))).then(
+      () => undefined,
+      (error: unknown) => ({ error }),
+    );
+    const latest = await this.#lastEventCurrent(record);
+    if (failure) throw failure.error;
+    return latest;
+  }
+
+  /**
+   * Keeps the task's last event carrying its state once this start published `told` (its `queued`,
+   * from a record that may be stale by then): re-reads the task and, while its status is not the one
+   * this start last published, publishes the record read. This suffices because every other writer
+   * (a cancel, a worker) publishes its event after its own store write. A write before the re-read
+   * is in the record read, published again here after this start's event; a write after it is
+   * published after that re-read, so after this start's publish ended: its event lands later (a
+   * user's events reach the stream in the order their publishes are made). The
+   * re-read follows each publish here, not only the `queued`: a `running` published again could
+   * otherwise land after the worker's `completed` written just after the read. Statuses only go
+   * forward (queued, running, a final one), so this publishes at most twice. Progress may lag
+   * behind (a `running` of an earlier step) until the worker's next event.
+   */
+  async #lastEventCurrent(told: TaskRecord): Promise<TaskRecord> {
+    let last = told;
+    for (;;) {
+      const current = await unavailableOnError(() => this.#o.queue.store.get(told.task_id));
+      if (!current || current.status === last.status) return current ?? last;
+      await unavailableOnError(() => this.#o.publish(current.user_id, progressEvent(current)));
+      last = current;
     }
-    return current;
-  }
-
-  /**
-   * Whether the start that created (or started again) a queued task may still be publishing `queued`
-   * and queueing its job: its hold is live and its job not in the queue yet (that start queues it
-   * once `queued` is out). So a start whose hold was not given back (a gateway that does not give
-   * it back, or a write that failed) holds nobody up once its job is queued.
-   */
-  async #startUnderWay(record: TaskRecord): Promise<boolean> {
-    if (record.status !== 'queued') return false;
-    if (record.start_hold_until === undefined || record.start_hold_until <= Date.parse(this.#now())) return false;
-    return record.queue_job_id === undefined || !(await this.#inQueue(record.queue_job_id));
   }
 
   /** Whether the queue holds this job (false when it cannot tell). */
@@ -222,66 +223,62 @@ export class TaskService {
     return toInfo(record);
   }
 
-  /**
-   * `TASK.cancel`: a queued task ends at once; a running one at its worker's next checkpoint, and so
-   * does a queued one whose start is still under way (its `queued` event goes out first).
-   */
+  /** `TASK.cancel`: a queued task ends at once; a running one at its worker's next checkpoint. */
   async cancel(principal: Principal, taskId: string): Promise<RpcResult<'TASK.cancel'>> {
     const { queue } = this.#o;
     let record = await this.#owned(principal, taskId);
-    const answer = (r: TaskRecord, success: boolean) => ({ success, task_id: taskId, status: r.status });
-    // Cancelled before it ever ran: that cancel's event may not have gone out (its publish failed,
-    // it answered `unavailable`), and no worker tells it. Told again (a second copy at worst).
-    if (record.status === 'cancelled' && !record.attempts) {
-      await this.#announceDequeued(record);
-      return answer(record, true);
+    if (record.status === 'queued') {
+      const dequeued = await this.#dequeue(taskId);
+      if (dequeued.ok && dequeued.record) return cancelAnswer(dequeued.record, true);
+      // A worker claimed it, or another cancel ended it, in between.
+      record = dequeued.record ?? record;
     }
-    // Cancelled as a cancel asked (a worker's claim or checkpoint honoured it): that request succeeded,
-    // also for a cancel told to retry (`unavailable`) that is retried.
-    if (record.status === 'cancelled' && record.cancel_requested) return answer(record, true);
-    if (isFinal(record.status)) return answer(record, false);
-
-    const dequeued = (await this.#startUnderWay(record)) ? undefined : await this.#dequeue(taskId);
-    if (dequeued) return answer(dequeued, true);
-    // Running, or queued by a start not yet done: that start (then this wait) or the worker's claim ends it.
+    const early = await this.#endedAnswer(record);
+    if (early) return early;
     const requested = await unavailableOnError(() =>
       queue.store.transition(taskId, ['queued', 'running'], { cancel_requested: true, updated_at: this.#now() }),
     );
-    if (!requested.ok) return answer(requested.record ?? record, false);
+    if (!requested.ok) {
+      const now = requested.record ?? record;
+      return (await this.#endedAnswer(now)) ?? cancelAnswer(now, false);
+    }
     // Bounded wait for the worker's acknowledgement, well within the RPC timeout.
     const deadline = Date.now() + (this.#o.cancelWaitMs ?? 3_000);
     while (Date.now() < deadline) {
       await sleep(50);
       record = (await unavailableOnError(() => queue.store.get(taskId))) ?? record;
-      if (isFinal(record.status)) return answer(record, record.status === 'cancelled');
-      const done =
-        record.status === 'queued' && !(await this.#startUnderWay(record)) ? await this.#dequeue(taskId) : undefined;
-      if (done) return answer(done, true);
+      if (isFinal(record.status)) return cancelAnswer(record, record.status === 'cancelled');
     }
-    // Still queued by a start not yet done: that start may have died (its hold then passes), and a
-    // success would promise an end nobody may bring. Asked for (a worker's claim honours it); retry.
-    if (await this.#startUnderWay(record)) {
-      throw new RpcError(
-        RpcErrorCode.Unavailable,
-        `the start of task ${taskId} is still under way; retry the cancel (it is queued by then)`,
-      );
-    }
-    return answer(record, true);
+    return cancelAnswer(record, true);
   }
 
-  /** Cancels a queued task (its `queued` event is out): publishes `cancelled` and drops its job. */
-  async #dequeue(taskId: string): Promise<TaskRecord | undefined> {
-    const { queue } = this.#o;
+  /**
+   * The answer to a cancel of a task that ended (undefined while it is open). Cancelled before it
+   * ever ran: that cancel's event may not have gone out (its publish failed, it answered
+   * `unavailable`), and no worker tells it: told again (a second copy at worst). Cancelled as a
+   * cancel asked (a worker's claim or checkpoint honoured it): that request succeeded, also for a
+   * cancel told to retry (`unavailable`) that is retried. Ended otherwise: `success: false`.
+   */
+  async #endedAnswer(record: TaskRecord): Promise<RpcResult<'TASK.cancel'> | undefined> {
+    if (record.status === 'cancelled' && !record.attempts) {
+      await this.#announceDequeued(record);
+      return cancelAnswer(record, true);
+    }
+    if (record.status === 'cancelled' && record.cancel_requested) return cancelAnswer(record, true);
+    return isFinal(record.status) ? cancelAnswer(record, false) : undefined;
+  }
+
+  /** Cancels a queued task: publishes `cancelled` and drops its job. */
+  async #dequeue(taskId: string): Promise<TransitionResult> {
     const dequeued = await unavailableOnError(() =>
-      queue.store.transition(taskId, ['queued'], {
+      this.#o.queue.store.transition(taskId, ['queued'], {
         status: 'cancelled',
         message: 'cancelled before it started',
         updated_at: this.#now(),
       }),
     );
-    if (!dequeued.ok || !dequeued.record) return undefined;
-    await this.#announceDequeued(dequeued.record);
-    return dequeued.record;
+    if (dequeued.ok && dequeued.record) await this.#announceDequeued(dequeued.record);
+    return dequeued;
   }
 
   /** Drops a task's job, cancelled before it ran, and publishes its `cancelled` event. */
@@ -322,6 +319,11 @@ export class TaskService {
   #now(): string {
     return (this.#o.now?.() ?? new Date()).toISOString();
   }
+}
+
+/** `TASK.cancel`'s answer for the task as `record` has it. */
+function cancelAnswer(record: TaskRecord, success: boolean): RpcResult<'TASK.cancel'> {
+  return { success, task_id: record.task_id, status: record.status };
 }
 
 /** The wire snapshot: the record without internal fields, with the Celery alias. */

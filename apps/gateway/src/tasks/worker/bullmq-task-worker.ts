@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { isTransientRedisError } from '@livebus/publisher';
 import { type RedisClient, TASK_KEY_PREFIX, TASK_QUEUE_NAME, workersKey } from '@livebus/publisher/redis';
 import { Job, WaitingError, Worker } from 'bullmq';
@@ -50,6 +51,8 @@ export class BullMqTaskWorker {
 
   constructor(options: BullMqTaskWorkerOptions) {
     this.#o = options;
+    // Every given-up job's pending retry pause listens on it: any number of them, no leak warning.
+    setMaxListeners(0, this.#closing.signal);
     const lockMs = options.lockMs ?? taskDefaults.lockMs;
     const attemptsOf = (job: Job) => job.opts.attempts ?? options.attempts ?? taskWorkDefaults.attempts;
     this.#worker = new Worker<TaskJobData, TaskRunOutcome>(
