@@ -1,4 +1,5 @@
 import type { AppEvent, TaskProgressUpdate } from '@livebus/protocol';
+import { waitFor } from '@livebus/test-support';
 import { MemoryTaskStore } from './memory-task-store';
 import { failAbandonedTask, runTask } from './task-runner';
 
@@ -70,6 +71,48 @@ describe('runTask with two attempts at one job (a lost job lock)', () => {
     expect(events.map((e) => e.message)).toEqual(['started', 'normalising text']);
     // Left running for the attempt that takes the job over.
     expect(await store.get('t1')).toMatchObject({ status: 'running', attempts: 1 });
+  });
+  it("an overtaken attempt whose step lands after the later attempt's end tells that end again after it", async () => {
+    const store = new MemoryTaskStore();
+    await store.create({
+      task_id: 't1',
+      user_id: 'u',
+      status: 'queued',
+      progress: 0,
+      created_at: 'now',
+      updated_at: 'now',
+    });
+    const events: TaskProgressUpdate[] = [];
+    let thaw!: () => void;
+    const frozen = new Promise<void>((resolve) => (thaw = resolve));
+    let freezing = false;
+    const lost = new AbortController();
+    // The first attempt freezes (a GC pause, a partition) between a step's store write and its publish.
+    const first = runTask(
+      {
+        store,
+        publish: async (_uid, e) => {
+          const data = e.data as TaskProgressUpdate;
+          if (!freezing && data.progress === 15) {
+            freezing = true;
+            await frozen;
+          }
+          events.push(data);
+        },
+      },
+      job,
+      { attempt: 1, last: false, lost: lost.signal },
+    );
+    await waitFor(() => freezing, 'the first attempt frozen before its publish');
+    // Its job lock lapses meanwhile: the queue starts the job again.
+    lost.abort();
+    const publish = async (_uid: string, e: AppEvent) => void events.push(e.data as TaskProgressUpdate);
+    expect(await runTask({ store, publish }, job, { attempt: 2, last: false })).toBe('completed');
+    thaw();
+    expect(await first).toBe('skipped');
+    // Before the fix its `running` (15 %) landed after `completed` and stayed last.
+    expect(events.at(-1)).toMatchObject({ status: 'completed', progress: 100 });
+    expect(await store.get('t1')).toMatchObject({ status: 'completed', attempts: 2 });
   });
 });
 

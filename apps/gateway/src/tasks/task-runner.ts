@@ -38,7 +38,9 @@ export interface TaskAttempt {
  * lost worker claims it from running, unless a later attempt holds it), runs the analysis,
  * and ends it as completed, failed or cancelled. Every change is written to the store before its event is published,
  * and a step whose compare-and-set fails publishes nothing, so a task's events stay in
- * order whoever writes them. Throws (so the queue retries) only for a transient error on
+ * order whoever writes them. An overtaken attempt's step written before it was fenced may still
+ * publish late, after the later attempt's end: each step's publish is followed by a re-read, and
+ * a task another run ended is told again then, so its last event is its end. Throws (so the queue retries) only for a transient error on
  * an attempt that is not the last, {@link TaskHandBackError} when `signal` aborts, and the
  * publish's error when the final event could not be published (on any attempt: the task is
  * over, and the attempt the queue runs next finds it ended and publishes that event again).
@@ -56,6 +58,16 @@ export async function runTask(deps: TaskRunnerDeps, job: TaskJobData, attempt: T
   // Every later change is this attempt's only while it holds the task: an attempt whose job
   // was started again (a lost lock) stops at its next step, silently.
   const holds = { run: randomUUID() };
+  /**
+   * A step's event (the claim's `running`, each checkpoint's progress), then the task re-read: ended
+   * by another run meanwhile (this attempt was overtaken, and its event may have landed after that
+   * run's final one), its end is told again after it. One store read per step.
+   */
+  const publishStep = async (step: TaskRecord) => {
+    await publish(step);
+    const current = await deps.store.get(job.task_id);
+    if (current && current.run !== holds.run && isFinal(current.status)) await publish(current);
+  };
   const claimed = await deps.store.transition(
     job.task_id,
     ['queued', 'running'],
@@ -102,7 +114,7 @@ export async function runTask(deps: TaskRunnerDeps, job: TaskJobData, attempt: T
 
   try {
     if (record.cancel_requested) throw new TaskCancelledError('cancel requested before this attempt');
-    await publish(record);
+    await publishStep(record);
     const result = await analyseDocument(job.content, {
       ...deps.analysis,
       checkpoint: async (p: AnalysisProgress) => {
@@ -118,7 +130,7 @@ export async function runTask(deps: TaskRunnerDeps, job: TaskJobData, attempt: T
         if (!step.ok || !step.record) throw new TaskCancelledError('the task is no longer running');
         if (step.record.cancel_requested) throw new TaskCancelledError('cancel requested');
         record = step.record;
-        await publish(record);
+        await publishStep(record);
       },
     });
     return await end(

@@ -34,7 +34,8 @@ export interface TransitionResult {
  * from it: when a job's lock lapsed (Redis away longer than TASK_LOCK_MS, a frozen worker)
  * the queue starts the job again while the first attempt may still be running. The later
  * attempt's claim writes its own `run` token, and from then on every step of the earlier
- * one fails, so it publishes nothing and ends nothing.
+ * one fails, so it ends nothing and publishes nothing more (a step it wrote before may still
+ * publish late: the runner then tells the end of the task again, see `runTask`).
  */
 export interface AttemptGuard {
   /**
