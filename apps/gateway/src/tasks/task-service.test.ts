@@ -274,6 +274,31 @@ describe("TaskService: a task's last event carries its current state", () => {
     expect(answers).toEqual([cancelled, cancelled]);
     expect(published.at(-1)).toBe('cancelled');
   });
+  it('a start whose telling of the end failed is retried: the retry tells the end again, last', async () => {
+    // The worker (played here) runs the task to its end while the creator's `queued` is on the way.
+    const events: string[] = [];
+    let refuseEnd = 1;
+    const worker = async (patch: TaskPatch) => {
+      const { record } = await f.store.transition('doc_analysis_a', ['queued', 'running'], patch);
+      events.push(record?.status ?? 'gone');
+    };
+    const publish = async (_uid: string, event: AppEvent) => {
+      const { status } = event.data as TaskProgressUpdate;
+      if (status === 'queued') {
+        await worker({ status: 'running' });
+        await worker({ status: 'completed' });
+      }
+      // The start's `completed`, told after its stale `queued`, cannot be published (the bus away).
+      if (status === 'completed' && refuseEnd-- > 0) throw cut();
+      events.push(status);
+    };
+    const f = fixture({ maxOpenPerUser: 0, publish });
+    expect(await code(f.start('a'))).toBe(RpcErrorCode.Unavailable);
+    expect(events.at(-1)).toBe('queued');
+    // Before the fix the retry found the task ended and published nothing: `queued` stayed last.
+    expect(await f.start('a')).toMatchObject({ existing: true, status: 'completed' });
+    expect(events).toEqual(['running', 'completed', 'queued', 'completed']);
+  });
 });
 
 describe("TaskService: a start of a task whose creator's `queued` never went out", () => {

@@ -146,7 +146,9 @@ export class TaskService {
    * (also of a task that existed: a start whose enqueue failed is completed by its retry). A start
    * of a task whose job is not queued tells it too: its creator's may never have gone out (that
    * start failed or died before it), and the user would hear nothing until a worker takes the job
-   * (a second `queued` at worst). Returns the latest record it read.
+   * (a second `queued` at worst). A start of a task no longer queued tells the state it reads: an
+   * earlier start that failed telling it may have left its stale `queued` last (a second copy at
+   * worst). Returns the latest record it read.
    */
   async #publishAndEnqueue(
     record: TaskRecord,
@@ -154,9 +156,9 @@ export class TaskService {
     content: string,
     queueJobId: string,
   ): Promise<TaskRecord> {
-    if (record.status !== 'queued') return record;
+    if (record.status !== 'queued') return this.#tell(record);
     const runId = record.queue_job_id ?? queueJobId;
-    const latest = created || !(await this.#inQueue(runId)) ? await this.#tellQueued(record) : record;
+    const latest = created || !(await this.#inQueue(runId)) ? await this.#tell(record) : record;
     // Ended or running meanwhile (a cancel, another start's job): nothing to queue.
     if (latest.status !== 'queued') return latest;
     await unavailableOnError(() =>
@@ -173,11 +175,12 @@ export class TaskService {
   }
 
   /**
-   * Publishes the task's `queued` event, then {@link #lastEventCurrent} (also when the publish
-   * failed: it may have gone out all the same). Before this start queues the job, so no worker of
+   * Publishes the task's event as `record` has it (its `queued`, or the state a start of a task no
+   * longer queued read), then {@link #lastEventCurrent} (also when the publish failed: it may have
+   * gone out all the same). A `queued` is told before this start queues the job, so no worker of
    * its own can have moved the task on: only a race publishes more.
    */
-  async #tellQueued(record: TaskRecord): Promise<TaskRecord> {
+  async #tell(record: TaskRecord): Promise<TaskRecord> {
     const failure = await unavailableOnError(() => this.#o.publish(record.user_id, progressEvent(record))).then(
       () => undefined,
       (error: unknown) => ({ error }),
@@ -188,9 +191,9 @@ export class TaskService {
   }
 
   /**
-   * Keeps the task's last event carrying its state once this start published `told` (its `queued`,
-   * from a record that may be stale by then): re-reads the task and, while its status is not the one
-   * this start last published, publishes the record read. This suffices because every other writer
+   * Keeps the task's last event carrying its state once this start published `told` (its `queued`
+   * or the state it read, from a record that may be stale by then): re-reads the task and, while
+   * its status is not the one this start last published, publishes the record read. This suffices because every other writer
    * (a cancel, a worker) publishes its event after its own store write. A write before the re-read
    * is in the record read, published again here after this start's event; a write after it is
    * published after that re-read, so after this start's publish ended: its event lands later (a
