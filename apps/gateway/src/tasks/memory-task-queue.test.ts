@@ -55,6 +55,34 @@ describe('MemoryTaskQueue', () => {
     await queue.close();
   });
 
+  it('gives a job up once its attempts are spent (no run past them), and tells the end its last attempt could not', async () => {
+    const store = new MemoryTaskStore();
+    const events: TaskProgressUpdate[] = [];
+    const outcomes: string[] = [];
+    let refuse = 2;
+    const publish = async (_uid: string, e: AppEvent) => {
+      const data = e.data as TaskProgressUpdate;
+      // The end's event cannot be published by either attempt (the bus away meanwhile).
+      if (data.status === 'completed' && refuse-- > 0) throw new Error('outbox_full');
+      events.push(data);
+    };
+    const queue = new MemoryTaskQueue(store, {
+      runner: { store, publish },
+      logger,
+      attempts: 2,
+      backoffMs: 10,
+      observe: (o) => outcomes.push(o),
+    });
+    await store.create(queued('t'));
+    await queue.enqueue(job('t'));
+    await waitFor(() => events.find((e) => e.status === 'completed'), 'the end told by the given-up handler');
+    // Before the fix a third attempt ran (and with a bus that stays away, attempts went on for ever).
+    expect(outcomes).toEqual(['retried']);
+    expect(await queue.depth()).toEqual({ waiting: 0, active: 0, delayed: 0 });
+    expect(await store.get('t')).toMatchObject({ status: 'completed', attempts: 1 });
+    await queue.close();
+  });
+
   it('runs at most `concurrency` jobs at once and ignores a job already queued', async () => {
     const store = new MemoryTaskStore();
     let running = 0;

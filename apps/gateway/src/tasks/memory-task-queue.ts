@@ -1,7 +1,7 @@
 import { TaskHandBackError } from './task-failure';
 import type { QueueDepth, TaskJobData, TaskQueue, TaskQueueHealth } from './task-queue';
 import { type TaskWorkOptions, taskWorkDefaults } from './task-queue-options';
-import { runTask } from './task-runner';
+import { ABANDON_RETRY_MS, failAbandonedTask, runTask } from './task-runner';
 import type { TaskStore } from './task-store';
 
 /**
@@ -104,6 +104,7 @@ export class MemoryTaskQueue implements TaskQueue {
         this.#o.observe?.('handed_back', seconds());
         return;
       }
+      if (attempt >= attempts) return this.#giveUp(job, attempt, error);
       this.#o.observe?.('retried', seconds());
       const delay = (this.#o.backoffMs ?? taskWorkDefaults.backoffMs) * 2 ** (attempt - 1);
       this.#o.logger.warn('task_retry', { task_id: job.task_id, attempt, delay_ms: delay, error: String(error) });
@@ -116,6 +117,33 @@ export class MemoryTaskQueue implements TaskQueue {
       timer.unref();
       this.#delayed.set(runOf(job), timer);
     }
+  }
+
+  /**
+   * A job whose last attempt threw is not run again (as BullMQ fails it): `task_given_up`, and the
+   * task is ended as failed, or its end told again, by {@link failAbandonedTask} (retried until close()).
+   */
+  #giveUp(job: TaskJobData, attempts: number, error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    const { logger } = this.#o;
+    logger.warn('task_given_up', {
+      task_id: job.task_id,
+      uid: job.user_id,
+      job_id: runOf(job),
+      attempts,
+      error: message,
+    });
+    const retry = {
+      delaysMs: ABANDON_RETRY_MS,
+      signal: this.#abort.signal,
+      onError: (e: unknown) => logger.warn('task_worker_error', { task_id: job.task_id, error: String(e) }),
+    };
+    failAbandonedTask(this.#o.runner, job.task_id, `the job was given up: ${message}`, retry).then(
+      (ended) => {
+        if (ended) this.#o.observe?.('failed', 0);
+      },
+      (e: unknown) => logger.warn('task_worker_error', { task_id: job.task_id, error: String(e) }),
+    );
   }
 }
 

@@ -148,17 +148,27 @@ describe('runTask when the final event cannot be published', () => {
     expect(await store.get('t1')).toMatchObject({ status: 'completed', attempts: 1 });
   });
 
-  it('on the last attempt it throws too (not ended again as failed), and a later announcement that fails is not retried without end', async () => {
+  it('on the last attempt it throws too (not ended again as failed)', async () => {
+    const store = new MemoryTaskStore();
+    await store.create(queued());
+    const events: TaskProgressUpdate[] = [];
+    const publish = publisher(events, 'completed', 1);
+    await expect(runTask({ store, publish }, job, { attempt: 1, last: true })).rejects.toThrow('outbox_full');
+    expect(await store.get('t1')).toMatchObject({ status: 'completed' });
+    expect(events.filter((e) => e.status === 'completed')).toEqual([]);
+  });
+
+  it('the last attempt whose announcement of an earlier end fails throws (the queue gives the job up and tells)', async () => {
     const store = new MemoryTaskStore();
     await store.create(queued());
     const events: TaskProgressUpdate[] = [];
     const publish = publisher(events, 'completed', 2);
-    await expect(runTask({ store, publish }, job, { attempt: 1, last: true })).rejects.toThrow('outbox_full');
-    expect(await store.get('t1')).toMatchObject({ status: 'completed' });
-    // A queue that runs it once more (the in-process one does): its announcement fails too, and
-    // it is the last: skipped, no throw.
-    expect(await runTask({ store, publish }, job, { attempt: 2, last: true })).toBe('skipped');
-    expect(events.filter((e) => e.status === 'completed')).toEqual([]);
+    await expect(runTask({ store, publish }, job, { attempt: 2, last: false })).rejects.toThrow('outbox_full');
+    // Before the fix it answered `skipped`: BullMQ completed the job, its given-up handler never
+    // ran, and the task's last event stayed `running`.
+    await expect(runTask({ store, publish }, job, { attempt: 3, last: true })).rejects.toThrow('outbox_full');
+    expect(events.at(-1)).toMatchObject({ status: 'running' });
+    expect(await store.get('t1')).toMatchObject({ status: 'completed', attempts: 2 });
   });
 
   it("a job of an earlier run of the task (its record expired and started again) leaves the new run's record alone", async () => {

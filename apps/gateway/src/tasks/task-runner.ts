@@ -42,8 +42,10 @@ export interface TaskAttempt {
  * publish late, after the later attempt's end: each step's publish is followed by a re-read, and
  * a task another run ended is told again then, so its last event is its end. Throws (so the queue retries) only for a transient error on
  * an attempt that is not the last, {@link TaskHandBackError} when `signal` aborts, and the
- * publish's error when the final event could not be published (on any attempt: the task is
- * over, and the attempt the queue runs next finds it ended and publishes that event again).
+ * publish's error when the final event could not be published, by the attempt that ended the
+ * task or by a later one that found it ended (on any attempt: the attempt the queue runs next
+ * publishes that event again, and after the last the queue's given-up handler,
+ * {@link failAbandonedTask}, does).
  */
 export async function runTask(deps: TaskRunnerDeps, job: TaskJobData, attempt: TaskAttempt): Promise<TaskRunOutcome> {
   const now = () => (deps.now?.() ?? new Date()).toISOString();
@@ -84,10 +86,10 @@ export async function runTask(deps: TaskRunnerDeps, job: TaskJobData, attempt: T
   // attempt), or held by a later attempt.
   if (!claimed.ok || !claimed.record) {
     if (claimed.record && endedEarlier(claimed.record, attempt.attempt)) {
-      // Its final event may never have gone out: tell the user again (a second copy at worst).
-      await publish(claimed.record).catch((error: unknown) => {
-        if (!attempt.last) throw error;
-      });
+      // Its final event may never have gone out: tell the user again (a second copy at worst). A
+      // failure throws, also on the last attempt: the queue then gives the job up, and its
+      // given-up handler ({@link failAbandonedTask}) tells it.
+      await publish(claimed.record);
     }
     return 'skipped';
   }
@@ -169,6 +171,9 @@ export function progressEvent(record: TaskRecord): AppEvent {
   }
   return { event: 'task.progress_update', data };
 }
+
+/** The waits between tries to end and announce a given-up job's task (about 2 min in all, while the process lives). */
+export const ABANDON_RETRY_MS: readonly number[] = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 60_000];
 
 /** How {@link failAbandonedTask} retries a step that failed (Redis away, the outbox full). */
 export interface AbandonRetry {

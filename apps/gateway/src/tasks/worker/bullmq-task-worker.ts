@@ -7,13 +7,10 @@ import { taskDefaults } from '../task-defaults';
 import { TaskHandBackError } from '../task-failure';
 import type { TaskJobData } from '../task-queue';
 import { type TaskWorkOptions, taskWorkDefaults } from '../task-queue-options';
-import { failAbandonedTask, runTask, type TaskRunOutcome } from '../task-runner';
+import { ABANDON_RETRY_MS, failAbandonedTask, runTask, type TaskRunOutcome } from '../task-runner';
 
 /** How long the `task_stalled` line waits for the job's task and user before it goes without them. */
 const STALLED_READ_MS = 1_000;
-
-/** The waits between tries to end and announce a given-up job's task (about 2 min in all, while the process lives). */
-const ABANDON_RETRY_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 60_000];
 
 /** Options of {@link BullMqTaskWorker}. */
 export interface BullMqTaskWorkerOptions extends TaskWorkOptions {
