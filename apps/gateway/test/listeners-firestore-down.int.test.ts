@@ -1,9 +1,16 @@
-import { dirname } from 'node:path';
 import { type FirestoreEmulatorHandle, startFirestoreEmulator, waitFor } from '@livebus/test-support';
 import type { Firestore } from 'firebase-admin/firestore';
 import { composePorts } from '../src/compose';
 import { connectAs, httpJson, startGateway, type TestGateway } from './helpers';
-import { changesOf, createWhenReachable, testFirestore, useEmulator, warmUp, write } from './listeners-helpers';
+import {
+  changesOf,
+  createWhenReachable,
+  hurryFirestoreRetries,
+  testFirestore,
+  useEmulator,
+  warmUp,
+  write,
+} from './listeners-helpers';
 
 // Firestore unreachable under a gateway with a listener: what an operator sees (/metrics, /healthz).
 let emulator: FirestoreEmulatorHandle;
@@ -11,26 +18,6 @@ let t: TestGateway;
 let db: Firestore;
 let closeDb: () => Promise<void>;
 const admin = { token: 'admin-token-0123456789' };
-
-/**
- * The Firestore client re-opens a failed listen stream by itself, eleven times with a backoff
- * (1 s, x1.5, up to 60 s: about 113 s in all), before it reports an error. Its test hook
- * (`setTimeoutHandler`, what its own tests use) makes those waits 20 ms at most here, so an
- * outage reaches the gateway within a second. The watch's 120 s idle timer goes through the
- * same hook and is not armed (a timer made by the hook cannot be cleared).
- */
-function hurryFirestoreRetries(): void {
-  const path = require.resolve('@google-cloud/firestore/build/src/backoff', {
-    paths: [dirname(require.resolve('firebase-admin/firestore'))],
-  });
-  const { setTimeoutHandler } = require(path) as { setTimeoutHandler(h: (f: () => void, ms: number) => void): void };
-  const { WATCH_IDLE_TIMEOUT_MS } = require(path.replace(/backoff\.js$/, 'watch.js')) as {
-    WATCH_IDLE_TIMEOUT_MS: number;
-  };
-  setTimeoutHandler((f, ms) => {
-    if (ms !== WATCH_IDLE_TIMEOUT_MS) setTimeout(f, Math.min(ms, 20));
-  });
-}
 
 /** The `listener.status` events a client received, as `status kind retrying`. */
 function statusesOf(client: { events(): Array<{ event: string; data: unknown }> }): string[] {

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { ServerFrame } from '@livebus/protocol';
 import { userKeys } from '@livebus/publisher/redis';
@@ -283,4 +283,24 @@ export async function startHolderFailureRig(name: string, survivor: Partial<Gate
     await stop();
     throw error;
   }
+}
+
+/**
+ * The Firestore client re-opens a failed listen stream by itself, eleven times with a backoff
+ * (1 s, x1.5, up to 60 s: about 113 s in all), before it reports an error. Its test hook
+ * (`setTimeoutHandler`, what its own tests use) makes those waits 20 ms at most here, so an
+ * outage reaches the gateway within a second. The watch's 120 s idle timer goes through the
+ * same hook and is not armed (a timer made by the hook cannot be cleared).
+ */
+export function hurryFirestoreRetries(): void {
+  const path = require.resolve('@google-cloud/firestore/build/src/backoff', {
+    paths: [dirname(require.resolve('firebase-admin/firestore'))],
+  });
+  const { setTimeoutHandler } = require(path) as { setTimeoutHandler(h: (f: () => void, ms: number) => void): void };
+  const { WATCH_IDLE_TIMEOUT_MS } = require(path.replace(/backoff\.js$/, 'watch.js')) as {
+    WATCH_IDLE_TIMEOUT_MS: number;
+  };
+  setTimeoutHandler((f, ms) => {
+    if (ms !== WATCH_IDLE_TIMEOUT_MS) setTimeout(f, Math.min(ms, 20));
+  });
 }

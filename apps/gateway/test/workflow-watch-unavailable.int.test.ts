@@ -1,4 +1,3 @@
-import { dirname } from 'node:path';
 import { type FirestoreEmulatorHandle, startFirestoreEmulator, waitFor } from '@livebus/test-support';
 import type { Firestore } from 'firebase-admin/firestore';
 import { composePorts } from '../src/compose';
@@ -7,6 +6,7 @@ import { connectAs, httpJson, startGateway, type TestClient, type TestGateway } 
 import {
   changesOf,
   createWhenReachable,
+  hurryFirestoreRetries,
   seed,
   testFirestore,
   testListeners,
@@ -23,24 +23,6 @@ let closeDb: () => Promise<void>;
 let client: TestClient;
 const watches = new MemoryWorkflowWatchStore();
 const job = 'wf-down';
-
-/**
- * The Firestore client's waits between its own retries of a listen stream cut to 20 ms (its test
- * hook, as in listeners-firestore-down.int.test.ts): a listener hears of the outage within a
- * second, not after about two minutes. The watch's idle timer, which the hook cannot clear, is not armed.
- */
-function hurryFirestoreRetries(): void {
-  const path = require.resolve('@google-cloud/firestore/build/src/backoff', {
-    paths: [dirname(require.resolve('firebase-admin/firestore'))],
-  });
-  const { setTimeoutHandler } = require(path) as { setTimeoutHandler(h: (f: () => void, ms: number) => void): void };
-  const { WATCH_IDLE_TIMEOUT_MS } = require(path.replace(/backoff\.js$/, 'watch.js')) as {
-    WATCH_IDLE_TIMEOUT_MS: number;
-  };
-  setTimeoutHandler((f, ms) => {
-    if (ms !== WATCH_IDLE_TIMEOUT_MS) setTimeout(f, Math.min(ms, 20));
-  });
-}
 
 /** A call of the user's session, waited for longer than the gateway's RPC timeout (TestClient.call waits 5 s). */
 async function watchAsUser(id: number) {
