@@ -1,5 +1,6 @@
 export * from './auth-emulator-stub';
 export * from './balancer';
+export * from './bin-files';
 export * from './child-process';
 export * from './firestore-emulator';
 export * from './free-port';
