@@ -3,8 +3,9 @@
 // that has only Node 20 and npm. This script finds pnpm (or fetches the pinned
 // version through npx, never through corepack), installs the workspace, builds
 // it, and then starts the gateway or runs every check.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,57 +36,94 @@ const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.st
 const [pnpm, pre] = pnpmCommand();
 const pn = (...args) => run(pnpm, [...pre, ...args], { env });
 
-const [, , mode, what] = process.argv;
-if (mode !== 'bootstrap' || !['start', 'test'].includes(what)) {
-  console.error('usage: node scripts/pnpm.mjs bootstrap start|test');
+/**
+ * Starts the built gateway and stays its parent until it exits: a stop sent to `npm start` (a
+ * supervisor's SIGTERM, Ctrl-C, a closed terminal) reaches the gateway, which shuts down and frees
+ * its port, and the gateway's exit ends this script with its code (128 + its signal if killed).
+ * SIGHUP is passed on as SIGTERM: the gateway has no SIGHUP handler and would die without its shutdown.
+ */
+function startGateway() {
+  const gw = spawn(process.execPath, [join(root, 'apps/gateway/dist/main.js')], { stdio: 'inherit', env });
+  const forward = { SIGINT: 'SIGINT', SIGTERM: 'SIGTERM', SIGHUP: 'SIGTERM' };
+  for (const [signal, as] of Object.entries(forward)) process.on(signal, () => gw.kill(as));
+  gw.on('error', (error) => {
+    throw error;
+  });
+  gw.on('exit', (code, signal) => process.exit(code ?? 128 + (constants.signals[signal] ?? 0)));
+  // npm passes a SIGTERM to its `sh -c`, which dies of it without passing it on: orphaned (another
+  // parent), this script stops the gateway itself.
+  const parent = process.ppid;
+  const orphaned = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(orphaned);
+    gw.kill('SIGTERM');
+  }, 200);
+  orphaned.unref();
+}
+
+const [, , mode, what, ...flags] = process.argv;
+const noBuild = what === 'start' && flags.length === 1 && flags[0] === '--no-build';
+if (mode !== 'bootstrap' || !['start', 'test'].includes(what) || (flags.length > 0 && !noBuild)) {
+  console.error('usage: node scripts/pnpm.mjs bootstrap start [--no-build] | bootstrap test');
   process.exit(2);
 }
 
-const frozen = process.env.CI ? ['--frozen-lockfile'] : [];
-let code = pn('install', ...frozen);
-if (code !== 0) process.exit(code);
-
-if (what === 'start') {
-  code = pn('exec', 'turbo', 'run', 'build', '--filter=@livebus/gateway...', '--output-logs=errors-only');
+/** Runs pnpm with `args`; exits with its code on a failure. */
+function step(...args) {
+  const code = pn(...args);
   if (code !== 0) process.exit(code);
-  const gw = spawnSync(process.execPath, [join(root, 'apps/gateway/dist/main.js')], { stdio: 'inherit', env });
-  process.exit(gw.status ?? 0);
 }
 
-// The integration tests start real services themselves; say up front what is missing.
-const FIRESTORE_JAR =
-  process.env.FIRESTORE_EMULATOR_JAR ??
-  '/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar';
-const missing = [
-  !has(process.env.REDIS_SERVER_BIN ?? 'redis-server', ['--version']) &&
-    'redis-server (Debian package redis-server, or set REDIS_SERVER_BIN)',
-  !existsSync(process.env.CHROMIUM_PATH ?? '/usr/bin/chromium') &&
-    'Chromium (Debian package chromium, or set CHROMIUM_PATH)',
-  !(has('java', ['-version']) && existsSync(FIRESTORE_JAR)) &&
-    'the Firestore emulator (java and the package google-cloud-cli-firestore-emulator, or set FIRESTORE_EMULATOR_JAR)',
-].filter(Boolean);
-if (missing.length > 0) {
-  console.error(`npm test needs, and could not find:\n${missing.map((m) => `  - ${m}`).join('\n')}`);
-  console.error('.ci/run installs redis-server and chromium on Debian when they are missing.');
-  process.exit(1);
+const frozen = process.env.CI ? ['--frozen-lockfile'] : [];
+if (what === 'test') {
+  step('install', ...frozen);
+  runChecks();
+} else if (noBuild) {
+  // The workspace is built already (apps/gateway/test/npm-start.int.test.ts): only the start.
+  startGateway();
+} else {
+  step('install', ...frozen);
+  step('exec', 'turbo', 'run', 'build', '--filter=@livebus/gateway...', '--output-logs=errors-only');
+  startGateway();
 }
 
-// Every check: lint, types, unit and integration tests, across the workspace. The packages' tests
-// run side by side (every service a test starts is on a free port, so they share nothing), and
-// each package's jest runs its files on a few workers; the leak check (test:leaks: a few files
-// per package with --detectOpenHandles, which forces a run in band) is a task of its own. The
-// tests mostly wait on timers and sockets, so three tasks at once keep 2 cores busy, not
-// overloaded.
-code = pn(
-  'exec',
-  'turbo',
-  'run',
-  'lint:root',
-  'lint',
-  'typecheck',
-  'test',
-  'test:leaks',
-  '--concurrency=3',
-  '--output-logs=new-only',
-);
-process.exit(code);
+/** Every check, after naming the services the integration tests need and cannot find. */
+function runChecks() {
+  // The integration tests start real services themselves; say up front what is missing.
+  const FIRESTORE_JAR =
+    process.env.FIRESTORE_EMULATOR_JAR ??
+    '/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar';
+  const missing = [
+    !has(process.env.REDIS_SERVER_BIN ?? 'redis-server', ['--version']) &&
+      'redis-server (Debian package redis-server, or set REDIS_SERVER_BIN)',
+    !existsSync(process.env.CHROMIUM_PATH ?? '/usr/bin/chromium') &&
+      'Chromium (Debian package chromium, or set CHROMIUM_PATH)',
+    !(has('java', ['-version']) && existsSync(FIRESTORE_JAR)) &&
+      'the Firestore emulator (java and the package google-cloud-cli-firestore-emulator, or set FIRESTORE_EMULATOR_JAR)',
+  ].filter(Boolean);
+  if (missing.length > 0) {
+    console.error(`npm test needs, and could not find:\n${missing.map((m) => `  - ${m}`).join('\n')}`);
+    console.error('.ci/run installs redis-server and chromium on Debian when they are missing.');
+    process.exit(1);
+  }
+
+  // Every check: lint, types, unit and integration tests, across the workspace. The packages' tests
+  // run side by side (every service a test starts is on a free port, so they share nothing), and
+  // each package's jest runs its files on a few workers; the leak check (test:leaks: a few files
+  // per package with --detectOpenHandles, which forces a run in band) is a task of its own. The
+  // tests mostly wait on timers and sockets, so three tasks at once keep 2 cores busy, not
+  // overloaded.
+  const code = pn(
+    'exec',
+    'turbo',
+    'run',
+    'lint:root',
+    'lint',
+    'typecheck',
+    'test',
+    'test:leaks',
+    '--concurrency=3',
+    '--output-logs=new-only',
+  );
+  process.exit(code);
+}
