@@ -83,7 +83,15 @@ if (what === 'test') {
   startGateway();
 } else {
   step('install', ...frozen);
-  step('exec', 'turbo', 'run', 'build', '--filter=@livebus/gateway...', '--output-logs=errors-only');
+  step(
+    'exec',
+    'turbo',
+    'run',
+    'build',
+    '--filter=@livebus/gateway...',
+    '--filter=@livebus/bus-consumer...',
+    '--output-logs=errors-only',
+  );
   startGateway();
 }
 
