@@ -82,6 +82,7 @@ if (what === 'test') {
   // The workspace is built already (apps/gateway/test/npm-start.int.test.ts): only the start.
   startGateway();
 } else {
+  console.log('building the gateway and the client (about a minute the first time)');
   step('install', ...frozen);
   step(
     'exec',
