@@ -43,7 +43,10 @@ const pn = (...args) => run(pnpm, [...pre, ...args], { env });
  * SIGHUP is passed on as SIGTERM: the gateway has no SIGHUP handler and would die without its shutdown.
  */
 function startGateway() {
-  const gw = spawn(process.execPath, [join(root, 'apps/gateway/dist/main.js')], { stdio: 'inherit', env });
+  // Only this start listens on loopback by default (AUTH_MODE=none lets anyone who reaches it in);
+  // the image's `node dist/main.js` keeps the gateway's 0.0.0.0.
+  const gwEnv = { HOST: '127.0.0.1', ...env };
+  const gw = spawn(process.execPath, [join(root, 'apps/gateway/dist/main.js')], { stdio: 'inherit', env: gwEnv });
   const forward = { SIGINT: 'SIGINT', SIGTERM: 'SIGTERM', SIGHUP: 'SIGTERM' };
   for (const [signal, as] of Object.entries(forward)) process.on(signal, () => gw.kill(as));
   gw.on('error', (error) => {

@@ -82,6 +82,15 @@ describe('npm start (scripts/pnpm.mjs bootstrap start)', () => {
     await waitFor(() => portFree(npm.port), `port ${npm.port} free`);
   });
 
+  it('listens on 127.0.0.1 unless HOST is set', async () => {
+    const local = await npmStart();
+    expect(local.lines.find((l) => l.event === 'gateway_listening')?.host).toBe('127.0.0.1');
+    expect(await local.stop()).toBe(0);
+    const any = await npmStart({ HOST: '0.0.0.0' });
+    expect(any.lines.find((l) => l.event === 'gateway_listening')?.host).toBe('0.0.0.0');
+    expect(await any.stop()).toBe(0);
+  });
+
   it('exits when the gateway exits, with 128 + its signal', async () => {
     const wrapper = await npmStart();
     process.kill(gatewayPid(wrapper), 'SIGKILL');
