@@ -10,18 +10,20 @@ const job = {
   content: 'One sentence here. Another one there.',
 };
 
+/** The record of `job`'s task, queued. */
+const queued = () => ({
+  task_id: 't1',
+  user_id: 'u',
+  status: 'queued' as const,
+  progress: 0,
+  created_at: 'now',
+  updated_at: 'now',
+});
+
 describe('runTask with two attempts at one job (a lost job lock)', () => {
   it('the later attempt holds the task: the earlier one reports nothing more and ends nothing', async () => {
     const store = new MemoryTaskStore();
-    await store.create({
-      task_id: 't1',
-      user_id: 'u',
-      status: 'queued',
-      progress: 0,
-      created_at: 'now',
-      updated_at: 'now',
-      attempts: 0,
-    });
+    await store.create({ ...queued(), attempts: 0 });
     const events: { attempt: number; data: TaskProgressUpdate }[] = [];
     // Each attempt waits after its second stage until released: the first is overtaken there,
     // and goes on while the second is still running.
@@ -53,14 +55,7 @@ describe('runTask with two attempts at one job (a lost job lock)', () => {
 
   it('an attempt told it lost its job stops at its next checkpoint without a word', async () => {
     const store = new MemoryTaskStore();
-    await store.create({
-      task_id: 't1',
-      user_id: 'u',
-      status: 'queued',
-      progress: 0,
-      created_at: 'now',
-      updated_at: 'now',
-    });
+    await store.create(queued());
     const lost = new AbortController();
     const events: TaskProgressUpdate[] = [];
     const publish = async (_uid: string, e: AppEvent) => {
@@ -74,14 +69,7 @@ describe('runTask with two attempts at one job (a lost job lock)', () => {
   });
   it("an overtaken attempt whose step lands after the later attempt's end tells that end again after it", async () => {
     const store = new MemoryTaskStore();
-    await store.create({
-      task_id: 't1',
-      user_id: 'u',
-      status: 'queued',
-      progress: 0,
-      created_at: 'now',
-      updated_at: 'now',
-    });
+    await store.create(queued());
     const events: TaskProgressUpdate[] = [];
     let thaw!: () => void;
     const frozen = new Promise<void>((resolve) => (thaw = resolve));
@@ -117,14 +105,6 @@ describe('runTask with two attempts at one job (a lost job lock)', () => {
 });
 
 describe('runTask when the final event cannot be published', () => {
-  const queued = () => ({
-    task_id: 't1',
-    user_id: 'u',
-    status: 'queued' as const,
-    progress: 0,
-    created_at: 'now',
-    updated_at: 'now',
-  });
   /** A publish that refuses the events whose status is `refuse` (`times` of them), as an outbox full or closed does. */
   const publisher = (events: TaskProgressUpdate[], refuse: string, times: number) => {
     let left = times;

@@ -45,15 +45,18 @@ jest.mock('bullmq', () => ({
   ),
 }));
 
-function worker(): BullMqTaskWorker {
+/** A worker on a fake Redis (its registration's sorted set only) and BullMQ, over `store`. */
+function worker(
+  store = new MemoryTaskStore(),
+  logger = createLogger({ level: 'error', format: 'json', instanceId: 'w' }),
+): BullMqTaskWorker {
   const redis = { zadd: async () => 1, zremrangebyscore: async () => 0, zrem: async () => 1 } as unknown as RedisClient;
-  const store = new MemoryTaskStore();
   return new BullMqTaskWorker({
     connection: redis,
     redis,
     workerId: 'w1',
     runner: { store, publish: async () => {} },
-    logger: createLogger({ level: 'error', format: 'json', instanceId: 'w' }),
+    logger,
   });
 }
 
@@ -119,18 +122,7 @@ describe("BullMqTaskWorker: a given-up job's retried end", () => {
       tries += 1;
       throw new Error('Connection is closed.');
     };
-    const redis = {
-      zadd: async () => 1,
-      zremrangebyscore: async () => 0,
-      zrem: async () => 1,
-    } as unknown as RedisClient;
-    const w = new BullMqTaskWorker({
-      connection: redis,
-      redis,
-      workerId: 'w1',
-      runner: { store, publish: async () => {} },
-      logger: createLogger({ level: 'error', format: 'json', instanceId: 'w' }),
-    });
+    const w = worker(store);
     const data = { task_id: 'doc_analysis_x', user_id: 'u1', kind: 'document_analysis', content: 'a' };
     FakeWorker.last.emit('failed', { id: 'j1', data, opts: { attempts: 3 }, attemptsMade: 3 }, new Error('stalled'));
     await jest.advanceTimersByTimeAsync(1_500);
@@ -151,18 +143,7 @@ describe('BullMqTaskWorker: a lost job lock', () => {
     const store = new MemoryTaskStore();
     const get = store.get.bind(store);
     store.get = (id) => new Promise((resolve) => reads.push(() => resolve(get(id))));
-    const redis = {
-      zadd: async () => 1,
-      zremrangebyscore: async () => 0,
-      zrem: async () => 1,
-    } as unknown as RedisClient;
-    const w = new BullMqTaskWorker({
-      connection: redis,
-      redis,
-      workerId: 'w1',
-      runner: { store, publish: async () => {} },
-      logger,
-    });
+    const w = worker(store, logger);
     const data = {
       task_id: 'doc_analysis_x',
       user_id: 'u1',
