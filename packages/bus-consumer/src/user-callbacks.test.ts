@@ -96,6 +96,18 @@ function opened(options: Record<string, unknown> = {}): { c: BusConsumer; socket
   return { c, socket };
 }
 
+/** As {@link opened}, for a client whose token comes from `getToken` (its socket opens once it answered). */
+async function openedByToken(getToken: () => unknown): Promise<{ c: BusConsumer; socket: HandSocket }> {
+  const c = client({ userId: undefined, getToken });
+  c.connect().catch(() => {});
+  await jest.advanceTimersByTimeAsync(0);
+  const socket = sockets[0] as HandSocket;
+  socket.open();
+  await jest.advanceTimersByTimeAsync(0);
+  socket.welcome();
+  return { c, socket };
+}
+
 beforeEach(() => {
   sockets.length = 0;
   jest.useFakeTimers({ now: 1_000_000 });
@@ -581,21 +593,13 @@ describe('a closed client', () => {
   it('a token refresh whose getToken rejects after close(): no `error` event', async () => {
     let rejectRefresh: (error: Error) => void = () => {};
     let asked = 0;
-    const c = client({
-      userId: undefined,
-      getToken: () =>
-        asked++ === 0
-          ? 't'
-          : new Promise<string>((_, reject) => {
-              rejectRefresh = reject;
-            }),
-    });
-    c.connect().catch(() => {});
-    await jest.advanceTimersByTimeAsync(0);
-    const socket = sockets[0] as HandSocket;
-    socket.open();
-    await jest.advanceTimersByTimeAsync(0);
-    socket.welcome();
+    const { c, socket } = await openedByToken(() =>
+      asked++ === 0
+        ? 't'
+        : new Promise<string>((_, reject) => {
+            rejectRefresh = reject;
+          }),
+    );
     socket.frame({ type: 'notice', kind: 'token_expiring', message: 'm', expires_at_ms: 2_000_000 });
     await jest.advanceTimersByTimeAsync(0);
     expect(asked).toBe(2);
@@ -614,15 +618,9 @@ describe('a refreshed token the protocol refuses', () => {
     ['not a string', 42],
   ])('%s: an `error` (FrameError), the session kept, the next token_expiring refreshes again', async (_, bad) => {
     let asked = 0;
-    const c = client({ userId: undefined, getToken: () => (asked++ === 0 ? 't' : asked === 2 ? bad : 'fresh') });
+    const { c, socket } = await openedByToken(() => (asked++ === 0 ? 't' : asked === 2 ? bad : 'fresh'));
     const errors: Error[] = [];
     c.onClient('error', (error) => errors.push(error));
-    c.connect().catch(() => {});
-    await jest.advanceTimersByTimeAsync(0);
-    const socket = sockets[0] as HandSocket;
-    socket.open();
-    await jest.advanceTimersByTimeAsync(0);
-    socket.welcome();
     const expiring = { type: 'notice', kind: 'token_expiring', message: 'm', expires_at_ms: 2_000_000 };
     socket.frame(expiring);
     await jest.advanceTimersByTimeAsync(0);

@@ -21,6 +21,20 @@ const job = (taskId: string) => ({
   content: 'One sentence here. Another one there.',
 });
 
+/** A queue of two attempts, 10 ms apart, recording each job's outcome in `outcomes`. */
+const twoAttempts = (
+  store: MemoryTaskStore,
+  publish: (uid: string, e: AppEvent) => Promise<void>,
+  outcomes: string[],
+) =>
+  new MemoryTaskQueue(store, {
+    runner: { store, publish },
+    logger,
+    attempts: 2,
+    backoffMs: 10,
+    observe: (o) => outcomes.push(o),
+  });
+
 describe('MemoryTaskQueue', () => {
   it('retries a transient failure with backoff and completes; gives up with attempts_exhausted', async () => {
     const store = new MemoryTaskStore();
@@ -36,13 +50,7 @@ describe('MemoryTaskQueue', () => {
       if (data.status === 'running' && data.task_id === 'doomed') throw new Error('bus away');
       events.push(data);
     };
-    const queue = new MemoryTaskQueue(store, {
-      runner: { store, publish },
-      logger,
-      attempts: 2,
-      backoffMs: 10,
-      observe: (o) => outcomes.push(o),
-    });
+    const queue = twoAttempts(store, publish, outcomes);
     for (const id of ['flaky', 'doomed']) {
       await store.create(queued(id));
       await queue.enqueue(job(id));
@@ -66,13 +74,7 @@ describe('MemoryTaskQueue', () => {
       if (data.status === 'completed' && refuse-- > 0) throw new Error('outbox_full');
       events.push(data);
     };
-    const queue = new MemoryTaskQueue(store, {
-      runner: { store, publish },
-      logger,
-      attempts: 2,
-      backoffMs: 10,
-      observe: (o) => outcomes.push(o),
-    });
+    const queue = twoAttempts(store, publish, outcomes);
     await store.create(queued('t'));
     await queue.enqueue(job('t'));
     await waitFor(() => events.find((e) => e.status === 'completed'), 'the end told by the given-up handler');
